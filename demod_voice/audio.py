@@ -1,0 +1,180 @@
+"""The one audio writer: every path (file, stdout) consumes the same chunks the same way.
+
+Files are written to a hidden temporary file beside the target and renamed into place
+on success, so an interrupted or failed job never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Optional, Protocol
+
+from .errors import DependencyError, InputError
+from .jobs import STDOUT
+from .paths import check_output_path
+
+log = logging.getLogger(__name__)
+
+# extension -> (libsndfile format, subtype)
+FORMATS: dict[str, tuple[str, str]] = {
+    ".wav": ("WAV", "PCM_16"),
+    ".flac": ("FLAC", "PCM_16"),
+    ".ogg": ("OGG", "VORBIS"),
+    ".mp3": ("MP3", "MPEG_LAYER_III"),
+}
+
+
+@dataclass
+class AudioChunk:
+    """A piece of mono audio as produced by a backend."""
+
+    samples: Any
+    """float32 numpy array in [-1, 1], mono."""
+    sample_rate: int
+    """Samples per second."""
+
+
+class Sink(Protocol):
+    """Where a job's chunks go. ``commit`` makes the output visible; ``abort`` leaves no trace."""
+
+    def write(self, chunk: AudioChunk) -> None: ...
+    def commit(self) -> float: ...
+    def abort(self) -> None: ...
+    @property
+    def retryable(self) -> bool: ...
+
+
+def to_int16(samples: Any) -> Any:
+    """float32 [-1, 1] -> little-endian int16 array, clipped; the one conversion every output uses."""
+    import numpy as np
+
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
+    """Validate an output target before work starts; return it normalised (absolute path or ``-``)."""
+    if output == STDOUT:
+        stream = stdout or sys.stdout.buffer
+        if stream.isatty():
+            raise InputError("refusing to write raw audio to a terminal; pipe it (e.g. '| aplay -r RATE -f S16_LE -c 1') or use --output FILE.wav")
+        return STDOUT
+    path = check_output_path(Path(output))
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"cannot tell the audio format of '{output}': use a name ending in {', '.join(FORMATS)}, or '-' for raw PCM on stdout")
+    if suffix == ".mp3" and not _mp3_supported():
+        raise DependencyError("this libsndfile cannot write mp3 (needs libsndfile >= 1.1); write .wav/.flac/.ogg or upgrade the soundfile package")
+    return str(path)
+
+
+def _mp3_supported() -> bool:
+    import soundfile
+
+    return "MP3" in soundfile.available_formats()
+
+
+def open_sink(output: str) -> Sink:
+    """The sink for a checked output target."""
+    return StdoutSink() if output == STDOUT else FileSink(Path(output))
+
+
+class FileSink:
+    """Writes chunks to a temporary file beside ``path``; ``commit`` renames it into place."""
+
+    retryable = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp: Optional[Path] = None
+        self._file: Any = None
+        self._frames = 0
+        self._rate = 0
+
+    def write(self, chunk: AudioChunk) -> None:
+        if self._file is None:
+            self._open(chunk.sample_rate)
+        elif chunk.sample_rate != self._rate:
+            raise ValueError(f"sample rate changed mid-output ({self._rate} -> {chunk.sample_rate})")
+        # PCM outputs get the same integer samples as the stdout stream; lossy codecs take floats.
+        self._file.write(to_int16(chunk.samples) if self._file.subtype == "PCM_16" else chunk.samples)
+        self._frames += len(chunk.samples)
+
+    def _open(self, rate: int) -> None:
+        import soundfile
+
+        fmt, subtype = FORMATS[self.path.suffix.lower()]
+        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
+        os.close(fd)
+        self._tmp = Path(name)
+        self._rate = rate
+        self._file = soundfile.SoundFile(name, mode="w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+
+    def commit(self) -> float:
+        """Close, fsync and rename into place; return the duration in seconds."""
+        if self._file is None:
+            raise InputError("the text produced no audio (nothing speakable in it?)")
+        self._file.close()
+        self._file = None
+        with open(self._tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+        self._tmp = None
+        return self._frames / self._rate
+
+    def abort(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+                pass
+            self._file = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
+
+class StdoutSink:
+    """Streams raw little-endian 16-bit mono PCM to stdout, flushing after every chunk."""
+
+    def __init__(self, stream: Optional[BinaryIO] = None) -> None:
+        self._stream = stream or sys.stdout.buffer
+        self._frames = 0
+        self._rate = 0
+
+    @property
+    def retryable(self) -> bool:
+        """Once bytes have left, a retry would repeat them."""
+        return self._frames == 0
+
+    def write(self, chunk: AudioChunk) -> None:
+        if self._rate == 0:
+            self._rate = chunk.sample_rate
+            log.info("raw PCM on stdout: signed 16-bit little-endian, %d Hz, 1 channel", chunk.sample_rate)
+        self._stream.write(to_int16(chunk.samples).tobytes())
+        self._stream.flush()
+        self._frames += len(chunk.samples)
+
+    def commit(self) -> float:
+        if self._rate == 0:
+            raise InputError("the text produced no audio (nothing speakable in it?)")
+        return self._frames / self._rate
+
+    def abort(self) -> None:
+        """Nothing to remove: what was streamed is gone."""
+
+
+_UMASK: Optional[int] = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK

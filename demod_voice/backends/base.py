@@ -1,0 +1,36 @@
+"""The contract between the worker and an engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..audio import AudioChunk
+from ..jobs import LoadSpec, SynthesisJob
+
+
+@dataclass
+class LoadInfo:
+    """What a backend reports after loading: shown at ``-v``, and warnings shown always (once)."""
+
+    device: str
+    """The device really used (``cpu``, ``cuda``)."""
+    detail: str = ""
+    """Runtime detail, e.g. the onnxruntime providers of the session."""
+    sample_rate: int = 0
+    """Output sample rate of the model."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user must hear about, such as a GPU fallback."""
+
+
+class Backend(ABC):
+    """An engine loaded once per worker, then asked for many jobs."""
+
+    @abstractmethod
+    def load(self, spec: LoadSpec) -> LoadInfo:
+        """Load the model named by ``spec`` onto the requested device (falling back and saying so)."""
+
+    @abstractmethod
+    def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
+        """Yield the job's audio as chunks (one per sentence or streaming step)."""

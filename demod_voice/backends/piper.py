@@ -1,0 +1,180 @@
+"""Piper voices (VITS exported to ONNX) through ``piper-tts`` and onnxruntime.
+
+Two halves: the parent side (:func:`make_job`) reads only the small ``.onnx.json`` to
+check the request before any worker starts; the worker side (:class:`PiperBackend`)
+imports piper and onnxruntime inside ``load``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..audio import AudioChunk
+from ..config import PiperSettings
+from ..errors import DependencyError, InputError
+from ..jobs import LoadSpec, SynthesisJob
+from .base import Backend, LoadInfo
+
+log = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("num_speakers", "audio.sample_rate", "espeak.voice", "phoneme_id_map")
+
+
+@dataclass(frozen=True)
+class PiperOptions:
+    """Per-job synthesis settings; ``None`` scales mean "the voice's own ``inference`` values"."""
+
+    speaker_id: Optional[int] = None
+    """Speaker index for multi-speaker voices."""
+    length_scale: Optional[float] = None
+    """Phoneme length scale (> 1 slower)."""
+    noise_scale: Optional[float] = None
+    """Generator noise."""
+    noise_w_scale: Optional[float] = None
+    """Phoneme width noise."""
+    sentence_silence: float = 0.0
+    """Seconds of silence inserted between sentences."""
+    volume: float = 1.0
+    """Volume multiplier."""
+
+
+@dataclass(frozen=True)
+class PiperRequest:
+    """A ``piper-infer`` request as typed values, built by the CLI."""
+
+    model: str
+    """Path of the ``.onnx`` voice."""
+    text: str
+    """Text to speak."""
+    output: str
+    """Checked output target (absolute path or ``-``)."""
+    settings: PiperSettings
+    """Effective scales, silence and volume (flags over config)."""
+    device: str = "cpu"
+    """Requested device."""
+    config_json: Optional[str] = None
+    """The voice's ``.onnx.json`` when it is not beside the model."""
+    speaker: Optional[str] = None
+    """Speaker number or name."""
+
+
+def make_job(request: PiperRequest) -> SynthesisJob:
+    """Check the voice files and speaker and return the job; raise :class:`InputError` on any problem."""
+    model, config_path = locate_voice(request.model, request.config_json)
+    voice = read_voice_config(config_path)
+    settings = request.settings
+    options = PiperOptions(
+        speaker_id=resolve_speaker(voice, request.speaker, config_path),
+        length_scale=settings.length_scale,
+        noise_scale=settings.noise_scale,
+        noise_w_scale=settings.noise_w_scale,
+        sentence_silence=settings.sentence_silence,
+        volume=settings.volume,
+    )
+    spec = LoadSpec("piper", str(model), request.device, str(config_path))
+    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
+
+
+def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
+    """Absolute paths of the ``.onnx`` and its ``.onnx.json``."""
+    path = Path(model).expanduser().absolute()
+    if model.endswith(".onnx.json"):
+        raise InputError(f"'{model}' is the voice's config; give the .onnx file beside it as MODEL")
+    if not path.is_file():
+        if "/" not in model and not path.suffix:
+            raise InputError(f"voice '{model}' not found: give the path of its .onnx file (with the .onnx.json beside it)")
+        raise InputError(f"voice model {path} does not exist; check the path")
+    config = Path(config_json).expanduser().absolute() if config_json else Path(f"{path}.json")
+    if not config.is_file():
+        hint = "" if config_json else " (or pass --config-json PATH)"
+        raise InputError(f"voice config {config} not found: a Piper voice needs its .onnx.json beside the .onnx{hint}")
+    return path, config
+
+
+def read_voice_config(path: Path) -> dict[str, Any]:
+    """Parse and sanity-check a Piper ``.onnx.json``."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"voice config {path} is not readable JSON ({err}); re-download the voice's .onnx.json") from None
+    if not isinstance(data, dict):
+        raise InputError(f"voice config {path} is not a JSON object; is it a Piper .onnx.json?")
+    for dotted in REQUIRED_KEYS:
+        node: Any = data
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            raise InputError(f"voice config {path} lacks '{dotted}'; is it a Piper .onnx.json?")
+    return data
+
+
+def resolve_speaker(voice: dict[str, Any], speaker: Optional[str], config_path: Path) -> Optional[int]:
+    """Turn ``--speaker`` (a number or a name from the voice's speaker map) into a speaker index."""
+    count = int(voice.get("num_speakers", 1))
+    names: dict[str, int] = voice.get("speaker_id_map") or {}
+    if speaker is None or speaker == "":
+        return None
+    if speaker in names:
+        return int(names[speaker])
+    if speaker.isdigit() and int(speaker) < count:
+        return int(speaker) if count > 1 else None
+    if count <= 1:
+        raise InputError(f"this voice has a single speaker; drop --speaker {speaker}")
+    listed = ", ".join(sorted(names, key=names.get)[:20]) or "none"
+    raise InputError(
+        f"speaker '{speaker}' is not in this voice ({config_path.name}): use a number from 0 to {count - 1} or a name ({listed})"
+    )
+
+
+class PiperBackend(Backend):
+    """Runs in a worker: one ``PiperVoice`` on one onnxruntime session."""
+
+    def __init__(self) -> None:
+        self.voice: Any = None
+        self._synthesis_config: Any = None
+
+    def load(self, spec: LoadSpec) -> LoadInfo:
+        try:
+            from piper.config import PiperConfig, SynthesisConfig
+            from piper.voice import PiperVoice
+        except ImportError as err:
+            raise DependencyError(f"piper-tts is not installed ({err}); install it with: pip install 'demod-voice[piper]'") from None
+        from ..devices import onnx_session
+
+        started = time.perf_counter()
+        config = PiperConfig.from_dict(read_voice_config(Path(spec.model_config)))
+        try:
+            session, warnings = onnx_session(spec.model, spec.device)
+        except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None
+        self.voice = PiperVoice(session=session, config=config)
+        self._synthesis_config = SynthesisConfig
+        providers = session.get_providers()
+        device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+        detail = f"onnxruntime providers {', '.join(providers)}; loaded in {time.perf_counter() - started:.2f} s"
+        return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
+
+    def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
+        import numpy as np
+
+        opts: PiperOptions = job.options or PiperOptions()
+        syn = self._synthesis_config(
+            speaker_id=opts.speaker_id,
+            length_scale=opts.length_scale,
+            noise_scale=opts.noise_scale,
+            noise_w_scale=opts.noise_w_scale,
+            volume=opts.volume,
+        )
+        rate = self.voice.config.sample_rate
+        silence = np.zeros(int(round(opts.sentence_silence * rate)), dtype=np.float32)
+        for index, chunk in enumerate(self.voice.synthesize(job.text, syn_config=syn)):
+            if index and len(silence):
+                yield AudioChunk(silence, rate)
+            yield AudioChunk(chunk.audio_float_array, rate)

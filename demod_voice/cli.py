@@ -1,0 +1,192 @@
+"""The command line: parse, configure logging, turn arguments into typed requests, report errors once.
+
+Each subcommand is a pair: ``_add_<name>`` declares it, ``_cmd_<name>`` turns the parsed
+arguments into a request for the module that does the work. No engine is imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from . import __version__
+from .errors import DemodVoiceError
+
+log = logging.getLogger("demod_voice")
+
+PROG = "demod-voice"
+
+
+class LogFormatter(logging.Formatter):
+    """``demod-voice: warning: message`` (level omitted for info), one line per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        if record.levelno == logging.INFO:
+            return f"{PROG}: {message}"
+        return f"{PROG}: {record.levelname.lower()}: {message}"
+
+
+def configure_logging(level: int) -> None:
+    """Send log records of ``level`` and above to stderr (stdout is kept for data)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.captureWarnings(True)
+    if level > logging.DEBUG:
+        logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """-q: errors only; default: warnings; -v: info; -vv: debug."""
+    if getattr(args, "quiet", False):
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(getattr(args, "verbose", 0), logging.DEBUG)
+
+
+def _global_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS defaults let the same options appear before and after the subcommand
+    # without the subparser resetting what was given before it.
+    group = parser.add_argument_group("global options")
+    device = group.add_mutually_exclusive_group()
+    device.add_argument("--gpu", dest="device", action="store_const", const="gpu", default=argparse.SUPPRESS,
+                        help="run models on the GPU (falls back to CPU with a warning)")
+    device.add_argument("--cpu", dest="device", action="store_const", const="cpu", default=argparse.SUPPRESS,
+                        help="run models on the CPU (overrides the config file)")
+    group.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                       help="config file (default: $XDG_CONFIG_HOME/demod-voice/config.yaml, or $DEMOD_VOICE_CONFIG)")
+    group.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                       help="say more (-vv for debug output and tracebacks)")
+    group.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only print errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Voice cloning and text-to-speech: XTTS-v2 and Piper behind one command line.",
+        epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input, 4 missing dependency, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common)
+    for add in (_add_piper_infer, _add_config):
+        add(sub, common)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = log_level(args)
+    configure_logging(level)
+    try:
+        return args.func(args)
+    except DemodVoiceError as err:
+        log.debug("traceback:", exc_info=True)
+        log.error("%s", err)
+        return err.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def load_settings(args: argparse.Namespace, overrides: Optional[dict[str, Any]] = None):
+    """The effective config for this invocation: defaults < file < environment < flags."""
+    from .config import load_config
+
+    flags = {"device": getattr(args, "device", None), **(overrides or {})}
+    config, path = load_config(getattr(args, "config", None), overrides=flags)
+    log.debug("config file: %s", path or "none (defaults)")
+    return config
+
+
+# --- piper-infer -------------------------------------------------------------
+
+
+def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("piper-infer", parents=[common], help="speak text with a Piper voice (.onnx)",
+                       description="Speak TEXT with a Piper ONNX voice.")
+    p.add_argument("model", metavar="MODEL", help="the voice's .onnx file (its .onnx.json beside it)")
+    p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
+    p.add_argument("-o", "--output", default="output.wav",
+                   help="output file (.wav .flac .ogg .mp3), or - for raw 16-bit PCM on stdout (default: output.wav)")
+    p.add_argument("--config-json", metavar="PATH", help="the voice's .onnx.json when it is not beside the model")
+    p.add_argument("-s", "--speaker", help="speaker number or name (multi-speaker voices)")
+    p.add_argument("--length-scale", type=float, help="phoneme length: > 1 slower, < 1 faster")
+    p.add_argument("--noise-scale", type=float, help="generator noise")
+    p.add_argument("--noise-w-scale", type=float, help="phoneme width noise")
+    p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
+    p.add_argument("--volume", type=float, help="volume multiplier")
+    p.set_defaults(func=_cmd_piper_infer)
+
+
+def _cmd_piper_infer(args: argparse.Namespace) -> int:
+    from .audio import check_output
+    from .backends.piper import PiperRequest, make_job
+    from .engine import run_one
+    from .text import load_text
+
+    keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume")
+    config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
+    text = load_text(args.text)
+    request = PiperRequest(
+        model=args.model,
+        text=text,
+        output=check_output(args.output),
+        settings=config.piper,
+        device=config.device,
+        config_json=args.config_json,
+        speaker=args.speaker,
+    )
+    result = run_one(make_job(request), config.engine, log_level(args))
+    log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    return 0
+
+
+# --- config ------------------------------------------------------------------
+
+
+def _add_config(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("config", parents=[common], help="show the effective config or write a default file",
+                       description="Show the effective configuration, or write a commented default config file.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", parents=[common], help="print the effective config (YAML, or --json)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_cmd_config_show)
+    init = actions.add_parser("init", parents=[common], help="write a commented default config file")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=_cmd_config_init)
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from .config import to_dict
+
+    data = to_dict(load_settings(args))
+    sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else yaml.safe_dump(data, sort_keys=False))
+    return 0
+
+
+def _cmd_config_init(args: argparse.Namespace) -> int:
+    from .config import config_path, write_default_file
+
+    path, _ = config_path(getattr(args, "config", None))
+    write_default_file(path, force=args.force)
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,292 @@
+"""Typed configuration: defaults < YAML file < ``DEMOD_VOICE_*`` environment < command-line flags.
+
+The file is ``$XDG_CONFIG_HOME/demod-voice/config.yaml`` (``~/.config/...`` when unset),
+or the path in ``DEMOD_VOICE_CONFIG``, or ``--config PATH`` (highest). Every key is a
+field of a dataclass below, documented in its ``metadata["doc"]``; that text is also
+what ``config init`` writes as comments, so the docs and the default file cannot drift.
+
+Each layer is checked on its own before merging, so an error names where the bad value
+came from (the file, or the variable) and the dotted key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+
+ENV_PREFIX = "DEMOD_VOICE_"
+ENV_CONFIG_PATH = "DEMOD_VOICE_CONFIG"
+
+
+def _opt(default: Any, doc: str, **checks: Any) -> Any:
+    """A dataclass field with its documentation and value checks (``choices``, ``minimum``)."""
+    return field(default=default, metadata={"doc": doc, **checks})
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How synthesis workers are run."""
+
+    max_jobs_per_worker: int = _opt(
+        200, "Replace a worker after it has served this many jobs (bounds memory growth).", minimum=1
+    )
+    retries: int = _opt(
+        1, "Times a job is retried on a fresh worker when its worker dies (crash, OOM kill).", minimum=0
+    )
+
+
+@dataclass(frozen=True)
+class PiperSettings:
+    """Defaults for ``piper-infer``; ``null`` means "use the value in the voice's .onnx.json"."""
+
+    length_scale: Optional[float] = _opt(None, "Phoneme length scale: > 1 speaks slower, < 1 faster.", minimum=0.01)
+    noise_scale: Optional[float] = _opt(None, "Generator noise (variation in timbre).", minimum=0.0)
+    noise_w_scale: Optional[float] = _opt(None, "Phoneme width noise (variation in rhythm).", minimum=0.0)
+    sentence_silence: float = _opt(0.0, "Seconds of silence after each sentence.", minimum=0.0)
+    volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole effective configuration."""
+
+    device: str = _opt("cpu", "Where models run: cpu or gpu (gpu falls back to cpu with a warning).", choices=("cpu", "gpu"))
+    engine: EngineSettings = field(default_factory=EngineSettings, metadata={"doc": EngineSettings.__doc__})
+    piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
+    """The per-user config file location, honouring ``XDG_CONFIG_HOME``."""
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "demod-voice" / "config.yaml"
+
+
+def config_path(explicit: Optional[str], env: Mapping[str, str] = os.environ) -> tuple[Path, bool]:
+    """Return (path, required): a file named by ``--config`` or the variable must exist; the default need not."""
+    if explicit:
+        return Path(explicit).expanduser(), True
+    if env.get(ENV_CONFIG_PATH):
+        return Path(env[ENV_CONFIG_PATH]).expanduser(), True
+    return default_config_path(env), False
+
+
+def load_config(
+    explicit_path: Optional[str] = None,
+    env: Mapping[str, str] = os.environ,
+    overrides: Optional[Mapping[str, Any]] = None,
+) -> tuple[Config, Optional[Path]]:
+    """Build the effective :class:`Config` and return it with the file it read (``None`` if none).
+
+    ``overrides`` maps dotted keys to values from command-line flags; ``None`` values are ignored.
+    """
+    path, required = config_path(explicit_path, env)
+    layers: list[dict[str, Any]] = []
+    used: Optional[Path] = None
+    if path.is_file() or required:
+        layers.append(_read_yaml(path))
+        used = path
+    layers.append(_env_layer(env))
+    flags: dict[str, Any] = {}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(flags, dotted, value)
+    _check_layer(Config, flags, "", "command line")
+    layers.append(flags)
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    return _build(Config, merged), used
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; create one with 'demod-voice config init'") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    _check_layer(Config, data, "", f"config file {path}")
+    return data
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    """Read ``DEMOD_VOICE_<SECTION>_<KEY>`` (or ``DEMOD_VOICE_<KEY>`` at top level) for every known key."""
+    import yaml
+
+    layer: dict[str, Any] = {}
+    for dotted in _leaf_keys(Config):
+        name = ENV_PREFIX + dotted.replace(".", "_").upper()
+        if name not in env:
+            continue
+        raw = env[name]
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw
+        part: dict[str, Any] = {}
+        _set_dotted(part, dotted, value)
+        _check_layer(Config, part, "", f"environment variable {name}")
+        layer = _deep_merge(layer, part)
+    return layer
+
+
+def _leaf_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys.extend(_leaf_keys(hints[f.name], f"{prefix}{f.name}."))
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        target = target.setdefault(key, {})
+    target[last] = value
+
+
+def _deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``top`` over ``base``, recursing into mappings; neither input is changed."""
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _type_name(tp: Any) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args:
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    return {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _matches(tp: Any, value: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(arg, value) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def _check_layer(cls: type, data: Mapping[str, Any], prefix: str, source: str) -> None:
+    """Raise :class:`ConfigError` naming ``source`` and the dotted key for any unknown key or bad value."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        dotted = prefix + str(key)
+        if key not in fields:
+            known = ", ".join(prefix + name for name in fields)
+            raise ConfigError(f"{source}: unknown key '{dotted}' (known: {known})")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: '{dotted}' must be a section (a mapping of keys), got {value!r}")
+            _check_layer(tp, value, dotted + ".", source)
+            continue
+        if not _matches(tp, value):
+            raise ConfigError(f"{source}: '{dotted}' must be {_type_name(tp)}, got {value!r}")
+        _check_value(fields[key].metadata, dotted, value, source)
+
+
+def _check_value(meta: Mapping[str, Any], dotted: str, value: Any, source: str) -> None:
+    if value is None:
+        return
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{source}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if "minimum" in meta and value < meta["minimum"]:
+        raise ConfigError(f"{source}: '{dotted}' must be at least {meta['minimum']}, got {value!r}")
+
+
+def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        kwargs[f.name] = _build(hints[f.name], value) if dataclasses.is_dataclass(hints[f.name]) else value
+    return cls(**kwargs)
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain data (for ``config show``)."""
+    return dataclasses.asdict(config)
+
+
+def render_default_file() -> str:
+    """A YAML file holding every key at its default, each preceded by its documentation."""
+    import yaml
+
+    lines = ["# demod-voice configuration. Precedence: defaults < this file < DEMOD_VOICE_* variables < flags.", ""]
+    lines.extend(_render_section(Config(), 0))
+    text = "\n".join(lines) + "\n"
+    yaml.safe_load(text)  # the template must itself be valid
+    return text
+
+
+def _render_section(obj: Any, depth: int) -> list[str]:
+    import yaml
+
+    indent = "  " * depth
+    out: list[str] = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        out.append(f"{indent}# {f.metadata.get('doc', '')}")
+        if dataclasses.is_dataclass(value):
+            out.append(f"{indent}{f.name}:")
+            out.extend(_render_section(value, depth + 1))
+        else:
+            rendered = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+            out.append(f"{indent}{f.name}: {rendered}")
+    return out
+
+
+def write_default_file(path: Path, force: bool = False) -> None:
+    """Write :func:`render_default_file` to ``path`` atomically; refuse to overwrite unless ``force``."""
+    import tempfile
+
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(render_default_file())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

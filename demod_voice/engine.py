@@ -1,0 +1,248 @@
+"""From jobs to finished outputs: group by model, run each group on a pool of workers.
+
+The pool is the seam for scaling out: :class:`Engine` only needs something that can
+start a worker for a :class:`LoadSpec`, hand it a job, and report its messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Optional
+
+from .audio import AudioChunk, Sink, open_sink
+from .config import EngineSettings
+from .errors import DemodVoiceError, Interrupted, RuntimeFailure, from_wire
+from .jobs import LoadSpec, SynthesisJob
+from .worker import WorkerDied, WorkerProcess, death_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """The outcome of one job."""
+
+    job: SynthesisJob
+    """The job."""
+    error: Optional[DemodVoiceError] = None
+    """Why it failed; ``None`` on success."""
+    audio_seconds: float = 0.0
+    """Duration of the audio written."""
+    seconds: float = 0.0
+    """Wall time spent on the job (its last attempt)."""
+    attempts: int = 1
+    """How many workers it took."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the output was written."""
+        return self.error is None
+
+
+@dataclass
+class _Task:
+    job: SynthesisJob
+    index: int
+    attempts: int = 0
+    sink: Optional[Sink] = None
+    started: float = 0.0
+
+
+@dataclass
+class _Slot:
+    worker: Optional[WorkerProcess] = None
+    task: Optional[_Task] = None
+    ready: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Runs jobs on isolated workers; one model load per worker, workers reused across jobs."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        workers: int = 1,
+        log_level: int = logging.WARNING,
+        sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
+    ) -> None:
+        self.settings = settings
+        self.workers = max(1, workers)
+        self.log_level = log_level
+        self.sink_factory = sink_factory
+        self._warned: set[str] = set()
+        self.on_worker_start: Callable[[WorkerProcess], None] = lambda worker: None
+        """Called with each new worker (progress displays; tests use it to reach the process)."""
+
+    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda r: None) -> list[JobResult]:
+        """Run every job; return results in the order given. Ctrl-C raises :class:`Interrupted`."""
+        jobs = list(jobs)
+        results: list[Optional[JobResult]] = [None] * len(jobs)
+        groups: dict[LoadSpec, list[_Task]] = {}
+        for index, job in enumerate(jobs):
+            groups.setdefault(job.spec, []).append(_Task(job, index))
+        for spec, tasks in groups.items():
+            _GroupRun(self, spec, tasks, results, on_result).run()
+        return [r for r in results if r is not None]
+
+    def warn_once(self, message: str) -> None:
+        """Log a warning the first time it is seen in this run."""
+        if message not in self._warned:
+            self._warned.add(message)
+            log.warning("%s", message)
+
+
+class _GroupRun:
+    """All jobs of one :class:`LoadSpec` on up to ``engine.workers`` workers."""
+
+    def __init__(self, engine: Engine, spec: LoadSpec, tasks: list[_Task], results: list, on_result: Callable) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.pending = deque(tasks)
+        self.results = results
+        self.on_result = on_result
+        self.slots = [_Slot() for _ in range(min(engine.workers, len(tasks)))]
+
+    def run(self) -> None:
+        try:
+            while self.pending or any(slot.task for slot in self.slots):
+                self._assign()
+                busy = {slot.worker.conn: slot for slot in self.slots if slot.task and slot.worker}
+                if not busy:
+                    continue
+                for conn in wait(list(busy)):
+                    self._receive(busy[conn])
+        except KeyboardInterrupt:
+            self._abort_all()
+            raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
+        finally:
+            for slot in self.slots:
+                if slot.worker:
+                    slot.worker.stop()
+
+    def _assign(self) -> None:
+        for slot in self.slots:
+            if slot.task or not self.pending:
+                continue
+            if slot.worker is None:
+                slot.worker = WorkerProcess(self.spec, self.engine.log_level)
+                slot.ready = False
+                self.engine.on_worker_start(slot.worker)
+            task = self.pending.popleft()
+            task.attempts += 1
+            task.sink = self.engine.sink_factory(task.job)
+            task.started = time.perf_counter()
+            slot.task = task
+            try:
+                slot.worker.send(task.job)
+            except WorkerDied as died:
+                self._worker_died(slot, str(died))
+
+    def _receive(self, slot: _Slot) -> None:
+        try:
+            message = slot.worker.recv()
+        except WorkerDied as died:
+            self._worker_died(slot, str(died))
+            return
+        kind = message[0]
+        if kind == "ready":
+            self._ready(slot, message[1])
+        elif kind == "chunk":
+            self._write(slot, AudioChunk(message[1], message[2]))
+        elif kind == "done":
+            self._done(slot)
+        elif kind == "error":
+            self._finish(slot, from_wire(message[1], message[2]))
+        elif kind == "failed":
+            self._load_failed(slot, from_wire(message[1], message[2]))
+
+    def _write(self, slot: _Slot, chunk: AudioChunk) -> None:
+        try:
+            slot.task.sink.write(chunk)
+        except (OSError, ValueError) as err:
+            # The worker goes on sending this job's chunks; a fresh worker is simpler than draining them.
+            slot.worker.kill()
+            slot.worker = None
+            self._finish(slot, RuntimeFailure(f"could not write {slot.task.job.describe()}: {err}"))
+
+    def _ready(self, slot: _Slot, info) -> None:
+        slot.ready = True
+        for warning in info.warnings:
+            self.engine.warn_once(warning)
+        log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
+
+    def _done(self, slot: _Slot) -> None:
+        task = slot.task
+        try:
+            audio_seconds = task.sink.commit()
+        except DemodVoiceError as err:
+            self._finish(slot, err)
+            return
+        except OSError as err:
+            self._finish(slot, RuntimeFailure(f"could not write {task.job.describe()}: {err}"))
+            return
+        self._finish(slot, None, audio_seconds)
+
+    def _finish(self, slot: _Slot, error: Optional[DemodVoiceError], audio_seconds: float = 0.0) -> None:
+        task = slot.task
+        if error is not None:
+            task.sink.abort()
+        slot.task = None
+        result = JobResult(task.job, error, audio_seconds, time.perf_counter() - task.started, task.attempts)
+        self.results[task.index] = result
+        self.on_result(result)
+        if slot.worker is not None:
+            slot.worker.jobs_served += 1
+            if slot.worker.jobs_served >= self.engine.settings.max_jobs_per_worker:
+                log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.worker.jobs_served)
+                slot.worker.stop()
+                slot.worker = None
+
+    def _worker_died(self, slot: _Slot, reason: str) -> None:
+        task = slot.task
+        slot.worker.kill()
+        slot.worker = None
+        if task.sink.retryable and task.attempts <= self.engine.settings.retries:
+            task.sink.abort()
+            slot.task = None
+            log.warning("%s while synthesising %s; retrying it on a fresh worker", reason, task.job.describe())
+            self.pending.appendleft(task)
+            return
+        self._finish(slot, death_error(task.job, reason))
+
+    def _load_failed(self, slot: _Slot, error: DemodVoiceError) -> None:
+        """The model cannot load: every job of this group fails with the same reason, no retries."""
+        slot.worker.stop()
+        slot.worker = None
+        self._finish(slot, error)
+        for other in self.slots:
+            if other.task is not None:
+                other.worker.kill()
+                other.worker = None
+                self._finish(other, error)
+        while self.pending:
+            task = self.pending.popleft()
+            task.sink = self.engine.sink_factory(task.job)
+            slot.task = task
+            self._finish(slot, error)
+
+    def _abort_all(self) -> None:
+        for slot in self.slots:
+            if slot.task is not None:
+                slot.task.sink.abort()
+            if slot.worker is not None:
+                slot.worker.kill()
+                slot.worker = None
+
+
+def run_one(job: SynthesisJob, settings: EngineSettings, log_level: int) -> JobResult:
+    """Run a single job through the same engine a batch uses; raise its error if it failed."""
+    result = Engine(settings, workers=1, log_level=log_level).run([job])[0]
+    if result.error is not None:
+        raise result.error
+    return result

@@ -1,0 +1,65 @@
+"""One exception family; each kind carries the exit code ``cli.main`` returns for it.
+
+Exit codes (documented in the README):
+    0  success
+    1  runtime failure: synthesis failed, a worker died, a model would not run
+    2  usage error: the command line itself is wrong (argparse uses 2 as well)
+    3  bad input: a missing or unreadable file, bad text, bad config, bad speaker
+    4  missing dependency: a package or program the command needs is not installed
+    130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+
+class DemodVoiceError(Exception):
+    """Base of every error the user is meant to read. ``str(err)`` is one line that says what to do."""
+
+    exit_code = 1
+
+
+class RuntimeFailure(DemodVoiceError):
+    """Work was attempted and failed: an engine error, a dead worker."""
+
+    exit_code = 1
+
+
+class UsageError(DemodVoiceError):
+    """The command line is wrong in a way argparse cannot see."""
+
+    exit_code = 2
+
+
+class InputError(DemodVoiceError):
+    """A file, text, speaker or value given by the user is not usable."""
+
+    exit_code = 3
+
+
+class ConfigError(InputError):
+    """The config file or a ``DEMOD_VOICE_*`` variable is invalid."""
+
+
+class DependencyError(DemodVoiceError):
+    """A Python package or system program that the command needs is missing or broken."""
+
+    exit_code = 4
+
+
+class Interrupted(DemodVoiceError):
+    """The user pressed Ctrl-C; finished outputs are intact, unfinished ones removed."""
+
+    exit_code = 130
+
+
+_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted)}
+
+
+def to_wire(error: DemodVoiceError) -> tuple[str, str]:
+    """Flatten an error to (kind, message) so it can cross the worker pipe without pickling classes."""
+    return type(error).__name__, str(error)
+
+
+def from_wire(kind: str, message: str) -> DemodVoiceError:
+    """Rebuild an error sent by :func:`to_wire`; unknown kinds become :class:`RuntimeFailure`."""
+    return _BY_NAME.get(kind, RuntimeFailure)(message)

@@ -1,0 +1,42 @@
+"""The unit of work: one text to one audio output, and the key that says which loaded model can serve it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+STDOUT = "-"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What a worker loads once and then serves many jobs with: jobs with equal specs share workers."""
+
+    backend: str
+    """Backend name (``piper``) or ``module:Class`` of a backend class."""
+    model: str
+    """Absolute path of the model file or folder."""
+    device: str = "cpu"
+    """Requested device, ``cpu`` or ``gpu``; the worker reports what it really got."""
+    model_config: Optional[str] = None
+    """Absolute path of a side-car config (Piper's ``.onnx.json``), when the backend has one."""
+
+
+@dataclass(frozen=True)
+class SynthesisJob:
+    """One synthesis request, already validated: everything a worker needs and nothing it must look up."""
+
+    spec: LoadSpec
+    """The model this job runs on."""
+    text: str
+    """Text to speak (non-empty)."""
+    output: str
+    """Output file path, or ``-`` for raw 16-bit PCM on stdout."""
+    options: Any = None
+    """Backend-specific options (a frozen dataclass such as ``PiperOptions``)."""
+    label: str = ""
+    """How messages name this job (a file name, a CSV line number)."""
+
+    def describe(self) -> str:
+        """A short name for messages."""
+        return self.label or ("stdout" if self.output == STDOUT else self.output)

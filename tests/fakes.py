@@ -1,0 +1,39 @@
+"""A fake backend for orchestration tests of the engine only (it proves nothing about a real engine).
+
+Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` sleeps between
+chunks, ``fail`` raises; anything else yields a short tone per word.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+
+from demod_voice.audio import AudioChunk
+from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.errors import InputError
+
+RATE = 8000
+
+
+class FakeBackend(Backend):
+    def load(self, spec):
+        if spec.model.endswith("broken"):
+            raise InputError(f"cannot load {spec.model}")
+        return LoadInfo(device="cpu", detail="fake", sample_rate=RATE)
+
+    def synthesize(self, job):
+        marker = os.environ.get("FAKE_CRASH_ONCE")
+        for word in job.text.split():
+            if word == "crash" and not (marker and os.path.exists(marker)):
+                if marker:
+                    open(marker, "w").close()
+                os.kill(os.getpid(), signal.SIGKILL)
+            if word == "fail":
+                raise RuntimeError("engine exploded")
+            if word == "slow":
+                time.sleep(0.2)
+            yield AudioChunk(np.full(RATE // 10, 0.1, dtype=np.float32), RATE)

@@ -1,0 +1,178 @@
+"""``piper-infer`` end to end: the real bin/demod-voice, real piper-tts and onnxruntime, generated voices."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import run_cli
+
+SHORT = "Hello there."
+LONG = "Hello there. This sentence is a good deal longer than the first one, with several more words in it. And a third."
+
+
+def speak(voice, text, out, *extra):
+    done = run_cli("piper-infer", str(voice), text, "--output", str(out), *extra)
+    assert done.returncode == 0, done.stderr.decode()
+    return done
+
+
+def test_writes_a_valid_wav_at_the_voice_rate(piper_voice, tmp_path):
+    out = tmp_path / "hello.wav"
+    done = speak(piper_voice, SHORT, out)
+    info = soundfile.info(str(out))
+    assert info.samplerate == 22050 and info.channels == 1 and info.subtype == "PCM_16"
+    audio, _ = soundfile.read(str(out))
+    assert info.frames > 22050 * 0.2 and np.abs(audio).max() > 0.1
+    assert done.stdout == b""
+    assert [p.name for p in tmp_path.iterdir()] == ["hello.wav"]
+
+
+def test_duration_grows_with_text(piper_voice, tmp_path):
+    speak(piper_voice, SHORT, tmp_path / "short.wav", "--noise-w-scale", "0")
+    speak(piper_voice, LONG, tmp_path / "long.wav", "--noise-w-scale", "0")
+    assert soundfile.info(str(tmp_path / "long.wav")).duration > 2 * soundfile.info(str(tmp_path / "short.wav")).duration
+
+
+def test_length_scale_and_sentence_silence_lengthen_audio(piper_voice, tmp_path):
+    speak(piper_voice, LONG, tmp_path / "base.wav", "--noise-w-scale", "0")
+    speak(piper_voice, LONG, tmp_path / "slow.wav", "--noise-w-scale", "0", "--length-scale", "2")
+    speak(piper_voice, LONG, tmp_path / "gaps.wav", "--noise-w-scale", "0", "--sentence-silence", "0.5")
+    base = soundfile.info(str(tmp_path / "base.wav")).frames
+    assert soundfile.info(str(tmp_path / "slow.wav")).frames > 1.5 * base
+    assert soundfile.info(str(tmp_path / "gaps.wav")).frames == base + 2 * round(0.5 * 22050)
+
+
+def test_config_file_supplies_defaults_and_flags_override(piper_voice, tmp_path, isolated_config):
+    isolated_config.parent.mkdir(parents=True, exist_ok=True)
+    isolated_config.write_text("piper:\n  length_scale: 2.0\n  noise_w_scale: 0.0\n")
+    speak(piper_voice, LONG, tmp_path / "from-file.wav")
+    speak(piper_voice, LONG, tmp_path / "flag.wav", "--length-scale", "1.0")
+    done = run_cli("piper-infer", str(piper_voice), LONG, "-o", str(tmp_path / "env.wav"), env={"DEMOD_VOICE_PIPER_LENGTH_SCALE": "1.0"})
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(tmp_path / "env.wav")).frames == soundfile.info(str(tmp_path / "flag.wav")).frames
+    assert soundfile.info(str(tmp_path / "from-file.wav")).frames > 1.5 * soundfile.info(str(tmp_path / "flag.wav")).frames
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".flac", "FLAC"), (".ogg", "OGG")])
+def test_extension_picks_format(piper_voice, tmp_path, suffix, fmt):
+    out = tmp_path / f"speech{suffix}"
+    speak(piper_voice, SHORT, out)
+    assert soundfile.info(str(out)).format == fmt
+
+
+def test_raw_pcm_on_stdout_with_format_on_stderr(piper_voice, tmp_path):
+    speak(piper_voice, LONG, tmp_path / "ref.wav", "--noise-scale", "0", "--noise-w-scale", "0")
+    done = run_cli("-v", "piper-infer", str(piper_voice), LONG, "-o", "-", "--noise-scale", "0", "--noise-w-scale", "0")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "16-bit little-endian, 22050 Hz, 1 channel" in done.stderr.decode()
+    pcm = np.frombuffer(done.stdout, dtype="<i2")
+    ref, _ = soundfile.read(str(tmp_path / "ref.wav"), dtype="int16")
+    assert len(pcm) == len(ref)
+    assert np.array_equal(pcm, ref)  # one conversion for every output
+
+
+def test_text_from_stdin(piper_voice, tmp_path):
+    out = tmp_path / "stdin.wav"
+    done = run_cli("piper-infer", str(piper_voice), "-", "-o", str(out), input=LONG)
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(out)).duration > 1.0
+
+
+def test_multi_speaker_by_id_and_by_name(piper_multi_voice, tmp_path):
+    args = ("--noise-scale", "0", "--noise-w-scale", "0")
+    speak(piper_multi_voice, SHORT, tmp_path / "id2.wav", "--speaker", "2", *args)
+    speak(piper_multi_voice, SHORT, tmp_path / "name2.wav", "--speaker", "speaker_2", *args)
+    speak(piper_multi_voice, SHORT, tmp_path / "id0.wav", "--speaker", "0", *args)
+    by_id, _ = soundfile.read(str(tmp_path / "id2.wav"))
+    by_name, _ = soundfile.read(str(tmp_path / "name2.wav"))
+    other, _ = soundfile.read(str(tmp_path / "id0.wav"))
+    assert np.array_equal(by_id, by_name)
+    assert len(other) != len(by_id) or not np.allclose(other, by_id)
+
+
+def test_gpu_request_on_cpu_machine_falls_back_and_says_so(piper_voice, tmp_path):
+    done = speak(piper_voice, SHORT, tmp_path / "gpu.wav", "--gpu")
+    err = done.stderr.decode()
+    assert "running on CPU" in err
+    assert soundfile.info(str(tmp_path / "gpu.wav")).frames > 0
+
+
+# --- bad input: one line, non-zero exit, nothing written ----------------------------------------
+
+
+def assert_clean_failure(done, code, words, folder):
+    err = done.stderr.decode().strip()
+    assert done.returncode == code, err
+    assert words in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not any(p.suffix in (".wav", ".partial") or ".partial" in p.name for p in folder.iterdir())
+
+
+def test_missing_model(tmp_path):
+    done = run_cli("piper-infer", str(tmp_path / "nope.onnx"), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, "does not exist", tmp_path)
+
+
+def test_onnx_without_json(piper_voice, tmp_path):
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copy(piper_voice, lonely)
+    done = run_cli("piper-infer", str(lonely), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, "needs its .onnx.json", tmp_path)
+    done = run_cli("piper-infer", str(lonely), SHORT, "-o", str(tmp_path / "o.wav"), "--config-json", f"{piper_voice}.json")
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_corrupt_onnx(piper_voice, tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not a model" * 100)
+    shutil.copy(f"{piper_voice}.json", f"{bad}.json")
+    done = run_cli("piper-infer", str(bad), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, "not a usable ONNX model", tmp_path)
+
+
+def test_json_that_is_not_a_voice_config(piper_voice, tmp_path):
+    model = tmp_path / "v.onnx"
+    shutil.copy(piper_voice, model)
+    (tmp_path / "v.onnx.json").write_text(json.dumps({"hello": 1}))
+    done = run_cli("piper-infer", str(model), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, "lacks 'num_speakers'", tmp_path)
+
+
+@pytest.mark.parametrize("speaker, words", [("7", "number from 0 to 2"), ("alice", "speaker_0, speaker_1, speaker_2")])
+def test_speaker_the_voice_lacks(piper_multi_voice, tmp_path, speaker, words):
+    done = run_cli("piper-infer", str(piper_multi_voice), SHORT, "-o", str(tmp_path / "o.wav"), "--speaker", speaker)
+    assert_clean_failure(done, 3, words, tmp_path)
+
+
+def test_speaker_on_single_speaker_voice(piper_voice, tmp_path):
+    done = run_cli("piper-infer", str(piper_voice), SHORT, "-o", str(tmp_path / "o.wav"), "--speaker", "3")
+    assert_clean_failure(done, 3, "single speaker", tmp_path)
+
+
+@pytest.mark.parametrize("text, stdin", [("   ", None), ("-", "\n\n")])
+def test_empty_text(piper_voice, tmp_path, text, stdin):
+    done = run_cli("piper-infer", str(piper_voice), text, "-o", str(tmp_path / "o.wav"), input=stdin)
+    assert_clean_failure(done, 3, "text is empty", tmp_path)
+
+
+def test_output_in_missing_directory(piper_voice, tmp_path):
+    done = run_cli("piper-infer", str(piper_voice), SHORT, "-o", str(tmp_path / "no" / "o.wav"))
+    assert_clean_failure(done, 3, "does not exist", tmp_path)
+
+
+def test_output_in_unwritable_directory(piper_voice, tmp_path):
+    done = run_cli("piper-infer", str(piper_voice), SHORT, "-o", "/proc/o.wav")
+    assert_clean_failure(done, 3, "not writable", tmp_path)
+
+
+def test_existing_output_survives_a_failed_run(piper_voice, tmp_path):
+    out = tmp_path / "keep.wav"
+    speak(piper_voice, SHORT, out)
+    before = out.read_bytes()
+    done = run_cli("piper-infer", str(piper_voice), SHORT, "-o", str(out), "--speaker", "5")
+    assert done.returncode == 3
+    assert out.read_bytes() == before

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import soundfile
+
+from demod_voice.audio import AudioChunk, FileSink, StdoutSink, check_output
+from demod_voice.errors import InputError
+
+
+def tone(seconds=0.1, rate=16000):
+    t = np.arange(int(seconds * rate)) / rate
+    return AudioChunk((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".wav", "WAV"), (".flac", "FLAC"), (".ogg", "OGG")])
+def test_extension_picks_format_and_rename_is_atomic(tmp_path, suffix, fmt):
+    target = tmp_path / f"out{suffix}"
+    sink = FileSink(target)
+    sink.write(tone())
+    sink.write(tone())
+    assert not target.exists()  # invisible until committed
+    assert len(list(tmp_path.iterdir())) == 1
+    assert sink.commit() == pytest.approx(0.2)
+    info = soundfile.info(str(target))
+    assert info.format == fmt and info.samplerate == 16000 and info.frames == 3200
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_abort_leaves_nothing(tmp_path):
+    sink = FileSink(tmp_path / "out.wav")
+    sink.write(tone())
+    sink.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_audio_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no audio"):
+        FileSink(tmp_path / "out.wav").commit()
+
+
+def test_stdout_sink_writes_pcm16_and_is_retryable_only_before_first_byte():
+    stream = io.BytesIO()
+    sink = StdoutSink(stream)
+    assert sink.retryable
+    sink.write(tone(0.05))
+    assert not sink.retryable
+    data = np.frombuffer(stream.getvalue(), dtype="<i2")
+    assert len(data) == 800 and np.abs(data).max() == pytest.approx(0.5 * 32767, rel=0.01)
+
+
+def test_check_output(tmp_path):
+    assert check_output(str(tmp_path / "a.flac")) == str(tmp_path / "a.flac")
+    with pytest.raises(InputError, match="format"):
+        check_output(str(tmp_path / "a.txt"))
+    with pytest.raises(InputError, match="does not exist"):
+        check_output(str(tmp_path / "missing" / "a.wav"))
+    with pytest.raises(InputError, match="is a directory"):
+        check_output(str(tmp_path))
+    with pytest.raises(InputError, match="terminal"):
+        check_output("-", stdout=_Tty())
+
+
+class _Tty(io.BytesIO):
+    def isatty(self):
+        return True

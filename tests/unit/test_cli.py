@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from conftest import BIN, run_cli
+
+from demod_voice import __version__
+from demod_voice.cli import main
+
+HEAVY = ("torch", "onnxruntime", "TTS", "piper", "tinygrad", "transformers", "numpy")
+
+
+def test_help_imports_no_engine():
+    code = (
+        "import runpy, sys, io, contextlib\n"
+        f"sys.argv = ['demod-voice', '--help']\n"
+        "out = io.StringIO()\n"
+        "try:\n"
+        "    with contextlib.redirect_stdout(out):\n"
+        f"        runpy.run_path({str(BIN)!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "assert 'piper-infer' in out.getvalue()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
+
+
+def test_missing_subcommand_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+    assert "required" in capsys.readouterr().err
+
+
+def test_unknown_flag_is_usage_error_not_text(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["piper-infer", "voice.onnx", "hello", "--lenght-scale", "2"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_global_flags_before_and_after_subcommand(capsys, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("device: gpu\n")
+    assert main(["--config", str(config), "config", "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "gpu"
+    assert main(["config", "show", "--json", "--config", str(config), "--cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "cpu"
+    assert main(["--cpu", "config", "show", "--json", "--gpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "gpu"
+
+
+def test_config_init_then_show(isolated_config, capsys):
+    assert main(["config", "init"]) == 0
+    assert isolated_config.is_file()
+    assert main(["config", "init"]) == 3
+    assert "--force" in capsys.readouterr().err
+    assert main(["config", "show"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["engine"]["retries"] == 1
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("piper: [unclosed\n", "malformed YAML"),
+        ("piper:\n  speed: 2\n", "unknown key 'piper.speed'"),
+        ("piper:\n  volume: loud\n", "'piper.volume' must be a number"),
+    ],
+)
+def test_bad_config_is_one_line_exit_3(isolated_config, text, expected, tmp_path):
+    isolated_config.parent.mkdir(parents=True, exist_ok=True)
+    isolated_config.write_text(text)
+    done = run_cli("piper-infer", str(tmp_path / "v.onnx"), "hello", "-o", str(tmp_path / "out.wav"))
+    assert done.returncode == 3
+    err = done.stderr.decode()
+    assert expected in err and str(isolated_config) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verbose_error_shows_traceback(tmp_path):
+    done = run_cli("-vv", "piper-infer", str(tmp_path / "missing.onnx"), "hello", "-o", str(tmp_path / "o.wav"))
+    assert done.returncode == 3
+    assert "Traceback" in done.stderr.decode()

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from demod_voice.config import Config, _deep_merge, config_path, load_config, render_default_file, write_default_file
+from demod_voice.errors import ConfigError
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_any_file(tmp_path):
+    config, used = load_config(env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert config == Config()
+    assert used is None
+
+
+def test_precedence_defaults_file_env_flags(tmp_path):
+    path = write(tmp_path / "demod-voice" / "config.yaml", "device: gpu\npiper:\n  volume: 0.5\n  length_scale: 1.5\n")
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_PIPER_LENGTH_SCALE": "2.0"}
+    config, used = load_config(env=env, overrides={"device": "cpu", "piper.noise_scale": None})
+    assert used == path
+    assert config.device == "cpu"  # flag beats file
+    assert config.piper.length_scale == 2.0  # environment beats file
+    assert config.piper.volume == 0.5  # file beats default
+    assert config.piper.noise_scale is None  # a flag left unset changes nothing
+    assert config.engine.retries == 1  # default
+
+
+def test_explicit_path_beats_variable_and_default(tmp_path):
+    write(tmp_path / "demod-voice" / "config.yaml", "device: gpu\n")
+    by_var = write(tmp_path / "var.yaml", "engine:\n  retries: 3\n")
+    explicit = write(tmp_path / "explicit.yaml", "engine:\n  retries: 5\n")
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_CONFIG": str(by_var)}
+    assert load_config(env=env)[0].engine.retries == 3
+    assert load_config(str(explicit), env=env)[0].engine.retries == 5
+    assert config_path(None, {"XDG_CONFIG_HOME": str(tmp_path)}) == (tmp_path / "demod-voice" / "config.yaml", False)
+
+
+def test_named_file_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(str(tmp_path / "nope.yaml"), env={})
+
+
+def test_unknown_key_names_dotted_key_and_file(tmp_path):
+    path = write(tmp_path / "c.yaml", "piper:\n  lenght_scale: 1.0\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path), env={})
+    assert "'piper.lenght_scale'" in str(err.value) and str(path) in str(err.value)
+
+
+def test_wrong_type_names_key_and_expected_type(tmp_path):
+    path = write(tmp_path / "c.yaml", "engine:\n  retries: many\n")
+    with pytest.raises(ConfigError, match=r"'engine.retries' must be a whole number, got 'many'"):
+        load_config(str(path), env={})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("device: tpu\n", "must be one of cpu, gpu"),
+        ("engine:\n  max_jobs_per_worker: 0\n", "at least 1"),
+        ("engine: 3\n", "must be a section"),
+        ("- a\n- b\n", "top level must be a mapping"),
+        ("piper:\n  volume: true\n", "must be a number"),
+    ],
+)
+def test_bad_values(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(write(tmp_path / "c.yaml", text)), env={})
+
+
+def test_malformed_yaml_gives_line(tmp_path):
+    path = write(tmp_path / "c.yaml", "piper:\n  volume: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"malformed YAML at line \d+"):
+        load_config(str(path), env={})
+
+
+def test_bad_environment_value_names_variable(tmp_path):
+    with pytest.raises(ConfigError, match="DEMOD_VOICE_ENGINE_RETRIES"):
+        load_config(env={"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_ENGINE_RETRIES": "-1"})
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    path = write(tmp_path / "c.yaml", "device: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(str(path), env={})
+
+
+def test_merge_does_not_mutate_inputs():
+    base = {"piper": {"volume": 1.0}}
+    top = {"piper": {"length_scale": 2.0}}
+    merged = _deep_merge(base, top)
+    assert merged == {"piper": {"volume": 1.0, "length_scale": 2.0}}
+    assert base == {"piper": {"volume": 1.0}} and top == {"piper": {"length_scale": 2.0}}
+
+
+def test_default_file_documents_every_key_and_loads_to_defaults(tmp_path):
+    text = render_default_file()
+    data = yaml.safe_load(text)
+    assert set(data) == {"device", "engine", "piper"}
+    assert text.count("# ") >= 9  # a comment per key and section
+    path = tmp_path / "sub" / "config.yaml"
+    write_default_file(path)
+    assert load_config(str(path), env={})[0] == Config()
+    with pytest.raises(ConfigError, match="--force"):
+        write_default_file(path)
+    write_default_file(path, force=True)

@@ -1,0 +1,90 @@
+"""Orchestration of the engine with a fake backend in real worker processes (see fakes.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import soundfile
+
+from demod_voice.config import EngineSettings
+from demod_voice.engine import Engine
+from demod_voice.jobs import LoadSpec, SynthesisJob
+
+SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
+
+
+def jobs(tmp_path: Path, *texts: str, spec: LoadSpec = SPEC) -> list[SynthesisJob]:
+    return [SynthesisJob(spec, text, str(tmp_path / f"out{i}.wav")) for i, text in enumerate(texts)]
+
+
+def test_jobs_share_one_worker_and_outputs_are_complete(tmp_path):
+    engine = Engine(EngineSettings())
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(jobs(tmp_path, "one two", "three", "four five six"))
+    assert [r.ok for r in results] == [True, True, True]
+    assert len(started) == 1
+    assert [soundfile.info(r.job.output).frames for r in results] == [1600, 800, 2400]
+
+
+def test_worker_killed_mid_job_fails_that_job_only(tmp_path):
+    engine = Engine(EngineSettings(retries=0))
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(jobs(tmp_path, "before", "slow slow crash more", "after"))
+    assert [r.ok for r in results] == [True, False, True]
+    message = str(results[1].error)
+    assert "killed by SIGKILL" in message and "out1.wav" in message
+    assert results[1].error.exit_code == 1
+    assert len(started) == 2  # replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out0.wav", "out2.wav"]  # no partial file
+
+
+def test_worker_death_is_retried_once_on_a_fresh_worker(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CRASH_ONCE", str(tmp_path / "crashed"))
+    results = Engine(EngineSettings(retries=1)).run(jobs(tmp_path, "slow crash done"))
+    assert results[0].ok and results[0].attempts == 2
+    assert soundfile.info(results[0].job.output).frames == 3 * 800
+
+
+def test_engine_error_is_reported_and_worker_kept(tmp_path):
+    engine = Engine(EngineSettings())
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(jobs(tmp_path, "good fail", "fine"))
+    assert not results[0].ok and "engine exploded" in str(results[0].error)
+    assert results[1].ok
+    assert len(started) == 1
+    assert not os.path.exists(results[0].job.output)
+
+
+def test_workers_are_recycled_after_max_jobs(tmp_path):
+    engine = Engine(EngineSettings(max_jobs_per_worker=2))
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(jobs(tmp_path, "a", "b", "c", "d", "e"))
+    assert all(r.ok for r in results)
+    assert len(started) == 3
+    assert len({w.pid for w in started}) == 3
+
+
+def test_load_failure_fails_every_job_of_that_model_once(tmp_path):
+    broken = LoadSpec("fakes:FakeBackend", "/models/broken")
+    engine = Engine(EngineSettings(retries=3), workers=2)
+    started = []
+    engine.on_worker_start = started.append
+    (tmp_path / "other").mkdir()
+    results = engine.run(jobs(tmp_path, "a", "b", "c", spec=broken) + jobs(tmp_path / "other", "d"))
+    assert [r.ok for r in results] == [False, False, False, True]
+    assert all("cannot load /models/broken" in str(r.error) for r in results[:3])
+    assert results[0].error.exit_code == 3
+
+
+def test_several_workers_share_the_jobs(tmp_path):
+    engine = Engine(EngineSettings(), workers=2)
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(jobs(tmp_path, *(["slow word"] * 6)))
+    assert all(r.ok for r in results)
+    assert len(started) == 2

@@ -4,6 +4,5 @@ import sys
 
 from .cli import main
 
-# Guarded: worker processes are started with "spawn", which re-imports the main module.
 if __name__ == "__main__":
     sys.exit(main())

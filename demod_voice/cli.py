@@ -135,6 +135,7 @@ def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_piper_infer(args: argparse.Namespace) -> int:
     from .audio import check_output
     from .backends.piper import PiperRequest, make_job
+    from .config import cache_root
     from .engine import run_one
     from .text import load_text
 
@@ -147,6 +148,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
         output=check_output(args.output),
         settings=config.piper,
         device=config.device,
+        cache_dir=str(cache_root(config)),
         config_json=args.config_json,
         speaker=args.speaker,
     )

@@ -59,6 +59,7 @@ class Config:
     """The whole effective configuration."""
 
     device: str = _opt("cpu", "Where models run: cpu or gpu (gpu falls back to cpu with a warning).", choices=("cpu", "gpu"))
+    cache_dir: Optional[str] = _opt(None, "Cache folder for optimised model graphs (null: $XDG_CACHE_HOME/demod-voice).")
     engine: EngineSettings = field(default_factory=EngineSettings, metadata={"doc": EngineSettings.__doc__})
     piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
 
@@ -67,6 +68,14 @@ def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
     """The per-user config file location, honouring ``XDG_CONFIG_HOME``."""
     base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "demod-voice" / "config.yaml"
+
+
+def cache_root(config: Config, env: Mapping[str, str] = os.environ) -> Path:
+    """The cache folder: ``cache_dir`` if set, else ``$XDG_CACHE_HOME/demod-voice`` (``~/.cache/...``)."""
+    if config.cache_dir:
+        return Path(config.cache_dir).expanduser()
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "demod-voice"
 
 
 def config_path(explicit: Optional[str], env: Mapping[str, str] = os.environ) -> tuple[Path, bool]:

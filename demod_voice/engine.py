@@ -116,7 +116,10 @@ class _GroupRun:
                 if not busy:
                     continue
                 for conn in wait(list(busy)):
-                    self._receive(busy[conn])
+                    slot = busy[conn]
+                    # Handling one message can end other workers (a failed load ends the group).
+                    if slot.task and slot.worker and slot.worker.conn is conn:
+                        self._receive(slot)
         except KeyboardInterrupt:
             self._abort_all()
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None

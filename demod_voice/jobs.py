@@ -20,6 +20,8 @@ class LoadSpec:
     """Requested device, ``cpu`` or ``gpu``; the worker reports what it really got."""
     model_config: Optional[str] = None
     """Absolute path of a side-car config (Piper's ``.onnx.json``), when the backend has one."""
+    cache_dir: Optional[str] = None
+    """Folder where the backend may keep derived files (optimised graphs); ``None`` disables caching."""
 
 
 @dataclass(frozen=True)

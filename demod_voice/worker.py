@@ -5,19 +5,22 @@ Worker -> parent, first: ``("ready", LoadInfo)`` or ``("failed", kind, message)`
 then per job: any number of ``("chunk", samples, rate)`` and one ``("done",)`` or
 ``("error", kind, message)``. A worker that dies shows as EOF on the pipe.
 
-Workers are started with the ``spawn`` method: a fresh interpreter, so a crash, a
-leak or a CUDA context never reaches the parent, and the parent never needs the
-engine's imports.
+Each worker is a fresh interpreter started with ``subprocess`` (not multiprocessing's
+``spawn``, which re-runs the caller's main script): a crash, a leak or a CUDA context
+never reaches the parent, and the parent never needs the engine's imports.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
+import socket
+import subprocess
 import sys
 import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Optional
 
 from .errors import DemodVoiceError, RuntimeFailure, to_wire
@@ -32,9 +35,7 @@ class WorkerDied(Exception):
 
 def serve(conn: Any, spec: LoadSpec, log_level: int) -> None:
     """Worker main loop (runs in the child process)."""
-    # stdout may carry raw audio in the parent: anything an engine prints goes to stderr instead.
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    sys.stdout = sys.stderr  # belt and braces: fd 1 is already the parent's stderr
     # Ctrl-C reaches the whole process group; the parent decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .cli import configure_logging
@@ -85,19 +86,26 @@ def _run_job(conn: Any, backend: Any, job: SynthesisJob) -> None:
 
 
 class WorkerProcess:
-    """Parent-side handle of one worker."""
+    """Parent-side handle of one worker: a ``python`` subprocess joined to us by a socket pair."""
 
     def __init__(self, spec: LoadSpec, log_level: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
         self.spec = spec
-        self.conn, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=serve, args=(child, spec, log_level), daemon=True, name="demod-voice-worker")
-        self.process.start()
-        child.close()
+        ours, theirs = socket.socketpair()
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        with theirs:
+            # stdout=2: whatever an engine prints lands on stderr; stdout may be carrying our audio.
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from demod_voice.worker import main; main()", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env,
+            )
+        self.conn = Connection(ours.detach())
+        self.conn.send((spec, log_level, list(sys.path)))
         self.jobs_served = 0
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int:
         """OS process id of the worker."""
         return self.process.pid
 
@@ -105,20 +113,20 @@ class WorkerProcess:
         """Hand the worker a job (or ``None`` to stop); raises :class:`WorkerDied` if it is gone."""
         try:
             self.conn.send(job)
-        except (BrokenPipeError, ConnectionResetError, OSError) as err:
+        except OSError as err:
             raise WorkerDied(self._death()) from err
 
     def recv(self) -> tuple:
         """Next message; raises :class:`WorkerDied` when the worker has ended."""
         try:
             return self.conn.recv()
-        except (EOFError, ConnectionResetError, OSError) as err:
+        except (EOFError, OSError) as err:
             raise WorkerDied(self._death()) from err
 
     def _death(self) -> str:
-        self.process.join(timeout=2)
-        code = self.process.exitcode
-        if code is None:
+        try:
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             return "the worker stopped answering"
         if code < 0:
             name = signal.Signals(-code).name
@@ -132,16 +140,27 @@ class WorkerProcess:
             self.conn.send(None)
         except OSError:
             pass
-        self.process.join(timeout)
-        if self.process.is_alive():
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
             self.kill()
         self.conn.close()
 
     def kill(self) -> None:
         """End the worker at once."""
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(timeout=5)
+        self.process.wait()
+        self.conn.close()
+
+
+def main() -> None:
+    """Worker entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
+    conn = Connection(int(sys.argv[1]))
+    spec, log_level, parent_path = conn.recv()
+    # The parent's import path, so backends named as module:Class resolve the same way here.
+    sys.path[:] = list(dict.fromkeys(sys.path + parent_path))
+    serve(conn, spec, log_level)
 
 
 def death_error(job: SynthesisJob, reason: str) -> DemodVoiceError:

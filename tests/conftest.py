@@ -21,6 +21,7 @@ def isolated_config(tmp_path_factory, monkeypatch):
     """No test reads the developer's own config or DEMOD_VOICE_* variables."""
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
     for name in list(os.environ):
         if name.startswith("DEMOD_VOICE_") and name != "DEMOD_VOICE_TEST_CACHE":
             monkeypatch.delenv(name)

@@ -58,6 +58,8 @@ class PiperRequest:
     """Effective scales, silence and volume (flags over config)."""
     device: str = "cpu"
     """Requested device."""
+    cache_dir: Optional[str] = None
+    """Where optimised graphs may be cached."""
     config_json: Optional[str] = None
     """The voice's ``.onnx.json`` when it is not beside the model."""
     speaker: Optional[str] = None
@@ -77,7 +79,7 @@ def make_job(request: PiperRequest) -> SynthesisJob:
         sentence_silence=settings.sentence_silence,
         volume=settings.volume,
     )
-    spec = LoadSpec("piper", str(model), request.device, str(config_path))
+    spec = LoadSpec("piper", str(model), request.device, str(config_path), request.cache_dir)
     return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
 
 
@@ -150,7 +152,7 @@ class PiperBackend(Backend):
         started = time.perf_counter()
         config = PiperConfig.from_dict(read_voice_config(Path(spec.model_config)))
         try:
-            session, warnings = onnx_session(spec.model, spec.device)
+            session, warnings = onnx_session(spec.model, spec.device, spec.cache_dir)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None

@@ -1,0 +1,104 @@
+"""Benchmark: ``demod-voice piper-infer`` against piper-tts's own ``piper`` command, in one run.
+
+Whole processes, same voice, same text, same output format, alternated to share machine
+noise; medians over --runs. Also: in-process floors (piper's ``synthesize`` on a loaded
+voice, and onnxruntime's ``session.run`` alone), and ``demod-voice --help`` start-up.
+
+    .venv/bin/python bench/piper_infer.py [--size medium] [--runs 7]
+
+The voice is generated (random weights, Piper's real medium shape) on first use and cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. Benchmarks should speak a paragraph, not a word, "
+    "so that start-up and synthesis both show. This third sentence adds a little more audio to the run."
+)
+
+
+def voice_path(size: str) -> Path:
+    cache = Path(tempfile.gettempdir()) / "demod-voice-bench"
+    model = cache / f"{size}.onnx"
+    if not model.exists():
+        print(f"generating a {size} voice in {cache} ...", file=sys.stderr)
+        subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_piper_voice.py"), str(model), "--size", size],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return model
+
+
+def timed(cmd: list[str], stdin: str | None = None, env: dict | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+def in_process_floors(model: Path, runs: int) -> tuple[float, float, float]:
+    """Median seconds of piper's synthesize() and of session.run() alone on a loaded voice, and audio seconds."""
+    from piper.config import SynthesisConfig
+    from piper.voice import PiperVoice
+
+    voice = PiperVoice.load(model)
+    syn = SynthesisConfig()
+    audio_seconds = sum(len(c.audio_float_array) for c in voice.synthesize(TEXT, syn)) / voice.config.sample_rate
+    ids = [voice.phonemes_to_ids(p) for p in voice.phonemize(TEXT)]
+    synth, ort = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for _chunk in voice.synthesize(TEXT, syn):
+            pass
+        synth.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for sentence in ids:
+            voice.phoneme_ids_to_audio(sentence, syn)
+        ort.append(time.perf_counter() - start)
+    return statistics.median(synth), statistics.median(ort), audio_seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="medium", choices=("tiny", "medium"))
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    model = voice_path(args.size)
+    out = Path(tempfile.mkdtemp()) / "out.wav"
+    ours_cmd = [sys.executable, str(ROOT / "bin/demod-voice"), "piper-infer", str(model), TEXT, "-o", str(out)]
+    peer_cmd = [sys.executable, "-m", "piper", "-m", str(model), "-f", str(out)]
+    help_cmd = [sys.executable, str(ROOT / "bin/demod-voice"), "--help"]
+    cache = Path(tempfile.mkdtemp())
+    env = {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)}
+    timed(ours_cmd, env=env), timed(peer_cmd, TEXT)  # warm the page cache
+    ours, cold, peer, helps = [], [], [], []
+    for _ in range(args.runs):
+        ours.append(timed(ours_cmd, env=env))
+        peer.append(timed(peer_cmd, TEXT))
+        shutil.rmtree(cache)  # first use of a voice: no optimised graph cached yet
+        cold.append(timed(ours_cmd, env=env))
+        helps.append(timed(help_cmd))
+    synth, ort, audio = in_process_floors(model, args.runs)
+    m_ours, m_peer = statistics.median(ours), statistics.median(peer)
+    print(f"voice: {model.name} ({model.stat().st_size / 1e6:.1f} MB), {audio:.2f} s of audio, {args.runs} runs, medians")
+    m_cold = statistics.median(cold)
+    print(f"demod-voice piper-infer (whole process): {m_ours:.3f} s")
+    print(f"  same, first use of the voice (no cache): {m_cold:.3f} s")
+    print(f"piper -m ... -f ...     (whole process): {m_peer:.3f} s")
+    print(f"ratio demod-voice / piper: {m_ours / m_peer:.3f}  (goal <= 1.10); first use: {m_cold / m_peer:.3f}")
+    print(f"floor, piper synthesize() on a loaded voice: {synth:.3f} s (RTF {synth / audio:.3f})")
+    print(f"floor, onnxruntime session.run only:         {ort:.3f} s (RTF {ort / audio:.3f})")
+    print(f"demod-voice --help: {statistics.median(helps):.3f} s  (goal < 0.2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common)
-    for add in (_add_piper_infer, _add_config):
+    for add in (_add_piper_infer, _add_health, _add_config):
         add(sub, common)
     return parser
 
@@ -155,6 +155,39 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     result = run_one(make_job(request), config.engine, log_level(args))
     log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
     return 0
+
+
+# --- health ------------------------------------------------------------------
+
+
+def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("health", parents=[common], help="check what works on this machine and how to fix what does not",
+                       description="Check Python, backends, known-bad package combinations, GPU, ffmpeg, config and cache. "
+                                   "Exit 0 when at least one backend is usable, 1 otherwise.")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--deep", action="store_true",
+                   help="also load each installed voice (and each --model) in a worker and speak a short phrase")
+    p.add_argument("--model", action="append", default=[], metavar="PATH", help="a Piper voice for --deep (repeatable)")
+    p.set_defaults(func=_cmd_health)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from .config import Config, cache_root
+    from .errors import ConfigError
+    from .health import deep_checks, installed_voices, run_checks
+
+    try:
+        config = load_settings(args)
+    except ConfigError:
+        config = Config(device=getattr(args, "device", None) or "cpu")  # the report says what is wrong
+    deep = None
+    if args.deep:
+        cache = cache_root(config)
+        voices = list(dict.fromkeys(installed_voices(cache) + args.model))
+        deep = lambda: deep_checks(voices, config.engine, str(cache), config.device)  # noqa: E731
+    report = run_checks(getattr(args, "config", None), config.device, deep)
+    print(report.to_json() if args.json else report.to_text())
+    return 0 if report.usable else 1
 
 
 # --- config ------------------------------------------------------------------

@@ -20,12 +20,12 @@ def check_output_path(path: Path) -> Path:
     parent = path.parent
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
-    if not _can_create_in(parent):
+    if not can_create_in(parent):
         raise InputError(f"output directory {parent} is not writable; choose another --output")
     return path
 
 
-def _can_create_in(directory: Path) -> bool:
+def can_create_in(directory: Path) -> bool:
     """Try it: permission bits say nothing for root, read-only mounts or full quotas."""
     if not os.access(directory, os.W_OK | os.X_OK):
         return False

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common)
-    for add in (_add_piper_infer, _add_health, _add_config):
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_health, _add_config):
         add(sub, common)
     return parser
 
@@ -110,6 +110,58 @@ def load_settings(args: argparse.Namespace, overrides: Optional[dict[str, Any]] 
     config, path = load_config(getattr(args, "config", None), overrides=flags)
     log.debug("config file: %s", path or "none (defaults)")
     return config
+
+
+# --- xtts-zero-shot ------------------------------------------------------------
+
+XTTS_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed", "max_new_tokens",
+              "sentence_silence", "language", "model_dir")
+
+
+def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("xtts-zero-shot", parents=[common], help="clone a voice from reference audio with XTTS-v2",
+                       description="Speak TEXT in the voice of the REFERENCE recording(s) with XTTS-v2 (17 languages). "
+                                   "A good reference is 6-30 s of one person speaking clearly.")
+    p.add_argument("references", nargs="+", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3); several allowed")
+    p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
+    p.add_argument("-o", "--output", default="output.wav",
+                   help="output file (.wav .flac .ogg .mp3), or - to stream raw 16-bit PCM at 24 kHz (default: output.wav)")
+    p.add_argument("-l", "--language", help="language of the text (default: en; see the README for the 17 codes)")
+    p.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
+    p.add_argument("--accept-license", action="store_true", default=None,
+                   help="accept the Coqui Public Model License (non-commercial) to download XTTS-v2")
+    p.add_argument("--temperature", type=float, help="sampling temperature")
+    p.add_argument("--top-k", type=int, help="top-k sampling")
+    p.add_argument("--top-p", type=float, help="nucleus sampling")
+    p.add_argument("--repetition-penalty", type=float, help="penalty on repeated audio tokens")
+    p.add_argument("--length-penalty", type=float, help="length penalty")
+    p.add_argument("--speed", type=float, help="speaking rate (> 1 faster)")
+    p.add_argument("--max-new-tokens", type=int, help="cap on audio tokens per sentence")
+    p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
+    p.set_defaults(func=_cmd_xtts_zero_shot)
+
+
+def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
+    from .audio import check_output
+    from .backends.xtts import XttsRequest, make_job
+    from .config import cache_root
+    from .engine import run_one
+    from .text import load_text
+
+    overrides = {f"xtts.{key}": getattr(args, key) for key in XTTS_FLAGS}
+    overrides["xtts.accept_license"] = args.accept_license
+    config = load_settings(args, overrides)
+    request = XttsRequest(
+        references=tuple(args.references),
+        text=load_text(args.text),
+        output=check_output(args.output),
+        settings=config.xtts,
+        cache_dir=str(cache_root(config)),
+        device=config.device,
+    )
+    result = run_one(make_job(request), config.engine, log_level(args))
+    log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    return 0
 
 
 # --- piper-infer -------------------------------------------------------------

@@ -54,14 +54,39 @@ class PiperSettings:
     volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
 
 
+XTTS_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "ja", "hu", "ko", "hi")
+
+
+@dataclass(frozen=True)
+class XttsSettings:
+    """Defaults for ``xtts-zero-shot``."""
+
+    model_dir: Optional[str] = _opt(None, "XTTS checkpoint folder (config.json, model.pth, vocab.json); null: the released XTTS-v2.")
+    accept_license: bool = _opt(False, "Accept the Coqui Public Model License to download the released XTTS-v2 (non-commercial).")
+    language: str = _opt("en", "Language of the text: " + ", ".join(XTTS_LANGUAGES) + " (zh is zh-cn).")
+    temperature: float = _opt(0.75, "Sampling temperature of the GPT (lower: steadier, higher: livelier).", minimum=0.01)
+    top_k: int = _opt(50, "Sample only from the k most likely audio tokens.", minimum=1)
+    top_p: float = _opt(0.85, "Sample only from the most likely tokens whose probabilities add up to p.", minimum=0.01)
+    repetition_penalty: float = _opt(10.0, "Penalty on repeated audio tokens (stops babbling loops).", minimum=1.0)
+    length_penalty: float = _opt(1.0, "Length penalty of the GPT decoding.")
+    speed: float = _opt(1.0, "Speaking rate: > 1 faster, < 1 slower.", minimum=0.05)
+    max_new_tokens: Optional[int] = _opt(None, "Cap on audio tokens per sentence (null: the model's own limit).", minimum=1)
+    sentence_silence: float = _opt(0.2, "Seconds of silence between sentences.", minimum=0.0)
+    mixed_precision: bool = _opt(False, "Run the GPT in float16 autocast on a GPU (faster, slightly different audio).")
+    stream_chunk_size: int = _opt(20, "Audio tokens per streamed chunk with --output - (smaller: earlier first audio).", minimum=1)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole effective configuration."""
 
     device: str = _opt("cpu", "Where models run: cpu or gpu (gpu falls back to cpu with a warning).", choices=("cpu", "gpu"))
-    cache_dir: Optional[str] = _opt(None, "Cache folder for optimised model graphs (null: $XDG_CACHE_HOME/demod-voice).")
+    cache_dir: Optional[str] = _opt(
+        None, "Cache folder: optimised graphs, voice latents, downloaded models (null: $XDG_CACHE_HOME/demod-voice)."
+    )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata={"doc": EngineSettings.__doc__})
     piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
+    xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -22,6 +22,8 @@ class LoadSpec:
     """Absolute path of a side-car config (Piper's ``.onnx.json``), when the backend has one."""
     cache_dir: Optional[str] = None
     """Folder where the backend may keep derived files (optimised graphs); ``None`` disables caching."""
+    fetch: Optional[str] = None
+    """A published model name the worker downloads into ``model`` when that folder is incomplete."""
 
 
 @dataclass(frozen=True)

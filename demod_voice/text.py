@@ -1,11 +1,15 @@
-"""Reading the text to speak."""
+"""Reading the text to speak, and splitting it into sentences a backend can take whole."""
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Optional, TextIO
 
 from .errors import InputError
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:。！？；…])\s+|(?<=[。！？])")
+_CLAUSE_END = re.compile(r"(?<=[,，、—–])\s*")
 
 
 def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
@@ -22,3 +26,40 @@ def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
     if not value.strip():
         raise InputError("the text is empty; give the words to speak, or '-' to read them from stdin")
     return value.strip()
+
+
+def split_sentences(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` characters, never dropping a word.
+
+    Sentence ends first; a sentence over the limit is cut at clause marks (commas, dashes),
+    then between words, and a single word over the limit is cut where it must be.
+    """
+    pieces: list[str] = []
+    for sentence in _SENTENCE_END.split(" ".join(text.split())):
+        if sentence.strip():
+            pieces.extend(_fit(sentence.strip(), limit))
+    return pieces
+
+
+def _fit(sentence: str, limit: int) -> list[str]:
+    if len(sentence) <= limit:
+        return [sentence]
+    clauses = [c for c in _CLAUSE_END.split(sentence) if c.strip()]
+    units = clauses if len(clauses) > 1 else sentence.split(" ")
+    joiner = " "
+    if len(units) == 1:  # one unbroken word longer than the limit
+        return [sentence[i : i + limit] for i in range(0, len(sentence), limit)]
+    out: list[str] = []
+    current = ""
+    for unit in units:
+        candidate = f"{current}{joiner}{unit}" if current else unit
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            out.append(current)
+        *full, current = _fit(unit, limit)
+        out.extend(full)
+    if current:
+        out.append(current)
+    return out

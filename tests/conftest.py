@@ -66,3 +66,37 @@ def piper_voice(tmp_path_factory) -> Path:
 def piper_multi_voice(tmp_path_factory) -> Path:
     """A tiny Piper voice with three speakers named speaker_0..speaker_2."""
     return _generated(tmp_path_factory, "tiny-multi.onnx", "make_piper_voice.py", "--size", "tiny", "--speakers", "3")
+
+
+@pytest.fixture(scope="session")
+def xtts_model(tmp_path_factory) -> Path:
+    """A small XTTS checkpoint folder built from coqui-tts's own classes (random weights)."""
+    return _generated(tmp_path_factory, "xtts-tiny", "make_xtts_model.py", "--size", "tiny")
+
+
+def voiced_signal(seconds: float, rate: int, channels: int = 1, level: float = 0.3):
+    """A speech-like test signal: a 120 Hz harmonic source under a 4 Hz syllable envelope."""
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    source = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 12))
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
+    mono = (level * source * envelope / np.abs(source * envelope).max()).astype("float32")
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+@pytest.fixture(scope="session")
+def references(tmp_path_factory) -> dict[str, Path]:
+    """Reference recordings in several formats, rates and channel counts."""
+    import soundfile
+
+    folder = tmp_path_factory.mktemp("refs")
+    refs = {}
+    for name, rate, channels, fmt in [("ref.wav", 22050, 1, "WAV"), ("ref.flac", 44100, 2, "FLAC"), ("ref.ogg", 16000, 1, "OGG")]:
+        path = folder / name
+        soundfile.write(str(path), voiced_signal(8.0, rate, channels), rate, format=fmt)
+        refs[name] = path
+    if "MP3" in soundfile.available_formats():
+        soundfile.write(str(folder / "ref.mp3"), voiced_signal(8.0, 44100, 2), 44100, format="MP3")
+        refs["ref.mp3"] = folder / "ref.mp3"
+    return refs

@@ -9,6 +9,7 @@ from .base import Backend
 
 BACKENDS: dict[str, str] = {
     "piper": "demod_voice.backends.piper:PiperBackend",
+    "xtts": "demod_voice.backends.xtts:XttsBackend",
 }
 
 

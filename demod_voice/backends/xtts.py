@@ -1,0 +1,249 @@
+"""XTTS-v2 zero-shot cloning through coqui-tts.
+
+Parent side (:func:`make_job`): language, references and model folder are checked with no
+engine import. Worker side (:class:`XttsBackend`): the model loads once; conditioning
+latents come from the voice cache when the same references were seen with the same model;
+long text is split into sentences within the language's limit, never truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..audio import AudioChunk
+from ..config import XTTS_LANGUAGES, XttsSettings
+from ..errors import DependencyError, InputError, RuntimeFailure
+from ..jobs import STDOUT, LoadSpec, SynthesisJob
+from ..models import resolve_xtts
+from ..text import split_sentences
+from ..voices import Reference, check_reference, latent_key, load_latents, save_latents
+from .base import Backend, LoadInfo
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+
+
+@dataclass(frozen=True)
+class XttsOptions:
+    """Per-job settings for the worker."""
+
+    references: tuple[Reference, ...]
+    """Checked reference recordings."""
+    language: str
+    """One of the 17 XTTS languages."""
+    settings: XttsSettings
+    """Sampling parameters, speed, silence, precision."""
+    stream: bool = False
+    """Use XTTS's streaming inference (for ``--output -``)."""
+
+
+@dataclass(frozen=True)
+class XttsRequest:
+    """An ``xtts-zero-shot`` request as typed values, built by the CLI."""
+
+    references: tuple[str, ...]
+    """Reference audio paths."""
+    text: str
+    """Text to speak."""
+    output: str
+    """Checked output target (absolute path or ``-``)."""
+    settings: XttsSettings
+    """Effective settings (flags over config)."""
+    cache_dir: str
+    """Cache folder (voice latents, the released model)."""
+    device: str = "cpu"
+    """Requested device."""
+
+
+def normalise_language(language: str) -> str:
+    """``EN`` -> ``en``, ``zh`` -> ``zh-cn``; anything unsupported raises :class:`InputError` listing the 17."""
+    code = language.strip().lower()
+    code = "zh-cn" if code in ("zh", "zh_cn") else code
+    if code not in XTTS_LANGUAGES:
+        raise InputError(f"XTTS cannot speak language '{language}'; use one of: {', '.join(XTTS_LANGUAGES)}")
+    return code
+
+
+def make_job(request: XttsRequest) -> SynthesisJob:
+    """Check language, references and model; return the job. Reference warnings are logged here."""
+    language = normalise_language(request.settings.language)
+    references = []
+    for path in request.references:
+        reference, warnings = check_reference(path)
+        for warning in warnings:
+            log.warning("%s", warning)
+        references.append(reference)
+    settings = request.settings
+    folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
+    spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
+    options = XttsOptions(tuple(references), language, settings, stream=request.output == STDOUT)
+    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
+
+
+class XttsBackend(Backend):
+    """Runs in a worker: one coqui ``Xtts`` model."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.device = "cpu"
+        self.identity = ""
+        self.cache_dir: Optional[str] = None
+        self._latents: dict[str, tuple[Any, Any]] = {}
+
+    def load(self, spec: LoadSpec) -> LoadInfo:
+        started = time.perf_counter()
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # transformers prints config and generation notices meant for model authors; keep them for -vv.
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        torch, xtts_module, config_module = _import_engine()
+        folder = Path(spec.model)
+        if spec.fetch:
+            _download(spec.fetch, Path(spec.cache_dir))
+        warnings = []
+        self.device = "cpu"
+        if spec.device == "gpu":
+            if torch.cuda.is_available():
+                self.device = "cuda"
+            else:
+                warnings.append("--gpu was asked for, but torch sees no CUDA device (CPU-only torch, or no driver); running on CPU")
+        config = config_module.XttsConfig()
+        config.load_json(str(folder / "config.json"))
+        model = xtts_module.Xtts(config)
+        try:
+            # coqui-tts loads model.pth with torch.load(weights_only=True): tensors only, no code.
+            model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
+        except Exception as err:  # noqa: BLE001 - torch and coqui raise many kinds for a bad file
+            raise InputError(f"cannot load the XTTS checkpoint in {folder}: {type(err).__name__}: {err}") from None
+        self.model = model.to(self.device)
+        self.identity = _model_identity(folder)
+        self.cache_dir = spec.cache_dir
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        detail = f"XTTS {params:.1f}M parameters, torch {torch.__version__}; loaded in {time.perf_counter() - started:.1f} s"
+        return LoadInfo(device=self.device, detail=detail, sample_rate=SAMPLE_RATE, warnings=warnings)
+
+    def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
+        import numpy as np
+
+        opts: XttsOptions = job.options
+        gpt_latent, speaker = self._conditioning(opts.references)
+        limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
+        sentences = split_sentences(job.text, limit)
+        log.debug("%d sentence(s) within the %d-character limit of '%s'", len(sentences), limit, opts.language)
+        silence = np.zeros(int(round(opts.settings.sentence_silence * SAMPLE_RATE)), dtype=np.float32)
+        for index, sentence in enumerate(sentences):
+            if index and len(silence):
+                yield AudioChunk(silence, SAMPLE_RATE)
+            yield from self._sentence(sentence, opts, gpt_latent, speaker)
+
+    def _conditioning(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
+        import torch
+
+        config = self.model.config
+        params = {"gpt_cond_len": config.gpt_cond_len, "gpt_cond_chunk_len": config.gpt_cond_chunk_len,
+                  "max_ref_len": config.max_ref_len, "sound_norm_refs": config.sound_norm_refs}
+        key = latent_key(list(references), self.identity, params)
+        names = ", ".join(Path(r.path).name for r in references)
+        if key in self._latents:
+            return self._latents[key]
+        cached = load_latents(self.cache_dir, key)
+        if cached is not None:
+            log.info("voice cache hit for %s: conditioning skipped", names)
+            latents = (torch.from_numpy(cached[0]).to(self.device), torch.from_numpy(cached[1]).to(self.device))
+        else:
+            started = time.perf_counter()
+            gpt_latent, speaker = self.model.get_conditioning_latents(
+                audio_path=[r.path for r in references], max_ref_length=config.max_ref_len,
+                gpt_cond_len=config.gpt_cond_len, gpt_cond_chunk_len=config.gpt_cond_chunk_len,
+                sound_norm_refs=config.sound_norm_refs,
+            )
+            log.info("computed the voice latents of %s in %.1f s; cached for next time", names, time.perf_counter() - started)
+            save_latents(self.cache_dir, key, gpt_latent.cpu().numpy(), speaker.cpu().numpy(),
+                         {"references": [r.sha256 for r in references], "model": self.identity, "params": params})
+            latents = (gpt_latent, speaker)
+        self._latents[key] = latents
+        return latents
+
+    def _sentence(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[AudioChunk]:
+        import torch
+
+        emitted = False
+        try:
+            for samples in self._generate(sentence, opts, gpt_latent, speaker):
+                emitted = True
+                yield AudioChunk(samples, SAMPLE_RATE)
+        except torch.cuda.OutOfMemoryError:
+            if emitted:
+                raise RuntimeFailure("the GPU ran out of memory in the middle of a streamed sentence; rerun with --cpu") from None
+            log.warning("the GPU ran out of memory; moving XTTS to the CPU and retrying (slower)")
+            self.model = self.model.to("cpu")
+            self.device = "cpu"
+            torch.cuda.empty_cache()
+            yield from (AudioChunk(s, SAMPLE_RATE) for s in self._generate(sentence, opts, gpt_latent.cpu(), speaker.cpu()))
+
+    def _generate(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Any]:
+        import contextlib
+
+        import numpy as np
+        import torch
+
+        s = opts.settings
+        kwargs: dict[str, Any] = {
+            "temperature": s.temperature, "length_penalty": s.length_penalty, "repetition_penalty": s.repetition_penalty,
+            "top_k": s.top_k, "top_p": s.top_p, "speed": s.speed, "enable_text_splitting": False,
+        }
+        if s.max_new_tokens:
+            kwargs["max_new_tokens"] = s.max_new_tokens
+        autocast = (torch.autocast("cuda", dtype=torch.float16) if s.mixed_precision and self.device == "cuda"
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            if opts.stream:
+                stream = self.model.inference_stream(sentence, opts.language, gpt_latent, speaker,
+                                                     stream_chunk_size=s.stream_chunk_size, **kwargs)
+                for chunk in stream:
+                    yield chunk.float().cpu().numpy().reshape(-1)
+            else:
+                wav = self.model.inference(sentence, opts.language, gpt_latent, speaker, **kwargs)["wav"]
+                yield np.asarray(wav.float().cpu() if hasattr(wav, "cpu") else wav, dtype=np.float32).reshape(-1)
+
+
+def _import_engine() -> tuple[Any, Any, Any]:
+    try:
+        import torch
+        from TTS.tts.configs import xtts_config
+        from TTS.tts.models import xtts
+    except ImportError as err:
+        hint = ""
+        if "torchaudio" in str(err) or ".so" in str(err):
+            hint = "; next to CPU torch run: python -m demod_voice.fixups torchaudio-cpu"
+        raise DependencyError(f"XTTS needs coqui-tts, torch, torchaudio and torchcodec ({err}); "
+                              f"install them with: pip install -c constraints.txt 'demod-voice[xtts]'{hint}") from None
+    return torch, xtts, xtts_config
+
+
+def _download(name: str, cache: Path) -> None:
+    """Fetch a released model through coqui's model manager (the parent checked the licence was accepted)."""
+    from TTS.utils.manage import ModelManager
+
+    os.environ["COQUI_TOS_AGREED"] = "1"  # this worker only; never prompts on stdin
+    log.warning("downloading %s into %s (about 1.9 GB, once)", name, cache / "coqui")
+    try:
+        ModelManager(output_prefix=cache / "coqui", progress_bar=True).download_model(name)
+    except Exception as err:  # noqa: BLE001 - network and hub failures come in many types
+        raise RuntimeFailure(f"could not download {name} ({type(err).__name__}: {err}); if offline, put config.json, "
+                             f"model.pth and vocab.json in a folder and pass --model-dir") from None
+
+
+def _model_identity(folder: Path) -> str:
+    """What the voice cache keys on: the config's content and model.pth's identity on disk (not hashing 1.9 GB)."""
+    weights = (folder / "model.pth").stat()
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    digest.update(f"{(folder / 'model.pth').resolve()}|{weights.st_size}|{weights.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]

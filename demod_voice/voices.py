@@ -1,0 +1,119 @@
+"""Reference recordings: checked before any work, and turned into cached XTTS conditioning latents.
+
+The latents (GPT conditioning latent and speaker embedding) cost seconds to compute and
+depend only on the reference audio, the model and the conditioning parameters, so they are
+stored under a key made of exactly those, in ``.npz`` files read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+MIN_SECONDS = 1.0
+GOOD_SECONDS = (6.0, 30.0)
+SILENT_PEAK = 1e-3
+CLIPPED_SHARE = 0.01
+ADVICE = "a good reference is 6-30 s of one person speaking clearly, no music or noise, not clipped"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A checked reference recording."""
+
+    path: str
+    """Absolute path."""
+    sha256: str
+    """Content hash (the cache key ignores names and dates)."""
+    seconds: float
+    """Duration."""
+
+
+def check_reference(path_text: str) -> tuple[Reference, list[str]]:
+    """Read and judge one reference: (the reference, warnings). Unusable audio raises :class:`InputError`."""
+    import numpy as np
+    import soundfile
+
+    path = Path(path_text).expanduser().absolute()
+    if not path.is_file():
+        raise InputError(f"reference audio {path} does not exist; check the path")
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError) as err:
+        raise InputError(f"reference {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
+    seconds = len(audio) / rate if rate else 0.0
+    if len(audio) == 0:
+        raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
+    if seconds < MIN_SECONDS:
+        raise InputError(f"reference {path.name} is {seconds:.2f} s long, too short to clone from; {ADVICE}")
+    mono = audio.mean(axis=1)
+    peak = float(np.abs(mono).max())
+    if peak < SILENT_PEAK:
+        raise InputError(f"reference {path.name} is silent (peak {peak:.5f}); {ADVICE}")
+    warnings = []
+    if seconds < GOOD_SECONDS[0]:
+        warnings.append(f"reference {path.name} is only {seconds:.1f} s; the clone will be rough ({ADVICE})")
+    if seconds > GOOD_SECONDS[1]:
+        warnings.append(f"reference {path.name} is {seconds:.0f} s; only its start is used ({ADVICE})")
+    clipped = float((np.abs(audio) >= 0.999).mean())
+    if clipped > CLIPPED_SHARE:
+        warnings.append(f"reference {path.name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
+    return Reference(str(path), _sha256(path), seconds), warnings
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def latent_key(references: list[Reference], model_identity: str, params: dict[str, Any]) -> str:
+    """The cache key: reference contents (in order), model identity, conditioning parameters."""
+    payload = json.dumps({"refs": [r.sha256 for r in references], "model": model_identity, "params": params}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:40]
+
+
+def load_latents(folder: Optional[str], key: str) -> Optional[tuple[Any, Any]]:
+    """Cached (gpt_cond_latent, speaker_embedding) numpy arrays, or ``None``."""
+    import numpy as np
+
+    if not folder:
+        return None
+    path = Path(folder) / "voices" / f"{key}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return data["gpt_cond_latent"], data["speaker_embedding"]
+    except (OSError, ValueError, KeyError) as err:
+        log.warning("ignoring a damaged voice cache entry %s (%s)", path, err)
+        return None
+
+
+def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_embedding: Any, meta: dict[str, Any]) -> None:
+    """Store latents atomically; a cache that cannot be written is reported, not fatal."""
+    import numpy as np
+
+    if not folder:
+        return
+    target = Path(folder) / "voices" / f"{key}.npz"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, gpt_cond_latent=gpt_cond_latent, speaker_embedding=speaker_embedding, meta=np.array(json.dumps(meta)))
+        os.replace(tmp, target)
+    except OSError as err:
+        log.warning("could not cache the voice latents in %s (%s); they will be recomputed next time", target.parent, err)

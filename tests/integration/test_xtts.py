@@ -1,0 +1,117 @@
+"""``xtts-zero-shot`` end to end: real coqui-tts XTTS (small random checkpoint), real worker, real files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import run_cli, voiced_signal
+
+FAST = ("--max-new-tokens", "24")
+
+
+def clone(model, refs, text, out, *extra, env=None):
+    return run_cli("xtts-zero-shot", *map(str, refs), text, "-o", str(out), "--model-dir", str(model), *FAST, *extra, env=env)
+
+
+def test_clones_to_a_24khz_file_and_reuses_the_voice_cache(xtts_model, references, tmp_path):
+    first = clone(xtts_model, [references["ref.wav"]], "Hello there.", tmp_path / "one.wav", "-v")
+    assert first.returncode == 0, first.stderr.decode()
+    info = soundfile.info(str(tmp_path / "one.wav"))
+    assert info.samplerate == 24000 and info.channels == 1 and info.frames > 0
+    assert "computed the voice latents" in first.stderr.decode()
+    second = clone(xtts_model, [references["ref.wav"]], "Hello again.", tmp_path / "two.wav", "-v")
+    assert second.returncode == 0, second.stderr.decode()
+    assert "voice cache hit for ref.wav: conditioning skipped" in second.stderr.decode()
+    assert "computed the voice latents" not in second.stderr.decode()
+
+
+def test_several_references_in_any_format_rate_and_channels(xtts_model, references, tmp_path):
+    refs = [references[name] for name in ("ref.flac", "ref.ogg", "ref.mp3") if name in references]
+    done = clone(xtts_model, refs, "Several references.", tmp_path / "multi.flac", "-v")
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(tmp_path / "multi.flac")).samplerate == 24000
+    assert ", ".join(r.name for r in refs) in done.stderr.decode()
+
+
+def test_long_text_is_split_into_sentences_not_truncated(xtts_model, references, tmp_path):
+    sentence = "This clause is here to make the sentence long, and it goes on for a while with many words in it"
+    text = f"{sentence}, {sentence}, {sentence}. Short one. {sentence}!"  # first sentence > 250 characters
+    out = tmp_path / "long.wav"
+    done = clone(xtts_model, [references["ref.wav"]], text, out, "-vv", "--sentence-silence", "1.0")
+    assert done.returncode == 0, done.stderr.decode()
+    err = done.stderr.decode()
+    assert "4 sentence(s) within the 250-character limit of 'en'" in err  # 295 chars -> 240 + 49
+    assert "exceeds the character limit" not in err  # coqui's truncation warning never fires
+    assert soundfile.info(str(out)).duration >= 3.0  # three 1 s pauses between four pieces
+
+
+def test_streaming_to_stdout_yields_pcm(xtts_model, references):
+    done = run_cli("-v", "xtts-zero-shot", str(references["ref.wav"]), "Streaming test.", "-o", "-",
+                   "--model-dir", str(xtts_model), *FAST)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "24000 Hz, 1 channel" in done.stderr.decode()
+    pcm = np.frombuffer(done.stdout, dtype="<i2")
+    assert len(done.stdout) % 2 == 0 and len(pcm) > 1000 and np.abs(pcm).max() > 0
+
+
+def test_short_reference_warns_with_advice(xtts_model, tmp_path):
+    ref = tmp_path / "short.wav"
+    soundfile.write(str(ref), voiced_signal(2.5, 16000), 16000)
+    done = clone(xtts_model, [ref], "Hi.", tmp_path / "o.wav")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "only 2.5 s" in done.stderr.decode() and "6-30 s" in done.stderr.decode()
+
+
+# --- bad input: one line, non-zero exit, nothing written ---------------------------------------
+
+
+def assert_clean_failure(done, words, folder, code=3):
+    err = done.stderr.decode().strip()
+    assert done.returncode == code, err
+    assert words in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not [p for p in folder.iterdir() if p.name.startswith(("o.", ".o."))]
+
+
+def bad_refs(tmp_path):
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    soundfile.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype="float32"), 22050)
+    soundfile.write(str(tmp_path / "blip.wav"), voiced_signal(0.4, 22050), 22050)
+    soundfile.write(str(tmp_path / "silent.wav"), np.zeros(22050 * 5, dtype="float32"), 22050)
+
+
+@pytest.mark.parametrize(
+    "ref, words",
+    [("missing.wav", "does not exist"), ("notes.wav", "not audio that can be read"), ("empty.wav", "zero length"),
+     ("blip.wav", "too short"), ("silent.wav", "is silent")],
+)
+def test_bad_references(xtts_model, tmp_path, ref, words):
+    bad_refs(tmp_path)
+    done = clone(xtts_model, [tmp_path / ref], "Hello.", tmp_path / "o.wav")
+    assert_clean_failure(done, words, tmp_path)
+
+
+def test_unsupported_language_lists_the_17(xtts_model, references, tmp_path):
+    done = clone(xtts_model, [references["ref.wav"]], "Hallo.", tmp_path / "o.wav", "--language", "xx")
+    assert_clean_failure(done, "use one of: en, es, fr, de, it, pt, pl, tr, ru, nl, cs, ar, zh-cn, ja, hu, ko, hi", tmp_path)
+
+
+def test_unaccepted_licence_without_local_model_says_how_to_accept(references, tmp_path):
+    done = run_cli("xtts-zero-shot", str(references["ref.wav"]), "Hello.", "-o", str(tmp_path / "o.wav"),
+                   env={"COQUI_TOS_AGREED": ""})
+    assert_clean_failure(done, "--accept-license", tmp_path)
+    assert "COQUI_TOS_AGREED=1" in done.stderr.decode()
+
+
+def test_empty_text(xtts_model, references, tmp_path):
+    done = clone(xtts_model, [references["ref.wav"]], " ", tmp_path / "o.wav")
+    assert_clean_failure(done, "text is empty", tmp_path)
+
+
+def test_incomplete_model_folder(references, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    done = run_cli("xtts-zero-shot", str(references["ref.wav"]), "Hello.", "-o", str(tmp_path / "o.wav"),
+                   "--model-dir", str(tmp_path / "model"))
+    assert_clean_failure(done, "lacks model.pth, vocab.json", tmp_path)

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from demod_voice.errors import InputError
+from demod_voice.text import load_text, split_sentences
+
+
+def words(pieces):
+    return " ".join(pieces).split()
+
+
+@pytest.mark.parametrize("limit", [20, 60, 250])
+def test_split_respects_the_limit_and_drops_nothing(limit):
+    text = ("A first sentence. " + "word " * 120 + "ends, with clauses, here. " + "x" * 70 + ". Last!")
+    pieces = split_sentences(text, limit)
+    assert all(0 < len(p) <= limit for p in pieces)
+    assert "".join(words(pieces)) == "".join(text.split())
+
+
+def test_sentences_are_kept_whole_when_they_fit():
+    assert split_sentences("Hello there.  How are you?\nFine!", 250) == ["Hello there.", "How are you?", "Fine!"]
+    assert split_sentences("你好。我很好！谢谢", 82) == ["你好。", "我很好！", "谢谢"]
+
+
+def test_load_text_from_stdin_and_empty():
+    assert load_text("-", io.StringIO("  spoken words \n")) == "spoken words"
+    with pytest.raises(InputError, match="empty"):
+        load_text("-", io.StringIO("\n"))

@@ -237,7 +237,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
         cache = cache_root(config)
         voices = list(dict.fromkeys(installed_voices(cache) + args.model))
         deep = lambda: deep_checks(voices, config.engine, str(cache), config.device)  # noqa: E731
-    report = run_checks(getattr(args, "config", None), config.device, deep)
+    report = run_checks(getattr(args, "config", None), config, deep)
     print(report.to_json() if args.json else report.to_text())
     return 0 if report.usable else 1
 

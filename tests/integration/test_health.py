@@ -39,22 +39,55 @@ def test_text_report_has_a_line_per_check_and_a_verdict():
     lines = done.stdout.decode().splitlines()
     assert done.returncode == 0
     assert any(line.startswith("ok    piper ") for line in lines)
-    assert lines[-1].startswith(("ok: usable backends: piper", "warn: usable backends: piper"))
+    assert lines[-1].startswith(("ok: usable backends: piper, xtts", "warn: usable backends: piper, xtts"))
 
 
 def test_hidden_package_fails_its_backend_with_a_fix(tmp_path):
     env = shim(tmp_path, {"onnxruntime/__init__.py": "raise ImportError('onnxruntime hidden by the test')\n"})
     code, report, checks = health(env=env)
-    assert code == 1 and report["status"] == "fail" and report["usable_backends"] == []
+    assert code == 0 and report["usable_backends"] == ["xtts"]
     assert checks["piper"]["status"] == "fail"
     assert "onnxruntime hidden by the test" in checks["piper"]["detail"]
     assert "pip install" in checks["piper"]["fix"]
 
 
+def test_no_usable_backend_exits_1(tmp_path):
+    env = shim(tmp_path, {"onnxruntime/__init__.py": "raise ImportError('hidden')\n",
+                          "torchaudio/__init__.py": "raise ImportError('hidden')\n"})
+    code, report, _ = health(env=env)
+    assert code == 1 and report["status"] == "fail" and report["usable_backends"] == []
+
+
+def test_cuda_only_torchaudio_points_to_the_fixup(tmp_path):
+    message = "OSError: Could not load this library: torchaudio/lib/_torchaudio.abi3.so (libnvrtc.so.13: cannot open)"
+    env = shim(tmp_path, {"torchaudio/__init__.py": f"raise OSError({message!r})\n"})
+    code, report, checks = health(env=env)
+    assert code == 0 and report["usable_backends"] == ["piper"]
+    assert checks["xtts"]["status"] == "fail" and "CUDA-only build" in checks["xtts"]["detail"]
+    assert "python -m demod_voice.fixups torchaudio-cpu" in checks["xtts"]["fix"]
+
+
+def test_transformers_5_24_with_coqui_is_flagged(tmp_path):
+    env = shim(tmp_path, {"transformers-5.24.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: transformers\nVersion: 5.24.0\n"})
+    code, report, checks = health(env=env)
+    assert code == 0 and "xtts" not in report["usable_backends"]
+    assert checks["transformers version"]["status"] == "fail"
+    assert "get_seq_length" in checks["transformers version"]["detail"]
+    assert checks["transformers version"]["fix"] == "pip install transformers==5.23.0"
+
+
+def test_xtts_licence_state_is_reported(xtts_model):
+    _, _, checks = health()
+    assert checks["xtts model"]["status"] == "warn" and "licence is not accepted" in checks["xtts model"]["detail"]
+    assert "--accept-license" in checks["xtts model"]["fix"]
+    _, _, checks = health(env={"DEMOD_VOICE_XTTS_MODEL_DIR": str(xtts_model)})
+    assert checks["xtts model"]["status"] == "ok"
+
+
 def test_onnxruntime_and_onnxruntime_gpu_together_are_flagged(tmp_path):
     env = shim(tmp_path, {"onnxruntime_gpu-1.23.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.23.0\n"})
-    code, _, checks = health(env=env)
-    assert code == 1
+    code, report, checks = health(env=env)
+    assert code == 0 and report["usable_backends"] == ["xtts"]
     assert checks["onnxruntime build"]["status"] == "fail"
     assert "onnxruntime-gpu 1.23.0" in checks["onnxruntime build"]["detail"]
     assert "uninstall" in checks["onnxruntime build"]["fix"]
@@ -64,7 +97,7 @@ def test_bad_config_file_fails_with_fix(isolated_config):
     isolated_config.parent.mkdir(parents=True, exist_ok=True)
     isolated_config.write_text("engine:\n  retries: lots\n")
     code, report, checks = health()
-    assert code == 1 and report["usable_backends"] == []
+    assert code == 1 and report["usable_backends"] == []  # a broken config breaks every command
     assert checks["config"]["status"] == "fail" and "'engine.retries'" in checks["config"]["detail"]
     assert "config init" in checks["config"]["fix"]
 

@@ -1,0 +1,30 @@
+# demod-voice with both backends (Piper and XTTS) from this source tree.
+{ lib, python, src, ffmpeg }:
+
+let
+  ps = python.pkgs;
+  runtimeDeps = p: with p; [ pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six ];
+  # The test suite generates its models with piper's training code and coqui's classes.
+  testDeps = p: with p; [ pytest lightning tokenizers ];
+in
+ps.buildPythonApplication {
+  pname = "demod-voice";
+  # One version, kept in demod_voice/__init__.py.
+  version = builtins.head (builtins.match ''.*__version__ = "([^"]+)".*'' (builtins.readFile "${src}/demod_voice/__init__.py"));
+  pyproject = true;
+  inherit src;
+  build-system = [ ps.setuptools ];
+  dependencies = runtimeDeps ps;
+  # ffmpeg's libraries for torchcodec (XTTS audio I/O) on the program's path.
+  makeWrapperArgs = [ "--prefix" "PATH" ":" (lib.makeBinPath [ ffmpeg ]) ];
+  # The suite runs in checks.<system>.tests (it generates models, which takes minutes).
+  doCheck = false;
+  pythonImportsCheck = [ "demod_voice" "demod_voice.cli" ];
+  passthru = { inherit runtimeDeps testDeps; };
+  meta = {
+    description = "Voice cloning (XTTS-v2) and text-to-speech (Piper) from one command line";
+    license = lib.licenses.mit;
+    mainProgram = "demod-voice";
+    platforms = [ "x86_64-linux" "aarch64-linux" ];
+  };
+}

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common)
-    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_health, _add_config):
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_batch, _add_health, _add_config):
         add(sub, common)
     return parser
 
@@ -206,6 +206,51 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     )
     result = run_one(make_job(request), config.engine, log_level(args))
     log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    return 0
+
+
+# --- batch -------------------------------------------------------------------
+
+
+def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("batch", parents=[common], help="synthesise every row of a CSV file",
+                       description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
+                                   "backend, model). Every row is checked first; finished rows are skipped on a rerun.")
+    p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
+    p.add_argument("--output-dir", metavar="DIR", default=".", help="where relative outputs go; nothing is written outside it")
+    p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes per model (default: engine.workers)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first row that fails")
+    p.add_argument("--dry-run", action="store_true", help="check every row, synthesise nothing")
+    p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error)")
+    p.set_defaults(func=_cmd_batch)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .batch import BatchRequest, outcome_error, run_batch
+    from .paths import check_output_path
+
+    config = load_settings(args, {"engine.workers": args.workers})
+    request = BatchRequest(
+        csv_path=Path(args.batch_file).absolute(),
+        output_dir=Path(args.output_dir).absolute(),
+        config=config,
+        workers=config.engine.workers,
+        model=args.model,
+        fail_fast=args.fail_fast,
+        dry_run=args.dry_run,
+        report=check_output_path(Path(args.report)) if args.report else None,
+        progress=not getattr(args, "quiet", False),
+        log_level=log_level(args),
+    )
+    outcome = run_batch(request)
+    if args.dry_run:
+        return 0
+    error = outcome_error(outcome)
+    if error is not None:
+        raise error
     return 0
 
 

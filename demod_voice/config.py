@@ -35,6 +35,7 @@ def _opt(default: Any, doc: str, **checks: Any) -> Any:
 class EngineSettings:
     """How synthesis workers are run."""
 
+    workers: int = _opt(1, "Worker processes per model for batch (each loads its own copy of the model).", minimum=1)
     max_jobs_per_worker: int = _opt(
         200, "Replace a worker after it has served this many jobs (bounds memory growth).", minimum=1
     )

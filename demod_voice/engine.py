@@ -123,6 +123,10 @@ class _GroupRun:
         except KeyboardInterrupt:
             self._abort_all()
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
+        except BaseException:
+            # on_result may stop the run (fail-fast): jobs in flight leave no partial output.
+            self._abort_all()
+            raise
         finally:
             for slot in self.slots:
                 if slot.worker:

@@ -36,3 +36,28 @@ def can_create_in(directory: Path) -> bool:
     os.close(fd)
     os.unlink(name)
     return True
+
+
+def confined_output(root: Path, relative: str) -> Path:
+    """``root / relative`` if it stays inside ``root``; else :class:`InputError`.
+
+    Refused: absolute paths, ``..`` components, and any existing symlink on the way (a link
+    inside the output directory could point anywhere).
+    """
+    text = relative.strip()
+    if not text:
+        raise InputError("the output is empty")
+    path = Path(text)
+    if path.is_absolute():
+        raise InputError(f"output '{text}' is an absolute path; give a path relative to the output directory")
+    if ".." in path.parts:
+        raise InputError(f"output '{text}' climbs out of the output directory with '..'")
+    target = root / path
+    node = root
+    for part in path.parts:
+        node = node / part
+        if node.is_symlink():
+            raise InputError(f"output '{text}' goes through the symbolic link {node}; outputs may not follow links")
+    if not target.resolve().is_relative_to(root.resolve()):
+        raise InputError(f"output '{text}' resolves outside the output directory")
+    return target

@@ -7,6 +7,7 @@ imports piper and onnxruntime inside ``load``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -99,8 +100,9 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     return path, config
 
 
+@functools.lru_cache(maxsize=64)
 def read_voice_config(path: Path) -> dict[str, Any]:
-    """Parse and sanity-check a Piper ``.onnx.json``."""
+    """Parse and sanity-check a Piper ``.onnx.json`` (cached: a batch names the same voice many times)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -29,6 +29,7 @@ from .base import Backend, LoadInfo
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24000
+_WARNED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     for path in request.references:
         reference, warnings = check_reference(path)
         for warning in warnings:
-            log.warning("%s", warning)
+            if warning not in _WARNED:  # a batch reusing a reference hears about it once
+                _WARNED.add(warning)
+                log.warning("%s", warning)
         references.append(reference)
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)

@@ -1,0 +1,192 @@
+"""``batch`` end to end with real Piper and XTTS workers: validation, confinement, crashes, Ctrl-C, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import soundfile
+from conftest import BIN, run_cli
+
+XTTS_ENV = {"DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
+
+
+def write_csv(path: Path, text: str, bom: bool = False) -> Path:
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8"))
+    return path
+
+
+def report(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def outputs(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".demod"))
+
+
+def test_piper_and_xtts_rows_in_one_csv(piper_voice, piper_multi_voice, xtts_model, references, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    csv_file = write_csv(tmp_path / "jobs.csv", (
+        "reference,text,output,language,speaker,backend,model\n"
+        f',"Hello, world.",one.wav,,,piper,{piper_voice}\n'
+        f',"Quoted text,\nover two lines.",voices/two.flac,,speaker_1,,{piper_multi_voice}\n'
+        f"{references['ref.wav']},Cloned voice.,three.wav,en,,,{xtts_model}\n"
+        f"{references['ref.wav']}|{references['ref.flac']},Two references.,four.ogg,de,,xtts,{xtts_model}\n"
+    ), bom=True)
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"), env=XTTS_ENV)
+    assert done.returncode == 0, done.stderr.decode()
+    assert outputs(out) == ["four.ogg", "one.wav", "three.wav", "voices/two.flac"]
+    assert soundfile.info(str(out / "one.wav")).samplerate == 22050
+    assert soundfile.info(str(out / "three.wav")).samplerate == 24000
+    rows = sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])
+    assert [r["row"] for r in rows] == [2, 3, 5, 6]  # the quoted newline makes line 4 part of row 3
+    assert all(r["status"] == "ok" and r["duration"] > 0 and r["error"] is None for r in rows)
+    assert "4 done, 0 failed, 0 already complete" in done.stderr.decode()
+
+
+def test_every_bad_row_is_reported_at_once_and_nothing_is_written(piper_voice, references, tmp_path):
+    out = tmp_path / "out"
+    (out / "inside").mkdir(parents=True)
+    os.symlink(tmp_path, out / "inside" / "escape")
+    csv_file = write_csv(tmp_path / "bad.csv", (
+        "reference,text,output,language,speaker,backend,model\n"
+        f",Fine row.,ok.wav,,,piper,{piper_voice}\n"  # 2: valid
+        f",,empty.wav,,,piper,{piper_voice}\n"  # 3: empty text
+        f",Hi.,../up.wav,,,piper,{piper_voice}\n"  # 4: traversal
+        f",Hi.,/tmp/abs.wav,,,piper,{piper_voice}\n"  # 5: absolute
+        f",Hi.,inside/escape/x.wav,,,piper,{piper_voice}\n"  # 6: symlink
+        f",Hi.,ok.wav,,,piper,{piper_voice}\n"  # 7: duplicate output
+        ",Hi.,m.wav,,,piper,missing.onnx\n"  # 8: missing model
+        f",Hi.,s.wav,,9,piper,{piper_voice}\n"  # 9: bad speaker
+        f"{references['ref.wav']},Hi.,l.wav,xx,,,\n"  # 10: unknown language
+        ",Hi.,b.wav,,,espeak,\n"  # 11: unknown backend
+        "missing.wav,Hi.,r.wav,en,,,\n"  # 12: missing reference
+    ))
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out))
+    err = done.stderr.decode()
+    assert done.returncode == 3, err
+    for line, words in [(3, "text is empty"), (4, "climbs out"), (5, "absolute path"), (6, "symbolic link"),
+                        (7, "also written by line 2"), (8, "does not exist"), (9, "single speaker"),
+                        (10, "cannot speak language 'xx'"), (11, "unknown backend 'espeak'"), (12, "does not exist")]:
+        assert f"bad.csv:{line}: " in err and words in err.split(f"bad.csv:{line}: ")[1].splitlines()[0], (line, err)
+    assert "bad.csv:2:" not in err
+    assert "10 row(s) of bad.csv have problems" in err and "Traceback" not in err
+    assert outputs(out) == [] and not (tmp_path / "abs.wav").exists()
+
+
+def test_dry_run_and_header_errors(piper_voice, tmp_path):
+    good = write_csv(tmp_path / "good.csv", f"text,output,model\nHello.,a.wav,{piper_voice}\n")
+    done = run_cli("batch", str(good), "--output-dir", str(tmp_path), "--dry-run")
+    assert done.returncode == 0 and "1 rows are valid (1 piper); dry run" in done.stderr.decode()
+    assert not (tmp_path / "a.wav").exists()
+    bad = write_csv(tmp_path / "bad.csv", "txt,output\nHello.,a.wav\n")
+    done = run_cli("batch", str(bad), "--output-dir", str(tmp_path))
+    assert done.returncode == 3 and "unknown column(s) txt" in done.stderr.decode()
+
+
+def many_rows(folder: Path, voice: Path, n: int) -> Path:
+    text = "This row is long enough to keep a worker busy for a moment. It has two sentences."
+    lines = "".join(f'"{text} Row {i}.",row{i:03d}.wav\n' for i in range(n))
+    return write_csv(folder / "many.csv", "text,output\n" + lines)
+
+
+def children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+def start_batch(csv_file: Path, out: Path, voice: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(out), "--model", str(voice),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(predicate, timeout=120.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def finished_rows(out: Path) -> int:
+    manifest = out / ".demod-voice-manifest.jsonl"
+    return len(manifest.read_text().splitlines()) if manifest.exists() else 0
+
+
+def test_a_worker_killed_mid_batch_costs_a_retry_not_the_batch(piper_voice, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    csv_file = many_rows(tmp_path, piper_voice, 40)
+    proc = start_batch(csv_file, out, piper_voice, "--report", str(tmp_path / "r.jsonl"))
+    wait_for(lambda: finished_rows(out) >= 3)
+    workers = children(proc.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert "killed by SIGKILL" in err.decode() and "retrying it on a fresh worker" in err.decode()
+    assert len(outputs(out)) == 40 and all(r["status"] == "ok" for r in report(tmp_path / "r.jsonl"))
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_does_only_the_rest(piper_voice, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    csv_file = many_rows(tmp_path, piper_voice, 60)
+    proc = start_batch(csv_file, out, piper_voice)
+    wait_for(lambda: finished_rows(out) >= 5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode() and "not run" in err.decode()
+    first = finished_rows(out)
+    assert 5 <= first < 60
+    assert len(outputs(out)) == first  # finished files intact, no partial ones
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice), "--report", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 0, done.stderr.decode()
+    statuses = [r["status"] for r in report(tmp_path / "r.jsonl")]
+    assert statuses.count("skipped") == first and statuses.count("ok") == 60 - first
+    assert len(outputs(out)) == 60
+
+
+def test_failed_rows_are_recorded_and_the_batch_goes_on_unless_fail_fast(piper_voice, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    Path(f"{broken}.json").write_text(Path(f"{piper_voice}.json").read_text())
+    csv_file = write_csv(tmp_path / "j.csv", f"text,output,model\nA.,a.wav,{broken}\nB.,b.wav,{piper_voice}\nC.,c.wav,{piper_voice}\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 1
+    rows = sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])
+    assert [r["status"] for r in rows] == ["failed", "ok", "ok"]
+    assert "not a usable ONNX model" in rows[0]["error"]
+    assert outputs(out) == ["b.wav", "c.wav"]
+    (out / "b.wav").unlink()
+    (out / "c.wav").unlink()
+    (out / ".demod-voice-manifest.jsonl").unlink()
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--fail-fast")
+    assert done.returncode == 1 and "--fail-fast" in done.stderr.decode() and "2 not run" in done.stderr.decode()
+    assert outputs(out) == []
+
+
+def test_changed_inputs_are_redone(piper_voice, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    csv_file = write_csv(tmp_path / "j.csv", f"text,output,model\nFirst.,a.wav,{piper_voice}\nSecond.,b.wav,{piper_voice}\n")
+    assert run_cli("batch", str(csv_file), "--output-dir", str(out)).returncode == 0
+    write_csv(csv_file, f"text,output,model\nFirst.,a.wav,{piper_voice}\n\"Second, changed.\",b.wav,{piper_voice}\n")
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 0
+    assert [r["status"] for r in sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])] == ["skipped", "ok"]
+    (out / "a.wav").write_bytes(b"truncated")  # a damaged output is not "complete"
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"))
+    assert [r["status"] for r in sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])] == ["ok", "skipped"]

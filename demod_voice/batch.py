@@ -2,7 +2,8 @@
 
 Columns (header required, UTF-8 with or without BOM, quoted fields may hold commas and newlines):
 ``text`` and ``output`` always; ``reference`` (one or more paths joined by ``|``) for XTTS clones;
-``model`` for Piper voices (or ``--model``); optional ``language``, ``speaker``, ``backend``.
+``voice`` for a saved XTTS voice profile; ``model`` for Piper voices (a path or an installed name, or
+``--model``); optional ``language``, ``speaker``, ``backend``.
 
 Resume: each finished row appends a line to ``.demod-voice-manifest.jsonl`` in the output folder,
 holding a fingerprint of everything that shapes its audio and the file's size. A rerun skips a row
@@ -31,7 +32,7 @@ from .paths import confined_output
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model")
+COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
 BACKENDS = ("xtts", "piper")
 MANIFEST = ".demod-voice-manifest.jsonl"
 
@@ -139,7 +140,7 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     from .text import load_text
 
     v = row.values
-    backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") else "piper")
+    backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") or v.get("voice") else "piper")
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{v['backend']}'; choose one of {', '.join(BACKENDS)}")
     text = load_text(v.get("text", ""))
@@ -153,10 +154,15 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
 
 def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest) -> SynthesisJob:
     from .backends.xtts import XttsRequest, make_job
+    from .profiles import load_named
 
     references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
-    if not references:
-        raise InputError("an xtts row needs a reference recording in the 'reference' column")
+    if not references and not v.get("voice"):
+        raise InputError("an xtts row needs a reference recording in the 'reference' column, or a saved voice in 'voice'")
+    if references and v.get("voice"):
+        raise InputError("give either reference recordings or a saved voice, not both")
+    cache = cache_root(request.config)
+    profile = load_named(cache, v["voice"]) if v.get("voice") else None
     if v.get("speaker"):
         raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference")
     settings = request.config.xtts
@@ -165,19 +171,24 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
     if v.get("model"):
         settings = dataclasses.replace(settings, model_dir=v["model"])
     resolved = tuple(str(_relative_to_csv(r, request.csv_path)) for r in references)
-    return make_job(XttsRequest(resolved, text, str(output), settings, str(cache_root(request.config)), request.config.device))
+    return make_job(XttsRequest(resolved, text, str(output), settings, str(cache), request.config.device, profile))
 
 
 def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest) -> SynthesisJob:
     from .backends.piper import PiperRequest, make_job
+    from .models import looks_like_name, resolve_piper_model
 
     model = v.get("model") or request.model
     if not model:
         raise InputError("a piper row needs a voice: fill the 'model' column or pass --model")
     if v.get("language"):
         raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language")
-    return make_job(PiperRequest(str(_relative_to_csv(model, request.csv_path)), text, str(output), request.config.piper,
-                                 request.config.device, str(cache_root(request.config)), speaker=v.get("speaker") or None))
+    config = request.config
+    cache = cache_root(config)
+    if looks_like_name(model) and not (request.csv_path.parent / model).exists():
+        model = resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress)
+    return make_job(PiperRequest(str(_relative_to_csv(model, request.csv_path)), text, str(output), config.piper,
+                                 config.device, str(cache), speaker=v.get("speaker") or None))
 
 
 def _relative_to_csv(value: str, csv_path: Path) -> Path:

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common)
-    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_batch, _add_health, _add_config):
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_batch, _add_models, _add_voices, _add_health, _add_config):
         add(sub, common)
     return parser
 
@@ -122,11 +122,12 @@ def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("xtts-zero-shot", parents=[common], help="clone a voice from reference audio with XTTS-v2",
                        description="Speak TEXT in the voice of the REFERENCE recording(s) with XTTS-v2 (17 languages). "
                                    "A good reference is 6-30 s of one person speaking clearly.")
-    p.add_argument("references", nargs="+", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3); several allowed")
+    p.add_argument("references", nargs="*", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3); several allowed")
     p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
     p.add_argument("-o", "--output", default="output.wav",
                    help="output file (.wav .flac .ogg .mp3), or - to stream raw 16-bit PCM at 24 kHz (default: output.wav)")
     p.add_argument("-l", "--language", help="language of the text (default: en; see the README for the 17 codes)")
+    p.add_argument("--voice", metavar="NAME", help="a saved voice profile (see 'voices add') instead of REFERENCE files")
     p.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
     p.add_argument("--accept-license", action="store_true", default=None,
                    help="accept the Coqui Public Model License (non-commercial) to download XTTS-v2")
@@ -146,18 +147,21 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
     from .backends.xtts import XttsRequest, make_job
     from .config import cache_root
     from .engine import run_one
+    from .profiles import load_named
     from .text import load_text
 
     overrides = {f"xtts.{key}": getattr(args, key) for key in XTTS_FLAGS}
     overrides["xtts.accept_license"] = args.accept_license
     config = load_settings(args, overrides)
+    cache = cache_root(config)
     request = XttsRequest(
         references=tuple(args.references),
         text=load_text(args.text),
         output=check_output(args.output),
         settings=config.xtts,
-        cache_dir=str(cache_root(config)),
+        cache_dir=str(cache),
         device=config.device,
+        profile=load_named(cache, args.voice) if args.voice else None,
     )
     result = run_one(make_job(request), config.engine, log_level(args))
     log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
@@ -170,7 +174,7 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
 def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("piper-infer", parents=[common], help="speak text with a Piper voice (.onnx)",
                        description="Speak TEXT with a Piper ONNX voice.")
-    p.add_argument("model", metavar="MODEL", help="the voice's .onnx file (its .onnx.json beside it)")
+    p.add_argument("model", metavar="MODEL", help="a voice name (see 'models list') or an .onnx file (its .onnx.json beside it)")
     p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
     p.add_argument("-o", "--output", default="output.wav",
                    help="output file (.wav .flac .ogg .mp3), or - for raw 16-bit PCM on stdout (default: output.wav)")
@@ -189,15 +193,19 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     from .backends.piper import PiperRequest, make_job
     from .config import cache_root
     from .engine import run_one
+    from .models import resolve_piper_model
     from .text import load_text
 
     keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume")
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
     text = load_text(args.text)
+    output = check_output(args.output)
+    model = resolve_piper_model(args.model, config.models.catalog_url, cache_root(config), config.models.auto_download,
+                                progress=not getattr(args, "quiet", False))
     request = PiperRequest(
-        model=args.model,
+        model=model,
         text=text,
-        output=check_output(args.output),
+        output=output,
         settings=config.piper,
         device=config.device,
         cache_dir=str(cache_root(config)),
@@ -251,6 +259,134 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     error = outcome_error(outcome)
     if error is not None:
         raise error
+    return 0
+
+
+# --- models ------------------------------------------------------------------
+
+
+def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("models", parents=[common], help="list, download and remove Piper voices and XTTS-v2",
+                       description="Manage models in the cache: Piper voices from the voice catalog, and XTTS-v2.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("list", parents=[common], help="installed models (--available: the whole catalog)")
+    show.add_argument("--available", action="store_true", help="list every voice in the catalog")
+    get = actions.add_parser("download", parents=[common], help="download a Piper voice by name, or xtts_v2")
+    get.add_argument("name", metavar="NAME")
+    get.add_argument("--accept-license", action="store_true", default=None, help="accept the CPML licence (for xtts_v2)")
+    remove = actions.add_parser("remove", parents=[common], help="delete an installed model")
+    remove.add_argument("name", metavar="NAME")
+    where = actions.add_parser("path", parents=[common], help="print the path of an installed model")
+    where.add_argument("name", metavar="NAME")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .config import cache_root
+
+    config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
+    action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path}[args.action]
+    action(args, config, cache_root(config))
+    return 0
+
+
+def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import installed_piper_voices, load_catalog, missing_xtts_files, released_xtts_dir
+
+    installed = {p.stem: p for p in installed_piper_voices(cache)}
+    if args.available:
+        for name, entry in sorted(load_catalog(config.models.catalog_url, cache, refresh=True).items()):
+            size = sum(f.get("size_bytes", 0) for f in entry.get("files", {}).values()) / 1e6
+            language = entry.get("language", {}).get("code", "")
+            print(f"{'*' if name in installed else ' '} {name:<40} {language:<8} {entry.get('quality', ''):<8} {size:6.1f} MB")
+        return
+    for name, path in installed.items():
+        print(f"piper  {name:<40} {path.stat().st_size / 1e6:6.1f} MB  {path}")
+    if not missing_xtts_files(released_xtts_dir(cache)):
+        print(f"xtts   {'xtts_v2':<40} {'':>9}  {released_xtts_dir(cache)}")
+
+
+def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import XTTS_NAMES, download_piper_voice, resolve_xtts
+
+    if args.name in XTTS_NAMES:
+        from .backends.xtts import download_released
+
+        folder, fetch = resolve_xtts(None, cache, config.xtts.accept_license)
+        if fetch:
+            download_released(fetch, cache)
+        print(folder)
+        return
+    print(download_piper_voice(args.name, config.models.catalog_url, cache, progress=not getattr(args, "quiet", False)))
+
+
+def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import remove_model
+
+    for path in remove_model(args.name, cache):
+        if not getattr(args, "quiet", False):
+            print(f"{PROG}: removed {path}", file=sys.stderr)
+
+
+def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import XTTS_NAMES, released_xtts_dir, resolve_piper_model
+
+    if args.name in XTTS_NAMES:
+        print(released_xtts_dir(cache))
+    else:
+        print(resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False))
+
+
+# --- voices ------------------------------------------------------------------
+
+
+def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("voices", parents=[common], help="saved XTTS voice profiles: add, list, remove, export, import",
+                       description="Keep cloned voices by name: the XTTS conditioning is computed once and reused.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", parents=[common], help="make a profile from reference recordings")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("references", nargs="+", metavar="REFERENCE")
+    add.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
+    add.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    actions.add_parser("list", parents=[common], help="list profiles")
+    remove = actions.add_parser("remove", parents=[common], help="delete a profile")
+    remove.add_argument("name", metavar="NAME")
+    export = actions.add_parser("export", parents=[common], help="write a profile to one portable file")
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("file", metavar="FILE")
+    imp = actions.add_parser("import", parents=[common], help="install a profile file")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    p.set_defaults(func=_cmd_voices)
+
+
+def _cmd_voices(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import cache_root
+    from .profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+
+    config = load_settings(args, {"xtts.model_dir": getattr(args, "model_dir", None)})
+    cache = cache_root(config)
+    if args.action == "add":
+        from .voicemaking import add_voice
+
+        profile = add_voice(args.name, args.references, config, force=args.force)
+        print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
+    elif args.action == "list":
+        for profile in list_profiles(cache):
+            print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
+    elif args.action == "remove":
+        load_named(cache, args.name)
+        (profiles_dir(cache) / f"{args.name}.npz").unlink()
+    elif args.action == "export":
+        from .paths import check_output_path
+
+        export_profile(cache, args.name, check_output_path(Path(args.file)))
+    else:
+        profile = import_profile(cache, Path(args.file), force=args.force)
+        print(f"imported {profile.name} (model {profile.model[:12]})")
     return 0
 
 

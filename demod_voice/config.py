@@ -55,6 +55,17 @@ class PiperSettings:
     volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
 
 
+@dataclass(frozen=True)
+class ModelsSettings:
+    """Where named models come from."""
+
+    catalog_url: str = _opt(
+        "https://huggingface.co/rhasspy/piper-voices/resolve/v1.0.0/",
+        "Base URL of the Piper voice catalog (voices.json and the voice files); point it at a mirror if you have one.",
+    )
+    auto_download: bool = _opt(False, "Download a Piper voice named on the command line when it is not installed yet.")
+
+
 XTTS_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "ja", "hu", "ko", "hi")
 
 
@@ -88,6 +99,7 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings, metadata={"doc": EngineSettings.__doc__})
     piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
     xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
+    models: ModelsSettings = field(default_factory=ModelsSettings, metadata={"doc": ModelsSettings.__doc__})
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -320,6 +320,7 @@ def deep_checks(voices: list[str], engine_settings: Any, cache_dir: Optional[str
 
 
 def installed_voices(cache: Path) -> list[str]:
-    """Piper voices kept in the cache's ``voices`` folder."""
-    folder = cache / "voices"
-    return sorted(str(p) for p in folder.glob("*.onnx")) if folder.is_dir() else []
+    """Piper voices installed by name (``models download``)."""
+    from .models import installed_piper_voices
+
+    return [str(p) for p in installed_piper_voices(cache)]

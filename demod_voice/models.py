@@ -50,3 +50,123 @@ def resolve_xtts(
         raise InputError(f"XTTS-v2 is not downloaded yet, and downloading it needs its licence accepted: {LICENSE_HELP}; "
                          "or point --model-dir at a local checkpoint")
     return folder, RELEASED_XTTS
+
+
+# --- Piper voices by name ----------------------------------------------------------------------
+
+CATALOG = "voices.json"
+
+
+def piper_dir(cache: Path) -> Path:
+    """Where named Piper voices are installed."""
+    return cache / "piper"
+
+
+def installed_piper_voices(cache: Path) -> list[Path]:
+    """Installed voices: an ``.onnx`` with its ``.onnx.json`` beside it."""
+    folder = piper_dir(cache)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.onnx") if Path(f"{p}.json").is_file())
+
+
+def looks_like_name(model: str) -> bool:
+    """``en_US-lessac-medium`` is a name; ``voices/x.onnx`` or ``x.onnx`` is a path."""
+    return "/" not in model and not model.endswith((".onnx", ".json"))
+
+
+def load_catalog(base_url: str, cache: Path, refresh: bool = False, progress: bool = False) -> dict:
+    """The voice catalog, fetched from ``base_url`` (or the cached copy when offline)."""
+    import json
+
+    from .download import Offline, fetch
+
+    target = piper_dir(cache) / CATALOG
+    if refresh or not target.is_file():
+        try:
+            part = fetch(base_url.rstrip("/") + "/" + CATALOG, target, progress=progress)
+            os.replace(part, target)
+        except Offline as err:
+            if not target.is_file():
+                raise Offline(f"{err}; the voice catalog is needed to download voices by name "
+                              f"(or put NAME.onnx and NAME.onnx.json in {piper_dir(cache)} by hand)") from None
+    try:
+        return json.loads(target.read_text(encoding="utf-8"))
+    except ValueError:
+        target.unlink()
+        raise InputError(f"the voice catalog from {base_url} is not valid JSON; check models.catalog_url") from None
+
+
+def catalog_entry(catalog: dict, name: str) -> tuple[str, dict]:
+    """(canonical name, entry) for a name or alias; :class:`InputError` with close matches otherwise."""
+    import difflib
+
+    if name in catalog:
+        return name, catalog[name]
+    for key, entry in catalog.items():
+        if name in entry.get("aliases", []):
+            return key, entry
+    close = difflib.get_close_matches(name, list(catalog), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; 'demod-voice models list --available' shows them all"
+    raise InputError(f"there is no voice named '{name}' in the catalog{hint}")
+
+
+def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool = True) -> Path:
+    """Download a catalog voice; both files appear together, only after both are verified."""
+    from .download import Offline, fetch
+
+    key, entry = catalog_entry(load_catalog(base_url, cache), name)
+    files = {path: info for path, info in entry.get("files", {}).items() if path.endswith((".onnx", ".onnx.json"))}
+    if len(files) != 2:
+        raise InputError(f"the catalog entry for {key} does not list an .onnx and an .onnx.json")
+    folder = piper_dir(cache)
+    parts = {}
+    try:
+        for path, info in sorted(files.items(), key=lambda item: item[0].endswith(".onnx")):
+            dest = folder / (f"{key}.onnx.json" if path.endswith(".json") else f"{key}.onnx")
+            parts[dest] = fetch(base_url.rstrip("/") + "/" + path, dest, info.get("size_bytes"), info.get("md5_digest"), progress)
+    except Offline as err:
+        raise Offline(f"{err}; to install {key} by hand, put {key}.onnx and {key}.onnx.json in {folder}") from None
+    except InputError:
+        for part in parts.values():  # a bad file condemns the voice: keep none of it
+            part.unlink(missing_ok=True)
+        raise
+    # json first: a visible .onnx always has its config beside it.
+    for dest in sorted(parts, key=lambda p: p.suffix == ".onnx"):
+        os.replace(parts[dest], dest)
+    return folder / f"{key}.onnx"
+
+
+def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: bool, progress: bool = True) -> str:
+    """A path for ``model``: itself if it is a file or a path, the installed voice if it is a name."""
+    if Path(model).expanduser().exists() or not looks_like_name(model):
+        return model
+    installed = piper_dir(cache) / f"{model}.onnx"
+    if installed.is_file() and Path(f"{installed}.json").is_file():
+        return str(installed)
+    if not auto_download:
+        raise InputError(f"voice '{model}' is not installed: run 'demod-voice models download {model}' "
+                         "(or set models.auto_download: true), or give the path of an .onnx file")
+    return str(download_piper_voice(model, base_url, cache, progress))
+
+
+def remove_model(name: str, cache: Path) -> list[Path]:
+    """Delete an installed Piper voice (or the released XTTS-v2 for ``xtts_v2``); return what was removed."""
+    import shutil
+
+    if name in XTTS_NAMES:
+        folder = released_xtts_dir(cache)
+        if not folder.is_dir():
+            raise InputError(f"XTTS-v2 is not installed in {folder}")
+        shutil.rmtree(folder)
+        return [folder]
+    files = [piper_dir(cache) / f"{name}.onnx", piper_dir(cache) / f"{name}.onnx.json"]
+    present = [f for f in files if f.exists()]
+    if not present:
+        raise InputError(f"voice '{name}' is not installed; 'demod-voice models list' shows what is")
+    for path in present:
+        path.unlink()
+    return present
+
+
+XTTS_NAMES = ("xtts_v2", "xtts-v2", "xtts")

@@ -96,7 +96,7 @@ def load_latents(folder: Optional[str], key: str) -> Optional[tuple[Any, Any]]:
 
     if not folder:
         return None
-    path = Path(folder) / "voices" / f"{key}.npz"
+    path = Path(folder) / "latents" / f"{key}.npz"
     if not path.is_file():
         return None
     try:
@@ -113,7 +113,7 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
 
     if not folder:
         return
-    target = Path(folder) / "voices" / f"{key}.npz"
+    target = Path(folder) / "latents" / f"{key}.npz"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")

@@ -22,6 +22,7 @@ from ..config import XTTS_LANGUAGES, XttsSettings
 from ..errors import DependencyError, InputError, RuntimeFailure
 from ..jobs import STDOUT, LoadSpec, SynthesisJob
 from ..models import resolve_xtts
+from ..profiles import Profile
 from ..text import split_sentences
 from ..voices import Reference, check_reference, latent_key, load_latents, save_latents
 from .base import Backend, LoadInfo
@@ -37,13 +38,15 @@ class XttsOptions:
     """Per-job settings for the worker."""
 
     references: tuple[Reference, ...]
-    """Checked reference recordings."""
+    """Checked reference recordings (empty when a profile is used)."""
     language: str
     """One of the 17 XTTS languages."""
     settings: XttsSettings
     """Sampling parameters, speed, silence, precision."""
     stream: bool = False
     """Use XTTS's streaming inference (for ``--output -``)."""
+    profile: Optional[Profile] = None
+    """A saved voice used instead of references."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class XttsRequest:
     """Cache folder (voice latents, the released model)."""
     device: str = "cpu"
     """Requested device."""
+    profile: Optional[Profile] = None
+    """A saved voice profile (then ``references`` may be empty)."""
 
 
 def normalise_language(language: str) -> str:
@@ -84,10 +89,12 @@ def make_job(request: XttsRequest) -> SynthesisJob:
                 _WARNED.add(warning)
                 log.warning("%s", warning)
         references.append(reference)
+    if not references and request.profile is None:
+        raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
     spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
-    options = XttsOptions(tuple(references), language, settings, stream=request.output == STDOUT)
+    options = XttsOptions(tuple(references), language, settings, stream=request.output == STDOUT, profile=request.profile)
     return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
 
 
@@ -109,7 +116,7 @@ class XttsBackend(Backend):
         torch, xtts_module, config_module = _import_engine()
         folder = Path(spec.model)
         if spec.fetch:
-            _download(spec.fetch, Path(spec.cache_dir))
+            download_released(spec.fetch, Path(spec.cache_dir))
         warnings = []
         self.device = "cpu"
         if spec.device == "gpu":
@@ -126,7 +133,7 @@ class XttsBackend(Backend):
         except Exception as err:  # noqa: BLE001 - torch and coqui raise many kinds for a bad file
             raise InputError(f"cannot load the XTTS checkpoint in {folder}: {type(err).__name__}: {err}") from None
         self.model = model.to(self.device)
-        self.identity = _model_identity(folder)
+        self.identity = model_identity(folder)
         self.cache_dir = spec.cache_dir
         params = sum(p.numel() for p in model.parameters()) / 1e6
         detail = f"XTTS {params:.1f}M parameters, torch {torch.__version__}; loaded in {time.perf_counter() - started:.1f} s"
@@ -136,7 +143,7 @@ class XttsBackend(Backend):
         import numpy as np
 
         opts: XttsOptions = job.options
-        gpt_latent, speaker = self._conditioning(opts.references)
+        gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self._conditioning(opts.references)
         limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
         sentences = split_sentences(job.text, limit)
         log.debug("%d sentence(s) within the %d-character limit of '%s'", len(sentences), limit, opts.language)
@@ -145,6 +152,19 @@ class XttsBackend(Backend):
             if index and len(silence):
                 yield AudioChunk(silence, SAMPLE_RATE)
             yield from self._sentence(sentence, opts, gpt_latent, speaker)
+
+    def _from_profile(self, profile: Profile) -> tuple[Any, Any]:
+        import torch
+
+        if profile.model != self.identity:
+            raise InputError(f"voice profile '{profile.name}' was made with another XTTS model ({profile.model[:12]}, this one is "
+                             f"{self.identity[:12]}); re-create it here with 'demod-voice voices add {profile.name} REFERENCE...'")
+        log.info("voice profile '%s': conditioning skipped", profile.name)
+        return torch.from_numpy(profile.gpt_cond_latent).to(self.device), torch.from_numpy(profile.speaker_embedding).to(self.device)
+
+    def conditioning(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
+        """Latents for the references, from memory, the disk cache, or computed (and cached)."""
+        return self._conditioning(references)
 
     def _conditioning(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
         import torch
@@ -231,7 +251,7 @@ def _import_engine() -> tuple[Any, Any, Any]:
     return torch, xtts, xtts_config
 
 
-def _download(name: str, cache: Path) -> None:
+def download_released(name: str, cache: Path) -> None:
     """Fetch a released model through coqui's model manager (the parent checked the licence was accepted)."""
     from TTS.utils.manage import ModelManager
 
@@ -244,9 +264,15 @@ def _download(name: str, cache: Path) -> None:
                              f"model.pth and vocab.json in a folder and pass --model-dir") from None
 
 
-def _model_identity(folder: Path) -> str:
-    """What the voice cache keys on: the config's content and model.pth's identity on disk (not hashing 1.9 GB)."""
-    weights = (folder / "model.pth").stat()
+def model_identity(folder: Path) -> str:
+    """What latents and profiles are tied to, from content alone so it travels between machines:
+    config.json, model.pth's size, and its first and last MiB (hashing all 1.9 GB would take seconds)."""
+    weights = folder / "model.pth"
+    size = weights.stat().st_size
     digest = hashlib.sha256((folder / "config.json").read_bytes())
-    digest.update(f"{(folder / 'model.pth').resolve()}|{weights.st_size}|{weights.st_mtime_ns}".encode())
+    digest.update(str(size).encode())
+    with open(weights, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
     return digest.hexdigest()[:32]

@@ -1,0 +1,148 @@
+"""Voice profiles: a cloned voice kept by name, exported and imported as one portable file.
+
+A profile is an ``.npz`` (read with ``allow_pickle=False``: arrays and a JSON string, no code)
+holding the XTTS conditioning latents, the identity of the model they were made with, the
+references' content hashes, and a SHA-256 digest over all of it. A file whose digest does not
+match was damaged or edited and is refused. The digest is not a signature: anyone can make a
+valid profile, which is what makes them portable; it guards against corruption and casual edits.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+
+FORMAT = "demod-voice-profile/1"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A loaded, verified profile."""
+
+    name: str
+    """Its name."""
+    model: str
+    """Identity of the XTTS model it was made with."""
+    references: tuple[str, ...]
+    """SHA-256 of each reference recording."""
+    created: str
+    """UTC time of creation."""
+    gpt_cond_latent: Any
+    """float32 array."""
+    speaker_embedding: Any
+    """float32 array."""
+
+
+def profiles_dir(cache: Path) -> Path:
+    """Where named profiles live."""
+    return cache / "profiles"
+
+
+def check_name(name: str) -> str:
+    """Profile names become file names: letters, digits, ``_ . -``, up to 64 characters."""
+    if not NAME.match(name):
+        raise InputError(f"'{name}' cannot name a voice: use letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
+    return name
+
+
+def _digest(meta: dict[str, Any], gpt: Any, speaker: Any) -> str:
+    body = {k: v for k, v in meta.items() if k != "digest"}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode())
+    for array in (gpt, speaker):
+        digest.update(str(array.dtype).encode() + str(array.shape).encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def write_profile(path: Path, name: str, model: str, references: list[str], gpt: Any, speaker: Any) -> None:
+    """Write a profile file atomically."""
+    import numpy as np
+
+    gpt, speaker = np.ascontiguousarray(gpt, dtype=np.float32), np.ascontiguousarray(speaker, dtype=np.float32)
+    meta = {"format": FORMAT, "name": name, "model": model, "references": references,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta["digest"] = _digest(meta, gpt, speaker)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_profile(path: Path) -> Profile:
+    """Load and verify a profile file; :class:`InputError` when it is not one, or was altered."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            gpt, speaker = data["gpt_cond_latent"], data["speaker_embedding"]
+    except FileNotFoundError:
+        raise InputError(f"no voice profile at {path}") from None
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{path} is not a demod-voice profile ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{path} is not a demod-voice profile (format {meta.get('format') if isinstance(meta, dict) else '?'})")
+    if meta.get("digest") != _digest(meta, gpt, speaker):
+        raise InputError(f"voice profile {path} fails its integrity check (damaged or edited); export it again from its source")
+    return Profile(check_name(meta["name"]), meta["model"], tuple(meta["references"]), meta["created"], gpt, speaker)
+
+
+@functools.lru_cache(maxsize=64)
+def load_named(cache: Path, name: str) -> Profile:
+    """The installed profile called ``name`` (cached: batch rows reuse voices)."""
+    path = profiles_dir(cache) / f"{check_name(name)}.npz"
+    if not path.is_file():
+        raise InputError(f"there is no voice profile '{name}': 'demod-voice voices list' shows them; "
+                         f"'demod-voice voices add {name} REFERENCE...' makes one")
+    return read_profile(path)
+
+
+def list_profiles(cache: Path) -> list[Profile]:
+    """Every readable profile; damaged ones are skipped (``voices list`` reports them)."""
+    out = []
+    for path in sorted(profiles_dir(cache).glob("*.npz")):
+        try:
+            out.append(read_profile(path))
+        except InputError:
+            continue
+    return out
+
+
+def export_profile(cache: Path, name: str, target: Path) -> None:
+    """Copy a verified profile to ``target`` (atomically)."""
+    load_named(cache, name)
+    source = profiles_dir(cache) / f"{name}.npz"
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+
+
+def import_profile(cache: Path, source: Path, force: bool = False) -> Profile:
+    """Verify ``source`` and install it under its own name."""
+    profile = read_profile(source)
+    target = profiles_dir(cache) / f"{profile.name}.npz"
+    if target.exists() and not force:
+        raise InputError(f"a voice profile '{profile.name}' exists already; remove it first or pass --force")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return profile

@@ -1,0 +1,94 @@
+"""Named models: a catalog and voice files served from 127.0.0.1, downloaded for real."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import soundfile
+from catalog_server import CatalogServer, publish_voice
+from conftest import run_cli
+
+NAME = "en_US-test-x_low"
+
+
+@pytest.fixture()
+def catalog(tmp_path, piper_voice):
+    root = tmp_path / "served"
+    root.mkdir()
+    publish_voice(root, NAME, piper_voice)
+    publish_voice(root, "en_US-broken-x_low", piper_voice, corrupt_md5=True)
+    with CatalogServer(root) as server:
+        yield server
+
+
+def env(server, tmp_path, **extra):
+    return {"DEMOD_VOICE_MODELS_CATALOG_URL": server.url, "DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), **extra}
+
+
+def test_download_list_path_remove(catalog, tmp_path, piper_voice):
+    e = env(catalog, tmp_path)
+    done = run_cli("models", "download", NAME, env=e)
+    assert done.returncode == 0, done.stderr.decode()
+    installed = tmp_path / "cache" / "piper" / f"{NAME}.onnx"
+    assert done.stdout.decode().strip() == str(installed)
+    assert installed.read_bytes() == piper_voice.read_bytes()
+    listed = run_cli("models", "list", env=e).stdout.decode()
+    assert NAME in listed
+    available = run_cli("models", "list", "--available", env=e).stdout.decode()
+    assert f"* {NAME}" in available and "  en_US-broken-x_low" in available
+    assert run_cli("models", "path", NAME, env=e).stdout.decode().strip() == str(installed)
+    assert run_cli("models", "remove", NAME, env=e).returncode == 0
+    assert not installed.exists()
+
+
+def test_piper_infer_by_name_downloads_when_allowed(catalog, tmp_path):
+    out = tmp_path / "hello.wav"
+    refused = run_cli("piper-infer", NAME, "Hello.", "-o", str(out), env=env(catalog, tmp_path))
+    assert refused.returncode == 3 and f"demod-voice models download {NAME}" in refused.stderr.decode()
+    done = run_cli("piper-infer", NAME, "Hello.", "-o", str(out), env=env(catalog, tmp_path, DEMOD_VOICE_MODELS_AUTO_DOWNLOAD="true"))
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(out)).samplerate == 22050
+    again = run_cli("piper-infer", NAME, "Again.", "-o", str(out), env=env(catalog, tmp_path))
+    assert again.returncode == 0  # installed now: no download needed
+    voice_requests = [p for p, _ in catalog.requests if p.endswith(".onnx")]
+    assert len(voice_requests) == 1
+
+
+def test_checksum_mismatch_is_rejected_and_nothing_is_left(catalog, tmp_path):
+    done = run_cli("models", "download", "en_US-broken-x_low", env=env(catalog, tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "does not match its checksum" in err and "nothing was kept" in err
+    leftovers = [p.name for p in (tmp_path / "cache" / "piper").iterdir() if p.name != "voices.json"]
+    assert leftovers == []
+
+
+def test_interrupted_download_resumes(catalog, tmp_path, piper_voice):
+    onnx_path = f"en/en_US/{NAME}/{NAME}.onnx"
+    catalog.cut_once[onnx_path] = 300_000
+    first = run_cli("models", "download", NAME, env=env(catalog, tmp_path))
+    assert first.returncode == 1 and "run the same command again to resume" in first.stderr.decode()
+    folder = tmp_path / "cache" / "piper"
+    assert not (folder / f"{NAME}.onnx").exists()  # no half model visible
+    assert (folder / f".{NAME}.onnx.part").stat().st_size == 300_000
+    second = run_cli("models", "download", NAME, env=env(catalog, tmp_path))
+    assert second.returncode == 0, second.stderr.decode()
+    assert (folder / f"{NAME}.onnx").read_bytes() == piper_voice.read_bytes()
+    ranges = [r for p, r in catalog.requests if p == onnx_path]
+    assert ranges == ["", "bytes=300000-"]
+
+
+def test_offline_error_says_where_to_put_files(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    e = {"DEMOD_VOICE_MODELS_CATALOG_URL": f"http://127.0.0.1:{port}/", "DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_cli("models", "download", NAME, env=e)
+    err = done.stderr.decode().strip()
+    assert done.returncode == 1 and "cannot reach" in err and str(tmp_path / "cache" / "piper") in err
+    assert len(err.splitlines()) == 1
+
+
+def test_unknown_name_suggests_close_matches(catalog, tmp_path):
+    done = run_cli("models", "download", "en_US-test-x_lo", env=env(catalog, tmp_path))
+    assert done.returncode == 3 and f"did you mean {NAME}" in done.stderr.decode()

@@ -1,0 +1,77 @@
+"""Voice profiles with the real (small) XTTS model: made once, moved between caches, used by name."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import soundfile
+from conftest import run_cli
+
+FAST = {"DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
+
+
+def cache_env(tmp_path, name, model):
+    return {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / name), "DEMOD_VOICE_XTTS_MODEL_DIR": str(model), **FAST}
+
+
+def test_add_list_export_import_and_use(xtts_model, references, tmp_path):
+    home = cache_env(tmp_path, "home", xtts_model)
+    added = run_cli("voices", "add", "alice", str(references["ref.wav"]), str(references["ref.flac"]), env=home)
+    assert added.returncode == 0, added.stderr.decode()
+    assert "alice: 2 reference(s)" in added.stdout.decode()
+    assert "alice" in run_cli("voices", "list", env=home).stdout.decode()
+    exported = tmp_path / "alice.voice.npz"
+    assert run_cli("voices", "export", "alice", str(exported), env=home).returncode == 0
+
+    away = cache_env(tmp_path, "away", xtts_model)  # a clean cache, as on another machine
+    imported = run_cli("voices", "import", str(exported), env=away)
+    assert imported.returncode == 0, imported.stderr.decode()
+    out = tmp_path / "by-name.wav"
+    spoken = run_cli("-v", "xtts-zero-shot", "--voice", "alice", "Hello by name.", "-o", str(out), env=away)
+    assert spoken.returncode == 0, spoken.stderr.decode()
+    assert "voice profile 'alice': conditioning skipped" in spoken.stderr.decode()
+    assert soundfile.info(str(out)).samplerate == 24000
+    assert not (tmp_path / "away" / "latents").exists()  # nothing was conditioned there
+
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text("voice,text,output\nalice,From the batch.,b.wav\n")
+    (tmp_path / "batch-out").mkdir()
+    batch = run_cli("batch", str(csv_file), "--output-dir", str(tmp_path / "batch-out"), env=away)
+    assert batch.returncode == 0, batch.stderr.decode()
+    assert soundfile.info(str(tmp_path / "batch-out" / "b.wav")).frames > 0
+
+
+def test_profile_from_another_model_is_refused(xtts_model, references, tmp_path):
+    home = cache_env(tmp_path, "home", xtts_model)
+    assert run_cli("voices", "add", "bob", str(references["ref.wav"]), env=home).returncode == 0
+    other = tmp_path / "other-model"
+    shutil.copytree(xtts_model, other)
+    config = other / "config.json"
+    config.write_text(config.read_text().replace('"temperature": 0.85', '"temperature": 0.5'))
+    done = run_cli("xtts-zero-shot", "--voice", "bob", "Hi.", "-o", str(tmp_path / "o.wav"),
+                   env={**home, "DEMOD_VOICE_XTTS_MODEL_DIR": str(other)})
+    assert done.returncode == 3 and "was made with another XTTS model" in done.stderr.decode()
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_tampered_profile_is_refused(xtts_model, references, tmp_path):
+    home = cache_env(tmp_path, "home", xtts_model)
+    assert run_cli("voices", "add", "carol", str(references["ref.wav"]), env=home).returncode == 0
+    exported = tmp_path / "carol.npz"
+    assert run_cli("voices", "export", "carol", str(exported), env=home).returncode == 0
+    with np.load(exported, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["speaker_embedding"] = arrays["speaker_embedding"] * 1.01
+    np.savez(exported, **arrays)
+    done = run_cli("voices", "import", str(exported), env=cache_env(tmp_path, "away", xtts_model))
+    assert done.returncode == 3 and "fails its integrity check" in done.stderr.decode()
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    done = run_cli("voices", "import", str(tmp_path / "junk.npz"), env=cache_env(tmp_path, "away", xtts_model))
+    assert done.returncode == 3 and "is not a demod-voice profile" in done.stderr.decode()
+
+
+def test_unknown_voice_name(xtts_model, tmp_path):
+    done = run_cli("xtts-zero-shot", "--voice", "nobody", "Hi.", "-o", str(tmp_path / "o.wav"),
+                   env=cache_env(tmp_path, "c", xtts_model))
+    assert done.returncode == 3 and "voices add nobody" in done.stderr.decode()

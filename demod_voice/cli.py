@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common)
-    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_batch, _add_models, _add_voices, _add_health, _add_config):
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_batch, _add_models, _add_voices, _add_health,
+                _add_config):
         add(sub, common)
     return parser
 
@@ -214,6 +215,57 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     )
     result = run_one(make_job(request), config.engine, log_level(args))
     log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    return 0
+
+
+# --- piper-preprocess ----------------------------------------------------------
+
+
+def _add_piper_preprocess(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("piper-preprocess", parents=[common], help="prepare a recorded dataset for Piper training",
+                       description="Turn a dataset (metadata.csv + wavs/) into what piper-tts's trainer reads: resampled, "
+                                   "trimmed, normalised audio, phoneme ids, a voice config and a report of every dropped clip.")
+    p.add_argument("--input-dir", required=True, metavar="DIR", help="dataset folder with metadata.csv and wavs/")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="where the prepared dataset goes (outside the input)")
+    p.add_argument("--language", default="en-us", metavar="VOICE", help="espeak-ng voice for phonemes (default: en-us)")
+    p.add_argument("--sample-rate", type=int, choices=(16000, 22050), help="16000 for low-quality voices (default: 22050)")
+    p.add_argument("--layout", choices=("auto", "ljspeech", "multi"), default="auto",
+                   help="three columns mean id|text|normalized (ljspeech) or id|speaker|text (multi); auto guesses")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: one per CPU core)")
+    p.add_argument("--min-total-seconds", type=float, metavar="S", help="refuse datasets with less speech (default: 300)")
+    p.set_defaults(func=_cmd_piper_preprocess)
+
+
+def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from .preprocess import PreprocessRequest, Settings, run_preprocess
+
+    config = load_settings(args, {"preprocess.sample_rate": args.sample_rate, "preprocess.workers": args.workers,
+                                  "preprocess.min_total_seconds": args.min_total_seconds})
+    p = config.preprocess
+    output_dir = Path(args.output_dir).absolute()
+    if not output_dir.parent.is_dir():
+        from .errors import InputError
+
+        raise InputError(f"the parent of the output directory, {output_dir.parent}, does not exist")
+    request = PreprocessRequest(
+        input_dir=Path(args.input_dir).absolute(),
+        output_dir=output_dir,
+        settings=Settings(p.sample_rate, args.language, p.min_clip_seconds, p.max_clip_seconds),
+        layout=args.layout,
+        workers=p.workers or os.cpu_count() or 1,
+        min_total_seconds=p.min_total_seconds,
+        progress=not getattr(args, "quiet", False),
+    )
+    report = run_preprocess(request)
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: ready for training: python -m piper.train fit --data.csv_path {output_dir / 'metadata.csv'} "
+              f"--data.audio_dir {output_dir / 'wavs'} --data.dataset_type phoneme_ids --data.espeak_voice {args.language} "
+              f"--data.config_path {output_dir / 'config.json'} --data.cache_dir {output_dir / 'cache'} "
+              f"--data.voice_name VOICE --model.sample_rate {report['sample_rate']} "
+              f"--model.num_speakers {max(1, len(report['hours_per_speaker']))} --data.batch_size 16", file=sys.stderr)
     return 0
 
 

@@ -66,6 +66,18 @@ class ModelsSettings:
     auto_download: bool = _opt(False, "Download a Piper voice named on the command line when it is not installed yet.")
 
 
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Defaults for ``piper-preprocess``."""
+
+    sample_rate: int = _opt(22050, "Sample rate of the prepared dataset: 22050 (medium/high voices) or 16000 (low).",
+                            choices=(16000, 22050))
+    min_clip_seconds: float = _opt(0.6, "Clips shorter than this (after trimming silence) are dropped.", minimum=0.0)
+    max_clip_seconds: float = _opt(15.0, "Clips longer than this are dropped (they exhaust memory in training).", minimum=1.0)
+    min_total_seconds: float = _opt(300.0, "Refuse a dataset with less speech than this in total.", minimum=0.0)
+    workers: int = _opt(0, "Processes working on clips (0: one per CPU core).", minimum=0)
+
+
 XTTS_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh-cn", "ja", "hu", "ko", "hi")
 
 
@@ -100,6 +112,7 @@ class Config:
     piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
     xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
     models: ModelsSettings = field(default_factory=ModelsSettings, metadata={"doc": ModelsSettings.__doc__})
+    preprocess: PreprocessSettings = field(default_factory=PreprocessSettings, metadata={"doc": PreprocessSettings.__doc__})
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -273,7 +286,7 @@ def _check_value(meta: Mapping[str, Any], dotted: str, value: Any, source: str) 
     if value is None:
         return
     if "choices" in meta and value not in meta["choices"]:
-        raise ConfigError(f"{source}: '{dotted}' must be one of {', '.join(meta['choices'])}, got {value!r}")
+        raise ConfigError(f"{source}: '{dotted}' must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
     if "minimum" in meta and value < meta["minimum"]:
         raise ConfigError(f"{source}: '{dotted}' must be at least {meta['minimum']}, got {value!r}")
 

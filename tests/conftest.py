@@ -100,3 +100,15 @@ def references(tmp_path_factory) -> dict[str, Path]:
         soundfile.write(str(folder / "ref.mp3"), voiced_signal(8.0, 44100, 2), 44100, format="MP3")
         refs["ref.mp3"] = folder / "ref.mp3"
     return refs
+
+
+@pytest.fixture(scope="session")
+def lj_dataset(tmp_path_factory) -> Path:
+    """12 espeak-ng clips (id|text|normalized) in wav/flac/ogg/mp3, plus five faulty entries."""
+    return _generated(tmp_path_factory, "dataset-lj", "make_dataset.py", "--clips", "12", "--faults")
+
+
+@pytest.fixture(scope="session")
+def multi_dataset(tmp_path_factory) -> Path:
+    """9 espeak-ng clips from three voices (id|speaker|text)."""
+    return _generated(tmp_path_factory, "dataset-multi", "make_dataset.py", "--clips", "9", "--speakers", "3")

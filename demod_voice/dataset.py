@@ -1,0 +1,87 @@
+"""Reading a speech dataset's ``metadata.csv`` (pipe-separated, as LJSpeech and Piper use it).
+
+Layouts: ``id|text``; ``id|text|normalized`` (LJSpeech: the normalized text is spoken);
+``id|speaker|text`` (multi-speaker). Three columns are told apart by ``--layout`` or, left to
+``auto``, by the middle column: speaker names are short, contain no spaces, and repeat.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from .errors import InputError
+
+LAYOUTS = ("auto", "ljspeech", "multi")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the metadata."""
+
+    line: int
+    """1-based line number."""
+    clip_id: str
+    """File name stem in ``wavs/``."""
+    text: str
+    """What is spoken."""
+    speaker: Optional[str] = None
+    """Speaker name (multi-speaker layout)."""
+
+
+def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], str]:
+    """Entries and the layout used; :class:`InputError` for a missing file, bad encoding or column counts."""
+    path = input_dir / "metadata.csv"
+    if not path.is_file():
+        raise InputError(f"{input_dir} has no metadata.csv; a dataset needs metadata.csv (id|text per line) and a wavs/ folder")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputError(f"{path} is not UTF-8 (line {line}, byte {err.start}); convert it, e.g. iconv -f latin1 -t utf-8") from None
+    rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines(), delimiter="|", quoting=csv.QUOTE_NONE), 1) if row]
+    if not rows:
+        raise InputError(f"{path} is empty")
+    widths = {len(row) for _, row in rows}
+    bad = [n for n, row in rows if len(row) not in (2, 3)]
+    if bad or len(widths) > 1:
+        lines = bad or [n for n, row in rows if len(row) != len(rows[0][1])]
+        shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+        raise InputError(f"{path}: every line needs the same columns, id|text, id|text|normalized or id|speaker|text; "
+                         f"line(s) {shown} differ")
+    width = widths.pop()
+    if width == 3 and layout == "auto":
+        layout = "multi" if _looks_like_speakers([row[1] for _, row in rows]) else "ljspeech"
+    elif width == 2:
+        layout = "ljspeech"
+    entries = []
+    for n, row in rows:
+        if width == 2:
+            entries.append(Entry(n, row[0].strip(), row[1].strip()))
+        elif layout == "multi":
+            entries.append(Entry(n, row[0].strip(), row[2].strip(), row[1].strip()))
+        else:
+            entries.append(Entry(n, row[0].strip(), (row[2] or row[1]).strip()))
+    return entries, layout
+
+
+def _looks_like_speakers(column: list[str]) -> bool:
+    distinct = set(column)
+    return all(value and " " not in value.strip() and len(value) <= 32 for value in column) and len(distinct) <= max(1, len(column) // 2)
+
+
+def find_audio(input_dir: Path, clip_id: str) -> Optional[Path]:
+    """``wavs/<id>`` with any supported extension (or ``id`` already carrying one)."""
+    folder = input_dir / "wavs"
+    direct = folder / clip_id
+    if direct.suffix.lower() in AUDIO_EXTENSIONS and direct.is_file():
+        return direct
+    for ext in AUDIO_EXTENSIONS:
+        candidate = folder / f"{clip_id}{ext}"
+        if candidate.is_file():
+            return candidate
+    return None

@@ -1,0 +1,328 @@
+"""``piper-preprocess``: a recorded dataset into what piper-tts's trainer (``piper.train``) reads.
+
+Output folder:
+    wavs/<id>.wav       mono 16-bit at the target rate, silence trimmed, loudness normalised
+    metadata.csv        id|text|phoneme_ids  (or id|speaker|text|phoneme_ids), for --data.dataset_type phoneme_ids
+    config.json         the voice config (sample rate, espeak voice, phoneme map, speaker map)
+    report.json         clips kept and dropped (with reasons) and hours per speaker
+Clips are processed in parallel; a rerun reprocesses only clips whose audio, text or settings changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from .dataset import Entry, find_audio, read_metadata
+from .errors import DependencyError, InputError
+
+log = logging.getLogger(__name__)
+
+STATE = ".preprocess-state.json"
+PEAK_SILENT = 1e-3
+CLIPPED_SHARE = 0.001
+TRIM_DB = 40.0
+PAD_SECONDS = 0.1
+TARGET_RMS_DB = -20.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What shapes each processed clip (part of every clip's fingerprint)."""
+
+    sample_rate: int = 22050
+    espeak_voice: str = "en-us"
+    min_seconds: float = 0.6
+    max_seconds: float = 15.0
+
+
+@dataclass(frozen=True)
+class PreprocessRequest:
+    """A ``piper-preprocess`` request as typed values."""
+
+    input_dir: Path
+    output_dir: Path
+    settings: Settings
+    layout: str = "auto"
+    workers: int = 1
+    min_total_seconds: float = 300.0
+    progress: bool = True
+
+
+@dataclass
+class ClipResult:
+    """What happened to one clip."""
+
+    clip_id: str
+    line: int
+    status: str  # "kept" or "dropped"
+    reason: str = ""
+    seconds: float = 0.0
+    speaker: Optional[str] = None
+    text: str = ""
+    phoneme_ids: Optional[list[int]] = None
+    fingerprint: str = ""
+
+
+# --- per clip (runs in worker processes) -------------------------------------------------------
+
+_PHONEMIZER: Any = None
+
+
+def _phonemize(text: str, voice: str) -> list[int]:
+    global _PHONEMIZER
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP, phonemes_to_ids
+    from piper.phonemize_espeak import EspeakPhonemizer
+
+    if _PHONEMIZER is None:
+        _PHONEMIZER = EspeakPhonemizer()
+    ids: list[int] = []
+    for sentence in _PHONEMIZER.phonemize(voice, text):
+        if sentence:
+            ids.extend(phonemes_to_ids(sentence, DEFAULT_PHONEME_ID_MAP))
+    return ids
+
+
+def process_clip(entry: Entry, source: Optional[str], target: str, settings: Settings, fingerprint: str) -> ClipResult:
+    """Check, convert and phonemise one clip; write ``target`` atomically when kept."""
+    result = ClipResult(entry.clip_id, entry.line, "dropped", speaker=entry.speaker, text=entry.text, fingerprint=fingerprint)
+    if source is None:
+        result.reason = "missing audio"
+        return result
+    if not entry.text:
+        result.reason = "empty transcript"
+        return result
+    try:
+        audio = _prepare_audio(Path(source), settings)
+    except _Drop as drop:
+        result.reason = str(drop)
+        return result
+    ids = _phonemize(entry.text, settings.espeak_voice)
+    if len(ids) < 3:  # BOS and EOS alone mean nothing was spoken
+        result.reason = "unphonemisable text"
+        return result
+    _write_wav(Path(target), audio, settings.sample_rate)
+    result.status, result.seconds, result.phoneme_ids = "kept", len(audio) / settings.sample_rate, ids
+    return result
+
+
+class _Drop(Exception):
+    """A clip unfit for training; the message is the reason."""
+
+
+def _prepare_audio(path: Path, settings: Settings) -> Any:
+    import numpy as np
+    import soundfile
+    import soxr
+
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError):
+        raise _Drop("unreadable audio") from None
+    mono = audio.mean(axis=1)
+    if len(mono) == 0 or np.abs(mono).max() < PEAK_SILENT:
+        raise _Drop("silent audio")
+    if (np.abs(audio) >= 0.999).mean() > CLIPPED_SHARE:
+        raise _Drop("clipped audio")
+    if rate != settings.sample_rate:
+        mono = soxr.resample(mono, rate, settings.sample_rate).astype(np.float32)
+    mono = _trim(mono, settings.sample_rate)
+    seconds = len(mono) / settings.sample_rate
+    if seconds < settings.min_seconds:
+        raise _Drop("too short")
+    if seconds > settings.max_seconds:
+        raise _Drop("too long")
+    return _normalise(mono)
+
+
+def _trim(audio: Any, rate: int) -> Any:
+    """Cut leading and trailing frames quieter than the peak frame by TRIM_DB, keeping a little padding."""
+    import numpy as np
+
+    frame = max(1, rate // 100)
+    count = len(audio) // frame
+    if count == 0:
+        return audio
+    rms = np.sqrt(np.mean(audio[: count * frame].reshape(count, frame) ** 2, axis=1) + 1e-12)
+    loud = np.nonzero(20 * np.log10(rms / rms.max()) > -TRIM_DB)[0]
+    pad = int(PAD_SECONDS * rate)
+    start = max(0, loud[0] * frame - pad)
+    end = min(len(audio), (loud[-1] + 1) * frame + pad)
+    return audio[start:end]
+
+
+def _normalise(audio: Any) -> Any:
+    """Scale to a common loudness (RMS of speech frames) without letting the peak clip."""
+    import numpy as np
+
+    rms = np.sqrt(np.mean(audio**2))
+    gain = 10 ** (TARGET_RMS_DB / 20) / max(rms, 1e-6)
+    gain = min(gain, 0.95 / max(np.abs(audio).max(), 1e-6))
+    return (audio * gain).astype(np.float32)
+
+
+def _write_wav(target: Path, audio: Any, rate: int) -> None:
+    import soundfile
+
+    from .audio import to_int16
+
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    soundfile.write(tmp, to_int16(audio), rate, format="WAV", subtype="PCM_16")
+    os.replace(tmp, target)
+
+
+# --- the whole dataset -------------------------------------------------------------------------
+
+
+def check_dirs(input_dir: Path, output_dir: Path) -> None:
+    """Refuse an output folder inside the input (a rerun would read its own output)."""
+    if not input_dir.is_dir():
+        raise InputError(f"input directory {input_dir} does not exist")
+    inside = output_dir.resolve() == input_dir.resolve() or output_dir.resolve().is_relative_to(input_dir.resolve())
+    if inside:
+        raise InputError(f"output directory {output_dir} is inside the input directory {input_dir}; choose a folder outside it")
+
+
+def fingerprint(entry: Entry, source: Optional[Path], settings: Settings) -> str:
+    """What decides a clip's result: its audio file's identity, its text and speaker, the settings."""
+    stat = source.stat() if source else None
+    ident = [str(source), stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0, entry.text, entry.speaker, asdict(settings)]
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
+    """Process the dataset; return the report. Raises :class:`InputError` for bad input or too little audio."""
+    try:
+        import piper.phonemize_espeak  # noqa: F401
+        import soxr  # noqa: F401
+    except ImportError as err:
+        raise DependencyError(f"piper-preprocess needs piper-tts and soxr ({err}); pip install 'demod-voice[preprocess]'") from None
+    check_dirs(request.input_dir, request.output_dir)
+    entries, layout = read_metadata(request.input_dir, request.layout)
+    wavs = request.output_dir / "wavs"
+    wavs.mkdir(parents=True, exist_ok=True)
+    previous = _load_state(request.output_dir)
+    results, todo, seen = [], [], set()
+    for entry in entries:
+        if entry.clip_id in seen:
+            results.append(ClipResult(entry.clip_id, entry.line, "dropped", "duplicate id", speaker=entry.speaker))
+            continue
+        seen.add(entry.clip_id)
+        source = find_audio(request.input_dir, entry.clip_id)
+        key = fingerprint(entry, source, request.settings)
+        old = previous.get(entry.clip_id)
+        if old and old.fingerprint == key and (old.status == "dropped" or (wavs / f"{entry.clip_id}.wav").is_file()):
+            results.append(old)
+        else:
+            todo.append((entry, str(source) if source else None, str(wavs / f"{entry.clip_id}.wav"), request.settings, key))
+    log.info("%d clip(s) to process, %d unchanged since the last run", len(todo), len(results))
+    results.extend(_run_parallel(todo, request))
+    results.sort(key=lambda r: r.line)
+    _save_state(request.output_dir, results)
+    report = _report(results, layout, request)
+    _write_outputs(request, results, report)
+    return report
+
+
+def _run_parallel(todo: list[tuple], request: PreprocessRequest) -> list[ClipResult]:
+    import multiprocessing
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="clip", disable=not request.progress or not todo, dynamic_ncols=True)
+    out = []
+    with bar:
+        if request.workers <= 1:
+            for args in todo:
+                out.append(process_clip(*args))
+                bar.update(1)
+            return out
+        # forkserver: workers neither inherit the parent's threads nor re-run the caller's main script.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=request.workers, mp_context=context) as pool:
+            for result in pool.map(process_clip, *zip(*todo, strict=True), chunksize=4) if todo else []:
+                out.append(result)
+                bar.update(1)
+    return out
+
+
+def _report(results: list[ClipResult], layout: str, request: PreprocessRequest) -> dict[str, Any]:
+    kept = [r for r in results if r.status == "kept"]
+    hours: dict[str, float] = defaultdict(float)
+    for r in kept:
+        hours[r.speaker or "default"] += r.seconds / 3600
+    total = sum(r.seconds for r in kept)
+    return {
+        "layout": layout, "sample_rate": request.settings.sample_rate, "espeak_voice": request.settings.espeak_voice,
+        "clips": len(results), "kept": len(kept), "dropped": len(results) - len(kept),
+        "dropped_by_reason": dict(Counter(r.reason for r in results if r.status == "dropped")),
+        "dropped_clips": [{"id": r.clip_id, "line": r.line, "reason": r.reason} for r in results if r.status == "dropped"],
+        "seconds": round(total, 2), "hours_per_speaker": {k: round(v, 6) for k, v in sorted(hours.items())},
+    }
+
+
+def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report: dict[str, Any]) -> None:
+    from piper.config import PhonemeType, PiperConfig
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
+
+    out = request.output_dir
+    _atomic_write(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _print_report(report)
+    if report["seconds"] < request.min_total_seconds:
+        raise InputError(f"the kept clips total {report['seconds']:.1f} s ({report['seconds'] / 60:.1f} min); training needs at "
+                         f"least {request.min_total_seconds:.0f} s ({request.min_total_seconds / 60:.1f} min): record more, "
+                         "or lower --min-total-seconds for a quick test; metadata.csv was not written")
+    kept = [r for r in results if r.status == "kept"]
+    speakers = sorted({r.speaker for r in kept if r.speaker})
+    lines = []
+    for r in kept:
+        ids = " ".join(map(str, r.phoneme_ids))
+        lines.append(f"{r.clip_id}|{r.speaker}|{r.text}|{ids}" if speakers else f"{r.clip_id}|{r.text}|{ids}")
+    config = PiperConfig(
+        num_symbols=max(i[0] for i in DEFAULT_PHONEME_ID_MAP.values()) + 1, num_speakers=max(1, len(speakers)),
+        sample_rate=request.settings.sample_rate, espeak_voice=request.settings.espeak_voice,
+        phoneme_id_map=DEFAULT_PHONEME_ID_MAP, phoneme_type=PhonemeType.ESPEAK,
+        speaker_id_map={name: i for i, name in enumerate(speakers)},
+    )
+    _atomic_write(out / "config.json", json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    _atomic_write(out / "metadata.csv", "\n".join(lines) + "\n")
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(report["dropped_by_reason"].items())) or "none"
+    print(f"demod-voice: {report['kept']} of {report['clips']} clips kept ({report['seconds'] / 60:.1f} min); "
+          f"dropped: {reasons}", file=sys.stderr)
+    for clip in report["dropped_clips"][:20]:
+        print(f"demod-voice:   line {clip['line']} {clip['id']}: {clip['reason']}", file=sys.stderr)
+    for speaker, hours in report["hours_per_speaker"].items():
+        print(f"demod-voice:   speaker {speaker}: {hours * 60:.1f} min", file=sys.stderr)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _load_state(folder: Path) -> dict[str, ClipResult]:
+    path = folder / STATE
+    try:
+        return {r["clip_id"]: ClipResult(**r) for r in json.loads(path.read_text(encoding="utf-8"))}
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+
+
+def _save_state(folder: Path, results: list[ClipResult]) -> None:
+    # Duplicates are decided afresh on every run; only each id's own result is worth keeping.
+    _atomic_write(folder / STATE, json.dumps([asdict(r) for r in results if r.fingerprint]))

@@ -1,0 +1,108 @@
+"""``piper-preprocess`` on real espeak-ng speech, then piper-tts's own trainer on the result."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile
+from conftest import FIXTURES, run_cli
+
+QUICK = ("--min-total-seconds", "5")
+
+
+def preprocess(src, out, *extra):
+    return run_cli("piper-preprocess", "--input-dir", str(src), "--output-dir", str(out), *QUICK, *extra)
+
+
+def train_one_step(prepared, work) -> dict:
+    work.mkdir()
+    done = subprocess.run([sys.executable, str(FIXTURES / "train_step.py"), str(prepared), str(work)],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_ljspeech_layout_with_faults_then_a_training_step(lj_dataset, tmp_path):
+    out = tmp_path / "prepared"
+    done = preprocess(lj_dataset, out, "--workers", "2")
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["layout"] == "ljspeech" and report["kept"] == 12 and report["clips"] == 17
+    assert report["dropped_by_reason"] == {"clipped audio": 1, "silent audio": 1, "empty transcript": 1,
+                                           "missing audio": 1, "duplicate id": 1}
+    assert "12 of 17 clips kept" in err and "line 16 missing: missing audio" in err
+    lines = (out / "metadata.csv").read_text().splitlines()
+    assert len(lines) == 12 and all(len(line.split("|")) == 3 for line in lines)
+    info = soundfile.info(str(out / "wavs" / "clip001.wav"))  # from a 44.1 kHz flac
+    assert (info.samplerate, info.channels, info.subtype) == (22050, 1, "PCM_16")
+    config = json.loads((out / "config.json").read_text())
+    assert config["audio"]["sample_rate"] == 22050 and config["espeak"]["voice"] == "en-us" and config["num_speakers"] == 1
+    result = train_one_step(out, tmp_path / "train")
+    assert result["global_step"] >= 1 and result["changed_tensors"] > 0 and result["train_size"] >= 8
+
+
+def test_multi_speaker_layout_then_a_training_step(multi_dataset, tmp_path):
+    out = tmp_path / "prepared"
+    done = preprocess(multi_dataset, out, "--sample-rate", "16000")
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads((out / "report.json").read_text())
+    assert report["layout"] == "multi" and report["kept"] == 9
+    assert set(report["hours_per_speaker"]) == {"spk0", "spk1", "spk2"}
+    lines = (out / "metadata.csv").read_text().splitlines()
+    assert all(len(line.split("|")) == 4 for line in lines) and lines[1].split("|")[1] == "spk1"
+    config = json.loads((out / "config.json").read_text())
+    assert config["num_speakers"] == 3 and config["speaker_id_map"] == {"spk0": 0, "spk1": 1, "spk2": 2}
+    assert config["audio"]["sample_rate"] == 16000 == soundfile.info(str(out / "wavs" / "clip000.wav")).samplerate
+    result = train_one_step(out, tmp_path / "train")
+    assert result["global_step"] >= 1 and result["changed_tensors"] > 0
+
+
+def test_rerun_processes_only_new_or_changed_clips(lj_dataset, tmp_path):
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(lj_dataset, src)
+    out = tmp_path / "prepared"
+    assert preprocess(src, out).returncode == 0
+    again = preprocess(src, out, "-v")
+    assert "0 clip(s) to process, 17 unchanged" in again.stderr.decode()
+    metadata = src / "metadata.csv"
+    metadata.write_text(metadata.read_text().replace("Rice is often served", "Rice is usually served"))
+    third = preprocess(src, out, "-v")
+    assert third.returncode == 0 and "1 clip(s) to process, 16 unchanged" in third.stderr.decode()
+    assert "Rice is usually served" in (out / "metadata.csv").read_text()
+
+
+def test_too_little_speech_is_an_error_with_the_figure(lj_dataset, tmp_path):
+    out = tmp_path / "prepared"
+    done = run_cli("piper-preprocess", "--input-dir", str(lj_dataset), "--output-dir", str(out))  # default minimum 300 s
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "training needs at least 300 s" in err and "the kept clips total" in err
+    assert not (out / "metadata.csv").exists() and (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("no-metadata", "has no metadata.csv"),
+    ("columns", "line(s) 2 differ"),
+    ("encoding", "is not UTF-8 (line 2"),
+    ("inside", "is inside the input directory"),
+])
+def test_bad_input(tmp_path, case, words):
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    out = tmp_path / "out"
+    if case == "columns":
+        (src / "metadata.csv").write_text("a|Some text.\nb\n")
+    elif case == "encoding":
+        (src / "metadata.csv").write_bytes(b"a|Some text.\nb|caf\xe9 au lait\n")
+    elif case == "inside":
+        (src / "metadata.csv").write_text("a|Some text.\n")
+        out = src / "prepared"
+    done = preprocess(src, out)
+    err = done.stderr.decode().strip()
+    assert done.returncode == 3 and words in err and len(err.splitlines()) == 1, err
+    assert not out.exists()

@@ -239,18 +239,25 @@ def _run_parallel(todo: list[tuple], request: PreprocessRequest) -> list[ClipRes
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), unit="clip", disable=not request.progress or not todo, dynamic_ncols=True)
-    out = []
-    with bar:
-        if request.workers <= 1:
+    out: list[ClipResult] = []
+    if not todo:
+        return out
+    if request.workers <= 1:
+        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True) as bar:
             for args in todo:
                 out.append(process_clip(*args))
                 bar.update(1)
-            return out
-        # forkserver: workers neither inherit the parent's threads nor re-run the caller's main script.
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=request.workers, mp_context=context) as pool:
-            for result in pool.map(process_clip, *zip(*todo, strict=True), chunksize=4) if todo else []:
+        return out
+    # Forked workers start in milliseconds with numpy, soxr and the phonemizer already loaded here;
+    # the pool is made before the progress bar, whose monitor thread must not be forked.
+    import soundfile  # noqa: F401 - loaded once here rather than in every worker
+
+    _phonemize("warm up", todo[0][3].espeak_voice)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=request.workers, mp_context=context) as pool:
+        results = pool.map(process_clip, *zip(*todo, strict=True), chunksize=max(1, min(16, len(todo) // (4 * request.workers))))
+        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True) as bar:
+            for result in results:
                 out.append(result)
                 bar.update(1)
     return out
@@ -277,7 +284,8 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
 
     out = request.output_dir
     _atomic_write(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _print_report(report)
+    if request.progress:
+        _print_report(report)
     if report["seconds"] < request.min_total_seconds:
         raise InputError(f"the kept clips total {report['seconds']:.1f} s ({report['seconds'] / 60:.1f} min); training needs at "
                          f"least {request.min_total_seconds:.0f} s ({request.min_total_seconds / 60:.1f} min): record more, "

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Protocol
 
 from .errors import DependencyError, InputError
 from .jobs import STDOUT
-from .paths import check_output_path
+from .paths import check_output_path, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +107,9 @@ class FileSink:
         import soundfile
 
         fmt, subtype = FORMATS[self.path.suffix.lower()]
-        fd, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial")
-        os.close(fd)
-        self._tmp = Path(name)
+        self._tmp = temp_beside(self.path)
         self._rate = rate
-        self._file = soundfile.SoundFile(name, mode="w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
+        self._file = soundfile.SoundFile(str(self._tmp), mode="w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
 
     def commit(self) -> float:
         """Close, fsync and rename into place; return the duration in seconds."""

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, Optional
 from .config import Config, cache_root
 from .errors import DemodVoiceError, InputError, Interrupted, RuntimeFailure
 from .jobs import SynthesisJob
-from .paths import confined_output
+from .paths import confined_output, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -254,8 +253,8 @@ class Report:
         self.path = path
         self._handle = None
         if path is not None:
-            fd, self._tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-            self._handle = os.fdopen(fd, "w", encoding="utf-8")
+            self._tmp = temp_beside(path)
+            self._handle = open(self._tmp, "w", encoding="utf-8")  # closed in close()
 
     def add(self, row: Row, status: str, output: str, duration: float = 0.0, seconds: float = 0.0, error: str = "") -> None:
         if self._handle is not None:

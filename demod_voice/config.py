@@ -337,16 +337,9 @@ def _render_section(obj: Any, depth: int) -> list[str]:
 
 def write_default_file(path: Path, force: bool = False) -> None:
     """Write :func:`render_default_file` to ``path`` atomically; refuse to overwrite unless ``force``."""
-    import tempfile
+    from .paths import write_text_atomic
 
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(render_default_file())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, render_default_file())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
@@ -61,3 +64,38 @@ def confined_output(root: Path, relative: str) -> Path:
     if not target.resolve().is_relative_to(root.resolve()):
         raise InputError(f"output '{text}' resolves outside the output directory")
     return target
+
+
+def temp_beside(target: Path) -> Path:
+    """A new empty hidden file in ``target``'s folder (same filesystem, so a rename is atomic)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(fd)
+    return Path(name)
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target``, on any failure it is removed.
+
+    Every file this program writes goes through here (or through :class:`audio.FileSink`), so no
+    reader ever sees half a file.
+    """
+    tmp = temp_beside(target)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)

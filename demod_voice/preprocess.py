@@ -13,9 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,6 +22,7 @@ from typing import Any, Optional
 
 from .dataset import Entry, find_audio, read_metadata
 from .errors import DependencyError, InputError
+from .paths import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +174,8 @@ def _write_wav(target: Path, audio: Any, rate: int) -> None:
 
     from .audio import to_int16
 
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    soundfile.write(tmp, to_int16(audio), rate, format="WAV", subtype="PCM_16")
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        soundfile.write(str(tmp), to_int16(audio), rate, format="WAV", subtype="PCM_16")
 
 
 # --- the whole dataset -------------------------------------------------------------------------
@@ -283,7 +280,7 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
     from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
 
     out = request.output_dir
-    _atomic_write(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if request.progress:
         _print_report(report)
     if report["seconds"] < request.min_total_seconds:
@@ -302,8 +299,8 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
         phoneme_id_map=DEFAULT_PHONEME_ID_MAP, phoneme_type=PhonemeType.ESPEAK,
         speaker_id_map={name: i for i, name in enumerate(speakers)},
     )
-    _atomic_write(out / "config.json", json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    _atomic_write(out / "metadata.csv", "\n".join(lines) + "\n")
+    write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "metadata.csv", "\n".join(lines) + "\n")
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -316,13 +313,6 @@ def _print_report(report: dict[str, Any]) -> None:
         print(f"demod-voice:   speaker {speaker}: {hours * 60:.1f} min", file=sys.stderr)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _load_state(folder: Path) -> dict[str, ClipResult]:
     path = folder / STATE
     try:
@@ -333,4 +323,4 @@ def _load_state(folder: Path) -> dict[str, ClipResult]:
 
 def _save_state(folder: Path, results: list[ClipResult]) -> None:
     # Duplicates are decided afresh on every run; only each id's own result is worth keeping.
-    _atomic_write(folder / STATE, json.dumps([asdict(r) for r in results if r.fingerprint]))
+    write_text_atomic(folder / STATE, json.dumps([asdict(r) for r in results if r.fingerprint]))

@@ -12,16 +12,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .paths import atomic_path, copy_atomic
 
 FORMAT = "demod-voice-profile/1"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -74,14 +72,8 @@ def write_profile(path: Path, name: str, model: str, references: list[str], gpt:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     meta["digest"] = _digest(meta, gpt, speaker)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
 
 
 def read_profile(path: Path) -> Profile:
@@ -127,11 +119,7 @@ def list_profiles(cache: Path) -> list[Profile]:
 def export_profile(cache: Path, name: str, target: Path) -> None:
     """Copy a verified profile to ``target`` (atomically)."""
     load_named(cache, name)
-    source = profiles_dir(cache) / f"{name}.npz"
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    copy_atomic(profiles_dir(cache) / f"{name}.npz", target)
 
 
 def import_profile(cache: Path, source: Path, force: bool = False) -> Profile:
@@ -141,8 +129,5 @@ def import_profile(cache: Path, source: Path, force: bool = False) -> Profile:
     if target.exists() and not force:
         raise InputError(f"a voice profile '{profile.name}' exists already; remove it first or pass --force")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    copy_atomic(source, target)
     return profile

@@ -11,13 +11,12 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from .errors import InputError
+from .paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +115,7 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
     target = Path(folder) / "latents" / f"{key}.npz"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, gpt_cond_latent=gpt_cond_latent, speaker_embedding=speaker_embedding, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, target)
     except OSError as err:
         log.warning("could not cache the voice latents in %s (%s); they will be recomputed next time", target.parent, err)

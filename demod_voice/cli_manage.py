@@ -1,0 +1,212 @@
+"""Subcommands that manage rather than synthesise: models, voices, health, config.
+
+Same pattern as cli.py: ``_add_<name>`` declares, ``_cmd_<name>`` turns arguments into calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .cli import PROG, load_settings
+
+# --- models ------------------------------------------------------------------
+
+
+def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("models", parents=[common], help="list, download and remove Piper voices and XTTS-v2",
+                       description="Manage models in the cache: Piper voices from the voice catalog, and XTTS-v2.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("list", parents=[common], help="installed models (--available: the whole catalog)")
+    show.add_argument("--available", action="store_true", help="list every voice in the catalog")
+    get = actions.add_parser("download", parents=[common], help="download a Piper voice by name, or xtts_v2")
+    get.add_argument("name", metavar="NAME")
+    get.add_argument("--accept-license", action="store_true", default=None, help="accept the CPML licence (for xtts_v2)")
+    remove = actions.add_parser("remove", parents=[common], help="delete an installed model")
+    remove.add_argument("name", metavar="NAME")
+    where = actions.add_parser("path", parents=[common], help="print the path of an installed model")
+    where.add_argument("name", metavar="NAME")
+    p.set_defaults(func=_cmd_models)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .config import cache_root
+
+    config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
+    action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path}[args.action]
+    action(args, config, cache_root(config))
+    return 0
+
+
+def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import installed_piper_voices, load_catalog, missing_xtts_files, released_xtts_dir
+
+    installed = {p.stem: p for p in installed_piper_voices(cache)}
+    if args.available:
+        for name, entry in sorted(load_catalog(config.models.catalog_url, cache, refresh=True).items()):
+            size = sum(f.get("size_bytes", 0) for f in entry.get("files", {}).values()) / 1e6
+            language = entry.get("language", {}).get("code", "")
+            print(f"{'*' if name in installed else ' '} {name:<40} {language:<8} {entry.get('quality', ''):<8} {size:6.1f} MB")
+        return
+    for name, path in installed.items():
+        print(f"piper  {name:<40} {path.stat().st_size / 1e6:6.1f} MB  {path}")
+    if not missing_xtts_files(released_xtts_dir(cache)):
+        print(f"xtts   {'xtts_v2':<40} {'':>9}  {released_xtts_dir(cache)}")
+
+
+def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import XTTS_NAMES, download_piper_voice, resolve_xtts
+
+    if args.name in XTTS_NAMES:
+        from .backends.xtts import download_released
+
+        folder, fetch = resolve_xtts(None, cache, config.xtts.accept_license)
+        if fetch:
+            download_released(fetch, cache)
+        print(folder)
+        return
+    print(download_piper_voice(args.name, config.models.catalog_url, cache, progress=not getattr(args, "quiet", False)))
+
+
+def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import remove_model
+
+    for path in remove_model(args.name, cache):
+        if not getattr(args, "quiet", False):
+            print(f"{PROG}: removed {path}", file=sys.stderr)
+
+
+def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from .models import XTTS_NAMES, released_xtts_dir, resolve_piper_model
+
+    if args.name in XTTS_NAMES:
+        print(released_xtts_dir(cache))
+    else:
+        print(resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False))
+
+
+# --- voices ------------------------------------------------------------------
+
+
+def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("voices", parents=[common], help="saved XTTS voice profiles: add, list, remove, export, import",
+                       description="Keep cloned voices by name: the XTTS conditioning is computed once and reused.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", parents=[common], help="make a profile from reference recordings")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("references", nargs="+", metavar="REFERENCE")
+    add.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
+    add.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    actions.add_parser("list", parents=[common], help="list profiles")
+    remove = actions.add_parser("remove", parents=[common], help="delete a profile")
+    remove.add_argument("name", metavar="NAME")
+    export = actions.add_parser("export", parents=[common], help="write a profile to one portable file")
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("file", metavar="FILE")
+    imp = actions.add_parser("import", parents=[common], help="install a profile file")
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    p.set_defaults(func=_cmd_voices)
+
+
+def _cmd_voices(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import cache_root
+    from .profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+
+    config = load_settings(args, {"xtts.model_dir": getattr(args, "model_dir", None)})
+    cache = cache_root(config)
+    if args.action == "add":
+        from .voicemaking import add_voice
+
+        profile = add_voice(args.name, args.references, config, force=args.force)
+        print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
+    elif args.action == "list":
+        for profile in list_profiles(cache):
+            print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
+    elif args.action == "remove":
+        load_named(cache, args.name)
+        (profiles_dir(cache) / f"{args.name}.npz").unlink()
+    elif args.action == "export":
+        from .paths import check_output_path
+
+        export_profile(cache, args.name, check_output_path(Path(args.file)))
+    else:
+        profile = import_profile(cache, Path(args.file), force=args.force)
+        print(f"imported {profile.name} (model {profile.model[:12]})")
+    return 0
+
+
+# --- health ------------------------------------------------------------------
+
+
+def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("health", parents=[common], help="check what works on this machine and how to fix what does not",
+                       description="Check Python, backends, known-bad package combinations, GPU, ffmpeg, config and cache. "
+                                   "Exit 0 when at least one backend is usable, 1 otherwise.")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--deep", action="store_true",
+                   help="also load each installed voice (and each --model) in a worker and speak a short phrase")
+    p.add_argument("--model", action="append", default=[], metavar="PATH", help="a Piper voice for --deep (repeatable)")
+    p.set_defaults(func=_cmd_health)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    from .config import Config, cache_root
+    from .errors import ConfigError
+    from .health import deep_checks, installed_voices, run_checks
+
+    try:
+        config = load_settings(args)
+    except ConfigError:
+        config = Config(device=getattr(args, "device", None) or "cpu")  # the report says what is wrong
+    deep = None
+    if args.deep:
+        cache = cache_root(config)
+        voices = list(dict.fromkeys(installed_voices(cache) + args.model))
+        deep = lambda: deep_checks(voices, config.engine, str(cache), config.device)  # noqa: E731
+    report = run_checks(getattr(args, "config", None), config, deep)
+    print(report.to_json() if args.json else report.to_text())
+    return 0 if report.usable else 1
+
+
+# --- config ------------------------------------------------------------------
+
+
+def _add_config(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("config", parents=[common], help="show the effective config or write a default file",
+                       description="Show the effective configuration, or write a commented default config file.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    show = actions.add_parser("show", parents=[common], help="print the effective config (YAML, or --json)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_cmd_config_show)
+    init = actions.add_parser("init", parents=[common], help="write a commented default config file")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=_cmd_config_init)
+
+
+def _cmd_config_show(args: argparse.Namespace) -> int:
+    import json
+
+    import yaml
+
+    from .config import to_dict
+
+    data = to_dict(load_settings(args))
+    sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else yaml.safe_dump(data, sort_keys=False))
+    return 0
+
+
+def _cmd_config_init(args: argparse.Namespace) -> int:
+    from .config import config_path, write_default_file
+
+    path, _ = config_path(getattr(args, "config", None))
+    write_default_file(path, force=args.force)
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: wrote {path}", file=sys.stderr)
+    return 0
+
+
+MANAGE_COMMANDS = (_add_models, _add_voices, _add_health, _add_config)

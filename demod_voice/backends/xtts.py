@@ -209,7 +209,7 @@ class XttsBackend(Backend):
             self.model = self.model.to("cpu")
             self.device = "cpu"
             torch.cuda.empty_cache()
-            yield from (AudioChunk(s, SAMPLE_RATE) for s in self._generate(sentence, opts, gpt_latent.cpu(), speaker.cpu()))
+            yield from (AudioChunk(s, SAMPLE_RATE) for s in self._generate(sentence, opts, gpt_latent, speaker))
 
     def _generate(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Any]:
         import contextlib
@@ -226,6 +226,8 @@ class XttsBackend(Backend):
             kwargs["max_new_tokens"] = s.max_new_tokens
         autocast = (torch.autocast("cuda", dtype=torch.float16) if s.mixed_precision and self.device == "cuda"
                     else contextlib.nullcontext())
+        # The model may have moved to the CPU after an out-of-memory error; latents follow it.
+        gpt_latent, speaker = gpt_latent.to(self.device), speaker.to(self.device)
         with torch.inference_mode(), autocast:
             if opts.stream:
                 stream = self.model.inference_stream(sentence, opts.language, gpt_latent, speaker,

@@ -10,6 +10,9 @@ from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
+THREADS = 0
+"""Compute threads an engine in this process may use; 0 lets the engine choose (all cores)."""
+
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 
@@ -51,20 +54,29 @@ def onnx_session(model: str, device: str, cache_dir: Optional[str] = None) -> tu
     return session, warnings
 
 
+def _options() -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if THREADS:
+        options.intra_op_num_threads = THREADS
+    return options
+
+
 def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str]) -> Any:
     import onnxruntime
 
     levels = onnxruntime.GraphOptimizationLevel
     cached = _optimized_path(model, providers, cache_dir)
     if cached is not None and cached.is_file():
-        options = onnxruntime.SessionOptions()
+        options = _options()
         options.graph_optimization_level = levels.ORT_DISABLE_ALL  # already optimised
         try:
             return onnxruntime.InferenceSession(str(cached), sess_options=options, providers=providers)
         except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
             log.warning("discarding a damaged optimised-graph cache entry %s (%s)", cached, err)
             cached.unlink(missing_ok=True)
-    options = onnxruntime.SessionOptions()
+    options = _options()
     # EXTENDED, not ALL: ALL adds layout transforms tied to this CPU, which must not be cached.
     options.graph_optimization_level = levels.ORT_ENABLE_EXTENDED
     tmp = None

@@ -7,6 +7,7 @@ start a worker for a :class:`LoadSpec`, hand it a job, and report its messages.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -137,7 +138,7 @@ class _GroupRun:
             if slot.task or not self.pending:
                 continue
             if slot.worker is None:
-                slot.worker = WorkerProcess(self.spec, self.engine.log_level)
+                slot.worker = WorkerProcess(self.spec, self.engine.log_level, self._threads())
                 slot.ready = False
                 self.engine.on_worker_start(slot.worker)
             task = self.pending.popleft()
@@ -149,6 +150,12 @@ class _GroupRun:
                 slot.worker.send(task.job)
             except WorkerDied as died:
                 self._worker_died(slot, str(died))
+
+    def _threads(self) -> int:
+        """Each worker's share of the cores when several run at once (0: the engine's own default)."""
+        if len(self.slots) <= 1:
+            return 0
+        return max(1, (os.cpu_count() or 1) // len(self.slots))
 
     def _receive(self, slot: _Slot) -> None:
         try:

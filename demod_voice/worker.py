@@ -88,7 +88,7 @@ def _run_job(conn: Any, backend: Any, job: SynthesisJob) -> None:
 class WorkerProcess:
     """Parent-side handle of one worker: a ``python`` subprocess joined to us by a socket pair."""
 
-    def __init__(self, spec: LoadSpec, log_level: int) -> None:
+    def __init__(self, spec: LoadSpec, log_level: int, threads: int = 0) -> None:
         self.spec = spec
         ours, theirs = socket.socketpair()
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -101,7 +101,7 @@ class WorkerProcess:
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env,
             )
         self.conn = Connection(ours.detach())
-        self.conn.send((spec, log_level, list(sys.path)))
+        self.conn.send((spec, log_level, list(sys.path), threads))
         self.jobs_served = 0
 
     @property
@@ -157,9 +157,16 @@ class WorkerProcess:
 def main() -> None:
     """Worker entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
     conn = Connection(int(sys.argv[1]))
-    spec, log_level, parent_path = conn.recv()
+    spec, log_level, parent_path, threads = conn.recv()
     # The parent's import path, so backends named as module:Class resolve the same way here.
     sys.path[:] = list(dict.fromkeys(sys.path + parent_path))
+    if threads:
+        # Several workers share the cores: each engine gets its share, not all of them (set before
+        # any engine is imported, which is when OpenMP and torch read it).
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        from . import devices
+
+        devices.THREADS = threads
     serve(conn, spec, log_level)
 
 

@@ -114,6 +114,10 @@ class XttsBackend(Backend):
             # transformers prints config and generation notices meant for model authors; keep them for -vv.
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         torch, xtts_module, config_module = _import_engine()
+        from ..devices import THREADS
+
+        if THREADS:
+            torch.set_num_threads(THREADS)
         folder = Path(spec.model)
         if spec.fetch:
             download_released(spec.fetch, Path(spec.cache_dir))

@@ -23,7 +23,9 @@ class FakeBackend(Backend):
     def load(self, spec):
         if spec.model.endswith("broken"):
             raise InputError(f"cannot load {spec.model}")
-        return LoadInfo(device="cpu", detail="fake", sample_rate=RATE)
+        from demod_voice import devices
+
+        return LoadInfo(device="cpu", detail=f"fake, threads={devices.THREADS}", sample_rate=RATE)
 
     def synthesize(self, job):
         marker = os.environ.get("FAKE_CRASH_ONCE")

@@ -88,3 +88,15 @@ def test_several_workers_share_the_jobs(tmp_path):
     results = engine.run(jobs(tmp_path, *(["slow word"] * 6)))
     assert all(r.ok for r in results)
     assert len(started) == 2
+
+
+def test_several_workers_split_the_cores_between_them(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="demod_voice.engine")
+    Engine(EngineSettings(), workers=2, log_level=logging.INFO).run(jobs(tmp_path, "a", "b", "c", "d"))
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert sum(f"threads={share}" in r.getMessage() for r in caplog.records) == 2
+    caplog.clear()
+    Engine(EngineSettings(), workers=1, log_level=logging.INFO).run(jobs(tmp_path, "e"))
+    assert any("threads=0" in r.getMessage() for r in caplog.records)  # one worker: the engine's own default

@@ -165,8 +165,7 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
         device=config.device,
         profile=load_named(cache, args.voice) if args.voice else None,
     )
-    result = run_one(make_job(request), config.engine, log_level(args))
-    log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    run_one(make_job(request), config.engine, log_level(args))
     return 0
 
 
@@ -214,8 +213,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
         config_json=args.config_json,
         speaker=args.speaker,
     )
-    result = run_one(make_job(request), config.engine, log_level(args))
-    log.info("wrote %s: %.2f s of audio in %.2f s", result.job.describe(), result.audio_seconds, result.seconds)
+    run_one(make_job(request), config.engine, log_level(args))
     return 0
 
 

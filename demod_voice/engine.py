@@ -259,4 +259,5 @@ def run_one(job: SynthesisJob, settings: EngineSettings, log_level: int) -> JobR
     result = Engine(settings, workers=1, log_level=log_level).run([job])[0]
     if result.error is not None:
         raise result.error
+    log.info("wrote %s: %.2f s of audio in %.2f s", job.describe(), result.audio_seconds, result.seconds)
     return result

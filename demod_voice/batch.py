@@ -168,7 +168,7 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
     if v.get("language"):
         settings = dataclasses.replace(settings, language=v["language"])
     if v.get("model"):
-        settings = dataclasses.replace(settings, model_dir=v["model"])
+        settings = dataclasses.replace(settings, model_dir=str(_relative_to_csv(v["model"], request.csv_path)))
     resolved = tuple(str(_relative_to_csv(r, request.csv_path)) for r in references)
     return make_job(XttsRequest(resolved, text, str(output), settings, str(cache), request.config.device, profile))
 
@@ -184,10 +184,11 @@ def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest
         raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language")
     config = request.config
     cache = cache_root(config)
-    if looks_like_name(model) and not (request.csv_path.parent / model).exists():
-        model = resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress)
-    return make_job(PiperRequest(str(_relative_to_csv(model, request.csv_path)), text, str(output), config.piper,
-                                 config.device, str(cache), speaker=v.get("speaker") or None))
+    path = _relative_to_csv(model, request.csv_path)
+    if not path.exists() and looks_like_name(model):
+        path = Path(resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress))
+    return make_job(PiperRequest(str(path), text, str(output), config.piper, config.device, str(cache),
+                                 speaker=v.get("speaker") or None))
 
 
 def _relative_to_csv(value: str, csv_path: Path) -> Path:
@@ -205,7 +206,14 @@ def fingerprint(job: SynthesisJob) -> str:
     weights = model / "model.pth" if model.is_dir() else model
     stat = weights.stat() if weights.exists() else None
     identity = [job.spec.backend, str(weights), stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0]
-    options = dataclasses.asdict(job.options) if dataclasses.is_dataclass(job.options) else repr(job.options)
+    opts = job.options
+    profile = getattr(opts, "profile", None)
+    if profile is not None:
+        # A profile stands for itself by its digest; copying and printing its arrays for every row would not.
+        opts = dataclasses.replace(opts, profile=None)
+    options = dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else repr(opts)
+    if profile is not None:
+        options["profile"] = profile.digest
     payload = json.dumps({"model": identity, "text": job.text, "options": options}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

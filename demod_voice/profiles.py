@@ -41,6 +41,8 @@ class Profile:
     """float32 array."""
     speaker_embedding: Any
     """float32 array."""
+    digest: str = ""
+    """SHA-256 over the metadata and both arrays: the profile's identity (what batch resume keys on)."""
 
 
 def profiles_dir(cache: Path) -> Path:
@@ -92,7 +94,8 @@ def read_profile(path: Path) -> Profile:
         raise InputError(f"{path} is not a demod-voice profile (format {meta.get('format') if isinstance(meta, dict) else '?'})")
     if meta.get("digest") != _digest(meta, gpt, speaker):
         raise InputError(f"voice profile {path} fails its integrity check (damaged or edited); export it again from its source")
-    return Profile(check_name(meta["name"]), meta["model"], tuple(meta["references"]), meta["created"], gpt, speaker)
+    return Profile(check_name(meta["name"]), meta["model"], tuple(meta["references"]), meta["created"], gpt, speaker,
+                   meta["digest"])
 
 
 @functools.lru_cache(maxsize=64)

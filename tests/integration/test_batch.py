@@ -37,17 +37,20 @@ def test_piper_and_xtts_rows_in_one_csv(piper_voice, piper_multi_voice, xtts_mod
         f',"Hello, world.",one.wav,,,piper,{piper_voice}\n'
         f',"Quoted text,\nover two lines.",voices/two.flac,,speaker_1,,{piper_multi_voice}\n'
         f"{references['ref.wav']},Cloned voice.,three.wav,en,,,{xtts_model}\n"
-        f"{references['ref.wav']}|{references['ref.flac']},Two references.,four.ogg,de,,xtts,{xtts_model}\n"
+        # model paths in a CSV are relative to the CSV's folder, for XTTS folders and Piper voices alike
+        f"{references['ref.wav']}|{references['ref.flac']},Two references.,four.ogg,de,,xtts,{os.path.relpath(xtts_model, tmp_path)}\n"
+        f",Relative voice.,five.wav,,,piper,{os.path.relpath(piper_voice, tmp_path)}\n"
     ), bom=True)
-    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"), env=XTTS_ENV)
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"), env=XTTS_ENV,
+                   cwd=out)
     assert done.returncode == 0, done.stderr.decode()
-    assert outputs(out) == ["four.ogg", "one.wav", "three.wav", "voices/two.flac"]
+    assert outputs(out) == ["five.wav", "four.ogg", "one.wav", "three.wav", "voices/two.flac"]
     assert soundfile.info(str(out / "one.wav")).samplerate == 22050
     assert soundfile.info(str(out / "three.wav")).samplerate == 24000
     rows = sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])
-    assert [r["row"] for r in rows] == [2, 3, 5, 6]  # the quoted newline makes line 4 part of row 3
+    assert [r["row"] for r in rows] == [2, 3, 5, 6, 7]  # the quoted newline makes line 4 part of row 3
     assert all(r["status"] == "ok" and r["duration"] > 0 and r["error"] is None for r in rows)
-    assert "4 done, 0 failed, 0 already complete" in done.stderr.decode()
+    assert "5 done, 0 failed, 0 already complete" in done.stderr.decode()
 
 
 def test_every_bad_row_is_reported_at_once_and_nothing_is_written(piper_voice, references, tmp_path):

@@ -10,7 +10,7 @@ from .errors import InputError
 from .jobs import LoadSpec
 from .models import resolve_xtts
 from .profiles import Profile, check_name, profiles_dir, read_profile, write_profile
-from .voices import check_reference
+from .voices import check_references
 
 
 def add_voice(name: str, references: list[str], config: Config, force: bool = False) -> Profile:
@@ -22,18 +22,13 @@ def add_voice(name: str, references: list[str], config: Config, force: bool = Fa
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
-    checked = []
-    for path in references:
-        reference, warnings = check_reference(path)
-        for warning in warnings:
-            logging.getLogger(__name__).warning("%s", warning)
-        checked.append(reference)
+    checked = check_references(references)
     folder, fetch = resolve_xtts(config.xtts.model_dir, cache, config.xtts.accept_license)
     backend = XttsBackend()
     info = backend.load(LoadSpec("xtts", str(folder), config.device, cache_dir=str(cache), fetch=fetch))
     for warning in info.warnings:
         logging.getLogger(__name__).warning("%s", warning)
-    gpt, speaker = backend.conditioning(tuple(checked))
+    gpt, speaker = backend.conditioning(checked)
     write_profile(target, name, model_identity(Path(folder)), [r.sha256 for r in checked],
                   gpt.detach().cpu().numpy(), speaker.detach().cpu().numpy())
     return read_profile(target)

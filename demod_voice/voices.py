@@ -75,6 +75,22 @@ def check_reference(path_text: str) -> tuple[Reference, list[str]]:
     return Reference(str(path), _sha256(path), seconds), warnings
 
 
+_WARNED: set[str] = set()
+
+
+def check_references(paths: tuple[str, ...] | list[str]) -> tuple[Reference, ...]:
+    """Check each reference; log each warning once per process (a batch reusing a reference hears it once)."""
+    checked = []
+    for path in paths:
+        reference, warnings = check_reference(path)
+        for warning in warnings:
+            if warning not in _WARNED:
+                _WARNED.add(warning)
+                log.warning("%s", warning)
+        checked.append(reference)
+    return tuple(checked)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

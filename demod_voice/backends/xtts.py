@@ -24,13 +24,12 @@ from ..jobs import STDOUT, LoadSpec, SynthesisJob
 from ..models import resolve_xtts
 from ..profiles import Profile
 from ..text import split_sentences
-from ..voices import Reference, check_reference, latent_key, load_latents, save_latents
+from ..voices import Reference, check_references, latent_key, load_latents, save_latents
 from .base import Backend, LoadInfo
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24000
-_WARNED: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -81,20 +80,13 @@ def normalise_language(language: str) -> str:
 def make_job(request: XttsRequest) -> SynthesisJob:
     """Check language, references and model; return the job. Reference warnings are logged here."""
     language = normalise_language(request.settings.language)
-    references = []
-    for path in request.references:
-        reference, warnings = check_reference(path)
-        for warning in warnings:
-            if warning not in _WARNED:  # a batch reusing a reference hears about it once
-                _WARNED.add(warning)
-                log.warning("%s", warning)
-        references.append(reference)
+    references = check_references(request.references)
     if not references and request.profile is None:
         raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
     spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
-    options = XttsOptions(tuple(references), language, settings, stream=request.output == STDOUT, profile=request.profile)
+    options = XttsOptions(references, language, settings, stream=request.output == STDOUT, profile=request.profile)
     return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
 
 

@@ -32,7 +32,7 @@ from .paths import confined_output, temp_beside
 log = logging.getLogger(__name__)
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
-BACKENDS = ("xtts", "piper")
+BACKENDS = ("xtts", "piper", "tinygrad")
 MANIFEST = ".demod-voice-manifest.jsonl"
 
 
@@ -187,8 +187,9 @@ def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest
     path = _relative_to_csv(model, request.csv_path)
     if not path.exists() and looks_like_name(model):
         path = Path(resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress))
+    backend = v.get("backend", "").lower() or config.piper.backend
     return make_job(PiperRequest(str(path), text, str(output), config.piper, config.device, str(cache),
-                                 speaker=v.get("speaker") or None))
+                                 speaker=v.get("speaker") or None, backend=backend))
 
 
 def _relative_to_csv(value: str, csv_path: Path) -> Path:

@@ -186,6 +186,8 @@ def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-w-scale", type=float, help="phoneme width noise")
     p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
     p.add_argument("--volume", type=float, help="volume multiplier")
+    p.add_argument("--backend", choices=("piper", "tinygrad"),
+                   help="engine: piper (onnxruntime, default) or tinygrad (experimental; needs clang on the CPU)")
     p.set_defaults(func=_cmd_piper_infer)
 
 
@@ -197,7 +199,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     from .models import resolve_piper_model
     from .text import load_text
 
-    keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume")
+    keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume", "backend")
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
     text = load_text(args.text)
     output = check_output(args.output)
@@ -212,6 +214,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
         cache_dir=str(cache_root(config)),
         config_json=args.config_json,
         speaker=args.speaker,
+        backend=config.piper.backend,
     )
     run_one(make_job(request), config.engine, log_level(args))
     return 0

@@ -53,6 +53,8 @@ class PiperSettings:
     noise_w_scale: Optional[float] = _opt(None, "Phoneme width noise (variation in rhythm).", minimum=0.0)
     sentence_silence: float = _opt(0.0, "Seconds of silence after each sentence.", minimum=0.0)
     volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
+    backend: str = _opt("piper", "Engine for Piper voices: piper (onnxruntime) or tinygrad (experimental).",
+                        choices=("piper", "tinygrad"))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 OK, WARN, FAIL = "ok", "warn", "fail"
-ALL = ("piper", "xtts")
+ALL = ("piper", "xtts", "tinygrad")
 PROBE_TIMEOUT = 60.0
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -101,6 +101,24 @@ out = {"onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_avai
 import piper.voice
 print(json.dumps(out))
 """,
+    "tinygrad": """
+import json, os, shutil
+from importlib import metadata
+out = {"clang": shutil.which(os.environ.get("CC", "clang")), "version": metadata.version("tinygrad"), "gpus": []}
+import onnx, piper.voice
+from tinygrad import Device, Tensor
+try:
+    out["cpu"], out["cpu_error"] = (Tensor([1.0, 2.0], device="CPU") + 1).tolist() == [2.0, 3.0], ""
+except Exception as err:
+    out["cpu"], out["cpu_error"] = False, (f"{type(err).__name__}: {err}".splitlines() or [""])[0]
+for name in GPU_DEVICES:
+    try:
+        Device[name]
+        out["gpus"].append(name)
+    except Exception:
+        pass
+print(json.dumps(out))
+""",
     "xtts": """
 import json, torch
 out = {"torch": torch.__version__, "cuda_build": torch.version.cuda, "cuda": torch.cuda.is_available(), "devices": []}
@@ -125,8 +143,11 @@ CUDA_ONLY_MARKERS = ("libnvrtc", "libcudart", "libcuda", "Could not load this li
 
 def probe(name: str, timeout: float = PROBE_TIMEOUT) -> tuple[Optional[dict[str, Any]], str]:
     """Run probe ``name`` in a fresh interpreter: (its JSON result, "") or (None, why it failed)."""
+    from .backends.tinygrad import GPU_DEVICES
+
+    code = f"GPU_DEVICES = {GPU_DEVICES!r}\n" + PROBES[name]
     try:
-        done = subprocess.run([sys.executable, "-c", PROBES[name]], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"importing it took longer than {timeout:.0f} s"
     if done.returncode != 0:
@@ -208,6 +229,26 @@ def check_piper(device: str) -> list[Check]:
     return checks
 
 
+def check_tinygrad(device: str) -> list[Check]:
+    """The experimental backend: tinygrad, onnx and piper import, and the CPU device really compiles a kernel."""
+    needs = ("tinygrad",)
+    result, error = probe("tinygrad")
+    if result is None:
+        return [Check("tinygrad", FAIL, f"cannot import tinygrad/onnx/piper-tts: {error}",
+                      "pip install -c constraints.txt 'demod-voice[tinygrad]'", needs)]
+    gpus = result["gpus"]
+    if not result["cpu"]:
+        fix = "install clang (apt-get install clang): tinygrad's CPU device compiles every kernel with it"
+        if result["clang"]:
+            fix = "run 'python -c \"from tinygrad import Tensor; print(Tensor([1]).tolist())\"' with DEBUG=2 to see why"
+        return [Check("tinygrad", FAIL, f"tinygrad {result['version']}: the CPU device does not work ({result['cpu_error']})", fix, needs)]
+    checks = [Check("tinygrad", OK, f"tinygrad {result['version']}, CPU kernels compiled with {result['clang'] or 'clang'}", needed_by=needs)]
+    status = WARN if device == "gpu" and not gpus else OK
+    checks.append(Check("tinygrad --gpu", status, f"GPU devices: {', '.join(gpus) or 'none'}; --gpu would run on {gpus[0] if gpus else 'CPU'}",
+                        "" if gpus else "tinygrad needs a CUDA, AMD, Metal or OpenCL runtime for --gpu", ()))
+    return checks
+
+
 def check_known_bad() -> list[Check]:
     checks = []
     for package, bad, partner, why, fix in KNOWN_BAD:
@@ -273,8 +314,9 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
 
     started = time.perf_counter()
     report = Report()
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         piper = pool.submit(check_piper, config.device)
+        tiny = pool.submit(check_tinygrad, config.device)
         xtts = pool.submit(check_xtts, config.device, config.xtts.model_dir, cache_root(config), config.xtts.accept_license)
         report.checks.append(check_python())
         report.checks.extend(check_config(explicit_config))
@@ -282,6 +324,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
         report.checks.extend(piper.result())
         report.checks.extend(check_known_bad())
         report.checks.extend(xtts.result())
+        report.checks.extend(tiny.result())
     report.checks.append(check_ffmpeg())
     if deep is not None:
         report.checks.extend(deep())

@@ -64,8 +64,8 @@ def piper_voice(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def piper_multi_voice(tmp_path_factory) -> Path:
-    """A tiny Piper voice with three speakers named speaker_0..speaker_2."""
-    return _generated(tmp_path_factory, "tiny-multi.onnx", "make_piper_voice.py", "--size", "tiny", "--speakers", "3")
+    """A tiny Piper voice with three speakers named speaker_0..speaker_2 (and HiFi-GAN's type-1 residual blocks)."""
+    return _generated(tmp_path_factory, "tiny-multi.onnx", "make_piper_voice.py", "--size", "tiny", "--speakers", "3", "--resblock", "1")
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from .base import Backend
 BACKENDS: dict[str, str] = {
     "piper": "demod_voice.backends.piper:PiperBackend",
     "xtts": "demod_voice.backends.xtts:XttsBackend",
+    "tinygrad": "demod_voice.backends.tinygrad:TinygradBackend",
 }
 
 

@@ -65,6 +65,8 @@ class PiperRequest:
     """The voice's ``.onnx.json`` when it is not beside the model."""
     speaker: Optional[str] = None
     """Speaker number or name."""
+    backend: str = "piper"
+    """Engine that runs the voice: ``piper`` (onnxruntime) or ``tinygrad``."""
 
 
 def make_job(request: PiperRequest) -> SynthesisJob:
@@ -80,7 +82,7 @@ def make_job(request: PiperRequest) -> SynthesisJob:
         sentence_silence=settings.sentence_silence,
         volume=settings.volume,
     )
-    spec = LoadSpec("piper", str(model), request.device, str(config_path), request.cache_dir)
+    spec = LoadSpec(request.backend, str(model), request.device, str(config_path), request.cache_dir)
     return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
 
 
@@ -149,21 +151,29 @@ class PiperBackend(Backend):
             from piper.voice import PiperVoice
         except ImportError as err:
             raise DependencyError(f"piper-tts is not installed ({err}); install it with: pip install 'demod-voice[piper]'") from None
-        from ..devices import onnx_session
 
         started = time.perf_counter()
         config = PiperConfig.from_dict(read_voice_config(Path(spec.model_config)))
+        session, device, detail, warnings = self.open_session(spec)
+        # piper's own PiperVoice does the text side (phonemes, ids, normalisation, volume) and
+        # calls session.run for the audio, so every engine gives the same sentence the same ids.
+        self.voice = PiperVoice(session=session, config=config)
+        self._synthesis_config = SynthesisConfig
+        detail = f"{detail}; loaded in {time.perf_counter() - started:.2f} s"
+        return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
+
+    def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
+        """An object with onnxruntime's ``run(None, feeds)`` for the voice: (session, device, detail, warnings)."""
+        from ..devices import onnx_session
+
         try:
             session, warnings = onnx_session(spec.model, spec.device, spec.cache_dir)
         except Exception as err:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None
-        self.voice = PiperVoice(session=session, config=config)
-        self._synthesis_config = SynthesisConfig
         providers = session.get_providers()
         device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
-        detail = f"onnxruntime providers {', '.join(providers)}; loaded in {time.perf_counter() - started:.2f} s"
-        return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
+        return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
 
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
         import numpy as np

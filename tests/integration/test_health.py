@@ -62,9 +62,25 @@ def test_cuda_only_torchaudio_points_to_the_fixup(tmp_path):
     message = "OSError: Could not load this library: torchaudio/lib/_torchaudio.abi3.so (libnvrtc.so.13: cannot open)"
     env = shim(tmp_path, {"torchaudio/__init__.py": f"raise OSError({message!r})\n"})
     code, report, checks = health(env=env)
-    assert code == 0 and report["usable_backends"] == ["piper"]
+    assert code == 0 and report["usable_backends"] == ["piper", "tinygrad"]
     assert checks["xtts"]["status"] == "fail" and "CUDA-only build" in checks["xtts"]["detail"]
     assert "python -m demod_voice.fixups torchaudio-cpu" in checks["xtts"]["fix"]
+
+
+def test_tinygrad_is_reported_with_its_compiler():
+    _, report, checks = health()
+    assert "tinygrad" in report["usable_backends"]
+    assert checks["tinygrad"]["status"] == "ok" and "tinygrad 0.14.0" in checks["tinygrad"]["detail"]
+    assert "clang" in checks["tinygrad"]["detail"]
+    assert "--gpu would run on" in checks["tinygrad --gpu"]["detail"]
+
+
+def test_missing_clang_fails_only_the_tinygrad_backend():
+    # tinygrad compiles with $CC (default clang); CACHELEVEL=0 keeps its kernel cache from hiding the compiler.
+    code, report, checks = health(env={"CC": "/nonexistent/clang", "CACHELEVEL": "0"})
+    assert code == 0 and "tinygrad" not in report["usable_backends"] and "piper" in report["usable_backends"]
+    assert checks["tinygrad"]["status"] == "fail" and "CPU device does not work" in checks["tinygrad"]["detail"]
+    assert "apt-get install clang" in checks["tinygrad"]["fix"]
 
 
 def test_transformers_5_24_with_coqui_is_flagged(tmp_path):
@@ -87,7 +103,7 @@ def test_xtts_licence_state_is_reported(xtts_model):
 def test_onnxruntime_and_onnxruntime_gpu_together_are_flagged(tmp_path):
     env = shim(tmp_path, {"onnxruntime_gpu-1.23.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.23.0\n"})
     code, report, checks = health(env=env)
-    assert code == 0 and report["usable_backends"] == ["xtts"]
+    assert code == 0 and report["usable_backends"] == ["xtts", "tinygrad"]
     assert checks["onnxruntime build"]["status"] == "fail"
     assert "onnxruntime-gpu 1.23.0" in checks["onnxruntime build"]["detail"]
     assert "uninstall" in checks["onnxruntime build"]["fix"]

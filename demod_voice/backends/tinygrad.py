@@ -1,0 +1,143 @@
+"""Piper voices on tinygrad (experimental): the same ``.onnx`` voices, no onnxruntime at inference.
+
+The weights come straight from the voice's ``.onnx`` (:mod:`.vits_onnx`), the network is
+written in tinygrad (:mod:`.vits_tinygrad`), and piper's own ``PiperVoice`` does the text
+side by calling :class:`TinygradSession` where it would call onnxruntime. So phonemes,
+ids, speakers, scales, silence and volume behave exactly as on the ``piper`` backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import DependencyError, InputError
+from ..jobs import LoadSpec
+from .piper import PiperBackend
+
+log = logging.getLogger(__name__)
+
+GPU_DEVICES = ("CUDA", "NV", "AMD", "METAL", "CL")
+"""tinygrad devices tried, in order, for ``--gpu``."""
+MAX_FRAMES = 200_000
+"""More frames than this for one sentence (~40 minutes) means the voice's durations are broken."""
+CLANG_HINT = "tinygrad's CPU device compiles kernels with clang: install it (apt-get install clang) or use --backend piper"
+
+
+def prepare_environment(cache_dir: Optional[str], threads: int) -> None:
+    """Settings tinygrad reads once at import: its kernel cache beside ours, and our share of the cores."""
+    if cache_dir and "CACHEDB" not in os.environ:
+        folder = Path(cache_dir) / "tinygrad"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["CACHEDB"] = str(folder / "cache.db")
+    if threads > 0:
+        os.environ.setdefault("NUM_CPU_THREADS", str(threads))
+
+
+def cpu_device() -> str:
+    """tinygrad's CPU device name, or :class:`DependencyError` saying what is missing."""
+    from tinygrad import Device
+
+    try:
+        Device["CPU"]
+    except Exception as err:  # noqa: BLE001 - tinygrad reports a missing compiler as a plain error
+        raise DependencyError(f"{CLANG_HINT} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    return "CPU"
+
+
+def gpu_device() -> Optional[str]:
+    """The first tinygrad GPU device that opens here, or ``None``."""
+    from tinygrad import Device
+
+    for name in GPU_DEVICES:
+        try:
+            Device[name]
+        except Exception:  # noqa: BLE001, S112 - a device that cannot open is simply not available
+            continue
+        return name
+    return None
+
+
+def choose_device(requested: str) -> tuple[str, list[str]]:
+    """(tinygrad device, warnings) for ``cpu`` or ``gpu``; a GPU that is missing falls back to the CPU, said aloud."""
+    if requested != "gpu":
+        return cpu_device(), []
+    found = gpu_device()
+    if found is not None:
+        return found, []
+    device = cpu_device()
+    return device, [f"--gpu: tinygrad found no GPU device (tried {', '.join(GPU_DEVICES)}); running on the CPU"]
+
+
+class TinygradSession:
+    """Answers ``run(None, feeds)`` like the onnxruntime session of a Piper voice."""
+
+    def __init__(self, model: Any, seed: Optional[int] = None) -> None:
+        self.model = model
+        self.rng = np.random.default_rng(seed)
+
+    def run(self, output_names: Any, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Same inputs (``input``, ``input_lengths``, ``scales``, ``sid``) and output shape as the ONNX graph."""
+        ids = np.asarray(feeds["input"])[0]
+        noise_scale, length_scale, noise_w_scale = (float(v) for v in np.asarray(feeds["scales"]).reshape(-1)[:3])
+        speaker = int(np.asarray(feeds["sid"]).reshape(-1)[0]) if feeds.get("sid") is not None else 0
+        count = len(ids)
+        noise_w = self.rng.standard_normal((2, count)).astype(np.float32) * noise_w_scale
+        logw, means, log_scales = self.model.encode(ids, speaker, noise_w)
+        index = self.frame_index(logw, length_scale)
+        inter = means.shape[0]
+        if len(index) == 0:  # VITS clamps a sentence to at least one frame
+            z_p = self.rng.standard_normal((inter, 1)) * noise_scale
+        else:
+            noise = self.rng.standard_normal((inter, len(index)))
+            z_p = means[:, index] + noise * np.exp(log_scales[:, index]) * noise_scale
+        audio = self.model.decode(z_p.astype(np.float32), speaker)
+        return [audio.reshape(1, 1, 1, -1)]
+
+    @staticmethod
+    def frame_index(logw: np.ndarray, length_scale: float) -> np.ndarray:
+        """For each frame, the phoneme it belongs to (VITS rounds each duration up)."""
+        with np.errstate(over="ignore"):
+            durations = np.ceil(np.exp(logw.astype(np.float64)) * length_scale)
+        if not np.all(np.isfinite(durations)) or durations.sum() > MAX_FRAMES:
+            raise InputError("the voice predicted an impossible length for this sentence; check the voice or use --backend piper")
+        return np.repeat(np.arange(len(logw)), durations.astype(np.int64))
+
+
+class TinygradBackend(PiperBackend):
+    """A Piper voice whose network runs on tinygrad."""
+
+    def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
+        from .. import devices
+
+        prepare_environment(spec.cache_dir, devices.THREADS)
+        try:
+            import tinygrad  # noqa: F401
+        except ImportError as err:
+            raise DependencyError(f"tinygrad is not installed ({err}); install it with: pip install 'demod-voice[tinygrad]'") from None
+        from .vits_onnx import read_vits_weights
+
+        device, warnings = choose_device(spec.device)
+        weights = read_vits_weights(Path(spec.model))
+        try:
+            model = self._build(weights, device)
+        except (InputError, DependencyError):
+            raise
+        except Exception as err:  # noqa: BLE001 - a GPU runtime can fail in many ways; the CPU is the fallback
+            if device == "CPU":
+                raise
+            warnings.append(f"--gpu: tinygrad could not use {device} ({type(err).__name__}: {err}); running on the CPU")
+            device = cpu_device()
+            model = self._build(weights, device)
+        detail = f"tinygrad {device}, decoder window {model.window} frames ({model.context} of context each side)"
+        return TinygradSession(model), device.lower(), detail, warnings
+
+    @staticmethod
+    def _build(weights: Any, device: str) -> Any:
+        from .vits_tinygrad import TinyVits
+
+        return TinyVits(weights, device)

@@ -1,0 +1,488 @@
+"""Piper's VITS inference pass written natively in tinygrad.
+
+Why native rather than tinygrad's ONNX importer: the exported graph samples noise with
+``RandomNormalLike`` (unsupported), scatters with ``ScatterND`` (broken) and is so full of
+shape arithmetic that the lazy graph does not compile; run eagerly it matched onnxruntime
+but at 65-91x real time (../shared/PITFALLS.md). Written as tensors, the same model is a
+few hundred fused kernels.
+
+The pass is split where VITS has a data-dependent shape: :meth:`TinyVits.encode` runs the
+text encoder and the stochastic duration predictor over the phonemes; the durations are
+rounded on the host; :meth:`TinyVits.decode` runs the flow and the HiFi-GAN decoder over
+the frames. Both take inputs padded up to a few fixed lengths with a mask (as VITS is
+trained on padded batches): the encoder runs at a few bucketed lengths and the decoder in
+windows of one fixed size, so a sentence of a new length reuses kernels compiled for an
+earlier one. Each shape is captured once by ``TinyJit`` and then replayed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from tinygrad import Tensor, TinyJit, dtypes
+
+from .vits_onnx import ConvSpec, VitsWeights
+
+LRELU_SLOPE = 0.1
+SPLINE_TAIL = 5.0  # piper's ConvFlow tail_bound: a constant of the code, not stored in the weights
+MIN_BIN, MIN_DERIVATIVE = 1e-3, 1e-3
+LN_EPS = 1e-5
+PHONEME_BUCKETS = (64, 128, 256, 512)
+WINDOW_FRAMES = 256
+"""Frames each decoder window adds beyond its context (about 3 s of audio at 22 kHz): every
+sentence reuses the one compiled window, and long ones run as several."""
+
+
+def phoneme_bucket(length: int) -> int:
+    """The padded length a sentence of ``length`` phonemes runs at: few sizes, so few compilations."""
+    for size in PHONEME_BUCKETS:
+        if length <= size:
+            return size
+    return -(-length // PHONEME_BUCKETS[-1]) * PHONEME_BUCKETS[-1]
+
+
+class Conv:
+    """A Conv1d or ConvTranspose1d with its exported settings, weights on the device."""
+
+    def __init__(self, spec: ConvSpec, device: str) -> None:
+        self.spec = spec
+        self.weight = Tensor(spec.weight, device=device).realize()
+        self.bias = None if spec.bias is None else Tensor(spec.bias, device=device).realize()
+
+    @property
+    def out_channels(self) -> int:
+        return self.spec.weight.shape[1] if self.spec.transposed else self.spec.weight.shape[0]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        s = self.spec
+        x = x.contiguous()
+        if s.transposed:
+            out = x.conv_transpose2d(self.weight, self.bias, groups=s.groups, stride=s.stride, dilation=s.dilation, padding=s.padding)
+        else:
+            out = x.conv2d(self.weight, self.bias, groups=s.groups, stride=s.stride, dilation=s.dilation, padding=s.padding)
+        # Each input element is read once per output channel: materialise inputs and outputs
+        # rather than let the scheduler fuse activations (tanh, gelu) into the reduction and
+        # recompute them for every output channel.
+        return out.contiguous()
+
+
+def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+    """LayerNorm over channels of a [b, c, t] tensor."""
+    mean = x.mean(axis=1, keepdim=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=1, keepdim=True)
+    return centred * (var + LN_EPS).rsqrt() * gamma.reshape(1, -1, 1) + beta.reshape(1, -1, 1)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """The exact (erf) GELU that torch's ``F.gelu`` computes."""
+    return x * 0.5 * (1.0 + (x / math.sqrt(2.0)).erf())
+
+
+def softplus(x: Tensor) -> Tensor:
+    """``log(1 + exp(x))`` without overflow."""
+    return x.relu() + (1.0 + (-x.abs()).exp()).log()
+
+
+class Model:
+    """Holds tensors by name; the parts below share its lookup."""
+
+    def __init__(self, weights: VitsWeights, device: str) -> None:
+        self.weights = weights
+        self.device = device
+        self._convs: dict[str, Conv] = {}
+        self._tensors: dict[str, Tensor] = {}
+
+    def conv(self, path: str) -> Conv:
+        if path not in self._convs:
+            self._convs[path] = Conv(self.weights.conv(path), self.device)
+        return self._convs[path]
+
+    def tensor(self, name: str) -> Tensor:
+        if name not in self._tensors:
+            self._tensors[name] = Tensor(self.weights.tensor(name).astype(np.float32), device=self.device).realize()
+        return self._tensors[name]
+
+    def norm(self, x: Tensor, path: str) -> Tensor:
+        return layer_norm(x, self.tensor(f"{path}.gamma"), self.tensor(f"{path}.beta"))
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Layer counts and sizes read from the weights (Piper stores no hyper-parameters beside them)."""
+
+    hidden: int
+    heads: int
+    window: int
+    encoder_layers: int
+    ffn_kernel: int
+    inter: int
+    dds_layers: int
+    dp_flows: tuple[int, ...]
+    bins: int
+    filter_channels: int
+    flows: tuple[int, ...]
+    wn_layers: int
+    upsamples: int
+    kernels_per_upsample: int
+    resblock_type: str
+    speakers: int
+
+
+def read_shape(w: VitsWeights) -> Shape:
+    """Derive the architecture from tensor shapes and the layers present."""
+    hidden = w.tensor("enc_p.emb.weight").shape[1]
+    rel = w.tensor("enc_p.encoder.attn_layers.0.emb_rel_k")
+    resblocks = w.indices("dec.resblocks")
+    upsamples = w.indices("dec.ups")
+    if not w.has("dp.proj"):
+        raise _unsupported("it has no stochastic duration predictor")
+    first = f"dec.resblocks.{resblocks[0]}" if resblocks else ""
+    resblock_type = "1" if w.has(f"{first}.convs1.0") else "2"
+    return Shape(
+        hidden=hidden,
+        heads=hidden // rel.shape[2],
+        window=(rel.shape[1] - 1) // 2,
+        encoder_layers=len(w.indices("enc_p.encoder.attn_layers")),
+        ffn_kernel=w.conv("enc_p.encoder.ffn_layers.0.conv_1").weight.shape[2],
+        inter=w.conv("enc_p.proj").weight.shape[0] // 2,
+        dds_layers=len(w.indices("dp.convs.convs_sep")),
+        dp_flows=tuple(sorted(w.indices("dp.flows", ".pre"), reverse=True)),
+        bins=(w.conv(f"dp.flows.{w.indices('dp.flows', '.proj')[0]}.proj").weight.shape[0] + 1) // 3,
+        filter_channels=w.conv("dp.pre").weight.shape[0],
+        flows=tuple(sorted(w.indices("flow.flows", ".pre"), reverse=True)),
+        wn_layers=len(w.indices(f"flow.flows.{w.indices('flow.flows', '.pre')[0]}.enc.in_layers")),
+        upsamples=len(upsamples),
+        kernels_per_upsample=len(resblocks) // max(1, len(upsamples)),
+        resblock_type=resblock_type,
+        speakers=w.tensor("emb_g.weight").shape[0] if "emb_g.weight" in w.tensors else 1,
+    )
+
+
+def _unsupported(why: str) -> Exception:
+    from ..errors import InputError
+
+    return InputError(f"this voice cannot run on the tinygrad backend: {why}; use --backend piper")
+
+
+class TinyVits(Model):
+    """The generator's inference pass: ``encode`` over phonemes, ``decode`` over frames."""
+
+    def __init__(self, weights: VitsWeights, device: str, window_frames: int = WINDOW_FRAMES) -> None:
+        super().__init__(weights, device)
+        self.shape = read_shape(weights)
+        self.hop = int(np.prod([self.conv(f"dec.ups.{i}").spec.stride for i in range(self.shape.upsamples)]))
+        self._encoders: dict[int, Any] = {}
+        self._decoder_jit: Optional[Any] = None
+        self._index_cache: dict[str, list[int]] = {}
+        self._load_all()
+        self.context = receptive_field(self, self.shape)
+        self.window = window_frames + 2 * self.context
+
+    def _load_all(self) -> None:
+        """Move every weight to the device now, so the first sentence does not pay for it."""
+        for path in self.weights.convs:
+            if not path.startswith(("enc_q", "dp.post")):
+                self.conv(path)
+        for name in self.weights.tensors:
+            if name.startswith(("enc_p", "dp", "emb_g")) and not name.startswith("dp.post"):
+                self.tensor(name)
+
+    # ----- text encoder ---------------------------------------------------------------
+
+    def _attention(self, x: Tensor, layer: int, key_mask: Tensor) -> Tensor:
+        s, path = self.shape, f"enc_p.encoder.attn_layers.{layer}"
+        length = x.shape[2]
+        k_channels = s.hidden // s.heads
+        q = self.conv(f"{path}.conv_q")(x).reshape(1, s.heads, k_channels, length).transpose(2, 3) / math.sqrt(k_channels)
+        k = self.conv(f"{path}.conv_k")(x).reshape(1, s.heads, k_channels, length)
+        v = self.conv(f"{path}.conv_v")(x).reshape(1, s.heads, k_channels, length).transpose(2, 3)
+        rel_k = self.tensor(f"{path}.emb_rel_k").unsqueeze(0)  # [1, h or 1, 2w+1, d]
+        rel_v = self.tensor(f"{path}.emb_rel_v").unsqueeze(0)
+        scores = q @ k + self._relative_to_absolute(q @ rel_k.transpose(2, 3), length)
+        scores = key_mask.where(scores, -1e4)
+        weights = scores.softmax(-1)
+        out = weights @ v + self._absolute_to_relative(weights, length) @ rel_v
+        return self.conv(f"{path}.conv_o")(out.transpose(2, 3).reshape(1, s.hidden, length))
+
+    def _relative_to_absolute(self, rel: Tensor, length: int) -> Tensor:
+        """[.., L, 2w+1] logits by offset -> [.., L, L] by key, zero outside the window.
+
+        Row i is padded to width L+2w+1 and the rows are laid end to end, then read back
+        with one column less: that shifts row i right by i, so offset d lands at key i+d.
+        """
+        window = self.shape.window
+        width = length + 2 * window + 1
+        heads = rel.shape[1]
+        flat = rel.pad((None, None, None, (0, length))).reshape(1, heads, length * width)
+        shifted = flat.shrink((None, None, (0, length * (width - 1)))).reshape(1, heads, length, width - 1)
+        return shifted.shrink((None, None, None, (window, window + length)))
+
+    def _absolute_to_relative(self, weights: Tensor, length: int) -> Tensor:
+        """[.., L, L] attention by key -> [.., L, 2w+1] by offset (the inverse shift)."""
+        window = self.shape.window
+        width = length + 2 * window + 1
+        heads = weights.shape[1]
+        padded = weights.pad((None, None, None, (window, window + 1))).reshape(1, heads, length * width)
+        shifted = padded.pad((None, None, (0, length))).reshape(1, heads, length, width + 1)
+        return shifted.shrink((None, None, None, (0, 2 * window + 1)))
+
+    def _ffn(self, x: Tensor, layer: int, mask: Tensor) -> Tensor:
+        path, kernel = f"enc_p.encoder.ffn_layers.{layer}", self.shape.ffn_kernel
+        pad = ((kernel - 1) // 2, kernel // 2)
+        y = self.conv(f"{path}.conv_1")((x * mask).pad((None, None, pad))).relu()
+        return self.conv(f"{path}.conv_2")((y * mask).pad((None, None, pad))) * mask
+
+    def _text_encoder(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = self.shape
+        x = self.tensor("enc_p.emb.weight")[ids].transpose(1, 2) * math.sqrt(s.hidden) * mask
+        key_mask = mask.reshape(1, 1, 1, -1) > 0
+        for layer in range(s.encoder_layers):
+            x = self.norm(x + self._attention(x, layer, key_mask), f"enc_p.encoder.norm_layers_1.{layer}")
+            x = self.norm(x + self._ffn(x, layer, mask), f"enc_p.encoder.norm_layers_2.{layer}")
+        x = x * mask
+        stats = self.conv("enc_p.proj")(x) * mask
+        return x, stats[:, : s.inter], stats[:, s.inter:]
+
+    # ----- stochastic duration predictor (reverse) -------------------------------------
+
+    def _dds(self, x: Tensor, mask: Tensor, path: str, g: Optional[Tensor] = None) -> Tensor:
+        if g is not None:
+            x = x + g
+        for i in range(self.shape.dds_layers):
+            y = gelu(self.norm(self.conv(f"{path}.convs_sep.{i}")(x * mask), f"{path}.norms_1.{i}"))
+            y = gelu(self.norm(self.conv(f"{path}.convs_1x1.{i}")(y), f"{path}.norms_2.{i}"))
+            x = x + y
+        return x * mask
+
+    def _conv_flow(self, z: Tensor, mask: Tensor, cond: Tensor, index: int) -> Tensor:
+        s, path = self.shape, f"dp.flows.{index}"
+        z0, z1 = z[:, :1], z[:, 1:]
+        h = self._dds(self.conv(f"{path}.pre")(z0), mask, f"{path}.convs", g=cond)
+        h = self.conv(f"{path}.proj")(h) * mask  # [1, 3*bins-1, t]
+        h = h.reshape(1, 1, 3 * s.bins - 1, -1).permute(0, 1, 3, 2)
+        scale = math.sqrt(s.filter_channels)
+        z1 = inverse_spline(z1, h[..., : s.bins] / scale, h[..., s.bins: 2 * s.bins] / scale, h[..., 2 * s.bins:], s.bins)
+        return z0.cat(z1, dim=1) * mask
+
+    def _durations(self, x: Tensor, mask: Tensor, g: Optional[Tensor], noise: Tensor) -> Tensor:
+        """Log-durations [1, 1, t] from the duration predictor run backwards from ``noise``."""
+        x = self.conv("dp.pre")(x.detach())
+        if g is not None:
+            x = x + self.conv("dp.cond")(g)
+        x = self.conv("dp.proj")(self._dds(x, mask, "dp.convs")) * mask
+        z = noise
+        for index in self.shape.dp_flows:
+            z = self._conv_flow(z.flip(1), mask, x, index)
+        m = self.tensor("dp.flows.0.m").reshape(1, 2, 1)
+        logs = self.tensor("dp.flows.0.logs").reshape(1, 2, 1)
+        z = (z.flip(1) - m) * (-logs).exp() * mask
+        return z[:, :1]
+
+    def _speaker(self, speaker: Tensor) -> Optional[Tensor]:
+        if self.shape.speakers <= 1:
+            return None
+        return self.tensor("emb_g.weight")[speaker].reshape(1, -1, 1)
+
+    def _encode_padded(self, ids: Tensor, mask: Tensor, speaker: Tensor, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x, m_p, logs_p = self._text_encoder(ids, mask)
+        logw = self._durations(x, mask, self._speaker(speaker), noise)
+        Tensor.realize(logw, m_p, logs_p)  # one schedule for the three outputs
+        return logw, m_p, logs_p
+
+    def encode(self, ids: np.ndarray, speaker: int, noise_w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Phoneme ids [t] -> (log-durations [t], means [inter, t], log-scales [inter, t])."""
+        length = len(ids)
+        size = phoneme_bucket(length)
+        padded = np.zeros((1, size), dtype=np.int32)
+        padded[0, :length] = ids
+        mask = np.zeros((1, 1, size), dtype=np.float32)
+        mask[..., :length] = 1.0
+        noise = np.zeros((1, 2, size), dtype=np.float32)
+        noise[..., :length] = noise_w
+        run = self._encoders.get(size)
+        if run is None:
+            run = self._encoders[size] = TinyJit(self._encode_padded)
+        logw, m_p, logs_p = run(
+            Tensor(padded, device=self.device), Tensor(mask, device=self.device),
+            Tensor(np.array([speaker], dtype=np.int32), device=self.device), Tensor(noise, device=self.device),
+        )
+        return logw.numpy()[0, 0, :length], m_p.numpy()[0, :, :length], logs_p.numpy()[0, :, :length]
+
+    # ----- flow and decoder over frames -------------------------------------------------
+
+    def _wn(self, x: Tensor, mask: Tensor, path: str, g: Optional[Tensor]) -> Tensor:
+        hidden = x.shape[1]
+        cond = self.conv(f"{path}.cond_layer")(g) if g is not None else None
+        output: Optional[Tensor] = None
+        for i in range(self.shape.wn_layers):
+            x_in = self.conv(f"{path}.in_layers.{i}")(x)
+            if cond is not None:
+                x_in = x_in + cond[:, i * 2 * hidden: (i + 1) * 2 * hidden]
+            acts = x_in[:, :hidden].tanh() * x_in[:, hidden:].sigmoid()
+            res_skip = self.conv(f"{path}.res_skip_layers.{i}")(acts)
+            if i < self.shape.wn_layers - 1:
+                x = (x + res_skip[:, :hidden]) * mask
+                skip = res_skip[:, hidden:]
+            else:
+                skip = res_skip
+            output = skip if output is None else output + skip
+        assert output is not None
+        return output * mask
+
+    def _flow(self, z: Tensor, mask: Tensor, g: Optional[Tensor]) -> Tensor:
+        half = self.shape.inter // 2
+        for index in self.shape.flows:
+            path = f"flow.flows.{index}"
+            z = z.flip(1)
+            z0, z1 = z[:, :half], z[:, half:]
+            h = self._wn(self.conv(f"{path}.pre")(z0) * mask, mask, f"{path}.enc", g)
+            stats = self.conv(f"{path}.post")(h) * mask
+            if stats.shape[1] == half:
+                z1 = (z1 - stats) * mask
+            else:
+                z1 = (z1 - stats[:, :half]) * (-stats[:, half:]).exp() * mask
+            z = z0.cat(z1, dim=1)
+        return z
+
+    def _resblock(self, x: Tensor, mask: Tensor, index: int) -> Tensor:
+        path = f"dec.resblocks.{index}"
+        if self.shape.resblock_type == "1":
+            for j in self.weights_indices(f"{path}.convs1"):
+                xt = self.conv(f"{path}.convs1.{j}")(x.leaky_relu(LRELU_SLOPE) * mask)
+                x = x + self.conv(f"{path}.convs2.{j}")(xt.leaky_relu(LRELU_SLOPE) * mask)
+            return x
+        for j in self.weights_indices(f"{path}.convs"):
+            x = x + self.conv(f"{path}.convs.{j}")(x.leaky_relu(LRELU_SLOPE) * mask)
+        return x
+
+    def weights_indices(self, prefix: str) -> list[int]:
+        if prefix not in self._index_cache:
+            self._index_cache[prefix] = self.weights.indices(prefix)
+        return self._index_cache[prefix]
+
+    def _decoder(self, z: Tensor, mask: Tensor, g: Optional[Tensor]) -> Tensor:
+        """HiFi-GAN. Every convolution's input is masked so padded frames act as the zero padding of an unpadded run."""
+        s = self.shape
+        x = self.conv("dec.conv_pre")(z * mask)
+        if g is not None:
+            x = x + self.conv("dec.cond")(g)
+        for i in range(s.upsamples):
+            up = self.conv(f"dec.ups.{i}")
+            x = up(x.leaky_relu(LRELU_SLOPE) * mask)
+            mask = mask.reshape(1, 1, -1, 1).expand(1, 1, mask.shape[2], up.spec.stride).reshape(1, 1, -1)
+            first = i * s.kernels_per_upsample
+            total = self._resblock(x, mask, first)
+            for j in range(1, s.kernels_per_upsample):
+                total = total + self._resblock(x, mask, first + j)
+            x = total / s.kernels_per_upsample
+        return self.conv("dec.conv_post")(x.leaky_relu(0.01) * mask).tanh()
+
+    def _decode_padded(self, z_p: Tensor, mask: Tensor, speaker: Tensor) -> Tensor:
+        """The flow then the decoder over one window (captured once by ``TinyJit``)."""
+        g = self._speaker(speaker)
+        z = self._flow(z_p, mask, g)
+        return self._decoder(z * mask, mask, g).realize()
+
+    def decode(self, z_p: np.ndarray, speaker: int) -> np.ndarray:
+        """Prior sample [inter, frames] -> audio [frames * hop], one fixed-size window at a time.
+
+        A sentence that fits runs as one window. A longer one runs in windows of
+        ``window`` frames that overlap by the receptive field on each side; only each
+        window's middle is kept, and there the result equals an unwindowed run.
+        """
+        frames, context = z_p.shape[1], self.context
+        if frames <= self.window:
+            return self._run_window(z_p, 0, frames, 0, speaker)[: frames * self.hop]
+        core = self.window - 2 * context
+        pieces = []
+        for start in range(0, frames, core):
+            take = min(core, frames - start)
+            audio = self._run_window(z_p, start - context, start + core + context, context, speaker)
+            pieces.append(audio[context * self.hop: (context + take) * self.hop])
+        return np.concatenate(pieces)
+
+    def _run_window(self, z_p: np.ndarray, low: int, high: int, offset: int, speaker: int) -> np.ndarray:
+        """Decode frames [low, high) of ``z_p`` (clipped to it; the rest is masked padding) in a window."""
+        frames = z_p.shape[1]
+        window = np.zeros((1, z_p.shape[0], self.window), dtype=np.float32)
+        mask = np.zeros((1, 1, self.window), dtype=np.float32)
+        first, last = max(low, 0), min(high, frames)
+        window[0, :, first - low: last - low] = z_p[:, first:last]
+        mask[..., first - low: last - low] = 1.0
+        if self._decoder_jit is None:
+            self._decoder_jit = TinyJit(self._decode_padded)
+        audio = self._decoder_jit(Tensor(window, device=self.device), Tensor(mask, device=self.device),
+                                  Tensor(np.array([speaker], dtype=np.int32), device=self.device))
+        return audio.numpy()[0, 0]
+
+
+def receptive_field(model: Model, shape: Shape) -> int:
+    """Frames on each side that can influence a frame of audio through the flow and the decoder.
+
+    Summed over every convolution on the longest path, at the resolution it runs at, plus
+    one frame of margin: a window that keeps this many frames of context on each side
+    computes its middle exactly as a run over the whole sentence would.
+    """
+    reach = 0.0
+    for index in shape.flows:
+        reach += sum(model.conv(f"flow.flows.{index}.enc.in_layers.{i}").spec.padding[0] for i in range(shape.wn_layers))
+    reach += max(model.conv("dec.conv_pre").spec.padding)
+    scale = 1
+    for i in range(shape.upsamples):
+        up = model.conv(f"dec.ups.{i}").spec
+        reach += up.weight.shape[2] / up.stride / scale
+        scale *= up.stride
+        branches = []
+        for j in range(shape.kernels_per_upsample):
+            prefix = f"dec.resblocks.{i * shape.kernels_per_upsample + j}"
+            convs = [path for path in model.weights.convs if path.startswith(prefix + ".")]
+            branches.append(sum(max(model.conv(path).spec.padding) for path in convs))
+        reach += max(branches, default=0) / scale
+    reach += max(model.conv("dec.conv_post").spec.padding) / scale
+    return int(math.ceil(reach)) + 1
+
+
+def inverse_spline(x: Tensor, widths: Tensor, heights: Tensor, derivatives: Tensor, bins: int) -> Tensor:
+    """Inverse of the rational-quadratic spline with linear tails on [-5, 5] (``inverse=True`` in VITS)."""
+    tail = SPLINE_TAIL
+    inside = (x >= -tail) * (x <= tail)
+    x_in = x.squeeze(1)  # [1, t]
+
+    def knots(unnormalised: Tensor, minimum: float) -> Tensor:
+        share = minimum + (1 - minimum * bins) * unnormalised.softmax(-1)
+        cum = share.cumsum(-1).pad((None, None, None, (1, 0)))
+        cum = 2 * tail * cum - tail
+        edges = Tensor.arange(bins + 1).to(x.device).reshape(1, 1, 1, -1)
+        return (edges == 0).where(-tail, (edges == bins).where(tail, cum))
+
+    cumwidths = knots(widths, MIN_BIN)[:, 0]  # [1, t, bins+1]
+    cumheights = knots(heights, MIN_BIN)[:, 0]
+    bin_widths = cumwidths[..., 1:] - cumwidths[..., :-1]
+    bin_heights = cumheights[..., 1:] - cumheights[..., :-1]
+    constant = math.log(math.exp(1 - MIN_DERIVATIVE) - 1)
+    derivs = MIN_DERIVATIVE + softplus(derivatives[:, 0].pad((None, None, (1, 1)), value=constant))  # [1, t, bins+1]
+
+    edges = Tensor.arange(bins + 1).to(x.device).reshape(1, 1, -1)
+    search = cumheights + (edges == bins).where(1e-6, 0.0)
+    index = (x_in.unsqueeze(-1) >= search).sum(-1, dtype=dtypes.int32) - 1  # [1, t]
+    pick = Tensor.arange(bins).to(x.device).reshape(1, 1, -1) == index.unsqueeze(-1)
+
+    def take(values: Tensor) -> Tensor:
+        return (pick.where(values[..., :bins], 0.0)).sum(-1)
+
+    in_cumwidths, in_widths = take(cumwidths), take(bin_widths)
+    in_cumheights, in_heights = take(cumheights), take(bin_heights)
+    in_delta = take(bin_heights / bin_widths)
+    d0, d1 = take(derivs), take(derivs[..., 1:])
+    offset = x_in - in_cumheights
+    slope = d0 + d1 - 2 * in_delta
+    a = offset * slope + in_heights * (in_delta - d0)
+    b = in_heights * d0 - offset * slope
+    c = -in_delta * offset
+    root = (2 * c) / (-b - (b * b - 4 * a * c).sqrt())
+    out = (root * in_widths + in_cumwidths).unsqueeze(1)
+    return inside.where(out, x)

@@ -48,7 +48,7 @@
         {
           default = pkgs.mkShell {
             packages = [ (cpu.python.withPackages (ps: cpu.demod-voice.runtimeDeps ps ++ cpu.demod-voice.testDeps ps)) ]
-              ++ [ pkgs.ffmpeg pkgs.ruff pkgs.espeak-ng ];
+              ++ [ pkgs.ffmpeg pkgs.ruff pkgs.espeak-ng pkgs.clang ];
             shellHook = ''
               export PYTHONPATH="$PWD''${PYTHONPATH:+:$PYTHONPATH}"
             '';

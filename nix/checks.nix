@@ -1,11 +1,11 @@
 # checks.<system>: the test suite, and a smoke run of the installed program, inside the build.
-{ runCommand, python, demod-voice, src, ffmpeg }:
+{ runCommand, python, demod-voice, src, ffmpeg, clang }:
 
 let
   testEnv = python.withPackages (ps: demod-voice.runtimeDeps ps ++ demod-voice.testDeps ps);
 in
 {
-  tests = runCommand "demod-voice-tests" { nativeBuildInputs = [ testEnv ffmpeg ]; } ''
+  tests = runCommand "demod-voice-tests" { nativeBuildInputs = [ testEnv ffmpeg clang ]; } ''
     cp -r ${src} source && chmod -R u+w source && cd source
     export HOME=$TMPDIR XDG_CACHE_HOME=$TMPDIR/cache
     python -m pytest -q -p no:cacheprovider

@@ -1,9 +1,9 @@
-# demod-voice with both backends (Piper and XTTS) from this source tree.
-{ lib, python, src, ffmpeg }:
+# demod-voice with its backends (Piper, XTTS, tinygrad) from this source tree.
+{ lib, python, src, ffmpeg, clang }:
 
 let
   ps = python.pkgs;
-  runtimeDeps = p: with p; [ pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six ];
+  runtimeDeps = p: with p; [ pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six tinygrad onnx ];
   # The test suite generates its models with piper's training code and coqui's classes.
   testDeps = p: with p; [ pytest lightning tokenizers ];
 in
@@ -15,8 +15,8 @@ ps.buildPythonApplication {
   inherit src;
   build-system = [ ps.setuptools ];
   dependencies = runtimeDeps ps;
-  # ffmpeg's libraries for torchcodec (XTTS audio I/O) on the program's path.
-  makeWrapperArgs = [ "--prefix" "PATH" ":" (lib.makeBinPath [ ffmpeg ]) ];
+  # ffmpeg for torchcodec (XTTS audio I/O), clang for tinygrad's CPU kernels, on the program's path.
+  makeWrapperArgs = [ "--prefix" "PATH" ":" (lib.makeBinPath [ ffmpeg clang ]) ];
   # The suite runs in checks.<system>.tests (it generates models, which takes minutes).
   doCheck = false;
   pythonImportsCheck = [ "demod_voice" "demod_voice.cli" ];

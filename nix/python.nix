@@ -45,6 +45,8 @@ let
       autoPatchelfIgnoreMissingDeps = [ "libtorch*.so" "libc10*.so" "libtorch_python.so" ];
     };
     piper-tts = fromWheel self "piper-tts" (with self; [ onnxruntime pathvalidate ]) { };
+    # Pure Python; compiles its CPU kernels with clang at run time (on the program's PATH).
+    tinygrad = fromWheel self "tinygrad" [ ] { };
     monotonic-alignment-search = self.buildPythonPackage {
       pname = "monotonic-alignment-search";
       inherit (pins.pypi.monotonic-alignment-search) version;

@@ -9,7 +9,7 @@ let
 
   pythonNames = [
     "anyascii" "cython" "einops" "filelock" "fsspec" "httpx" "huggingface-hub" "inflect" "librosa" "lightning"
-    "matplotlib" "num2words" "numba" "numpy" "onnxruntime" "packaging" "pathvalidate" "psutil" "pysbd" "pytest"
+    "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "psutil" "pysbd" "pytest"
     "pyyaml" "regex" "requests" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
     "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions"
   ];
@@ -44,6 +44,7 @@ let
     python312 = mkPython (_: _: { });
     autoPatchelfHook = stub "auto-patchelf-hook";
     ffmpeg = stub "ffmpeg";
+    clang = stub "clang";
     ruff = stub "ruff";
     espeak-ng = stub "espeak-ng";
     cacert = stub "cacert";

@@ -13,12 +13,15 @@ exporter leaves most parameters under their PyTorch names, but not all of them:
   initialiser, so the phoneme embedding is called ``sid``.
 
 So the reader works from the graph's structure (which node consumes which tensor), not
-from node names, which older exporters did not scope. Nothing here imports tinygrad:
+from node names, which older exporters did not scope. Piper stores no hyper-parameters
+next to the weights, so :func:`read_shape` derives the architecture from tensor shapes
+and :func:`receptive_field` how far the decoder looks. Nothing here imports tinygrad:
 the result is plain numpy arrays and convolution settings.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -185,3 +188,92 @@ def _negated_logs(graph: Any, values: dict[str, np.ndarray], mean_name: str) -> 
             if exp is not None and exp.op_type == "Exp" and exp.input[0] in values:
                 return values[exp.input[0]]
     return None
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Layer counts and sizes read from the weights (Piper stores no hyper-parameters beside them)."""
+
+    hidden: int
+    heads: int
+    window: int
+    encoder_layers: int
+    ffn_kernel: int
+    inter: int
+    dds_layers: int
+    dp_flows: tuple[int, ...]
+    bins: int
+    filter_channels: int
+    flows: tuple[int, ...]
+    wn_layers: int
+    upsamples: int
+    kernels_per_upsample: int
+    resblock_type: str
+    speakers: int
+
+
+def read_shape(w: VitsWeights) -> Shape:
+    """Derive the architecture from tensor shapes and the layers present."""
+    try:
+        return _read_shape(w)
+    except (IndexError, ZeroDivisionError):  # a layer family is missing altogether
+        raise _unsupported("its layers are not laid out like Piper's VITS") from None
+
+
+def _read_shape(w: VitsWeights) -> Shape:
+    hidden = w.tensor("enc_p.emb.weight").shape[1]
+    rel = w.tensor("enc_p.encoder.attn_layers.0.emb_rel_k")
+    resblocks = w.indices("dec.resblocks")
+    upsamples = w.indices("dec.ups")
+    if not w.has("dp.proj"):
+        raise _unsupported("it has no stochastic duration predictor")
+    first = f"dec.resblocks.{resblocks[0]}" if resblocks else ""
+    resblock_type = "1" if w.has(f"{first}.convs1.0") else "2"
+    return Shape(
+        hidden=hidden,
+        heads=hidden // rel.shape[2],
+        window=(rel.shape[1] - 1) // 2,
+        encoder_layers=len(w.indices("enc_p.encoder.attn_layers")),
+        ffn_kernel=w.conv("enc_p.encoder.ffn_layers.0.conv_1").weight.shape[2],
+        inter=w.conv("enc_p.proj").weight.shape[0] // 2,
+        dds_layers=len(w.indices("dp.convs.convs_sep")),
+        dp_flows=tuple(sorted(w.indices("dp.flows", ".pre"), reverse=True)),
+        bins=(w.conv(f"dp.flows.{w.indices('dp.flows', '.proj')[0]}.proj").weight.shape[0] + 1) // 3,
+        filter_channels=w.conv("dp.pre").weight.shape[0],
+        flows=tuple(sorted(w.indices("flow.flows", ".pre"), reverse=True)),
+        wn_layers=len(w.indices(f"flow.flows.{w.indices('flow.flows', '.pre')[0]}.enc.in_layers")),
+        upsamples=len(upsamples),
+        kernels_per_upsample=len(resblocks) // max(1, len(upsamples)),
+        resblock_type=resblock_type,
+        speakers=w.tensor("emb_g.weight").shape[0] if "emb_g.weight" in w.tensors else 1,
+    )
+
+
+def _unsupported(why: str) -> Exception:
+    return InputError(f"this voice cannot run on the tinygrad backend: {why}; use --backend piper")
+
+
+def receptive_field(w: VitsWeights, shape: Shape) -> int:
+    """Frames on each side that can influence a frame of audio through the flow and the decoder.
+
+    Summed over every convolution on the longest path, at the resolution it runs at, plus
+    one frame of margin: a window that keeps this many frames of context on each side
+    computes its middle exactly as a run over the whole sentence would.
+    """
+    reach = 0.0
+    for index in shape.flows:
+        reach += sum(w.conv(f"flow.flows.{index}.enc.in_layers.{i}").padding[0] for i in range(shape.wn_layers))
+    reach += max(w.conv("dec.conv_pre").padding)
+    scale = 1
+    for i in range(shape.upsamples):
+        up = w.conv(f"dec.ups.{i}")
+        reach += up.weight.shape[2] / up.stride / scale
+        scale *= up.stride
+        branches = []
+        for j in range(shape.kernels_per_upsample):
+            prefix = f"dec.resblocks.{i * shape.kernels_per_upsample + j}"
+            convs = [path for path in w.convs if path.startswith(prefix + ".")]
+            branches.append(sum(max(w.conv(path).padding) for path in convs))
+        reach += max(branches, default=0) / scale
+    reach += max(w.conv("dec.conv_post").padding) / scale
+    return int(math.ceil(reach)) + 1

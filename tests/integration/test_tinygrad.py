@@ -2,7 +2,8 @@
 
 The in-process comparisons drive both engines through piper's own ``PiperVoice``: the
 same phoneme ids go to onnxruntime's session and to :class:`TinygradSession`. The decoder
-window is made small here so a sentence runs as several overlapping windows.
+window is made small here (128 frames, about 40 of them context on each side) so a sentence
+runs as several overlapping windows.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def engines(request):
     path = request.getfixturevalue("piper_voice" if request.param == "single" else "piper_multi_voice")
     config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
     reference = PiperVoice(session=onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), config=config)
-    model = TinyVits(read_vits_weights(path), cpu_device(), window_frames=48)
+    model = TinyVits(read_vits_weights(path), cpu_device(), window=128)
     ours = PiperVoice(session=TinygradSession(model, seed=7), config=config)
     return reference, ours, (2 if request.param == "multi" else None)
 

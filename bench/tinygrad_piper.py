@@ -25,20 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-TEXT = (
-    "The quick brown fox jumps over the lazy dog. Benchmarks should speak a paragraph, not a word, "
-    "so that start-up and synthesis both show. This third sentence adds a little more audio to the run."
-)
-
-
-def voice_path(size: str) -> Path:
-    cache = Path(tempfile.gettempdir()) / "demod-voice-bench"
-    model = cache / f"{size}.onnx"
-    if not model.exists():
-        print(f"generating a {size} voice in {cache} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_piper_voice.py"), str(model), "--size", size],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return model
+from piper_infer import TEXT, voice_path  # noqa: E402 - the same text and generated voice as the piper-infer benchmark
 
 
 def speak(voice) -> tuple[float, float]:

@@ -50,8 +50,10 @@ class Conv:
 
     def __init__(self, spec: ConvSpec, device: str) -> None:
         self.spec = spec
-        self.weight = Tensor(spec.weight, device=device).realize()
-        self.bias = None if spec.bias is None else Tensor(spec.bias, device=device).realize()
+        self.phases = polyphase(spec) if spec.transposed else None
+        weight, bias = (self.phases if self.phases is not None else (spec.weight, spec.bias))[:2]
+        self.weight = Tensor(weight, device=device).realize()
+        self.bias = None if bias is None else Tensor(bias, device=device).realize()
 
     @property
     def out_channels(self) -> int:
@@ -60,7 +62,12 @@ class Conv:
     def __call__(self, x: Tensor) -> Tensor:
         s = self.spec
         x = x.contiguous()
-        if s.transposed:
+        if self.phases is not None:
+            # One ordinary convolution yields all `stride` output phases as channels; interleave them.
+            out = x.conv2d(self.weight, self.bias, padding=self.phases[2]).contiguous()  # interleaving inside the conv kernel halves its speed
+            length = x.shape[2]
+            out = out.reshape(1, self.out_channels, s.stride, length).permute(0, 1, 3, 2).reshape(1, self.out_channels, length * s.stride)
+        elif s.transposed:
             out = x.conv_transpose2d(self.weight, self.bias, groups=s.groups, stride=s.stride, dilation=s.dilation, padding=s.padding)
         else:
             out = x.conv2d(self.weight, self.bias, groups=s.groups, stride=s.stride, dilation=s.dilation, padding=s.padding)
@@ -68,6 +75,31 @@ class Conv:
         # rather than let the scheduler fuse activations (tanh, gelu) into the reduction and
         # recompute them for every output channel.
         return out.contiguous()
+
+
+def polyphase(spec: ConvSpec) -> Optional[tuple[np.ndarray, Optional[np.ndarray], tuple[int, int]]]:
+    """A strided ConvTranspose1d as one ordinary convolution with ``stride`` times the output channels.
+
+    Transposed convolution inserts ``stride - 1`` zeros between input samples and then
+    convolves; of a 16-tap kernel at stride 8 only 2 taps ever meet a real sample. Output
+    sample ``q*stride + r`` is a short convolution of the input with the taps
+    ``j = (q - i)*stride + r + pad``; stacking the ``stride`` phases ``r`` as output channels
+    gives (weight [out*stride, in, taps], bias, padding) with no multiplications by zero.
+    Returns ``None`` for layouts this does not cover (groups, dilation, an output length
+    other than ``stride`` times the input).
+    """
+    weight, stride, (pad, pad_end) = spec.weight, spec.stride, spec.padding
+    channels_in, channels_out, kernel = weight.shape
+    if spec.groups != 1 or spec.dilation != 1 or pad != pad_end or kernel - 2 * pad != stride or stride < 2:
+        return None
+    # Input offset d (sample q + d) for tap j in phase r: j = -d*stride + r + pad.
+    offsets = [(-((j - r - pad) // stride), r, j) for r in range(stride) for j in range(kernel) if (j - r - pad) % stride == 0]
+    low, high = min(d for d, _, _ in offsets), max(d for d, _, _ in offsets)
+    phases = np.zeros((channels_out, stride, channels_in, high - low + 1), dtype=np.float32)
+    for d, r, j in offsets:
+        phases[:, r, :, d - low] = weight[:, :, j].T
+    bias = None if spec.bias is None else np.repeat(spec.bias, stride).astype(np.float32)
+    return phases.reshape(channels_out * stride, channels_in, high - low + 1), bias, (-low, high)
 
 
 def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:

@@ -79,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     from demod_voice.backends.tinygrad import TinygradSession, cpu_device, prepare_environment
     from demod_voice.backends.vits_onnx import read_vits_weights
     from demod_voice.backends.vits_tinygrad import TinyVits
+    from demod_voice.config import cache_root, load_config
 
     model = voice_path(args.size)
-    prepare_environment(None, 0)
+    # The same tinygrad cache as the piper-infer commands below, so a BEAM=2 search is done once.
+    prepare_environment(str(cache_root(load_config(None)[0])), 0)
     config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text()))
     ort_voice = PiperVoice(session=onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"]), config=config)
     started = time.perf_counter()

@@ -296,16 +296,16 @@ class TinyVits(Model):
         """
         frames, context = z_p.shape[1], self.context
         if frames <= self.window:
-            return self._run_window(z_p, 0, frames, 0, speaker)[: frames * self.hop]
+            return self._run_window(z_p, 0, frames, speaker)[: frames * self.hop]
         core = self.window - 2 * context
         pieces = []
         for start in range(0, frames, core):
             take = min(core, frames - start)
-            audio = self._run_window(z_p, start - context, start + core + context, context, speaker)
+            audio = self._run_window(z_p, start - context, start + core + context, speaker)
             pieces.append(audio[context * self.hop: (context + take) * self.hop])
         return np.concatenate(pieces)
 
-    def _run_window(self, z_p: np.ndarray, low: int, high: int, offset: int, speaker: int) -> np.ndarray:
+    def _run_window(self, z_p: np.ndarray, low: int, high: int, speaker: int) -> np.ndarray:
         """Decode frames [low, high) of ``z_p`` (clipped to it; the rest is masked padding) in a window."""
         frames = z_p.shape[1]
         window = np.zeros((1, z_p.shape[0], self.window), dtype=np.float32)

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 THREADS = 0
 """Compute threads an engine in this process may use; 0 lets the engine choose (all cores)."""
 
+TINYGRAD_GPU_DEVICES = ("CUDA", "NV", "AMD", "METAL", "CL")
+"""tinygrad devices tried, in order, for ``--gpu`` (the backend and ``health`` both ask in this order)."""
+
 CUDA_PROVIDER = "CUDAExecutionProvider"
 CPU_PROVIDER = "CPUExecutionProvider"
 

@@ -141,11 +141,9 @@ KNOWN_BAD = [
 CUDA_ONLY_MARKERS = ("libnvrtc", "libcudart", "libcuda", "Could not load this library", "_torchaudio")
 
 
-def probe(name: str, timeout: float = PROBE_TIMEOUT) -> tuple[Optional[dict[str, Any]], str]:
-    """Run probe ``name`` in a fresh interpreter: (its JSON result, "") or (None, why it failed)."""
-    from .backends.tinygrad import GPU_DEVICES
-
-    code = f"GPU_DEVICES = {GPU_DEVICES!r}\n" + PROBES[name]
+def probe(name: str, timeout: float = PROBE_TIMEOUT, preamble: str = "") -> tuple[Optional[dict[str, Any]], str]:
+    """Run probe ``name`` (after ``preamble``) in a fresh interpreter: (its JSON result, "") or (None, why it failed)."""
+    code = preamble + PROBES[name]
     try:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -231,8 +229,10 @@ def check_piper(device: str) -> list[Check]:
 
 def check_tinygrad(device: str) -> list[Check]:
     """The experimental backend: tinygrad, onnx and piper import, and the CPU device really compiles a kernel."""
+    from .devices import TINYGRAD_GPU_DEVICES
+
     needs = ("tinygrad",)
-    result, error = probe("tinygrad")
+    result, error = probe("tinygrad", preamble=f"GPU_DEVICES = {TINYGRAD_GPU_DEVICES!r}\n")
     if result is None:
         return [Check("tinygrad", FAIL, f"cannot import tinygrad/onnx/piper-tts: {error}",
                       "pip install -c constraints.txt 'demod-voice[tinygrad]'", needs)]

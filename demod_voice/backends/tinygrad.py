@@ -15,14 +15,13 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..devices import TINYGRAD_GPU_DEVICES as GPU_DEVICES
 from ..errors import DependencyError, InputError
 from ..jobs import LoadSpec
 from .piper import PiperBackend
 
 log = logging.getLogger(__name__)
 
-GPU_DEVICES = ("CUDA", "NV", "AMD", "METAL", "CL")
-"""tinygrad devices tried, in order, for ``--gpu``."""
 MAX_FRAMES = 200_000
 """More frames than this for one sentence (~40 minutes) means the voice's durations are broken."""
 CLANG_HINT = "tinygrad's CPU device compiles kernels with clang: install it (apt-get install clang) or use --backend piper"

@@ -139,7 +139,7 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     from .text import load_text
 
     v = row.values
-    backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") or v.get("voice") else "piper")
+    backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") or v.get("voice") else request.config.piper.backend)
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{v['backend']}'; choose one of {', '.join(BACKENDS)}")
     text = load_text(v.get("text", ""))
@@ -147,7 +147,7 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     if output.suffix.lower() not in FORMATS:
         raise InputError(f"output '{v['output']}' must end in {', '.join(FORMATS)}")
     label = f"{request.csv_path.name}:{row.line}"
-    job = _xtts_job(v, text, output, request) if backend == "xtts" else _piper_job(v, text, output, request)
+    job = _xtts_job(v, text, output, request) if backend == "xtts" else _piper_job(v, text, output, request, backend)
     return dataclasses.replace(job, label=label)
 
 
@@ -173,7 +173,7 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
     return make_job(XttsRequest(resolved, text, str(output), settings, str(cache), request.config.device, profile))
 
 
-def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest) -> SynthesisJob:
+def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest, backend: str) -> SynthesisJob:
     from .backends.piper import PiperRequest, make_job
     from .models import looks_like_name, resolve_piper_model
 
@@ -187,7 +187,6 @@ def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest
     path = _relative_to_csv(model, request.csv_path)
     if not path.exists() and looks_like_name(model):
         path = Path(resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress))
-    backend = v.get("backend", "").lower() or config.piper.backend
     return make_job(PiperRequest(str(path), text, str(output), config.piper, config.device, str(cache),
                                  speaker=v.get("speaker") or None, backend=backend))
 

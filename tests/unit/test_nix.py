@@ -28,6 +28,16 @@ def offline_check(repo: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(CHECK), str(repo)], capture_output=True, text=True, timeout=300)
 
 
+def check_broken_copy(tmp_path: Path, relative: str, old: str, new: str) -> subprocess.CompletedProcess:
+    """The offline check on a copy of the repo in which ``old`` in file ``relative`` became ``new``."""
+    repo = copy_repo(tmp_path)
+    path = repo / relative
+    text = path.read_text()
+    assert old in text, f"{relative} no longer contains {old!r}: the test breaks nothing; update it"
+    path.write_text(text.replace(old, new))
+    return offline_check(repo)
+
+
 @needs_nix
 def test_flake_passes_the_offline_check(tmp_path):
     done = offline_check(copy_repo(tmp_path))
@@ -37,30 +47,21 @@ def test_flake_passes_the_offline_check(tmp_path):
 
 @needs_nix
 def test_a_syntax_error_fails_the_check(tmp_path):
-    repo = copy_repo(tmp_path)
-    docker = repo / "nix" / "docker.nix"
-    docker.write_text(docker.read_text().replace("inherit name tag;", "inherit name tag"))
-    done = offline_check(repo)
+    done = check_broken_copy(tmp_path, "nix/docker.nix", "inherit name tag;", "inherit name tag")
     assert done.returncode != 0
     assert "docker.nix does not parse" in done.stderr
 
 
 @needs_nix
 def test_an_attribute_the_stand_in_lacks_fails_the_check(tmp_path):
-    repo = copy_repo(tmp_path)
-    package = repo / "nix" / "package.nix"
-    package.write_text(package.read_text().replace("build-system = [ ps.setuptools ];", "build-system = [ ps.setuptools-scm-git ];"))
-    done = offline_check(repo)
+    done = check_broken_copy(tmp_path, "nix/package.nix", "build-system = [ ps.setuptools ];", "build-system = [ ps.setuptools-scm-git ];")
     assert done.returncode != 0
     assert "setuptools-scm-git" in done.stderr and "missing" in done.stderr
 
 
 @needs_nix
 def test_an_output_reference_to_a_missing_package_fails_the_check(tmp_path):
-    repo = copy_repo(tmp_path)
-    flake = repo / "flake.nix"
-    flake.write_text(flake.read_text().replace("pkgs.ffmpeg pkgs.ruff", "pkgs.ffmpeg_9 pkgs.ruff"))
-    done = offline_check(repo)
+    done = check_broken_copy(tmp_path, "flake.nix", "pkgs.ffmpeg pkgs.ruff", "pkgs.ffmpeg_9 pkgs.ruff")
     assert done.returncode != 0 and "ffmpeg_9" in done.stderr
 
 

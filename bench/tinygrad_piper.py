@@ -39,23 +39,18 @@ class StageTimer:
     """Wraps the model's encode/decode to time the two halves."""
 
     def __init__(self, model) -> None:
-        self.model, self.encode_s, self.decode_s = model, 0.0, 0.0
-        self._encode, self._decode = model.encode, model.decode
-        model.encode, model.decode = self.encode, self.decode
+        self.seconds = {"encode": 0.0, "decode": 0.0}
+        for stage in self.seconds:
+            setattr(model, stage, self._timed(stage, getattr(model, stage)))
 
-    def encode(self, *args):
-        start = time.perf_counter()
-        try:
-            return self._encode(*args)
-        finally:
-            self.encode_s += time.perf_counter() - start
-
-    def decode(self, *args):
-        start = time.perf_counter()
-        try:
-            return self._decode(*args)
-        finally:
-            self.decode_s += time.perf_counter() - start
+    def _timed(self, stage: str, run):
+        def timed(*args):
+            start = time.perf_counter()
+            try:
+                return run(*args)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+        return timed
 
 
 def command_seconds(model: Path, backend: str) -> float:
@@ -101,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds, audio = speak(tg_voice)
         tg_rtf.append(seconds / audio)
     ort_m, tg_m = statistics.median(ort_rtf), statistics.median(tg_rtf)
-    share = timer.decode_s / (timer.encode_s + timer.decode_s)
+    share = timer.seconds["decode"] / sum(timer.seconds.values())
 
     print(f"voice: {args.size} ({model.stat().st_size / 1e6:.0f} MB), text {len(TEXT)} characters, runs {args.runs}")
     print(f"onnxruntime RTF (median)          {ort_m:.3f}")

@@ -277,7 +277,7 @@ def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
 def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("batch", parents=[common], help="synthesise every row of a CSV file",
                        description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
-                                   "backend, model). Every row is checked first; finished rows are skipped on a rerun.")
+                                   "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
     p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
     p.add_argument("--output-dir", metavar="DIR", default=".", help="where relative outputs go; nothing is written outside it")
     p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")

@@ -6,8 +6,9 @@ Peers, all on the same full-size XTTS-v2-shaped checkpoint with random weights:
   (a) coqui's ``tts`` command, once per sentence (how the original tool worked);
   (b) a plain coqui Python loop in one process: load once, conditioning once, ``inference`` per sentence;
   (c) ``demod-voice xtts-zero-shot`` with the 10 sentences as one text (cold voice cache), then again (warm).
-Random weights stop at random times, so the checkpoint is generated with a low audio-token limit
-(``--tokens``): every side is capped by the model itself, the same way. Prints wall times, ratios, RTF.
+Random weights would stop at random times, so the checkpoint is generated with a low audio-token
+limit (``--tokens``) and a stop token that is never sampled: every sentence on every side runs to the
+same limit and makes the same amount of audio. Prints wall times, ratios, RTF.
 """
 
 from __future__ import annotations
@@ -42,11 +43,11 @@ def prepare(tokens: int) -> tuple[Path, list[Path]]:
     from conftest import voiced_signal
 
     folder = Path(tempfile.gettempdir()) / "demod-voice-bench"
-    model = folder / f"xtts-full-{tokens}"
+    model = folder / f"xtts-full-{tokens}-nostop"
     if not (model / "model.pth").exists():
         print(f"generating a full-size XTTS checkpoint in {model} ...", file=sys.stderr)
         subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_xtts_model.py"), str(model), "--size", "full",
-                        "--max-audio-tokens", str(tokens)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--max-audio-tokens", str(tokens), "--never-stop"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     refs = []
     for i, rate in enumerate((22050, 44100)):
         path = folder / f"bench-ref{i}.wav"

@@ -115,3 +115,30 @@ def test_incomplete_model_folder(references, tmp_path):
     done = run_cli("xtts-zero-shot", str(references["ref.wav"]), "Hello.", "-o", str(tmp_path / "o.wav"),
                    "--model-dir", str(tmp_path / "model"))
     assert_clean_failure(done, "lacks model.pth, vocab.json", tmp_path)
+
+
+def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
+    # The backend builds XTTS without drawing random initial weights (they are all overwritten by the
+    # checkpoint); every parameter and buffer, shared ones included, must equal coqui's own load.
+    torch = pytest.importorskip("torch")
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    from demod_voice.backends.xtts import XttsBackend
+    from demod_voice.jobs import LoadSpec
+
+    backend = XttsBackend()
+    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    config = XttsConfig()
+    config.load_json(str(xtts_model / "config.json"))
+    plain = Xtts(config)
+    plain.load_checkpoint(config, checkpoint_dir=str(xtts_model), eval=True)
+
+    def tensors(model):
+        named = dict(model.named_parameters(remove_duplicate=False))
+        named.update(model.named_buffers(remove_duplicate=False))
+        return named
+
+    fast, reference = tensors(backend.model), tensors(plain)
+    assert fast.keys() == reference.keys() and len(fast) > 100
+    assert [name for name in reference if not torch.equal(fast[name], reference[name])] == []

@@ -194,13 +194,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     """Read ``DEMOD_VOICE_<SECTION>_<KEY>`` (or ``DEMOD_VOICE_<KEY>`` at top level) for every known key."""
-    import yaml
-
     layer: dict[str, Any] = {}
     for dotted in _leaf_keys(Config):
         name = ENV_PREFIX + dotted.replace(".", "_").upper()
         if name not in env:
             continue
+        import yaml  # here, not above: most runs set no variable and need not pay 12 ms for it
+
         raw = env[name]
         try:
             value = yaml.safe_load(raw) if raw.strip() else None

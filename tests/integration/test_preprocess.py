@@ -35,6 +35,8 @@ def test_ljspeech_layout_with_faults_then_a_training_step(lj_dataset, tmp_path):
     assert report["dropped_by_reason"] == {"clipped audio": 1, "silent audio": 1, "empty transcript": 1,
                                            "missing audio": 1, "duplicate id": 1}
     assert "12 of 17 clips kept" in err and "line 16 missing: missing audio" in err
+    assert report["processed"]["clips"] == 16 and report["processed"]["workers"] == 2  # the duplicate is not processed
+    assert "processed 16 clip(s) in" in err
     lines = (out / "metadata.csv").read_text().splitlines()
     assert len(lines) == 12 and all(len(line.split("|")) == 3 for line in lines)
     info = soundfile.info(str(out / "wavs" / "clip001.wav"))  # from a 44.1 kHz flac
@@ -74,6 +76,7 @@ def test_rerun_processes_only_new_or_changed_clips(lj_dataset, tmp_path):
     metadata.write_text(metadata.read_text().replace("Rice is often served", "Rice is usually served"))
     third = preprocess(src, out, "-v")
     assert third.returncode == 0 and "1 clip(s) to process, 16 unchanged" in third.stderr.decode()
+    assert json.loads((out / "report.json").read_text())["processed"]["clips"] == 1
     assert "Rice is usually served" in (out / "metadata.csv").read_text()
 
 

@@ -105,8 +105,11 @@ def children(pid: int) -> list[int]:
 
 
 def start_batch(csv_file: Path, out: Path, voice: Path, *extra: str) -> subprocess.Popen:
+    # SIGINT at its default, as under a terminal: a suite started as a background job (`cmd &` in a
+    # script) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     return subprocess.Popen([sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(out), "--model", str(voice),
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(predicate, timeout=120.0):

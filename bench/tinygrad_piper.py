@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnxruntime RTF (median)          {ort_m:.3f}")
     print(f"tinygrad    RTF (median, warm)     {tg_m:.3f}   ratio tinygrad/onnxruntime {tg_m / ort_m:.2f}x")
     print(f"tinygrad    first sentence batch   {first_s:.1f} s for {first_audio:.1f} s of audio (RTF {first_s / first_audio:.2f}: compiles kernels)")
-    print(f"tinygrad    weights to device      {load_s:.2f} s; decoder window {tiny.window} frames, {tiny.context} of context")
+    print(f"tinygrad    weights to device      {load_s:.2f} s; decoder windows {'/'.join(map(str, tiny.windows))} frames, {tiny.context} of context")
     print(f"tinygrad    time split (warm)      encoder+durations {1 - share:.0%}, flow+decoder {share:.0%}")
     ort_cmd = command_seconds(model, "piper")
     tg_cmd = command_seconds(model, "tinygrad")

@@ -132,7 +132,7 @@ class TinygradBackend(PiperBackend):
             warnings.append(f"--gpu: tinygrad could not use {device} ({type(err).__name__}: {err}); running on the CPU")
             device = cpu_device()
             model = self._build(weights, device)
-        detail = f"tinygrad {device}, decoder window {model.window} frames ({model.context} of context each side)"
+        detail = f"tinygrad {device}, decoder windows {'/'.join(map(str, model.windows))} frames ({model.context} of context each side)"
         return TinygradSession(model), device.lower(), detail, warnings
 
     @staticmethod

@@ -3,7 +3,7 @@
 The in-process comparisons drive both engines through piper's own ``PiperVoice``: the
 same phoneme ids go to onnxruntime's session and to :class:`TinygradSession`. The decoder
 window is made small here (128 frames, about 40 of them context on each side) so a sentence
-runs as several overlapping windows.
+runs as several overlapping windows; one test gives a window large enough to hold it whole.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def engines(request):
     path = request.getfixturevalue("piper_voice" if request.param == "single" else "piper_multi_voice")
     config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
     reference = PiperVoice(session=onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]), config=config)
-    model = TinyVits(read_vits_weights(path), cpu_device(), window=128)
+    model = TinyVits(read_vits_weights(path), cpu_device(), windows=(128,))
     ours = PiperVoice(session=TinygradSession(model, seed=7), config=config)
     return reference, ours, (2 if request.param == "multi" else None)
 
@@ -59,6 +59,26 @@ def test_zero_noise_matches_onnxruntime(engines):
     assert got.shape == expected.shape
     assert float(np.max(np.abs(got - expected))) < 1e-3
     assert rms(expected) > 1e-4  # not two silences agreeing
+
+
+def test_a_sentence_that_fits_the_larger_window_runs_whole_in_it(piper_voice):
+    import onnxruntime
+    from piper.config import PiperConfig
+    from piper.voice import PiperVoice
+
+    from demod_voice.backends.tinygrad import TinygradSession, cpu_device
+    from demod_voice.backends.vits_onnx import read_vits_weights
+    from demod_voice.backends.vits_tinygrad import TinyVits
+
+    config = PiperConfig.from_dict(json.loads(Path(f"{piper_voice}.json").read_text()))
+    reference = PiperVoice(session=onnxruntime.InferenceSession(str(piper_voice), providers=["CPUExecutionProvider"]), config=config)
+    model = TinyVits(read_vits_weights(piper_voice), cpu_device(), windows=(1024, 128))
+    ours = PiperVoice(session=TinygradSession(model, seed=7), config=config)
+    expected = speak(reference, SENTENCE, None, noise_scale=0.0, noise_w_scale=0.0)
+    got = speak(ours, SENTENCE, None, noise_scale=0.0, noise_w_scale=0.0)
+    assert 128 * model.hop < len(expected) <= 1024 * model.hop
+    assert list(model._decoder_jits) == [1024]  # neither the small window nor a cut
+    assert got.shape == expected.shape and float(np.max(np.abs(got - expected))) < 1e-3
 
 
 def test_generator_noise_keeps_length_and_energy(engines):

@@ -229,8 +229,7 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     processing = {"clips": len(todo), "workers": request.workers, "seconds": round(time.perf_counter() - started, 3)}
     results.sort(key=lambda r: r.line)
     _save_state(request.output_dir, results)
-    report = _report(results, layout, request)
-    report["processed"] = processing
+    report = _report(results, layout, request, processing)
     _write_outputs(request, results, report)
     return report
 
@@ -266,7 +265,7 @@ def _run_parallel(todo: list[tuple], request: PreprocessRequest) -> list[ClipRes
     return out
 
 
-def _report(results: list[ClipResult], layout: str, request: PreprocessRequest) -> dict[str, Any]:
+def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, processed: dict[str, Any]) -> dict[str, Any]:
     kept = [r for r in results if r.status == "kept"]
     hours: dict[str, float] = defaultdict(float)
     for r in kept:
@@ -278,6 +277,7 @@ def _report(results: list[ClipResult], layout: str, request: PreprocessRequest) 
         "dropped_by_reason": dict(Counter(r.reason for r in results if r.status == "dropped")),
         "dropped_clips": [{"id": r.clip_id, "line": r.line, "reason": r.reason} for r in results if r.status == "dropped"],
         "seconds": round(total, 2), "hours_per_speaker": {k: round(v, 6) for k, v in sorted(hours.items())},
+        "processed": processed,
     }
 
 

@@ -11,7 +11,7 @@ text encoder and the stochastic duration predictor over the phonemes; the durati
 rounded on the host; :meth:`TinyVits.decode` runs the flow and the HiFi-GAN decoder over
 the frames. Both take inputs padded up to a few fixed lengths with a mask (as VITS is
 trained on padded batches): the encoder runs at a few bucketed lengths and the decoder in
-windows of one fixed size, so a sentence of a new length reuses kernels compiled for an
+windows of two fixed sizes, so a sentence of a new length reuses kernels compiled for an
 earlier one. Each shape is captured once by ``TinyJit`` and then replayed.
 """
 
@@ -295,7 +295,7 @@ class TinyVits(Model):
         return self._decoder(z * mask, mask, g).realize()
 
     def decode(self, z_p: np.ndarray, speaker: int) -> np.ndarray:
-        """Prior sample [inter, frames] -> audio [frames * hop], one fixed-size window at a time.
+        """Prior sample [inter, frames] -> audio [frames * hop], in windows of fixed sizes.
 
         A sentence that fits runs as one window, the smallest that holds it. A longer one
         runs in windows of ``window`` frames that overlap by the receptive field on each

@@ -5,7 +5,8 @@
 Peers, all on the same full-size XTTS-v2-shaped checkpoint with random weights:
   (a) coqui's ``tts`` command, once per sentence (how the original tool worked);
   (b) a plain coqui Python loop in one process: load once, conditioning once, ``inference`` per sentence;
-  (c) ``demod-voice xtts-zero-shot`` with the 10 sentences as one text (cold voice cache), then again (warm).
+  (c) ``demod-voice xtts-zero-shot`` with the 10 sentences as one text (cold voice cache), then again (warm);
+  (d) the same, warm, with ``xtts.batch_sentences: 1`` (one sentence at a time, as before batching).
 Random weights would stop at random times, so the checkpoint is generated with a low audio-token
 limit (``--tokens``) and a stop token that is never sampled: every sentence on every side runs to the
 same limit and makes the same amount of audio. Prints wall times, ratios, RTF.
@@ -90,11 +91,14 @@ def run_loop(model: Path, refs: list[Path], out: Path, n: int) -> float:
     return time.perf_counter() - start
 
 
-def run_ours(model: Path, refs: list[Path], out: Path, n: int, cache: Path) -> float:
+def run_ours(model: Path, refs: list[Path], out: Path, n: int, cache: Path, batch: int | None = None) -> float:
+    env = {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)}
+    if batch:
+        env["DEMOD_VOICE_XTTS_BATCH_SENTENCES"] = str(batch)
     start = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "bin/demod-voice"), "xtts-zero-shot", *map(str, refs), " ".join(SENTENCES[:n]),
                     "--model-dir", str(model), "--sentence-silence", "0", "-o", str(out)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)})
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - start
 
 
@@ -120,14 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     t_cold = run_ours(model, refs, out / "ours-cold.wav", n, cache)
     t_warm = run_ours(model, refs, out / "ours-warm.wav", n, cache)
     a_ours = audio_seconds([out / "ours-warm.wav"])
+    t_single = run_ours(model, refs, out / "ours-single.wav", n, cache, batch=1)
+    a_single = audio_seconds([out / "ours-single.wav"])
     shutil.rmtree(out)
     print(f"{n} sentences, 2 references, full-size XTTS shapes (random weights, audio-token limit {args.tokens})")
     print(f"(a) coqui tts command per sentence: {t_tts:7.1f} s  audio {a_tts:5.1f} s  RTF {t_tts / a_tts:.2f}")
     print(f"(b) coqui Python loop, one process: {t_loop:7.1f} s  audio {a_loop:5.1f} s  RTF {t_loop / a_loop:.2f}")
     print(f"(c) demod-voice, cold voice cache:  {t_cold:7.1f} s")
     print(f"    demod-voice, warm voice cache:  {t_warm:7.1f} s  audio {a_ours:5.1f} s  RTF {t_warm / a_ours:.2f}")
+    print(f"(d) demod-voice, warm, one sentence at a time (xtts.batch_sentences 1): {t_single:7.1f} s  audio {a_single:5.1f} s  "
+          f"RTF {t_single / a_single:.2f}")
     print(f"speed-up vs (a): {t_tts / t_cold:.2f}x cold, {t_tts / t_warm:.2f}x warm  (goal >= 3x)")
-    print(f"vs (b): {t_loop / t_cold:.2f}x cold, {t_loop / t_warm:.2f}x warm  (goal >= 1.0x, never slower)")
+    print(f"vs (b): {t_loop / t_cold:.2f}x cold, {t_loop / t_warm:.2f}x warm  (goal >= 1.0x, never slower); "
+          f"one at a time: {t_loop / t_single:.2f}x")
+    print(f"sentences generated together vs one at a time (warm): {t_single / t_warm:.2f}x")
     return 0
 
 

@@ -145,10 +145,68 @@ class XttsBackend(Backend):
         sentences = split_sentences(job.text, limit)
         log.debug("%d sentence(s) within the %d-character limit of '%s'", len(sentences), limit, opts.language)
         silence = np.zeros(int(round(opts.settings.sentence_silence * SAMPLE_RATE)), dtype=np.float32)
-        for index, sentence in enumerate(sentences):
+        spoken = self._streamed(sentences, opts, gpt_latent, speaker) if opts.stream else \
+            self._batched(sentences, opts, gpt_latent, speaker)
+        for index, chunks in enumerate(spoken):
             if index and len(silence):
                 yield AudioChunk(silence, SAMPLE_RATE)
-            yield from self._sentence(sentence, opts, gpt_latent, speaker)
+            yield from chunks
+
+    def _streamed(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Iterator[AudioChunk]]:
+        """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
+        for sentence in sentences:
+            yield self._sentence(sentence, opts, gpt_latent, speaker)
+
+    def _batched(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[list[AudioChunk]]:
+        """Sentences generated in groups of up to ``batch_sentences`` (:mod:`.xtts_batch`), yielded in text order."""
+        from . import xtts_batch
+
+        done: dict[int, Any] = {}
+        following = 0
+        for group in xtts_batch.sentence_groups([len(s) for s in sentences], opts.settings.batch_sentences):
+            started = time.perf_counter()
+            texts = [sentences[i] for i in group]
+            wavs = self._on_device(opts.settings, lambda texts=texts: xtts_batch.generate(
+                # The model may have moved to the CPU after an out-of-memory error; latents follow it.
+                self.model, texts, opts.language, gpt_latent.to(self.device), speaker.to(self.device),
+                speed=opts.settings.speed, **_sampling(opts.settings)))
+            log.debug("generated %d sentence(s) together in %.1f s", len(group), time.perf_counter() - started)
+            done.update(zip(group, wavs, strict=True))
+            while following in done:
+                yield [AudioChunk(done.pop(following), SAMPLE_RATE)]
+                following += 1
+
+    def _on_device(self, settings: XttsSettings, work: Any) -> Any:
+        """``work()`` under inference mode (and float16 autocast when configured on CUDA); a CUDA
+        out-of-memory error moves the model to the CPU and runs it again there."""
+        import torch
+
+        try:
+            with self._inference(settings):
+                return work()
+        except torch.cuda.OutOfMemoryError:
+            self._fall_back_to_cpu()
+            with self._inference(settings):
+                return work()
+
+    def _inference(self, settings: XttsSettings) -> Any:
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if settings.mixed_precision and self.device == "cuda":
+            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        return stack
+
+    def _fall_back_to_cpu(self) -> None:
+        import torch
+
+        log.warning("the GPU ran out of memory; moving XTTS to the CPU and retrying (slower)")
+        self.model = self.model.to("cpu")
+        self.device = "cpu"
+        torch.cuda.empty_cache()
 
     def _from_profile(self, profile: Profile) -> tuple[Any, Any]:
         import torch
@@ -196,44 +254,34 @@ class XttsBackend(Backend):
 
         emitted = False
         try:
-            for samples in self._generate(sentence, opts, gpt_latent, speaker):
+            for samples in self._stream(sentence, opts, gpt_latent, speaker):
                 emitted = True
                 yield AudioChunk(samples, SAMPLE_RATE)
         except torch.cuda.OutOfMemoryError:
             if emitted:
                 raise RuntimeFailure("the GPU ran out of memory in the middle of a streamed sentence; rerun with --cpu") from None
-            log.warning("the GPU ran out of memory; moving XTTS to the CPU and retrying (slower)")
-            self.model = self.model.to("cpu")
-            self.device = "cpu"
-            torch.cuda.empty_cache()
-            yield from (AudioChunk(s, SAMPLE_RATE) for s in self._generate(sentence, opts, gpt_latent, speaker))
+            self._fall_back_to_cpu()
+            yield from (AudioChunk(s, SAMPLE_RATE) for s in self._stream(sentence, opts, gpt_latent, speaker))
 
-    def _generate(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Any]:
-        import contextlib
-
-        import numpy as np
-        import torch
-
+    def _stream(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Any]:
         s = opts.settings
-        kwargs: dict[str, Any] = {
-            "temperature": s.temperature, "length_penalty": s.length_penalty, "repetition_penalty": s.repetition_penalty,
-            "top_k": s.top_k, "top_p": s.top_p, "speed": s.speed, "enable_text_splitting": False,
-        }
-        if s.max_new_tokens:
-            kwargs["max_new_tokens"] = s.max_new_tokens
-        autocast = (torch.autocast("cuda", dtype=torch.float16) if s.mixed_precision and self.device == "cuda"
-                    else contextlib.nullcontext())
         # The model may have moved to the CPU after an out-of-memory error; latents follow it.
         gpt_latent, speaker = gpt_latent.to(self.device), speaker.to(self.device)
-        with torch.inference_mode(), autocast:
-            if opts.stream:
-                stream = self.model.inference_stream(sentence, opts.language, gpt_latent, speaker,
-                                                     stream_chunk_size=s.stream_chunk_size, **kwargs)
-                for chunk in stream:
-                    yield chunk.float().cpu().numpy().reshape(-1)
-            else:
-                wav = self.model.inference(sentence, opts.language, gpt_latent, speaker, **kwargs)["wav"]
-                yield np.asarray(wav.float().cpu() if hasattr(wav, "cpu") else wav, dtype=np.float32).reshape(-1)
+        with self._inference(s):
+            stream = self.model.inference_stream(sentence, opts.language, gpt_latent, speaker, speed=s.speed,
+                                                 stream_chunk_size=s.stream_chunk_size, enable_text_splitting=False,
+                                                 **_sampling(s))
+            for chunk in stream:
+                yield chunk.float().cpu().numpy().reshape(-1)
+
+
+def _sampling(s: XttsSettings) -> dict[str, Any]:
+    """The GPT's sampling keywords from the settings, as ``Xtts.inference`` and ``inference_stream`` take them."""
+    kwargs: dict[str, Any] = {"temperature": s.temperature, "length_penalty": s.length_penalty,
+                              "repetition_penalty": s.repetition_penalty, "top_k": s.top_k, "top_p": s.top_p}
+    if s.max_new_tokens:
+        kwargs["max_new_tokens"] = s.max_new_tokens
+    return kwargs
 
 
 def _import_engine() -> tuple[Any, Any, Any]:

@@ -43,6 +43,7 @@ def test_long_text_is_split_into_sentences_not_truncated(xtts_model, references,
     err = done.stderr.decode()
     assert "4 sentence(s) within the 250-character limit of 'en'" in err  # 295 chars -> 240 + 49
     assert "exceeds the character limit" not in err  # coqui's truncation warning never fires
+    assert "generated 4 sentence(s) together" in err  # one batch through the GPT (xtts.batch_sentences: 16)
     assert soundfile.info(str(out)).duration >= 3.0  # three 1 s pauses between four pieces
 
 
@@ -142,3 +143,47 @@ def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
     fast, reference = tensors(backend.model), tensors(plain)
     assert fast.keys() == reference.keys() and len(fast) > 100
     assert [name for name in reference if not torch.equal(fast[name], reference[name])] == []
+
+
+def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path):
+    # The batched path left-pads prompts of different lengths and lets rows stop at different steps;
+    # with greedy decoding every sentence must come out as coqui's own inference makes it alone.
+    torch = pytest.importorskip("torch")
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    from demod_voice.backends import xtts_batch
+    from demod_voice.backends.xtts import XttsBackend
+    from demod_voice.jobs import LoadSpec
+
+    class StopAfterMultipleOf(LogitsProcessor):
+        """Random weights never pick the stop token; this makes each row stop after its first code that
+        is a multiple of ``n``: a rule of the row's own tokens, so alone and in a batch it stops alike."""
+
+        def __init__(self, n, gpt):
+            self.n, self.start, self.stop = n, gpt.start_audio_token, gpt.stop_audio_token
+
+        def __call__(self, input_ids, scores):
+            last = input_ids[:, -1]
+            hit = (last % self.n == 0) & (last != self.start)
+            scores[hit] = -float("inf")
+            scores[hit, self.stop] = 0.0
+            return scores
+
+    backend = XttsBackend()
+    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    model = backend.model
+    gpt_latent, speaker = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
+    with torch.no_grad():  # at random init attention barely moves the codes; louder, each text gets its own
+        for block in model.gpt.gpt.h:
+            block.attn.c_attn.weight.mul_(10.0)
+            block.attn.c_proj.weight.mul_(10.0)
+    texts = ["A rather longer sentence comes first, with a clause.", "Short.", "Then one in between."]
+    sampling = {"do_sample": False, "repetition_penalty": 10.0, "max_new_tokens": 40,
+                "logits_processor": LogitsProcessorList([StopAfterMultipleOf(13, model.gpt)])}
+    with torch.inference_mode():
+        together = xtts_batch.generate(model, texts, "en", gpt_latent, speaker, speed=1.2, **sampling)
+        alone = [model.inference(text, "en", gpt_latent, speaker, speed=1.2, **sampling)["wav"] for text in texts]
+    assert [len(w) for w in together] == [len(w) for w in alone]
+    assert len({len(w) for w in alone}) == len(texts)  # each row stopped at its own step
+    for mine, theirs in zip(together, alone, strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)

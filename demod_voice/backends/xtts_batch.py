@@ -1,0 +1,114 @@
+"""Several XTTS sentences generated together: the GPT reads its weights once per step for all of them.
+
+coqui's ``Xtts.inference`` speaks one sentence at a time, so every audio token is a set of
+matrix-vector products that read the whole GPT (~1.5 GB of fp32 XTTS-v2 weights) for one row.
+On a CPU that is memory-bound: measured on 2 cores, one 1024x4096 product costs 0.86 ms for one
+row, 2.5 ms for 4, 3.0 ms for 16 (``bench/xtts_clone.py`` gives the whole-command effect).
+Here the sentences' prompts (voice latent, then text) are left-padded to one length with an
+attention mask, so each row's audio tokens start at the same step and carry the same positions
+as when the sentence is generated alone (the GPT has no absolute positions of its own;
+mel positions count from the start-of-audio token). Sampling, the repetition penalty and the
+stop token work per row in ``transformers``' ``generate``. Each sentence's codes then go through
+the same latent pass, speed change and HiFi-GAN decoder as in ``Xtts.inference``, one at a time
+(they are compute-bound already). With greedy decoding the audio equals coqui's sentence by
+sentence (a test checks it); with sampling it is drawn from the same distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import InputError
+
+
+def sentence_groups(lengths: Sequence[int], most: int) -> list[list[int]]:
+    """Indices of the sentences, in groups of at most ``most`` and of near-equal size, similar lengths together.
+
+    A group runs until its longest sentence is done, so sentences of similar length share one;
+    ``[5, 40, 6, 38]`` with ``most=2`` gives ``[[0, 2], [3, 1]]``.
+    """
+    if not lengths:
+        return []
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    count = -(-len(order) // max(1, most))
+    bounds = [len(order) * k // count for k in range(count + 1)]
+    return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def generate(model: Any, texts: Sequence[str], language: str, gpt_latent: Any, speaker: Any, *,
+             speed: float = 1.0, **sampling: Any) -> list[Any]:
+    """Waveforms (float32 numpy, 24 kHz) of ``texts`` spoken by the voice, generated as one batch.
+
+    ``sampling`` holds ``generate``'s keywords as ``Xtts.inference`` takes them (temperature,
+    top_k, top_p, repetition_penalty, length_penalty, do_sample, max_new_tokens, ...).
+    """
+    import torch
+
+    gpt = model.gpt
+    tokens = [_text_tokens(model, text, language) for text in texts]
+    prompt, mask = _prompts(gpt, gpt_latent, tokens)
+    gpt.gpt_inference.store_prefix_emb(prompt)
+    inputs = torch.ones(mask.shape, dtype=torch.long, device=mask.device)
+    inputs[:, -1] = gpt.start_audio_token
+    sampling = {"do_sample": True, "num_beams": 1, **sampling}
+    codes = gpt.gpt_inference.generate(
+        inputs, attention_mask=mask, bos_token_id=gpt.start_audio_token, pad_token_id=gpt.stop_audio_token,
+        eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1],
+        num_return_sequences=1, output_attentions=False, **sampling,
+    )[:, inputs.shape[-1]:]
+    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), gpt_latent, speaker, speed)
+            for text_tokens, row in zip(tokens, codes, strict=True)]
+
+
+def _text_tokens(model: Any, text: str, language: str) -> Any:
+    import torch
+
+    ids = model.tokenizer.encode(text.strip().lower(), lang=language.split("-")[0])
+    if len(ids) >= model.args.gpt_max_text_tokens:
+        raise InputError(f"a sentence is {len(ids)} text tokens, XTTS takes fewer than {model.args.gpt_max_text_tokens}; "
+                         "split it with punctuation")
+    return torch.tensor(ids, dtype=torch.int32, device=model.device).unsqueeze(0)
+
+
+def _prompts(gpt: Any, gpt_latent: Any, tokens: list[Any]) -> tuple[Any, Any]:
+    """Voice latent + start/stop-marked text embeddings per sentence, left-padded into one batch, and the mask."""
+    import torch
+    import torch.nn.functional as F
+
+    rows = []
+    for text_tokens in tokens:
+        marked = F.pad(F.pad(text_tokens, (0, 1), value=gpt.stop_text_token), (1, 0), value=gpt.start_text_token)
+        rows.append(torch.cat([gpt_latent, gpt.text_embedding(marked) + gpt.text_pos_embedding(marked)], dim=1)[0])
+    width = max(len(row) for row in rows)
+    prompt = rows[0].new_zeros(len(rows), width, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), width + 1, dtype=torch.long, device=prompt.device)  # +1: the start-of-audio token
+    for index, row in enumerate(rows):
+        prompt[index, width - len(row):] = row
+        mask[index, width - len(row):] = 1
+    return prompt, mask
+
+
+def _until_stop(row: Any, stop: int) -> Any:
+    """A row's codes up to and including its stop token, as generating it alone returns them
+    (in a batch, rows that stopped early are filled with the stop token)."""
+    stops = (row == stop).nonzero()
+    return (row[: int(stops[0]) + 1] if len(stops) else row).unsqueeze(0)
+
+
+def _decode(model: Any, text_tokens: Any, codes: Any, gpt_latent: Any, speaker: Any, speed: float) -> Any:
+    """The latent pass, speed and HiFi-GAN decoder of ``Xtts.inference`` for one sentence."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    gpt = model.gpt
+    device = text_tokens.device
+    latents = gpt(text_tokens, torch.tensor([text_tokens.shape[-1]], device=device), codes,
+                  torch.tensor([codes.shape[-1] * gpt.code_stride_len], device=device),
+                  cond_latents=gpt_latent, return_attentions=False, return_latent=True)
+    length_scale = 1.0 / max(speed, 0.05)
+    if length_scale != 1.0:
+        latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear").transpose(1, 2)
+    wav = model.hifigan_decoder(latents, g=speaker)
+    return np.asarray(wav.float().cpu(), dtype=np.float32).reshape(-1)

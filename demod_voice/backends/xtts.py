@@ -140,7 +140,7 @@ class XttsBackend(Backend):
         import numpy as np
 
         opts: XttsOptions = job.options
-        gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self._conditioning(opts.references)
+        gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self.conditioning(opts.references)
         limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
         sentences = split_sentences(job.text, limit)
         log.debug("%d sentence(s) within the %d-character limit of '%s'", len(sentences), limit, opts.language)
@@ -219,9 +219,6 @@ class XttsBackend(Backend):
 
     def conditioning(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
         """Latents for the references, from memory, the disk cache, or computed (and cached)."""
-        return self._conditioning(references)
-
-    def _conditioning(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
         import torch
 
         config = self.model.config

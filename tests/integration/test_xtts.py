@@ -187,3 +187,34 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     assert len({len(w) for w in alone}) == len(texts)  # each row stopped at its own step
     for mine, theirs in zip(together, alone, strict=True):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
+
+
+def test_a_gpu_out_of_memory_in_a_batch_retries_it_on_the_cpu(xtts_model, references, tmp_path, monkeypatch, caplog):
+    # No GPU here: the first batch raises the error CUDA would; the backend must move to the CPU,
+    # say so, and still speak every sentence.
+    torch = pytest.importorskip("torch")
+    from demod_voice.backends import xtts_batch
+    from demod_voice.backends.xtts import XttsBackend, XttsOptions
+    from demod_voice.config import XttsSettings
+    from demod_voice.jobs import LoadSpec, SynthesisJob
+    from demod_voice.voices import check_references
+
+    spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
+    backend = XttsBackend()
+    backend.load(spec)
+    real, calls = xtts_batch.generate, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(len(args[1]))
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(xtts_batch, "generate", fails_once)
+    options = XttsOptions(check_references([str(references["ref.wav"])]), "en",
+                          XttsSettings(max_new_tokens=8, sentence_silence=0.0))
+    job = SynthesisJob(spec=spec, text="One sentence. And another one.", output=str(tmp_path / "x.wav"), options=options)
+    chunks = list(backend.synthesize(job))
+    assert calls == [2, 2]  # the same two sentences again, after the fall-back
+    assert "the GPU ran out of memory; moving XTTS to the CPU" in caplog.text
+    assert len(chunks) == 2 and all(len(chunk.samples) > 0 for chunk in chunks)

@@ -6,7 +6,8 @@ Peers, all on the same full-size XTTS-v2-shaped checkpoint with random weights:
   (a) coqui's ``tts`` command, once per sentence (how the original tool worked);
   (b) a plain coqui Python loop in one process: load once, conditioning once, ``inference`` per sentence;
   (c) ``demod-voice xtts-zero-shot`` with the 10 sentences as one text (cold voice cache), then again (warm);
-  (d) the same, warm, with ``xtts.batch_sentences: 1`` (one sentence at a time, as before batching).
+  (d) the same, warm, with ``xtts.batch_sentences: 1`` (one sentence at a time, as before batching);
+  (e) ``demod-voice batch`` with the 10 sentences as 10 rows of a CSV (one voice: made together), warm.
 Random weights would stop at random times, so the checkpoint is generated with a low audio-token
 limit (``--tokens``) and a stop token that is never sampled: every sentence on every side runs to the
 same limit and makes the same amount of audio. Prints wall times, ratios, RTF.
@@ -102,6 +103,17 @@ def run_ours(model: Path, refs: list[Path], out: Path, n: int, cache: Path, batc
     return time.perf_counter() - start
 
 
+def run_ours_csv(model: Path, refs: list[Path], out: Path, n: int, cache: Path) -> float:
+    """The sentences as rows of a CSV (one voice): ``batch`` hands them to the worker together."""
+    out.mkdir()
+    rows = "".join(f'{"|".join(map(str, refs))},"{sentence}",row{i}.wav,{model}\n' for i, sentence in enumerate(SENTENCES[:n]))
+    (out / "jobs.csv").write_text("reference,text,output,model\n" + rows)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "bin/demod-voice"), "-q", "batch", str(out / "jobs.csv"), "--output-dir", str(out)],
+                   check=True, stdout=subprocess.DEVNULL, env={**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)})
+    return time.perf_counter() - start
+
+
 def audio_seconds(files: list[Path]) -> float:
     import soundfile
 
@@ -126,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     a_ours = audio_seconds([out / "ours-warm.wav"])
     t_single = run_ours(model, refs, out / "ours-single.wav", n, cache, batch=1)
     a_single = audio_seconds([out / "ours-single.wav"])
+    t_csv = run_ours_csv(model, refs, out / "csv", n, cache)
+    a_csv = audio_seconds(sorted((out / "csv").glob("row*.wav")))
     shutil.rmtree(out)
     print(f"{n} sentences, 2 references, full-size XTTS shapes (random weights, audio-token limit {args.tokens})")
     print(f"(a) coqui tts command per sentence: {t_tts:7.1f} s  audio {a_tts:5.1f} s  RTF {t_tts / a_tts:.2f}")
@@ -134,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    demod-voice, warm voice cache:  {t_warm:7.1f} s  audio {a_ours:5.1f} s  RTF {t_warm / a_ours:.2f}")
     print(f"(d) demod-voice, warm, one sentence at a time (xtts.batch_sentences 1): {t_single:7.1f} s  audio {a_single:5.1f} s  "
           f"RTF {t_single / a_single:.2f}")
+    print(f"(e) demod-voice batch, the sentences as {n} CSV rows, warm: {t_csv:7.1f} s  audio {a_csv:5.1f} s  "
+          f"RTF {t_csv / a_csv:.2f}  ({t_tts / t_csv:.2f}x (a), {t_loop / t_csv:.2f}x (b))")
     print(f"speed-up vs (a): {t_tts / t_cold:.2f}x cold, {t_tts / t_warm:.2f}x warm  (goal >= 3x)")
     print(f"vs (b): {t_loop / t_cold:.2f}x cold, {t_loop / t_warm:.2f}x warm  (goal >= 1.0x, never slower); "
           f"one at a time: {t_loop / t_single:.2f}x")

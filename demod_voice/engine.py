@@ -58,6 +58,9 @@ class _Task:
 class _Slot:
     worker: Optional[WorkerProcess] = None
     task: Optional[_Task] = None
+    """The job whose answer comes next."""
+    queued: deque = field(default_factory=deque)
+    """The rest of the jobs handed over with it (a batch), answered after it in this order."""
     ready: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -141,15 +144,35 @@ class _GroupRun:
                 slot.worker = WorkerProcess(self.spec, self.engine.log_level, self._threads())
                 slot.ready = False
                 self.engine.on_worker_start(slot.worker)
-            task = self.pending.popleft()
-            task.attempts += 1
-            task.sink = self.engine.sink_factory(task.job)
-            task.started = time.perf_counter()
-            slot.task = task
+            tasks = self._take()
+            for task in tasks:
+                task.attempts += 1
+            slot.queued.extend(tasks[1:])
+            self._begin(slot, tasks[0])
             try:
-                slot.worker.send(task.job)
+                slot.worker.send([t.job for t in tasks] if len(tasks) > 1 else tasks[0].job)
             except WorkerDied as died:
                 self._worker_died(slot, str(died))
+
+    def _take(self) -> list[_Task]:
+        """The next pending job, with the later ones that may be made together with it: up to its
+        limit, and no more than an even share among the idle workers so that each of them gets some."""
+        first = self.pending.popleft()
+        key = first.job.together
+        if key is None or first.job.together_limit <= 1:
+            return [first]
+        same = [task for task in self.pending if task.job.together == key]
+        idle = sum(1 for slot in self.slots if slot.task is None)  # the slot being given work is one of them
+        share = -(-(len(same) + 1) // max(1, idle))
+        taken = [first] + same[: min(first.job.together_limit, share) - 1]
+        for task in taken[1:]:
+            self.pending.remove(task)
+        return taken
+
+    def _begin(self, slot: _Slot, task: _Task) -> None:
+        task.sink = self.engine.sink_factory(task.job)
+        task.started = time.perf_counter()
+        slot.task = task
 
     def _threads(self) -> int:
         """Each worker's share of the cores when several run at once (0: the engine's own default)."""
@@ -182,6 +205,7 @@ class _GroupRun:
             # The worker goes on sending this job's chunks; a fresh worker is simpler than draining them.
             slot.worker.kill()
             slot.worker = None
+            self._requeue(slot)
             self._finish(slot, RuntimeFailure(f"could not write {slot.task.job.describe()}: {err}"))
 
     def _ready(self, slot: _Slot, info) -> None:
@@ -210,9 +234,11 @@ class _GroupRun:
         result = JobResult(task.job, error, audio_seconds, time.perf_counter() - task.started, task.attempts)
         self.results[task.index] = result
         self.on_result(result)
+        if slot.queued:
+            self._begin(slot, slot.queued.popleft())
         if slot.worker is not None:
             slot.worker.jobs_served += 1
-            if slot.worker.jobs_served >= self.engine.settings.max_jobs_per_worker:
+            if slot.worker.jobs_served >= self.engine.settings.max_jobs_per_worker and slot.task is None:
                 log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.worker.jobs_served)
                 slot.worker.stop()
                 slot.worker = None
@@ -221,6 +247,7 @@ class _GroupRun:
         task = slot.task
         slot.worker.kill()
         slot.worker = None
+        self._requeue(slot)
         if task.sink.retryable and task.attempts <= self.engine.settings.retries:
             task.sink.abort()
             slot.task = None
@@ -229,15 +256,25 @@ class _GroupRun:
             return
         self._finish(slot, death_error(task.job, reason))
 
+    def _requeue(self, slot: _Slot) -> None:
+        """Jobs handed over with the current one go back to the front of the queue, in order: their
+        worker is gone before it got to them, so this does not count as an attempt."""
+        while slot.queued:
+            task = slot.queued.pop()
+            task.attempts -= 1
+            self.pending.appendleft(task)
+
     def _load_failed(self, slot: _Slot, error: DemodVoiceError) -> None:
         """The model cannot load: every job of this group fails with the same reason, no retries."""
         slot.worker.stop()
         slot.worker = None
+        self._requeue(slot)
         self._finish(slot, error)
         for other in self.slots:
             if other.task is not None:
                 other.worker.kill()
                 other.worker = None
+                self._requeue(other)
                 self._finish(other, error)
         while self.pending:
             task = self.pending.popleft()

@@ -40,6 +40,11 @@ class SynthesisJob:
     """Backend-specific options (a frozen dataclass such as ``PiperOptions``)."""
     label: str = ""
     """How messages name this job (a file name, a CSV line number)."""
+    together: Optional[str] = None
+    """Jobs with the same key may be handed to one worker at once, which makes their audio as one
+    batch (XTTS: same voice and settings); ``None``: always one at a time."""
+    together_limit: int = 1
+    """The most jobs handed over at once."""
 
     def describe(self) -> str:
         """A short name for messages."""

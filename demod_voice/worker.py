@@ -1,9 +1,10 @@
 """An isolated subprocess that loads one backend once and serves many jobs over a pipe.
 
-Protocol (parent -> worker): a :class:`SynthesisJob`, or ``None`` to stop.
+Protocol (parent -> worker): a :class:`SynthesisJob`, a list of them (jobs with one
+``together`` key, which the backend may make as one batch), or ``None`` to stop.
 Worker -> parent, first: ``("ready", LoadInfo)`` or ``("failed", kind, message)``;
-then per job: any number of ``("chunk", samples, rate)`` and one ``("done",)`` or
-``("error", kind, message)``. A worker that dies shows as EOF on the pipe.
+then per job, in the order given: any number of ``("chunk", samples, rate)`` and one
+``("done",)`` or ``("error", kind, message)``. A worker that dies shows as EOF on the pipe.
 
 Each worker is a fresh interpreter started with ``subprocess`` (not multiprocessing's
 ``spawn``, which re-runs the caller's main script): a crash, a leak or a CUDA context
@@ -19,9 +20,10 @@ import socket
 import subprocess
 import sys
 import traceback
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from .errors import DemodVoiceError, RuntimeFailure, to_wire
 from .jobs import LoadSpec, SynthesisJob
@@ -51,7 +53,7 @@ def serve(conn: Any, spec: LoadSpec, log_level: int) -> None:
             return
         if job is None:
             return
-        _run_job(conn, backend, job)
+        _run_jobs(conn, backend, job if isinstance(job, list) else [job])
 
 
 def _load(conn: Any, spec: LoadSpec) -> Any:
@@ -71,18 +73,28 @@ def _load(conn: Any, spec: LoadSpec) -> Any:
     return backend
 
 
-def _run_job(conn: Any, backend: Any, job: SynthesisJob) -> None:
+def _run_jobs(conn: Any, backend: Any, jobs: list[SynthesisJob]) -> None:
+    """Answer every job in order. Once one fails the rest fail with the same error (the batch
+    they were being made in is gone); the parent decides what to do with them."""
+    failure: Optional[tuple] = None
+    spoken = backend.synthesize_together(jobs)
+    for _ in jobs:
+        if failure is None:
+            failure = _run_job(conn, spoken)
+        conn.send(failure or ("done",))
+
+
+def _run_job(conn: Any, spoken: Iterator[Iterator[Any]]) -> Optional[tuple]:
+    """Send the next job's chunks; return its error message, or ``None`` when it is done."""
     try:
-        for chunk in backend.synthesize(job):
+        for chunk in next(spoken):
             conn.send(("chunk", chunk.samples, chunk.sample_rate))
     except DemodVoiceError as err:
-        conn.send(("error", *to_wire(err)))
-        return
+        return ("error", *to_wire(err))
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
         log.debug("job failed:\n%s", traceback.format_exc())
-        conn.send(("error", "RuntimeFailure", f"synthesis failed: {type(err).__name__}: {err}"))
-        return
-    conn.send(("done",))
+        return ("error", "RuntimeFailure", f"synthesis failed: {type(err).__name__}: {err}")
+    return None
 
 
 class WorkerProcess:
@@ -109,8 +121,8 @@ class WorkerProcess:
         """OS process id of the worker."""
         return self.process.pid
 
-    def send(self, job: Optional[SynthesisJob]) -> None:
-        """Hand the worker a job (or ``None`` to stop); raises :class:`WorkerDied` if it is gone."""
+    def send(self, job: Union[SynthesisJob, list[SynthesisJob], None]) -> None:
+        """Hand the worker a job, jobs to make together, or ``None`` to stop; raises :class:`WorkerDied` if it is gone."""
         try:
             self.conn.send(job)
         except OSError as err:

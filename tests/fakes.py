@@ -1,7 +1,8 @@
 """A fake backend for orchestration tests of the engine only (it proves nothing about a real engine).
 
 Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` sleeps between
-chunks, ``fail`` raises; anything else yields a short tone per word.
+chunks, ``fail`` raises; anything else yields a short tone per word. With ``FAKE_HANDED`` set,
+each hand-over (one job or several together) appends a line of their texts to that file.
 """
 
 from __future__ import annotations
@@ -39,3 +40,10 @@ class FakeBackend(Backend):
             if word == "slow":
                 time.sleep(0.2)
             yield AudioChunk(np.full(RATE // 10, 0.1, dtype=np.float32), RATE)
+
+    def synthesize_together(self, jobs):
+        handed = os.environ.get("FAKE_HANDED")
+        if handed:
+            with open(handed, "a") as log:
+                log.write("|".join(job.text for job in jobs) + "\n")
+        return super().synthesize_together(jobs)

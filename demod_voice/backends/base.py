@@ -34,3 +34,9 @@ class Backend(ABC):
     @abstractmethod
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
         """Yield the job's audio as chunks (one per sentence or streaming step)."""
+
+    def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
+        """Jobs handed over at once (equal ``together`` keys): one chunk iterator per job, in order,
+        each consumed before the next is asked for. A backend that batches across jobs overrides this."""
+        for job in jobs:
+            yield self.synthesize(job)

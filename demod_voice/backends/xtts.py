@@ -9,6 +9,7 @@ long text is split into sentences within the language's limit, never truncated.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
@@ -86,8 +87,13 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
     spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
-    options = XttsOptions(references, language, settings, stream=request.output == STDOUT, profile=request.profile)
-    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
+    stream = request.output == STDOUT
+    options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
+    # Jobs with the same voice and settings may be generated as one batch (their sentences together).
+    voice = request.profile.name if request.profile else ",".join(r.sha256 for r in references)
+    together = None if stream else hashlib.sha256(repr((voice, language, settings)).encode()).hexdigest()
+    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
+                        together=together, together_limit=settings.batch_sentences)
 
 
 class XttsBackend(Backend):
@@ -137,20 +143,25 @@ class XttsBackend(Backend):
         return LoadInfo(device=self.device, detail=detail, sample_rate=SAMPLE_RATE, warnings=warnings)
 
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
+        for chunks in self.synthesize_together([job]):
+            yield from chunks
+
+    def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
+        """The sentences of all ``jobs`` (one voice, one set of settings) are generated in batches
+        together; each job's audio is ready once its last sentence is."""
         import numpy as np
 
-        opts: XttsOptions = job.options
+        opts: XttsOptions = jobs[0].options
         gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self.conditioning(opts.references)
         limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
-        sentences = split_sentences(job.text, limit)
-        log.debug("%d sentence(s) within the %d-character limit of '%s'", len(sentences), limit, opts.language)
+        texts = [split_sentences(job.text, limit) for job in jobs]
+        log.debug("%d sentence(s) within the %d-character limit of '%s'", sum(map(len, texts)), limit, opts.language)
         silence = np.zeros(int(round(opts.settings.sentence_silence * SAMPLE_RATE)), dtype=np.float32)
+        sentences = [sentence for job_sentences in texts for sentence in job_sentences]
         spoken = self._streamed(sentences, opts, gpt_latent, speaker) if opts.stream else \
             self._batched(sentences, opts, gpt_latent, speaker)
-        for index, chunks in enumerate(spoken):
-            if index and len(silence):
-                yield AudioChunk(silence, SAMPLE_RATE)
-            yield from chunks
+        for job_sentences in texts:
+            yield _joined(itertools.islice(spoken, len(job_sentences)), silence)
 
     def _streamed(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Iterator[AudioChunk]]:
         """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
@@ -270,6 +281,14 @@ class XttsBackend(Backend):
                                                  **_sampling(s))
             for chunk in stream:
                 yield chunk.float().cpu().numpy().reshape(-1)
+
+
+def _joined(spoken: Iterator[Iterator[AudioChunk]], silence: Any) -> Iterator[AudioChunk]:
+    """Each sentence's chunks, with ``silence`` between sentences."""
+    for index, chunks in enumerate(spoken):
+        if index and len(silence):
+            yield AudioChunk(silence, SAMPLE_RATE)
+        yield from chunks
 
 
 def _sampling(s: XttsSettings) -> dict[str, Any]:

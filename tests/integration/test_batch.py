@@ -53,6 +53,27 @@ def test_piper_and_xtts_rows_in_one_csv(piper_voice, piper_multi_voice, xtts_mod
     assert "5 done, 0 failed, 0 already complete" in done.stderr.decode()
 
 
+def test_xtts_rows_of_one_voice_are_generated_together(xtts_model, references, tmp_path):
+    # Rows with the same reference and settings go to the worker at once; their sentences share GPT
+    # batches, and each row still gets its own complete file and report line.
+    out = tmp_path / "out"
+    out.mkdir()
+    csv_file = write_csv(tmp_path / "jobs.csv", "reference,text,output,model\n" + "".join(
+        f"{references['ref.wav']},{text},{name},{xtts_model}\n"
+        for text, name in (("First row.", "a.wav"), ("Second row. It has two sentences.", "b.wav"), ("Third.", "c.wav"))
+    ) + f"{references['ref.flac']},Another voice.,d.wav,{xtts_model}\n")
+    done = run_cli("-vv", "batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"),
+                   env=XTTS_ENV)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "generated 4 sentence(s) together" in err and "generated 1 sentence(s) together" in err
+    assert outputs(out) == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert all(soundfile.info(str(out / name)).frames > 0 for name in ("a.wav", "b.wav", "c.wav", "d.wav"))
+    # b.wav is two sentences with the default 0.2 s pause between them
+    assert soundfile.info(str(out / "b.wav")).duration > soundfile.info(str(out / "a.wav")).duration
+    assert [r["status"] for r in report(tmp_path / "r.jsonl")] == ["ok"] * 4
+
+
 def test_every_bad_row_is_reported_at_once_and_nothing_is_written(piper_voice, references, tmp_path):
     out = tmp_path / "out"
     (out / "inside").mkdir(parents=True)

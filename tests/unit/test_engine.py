@@ -100,3 +100,45 @@ def test_several_workers_split_the_cores_between_them(tmp_path, caplog):
     caplog.clear()
     Engine(EngineSettings(), workers=1, log_level=logging.INFO).run(jobs(tmp_path, "e"))
     assert any("threads=0" in r.getMessage() for r in caplog.records)  # one worker: the engine's own default
+
+
+def together(tmp_path: Path, *texts: str, key: str = "voice", limit: int = 2) -> list[SynthesisJob]:
+    return [SynthesisJob(SPEC, text, str(tmp_path / f"out{i}.wav"), together=key, together_limit=limit)
+            for i, text in enumerate(texts)]
+
+
+def test_jobs_with_one_together_key_are_handed_over_at_once(tmp_path, monkeypatch):
+    handed = tmp_path / "handed.txt"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    mixed = together(tmp_path, "a", "b", "c", "d", "e") + [SynthesisJob(SPEC, "lone", str(tmp_path / "lone.wav"))]
+    mixed.insert(2, SynthesisJob(SPEC, "x y", str(tmp_path / "other.wav"), together="other", together_limit=2))
+    results = Engine(EngineSettings()).run(mixed)
+    assert all(r.ok for r in results) and [r.job.text for r in results] == [j.text for j in mixed]
+    assert handed.read_text().splitlines() == ["a|b", "x y", "c|d", "e", "lone"]
+    assert soundfile.info(str(tmp_path / "other.wav")).frames == 1600 and soundfile.info(str(tmp_path / "out4.wav")).frames == 800
+
+
+def test_several_workers_get_even_shares_of_a_together_run(tmp_path, monkeypatch):
+    handed = tmp_path / "handed.txt"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    results = Engine(EngineSettings(), workers=2).run(together(tmp_path, *"abcdef", limit=16))
+    assert all(r.ok for r in results)
+    assert sorted(len(line.split("|")) for line in handed.read_text().splitlines()) == [3, 3]
+
+
+def test_a_failure_fails_the_rest_of_its_hand_over_and_nothing_else(tmp_path):
+    engine = Engine(EngineSettings())
+    results = engine.run(together(tmp_path, "a", "fail", "b", "c", limit=3) + jobs(tmp_path / "..", "after"))
+    assert [r.ok for r in results] == [True, False, False, True, True]
+    assert all("engine exploded" in str(r.error) for r in results[1:3])
+    assert not os.path.exists(results[2].job.output)
+
+
+def test_jobs_handed_over_with_a_crashed_one_run_again_without_an_attempt_charged(tmp_path):
+    engine = Engine(EngineSettings(retries=0))
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(together(tmp_path, "slow crash", "b", "c", limit=3))
+    assert [r.ok for r in results] == [False, True, True]
+    assert "killed by SIGKILL" in str(results[0].error)
+    assert [r.attempts for r in results] == [1, 1, 1] and len(started) == 2

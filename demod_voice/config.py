@@ -99,8 +99,9 @@ class XttsSettings:
     max_new_tokens: Optional[int] = _opt(None, "Cap on audio tokens per sentence (null: the model's own limit).", minimum=1)
     sentence_silence: float = _opt(0.2, "Seconds of silence between sentences.", minimum=0.0)
     mixed_precision: bool = _opt(False, "Run the GPT in float16 autocast on a GPU (faster, slightly different audio).")
-    batch_sentences: int = _opt(16, "Sentences of one text generated together (the GPT reads its weights once per step "
-                                "for all of them); 1: one at a time. Each costs up to ~0.2 GB more memory.", minimum=1)
+    batch_sentences: int = _opt(16, "Sentences generated together, of one text or of batch rows with one voice (the GPT "
+                                "reads its weights once per step for all of them); 1: one at a time. Each costs up to "
+                                "~0.2 GB more memory.", minimum=1)
     stream_chunk_size: int = _opt(20, "Audio tokens per streamed chunk with --output - (smaller: earlier first audio).", minimum=1)
 
 

@@ -165,8 +165,8 @@ class _GroupRun:
         idle = sum(1 for slot in self.slots if slot.task is None)  # the slot being given work is one of them
         share = -(-(len(same) + 1) // max(1, idle))
         taken = [first] + same[: min(first.job.together_limit, share) - 1]
-        for task in taken[1:]:
-            self.pending.remove(task)
+        chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
+        self.pending = deque(task for task in self.pending if id(task) not in chosen)
         return taken
 
     def _begin(self, slot: _Slot, task: _Task) -> None:

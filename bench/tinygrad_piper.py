@@ -15,7 +15,6 @@ The voice is generated (random weights, Piper's real medium shape) on first use 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -28,20 +27,23 @@ sys.path.insert(0, str(ROOT))
 from piper_infer import TEXT, voice_path  # noqa: E402 - the same text and generated voice as the piper-infer benchmark
 
 
-def speak(voice) -> tuple[float, float]:
-    """(compute seconds, audio seconds) for TEXT."""
+def speak(backend) -> tuple[float, float]:
+    """(compute seconds, audio seconds) for TEXT through a loaded backend's sentence pipeline."""
+    from piper.config import SynthesisConfig
+
     start = time.perf_counter()
-    samples = sum(len(chunk.audio_float_array) for chunk in voice.synthesize(TEXT))
-    return time.perf_counter() - start, samples / voice.config.sample_rate
+    samples = sum(len(audio) for audio in backend.sentences(TEXT, SynthesisConfig()))
+    return time.perf_counter() - start, samples / backend.voice.config.sample_rate
 
 
 class StageTimer:
-    """Wraps the model's encode/decode to time the two halves."""
+    """Wraps the models' encode/decode to time the two halves (summed over devices running side by side)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, models) -> None:
         self.seconds = {"encode": 0.0, "decode": 0.0}
-        for stage in self.seconds:
-            setattr(model, stage, self._timed(stage, getattr(model, stage)))
+        for model in models:
+            for stage in self.seconds:
+                setattr(model, stage, self._timed(stage, getattr(model, stage)))
 
     def _timed(self, stage: str, run):
         def timed(*args):
@@ -67,28 +69,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    import onnxruntime
-    from piper.config import PiperConfig
-    from piper.voice import PiperVoice
-
-    from demod_voice.backends.tinygrad import TinygradSession, cpu_device, prepare_environment
-    from demod_voice.backends.vits_onnx import read_vits_weights
-    from demod_voice.backends.vits_tinygrad import TinyVits
+    from demod_voice.backends.piper import PiperBackend
+    from demod_voice.backends.tinygrad import TinygradBackend
     from demod_voice.config import cache_root, load_config
+    from demod_voice.jobs import LoadSpec
 
     model = voice_path(args.size)
     # The same tinygrad cache as the piper-infer commands below, so a BEAM=2 search is done once.
-    prepare_environment(str(cache_root(load_config(None)[0])), 0)
-    config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text()))
-    ort_voice = PiperVoice(session=onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"]), config=config)
+    cache = str(cache_root(load_config(None)[0]))
+    ort_voice = PiperBackend()
+    ort_voice.load(LoadSpec("piper", str(model), model_config=f"{model}.json"))
     started = time.perf_counter()
-    tiny = TinyVits(read_vits_weights(model), cpu_device())
+    tg_voice = TinygradBackend()
+    tg_voice.load(LoadSpec("tinygrad", str(model), model_config=f"{model}.json", cache_dir=cache))
     load_s = time.perf_counter() - started
-    tg_voice = PiperVoice(session=TinygradSession(tiny), config=config)
+    tiny = tg_voice.models[0]
 
     first_s, first_audio = speak(tg_voice)
     speak(tg_voice)  # the second call is where TinyJit captures the kernels
-    timer = StageTimer(tiny)
+    timer = StageTimer(tg_voice.models)
     ort_rtf, tg_rtf = [], []
     for _ in range(args.runs):  # alternated, so machine noise lands on both
         seconds, audio = speak(ort_voice)
@@ -102,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"onnxruntime RTF (median)          {ort_m:.3f}")
     print(f"tinygrad    RTF (median, warm)     {tg_m:.3f}   ratio tinygrad/onnxruntime {tg_m / ort_m:.2f}x")
     print(f"tinygrad    first sentence batch   {first_s:.1f} s for {first_audio:.1f} s of audio (RTF {first_s / first_audio:.2f}: compiles kernels)")
-    print(f"tinygrad    weights to device      {load_s:.2f} s; decoder windows {'/'.join(map(str, tiny.windows))} frames, {tiny.context} of context")
+    print(f"tinygrad    load, {len(tg_voice.models)} device(s)   {load_s:.2f} s; "
+          f"decoder windows {'/'.join(map(str, tiny.windows))} frames, {tiny.context} of context")
     print(f"tinygrad    time split (warm)      encoder+durations {1 - share:.0%}, flow+decoder {share:.0%}")
     ort_cmd = command_seconds(model, "piper")
     tg_cmd = command_seconds(model, "tinygrad")

@@ -188,7 +188,12 @@ class PiperBackend(Backend):
         )
         rate = self.voice.config.sample_rate
         silence = np.zeros(int(round(opts.sentence_silence * rate)), dtype=np.float32)
-        for index, chunk in enumerate(self.voice.synthesize(job.text, syn_config=syn)):
+        for index, audio in enumerate(self.sentences(job.text, syn)):
             if index and len(silence):
                 yield AudioChunk(silence, rate)
-            yield AudioChunk(chunk.audio_float_array, rate)
+            yield AudioChunk(audio, rate)
+
+    def sentences(self, text: str, syn: Any) -> Iterator[Any]:
+        """Each sentence's audio (float32), as piper's ``PiperVoice.synthesize`` makes it."""
+        for chunk in self.voice.synthesize(text, syn_config=syn):
+            yield chunk.audio_float_array

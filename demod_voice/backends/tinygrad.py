@@ -8,8 +8,10 @@ ids, speakers, scales, silence and volume behave exactly as on the ``piper`` bac
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -107,8 +109,19 @@ class TinygradSession:
         return np.repeat(np.arange(len(logw)), durations.astype(np.int64))
 
 
+CPU_DEVICES = 2
+"""tinygrad runs each CPU device's kernels on one core (its thread split is done in turn, measured:
+the same time with 1 or 2 threads), so sentences are spread over this many CPU devices, each with
+its own copy of the weights (~60 MB for a medium voice) and its own compiled replays."""
+
+
 class TinygradBackend(PiperBackend):
     """A Piper voice whose network runs on tinygrad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.models: list[Any] = []
+        self._free: Any = None
 
     def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
         from .. import devices
@@ -132,8 +145,48 @@ class TinygradBackend(PiperBackend):
             warnings.append(f"--gpu: tinygrad could not use {device} ({type(err).__name__}: {err}); running on the CPU")
             device = cpu_device()
             model = self._build(weights, device)
-        detail = f"tinygrad {device}, decoder windows {'/'.join(map(str, model.windows))} frames ({model.context} of context each side)"
+        self.models = [model]
+        if device == "CPU":
+            cores = devices.THREADS or os.cpu_count() or 1
+            self.models += [self._build(weights, f"CPU:{i}") for i in range(1, min(CPU_DEVICES, cores))]
+        detail = (f"tinygrad {device}{f' x{len(self.models)}' if len(self.models) > 1 else ''}, decoder windows "
+                  f"{'/'.join(map(str, model.windows))} frames ({model.context} of context each side)")
         return TinygradSession(model), device.lower(), detail, warnings
+
+    def sentences(self, text: str, syn: Any) -> Iterator[Any]:
+        """With several CPU devices, sentences run side by side, one per device, in text order."""
+        if len(self.models) < 2:
+            yield from super().sentences(text, syn)
+            return
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._free is None:
+            self._free = queue.SimpleQueue()
+            for model in self.models:
+                voice = copy.copy(self.voice)  # piper's text side shared, audio from this device's model
+                voice.session = TinygradSession(model)
+                self._free.put(voice)
+        ids = [self.voice.phonemes_to_ids(phonemes) for phonemes in self.voice.phonemize(text) if phonemes]
+        pool = ThreadPoolExecutor(len(self.models), thread_name_prefix="tinygrad")
+        try:
+            yield from pool.map(lambda sentence: self._spoken(sentence, syn), ids)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _spoken(self, ids: list[int], syn: Any) -> Any:
+        """One sentence on whichever device is free, finished as piper finishes it (normalised, volume, clipped)."""
+        voice = self._free.get()
+        try:
+            audio = voice.phoneme_ids_to_audio(ids, syn)
+        finally:
+            self._free.put(voice)
+        if syn.normalize_audio:
+            peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+            audio = np.zeros_like(audio) if peak < 1e-8 else audio / peak
+        if syn.volume != 1.0:
+            audio = audio * syn.volume
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
     @staticmethod
     def _build(weights: Any, device: str) -> Any:

@@ -18,6 +18,9 @@ earlier one. Each shape is captured once by ``TinyJit`` and then replayed.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Optional
 
 import numpy as np
@@ -36,6 +39,41 @@ on the medium voice, per frame: 3.1 ms at 256 frames and 3.5 ms at 512, but 7.3 
 that fits the larger runs whole, in the smaller one when it can; a longer one is cut into windows of
 the larger size, where the context repeated at each cut costs less (90 of 512 frames rather than 90
 of 256 for the medium voice)."""
+
+
+class Gate:
+    """Lets models on different devices replay their captured kernels side by side, while a first
+    run of a shape (eager, or being captured by ``TinyJit``, which collects every kernel run
+    anywhere in the process meanwhile) happens alone."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._running = 0
+        self._alone = False
+
+    @contextmanager
+    def enter(self, alone: bool) -> Iterator[None]:
+        """Hold the gate for one call: shared for a replay, alone for a first run."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._alone and not (alone and self._running))
+            self._running += 1
+            self._alone = alone
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._alone = False
+                self._changed.notify_all()
+
+
+GATE = Gate()
+"""One per process: every :class:`TinyVits` shares it."""
+
+
+def _replaying(run: Any) -> bool:
+    """Whether ``TinyJit`` has captured this function and now only replays it."""
+    return getattr(run, "cnt", 0) >= 2
 
 
 def phoneme_bucket(length: int) -> int:
@@ -213,11 +251,12 @@ class TinyVits(Model):
         run = self._encoders.get(size)
         if run is None:
             run = self._encoders[size] = TinyJit(self._encode_padded)
-        logw, m_p, logs_p = run(
-            Tensor(padded, device=self.device), Tensor(mask, device=self.device),
-            Tensor(np.array([speaker], dtype=np.int32), device=self.device), Tensor(noise, device=self.device),
-        )
-        return logw.numpy()[0, 0, :length], m_p.numpy()[0, :, :length], logs_p.numpy()[0, :, :length]
+        with GATE.enter(alone=not _replaying(run)):
+            logw, m_p, logs_p = run(
+                Tensor(padded, device=self.device), Tensor(mask, device=self.device),
+                Tensor(np.array([speaker], dtype=np.int32), device=self.device), Tensor(noise, device=self.device),
+            )
+            return logw.numpy()[0, 0, :length], m_p.numpy()[0, :, :length], logs_p.numpy()[0, :, :length]
 
     # ----- flow and decoder over frames -------------------------------------------------
 
@@ -323,6 +362,8 @@ class TinyVits(Model):
         mask[..., first - low: last - low] = 1.0
         if size not in self._decoder_jits:
             self._decoder_jits[size] = TinyJit(self._decode_padded)
-        audio = self._decoder_jits[size](Tensor(window, device=self.device), Tensor(mask, device=self.device),
-                                         Tensor(np.array([speaker], dtype=np.int32), device=self.device))
-        return audio.numpy()[0, 0]
+        run = self._decoder_jits[size]
+        with GATE.enter(alone=not _replaying(run)):
+            audio = run(Tensor(window, device=self.device), Tensor(mask, device=self.device),
+                        Tensor(np.array([speaker], dtype=np.int32), device=self.device))
+            return audio.numpy()[0, 0]

@@ -188,3 +188,29 @@ def test_missing_compiler_is_one_clear_line(piper_voice, tmp_path):
     assert done.returncode != 0 and "Traceback" not in done.stderr.decode()
     assert any("install it (apt-get install clang)" in line for line in err)
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_sentences_run_side_by_side_on_two_cpu_devices_and_match_onnxruntime(piper_voice, tmp_path):
+    # tinygrad runs a CPU device's kernels on one core, so the backend spreads sentences over two
+    # devices in two threads; the audio, in text order, must still match onnxruntime's.
+    from demod_voice.backends.piper import PiperBackend, PiperOptions
+    from demod_voice.backends.tinygrad import TinygradBackend
+    from demod_voice.jobs import LoadSpec, SynthesisJob
+
+    spec = LoadSpec("tinygrad", str(piper_voice), model_config=f"{piper_voice}.json", cache_dir=str(tmp_path))
+    ours = TinygradBackend()
+    ours.load(spec)
+    assert [m.device for m in ours.models] == ["CPU", "CPU:1"]
+    used = []
+    for model in ours.models:
+        decode = model.decode
+        model.decode = lambda *args, decode=decode, device=model.device: used.append(device) or decode(*args)
+    reference = PiperBackend()
+    reference.load(LoadSpec("piper", str(piper_voice), model_config=f"{piper_voice}.json"))
+    text = "One short sentence. " + SENTENCE + " A third one here. And the fourth, last of all."
+    job = SynthesisJob(spec, text, str(tmp_path / "x.wav"), options=PiperOptions(noise_scale=0.0, noise_w_scale=0.0))
+    got = [chunk.samples for chunk in ours.synthesize(job)]
+    expected = [chunk.samples for chunk in reference.synthesize(job)]
+    assert [len(a) for a in got] == [len(a) for a in expected] and len(got) == 4
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(got, expected, strict=True)) < 1e-3
+    assert sorted(set(used)) == ["CPU", "CPU:1"]

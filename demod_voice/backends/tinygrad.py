@@ -147,8 +147,7 @@ class TinygradBackend(PiperBackend):
             model = self._build(weights, device)
         self.models = [model]
         if device == "CPU":
-            cores = devices.THREADS or os.cpu_count() or 1
-            self.models += [self._build(weights, f"CPU:{i}") for i in range(1, min(CPU_DEVICES, cores))]
+            self.models += self._more_cpu_devices(weights, devices.THREADS or os.cpu_count() or 1)
         detail = (f"tinygrad {device}{f' x{len(self.models)}' if len(self.models) > 1 else ''}, decoder windows "
                   f"{'/'.join(map(str, model.windows))} frames ({model.context} of context each side)")
         return TinygradSession(model), device.lower(), detail, warnings
@@ -187,6 +186,17 @@ class TinygradBackend(PiperBackend):
         if syn.volume != 1.0:
             audio = audio * syn.volume
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+    def _more_cpu_devices(self, weights: Any, cores: int) -> list[Any]:
+        """Models on further CPU devices, one per core up to ``CPU_DEVICES``; none if tinygrad cannot open them."""
+        models = []
+        for index in range(1, min(CPU_DEVICES, cores)):
+            try:
+                models.append(self._build(weights, f"CPU:{index}"))
+            except Exception as err:  # noqa: BLE001 - one device still works; say why at -v
+                log.info("tinygrad CPU:%d cannot be opened (%s: %s); sentences run one at a time", index, type(err).__name__, err)
+                break
+        return models
 
     @staticmethod
     def _build(weights: Any, device: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Protocol
@@ -53,6 +54,17 @@ def to_int16(samples: Any) -> Any:
     import numpy as np
 
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def with_pauses(sentences: Iterable[Iterable[AudioChunk]], seconds: float, rate: int) -> Iterator[AudioChunk]:
+    """Each sentence's chunks in turn, with ``seconds`` of silence between sentences (none before the first)."""
+    import numpy as np
+
+    silence = np.zeros(int(round(seconds * rate)), dtype=np.float32)
+    for index, chunks in enumerate(sentences):
+        if index and len(silence):
+            yield AudioChunk(silence, rate)
+        yield from chunks
 
 
 def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:

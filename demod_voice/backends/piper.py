@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..audio import AudioChunk
+from ..audio import AudioChunk, with_pauses
 from ..config import PiperSettings
 from ..errors import DependencyError, InputError
 from ..jobs import LoadSpec, SynthesisJob
@@ -176,8 +176,6 @@ class PiperBackend(Backend):
         return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
 
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
-        import numpy as np
-
         opts: PiperOptions = job.options or PiperOptions()
         syn = self._synthesis_config(
             speaker_id=opts.speaker_id,
@@ -187,11 +185,8 @@ class PiperBackend(Backend):
             volume=opts.volume,
         )
         rate = self.voice.config.sample_rate
-        silence = np.zeros(int(round(opts.sentence_silence * rate)), dtype=np.float32)
-        for index, audio in enumerate(self.sentences(job.text, syn)):
-            if index and len(silence):
-                yield AudioChunk(silence, rate)
-            yield AudioChunk(audio, rate)
+        spoken = ([AudioChunk(audio, rate)] for audio in self.sentences(job.text, syn))
+        yield from with_pauses(spoken, opts.sentence_silence, rate)
 
     def sentences(self, text: str, syn: Any) -> Iterator[Any]:
         """Each sentence's audio (float32), as piper's ``PiperVoice.synthesize`` makes it."""

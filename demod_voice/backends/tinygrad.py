@@ -20,6 +20,7 @@ import numpy as np
 from ..devices import TINYGRAD_GPU_DEVICES as GPU_DEVICES
 from ..errors import DependencyError, InputError
 from ..jobs import LoadSpec
+from .base import LoadInfo
 from .piper import PiperBackend
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,18 @@ class TinygradBackend(PiperBackend):
         self.models: list[Any] = []
         self._free: Any = None
 
+    def load(self, spec: LoadSpec) -> LoadInfo:
+        import queue
+
+        info = super().load(spec)
+        # One piper voice per device, waiting to be used: piper's text side, that device's model.
+        self._free = queue.SimpleQueue()
+        for model in self.models:
+            voice = copy.copy(self.voice)
+            voice.session = TinygradSession(model)
+            self._free.put(voice)
+        return info
+
     def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
         from .. import devices
 
@@ -157,15 +170,8 @@ class TinygradBackend(PiperBackend):
         if len(self.models) < 2:
             yield from super().sentences(text, syn)
             return
-        import queue
         from concurrent.futures import ThreadPoolExecutor
 
-        if self._free is None:
-            self._free = queue.SimpleQueue()
-            for model in self.models:
-                voice = copy.copy(self.voice)  # piper's text side shared, audio from this device's model
-                voice.session = TinygradSession(model)
-                self._free.put(voice)
         ids = [self.voice.phonemes_to_ids(phonemes) for phonemes in self.voice.phonemize(text) if phonemes]
         pool = ThreadPoolExecutor(len(self.models), thread_name_prefix="tinygrad")
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..audio import AudioChunk
+from ..audio import AudioChunk, with_pauses
 from ..config import XTTS_LANGUAGES, XttsSettings
 from ..errors import DependencyError, InputError, RuntimeFailure
 from ..jobs import STDOUT, LoadSpec, SynthesisJob
@@ -149,19 +149,16 @@ class XttsBackend(Backend):
     def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
         """The sentences of all ``jobs`` (one voice, one set of settings) are generated in batches
         together; each job's audio is ready once its last sentence is."""
-        import numpy as np
-
         opts: XttsOptions = jobs[0].options
         gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self.conditioning(opts.references)
         limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
         texts = [split_sentences(job.text, limit) for job in jobs]
         log.debug("%d sentence(s) within the %d-character limit of '%s'", sum(map(len, texts)), limit, opts.language)
-        silence = np.zeros(int(round(opts.settings.sentence_silence * SAMPLE_RATE)), dtype=np.float32)
         sentences = [sentence for job_sentences in texts for sentence in job_sentences]
         spoken = self._streamed(sentences, opts, gpt_latent, speaker) if opts.stream else \
             self._batched(sentences, opts, gpt_latent, speaker)
         for job_sentences in texts:
-            yield _joined(itertools.islice(spoken, len(job_sentences)), silence)
+            yield with_pauses(itertools.islice(spoken, len(job_sentences)), opts.settings.sentence_silence, SAMPLE_RATE)
 
     def _streamed(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Iterator[AudioChunk]]:
         """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
@@ -281,14 +278,6 @@ class XttsBackend(Backend):
                                                  **_sampling(s))
             for chunk in stream:
                 yield chunk.float().cpu().numpy().reshape(-1)
-
-
-def _joined(spoken: Iterator[Iterator[AudioChunk]], silence: Any) -> Iterator[AudioChunk]:
-    """Each sentence's chunks, with ``silence`` between sentences."""
-    for index, chunks in enumerate(spoken):
-        if index and len(silence):
-            yield AudioChunk(silence, SAMPLE_RATE)
-        yield from chunks
 
 
 def _sampling(s: XttsSettings) -> dict[str, Any]:

@@ -91,9 +91,13 @@ def test_generator_noise_keeps_length_and_energy(engines):
 
 
 def test_default_noise_gives_lengths_like_onnxruntime(engines):
+    # Lengths vary by about 6% from draw to draw on these voices (measured over 60 draws of each
+    # engine: means within 2% of each other). onnxruntime's draws are cheap, so it gets 40 and
+    # tinygrad 10: the standard error of the ratio is about 2%, and the 10% bound below is
+    # more than four of them (with 5 draws each it was under three, and CI once saw 1.10).
     reference, ours, speaker = engines
-    theirs = [speak(reference, SENTENCE, speaker) for _ in range(5)]
-    mine = [speak(ours, SENTENCE, speaker) for _ in range(5)]
+    theirs = [speak(reference, SENTENCE, speaker) for _ in range(40)]
+    mine = [speak(ours, SENTENCE, speaker) for _ in range(10)]
     assert len({len(a) for a in mine}) > 1  # durations are sampled, as in the ONNX graph
     assert 0.9 < np.mean([len(a) for a in mine]) / np.mean([len(a) for a in theirs]) < 1.1
     assert 0.8 < np.mean([rms(a) for a in mine]) / np.mean([rms(a) for a in theirs]) < 1.25

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 from tinygrad import Tensor, TinyJit
 
+from . import tinygrad_schedule
 from .tinygrad_layers import Conv, gelu, inverse_spline, layer_norm
 from .vits_onnx import VitsWeights, read_shape, receptive_field
 
@@ -111,6 +112,7 @@ class TinyVits(Model):
     """The generator's inference pass: ``encode`` over phonemes, ``decode`` over frames."""
 
     def __init__(self, weights: VitsWeights, device: str, windows: Optional[tuple[int, ...]] = None) -> None:
+        tinygrad_schedule.install()  # before anything is compiled
         super().__init__(weights, device)
         self.shape = read_shape(weights)
         self.hop = int(np.prod([self.conv(f"dec.ups.{i}").spec.stride for i in range(self.shape.upsamples)]))

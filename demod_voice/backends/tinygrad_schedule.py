@@ -19,11 +19,13 @@ rule only changes speed, never what is computed.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 TIME_STEPS = 8
 CHANNELS = 8
-UNROLL_TAPS = True
 MAX_TAPS = 16
 """A second reduction axis this short is a convolution's taps (Piper's kernels have 1-16)."""
 
@@ -46,9 +48,9 @@ def conv_schedule(k: Any, fallback: Any) -> Any:
             ours.apply_opt(Opt(OptOps.UPCAST, ours.upcastable_dims.index(time_axis), TIME_STEPS))
         if k.full_shape[channel_axis] % CHANNELS == 0:
             ours.apply_opt(Opt(OptOps.UPCAST, ours.upcastable_dims.index(channel_axis), CHANNELS))
-        if len(reduce) == 2 and UNROLL_TAPS:
+        if len(reduce) == 2:
             ours.apply_opt(Opt(OptOps.UNROLL, 1, 0))  # all the taps
-    except (KernelOptError, ValueError):
+    except (KernelOptError, ValueError, AttributeError):
         return fallback(k)
     return ours
 
@@ -58,16 +60,23 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    import tinygrad.codegen.opt.heuristic as heuristic
-    import tinygrad.engine.worker as worker
-
-    original = heuristic.hand_coded_optimizations
+    _installed = True
+    # Internals of tinygrad (pinned at 0.14.0): if they have moved, tinygrad's own heuristic stays.
+    try:
+        import tinygrad.codegen.opt.heuristic as heuristic
+        import tinygrad.engine.worker as worker
+    except ImportError as err:
+        log.info("tinygrad's kernel heuristic cannot be found (%s); its own schedules are used", err)
+        return
+    original = getattr(heuristic, "hand_coded_optimizations", None)
+    if original is None or not all(hasattr(worker, name) for name in ("_init_worker", "terminate_worker_pool")):
+        log.info("tinygrad's kernel heuristic is not where 0.14.0 had it; its own schedules are used")
+        return
     heuristic.hand_coded_optimizations = lambda k: conv_schedule(k, original)
-    if getattr(worker, "_init_worker", None) is not None and worker._init_worker is not _init_worker:
+    if worker._init_worker is not _init_worker:
         _TINYGRAD_INIT[0] = worker._init_worker
         worker._init_worker = _init_worker
         worker.terminate_worker_pool()  # a pool started before this would compile with the old heuristic
-    _installed = True
 
 
 _TINYGRAD_INIT: list[Any] = [None]

@@ -218,3 +218,38 @@ def test_sentences_run_side_by_side_on_two_cpu_devices_and_match_onnxruntime(pip
     assert [len(a) for a in got] == [len(a) for a in expected] and len(got) == 4
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(got, expected, strict=True)) < 1e-3
     assert sorted(set(used)) == ["CPU", "CPU:1"]
+
+
+def test_a_cpu_convolution_gets_the_conv_schedule_and_the_same_result(monkeypatch):
+    from tinygrad import Tensor
+    from tinygrad.codegen.opt import OptOps
+    from tinygrad.helpers import Context
+
+    from demod_voice.backends import tinygrad_schedule
+
+    tinygrad_schedule.install()
+    import tinygrad.engine.worker as worker
+
+    assert worker._init_worker is tinygrad_schedule._init_worker  # compile workers install it too
+    chosen = []
+    rule = tinygrad_schedule.conv_schedule
+
+    def recorded(k, fallback):
+        scheduled = rule(k, fallback)
+        chosen.append((list(k.full_shape), list(scheduled.applied_opts)))
+        return scheduled
+
+    monkeypatch.setattr(tinygrad_schedule, "conv_schedule", recorded)
+    rng = np.random.default_rng(3)
+    # A shape no other test compiles (kernels are cached per process), dilation 3, 5 taps.
+    x, w, b = rng.standard_normal((1, 24, 136)), rng.standard_normal((40, 24, 5)), rng.standard_normal(40)
+    with Context(PARALLEL=0):  # compile here, where the recorder is
+        got = Tensor(x.astype(np.float32)).conv2d(Tensor(w.astype(np.float32)), Tensor(b.astype(np.float32)),
+                                                  dilation=3, padding=6).numpy()
+    padded = np.pad(x[0], ((0, 0), (6, 6)))
+    expected = np.stack([sum(w[:, :, j] @ padded[:, t + 3 * j] for j in range(5)) + b for t in range(136)], axis=-1)
+    assert float(np.max(np.abs(got[0] - expected))) < 1e-3
+    conv = [opts for shape, opts in chosen if shape == [40, 136, 24, 5]]
+    assert conv, chosen
+    kinds = [(opt.op, opt.arg) for opt in conv[0]]
+    assert (OptOps.UPCAST, 8) in kinds and kinds.count((OptOps.UPCAST, 8)) == 2 and (OptOps.UNROLL, 0) in kinds

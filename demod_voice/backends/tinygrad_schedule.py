@@ -8,8 +8,11 @@ voice's decoder (256 frames, 2-core EPYC), its 131 kernels took 0.80 s, 17-26 GF
 large convolutions. Computing 8 time steps x 8 output channels per iteration with the taps
 unrolled took 0.38-0.44 s for the same kernels (the 32-channel, 7-tap convolution at 65536
 samples: 55 ms -> 22 ms), and gave bit-identical audio. Of the variants measured (time x
-channels: 4x4, 4x8, 4x16, 8x4, 8x8, 8x16, 16x2, 16x4, 16x8, 16x16, 32x2, 32x4) 8x8 was the
-fastest; for the 1x1 convolutions (one reduction axis) 8x8 without unrolling saved a little.
+channels, sums of kernel times with about +-50 ms of noise) 8x8 took 384-439 ms and 16x4
+397-479 ms; 8x4, 4x8, 4x16, 8x16, 16x2, 16x8 and 16x16 took 477-588 ms, 32x2 and 32x4 750 ms and
+more. For the 1x1 convolutions (one reduction axis) 8x8 without unrolling saved a little (358 ms
+in all against 385). The price is compile time: tinygrad takes longer to generate the larger
+kernels (a 256-frame window's first two calls: 10.8 s -> 16 s).
 
 :func:`install` puts the rule in front of tinygrad's heuristic, in this process and in the
 processes tinygrad compiles in. A kernel the rule does not recognise, a device other than the

@@ -77,17 +77,15 @@ def install() -> None:
         return
     heuristic.hand_coded_optimizations = lambda k: conv_schedule(k, original)
     if worker._init_worker is not _init_worker:
-        _TINYGRAD_INIT[0] = worker._init_worker
         worker._init_worker = _init_worker
         worker.terminate_worker_pool()  # a pool started before this would compile with the old heuristic
 
 
-_TINYGRAD_INIT: list[Any] = [None]
-
-
 def _init_worker() -> None:
-    """Start of a tinygrad compile worker (a fresh spawned interpreter): tinygrad's own set-up, then the rule."""
+    """Start of a tinygrad compile worker: tinygrad's own set-up, then the rule. The worker is a
+    fresh spawned interpreter, so its ``worker._init_worker`` is still tinygrad's until :func:`install`."""
     import tinygrad.engine.worker as worker
 
-    (_TINYGRAD_INIT[0] or worker._init_worker)()
+    if worker._init_worker is not _init_worker:
+        worker._init_worker()
     install()

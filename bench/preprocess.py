@@ -49,8 +49,8 @@ def run_command(src: Path, workers: int) -> tuple[float, float]:
 
 def run_loop(src: Path) -> float:
     sys.path.insert(0, str(ROOT))
-    from demod_voice.dataset import find_audio, read_metadata
-    from demod_voice.preprocess import Settings, process_clip
+    from demod_voice.training.dataset import find_audio, read_metadata
+    from demod_voice.training.preprocess import Settings, process_clip
 
     out = Path(tempfile.mkdtemp())
     start = time.perf_counter()

@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
 
-    from demod_voice.backends.piper import PiperBackend
-    from demod_voice.backends.tinygrad import TinygradBackend
+    from demod_voice.backends.piper.engine import PiperBackend
+    from demod_voice.backends.tinygrad.engine import TinygradBackend
     from demod_voice.config import cache_root, load_config
-    from demod_voice.jobs import LoadSpec
+    from demod_voice.engine.jobs import LoadSpec
 
     model = voice_path(args.size)
     # The same tinygrad cache as the piper-infer commands below, so a BEAM=2 search is done once.

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import Config, cache_root
-from .errors import DemodVoiceError, InputError, Interrupted, RuntimeFailure
-from .jobs import SynthesisJob
-from .paths import confined_output, temp_beside
+from demod_voice.config import Config, cache_root
+from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.errors import DemodVoiceError, InputError, Interrupted, RuntimeFailure
+from demod_voice.paths import confined_output, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,8 @@ def build_jobs(rows: list[Row], request: BatchRequest) -> list[tuple[Row, Synthe
 
 
 def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
-    from .audio import FORMATS
-    from .text import load_text
+    from demod_voice.audio.text import load_text
+    from demod_voice.audio.writer import FORMATS
 
     v = row.values
     backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") or v.get("voice") else request.config.piper.backend)
@@ -152,8 +152,8 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
 
 
 def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest) -> SynthesisJob:
-    from .backends.xtts import XttsRequest, make_job
-    from .profiles import load_named
+    from demod_voice.backends.xtts.request import XttsRequest, make_job
+    from demod_voice.voices.profiles import load_named
 
     references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
     if not references and not v.get("voice"):
@@ -174,8 +174,8 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
 
 
 def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest, backend: str) -> SynthesisJob:
-    from .backends.piper import PiperRequest, make_job
-    from .models import looks_like_name, resolve_piper_model
+    from demod_voice.backends.piper.request import PiperRequest, make_job
+    from demod_voice.models.registry import looks_like_name, resolve_piper_model
 
     model = v.get("model") or request.model
     if not model:
@@ -284,7 +284,7 @@ class _FailFast(Exception):
 
 def run_batch(request: BatchRequest) -> Outcome:
     """Validate, then synthesise every row not already complete. Raises on bad rows or interruption."""
-    from .engine import Engine
+    from demod_voice.engine.service import Engine
 
     if not request.output_dir.is_dir():
         raise InputError(f"output directory {request.output_dir} does not exist; create it or pass another --output-dir")

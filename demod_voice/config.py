@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ConfigError
+from demod_voice.errors import ConfigError
 
 ENV_PREFIX = "DEMOD_VOICE_"
 ENV_CONFIG_PATH = "DEMOD_VOICE_CONFIG"
@@ -342,7 +342,7 @@ def _render_section(obj: Any, depth: int) -> list[str]:
 
 def write_default_file(path: Path, force: bool = False) -> None:
     """Write :func:`render_default_file` to ``path`` atomically; refuse to overwrite unless ``force``."""
-    from .paths import write_text_atomic
+    from demod_voice.paths import write_text_atomic
 
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")

@@ -169,8 +169,8 @@ def check_python() -> Check:
 
 def check_config(explicit: Optional[str]) -> list[Check]:
     """The config file parses and validates; the cache folder is writable with room to spare."""
-    from .config import cache_root, load_config
-    from .errors import ConfigError
+    from demod_voice.config import cache_root, load_config
+    from demod_voice.errors import ConfigError
 
     try:
         config, used = load_config(explicit)
@@ -182,7 +182,7 @@ def check_config(explicit: Optional[str]) -> list[Check]:
 
 
 def check_cache(folder: Path) -> Check:
-    from .paths import can_create_in
+    from demod_voice.paths import can_create_in
 
     probe_dir = folder
     while not probe_dir.exists() and probe_dir != probe_dir.parent:
@@ -229,7 +229,7 @@ def check_piper(device: str) -> list[Check]:
 
 def check_tinygrad(device: str) -> list[Check]:
     """The experimental backend: tinygrad, onnx and piper import, and the CPU device really compiles a kernel."""
-    from .devices import TINYGRAD_GPU_DEVICES
+    from demod_voice.devices import TINYGRAD_GPU_DEVICES
 
     needs = ("tinygrad",)
     result, error = probe("tinygrad", preamble=f"GPU_DEVICES = {TINYGRAD_GPU_DEVICES!r}\n")
@@ -279,7 +279,7 @@ def check_xtts(device: str, model_dir: Optional[str], cache: Path, accepted: boo
 
 
 def check_xtts_model(model_dir: Optional[str], cache: Path, accepted: bool) -> Check:
-    from .models import LICENSE_HELP, missing_xtts_files, released_xtts_dir
+    from demod_voice.models.registry import LICENSE_HELP, missing_xtts_files, released_xtts_dir
 
     folder = Path(model_dir).expanduser() if model_dir else released_xtts_dir(cache)
     missing = missing_xtts_files(folder)
@@ -310,7 +310,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
     """Every check, in report order; ``deep`` adds model load-and-speak checks. Probes run in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from .config import cache_root
+    from demod_voice.config import cache_root
 
     started = time.perf_counter()
     report = Report()
@@ -336,10 +336,10 @@ def deep_checks(voices: list[str], engine_settings: Any, cache_dir: Optional[str
     """Load each voice in a worker and speak a short phrase; report timings."""
     import tempfile
 
-    from .backends.piper import PiperRequest, make_job
-    from .config import PiperSettings
-    from .engine import Engine
-    from .errors import DemodVoiceError
+    from demod_voice.backends.piper.request import PiperRequest, make_job
+    from demod_voice.config import PiperSettings
+    from demod_voice.engine.service import Engine
+    from demod_voice.errors import DemodVoiceError
 
     checks = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -364,6 +364,6 @@ def deep_checks(voices: list[str], engine_settings: Any, cache_dir: Optional[str
 
 def installed_voices(cache: Path) -> list[str]:
     """Piper voices installed by name (``models download``)."""
-    from .models import installed_piper_voices
+    from demod_voice.models.registry import installed_piper_voices
 
     return [str(p) for p in installed_piper_voices(cache)]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError
+from demod_voice.errors import InputError
 
 
 def check_output_path(path: Path) -> Path:

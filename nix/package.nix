@@ -19,7 +19,7 @@ ps.buildPythonApplication {
   makeWrapperArgs = [ "--prefix" "PATH" ":" (lib.makeBinPath [ ffmpeg clang ]) ];
   # The suite runs in checks.<system>.tests (it generates models, which takes minutes).
   doCheck = false;
-  pythonImportsCheck = [ "demod_voice" "demod_voice.cli" ];
+  pythonImportsCheck = [ "demod_voice" "demod_voice.cli.main" ];
   passthru = { inherit runtimeDeps testDeps; };
   meta = {
     description = "Voice cloning (XTTS-v2) and text-to-speech (Piper) from one command line";

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from demod_voice.audio import AudioChunk
+from demod_voice.audio.chunks import AudioChunk
 from demod_voice.backends.base import Backend, LoadInfo
 from demod_voice.errors import InputError
 

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ..audio import AudioChunk
-from ..jobs import LoadSpec, SynthesisJob
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 
 
 @dataclass

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import soundfile
 
-from demod_voice.audio import FileSink
-from demod_voice.backends.piper import PiperRequest, make_job
+from demod_voice.audio.writer import FileSink
+from demod_voice.backends.piper.request import PiperRequest, make_job
 from demod_voice.config import EngineSettings, PiperSettings
-from demod_voice.engine import Engine
+from demod_voice.engine.service import Engine
 
 # Many sentences: far more audio than a pipe buffers, so the worker is still busy when killed.
 MANY = " ".join(f"This is sentence number {i}, spoken to keep the worker busy." for i in range(30))

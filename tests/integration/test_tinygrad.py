@@ -27,9 +27,9 @@ def engines(request):
     from piper.config import PiperConfig
     from piper.voice import PiperVoice
 
-    from demod_voice.backends.tinygrad import TinygradSession, cpu_device
-    from demod_voice.backends.vits_onnx import read_vits_weights
-    from demod_voice.backends.vits_tinygrad import TinyVits
+    from demod_voice.backends.tinygrad.engine import TinygradSession, cpu_device
+    from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
+    from demod_voice.backends.tinygrad.vits import TinyVits
 
     path = request.getfixturevalue("piper_voice" if request.param == "single" else "piper_multi_voice")
     config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
@@ -66,9 +66,9 @@ def test_a_sentence_that_fits_the_larger_window_runs_whole_in_it(piper_voice):
     from piper.config import PiperConfig
     from piper.voice import PiperVoice
 
-    from demod_voice.backends.tinygrad import TinygradSession, cpu_device
-    from demod_voice.backends.vits_onnx import read_vits_weights
-    from demod_voice.backends.vits_tinygrad import TinyVits
+    from demod_voice.backends.tinygrad.engine import TinygradSession, cpu_device
+    from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
+    from demod_voice.backends.tinygrad.vits import TinyVits
 
     config = PiperConfig.from_dict(json.loads(Path(f"{piper_voice}.json").read_text()))
     reference = PiperVoice(session=onnxruntime.InferenceSession(str(piper_voice), providers=["CPUExecutionProvider"]), config=config)
@@ -106,7 +106,7 @@ def test_default_noise_gives_lengths_like_onnxruntime(engines):
 def test_weights_are_found_despite_exporter_renames(piper_voice):
     import onnx
 
-    from demod_voice.backends.vits_onnx import read_vits_weights
+    from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
 
     names = {init.name for init in onnx.load(str(piper_voice)).graph.initializer}
     weights = read_vits_weights(piper_voice)
@@ -123,8 +123,8 @@ def test_an_onnx_that_is_not_a_piper_voice_is_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from demod_voice.backends.vits_onnx import read_vits_weights
-    from demod_voice.backends.vits_tinygrad import TinyVits
+    from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
+    from demod_voice.backends.tinygrad.vits import TinyVits
     from demod_voice.errors import InputError
 
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
@@ -140,7 +140,7 @@ def test_an_onnx_that_is_not_a_piper_voice_is_refused(tmp_path):
 
 
 def test_gpu_request_without_a_gpu_falls_back_and_says_so():
-    from demod_voice.backends.tinygrad import choose_device, gpu_device
+    from demod_voice.backends.tinygrad.engine import choose_device, gpu_device
 
     if gpu_device() is not None:
         pytest.skip("this machine has a tinygrad GPU device")
@@ -150,7 +150,7 @@ def test_gpu_request_without_a_gpu_falls_back_and_says_so():
 
 
 def test_phoneme_buckets_are_few():
-    from demod_voice.backends.vits_tinygrad import phoneme_bucket
+    from demod_voice.backends.tinygrad.vits import phoneme_bucket
 
     sizes = {phoneme_bucket(n) for n in range(1, 513)}
     assert sizes == {64, 128, 256, 512}
@@ -197,9 +197,10 @@ def test_missing_compiler_is_one_clear_line(piper_voice, tmp_path):
 def test_sentences_run_side_by_side_on_two_cpu_devices_and_match_onnxruntime(piper_voice, tmp_path):
     # tinygrad runs a CPU device's kernels on one core, so the backend spreads sentences over two
     # devices in two threads; the audio, in text order, must still match onnxruntime's.
-    from demod_voice.backends.piper import PiperBackend, PiperOptions
-    from demod_voice.backends.tinygrad import TinygradBackend
-    from demod_voice.jobs import LoadSpec, SynthesisJob
+    from demod_voice.backends.piper.engine import PiperBackend
+    from demod_voice.backends.piper.request import PiperOptions
+    from demod_voice.backends.tinygrad.engine import TinygradBackend
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 
     spec = LoadSpec("tinygrad", str(piper_voice), model_config=f"{piper_voice}.json", cache_dir=str(tmp_path))
     ours = TinygradBackend()
@@ -225,7 +226,7 @@ def test_a_cpu_convolution_gets_the_conv_schedule_and_the_same_result(monkeypatc
     from tinygrad.codegen.opt import OptOps
     from tinygrad.helpers import Context
 
-    from demod_voice.backends import tinygrad_schedule
+    from demod_voice.backends.tinygrad import schedule as tinygrad_schedule
 
     tinygrad_schedule.install()
     import tinygrad.engine.worker as worker

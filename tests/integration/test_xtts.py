@@ -125,8 +125,8 @@ def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
-    from demod_voice.backends.xtts import XttsBackend
-    from demod_voice.jobs import LoadSpec
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
 
     backend = XttsBackend()
     backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
@@ -151,9 +151,9 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     torch = pytest.importorskip("torch")
     from transformers import LogitsProcessor, LogitsProcessorList
 
-    from demod_voice.backends import xtts_batch
-    from demod_voice.backends.xtts import XttsBackend
-    from demod_voice.jobs import LoadSpec
+    from demod_voice.backends.xtts import batching as xtts_batch
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
 
     class StopAfterMultipleOf(LogitsProcessor):
         """Random weights never pick the stop token; this makes each row stop after its first code that
@@ -193,11 +193,12 @@ def test_a_gpu_out_of_memory_in_a_batch_retries_it_on_the_cpu(xtts_model, refere
     # No GPU here: the first batch raises the error CUDA would; the backend must move to the CPU,
     # say so, and still speak every sentence.
     torch = pytest.importorskip("torch")
-    from demod_voice.backends import xtts_batch
-    from demod_voice.backends.xtts import XttsBackend, XttsOptions
+    from demod_voice.backends.xtts import batching as xtts_batch
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.backends.xtts.request import XttsOptions
     from demod_voice.config import XttsSettings
-    from demod_voice.jobs import LoadSpec, SynthesisJob
-    from demod_voice.voices import check_references
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+    from demod_voice.voices.references import check_references
 
     spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
     backend = XttsBackend()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from demod_voice.audio import AudioChunk, FileSink, StdoutSink, check_output
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.audio.writer import FileSink, StdoutSink, check_output
 from demod_voice.errors import InputError
 
 

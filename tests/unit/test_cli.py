@@ -9,7 +9,7 @@ import yaml
 from conftest import BIN, run_cli
 
 from demod_voice import __version__
-from demod_voice.cli import main
+from demod_voice.cli.main import main
 
 HEAVY = ("torch", "onnxruntime", "TTS", "piper", "tinygrad", "transformers", "numpy")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import soundfile
 
 from demod_voice.config import EngineSettings
-from demod_voice.engine import Engine
-from demod_voice.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.service import Engine
 
 SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
 

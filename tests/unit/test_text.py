@@ -4,8 +4,8 @@ import io
 
 import pytest
 
+from demod_voice.audio.text import load_text, split_sentences
 from demod_voice.errors import InputError
-from demod_voice.text import load_text, split_sentences
 
 
 def words(pieces):

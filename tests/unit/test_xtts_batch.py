@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from demod_voice.backends.xtts_batch import sentence_groups
+from demod_voice.backends.xtts.batching import sentence_groups
 
 
 @pytest.mark.parametrize("count, most", [(1, 1), (10, 16), (10, 4), (17, 16), (33, 8), (5, 1)])

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import InputError
+from demod_voice.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def read_vits_weights(path: Path) -> VitsWeights:
         import onnx
         from onnx import numpy_helper
     except ImportError as err:
-        from ..errors import DependencyError
+        from demod_voice.errors import DependencyError
 
         raise DependencyError(f"the onnx package is missing ({err}); install it with: pip install 'demod-voice[tinygrad]'") from None
     try:

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputError, RuntimeFailure
+from demod_voice.errors import InputError, RuntimeFailure
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .dataset import Entry, find_audio, read_metadata
-from .errors import DependencyError, InputError
-from .paths import atomic_path, write_text_atomic
+from demod_voice.errors import DependencyError, InputError
+from demod_voice.paths import atomic_path, write_text_atomic
+from demod_voice.training.dataset import Entry, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _normalise(audio: Any) -> Any:
 def _write_wav(target: Path, audio: Any, rate: int) -> None:
     import soundfile
 
-    from .audio import to_int16
+    from demod_voice.audio.chunks import to_int16
 
     with atomic_path(target) as tmp:
         soundfile.write(str(tmp), to_int16(audio), rate, format="WAV", subtype="PCM_16")

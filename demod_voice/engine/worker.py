@@ -16,17 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
-from .errors import DemodVoiceError, RuntimeFailure, to_wire
-from .jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.errors import DemodVoiceError, RuntimeFailure, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,7 @@ def serve(conn: Any, spec: LoadSpec, log_level: int) -> None:
     sys.stdout = sys.stderr  # belt and braces: fd 1 is already the parent's stderr
     # Ctrl-C reaches the whole process group; the parent decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from .cli import configure_logging
+    from demod_voice.logs import configure_logging
 
     configure_logging(log_level)
     backend = _load(conn, spec)
@@ -57,7 +54,7 @@ def serve(conn: Any, spec: LoadSpec, log_level: int) -> None:
 
 
 def _load(conn: Any, spec: LoadSpec) -> Any:
-    from .backends import create_backend
+    from demod_voice.backends.registry import create_backend
 
     try:
         backend = create_backend(spec.backend)
@@ -97,75 +94,6 @@ def _run_job(conn: Any, spoken: Iterator[Iterator[Any]]) -> Optional[tuple]:
     return None
 
 
-class WorkerProcess:
-    """Parent-side handle of one worker: a ``python`` subprocess joined to us by a socket pair."""
-
-    def __init__(self, spec: LoadSpec, log_level: int, threads: int = 0) -> None:
-        self.spec = spec
-        ours, theirs = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        with theirs:
-            # stdout=2: whatever an engine prints lands on stderr; stdout may be carrying our audio.
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from demod_voice.worker import main; main()", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env,
-            )
-        self.conn = Connection(ours.detach())
-        self.conn.send((spec, log_level, list(sys.path), threads))
-        self.jobs_served = 0
-
-    @property
-    def pid(self) -> int:
-        """OS process id of the worker."""
-        return self.process.pid
-
-    def send(self, job: Union[SynthesisJob, list[SynthesisJob], None]) -> None:
-        """Hand the worker a job, jobs to make together, or ``None`` to stop; raises :class:`WorkerDied` if it is gone."""
-        try:
-            self.conn.send(job)
-        except OSError as err:
-            raise WorkerDied(self._death()) from err
-
-    def recv(self) -> tuple:
-        """Next message; raises :class:`WorkerDied` when the worker has ended."""
-        try:
-            return self.conn.recv()
-        except (EOFError, OSError) as err:
-            raise WorkerDied(self._death()) from err
-
-    def _death(self) -> str:
-        try:
-            code = self.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            return "the worker stopped answering"
-        if code < 0:
-            name = signal.Signals(-code).name
-            hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            return f"the worker was killed by {name}{hint}"
-        return f"the worker exited with code {code}"
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit; kill it if it does not."""
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.conn.close()
-
-    def kill(self) -> None:
-        """End the worker at once."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.conn.close()
-
-
 def main() -> None:
     """Worker entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
     conn = Connection(int(sys.argv[1]))
@@ -176,7 +104,7 @@ def main() -> None:
         # Several workers share the cores: each engine gets its share, not all of them (set before
         # any engine is imported, which is when OpenMP and torch read it).
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        from . import devices
+        from demod_voice import devices
 
         devices.THREADS = threads
     serve(conn, spec, log_level)

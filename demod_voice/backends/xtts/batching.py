@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InputError
+from demod_voice.errors import InputError
 
 
 def sentence_groups(lengths: Sequence[int], most: int) -> list[list[int]]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends.xtts import XttsBackend, model_identity
-from .config import Config, cache_root
-from .errors import InputError
-from .jobs import LoadSpec
-from .models import resolve_xtts
-from .profiles import Profile, check_name, profiles_dir, read_profile, write_profile
-from .voices import check_references
+from demod_voice.backends.xtts.engine import XttsBackend, model_identity
+from demod_voice.config import Config, cache_root
+from demod_voice.engine.jobs import LoadSpec
+from demod_voice.errors import InputError
+from demod_voice.models.registry import resolve_xtts
+from demod_voice.voices.profiles import Profile, check_name, profiles_dir, read_profile, write_profile
+from demod_voice.voices.references import check_references
 
 
 def add_voice(name: str, references: list[str], config: Config, force: bool = False) -> Profile:

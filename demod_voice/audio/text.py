@@ -6,7 +6,7 @@ import re
 import sys
 from typing import Optional, TextIO
 
-from .errors import InputError
+from demod_voice.errors import InputError
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:。！？；…])\s+|(?<=[。！？])")
 _CLAUSE_END = re.compile(r"(?<=[,，、—–])\s*")

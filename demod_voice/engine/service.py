@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Optional
 
-from .audio import AudioChunk, Sink, open_sink
-from .config import EngineSettings
-from .errors import DemodVoiceError, Interrupted, RuntimeFailure, from_wire
-from .jobs import LoadSpec, SynthesisJob
-from .worker import WorkerDied, WorkerProcess, death_error
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.audio.writer import Sink, open_sink
+from demod_voice.config import EngineSettings
+from demod_voice.engine.executors.local import WorkerProcess
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.worker import WorkerDied, death_error
+from demod_voice.errors import DemodVoiceError, Interrupted, RuntimeFailure, from_wire
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 from tinygrad import Tensor, dtypes
 
-from .vits_onnx import ConvSpec
+from demod_voice.backends.tinygrad.onnx_weights import ConvSpec
 
 SPLINE_TAIL = 5.0  # piper's ConvFlow tail_bound: a constant of the code, not stored in the weights
 MIN_BIN, MIN_DERIVATIVE = 1e-3, 1e-3

@@ -1,10 +1,6 @@
-"""XTTS-v2 zero-shot cloning through coqui-tts.
-
-Parent side (:func:`make_job`): language, references and model folder are checked with no
-engine import. Worker side (:class:`XttsBackend`): the model loads once; conditioning
-latents come from the voice cache when the same references were seen with the same model;
-long text is split into sentences within the language's limit, never truncated.
-"""
+"""XTTS-v2's worker side, through coqui-tts: the model loads once; conditioning latents come
+from the voice cache when the same references were seen with the same model; long text is
+split into sentences within the language's limit, never truncated."""
 
 from __future__ import annotations
 
@@ -14,87 +10,20 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..audio import AudioChunk, with_pauses
-from ..config import XTTS_LANGUAGES, XttsSettings
-from ..errors import DependencyError, InputError, RuntimeFailure
-from ..jobs import STDOUT, LoadSpec, SynthesisJob
-from ..models import resolve_xtts
-from ..profiles import Profile
-from ..text import split_sentences
-from ..voices import Reference, check_references, latent_key, load_latents, save_latents
-from .base import Backend, LoadInfo
+from demod_voice.audio.chunks import AudioChunk, with_pauses
+from demod_voice.audio.text import split_sentences
+from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsOptions
+from demod_voice.config import XttsSettings
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.errors import DependencyError, InputError, RuntimeFailure
+from demod_voice.voices.profiles import Profile
+from demod_voice.voices.references import Reference, latent_key, load_latents, save_latents
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 24000
-
-
-@dataclass(frozen=True)
-class XttsOptions:
-    """Per-job settings for the worker."""
-
-    references: tuple[Reference, ...]
-    """Checked reference recordings (empty when a profile is used)."""
-    language: str
-    """One of the 17 XTTS languages."""
-    settings: XttsSettings
-    """Sampling parameters, speed, silence, precision."""
-    stream: bool = False
-    """Use XTTS's streaming inference (for ``--output -``)."""
-    profile: Optional[Profile] = None
-    """A saved voice used instead of references."""
-
-
-@dataclass(frozen=True)
-class XttsRequest:
-    """An ``xtts-zero-shot`` request as typed values, built by the CLI."""
-
-    references: tuple[str, ...]
-    """Reference audio paths."""
-    text: str
-    """Text to speak."""
-    output: str
-    """Checked output target (absolute path or ``-``)."""
-    settings: XttsSettings
-    """Effective settings (flags over config)."""
-    cache_dir: str
-    """Cache folder (voice latents, the released model)."""
-    device: str = "cpu"
-    """Requested device."""
-    profile: Optional[Profile] = None
-    """A saved voice profile (then ``references`` may be empty)."""
-
-
-def normalise_language(language: str) -> str:
-    """``EN`` -> ``en``, ``zh`` -> ``zh-cn``; anything unsupported raises :class:`InputError` listing the 17."""
-    code = language.strip().lower()
-    code = "zh-cn" if code in ("zh", "zh_cn") else code
-    if code not in XTTS_LANGUAGES:
-        raise InputError(f"XTTS cannot speak language '{language}'; use one of: {', '.join(XTTS_LANGUAGES)}")
-    return code
-
-
-def make_job(request: XttsRequest) -> SynthesisJob:
-    """Check language, references and model; return the job. Reference warnings are logged here."""
-    language = normalise_language(request.settings.language)
-    references = check_references(request.references)
-    if not references and request.profile is None:
-        raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
-    settings = request.settings
-    folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
-    spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
-    stream = request.output == STDOUT
-    options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
-    # Jobs with the same voice and settings may be generated as one batch (their sentences together).
-    voice = request.profile.name if request.profile else ",".join(r.sha256 for r in references)
-    together = None if stream else hashlib.sha256(repr((voice, language, settings)).encode()).hexdigest()
-    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
-                        together=together, together_limit=settings.batch_sentences)
-
 
 class XttsBackend(Backend):
     """Runs in a worker: one coqui ``Xtts`` model."""
@@ -112,7 +41,7 @@ class XttsBackend(Backend):
             # transformers prints config and generation notices meant for model authors; keep them for -vv.
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         torch, xtts_module, config_module = _import_engine()
-        from ..devices import THREADS
+        from demod_voice.devices import THREADS
 
         if THREADS:
             torch.set_num_threads(THREADS)
@@ -167,7 +96,7 @@ class XttsBackend(Backend):
 
     def _batched(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[list[AudioChunk]]:
         """Sentences generated in groups of up to ``batch_sentences`` (:mod:`.xtts_batch`), yielded in text order."""
-        from . import xtts_batch
+        from demod_voice.backends.xtts import batching as xtts_batch
 
         done: dict[int, Any] = {}
         following = 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputError
+from demod_voice.errors import InputError
 
 LAYOUTS = ("auto", "ljspeech", "multi")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

@@ -17,11 +17,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..devices import TINYGRAD_GPU_DEVICES as GPU_DEVICES
-from ..errors import DependencyError, InputError
-from ..jobs import LoadSpec
-from .base import LoadInfo
-from .piper import PiperBackend
+from demod_voice.backends.base import LoadInfo
+from demod_voice.backends.piper.engine import PiperBackend
+from demod_voice.devices import TINYGRAD_GPU_DEVICES as GPU_DEVICES
+from demod_voice.engine.jobs import LoadSpec
+from demod_voice.errors import DependencyError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +137,14 @@ class TinygradBackend(PiperBackend):
         return info
 
     def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
-        from .. import devices
+        from demod_voice import devices
 
         prepare_environment(spec.cache_dir, devices.THREADS)
         try:
             import tinygrad  # noqa: F401
         except ImportError as err:
             raise DependencyError(f"tinygrad is not installed ({err}); install it with: pip install 'demod-voice[tinygrad]'") from None
-        from .vits_onnx import read_vits_weights
+        from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
 
         device, warnings = choose_device(spec.device)
         weights = read_vits_weights(Path(spec.model))
@@ -206,6 +206,6 @@ class TinygradBackend(PiperBackend):
 
     @staticmethod
     def _build(weights: Any, device: str) -> Any:
-        from .vits_tinygrad import TinyVits
+        from demod_voice.backends.tinygrad.vits import TinyVits
 
         return TinyVits(weights, device)

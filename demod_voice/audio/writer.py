@@ -1,22 +1,20 @@
 """The one audio writer: every path (file, stdout) consumes the same chunks the same way.
 
 Files are written to a hidden temporary file beside the target and renamed into place
-on success, so an interrupted or failed job never leaves a half-written output.
-"""
+on success, so an interrupted or failed job never leaves a half-written output."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Protocol
 
-from .errors import DependencyError, InputError
-from .jobs import STDOUT
-from .paths import check_output_path, temp_beside
+from demod_voice.audio.chunks import AudioChunk, to_int16
+from demod_voice.engine.jobs import STDOUT
+from demod_voice.errors import DependencyError, InputError
+from demod_voice.paths import check_output_path, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +27,6 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass
-class AudioChunk:
-    """A piece of mono audio as produced by a backend."""
-
-    samples: Any
-    """float32 numpy array in [-1, 1], mono."""
-    sample_rate: int
-    """Samples per second."""
-
-
 class Sink(Protocol):
     """Where a job's chunks go. ``commit`` makes the output visible; ``abort`` leaves no trace."""
 
@@ -47,24 +35,6 @@ class Sink(Protocol):
     def abort(self) -> None: ...
     @property
     def retryable(self) -> bool: ...
-
-
-def to_int16(samples: Any) -> Any:
-    """float32 [-1, 1] -> little-endian int16 array, clipped; the one conversion every output uses."""
-    import numpy as np
-
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
-
-
-def with_pauses(sentences: Iterable[Iterable[AudioChunk]], seconds: float, rate: int) -> Iterator[AudioChunk]:
-    """Each sentence's chunks in turn, with ``seconds`` of silence between sentences (none before the first)."""
-    import numpy as np
-
-    silence = np.zeros(int(round(seconds * rate)), dtype=np.float32)
-    for index, chunks in enumerate(sentences):
-        if index and len(silence):
-            yield AudioChunk(silence, rate)
-        yield from chunks
 
 
 def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:

@@ -26,9 +26,9 @@ from typing import Any, Optional
 import numpy as np
 from tinygrad import Tensor, TinyJit
 
-from . import tinygrad_schedule
-from .tinygrad_layers import Conv, gelu, inverse_spline, layer_norm
-from .vits_onnx import VitsWeights, read_shape, receptive_field
+from demod_voice.backends.tinygrad import schedule as tinygrad_schedule
+from demod_voice.backends.tinygrad.layers import Conv, gelu, inverse_spline, layer_norm
+from demod_voice.backends.tinygrad.onnx_weights import VitsWeights, read_shape, receptive_field
 
 LRELU_SLOPE = 0.1
 PHONEME_BUCKETS = (64, 128, 256, 512)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .paths import atomic_path, copy_atomic
+from demod_voice.errors import InputError
+from demod_voice.paths import atomic_path, copy_atomic
 
 FORMAT = "demod-voice-profile/1"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

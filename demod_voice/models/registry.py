@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-from .errors import InputError
+from demod_voice.errors import InputError
 
 RELEASED_XTTS = "tts_models/multilingual/multi-dataset/xtts_v2"
 XTTS_FILES = ("config.json", "model.pth", "vocab.json")
@@ -79,7 +79,7 @@ def load_catalog(base_url: str, cache: Path, refresh: bool = False, progress: bo
     """The voice catalog, fetched from ``base_url`` (or the cached copy when offline)."""
     import json
 
-    from .download import Offline, fetch
+    from demod_voice.models.download import Offline, fetch
 
     target = piper_dir(cache) / CATALOG
     if refresh or not target.is_file():
@@ -113,7 +113,7 @@ def catalog_entry(catalog: dict, name: str) -> tuple[str, dict]:
 
 def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool = True) -> Path:
     """Download a catalog voice; both files appear together, only after both are verified."""
-    from .download import Offline, fetch
+    from demod_voice.models.download import Offline, fetch
 
     key, entry = catalog_entry(load_catalog(base_url, cache), name)
     files = {path: info for path, info in entry.get("files", {}).items() if path.endswith((".onnx", ".onnx.json"))}

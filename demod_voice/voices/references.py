@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import InputError
-from .paths import atomic_path
+from demod_voice.errors import InputError
+from demod_voice.paths import atomic_path
 
 log = logging.getLogger(__name__)
 

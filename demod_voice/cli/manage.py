@@ -1,6 +1,6 @@
 """Subcommands that manage rather than synthesise: models, voices, health, config.
 
-Same pattern as cli.py: ``_add_<name>`` declares, ``_cmd_<name>`` turns arguments into calls.
+Same pattern as the other cli modules: ``_add_<name>`` declares, ``_cmd_<name>`` turns arguments into calls.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from .cli import PROG, load_settings
+from demod_voice.cli.common import load_settings
+from demod_voice.logs import PROG
 
 # --- models ------------------------------------------------------------------
 
@@ -31,7 +32,7 @@ def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .config import cache_root
+    from demod_voice.config import cache_root
 
     config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
     action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path}[args.action]
@@ -40,7 +41,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from .models import installed_piper_voices, load_catalog, missing_xtts_files, released_xtts_dir
+    from demod_voice.models.registry import installed_piper_voices, load_catalog, missing_xtts_files, released_xtts_dir
 
     installed = {p.stem: p for p in installed_piper_voices(cache)}
     if args.available:
@@ -56,10 +57,10 @@ def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from .models import XTTS_NAMES, download_piper_voice, resolve_xtts
+    from demod_voice.models.registry import XTTS_NAMES, download_piper_voice, resolve_xtts
 
     if args.name in XTTS_NAMES:
-        from .backends.xtts import download_released
+        from demod_voice.backends.xtts.engine import download_released
 
         folder, fetch = resolve_xtts(None, cache, config.xtts.accept_license)
         if fetch:
@@ -70,7 +71,7 @@ def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from .models import remove_model
+    from demod_voice.models.registry import remove_model
 
     for path in remove_model(args.name, cache):
         if not getattr(args, "quiet", False):
@@ -78,7 +79,7 @@ def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from .models import XTTS_NAMES, released_xtts_dir, resolve_piper_model
+    from demod_voice.models.registry import XTTS_NAMES, released_xtts_dir, resolve_piper_model
 
     if args.name in XTTS_NAMES:
         print(released_xtts_dir(cache))
@@ -113,13 +114,13 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_voices(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import cache_root
-    from .profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+    from demod_voice.config import cache_root
+    from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
 
     config = load_settings(args, {"xtts.model_dir": getattr(args, "model_dir", None)})
     cache = cache_root(config)
     if args.action == "add":
-        from .voicemaking import add_voice
+        from demod_voice.voices.making import add_voice
 
         profile = add_voice(args.name, args.references, config, force=args.force)
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
@@ -130,7 +131,7 @@ def _cmd_voices(args: argparse.Namespace) -> int:
         load_named(cache, args.name)
         (profiles_dir(cache) / f"{args.name}.npz").unlink()
     elif args.action == "export":
-        from .paths import check_output_path
+        from demod_voice.paths import check_output_path
 
         export_profile(cache, args.name, check_output_path(Path(args.file)))
     else:
@@ -154,9 +155,9 @@ def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from .config import Config, cache_root
-    from .errors import ConfigError
-    from .health import deep_checks, installed_voices, run_checks
+    from demod_voice.config import Config, cache_root
+    from demod_voice.errors import ConfigError
+    from demod_voice.health import deep_checks, installed_voices, run_checks
 
     try:
         config = load_settings(args)
@@ -192,7 +193,7 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from .config import to_dict
+    from demod_voice.config import to_dict
 
     data = to_dict(load_settings(args))
     sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else yaml.safe_dump(data, sort_keys=False))
@@ -200,7 +201,7 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_init(args: argparse.Namespace) -> int:
-    from .config import config_path, write_default_file
+    from demod_voice.config import config_path, write_default_file
 
     path, _ = config_path(getattr(args, "config", None))
     write_default_file(path, force=args.force)

@@ -1,0 +1,83 @@
+"""XTTS-v2's request side (parent): language, references and model folder are checked, and
+the job built, with no engine import."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from demod_voice.config import XTTS_LANGUAGES, XttsSettings
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.errors import InputError
+from demod_voice.models.registry import resolve_xtts
+from demod_voice.voices.profiles import Profile
+from demod_voice.voices.references import Reference, check_references
+
+SAMPLE_RATE = 24000
+
+
+@dataclass(frozen=True)
+class XttsOptions:
+    """Per-job settings for the worker."""
+
+    references: tuple[Reference, ...]
+    """Checked reference recordings (empty when a profile is used)."""
+    language: str
+    """One of the 17 XTTS languages."""
+    settings: XttsSettings
+    """Sampling parameters, speed, silence, precision."""
+    stream: bool = False
+    """Use XTTS's streaming inference (for ``--output -``)."""
+    profile: Optional[Profile] = None
+    """A saved voice used instead of references."""
+
+
+@dataclass(frozen=True)
+class XttsRequest:
+    """An ``xtts-zero-shot`` request as typed values, built by the CLI."""
+
+    references: tuple[str, ...]
+    """Reference audio paths."""
+    text: str
+    """Text to speak."""
+    output: str
+    """Checked output target (absolute path or ``-``)."""
+    settings: XttsSettings
+    """Effective settings (flags over config)."""
+    cache_dir: str
+    """Cache folder (voice latents, the released model)."""
+    device: str = "cpu"
+    """Requested device."""
+    profile: Optional[Profile] = None
+    """A saved voice profile (then ``references`` may be empty)."""
+
+
+def normalise_language(language: str) -> str:
+    """``EN`` -> ``en``, ``zh`` -> ``zh-cn``; anything unsupported raises :class:`InputError` listing the 17."""
+    code = language.strip().lower()
+    code = "zh-cn" if code in ("zh", "zh_cn") else code
+    if code not in XTTS_LANGUAGES:
+        raise InputError(f"XTTS cannot speak language '{language}'; use one of: {', '.join(XTTS_LANGUAGES)}")
+    return code
+
+
+def make_job(request: XttsRequest) -> SynthesisJob:
+    """Check language, references and model; return the job. Reference warnings are logged here."""
+    language = normalise_language(request.settings.language)
+    references = check_references(request.references)
+    if not references and request.profile is None:
+        raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
+    settings = request.settings
+    folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
+    spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
+    stream = request.output == STDOUT
+    options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
+    # Jobs with the same voice and settings may be generated as one batch (their sentences together).
+    voice = request.profile.name if request.profile else ",".join(r.sha256 for r in references)
+    together = None if stream else hashlib.sha256(repr((voice, language, settings)).encode()).hexdigest()
+    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
+                        together=together, together_limit=settings.batch_sentences)
+
+

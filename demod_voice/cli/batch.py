@@ -1,0 +1,104 @@
+"""``batch`` and ``piper-preprocess``: arguments to typed requests for :mod:`demod_voice.batch`
+and :mod:`demod_voice.training.preprocess`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from demod_voice.cli.common import load_settings, log_level
+from demod_voice.logs import PROG
+
+
+def _add_piper_preprocess(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("piper-preprocess", parents=[common], help="prepare a recorded dataset for Piper training",
+                       description="Turn a dataset (metadata.csv + wavs/) into what piper-tts's trainer reads: resampled, "
+                                   "trimmed, normalised audio, phoneme ids, a voice config and a report of every dropped clip.")
+    p.add_argument("--input-dir", required=True, metavar="DIR", help="dataset folder with metadata.csv and wavs/")
+    p.add_argument("--output-dir", required=True, metavar="DIR", help="where the prepared dataset goes (outside the input)")
+    p.add_argument("--language", default="en-us", metavar="VOICE", help="espeak-ng voice for phonemes (default: en-us)")
+    p.add_argument("--sample-rate", type=int, choices=(16000, 22050), help="16000 for low-quality voices (default: 22050)")
+    p.add_argument("--layout", choices=("auto", "ljspeech", "multi"), default="auto",
+                   help="three columns mean id|text|normalized (ljspeech) or id|speaker|text (multi); auto guesses")
+    p.add_argument("--workers", type=int, metavar="N", help="processes (default: one per CPU core)")
+    p.add_argument("--min-total-seconds", type=float, metavar="S", help="refuse datasets with less speech (default: 300)")
+    p.set_defaults(func=_cmd_piper_preprocess)
+
+
+def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from demod_voice.training.preprocess import PreprocessRequest, Settings, run_preprocess
+
+    config = load_settings(args, {"preprocess.sample_rate": args.sample_rate, "preprocess.workers": args.workers,
+                                  "preprocess.min_total_seconds": args.min_total_seconds})
+    p = config.preprocess
+    output_dir = Path(args.output_dir).absolute()
+    if not output_dir.parent.is_dir():
+        from demod_voice.errors import InputError
+
+        raise InputError(f"the parent of the output directory, {output_dir.parent}, does not exist")
+    request = PreprocessRequest(
+        input_dir=Path(args.input_dir).absolute(),
+        output_dir=output_dir,
+        settings=Settings(p.sample_rate, args.language, p.min_clip_seconds, p.max_clip_seconds),
+        layout=args.layout,
+        workers=p.workers or os.cpu_count() or 1,
+        min_total_seconds=p.min_total_seconds,
+        progress=not getattr(args, "quiet", False),
+    )
+    report = run_preprocess(request)
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: ready for training: python -m piper.train fit --data.csv_path {output_dir / 'metadata.csv'} "
+              f"--data.audio_dir {output_dir / 'wavs'} --data.dataset_type phoneme_ids --data.espeak_voice {args.language} "
+              f"--data.config_path {output_dir / 'config.json'} --data.cache_dir {output_dir / 'cache'} "
+              f"--data.voice_name VOICE --model.sample_rate {report['sample_rate']} "
+              f"--model.num_speakers {max(1, len(report['hours_per_speaker']))} --data.batch_size 16", file=sys.stderr)
+    return 0
+
+
+# --- batch -------------------------------------------------------------------
+
+
+def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("batch", parents=[common], help="synthesise every row of a CSV file",
+                       description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
+                                   "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
+    p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
+    p.add_argument("--output-dir", metavar="DIR", default=".", help="where relative outputs go; nothing is written outside it")
+    p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes per model (default: engine.workers)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first row that fails")
+    p.add_argument("--dry-run", action="store_true", help="check every row, synthesise nothing")
+    p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error)")
+    p.set_defaults(func=_cmd_batch)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from demod_voice.batch import BatchRequest, outcome_error, run_batch
+    from demod_voice.paths import check_output_path
+
+    config = load_settings(args, {"engine.workers": args.workers})
+    request = BatchRequest(
+        csv_path=Path(args.batch_file).absolute(),
+        output_dir=Path(args.output_dir).absolute(),
+        config=config,
+        workers=config.engine.workers,
+        model=args.model,
+        fail_fast=args.fail_fast,
+        dry_run=args.dry_run,
+        report=check_output_path(Path(args.report)) if args.report else None,
+        progress=not getattr(args, "quiet", False),
+        log_level=log_level(args),
+    )
+    outcome = run_batch(request)
+    if args.dry_run:
+        return 0
+    error = outcome_error(outcome)
+    if error is not None:
+        raise error
+    return 0

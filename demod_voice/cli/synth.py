@@ -1,0 +1,116 @@
+"""``xtts-zero-shot`` and ``piper-infer``: arguments to typed requests, one job each."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from demod_voice.cli.common import load_settings, log_level
+
+XTTS_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed", "max_new_tokens",
+              "sentence_silence", "language", "model_dir")
+
+
+def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("xtts-zero-shot", parents=[common], help="clone a voice from reference audio with XTTS-v2",
+                       description="Speak TEXT in the voice of the REFERENCE recording(s) with XTTS-v2 (17 languages). "
+                                   "A good reference is 6-30 s of one person speaking clearly.")
+    p.add_argument("references", nargs="*", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3); several allowed")
+    p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
+    p.add_argument("-o", "--output", default="output.wav",
+                   help="output file (.wav .flac .ogg .mp3), or - to stream raw 16-bit PCM at 24 kHz (default: output.wav)")
+    p.add_argument("-l", "--language", help="language of the text (default: en; see the README for the 17 codes)")
+    p.add_argument("--voice", metavar="NAME", help="a saved voice profile (see 'voices add') instead of REFERENCE files")
+    p.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
+    p.add_argument("--accept-license", action="store_true", default=None,
+                   help="accept the Coqui Public Model License (non-commercial) to download XTTS-v2")
+    p.add_argument("--temperature", type=float, help="sampling temperature")
+    p.add_argument("--top-k", type=int, help="top-k sampling")
+    p.add_argument("--top-p", type=float, help="nucleus sampling")
+    p.add_argument("--repetition-penalty", type=float, help="penalty on repeated audio tokens")
+    p.add_argument("--length-penalty", type=float, help="length penalty")
+    p.add_argument("--speed", type=float, help="speaking rate (> 1 faster)")
+    p.add_argument("--max-new-tokens", type=int, help="cap on audio tokens per sentence")
+    p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
+    p.set_defaults(func=_cmd_xtts_zero_shot)
+
+
+def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
+    from demod_voice.audio.text import load_text
+    from demod_voice.audio.writer import check_output
+    from demod_voice.backends.xtts.request import XttsRequest, make_job
+    from demod_voice.config import cache_root
+    from demod_voice.engine.service import run_one
+    from demod_voice.voices.profiles import load_named
+
+    overrides = {f"xtts.{key}": getattr(args, key) for key in XTTS_FLAGS}
+    overrides["xtts.accept_license"] = args.accept_license
+    config = load_settings(args, overrides)
+    cache = cache_root(config)
+    request = XttsRequest(
+        references=tuple(args.references),
+        text=load_text(args.text),
+        output=check_output(args.output),
+        settings=config.xtts,
+        cache_dir=str(cache),
+        device=config.device,
+        profile=load_named(cache, args.voice) if args.voice else None,
+    )
+    run_one(make_job(request), config.engine, log_level(args))
+    return 0
+
+
+# --- piper-infer -------------------------------------------------------------
+
+
+def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("piper-infer", parents=[common], help="speak text with a Piper voice (.onnx)",
+                       description="Speak TEXT with a Piper ONNX voice.")
+    p.add_argument("model", metavar="MODEL", help="a voice name (see 'models list') or an .onnx file (its .onnx.json beside it)")
+    p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
+    p.add_argument("-o", "--output", default="output.wav",
+                   help="output file (.wav .flac .ogg .mp3), or - for raw 16-bit PCM on stdout (default: output.wav)")
+    p.add_argument("--config-json", metavar="PATH", help="the voice's .onnx.json when it is not beside the model")
+    p.add_argument("-s", "--speaker", help="speaker number or name (multi-speaker voices)")
+    p.add_argument("--length-scale", type=float, help="phoneme length: > 1 slower, < 1 faster")
+    p.add_argument("--noise-scale", type=float, help="generator noise")
+    p.add_argument("--noise-w-scale", type=float, help="phoneme width noise")
+    p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
+    p.add_argument("--volume", type=float, help="volume multiplier")
+    p.add_argument("--backend", choices=("piper", "tinygrad"),
+                   help="engine: piper (onnxruntime, default) or tinygrad (experimental; needs clang on the CPU)")
+    p.set_defaults(func=_cmd_piper_infer)
+
+
+def _cmd_piper_infer(args: argparse.Namespace) -> int:
+    from demod_voice.audio.text import load_text
+    from demod_voice.audio.writer import check_output
+    from demod_voice.backends.piper.request import PiperRequest, make_job
+    from demod_voice.config import cache_root
+    from demod_voice.engine.service import run_one
+    from demod_voice.models.registry import resolve_piper_model
+
+    keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume", "backend")
+    config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
+    text = load_text(args.text)
+    output = check_output(args.output)
+    model = resolve_piper_model(args.model, config.models.catalog_url, cache_root(config), config.models.auto_download,
+                                progress=not getattr(args, "quiet", False))
+    request = PiperRequest(
+        model=model,
+        text=text,
+        output=output,
+        settings=config.piper,
+        device=config.device,
+        cache_dir=str(cache_root(config)),
+        config_json=args.config_json,
+        speaker=args.speaker,
+        backend=config.piper.backend,
+    )
+    run_one(make_job(request), config.engine, log_level(args))
+    return 0
+
+
+# --- piper-preprocess ----------------------------------------------------------
+
+

@@ -106,6 +106,38 @@ class XttsSettings:
 
 
 @dataclass(frozen=True)
+class ServeLimits:
+    """What one client may ask of ``serve``; each refusal is a clear 4xx answer."""
+
+    max_input_chars: int = _opt(4096, "Characters of text one speech request may hold (more: HTTP 413).", minimum=1)
+    max_upload_mb: float = _opt(25.0, "Size of an upload (a reference recording, a profile, a batch), in MB (more: 413).", minimum=0.01)
+    max_reference_seconds: float = _opt(60.0, "Seconds of reference audio one enrollment may bring, all files together (more: 413).",
+                                        minimum=1.0)
+    deadline_seconds: float = _opt(120.0, "A speech request still waiting or unfinished after this gets HTTP 504 and is cancelled.",
+                                   minimum=0.1)
+    max_batch_rows: int = _opt(10000, "Rows one batch job may hold (more: 413).", minimum=1)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """The HTTP server, ``demod-voice serve``."""
+
+    host: str = _opt("127.0.0.1", "Address to listen on; anything but loopback needs API keys (or --insecure-no-auth).")
+    port: int = _opt(5002, "TCP port.", minimum=0)
+    workers: int = _opt(1, "Worker processes per loaded model (requests to one voice run this many at once).", minimum=1)
+    preload: Optional[list] = _opt(None, "Voices loaded at start (names as requests give them in 'model' or 'voice'); /readyz waits for them.")
+    keys: Optional[dict] = _opt(None, "API keys: KEY -> scopes (a list, or a comma-separated string, of speak, enroll, admin).")
+    keys_file: Optional[str] = _opt(None, "File of API keys, one 'KEY scope,scope' a line ('#' starts a comment); read at start.")
+    cors_origins: Optional[list] = _opt(None, "Origins allowed by CORS (browser pages on other sites); null: CORS off.")
+    voices: Optional[dict] = _opt(None, "Voice aliases, as clients name them (OpenAI's alloy, echo...): NAME -> {model: PIPER_VOICE, "
+                        "speaker: N} or {profile: PROFILE}.")
+    piper_voices: Optional[list] = _opt(None, "Piper voices offered besides the installed ones: .onnx files or folders holding them.")
+    data_dir: Optional[str] = _opt(None, "Where batch jobs keep their files (null: the cache folder's 'serve').")
+    grace_seconds: float = _opt(10.0, "On SIGTERM, seconds in-flight requests may take to finish before they are cancelled.", minimum=0.0)
+    limits: ServeLimits = field(default_factory=ServeLimits, metadata={"doc": ServeLimits.__doc__})
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole effective configuration."""
 
@@ -118,6 +150,7 @@ class Config:
     xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
     models: ModelsSettings = field(default_factory=ModelsSettings, metadata={"doc": ModelsSettings.__doc__})
     preprocess: PreprocessSettings = field(default_factory=PreprocessSettings, metadata={"doc": PreprocessSettings.__doc__})
+    serve: ServeSettings = field(default_factory=ServeSettings, metadata={"doc": ServeSettings.__doc__})
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:

@@ -1,0 +1,77 @@
+"""What every front door of ``serve`` shares: the engine, the config, where voices and jobs live.
+
+HTTP routes, the Wyoming server and the web UI are all built on one :class:`ServeContext`,
+made once at start-up by :func:`build_context` and closed once at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.config import Config, ServeSettings, cache_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeContext:
+    """The server's state; one per process, built before the first request."""
+
+    config: Config
+    """Effective configuration (``config.serve`` is the server's own section)."""
+    engine: Any
+    """The :class:`~demod_voice.engine.service.EngineService` every request is submitted to."""
+    cache: Path
+    """The cache folder: installed Piper voices, voice profiles (``profiles/``), latents."""
+    data_dir: Path
+    """The server's own files: batch jobs (``batch/``), voice side-cars (``voices/``)."""
+    log_level: int = logging.WARNING
+    """Log level handed to workers."""
+    keys: Any = None
+    """The :class:`~demod_voice.serve.auth.KeyRing`; ``None`` when the server runs without keys."""
+    metrics: Any = None
+    """The :class:`~demod_voice.serve.metrics.Metrics` of this server."""
+    started: float = field(default_factory=time.time)
+    """Start time (UNIX seconds)."""
+    draining: threading.Event = field(default_factory=threading.Event)
+    """Set on SIGTERM: new requests get 503 while the ones in flight finish."""
+    preload: tuple[str, ...] = ()
+    """Voices loaded at start (as named in requests); ``/readyz`` waits for them."""
+    preload_specs: list = field(default_factory=list)
+    """Their :class:`~demod_voice.engine.jobs.LoadSpec` (filled at start-up)."""
+    extras: dict = field(default_factory=dict)
+    """Room for other front doors (Wyoming, web UI) to keep their own state."""
+
+    @property
+    def settings(self) -> ServeSettings:
+        """The ``serve`` section of the config."""
+        return self.config.serve
+
+    @property
+    def profiles(self) -> Path:
+        """Where voice profiles live (the same folder ``voices add`` uses)."""
+        from demod_voice.voices.profiles import profiles_dir
+
+        return profiles_dir(self.cache)
+
+
+def data_dir_for(config: Config) -> Path:
+    """``serve.data_dir`` or the cache folder's ``serve``."""
+    if config.serve.data_dir:
+        return Path(config.serve.data_dir).expanduser().absolute()
+    return cache_root(config) / "serve"
+
+
+def build_context(config: Config, engine: Any, log_level: int = logging.WARNING, keys: Any = None,
+                  metrics: Any = None, preload: Optional[tuple[str, ...]] = None) -> ServeContext:
+    """A context for ``config`` around a started engine."""
+    data = data_dir_for(config)
+    data.mkdir(parents=True, exist_ok=True)
+    chosen = tuple(preload if preload is not None else (config.serve.preload or ()))
+    return ServeContext(config=config, engine=engine, cache=cache_root(config), data_dir=data, log_level=log_level,
+                        keys=keys, metrics=metrics, preload=chosen)

@@ -1,0 +1,362 @@
+"""The Wyoming front door (Home Assistant's protocol for local speech): one handler per connection,
+speaking through the same resident engine as the HTTP server.
+
+A connection reads events and answers them in order. Each request becomes engine jobs at once
+(a whole ``synthesize`` text is one job; in the streaming flow each sentence is one job, submitted
+the moment it is complete), and a per-connection sender turns the jobs' audio into ``audio-chunk``
+events as the engine makes it. Reading never waits for audio, so a client that goes away is seen
+at once and its jobs are cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Optional
+from urllib.parse import urlparse
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error
+from wyoming.event import Event
+from wyoming.info import Describe
+from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
+
+from demod_voice.errors import DemodVoiceError, InputError
+from demod_voice.serve.wyoming_voices import choose, info_event, wyoming_voices
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URI = "tcp://127.0.0.1:10200"
+WIDTH, CHANNELS = 2, 1  # 16-bit mono, what every backend gives
+# A sentence is complete at end punctuation (and closing quotes) followed by white space, or at a CJK full stop.
+_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
+
+
+class Draining(DemodVoiceError):
+    """The server stopped taking requests (SIGTERM)."""
+
+
+class Timeout(DemodVoiceError):
+    """A request ran past ``serve.limits.deadline_seconds``."""
+
+
+@dataclass(frozen=True)
+class WyomingOptions:
+    """How the Wyoming server listens and speaks."""
+
+    uri: str = DEFAULT_URI
+    """``tcp://HOST:PORT`` (or ``unix://PATH``); loopback by default: Wyoming has no authentication."""
+    zeroconf: Optional[str] = None
+    """Name to advertise over mDNS for Home Assistant's discovery; ``None``: not advertised."""
+    samples_per_chunk: int = 1024
+    """Audio samples per ``audio-chunk`` event."""
+    default_voice: Optional[str] = None
+    """Voice for requests that name none and give no language (``None``: the first listed)."""
+
+
+class SentenceStream:
+    """Text arriving in pieces (from an LLM); gives each sentence as soon as it is complete."""
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def add(self, text: str) -> list[str]:
+        """Append ``text``; return the sentences it completed."""
+        self.pending += text
+        out = []
+        while (match := _SENTENCE_END.search(self.pending)) is not None:
+            sentence, self.pending = self.pending[: match.end()].strip(), self.pending[match.end():]
+            if sentence:
+                out.append(sentence)
+        return out
+
+    def finish(self) -> str:
+        """The rest (the last sentence, without its end)."""
+        rest, self.pending = self.pending.strip(), ""
+        return rest
+
+
+@dataclass
+class _Request:
+    """One answer being sent: a ``synthesize``, or a whole streaming session."""
+
+    voice: Any = None
+    """The :class:`~demod_voice.serve.voices.VoiceChoice`."""
+    streaming: bool = False
+    failed: bool = False
+    rate: int = 0
+    """Sample rate once ``audio-start`` was sent."""
+    samples: int = 0
+    """Samples sent so far (for timestamps)."""
+
+
+class WyomingHandler(AsyncEventHandler):
+    """One client connection."""
+
+    def __init__(self, ctx: Any, options: WyomingOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self.ctx = ctx
+        self.options = options
+        self.outbox: asyncio.Queue[Optional[Callable[[], Awaitable[None]]]] = asyncio.Queue()
+        self.handles: set[Any] = set()
+        self.stream: Optional[tuple[_Request, SentenceStream]] = None
+        self.sender = asyncio.create_task(self._send_loop(), name="wyoming sender")
+
+    # --- reading: every event is answered later, in order, by the sender -------------------------
+
+    async def handle_event(self, event: Event) -> bool:
+        if Describe.is_type(event.type):
+            self._later(self._describe)
+        elif SynthesizeStart.is_type(event.type):
+            self._start_stream(SynthesizeStart.from_event(event))
+        elif SynthesizeChunk.is_type(event.type):
+            self._stream_text(SynthesizeChunk.from_event(event).text)
+        elif SynthesizeStop.is_type(event.type):
+            self._stop_stream()
+        elif Synthesize.is_type(event.type) and self.stream is None:
+            # Inside a streaming session Home Assistant repeats the whole text for older servers: ignored.
+            self._synthesize(Synthesize.from_event(event))
+        return True
+
+    def _synthesize(self, synthesize: Synthesize) -> None:
+        request = self._open(synthesize.voice, streaming=False)
+        if not request.failed and synthesize.text.strip():
+            self._speak(request, synthesize.text.strip())
+        self._later(partial(self._audio_stop, request))
+
+    def _start_stream(self, start: SynthesizeStart) -> None:
+        if self.stream is not None:  # a new session without a stop: end the old one first
+            self._stop_stream()
+        self.stream = (self._open(start.voice, streaming=True), SentenceStream())
+
+    def _stream_text(self, text: str) -> None:
+        if self.stream is None:
+            self._later(partial(self._error, InputError("synthesize-chunk outside synthesize-start/synthesize-stop")))
+            return
+        request, sentences = self.stream
+        for sentence in sentences.add(text):
+            if not request.failed:
+                self._speak(request, sentence)
+
+    def _stop_stream(self) -> None:
+        if self.stream is None:
+            self._later(self._stopped)
+            return
+        request, sentences = self.stream
+        self.stream = None
+        rest = sentences.finish()
+        if rest and not request.failed:
+            self._speak(request, rest)
+        self._later(partial(self._audio_stop, request))
+        self._later(self._stopped)
+
+    def _open(self, voice: Any, streaming: bool) -> _Request:
+        """A new answer with its voice chosen; an unknown voice queues an ``error`` event and fails it."""
+        request = _Request(streaming=streaming)
+        try:
+            if self.ctx.draining.is_set():
+                raise Draining("the server is shutting down; try again in a moment")
+            request.voice = choose(self.ctx, wyoming_voices(self.ctx), getattr(voice, "name", None), getattr(voice, "language", None),
+                                   getattr(voice, "speaker", None), self.options.default_voice)
+        except DemodVoiceError as err:
+            request.failed = True
+            self._later(partial(self._error, err))
+        return request
+
+    def _speak(self, request: _Request, text: str) -> None:
+        """Submit the job now (the engine starts while earlier audio is still being sent); send its audio in turn."""
+        from demod_voice.engine.service import Priority
+
+        limit = self.ctx.settings.limits.max_input_chars
+        try:
+            if len(text) > limit:
+                raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request (serve.limits.max_input_chars)")
+            handle = self.ctx.engine.submit(request.voice.job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
+        except DemodVoiceError as err:
+            request.failed = True
+            self._later(partial(self._error, err))
+            return
+        self.handles.add(handle)
+        deadline = asyncio.get_running_loop().time() + self.ctx.settings.limits.deadline_seconds
+        self._later(partial(self._audio, request, handle, deadline))
+
+    def _later(self, send: Callable[[], Awaitable[None]]) -> None:
+        self.outbox.put_nowait(send)
+
+    # --- sending ----------------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while (send := await self.outbox.get()) is not None:
+            await send()
+
+    async def _describe(self) -> None:
+        voices = await asyncio.to_thread(wyoming_voices, self.ctx)
+        await self.write_event(info_event(voices))
+
+    async def _error(self, err: Exception) -> None:
+        log.info("Wyoming: %s", err)
+        await self.write_event(Error(text=str(err), code=type(err).__name__).event())
+
+    async def _audio(self, request: _Request, handle: Any, deadline: float) -> None:
+        """Send one job's audio as the engine makes it; past its deadline the job is cancelled."""
+        try:
+            if request.failed:
+                handle.cancel()
+                return
+            async with asyncio.timeout_at(deadline):
+                async for chunk in handle.stream():
+                    await self._send_samples(request, chunk)
+        except TimeoutError:
+            handle.cancel()
+            request.failed = True
+            seconds = self.ctx.settings.limits.deadline_seconds
+            await self._error(Timeout(f"the speech was not done within {seconds:g} s (serve.limits.deadline_seconds); it was cancelled"))
+        except DemodVoiceError as err:
+            request.failed = True
+            await self._error(err)
+        finally:
+            self.handles.discard(handle)
+
+    async def _send_samples(self, request: _Request, chunk: Any) -> None:
+        from demod_voice.audio.chunks import to_int16
+
+        if not request.rate:
+            request.rate = chunk.sample_rate
+            await self.write_event(AudioStart(rate=request.rate, width=WIDTH, channels=CHANNELS, timestamp=0).event())
+        pcm = to_int16(chunk.samples).tobytes()
+        step = self.options.samples_per_chunk * WIDTH * CHANNELS
+        for offset in range(0, len(pcm), step):
+            piece = pcm[offset: offset + step]
+            timestamp = request.samples * 1000 // request.rate
+            request.samples += len(piece) // (WIDTH * CHANNELS)
+            await self.write_event(AudioChunk(rate=request.rate, width=WIDTH, channels=CHANNELS, audio=piece,
+                                              timestamp=timestamp).event())
+
+    async def _audio_stop(self, request: _Request) -> None:
+        """End an answer. A ``synthesize`` always ends with ``audio-stop`` (after an error too, so that
+        clients reading until it finish); a streaming session only when audio was started."""
+        if request.streaming and not request.rate:
+            return
+        event = AudioStop(timestamp=request.samples * 1000 // request.rate if request.rate else 0).event()
+        if request.rate:
+            event.data.update(rate=request.rate, width=WIDTH, channels=CHANNELS)
+        await self.write_event(event)
+
+    async def _stopped(self) -> None:
+        await self.write_event(SynthesizeStopped().event())
+
+    async def disconnect(self) -> None:
+        """The client went away (or the server stops): cancel its jobs, stop sending."""
+        for handle in list(self.handles):
+            handle.cancel()
+        self.sender.cancel()
+        await asyncio.gather(self.sender, return_exceptions=True)
+
+
+# --- the server -------------------------------------------------------------------------------------
+
+
+def is_loopback(uri: str) -> bool:
+    """True for ``tcp://`` on a loopback address, and for ``unix://`` and ``stdio://``."""
+    import ipaddress
+
+    parsed = urlparse(uri)
+    if parsed.scheme != "tcp":
+        return True
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_uri(uri: str) -> str:
+    """``uri`` if the wyoming package can serve it; else :class:`InputError` saying what to give."""
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("tcp", "unix") or (parsed.scheme == "tcp" and (not parsed.hostname or parsed.port is None)):
+        raise InputError(f"--wyoming {uri}: give tcp://HOST:PORT (such as {DEFAULT_URI}) or unix://PATH")
+    return uri
+
+
+class WyomingServer:
+    """The listening socket and its connections."""
+
+    def __init__(self, ctx: Any, options: WyomingOptions) -> None:
+        self.ctx = ctx
+        self.options = options
+        self.server: Optional[AsyncServer] = None
+        self._zeroconf: Any = None
+
+    async def start(self) -> None:
+        """Listen (and advertise when asked)."""
+        uri = check_uri(self.options.uri)
+        if not is_loopback(uri):
+            log.warning("Wyoming listens on %s: anyone who can reach it may use the voices (Wyoming has no authentication)", uri)
+        self.server = AsyncServer.from_uri(uri)
+        await self.server.start(partial(WyomingHandler, self.ctx, self.options))
+        if self.options.zeroconf:
+            self._zeroconf = await advertise(uri, self.options.zeroconf)
+        log.info("Wyoming server on %s", uri)
+
+    def active(self) -> int:
+        """Connections open now."""
+        return len(getattr(self.server, "_handlers", {}))
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop accepting; give open connections ``grace`` seconds, then close them (their jobs are cancelled)."""
+        if self.server is None:
+            return
+        inner = getattr(self.server, "_server", None)
+        if inner is not None:
+            inner.close()  # no new connections
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.active() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await self.server.stop()
+        if self._zeroconf is not None:
+            await self._zeroconf.async_close()
+
+
+async def advertise(uri: str, name: str) -> Any:
+    """Announce the server over mDNS as Home Assistant's Wyoming discovery expects; the handle to close it."""
+    import socket
+
+    try:
+        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+    except ImportError:
+        raise InputError("--zeroconf needs the zeroconf package: pip install 'demod-voice[wyoming]'") from None
+    parsed = urlparse(uri)
+    host = parsed.hostname or ""
+    if is_loopback(uri) or host in ("0.0.0.0", "::", ""):
+        # Advertise the address other machines reach us on (the route to the mDNS group).
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.connect(("224.0.0.251", 5353))
+            host = probe.getsockname()[0]
+        finally:
+            probe.close()
+    zeroconf = AsyncZeroconf()
+    info = AsyncServiceInfo("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.",
+                            addresses=[socket.inet_aton(host)], port=parsed.port)
+    await zeroconf.async_register_service(info)
+    log.info("Wyoming: advertised as %s on %s:%s", name, host, parsed.port)
+    return zeroconf
+
+
+async def run_wyoming(uri: str, ctx: Any, zeroconf: Optional[str] = None, options: Optional[WyomingOptions] = None,
+                      stop: Optional[asyncio.Event] = None, grace: float = 0.0) -> None:
+    """Serve Wyoming on ``uri`` with ``ctx`` (a :class:`~demod_voice.serve.state.ServeContext`) until ``stop`` is set or the task is cancelled."""
+    options = options or WyomingOptions()
+    server = WyomingServer(ctx, WyomingOptions(**{**options.__dict__, "uri": uri, "zeroconf": zeroconf or options.zeroconf}))
+    await server.start()
+    try:
+        await (stop or asyncio.Event()).wait()
+    finally:
+        await server.stop(grace)

@@ -7,33 +7,33 @@ Columns (header required, UTF-8 with or without BOM, quoted fields may hold comm
 
 Resume: each finished row appends a line to ``.demod-voice-manifest.jsonl`` in the output folder,
 holding a fingerprint of everything that shapes its audio and the file's size. A rerun skips a row
-only when its fingerprint matches and its file is still there with that size.
+only when its fingerprint matches and its file is still there with that size. One run at a time
+holds the folder (``.demod-voice.lock``, an ``flock`` the kernel drops when its process ends, so a
+crashed run never leaves it stuck); a last manifest line cut short by a crash is dropped on resume.
+A full disk stops the run at the row that met it: nothing half-written, the manifest intact.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
-import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
-from demod_voice.errors import DemodVoiceError, InputError, Interrupted, RuntimeFailure
-from demod_voice.paths import confined_output, temp_beside
+from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
+from demod_voice.paths import confined_output, os_error
+from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
 BACKENDS = ("xtts", "piper", "tinygrad")
-MANIFEST = ".demod-voice-manifest.jsonl"
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,13 @@ class BatchRequest:
     report: Optional[Path] = None
     """JSON-lines report path."""
     progress: bool = True
-    """Show a progress bar on stderr."""
+    """Show progress bars on stderr (downloads, rows)."""
     log_level: int = logging.WARNING
     """Log level for workers."""
+    quiet: bool = False
+    """No status lines (what was skipped, the summary); errors still go to stderr."""
+    allow_outside: bool = False
+    """Accept absolute outputs outside ``output_dir`` (``--allow-outside-output-dir``; never for remote clients)."""
 
 
 @dataclass
@@ -88,36 +92,59 @@ def read_rows(path: Path) -> list[Row]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"batch file {path} does not exist") from None
+        raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
     except UnicodeDecodeError as err:
         raise InputError(f"batch file {path} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise InputError(f"cannot read batch file {path}: {err.strerror or err}") from None
+    try:
+        return _parse(text, path)
+    except csv.Error as err:
+        raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
+
+
+def _parse(text: str, path: Path) -> list[Row]:
     reader = csv.DictReader(text.splitlines(keepends=True))
     header = [h.strip() for h in (reader.fieldnames or [])]
     if not header:
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in ("text", "output") if c not in header]
-    if unknown or missing:
-        problem = f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if unknown or missing or twice:
+        problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
+                   if missing else f"column(s) {', '.join(twice)} appear twice")
         raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required)")
     reader.fieldnames = header
     rows, start = [], 2
     for record in reader:
-        values = {k: (v or "").strip() for k, v in record.items() if k is not None}
+        values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
         if any(values.values()):
             rows.append(Row(start, values))
         start = reader.line_num + 1
     return rows
 
 
-def build_jobs(rows: list[Row], request: BatchRequest) -> list[tuple[Row, SynthesisJob]]:
-    """Validate every row; raise one :class:`InputError` listing every problem with its line number."""
+class _WouldFetch(Exception):
+    """A dry run met a voice it would download: the row is valid, and nothing is fetched."""
+
+
+def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[str, list[int]]] = None) -> list[tuple[Row, SynthesisJob]]:
+    """Validate every row; raise one :class:`InputError` listing every problem with its line number.
+
+    In a dry run, rows whose voice would be downloaded first are valid but get no job; ``fetches``
+    collects them (name -> lines).
+    """
     problems: list[str] = []
     jobs: list[tuple[Row, SynthesisJob]] = []
     seen: dict[Path, int] = {}
     for row in rows:
         try:
             job = _row_job(row, request)
+        except _WouldFetch as fetch:
+            if fetches is not None:
+                fetches.setdefault(str(fetch), []).append(row.line)
+            continue
         except DemodVoiceError as err:
             problems.append(f"{request.csv_path.name}:{row.line}: {err}")
             continue
@@ -143,7 +170,7 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     if backend not in BACKENDS:
         raise InputError(f"unknown backend '{v['backend']}'; choose one of {', '.join(BACKENDS)}")
     text = load_text(v.get("text", ""))
-    output = confined_output(request.output_dir, v.get("output", ""))
+    output = confined_output(request.output_dir, v.get("output", ""), request.allow_outside)
     if output.suffix.lower() not in FORMATS:
         raise InputError(f"output '{v['output']}' must end in {', '.join(FORMATS)}")
     label = f"{request.csv_path.name}:{row.line}"
@@ -162,8 +189,8 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
         raise InputError("give either reference recordings or a saved voice, not both")
     cache = cache_root(request.config)
     profile = load_named(cache, v["voice"]) if v.get("voice") else None
-    if v.get("speaker"):
-        raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference")
+    if v.get("speaker", "") not in ("", "0"):  # 0 is the original tool's default for every row
+        raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference (leave it empty or 0)")
     settings = request.config.xtts
     if v.get("language"):
         settings = dataclasses.replace(settings, language=v["language"])
@@ -175,7 +202,7 @@ def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest)
 
 def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest, backend: str) -> SynthesisJob:
     from demod_voice.backends.piper.request import PiperRequest, make_job
-    from demod_voice.models.registry import looks_like_name, resolve_piper_model
+    from demod_voice.models.registry import is_installed, looks_like_name, resolve_piper_model
 
     model = v.get("model") or request.model
     if not model:
@@ -186,6 +213,8 @@ def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest
     cache = cache_root(config)
     path = _relative_to_csv(model, request.csv_path)
     if not path.exists() and looks_like_name(model):
+        if request.dry_run and config.models.auto_download and not is_installed(model, cache):
+            raise _WouldFetch(model)
         path = Path(resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress))
     return make_job(PiperRequest(str(path), text, str(output), config.piper, config.device, str(cache),
                                  speaker=v.get("speaker") or None, backend=backend))
@@ -197,124 +226,55 @@ def _relative_to_csv(value: str, csv_path: Path) -> Path:
     return path if path.is_absolute() else csv_path.parent.absolute() / path
 
 
-# --- resume -----------------------------------------------------------------------------------
-
-
-def fingerprint(job: SynthesisJob) -> str:
-    """Everything that shapes a job's audio: backend, model file identity, text, options."""
-    model = Path(job.spec.model)
-    weights = model / "model.pth" if model.is_dir() else model
-    stat = weights.stat() if weights.exists() else None
-    identity = [job.spec.backend, str(weights), stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0]
-    opts = job.options
-    profile = getattr(opts, "profile", None)
-    if profile is not None:
-        # A profile stands for itself by its digest; copying and printing its arrays for every row would not.
-        opts = dataclasses.replace(opts, profile=None)
-    options = dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else repr(opts)
-    if profile is not None:
-        options["profile"] = profile.digest
-    payload = json.dumps({"model": identity, "text": job.text, "options": options}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class Manifest:
-    """Append-only record of finished outputs in the output folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / MANIFEST
-        self.entries: dict[str, dict[str, Any]] = {}
-        if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                    self.entries[entry["output"]] = entry
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by a crash
-
-    def complete(self, job: SynthesisJob, key: str) -> bool:
-        """True when the output exists as recorded for exactly these inputs."""
-        entry = self.entries.get(job.output)
-        if not entry or entry.get("key") != key:
-            return False
-        try:
-            return os.path.getsize(job.output) == entry.get("size")
-        except OSError:
-            return False
-
-    def record(self, job: SynthesisJob, key: str) -> None:
-        entry = {"output": job.output, "key": key, "size": os.path.getsize(job.output)}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.entries[job.output] = entry
-
-
 # --- running ----------------------------------------------------------------------------------
 
 
-class Report:
-    """JSON lines, one per row, written as rows finish into a temporary file renamed at the end."""
+class _Stop(Exception):
+    """Raised from a result to end the run: ``--fail-fast``, or a full disk (every later row would fail too)."""
 
-    def __init__(self, path: Optional[Path]) -> None:
-        self.path = path
-        self._handle = None
-        if path is not None:
-            self._tmp = temp_beside(path)
-            self._handle = open(self._tmp, "w", encoding="utf-8")  # closed in close()
-
-    def add(self, row: Row, status: str, output: str, duration: float = 0.0, seconds: float = 0.0, error: str = "") -> None:
-        if self._handle is not None:
-            entry = {"row": row.line, "status": status, "output": output, "duration": round(duration, 3),
-                     "seconds": round(seconds, 3), "error": error or None}
-            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            os.replace(self._tmp, self.path)
-            self._handle = None
-
-
-class _FailFast(Exception):
-    pass
+    def __init__(self, error: Optional[DemodVoiceError] = None) -> None:
+        super().__init__(str(error or ""))
+        self.error = error
 
 
 def run_batch(request: BatchRequest) -> Outcome:
-    """Validate, then synthesise every row not already complete. Raises on bad rows or interruption."""
-    from demod_voice.engine.service import Engine
-
-    if not request.output_dir.is_dir():
-        raise InputError(f"output directory {request.output_dir} does not exist; create it or pass another --output-dir")
+    """Validate, then synthesise every row not already complete. Raises on bad rows, a full disk or interruption."""
     rows = read_rows(request.csv_path)
     if not rows:
         raise InputError(f"batch file {request.csv_path} has a header but no rows")
-    jobs = build_jobs(rows, request)
-    outcome = Outcome()
+    fetches: dict[str, list[int]] = {}
+    jobs = build_jobs(rows, request, fetches)
     if request.dry_run:
-        counts = {b: sum(1 for _, j in jobs if j.spec.backend == b) for b in BACKENDS}
-        kinds = ", ".join(f"{n} {b}" for b, n in counts.items() if n)
-        _say(request, f"{len(jobs)} rows are valid ({kinds}); dry run, nothing synthesised")
-        outcome.not_run = len(jobs)
-        return outcome
-    manifest = Manifest(request.output_dir)
+        return _dry_run(request, jobs, fetches)
+    _make_output_dir(request.output_dir)
+    with OutputLock(request.output_dir):
+        manifest = Manifest(request.output_dir)
+        try:
+            return _run_locked(request, jobs, manifest)
+        finally:
+            manifest.close()
+
+
+def _run_locked(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], manifest: Manifest) -> Outcome:
+    outcome = Outcome()
+    if request.report is not None:
+        _make_output_dir(request.report.parent)
     report = Report(request.report)
     todo: list[tuple[Row, SynthesisJob, str]] = []
     for row, job in jobs:
         key = fingerprint(job)
         if manifest.complete(job, key):
             outcome.skipped += 1
-            report.add(row, "skipped", job.output)
+            report.add(row.line, "skipped", job.output)
         else:
-            Path(job.output).parent.mkdir(parents=True, exist_ok=True)
             todo.append((row, job, key))
     if outcome.skipped:
         _say(request, f"{outcome.skipped} of {len(jobs)} rows are already complete (manifest); {len(todo)} to do")
     started = time.perf_counter()
     try:
-        _synthesise(todo, request, manifest, report, outcome, Engine)
+        for _, job, _ in todo:
+            _make_output_dir(Path(job.output).parent, job.describe())
+        _synthesise(todo, request, manifest, report, outcome)
     finally:
         outcome.not_run = len(todo) - outcome.done - outcome.failed
         report.close()
@@ -322,32 +282,67 @@ def run_batch(request: BatchRequest) -> Outcome:
     return outcome
 
 
-def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report, outcome: Outcome, engine_cls) -> None:
+def _make_output_dir(folder: Path, label: str = "") -> None:
+    """Create a missing output folder (said at -v); a folder that cannot be made is one line naming it."""
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = f"{label}: " if label else ""
+        raise os_error(f"{where}cannot create the output directory {folder}", err) from None
+    log.info("created the output directory %s", folder)
+
+
+def _dry_run(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], fetches: dict[str, list[int]]) -> Outcome:
+    """Say what a run would do, including what it would download; nothing is fetched or written."""
+    from demod_voice.models.registry import RELEASED_XTTS
+
+    counts = {b: sum(1 for _, j in jobs if j.spec.backend == b) for b in BACKENDS}
+    counts["piper"] += sum(map(len, fetches.values()))
+    kinds = ", ".join(f"{n} {b}" for b, n in counts.items() if n)
+    valid = len(jobs) + sum(map(len, fetches.values()))
+    _say(request, f"{valid} rows are valid ({kinds}); dry run, nothing synthesised")
+    for name, lines in sorted(fetches.items()):
+        _say(request, f"a run would first download the voice {name} (models.auto_download is on; used by {len(lines)} row(s))")
+    if any(job.spec.fetch for _, job in jobs):
+        _say(request, f"a run would first download XTTS-v2 ({RELEASED_XTTS}, about 1.9 GB; licence accepted)")
+    return Outcome(not_run=valid)
+
+
+def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report, outcome: Outcome) -> None:
     from tqdm import tqdm
 
+    from demod_voice.engine.service import Engine
+
     by_output = {job.output: (row, key) for row, job, key in todo}
-    bar = tqdm(total=len(todo), unit="row", disable=not request.progress or not todo, dynamic_ncols=True)
+    bar = tqdm(total=len(todo), unit="row", disable=not request.progress or not todo, dynamic_ncols=True, file=sys.stderr)
 
     def finished(result) -> None:
         row, key = by_output[result.job.output]
+        bar.update(1)
         if result.ok:
             manifest.record(result.job, key)
             outcome.done += 1
-            report.add(row, "ok", result.job.output, result.audio_seconds, result.seconds)
-        else:
-            outcome.failed += 1
-            outcome.errors.append(f"{result.job.describe()}: {result.error}")
-            bar.write(f"demod-voice: error: {result.job.describe()}: {result.error}")
-            report.add(row, "failed", result.job.output, 0.0, result.seconds, str(result.error))
-        bar.update(1)
+            report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds)
+            return
+        outcome.failed += 1
+        outcome.errors.append(f"{result.job.describe()}: {result.error}")
+        report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error))
+        if isinstance(result.error, OutputFull):
+            raise _Stop(OutputFull(f"{result.job.describe()}: {result.error}"))
+        tqdm.write(f"demod-voice: error: {result.job.describe()}: {result.error}", file=sys.stderr)
         bar.set_postfix(failed=outcome.failed, refresh=False)
-        if request.fail_fast and not result.ok:
-            raise _FailFast()
+        if request.fail_fast:
+            raise _Stop()
 
-    engine = engine_cls(request.config.engine, workers=request.workers, log_level=request.log_level)
+    engine = Engine(request.config.engine, workers=request.workers, log_level=request.log_level)
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
-    except _FailFast:
+    except _Stop as stop:
+        bar.close()
+        if stop.error is not None:
+            raise stop.error from None  # the disk is full: every later row would fail the same way
         log.error("stopping at the first failure (--fail-fast)")
     except Interrupted:
         bar.close()
@@ -358,7 +353,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
 
 def _say(request: BatchRequest, message: str) -> None:
     """A status line on stderr (not a warning); silent with -q."""
-    if request.progress:
+    if not request.quiet:
         print(f"demod-voice: {message}", file=sys.stderr, flush=True)
 
 

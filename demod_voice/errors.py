@@ -46,13 +46,26 @@ class DependencyError(DemodVoiceError):
     exit_code = 4
 
 
+class OutputFull(RuntimeFailure):
+    """The output's filesystem is full (or over quota): nothing more can be written until space is freed."""
+
+
+class OutputBusy(RuntimeFailure):
+    """Another run holds the output folder (a second ``batch`` into the same folder)."""
+
+
+class PipeClosed(RuntimeFailure):
+    """The reader of stdout went away (``| head``): the command ends quietly, the Unix way."""
+
+
 class Interrupted(DemodVoiceError):
     """The user pressed Ctrl-C; finished outputs are intact, unfinished ones removed."""
 
     exit_code = 130
 
 
-_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted)}
+_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted,
+                                            OutputFull, OutputBusy, PipeClosed)}
 
 
 def to_wire(error: DemodVoiceError) -> tuple[str, str]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
-from demod_voice.errors import InputError
+from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
 
 
 def check_output_path(path: Path) -> Path:
@@ -41,29 +43,100 @@ def can_create_in(directory: Path) -> bool:
     return True
 
 
-def confined_output(root: Path, relative: str) -> Path:
-    """``root / relative`` if it stays inside ``root``; else :class:`InputError`.
+NAME_MAX = 255
+"""Bytes in one file name on every common filesystem."""
+OUTSIDE_FLAG = "--allow-outside-output-dir"
 
-    Refused: absolute paths, ``..`` components, and any existing symlink on the way (a link
-    inside the output directory could point anywhere).
+
+def name_problem(name: str) -> Optional[str]:
+    """Why ``name`` cannot become one file name inside a folder (``None`` when it can).
+
+    A plain name: not empty, not ``.`` or ``..``, no ``/`` or ``\\``, no control characters
+    (NUL, newline), short enough for the filesystem. Names from data (dataset ids, speakers,
+    catalog keys) pass here before they touch a path.
     """
-    text = relative.strip()
+    if not name or name in (".", ".."):
+        return "an empty name, '.' or '..'"
+    if "/" in name or "\\" in name:
+        return "a path separator"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a control character"
+    if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX - 16:
+        return "more than 239 bytes"
+    return None
+
+
+def check_plain_name(name: str, what: str) -> str:
+    """``name`` if :func:`name_problem` finds nothing; else :class:`InputError` naming ``what`` it is."""
+    problem = name_problem(name)
+    if problem:
+        raise InputError(f"{what} '{name[:80]}' cannot become a file name: it has {problem}; use a plain name")
+    return name
+
+
+def confined_output(root: Path, value: str, allow_outside: bool = False) -> Path:
+    """Where an output named in data goes: inside ``root``, or :class:`InputError`.
+
+    A relative path is taken under ``root``; an absolute one (as the original tool's CSV has them)
+    is accepted when it lies inside ``root``, and anywhere only with ``allow_outside``
+    (:data:`OUTSIDE_FLAG`, typed by the user; never offered to a remote client). Refused:
+    ``..`` components, and any existing symlink on the way (a link inside the output directory
+    could point anywhere).
+    """
+    text = value.strip()
     if not text:
         raise InputError("the output is empty")
+    if any(ord(c) < 32 for c in text):
+        raise InputError(f"output {text!r} holds a control character")
     path = Path(text)
     if path.is_absolute():
-        raise InputError(f"output '{text}' is an absolute path; give a path relative to the output directory")
+        inside = _inside(root, Path(os.path.normpath(text)))
+        if inside is None:
+            if allow_outside:
+                return Path(os.path.normpath(text))
+            raise InputError(f"output '{text}' lies outside the output directory {root}; give a path inside it, "
+                             f"or pass {OUTSIDE_FLAG} to write there")
+        path = inside
     if ".." in path.parts:
         raise InputError(f"output '{text}' climbs out of the output directory with '..'")
-    target = root / path
+    long = [part for part in path.parts if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]
+    if long:
+        raise InputError(f"output '{text[:80]}...' has a name longer than {NAME_MAX} bytes")
+    return _unlinked(root, path, text)
+
+
+def _unlinked(root: Path, path: Path, text: str) -> Path:
+    """``root / path`` when no existing part of it is a symbolic link and it resolves inside ``root``."""
     node = root
     for part in path.parts:
         node = node / part
         if node.is_symlink():
             raise InputError(f"output '{text}' goes through the symbolic link {node}; outputs may not follow links")
+    target = root / path
     if not target.resolve().is_relative_to(root.resolve()):
         raise InputError(f"output '{text}' resolves outside the output directory")
     return target
+
+
+def _inside(root: Path, absolute: Path) -> Optional[Path]:
+    """``absolute`` relative to ``root`` (as given, or with its links resolved), or ``None`` when outside."""
+    for base in dict.fromkeys((root.absolute(), root.resolve())):
+        if absolute.is_relative_to(base) and absolute != base:
+            return absolute.relative_to(base)
+    return None
+
+
+def os_error(doing: str, err: OSError) -> DemodVoiceError:
+    """An ``OSError`` as one line saying what was being done: :class:`OutputFull` for a full disk or
+    quota, :class:`InputError` for permissions and read-only filesystems, else :class:`RuntimeFailure`."""
+    cause = err.strerror or str(err) or type(err).__name__
+    where = f" ({err.filename})" if err.filename and str(err.filename) not in doing else ""
+    message = f"{doing}: {cause}{where}"
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputFull(f"{message}; free some space and run the same command again")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return InputError(f"{message}; check the folder's permissions, or choose another place")
+    return RuntimeFailure(message)
 
 
 def temp_beside(target: Path) -> Path:

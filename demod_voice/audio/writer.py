@@ -5,6 +5,7 @@ on success, so an interrupted or failed job never leaves a half-written output."
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import Any, BinaryIO, Optional, Protocol
 
 from demod_voice.audio.chunks import AudioChunk, to_int16
 from demod_voice.engine.jobs import STDOUT
-from demod_voice.errors import DependencyError, InputError
+from demod_voice.errors import DemodVoiceError, DependencyError, InputError, OutputFull, PipeClosed, RuntimeFailure
 from demod_voice.paths import check_output_path, temp_beside
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,12 @@ FORMATS: dict[str, tuple[str, str]] = {
 
 
 class Sink(Protocol):
-    """Where a job's chunks go. ``commit`` makes the output visible; ``abort`` leaves no trace."""
+    """Where a job's chunks go. ``commit`` makes the output visible; ``abort`` leaves no trace.
+
+    ``write`` and ``commit`` raise only :class:`DemodVoiceError` for trouble with the output
+    (:class:`OutputFull` for a full disk, :class:`PipeClosed` when stdout's reader left), never a
+    library's own exception, so every caller reports them as one line.
+    """
 
     def write(self, chunk: AudioChunk) -> None: ...
     def commit(self) -> float: ...
@@ -77,12 +83,17 @@ class FileSink:
         self._rate = 0
 
     def write(self, chunk: AudioChunk) -> None:
-        if self._file is None:
-            self._open(chunk.sample_rate)
-        elif chunk.sample_rate != self._rate:
+        """Append a chunk to the temporary file (nothing is kept in memory: long outputs stream to disk)."""
+        if self._file is not None and chunk.sample_rate != self._rate:
             raise ValueError(f"sample rate changed mid-output ({self._rate} -> {chunk.sample_rate})")
-        # PCM outputs get the same integer samples as the stdout stream; lossy codecs take floats.
-        self._file.write(to_int16(chunk.samples) if self._file.subtype == "PCM_16" else chunk.samples)
+        try:
+            if self._file is None:
+                self._open(chunk.sample_rate)
+            # PCM outputs get the same integer samples as the stdout stream; lossy codecs take floats.
+            self._file.write(to_int16(chunk.samples) if self._file.subtype == "PCM_16" else chunk.samples)
+        except Exception as err:  # noqa: BLE001 - libsndfile and the OS raise several kinds; all become one line
+            self.abort()
+            raise write_error(self.path, err) from None
         self._frames += len(chunk.samples)
 
     def _open(self, rate: int) -> None:
@@ -97,12 +108,16 @@ class FileSink:
         """Close, fsync and rename into place; return the duration in seconds."""
         if self._file is None:
             raise InputError("the text produced no audio (nothing speakable in it?)")
-        self._file.close()
-        self._file = None
-        with open(self._tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
+        try:
+            self._file.close()
+            self._file = None
+            with open(self._tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(self._tmp, 0o666 & ~_umask())
+            os.replace(self._tmp, self.path)
+        except Exception as err:  # noqa: BLE001 - as in write(): a closing flush can meet a full disk too
+            self.abort()
+            raise write_error(self.path, err) from None
         self._tmp = None
         return self._frames / self._rate
 
@@ -135,8 +150,13 @@ class StdoutSink:
         if self._rate == 0:
             self._rate = chunk.sample_rate
             log.info("raw PCM on stdout: signed 16-bit little-endian, %d Hz, 1 channel", chunk.sample_rate)
-        self._stream.write(to_int16(chunk.samples).tobytes())
-        self._stream.flush()
+        try:
+            self._stream.write(to_int16(chunk.samples).tobytes())
+            self._stream.flush()
+        except BrokenPipeError:
+            raise PipeClosed("the reader of stdout closed the pipe") from None
+        except OSError as err:
+            raise write_error(Path("stdout"), err) from None
         self._frames += len(chunk.samples)
 
     def commit(self) -> float:
@@ -146,6 +166,37 @@ class StdoutSink:
 
     def abort(self) -> None:
         """Nothing to remove: what was streamed is gone."""
+
+
+FULL_BELOW = 1 << 20
+"""Free bytes under which a write error that names no cause (libsndfile's "System error.") is taken for a full disk."""
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def write_error(path: Path, err: BaseException) -> DemodVoiceError:
+    """One line naming the file and the cause; :class:`OutputFull` when the disk is full.
+
+    libsndfile reports ENOSPC as ``LibsndfileError: System error.`` without an errno, so when the
+    error carries none, the free space of the folder decides.
+    """
+    if isinstance(err, DemodVoiceError):
+        return err
+    code = getattr(err, "errno", None)
+    cause = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    if code in _FULL_ERRNOS or (code is None and free_bytes(path.parent) < FULL_BELOW):
+        free = free_bytes(path.parent)
+        return OutputFull(f"cannot write {path}: no space left on its filesystem ({free // 1024} KiB free); "
+                          "free some space and run the same command again")
+    return RuntimeFailure(f"cannot write {path}: {cause}")
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged writer may still use in ``folder``'s filesystem (a large number if unknown)."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return 1 << 62
+    return stat.f_bavail * stat.f_frsize
 
 
 _UMASK: Optional[int] = None

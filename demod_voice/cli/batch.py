@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from demod_voice.cli.common import load_settings, log_level
+from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.logs import PROG
 
 
@@ -28,7 +29,6 @@ def _add_piper_preprocess(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     from demod_voice.training.preprocess import PreprocessRequest, Settings, run_preprocess
 
@@ -47,7 +47,8 @@ def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
         layout=args.layout,
         workers=p.workers or os.cpu_count() or 1,
         min_total_seconds=p.min_total_seconds,
-        progress=not getattr(args, "quiet", False),
+        progress=show_progress(args),
+        quiet=bool(getattr(args, "quiet", False)),
     )
     report = run_preprocess(request)
     if not getattr(args, "quiet", False):
@@ -67,20 +68,20 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
                                    "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
     p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
-    p.add_argument("--output-dir", metavar="DIR", default=".", help="where relative outputs go; nothing is written outside it")
+    p.add_argument("--output-dir", metavar="DIR", default=".",
+                   help="where outputs go (made if missing); nothing is written outside it unless --allow-outside-output-dir")
     p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes per model (default: engine.workers)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first row that fails")
     p.add_argument("--dry-run", action="store_true", help="check every row, synthesise nothing")
     p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error)")
+    p.add_argument("--allow-outside-output-dir", action="store_true",
+                   help="accept absolute outputs outside --output-dir (as the original tool's CSV may have them)")
     p.set_defaults(func=_cmd_batch)
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from demod_voice.batch import BatchRequest, outcome_error, run_batch
-    from demod_voice.paths import check_output_path
 
     config = load_settings(args, {"engine.workers": args.workers})
     request = BatchRequest(
@@ -91,9 +92,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         model=args.model,
         fail_fast=args.fail_fast,
         dry_run=args.dry_run,
-        report=check_output_path(Path(args.report)) if args.report else None,
-        progress=not getattr(args, "quiet", False),
+        report=_report_path(args.report, Path(args.output_dir).absolute()) if args.report else None,
+        progress=show_progress(args),
         log_level=log_level(args),
+        quiet=bool(getattr(args, "quiet", False)),
+        allow_outside=args.allow_outside_output_dir,
     )
     outcome = run_batch(request)
     if args.dry_run:
@@ -102,3 +105,13 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if error is not None:
         raise error
     return 0
+
+
+def _report_path(value: str, output_dir: Path) -> Path:
+    """The report may go inside an output folder that the batch is yet to make (the README's example does)."""
+    from demod_voice.paths import check_output_path
+
+    path = Path(value).expanduser().absolute()
+    if path.parent.is_relative_to(output_dir) and not path.parent.is_dir():
+        return path
+    return check_output_path(path)

@@ -16,6 +16,15 @@ def log_level(args: argparse.Namespace) -> int:
     return {0: logging.WARNING, 1: logging.INFO}.get(getattr(args, "verbose", 0), logging.DEBUG)
 
 
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars: when stderr is a terminal (a log file or a pipe gets none), or when --progress asks; never with -q."""
+    import sys
+
+    if getattr(args, "quiet", False):
+        return False
+    return bool(getattr(args, "progress", False)) or sys.stderr.isatty()
+
+
 def load_settings(args: argparse.Namespace, overrides: Optional[dict[str, Any]] = None):
     """The effective config for this invocation: defaults < file < environment < flags."""
     from demod_voice.config import load_config

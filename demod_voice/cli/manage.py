@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from demod_voice.cli.common import load_settings
+from demod_voice.cli.common import load_settings, show_progress
 from demod_voice.logs import PROG
 
 # --- models ------------------------------------------------------------------
@@ -33,10 +33,17 @@ def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from demod_voice.config import cache_root
+    from demod_voice.paths import os_error
 
     config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
     action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path}[args.action]
-    action(args, config, cache_root(config))
+    cache = cache_root(config)
+    try:
+        action(args, config, cache)
+    except OSError as err:
+        if isinstance(err, BrokenPipeError):
+            raise
+        raise os_error(f"models {args.action}: cannot use the model cache {cache}", err) from None
     return 0
 
 
@@ -67,7 +74,7 @@ def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
             download_released(fetch, cache)
         print(folder)
         return
-    print(download_piper_voice(args.name, config.models.catalog_url, cache, progress=not getattr(args, "quiet", False)))
+    print(download_piper_voice(args.name, config.models.catalog_url, cache, progress=show_progress(args)))
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
@@ -112,13 +119,25 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from demod_voice.config import cache_root
-    from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+    from demod_voice.paths import os_error
 
     config = load_settings(args, {"xtts.model_dir": getattr(args, "model_dir", None)})
     cache = cache_root(config)
+    try:
+        _voices_action(args, config, cache)
+    except OSError as err:
+        if isinstance(err, BrokenPipeError):
+            raise
+        raise os_error(f"voices {args.action}", err) from None
+    return 0
+
+
+def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from pathlib import Path
+
+    from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+
     if args.action == "add":
         from demod_voice.voices.making import add_voice
 
@@ -137,7 +156,6 @@ def _cmd_voices(args: argparse.Namespace) -> int:
     else:
         profile = import_profile(cache, Path(args.file), force=args.force)
         print(f"imported {profile.name} (model {profile.model[:12]})")
-    return 0
 
 
 # --- health ------------------------------------------------------------------
@@ -202,9 +220,13 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 def _cmd_config_init(args: argparse.Namespace) -> int:
     from demod_voice.config import config_path, write_default_file
+    from demod_voice.paths import os_error
 
     path, _ = config_path(getattr(args, "config", None))
-    write_default_file(path, force=args.force)
+    try:
+        write_default_file(path, force=args.force)
+    except OSError as err:
+        raise os_error(f"cannot write the config file {path}", err) from None
     if not getattr(args, "quiet", False):
         print(f"{PROG}: wrote {path}", file=sys.stderr)
     return 0

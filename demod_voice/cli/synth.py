@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from demod_voice.cli.common import load_settings, log_level
+from demod_voice.cli.common import load_settings, log_level, show_progress
 
 XTTS_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed", "max_new_tokens",
               "sentence_silence", "language", "model_dir")
@@ -95,7 +95,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     text = load_text(args.text)
     output = check_output(args.output)
     model = resolve_piper_model(args.model, config.models.catalog_url, cache_root(config), config.models.auto_download,
-                                progress=not getattr(args, "quiet", False))
+                                progress=show_progress(args))
     request = PiperRequest(
         model=model,
         text=text,

@@ -6,12 +6,14 @@ import hashlib
 import http.client
 import logging
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Optional
 
 from demod_voice.errors import InputError, RuntimeFailure
+from demod_voice.paths import os_error
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +37,20 @@ def fetch(url: str, dest: Path, size: Optional[int] = None, md5: Optional[str] =
     mismatch deletes the part file and raises :class:`InputError`.
     """
     part = partial_path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    have = part.stat().st_size if part.exists() else 0
-    if size is not None and have > size:
-        part.unlink()
-        have = 0
-    if size is None or have < size:
-        response = _open(url, have)
-        if response is not None:
-            with response:
-                _stream(response, part, url, have, size, progress)
-    _verify(part, url, size, md5)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        have = part.stat().st_size if part.exists() else 0
+        if size is not None and have > size:
+            part.unlink()
+            have = 0
+        if size is None or have < size:
+            response = _open(url, have)
+            if response is not None:
+                with response:
+                    _stream(response, part, url, have, size, progress)
+        _verify(part, url, size, md5)
+    except OSError as err:  # the network's errors are Offline already: these are the disk's
+        raise os_error(f"cannot save the download of {url} in {dest.parent}", err) from None
     return part
 
 
@@ -70,7 +75,8 @@ def _stream(response, part: Path, url: str, have: int, size: Optional[int], prog
         log.info("the server ignored the resume request for %s; starting over", url)
         have = 0
     total = size or (have + int(response.headers.get("Content-Length") or 0)) or None
-    bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False)
+    bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=part.name[1:-5], disable=not progress, leave=False,
+               file=sys.stderr)
     with open(part, "ab" if resumed else "wb") as handle, bar:
         while True:
             try:

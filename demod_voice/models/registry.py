@@ -70,6 +70,14 @@ def installed_piper_voices(cache: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.onnx") if Path(f"{p}.json").is_file())
 
 
+def is_installed(name: str, cache: Path) -> bool:
+    """True when the voice ``name`` is in the cache with its ``.onnx.json`` beside it."""
+    from demod_voice.paths import name_problem
+
+    installed = piper_dir(cache) / f"{name}.onnx"
+    return name_problem(name) is None and installed.is_file() and Path(f"{installed}.json").is_file()
+
+
 def looks_like_name(model: str) -> bool:
     """``en_US-lessac-medium`` is a name; ``voices/x.onnx`` or ``x.onnx`` is a path."""
     return "/" not in model and not model.endswith((".onnx", ".json"))
@@ -114,8 +122,10 @@ def catalog_entry(catalog: dict, name: str) -> tuple[str, dict]:
 def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool = True) -> Path:
     """Download a catalog voice; both files appear together, only after both are verified."""
     from demod_voice.models.download import Offline, fetch
+    from demod_voice.paths import check_plain_name
 
     key, entry = catalog_entry(load_catalog(base_url, cache), name)
+    check_plain_name(key, "the catalog's voice name")  # the catalog is remote data; its names become file names
     files = {path: info for path, info in entry.get("files", {}).items() if path.endswith((".onnx", ".onnx.json"))}
     if len(files) != 2:
         raise InputError(f"the catalog entry for {key} does not list an .onnx and an .onnx.json")
@@ -139,8 +149,11 @@ def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool =
 
 def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: bool, progress: bool = True) -> str:
     """A path for ``model``: itself if it is a file or a path, the installed voice if it is a name."""
+    from demod_voice.paths import check_plain_name
+
     if Path(model).expanduser().exists() or not looks_like_name(model):
         return model
+    check_plain_name(model, "voice name")
     installed = piper_dir(cache) / f"{model}.onnx"
     if installed.is_file() and Path(f"{installed}.json").is_file():
         return str(installed)
@@ -160,6 +173,9 @@ def remove_model(name: str, cache: Path) -> list[Path]:
             raise InputError(f"XTTS-v2 is not installed in {folder}")
         shutil.rmtree(folder)
         return [folder]
+    from demod_voice.paths import check_plain_name
+
+    check_plain_name(name, "voice name")
     files = [piper_dir(cache) / f"{name}.onnx", piper_dir(cache) / f"{name}.onnx.json"]
     present = [f for f in files if f.exists()]
     if not present:

@@ -69,6 +69,21 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     return entries, layout
 
 
+def entry_problem(entry: Entry) -> Optional[str]:
+    """Why an entry cannot be used safely (``None`` when it can): its id becomes a file name in
+    ``wavs/``, and its speaker a name in the voice config, so both must be plain names."""
+    from demod_voice.paths import name_problem
+
+    problem = name_problem(entry.clip_id)
+    if problem:
+        return f"unsafe id (it has {problem})"
+    if entry.speaker is not None:
+        problem = name_problem(entry.speaker)
+        if problem:
+            return f"unsafe speaker name (it has {problem})"
+    return None
+
+
 def _looks_like_speakers(column: list[str]) -> bool:
     distinct = set(column)
     return all(value and " " not in value.strip() and len(value) <= 32 for value in column) and len(distinct) <= max(1, len(column) // 2)

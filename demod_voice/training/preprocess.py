@@ -6,6 +6,10 @@ Output folder:
     config.json         the voice config (sample rate, espeak voice, phoneme map, speaker map)
     report.json         clips kept and dropped (with reasons) and hours per speaker
 Clips are processed in parallel; a rerun reprocesses only clips whose audio, text or settings changed.
+The resume state is saved as clips finish (and when a run is stopped), so Ctrl-C or a crash costs
+only the clips in flight; a clip that fails in an unexpected way is dropped with its reason (and
+tried again next run), never the run. Clip ids and speaker names must be plain names: an id such
+as ``../../x`` would read and write outside the dataset's folders, and is dropped as unsafe.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.errors import DependencyError, InputError
-from demod_voice.paths import atomic_path, write_text_atomic
-from demod_voice.training.dataset import Entry, find_audio, read_metadata
+from demod_voice.paths import atomic_path, os_error, write_text_atomic
+from demod_voice.training.dataset import Entry, entry_problem, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
 
 STATE = ".preprocess-state.json"
+SAVE_EVERY = 2.0
+"""Seconds between saves of the resume state while clips finish."""
 PEAK_SILENT = 1e-3
 CLIPPED_SHARE = 0.001
 TRIM_DB = 40.0
@@ -56,6 +62,9 @@ class PreprocessRequest:
     workers: int = 1
     min_total_seconds: float = 300.0
     progress: bool = True
+    """Progress bars on stderr."""
+    quiet: bool = False
+    """No report lines on stderr."""
 
 
 @dataclass
@@ -93,7 +102,17 @@ def _phonemize(text: str, voice: str) -> list[int]:
 
 
 def process_clip(entry: Entry, source: Optional[str], target: str, settings: Settings, fingerprint: str) -> ClipResult:
-    """Check, convert and phonemise one clip; write ``target`` atomically when kept."""
+    """Check, convert and phonemise one clip; write ``target`` atomically when kept. Never raises:
+    an unexpected failure drops the clip with its reason, unfingerprinted so the next run tries it again."""
+    try:
+        return _process_clip(entry, source, target, settings, fingerprint)
+    except Exception as err:  # noqa: BLE001 - one clip's trouble (a decoder, a full disk) must not end the run
+        log.debug("clip %s failed", entry.clip_id, exc_info=True)
+        reason = f"failed: {type(err).__name__}: {err}"
+        return ClipResult(entry.clip_id, entry.line, "dropped", reason, speaker=entry.speaker, text=entry.text)
+
+
+def _process_clip(entry: Entry, source: Optional[str], target: str, settings: Settings, fingerprint: str) -> ClipResult:
     result = ClipResult(entry.clip_id, entry.line, "dropped", speaker=entry.speaker, text=entry.text, fingerprint=fingerprint)
     if source is None:
         result.reason = "missing audio"
@@ -185,7 +204,7 @@ def _write_wav(target: Path, audio: Any, rate: int) -> None:
 def check_dirs(input_dir: Path, output_dir: Path) -> None:
     """Refuse an output folder inside the input (a rerun would read its own output)."""
     if not input_dir.is_dir():
-        raise InputError(f"input directory {input_dir} does not exist")
+        raise InputError(f"input directory {input_dir} not found; give the dataset folder (metadata.csv and wavs/) as --input-dir")
     inside = output_dir.resolve() == input_dir.resolve() or output_dir.resolve().is_relative_to(input_dir.resolve())
     if inside:
         raise InputError(f"output directory {output_dir} is inside the input directory {input_dir}; choose a folder outside it")
@@ -208,10 +227,17 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     check_dirs(request.input_dir, request.output_dir)
     entries, layout = read_metadata(request.input_dir, request.layout)
     wavs = request.output_dir / "wavs"
-    wavs.mkdir(parents=True, exist_ok=True)
+    try:
+        wavs.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(f"cannot create {wavs}", err) from None
     previous = _load_state(request.output_dir)
     results, todo, seen = [], [], set()
     for entry in entries:
+        problem = entry_problem(entry)
+        if problem:
+            results.append(ClipResult(entry.clip_id, entry.line, "dropped", problem, speaker=entry.speaker))
+            continue
         if entry.clip_id in seen:
             results.append(ClipResult(entry.clip_id, entry.line, "dropped", "duplicate id", speaker=entry.speaker))
             continue
@@ -225,29 +251,54 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
             todo.append((entry, str(source) if source else None, str(wavs / f"{entry.clip_id}.wav"), request.settings, key))
     log.info("%d clip(s) to process, %d unchanged since the last run", len(todo), len(results))
     started = time.perf_counter()
-    results.extend(_run_parallel(todo, request))
+    state = _State(request.output_dir, results)
+    try:
+        _run_parallel(todo, request, state.add)
+    finally:
+        state.save()  # also when stopped: what finished is kept for the next run
     processing = {"clips": len(todo), "workers": request.workers, "seconds": round(time.perf_counter() - started, 3)}
     results.sort(key=lambda r: r.line)
-    _save_state(request.output_dir, results)
     report = _report(results, layout, request, processing)
-    _write_outputs(request, results, report)
+    try:
+        _write_outputs(request, results, report)
+    except OSError as err:
+        raise os_error(f"cannot write the prepared dataset in {request.output_dir}", err) from None
     return report
 
 
-def _run_parallel(todo: list[tuple], request: PreprocessRequest) -> list[ClipResult]:
+class _State:
+    """The results so far, saved as the resume state every few seconds while clips finish."""
+
+    def __init__(self, folder: Path, results: list[ClipResult]) -> None:
+        self.folder = folder
+        self.results = results
+        self._saved = time.monotonic()
+
+    def add(self, result: ClipResult) -> None:
+        self.results.append(result)
+        if time.monotonic() - self._saved >= SAVE_EVERY:
+            self.save()
+
+    def save(self) -> None:
+        self.results.sort(key=lambda r: r.line)
+        _save_state(self.folder, self.results)
+        self._saved = time.monotonic()
+
+
+def _run_parallel(todo: list[tuple], request: PreprocessRequest, done: Any) -> None:
+    """Process ``todo``, handing each result to ``done`` as it finishes."""
     import multiprocessing
 
     from tqdm import tqdm
 
-    out: list[ClipResult] = []
     if not todo:
-        return out
+        return
     if request.workers <= 1:
-        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True, file=sys.stderr) as bar:
             for args in todo:
-                out.append(process_clip(*args))
+                done(process_clip(*args))
                 bar.update(1)
-        return out
+        return
     # Forked workers start in milliseconds with numpy, soxr and the phonemizer already loaded here;
     # the pool is made before the progress bar, whose monitor thread must not be forked.
     import soundfile  # noqa: F401 - loaded once here rather than in every worker
@@ -258,11 +309,10 @@ def _run_parallel(todo: list[tuple], request: PreprocessRequest) -> list[ClipRes
         # Small chunks: workers take the next chunk when free, so the run ends at most one chunk apart
         # (clips differ: an mp3 decodes slower than a wav); 16 left a worker idle for 0.1 s at the end.
         results = pool.map(process_clip, *zip(*todo, strict=True), chunksize=max(1, min(4, len(todo) // (8 * request.workers))))
-        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), unit="clip", disable=not request.progress, dynamic_ncols=True, file=sys.stderr) as bar:
             for result in results:
-                out.append(result)
+                done(result)
                 bar.update(1)
-    return out
 
 
 def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, processed: dict[str, Any]) -> dict[str, Any]:
@@ -287,7 +337,7 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
 
     out = request.output_dir
     write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    if request.progress:
+    if not request.quiet:
         _print_report(report)
     if report["seconds"] < request.min_total_seconds:
         raise InputError(f"the kept clips total {report['seconds']:.1f} s ({report['seconds'] / 60:.1f} min); training needs at "
@@ -334,4 +384,7 @@ def _load_state(folder: Path) -> dict[str, ClipResult]:
 def _save_state(folder: Path, results: list[ClipResult]) -> None:
     # Duplicates are decided afresh on every run; only each id's own result is worth keeping.
     # vars(), not asdict(): asdict deep-copies every phoneme id list (40 ms of serial time on 200 clips).
-    write_text_atomic(folder / STATE, json.dumps([vars(r) for r in results if r.fingerprint]))
+    try:
+        write_text_atomic(folder / STATE, json.dumps([vars(r) for r in results if r.fingerprint]))
+    except OSError as err:
+        raise os_error(f"cannot save the resume state in {folder}", err) from None

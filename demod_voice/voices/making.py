@@ -22,7 +22,7 @@ def add_voice(name: str, references: list[str], config: Config, force: bool = Fa
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
-    checked = check_references(references)
+    checked = check_references(references, config.xtts.max_reference_seconds)
     folder, fetch = resolve_xtts(config.xtts.model_dir, cache, config.xtts.accept_license)
     backend = XttsBackend()
     info = backend.load(LoadSpec("xtts", str(folder), config.device, cache_dir=str(cache), fetch=fetch))

@@ -78,24 +78,68 @@ def write_profile(path: Path, name: str, model: str, references: list[str], gpt:
         np.savez(handle, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
 
 
+MAX_BYTES = 16 << 20
+"""A profile is ~130 kB; anything much larger is not one, and is refused before it is decompressed."""
+MEMBERS = {"gpt_cond_latent.npy": "float32", "speaker_embedding.npy": "float32", "meta.npy": "str"}
+
+
 def read_profile(path: Path) -> Profile:
-    """Load and verify a profile file; :class:`InputError` when it is not one, or was altered."""
+    """Load and verify a profile file; :class:`InputError` when it is not one, or was altered.
+
+    Any bytes may arrive here (``voices import``): the zip's members, their sizes and every array
+    header are checked before numpy allocates anything, and nothing is ever unpickled.
+    """
     import numpy as np
 
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             gpt, speaker = data["gpt_cond_latent"], data["speaker_embedding"]
     except FileNotFoundError:
-        raise InputError(f"no voice profile at {path}") from None
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{path} is not a demod-voice profile ({err})") from None
+        raise InputError(f"no voice profile at {path}: file not found") from None
+    except (OSError, ValueError, KeyError, EOFError, RecursionError) as err:
+        raise InputError(f"{path} is not a demod-voice profile ({str(err)[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{path} is not a demod-voice profile (format {meta.get('format') if isinstance(meta, dict) else '?'})")
+        raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40] if isinstance(meta, dict) else '?'})")
     if meta.get("digest") != _digest(meta, gpt, speaker):
         raise InputError(f"voice profile {path} fails its integrity check (damaged or edited); export it again from its source")
-    return Profile(check_name(meta["name"]), meta["model"], tuple(meta["references"]), meta["created"], gpt, speaker,
-                   meta["digest"])
+    name, model, references, created = (meta.get(key) for key in ("name", "model", "references", "created"))
+    if not (isinstance(name, str) and isinstance(model, str) and isinstance(created, str) and isinstance(references, list)
+            and all(isinstance(r, str) for r in references)):
+        raise InputError(f"{path} is not a demod-voice profile (its name, model, references or date is missing or not text)")
+    return Profile(check_name(name), model, tuple(references), created, gpt, speaker, meta["digest"])
+
+
+def _check_members(path: Path) -> None:
+    """Refuse anything but the three expected ``.npy`` members with sane headers and bounded sizes."""
+    import zipfile
+
+    import numpy as np
+
+    if path.stat().st_size > MAX_BYTES:
+        raise ValueError(f"{path.stat().st_size} bytes, more than a profile's {MAX_BYTES >> 20} MiB")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise ValueError(f"not a zip archive: {err}") from None
+    with archive:
+        infos = {info.filename: info for info in archive.infolist()}
+        if set(infos) != set(MEMBERS):
+            raise ValueError(f"members {', '.join(sorted(infos))[:120] or 'none'}, expected {', '.join(sorted(MEMBERS))}")
+        if sum(info.file_size for info in infos.values()) > MAX_BYTES:
+            raise ValueError("its members unpack to more than a profile can hold")
+        for name, kind in MEMBERS.items():
+            with archive.open(infos[name]) as member:
+                version = np.lib.format.read_magic(member)
+                readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version not in readers:
+                    raise ValueError(f"{name} is in .npy format {version}, which profiles do not use")
+                shape, _, dtype = readers[version](member, max_header_size=1024)
+                size = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                fits = dtype == np.float32 if kind == "float32" else dtype.kind == "U" and shape == ()
+                if not fits or dtype.hasobject or size > infos[name].file_size:
+                    raise ValueError(f"{name} holds {dtype}{list(shape)}, not what a profile holds")
 
 
 @functools.lru_cache(maxsize=64)

@@ -39,27 +39,54 @@ class Reference:
     """Duration."""
 
 
+MAX_SECONDS = 300.0
+"""Default for ``xtts.max_reference_seconds``."""
+CHECK_SECONDS = 60.0
+"""Seconds decoded to judge a reference's level and clipping (XTTS conditions on the start only)."""
+
+
 @functools.lru_cache(maxsize=256)
-def check_reference(path_text: str) -> tuple[Reference, list[str]]:
+def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[Reference, list[str]]:
     """Read and judge one reference: (the reference, warnings). Unusable audio raises :class:`InputError`.
 
+    The duration comes from the header first: a file longer than ``max_seconds`` is refused
+    before any of it is decoded, and only the first :data:`CHECK_SECONDS` are decoded to judge it.
     Cached per path: a batch of thousands of rows cloning one voice reads and hashes it once.
     """
-    import numpy as np
-    import soundfile
-
     path = Path(path_text).expanduser().absolute()
     if not path.is_file():
-        raise InputError(f"reference audio {path} does not exist; check the path")
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as err:
-        raise InputError(f"reference {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
-    seconds = len(audio) / rate if rate else 0.0
+        raise InputError(f"reference audio {path} not found; check the path (or give a saved voice with --voice)")
+    seconds, audio = _read_start(path, max_seconds)
     if len(audio) == 0:
         raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
     if seconds < MIN_SECONDS:
         raise InputError(f"reference {path.name} is {seconds:.2f} s long, too short to clone from; {ADVICE}")
+    return Reference(str(path), _sha256(path), seconds), _judge(path, audio, seconds)
+
+
+def _read_start(path: Path, max_seconds: float) -> tuple[float, Any]:
+    """(duration in seconds, the first CHECK_SECONDS as a float32 array of shape (frames, channels))."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+        seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
+        if seconds > max_seconds:
+            raise InputError(f"reference {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
+                             f"(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {path.name} ref.wav")
+        frames = int(CHECK_SECONDS * info.samplerate) if info.samplerate else -1
+        audio, rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
+        raise InputError(f"reference {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
+    if not seconds:
+        seconds = len(audio) / rate if rate else 0.0
+    return seconds, audio
+
+
+def _judge(path: Path, audio: Any, seconds: float) -> list[str]:
+    """Refuse silence; warn about length and clipping."""
+    import numpy as np
+
     mono = audio.mean(axis=1)
     peak = float(np.abs(mono).max())
     if peak < SILENT_PEAK:
@@ -72,17 +99,17 @@ def check_reference(path_text: str) -> tuple[Reference, list[str]]:
     clipped = float((np.abs(audio) >= 0.999).mean())
     if clipped > CLIPPED_SHARE:
         warnings.append(f"reference {path.name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
-    return Reference(str(path), _sha256(path), seconds), warnings
+    return warnings
 
 
 _WARNED: set[str] = set()
 
 
-def check_references(paths: tuple[str, ...] | list[str]) -> tuple[Reference, ...]:
+def check_references(paths: tuple[str, ...] | list[str], max_seconds: float = MAX_SECONDS) -> tuple[Reference, ...]:
     """Check each reference; log each warning once per process (a batch reusing a reference hears it once)."""
     checked = []
     for path in paths:
-        reference, warnings = check_reference(path)
+        reference, warnings = check_reference(path, max_seconds)
         for warning in warnings:
             if warning not in _WARNED:
                 _WARNED.add(warning)

@@ -66,7 +66,7 @@ def normalise_language(language: str) -> str:
 def make_job(request: XttsRequest) -> SynthesisJob:
     """Check language, references and model; return the job. Reference warnings are logged here."""
     language = normalise_language(request.settings.language)
-    references = check_references(request.references)
+    references = check_references(request.references, request.settings.max_reference_seconds)
     if not references and request.profile is None:
         raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
     settings = request.settings

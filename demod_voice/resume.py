@@ -1,0 +1,194 @@
+"""What makes ``batch`` resumable and safe: each row's fingerprint, the manifest of finished
+outputs, the lock that keeps a second run out of a folder in use, and the JSON-lines report.
+
+The manifest is appended one whole line per ``write`` under the lock, so it is never interleaved;
+a line cut short by a crash or a full disk is dropped (and cut off) when the next run opens it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import functools
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.errors import OutputBusy
+from demod_voice.paths import os_error, temp_beside
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".demod-voice-manifest.jsonl"
+
+
+def fingerprint(job: SynthesisJob) -> str:
+    """Everything that shapes a job's audio: backend, model file identity, its side-car config
+    (Piper's ``.onnx.json``: speaker map, inference scales), text, options."""
+    model = Path(job.spec.model)
+    weights = model / "model.pth" if model.is_dir() else model
+    stat = weights.stat() if weights.exists() else None
+    identity = [job.spec.backend, str(weights), stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0]
+    if job.spec.model_config:
+        identity.append(_content_digest(job.spec.model_config))
+    opts = job.options
+    profile = getattr(opts, "profile", None)
+    if profile is not None:
+        # A profile stands for itself by its digest; copying and printing its arrays for every row would not.
+        opts = dataclasses.replace(opts, profile=None)
+    options = dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else repr(opts)
+    if profile is not None:
+        options["profile"] = profile.digest
+    payload = json.dumps({"model": identity, "text": job.text, "options": options}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _content_digest(path: str) -> str:
+    """SHA-256 of a small file's bytes (by content: an edit that keeps the size and time still counts)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return _digest_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+LOCK = ".demod-voice.lock"
+
+
+class OutputLock:
+    """One batch per output folder: an ``flock`` on a file in it. The kernel drops the lock when
+    its holder ends, however it ends, so a crashed run never leaves the folder stuck."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        self._fd: Optional[int] = None
+
+    def __enter__(self) -> OutputLock:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise os_error(f"cannot create the lock file {self.path}", err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputBusy(f"output directory {self.path.parent} is in use by another batch (pid {holder}); "
+                             "wait for it to finish, or choose another --output-dir") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock; the file stays (removing it would race a new holder)
+            self._fd = None
+
+
+class Manifest:
+    """Append-only record of finished outputs in the output folder (written only under :class:`OutputLock`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / MANIFEST
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._fd: Optional[int] = None
+        try:
+            data = self.path.read_bytes() if self.path.is_file() else b""
+        except OSError as err:
+            raise os_error(f"cannot read the manifest {self.path}", err) from None
+        complete, _, torn = data.rpartition(b"\n")
+        if torn:
+            # A line cut short by a crash (or a full disk): dropped, and cut off so the next entry starts a line.
+            log.info("ignoring a torn last line in %s", self.path)
+            self._truncate(len(complete) + 1 if complete else 0)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            try:
+                entry = json.loads(line)
+                self.entries[entry["output"]] = entry
+            except (ValueError, KeyError, TypeError):
+                continue
+
+    def _truncate(self, size: int) -> None:
+        try:
+            os.truncate(self.path, size)
+        except OSError as err:
+            raise os_error(f"cannot repair the manifest {self.path}", err) from None
+
+    def complete(self, job: SynthesisJob, key: str) -> bool:
+        """True when the output exists as recorded for exactly these inputs."""
+        entry = self.entries.get(job.output)
+        if not entry or entry.get("key") != key:
+            return False
+        try:
+            return os.path.getsize(job.output) == entry.get("size")
+        except OSError:
+            return False
+
+    def record(self, job: SynthesisJob, key: str) -> None:
+        """Append one entry as one write (a reader never sees half of two entries) and fsync it."""
+        try:
+            entry = {"output": job.output, "key": key, "size": os.path.getsize(job.output)}
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            line = (json.dumps(entry) + "\n").encode("utf-8")
+            if os.write(self._fd, line) != len(line):
+                raise OSError(errno.ENOSPC, "short write")
+            os.fsync(self._fd)
+        except OSError as err:
+            raise os_error(f"cannot record {job.describe()} in the manifest {self.path}", err) from None
+        self.entries[job.output] = entry
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class Report:
+    """JSON lines, one per row, written as rows finish into a temporary file renamed at the end."""
+
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+        self._handle = None
+        if path is not None:
+            try:
+                self._tmp = temp_beside(path)
+                self._handle = open(self._tmp, "w", encoding="utf-8")  # closed in close()
+            except OSError as err:
+                raise os_error(f"cannot write the report {path}", err) from None
+
+    def add(self, line: int, status: str, output: str, duration: float = 0.0, seconds: float = 0.0, error: str = "") -> None:
+        """One row's line (``line``: the CSV line the row starts on)."""
+        if self._handle is None:
+            return
+        entry = {"row": line, "status": status, "output": output, "duration": round(duration, 3),
+                 "seconds": round(seconds, 3), "error": error or None}
+        try:
+            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._handle.flush()
+        except OSError as err:
+            raise os_error(f"cannot write the report {self.path}", err) from None
+
+    def close(self) -> None:
+        if self._handle is None:
+            return
+        handle, self._handle = self._handle, None
+        try:
+            handle.close()
+            os.replace(self._tmp, self.path)
+        except OSError as err:
+            Path(self._tmp).unlink(missing_ok=True)
+            raise os_error(f"cannot write the report {self.path}", err) from None

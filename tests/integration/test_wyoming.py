@@ -1,0 +1,296 @@
+"""The Wyoming server with real engines, through the wyoming package's own client, on loopback.
+
+One server for the module (in this process, on a thread of its own, with the real engine and its
+subprocess workers), serving two generated Piper voices and one cloned XTTS voice. Piper runs at
+zero noise, so the same text gives the same audio every time: that is how each client's stream is
+checked to be complete and its own, and how the audio is compared with ``piper-infer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import run_cli
+
+wyoming = pytest.importorskip("wyoming")
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
+from wyoming.client import AsyncTcpClient  # noqa: E402
+from wyoming.error import Error  # noqa: E402
+from wyoming.info import Describe, Info  # noqa: E402
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice  # noqa: E402
+
+TEXT = "The quick brown fox jumps over the lazy dog. It was not amused!"
+TIMEOUT = 120
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    uri: str
+    port: int
+    env: dict
+    ctx: object
+    loop: asyncio.AbstractEventLoop = None
+    stop: asyncio.Event = None
+    thread: threading.Thread = None
+
+    def client(self) -> AsyncTcpClient:
+        return AsyncTcpClient("127.0.0.1", self.port, connect_timeout=10, read_timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model, references):
+    from demod_voice.config import load_config
+    from demod_voice.engine.service import EngineService
+    from demod_voice.serve.state import build_context
+    from demod_voice.serve.wyoming import run_wyoming
+
+    home = tmp_path_factory.mktemp("wyoming")
+    cache = home / "cache"
+    (cache / "piper").mkdir(parents=True)
+    for name, model in (("tiny-single", piper_voice), ("tiny-multi", piper_multi_voice)):
+        shutil.copy(model, cache / "piper" / f"{name}.onnx")
+        shutil.copy(f"{model}.json", cache / "piper" / f"{name}.onnx.json")
+    env = {"XDG_CONFIG_HOME": str(home / "xdg"), "DEMOD_VOICE_CACHE_DIR": str(cache),
+           "DEMOD_VOICE_PIPER_NOISE_SCALE": "0", "DEMOD_VOICE_PIPER_NOISE_W_SCALE": "0",
+           "DEMOD_VOICE_XTTS_MODEL_DIR": str(xtts_model), "DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
+    added = run_cli("voices", "add", "alice", str(references["ref.wav"]), env=env)
+    assert added.returncode == 0, added.stderr.decode()
+
+    config, _ = load_config(None, env=env)
+    engine = EngineService(config.engine, workers=1)
+    ctx = build_context(config, engine)
+    port = free_port()
+    srv = Server(f"tcp://127.0.0.1:{port}", port, env, ctx)
+    ready = threading.Event()
+
+    async def serve():
+        srv.stop = asyncio.Event()
+        srv.loop = asyncio.get_running_loop()
+        task = asyncio.create_task(run_wyoming(srv.uri, ctx, stop=srv.stop))
+        await asyncio.sleep(0)
+        ready.set()
+        await task
+
+    srv.thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    srv.thread.start()
+    assert ready.wait(10)
+    _wait_listening(port)
+    yield srv
+    srv.loop.call_soon_threadsafe(srv.stop.set)
+    srv.thread.join(10)
+    engine.shutdown()
+
+
+def _wait_listening(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("the Wyoming server did not start listening")
+
+
+@dataclass
+class Reply:
+    """Everything one request got back."""
+
+    events: list = field(default_factory=list)
+    start: Optional[AudioStart] = None
+    pcm: bytearray = field(default_factory=bytearray)
+    first_audio: Optional[float] = None
+    errors: list = field(default_factory=list)
+
+    def samples(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.pcm), dtype="<i2")
+
+
+async def read_reply(client: AsyncTcpClient, until: str, start: Optional[AudioStart] = None) -> Reply:
+    """Read events until one of type ``until``; check every audio event carries the stream's format."""
+    reply = Reply(start=start)
+    while True:
+        event = await client.read_event()
+        assert event is not None, f"the server closed the connection; got {[e.type for e in reply.events]}"
+        reply.events.append(event)
+        if AudioStart.is_type(event.type):
+            reply.start = AudioStart.from_event(event)
+        elif AudioChunk.is_type(event.type):
+            chunk = AudioChunk.from_event(event)
+            assert reply.start is not None, "audio-chunk before audio-start"
+            assert (chunk.rate, chunk.width, chunk.channels) == (reply.start.rate, 2, 1)
+            reply.first_audio = reply.first_audio or time.perf_counter()
+            reply.pcm += chunk.audio
+        elif AudioStop.is_type(event.type) and reply.start is not None:
+            assert event.data.get("rate") == reply.start.rate and event.data.get("width") == 2 and event.data.get("channels") == 1
+        elif Error.is_type(event.type):
+            reply.errors.append(Error.from_event(event))
+        if event.type == until:
+            return reply
+
+
+async def synthesize(server: Server, text: str, voice: Optional[SynthesizeVoice] = None) -> Reply:
+    async with server.client() as client:
+        await client.write_event(Synthesize(text=text, voice=voice).event())
+        return await read_reply(client, AudioStop().event().type)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
+
+
+def test_describe_lists_piper_and_cloned_voices(server):
+    async def describe():
+        async with server.client() as client:
+            await client.write_event(Describe().event())
+            return Info.from_event(await client.read_event())
+
+    info = run(describe())
+    (program,) = info.tts
+    assert program.installed and program.supports_synthesize_streaming
+    voices = {voice.name: voice for voice in program.voices}
+    assert {"tiny-single", "tiny-multi", "alice"} <= set(voices)
+    assert all(voice.installed for voice in voices.values())
+    assert voices["tiny-single"].languages == ["en_US"] and not voices["tiny-single"].speakers
+    assert [s.name for s in voices["tiny-multi"].speakers] == ["speaker_0", "speaker_1", "speaker_2"]
+    alice = voices["alice"]
+    assert alice.languages[0] == "en" and {"de", "fr", "ja", "zh-cn"} <= set(alice.languages) and len(alice.languages) == 17
+    assert "XTTS" in alice.description and "Piper" in voices["tiny-single"].description
+
+
+def test_piper_audio_is_piper_infer_audio(server, tmp_path):
+    reply = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-single")))
+    assert not reply.errors and reply.start.rate == 22050
+    out = tmp_path / "ref.wav"
+    done = run_cli("piper-infer", str(server.ctx.cache / "piper" / "tiny-single.onnx"), TEXT, "-o", str(out),
+                   "--noise-scale", "0", "--noise-w-scale", "0", env=server.env)
+    assert done.returncode == 0, done.stderr.decode()
+    expected, rate = soundfile.read(str(out), dtype="int16")
+    got = reply.samples()
+    assert rate == reply.start.rate and len(got) == len(expected) > rate // 2
+    assert np.abs(got.astype(np.int32) - expected).max() <= 1  # the same audio (1 LSB for float rounding)
+    assert np.abs(got).max() > 100  # not silence
+
+
+def test_voice_by_speaker_and_by_language(server):
+    one = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-multi", speaker="speaker_1")))
+    two = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-multi", speaker="speaker_2")))
+    again = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-multi", speaker="1")))
+    assert not (one.errors or two.errors or again.errors)
+    assert np.array_equal(one.samples(), again.samples())  # by name and by number: the same speaker
+    assert not np.array_equal(one.samples(), two.samples())
+    by_language = run(synthesize(server, TEXT, SynthesizeVoice(language="en_US")))
+    assert not by_language.errors and len(by_language.pcm) > 0 and by_language.start.rate == 22050
+
+
+def test_cloned_voice_speaks_at_24k(server):
+    reply = run(synthesize(server, "Hello from a cloned voice.", SynthesizeVoice(name="alice")))
+    assert not reply.errors, reply.errors
+    assert reply.start.rate == 24000 and len(reply.samples()) > 0 and np.abs(reply.samples()).max() > 0
+    german = run(synthesize(server, "Guten Tag.", SynthesizeVoice(name="alice", speaker="de")))
+    assert not german.errors and german.start.rate == 24000 and len(german.pcm) > 0
+
+
+def test_unknown_voice_gets_an_error_event_and_the_connection_stays(server):
+    async def exchange():
+        async with server.client() as client:
+            replies = []
+            for voice in (SynthesizeVoice(name="nobody"), SynthesizeVoice(name="tiny-multi", speaker="speaker_9"),
+                          SynthesizeVoice(language="xx_XX"), SynthesizeVoice(name="alice", speaker="klingon"),
+                          SynthesizeVoice(name="tiny-single")):
+                await client.write_event(Synthesize(text="Still here.", voice=voice).event())
+                replies.append(await read_reply(client, "audio-stop"))
+            return replies
+
+    *bad, good = run(exchange())
+    for reply in bad:
+        assert len(reply.errors) == 1 and reply.start is None and not reply.pcm
+    assert bad[0].errors[0].code == "UnknownVoice" and "nobody" in bad[0].errors[0].text
+    assert "speaker_9" in bad[1].errors[0].text and "xx_XX" in bad[2].errors[0].text
+    assert not good.errors and len(good.pcm) > 0
+
+
+def test_streaming_flow_speaks_each_sentence_when_complete(server):
+    first, second = "The first sentence is here. ", "And then the second one arrives later"
+
+    async def stream():
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            for i in range(0, len(first), 3):  # text in small pieces, as an LLM writes it
+                await client.write_event(SynthesizeChunk(text=first[i: i + 3]).event())
+            # The first sentence is complete: its audio comes before the stream is stopped.
+            event = await client.read_event()
+            assert AudioStart.is_type(event.type)
+            start = AudioStart.from_event(event)
+            event = await client.read_event()
+            assert AudioChunk.is_type(event.type)
+            early = AudioChunk.from_event(event).audio
+            for i in range(0, len(second), 4):
+                await client.write_event(SynthesizeChunk(text=second[i: i + 4]).event())
+            await client.write_event(Synthesize(text=first + second).event())  # Home Assistant repeats it: ignored
+            await client.write_event(SynthesizeStop().event())
+            reply = await read_reply(client, SynthesizeStopped().event().type, start)
+            return early, reply
+
+    early, reply = run(stream())
+    types = [event.type for event in reply.events]
+    assert not reply.errors and types.count("audio-start") == 0 and types.count("audio-stop") == 1
+    assert types[-2:] == ["audio-stop", "synthesize-stopped"]
+    sentence_one = run(synthesize(server, first.strip(), SynthesizeVoice(name="tiny-single")))
+    sentence_two = run(synthesize(server, second, SynthesizeVoice(name="tiny-single")))
+    assert early + reply.pcm == sentence_one.pcm + sentence_two.pcm  # both sentences, once each, in order
+
+
+def test_disconnect_mid_stream_cancels_the_job(server):
+    engine = server.ctx.engine
+    long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(60))
+
+    async def leave_early():
+        async with server.client() as client:
+            await client.write_event(Synthesize(text=long_text, voice=SynthesizeVoice(name="tiny-single")).event())
+            while not AudioChunk.is_type((await client.read_event()).type):
+                pass
+        # the client is gone
+
+    cancelled = engine.stats()["cancelled"]
+    run(leave_early())
+    deadline = time.monotonic() + 30
+    while engine.stats()["cancelled"] == cancelled and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine.stats()["cancelled"] == cancelled + 1
+    while engine.stats()["running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine.stats()["running"] == 0  # its worker slot is free again
+    after = run(synthesize(server, "Served after that.", SynthesizeVoice(name="tiny-single")))
+    assert not after.errors and len(after.pcm) > 0
+
+
+def test_four_clients_at_once_each_get_their_own_complete_stream(server):
+    texts = ["One short line.", "A second line, a little longer than the first.", "Three. Sentences. Here.",
+             "The fourth client asks for this sentence, and then another one after it."]
+    voices = [SynthesizeVoice(name="tiny-single"), SynthesizeVoice(name="tiny-multi", speaker="speaker_0"),
+              SynthesizeVoice(name="tiny-single"), SynthesizeVoice(name="tiny-multi", speaker="speaker_2")]
+
+    async def together():
+        return await asyncio.gather(*(synthesize(server, text, voice) for text, voice in zip(texts, voices, strict=True)))
+
+    concurrent = run(together())
+    for text, voice, reply in zip(texts, voices, concurrent, strict=True):
+        alone = run(synthesize(server, text, voice))
+        assert not reply.errors and len(reply.pcm) > 0
+        assert np.array_equal(reply.samples(), alone.samples())  # complete, and nobody else's audio

@@ -1,0 +1,30 @@
+"""``serve``: arguments to :class:`~demod_voice.serve.server.ServeOptions`, then run the server."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from demod_voice.cli.common import load_settings, log_level
+
+
+def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="serve speech over HTTP (OpenAI-compatible API, voice enrollment, batch jobs)",
+                       description="Keep voices loaded and serve them: POST /v1/audio/speech (OpenAI's API), /v1/voices "
+                                   "(enroll XTTS voices), /v1/batch, /healthz, /readyz, /metrics. SIGTERM drains and exits 0.")
+    p.add_argument("--host", help="address to listen on (default: 127.0.0.1; anything else needs API keys or --insecure-no-auth)")
+    p.add_argument("--port", type=int, help="TCP port (default: 5002)")
+    p.add_argument("--workers", type=int, help="worker processes per loaded voice (default: 1)")
+    p.add_argument("--preload", nargs="+", metavar="NAME", help="voices to load at start (as requests name them); /readyz waits for them")
+    p.add_argument("--insecure-no-auth", action="store_true",
+                   help="listen on a non-loopback address without API keys (anyone who can reach it can use it)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from demod_voice.serve.server import ServeOptions, run
+
+    config = load_settings(args, {"serve.host": args.host, "serve.port": args.port, "serve.workers": args.workers})
+    options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
+                           preload=tuple(args.preload) if args.preload else None, log_level=log_level(args))
+    return run(options)

@@ -1,0 +1,160 @@
+"""The FastAPI application: routers, error answers, CORS, metrics, and a lifespan that owns the engine.
+
+``create_app`` builds the app around a config; the lifespan starts the
+:class:`~demod_voice.engine.service.EngineService` (or uses the one given, for tests), preloads
+voices, and on shutdown drains: new requests get 503, running ones get ``serve.grace_seconds``,
+then the engine stops its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Optional
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from demod_voice import __version__
+from demod_voice.config import Config
+from demod_voice.errors import DemodVoiceError
+from demod_voice.serve.auth import AuthFailed
+from demod_voice.serve.errors import ApiError, from_engine
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Optional[tuple[str, ...]] = None,
+               log_level: int = logging.WARNING, workers: Optional[int] = None,
+               front_doors: Sequence[Callable[..., Awaitable[None]]] = ()) -> FastAPI:
+    """The app. ``engine``: an engine to use (left running at exit); ``None``: one is started and stopped here.
+    ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
+    in a task from start-up until ``event`` is set at shutdown."""
+    from demod_voice.serve import jobs_api, openai, voices_api
+    from demod_voice.serve.metrics import RequestCounter
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await asyncio.to_thread(_start, config, engine, keys, preload, log_level, workers)
+        app.state.ctx = ctx
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(door(ctx, stop=stop)) for door in front_doors]
+        try:
+            yield
+        finally:
+            ctx.draining.set()
+            stop.set()
+            if tasks:
+                await asyncio.wait(tasks, timeout=config.serve.grace_seconds + 5)
+            await asyncio.to_thread(_stop, ctx, engine is None)
+
+    app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan,
+                  description="Text to speech (Piper, XTTS-v2) with an OpenAI-compatible speech API and voice enrollment.")
+    app.include_router(openai.router)
+    app.include_router(voices_api.router)
+    app.include_router(jobs_api.router)
+    _health_routes(app)
+    _error_handlers(app)
+    if config.serve.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
+    app.add_middleware(RequestCounter)
+    return app
+
+
+def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, ...]], log_level: int, workers: Optional[int]) -> Any:
+    """Engine, context, metrics, preloading, batch jobs left unfinished by the last run (on a thread: it may block)."""
+    from demod_voice.serve.jobs_api import resume_jobs
+    from demod_voice.serve.metrics import Metrics
+    from demod_voice.serve.state import build_context
+    from demod_voice.serve.voices import resolve_voice
+
+    if engine is None:
+        from demod_voice.engine.service import EngineService
+
+        engine = EngineService(config.engine, workers=workers or config.serve.workers, log_level=log_level)
+    ctx = build_context(config, engine, log_level, keys, Metrics(engine), preload)
+    for name in ctx.preload:
+        choice = resolve_voice(ctx, name, name) if name in _piper_names(ctx) else resolve_voice(ctx, "", name)
+        ctx.preload_specs.append(choice.spec)
+        engine.preload(choice.spec)
+        log.info("preloading %s", name)
+    resume_jobs(ctx)
+    return ctx
+
+
+def _piper_names(ctx: Any) -> set[str]:
+    from demod_voice.serve.voices import piper_voices
+
+    return set(piper_voices(ctx))
+
+
+def _stop(ctx: Any, owned: bool) -> None:
+    from demod_voice.serve.jobs_api import stop_jobs
+
+    if owned:
+        ctx.engine.shutdown(grace=0.0)  # uvicorn has already given requests their grace period
+    stop_jobs(ctx)
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        """Alive."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready once the preloaded voices are loaded (and not draining)."""
+        ctx = request.app.state.ctx
+        waiting = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if not ctx.engine.is_ready(spec)]
+        if ctx.draining.is_set():
+            return JSONResponse({"status": "draining"}, status_code=503)
+        if waiting:
+            return JSONResponse({"status": "loading", "waiting_for": waiting}, status_code=503)
+        return JSONResponse({"status": "ready", "models": [p.spec.model.rsplit("/", 1)[-1] for p in ctx.engine.pools() if p.ready]})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format."""
+        body, kind = request.app.state.ctx.metrics.render()
+        return Response(body, media_type=kind)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(AuthFailed)
+    async def auth_failed(request: Request, err: AuthFailed) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
+        body = ApiError(err.status, str(err), "authentication_error" if err.status == 401 else "permission_error").body()
+        return JSONResponse(body, status_code=err.status, headers=headers)
+
+    @app.exception_handler(DemodVoiceError)
+    async def engine_error(request: Request, err: DemodVoiceError) -> JSONResponse:
+        problem = from_engine(err)
+        return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse(ApiError(400, _validation_message(err), code="invalid_request").body(), status_code=400)
+
+
+def _validation_message(err: RequestValidationError) -> str:
+    """One line from pydantic's list of problems."""
+    problems = err.errors()
+    if not problems:
+        return "the request is not valid"
+    first = problems[0]
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON"
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"'{where}': {first.get('msg', 'invalid')}{more}"

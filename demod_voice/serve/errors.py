@@ -1,0 +1,45 @@
+"""How failures reach HTTP clients: OpenAI's error shape, the right status, one line that says what to do.
+
+``{"error": {"message": ..., "type": ..., "code": ...}}``; no traceback ever leaves the server.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, QueueFull
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status (and headers such as ``Retry-After``)."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: Optional[str] = None,
+                 headers: Optional[dict[str, str]] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        """The JSON body."""
+        return {"error": {"message": str(self), "type": self.kind, "code": self.code}}
+
+
+def from_engine(err: DemodVoiceError) -> ApiError:
+    """The HTTP answer for an error raised by voice resolution or the engine."""
+    from demod_voice.serve.voices import UnknownVoice
+
+    if isinstance(err, QueueFull):
+        from demod_voice.serve.limits import queue_full
+
+        return queue_full(err)
+    if isinstance(err, UnknownVoice):
+        return ApiError(404, str(err), code="unknown_voice")
+    if isinstance(err, InputError):
+        return ApiError(400, str(err), code="bad_input")
+    if isinstance(err, DependencyError):
+        return ApiError(503, str(err), "server_error", "missing_dependency")
+    if isinstance(err, Cancelled):
+        return ApiError(503, str(err), "server_error", "cancelled")
+    return ApiError(500, str(err), "server_error", "synthesis_failed")

@@ -1,0 +1,106 @@
+"""What one request may ask: each limit is a config key (``serve.limits``) with a clear 4xx answer.
+
+Input characters and upload sizes: 413. A full engine queue: 429 with ``Retry-After``. A
+request unfinished at its deadline: 504 (and its job is cancelled). Voice ids never form paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.serve.errors import ApiError
+from demod_voice.voices.profiles import NAME
+
+READ_BLOCK = 1 << 16
+
+
+def check_input(text: str, limits: Any) -> str:
+    """The text to speak: not empty, at most ``max_input_chars`` (413)."""
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "'input' is empty: give the text to speak", code="empty_input")
+    if len(text) > limits.max_input_chars:
+        raise ApiError(413, f"'input' has {len(text)} characters; this server takes at most {limits.max_input_chars} per request "
+                            "(serve.limits.max_input_chars): split the text", code="input_too_long")
+    return text
+
+
+def check_voice_id(name: str) -> str:
+    """A voice id: letters, digits, ``_ . -``, up to 64, not starting with ``. - _`` (never a path)."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ApiError(400, f"'{str(name)[:80]}' is not a valid voice id: use letters, digits, '_', '.' or '-' "
+                            "(up to 64 characters, not starting with . - _)", code="bad_voice_id")
+    return name
+
+
+def upload_limit(limits: Any) -> int:
+    """Bytes one upload may hold."""
+    return int(limits.max_upload_mb * 1_000_000)
+
+
+def check_content_length(headers: Any, limits: Any) -> None:
+    """Refuse a request body announced larger than the upload limit before reading it (413)."""
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > upload_limit(limits) + 1_000_000:
+        raise ApiError(413, f"the request is {int(declared) / 1e6:.1f} MB; uploads are limited to {limits.max_upload_mb:g} MB "
+                            "(serve.limits.max_upload_mb)", code="upload_too_large")
+
+
+async def save_upload(upload: Any, folder: Path, limits: Any, suffix: str = "") -> Path:
+    """Stream an uploaded file into a new file in ``folder`` under a name of ours (never the client's);
+    413 as soon as it passes the limit, and nothing left behind."""
+    limit = upload_limit(limits)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=suffix)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            while block := await upload.read(READ_BLOCK):
+                size += len(block)
+                if size > limit:
+                    raise ApiError(413, f"upload '{_shown(upload.filename)}' is larger than {limits.max_upload_mb:g} MB "
+                                        "(serve.limits.max_upload_mb)", code="upload_too_large")
+                handle.write(block)
+    except BaseException:
+        os.unlink(name)
+        raise
+    if size == 0:
+        os.unlink(name)
+        raise ApiError(400, f"upload '{_shown(upload.filename)}' is empty", code="empty_upload")
+    return Path(name)
+
+
+def _shown(filename: Optional[str]) -> str:
+    """A client's file name, safe to echo: its last component, printable, short."""
+    base = os.path.basename(str(filename or "")).strip()
+    return "".join(ch for ch in base if ch.isprintable())[:80] or "(unnamed)"
+
+
+def queue_full(err: Any) -> ApiError:
+    """429 with ``Retry-After`` for the engine's :class:`~demod_voice.errors.QueueFull`."""
+    seconds = max(1, int(round(getattr(err, "retry_after", 1.0))))
+    return ApiError(429, f"the server is busy ({err}); retry after {seconds} s", "rate_limit_error", "queue_full",
+                    {"Retry-After": str(seconds)})
+
+
+def deadline_error(seconds: float) -> ApiError:
+    """504 for a request past ``deadline_seconds``."""
+    return ApiError(504, f"the request did not finish within {seconds:g} s (serve.limits.deadline_seconds); it was cancelled",
+                    "server_error", "deadline_exceeded")
+
+
+async def first_and_rest(stream: AsyncIterator[Any], deadline: float) -> tuple[Any, AsyncIterator[Any]]:
+    """The stream's first item, awaited until the loop time ``deadline`` (504 after), and the stream.
+    ``None`` first means the stream was empty."""
+    remaining = deadline - asyncio.get_running_loop().time()
+    try:
+        first = await asyncio.wait_for(stream.__anext__(), timeout=max(0.0, remaining))
+    except StopAsyncIteration:
+        return None, stream
+    except asyncio.TimeoutError:
+        raise deadline_error(round(remaining, 1)) from None
+    return first, stream

@@ -1,0 +1,224 @@
+"""OpenAI's speech API: ``POST /v1/audio/speech``, ``GET /v1/models``, ``GET /v1/audio/voices``.
+
+A request becomes one job on the engine; the handler only awaits the job's handle, encodes
+chunks as they come and streams them (``stream_format: audio``: the container's bytes;
+``sse``: ``speech.audio.delta`` events with base64 audio, then ``speech.audio.done``).
+Headers are sent once the first audio exists, so a request that fails before any audio gets
+a real status code; one that fails later ends its stream early (SSE: an ``error`` event).
+A client that goes away cancels its job, which frees its worker.
+
+``instructions`` (OpenAI's style prompt for its gpt-4o voices) is accepted and ignored: Piper
+and XTTS have no way to follow a prompt. It is logged at ``-vv`` and counted nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Literal, Optional, Union
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from demod_voice.audio.encode import StreamEncoder, media_type
+from demod_voice.errors import DemodVoiceError
+from demod_voice.serve.auth import require
+from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.limits import check_input, deadline_error
+from demod_voice.serve.voices import list_models, list_voices, resolve_voice
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+
+class SpeechRequest(BaseModel):
+    """OpenAI's ``CreateSpeechRequest``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field("tts-1", description="A Piper voice, or tts-1 / tts-1-hd / gpt-4o-mini-tts / xtts (the voice decides)")
+    input: str = Field(..., description="Text to speak (serve.limits.max_input_chars at most)")
+    voice: Union[str, dict] = Field("", description="A voice id (GET /v1/audio/voices), a speaker of the Piper voice in model, "
+                                                    "or {\"id\": ...}")
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4 (1: the voice's own)")
+    instructions: Optional[str] = Field(None, description="Accepted for compatibility; Piper and XTTS cannot follow it (ignored)")
+    stream_format: Literal["audio", "sse"] = "audio"
+
+
+def voice_id(voice: Union[str, dict]) -> str:
+    """OpenAI lets ``voice`` be a string or ``{"id": ...}``."""
+    if isinstance(voice, dict):
+        return str(voice.get("id", ""))
+    return voice
+
+
+@router.post("/v1/audio/speech", dependencies=[Depends(require("speak"))])
+async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+    """Speak ``input``; the audio streams as it is made."""
+    from demod_voice.engine.handles import Priority
+    from demod_voice.errors import QueueFull
+    from demod_voice.serve.limits import queue_full
+
+    ctx = request.app.state.ctx
+    if ctx.draining.is_set():
+        raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
+    check_input(body.input, ctx.settings.limits)
+    if body.instructions:
+        log.debug("ignoring instructions (Piper and XTTS cannot follow them): %.80s", body.instructions)
+    started = time.perf_counter()
+    try:
+        choice = resolve_voice(ctx, body.model, voice_id(body.voice))
+        job = choice.job(body.input, body.speed, label=f"speech {choice.voice_id}")
+        handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
+    except QueueFull as err:
+        raise queue_full(err) from None
+    except DemodVoiceError as err:
+        raise from_engine(err) from None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.limits.deadline_seconds
+    stream = handle.stream()
+    first = await _first_chunk(request, handle, stream, deadline)
+    encoder = StreamEncoder(body.response_format, first.sample_rate if first else choice.sample_rate)
+    run = _Run(ctx, handle, choice.kind, started, deadline, len(body.input))
+    body_iter = run.sse(encoder, first, stream) if body.stream_format == "sse" else run.audio(encoder, first, stream)
+    kind = "text/event-stream" if body.stream_format == "sse" else media_type(body.response_format)
+    headers = {"X-Sample-Rate": str(encoder.output_rate), "Cache-Control": "no-store"}
+    return StreamingResponse(body_iter, media_type=kind, headers=headers)
+
+
+async def _first_chunk(request: Request, handle: Any, stream: AsyncIterator[Any], deadline: float) -> Any:
+    """The job's first chunk (``None`` if it made none), while watching for the client leaving and the deadline."""
+    loop = asyncio.get_running_loop()
+    first = asyncio.ensure_future(stream.__anext__())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({first, gone}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        handle.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if first not in done:
+        handle.cancel()
+        first.cancel()
+        if gone in done:
+            request.app.state.ctx.metrics.cancelled.labels("client_gone").inc()
+            raise ApiError(499, "the client went away", code="client_closed")
+        request.app.state.ctx.metrics.cancelled.labels("deadline").inc()
+        raise deadline_error(request.app.state.ctx.settings.limits.deadline_seconds)
+    try:
+        return first.result()
+    except StopAsyncIteration:
+        return None
+    except DemodVoiceError as err:
+        raise from_engine(err) from None
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body was read already)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+class _Run:
+    """One speech response being streamed."""
+
+    def __init__(self, ctx: Any, handle: Any, kind: str, started: float, deadline: float, characters: int) -> None:
+        self.ctx = ctx
+        self.handle = handle
+        self.kind = kind
+        self.started = started
+        self.deadline = deadline
+        self.characters = characters
+
+    async def _chunks(self, first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """The first chunk and the rest, each awaited within the deadline."""
+        if first is None:
+            return
+        yield first
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(0.0, self.deadline - loop.time()))
+            except StopAsyncIteration:
+                return
+            except asyncio.TimeoutError:
+                self.ctx.metrics.cancelled.labels("deadline").inc()
+                raise deadline_error(self.ctx.settings.limits.deadline_seconds) from None
+            yield chunk
+
+    async def audio(self, encoder: StreamEncoder, first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+        """The container's bytes as they are made."""
+        try:
+            async for chunk in self._chunks(first, stream):
+                data = encoder.feed(chunk.samples)
+                if data:
+                    yield data
+            yield encoder.close()
+            self._finished()
+        except (DemodVoiceError, ApiError) as err:
+            # Headers are gone: all that can be done is to end the stream short and say why in the log.
+            log.warning("speech stream ended early: %s", err)
+        finally:
+            self._release()
+
+    async def sse(self, encoder: StreamEncoder, first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+        """``speech.audio.delta`` events carrying base64 audio, then ``speech.audio.done``."""
+        try:
+            async for chunk in self._chunks(first, stream):
+                data = encoder.feed(chunk.samples)
+                if data:
+                    yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+            tail = encoder.close()
+            if tail:
+                yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(tail).decode("ascii")})
+            seconds = encoder.frames / encoder.sample_rate
+            usage = {"input_tokens": self.characters, "output_tokens": 0, "total_tokens": self.characters}
+            yield _event({"type": "speech.audio.done", "usage": usage, "audio_seconds": round(seconds, 3)})
+            self._finished()
+        except (DemodVoiceError, ApiError) as err:
+            problem = err if isinstance(err, ApiError) else from_engine(err)
+            yield _event({"type": "error", "error": problem.body()["error"]})
+        finally:
+            self._release()
+
+    def _finished(self) -> None:
+        result = self.handle.result(timeout=5)
+        first = result.first_chunk_seconds if result.first_chunk_seconds is not None else time.perf_counter() - self.started
+        self.ctx.metrics.finished(self.kind, first, result.seconds, result.audio_seconds)
+
+    def _release(self) -> None:
+        if not self.handle.done():
+            # The client went away (or the deadline passed): the job stops and its worker is freed.
+            self.ctx.metrics.cancelled.labels("client_gone").inc()
+            self.handle.cancel()
+
+
+def _event(payload: dict) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+@router.get("/v1/models", dependencies=[Depends(require("speak"))])
+async def models(request: Request) -> dict:
+    """Model ids a speech request may name."""
+    ctx = request.app.state.ctx
+    created = int(ctx.started)
+    return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "demod-voice"}
+                                       for name in list_models(ctx)]}
+
+
+@router.get("/v1/audio/voices", dependencies=[Depends(require("speak"))])
+async def audio_voices(request: Request) -> dict:
+    """Voices in the shape Open WebUI reads: ``{"voices": [{"id", "name"}]}``."""
+    voices = list_voices(request.app.state.ctx)
+    return {"voices": [{"id": v.id, "name": v.name, "kind": v.kind, "language": v.language, "speakers": list(v.speakers)}
+                       for v in voices]}

@@ -1,0 +1,97 @@
+"""Running the server: options in, uvicorn on the app, SIGTERM drains, exit 0.
+
+On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and gives the requests in flight
+``serve.grace_seconds`` to finish; it then cancels them (their jobs are cancelled with them),
+and the app's lifespan stops the engine and its workers. Workers die with the server however
+it ends (the engine's executor asks the kernel to kill them when their parent goes).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from demod_voice.config import Config
+from demod_voice.errors import DependencyError, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeOptions:
+    """``demod-voice serve`` as typed values, built by the CLI."""
+
+    config: Config
+    """Effective configuration (flags already merged into ``config.serve``)."""
+    insecure_no_auth: bool = False
+    """Allow a non-loopback address without API keys."""
+    preload: Optional[tuple[str, ...]] = None
+    """Voices to load at start (``None``: ``serve.preload``)."""
+    log_level: int = logging.WARNING
+    """Log level of the server and its workers."""
+    front_doors: list = field(default_factory=list)
+    """Other servers started with this one on its context (Wyoming): async callables ``door(ctx, stop=event)``."""
+
+
+def check_installed() -> None:
+    """The ``serve`` extra: FastAPI, uvicorn, multipart parsing, PyAV, prometheus-client."""
+    import importlib.util
+
+    missing = [name for name, module in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python-multipart", "multipart"),
+                                         ("av", "av"), ("prometheus-client", "prometheus_client"))
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise DependencyError(f"serve needs {', '.join(missing)}: pip install 'demod-voice[serve]'")
+
+
+def run(options: ServeOptions) -> int:
+    """Serve until SIGTERM or Ctrl-C; return the exit code."""
+    check_installed()
+    import uvicorn
+
+    from demod_voice.serve.app import create_app
+    from demod_voice.serve.auth import check_bind, load_keys
+
+    settings = options.config.serve
+    keys = load_keys(settings)
+    check_bind(settings.host, keys, options.insecure_no_auth)
+    app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
+                     workers=settings.workers, front_doors=options.front_doors)
+    uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
+                               log_level=logging.getLevelName(max(options.log_level, logging.INFO)).lower(),
+                               timeout_graceful_shutdown=max(1, int(round(settings.grace_seconds))) if settings.grace_seconds else None,
+                               log_config=None)
+    server = _Server(uv_config, app)
+    try:
+        server.run()
+    except SystemExit as exit_:
+        raise RuntimeFailure(f"could not serve on {settings.host}:{settings.port} (is the port in use? see the message above)") from exit_
+    if not server.started:
+        raise RuntimeFailure(f"the server did not start on {settings.host}:{settings.port} (see the message above)")
+    return 0
+
+
+class _Server:
+    """uvicorn's server, which also says where it listens and marks the app as draining on a signal."""
+
+    def __new__(cls, config: Any, app: Any) -> Any:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                for server in getattr(self, "servers", []):
+                    for sock in server.sockets:
+                        host, port = sock.getsockname()[:2]
+                        print(f"demod-voice: serving on http://{host}:{port}", file=sys.stderr, flush=True)
+
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                ctx = getattr(app.state, "ctx", None)
+                if ctx is not None:
+                    ctx.draining.set()
+                log.info("draining: finishing requests in flight (up to %s s)", config.timeout_graceful_shutdown)
+                super().handle_exit(sig, frame)
+
+        return Server(config)

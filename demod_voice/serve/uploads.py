@@ -1,0 +1,110 @@
+"""Uploaded recordings, decoded away from the server: any format FFmpeg reads becomes a plain WAV.
+
+Untrusted bytes are parsed by FFmpeg (through PyAV) in a short-lived child process with
+memory and CPU limits, never in the server itself: a malformed file that crashes or hangs a
+decoder costs one child. The child writes 16-bit mono PCM (at the file's rate, at most 48 kHz)
+and stops as soon as the audio passes the allowed length, whatever the header claims.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from demod_voice.serve.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+MEMORY_LIMIT = 1 << 30
+"""Address space of the decoding child (bytes)."""
+CPU_SECONDS = 60
+TIMEOUT = 90
+MAX_RATE = 48000
+
+
+def decode_reference(source: Path, target: Path, max_seconds: float, shown_name: str) -> float:
+    """Decode ``source`` into a WAV at ``target`` in a child process; return its seconds.
+
+    400 when it is not decodable audio (or holds none), 413 when longer than ``max_seconds``.
+    """
+    command = [sys.executable, "-c", "from demod_voice.serve.uploads import _child; _child()", str(source), str(target), str(max_seconds)]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ApiError(400, f"'{shown_name}' took too long to decode; send a plain wav, flac, mp3 or ogg file",
+                       code="bad_audio") from None
+    try:
+        answer = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        log.debug("decoder child ended with %s: %s", done.returncode, done.stderr[-2000:])
+        raise ApiError(400, f"'{shown_name}' could not be decoded as audio (the decoder failed)", code="bad_audio") from None
+    if answer.get("error") == "too_long":
+        raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds)",
+                       code="reference_too_long")
+    if answer.get("error"):
+        raise ApiError(400, f"'{shown_name}' is not audio that can be read ({answer['error']}); use wav, flac, mp3, ogg, m4a...",
+                       code="bad_audio")
+    return float(answer["seconds"])
+
+
+def _limits() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def _child() -> None:
+    """In the child: decode ``argv[1]`` to a WAV at ``argv[2]``, at most ``argv[3]`` seconds; print one JSON line."""
+    _limits()  # here, not in preexec_fn: the server has threads, and fork-then-run-Python is unsafe there
+    source, target, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    try:
+        seconds = _decode(source, target, max_seconds)
+    except _TooLong:
+        Path(target).unlink(missing_ok=True)
+        print(json.dumps({"error": "too_long"}))
+        return
+    except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
+        Path(target).unlink(missing_ok=True)
+        print(json.dumps({"error": f"{type(err).__name__}: {str(err)[:200]}"}))
+        return
+    print(json.dumps({"seconds": seconds}))
+
+
+class _TooLong(Exception):
+    pass
+
+
+def _decode(source: str, target: str, max_seconds: float) -> float:
+    import wave
+
+    import av
+
+    with av.open(source, metadata_errors="ignore") as container:
+        if not container.streams.audio:
+            raise ValueError("no audio stream in it")
+        stream = container.streams.audio[0]
+        rate = min(int(stream.rate or stream.codec_context.sample_rate or 0) or MAX_RATE, MAX_RATE)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        frames = 0
+        with wave.open(target, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            for frame in container.decode(stream):
+                for piece in resampler.resample(frame):
+                    data = piece.to_ndarray().astype("<i2").tobytes()
+                    frames += len(data) // 2
+                    if frames > max_seconds * rate:
+                        raise _TooLong()
+                    out.writeframes(data)
+            for piece in resampler.resample(None):
+                data = piece.to_ndarray().astype("<i2").tobytes()
+                frames += len(data) // 2
+                out.writeframes(data)
+    if frames == 0:
+        raise ValueError("it holds no audio")
+    return frames / rate

@@ -1,0 +1,237 @@
+"""Voice enrollment: ``/v1/voices`` (enroll, list, show, delete, download, import).
+
+Enrolling (multipart: ``name``, one or more reference files in any format, ``language``)
+decodes each upload in a child process, checks the references, then has an XTTS worker of
+the engine compute the conditioning once (it speaks one short word with the new voice, which
+proves the voice works) and stores it as a profile in the format ``voices add`` writes: the
+profile is then used by every request, never recomputed. A profile downloads as its portable
+``.npz`` and imports on another server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from demod_voice.errors import DemodVoiceError, InputError
+from demod_voice.serve.auth import require
+from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.limits import check_content_length, check_voice_id, save_upload
+from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
+
+router = APIRouter()
+
+FILE_FIELDS = ("files", "file", "reference", "references", "files[]")
+MAX_FILES = 8
+ENROLL_TEXT = "Hello."
+ENROLL_TOKENS = 12
+"""Audio tokens of the one-word check an enrollment speaks (bounded: random test models never stop)."""
+
+
+def _describe(ctx: Any, name: str) -> dict:
+    profile = load_profile(ctx, name)
+    if profile is None:
+        raise ApiError(404, f"there is no voice '{name}' (GET /v1/voices lists them)", code="unknown_voice")
+    return {"id": profile.name, "name": profile.name, "kind": "xtts", "language": voice_language(ctx, name),
+            "created": profile.created, "references": len(profile.references), "model": profile.model, "digest": profile.digest}
+
+
+@router.get("/v1/voices", dependencies=[Depends(require("speak"))])
+async def list_profiles(request: Request) -> dict:
+    """Enrolled voices (XTTS profiles)."""
+    ctx = request.app.state.ctx
+    names = sorted(p.name[: -len(".npz")] for p in ctx.profiles.glob("*.npz")) if ctx.profiles.is_dir() else []
+    voices = []
+    for name in names:
+        try:
+            voices.append(_describe(ctx, name))
+        except (ApiError, InputError):
+            continue  # damaged or oddly named files are not voices
+    return {"voices": voices}
+
+
+@router.get("/v1/voices/{voice_id}", dependencies=[Depends(require("speak"))])
+async def show(voice_id: str, request: Request) -> dict:
+    """One enrolled voice."""
+    return _describe(request.app.state.ctx, check_voice_id(voice_id))
+
+
+@router.delete("/v1/voices/{voice_id}", dependencies=[Depends(require("enroll"))])
+async def delete(voice_id: str, request: Request) -> dict:
+    """Remove an enrolled voice."""
+    ctx = request.app.state.ctx
+    path = profile_path(ctx, check_voice_id(voice_id))
+    if not path.is_file():
+        raise ApiError(404, f"there is no voice '{voice_id}'", code="unknown_voice")
+    path.unlink()
+    remove_side_files(ctx, voice_id)
+    return {"id": voice_id, "deleted": True}
+
+
+@router.get("/v1/voices/{voice_id}/download", dependencies=[Depends(require("enroll"))])
+async def download(voice_id: str, request: Request) -> FileResponse:
+    """The portable profile file (import it with ``POST /v1/voices/import`` or ``voices import``)."""
+    ctx = request.app.state.ctx
+    _describe(ctx, check_voice_id(voice_id))
+    return FileResponse(profile_path(ctx, voice_id), media_type="application/octet-stream", filename=f"{voice_id}.npz")
+
+
+@router.post("/v1/voices/import", status_code=201, dependencies=[Depends(require("enroll"))])
+async def import_voice(request: Request) -> JSONResponse:
+    """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
+    from demod_voice.voices.profiles import read_profile
+
+    ctx = request.app.state.ctx
+    form = await _form(request)
+    upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
+    if upload is None:
+        raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
+    with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
+        saved = await save_upload(upload, Path(work), ctx.settings.limits, ".npz")
+        try:
+            profile = await asyncio.to_thread(read_profile, saved)
+        except InputError as err:
+            raise ApiError(400, str(err).replace(str(saved), f"'{upload.filename}'"), code="bad_profile") from None
+        target = profile_path(ctx, profile.name)
+        _refuse_existing(target, profile.name, form)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(saved), target)
+    _write_side(ctx, profile.name, str(form.get("language") or ctx.config.xtts.language))
+    return JSONResponse(_describe(ctx, profile.name), status_code=201)
+
+
+@router.post("/v1/voices", status_code=201, dependencies=[Depends(require("enroll"))])
+async def enroll(request: Request) -> JSONResponse:
+    """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
+    from demod_voice.backends.xtts.request import normalise_language
+
+    ctx = request.app.state.ctx
+    form = await _form(request)
+    name = check_voice_id(str(form.get("name") or ""))
+    try:
+        language = normalise_language(str(form.get("language") or ctx.config.xtts.language))
+    except InputError as err:
+        raise ApiError(400, str(err), code="bad_language") from None
+    uploads = [item for field in FILE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
+    if not uploads:
+        raise ApiError(400, "send one or more reference recordings as the multipart field 'files'", code="missing_file")
+    if len(uploads) > MAX_FILES:
+        raise ApiError(413, f"at most {MAX_FILES} reference files per voice", code="too_many_files")
+    target = profile_path(ctx, name)
+    _refuse_existing(target, name, form)
+    with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
+        references = await _decoded(ctx, uploads, Path(work))
+        profile = await _condition(ctx, name, language, references, target)
+    _write_side(ctx, name, language)
+    return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2)}, status_code=201)
+
+
+async def _form(request: Request, max_files: int = MAX_FILES + 1) -> Any:
+    """The multipart form, after refusing a body without a length or over the upload limit."""
+    from demod_voice.serve.limits import upload_limit
+
+    limits = request.app.state.ctx.settings.limits
+    if "content-length" not in request.headers:
+        raise ApiError(411, "uploads need a Content-Length header", code="length_required")
+    check_content_length(request.headers, limits)
+    try:
+        return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
+    except Exception as err:  # noqa: BLE001 - the multipart parser raises several kinds for a malformed body
+        if isinstance(err, ApiError):
+            raise
+        raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
+
+
+def _refuse_existing(target: Path, name: str, form: Any) -> None:
+    if target.exists() and str(form.get("force") or "").lower() not in ("1", "true", "yes"):
+        raise ApiError(409, f"a voice '{name}' exists already: delete it first, or send force=true", code="voice_exists")
+
+
+async def _decoded(ctx: Any, uploads: list, work: Path) -> list[tuple[Path, float]]:
+    """Each upload saved under our own name and decoded to WAV in a child process; the total length is bounded."""
+    from demod_voice.serve.limits import _shown
+    from demod_voice.serve.uploads import decode_reference
+
+    limits = ctx.settings.limits
+    out: list[tuple[Path, float]] = []
+    total = 0.0
+    for index, upload in enumerate(uploads):
+        saved = await save_upload(upload, work, limits)
+        wav = work / f"reference-{index}.wav"
+        seconds = await asyncio.to_thread(decode_reference, saved, wav, limits.max_reference_seconds - total, _shown(upload.filename))
+        saved.unlink()
+        total += seconds
+        out.append((wav, seconds))
+    return out
+
+
+async def _condition(ctx: Any, name: str, language: str, references: list[tuple[Path, float]], target: Path) -> Any:
+    """An XTTS worker computes the voice's conditioning (and speaks one word with it); the latents become the profile."""
+    from demod_voice.backends.xtts.request import XttsRequest, make_job
+    from demod_voice.engine.handles import Priority
+    from demod_voice.errors import QueueFull
+    from demod_voice.serve.limits import queue_full
+
+    settings = dataclasses.replace(ctx.config.xtts, language=language, max_new_tokens=ENROLL_TOKENS)
+    try:
+        job = make_job(XttsRequest(tuple(str(p) for p, _ in references), ENROLL_TEXT, "-", settings, str(ctx.cache), ctx.config.device))
+        handle = ctx.engine.submit(dataclasses.replace(job, label=f"enroll {name}"), priority=Priority.INTERACTIVE, bounded=True)
+    except QueueFull as err:
+        raise queue_full(err) from None
+    except DemodVoiceError as err:
+        raise from_engine(err) from None
+    try:
+        result = await asyncio.wait_for(handle.wait(), timeout=ctx.settings.limits.deadline_seconds)
+    except asyncio.TimeoutError:
+        handle.cancel()
+        from demod_voice.serve.limits import deadline_error
+
+        raise deadline_error(ctx.settings.limits.deadline_seconds) from None
+    except DemodVoiceError as err:
+        raise from_engine(err) from None
+    if result.error is not None:
+        raise from_engine(result.error)
+    return await asyncio.to_thread(_save_profile, ctx, name, job, target)
+
+
+def _save_profile(ctx: Any, name: str, job: Any, target: Path) -> Any:
+    """Find the latents the worker cached for these references and this model, and write them as the profile."""
+    import numpy as np
+
+    from demod_voice.backends.xtts.engine import model_identity
+    from demod_voice.voices.profiles import read_profile, write_profile
+
+    identity = model_identity(Path(job.spec.model))
+    shas = [r.sha256 for r in job.options.references]
+    newest = None
+    for path in (ctx.cache / "latents").glob("*.npz"):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("references") == shas and meta.get("model") == identity:
+                    stamp = path.stat().st_mtime
+                    if newest is None or stamp > newest[0]:
+                        newest = (stamp, data["gpt_cond_latent"].copy(), data["speaker_embedding"].copy())
+        except (OSError, ValueError, KeyError):
+            continue
+    if newest is None:
+        raise ApiError(500, "the worker made the voice but its conditioning was not found in the cache; is the cache folder writable?",
+                       "server_error", "conditioning_missing")
+    write_profile(target, name, identity, shas, newest[1], newest[2])
+    return read_profile(target)
+
+
+def _write_side(ctx: Any, name: str, language: str) -> None:
+    from demod_voice.paths import write_text_atomic
+
+    side = ctx.data_dir / "voices" / f"{name}.json"
+    side.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(side, json.dumps({"language": language}))

@@ -6,10 +6,8 @@ request unfinished at its deadline: 504 (and its job is cancelled). Voice ids ne
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -91,16 +89,3 @@ def deadline_error(seconds: float) -> ApiError:
     """504 for a request past ``deadline_seconds``."""
     return ApiError(504, f"the request did not finish within {seconds:g} s (serve.limits.deadline_seconds); it was cancelled",
                     "server_error", "deadline_exceeded")
-
-
-async def first_and_rest(stream: AsyncIterator[Any], deadline: float) -> tuple[Any, AsyncIterator[Any]]:
-    """The stream's first item, awaited until the loop time ``deadline`` (504 after), and the stream.
-    ``None`` first means the stream was empty."""
-    remaining = deadline - asyncio.get_running_loop().time()
-    try:
-        first = await asyncio.wait_for(stream.__anext__(), timeout=max(0.0, remaining))
-    except StopAsyncIteration:
-        return None, stream
-    except asyncio.TimeoutError:
-        raise deadline_error(round(remaining, 1)) from None
-    return first, stream

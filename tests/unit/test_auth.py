@@ -1,0 +1,77 @@
+"""API keys and binding rules, without a server."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from demod_voice.errors import ConfigError, UsageError
+from demod_voice.serve.auth import AuthFailed, KeyRing, check_bind, is_loopback, load_keys, parse_scopes, read_keys_file
+
+
+def settings(keys=None, keys_file=None):
+    return SimpleNamespace(keys=keys, keys_file=keys_file)
+
+
+def test_no_keys_means_no_ring():
+    assert load_keys(settings()) is None
+
+
+def test_scopes_from_config_and_file(tmp_path):
+    path = tmp_path / "keys"
+    path.write_text("# comment\n\nfile-key-123456 enroll, speak  # trailing comment\n", encoding="utf-8")
+    ring = load_keys(settings({"config-key-1234": "speak", "admin-key-12345": ["admin"]}, str(path)))
+    assert len(ring) == 3
+    ring.check("Bearer config-key-1234", "speak")
+    ring.check("Bearer file-key-123456", "enroll")
+    ring.check("bearer  admin-key-12345 ", "enroll")  # admin includes every scope; scheme case-insensitive
+    with pytest.raises(AuthFailed) as err:
+        ring.check("Bearer config-key-1234", "enroll")
+    assert err.value.status == 403 and "'enroll'" in str(err.value)
+
+
+@pytest.mark.parametrize("header,status", [(None, 401), ("", 401), ("Basic abc", 401), ("Bearer", 401),
+                                           ("Bearer wrong-key-0000", 401), ("Bearer config-key-12345", 401)])
+def test_missing_malformed_or_wrong_keys_are_401(header, status):
+    ring = KeyRing({"config-key-1234": frozenset({"speak"})})
+    with pytest.raises(AuthFailed) as err:
+        ring.check(header, "speak")
+    assert err.value.status == status
+
+
+def test_keys_are_kept_as_digests_only():
+    ring = KeyRing({"very-secret-key-1": frozenset({"speak"})})
+    assert "very-secret-key-1" not in repr(vars(ring))
+
+
+@pytest.mark.parametrize("value", ["speak,shout", [], "", 5])
+def test_bad_scopes_fail_loudly(value):
+    with pytest.raises(ConfigError):
+        parse_scopes(value, "serve.keys.x")
+
+
+def test_short_keys_and_bad_files_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="at least 8"):
+        KeyRing({"short": frozenset({"speak"})})
+    bad = tmp_path / "keys"
+    bad.write_text("onlyakey\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 1"):
+        read_keys_file(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        read_keys_file(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
+                                           ("127.8.9.10", True), ("0.0.0.0", False), ("192.168.1.2", False), ("::", False),
+                                           ("example.org", False)])
+def test_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_binding_without_keys():
+    check_bind("127.0.0.1", None, False)
+    with pytest.raises(UsageError, match="--insecure-no-auth"):
+        check_bind("0.0.0.0", None, False)
+    check_bind("0.0.0.0", None, True)
+    check_bind("0.0.0.0", KeyRing({"config-key-1234": frozenset({"speak"})}), False)

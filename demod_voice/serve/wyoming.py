@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -105,6 +106,7 @@ class WyomingHandler(AsyncEventHandler):
         self.outbox: asyncio.Queue[Optional[Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self.handles: set[Any] = set()
         self.stream: Optional[tuple[_Request, SentenceStream]] = None
+        self._sending = False
         self.sender = asyncio.create_task(self._send_loop(), name="wyoming sender")
 
     # --- reading: every event is answered later, in order, by the sender -------------------------
@@ -192,7 +194,18 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _send_loop(self) -> None:
         while (send := await self.outbox.get()) is not None:
-            await send()
+            self._sending = True
+            try:
+                await send()
+            except (ConnectionError, OSError) as err:  # the client went away while we wrote
+                log.debug("Wyoming: client gone (%s)", err)
+                return
+            except Exception:  # noqa: BLE001 - a bug must end this connection, not leave it hanging
+                log.exception("Wyoming: internal error; closing the connection")
+                self.writer.close()
+                return
+            finally:
+                self._sending = False
 
     async def _describe(self) -> None:
         voices = await asyncio.to_thread(wyoming_voices, self.ctx)
@@ -250,6 +263,10 @@ class WyomingHandler(AsyncEventHandler):
     async def _stopped(self) -> None:
         await self.write_event(SynthesizeStopped().event())
 
+    def busy(self) -> bool:
+        """True while this connection has audio to send."""
+        return bool(self.handles) or not self.outbox.empty() or self._sending
+
     async def disconnect(self) -> None:
         """The client went away (or the server stops): cancel its jobs, stop sending."""
         for handle in list(self.handles):
@@ -292,36 +309,53 @@ class WyomingServer:
         self.ctx = ctx
         self.options = options
         self.server: Optional[AsyncServer] = None
+        self.handlers: weakref.WeakSet[WyomingHandler] = weakref.WeakSet()
         self._zeroconf: Any = None
+
+    def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> WyomingHandler:
+        handler = WyomingHandler(self.ctx, self.options, reader, writer)
+        self.handlers.add(handler)
+        return handler
 
     async def start(self) -> None:
         """Listen (and advertise when asked)."""
         uri = check_uri(self.options.uri)
+        if self.options.zeroconf and is_loopback(uri):
+            raise InputError(f"--zeroconf with {uri}: Home Assistant on another machine could not connect to a loopback "
+                             "address; listen on tcp://0.0.0.0:PORT (no authentication: see the README) or drop --zeroconf")
         if not is_loopback(uri):
             log.warning("Wyoming listens on %s: anyone who can reach it may use the voices (Wyoming has no authentication)", uri)
         self.server = AsyncServer.from_uri(uri)
-        await self.server.start(partial(WyomingHandler, self.ctx, self.options))
+        try:
+            await self.server.start(self._handler)
+        except OSError as err:
+            raise InputError(f"cannot listen on {uri} ({err.strerror or err}); is another server on that port?") from None
         if self.options.zeroconf:
             self._zeroconf = await advertise(uri, self.options.zeroconf)
         log.info("Wyoming server on %s", uri)
 
-    def active(self) -> int:
-        """Connections open now."""
-        return len(getattr(self.server, "_handlers", {}))
+    def busy(self) -> int:
+        """Connections with audio still to send."""
+        return sum(1 for handler in list(self.handlers) if handler.busy())
 
     async def stop(self, grace: float = 0.0) -> None:
-        """Stop accepting; give open connections ``grace`` seconds, then close them (their jobs are cancelled)."""
+        """Stop accepting; let answers in progress finish for up to ``grace`` seconds; close every connection
+        (cancelling the jobs left)."""
         if self.server is None:
             return
-        inner = getattr(self.server, "_server", None)
-        if inner is not None:
-            inner.close()  # no new connections
-        deadline = asyncio.get_running_loop().time() + grace
-        while self.active() and asyncio.get_running_loop().time() < deadline:
+        listener = getattr(self.server, "_server", None)
+        if listener is not None:
+            listener.close()  # no new connections
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.busy() and loop.time() < deadline:
             await asyncio.sleep(0.05)
         await self.server.stop()
+        for handler in list(self.handlers):
+            await handler.disconnect()
         if self._zeroconf is not None:
             await self._zeroconf.async_close()
+        log.info("Wyoming server stopped")
 
 
 async def advertise(uri: str, name: str) -> Any:

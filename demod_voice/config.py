@@ -42,6 +42,30 @@ class EngineSettings:
     retries: int = _opt(
         1, "Times a job is retried on a fresh worker when its worker dies (crash, OOM kill).", minimum=0
     )
+    load_attempts: int = _opt(
+        2, "Times a model load is tried when its worker dies while loading; then every job of that model fails once.", minimum=1
+    )
+    idle_timeout: float = _opt(300.0, "Seconds a model's workers stay loaded with no work (serve); 0 keeps them.", minimum=0.0)
+    memory_budget_mb: int = _opt(
+        0, "Resident memory all workers may use together; models idle longest are unloaded to stay under it (0: no limit).",
+        minimum=0,
+    )
+    worker_memory_cap_mb: int = _opt(
+        0, "A worker whose resident memory passes this ends its job with an error instead of growing on (0: no cap).", minimum=0
+    )
+    max_queued: int = _opt(64, "Interactive requests that may wait for a worker; more are refused (HTTP 429).", minimum=1)
+    cancel_kill_after: float = _opt(
+        5.0, "Seconds a cancelled job's worker may take to stop it before the worker is killed (and reloads).", minimum=0.1
+    )
+    executor: str = _opt("local", "Where workers run: local (subprocesses of this machine) or ray (actors on a Ray cluster; "
+                                  "needs the [ray] extra).", choices=("local", "ray"))
+    ray_address: Optional[str] = _opt(
+        None, "Ray cluster for executor ray: auto (the one `ray start` made on this machine), HOST:PORT or ray://HOST:PORT; "
+              "null: $RAY_ADDRESS, else auto.")
+    ray_num_cpus: float = _opt(1.0, "CPUs each Ray worker actor reserves (fractions allowed); its engine runs that many threads.",
+                               minimum=0.0)
+    ray_num_gpus: float = _opt(1.0, "GPUs each Ray worker actor reserves when its model runs on the GPU (device: gpu); "
+                                    "0.5 lets two share one.", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,8 @@ class PiperSettings:
     noise_w_scale: Optional[float] = _opt(None, "Phoneme width noise (variation in rhythm).", minimum=0.0)
     sentence_silence: float = _opt(0.0, "Seconds of silence after each sentence.", minimum=0.0)
     volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
+    batch_size: int = _opt(8, "Sentences (of one text, or of batch rows with one voice and settings) that go through the "
+                              "voice in one run; 1 turns batching off.", minimum=1)
     backend: str = _opt("piper", "Engine for Piper voices: piper (onnxruntime) or tinygrad (experimental).",
                         choices=("piper", "tinygrad"))
 

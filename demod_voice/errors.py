@@ -46,6 +46,19 @@ class DependencyError(DemodVoiceError):
     exit_code = 4
 
 
+class Cancelled(RuntimeFailure):
+    """A job was cancelled by its client (a disconnect, a deadline, Ctrl-C) before it finished."""
+
+
+class QueueFull(RuntimeFailure):
+    """The engine's queue of waiting jobs is at its limit (``engine.max_queued``); try again later."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds after which a retry may find room."""
+
+
 class OutputFull(RuntimeFailure):
     """The output's filesystem is full (or over quota): nothing more can be written until space is freed."""
 
@@ -64,7 +77,7 @@ class Interrupted(DemodVoiceError):
     exit_code = 130
 
 
-_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted,
+_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted, Cancelled,
                                             OutputFull, OutputBusy, PipeClosed)}
 
 

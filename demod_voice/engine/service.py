@@ -1,296 +1,375 @@
-"""From jobs to finished outputs: group by model, run each group on a pool of workers.
+"""The engine as a long-lived service: every front door submits jobs here.
 
-The pool is the seam for scaling out: :class:`Engine` only needs something that can
-start a worker for a :class:`LoadSpec`, hand it a job, and report its messages.
+One thread of its own talks to every worker (:mod:`demod_voice.engine.pool` keeps the rules);
+clients on any other thread, or on an asyncio loop, only submit, cancel and read handles. Per
+model a pool of workers stays loaded between jobs, is unloaded after ``engine.idle_timeout``,
+and the models idle longest are unloaded first when ``engine.memory_budget_mb`` would be passed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from multiprocessing.connection import wait
-from typing import Optional
+from dataclasses import dataclass
+from multiprocessing.connection import Pipe, wait
+from typing import Any, Optional
 
-from demod_voice.audio.chunks import AudioChunk
 from demod_voice.audio.writer import Sink, open_sink
 from demod_voice.config import EngineSettings
-from demod_voice.engine.executors.local import WorkerProcess
+from demod_voice.engine.executors import Executor, WorkerHandle
+from demod_voice.engine.handles import JobHandle, JobResult, Priority, StreamSink
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.engine.worker import WorkerDied, death_error
-from demod_voice.errors import DemodVoiceError, Interrupted, RuntimeFailure, from_wire
+from demod_voice.engine.pool import Pool, Task
+from demod_voice.errors import DemodVoiceError, Interrupted, QueueFull, RuntimeFailure
 
 log = logging.getLogger(__name__)
 
+__all__ = ["EngineService", "JobHandle", "JobResult", "PoolInfo", "Priority", "QueueFull", "run_one"]
 
-@dataclass
-class JobResult:
-    """The outcome of one job."""
-
-    job: SynthesisJob
-    """The job."""
-    error: Optional[DemodVoiceError] = None
-    """Why it failed; ``None`` on success."""
-    audio_seconds: float = 0.0
-    """Duration of the audio written."""
-    seconds: float = 0.0
-    """Wall time spent on the job (its last attempt)."""
-    attempts: int = 1
-    """How many workers it took."""
-
-    @property
-    def ok(self) -> bool:
-        """True when the output was written."""
-        return self.error is None
+TICK = 0.5
+"""Seconds between timer checks (cancel deadlines, memory, idle models) while work is running."""
 
 
 @dataclass
-class _Task:
-    job: SynthesisJob
-    index: int
-    attempts: int = 0
-    sink: Optional[Sink] = None
-    started: float = 0.0
+class PoolInfo:
+    """A model the engine has workers for."""
+
+    spec: LoadSpec
+    workers: int
+    """Live worker processes."""
+    busy: int
+    """Jobs being made."""
+    waiting: int
+    """Jobs waiting for a worker of this model."""
+    rss_bytes: int
+    """Resident memory of its workers together."""
+    last_used: float
+    """``time.monotonic()`` of its last job."""
+    ready: bool
+    """At least one worker has loaded the model."""
 
 
-@dataclass
-class _Slot:
-    worker: Optional[WorkerProcess] = None
-    task: Optional[_Task] = None
-    """The job whose answer comes next."""
-    queued: deque = field(default_factory=deque)
-    """The rest of the jobs handed over with it (a batch), answered after it in this order."""
-    ready: bool = False
-    notes: list[str] = field(default_factory=list)
+class EngineService:
+    """Runs jobs on isolated, model-resident workers; thread-safe; one dispatcher thread."""
 
+    def __init__(self, settings: EngineSettings, workers: int = 1, log_level: int = logging.WARNING,
+                 executor: Optional[Executor] = None) -> None:
+        from demod_voice.engine.executors.local import LocalExecutor
 
-class Engine:
-    """Runs jobs on isolated workers; one model load per worker, workers reused across jobs."""
-
-    def __init__(
-        self,
-        settings: EngineSettings,
-        workers: int = 1,
-        log_level: int = logging.WARNING,
-        sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
-    ) -> None:
         self.settings = settings
         self.workers = max(1, workers)
         self.log_level = log_level
-        self.sink_factory = sink_factory
+        self.executor: Executor = executor or LocalExecutor()
+        self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
+        """Called on the engine's thread with each new worker (progress displays; tests reach the process)."""
+        self._pools: dict[LoadSpec, Pool] = {}
+        self._tasks: dict[int, Task] = {}
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake_r, self._wake_w = Pipe(duplex=False)
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
         self._warned: set[str] = set()
-        self.on_worker_start: Callable[[WorkerProcess], None] = lambda worker: None
-        """Called with each new worker (progress displays; tests use it to reach the process)."""
+        self._stats = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "worker_starts": 0, "worker_restarts": 0}
 
-    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda r: None) -> list[JobResult]:
-        """Run every job; return results in the order given. Ctrl-C raises :class:`Interrupted`."""
-        jobs = list(jobs)
-        results: list[Optional[JobResult]] = [None] * len(jobs)
-        groups: dict[LoadSpec, list[_Task]] = {}
-        for index, job in enumerate(jobs):
-            groups.setdefault(job.spec, []).append(_Task(job, index))
-        for spec, tasks in groups.items():
-            _GroupRun(self, spec, tasks, results, on_result).run()
-        return [r for r in results if r is not None]
+    # --- client side (any thread) --------------------------------------------------------------
+
+    def submit(self, job: SynthesisJob, sink: Optional[Sink] = None, priority: Priority = Priority.INTERACTIVE,
+               bounded: bool = False, on_chunk: Optional[Callable[[Any], None]] = None) -> JobHandle:
+        """Queue a job. Without a ``sink`` its chunks are kept for :meth:`JobHandle.chunks` / ``stream``
+        (and passed to ``on_chunk`` on the engine's thread). ``bounded``: refuse with :class:`QueueFull`
+        when ``engine.max_queued`` interactive jobs already wait."""
+        return self.submit_many([(job, sink)], priority, bounded, on_chunk)[0]
+
+    def submit_many(self, work: list[tuple[SynthesisJob, Optional[Sink]]], priority: Priority = Priority.BATCH,
+                    bounded: bool = False, on_chunk: Optional[Callable[[Any], None]] = None) -> list[JobHandle]:
+        """Queue several jobs at once, so that jobs that may be made together are seen together."""
+        if self._closing:
+            raise RuntimeFailure("the engine is shutting down; no new work is taken")
+        tasks = []
+        with self._lock:
+            if bounded:
+                waiting = sum(1 for t in self._tasks.values() if t.priority == Priority.INTERACTIVE and t.attempts == 0)
+                if waiting + len(work) > self.settings.max_queued:
+                    raise QueueFull(f"{waiting} requests are waiting (engine.max_queued); try again shortly",
+                                    retry_after=self._retry_after(waiting))
+            for job, sink in work:
+                handle = JobHandle(job, priority, self._cancel, streaming=sink is None)
+                sink = StreamSink(handle) if sink is None else sink
+                task = Task(job, handle, _Tee(sink, on_chunk) if on_chunk else sink, priority)
+                self._tasks[id(handle)] = task
+                tasks.append(task)
+            self._stats["submitted"] += len(tasks)
+        self._post(("submit", tasks))
+        return [task.handle for task in tasks]
+
+    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None,
+            sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output)) -> list[JobResult]:
+        """Run jobs as batch work and wait for all; results in the order given. ``on_result`` runs on
+        the calling thread as each job ends; if it raises, the rest is cancelled and the error re-raised.
+        Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`."""
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        handles: list[JobHandle] = []
+        try:
+            handles = self.submit_many([(job, sink_factory(job)) for job in jobs], Priority.BATCH)
+            for handle in handles:
+                handle.add_done_callback(done.put)
+            for _ in handles:
+                on_result(_get(done))
+        except KeyboardInterrupt:
+            self._cancel_and_wait(handles)
+            raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
+        except BaseException:
+            self._cancel_and_wait(handles)
+            raise
+        return [handle.result() for handle in handles]
+
+    def _cancel_and_wait(self, handles: list[JobHandle]) -> None:
+        for handle in handles:
+            handle.cancel()
+        for handle in handles:
+            handle.result(timeout=self.settings.cancel_kill_after + 10)
+
+    def preload(self, spec: LoadSpec) -> None:
+        """Start the model's workers now and keep them loaded (no idle unloading)."""
+        self._post(("preload", spec))
+
+    def is_ready(self, spec: LoadSpec) -> bool:
+        """True once a worker of ``spec`` has loaded its model."""
+        pool = self._pools.get(spec)
+        return bool(pool and pool.ever_ready and pool.live_workers())
+
+    def pools(self) -> list[PoolInfo]:
+        """The models with workers or work, as seen now."""
+        return [PoolInfo(p.spec, len(p.live_workers()), p.running(), p.waiting(), p.rss(), p.last_used, self.is_ready(p.spec))
+                for p in list(self._pools.values())]
+
+    def stats(self) -> dict[str, int]:
+        """Counters since start: submitted, completed, failed, cancelled, worker starts and restarts,
+        and now: queued, running, loaded models."""
+        pools = list(self._pools.values())
+        return {**self._stats, "queued": sum(p.waiting() for p in pools), "running": sum(p.running() for p in pools),
+                "loaded_models": sum(1 for p in pools if p.live_workers())}
+
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Take no new work; give running jobs up to ``grace`` seconds; cancel the rest; stop workers."""
+        self._closing = True
+        deadline = time.monotonic() + grace
+        while grace and self._tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._post(("shutdown", None))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        self.executor.close()
+
+    def __enter__(self) -> EngineService:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()
 
     def warn_once(self, message: str) -> None:
-        """Log a warning the first time it is seen in this run."""
+        """Log a warning the first time it is seen."""
         if message not in self._warned:
             self._warned.add(message)
             log.warning("%s", message)
 
+    def _cancel(self, handle: JobHandle) -> None:
+        self._post(("cancel", handle))
 
-class _GroupRun:
-    """All jobs of one :class:`LoadSpec` on up to ``engine.workers`` workers."""
-
-    def __init__(self, engine: Engine, spec: LoadSpec, tasks: list[_Task], results: list, on_result: Callable) -> None:
-        self.engine = engine
-        self.spec = spec
-        self.pending = deque(tasks)
-        self.results = results
-        self.on_result = on_result
-        self.slots = [_Slot() for _ in range(min(engine.workers, len(tasks)))]
-
-    def run(self) -> None:
+    def _post(self, message: tuple) -> None:
+        self._inbox.put(message)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="demod-voice-engine", daemon=True)
+                self._thread.start()
         try:
-            while self.pending or any(slot.task for slot in self.slots):
-                self._assign()
-                busy = {slot.worker.conn: slot for slot in self.slots if slot.task and slot.worker}
-                if not busy:
-                    continue
-                for conn in wait(list(busy)):
-                    slot = busy[conn]
-                    # Handling one message can end other workers (a failed load ends the group).
-                    if slot.task and slot.worker and slot.worker.conn is conn:
-                        self._receive(slot)
-        except KeyboardInterrupt:
-            self._abort_all()
-            raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
-        except BaseException:
-            # on_result may stop the run (fail-fast): jobs in flight leave no partial output.
-            self._abort_all()
-            raise
-        finally:
-            for slot in self.slots:
-                if slot.worker:
-                    slot.worker.stop()
+            self._wake_w.send_bytes(b"!")
+        except OSError:
+            pass
 
-    def _assign(self) -> None:
-        for slot in self.slots:
-            if slot.task or not self.pending:
-                continue
-            if slot.worker is None:
-                slot.worker = WorkerProcess(self.spec, self.engine.log_level, self._threads())
-                slot.ready = False
-                self.engine.on_worker_start(slot.worker)
-            tasks = self._take()
-            for task in tasks:
-                task.attempts += 1
-            slot.queued.extend(tasks[1:])
-            self._begin(slot, tasks[0])
+    def _retry_after(self, waiting: int) -> float:
+        return max(1.0, round(waiting / max(1, self.workers)))
+
+    # --- engine side (its own thread) -----------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while self._drain():
+                for pool in list(self._pools.values()):
+                    pool.assign()
+                conns: dict[Any, tuple[Pool, Any]] = {}
+                for pool in self._pools.values():
+                    conns.update({conn: (pool, slot) for conn, slot in pool.conns().items()})
+                for conn in wait([self._wake_r, *conns], timeout=TICK if conns or self._tasks else None):
+                    if conn is self._wake_r:
+                        while self._wake_r.poll():
+                            self._wake_r.recv_bytes()
+                        continue
+                    pool, slot = conns[conn]
+                    if slot.worker is not None and slot.worker.conn is conn:  # a message may have ended others
+                        pool.receive(slot)
+                self._tick()
+        except BaseException:  # noqa: BLE001 - a bug here must not leave clients waiting forever
+            log.exception("the engine's thread failed")
+            self._abandon(RuntimeFailure("internal error in the engine; rerun with -vv and report it"))
+
+    def _drain(self) -> bool:
+        """Take the inbox; False once the engine should stop."""
+        while True:
             try:
-                slot.worker.send([t.job for t in tasks] if len(tasks) > 1 else tasks[0].job)
-            except WorkerDied as died:
-                self._worker_died(slot, str(died))
+                kind, item = self._inbox.get_nowait()
+            except queue.Empty:
+                return True
+            if kind == "submit":
+                for task in item:
+                    self._pool(task.job.spec).add(task)
+            elif kind == "cancel":
+                task = self._tasks.get(id(item))
+                if task is not None:
+                    self._pool(task.job.spec).cancel(task)
+            elif kind == "preload":
+                pool = self._pool(item)
+                pool.pinned = True
+                self._preload(pool)
+            elif kind == "shutdown":
+                self._abandon(None)
+                return False
 
-    def _take(self) -> list[_Task]:
-        """The next pending job, with the later ones that may be made together with it: up to its
-        limit, and no more than an even share among the idle workers so that each of them gets some."""
-        first = self.pending.popleft()
-        key = first.job.together
-        if key is None or first.job.together_limit <= 1:
-            return [first]
-        same = [task for task in self.pending if task.job.together == key]
-        idle = sum(1 for slot in self.slots if slot.task is None)  # the slot being given work is one of them
-        share = -(-(len(same) + 1) // max(1, idle))
-        taken = [first] + same[: min(first.job.together_limit, share) - 1]
-        chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
-        self.pending = deque(task for task in self.pending if id(task) not in chosen)
-        return taken
+    def _preload(self, pool: Pool) -> None:
+        for slot in pool.slots:
+            if slot.worker is None and not pool.start_worker(slot):
+                break
 
-    def _begin(self, slot: _Slot, task: _Task) -> None:
-        task.sink = self.engine.sink_factory(task.job)
-        task.started = time.perf_counter()
-        slot.task = task
+    def _pool(self, spec: LoadSpec) -> Pool:
+        pool = self._pools.get(spec)
+        if pool is None:
+            pool = self._pools[spec] = Pool(self, spec, self.workers)
+        return pool
 
-    def _threads(self) -> int:
-        """Each worker's share of the cores when several run at once (0: the engine's own default)."""
-        if len(self.slots) <= 1:
-            return 0
-        return max(1, (os.cpu_count() or 1) // len(self.slots))
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for pool in list(self._pools.values()):
+            pool.tick(now)
+            if not pool.busy() and not pool.live_workers() and not pool.pinned:
+                del self._pools[pool.spec]
 
-    def _receive(self, slot: _Slot) -> None:
+    def _abandon(self, error: Optional[DemodVoiceError]) -> None:
+        """Shut down: waiting jobs fail (or are cancelled), running ones are cancelled, workers stop."""
+        for pool in list(self._pools.values()):
+            for queue_ in pool.queues.values():
+                while queue_:
+                    task = queue_.popleft()
+                    task.cancelled = error is None
+                    pool.finish(task, error)
+            pool.stop(kill=True)
+        self._pools.clear()
+
+    def make_room(self, pool: Pool) -> bool:
+        """Whether ``pool`` may start a worker now, unloading the models idle longest if the memory
+        budget needs it. A pool with no worker always may (work must move), and says so."""
+        budget = self.settings.memory_budget_mb * 2**20
+        if not budget:
+            return True
+        need = pool.rss_seen or _model_size(pool.spec)
+        others = sorted((p for p in self._pools.values() if p is not pool), key=lambda p: p.last_used)
+        used = sum(p.rss() for p in self._pools.values())
+        for other in others:
+            if used + need <= budget:
+                break
+            if not other.busy() and other.live_workers():
+                log.info("unloading %s to stay within engine.memory_budget_mb", other.spec.model)
+                used -= other.rss()
+                other.stop()
+        if used + need <= budget:
+            return True
+        if not pool.live_workers():
+            self.warn_once(f"loading {pool.spec.model} goes past engine.memory_budget_mb ({self.settings.memory_budget_mb} MB)")
+            return True
+        return False
+
+    def note_worker_start(self, worker: WorkerHandle) -> None:
+        self._stats["worker_starts"] += 1
+        self.on_worker_start(worker)
+
+    def note_restart(self) -> None:
+        self._stats["worker_restarts"] += 1
+
+    def note_result(self, task: Task, error: Optional[DemodVoiceError]) -> None:
+        with self._lock:
+            self._tasks.pop(id(task.handle), None)
+            key = "completed" if error is None else "cancelled" if task.cancelled else "failed"
+            self._stats[key] += 1
+
+
+class _Tee:
+    """A sink that also hands each chunk to a callback."""
+
+    def __init__(self, sink: Sink, on_chunk: Callable[[Any], None]) -> None:
+        self._sink = sink
+        self._on_chunk = on_chunk
+
+    @property
+    def retryable(self) -> bool:
+        return self._sink.retryable
+
+    def write(self, chunk: Any) -> None:
+        self._sink.write(chunk)
+        self._on_chunk(chunk)
+
+    def commit(self) -> float:
+        return self._sink.commit()
+
+    def abort(self) -> None:
+        self._sink.abort()
+
+
+def _get(done: queue.SimpleQueue) -> JobResult:
+    # A timed wait, so Ctrl-C reaches the main thread promptly.
+    while True:
         try:
-            message = slot.worker.recv()
-        except WorkerDied as died:
-            self._worker_died(slot, str(died))
-            return
-        kind = message[0]
-        if kind == "ready":
-            self._ready(slot, message[1])
-        elif kind == "chunk":
-            self._write(slot, AudioChunk(message[1], message[2]))
-        elif kind == "done":
-            self._done(slot)
-        elif kind == "error":
-            self._finish(slot, from_wire(message[1], message[2]))
-        elif kind == "failed":
-            self._load_failed(slot, from_wire(message[1], message[2]))
+            return done.get(timeout=0.2)
+        except queue.Empty:
+            continue
 
-    def _write(self, slot: _Slot, chunk: AudioChunk) -> None:
+
+def _model_size(spec: LoadSpec) -> int:
+    """A first guess at a worker's memory before one has run: twice the model's files, plus 200 MB."""
+    from pathlib import Path
+
+    path = Path(spec.model)
+    try:
+        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+        size = sum(p.stat().st_size for p in files)
+    except OSError:
+        size = 0
+    return 2 * size + 200 * 2**20
+
+
+class Engine:
+    """A service for one run of jobs (``batch``, one-shot commands): started, used, shut down."""
+
+    def __init__(self, settings: EngineSettings, workers: int = 1, log_level: int = logging.WARNING,
+                 sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
+                 executor: Optional[Executor] = None) -> None:
+        self.settings = settings
+        self.workers = workers
+        self.log_level = log_level
+        self.sink_factory = sink_factory
+        self.executor = executor
+        self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
+
+    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None) -> list[JobResult]:
+        """Run every job; return results in the order given. Ctrl-C raises :class:`Interrupted`."""
+        service = EngineService(self.settings, self.workers, self.log_level, self.executor)
+        service.on_worker_start = self.on_worker_start
         try:
-            slot.task.sink.write(chunk)
-        except (OSError, ValueError) as err:
-            # The worker goes on sending this job's chunks; a fresh worker is simpler than draining them.
-            slot.worker.kill()
-            slot.worker = None
-            self._requeue(slot)
-            self._finish(slot, RuntimeFailure(f"could not write {slot.task.job.describe()}: {err}"))
-
-    def _ready(self, slot: _Slot, info) -> None:
-        slot.ready = True
-        for warning in info.warnings:
-            self.engine.warn_once(warning)
-        log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
-
-    def _done(self, slot: _Slot) -> None:
-        task = slot.task
-        try:
-            audio_seconds = task.sink.commit()
-        except DemodVoiceError as err:
-            self._finish(slot, err)
-            return
-        except OSError as err:
-            self._finish(slot, RuntimeFailure(f"could not write {task.job.describe()}: {err}"))
-            return
-        self._finish(slot, None, audio_seconds)
-
-    def _finish(self, slot: _Slot, error: Optional[DemodVoiceError], audio_seconds: float = 0.0) -> None:
-        task = slot.task
-        if error is not None:
-            task.sink.abort()
-        slot.task = None
-        result = JobResult(task.job, error, audio_seconds, time.perf_counter() - task.started, task.attempts)
-        self.results[task.index] = result
-        self.on_result(result)
-        if slot.queued:
-            self._begin(slot, slot.queued.popleft())
-        if slot.worker is not None:
-            slot.worker.jobs_served += 1
-            if slot.worker.jobs_served >= self.engine.settings.max_jobs_per_worker and slot.task is None:
-                log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.worker.jobs_served)
-                slot.worker.stop()
-                slot.worker = None
-
-    def _worker_died(self, slot: _Slot, reason: str) -> None:
-        task = slot.task
-        slot.worker.kill()
-        slot.worker = None
-        self._requeue(slot)
-        if task.sink.retryable and task.attempts <= self.engine.settings.retries:
-            task.sink.abort()
-            slot.task = None
-            log.warning("%s while synthesising %s; retrying it on a fresh worker", reason, task.job.describe())
-            self.pending.appendleft(task)
-            return
-        self._finish(slot, death_error(task.job, reason))
-
-    def _requeue(self, slot: _Slot) -> None:
-        """Jobs handed over with the current one go back to the front of the queue, in order: their
-        worker is gone before it got to them, so this does not count as an attempt."""
-        while slot.queued:
-            task = slot.queued.pop()
-            task.attempts -= 1
-            self.pending.appendleft(task)
-
-    def _load_failed(self, slot: _Slot, error: DemodVoiceError) -> None:
-        """The model cannot load: every job of this group fails with the same reason, no retries."""
-        slot.worker.stop()
-        slot.worker = None
-        self._requeue(slot)
-        self._finish(slot, error)
-        for other in self.slots:
-            if other.task is not None:
-                other.worker.kill()
-                other.worker = None
-                self._requeue(other)
-                self._finish(other, error)
-        while self.pending:
-            task = self.pending.popleft()
-            task.sink = self.engine.sink_factory(task.job)
-            slot.task = task
-            self._finish(slot, error)
-
-    def _abort_all(self) -> None:
-        for slot in self.slots:
-            if slot.task is not None:
-                slot.task.sink.abort()
-            if slot.worker is not None:
-                slot.worker.kill()
-                slot.worker = None
+            return service.run(jobs, on_result, self.sink_factory)
+        finally:
+            service.shutdown()
 
 
 def run_one(job: SynthesisJob, settings: EngineSettings, log_level: int) -> JobResult:

@@ -1,105 +1,145 @@
-"""An isolated subprocess that loads one backend once and serves many jobs over a pipe.
+"""The worker side of the engine: load one backend once, then answer jobs with messages.
 
-Protocol (parent -> worker): a :class:`SynthesisJob`, a list of them (jobs with one
+Protocol (parent -> worker): a list of :class:`SynthesisJob` (one job, or jobs with one
 ``together`` key, which the backend may make as one batch), or ``None`` to stop.
 Worker -> parent, first: ``("ready", LoadInfo)`` or ``("failed", kind, message)``;
 then per job, in the order given: any number of ``("chunk", samples, rate)`` and one
-``("done",)`` or ``("error", kind, message)``. A worker that dies shows as EOF on the pipe.
+``("done",)`` or ``("error", kind, message)``. A worker that dies shows as EOF.
 
-Each worker is a fresh interpreter started with ``subprocess`` (not multiprocessing's
-``spawn``, which re-runs the caller's main script): a crash, a leak or a CUDA context
-never reaches the parent, and the parent never needs the engine's imports.
+:func:`load_backend` and :func:`answer` are the whole protocol, independent of transport:
+the local executor runs them in a subprocess over a socket pair (:func:`main`), the Ray
+executor in an actor. This module imports no engine at import time.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Optional
 
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.errors import DemodVoiceError, RuntimeFailure, to_wire
+from demod_voice.errors import DemodVoiceError, to_wire
 
 log = logging.getLogger(__name__)
 
-
-class WorkerDied(Exception):
-    """The worker process ended without answering; ``str()`` says how it ended."""
+Send = Callable[[tuple], None]
 
 
-def serve(conn: Any, spec: LoadSpec, log_level: int) -> None:
-    """Worker main loop (runs in the child process)."""
-    sys.stdout = sys.stderr  # belt and braces: fd 1 is already the parent's stderr
-    # Ctrl-C reaches the whole process group; the parent decides how to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from demod_voice.logs import configure_logging
-
-    configure_logging(log_level)
-    backend = _load(conn, spec)
-    if backend is None:
-        return
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        _run_jobs(conn, backend, job if isinstance(job, list) else [job])
-
-
-def _load(conn: Any, spec: LoadSpec) -> Any:
+def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
+    """Load the backend for ``spec``: ``(backend, ("ready", info))`` or ``(None, ("failed", kind, message))``."""
     from demod_voice.backends.registry import create_backend
 
     try:
         backend = create_backend(spec.backend)
         info = backend.load(spec)
     except DemodVoiceError as err:
-        conn.send(("failed", *to_wire(err)))
-        return None
+        return None, ("failed", *to_wire(err))
     except Exception as err:  # noqa: BLE001 - any engine failure must reach the parent as a message
         log.debug("load failed:\n%s", traceback.format_exc())
-        conn.send(("failed", "RuntimeFailure", f"could not load {spec.model}: {type(err).__name__}: {err}"))
-        return None
-    conn.send(("ready", info))
-    return backend
+        return None, ("failed", "RuntimeFailure", f"could not load {spec.model}: {type(err).__name__}: {err}")
+    return backend, ("ready", info)
 
 
-def _run_jobs(conn: Any, backend: Any, jobs: list[SynthesisJob]) -> None:
+def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callable[[int], bool] = lambda index: False) -> None:
     """Answer every job in order. Once one fails the rest fail with the same error (the batch
-    they were being made in is gone); the parent decides what to do with them."""
+    they were being made in is gone); the parent decides what to do with them. A job for which
+    ``cancelled(index)`` turns true between two chunks stops there and is answered ``Cancelled``."""
     failure: Optional[tuple] = None
-    spoken = backend.synthesize_together(jobs)
-    for _ in jobs:
-        if failure is None:
-            failure = _run_job(conn, spoken)
-        conn.send(failure or ("done",))
+    try:
+        spoken = backend.synthesize_together(jobs)
+    except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
+        failure = _failure(err)
+    for index in range(len(jobs)):
+        if failure is not None:
+            send(failure)
+            continue
+        failure = _answer_one(send, spoken, functools.partial(cancelled, index))
+        if failure is not None and failure[1] == "Cancelled":
+            send(failure)
+            failure = None
+            continue
+        send(failure or ("done",))
 
 
-def _run_job(conn: Any, spoken: Iterator[Iterator[Any]]) -> Optional[tuple]:
+def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable[[], bool]) -> Optional[tuple]:
     """Send the next job's chunks; return its error message, or ``None`` when it is done."""
     try:
-        for chunk in next(spoken):
-            conn.send(("chunk", chunk.samples, chunk.sample_rate))
-    except DemodVoiceError as err:
-        return ("error", *to_wire(err))
+        chunks = next(spoken)
+        for chunk in chunks:
+            if cancelled():
+                close = getattr(chunks, "close", None)
+                if close:
+                    close()
+                return ("error", "Cancelled", "cancelled")
+            send(("chunk", chunk.samples, chunk.sample_rate))
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
-        log.debug("job failed:\n%s", traceback.format_exc())
-        return ("error", "RuntimeFailure", f"synthesis failed: {type(err).__name__}: {err}")
+        return _failure(err)
     return None
 
 
-def main() -> None:
-    """Worker entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
-    conn = Connection(int(sys.argv[1]))
-    spec, log_level, parent_path, threads = conn.recv()
-    # The parent's import path, so backends named as module:Class resolve the same way here.
-    sys.path[:] = list(dict.fromkeys(sys.path + parent_path))
+def _failure(err: Exception) -> tuple:
+    if isinstance(err, DemodVoiceError):
+        return ("error", *to_wire(err))
+    log.debug("job failed:\n%s", traceback.format_exc())
+    return ("error", "RuntimeFailure", f"synthesis failed: {type(err).__name__}: {err}")
+
+
+class _Control:
+    """Messages the parent may send while a job runs: ``("cancel", index)`` or ``None`` (stop)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.stop = False
+        self.cancelled: set[int] = set()
+
+    def check(self, index: int) -> bool:
+        """True when the job at ``index`` of the current hand-over should stop now."""
+        try:
+            while not self.stop and self.conn.poll(0):
+                message = self.conn.recv()
+                if message is None:
+                    self.stop = True
+                elif isinstance(message, tuple) and message[:1] == ("cancel",):
+                    self.cancelled.add(message[1])
+        except (EOFError, OSError):
+            self.stop = True
+        return self.stop or index in self.cancelled
+
+
+def serve(conn: Any, spec: LoadSpec) -> None:
+    """Subprocess worker loop: load, then answer job lists until ``None`` or EOF."""
+    backend, message = load_backend(spec)
+    conn.send(message)
+    if backend is None:
+        return
+    control = _Control(conn)
+    while not control.stop:
+        try:
+            jobs = conn.recv()
+        except (EOFError, OSError):
+            return
+        if jobs is None:
+            return
+        if isinstance(jobs, tuple):
+            continue  # a cancel that arrived after its job was answered
+        control.cancelled.clear()
+        answer(conn.send, backend, jobs if isinstance(jobs, list) else [jobs], control.check)
+
+
+def prepare(log_level: int, threads: int, parent_path: Optional[list[str]] = None) -> None:
+    """Process set-up shared by every transport: logging, import path, thread share."""
+    from demod_voice.logs import configure_logging
+
+    configure_logging(log_level)
+    if parent_path:
+        # The parent's import path, so backends named as module:Class resolve the same way here.
+        sys.path[:] = list(dict.fromkeys(sys.path + parent_path))
     if threads:
         # Several workers share the cores: each engine gets its share, not all of them (set before
         # any engine is imported, which is when OpenMP and torch read it).
@@ -107,9 +147,17 @@ def main() -> None:
         from demod_voice import devices
 
         devices.THREADS = threads
-    serve(conn, spec, log_level)
 
 
-def death_error(job: SynthesisJob, reason: str) -> DemodVoiceError:
-    """The error a job gets when its worker died and no retry is left."""
-    return RuntimeFailure(f"{reason} while synthesising {job.describe()}; that job failed (other jobs are unaffected)")
+def main() -> None:
+    """Subprocess entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
+    sys.stdout = sys.stderr  # belt and braces: fd 1 is already the parent's stderr
+    # The engine owns the worker's fate: Ctrl-C and SIGTERM go to the parent, which stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(int(sys.argv[1]))
+    try:
+        spec, log_level, parent_path, threads = conn.recv()
+    except (EOFError, OSError):
+        return
+    prepare(log_level, threads, parent_path)
+    serve(conn, spec)

@@ -1,50 +1,75 @@
 """Local executor: each worker is a fresh ``python`` subprocess joined to the parent by a socket
 pair (not multiprocessing's ``spawn``, which re-runs the caller's main script): a crash, a
-leak or a CUDA context never reaches the parent, and the parent never needs engine imports."""
+leak or a CUDA context never reaches the parent, and the parent never needs engine imports.
+
+Workers start in their own session (a terminal's Ctrl-C reaches only the parent, which owns
+their fate) and ask the kernel to kill them when the parent dies, so no worker outlives its
+engine however the engine ends.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Union
+from typing import Optional
 
+from demod_voice.engine.executors import WorkerDied, describe_exit
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.engine.worker import WorkerDied
+
+_BOOT = (
+    "import ctypes, os, signal, sys\n"
+    # PR_SET_PDEATHSIG: SIGKILL when the parent goes, then make sure it had not gone already.
+    "try:\n ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)\nexcept Exception:\n pass\n"
+    "if os.getppid() != int(sys.argv[2]): sys.exit(0)\n"
+    "from demod_voice.engine.worker import main; main()"
+)
+
+
+class LocalExecutor:
+    """Workers as subprocesses of this machine."""
+
+    name = "local"
+
+    def start_worker(self, spec: LoadSpec, log_level: int, threads: int) -> WorkerProcess:
+        return WorkerProcess(spec, log_level, threads)
+
+    def close(self) -> None:
+        """Nothing is held between workers."""
 
 
 class WorkerProcess:
     """Parent-side handle of one worker: a ``python`` subprocess joined to us by a socket pair."""
 
+    where = "local"
+
     def __init__(self, spec: LoadSpec, log_level: int, threads: int = 0) -> None:
         self.spec = spec
         ours, theirs = socket.socketpair()
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         with theirs:
             # stdout=2: whatever an engine prints lands on stderr; stdout may be carrying our audio.
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from demod_voice.engine.worker import main; main()", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env,
+                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env, start_new_session=True,
             )
         self.conn = Connection(ours.detach())
         self.conn.send((spec, log_level, list(sys.path), threads))
-        self.jobs_served = 0
 
     @property
     def pid(self) -> int:
         """OS process id of the worker."""
         return self.process.pid
 
-    def send(self, job: Union[SynthesisJob, list[SynthesisJob], None]) -> None:
-        """Hand the worker a job, jobs to make together, or ``None`` to stop; raises :class:`WorkerDied` if it is gone."""
+    def send(self, jobs: Optional[list[SynthesisJob]]) -> None:
+        """Hand the worker jobs, or ``None`` to stop; raises :class:`WorkerDied` if it is gone."""
         try:
-            self.conn.send(job)
+            self.conn.send(jobs)
         except OSError as err:
             raise WorkerDied(self._death()) from err
 
@@ -57,14 +82,17 @@ class WorkerProcess:
 
     def _death(self) -> str:
         try:
-            code = self.process.wait(timeout=2)
+            return describe_exit(self.process.wait(timeout=2))
         except subprocess.TimeoutExpired:
-            return "the worker stopped answering"
-        if code < 0:
-            name = signal.Signals(-code).name
-            hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if name == "SIGKILL" else ""
-            return f"the worker was killed by {name}{hint}"
-        return f"the worker exited with code {code}"
+            return describe_exit(None)
+
+    def rss_bytes(self) -> Optional[int]:
+        """Resident memory from ``/proc`` (Linux); ``None`` elsewhere or once the worker is gone."""
+        try:
+            with open(f"/proc/{self.process.pid}/statm", encoding="ascii") as handle:
+                return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit; kill it if it does not."""
@@ -84,5 +112,3 @@ class WorkerProcess:
             self.process.kill()
         self.process.wait()
         self.conn.close()
-
-

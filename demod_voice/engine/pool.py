@@ -1,0 +1,391 @@
+"""One model's workers and the jobs waiting for them.
+
+A pool belongs to one :class:`LoadSpec`. Its methods run only on the engine's thread, so it
+needs no locks. The rules it keeps:
+
+- a worker that dies before it said "ready" is a *load* failure, never a job's: the job goes
+  back to the queue uncharged; after ``engine.load_attempts`` such deaths in a row, every job of
+  the model fails once with "could not load MODEL" and no further load is tried;
+- a worker that dies while making a job costs that job an attempt (retried while its sink allows
+  and ``engine.retries`` last); jobs handed over with it go back uncharged, in smaller groups;
+- a load error the backend reports fails the model's waiting jobs at once, unless another worker
+  of the model has loaded (then it was this worker's trouble: it is retired, the others go on);
+- a worker that dies while idle is simply replaced when next needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.engine.executors import WorkerDied, WorkerHandle
+from demod_voice.engine.handles import JobHandle, JobResult, Priority
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.errors import Cancelled, DemodVoiceError, RuntimeFailure, from_wire
+
+if TYPE_CHECKING:
+    from demod_voice.engine.service import EngineService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Task:
+    """A job inside the engine."""
+
+    job: SynthesisJob
+    handle: JobHandle
+    sink: Any
+    priority: Priority
+    attempts: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_chunk: Optional[float] = None
+    cancelled: bool = False
+    error: Optional[DemodVoiceError] = None
+    """An error already decided (a write failure) while the worker finishes the job's answer."""
+    group_limit: int = 0
+    """After a hand-over died: the most jobs handed over with this one next time (0: the job's own limit)."""
+
+
+@dataclass(eq=False)
+class Slot:
+    """One worker place of a pool: its worker (if started) and the hand-over it is answering."""
+
+    worker: Optional[WorkerHandle] = None
+    ready: bool = False
+    tasks: deque = field(default_factory=deque)
+    """The hand-over being answered, current job first."""
+    index: int = 0
+    """Position of the current job within its hand-over (the worker counts the same way)."""
+    cancel_deadline: Optional[float] = None
+    jobs_served: int = 0
+    retired: bool = False
+
+
+class Pool:
+    """The workers of one model and its queue (interactive jobs before batch jobs)."""
+
+    def __init__(self, service: EngineService, spec: LoadSpec, workers: int) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.spec = spec
+        self.queues: dict[Priority, deque] = {p: deque() for p in Priority}
+        self.slots = [Slot() for _ in range(max(1, workers))]
+        self.threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if len(self.slots) > 1 else 0
+        self.load_deaths = 0
+        self.ever_ready = False
+        self.pinned = False
+        self.last_used = time.monotonic()
+        self.rss_seen = 0
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def waiting(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def running(self) -> int:
+        return sum(len(slot.tasks) for slot in self.slots)
+
+    def busy(self) -> bool:
+        return bool(self.waiting() or self.running())
+
+    def live_workers(self) -> list[Slot]:
+        return [slot for slot in self.slots if slot.worker is not None]
+
+    def rss(self) -> int:
+        return sum(slot.worker.rss_bytes() or 0 for slot in self.live_workers())
+
+    def conns(self) -> dict[Any, Slot]:
+        return {slot.worker.conn: slot for slot in self.live_workers()}
+
+    # --- work in -----------------------------------------------------------------------------
+
+    def add(self, task: Task, front: bool = False) -> None:
+        queue = self.queues[task.priority]
+        queue.appendleft(task) if front else queue.append(task)
+        self.last_used = time.monotonic()
+
+    def assign(self) -> None:
+        """Give waiting jobs to idle slots, starting workers as the memory budget allows."""
+        for slot in self.slots:
+            if slot.tasks or slot.retired or not self.waiting():
+                continue
+            if slot.worker is None and not self.start_worker(slot):
+                return
+            tasks = self._take(slot)
+            for task in tasks:
+                task.attempts += 1
+            slot.tasks.extend(tasks)
+            slot.index = 0
+            self._begin(slot)
+            try:
+                slot.worker.send([t.job for t in tasks])
+            except WorkerDied as died:
+                self._died(slot, str(died))
+
+    def start_worker(self, slot: Slot) -> bool:
+        if not self.service.make_room(self):
+            return False
+        slot.worker = self.service.executor.start_worker(self.spec, self.service.log_level, self.threads)
+        slot.ready = False
+        slot.jobs_served = 0
+        self.service.note_worker_start(slot.worker)
+        return True
+
+    def _take(self, slot: Slot) -> list[Task]:
+        """The next job, with later ones that may be made together with it: up to its limit, and
+        no more than an even share among idle slots so that each of them gets some."""
+        queue = next(q for q in self.queues.values() if q)
+        first = queue.popleft()
+        key = first.job.together
+        limit = first.group_limit or first.job.together_limit
+        if key is None or limit <= 1:
+            return [first]
+        same = [task for task in queue if task.job.together == key and not task.cancelled]
+        idle = sum(1 for s in self.slots if not s.tasks and not s.retired)
+        share = -(-(len(same) + 1) // max(1, idle))
+        taken = [first] + same[: min(limit, share) - 1]
+        chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
+        self.queues[first.priority] = deque(task for task in queue if id(task) not in chosen)
+        return taken
+
+    def _begin(self, slot: Slot) -> None:
+        task = slot.tasks[0]
+        task.started = time.perf_counter()
+        if task.cancelled:
+            self._send_cancel(slot)
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def receive(self, slot: Slot) -> None:
+        """Handle the next message of ``slot``'s worker."""
+        try:
+            message = slot.worker.recv()
+        except WorkerDied as died:
+            self._died(slot, str(died))
+            return
+        kind = message[0]
+        if kind == "ready":
+            self._ready(slot, message[1])
+        elif kind == "failed":
+            self._load_failed(slot, from_wire(message[1], message[2]))
+        elif not slot.tasks:
+            log.debug("worker %s: %s with no job in hand; ignored", slot.worker.pid, kind)
+        elif kind == "chunk":
+            self._chunk(slot, AudioChunk(message[1], message[2]))
+        elif kind == "done":
+            self._done(slot)
+        elif kind == "error":
+            self._answered(slot, from_wire(message[1], message[2]))
+
+    def _ready(self, slot: Slot, info: Any) -> None:
+        slot.ready = True
+        self.ever_ready = True
+        self.load_deaths = 0
+        for warning in info.warnings:
+            self.service.warn_once(warning)
+        log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
+
+    def _chunk(self, slot: Slot, chunk: AudioChunk) -> None:
+        task = slot.tasks[0]
+        if task.cancelled or task.error is not None:
+            return
+        if task.first_chunk is None:
+            task.first_chunk = time.perf_counter()
+        try:
+            task.sink.write(chunk)
+        except DemodVoiceError as err:
+            task.error = err
+        except (OSError, ValueError) as err:
+            task.error = RuntimeFailure(f"could not write {task.job.describe()}: {err}")
+        else:
+            return
+        self._send_cancel(slot)  # the worker stops making audio nobody can keep
+
+    def _done(self, slot: Slot) -> None:
+        task = slot.tasks[0]
+        if task.cancelled or task.error is not None:
+            self._answered(slot, None)
+            return
+        try:
+            audio_seconds = task.sink.commit()
+        except DemodVoiceError as err:
+            self._answered(slot, err)
+            return
+        except OSError as err:
+            self._answered(slot, RuntimeFailure(f"could not write {task.job.describe()}: {err}"))
+            return
+        self._answered(slot, None, audio_seconds)
+
+    def _answered(self, slot: Slot, error: Optional[DemodVoiceError], audio_seconds: float = 0.0) -> None:
+        """The worker finished the current job; move on to the next of its hand-over."""
+        task = slot.tasks.popleft()
+        slot.index += 1
+        slot.cancel_deadline = None
+        slot.jobs_served += 1
+        self.finish(task, error, audio_seconds, slot.worker.where)
+        if slot.tasks:
+            self._begin(slot)
+        elif slot.jobs_served >= self.settings.max_jobs_per_worker:
+            log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.jobs_served)
+            self._drop_worker(slot, stop=True)
+
+    def finish(self, task: Task, error: Optional[DemodVoiceError], audio_seconds: float = 0.0, where: str = "") -> None:
+        """End a task: commit or abort its sink's state, report the result to its handle."""
+        if task.cancelled and error is None and task.error is None:
+            error = Cancelled(f"{task.job.describe()}: cancelled")
+        error = task.error or error
+        if error is not None:
+            task.sink.abort()
+            audio_seconds = 0.0
+        now = time.perf_counter()
+        first = None if task.first_chunk is None else task.first_chunk - task.handle.submitted
+        self.last_used = time.monotonic()
+        self.service.note_result(task, error)
+        task.handle._finish(JobResult(task.job, error, audio_seconds, now - task.started, max(1, task.attempts), first, where))
+
+    # --- failures ----------------------------------------------------------------------------
+
+    def _died(self, slot: Slot, reason: str) -> None:
+        if not slot.ready:
+            self._died_loading(slot, reason)
+            return
+        self.service.note_restart()
+        handover = len(slot.tasks)
+        task = slot.tasks.popleft() if slot.tasks else None
+        self._drop_worker(slot, stop=False)
+        self._requeue(slot, max(1, handover // 2) if handover > 1 else 0)
+        if task is None:
+            return
+        if task.cancelled or task.error is not None:
+            self.finish(task, None)
+        elif task.sink.retryable and task.attempts <= self.settings.retries:
+            task.sink.abort()
+            task.first_chunk = None
+            if handover > 1:
+                task.group_limit = max(1, handover // 2)
+                log.warning("%s while making %d jobs together; retrying them in groups of %d", reason, handover, task.group_limit)
+            else:
+                log.warning("%s while synthesising %s; retrying it on a fresh worker", reason, task.job.describe())
+            self.add(task, front=True)
+        else:
+            self.finish(task, RuntimeFailure(f"{reason} while synthesising {task.job.describe()}; that job failed "
+                                             "(other jobs are unaffected)"))
+
+    def _died_loading(self, slot: Slot, reason: str) -> None:
+        self._drop_worker(slot, stop=False)
+        self._requeue(slot, 0)
+        self.load_deaths += 1
+        if self.load_deaths < self.settings.load_attempts:
+            log.warning("%s while loading %s; trying again (%d of %d)", reason, self.spec.model, self.load_deaths + 1,
+                        self.settings.load_attempts)
+            return
+        error = RuntimeFailure(f"could not load {self.spec.model}: the worker died while loading it ({reason}); "
+                               "check the model file and free memory (engine.load_attempts)")
+        self._give_up(slot, error)
+
+    def _load_failed(self, slot: Slot, error: DemodVoiceError) -> None:
+        self._drop_worker(slot, stop=True)
+        self._requeue(slot, 0)
+        self._give_up(slot, error)
+
+    def _give_up(self, slot: Slot, error: DemodVoiceError) -> None:
+        """This worker cannot load the model: if another one has, retire this place and let the
+        others go on; otherwise fail every waiting job of the model once."""
+        if any(s.ready and s.worker is not None for s in self.slots):
+            log.warning("a worker of %s could not load it (%s); going on with the others", self.spec.model, error)
+            slot.retired = True
+            return
+        for queue in self.queues.values():
+            while queue:
+                self.finish(queue.popleft(), error)
+        self.load_deaths = 0
+
+    def _requeue(self, slot: Slot, group_limit: int) -> None:
+        """Jobs of the slot's hand-over go back to the front of the queue in order, uncharged:
+        their worker is gone before it got to them."""
+        while slot.tasks:
+            task = slot.tasks.pop()
+            task.attempts -= 1
+            if task.cancelled:
+                self.finish(task, None)
+                continue
+            if group_limit:
+                task.group_limit = group_limit
+            self.add(task, front=True)
+        slot.index = 0
+
+    def _drop_worker(self, slot: Slot, stop: bool) -> None:
+        if slot.worker is not None:
+            slot.worker.stop() if stop else slot.worker.kill()
+        slot.worker = None
+        slot.ready = False
+        slot.cancel_deadline = None
+
+    # --- cancelling, timers, shutting down ---------------------------------------------------
+
+    def cancel(self, task: Task) -> None:
+        """Cancel a task wherever it is."""
+        if task.cancelled:
+            return
+        task.cancelled = True
+        for queue in self.queues.values():
+            if any(t is task for t in queue):
+                queue.remove(task)
+                self.finish(task, None)
+                return
+        for slot in self.slots:
+            if slot.tasks and slot.tasks[0] is task:
+                self._send_cancel(slot)
+
+    def _send_cancel(self, slot: Slot) -> None:
+        slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
+        try:
+            slot.worker.send(("cancel", slot.index))
+        except WorkerDied as died:
+            self._died(slot, str(died))
+
+    def tick(self, now: float) -> None:
+        """Timers: cancelled jobs whose worker does not stop, workers over the memory cap, idle pools."""
+        cap = self.settings.worker_memory_cap_mb * 2**20
+        for slot in self.slots:
+            if slot.worker is None:
+                continue
+            if slot.cancel_deadline is not None and now > slot.cancel_deadline and slot.tasks:
+                log.warning("worker %s did not stop a cancelled job in time; killing it", slot.worker.pid)
+                self._died(slot, "cancelled")
+                continue
+            rss = slot.worker.rss_bytes() or 0
+            self.rss_seen = max(self.rss_seen, rss)
+            if cap and rss > cap and slot.tasks:
+                task = slot.tasks[0]
+                task.error = RuntimeFailure(
+                    f"{task.job.describe()}: the model needed more than {self.settings.worker_memory_cap_mb} MB "
+                    "(engine.worker_memory_cap_mb); use a shorter text or raise the cap")
+                self.service.note_restart()
+                self._drop_worker(slot, stop=False)
+                self.finish(slot.tasks.popleft(), None)
+                self._requeue(slot, 0)
+        idle = self.settings.idle_timeout
+        if idle and not self.pinned and not self.busy() and self.live_workers() and now - self.last_used > idle:
+            log.info("unloading %s after %.0f s idle", self.spec.model, idle)
+            self.stop()
+
+    def fail_waiting(self, error: DemodVoiceError) -> None:
+        for queue in self.queues.values():
+            while queue:
+                self.finish(queue.popleft(), error)
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop every worker; jobs they were making end as cancelled."""
+        for slot in self.slots:
+            while slot.tasks:
+                task = slot.tasks.popleft()
+                task.cancelled = True
+                self.finish(task, None)
+            self._drop_worker(slot, stop=not kill)

@@ -97,6 +97,8 @@ def confined_output(root: Path, value: str, allow_outside: bool = False) -> Path
             raise InputError(f"output '{text}' lies outside the output directory {root}; give a path inside it, "
                              f"or pass {OUTSIDE_FLAG} to write there")
         path = inside
+    if not path.parts:
+        raise InputError(f"output '{text}' names the output directory itself; give a file name")
     if ".." in path.parts:
         raise InputError(f"output '{text}' climbs out of the output directory with '..'")
     long = [part for part in path.parts if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]

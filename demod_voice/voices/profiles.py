@@ -98,8 +98,10 @@ def read_profile(path: Path) -> Profile:
             gpt, speaker = data["gpt_cond_latent"], data["speaker_embedding"]
     except FileNotFoundError:
         raise InputError(f"no voice profile at {path}: file not found") from None
-    except (OSError, ValueError, KeyError, EOFError, RecursionError) as err:
-        raise InputError(f"{path} is not a demod-voice profile ({str(err)[:200]})") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a voice profile file") from None
+    except Exception as err:  # noqa: BLE001 - any bytes may arrive: zipfile and numpy fail in many ways (CRC, versions, encryption)
+        raise InputError(f"{path} is not a demod-voice profile ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40] if isinstance(meta, dict) else '?'})")
     if meta.get("digest") != _digest(meta, gpt, speaker):

@@ -18,6 +18,8 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--preload", nargs="+", metavar="NAME", help="voices to load at start (as requests name them); /readyz waits for them")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="listen on a non-loopback address without API keys (anyone who can reach it can use it)")
+    p.add_argument("--ui", action="store_true", help="also serve the web page at /ui (clone, speak, compare, voices, batch, "
+                   "health; needs the ui extra: pip install 'demod-voice[ui]')")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -26,5 +28,5 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     config = load_settings(args, {"serve.host": args.host, "serve.port": args.port, "serve.workers": args.workers})
     options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
-                           preload=tuple(args.preload) if args.preload else None, log_level=log_level(args))
+                           preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui)
     return run(options)

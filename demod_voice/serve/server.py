@@ -33,6 +33,8 @@ class ServeOptions:
     """Log level of the server and its workers."""
     front_doors: list = field(default_factory=list)
     """Other servers started with this one on its context (Wyoming): async callables ``door(ctx, stop=event)``."""
+    ui: bool = False
+    """Also mount the web page at ``/ui`` (:mod:`demod_voice.serve.ui`)."""
 
 
 def check_installed() -> None:
@@ -59,6 +61,10 @@ def run(options: ServeOptions) -> int:
     check_bind(settings.host, keys, options.insecure_no_auth)
     app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
                      workers=settings.workers, front_doors=options.front_doors)
+    if options.ui:
+        from demod_voice.serve.ui import mount_ui
+
+        mount_ui(app, options.config)
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
                                log_level=logging.getLevelName(max(options.log_level, logging.INFO)).lower(),
                                timeout_graceful_shutdown=max(1, int(round(settings.grace_seconds))) if settings.grace_seconds else None,

@@ -1,0 +1,69 @@
+"""``serve --ui``: a web page at ``/ui`` for people who do not live in a terminal (Gradio, analytics off).
+
+The page is one more client of the server it is mounted on: it shares the engine, the voices
+and the keys. Tabs: Clone (record or upload references, see their checks, enroll), Speak (the
+audio streams into the player as it is made; a download in the chosen format), Compare (two
+voices or two settings side by side), Voices (list, sample, rename, delete, download, import),
+Batch (row checks, start, progress, the zip: the batch job API underneath), Health.
+
+With API keys configured, the page shows a key field and every action checks the key's
+scope as the API would; without keys the server only listens on loopback, like the API.
+Errors are shown in words; the page's script says so when the server stops answering and then
+offers the browser's own speech synthesis in the Speak tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from demod_voice.serve.ui_actions import UiError
+
+log = logging.getLogger(__name__)
+
+PATH = "/ui"
+FORMATS = ["mp3", "wav", "flac", "opus", "aac"]
+SAMPLE_TEXT = "Hello! This is how I sound. The quick brown fox jumps over the lazy dog."
+
+
+def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
+    """Mount the page on ``app`` (before it starts). Gradio's telemetry and version check are off."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        import gradio as gr
+    except ImportError:
+        from demod_voice.errors import DependencyError
+
+        raise DependencyError("serve --ui needs Gradio: pip install 'demod-voice[ui]'") from None
+    from demod_voice.serve.ui_page import CSS, HEAD, theme
+    from demod_voice.serve.ui_stream import add_routes
+    from demod_voice.serve.ui_tabs import build_page
+
+    add_routes(app, lambda: app.state.ctx, path)
+    keyed = bool(config.serve.keys or config.serve.keys_file)
+    blocks = build_page(app, config, keyed)
+    gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS, head=HEAD,
+                        show_error=True, max_file_size=int(config.serve.limits.max_upload_mb * 1_000_000), ssr_mode=False,
+                        mcp_server=False, pwa=False)
+
+
+def context(app: Any) -> Any:
+    """The server's context; the page can be drawn before the engine has started."""
+    ctx = getattr(app.state, "ctx", None)
+    if ctx is None:
+        raise UiError("The server is still starting; try again in a moment.")
+    return ctx
+
+
+def failed(err: BaseException) -> str:
+    """What the page shows for a failure: the sentence, never a traceback."""
+    if isinstance(err, UiError):
+        return f"**Error:** {err}"
+    from demod_voice.errors import DemodVoiceError
+
+    if isinstance(err, DemodVoiceError):
+        return f"**Error:** {err}"
+    log.exception("web page action failed", exc_info=err)
+    return f"**Error:** something went wrong on the server ({type(err).__name__}: {str(err)[:200]}); its log has the details."

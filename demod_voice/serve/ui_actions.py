@@ -1,0 +1,303 @@
+"""What the web page's buttons do, without Gradio: keys, voices, reference checks, calls to the server's API.
+
+The page is a client of the server it is mounted on. Whatever the API already does (enroll,
+import, delete and download voices; batch jobs) is done by calling the API's own routes in
+process (an ASGI call carrying the key typed on the page), so the page gets the same checks,
+limits, scopes and error words as any other client. Speech for the page's player goes through
+the same voice resolution and engine as ``/v1/audio/speech`` (see :mod:`.ui_stream`).
+Every failure reaches the page as a :class:`UiError` holding one sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+log = logging.getLogger(__name__)
+
+NOISY_DB = 20.0
+"""A reference whose quietest moments are less than this far below its speech is called noisy."""
+
+
+class UiError(Exception):
+    """A failure to show on the page, in words."""
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+def authorize(ctx: Any, key: Optional[str], scope: str) -> None:
+    """Check the page's key field like the API checks ``Authorization`` (no keys configured: open, loopback only)."""
+    from demod_voice.serve.auth import AuthFailed
+
+    if ctx.keys is None:
+        return
+    try:
+        ctx.keys.check(f"Bearer {key.strip()}" if key and key.strip() else None, scope)
+    except AuthFailed as err:
+        if err.status == 403:
+            raise UiError(f"This API key may not do this: it needs the '{scope}' scope.") from None
+        if key and key.strip():
+            raise UiError("The API key is not valid: check the 'API key' field at the top of the page.") from None
+        raise UiError("This server needs an API key: enter it in the 'API key' field at the top of the page.") from None
+
+
+def headers(key: Optional[str]) -> dict:
+    return {"Authorization": f"Bearer {key.strip()}"} if key and key.strip() else {}
+
+
+async def call_api(app: Any, method: str, path: str, key: Optional[str], **kwargs: Any) -> Any:
+    """One request to the server's own API, in process; an error answer becomes a :class:`UiError` with its message."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://page.local") as client:
+        response = await client.request(method, path, headers=headers(key), timeout=None, **kwargs)
+    if response.status_code >= 400:
+        raise UiError(api_message(response))
+    return response
+
+
+def api_message(response: Any) -> str:
+    """The sentence of an API error answer (OpenAI's ``{"error": {"message"}}`` or FastAPI's ``{"detail"}``)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"the server answered {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("message") or response.status_code)
+    if isinstance(body, dict) and body.get("detail"):
+        return str(body["detail"])
+    return f"the server answered {response.status_code}"
+
+
+# --- voices ------------------------------------------------------------------------------------
+
+
+def voice_options(ctx: Any) -> list[tuple[str, str]]:
+    """(label, value) for the voice pickers: cloned voices, each speaker of each Piper voice, aliases."""
+    from demod_voice.serve.voices import list_voices
+
+    options = []
+    for voice in list_voices(ctx):
+        if voice.kind == "xtts":
+            options.append((f"{voice.id} — cloned voice (XTTS, {voice.language or '?'})", f"xtts|{voice.id}"))
+        elif voice.kind == "piper" and voice.speakers:
+            options.extend((f"{voice.id} — {speaker} (Piper)", f"piper|{voice.id}|{speaker}") for speaker in voice.speakers)
+        elif voice.kind == "piper":
+            options.append((f"{voice.id} (Piper{', ' + voice.language if voice.language else ''})", f"piper|{voice.id}|"))
+        else:
+            options.append((voice.name, f"alias|{voice.id}"))
+    return options
+
+
+def voice_rows(ctx: Any) -> list[list[str]]:
+    """The Voices tab's table: id, kind, language, speakers."""
+    from demod_voice.serve.voices import list_voices
+
+    kinds = {"xtts": "cloned (XTTS)", "piper": "Piper", "alias": "alias"}
+    return [[v.id, kinds.get(v.kind, v.kind), v.language, ", ".join(v.speakers)] for v in list_voices(ctx)]
+
+
+def choose(ctx: Any, value: Optional[str], language: Optional[str] = None, variation: Optional[float] = None,
+           temperature: Optional[float] = None) -> Any:
+    """A picker's value (and the page's main settings) -> a resolved :class:`~demod_voice.serve.voices.VoiceChoice`."""
+    from demod_voice.errors import DemodVoiceError
+    from demod_voice.serve.voices import resolve_voice
+
+    if not value:
+        raise UiError("Pick a voice first.")
+    kind, _, rest = value.partition("|")
+    try:
+        if kind == "xtts":
+            choice = resolve_voice(ctx, "xtts", rest, language or None)
+        elif kind == "piper":
+            name, _, speaker = rest.partition("|")
+            choice = resolve_voice(ctx, name, speaker or None)
+        else:
+            choice = resolve_voice(ctx, "", rest, language or None)
+    except DemodVoiceError as err:
+        raise UiError(str(err)) from None
+    changes = {}
+    if choice.kind == "piper" and variation is not None:
+        changes["noise_scale"] = float(variation)
+    if choice.kind == "xtts" and temperature is not None:
+        changes["temperature"] = float(temperature)
+    if changes:
+        settings = dataclasses.replace(choice.request.settings, **changes)
+        choice = dataclasses.replace(choice, request=dataclasses.replace(choice.request, settings=settings))
+    return choice
+
+
+async def speak(ctx: Any, choice: Any, text: str, fmt: str, speed: float, label: str) -> Any:
+    """Start the page's speech; the API's refusals (empty or long text, full queue) as words."""
+    from demod_voice.errors import DemodVoiceError
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.ui_stream import start_speech
+
+    if ctx.draining.is_set():
+        raise UiError("The server is shutting down; try again when it is back.")
+    try:
+        return await start_speech(ctx, choice, text or "", fmt, float(speed), label)
+    except (ApiError, DemodVoiceError) as err:
+        raise UiError(str(err).replace("'input'", "the text")) from None
+
+
+def summary(stream: Any) -> str:
+    """One line about a finished result."""
+    if stream.error:
+        return f"Could not speak: {stream.error}"
+    first = f"; first audio after {stream.first_audio:.2f} s" if stream.first_audio is not None else ""
+    return f"Made {stream.seconds:.1f} s of audio{first}."
+
+
+def rename_profile(ctx: Any, old: str, new: str) -> None:
+    """A cloned voice under a new name: its latents rewritten with the new name (the name is part of the
+    profile's digest), its language kept, the old one removed."""
+    import json
+
+    from demod_voice.errors import InputError
+    from demod_voice.paths import write_text_atomic
+    from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
+    from demod_voice.voices.profiles import check_name, write_profile
+
+    try:
+        check_name(new)
+        profile = load_profile(ctx, old)
+    except InputError as err:
+        raise UiError(str(err)) from None
+    if profile is None:
+        raise UiError(f"There is no cloned voice '{old}' (Piper voices are files on the server and keep their names).")
+    target = profile_path(ctx, new)
+    if target.exists():
+        raise UiError(f"A voice '{new}' exists already: pick another name, or delete that one first.")
+    language = voice_language(ctx, old)
+    write_profile(target, new, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding)
+    side = ctx.data_dir / "voices" / f"{new}.json"
+    side.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(side, json.dumps({"language": language}))
+    profile_path(ctx, old).unlink()
+    remove_side_files(ctx, old)
+
+
+# --- references ------------------------------------------------------------------------------
+
+
+def check_files(paths: list[str]) -> tuple[str, bool]:
+    """The reference checks (too short, silent, clipped, unreadable; and noisy) as Markdown, and whether all can be used."""
+    from demod_voice.errors import InputError
+    from demod_voice.voices.references import check_reference
+
+    if not paths:
+        return "Record or upload a reference: 6-30 s of one person speaking clearly.", False
+    lines, usable = [], True
+    for path in paths:
+        name = Path(path).name
+        try:
+            reference, warnings = check_reference(str(path))
+        except InputError as err:
+            lines.append(f"- **Cannot use {name}**: {err}")
+            usable = False
+            continue
+        noisy = noise_warning(path)
+        warnings = [*warnings, noisy] if noisy else warnings
+        if warnings:
+            lines.extend(f"- **Warning, {name}** ({reference.seconds:.1f} s): {warning}" for warning in warnings)
+        else:
+            lines.append(f"- **OK, {name}**: {reference.seconds:.1f} s, clear")
+    verdict = "These references can be enrolled." if usable else "Fix or remove the references that cannot be used before enrolling."
+    return "\n".join([*lines, "", verdict]), usable
+
+
+def noise_warning(path: str) -> str:
+    """A warning when the quiet moments (between words) are not much quieter than the speech: background noise."""
+    import numpy as np
+    import soundfile
+
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1)
+    frame = max(1, int(rate * 0.03))
+    count = len(mono) // frame
+    if count < 10:
+        return ""
+    rms = np.sqrt((mono[: count * frame].reshape(count, frame) ** 2).mean(axis=1)) + 1e-9
+    floor, speech = np.percentile(rms, 10), np.percentile(rms, 95)
+    ratio_db = 20 * np.log10(speech / floor)
+    if ratio_db >= NOISY_DB:
+        return ""
+    return (f"sounds noisy: its quietest moments are only {ratio_db:.0f} dB below the speech; "
+            "record somewhere quieter, closer to the microphone, with pauses between sentences")
+
+
+# --- batch -------------------------------------------------------------------------------------
+
+
+def batch_rows(ctx: Any, csv_path: Optional[str], references: list[str], model: Optional[str]) -> tuple[list[list[str]], str, bool]:
+    """Each row of an uploaded batch file with the server's own check of it: (table, summary, all rows ok)."""
+    from demod_voice.batch import read_rows
+    from demod_voice.errors import InputError
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.jobs_api import _checked_row, _piper_path
+
+    if not csv_path:
+        return [], "Upload a batch file (CSV with the columns text, output and reference, voice or model).", False
+    try:
+        rows = read_rows(Path(csv_path))
+        piper = _piper_path(ctx, model) if model else None
+    except (InputError, ApiError) as err:
+        raise UiError(str(err).replace(str(csv_path), Path(csv_path).name)) from None
+    uploaded = {Path(p).name: Path(p).name for p in references}
+    table, bad = [], 0
+    for row in rows:
+        try:
+            _checked_row(ctx, row.values, uploaded, piper)
+            verdict = "ok"
+        except (ApiError, InputError) as err:
+            verdict, bad = str(err), bad + 1
+        voice = row.values.get("voice") or row.values.get("reference") or row.values.get("model") or model or ""
+        table.append([str(row.line), row.values.get("text", "")[:60], voice, row.values.get("output", ""), verdict])
+    if not rows:
+        return table, "The batch file has a header but no rows.", False
+    if bad:
+        return table, f"{bad} of {len(rows)} rows cannot be made as they are: see the last column.", False
+    return table, f"All {len(rows)} rows can be made.", True
+
+
+async def batch_start(app: Any, key: Optional[str], csv_path: str, references: list[str], model: Optional[str]) -> dict:
+    """``POST /v1/batch`` with the uploaded files."""
+    files = [("csv", (Path(csv_path).name, Path(csv_path).read_bytes(), "text/csv"))]
+    files += [("references", (Path(p).name, Path(p).read_bytes(), "application/octet-stream")) for p in references]
+    data = {"model": model} if model else {}
+    return (await call_api(app, "POST", "/v1/batch", key, files=files, data=data)).json()
+
+
+def progress_text(state: dict) -> str:
+    """A batch job's progress in words."""
+    total, done = state.get("total") or 0, state.get("done") or 0
+    line = f"Batch {state.get('id', '')[:8]}: {state.get('state')}, {done} of {total} rows made"
+    if state.get("failed"):
+        line += f", {state['failed']} failed"
+    if state.get("error"):
+        line += f". {state['error']}"
+    return line + "."
+
+
+async def health_text(ctx: Any) -> str:
+    """What ``demod-voice health`` says, as a Markdown table with the fixes."""
+    from demod_voice.health import run_checks
+
+    report = await asyncio.to_thread(run_checks, None, ctx.config)
+    marks = {"ok": "ok", "warn": "**warn**", "fail": "**FAIL**"}
+    lines = ["| status | check | what was found | how to fix it |", "| --- | --- | --- | --- |"]
+    for check in report.checks:
+        fix = check.fix if check.status != "ok" else ""
+        lines.append(f"| {marks.get(check.status, check.status)} | {check.name} | {_cell(check.detail)} | {_cell(fix)} |")
+    usable = ", ".join(report.usable) or "none"
+    return f"**{marks.get(report.status, report.status)}**: usable backends: {usable} (checked in {report.seconds:.1f} s)\n\n" + "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")

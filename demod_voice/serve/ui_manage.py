@@ -1,0 +1,242 @@
+"""The page's Voices, Batch and Health tabs (layout and events; see :mod:`.ui_tabs` for the others)."""
+
+from __future__ import annotations
+
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from demod_voice.serve.ui import SAMPLE_TEXT, context, failed
+from demod_voice.serve.ui_actions import (
+    UiError,
+    authorize,
+    batch_rows,
+    batch_start,
+    call_api,
+    choose,
+    health_text,
+    progress_text,
+    rename_profile,
+    speak,
+    summary,
+)
+from demod_voice.serve.ui_page import EMPTY_PLAYER, player_html
+
+
+def _download_dir() -> Path:
+    """Files the page hands to the browser (profiles, zips): under the temporary folder, where Gradio may serve them."""
+    return Path(tempfile.mkdtemp(prefix="demod-voice-ui-"))
+
+
+# --- Voices ------------------------------------------------------------------------------------
+
+
+def voices_tab(page: Any) -> None:
+    import gradio as gr
+
+    page.voice_table = gr.Dataframe(headers=["voice", "kind", "language", "speakers"], interactive=False, elem_id="dv-voice-table",
+                                    label="Voices on this server")
+    with gr.Row():
+        voice = gr.Dropdown([], label="Voice", elem_id="dv-voices-pick", scale=3)
+        sample = gr.Button("Play a sample", elem_id="dv-sample")
+        download = gr.Button("Download the profile", elem_id="dv-profile-download")
+        delete = gr.Button("Delete", variant="stop", elem_id="dv-delete")
+    page.pickers.append(voice)
+    player = gr.HTML(EMPTY_PLAYER, elem_id="dv-sample-player", js_on_load=None)
+    profile_file = gr.File(label="Profile file", visible=False, elem_id="dv-profile-file")
+    with gr.Row():
+        new_name = gr.Textbox(label="New name", elem_id="dv-new-name")
+        rename = gr.Button("Rename", elem_id="dv-rename")
+    with gr.Row():
+        imported = gr.File(label="Import a profile (.npz downloaded from a demod-voice server)", file_types=[".npz"], elem_id="dv-import-file")
+        import_button = gr.Button("Import", elem_id="dv-import")
+    status = gr.Markdown("", elem_id="dv-voices-status")
+
+    sample.click(partial(_play, page), [page.key, voice], [player, status])
+    download.click(partial(_fetch_profile, page), [page.key, voice], [profile_file, status])
+    page.later.append(lambda: delete.click(partial(_remove, page), [page.key, voice], [status, *page.refresh_outputs()]))
+    page.later.append(lambda: rename.click(partial(_rename, page), [page.key, voice, new_name], [status, *page.refresh_outputs()]))
+    page.later.append(lambda: import_button.click(partial(_import, page), [page.key, imported], [status, *page.refresh_outputs()]))
+
+
+async def _play(page: Any, key: str, picked: str) -> Any:
+    import gradio as gr
+
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "speak")
+        choice = choose(ctx, picked)
+        stream = await speak(ctx, choice, SAMPLE_TEXT, "wav", 1.0, f"sample-{choice.voice_id.replace(':', '-')}")
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        yield EMPTY_PLAYER, failed(err)
+        return
+    yield player_html(stream.token, stream.filename, "wav", stream.player.encoder.media_type), "Playing a sample…"
+    await stream.finished()
+    yield gr.skip(), summary(stream)
+
+
+async def _fetch_profile(page: Any, key: str, picked: str) -> list:
+    import gradio as gr
+
+    try:
+        name = _profile_name(picked)
+        response = await call_api(page.app, "GET", f"/v1/voices/{name}/download", key)
+        target = _download_dir() / f"{name}.npz"
+        target.write_bytes(response.content)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [gr.update(visible=False), failed(err)]
+    return [gr.update(value=str(target), visible=True), f"**Done.** The profile of **{name}** is ready to save (it imports on any "
+                                                        "demod-voice server)."]
+
+
+def _changed(page: Any, key: str, message: str, selected: str = "") -> list:
+    from demod_voice.serve.ui_tabs import refreshed
+
+    return [message, *refreshed(page, key, selected)]
+
+
+def _unchanged(page: Any, err: BaseException) -> list:
+    import gradio as gr
+
+    return [failed(err), *[gr.skip()] * len(page.refresh_outputs())]
+
+
+async def _remove(page: Any, key: str, picked: str) -> list:
+    try:
+        name = _profile_name(picked)
+        await call_api(page.app, "DELETE", f"/v1/voices/{name}", key)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return _unchanged(page, err)
+    return _changed(page, key, f"**Done.** Deleted **{name}**.")
+
+
+async def _rename(page: Any, key: str, picked: str, new: str) -> list:
+    new = (new or "").strip()
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "enroll")
+        old = _profile_name(picked)
+        rename_profile(ctx, old, new)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return _unchanged(page, err)
+    return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", f"xtts|{new}")
+
+
+async def _import(page: Any, key: str, upload: Any) -> list:
+    try:
+        if not upload:
+            raise UiError("Choose a profile file (.npz) to import first.")
+        path = Path(_path(upload))
+        response = await call_api(page.app, "POST", "/v1/voices/import", key,
+                                  files=[("file", (path.name, path.read_bytes(), "application/octet-stream"))])
+        name = response.json()["id"]
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return _unchanged(page, err)
+    return _changed(page, key, f"**Done.** Imported **{name}**.", f"xtts|{name}")
+
+
+def _profile_name(picked: str) -> str:
+    kind, _, rest = (picked or "").partition("|")
+    if not picked:
+        raise UiError("Pick a voice first.")
+    if kind != "xtts":
+        raise UiError("Only cloned voices are profiles; Piper voices are model files on the server "
+                      "('demod-voice models remove NAME' removes one there).")
+    return rest
+
+
+# --- Batch -------------------------------------------------------------------------------------
+
+
+def batch_tab(page: Any) -> None:
+    import gradio as gr
+
+    gr.Markdown("A CSV with the columns `text`, `output` and one of `reference` (a file uploaded here), `voice` (a cloned voice) "
+                "or `model` (a Piper voice); optional `language`, `speaker`. Each row is checked before anything runs.")
+    with gr.Row():
+        sheet = gr.File(label="Batch file (CSV)", file_types=[".csv"], elem_id="dv-batch-csv")
+        references = gr.File(file_count="multiple", label="Reference recordings the CSV names", elem_id="dv-batch-refs")
+        page.piper_picker = gr.Dropdown([("(each row names its voice)", "")], value="", label="Piper voice for rows without one",
+                                        elem_id="dv-batch-model")
+    rows = gr.Dataframe(headers=["line", "text", "voice", "output", "check"], interactive=False, elem_id="dv-batch-rows",
+                        label="Row checks")
+    check_status = gr.Markdown("", elem_id="dv-batch-checks")
+    start = gr.Button("Start the batch", variant="primary", elem_id="dv-batch-start")
+    progress = gr.Markdown("", elem_id="dv-batch-progress")
+    result = gr.DownloadButton("Download the results (zip)", visible=False, elem_id="dv-batch-download")
+    job = gr.State("")
+    timer = gr.Timer(1.0, active=False)
+
+    for trigger in (sheet.change, references.change, page.piper_picker.change):
+        trigger(partial(_check_batch, page), [sheet, references, page.piper_picker], [rows, check_status])
+    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker], [job, progress, timer, result])
+    timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
+
+
+def _check_batch(page: Any, csv_file: Any, refs: Any, model: str) -> list:
+    import gradio as gr
+
+    try:
+        table, text, _ = batch_rows(context(page.app), _path(csv_file), [_path(r) for r in refs or []], model or None)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [gr.update(value=[]), failed(err)]
+    return [gr.update(value=table), text]
+
+
+async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str) -> list:
+    import gradio as gr
+
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "speak")
+        if not csv_file:
+            raise UiError("Upload a batch file first.")
+        state = await batch_start(page.app, key, _path(csv_file), [_path(r) for r in refs or []], model or None)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return ["", failed(err), gr.Timer(active=False), gr.update(visible=False)]
+    return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
+
+
+async def _tick(page: Any, key: str, job_id: str) -> list:
+    import gradio as gr
+
+    if not job_id:
+        return [gr.skip(), gr.Timer(active=False), gr.skip()]
+    try:
+        state = (await call_api(page.app, "GET", f"/v1/batch/{job_id}", key)).json()
+        if state["state"] in ("queued", "running"):
+            return [progress_text(state), gr.skip(), gr.skip()]
+        archive = await call_api(page.app, "GET", f"/v1/batch/{job_id}/result", key)
+        target = _download_dir() / f"batch-{job_id[:8]}.zip"
+        target.write_bytes(archive.content)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [failed(err), gr.Timer(active=False), gr.skip()]
+    return ["**Done.** " + progress_text(state), gr.Timer(active=False), gr.update(value=str(target), visible=True)]
+
+
+def _path(item: Any) -> str:
+    if not item:
+        return ""
+    return item if isinstance(item, str) else getattr(item, "name", str(item))
+
+
+# --- Health ------------------------------------------------------------------------------------
+
+
+def health_tab(page: Any) -> None:
+    import gradio as gr
+
+    gr.Markdown("What `demod-voice health` says about this server: what works, what does not, and how to fix it.")
+    button = gr.Button("Run the checks", elem_id="dv-health-run")
+    report = gr.Markdown("", elem_id="dv-health")
+
+    async def run(key: str) -> str:
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "speak")
+            return await health_text(ctx)
+        except Exception as err:  # noqa: BLE001
+            return failed(err)
+
+    button.click(run, [page.key], [report])

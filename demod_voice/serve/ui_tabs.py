@@ -1,0 +1,243 @@
+"""The page's layout and its events: Clone, Speak and Compare here; Voices, Batch and Health in :mod:`.ui_manage`.
+
+Each handler turns the page's values into a call of :mod:`.ui_actions` (or the server's API)
+and returns what the page shows; a failure becomes a sentence in the tab's status line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from demod_voice.serve.ui import FORMATS, context, failed
+from demod_voice.serve.ui_actions import UiError, authorize, call_api, check_files, choose, speak, summary, voice_options
+from demod_voice.serve.ui_page import EMPTY_PLAYER, FALLBACK, player_html
+
+
+class Page:
+    """The components events read and update, across tabs."""
+
+    def __init__(self, app: Any, config: Any) -> None:
+        self.app = app
+        self.config = config
+        self.key: Any = None
+        self.pickers: list = []
+        """Every voice dropdown (refreshed when voices change)."""
+        self.voice_table: Any = None
+        self.piper_picker: Any = None
+        self.later: list = []
+        """Events wired once every tab exists (they update components of other tabs)."""
+
+    def refresh_outputs(self) -> list:
+        """What :func:`refreshed` returns values for, in its order."""
+        return [*self.pickers, self.voice_table, self.piper_picker]
+
+
+def build_page(app: Any, config: Any, keyed: bool) -> Any:
+    """The whole page as a ``gr.Blocks``."""
+    import gradio as gr
+
+    from demod_voice.serve import ui_manage
+
+    page = Page(app, config)
+    with gr.Blocks(title="demod-voice", analytics_enabled=False) as blocks:
+        with gr.Row():
+            gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
+            page.key = gr.Textbox(label="API key", type="password", visible=keyed, elem_id="dv-key", scale=0, min_width=260,
+                                  placeholder="the key your administrator gave you")
+        with gr.Tabs():
+            with gr.Tab("Clone", id="clone"):
+                clone_tab(page)
+            with gr.Tab("Speak", id="speak"):
+                speak_tab(page)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(page)
+            with gr.Tab("Voices", id="voices"):
+                ui_manage.voices_tab(page)
+            with gr.Tab("Batch", id="batch"):
+                ui_manage.batch_tab(page)
+            with gr.Tab("Health", id="health"):
+                ui_manage.health_tab(page)
+        for wire in page.later:
+            wire()
+        outputs = page.refresh_outputs()
+        blocks.load(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+        page.key.change(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+    return blocks
+
+
+def refreshed(page: Page, key: str, selected: str = "") -> list:
+    """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing)."""
+    import gradio as gr
+
+    from demod_voice.serve.ui_actions import voice_rows
+
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "speak")
+        options, rows = voice_options(ctx), voice_rows(ctx)
+    except UiError:
+        options, rows = [], []
+    values = [value for _, value in options]
+    pickers = []
+    for index, _ in enumerate(page.pickers):
+        chosen = selected if selected in values else (values[min(index, len(values) - 1)] if values else None)
+        pickers.append(gr.update(choices=options, value=chosen))
+    piper = sorted({value.split("|")[1] for value in values if value.startswith("piper|")})
+    return [*pickers, gr.update(value=rows), gr.update(choices=[("(each row names its voice)", "")] + [(n, n) for n in piper])]
+
+
+# --- Clone -------------------------------------------------------------------------------------
+
+
+def clone_tab(page: Page) -> None:
+    import gradio as gr
+
+    from demod_voice.config import XTTS_LANGUAGES
+
+    gr.Markdown("Record yourself or upload recordings: 6-30 s of one person speaking clearly, no music, not clipped. "
+                "The checks below say what is wrong with a recording before anything is enrolled.")
+    with gr.Row():
+        recording = gr.Audio(sources=["microphone"], type="filepath", label="Record in the browser", elem_id="dv-record")
+        files = gr.File(file_count="multiple", label="Or upload recordings (wav, flac, ogg, mp3)", elem_id="dv-ref-files")
+    checks = gr.Markdown("Record or upload a reference to see its checks.", elem_id="dv-ref-checks")
+    with gr.Row():
+        name = gr.Textbox(label="Name of the new voice", placeholder="letters, digits, _ . -", elem_id="dv-clone-name")
+        language = gr.Dropdown(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language it speaks", elem_id="dv-clone-lang")
+        enroll_button = gr.Button("Enroll the voice", variant="primary", elem_id="dv-enroll")
+    status = gr.Markdown("", elem_id="dv-clone-status")
+
+    def check(recorded: Any, uploaded: Any) -> str:
+        text, _ = check_files(_paths(recorded, uploaded))
+        return text
+
+    recording.change(check, [recording, files], [checks])
+    files.change(check, [recording, files], [checks])
+
+    async def enroll(key: str, voice: str, lang: str, recorded: Any, uploaded: Any) -> list:
+        import gradio as gr
+
+        paths = _paths(recorded, uploaded)
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "enroll")
+            text, usable = await asyncio.to_thread(check_files, paths)
+            if not usable:
+                raise UiError("Not enrolled: " + text.splitlines()[-1])
+            await enroll_files(page.app, key, voice, lang, paths)
+        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+            return [failed(err), *[gr.skip()] * (len(page.pickers) + 2)]
+        return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, f"xtts|{voice}")]
+
+    page.later.append(lambda: enroll_button.click(enroll, [page.key, name, language, recording, files], [status, *page.refresh_outputs()]))
+
+
+def _paths(recorded: Any, uploaded: Any) -> list[str]:
+    paths = [recorded] if recorded else []
+    for item in uploaded or []:
+        paths.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
+    return paths
+
+
+async def enroll_files(app: Any, key: str, name: str, language: str, paths: list[str]) -> dict:
+    """``POST /v1/voices``: the server decodes, checks and conditions; the profile is stored once."""
+    from pathlib import Path
+
+    if not (name or "").strip():
+        raise UiError("Give the voice a name first.")
+    files = [("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream")) for p in paths]
+    response = await call_api(app, "POST", "/v1/voices", key, data={"name": name.strip(), "language": language}, files=files)
+    return response.json()
+
+
+# --- Speak -------------------------------------------------------------------------------------
+
+
+def settings_row(page: Page, suffix: str) -> list:
+    """Speed and the backends' main settings."""
+    import gradio as gr
+
+    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed", elem_id=f"dv-speed{suffix}")
+    variation = gr.Slider(0.0, 1.0, value=0.667, step=0.01, label="Variation (Piper voices: noise scale)", elem_id=f"dv-variation{suffix}")
+    temperature = gr.Slider(0.05, 1.5, value=page.config.xtts.temperature, step=0.05, label="Temperature (cloned voices)",
+                            elem_id=f"dv-temperature{suffix}")
+    return [speed, variation, temperature]
+
+
+def speak_tab(page: Page) -> None:
+    import gradio as gr
+
+    from demod_voice.config import XTTS_LANGUAGES
+
+    text = gr.Textbox(label="Text", lines=4, value="Hello! This is demod-voice speaking.", elem_id="dv-text")
+    with gr.Row():
+        voice = gr.Dropdown([], label="Voice", elem_id="dv-voice", scale=3)
+        language = gr.Dropdown(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language (cloned voices)",
+                               elem_id="dv-language")
+        fmt = gr.Dropdown(FORMATS, value="wav", label="Download format", elem_id="dv-format")
+    page.pickers.append(voice)
+    with gr.Accordion("Speed and settings", open=False):
+        settings = settings_row(page, "")
+    button = gr.Button("Speak", variant="primary", elem_id="dv-speak")
+    player = gr.HTML(EMPTY_PLAYER, elem_id="dv-player", js_on_load=None)
+    status = gr.Markdown("", elem_id="dv-speak-status")
+    gr.HTML(FALLBACK, js_on_load=None)
+
+    async def run(key: str, words: str, picked: str, lang: str, form: str, speed: float, variation: float, temperature: float) -> Any:
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "speak")
+            choice = choose(ctx, picked, lang, variation, temperature)
+            stream = await speak(ctx, choice, words, form, speed, choice.voice_id.replace(":", "-"))
+        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+            yield EMPTY_PLAYER, failed(err)
+            return
+        yield player_html(stream.token, stream.filename, form, stream.player.encoder.media_type), "Speaking…"
+        await stream.finished()
+        yield gr.skip(), ("**Error:** " if stream.error else "") + summary(stream)
+
+    button.click(run, [page.key, text, voice, language, fmt, *settings], [player, status])
+
+
+# --- Compare ------------------------------------------------------------------------------------
+
+
+def compare_tab(page: Page) -> None:
+    import gradio as gr
+
+    gr.Markdown("The same text with two voices, or one voice with two settings, side by side.")
+    text = gr.Textbox(label="Text", lines=3, value="The same words, said two ways.", elem_id="dv-compare-text")
+    sides = []
+    with gr.Row():
+        for side in ("a", "b"):
+            with gr.Column():
+                voice = gr.Dropdown([], label=f"Voice {side.upper()}", elem_id=f"dv-compare-voice-{side}")
+                page.pickers.append(voice)
+                settings = settings_row(page, f"-{side}")
+                player = gr.HTML(EMPTY_PLAYER, elem_id=f"dv-compare-player-{side}", js_on_load=None)
+                sides.append((voice, settings, player))
+    button = gr.Button("Compare", variant="primary", elem_id="dv-compare")
+    status = gr.Markdown("", elem_id="dv-compare-status")
+
+    async def run(key: str, words: str, *values: Any) -> Any:
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "speak")
+            streams = []
+            for index, side in enumerate(("A", "B")):
+                picked, speed, variation, temperature = values[index * 4: index * 4 + 4]
+                choice = choose(ctx, picked, None, variation, temperature)
+                streams.append(await speak(ctx, choice, words, "wav", speed, f"compare-{side}-{choice.voice_id.replace(':', '-')}"))
+        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+            yield EMPTY_PLAYER, EMPTY_PLAYER, failed(err)
+            return
+        players = [player_html(s.token, s.filename, "wav", s.player.encoder.media_type) for s in streams]
+        yield players[0], players[1], "Speaking…"
+        for stream in streams:
+            await stream.finished()
+        yield gr.skip(), gr.skip(), " · ".join(f"{side}: {summary(s)}" for side, s in zip("AB", streams, strict=True))
+
+    inputs = [page.key, text]
+    for voice, settings, _ in sides:
+        inputs += [voice, *settings]
+    button.click(run, inputs, [sides[0][2], sides[1][2], status])

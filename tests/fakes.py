@@ -1,8 +1,11 @@
 """A fake backend for orchestration tests of the engine only (it proves nothing about a real engine).
 
 Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` sleeps between
-chunks, ``fail`` raises; anything else yields a short tone per word. With ``FAKE_HANDED`` set,
+chunks, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
+first text ``refuse`` makes ``synthesize_together`` raise at once. With ``FAKE_HANDED`` set,
 each hand-over (one job or several together) appends a line of their texts to that file.
+Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../flaky``
+loads once and then raises (marker file ``FAKE_FLAKY``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,13 @@ class FakeBackend(Backend):
     def load(self, spec):
         if spec.model.endswith("broken"):
             raise InputError(f"cannot load {spec.model}")
+        if spec.model.endswith("dies-loading"):
+            os._exit(3)
+        if spec.model.endswith("flaky"):
+            marker = os.environ["FAKE_FLAKY"]
+            if os.path.exists(marker):
+                raise RuntimeError("out of memory while loading")
+            open(marker, "w").close()
         from demod_voice import devices
 
         return LoadInfo(device="cpu", detail=f"fake, threads={devices.THREADS}", sample_rate=RATE)
@@ -39,6 +49,9 @@ class FakeBackend(Backend):
                 raise RuntimeError("engine exploded")
             if word == "slow":
                 time.sleep(0.2)
+            if word == "hog":
+                self.hog = bytearray(300 * 2**20)
+                time.sleep(2.0)
             yield AudioChunk(np.full(RATE // 10, 0.1, dtype=np.float32), RATE)
 
     def synthesize_together(self, jobs):
@@ -46,4 +59,6 @@ class FakeBackend(Backend):
         if handed:
             with open(handed, "a") as log:
                 log.write("|".join(job.text for job in jobs) + "\n")
+        if jobs[0].text.startswith("refuse"):
+            raise RuntimeError("cannot batch these")
         return super().synthesize_together(jobs)

@@ -120,12 +120,12 @@ class JobHandle:
     def _finish(self, result: JobResult) -> None:
         with self._lock:
             self._result = result
-            self._done.set()
             callbacks = list(self._callbacks)
+        for callback in callbacks:  # before waiters wake: whoever waits sees the callbacks' effects
+            callback(result)
+        self._done.set()
         if self._feed is not None:
             self._feed.put(_END)
-        for callback in callbacks:
-            callback(result)
 
     # --- client side -------------------------------------------------------------------------
 

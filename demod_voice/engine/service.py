@@ -121,6 +121,7 @@ class EngineService:
                 on_result(_get(done))
         except KeyboardInterrupt:
             self._cancel_and_wait(handles)
+            _deliver_finished(done, on_result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
             self._cancel_and_wait(handles)
@@ -334,6 +335,17 @@ def _get(done: queue.SimpleQueue) -> JobResult:
             return done.get(timeout=0.2)
         except queue.Empty:
             continue
+
+
+def _deliver_finished(done: queue.SimpleQueue, on_result: Callable[[JobResult], None]) -> None:
+    """After Ctrl-C: outputs that were finished before it still reach ``on_result`` (a batch's manifest)."""
+    while True:
+        try:
+            result = done.get_nowait()
+        except queue.Empty:
+            return
+        if result.ok:
+            on_result(result)
 
 
 def _model_size(spec: LoadSpec) -> int:

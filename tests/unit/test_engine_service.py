@@ -1,0 +1,283 @@
+"""The engine as a service, and its failure paths, with a fake backend in real worker processes (fakes.py).
+
+These prove orchestration only: which worker gets what, what happens when one dies, what a
+client sees. The real backends are proven in tests/integration.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from demod_voice.config import EngineSettings
+from demod_voice.engine.executors import describe_exit
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.service import Engine, EngineService, Priority, QueueFull
+from demod_voice.errors import Cancelled
+
+SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
+
+
+def job(text: str, spec: LoadSpec = SPEC, **kw) -> SynthesisJob:
+    return SynthesisJob(spec, text, "-", **kw)
+
+
+def audio_seconds(handle) -> float:
+    return sum(len(c.samples) for c in handle.chunks(timeout=30)) / 8000
+
+
+@pytest.fixture
+def service():
+    svc = EngineService(EngineSettings())
+    yield svc
+    svc.shutdown()
+
+
+def test_a_streamed_job_yields_its_chunks_and_the_worker_stays_loaded(service):
+    started = []
+    service.on_worker_start = started.append
+    first = service.submit(job("one two three"))
+    assert audio_seconds(first) == pytest.approx(0.3)
+    second = service.submit(job("four"))
+    assert audio_seconds(second) == pytest.approx(0.1)
+    assert len(started) == 1 and second.result().ok
+    assert os.getsid(started[0].pid) == started[0].pid  # its own session: a terminal's Ctrl-C reaches only us
+    assert second.result().first_chunk_seconds is not None
+    assert service.stats()["loaded_models"] == 1
+
+
+def test_cancelling_a_running_job_frees_its_worker_without_a_reload(service):
+    started = []
+    service.on_worker_start = started.append
+    slow = service.submit(job("slow " * 40))
+    next(iter(slow.chunks(timeout=30)))  # it is running
+    began = time.monotonic()
+    slow.cancel()
+    result = slow.result(timeout=10)
+    assert isinstance(result.error, Cancelled)
+    after = service.submit(job("quick"))
+    assert after.result(timeout=10).ok
+    assert time.monotonic() - began < 3  # 40 slow words would take 8 s
+    assert len(started) == 1  # the same worker: stopped between chunks, not killed
+    assert service.stats()["cancelled"] == 1
+
+
+def test_cancelling_a_waiting_job_takes_it_out_of_the_queue(service):
+    running = service.submit(job("slow slow slow"))
+    waiting = service.submit(job("never"))
+    waiting.cancel()
+    assert isinstance(waiting.result(timeout=10).error, Cancelled)
+    assert running.result(timeout=10).ok
+
+
+def test_interactive_jobs_go_before_waiting_batch_jobs(service, tmp_path, monkeypatch):
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    blocker = service.submit(job("slow slow"), priority=Priority.BATCH)
+    batch = service.submit_many([(job(f"batch{i}"), None) for i in range(3)], Priority.BATCH)
+    urgent = service.submit(job("urgent"))
+    for handle in [blocker, *batch, urgent]:
+        assert handle.result(timeout=30).ok
+    order = handed.read_text().split()
+    assert order.index("urgent") < order.index("batch0")
+
+
+def test_a_full_queue_refuses_with_a_retry_time():
+    svc = EngineService(EngineSettings(max_queued=2))
+    try:
+        held = [svc.submit(job("slow slow"), bounded=True) for _ in range(2)]
+        with pytest.raises(QueueFull) as refused:
+            svc.submit(job("one more"), bounded=True)
+        assert refused.value.retry_after >= 1
+        assert all(h.result(timeout=30).ok for h in held)
+    finally:
+        svc.shutdown()
+
+
+def test_idle_models_are_unloaded_after_the_timeout():
+    svc = EngineService(EngineSettings(idle_timeout=0.5))
+    try:
+        assert svc.submit(job("a")).result(timeout=30).ok
+        assert svc.stats()["loaded_models"] == 1
+        deadline = time.monotonic() + 10
+        while svc.stats()["loaded_models"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert svc.stats()["loaded_models"] == 0
+    finally:
+        svc.shutdown()
+
+
+def test_the_memory_budget_unloads_the_model_idle_longest():
+    svc = EngineService(EngineSettings(memory_budget_mb=1))
+    try:
+        assert svc.submit(job("a", LoadSpec("fakes:FakeBackend", "/models/first"))).result(timeout=30).ok
+        assert svc.submit(job("b", LoadSpec("fakes:FakeBackend", "/models/second"))).result(timeout=30).ok
+        loaded = [p.spec.model for p in svc.pools() if p.workers]
+        assert loaded == ["/models/second"]
+    finally:
+        svc.shutdown()
+
+
+def test_a_worker_over_the_memory_cap_fails_its_job_with_a_clear_error():
+    svc = EngineService(EngineSettings(worker_memory_cap_mb=200))
+    try:
+        result = svc.submit(job("hog")).result(timeout=30)
+        assert "needed more than 200 MB" in str(result.error)
+        assert svc.submit(job("fine")).result(timeout=30).ok  # a fresh worker serves the next job
+    finally:
+        svc.shutdown()
+
+
+def test_shutdown_cancels_running_work_and_stops_workers():
+    svc = EngineService(EngineSettings())
+    pids = []
+    svc.on_worker_start = lambda worker: pids.append(worker.pid)
+    slow = svc.submit(job("slow " * 50))
+    next(iter(slow.chunks(timeout=30)))
+    svc.shutdown()
+    assert isinstance(slow.result(timeout=10).error, Cancelled)
+    assert not _alive(pids[0])
+
+
+# --- failure paths (issue: failure paths, engine) ---------------------------------------------
+
+
+def test_a_model_whose_load_kills_the_worker_is_tried_a_bounded_number_of_times(tmp_path):
+    dying = LoadSpec("fakes:FakeBackend", "/models/dies-loading")
+    engine = Engine(EngineSettings(retries=3, load_attempts=2))
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run([SynthesisJob(dying, f"row {i}", str(tmp_path / f"o{i}.wav")) for i in range(10)])
+    assert len(started) == 2  # not 20
+    for result in results:
+        assert "could not load /models/dies-loading: the worker died while loading it" in str(result.error)
+        assert "while synthesising" not in str(result.error)
+        assert result.seconds < 60  # measured from its submission, not from 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_jobs_made_together_are_retried_in_smaller_groups(tmp_path, monkeypatch):
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    monkeypatch.setenv("FAKE_CRASH_ONCE", str(tmp_path / "crashed"))
+    jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav"), together="voice", together_limit=8)
+            for i, text in enumerate(["x crash", "b", "c", "d"])]
+    results = Engine(EngineSettings(retries=1)).run(jobs)
+    assert all(r.ok for r in results)
+    assert handed.read_text().splitlines() == ["x crash|b|c|d", "x crash|b", "c|d"]
+
+
+def test_a_transient_load_failure_of_one_worker_leaves_the_others_working(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_FLAKY", str(tmp_path / "loaded-once"))
+    flaky = LoadSpec("fakes:FakeBackend", "/models/flaky")
+    svc = EngineService(EngineSettings(), workers=2)
+    try:
+        first = svc.submit(SynthesisJob(flaky, "slow slow slow slow", "-"))
+        next(iter(first.chunks(timeout=30)))  # worker 1 has loaded and is mid-job
+        rest = svc.submit_many([(SynthesisJob(flaky, f"row {i}", "-"), None) for i in range(4)])
+        assert all(h.result(timeout=30).ok for h in [first, *rest])
+    finally:
+        svc.shutdown()
+
+
+def test_a_load_error_the_backend_reports_fails_the_model_at_once_without_killing_others(tmp_path):
+    broken = LoadSpec("fakes:FakeBackend", "/models/broken")
+    svc = EngineService(EngineSettings())
+    try:
+        healthy = svc.submit(job("slow slow slow"))
+        next(iter(healthy.chunks(timeout=30)))
+        failed = svc.submit_many([(SynthesisJob(broken, f"r{i}", "-"), None) for i in range(3)])
+        assert all("cannot load /models/broken" in str(h.result(timeout=30).error) for h in failed)
+        assert healthy.result(timeout=30).ok
+    finally:
+        svc.shutdown()
+
+
+def test_synthesize_together_that_raises_at_once_reports_errors_and_keeps_the_worker(tmp_path):
+    engine = Engine(EngineSettings())
+    started = []
+    engine.on_worker_start = started.append
+    jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav"), together="v", together_limit=4)
+            for i, text in enumerate(["refuse this", "and this"])] + [SynthesisJob(SPEC, "alone", str(tmp_path / "a.wav"))]
+    results = engine.run(jobs)
+    assert [r.ok for r in results] == [False, False, True]
+    assert "cannot batch these" in str(results[0].error)
+    assert len(started) == 1
+
+
+def test_exit_descriptions_name_real_time_signals_too():
+    assert describe_exit(-9).startswith("the worker was killed by SIGKILL")
+    assert describe_exit(-(signal.SIGRTMIN + 2)) == f"the worker was killed by signal {signal.SIGRTMIN + 2}"
+    assert describe_exit(3) == "the worker exited with code 3"
+
+
+def test_no_worker_outlives_an_engine_killed_with_sigkill(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(Path(__file__).resolve().parents[1])!r}, {str(Path(__file__).resolve().parents[2])!r}]
+        from demod_voice.config import EngineSettings
+        from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+        from demod_voice.engine.service import EngineService
+        svc = EngineService(EngineSettings())
+        svc.on_worker_start = lambda w: print(w.pid, flush=True)
+        handle = svc.submit(SynthesisJob(LoadSpec("fakes:FakeBackend", "/m"), "slow " * 100, "-"))
+        next(iter(handle.chunks()))
+        print("running", flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    assert parent.stdout.readline().strip() == "running"
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+    finally:
+        if os.path.exists(f"/proc/{pid}"):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def test_ctrl_c_while_a_worker_starts_prints_no_worker_traceback():
+    script = textwrap.dedent(f"""
+        import signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.path[:0] = [{str(Path(__file__).resolve().parents[1])!r}, {str(Path(__file__).resolve().parents[2])!r}]
+        from demod_voice.config import EngineSettings
+        from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+        from demod_voice.engine.service import Engine
+        from demod_voice.errors import Interrupted
+        engine = Engine(EngineSettings())
+        engine.on_worker_start = lambda w: print("started", flush=True)
+        try:
+            engine.run([SynthesisJob(LoadSpec("fakes:FakeBackend", "/m"), "slow " * 20, "/dev/null.wav")])
+        except Interrupted:
+            sys.exit(130)
+    """)
+    # The whole process group gets the signal, as a terminal's Ctrl-C would send it.
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == "started"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

@@ -4,6 +4,7 @@ build its job before any worker starts; never imports piper or onnxruntime."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import PiperSettings
-from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
 
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("num_speakers", "audio.sample_rate", "espeak.voice", "phoneme_id_map")
+ROWS_PER_BATCH = 4
+"""Batch rows handed to a worker at once, in batches' worth (``piper.batch_size`` each): enough
+rows to group sentences of similar length, few enough that every worker gets a share."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class PiperOptions:
     """Seconds of silence inserted between sentences."""
     volume: float = 1.0
     """Volume multiplier."""
+    batch_size: int = 8
+    """Most sentences that go through the voice in one ``session.run``."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +79,14 @@ def make_job(request: PiperRequest) -> SynthesisJob:
         noise_w_scale=settings.noise_w_scale,
         sentence_silence=settings.sentence_silence,
         volume=settings.volume,
+        batch_size=settings.batch_size,
     )
     spec = LoadSpec(request.backend, str(model), request.device, str(config_path), request.cache_dir)
-    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options)
+    # Rows with one voice and the same options may be handed to one worker together, and their
+    # sentences batched; a streamed job goes alone, so its first sentence is not held back.
+    together = None if request.output == STDOUT else hashlib.sha256(repr((spec, options)).encode()).hexdigest()
+    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
+                        together=together, together_limit=ROWS_PER_BATCH * settings.batch_size)
 
 
 def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
@@ -86,7 +97,7 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     if not path.is_file():
         if "/" not in model and not path.suffix:
             raise InputError(f"voice '{model}' not found: give the path of its .onnx file (with the .onnx.json beside it)")
-        raise InputError(f"voice model {path} does not exist; check the path")
+        raise InputError(f"voice model {path} not found; check the path, or name an installed voice ('demod-voice models list')")
     config = Path(config_json).expanduser().absolute() if config_json else Path(f"{path}.json")
     if not config.is_file():
         hint = "" if config_json else " (or pass --config-json PATH)"

@@ -1,0 +1,188 @@
+"""Batched Piper inference gives each sentence the audio it gets alone (at zero noise), in order."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from demod_voice.backends.piper import batching
+from demod_voice.backends.piper.engine import PiperBackend
+from demod_voice.backends.piper.request import PiperOptions, PiperRequest, make_job
+from demod_voice.config import PiperSettings
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+
+# Sentences of very different lengths, so every batch pads some of them.
+TEXT = ("Hi. The quick brown fox jumps over the lazy dog near the quiet river bank this morning. "
+        "Short one here. A considerably longer sentence follows, with several clauses, some commas, and "
+        "enough words that its phoneme count is far above the others. Yes? And a final middling sentence to end.")
+QUIET = PiperOptions(noise_scale=0.0, noise_w_scale=0.0)
+
+
+class Counting:
+    """Wraps a session and records the batch size of every run."""
+
+    def __init__(self, session):
+        self.session = session
+        self.batches: list[int] = []
+
+    def run(self, names, feeds):
+        self.batches.append(len(feeds["input"]))
+        return self.session.run(names, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+def loaded(voice, tmp_path=None) -> PiperBackend:
+    backend = PiperBackend()
+    backend.load(LoadSpec("piper", str(voice), model_config=f"{voice}.json", cache_dir=str(tmp_path) if tmp_path else None))
+    return backend
+
+
+def alone(voice, text: str, options: PiperOptions) -> list[np.ndarray]:
+    """piper's own one-sentence-at-a-time audio, on an unpatched graph."""
+    from piper.config import SynthesisConfig
+    from piper.voice import PiperVoice
+
+    reference = PiperVoice.load(voice)
+    syn = SynthesisConfig(speaker_id=options.speaker_id, length_scale=options.length_scale, noise_scale=options.noise_scale,
+                          noise_w_scale=options.noise_w_scale, volume=options.volume)
+    return [chunk.audio_float_array for chunk in reference.synthesize(text, syn_config=syn)]
+
+
+def assert_same(got: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    assert [len(a) for a in got] == [len(a) for a in expected]
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(got, expected, strict=True)) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def single(piper_voice, tmp_path_factory):
+    return loaded(piper_voice, tmp_path_factory.mktemp("cache"))
+
+
+def test_batched_sentences_equal_one_at_a_time_at_zero_noise(single, piper_voice, tmp_path):
+    single.voice.session = counting = Counting(single.voice.session)
+    try:
+        job = SynthesisJob(single_spec(piper_voice), TEXT, str(tmp_path / "x.wav"), options=dataclasses.replace(QUIET, batch_size=4))
+        got = [chunk.samples for chunk in single.synthesize(job)]
+    finally:
+        single.voice.session = counting.session
+    expected = alone(piper_voice, TEXT, QUIET)
+    assert len(expected) == 6
+    assert_same(got, expected)
+    # the first sentence alone (its audio is not held back), the other five in two batches
+    assert counting.batches[0] == 1 and sorted(counting.batches[1:]) == [2, 3]
+
+
+def single_spec(voice) -> LoadSpec:
+    return LoadSpec("piper", str(voice), model_config=f"{voice}.json")
+
+
+def test_multi_speaker_voice_batches_with_its_speaker(piper_multi_voice, tmp_path):
+    backend = loaded(piper_multi_voice)
+    assert backend.durations
+    options = dataclasses.replace(QUIET, speaker_id=2, length_scale=1.3, volume=0.5, batch_size=8)
+    job = SynthesisJob(single_spec(piper_multi_voice), TEXT, str(tmp_path / "x.wav"), options=options)
+    assert_same([chunk.samples for chunk in backend.synthesize(job)], alone(piper_multi_voice, TEXT, options))
+
+
+def test_rows_handed_over_together_share_batches_and_keep_their_own_audio(single, piper_voice, tmp_path):
+    texts = ["One row, one sentence.", "Another row. With two sentences in it.", "A third row that is a bit longer than the rest of them."]
+    jobs = [SynthesisJob(single_spec(piper_voice), text, str(tmp_path / f"{i}.wav"), options=QUIET) for i, text in enumerate(texts)]
+    single.voice.session = counting = Counting(single.voice.session)
+    try:
+        got = [[chunk.samples for chunk in chunks] for chunks in single.synthesize_together(jobs)]
+    finally:
+        single.voice.session = counting.session
+    assert counting.batches == [4]  # four sentences of three rows in one run
+    for text, audio in zip(texts, got, strict=True):
+        assert_same(audio, alone(piper_voice, text, QUIET))
+
+
+def test_a_job_on_its_own_runs_its_first_sentence_alone(single, piper_voice):
+    job = SynthesisJob(single_spec(piper_voice), TEXT, STDOUT, options=QUIET)
+    single.voice.session = counting = Counting(single.voice.session)
+    try:
+        chunks = single.synthesize(job)
+        next(chunks)
+        assert counting.batches == [1]  # the first audio came before any batch was made
+        rest = list(chunks)
+    finally:
+        single.voice.session = counting.session
+    assert counting.batches == [1, 5] and len(rest) == 5
+
+
+def test_sentence_silence_goes_between_sentences(single, piper_voice, tmp_path):
+    options = dataclasses.replace(QUIET, sentence_silence=0.25)
+    job = SynthesisJob(single_spec(piper_voice), "First one. Second one.", str(tmp_path / "x.wav"), options=options)
+    chunks = [chunk.samples for chunk in single.synthesize(job)]
+    rate = single.voice.config.sample_rate
+    assert len(chunks) == 3 and len(chunks[1]) == int(0.25 * rate) and not chunks[1].any()
+
+
+def test_batch_size_one_runs_one_sentence_per_run(single, piper_voice, tmp_path):
+    single.voice.session = counting = Counting(single.voice.session)
+    try:
+        job = SynthesisJob(single_spec(piper_voice), TEXT, str(tmp_path / "x.wav"), options=dataclasses.replace(QUIET, batch_size=1))
+        got = [chunk.samples for chunk in single.synthesize(job)]
+    finally:
+        single.voice.session = counting.session
+    assert counting.batches == [1] * 6
+    assert_same(got, alone(piper_voice, TEXT, QUIET))
+
+
+def test_patched_graph_is_marked_cached_and_not_patched_twice(piper_voice, tmp_path):
+    import onnx
+
+    first = batching.batched_model(str(piper_voice), str(tmp_path))
+    assert first != str(piper_voice) and first == batching.batched_model(str(piper_voice), str(tmp_path))
+    model = onnx.load(first)
+    durations = {p.key: p.value for p in model.metadata_props}[batching.MARK]
+    assert durations in [output.name for output in model.graph.output]
+    nodes = len(model.graph.node)
+    assert batching.patch_graph(model) == durations and len(model.graph.node) == nodes
+    # a file already patched (an INT8 copy) is used as it is
+    assert batching.batched_model(first, None) == first
+
+
+def test_a_graph_without_piper_durations_runs_unbatched(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
+    assert batching.batched_model(str(path), str(tmp_path)) == str(path)
+
+
+@pytest.mark.parametrize("lengths,most", [([5, 50, 7, 48, 6, 49, 30], 3), (list(range(1, 40)), 8), ([10], 4), ([], 4)])
+def test_groups_cover_every_sentence_once_with_similar_lengths(lengths, most):
+    found = batching.groups(lengths, most)
+    assert sorted(i for group in found for i in group) == list(range(len(lengths)))
+    assert all(1 <= len(group) <= most for group in found)
+    if len(found) > 1:
+        assert max(map(len, found)) - min(map(len, found)) <= 1  # even sizes
+    spans = [(min(lengths[i] for i in g), max(lengths[i] for i in g)) for g in found]
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # sorted: no two batches overlap in length
+
+
+def test_groups_keep_padded_ids_under_the_budget():
+    lengths = [600] * 5 + [20] * 8
+    found = batching.groups(lengths, 8, max_padded=2048)
+    assert all(len(g) * max(lengths[i] for i in g) <= 2048 for g in found)
+    assert [len(g) for g in found] == [7, 3, 3]  # three of 600 ids at most; sizes even: no batch of one
+
+
+def test_requests_on_one_voice_and_settings_may_go_together(piper_voice):
+    settings = PiperSettings(noise_scale=0.0, batch_size=4)
+    request = PiperRequest(model=str(piper_voice), text="Hello.", output="/tmp/a.wav", settings=settings)
+    a, b = make_job(request), make_job(dataclasses.replace(request, text="Other.", output="/tmp/b.wav"))
+    assert a.together and a.together == b.together and a.together_limit >= 4 and a.options.batch_size == 4
+    louder = make_job(dataclasses.replace(request, settings=dataclasses.replace(settings, volume=2.0)))
+    assert louder.together != a.together
+    assert make_job(dataclasses.replace(request, output=STDOUT)).together is None

@@ -27,7 +27,7 @@ from wyoming.info import Describe
 from wyoming.server import AsyncEventHandler, AsyncServer
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
-from demod_voice.errors import DemodVoiceError, InputError
+from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
 from demod_voice.serve.wyoming_voices import choose, info_event, wyoming_voices
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,18 @@ class Draining(DemodVoiceError):
 
 class Timeout(DemodVoiceError):
     """A request ran past ``serve.limits.deadline_seconds``."""
+
+
+class BadEvent(DemodVoiceError):
+    """An event the server cannot read (a field missing or of the wrong type)."""
+
+
+def _answerable(err: Exception) -> DemodVoiceError:
+    """``err`` as the client may read it: our own errors as they are; anything else logged here, named there."""
+    if isinstance(err, DemodVoiceError):
+        return err
+    log.error("Wyoming: internal error", exc_info=err)
+    return RuntimeFailure(f"internal error ({type(err).__name__}); the server log has the details")
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,21 @@ class WyomingHandler(AsyncEventHandler):
 
     # --- reading: every event is answered later, in order, by the sender -------------------------
 
+    async def run(self) -> None:
+        """Read events until the client leaves; a connection reset is a client leaving, not an error."""
+        try:
+            await super().run()
+        except (ConnectionError, OSError) as err:
+            log.debug("Wyoming: connection ended (%s)", err)
+
     async def handle_event(self, event: Event) -> bool:
+        try:
+            self._dispatch(event)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event ({type(err).__name__}: {err})")))
+        return True
+
+    def _dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
             self._later(self._describe)
         elif SynthesizeStart.is_type(event.type):
@@ -123,7 +149,6 @@ class WyomingHandler(AsyncEventHandler):
         elif Synthesize.is_type(event.type) and self.stream is None:
             # Inside a streaming session Home Assistant repeats the whole text for older servers: ignored.
             self._synthesize(Synthesize.from_event(event))
-        return True
 
     def _synthesize(self, synthesize: Synthesize) -> None:
         request = self._open(synthesize.voice, streaming=False)
@@ -165,9 +190,9 @@ class WyomingHandler(AsyncEventHandler):
                 raise Draining("the server is shutting down; try again in a moment")
             request.voice = choose(self.ctx, wyoming_voices(self.ctx), getattr(voice, "name", None), getattr(voice, "language", None),
                                    getattr(voice, "speaker", None), self.options.default_voice)
-        except DemodVoiceError as err:
+        except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
             request.failed = True
-            self._later(partial(self._error, err))
+            self._later(partial(self._error, _answerable(err)))
         return request
 
     def _speak(self, request: _Request, text: str) -> None:
@@ -179,9 +204,9 @@ class WyomingHandler(AsyncEventHandler):
             if len(text) > limit:
                 raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request (serve.limits.max_input_chars)")
             handle = self.ctx.engine.submit(request.voice.job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
-        except DemodVoiceError as err:
+        except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
             request.failed = True
-            self._later(partial(self._error, err))
+            self._later(partial(self._error, _answerable(err)))
             return
         self.handles.add(handle)
         deadline = asyncio.get_running_loop().time() + self.ctx.settings.limits.deadline_seconds
@@ -233,6 +258,8 @@ class WyomingHandler(AsyncEventHandler):
             request.failed = True
             await self._error(err)
         finally:
+            if not handle.done():  # the client went away while its audio was being sent
+                handle.cancel()
             self.handles.discard(handle)
 
     async def _send_samples(self, request: _Request, chunk: Any) -> None:

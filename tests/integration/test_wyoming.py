@@ -294,3 +294,32 @@ def test_four_clients_at_once_each_get_their_own_complete_stream(server):
         alone = run(synthesize(server, text, voice))
         assert not reply.errors and len(reply.pcm) > 0
         assert np.array_equal(reply.samples(), alone.samples())  # complete, and nobody else's audio
+
+
+def test_text_over_the_limit_is_an_error_event(server):
+    limit = server.ctx.settings.limits.max_input_chars
+    reply = run(synthesize(server, "word " * (limit // 5 + 10), SynthesizeVoice(name="tiny-single")))
+    assert len(reply.errors) == 1 and "max_input_chars" in reply.errors[0].text and not reply.pcm
+
+
+def test_sentences_are_complete_at_their_end_and_white_space():
+    from demod_voice.serve.wyoming import SentenceStream
+
+    stream = SentenceStream()
+    assert stream.add("It costs 3.") == []  # "3." may go on as "3.5"
+    assert stream.add("5 euros. Then") == ["It costs 3.5 euros."]
+    assert stream.add(' "Really?" she asked.') == ['Then "Really?"']
+    assert stream.add("\n") == ["she asked."]
+    assert stream.add("你好。再见") == ["你好。"]
+    assert stream.finish() == "再见" and stream.finish() == ""
+
+
+def test_listen_addresses():
+    from demod_voice.errors import InputError
+    from demod_voice.serve.wyoming import check_uri, is_loopback
+
+    assert is_loopback("tcp://127.0.0.1:10200") and is_loopback("tcp://localhost:10200") and is_loopback("tcp://[::1]:10200")
+    assert not is_loopback("tcp://0.0.0.0:10200") and not is_loopback("tcp://192.168.1.5:10200")
+    for bad in ("127.0.0.1:10200", "tcp://127.0.0.1", "http://127.0.0.1:10200"):
+        with pytest.raises(InputError, match="tcp://HOST:PORT"):
+            check_uri(bad)

@@ -138,6 +138,8 @@ def os_error(doing: str, err: OSError) -> DemodVoiceError:
         return OutputFull(f"{message}; free some space and run the same command again")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InputError(f"{message}; check the folder's permissions, or choose another place")
+    if err.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG):
+        return InputError(f"{message}; a file stands where a folder should be (or the reverse): choose another path")
     return RuntimeFailure(message)
 
 

@@ -38,7 +38,7 @@ def resolve_xtts(
     if model_dir:
         folder = Path(model_dir).expanduser().absolute()
         if not folder.is_dir():
-            raise InputError(f"XTTS model folder {folder} does not exist; check --model-dir")
+            raise InputError(f"XTTS model folder {folder} not found; check --model-dir (a folder with config.json, model.pth, vocab.json)")
         missing = missing_xtts_files(folder)
         if missing:
             raise InputError(f"XTTS model folder {folder} lacks {', '.join(missing)}; a checkpoint needs {', '.join(XTTS_FILES)}")

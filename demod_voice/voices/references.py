@@ -126,6 +126,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def latents_dir(cache: Path) -> Path:
+    """The voice cache: conditioning latents, one ``.npz`` per key (README: "Voice cache")."""
+    return Path(cache) / "latents"
+
+
 def latent_key(references: list[Reference], model_identity: str, params: dict[str, Any]) -> str:
     """The cache key: reference contents (in order), model identity, conditioning parameters."""
     payload = json.dumps({"refs": [r.sha256 for r in references], "model": model_identity, "params": params}, sort_keys=True)
@@ -138,7 +143,7 @@ def load_latents(folder: Optional[str], key: str) -> Optional[tuple[Any, Any]]:
 
     if not folder:
         return None
-    path = Path(folder) / "latents" / f"{key}.npz"
+    path = latents_dir(Path(folder)) / f"{key}.npz"
     if not path.is_file():
         return None
     try:
@@ -155,7 +160,7 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
 
     if not folder:
         return
-    target = Path(folder) / "latents" / f"{key}.npz"
+    target = latents_dir(Path(folder)) / f"{key}.npz"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:

@@ -95,9 +95,9 @@ def test_every_bad_row_is_reported_at_once_and_nothing_is_written(piper_voice, r
     done = run_cli("batch", str(csv_file), "--output-dir", str(out))
     err = done.stderr.decode()
     assert done.returncode == 3, err
-    for line, words in [(3, "text is empty"), (4, "climbs out"), (5, "absolute path"), (6, "symbolic link"),
-                        (7, "also written by line 2"), (8, "does not exist"), (9, "single speaker"),
-                        (10, "cannot speak language 'xx'"), (11, "unknown backend 'espeak'"), (12, "does not exist")]:
+    for line, words in [(3, "text is empty"), (4, "climbs out"), (5, "outside the output directory"), (6, "symbolic link"),
+                        (7, "also written by line 2"), (8, "not found"), (9, "single speaker"),
+                        (10, "cannot speak language 'xx'"), (11, "unknown backend 'espeak'"), (12, "not found")]:
         assert f"bad.csv:{line}: " in err and words in err.split(f"bad.csv:{line}: ")[1].splitlines()[0], (line, err)
     assert "bad.csv:2:" not in err
     assert "10 row(s) of bad.csv have problems" in err and "Traceback" not in err

@@ -114,7 +114,7 @@ def assert_clean_failure(done, code, words, folder):
 
 def test_missing_model(tmp_path):
     done = run_cli("piper-infer", str(tmp_path / "nope.onnx"), SHORT, "-o", str(tmp_path / "o.wav"))
-    assert_clean_failure(done, 3, "does not exist", tmp_path)
+    assert_clean_failure(done, 3, "not found; check the path", tmp_path)
 
 
 def test_onnx_without_json(piper_voice, tmp_path):

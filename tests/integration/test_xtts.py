@@ -84,7 +84,7 @@ def bad_refs(tmp_path):
 
 @pytest.mark.parametrize(
     "ref, words",
-    [("missing.wav", "does not exist"), ("notes.wav", "not audio that can be read"), ("empty.wav", "zero length"),
+    [("missing.wav", "not found; check the path"), ("notes.wav", "not audio that can be read"), ("empty.wav", "zero length"),
      ("blip.wav", "too short"), ("silent.wav", "is silent")],
 )
 def test_bad_references(xtts_model, tmp_path, ref, words):

@@ -20,6 +20,11 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="listen on a non-loopback address without API keys (anyone who can reach it can use it)")
     p.add_argument("--ui", action="store_true", help="also serve the web page at /ui (clone, speak, compare, voices, batch, "
                    "health; needs the ui extra: pip install 'demod-voice[ui]')")
+    p.add_argument("--wyoming", metavar="URI", help="also speak Home Assistant's Wyoming protocol on URI, such as "
+                   "tcp://127.0.0.1:10200 (Wyoming has no authentication: see the README before binding wider)")
+    p.add_argument("--zeroconf", nargs="?", const="demod-voice", metavar="NAME",
+                   help="announce the Wyoming server over mDNS for Home Assistant's discovery (default name: demod-voice)")
+    p.add_argument("--no-http", action="store_true", help="serve only Wyoming (with --wyoming)")
     p.set_defaults(func=_cmd_serve)
 
 
@@ -29,4 +34,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = load_settings(args, {"serve.host": args.host, "serve.port": args.port, "serve.workers": args.workers})
     options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
                            preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui)
+    if args.wyoming:
+        from demod_voice.serve.wyoming_server import serve_alone, wyoming_door
+
+        if args.no_http:
+            return serve_alone(args.wyoming, args.zeroconf, config, options.preload, options.log_level)
+        options.front_doors.append(wyoming_door(args.wyoming, args.zeroconf))
+    elif args.no_http or args.zeroconf:
+        from demod_voice.errors import UsageError
+
+        raise UsageError("--no-http and --zeroconf go with --wyoming URI (the Wyoming server)")
     return run(options)

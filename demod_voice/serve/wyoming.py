@@ -13,18 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error
 from wyoming.event import Event
 from wyoming.info import Describe
-from wyoming.server import AsyncEventHandler, AsyncServer
+from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
@@ -32,7 +30,6 @@ from demod_voice.serve.wyoming_voices import choose, info_event, wyoming_voices
 
 log = logging.getLogger(__name__)
 
-DEFAULT_URI = "tcp://127.0.0.1:10200"
 WIDTH, CHANNELS = 2, 1  # 16-bit mono, what every backend gives
 # A sentence is complete at end punctuation (and closing quotes) followed by white space, or at a CJK full stop.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
@@ -62,7 +59,7 @@ def _answerable(err: Exception) -> DemodVoiceError:
 class WyomingOptions:
     """How the Wyoming server listens and speaks."""
 
-    uri: str = DEFAULT_URI
+    uri: str = "tcp://127.0.0.1:10200"
     """``tcp://HOST:PORT`` (or ``unix://PATH``); loopback by default: Wyoming has no authentication."""
     zeroconf: Optional[str] = None
     """Name to advertise over mDNS for Home Assistant's discovery; ``None``: not advertised."""
@@ -300,124 +297,3 @@ class WyomingHandler(AsyncEventHandler):
             handle.cancel()
         self.sender.cancel()
         await asyncio.gather(self.sender, return_exceptions=True)
-
-
-# --- the server -------------------------------------------------------------------------------------
-
-
-def is_loopback(uri: str) -> bool:
-    """True for ``tcp://`` on a loopback address, and for ``unix://`` and ``stdio://``."""
-    import ipaddress
-
-    parsed = urlparse(uri)
-    if parsed.scheme != "tcp":
-        return True
-    host = parsed.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_uri(uri: str) -> str:
-    """``uri`` if the wyoming package can serve it; else :class:`InputError` saying what to give."""
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("tcp", "unix") or (parsed.scheme == "tcp" and (not parsed.hostname or parsed.port is None)):
-        raise InputError(f"--wyoming {uri}: give tcp://HOST:PORT (such as {DEFAULT_URI}) or unix://PATH")
-    return uri
-
-
-class WyomingServer:
-    """The listening socket and its connections."""
-
-    def __init__(self, ctx: Any, options: WyomingOptions) -> None:
-        self.ctx = ctx
-        self.options = options
-        self.server: Optional[AsyncServer] = None
-        self.handlers: weakref.WeakSet[WyomingHandler] = weakref.WeakSet()
-        self._zeroconf: Any = None
-
-    def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> WyomingHandler:
-        handler = WyomingHandler(self.ctx, self.options, reader, writer)
-        self.handlers.add(handler)
-        return handler
-
-    async def start(self) -> None:
-        """Listen (and advertise when asked)."""
-        uri = check_uri(self.options.uri)
-        if self.options.zeroconf and is_loopback(uri):
-            raise InputError(f"--zeroconf with {uri}: Home Assistant on another machine could not connect to a loopback "
-                             "address; listen on tcp://0.0.0.0:PORT (no authentication: see the README) or drop --zeroconf")
-        if not is_loopback(uri):
-            log.warning("Wyoming listens on %s: anyone who can reach it may use the voices (Wyoming has no authentication)", uri)
-        self.server = AsyncServer.from_uri(uri)
-        try:
-            await self.server.start(self._handler)
-        except OSError as err:
-            raise InputError(f"cannot listen on {uri} ({err.strerror or err}); is another server on that port?") from None
-        if self.options.zeroconf:
-            self._zeroconf = await advertise(uri, self.options.zeroconf)
-        log.info("Wyoming server on %s", uri)
-
-    def busy(self) -> int:
-        """Connections with audio still to send."""
-        return sum(1 for handler in list(self.handlers) if handler.busy())
-
-    async def stop(self, grace: float = 0.0) -> None:
-        """Stop accepting; let answers in progress finish for up to ``grace`` seconds; close every connection
-        (cancelling the jobs left)."""
-        if self.server is None:
-            return
-        listener = getattr(self.server, "_server", None)
-        if listener is not None:
-            listener.close()  # no new connections
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self.busy() and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        await self.server.stop()
-        for handler in list(self.handlers):
-            await handler.disconnect()
-        if self._zeroconf is not None:
-            await self._zeroconf.async_close()
-        log.info("Wyoming server stopped")
-
-
-async def advertise(uri: str, name: str) -> Any:
-    """Announce the server over mDNS as Home Assistant's Wyoming discovery expects; the handle to close it."""
-    import socket
-
-    try:
-        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
-    except ImportError:
-        raise InputError("--zeroconf needs the zeroconf package: pip install 'demod-voice[wyoming]'") from None
-    parsed = urlparse(uri)
-    host = parsed.hostname or ""
-    if is_loopback(uri) or host in ("0.0.0.0", "::", ""):
-        # Advertise the address other machines reach us on (the route to the mDNS group).
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.connect(("224.0.0.251", 5353))
-            host = probe.getsockname()[0]
-        finally:
-            probe.close()
-    zeroconf = AsyncZeroconf()
-    info = AsyncServiceInfo("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.",
-                            addresses=[socket.inet_aton(host)], port=parsed.port)
-    await zeroconf.async_register_service(info)
-    log.info("Wyoming: advertised as %s on %s:%s", name, host, parsed.port)
-    return zeroconf
-
-
-async def run_wyoming(uri: str, ctx: Any, zeroconf: Optional[str] = None, options: Optional[WyomingOptions] = None,
-                      stop: Optional[asyncio.Event] = None, grace: float = 0.0) -> None:
-    """Serve Wyoming on ``uri`` with ``ctx`` (a :class:`~demod_voice.serve.state.ServeContext`) until ``stop`` is set or the task is cancelled."""
-    options = options or WyomingOptions()
-    server = WyomingServer(ctx, WyomingOptions(**{**options.__dict__, "uri": uri, "zeroconf": zeroconf or options.zeroconf}))
-    await server.start()
-    try:
-        await (stop or asyncio.Event()).wait()
-    finally:
-        await server.stop(grace)

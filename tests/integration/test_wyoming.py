@@ -9,17 +9,22 @@ checked to be complete and its own, and how the audio is compared with ``piper-i
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pytest
 import soundfile
-from conftest import run_cli
+from conftest import BIN, run_cli
 
 wyoming = pytest.importorskip("wyoming")
 
@@ -58,7 +63,7 @@ def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model, referen
     from demod_voice.config import load_config
     from demod_voice.engine.service import EngineService
     from demod_voice.serve.state import build_context
-    from demod_voice.serve.wyoming import run_wyoming
+    from demod_voice.serve.wyoming_server import run_wyoming
 
     home = tmp_path_factory.mktemp("wyoming")
     cache = home / "cache"
@@ -97,8 +102,9 @@ def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model, referen
     engine.shutdown()
 
 
-def _wait_listening(port: int) -> None:
-    for _ in range(100):
+def _wait_listening(port: int, process: Optional[subprocess.Popen] = None) -> None:
+    for _ in range(600):
+        assert process is None or process.poll() is None, process.stderr.read().decode()
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -316,10 +322,73 @@ def test_sentences_are_complete_at_their_end_and_white_space():
 
 def test_listen_addresses():
     from demod_voice.errors import InputError
-    from demod_voice.serve.wyoming import check_uri, is_loopback
+    from demod_voice.serve.wyoming_server import check_uri, is_loopback
 
     assert is_loopback("tcp://127.0.0.1:10200") and is_loopback("tcp://localhost:10200") and is_loopback("tcp://[::1]:10200")
     assert not is_loopback("tcp://0.0.0.0:10200") and not is_loopback("tcp://192.168.1.5:10200")
     for bad in ("127.0.0.1:10200", "tcp://127.0.0.1", "http://127.0.0.1:10200"):
         with pytest.raises(InputError, match="tcp://HOST:PORT"):
             check_uri(bad)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            out.append(int(status.parent.name))
+    return out
+
+
+def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
+    """``demod-voice serve --wyoming URI --no-http``: the real command; SIGTERM mid-stream lets the stream finish, exit 0."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(BIN), "serve", "--wyoming", f"tcp://127.0.0.1:{port}", "--no-http",
+                                "--preload", "tiny-single"], env={**os.environ, **server.env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening(port, process)
+        workers = _children(process.pid)
+        long_text = " ".join(f"Sentence {i} goes on." for i in range(40))
+
+        async def speak_through_sigterm():
+            async with AsyncTcpClient("127.0.0.1", port, read_timeout=TIMEOUT) as client:
+                await client.write_event(Describe().event())
+                names = [voice.name for voice in Info.from_event(await client.read_event()).tts[0].voices]
+                await client.write_event(Synthesize(text=long_text, voice=SynthesizeVoice(name="tiny-single")).event())
+                start = await client.read_event()
+                assert AudioStart.is_type(start.type)
+                process.send_signal(signal.SIGTERM)  # drains: this answer still completes
+                return names, await read_reply(client, "audio-stop", AudioStart.from_event(start))
+
+        names, reply = run(speak_through_sigterm())
+        assert process.wait(60) == 0, process.stderr.read().decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "tiny-single" in names and "alice" in names
+    assert not reply.errors and len(reply.pcm) > 0
+    assert workers and "Wyoming on tcp://127.0.0.1" in process.stderr.read().decode()
+    time.sleep(1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker outlives the server
+
+
+def test_cli_refuses_what_cannot_work(server):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        busy = run_cli("serve", "--wyoming", f"tcp://127.0.0.1:{taken.getsockname()[1]}", "--no-http", env=server.env)
+    finally:
+        taken.close()
+    assert busy.returncode == 3 and "is another server on that port" in busy.stderr.decode()
+    bad = run_cli("serve", "--wyoming", "127.0.0.1:10200", env=server.env)
+    assert bad.returncode == 3 and "tcp://HOST:PORT" in bad.stderr.decode()
+    loop = run_cli("serve", "--wyoming", f"tcp://127.0.0.1:{free_port()}", "--no-http", "--zeroconf", env=server.env)
+    assert loop.returncode == 3 and "loopback" in loop.stderr.decode()
+    alone = run_cli("serve", "--no-http", env=server.env)
+    assert alone.returncode == 2 and "--wyoming" in alone.stderr.decode()

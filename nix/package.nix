@@ -5,7 +5,7 @@ let
   ps = python.pkgs;
   runtimeDeps = p: with p; [ pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six tinygrad onnx ];
   # The test suite generates its models with piper's training code and coqui's classes.
-  testDeps = p: with p; [ pytest lightning tokenizers ];
+  testDeps = p: with p; [ pytest hypothesis lightning tokenizers ];
 in
 ps.buildPythonApplication {
   pname = "demod-voice";

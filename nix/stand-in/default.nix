@@ -8,7 +8,7 @@ let
   force = value: result: builtins.deepSeq value result;
 
   pythonNames = [
-    "anyascii" "cython" "einops" "filelock" "fsspec" "httpx" "huggingface-hub" "inflect" "librosa" "lightning"
+    "anyascii" "cython" "einops" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "librosa" "lightning"
     "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "psutil" "pysbd" "pytest"
     "pyyaml" "regex" "requests" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
     "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions"

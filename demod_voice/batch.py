@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
@@ -47,7 +47,7 @@ class BatchRequest:
     config: Config
     """Effective configuration."""
     workers: int = 1
-    """Worker processes per model."""
+    """Worker processes per model (with ``engine.executor: ray``, 0: as many actors as the cluster holds)."""
     model: Optional[str] = None
     """Default Piper voice for rows without a ``model``."""
     fail_fast: bool = False
@@ -324,11 +324,11 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if result.ok:
             manifest.record(result.job, key)
             outcome.done += 1
-            report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds)
+            report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
             return
         outcome.failed += 1
         outcome.errors.append(f"{result.job.describe()}: {result.error}")
-        report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error))
+        report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error), where=result.where)
         if isinstance(result.error, OutputFull):
             raise _Stop(OutputFull(f"{result.job.describe()}: {result.error}"))
         tqdm.write(f"demod-voice: error: {result.job.describe()}: {result.error}", file=sys.stderr)
@@ -336,7 +336,8 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if request.fail_fast:
             raise _Stop()
 
-    engine = Engine(request.config.engine, workers=request.workers, log_level=request.log_level)
+    executor, workers = _executor(request) if todo else (None, 1)
+    engine = Engine(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
     except _Stop as stop:
@@ -349,6 +350,21 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         raise
     finally:
         bar.close()
+
+
+def _executor(request: BatchRequest) -> tuple[Any, int]:
+    """The executor (``None``: local workers) and the workers per model. On Ray, ``workers`` 0 means
+    as many actors as the cluster's CPUs hold (``engine.ray_num_cpus`` each)."""
+    settings = request.config.engine
+    if settings.executor != "ray":
+        return None, max(1, request.workers)
+    from demod_voice.engine.executors.ray import RayExecutor
+
+    executor = RayExecutor(settings, log_level=request.log_level)
+    workers = request.workers or executor.cluster.slots(settings.ray_num_cpus)
+    _say(request, f"Ray cluster at {executor.cluster.address}: {executor.cluster.nodes} node(s), "
+                  f"{executor.cluster.cpus:g} CPU(s), {executor.cluster.gpus:g} GPU(s); {workers} worker(s) per model")
+    return executor, workers
 
 
 def _say(request: BatchRequest, message: str) -> None:

@@ -170,12 +170,14 @@ class Report:
             except OSError as err:
                 raise os_error(f"cannot write the report {path}", err) from None
 
-    def add(self, line: int, status: str, output: str, duration: float = 0.0, seconds: float = 0.0, error: str = "") -> None:
-        """One row's line (``line``: the CSV line the row starts on)."""
+    def add(self, line: int, status: str, output: str, duration: float = 0.0, seconds: float = 0.0, error: str = "",
+            where: str = "") -> None:
+        """One row's line (``line``: the CSV line the row starts on; ``where``: the worker that made it,
+        ``local`` or a Ray node's ``IP/node``)."""
         if self._handle is None:
             return
         entry = {"row": line, "status": status, "output": output, "duration": round(duration, 3),
-                 "seconds": round(seconds, 3), "error": error or None}
+                 "seconds": round(seconds, 3), "error": error or None, "where": where or None}
         try:
             self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
             self._handle.flush()

@@ -71,10 +71,14 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", metavar="DIR", default=".",
                    help="where outputs go (made if missing); nothing is written outside it unless --allow-outside-output-dir")
     p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
-    p.add_argument("--workers", type=int, metavar="N", help="worker processes per model (default: engine.workers)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes per model (default: engine.workers; with --ray: as many as the cluster's CPUs hold)")
+    p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                   help="run the workers as actors on a Ray cluster: auto ($RAY_ADDRESS, else the cluster `ray start` made "
+                        "here), HOST:PORT, ray://HOST:PORT, or local (a private Ray on this machine); needs the [ray] extra")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first row that fails")
     p.add_argument("--dry-run", action="store_true", help="check every row, synthesise nothing")
-    p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error)")
+    p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error, where)")
     p.add_argument("--allow-outside-output-dir", action="store_true",
                    help="accept absolute outputs outside --output-dir (as the original tool's CSV may have them)")
     p.set_defaults(func=_cmd_batch)
@@ -83,12 +87,14 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_batch(args: argparse.Namespace) -> int:
     from demod_voice.batch import BatchRequest, outcome_error, run_batch
 
-    config = load_settings(args, {"engine.workers": args.workers})
+    config = load_settings(args, {"engine.workers": args.workers, "engine.executor": "ray" if args.ray else None,
+                                  "engine.ray_address": args.ray})
+    on_ray = config.engine.executor == "ray"
     request = BatchRequest(
         csv_path=Path(args.batch_file).absolute(),
         output_dir=Path(args.output_dir).absolute(),
         config=config,
-        workers=config.engine.workers,
+        workers=(args.workers or 0) if on_ray else config.engine.workers,
         model=args.model,
         fail_fast=args.fail_fast,
         dry_run=args.dry_run,

@@ -1,0 +1,128 @@
+"""Joining a Ray cluster for the Ray executor: which address, a clear one-line error when Ray is
+missing or the cluster cannot be reached, and how many worker slots the cluster holds.
+
+Ray's own ``ray.init`` retries an unreachable address for minutes; the address is tried with a
+plain TCP connection first so that a typo fails in seconds. This module imports Ray only when asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from demod_voice.errors import DependencyError, InputError, RuntimeFailure
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'demod-voice[ray]' (the same Ray version on every node)"
+PROBE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The cluster this process joined."""
+
+    address: str
+    """The address asked for (``auto``, ``local``, ``HOST:PORT``, ``ray://HOST:PORT``)."""
+    owned: bool
+    """True when this process started Ray (``local``) or joined it, and so shuts it down at the end."""
+    nodes: int
+    """Alive nodes when joined."""
+    cpus: float
+    """CPUs of the whole cluster."""
+    gpus: float
+    """GPUs of the whole cluster."""
+
+    def slots(self, num_cpus: float) -> int:
+        """How many actors reserving ``num_cpus`` each fit on the cluster at once (at least 1)."""
+        if num_cpus <= 0:
+            return max(1, int(self.cpus))
+        return max(1, int(self.cpus // num_cpus))
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`DependencyError` saying how to install it."""
+    try:
+        import ray
+    except ImportError as err:
+        raise DependencyError(f"the Ray executor needs Ray ({err}); install it with {INSTALL_HINT}") from None
+    return ray
+
+
+def resolve_address(address: Optional[str]) -> str:
+    """The address to join: the one given; for none or ``auto``, ``$RAY_ADDRESS`` (which
+    ``ray job submit`` sets for its driver) when set, else ``auto`` (the cluster `ray start` made here)."""
+    given = (address or "").strip()
+    if given and given != "auto":
+        return given
+    return os.environ.get("RAY_ADDRESS", "").strip() or "auto"
+
+
+def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> Cluster:
+    """Join the cluster at ``address`` (see :func:`resolve_address`); ``local`` starts a private Ray
+    on this machine. Raises a one-line :class:`DemodVoiceError` when that cannot be done."""
+    ray = import_ray()
+    target = resolve_address(address)
+    if ray.is_initialized():
+        return _describe(ray, target, owned=False)
+    if target != "local":
+        _probe(target)
+    try:
+        ray.init(address=None if target == "local" else target, namespace="demod-voice", log_to_driver=True,
+                 logging_level=logging.INFO if log_level <= logging.DEBUG else logging.WARNING, include_dashboard=False)
+    except ConnectionError as err:
+        raise RuntimeFailure(f"no Ray cluster at '{target}': {_first_line(err)}; start one with `ray start --head` "
+                             "or pass --ray HOST:PORT") from None
+    except Exception as err:  # noqa: BLE001 - version mismatches, bad addresses: one line for the user
+        raise RuntimeFailure(f"could not join the Ray cluster at '{target}': {type(err).__name__}: {_first_line(err)}") from None
+    return _describe(ray, target, owned=True)
+
+
+def _describe(ray: Any, target: str, owned: bool) -> Cluster:
+    resources = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    cluster = Cluster(target, owned, nodes, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
+    log.info("joined Ray at %s: %d node(s), %g CPU(s), %g GPU(s)", target, cluster.nodes, cluster.cpus, cluster.gpus)
+    return cluster
+
+
+def _probe(target: str) -> None:
+    """Fail in seconds when nothing listens where the cluster should be (``ray.init`` would retry for minutes)."""
+    hostport = _bootstrap_address(target)
+    if hostport is None:
+        return
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"Ray address '{target}' is not HOST:PORT, ray://HOST:PORT, auto or local")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise RuntimeFailure(f"cannot reach the Ray cluster at {hostport} ({reason}): is `ray start --head` running there, "
+                             "and is the port open from here?") from None
+
+
+def _bootstrap_address(target: str) -> Optional[str]:
+    """``HOST:PORT`` to probe for ``target``; ``None`` when it cannot be told without Ray itself."""
+    if target.startswith("ray://"):
+        return target[len("ray://"):].split("/", 1)[0]
+    if target != "auto":
+        return target
+    try:  # where `ray start` on this machine recorded its address (Ray's own lookup; private, so guarded)
+        from ray._private.services import canonicalize_bootstrap_address
+
+        return canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        raise RuntimeFailure("no Ray cluster was started on this machine (address auto): start one with "
+                             "`ray start --head`, set RAY_ADDRESS, or pass --ray HOST:PORT") from None
+    except Exception:  # noqa: BLE001 - Ray moved its internals: let ray.init look it up
+        return None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,234 @@
+"""``batch`` on a real two-node Ray cluster, started by this module inside a network namespace of
+its own with only loopback up (Ray binds every interface otherwise): mixed Piper and XTTS rows
+equal to the local executor's, rows spread over both nodes, a killed actor, a crashing row,
+Ctrl-C and resume, and the errors a user meets. One cluster serves the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import BIN, run_cli
+
+pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
+
+HERE = Path(__file__).resolve().parent
+PORT = 6391
+RAY = str(Path(sys.executable).with_name("ray"))
+ZERO_NOISE = {"DEMOD_VOICE_PIPER_NOISE_SCALE": "0", "DEMOD_VOICE_PIPER_NOISE_W_SCALE": "0",
+              "DEMOD_VOICE_XTTS_TOP_K": "1", "DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
+
+
+class Namespace:
+    """A network namespace held open by a sleeping process; commands enter it with nsenter."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.holder = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up && echo up && exec sleep 100000"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        line = self.holder.stdout.readline()
+        if line.strip() != b"up":
+            self.holder.kill()
+            raise OSError(self.holder.stderr.read().decode().strip() or "unshare failed")
+
+    def command(self, *args: str) -> list[str]:
+        return ["nsenter", f"--net=/proc/{self.holder.pid}/ns/net", "--", *args]
+
+    def run(self, *args: str, timeout: float = 300, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.command(*args), capture_output=True, timeout=timeout, env={**self.env, **(env or {})}, **kwargs)
+
+    def close(self) -> None:
+        self.holder.kill()
+        self.holder.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head and a second node, one CPU each, on 127.0.0.1 inside a private network namespace."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("nsenter") is None:
+        pytest.skip("needs root with unshare and nsenter: Ray tests run in a network namespace of their own (loopback only)")
+    tmp = tmp_path_factory.mktemp("ray")
+    env = {**os.environ, "RAY_TMPDIR": str(tmp), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    try:
+        ns = Namespace(env)
+    except OSError as err:
+        pytest.skip(f"cannot make a network namespace here ({err}); Ray tests need one")
+    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 2**20),
+              "--disable-usage-stats"]
+    try:
+        head = ns.run(RAY, "start", "--head", "--port", str(PORT), "--include-dashboard", "false", *common, timeout=120)
+        assert head.returncode == 0, head.stderr.decode()[-2000:]
+        node = ns.run(RAY, "start", "--address", f"127.0.0.1:{PORT}", *common, timeout=120)
+        assert node.returncode == 0, node.stderr.decode()[-2000:]
+        yield ns
+    finally:
+        ns.run(RAY, "stop", "--force", timeout=120)
+        ns.close()
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def report(path: Path) -> list[dict]:
+    return sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda r: r["row"])
+
+
+def audio_files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".demod"))
+
+
+def ray_batch(cluster: Namespace, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return cluster.run(sys.executable, str(BIN), "batch", *args, "--ray", f"127.0.0.1:{PORT}",
+                       env={"DEMOD_VOICE_ENGINE_RAY_NUM_CPUS": "0.5", **(env or {})})
+
+
+def test_mixed_rows_on_two_nodes_equal_the_local_executor(cluster, piper_voice, xtts_model, references, tmp_path):
+    rows = "".join(f",Row number {i} is spoken by Piper.,p{i}.wav,,{piper_voice}\n" for i in range(4))
+    rows += f"{references['ref.wav']},A cloned voice.,x0.wav,en,{xtts_model}\n"
+    rows += f"{references['ref.flac']},Another cloned voice.,x1.wav,en,{xtts_model}\n"
+    csv_file = write_csv(tmp_path / "jobs.csv", "reference,text,output,language,model\n" + rows)
+    local, ray = tmp_path / "local", tmp_path / "ray"
+    done = run_cli("batch", str(csv_file), "--output-dir", str(local), "--workers", "2", env=ZERO_NOISE)
+    assert done.returncode == 0, done.stderr.decode()
+    done = ray_batch(cluster, str(csv_file), "--output-dir", str(ray), "--workers", "2", "--report", str(tmp_path / "r.jsonl"),
+                     env=ZERO_NOISE)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "2 node(s)" in err and "6 done, 0 failed" in err
+    assert audio_files(ray) == audio_files(local) == ["p0.wav", "p1.wav", "p2.wav", "p3.wav", "x0.wav", "x1.wav"]
+    for name in audio_files(local):
+        ours, theirs = soundfile.read(str(ray / name), dtype="int16")[0], soundfile.read(str(local / name), dtype="int16")[0]
+        assert len(ours) > 0 and np.array_equal(ours, theirs), name
+    lines = report(tmp_path / "r.jsonl")
+    assert all(r["status"] == "ok" for r in lines)
+    nodes = {r["where"].split("/")[1] for r in lines}
+    assert len(nodes) == 2, lines  # rows were made on both nodes, and the report says which
+    assert all(r["where"].startswith("127.0.0.1/") for r in lines)
+
+
+def many_rows(tmp_path: Path, voice: Path, count: int) -> Path:
+    text = "This sentence is long enough to keep a worker busy for a little while. " * 3
+    return write_csv(tmp_path / "many.csv", "text,output\n" + "".join(f'"{text}",r{i:03d}.wav\n' for i in range(count)))
+
+
+def finished_rows(out: Path) -> int:
+    manifest = out / ".demod-voice-manifest.jsonl"
+    return len(manifest.read_text().splitlines()) if manifest.exists() else 0
+
+
+def actor_pids() -> list[int]:
+    """Processes of our worker actors (Ray names them ``ray::WorkerActor...``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::WorkerActor"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def start_ray_batch(cluster: Namespace, csv_file: Path, out: Path, voice: Path, *extra: str) -> subprocess.Popen:
+    # SIGINT at its default, as under a terminal (a suite run in the background inherits it ignored).
+    return subprocess.Popen(cluster.command(sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(out), "--model",
+                                            str(voice), "--ray", f"127.0.0.1:{PORT}", "--workers", "2", *extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**cluster.env, "DEMOD_VOICE_ENGINE_RAY_NUM_CPUS": "0.5"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_for(predicate, timeout: float = 180.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_an_actor_killed_mid_batch_costs_a_retry_not_the_batch(cluster, piper_voice, tmp_path):
+    out = tmp_path / "out"
+    proc = start_ray_batch(cluster, many_rows(tmp_path, piper_voice, 24), out, piper_voice, "--report", str(tmp_path / "r.jsonl"))
+    wait_for(lambda: finished_rows(out) >= 3)
+    pids = actor_pids()
+    assert pids, "no Ray worker actor found"
+    os.kill(pids[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    # Piper rows may be handed over together: the killed hand-over is retried, alone or in halves.
+    assert "the Ray worker" in err.decode() and "died" in err.decode() and "retrying" in err.decode(), err.decode()
+    assert len(audio_files(out)) == 24 and all(r["status"] == "ok" for r in report(tmp_path / "r.jsonl"))
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_does_only_the_rest(cluster, piper_voice, tmp_path):
+    out = tmp_path / "out"
+    csv_file = many_rows(tmp_path, piper_voice, 30)
+    proc = start_ray_batch(cluster, csv_file, out, piper_voice)
+    wait_for(lambda: finished_rows(out) >= 3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert "interrupted" in err.decode()
+    first = finished_rows(out)
+    assert 3 <= first < 30 and len(audio_files(out)) == first  # finished rows kept, nothing partial left
+    wait_for(lambda: not actor_pids(), timeout=60)  # the driver's actors ended with it
+    rerun = start_ray_batch(cluster, csv_file, out, piper_voice, "--report", str(tmp_path / "r.jsonl"))
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err.decode()
+    statuses = [r["status"] for r in report(tmp_path / "r.jsonl")]
+    assert statuses.count("skipped") == first and statuses.count("ok") == 30 - first
+    assert len(audio_files(out)) == 30
+
+
+def scenario(cluster: Namespace, name: str, out: Path) -> dict:
+    done = cluster.run(sys.executable, str(HERE / "ray_scenarios.py"), name, f"127.0.0.1:{PORT}", str(out))
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def test_a_row_that_kills_its_worker_fails_alone_after_its_retries(cluster, tmp_path):
+    got = scenario(cluster, "crash", tmp_path / "out")
+    by_name = {r["output"]: r for r in got["results"]}
+    assert [name for name, r in by_name.items() if not r["ok"]] == ["1.wav"]
+    assert by_name["1.wav"]["attempts"] == 2 and "the Ray worker" in by_name["1.wav"]["error"]
+    assert "died" in by_name["1.wav"]["error"]
+    assert all(r["ok"] and r["where"].startswith("127.0.0.1/") for n, r in by_name.items() if n != "1.wav")
+    # Each death made the engine ask for a worker again: Ray restarted the same actor (a new process
+    # that loaded the model again) instead of a new actor being placed.
+    assert got["deaths"] == [0, 1, 2] and got["actors"] == 1 and len(set(got["pids"])) == 3
+    assert "1.wav" not in got["files"] and not [f for f in got["files"] if f.endswith(".partial")]
+
+
+def test_a_model_a_node_cannot_see_fails_with_a_clear_error(cluster, tmp_path):
+    got = scenario(cluster, "missing", tmp_path / "out")
+    [result] = got["results"]
+    assert not result["ok"] and "is not visible on Ray node 127.0.0.1" in result["error"] and "same path" in result["error"]
+
+
+def test_a_cancelled_job_stops_between_chunks_and_the_actor_stays(cluster, tmp_path):
+    got = scenario(cluster, "cancel", tmp_path / "out")
+    assert got["first_chunk"] > 0 and got["cancelled"] == "Cancelled"
+    assert got["after_ok"] and got["workers_started"] == 1
+
+
+def test_an_unreachable_address_fails_in_seconds_with_one_line(cluster, piper_voice, tmp_path):
+    csv_file = write_csv(tmp_path / "jobs.csv", f"text,output,model\nHello.,a.wav,{piper_voice}\n")
+    started = time.monotonic()
+    done = cluster.run(sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(tmp_path / "out"),
+                       "--ray", "127.0.0.1:1", timeout=120)
+    err = done.stderr.decode().strip()
+    assert done.returncode == 1 and time.monotonic() - started < 60
+    assert "cannot reach the Ray cluster at 127.0.0.1:1" in err and "Traceback" not in err

@@ -1,0 +1,71 @@
+"""Joining a Ray cluster: addresses, and the one-line errors for a missing Ray or an unreachable
+cluster (no cluster is started here; tests/cluster/test_ray.py runs a real one)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from demod_voice.config import load_config
+from demod_voice.engine.executors import ray_cluster
+from demod_voice.engine.executors.ray_cluster import Cluster, connect, resolve_address
+from demod_voice.errors import ConfigError, DependencyError, InputError, RuntimeFailure
+
+
+def test_the_address_comes_from_the_flag_then_ray_address_then_auto(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert resolve_address(None) == "auto"
+    assert resolve_address("10.0.0.5:6379") == "10.0.0.5:6379"
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")  # what `ray job submit` gives its driver
+    assert resolve_address(None) == "10.0.0.9:6379"
+    assert resolve_address("auto") == "10.0.0.9:6379"
+    assert resolve_address("ray://head:10001") == "ray://head:10001"
+
+
+def test_ray_not_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(DependencyError, match=r"pip install 'demod-voice\[ray\]'"):
+        connect("127.0.0.1:6379")
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_address_nothing_listens_on_fails_in_seconds():
+    pytest.importorskip("ray")
+    port = closed_port()
+    started = time.monotonic()
+    with pytest.raises(RuntimeFailure, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port} \(Connection refused\)"):
+        ray_cluster._probe(f"127.0.0.1:{port}")
+    with pytest.raises(RuntimeFailure, match="cannot reach"):
+        ray_cluster._probe(f"ray://127.0.0.1:{port}")
+    assert time.monotonic() - started < 5
+    with pytest.raises(InputError, match="is not HOST:PORT"):
+        ray_cluster._probe("nonsense")
+
+
+def test_slots_count_the_actors_the_cluster_holds():
+    cluster = Cluster("auto", False, nodes=2, cpus=16.0, gpus=2.0)
+    assert cluster.slots(1.0) == 16 and cluster.slots(4.0) == 4 and cluster.slots(0.5) == 32
+    assert cluster.slots(32.0) == 1 and cluster.slots(0.0) == 16
+
+
+def test_executor_settings_are_checked(tmp_path):
+    config, _ = load_config(None, overrides={"engine.executor": "ray", "engine.ray_num_cpus": 0.5, "engine.ray_address": "h:1"})
+    assert (config.engine.executor, config.engine.ray_num_cpus, config.engine.ray_address) == ("ray", 0.5, "h:1")
+    with pytest.raises(ConfigError):
+        load_config(None, overrides={"engine.executor": "kubernetes"})
+
+
+def test_the_executor_modules_import_no_ray():
+    code = ("import sys, demod_voice.engine.executors.ray, demod_voice.engine.executors.ray_cluster, demod_voice.batch; "
+            "print('ray' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

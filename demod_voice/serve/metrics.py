@@ -67,6 +67,10 @@ class _EngineCollector:
         yield GaugeMetricFamily(f"{PREFIX}_running_jobs", "Jobs being synthesised", value=stats.get("running", 0))
         yield CounterMetricFamily(f"{PREFIX}_worker_starts", "Workers started", value=stats.get("worker_starts", 0))
         yield CounterMetricFamily(f"{PREFIX}_worker_restarts", "Workers replaced after dying", value=stats.get("worker_restarts", 0))
+        jobs = CounterMetricFamily(f"{PREFIX}_engine_jobs", "Jobs the engine ended, by outcome", labels=("outcome",))
+        for outcome in ("completed", "failed", "cancelled"):
+            jobs.add_metric((outcome,), stats.get(outcome, 0))
+        yield jobs
         loaded = GaugeMetricFamily(f"{PREFIX}_loaded_models", "Workers per loaded model", labels=("backend", "model"))
         rss = GaugeMetricFamily(f"{PREFIX}_worker_resident_bytes", "Resident memory of each model's workers", labels=("backend", "model"))
         for pool in self.engine.pools():

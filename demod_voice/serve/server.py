@@ -9,6 +9,7 @@ it ends (the engine's executor asks the kernel to kill them when their parent go
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -70,13 +71,23 @@ def run(options: ServeOptions) -> int:
                                timeout_graceful_shutdown=max(1, int(round(settings.grace_seconds))) if settings.grace_seconds else None,
                                log_config=None)
     server = _Server(uv_config, app)
+    # uvicorn drains on SIGTERM/Ctrl-C, then raises the signal again for the handler it found: for the
+    # server a drained stop is a normal end (exit 0), so the handler it finds does nothing.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run()
     except SystemExit as exit_:
         raise RuntimeFailure(f"could not serve on {settings.host}:{settings.port} (is the port in use? see the message above)") from exit_
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not server.started:
         raise RuntimeFailure(f"the server did not start on {settings.host}:{settings.port} (see the message above)")
     return 0
+
+
+def _stopped(sig: int, frame: Any) -> None:
+    """The signal that stopped the server, raised again by uvicorn once it has drained."""
 
 
 class _Server:

@@ -197,13 +197,13 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     model = (model or "").strip()
     voice = (voice or "").strip()
     aliases = ctx.settings.voices or {}
+    voices = piper_voices(ctx)
+    if model and model not in GENERIC_MODELS and model not in voices:
+        raise UnknownVoice(f"there is no model '{model}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
     if voice in aliases:
         return _alias(ctx, voice, aliases[voice], language)
-    voices = piper_voices(ctx)
     if model in voices:
         return _piper(ctx, model, voices[model], voice or None)
-    if model and model not in GENERIC_MODELS:
-        raise UnknownVoice(f"there is no model '{model}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
     if voice and NAME.match(voice) and load_profile(ctx, voice) is not None:
         return _xtts(ctx, voice, language)
     if voice in voices:
@@ -232,6 +232,8 @@ def _piper(ctx: Any, name: str, model: Path, speaker: Optional[str]) -> VoiceCho
 
     config = ctx.config
     voice = read_voice_config(Path(f"{model}.json"))
+    if speaker == name:
+        speaker = None  # the voice named twice (model and voice): its default speaker
     if speaker is not None and int(voice.get("num_speakers", 1)) <= 1 and speaker not in (voice.get("speaker_id_map") or {}):
         speaker = None  # a single-speaker voice: OpenAI clients always send some voice name; there is only one
     request = PiperRequest(model=str(model), text="", output=STDOUT, settings=config.piper, device=config.device,

@@ -176,11 +176,14 @@ def batched_model(model_path: str, cache_dir: Optional[str]) -> Any:
     itself when the graph cannot be batched. A session says which it got: its metadata has
     :data:`MARK`, naming the durations output, only when patched.
     """
-    import onnx
-
     cached = _patched_path(model_path, cache_dir)
     if cached is not None and cached.is_file():
         return str(cached)
+    try:
+        import onnx
+    except ImportError:
+        log.warning("the onnx package is missing, so sentences run one at a time; install it with: pip install onnx")
+        return model_path
     model = onnx.load(model_path)
     marked = {p.key for p in model.metadata_props}
     if MARK in marked or patch_graph(model) is None:

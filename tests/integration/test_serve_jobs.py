@@ -1,0 +1,142 @@
+"""``serve`` limits that need a server of their own (a tiny deadline, a queue of one), the batch job API,
+and what happens when the server is killed: no worker survives it, and an unfinished batch job resumes."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import threading
+import time
+import zipfile
+
+import httpx
+import pytest
+from conftest import run_cli
+from live_server import alive, children, start_server, wait_until
+
+pytest.importorskip("fastapi")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, piper_voice, piper_multi_voice):
+    folder = tmp_path_factory.mktemp("serve-jobs")
+    config = {
+        "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+        "engine": {"max_queued": 1},
+        "serve": {"piper_voices": [str(piper_voice.parent)], "data_dir": str(folder / "data"),
+                  "limits": {"deadline_seconds": 0.2, "max_batch_rows": 50}},
+    }
+    state = {"folder": folder, "config": config, "server": start_server(folder, config)}
+    yield state
+    state["server"].stop(signal.SIGKILL)
+
+
+def speak(url: str, voice: str) -> httpx.Response:
+    return httpx.post(url + "/v1/audio/speech", json={"model": voice, "input": "Hello there.", "response_format": "wav"}, timeout=30)
+
+
+def test_deadline_is_504_and_queue_full_is_429(setup):
+    url = setup["server"].url
+    # A voice's first request waits for its worker to load, which takes longer than the 0.2 s deadline.
+    cold = speak(url, "tiny-single")
+    assert cold.status_code == 504 and "deadline_seconds" in cold.json()["error"]["message"]
+    answers: list[httpx.Response] = []
+    threads = [threading.Thread(target=lambda: answers.append(speak(url, "tiny-multi"))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    codes = sorted(r.status_code for r in answers)
+    assert 429 in codes and set(codes) <= {429, 504, 200}, codes
+    busy = next(r for r in answers if r.status_code == 429)
+    assert int(busy.headers["retry-after"]) >= 1 and "max_queued" in busy.json()["error"]["message"]
+
+
+def batch(url: str, csv_text: str, files: list | None = None, **data) -> httpx.Response:
+    parts = [("csv", ("rows.csv", csv_text.encode(), "text/csv")), *(files or [])]
+    return httpx.post(url + "/v1/batch", files=parts, data=data, timeout=60)
+
+
+def wait_done(url: str, job: str, timeout: float = 120) -> dict:
+    state: dict = {}
+
+    def finished() -> bool:
+        state.update(httpx.get(f"{url}/v1/batch/{job}", timeout=10).json())
+        return state["state"] not in ("queued", "running", "interrupted")
+
+    assert wait_until(finished, timeout, 0.25), state
+    return state
+
+
+def test_batch_job(setup):
+    url = setup["server"].url
+    rows = "text,output,model,speaker\n" + "".join(f"Row number {i} speaks.,part{i % 2}/row{i}.wav,tiny-multi,{i % 3}\n" for i in range(6))
+    created = batch(url, rows)
+    assert created.status_code == 202, created.text
+    job = created.json()["id"]
+    assert created.json()["total"] == 6
+    events = []
+    with httpx.stream("GET", f"{url}/v1/batch/{job}/events", timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+    assert events[-1]["state"] == "done" and events[-1]["done"] == 6 and events[-1]["failed"] == 0
+    result = httpx.get(f"{url}/v1/batch/{job}/result", timeout=60)
+    assert result.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+        names = set(archive.namelist())
+        report = [json.loads(line) for line in archive.read("report.jsonl").decode().splitlines()]
+    assert names == {f"part{i % 2}/row{i}.wav" for i in range(6)} | {"report.jsonl"}
+    assert sorted(entry["status"] for entry in report) == ["ok"] * 6
+
+
+@pytest.mark.parametrize("rows,files,code,words", [
+    ("text,output,model\nHi.,/etc/evil.wav,tiny-single\n", None, 400, "relative path"),
+    ("text,output,model\nHi.,../evil.wav,tiny-single\n", None, 400, "relative path"),
+    ("text,output,model\nHi.,ok.wav,/tmp/dv-test-models/tiny-single.onnx\n", None, 400, "no Piper voice"),
+    ("text,output,reference\nHi.,ok.wav,/etc/passwd\n", None, 400, "was not uploaded"),
+    ("text,output,voice\nHi.,ok.wav,../x\n", None, 400, "no enrolled voice"),
+    ("text,output\nHi.,ok.wav\n", None, 400, "needs a voice"),
+    ("text,output,reference\nHi.,ok.wav,a.wav\n", [("references", ("../a.wav", b"RIFF"))], 400, "not a plain file name"),
+    ("nope,output\nHi.,ok.wav\n", None, 400, "unknown column"),
+    ("text,output,model\n" + "Hi.,x.wav,tiny-single\n" * 51, None, 413, "max_batch_rows"),
+])
+def test_batch_refusals(setup, rows, files, code, words):
+    response = batch(setup["server"].url, rows, files)
+    assert response.status_code == code, response.text
+    assert words in response.json()["error"]["message"]
+    assert not any((setup["folder"] / "data" / "batch").glob("*/upload.csv"))
+
+
+def test_unknown_and_unfinished_jobs(setup):
+    url = setup["server"].url
+    assert httpx.get(f"{url}/v1/batch/{'0' * 24}").status_code == 404
+    assert httpx.get(f"{url}/v1/batch/..%2F..%2Fetc").status_code in (400, 404)
+
+
+def test_killed_server_leaves_no_worker_and_its_batch_resumes(setup):
+    server = setup["server"]
+    rows = "text,output,model\n" + "".join(f"Sentence {i} of a longer batch to resume.,r{i}.wav,tiny-single\n" for i in range(40))
+    created = batch(server.url, rows)
+    assert created.status_code == 202
+    job = created.json()["id"]
+    assert wait_until(lambda: children(server.pid), 30)
+    workers = children(server.pid)
+    server.stop(signal.SIGKILL)
+    assert wait_until(lambda: not any(alive(pid) for pid in workers), 10), "a worker outlived its server"
+    state = json.loads((setup["folder"] / "data" / "batch" / job / "job.json").read_text())
+    assert state["state"] in ("queued", "running")
+
+    setup["server"] = start_server(setup["folder"], setup["config"])
+    final = wait_done(setup["server"].url, job)
+    assert final["state"] == "done" and final["done"] == 40 and final["failed"] == 0, final
+    with zipfile.ZipFile(io.BytesIO(httpx.get(f"{setup['server'].url}/v1/batch/{job}/result", timeout=60).content)) as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".wav")]) == 40
+
+
+def test_no_keys_means_loopback_only():
+    started = time.monotonic()
+    done = run_cli("serve", "--host", "0.0.0.0", "--port", "9")
+    assert done.returncode == 2 and b"--insecure-no-auth" in done.stderr and b"Traceback" not in done.stderr
+    assert time.monotonic() - started < 30

@@ -306,6 +306,14 @@ def check_ffmpeg() -> Check:
     return Check("ffmpeg", OK, f"{first} ({path})", needed_by=())
 
 
+def check_serve() -> Check:
+    """The ``serve`` extra (optional: its absence only warns)."""
+    from demod_voice.serve.server import serve_status
+
+    usable, detail, fix = serve_status()
+    return Check("serve", OK if usable else WARN, detail, fix, needed_by=())
+
+
 def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Callable[[], list[Check]]] = None) -> Report:
     """Every check, in report order; ``deep`` adds model load-and-speak checks. Probes run in parallel."""
     from concurrent.futures import ThreadPoolExecutor
@@ -326,6 +334,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
         report.checks.extend(xtts.result())
         report.checks.extend(tiny.result())
     report.checks.append(check_ffmpeg())
+    report.checks.append(check_serve())
     if deep is not None:
         report.checks.extend(deep())
     report.seconds = time.perf_counter() - started

@@ -1,0 +1,24 @@
+"""What ``health`` says about the serve extra."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from demod_voice.errors import DependencyError
+from demod_voice.health import OK, WARN, check_serve
+from demod_voice.serve.server import check_installed
+
+
+def test_serve_extra_usable_here():
+    check = check_serve()
+    assert check.status == OK and "mp3, opus, aac, flac" in check.detail and check.needed_by == ()
+
+
+def test_missing_package_is_a_warning_with_the_install_command(monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # makes 'import av' fail
+    with pytest.raises(DependencyError, match=r"serve needs av: pip install 'demod-voice\[serve\]'"):
+        check_installed()
+    check = check_serve()
+    assert check.status == WARN and "demod-voice[serve]" in check.fix

@@ -43,7 +43,7 @@ def check_installed() -> None:
     import importlib
 
     missing = []
-    for name, module in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python-multipart", "multipart"), ("av", "av"),
+    for name, module in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python-multipart", "python_multipart"), ("av", "av"),
                          ("prometheus-client", "prometheus_client")):
         try:
             importlib.import_module(module)

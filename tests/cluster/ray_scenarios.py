@@ -73,12 +73,35 @@ def cancel(address: str, out: Path) -> dict:
             "workers_started": len(started)}
 
 
+def together(address: str, out: Path) -> dict:
+    """Jobs with one ``together`` key reach one actor in one hand-over, and each gets its own answer."""
+    from demod_voice.engine.executors.ray import RayWorker
+
+    settings = EngineSettings(ray_num_cpus=0.25)
+    handed: list[int] = []
+    send = RayWorker.send
+
+    def recording(self, jobs):
+        if isinstance(jobs, list):
+            handed.append(len(jobs))
+        return send(self, jobs)
+
+    RayWorker.send = recording
+    service = EngineService(settings, workers=1, executor=RayExecutor(settings, address))
+    spec = LoadSpec(FAKE, str(out))
+    jobs = [SynthesisJob(spec, " ".join(["word"] * (i + 1)), str(out / f"t{i}.wav"), together="voice", together_limit=4)
+            for i in range(4)]
+    results = service.run(jobs)
+    service.shutdown()
+    return {"results": _results(results), "handed": handed, "audio": [r.audio_seconds for r in results]}
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     name, address, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
     os.environ.pop("FAKE_CRASH_ONCE", None)
-    print(json.dumps({"crash": crash, "missing": missing, "cancel": cancel}[name](address, out)), flush=True)
+    print(json.dumps({"crash": crash, "missing": missing, "cancel": cancel, "together": together}[name](address, out)), flush=True)
 
 
 if __name__ == "__main__":

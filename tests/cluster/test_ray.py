@@ -224,6 +224,12 @@ def test_a_cancelled_job_stops_between_chunks_and_the_actor_stays(cluster, tmp_p
     assert got["after_ok"] and got["workers_started"] == 1
 
 
+def test_jobs_made_together_reach_one_actor_in_one_hand_over(cluster, tmp_path):
+    got = scenario(cluster, "together", tmp_path / "out")
+    assert got["handed"] == [4] and all(r["ok"] for r in got["results"])
+    assert got["audio"] == pytest.approx([0.1, 0.2, 0.3, 0.4])  # each job its own audio (0.1 s a word), in order
+
+
 def test_an_unreachable_address_fails_in_seconds_with_one_line(cluster, piper_voice, tmp_path):
     csv_file = write_csv(tmp_path / "jobs.csv", f"text,output,model\nHello.,a.wav,{piper_voice}\n")
     started = time.monotonic()

@@ -140,3 +140,26 @@ def test_no_keys_means_loopback_only():
     done = run_cli("serve", "--host", "0.0.0.0", "--port", "9")
     assert done.returncode == 2 and b"--insecure-no-auth" in done.stderr and b"Traceback" not in done.stderr
     assert time.monotonic() - started < 30
+
+
+SERVER_IMPORTS = """
+import json, sys
+from fastapi.testclient import TestClient
+from demod_voice.config import load_config
+from demod_voice.serve.app import create_app
+config, _ = load_config(overrides={"serve.piper_voices": [sys.argv[1]]})
+with TestClient(create_app(config)) as client:
+    answer = client.post("/v1/audio/speech", json={"model": "tiny-single", "input": "Hello there.", "response_format": "mp3"})
+    assert answer.status_code == 200 and len(answer.content) > 500, answer.text
+banned = ("torch", "onnxruntime", "piper", "TTS", "tinygrad")
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in banned)))
+"""
+
+
+def test_the_server_process_imports_no_engine(piper_voice):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", SERVER_IMPORTS, str(piper_voice)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []

@@ -74,10 +74,13 @@ class SentenceStream:
 
     def __init__(self) -> None:
         self.pending = ""
+        self.seen = False
+        """Whether any text arrived."""
 
     def add(self, text: str) -> list[str]:
         """Append ``text``; return the sentences it completed."""
         self.pending += text
+        self.seen = self.seen or bool(text.strip())
         out = []
         while (match := _SENTENCE_END.search(self.pending)) is not None:
             sentence, self.pending = self.pending[: match.end()].strip(), self.pending[match.end():]
@@ -143,9 +146,14 @@ class WyomingHandler(AsyncEventHandler):
             self._stream_text(SynthesizeChunk.from_event(event).text)
         elif SynthesizeStop.is_type(event.type):
             self._stop_stream()
-        elif Synthesize.is_type(event.type) and self.stream is None:
-            # Inside a streaming session Home Assistant repeats the whole text for older servers: ignored.
-            self._synthesize(Synthesize.from_event(event))
+        elif Synthesize.is_type(event.type):
+            synthesize = Synthesize.from_event(event)
+            if self.stream is None:
+                self._synthesize(synthesize)
+            elif not self.stream[1].seen:
+                # Inside a stream Home Assistant repeats the whole text for older servers (ignored, it came in
+                # chunks); a client that sends no chunks at all gets this text spoken.
+                self._stream_text(synthesize.text)
 
     def _synthesize(self, synthesize: Synthesize) -> None:
         request = self._open(synthesize.voice, streaming=False)

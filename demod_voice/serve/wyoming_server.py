@@ -36,6 +36,21 @@ def check_installed() -> None:
         raise DependencyError("serve --wyoming needs the wyoming package: pip install 'demod-voice[wyoming]'")
 
 
+def wyoming_status() -> tuple[bool, str, str]:
+    """For ``health``: (usable, what was found, how to fix it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = f"wyoming {version('wyoming')}"
+    except PackageNotFoundError:
+        return False, "wyoming is not installed (serve --wyoming needs it)", "pip install 'demod-voice[wyoming]'"
+    try:
+        found += f", zeroconf {version('zeroconf')}"
+    except PackageNotFoundError:
+        found += "; zeroconf missing (only --zeroconf needs it)"
+    return True, found, ""
+
+
 def is_loopback(uri: str) -> bool:
     """True for ``tcp://`` on a loopback address, and for ``unix://`` (local by nature)."""
     import ipaddress

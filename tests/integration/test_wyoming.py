@@ -262,6 +262,19 @@ def test_streaming_flow_speaks_each_sentence_when_complete(server):
     assert early + reply.pcm == sentence_one.pcm + sentence_two.pcm  # both sentences, once each, in order
 
 
+def test_a_stream_without_chunks_speaks_its_synthesize_text(server):
+    async def stream():
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            await client.write_event(Synthesize(text="Only this sentence.").event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_reply(client, SynthesizeStopped().event().type)
+
+    reply = run(stream())
+    alone = run(synthesize(server, "Only this sentence.", SynthesizeVoice(name="tiny-single")))
+    assert not reply.errors and reply.pcm == alone.pcm and len(alone.pcm) > 0
+
+
 def test_disconnect_mid_stream_cancels_the_job(server):
     engine = server.ctx.engine
     long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(60))

@@ -71,7 +71,12 @@ HEAD = """
     audio.src = URL.createObjectURL(media);
     media.addEventListener('sourceopen', () => feed(audio, url, mime, media), {once: true});
   }
-  const scan = () => document.querySelectorAll('audio.dv-player[data-src]').forEach(attach);
+  // Gradio draws a tab's contents when it is opened: new players and fallbacks are found as they appear.
+  const scan = () => {
+    document.querySelectorAll('audio.dv-player[data-src]').forEach(attach);
+    const down = document.body && document.body.dataset.dvServer === 'down';
+    document.querySelectorAll('.dv-fallback').forEach((e) => { e.style.display = down ? 'block' : 'none'; });
+  };
   new MutationObserver(scan).observe(document.documentElement, {childList: true, subtree: true});
 
   // The server watch: /healthz every 3 s; two misses in a row and the page says the server is gone.
@@ -80,6 +85,7 @@ HEAD = """
     if (document.body.dataset.dvServer === state) return;
     document.body.dataset.dvServer = state;
     let banner = document.getElementById('dv-offline');
+    scan();
     if (state === 'down' && !banner) {
       banner = document.createElement('div');
       banner.id = 'dv-offline';
@@ -129,7 +135,6 @@ CSS = """
 #dv-offline { position: sticky; top: 0; z-index: 1000; padding: 0.8em 1.2em; background: #b3261e; color: #fff;
   font-weight: 600; }
 .dv-fallback { display: none; }
-body[data-dv-server="down"] .dv-fallback { display: block; }
 .dv-player-box { display: flex; flex-wrap: wrap; align-items: center; gap: 0.8em; min-height: 3em; }
 .dv-player-box audio { flex: 1 1 18em; }
 .dv-player-error { color: #b3261e; font-weight: 600; }

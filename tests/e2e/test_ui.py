@@ -1,0 +1,292 @@
+"""The web page in a real browser: Debian's Chromium driven by Playwright against one live ``serve --ui``.
+
+One server (tiny generated Piper voices and XTTS model, API keys on) and one browser for the
+module; each test opens a fresh page. Audio is checked where the page plays it: the player's
+stream is fetched again and decoded, and the element must really have played. The page's
+timings (first paint, time to first audio) are printed (``-s`` shows them); they are figures,
+not assertions. ``DEMOD_VOICE_UI_SCREENSHOTS=DIR`` also writes a picture of each tab into DIR
+(the README's, under ``docs/``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from live_server import start_server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("gradio")
+av = pytest.importorskip("av")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+        "--disable-sync"]
+SPEAK_KEY, ENROLL_KEY = "speak-key-0001", "enroll-key-0002"
+TABS = ("Clone", "Speak", "Compare", "Voices", "Batch", "Health")
+WAIT = 60_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model):
+    folder = tmp_path_factory.mktemp("serve-ui")
+    config = {
+        "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+        "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24, "sentence_silence": 0.0},
+        "serve": {"keys": {SPEAK_KEY: "speak", ENROLL_KEY: "speak,enroll"}, "grace_seconds": 2.0,
+                  "piper_voices": [str(piper_voice), str(piper_multi_voice)]},
+    }
+    live = start_server(folder, config, "--ui", "--preload", "tiny-single", timeout=120)
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server, request, tmp_path):
+    """A fresh page on the server's /ui; on failure a screenshot of it is left in the test's temporary folder."""
+    failed_before = request.session.testsfailed
+    context = browser.new_context(viewport={"width": 1100, "height": 860}, accept_downloads=True)
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT)
+    tab.goto(server.url + "/ui/")
+    tab.wait_for_selector("#dv-enroll")
+    yield tab
+    if request.session.testsfailed > failed_before:  # the call's report is counted before teardown runs
+        target = tmp_path / f"failure-{request.node.name}.png"
+        tab.screenshot(path=str(target), full_page=True)
+        print(f"\nscreenshot of the page at the failure: {target}")
+    context.close()
+
+
+def use_key(page, key: str = ENROLL_KEY) -> None:
+    type_in(page, "#dv-key", key)
+    page.keyboard.press("Tab")
+
+
+def type_in(page, box: str, text: str) -> None:
+    page.locator(f"{box} :is(input, textarea)").fill(text)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def pick(page, dropdown: str, label: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.locator(f"{dropdown} [role=option][aria-label='{label}']").click()
+
+
+def text_of(page, selector: str, pattern: str) -> str:
+    """Wait until ``selector``'s text matches the regular expression ``pattern``; return the text."""
+    page.wait_for_function("([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat).test(e.innerText); }",
+                           arg=[selector, pattern])
+    return page.inner_text(selector)
+
+
+def decode(data: bytes) -> tuple[np.ndarray, int]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray().astype(np.float32).reshape(-1) for f in container.decode(stream)])
+        return samples, stream.rate
+
+
+def check_played(page, player: str, rate: int) -> float:
+    """The player element really played, and its stream (fetched again, as the page fetched it) is real audio."""
+    page.wait_for_function("sel => { const a = document.querySelector(sel + ' audio.dv-player'); "
+                           "return a && a.dataset.attached && (a.ended || a.currentTime > 0.05) && !a.error; }", arg=player)
+    src = page.get_attribute(f"{player} audio.dv-player", "data-src")
+    response = page.request.get(page.url + src)
+    assert response.ok and response.headers["content-type"] == "audio/mpeg"
+    samples, got_rate = decode(response.body())
+    assert got_rate == rate
+    assert len(samples) / rate > 0.2 and np.abs(samples).max() > 0.01, "the player's audio is silent or empty"
+    return len(samples) / rate
+
+
+def shoot(page, name: str, tmp_path: Path) -> None:
+    """A picture of the page; also into $DEMOD_VOICE_UI_SCREENSHOTS when set (the README's pictures)."""
+    target = tmp_path / f"ui-{name}.png"
+    page.screenshot(path=str(target))
+    folder = os.environ.get("DEMOD_VOICE_UI_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(target, Path(folder) / target.name)
+
+
+def test_page_draws_and_says_how_fast(page, tmp_path):
+    timing = page.evaluate("""() => {
+        const nav = performance.getEntriesByType('navigation')[0];
+        const paint = Object.fromEntries(performance.getEntriesByType('paint').map(e => [e.name, e.startTime]));
+        return {ttfb: nav.responseStart, dom: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+                first_paint: paint['first-paint'], fcp: paint['first-contentful-paint']};
+    }""")
+    print(f"\nweb page timing (ms): first byte {timing['ttfb']:.0f}, DOMContentLoaded {timing['dom']:.0f}, "
+          f"load {timing['load']:.0f}, first paint {timing['first_paint']:.0f}, first contentful paint {timing['fcp']:.0f}")
+    assert timing["fcp"] > 0
+    assert page.title() == "demod-voice"
+    for name in TABS:
+        assert page.get_by_role("tab", name=name, exact=True).is_visible()
+    assert page.is_visible("#dv-key input"), "a server with keys shows the key field"
+
+
+def test_bad_uploads_show_their_errors(page, tmp_path):
+    import soundfile
+    from conftest import voiced_signal
+
+    (tmp_path / "notes.wav").write_text("this is not audio")
+    soundfile.write(str(tmp_path / "quiet.wav"), np.zeros(22050 * 3, dtype=np.float32), 22050)
+    noisy = voiced_signal(8.0, 22050) + np.random.default_rng(0).normal(0, 0.05, 22050 * 8).astype(np.float32)
+    soundfile.write(str(tmp_path / "noisy.wav"), noisy, 22050)
+    page.set_input_files("#dv-ref-files input[type=file]", [str(tmp_path / n) for n in ("notes.wav", "quiet.wav", "noisy.wav")])
+    checks = text_of(page, "#dv-ref-checks", "noisy")
+    assert "notes.wav" in checks and "is not audio that can be read" in checks
+    assert "quiet.wav is silent" in checks
+    assert "sounds noisy" in checks
+    assert "Traceback" not in checks
+    use_key(page)
+    type_in(page, "#dv-clone-name", "bad")
+    page.click("#dv-enroll")
+    status = text_of(page, "#dv-clone-status", "Error")
+    assert "Not enrolled" in status
+
+
+def test_enroll_a_reference_and_speak_with_it(page, references, tmp_path):
+    use_key(page)
+    page.set_input_files("#dv-ref-files input[type=file]", str(references["ref.wav"]))
+    assert "OK, ref.wav" in text_of(page, "#dv-ref-checks", "can be enrolled")
+    type_in(page, "#dv-clone-name", "alice")
+    page.click("#dv-enroll")
+    assert "Enrolled" in text_of(page, "#dv-clone-status", "Enrolled|Error"), page.inner_text("#dv-clone-status")
+    shoot(page, "clone", tmp_path)
+    open_tab(page, "Speak")
+    assert page.input_value("#dv-voice input").startswith("alice"), "the new voice is picked in the Speak tab at once"
+    type_in(page, "#dv-text", "Hello from a cloned voice.")
+    page.click("#dv-speak")
+    assert "Made" in text_of(page, "#dv-speak-status", "Made|Error")
+    seconds = check_played(page, "#dv-player", 24000)
+    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"))
+    wav, rate = decode(download.body())
+    assert rate == 24000 and abs(len(wav) / rate - seconds) < 0.1, "the download holds the audio the player played"
+    open_tab(page, "Voices")
+    assert "alice" in text_of(page, "#dv-voice-table", "alice")
+
+
+def test_piper_line_streams_into_the_player(page, tmp_path):
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Speak")
+    pick(page, "#dv-voice", "tiny-single (Piper, en-us)")
+    pick(page, "#dv-format", "flac")
+    type_in(page, "#dv-text", "The first sentence plays at once. The second one follows it.")
+    page.evaluate("""() => { window.dvTimes = {}; document.addEventListener('playing', () => {
+        if (!window.dvTimes.playing) window.dvTimes.playing = performance.now(); }, true); }""")
+    page.locator("#dv-speak").evaluate("b => b.addEventListener('click', () => { window.dvTimes.click = performance.now(); }, {once: true})")
+    page.click("#dv-speak")
+    page.wait_for_function("() => window.dvTimes.playing")
+    times = page.evaluate("() => window.dvTimes")
+    print(f"\nweb page time to first audio, Piper line (click -> the audio element plays): {times['playing'] - times['click']:.0f} ms")
+    assert "Made" in text_of(page, "#dv-speak-status", "Made|Error")
+    check_played(page, "#dv-player", 22050)
+    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"))
+    assert download.headers["content-type"] == "audio/flac"
+    samples, rate = decode(download.body())
+    assert rate == 22050 and np.abs(samples).max() > 0.01
+    shoot(page, "speak", tmp_path)
+
+
+def test_wrong_key_and_empty_text_are_said_in_words(page):
+    use_key(page, "not-a-key-at-all")
+    open_tab(page, "Speak")
+    page.click("#dv-speak")
+    assert "API key is not valid" in text_of(page, "#dv-speak-status", "Error")
+    use_key(page, SPEAK_KEY)
+    pick(page, "#dv-voice", "tiny-single (Piper, en-us)")
+    type_in(page, "#dv-text", "   ")
+    page.click("#dv-speak")
+    status = text_of(page, "#dv-speak-status", "empty")
+    assert "the text is empty" in status and "Traceback" not in status
+    open_tab(page, "Voices")
+    pick(page, "#dv-voices-pick", "tiny-single (Piper, en-us)")
+    page.click("#dv-delete")
+    assert "Only cloned voices" in text_of(page, "#dv-voices-status", "Error")
+
+
+def test_compare_two_voices_side_by_side(page, tmp_path):
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Compare")
+    pick(page, "#dv-compare-voice-a", "tiny-single (Piper, en-us)")
+    pick(page, "#dv-compare-voice-b", "tiny-multi — speaker_2 (Piper)")
+    page.click("#dv-compare")
+    text_of(page, "#dv-compare-status", "B: Made|Error")
+    check_played(page, "#dv-compare-player-a", 22050)
+    check_played(page, "#dv-compare-player-b", 22050)
+    shoot(page, "compare", tmp_path)
+
+
+def test_batch_checks_rows_runs_and_downloads(page, tmp_path):
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Batch")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,output,reference\nHello.,one.wav,missing.wav\n", encoding="utf-8")
+    page.set_input_files("#dv-batch-csv input[type=file]", str(bad))
+    assert "cannot be made" in text_of(page, "#dv-batch-checks", "rows")
+    assert "was not uploaded with the batch" in page.inner_text("#dv-batch-rows")
+    page.reload()
+    page.wait_for_selector("#dv-enroll")
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Batch")
+    good = tmp_path / "lines.csv"
+    good.write_text("text,output,model\nThe first line.,one.wav,tiny-single\nThe second line.,two.flac,tiny-multi\n", encoding="utf-8")
+    page.set_input_files("#dv-batch-csv input[type=file]", str(good))
+    assert "All 2 rows can be made" in text_of(page, "#dv-batch-checks", "All 2|cannot")
+    page.click("#dv-batch-start")
+    assert "2 of 2 rows made" in text_of(page, "#dv-batch-progress", "Done|Error")
+    with page.expect_download() as fetched:
+        page.click("#dv-batch-download")
+    archive = zipfile.ZipFile(fetched.value.path())
+    assert {"one.wav", "two.flac", "report.jsonl"} <= set(archive.namelist())
+    samples, rate = decode(archive.read("one.wav"))
+    assert rate == 22050 and np.abs(samples).max() > 0.01
+    shoot(page, "batch", tmp_path)
+
+
+def test_voices_and_health_tabs(page, tmp_path):
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Voices")
+    assert "tiny-multi" in text_of(page, "#dv-voice-table", "tiny-multi")
+    shoot(page, "voices", tmp_path)
+    open_tab(page, "Health")
+    page.click("#dv-health-run")
+    report = text_of(page, "#dv-health", "usable backends")
+    assert "python" in report and "piper" in report
+    shoot(page, "health", tmp_path)
+
+
+def test_a_server_that_goes_away_is_said_so_and_the_browser_speaks(page, server):
+    """Last: it stops the module's server."""
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Speak")
+    type_in(page, "#dv-text", "Read by the browser itself.")
+    assert not page.is_visible("#dv-browser-voice")
+    page.evaluate("() => { window.dvSpoken = []; window.speechSynthesis.speak = u => window.dvSpoken.push(u.text); }")
+    server.stop(signal.SIGTERM)
+    page.wait_for_selector("#dv-offline", timeout=20_000)
+    assert "not answering" in page.inner_text("#dv-offline")
+    page.click("#dv-browser-voice")
+    assert page.evaluate("() => window.dvSpoken") == ["Read by the browser itself."]

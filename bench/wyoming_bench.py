@@ -188,7 +188,10 @@ def main() -> int:
         peer, peer_port = start_wyoming_piper(model, work)
         ours, our_port = start_demod_voice(model, work, args.workers)
         try:
+            load = os.getloadavg()[0]
             asyncio.run(run(args, {"wyoming-piper": peer_port, "demod-voice": our_port}))
+            print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores "
+                  f"(demod-voice: {args.workers} worker(s) for the voice)")
         finally:
             stop(ours)
             stop(peer)

@@ -243,7 +243,10 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _error(self, err: Exception) -> None:
         log.info("Wyoming: %s", err)
-        await self.write_event(Error(text=str(err), code=type(err).__name__).event())
+        text = str(err)
+        if getattr(err, "retry_after", None):
+            text += f" (retry after {err.retry_after:.1f} s)"
+        await self.write_event(Error(text=text, code=type(err).__name__).event())
 
     async def _audio(self, request: _Request, handle: Any, deadline: float) -> None:
         """Send one job's audio as the engine makes it; past its deadline the job is cancelled."""

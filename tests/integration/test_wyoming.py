@@ -9,6 +9,8 @@ checked to be complete and its own, and how the audio is compared with ``piper-i
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -297,6 +299,45 @@ def test_disconnect_mid_stream_cancels_the_job(server):
     assert engine.stats()["running"] == 0  # its worker slot is free again
     after = run(synthesize(server, "Served after that.", SynthesizeVoice(name="tiny-single")))
     assert not after.errors and len(after.pcm) > 0
+
+
+@contextlib.contextmanager
+def limits(server, **changes):
+    """The running server's limits changed for one test (the context is read on every request)."""
+    ctx, engine = server.ctx, server.ctx.engine
+    config, settings = ctx.config, engine.settings
+    serve = dataclasses.replace(config.serve, limits=dataclasses.replace(config.serve.limits, **changes.get("serve", {})))
+    ctx.config = dataclasses.replace(config, serve=serve)
+    engine.settings = dataclasses.replace(settings, **changes.get("engine", {}))
+    try:
+        yield
+    finally:
+        ctx.config, engine.settings = config, settings
+
+
+def test_a_full_queue_and_a_deadline_are_error_events(server):
+    long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(40))
+
+    async def three_at_once():
+        async with server.client() as client:
+            for _ in range(3):
+                await client.write_event(Synthesize(text=long_text, voice=SynthesizeVoice(name="tiny-single")).event())
+            return [await read_reply(client, "audio-stop") for _ in range(3)]
+
+    with limits(server, engine={"max_queued": 1}):
+        replies = run(three_at_once())
+    refused = [reply for reply in replies if reply.errors]
+    assert refused and all(r.errors[0].code == "QueueFull" and "retry after" in r.errors[0].text and not r.pcm for r in refused)
+    assert len(replies[0].pcm) > 0 and not replies[0].errors
+
+    cancelled = server.ctx.engine.stats()["cancelled"]
+    with limits(server, serve={"deadline_seconds": 0.1}):
+        late = run(synthesize(server, long_text, SynthesizeVoice(name="tiny-single")))
+    assert [e.code for e in late.errors] == ["Timeout"] and "deadline_seconds" in late.errors[0].text
+    deadline = time.monotonic() + 30
+    while server.ctx.engine.stats()["cancelled"] == cancelled and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.ctx.engine.stats()["cancelled"] == cancelled + 1
 
 
 def test_four_clients_at_once_each_get_their_own_complete_stream(server):

@@ -77,8 +77,9 @@ class SentenceStream:
         self.seen = False
         """Whether any text arrived."""
 
-    def add(self, text: str) -> list[str]:
-        """Append ``text``; return the sentences it completed."""
+    def add(self, text: str, limit: int = 0) -> list[str]:
+        """Append ``text``; return the sentences it completed. Text running past ``limit`` characters
+        without a sentence end is given in pieces cut between words (memory stays bounded)."""
         self.pending += text
         self.seen = self.seen or bool(text.strip())
         out = []
@@ -86,6 +87,11 @@ class SentenceStream:
             sentence, self.pending = self.pending[: match.end()].strip(), self.pending[match.end():]
             if sentence:
                 out.append(sentence)
+        while limit and len(self.pending) > limit:
+            cut = self.pending.rfind(" ", 1, limit)
+            cut = cut if cut > 0 else limit
+            out.append(self.pending[:cut].strip())
+            self.pending = self.pending[cut:].lstrip()
         return out
 
     def finish(self) -> str:
@@ -101,7 +107,9 @@ class _Request:
     voice: Any = None
     """The :class:`~demod_voice.serve.voices.VoiceChoice`."""
     streaming: bool = False
+    """A streaming session (ends with ``synthesize-stopped``)."""
     failed: bool = False
+    """An error was sent: the rest of this answer is skipped."""
     rate: int = 0
     """Sample rate once ``audio-start`` was sent."""
     samples: int = 0
@@ -171,7 +179,7 @@ class WyomingHandler(AsyncEventHandler):
             self._later(partial(self._error, InputError("synthesize-chunk outside synthesize-start/synthesize-stop")))
             return
         request, sentences = self.stream
-        for sentence in sentences.add(text):
+        for sentence in sentences.add(text, self.ctx.settings.limits.max_input_chars):
             if not request.failed:
                 self._speak(request, sentence)
 

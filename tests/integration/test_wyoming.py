@@ -372,6 +372,9 @@ def test_sentences_are_complete_at_their_end_and_white_space():
     assert stream.add("\n") == ["she asked."]
     assert stream.add("你好。再见") == ["你好。"]
     assert stream.finish() == "再见" and stream.finish() == ""
+    # No sentence end: cut to the limit, between words where it can.
+    assert stream.add("a" * 12 + " bb cc dd", limit=10) == ["a" * 10, "aa bb cc"]
+    assert stream.add(" ee ff", limit=10) == [] and stream.finish() == "dd ee ff"
 
 
 def test_listen_addresses():

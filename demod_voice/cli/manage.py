@@ -28,6 +28,12 @@ def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
     remove.add_argument("name", metavar="NAME")
     where = actions.add_parser("path", parents=[common], help="print the path of an installed model")
     where.add_argument("name", metavar="NAME")
+    quant = actions.add_parser("quantize", parents=[common], help="write an INT8 copy of a Piper voice (smaller, faster on a CPU)")
+    quant.add_argument("name", metavar="VOICE", help="an installed voice's name, or the path of an .onnx voice")
+    quant.add_argument("-o", "--output", metavar="OUT", help="the INT8 .onnx to write (default: VOICE-int8.onnx beside the voice)")
+    quant.add_argument("--method", choices=("static", "dynamic"), default="static",
+                       help="static: calibrated on sample text (default); dynamic: no calibration")
+    quant.add_argument("--text", metavar="TEXT", help="calibration text in the voice's language (default: English sample text)")
     p.set_defaults(func=_cmd_models)
 
 
@@ -36,7 +42,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from demod_voice.paths import os_error
 
     config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
-    action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path}[args.action]
+    action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path,
+              "quantize": _models_quantize}[args.action]
     cache = cache_root(config)
     try:
         action(args, config, cache)
@@ -92,6 +99,21 @@ def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
         print(released_xtts_dir(cache))
     else:
         print(resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False))
+
+
+def _models_quantize(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from pathlib import Path
+
+    from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
+    from demod_voice.models.registry import resolve_piper_model
+
+    model = resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False)
+    output = Path(args.output) if args.output else None
+    done = quantize_voice(Path(model), output, args.method, args.text or CALIBRATION_TEXT)
+    if not getattr(args, "quiet", False):
+        print(f"{PROG}: wrote {done.model} ({done.method} INT8, {done.int8_bytes / 1e6:.1f} MB, "
+              f"{done.int8_bytes / done.float_bytes:.2f}x the float voice) and its .onnx.json", file=sys.stderr)
+    print(done.model)
 
 
 # --- voices ------------------------------------------------------------------

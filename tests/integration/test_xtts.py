@@ -145,9 +145,11 @@ def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
     assert [name for name in reference if not torch.equal(fast[name], reference[name])] == []
 
 
-def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path):
+@pytest.mark.parametrize("voices", ["one voice", "a voice per sentence"])
+def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path, voices):
     # The batched path left-pads prompts of different lengths and lets rows stop at different steps;
-    # with greedy decoding every sentence must come out as coqui's own inference makes it alone.
+    # with greedy decoding every sentence must come out as coqui's own inference makes it alone,
+    # also when the rows are sentences of different requests in different voices.
     torch = pytest.importorskip("torch")
     from transformers import LogitsProcessor, LogitsProcessorList
 
@@ -172,7 +174,10 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     backend = XttsBackend()
     backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
     model = backend.model
-    gpt_latent, speaker = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
+    first = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
+    second = model.get_conditioning_latents(audio_path=[str(references["ref.flac"])])
+    assert not torch.equal(first[1], second[1])
+    rows = [first, first, first] if voices == "one voice" else [first, second, first]
     with torch.no_grad():  # at random init attention barely moves the codes; louder, each text gets its own
         for block in model.gpt.gpt.h:
             block.attn.c_attn.weight.mul_(10.0)
@@ -181,17 +186,22 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     sampling = {"do_sample": False, "repetition_penalty": 10.0, "max_new_tokens": 40,
                 "logits_processor": LogitsProcessorList([StopAfterMultipleOf(13, model.gpt)])}
     with torch.inference_mode():
-        together = xtts_batch.generate(model, texts, "en", gpt_latent, speaker, speed=1.2, **sampling)
-        alone = [model.inference(text, "en", gpt_latent, speaker, speed=1.2, **sampling)["wav"] for text in texts]
+        if voices == "one voice":
+            together = xtts_batch.generate(model, texts, "en", first[0], first[1], speed=1.2, **sampling)
+        else:
+            together = xtts_batch.generate(model, texts, ["en", "en", "en"], [r[0] for r in rows], [r[1] for r in rows],
+                                           speed=1.2, **sampling)
+        alone = [model.inference(text, "en", latent, spk, speed=1.2, **sampling)["wav"]
+                 for text, (latent, spk) in zip(texts, rows, strict=True)]
     assert [len(w) for w in together] == [len(w) for w in alone]
     assert len({len(w) for w in alone}) == len(texts)  # each row stopped at its own step
     for mine, theirs in zip(together, alone, strict=True):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
 
 
-def test_a_gpu_out_of_memory_in_a_batch_retries_it_on_the_cpu(xtts_model, references, tmp_path, monkeypatch, caplog):
-    # No GPU here: the first batch raises the error CUDA would; the backend must move to the CPU,
-    # say so, and still speak every sentence.
+def test_an_out_of_memory_error_in_a_batch_reruns_the_batch_after_the_fallback(xtts_model, references, tmp_path, monkeypatch, caplog):
+    # No GPU here, so no device really moves: this proves the control flow only (the first batch
+    # raises the error CUDA would; the backend falls back, says so, and reruns the same batch).
     torch = pytest.importorskip("torch")
     from demod_voice.backends.xtts import batching as xtts_batch
     from demod_voice.backends.xtts.engine import XttsBackend
@@ -219,3 +229,42 @@ def test_a_gpu_out_of_memory_in_a_batch_retries_it_on_the_cpu(xtts_model, refere
     assert calls == [2, 2]  # the same two sentences again, after the fall-back
     assert "the GPU ran out of memory; moving XTTS to the CPU" in caplog.text
     assert len(chunks) == 2 and all(len(chunk.samples) > 0 for chunk in chunks)
+
+
+@pytest.mark.parametrize("when", ["before its first chunk", "after its first chunk"])
+def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, tmp_path, monkeypatch, caplog, when):
+    # The streamed path (-o -): before any audio left, the sentence reruns after the fall-back;
+    # after audio left, rerunning would repeat it, so the job fails with a clear error instead.
+    torch = pytest.importorskip("torch")
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.backends.xtts.request import XttsOptions
+    from demod_voice.config import XttsSettings
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+    from demod_voice.errors import RuntimeFailure
+    from demod_voice.voices.references import check_references
+
+    spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
+    backend = XttsBackend()
+    backend.load(spec)
+    real, calls = backend.model.inference_stream, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(args[0])
+        stream = real(*args, **kwargs)
+        if len(calls) == 1 and when == "after its first chunk":
+            yield next(stream)
+        if len(calls) == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield from stream
+
+    monkeypatch.setattr(backend.model, "inference_stream", fails_once)
+    options = XttsOptions(check_references([str(references["ref.wav"])]), "en",
+                          XttsSettings(max_new_tokens=8, sentence_silence=0.0), stream=True)
+    job = SynthesisJob(spec=spec, text="One sentence only.", output="-", options=options)
+    if when == "before its first chunk":
+        chunks = list(backend.synthesize(job))
+        assert len(calls) == 2 and chunks and all(len(c.samples) for c in chunks)
+        assert "the GPU ran out of memory; moving XTTS to the CPU" in caplog.text
+    else:
+        with pytest.raises(RuntimeFailure, match="in the middle of a streamed sentence"):
+            list(backend.synthesize(job))

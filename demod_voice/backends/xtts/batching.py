@@ -17,7 +17,7 @@ sentence (a test checks it); with sampling it is drawn from the same distributio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Union
 
 from demod_voice.errors import InputError
 
@@ -36,18 +36,23 @@ def sentence_groups(lengths: Sequence[int], most: int) -> list[list[int]]:
     return [order[start:end] for start, end in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def generate(model: Any, texts: Sequence[str], language: str, gpt_latent: Any, speaker: Any, *,
+def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any, *,
              speed: float = 1.0, **sampling: Any) -> list[Any]:
-    """Waveforms (float32 numpy, 24 kHz) of ``texts`` spoken by the voice, generated as one batch.
+    """Waveforms (float32 numpy, 24 kHz) of ``texts``, generated as one batch.
 
-    ``sampling`` holds ``generate``'s keywords as ``Xtts.inference`` takes them (temperature,
-    top_k, top_p, repetition_penalty, length_penalty, do_sample, max_new_tokens, ...).
+    ``language``, ``gpt_latent`` and ``speaker`` are one value for all texts, or a sequence with
+    one per text: sentences of different requests in different voices share a batch, each row
+    conditioned on its own voice. ``sampling`` holds ``generate``'s keywords as ``Xtts.inference``
+    takes them (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, max_new_tokens, ...).
     """
     import torch
 
     gpt = model.gpt
-    tokens = [_text_tokens(model, text, language) for text in texts]
-    prompt, mask = _prompts(gpt, gpt_latent, tokens)
+    languages = _per_row(language, len(texts), str)
+    latents = _per_row(gpt_latent, len(texts), torch.Tensor)
+    speakers = _per_row(speaker, len(texts), torch.Tensor)
+    tokens = [_text_tokens(model, text, lang) for text, lang in zip(texts, languages, strict=True)]
+    prompt, mask = _prompts(gpt, latents, tokens)
     gpt.gpt_inference.store_prefix_emb(prompt)
     inputs = torch.ones(mask.shape, dtype=torch.long, device=mask.device)
     inputs[:, -1] = gpt.start_audio_token
@@ -57,8 +62,18 @@ def generate(model: Any, texts: Sequence[str], language: str, gpt_latent: Any, s
         eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1],
         num_return_sequences=1, output_attentions=False, **sampling,
     )[:, inputs.shape[-1]:]
-    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), gpt_latent, speaker, speed)
-            for text_tokens, row in zip(tokens, codes, strict=True)]
+    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), latent, spk, speed)
+            for text_tokens, row, latent, spk in zip(tokens, codes, latents, speakers, strict=True)]
+
+
+def _per_row(value: Any, count: int, single: type) -> list[Any]:
+    """One value per row: a single value repeated, or the sequence given (checked for length)."""
+    if isinstance(value, single):
+        return [value] * count
+    values = list(value)
+    if len(values) != count:
+        raise ValueError(f"{len(values)} values for {count} sentences")
+    return values
 
 
 def _text_tokens(model: Any, text: str, language: str) -> Any:
@@ -71,13 +86,13 @@ def _text_tokens(model: Any, text: str, language: str) -> Any:
     return torch.tensor(ids, dtype=torch.int32, device=model.device).unsqueeze(0)
 
 
-def _prompts(gpt: Any, gpt_latent: Any, tokens: list[Any]) -> tuple[Any, Any]:
-    """Voice latent + start/stop-marked text embeddings per sentence, left-padded into one batch, and the mask."""
+def _prompts(gpt: Any, latents: list[Any], tokens: list[Any]) -> tuple[Any, Any]:
+    """Each row's voice latent + start/stop-marked text embeddings, left-padded into one batch, and the mask."""
     import torch
     import torch.nn.functional as F
 
     rows = []
-    for text_tokens in tokens:
+    for gpt_latent, text_tokens in zip(latents, tokens, strict=True):
         marked = F.pad(F.pad(text_tokens, (0, 1), value=gpt.stop_text_token), (1, 0), value=gpt.start_text_token)
         rows.append(torch.cat([gpt_latent, gpt.text_embedding(marked) + gpt.text_pos_embedding(marked)], dim=1)[0])
     width = max(len(row) for row in rows)

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -76,36 +77,42 @@ class XttsBackend(Backend):
             yield from chunks
 
     def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
-        """The sentences of all ``jobs`` (one voice, one set of settings) are generated in batches
-        together; each job's audio is ready once its last sentence is."""
-        opts: XttsOptions = jobs[0].options
-        gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self.conditioning(opts.references)
-        limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
-        texts = [split_sentences(job.text, limit) for job in jobs]
-        log.debug("%d sentence(s) within the %d-character limit of '%s'", sum(map(len, texts)), limit, opts.language)
-        sentences = [sentence for job_sentences in texts for sentence in job_sentences]
-        spoken = self._streamed(sentences, opts, gpt_latent, speaker) if opts.stream else \
-            self._batched(sentences, opts, gpt_latent, speaker)
-        for job_sentences in texts:
-            yield with_pauses(itertools.islice(spoken, len(job_sentences)), opts.settings.sentence_silence, SAMPLE_RATE)
+        """The sentences of all ``jobs`` (one set of sampling settings; voices and languages may
+        differ, each sentence keeps its own) are generated in batches together; each job's audio
+        is ready once its last sentence is."""
+        sentences: list[_Sentence] = []
+        counts = []
+        for job in jobs:
+            opts: XttsOptions = job.options
+            gpt_latent, speaker = self._from_profile(opts.profile) if opts.profile else self.conditioning(opts.references)
+            limit = self.model.tokenizer.char_limits.get(opts.language.split("-")[0], 250)
+            texts = split_sentences(job.text, limit)
+            log.debug("%d sentence(s) within the %d-character limit of '%s'", len(texts), limit, opts.language)
+            sentences += [_Sentence(text, opts.language, gpt_latent, speaker) for text in texts]
+            counts.append(len(texts))
+        opts = jobs[0].options
+        spoken = self._streamed(sentences, opts) if opts.stream else self._batched(sentences, opts)
+        for count in counts:
+            yield with_pauses(itertools.islice(spoken, count), opts.settings.sentence_silence, SAMPLE_RATE)
 
-    def _streamed(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Iterator[AudioChunk]]:
+    def _streamed(self, sentences: list[_Sentence], opts: XttsOptions) -> Iterator[Iterator[AudioChunk]]:
         """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
         for sentence in sentences:
-            yield self._sentence(sentence, opts, gpt_latent, speaker)
+            yield self._sentence(sentence.text, opts, sentence.gpt_latent, sentence.speaker)
 
-    def _batched(self, sentences: list[str], opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[list[AudioChunk]]:
-        """Sentences generated in groups of up to ``batch_sentences`` (:mod:`.xtts_batch`), yielded in text order."""
+    def _batched(self, sentences: list[_Sentence], opts: XttsOptions) -> Iterator[list[AudioChunk]]:
+        """Sentences generated in groups of up to ``batch_sentences`` (:mod:`.batching`), yielded in order."""
         from demod_voice.backends.xtts import batching as xtts_batch
 
         done: dict[int, Any] = {}
         following = 0
-        for group in xtts_batch.sentence_groups([len(s) for s in sentences], opts.settings.batch_sentences):
+        for group in xtts_batch.sentence_groups([len(s.text) for s in sentences], opts.settings.batch_sentences):
             started = time.perf_counter()
-            texts = [sentences[i] for i in group]
-            wavs = self._on_device(opts.settings, lambda texts=texts: xtts_batch.generate(
-                # The model may have moved to the CPU after an out-of-memory error; latents follow it.
-                self.model, texts, opts.language, gpt_latent.to(self.device), speaker.to(self.device),
+            rows = [sentences[i] for i in group]
+            # The model may have moved to the CPU after an out-of-memory error; latents follow it.
+            wavs = self._on_device(opts.settings, lambda rows=rows: xtts_batch.generate(
+                self.model, [r.text for r in rows], [r.language for r in rows],
+                [r.gpt_latent.to(self.device) for r in rows], [r.speaker.to(self.device) for r in rows],
                 speed=opts.settings.speed, **_sampling(opts.settings)))
             log.debug("generated %d sentence(s) together in %.1f s", len(group), time.perf_counter() - started)
             done.update(zip(group, wavs, strict=True))
@@ -207,6 +214,16 @@ class XttsBackend(Backend):
                                                  **_sampling(s))
             for chunk in stream:
                 yield chunk.float().cpu().numpy().reshape(-1)
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    """One sentence to speak, with the voice and language of the job it belongs to."""
+
+    text: str
+    language: str
+    gpt_latent: Any
+    speaker: Any
 
 
 def _sampling(s: XttsSettings) -> dict[str, Any]:

@@ -3,6 +3,7 @@ the job built, with no engine import."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ class XttsRequest:
     """Requested device."""
     profile: Optional[Profile] = None
     """A saved voice profile (then ``references`` may be empty)."""
+    stream: Optional[bool] = None
+    """Token-level streaming, one sentence at a time (earliest first audio), instead of sentences made
+    in batches that other jobs may join (best throughput); ``None``: stream when writing to stdout."""
 
 
 def normalise_language(language: str) -> str:
@@ -72,11 +76,12 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
     spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
-    stream = request.output == STDOUT
+    stream = request.output == STDOUT if request.stream is None else request.stream
     options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
-    # Jobs with the same voice and settings may be generated as one batch (their sentences together).
-    voice = request.profile.name if request.profile else ",".join(r.sha256 for r in references)
-    together = None if stream else hashlib.sha256(repr((voice, language, settings)).encode()).hexdigest()
+    # Jobs with the same sampling settings may be generated as one batch, their sentences together,
+    # whatever their voices and languages (each sentence is conditioned on its own voice).
+    shared = dataclasses.replace(settings, language="")
+    together = None if stream else hashlib.sha256(repr(shared).encode()).hexdigest()
     return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
                         together=together, together_limit=settings.batch_sentences)
 

@@ -449,3 +449,36 @@ def test_cli_refuses_what_cannot_work(server):
     assert loop.returncode == 3 and "loopback" in loop.stderr.decode()
     alone = run_cli("serve", "--no-http", env=server.env)
     assert alone.returncode == 2 and "--wyoming" in alone.stderr.decode()
+
+
+def test_cli_serves_wyoming_beside_http_on_one_engine(server):
+    """``serve --wyoming URI --port P``: both front doors in one process; a voice warm for one is warm for the other."""
+    import json
+    import urllib.request
+
+    port, http = free_port(), free_port()
+    process = subprocess.Popen([sys.executable, str(BIN), "serve", "--wyoming", f"tcp://127.0.0.1:{port}", "--port", str(http)],
+                               env={**os.environ, **server.env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_listening(port, process)
+        _wait_listening(http, process)
+        spoken = run(synthesize(server_at(port), "Through Wyoming.", SynthesizeVoice(name="tiny-single")))
+        workers = _children(process.pid)
+        body = json.dumps({"model": "tiny-single", "input": "Through HTTP.", "voice": "tiny-single", "response_format": "pcm"})
+        request = urllib.request.Request(f"http://127.0.0.1:{http}/v1/audio/speech", body.encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            pcm = response.read()
+        assert sorted(_children(process.pid)) == sorted(workers)  # the same warm worker served both
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, process.stderr.read().decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not spoken.errors and len(spoken.pcm) > 0 and len(pcm) > 0
+    time.sleep(1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def server_at(port: int) -> Server:
+    return Server(f"tcp://127.0.0.1:{port}", port, {}, None)

@@ -54,6 +54,10 @@ class EngineSettings:
         0, "A worker whose resident memory passes this ends its job with an error instead of growing on (0: no cap).", minimum=0
     )
     max_queued: int = _opt(64, "Interactive requests that may wait for a worker; more are refused (HTTP 429).", minimum=1)
+    together_wait_ms: float = _opt(
+        10.0, "Milliseconds a job that may be made together with others (XTTS) waits for requests arriving just after it.",
+        minimum=0.0,
+    )
     cancel_kill_after: float = _opt(
         5.0, "Seconds a cancelled job's worker may take to stop it before the worker is killed (and reloads).", minimum=0.1
     )

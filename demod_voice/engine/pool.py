@@ -50,6 +50,8 @@ class Task:
     """An error already decided (a write failure) while the worker finishes the job's answer."""
     group_limit: int = 0
     """After a hand-over died: the most jobs handed over with this one next time (0: the job's own limit)."""
+    queued: float = field(default_factory=time.perf_counter)
+    """When it entered the queue."""
 
 
 @dataclass(eq=False)
@@ -106,6 +108,8 @@ class Pool:
     # --- work in -----------------------------------------------------------------------------
 
     def add(self, task: Task, front: bool = False) -> None:
+        if not front:
+            task.queued = time.perf_counter()
         queue = self.queues[task.priority]
         queue.appendleft(task) if front else queue.append(task)
         self.last_used = time.monotonic()
@@ -113,7 +117,7 @@ class Pool:
     def assign(self) -> None:
         """Give waiting jobs to idle slots, starting workers as the memory budget allows."""
         for slot in self.slots:
-            if slot.tasks or slot.retired or not self.waiting():
+            if slot.tasks or slot.retired or not self.waiting() or self._gathering():
                 continue
             if slot.worker is None and not self.start_worker(slot):
                 return
@@ -135,6 +139,20 @@ class Pool:
         slot.ready = False
         slot.jobs_served = 0
         self.service.note_worker_start(slot.worker)
+        return True
+
+    def _gathering(self) -> bool:
+        """True while the next job may be made together with others and waits a moment
+        (``engine.together_wait_ms``) for requests arriving just after it, as they do under load."""
+        wait = self.settings.together_wait_ms / 1000
+        queue = next(q for q in self.queues.values() if q)
+        first = queue[0]
+        if not wait or first.job.together is None or (first.group_limit or first.job.together_limit) <= 1:
+            return False
+        left = first.queued + wait - time.perf_counter()
+        if left <= 0 or sum(1 for t in queue if t.job.together == first.job.together) >= first.job.together_limit:
+            return False
+        self.service.wake_in(left)
         return True
 
     def _take(self, slot: Slot) -> list[Task]:

@@ -73,6 +73,7 @@ class EngineService:
         self._thread: Optional[threading.Thread] = None
         self._closing = False
         self._warned: set[str] = set()
+        self._wake_at: Optional[float] = None
         self._stats = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "worker_starts": 0, "worker_restarts": 0}
 
     # --- client side (any thread) --------------------------------------------------------------
@@ -205,7 +206,11 @@ class EngineService:
                 conns: dict[Any, tuple[Pool, Any]] = {}
                 for pool in self._pools.values():
                     conns.update({conn: (pool, slot) for conn, slot in pool.conns().items()})
-                for conn in wait([self._wake_r, *conns], timeout=TICK if conns or self._tasks else None):
+                timeout = TICK if conns or self._tasks else None
+                if self._wake_at is not None:
+                    timeout = max(0.0, min(timeout or TICK, self._wake_at - time.perf_counter()))
+                    self._wake_at = None
+                for conn in wait([self._wake_r, *conns], timeout=timeout):
                     if conn is self._wake_r:
                         while self._wake_r.poll():
                             self._wake_r.recv_bytes()
@@ -291,6 +296,11 @@ class EngineService:
             self.warn_once(f"loading {pool.spec.model} goes past engine.memory_budget_mb ({self.settings.memory_budget_mb} MB)")
             return True
         return False
+
+    def wake_in(self, seconds: float) -> None:
+        """Have the engine's thread look again after ``seconds`` at the latest (engine thread only)."""
+        at = time.perf_counter() + seconds
+        self._wake_at = at if self._wake_at is None else min(self._wake_at, at)
 
     def note_worker_start(self, worker: WorkerHandle) -> None:
         self._stats["worker_starts"] += 1

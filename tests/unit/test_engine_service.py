@@ -281,3 +281,18 @@ def test_ctrl_c_while_a_worker_starts_prints_no_worker_traceback():
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+
+
+def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypatch):
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    svc = EngineService(EngineSettings(together_wait_ms=300))
+    try:
+        assert svc.submit(job("warm")).result(timeout=30).ok  # the worker is loaded and idle
+        first = svc.submit(job("first", together="voice", together_limit=4))
+        time.sleep(0.05)  # a second client, a moment later
+        second = svc.submit(job("second", together="voice", together_limit=4))
+        assert first.result(timeout=30).ok and second.result(timeout=30).ok
+        assert handed.read_text().splitlines()[1:] == ["first|second"]
+    finally:
+        svc.shutdown()

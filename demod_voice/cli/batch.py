@@ -52,11 +52,9 @@ def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
     )
     report = run_preprocess(request)
     if not getattr(args, "quiet", False):
-        print(f"{PROG}: ready for training: python -m piper.train fit --data.csv_path {output_dir / 'metadata.csv'} "
-              f"--data.audio_dir {output_dir / 'wavs'} --data.dataset_type phoneme_ids --data.espeak_voice {args.language} "
-              f"--data.config_path {output_dir / 'config.json'} --data.cache_dir {output_dir / 'cache'} "
-              f"--data.voice_name VOICE --model.sample_rate {report['sample_rate']} "
-              f"--model.num_speakers {max(1, len(report['hours_per_speaker']))} --data.batch_size 16", file=sys.stderr)
+        low = " --quality low" if report["sample_rate"] == 16000 else ""
+        print(f"{PROG}: ready for training: {PROG} piper-train --dataset {output_dir} --output-dir VOICE_DIR{low} "
+              "[--base CHECKPOINT] (see README, 'Train your own Piper voice')", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,7 @@ from demod_voice.cli.batch import _add_batch, _add_piper_preprocess
 from demod_voice.cli.common import log_level
 from demod_voice.cli.serve import _add_serve
 from demod_voice.cli.synth import _add_piper_infer, _add_xtts_zero_shot
+from demod_voice.cli.train import _add_piper_export, _add_piper_train
 from demod_voice.errors import DemodVoiceError, Interrupted, PipeClosed
 from demod_voice.logs import PROG, configure_logging
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(common)
     from demod_voice.cli.manage import MANAGE_COMMANDS
 
-    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_batch, *MANAGE_COMMANDS, _add_serve):
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_piper_train, _add_piper_export, _add_batch,
+                *MANAGE_COMMANDS, _add_serve):
         add(sub, common)
     return parser
 

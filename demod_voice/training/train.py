@@ -106,7 +106,7 @@ def run_training(request: TrainRequest) -> Outcome:
     preflight.check_dependencies()
     _check_request(request)
     spec = _spec(request)
-    state = _load_state(request.output_dir)
+    state = _load_state(request.output_dir) if request.resume else {}
     if request.resume and request.epochs <= state.get("epochs_done", 0):
         raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
                          f"pass --epochs larger than that to train on")
@@ -137,7 +137,7 @@ def _check_request(request: TrainRequest) -> None:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
         return
-    if (out / "checkpoints").exists() or (out / SPEC).exists():
+    if (out / "checkpoints").exists():
         raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --output-dir")
     if request.base is not None and not request.base.is_file():
         raise InputError(f"base checkpoint {request.base} does not exist")
@@ -254,7 +254,8 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
         finally:
             spec_path.unlink(missing_ok=True)
     if done.get("event") == "error":
-        raise from_wire(done["kind"], done["message"])
+        hint = f"; the whole log is in {log_path}" if done["kind"] == "RuntimeFailure" else ""
+        raise from_wire(done["kind"], done["message"] + hint)
     if code != 0 or not done:
         raise RuntimeFailure(f"the training process died (exit code {code}): {_last_line(log_path)}; the whole log is in {log_path}")
     return done

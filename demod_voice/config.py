@@ -166,6 +166,9 @@ class ServeSettings:
     piper_voices: Optional[list] = _opt(None, "Piper voices offered besides the installed ones: .onnx files or folders holding them.")
     data_dir: Optional[str] = _opt(None, "Where batch jobs keep their files (null: the cache folder's 'serve').")
     grace_seconds: float = _opt(10.0, "On SIGTERM, seconds in-flight requests may take to finish before they are cancelled.", minimum=0.0)
+    xtts_token_streaming: bool = _opt(
+        False, "XTTS requests stream token by token, one sentence at a time (earliest first audio for one client); false: "
+               "sentences are made in batches that concurrent requests join (best total throughput under load).")
     limits: ServeLimits = field(default_factory=ServeLimits, metadata={"doc": ServeLimits.__doc__})
 
 

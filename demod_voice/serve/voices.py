@@ -255,7 +255,7 @@ def _xtts(ctx: Any, name: str, language: Optional[str]) -> VoiceChoice:
     config = ctx.config
     settings = dataclasses.replace(config.xtts, language=language or voice_language(ctx, name))
     request = XttsRequest(references=(), text="", output=STDOUT, settings=settings, cache_dir=str(ctx.cache),
-                          device=config.device, profile=profile)
+                          device=config.device, profile=profile, stream=config.serve.xtts_token_streaming)
     job = make_job(dataclasses.replace(request, text="."))
     return VoiceChoice("xtts", name, job.spec, SAMPLE_RATE, request)
 

@@ -3,7 +3,11 @@
 
 let
   ps = python.pkgs;
-  runtimeDeps = p: with p; [ pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six tinygrad onnx ];
+  runtimeDeps = p: with p; [
+    pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six tinygrad onnx
+    # demod-voice serve: the HTTP API, in-process audio encoding, metrics, and the Wyoming server.
+    fastapi uvicorn python-multipart av prometheus-client wyoming zeroconf
+  ];
   # The test suite generates its models with piper's training code and coqui's classes.
   testDeps = p: with p; [ pytest hypothesis lightning tokenizers ];
 in

@@ -8,10 +8,10 @@ let
   force = value: result: builtins.deepSeq value result;
 
   pythonNames = [
-    "anyascii" "cython" "einops" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "librosa" "lightning"
-    "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "psutil" "pysbd" "pytest"
+    "anyascii" "av" "cython" "einops" "fastapi" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "librosa" "lightning"
+    "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "prometheus-client" "psutil" "pysbd" "pytest" "python-multipart"
     "pyyaml" "regex" "requests" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
-    "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions"
+    "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions" "uvicorn" "wyoming" "zeroconf"
   ];
 
   mkPython = overrides:

@@ -64,6 +64,9 @@ class BatchRequest:
     """No status lines (what was skipped, the summary); errors still go to stderr."""
     allow_outside: bool = False
     """Accept absolute outputs outside ``output_dir`` (``--allow-outside-output-dir``; never for remote clients)."""
+    engine: Any = None
+    """A running :class:`~demod_voice.engine.service.EngineService` to submit the rows to (the server's,
+    so rows share its loaded models and yield to its interactive requests); ``None``: an engine for this run."""
 
 
 @dataclass
@@ -336,8 +339,11 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if request.fail_fast:
             raise _Stop()
 
-    executor, workers = _executor(request) if todo else (None, 1)
-    engine = Engine(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
+    if request.engine is not None:
+        engine = request.engine
+    else:
+        executor, workers = _executor(request) if todo else (None, 1)
+        engine = Engine(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
     except _Stop as stop:

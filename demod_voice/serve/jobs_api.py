@@ -286,18 +286,15 @@ def start_job(ctx: Any, job_id: str) -> None:
 
 
 def _run(ctx: Any, job_id: str) -> None:
-    import inspect
-
     from demod_voice.batch import BatchRequest, run_batch
 
     folder = jobs_dir(ctx) / job_id
     state = _write_state(folder, state="running")
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config,
                            workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
-                           progress=False, log_level=ctx.log_level, **_quiet(BatchRequest))
-    kwargs = {"engine": ctx.engine} if "engine" in inspect.signature(run_batch).parameters else {}
+                           progress=False, log_level=ctx.log_level, **_quiet(BatchRequest), engine=ctx.engine)
     try:
-        outcome = run_batch(request, **kwargs)
+        outcome = run_batch(request)
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() else "failed"
         _write_state(folder, state=final, error=str(err), finished=_now())

@@ -292,7 +292,7 @@ def _run(ctx: Any, job_id: str) -> None:
     state = _write_state(folder, state="running")
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config,
                            workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
-                           progress=False, log_level=ctx.log_level, **_quiet(BatchRequest), engine=ctx.engine)
+                           progress=False, log_level=ctx.log_level, quiet=True, engine=ctx.engine)
     try:
         outcome = run_batch(request)
     except DemodVoiceError as err:
@@ -303,15 +303,10 @@ def _run(ctx: Any, job_id: str) -> None:
         log.exception("batch job %s failed", job_id)
         _write_state(folder, state="failed", error=f"{type(err).__name__}: {err}", finished=_now())
         return
-    final = "interrupted" if ctx.draining.is_set() and outcome.not_run else "done"
+    # Rows cancelled by a shutdown count as failed: the job is taken up again at the next start.
+    final = "interrupted" if ctx.draining.is_set() and (outcome.not_run or outcome.failed) else "done"
     _write_state(folder, state=final, done=outcome.done + outcome.skipped, failed=outcome.failed, skipped=outcome.skipped,
                  error="; ".join(outcome.errors[:3]) or None, finished=_now())
-
-
-def _quiet(cls: Any) -> dict:
-    import dataclasses
-
-    return {"quiet": True} if "quiet" in {f.name for f in dataclasses.fields(cls)} else {}
 
 
 def _now() -> str:

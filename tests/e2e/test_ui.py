@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import zipfile
 from pathlib import Path
@@ -31,6 +30,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 SPEAK_KEY, ENROLL_KEY = "speak-key-0001", "enroll-key-0002"
 TABS = ("Clone", "Speak", "Compare", "Voices", "Batch", "Health")
 WAIT = 60_000
+SCREENSHOTS = os.environ.get("DEMOD_VOICE_UI_SCREENSHOTS")  # read at import: the suite's fixtures clear DEMOD_VOICE_* variables
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -112,7 +112,7 @@ def check_played(page, player: str, rate: int) -> float:
     page.wait_for_function("sel => { const a = document.querySelector(sel + ' audio.dv-player'); "
                            "return a && a.dataset.attached && (a.ended || a.currentTime > 0.05) && !a.error; }", arg=player)
     src = page.get_attribute(f"{player} audio.dv-player", "data-src")
-    response = page.request.get(page.url + src)
+    response = page.request.get(page.url + src, timeout=WAIT)
     assert response.ok and response.headers["content-type"] == "audio/mpeg"
     samples, got_rate = decode(response.body())
     assert got_rate == rate
@@ -124,10 +124,12 @@ def shoot(page, name: str, tmp_path: Path) -> None:
     """A picture of the page; also into $DEMOD_VOICE_UI_SCREENSHOTS when set (the README's pictures)."""
     target = tmp_path / f"ui-{name}.png"
     page.screenshot(path=str(target))
-    folder = os.environ.get("DEMOD_VOICE_UI_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        shutil.copy(target, Path(folder) / target.name)
+    if SCREENSHOTS:
+        from PIL import Image  # Gradio brings Pillow
+
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        with Image.open(target) as image:  # 64 colours: a page of flat colours stays sharp at a third of the size
+            image.convert("RGB").quantize(colors=64).save(Path(SCREENSHOTS) / target.name, optimize=True)
 
 
 def test_page_draws_and_says_how_fast(page, tmp_path):
@@ -181,10 +183,39 @@ def test_enroll_a_reference_and_speak_with_it(page, references, tmp_path):
     page.click("#dv-speak")
     assert "Made" in text_of(page, "#dv-speak-status", "Made|Error")
     seconds = check_played(page, "#dv-player", 24000)
-    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"))
+    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"), timeout=WAIT)
     wav, rate = decode(download.body())
     assert rate == 24000 and abs(len(wav) / rate - seconds) < 0.1, "the download holds the audio the player played"
     open_tab(page, "Voices")
+    assert "alice" in text_of(page, "#dv-voice-table", "alice")
+
+
+def test_voices_sample_download_rename_delete_import(page, tmp_path):
+    use_key(page)
+    open_tab(page, "Voices")
+    if "alice" not in text_of(page, "#dv-voice-table", "tiny-single"):
+        pytest.skip("needs the voice enrolled by test_enroll_a_reference_and_speak_with_it")
+    pick(page, "#dv-voices-pick", "alice — cloned voice (XTTS, en)")
+    page.click("#dv-sample")
+    assert "Made" in text_of(page, "#dv-voices-status", "Made|Error")
+    check_played(page, "#dv-sample-player", 24000)
+    page.click("#dv-profile-download")
+    assert "ready to save" in text_of(page, "#dv-voices-status", "ready|Error")
+    href = page.locator("#dv-profile-file a").first.get_attribute("href")
+    profile = tmp_path / "alice.npz"
+    profile.write_bytes(page.request.get(href if href.startswith("http") else page.url + href, timeout=WAIT).body())
+    with np.load(profile, allow_pickle=False) as data:
+        assert '"name": "alice"' in str(data["meta"])
+    type_in(page, "#dv-new-name", "alicia")
+    page.click("#dv-rename")
+    assert "now called" in text_of(page, "#dv-voices-status", "called|Error")
+    table = text_of(page, "#dv-voice-table", "alicia")
+    assert "alice\n" not in table and "alice\t" not in table
+    page.click("#dv-delete")
+    assert "Deleted alicia" in text_of(page, "#dv-voices-status", "Deleted|Error")
+    page.set_input_files("#dv-import-file input[type=file]", str(profile))
+    page.click("#dv-import")
+    assert "Imported alice" in text_of(page, "#dv-voices-status", "Imported|Error")
     assert "alice" in text_of(page, "#dv-voice-table", "alice")
 
 
@@ -203,7 +234,7 @@ def test_piper_line_streams_into_the_player(page, tmp_path):
     print(f"\nweb page time to first audio, Piper line (click -> the audio element plays): {times['playing'] - times['click']:.0f} ms")
     assert "Made" in text_of(page, "#dv-speak-status", "Made|Error")
     check_played(page, "#dv-player", 22050)
-    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"))
+    download = page.request.get(page.url + page.get_attribute("#dv-player a.dv-download", "href"), timeout=WAIT)
     assert download.headers["content-type"] == "audio/flac"
     samples, rate = decode(download.body())
     assert rate == 22050 and np.abs(samples).max() > 0.01

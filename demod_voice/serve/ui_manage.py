@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -23,10 +24,25 @@ from demod_voice.serve.ui_actions import (
 )
 from demod_voice.serve.ui_page import EMPTY_PLAYER, player_html
 
+KEEP_DOWNLOADS = 3600.0
+"""Seconds a file handed to the browser is kept (Gradio serves its own copy)."""
+
 
 def _download_dir() -> Path:
-    """Files the page hands to the browser (profiles, zips): under the temporary folder, where Gradio may serve them."""
-    return Path(tempfile.mkdtemp(prefix="demod-voice-ui-"))
+    """A new folder for a file the page hands to the browser (a profile, a zip), under the temporary folder where
+    Gradio may serve it; folders older than :data:`KEEP_DOWNLOADS` are removed on the way."""
+    import shutil
+    import time
+
+    root = Path(tempfile.gettempdir()) / f"demod-voice-ui-{os.getpid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > KEEP_DOWNLOADS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=root))
 
 
 # --- Voices ------------------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def build_page(app: Any, config: Any, keyed: bool) -> Any:
     from demod_voice.serve import ui_manage
 
     page = Page(app, config)
-    with gr.Blocks(title="demod-voice", analytics_enabled=False) as blocks:
+    # Uploads and handed-out files leave Gradio's cache after an hour (checked every 10 minutes).
+    with gr.Blocks(title="demod-voice", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         with gr.Row():
             gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
             page.key = gr.Textbox(label="API key", type="password", visible=keyed, elem_id="dv-key", scale=0, min_width=260,

@@ -146,6 +146,7 @@ def test_page_draws_and_says_how_fast(page, tmp_path):
     for name in TABS:
         assert page.get_by_role("tab", name=name, exact=True).is_visible()
     assert page.is_visible("#dv-key input"), "a server with keys shows the key field"
+    assert page.request.get(page.url + "config").json()["analytics_enabled"] is False
 
 
 def test_bad_uploads_show_their_errors(page, tmp_path):

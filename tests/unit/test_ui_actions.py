@@ -1,0 +1,91 @@
+"""The web page's logic without a browser: reference checks, keys, API error words, the shared audio stream."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import voiced_signal
+
+from demod_voice.serve.ui_actions import UiError, api_message, authorize, check_files, noise_warning, progress_text
+
+
+def test_reference_checks_name_each_problem(tmp_path):
+    soundfile.write(str(tmp_path / "good.wav"), voiced_signal(8.0, 22050), 22050)
+    soundfile.write(str(tmp_path / "quiet.wav"), np.zeros(22050 * 3, dtype=np.float32), 22050)
+    soundfile.write(str(tmp_path / "short.wav"), voiced_signal(0.5, 22050), 22050)
+    noisy = voiced_signal(8.0, 22050) + np.random.default_rng(1).normal(0, 0.05, 22050 * 8).astype(np.float32)
+    soundfile.write(str(tmp_path / "noisy.wav"), noisy, 22050)
+    (tmp_path / "text.wav").write_text("not audio")
+
+    text, usable = check_files([str(tmp_path / "good.wav")])
+    assert usable and "OK, good.wav" in text and "8.0 s" in text
+    text, usable = check_files([str(tmp_path / n) for n in ("good.wav", "quiet.wav", "short.wav", "noisy.wav", "text.wav")])
+    assert not usable
+    assert "quiet.wav is silent" in text and "too short" in text and "sounds noisy" in text and "not audio that can be read" in text
+    assert check_files([]) == ("Record or upload a reference: 6-30 s of one person speaking clearly.", False)
+
+
+def test_noise_check_passes_speech_with_pauses(tmp_path):
+    soundfile.write(str(tmp_path / "clean.flac"), voiced_signal(6.0, 16000), 16000)
+    assert noise_warning(str(tmp_path / "clean.flac")) == ""
+
+
+def test_the_key_field_is_checked_like_the_api_header():
+    from demod_voice.serve.auth import KeyRing
+
+    authorize(SimpleNamespace(keys=None), "", "enroll")  # no keys: open (the server is loopback-only then)
+    ctx = SimpleNamespace(keys=KeyRing({"speak-key-0001": {"speak"}, "admin-key-0003": {"admin"}}))
+    authorize(ctx, " speak-key-0001 ", "speak")
+    authorize(ctx, "admin-key-0003", "enroll")
+    for key, scope, words in [("", "speak", "needs an API key"), ("wrong-key-123", "speak", "not valid"),
+                              ("speak-key-0001", "enroll", "needs the 'enroll' scope")]:
+        with pytest.raises(UiError, match=words):
+            authorize(ctx, key, scope)
+
+
+def test_api_errors_become_their_sentence():
+    def answer(status, body):
+        return SimpleNamespace(status_code=status, json=lambda: body)
+
+    assert api_message(answer(409, {"error": {"message": "a voice 'x' exists already", "code": "voice_exists"}})) == \
+        "a voice 'x' exists already"
+    assert api_message(answer(404, {"detail": "this audio is no longer kept"})) == "this audio is no longer kept"
+
+    def not_json():
+        raise ValueError("no JSON")
+
+    assert api_message(SimpleNamespace(status_code=502, json=not_json)) == "the server answered 502"
+    assert progress_text({"id": "0123456789ab", "state": "running", "total": 4, "done": 1, "failed": 1}) == \
+        "Batch 01234567: running, 1 of 4 rows made, 1 failed."
+
+
+def test_a_page_stream_is_read_live_by_every_reader_and_whole_afterwards():
+    from demod_voice.audio.encode import StreamEncoder
+    from demod_voice.serve.ui_stream import SpeechStream, Track
+
+    async def scenario():
+        track = Track("wav", StreamEncoder("wav", 16000))
+        stream = SpeechStream("token", "speech", track, track)
+
+        async def collect():
+            return b"".join([part async for part in stream.read(track)])
+
+        readers = [asyncio.ensure_future(collect()) for _ in range(2)]
+        await asyncio.sleep(0)
+        for _ in range(3):
+            stream.add(np.full(1600, 0.25, dtype=np.float32), 16000)
+            await asyncio.sleep(0)
+        stream.finish()
+        return await asyncio.gather(*readers), stream
+
+    (first, second), stream = asyncio.run(scenario())
+    assert first == second and len(first) == 44 + 3 * 1600 * 2
+    assert stream.seconds == pytest.approx(0.3) and stream.first_audio is not None
+    samples, rate = soundfile.read(io.BytesIO(stream.download.whole()), dtype="float32")
+    assert rate == 16000 and len(samples) == 4800 and samples.max() == pytest.approx(0.25, abs=1e-3)
+    assert stream.filename == "speech.wav"

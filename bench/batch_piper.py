@@ -1,19 +1,26 @@
 """Benchmark: ``demod-voice batch`` on N Piper rows against piper-tts's own command, in one run.
 
-    .venv/bin/python bench/batch_piper.py [--rows 200] [--size medium]
+    .venv/bin/python bench/batch_piper.py [--rows 200] [--per-row 20] [--variant-rows 24] [--size medium]
 
 Peers, same medium-size voice, same lines:
-  (a) ``piper`` started once per row (how the original tool worked);
+  (a) ``piper`` started once per row (how the original tool worked), timed on --per-row rows and
+      scaled to --rows (it costs the same per row; said in the output);
   (b) one ``piper`` process given every line on stdin (``-d DIR``: one file per line; the peer's best case);
-  floor: onnxruntime ``session.run`` alone for every line, in one warm process.
-demod-voice runs with 1 and with 2 workers (cold optimised-graph cache each time). Memory: the
-resident set of demod-voice and its workers, sampled every 0.1 s, reported at each quarter of the run.
+  floor: onnxruntime ``session.run`` one sentence at a time, in one warm process (piper's own
+      session options: all cores).
+demod-voice runs with 1 and with 2 workers (cold optimised-graph cache each time), sentences in
+batches of ``piper.batch_size``. Memory: the resident set of demod-voice and its workers, sampled
+every 0.1 s; flat means the mean of the last quarter within 5% of the first's.
+Variants (in one process, on --variant-rows rows): intra-op threads, spinning and batch size through
+the same prepared graph the workers use, wall and CPU seconds, so the settings can be chosen by
+measurement. CPU seconds are the steadier figure when the machine is shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 from piper_infer import voice_path  # noqa: E402
 
 WORDS = ("quiet river morning signal garden yellow number machine window story travel market "
@@ -51,11 +59,11 @@ def rss_tree(pid: int) -> int:
     return total
 
 
-def run_ours(csv_file: Path, out: Path, workers: int, cache: Path) -> tuple[float, list[int]]:
-    env = {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)}
+def run_ours(csv_file: Path, out: Path, workers: int, cache: Path, extra_env: dict | None = None) -> tuple[float, list[int]]:
+    env = {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache), **(extra_env or {})}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "bin/demod-voice"), "-q", "batch", str(csv_file), "--output-dir", str(out),
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     samples: list[int] = []
 
     def sample() -> None:
@@ -65,10 +73,10 @@ def run_ours(csv_file: Path, out: Path, workers: int, cache: Path) -> tuple[floa
 
     thread = threading.Thread(target=sample)
     thread.start()
-    proc.wait()
+    _, err = proc.communicate()
     thread.join()
     if proc.returncode != 0:
-        raise SystemExit(f"demod-voice batch failed ({proc.returncode})")
+        raise SystemExit(f"demod-voice batch failed ({proc.returncode}): {err.decode()[-2000:]}")
     return time.perf_counter() - start, samples
 
 
@@ -87,17 +95,52 @@ def run_piper_once(model: Path, texts: list[str], out: Path) -> float:
     return time.perf_counter() - start
 
 
-def floor(model: Path, texts: list[str]) -> float:
-    from piper.config import SynthesisConfig
+def sentence_ids(model: Path, texts: list[str]) -> tuple[object, list[list[int]]]:
     from piper.voice import PiperVoice
 
     voice = PiperVoice.load(model)
+    return voice, [voice.phonemes_to_ids(p) for t in texts for p in voice.phonemize(t)]
+
+
+def floor(model: Path, texts: list[str]) -> float:
+    from piper.config import SynthesisConfig
+
+    voice, ids = sentence_ids(model, texts)
     syn = SynthesisConfig()
-    ids = [voice.phonemes_to_ids(p) for t in texts for p in voice.phonemize(t)]
     start = time.perf_counter()
     for sentence in ids:
         voice.phoneme_ids_to_audio(sentence, syn)
     return time.perf_counter() - start
+
+
+def variants(model: Path, texts: list[str], cache: Path) -> list[tuple[str, float, float]]:
+    """(label, wall s, cpu s) for thread, spinning and batch-size settings, alternated, medians of 2."""
+    import numpy as np
+
+    from demod_voice import devices
+    from demod_voice.backends.piper import batching
+
+    voice, ids = sentence_ids(model, texts)
+    config = voice.config
+    scales = np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)
+    prepared = batching.prepare(str(model), str(cache))
+    settings = [(threads, spin, size) for threads in (1, 2) for size in (1, 2, 4, 8, 16) for spin in ((True, False) if threads > 1 else (True,))]
+    sessions = {}
+    for threads, spin, _ in settings:
+        if (threads, spin) not in sessions:
+            devices.THREADS, devices.TUNING = threads, devices.OnnxTuning(spinning=spin)
+            sessions[threads, spin] = batching.BatchSession(prepared, lambda m: devices.onnx_session(m, "cpu", str(cache))[0])
+    times: dict[tuple, list[tuple[float, float]]] = {s: [] for s in settings}
+    for round_ in range(3):
+        for threads, spin, size in settings:
+            session = sessions[threads, spin]
+            wall, cpu = time.perf_counter(), time.process_time()
+            for group in batching.groups([len(s) for s in ids], size):
+                session.batch([ids[i] for i in group], scales, None)
+            if round_:  # the first round warms every session and shape
+                times[threads, spin, size].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return [(f"threads {t}{', no spinning' if not spin else ''}, batch {b}", statistics.median(w for w, _ in v),
+             statistics.median(c for _, c in v)) for (t, spin, b), v in times.items()]
 
 
 def quarters(samples: list[int]) -> str:
@@ -107,9 +150,21 @@ def quarters(samples: list[int]) -> str:
     return " / ".join(f"{b / 2**20:.0f}" for b in picks) + f" MiB (peak {max(samples) / 2**20:.0f})"
 
 
+def flatness(samples: list[int]) -> str:
+    """Mean of the last quarter against the first's (loading excluded: from the first full-size sample on)."""
+    loaded = samples[next((i for i, s in enumerate(samples) if s > 0.9 * max(samples)), 0):]
+    if len(loaded) < 8:
+        return "too short to tell"
+    q = len(loaded) // 4
+    first, last = statistics.mean(loaded[:q]), statistics.mean(loaded[-q:])
+    return f"last quarter {last / first:.3f}x the first (goal <= 1.05)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--per-row", type=int, default=20, help="rows timed for peer (a), scaled to --rows")
+    parser.add_argument("--variant-rows", type=int, default=24, help="rows for the in-process variants (0: skip)")
     parser.add_argument("--size", default="medium", choices=("tiny", "medium"))
     args = parser.parse_args(argv)
     model = voice_path(args.size)
@@ -117,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp())
     csv_file = work / "rows.csv"
     csv_file.write_text("text,output,model\n" + "".join(f'"{t}",o{i:04d}.wav,{model}\n' for i, t in enumerate(texts)))
+    load = os.getloadavg()[0]
     results = {}
     for workers in (1, 2):
         out = work / f"ours{workers}"
@@ -124,20 +180,28 @@ def main(argv: list[str] | None = None) -> int:
         results[workers] = run_ours(csv_file, out, workers, work / f"cache{workers}")
     (work / "a").mkdir()
     (work / "b").mkdir()
-    t_a = run_piper_per_row(model, texts, work / "a")
+    per_row = min(args.per_row, args.rows)
+    t_a = run_piper_per_row(model, texts[:per_row], work / "a") * args.rows / per_row
     t_b = run_piper_once(model, texts, work / "b")
     t_floor = floor(model, texts)
     t1, mem1 = results[1]
     t2, mem2 = results[2]
-    print(f"{args.rows} rows, {model.name} ({model.stat().st_size / 1e6:.0f} MB voice), {os.cpu_count()} CPUs")
-    print(f"(a) piper per row:          {t_a:7.1f} s")
+    print(f"{args.rows} rows, {model.name} ({model.stat().st_size / 1e6:.0f} MB voice), {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(f"(a) piper per row:          {t_a:7.1f} s   (timed on {per_row} rows, scaled to {args.rows})")
     print(f"(b) one piper process:      {t_b:7.1f} s")
-    print(f"floor, session.run only:    {t_floor:7.1f} s")
-    print(f"demod-voice, 1 worker:      {t1:7.1f} s   {t_a / t1:.1f}x (a)  {t_b / t1:.2f}x (b)  {t1 / t_floor:.2f}x floor")
-    print(f"demod-voice, 2 workers:     {t2:7.1f} s   {t_a / t2:.1f}x (a)  {t_b / t2:.2f}x (b)  scaling 1->2: {t1 / t2:.2f}x")
-    print(f"memory at 25/50/75/99% of the run, 1 worker: {quarters(mem1)}")
-    print(f"memory at 25/50/75/99% of the run, 2 workers: {quarters(mem2)}")
-    print("goals: >= 8x (a), >= 1.0x (b), within 15% of the floor, memory flat")
+    print(f"floor, session.run only:    {t_floor:7.1f} s   (one sentence at a time, warm)")
+    for workers, (t, mem) in sorted(results.items()):
+        print(f"demod-voice, {workers} worker{'s' if workers > 1 else ' '}:     {t:7.1f} s   {t_a / t:.1f}x (a)  {t_b / t:.2f}x (b)  "
+              f"{t / t_floor:.2f}x floor")
+        print(f"  memory at 25/50/75/99%: {quarters(mem)}; {flatness(mem)}")
+    print(f"scaling 1 -> 2 workers: {t1 / t2:.2f}x")
+    print("goals: best of ours <= 0.8x floor, >= 1.3x (b), >= 6x (a); memory flat")
+    if args.variant_rows:
+        print(f"variants, in one process, {args.variant_rows} rows (wall s / CPU s, ratio to the first line's):")
+        found = variants(model, texts[: args.variant_rows], work / "variant-cache")
+        for label, wall, cpu in found:
+            print(f"  {label:<34} {wall:6.2f} / {cpu:6.2f}   {wall / found[0][1]:.2f}x / {cpu / found[0][2]:.2f}x")
     return 0
 
 

@@ -3,6 +3,8 @@
 Whole processes, same voice, same text, same output format, alternated to share machine
 noise; medians over --runs. Also: in-process floors (piper's ``synthesize`` on a loaded
 voice, and onnxruntime's ``session.run`` alone), and ``demod-voice --help`` start-up.
+Then a 10-sentence and a 1-sentence text, each with batched sentences (the default) against
+one sentence per run (``piper.batch_size: 1``, how piper-infer worked before batching).
 
     .venv/bin/python bench/piper_infer.py [--size medium] [--runs 7]
 
@@ -28,10 +30,20 @@ TEXT = (
 )
 
 
+TEXT10 = (
+    "The morning train was late again. Nobody on the platform seemed surprised. A man in a grey coat read his "
+    "paper. Two children counted the pigeons on the roof. The announcer apologised twice. Somewhere a dog barked "
+    "at nothing in particular. When the train finally arrived, it was almost empty. The doors opened with a sigh. "
+    "Everyone stepped in at once. And then, at last, the journey began."
+)
+ONE = "The quick brown fox jumps over the lazy dog near the quiet river bank."
+
+
 def voice_path(size: str) -> Path:
-    cache = Path(tempfile.gettempdir()) / "demod-voice-bench"
+    cache = Path(os.environ.get("DV_BENCH_MODELS", "/tmp/dv-bench-models"))
     model = cache / f"{size}.onnx"
     if not model.exists():
+        cache.mkdir(parents=True, exist_ok=True)
         print(f"generating a {size} voice in {cache} ...", file=sys.stderr)
         subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_piper_voice.py"), str(model), "--size", size],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -97,7 +109,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"floor, piper synthesize() on a loaded voice: {synth:.3f} s (RTF {synth / audio:.3f})")
     print(f"floor, onnxruntime session.run only:         {ort:.3f} s (RTF {ort / audio:.3f})")
     print(f"demod-voice --help: {statistics.median(helps):.3f} s  (goal < 0.2)")
+    batched_texts(model, out, env, args.runs)
     return 0
+
+
+def batched_texts(model: Path, out: Path, env: dict, runs: int) -> None:
+    """Batched sentences (default) against one sentence per run, whole processes, warm cache."""
+    for label, text, goal in (("10-sentence text", TEXT10, "<= 0.85"), ("1-sentence text", ONE, "<= 1.0, no slower")):
+        cmd = [sys.executable, str(ROOT / "bin/demod-voice"), "piper-infer", str(model), text, "-o", str(out)]
+        single_env = {**env, "DEMOD_VOICE_PIPER_BATCH_SIZE": "1"}
+        timed(cmd, env=env), timed(cmd, env=single_env)
+        batched, single = [], []
+        for _ in range(runs):
+            batched.append(timed(cmd, env=env))
+            single.append(timed(cmd, env=single_env))
+        m_b, m_s = statistics.median(batched), statistics.median(single)
+        print(f"{label}: batched {m_b:.3f} s, one sentence per run {m_s:.3f} s, ratio {m_b / m_s:.3f} (goal {goal})")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,6 +13,23 @@ log = logging.getLogger(__name__)
 
 THREADS = 0
 """Compute threads an engine in this process may use; 0 lets the engine choose (all cores)."""
+
+
+@dataclass(frozen=True)
+class OnnxTuning:
+    """onnxruntime session options beyond the thread count (bench/batch_piper.py prints the variants measured)."""
+
+    spinning: Optional[bool] = None
+    """Let idle intra-op threads spin for work; ``None``: only when this process has all the cores
+    (``THREADS`` 0). Workers sharing the cores must not burn each other's time waiting."""
+    mem_pattern: bool = True
+    """onnxruntime's memory-pattern planning."""
+    cpu_arena: bool = True
+    """onnxruntime's CPU memory arena."""
+
+
+TUNING = OnnxTuning()
+"""The options every session in this process gets."""
 
 TINYGRAD_GPU_DEVICES = ("CUDA", "NV", "AMD", "METAL", "CL")
 """tinygrad devices tried, in order, for ``--gpu`` (the backend and ``health`` both ask in this order)."""
@@ -36,7 +54,7 @@ def onnx_providers(device: str) -> tuple[list[Any], list[str]]:
     ]
 
 
-def onnx_session(model: str, device: str, cache_dir: Optional[str] = None) -> tuple[Any, list[str]]:
+def onnx_session(model: str | bytes, device: str, cache_dir: Optional[str] = None) -> tuple[Any, list[str]]:
     """An ``InferenceSession`` for ``model`` on ``device``, falling back to CPU when CUDA fails to start.
 
     Returns the session and the warnings to report. With ``cache_dir``, the graph that
@@ -63,6 +81,11 @@ def _options() -> Any:
     options = onnxruntime.SessionOptions()
     if THREADS:
         options.intra_op_num_threads = THREADS
+    spinning = TUNING.spinning if TUNING.spinning is not None else not THREADS
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_mem_pattern = TUNING.mem_pattern
+    options.enable_cpu_mem_arena = TUNING.cpu_arena
     return options
 
 

@@ -98,18 +98,21 @@ def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "st
 
 
 def _prepare(model: Path, target: Path) -> Optional[tuple[str, str]]:
-    """The float graph patched for batching, saved to ``target``; the metadata mark to carry over."""
+    """The float graph prepared for batching (durations exposed; decoder masks only where it cannot
+    be split at load), saved to ``target``; the metadata mark to carry over."""
     import onnx
 
-    from demod_voice.backends.piper.batching import MARK, patch_graph
+    from demod_voice.backends.piper import graph
 
     try:
-        graph = onnx.load(str(model))
+        model_proto = onnx.load(str(model))
     except Exception as err:  # noqa: BLE001 - onnx raises its own untyped errors for a damaged file
         raise InputError(f"cannot read {model} as an ONNX model ({err}); re-download the voice") from None
-    durations = patch_graph(graph)
-    onnx.save(graph, str(target))
-    return (MARK, durations) if durations else None
+    durations = graph.expose_durations(model_proto)
+    if durations and graph.split_graph(model_proto, durations) is None:
+        graph.add_masks(model_proto)
+    onnx.save(model_proto, str(target))
+    return (graph.MARK, durations) if durations else None
 
 
 def _restore_mark(path: Path, mark: Optional[tuple[str, str]]) -> None:

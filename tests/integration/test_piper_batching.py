@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import shutil
 
 import numpy as np
 import pytest
 
 from demod_voice.backends.piper import batching
 from demod_voice.backends.piper.engine import PiperBackend
+from demod_voice.backends.piper.graph import MARK
 from demod_voice.backends.piper.request import PiperOptions, PiperRequest, make_job
 from demod_voice.config import PiperSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
@@ -64,12 +66,12 @@ def single(piper_voice, tmp_path_factory):
 
 
 def test_batched_sentences_equal_one_at_a_time_at_zero_noise(single, piper_voice, tmp_path):
-    single.voice.session = counting = Counting(single.voice.session)
+    single.batcher.front = counting = Counting(single.batcher.front)
     try:
         job = SynthesisJob(single_spec(piper_voice), TEXT, str(tmp_path / "x.wav"), options=dataclasses.replace(QUIET, batch_size=4))
         got = [chunk.samples for chunk in single.synthesize(job)]
     finally:
-        single.voice.session = counting.session
+        single.batcher.front = counting.session
     expected = alone(piper_voice, TEXT, QUIET)
     assert len(expected) == 6
     assert_same(got, expected)
@@ -83,7 +85,7 @@ def single_spec(voice) -> LoadSpec:
 
 def test_multi_speaker_voice_batches_with_its_speaker(piper_multi_voice, tmp_path):
     backend = loaded(piper_multi_voice)
-    assert backend.durations
+    assert backend.batcher is not None and backend.batcher.decoder is not None
     options = dataclasses.replace(QUIET, speaker_id=2, length_scale=1.3, volume=0.5, batch_size=8)
     job = SynthesisJob(single_spec(piper_multi_voice), TEXT, str(tmp_path / "x.wav"), options=options)
     assert_same([chunk.samples for chunk in backend.synthesize(job)], alone(piper_multi_voice, TEXT, options))
@@ -92,11 +94,11 @@ def test_multi_speaker_voice_batches_with_its_speaker(piper_multi_voice, tmp_pat
 def test_rows_handed_over_together_share_batches_and_keep_their_own_audio(single, piper_voice, tmp_path):
     texts = ["One row, one sentence.", "Another row. With two sentences in it.", "A third row that is a bit longer than the rest of them."]
     jobs = [SynthesisJob(single_spec(piper_voice), text, str(tmp_path / f"{i}.wav"), options=QUIET) for i, text in enumerate(texts)]
-    single.voice.session = counting = Counting(single.voice.session)
+    single.batcher.front = counting = Counting(single.batcher.front)
     try:
         got = [[chunk.samples for chunk in chunks] for chunks in single.synthesize_together(jobs)]
     finally:
-        single.voice.session = counting.session
+        single.batcher.front = counting.session
     assert counting.batches == [4]  # four sentences of three rows in one run
     for text, audio in zip(texts, got, strict=True):
         assert_same(audio, alone(piper_voice, text, QUIET))
@@ -104,14 +106,14 @@ def test_rows_handed_over_together_share_batches_and_keep_their_own_audio(single
 
 def test_a_job_on_its_own_runs_its_first_sentence_alone(single, piper_voice):
     job = SynthesisJob(single_spec(piper_voice), TEXT, STDOUT, options=QUIET)
-    single.voice.session = counting = Counting(single.voice.session)
+    single.batcher.front = counting = Counting(single.batcher.front)
     try:
         chunks = single.synthesize(job)
         next(chunks)
         assert counting.batches == [1]  # the first audio came before any batch was made
         rest = list(chunks)
     finally:
-        single.voice.session = counting.session
+        single.batcher.front = counting.session
     assert counting.batches == [1, 5] and len(rest) == 5
 
 
@@ -124,28 +126,45 @@ def test_sentence_silence_goes_between_sentences(single, piper_voice, tmp_path):
 
 
 def test_batch_size_one_runs_one_sentence_per_run(single, piper_voice, tmp_path):
-    single.voice.session = counting = Counting(single.voice.session)
+    single.batcher.front = counting = Counting(single.batcher.front)
     try:
         job = SynthesisJob(single_spec(piper_voice), TEXT, str(tmp_path / "x.wav"), options=dataclasses.replace(QUIET, batch_size=1))
         got = [chunk.samples for chunk in single.synthesize(job)]
     finally:
-        single.voice.session = counting.session
+        single.batcher.front = counting.session
     assert counting.batches == [1] * 6
     assert_same(got, alone(piper_voice, TEXT, QUIET))
 
 
-def test_patched_graph_is_marked_cached_and_not_patched_twice(piper_voice, tmp_path):
+def test_prepared_graph_is_split_at_the_decoder_and_cached(piper_voice, tmp_path):
     import onnx
 
-    first = batching.batched_model(str(piper_voice), str(tmp_path))
-    assert first != str(piper_voice) and first == batching.batched_model(str(piper_voice), str(tmp_path))
-    model = onnx.load(first)
-    durations = {p.key: p.value for p in model.metadata_props}[batching.MARK]
-    assert durations in [output.name for output in model.graph.output]
-    nodes = len(model.graph.node)
-    assert batching.patch_graph(model) == durations and len(model.graph.node) == nodes
-    # a file already patched (an INT8 copy) is used as it is
-    assert batching.batched_model(first, None) == first
+    prepared = batching.prepare(str(piper_voice), str(tmp_path))
+    assert isinstance(prepared.front, str) and isinstance(prepared.decoder, str)
+    assert batching.prepare(str(piper_voice), str(tmp_path)) == prepared  # second time from the cache
+    front, decoder = onnx.load(prepared.front), onnx.load(prepared.decoder)
+    durations = {p.key: p.value for p in front.metadata_props}[MARK]
+    assert [o.name for o in front.graph.output][-1] == durations
+    assert [i.name for i in decoder.graph.input] == [o.name for o in front.graph.output][:-1]
+    assert all(node.name.startswith("/dec/") or node.op_type in ("Constant", "Unsqueeze", "Squeeze")
+               for node in decoder.graph.node)
+
+
+def test_a_graph_whose_decoder_has_no_scope_names_gets_masks_and_the_same_audio(piper_voice, tmp_path):
+    # exports older than torch 1.13 name nodes without module scopes: the decoder cannot be found,
+    # so its convolutions get frame masks instead; the audio must be the same all the same.
+    import onnx
+
+    model = onnx.load(str(piper_voice))
+    for index, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type}_{index}"
+    anonymous = tmp_path / "anonymous.onnx"
+    onnx.save(model, anonymous)
+    shutil.copy(f"{piper_voice}.json", f"{anonymous}.json")
+    backend = loaded(anonymous, tmp_path)
+    assert backend.batcher is not None and backend.batcher.decoder is None
+    job = SynthesisJob(single_spec(anonymous), TEXT, str(tmp_path / "x.wav"), options=dataclasses.replace(QUIET, batch_size=8))
+    assert_same([chunk.samples for chunk in backend.synthesize(job)], alone(piper_voice, TEXT, QUIET))
 
 
 def test_a_graph_without_piper_durations_runs_unbatched(tmp_path):
@@ -157,7 +176,7 @@ def test_a_graph_without_piper_durations_runs_unbatched(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
-    assert batching.batched_model(str(path), str(tmp_path)) == str(path)
+    assert batching.prepare(str(path), str(tmp_path)) is None
 
 
 @pytest.mark.parametrize("lengths,most", [([5, 50, 7, 48, 6, 49, 30], 3), (list(range(1, 40)), 8), ([10], 4), ([], 4)])

@@ -43,7 +43,7 @@ def sentences(model, options=QUIET) -> list[np.ndarray]:
 def test_int8_copy_is_smaller_has_its_config_and_runs_batched(quantized, piper_voice):
     import onnx
 
-    from demod_voice.backends.piper.batching import MARK
+    from demod_voice.backends.piper.graph import MARK
 
     assert quantized.stat().st_size < piper_voice.stat().st_size
     config = json.loads((quantized.parent / f"{quantized.name}.json").read_text())

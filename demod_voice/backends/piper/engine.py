@@ -31,8 +31,8 @@ class PiperBackend(Backend):
     def __init__(self) -> None:
         self.voice: Any = None
         self._synthesis_config: Any = None
-        self.durations: Optional[str] = None
-        """Name of the graph output with the per-phoneme durations; ``None``: one sentence at a time."""
+        self.batcher: Any = None
+        """The :class:`~demod_voice.backends.piper.batching.BatchSession` of the voice; ``None``: one sentence at a time."""
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         try:
@@ -48,22 +48,34 @@ class PiperBackend(Backend):
         # calls session.run for the audio, so every engine gives the same sentence the same ids.
         self.voice = PiperVoice(session=session, config=config)
         self._synthesis_config = SynthesisConfig
-        batching = "batched sentences" if self.durations else "one sentence at a time"
+        batching = ("batched sentences" + (", per-item decoder" if self.batcher.decoder else ", masked decoder")
+                    if self.batcher else "one sentence at a time")
         detail = f"{detail}; {batching}; loaded in {time.perf_counter() - started:.2f} s"
         return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
 
     def open_session(self, spec: LoadSpec) -> tuple[Any, str, str, list[str]]:
-        """An object with onnxruntime's ``run(None, feeds)`` for the voice: (session, device, detail, warnings)."""
-        from demod_voice.backends.piper.batching import MARK, batched_model
+        """An object with onnxruntime's ``run(None, feeds)`` for the voice: (session, device, detail, warnings).
+
+        The voice's graph prepared for batches (:mod:`.batching`) when it can be; ``self.batcher``
+        is then that session, else ``None`` and sentences run one at a time."""
+        from demod_voice.backends.piper.batching import BatchSession, prepare
         from demod_voice.devices import onnx_session
 
+        warnings: list[str] = []
+
+        def opened(model: Any) -> Any:
+            # bytes (nothing cached) have no file identity to key the optimised-graph cache by
+            session, said = onnx_session(model, spec.device, spec.cache_dir if isinstance(model, str) else None)
+            warnings.extend(w for w in said if w not in warnings)
+            return session
+
         try:
-            model = batched_model(spec.model, spec.cache_dir)
-            session, warnings = onnx_session(model, spec.device, spec.cache_dir)
+            prepared = prepare(spec.model, spec.cache_dir)
+            session = BatchSession(prepared, opened) if prepared else opened(spec.model)
         except Exception as err:  # noqa: BLE001 - onnx and onnxruntime raise their own untyped errors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None
-        self.durations = session.get_modelmeta().custom_metadata_map.get(MARK)
+        self.batcher = session if prepared else None
         providers = session.get_providers()
         device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
@@ -78,7 +90,7 @@ class PiperBackend(Backend):
         opts: PiperOptions = jobs[0].options or PiperOptions()
         syn = self.synthesis_config(opts)
         rate = self.voice.config.sample_rate
-        if not self.durations:
+        if self.batcher is None:
             for job in jobs:
                 yield with_pauses(([AudioChunk(a, rate)] for a in self.sentences(job.text, syn)), opts.sentence_silence, rate)
             return
@@ -121,8 +133,7 @@ class PiperBackend(Backend):
         following = 0
         for group in order:
             started = time.perf_counter()
-            audio = batching.run_batch(self.voice.session, [sentences[i] for i in group], scales, speaker,
-                                       self.durations)
+            audio = self.batcher.batch([sentences[i] for i in group], scales, speaker)
             log.debug("%d sentence(s) in one batch in %.2f s", len(group), time.perf_counter() - started)
             done.update(zip(group, audio, strict=True))
             while following in done:

@@ -87,8 +87,13 @@ class OutputLock:
             os.close(fd)
             raise OutputBusy(f"output directory {self.path.parent} is in use by another batch (pid {holder}); "
                              "wait for it to finish, or choose another --output-dir") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as err:  # a filesystem without locks (some network mounts): run, but say what is unguarded
+            log.warning("cannot lock %s (%s); a second batch into this folder would not be noticed", self.path, err.strerror)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # only to name the holder in the message above
+        except OSError:
+            pass
         self._fd = fd
         return self
 

@@ -52,8 +52,8 @@ def profiles_dir(cache: Path) -> Path:
 
 def check_name(name: str) -> str:
     """Profile names become file names: letters, digits, ``_ . -``, up to 64 characters."""
-    if not NAME.match(name):
-        raise InputError(f"'{name}' cannot name a voice: use letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
+    if not isinstance(name, str) or not NAME.fullmatch(name):  # match() would let a trailing newline through ($)
+        raise InputError(f"{name[:80]!r} cannot name a voice: use letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
     return name
 
 
@@ -103,7 +103,8 @@ def read_profile(path: Path) -> Profile:
     except Exception as err:  # noqa: BLE001 - any bytes may arrive: zipfile and numpy fail in many ways (CRC, versions, encryption)
         raise InputError(f"{path} is not a demod-voice profile ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40] if isinstance(meta, dict) else '?'})")
+        raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40]!r})" if isinstance(meta, dict) else
+                         f"{path} is not a demod-voice profile (its metadata is not a mapping)")
     if meta.get("digest") != _digest(meta, gpt, speaker):
         raise InputError(f"voice profile {path} fails its integrity check (damaged or edited); export it again from its source")
     name, model, references, created = (meta.get(key) for key in ("name", "model", "references", "created"))

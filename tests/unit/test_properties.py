@@ -28,8 +28,9 @@ from demod_voice.errors import ConfigError, InputError
 from demod_voice.paths import confined_output
 from demod_voice.voices.profiles import read_profile, write_profile
 
-settings.register_profile("ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("deep", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No example database: found cases are kept as @example in this file, and no .hypothesis/ folder appears in the tree.
+settings.register_profile("ci", max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("deep", max_examples=5000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="dv-properties-"))
@@ -250,8 +251,11 @@ def test_profile_import_takes_any_bytes(good_profile, data):
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["format", "name", "model", "references", "created", "extra"]),
                        st.one_of(st.none(), st.integers(), st.text(max_size=10), st.lists(st.integers(), max_size=2),
-                                 st.just("demod-voice-profile/1"), st.just(["x"]))))
-def test_profile_metadata_of_any_shape_with_a_valid_digest(meta):
+                                 st.just("demod-voice-profile/1"), st.just(["x"]), st.just([]), st.just("voice\n"))))
+@example({"format": "\n"})  # found (5,000-case run): the error printed the format as it was, newline and all
+@example({"format": "demod-voice-profile/1", "name": "a\nb", "model": "m", "references": [], "created": "now"})
+@example({"format": "demod-voice-profile/1", "name": "voice\n", "model": "m", "references": [], "created": "now"})  # found: $ in
+def test_profile_metadata_of_any_shape_with_a_valid_digest(meta):  # the name pattern let a trailing newline into a file name
     # The digest proves integrity, not sense: a made-up file with a correct digest must still be refused cleanly.
     from demod_voice.voices import profiles
 
@@ -262,7 +266,7 @@ def test_profile_metadata_of_any_shape_with_a_valid_digest(meta):
     np.savez(buffer, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
     profile = import_bytes(buffer.getvalue())
     if profile is not None:
-        assert isinstance(profile.name, str) and all(isinstance(r, str) for r in profile.references)
+        assert profiles.NAME.fullmatch(profile.name) and all(isinstance(r, str) for r in profile.references)
 
 
 @pytest.mark.parametrize("case", ["zip-version", "bad-crc", "encrypted-flag"])

@@ -96,12 +96,33 @@ def together(address: str, out: Path) -> dict:
     return {"results": _results(results), "handed": handed, "audio": [r.audio_seconds for r in results]}
 
 
+def full(address: str, out: Path) -> dict:
+    """A model whose actors cannot be placed while idle actors of another model hold the whole
+    cluster (two CPUs): those give their room up, instead of holding it for engine.idle_timeout."""
+    import time
+
+    settings = EngineSettings(ray_num_cpus=1, idle_timeout=600)
+    started: list = []
+    service = EngineService(settings, workers=2, executor=RayExecutor(settings, address))
+    service.on_worker_start = started.append
+    first, second = LoadSpec(FAKE, str(out / "a")), LoadSpec(FAKE, str(out / "b"))
+    for spec in (first, second):
+        Path(spec.model).mkdir(parents=True, exist_ok=True)
+    before = service.run([SynthesisJob(first, "one two", str(out / f"a{i}.wav")) for i in range(4)])
+    began = time.monotonic()
+    after = service.run([SynthesisJob(second, "three", str(out / f"b{i}.wav")) for i in range(4)])
+    waited = time.monotonic() - began
+    service.shutdown()
+    return {"results": _results(before + after), "waited": waited, "released": sum(1 for w in started if w._released),
+            "first_nodes": sorted({r.where for r in before})}
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     name, address, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     out.mkdir(parents=True, exist_ok=True)
     os.environ.pop("FAKE_CRASH_ONCE", None)
-    print(json.dumps({"crash": crash, "missing": missing, "cancel": cancel, "together": together}[name](address, out)), flush=True)
+    print(json.dumps({"crash": crash, "missing": missing, "cancel": cancel, "together": together, "full": full}[name](address, out)), flush=True)
 
 
 if __name__ == "__main__":

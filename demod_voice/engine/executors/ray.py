@@ -195,7 +195,8 @@ class RayWorker:
             return
         self._killed = True
         self.idle_since = None
-        if not (self._died and self.executor.keep_restarted(self.spec, self.actor, self.deaths + 1)):
+        # Only an actor that had loaded its model is worth Ray's restart: one that died loading is ended.
+        if not (self._died and self.pid and self.executor.keep_restarted(self.spec, self.actor, self.deaths + 1)):
             _kill(self.actor)
         self.conn.close()
 

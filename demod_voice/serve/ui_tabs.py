@@ -64,6 +64,9 @@ def build_page(app: Any, config: Any, keyed: bool) -> Any:
         outputs = page.refresh_outputs()
         blocks.load(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
         page.key.change(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+    # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
+    # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
+    blocks.queue(default_concurrency_limit=None)
     return blocks
 
 

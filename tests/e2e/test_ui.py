@@ -51,11 +51,16 @@ def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
+def driver():
+    with playwright_api.sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="module")
+def browser(driver):
+    chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -168,6 +173,26 @@ def test_bad_uploads_show_their_errors(page, tmp_path):
     page.click("#dv-enroll")
     status = text_of(page, "#dv-clone-status", "Error")
     assert "Not enrolled" in status
+
+
+def test_a_recording_made_in_the_browser_is_checked(driver, server, tmp_path):
+    """The microphone: Chromium's fake capture device (a beep pattern) stands in for a person."""
+    chromium = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=[*ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+    page = chromium.new_context(permissions=["microphone"]).new_page()
+    try:
+        page.set_default_timeout(WAIT)
+        page.goto(server.url + "/ui/")
+        page.locator("#dv-record button", has_text="Record").first.click()
+        page.wait_for_timeout(2500)
+        page.locator("#dv-record button", has_text="Stop").first.click()
+        checks = text_of(page, "#dv-ref-checks", "enrolled")
+        assert "audio.wav" in checks and " s" in checks, checks
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure-recording.png"), full_page=True)
+        raise
+    finally:
+        chromium.close()
 
 
 def test_enroll_a_reference_and_speak_with_it(page, references, tmp_path):

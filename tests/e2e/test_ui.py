@@ -137,7 +137,13 @@ def shoot(page, name: str, tmp_path: Path) -> None:
             image.convert("RGB").quantize(colors=64).save(Path(SCREENSHOTS) / target.name, optimize=True)
 
 
-def test_page_draws_and_says_how_fast(page, tmp_path):
+def test_page_draws_and_says_how_fast(page, server):
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.reload()
+    page.wait_for_selector("#dv-enroll")
+    elsewhere = [url for url in asked if not url.startswith((server.url, "data:", "blob:"))]
+    assert not elsewhere, f"the page fetched from other sites: {elsewhere[:5]}"
     timing = page.evaluate("""() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const paint = Object.fromEntries(performance.getEntriesByType('paint').map(e => [e.name, e.startTime]));

@@ -199,7 +199,7 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     aliases = ctx.settings.voices or {}
     voices = piper_voices(ctx)
     if model and model not in GENERIC_MODELS and model not in voices:
-        raise UnknownVoice(f"there is no model '{model}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
+        raise UnknownVoice(f"there is no model '{_shown(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
     if voice in aliases:
         return _alias(ctx, voice, aliases[voice], language)
     if model in voices:
@@ -209,7 +209,13 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     if voice in voices:
         return _piper(ctx, voice, voices[voice], None)
     names = ", ".join(v.id for v in list_voices(ctx)[:30]) or "none yet (enroll one with POST /v1/voices)"
-    raise UnknownVoice(f"there is no voice '{voice}': use one of {names} (GET /v1/audio/voices)")
+    raise UnknownVoice(f"there is no voice '{_shown(voice)}': use one of {names} (GET /v1/audio/voices)")
+
+
+def _shown(name: str) -> str:
+    """A client's name, safe to echo in a message: printable, at most 80 characters."""
+    text = "".join(ch for ch in name if ch.isprintable())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> VoiceChoice:

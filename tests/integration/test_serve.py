@@ -35,6 +35,7 @@ def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model):
             "piper_voices": [str(piper_voice), str(piper_multi_voice)],
             "voices": {"alloy": {"model": piper_multi_voice.name[: -len(".onnx")], "speaker": 1}},
             "grace_seconds": 3.0,
+            "xtts_token_streaming": True,  # audio from the first sentence on: the early-end tests need it soon
             "limits": {"max_input_chars": 2000, "max_upload_mb": 2.0, "max_reference_seconds": 30.0},
         },
     }

@@ -91,7 +91,7 @@ class FileSink:
                 self._open(chunk.sample_rate)
             # PCM outputs get the same integer samples as the stdout stream; lossy codecs take floats.
             self._file.write(to_int16(chunk.samples) if self._file.subtype == "PCM_16" else chunk.samples)
-        except Exception as err:  # noqa: BLE001 - libsndfile and the OS raise several kinds; all become one line
+        except (OSError, RuntimeError) as err:  # the OS's errors and libsndfile's (LibsndfileError is a RuntimeError)
             self.abort()
             raise write_error(self.path, err) from None
         self._frames += len(chunk.samples)
@@ -115,7 +115,7 @@ class FileSink:
                 os.fsync(handle.fileno())
             os.chmod(self._tmp, 0o666 & ~_umask())
             os.replace(self._tmp, self.path)
-        except Exception as err:  # noqa: BLE001 - as in write(): a closing flush can meet a full disk too
+        except (OSError, RuntimeError) as err:  # as in write(): a closing flush can meet a full disk too
             self.abort()
             raise write_error(self.path, err) from None
         self._tmp = None

@@ -7,6 +7,8 @@ Exit codes (documented in the README):
     3  bad input: a missing or unreadable file, bad text, bad config, bad speaker
     4  missing dependency: a package or program the command needs is not installed
     130 interrupted (Ctrl-C)
+    141 stdout's reader went away (``| head``): a quiet end, as a process killed by SIGPIPE
+    143 terminated (SIGTERM): as Ctrl-C
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     from demod_voice.serve.ui_tabs import build_page
 
     add_routes(app, lambda: app.state.ctx, path)
+    app.add_middleware(UploadGuard, path=f"{path}/gradio_api/upload")
     keyed = bool(config.serve.keys or config.serve.keys_file)
     blocks = build_page(app, config, keyed)
     gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS, head=HEAD,
@@ -67,3 +68,28 @@ def failed(err: BaseException) -> str:
         return f"**Error:** {err}"
     log.exception("web page action failed", exc_info=err)
     return f"**Error:** something went wrong on the server ({type(err).__name__}: {str(err)[:200]}); its log has the details."
+
+
+class UploadGuard:
+    """With API keys, a file upload to the page needs a key with the ``speak`` scope, like the API's uploads
+    (the page's script sends the key field as ``Authorization``). Without keys the server is loopback-only."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        if scope["type"] == "http" and scope.get("path") == self.path and ctx is not None and ctx.keys is not None:
+            from demod_voice.serve.auth import AuthFailed
+
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            try:
+                ctx.keys.check(headers.get("authorization"), "speak")
+            except AuthFailed as err:
+                from fastapi.responses import JSONResponse
+
+                answer = JSONResponse({"detail": f"{err}; enter your key in the page's 'API key' field first"}, status_code=err.status)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

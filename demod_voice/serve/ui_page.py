@@ -79,6 +79,20 @@ HEAD = """
   };
   new MutationObserver(scan).observe(document.documentElement, {childList: true, subtree: true});
 
+  // Uploads carry the page's key: a server with keys refuses anonymous uploads, as its API does.
+  const plainFetch = window.fetch.bind(window);
+  window.fetch = function (input, init) {
+    const url = new URL((input && input.url) || String(input), document.baseURI);
+    const key = ((document.querySelector('#dv-key input') || {}).value || '').trim();
+    if (key && url.pathname.endsWith('/gradio_api/upload')) {
+      init = Object.assign({}, init || {});
+      const headers = new Headers(init.headers || (input && input.headers) || {});
+      headers.set('Authorization', 'Bearer ' + key);
+      init.headers = headers;
+    }
+    return plainFetch(input, init);
+  };
+
   // The server watch: /healthz every 3 s; two misses in a row and the page says the server is gone.
   let misses = 0;
   function setServer(state) {

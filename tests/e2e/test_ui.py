@@ -158,6 +158,9 @@ def test_page_draws_and_says_how_fast(page, server):
         assert page.get_by_role("tab", name=name, exact=True).is_visible()
     assert page.is_visible("#dv-key input"), "a server with keys shows the key field"
     assert page.request.get(page.url + "config").json()["analytics_enabled"] is False
+    anonymous = page.request.post(page.url + "gradio_api/upload", multipart={"files": {"name": "a.wav", "mimeType": "audio/wav",
+                                                                                     "buffer": b"RIFF"}})
+    assert anonymous.status == 401 and "API key" in anonymous.json()["detail"], "uploads need a key, as the API's do"
 
 
 def test_bad_uploads_show_their_errors(page, tmp_path):
@@ -168,13 +171,13 @@ def test_bad_uploads_show_their_errors(page, tmp_path):
     soundfile.write(str(tmp_path / "quiet.wav"), np.zeros(22050 * 3, dtype=np.float32), 22050)
     noisy = voiced_signal(8.0, 22050) + np.random.default_rng(0).normal(0, 0.05, 22050 * 8).astype(np.float32)
     soundfile.write(str(tmp_path / "noisy.wav"), noisy, 22050)
+    use_key(page)
     page.set_input_files("#dv-ref-files input[type=file]", [str(tmp_path / n) for n in ("notes.wav", "quiet.wav", "noisy.wav")])
     checks = text_of(page, "#dv-ref-checks", "noisy")
     assert "notes.wav" in checks and "is not audio that can be read" in checks
     assert "quiet.wav is silent" in checks
     assert "sounds noisy" in checks
     assert "Traceback" not in checks
-    use_key(page)
     type_in(page, "#dv-clone-name", "bad")
     page.click("#dv-enroll")
     status = text_of(page, "#dv-clone-status", "Error")
@@ -189,6 +192,7 @@ def test_a_recording_made_in_the_browser_is_checked(driver, server, tmp_path):
     try:
         page.set_default_timeout(WAIT)
         page.goto(server.url + "/ui/")
+        use_key(page, SPEAK_KEY)
         page.locator("#dv-record button", has_text="Record").first.click()
         page.wait_for_timeout(2500)
         page.locator("#dv-record button", has_text="Stop").first.click()

@@ -216,6 +216,12 @@ async def models(request: Request) -> dict:
                                        for name in list_models(ctx)]}
 
 
+@router.get("/v1/audio/models", dependencies=[Depends(require("speak"))])
+async def audio_models(request: Request) -> dict:
+    """Speech models in the shape Open WebUI reads from a custom OpenAI endpoint: ``{"models": [{"id"}]}``."""
+    return {"models": [{"id": name, "name": name} for name in list_models(request.app.state.ctx)]}
+
+
 @router.get("/v1/audio/voices", dependencies=[Depends(require("speak"))])
 async def audio_voices(request: Request) -> dict:
     """Voices in the shape Open WebUI reads: ``{"voices": [{"id", "name"}]}``."""

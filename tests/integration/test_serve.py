@@ -140,6 +140,10 @@ def test_models_and_voices(client, server):
     assert all(set(v) >= {"id", "name"} for v in voices)
     by_id = {v["id"]: v for v in voices}
     assert by_id["alloy"]["kind"] == "alias" and by_id["tiny-multi"]["speakers"] == ["speaker_0", "speaker_1", "speaker_2"]
+    models = httpx.get(server.url + "/v1/audio/models", headers=auth(SPEAK)).json()["models"]
+    assert {"tts-1", "tiny-multi"} <= {m["id"] for m in models}
+    spec = httpx.get(server.url + "/openapi.json").json()
+    assert {"/v1/audio/speech", "/v1/voices", "/v1/batch"} <= set(spec["paths"])
 
 
 # --- refusals -----------------------------------------------------------------------------------

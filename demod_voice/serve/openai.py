@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import time
@@ -160,10 +161,10 @@ class _Run:
         """The container's bytes as they are made."""
         try:
             async for chunk in self._chunks(first, stream):
-                data = encoder.feed(chunk.samples)
+                data = await _encode(encoder, chunk.samples)
                 if data:
                     yield data
-            yield encoder.close()
+            yield await _encode(encoder, None)
             self._finished()
         except (DemodVoiceError, ApiError) as err:
             # Headers are gone: all that can be done is to end the stream short and say why in the log.
@@ -175,10 +176,10 @@ class _Run:
         """``speech.audio.delta`` events carrying base64 audio, then ``speech.audio.done``."""
         try:
             async for chunk in self._chunks(first, stream):
-                data = encoder.feed(chunk.samples)
+                data = await _encode(encoder, chunk.samples)
                 if data:
                     yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
-            tail = encoder.close()
+            tail = await _encode(encoder, None)
             if tail:
                 yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(tail).decode("ascii")})
             seconds = encoder.frames / encoder.sample_rate
@@ -201,6 +202,15 @@ class _Run:
             # The client went away (or the deadline passed): the job stops and its worker is freed.
             self.ctx.metrics.cancelled.labels("client_gone").inc()
             self.handle.cancel()
+
+
+async def _encode(encoder: StreamEncoder, samples: Any) -> bytes:
+    """Feed (or, with ``None``, close) the encoder. Codecs run on a thread: an opus second costs tens of
+    milliseconds, which on the event loop would delay every other client's audio."""
+    work = encoder.close if samples is None else functools.partial(encoder.feed, samples)
+    if encoder.format == "wav" or (encoder.format == "pcm" and encoder.output_rate == encoder.sample_rate):
+        return work()
+    return await asyncio.to_thread(work)
 
 
 def _event(payload: dict) -> bytes:

@@ -51,10 +51,16 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
 
 
 def _limits() -> None:
+    import ctypes
     import resource
+    import signal
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    try:  # PR_SET_PDEATHSIG: a decoder never outlives a killed server
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def _child() -> None:

@@ -58,7 +58,7 @@ def choose_device(wanted: str, precision: str, send: Events) -> tuple[str, str]:
         send.say(f"warning: --gpu was asked for, but {why}; training on the CPU")
     if precision != "32":
         send.say(f"mixed precision ({precision}) is for GPUs; training in 32-bit")
-    send.say(f"training on the CPU ({torch.get_num_threads()} threads; {why}): fine for trials, "
+    send.say(f"training on the CPU ({torch.get_num_threads()} thread(s); {why}): fine for trials, "
              "but a medium voice needs a GPU for a real training")
     return "cpu", "32"
 

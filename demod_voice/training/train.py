@@ -120,7 +120,7 @@ def run_training(request: TrainRequest) -> Outcome:
         write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
     say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
                  f"{'resuming' if request.resume else 'fine-tuning ' + str(request.base) if request.base else 'training from scratch'}"
-                 f", {request.epochs} epochs, batch {request.batch_size}")
+                 f", {request.epochs} epoch(s), batch {request.batch_size}")
     done = _run(request, spec, ProgressPrinter(request, state))
     voice = Path(done["voice"])
     outcome = Outcome(voice, int(done["epochs"]))

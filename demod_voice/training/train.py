@@ -250,7 +250,9 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
             code = process.wait()
         except KeyboardInterrupt:
             _stop(process)
-            raise Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on") from None
+            if spec["mode"] == "fit" and (folder / "checkpoints" / "last.ckpt").exists():
+                raise Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on") from None
+            raise Interrupted(f"stopped before a checkpoint was written; nothing in {folder} to resume from") from None
         finally:
             spec_path.unlink(missing_ok=True)
     if done.get("event") == "error":

@@ -209,11 +209,12 @@ def test_refused_clip_shorter_than_the_training_segment(copy_of, tmp_path, capsy
 
 
 def test_refused_not_enough_disk(prepared, tmp_path, capsys, monkeypatch):
-    import shutil
+    from collections import namedtuple
 
     from demod_voice.training import preflight
 
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**8, 10**8))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**8, 10**8))
     line = refused(capsys, prepared.folder, tmp_path / "o", "--epochs", "2")
     assert "not enough free disk" in line and "0.1 GiB are free" in line
 

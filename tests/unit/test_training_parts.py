@@ -1,0 +1,64 @@
+"""The pure parts of piper-train: voice sizes, base-checkpoint checks, cleaning, installing (no training)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from demod_voice.errors import InputError
+from demod_voice.training import checkpoints, quality
+from demod_voice.training.train import _duration, install_voice
+
+DATASET = {"sample_rate": 22050, "num_symbols": 166, "num_speakers": 1}
+
+
+@pytest.mark.parametrize("name", ["x_low", "medium", "high", "tiny"])
+def test_each_quality_is_recognised_from_its_hyper_parameters(name):
+    hparams = {k: list(v) if isinstance(v, tuple) else v for k, v in quality.QUALITIES[name].items()}
+    assert quality.detect(hparams, 22050) == name
+
+
+def test_low_is_medium_at_16k_and_other_shapes_are_custom():
+    assert quality.detect({}, 16000) == "low"
+    assert quality.detect({"hidden_channels": 128}, 22050) is None
+
+
+def test_checkpoint_size_matches_the_released_medium_ones():
+    assert 800e6 < quality.checkpoint_bytes("medium") < 900e6  # released medium checkpoints are ~800-850 MB
+    assert 55e6 < quality.voice_bytes("medium") < 70e6  # and their .onnx ~63 MB
+
+
+def test_a_base_at_another_rate_or_quality_is_refused_and_other_differences_noted():
+    base = {"sample_rate": 22050, "quality": "medium", "num_symbols": 256, "num_speakers": 1}
+    with pytest.raises(InputError, match="trained at 16000 Hz but the dataset is 22050 Hz"):
+        checkpoints.check_base({**base, "sample_rate": 16000}, pathlib.Path("b.ckpt"), DATASET, None)
+    with pytest.raises(InputError, match="is a medium voice, not --quality high"):
+        checkpoints.check_base(base, pathlib.Path("b.ckpt"), DATASET, "high")
+    notes = checkpoints.check_base({**base, "num_speakers": 4}, pathlib.Path("b.ckpt"), DATASET, "medium")
+    assert len(notes) == 2 and "256 phoneme ids" in notes[0] and "speaker conditioning starts fresh" in notes[1]
+
+
+def test_cleaning_drops_unknown_and_self_loading_hyper_parameters_and_stringifies_paths():
+    pytest.importorskip("piper.train.vits.lightning")
+    clean, dropped = checkpoints.clean_hparams({
+        "sample_rate": 22050, "dataset": [pathlib.PosixPath("/x")], "show_plot": True, "warmstart_ckpt": "/y.ckpt",
+        "mos_metric": "utmos", "resblock_kernel_sizes": (pathlib.PurePosixPath("/z"), 3),
+    })
+    assert dropped == ["dataset", "show_plot", "warmstart_ckpt"]
+    assert clean == {"sample_rate": 22050, "mos_metric": None, "resblock_kernel_sizes": ("/z", 3)}
+
+
+def test_install_copies_both_files_and_refuses_path_like_names(tmp_path):
+    voice = tmp_path / "v.onnx"
+    voice.write_bytes(b"onnx")
+    (tmp_path / "v.onnx.json").write_text("{}")
+    target = install_voice(voice, tmp_path / "cache" / "piper", "en_US-me-medium")
+    assert target.read_bytes() == b"onnx" and (target.parent / "en_US-me-medium.onnx.json").read_text() == "{}"
+    for bad in ("a/b", "x.onnx", ".hidden"):
+        with pytest.raises(InputError):
+            install_voice(voice, tmp_path / "cache" / "piper", bad)
+
+
+def test_durations_read_well():
+    assert (_duration(0), _duration(75), _duration(3 * 3600 + 125)) == ("0m00s", "1m15s", "3h02m")

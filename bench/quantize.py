@@ -33,13 +33,14 @@ def loaded(model: Path):
     return backend
 
 
-def speak(backend, options) -> tuple[list, float]:
+def speak(backend, options) -> tuple[list, float, float]:
+    """The sentences' audio, wall seconds and CPU seconds of this process."""
     from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 
     job = SynthesisJob(LoadSpec("piper", "bench"), TEXT10, "unused.wav", options=options)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     audio = [chunk.samples for chunk in backend.synthesize(job)]
-    return audio, time.perf_counter() - start
+    return audio, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,24 +68,26 @@ def main(argv: list[str] | None = None) -> int:
     zero = PiperOptions(noise_scale=0.0, noise_w_scale=0.0)
     voices = {"float": loaded(model), **{m: loaded(p) for m, p in copies.items()}}
     rate = voices["float"].voice.config.sample_rate
-    reference, _ = speak(voices["float"], zero)
+    reference = speak(voices["float"], zero)[0]
     audio_s = sum(len(a) for a in reference) / rate
-    seconds: dict[str, list[float]] = {name: [] for name in voices}
+    seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in voices}
     for _ in range(args.runs):  # alternated, so machine noise lands on all
         for name, backend in voices.items():
-            seconds[name].append(speak(backend, zero)[1])
-    noisy, _ = speak(voices["float"], PiperOptions(noise_w_scale=0.0))
+            seconds[name].append(speak(backend, zero)[1:])
+    noisy = speak(voices["float"], PiperOptions(noise_w_scale=0.0))[0]
     own = statistics.median(log_mel_distance(a, b, rate) for a, b in zip(reference, noisy, strict=True))
-    rtf = {name: statistics.median(v) / audio_s for name, v in seconds.items()}
+    rtf = {name: statistics.median(w for w, _ in v) / audio_s for name, v in seconds.items()}
+    cpu = {name: statistics.median(c for _, c in v) / audio_s for name, v in seconds.items()}
     size = model.stat().st_size
     print(f"voice {model.name}: {size / 1e6:.1f} MB, {audio_s:.1f} s of audio (10 sentences), {os.cpu_count()} CPUs, "
           f"{args.threads or 'all'} threads, load average {os.getloadavg()[0]:.1f}; medians of {args.runs}")
-    print(f"float:   RTF {rtf['float']:.4f}; its own default noise_scale moves a sentence {own:.2f} dB (log-mel)")
+    print(f"float:   RTF {rtf['float']:.4f} (CPU seconds per audio second {cpu['float']:.4f}); "
+          f"its own default noise_scale moves a sentence {own:.2f} dB (log-mel)")
     for method, path in copies.items():
-        got, _ = speak(voices[method], zero)
+        got = speak(voices[method], zero)[0]
         distances = [log_mel_distance(a, b, rate) for a, b in zip(reference, got, strict=True)]
         print(f"{method + ':':<8} {path.stat().st_size / 1e6:5.1f} MB = {path.stat().st_size / size:.3f}x the size (goal <= 0.35), "
-              f"RTF {rtf[method]:.4f} = {rtf[method] / rtf['float']:.3f}x float (goal <= 0.8), "
+              f"RTF {rtf[method]:.4f} = {rtf[method] / rtf['float']:.3f}x float (goal <= 0.8; CPU {cpu[method] / cpu['float']:.3f}x), "
               f"log-mel distance median {statistics.median(distances):.2f} dB, max {max(distances):.2f} dB")
     return 0
 

@@ -16,10 +16,12 @@ voice: usable by path, and by name when written among the installed voices.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -83,10 +85,11 @@ def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "st
         prepared = Path(work) / "float.onnx"
         mark = _prepare(model, prepared)
         quantized = Path(work) / "int8.onnx"
-        if method == "static":
-            _static(prepared, quantized, calibration_feeds(voice_config, text))
-        else:
-            _dynamic(prepared, quantized)
+        with _quiet_advice():
+            if method == "static":
+                _static(prepared, quantized, calibration_feeds(voice_config, text))
+            else:
+                _dynamic(prepared, quantized)
         _restore_mark(quantized, mark)
         voice_config["quantization"] = {"method": method, "source": model.name, "ops": list(QUANTIZED_OPS)}
         config_out = Path(f"{output}.json")
@@ -147,6 +150,22 @@ def calibration_feeds(voice_config: dict[str, Any], text: str) -> list[dict[str,
             feed["sid"] = np.array([index % config.num_speakers], dtype=np.int64)
         feeds.append(feed)
     return feeds
+
+
+@contextlib.contextmanager
+def _quiet_advice() -> Iterator[None]:
+    """onnxruntime's quantizer logs a suggestion ("consider pre-processing") to the root logger on
+    every run; it says nothing about the voice, so it is kept off the user's screen."""
+    root = logging.getLogger()
+
+    def advice(record: logging.LogRecord) -> bool:
+        return "pre-processing" not in record.getMessage()
+
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def _static(source: Path, target: Path, feeds: list[dict[str, Any]]) -> None:

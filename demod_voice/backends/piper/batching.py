@@ -34,18 +34,21 @@ class Prepared:
     """The batched part (the whole masked graph when ``decoder`` is ``None``)."""
     decoder: Any = None
     """The per-item decoder of a split graph."""
+    cached: bool = False
+    """Read from the cache (a damaged entry is prepared again with ``fresh``)."""
 
 
-def prepare(model_path: str, cache_dir: Optional[str]) -> Optional[Prepared]:
-    """The voice's graph prepared for batching, cached in ``cache_dir`` when given; ``None`` when
-    it cannot be (the voice then runs one sentence at a time)."""
+def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> Optional[Prepared]:
+    """The voice's graph prepared for batching, cached in ``cache_dir`` when given (``fresh``:
+    prepared again, whatever is cached); ``None`` when it cannot be (the voice then runs one
+    sentence at a time)."""
     names = _cache_paths(model_path, cache_dir)
-    if names is not None:
+    if names is not None and not fresh:
         front, decoder, masked = names
         if front.is_file() and decoder.is_file():
-            return Prepared(str(front), str(decoder))
+            return Prepared(str(front), str(decoder), cached=True)
         if masked.is_file():
-            return Prepared(str(masked))
+            return Prepared(str(masked), cached=True)
     try:
         import onnx
     except ImportError:

@@ -71,7 +71,15 @@ class PiperBackend(Backend):
 
         try:
             prepared = prepare(spec.model, spec.cache_dir)
-            session = BatchSession(prepared, opened) if prepared else opened(spec.model)
+            try:
+                session = BatchSession(prepared, opened) if prepared else opened(spec.model)
+            except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
+                if prepared is None or not prepared.cached:
+                    raise
+                log.warning("discarding damaged batching graphs of %s in the cache (%s); preparing them again", spec.model,
+                            type(err).__name__)
+                prepared = prepare(spec.model, spec.cache_dir, fresh=True)
+                session = BatchSession(prepared, opened) if prepared else opened(spec.model)
         except Exception as err:  # noqa: BLE001 - onnx and onnxruntime raise their own untyped errors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None

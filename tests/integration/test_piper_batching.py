@@ -141,7 +141,8 @@ def test_prepared_graph_is_split_at_the_decoder_and_cached(piper_voice, tmp_path
 
     prepared = batching.prepare(str(piper_voice), str(tmp_path))
     assert isinstance(prepared.front, str) and isinstance(prepared.decoder, str)
-    assert batching.prepare(str(piper_voice), str(tmp_path)) == prepared  # second time from the cache
+    again = batching.prepare(str(piper_voice), str(tmp_path))  # second time from the cache
+    assert again.cached and not prepared.cached and (again.front, again.decoder) == (prepared.front, prepared.decoder)
     front, decoder = onnx.load(prepared.front), onnx.load(prepared.decoder)
     durations = {p.key: p.value for p in front.metadata_props}[MARK]
     assert [o.name for o in front.graph.output][-1] == durations

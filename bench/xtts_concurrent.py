@@ -1,0 +1,139 @@
+"""Benchmark: 4 clients, 4 different voices, at once against one after another, on one warm XTTS worker.
+
+    .venv/bin/python bench/xtts_concurrent.py [--clients 4] [--tokens 30] [--size full]
+
+Both sides go through the same resident engine a server uses (``EngineService``, one worker, the
+voices' latents already cached): (a) each request submitted when the previous one has finished;
+(b) all requests submitted at once from their own threads, as concurrent HTTP clients would. In
+(b) the engine hands requests that arrive together to the worker together and their sentences
+share GPT batches, each sentence conditioned on its own voice. The checkpoint is XTTS-v2-shaped
+with random weights that never sample the stop token, so every sentence runs to ``--tokens``
+audio tokens on both sides and makes the same amount of audio. Prints wall times, the ratio, RTF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+TEXTS = [
+    "The first client asks for a short greeting. Then it asks for one more sentence.",
+    "A second voice reads the weather for today. It will be sunny and warm.",
+    "The third one is a reminder about a meeting. It starts at ten in the morning.",
+    "And the fourth voice says goodbye to everyone. See you again tomorrow.",
+]
+
+
+def voices(folder: Path, count: int) -> list[Path]:
+    """One reference recording per client, each with its own pitch."""
+    import numpy as np
+    import soundfile
+
+    paths = []
+    for index in range(count):
+        rate = 22050
+        t = np.arange(8 * rate) / rate
+        pitch = 100 + 35 * index
+        source = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 10))
+        envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
+        path = folder / f"voice{index}.wav"
+        soundfile.write(str(path), (0.3 * source * envelope / np.abs(source * envelope).max()).astype("float32"), rate)
+        paths.append(path)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--tokens", type=int, default=30, help="audio tokens per sentence (both sides)")
+    parser.add_argument("--size", choices=("full", "tiny"), default="full")
+    args = parser.parse_args()
+
+    from demod_voice.backends.xtts.request import XttsRequest, make_job
+    from demod_voice.config import EngineSettings, XttsSettings
+    from demod_voice.engine.handles import Priority
+    from demod_voice.engine.service import EngineService
+
+    model = model_dir(args.size, args.tokens)
+    work = Path(tempfile.mkdtemp(prefix="xtts-concurrent-"))
+    refs = voices(work, args.clients)
+    # The checkpoint's own audio-token limit ends every sentence (max_new_tokens would overrun its positions).
+    settings = XttsSettings(model_dir=str(model), sentence_silence=0.0)
+
+    def request(index: int):
+        return make_job(XttsRequest(references=(str(refs[index]),), text=TEXTS[index % len(TEXTS)], output="-",
+                                    settings=settings, cache_dir=str(work), stream=False))
+
+    service = EngineService(EngineSettings(), workers=1, log_level=logging.WARNING)
+    try:
+        started = time.perf_counter()
+        for index in range(args.clients):  # warm: model loaded, every voice's latents computed and cached
+            warm = service.submit(request(index), priority=Priority.INTERACTIVE).result()
+            if warm.error is not None:
+                raise SystemExit(f"warm-up failed: {warm.error}")
+        print(f"warm-up (load + {args.clients} voices' latents): {time.perf_counter() - started:.1f} s")
+
+        one_by_one, audio = timed_sequential(service, request, args.clients)
+        together, firsts = timed_concurrent(service, request, args.clients)
+    finally:
+        service.shutdown()
+    print(f"(a) one after another: {one_by_one:.2f} s for {audio:.1f} s of audio (RTF {one_by_one / audio:.2f})")
+    print(f"(b) {args.clients} at once:          {together:.2f} s (RTF {together / audio:.2f}); "
+          f"first audio per client median {statistics.median(firsts):.2f} s, max {max(firsts):.2f} s")
+    print(f"ratio (b)/(a): {together / one_by_one:.2f}  (goal <= 0.6)")
+
+
+def timed_sequential(service, request, clients: int) -> tuple[float, float]:
+    started = time.perf_counter()
+    audio = 0.0
+    for index in range(clients):
+        audio += sum(len(c.samples) for c in service.submit(request(index)).chunks()) / 24000
+    return time.perf_counter() - started, audio
+
+
+def timed_concurrent(service, request, clients: int) -> tuple[float, list[float]]:
+    firsts: list[float] = []
+    barrier = threading.Barrier(clients)
+
+    def client(index: int) -> None:
+        job = request(index)
+        barrier.wait()
+        handle = service.submit(job)
+        for _ in handle.chunks():
+            pass
+        firsts.append(handle.result().first_chunk_seconds or 0.0)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, firsts
+
+
+def model_dir(size: str, tokens: int) -> Path:
+    if size == "full":
+        from xtts_clone import prepare
+
+        return prepare(tokens)[0]
+    import subprocess
+
+    folder = Path(tempfile.gettempdir()) / "demod-voice-bench" / "xtts-tiny-nostop"
+    if not (folder / "model.pth").exists():
+        subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_xtts_model.py"), str(folder), "--size", "tiny",
+                        "--max-audio-tokens", str(tokens), "--never-stop"], check=True)
+    return folder
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The app without models: CORS only when configured, probes, draining, keys on every route but the probes."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from demod_voice.config import load_config  # noqa: E402
+from demod_voice.serve.app import create_app  # noqa: E402
+from demod_voice.serve.auth import KeyRing  # noqa: E402
+
+SPEECH = {"model": "tts-1", "voice": "nobody", "input": "Hi."}
+
+
+def app(overrides=None, keys=None) -> TestClient:
+    config, _ = load_config(overrides=overrides or {})
+    return TestClient(create_app(config, keys=keys))
+
+
+def test_cors_is_off_unless_origins_are_configured():
+    preflight = {"Origin": "https://chat.example", "Access-Control-Request-Method": "POST"}
+    with app() as client:
+        assert "access-control-allow-origin" not in client.options("/v1/audio/speech", headers=preflight).headers
+    with app({"serve.cors_origins": ["https://chat.example"]}) as client:
+        answer = client.options("/v1/audio/speech", headers=preflight)
+        assert answer.headers["access-control-allow-origin"] == "https://chat.example"
+        other = client.options("/v1/audio/speech", headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_probes_and_draining():
+    with app() as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/v1/audio/speech", json=SPEECH).status_code == 404
+        client.app.state.ctx.draining.set()
+        assert client.get("/readyz").status_code == 503
+        refused = client.post("/v1/audio/speech", json=SPEECH)
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "shutting_down"
+
+
+def test_keys_guard_every_route_but_the_probes():
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"})})
+    with app(keys=keys) as client:
+        for method, path in [("get", "/v1/models"), ("get", "/v1/audio/voices"), ("get", "/v1/voices"), ("post", "/v1/voices"),
+                             ("post", "/v1/audio/speech"), ("post", "/v1/batch"), ("get", "/v1/batch/" + "0" * 24)]:
+            answer = getattr(client, method)(path)
+            assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer", path
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert client.get(path).status_code == 200
+        headers = {"Authorization": "Bearer speak-key-0001"}
+        assert client.get("/v1/models", headers=headers).status_code == 200
+        assert client.post("/v1/voices/import", headers=headers).status_code == 403

@@ -205,6 +205,8 @@ class Pool:
         slot.ready = True
         self.ever_ready = True
         self.load_deaths = 0
+        if slot.tasks and (slot.tasks[0].cancelled or slot.tasks[0].error is not None):
+            slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
         for warning in info.warnings:
             self.service.warn_once(warning)
         log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
@@ -362,7 +364,10 @@ class Pool:
                 self._send_cancel(slot)
 
     def _send_cancel(self, slot: Slot) -> None:
-        slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
+        # The worker reads the cancel at its next chunk; a worker still loading its model gets its time
+        # from when it is ready, so that a cancel never costs a model that was about to be loaded.
+        if slot.ready:
+            slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
         try:
             slot.worker.send(("cancel", slot.index))
         except WorkerDied as died:

@@ -296,3 +296,20 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         assert handed.read_text().splitlines()[1:] == ["first|second"]
     finally:
         svc.shutdown()
+
+
+def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):
+    # The cancel reaches the worker before it has loaded; it must not be killed for being slow to
+    # stop a job it has not started (that would throw away the model it was loading).
+    svc = EngineService(EngineSettings(cancel_kill_after=0.2))
+    started = []
+    svc.on_worker_start = started.append
+    try:
+        slow_load = LoadSpec("fakes:FakeBackend", "/models/slow-load")
+        first = svc.submit(SynthesisJob(slow_load, "one two", "-"))
+        first.cancel()
+        assert isinstance(first.result(timeout=30).error, Cancelled)
+        assert svc.submit(SynthesisJob(slow_load, "three", "-")).result(timeout=30).ok
+        assert len(started) == 1 and svc.stats()["worker_restarts"] == 0
+    finally:
+        svc.shutdown()

@@ -314,6 +314,14 @@ def check_serve() -> Check:
     return Check("serve", OK if usable else WARN, detail, fix, needed_by=())
 
 
+def check_wyoming() -> Check:
+    """The ``wyoming`` extra for ``serve --wyoming`` (optional: its absence only warns)."""
+    from demod_voice.serve.wyoming_server import wyoming_status
+
+    usable, detail, fix = wyoming_status()
+    return Check("wyoming", OK if usable else WARN, detail, fix, needed_by=())
+
+
 def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Callable[[], list[Check]]] = None) -> Report:
     """Every check, in report order; ``deep`` adds model load-and-speak checks. Probes run in parallel."""
     from concurrent.futures import ThreadPoolExecutor
@@ -335,6 +343,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
         report.checks.extend(tiny.result())
     report.checks.append(check_ffmpeg())
     report.checks.append(check_serve())
+    report.checks.append(check_wyoming())
     if deep is not None:
         report.checks.extend(deep())
     report.seconds = time.perf_counter() - started

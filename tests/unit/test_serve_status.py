@@ -22,3 +22,22 @@ def test_missing_package_is_a_warning_with_the_install_command(monkeypatch):
         check_installed()
     check = check_serve()
     assert check.status == WARN and "demod-voice[serve]" in check.fix
+
+
+def test_health_says_whether_the_wyoming_extra_is_usable(monkeypatch):
+    from importlib import metadata
+
+    from demod_voice.health import check_wyoming
+
+    check = check_wyoming()
+    assert check.status == OK and check.detail.startswith("wyoming ")
+    real = metadata.version
+
+    def without_wyoming(name):
+        if name == "wyoming":
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(metadata, "version", without_wyoming)
+    check = check_wyoming()
+    assert check.status == WARN and "demod-voice[wyoming]" in check.fix

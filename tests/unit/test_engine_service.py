@@ -313,3 +313,15 @@ def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):
         assert len(started) == 1 and svc.stats()["worker_restarts"] == 0
     finally:
         svc.shutdown()
+
+
+def test_a_streamed_job_is_retried_only_while_no_audio_has_reached_its_client(service, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CRASH_ONCE", str(tmp_path / "crashed"))
+    before = service.submit(job("crash then done"))
+    assert audio_seconds(before) == pytest.approx(0.3)  # three words, once each: the first try sent nothing
+    assert before.result().attempts == 2
+    (tmp_path / "crashed").unlink()
+    after = service.submit(job("first crash then"))
+    with pytest.raises(Exception, match="killed by SIGKILL"):
+        list(after.chunks(timeout=30))
+    assert after.result().attempts == 1

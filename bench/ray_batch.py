@@ -1,6 +1,6 @@
 """Benchmark: ``demod-voice batch`` on Ray against the local executor, in one run, on this machine.
 
-    .venv/bin/python bench/ray_batch.py [--rows 200] [--size medium] [--repeat 1]
+    .venv/bin/python bench/ray_batch.py [--rows 200] [--size medium] [--repeat 2]
 
 Runs as root inside a network namespace it makes itself (loopback only: Ray binds every interface
 otherwise). The same CSV of Piper rows (generated voice, real size) is made by:
@@ -94,6 +94,16 @@ def batch(csv_file: Path, out: Path, workers: int, ray: str | None = None, cpus:
     return seconds
 
 
+def alternate(repeat: int, local, ray) -> tuple[float, float]:
+    """Fastest of ``repeat`` runs of each, run in turns."""
+    times: dict[str, list[float]] = {"local": [], "ray": []}
+    for _ in range(repeat):
+        times["local"].append(local())
+        times["ray"].append(ray())
+    print(f"    runs: local {', '.join(f'{t:.1f}' for t in times['local'])}; Ray {', '.join(f'{t:.1f}' for t in times['ray'])}")
+    return min(times["local"]), min(times["ray"])
+
+
 def handle_costs(executor, job, rows: int) -> tuple[float, float]:
     """(seconds from start_worker to ready, median seconds per one-job hand-over) for one worker."""
     started = time.perf_counter()
@@ -130,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--size", default="medium", help="generated voice size (tiny, medium)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each configuration (the fastest counts)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration, alternating (the fastest counts)")
     args = parser.parse_args()
     reexec_in_namespace()
     voice = voice_path(args.size)
@@ -140,22 +150,20 @@ def main() -> None:
     csv_file = tmp / "rows.csv"
     csv_file.write_text("text,output,model\n" + "".join(f'"{t}",r{i:04d}.wav,{voice}\n' for i, t in enumerate(lines(args.rows))))
     out = tmp / "out"
-    best = lambda run: min(run() for _ in range(args.repeat))  # noqa: E731
-    print(f"{args.rows} Piper rows, {args.size} generated voice, {os.cpu_count()} cores; wall seconds of the whole command")
+    print(f"{args.rows} Piper rows, {args.size} generated voice, {os.cpu_count()} cores; wall seconds of the whole command, "
+          f"fastest of {args.repeat} (local and Ray runs alternate, so that a busy machine weighs on both)")
 
-    local1 = best(lambda: batch(csv_file, out, 1))
     cluster = LocalCluster(tmp, [2])
     try:
-        ray1 = best(lambda: batch(csv_file, out, 1, cluster.address, cpus=2))
+        local1, ray1 = alternate(args.repeat, lambda: batch(csv_file, out, 1), lambda: batch(csv_file, out, 1, cluster.address, cpus=2))
     finally:
         cluster.stop()
     print(f"  one machine   local 1 worker {local1:6.1f} s   Ray 1 node x 2 CPUs, 1 actor {ray1:6.1f} s   "
           f"ratio {ray1 / local1:.3f} (goal <= 1.15)")
 
-    local2 = best(lambda: batch(csv_file, out, 2))
     cluster = LocalCluster(tmp, [1, 1])
     try:
-        ray2 = best(lambda: batch(csv_file, out, 2, cluster.address, cpus=1))
+        local2, ray2 = alternate(args.repeat, lambda: batch(csv_file, out, 2), lambda: batch(csv_file, out, 2, cluster.address, cpus=1))
         costs = handles(voice, cluster.address, 50)
     finally:
         cluster.stop()

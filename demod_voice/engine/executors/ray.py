@@ -101,7 +101,12 @@ class RayExecutor:
         work). False when there is none. Engine pools keep idle workers loaded for minutes, which on
         a full cluster would hold back every other model."""
         with self._lock:
+            kept = next((actors for spec, actors in self._spares.items() if spec != waiting.spec and actors), None)
+            spare = kept.pop()[0] if kept else None
             idle = [w for w in self._live if w is not waiting and w.spec != waiting.spec and w.idle_since is not None]
+        if spare is not None:  # an actor Ray restarted for a model with no work left holds room too
+            _kill(spare)
+            return True
         if not idle:
             return False
         victim = min(idle, key=lambda w: w.idle_since)

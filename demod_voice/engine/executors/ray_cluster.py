@@ -70,9 +70,12 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
         return _describe(ray, target, owned=False)
     if target != "local":
         _probe(target)
+    options: dict[str, Any] = {"namespace": "demod-voice", "log_to_driver": True,
+                               "logging_level": logging.INFO if log_level <= logging.DEBUG else logging.WARNING}
+    if target == "local":
+        options["include_dashboard"] = False  # only a Ray this process starts; a cluster has its own
     try:
-        ray.init(address=None if target == "local" else target, namespace="demod-voice", log_to_driver=True,
-                 logging_level=logging.INFO if log_level <= logging.DEBUG else logging.WARNING, include_dashboard=False)
+        ray.init(address=None if target == "local" else target, **options)
     except ConnectionError as err:
         raise RuntimeFailure(f"no Ray cluster at '{target}': {_first_line(err)}; start one with `ray start --head` "
                              "or pass --ray HOST:PORT") from None

@@ -126,13 +126,15 @@ def run_training(request: TrainRequest) -> Outcome:
     outcome = Outcome(voice, int(done["epochs"]))
     if request.install_to is not None:
         outcome.installed = install_voice(voice, request.install_to, request.name)
-        say(request, f"installed as '{request.name}': piper-infer --model {request.name}")
-    say(request, f"voice ready: {voice} (piper-infer --model {voice})")
+        say(request, f"installed as '{request.name}': {PROG} piper-infer {request.name} 'Some text.'")
+    say(request, f"voice ready: {voice} ({PROG} piper-infer {voice} 'Some text.')")
     return outcome
 
 
 def _check_request(request: TrainRequest) -> None:
     out = request.output_dir
+    if request.install_to is not None:
+        check_voice_name(request.name)
     if request.resume:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
@@ -298,13 +300,19 @@ def run_export(request: ExportRequest) -> Path:
     return Path(done["voice"])
 
 
+def check_voice_name(name: str) -> None:
+    """:class:`InputError` unless ``name`` can name an installed voice."""
+    from demod_voice.models.registry import looks_like_name
+
+    if not looks_like_name(name) or name.startswith(".") or not name.strip():
+        raise InputError(f"'{name}' cannot be a voice name (no '/', no .onnx ending); choose another --name")
+
+
 def install_voice(voice: Path, folder: Path, name: str) -> Path:
     """Copy ``voice`` and its ``.onnx.json`` into the voice folder as ``name`` (config first, as downloads do)."""
-    from demod_voice.models.registry import looks_like_name
     from demod_voice.paths import copy_atomic
 
-    if not looks_like_name(name) or name.startswith("."):
-        raise InputError(f"'{name}' cannot be a voice name (no '/', no .onnx ending); choose another --name")
+    check_voice_name(name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.onnx"
     copy_atomic(Path(f"{voice}.json"), Path(f"{target}.json"))

@@ -45,6 +45,14 @@ def lines(n: int) -> list[str]:
     return out
 
 
+def children_cpu() -> float:
+    """CPU seconds of finished child processes (and the workers they waited for)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_tree(pid: int) -> int:
     """Resident bytes of ``pid`` and its children."""
     total = 0
@@ -59,8 +67,10 @@ def rss_tree(pid: int) -> int:
     return total
 
 
-def run_ours(csv_file: Path, out: Path, workers: int, cache: Path, extra_env: dict | None = None) -> tuple[float, list[int]]:
+def run_ours(csv_file: Path, out: Path, workers: int, cache: Path, extra_env: dict | None = None) -> tuple[float, float, list[int]]:
+    """Wall seconds, CPU seconds (demod-voice and its workers) and memory samples of one batch run."""
     env = {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache), **(extra_env or {})}
+    cpu = children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(ROOT / "bin/demod-voice"), "-q", "batch", str(csv_file), "--output-dir", str(out),
                              "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -77,22 +87,22 @@ def run_ours(csv_file: Path, out: Path, workers: int, cache: Path, extra_env: di
     thread.join()
     if proc.returncode != 0:
         raise SystemExit(f"demod-voice batch failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return time.perf_counter() - start, samples
+    return time.perf_counter() - start, children_cpu() - cpu, samples
 
 
-def run_piper_per_row(model: Path, texts: list[str], out: Path) -> float:
-    start = time.perf_counter()
+def run_piper_per_row(model: Path, texts: list[str], out: Path) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), children_cpu()
     for i, text in enumerate(texts):
         subprocess.run([sys.executable, "-m", "piper", "-m", str(model), "-f", str(out / f"a{i}.wav")], input=text, text=True,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
-def run_piper_once(model: Path, texts: list[str], out: Path) -> float:
-    start = time.perf_counter()
+def run_piper_once(model: Path, texts: list[str], out: Path) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run([sys.executable, "-m", "piper", "-m", str(model), "-d", str(out)], input="\n".join(texts) + "\n", text=True,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def sentence_ids(model: Path, texts: list[str]) -> tuple[object, list[list[int]]]:
@@ -102,15 +112,16 @@ def sentence_ids(model: Path, texts: list[str]) -> tuple[object, list[list[int]]
     return voice, [voice.phonemes_to_ids(p) for t in texts for p in voice.phonemize(t)]
 
 
-def floor(model: Path, texts: list[str]) -> float:
+def floor(model: Path, texts: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``session.run`` alone, one sentence at a time, piper's own session."""
     from piper.config import SynthesisConfig
 
     voice, ids = sentence_ids(model, texts)
     syn = SynthesisConfig()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for sentence in ids:
         voice.phoneme_ids_to_audio(sentence, syn)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def variants(model: Path, texts: list[str], cache: Path) -> list[tuple[str, float, float]]:
@@ -151,8 +162,9 @@ def quarters(samples: list[int]) -> str:
 
 
 def flatness(samples: list[int]) -> str:
-    """Mean of the last quarter against the first's (loading excluded: from the first full-size sample on)."""
-    loaded = samples[next((i for i, s in enumerate(samples) if s > 0.9 * max(samples)), 0):]
+    """Mean of the last quarter against the first's, over the run without its first 10% (loading)
+    and last 5% (workers stopping)."""
+    loaded = samples[int(len(samples) * 0.10): int(len(samples) * 0.95)]  # start: loading; end: workers stopping
     if len(loaded) < 8:
         return "too short to tell"
     q = len(loaded) // 4
@@ -173,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     csv_file = work / "rows.csv"
     csv_file.write_text("text,output,model\n" + "".join(f'"{t}",o{i:04d}.wav,{model}\n' for i, t in enumerate(texts)))
     load = os.getloadavg()[0]
+    # The floor before and after the rest, averaged: a shared machine's load moves during a run.
+    floor_runs = [floor(model, texts)]
     results = {}
     for workers in (1, 2):
         out = work / f"ours{workers}"
@@ -181,21 +195,22 @@ def main(argv: list[str] | None = None) -> int:
     (work / "a").mkdir()
     (work / "b").mkdir()
     per_row = min(args.per_row, args.rows)
-    t_a = run_piper_per_row(model, texts[:per_row], work / "a") * args.rows / per_row
-    t_b = run_piper_once(model, texts, work / "b")
-    t_floor = floor(model, texts)
-    t1, mem1 = results[1]
-    t2, mem2 = results[2]
+    t_a, c_a = (x * args.rows / per_row for x in run_piper_per_row(model, texts[:per_row], work / "a"))
+    t_b, c_b = run_piper_once(model, texts, work / "b")
+    floor_runs.append(floor(model, texts))
+    t_floor, c_floor = (statistics.mean(x[i] for x in floor_runs) for i in (0, 1))
     print(f"{args.rows} rows, {model.name} ({model.stat().st_size / 1e6:.0f} MB voice), {os.cpu_count()} CPUs, "
-          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    print(f"(a) piper per row:          {t_a:7.1f} s   (timed on {per_row} rows, scaled to {args.rows})")
-    print(f"(b) one piper process:      {t_b:7.1f} s")
-    print(f"floor, session.run only:    {t_floor:7.1f} s   (one sentence at a time, warm)")
-    for workers, (t, mem) in sorted(results.items()):
-        print(f"demod-voice, {workers} worker{'s' if workers > 1 else ' '}:     {t:7.1f} s   {t_a / t:.1f}x (a)  {t_b / t:.2f}x (b)  "
-              f"{t / t_floor:.2f}x floor")
+          f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; wall s (CPU s)")
+    print(f"(a) piper per row:          {t_a:7.1f} s ({c_a:6.1f})   (timed on {per_row} rows, scaled to {args.rows})")
+    print(f"(b) one piper process:      {t_b:7.1f} s ({c_b:6.1f})")
+    print(f"floor, session.run only:    {t_floor:7.1f} s ({c_floor:6.1f})   (one sentence at a time, warm; "
+          f"mean of {floor_runs[0][0]:.1f} s before and {floor_runs[1][0]:.1f} s after the rest)")
+    for workers, (t, c, mem) in sorted(results.items()):
+        print(f"demod-voice, {workers} worker{'s' if workers > 1 else ' '}:     {t:7.1f} s ({c:6.1f})   "
+              f"{t_a / t:.1f}x (a)  {t_b / t:.2f}x (b)  {t / t_floor:.2f}x floor;  CPU: {c_a / c:.1f}x (a)  "
+              f"{c_b / c:.2f}x (b)  {c / c_floor:.2f}x floor")
         print(f"  memory at 25/50/75/99%: {quarters(mem)}; {flatness(mem)}")
-    print(f"scaling 1 -> 2 workers: {t1 / t2:.2f}x")
+    print(f"scaling 1 -> 2 workers: {results[1][0] / results[2][0]:.2f}x")
     print("goals: best of ours <= 0.8x floor, >= 1.3x (b), >= 6x (a); memory flat")
     if args.variant_rows:
         print(f"variants, in one process, {args.variant_rows} rows (wall s / CPU s, ratio to the first line's):")

@@ -19,9 +19,11 @@ THREADS = 0
 class OnnxTuning:
     """onnxruntime session options beyond the thread count (bench/batch_piper.py prints the variants measured)."""
 
-    spinning: Optional[bool] = None
+    spinning: Optional[bool] = False
     """Let idle intra-op threads spin for work; ``None``: only when this process has all the cores
-    (``THREADS`` 0). Workers sharing the cores must not burn each other's time waiting."""
+    (``THREADS`` 0). Off: measured on 2 cores (medium voice, batches of 8, shared machine), two
+    spinning threads spent 1.75x the CPU time of one thread for a slower run; without spinning
+    1.20x, and 0.88x the one thread's wall time."""
     mem_pattern: bool = False
     """onnxruntime's memory-pattern planning. Off: it plans per input shape, and every sentence
     has its own (measured, medium voice, 1 thread: 7% less CPU time with it and the arena off)."""

@@ -17,7 +17,9 @@ def _add_piper_train(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "Fine-tuning from a base checkpoint (--base) needs far less data and time than training from scratch.")
     p.add_argument("--dataset", required=True, metavar="DIR", help="piper-preprocess output folder")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="where checkpoints, samples and the voice go")
-    p.add_argument("--base", metavar="CHECKPOINT", help="Piper .ckpt to fine-tune from (recommended; default: train from scratch)")
+    p.add_argument("--base", metavar="CHECKPOINT", help="Piper .ckpt to fine-tune from, or a released voice's name (en_US-lessac-medium) "
+                                                     "to download its checkpoint (recommended; default: train from scratch)")
+    p.add_argument("--hub-url", default=None, help=argparse.SUPPRESS)  # a mirror of huggingface.co (and the tests' server)
     p.add_argument("--epochs", type=int, default=500, metavar="N", help="train until N epochs are done (default: 500)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="clips per step (default: 16; lower it when memory runs out)")
     # "tiny" is accepted for tests and quick trials but not advertised.
@@ -48,6 +50,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
     from demod_voice.config import cache_root
     from demod_voice.errors import UsageError
     from demod_voice.models.registry import piper_dir
+    from demod_voice.training.bases import HUB
     from demod_voice.training.train import TrainRequest, run_training
 
     if not 0.0 <= args.validation_split < 0.5:
@@ -63,7 +66,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         epochs=_positive(args.epochs, "--epochs"),
         batch_size=_positive(args.batch_size, "--batch-size"),
         quality=args.quality,
-        base=Path(args.base).expanduser().absolute() if args.base else None,
+        base=args.base,
         resume=args.resume,
         export_every=_positive(args.export_every, "--export-every", 0),
         keep_checkpoints=_positive(args.keep_checkpoints, "--keep-checkpoints"),
@@ -72,6 +75,8 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         precision=args.precision,
         validation_split=args.validation_split,
         install_to=piper_dir(cache_root(config)) if args.install else None,
+        cache=cache_root(config),
+        hub=args.hub_url or HUB,
         progress=not getattr(args, "quiet", False),
     )
     outcome = run_training(request)

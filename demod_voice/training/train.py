@@ -29,6 +29,7 @@ from demod_voice.logs import PROG
 from demod_voice.paths import write_text_atomic
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
+from demod_voice.training.bases import HUB, resolve_base
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class TrainRequest:
     batch_size: int = 16
     quality: Optional[str] = None
     """Voice size; ``None``: the base checkpoint's, or ``medium`` from scratch."""
-    base: Optional[Path] = None
-    """Checkpoint to fine-tune from (recommended); ``None`` trains from scratch."""
+    base: Optional[str] = None
+    """Checkpoint to fine-tune from (recommended): a path, or a released voice's name; ``None`` trains from scratch."""
     resume: bool = False
     export_every: int = 50
     """Export and speak the samples every this many epochs (and after the last)."""
@@ -68,6 +69,10 @@ class TrainRequest:
     seed: int = 1234
     install_to: Optional[Path] = None
     """Copy the final voice into this voice folder (the cache's ``piper/``)."""
+    cache: Optional[Path] = None
+    """The cache folder, where base checkpoints named by voice are downloaded."""
+    hub: str = HUB
+    """Where released checkpoints are looked up (Hugging Face, or a mirror)."""
     progress: bool = True
 
 
@@ -113,8 +118,11 @@ def run_training(request: TrainRequest) -> Outcome:
     quality = spec["quality"] or "medium"
     dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
     preflight.check_split(dataset, request.batch_size, request.validation_split)
-    preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset))
-    spec.update(clips=dataset.clips, dataset_texts=dataset.texts)
+    base = None
+    if request.base and not request.resume:
+        base = resolve_base(request.base, request.cache or Path.cwd(), request.hub, request.progress)
+    preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base))
+    spec.update(clips=dataset.clips, dataset_texts=dataset.texts, base=str(base) if base else spec["base"])
     request.output_dir.mkdir(parents=True, exist_ok=True)
     if not request.resume:
         write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
@@ -141,8 +149,6 @@ def _check_request(request: TrainRequest) -> None:
         return
     if (out / "checkpoints").exists():
         raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --output-dir")
-    if request.base is not None and not request.base.is_file():
-        raise InputError(f"base checkpoint {request.base} does not exist")
     if request.quality and request.base is None:
         rate = qualities.SAMPLE_RATES[request.quality]
         if rate and (request.dataset_dir / "config.json").is_file():
@@ -165,10 +171,10 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
     return spec
 
 
-def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset) -> int:
+def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset, base: Optional[Path]) -> int:
     checkpoint = qualities.checkpoint_bytes(quality) if quality in qualities.PARAMETERS else qualities.checkpoint_bytes("high")
-    if request.base is not None and not request.resume:
-        checkpoint = max(checkpoint, request.base.stat().st_size)
+    if base is not None:
+        checkpoint = max(checkpoint, base.stat().st_size)
     exports = (request.epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
     cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes
     return (request.keep_checkpoints + 1) * checkpoint + exports + cache

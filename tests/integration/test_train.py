@@ -143,11 +143,30 @@ def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):
     assert spoken.returncode == 0, spoken.stderr.decode()
 
 
-def test_a_base_at_another_sample_rate_is_refused_with_the_reason(trained, prepared, tmp_path):
-    base = tmp_path / "base-16k.ckpt"
-    tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base), "--sample-rate", "16000")
+def test_a_released_base_is_fetched_by_name_and_refused_at_another_sample_rate(trained, prepared, tmp_path):
+    """``--base en_US-someone-medium`` is looked up in a stand-in for the Hugging Face dataset, downloaded
+    into the cache, read as plain data, and refused with the reason: it was trained at 16000 Hz."""
+    import os
+
+    from catalog_server import CatalogServer
+
+    root, folder = tmp_path / "hub", "en/en_US/someone/medium"
+    files = root / "datasets/rhasspy/piper-checkpoints/resolve/main" / folder
+    files.mkdir(parents=True)
+    tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(files / "epoch=9-step=90.ckpt"), "--sample-rate", "16000")
+    listing = root / "api/datasets/rhasspy/piper-checkpoints/tree/main" / folder
+    listing.parent.mkdir(parents=True)
+    size = (files / "epoch=9-step=90.ckpt").stat().st_size
+    listing.write_text(json.dumps([{"type": "file", "path": f"{folder}/epoch=3-step=30.ckpt", "size": 1},
+                                   {"type": "file", "path": f"{folder}/epoch=9-step=90.ckpt", "size": size},
+                                   {"type": "file", "path": f"{folder}/config.json", "size": 2}]))
     out = tmp_path / "refused"
-    done, err = train(prepared.folder, out, "--base", str(base), "--epochs", "1")
+    with CatalogServer(root) as server:
+        unknown, unknown_err = train(prepared.folder, out, "--base", "en_US-nobody-medium", "--hub-url", server.url, "--epochs", "1")
+        done, err = train(prepared.folder, out, "--base", "en_US-someone-medium", "--hub-url", server.url, "--epochs", "1")
+    assert unknown.returncode == 3 and "there is no released checkpoint for 'en_US-nobody-medium'" in one_error_line(unknown_err)
+    cached = Path(os.environ["XDG_CACHE_HOME"]) / "demod-voice" / "piper-checkpoints" / "en_US-someone-medium.ckpt"
+    assert cached.stat().st_size == size  # the newest (highest step) checkpoint of the folder
     assert done.returncode == 3, err
     assert "was trained at 16000 Hz but the dataset is 22050 Hz" in one_error_line(err)
     assert not list(out.glob("*.onnx")) and not (out / "checkpoints").exists()

@@ -62,3 +62,23 @@ def test_install_copies_both_files_and_refuses_path_like_names(tmp_path):
 
 def test_durations_read_well():
     assert (_duration(0), _duration(75), _duration(3 * 3600 + 125)) == ("0m00s", "1m15s", "3h02m")
+
+
+def test_base_names_and_the_newest_released_checkpoint(tmp_path):
+    from demod_voice.training import bases
+
+    folder = "en/en_US/lessac/medium"
+    entries = [{"type": "file", "path": f"{folder}/epoch=2164-step=1355540.ckpt", "size": 5},
+               {"type": "file", "path": f"{folder}/epoch=99-step=999.ckpt", "size": 3}, {"type": "directory", "path": f"{folder}/x"}]
+    assert bases._pick(entries, "en_US-lessac-medium") == (f"{folder}/epoch=2164-step=1355540.ckpt", 5)
+    with pytest.raises(InputError, match="no released checkpoint"):
+        bases._pick(entries[2:], "en_US-lessac-medium")
+    local = tmp_path / "mine.ckpt"
+    local.write_bytes(b"x")
+    assert bases.resolve_base(str(local), tmp_path) == local
+    with pytest.raises(InputError, match="does not exist"):
+        bases.resolve_base(str(tmp_path / "typo.ckpt"), tmp_path)
+    cached = bases.checkpoints_dir(tmp_path) / "de_DE-thorsten-high.ckpt"
+    cached.parent.mkdir()
+    cached.write_bytes(b"y")
+    assert bases.resolve_base("de_DE-thorsten-high", tmp_path, hub="http://127.0.0.1:9") == cached  # no network needed

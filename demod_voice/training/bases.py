@@ -1,0 +1,87 @@
+"""Which base checkpoint ``--base`` means: a file, or a released Piper checkpoint by voice name.
+
+Parent side. Released checkpoints live in the ``rhasspy/piper-checkpoints`` dataset on Hugging Face,
+one folder per voice (``en/en_US/lessac/medium/epoch=2164-step=1355540.ckpt``). A name such as
+``en_US-lessac-medium`` is looked up there, downloaded once (resumable, size-checked) into the
+cache, and afterwards read from the cache. Whatever its origin, the file is then loaded as plain
+data like any other base.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Optional
+
+from demod_voice.errors import InputError
+
+log = logging.getLogger(__name__)
+
+HUB = "https://huggingface.co"
+REPO = "datasets/rhasspy/piper-checkpoints"
+NAME = re.compile(r"^(?P<family>[a-z]{2,3})_(?P<region>[A-Za-z0-9]+)-(?P<speaker>[\w.]+)-(?P<quality>x_low|low|medium|high)$")
+
+
+def checkpoints_dir(cache: Path) -> Path:
+    """Where downloaded base checkpoints are kept."""
+    return cache / "piper-checkpoints"
+
+
+def resolve_base(base: str, cache: Path, hub: str = HUB, progress: bool = True) -> Path:
+    """A local checkpoint for ``base``: the file itself, or the released checkpoint of that voice name."""
+    path = Path(base).expanduser()
+    if path.is_file():
+        return path.absolute()
+    match = NAME.match(base)
+    if not match:
+        raise InputError(f"base checkpoint {path} does not exist (a released one is named like en_US-lessac-medium)")
+    target = checkpoints_dir(cache) / f"{base}.ckpt"
+    if target.is_file():
+        return target
+    folder = f"{match['family']}/{match['family']}_{match['region']}/{match['speaker']}/{match['quality']}"
+    name, size = _pick(_listing(hub, folder), base)
+    from demod_voice.models.download import fetch
+
+    part = fetch(f"{hub.rstrip('/')}/{REPO}/resolve/main/{name}", target, size=size, progress=progress)
+    os.replace(part, target)
+    log.info("downloaded %s to %s", name, target)
+    return target
+
+
+def _listing(hub: str, folder: str) -> list[dict]:
+    import urllib.error
+    import urllib.request
+
+    from demod_voice.models.download import TIMEOUT, Offline
+
+    url = f"{hub.rstrip('/')}/api/{REPO}/tree/main/{folder}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            entries = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return []
+        raise Offline(f"listing {url} failed: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise Offline(f"cannot reach {url} ({getattr(err, 'reason', err)}); download the .ckpt yourself and give its path "
+                      "to --base") from None
+    except ValueError:
+        raise InputError(f"{url} did not answer with a file list") from None
+    return [e for e in entries if isinstance(e, dict)]
+
+
+def _pick(entries: list[dict], base: str) -> tuple[str, Optional[int]]:
+    """The newest checkpoint of a voice folder (the highest step in its ``epoch=E-step=S.ckpt`` name)."""
+    found = [e for e in entries if e.get("type") == "file" and str(e.get("path", "")).endswith(".ckpt")]
+    if not found:
+        raise InputError(f"there is no released checkpoint for '{base}' in {REPO}; give the path of a .ckpt to --base")
+
+    def step(entry: dict) -> int:
+        match = re.search(r"step=(\d+)", entry["path"])
+        return int(match[1]) if match else -1
+
+    best = max(found, key=step)
+    return best["path"], int(best["size"]) if best.get("size") else None

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.backends.piper.batching import release_memory
 from demod_voice.backends.piper.request import PiperOptions, read_voice_config
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
@@ -142,6 +143,7 @@ class PiperBackend(Backend):
         for group in order:
             started = time.perf_counter()
             audio = self.batcher.batch([sentences[i] for i in group], scales, speaker)
+            release_memory()
             log.debug("%d sentence(s) in one batch in %.2f s", len(group), time.perf_counter() - started)
             done.update(zip(group, audio, strict=True))
             while following in done:

@@ -53,6 +53,10 @@ class EngineSettings:
     worker_memory_cap_mb: int = _opt(
         0, "A worker whose resident memory passes this ends its job with an error instead of growing on (0: no cap).", minimum=0
     )
+    max_loaded_models: int = _opt(
+        0, "Models that may be loaded at once (serve; 0: no limit). batch and the one-shot commands load one at a time "
+           "unless this says more.", minimum=0,
+    )
     max_queued: int = _opt(64, "Interactive requests that may wait for a worker; more are refused (HTTP 429).", minimum=1)
     together_wait_ms: float = _opt(
         10.0, "Milliseconds a job that may be made together with others (XTTS) waits for requests arriving just after it.",

@@ -56,10 +56,12 @@ class EngineService:
     """Runs jobs on isolated, model-resident workers; thread-safe; one dispatcher thread."""
 
     def __init__(self, settings: EngineSettings, workers: int = 1, log_level: int = logging.WARNING,
-                 executor: Optional[Executor] = None) -> None:
+                 executor: Optional[Executor] = None, max_loaded_models: Optional[int] = None) -> None:
         from demod_voice.engine.executors.local import LocalExecutor
 
         self.settings = settings
+        self.max_loaded_models = settings.max_loaded_models if max_loaded_models is None else max_loaded_models
+        """Models that may have workers at once (0: no limit)."""
         self.workers = max(1, workers)
         self.log_level = log_level
         self.executor: Executor = executor or LocalExecutor()
@@ -277,6 +279,8 @@ class EngineService:
     def make_room(self, pool: Pool) -> bool:
         """Whether ``pool`` may start a worker now, unloading the models idle longest if the memory
         budget needs it. A pool with no worker always may (work must move), and says so."""
+        if not self._model_slot(pool):
+            return False
         budget = self.settings.memory_budget_mb * 2**20
         if not budget:
             return True
@@ -296,6 +300,21 @@ class EngineService:
             self.warn_once(f"loading {pool.spec.model} goes past engine.memory_budget_mb ({self.settings.memory_budget_mb} MB)")
             return True
         return False
+
+    def _model_slot(self, pool: Pool) -> bool:
+        """Whether ``pool`` may load its model under ``max_loaded_models``, unloading idle models
+        (idle longest first) to make room; busy ones are waited for."""
+        if not self.max_loaded_models or pool.live_workers():
+            return True
+        loaded = sorted((p for p in self._pools.values() if p is not pool and p.live_workers()), key=lambda p: p.last_used)
+        for other in loaded:
+            if len(loaded) < self.max_loaded_models:
+                break
+            if not other.busy():
+                log.info("unloading %s: engine.max_loaded_models is %d", other.spec.model, self.max_loaded_models)
+                other.stop()
+                loaded = [p for p in loaded if p is not other]
+        return len(loaded) < self.max_loaded_models
 
     def wake_in(self, seconds: float) -> None:
         """Have the engine's thread look again after ``seconds`` at the latest (engine thread only)."""
@@ -386,7 +405,10 @@ class Engine:
 
     def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None) -> list[JobResult]:
         """Run every job; return results in the order given. Ctrl-C raises :class:`Interrupted`."""
-        service = EngineService(self.settings, self.workers, self.log_level, self.executor)
+        # One model after another, as the rows of a batch come (memory stays that of one model),
+        # unless the config allows more.
+        service = EngineService(self.settings, self.workers, self.log_level, self.executor,
+                                max_loaded_models=self.settings.max_loaded_models or 1)
         service.on_worker_start = self.on_worker_start
         try:
             return service.run(jobs, on_result, self.sink_factory)

@@ -325,3 +325,19 @@ def test_a_streamed_job_is_retried_only_while_no_audio_has_reached_its_client(se
     with pytest.raises(Exception, match="killed by SIGKILL"):
         list(after.chunks(timeout=30))
     assert after.result().attempts == 1
+
+
+def test_max_loaded_models_runs_models_one_after_another(tmp_path, monkeypatch):
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    svc = EngineService(EngineSettings(), max_loaded_models=1)
+    try:
+        first = svc.submit(job("slow slow", LoadSpec("fakes:FakeBackend", "/models/first")))
+        second = svc.submit(job("other", LoadSpec("fakes:FakeBackend", "/models/second")))
+        third = svc.submit(job("again", LoadSpec("fakes:FakeBackend", "/models/first")))
+        assert all(h.result(timeout=30).ok for h in (first, second, third))
+        # the first model's jobs, both of them, before the second model was loaded
+        assert handed.read_text().split() == ["slow", "slow", "again", "other"]
+        assert [p.spec.model for p in svc.pools() if p.workers] == ["/models/second"]
+    finally:
+        svc.shutdown()

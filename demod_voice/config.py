@@ -171,8 +171,9 @@ class ServeSettings:
     data_dir: Optional[str] = _opt(None, "Where batch jobs keep their files (null: the cache folder's 'serve').")
     grace_seconds: float = _opt(10.0, "On SIGTERM, seconds in-flight requests may take to finish before they are cancelled.", minimum=0.0)
     xtts_token_streaming: bool = _opt(
-        False, "XTTS requests stream token by token, one sentence at a time (earliest first audio for one client); false: "
-               "sentences are made in batches that concurrent requests join (best total throughput under load).")
+        True, "XTTS requests stream token by token, one sentence at a time (earliest first audio); false: sentences are "
+              "made in batches that concurrent requests join (best total throughput under load, but a request's first "
+              "audio waits for its batch, and for the requests handed over before it).")
     limits: ServeLimits = field(default_factory=ServeLimits, metadata={"doc": ServeLimits.__doc__})
 
 

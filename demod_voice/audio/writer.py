@@ -133,30 +133,21 @@ class FileSink:
             self._tmp = None
 
 
-class StdoutSink:
-    """Streams raw little-endian 16-bit mono PCM to stdout, flushing after every chunk."""
+class StreamedSink:
+    """A sink whose chunks leave as they come (stdout, a client): nothing to remove on abort, and
+    retryable only until the first chunk has left (a retry would repeat it)."""
 
-    def __init__(self, stream: Optional[BinaryIO] = None) -> None:
-        self._stream = stream or sys.stdout.buffer
+    def __init__(self) -> None:
         self._frames = 0
         self._rate = 0
 
     @property
     def retryable(self) -> bool:
-        """Once bytes have left, a retry would repeat them."""
+        """Once audio has left, a retry would repeat it."""
         return self._frames == 0
 
-    def write(self, chunk: AudioChunk) -> None:
-        if self._rate == 0:
-            self._rate = chunk.sample_rate
-            log.info("raw PCM on stdout: signed 16-bit little-endian, %d Hz, 1 channel", chunk.sample_rate)
-        try:
-            self._stream.write(to_int16(chunk.samples).tobytes())
-            self._stream.flush()
-        except BrokenPipeError:
-            raise PipeClosed("the reader of stdout closed the pipe") from None
-        except OSError as err:
-            raise write_error(Path("stdout"), err) from None
+    def _sent(self, chunk: AudioChunk) -> None:
+        self._rate = chunk.sample_rate
         self._frames += len(chunk.samples)
 
     def commit(self) -> float:
@@ -166,6 +157,26 @@ class StdoutSink:
 
     def abort(self) -> None:
         """Nothing to remove: what was streamed is gone."""
+
+
+class StdoutSink(StreamedSink):
+    """Streams raw little-endian 16-bit mono PCM to stdout, flushing after every chunk."""
+
+    def __init__(self, stream: Optional[BinaryIO] = None) -> None:
+        super().__init__()
+        self._stream = stream or sys.stdout.buffer
+
+    def write(self, chunk: AudioChunk) -> None:
+        if self._rate == 0:
+            log.info("raw PCM on stdout: signed 16-bit little-endian, %d Hz, 1 channel", chunk.sample_rate)
+        try:
+            self._stream.write(to_int16(chunk.samples).tobytes())
+            self._stream.flush()
+        except BrokenPipeError:
+            raise PipeClosed("the reader of stdout closed the pipe") from None
+        except OSError as err:
+            raise write_error(Path("stdout"), err) from None
+        self._sent(chunk)
 
 
 FULL_BELOW = 1 << 20

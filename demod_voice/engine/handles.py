@@ -17,6 +17,7 @@ from enum import IntEnum
 from typing import Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk
+from demod_voice.audio.writer import StreamedSink
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import DemodVoiceError
 
@@ -188,30 +189,13 @@ class JobHandle:
             raise self._result.error
 
 
-class StreamSink:
-    """The sink of a streamed job: chunks go to its handle. Retryable until the first chunk left."""
+class StreamSink(StreamedSink):
+    """The sink of a streamed job: chunks go to its handle's readers."""
 
     def __init__(self, handle: JobHandle) -> None:
+        super().__init__()
         self._handle = handle
-        self._frames = 0
-        self._rate = 0
-
-    @property
-    def retryable(self) -> bool:
-        """A retry after audio has reached the client would repeat it."""
-        return self._frames == 0
 
     def write(self, chunk: AudioChunk) -> None:
-        self._rate = chunk.sample_rate
-        self._frames += len(chunk.samples)
+        self._sent(chunk)
         self._handle._chunk(chunk)
-
-    def commit(self) -> float:
-        from demod_voice.errors import InputError
-
-        if not self._rate:
-            raise InputError("the text produced no audio (nothing speakable in it?)")
-        return self._frames / self._rate
-
-    def abort(self) -> None:
-        """Nothing to remove: what was streamed is the client's."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.errors import InputError
+from demod_voice.errors import DependencyError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,7 @@ def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "st
 
     if method not in METHODS:
         raise InputError(f"unknown quantization method '{method}'; use one of: {', '.join(METHODS)}")
+    _check_dependencies()
     model, config_path = locate_voice(str(model), str(config_path) if config_path else None)
     output = check_output_path(output or default_output(model))
     if output.suffix != ".onnx":
@@ -98,6 +99,14 @@ def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "st
         os.replace(partial, config_out)
         os.replace(quantized, output)
     return QuantizeResult(output, config_out, method, model.stat().st_size, output.stat().st_size)
+
+
+def _check_dependencies() -> None:
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxruntime", "piper") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DependencyError(f"quantizing a voice needs {', '.join(missing)}; install them with: pip install 'demod-voice[piper]'")
 
 
 def _prepare(model: Path, target: Path) -> Optional[tuple[str, str]]:

@@ -142,3 +142,7 @@ def batched_texts(model: Path, out: Path, env: dict, runs: int) -> None:
         (w_b, c_b), (w_s, c_s) = ([statistics.median(x[i] for x in runs_) for i in (0, 1)] for runs_ in (batched, single))
         print(f"{label}: batched {w_b:.3f} s ({c_b:.2f} CPU s), one sentence per run {w_s:.3f} s ({c_s:.2f} CPU s), "
               f"ratio {w_b / w_s:.3f} wall, {c_b / c_s:.3f} CPU (goal {goal})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

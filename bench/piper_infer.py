@@ -83,12 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="medium", choices=("tiny", "medium"))
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--texts-only", action="store_true", help="only the batched 10- and 1-sentence texts")
+    parser.add_argument("--baseline", metavar="DIR", help="a checkout of an older demod-voice to compare the texts with "
+                        "(git worktree add DIR COMMIT)")
     args = parser.parse_args(argv)
     model = voice_path(args.size)
     out = Path(tempfile.mkdtemp()) / "out.wav"
     if args.texts_only:
         cache = Path(tempfile.mkdtemp())
-        batched_texts(model, out, {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)}, args.runs)
+        batched_texts(model, out, {**os.environ, "DEMOD_VOICE_CACHE_DIR": str(cache)}, args.runs, args.baseline)
         return 0
     ours_cmd = [sys.executable, str(ROOT / "bin/demod-voice"), "piper-infer", str(model), TEXT, "-o", str(out)]
     peer_cmd = [sys.executable, "-m", "piper", "-m", str(model), "-f", str(out)]
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"floor, piper synthesize() on a loaded voice: {synth:.3f} s (RTF {synth / audio:.3f})")
     print(f"floor, onnxruntime session.run only:         {ort:.3f} s (RTF {ort / audio:.3f})")
     print(f"demod-voice --help: {statistics.median(helps):.3f} s  (goal < 0.2)")
-    batched_texts(model, out, env, args.runs)
+    batched_texts(model, out, env, args.runs, args.baseline)
     return 0
 
 
@@ -128,20 +130,28 @@ def timed_cpu(cmd: list[str], env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def batched_texts(model: Path, out: Path, env: dict, runs: int) -> None:
-    """Batched sentences (default) against one sentence per run, whole processes, warm cache.
-    CPU seconds are given too: the steadier figure on a shared machine."""
+def batched_texts(model: Path, out: Path, env: dict, runs: int, baseline: str | None = None) -> None:
+    """Batched sentences (default) against one sentence per run (``piper.batch_size: 1``), and,
+    with ``baseline`` (a checkout of an older demod-voice), against that code: whole processes,
+    warm caches, alternated. CPU seconds too: the steadier figure on a shared machine."""
+    peers = {"batched": ([sys.executable, str(ROOT / "bin/demod-voice")], env),
+             "one sentence per run": ([sys.executable, str(ROOT / "bin/demod-voice")], {**env, "DEMOD_VOICE_PIPER_BATCH_SIZE": "1"})}
+    if baseline:  # PYTHONPATH, so that its workers import its code too
+        peers["baseline checkout"] = ([sys.executable, f"{baseline}/bin/demod-voice"],
+                                      {**env, "PYTHONPATH": baseline, "DEMOD_VOICE_CACHE_DIR": f"{env['DEMOD_VOICE_CACHE_DIR']}-base"})
     for label, text, goal in (("10-sentence text", TEXT10, "<= 0.85"), ("1-sentence text", ONE, "<= 1.0, no slower")):
-        cmd = [sys.executable, str(ROOT / "bin/demod-voice"), "piper-infer", str(model), text, "-o", str(out)]
-        single_env = {**env, "DEMOD_VOICE_PIPER_BATCH_SIZE": "1"}
-        timed(cmd, env=env), timed(cmd, env=single_env)
-        batched, single = [], []
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
+        for prog, peer_env in peers.values():
+            timed([*prog, "piper-infer", str(model), text, "-o", str(out)], env=peer_env)
         for _ in range(runs):
-            batched.append(timed_cpu(cmd, env))
-            single.append(timed_cpu(cmd, single_env))
-        (w_b, c_b), (w_s, c_s) = ([statistics.median(x[i] for x in runs_) for i in (0, 1)] for runs_ in (batched, single))
-        print(f"{label}: batched {w_b:.3f} s ({c_b:.2f} CPU s), one sentence per run {w_s:.3f} s ({c_s:.2f} CPU s), "
-              f"ratio {w_b / w_s:.3f} wall, {c_b / c_s:.3f} CPU (goal {goal})")
+            for name, (prog, peer_env) in peers.items():
+                times[name].append(timed_cpu([*prog, "piper-infer", str(model), text, "-o", str(out)], peer_env))
+        wall = {name: statistics.median(w for w, _ in v) for name, v in times.items()}
+        cpu = {name: statistics.median(c for _, c in v) for name, v in times.items()}
+        print(f"{label} (goal {goal} vs the peer):")
+        for name in peers:
+            print(f"  {name:<22} {wall[name]:.3f} s ({cpu[name]:.2f} CPU s)   batched / this: "
+                  f"{wall['batched'] / wall[name]:.3f} wall, {cpu['batched'] / cpu[name]:.3f} CPU")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,14 @@ class Pool:
     def start_worker(self, slot: Slot) -> bool:
         if not self.service.make_room(self):
             return False
-        slot.worker = self.service.executor.start_worker(self.spec, self.service.log_level, self.threads)
+        try:
+            slot.worker = self.service.executor.start_worker(self.spec, self.service.log_level, self.threads)
+        except DemodVoiceError as err:  # the executor cannot start one (a cluster gone): the model's jobs fail
+            self.fail_waiting(err)
+            return False
+        except OSError as err:
+            self.fail_waiting(RuntimeFailure(f"could not start a worker for {self.spec.model}: {err}"))
+            return False
         slot.ready = False
         slot.jobs_served = 0
         self.service.note_worker_start(slot.worker)

@@ -341,3 +341,21 @@ def test_max_loaded_models_runs_models_one_after_another(tmp_path, monkeypatch):
         assert [p.spec.model for p in svc.pools() if p.workers] == ["/models/second"]
     finally:
         svc.shutdown()
+
+
+def test_an_executor_that_cannot_start_a_worker_fails_the_jobs_not_the_engine():
+    from demod_voice.engine.executors.local import LocalExecutor
+
+    class Refusing(LocalExecutor):
+        def start_worker(self, spec, log_level, threads):
+            if spec.model.endswith("nowhere"):
+                raise OSError(11, "Resource temporarily unavailable")
+            return super().start_worker(spec, log_level, threads)
+
+    svc = EngineService(EngineSettings(), executor=Refusing())
+    try:
+        failed = svc.submit(job("a", LoadSpec("fakes:FakeBackend", "/models/nowhere"))).result(timeout=30)
+        assert "could not start a worker for /models/nowhere" in str(failed.error)
+        assert svc.submit(job("b")).result(timeout=30).ok  # the engine goes on
+    finally:
+        svc.shutdown()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import yaml
+from processes import alive, children  # noqa: F401 - shared helpers, used through this module too
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,27 +72,6 @@ def start_server(folder: Path, config: dict, *args: str, timeout: float = 60, en
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"the server did not start within {timeout} s:\n{server.log_text()}")
-
-
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid`` (Linux /proc)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.extend(int(p) for p in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return sorted(set(found))
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    match = re.search(r"^State:\s+(\S)", status, re.M)
-    return bool(match) and match.group(1) != "Z"
 
 
 def wait_until(condition, timeout: float = 15.0, step: float = 0.05) -> bool:

@@ -328,9 +328,7 @@ class Pool:
             log.warning("a worker of %s could not load it (%s); going on with the others", self.spec.model, error)
             slot.retired = True
             return
-        for queue in self.queues.values():
-            while queue:
-                self.finish(queue.popleft(), error)
+        self.fail_waiting(error)
         self.load_deaths = 0
 
     def _requeue(self, slot: Slot, group_limit: int) -> None:
@@ -406,10 +404,13 @@ class Pool:
             log.info("unloading %s after %.0f s idle", self.spec.model, idle)
             self.stop()
 
-    def fail_waiting(self, error: DemodVoiceError) -> None:
+    def fail_waiting(self, error: Optional[DemodVoiceError]) -> None:
+        """End every job still waiting for a worker with ``error`` (``None``: as cancelled)."""
         for queue in self.queues.values():
             while queue:
-                self.finish(queue.popleft(), error)
+                task = queue.popleft()
+                task.cancelled = task.cancelled or error is None
+                self.finish(task, error)
 
     def stop(self, kill: bool = False) -> None:
         """Stop every worker; jobs they were making end as cancelled."""

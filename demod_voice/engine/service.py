@@ -268,11 +268,7 @@ class EngineService:
     def _abandon(self, error: Optional[DemodVoiceError]) -> None:
         """Shut down: waiting jobs fail (or are cancelled), running ones are cancelled, workers stop."""
         for pool in list(self._pools.values()):
-            for queue_ in pool.queues.values():
-                while queue_:
-                    task = queue_.popleft()
-                    task.cancelled = error is None
-                    pool.finish(task, error)
+            pool.fail_waiting(error)
             pool.stop(kill=True)
         self._pools.clear()
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import BIN, run_cli
+from processes import wait_for
 
 pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
 
@@ -156,19 +157,10 @@ def start_ray_batch(cluster: Namespace, csv_file: Path, out: Path, voice: Path, 
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def wait_for(predicate, timeout: float = 180.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_an_actor_killed_mid_batch_costs_a_retry_not_the_batch(cluster, piper_voice, tmp_path):
     out = tmp_path / "out"
     proc = start_ray_batch(cluster, many_rows(tmp_path, piper_voice, 24), out, piper_voice, "--report", str(tmp_path / "r.jsonl"))
-    wait_for(lambda: finished_rows(out) >= 3)
+    wait_for(lambda: finished_rows(out) >= 3, timeout=180)
     pids = actor_pids()
     assert pids, "no Ray worker actor found"
     os.kill(pids[0], signal.SIGKILL)
@@ -184,7 +176,7 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_does_only_the_rest(cluster, piper_voic
     out = tmp_path / "out"
     csv_file = many_rows(tmp_path, piper_voice, 30)
     proc = start_ray_batch(cluster, csv_file, out, piper_voice)
-    wait_for(lambda: finished_rows(out) >= 3)
+    wait_for(lambda: finished_rows(out) >= 3, timeout=180)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import soundfile
 from conftest import BIN, run_cli
+from processes import children, wait_for
 
 XTTS_ENV = {"DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
 
@@ -121,26 +121,12 @@ def many_rows(folder: Path, voice: Path, n: int) -> Path:
     return write_csv(folder / "many.csv", "text,output\n" + lines)
 
 
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
-
-
 def start_batch(csv_file: Path, out: Path, voice: Path, *extra: str) -> subprocess.Popen:
     # SIGINT at its default, as under a terminal: a suite started as a background job (`cmd &` in a
     # script) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     return subprocess.Popen([sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(out), "--model", str(voice),
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def wait_for(predicate, timeout=120.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def finished_rows(out: Path) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import soundfile
 from conftest import BIN, run_cli, voiced_signal
+from processes import children, wait_for
 
 from demod_voice.errors import InputError
 
@@ -48,19 +49,6 @@ def start(*args: str, **kwargs) -> subprocess.Popen:
 
     return subprocess.Popen([sys.executable, str(BIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=defaults, **kwargs)
-
-
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
-def children(pid: int) -> list[int]:
-    return [int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
 
 
 # --- a full disk ---------------------------------------------------------------------------------

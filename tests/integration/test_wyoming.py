@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import BIN, run_cli
+from processes import children
 
 wyoming = pytest.importorskip("wyoming")
 
@@ -388,18 +389,6 @@ def test_listen_addresses():
             check_uri(bad)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == str(pid):
-            out.append(int(status.parent.name))
-    return out
-
-
 def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
     """``demod-voice serve --wyoming URI --no-http``: the real command; SIGTERM mid-stream lets the stream finish, exit 0."""
     port = free_port()
@@ -408,7 +397,7 @@ def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_listening(port, process)
-        workers = _children(process.pid)
+        workers = children(process.pid)
         long_text = " ".join(f"Sentence {i} goes on." for i in range(40))
 
         async def speak_through_sigterm():
@@ -463,12 +452,12 @@ def test_cli_serves_wyoming_beside_http_on_one_engine(server):
         _wait_listening(port, process)
         _wait_listening(http, process)
         spoken = run(synthesize(server_at(port), "Through Wyoming.", SynthesizeVoice(name="tiny-single")))
-        workers = _children(process.pid)
+        workers = children(process.pid)
         body = json.dumps({"model": "tiny-single", "input": "Through HTTP.", "voice": "tiny-single", "response_format": "pcm"})
         request = urllib.request.Request(f"http://127.0.0.1:{http}/v1/audio/speech", body.encode(), {"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             pcm = response.read()
-        assert sorted(_children(process.pid)) == sorted(workers)  # the same warm worker served both
+        assert sorted(children(process.pid)) == sorted(workers)  # the same warm worker served both
         process.send_signal(signal.SIGTERM)
         assert process.wait(60) == 0, process.stderr.read().decode()
     finally:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import alive
 
 from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import describe_exit
@@ -143,7 +144,7 @@ def test_shutdown_cancels_running_work_and_stops_workers():
     next(iter(slow.chunks(timeout=30)))
     svc.shutdown()
     assert isinstance(slow.result(timeout=10).error, Cancelled)
-    assert not _alive(pids[0])
+    assert not alive(pids[0])
 
 
 # --- failure paths (issue: failure paths, engine) ---------------------------------------------
@@ -238,23 +239,9 @@ def test_no_worker_outlives_an_engine_killed_with_sigkill(tmp_path):
     parent.kill()
     parent.wait()
     deadline = time.monotonic() + 10
-    while _alive(worker_pid) and time.monotonic() < deadline:
+    while alive(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(worker_pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-    finally:
-        if os.path.exists(f"/proc/{pid}"):
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+    assert not alive(worker_pid)
 
 
 def test_ctrl_c_while_a_worker_starts_prints_no_worker_traceback():

@@ -86,8 +86,8 @@ RUNNER = """
 import asyncio, sys
 from demod_voice.config import load_config
 from demod_voice.engine.service import EngineService
-from demod_voice.serve.state import build_context
-from demod_voice.serve.wyoming_server import run_wyoming
+from demod_voice.serve.core import build_context
+from demod_voice.serve.wyoming.server import run_wyoming
 config, _ = load_config(None)
 engine = EngineService(config.engine, workers=config.serve.workers)
 try:

@@ -316,7 +316,7 @@ def check_serve() -> Check:
 
 def check_wyoming() -> Check:
     """The ``wyoming`` extra for ``serve --wyoming`` (optional: its absence only warns)."""
-    from demod_voice.serve.wyoming_server import wyoming_status
+    from demod_voice.serve.wyoming.server import wyoming_status
 
     usable, detail, fix = wyoming_status()
     return Check("wyoming", OK if usable else WARN, detail, fix, needed_by=())

@@ -35,7 +35,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
                            preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui)
     if args.wyoming:
-        from demod_voice.serve.wyoming_server import serve_alone, wyoming_door
+        from demod_voice.serve.wyoming.server import serve_alone, wyoming_door
 
         if args.no_http:
             return serve_alone(args.wyoming, args.zeroconf, config, options.preload, options.log_level)

@@ -35,7 +35,7 @@ class ServeOptions:
     front_doors: list = field(default_factory=list)
     """Other servers started with this one on its context (Wyoming): async callables ``door(ctx, stop=event)``."""
     ui: bool = False
-    """Also mount the web page at ``/ui`` (:mod:`demod_voice.serve.ui`)."""
+    """Also mount the web page at ``/ui`` (:mod:`demod_voice.serve.ui.mount`)."""
 
 
 def check_installed() -> None:
@@ -80,7 +80,7 @@ def run(options: ServeOptions) -> int:
     check_installed()
     import uvicorn
 
-    from demod_voice.serve.app import create_app
+    from demod_voice.serve.http.app import create_app
     from demod_voice.serve.auth import check_bind, load_keys
 
     settings = options.config.serve
@@ -89,7 +89,7 @@ def run(options: ServeOptions) -> int:
     app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
                      workers=settings.workers, front_doors=options.front_doors)
     if options.ui:
-        from demod_voice.serve.ui import mount_ui
+        from demod_voice.serve.ui.mount import mount_ui
 
         mount_ui(app, options.config)
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,

@@ -248,7 +248,7 @@ def test_the_cache_paths_in_the_readme_are_the_ones_used(tmp_path, piper_voice):
     from demod_voice.voices.profiles import profiles_dir
     from demod_voice.voices.references import latents_dir, load_latents, save_latents
 
-    readme = (ROOT / "README.md").read_text()
+    readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     cache = Path("<cache>")
     used = {piper_dir(cache), released_xtts_dir(cache).parents[1], latents_dir(cache), profiles_dir(cache),
             cache / "onnx", cache / "tinygrad"}

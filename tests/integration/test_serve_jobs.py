@@ -146,7 +146,7 @@ SERVER_IMPORTS = """
 import json, sys
 from fastapi.testclient import TestClient
 from demod_voice.config import load_config
-from demod_voice.serve.app import create_app
+from demod_voice.serve.http.app import create_app
 config, _ = load_config(overrides={"serve.piper_voices": [sys.argv[1]]})
 with TestClient(create_app(config)) as client:
     answer = client.post("/v1/audio/speech", json={"model": "tiny-single", "input": "Hello there.", "response_format": "mp3"})

@@ -65,8 +65,8 @@ class Server:
 def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model, references):
     from demod_voice.config import load_config
     from demod_voice.engine.service import EngineService
-    from demod_voice.serve.state import build_context
-    from demod_voice.serve.wyoming_server import run_wyoming
+    from demod_voice.serve.core import build_context
+    from demod_voice.serve.wyoming.server import run_wyoming
 
     home = tmp_path_factory.mktemp("wyoming")
     cache = home / "cache"
@@ -364,7 +364,7 @@ def test_text_over_the_limit_is_an_error_event(server):
 
 
 def test_sentences_are_complete_at_their_end_and_white_space():
-    from demod_voice.serve.wyoming import SentenceStream
+    from demod_voice.serve.wyoming.handler import SentenceStream
 
     stream = SentenceStream()
     assert stream.add("It costs 3.") == []  # "3." may go on as "3.5"
@@ -380,7 +380,7 @@ def test_sentences_are_complete_at_their_end_and_white_space():
 
 def test_listen_addresses():
     from demod_voice.errors import InputError
-    from demod_voice.serve.wyoming_server import check_uri, is_loopback
+    from demod_voice.serve.wyoming.server import check_uri, is_loopback
 
     assert is_loopback("tcp://127.0.0.1:10200") and is_loopback("tcp://localhost:10200") and is_loopback("tcp://[::1]:10200")
     assert not is_loopback("tcp://0.0.0.0:10200") and not is_loopback("tcp://192.168.1.5:10200")

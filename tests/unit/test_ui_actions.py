@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from conftest import voiced_signal
 
-from demod_voice.serve.ui_actions import UiError, api_message, authorize, check_files, noise_warning, progress_text
+from demod_voice.serve.ui.actions import UiError, api_message, authorize, check_files, noise_warning, progress_text
 
 
 def test_reference_checks_name_each_problem(tmp_path):
@@ -66,7 +66,7 @@ def test_api_errors_become_their_sentence():
 
 def test_a_page_stream_is_read_live_by_every_reader_and_whole_afterwards():
     from demod_voice.audio.encode import StreamEncoder
-    from demod_voice.serve.ui_stream import SpeechStream, Track
+    from demod_voice.serve.ui.stream import SpeechStream, Track
 
     async def scenario():
         track = Track("wav", StreamEncoder("wav", 16000))

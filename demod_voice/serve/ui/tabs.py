@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from demod_voice.serve.ui import FORMATS, context, failed
-from demod_voice.serve.ui_actions import UiError, authorize, call_api, check_files, choose, speak, summary, voice_options
-from demod_voice.serve.ui_page import EMPTY_PLAYER, FALLBACK, player_html
+from demod_voice.serve.ui.mount import FORMATS, context, failed
+from demod_voice.serve.ui.actions import UiError, authorize, call_api, check_files, choose, speak, summary, voice_options
+from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 
 
 class Page:
@@ -37,7 +37,7 @@ def build_page(app: Any, config: Any, keyed: bool) -> Any:
     """The whole page as a ``gr.Blocks``."""
     import gradio as gr
 
-    from demod_voice.serve import ui_manage
+    from demod_voice.serve.ui import manage as ui_manage
 
     page = Page(app, config)
     # Uploads and handed-out files leave Gradio's cache after an hour (checked every 10 minutes).
@@ -74,7 +74,7 @@ def refreshed(page: Page, key: str, selected: str = "") -> list:
     """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing)."""
     import gradio as gr
 
-    from demod_voice.serve.ui_actions import voice_rows
+    from demod_voice.serve.ui.actions import voice_rows
 
     try:
         ctx = context(page.app)

@@ -18,7 +18,7 @@ import logging
 import os
 from typing import Any
 
-from demod_voice.serve.ui_actions import UiError
+from demod_voice.serve.ui.actions import UiError
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
         from demod_voice.errors import DependencyError
 
         raise DependencyError("serve --ui needs Gradio: pip install 'demod-voice[ui]'") from None
-    from demod_voice.serve.ui_page import CSS, HEAD, theme
-    from demod_voice.serve.ui_stream import add_routes
-    from demod_voice.serve.ui_tabs import build_page
+    from demod_voice.serve.ui.page import CSS, HEAD, theme
+    from demod_voice.serve.ui.stream import add_routes
+    from demod_voice.serve.ui.tabs import build_page
 
     add_routes(app, lambda: app.state.ctx, path)
     app.add_middleware(UploadGuard, path=f"{path}/gradio_api/upload")

@@ -8,8 +8,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui import SAMPLE_TEXT, context, failed
-from demod_voice.serve.ui_actions import (
+from demod_voice.serve.ui.mount import SAMPLE_TEXT, context, failed
+from demod_voice.serve.ui.actions import (
     UiError,
     authorize,
     batch_rows,
@@ -22,7 +22,7 @@ from demod_voice.serve.ui_actions import (
     speak,
     summary,
 )
-from demod_voice.serve.ui_page import EMPTY_PLAYER, player_html
+from demod_voice.serve.ui.page import EMPTY_PLAYER, player_html
 
 KEEP_DOWNLOADS = 3600.0
 """Seconds a file handed to the browser is kept (Gradio serves its own copy)."""
@@ -107,7 +107,7 @@ async def _fetch_profile(page: Any, key: str, picked: str) -> list:
 
 
 def _changed(page: Any, key: str, message: str, selected: str = "") -> list:
-    from demod_voice.serve.ui_tabs import refreshed
+    from demod_voice.serve.ui.tabs import refreshed
 
     return [message, *refreshed(page, key, selected)]
 

@@ -90,7 +90,7 @@ class WyomingServer:
         self._zeroconf: Any = None
 
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
-        from demod_voice.serve.wyoming import WyomingHandler
+        from demod_voice.serve.wyoming.handler import WyomingHandler
 
         handler = WyomingHandler(self.ctx, self.options, reader, writer)
         self.handlers.add(handler)
@@ -165,9 +165,9 @@ async def advertise(uri: str, name: str) -> Any:
 
 async def run_wyoming(uri: str, ctx: Any, zeroconf: Optional[str] = None, stop: Optional[asyncio.Event] = None,
                       grace: Optional[float] = None, options: Any = None) -> None:
-    """Serve Wyoming on ``uri`` with ``ctx`` (a :class:`~demod_voice.serve.state.ServeContext`) until ``stop`` is
+    """Serve Wyoming on ``uri`` with ``ctx`` (a :class:`~demod_voice.serve.core.ServeContext`) until ``stop`` is
     set or the task is cancelled; then drain for ``grace`` seconds (default ``serve.grace_seconds``)."""
-    from demod_voice.serve.wyoming import WyomingOptions
+    from demod_voice.serve.wyoming.handler import WyomingOptions
 
     options = replace(options or WyomingOptions(), uri=uri, zeroconf=zeroconf or getattr(options, "zeroconf", None))
     server = WyomingServer(ctx, options)
@@ -220,7 +220,7 @@ def serve_alone(uri: str, zeroconf: Optional[str], config: Any, preload: Optiona
 
 async def _alone(uri: str, zeroconf: Optional[str], config: Any, preload: Optional[tuple[str, ...]], log_level: int) -> int:
     from demod_voice.engine.service import EngineService
-    from demod_voice.serve.state import build_context
+    from demod_voice.serve.core import build_context
 
     engine = EngineService(config.engine, workers=config.serve.workers, log_level=log_level)
     try:

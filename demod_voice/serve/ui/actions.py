@@ -136,7 +136,7 @@ async def speak(ctx: Any, choice: Any, text: str, fmt: str, speed: float, label:
     """Start the page's speech; the API's refusals (empty or long text, full queue) as words."""
     from demod_voice.errors import DemodVoiceError
     from demod_voice.serve.errors import ApiError
-    from demod_voice.serve.ui_stream import start_speech
+    from demod_voice.serve.ui.stream import start_speech
 
     if ctx.draining.is_set():
         raise UiError("The server is shutting down; try again when it is back.")
@@ -240,7 +240,7 @@ def batch_rows(ctx: Any, csv_path: Optional[str], references: list[str], model: 
     from demod_voice.batch import read_rows
     from demod_voice.errors import InputError
     from demod_voice.serve.errors import ApiError
-    from demod_voice.serve.jobs_api import _checked_row, _piper_path
+    from demod_voice.serve.http.batch import _checked_row, _piper_path
 
     if not csv_path:
         return [], "Upload a batch file (CSV with the columns text, output and reference, voice or model).", False

@@ -89,7 +89,7 @@ def progress(ctx: Any, job_id: str) -> dict:
 @router.post("/v1/batch", status_code=202, dependencies=[Depends(require("speak"))])
 async def create(request: Request) -> dict:
     """Multipart: ``csv`` (the batch file), ``references`` (files the CSV names), optional ``model`` (default Piper voice)."""
-    from demod_voice.serve.voices_api import _form
+    from demod_voice.serve.http.voices import _form
 
     ctx = request.app.state.ctx
     if ctx.draining.is_set():

@@ -26,7 +26,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
-from demod_voice.serve.wyoming_voices import choose, info_event, wyoming_voices
+from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
 
 log = logging.getLogger(__name__)
 

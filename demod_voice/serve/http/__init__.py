@@ -1,0 +1,1 @@
+"""The HTTP front door: the FastAPI app and one router per resource."""

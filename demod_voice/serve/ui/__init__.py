@@ -1,0 +1,1 @@
+"""The web page (Gradio), mounted on the HTTP server at /ui."""

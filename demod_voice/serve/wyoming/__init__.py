@@ -1,0 +1,1 @@
+"""The Wyoming front door (Home Assistant): server, per-connection handler, voice list."""

@@ -80,8 +80,8 @@ def run(options: ServeOptions) -> int:
     check_installed()
     import uvicorn
 
-    from demod_voice.serve.http.app import create_app
     from demod_voice.serve.auth import check_bind, load_keys
+    from demod_voice.serve.http.app import create_app
 
     settings = options.config.serve
     keys = load_keys(settings)

@@ -9,8 +9,8 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from demod_voice.config import load_config  # noqa: E402
-from demod_voice.serve.http.app import create_app  # noqa: E402
 from demod_voice.serve.auth import KeyRing  # noqa: E402
+from demod_voice.serve.http.app import create_app  # noqa: E402
 
 SPEECH = {"model": "tts-1", "voice": "nobody", "input": "Hi."}
 

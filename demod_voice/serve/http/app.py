@@ -33,7 +33,9 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     """The app. ``engine``: an engine to use (left running at exit); ``None``: one is started and stopped here.
     ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
     in a task from start-up until ``event`` is set at shutdown."""
-    from demod_voice.serve.http import batch as jobs_api, speech as openai, voices as voices_api
+    from demod_voice.serve.http import batch as jobs_api
+    from demod_voice.serve.http import speech as openai
+    from demod_voice.serve.http import voices as voices_api
     from demod_voice.serve.metrics import RequestCounter
 
     @contextlib.asynccontextmanager
@@ -69,9 +71,9 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
 
 def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, ...]], log_level: int, workers: Optional[int]) -> Any:
     """Engine, context, metrics, preloading, batch jobs left unfinished by the last run (on a thread: it may block)."""
+    from demod_voice.serve.core import build_context
     from demod_voice.serve.http.batch import resume_jobs
     from demod_voice.serve.metrics import Metrics
-    from demod_voice.serve.core import build_context
     from demod_voice.serve.voices import resolve_voice
 
     if engine is None:

@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.mount import SAMPLE_TEXT, context, failed
 from demod_voice.serve.ui.actions import (
     UiError,
     authorize,
@@ -22,6 +21,7 @@ from demod_voice.serve.ui.actions import (
     speak,
     summary,
 )
+from demod_voice.serve.ui.mount import SAMPLE_TEXT, context, failed
 from demod_voice.serve.ui.page import EMPTY_PLAYER, player_html
 
 KEEP_DOWNLOADS = 3600.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from demod_voice.serve.ui.mount import FORMATS, context, failed
 from demod_voice.serve.ui.actions import UiError, authorize, call_api, check_files, choose, speak, summary, voice_options
+from demod_voice.serve.ui.mount import FORMATS, context, failed
 from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 
 

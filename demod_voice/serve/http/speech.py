@@ -28,14 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from demod_voice.audio.encode import StreamEncoder, media_type
 from demod_voice.errors import DemodVoiceError
-from demod_voice.serve.auth import require
 from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_input, deadline_error
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require("speak"))])
 
 
 class SpeechRequest(BaseModel):
@@ -60,14 +60,13 @@ def voice_id(voice: Union[str, dict]) -> str:
     return voice
 
 
-@router.post("/v1/audio/speech", dependencies=[Depends(require("speak"))])
-async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
+@router.post("/v1/audio/speech")
+async def speech(body: SpeechRequest, request: Request, ctx: Context) -> StreamingResponse:
     """Speak ``input``; the audio streams as it is made."""
     from demod_voice.engine.handles import Priority
     from demod_voice.errors import QueueFull
     from demod_voice.serve.limits import queue_full
 
-    ctx = request.app.state.ctx
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
     check_input(body.input, ctx.settings.limits)
@@ -85,7 +84,7 @@ async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.settings.limits.deadline_seconds
     stream = handle.stream()
-    first = await _first_chunk(request, handle, stream, deadline)
+    first = await _first_chunk(ctx, request, handle, stream, deadline)
     encoder = StreamEncoder(body.response_format, first.sample_rate if first else choice.sample_rate)
     run = _Run(ctx, handle, choice.kind, started, deadline, len(body.input))
     body_iter = run.sse(encoder, first, stream) if body.stream_format == "sse" else run.audio(encoder, first, stream)
@@ -94,7 +93,7 @@ async def speech(body: SpeechRequest, request: Request) -> StreamingResponse:
     return StreamingResponse(body_iter, media_type=kind, headers=headers)
 
 
-async def _first_chunk(request: Request, handle: Any, stream: AsyncIterator[Any], deadline: float) -> Any:
+async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIterator[Any], deadline: float) -> Any:
     """The job's first chunk (``None`` if it made none), while watching for the client leaving and the deadline."""
     loop = asyncio.get_running_loop()
     first = asyncio.ensure_future(stream.__anext__())
@@ -110,10 +109,10 @@ async def _first_chunk(request: Request, handle: Any, stream: AsyncIterator[Any]
         handle.cancel()
         first.cancel()
         if gone in done:
-            request.app.state.ctx.metrics.cancelled.labels("client_gone").inc()
+            ctx.metrics.cancelled.labels("client_gone").inc()
             raise ApiError(499, "the client went away", code="client_closed")
-        request.app.state.ctx.metrics.cancelled.labels("deadline").inc()
-        raise deadline_error(request.app.state.ctx.settings.limits.deadline_seconds)
+        ctx.metrics.cancelled.labels("deadline").inc()
+        raise deadline_error(ctx.settings.limits.deadline_seconds)
     try:
         return first.result()
     except StopAsyncIteration:
@@ -217,24 +216,23 @@ def _event(payload: dict) -> bytes:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
-@router.get("/v1/models", dependencies=[Depends(require("speak"))])
-async def models(request: Request) -> dict:
+@router.get("/v1/models")
+async def models(ctx: Context) -> dict:
     """Model ids a speech request may name."""
-    ctx = request.app.state.ctx
     created = int(ctx.started)
     return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": "demod-voice"}
                                        for name in list_models(ctx)]}
 
 
-@router.get("/v1/audio/models", dependencies=[Depends(require("speak"))])
-async def audio_models(request: Request) -> dict:
+@router.get("/v1/audio/models")
+async def audio_models(ctx: Context) -> dict:
     """Speech models in the shape Open WebUI reads from a custom OpenAI endpoint: ``{"models": [{"id"}]}``."""
-    return {"models": [{"id": name, "name": name} for name in list_models(request.app.state.ctx)]}
+    return {"models": [{"id": name, "name": name} for name in list_models(ctx)]}
 
 
-@router.get("/v1/audio/voices", dependencies=[Depends(require("speak"))])
-async def audio_voices(request: Request) -> dict:
+@router.get("/v1/audio/voices")
+async def audio_voices(ctx: Context) -> dict:
     """Voices in the shape Open WebUI reads: ``{"voices": [{"id", "name"}]}``."""
-    voices = list_voices(request.app.state.ctx)
+    voices = list_voices(ctx)
     return {"voices": [{"id": v.id, "name": v.name, "kind": v.kind, "language": v.language, "speakers": list(v.speakers)}
                        for v in voices]}

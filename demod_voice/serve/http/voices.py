@@ -22,12 +22,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
 from demod_voice.errors import DemodVoiceError, InputError
-from demod_voice.serve.auth import require
 from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_content_length, check_voice_id, save_upload
 from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require("speak"))])
+"""Reading voices: every ``speak`` key."""
+manage = APIRouter(dependencies=[Depends(require("enroll"))])
+"""Making, importing, downloading and deleting voices: ``enroll`` keys."""
 
 FILE_FIELDS = ("files", "file", "reference", "references", "files[]")
 MAX_FILES = 8
@@ -44,10 +47,9 @@ def _describe(ctx: Any, name: str) -> dict:
             "created": profile.created, "references": len(profile.references), "model": profile.model, "digest": profile.digest}
 
 
-@router.get("/v1/voices", dependencies=[Depends(require("speak"))])
-async def list_profiles(request: Request) -> dict:
+@router.get("/v1/voices")
+async def list_profiles(ctx: Context) -> dict:
     """Enrolled voices (XTTS profiles)."""
-    ctx = request.app.state.ctx
     names = sorted(p.name[: -len(".npz")] for p in ctx.profiles.glob("*.npz")) if ctx.profiles.is_dir() else []
     voices = []
     for name in names:
@@ -58,16 +60,15 @@ async def list_profiles(request: Request) -> dict:
     return {"voices": voices}
 
 
-@router.get("/v1/voices/{voice_id}", dependencies=[Depends(require("speak"))])
-async def show(voice_id: str, request: Request) -> dict:
+@router.get("/v1/voices/{voice_id}")
+async def show(voice_id: str, ctx: Context) -> dict:
     """One enrolled voice."""
-    return _describe(request.app.state.ctx, check_voice_id(voice_id))
+    return _describe(ctx, check_voice_id(voice_id))
 
 
-@router.delete("/v1/voices/{voice_id}", dependencies=[Depends(require("enroll"))])
-async def delete(voice_id: str, request: Request) -> dict:
+@manage.delete("/v1/voices/{voice_id}")
+async def delete(voice_id: str, ctx: Context) -> dict:
     """Remove an enrolled voice."""
-    ctx = request.app.state.ctx
     path = profile_path(ctx, check_voice_id(voice_id))
     if not path.is_file():
         raise ApiError(404, f"there is no voice '{voice_id}'", code="unknown_voice")
@@ -76,20 +77,18 @@ async def delete(voice_id: str, request: Request) -> dict:
     return {"id": voice_id, "deleted": True}
 
 
-@router.get("/v1/voices/{voice_id}/download", dependencies=[Depends(require("enroll"))])
-async def download(voice_id: str, request: Request) -> FileResponse:
+@manage.get("/v1/voices/{voice_id}/download")
+async def download(voice_id: str, ctx: Context) -> FileResponse:
     """The portable profile file (import it with ``POST /v1/voices/import`` or ``voices import``)."""
-    ctx = request.app.state.ctx
     _describe(ctx, check_voice_id(voice_id))
     return FileResponse(profile_path(ctx, voice_id), media_type="application/octet-stream", filename=f"{voice_id}.npz")
 
 
-@router.post("/v1/voices/import", status_code=201, dependencies=[Depends(require("enroll"))])
-async def import_voice(request: Request) -> JSONResponse:
+@manage.post("/v1/voices/import", status_code=201)
+async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
     from demod_voice.voices.profiles import read_profile
 
-    ctx = request.app.state.ctx
     form = await _form(request)
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
@@ -108,12 +107,11 @@ async def import_voice(request: Request) -> JSONResponse:
     return JSONResponse(_describe(ctx, profile.name), status_code=201)
 
 
-@router.post("/v1/voices", status_code=201, dependencies=[Depends(require("enroll"))])
-async def enroll(request: Request) -> JSONResponse:
+@manage.post("/v1/voices", status_code=201)
+async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
     from demod_voice.backends.xtts.request import normalise_language
 
-    ctx = request.app.state.ctx
     form = await _form(request)
     name = check_voice_id(str(form.get("name") or ""))
     try:

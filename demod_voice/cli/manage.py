@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from demod_voice.cli.common import load_settings, show_progress
+from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.logs import PROG
 
 # --- models ------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
     if args.action == "add":
         from demod_voice.voices.making import add_voice
 
-        profile = add_voice(args.name, args.references, config, force=args.force)
+        profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args))
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
     elif args.action == "list":
         for profile in list_profiles(cache):

@@ -47,6 +47,8 @@ class JobResult:
     """From submission to the first chunk of audio (time to first audio); ``None`` when none came."""
     where: str = ""
     """Where it was made (``local``, a Ray node)."""
+    value: Optional[dict] = None
+    """What a job that returns something other than audio gave back (:class:`~demod_voice.engine.jobs.JobValue`'s data)."""
 
     @property
     def ok(self) -> bool:

@@ -27,6 +27,16 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class JobValue:
+    """What a job that makes something other than audio gives back (an enrollment's conditioning):
+    plain values and numpy arrays by name. A backend yields it among (or instead of) audio chunks;
+    it reaches the client as :attr:`JobResult.value <demod_voice.engine.handles.JobResult.value>`."""
+
+    data: dict
+    """Names to values (picklable: it crosses the worker's socket or Ray's object store)."""
+
+
+@dataclass(frozen=True)
 class SynthesisJob:
     """One synthesis request, already validated: everything a worker needs and nothing it must look up."""
 

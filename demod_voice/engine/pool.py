@@ -52,6 +52,8 @@ class Task:
     """After a hand-over died: the most jobs handed over with this one next time (0: the job's own limit)."""
     queued: float = field(default_factory=time.perf_counter)
     """When it entered the queue."""
+    value: Optional[dict] = None
+    """What the worker gave back besides audio (``("value", data)``), for the result."""
 
 
 @dataclass(eq=False)
@@ -203,6 +205,8 @@ class Pool:
             log.debug("worker %s: %s with no job in hand; ignored", slot.worker.pid, kind)
         elif kind == "chunk":
             self._chunk(slot, AudioChunk(message[1], message[2]))
+        elif kind == "value":
+            slot.tasks[0].value = message[1]
         elif kind == "done":
             self._done(slot)
         elif kind == "error":
@@ -236,8 +240,8 @@ class Pool:
 
     def _done(self, slot: Slot) -> None:
         task = slot.tasks[0]
-        if task.cancelled or task.error is not None:
-            self._answered(slot, None)
+        if task.cancelled or task.error is not None or (task.value is not None and task.first_chunk is None):
+            self._answered(slot, None)  # (a job whose result is a value and no audio has nothing to commit)
             return
         try:
             audio_seconds = task.sink.commit()
@@ -274,7 +278,8 @@ class Pool:
         first = None if task.first_chunk is None else task.first_chunk - task.handle.submitted
         self.last_used = time.monotonic()
         self.service.note_result(task, error)
-        task.handle._finish(JobResult(task.job, error, audio_seconds, now - task.started, max(1, task.attempts), first, where))
+        task.handle._finish(JobResult(task.job, error, audio_seconds, now - task.started, max(1, task.attempts), first, where,
+                                      None if error is not None else task.value))
 
     # --- failures ----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 Protocol (parent -> worker): a list of :class:`SynthesisJob` (one job, or jobs with one
 ``together`` key, which the backend may make as one batch), or ``None`` to stop.
 Worker -> parent, first: ``("ready", LoadInfo)`` or ``("failed", kind, message)``;
-then per job, in the order given: any number of ``("chunk", samples, rate)`` and one
+then per job, in the order given: any number of ``("chunk", samples, rate)`` (and of
+``("value", data)`` for a job whose result is not audio, such as an enrollment), and one
 ``("done",)`` or ``("error", kind, message)``. A worker that dies shows as EOF.
 
 :func:`load_backend` and :func:`answer` are the whole protocol, independent of transport:
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Optional
 
-from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DemodVoiceError, to_wire
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
                 if close:
                     close()
                 return ("error", "Cancelled", "cancelled")
+            if isinstance(chunk, JobValue):
+                send(("value", chunk.data))
+                continue
             send(("chunk", chunk.samples, chunk.sample_rate))
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
         return _failure(err)

@@ -1,34 +1,42 @@
-"""``voices add``: compute a voice's XTTS conditioning once and keep it as a named profile."""
+"""Enrollment: a voice's conditioning is computed by an engine job and kept as a named profile.
+
+Both front doors enroll the same way: ``voices add`` (CLI) and ``POST /v1/voices`` (server)
+build one enrollment job (:func:`~demod_voice.backends.xtts.request.make_enroll_job`), the
+engine runs it in a worker, and the job's value (the latents, the model's identity, the
+references' hashes and their first seconds of audio for voice conversion) is written here as
+the profile. No engine library is loaded in the calling process.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from demod_voice.backends.xtts.engine import XttsBackend, model_identity
+from demod_voice.backends.xtts.request import ENROLL_VALUE_KEYS, make_enroll_job
 from demod_voice.config import Config, cache_root
-from demod_voice.engine.jobs import LoadSpec
-from demod_voice.errors import InputError
-from demod_voice.models.registry import resolve_xtts
+from demod_voice.engine.handles import JobResult
+from demod_voice.engine.service import run_one
+from demod_voice.errors import InputError, RuntimeFailure
 from demod_voice.voices.profiles import Profile, check_name, profiles_dir, read_profile, write_profile
-from demod_voice.voices.references import check_references
 
 
-def add_voice(name: str, references: list[str], config: Config, force: bool = False) -> Profile:
-    """Load XTTS here (the one command that needs it in-process), condition on ``references``, save."""
-    import logging
-
+def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING) -> Profile:
+    """Enroll ``references`` as the profile ``name``: one engine job, then the profile is written."""
     check_name(name)
     cache = cache_root(config)
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
-    checked = check_references(references, config.xtts.max_reference_seconds)
-    folder, fetch = resolve_xtts(config.xtts.model_dir, cache, config.xtts.accept_license)
-    backend = XttsBackend()
-    info = backend.load(LoadSpec("xtts", str(folder), config.device, cache_dir=str(cache), fetch=fetch))
-    for warning in info.warnings:
-        logging.getLogger(__name__).warning("%s", warning)
-    gpt, speaker = backend.conditioning(checked)
-    write_profile(target, name, model_identity(Path(folder)), [r.sha256 for r in checked],
-                  gpt.detach().cpu().numpy(), speaker.detach().cpu().numpy())
+    job = make_enroll_job(references, config.xtts, str(cache), config.device, label=f"enroll {name}")
+    return save_enrolled(target, name, run_one(job, config.engine, log_level))
+
+
+def save_enrolled(target: Path, name: str, result: JobResult) -> Profile:
+    """Write an enrollment job's value as the profile ``target`` (atomically) and read it back verified."""
+    value: Any = result.value
+    if not isinstance(value, dict) or any(key not in value for key in ENROLL_VALUE_KEYS):
+        raise RuntimeFailure(f"the enrollment of '{name}' ended without its conditioning; run it again with -vv to see why")
+    write_profile(target, name, value["model"], list(value["references"]), value["gpt_cond_latent"], value["speaker_embedding"],
+                  value["reference_audio"], value["reference_lengths"], value["reference_rate"])
     return read_profile(target)

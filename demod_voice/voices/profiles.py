@@ -5,6 +5,9 @@ holding the XTTS conditioning latents, the identity of the model they were made 
 references' content hashes, and a SHA-256 digest over all of it. A file whose digest does not
 match was damaged or edited and is refused. The digest is not a signature: anyone can make a
 valid profile, which is what makes them portable; it guards against corruption and casual edits.
+
+Format 2 (written since voice conversion) also keeps up to 30 s of the references' audio (24 kHz,
+16-bit), which conversion conditions on; format-1 profiles still speak, and say so when asked to convert.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from typing import Any
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path, copy_atomic
 
-FORMAT = "demod-voice-profile/1"
+FORMAT = "demod-voice-profile/2"
+FORMATS = ("demod-voice-profile/1", FORMAT)
+"""Formats read: 1 (latents only) and 2 (latents and the references' audio)."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -43,6 +48,12 @@ class Profile:
     """float32 array."""
     digest: str = ""
     """SHA-256 over the metadata and both arrays: the profile's identity (what batch resume keys on)."""
+    reference_audio: Any = None
+    """int16 array: the references' first seconds, one after another (``None`` in a format-1 profile)."""
+    reference_lengths: Any = None
+    """int64 array: samples of each reference in ``reference_audio``."""
+    reference_rate: int = 0
+    """Sample rate of ``reference_audio``."""
 
 
 def profiles_dir(cache: Path) -> Path:
@@ -57,30 +68,38 @@ def check_name(name: str) -> str:
     return name
 
 
-def _digest(meta: dict[str, Any], gpt: Any, speaker: Any) -> str:
+def _digest(meta: dict[str, Any], *arrays: Any) -> str:
     body = {k: v for k, v in meta.items() if k != "digest"}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode())
-    for array in (gpt, speaker):
+    for array in arrays:
         digest.update(str(array.dtype).encode() + str(array.shape).encode() + array.tobytes())
     return digest.hexdigest()
 
 
-def write_profile(path: Path, name: str, model: str, references: list[str], gpt: Any, speaker: Any) -> None:
-    """Write a profile file atomically."""
+def write_profile(path: Path, name: str, model: str, references: list[str], gpt: Any, speaker: Any,
+                  audio: Any = None, lengths: Any = None, rate: int = 0) -> None:
+    """Write a profile file atomically; with ``audio`` (int16), ``lengths`` and ``rate`` in format 2."""
     import numpy as np
 
     gpt, speaker = np.ascontiguousarray(gpt, dtype=np.float32), np.ascontiguousarray(speaker, dtype=np.float32)
-    meta = {"format": FORMAT, "name": name, "model": model, "references": references,
+    meta = {"format": FORMAT if audio is not None else FORMATS[0], "name": name, "model": model, "references": references,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    meta["digest"] = _digest(meta, gpt, speaker)
+    arrays = {"gpt_cond_latent": gpt, "speaker_embedding": speaker}
+    if audio is not None:
+        meta["reference_rate"] = int(rate)
+        arrays["reference_audio"] = np.ascontiguousarray(audio, dtype=np.int16)
+        arrays["reference_lengths"] = np.ascontiguousarray(lengths, dtype=np.int64)
+    meta["digest"] = _digest(meta, *arrays.values())
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, gpt_cond_latent=gpt, speaker_embedding=speaker, meta=np.array(json.dumps(meta)))
+        np.savez(handle, **arrays, meta=np.array(json.dumps(meta)))
 
 
 MAX_BYTES = 16 << 20
 """A profile is ~130 kB; anything much larger is not one, and is refused before it is decompressed."""
 MEMBERS = {"gpt_cond_latent.npy": "float32", "speaker_embedding.npy": "float32", "meta.npy": "str"}
+AUDIO_MEMBERS = {"reference_audio.npy": "int16", "reference_lengths.npy": "int64"}
+"""Format 2's extra members."""
 
 
 def read_profile(path: Path) -> Profile:
@@ -96,22 +115,28 @@ def read_profile(path: Path) -> Profile:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             gpt, speaker = data["gpt_cond_latent"], data["speaker_embedding"]
+            audio = (data["reference_audio"], data["reference_lengths"]) if "reference_audio" in data.files else None
     except FileNotFoundError:
         raise InputError(f"no voice profile at {path}: file not found") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder, not a voice profile file") from None
     except Exception as err:  # noqa: BLE001 - any bytes may arrive: zipfile and numpy fail in many ways (CRC, versions, encryption)
         raise InputError(f"{path} is not a demod-voice profile ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS:
         raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40]!r})" if isinstance(meta, dict) else
                          f"{path} is not a demod-voice profile (its metadata is not a mapping)")
-    if meta.get("digest") != _digest(meta, gpt, speaker):
+    if (audio is not None) != (meta["format"] == FORMAT) or meta.get("digest") != _digest(meta, gpt, speaker, *(audio or ())):
         raise InputError(f"voice profile {path} fails its integrity check (damaged or edited); export it again from its source")
     name, model, references, created = (meta.get(key) for key in ("name", "model", "references", "created"))
     if not (isinstance(name, str) and isinstance(model, str) and isinstance(created, str) and isinstance(references, list)
             and all(isinstance(r, str) for r in references)):
         raise InputError(f"{path} is not a demod-voice profile (its name, model, references or date is missing or not text)")
-    return Profile(check_name(name), model, tuple(references), created, gpt, speaker, meta["digest"])
+    rate = meta.get("reference_rate", 0)
+    if audio is not None and not (isinstance(rate, int) and 8000 <= rate <= 48000 and int(audio[1].sum()) == len(audio[0])
+                                  and (audio[1] > 0).all()):
+        raise InputError(f"{path} is not a demod-voice profile (its reference audio does not match its lengths or rate)")
+    return Profile(check_name(name), model, tuple(references), created, gpt, speaker, meta["digest"],
+                   *(audio or (None, None)), rate if audio is not None else 0)
 
 
 def _check_members(path: Path) -> None:
@@ -128,11 +153,12 @@ def _check_members(path: Path) -> None:
         raise ValueError(f"not a zip archive: {err}") from None
     with archive:
         infos = {info.filename: info for info in archive.infolist()}
-        if set(infos) != set(MEMBERS):
-            raise ValueError(f"members {', '.join(sorted(infos))[:120] or 'none'}, expected {', '.join(sorted(MEMBERS))}")
+        expected = {**MEMBERS, **AUDIO_MEMBERS} if "reference_audio.npy" in infos else MEMBERS
+        if set(infos) != set(expected):
+            raise ValueError(f"members {', '.join(sorted(infos))[:120] or 'none'}, expected {', '.join(sorted(expected))}")
         if sum(info.file_size for info in infos.values()) > MAX_BYTES:
             raise ValueError("its members unpack to more than a profile can hold")
-        for name, kind in MEMBERS.items():
+        for name, kind in expected.items():
             with archive.open(infos[name]) as member:
                 version = np.lib.format.read_magic(member)
                 readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -140,7 +166,7 @@ def _check_members(path: Path) -> None:
                     raise ValueError(f"{name} is in .npy format {version}, which profiles do not use")
                 shape, _, dtype = readers[version](member, max_header_size=1024)
                 size = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                fits = dtype == np.float32 if kind == "float32" else dtype.kind == "U" and shape == ()
+                fits = dtype == np.dtype(kind) and len(shape) <= 3 if kind != "str" else dtype.kind == "U" and shape == ()
                 if not fits or dtype.hasobject or size > infos[name].file_size:
                     raise ValueError(f"{name} holds {dtype}{list(shape)}, not what a profile holds")
 

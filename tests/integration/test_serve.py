@@ -214,6 +214,8 @@ def test_enroll_speak_download_delete_import(server, client, references):
 
     profile = httpx.get(server.url + "/v1/voices/alice/download", headers=auth())
     assert profile.status_code == 200 and profile.content[:2] == b"PK"
+    with np.load(io.BytesIO(profile.content), allow_pickle=False) as data:  # the enrollment job's value: latents and audio
+        assert data["reference_audio"].dtype == np.int16 and int(data["reference_lengths"].sum()) == len(data["reference_audio"])
     assert httpx.delete(server.url + "/v1/voices/alice", headers=auth()).json()["deleted"] is True
     assert httpx.get(server.url + "/v1/voices/alice", headers=auth(SPEAK)).status_code == 404
     code, _ = status_of(lambda: client.audio.speech.create(model="xtts", voice="alice", input="Hi."))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import soundfile
-from conftest import run_cli
+from conftest import ROOT, run_cli
+
+from demod_voice.voices.profiles import FORMAT, load_named
 
 FAST = {"DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
 
@@ -75,3 +80,23 @@ def test_unknown_voice_name(xtts_model, tmp_path):
     done = run_cli("xtts-zero-shot", "--voice", "nobody", "Hi.", "-o", str(tmp_path / "o.wav"),
                    env=cache_env(tmp_path, "c", xtts_model))
     assert done.returncode == 3 and "voices add nobody" in done.stderr.decode()
+
+
+def test_enrollment_is_an_engine_job(xtts_model, references, tmp_path):
+    """``voices add`` submits one enrollment job: the CLI process imports no engine library, and the
+    job's value (latents and the references' first seconds for voice conversion) becomes the profile."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    code = ("import sys; from demod_voice.cli.main import main; rc = main(['voices', 'add', 'dora', sys.argv[1]]); "
+            "heavy = sorted(m for m in ('torch', 'TTS', 'torchaudio', 'transformers') if m in sys.modules); "
+            "print('heavy:', ','.join(heavy)); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, str(references["ref.wav"])], capture_output=True, cwd=ROOT,
+                          env={**os.environ, **home}, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "heavy: \n" in done.stdout.decode()
+    profile = load_named(tmp_path / "home", "dora")
+    info = soundfile.info(str(references["ref.wav"]))
+    assert profile.reference_rate == 24000 and profile.reference_audio.dtype == np.int16
+    assert abs(len(profile.reference_audio) / 24000 - min(30.0, info.duration)) < 0.01
+    assert np.abs(profile.reference_audio).max() > 100
+    with np.load(tmp_path / "home" / "profiles" / "dora.npz", allow_pickle=False) as data:
+        assert FORMAT in str(data["meta"])

@@ -17,9 +17,9 @@ from typing import Any, Optional
 from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.audio.text import split_sentences
 from demod_voice.backends.base import Backend, LoadInfo
-from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsOptions
+from demod_voice.backends.xtts.request import SAMPLE_RATE, EnrollOptions, XttsOptions
 from demod_voice.config import XttsSettings
-from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError, RuntimeFailure
 from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import Reference, latent_key, load_latents, save_latents
@@ -79,7 +79,12 @@ class XttsBackend(Backend):
     def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
         """The sentences of all ``jobs`` (one set of sampling settings; voices and languages may
         differ, each sentence keeps its own) are generated in batches together; each job's audio
-        is ready once its last sentence is."""
+        is ready once its last sentence is. Enrollment jobs (never handed over with others) give
+        back their conditioning instead of audio."""
+        if isinstance(jobs[0].options, EnrollOptions):
+            for job in jobs:
+                yield iter([self.enroll(job.options)])
+            return
         sentences: list[_Sentence] = []
         counts = []
         for job in jobs:
@@ -189,6 +194,26 @@ class XttsBackend(Backend):
             latents = (gpt_latent, speaker)
         self._latents[key] = latents
         return latents
+
+    def enroll(self, opts: EnrollOptions) -> JobValue:
+        """A voice's conditioning as plain arrays (what a profile stores), and the first
+        ``keep_seconds`` of its references at 24 kHz, 16-bit (what voice conversion needs)."""
+        import numpy as np
+        from TTS.tts.models.xtts import load_audio
+
+        gpt_latent, speaker = self.conditioning(opts.references)
+        clips, left = [], int(opts.keep_seconds * SAMPLE_RATE)
+        for reference in opts.references:
+            if left <= 0:
+                break
+            audio = load_audio(reference.path, SAMPLE_RATE).reshape(-1)[:left].numpy()
+            clips.append(np.round(audio * 32767).astype(np.int16))
+            left -= len(clips[-1])
+        return JobValue({"gpt_cond_latent": gpt_latent.detach().cpu().float().numpy(),
+                         "speaker_embedding": speaker.detach().cpu().float().numpy(),
+                         "model": self.identity, "references": [r.sha256 for r in opts.references],
+                         "reference_audio": np.concatenate(clips), "reference_lengths": np.array([len(c) for c in clips], dtype=np.int64),
+                         "reference_rate": SAMPLE_RATE})
 
     def _sentence(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[AudioChunk]:
         import torch

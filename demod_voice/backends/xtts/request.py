@@ -58,6 +58,34 @@ class XttsRequest:
     in batches that other jobs may join (best throughput); ``None``: stream when writing to stdout."""
 
 
+@dataclass(frozen=True)
+class EnrollOptions:
+    """An enrollment job: the worker computes the voice's conditioning and gives it back as the
+    job's value (:func:`make_enroll_job`), with what conversion needs (the references' audio)."""
+
+    references: tuple[Reference, ...]
+    """Checked reference recordings."""
+    keep_seconds: float = 30.0
+    """Seconds of reference audio (all references together) kept in the result for voice conversion."""
+
+
+ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "references", "reference_audio", "reference_lengths",
+                     "reference_rate")
+"""What an enrollment job's value holds (see :meth:`XttsBackend.enroll <demod_voice.backends.xtts.engine.XttsBackend.enroll>`)."""
+
+
+def make_enroll_job(references: tuple[str, ...] | list[str], settings: XttsSettings, cache_dir: str, device: str = "cpu",
+                    label: str = "enrollment") -> SynthesisJob:
+    """Check the references and the model; return a job whose result value is the voice's
+    conditioning (no audio is made). Reference warnings are logged here."""
+    checked = check_references(tuple(references), settings.max_reference_seconds)
+    if not checked:
+        raise InputError("give at least one reference recording to enroll a voice")
+    folder, fetch = resolve_xtts(settings.model_dir, Path(cache_dir), settings.accept_license)
+    spec = LoadSpec("xtts", str(folder), device, cache_dir=cache_dir, fetch=fetch)
+    return SynthesisJob(spec=spec, text="(enroll)", output=STDOUT, options=EnrollOptions(checked), label=label)
+
+
 def normalise_language(language: str) -> str:
     """``EN`` -> ``en``, ``zh`` -> ``zh-cn``; anything unsupported raises :class:`InputError` listing the 17."""
     code = language.strip().lower()

@@ -1,17 +1,16 @@
 """Voice enrollment: ``/v1/voices`` (enroll, list, show, delete, download, import).
 
 Enrolling (multipart: ``name``, one or more reference files in any format, ``language``)
-decodes each upload in a child process, checks the references, then has an XTTS worker of
-the engine compute the conditioning once (it speaks one short word with the new voice, which
-proves the voice works) and stores it as a profile in the format ``voices add`` writes: the
-profile is then used by every request, never recomputed. A profile downloads as its portable
+decodes each upload in a child process, checks the references, then submits the enrollment
+job ``voices add`` submits (:mod:`demod_voice.voices.making`): a worker computes the
+conditioning and gives it back as the job's value, which is stored as the profile: it is then
+used by every request, never recomputed. A profile downloads as its portable
 ``.npz`` and imports on another server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -21,11 +20,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from demod_voice.errors import DemodVoiceError, InputError
+from demod_voice.backends.xtts.request import make_enroll_job
+from demod_voice.engine.handles import Priority
+from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.limits import check_content_length, check_voice_id, save_upload
+from demod_voice.serve.limits import check_content_length, check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
+from demod_voice.voices.making import save_enrolled
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 """Reading voices: every ``speak`` key."""
@@ -34,9 +36,6 @@ manage = APIRouter(dependencies=[Depends(require("enroll"))])
 
 FILE_FIELDS = ("files", "file", "reference", "references", "files[]")
 MAX_FILES = 8
-ENROLL_TEXT = "Hello."
-ENROLL_TOKENS = 12
-"""Audio tokens of the one-word check an enrollment speaks (bounded: random test models never stop)."""
 
 
 def _describe(ctx: Any, name: str) -> dict:
@@ -127,7 +126,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     _refuse_existing(target, name, form)
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await _decoded(ctx, uploads, Path(work))
-        profile = await _condition(ctx, name, language, references, target)
+        profile = await _condition(ctx, name, references, target)
     _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2)}, status_code=201)
 
@@ -171,17 +170,11 @@ async def _decoded(ctx: Any, uploads: list, work: Path) -> list[tuple[Path, floa
     return out
 
 
-async def _condition(ctx: Any, name: str, language: str, references: list[tuple[Path, float]], target: Path) -> Any:
-    """An XTTS worker computes the voice's conditioning (and speaks one word with it); the latents become the profile."""
-    from demod_voice.backends.xtts.request import XttsRequest, make_job
-    from demod_voice.engine.handles import Priority
-    from demod_voice.errors import QueueFull
-    from demod_voice.serve.limits import queue_full
-
-    settings = dataclasses.replace(ctx.config.xtts, language=language, max_new_tokens=ENROLL_TOKENS)
+async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path) -> Any:
+    """An enrollment job: a worker computes the voice's conditioning; its value becomes the profile."""
     try:
-        job = make_job(XttsRequest(tuple(str(p) for p, _ in references), ENROLL_TEXT, "-", settings, str(ctx.cache), ctx.config.device))
-        handle = ctx.engine.submit(dataclasses.replace(job, label=f"enroll {name}"), priority=Priority.INTERACTIVE, bounded=True)
+        job = make_enroll_job([str(p) for p, _ in references], ctx.config.xtts, str(ctx.cache), ctx.config.device, label=f"enroll {name}")
+        handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     except QueueFull as err:
         raise queue_full(err) from None
     except DemodVoiceError as err:
@@ -190,41 +183,15 @@ async def _condition(ctx: Any, name: str, language: str, references: list[tuple[
         result = await asyncio.wait_for(handle.wait(), timeout=ctx.settings.limits.deadline_seconds)
     except asyncio.TimeoutError:
         handle.cancel()
-        from demod_voice.serve.limits import deadline_error
-
         raise deadline_error(ctx.settings.limits.deadline_seconds) from None
     except DemodVoiceError as err:
         raise from_engine(err) from None
     if result.error is not None:
         raise from_engine(result.error)
-    return await asyncio.to_thread(_save_profile, ctx, name, job, target)
-
-
-def _save_profile(ctx: Any, name: str, job: Any, target: Path) -> Any:
-    """Find the latents the worker cached for these references and this model, and write them as the profile."""
-    import numpy as np
-
-    from demod_voice.backends.xtts.engine import model_identity
-    from demod_voice.voices.profiles import read_profile, write_profile
-
-    identity = model_identity(Path(job.spec.model))
-    shas = [r.sha256 for r in job.options.references]
-    newest = None
-    for path in (ctx.cache / "latents").glob("*.npz"):
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                if meta.get("references") == shas and meta.get("model") == identity:
-                    stamp = path.stat().st_mtime
-                    if newest is None or stamp > newest[0]:
-                        newest = (stamp, data["gpt_cond_latent"].copy(), data["speaker_embedding"].copy())
-        except (OSError, ValueError, KeyError):
-            continue
-    if newest is None:
-        raise ApiError(500, "the worker made the voice but its conditioning was not found in the cache; is the cache folder writable?",
-                       "server_error", "conditioning_missing")
-    write_profile(target, name, identity, shas, newest[1], newest[2])
-    return read_profile(target)
+    try:
+        return await asyncio.to_thread(save_enrolled, target, name, result)
+    except DemodVoiceError as err:
+        raise from_engine(err) from None
 
 
 def _write_side(ctx: Any, name: str, language: str) -> None:

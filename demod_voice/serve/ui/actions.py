@@ -175,7 +175,8 @@ def rename_profile(ctx: Any, old: str, new: str) -> None:
     if target.exists():
         raise UiError(f"A voice '{new}' exists already: pick another name, or delete that one first.")
     language = voice_language(ctx, old)
-    write_profile(target, new, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding)
+    write_profile(target, new, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
+                  profile.reference_audio, profile.reference_lengths, profile.reference_rate)
     side = ctx.data_dir / "voices" / f"{new}.json"
     side.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(side, json.dumps({"language": language}))

@@ -3,7 +3,9 @@
 Columns (header required, UTF-8 with or without BOM, quoted fields may hold commas and newlines):
 ``text`` and ``output`` always; ``reference`` (one or more paths joined by ``|``) for XTTS clones;
 ``voice`` for a saved XTTS voice profile; ``model`` for Piper voices (a path or an installed name, or
-``--model``); optional ``language``, ``speaker``, ``backend``.
+``--model``); optional ``language``, ``speaker``, ``backend``. Each row becomes a job through its
+backend's request side (:mod:`demod_voice.backends.registry`): the one its ``backend`` column names,
+else the first that claims it (XTTS: a row with a reference or a voice; else ``piper.backend``).
 
 Resume: each finished row appends a line to ``.demod-voice-manifest.jsonl`` in the output folder,
 holding a fingerprint of everything that shapes its audio and the file's size. A rerun skips a row
@@ -24,6 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.audio.text import load_text
+from demod_voice.audio.writer import FORMATS
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import RowInput, WouldFetch
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
@@ -33,7 +39,6 @@ from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
 log = logging.getLogger(__name__)
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
-BACKENDS = ("xtts", "piper", "tinygrad")
 
 
 @dataclass(frozen=True)
@@ -128,15 +133,11 @@ def _parse(text: str, path: Path) -> list[Row]:
     return rows
 
 
-class _WouldFetch(Exception):
-    """A dry run met a voice it would download: the row is valid, and nothing is fetched."""
-
-
 def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[str, list[int]]] = None) -> list[tuple[Row, SynthesisJob]]:
     """Validate every row; raise one :class:`InputError` listing every problem with its line number.
 
     In a dry run, rows whose voice would be downloaded first are valid but get no job; ``fetches``
-    collects them (name -> lines).
+    collects them (``backend:name`` -> lines).
     """
     problems: list[str] = []
     jobs: list[tuple[Row, SynthesisJob]] = []
@@ -144,9 +145,9 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     for row in rows:
         try:
             job = _row_job(row, request)
-        except _WouldFetch as fetch:
+        except WouldFetch as fetch:
             if fetches is not None:
-                fetches.setdefault(str(fetch), []).append(row.line)
+                fetches.setdefault(f"{fetch.kind}:{fetch}", []).append(row.line)
             continue
         except DemodVoiceError as err:
             problems.append(f"{request.csv_path.name}:{row.line}: {err}")
@@ -165,68 +166,33 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
 
 
 def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
-    from demod_voice.audio.text import load_text
-    from demod_voice.audio.writer import FORMATS
-
     v = row.values
-    backend = v.get("backend", "").lower() or ("xtts" if v.get("reference") or v.get("voice") else request.config.piper.backend)
-    if backend not in BACKENDS:
-        raise InputError(f"unknown backend '{v['backend']}'; choose one of {', '.join(BACKENDS)}")
+    side = _row_side(v, request.config)
     text = load_text(v.get("text", ""))
     output = confined_output(request.output_dir, v.get("output", ""), request.allow_outside)
     if output.suffix.lower() not in FORMATS:
         raise InputError(f"output '{v['output']}' must end in {', '.join(FORMATS)}")
-    label = f"{request.csv_path.name}:{row.line}"
-    job = _xtts_job(v, text, output, request) if backend == "xtts" else _piper_job(v, text, output, request, backend)
-    return dataclasses.replace(job, label=label)
+    row_input = RowInput(v, text, output, request.csv_path, request.config, cache_root(request.config), request.model,
+                         request.dry_run, request.progress)
+    try:
+        job = side.row_job(row_input)
+    except WouldFetch as fetch:
+        fetch.kind = side.name
+        raise
+    return dataclasses.replace(job, label=f"{request.csv_path.name}:{row.line}")
 
 
-def _xtts_job(v: dict[str, str], text: str, output: Path, request: BatchRequest) -> SynthesisJob:
-    from demod_voice.backends.xtts.request import XttsRequest, make_job
-    from demod_voice.voices.profiles import load_named
-
-    references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
-    if not references and not v.get("voice"):
-        raise InputError("an xtts row needs a reference recording in the 'reference' column, or a saved voice in 'voice'")
-    if references and v.get("voice"):
-        raise InputError("give either reference recordings or a saved voice, not both")
-    cache = cache_root(request.config)
-    profile = load_named(cache, v["voice"]) if v.get("voice") else None
-    if v.get("speaker", "") not in ("", "0"):  # 0 is the original tool's default for every row
-        raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference (leave it empty or 0)")
-    settings = request.config.xtts
-    if v.get("language"):
-        settings = dataclasses.replace(settings, language=v["language"])
-    if v.get("model"):
-        settings = dataclasses.replace(settings, model_dir=str(_relative_to_csv(v["model"], request.csv_path)))
-    resolved = tuple(str(_relative_to_csv(r, request.csv_path)) for r in references)
-    return make_job(XttsRequest(resolved, text, str(output), settings, str(cache), request.config.device, profile))
-
-
-def _piper_job(v: dict[str, str], text: str, output: Path, request: BatchRequest, backend: str) -> SynthesisJob:
-    from demod_voice.backends.piper.request import PiperRequest, make_job
-    from demod_voice.models.registry import is_installed, looks_like_name, resolve_piper_model
-
-    model = v.get("model") or request.model
-    if not model:
-        raise InputError("a piper row needs a voice: fill the 'model' column or pass --model")
-    if v.get("language"):
-        raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language")
-    config = request.config
-    cache = cache_root(config)
-    path = _relative_to_csv(model, request.csv_path)
-    if not path.exists() and looks_like_name(model):
-        if request.dry_run and config.models.auto_download and not is_installed(model, cache):
-            raise _WouldFetch(model)
-        path = Path(resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, request.progress))
-    return make_job(PiperRequest(str(path), text, str(output), config.piper, config.device, str(cache),
-                                 speaker=v.get("speaker") or None, backend=backend))
-
-
-def _relative_to_csv(value: str, csv_path: Path) -> Path:
-    """Input paths in a CSV are relative to the CSV's folder, so a batch folder can move as a whole."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else csv_path.parent.absolute() / path
+def _row_side(values: dict[str, str], config: Config) -> Any:
+    """The request side a row names in its ``backend`` column, else the first that claims the row."""
+    named = values.get("backend", "").lower()
+    if named:
+        if named not in registry.names():
+            raise InputError(f"unknown backend '{values['backend']}'; choose one of {', '.join(registry.names())}")
+        return registry.request_side(named)
+    for side in registry.request_sides():
+        if side.claims_row(values, config):
+            return side
+    raise InputError("no backend takes this row: name one in the 'backend' column")
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -299,17 +265,20 @@ def _make_output_dir(folder: Path, label: str = "") -> None:
 
 def _dry_run(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], fetches: dict[str, list[int]]) -> Outcome:
     """Say what a run would do, including what it would download; nothing is fetched or written."""
-    from demod_voice.models.registry import RELEASED_XTTS
-
-    counts = {b: sum(1 for _, j in jobs if j.spec.backend == b) for b in BACKENDS}
-    counts["piper"] += sum(map(len, fetches.values()))
+    counts: dict[str, int] = {}
+    for _, job in jobs:
+        counts[job.spec.backend] = counts.get(job.spec.backend, 0) + 1
+    for key, lines in fetches.items():
+        kind = key.partition(":")[0]
+        counts[kind] = counts.get(kind, 0) + len(lines)
     kinds = ", ".join(f"{n} {b}" for b, n in counts.items() if n)
     valid = len(jobs) + sum(map(len, fetches.values()))
     _say(request, f"{valid} rows are valid ({kinds}); dry run, nothing synthesised")
-    for name, lines in sorted(fetches.items()):
+    for key, lines in sorted(fetches.items()):
+        name = key.partition(":")[2]
         _say(request, f"a run would first download the voice {name} (models.auto_download is on; used by {len(lines)} row(s))")
-    if any(job.spec.fetch for _, job in jobs):
-        _say(request, f"a run would first download XTTS-v2 ({RELEASED_XTTS}, about 1.9 GB; licence accepted)")
+    for fetch in sorted({job.spec.fetch for _, job in jobs if job.spec.fetch}):
+        _say(request, f"a run would first download {fetch} (its licence accepted)")
     return Outcome(not_run=valid)
 
 

@@ -1,24 +1,168 @@
-"""Backends by name. Importing this module imports no engine: each backend imports its own inside ``load``."""
+"""Backends by name, both halves: the request side (parent) and the engine side (workers).
+
+Built-in backends (:data:`BUILTIN`) and third-party ones, which a package declares in the
+entry-point group ``demod_voice.backends`` (name -> ``package.module:RequestSideClass``),
+register the same way: each names a :class:`~demod_voice.backends.plugin.RequestSide`, whose
+``engine`` attribute names the worker half. Loading the registry imports request sides only;
+an engine side is imported inside a worker, by :func:`create_backend`.
+
+A plugin that fails to load (an import error, a wrong type, a name taken) is recorded in
+:func:`failures` and reported by ``health``; the others work on.
+"""
 
 from __future__ import annotations
 
 import importlib
+import logging
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Optional
 
 from demod_voice.backends.base import Backend
+from demod_voice.backends.plugin import RequestSide
 from demod_voice.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+GROUP = "demod_voice.backends"
+"""The entry-point group third-party backends are declared in."""
+
+BUILTIN: dict[str, str] = {
+    "xtts": "demod_voice.backends.xtts.plugin:XttsSide",
+    "piper": "demod_voice.backends.piper.plugin:PiperSide",
+    "tinygrad": "demod_voice.backends.tinygrad.plugin:TinygradSide",
+}
+"""Built-in request sides, in the order voices are looked up and listed (third-party ones follow)."""
 
 BACKENDS: dict[str, str] = {
     "piper": "demod_voice.backends.piper.engine:PiperBackend",
     "xtts": "demod_voice.backends.xtts.engine:XttsBackend",
     "tinygrad": "demod_voice.backends.tinygrad.engine:TinygradBackend",
 }
+"""Engine sides by name, for backends that have no request side (jobs built by their own code);
+a registered request side's ``engine`` wins over an entry here."""
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A backend that could not be registered."""
+
+    name: str
+    """The name it was declared under."""
+    source: str
+    """Where it was declared: ``built-in`` or the distribution that declares the entry point."""
+    target: str
+    """What was loaded (``package.module:Class``)."""
+    error: str
+    """Why it failed, in one line."""
+
+
+@dataclass
+class Registry:
+    """Request sides by name, in lookup order, and the plugins that failed."""
+
+    sides: dict[str, RequestSide]
+    failures: list[PluginFailure]
+
+
+_lock = threading.RLock()
+_loaded: Optional[Registry] = None
+
+
+def _load_side(name: str, target: str) -> RequestSide:
+    """Import ``package.module:attr`` and return the request side it names (a subclass, instantiated, or an instance)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        raise TypeError(f"'{target}' is not package.module:Class")
+    found: Any = getattr(importlib.import_module(module_name), attr)
+    side = found() if isinstance(found, type) and issubclass(found, RequestSide) else found
+    if not isinstance(side, RequestSide):
+        raise TypeError(f"{target} is not a demod_voice.backends.plugin.RequestSide")
+    if side.name != name:
+        raise TypeError(f"{target} calls itself '{side.name}', but is registered as '{name}'")
+    if not side.engine or ":" not in side.engine:
+        raise TypeError(f"{target} names no engine side (its 'engine' must be package.module:Class)")
+    return side
+
+
+def _declared() -> list[tuple[str, str, str]]:
+    """(name, source, target) of every backend: built-ins first, then entry points."""
+    found = [(name, "built-in", target) for name, target in BUILTIN.items()]
+    for point in sorted(metadata.entry_points(group=GROUP), key=lambda p: p.name):
+        source = point.dist.name if getattr(point, "dist", None) is not None else "an installed package"
+        found.append((point.name, source, point.value))
+    return found
+
+
+def load() -> Registry:
+    """Load every backend's request side (once per process; :func:`reload` starts over)."""
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            return _loaded
+        registry = Registry({}, [])
+        for name, source, target in _declared():
+            if name in registry.sides:
+                registry.failures.append(PluginFailure(name, source, target, f"the name '{name}' is already taken"))
+                continue
+            try:
+                registry.sides[name] = _load_side(name, target)
+            except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others
+                log.warning("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
+                registry.failures.append(PluginFailure(name, source, target, f"{type(err).__name__}: {err}"))
+        _loaded = registry
+        return registry
+
+
+def reload() -> Registry:
+    """Forget what was loaded and load again (after installing a plugin; tests)."""
+    global _loaded
+    with _lock:
+        _loaded = None
+    return load()
+
+
+def request_sides() -> list[RequestSide]:
+    """Every registered request side, in lookup order."""
+    return list(load().sides.values())
+
+
+def request_side(name: str) -> RequestSide:
+    """The request side called ``name``; :class:`UsageError` naming the others when there is none."""
+    registry = load()
+    side = registry.sides.get(name)
+    if side is None:
+        failed = next((f for f in registry.failures if f.name == name), None)
+        if failed is not None:
+            raise UsageError(f"backend '{name}' is installed but could not be loaded ({failed.error}); 'demod-voice health' says more")
+        raise UsageError(f"unknown backend '{name}'; choose one of {', '.join(registry.sides)}")
+    return side
+
+
+def names() -> list[str]:
+    """Registered backend names, in lookup order."""
+    return list(load().sides)
+
+
+def failures() -> list[PluginFailure]:
+    """Backends that were declared but could not be loaded."""
+    return list(load().failures)
+
+
+def engine_target(name: str) -> str:
+    """``package.module:Class`` of backend ``name``'s engine side (``name`` itself when it is such a path: tests)."""
+    side = load().sides.get(name)
+    if side is not None:
+        return side.engine
+    target = BACKENDS.get(name, name)
+    if ":" not in target:
+        raise UsageError(f"unknown backend '{name}'; choose one of {', '.join(sorted({*names(), *BACKENDS}))}")
+    return target
 
 
 def create_backend(name: str) -> Backend:
-    """Instantiate the backend called ``name``, or named by a ``module:Class`` path (plug-ins, tests)."""
-    target = BACKENDS.get(name, name)
-    if ":" not in target:
-        raise UsageError(f"unknown backend '{name}'; choose one of {', '.join(sorted(BACKENDS))}")
-    module_name, _, class_name = target.partition(":")
+    """Instantiate backend ``name``'s engine side (in a worker), or a class named by a ``module:Class`` path (tests)."""
+    module_name, _, class_name = engine_target(name).partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls()

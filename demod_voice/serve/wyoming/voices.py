@@ -2,8 +2,9 @@
 ``voice`` (name, language, speaker) turned into a :class:`~demod_voice.serve.voices.VoiceChoice`.
 
 Built on :mod:`demod_voice.serve.voices`, so Wyoming and HTTP name voices alike. Wyoming's own
-twists: a request may give only a language; for a cloned (XTTS) voice, whose one profile speaks
-all of XTTS's languages, the ``speaker`` picks the language (Home Assistant lists them as speakers).
+twists: a request may give only a language; for a voice that speaks many languages with one
+speaker (a cloned XTTS voice: ``Voice.speaker_picks_language``), the ``speaker`` picks the
+language (Home Assistant lists them as speakers).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from demod_voice import __version__
-from demod_voice.config import XTTS_LANGUAGES
-from demod_voice.errors import InputError
+from demod_voice.backends import registry
+from demod_voice.serve.voices import UnknownVoice, list_voices, resolve_offered, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,15 @@ class WyomingVoice:
     name: str
     """What a client sends as ``voice.name``."""
     kind: str
-    """``piper``, ``xtts`` or ``alias``."""
+    """The backend offering it (``piper``, ``xtts``, a plugin's name) or ``alias``."""
     languages: tuple[str, ...]
     """Languages it speaks, its own first (Home Assistant lists the voice under each)."""
     speakers: tuple[str, ...] = ()
-    """Piper: a multi-speaker voice's speaker names; XTTS: the languages (the speaker picks one)."""
+    """A multi-speaker voice's speaker names; or the languages, when the speaker picks one."""
     description: str = ""
     """The name Home Assistant shows."""
+    picks_language: bool = False
+    """The speaker a client sends is the language to speak."""
 
 
 def catalog_language(code: str) -> str:
@@ -44,20 +47,18 @@ def catalog_language(code: str) -> str:
 
 
 def wyoming_voices(ctx: Any) -> list[WyomingVoice]:
-    """Piper voices, then cloned voices, then configured aliases (each with its target's languages)."""
-    from demod_voice.serve.voices import list_voices
-
-    listed = list_voices(ctx)
+    """Voices that are models of their own (Piper's) first, then the others (cloned voices), then
+    configured aliases (each with its target's languages)."""
+    listed = [info for info in list_voices(ctx) if info.kind != "alias"]
     out: dict[str, WyomingVoice] = {}
-    for info in listed:
-        if info.kind == "piper":
-            language = catalog_language(info.language) if info.language else "en_US"
-            out[info.id] = WyomingVoice(info.id, "piper", (language,), tuple(info.speakers), f"{info.name} (Piper)")
-    for info in listed:
-        if info.kind == "xtts":
-            own = info.language or ctx.config.xtts.language
-            languages = (own, *(code for code in XTTS_LANGUAGES if code != own))
-            out.setdefault(info.id, WyomingVoice(info.id, "xtts", languages, languages, f"{info.name} (cloned voice, XTTS)"))
+    for info in sorted(listed, key=lambda info: not info.by_model):
+        if info.speaker_picks_language:  # the languages go back as speakers: spelled as the backend reads them
+            languages = info.spoken() or (ctx.config.xtts.language,)
+            voice = WyomingVoice(info.id, info.kind, languages, languages, f"{info.name} ({info.kind_label})", True)
+        else:
+            languages = tuple(catalog_language(code) for code in info.spoken()) or ("en_US",)
+            voice = WyomingVoice(info.id, info.kind, languages, tuple(info.speakers), f"{info.name} ({info.kind_label or info.kind})")
+        out.setdefault(info.id, voice)
     for alias, target in (ctx.settings.voices or {}).items():
         aimed = out.get(str(target.get("profile") or target.get("model") or "") if isinstance(target, dict) else str(target))
         if aimed is not None:
@@ -69,15 +70,14 @@ def info_event(voices: list[WyomingVoice]) -> Any:
     """The ``info`` event answering ``describe``."""
     from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
-    sources = {"piper": Attribution(name="Piper", url="https://github.com/OHF-Voice/piper1-gpl"),
-               "xtts": Attribution(name="XTTS-v2 (coqui)", url="https://github.com/idiap/coqui-ai-TTS"),
-               "alias": Attribution(name="demod-voice", url=PROJECT_URL)}
-    listed = [TtsVoice(name=voice.name, description=voice.description, attribution=sources[voice.kind], installed=True,
+    ours = Attribution(name="demod-voice", url=PROJECT_URL)
+    sources = {side.name: Attribution(name=side.label or side.name, url=side.url or PROJECT_URL) for side in registry.request_sides()}
+    listed = [TtsVoice(name=voice.name, description=voice.description, attribution=sources.get(voice.kind, ours), installed=True,
                        version=None, languages=list(voice.languages),
                        speakers=[TtsVoiceSpeaker(name=speaker) for speaker in voice.speakers] or None)
               for voice in voices]
     program = TtsProgram(name="demod-voice", description="demod-voice: Piper voices and cloned XTTS voices",
-                         attribution=sources["alias"], installed=True, version=__version__, voices=listed,
+                         attribution=ours, installed=True, version=__version__, voices=listed,
                          supports_synthesize_streaming=True)
     return Info(tts=[program]).event()
 
@@ -96,8 +96,6 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
     By name; else by language (exact, then the same family: ``en`` finds ``en_US``; Piper voices
     before cloned ones); else ``default``, else the first Piper voice. :class:`InputError` when none fits.
     """
-    from demod_voice.serve.voices import UnknownVoice
-
     if not voices:
         raise UnknownVoice("no voices are installed: 'demod-voice models download NAME' adds a Piper voice, "
                            "'demod-voice voices add NAME REFERENCE...' a cloned one")
@@ -110,7 +108,7 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
         for test in (_same, _same_family):
             for voice in voices:
                 if any(test(own, language) for own in voice.languages):
-                    return voice, (language if voice.kind == "xtts" else None)
+                    return voice, (language if voice.picks_language else None)
         raise UnknownVoice(f"no voice here speaks '{language}' ({', '.join(sorted({v.languages[0] for v in voices}))} do)")
     if default:
         if default not in by_name:
@@ -122,26 +120,9 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
 def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: Optional[str], speaker: Optional[str],
            default: Optional[str] = None) -> Any:
     """A :class:`~demod_voice.serve.voices.VoiceChoice` for a Wyoming request's voice."""
-    from demod_voice.serve.voices import resolve_voice
-
     voice, spoken = pick(voices, name, language, default)
-    if voice.kind == "piper":
-        return resolve_voice(ctx, voice.name, speaker or None)
-    chosen = speaker or spoken
-    if voice.kind == "xtts" and chosen:
-        chosen = xtts_language(chosen)
-    return resolve_voice(ctx, None, voice.name, chosen or None)
-
-
-def xtts_language(code: str) -> str:
-    """A Wyoming language (``de``, ``de_DE``, ``zh-CN``) as XTTS names it; :class:`InputError` if XTTS lacks it."""
-    from demod_voice.backends.xtts.request import normalise_language
-
-    try:
-        return normalise_language(code.replace("_", "-"))
-    except InputError:
-        family = code.replace("_", "-").split("-")[0]
-        try:
-            return normalise_language(family)
-        except InputError as err:
-            raise InputError(f"a cloned voice cannot speak '{code}' (its speaker is the language to speak): {err}") from None
+    if voice.kind == "alias":
+        return resolve_voice(ctx, None, voice.name, speaker or spoken or None)
+    if voice.picks_language:
+        return resolve_offered(ctx, voice.kind, voice.name, None, speaker or spoken or None)
+    return resolve_offered(ctx, voice.kind, voice.name, speaker or None)

@@ -1,0 +1,139 @@
+"""Piper's registration: its request side (voices, jobs, batch rows, models), built on :mod:`.request`.
+
+Piper voices are ``.onnx`` files with their ``.onnx.json``: installed by name (``models
+download``) or offered by a server (``serve.piper_voices``). ``piper.backend`` chooses the engine
+that runs them (``piper``: onnxruntime; ``tinygrad``: the experimental engine, whose request side
+is this one under another name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+from demod_voice.backends.piper.request import PiperRequest, make_job, read_voice_config
+from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, UnknownVoice, Voice, WouldFetch
+from demod_voice.checks import Check
+from demod_voice.config import Config
+from demod_voice.engine.jobs import STDOUT, SynthesisJob
+from demod_voice.errors import InputError
+from demod_voice.models.registry import (
+    download_piper_voice,
+    installed_piper_voices,
+    is_installed,
+    looks_like_name,
+    resolve_piper_model,
+)
+
+
+def voice_files(scope: Scope) -> dict[str, Path]:
+    """Piper voices by name: those a server offers (``serve.piper_voices``) first, then installed ones."""
+    found: dict[str, Path] = {}
+    for entry in scope.voice_paths:
+        path = Path(str(entry)).expanduser().absolute()
+        candidates = sorted(path.glob("*.onnx")) if path.is_dir() else [path]
+        for model in candidates:
+            if model.is_file() and Path(f"{model}.json").is_file():
+                found.setdefault(model.name[: -len(".onnx")], model)
+    for model in installed_piper_voices(scope.cache):
+        found.setdefault(model.name[: -len(".onnx")], model)
+    return found
+
+
+def voice_length_scale(model: str) -> float:
+    """The voice's own ``inference.length_scale`` (what speed 1 means for it)."""
+    voice = read_voice_config(Path(f"{model}.json"))
+    return float((voice.get("inference") or {}).get("length_scale", 1.0))
+
+
+class PiperSide(RequestSide):
+    """Piper voices run on onnxruntime."""
+
+    name = "piper"
+    label = "Piper"
+    url = "https://github.com/OHF-Voice/piper1-gpl"
+    engine = "demod_voice.backends.piper.engine:PiperBackend"
+
+    def voices(self, scope: Scope) -> list[Voice]:
+        return [self._voice(name, model) for name, model in sorted(voice_files(scope).items())]
+
+    def find(self, scope: Scope, voice_id: str) -> Optional[Voice]:
+        model = voice_files(scope).get(voice_id)
+        return None if model is None else self._voice(voice_id, model)
+
+    def _voice(self, name: str, model: Path) -> Voice:
+        try:
+            voice = read_voice_config(Path(f"{model}.json"))
+        except InputError:
+            return Voice(name, name, self.name, by_model=True, kind_label=self.label, describe=f"({self.label})", model_path=str(model))
+        names = voice.get("speaker_id_map") or {}
+        speakers = tuple(sorted(names, key=names.get))
+        language = str((voice.get("language") or {}).get("code") or (voice.get("espeak") or {}).get("voice") or "")
+        describe = f"({self.label}, {language})" if language else f"({self.label})"
+        return Voice(name, name, self.name, speakers, language, int(voice["audio"]["sample_rate"]), by_model=True,
+                     kind_label=self.label, describe=describe, model_path=str(model))
+
+    def resolve(self, scope: Scope, voice: Voice, speaker: Optional[str], language: Optional[str]) -> Speech:
+        model = voice_files(scope).get(voice.id)
+        if model is None:
+            raise UnknownVoice(f"Piper voice '{voice.id}' is not installed")
+        data = read_voice_config(Path(f"{model}.json"))
+        if speaker == voice.id:
+            speaker = None  # the voice named twice (model and voice): its default speaker
+        if speaker is not None and int(data.get("num_speakers", 1)) <= 1 and speaker not in (data.get("speaker_id_map") or {}):
+            speaker = None  # a single-speaker voice: OpenAI clients always send some voice name; there is only one
+        config = scope.config
+        request = PiperRequest(model=str(model), text="", output=STDOUT, settings=config.piper, device=config.device,
+                               cache_dir=str(scope.cache), speaker=speaker, backend=config.piper.backend)
+        try:
+            spec = make_job(dataclasses.replace(request, text=".")).spec  # checks the speaker now
+        except InputError as err:
+            raise UnknownVoice(str(err)) from None
+        return Speech(self, voice.id if speaker is None else f"{voice.id}:{speaker}", spec, int(data["audio"]["sample_rate"]), request)
+
+    def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:
+        request: PiperRequest = speech.request
+        settings = request.settings
+        if speed != 1.0:
+            base = settings.length_scale or voice_length_scale(request.model)
+            settings = dataclasses.replace(settings, length_scale=base / speed)
+        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings))
+
+    def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
+        if variation is None:
+            return speech
+        request: PiperRequest = speech.request
+        settings = dataclasses.replace(request.settings, noise_scale=float(variation))
+        return dataclasses.replace(speech, request=dataclasses.replace(request, settings=settings))
+
+    def claims_row(self, values: dict[str, str], config: Config) -> bool:
+        return config.piper.backend == self.name
+
+    def row_job(self, row: RowInput) -> SynthesisJob:
+        v = row.values
+        model = v.get("model") or row.model
+        if not model:
+            raise InputError(f"a {self.name} row needs a voice: fill the 'model' column or pass --model")
+        if v.get("language"):
+            raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language")
+        config = row.config
+        path = row.path(model)
+        if not path.exists() and looks_like_name(model):
+            if row.dry_run and config.models.auto_download and not is_installed(model, row.cache):
+                raise WouldFetch(model)
+            path = Path(resolve_piper_model(model, config.models.catalog_url, row.cache, config.models.auto_download, row.progress))
+        return make_job(PiperRequest(str(path), row.text, str(row.output), config.piper, config.device, str(row.cache),
+                                     speaker=v.get("speaker") or None, backend=self.name))
+
+    def models(self, scope: Scope) -> list[ModelEntry]:
+        return [ModelEntry(self.name, path.stem, path, path.stat().st_size) for path in installed_piper_voices(scope.cache)]
+
+    def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
+        return download_piper_voice(name, scope.config.models.catalog_url, scope.cache, progress=progress)
+
+    def model_path(self, scope: Scope, name: str) -> Optional[Path]:
+        return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
+
+    def checks(self, config: Config) -> list[Check]:
+        return []

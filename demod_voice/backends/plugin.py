@@ -1,0 +1,234 @@
+"""What a backend is to the rest of the program: a *request side* and an *engine side*.
+
+The **request side** (a :class:`RequestSide`) runs in the parent process: the CLI, the server,
+``batch``, ``health``. It says which voices the backend offers, turns a voice and a text (or a
+CSV row) into a :class:`~demod_voice.engine.jobs.SynthesisJob`, lists its installed models and
+says what ``health`` should check. It never imports an engine library (torch, onnxruntime, ...).
+
+The **engine side** is a :class:`~demod_voice.backends.base.Backend` subclass named by
+:attr:`RequestSide.engine` (``"package.module:Class"``). It is imported only inside a worker
+process, which loads a model once and then makes many jobs.
+
+Built-in backends and third-party ones (entry-point group ``demod_voice.backends``) register the
+same way, through :mod:`demod_voice.backends.registry`; docs/plugins.md walks through writing one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.checks import Check
+from demod_voice.config import Config
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.errors import InputError
+
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a request side looks for voices and models, and the settings in force (built by a front door)."""
+
+    config: Config
+    """Effective configuration."""
+    cache: Path
+    """The cache folder (installed models, voice profiles)."""
+    profiles: Path
+    """Where saved voice profiles live (``voices add``)."""
+    data_dir: Optional[Path] = None
+    """The server's own files (voice side-cars); ``None`` outside ``serve``."""
+    voice_paths: tuple[str, ...] = ()
+    """Extra voice files or folders a server offers (``serve.piper_voices``)."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice a backend offers, as voice pickers, ``/v1/audio/voices`` and Wyoming list it."""
+
+    id: str
+    """What a request puts in ``voice`` (and in ``model`` when :attr:`by_model`)."""
+    name: str
+    """A readable name."""
+    kind: str
+    """The backend offering it (its registry name), or ``alias`` for a configured alias."""
+    speakers: tuple[str, ...] = ()
+    """Speaker names of a multi-speaker voice."""
+    language: str = ""
+    """Its own language code, when known."""
+    sample_rate: int = 0
+    """Output sample rate, when known without loading the model."""
+    languages: tuple[str, ...] = ()
+    """Every language it can speak, its own first (empty: only :attr:`language`)."""
+    by_model: bool = False
+    """The voice is a model of its own: ``/v1/models`` lists it and a request may name it in ``model``
+    (then ``voice`` picks its speaker)."""
+    speaker_picks_language: bool = False
+    """Wyoming lists :attr:`languages` as this voice's speakers, and a chosen speaker is the language to speak."""
+    kind_label: str = ""
+    """What kind of voice it is, in words (``Piper``, ``cloned voice, XTTS``): Wyoming's description, the page's table."""
+    describe: str = ""
+    """What the page's voice picker shows after its id (``(Piper, en_US)``, ``— cloned voice (XTTS, en)``)."""
+    model_path: Optional[str] = None
+    """The model file, when the voice is one (:attr:`by_model`)."""
+
+    def spoken(self) -> tuple[str, ...]:
+        """The languages it speaks, its own first."""
+        return self.languages or ((self.language,) if self.language else ())
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A resolved voice: everything needed to turn texts into jobs for it."""
+
+    side: RequestSide
+    """The request side that resolved it (and makes its jobs)."""
+    voice_id: str
+    """The voice as it was resolved (with ``:speaker`` when one was chosen)."""
+    spec: LoadSpec
+    """The model the jobs run on (what preloading and ``/readyz`` use)."""
+    sample_rate: int
+    """Output sample rate (known before any audio: WAV headers, Wyoming's audio-start)."""
+    request: Any = None
+    """The backend's own typed request with an empty text (opaque to front doors)."""
+
+    @property
+    def kind(self) -> str:
+        """The backend's registry name."""
+        return self.side.name
+
+    def job(self, text: str, speed: float = 1.0, label: str = "", output: str = STDOUT) -> SynthesisJob:
+        """A job speaking ``text`` at ``speed`` (> 1 faster); ``output`` ``-`` streams to the handle."""
+        if not MIN_SPEED <= speed <= MAX_SPEED:
+            raise InputError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}")
+        job = self.side.job(self, text, speed, output)
+        return dataclasses.replace(job, label=label or f"{self.voice_id} request")
+
+    def adjusted(self, variation: Optional[float] = None, temperature: Optional[float] = None) -> Speech:
+        """The same voice with the web page's sliders applied (a backend ignores those it has no use for)."""
+        return self.side.adjust(self, variation, temperature)
+
+
+@dataclass(frozen=True)
+class RowInput:
+    """One ``batch`` CSV row, with the parts every backend needs already checked."""
+
+    values: dict[str, str]
+    """Column -> stripped value (``reference``, ``model``, ``voice``, ``language``, ``speaker`` ...)."""
+    text: str
+    """The text to speak (checked, normalised)."""
+    output: Path
+    """The checked output file."""
+    csv_path: Path
+    """The CSV file (input paths in it are relative to its folder)."""
+    config: Config
+    """Effective configuration."""
+    cache: Path
+    """The cache folder."""
+    model: Optional[str] = None
+    """The run's default voice model (``batch --model``)."""
+    dry_run: bool = False
+    """Validate only: nothing may be downloaded (raise :class:`WouldFetch` instead)."""
+    progress: bool = True
+    """Downloads may show progress on stderr."""
+
+    def path(self, value: str) -> Path:
+        """An input path from the CSV: relative paths start from the CSV's folder (a batch folder can move as a whole)."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.csv_path.parent.absolute() / path
+
+
+class UnknownVoice(InputError):
+    """The request names a voice, speaker or model that does not exist here (HTTP 404)."""
+
+
+class WouldFetch(Exception):
+    """A dry run met a row whose model would be downloaded first: the row is valid, and nothing is fetched.
+    ``str()`` is the model's name."""
+
+    kind: str = ""
+    """The backend whose row it is (set by ``batch``)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """An installed model, as ``models list`` prints it."""
+
+    kind: str
+    """The backend's registry name."""
+    name: str
+    """What commands call it."""
+    path: Path
+    """Where it is."""
+    size_bytes: Optional[int] = None
+    """Size on disk, when cheap to tell."""
+
+
+class RequestSide:
+    """A backend's parent side. Subclass it, set the class attributes, override what the backend offers;
+    every method has a default that offers nothing, so a minimal backend overrides :meth:`voices`,
+    :meth:`resolve` and :meth:`job`."""
+
+    name: str = ""
+    """Registry name: what ``LoadSpec.backend``, a CSV row's ``backend`` column and ``health`` call it."""
+    label: str = ""
+    """A readable name (``Piper``); also the attribution Wyoming shows."""
+    url: str = ""
+    """Where the engine comes from (Wyoming's attribution)."""
+    engine: str = ""
+    """``package.module:Class`` of the engine side, imported only in workers."""
+    generic_models: tuple[str, ...] = ()
+    """``model`` values that mean "this backend" but pick no voice (``xtts``); the first is listed in ``/v1/models``."""
+
+    # --- voices -----------------------------------------------------------------------------
+
+    def voices(self, scope: Scope) -> list[Voice]:
+        """Every voice a request may name."""
+        return []
+
+    def find(self, scope: Scope, voice_id: str) -> Optional[Voice]:
+        """The voice called ``voice_id``, or ``None`` (override when listing everything is slow)."""
+        return next((voice for voice in self.voices(scope) if voice.id == voice_id), None)
+
+    def resolve(self, scope: Scope, voice: Voice, speaker: Optional[str], language: Optional[str]) -> Speech:
+        """Everything needed to speak with ``voice`` (one of :meth:`voices`); raise :class:`InputError` for a
+        speaker or language it cannot do."""
+        raise InputError(f"the {self.label or self.name} backend offers no voices to speak with")
+
+    def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:
+        """A job speaking ``text`` with a resolved voice at ``speed`` (> 1 faster) into ``output`` (``-``: the handle)."""
+        raise InputError(f"the {self.label or self.name} backend cannot make speech jobs")
+
+    def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
+        """Apply the web page's sliders: ``variation`` (how much delivery varies) and ``temperature`` (sampling)."""
+        return speech
+
+    # --- batch rows ---------------------------------------------------------------------------
+
+    def claims_row(self, values: dict[str, str], config: Config) -> bool:
+        """Whether a row without a ``backend`` column is this backend's (XTTS: it names a reference)."""
+        return False
+
+    def row_job(self, row: RowInput) -> SynthesisJob:
+        """The job for one ``batch`` row; raise :class:`InputError` naming what is wrong with it."""
+        raise InputError(f"the {self.name} backend takes no batch rows")
+
+    # --- models and health --------------------------------------------------------------------
+
+    def models(self, scope: Scope) -> list[ModelEntry]:
+        """Installed models, for ``models list``."""
+        return []
+
+    def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
+        """Download model ``name`` if it is this backend's (``None``: not its name)."""
+        return None
+
+    def model_path(self, scope: Scope, name: str) -> Optional[Path]:
+        """Where installed model ``name`` is, if it is this backend's (``None``: not its name)."""
+        return None
+
+    def checks(self, config: Config) -> list[Check]:
+        """What ``health`` checks for this backend (engine imports go through :func:`demod_voice.checks.probe`)."""
+        return []

@@ -1,0 +1,165 @@
+"""XTTS-v2's registration: its request side (cloned voices, jobs, batch rows, the released model), built on :mod:`.request`.
+
+Its voices are saved voice profiles (``voices add``, ``POST /v1/voices``); each speaks all 17
+XTTS languages, its own (the one it was enrolled with) first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from pathlib import Path
+from typing import Optional
+
+from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, Voice
+from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_job, normalise_language
+from demod_voice.config import XTTS_LANGUAGES, Config
+from demod_voice.engine.jobs import STDOUT, SynthesisJob
+from demod_voice.errors import InputError
+from demod_voice.models.registry import XTTS_NAMES, missing_xtts_files, released_xtts_dir, resolve_xtts
+from demod_voice.voices.profiles import NAME, Profile, load_named, read_profile
+
+
+def spoken_language(code: str) -> str:
+    """A language as a client may write it (``de``, ``de_DE``, ``zh-CN``) as XTTS names it; :class:`InputError` if XTTS lacks it."""
+    try:
+        return normalise_language(code.replace("_", "-"))
+    except InputError:
+        family = code.replace("_", "-").split("-")[0]
+        try:
+            return normalise_language(family)
+        except InputError as err:
+            raise InputError(f"a cloned voice cannot speak '{code}': {err}") from None
+
+
+class XttsSide(RequestSide):
+    """Cloned voices on XTTS-v2 (coqui-tts)."""
+
+    name = "xtts"
+    label = "XTTS-v2 (coqui)"
+    url = "https://github.com/idiap/coqui-ai-TTS"
+    engine = "demod_voice.backends.xtts.engine:XttsBackend"
+    generic_models = ("xtts", "xtts_v2")
+
+    def __init__(self) -> None:
+        self._profiles: dict[Path, tuple[tuple[int, int], Profile]] = {}
+        self._lock = threading.Lock()
+
+    # --- voices -----------------------------------------------------------------------------
+
+    def voices(self, scope: Scope) -> list[Voice]:
+        if not scope.profiles.is_dir():
+            return []
+        names = (path.name[: -len(".npz")] for path in sorted(scope.profiles.glob("*.npz")))
+        return [self._voice(scope, name) for name in names if NAME.match(name)]
+
+    def find(self, scope: Scope, voice_id: str) -> Optional[Voice]:
+        if not NAME.match(voice_id) or self.profile(scope, voice_id) is None:
+            return None
+        return self._voice(scope, voice_id)
+
+    def _voice(self, scope: Scope, name: str) -> Voice:
+        own = self.voice_language(scope, name)
+        languages = (own, *(code for code in XTTS_LANGUAGES if code != own))
+        return Voice(name, name, self.name, language=own, sample_rate=SAMPLE_RATE, languages=languages,
+                     speaker_picks_language=True, kind_label="cloned voice, XTTS", describe=f"— cloned voice (XTTS, {own})")
+
+    def voice_language(self, scope: Scope, name: str) -> str:
+        """The language a profile was enrolled with (the server's side-car), else ``xtts.language``."""
+        if scope.data_dir is None:
+            return scope.config.xtts.language
+        side = scope.data_dir / "voices" / f"{name}.json"
+        try:
+            return str(json.loads(side.read_text(encoding="utf-8")).get("language") or scope.config.xtts.language)
+        except (OSError, ValueError, AttributeError):
+            return scope.config.xtts.language
+
+    def profile(self, scope: Scope, name: str) -> Optional[Profile]:
+        """Profile ``name``, or ``None`` when there is none (kept until its file changes)."""
+        path = scope.profiles / f"{name}.npz"
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            with self._lock:
+                self._profiles.pop(path, None)
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            cached = self._profiles.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        profile = read_profile(path)
+        with self._lock:
+            self._profiles[path] = (stamp, profile)
+        return profile
+
+    def resolve(self, scope: Scope, voice: Voice, speaker: Optional[str], language: Optional[str]) -> Speech:
+        profile = self.profile(scope, voice.id)
+        if profile is None:
+            raise InputError(f"there is no voice profile '{voice.id}' (GET /v1/voices lists them)")
+        config = scope.config
+        spoken = spoken_language(language) if language else self.voice_language(scope, voice.id)
+        settings = dataclasses.replace(config.xtts, language=spoken)
+        request = XttsRequest(references=(), text="", output=STDOUT, settings=settings, cache_dir=str(scope.cache),
+                              device=config.device, profile=profile, stream=config.serve.xtts_token_streaming)
+        spec = make_job(dataclasses.replace(request, text=".")).spec
+        return Speech(self, voice.id, spec, SAMPLE_RATE, request)
+
+    def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:
+        request: XttsRequest = speech.request
+        settings = request.settings
+        if speed != 1.0:
+            settings = dataclasses.replace(settings, speed=settings.speed * speed)
+        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings))
+
+    def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
+        if temperature is None:
+            return speech
+        request: XttsRequest = speech.request
+        settings = dataclasses.replace(request.settings, temperature=float(temperature))
+        return dataclasses.replace(speech, request=dataclasses.replace(request, settings=settings))
+
+    # --- batch rows ---------------------------------------------------------------------------
+
+    def claims_row(self, values: dict[str, str], config: Config) -> bool:
+        return bool(values.get("reference") or values.get("voice"))
+
+    def row_job(self, row: RowInput) -> SynthesisJob:
+        v = row.values
+        references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
+        if not references and not v.get("voice"):
+            raise InputError("an xtts row needs a reference recording in the 'reference' column, or a saved voice in 'voice'")
+        if references and v.get("voice"):
+            raise InputError("give either reference recordings or a saved voice, not both")
+        profile = load_named(row.cache, v["voice"]) if v.get("voice") else None
+        if v.get("speaker", "") not in ("", "0"):  # 0 is the original tool's default for every row
+            raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference (leave it empty or 0)")
+        settings = row.config.xtts
+        if v.get("language"):
+            settings = dataclasses.replace(settings, language=v["language"])
+        if v.get("model"):
+            settings = dataclasses.replace(settings, model_dir=str(row.path(v["model"])))
+        resolved = tuple(str(row.path(r)) for r in references)
+        return make_job(XttsRequest(resolved, row.text, str(row.output), settings, str(row.cache), row.config.device, profile))
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def models(self, scope: Scope) -> list[ModelEntry]:
+        folder = released_xtts_dir(scope.cache)
+        return [] if missing_xtts_files(folder) else [ModelEntry(self.name, "xtts_v2", folder)]
+
+    def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
+        if name not in XTTS_NAMES:
+            return None
+        # The one download done in the parent (``models download xtts_v2``): coqui's model manager is
+        # imported only inside ``download_released``.
+        from demod_voice.backends.xtts.engine import download_released
+
+        folder, fetch = resolve_xtts(None, scope.cache, scope.config.xtts.accept_license)
+        if fetch:
+            download_released(fetch, scope.cache)
+        return folder
+
+    def model_path(self, scope: Scope, name: str) -> Optional[Path]:
+        return released_xtts_dir(scope.cache) if name in XTTS_NAMES else None

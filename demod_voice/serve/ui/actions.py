@@ -78,19 +78,20 @@ def api_message(response: Any) -> str:
 
 
 def voice_options(ctx: Any) -> list[tuple[str, str]]:
-    """(label, value) for the voice pickers: cloned voices, each speaker of each Piper voice, aliases."""
+    """(label, value) for the voice pickers: each voice (each speaker of a multi-speaker one), then aliases.
+    A value is ``KIND|ID`` (``KIND|ID|SPEAKER`` for a voice that is a model of its own), or ``alias|NAME``."""
     from demod_voice.serve.voices import list_voices
 
     options = []
     for voice in list_voices(ctx):
-        if voice.kind == "xtts":
-            options.append((f"{voice.id} — cloned voice (XTTS, {voice.language or '?'})", f"xtts|{voice.id}"))
-        elif voice.kind == "piper" and voice.speakers:
-            options.extend((f"{voice.id} — {speaker} (Piper)", f"piper|{voice.id}|{speaker}") for speaker in voice.speakers)
-        elif voice.kind == "piper":
-            options.append((f"{voice.id} (Piper{', ' + voice.language if voice.language else ''})", f"piper|{voice.id}|"))
-        else:
+        if voice.kind == "alias":
             options.append((voice.name, f"alias|{voice.id}"))
+        elif voice.by_model and voice.speakers:
+            options.extend((f"{voice.id} — {speaker} ({voice.kind_label})", f"{voice.kind}|{voice.id}|{speaker}") for speaker in voice.speakers)
+        elif voice.by_model:
+            options.append((f"{voice.id} {voice.describe}", f"{voice.kind}|{voice.id}|"))
+        else:
+            options.append((f"{voice.id} {voice.describe}", f"{voice.kind}|{voice.id}"))
     return options
 
 
@@ -98,38 +99,27 @@ def voice_rows(ctx: Any) -> list[list[str]]:
     """The Voices tab's table: id, kind, language, speakers."""
     from demod_voice.serve.voices import list_voices
 
-    kinds = {"xtts": "cloned (XTTS)", "piper": "Piper", "alias": "alias"}
-    return [[v.id, kinds.get(v.kind, v.kind), v.language, ", ".join(v.speakers)] for v in list_voices(ctx)]
+    return [[v.id, v.kind_label or v.kind, v.language, ", ".join(v.speakers)] for v in list_voices(ctx)]
 
 
 def choose(ctx: Any, value: Optional[str], language: Optional[str] = None, variation: Optional[float] = None,
            temperature: Optional[float] = None) -> Any:
     """A picker's value (and the page's main settings) -> a resolved :class:`~demod_voice.serve.voices.VoiceChoice`."""
     from demod_voice.errors import DemodVoiceError
-    from demod_voice.serve.voices import resolve_voice
+    from demod_voice.serve.voices import resolve_offered, resolve_voice
 
     if not value:
         raise UiError("Pick a voice first.")
     kind, _, rest = value.partition("|")
+    name, _, speaker = rest.partition("|")
     try:
-        if kind == "xtts":
-            choice = resolve_voice(ctx, "xtts", rest, language or None)
-        elif kind == "piper":
-            name, _, speaker = rest.partition("|")
-            choice = resolve_voice(ctx, name, speaker or None)
-        else:
+        if kind == "alias":
             choice = resolve_voice(ctx, "", rest, language or None)
+        else:
+            choice = resolve_offered(ctx, kind, name, speaker or None, language or None)
     except DemodVoiceError as err:
         raise UiError(str(err)) from None
-    changes = {}
-    if choice.kind == "piper" and variation is not None:
-        changes["noise_scale"] = float(variation)
-    if choice.kind == "xtts" and temperature is not None:
-        changes["temperature"] = float(temperature)
-    if changes:
-        settings = dataclasses.replace(choice.request.settings, **changes)
-        choice = dataclasses.replace(choice, request=dataclasses.replace(choice.request, settings=settings))
-    return choice
+    return choice.adjusted(variation, temperature)
 
 
 async def speak(ctx: Any, choice: Any, text: str, fmt: str, speed: float, label: str) -> Any:

@@ -152,6 +152,10 @@ class ServeLimits:
     deadline_seconds: float = _opt(120.0, "A speech request still waiting or unfinished after this gets HTTP 504 and is cancelled.",
                                    minimum=0.1)
     max_batch_rows: int = _opt(10000, "Rows one batch job may hold (more: 413).", minimum=1)
+    max_batch_output_mb: float = _opt(500.0, "Audio one batch job may write, in MB; the job stops (state 'failed') when its "
+                                      "files pass it.", minimum=0.01)
+    max_batch_seconds: float = _opt(3600.0, "Seconds one batch job may run; its remaining rows are cancelled then.", minimum=1.0)
+    max_batch_jobs_per_key: int = _opt(4, "Batch jobs one API key may have queued or running at once (more: 429).", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -162,9 +166,20 @@ class ServeSettings:
     port: int = _opt(5002, "TCP port.", minimum=0)
     workers: int = _opt(1, "Worker processes per loaded model (requests to one voice run this many at once).", minimum=1)
     preload: Optional[list] = _opt(None, "Voices loaded at start (names as requests give them in 'model' or 'voice'); /readyz waits for them.")
-    keys: Optional[dict] = _opt(None, "API keys: KEY -> scopes (a list, or a comma-separated string, of speak, enroll, admin).")
+    keys: Optional[dict] = _opt(None, "API keys: KEY -> scopes (a list, or a comma-separated string, of speak, enroll, admin).",
+                                secret=True)
     keys_file: Optional[str] = _opt(None, "File of API keys, one 'KEY scope,scope' a line ('#' starts a comment); read at start.")
     cors_origins: Optional[list] = _opt(None, "Origins allowed by CORS (browser pages on other sites); null: CORS off.")
+    allowed_hosts: Optional[list] = _opt(None, "Host names clients may reach the server by, besides IP addresses, localhost and "
+                                               "serve.host (a LAN or proxy name: [tts.example.org]; '.example.org' takes its "
+                                               "subdomains; '*' any, only with API keys). Other names: 400 (DNS rebinding).")
+    trusted_origins: Optional[list] = _opt(None, "Web origins (https://chat.example.org) whose pages may POST or DELETE here, "
+                                                 "besides the server's own and serve.cors_origins; '*' any, only with API keys.")
+    header_timeout_seconds: float = _opt(10.0, "A connection must send a request's headers within this many seconds (slow "
+                                               "clients are dropped).", minimum=0.1)
+    max_connections: int = _opt(256, "Open connections at once (HTTP); more are closed as they arrive.", minimum=1)
+    batch_keep_hours: float = _opt(24.0, "Finished batch jobs and their files are deleted this long after they end (0: kept).",
+                                   minimum=0.0)
     voices: Optional[dict] = _opt(None, "Voice aliases, as clients name them (OpenAI's alloy, echo...): NAME -> {model: PIPER_VOICE, "
                         "speaker: N} or {profile: PROFILE}.")
     piper_voices: Optional[list] = _opt(None, "Piper voices offered besides the installed ones: .onnx files or folders holding them.")
@@ -356,7 +371,8 @@ def _check_layer(cls: type, data: Mapping[str, Any], prefix: str, source: str) -
             _check_layer(tp, value, dotted + ".", source)
             continue
         if not _matches(tp, value):
-            raise ConfigError(f"{source}: '{dotted}' must be {_type_name(tp)}, got {value!r}")
+            shown = f"a {type(value).__name__} (not shown: it may hold a secret)" if fields[key].metadata.get("secret") else repr(value)
+            raise ConfigError(f"{source}: '{dotted}' must be {_type_name(tp)}, got {shown}")
         _check_value(fields[key].metadata, dotted, value, source)
 
 

@@ -44,6 +44,8 @@ class ServeContext:
     """Voices loaded at start (as named in requests); ``/readyz`` waits for them."""
     preload_specs: list = field(default_factory=list)
     """Their :class:`~demod_voice.engine.jobs.LoadSpec` (filled at start-up)."""
+    in_flight: int = 0
+    """HTTP requests being answered, probes aside (counted by :mod:`demod_voice.serve.http.guard`; a drain waits for them)."""
     extras: dict = field(default_factory=dict)
     """Room for other front doors (Wyoming, web UI) to keep their own state."""
 

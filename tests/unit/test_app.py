@@ -17,7 +17,7 @@ SPEECH = {"model": "tts-1", "voice": "nobody", "input": "Hi."}
 
 def app(overrides=None, keys=None) -> TestClient:
     config, _ = load_config(overrides=overrides or {})
-    return TestClient(create_app(config, keys=keys))
+    return TestClient(create_app(config, keys=keys), base_url="http://localhost")  # "testserver" is not one of its names
 
 
 def test_cors_is_off_unless_origins_are_configured():

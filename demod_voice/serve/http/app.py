@@ -24,6 +24,7 @@ from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context
+from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(RequestCounter)
+    check_exposure(config.serve, keys is not None)
+    app.add_middleware(Guard, settings=config.serve, keys=keys)
     return app
 
 
@@ -133,6 +136,11 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
         return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, err: BodyTooLarge) -> JSONResponse:
+        problem = err.api_error()
+        return JSONResponse(problem.body(), status_code=problem.status, headers={"Connection": "close"})
 
     @app.exception_handler(AuthFailed)
     async def auth_failed(request: Request, err: AuthFailed) -> JSONResponse:

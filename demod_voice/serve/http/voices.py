@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException
 
 from demod_voice.backends.xtts.request import make_enroll_job
 from demod_voice.engine.handles import Priority
@@ -142,7 +143,7 @@ async def _form(request: Request, max_files: int = MAX_FILES + 1) -> Any:
     try:
         return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
     except Exception as err:  # noqa: BLE001 - the multipart parser raises several kinds for a malformed body
-        if isinstance(err, ApiError):
+        if isinstance(err, (ApiError, HTTPException)):  # HTTPException: the body passed its limit (guard.BodyTooLarge)
             raise
         raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
 

@@ -1,0 +1,269 @@
+"""The first thing every HTTP request meets, API and web page alike: checks on its headers, before
+any route or dependency reads a byte of its body.
+
+FastAPI reads (and parses) a JSON body before it runs a route's dependencies, and a route reads a
+form when it asks for it; either way a body can be read before the request is refused. So the
+refusals that need only the headers happen here, in an ASGI middleware:
+
+1. ``Host`` must name this server: an IP address (DNS rebinding needs a name), ``localhost``,
+   ``serve.host``, or a name in ``serve.allowed_hosts`` (400 ``bad_host``). A web page the user
+   visits cannot then drive a loopback server through a name it points at ``127.0.0.1``.
+2. A state-changing request (anything but GET, HEAD, OPTIONS) whose ``Origin`` (or, without one,
+   ``Referer``) is another site's is refused (403 ``cross_origin``), unless that origin is in
+   ``serve.cors_origins`` or ``serve.trusted_origins``. A cross-site form post needs no CORS
+   preflight, so CORS alone would not stop it. Clients that are not browsers send neither header.
+3. While the server drains, everything but the probes gets 503 ``shutting_down``; a request still
+   without a response when its task is cancelled at the end of the grace period gets the same,
+   in JSON, not a bare 500.
+4. API routes (``/v1/``) need a valid key when the server has keys (401, before the body); the
+   scope a route needs is checked by its router (:mod:`demod_voice.serve.http.deps`).
+5. A body announced longer than the request may be (``Content-Length``) is refused (413), and a
+   body without a length (chunked) is counted as it is read and cut off at the same size.
+
+Body sizes: a multipart upload (and anything for the page under ``/ui``) may be
+``serve.limits.max_upload_mb`` + 1 MB; any other body 64 KiB + 12 bytes per character of
+``serve.limits.max_input_chars`` (JSON escapes a character in at most 12 bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
+
+from demod_voice.errors import ConfigError
+from demod_voice.serve.auth import AuthFailed
+from demod_voice.serve.errors import ApiError
+from demod_voice.serve.limits import upload_limit
+
+log = logging.getLogger(__name__)
+
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+API_PREFIX = "/v1/"
+PAGE_PREFIX = "/ui"
+JSON_BASE = 64 << 10
+JSON_PER_CHAR = 12
+
+
+class BodyTooLarge(HTTPException):
+    """A body that grew past its limit while it was read (an HTTPException, so that FastAPI's body
+    parsing lets it through instead of calling it a malformed body)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this server accepts ({limit / 1e6:.2f} MB; "
+                              "serve.limits.max_upload_mb for uploads, serve.limits.max_input_chars for JSON)")
+        self.limit = limit
+
+    def api_error(self) -> ApiError:
+        """The JSON answer."""
+        return ApiError(413, str(self.detail), code="body_too_large")
+
+
+def check_exposure(settings: Any, keyed: bool) -> None:
+    """``*`` in ``serve.allowed_hosts`` or ``serve.trusted_origins`` opens the server to every web page: only with keys."""
+    for name in ("allowed_hosts", "trusted_origins"):
+        if "*" in (getattr(settings, name) or ()) and not keyed:
+            raise ConfigError(f"serve.{name} holds '*', which lets any web page drive this server; that needs API keys "
+                              "(serve.keys or serve.keys_file): list the names instead, or configure keys")
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header: no port, no brackets, lower case, no trailing dot."""
+    host = host.strip()
+    if host.startswith("["):
+        return host[1:host.find("]")].lower() if "]" in host else ""
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".").lower()
+
+
+def host_allowed(host: str, settings: Any) -> bool:
+    """Whether a request's ``Host`` names this server (see the module docstring)."""
+    name = host_name(host)
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    if name == "localhost" or name == host_name(str(settings.host)):
+        return True
+    for entry in settings.allowed_hosts or ():
+        entry = str(entry).strip().lower().rstrip(".")
+        if entry == "*" or name == entry or (entry.startswith(".") and (name == entry[1:] or name.endswith(entry))):
+            return True
+    return False
+
+
+def origin_allowed(origin: str, host: str, settings: Any) -> bool:
+    """Whether a state-changing request from a page at ``origin`` may reach a server it addressed as ``host``."""
+    origin = origin.strip().rstrip("/")
+    trusted = [str(o).strip().rstrip("/") for o in (settings.trusted_origins or ())] + \
+              [str(o).strip().rstrip("/") for o in (settings.cors_origins or ())]
+    if "*" in trusted or origin in trusted:
+        return True
+    if origin in ("", "null"):
+        return False
+    parts = urlsplit(origin)
+    # Same site: the page came from this server (by the same name and port it is addressed by now). The scheme
+    # is not compared: behind a TLS proxy the page is https and the request reaches us as http.
+    return bool(parts.netloc) and parts.netloc.lower() == host.strip().lower()
+
+
+def body_limit(path: str, content_type: str, limits: Any) -> int:
+    """Bytes the body of a request may hold (see the module docstring)."""
+    if content_type.lower().startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/"):
+        return upload_limit(limits) + 1_000_000
+    return JSON_BASE + JSON_PER_CHAR * limits.max_input_chars
+
+
+class Guard:
+    """The ASGI middleware (outermost but for Starlette's own error handler)."""
+
+    def __init__(self, app: Any, settings: Any, keys: Any = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.keys = keys
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        problem = self._refusal(scope, headers)
+        if problem is not None:
+            if scope["type"] == "http":
+                await _answer(send, problem)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope.get("path", ""), headers.get("content-type", ""), self.settings.limits)
+        await self._run(scope, _capped(receive, limit), send)
+
+    def _refusal(self, scope: dict, headers: dict[str, str]) -> Optional[ApiError]:
+        """The refusal the headers alone call for, or ``None``."""
+        path = scope.get("path", "")
+        method = scope.get("method", "GET").upper()
+        problem = self._foreign(method, headers)
+        if problem is not None:
+            return problem
+        ctx = _context(scope)
+        if ctx is not None and ctx.draining.is_set() and path not in PROBES:
+            return ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
+        if path.startswith(API_PREFIX) and self.keys is not None and method != "OPTIONS":  # CORS preflights carry no key
+            try:
+                self.keys.identify(headers.get("authorization"))
+            except AuthFailed as err:
+                return ApiError(err.status, str(err), "authentication_error", headers={"WWW-Authenticate": "Bearer"})
+        return self._oversized(path, headers)
+
+    def _foreign(self, method: str, headers: dict[str, str]) -> Optional[ApiError]:
+        """A request addressed to another name (DNS rebinding), or a state change asked by another site's page."""
+        host = headers.get("host", "")
+        if "host" in headers and not host_allowed(host, self.settings):
+            return ApiError(400, f"this server is not '{_printable(host_name(host))}': add the name to serve.allowed_hosts if "
+                                 "clients reach it by that name", code="bad_host")
+        if method in SAFE_METHODS:
+            return None
+        origin = headers.get("origin")
+        if origin is None and headers.get("referer"):
+            parts = urlsplit(headers["referer"])
+            origin = f"{parts.scheme}://{parts.netloc}"
+        if origin is not None and not origin_allowed(origin, host, self.settings):
+            return ApiError(403, f"requests from pages at '{_printable(origin)}' are not accepted here: add the origin to "
+                                 "serve.trusted_origins to allow it", "permission_error", "cross_origin")
+        return None
+
+    def _oversized(self, path: str, headers: dict[str, str]) -> Optional[ApiError]:
+        """A body announced longer than this request may be."""
+        declared = headers.get("content-length")
+        if declared is None:
+            return None
+        if not declared.strip().isdigit():
+            return ApiError(400, "the Content-Length header is not a number", code="bad_length")
+        limit = body_limit(path, headers.get("content-type", ""), self.settings.limits)
+        if int(declared) > limit:
+            return ApiError(413, f"the request body is {int(declared) / 1e6:.2f} MB; this server accepts at most "
+                                 f"{limit / 1e6:.2f} MB here (serve.limits.max_upload_mb for uploads, "
+                                 "serve.limits.max_input_chars for JSON)",
+                            code="upload_too_large" if "multipart/" in headers.get("content-type", "") else "body_too_large")
+        return None
+
+    async def _run(self, scope: dict, receive: Any, send: Any) -> None:
+        """Run the app; answer in JSON for a body cut off at its limit, or a request cancelled by the end of a drain."""
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        ctx = _context(scope)
+        counted = ctx is not None and scope.get("path") not in PROBES
+        if counted:
+            ctx.in_flight += 1
+        try:
+            await self.app(scope, receive, tracked)
+        except BodyTooLarge as err:
+            if not started:
+                await _answer(send, err.api_error())
+        except asyncio.CancelledError:
+            if ctx is None or not ctx.draining.is_set():
+                raise
+            # uvicorn cancels what is left at the end of the grace period: an answer, not a traceback and a bare 500.
+            log.info("%s %s cancelled at the end of the grace period", scope.get("method"), scope.get("path"))
+            if not started:
+                await _answer(send, ApiError(503, "the server shut down before this request finished; retry on another "
+                                                  "instance", "server_error", "shutting_down"))
+        finally:
+            if counted:
+                ctx.in_flight -= 1
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    """Request headers by lower-case name (the last of repeated ones)."""
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _context(scope: dict) -> Any:
+    return getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch for ch in text if ch.isprintable())[:80]
+
+
+def _capped(receive: Any, limit: int) -> Any:
+    """``receive`` that raises :class:`BodyTooLarge` once the body passes ``limit`` bytes."""
+    seen = 0
+
+    async def wrapped() -> dict:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return wrapped
+
+
+async def _answer(send: Any, problem: ApiError) -> None:
+    """Send ``problem`` as the whole JSON response (the connection closes after it: its body is never read)."""
+    body = json.dumps(problem.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,242 @@
+"""The served HTTP surface as an attacker would try it (issue 26): one live server with keys on 127.0.0.1,
+raw sockets where a client library would be too polite, every wait bounded. One test per item fixed,
+then a hostile corpus (uploads, CSV, profiles, JSON) that must only ever get clean 4xx answers.
+
+Items of the issue that live in the web page and Wyoming are tested in ``test_security_page_wyoming.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import run_cli, voiced_signal
+from live_server import free_port, start_server, wait_until
+
+pytest.importorskip("fastapi")
+
+SPEAK, SPEAK2, ENROLL, ADMIN = "speak-key-0001", "speak-key-0002", "enroll-key-0003", "admin-key-0004"
+MAX_CHARS = 2000
+HEADER_TIMEOUT = 2.0
+MAX_CONNECTIONS = 24
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice, xtts_model):
+    folder = tmp_path_factory.mktemp("security")
+    config = {
+        "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+        "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24},
+        "serve": {
+            "keys": {SPEAK: "speak", SPEAK2: "speak", ENROLL: "speak,enroll", ADMIN: "admin"},
+            "piper_voices": [str(piper_voice)],
+            "grace_seconds": 2.0,
+            "header_timeout_seconds": HEADER_TIMEOUT,
+            "max_connections": MAX_CONNECTIONS,
+            "limits": {"max_input_chars": MAX_CHARS, "max_upload_mb": 1.0, "max_reference_seconds": 20.0, "deadline_seconds": 60.0,
+                       "max_batch_output_mb": 0.3, "max_batch_jobs_per_key": 2},
+        },
+    }
+    _profile(folder / "cache" / "demod-voice" / "profiles", "bob", xtts_model)
+    live = start_server(folder, known(config), "-v")
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+def known(config: dict) -> dict:
+    """``config`` without the keys this version does not know (so that the module also runs against the code
+    before each fix, where it must fail by its assertions, not by a server that refuses its config)."""
+    from demod_voice.config import ServeLimits, ServeSettings
+
+    serve = {k: v for k, v in config["serve"].items() if k in ServeSettings.__dataclass_fields__}
+    serve["limits"] = {k: v for k, v in serve["limits"].items() if k in ServeLimits.__dataclass_fields__}
+    return {**config, "serve": serve}
+
+
+def _profile(folder: Path, name: str, xtts_model: Path, model: str = "") -> Path:
+    """A profile file shaped for the tiny XTTS model (random latents), tied to ``model`` (default: that model)."""
+    from demod_voice.backends.xtts.engine import model_identity
+    from demod_voice.voices.profiles import write_profile
+
+    rng = np.random.default_rng(0)
+    path = folder / f"{name}.npz"
+    write_profile(path, name, model or model_identity(xtts_model), ["0" * 64],
+                  rng.standard_normal((1, 32, 64)).astype("float32"), rng.standard_normal((1, 512, 1)).astype("float32"))
+    return path
+
+
+def auth(key: str = SPEAK) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def port(server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def raw(server, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send ``head`` (request line and headers, without the blank line) and ``body``; the status and what came back."""
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=timeout) as sock:
+        sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+        status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
+        sock.settimeout(2.0)
+        try:
+            while piece := sock.recv(65536):
+                data += piece
+        except OSError:
+            pass
+        return status, data
+
+
+def error_of(data: bytes) -> dict:
+    return json.loads(data.split(b"\r\n\r\n", 1)[1].decode())["error"]
+
+
+def rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def multipart(fields: dict, files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
+    request = httpx.Request("POST", "http://x/", data=fields, files=[(f, (n, d)) for f, n, d in files])
+    return request.read(), request.headers["content-type"]
+
+
+def wav_bytes(seconds: float = 3.0, rate: int = 16000) -> bytes:
+    import soundfile
+
+    out = io.BytesIO()
+    soundfile.write(out, voiced_signal(seconds, rate), rate, format="WAV")
+    return out.getvalue()
+
+
+# --- item 3: bodies refused on their headers -----------------------------------------------------
+
+
+def test_item3_a_huge_body_without_a_key_is_refused_before_it_is_read(server):
+    """A 200 MB JSON body announced without a key: 401 at once, though not one byte of it is sent."""
+    before = rss(server.pid)
+    started = time.monotonic()
+    status, data = raw(server, f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                               f"Content-Length: {200_000_000}", timeout=10)
+    assert status == 401 and error_of(data)["type"] == "authentication_error", data[:300]
+    assert time.monotonic() - started < 5
+    assert rss(server.pid) - before < 20 << 20
+
+
+def test_item3_a_body_announced_over_the_limit_is_refused_with_a_key_too(server):
+    status, data = raw(server, f"POST /v1/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ENROLL}\r\n"
+                               "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000000")
+    assert status == 413 and error_of(data)["code"] == "upload_too_large", data[:300]
+    status, data = raw(server, f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SPEAK}\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 5000000")
+    assert status == 413 and "serve.limits" in error_of(data)["message"], data[:300]
+
+
+def test_item3_a_chunked_body_is_cut_off_at_the_limit(server):
+    """No Content-Length: the body is counted as it is read, and the server answers 413 long before it ends."""
+    before = rss(server.pid)
+    block = b"a" * 65536
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as sock:
+        sock.sendall(f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SPEAK}\r\n"
+                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        sock.setblocking(False)
+        answer = b""
+        try:
+            while sent < 50_000_000 and not answer:
+                sock.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+                sent += len(block)
+                try:
+                    answer = sock.recv(65536)
+                except BlockingIOError:
+                    pass
+        except (BrokenPipeError, ConnectionResetError, BlockingIOError):
+            pass
+        sock.setblocking(True)
+        sock.settimeout(5)
+        try:
+            answer += sock.recv(65536)
+        except OSError:
+            pass
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert error_of(answer)["code"] == "body_too_large"
+    assert sent < 5_000_000, sent
+    assert rss(server.pid) - before < 20 << 20
+
+
+# --- item 2: DNS rebinding and cross-site requests -----------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:5002", "127.0.0.1.evil.example", "localhost.evil.example"])
+def test_item2_a_request_addressed_to_another_name_is_refused(server, host):
+    answer = httpx.get(server.url + "/v1/models", headers={**auth(), "Host": host}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_host", answer.text
+    assert "serve.allowed_hosts" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST:{port}", "127.0.0.1:{port}", "[::1]:{port}"])
+def test_item2_the_servers_own_names_are_accepted(server, host):
+    answer = httpx.get(server.url + "/v1/models", headers={**auth(), "Host": host.format(port=port(server))}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize("header", ["Origin", "Referer"])
+def test_item2_a_cross_site_post_is_refused(server, header):
+    value = "https://evil.example" if header == "Origin" else "https://evil.example/page.html"
+    body = {"model": "tiny-single", "input": "Hello.", "response_format": "wav"}
+    answer = httpx.post(server.url + "/v1/audio/speech", json=body, headers={**auth(), header: value}, timeout=30)
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_origin", answer.text
+    form = httpx.post(server.url + "/v1/batch", headers={**auth(), header: value}, files={"csv": ("a.csv", b"text,output\nHi.,a.wav\n")},
+                      timeout=30)
+    assert form.status_code == 403, form.text
+    own = httpx.post(server.url + "/v1/audio/speech", json=body, headers={**auth(), "Origin": server.url}, timeout=60)
+    assert own.status_code == 200, own.text
+
+
+def test_item2_a_wildcard_host_or_origin_needs_keys():
+    from demod_voice.config import load_config
+    from demod_voice.errors import ConfigError
+    from demod_voice.serve.auth import KeyRing
+    from demod_voice.serve.http.app import create_app
+
+    for key in ("serve.allowed_hosts", "serve.trusted_origins"):
+        config, _ = load_config(overrides={key: ["*"]})
+        with pytest.raises(ConfigError, match="needs API keys"):
+            create_app(config)
+        create_app(config, keys=KeyRing({"config-key-1234": frozenset({"speak"})}))
+
+
+def test_item2_allowed_hosts_and_trusted_origins_open_what_they_name():
+    from fastapi.testclient import TestClient
+
+    from demod_voice.config import load_config
+    from demod_voice.serve.http.app import create_app
+
+    config, _ = load_config(overrides={"serve.allowed_hosts": ["tts.example.org", ".lan.example"],
+                                       "serve.trusted_origins": ["https://chat.example.org"]})
+    with TestClient(create_app(config), base_url="http://tts.example.org") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz", headers={"Host": "box.lan.example"}).status_code == 200
+        assert client.get("/healthz", headers={"Host": "tts.example.org.evil"}).status_code == 400
+        post = {"model": "nobody", "input": "Hi."}
+        assert client.post("/v1/audio/speech", json=post, headers={"Origin": "https://chat.example.org"}).status_code == 404
+        assert client.post("/v1/audio/speech", json=post, headers={"Origin": "https://other.example"}).status_code == 403
+        assert client.post("/v1/audio/speech", json=post, headers={"Origin": "null"}).status_code == 403

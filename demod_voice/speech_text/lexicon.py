@@ -1,0 +1,270 @@
+"""Pronunciation lexicons: word -> phonemes (Piper) and respelling (XTTS), as plain files.
+
+A lexicon is a TSV file (``word<TAB>phonemes<TAB>respelling<TAB>flags``, ``#`` comments) or a
+YAML file (``entries:`` a list of ``{word, phonemes, say, match_case}``), which a user can edit
+and keep under version control. Words match whole (never inside a longer word), case-insensitively
+unless the entry says ``match_case``; an entry with the exact case wins over one without, and the
+longest word wins where entries overlap (``New York`` over ``York``).
+
+Scopes, narrowest winning: the request's own entries > the API key's lexicon (``key.ID``) > the
+voice's (``voice.NAME``) > the server's (``serve.lexicons``, and ``default``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from demod_voice.errors import InputError
+from demod_voice.speech_text.script import Override, Part, check_phonemes
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+"""A lexicon's name (its file name without the suffix)."""
+SUFFIXES = (".tsv", ".yaml", ".yml")
+MAX_ENTRIES = 10000
+MAX_WORD = 100
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One word's pronunciation."""
+
+    word: str
+    """The word (or a few words) as written."""
+    phonemes: str = ""
+    """espeak-ng IPA for Piper voices (``ŋwˈiən``)."""
+    respell: str = ""
+    """A spelling that engines reading text say right (``new-yen``); Piper uses it when no phonemes are given."""
+    match_case: bool = False
+    """Only the exact case matches (``US`` but not ``us``)."""
+
+    def key(self) -> str:
+        """What identifies the entry within a lexicon (a narrower scope's equal key replaces it)."""
+        return self.word if self.match_case else self.word.casefold()
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Entries in order; later ones replace earlier ones with the same key."""
+
+    entries: tuple[Entry, ...] = ()
+    name: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+
+EMPTY = Lexicon()
+
+
+def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = False, where: str = "lexicon") -> Entry:
+    """A checked entry; :class:`InputError` says what is wrong."""
+    if not isinstance(word, str) or not word.strip() or len(word) > MAX_WORD or any(not ch.isprintable() for ch in word):
+        raise InputError(f"{where}: a word must be 1 to {MAX_WORD} printable characters")
+    if not isinstance(phonemes, str) or not isinstance(respell, str) or not isinstance(match_case, bool):
+        raise InputError(f"{where}: phonemes and say must be text, match_case true or false")
+    if not phonemes.strip() and not respell.strip():
+        raise InputError(f"{where}: '{word.strip()}' needs phonemes (for Piper) or a respelling (say), or both")
+    if len(respell) > 4 * MAX_WORD or any(not ch.isprintable() for ch in respell) or "[[" in respell:
+        raise InputError(f"{where}: the respelling of '{word.strip()}' must be printable text, without '[['")
+    return Entry(word.strip(), check_phonemes(phonemes, where), respell.strip(), match_case)
+
+
+def merge(*lexicons: Optional[Lexicon]) -> Lexicon:
+    """One lexicon from several, broadest first: a later (narrower) entry replaces an earlier one with its key."""
+    chosen: dict[str, Entry] = {}
+    for lexicon in lexicons:
+        for item in (lexicon.entries if lexicon else ()):
+            chosen.pop(item.key(), None)
+            chosen[item.key()] = item
+    return Lexicon(tuple(chosen.values()), "+".join(x.name for x in lexicons if x and x.name))
+
+
+# --- matching ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(lexicon: Lexicon) -> tuple[Optional[re.Pattern[str]], dict[str, Entry], dict[str, Entry]]:
+    exact = {e.word: e for e in lexicon.entries if e.match_case}
+    loose = {e.word.casefold(): e for e in lexicon.entries if not e.match_case}
+    if not exact and not loose:
+        return None, exact, loose
+    alternatives = []
+    # longest first, exact case before any case, so the regex's first alternative is the one that wins
+    for item in sorted(lexicon.entries, key=lambda e: (-len(e.word), not e.match_case)):
+        body = re.escape(item.word).replace(r"\ ", r"\s+")
+        body = f"(?:{body})" if item.match_case else f"(?i:{body})"
+        before = r"(?<!\w)" if item.word[:1].isalnum() or item.word[:1] == "_" else ""
+        after = r"(?!\w)" if item.word[-1:].isalnum() or item.word[-1:] == "_" else ""
+        alternatives.append(f"{before}{body}{after}")
+    return re.compile("|".join(alternatives)), exact, loose
+
+
+def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Part]:
+    """``text`` as plain runs and :class:`Override` words, for each whole-word match of an entry."""
+    pattern, exact, loose = _matcher(lexicon)
+    if pattern is None:
+        return [text]
+    parts: list[Part] = []
+    position = 0
+    for match in pattern.finditer(text):
+        written = match.group(0)
+        found = exact.get(" ".join(written.split())) or loose.get(" ".join(written.split()).casefold())
+        if found is None:
+            continue
+        if match.start() > position:
+            parts.append(text[position : match.start()])
+        parts.append(Override(written, found.phonemes, found.respell, source))
+        position = match.end()
+    if position < len(text):
+        parts.append(text[position:])
+    return parts
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def parse(text: str, fmt: str, where: str) -> Lexicon:
+    """A lexicon from a file's text; ``fmt`` is ``tsv`` or ``yaml`` (JSON is YAML)."""
+    if fmt == "tsv":
+        return Lexicon(_cap(_tsv_entries(text, where), where))
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(f"{where}: not valid YAML{at}") from None
+    return from_data(data, where)
+
+
+def from_data(data: Any, where: str) -> Lexicon:
+    """A lexicon from parsed YAML/JSON: ``{entries: [...]}``, a list of entries, or ``{WORD: PHONEMES or {...}}``."""
+    if isinstance(data, Mapping) and "entries" in data:
+        data = data["entries"]
+    items: list[Entry] = []
+    if isinstance(data, Mapping):
+        for word, value in data.items():
+            if isinstance(value, Mapping):
+                items.append(_from_mapping({"word": word, **value}, f"{where}, '{word}'"))
+            else:
+                items.append(entry(word, value if isinstance(value, str) else "", where=f"{where}, '{word}'"))
+    elif isinstance(data, list):
+        for number, value in enumerate(data, 1):
+            if not isinstance(value, Mapping):
+                raise InputError(f"{where}: entry {number} must be a mapping such as {{word: Nguyen, phonemes: ŋwˈiən, say: new yen}}")
+            items.append(_from_mapping(value, f"{where}, entry {number}"))
+    elif data is not None:
+        raise InputError(f"{where}: expected entries (a list of {{word, phonemes, say}}) or a mapping WORD -> PHONEMES")
+    return Lexicon(_cap(items, where))
+
+
+def _from_mapping(value: Mapping[str, Any], where: str) -> Entry:
+    unknown = sorted(set(value) - {"word", "phonemes", "ipa", "say", "respell", "match_case"})
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}; use word, phonemes, say, match_case")
+    return entry(value.get("word"), value.get("phonemes", value.get("ipa", "")) or "", value.get("say", value.get("respell", "")) or "",
+                 bool(value.get("match_case", False)), where)
+
+
+def _tsv_entries(text: str, where: str) -> list[Entry]:
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = line.rstrip("\r\n").split("\t")
+        if len(cells) > 4:
+            raise InputError(f"{where}, line {number}: expected 'word<TAB>phonemes<TAB>respelling<TAB>flags'")
+        cells += [""] * (4 - len(cells))
+        flags = {f.strip() for f in cells[3].split(",") if f.strip()}
+        if flags - {"match_case"}:
+            raise InputError(f"{where}, line {number}: unknown flag(s) {', '.join(sorted(flags - {'match_case'}))}; the one flag is match_case")
+        items.append(entry(cells[0], cells[1], cells[2], "match_case" in flags, f"{where}, line {number}"))
+    return items
+
+
+def _cap(items: list[Entry], where: str) -> tuple[Entry, ...]:
+    if len(items) > MAX_ENTRIES:
+        raise InputError(f"{where}: more than {MAX_ENTRIES} entries; split it")
+    return tuple(items)
+
+
+def to_tsv(lexicon: Lexicon) -> str:
+    """The TSV text of ``lexicon``."""
+    lines = ["# word\tphonemes (espeak-ng IPA, Piper)\trespelling (XTTS)\tflags (match_case)"]
+    lines += [f"{e.word}\t{e.phonemes}\t{e.respell}\t{'match_case' if e.match_case else ''}".rstrip("\t") for e in lexicon.entries]
+    return "\n".join(lines) + "\n"
+
+
+def to_data(lexicon: Lexicon) -> list[dict[str, Any]]:
+    """The entries as JSON/YAML-ready mappings."""
+    return [{"word": e.word, "phonemes": e.phonemes, "say": e.respell, "match_case": e.match_case} for e in lexicon.entries]
+
+
+class LexiconStore:
+    """Named lexicons as files in one folder (``NAME.tsv`` or ``NAME.yaml``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, name: str) -> Optional[Path]:
+        """The existing file of lexicon ``name``, or ``None``."""
+        check_name(name)
+        for suffix in SUFFIXES:
+            candidate = self.folder / f"{name}{suffix}"
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def names(self) -> list[str]:
+        """The stored lexicons' names."""
+        if not self.folder.is_dir():
+            return []
+        return sorted({p.name.rsplit(".", 1)[0] for p in self.folder.iterdir() if p.suffix in SUFFIXES and NAME.match(p.stem)})
+
+    def load(self, name: str) -> Optional[Lexicon]:
+        """Lexicon ``name``, or ``None`` when there is none."""
+        path = self.path(name)
+        return None if path is None else read_file(path, name)
+
+    def save(self, name: str, lexicon: Lexicon) -> Path:
+        """Write ``lexicon`` as ``name`` (atomically; in its existing format, TSV for a new one)."""
+        path = self.path(name) or self.folder / f"{name}.tsv"
+        if path.suffix == ".tsv":
+            text = to_tsv(lexicon)
+        else:
+            text = yaml.safe_dump({"entries": to_data(lexicon)}, allow_unicode=True, sort_keys=False)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+        return path
+
+    def merged(self, names: Iterable[str]) -> Lexicon:
+        """The named lexicons that exist, merged in order (later ones narrower)."""
+        return merge(*(self.load(name) for name in names))
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can be a lexicon's name; :class:`InputError` otherwise."""
+    if not isinstance(name, str) or not NAME.match(name) or ".." in name:
+        raise InputError(f"'{str(name)[:80]}' is not a lexicon name: letters, digits, '_', '.' or '-' (up to 64, not starting "
+                         "with . - _)")
+    return name
+
+
+def read_file(path: Path, name: str = "") -> Lexicon:
+    """Lexicon in ``path`` (``.tsv``, ``.yaml`` / ``.yml``)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read lexicon {name or path.name} ({getattr(err, 'strerror', None) or type(err).__name__})") from None
+    fmt = "tsv" if path.suffix == ".tsv" else "yaml"
+    lexicon = parse(text, fmt, f"lexicon {name or path.name}")
+    return Lexicon(lexicon.entries, name or path.stem)

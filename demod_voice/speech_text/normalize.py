@@ -1,0 +1,259 @@
+"""Text normalisation: what a reader says for what is written (numbers, money, dates, times,
+percentages, units, abbreviations, URLs and e-mail addresses), per language.
+
+One pass per kind, most specific first, so that a date's digits are read as a date before the
+number pass sees them. Words come from num2words and :mod:`.languages`; the passes are ours.
+A language without a table (:func:`.languages.numbers_only`) gets its numbers read, nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Optional
+
+from demod_voice.speech_text import numbers as num
+from demod_voice.speech_text.languages import Table, numbers_only
+
+Pass = Callable[[str, Table], str]
+
+_URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]", re.IGNORECASE)
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
+_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
+_DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim)\s+$", re.IGNORECASE)
+_LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
+_TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b"
+                        r"|\b\d{3}-\d{4}\b")
+
+
+@functools.lru_cache(maxsize=32)
+def _number_re(table: Table) -> str:
+    grouped = rf"\d{{1,3}}(?:[{re.escape(table.group)}]\d{{3}})+(?!\d)|" if table.group else ""
+    return rf"(?:{grouped}\d+)(?:{re.escape(table.decimal)}\d+)?"
+
+
+def _compiled(table: Table, template: str, flags: int = 0) -> re.Pattern[str]:
+    return _compile(template.replace("NUMBER", _number_re(table)), flags)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str, flags: int) -> re.Pattern[str]:
+    return re.compile(pattern, flags)
+
+
+def normalize(text: str, language: str) -> str:
+    """``text`` with what is written as symbols and digits spelled out in ``language``'s words.
+
+    Unchanged for a language normalisation knows nothing of (see :mod:`.languages`)."""
+    table = numbers_only(language)
+    if table is None:
+        return text
+    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _money, _percentages, _units, _ordinals,
+                                _abbreviations, _years, _numbers) if table.months else (_numbers,)
+    for step in passes:
+        text = step(text, table)
+    return re.sub(r"[ \t]{2,}", " ", text)
+
+
+def spell_address(address: str, table: Table) -> str:
+    """``www.example.com/a`` -> ``www dot example dot com slash a``: each symbol its word, numbers read."""
+    address = re.sub(r"^(?:https?|ftp)://", "", address, flags=re.IGNORECASE)
+    parts = re.split(r"([.@/:_-])", address)
+    out = []
+    for part in parts:
+        if part in table.symbols:
+            out.append(table.symbols[part])
+        elif part.isdigit():
+            out.append(num.words(int(part), table))
+        elif part:
+            out.append(part)
+    return " ".join(out)
+
+
+def _addresses(text: str, table: Table) -> str:
+    text = _URL.sub(lambda m: spell_address(m.group(0), table), text)
+    return _EMAIL.sub(lambda m: spell_address(m.group(0), table), text)
+
+
+def date_words(day: int, month: int, year: Optional[int], table: Table, before: str = "") -> Optional[str]:
+    """A date read the language's way (``May twelfth, twenty twenty-six``); ``None`` if it is not a date.
+
+    ``before``: the text before it, which decides a German ordinal's ending (``am zwölften``)."""
+    if not (1 <= month <= 12 and 1 <= day <= 31 and table.months):
+        return None
+    name = table.months[month - 1]
+    said_year = "" if year is None else num.words(year, table, "year")
+    code = table.code
+    if code == "en":
+        return f"{name} {num.ordinal(day, table)}" + (f", {said_year}" if year is not None else "")
+    if code == "de":
+        ending = "n" if _DATIVE_DE.search(before[-12:]) else "r"
+        return f"{num.ordinal(day, table)}{ending} {name} {said_year}".strip()
+    if code == "pl":
+        return f"{num.genitive_ordinal_pl(day, table)} {name}" + (f" {num.genitive_ordinal_pl(year, table)} roku" if year else "")
+    first = {"fr": "premier", "es": "primero", "it": "primo", "pt": "primeiro"}.get(code)
+    said_day = first if day == 1 and first else num.words(day, table)
+    joint = " de " if code in ("es", "pt") else " "
+    return f"{said_day}{joint}{name}" + (f"{joint}{said_year}" if year is not None else "")
+
+
+def _dates(text: str, table: Table) -> str:
+    def iso(m: re.Match[str]) -> str:
+        return date_words(int(m.group(3)), int(m.group(2)), int(m.group(1)), table, m.string[: m.start()]) or m.group(0)
+
+    def numeric(m: re.Match[str]) -> str:
+        first, second, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
+        day, month = (second, first) if table.date_order == "mdy" and first <= 12 else (first, second)
+        return date_words(day, month, year, table, m.string[: m.start()]) or m.group(0)
+
+    text = _ISO_DATE.sub(iso, text)
+    text = _NUMERIC_DATE.sub(numeric, text)
+    months = "|".join(table.months)
+    if table.code == "en":
+        pattern = _compile(rf"\b({months})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", 0)
+        text = pattern.sub(lambda m: date_words(int(m.group(2)), table.months.index(m.group(1)) + 1,
+                                                int(m.group(3)) if m.group(3) else None, table) or m.group(0), text)
+    elif table.code in ("de", "pl"):
+        dot = r"\." if table.code == "de" else r"\.?"
+        pattern = _compile(rf"\b(\d{{1,2}}){dot}\s+({months})\b(?:\s+(\d{{4}})\b)?(?:\s+r\.)?", 0)
+        text = pattern.sub(lambda m: date_words(int(m.group(1)), table.months.index(m.group(2)) + 1,
+                                                int(m.group(3)) if m.group(3) else None, table, m.string[: m.start()])
+                           or m.group(0), text)
+    return text
+
+
+def time_words(hour: int, minute: int, meridiem: str, table: Table, before: str = "") -> str:
+    """A clock time read out (``fourteen thirty``, ``vierzehn Uhr dreißig``, ``nine oh five p m``).
+
+    ``before``: the text before it (Polish ``o czternastej``: the hour's case follows the preposition)."""
+    code = table.code
+    said_hour = table.feminine.get(hour) or (_PL_HOURS[hour] if code == "pl" else num.words(hour, table))
+    if code == "pl" and hour and _LOCATIVE_PL.search(before[-6:]):
+        said_hour = " ".join(w[:-1] + ("iej" if w.endswith(("ga", "ka")) else "ej") for w in said_hour.split())
+    said_minute = num.words(minute, table) if minute else ""
+    if code == "en":
+        tail = f" {meridiem.lower()} m" if meridiem else ""
+        if not minute:
+            return f"{said_hour} o'clock{tail}" if not meridiem else f"{said_hour}{tail}"
+        return f"{said_hour} {'oh ' if minute < 10 else ''}{said_minute}{tail}"
+    if code == "pl":
+        return f"{said_hour} {'zero ' if 0 < minute < 10 else ''}{said_minute}".strip()
+    joiners = {"de": ("Uhr", ""), "fr": ("heures" if hour != 1 else "heure", ""), "nl": ("uur", ""),
+               "es": ("", "y"), "it": ("", "e"), "pt": ("", "e")}
+    unit, conjunction = joiners.get(code, ("", ""))
+    return " ".join(part for part in (said_hour, unit, conjunction if minute else "", said_minute) if part)
+
+
+_PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szósta", "siódma", "ósma", "dziewiąta", "dziesiąta",
+             "jedenasta", "dwunasta", "trzynasta", "czternasta", "piętnasta", "szesnasta", "siedemnasta", "osiemnasta",
+             "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
+
+
+def _times(text: str, table: Table) -> str:
+    def said(m: re.Match[str]) -> str:
+        if m.group(0)[len(m.group(1))] == "h" and table.code != "fr":
+            return m.group(0)  # 14h30 is French
+        hour = int(m.group(1))
+        if m.group(3) and hour > 12:
+            return m.group(0)
+        return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()])
+
+    return _TIME.sub(said, text)
+
+
+def _telephones(text: str, table: Table) -> str:
+    def said(m: re.Match[str]) -> str:
+        groups = re.findall(r"\d+", m.group(0))
+        return ", ".join(num.digits(g, table) for g in groups)
+
+    return _TELEPHONE.sub(said, text)
+
+
+def _money(text: str, table: Table) -> str:
+    symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
+    scale = r"(?:\s+(million|billion|trillion))?" if table.code == "en" else ""
+
+    def said(amount: str, symbol: str, magnitude: Optional[str]) -> str:
+        currency = table.currencies[symbol]
+        if magnitude:  # "$3 million": the amount, its scale, the plural unit
+            return f"{num.number(amount, table)} {magnitude} {currency[0][-1]}"
+        return num.money(amount, currency, table)
+
+    before = _compiled(table, rf"(?<![\w])({symbols})\s?(NUMBER){scale}(?![\d])")
+    text = before.sub(lambda m: said(m.group(2), m.group(1), m.group(3) if scale else None), text)
+    after = _compiled(table, rf"(?<![\w.,])(NUMBER)\s?({symbols})(?![\w])")
+    return after.sub(lambda m: said(m.group(1), m.group(2), None), text)
+
+
+def _percentages(text: str, table: Table) -> str:
+    pattern = _compiled(table, r"(?<![\w.,])(-?)(NUMBER)\s?%")
+    return pattern.sub(lambda m: (f"{table.minus} " if m.group(1) else "") + f"{num.number(m.group(2), table)} {table.percent}",
+                       text)
+
+
+def _units(text: str, table: Table) -> str:
+    units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
+    pattern = _compiled(table, rf"(?<![\w.,])(NUMBER)\s?({units})(?![\w/])")
+
+    def said(m: re.Match[str]) -> str:
+        whole, fraction = num.parse_number(m.group(1), table)
+        forms = table.units[m.group(2)]
+        noun = num.form(whole, forms, table) if not fraction else forms[-1] if table.code != "pl" else forms[1]
+        return f"{num.number(m.group(1), table)} {noun}"
+
+    return pattern.sub(said, text)
+
+
+def _ordinals(text: str, table: Table) -> str:
+    if not table.ordinal_suffixes:
+        return text
+    pattern = _compile(rf"\b(\d+)({table.ordinal_suffixes})(?!\w)", 0)
+
+    def said(m: re.Match[str]) -> str:
+        suffix = m.group(2)
+        feminine = suffix.endswith("ª") or (table.code == "fr" and suffix.startswith(("re", "ère")))
+        return num.ordinal(int(m.group(1)), table, feminine)
+
+    return pattern.sub(said, text)
+
+
+def _abbreviations(text: str, table: Table) -> str:
+    spelled = dict(table.abbreviations)
+    for written, words in table.abbreviations.items():  # a lower-case abbreviation may open a sentence
+        if written[:1].islower():
+            spelled.setdefault(written[:1].upper() + written[1:], words[:1].upper() + words[1:])
+    names = sorted(spelled, key=len, reverse=True)
+    pattern = _compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in names) + r")(?!\w)(?=\s*(\S?))", 0)
+
+    def said(m: re.Match[str]) -> str:
+        written, following = m.group(1), m.group(2)
+        words = spelled[written]
+        if table.code == "en" and written == "No." and not following.isdigit():
+            return written  # "No." is only "number" before a number
+        if table.code == "en" and written == "St.":
+            return "saint" if following.isupper() else "street" + ("." if not following else "")
+        ends = written.endswith(".") and written in table.sentence_final and (not following or following.isupper())
+        return words + ("." if ends else "")
+
+    return pattern.sub(said, text)
+
+
+def _years(text: str, table: Table) -> str:
+    if table.code not in ("en", "de", "nl"):
+        return text
+    span = r"1[1-9]\d\d|20\d\d" if table.code == "en" else r"1[1-9]\d\d"
+    return _compile(rf"(?<![\w.,-])({span})(?![\w]|[.,]\d)", 0).sub(lambda m: num.words(int(m.group(1)), table, "year"), text)
+
+
+def _numbers(text: str, table: Table) -> str:
+    pattern = _compiled(table, r"(?<![\w.,])(-(?=\d))?(NUMBER)(?![\w]|[.,]\d)")
+
+    def said(m: re.Match[str]) -> str:
+        start = m.start()
+        minus = m.group(1) and (start == 0 or not text[start - 1].isalnum())
+        return (f"{table.minus} " if minus else ("-" if m.group(1) else "")) + num.number(m.group(2), table)
+
+    return pattern.sub(said, text)

@@ -1,0 +1,92 @@
+"""Numbers as words: num2words for the words themselves, our own rules for what it gets wrong or
+lacks (plural forms, money amounts, Polish genitive ordinals, commas inside English numbers)."""
+
+from __future__ import annotations
+
+import re
+
+from num2words import num2words
+
+from demod_voice.speech_text.languages import Table
+
+
+def words(value: int, table: Table, to: str = "cardinal") -> str:
+    """``value`` read as ``to`` (``cardinal``, ``ordinal``, ``year``) in the table's language."""
+    if to == "year" and table.code in ("fr", "es", "it", "pt", "pl") or to == "year" and value >= 2000 and table.code == "nl":
+        to = "cardinal"  # these read years as plain numbers; num2words' Dutch year splits 2026 oddly
+    try:
+        said = num2words(value, lang=table.code, to=to)
+    except NotImplementedError:
+        said = num2words(value, lang=table.code)
+    # num2words writes English thousands with commas ("one thousand, two hundred"): a comma is a pause when spoken
+    return re.sub(r"\s*,\s*", " ", said).strip()
+
+
+def ordinal(value: int, table: Table, feminine: bool = False) -> str:
+    """``value`` as an ordinal; ``feminine`` for the Romance languages' ``-a`` / ``première`` forms."""
+    said = words(value, table, "ordinal")
+    if feminine:
+        if table.code == "fr" and value == 1:
+            return "première"
+        if table.code in ("es", "it", "pt"):
+            return " ".join(w[:-1] + "a" if w.endswith("o") else w for w in said.split())
+    return said
+
+
+def genitive_ordinal_pl(value: int, table: Table) -> str:
+    """A Polish ordinal in the genitive (``dwunastego``, ``dwa tysiące dwudziestego szóstego``), as dates read."""
+    out = []
+    for word in words(value, table, "ordinal").split():
+        if word.endswith("i"):
+            out.append(word + "ego")
+        elif word.endswith("y"):
+            out.append(word[:-1] + "ego")
+        else:
+            out.append(word)
+    return " ".join(out)
+
+
+def form(value: int, forms: tuple[str, ...], table: Table) -> str:
+    """The noun form after ``value``: singular or plural, or Polish's one / few (2-4) / many."""
+    if len(forms) == 3 and table.code == "pl":
+        if value == 1:
+            return forms[0]
+        if 2 <= value % 10 <= 4 and not 12 <= value % 100 <= 14:
+            return forms[1]
+        return forms[2]
+    return forms[0] if value == 1 else forms[-1] if len(forms) < 3 else forms[1]
+
+
+def parse_number(written: str, table: Table) -> tuple[int, str]:
+    """A written number (locale separators) -> (integer part, decimal digits as written, ``""`` if none)."""
+    whole, _, fraction = written.partition(table.decimal) if table.decimal in written else (written, "", "")
+    digits = re.sub(r"\D", "", whole)
+    return int(digits or "0"), fraction
+
+
+def number(written: str, table: Table) -> str:
+    """A written number read out: ``1,234.5`` -> ``one thousand two hundred and thirty-four point five``."""
+    whole, fraction = parse_number(written, table)
+    said = words(whole, table)
+    if fraction:
+        point = table.decimal_word or num2words(0.5, lang=table.code).split()[1]
+        said += f" {point} " + " ".join(words(int(d), table) for d in fraction)
+    return said
+
+
+def money(written: str, currency: tuple[tuple[str, ...], tuple[str, ...]], table: Table) -> str:
+    """An amount in a currency: ``3.50`` dollars -> ``three dollars and fifty cents`` (cents only when not zero)."""
+    whole, fraction = parse_number(written, table)
+    main, hundredth = currency
+    cents = int((fraction + "00")[:2]) if fraction else 0
+    if whole == 0 and cents:
+        return f"{words(cents, table)} {form(cents, hundredth, table)}"
+    said = f"{words(whole, table)} {form(whole, main, table)}"
+    if cents:
+        said += f" {table.currency_and} {words(cents, table)} {form(cents, hundredth, table)}"
+    return said
+
+
+def digits(written: str, table: Table) -> str:
+    """Each digit on its own (telephone numbers, say-as characters)."""
+    return " ".join(words(int(d), table) for d in written if d.isdigit())

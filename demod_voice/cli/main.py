@@ -17,6 +17,7 @@ from typing import Optional
 
 from demod_voice import __version__
 from demod_voice.cli.batch import _add_batch, _add_piper_preprocess
+from demod_voice.cli.book import _add_book
 from demod_voice.cli.common import log_level
 from demod_voice.cli.serve import _add_serve
 from demod_voice.cli.synth import _add_piper_infer, _add_xtts_zero_shot
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(common)
     from demod_voice.cli.manage import MANAGE_COMMANDS
 
-    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_piper_train, _add_piper_export, _add_batch,
+    for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_piper_train, _add_piper_export, _add_batch, _add_book,
                 *MANAGE_COMMANDS, _add_serve):
         add(sub, common)
     return parser

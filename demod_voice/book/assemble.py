@@ -1,0 +1,157 @@
+"""From a folder of finished takes to the outputs: each chapter assembled and mastered
+(:mod:`.master`), muxed (:mod:`.mux`), captioned (:mod:`.captions`), and the report written.
+
+Chapters are made one at a time so that memory holds one chapter, not the book: a first pass
+lays out every chapter (its length and cues follow from the takes alone; loudness changes no
+timing), so the ``.m4b``'s chapter marks are known before its audio is encoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from demod_voice.book import captions, master, mux
+from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress
+from demod_voice.errors import InputError, RuntimeFailure
+from demod_voice.paths import check_output_path, os_error, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def check_output(request: BookRequest) -> None:
+    """Before any work: the output can be written where asked (one line if not)."""
+    if request.track_format:
+        folder = request.output.expanduser().absolute()
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{folder} is a file; per-chapter {request.track_format} files need a folder as -o")
+        parent = folder if folder.is_dir() else folder.parent
+        if not parent.is_dir():
+            raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
+        check_output_path(parent / ".demod-voice-book-probe")
+        return
+    check_output_path(request.output)
+
+
+def _read_take(planned: Planned) -> tuple[Any, int]:
+    import soundfile
+
+    try:
+        samples, rate = soundfile.read(str(planned.path), dtype="float32", always_2d=False)
+    except (OSError, RuntimeError) as err:
+        raise RuntimeFailure(f"cannot read the take {planned.path.name} ({err}); delete it and rerun to remake it") from None
+    return samples, rate
+
+
+def _chapter(takes: list[Planned], settings: master.MasterSettings) -> tuple[Any, int, list[master.Cue]]:
+    parts, rate = [], 0
+    for planned in takes:
+        samples, rate = _read_take(planned)
+        parts.append((samples, planned.take.pause, planned.take.shown))
+    audio, cues = master.assemble(parts, rate, settings)
+    return audio, rate, cues
+
+
+def finish(request: BookRequest, outcome: BookOutcome, folder: Path, progress: Progress) -> None:
+    """Master and write every chapter, the captions and the report."""
+    lossy = not request.track_format or request.track_format in (".mp3", ".opus")
+    settings = dataclasses.replace(request.master, headroom=mux.LOSSY_HEADROOM if lossy else 0.0)
+    progress.say(f"mastering {len(outcome.plan)} chapter(s)")
+    layout = []  # (length in samples, rate, cues) per chapter
+    for takes in outcome.plan:
+        audio, rate, cues = _chapter(takes, settings)
+        layout.append((len(audio), rate, cues))
+    rates = {rate for _, rate, _ in layout}
+    if len(rates) != 1:
+        raise RuntimeFailure("the takes hold different sample rates; delete the folder of takes and run again")
+    rate = rates.pop()
+    chapters = outcome.book.chapters
+
+    def mastered() -> Iterator[Any]:
+        for takes in outcome.plan:
+            audio, _, _ = _chapter(takes, settings)
+            yield master.normalise(audio, rate, settings)
+
+    tags = mux.Tags(outcome.book.title, outcome.book.author, outcome.book.language, outcome.book.cover, outcome.book.cover_type)
+    titles = [c.title for c in chapters]
+    if request.track_format:
+        _tracks(request, outcome, layout, mastered(), tags, titles, rate)
+    else:
+        _m4b(request, outcome, layout, mastered(), tags, titles, rate)
+    outcome.audio_seconds = sum(length for length, _, _ in layout) / rate
+    _unverified(outcome, layout, rate, bool(request.track_format))
+    write_report(folder / "report.json", outcome)
+
+
+def _m4b(request: BookRequest, outcome: BookOutcome, layout: list, audio: Iterator[Any], tags: mux.Tags, titles: list[str],
+         rate: int) -> None:
+    lengths = [length for length, _, _ in layout]
+    try:
+        mux.write_m4b(request.output, lengths, audio, titles, rate, tags)
+    except OSError as err:
+        raise os_error(f"cannot write {request.output}", err) from None
+    outcome.outputs.append(request.output)
+    if request.captions:
+        cues, offset = [], 0.0
+        for length, _, chapter_cues in layout:
+            cues += [dataclasses.replace(c, start=c.start + offset, end=c.end + offset) for c in chapter_cues]
+            offset += length / rate
+        target = request.output.with_suffix(f".{request.captions}")
+        _write_captions(target, cues, request.captions)
+        outcome.outputs.append(target)
+
+
+def _tracks(request: BookRequest, outcome: BookOutcome, layout: list, audio: Iterator[Any], tags: mux.Tags, titles: list[str],
+            rate: int) -> None:
+    folder = request.output
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(f"cannot create the output folder {folder}", err) from None
+    for number, (samples, title, (_, _, cues)) in enumerate(zip(audio, titles, layout, strict=True), 1):
+        target = folder / mux.track_name(number, title, request.track_format)
+        mux.write_track(target, samples, rate, tags, title, number, len(titles))
+        outcome.outputs.append(target)
+        if request.captions:
+            caption = target.with_suffix(f".{request.captions}")
+            _write_captions(caption, cues, request.captions)
+            outcome.outputs.append(caption)
+
+
+def _write_captions(target: Path, cues: list[master.Cue], fmt: str) -> None:
+    try:
+        write_text_atomic(target, captions.render(cues, fmt))
+    except OSError as err:
+        raise os_error(f"cannot write the captions {target}", err) from None
+
+
+def _unverified(outcome: BookOutcome, layout: list, rate: int, per_chapter: bool) -> None:
+    """Takes still failing verification, with their chapter and their time in the output, for a person to listen to."""
+    offset = 0.0
+    for number, (takes, (length, _, cues)) in enumerate(zip(outcome.plan, layout, strict=True), 1):
+        base = 0.0 if per_chapter else offset
+        for planned, cue in zip(takes, cues, strict=True):
+            verdict = outcome.verdicts.get(planned.key)
+            if verdict is not None and not verdict.ok:
+                outcome.unverified.append({
+                    "chapter": number, "title": outcome.book.chapters[number - 1].title, "take": planned.take.index + 1,
+                    "time": captions.stamp(base + cue.start), "text": planned.take.shown, "heard": verdict.heard,
+                    "problem": verdict.problem, "file": planned.path.name})
+        offset += length / rate
+
+
+def write_report(path: Path, outcome: BookOutcome) -> None:
+    """The JSON report: outputs, counts and every take still failing verification, by chapter and time."""
+    report = {"title": outcome.book.title, "chapters": len(outcome.book.chapters),
+              "takes": sum(len(c) for c in outcome.plan), "made": outcome.made, "reused": outcome.reused,
+              "audio_seconds": round(outcome.audio_seconds, 2), "outputs": [str(p) for p in outcome.outputs],
+              "failed_verification": outcome.unverified, "failed": outcome.failed,
+              "skipped": [{"title": s.title, "source": s.source, "reason": s.reason} for s in outcome.book.skipped]}
+    try:
+        write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    except OSError as err:
+        raise os_error(f"cannot write the report {path}", err) from None

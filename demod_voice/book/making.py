@@ -1,0 +1,130 @@
+"""The engine's part of a book: takes made as jobs, heard back as recogniser jobs, remade when they fail.
+
+Both kinds of job go to the same engine (its workers, retries, Ray executor): the recogniser runs
+in a worker like any backend, never in the process that called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.book import verify
+from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress, work_dir
+from demod_voice.book.voice import language_of
+from demod_voice.config import cache_root
+from demod_voice.engine.handles import JobResult
+from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.errors import OutputFull
+from demod_voice.paths import os_error
+from demod_voice.resume import Manifest
+
+
+def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: BookOutcome, progress: Progress,
+               only: Optional[set[str]] = None, stage: str = "synthesis") -> None:
+    """Make every take whose file is missing (or only those in ``only``); one job per distinct take."""
+    todo: dict[str, Planned] = {}
+    count = 0
+    for planned in (p for chapter in outcome.plan for p in chapter):
+        count += 1
+        if (only is None and manifest.complete(planned.job, planned.key)) or (only is not None and planned.key not in only):
+            continue
+        todo.setdefault(planned.key, planned)
+    if only is None:
+        outcome.reused = count - len(todo)
+        if outcome.reused:
+            progress.say(f"{outcome.reused} of {count} takes are already made (folder of takes); {len(todo)} to make")
+    if not todo:
+        return
+    titles = _titles(outcome)
+    progress.start(stage, sum(len(p.take.spoken) for p in todo.values()))
+    by_output = {p.job.output: p for p in todo.values()}
+
+    def finished(result: JobResult) -> None:
+        planned = by_output[result.job.output]
+        progress.advance(len(planned.take.spoken), titles[planned.take.chapter])
+        if result.ok:
+            manifest.record(result.job, planned.key)
+            outcome.made += 1
+            return
+        if isinstance(result.error, OutputFull):
+            raise OutputFull(f"{result.job.describe()}: {result.error}")
+        outcome.failed.append(f"{result.job.describe()}: {result.error}")
+
+    engine.run([p.job for p in todo.values()], on_result=finished)
+
+
+def _titles(outcome: BookOutcome) -> dict[int, str]:
+    return {n: f"{n + 1}/{len(outcome.book.chapters)} {c.title[:40]}" for n, c in enumerate(outcome.book.chapters)}
+
+
+def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome: BookOutcome, progress: Progress) -> None:
+    """Hear every take not yet heard; remake failing ones up to ``retakes`` times, keeping the best take of each."""
+    ledger = verify.Ledger(work_dir(request))
+    try:
+        distinct = {p.key: p for chapter in outcome.plan for p in chapter}
+        language = language_of(next(iter(distinct.values())).job, outcome.book.language)
+        settings = request.config.book
+        spec = verify.recogniser_spec(settings.asr_model, request.config.device, cache_root(request.config))
+        unheard = [p for p in distinct.values() if ledger.verdict(p.key, p.path) is None]
+        _hear(engine, spec, ledger, unheard, language, request, progress, outcome, "verification")
+        for attempt in range(1, request.retakes + 1):
+            failing = [p for p in distinct.values() if not ledger.verdict(p.key, p.path).ok]
+            if not failing:
+                break
+            progress.say(f"{len(failing)} take(s) failed verification; remaking them (retake {attempt} of {request.retakes})")
+            aside = {p.key: _set_aside(p, ledger) for p in failing}
+            synthesise(engine, request, manifest, outcome, progress, only=set(aside), stage=f"retake {attempt}")
+            _hear(engine, spec, ledger, [p for p in failing if p.path.exists()], language, request, progress, outcome,
+                  f"hearing retake {attempt}")
+            for planned in failing:
+                _keep_best(planned, aside[planned.key], ledger, manifest)
+        outcome.verdicts = {key: ledger.verdict(key, p.path) for key, p in distinct.items()}
+    finally:
+        ledger.close()
+
+
+def _hear(engine: Any, spec: Any, ledger: verify.Ledger, takes: list[Planned], language: str, request: BookRequest,
+          progress: Progress, outcome: BookOutcome, stage: str) -> None:
+    if not takes:
+        return
+    titles = _titles(outcome)
+    by_key = {p.key: p for p in takes}
+    progress.start(stage, sum(len(p.take.spoken) for p in takes))
+
+    def heard(job: SynthesisJob, transcript: str) -> None:
+        planned = by_key[job.text]
+        seconds = verify.speech_seconds(planned.path)
+        ledger.record(planned.key, planned.path, verify.judge(planned.take.shown, transcript, seconds, request.wer_threshold))
+        progress.advance(len(planned.take.spoken), titles[planned.take.chapter])
+
+    verify.transcribe(engine, [verify.hear_job(spec, p.key, p.path, language, p.job.label) for p in takes], heard)
+
+
+def _set_aside(planned: Planned, ledger: verify.Ledger) -> tuple[Path, verify.Verdict]:
+    """Move a failing take out of the way (its verdict kept) so that the retake takes its place."""
+    verdict = ledger.verdict(planned.key, planned.path)
+    aside = planned.path.with_suffix(".previous.flac")
+    try:
+        os.replace(planned.path, aside)
+    except OSError as err:
+        raise os_error(f"cannot set aside the take {planned.path.name}", err) from None
+    return aside, verdict
+
+
+def _keep_best(planned: Planned, aside: tuple[Path, verify.Verdict], ledger: verify.Ledger, manifest: Manifest) -> None:
+    """Keep the retake if it scores better than the take set aside, else put that one back."""
+    old_path, old = aside
+    new = ledger.verdict(planned.key, planned.path) if planned.path.exists() else None
+    if new is not None and new.score <= old.score:
+        with contextlib.suppress(OSError):
+            old_path.unlink()
+        return
+    try:
+        os.replace(old_path, planned.path)
+    except OSError as err:
+        raise os_error(f"cannot restore the take {planned.path.name}", err) from None
+    manifest.record(planned.job, planned.key)
+    ledger.record(planned.key, planned.path, old)

@@ -1,0 +1,198 @@
+"""Finished chapters into files, through PyAV (FFmpeg's own muxers and encoders): one ``.m4b``
+(AAC, chapter marks with titles, title/author/cover) or one tagged file per chapter
+(``.mp3``/``.opus``/``.flac``). Every file is written beside its target under a temporary name and
+renamed into place once complete, so a failure or Ctrl-C leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.audio.writer import write_error
+from demod_voice.errors import DependencyError
+from demod_voice.paths import temp_beside
+
+TRACK_FORMATS = {".mp3": ("mp3", "libmp3lame", 64000), ".opus": ("ogg", "libopus", 32000), ".flac": ("flac", "flac", 0)}
+"""Per-chapter formats: extension -> (container, encoder, bit rate)."""
+LOSSY_HEADROOM = 0.5
+"""dB kept under the true-peak ceiling for lossy codecs, whose decoded peaks overshoot a little."""
+
+
+@dataclass(frozen=True)
+class Tags:
+    """What the files say about the book."""
+
+    title: str
+    author: str = ""
+    language: str = ""
+    cover: Optional[bytes] = None
+    cover_type: str = ""
+
+
+def _av() -> Any:
+    try:
+        import av
+    except ImportError:
+        raise DependencyError("writing audiobooks needs PyAV; install it with: pip install 'demod-voice[book]'") from None
+    return av
+
+
+def write_m4b(path: Path, lengths: list[int], chapters: Iterable[Any], titles: list[str], rate: int, tags: Tags,
+              bit_rate: int = 64000) -> None:
+    """One AAC file with a chapter mark per chapter (titles as given) and the book's tags and cover.
+    ``chapters`` yields each chapter's samples in turn (``lengths`` long), so one chapter is in memory at a time."""
+    av = _av()
+    starts, total = [], 0
+    for length in lengths:
+        starts.append(total)
+        total += length
+    marks = [{"id": n + 1, "start": round(start * 1000 / rate), "end": round((starts[n + 1] if n + 1 < len(starts) else total) * 1000 / rate),
+              "time_base": Fraction(1, 1000), "metadata": {"title": title}} for n, (start, title) in enumerate(zip(starts, titles, strict=True))]
+    tmp = temp_beside(path)
+    try:
+        # mp4 rather than FFmpeg's ipod muxer: the latter refuses the cover's attached picture stream.
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            stream = out.add_stream("aac", rate=rate, layout="mono")
+            stream.bit_rate = bit_rate
+            _metadata(out, tags)
+            out.metadata["genre"] = "Audiobook"
+            out.set_chapters(marks)
+            cover = _cover_stream(out, tags)
+            for samples in chapters:
+                _encode(out, stream, samples, rate)
+            _flush(out, stream)
+            if cover is not None:
+                _cover_packet(av, out, cover, tags.cover)
+        _commit(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
+        raise
+
+
+def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, number: int, count: int) -> None:
+    """One chapter as a tagged ``.mp3``/``.opus``/``.flac`` file."""
+    av = _av()
+    container, codec, bit_rate = TRACK_FORMATS[path.suffix.lower()]
+    tmp = temp_beside(path)
+    try:
+        with av.open(str(tmp), "w", format=container) as out:
+            out_rate = 48000 if codec == "libopus" else rate
+            stream = out.add_stream(codec, rate=out_rate, layout="mono")
+            if bit_rate:
+                stream.bit_rate = bit_rate
+            _metadata(out, tags)
+            out.metadata.update({"title": title, "track": f"{number}/{count}", "genre": "Audiobook"})
+            _encode(out, stream, samples, rate)
+            _flush(out, stream)
+        _commit(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
+        raise
+
+
+def track_name(number: int, title: str, suffix: str) -> str:
+    """``03 The Storm.mp3``: the number keeps the order; the title loses characters file systems refuse."""
+    safe = re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", " ", title).strip(" .") or "Chapter"
+    return f"{number:02d} {safe[:80]}{suffix}"
+
+
+def _metadata(out: Any, tags: Tags) -> None:
+    out.metadata["title"] = tags.title
+    out.metadata["album"] = tags.title
+    if tags.author:
+        out.metadata["artist"] = tags.author
+        out.metadata["album_artist"] = tags.author
+    if tags.language:
+        out.metadata["language"] = tags.language
+
+
+def _encode(out: Any, stream: Any, samples: Any, rate: int) -> None:
+    import numpy as np
+
+    av = _av()
+    x = np.ascontiguousarray(np.clip(np.asarray(samples, np.float32), -1.0, 1.0))
+    resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate) if stream.rate != rate else None
+    step = 1 << 16
+    for start in range(0, len(x), step):
+        frame = av.AudioFrame.from_ndarray(x[None, start: start + step], format="flt", layout="mono")
+        frame.sample_rate = rate
+        for piece in (resampler.resample(frame) if resampler else [frame]):
+            for packet in stream.encode(piece):
+                out.mux(packet)
+    if resampler is not None:
+        for piece in resampler.resample(None):
+            for packet in stream.encode(piece):
+                out.mux(packet)
+
+
+def _flush(out: Any, stream: Any) -> None:
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
+def _cover_stream(out: Any, tags: Tags) -> Any:
+    if not tags.cover or tags.cover_type not in ("image/jpeg", "image/png"):
+        return None
+    av = _av()
+    size = _image_size(tags.cover, tags.cover_type)
+    if size is None:
+        return None
+    stream = out.add_mux_stream("mjpeg" if tags.cover_type == "image/jpeg" else "png", width=size[0], height=size[1])
+    stream.disposition = av.stream.Disposition.attached_pic
+    return stream
+
+
+def _cover_packet(av: Any, out: Any, stream: Any, data: bytes) -> None:
+    packet = av.Packet(data)
+    packet.stream = stream
+    packet.pts = packet.dts = 0
+    packet.is_keyframe = True
+    out.mux(packet)
+
+
+def _image_size(data: bytes, kind: str) -> Optional[tuple[int, int]]:
+    """Width and height read from the image's own header (PNG IHDR, JPEG SOFn); ``None`` if unreadable."""
+    if kind == "image/png":
+        if data[:8] != b"\x89PNG\r\n\x1a\n" or len(data) < 24:
+            return None
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    index = 2
+    while index + 9 < len(data) and data[:2] == b"\xff\xd8":
+        if data[index] != 0xFF:
+            return None
+        marker = data[index + 1]
+        length = int.from_bytes(data[index + 2: index + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[index + 7: index + 9], "big"), int.from_bytes(data[index + 5: index + 7], "big")
+        index += 2 + length
+    return None
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def decode(path: Path) -> tuple[Any, int]:
+    """A file's audio as mono float32 samples and their rate (for checks and tests)."""
+    import numpy as np
+
+    av = _av()
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        parts = [frame.to_ndarray().reshape(-1) if frame.format.is_planar else frame.to_ndarray().reshape(-1)
+                 for frame in container.decode(stream)]
+        rate = stream.rate
+    return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), rate

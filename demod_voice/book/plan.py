@@ -1,0 +1,134 @@
+"""What a book run is made of: the request, the plan of takes with their jobs, the progress
+callbacks and the outcome. Shared by :mod:`.run`, :mod:`.verify` and :mod:`.assemble`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.book.master import MasterSettings
+from demod_voice.book.read import Book
+from demod_voice.book.takes import Take, chapter_takes, estimate_seconds, rules_for
+from demod_voice.book.voice import VoiceChoice, language_of, take_job
+from demod_voice.config import Config
+from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.resume import fingerprint
+
+
+@dataclass(frozen=True)
+class BookRequest:
+    """A ``book`` request as typed values, built by the CLI or the server."""
+
+    source: Path
+    """The book: .txt, .md or .epub."""
+    output: Path
+    """An ``.m4b`` file, or a folder for one file per chapter in ``track_format``."""
+    config: Config
+    voice: VoiceChoice
+    track_format: str = ""
+    """``.mp3``, ``.opus`` or ``.flac`` for per-chapter files; empty for an ``.m4b``."""
+    captions: str = ""
+    """``srt``, ``vtt`` or empty."""
+    verify: bool = False
+    """Hear every take back and remake failing ones."""
+    retakes: int = 2
+    """Most remakes of a failing take."""
+    wer_threshold: float = 0.35
+    """A take whose word error rate is over this fails."""
+    master: MasterSettings = MasterSettings()
+    sentence_pause: float = 0.35
+    paragraph_pause: float = 0.9
+    keep_front_matter: bool = False
+    dry_run: bool = False
+    work_dir: Optional[Path] = None
+    workers: int = 1
+    log_level: int = logging.WARNING
+    engine: Any = None
+    """A running :class:`~demod_voice.engine.service.EngineService` (the server's); ``None``: one for this book."""
+    executor: Any = None
+    """The executor for an engine made here (``None``: local workers)."""
+
+
+@dataclass
+class Progress:
+    """What a front door shows: called on the calling thread as takes finish."""
+
+    start: Callable[[str, int], None] = lambda stage, total: None
+    """A stage begins (``synthesis``, ``verification``, ``retakes``) with ``total`` characters of takes to do."""
+    advance: Callable[[int, str], None] = lambda chars, chapter: None
+    """``chars`` more done; ``chapter``: the chapter of the take that finished ("3/12 Title")."""
+    say: Callable[[str], None] = lambda message: None
+    """A status line."""
+
+
+@dataclass
+class Planned:
+    """A take with its job and file."""
+
+    take: Take
+    job: SynthesisJob
+    key: str
+
+    @property
+    def path(self) -> Path:
+        return Path(self.job.output)
+
+
+@dataclass
+class BookOutcome:
+    """What was done, for the summary, the report and the exit code."""
+
+    book: Book
+    plan: list[list[Planned]] = field(default_factory=list)
+    made: int = 0
+    reused: int = 0
+    failed: list[str] = field(default_factory=list)
+    """Takes that could not be made (their errors)."""
+    unverified: list[dict] = field(default_factory=list)
+    """Takes still failing verification: chapter, time, text, problem."""
+    verdicts: dict[str, Any] = field(default_factory=dict)
+    """Take fingerprint -> its :class:`~demod_voice.book.verify.Verdict` (with ``verify``)."""
+    outputs: list[Path] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    seconds: float = 0.0
+
+
+def work_dir(request: BookRequest) -> Path:
+    return request.work_dir or request.output.with_name(request.output.name + ".takes")
+
+
+def plan_book(book: Book, request: BookRequest, template: SynthesisJob, folder: Path) -> list[list[Planned]]:
+    """Every chapter's takes with their jobs; the job's output is the take's file, named by its fingerprint."""
+    rules = rules_for(template.spec.backend, language_of(template, book.language),
+                      sentence_pause=request.sentence_pause, paragraph_pause=request.paragraph_pause)
+    plan = []
+    for takes in chapter_takes(book, rules):
+        planned = []
+        for take in takes:
+            job = take_job(template, take.spoken, "", f"chapter {take.chapter + 1}, take {take.index + 1}")
+            key = fingerprint(job)
+            planned.append(Planned(take, take_job(template, take.spoken, str(folder / "takes" / f"{key[:24]}.flac"), job.label), key))
+        plan.append(planned)
+    return plan
+
+
+def dry_run_lines(book: Book, rules_chars: int = 0) -> list[str]:
+    """What ``--dry-run`` prints: every chapter with its length and estimated time, and what was skipped and why."""
+    lines = [f"{book.title}" + (f" by {book.author}" if book.author else "")]
+    total = 0
+    for number, chapter in enumerate(book.chapters, 1):
+        total += chapter.chars
+        lines.append(f"  {number:3d}. {chapter.title[:60]:<60} {chapter.chars:>8} chars  ~{_clock(estimate_seconds(chapter.chars))}")
+    for skipped in book.skipped:
+        lines.append(f"  skipped: {skipped.title[:50]} ({skipped.source}): {skipped.reason}")
+    lines.append(f"  {len(book.chapters)} chapter(s), {total} characters, about {_clock(estimate_seconds(total))} of audio")
+    return lines
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

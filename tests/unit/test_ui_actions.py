@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from conftest import voiced_signal
 
-from demod_voice.serve.ui.actions import UiError, api_message, authorize, check_files, noise_warning, progress_text
+from demod_voice.serve.ui.actions import UiError, Upload, api_message, authorize, check_files, noise_warning, progress_text, redact, uploaded
 
 
 def test_reference_checks_name_each_problem(tmp_path):
@@ -20,14 +20,48 @@ def test_reference_checks_name_each_problem(tmp_path):
     soundfile.write(str(tmp_path / "short.wav"), voiced_signal(0.5, 22050), 22050)
     noisy = voiced_signal(8.0, 22050) + np.random.default_rng(1).normal(0, 0.05, 22050 * 8).astype(np.float32)
     soundfile.write(str(tmp_path / "noisy.wav"), noisy, 22050)
+    soundfile.write(str(tmp_path / "long.flac"), voiced_signal(12.0, 16000), 16000)
     (tmp_path / "text.wav").write_text("not audio")
 
-    text, usable = check_files([str(tmp_path / "good.wav")])
+    def files(*names):
+        return [uploaded(str(tmp_path / name), tmp_path) for name in names]
+
+    text, usable = check_files(files("good.wav"), 10.0)
     assert usable and "OK, good.wav" in text and "8.0 s" in text
-    text, usable = check_files([str(tmp_path / n) for n in ("good.wav", "quiet.wav", "short.wav", "noisy.wav", "text.wav")])
+    text, usable = check_files(files("good.wav", "quiet.wav", "short.wav", "noisy.wav", "text.wav", "long.flac"), 10.0)
     assert not usable
-    assert "quiet.wav is silent" in text and "too short" in text and "sounds noisy" in text and "not audio that can be read" in text
-    assert check_files([]) == ("Record or upload a reference: 6-30 s of one person speaking clearly.", False)
+    assert "quiet.wav is silent" in text and "too short" in text and "sounds noisy" in text
+    assert "Cannot use text.wav" in text and "not audio that can be read" in text
+    assert "Cannot use long.flac" in text and "longer than 10 s" in text
+    assert str(tmp_path) not in text and "decoded.wav" not in text
+    assert check_files([], 10.0) == ("Record or upload a reference: 6-30 s of one person speaking clearly.", False)
+
+
+def test_a_file_input_must_be_an_upload(tmp_path):
+    """Gradio hands an event any path a client names: only files inside the upload folder are taken, and the answer
+    names neither path."""
+    folder, outside = tmp_path / "uploads", tmp_path / "server"
+    (folder / "abc").mkdir(parents=True)
+    outside.mkdir()
+    (folder / "abc" / "ref.wav").write_bytes(b"RIFF")
+    (outside / "config.yaml").write_text("keys: secret")
+    (folder / "abc" / "link.wav").symlink_to(outside / "config.yaml")
+    item = SimpleNamespace(path=str(folder / "abc" / "ref.wav"), orig_name="C:\\Users\\me\\my voice.wav")
+    assert uploaded(item, folder) == Upload((folder / "abc" / "ref.wav").resolve(), "my voice.wav")
+    assert uploaded(str(folder / "abc" / "ref.wav"), folder).name == "ref.wav"
+    for bad in (str(outside / "config.yaml"), str(folder / "abc" / "link.wav"), str(folder / "abc" / ".." / ".." / "server" / "config.yaml"),
+                str(folder / "abc"), str(folder / "missing.wav"), ""):
+        with pytest.raises(UiError) as caught:
+            uploaded(SimpleNamespace(path=bad, orig_name=None), folder)
+        assert str(tmp_path) not in str(caught.value) and "upload" in str(caught.value)
+
+
+def test_messages_lose_their_paths():
+    assert redact("Error opening '/tmp/gradio/0a1b/config.yaml': Format not recognised.") == \
+        "Error opening 'config.yaml': Format not recognised."
+    assert redact("see ~/.cache/demod-voice/serve/batch/ and ./x/y.csv") == "see (folder) and y.csv"
+    kept = "text/csv, application/octet-stream, http://example.com/a/b, 6-30 s, 3/4 of it"
+    assert redact(kept) == kept
 
 
 def test_noise_check_passes_speech_with_pauses(tmp_path):

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,7 +33,7 @@ class UiError(Exception):
 
 
 def authorize(ctx: Any, key: Optional[str], scope: str) -> None:
-    """Check the page's key field like the API checks ``Authorization`` (no keys configured: open, loopback only)."""
+    """Check the page's key field with the API's own check (no keys configured: open, loopback only)."""
     from demod_voice.serve.auth import AuthFailed
 
     if ctx.keys is None:
@@ -45,6 +48,54 @@ def authorize(ctx: Any, key: Optional[str], scope: str) -> None:
         raise UiError("This server needs an API key: enter it in the 'API key' field at the top of the page.") from None
 
 
+# --- files from the page -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """A file the browser sent through Gradio's upload route."""
+
+    path: Path
+    """Where Gradio keeps it (never shown to anyone)."""
+    name: str
+    """The name to show: the client's file name, its last part, printable and short."""
+
+
+def shown_name(text: Any) -> str:
+    """A client's file name, safe to echo: its last component, printable, at most 80 characters."""
+    base = str(text or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return "".join(ch for ch in base if ch.isprintable())[:80] or "(unnamed)"
+
+
+def uploaded(item: Any, folder: Path) -> Upload:
+    """The file behind a page input, only when it lies inside Gradio's upload folder ``folder``.
+
+    Gradio hands an event whatever path the client names in a ``FileData``; a file that Gradio's
+    upload route did not put there (a server file named by a script, a link out of the folder)
+    is refused, and the answer names neither path."""
+    raw = item if isinstance(item, (str, Path)) else getattr(item, "path", None) or getattr(item, "name", None)
+    shown = shown_name(getattr(item, "orig_name", None) or raw)
+    if not raw:
+        raise UiError(f"'{shown}' was not uploaded: upload the file again.")
+    try:
+        real = Path(os.path.realpath(str(raw)))
+        inside = real.is_relative_to(Path(os.path.realpath(str(folder)))) and real.is_file()
+    except (OSError, ValueError):
+        inside = False
+    if not inside:
+        log.warning("web page: refused a file input outside the upload folder")
+        raise UiError(f"'{shown}' was not uploaded through this page: upload the file again.")
+    return Upload(real, shown)
+
+
+_PATH = re.compile(r"(?<![\w:/.])(?:~|\.{1,2})?/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
+
+
+def redact(text: str) -> str:
+    """``text`` with every file path cut to its last part: no server path reaches the page."""
+    return _PATH.sub(lambda match: match.group(1) or "(folder)", str(text))
+
+
 def headers(key: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {key.strip()}"} if key and key.strip() else {}
 
@@ -54,7 +105,7 @@ async def call_api(app: Any, method: str, path: str, key: Optional[str], **kwarg
     import httpx
 
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://page.local") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.request(method, path, headers=headers(key), timeout=None, **kwargs)
     if response.status_code >= 400:
         raise UiError(api_message(response))
@@ -177,34 +228,49 @@ def rename_profile(ctx: Any, old: str, new: str) -> None:
 # --- references ------------------------------------------------------------------------------
 
 
-def check_files(paths: list[str]) -> tuple[str, bool]:
-    """The reference checks (too short, silent, clipped, unreadable; and noisy) as Markdown, and whether all can be used."""
-    from demod_voice.errors import InputError
-    from demod_voice.voices.references import check_reference
+def check_files(uploads: list[Upload], max_seconds: float) -> tuple[str, bool]:
+    """The reference checks (too short, silent, clipped, unreadable; and noisy) as Markdown, and whether all can be used.
 
-    if not paths:
+    Each file is decoded first in the API's memory- and time-limited child process
+    (:func:`demod_voice.serve.uploads.decode_reference`, at most ``max_seconds``), into mono 16-bit
+    audio of at most 48 kHz: the server itself never parses a browser's bytes, and what it then
+    reads is small whatever the upload's channels, rate or header claim."""
+    if not uploads:
         return "Record or upload a reference: 6-30 s of one person speaking clearly.", False
     lines, usable = [], True
-    for path in paths:
-        name = Path(path).name
+    for upload in uploads:
         try:
-            reference, warnings = check_reference(str(path))
-        except InputError as err:
-            lines.append(f"- **Cannot use {name}**: {err}")
+            with tempfile.TemporaryDirectory(prefix="demod-voice-check-") as folder:
+                lines.extend(_check_one(upload, Path(folder) / "decoded.wav", max_seconds))
+        except UiError as err:
+            lines.append(f"- **Cannot use {upload.name}**: {redact(str(err))}")
             usable = False
-            continue
-        noisy = noise_warning(path)
-        warnings = [*warnings, noisy] if noisy else warnings
-        if warnings:
-            lines.extend(f"- **Warning, {name}** ({reference.seconds:.1f} s): {warning}" for warning in warnings)
-        else:
-            lines.append(f"- **OK, {name}**: {reference.seconds:.1f} s, clear")
     verdict = "These references can be enrolled." if usable else "Fix or remove the references that cannot be used before enrolling."
     return "\n".join([*lines, "", verdict]), usable
 
 
+def _check_one(upload: Upload, decoded: Path, max_seconds: float) -> list[str]:
+    """One reference's lines; :class:`UiError` when it cannot be used."""
+    from demod_voice.errors import InputError
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.uploads import decode_reference
+    from demod_voice.voices.references import check_reference
+
+    try:
+        decode_reference(upload.path, decoded, max_seconds, upload.name)
+        reference, warnings = check_reference(str(decoded))
+    except (ApiError, InputError) as err:
+        raise UiError(str(err).replace(decoded.name, upload.name)) from None
+    noisy = noise_warning(str(decoded))
+    warnings = [w.replace(decoded.name, upload.name) for w in [*warnings, noisy] if w]
+    if warnings:
+        return [f"- **Warning, {upload.name}** ({reference.seconds:.1f} s): {redact(warning)}" for warning in warnings]
+    return [f"- **OK, {upload.name}**: {reference.seconds:.1f} s, clear"]
+
+
 def noise_warning(path: str) -> str:
-    """A warning when the quiet moments (between words) are not much quieter than the speech: background noise."""
+    """A warning when the quiet moments (between words) are not much quieter than the speech: background noise.
+    ``path`` is a file the server made (a decoded upload), never the browser's own bytes."""
     import numpy as np
     import soundfile
 
@@ -226,28 +292,28 @@ def noise_warning(path: str) -> str:
 # --- batch -------------------------------------------------------------------------------------
 
 
-def batch_rows(ctx: Any, csv_path: Optional[str], references: list[str], model: Optional[str]) -> tuple[list[list[str]], str, bool]:
+def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], model: Optional[str]) -> tuple[list[list[str]], str, bool]:
     """Each row of an uploaded batch file with the server's own check of it: (table, summary, all rows ok)."""
     from demod_voice.batch import read_rows
     from demod_voice.errors import InputError
     from demod_voice.serve.errors import ApiError
     from demod_voice.serve.http.batch import _checked_row, _piper_path
 
-    if not csv_path:
+    if sheet is None:
         return [], "Upload a batch file (CSV with the columns text, output and reference, voice or model).", False
     try:
-        rows = read_rows(Path(csv_path))
+        rows = read_rows(sheet.path)
         piper = _piper_path(ctx, model) if model else None
     except (InputError, ApiError) as err:
-        raise UiError(str(err).replace(str(csv_path), Path(csv_path).name)) from None
-    uploaded = {Path(p).name: Path(p).name for p in references}
+        raise UiError(redact(str(err).replace(str(sheet.path), sheet.name))) from None
+    uploaded = {r.name: r.name for r in references}
     table, bad = [], 0
     for row in rows:
         try:
             _checked_row(ctx, row.values, uploaded, piper)
             verdict = "ok"
         except (ApiError, InputError) as err:
-            verdict, bad = str(err), bad + 1
+            verdict, bad = redact(str(err)), bad + 1
         voice = row.values.get("voice") or row.values.get("reference") or row.values.get("model") or model or ""
         table.append([str(row.line), row.values.get("text", "")[:60], voice, row.values.get("output", ""), verdict])
     if not rows:
@@ -257,10 +323,10 @@ def batch_rows(ctx: Any, csv_path: Optional[str], references: list[str], model: 
     return table, f"All {len(rows)} rows can be made.", True
 
 
-async def batch_start(app: Any, key: Optional[str], csv_path: str, references: list[str], model: Optional[str]) -> dict:
-    """``POST /v1/batch`` with the uploaded files."""
-    files = [("csv", (Path(csv_path).name, Path(csv_path).read_bytes(), "text/csv"))]
-    files += [("references", (Path(p).name, Path(p).read_bytes(), "application/octet-stream")) for p in references]
+async def batch_start(app: Any, key: Optional[str], sheet: Upload, references: list[Upload], model: Optional[str]) -> dict:
+    """``POST /v1/batch`` with the uploaded files (under the names the browser gave them)."""
+    files = [("csv", (sheet.name, sheet.path.read_bytes(), "text/csv"))]
+    files += [("references", (r.name, r.path.read_bytes(), "application/octet-stream")) for r in references]
     data = {"model": model} if model else {}
     return (await call_api(app, "POST", "/v1/batch", key, files=files, data=data)).json()
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from demod_voice.serve.ui.actions import (
     UiError,
+    Upload,
     authorize,
     batch_rows,
     batch_start,
@@ -20,6 +22,7 @@ from demod_voice.serve.ui.actions import (
     rename_profile,
     speak,
     summary,
+    uploaded,
 )
 from demod_voice.serve.ui.mount import SAMPLE_TEXT, context, failed
 from demod_voice.serve.ui.page import EMPTY_PLAYER, player_html
@@ -143,9 +146,9 @@ async def _import(page: Any, key: str, upload: Any) -> list:
     try:
         if not upload:
             raise UiError("Choose a profile file (.npz) to import first.")
-        path = Path(_path(upload))
+        profile = uploaded(upload, page.uploads)
         response = await call_api(page.app, "POST", "/v1/voices/import", key,
-                                  files=[("file", (path.name, path.read_bytes(), "application/octet-stream"))])
+                                  files=[("file", (profile.name, profile.path.read_bytes(), "application/octet-stream"))])
         name = response.json()["id"]
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
@@ -185,16 +188,19 @@ def batch_tab(page: Any) -> None:
     timer = gr.Timer(1.0, active=False)
 
     for trigger in (sheet.change, references.change, page.piper_picker.change):
-        trigger(partial(_check_batch, page), [sheet, references, page.piper_picker], [rows, check_status])
+        trigger(partial(_check_batch, page), [page.key, sheet, references, page.piper_picker], [rows, check_status])
     start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker], [job, progress, timer, result])
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
 
 
-def _check_batch(page: Any, csv_file: Any, refs: Any, model: str) -> list:
+async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str) -> list:
     import gradio as gr
 
     try:
-        table, text, _ = batch_rows(context(page.app), _path(csv_file), [_path(r) for r in refs or []], model or None)
+        ctx = context(page.app)
+        authorize(ctx, key, "speak")
+        sheet, references = _batch_files(page, csv_file, refs)
+        table, text, _ = await asyncio.to_thread(batch_rows, ctx, sheet, references, model or None)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return [gr.update(value=[]), failed(err)]
     return [gr.update(value=table), text]
@@ -206,9 +212,10 @@ async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str) -> l
     try:
         ctx = context(page.app)
         authorize(ctx, key, "speak")
-        if not csv_file:
+        sheet, references = _batch_files(page, csv_file, refs)
+        if sheet is None:
             raise UiError("Upload a batch file first.")
-        state = await batch_start(page.app, key, _path(csv_file), [_path(r) for r in refs or []], model or None)
+        state = await batch_start(page.app, key, sheet, references, model or None)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return ["", failed(err), gr.Timer(active=False), gr.update(visible=False)]
     return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
@@ -231,10 +238,10 @@ async def _tick(page: Any, key: str, job_id: str) -> list:
     return ["**Done.** " + progress_text(state), gr.Timer(active=False), gr.update(value=str(target), visible=True)]
 
 
-def _path(item: Any) -> str:
-    if not item:
-        return ""
-    return item if isinstance(item, str) else getattr(item, "name", str(item))
+def _batch_files(page: Any, csv_file: Any, refs: Any) -> tuple[Optional[Upload], list[Upload]]:
+    """The batch file and the references, each checked to be an upload."""
+    sheet = uploaded(csv_file, page.uploads) if csv_file else None
+    return sheet, [uploaded(item, page.uploads) for item in refs or []]
 
 
 # --- Health ------------------------------------------------------------------------------------
@@ -250,7 +257,7 @@ def health_tab(page: Any) -> None:
     async def run(key: str) -> str:
         try:
             ctx = context(page.app)
-            authorize(ctx, key, "speak")
+            authorize(ctx, key, "admin")  # what the server runs and where: for its administrator
             return await health_text(ctx)
         except Exception as err:  # noqa: BLE001
             return failed(err)

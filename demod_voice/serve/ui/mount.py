@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError
+from demod_voice.config import cache_root
+from demod_voice.serve.core import data_dir_for
+from demod_voice.serve.ui.actions import UiError, redact
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
         from demod_voice.errors import DependencyError
 
         raise DependencyError("serve --ui needs Gradio: pip install 'demod-voice[ui]'") from None
+    from gradio import utils as gradio_utils
+
     from demod_voice.serve.ui.page import CSS, HEAD, theme
     from demod_voice.serve.ui.stream import add_routes
     from demod_voice.serve.ui.tabs import build_page
@@ -44,10 +50,28 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     add_routes(app, lambda: app.state.ctx, path)
     app.add_middleware(UploadGuard, path=f"{path}/gradio_api/upload")
     keyed = bool(config.serve.keys or config.serve.keys_file)
-    blocks = build_page(app, config, keyed)
+    uploads = Path(gradio_utils.get_upload_folder()).resolve()
+    blocks = build_page(app, config, keyed, uploads)
+    # No folder of the server's is served or copied (allowed_paths empty; its own folders blocked), and Gradio's errors
+    # stay in the log (show_error off): the page's own events answer in words, with no paths.
     gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS, head=HEAD,
-                        show_error=True, max_file_size=int(config.serve.limits.max_upload_mb * 1_000_000), ssr_mode=False,
-                        mcp_server=False, pwa=False)
+                        show_error=False, allowed_paths=[], blocked_paths=blocked_paths(config, uploads),
+                        max_file_size=int(config.serve.limits.max_upload_mb * 1_000_000), ssr_mode=False, mcp_server=False, pwa=False)
+    # Gradio checks that an event's file inputs were uploaded (lie inside its upload folder) only once an app has
+    # "launched"; a mounted app never does, and then any server path a client names is copied into its cache and
+    # served. This turns Gradio's own check on; every event checks its files again (actions.uploaded).
+    blocks.has_launched = True
+
+
+def blocked_paths(config: Any, uploads: Path) -> list[str]:
+    """The server's own folders and files (cache, data, keys file), except one that holds the upload folder or the
+    temporary folder (where the page's downloads are made)."""
+    found = [cache_root(config), data_dir_for(config)]
+    if config.serve.keys_file:
+        found.append(Path(config.serve.keys_file).expanduser())
+    paths = [Path(os.path.realpath(p)) for p in found]
+    keep = [uploads, Path(tempfile.gettempdir()).resolve()]
+    return [str(p) for p in paths if not any(k.is_relative_to(p) for k in keep)]
 
 
 def context(app: Any) -> Any:
@@ -59,15 +83,13 @@ def context(app: Any) -> Any:
 
 
 def failed(err: BaseException) -> str:
-    """What the page shows for a failure: the sentence, never a traceback."""
-    if isinstance(err, UiError):
-        return f"**Error:** {err}"
+    """What the page shows for a failure: the sentence (without server paths), never a traceback."""
     from demod_voice.errors import DemodVoiceError
 
-    if isinstance(err, DemodVoiceError):
-        return f"**Error:** {err}"
+    if isinstance(err, (UiError, DemodVoiceError)):
+        return f"**Error:** {redact(str(err))}"
     log.exception("web page action failed", exc_info=err)
-    return f"**Error:** something went wrong on the server ({type(err).__name__}: {str(err)[:200]}); its log has the details."
+    return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
 
 
 class UploadGuard:

@@ -7,9 +7,10 @@ and returns what the page shows; a failure becomes a sentence in the tab's statu
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, authorize, call_api, check_files, choose, speak, summary, voice_options
+from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, check_files, choose, speak, summary, uploaded, voice_options
 from demod_voice.serve.ui.mount import FORMATS, context, failed
 from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 
@@ -17,9 +18,11 @@ from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 class Page:
     """The components events read and update, across tabs."""
 
-    def __init__(self, app: Any, config: Any) -> None:
+    def __init__(self, app: Any, config: Any, uploads: Path) -> None:
         self.app = app
         self.config = config
+        self.uploads = uploads
+        """Gradio's upload folder: the only place a file input may point into."""
         self.key: Any = None
         self.pickers: list = []
         """Every voice dropdown (refreshed when voices change)."""
@@ -33,13 +36,13 @@ class Page:
         return [*self.pickers, self.voice_table, self.piper_picker]
 
 
-def build_page(app: Any, config: Any, keyed: bool) -> Any:
-    """The whole page as a ``gr.Blocks``."""
+def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
+    """The whole page as a ``gr.Blocks``; ``uploads`` is Gradio's upload folder."""
     import gradio as gr
 
     from demod_voice.serve.ui import manage as ui_manage
 
-    page = Page(app, config)
+    page = Page(app, config, uploads)
     # Uploads and handed-out files leave Gradio's cache after an hour (checked every 10 minutes).
     with gr.Blocks(title="demod-voice", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         with gr.Row():
@@ -111,24 +114,30 @@ def clone_tab(page: Page) -> None:
         enroll_button = gr.Button("Enroll the voice", variant="primary", elem_id="dv-enroll")
     status = gr.Markdown("", elem_id="dv-clone-status")
 
-    def check(recorded: Any, uploaded: Any) -> str:
-        text, _ = check_files(_paths(recorded, uploaded))
-        return text
-
-    recording.change(check, [recording, files], [checks])
-    files.change(check, [recording, files], [checks])
-
-    async def enroll(key: str, voice: str, lang: str, recorded: Any, uploaded: Any) -> list:
-        import gradio as gr
-
-        paths = _paths(recorded, uploaded)
+    async def check(key: str, recorded: Any, sent: Any) -> str:
         try:
             ctx = context(page.app)
             authorize(ctx, key, "enroll")
-            text, usable = await asyncio.to_thread(check_files, paths)
+            files = references(page, recorded, sent)
+            text, _ = await asyncio.to_thread(check_files, files, ctx.settings.limits.max_reference_seconds)
+        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+            return failed(err)
+        return text
+
+    recording.change(check, [page.key, recording, files], [checks])
+    files.change(check, [page.key, recording, files], [checks])
+
+    async def enroll(key: str, voice: str, lang: str, recorded: Any, sent: Any) -> list:
+        import gradio as gr
+
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "enroll")
+            files = references(page, recorded, sent)
+            text, usable = await asyncio.to_thread(check_files, files, ctx.settings.limits.max_reference_seconds)
             if not usable:
                 raise UiError("Not enrolled: " + text.splitlines()[-1])
-            await enroll_files(page.app, key, voice, lang, paths)
+            await enroll_files(page.app, key, voice, lang, files)
         except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
             return [failed(err), *[gr.skip()] * (len(page.pickers) + 2)]
         return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, f"xtts|{voice}")]
@@ -136,21 +145,18 @@ def clone_tab(page: Page) -> None:
     page.later.append(lambda: enroll_button.click(enroll, [page.key, name, language, recording, files], [status, *page.refresh_outputs()]))
 
 
-def _paths(recorded: Any, uploaded: Any) -> list[str]:
-    paths = [recorded] if recorded else []
-    for item in uploaded or []:
-        paths.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
-    return paths
+def references(page: Page, recorded: Any, sent: Any) -> list[Upload]:
+    """The recording and the uploaded files, each checked to be an upload (never a path the client named)."""
+    items = ([recorded] if recorded else []) + list(sent or [])
+    return [uploaded(item, page.uploads) for item in items]
 
 
-async def enroll_files(app: Any, key: str, name: str, language: str, paths: list[str]) -> dict:
+async def enroll_files(app: Any, key: str, name: str, language: str, files: list[Upload]) -> dict:
     """``POST /v1/voices``: the server decodes, checks and conditions; the profile is stored once."""
-    from pathlib import Path
-
     if not (name or "").strip():
         raise UiError("Give the voice a name first.")
-    files = [("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream")) for p in paths]
-    response = await call_api(app, "POST", "/v1/voices", key, data={"name": name.strip(), "language": language}, files=files)
+    parts = [("files", (f.name, f.path.read_bytes(), "application/octet-stream")) for f in files]
+    response = await call_api(app, "POST", "/v1/voices", key, data={"name": name.strip(), "language": language}, files=parts)
     return response.json()
 
 

@@ -1,0 +1,197 @@
+"""The web page and the Wyoming door, tried as an attacker would (issue 26): one live server for the module.
+
+The server runs with API keys, the page (``--ui``) and Wyoming beside HTTP, on loopback, with a tiny
+generated Piper voice. The page is driven through Gradio's own queue protocol over HTTP (what any
+script can do, no browser), Wyoming through raw sockets (so that malformed lines can be sent).
+Every test is bounded in time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import httpx
+import pytest
+from live_server import free_port, start_server
+
+pytest.importorskip("gradio")
+
+SPEAK, ENROLL, ADMIN = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
+TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice):
+    folder = tmp_path_factory.mktemp("security-page")
+    wyoming_port = free_port()
+    config = {
+        "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+        "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", ADMIN: "admin"}, "grace_seconds": 1.0,
+                  "piper_voices": [str(piper_voice)],
+                  "limits": {"max_input_chars": 2000, "max_upload_mb": 2.0, "max_reference_seconds": 20.0}},
+    }
+    uploads = folder / "gradio-uploads"  # Gradio's upload folder and cache, this server's own
+    live = start_server(folder, config, "--ui", "--wyoming", f"tcp://127.0.0.1:{wyoming_port}", timeout=120,
+                        env={"GRADIO_TEMP_DIR": str(uploads)})
+    live.wyoming_port = wyoming_port
+    live.uploads = uploads
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+# --- the page, through Gradio's queue --------------------------------------------------------------
+
+
+class Page:
+    """A script speaking Gradio's queue protocol to ``/ui`` (``queue/join`` then the ``queue/data`` event stream)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url + "/ui"
+        self.http = httpx.Client(timeout=TIMEOUT)
+        self.config = self.http.get(self.url + "/config").json()
+        self.ids = {c["props"].get("elem_id"): c["id"] for c in self.config["components"] if c.get("props", {}).get("elem_id")}
+
+    def event(self, elem_id: str, trigger: str) -> dict:
+        """The dependency fired by ``trigger`` (``change``, ``click``) on the component ``elem_id``."""
+        target = [self.ids[elem_id], trigger]
+        for dependency in self.config["dependencies"]:
+            if target in [list(t) for t in dependency["targets"]]:
+                return dependency
+        raise AssertionError(f"no {trigger} event on {elem_id}")
+
+    def call(self, elem_id: str, trigger: str, values: dict, headers: Optional[dict] = None) -> dict:
+        """Fire the event with ``values`` by input elem_id (others None); the last message of its run."""
+        dependency = self.event(elem_id, trigger)
+        names = {c["id"]: c["props"].get("elem_id") for c in self.config["components"]}
+        data = [values.get(names.get(i)) for i in dependency["inputs"]]
+        session = uuid.uuid4().hex[:10]
+        joined = self.http.post(self.url + "/gradio_api/queue/join", headers=headers or {},
+                                json={"data": data, "fn_index": dependency["id"], "trigger_id": self.ids[elem_id],
+                                      "session_hash": session, "event_data": None})
+        if joined.status_code != 200:
+            return {"msg": "refused", "status": joined.status_code, "text": joined.text}
+        last: dict = {}
+        with self.http.stream("GET", self.url + "/gradio_api/queue/data", params={"session_hash": session}, headers=headers or {}) as events:
+            for line in events.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                last = json.loads(line[5:])
+                if last.get("msg") in ("process_completed", "close_stream", "unexpected_error"):
+                    break
+        return last
+
+
+def file_data(path: str, name: str = "ref.wav") -> dict:
+    return {"path": path, "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+
+PATH_LIKE = re.compile(r"/[\w.@+-]+(?:/[\w.@+-]+)+")
+
+
+def test_a_page_event_cannot_read_a_server_file(server):
+    """Issue 26 item 1: with no key, an event naming a server path (here the config, which holds the keys) must not
+    get that file copied where ``/gradio_api/file=`` serves it, nor a path back in its answer."""
+    page = Page(server.url)
+    secret = server.folder / "config.yaml"
+    assert SPEAK in secret.read_text()
+    answers = [page.call("dv-ref-files", "change", {"dv-ref-files": [file_data(str(secret))]}),
+               page.call("dv-record", "change", {"dv-record": file_data(str(secret))}),
+               page.call("dv-batch-csv", "change", {"dv-batch-csv": file_data(str(secret), "rows.csv")}),
+               page.call("dv-enroll", "click", {"dv-clone-name": "stolen", "dv-ref-files": [file_data(str(secret))]}),
+               page.call("dv-import", "click", {"dv-import-file": file_data(str(secret), "p.npz")})]
+    text = json.dumps(answers)
+    for path in set(PATH_LIKE.findall(text)):
+        served = httpx.get(f"{server.url}/ui/gradio_api/file={path}", timeout=TIMEOUT)
+        assert SPEAK not in served.text, f"the page served the config through {path}"
+    assert str(server.folder) not in text and "/gradio/" not in text and "config.yaml" not in text, text
+    assert SPEAK not in text and ENROLL not in text
+    copies = [p for p in server.uploads.rglob("*") if p.is_file() and SPEAK in p.read_text(errors="replace")]
+    assert not copies, "Gradio copied the config into its cache"
+
+
+def upload(server, name: str, data: bytes, key: str = SPEAK) -> dict:
+    """A file sent the way the page sends it: Gradio's upload route (which needs a key on this server)."""
+    answer = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", (name, data))],
+                        headers={"Authorization": f"Bearer {key}"}, timeout=TIMEOUT)
+    assert answer.status_code == 200, answer.text
+    return file_data(answer.json()[0], name)
+
+
+def flac(seconds: float, rate: int, channels: int, voiced: float = 8.0) -> bytes:
+    """``voiced`` seconds of a speech-like signal then silence (small: FLAC packs silence into almost nothing)."""
+    import io
+
+    import numpy as np
+    import soundfile
+    from conftest import voiced_signal
+
+    buffer = io.BytesIO()
+    audio = np.zeros((int(seconds * rate), channels), dtype=np.float32)
+    speech = voiced_signal(min(voiced, seconds), rate)
+    audio[: len(speech)] = speech[:, None]
+    soundfile.write(buffer, audio, rate, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def checked(page: Page, files: list, key: Optional[str]) -> str:
+    """The Clone tab's reference checks for ``files``, as the page shows them."""
+    answer = page.call("dv-ref-files", "change", {"dv-key": key, "dv-ref-files": files})
+    assert answer.get("success"), answer
+    return answer["output"]["data"][0]
+
+
+def test_every_page_event_needs_the_key_and_scope_the_api_would(server):
+    page = Page(server.url)
+    assert httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], timeout=TIMEOUT).status_code == 401
+    reference = upload(server, "mine.flac", flac(7.0, 22050, 1))
+    assert "needs an API key" in checked(page, [reference], None)
+    assert "needs the 'enroll' scope" in checked(page, [reference], SPEAK)
+    assert "OK, mine.flac" in checked(page, [reference], ENROLL)
+    health = page.call("dv-health-run", "click", {"dv-key": ENROLL})
+    assert "needs the 'admin' scope" in health["output"]["data"][0]
+    sheet = upload(server, "rows.csv", b"text,output,model\nhello,a.wav,tiny-single\n")
+    rows = page.call("dv-batch-csv", "change", {"dv-batch-csv": sheet, "dv-batch-model": ""})
+    assert "needs an API key" in rows["output"]["data"][1]
+    rows = page.call("dv-batch-csv", "change", {"dv-key": SPEAK, "dv-batch-csv": sheet, "dv-batch-model": ""})
+    assert "All 1 rows can be made" in rows["output"]["data"][1]
+
+
+def _rss_peak_reset(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # the kernel's peak resident size (VmHWM) starts again from now
+
+
+def _rss(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(field)
+
+
+def headerless(data: bytes) -> bytes:
+    """A FLAC whose STREAMINFO says neither its length nor its checksum (as a streamed encoder writes it)."""
+    info = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+    return data[:18] + info.to_bytes(8, "big") + bytes(16) + data[42:]
+
+
+def test_page_references_are_decoded_away_from_the_server_and_within_the_limit(server):
+    """Issue 26 item 1: an 8-channel 96 kHz FLAC took the server from 206 MB to 1.2 GB when the page decoded it itself.
+    Here a FLAC of 8 channels at 192 kHz whose header gives no length: the page's old check grew the server by ~260 MB;
+    decoded in the child, at most ``max_reference_seconds`` of mono audio reach the server."""
+    page = Page(server.url)
+    wide = upload(server, "wide.flac", flac(19.0, 96000, 8, voiced=4.0))
+    endless = upload(server, "endless.flac", headerless(flac(150.0, 192000, 8, voiced=4.0)))
+    baseline = _rss(server.pid, "VmRSS")
+    _rss_peak_reset(server.pid)
+    started = time.monotonic()
+    text = checked(page, [wide, endless], ENROLL)
+    peak = _rss(server.pid, "VmHWM")
+    assert peak - baseline < 100 * 2**20, f"the server grew by {(peak - baseline) / 2**20:.0f} MiB checking two references"
+    assert re.search(r"(OK|Warning), wide.flac\*\*:? \(?19.0 s", text), text
+    assert "Cannot use endless.flac" in text and "serve.limits.max_reference_seconds" in text, text
+    assert time.monotonic() - started < TIMEOUT

@@ -29,7 +29,7 @@ def check_input(text: str, limits: Any) -> str:
 
 def check_voice_id(name: str) -> str:
     """A voice id: letters, digits, ``_ . -``, up to 64, not starting with ``. - _`` (never a path)."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ApiError(400, f"'{str(name)[:80]}' is not a valid voice id: use letters, digits, '_', '.' or '-' "
                             "(up to 64 characters, not starting with . - _)", code="bad_voice_id")
     return name

@@ -69,7 +69,7 @@ piper_voices = model_files
 
 def profile_path(ctx: Any, name: str) -> Path:
     """The file of profile ``name``; :class:`InputError` for a name that could form a path."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InputError(f"'{name}' is not a valid voice id: letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
     return ctx.profiles / f"{name}.npz"
 

@@ -27,7 +27,8 @@ from demod_voice.paths import atomic_path, copy_atomic
 FORMAT = "demod-voice-profile/2"
 FORMATS = ("demod-voice-profile/1", FORMAT)
 """Formats read: 1 (latents only) and 2 (latents and the references' audio)."""
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+r"""A voice id. Use ``fullmatch``; the ``\A``/``\Z`` anchors also keep ``match`` from taking "name\n" (``$`` would)."""
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,71 @@ def test_item2_allowed_hosts_and_trusted_origins_open_what_they_name():
         assert client.post("/v1/audio/speech", json=post, headers={"Origin": "https://chat.example.org"}).status_code == 404
         assert client.post("/v1/audio/speech", json=post, headers={"Origin": "https://other.example"}).status_code == 403
         assert client.post("/v1/audio/speech", json=post, headers={"Origin": "null"}).status_code == 403
+
+
+# --- item 8: ids match whole ----------------------------------------------------------------------
+
+
+def test_item8_a_voice_named_with_a_trailing_newline_is_refused_and_leaves_no_file(server):
+    profiles = server.folder / "cache" / "demod-voice" / "profiles"
+    answer = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": "trail\n"},
+                        files={"files": ("a.wav", wav_bytes())}, timeout=120)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_voice_id", answer.text
+    assert sorted(p.name for p in profiles.iterdir()) == ["bob.npz"]
+    listed = httpx.get(server.url + "/v1/voices", headers=auth(), timeout=10).json()["voices"]
+    assert [v["id"] for v in listed] == ["bob"]
+
+
+@pytest.mark.parametrize("path", ["/v1/voices/a%0A", "/v1/voices/bob%0A", "/v1/batch/" + "0" * 24 + "%0A"])
+def test_item8_ids_with_a_trailing_newline_are_400(server, path):
+    answer = httpx.get(server.url + path, headers=auth(), timeout=10)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] in ("bad_voice_id", "bad_job_id")
+
+
+def test_item8_profile_path_and_every_id_check_match_the_whole_name(tmp_path):
+    from types import SimpleNamespace
+
+    from demod_voice.errors import InputError
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.limits import check_voice_id
+    from demod_voice.serve.voices import profile_path
+    from demod_voice.voices.profiles import NAME
+
+    ctx = SimpleNamespace(profiles=tmp_path)
+    for bad in ("trail\n", "a\nb", "x" * 65):
+        assert NAME.match(bad) is None and NAME.fullmatch(bad) is None
+        with pytest.raises(InputError):
+            profile_path(ctx, bad)
+        with pytest.raises(ApiError):
+            check_voice_id(bad)
+    assert profile_path(ctx, "bob") == tmp_path / "bob.npz"
+
+
+# --- item 10: no part of a key in any message -------------------------------------------------------
+
+
+SECRET = "f3a9c2e7b1d4a8e6c5b2"
+
+
+def _shows_no_part_of(text: str, key: str = SECRET) -> bool:
+    return not any(key[i:i + 4] in text for i in range(len(key) - 3))
+
+
+def test_item10_a_bad_scope_in_the_config_shows_no_part_of_the_key(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"serve:\n  keys:\n    {SECRET}: speak,shout\n", encoding="utf-8")
+    done = run_cli("serve", "--config", str(config), "--port", "0")
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "scope" in err and "Traceback" not in err, err
+    assert _shows_no_part_of(err), err
+
+
+def test_item10_keys_of_the_wrong_type_show_no_part_of_the_key(tmp_path):
+    from demod_voice.config import load_config
+    from demod_voice.errors import ConfigError
+
+    for env in ({"DEMOD_VOICE_SERVE_KEYS": f"{SECRET}: speak"}, {"DEMOD_VOICE_SERVE_KEYS": SECRET}):
+        with pytest.raises(ConfigError) as err:
+            load_config(env=env)
+        assert "serve.keys" in str(err.value) and _shows_no_part_of(str(err.value)), err.value

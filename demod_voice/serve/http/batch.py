@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 
-JOB_ID = re.compile(r"^[0-9a-f]{24}$")
-FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+JOB_ID = re.compile(r"[0-9a-f]{24}")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+"""Ids and names are checked with ``fullmatch`` (``match`` with ``$`` would take a trailing newline)."""
 ACTIVE = ("queued", "running", "interrupted")
 _THREADS: dict[str, threading.Thread] = {}
 
@@ -48,7 +49,7 @@ def jobs_dir(ctx: Any) -> Path:
 
 
 def _job_dir(ctx: Any, job_id: str) -> Path:
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise ApiError(400, f"'{job_id[:40]}' is not a batch job id", code="bad_job_id")
     folder = jobs_dir(ctx) / job_id
     if not (folder / "job.json").is_file():
@@ -183,7 +184,7 @@ async def _save_references(ctx: Any, form: Any, folder: Path) -> dict[str, str]:
     uploads = [item for field in ("references", "reference", "files") for item in form.getlist(field) if hasattr(item, "read")]
     for index, upload in enumerate(uploads):
         name = str(upload.filename or "")
-        if not FILE_NAME.match(name):
+        if not FILE_NAME.fullmatch(name):
             raise ApiError(400, f"reference file name '{_shown(name)}' is not a plain file name (letters, digits, '_', '.', '-'; "
                                 "no folders)", code="bad_file_name")
         saved = await save_upload(upload, folder / "refs", ctx.settings.limits)
@@ -261,7 +262,7 @@ def _checked_row(ctx: Any, values: dict[str, str], refs: dict[str, str], model: 
         if missing:
             raise ApiError(400, f"reference '{missing[0]}' was not uploaded with the batch (send it as a 'references' file)")
         row["reference"] = "|".join(refs[n] for n in names)
-    if row.get("voice") and (not FILE_NAME.match(row["voice"]) or load_profile(ctx, row["voice"]) is None):
+    if row.get("voice") and (not FILE_NAME.fullmatch(row["voice"]) or load_profile(ctx, row["voice"]) is None):
         raise ApiError(400, f"there is no enrolled voice '{row['voice']}'")
     if row.get("model"):
         if row.get("reference") or row.get("voice") or row.get("backend", "").lower() == "xtts":
@@ -322,7 +323,7 @@ def resume_jobs(ctx: Any) -> list[str]:
             state = json.loads(state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if JOB_ID.match(job_id) and state.get("state") in ACTIVE:
+        if JOB_ID.fullmatch(job_id) and state.get("state") in ACTIVE:
             log.info("resuming batch job %s", job_id)
             start_job(ctx, job_id)
             resumed.append(job_id)

@@ -10,19 +10,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.backends.piper.graph import MARK
+from demod_voice.backends.piper.graph import MARK, WINDOWS
 
 log = logging.getLogger(__name__)
 
 MAX_PADDED_IDS = 2048
 """At most this many padded phoneme ids per batch (B x longest): bounds a batch's activations."""
 
-VERSION = "2"
+VERSION = "3"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` changes what it writes."""
 
 
@@ -105,6 +105,12 @@ class BatchSession:
         # split: the front's outputs are the decoder's inputs and the durations; masked: audio first.
         self.boundary = [name for name in outputs if name != self.durations] if self.decoder else []
         self.wanted = self.boundary + [self.durations] if self.decoder else [outputs[0], self.durations]
+        self.context, self.hop = 0, 0
+        """Frames of context a decoder window needs on each side, and audio samples per frame
+        (both 0: the decoder cannot be run in windows)."""
+        if self.decoder is not None:
+            said = self.decoder.get_modelmeta().custom_metadata_map.get(WINDOWS, "0,0")
+            self.context, self.hop = (int(v) for v in said.split(","))
 
     def get_providers(self) -> list[str]:
         """onnxruntime's providers of the session(s)."""
@@ -119,6 +125,41 @@ class BatchSession:
 
     def batch(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> list[Any]:
         """One front run for ``ids`` (one list per sentence); each sentence's raw audio, trimmed to its length."""
+        values, frames = self._front(ids, scales, speaker)
+        if self.decoder is None:
+            return _trimmed(values[0].reshape(len(ids), -1), frames)
+        return [self.decoder.run(None, self._item(values, frames, row))[0].reshape(-1) for row in range(len(ids))]
+
+    def stream(self, ids: Sequence[int], scales: Any, speaker: Optional[int], first: int, most: int) -> Iterator[Any]:
+        """One sentence's raw audio in pieces, as soon as each is made: the front once, then the
+        decoder over windows of frames, the first ``first`` frames long, each next one twice the
+        last up to ``most``. Each window reads :attr:`context` frames beyond each side and keeps
+        its middle, which equals the whole sentence's audio there; joined, the pieces are what
+        :meth:`batch` gives (to float rounding)."""
+        import numpy as np
+
+        values, frames = self._front([ids], scales, speaker)
+        inputs = self._item(values, frames, 0)
+        count, context = int(frames[0]), self.context
+        if not context or count <= first:
+            yield self.decoder.run(None, inputs)[0].reshape(-1)
+            return
+        timed = {name for name, value in inputs.items() if value.shape[-1] == count}
+        start, core = 0, max(1, first)
+        while start < count:
+            take = count - start if count - start < core + core // 2 else core  # no small last window
+            low, high = max(0, start - context), min(count, start + take + context)
+            feeds = {name: np.ascontiguousarray(value[..., low:high]) if name in timed else value for name, value in inputs.items()}
+            audio = self.decoder.run(None, feeds)[0].reshape(-1)
+            if len(audio) != (high - low) * self.hop:
+                raise RuntimeError(f"the decoder gave {len(audio)} samples for {high - low} frames, not {self.hop} each")
+            offset = (start - low) * self.hop
+            yield audio[offset: offset + take * self.hop]
+            start += take
+            core = min(2 * core, max(most, first))
+
+    def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> tuple[list[Any], Any]:
+        """The front's outputs for ``ids`` padded into one batch, and each sentence's frame count."""
         import numpy as np
 
         count = len(ids)
@@ -130,16 +171,14 @@ class BatchSession:
             feeds["sid"] = np.full(count, speaker, dtype=np.int64)
         *values, widths = self.front.run(self.wanted, feeds)
         frames = np.maximum(widths.reshape(count, -1).sum(axis=1), 1).astype(np.int64)
-        if self.decoder is None:
-            return _trimmed(values[0].reshape(count, -1), frames)
+        return values, frames
+
+    def _item(self, values: list[Any], frames: Any, row: int) -> dict[str, Any]:
+        """The decoder's inputs for one sentence of a batch: its own frames only, so the decoder
+        sees exactly what it sees one at a time."""
         longest = int(frames.max())
-        out = []
-        for row in range(count):
-            # each item's own frames only: the decoder sees exactly what it sees one at a time
-            inputs = {name: (v[row : row + 1, ..., : frames[row]] if v.shape[-1] == longest else v[row : row + 1])
-                      for name, v in zip(self.boundary, values, strict=True)}
-            out.append(self.decoder.run(None, inputs)[0].reshape(-1))
-        return out
+        return {name: (v[row : row + 1, ..., : frames[row]] if v.shape[-1] == longest else v[row : row + 1])
+                for name, v in zip(self.boundary, values, strict=True)}
 
 
 def _trimmed(audio: Any, frames: Any) -> list[Any]:

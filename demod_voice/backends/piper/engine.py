@@ -5,12 +5,24 @@ batch rows handed over together (one voice, one set of options). A job on its ow
 a streamed ``-o -`` or ``serve`` request) runs its first sentence alone, so its first audio is not
 held back for a batch; and a file and a stream of one text are made in the same batches, so they
 hold the same samples.
+
+A streamed job (its output is ``-``: ``-o -``, every ``serve`` request) on a split voice goes
+sentence by sentence, each through the decoder in windows of frames (:meth:`BatchSession.stream`):
+its first audio needs the front of the first sentence and one window of ~0.3 s, not the whole
+sentence. The joined windows are the sentence's audio, but piper scales each finished sentence
+to its own peak, which a stream cannot know before it ends: a streamed sentence is scaled by the
+voice's level instead (the peak of a warm-up sentence spoken at load at zero noise, the same in
+every worker), or by its first window's peak where that is higher, then clipped. Its level is
+therefore within a few dB of the file's, not its exact samples; the same request gives the same
+stream whatever the worker made before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +32,19 @@ from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.backends.base import Backend, LoadInfo
 from demod_voice.backends.piper.batching import release_memory
 from demod_voice.backends.piper.request import PiperOptions, read_voice_config
-from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
+from demod_voice.speech_text.perform import perform
+from demod_voice.speech_text.script import Speak
 
 log = logging.getLogger(__name__)
+
+FIRST_WINDOW = 0.3
+"""Seconds of audio in a streamed sentence's first decoder window (later ones double, up to :data:`MOST_WINDOW`)."""
+MOST_WINDOW = 3.0
+"""Seconds of audio in a streamed sentence's largest decoder window (also bounds the decoder's memory)."""
+WARM_UP = "Hello, this is a short sentence to warm the voice up."
+"""Spoken once at load: the first request does not pay onnxruntime's first run, and streams get the voice's level."""
 
 
 class PiperBackend(Backend):
@@ -34,6 +55,8 @@ class PiperBackend(Backend):
         self._synthesis_config: Any = None
         self.batcher: Any = None
         """The :class:`~demod_voice.backends.piper.batching.BatchSession` of the voice; ``None``: one sentence at a time."""
+        self.level = 0.0
+        """Raw peak of the warm-up sentence: what a streamed sentence is scaled by (0: unknown)."""
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         try:
@@ -51,6 +74,9 @@ class PiperBackend(Backend):
         self._synthesis_config = SynthesisConfig
         batching = ("batched sentences" + (", per-item decoder" if self.batcher.decoder else ", masked decoder")
                     if self.batcher else "one sentence at a time")
+        if self.streams():
+            batching += f", streamed in decoder windows ({self.batcher.context} frames of context)"
+        self.warm_up()
         detail = f"{detail}; {batching}; loaded in {time.perf_counter() - started:.2f} s"
         return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
 
@@ -89,6 +115,22 @@ class PiperBackend(Backend):
         device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
 
+    def streams(self) -> bool:
+        """Whether streamed jobs go through the decoder in windows (a split voice whose decoder's reach is known)."""
+        return bool(self.batcher is not None and self.batcher.decoder is not None and self.batcher.context)
+
+    def warm_up(self) -> None:
+        """One sentence through the voice at zero noise: onnxruntime's first run is slow, and its peak is :attr:`level`."""
+        if self.batcher is None:
+            return
+        try:
+            ids = self.phoneme_ids(WARM_UP)[:1]
+            if ids:
+                scales, speaker = self._feeds(self.synthesis_config(PiperOptions(noise_scale=0.0, noise_w_scale=0.0)))
+                self.level = _peak(self.batcher.batch(ids, scales, speaker)[0])
+        except Exception as err:  # noqa: BLE001 - a warm-up is an optimisation; the voice's errors show on real text
+            log.debug("warm-up sentence failed: %s", err)
+
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
         for chunks in self.synthesize_together([job]):
             yield from chunks
@@ -97,8 +139,15 @@ class PiperBackend(Backend):
         """The sentences of all ``jobs`` (one voice, one set of options) go through the voice in
         batches; each job's chunks follow in text order."""
         opts: PiperOptions = jobs[0].options or PiperOptions()
+        if any(job.segments for job in jobs):  # SSML: pieces at their own rates, exact pauses between
+            for job in jobs:
+                yield perform(job.segments, self.voice.config.sample_rate, lambda piece, job=job: self.synthesize(self.piece_job(job, piece)))
+            return
         syn = self.synthesis_config(opts)
         rate = self.voice.config.sample_rate
+        if len(jobs) == 1 and jobs[0].output == STDOUT and self.streams():
+            yield self.streamed(jobs[0], syn, opts)
+            return
         if self.batcher is None:
             for job in jobs:
                 yield with_pauses(([AudioChunk(a, rate)] for a in self.sentences(job.text, syn)), opts.sentence_silence, rate)
@@ -108,6 +157,35 @@ class PiperBackend(Backend):
         for text in texts:
             sentences = ([AudioChunk(audio, rate)] for audio in itertools.islice(spoken, len(text)))
             yield with_pauses(sentences, opts.sentence_silence, rate)
+
+    def streamed(self, job: SynthesisJob, syn: Any, opts: PiperOptions) -> Iterator[AudioChunk]:
+        """A streamed job's audio: sentence by sentence, each in decoder windows as they are made."""
+        rate = self.voice.config.sample_rate
+        hop = self.batcher.hop
+        first = max(1, math.ceil(FIRST_WINDOW * rate / hop))
+        most = max(first, math.ceil(MOST_WINDOW * rate / hop))
+        scales, speaker = self._feeds(syn)
+        sentences = (self._windows(self.batcher.stream(ids, scales, speaker, first, most), syn, rate)
+                     for ids in self.phoneme_ids(job.text))
+        return with_pauses(sentences, opts.sentence_silence, rate)
+
+    def _windows(self, pieces: Iterator[Any], syn: Any, rate: int) -> Iterator[AudioChunk]:
+        """A sentence's raw windows, finished as :func:`finish` does but with a gain fixed at the first window."""
+        import numpy as np
+
+        gain = 1.0
+        for index, raw in enumerate(pieces):
+            if index == 0 and syn.normalize_audio:
+                gain = 1.0 / max(self.level, _peak(raw), 1e-8)
+            yield AudioChunk(np.clip(raw * (gain * syn.volume), -1.0, 1.0).astype(np.float32), rate)
+        release_memory()
+
+    def piece_job(self, job: SynthesisJob, piece: Speak) -> SynthesisJob:
+        """One piece of a job's script as a job of its own, its rate folded into the length scale."""
+        opts: PiperOptions = job.options or PiperOptions()
+        if piece.rate != 1.0:
+            opts = dataclasses.replace(opts, length_scale=(opts.length_scale or self.voice.config.length_scale) / piece.rate)
+        return dataclasses.replace(job, text=piece.text, segments=None, options=opts)
 
     def synthesis_config(self, opts: PiperOptions) -> Any:
         """piper's ``SynthesisConfig`` for ``opts``."""
@@ -163,6 +241,12 @@ class PiperBackend(Backend):
         if config.num_speakers <= 1:
             return scales, None
         return scales, config.default_speaker_id if syn.speaker_id is None else syn.speaker_id
+
+
+def _peak(audio: Any) -> float:
+    import numpy as np
+
+    return float(np.max(np.abs(audio))) if len(audio) else 0.0
 
 
 def finish(audio: Any, syn: Any) -> Any:

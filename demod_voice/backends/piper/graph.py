@@ -13,24 +13,35 @@ and computes the whole padded batch. What it lacks:
   0.02 on a 0.03 peak, medium voice). The graph is therefore **split** (:func:`split_graph`)
   where the decoder begins: the front (encoder, durations, flow) runs batched, the decoder runs
   each item on its own frames only, which is also where two thirds of the compute is and where
-  padding would cost most. A graph without the scope names that locate the decoder (exports
-  older than torch 1.13) gets **masks** instead (:func:`add_masks`): each time-mixing
-  convolution after the durations has its input multiplied by the item's frame mask, which is
-  what zero padding alone gives (measured cost: ~5% of CPU time).
+  padding would cost most. The decoder is found by its module scope (``/dec/``) where the
+  export kept it, else by its structure (:func:`find_decoder`: the convolution that feeds the
+  first upsampling), so voices exported without scope names split too. A graph where neither
+  finds a clean cut gets **masks** instead (:func:`add_masks`): each time-mixing convolution
+  after the durations has its input multiplied by the item's frame mask, which is what zero
+  padding alone gives (measured cost: ~5% of CPU time).
 
 Either way a batched sentence equals its one-at-a-time audio to float rounding
 (tests/integration/test_piper_batching.py).
+
+The split decoder also streams: :func:`receptive_field` reads from its convolutions how many
+frames on each side can change a frame's audio, so a sentence can be decoded in windows of
+frames that overlap by that much, each window's middle equal to the whole sentence's audio
+there (:meth:`~demod_voice.backends.piper.batching.BatchSession.stream`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Optional
 
 log = logging.getLogger(__name__)
 
 MARK = "demod_voice.batching"
 """Metadata key on a graph prepared here; its value names the durations output."""
+
+WINDOWS = "demod_voice.windows"
+"""Metadata key on a split-off decoder: ``"context,hop"`` from :func:`receptive_field`."""
 
 PREFIX = "dv_batch"
 """Prefix of every tensor and node name the masks add."""
@@ -69,7 +80,7 @@ def split_graph(model: Any, durations: str) -> Optional[tuple[Any, Any]]:
     decoder turns one item's inputs into its audio. ``None`` when the decoder cannot be located."""
     from onnx import TensorProto, helper
 
-    decoder_nodes = [n for n in model.graph.node if n.name.startswith(DECODER_SCOPE)]
+    decoder_nodes = find_decoder(model, durations)
     if not decoder_nodes:
         return None
     variable = _input_dependent(model)
@@ -87,12 +98,104 @@ def split_graph(model: Any, durations: str) -> Optional[tuple[Any, Any]]:
     front_outputs = floats + [_value_info(durations, TensorProto.FLOAT)]
     front = _submodel(model, _needed(model, boundary + [durations], stop=set()), list(model.graph.input), front_outputs)
     decoder = _submodel(model, back, floats, [model.graph.output[0]])
+    context, hop = receptive_field(decoder)
+    entry = decoder.metadata_props.add()
+    entry.key, entry.value = WINDOWS, f"{context},{hop}"
     entry = front.metadata_props.add()
     entry.key, entry.value = MARK, durations
     return front, decoder
 
 
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")
+
+
+def find_decoder(model: Any, durations: str) -> list[Any]:
+    """The decoder's nodes: by their module scope when the export kept it, else by structure."""
+    scoped = [n for n in model.graph.node if n.name.startswith(DECODER_SCOPE)]
+    return scoped or _decoder_by_structure(model, durations)
+
+
+def _decoder_by_structure(model: Any, durations: str) -> list[Any]:
+    """HiFi-GAN's shape, whatever the names: the first upsampling (``ConvTranspose``) on the audio's
+    path is fed, through element-wise steps (leaky ReLU, the speaker's conditioning added,
+    quantization), by ``conv_pre``, the first ``Conv`` whose input follows from the durations.
+    The decoder is that convolution and everything after it on the way to the audio."""
+    audio = model.graph.output[0].name
+    needed = _needed(model, [audio], stop=set())
+    upsampling = next((n for n in needed if n.op_type == "ConvTranspose"), None)
+    if upsampling is None:
+        return []
+    after = _downstream(model, durations)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    node = producer.get(upsampling.input[0])
+    for _ in range(12):
+        if node is None or node.op_type == "Conv":
+            break
+        timed = [producer.get(name) for name in node.input if name in after]
+        node = timed[0] if len(timed) == 1 else None
+    if node is None or node.op_type != "Conv":
+        return []
+    on_path = {id(n) for n in needed}
+    reached = _downstream(model, node.output[0])
+    return [node] + [n for n in model.graph.node if id(n) in on_path and any(name in reached for name in n.input)]
+
+
+def _downstream(model: Any, start: str) -> set[str]:
+    """Tensors computed from tensor ``start`` (itself included)."""
+    reached = {start}
+    for node in model.graph.node:  # topological order
+        if any(name in reached for name in node.input):
+            reached.update(node.output)
+    return reached
+
+
+def receptive_field(decoder: Any) -> tuple[int, int]:
+    """(context, hop) of a split-off decoder: frames on each side of a frame that can change its
+    audio, and audio samples per frame.
+
+    Walked over the decoder's convolutions in graph order, each tensor's reach in input frames
+    being the most of its inputs' plus what its own kernel spans (at the tensor's resolution),
+    as :func:`demod_voice.backends.tinygrad.onnx_weights.receptive_field` sums the layers of a
+    VITS; plus one frame of margin. A window of frames with this much context on each side
+    decodes its middle as the whole sentence would. ``(0, 0)`` when a layer is not understood
+    (a strided convolution, a separate padding step, an unknown kernel)."""
+    kernels = {init.name: list(init.dims) for init in decoder.graph.initializer}
+    reach: dict[str, tuple[float, int]] = {i.name: (0.0, 1) for i in decoder.graph.input}
+    for node in decoder.graph.node:
+        known = [reach[name] for name in node.input if name in reach]
+        if not known:
+            continue
+        frames, scale = max(k[0] for k in known), max(k[1] for k in known)
+        if node.op_type in ("Conv", "ConvTranspose"):
+            step = _conv_reach(node, kernels)
+            if step is None:
+                return 0, 0
+            span, stride = step
+            if node.op_type == "Conv":
+                frames += span / scale
+            else:
+                frames += (span / stride + 1) / scale
+                scale *= stride
+        elif node.op_type == "Pad":
+            return 0, 0
+        for out in node.output:
+            reach[out] = (frames, scale)
+    frames, scale = reach.get(decoder.graph.output[0].name, (0.0, 0))
+    return (int(math.ceil(frames)) + 1, scale) if scale else (0, 0)
+
+
+def _conv_reach(node: Any, kernels: dict[str, list[int]]) -> Optional[tuple[int, int]]:
+    """(samples reached on the farther side, stride) of a 1-D Conv/ConvTranspose; ``None`` if unknown."""
+    ints = {a.name: list(a.ints) for a in node.attribute}
+    strings = {a.name: a.s for a in node.attribute}
+    kernel = (ints.get("kernel_shape") or [_kernel(node, kernels)])[-1]
+    dilation = (ints.get("dilations") or [1])[-1]
+    stride = (ints.get("strides") or [1])[-1]
+    if not kernel or strings.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"") or (node.op_type == "Conv" and stride != 1):
+        return None
+    pads = ints.get("pads") or [0, 0]
+    span = dilation * (kernel - 1)
+    return max(pads[0], span - pads[0]), stride
 
 
 def _before_quantization(model: Any, boundary: list[str], variable: set[str]) -> list[str]:

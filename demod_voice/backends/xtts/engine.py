@@ -4,6 +4,7 @@ split into sentences within the language's limit, never truncated."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import logging
@@ -21,6 +22,8 @@ from demod_voice.backends.xtts.request import SAMPLE_RATE, EnrollOptions, XttsOp
 from demod_voice.config import XttsSettings
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError, RuntimeFailure
+from demod_voice.speech_text.perform import perform
+from demod_voice.speech_text.script import Speak
 from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import Reference, latent_key, load_latents, save_latents
 
@@ -84,6 +87,10 @@ class XttsBackend(Backend):
         if isinstance(jobs[0].options, EnrollOptions):
             for job in jobs:
                 yield iter([self.enroll(job.options)])
+            return
+        if any(job.segments for job in jobs):  # SSML: pieces at their own speed and language, exact pauses between
+            for job in jobs:
+                yield perform(job.segments, SAMPLE_RATE, lambda piece, job=job: self.synthesize(piece_job(job, piece)))
             return
         sentences: list[_Sentence] = []
         counts = []
@@ -239,6 +246,14 @@ class XttsBackend(Backend):
                                                  **_sampling(s))
             for chunk in stream:
                 yield chunk.float().cpu().numpy().reshape(-1)
+
+
+def piece_job(job: SynthesisJob, piece: Speak) -> SynthesisJob:
+    """One piece of a job's script as a job of its own: its rate folded into the speed, its language if it has one."""
+    opts: XttsOptions = job.options
+    settings = opts.settings if piece.rate == 1.0 else dataclasses.replace(opts.settings, speed=opts.settings.speed * piece.rate)
+    options = dataclasses.replace(opts, settings=settings, language=piece.language or opts.language)
+    return dataclasses.replace(job, text=piece.text, segments=None, options=options)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from demod_voice.config import XTTS_LANGUAGES, XttsSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.registry import resolve_xtts
+from demod_voice.speech_text.prepare import TextOptions, for_job
 from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import Reference, check_references
 
@@ -56,6 +57,8 @@ class XttsRequest:
     stream: Optional[bool] = None
     """Token-level streaming, one sentence at a time (earliest first audio), instead of sentences made
     in batches that other jobs may join (best throughput); ``None``: stream when writing to stdout."""
+    reading: TextOptions = TextOptions()
+    """How the text is read: normalisation, lexicon (respellings), SSML (:mod:`demod_voice.speech_text`)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,9 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     # whatever their voices and languages (each sentence is conditioned on its own voice).
     shared = dataclasses.replace(settings, language="")
     together = None if stream else hashlib.sha256(repr(shared).encode()).hexdigest()
-    return SynthesisJob(spec=spec, text=request.text, output=request.output, options=options,
-                        together=together, together_limit=settings.batch_sentences)
+    # XTTS reads text: lexicon words become their respellings; <lang> may switch to any of its languages
+    text = for_job(request.text, language, request.reading, reads_phonemes=False, languages=XTTS_LANGUAGES)
+    return SynthesisJob(spec=spec, text=text.text, output=request.output, options=options, segments=text.segments,
+                        together=together if text.segments is None else None, together_limit=settings.batch_sentences)
 
 

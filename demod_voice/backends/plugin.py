@@ -24,6 +24,7 @@ from demod_voice.checks import Check
 from demod_voice.config import Config
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
+from demod_voice.speech_text.prepare import TextOptions
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
@@ -93,6 +94,8 @@ class Speech:
     """Output sample rate (known before any audio: WAV headers, Wyoming's audio-start)."""
     request: Any = None
     """The backend's own typed request with an empty text (opaque to front doors)."""
+    reading: TextOptions = TextOptions()
+    """How its texts are read: normalisation, lexicons, SSML (a front door sets it; :mod:`demod_voice.speech_text`)."""
 
     @property
     def kind(self) -> str:
@@ -133,6 +136,8 @@ class RowInput:
     """Validate only: nothing may be downloaded (raise :class:`WouldFetch` instead)."""
     progress: bool = True
     """Downloads may show progress on stderr."""
+    reading: TextOptions = TextOptions()
+    """How the text is read: normalisation, lexicons, SSML (:mod:`demod_voice.speech_text`)."""
 
     def path(self, value: str) -> Path:
         """An input path from the CSV: relative paths start from the CSV's folder (a batch folder can move as a whole)."""

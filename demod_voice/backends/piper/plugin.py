@@ -98,7 +98,7 @@ class PiperSide(RequestSide):
         if speed != 1.0:
             base = settings.length_scale or voice_length_scale(request.model)
             settings = dataclasses.replace(settings, length_scale=base / speed)
-        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings))
+        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings, reading=speech.reading))
 
     def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
         if variation is None:
@@ -124,7 +124,8 @@ class PiperSide(RequestSide):
                 raise WouldFetch(model)
             path = Path(resolve_piper_model(model, config.models.catalog_url, row.cache, config.models.auto_download, row.progress))
         return make_job(PiperRequest(str(path), row.text, str(row.output), config.piper, config.device, str(row.cache),
-                                     speaker=v.get("speaker") or None, backend=self.name))
+                                     speaker=v.get("speaker") or None, backend=self.name,
+                                     reading=row.reading))
 
     def models(self, scope: Scope) -> list[ModelEntry]:
         return [ModelEntry(self.name, path.stem, path, path.stat().st_size) for path in installed_piper_voices(scope.cache)]

@@ -111,7 +111,7 @@ class XttsSide(RequestSide):
         settings = request.settings
         if speed != 1.0:
             settings = dataclasses.replace(settings, speed=settings.speed * speed)
-        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings))
+        return make_job(dataclasses.replace(request, text=text, output=output, settings=settings, reading=speech.reading))
 
     def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
         if temperature is None:
@@ -141,7 +141,8 @@ class XttsSide(RequestSide):
         if v.get("model"):
             settings = dataclasses.replace(settings, model_dir=str(row.path(v["model"])))
         resolved = tuple(str(row.path(r)) for r in references)
-        return make_job(XttsRequest(resolved, row.text, str(row.output), settings, str(row.cache), row.config.device, profile))
+        return make_job(XttsRequest(resolved, row.text, str(row.output), settings, str(row.cache), row.config.device, profile,
+                                    reading=row.reading))
 
     # --- models ---------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ BIN = ROOT / "bin" / "demod-voice"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# The real-voice fixtures (a speech recogniser, the released joe voice, the peer's WER): see tests/intelligibility.py.
+from intelligibility import joe_voice, peer_wer, recogniser  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path_factory, monkeypatch):

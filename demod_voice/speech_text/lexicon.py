@@ -246,6 +246,19 @@ class LexiconStore:
         os.replace(partial, path)
         return path
 
+    def add(self, name: str, item: Entry) -> Path:
+        """Add ``item`` to lexicon ``name`` (created when missing), replacing an entry with its key."""
+        return self.save(name, merge(self.load(name), Lexicon((item,))))
+
+    def remove(self, name: str, word: str) -> bool:
+        """Remove ``word`` (any case; both a case-matching and a loose entry) from lexicon ``name``; whether it was there."""
+        lexicon = self.load(name) or EMPTY
+        kept = tuple(e for e in lexicon.entries if e.word.casefold() != word.strip().casefold())
+        if len(kept) == len(lexicon.entries):
+            return False
+        self.save(name, Lexicon(kept, name))
+        return True
+
     def merged(self, names: Iterable[str]) -> Lexicon:
         """The named lexicons that exist, merged in order (later ones narrower)."""
         return merge(*(self.load(name) for name in names))

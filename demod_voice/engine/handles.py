@@ -1,8 +1,10 @@
 """What a client holds for a submitted job: its result, its stream of chunks, and a way to cancel.
 
 The engine's own thread fills a handle; any other thread (a CLI waiting, a thread pool) or an
-asyncio task (the server) reads it. Nothing here blocks the engine: a slow reader only lets
-chunks pile up in its own handle.
+asyncio task (the server) reads it. Nothing here blocks the engine. A streamed job whose reader
+falls :data:`BUFFER_SECONDS` of audio behind is *paused*: the engine stops reading its worker
+(which then blocks on its pipe, making nothing more) until the reader catches up or cancels it.
+So a client that never reads holds at most that much audio in the server, not the whole text's.
 """
 
 from __future__ import annotations
@@ -58,18 +60,42 @@ class JobResult:
 
 _END = object()
 
+BUFFER_SECONDS = 20.0
+"""Audio a streamed job may make ahead of its reader before it is paused (about 2 MB at 24 kHz)."""
+
+
+def _seconds(item: Any) -> float:
+    rate = getattr(item, "sample_rate", 0)
+    return len(item.samples) / rate if rate else 0.0
+
 
 class _Feed:
-    """A thread-safe queue of chunks that both threads and asyncio tasks can wait on."""
+    """A thread-safe queue of chunks that both threads and asyncio tasks can wait on; it knows how much
+    audio it holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: Optional[float] = None) -> None:
         self._items: deque = deque()
         self._lock = threading.Condition()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.limit = BUFFER_SECONDS if limit is None else limit
+        """Seconds of audio it may hold before :meth:`full` says so."""
+        self.held = 0.0
+        """Seconds of audio it holds."""
+
+    def full(self) -> bool:
+        """True while the reader is :attr:`limit` seconds of audio behind."""
+        return self.held >= self.limit
+
+    def _pop(self) -> Any:
+        item = self._items.popleft()
+        self.held = max(0.0, self.held - _seconds(item)) if item is not _END else self.held
+        return item
 
     def put(self, item: Any) -> None:
         with self._lock:
             self._items.append(item)
+            if item is not _END:
+                self.held += _seconds(item)
             self._lock.notify_all()
             waiters, self._waiters = self._waiters, []
         for loop, future in waiters:
@@ -79,14 +105,14 @@ class _Feed:
         with self._lock:
             if not self._lock.wait_for(lambda: self._items, timeout):
                 raise TimeoutError("no audio within the time allowed")
-            return self._items.popleft()
+            return self._pop()
 
     async def aget(self) -> Any:
         loop = asyncio.get_running_loop()
         while True:
             with self._lock:
                 if self._items:
-                    return self._items.popleft()
+                    return self._pop()
                 future = loop.create_future()
                 self._waiters.append((loop, future))
             await future
@@ -109,6 +135,7 @@ class JobHandle:
         """When it was submitted (``perf_counter``)."""
         self._cancel = cancel
         self._feed = _Feed() if streaming else None
+        self._stopping = False
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._result: Optional[JobResult] = None
@@ -148,7 +175,13 @@ class JobHandle:
         """Stop the job: a waiting job leaves the queue, a running one stops at its next chunk and
         frees its worker. Its result is :class:`~demod_voice.errors.Cancelled` unless it had already ended."""
         if not self.done():
+            self._stopping = True
             self._cancel(self)
+
+    def paused(self) -> bool:
+        """True while the job's reader is :data:`BUFFER_SECONDS` of audio behind: the engine leaves its worker
+        waiting (blocked on its pipe) until the reader catches up. A cancelled job is never paused."""
+        return self._feed is not None and not self._stopping and self._feed.full()
 
     def result(self, timeout: Optional[float] = None) -> JobResult:
         """Wait for the job to end and return its result (``TimeoutError`` after ``timeout`` seconds)."""

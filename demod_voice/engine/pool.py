@@ -105,7 +105,9 @@ class Pool:
         return sum(slot.worker.rss_bytes() or 0 for slot in self.live_workers())
 
     def conns(self) -> dict[Any, Slot]:
-        return {slot.worker.conn: slot for slot in self.live_workers()}
+        """The connections to read now: a worker whose job's reader is far behind (``JobHandle.paused``) is left
+        unread, so it blocks on its pipe instead of its audio piling up here (backpressure)."""
+        return {slot.worker.conn: slot for slot in self.live_workers() if not (slot.tasks and slot.tasks[0].handle.paused())}
 
     # --- work in -----------------------------------------------------------------------------
 

@@ -195,3 +195,49 @@ def test_page_references_are_decoded_away_from_the_server_and_within_the_limit(s
     assert re.search(r"(OK|Warning), wide.flac\*\*:? \(?19.0 s", text), text
     assert "Cannot use endless.flac" in text and "serve.limits.max_reference_seconds" in text, text
     assert time.monotonic() - started < TIMEOUT
+
+
+# --- backpressure: a reader that stops ------------------------------------------------------------
+
+MANY = " ".join(f"This is sentence number {i}, spoken to make far more audio than any buffer holds." for i in range(40))
+
+
+def test_a_streamed_job_whose_reader_stops_is_paused_and_resumes(piper_voice, tmp_path, monkeypatch):
+    """Issue 26 item 6, in the engine: a reader that stops pauses its job (the worker waits) with at most
+    ``BUFFER_SECONDS`` of audio held; reading again resumes it; cancelling a paused job frees its worker."""
+    from demod_voice.backends.piper.request import PiperRequest, make_job
+    from demod_voice.config import EngineSettings, PiperSettings
+    from demod_voice.engine import handles
+    from demod_voice.engine.service import EngineService
+    from demod_voice.errors import Cancelled
+
+    monkeypatch.setattr(handles, "BUFFER_SECONDS", 2.0)
+    engine = EngineService(EngineSettings(), workers=1)
+    try:
+        def job(text: str):
+            return make_job(PiperRequest(str(piper_voice), text, str(tmp_path / "unused.wav"), PiperSettings(noise_scale=0.0, noise_w_scale=0.0)))
+
+        handle = engine.submit(job(MANY))
+        chunks = handle.chunks(timeout=TIMEOUT)
+        first = next(chunks)
+        held = []
+        for _ in range(30):  # 3 s with nobody reading
+            time.sleep(0.1)
+            held.append(handle._feed.held)
+        longest = max(len(first.samples) / first.sample_rate, 0.5)
+        assert not handle.done(), "the job ran to its end with nobody reading"
+        assert max(held) <= 2.0 + longest, f"{max(held):.1f} s of audio held for a reader that stopped"
+        assert held[-1] == held[-10], "the paused job still made audio"
+        total = len(first.samples) + sum(len(chunk.samples) for chunk in chunks)  # reading again resumes it to the end
+        assert handle.result(TIMEOUT).ok and total / first.sample_rate > 2.0 + longest
+
+        stalled = engine.submit(job(MANY))
+        next(stalled.chunks(timeout=TIMEOUT))
+        time.sleep(1.0)
+        started = time.monotonic()
+        stalled.cancel()
+        assert isinstance(stalled.result(TIMEOUT).error, Cancelled)
+        after = engine.submit(job("The worker is free again."))
+        assert after.result(TIMEOUT).ok and time.monotonic() - started < 15
+    finally:
+        engine.shutdown()

@@ -23,7 +23,8 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
 _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
-_DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim)\s+$", re.IGNORECASE)
+_DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
+_ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
 _TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b"
                         r"|\b\d{3}-\d{4}\b")
@@ -90,7 +91,8 @@ def date_words(day: int, month: int, year: Optional[int], table: Table, before: 
     if code == "en":
         return f"{name} {num.ordinal(day, table)}" + (f", {said_year}" if year is not None else "")
     if code == "de":
-        ending = "n" if _DATIVE_DE.search(before[-12:]) else "r"
+        # the ordinal's ending follows the article before it: am zwölften, der zwölfte, (alone) zwölfter
+        ending = "n" if _DATIVE_DE.search(before[-12:]) else "" if _ARTICLE_DE.search(before[-8:]) else "r"
         return f"{num.ordinal(day, table)}{ending} {name} {said_year}".strip()
     if code == "pl":
         return f"{num.genitive_ordinal_pl(day, table)} {name}" + (f" {num.genitive_ordinal_pl(year, table)} roku" if year else "")

@@ -1,0 +1,98 @@
+"""Lexicons: files, matching rules (whole words, case), scopes (narrower wins), and the per-backend form."""
+
+from __future__ import annotations
+
+import pytest
+
+from demod_voice.errors import InputError
+from demod_voice.speech_text import scopes
+from demod_voice.speech_text.lexicon import Lexicon, LexiconStore, entry, merge, parse, split_words
+from demod_voice.speech_text.prepare import TextOptions, for_job
+from demod_voice.speech_text.script import Override
+
+
+def lex(*entries):
+    return Lexicon(tuple(entry(*e) for e in entries))
+
+
+def test_tsv_and_yaml_files_read_the_same_entries():
+    tsv = "# comment\nNguyen\tŋwˈiən\tnew yen\nUS\tjˌuːˈɛs\tyou ess\tmatch_case\n"
+    yaml_text = ("entries:\n  - {word: Nguyen, phonemes: ŋwˈiən, say: new yen}\n"
+                 "  - {word: US, phonemes: jˌuːˈɛs, say: you ess, match_case: true}\n")
+    assert parse(tsv, "tsv", "t").entries == parse(yaml_text, "yaml", "y").entries
+    assert parse("Nguyen: ŋwˈiən\n", "yaml", "m").entries[0].phonemes == "ŋwˈiən"
+
+
+@pytest.mark.parametrize(("text", "fmt", "says"), [
+    ("Nguyen\n", "tsv", "needs phonemes (for Piper) or a respelling"),
+    ("a\tb\tc\td\te\n", "tsv", "line 1"),
+    ("x\ty\t\tloud\n", "tsv", "unknown flag"),
+    ("x\t[[y]]\n", "tsv", "brackets"),
+    ("entries: [{word: x, colour: red, say: y}]", "yaml", "unknown field"),
+    ("entries: [1, 2]", "yaml", "entry 1 must be a mapping"),
+    ("a: [b", "yaml", "not valid YAML at line 1"),
+])
+def test_bad_lexicon_files_say_what_is_wrong(text, fmt, says):
+    with pytest.raises(InputError, match=None) as caught:
+        parse(text, fmt, "lexicon test")
+    assert says in str(caught.value)
+
+
+def test_words_match_whole_and_case_insensitively_unless_told():
+    lexicon = lex(("Nguyen", "ŋwˈiən", "new yen"), ("US", "jˌuːˈɛs", "you ess", True), ("New York", "", "noo york"))
+    parts = split_words("NGUYEN met Nguyenson in the US with us in new  york.", lexicon)
+    overrides = [p.written for p in parts if isinstance(p, Override)]
+    assert overrides == ["NGUYEN", "US", "new  york"]
+    assert "Nguyenson" in "".join(p for p in parts if isinstance(p, str))
+
+
+def test_exact_case_wins_over_any_case_and_longest_wins():
+    lexicon = lex(("read", "", "reed"), ("READ", "", "R E A D", True), ("York", "", "yawk"), ("New York", "", "noo york"))
+    said = for_job("read READ New York York", "en", TextOptions(lexicon=lexicon), False).text
+    assert said == "reed R E A D noo york yawk"
+
+
+def test_narrower_scope_wins(tmp_path):
+    store = LexiconStore(tmp_path)
+    store.add("default", entry("tomato", "", "server"))
+    store.add("extra", entry("tomato", "", "configured"))
+    store.add("voice.joe", entry("tomato", "", "voice"))
+    store.add("key.abcd1234", entry("tomato", "", "key"))
+    layers = {"server": {}, "voice": {"voice": "joe"}, "key": {"voice": "joe", "key_id": "abcd1234"},
+              "request": {"voice": "joe", "key_id": "abcd1234", "own": scopes.request_lexicon({"tomato": {"say": "request"}})}}
+    for expected, kwargs in layers.items():
+        options = scopes.reading(store, **kwargs)
+        assert for_job("tomato", "en", options, False).text == expected
+    assert for_job("tomato", "en", scopes.reading(store, server=["extra"]), False).text == "configured"
+
+
+def test_merge_replaces_by_key_and_keeps_the_rest():
+    merged = merge(lex(("a", "", "one"), ("b", "", "two")), lex(("A", "", "uno")))
+    assert [(e.word, e.respell) for e in merged.entries] == [("b", "two"), ("A", "uno")]
+
+
+def test_store_add_remove_list(tmp_path):
+    store = LexiconStore(tmp_path)
+    store.add("names", entry("Nguyen", "ŋwˈiən", "new yen"))
+    assert store.names() == ["names"] and store.load("names").entries[0].respell == "new yen"
+    assert store.remove("names", "nguyen") and not store.remove("names", "nguyen")
+    with pytest.raises(InputError):
+        store.load("../etc/passwd")
+
+
+def test_piper_gets_phonemes_xtts_gets_the_respelling_and_a_phoneme_only_entry_warns_on_xtts():
+    options = TextOptions(lexicon=lex(("Nguyen", "ŋwˈiən", "new yen"), ("Siobhan", "ʃɪvˈɔːn", "")))
+    assert for_job("Hi Nguyen and Siobhan", "en", options, True).text == "Hi [[ŋwˈiən]] and [[ʃɪvˈɔːn]]"
+    xtts = for_job("Hi Nguyen and Siobhan", "en", options, False)
+    assert xtts.text == "Hi new yen and Siobhan" and any("Siobhan" in w for w in xtts.warnings)
+
+
+def test_a_phoneme_the_voice_does_not_know_is_refused():
+    options = TextOptions(lexicon=lex(("x", "ʘ", "")))
+    with pytest.raises(InputError, match="does not know"):
+        for_job("x", "en", options, True, known_phonemes={"a", "b"})
+
+
+def test_lexicon_words_are_not_normalised():
+    options = TextOptions(lexicon=lex(("Dr.", "", "drive")))
+    assert for_job("Dr. 5", "en", options, False).text == "drive five"

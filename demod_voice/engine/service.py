@@ -23,6 +23,7 @@ from demod_voice.engine.executors import Executor, WorkerHandle
 from demod_voice.engine.handles import JobHandle, JobResult, Priority, StreamSink
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.engine.pool import Pool, Task
+from demod_voice.engine.sizing import default_workers
 from demod_voice.errors import DemodVoiceError, Interrupted, QueueFull, RuntimeFailure
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class EngineService:
         self.settings = settings
         self.max_loaded_models = settings.max_loaded_models if max_loaded_models is None else max_loaded_models
         """Models that may have workers at once (0: no limit)."""
-        self.workers = max(1, workers)
+        self.workers = max(0, workers)
+        """Workers per model; 0: chosen per model from its size and the cores (:mod:`.sizing`)."""
         self.log_level = log_level
         self.executor: Executor = executor or LocalExecutor()
         self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
@@ -255,7 +257,7 @@ class EngineService:
     def _pool(self, spec: LoadSpec) -> Pool:
         pool = self._pools.get(spec)
         if pool is None:
-            pool = self._pools[spec] = Pool(self, spec, self.workers)
+            pool = self._pools[spec] = Pool(self, spec, self.workers or default_workers(spec))
         return pool
 
     def _tick(self) -> None:

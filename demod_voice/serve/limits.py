@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.batch_rows import text_problem
 from demod_voice.serve.errors import ApiError
 from demod_voice.voices.profiles import NAME
 
@@ -21,6 +22,9 @@ def check_input(text: str, limits: Any) -> str:
     """The text to speak: not empty, at most ``max_input_chars`` (413)."""
     if not isinstance(text, str) or not text.strip():
         raise ApiError(400, "'input' is empty: give the text to speak", code="empty_input")
+    problem = text_problem(text)
+    if problem:
+        raise ApiError(400, f"'input' {problem}; send plain UTF-8 text", code="bad_text")
     if len(text) > limits.max_input_chars:
         raise ApiError(413, f"'input' has {len(text)} characters; this server takes at most {limits.max_input_chars} per request "
                             "(serve.limits.max_input_chars): split the text", code="input_too_long")

@@ -13,8 +13,10 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from demod_voice.serve.errors import ApiError
+from demod_voice.serve.limits import check_content_length, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,32 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
         raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds)",
                        code="reference_too_long")
     if answer.get("error"):
-        raise ApiError(400, f"'{shown_name}' is not audio that can be read ({answer['error']}); use wav, flac, mp3, ogg, m4a...",
+        why = _without_paths(str(answer["error"]), source, target)
+        raise ApiError(400, f"'{shown_name}' is not audio that can be read ({why}); use wav, flac, mp3, ogg, m4a...",
                        code="bad_audio")
     return float(answer["seconds"])
+
+
+async def read_form(request: Any, limits: Any, max_files: int) -> Any:
+    """A request's multipart form, parts bounded (the body as a whole was bounded by the request guard); 400 for a
+    body the parser cannot read."""
+    from starlette.exceptions import HTTPException
+
+    check_content_length(request.headers, limits)
+    try:
+        return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
+    except Exception as err:  # noqa: BLE001 - the multipart parser raises several kinds for a malformed body
+        if isinstance(err, (ApiError, HTTPException)):  # HTTPException: the body passed its limit (guard.BodyTooLarge)
+            raise
+        raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
+
+
+def _without_paths(message: str, *paths: Path) -> str:
+    """A decoder's message with the server's file names taken out (FFmpeg quotes the path it failed on)."""
+    for path in paths:
+        for form in (f"'{path}'", f'"{path}"', str(path), str(path.parent)):
+            message = message.replace(form, "the file")
+    return message
 
 
 def _limits() -> None:
@@ -75,7 +100,7 @@ def _child() -> None:
         return
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
         Path(target).unlink(missing_ok=True)
-        print(json.dumps({"error": f"{type(err).__name__}: {str(err)[:200]}"}))
+        print(json.dumps({"error": f"{type(err).__name__}: {_without_paths(str(err), Path(source), Path(target))[:200]}"}))
         return
     print(json.dumps({"seconds": seconds}))
 

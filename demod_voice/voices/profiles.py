@@ -199,9 +199,20 @@ def export_profile(cache: Path, name: str, target: Path) -> None:
     copy_atomic(profiles_dir(cache) / f"{name}.npz", target)
 
 
-def import_profile(cache: Path, source: Path, force: bool = False) -> Profile:
-    """Verify ``source`` and install it under its own name."""
+def check_made_with(profile: Profile, model: str) -> Profile:
+    """:class:`InputError` unless ``profile`` was made with the XTTS model whose identity is ``model``: latents of
+    another model would not sound like the voice (or not work at all), so such a profile is refused at import."""
+    if profile.model != model:
+        raise InputError(f"voice profile '{profile.name}' was made with another XTTS model ({profile.model[:12]}...) than this "
+                         f"one ({model[:12]}...): enroll the voice again here from its recordings")
+    return profile
+
+
+def import_profile(cache: Path, source: Path, force: bool = False, model: str = "") -> Profile:
+    """Verify ``source`` (made with the XTTS model ``model``, when given) and install it under its own name."""
     profile = read_profile(source)
+    if model:
+        check_made_with(profile, model)
     target = profiles_dir(cache) / f"{profile.name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{profile.name}' exists already; remove it first or pass --force")

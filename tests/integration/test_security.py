@@ -308,3 +308,183 @@ def test_item10_keys_of_the_wrong_type_show_no_part_of_the_key(tmp_path):
         with pytest.raises(ConfigError) as err:
             load_config(env=env)
         assert "serve.keys" in str(err.value) and _shows_no_part_of(str(err.value)), err.value
+
+
+# --- item 7: odd input gets a 400 that says what to do, and no server path --------------------------
+
+
+def wait_job(server, job_id: str, key: str = SPEAK, timeout: float = 120) -> dict:
+    state: dict = {}
+
+    def finished() -> bool:
+        state.update(httpx.get(f"{server.url}/v1/batch/{job_id}", headers=auth(key), timeout=10).json())
+        return state.get("state") not in ("queued", "running")
+
+    assert wait_until(finished, timeout), state
+    return state
+
+
+def post_batch(server, rows: str, key: str = SPEAK, files: tuple = (), model: str = "tiny-single") -> httpx.Response:
+    return httpx.post(server.url + "/v1/batch", headers=auth(key), data={"model": model} if model else {},
+                      files=[("csv", ("rows.csv", rows.encode()))] + [("references", f) for f in files], timeout=60)
+
+
+@pytest.mark.parametrize("text", ["Hello\x00there.", "Hello \ud800 there.", "\udcff"])
+def test_item7_nul_and_lone_surrogates_are_400(server, text):
+    body = json.dumps({"model": "tiny-single", "input": text, "response_format": "wav"})  # ensure_ascii: \ud800 as JSON writes it
+    answer = httpx.post(server.url + "/v1/audio/speech", content=body, headers={**auth(), "Content-Type": "application/json"},
+                        timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_text", answer.text
+    if "\x00" in text:  # (a lone surrogate cannot even be written as UTF-8 into a CSV)
+        batch = post_batch(server, f"text,output\n{text},a.wav\n")
+        assert batch.status_code == 400 and "line 2" in batch.json()["error"]["message"], batch.text
+
+
+def test_item7_a_non_audio_upload_is_400_without_a_server_path(server):
+    answer = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": "notaudio"},
+                        files={"files": ("notes.wav", b"this is not audio at all\n" * 40)}, timeout=60)
+    message = answer.json()["error"]["message"]
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_audio", answer.text
+    assert "notes.wav" in message and str(server.folder) not in message and "/tmp" not in message and "upload-" not in message, message
+
+
+def test_item7_the_result_zip_holds_no_server_path(server):
+    created = post_batch(server, "text,output\nHello there.,one.wav\nAnd again.,sub/two.flac\n")
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    assert wait_job(server, job_id)["state"] == "done"
+    result = httpx.get(f"{server.url}/v1/batch/{job_id}/result", headers=auth(), timeout=30)
+    archive = zipfile.ZipFile(io.BytesIO(result.content))
+    assert sorted(archive.namelist()) == ["one.wav", "report.jsonl", "sub/two.flac"]
+    report = archive.read("report.jsonl").decode()
+    assert str(server.folder) not in report and '"/' not in report, report
+    assert sorted(json.loads(line)["output"] for line in report.splitlines()) == ["one.wav", "sub/two.flac"]
+
+
+@pytest.mark.parametrize("output,says", [(".", "not a file name"), ("x.exe", "must end in"), ("sub/", "not a file name"),
+                                         ("../up.wav", "inside the job"), ("/abs.wav", "inside the job")])
+def test_item7_bad_outputs_are_refused_at_the_row_check(server, output, says):
+    answer = post_batch(server, f"text,output\nHello.,ok.wav\nHello.,{output}\n")
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_rows", answer.text
+    message = answer.json()["error"]["message"]
+    assert "line 3" in message and says in message and "listed above" not in message, message
+
+
+# --- item 12: cloning needs the enroll scope wherever it happens; profiles of another model ---------
+
+
+def test_item12_a_speak_key_cannot_clone_through_a_batch(server):
+    rows = "text,output,reference\nHello there.,clone.wav,me.wav\n"
+    answer = post_batch(server, rows, key=SPEAK, files=(("me.wav", wav_bytes()),), model="")
+    assert answer.status_code == 403 and "'enroll'" in answer.json()["error"]["message"], answer.text
+    assert not any((server.folder / "cache" / "demod-voice" / "serve" / "batch").glob("*/refs/*"))
+
+
+def test_item12_a_profile_made_with_another_model_is_refused_at_import(server, tmp_path, xtts_model):
+    path = _profile(tmp_path, "stranger", xtts_model, model="0123456789abcdef0123456789abcdef")
+    answer = httpx.post(server.url + "/v1/voices/import", headers=auth(ENROLL), files={"file": ("stranger.npz", path.read_bytes())},
+                        timeout=60)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "other_model", answer.text
+    assert "another XTTS model" in answer.json()["error"]["message"]
+    assert not (server.folder / "cache" / "demod-voice" / "profiles" / "stranger.npz").exists()
+    same = _profile(tmp_path / "same", "friend", xtts_model)
+    answer = httpx.post(server.url + "/v1/voices/import", headers=auth(ENROLL), files={"file": ("friend.npz", same.read_bytes())},
+                        timeout=60)
+    assert answer.status_code == 201, answer.text
+    assert httpx.delete(server.url + "/v1/voices/friend", headers=auth(ENROLL), timeout=10).status_code == 200
+
+
+# --- item 4: batch jobs within the speech limits, owned, bounded, deletable, expiring --------------
+
+LONG_ROWS = "text,output\n" + "".join(f'"This is row number {i}, long enough to make a second of audio or two.",r{i:03d}.wav\n'
+                                      for i in range(40))
+
+
+def job_folder(server, job_id: str) -> Path:
+    return server.folder / "cache" / "demod-voice" / "serve" / "batch" / job_id
+
+
+def test_item4_a_row_over_max_input_chars_is_refused(server):
+    answer = post_batch(server, f"text,output\nShort.,a.wav\n{'x' * (MAX_CHARS + 1)},b.wav\n")
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "line 3" in message and "max_input_chars" in message and f"{MAX_CHARS + 1} characters" in message, message
+
+
+def test_item4_a_job_belongs_to_the_key_that_made_it(server):
+    created = post_batch(server, "text,output\nHello.,a.wav\n", key=SPEAK)
+    job_id = created.json()["id"]
+    for method, path in [("GET", ""), ("GET", "/events"), ("GET", "/result"), ("DELETE", "")]:
+        answer = httpx.request(method, f"{server.url}/v1/batch/{job_id}{path}", headers=auth(SPEAK2), timeout=10)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_job", (method, path, answer.text)
+    assert wait_job(server, job_id)["state"] == "done"
+    assert job_folder(server, job_id).is_dir()
+
+
+def test_item4_delete_stops_a_job_and_removes_its_files(server):
+    created = post_batch(server, LONG_ROWS, key=SPEAK)
+    job_id = created.json()["id"]
+    assert job_folder(server, job_id).is_dir()
+    answer = httpx.delete(f"{server.url}/v1/batch/{job_id}", headers=auth(SPEAK), timeout=60)
+    assert answer.status_code == 200 and answer.json() == {"id": job_id, "deleted": True}, answer.text
+    assert not job_folder(server, job_id).exists()
+    assert httpx.get(f"{server.url}/v1/batch/{job_id}", headers=auth(SPEAK), timeout=10).status_code == 404
+    time.sleep(1.0)
+    assert not job_folder(server, job_id).exists()  # the job's thread, ending, did not bring it back
+
+
+def test_item4_a_key_may_have_only_so_many_jobs_at_once(server):
+    ids = [post_batch(server, LONG_ROWS, key=SPEAK2).json()["id"] for _ in range(2)]
+    third = post_batch(server, LONG_ROWS, key=SPEAK2)
+    assert third.status_code == 429 and third.json()["error"]["code"] == "too_many_jobs", third.text
+    assert "max_batch_jobs_per_key" in third.json()["error"]["message"]
+    other = post_batch(server, "text,output\nHello.,a.wav\n", key=ADMIN)  # the limit is per key
+    assert other.status_code == 202, other.text
+    for job_id in ids:
+        assert httpx.delete(f"{server.url}/v1/batch/{job_id}", headers=auth(SPEAK2), timeout=60).status_code == 200
+    assert post_batch(server, "text,output\nHello.,a.wav\n", key=SPEAK2).status_code == 202
+
+
+def test_item4_a_job_stops_at_its_output_budget(server):
+    job_id = post_batch(server, LONG_ROWS, key=ENROLL).json()["id"]
+    state = wait_job(server, job_id, key=ENROLL)
+    assert state["state"] == "failed" and "max_batch_output_mb" in state["error"], state
+    written = sum(p.stat().st_size for p in (job_folder(server, job_id) / "out").rglob("*.wav"))
+    assert 0 < written <= 0.3e6 + 50_000, written  # what passed the budget was not kept
+    assert state["done"] < 40
+
+
+def test_item4_the_budget_counts_audio_time_and_a_delete():
+    from demod_voice.serve.http.batch_jobs import Budget, BudgetExceeded
+
+    budget = Budget(1000, 60)
+    budget.spend(400)
+    with pytest.raises(BudgetExceeded, match="max_batch_output_mb"):
+        budget.spend(200)
+    with pytest.raises(BudgetExceeded, match="max_batch_output_mb"):
+        budget.check()  # stays spent
+    late = Budget(10**9, 0.05)
+    time.sleep(0.1)
+    with pytest.raises(BudgetExceeded, match="max_batch_seconds"):
+        late.spend(1)
+    deleted = Budget(10**9, 60)
+    deleted.cancel()
+    with pytest.raises(BudgetExceeded, match="deleted"):
+        deleted.check()
+
+
+def test_item4_finished_jobs_expire(tmp_path):
+    from types import SimpleNamespace
+
+    from demod_voice.serve.http.batch_jobs import expire_jobs, jobs_dir, write_state
+
+    ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(batch_keep_hours=1.0))
+    stamp = lambda ago: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - ago))  # noqa: E731
+    for job_id, state, ago in [("a" * 24, "done", 7200), ("b" * 24, "failed", 7200), ("c" * 24, "done", 600),
+                               ("d" * 24, "running", 7200)]:
+        (jobs_dir(ctx) / job_id / "out").mkdir(parents=True)
+        write_state(jobs_dir(ctx) / job_id, id=job_id, state=state, finished=stamp(ago) if state != "running" else None)
+    assert sorted(expire_jobs(ctx)) == ["a" * 24, "b" * 24]
+    assert sorted(p.name for p in jobs_dir(ctx).iterdir()) == ["c" * 24, "d" * 24]
+    ctx.settings.batch_keep_hours = 0.0
+    assert expire_jobs(ctx, at=time.time() + 10**6) == []

@@ -19,16 +19,17 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.exceptions import HTTPException
 
 from demod_voice.backends.xtts.request import make_enroll_job
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.limits import check_content_length, check_voice_id, deadline_error, queue_full, save_upload
+from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
+from demod_voice.serve.uploads import read_form
 from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
 from demod_voice.voices.making import save_enrolled
+from demod_voice.voices.profiles import check_made_with
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 """Reading voices: every ``speak`` key."""
@@ -99,6 +100,12 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
             profile = await asyncio.to_thread(read_profile, saved)
         except InputError as err:
             raise ApiError(400, str(err).replace(str(saved), f"'{upload.filename}'"), code="bad_profile") from None
+        model = await asyncio.to_thread(_server_model, ctx)
+        if model:
+            try:
+                check_made_with(profile, model)
+            except InputError as err:
+                raise ApiError(400, str(err), code="other_model") from None
         target = profile_path(ctx, profile.name)
         _refuse_existing(target, profile.name, form)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,19 +140,20 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
 
 
 async def _form(request: Request, max_files: int = MAX_FILES + 1) -> Any:
-    """The multipart form, after refusing a body without a length or over the upload limit."""
-    from demod_voice.serve.limits import upload_limit
+    """The multipart form (:func:`demod_voice.serve.uploads.read_form`)."""
+    return await read_form(request, request.app.state.ctx.settings.limits, max_files)
 
-    limits = request.app.state.ctx.settings.limits
-    if "content-length" not in request.headers:
-        raise ApiError(411, "uploads need a Content-Length header", code="length_required")
-    check_content_length(request.headers, limits)
+
+def _server_model(ctx: Any) -> str:
+    """The identity of the XTTS model this server speaks with ("" when it is not installed yet: nothing to compare)."""
+    from demod_voice.backends.xtts.engine import model_identity
+    from demod_voice.models.registry import resolve_xtts
+
     try:
-        return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
-    except Exception as err:  # noqa: BLE001 - the multipart parser raises several kinds for a malformed body
-        if isinstance(err, (ApiError, HTTPException)):  # HTTPException: the body passed its limit (guard.BodyTooLarge)
-            raise
-        raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
+        folder, fetch = resolve_xtts(ctx.config.xtts.model_dir, ctx.cache, ctx.config.xtts.accept_license)
+        return "" if fetch else model_identity(folder)
+    except (DemodVoiceError, OSError):
+        return ""
 
 
 def _refuse_existing(target: Path, name: str, form: Any) -> None:

@@ -1,0 +1,148 @@
+"""What a batch row may hold and name: one policy for every front door that takes rows.
+
+Rows come from a user's own CSV (``batch``, the command line: local paths are theirs to name)
+or from a remote client (the server's batch jobs and the web page: nothing a row names may
+reach outside its job). Both meet the same text and output checks here, so a row refused by one
+is refused by the other with the same words, and a row that passes is never refused later with
+"(listed above)" where only a log could say why.
+
+- ``text`` is the text itself, always: ``-`` means standard input only as a command-line argument,
+  never in a row (a server's stdin is not its clients' to read). No NUL, no lone surrogates (not
+  Unicode: nothing downstream can encode them), at most ``max_input_chars`` for remote rows.
+- ``output`` names a file (not ``.``, not a folder) ending in an audio format the writer knows;
+  remote rows: relative, inside the job, no ``..``, no ``~``.
+- remote rows may name a ``reference`` only among the files uploaded with them (cloning: the
+  ``enroll`` scope, see :func:`clones`), a ``voice`` only among enrolled profiles, a ``model`` only
+  among the Piper voices the server offers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Optional
+
+from demod_voice.errors import InputError
+
+OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
+"""The columns a checked remote CSV is written with (``batch``'s own)."""
+MAX_PROBLEMS_SHOWN = 5
+
+
+def text_problem(text: str) -> Optional[str]:
+    """What makes ``text`` unspeakable whatever its length (``None``: nothing)."""
+    if "\x00" in text:
+        return "holds a NUL character"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "holds a lone surrogate (not valid Unicode)"
+    return None
+
+
+def row_text(value: str, max_chars: Optional[int] = None) -> str:
+    """A row's text, as written (never read from stdin); :class:`InputError` for what cannot be spoken."""
+    text = (value or "").strip()
+    if not text:
+        raise InputError("the text is empty; give the words to speak")
+    if text == "-":
+        raise InputError("the text is '-': in a row that is the text itself, not standard input (only a command-line "
+                         "argument '-' reads stdin); write the words in the text column")
+    problem = text_problem(text)
+    if problem:
+        raise InputError(f"the text {problem}; send plain UTF-8 text")
+    if max_chars is not None and len(text) > max_chars:
+        raise InputError(f"the text has {len(text)} characters; at most {max_chars} per row (serve.limits.max_input_chars): "
+                         "split it over several rows")
+    return text
+
+
+def output_name(value: str, remote: bool) -> str:
+    """A row's output as given, once it names an audio file (and, for a remote row, one inside its job)."""
+    from demod_voice.audio.writer import FORMATS
+
+    text = (value or "").strip()
+    if not text:
+        raise InputError("the output is empty; give a file name such as 'line1.wav'")
+    if any(ord(ch) < 32 for ch in text) or text_problem(text):
+        raise InputError(f"output {text[:80]!r} holds a control character or invalid Unicode")
+    path = PurePosixPath(text.replace("\\", "/"))
+    if remote and (path.is_absolute() or ".." in path.parts or text.startswith("~") or (len(text) > 1 and text[1] == ":")):
+        raise InputError(f"output '{text[:80]}' must be a relative path inside the job (no '..', not absolute)")
+    if text.endswith(("/", "\\")) or path.name in ("", ".", ".."):
+        raise InputError(f"output '{text[:80]}' is not a file name; give one such as 'line1.wav'")
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(f"output '{text[:80]}' must end in {', '.join(FORMATS)}")
+    return text
+
+
+def clones(values: Mapping[str, str]) -> bool:
+    """Whether a row clones a voice from recordings (``reference``): that needs the ``enroll`` scope."""
+    return bool((values.get("reference") or "").strip())
+
+
+@dataclass(frozen=True)
+class RemoteRules:
+    """What rows from a remote client (the server's batch jobs, the web page) may name."""
+
+    max_input_chars: int
+    """Characters of text one row may hold (``serve.limits.max_input_chars``)."""
+    references: Mapping[str, str]
+    """Uploaded reference files: the name a row gives -> the path the job keeps it at (relative to its CSV)."""
+    voice_exists: Callable[[str], bool]
+    """Whether an enrolled profile of that name exists."""
+    piper_path: Callable[[str], str]
+    """The path of a Piper voice the server offers (:class:`InputError` for one it does not)."""
+    default_model: Optional[str] = None
+    """The job's Piper voice for rows without a ``model`` (already a path)."""
+
+
+def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
+    """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
+    from demod_voice.voices.profiles import NAME
+
+    row = {key: values.get(key, "") for key in OUTPUT_COLUMNS}
+    row["text"] = row_text(row["text"], rules.max_input_chars)
+    row["output"] = output_name(row["output"], remote=True).replace("\\", "/")
+    if row["reference"]:
+        names = [n.strip() for n in row["reference"].split("|") if n.strip()]
+        missing = [n for n in names if n not in rules.references]
+        if missing:
+            raise InputError(f"reference '{missing[0][:80]}' was not uploaded with the batch (send it as a 'references' file)")
+        row["reference"] = "|".join(rules.references[n] for n in names)
+    if row["voice"] and (not NAME.fullmatch(row["voice"]) or not rules.voice_exists(row["voice"])):
+        raise InputError(f"there is no enrolled voice '{row['voice'][:80]}'")
+    if row["model"]:
+        if row["reference"] or row["voice"] or row["backend"].lower() == "xtts":
+            raise InputError("the model column is for Piper voices here; XTTS rows use the server's XTTS model")
+        row["model"] = rules.piper_path(row["model"])
+    elif not (row["reference"] or row["voice"]) and rules.default_model is None:
+        raise InputError("a Piper row needs a voice: fill the 'model' column or send the form field 'model'")
+    return row
+
+
+def check_remote_rows(rows: list, rules: RemoteRules) -> str:
+    """Every remote row checked (``rows``: :class:`~demod_voice.batch.Row` s); the CSV the job runs, or one
+    :class:`InputError` naming the first problems by line."""
+    problems = []
+    outputs: dict[str, int] = {}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(OUTPUT_COLUMNS))
+    writer.writeheader()
+    for row in rows:
+        try:
+            checked = check_remote_row(row.values, rules)
+        except InputError as err:
+            problems.append(f"line {row.line}: {err}")
+            continue
+        key = str(PurePosixPath(checked["output"]))
+        if key in outputs:
+            problems.append(f"line {row.line}: output '{checked['output'][:80]}' is also written by line {outputs[key]}")
+            continue
+        outputs[key] = row.line
+        writer.writerow(checked)
+    if problems:
+        more = f" (and {len(problems) - MAX_PROBLEMS_SHOWN} more)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        raise InputError("; ".join(problems[:MAX_PROBLEMS_SHOWN]) + more)
+    return out.getvalue()

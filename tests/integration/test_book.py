@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import BIN, run_cli, voiced_signal
 from processes import wait_for
 

@@ -39,6 +39,7 @@ BACKENDS: dict[str, str] = {
     "piper": "demod_voice.backends.piper.engine:PiperBackend",
     "xtts": "demod_voice.backends.xtts.engine:XttsBackend",
     "tinygrad": "demod_voice.backends.tinygrad.engine:TinygradBackend",
+    "whisper": "demod_voice.backends.whisper.engine:WhisperBackend",  # the speech recogniser (jobs built by backends.whisper.request)
 }
 """Engine sides by name, for backends that have no request side (jobs built by their own code);
 a registered request side's ``engine`` wins over an entry here."""

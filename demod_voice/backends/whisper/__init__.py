@@ -1,0 +1,1 @@
+"""Whisper (faster-whisper): the speech recogniser, run as jobs in workers like any model."""

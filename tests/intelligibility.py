@@ -132,6 +132,7 @@ def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
 def check_intelligible(wer: float, peer_wer: float, what: str = "the path") -> None:
     """Fail unless ``wer`` is within :data:`MARGIN` of the peer's and under :data:`CEILING`."""
     allowed = min(peer_wer + MARGIN, CEILING)
+    print(f"WER {what}: {wer:.3f} (peer {peer_wer:.3f}, allowed {allowed:.3f})")  # shown with pytest -s: the figures for margins
     assert wer <= allowed, f"{what}: WER {wer:.2f}, allowed {allowed:.2f} (peer PiperVoice {peer_wer:.2f})"
 
 

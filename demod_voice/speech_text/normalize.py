@@ -137,7 +137,7 @@ def time_words(hour: int, minute: int, meridiem: str, table: Table, before: str 
         said_hour = " ".join(w[:-1] + ("iej" if w.endswith(("ga", "ka")) else "ej") for w in said_hour.split())
     said_minute = num.words(minute, table) if minute else ""
     if code == "en":
-        tail = f" {meridiem.lower()} m" if meridiem else ""
+        tail = f" {meridiem.upper()}M" if meridiem else ""  # capitals: espeak spells them out as letters
         if not minute:
             return f"{said_hour} o'clock{tail}" if not meridiem else f"{said_hour}{tail}"
         return f"{said_hour} {'oh ' if minute < 10 else ''}{said_minute}{tail}"

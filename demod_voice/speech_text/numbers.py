@@ -18,8 +18,10 @@ def words(value: int, table: Table, to: str = "cardinal") -> str:
         said = num2words(value, lang=table.code, to=to)
     except NotImplementedError:
         said = num2words(value, lang=table.code)
-    # num2words writes English thousands with commas ("one thousand, two hundred"): a comma is a pause when spoken
-    return re.sub(r"\s*,\s*", " ", said).strip()
+    # num2words writes English thousands with commas ("one thousand, two hundred"): a comma is a pause when spoken;
+    # and British "hundred and four", which American voices (en_US) do not say
+    said = re.sub(r"\s*,\s*", " ", said).strip()
+    return said.replace(" and ", " ") if table.code == "en" else said
 
 
 def ordinal(value: int, table: Table, feminine: bool = False) -> str:

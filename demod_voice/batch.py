@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.audio.text import load_text
-from demod_voice.audio.writer import FORMATS
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
+from demod_voice.batch_rows import output_name, row_text
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
@@ -161,17 +160,16 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     if problems:
         for problem in problems:
             log.error("%s", problem)
-        raise InputError(f"{len(problems)} row(s) of {request.csv_path.name} have problems (listed above); nothing was synthesised")
+        first = problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more, listed above)"
+        raise InputError(f"{len(problems)} row(s) of {request.csv_path.name} have problems; nothing was synthesised: {first}")
     return jobs
 
 
 def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     v = row.values
     side = _row_side(v, request.config)
-    text = load_text(v.get("text", ""))
-    output = confined_output(request.output_dir, v.get("output", ""), request.allow_outside)
-    if output.suffix.lower() not in FORMATS:
-        raise InputError(f"output '{v['output']}' must end in {', '.join(FORMATS)}")
+    text = row_text(v.get("text", ""))  # the text as written: '-' reads stdin only as a command-line argument
+    output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
     row_input = RowInput(v, text, output, request.csv_path, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress)
     try:

@@ -488,3 +488,31 @@ def test_item4_finished_jobs_expire(tmp_path):
     assert sorted(p.name for p in jobs_dir(ctx).iterdir()) == ["c" * 24, "d" * 24]
     ctx.settings.batch_keep_hours = 0.0
     assert expire_jobs(ctx, at=time.time() + 10**6) == []
+
+
+# --- item 5: a row's '-' is text, never standard input ------------------------------------------------
+
+
+def test_item5_a_row_whose_text_is_a_dash_never_reads_the_servers_stdin(server):
+    answer = post_batch(server, "text,output\n-,a.wav\n")
+    assert answer.status_code == 400, answer.text
+    assert "line 2" in answer.json()["error"]["message"] and "standard input" in answer.json()["error"]["message"]
+
+
+def test_item5_a_row_whose_text_is_a_dash_never_reads_the_clis_stdin(piper_voice, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text,output\n-,a.wav\nHello.,b.wav\n", encoding="utf-8")
+    done = run_cli("batch", str(rows), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice),
+                   input="words typed into the command's standard input\n")
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "rows.csv:2" in err and "standard input" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out" / "a.wav").exists() and not (tmp_path / "out" / "b.wav").exists()
+
+
+def test_item7_the_cli_says_what_is_wrong_with_an_output_in_its_own_error(piper_voice, tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("text,output\nHello.,x.exe\n", encoding="utf-8")
+    done = run_cli("batch", str(rows), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "-q")
+    err = done.stderr.decode()
+    last = err.strip().splitlines()[-1]
+    assert done.returncode == 3 and "x.exe" in last and "must end in" in last, err

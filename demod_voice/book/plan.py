@@ -44,7 +44,8 @@ class BookRequest:
     keep_front_matter: bool = False
     dry_run: bool = False
     work_dir: Optional[Path] = None
-    workers: int = 1
+    workers: int = 0
+    """Workers per model (0: sized from the model and the cores)."""
     log_level: int = logging.WARNING
     engine: Any = None
     """A running :class:`~demod_voice.engine.service.EngineService` (the server's); ``None``: one for this book."""

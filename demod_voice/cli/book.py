@@ -89,7 +89,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def _executor(config: Any, args: argparse.Namespace, quiet: bool) -> tuple[Any, int]:
     if config.engine.executor != "ray" or args.dry_run:
-        return None, max(1, config.engine.workers)
+        return None, config.engine.workers  # 0: each model's pool sized from its files and the cores
     from demod_voice.engine.executors.ray import RayExecutor
 
     executor = RayExecutor(config.engine, log_level=log_level(args))

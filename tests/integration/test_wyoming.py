@@ -192,7 +192,9 @@ def test_piper_audio_is_piper_infer_audio(server, tmp_path):
     expected, rate = soundfile.read(str(out), dtype="int16")
     got = reply.samples()
     assert rate == reply.start.rate and len(got) == len(expected) > rate // 2
-    assert np.abs(got.astype(np.int32) - expected).max() <= 1  # the same audio (1 LSB for float rounding)
+    # the same audio up to its level: a stream's sentences come in decoder windows, scaled by the voice's
+    # level rather than by their own peak, which is not known before a sentence ends (docs/performance.md)
+    assert np.corrcoef(got.astype(float), expected.astype(float))[0, 1] > 0.99
     assert np.abs(got).max() > 100  # not silence
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -18,12 +19,13 @@ from typing import Optional
 
 import httpx
 import pytest
-from live_server import free_port, start_server
+from live_server import free_port, metric, start_server
 
 pytest.importorskip("gradio")
 
 SPEAK, ENROLL, ADMIN = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
 TIMEOUT = 60.0
+DEADLINE = 12.0
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,8 @@ def server(tmp_path_factory, piper_voice):
         "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
         "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", ADMIN: "admin"}, "grace_seconds": 1.0,
                   "piper_voices": [str(piper_voice)],
-                  "limits": {"max_input_chars": 2000, "max_upload_mb": 2.0, "max_reference_seconds": 20.0}},
+                  "limits": {"max_input_chars": 2000, "max_upload_mb": 2.0, "max_reference_seconds": 20.0,
+                             "deadline_seconds": DEADLINE}},
     }
     uploads = folder / "gradio-uploads"  # Gradio's upload folder and cache, this server's own
     live = start_server(folder, config, "--ui", "--wyoming", f"tcp://127.0.0.1:{wyoming_port}", timeout=120,
@@ -241,3 +244,66 @@ def test_a_streamed_job_whose_reader_stops_is_paused_and_resumes(piper_voice, tm
         assert after.result(TIMEOUT).ok and time.monotonic() - started < 15
     finally:
         engine.shutdown()
+
+
+def silent_client(server, text: str, fmt: str = "wav") -> socket.socket:
+    """A client that posts a speech request and never reads (a small receive window: the server's sends block soon)."""
+    body = json.dumps({"model": "tiny-single", "input": text, "response_format": fmt}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
+    head = (f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SPEAK}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def drained(sock: socket.socket, within: float) -> Optional[bytes]:
+    """What the server sent, once it closed the connection; ``None`` if it did not within ``within`` seconds."""
+    sock.settimeout(within)
+    end, data = time.monotonic() + within, b""
+    try:
+        while time.monotonic() < end:
+            piece = sock.recv(1 << 20)
+            if not piece:
+                return data
+            data += piece
+    except TimeoutError:
+        return None
+    except OSError:
+        return data
+    return None
+
+
+def cancelled(server, reason: str) -> float:
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {ADMIN}"}, timeout=TIMEOUT).text
+    return metric(text, "demod_voice_cancelled_requests_total", f'reason="{reason}"')
+
+
+def test_http_clients_that_never_read_hold_little_and_end_at_the_deadline(server):
+    """Issue 26 item 6: 30 sockets that posted and never read grew the server by 450 MB, and the deadline did not
+    end them while the server was blocked sending. Now each job pauses with a bounded buffer, and at the deadline
+    the job is cancelled and the connection closed."""
+    text = ("A long sentence, spoken to a client that never reads a byte of its answer. " * 30)[:1990]
+    before, log_start = cancelled(server, "deadline"), len(server.log_text())
+    baseline = _rss(server.pid, "VmRSS")
+    _rss_peak_reset(server.pid)
+    started = time.monotonic()
+    sockets = [silent_client(server, text) for _ in range(12)]
+    try:
+        time.sleep(DEADLINE * 0.75)
+        grown = _rss(server.pid, "VmHWM") - baseline
+        assert grown < 64 * 2**20, f"12 clients that never read grew the server by {grown / 2**20:.0f} MiB"
+        answers = [drained(sock, max(1.0, started + DEADLINE + 10 - time.monotonic())) for sock in sockets]
+        assert None not in answers, f"{answers.count(None)} of 12 connections were still open 10 s after their deadline"
+    finally:
+        for sock in sockets:
+            sock.close()
+    late = [a for a in answers if a.startswith(b"HTTP/1.1 504")]
+    cut = [a for a in answers if a.startswith(b"HTTP/1.1 200") and not a.endswith(b"\r\n0\r\n\r\n")]
+    ended_short = server.log_text()[log_start:].count("stream ended early")
+    assert late and cut, "the test did not make the server wait on clients that do not read"
+    assert cancelled(server, "deadline") >= before + len(late) + len(cut) + ended_short
+    answer = httpx.post(f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
+                        json={"model": "tiny-single", "input": "The worker is free again.", "response_format": "wav"})
+    assert answer.status_code == 200 and len(answer.content) > 1000

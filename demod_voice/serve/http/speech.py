@@ -90,7 +90,7 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context) -> Streami
     body_iter = run.sse(encoder, first, stream) if body.stream_format == "sse" else run.audio(encoder, first, stream)
     kind = "text/event-stream" if body.stream_format == "sse" else media_type(body.response_format)
     headers = {"X-Sample-Rate": str(encoder.output_rate), "Cache-Control": "no-store"}
-    return StreamingResponse(body_iter, media_type=kind, headers=headers)
+    return _Deadlined(run, body_iter, media_type=kind, headers=headers)
 
 
 async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIterator[Any], deadline: float) -> Any:
@@ -129,6 +129,28 @@ async def _disconnected(request: Request) -> None:
             return
 
 
+SEND_GRACE = 2.0
+"""Seconds past its deadline a response may stay blocked on a client that does not read before it is cut."""
+
+
+class _Deadlined(StreamingResponse):
+    """A streamed answer that ends at its deadline even while the client does not read: the server's ``send``
+    then waits for the socket to drain, where the body's own deadline checks never run. The job (paused by
+    then: its reader is behind) is cancelled and the connection closed."""
+
+    def __init__(self, run: _Run, body: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self.run = run
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            async with asyncio.timeout_at(self.run.deadline + SEND_GRACE):
+                await super().stream_response(send)
+        except TimeoutError:
+            self.run.cut()
+            await self.body_iterator.aclose()
+
+
 class _Run:
     """One speech response being streamed."""
 
@@ -139,6 +161,14 @@ class _Run:
         self.started = started
         self.deadline = deadline
         self.characters = characters
+        self.was_cut = False
+
+    def cut(self) -> None:
+        """The deadline passed while the client was not reading: cancel the job (freeing its worker)."""
+        log.warning("speech stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
+        self.was_cut = True
+        self.ctx.metrics.cancelled.labels("deadline").inc()
+        self.handle.cancel()
 
     async def _chunks(self, first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         """The first chunk and the rest, each awaited within the deadline."""
@@ -197,7 +227,7 @@ class _Run:
         self.ctx.metrics.finished(self.kind, first, result.seconds, result.audio_seconds)
 
     def _release(self) -> None:
-        if not self.handle.done():
+        if not self.handle.done() and not self.was_cut:
             # The client went away (or the deadline passed): the job stops and its worker is freed.
             self.ctx.metrics.cancelled.labels("client_gone").inc()
             self.handle.cancel()

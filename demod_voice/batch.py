@@ -170,7 +170,7 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     side = _row_side(v, request.config)
     text = row_text(v.get("text", ""))  # the text as written: '-' reads stdin only as a command-line argument
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
-    row_input = RowInput(v, text, output, request.csv_path, request.config, cache_root(request.config), request.model,
+    row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress)
     try:
         job = side.row_job(row_input)
@@ -181,7 +181,8 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
 
 
 def _row_side(values: dict[str, str], config: Config) -> Any:
-    """The request side a row names in its ``backend`` column, else the first that claims the row."""
+    """The request side a row names in its ``backend`` column, else the first that claims the row (XTTS:
+    a row with a reference or a voice), else ``piper.backend`` (a Piper voice in ``model`` or ``--model``)."""
     named = values.get("backend", "").lower()
     if named:
         if named not in registry.names():
@@ -190,7 +191,7 @@ def _row_side(values: dict[str, str], config: Config) -> Any:
     for side in registry.request_sides():
         if side.claims_row(values, config):
             return side
-    raise InputError("no backend takes this row: name one in the 'backend' column")
+    return registry.request_side(config.piper.backend)
 
 
 # --- running ----------------------------------------------------------------------------------

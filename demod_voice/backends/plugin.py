@@ -116,16 +116,18 @@ class Speech:
 
 @dataclass(frozen=True)
 class RowInput:
-    """One ``batch`` CSV row, with the parts every backend needs already checked."""
+    """One request as named values, with the parts every backend needs already checked: a ``batch``
+    CSV row, or a one-shot command's arguments (``piper-infer``, ``xtts-zero-shot``)."""
 
     values: dict[str, str]
-    """Column -> stripped value (``reference``, ``model``, ``voice``, ``language``, ``speaker`` ...)."""
+    """Column -> stripped value (``reference`` (paths joined by ``|``), ``model``, ``voice``, ``language``,
+    ``speaker``; a one-shot command may add ``config_json``)."""
     text: str
     """The text to speak (checked, normalised)."""
     output: Path
-    """The checked output file."""
-    csv_path: Path
-    """The CSV file (input paths in it are relative to its folder)."""
+    """The checked output file (``-``: raw PCM on stdout)."""
+    base: Path
+    """The folder relative input paths start from (the CSV's folder; the current folder for a command)."""
     config: Config
     """Effective configuration."""
     cache: Path
@@ -140,9 +142,9 @@ class RowInput:
     """How the text is read: normalisation, lexicons, SSML (:mod:`demod_voice.speech_text`)."""
 
     def path(self, value: str) -> Path:
-        """An input path from the CSV: relative paths start from the CSV's folder (a batch folder can move as a whole)."""
+        """An input path: relative ones start from :attr:`base` (so a batch folder can move as a whole)."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else self.csv_path.parent.absolute() / path
+        return path if path.is_absolute() else self.base.absolute() / path
 
 
 class UnknownVoice(InputError):
@@ -213,7 +215,8 @@ class RequestSide:
     # --- batch rows ---------------------------------------------------------------------------
 
     def claims_row(self, values: dict[str, str], config: Config) -> bool:
-        """Whether a row without a ``backend`` column is this backend's (XTTS: it names a reference)."""
+        """Whether a row without a ``backend`` column is this backend's (XTTS: it names a reference); rows no
+        backend claims go to ``piper.backend``."""
         return False
 
     def row_job(self, row: RowInput) -> SynthesisJob:

@@ -29,17 +29,18 @@ GROUP = "demod_voice.backends"
 """The entry-point group third-party backends are declared in."""
 
 BUILTIN: dict[str, str] = {
-    "xtts": "demod_voice.backends.xtts.plugin:XttsSide",
     "piper": "demod_voice.backends.piper.plugin:PiperSide",
+    "xtts": "demod_voice.backends.xtts.plugin:XttsSide",
     "tinygrad": "demod_voice.backends.tinygrad.plugin:TinygradSide",
 }
-"""Built-in request sides, in the order voices are looked up and listed (third-party ones follow)."""
+"""Built-in request sides, in registry order (``health``, listings); third-party ones follow."""
 
 BACKENDS: dict[str, str] = {
     "piper": "demod_voice.backends.piper.engine:PiperBackend",
     "xtts": "demod_voice.backends.xtts.engine:XttsBackend",
     "tinygrad": "demod_voice.backends.tinygrad.engine:TinygradBackend",
     "whisper": "demod_voice.backends.whisper.engine:WhisperBackend",  # the speech recogniser (jobs built by backends.whisper.request)
+    "openvoice": "demod_voice.backends.openvoice.engine:OpenVoiceBackend",  # voice conversion (no voices to list)
 }
 """Engine sides by name, for backends that have no request side (jobs built by their own code);
 a registered request side's ``engine`` wins over an entry here."""

@@ -9,8 +9,12 @@ import argparse
 import sys
 from typing import Any
 
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.errors import InputError
 from demod_voice.logs import PROG
+from demod_voice.voices.profiles import profiles_dir
 
 # --- models ------------------------------------------------------------------
 
@@ -54,34 +58,36 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from demod_voice.models.registry import installed_piper_voices, load_catalog, missing_xtts_files, released_xtts_dir
+def _scope(config: Any, cache: Any) -> Scope:
+    return Scope(config, cache, profiles_dir(cache))
 
-    installed = {p.stem: p for p in installed_piper_voices(cache)}
+
+def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    from demod_voice.models.registry import installed_piper_voices, load_catalog
+
     if args.available:
+        installed = {p.stem for p in installed_piper_voices(cache)}
         for name, entry in sorted(load_catalog(config.models.catalog_url, cache, refresh=True).items()):
             size = sum(f.get("size_bytes", 0) for f in entry.get("files", {}).values()) / 1e6
             language = entry.get("language", {}).get("code", "")
             print(f"{'*' if name in installed else ' '} {name:<40} {language:<8} {entry.get('quality', ''):<8} {size:6.1f} MB")
         return
-    for name, path in installed.items():
-        print(f"piper  {name:<40} {path.stat().st_size / 1e6:6.1f} MB  {path}")
-    if not missing_xtts_files(released_xtts_dir(cache)):
-        print(f"xtts   {'xtts_v2':<40} {'':>9}  {released_xtts_dir(cache)}")
+    scope = _scope(config, cache)
+    for side in registry.request_sides():
+        for model in side.models(scope):
+            size = f"{model.size_bytes / 1e6:6.1f} MB" if model.size_bytes is not None else ""
+            print(f"{model.kind:<6} {model.name:<40} {size:>9}  {model.path}")
 
 
 def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from demod_voice.models.registry import XTTS_NAMES, download_piper_voice, resolve_xtts
-
-    if args.name in XTTS_NAMES:
-        from demod_voice.backends.xtts.engine import download_released
-
-        folder, fetch = resolve_xtts(None, cache, config.xtts.accept_license)
-        if fetch:
-            download_released(fetch, cache)
-        print(folder)
-        return
-    print(download_piper_voice(args.name, config.models.catalog_url, cache, progress=show_progress(args)))
+    """The first backend (registry order) that knows the name downloads it."""
+    scope = _scope(config, cache)
+    for side in registry.request_sides():
+        path = side.download(scope, args.name, show_progress(args))
+        if path is not None:
+            print(path)
+            return
+    raise InputError(f"no backend knows a model called '{args.name}'; 'demod-voice models list --available' lists Piper voices")
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
@@ -93,22 +99,26 @@ def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from demod_voice.models.registry import XTTS_NAMES, released_xtts_dir, resolve_piper_model
-
-    if args.name in XTTS_NAMES:
-        print(released_xtts_dir(cache))
-    else:
-        print(resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False))
+    scope = _scope(config, cache)
+    for side in registry.request_sides():
+        path = side.model_path(scope, args.name)
+        if path is not None:
+            print(path)
+            return
+    raise InputError(f"no installed model is called '{args.name}'; 'demod-voice models list' shows them")
 
 
 def _models_quantize(args: argparse.Namespace, config: Any, cache: Any) -> None:
     from pathlib import Path
 
     from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
-    from demod_voice.models.registry import resolve_piper_model
+    from demod_voice.models.registry import is_embedded, piper_dir, resolve_piper_model
 
     model = resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False)
     output = Path(args.output) if args.output else None
+    if output is None and is_embedded(Path(model)):  # package data is read-only: the copy goes where downloaded voices go
+        piper_dir(cache).mkdir(parents=True, exist_ok=True)
+        output = piper_dir(cache) / f"{Path(model).stem}-int8.onnx"
     done = quantize_voice(Path(model), output, args.method, args.text or CALIBRATION_TEXT)
     if not getattr(args, "quiet", False):
         print(f"{PROG}: wrote {done.model} ({done.method} INT8, {done.int8_bytes / 1e6:.1f} MB, "
@@ -198,6 +208,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
     from demod_voice.config import Config, cache_root
     from demod_voice.errors import ConfigError
     from demod_voice.health import deep_checks, installed_voices, run_checks
+    from demod_voice.serve.status import SERVER_CHECKS
 
     try:
         config = load_settings(args)
@@ -207,8 +218,8 @@ def _cmd_health(args: argparse.Namespace) -> int:
     if args.deep:
         cache = cache_root(config)
         voices = list(dict.fromkeys(installed_voices(cache) + args.model))
-        deep = lambda: deep_checks(voices, config.engine, str(cache), config.device)  # noqa: E731
-    report = run_checks(getattr(args, "config", None), config, deep)
+        deep = lambda: deep_checks(voices, config)  # noqa: E731
+    report = run_checks(getattr(args, "config", None), config, deep, SERVER_CHECKS)
     print(report.to_json() if args.json else report.to_text())
     return 0 if report.usable else 1
 

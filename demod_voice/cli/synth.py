@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from demod_voice.audio.text import load_text
+from demod_voice.audio.writer import check_output
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import RowInput
 from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.cli.lexicon import add_reading_flags, reading_from_args
+from demod_voice.config import cache_root
+from demod_voice.engine.service import run_one
+
+XTTS = "xtts"
+"""The backend ``xtts-zero-shot`` speaks with (``piper-infer``'s is ``piper.backend``)."""
 
 XTTS_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "length_penalty", "speed", "max_new_tokens",
               "sentence_silence", "language", "model_dir")
@@ -32,32 +43,26 @@ def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=float, help="speaking rate (> 1 faster)")
     p.add_argument("--max-new-tokens", type=int, help="cap on audio tokens per sentence")
     p.add_argument("--sentence-silence", type=float, help="seconds of silence between sentences")
+    add_reading_flags(p)
     p.set_defaults(func=_cmd_xtts_zero_shot)
 
 
 def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
-    from demod_voice.audio.text import load_text
-    from demod_voice.audio.writer import check_output
-    from demod_voice.backends.xtts.request import XttsRequest, make_job
-    from demod_voice.config import cache_root
-    from demod_voice.engine.service import run_one
-    from demod_voice.voices.profiles import load_named
-
     overrides = {f"xtts.{key}": getattr(args, key) for key in XTTS_FLAGS}
     overrides["xtts.accept_license"] = args.accept_license
     config = load_settings(args, overrides)
-    cache = cache_root(config)
-    request = XttsRequest(
-        references=tuple(args.references),
-        text=load_text(args.text),
-        output=check_output(args.output),
-        settings=config.xtts,
-        cache_dir=str(cache),
-        device=config.device,
-        profile=load_named(cache, args.voice) if args.voice else None,
-    )
-    run_one(make_job(request), config.engine, log_level(args))
+    values = {"reference": "|".join(args.references), "voice": args.voice or ""}
+    _run_one(args, config, XTTS, values)
     return 0
+
+
+def _run_one(args: argparse.Namespace, config: Any, backend: str, values: dict[str, str]) -> None:
+    """Check the request with ``backend``'s request side, then run its one job on the configured executor."""
+    request = RowInput(values, load_text(args.text), Path(check_output(args.output)), Path.cwd(), config, cache_root(config),
+                       progress=show_progress(args),
+                       reading=reading_from_args(args, cache_root(config), values.get("model") or values.get("voice", "")))
+    job = registry.request_side(backend).row_job(request)
+    run_one(job, config.engine, log_level(args))
 
 
 # --- piper-infer -------------------------------------------------------------
@@ -79,35 +84,15 @@ def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--volume", type=float, help="volume multiplier")
     p.add_argument("--backend", choices=("piper", "tinygrad"),
                    help="engine: piper (onnxruntime, default) or tinygrad (experimental; needs clang on the CPU)")
+    add_reading_flags(p)
     p.set_defaults(func=_cmd_piper_infer)
 
 
 def _cmd_piper_infer(args: argparse.Namespace) -> int:
-    from demod_voice.audio.text import load_text
-    from demod_voice.audio.writer import check_output
-    from demod_voice.backends.piper.request import PiperRequest, make_job
-    from demod_voice.config import cache_root
-    from demod_voice.engine.service import run_one
-    from demod_voice.models.registry import resolve_piper_model
-
     keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume", "backend")
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
-    text = load_text(args.text)
-    output = check_output(args.output)
-    model = resolve_piper_model(args.model, config.models.catalog_url, cache_root(config), config.models.auto_download,
-                                progress=show_progress(args))
-    request = PiperRequest(
-        model=model,
-        text=text,
-        output=output,
-        settings=config.piper,
-        device=config.device,
-        cache_dir=str(cache_root(config)),
-        config_json=args.config_json,
-        speaker=args.speaker,
-        backend=config.piper.backend,
-    )
-    run_one(make_job(request), config.engine, log_level(args))
+    values = {"model": args.model, "speaker": args.speaker or "", "config_json": args.config_json or ""}
+    _run_one(args, config, config.piper.backend, values)
     return 0
 
 

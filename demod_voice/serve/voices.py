@@ -7,8 +7,9 @@ each backend's request side through :mod:`demod_voice.backends.registry`:
 2. ``model`` is a voice that is a model of its own (a Piper voice: installed name, or a configured
    path's stem; a plugin's model) -> that voice, with ``voice`` as its speaker (a number or a name
    from the voice's speaker map);
-3. ``voice`` is a voice some backend offers (backends asked in registry order: XTTS voice profiles,
-   then Piper voices, then plugins' voices) -> that voice, its default speaker.
+3. ``voice`` is a voice some backend offers -> that voice, its default speaker. Voices that are not
+   models of their own (XTTS voice profiles: names people chose) are looked up before those that are
+   (Piper voices); within each, backends in registry order.
 
 Anything else is :class:`UnknownVoice` (HTTP 404), naming what exists. ``model`` values that
 name no voice (OpenAI's ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``; a backend's generic name
@@ -101,12 +102,12 @@ def voice_language(ctx: Any, name: str) -> str:
 
 
 def list_voices(ctx: Any) -> list[Voice]:
-    """Every voice a request may name: aliases, then each backend's voices in registry order."""
-    voices = [Voice(alias, f"{alias} ({_describe_alias(target)})", "alias") for alias, target in (ctx.settings.voices or {}).items()]
+    """Every voice a request may name: aliases, voices that are not models of their own (cloned voices),
+    then those that are (Piper voices); backends in registry order."""
+    aliases = [Voice(alias, f"{alias} ({_describe_alias(target)})", "alias") for alias, target in (ctx.settings.voices or {}).items()]
     where = scope(ctx)
-    for side in registry.request_sides():
-        voices.extend(side.voices(where))
-    return voices
+    offered = [voice for side in registry.request_sides() for voice in side.voices(where)]
+    return aliases + [v for v in offered if not v.by_model] + [v for v in offered if v.by_model]
 
 
 def list_models(ctx: Any) -> list[str]:
@@ -125,13 +126,11 @@ def _describe_alias(target: Any) -> str:
 
 
 def find_voice(ctx: Any, voice_id: str, models_only: bool = False) -> Optional[Voice]:
-    """The voice called ``voice_id``, from the first backend (registry order) that offers it."""
+    """The voice called ``voice_id`` (see the module docstring for which wins when several backends offer one)."""
     where = scope(ctx)
-    for side in registry.request_sides():
-        found = side.find(where, voice_id)
-        if found is not None and (found.by_model or not models_only):
-            return found
-    return None
+    found = [voice for side in registry.request_sides() if (voice := side.find(where, voice_id)) is not None]
+    ranked = [v for v in found if v.by_model] if models_only else [v for v in found if not v.by_model] + [v for v in found if v.by_model]
+    return ranked[0] if ranked else None
 
 
 def speak_with(ctx: Any, voice: Voice, speaker: Optional[str] = None, language: Optional[str] = None) -> Speech:

@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
+from demod_voice.checks import OK, WARN
 from demod_voice.errors import DependencyError
-from demod_voice.health import OK, WARN, check_serve
 from demod_voice.serve.server import check_installed
+from demod_voice.serve.status import check_serve
 
 
 def test_serve_extra_usable_here():
@@ -27,7 +28,7 @@ def test_missing_package_is_a_warning_with_the_install_command(monkeypatch):
 def test_health_says_whether_the_wyoming_extra_is_usable(monkeypatch):
     from importlib import metadata
 
-    from demod_voice.health import check_wyoming
+    from demod_voice.serve.status import check_wyoming
 
     check = check_wyoming()
     assert check.status == OK and check.detail.startswith("wyoming ")

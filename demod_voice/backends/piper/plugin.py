@@ -12,6 +12,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional
 
+from demod_voice.backends.piper.checks import piper_checks
 from demod_voice.backends.piper.request import PiperRequest, make_job, read_voice_config
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, UnknownVoice, Voice, WouldFetch
 from demod_voice.checks import Check
@@ -107,9 +108,6 @@ class PiperSide(RequestSide):
         settings = dataclasses.replace(request.settings, noise_scale=float(variation))
         return dataclasses.replace(speech, request=dataclasses.replace(request, settings=settings))
 
-    def claims_row(self, values: dict[str, str], config: Config) -> bool:
-        return config.piper.backend == self.name
-
     def row_job(self, row: RowInput) -> SynthesisJob:
         v = row.values
         model = v.get("model") or row.model
@@ -124,7 +122,7 @@ class PiperSide(RequestSide):
                 raise WouldFetch(model)
             path = Path(resolve_piper_model(model, config.models.catalog_url, row.cache, config.models.auto_download, row.progress))
         return make_job(PiperRequest(str(path), row.text, str(row.output), config.piper, config.device, str(row.cache),
-                                     speaker=v.get("speaker") or None, backend=self.name,
+                                     config_json=v.get("config_json") or None, speaker=v.get("speaker") or None, backend=self.name,
                                      reading=row.reading))
 
     def models(self, scope: Scope) -> list[ModelEntry]:
@@ -137,4 +135,4 @@ class PiperSide(RequestSide):
         return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
 
     def checks(self, config: Config) -> list[Check]:
-        return []
+        return piper_checks(config.device)

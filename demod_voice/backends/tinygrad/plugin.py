@@ -10,6 +10,9 @@ from typing import Optional
 
 from demod_voice.backends.piper.plugin import PiperSide
 from demod_voice.backends.plugin import ModelEntry, Scope, Voice
+from demod_voice.backends.tinygrad.checks import check_tinygrad
+from demod_voice.checks import Check
+from demod_voice.config import Config
 
 
 class TinygradSide(PiperSide):
@@ -34,3 +37,6 @@ class TinygradSide(PiperSide):
 
     def model_path(self, scope: Scope, name: str) -> None:
         return None
+
+    def checks(self, config: Config) -> list[Check]:
+        return check_tinygrad(config.device)

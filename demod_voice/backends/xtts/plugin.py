@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Optional
 
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, Voice
+from demod_voice.backends.xtts.checks import xtts_checks
 from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_job, normalise_language
-from demod_voice.config import XTTS_LANGUAGES, Config
+from demod_voice.checks import Check
+from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.registry import XTTS_NAMES, missing_xtts_files, released_xtts_dir, resolve_xtts
@@ -129,7 +131,8 @@ class XttsSide(RequestSide):
         v = row.values
         references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
         if not references and not v.get("voice"):
-            raise InputError("an xtts row needs a reference recording in the 'reference' column, or a saved voice in 'voice'")
+            raise InputError("give at least one reference recording ('reference' column, REFERENCE arguments), "
+                             "or a saved voice profile ('voice' column, --voice NAME)")
         if references and v.get("voice"):
             raise InputError("give either reference recordings or a saved voice, not both")
         profile = load_named(row.cache, v["voice"]) if v.get("voice") else None
@@ -164,3 +167,6 @@ class XttsSide(RequestSide):
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         return released_xtts_dir(scope.cache) if name in XTTS_NAMES else None
+
+    def checks(self, config: Config) -> list[Check]:
+        return xtts_checks(config.device, config.xtts.model_dir, cache_root(config), config.xtts.accept_license)

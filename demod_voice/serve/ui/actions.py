@@ -345,8 +345,9 @@ def progress_text(state: dict) -> str:
 async def health_text(ctx: Any) -> str:
     """What ``demod-voice health`` says, as a Markdown table with the fixes."""
     from demod_voice.health import run_checks
+    from demod_voice.serve.status import SERVER_CHECKS
 
-    report = await asyncio.to_thread(run_checks, None, ctx.config)
+    report = await asyncio.to_thread(run_checks, None, ctx.config, None, SERVER_CHECKS)
     for index, check in enumerate(report.checks):
         if check.name == "config" and check.status == "ok":  # it read the default file; the server has its own
             report.checks[index] = dataclasses.replace(check, detail="the server's configuration, read when it started")

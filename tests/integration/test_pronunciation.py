@@ -1,0 +1,129 @@
+"""Pronunciation end to end: SSML breaks as exact silence in the audio, lexicon entries reaching
+Piper's phoneme ids and XTTS's text, and (released voice + Whisper tiny.en) numbers, money and a
+lexicon word heard as meant."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import run_cli
+
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import RowInput
+from demod_voice.config import Config
+from demod_voice.speech_text.lexicon import EMPTY, Lexicon, entry
+from demod_voice.speech_text.prepare import TextOptions
+
+BREAKS = '<speak>Hello there.<break time="300ms"/>Good morning to you.<break time="1.2s"/>See you.</speak>'
+
+
+def zero_runs(samples: np.ndarray, rate: int, shortest: float = 0.1) -> list[float]:
+    """Lengths in seconds of the runs of exactly-zero samples at least ``shortest`` long (a voice never makes those)."""
+    zero = np.concatenate([[False], samples == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    return [round((end - start) / rate, 4) for start, end in zip(edges[::2], edges[1::2], strict=True) if end - start >= shortest * rate]
+
+
+def test_ssml_breaks_are_exact_silence_in_a_file_and_on_stdout(piper_voice, tmp_path):
+    out = tmp_path / "breaks.wav"
+    done = run_cli("piper-infer", str(piper_voice), BREAKS, "-o", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    samples, rate = soundfile.read(str(out), dtype="int16")
+    assert zero_runs(samples, rate) == pytest.approx([0.3, 1.2], abs=0.02)
+    streamed = run_cli("piper-infer", str(piper_voice), BREAKS, "-o", "-")
+    assert streamed.returncode == 0, streamed.stderr.decode()
+    assert zero_runs(np.frombuffer(streamed.stdout, dtype="<i2"), rate) == pytest.approx([0.3, 1.2], abs=0.02)
+
+
+def test_ssml_breaks_are_exact_silence_with_xtts(xtts_model, references, tmp_path):
+    out = tmp_path / "xtts.wav"
+    text = '<speak>Hello.<break time="500ms"/><prosody rate="slow">Good day.</prosody></speak>'
+    done = run_cli("xtts-zero-shot", str(references["ref.wav"]), text, "-o", str(out), "--model-dir", str(xtts_model),
+                   "--max-new-tokens", "12")
+    assert done.returncode == 0, done.stderr.decode()
+    samples, rate = soundfile.read(str(out), dtype="int16")
+    assert zero_runs(samples, rate) == pytest.approx([0.5], abs=0.02)
+
+
+def test_unknown_ssml_tag_is_a_one_line_error(piper_voice, tmp_path):
+    done = run_cli("piper-infer", str(piper_voice), "<speak>\n<shout>hi</shout></speak>", "-o", str(tmp_path / "x.wav"))
+    assert done.returncode == 3
+    assert done.stderr.decode().strip().splitlines() == [
+        "demod-voice: error: unknown SSML tag <shout> at line 2, column 1; supported: speak, break, prosody, say-as, sub, "
+        "phoneme, p, s, lang, emphasis, mark"]
+    assert not (tmp_path / "x.wav").exists()
+
+
+def piper_job(voice: Path, text: str, tmp: Path, lexicon: Lexicon = EMPTY):
+    row = RowInput({"model": str(voice)}, text, tmp / "out.wav", tmp, Config(), tmp, reading=TextOptions(lexicon=lexicon))
+    return registry.request_side("piper").row_job(row)
+
+
+def phoneme_ids(voice: Path, text: str) -> list[list[int]]:
+    """What piper-tts makes of a job's text: the phoneme ids of each sentence."""
+    from piper.config import PiperConfig
+    from piper.voice import PiperVoice
+
+    piper = PiperVoice(session=None, config=PiperConfig.from_dict(json.loads(Path(f"{voice}.json").read_text())))
+    return [piper.phonemes_to_ids(p) for p in piper.phonemize(text)]
+
+
+def test_a_lexicon_entry_replaces_the_words_phoneme_ids(piper_voice, tmp_path):
+    from piper.phoneme_ids import phonemes_to_ids
+
+    config = json.loads(Path(f"{piper_voice}.json").read_text())
+    lexicon = Lexicon((entry("Nguyen", "ŋwˈiən", "new yen"),))
+    plain = phoneme_ids(piper_voice, piper_job(piper_voice, "Hello Nguyen.", tmp_path).text)
+    job = piper_job(piper_voice, "Hello Nguyen.", tmp_path, lexicon)
+    given = phoneme_ids(piper_voice, job.text)
+    assert job.text == "Hello [[ŋwˈiən]]."
+    word = phonemes_to_ids(list("ŋwˈiən"), config["phoneme_id_map"])[1:-1]  # without the sentence's BOS/EOS
+    as_list = given[0]
+    assert any(as_list[i : i + len(word)] == word for i in range(len(as_list))), "the entry's ids are not in the sentence"
+    assert given != plain
+
+
+def test_a_lexicon_entry_changes_the_text_xtts_reads(xtts_model, references, tmp_path):
+    lexicon = Lexicon((entry("Nguyen", "ŋwˈiən", "new yen"),))
+    config = Config()
+    row = RowInput({"reference": str(references["ref.wav"])}, "Hello Nguyen, 5 times.", tmp_path / "x.wav", tmp_path,
+                   config, tmp_path, reading=TextOptions(lexicon=lexicon))
+    row = dataclasses.replace(row, config=dataclasses.replace(config, xtts=dataclasses.replace(config.xtts, model_dir=str(xtts_model))))
+    assert registry.request_side("xtts").row_job(row).text == "Hello new yen, five times."
+
+
+# --- heard by Whisper tiny.en, spoken by the released voice ---------------------------------------
+
+
+def heard(recogniser, voice: Path, text: str, out: Path, *extra: str) -> str:
+    done = run_cli("piper-infer", str(voice), text, "-o", str(out), *extra)
+    assert done.returncode == 0, done.stderr.decode()
+    return recogniser.transcribe(out)
+
+
+def test_numbers_and_money_are_heard_as_words(recogniser, joe_voice, tmp_path):
+    from intelligibility import word_error_rate
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+
+    scorer = EnglishTextNormalizer({})
+    text = "The ticket cost $3.50. We met on 12/05/2026 at 9:05 pm."
+    spoken = "The ticket cost three dollars and fifty cents. We met on December fifth, twenty twenty-six at nine oh five PM."
+    transcript = scorer(heard(recogniser, joe_voice, text, tmp_path / "numbers.wav"))
+    assert "$3.50" in transcript and "december 5" in transcript and "2026" in transcript, transcript
+    assert word_error_rate(scorer(spoken), transcript) <= 0.25
+    # the control: left to espeak, the date is read digit by digit and no month is heard
+    plain = scorer(heard(recogniser, joe_voice, text, tmp_path / "plain.wav", "--no-normalize"))
+    assert "december" not in plain, plain
+
+
+def test_a_lexicon_entry_is_heard(recogniser, joe_voice, tmp_path):
+    lexicon = tmp_path / "fruit.tsv"
+    lexicon.write_text("ZQX\ttʃˈɑːklət\tchocolate\n", encoding="utf-8")  # espeak-ng's own IPA for "chocolate"
+    text = "Please give me some ZQX."
+    assert "chocolate" not in heard(recogniser, joe_voice, text, tmp_path / "plain.wav").lower()
+    assert "chocolate" in heard(recogniser, joe_voice, text, tmp_path / "lexicon.wav", "--lexicon", str(lexicon)).lower()

@@ -64,3 +64,28 @@ class FakeBackend(Backend):
         if jobs[0].text.startswith("refuse"):
             raise RuntimeError("cannot batch these")
         return super().synthesize_together(jobs)
+
+
+class InterleavingFakeBackend(FakeBackend):
+    """Makes the jobs of a hand-over at once, as XTTS streams a GPT batch: a chunk of each job in
+    turn, job ``i``'s chunks at amplitude ``0.1 * (i + 1)``; ``slow`` sleeps before its chunk, ``fail``
+    raises."""
+
+    def interleaved(self, jobs):
+        return self._rounds([job.text.split() for job in jobs])
+
+    def _rounds(self, words):
+        for step in range(max(map(len, words))):
+            for index, these in enumerate(words):
+                if step == len(these):
+                    yield index, None
+                if step >= len(these):
+                    continue
+                if these[step] == "fail":
+                    raise RuntimeError("engine exploded")
+                if these[step] == "slow":
+                    time.sleep(0.1)
+                yield index, AudioChunk(np.full(RATE // 10, 0.1 * (index + 1), dtype=np.float32), RATE)
+        for index, these in enumerate(words):
+            if len(these) == max(map(len, words)):
+                yield index, None

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk
+from demod_voice.engine import protocol
 from demod_voice.engine.executors import WorkerDied, WorkerHandle
 from demod_voice.engine.handles import JobHandle, JobResult, Priority
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
@@ -66,6 +67,9 @@ class Slot:
     """The hand-over being answered, current job first."""
     index: int = 0
     """Position of the current job within its hand-over (the worker counts the same way)."""
+    handover: list = field(default_factory=list)
+    """Every job of the hand-over by position, answered or not: a worker that makes them together
+    (:mod:`.protocol`) tags each message with the position it is about."""
     cancel_deadline: Optional[float] = None
     jobs_served: int = 0
     retired: bool = False
@@ -129,6 +133,7 @@ class Pool:
             for task in tasks:
                 task.attempts += 1
             slot.tasks.extend(tasks)
+            slot.handover = list(tasks)
             slot.index = 0
             self._begin(slot)
             try:
@@ -201,18 +206,29 @@ class Pool:
         kind = message[0]
         if kind == "ready":
             self._ready(slot, message[1])
-        elif kind == "failed":
+            return
+        if kind == "failed":
             self._load_failed(slot, from_wire(message[1], message[2]))
-        elif not slot.tasks:
+            return
+        task = self._task(slot, protocol.job_index(message))
+        if task is None:
             log.debug("worker %s: %s with no job in hand; ignored", slot.worker.pid, kind)
         elif kind == "chunk":
-            self._chunk(slot, AudioChunk(message[1], message[2]))
+            self._chunk(slot, AudioChunk(message[1], message[2]), task)
         elif kind == "value":
-            slot.tasks[0].value = message[1]
+            task.value = message[1]
         elif kind == "done":
-            self._done(slot)
+            self._done(slot, task)
         elif kind == "error":
-            self._answered(slot, from_wire(message[1], message[2]))
+            self._answered(slot, from_wire(message[1], message[2]), task=task)
+
+    @staticmethod
+    def _task(slot: Slot, index: Optional[int]) -> Optional[Task]:
+        """The job a message is about: at ``index`` of the hand-over (``None``: the current one), if not yet answered."""
+        if index is None:
+            return slot.tasks[0] if slot.tasks else None
+        task = slot.handover[index] if 0 <= index < len(slot.handover) else None
+        return task if task is not None and any(t is task for t in slot.tasks) else None
 
     def _ready(self, slot: Slot, info: Any) -> None:
         slot.ready = True
@@ -224,8 +240,7 @@ class Pool:
             self.service.warn_once(warning)
         log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
 
-    def _chunk(self, slot: Slot, chunk: AudioChunk) -> None:
-        task = slot.tasks[0]
+    def _chunk(self, slot: Slot, chunk: AudioChunk, task: Task) -> None:
         if task.cancelled or task.error is not None:
             return
         if task.first_chunk is None:
@@ -238,32 +253,36 @@ class Pool:
             task.error = RuntimeFailure(f"could not write {task.job.describe()}: {err}")
         else:
             return
-        self._send_cancel(slot)  # the worker stops making audio nobody can keep
+        self._send_cancel(slot, task)  # the worker stops making audio nobody can keep
 
-    def _done(self, slot: Slot) -> None:
-        task = slot.tasks[0]
+    def _done(self, slot: Slot, task: Task) -> None:
         if task.cancelled or task.error is not None or (task.value is not None and task.first_chunk is None):
-            self._answered(slot, None)  # (a job whose result is a value and no audio has nothing to commit)
+            self._answered(slot, None, task=task)  # (a job whose result is a value and no audio has nothing to commit)
             return
         try:
             audio_seconds = task.sink.commit()
         except DemodVoiceError as err:
-            self._answered(slot, err)
+            self._answered(slot, err, task=task)
             return
         except OSError as err:
-            self._answered(slot, RuntimeFailure(f"could not write {task.job.describe()}: {err}"))
+            self._answered(slot, RuntimeFailure(f"could not write {task.job.describe()}: {err}"), task=task)
             return
-        self._answered(slot, None, audio_seconds)
+        self._answered(slot, None, audio_seconds, task)
 
-    def _answered(self, slot: Slot, error: Optional[DemodVoiceError], audio_seconds: float = 0.0) -> None:
-        """The worker finished the current job; move on to the next of its hand-over."""
-        task = slot.tasks.popleft()
-        slot.index += 1
-        slot.cancel_deadline = None
+    def _answered(self, slot: Slot, error: Optional[DemodVoiceError], audio_seconds: float = 0.0,
+                  task: Optional[Task] = None) -> None:
+        """The worker finished a job (the current one unless ``task`` says which); move on to the next of its hand-over."""
+        head = slot.tasks[0]
+        task = task or head
+        slot.tasks.remove(task)
+        if task is head:
+            slot.index = next((i for i, t in enumerate(slot.handover) if t is slot.tasks[0]), 0) if slot.tasks else len(slot.handover)
+            slot.cancel_deadline = None
         slot.jobs_served += 1
         self.finish(task, error, audio_seconds, slot.worker.where)
         if slot.tasks:
-            self._begin(slot)
+            if task is head:
+                self._begin(slot)
         elif slot.jobs_served >= self.settings.max_jobs_per_worker:
             log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.jobs_served)
             self._drop_worker(slot, stop=True)
@@ -347,10 +366,18 @@ class Pool:
             if task.cancelled:
                 self.finish(task, None)
                 continue
+            if task.first_chunk is not None:  # made together with the one that died: some of its audio is out
+                if not task.sink.retryable:
+                    self.finish(task, RuntimeFailure(f"its worker died while synthesising {task.job.describe()}; that job "
+                                                     "failed (other jobs are unaffected)"))
+                    continue
+                task.sink.abort()
+                task.first_chunk = None
             if group_limit:
                 task.group_limit = group_limit
             self.add(task, front=True)
         slot.index = 0
+        slot.handover = []
 
     def _drop_worker(self, slot: Slot, stop: bool) -> None:
         if slot.worker is not None:
@@ -372,16 +399,20 @@ class Pool:
                 self.finish(task, None)
                 return
         for slot in self.slots:
-            if slot.tasks and slot.tasks[0] is task:
-                self._send_cancel(slot)
+            if any(t is task for t in slot.tasks):
+                self._send_cancel(slot, task)
 
-    def _send_cancel(self, slot: Slot) -> None:
+    def _send_cancel(self, slot: Slot, task: Optional[Task] = None) -> None:
         # The worker reads the cancel at its next chunk; a worker still loading its model gets its time
-        # from when it is ready, so that a cancel never costs a model that was about to be loaded.
-        if slot.ready:
+        # from when it is ready, so that a cancel never costs a model that was about to be loaded. A job
+        # behind the current one is told now (a worker making them together drops it at once; one making
+        # them in turn stops it at its first chunk), with no deadline until it is the current one.
+        current = task is None or task is slot.tasks[0]
+        index = slot.index if current else next(i for i, t in enumerate(slot.handover) if t is task)
+        if slot.ready and current:
             slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
         try:
-            slot.worker.send(("cancel", slot.index))
+            slot.worker.send(("cancel", index))
         except WorkerDied as died:
             self._died(slot, str(died))
 

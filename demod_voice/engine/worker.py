@@ -1,11 +1,11 @@
 """The worker side of the engine: load one backend once, then answer jobs with messages.
 
-Protocol (parent -> worker): a list of :class:`SynthesisJob` (one job, or jobs with one
-``together`` key, which the backend may make as one batch), or ``None`` to stop.
-Worker -> parent, first: ``("ready", LoadInfo)`` or ``("failed", kind, message)``;
-then per job, in the order given: any number of ``("chunk", samples, rate)`` (and of
-``("value", data)`` for a job whose result is not audio, such as an enrollment), and one
-``("done",)`` or ``("error", kind, message)``. A worker that dies shows as EOF.
+The messages are :mod:`demod_voice.engine.protocol`'s: a hand-over of jobs in; each job's chunks
+(and ``value`` for a job whose result is not audio, such as an enrollment) and its end out,
+tagged with the job's place in the hand-over. A backend answers jobs one after another
+(``synthesize_together``), or, when it has ``interleaved(jobs)`` and that gives an iterator,
+makes them together and their chunks come interleaved as they are made. A worker that dies
+shows as EOF.
 
 :func:`load_backend` and :func:`answer` are the whole protocol, independent of transport:
 the local executor runs them in a subprocess over a socket pair (:func:`main`), the Ray
@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Optional
 
+from demod_voice.engine import protocol
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DemodVoiceError, to_wire
 
@@ -48,24 +49,75 @@ def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
 
 
 def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callable[[int], bool] = lambda index: False) -> None:
-    """Answer every job in order. Once one fails the rest fail with the same error (the batch
+    """Answer every job of a hand-over. Once one fails the rest fail with the same error (the batch
     they were being made in is gone); the parent decides what to do with them. A job for which
     ``cancelled(index)`` turns true between two chunks stops there and is answered ``Cancelled``."""
+    try:
+        together = getattr(backend, "interleaved", None)
+        pieces = together(jobs) if together is not None and len(jobs) > 1 else None
+    except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
+        for index in range(len(jobs)):
+            send(protocol.tagged(_failure(err), index))
+        return
+    if pieces is not None:
+        _answer_interleaved(send, pieces, len(jobs), cancelled)
+        return
     failure: Optional[tuple] = None
     try:
         spoken = backend.synthesize_together(jobs)
     except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
         failure = _failure(err)
     for index in range(len(jobs)):
+        tag = functools.partial(_send_tagged, send, index)
         if failure is not None:
-            send(failure)
+            tag(failure)
             continue
-        failure = _answer_one(send, spoken, functools.partial(cancelled, index))
+        failure = _answer_one(tag, spoken, functools.partial(cancelled, index))
         if failure is not None and failure[1] == "Cancelled":
-            send(failure)
+            tag(failure)
             failure = None
             continue
-        send(failure or ("done",))
+        tag(failure or ("done",))
+
+
+def _drop_cancelled(send: Send, waiting: set[int], cancelled: Callable[[int], bool]) -> None:
+    for index in sorted(waiting):
+        if cancelled(index):
+            send(protocol.error("Cancelled", "cancelled", index))
+            waiting.discard(index)
+
+
+def _send_tagged(send: Send, index: int, message: tuple) -> None:
+    send(protocol.tagged(message, index))
+
+
+def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: int, cancelled: Callable[[int], bool]) -> None:
+    """Send ``(index, chunk)`` pieces as they come (``(index, None)``: that job is complete); a job
+    cancelled meanwhile is answered ``Cancelled`` and its later pieces dropped. Once every job is
+    answered the generator is closed (work for cancelled jobs alone stops there)."""
+    waiting = set(range(count))
+    try:
+        for index, chunk in pieces:
+            _drop_cancelled(send, waiting, cancelled)
+            if index in waiting:
+                if chunk is None:
+                    send(protocol.done(index))
+                    waiting.discard(index)
+                else:
+                    send(protocol.chunk(chunk.samples, chunk.sample_rate, index))
+            if not waiting:
+                break
+    except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
+        failure = _failure(err)
+        for index in sorted(waiting):
+            send(protocol.tagged(failure, index))
+        return
+    finally:
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+    for index in sorted(waiting):
+        send(protocol.done(index))
 
 
 def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable[[], bool]) -> Optional[tuple]:

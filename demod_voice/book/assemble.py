@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def _tracks(request: BookRequest, outcome: BookOutcome, layout: list, audio: Ite
 def _write_captions(target: Path, cues: list[master.Cue], fmt: str) -> None:
     try:
         write_text_atomic(target, captions.render(cues, fmt))
+        _readable(target)
     except OSError as err:
         raise os_error(f"cannot write the captions {target}", err) from None
 
@@ -153,5 +155,13 @@ def write_report(path: Path, outcome: BookOutcome) -> None:
               "skipped": [{"title": s.title, "source": s.source, "reason": s.reason} for s in outcome.book.skipped]}
     try:
         write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        _readable(path)
     except OSError as err:
         raise os_error(f"cannot write the report {path}", err) from None
+
+
+def _readable(path: Path) -> None:
+    """The permissions a new file gets under the umask (the temporary file it was renamed from had 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

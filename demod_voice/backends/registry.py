@@ -111,7 +111,7 @@ def load() -> Registry:
             try:
                 registry.sides[name] = _load_side(name, target)
             except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others
-                log.warning("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
+                log.info("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
                 registry.failures.append(PluginFailure(name, source, target, f"{type(err).__name__}: {err}"))
         _loaded = registry
         return registry

@@ -204,6 +204,8 @@ class ServeSettings:
         True, "XTTS requests stream token by token, one sentence at a time (earliest first audio); false: sentences are "
               "made in batches that concurrent requests join (best total throughput under load, but a request's first "
               "audio waits for its batch, and for the requests handed over before it).")
+    lexicons: Optional[list] = _opt(None, "Pronunciation lexicons every request reads (names from 'demod-voice lexicon', or "
+                                    ".tsv/.yaml files), after 'default'; a voice's, a key's and a request's own come on top.")
     limits: ServeLimits = field(default_factory=ServeLimits, metadata={"doc": ServeLimits.__doc__})
 
 

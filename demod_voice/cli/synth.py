@@ -14,6 +14,7 @@ from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.cli.lexicon import add_reading_flags, reading_from_args
 from demod_voice.config import cache_root
 from demod_voice.engine.service import run_one
+from demod_voice.errors import UsageError
 
 XTTS = "xtts"
 """The backend ``xtts-zero-shot`` speaks with (``piper-infer``'s is ``piper.backend``)."""
@@ -70,8 +71,10 @@ def _run_one(args: argparse.Namespace, config: Any, backend: str, values: dict[s
 
 def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("piper-infer", parents=[common], help="speak text with a Piper voice (.onnx)",
-                       description="Speak TEXT with a Piper ONNX voice.")
-    p.add_argument("model", metavar="MODEL", help="a voice name (see 'models list') or an .onnx file (its .onnx.json beside it)")
+                       description="Speak TEXT with a Piper ONNX voice. With one argument it is the TEXT, spoken by "
+                                   "piper.default_voice (en_US-joe-medium, from the voice extra); with two, MODEL then TEXT.")
+    p.add_argument("model", metavar="MODEL", nargs="?",
+                   help="a voice name (see 'models list') or an .onnx file (its .onnx.json beside it); default: piper.default_voice")
     p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
     p.add_argument("-o", "--output", default="output.wav",
                    help="output file (.wav .flac .ogg .mp3), or - for raw 16-bit PCM on stdout (default: output.wav)")
@@ -91,7 +94,9 @@ def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_piper_infer(args: argparse.Namespace) -> int:
     keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume", "backend")
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
-    values = {"model": args.model, "speaker": args.speaker or "", "config_json": args.config_json or ""}
+    if args.model is None and args.text.endswith(".onnx"):
+        raise UsageError(f"'{args.text}' looks like a voice, not text: give the text after it (piper-infer VOICE TEXT)")
+    values = {"model": args.model or config.piper.default_voice, "speaker": args.speaker or "", "config_json": args.config_json or ""}
     _run_one(args, config, config.piper.backend, values)
     return 0
 

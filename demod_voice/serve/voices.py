@@ -11,6 +11,7 @@ each backend's request side through :mod:`demod_voice.backends.registry`:
    models of their own (XTTS voice profiles: names people chose) are looked up before those that are
    (Piper voices); within each, backends in registry order.
 
+A request naming no voice at all gets ``piper.default_voice``.
 Anything else is :class:`UnknownVoice` (HTTP 404), naming what exists. ``model`` values that
 name no voice (OpenAI's ``tts-1``, ``tts-1-hd``, ``gpt-4o-mini-tts``; a backend's generic name
 such as ``xtts``; empty) leave the choice to ``voice``.
@@ -160,6 +161,8 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
         return _alias(ctx, voice, aliases[voice], language)
     if named_model is not None:
         return speak_with(ctx, named_model, voice or None, language)
+    if not voice:  # a request that names no voice gets the configured default
+        voice = ctx.config.piper.default_voice
     found = find_voice(ctx, voice) if voice else None
     if found is not None:
         return speak_with(ctx, found, None, language)

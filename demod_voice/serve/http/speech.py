@@ -7,14 +7,17 @@ Headers are sent once the first audio exists, so a request that fails before any
 a real status code; one that fails later ends its stream early (SSE: an ``error`` event).
 A client that goes away cancels its job, which frees its worker.
 
-``instructions`` (OpenAI's style prompt for its gpt-4o voices) is accepted and ignored: Piper
-and XTTS have no way to follow a prompt. It is logged at ``-vv`` and counted nowhere else.
+``instructions`` (OpenAI's style prompt for its gpt-4o voices) is accepted; a speaking pace it asks
+for ("slowly", "quickly") becomes the rate, the rest is ignored and logged (Piper and XTTS take no
+prompt). ``input`` may be SSML (``<speak>...``); ``normalize`` and ``lexicon`` say how it is read
+(docs/pronunciation.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import functools
 import json
 import logging
@@ -29,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from demod_voice.audio.encode import StreamEncoder, media_type
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.errors import ApiError, from_engine
-from demod_voice.serve.http.deps import Context, require
+from demod_voice.serve.http.deps import Context, Speaker, require
+from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
 
@@ -49,8 +53,12 @@ class SpeechRequest(BaseModel):
                                                     "or {\"id\": ...}")
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4 (1: the voice's own)")
-    instructions: Optional[str] = Field(None, description="Accepted for compatibility; Piper and XTTS cannot follow it (ignored)")
+    instructions: Optional[str] = Field(None, description="OpenAI's style prompt: a pace it asks for (slowly, quickly) sets "
+                                                          "the rate; the rest is ignored (Piper and XTTS take no prompt)")
     stream_format: Literal["audio", "sse"] = "audio"
+    normalize: bool = Field(True, description="Spell out numbers, money, dates, abbreviations, URLs (false: leave them to the engine)")
+    lexicon: Optional[Union[dict, list, str]] = Field(None, description="This request's own pronunciations: {WORD: PHONEMES or "
+                                                      "{phonemes, say, match_case}}, a list of entries, or TSV text")
 
 
 def voice_id(voice: Union[str, dict]) -> str:
@@ -61,7 +69,7 @@ def voice_id(voice: Union[str, dict]) -> str:
 
 
 @router.post("/v1/audio/speech")
-async def speech(body: SpeechRequest, request: Request, ctx: Context) -> StreamingResponse:
+async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Speaker) -> StreamingResponse:
     """Speak ``input``; the audio streams as it is made."""
     from demod_voice.engine.handles import Priority
     from demod_voice.errors import QueueFull
@@ -70,11 +78,11 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context) -> Streami
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
     check_input(body.input, ctx.settings.limits)
-    if body.instructions:
-        log.debug("ignoring instructions (Piper and XTTS cannot follow them): %.80s", body.instructions)
     started = time.perf_counter()
     try:
         choice = resolve_voice(ctx, body.model, voice_id(body.voice))
+        choice = dataclasses.replace(choice, reading=reading_for(ctx, choice.voice_id, caller, body.normalize, body.lexicon,
+                                                                 body.instructions))
         job = choice.job(body.input, body.speed, label=f"speech {choice.voice_id}")
         handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     except QueueFull as err:

@@ -1,0 +1,32 @@
+"""How the server reads a request's text: normalisation, and the lexicons of each scope merged
+(``serve.lexicons`` < the voice's < the caller's key's < the request's own), for every front door."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from demod_voice.serve.auth import Caller
+from demod_voice.speech_text import scopes
+from demod_voice.speech_text.instructions import rate_from_instructions
+from demod_voice.speech_text.lexicon import LexiconStore
+from demod_voice.speech_text.prepare import TextOptions
+
+log = logging.getLogger(__name__)
+
+
+def store(ctx: Any) -> LexiconStore:
+    """The lexicons the server keeps (the cache folder's ``lexicons/``, shared with ``demod-voice lexicon``)."""
+    return scopes.store(ctx.cache)
+
+
+def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normalize: bool = True, lexicon: Any = None,
+                instructions: Optional[str] = None) -> TextOptions:
+    """The text options of one request to ``voice_id`` (``name`` or ``name:speaker``) from ``caller``."""
+    rate = rate_from_instructions(instructions)
+    if instructions:
+        log.info("instructions: %s; the rest is ignored (Piper and XTTS take no style prompt): %.80s",
+                 f"speaking rate x{rate}" if rate != 1.0 else "nothing this server can follow", instructions)
+    return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
+                          voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
+                          own=scopes.request_lexicon(lexicon), rate=rate)

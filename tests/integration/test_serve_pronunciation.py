@@ -1,0 +1,113 @@
+"""Pronunciation through ``serve``: ``/v1/lexicons`` and its scopes, SSML and lexicons in speech requests."""
+
+from __future__ import annotations
+
+import io
+import signal
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+from live_server import start_server
+
+SPEAK, ENROLL, ADMIN = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
+SHORT = "ab"
+LONG = "this is a much longer sentence, with a great many words in it, spoken slowly"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice):
+    config = {"piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+              "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", ADMIN: "admin"}, "piper_voices": [str(piper_voice)]}}
+    live = start_server(tmp_path_factory.mktemp("serve-lexicons"), config)
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+def call(server, method, path, key, **kwargs):
+    return httpx.request(method, server.url + path, headers={"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})},
+                         timeout=60, **kwargs)
+
+
+def speak(server, piper_voice, text, key=SPEAK, **extra) -> tuple[np.ndarray, int]:
+    body = {"model": piper_voice.name[: -len(".onnx")], "input": text, "response_format": "wav", **extra}
+    answer = call(server, "POST", "/v1/audio/speech", key, json=body)
+    assert answer.status_code == 200, answer.text
+    samples, rate = soundfile.read(io.BytesIO(answer.content), dtype="int16")
+    return samples, rate
+
+
+def own_name(server, key):
+    return call(server, "GET", "/v1/lexicons", key).json()["own"]
+
+
+def test_server_lexicons_need_admin_and_a_keys_own_needs_enroll(server):
+    entries = {"entries": [{"word": "tomato", "say": "tomahto"}]}
+    assert call(server, "PUT", "/v1/lexicons/names", SPEAK, json=entries).status_code == 403
+    assert call(server, "PUT", "/v1/lexicons/names", ENROLL, json=entries).status_code == 403
+    assert call(server, "PUT", "/v1/lexicons/names", ADMIN, json=entries).status_code == 200
+    assert call(server, "GET", "/v1/lexicons/names", SPEAK).json()["entries"][0]["say"] == "tomahto"
+    mine = own_name(server, ENROLL)
+    assert mine.startswith("key.") and mine != own_name(server, SPEAK)
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json=entries).status_code == 200
+    assert call(server, "PUT", f"/v1/lexicons/{own_name(server, SPEAK)}", SPEAK, json=entries).status_code == 403  # no enroll
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", SPEAK, json=entries).status_code == 403  # another key's
+    assert call(server, "GET", f"/v1/lexicons/{mine}", SPEAK).status_code == 404
+    assert mine not in call(server, "GET", "/v1/lexicons", SPEAK).json()["data"]
+    assert call(server, "GET", f"/v1/lexicons/{mine}", ENROLL).status_code == 200
+
+
+@pytest.mark.parametrize(("body", "kind", "says"), [
+    ("word\n", "text/tab-separated-values", "needs phonemes"),
+    ("{not json", "application/json", "not valid JSON"),
+    ('{"entries": [{"word": "x", "phonemes": "[[x]]"}]}', "application/json", "brackets"),
+])
+def test_a_bad_lexicon_is_a_400_with_one_line(server, body, kind, says):
+    answer = call(server, "PUT", "/v1/lexicons/bad", ADMIN, content=body, headers={"Content-Type": kind})
+    assert answer.status_code == 400 and says in answer.json()["error"]["message"]
+    assert "\n" not in answer.json()["error"]["message"]
+    assert call(server, "GET", "/v1/lexicons/bad", ADMIN).status_code == 404
+
+
+def test_tsv_put_and_delete_by_empty_body(server):
+    answer = call(server, "PUT", "/v1/lexicons/tsv", ADMIN, content="Nguyen\tŋwˈiən\tnew yen\n".encode(),
+                  headers={"Content-Type": "text/tab-separated-values"})
+    assert answer.status_code == 200 and answer.json()["entries"][0]["phonemes"] == "ŋwˈiən"
+    assert call(server, "PUT", "/v1/lexicons/tsv", ADMIN, json={"entries": []}).status_code == 200
+    assert call(server, "GET", "/v1/lexicons/tsv", ADMIN).status_code == 404
+
+
+def test_narrower_lexicons_win_in_speech(server, piper_voice):
+    """Spoken lengths tell which respelling was read (the voice is deterministic: noise off)."""
+    short, long = len(speak(server, piper_voice, SHORT)[0]), len(speak(server, piper_voice, LONG)[0])
+    assert long > 2 * short
+    assert call(server, "PUT", "/v1/lexicons/default", ADMIN, json={"zork": {"say": LONG}}).status_code == 200
+    assert len(speak(server, piper_voice, "zork")[0]) == long  # the server's lexicon
+    mine = own_name(server, ENROLL)
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json={"zork": {"say": SHORT}}).status_code == 200
+    assert len(speak(server, piper_voice, "zork", ENROLL)[0]) == short  # the key's own over the server's
+    assert len(speak(server, piper_voice, "zork", SPEAK)[0]) == long  # another key still reads the server's
+    assert len(speak(server, piper_voice, "zork", ENROLL, lexicon={"zork": {"say": LONG}})[0]) == long  # the request's own
+
+
+def test_ssml_break_is_exact_silence_and_bad_ssml_a_400(server, piper_voice):
+    samples, rate = speak(server, piper_voice, '<speak>Hello there.<break time="500ms"/>Good morning.</speak>')
+    zero = np.concatenate([[False], samples == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    runs = [(end - start) / rate for start, end in zip(edges[::2], edges[1::2], strict=True) if end - start > 0.1 * rate]
+    assert runs == pytest.approx([0.5], abs=0.02)
+    body = {"model": piper_voice.name[: -len(".onnx")], "input": "<speak><shout>x</shout></speak>"}
+    answer = call(server, "POST", "/v1/audio/speech", SPEAK, json=body)
+    assert answer.status_code == 400 and "unknown SSML tag <shout> at line 1, column 8" in answer.json()["error"]["message"]
+    hostile = '<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]><speak>&x;</speak>'
+    answer = call(server, "POST", "/v1/audio/speech", SPEAK, json={**body, "input": hostile})
+    assert answer.status_code == 400 and "document type declaration" in answer.json()["error"]["message"]
+
+
+def test_no_normalize_and_instructions(server, piper_voice):
+    normal = len(speak(server, piper_voice, "5")[0])
+    assert len(speak(server, piper_voice, "five")[0]) == normal
+    assert len(speak(server, piper_voice, "Call 555-1234")[0]) != len(speak(server, piper_voice, "Call 555-1234", normalize=False)[0])
+    slow = len(speak(server, piper_voice, LONG, instructions="Speak slowly and calmly.")[0])
+    assert slow > 1.1 * len(speak(server, piper_voice, LONG)[0])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Optional
 
@@ -30,3 +31,9 @@ def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normal
     return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
                           voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
                           own=scopes.request_lexicon(lexicon), rate=rate)
+
+
+def read_by(ctx: Any, speech: Any, caller: Optional[Caller] = None) -> Any:
+    """``speech`` (a resolved voice) reading its texts with the server's lexicons and normalisation (the Wyoming and
+    page front doors: no per-request options)."""
+    return dataclasses.replace(speech, reading=reading_for(ctx, speech.voice_id, caller))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from demod_voice.errors import DemodVoiceError
+from demod_voice.serve.lexicons import read_by
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ async def start_speech(ctx: Any, choice: Any, text: str, fmt: str, speed: float 
     player_fmt = _player_format()
     player = Track(player_fmt, StreamEncoder(player_fmt, choice.sample_rate))
     download = player if fmt == player_fmt else Track(fmt, StreamEncoder(fmt, choice.sample_rate))
-    job = choice.job(text, speed=speed, label=f"web page: {label}")
+    job = read_by(ctx, choice).job(text, speed=speed, label=f"web page: {label}")
     handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     stream = SpeechStream(secrets.token_urlsafe(18), label, player, download)
     table = streams(ctx)

@@ -26,6 +26,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
+from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class WyomingHandler(AsyncEventHandler):
         try:
             if len(text) > limit:
                 raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request (serve.limits.max_input_chars)")
-            handle = self.ctx.engine.submit(request.voice.job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
+            handle = self.ctx.engine.submit(read_by(self.ctx, request.voice).job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
         except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
             request.failed = True
             self._later(partial(self._error, _answerable(err)))

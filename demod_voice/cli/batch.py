@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.cli.lexicon import add_reading_flags
 from demod_voice.logs import PROG
 
 
@@ -79,6 +80,7 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="FILE", help="write a JSON-lines report (row, status, output, duration, seconds, error, where)")
     p.add_argument("--allow-outside-output-dir", action="store_true",
                    help="accept absolute outputs outside --output-dir (as the original tool's CSV may have them)")
+    add_reading_flags(p)
     p.set_defaults(func=_cmd_batch)
 
 
@@ -101,6 +103,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         log_level=log_level(args),
         quiet=bool(getattr(args, "quiet", False)),
         allow_outside=args.allow_outside_output_dir,
+        normalize=args.normalize,
+        lexicons=tuple(args.lexicon),
     )
     outcome = run_batch(request)
     if args.dry_run:

@@ -127,3 +127,22 @@ def test_a_lexicon_entry_is_heard(recogniser, joe_voice, tmp_path):
     text = "Please give me some ZQX."
     assert "chocolate" not in heard(recogniser, joe_voice, text, tmp_path / "plain.wav").lower()
     assert "chocolate" in heard(recogniser, joe_voice, text, tmp_path / "lexicon.wav", "--lexicon", str(lexicon)).lower()
+
+
+def test_batch_rows_read_ssml_and_lexicons(piper_voice, tmp_path):
+    import csv
+
+    lexicon = tmp_path / "names.yaml"
+    lexicon.write_text("entries:\n  - {word: zork, say: this is a much longer sentence with many words}\n", encoding="utf-8")
+    table = tmp_path / "rows.csv"
+    with open(table, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "output"])
+        writer.writerow(['<speak>Hello there.<break time="300ms"/>Good morning.</speak>', "ssml.wav"])
+        writer.writerow(["zork", "zork.wav"])
+        writer.writerow(["ab", "ab.wav"])
+    done = run_cli("batch", str(table), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "--lexicon", str(lexicon))
+    assert done.returncode == 0, done.stderr.decode()
+    samples, rate = soundfile.read(str(tmp_path / "out" / "ssml.wav"), dtype="int16")
+    assert zero_runs(samples, rate) == pytest.approx([0.3], abs=0.02)
+    assert soundfile.info(str(tmp_path / "out" / "zork.wav")).frames > 3 * soundfile.info(str(tmp_path / "out" / "ab.wav")).frames

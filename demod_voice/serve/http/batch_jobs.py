@@ -237,7 +237,8 @@ def _run(ctx: Any, job_id: str) -> None:
         state = write_state(folder, state="running")
         request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config,
                                workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
-                               progress=False, log_level=ctx.log_level, quiet=True, engine=BudgetedEngine(ctx.engine, budget))
+                               progress=False, log_level=ctx.log_level, quiet=True, engine=BudgetedEngine(ctx.engine, budget),
+                               lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
         _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"

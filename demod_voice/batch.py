@@ -30,7 +30,9 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
 from demod_voice.batch_rows import output_name, row_text
 from demod_voice.config import Config, cache_root
+from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.engine.service import EngineRun
 from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
 from demod_voice.paths import confined_output, os_error
 from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
@@ -291,8 +293,6 @@ def _dry_run(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], fetche
 def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report, outcome: Outcome) -> None:
     from tqdm import tqdm
 
-    from demod_voice.engine.service import Engine
-
     by_output = {job.output: (row, key) for row, job, key in todo}
     bar = tqdm(total=len(todo), unit="row", disable=not request.progress or not todo, dynamic_ncols=True, file=sys.stderr)
 
@@ -318,7 +318,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         engine = request.engine
     else:
         executor, workers = _executor(request) if todo else (None, 1)
-        engine = Engine(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
+        engine = EngineRun(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
     except _Stop as stop:
@@ -334,17 +334,15 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
 
 
 def _executor(request: BatchRequest) -> tuple[Any, int]:
-    """The executor (``None``: local workers) and the workers per model. On Ray, ``workers`` 0 means
-    as many actors as the cluster's CPUs hold (``engine.ray_num_cpus`` each)."""
+    """The executor ``engine.executor`` names and the workers per model (on Ray, ``--workers 0``: as many
+    actors as the cluster's CPUs hold, ``engine.ray_num_cpus`` each)."""
     settings = request.config.engine
-    if settings.executor != "ray":
-        return None, max(0, request.workers)  # 0: per model (engine.sizing)
-    from demod_voice.engine.executors.ray import RayExecutor
-
-    executor = RayExecutor(settings, log_level=request.log_level)
-    workers = request.workers or executor.cluster.slots(settings.ray_num_cpus)
-    _say(request, f"Ray cluster at {executor.cluster.address}: {executor.cluster.nodes} node(s), "
-                  f"{executor.cluster.cpus:g} CPU(s), {executor.cluster.gpus:g} GPU(s); {workers} worker(s) per model")
+    executor = choose_executor(settings, request.log_level)
+    workers = workers_per_model(executor, settings, request.workers)
+    cluster = getattr(executor, "cluster", None)
+    if cluster is not None:
+        _say(request, f"Ray cluster at {cluster.address}: {cluster.nodes} node(s), "
+                      f"{cluster.cpus:g} CPU(s), {cluster.gpus:g} GPU(s); {workers} worker(s) per model")
     return executor, workers
 
 

@@ -24,7 +24,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput
 from demod_voice.checks import EVERY, FAIL, OK, WARN, Check, dist_version
 from demod_voice.config import cache_root, load_config
-from demod_voice.engine.service import Engine
+from demod_voice.engine.service import EngineRun
 from demod_voice.errors import ConfigError, DemodVoiceError
 from demod_voice.models.registry import installed_piper_voices
 from demod_voice.paths import can_create_in
@@ -169,7 +169,7 @@ def deep_checks(voices: list[str], config: Any) -> list[Check]:
                 checks.append(Check(name, FAIL, str(err), "fix or remove this voice", ()))
                 continue
             started = time.perf_counter()
-            result = Engine(config.engine).run([job])[0]
+            result = EngineRun(config.engine).run([job])[0]
             took = time.perf_counter() - started
             if result.ok:
                 detail = f"loaded and spoke {result.audio_seconds:.2f} s of audio in {took:.2f} s (worker start, load, synthesis)"

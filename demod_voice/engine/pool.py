@@ -20,19 +20,44 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional, Protocol
 
 from demod_voice.audio.chunks import AudioChunk
+from demod_voice.config import EngineSettings
 from demod_voice.engine import protocol
-from demod_voice.engine.executors import WorkerDied, WorkerHandle
+from demod_voice.engine.executors import Executor, WorkerDied, WorkerHandle
 from demod_voice.engine.handles import JobHandle, JobResult, Priority
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import Cancelled, DemodVoiceError, RuntimeFailure, from_wire
 
-if TYPE_CHECKING:
-    from demod_voice.engine.service import EngineService
-
 log = logging.getLogger(__name__)
+
+
+class PoolHost(Protocol):
+    """What a pool needs from the engine that owns it (:class:`~demod_voice.engine.service.EngineService`):
+    a protocol, so that the pool never imports the service that imports it."""
+
+    settings: EngineSettings
+    executor: Executor
+    log_level: int
+
+    def make_room(self, pool: Pool) -> bool:
+        """Whether ``pool`` may start a worker now (placement; may unload idle models)."""
+
+    def note_worker_start(self, worker: WorkerHandle) -> None:
+        """A worker started (counters, progress displays)."""
+
+    def note_restart(self) -> None:
+        """A worker was replaced after it died or grew past its memory cap."""
+
+    def note_result(self, task: Task, error: Optional[DemodVoiceError]) -> None:
+        """A job ended (``error`` ``None``: it succeeded)."""
+
+    def warn_once(self, message: str) -> None:
+        """Log a warning the first time it is seen."""
+
+    def wake_in(self, seconds: float) -> None:
+        """Have the engine's thread look again after ``seconds`` at the latest."""
 
 
 @dataclass(eq=False)
@@ -78,9 +103,9 @@ class Slot:
 class Pool:
     """The workers of one model and its queue (interactive jobs before batch jobs)."""
 
-    def __init__(self, service: EngineService, spec: LoadSpec, workers: int) -> None:
-        self.service = service
-        self.settings = service.settings
+    def __init__(self, host: PoolHost, spec: LoadSpec, workers: int) -> None:
+        self.host = host
+        self.settings = host.settings
         self.spec = spec
         self.queues: dict[Priority, deque] = {p: deque() for p in Priority}
         self.slots = [Slot() for _ in range(max(1, workers))]
@@ -142,10 +167,10 @@ class Pool:
                 self._died(slot, str(died))
 
     def start_worker(self, slot: Slot) -> bool:
-        if not self.service.make_room(self):
+        if not self.host.make_room(self):
             return False
         try:
-            slot.worker = self.service.executor.start_worker(self.spec, self.service.log_level, self.threads)
+            slot.worker = self.host.executor.start_worker(self.spec, self.host.log_level, self.threads)
         except DemodVoiceError as err:  # the executor cannot start one (a cluster gone): the model's jobs fail
             self.fail_waiting(err)
             return False
@@ -154,7 +179,7 @@ class Pool:
             return False
         slot.ready = False
         slot.jobs_served = 0
-        self.service.note_worker_start(slot.worker)
+        self.host.note_worker_start(slot.worker)
         return True
 
     def _gathering(self) -> bool:
@@ -168,7 +193,7 @@ class Pool:
         left = first.queued + wait - time.perf_counter()
         if left <= 0 or sum(1 for t in queue if t.job.together == first.job.together) >= first.job.together_limit:
             return False
-        self.service.wake_in(left)
+        self.host.wake_in(left)
         return True
 
     def _take(self, slot: Slot) -> list[Task]:
@@ -237,7 +262,7 @@ class Pool:
         if slot.tasks and (slot.tasks[0].cancelled or slot.tasks[0].error is not None):
             slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
         for warning in info.warnings:
-            self.service.warn_once(warning)
+            self.host.warn_once(warning)
         log.info("worker %s: %s on %s (%s)", slot.worker.pid, self.spec.model, info.device, info.detail)
 
     def _chunk(self, slot: Slot, chunk: AudioChunk, task: Task) -> None:
@@ -298,7 +323,7 @@ class Pool:
         now = time.perf_counter()
         first = None if task.first_chunk is None else task.first_chunk - task.handle.submitted
         self.last_used = time.monotonic()
-        self.service.note_result(task, error)
+        self.host.note_result(task, error)
         task.handle._finish(JobResult(task.job, error, audio_seconds, now - task.started, max(1, task.attempts), first, where,
                                       None if error is not None else task.value))
 
@@ -308,7 +333,7 @@ class Pool:
         if not slot.ready:
             self._died_loading(slot, reason)
             return
-        self.service.note_restart()
+        self.host.note_restart()
         handover = len(slot.tasks)
         task = slot.tasks.popleft() if slot.tasks else None
         self._drop_worker(slot, stop=False)
@@ -433,7 +458,7 @@ class Pool:
                 task.error = RuntimeFailure(
                     f"{task.job.describe()}: the model needed more than {self.settings.worker_memory_cap_mb} MB "
                     "(engine.worker_memory_cap_mb); use a shorter text or raise the cap")
-                self.service.note_restart()
+                self.host.note_restart()
                 self._drop_worker(slot, stop=False)
                 self.finish(slot.tasks.popleft(), None)
                 self._requeue(slot, 0)

@@ -3,7 +3,12 @@
 One thread of its own talks to every worker (:mod:`demod_voice.engine.pool` keeps the rules);
 clients on any other thread, or on an asyncio loop, only submit, cancel and read handles. Per
 model a pool of workers stays loaded between jobs, is unloaded after ``engine.idle_timeout``,
-and the models idle longest are unloaded first when ``engine.memory_budget_mb`` would be passed.
+and :mod:`demod_voice.engine.placement` decides which idle models to unload for a new one
+(``engine.memory_budget_mb``, ``engine.max_loaded_models``). The executor (where workers run) is
+chosen from ``engine.executor`` by :mod:`demod_voice.engine.executors.choose`.
+
+:class:`EngineService` is the long-lived engine (``serve``); :class:`EngineRun` is one run of jobs
+on an engine started for it and shut down after (``batch``, the one-shot commands).
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ from typing import Any, Optional
 from demod_voice.audio.writer import Sink, open_sink
 from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import Executor, WorkerHandle
+from demod_voice.engine.executors.choose import choose_executor
 from demod_voice.engine.handles import JobHandle, JobResult, Priority, StreamSink
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.engine.placement import Budget, Placement
 from demod_voice.engine.pool import Pool, Task
 from demod_voice.engine.sizing import default_workers
 from demod_voice.errors import DemodVoiceError, Interrupted, QueueFull, RuntimeFailure
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EngineService", "JobHandle", "JobResult", "PoolInfo", "Priority", "QueueFull", "run_one"]
+__all__ = ["EngineRun", "EngineService", "JobHandle", "JobResult", "PoolInfo", "Priority", "QueueFull", "run_one"]
 
 TICK = 0.5
 """Seconds between timer checks (cancel deadlines, memory, idle models) while work is running."""
@@ -57,16 +64,18 @@ class EngineService:
     """Runs jobs on isolated, model-resident workers; thread-safe; one dispatcher thread."""
 
     def __init__(self, settings: EngineSettings, workers: int = 1, log_level: int = logging.WARNING,
-                 executor: Optional[Executor] = None, max_loaded_models: Optional[int] = None) -> None:
-        from demod_voice.engine.executors.local import LocalExecutor
-
+                 executor: Optional[Executor] = None, max_loaded_models: Optional[int] = None,
+                 placement: Optional[Placement] = None) -> None:
         self.settings = settings
         self.max_loaded_models = settings.max_loaded_models if max_loaded_models is None else max_loaded_models
         """Models that may have workers at once (0: no limit)."""
         self.workers = max(0, workers)
         """Workers per model; 0: chosen per model from its size and the cores (:mod:`.sizing`)."""
         self.log_level = log_level
-        self.executor: Executor = executor or LocalExecutor()
+        self.executor: Executor = executor or choose_executor(settings, log_level)
+        """Where workers run (``engine.executor`` unless one is given)."""
+        self.placement: Placement = placement or Budget(settings.memory_budget_mb, self.max_loaded_models, self.warn_once)
+        """Which models may have workers now (memory budget, model slots)."""
         self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
         """Called on the engine's thread with each new worker (progress displays; tests reach the process)."""
         self._pools: dict[LoadSpec, Pool] = {}
@@ -275,44 +284,8 @@ class EngineService:
         self._pools.clear()
 
     def make_room(self, pool: Pool) -> bool:
-        """Whether ``pool`` may start a worker now, unloading the models idle longest if the memory
-        budget needs it. A pool with no worker always may (work must move), and says so."""
-        if not self._model_slot(pool):
-            return False
-        budget = self.settings.memory_budget_mb * 2**20
-        if not budget:
-            return True
-        need = pool.rss_seen or _model_size(pool.spec)
-        others = sorted((p for p in self._pools.values() if p is not pool), key=lambda p: p.last_used)
-        used = sum(p.rss() for p in self._pools.values())
-        for other in others:
-            if used + need <= budget:
-                break
-            if not other.busy() and other.live_workers():
-                log.info("unloading %s to stay within engine.memory_budget_mb", other.spec.model)
-                used -= other.rss()
-                other.stop()
-        if used + need <= budget:
-            return True
-        if not pool.live_workers():
-            self.warn_once(f"loading {pool.spec.model} goes past engine.memory_budget_mb ({self.settings.memory_budget_mb} MB)")
-            return True
-        return False
-
-    def _model_slot(self, pool: Pool) -> bool:
-        """Whether ``pool`` may load its model under ``max_loaded_models``, unloading idle models
-        (idle longest first) to make room; busy ones are waited for."""
-        if not self.max_loaded_models or pool.live_workers():
-            return True
-        loaded = sorted((p for p in self._pools.values() if p is not pool and p.live_workers()), key=lambda p: p.last_used)
-        for other in loaded:
-            if len(loaded) < self.max_loaded_models:
-                break
-            if not other.busy():
-                log.info("unloading %s: engine.max_loaded_models is %d", other.spec.model, self.max_loaded_models)
-                other.stop()
-                loaded = [p for p in loaded if p is not other]
-        return len(loaded) < self.max_loaded_models
+        """Whether ``pool`` may start a worker now (the placement may unload idle models to make room)."""
+        return self.placement.admit(pool, list(self._pools.values()))
 
     def wake_in(self, seconds: float) -> None:
         """Have the engine's thread look again after ``seconds`` at the latest (engine thread only)."""
@@ -375,21 +348,8 @@ def _deliver_finished(done: queue.SimpleQueue, on_result: Callable[[JobResult], 
             on_result(result)
 
 
-def _model_size(spec: LoadSpec) -> int:
-    """A first guess at a worker's memory before one has run: twice the model's files, plus 200 MB."""
-    from pathlib import Path
-
-    path = Path(spec.model)
-    try:
-        files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
-        size = sum(p.stat().st_size for p in files)
-    except OSError:
-        size = 0
-    return 2 * size + 200 * 2**20
-
-
-class Engine:
-    """A service for one run of jobs (``batch``, one-shot commands): started, used, shut down."""
+class EngineRun:
+    """One run of jobs (``batch``, one-shot commands) on an engine started for it and shut down after."""
 
     def __init__(self, settings: EngineSettings, workers: int = 1, log_level: int = logging.WARNING,
                  sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
@@ -416,7 +376,7 @@ class Engine:
 
 def run_one(job: SynthesisJob, settings: EngineSettings, log_level: int) -> JobResult:
     """Run a single job through the same engine a batch uses; raise its error if it failed."""
-    result = Engine(settings, workers=1, log_level=log_level).run([job])[0]
+    result = EngineRun(settings, workers=1, log_level=log_level).run([job])[0]
     if result.error is not None:
         raise result.error
     log.info("wrote %s: %.2f s of audio in %.2f s", job.describe(), result.audio_seconds, result.seconds)

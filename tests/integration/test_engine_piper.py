@@ -11,7 +11,7 @@ import soundfile
 from demod_voice.audio.writer import FileSink
 from demod_voice.backends.piper.request import PiperRequest, make_job
 from demod_voice.config import EngineSettings, PiperSettings
-from demod_voice.engine.service import Engine
+from demod_voice.engine.service import EngineRun
 
 # Many sentences: far more audio than a pipe buffers, so the worker is still busy when killed.
 MANY = " ".join(f"This is sentence number {i}, spoken to keep the worker busy." for i in range(30))
@@ -36,7 +36,7 @@ def piper_jobs(voice: Path, folder: Path, names: list[str]):
 
 
 def run(voice, folder, names, retries):
-    engine = Engine(EngineSettings(retries=retries), sink_factory=lambda job: KillOnFirstChunk(Path(job.output)))
+    engine = EngineRun(EngineSettings(retries=retries), sink_factory=lambda job: KillOnFirstChunk(Path(job.output)))
     started = []
 
     def remember(worker):

@@ -177,7 +177,7 @@ def test_the_file_writer_holds_no_audio_in_memory(tmp_path):
 def test_a_long_text_reaches_the_writer_sentence_by_sentence(piper_voice, tmp_path):
     from demod_voice.backends.piper.request import PiperRequest, make_job
     from demod_voice.config import Config
-    from demod_voice.engine.service import Engine
+    from demod_voice.engine.service import EngineRun
 
     class Counting:
         retryable = True
@@ -197,7 +197,7 @@ def test_a_long_text_reaches_the_writer_sentence_by_sentence(piper_voice, tmp_pa
     sink = Counting()
     text = " ".join(f"Sentence number {i} is here." for i in range(40))
     job = make_job(PiperRequest(str(piper_voice), text, str(tmp_path / "o.wav"), Config().piper))
-    result = Engine(Config().engine, sink_factory=lambda job: sink).run([job])[0]
+    result = EngineRun(Config().engine, sink_factory=lambda job: sink).run([job])[0]
     assert result.ok, result.error
     assert len(sink.sizes) >= 40 and max(sink.sizes) < sum(sink.sizes) / 10
 

@@ -9,7 +9,7 @@ import soundfile
 
 from demod_voice.config import EngineSettings
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.engine.service import Engine
+from demod_voice.engine.service import EngineRun
 
 SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
 
@@ -19,7 +19,7 @@ def jobs(tmp_path: Path, *texts: str, spec: LoadSpec = SPEC) -> list[SynthesisJo
 
 
 def test_jobs_share_one_worker_and_outputs_are_complete(tmp_path):
-    engine = Engine(EngineSettings())
+    engine = EngineRun(EngineSettings())
     started = []
     engine.on_worker_start = started.append
     results = engine.run(jobs(tmp_path, "one two", "three", "four five six"))
@@ -29,7 +29,7 @@ def test_jobs_share_one_worker_and_outputs_are_complete(tmp_path):
 
 
 def test_worker_killed_mid_job_fails_that_job_only(tmp_path):
-    engine = Engine(EngineSettings(retries=0))
+    engine = EngineRun(EngineSettings(retries=0))
     started = []
     engine.on_worker_start = started.append
     results = engine.run(jobs(tmp_path, "before", "slow slow crash more", "after"))
@@ -43,13 +43,13 @@ def test_worker_killed_mid_job_fails_that_job_only(tmp_path):
 
 def test_worker_death_is_retried_once_on_a_fresh_worker(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_CRASH_ONCE", str(tmp_path / "crashed"))
-    results = Engine(EngineSettings(retries=1)).run(jobs(tmp_path, "slow crash done"))
+    results = EngineRun(EngineSettings(retries=1)).run(jobs(tmp_path, "slow crash done"))
     assert results[0].ok and results[0].attempts == 2
     assert soundfile.info(results[0].job.output).frames == 3 * 800
 
 
 def test_engine_error_is_reported_and_worker_kept(tmp_path):
-    engine = Engine(EngineSettings())
+    engine = EngineRun(EngineSettings())
     started = []
     engine.on_worker_start = started.append
     results = engine.run(jobs(tmp_path, "good fail", "fine"))
@@ -60,7 +60,7 @@ def test_engine_error_is_reported_and_worker_kept(tmp_path):
 
 
 def test_workers_are_recycled_after_max_jobs(tmp_path):
-    engine = Engine(EngineSettings(max_jobs_per_worker=2))
+    engine = EngineRun(EngineSettings(max_jobs_per_worker=2))
     started = []
     engine.on_worker_start = started.append
     results = engine.run(jobs(tmp_path, "a", "b", "c", "d", "e"))
@@ -71,7 +71,7 @@ def test_workers_are_recycled_after_max_jobs(tmp_path):
 
 def test_load_failure_fails_every_job_of_that_model_once(tmp_path):
     broken = LoadSpec("fakes:FakeBackend", "/models/broken")
-    engine = Engine(EngineSettings(retries=3), workers=2)
+    engine = EngineRun(EngineSettings(retries=3), workers=2)
     started = []
     engine.on_worker_start = started.append
     (tmp_path / "other").mkdir()
@@ -82,7 +82,7 @@ def test_load_failure_fails_every_job_of_that_model_once(tmp_path):
 
 
 def test_several_workers_share_the_jobs(tmp_path):
-    engine = Engine(EngineSettings(), workers=2)
+    engine = EngineRun(EngineSettings(), workers=2)
     started = []
     engine.on_worker_start = started.append
     results = engine.run(jobs(tmp_path, *(["slow word"] * 6)))
@@ -94,11 +94,11 @@ def test_several_workers_split_the_cores_between_them(tmp_path, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="demod_voice.engine")
-    Engine(EngineSettings(), workers=2, log_level=logging.INFO).run(jobs(tmp_path, "a", "b", "c", "d"))
+    EngineRun(EngineSettings(), workers=2, log_level=logging.INFO).run(jobs(tmp_path, "a", "b", "c", "d"))
     share = max(1, (os.cpu_count() or 1) // 2)
     assert sum(f"threads={share}" in r.getMessage() for r in caplog.records) == 2
     caplog.clear()
-    Engine(EngineSettings(), workers=1, log_level=logging.INFO).run(jobs(tmp_path, "e"))
+    EngineRun(EngineSettings(), workers=1, log_level=logging.INFO).run(jobs(tmp_path, "e"))
     assert any("threads=0" in r.getMessage() for r in caplog.records)  # one worker: the engine's own default
 
 
@@ -112,7 +112,7 @@ def test_jobs_with_one_together_key_are_handed_over_at_once(tmp_path, monkeypatc
     monkeypatch.setenv("FAKE_HANDED", str(handed))
     mixed = together(tmp_path, "a", "b", "c", "d", "e") + [SynthesisJob(SPEC, "lone", str(tmp_path / "lone.wav"))]
     mixed.insert(2, SynthesisJob(SPEC, "x y", str(tmp_path / "other.wav"), together="other", together_limit=2))
-    results = Engine(EngineSettings()).run(mixed)
+    results = EngineRun(EngineSettings()).run(mixed)
     assert all(r.ok for r in results) and [r.job.text for r in results] == [j.text for j in mixed]
     assert handed.read_text().splitlines() == ["a|b", "x y", "c|d", "e", "lone"]
     assert soundfile.info(str(tmp_path / "other.wav")).frames == 1600 and soundfile.info(str(tmp_path / "out4.wav")).frames == 800
@@ -121,13 +121,13 @@ def test_jobs_with_one_together_key_are_handed_over_at_once(tmp_path, monkeypatc
 def test_several_workers_get_even_shares_of_a_together_run(tmp_path, monkeypatch):
     handed = tmp_path / "handed.txt"
     monkeypatch.setenv("FAKE_HANDED", str(handed))
-    results = Engine(EngineSettings(), workers=2).run(together(tmp_path, *"abcdef", limit=16))
+    results = EngineRun(EngineSettings(), workers=2).run(together(tmp_path, *"abcdef", limit=16))
     assert all(r.ok for r in results)
     assert sorted(len(line.split("|")) for line in handed.read_text().splitlines()) == [3, 3]
 
 
 def test_a_failure_fails_the_rest_of_its_hand_over_and_nothing_else(tmp_path):
-    engine = Engine(EngineSettings())
+    engine = EngineRun(EngineSettings())
     results = engine.run(together(tmp_path, "a", "fail", "b", "c", limit=3) + jobs(tmp_path / "..", "after"))
     assert [r.ok for r in results] == [True, False, False, True, True]
     assert all("engine exploded" in str(r.error) for r in results[1:3])
@@ -135,7 +135,7 @@ def test_a_failure_fails_the_rest_of_its_hand_over_and_nothing_else(tmp_path):
 
 
 def test_jobs_handed_over_with_a_crashed_one_run_again_without_an_attempt_charged(tmp_path):
-    engine = Engine(EngineSettings(retries=0))
+    engine = EngineRun(EngineSettings(retries=0))
     started = []
     engine.on_worker_start = started.append
     results = engine.run(together(tmp_path, "slow crash", "b", "c", limit=3))

@@ -20,7 +20,7 @@ from processes import alive
 from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import describe_exit
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.engine.service import Engine, EngineService, Priority, QueueFull
+from demod_voice.engine.service import EngineRun, EngineService, Priority, QueueFull
 from demod_voice.errors import Cancelled
 
 SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
@@ -152,7 +152,7 @@ def test_shutdown_cancels_running_work_and_stops_workers():
 
 def test_a_model_whose_load_kills_the_worker_is_tried_a_bounded_number_of_times(tmp_path):
     dying = LoadSpec("fakes:FakeBackend", "/models/dies-loading")
-    engine = Engine(EngineSettings(retries=3, load_attempts=2))
+    engine = EngineRun(EngineSettings(retries=3, load_attempts=2))
     started = []
     engine.on_worker_start = started.append
     results = engine.run([SynthesisJob(dying, f"row {i}", str(tmp_path / f"o{i}.wav")) for i in range(10)])
@@ -170,7 +170,7 @@ def test_jobs_made_together_are_retried_in_smaller_groups(tmp_path, monkeypatch)
     monkeypatch.setenv("FAKE_CRASH_ONCE", str(tmp_path / "crashed"))
     jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav"), together="voice", together_limit=8)
             for i, text in enumerate(["x crash", "b", "c", "d"])]
-    results = Engine(EngineSettings(retries=1)).run(jobs)
+    results = EngineRun(EngineSettings(retries=1)).run(jobs)
     assert all(r.ok for r in results)
     assert handed.read_text().splitlines() == ["x crash|b|c|d", "x crash|b", "c|d"]
 
@@ -202,7 +202,7 @@ def test_a_load_error_the_backend_reports_fails_the_model_at_once_without_killin
 
 
 def test_synthesize_together_that_raises_at_once_reports_errors_and_keeps_the_worker(tmp_path):
-    engine = Engine(EngineSettings())
+    engine = EngineRun(EngineSettings())
     started = []
     engine.on_worker_start = started.append
     jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav"), together="v", together_limit=4)
@@ -251,9 +251,9 @@ def test_ctrl_c_while_a_worker_starts_prints_no_worker_traceback():
         sys.path[:0] = [{str(Path(__file__).resolve().parents[1])!r}, {str(Path(__file__).resolve().parents[2])!r}]
         from demod_voice.config import EngineSettings
         from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-        from demod_voice.engine.service import Engine
+        from demod_voice.engine.service import EngineRun
         from demod_voice.errors import Interrupted
-        engine = Engine(EngineSettings())
+        engine = EngineRun(EngineSettings())
         engine.on_worker_start = lambda w: print("started", flush=True)
         try:
             engine.run([SynthesisJob(LoadSpec("fakes:FakeBackend", "/m"), "slow " * 20, "/dev/null.wav")])

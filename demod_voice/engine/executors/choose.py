@@ -1,0 +1,33 @@
+"""The one place an executor is chosen from the settings (``engine.executor``), for every front
+door: ``batch``, ``serve`` (HTTP, Wyoming, the page), the one-shot commands and ``health --deep``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from demod_voice.config import EngineSettings
+from demod_voice.engine.executors import Executor
+from demod_voice.engine.executors.local import LocalExecutor
+from demod_voice.engine.executors.ray import RayExecutor
+
+EXECUTORS: dict[str, Callable[[EngineSettings, int], Executor]] = {
+    "local": lambda settings, log_level: LocalExecutor(),
+    "ray": lambda settings, log_level: RayExecutor(settings, log_level=log_level),
+}
+"""``engine.executor`` values and how each is made (Ray connects to its cluster here)."""
+
+
+def choose_executor(settings: EngineSettings, log_level: int = logging.WARNING) -> Executor:
+    """The executor ``engine.executor`` names: local subprocess workers, or actors on a Ray cluster."""
+    return EXECUTORS[settings.executor](settings, log_level)
+
+
+def workers_per_model(executor: Executor, settings: EngineSettings, requested: int) -> int:
+    """Workers per model: ``requested``; 0 means sized per model from its files and the cores
+    (:mod:`demod_voice.engine.sizing`), or on a Ray cluster as many actors as its CPUs hold
+    (``engine.ray_num_cpus`` each)."""
+    cluster = getattr(executor, "cluster", None)
+    if requested <= 0 and cluster is not None:
+        return cluster.slots(settings.ray_num_cpus)
+    return max(0, requested)

@@ -12,12 +12,19 @@ stop token work per row in ``transformers``' ``generate``. Each sentence's codes
 the same latent pass, speed change and HiFi-GAN decoder as in ``Xtts.inference``, one at a time
 (they are compute-bound already). With greedy decoding the audio equals coqui's sentence by
 sentence (a test checks it); with sampling it is drawn from the same distribution.
+
+:func:`generate_stream` does the same for streamed requests: the batch's GPT steps go on as one,
+and each row's audio comes out as ``Xtts.inference_stream`` makes it alone, every
+``chunk_tokens`` of its tokens (the HiFi-GAN decoder over the row's latents so far, cross-faded
+with the last chunk), tagged with its row, so several requests share the GPT's steps and each
+still hears its first audio after its first ``chunk_tokens`` tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Union
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
 
 from demod_voice.errors import InputError
 
@@ -127,3 +134,89 @@ def _decode(model: Any, text_tokens: Any, codes: Any, gpt_latent: Any, speaker: 
         latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear").transpose(1, 2)
     wav = model.hifigan_decoder(latents, g=speaker)
     return np.asarray(wav.float().cpu(), dtype=np.float32).reshape(-1)
+
+
+@dataclass
+class _Row:
+    """One row of a streamed batch: its latents so far and the state of coqui's chunk cross-fade."""
+
+    speaker: Any
+    latents: list = field(default_factory=list)
+    pending: int = 0
+    previous: Any = None
+    overlap: Any = None
+    done: bool = False
+
+
+def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any, *,
+                    speed: float = 1.0, chunk_tokens: int = 20, overlap: int = 1024,
+                    **sampling: Any) -> Iterator[tuple[int, Optional[Any]]]:
+    """``(row, waveform piece)`` as each row's audio is made, ``(row, None)`` once a row is complete.
+
+    Arguments as :func:`generate`; ``chunk_tokens`` and ``overlap`` as ``inference_stream``'s
+    ``stream_chunk_size`` and ``overlap_wav_len``. A row's pieces are those ``inference_stream``
+    gives for its sentence alone (greedy, or with a rule of the row's own tokens: equal to float
+    rounding; a test checks it).
+    """
+    import torch
+
+    gpt = model.gpt
+    languages = _per_row(language, len(texts), str)
+    latents = _per_row(gpt_latent, len(texts), torch.Tensor)
+    rows = [_Row(spk) for spk in _per_row(speaker, len(texts), torch.Tensor)]
+    tokens = [_text_tokens(model, text, lang) for text, lang in zip(texts, languages, strict=True)]
+    prompt, mask = _prompts(gpt, latents, tokens)
+    gpt.gpt_inference.store_prefix_emb(prompt)
+    inputs = torch.ones(mask.shape, dtype=torch.long, device=mask.device)
+    inputs[:, -1] = gpt.start_audio_token
+    sampling = {"do_sample": True, "num_beams": 1, **sampling}
+    steps = gpt.gpt_inference.generate_stream(
+        inputs, attention_mask=mask, bos_token_id=gpt.start_audio_token, pad_token_id=gpt.stop_audio_token,
+        eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1], num_return_sequences=1,
+        output_attentions=False, output_hidden_states=True, return_dict_in_generate=True, **sampling,
+    )
+    decode = _StreamDecoder(model, speed, chunk_tokens, overlap)
+    for codes, hidden in steps:
+        for index, row in enumerate(rows):
+            if row.done:
+                continue
+            row.latents.append(hidden[index: index + 1])
+            row.pending += 1
+            stopped = int(codes[index]) == gpt.stop_audio_token
+            yield from decode.step(index, row, final=False) if row.pending >= chunk_tokens else ()
+            if stopped:
+                yield from decode.finish(index, row)
+    for index, row in enumerate(rows):  # rows that reached the most tokens without a stop
+        if not row.done:
+            yield from decode.finish(index, row)
+
+
+class _StreamDecoder:
+    """``Xtts.inference_stream``'s decoding of a row's latents so far, per row."""
+
+    def __init__(self, model: Any, speed: float, chunk_tokens: int, overlap: int) -> None:
+        self.model = model
+        self.length_scale = 1.0 / max(speed, 0.05)
+        self.chunk_tokens = chunk_tokens
+        self.overlap = overlap
+
+    def step(self, index: int, row: _Row, final: bool) -> Iterator[tuple[int, Any]]:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        latents = torch.cat(row.latents, dim=0)[None, :]
+        if self.length_scale != 1.0:
+            latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
+        wav = self.model.hifigan_decoder(latents, g=row.speaker)
+        piece, row.previous, row.overlap = self.model.handle_chunks(wav.squeeze(), row.previous, row.overlap, self.overlap,
+                                                                    is_final=final)
+        row.pending = 0
+        yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
+
+    def finish(self, index: int, row: _Row) -> Iterator[tuple[int, Optional[Any]]]:
+        """The row's last piece (what ``inference_stream`` decodes once its generator ends), then its end."""
+        yield from self.step(index, row, final=True)
+        row.done = True
+        row.latents = []
+        yield index, None

@@ -107,6 +107,51 @@ class XttsBackend(Backend):
         for count in counts:
             yield with_pauses(itertools.islice(spoken, count), opts.settings.sentence_silence, SAMPLE_RATE)
 
+    def interleaved(self, jobs: list[SynthesisJob]) -> Optional[Iterator[tuple[int, Optional[AudioChunk]]]]:
+        """Streamed jobs handed over together (one set of sampling settings, any voices): their
+        sentences go through the GPT as one batch, a sentence of each job at a time, and each
+        job's audio comes out as it is made, ``(job's place, chunk)``, ``(place, None)`` once the
+        job is complete (:func:`.batching.generate_stream`). ``None`` for jobs made in turn."""
+        opts = jobs[0].options
+        if not isinstance(opts, XttsOptions) or not opts.stream or any(job.segments for job in jobs):
+            return None
+        queues = []
+        for job in jobs:
+            options: XttsOptions = job.options
+            gpt_latent, speaker = self._from_profile(options.profile) if options.profile else self.conditioning(options.references)
+            limit = self.model.tokenizer.char_limits.get(options.language.split("-")[0], 250)
+            queues.append([_Sentence(text, options.language, gpt_latent, speaker) for text in split_sentences(job.text, limit)])
+        return self._rounds(queues, opts.settings)
+
+    def _rounds(self, queues: list[list[_Sentence]], s: XttsSettings) -> Iterator[tuple[int, Optional[AudioChunk]]]:
+        """The next sentence of every job with sentences left, as one streamed batch, until none are left."""
+        import numpy as np
+
+        from demod_voice.backends.xtts import batching as xtts_batch
+
+        silence = np.zeros(int(round(s.sentence_silence * SAMPLE_RATE)), dtype=np.float32)
+        spoken = [False] * len(queues)
+        for index, queue in enumerate(queues):
+            if not queue:
+                yield index, None
+        while any(queues):
+            members = [index for index, queue in enumerate(queues) if queue]
+            rows = [queues[index].pop(0) for index in members]
+            for index in members:
+                if spoken[index] and len(silence):
+                    yield index, AudioChunk(silence, SAMPLE_RATE)
+                spoken[index] = True
+            with self._inference(s):
+                pieces = xtts_batch.generate_stream(
+                    self.model, [r.text for r in rows], [r.language for r in rows], [r.gpt_latent.to(self.device) for r in rows],
+                    [r.speaker.to(self.device) for r in rows], speed=s.speed, chunk_tokens=s.stream_chunk_size, **_sampling(s))
+                for row, samples in pieces:
+                    index = members[row]
+                    if samples is not None:
+                        yield index, AudioChunk(samples, SAMPLE_RATE)
+                    elif not queues[index]:
+                        yield index, None
+
     def _streamed(self, sentences: list[_Sentence], opts: XttsOptions) -> Iterator[Iterator[AudioChunk]]:
         """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
         for sentence in sentences:

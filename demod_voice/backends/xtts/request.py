@@ -55,8 +55,8 @@ class XttsRequest:
     profile: Optional[Profile] = None
     """A saved voice profile (then ``references`` may be empty)."""
     stream: Optional[bool] = None
-    """Token-level streaming, one sentence at a time (earliest first audio), instead of sentences made
-    in batches that other jobs may join (best throughput); ``None``: stream when writing to stdout."""
+    """Token-level streaming (earliest first audio; streamed jobs handed over together still share
+    the GPT's steps), instead of whole sentences made in batches; ``None``: stream when writing to stdout."""
     reading: TextOptions = TextOptions()
     """How the text is read: normalisation, lexicon (respellings), SSML (:mod:`demod_voice.speech_text`)."""
 
@@ -110,9 +110,10 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     stream = request.output == STDOUT if request.stream is None else request.stream
     options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
     # Jobs with the same sampling settings may be generated as one batch, their sentences together,
-    # whatever their voices and languages (each sentence is conditioned on its own voice).
+    # whatever their voices and languages (each sentence is conditioned on its own voice); streamed
+    # jobs too, with streamed ones: their chunks come interleaved as the batch makes them (XttsBackend.interleaved).
     shared = dataclasses.replace(settings, language="")
-    together = None if stream else hashlib.sha256(repr(shared).encode()).hexdigest()
+    together = hashlib.sha256(repr((shared, stream)).encode()).hexdigest()
     # XTTS reads text: lexicon words become their respellings; <lang> may switch to any of its languages
     text = for_job(request.text, language, request.reading, reads_phonemes=False, languages=XTTS_LANGUAGES)
     return SynthesisJob(spec=spec, text=text.text, output=request.output, options=options, segments=text.segments,

@@ -1,0 +1,74 @@
+"""Streamed XTTS requests handed to one worker together share the GPT's steps, and each job's
+chunks are the ones it gets streamed alone (to float rounding): batching without the wait."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from demod_voice.backends.xtts import engine as xtts_engine
+from demod_voice.backends.xtts.request import XttsOptions
+from demod_voice.config import XttsSettings
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.voices.references import check_references
+
+
+class StopAfterMultipleOf:
+    """Random weights never pick the stop token; this stops each row after its first code that is a
+    multiple of ``n``: a rule of the row's own tokens, so alone and in a batch it stops alike."""
+
+    def __init__(self, n, gpt):
+        self.n, self.start, self.stop = n, gpt.start_audio_token, gpt.stop_audio_token
+
+    def __call__(self, input_ids, scores):
+        last = input_ids[:, -1]
+        hit = (last % self.n == 0) & (last != self.start)
+        scores[hit] = -float("inf")
+        scores[hit, self.stop] = 0.0
+        return scores
+
+
+@pytest.fixture(scope="module")
+def backend(xtts_model, tmp_path_factory):
+    torch = pytest.importorskip("torch")
+    loaded = xtts_engine.XttsBackend()
+    loaded.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path_factory.mktemp("xtts-cache"))))
+    with torch.no_grad():  # at random init attention barely moves the codes; louder, each text gets its own
+        for block in loaded.model.gpt.gpt.h:
+            block.attn.c_attn.weight.mul_(10.0)
+            block.attn.c_proj.weight.mul_(10.0)
+    return loaded
+
+
+def test_streamed_jobs_made_together_stream_interleaved_and_equal_alone(backend, references, monkeypatch):
+    from transformers import LogitsProcessorList
+
+    sampling = xtts_engine._sampling
+    rule = LogitsProcessorList([StopAfterMultipleOf(13, backend.model.gpt)])
+    monkeypatch.setattr(xtts_engine, "_sampling", lambda s: {**sampling(s), "logits_processor": rule})
+    # top_k 1: the one most likely token, so alone and together draw the same codes
+    settings = dataclasses.replace(XttsSettings(), top_k=1, max_new_tokens=40, stream_chunk_size=4, sentence_silence=0.1)
+    voices = [check_references((str(references[name]),)) for name in ("ref.wav", "ref.flac", "ref.wav")]
+    texts = ["A rather longer sentence comes first, with a clause. And a second one.", "Short.", "Then one in between."]
+    spec = LoadSpec(backend="xtts", model="xtts")
+    jobs = [SynthesisJob(spec, text, "-", options=XttsOptions(refs, "en", settings, stream=True))
+            for text, refs in zip(texts, voices, strict=True)]
+    alone = [[chunk.samples for chunk in backend.synthesize(job)] for job in jobs]
+    order: list[int] = []
+    together: list[list[np.ndarray]] = [[] for _ in jobs]
+    ended: list[int] = []
+    for index, chunk in backend.interleaved(jobs):
+        if chunk is None:
+            ended.append(index)
+        else:
+            order.append(index)
+            together[index].append(chunk.samples)
+    assert sorted(ended) == [0, 1, 2] and ended[-1] == 0  # every job ends once; the two-sentence one last
+    assert order.index(1) < len(order) - 1 - order[::-1].index(0)  # job 1 streamed before job 0 was done
+    for mine, theirs in zip(together, alone, strict=True):
+        assert [len(c) for c in mine] == [len(c) for c in theirs] and len(mine) > 1
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    assert len({sum(map(len, chunks)) for chunks in alone}) == len(jobs)  # each row stopped at its own step

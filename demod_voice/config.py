@@ -204,9 +204,9 @@ class ServeSettings:
     data_dir: Optional[str] = _opt(None, "Where batch jobs keep their files (null: the cache folder's 'serve').")
     grace_seconds: float = _opt(10.0, "On SIGTERM, seconds in-flight requests may take to finish before they are cancelled.", minimum=0.0)
     xtts_token_streaming: bool = _opt(
-        True, "XTTS requests stream token by token, one sentence at a time (earliest first audio); false: sentences are "
-              "made in batches that concurrent requests join (best total throughput under load, but a request's first "
-              "audio waits for its batch, and for the requests handed over before it).")
+        True, "XTTS requests stream token by token (earliest first audio); requests arriving together still share the "
+              "GPT's steps, each streaming from its first tokens; false: whole sentences made in batches (a request's "
+              "first audio waits for its sentence).")
     lexicons: Optional[list] = _opt(None, "Pronunciation lexicons every request reads (names from 'demod-voice lexicon', or "
                                     ".tsv/.yaml files), after 'default'; a voice's, a key's and a request's own come on top.")
     limits: ServeLimits = field(default_factory=ServeLimits, metadata={"doc": ServeLimits.__doc__})

@@ -6,6 +6,7 @@ Ctrl-C and resume, and the errors a user meets. One cluster serves the whole mod
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import BIN, run_cli
-from processes import wait_for
+from processes import children, wait_for
 
 pytest.importorskip("ray", reason="Ray is not installed (the [ray] extra)")
 
@@ -244,3 +245,56 @@ def test_an_unreachable_address_fails_in_seconds_with_one_line(cluster, piper_vo
     err = done.stderr.decode().strip()
     assert done.returncode == 1 and time.monotonic() - started < 60
     assert "cannot reach the Ray cluster at 127.0.0.1:1" in err and "Traceback" not in err
+
+
+SPEAK = """
+import sys, httpx
+answer = httpx.post(sys.argv[1] + "/v1/audio/speech", timeout=240,
+                    json={"model": "tiny", "input": "A server whose workers run on Ray.", "response_format": "wav"})
+sys.stdout.buffer.write(answer.content) if answer.status_code == 200 else sys.exit(f"{answer.status_code}: {answer.text}")
+"""
+
+
+def test_serve_runs_its_workers_on_ray(cluster, piper_voice, tmp_path):
+    """engine.executor: ray is honoured by serve too (chosen once, from the settings, for every front door):
+    one speech request over loopback inside the namespace is made by a Ray actor, not a local worker."""
+    pytest.importorskip("fastapi")
+    home = tmp_path / "home"
+    (home / "cache" / "piper").mkdir(parents=True)
+    shutil.copy(piper_voice, home / "cache" / "piper" / "tiny.onnx")
+    shutil.copy(f"{piper_voice}.json", home / "cache" / "piper" / "tiny.onnx.json")
+    port = 8391
+    config = home / "config.yaml"
+    config.write_text(f"cache_dir: {home / 'cache'}\nengine:\n  executor: ray\n  ray_address: 127.0.0.1:{PORT}\n  ray_num_cpus: 0.5\n"
+                      f"serve:\n  host: 127.0.0.1\n  port: {port}\n  workers: 1\n", encoding="utf-8")
+    log = tmp_path / "serve.log"
+    before = set(actor_pids())
+    with open(log, "wb") as sink:
+        server = subprocess.Popen(cluster.command(sys.executable, str(BIN), "-v", "serve", "--config", str(config)),
+                                  stdout=sink, stderr=subprocess.STDOUT, env={**cluster.env, "XDG_CONFIG_HOME": str(home / "xdg")})
+    try:
+        wait_for(lambda: b"serving on http://" in log.read_bytes() or server.poll() is not None, timeout=120)
+        assert server.poll() is None, log.read_text(errors="replace")
+        spoken = cluster.run(sys.executable, "-c", SPEAK, f"http://127.0.0.1:{port}", timeout=300)
+        assert spoken.returncode == 0, spoken.stderr.decode()[-2000:] + log.read_text(errors="replace")[-3000:]
+        samples, rate = soundfile.read(io.BytesIO(spoken.stdout), dtype="int16")
+        assert rate == 22050 and len(samples) > rate // 2 and np.abs(samples).max() > 100
+        text = log.read_text(errors="replace")
+        assert f"joined Ray at 127.0.0.1:{PORT}" in text
+        assert set(actor_pids()) - before, "no Ray worker actor made the speech"
+        # nsenter execs the server (same process): it has started no local worker
+        assert not [pid for pid in children(server.pid) if b"demod_voice.engine.worker" in _cmdline(pid)]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
 from demod_voice.config import Config
@@ -143,6 +144,13 @@ def _error_handlers(app: FastAPI) -> None:
     async def too_large(request: Request, err: BodyTooLarge) -> JSONResponse:
         problem = err.api_error()
         return JSONResponse(problem.body(), status_code=problem.status, headers={"Connection": "close"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own refusals (no such route, a body it could not parse) in the API's error shape.
+        kind = "invalid_request_error" if err.status_code < 500 else "server_error"
+        body = ApiError(err.status_code, str(err.detail), kind, {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)).body()
+        return JSONResponse(body, status_code=err.status_code, headers=dict(err.headers or {}))
 
     @app.exception_handler(AuthFailed)
     async def auth_failed(request: Request, err: AuthFailed) -> JSONResponse:

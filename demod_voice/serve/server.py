@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from demod_voice.config import Config
 from demod_voice.errors import DependencyError, RuntimeFailure
+from demod_voice.serve.http.connections import protocol
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +96,8 @@ def run(options: ServeOptions) -> int:
         mount_ui(app, options.config)
     uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
                                log_level=logging.getLevelName(max(options.log_level, logging.INFO)).lower(),
-                               timeout_graceful_shutdown=max(1, int(round(settings.grace_seconds))) if settings.grace_seconds else None,
-                               log_config=None)
+                               timeout_graceful_shutdown=settings.grace_seconds, log_config=None,
+                               http=protocol(settings.header_timeout_seconds, settings.max_connections))
     server = _Server(uv_config, app)
     # uvicorn drains on SIGTERM/Ctrl-C, then raises the signal again for the handler it found: for the
     # server a drained stop is a normal end (exit 0), so the handler it finds does nothing.
@@ -117,12 +119,22 @@ def _stopped(sig: int, frame: Any) -> None:
 
 
 class _Server:
-    """uvicorn's server, which also says where it listens and marks the app as draining on a signal."""
+    """uvicorn's server, which also says where it listens, and drains on a signal while it still listens.
+
+    The first SIGTERM (or Ctrl-C) marks the app as draining: new requests get 503 ``shutting_down``
+    and ``/readyz`` 503 (a load balancer sees it: the port still answers), while the requests in
+    flight get ``serve.grace_seconds`` to finish. Once none is left, or the grace period is over,
+    uvicorn stops listening and cancels what remains; a request still waiting for its first audio
+    then gets 503 in JSON (:mod:`demod_voice.serve.http.guard`). A second signal stops at once."""
 
     def __new__(cls, config: Any, app: Any) -> Any:
         import uvicorn
 
+        grace = float(config.timeout_graceful_shutdown or 0.0)
+
         class Server(uvicorn.Server):
+            drain_started: Optional[float] = None
+
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets)
                 for server in getattr(self, "servers", []):
@@ -132,9 +144,19 @@ class _Server:
 
             def handle_exit(self, sig: int, frame: Any) -> None:
                 ctx = getattr(app.state, "ctx", None)
-                if ctx is not None:
-                    ctx.draining.set()
-                log.info("draining: finishing requests in flight (up to %s s)", config.timeout_graceful_shutdown)
-                super().handle_exit(sig, frame)
+                if self.drain_started is not None or ctx is None:
+                    super().handle_exit(sig, frame)
+                    return
+                ctx.draining.set()
+                self.drain_started = time.monotonic()
+                log.info("draining: finishing requests in flight (up to %g s); new ones get 503", grace)
+
+            async def on_tick(self, counter: int) -> bool:
+                if self.drain_started is not None and not self.should_exit:
+                    left = grace - (time.monotonic() - self.drain_started)
+                    if app.state.ctx.in_flight == 0 or left <= 0:
+                        self.config.timeout_graceful_shutdown = max(0.1, left)  # what uvicorn still waits before cancelling
+                        self.should_exit = True
+                return await super().on_tick(counter)
 
         return Server(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -21,7 +22,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import run_cli, voiced_signal
-from live_server import free_port, start_server, wait_until
+from live_server import children, start_server, wait_until
 
 pytest.importorskip("fastapi")
 
@@ -516,3 +517,198 @@ def test_item7_the_cli_says_what_is_wrong_with_an_output_in_its_own_error(piper_
     err = done.stderr.decode()
     last = err.strip().splitlines()[-1]
     assert done.returncode == 3 and "x.exe" in last and "must end in" in last, err
+
+
+# --- slow headers and too many connections ----------------------------------------------------------
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> float:
+    """Seconds until the server closed ``sock`` (trickling ``trickle`` every 0.3 s), or ``inf``."""
+    started = time.monotonic()
+    sock.settimeout(0.3)
+    while time.monotonic() - started < seconds:
+        try:
+            if trickle:
+                sock.sendall(trickle)
+            if sock.recv(1024) == b"":
+                return time.monotonic() - started
+        except TimeoutError:
+            continue
+        except OSError:
+            return time.monotonic() - started
+    return float("inf")
+
+
+def test_headers_trickled_slower_than_the_deadline_are_dropped(server):
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert _closed_within(sock, HEADER_TIMEOUT + 6, trickle=b"X-Slow: 1\r\n") < HEADER_TIMEOUT + 1.5
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=5) as silent:
+        assert _closed_within(silent, HEADER_TIMEOUT + 6) < HEADER_TIMEOUT + 1.5
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=5) as keep:  # a whole request, then quiet: same
+        keep.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert keep.recv(4096).startswith(b"HTTP/1.1 200")
+        keep.sendall(b"GET /healthz HTTP/1.1\r\n")
+        assert _closed_within(keep, HEADER_TIMEOUT + 6, trickle=b"X-Slow: 1\r\n") < HEADER_TIMEOUT + 1.5
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+def test_connections_past_the_limit_are_closed_as_they_arrive(server):
+    socks = [socket.create_connection(("127.0.0.1", port(server)), timeout=5) for _ in range(MAX_CONNECTIONS + 6)]
+    try:
+        time.sleep(0.5)  # well within the header deadline: only the cap closes anything yet
+        readable, _, _ = select.select(socks, [], [], 0.1)
+        closed = sum(sock.recv(1024) == b"" for sock in readable)
+        assert 6 <= closed <= 8, closed
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_until(lambda: httpx.get(server.url + "/healthz", timeout=10).status_code == 200, 10)
+
+
+# --- a hostile corpus: every answer a clean 4xx in the API's shape, never a 5xx or a server path -----
+
+
+def clean_refusal(server, answer: httpx.Response, statuses: tuple = (400, 403, 404, 409, 413, 415, 422)) -> dict:
+    assert answer.status_code in statuses, (answer.status_code, answer.text[:400])
+    error = answer.json()["error"]
+    assert error["message"] and "Traceback" not in error["message"], error
+    assert str(server.folder) not in answer.text and "/tmp/" not in answer.text, answer.text[:400]
+    return error
+
+
+def _zip_bytes(members: dict) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _npy(array) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=True)
+    return out.getvalue()
+
+
+UPLOADS = {
+    "empty": b"",
+    "text": b"hello, I am not audio\n" * 50,
+    "riff-garbage": b"RIFF\xff\xff\xff\x7fWAVEfmt " + os.urandom(2000),
+    "wav-header-lies": b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80>\x00\x00\x00}\x00\x00\x02\x00\x10\x00data\xff\xff\xff\x7f",
+    "zip": _zip_bytes({"a.txt": b"x" * 1000}),
+    "random": os.urandom(50_000),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UPLOADS))
+def test_hostile_reference_uploads(server, name):
+    answer = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": f"h-{name}"},
+                        files={"files": (f"{name}.wav", UPLOADS[name])}, timeout=120)
+    clean_refusal(server, answer)
+    assert not (server.folder / "cache" / "demod-voice" / "profiles" / f"h-{name}.npz").exists()
+
+
+CSVS = {
+    "empty": "",
+    "header-only": "text,output\n",
+    "unknown-column": "text,output,shell\nHi.,a.wav,rm -rf /\n",
+    "open-quote": 'text,output\n"Hi.,a.wav\n',
+    "many-columns": "text,output," + ",".join(f"c{i}" for i in range(5000)) + "\n",
+    "device-name": "text,output\nHi.,/dev/zero.wav\n",
+    "climbing": "text,output\nHi.,a/../../b.wav\n",
+    "home": "text,output\nHi.,~/b.wav\n",
+    "windows": "text,output\nHi.,C:\\\\x.wav\n",
+    "reference-path": "text,output,reference\nHi.,a.wav,/etc/passwd\n",
+    "voice-path": "text,output,voice\nHi.,a.wav,../../profiles/x\n",
+    "model-path": "text,output,model\nHi.,a.wav,/etc/passwd\n",
+    "dash": "text,output\n-,a.wav\n",
+    "too-long": f"text,output\n{'y' * (MAX_CHARS + 1)},a.wav\n",
+    "not-utf8": b"text,output\n\xff\xfe\xfa,a.wav\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSVS))
+def test_hostile_batch_files(server, name):
+    data = CSVS[name] if isinstance(CSVS[name], bytes) else CSVS[name].encode()
+    answer = httpx.post(server.url + "/v1/batch", headers=auth(ENROLL), data={"model": "tiny-single"},
+                        files={"csv": ("rows.csv", data)}, timeout=60)
+    clean_refusal(server, answer)
+
+
+def _edited_profile(tmp_path, xtts_model) -> bytes:
+    good = _profile(tmp_path, "edited", xtts_model).read_bytes()
+    with zipfile.ZipFile(io.BytesIO(good)) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    members["speaker_embedding.npy"] = _npy(np.zeros((1, 512, 1), "float32"))
+    return _zip_bytes(members)
+
+
+PROFILES = {
+    "not-a-zip": lambda tmp, model: b"PK\x03\x04 not really",
+    "pickle": lambda tmp, model: _zip_bytes({"gpt_cond_latent.npy": _npy(np.array([{"a": 1}], dtype=object)),
+                                            "speaker_embedding.npy": _npy(np.zeros(3, "float32")), "meta.npy": _npy(np.array("{}"))}),
+    "bomb": lambda tmp, model: _zip_bytes({"gpt_cond_latent.npy": b"\x00" * (20 << 20)}),
+    "extra-member": lambda tmp, model: _zip_bytes({"gpt_cond_latent.npy": b"", "evil.py": b"import os"}),
+    "edited": _edited_profile,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_hostile_profiles(server, name, tmp_path, xtts_model):
+    answer = httpx.post(server.url + "/v1/voices/import", headers=auth(ENROLL),
+                        files={"file": (f"{name}.npz", PROFILES[name](tmp_path, xtts_model))}, timeout=60)
+    clean_refusal(server, answer)
+
+
+JSONS = {
+    "not-json": b"{not json",
+    "array": b"[1, 2, 3]",
+    "deep": b"[" * 50_000 + b"]" * 50_000,
+    "input-number": b'{"input": 5, "model": "tiny-single"}',
+    "voice-list": b'{"input": "Hi.", "voice": [1, 2]}',
+    "speed-word": b'{"input": "Hi.", "model": "tiny-single", "speed": "fast"}',
+    "speed-huge": b'{"input": "Hi.", "model": "tiny-single", "speed": 1e400}',
+    "format": b'{"input": "Hi.", "model": "tiny-single", "response_format": "exe"}',
+    "voice-path": b'{"input": "Hi.", "voice": "../../../etc/passwd"}',
+    "model-path": b'{"input": "Hi.", "model": "/etc/passwd"}',
+    "empty-input": b'{"input": "   ", "model": "tiny-single"}',
+    "nul-key": b'{"input\\u0000": "Hi."}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(JSONS))
+def test_hostile_json(server, name):
+    answer = httpx.post(server.url + "/v1/audio/speech", content=JSONS[name],
+                        headers={**auth(), "Content-Type": "application/json"}, timeout=60)
+    clean_refusal(server, answer)
+
+
+# --- item 9: draining (last: it stops the module's server) ----------------------------------------
+
+
+def test_item9_zz_a_drain_answers_503_in_json_and_readyz_says_draining(server):
+    """A request still waiting for its first audio when the grace period ends gets JSON 503, no traceback; while the
+    server drains, /readyz answers 503 (the port still listens) and new requests get 503 shutting_down."""
+    got: dict = {}
+
+    def speak() -> None:  # the XTTS model is not loaded yet: loading takes longer than the grace period
+        body = {"model": "xtts", "voice": "bob", "input": "Hello there, this waits for its model.", "response_format": "wav"}
+        got["answer"] = httpx.post(server.url + "/v1/audio/speech", json=body, headers=auth(), timeout=60)
+
+    before = set(children(server.pid))
+    thread = threading.Thread(target=speak)
+    thread.start()
+    assert wait_until(lambda: bool(set(children(server.pid)) - before), 20)  # its XTTS worker is starting
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    ready = httpx.get(server.url + "/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["status"] == "draining", ready.text
+    new = httpx.get(server.url + "/v1/models", headers=auth(), timeout=5)
+    assert new.status_code == 503 and new.json()["error"]["code"] == "shutting_down", new.text
+    thread.join(30)
+    answer = got["answer"]
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "shutting_down", answer.text
+    assert server.process.wait(30) == 0
+    log = server.log_text()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log[-3000:]

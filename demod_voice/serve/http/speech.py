@@ -105,11 +105,13 @@ async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIte
     """The job's first chunk (``None`` if it made none), while watching for the client leaving and the deadline."""
     loop = asyncio.get_running_loop()
     first = asyncio.ensure_future(stream.__anext__())
+    first.add_done_callback(_retrieved)  # however it ends (a cancelled job raises in it), nobody else may look
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         done, _ = await asyncio.wait({first, gone}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
         handle.cancel()
+        first.cancel()
         raise
     finally:
         gone.cancel()
@@ -127,6 +129,12 @@ async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIte
         return None
     except DemodVoiceError as err:
         raise from_engine(err) from None
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """Mark a future's exception as seen (asyncio would log "Task exception was never retrieved" with a traceback)."""
+    if not future.cancelled():
+        future.exception()
 
 
 async def _disconnected(request: Request) -> None:

@@ -1,0 +1,77 @@
+"""Connections that cannot pile up: a deadline for a request's headers, and a cap on open connections.
+
+uvicorn has no header-read timeout: its keep-alive timer starts only after a response and stops
+at the next byte, so a client that opens connections and trickles a byte now and then (or sends
+nothing at all) keeps each one, and its buffers, for as long as it likes. :func:`protocol` makes
+uvicorn's HTTP/1.1 protocol (h11) close a connection whose request headers are not complete
+``serve.header_timeout_seconds`` after it opened (or after its last response), and close at
+once a connection that arrives while ``serve.max_connections`` are open.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def protocol(header_timeout: float, max_connections: int) -> type:
+    """uvicorn's h11 protocol class with both bounds (pass it as ``uvicorn.Config(http=...)``)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    return type("BoundedH11Protocol", (_Bounded, H11Protocol), {"header_timeout": header_timeout, "max_connections": max_connections})
+
+
+def _waiting_for_headers(conn: Any) -> bool:
+    """Whether an h11 connection has not yet read the headers of its current request."""
+    import h11
+
+    return conn.their_state is h11.IDLE
+
+
+class _Bounded:
+    """The bounds, mixed in before uvicorn's ``H11Protocol`` (whose attributes it uses)."""
+
+    header_timeout: float
+    max_connections: int
+    _header_timer: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        crowded = len(self.connections) >= self.max_connections
+        super().connection_made(transport)
+        if crowded:
+            log.warning("closing a new connection: %d are open (serve.max_connections)", self.max_connections)
+            transport.close()
+            return
+        self._arm()
+
+    def connection_lost(self, exc: Any) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if not _waiting_for_headers(self.conn):
+            self._disarm()  # the headers are in: the body and the response have their own limits
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and _waiting_for_headers(self.conn):
+            self._arm()  # the next request's headers get the same time
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if _waiting_for_headers(self.conn) and not self.transport.is_closing():
+            log.info("closing a connection whose request headers did not arrive within %g s (serve.header_timeout_seconds)",
+                     self.header_timeout)
+            self.transport.close()

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
+from demod_voice.backends.plugin import UnknownVoice
 from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, QueueFull
 
 
@@ -28,11 +29,7 @@ class ApiError(Exception):
 
 def from_engine(err: DemodVoiceError) -> ApiError:
     """The HTTP answer for an error raised by voice resolution or the engine."""
-    from demod_voice.serve.voices import UnknownVoice
-
     if isinstance(err, QueueFull):
-        from demod_voice.serve.limits import queue_full
-
         return queue_full(err)
     if isinstance(err, UnknownVoice):
         return ApiError(404, str(err), code="unknown_voice")
@@ -43,3 +40,10 @@ def from_engine(err: DemodVoiceError) -> ApiError:
     if isinstance(err, Cancelled):
         return ApiError(503, str(err), "server_error", "cancelled")
     return ApiError(500, str(err), "server_error", "synthesis_failed")
+
+
+def queue_full(err: Any) -> ApiError:
+    """429 with ``Retry-After`` for the engine's :class:`~demod_voice.errors.QueueFull`."""
+    seconds = max(1, int(round(getattr(err, "retry_after", 1.0))))
+    return ApiError(429, f"the server is busy ({err}); retry after {seconds} s", "rate_limit_error", "queue_full",
+                    {"Retry-After": str(seconds)})

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from demod_voice.batch_rows import text_problem
 from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import queue_full as queue_full  # defined beside ApiError (no errors <-> limits circle)
 from demod_voice.voices.profiles import NAME
 
 READ_BLOCK = 1 << 16
@@ -80,13 +81,6 @@ def _shown(filename: Optional[str]) -> str:
     """A client's file name, safe to echo: its last component, printable, short."""
     base = os.path.basename(str(filename or "")).strip()
     return "".join(ch for ch in base if ch.isprintable())[:80] or "(unnamed)"
-
-
-def queue_full(err: Any) -> ApiError:
-    """429 with ``Retry-After`` for the engine's :class:`~demod_voice.errors.QueueFull`."""
-    seconds = max(1, int(round(getattr(err, "retry_after", 1.0))))
-    return ApiError(429, f"the server is busy ({err}); retry after {seconds} s", "rate_limit_error", "queue_full",
-                    {"Retry-After": str(seconds)})
 
 
 def deadline_error(seconds: float) -> ApiError:

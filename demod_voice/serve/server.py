@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from demod_voice.config import Config
-from demod_voice.errors import DependencyError, RuntimeFailure
+from demod_voice.errors import RuntimeFailure
 from demod_voice.serve.http.connections import protocol
+from demod_voice.serve.status import check_installed
 
 log = logging.getLogger(__name__)
 
@@ -38,43 +39,6 @@ class ServeOptions:
     """Other servers started with this one on its context (Wyoming): async callables ``door(ctx, stop=event)``."""
     ui: bool = False
     """Also mount the web page at ``/ui`` (:mod:`demod_voice.serve.ui.mount`)."""
-
-
-def check_installed() -> None:
-    """The ``serve`` extra: FastAPI, uvicorn, multipart parsing, PyAV, prometheus-client."""
-    import importlib
-
-    missing = []
-    for name, module in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python-multipart", "python_multipart"), ("av", "av"),
-                         ("prometheus-client", "prometheus_client")):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        raise DependencyError(f"serve needs {', '.join(missing)}: pip install 'demod-voice[serve]'")
-
-
-def serve_status() -> tuple[bool, str, str]:
-    """For ``health``: (usable, what was found, how to fix it) for the ``serve`` extra and PyAV's encoders."""
-    from importlib import metadata
-
-    try:
-        check_installed()
-    except DependencyError as err:
-        return False, str(err), "pip install 'demod-voice[serve]'"
-    import av
-
-    missing = []
-    for name in ("libmp3lame", "libopus", "aac", "flac"):
-        try:
-            av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001 - PyAV raises several kinds for an encoder its FFmpeg lacks
-            missing.append(name)
-    found = f"fastapi {metadata.version('fastapi')}, uvicorn {metadata.version('uvicorn')}, PyAV {av.__version__}"
-    if missing:
-        return False, f"{found}; PyAV's FFmpeg lacks the {', '.join(missing)} encoder(s)", "reinstall av from the registry's wheels"
-    return True, f"{found} (mp3, opus, aac, flac encoders)", ""
 
 
 def run(options: ServeOptions) -> int:

@@ -8,8 +8,7 @@ import pytest
 
 from demod_voice.checks import OK, WARN
 from demod_voice.errors import DependencyError
-from demod_voice.serve.server import check_installed
-from demod_voice.serve.status import check_serve
+from demod_voice.serve.status import check_installed, check_serve
 
 
 def test_serve_extra_usable_here():

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.errors import DemodVoiceError
 from demod_voice.serve import auth
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,29 @@ NOISY_DB = 20.0
 
 class UiError(Exception):
     """A failure to show on the page, in words."""
+
+
+FORMATS = ["mp3", "wav", "flac", "opus", "aac"]
+"""Formats the page offers for download."""
+SAMPLE_TEXT = "Hello! This is how I sound. The quick brown fox jumps over the lazy dog."
+"""What a voice's sample says."""
+
+
+def context(app: Any) -> Any:
+    """The server's context; the page can be drawn before the engine has started."""
+    ctx = getattr(app.state, "ctx", None)
+    if ctx is None:
+        raise UiError("The server is still starting; try again in a moment.")
+    return ctx
+
+
+def failed(err: BaseException) -> str:
+    """What the page shows for a failure: the sentence (without server paths), never a traceback."""
+    if isinstance(err, (UiError, DemodVoiceError)):
+        return f"**Error:** {redact(str(err))}"
+    log.exception("web page action failed", exc_info=err)
+    return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
+
 
 
 # --- keys --------------------------------------------------------------------------------------

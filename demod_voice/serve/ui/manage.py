@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.serve.ui.actions import (
+    SAMPLE_TEXT,
     UiError,
     Upload,
     authorize,
@@ -17,6 +18,8 @@ from demod_voice.serve.ui.actions import (
     batch_start,
     call_api,
     choose,
+    context,
+    failed,
     health_text,
     progress_text,
     rename_profile,
@@ -24,7 +27,6 @@ from demod_voice.serve.ui.actions import (
     summary,
     uploaded,
 )
-from demod_voice.serve.ui.mount import SAMPLE_TEXT, context, failed
 from demod_voice.serve.ui.page import EMPTY_PLAYER, player_html
 
 KEEP_DOWNLOADS = 3600.0
@@ -110,9 +112,7 @@ async def _fetch_profile(page: Any, key: str, picked: str) -> list:
 
 
 def _changed(page: Any, key: str, message: str, selected: str = "") -> list:
-    from demod_voice.serve.ui.tabs import refreshed
-
-    return [message, *refreshed(page, key, selected)]
+    return [message, *page.refreshed(key, selected)]
 
 
 def _unchanged(page: Any, err: BaseException) -> list:

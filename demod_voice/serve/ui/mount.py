@@ -22,13 +22,10 @@ from typing import Any
 
 from demod_voice.config import cache_root
 from demod_voice.serve.core import data_dir_for
-from demod_voice.serve.ui.actions import UiError, redact
 
 log = logging.getLogger(__name__)
 
 PATH = "/ui"
-FORMATS = ["mp3", "wav", "flac", "opus", "aac"]
-SAMPLE_TEXT = "Hello! This is how I sound. The quick brown fox jumps over the lazy dog."
 
 
 def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
@@ -72,24 +69,6 @@ def blocked_paths(config: Any, uploads: Path) -> list[str]:
     paths = [Path(os.path.realpath(p)) for p in found]
     keep = [uploads, Path(tempfile.gettempdir()).resolve()]
     return [str(p) for p in paths if not any(k.is_relative_to(p) for k in keep)]
-
-
-def context(app: Any) -> Any:
-    """The server's context; the page can be drawn before the engine has started."""
-    ctx = getattr(app.state, "ctx", None)
-    if ctx is None:
-        raise UiError("The server is still starting; try again in a moment.")
-    return ctx
-
-
-def failed(err: BaseException) -> str:
-    """What the page shows for a failure: the sentence (without server paths), never a traceback."""
-    from demod_voice.errors import DemodVoiceError
-
-    if isinstance(err, (UiError, DemodVoiceError)):
-        return f"**Error:** {redact(str(err))}"
-    log.exception("web page action failed", exc_info=err)
-    return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
 
 
 class UploadGuard:

@@ -10,8 +10,21 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, check_files, choose, speak, summary, uploaded, voice_options
-from demod_voice.serve.ui.mount import FORMATS, context, failed
+from demod_voice.serve.ui.actions import (
+    FORMATS,
+    UiError,
+    Upload,
+    authorize,
+    call_api,
+    check_files,
+    choose,
+    context,
+    failed,
+    speak,
+    summary,
+    uploaded,
+    voice_options,
+)
 from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 
 
@@ -34,6 +47,10 @@ class Page:
     def refresh_outputs(self) -> list:
         """What :func:`refreshed` returns values for, in its order."""
         return [*self.pickers, self.voice_table, self.piper_picker]
+
+    def refreshed(self, key: str, selected: str = "") -> list:
+        """:func:`refreshed` for this page (what the other tabs' modules call: they never import this one)."""
+        return refreshed(self, key, selected)
 
 
 def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:

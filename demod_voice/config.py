@@ -159,6 +159,24 @@ class XttsSettings:
 
 
 @dataclass(frozen=True)
+class ConvertSettings:
+    """Voice conversion (``convert``): a recording re-spoken in another voice with OpenVoice v2's converter."""
+
+    model_dir: Optional[str] = _opt(None, "OpenVoice converter folder (config.json, checkpoint.pth); null: the released "
+                                          "OpenVoice v2 converter, downloaded into the cache once (MIT licence).")
+    url: str = _opt("https://huggingface.co/myshell-ai/OpenVoiceV2/resolve/main/converter/",
+                    "Where the released converter's config.json and checkpoint.pth are downloaded from.")
+    tau: float = _opt(0.3, "Noise of the content encoder (OpenVoice's own 0.3; 0: the same output every run).", minimum=0.0)
+    seed: int = _opt(0, "Random seed of that noise (one seed: the same conversion every run).", minimum=0)
+    window_seconds: float = _opt(30.0, "Longer sources are converted in windows of this length (memory stays flat).", minimum=2.0)
+    overlap_seconds: float = _opt(2.0, "Seconds consecutive windows share; their joins are cross-faded in the middle of it.",
+                                  minimum=0.2)
+    source_embedding_seconds: float = _opt(30.0, "Seconds from a source's start that its own voice embedding is taken "
+                                                 "from (what the converter removes).", minimum=1.0)
+    max_source_seconds: float = _opt(3600.0, "Longer sources are refused before they are decoded.", minimum=1.0)
+
+
+@dataclass(frozen=True)
 class ServeLimits:
     """What one client may ask of ``serve``; each refusal is a clear 4xx answer."""
 
@@ -223,6 +241,7 @@ class Config:
     engine: EngineSettings = field(default_factory=EngineSettings, metadata={"doc": EngineSettings.__doc__})
     piper: PiperSettings = field(default_factory=PiperSettings, metadata={"doc": PiperSettings.__doc__})
     xtts: XttsSettings = field(default_factory=XttsSettings, metadata={"doc": XttsSettings.__doc__})
+    convert: ConvertSettings = field(default_factory=ConvertSettings, metadata={"doc": ConvertSettings.__doc__})
     models: ModelsSettings = field(default_factory=ModelsSettings, metadata={"doc": ModelsSettings.__doc__})
     preprocess: PreprocessSettings = field(default_factory=PreprocessSettings, metadata={"doc": PreprocessSettings.__doc__})
     book: BookSettings = field(default_factory=BookSettings, metadata={"doc": BookSettings.__doc__})

@@ -72,6 +72,12 @@ def piper_multi_voice(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vc_model(tmp_path_factory) -> Path:
+    """OpenVoice v2's converter at its released size (random weights, ~130 MB), from coqui-tts's own classes."""
+    return _generated(tmp_path_factory, "OpenVoiceV2-converter", "make_vc_model.py")
+
+
+@pytest.fixture(scope="session")
 def xtts_model(tmp_path_factory) -> Path:
     """A small XTTS checkpoint folder built from coqui-tts's own classes (random weights)."""
     return _generated(tmp_path_factory, "xtts-tiny", "make_xtts_model.py", "--size", "tiny")

@@ -188,6 +188,8 @@ class RequestSide:
     """``package.module:Class`` of the engine side, imported only in workers."""
     generic_models: tuple[str, ...] = ()
     """``model`` values that mean "this backend" but pick no voice (``xtts``); the first is listed in ``/v1/models``."""
+    takes_text: bool = True
+    """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
 
     # --- voices -----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from demod_voice.cli.batch import _add_batch, _add_piper_preprocess
 from demod_voice.cli.book import _add_book
 from demod_voice.cli.common import log_level
 from demod_voice.cli.lexicon import _add_lexicon
+from demod_voice.cli.convert import _add_convert
 from demod_voice.cli.serve import _add_serve
 from demod_voice.cli.synth import _add_piper_infer, _add_xtts_zero_shot
 from demod_voice.cli.train import _add_piper_export, _add_piper_train
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     from demod_voice.cli.manage import MANAGE_COMMANDS
 
     for add in (_add_xtts_zero_shot, _add_piper_infer, _add_piper_preprocess, _add_piper_train, _add_piper_export, _add_batch, _add_book,
-                *MANAGE_COMMANDS, _add_lexicon, _add_serve):
+                _add_convert, *MANAGE_COMMANDS, _add_lexicon, _add_serve):
         add(sub, common)
     return parser
 

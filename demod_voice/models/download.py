@@ -47,7 +47,9 @@ def fetch(url: str, dest: Path, size: Optional[int] = None, md5: Optional[str] =
             response = _open(url, have)
             if response is not None:
                 with response:
-                    _stream(response, part, url, have, size, progress)
+                    # Without a size to check against, the server's own length is: a connection that
+                    # drops early must not leave a short file that looks complete.
+                    size = size or _stream(response, part, url, have, size, progress)
         _verify(part, url, size, md5)
     except OSError as err:  # the network's errors are Offline already: these are the disk's
         raise os_error(f"cannot save the download of {url} in {dest.parent}", err) from None
@@ -67,7 +69,8 @@ def _open(url: str, have: int):
         raise Offline(f"cannot reach {url} ({getattr(err, 'reason', err)})") from None
 
 
-def _stream(response, part: Path, url: str, have: int, size: Optional[int], progress: bool) -> None:
+def _stream(response, part: Path, url: str, have: int, size: Optional[int], progress: bool) -> Optional[int]:
+    """Append the response's bytes to ``part``; return the whole file's size as the server gave it (``None`` if it did not)."""
     from tqdm import tqdm
 
     resumed = bool(have) and response.status == 206
@@ -89,6 +92,8 @@ def _stream(response, part: Path, url: str, have: int, size: Optional[int], prog
             bar.update(len(block))
         handle.flush()
         os.fsync(handle.fileno())
+    length = response.headers.get("Content-Length")
+    return have + int(length) if length and length.isdigit() else None
 
 
 def _verify(part: Path, url: str, size: Optional[int], md5: Optional[str]) -> None:

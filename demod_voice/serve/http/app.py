@@ -37,6 +37,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
     in a task from start-up until ``event`` is set at shutdown."""
     from demod_voice.serve.http import batch as jobs_api
+    from demod_voice.serve.http import conversions
     from demod_voice.serve.http import lexicons as lexicons_api
     from demod_voice.serve.http import speech as openai
     from demod_voice.serve.http import voices as voices_api
@@ -63,6 +64,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     app.include_router(voices_api.router)
     app.include_router(voices_api.manage)
     app.include_router(jobs_api.router)
+    app.include_router(conversions.router)
     app.include_router(lexicons_api.router)
     _health_routes(app)
     _error_handlers(app)

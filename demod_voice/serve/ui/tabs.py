@@ -25,6 +25,7 @@ from demod_voice.serve.ui.actions import (
     uploaded,
     voice_options,
 )
+from demod_voice.serve.ui.convert import convert_tab
 from demod_voice.serve.ui.page import EMPTY_PLAYER, FALLBACK, player_html
 
 
@@ -73,6 +74,8 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
                 speak_tab(page)
             with gr.Tab("Compare", id="compare"):
                 compare_tab(page)
+            with gr.Tab("Convert", id="convert"):
+                convert_tab(page)
             with gr.Tab("Voices", id="voices"):
                 ui_manage.voices_tab(page)
             with gr.Tab("Batch", id="batch"):

@@ -1,0 +1,1 @@
+"""Voice conversion: OpenVoice v2's converter (request side and worker side)."""

@@ -1,0 +1,48 @@
+"""Voice conversion's registration: a request side with no voices to speak with, whose batch rows
+name a ``source`` recording to convert (into a ``reference`` recording's voice, or a saved ``voice``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from demod_voice.backends.openvoice.request import MODEL_FILES, ConvertRequest, make_jobs, released_dir
+from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, WouldFetch
+from demod_voice.config import Config
+from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.errors import InputError
+from demod_voice.voices.profiles import load_named
+
+
+class ConvertSide(RequestSide):
+    """OpenVoice v2's converter (coqui-tts): a recording re-spoken in another voice."""
+
+    name = "openvoice"
+    label = "OpenVoice v2 voice conversion (coqui)"
+    url = "https://github.com/myshell-ai/OpenVoice"
+    engine = "demod_voice.backends.openvoice.engine:OpenVoiceBackend"
+    takes_text = False
+
+    def claims_row(self, values: dict[str, str], config: Config) -> bool:
+        return bool(values.get("source"))
+
+    def row_job(self, row: RowInput) -> SynthesisJob:
+        v = row.values
+        if not v.get("source"):
+            raise InputError("a conversion row needs a 'source' recording to convert")
+        if v.get("text"):
+            raise InputError("a conversion row keeps its source's words: leave 'text' empty (or drop 'source' to speak the text)")
+        references = tuple(str(row.path(r.strip())) for r in v.get("reference", "").split("|") if r.strip())
+        profile = load_named(row.cache, v["voice"]) if v.get("voice") else None
+        settings = row.config.convert
+        if row.dry_run and not settings.model_dir and not all((released_dir(row.cache) / f).is_file() for f in MODEL_FILES):
+            raise WouldFetch("openvoice_v2")
+        request = ConvertRequest((str(row.path(v["source"])),), (str(row.output),), settings, str(row.cache), references, profile,
+                                 row.config.device, row.progress)
+        return make_jobs(request)[0]
+
+    def models(self, scope: Scope) -> list[ModelEntry]:
+        folder = released_dir(scope.cache)
+        weights = folder / "checkpoint.pth"
+        if not all((folder / f).is_file() for f in MODEL_FILES):
+            return []
+        return [ModelEntry(self.name, "openvoice_v2", Path(folder), weights.stat().st_size)]

@@ -1,0 +1,200 @@
+"""Voice conversion's request side (parent): a source recording re-spoken in a target voice by
+OpenVoice v2's converter (coqui-tts). Sources and references are checked, the converter found
+(or downloaded into the cache), and one job per source built; no engine is imported here.
+
+The target is reference recordings given directly, or an enrolled voice profile, which keeps
+its references' first seconds since format 2 (:mod:`demod_voice.voices.profiles`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.config import ConvertSettings
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.errors import InputError
+from demod_voice.models.download import Offline, fetch
+from demod_voice.voices.profiles import Profile
+from demod_voice.voices.references import MAX_SECONDS as MAX_REFERENCE_SECONDS
+from demod_voice.voices.references import Reference, check_references
+
+log = logging.getLogger(__name__)
+
+BACKEND = "openvoice"
+SAMPLE_RATE = 22050
+"""The converter's rate: sources are resampled to it, and the output has it."""
+HOP = 256
+"""Output samples per spectrogram frame."""
+MODEL_FILES = ("config.json", "checkpoint.pth")
+MIN_SOURCE_SECONDS = 0.1
+SILENT_PEAK = 1e-3
+CLIPPED_SHARE = 0.01
+CHECK_SECONDS = 60.0
+"""Seconds of a source decoded to judge its level and clipping."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The voice to convert into: reference recordings, or a profile's kept audio."""
+
+    references: tuple[Reference, ...] = ()
+    """Checked reference recordings (the worker reads them)."""
+    audio: Any = None
+    """A profile's references as one int16 array (``None`` with :attr:`references`)."""
+    lengths: Any = None
+    """Samples of each reference in :attr:`audio`."""
+    rate: int = 0
+    """Sample rate of :attr:`audio`."""
+    key: str = ""
+    """What the worker caches the target's embedding under (reference hashes, or the profile's digest)."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Per-job settings for the worker."""
+
+    source: str
+    """Absolute path of the (checked) source recording."""
+    target: Target
+    """The voice to convert into."""
+    settings: ConvertSettings
+    """Noise, seed, windows."""
+    source_sha256: str = ""
+    """The source's content hash (what a resumed ``batch`` compares, besides the settings and the target)."""
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    """A ``convert`` request as typed values, built by a front door."""
+
+    sources: tuple[str, ...]
+    """Source recordings (their words and timing are kept)."""
+    outputs: tuple[str, ...]
+    """One checked output per source (a path, or ``-``)."""
+    settings: ConvertSettings
+    """Effective settings."""
+    cache_dir: str
+    """Cache folder (the downloaded converter)."""
+    references: tuple[str, ...] = ()
+    """Reference recordings of the target voice."""
+    profile: Optional[Profile] = None
+    """An enrolled voice instead of references."""
+    device: str = "cpu"
+    """Requested device."""
+    progress: bool = False
+    """Show a progress bar when the converter is downloaded."""
+
+
+def profile_target(profile: Profile) -> Target:
+    """The target a profile holds; a profile made before conversion existed says so."""
+    if profile.reference_audio is None or not len(profile.reference_audio):
+        raise InputError(f"voice profile '{profile.name}' was made before voice conversion existed and keeps no reference audio; "
+                         f"make it again with 'demod-voice voices add {profile.name} REFERENCE... --force', or convert with --reference")
+    return Target(audio=profile.reference_audio, lengths=profile.reference_lengths, rate=profile.reference_rate,
+                  key=f"profile:{profile.digest}")
+
+
+def reference_target(paths: tuple[str, ...], max_seconds: float = MAX_REFERENCE_SECONDS) -> Target:
+    """Checked reference recordings as a target (warnings about them are logged once)."""
+    references = check_references(paths, max_seconds)
+    key = hashlib.sha256("".join(r.sha256 for r in references).encode()).hexdigest()
+    return Target(references=references, key=f"references:{key}")
+
+
+def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
+    """(absolute path, warnings) for a source recording; unusable audio raises :class:`InputError` in one line."""
+    import numpy as np
+    import soundfile
+
+    path = Path(path_text).expanduser().absolute()
+    if not path.is_file():
+        raise InputError(f"source audio {path} not found; check the path")
+    try:
+        info = soundfile.info(str(path))
+        seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
+        if seconds > max_seconds:
+            raise InputError(f"source {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
+                             f"(convert.max_source_seconds); cut it, e.g. ffmpeg -t {max_seconds:.0f} -i {path.name} part.wav")
+        audio, rate = soundfile.read(str(path), frames=int(CHECK_SECONDS * info.samplerate), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
+        raise InputError(f"source {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
+    seconds = seconds or (len(audio) / rate if rate else 0.0)
+    if len(audio) == 0 or seconds < MIN_SOURCE_SECONDS:
+        raise InputError(f"source {path.name} holds no audio to convert ({seconds:.2f} s)")
+    peak = float(np.abs(audio.mean(axis=1)).max())
+    if peak < SILENT_PEAK:
+        raise InputError(f"source {path.name} is silent (peak {peak:.5f}); there is nothing to convert")
+    warnings = []
+    clipped = float((np.abs(audio) >= 0.999).mean())
+    if clipped > CLIPPED_SHARE:
+        warnings.append(f"source {path.name} is clipped ({clipped:.1%} of samples at full scale); the conversion keeps the distortion")
+    if rate < 16000:
+        warnings.append(f"source {path.name} is sampled at {rate} Hz; it is converted at {SAMPLE_RATE} Hz, and what it lacks above "
+                        f"{rate // 2} Hz stays missing")
+    return str(path), warnings
+
+
+def resolve_converter(settings: ConvertSettings, cache: Path, progress: bool = False) -> Path:
+    """The converter folder: ``convert.model_dir``, or the released one in the cache (downloaded once)."""
+    if settings.model_dir:
+        folder = Path(settings.model_dir).expanduser().absolute()
+        missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
+        if missing:
+            raise InputError(f"the converter folder {folder} lacks {', '.join(missing)}; it needs config.json and checkpoint.pth "
+                             f"(OpenVoice v2's converter/ folder)")
+        return folder
+    folder = released_dir(cache)
+    if all((folder / name).is_file() for name in MODEL_FILES):
+        return folder
+    log.warning("downloading OpenVoice v2's converter into %s (about 131 MB, once)", folder)
+    parts = {}
+    try:
+        for name in MODEL_FILES:
+            parts[folder / name] = fetch(settings.url.rstrip("/") + "/" + name, folder / name, progress=progress)
+    except Offline as err:
+        raise Offline(f"{err}; to install it by hand, put OpenVoice v2's converter/config.json and checkpoint.pth in {folder}") from None
+    for dest in sorted(parts, key=lambda p: p.suffix == ".pth"):  # config first: visible weights always have it beside them
+        os.replace(parts[dest], dest)
+    return folder
+
+
+def released_dir(cache: Path) -> Path:
+    """Where the released converter lives in the cache (its name tells coqui's loader what it is)."""
+    return Path(cache) / "convert" / "OpenVoiceV2"
+
+
+def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
+    """Check the target, every source and the converter; one job per source, in order."""
+    settings = request.settings
+    if request.profile is not None and request.references:
+        raise InputError("give either --voice or --reference, not both")
+    if request.profile is not None:
+        target = profile_target(request.profile)
+    elif request.references:
+        target = reference_target(request.references)
+    else:
+        raise InputError("say which voice to convert into: --voice PROFILE or --reference RECORDING")
+    sources = []
+    for path in request.sources:
+        source, warnings = check_source(path, settings.max_source_seconds)
+        for warning in warnings:
+            log.warning("%s", warning)
+        sources.append(source)
+    folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
+    spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir)
+    return [SynthesisJob(spec=spec, text="(convert)", output=output, options=ConvertOptions(source, target, settings, _sha256(source)),
+                         label="" if output != STDOUT else f"{Path(source).name} converted")
+            for source, output in zip(sources, request.outputs, strict=True)]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,77 @@
+"""``convert``: recordings re-spoken in another voice (their words, timing and intonation kept).
+
+Same pattern as the other cli modules: ``_add_convert`` declares, ``_cmd_convert`` turns the
+arguments into a :class:`~demod_voice.backends.openvoice.request.ConvertRequest`; the engine runs
+one job per source.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from demod_voice.audio.writer import check_output
+from demod_voice.backends.openvoice.request import ConvertRequest, make_jobs
+from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.config import cache_root
+from demod_voice.engine.jobs import STDOUT
+from demod_voice.engine.service import EngineRun
+from demod_voice.errors import InputError
+from demod_voice.voices.profiles import load_named
+
+CONVERT_FLAGS = ("tau", "seed", "window_seconds", "overlap_seconds", "model_dir")
+
+
+def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("convert", parents=[common], help="re-speak recordings in another voice (voice conversion, OpenVoice v2)",
+                       description="Convert each SOURCE recording into the voice of a saved profile (--voice) or of reference "
+                                   "recordings (--reference): the words, timing and intonation stay the source's.")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="recordings to convert (wav, flac, ogg, mp3; any sample rate)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--voice", metavar="PROFILE", help="a saved voice profile ('voices add') to convert into")
+    target.add_argument("--reference", nargs="+", metavar="REF", help="reference recordings of the voice to convert into")
+    p.add_argument("-o", "--output", default="converted.wav",
+                   help="output file (.wav .flac .ogg .mp3); a folder with several sources; or - for raw 16-bit PCM at "
+                        "22.05 kHz on stdout (default: converted.wav)")
+    p.add_argument("--model-dir", metavar="DIR", help="an OpenVoice converter folder (default: the released OpenVoice v2, downloaded once)")
+    p.add_argument("--tau", type=float, help="content encoder noise (default 0.3; 0: the same output every run)")
+    p.add_argument("--seed", type=int, help="random seed of that noise (default 0)")
+    p.add_argument("--window-seconds", type=float, help="longer sources are converted in windows of this length (default 30)")
+    p.add_argument("--overlap-seconds", type=float, help="seconds windows overlap and cross-fade in (default 2)")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    config = load_settings(args, {f"convert.{key}": getattr(args, key) for key in CONVERT_FLAGS})
+    cache = cache_root(config)
+    request = ConvertRequest(
+        sources=tuple(args.sources),
+        outputs=outputs_for(args.sources, args.output),
+        settings=config.convert,
+        cache_dir=str(cache),
+        references=tuple(args.reference or ()),
+        profile=load_named(cache, args.voice) if args.voice else None,
+        device=config.device,
+        progress=show_progress(args),
+    )
+    results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(make_jobs(request))
+    failed = [result for result in results if result.error is not None]
+    if failed:
+        raise failed[0].error
+    return 0
+
+
+def outputs_for(sources: list[str], output: str) -> tuple[str, ...]:
+    """One checked output per source: the file (one source), ``-`` (all to stdout, one after another),
+    or ``FOLDER/NAME.wav`` for each of several sources."""
+    if output == STDOUT or len(sources) == 1:
+        return tuple(check_output(output) for _ in sources)
+    folder = Path(output)
+    if folder.suffix and not folder.is_dir():
+        raise InputError(f"{len(sources)} sources need a folder for --output (or - for stdout), not the file name '{output}'")
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [Path(source).stem for source in sources]
+    if len(set(names)) != len(names):
+        raise InputError("two sources have the same file name; their outputs would overwrite each other: convert them in two runs")
+    return tuple(check_output(str(folder / f"{name}.wav")) for name in names)

@@ -1,0 +1,156 @@
+"""Voice conversion over HTTP: ``POST /v1/audio/conversions``.
+
+Multipart: ``file`` (the source recording, any format FFmpeg reads), and the target as ``voice``
+(an enrolled voice's id) or ``references`` (one or more recordings); ``response_format`` (wav,
+mp3, opus, aac, flac, pcm; default wav). Uploads get what enrollment's get: the same size limits,
+decoding in a child process, the same length limit (``serve.limits.max_reference_seconds``) and
+the same scope (``enroll``: a conversion clones a voice). The answer streams as the converter
+makes it; a long source is converted in windows (``convert.window_seconds``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from demod_voice.audio.encode import FORMATS, StreamEncoder, media_type
+from demod_voice.backends.openvoice.request import SAMPLE_RATE, ConvertRequest, make_jobs
+from demod_voice.engine.handles import Priority
+from demod_voice.errors import DemodVoiceError, QueueFull
+from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.http.deps import Context, require
+from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
+from demod_voice.serve.uploads import decode_reference, read_form
+from demod_voice.serve.voices import load_profile
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(dependencies=[Depends(require("enroll"))])
+
+SOURCE_FIELDS = ("file", "source")
+REFERENCE_FIELDS = ("references", "reference", "references[]")
+MAX_REFERENCES = 8
+
+
+@router.post("/v1/audio/conversions")
+async def convert(request: Request, ctx: Context) -> StreamingResponse:
+    """Re-speak the uploaded source in the target voice; the audio streams as it is converted."""
+    if ctx.draining.is_set():
+        raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
+    form = await read_form(request, ctx.settings.limits, MAX_REFERENCES + 2)
+    fmt = str(form.get("response_format") or "wav")
+    if fmt not in FORMATS:
+        raise ApiError(400, f"unknown response_format '{fmt[:20]}'; use one of {', '.join(FORMATS)}", code="bad_format")
+    source = next((form[f] for f in SOURCE_FIELDS if f in form and hasattr(form[f], "read")), None)
+    if source is None:
+        raise ApiError(400, "send the recording to convert as the multipart field 'file'", code="missing_file")
+    references = [item for field in REFERENCE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
+    voice = str(form.get("voice") or "")
+    if bool(voice) == bool(references):
+        raise ApiError(400, "say which voice to convert into: the field 'voice' (an enrolled voice's id) or 'references' "
+                            "(recordings), one of the two", code="missing_voice")
+    if len(references) > MAX_REFERENCES:
+        raise ApiError(413, f"at most {MAX_REFERENCES} reference files per conversion", code="too_many_files")
+    profile = _profile(ctx, voice) if voice else None
+    work = Path(tempfile.mkdtemp(dir=ctx.data_dir, prefix="convert-"))
+    try:
+        wavs = await _decoded(ctx, [source, *references], work)
+        request_ = ConvertRequest(sources=(str(wavs[0]),), outputs=("-",), settings=ctx.config.convert, cache_dir=str(ctx.cache),
+                                  references=tuple(str(p) for p in wavs[1:]), profile=profile, device=ctx.config.device)
+        job = (await asyncio.to_thread(make_jobs, request_))[0]
+        handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
+    except QueueFull as err:
+        shutil.rmtree(work, ignore_errors=True)
+        raise queue_full(err) from None
+    except DemodVoiceError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        problem = from_engine(err)
+        raise ApiError(problem.status, _without(str(err), work), problem.kind, problem.code) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    encoder = StreamEncoder(fmt, SAMPLE_RATE)
+    body = _stream(ctx, handle, encoder, work)
+    try:
+        first = await body.__anext__()  # errors before any audio are still a status code
+    except BaseException:
+        await body.aclose()
+        raise
+    return StreamingResponse(_prepend(first, body), media_type=media_type(fmt),
+                             headers={"X-Sample-Rate": str(encoder.output_rate), "Cache-Control": "no-store"})
+
+
+def _profile(ctx: Any, voice: str) -> Any:
+    profile = load_profile(ctx, check_voice_id(voice))
+    if profile is None:
+        raise ApiError(404, f"there is no voice '{voice}' (GET /v1/voices lists them)", code="unknown_voice")
+    return profile
+
+
+async def _decoded(ctx: Any, uploads: list, work: Path) -> list[Path]:
+    """Each upload saved under our own name and decoded to WAV in a child process, as enrollment's references are."""
+    limits = ctx.settings.limits
+    out = []
+    for index, upload in enumerate(uploads):
+        saved = await save_upload(upload, work, limits)
+        wav = work / f"{'source' if index == 0 else f'reference-{index}'}.wav"
+        await asyncio.to_thread(decode_reference, saved, wav, limits.max_reference_seconds, _shown(upload.filename))
+        saved.unlink()
+        out.append(wav)
+    return out
+
+
+async def _stream(ctx: Any, handle: Any, encoder: StreamEncoder, work: Path) -> AsyncIterator[bytes]:
+    """The encoded audio; the first item comes once the first chunk is made (an error before it raises)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.limits.deadline_seconds
+    stream = handle.stream()
+    started = False
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(0.0, deadline - loop.time()))
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise deadline_error(ctx.settings.limits.deadline_seconds) from None
+            except DemodVoiceError as err:
+                raise from_engine(err) from None
+            data = await asyncio.to_thread(functools.partial(encoder.feed, chunk.samples))
+            started = True
+            yield data
+        yield await asyncio.to_thread(encoder.close)
+    except ApiError as err:
+        if not started:
+            raise
+        log.warning("conversion stream ended early: %s", err)  # headers are gone: end the stream short
+    finally:
+        if not handle.done():
+            handle.cancel()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for data in rest:
+        yield data
+
+
+def _shown(filename: Any) -> str:
+    """An upload's name as messages show it: its last part, printable, bounded."""
+    name = Path(str(filename or "upload")).name
+    return "".join(c if c.isprintable() else "?" for c in name)[:80] or "upload"
+
+
+def _without(message: str, work: Path) -> str:
+    """A message with the server's temporary folder taken out (the decoded files' names stay)."""
+    return message.replace(str(work) + "/", "").replace(str(work), "the upload")

@@ -1,0 +1,87 @@
+"""The page's Convert tab: record or upload a recording, pick a cloned voice, listen to the
+recording re-spoken in it beside the original. The page is a client of ``POST /v1/audio/conversions``
+(same decoding, limits and scope as the API); files come from Gradio's upload folder only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, failed, uploaded
+
+KEEP_SECONDS = 3600.0
+"""Seconds a converted file handed to the browser is kept (Gradio serves its own copy)."""
+
+
+def convert_tab(page: Any) -> None:
+    import gradio as gr
+
+    gr.Markdown("Re-speak a recording in a cloned voice: its words, timing and intonation stay, the voice changes.")
+    with gr.Row():
+        recording = gr.Audio(sources=["microphone"], type="filepath", label="Record in the browser", elem_id="dv-convert-record")
+        upload = gr.File(label="Or upload a recording (wav, flac, ogg, mp3)", elem_id="dv-convert-file")
+    voice = gr.Dropdown([], label="Voice to convert into (cloned voices)", elem_id="dv-convert-voice")
+    page.pickers.append(voice)
+    button = gr.Button("Convert", variant="primary", elem_id="dv-convert")
+    with gr.Row():
+        original = gr.Audio(type="filepath", label="Original", interactive=False, elem_id="dv-convert-original")
+        converted = gr.Audio(type="filepath", label="Converted", interactive=False, elem_id="dv-convert-result")
+    status = gr.Markdown("", elem_id="dv-convert-status")
+
+    async def run(key: str, recorded: Any, sent: Any, picked: str) -> list:
+        try:
+            ctx = context(page.app)
+            authorize(ctx, key, "enroll")
+            source = _source(page, recorded, sent)
+            name = _cloned(picked)
+            started = time.perf_counter()
+            target = await convert_file(page.app, key, source, name)
+        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+            return [None, None, failed(err)]
+        return [str(source.path), str(target), f"**Done.** {source.name} in the voice of **{name}** "
+                                               f"({time.perf_counter() - started:.1f} s)."]
+
+    button.click(run, [page.key, recording, upload, voice], [original, converted, status])
+
+
+def _source(page: Any, recorded: Any, sent: Any) -> Upload:
+    item = recorded or sent
+    if not item:
+        raise UiError("Record or upload the recording to convert first.")
+    return uploaded(item, page.uploads)
+
+
+def _cloned(picked: str) -> str:
+    """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice's id."""
+    kind, _, name = (picked or "").partition("|")
+    if not name:
+        raise UiError("Pick the voice to convert into.")
+    if kind != "xtts":
+        raise UiError("Conversion needs a cloned voice (enroll one in the Clone tab); Piper voices are not made from recordings.")
+    return name
+
+
+async def convert_file(app: Any, key: str, source: Upload, voice: str) -> Path:
+    """``POST /v1/audio/conversions`` with the upload and the voice; the WAV answer saved where Gradio may serve it."""
+    parts = [("file", (source.name, source.path.read_bytes(), "application/octet-stream"))]
+    response = await call_api(app, "POST", "/v1/audio/conversions", key, data={"voice": voice, "response_format": "wav"}, files=parts)
+    target = _download_dir() / f"{Path(source.name).stem or 'recording'}-as-{voice}.wav"
+    target.write_bytes(response.content)
+    return target
+
+
+def _download_dir() -> Path:
+    """A new folder under the temporary folder (where Gradio may serve files); old ones are removed on the way."""
+    root = Path(tempfile.gettempdir()) / f"demod-voice-convert-{os.getpid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=root))

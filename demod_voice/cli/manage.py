@@ -14,6 +14,7 @@ from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.errors import InputError
 from demod_voice.logs import PROG
+from demod_voice.voices.check import check_voice, read_sentences, render
 from demod_voice.voices.profiles import profiles_dir
 
 # --- models ------------------------------------------------------------------
@@ -130,7 +131,7 @@ def _models_quantize(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("voices", parents=[common], help="saved XTTS voice profiles: add, list, remove, export, import",
+    p = sub.add_parser("voices", parents=[common], help="saved XTTS voice profiles: add, list, remove, export, import; check any voice",
                        description="Keep cloned voices by name: the XTTS conditioning is computed once and reused.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", parents=[common], help="make a profile from reference recordings")
@@ -147,6 +148,15 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
     imp = actions.add_parser("import", parents=[common], help="install a profile file")
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    check = actions.add_parser("check", parents=[common], help="speak sample sentences and report how well a recogniser hears them",
+                               description="Speak sample sentences with VOICE, transcribe them with Whisper (in a worker) and print "
+                                           "the word error rate, speaking rate, clipping and loudness.")
+    check.add_argument("name", metavar="VOICE", help="a Piper voice (installed name or .onnx file) or a voice profile's name")
+    check.add_argument("--text", metavar="FILE", help="sentences to speak, one a line (default: built-in English sentences)")
+    check.add_argument("--language", help="the language spoken (default: the voice's own)")
+    check.add_argument("--asr-model", metavar="NAME",
+                       help="Whisper model: a faster-whisper name, hub id or folder (default: tiny.en from the asr extra for "
+                            "English, tiny for other languages, downloaded into the cache once)")
     p.set_defaults(func=_cmd_voices)
 
 
@@ -185,6 +195,10 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         from demod_voice.paths import check_output_path
 
         export_profile(cache, args.name, check_output_path(Path(args.file)))
+    elif args.action == "check":
+        texts = read_sentences(Path(args.text)) if args.text else None
+        report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
+        print(render(report))
     else:
         profile = import_profile(cache, Path(args.file), force=args.force)
         print(f"imported {profile.name} (model {profile.model[:12]})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ def fetch_model(name: str, folder: Path) -> None:
 
     log.warning("downloading Whisper model '%s' into the cache (once)", name)
     try:
-        download_model(name, output_dir=str(folder))
+        with warnings.catch_warnings():  # faster-whisper passes an argument huggingface_hub deprecated; not the user's concern
+            warnings.simplefilter("ignore")
+            download_model(name, output_dir=str(folder))
     except Exception as err:  # noqa: BLE001 - the hub client raises many kinds; the user needs one line
         raise InputError(f"could not download the Whisper model '{name}' ({type(err).__name__}); check the name and the network") from None
     if not (folder / "model.bin").is_file():

@@ -92,6 +92,13 @@ def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: st
     return LoadSpec(BACKEND, str(target), device, cache_dir=cache_dir, fetch=model)
 
 
+def recogniser_name(spec: LoadSpec) -> str:
+    """How messages name the recogniser of ``spec``: ``tiny.en (packaged)``, a downloaded name, or a folder's name."""
+    if spec.fetch:
+        return spec.fetch
+    return f"{PACKAGED_MODEL} (packaged)" if Path(spec.model) == packaged_model() else Path(spec.model).name
+
+
 def recognise_job(spec: LoadSpec, audio: str | Path, language: Optional[str] = None, label: str = "",
                   beam_size: int = 1, word_timestamps: bool = False) -> SynthesisJob:
     """A job whose value is what the recogniser of ``spec`` hears in ``audio``."""

@@ -21,6 +21,8 @@ import httpx
 import pytest
 from live_server import free_port, metric, start_server
 
+from demod_voice.serve.wyoming.handler import WRITE_TIMEOUT
+
 pytest.importorskip("gradio")
 
 SPEAK, ENROLL, ADMIN = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
@@ -247,8 +249,9 @@ def test_a_streamed_job_whose_reader_stops_is_paused_and_resumes(piper_voice, tm
 
 
 def silent_client(server, text: str, fmt: str = "wav") -> socket.socket:
-    """A client that posts a speech request and never reads (a small receive window: the server's sends block soon)."""
-    body = json.dumps({"model": "tiny-single", "input": text, "response_format": fmt}).encode()
+    """A client that posts a speech request and never reads. Its audio (slowed down: ~5 min, 13 MB of WAV) is more
+    than the kernel's socket buffers take (up to 4 MB here), so the server's sends block."""
+    body = json.dumps({"model": "tiny-single", "input": text, "response_format": fmt, "speed": 0.25}).encode()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
@@ -307,3 +310,109 @@ def test_http_clients_that_never_read_hold_little_and_end_at_the_deadline(server
     answer = httpx.post(f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
                         json={"model": "tiny-single", "input": "The worker is free again.", "response_format": "wav"})
     assert answer.status_code == 200 and len(answer.content) > 1000
+
+
+# --- Wyoming ------------------------------------------------------------------------------------------
+
+
+def wyoming_socket(server, receive_buffer: int = 0) -> socket.socket:
+    sock = socket.socket()
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", server.wyoming_port))
+    return sock
+
+
+def wyoming_event(kind: str, data: Optional[dict] = None) -> bytes:
+    body = json.dumps(data or {}).encode()
+    return json.dumps({"type": kind, "data_length": len(body)}).encode() + b"\n" + body
+
+
+def wyoming_events(raw: bytes) -> list[dict]:
+    """The events in what a Wyoming server sent (line, then data_length bytes of data, then the payload)."""
+    events = []
+    while raw:
+        line, _, raw = raw.partition(b"\n")
+        header = json.loads(line)
+        size = header.get("data_length") or 0
+        data = {**header.get("data", {}), **(json.loads(raw[:size]) if size else {})}
+        raw = raw[size + (header.get("payload_length") or 0):]
+        events.append({"type": header["type"], "data": data})
+    return events
+
+
+GARBAGE = [
+    (b"this is not JSON at all\n", "is not JSON"),
+    (b'{"data": {"text": "Hello."}}\n', "has no 'type'"),
+    (b'["synthesize"]\n', "not a JSON object"),
+    (b'{"type": "synthesize", "data_length": "12"}\n{"text": "hi"}', "'data_length' must be a whole number"),
+    (b'{"type": "synthesize", "data_length": 300000000}\n', "'data_length' is 300000000 bytes"),
+    (b'{"type": "synthesize", "payload_length": 300000000}\n', "'payload_length' is 300000000 bytes"),
+    (b'{"type": "describe", "data": {"pad": "' + b"x" * 70_000 + b'"}}\n', "longer than 65536 bytes"),
+    (b'{"type": "synthesize", "data_length": 5}\n[1,2]', "is not a JSON object"),
+]
+
+
+@pytest.mark.parametrize("garbage, words", GARBAGE, ids=["not-json", "no-type", "not-object", "string-length", "huge-data",
+                                                         "huge-payload", "long-line", "data-not-object"])
+def test_wyoming_garbage_is_answered_with_an_error_event_then_a_clean_close(server, garbage, words):
+    """Issue 26 items 11 and 6: each malformed event gets an ``error`` event and the connection is closed (the server
+    can no longer tell where the next event starts); a 300 MB event is refused from its header, not buffered."""
+    sock = wyoming_socket(server)
+    try:
+        sock.sendall(wyoming_event("describe") + garbage)
+        raw = drained(sock, TIMEOUT)
+    finally:
+        sock.close()
+    assert raw is not None, "the server left the connection open"
+    events = wyoming_events(raw)
+    assert [e["type"] for e in events] == ["info", "error"], events
+    assert events[1]["data"]["code"] == "BadEvent" and words in events[1]["data"]["text"], events[1]
+    assert "Task exception was never retrieved" not in server.log_text() and "Traceback" not in server.log_text()
+
+
+def test_a_wyoming_client_that_never_reads_holds_little_and_is_closed_after_its_deadline(server):
+    """Issue 26 item 6: one Wyoming connection sending 100 synthesize events without reading reached 1.27 GB. Now
+    a connection holds at most engine.max_queued requests, each job pauses with a bounded buffer, and past the
+    deadline the jobs are cancelled and the connection closed; the worker is free again for others."""
+    text = ("A long sentence, spoken to a client that never reads a byte of its answer. " * 30)[:1990]
+    before = cancelled(server, "deadline")
+    baseline = _rss(server.pid, "VmRSS")
+    _rss_peak_reset(server.pid)
+    started = time.monotonic()
+    sock = wyoming_socket(server, receive_buffer=4096)
+    try:
+        sock.sendall(b"".join(wyoming_event("synthesize", {"text": text, "voice": {"name": "tiny-single"}}) for _ in range(100)))
+        time.sleep(DEADLINE * 0.75)
+        grown = _rss(server.pid, "VmHWM") - baseline
+        assert grown < 64 * 2**20, f"one Wyoming client that never reads grew the server by {grown / 2**20:.0f} MiB"
+        time.sleep(max(0.0, started + DEADLINE + WRITE_TIMEOUT + 5 - time.monotonic()))  # still not reading
+        raw = drained(sock, 10)
+    finally:
+        sock.close()
+    assert raw is not None, "the server still held the connection of a client that did not read, long after its deadline"
+    assert "Task exception was never retrieved" not in server.log_text() and "Traceback" not in server.log_text()
+    assert cancelled(server, "deadline") == before  # Wyoming's cancellations are its own; HTTP's count is untouched
+    answer = httpx.post(f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
+                        json={"model": "tiny-single", "input": "The worker is free again.", "response_format": "wav"})
+    assert answer.status_code == 200 and len(answer.content) > 1000
+    assert time.monotonic() - started < DEADLINE + 40
+
+
+def test_the_page_refuses_foreign_hosts_and_cross_site_posts(server):
+    """Issue 26 item 2 on the page's routes (the request guard covers the whole app, /ui included): a rebinding name
+    is refused, and so is a post from another site's page, to the queue and to the upload route alike."""
+    port = server.url.rsplit(":", 1)[1]
+    assert httpx.get(f"{server.url}/ui/", timeout=TIMEOUT).status_code == 200
+    assert httpx.get(f"{server.url}/ui/", headers={"Host": f"rebind.example:{port}"}, timeout=TIMEOUT).status_code == 400
+    assert httpx.get(f"{server.url}/ui/config", headers={"Host": "rebind.example"}, timeout=TIMEOUT).status_code == 400
+    foreign = {"Origin": "https://evil.example", "Authorization": f"Bearer {ENROLL}"}
+    page = Page(server.url)
+    joined = page.http.post(page.url + "/gradio_api/queue/join", headers=foreign,
+                            json={"data": [], "fn_index": 0, "session_hash": "abc", "event_data": None})
+    assert joined.status_code == 403
+    sent = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], headers=foreign, timeout=TIMEOUT)
+    assert sent.status_code == 403
+    own = {"Origin": server.url, "Authorization": f"Bearer {ENROLL}"}
+    assert httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], headers=own,
+                      timeout=TIMEOUT).status_code == 200

@@ -6,11 +6,19 @@ A connection reads events and answers them in order. Each request becomes engine
 the moment it is complete), and a per-connection sender turns the jobs' audio into ``audio-chunk``
 events as the engine makes it. Reading never waits for audio, so a client that goes away is seen
 at once and its jobs are cancelled.
+
+What a client may send is bounded (:func:`read_event`): a line of at most :data:`MAX_LINE` bytes,
+JSON with a ``type``, ``data_length`` and ``payload_length`` whole numbers under their caps.
+Anything else is answered with an ``error`` event and the connection is closed (its place in the
+stream of bytes is lost). A connection holds at most ``engine.max_queued`` requests not yet sent,
+and a client that stops reading is not waited for past its deadline: its jobs pause (their audio
+buffered up to the engine's bound), then are cancelled and the connection closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -25,7 +33,7 @@ from wyoming.info import Describe
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
-from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
+from demod_voice.errors import DemodVoiceError, InputError, QueueFull, RuntimeFailure
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
 
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 WIDTH, CHANNELS = 2, 1  # 16-bit mono, what every backend gives
 # A sentence is complete at end punctuation (and closing quotes) followed by white space, or at a CJK full stop.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
+MAX_LINE = 64 * 1024
+"""Bytes of one event line (the reader's own limit: asyncio's default for a stream)."""
+MAX_PAYLOAD = 64 * 1024
+"""Bytes of one event's binary payload: a speech server is sent text, never audio."""
+WRITE_TIMEOUT = 10.0
+"""Seconds one event (other than audio, which has the request's deadline) may wait for a client that does not read."""
 
 
 class Draining(DemodVoiceError):
@@ -46,6 +60,61 @@ class Timeout(DemodVoiceError):
 
 class BadEvent(DemodVoiceError):
     """An event the server cannot read (a field missing or of the wrong type)."""
+
+
+def max_data(ctx: Any) -> int:
+    """Bytes of an event's JSON data: room for the longest text a request may hold (4 bytes a character)."""
+    return max(MAX_LINE, 4 * ctx.settings.limits.max_input_chars + 4096)
+
+
+async def read_event(reader: asyncio.StreamReader, data_limit: int) -> Optional[Event]:
+    """The next event, read within the caps; ``None`` when the client has finished. :class:`BadEvent` for anything
+    that is not a Wyoming event this server takes (what follows it can no longer be read)."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as err:
+        if err.partial.strip():
+            raise BadEvent("the connection ended in the middle of an event") from None
+        return None
+    except asyncio.LimitOverrunError:
+        raise BadEvent(f"an event line is longer than {MAX_LINE} bytes; send the text in the event's data (data_length)") from None
+    header = _json(line, "an event line")
+    kind = header.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        raise BadEvent("an event has no 'type': each event is one line of JSON such as {\"type\": \"synthesize\", ...}")
+    data = header.get("data") or {}
+    if not isinstance(data, dict):
+        raise BadEvent(f"the 'data' of a '{kind[:40]}' event is not a JSON object")
+    data_length = _length(header, "data_length", data_limit)
+    payload_length = _length(header, "payload_length", MAX_PAYLOAD)
+    try:
+        if data_length:
+            data = {**data, **_json(await reader.readexactly(data_length), f"the data of a '{kind[:40]}' event")}
+        payload = await reader.readexactly(payload_length) if payload_length else None
+    except asyncio.IncompleteReadError:
+        raise BadEvent("the connection ended in the middle of an event") from None
+    return Event(type=kind, data=data, payload=payload)
+
+
+def _json(raw: bytes, what: str) -> dict:
+    try:
+        value = json.loads(raw)
+    except ValueError:  # UnicodeDecodeError too
+        raise BadEvent(f"{what} is not JSON: each event is one line of JSON with a 'type'") from None
+    if not isinstance(value, dict):
+        raise BadEvent(f"{what} is not a JSON object")
+    return value
+
+
+def _length(header: dict, key: str, limit: int) -> int:
+    value = header.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadEvent(f"'{key}' must be a whole number of bytes, not {json.dumps(value)[:40]}")
+    if value > limit:
+        raise BadEvent(f"'{key}' is {value} bytes; this server takes at most {limit}")
+    return value
 
 
 def _answerable(err: Exception) -> DemodVoiceError:
@@ -133,11 +202,35 @@ class WyomingHandler(AsyncEventHandler):
     # --- reading: every event is answered later, in order, by the sender -------------------------
 
     async def run(self) -> None:
-        """Read events until the client leaves; a connection reset is a client leaving, not an error."""
+        """Read events until the client leaves; a connection reset is a client leaving, not an error. An event that
+        cannot be read is answered with an ``error`` event, then the connection is closed. Nothing escapes: this runs
+        as a task nobody awaits."""
+        limit = max_data(self.ctx)
         try:
-            await super().run()
+            while (event := await read_event(self.reader, limit)) is not None:
+                await self.handle_event(event)
+        except BadEvent as err:
+            await self._refuse(err)
         except (ConnectionError, OSError) as err:
             log.debug("Wyoming: connection ended (%s)", err)
+        except Exception:  # noqa: BLE001 - a bug must end this connection, not surface as an unretrieved task error
+            log.exception("Wyoming: internal error; closing the connection")
+        finally:
+            await self.disconnect()
+            self.writer.close()
+
+    async def _refuse(self, err: BadEvent) -> None:
+        """Stop this connection's jobs; send what is already answered, then the ``error`` event saying why (the
+        caller closes the connection). A client that does not read them is not waited for long."""
+        for handle in list(self.handles):
+            handle.cancel()
+        self._later(partial(self._error, err))
+        self.outbox.put_nowait(None)
+        try:
+            async with asyncio.timeout(WRITE_TIMEOUT):
+                await self.sender
+        except TimeoutError:
+            log.info("Wyoming: the client did not read the error; closing")
 
     async def handle_event(self, event: Event) -> bool:
         try:
@@ -217,6 +310,9 @@ class WyomingHandler(AsyncEventHandler):
         try:
             if len(text) > limit:
                 raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request (serve.limits.max_input_chars)")
+            if len(self.handles) >= self.ctx.engine.settings.max_queued:
+                raise QueueFull(f"this connection has {len(self.handles)} requests not yet answered (engine.max_queued); "
+                                "read their audio first", retry_after=1.0)
             handle = self.ctx.engine.submit(read_by(self.ctx, request.voice).job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
         except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
             request.failed = True
@@ -231,20 +327,37 @@ class WyomingHandler(AsyncEventHandler):
 
     # --- sending ----------------------------------------------------------------------------------
 
+    async def write_event(self, event: Event, timeout: Optional[float] = WRITE_TIMEOUT) -> None:
+        """Send one event; a client that reads none of it for ``timeout`` seconds is taken as gone (``None``: the
+        caller bounds the wait, as audio is bounded by its request's deadline)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await super().write_event(event)
+        except TimeoutError:
+            raise ConnectionAbortedError(f"the client read nothing for {timeout:g} s") from None
+
     async def _send_loop(self) -> None:
         while (send := await self.outbox.get()) is not None:
             self._sending = True
             try:
                 await send()
-            except (ConnectionError, OSError) as err:  # the client went away while we wrote
-                log.debug("Wyoming: client gone (%s)", err)
+            except (ConnectionError, OSError) as err:  # the client went away (or stopped reading) while we wrote
+                log.info("Wyoming: closing the connection: %s", err)
+                self._abort()
                 return
             except Exception:  # noqa: BLE001 - a bug must end this connection, not leave it hanging
                 log.exception("Wyoming: internal error; closing the connection")
-                self.writer.close()
+                self._abort()
                 return
             finally:
                 self._sending = False
+
+    def _abort(self) -> None:
+        """End the connection from the sending side: its jobs are cancelled and what is buffered for it is dropped
+        (a close would wait for a client that does not read to take it); the reader sees the connection end."""
+        for handle in list(self.handles):
+            handle.cancel()
+        self.writer.transport.abort()
 
     async def _describe(self) -> None:
         voices = await asyncio.to_thread(wyoming_voices, self.ctx)
@@ -284,7 +397,7 @@ class WyomingHandler(AsyncEventHandler):
 
         if not request.rate:
             request.rate = chunk.sample_rate
-            await self.write_event(AudioStart(rate=request.rate, width=WIDTH, channels=CHANNELS, timestamp=0).event())
+            await self.write_event(AudioStart(rate=request.rate, width=WIDTH, channels=CHANNELS, timestamp=0).event(), None)
         pcm = to_int16(chunk.samples).tobytes()
         step = self.options.samples_per_chunk * WIDTH * CHANNELS
         for offset in range(0, len(pcm), step):
@@ -292,7 +405,7 @@ class WyomingHandler(AsyncEventHandler):
             timestamp = request.samples * 1000 // request.rate
             request.samples += len(piece) // (WIDTH * CHANNELS)
             await self.write_event(AudioChunk(rate=request.rate, width=WIDTH, channels=CHANNELS, audio=piece,
-                                              timestamp=timestamp).event())
+                                              timestamp=timestamp).event(), None)
 
     async def _audio_stop(self, request: _Request) -> None:
         """End an answer. A ``synthesize`` always ends with ``audio-stop`` (after an error too, so that

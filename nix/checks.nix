@@ -8,6 +8,7 @@ in
   tests = runCommand "demod-voice-tests" { nativeBuildInputs = [ testEnv ffmpeg clang ]; } ''
     cp -r ${src} source && chmod -R u+w source && cd source
     export HOME=$TMPDIR XDG_CACHE_HOME=$TMPDIR/cache
+    lint-imports
     python -m pytest -q -p no:cacheprovider
     touch $out
   '';

@@ -13,7 +13,7 @@ let
     lxml markdown-it-py pyloudnorm
   ];
   # The test suite generates its models with piper's training code and coqui's classes.
-  testDeps = p: with p; [ pytest hypothesis lightning tokenizers ];
+  testDeps = p: with p; [ pytest hypothesis lightning tokenizers import-linter ];
 in
 ps.buildPythonApplication {
   pname = "demod-voice";

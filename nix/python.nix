@@ -54,6 +54,9 @@ let
     pyloudnorm = fromWheel self "pyloudnorm" (with self; [ numpy scipy ]) { };
     # Pure Python; compiles its CPU kernels with clang at run time (on the program's PATH).
     tinygrad = fromWheel self "tinygrad" [ ] { };
+    # lint-imports for the checks: import-linter over grimp (its import graph is built in Rust).
+    grimp = fromWheel self "grimp" [ ] { };
+    import-linter = fromWheel self "import-linter" (with self; [ click grimp rich ]) { };
     monotonic-alignment-search = self.buildPythonPackage {
       pname = "monotonic-alignment-search";
       inherit (pins.pypi.monotonic-alignment-search) version;

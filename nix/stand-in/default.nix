@@ -8,9 +8,9 @@ let
   force = value: result: builtins.deepSeq value result;
 
   pythonNames = [
-    "anyascii" "av" "cython" "docopt" "einops" "fastapi" "faster-whisper" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "jiwer" "librosa" "lightning" "lxml" "markdown-it-py"
+    "anyascii" "av" "click" "cython" "docopt" "einops" "fastapi" "faster-whisper" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "jiwer" "librosa" "lightning" "lxml" "markdown-it-py"
     "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "prometheus-client" "psutil" "pysbd" "pytest" "python-multipart"
-    "pyyaml" "regex" "requests" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
+    "pyyaml" "regex" "requests" "rich" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
     "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions" "uvicorn" "wyoming" "zeroconf"
   ];
 

@@ -190,6 +190,9 @@ class RequestSide:
     """``model`` values that mean "this backend" but pick no voice (``xtts``); the first is listed in ``/v1/models``."""
     takes_text: bool = True
     """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
+    take_chars: int = 400
+    """Most characters of text one job should hold for the engine to speak it well: long-form clients (``book``) cut
+    their text into takes of at most this many, at sentence, then clause, then word boundaries."""
 
     # --- voices -----------------------------------------------------------------------------
 

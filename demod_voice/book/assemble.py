@@ -52,7 +52,7 @@ def _chapter(takes: list[Planned], settings: master.MasterSettings) -> tuple[Any
     parts, rate = [], 0
     for planned in takes:
         samples, rate = _read_take(planned)
-        parts.append((samples, planned.take.pause, planned.take.shown))
+        parts.append((samples, planned.take.pause, planned.take.text))
     audio, cues = master.assemble(parts, rate, settings)
     return audio, rate, cues
 
@@ -141,7 +141,7 @@ def _unverified(outcome: BookOutcome, layout: list, rate: int, per_chapter: bool
             if verdict is not None and not verdict.ok:
                 outcome.unverified.append({
                     "chapter": number, "title": outcome.book.chapters[number - 1].title, "take": planned.take.index + 1,
-                    "time": captions.stamp(base + cue.start), "text": planned.take.shown, "heard": verdict.heard,
+                    "time": captions.stamp(base + cue.start), "text": planned.take.text, "heard": verdict.heard,
                     "problem": verdict.problem, "file": planned.path.name})
         offset += length / rate
 

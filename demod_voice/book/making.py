@@ -39,12 +39,12 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
     if not todo:
         return
     titles = _titles(outcome)
-    progress.start(stage, sum(len(p.take.spoken) for p in todo.values()))
+    progress.start(stage, sum(len(p.take.text) for p in todo.values()))
     by_output = {p.job.output: p for p in todo.values()}
 
     def finished(result: JobResult) -> None:
         planned = by_output[result.job.output]
-        progress.advance(len(planned.take.spoken), titles[planned.take.chapter])
+        progress.advance(len(planned.take.text), titles[planned.take.chapter])
         if result.ok:
             manifest.record(result.job, planned.key)
             outcome.made += 1
@@ -65,9 +65,11 @@ def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome:
     ledger = verify.Ledger(work_dir(request))
     try:
         distinct = {p.key: p for chapter in outcome.plan for p in chapter}
+        if not distinct:
+            return
         language = language_of(next(iter(distinct.values())).job, outcome.book.language)
         settings = request.config.book
-        spec = verify.recogniser_spec(settings.asr_model, request.config.device, cache_root(request.config))
+        spec = verify.recogniser_spec(language, settings.asr_model, request.config.device, cache_root(request.config))
         unheard = [p for p in distinct.values() if ledger.verdict(p.key, p.path) is None]
         _hear(engine, spec, ledger, unheard, language, request, progress, outcome, "verification")
         for attempt in range(1, request.retakes + 1):
@@ -91,16 +93,18 @@ def _hear(engine: Any, spec: Any, ledger: verify.Ledger, takes: list[Planned], l
     if not takes:
         return
     titles = _titles(outcome)
-    by_key = {p.key: p for p in takes}
-    progress.start(stage, sum(len(p.take.spoken) for p in takes))
+    jobs = [verify.hear_job(spec, p.path, language, p.job.label) for p in takes]
+    by_audio = {verify.heard_audio(job): p for job, p in zip(jobs, takes, strict=True)}
+    progress.start(stage, sum(len(p.take.text) for p in takes))
 
-    def heard(job: SynthesisJob, transcript: str) -> None:
-        planned = by_key[job.text]
+    def heard(job: SynthesisJob, value: dict) -> None:
+        planned = by_audio[verify.heard_audio(job)]
         seconds = verify.speech_seconds(planned.path)
-        ledger.record(planned.key, planned.path, verify.judge(planned.take.shown, transcript, seconds, request.wer_threshold))
-        progress.advance(len(planned.take.spoken), titles[planned.take.chapter])
+        verdict = verify.judge(planned.take.text, str(value.get("text", "")), seconds, request.wer_threshold, planned.job.text)
+        ledger.record(planned.key, planned.path, verdict)
+        progress.advance(len(planned.take.text), titles[planned.take.chapter])
 
-    verify.transcribe(engine, [verify.hear_job(spec, p.key, p.path, language, p.job.label) for p in takes], heard)
+    verify.transcribe(engine, jobs, heard)
 
 
 def _set_aside(planned: Planned, ledger: verify.Ledger) -> tuple[Path, verify.Verdict]:

@@ -3,6 +3,7 @@ callbacks and the outcome. Shared by :mod:`.run`, :mod:`.verify` and :mod:`.asse
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,11 +12,15 @@ from typing import Any, Optional
 
 from demod_voice.book.master import MasterSettings
 from demod_voice.book.read import Book
-from demod_voice.book.takes import Take, chapter_takes, estimate_seconds, rules_for
-from demod_voice.book.voice import VoiceChoice, language_of, take_job
+from demod_voice.book.takes import Take, TakeRules, chapter_takes, estimate_seconds
+from demod_voice.book.voice import Reader, VoiceChoice
 from demod_voice.config import Config
 from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.errors import InputError
 from demod_voice.resume import fingerprint
+from demod_voice.speech_text.prepare import TextOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,8 @@ class BookRequest:
     sentence_pause: float = 0.35
     paragraph_pause: float = 0.9
     keep_front_matter: bool = False
+    reading: TextOptions = TextOptions()
+    """How the takes' words are read: normalisation, lexicons (``--no-normalize``, ``--lexicon``)."""
     dry_run: bool = False
     work_dir: Optional[Path] = None
     workers: int = 0
@@ -101,17 +108,22 @@ def work_dir(request: BookRequest) -> Path:
     return request.work_dir or request.output.with_name(request.output.name + ".takes")
 
 
-def plan_book(book: Book, request: BookRequest, template: SynthesisJob, folder: Path) -> list[list[Planned]]:
-    """Every chapter's takes with their jobs; the job's output is the take's file, named by its fingerprint."""
-    rules = rules_for(template.spec.backend, language_of(template, book.language),
-                      sentence_pause=request.sentence_pause, paragraph_pause=request.paragraph_pause)
+def plan_book(book: Book, request: BookRequest, reader: Reader, folder: Path) -> list[list[Planned]]:
+    """Every chapter's takes with their jobs; the job's output is the take's file, named by its fingerprint.
+    A take with nothing to speak (a scene break of asterisks) is left out."""
+    rules = TakeRules(reader.take_chars, sentence_pause=request.sentence_pause, paragraph_pause=request.paragraph_pause)
     plan = []
     for takes in chapter_takes(book, rules):
         planned = []
         for take in takes:
-            job = take_job(template, take.spoken, "", f"chapter {take.chapter + 1}, take {take.index + 1}")
+            label = f"chapter {take.chapter + 1}, take {take.index + 1}"
+            try:
+                job = reader.job(take.text, "", label)
+            except InputError as err:
+                log.info("%s (%r) is left out: %s", label, take.text[:40], err)
+                continue
             key = fingerprint(job)
-            planned.append(Planned(take, take_job(template, take.spoken, str(folder / "takes" / f"{key[:24]}.flac"), job.label), key))
+            planned.append(Planned(take, dataclasses.replace(job, output=str(folder / "takes" / f"{key[:24]}.flac")), key))
         plan.append(planned)
     return plan
 

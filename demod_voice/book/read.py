@@ -17,8 +17,8 @@ Rules a reader can see (``book --dry-run`` lists what each did):
   skipped unless ``keep_front_matter``; a chapter with no words is skipped.
 
 An EPUB is a zip of XML from anywhere: member count and sizes are capped before anything is
-inflated, members are read with a byte cap (a zip's declared sizes can lie), and XML is parsed
-with entity expansion, DTD loading and network access off. Content documents go through lxml's
+inflated, members are read with a byte cap (a zip's declared sizes can lie), XML that declares
+entities is refused, and XML is parsed with entity expansion, DTD loading and network access off. Content documents go through lxml's
 HTML parser, which loads nothing from outside either.
 """
 
@@ -292,11 +292,16 @@ class _Epub:
         return data
 
     def xml(self, name: str) -> Any:
-        """Parse a member as XML: no entity expansion, no DTD, no network, no huge trees."""
+        """Parse a member as XML: one that declares entities is refused; no entity expansion, no DTD, no network, no
+        huge trees either way."""
         etree, _ = _lxml()
+        data = self.read(name)
+        if b"<!ENTITY" in data:
+            raise InputError(f"{self.name}: {name} declares XML entities (<!ENTITY>), which no EPUB needs and XXE attacks use; "
+                             "it is not read")
         parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, remove_pis=True)
         try:
-            return etree.fromstring(self.read(name), parser)
+            return etree.fromstring(data, parser)
         except etree.XMLSyntaxError as err:
             raise InputError(f"{self.name}: {name} is not well-formed XML ({err.msg}); the EPUB is damaged") from None
 

@@ -17,7 +17,7 @@ from typing import Any, Optional
 from demod_voice.book import assemble, making
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress, plan_book, work_dir
 from demod_voice.book.read import EpubLimits, read_book
-from demod_voice.book.voice import template_job
+from demod_voice.book.voice import reader_for
 from demod_voice.errors import RuntimeFailure
 from demod_voice.paths import os_error
 from demod_voice.resume import Manifest, OutputLock
@@ -34,7 +34,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     if request.dry_run:
         return BookOutcome(book)
     assemble.check_output(request)
-    template = template_job(request.voice, request.config)
+    reader = reader_for(request.voice, request.config, request.reading)
     folder = work_dir(request)
     try:
         (folder / "takes").mkdir(parents=True, exist_ok=True)
@@ -44,7 +44,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     with OutputLock(folder):
         manifest = Manifest(folder)
         try:
-            outcome = BookOutcome(book, plan_book(book, request, template, folder))
+            outcome = BookOutcome(book, plan_book(book, request, reader, folder))
             with _engine(request) as engine:
                 making.synthesise(engine, request, manifest, outcome, progress)
                 if request.verify and not outcome.failed:

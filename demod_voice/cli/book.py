@@ -12,6 +12,8 @@ from demod_voice.book.plan import BookRequest, Progress, dry_run_lines, work_dir
 from demod_voice.book.run import outcome_error, run_book
 from demod_voice.book.voice import VoiceChoice
 from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.cli.lexicon import add_reading_flags, reading_from_args
+from demod_voice.config import cache_root
 from demod_voice.errors import UsageError
 from demod_voice.logs import PROG
 
@@ -45,6 +47,7 @@ def _add_book(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sentence-pause", type=float, default=0.35, metavar="S", help="pause between sentences (default: 0.35)")
     p.add_argument("--paragraph-pause", type=float, default=0.9, metavar="S", help="pause between paragraphs (default: 0.9)")
     p.add_argument("--keep-front-matter", action="store_true", help="also read cover, copyright, contents... (skipped by default)")
+    add_reading_flags(p)
     p.add_argument("--dry-run", action="store_true", help="list the chapters, their length and estimated time; make nothing")
     p.add_argument("--work-dir", metavar="DIR", help="folder of takes (default: OUTPUT.takes beside the output)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes per model (default: engine.workers)")
@@ -70,6 +73,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         track_format=track, captions=args.captions or "", verify=args.verify, retakes=args.retakes, wer_threshold=args.wer,
         master=MasterSettings(args.loudness, args.true_peak, args.lead_silence, args.tail_silence),
         sentence_pause=args.sentence_pause, paragraph_pause=args.paragraph_pause, keep_front_matter=args.keep_front_matter,
+        reading=reading_from_args(args, cache_root(config), args.voice or ""),
         dry_run=args.dry_run, work_dir=Path(args.work_dir).expanduser().absolute() if args.work_dir else None,
         workers=workers, log_level=log_level(args), executor=executor)
     bar = _Bar(show_progress(args), quiet)

@@ -55,6 +55,8 @@ class PiperSide(RequestSide):
     label = "Piper"
     url = "https://github.com/OHF-Voice/piper1-gpl"
     engine = "demod_voice.backends.piper.engine:PiperBackend"
+    take_chars = 400
+    """Piper speaks any length (one sentence at a time); takes stay sentence-sized so each can be checked and remade alone."""
 
     def voices(self, scope: Scope) -> list[Voice]:
         return [self._voice(name, model) for name, model in sorted(voice_files(scope).items())]

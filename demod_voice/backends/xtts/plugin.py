@@ -43,6 +43,8 @@ class XttsSide(RequestSide):
     url = "https://github.com/idiap/coqui-ai-TTS"
     engine = "demod_voice.backends.xtts.engine:XttsBackend"
     generic_models = ("xtts", "xtts_v2")
+    take_chars = 240
+    """XTTS-v2's English limit is 250 characters (its tokenizer warns past it, and the GPT garbles long inputs)."""
 
     def __init__(self) -> None:
         self._profiles: dict[Path, tuple[tuple[int, int], Profile]] = {}

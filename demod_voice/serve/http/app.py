@@ -37,6 +37,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
     in a task from start-up until ``event`` is set at shutdown."""
     from demod_voice.serve.http import batch as jobs_api
+    from demod_voice.serve.http import books as books_api
     from demod_voice.serve.http import conversions
     from demod_voice.serve.http import lexicons as lexicons_api
     from demod_voice.serve.http import speech as openai
@@ -64,8 +65,9 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     app.include_router(voices_api.router)
     app.include_router(voices_api.manage)
     app.include_router(jobs_api.router)
-    app.include_router(conversions.router)
+    app.include_router(books_api.router)
     app.include_router(lexicons_api.router)
+    app.include_router(conversions.router)
     _health_routes(app)
     _error_handlers(app)
     if config.serve.cors_origins:
@@ -83,6 +85,7 @@ def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, 
     """Engine, context, metrics, preloading, batch jobs left unfinished by the last run (on a thread: it may block)."""
     from demod_voice.serve.core import build_context
     from demod_voice.serve.http.batch import resume_jobs
+    from demod_voice.serve.http.book_jobs import resume_books
     from demod_voice.serve.metrics import Metrics
     from demod_voice.serve.voices import resolve_voice
 
@@ -97,6 +100,7 @@ def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, 
         engine.preload(choice.spec)
         log.info("preloading %s", name)
     resume_jobs(ctx)
+    resume_books(ctx)
     return ctx
 
 

@@ -3,8 +3,7 @@
 Columns (header required, UTF-8 with or without BOM, quoted fields may hold commas and newlines):
 ``text`` and ``output`` always; ``reference`` (one or more paths joined by ``|``) for XTTS clones;
 ``voice`` for a saved XTTS voice profile; ``model`` for Piper voices (a path or an installed name, or
-``--model``); optional ``language``, ``speaker``, ``backend``; ``source`` instead of ``text`` converts that
-recording into the row's ``reference`` or ``voice`` (voice conversion, docs/conversion.md). Each row becomes a job through its
+``--model``); optional ``language``, ``speaker``, ``backend``. Each row becomes a job through its
 backend's request side (:mod:`demod_voice.backends.registry`): the one its ``backend`` column names,
 else the first that claims it (XTTS: a row with a reference or a voice; else ``piper.backend``).
 
@@ -21,8 +20,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -34,14 +33,30 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
-from demod_voice.errors import DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
+from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
 from demod_voice.paths import confined_output, os_error
 from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
 from demod_voice.speech_text import scopes
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
+COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One thing a run reports: ``status`` (a line for people: rows already complete, the summary, a dry run's findings,
+    the cluster), ``start`` (``total`` rows to make), ``row`` (one row ended; ``message`` says why it failed, if it
+    did and the run goes on), ``end`` (no more rows)."""
+
+    kind: str
+    """``status``, ``start``, ``row`` or ``end``."""
+    message: str = ""
+    """The line (``status``), or a failed row's error (``row``)."""
+    total: int = 0
+    """Rows to make (``start``)."""
+    failed: int = 0
+    """Rows failed so far (``row``)."""
 
 
 @dataclass(frozen=True)
@@ -65,11 +80,12 @@ class BatchRequest:
     report: Optional[Path] = None
     """JSON-lines report path."""
     progress: bool = True
-    """Show progress bars on stderr (downloads, rows)."""
+    """Show a voice download's progress bar on stderr (rows are reported through ``on_progress``)."""
     log_level: int = logging.WARNING
     """Log level for workers."""
-    quiet: bool = False
-    """No status lines (what was skipped, the summary); errors still go to stderr."""
+    on_progress: Optional[Callable[[Progress], None]] = None
+    """Called on the running thread as the run goes (:class:`Progress`); the batch module itself prints nothing.
+    The CLI draws a bar and prints status lines; ``None``: a silent run (the server's jobs)."""
     allow_outside: bool = False
     """Accept absolute outputs outside ``output_dir`` (``--allow-outside-output-dir``; never for remote clients)."""
     engine: Any = None
@@ -124,7 +140,7 @@ def _parse(text: str, path: Path) -> list[Row]:
     if not header:
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
     unknown = [h for h in header if h not in COLUMNS]
-    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
+    missing = [c for c in ("text", "output") if c not in header]
     twice = sorted({h for h in header if header.count(h) > 1})
     if unknown or missing or twice:
         problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
@@ -176,8 +192,7 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
 def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     v = row.values
     side = _row_side(v, request.config)
-    # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
-    text = row_text(v.get("text", "")) if side.takes_text else ""
+    text = row_text(v.get("text", ""))  # the text as written: '-' reads stdin only as a command-line argument
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress,
@@ -293,15 +308,13 @@ def _dry_run(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], fetche
 
 
 def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report, outcome: Outcome) -> None:
-    from tqdm import tqdm
-
     by_output = {job.output: (row, key) for row, job, key in todo}
-    bar = tqdm(total=len(todo), unit="row", disable=not request.progress or not todo, dynamic_ncols=True, file=sys.stderr)
+    _tell(request, Progress("start", total=len(todo)))
 
     def finished(result) -> None:
         row, key = by_output[result.job.output]
-        bar.update(1)
         if result.ok:
+            _tell(request, Progress("row", failed=outcome.failed))
             manifest.record(result.job, key)
             outcome.done += 1
             report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
@@ -310,9 +323,9 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         outcome.errors.append(f"{result.job.describe()}: {result.error}")
         report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error), where=result.where)
         if isinstance(result.error, OutputFull):
+            _tell(request, Progress("row", failed=outcome.failed))
             raise _Stop(OutputFull(f"{result.job.describe()}: {result.error}"))
-        tqdm.write(f"demod-voice: error: {result.job.describe()}: {result.error}", file=sys.stderr)
-        bar.set_postfix(failed=outcome.failed, refresh=False)
+        _tell(request, Progress("row", f"{result.job.describe()}: {result.error}", failed=outcome.failed))
         if request.fail_fast:
             raise _Stop()
 
@@ -324,15 +337,12 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
     except _Stop as stop:
-        bar.close()
+        _tell(request, Progress("end"))
         if stop.error is not None:
             raise stop.error from None  # the disk is full: every later row would fail the same way
         log.error("stopping at the first failure (--fail-fast)")
-    except Interrupted:
-        bar.close()
-        raise
     finally:
-        bar.close()
+        _tell(request, Progress("end"))
 
 
 def _executor(request: BatchRequest) -> tuple[Any, int]:
@@ -349,9 +359,13 @@ def _executor(request: BatchRequest) -> tuple[Any, int]:
 
 
 def _say(request: BatchRequest, message: str) -> None:
-    """A status line on stderr (not a warning); silent with -q."""
-    if not request.quiet:
-        print(f"demod-voice: {message}", file=sys.stderr, flush=True)
+    """A status line for people (not a warning)."""
+    _tell(request, Progress("status", message))
+
+
+def _tell(request: BatchRequest, event: Progress) -> None:
+    if request.on_progress is not None:
+        request.on_progress(event)
 
 
 def _summary(request: BatchRequest, outcome: Outcome, seconds: float) -> None:

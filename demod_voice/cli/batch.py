@@ -101,7 +101,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         report=_report_path(args.report, Path(args.output_dir).absolute()) if args.report else None,
         progress=show_progress(args),
         log_level=log_level(args),
-        quiet=bool(getattr(args, "quiet", False)),
+        on_progress=Console(show_progress(args), bool(getattr(args, "quiet", False))),
         allow_outside=args.allow_outside_output_dir,
         normalize=args.normalize,
         lexicons=tuple(args.lexicon),
@@ -113,6 +113,34 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if error is not None:
         raise error
     return 0
+
+
+class Console:
+    """How a batch run looks on a terminal: a bar of rows on stderr, one line per failed row, status lines
+    (unless ``quiet``)."""
+
+    def __init__(self, bar: bool, quiet: bool) -> None:
+        self.show_bar = bar
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from tqdm import tqdm
+
+        if event.kind == "status":
+            if not self.quiet:
+                print(f"{PROG}: {event.message}", file=sys.stderr, flush=True)
+        elif event.kind == "start":
+            self.bar = tqdm(total=event.total, unit="row", disable=not self.show_bar or not event.total, dynamic_ncols=True,
+                            file=sys.stderr)
+        elif event.kind == "row" and self.bar is not None:
+            self.bar.update(1)
+            if event.message:
+                tqdm.write(f"{PROG}: error: {event.message}", file=sys.stderr)
+                self.bar.set_postfix(failed=event.failed, refresh=False)
+        elif event.kind == "end" and self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _report_path(value: str, output_dir: Path) -> Path:

@@ -3,7 +3,8 @@
 Columns (header required, UTF-8 with or without BOM, quoted fields may hold commas and newlines):
 ``text`` and ``output`` always; ``reference`` (one or more paths joined by ``|``) for XTTS clones;
 ``voice`` for a saved XTTS voice profile; ``model`` for Piper voices (a path or an installed name, or
-``--model``); optional ``language``, ``speaker``, ``backend``. Each row becomes a job through its
+``--model``); optional ``language``, ``speaker``, ``backend``; ``source`` instead of ``text`` converts that
+recording into the row's ``reference`` or ``voice`` (voice conversion, docs/conversion.md). Each row becomes a job through its
 backend's request side (:mod:`demod_voice.backends.registry`): the one its ``backend`` column names,
 else the first that claims it (XTTS: a row with a reference or a voice; else ``piper.backend``).
 
@@ -40,7 +41,7 @@ from demod_voice.speech_text import scopes
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
+COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _parse(text: str, path: Path) -> list[Row]:
     if not header:
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
     unknown = [h for h in header if h not in COLUMNS]
-    missing = [c for c in ("text", "output") if c not in header]
+    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
     if unknown or missing or twice:
         problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
@@ -192,7 +193,8 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
 def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
     v = row.values
     side = _row_side(v, request.config)
-    text = row_text(v.get("text", ""))  # the text as written: '-' reads stdin only as a command-line argument
+    # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
+    text = row_text(v.get("text", "")) if side.takes_text else ""
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress,

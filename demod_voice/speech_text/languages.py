@@ -9,6 +9,7 @@ num2words reads them where it knows the language, and everything else left to th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -250,6 +251,9 @@ PL = Table(
 
 TABLES: dict[str, Table] = {t.code: t for t in (EN, DE, FR, ES, IT, PT, NL, PL)}
 
+EN_DMY = dataclasses.replace(EN, date_order="dmy")
+"""English outside the US (``en-gb``, ``en-au``...): 12/05/2026 is the twelfth of May."""
+
 NUM2WORDS_ONLY = ("ar", "cs", "hu", "ja", "ko", "ru", "tr")
 """XTTS languages num2words reads numbers in, with no table of our own."""
 
@@ -276,6 +280,8 @@ def table(language: str) -> Optional[Table]:
 def numbers_only(language: str) -> Optional[Table]:
     """A bare table (numbers only, num2words' words) for a language with no table of ours, or ``None``."""
     code = base_code(language)
+    if code == "en" and language.strip().lower().replace("_", "-") not in ("en", "en-us"):
+        return EN_DMY
     if code in TABLES:
         return TABLES[code]
     if code in NUM2WORDS_ONLY:

@@ -112,3 +112,8 @@ def test_text_without_numbers_or_abbreviations_is_unchanged():
 
 def test_version_strings_and_codes_are_not_mangled():
     assert normalize("version 1.2.3 of R2D2", "en") == "version 1.2.3 of R2D2"
+
+
+def test_english_outside_the_us_reads_day_first():
+    assert normalize("on 12/05/2026", "en-gb") == "on May twelfth, twenty twenty-six"
+    assert normalize("on 12/05/2026", "en_US") == "on December fifth, twenty twenty-six"

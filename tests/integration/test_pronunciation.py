@@ -146,3 +146,27 @@ def test_batch_rows_read_ssml_and_lexicons(piper_voice, tmp_path):
     samples, rate = soundfile.read(str(tmp_path / "out" / "ssml.wav"), dtype="int16")
     assert zero_runs(samples, rate) == pytest.approx([0.3], abs=0.02)
     assert soundfile.info(str(tmp_path / "out" / "zork.wav")).frames > 3 * soundfile.info(str(tmp_path / "out" / "ab.wav")).frames
+
+
+def test_lexicon_commands(piper_voice, tmp_path):
+    assert run_cli("lexicon", "add", "Nguyen", "--phonemes", "ŋwˈiən", "--say", "new yen").returncode == 0
+    assert run_cli("lexicon", "add", "Nguyen", "--say", "win", "--voice", piper_voice.name).returncode == 0
+    listed = run_cli("lexicon", "list").stdout.decode()
+    assert "default" in listed and f"voice.{piper_voice.name[: -len('.onnx')]}" in listed
+    assert "Nguyen\tŋwˈiən\tnew yen" in run_cli("lexicon", "list", "--lexicon", "default").stdout.decode()
+    out = tmp_path / "test.wav"
+    done = run_cli("lexicon", "test", "Nguyen", "-m", str(piper_voice), "-o", str(out))
+    assert done.returncode == 0, done.stderr.decode()
+    assert "Nguyen [[ŋwˈiən]]" in done.stdout.decode()  # as written, then the lexicon's phonemes
+    samples, rate = soundfile.read(str(out), dtype="int16")
+    assert zero_runs(samples, rate) == pytest.approx([0.7], abs=0.02)
+    # the voice's own lexicon ("win") is read over 'default' when speaking with that voice
+    quiet = ("--noise-scale", "0", "--noise-w-scale", "0")
+    assert run_cli("piper-infer", str(piper_voice), "Nguyen", "-o", str(tmp_path / "v.wav"), *quiet).returncode == 0
+    assert run_cli("piper-infer", str(piper_voice), "win", "-o", str(tmp_path / "w.wav"), *quiet).returncode == 0
+    assert np.array_equal(soundfile.read(str(tmp_path / "v.wav"))[0], soundfile.read(str(tmp_path / "w.wav"))[0])
+    bad = run_cli("lexicon", "remove", "Nobody")
+    assert bad.returncode == 3 and bad.stderr.decode().strip() == (
+        "demod-voice: error: 'Nobody' is not in lexicon default; see 'demod-voice lexicon list --lexicon default'")
+    assert run_cli("lexicon", "remove", "nguyen").returncode == 0
+    assert "Nguyen" not in run_cli("lexicon", "list", "--lexicon", "default").stdout.decode()

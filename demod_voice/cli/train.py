@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from demod_voice.cli.common import log_level
+from demod_voice.training.heard import EpochListener
 from demod_voice.training.quality import PUBLIC
 
 
@@ -78,6 +80,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         cache=cache_root(config),
         hub=args.hub_url or HUB,
         progress=not getattr(args, "quiet", False),
+        listen=EpochListener(config, log_level(args)),
     )
     outcome = run_training(request)
     print(outcome.installed or outcome.voice)

@@ -183,9 +183,11 @@ class Exporter:
         config = export.voice_config(trained, self.hparams, self.language)
         state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.state_dict().items()}
         onnx = export.write_voice(export.generator(self.hparams, state), folder / f"{self.name}.onnx", config)
-        wavs = export.speak_samples(onnx, folder, export.sample_sentences(config, self.texts, self.sentences))
+        sentences = export.sample_sentences(config, self.texts, self.sentences)
+        wavs = export.speak_samples(onnx, folder, sentences)
         self.last = (epoch, onnx)
-        self.send("export", epoch=epoch, voice=str(onnx), samples=len(wavs), seconds=round(time.perf_counter() - started, 2))
+        self.send("export", epoch=epoch, voice=str(onnx), samples=len(wavs), seconds=round(time.perf_counter() - started, 2),
+                  sentences=list(sentences))
 
     def finish(self, epochs_done: int) -> Path:
         """The final voice, ``<name>.onnx`` + ``.onnx.json`` in the output folder (the last epoch's export)."""

@@ -74,6 +74,9 @@ class TrainRequest:
     hub: str = HUB
     """Where released checkpoints are looked up (Hugging Face, or a mirror)."""
     progress: bool = True
+    listen: Optional[Callable[[Path, list[str]], str]] = None
+    """Scores an export's samples (voice, sentences) -> a phrase for its progress line, such as its word error rate
+    (:class:`~demod_voice.training.heard.EpochListener`); ``None``: not scored."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +208,9 @@ class ProgressPrinter:
         elif kind == "epoch":
             self._epoch(event)
         elif kind == "export":
+            heard = self.request.listen(Path(event["voice"]), event.get("sentences", [])) if self.request.listen else ""
             say(self.request, f"epoch {event['epoch']}: voice and {event['samples']} sample(s) in {Path(event['voice']).parent} "
-                              f"({event['seconds']:.1f} s)")
+                              f"({event['seconds']:.1f} s){'; ' + heard if heard else ''}")
 
     def _epoch(self, event: dict[str, Any]) -> None:
         self.seconds.append(event["seconds"])

@@ -7,6 +7,7 @@ checkpoint). Torch never loads in the test process: checkpoints are read by test
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,12 @@ def test_two_epochs_with_one_line_each_then_resume_restores_epoch_and_optimiser(
     assert trained.after_second["epoch"] == 2 and trained.after_second["optimizer_step"] == 6
     assert sorted(p.name for p in (trained.out / "checkpoints").iterdir()) == ["epoch-3.ckpt", "last.ckpt"]
     assert (trained.out / "checkpoints" / "last.ckpt").resolve().name == "epoch-3.ckpt"
+
+
+def test_each_export_says_how_well_a_recogniser_hears_its_samples(trained):
+    pytest.importorskip("faster_whisper", reason="the asr extra is not installed")
+    line = next(line for line in trained.first_err.splitlines() if "epoch 2: voice and 1 sample(s)" in line)
+    assert re.search(r"; WER \d+\.\d\d by Whisper tiny\.en \(packaged\)$", line), line
 
 
 def test_samples_are_spoken_at_export_epochs_only(trained):

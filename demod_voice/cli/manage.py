@@ -12,10 +12,16 @@ from typing import Any
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
-from demod_voice.errors import InputError
+from demod_voice.config import Config, cache_root, config_path, to_dict, write_default_file
+from demod_voice.errors import ConfigError, InputError
+from demod_voice.health import deep_checks, installed_voices, run_checks
 from demod_voice.logs import PROG
+from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
+from demod_voice.models.registry import installed_piper_voices, is_embedded, load_catalog, piper_dir, remove_model, resolve_piper_model
+from demod_voice.paths import os_error
+from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
-from demod_voice.voices.profiles import profiles_dir
+from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
 
 # --- models ------------------------------------------------------------------
 
@@ -43,9 +49,6 @@ def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from demod_voice.config import cache_root
-    from demod_voice.paths import os_error
-
     config = load_settings(args, {"xtts.accept_license": getattr(args, "accept_license", None)})
     action = {"list": _models_list, "download": _models_download, "remove": _models_remove, "path": _models_path,
               "quantize": _models_quantize}[args.action]
@@ -64,8 +67,6 @@ def _scope(config: Any, cache: Any) -> Scope:
 
 
 def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from demod_voice.models.registry import installed_piper_voices, load_catalog
-
     if args.available:
         installed = {p.stem for p in installed_piper_voices(cache)}
         for name, entry in sorted(load_catalog(config.models.catalog_url, cache, refresh=True).items()):
@@ -92,8 +93,6 @@ def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from demod_voice.models.registry import remove_model
-
     for path in remove_model(args.name, cache):
         if not getattr(args, "quiet", False):
             print(f"{PROG}: removed {path}", file=sys.stderr)
@@ -112,8 +111,6 @@ def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
 def _models_quantize(args: argparse.Namespace, config: Any, cache: Any) -> None:
     from pathlib import Path
 
-    from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
-    from demod_voice.models.registry import is_embedded, piper_dir, resolve_piper_model
 
     model = resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False)
     output = Path(args.output) if args.output else None
@@ -161,9 +158,6 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_voices(args: argparse.Namespace) -> int:
-    from demod_voice.config import cache_root
-    from demod_voice.paths import os_error
-
     config = load_settings(args, {"xtts.model_dir": getattr(args, "model_dir", None)})
     cache = cache_root(config)
     try:
@@ -178,7 +172,6 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
     from pathlib import Path
 
-    from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
 
     if args.action == "add":
         from demod_voice.voices.making import add_voice
@@ -219,11 +212,6 @@ def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_health(args: argparse.Namespace) -> int:
-    from demod_voice.config import Config, cache_root
-    from demod_voice.errors import ConfigError
-    from demod_voice.health import deep_checks, installed_voices, run_checks
-    from demod_voice.serve.status import SERVER_CHECKS
-
     try:
         config = load_settings(args)
     except ConfigError:
@@ -258,7 +246,6 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from demod_voice.config import to_dict
 
     data = to_dict(load_settings(args))
     sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else yaml.safe_dump(data, sort_keys=False))
@@ -266,9 +253,6 @@ def _cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_init(args: argparse.Namespace) -> int:
-    from demod_voice.config import config_path, write_default_file
-    from demod_voice.paths import os_error
-
     path, _ = config_path(getattr(args, "config", None))
     try:
         write_default_file(path, force=args.force)

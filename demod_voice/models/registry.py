@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Optional
 
 from demod_voice.errors import InputError
+from demod_voice.models.download import Offline, fetch
+from demod_voice.paths import check_plain_name, name_problem
 
 RELEASED_XTTS = "tts_models/multilingual/multi-dataset/xtts_v2"
 XTTS_FILES = ("config.json", "model.pth", "vocab.json")
@@ -97,8 +99,6 @@ def installed_piper_voices(cache: Path) -> list[Path]:
 
 def is_installed(name: str, cache: Path) -> bool:
     """True when the voice ``name`` is in the cache with its ``.onnx.json`` beside it, or embedded."""
-    from demod_voice.paths import name_problem
-
     installed = piper_dir(cache) / f"{name}.onnx"
     in_cache = name_problem(name) is None and installed.is_file() and Path(f"{installed}.json").is_file()
     return in_cache or embedded_voice(name) is not None
@@ -112,8 +112,6 @@ def looks_like_name(model: str) -> bool:
 def load_catalog(base_url: str, cache: Path, refresh: bool = False, progress: bool = False) -> dict:
     """The voice catalog, fetched from ``base_url`` (or the cached copy when offline)."""
     import json
-
-    from demod_voice.models.download import Offline, fetch
 
     target = piper_dir(cache) / CATALOG
     if refresh or not target.is_file():
@@ -147,9 +145,6 @@ def catalog_entry(catalog: dict, name: str) -> tuple[str, dict]:
 
 def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool = True) -> Path:
     """Download a catalog voice; both files appear together, only after both are verified."""
-    from demod_voice.models.download import Offline, fetch
-    from demod_voice.paths import check_plain_name
-
     key, entry = catalog_entry(load_catalog(base_url, cache), name)
     check_plain_name(key, "the catalog's voice name")  # the catalog is remote data; its names become file names
     files = {path: info for path, info in entry.get("files", {}).items() if path.endswith((".onnx", ".onnx.json"))}
@@ -175,8 +170,6 @@ def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool =
 
 def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: bool, progress: bool = True) -> str:
     """A path for ``model``: itself if it is a file or a path, the installed voice if it is a name."""
-    from demod_voice.paths import check_plain_name
-
     if Path(model).expanduser().exists() or not looks_like_name(model):
         return model
     check_plain_name(model, "voice name")
@@ -205,8 +198,6 @@ def remove_model(name: str, cache: Path) -> list[Path]:
             raise InputError(f"XTTS-v2 is not installed in {folder}")
         shutil.rmtree(folder)
         return [folder]
-    from demod_voice.paths import check_plain_name
-
     check_plain_name(name, "voice name")
     files = [piper_dir(cache) / f"{name}.onnx", piper_dir(cache) / f"{name}.onnx.json"]
     present = [f for f in files if f.exists()]

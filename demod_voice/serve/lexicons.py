@@ -7,6 +7,8 @@ import dataclasses
 import logging
 from typing import Any, Optional
 
+from demod_voice.config import Config, cache_root
+from demod_voice.errors import ConfigError, InputError
 from demod_voice.serve.auth import Caller
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.instructions import rate_from_instructions
@@ -37,3 +39,11 @@ def read_by(ctx: Any, speech: Any, caller: Optional[Caller] = None) -> Any:
     """``speech`` (a resolved voice) reading its texts with the server's lexicons and normalisation (the Wyoming and
     page front doors: no per-request options)."""
     return dataclasses.replace(speech, reading=reading_for(ctx, speech.voice_id, caller))
+
+
+def check_configured(config: Config) -> None:
+    """Refuse to start with a ``serve.lexicons`` entry that does not exist or does not parse (every request would fail)."""
+    try:
+        scopes.server_lexicons(scopes.store(cache_root(config)), config.serve.lexicons or ())
+    except InputError as err:
+        raise ConfigError(f"serve.lexicons: {err}") from None

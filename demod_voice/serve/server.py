@@ -18,6 +18,7 @@ from typing import Any, Optional
 from demod_voice.config import Config
 from demod_voice.errors import RuntimeFailure
 from demod_voice.serve.http.connections import protocol
+from demod_voice.serve.lexicons import check_configured
 from demod_voice.serve.status import check_installed
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ def run(options: ServeOptions) -> int:
     settings = options.config.serve
     keys = load_keys(settings)
     check_bind(settings.host, keys, options.insecure_no_auth)
+    check_configured(options.config)
     app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
                      workers=settings.workers, front_doors=options.front_doors)
     if options.ui:

@@ -111,3 +111,9 @@ def test_no_normalize_and_instructions(server, piper_voice):
     assert len(speak(server, piper_voice, "Call 555-1234")[0]) != len(speak(server, piper_voice, "Call 555-1234", normalize=False)[0])
     slow = len(speak(server, piper_voice, LONG, instructions="Speak slowly and calmly.")[0])
     assert slow > 1.1 * len(speak(server, piper_voice, LONG)[0])
+
+
+def test_a_missing_server_lexicon_stops_the_start(tmp_path, piper_voice):
+    with pytest.raises(RuntimeError) as caught:
+        start_server(tmp_path, {"serve": {"lexicons": ["nowhere"], "piper_voices": [str(piper_voice)]}})
+    assert "serve.lexicons: there is no lexicon 'nowhere'" in str(caught.value)

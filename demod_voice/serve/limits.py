@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.batch_rows import text_problem
+from demod_voice.batch.rows import text_problem
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.errors import queue_full as queue_full  # defined beside ApiError (no errors <-> limits circle)
 from demod_voice.voices.profiles import NAME

@@ -4,7 +4,7 @@
 deletes it with its files.
 
 The CSV is the ``batch`` command's format, checked row by row against the policy for remote rows
-(:mod:`demod_voice.batch_rows`): nothing in it may reach outside the job, each row's text is at
+(:mod:`demod_voice.batch.rows`): nothing in it may reach outside the job, each row's text is at
 most ``serve.limits.max_input_chars``, and rows that clone a voice from uploaded recordings need
 the ``enroll`` scope. A job belongs to the key that made it: another key gets 404 for it. How jobs
 are kept, bounded and run: :mod:`demod_voice.serve.http.batch_jobs`.
@@ -24,7 +24,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from demod_voice.batch_rows import RemoteRules, check_remote_row, check_remote_rows, clones
+from demod_voice.batch.rows import RemoteRules, check_remote_row, check_remote_rows, clones
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http.batch_jobs import (

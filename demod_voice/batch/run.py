@@ -18,7 +18,6 @@ A full disk stops the run at the row that met it: nothing half-written, the mani
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import time
@@ -29,7 +28,7 @@ from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
-from demod_voice.batch_rows import output_name, row_text
+from demod_voice.batch.rows import Row, output_name, read_rows, row_text
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
@@ -41,7 +40,6 @@ from demod_voice.speech_text import scopes
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 
 
 @dataclass(frozen=True)
@@ -99,16 +97,6 @@ class BatchRequest:
 
 
 @dataclass
-class Row:
-    """One CSV row and the line it starts on."""
-
-    line: int
-    """1-based line of the row's first field."""
-    values: dict[str, str]
-    """Column -> stripped value."""
-
-
-@dataclass
 class Outcome:
     """Counts for the summary and the exit code."""
 
@@ -117,44 +105,6 @@ class Outcome:
     skipped: int = 0
     not_run: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def read_rows(path: Path) -> list[Row]:
-    """Parse the CSV; raise :class:`InputError` for an unreadable file, a missing header or unknown columns."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
-    except UnicodeDecodeError as err:
-        raise InputError(f"batch file {path} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
-    except OSError as err:
-        raise InputError(f"cannot read batch file {path}: {err.strerror or err}") from None
-    try:
-        return _parse(text, path)
-    except csv.Error as err:
-        raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
-
-
-def _parse(text: str, path: Path) -> list[Row]:
-    reader = csv.DictReader(text.splitlines(keepends=True))
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    if not header:
-        raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
-    unknown = [h for h in header if h not in COLUMNS]
-    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if unknown or missing or twice:
-        problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
-                   if missing else f"column(s) {', '.join(twice)} appear twice")
-        raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required)")
-    reader.fieldnames = header
-    rows, start = [], 2
-    for record in reader:
-        values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
-        if any(values.values()):
-            rows.append(Row(start, values))
-        start = reader.line_num + 1
-    return rows
 
 
 def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[str, list[int]]] = None) -> list[tuple[Row, SynthesisJob]]:

@@ -1,4 +1,5 @@
-"""What a batch row may hold and name: one policy for every front door that takes rows.
+"""Batch rows: how a batch file is read, and what a row may hold and name, one policy for every front
+door that takes rows (the ``batch`` command, the server's batch jobs, the web page).
 
 Rows come from a user's own CSV (``batch``, the command line: local paths are theirs to name)
 or from a remote client (the server's batch jobs and the web page: nothing a row names may
@@ -22,14 +23,64 @@ import csv
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from demod_voice.errors import InputError
 
+COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
+"""The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``)."""
 OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
-"""The columns a checked remote CSV is written with (``batch``'s own)."""
+"""The columns a checked remote CSV is written with (no ``source``: a remote row cannot name a server file)."""
 MAX_PROBLEMS_SHOWN = 5
+
+
+@dataclass
+class Row:
+    """One CSV row and the line it starts on."""
+
+    line: int
+    """1-based line of the row's first field."""
+    values: dict[str, str]
+    """Column -> stripped value."""
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Parse the CSV; raise :class:`InputError` for an unreadable file, a missing header or unknown columns."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"batch file {path} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise InputError(f"cannot read batch file {path}: {err.strerror or err}") from None
+    try:
+        return _parse(text, path)
+    except csv.Error as err:
+        raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
+
+
+def _parse(text: str, path: Path) -> list[Row]:
+    reader = csv.DictReader(text.splitlines(keepends=True))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if not header:
+        raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
+    unknown = [h for h in header if h not in COLUMNS]
+    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if unknown or missing or twice:
+        problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
+                   if missing else f"column(s) {', '.join(twice)} appear twice")
+        raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required)")
+    reader.fieldnames = header
+    rows, start = [], 2
+    for record in reader:
+        values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
+        if any(values.values()):
+            rows.append(Row(start, values))
+        start = reader.line_num + 1
+    return rows
 
 
 def text_problem(text: str) -> Optional[str]:
@@ -122,8 +173,8 @@ def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str,
     return row
 
 
-def check_remote_rows(rows: list, rules: RemoteRules) -> str:
-    """Every remote row checked (``rows``: :class:`~demod_voice.batch.Row` s); the CSV the job runs, or one
+def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:
+    """Every remote row checked; the CSV the job runs, or one
     :class:`InputError` naming the first problems by line."""
     problems = []
     outputs: dict[str, int] = {}

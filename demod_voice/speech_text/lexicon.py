@@ -50,9 +50,10 @@ class Entry:
         return self.word if self.match_case else self.word.casefold()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lexicon:
-    """Entries in order; later ones replace earlier ones with the same key."""
+    """Entries in order; later ones replace earlier ones with the same key. Compared by identity: files read
+    once are the same object until they change, so merged lexicons and their compiled matchers are cached."""
 
     entries: tuple[Entry, ...] = ()
     name: str = ""
@@ -77,6 +78,7 @@ def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = Fa
     return Entry(word.strip(), check_phonemes(phonemes, where), respell.strip(), match_case)
 
 
+@functools.lru_cache(maxsize=256)
 def merge(*lexicons: Optional[Lexicon]) -> Lexicon:
     """One lexicon from several, broadest first: a later (narrower) entry replaces an earlier one with its key."""
     chosen: dict[str, Entry] = {}
@@ -272,8 +274,27 @@ def check_name(name: str) -> str:
     return name
 
 
+_READ: dict[tuple[str, str], tuple[tuple[int, int], Lexicon]] = {}
+
+
 def read_file(path: Path, name: str = "") -> Lexicon:
-    """Lexicon in ``path`` (``.tsv``, ``.yaml`` / ``.yml``)."""
+    """Lexicon in ``path`` (``.tsv``, ``.yaml`` / ``.yml``); the same object again while the file is unchanged."""
+    try:
+        stat = path.stat()
+    except OSError as err:
+        raise InputError(f"cannot read lexicon {name or path.name} ({err.strerror or type(err).__name__})") from None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    cached = _READ.get((str(path), name))
+    if cached and cached[0] == stamp:
+        return cached[1]
+    lexicon = _read(path, name)
+    if len(_READ) > 256:
+        _READ.clear()
+    _READ[(str(path), name)] = (stamp, lexicon)
+    return lexicon
+
+
+def _read(path: Path, name: str) -> Lexicon:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

@@ -1,0 +1,83 @@
+"""The page's Convert tab in a real browser (Debian's Chromium through Playwright) against a live ``serve --ui``
+with a generated OpenVoice converter: upload a recording, pick a cloned voice, get the original and the conversion."""
+
+from __future__ import annotations
+
+import io
+import signal
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile
+from conftest import voiced_signal
+from live_server import start_server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("gradio")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+        "--disable-sync"]
+SPEAK_KEY, ENROLL_KEY = "speak-key-0001", "enroll-key-0002"
+WAIT = 120_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, xtts_model, vc_model):
+    folder = tmp_path_factory.mktemp("serve-ui-convert")
+    config = {
+        "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24},
+        "convert": {"model_dir": str(vc_model)},
+        "serve": {"keys": {SPEAK_KEY: "speak", ENROLL_KEY: "speak,enroll"}, "grace_seconds": 2.0},
+    }
+    live = start_server(folder, config, "--ui", timeout=120)
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+def test_convert_tab(server, references, tmp_path):
+    enrolled = httpx.post(server.url + "/v1/voices", data={"name": "gus"}, files=[("files", ("ref.wav", references["ref.wav"].read_bytes()))],
+                          headers={"Authorization": f"Bearer {ENROLL_KEY}"}, timeout=300)
+    assert enrolled.status_code == 201, enrolled.text
+    source = tmp_path / "line.wav"
+    soundfile.write(str(source), voiced_signal(1.5, 22050), 22050)
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 860})
+        page.set_default_timeout(WAIT)
+        page.goto(server.url + "/ui/")
+        page.wait_for_selector("#dv-enroll")
+        page.locator("#dv-key :is(input, textarea)").fill(SPEAK_KEY)
+        page.keyboard.press("Tab")
+        page.get_by_role("tab", name="Convert", exact=True).click()
+        page.set_input_files("#dv-convert-file input[type=file]", str(source))
+        page.locator("#dv-convert-voice input").click()
+        page.locator("#dv-convert-voice [role=option]", has_text="gus").first.click()
+        page.click("#dv-convert")
+        status = _text(page, "#dv-convert-status", "Done|Error|may not")
+        assert "needs the 'enroll' scope" in status, status  # a speak key may not clone a voice here either
+
+        page.locator("#dv-key :is(input, textarea)").fill(ENROLL_KEY)
+        page.keyboard.press("Tab")
+        page.click("#dv-convert")
+        status = _text(page, "#dv-convert-status", "Done|Error")
+        assert "Done" in status and "gus" in status, status
+        page.wait_for_selector("#dv-convert-result audio[src]", state="attached")
+        src = page.get_attribute("#dv-convert-result audio", "src")
+        answer = page.request.get(src if src.startswith("http") else server.url + src)
+        assert answer.ok
+        samples, rate = soundfile.read(io.BytesIO(answer.body()), dtype="float32")
+        assert rate == 22050 and abs(len(samples) - int(1.5 * 22050)) < 256 and np.sqrt(np.mean(samples ** 2)) > 1e-4
+        assert page.locator("#dv-convert-original audio[src]").count() == 1  # the original beside it, to compare
+        browser.close()
+
+
+def _text(page, selector: str, pattern: str) -> str:
+    page.wait_for_function("([sel, pat]) => { const e = document.querySelector(sel); return e && new RegExp(pat).test(e.innerText); }",
+                           arg=[selector, pattern])
+    return page.inner_text(selector)

@@ -11,7 +11,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.errors import ConfigError, InputError
 from demod_voice.serve.auth import Caller
 from demod_voice.speech_text import scopes
-from demod_voice.speech_text.instructions import rate_from_instructions
+from demod_voice.speech_text.instructions import pause_from_instructions, rate_from_instructions
 from demod_voice.speech_text.lexicon import LexiconStore
 from demod_voice.speech_text.prepare import TextOptions
 
@@ -26,13 +26,14 @@ def store(ctx: Any) -> LexiconStore:
 def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normalize: bool = True, lexicon: Any = None,
                 instructions: Optional[str] = None) -> TextOptions:
     """The text options of one request to ``voice_id`` (``name`` or ``name:speaker``) from ``caller``."""
-    rate = rate_from_instructions(instructions)
+    rate, pause = rate_from_instructions(instructions), pause_from_instructions(instructions)
     if instructions:
+        followed = [f"speaking rate x{rate}"] * (rate != 1.0) + [f"{pause} s after each sentence"] * (pause > 0)
         log.info("instructions: %s; the rest is ignored (Piper and XTTS take no style prompt): %.80s",
-                 f"speaking rate x{rate}" if rate != 1.0 else "nothing this server can follow", instructions)
+                 ", ".join(followed) or "nothing this server can follow", instructions)
     return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
                           voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
-                          own=scopes.request_lexicon(lexicon), rate=rate)
+                          own=scopes.request_lexicon(lexicon), rate=rate, sentence_pause=pause)
 
 
 def read_by(ctx: Any, speech: Any, caller: Optional[Caller] = None) -> Any:

@@ -1,6 +1,6 @@
 """OpenAI's ``instructions`` (a style prompt for its gpt-4o voices), mapped where our engines can follow:
-the speaking rate. Everything else (tone, emotion, accent, whispering, pitch) is ignored, and said so
-at ``-v``: Piper and XTTS take no prompt.
+the speaking rate, and pauses between sentences. Everything else (tone, emotion, accent, whispering,
+pitch) is ignored, and said so at ``-v``: Piper and XTTS take no prompt.
 """
 
 from __future__ import annotations
@@ -21,3 +21,20 @@ def rate_from_instructions(instructions: str | None) -> float:
         if instructions and pattern.search(instructions):
             return rate
     return 1.0
+
+
+_PAUSES = (
+    (re.compile(r"\b(long|longer|dramatic|lengthy)\s+paus\w*|\bpaus\w*\s+(long|for\s+a\s+while|dramatically)", re.IGNORECASE), 0.8),
+    (re.compile(r"\b(short|brief|small|slight)\s+paus\w*|\bpaus\w*\s+(briefly|shortly|a\s+little|slightly)", re.IGNORECASE), 0.25),
+    (re.compile(r"\bpaus(e|es|ing)\b", re.IGNORECASE), 0.5),
+)
+
+
+def pause_from_instructions(instructions: str | None) -> float:
+    """Seconds of silence after each sentence that ``instructions`` ask for ("pause between sentences"); 0: none."""
+    if instructions and re.search(r"\b(no|without|don't|do not)\s+(\w+\s+)?paus", instructions, re.IGNORECASE):
+        return 0.0
+    for pattern, seconds in _PAUSES:
+        if instructions and pattern.search(instructions):
+            return seconds
+    return 0.0

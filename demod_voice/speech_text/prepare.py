@@ -8,15 +8,16 @@ SSML, applies lexicons or normalises.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 from demod_voice.errors import InputError
 from demod_voice.speech_text import ssml
 from demod_voice.speech_text.lexicon import EMPTY, Lexicon, split_words
 from demod_voice.speech_text.normalize import normalize
-from demod_voice.speech_text.script import Part, Piece, Script, Segment, plain_text, render, spoken_text
+from demod_voice.speech_text.script import Part, Pause, Piece, Script, Segment, plain_text, render, spoken_text
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class TextOptions:
     """Read the text as SSML; ``None``: when it starts with ``<speak>``."""
     rate: float = 1.0
     """A speaking rate on top of the voice's (OpenAI ``instructions``), multiplied into every piece."""
+    sentence_pause: float = 0.0
+    """Seconds of exact silence after each sentence (OpenAI ``instructions`` asking for pauses); 0: none added."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,31 @@ def prepare(text: str, language: str, options: TextOptions = TextOptions()) -> S
     if options.rate != 1.0:
         script = Script(tuple(Piece(i.parts, i.rate * options.rate, i.volume, i.language) if isinstance(i, Piece) else i
                               for i in script.items), script.warnings)
+    if options.sentence_pause > 0:
+        script = Script(tuple(item for i in script.items for item in _paused(i, options.sentence_pause)), script.warnings)
     return script
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？])\s+")
+
+
+def _paused(item: Union[Piece, Pause], seconds: float) -> list[Union[Piece, Pause]]:
+    """A piece cut at its sentence ends with ``seconds`` of silence after each sentence but the last."""
+    if isinstance(item, Pause):
+        return [item]
+    sentences: list[list[Part]] = [[]]
+    for part in item.parts:
+        if not isinstance(part, str):
+            sentences[-1].append(part)
+            continue
+        first, *rest = _SENTENCE_END.split(part)
+        sentences[-1].append(first)
+        sentences.extend([piece] for piece in rest)
+    out: list[Union[Piece, Pause]] = []
+    for parts in sentences:
+        if "".join(p if isinstance(p, str) else p.written for p in parts).strip():
+            out += [Piece(tuple(parts), item.rate, item.volume, item.language), Pause(seconds)]
+    return out[:-1] if out else [item]
 
 
 def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool, languages: Collection[str] = (),

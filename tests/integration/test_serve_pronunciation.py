@@ -117,3 +117,11 @@ def test_a_missing_server_lexicon_stops_the_start(tmp_path, piper_voice):
     with pytest.raises(RuntimeError) as caught:
         start_server(tmp_path, {"serve": {"lexicons": ["nowhere"], "piper_voices": [str(piper_voice)]}})
     assert "serve.lexicons: there is no lexicon 'nowhere'" in str(caught.value)
+
+
+def test_instructions_asking_for_pauses_put_silence_between_sentences(server, piper_voice):
+    samples, rate = speak(server, piper_voice, "Hello there. Good morning.", instructions="Pause briefly between sentences.")
+    zero = np.concatenate([[False], samples == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    runs = [(end - start) / rate for start, end in zip(edges[::2], edges[1::2], strict=True) if end - start > 0.1 * rate]
+    assert runs == pytest.approx([0.25], abs=0.02)

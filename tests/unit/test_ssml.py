@@ -124,3 +124,21 @@ def test_breaks_add_up_to_at_most_the_limit():
     with pytest.raises(SsmlError, match="in all"):
         prepare("<speak>" + "<break time='10s'/>" * 31 + "</speak>", "en")
     assert isinstance(prepare("<speak>a<break time='10s'/>b</speak>", "en").items[0], Piece)
+
+
+def test_instructions_map_pace_and_pauses_and_nothing_else():
+    from demod_voice.speech_text.instructions import pause_from_instructions, rate_from_instructions
+
+    assert rate_from_instructions("Speak slowly, like a teacher.") == 0.85
+    assert rate_from_instructions("Very quickly please") == 1.35
+    assert rate_from_instructions("Sound cheerful and warm.") == 1.0
+    assert pause_from_instructions("Pause briefly between sentences.") == 0.25
+    assert pause_from_instructions("Use long pauses for drama.") == 0.8
+    assert pause_from_instructions("Read it without any pauses.") == 0.0
+    assert pause_from_instructions(None) == 0.0
+
+
+def test_sentence_pauses_become_exact_pauses_between_sentences():
+    options = TextOptions(sentence_pause=0.5, lexicon=Lexicon((entry("Nguyen", "", "new yen"),)))
+    got = for_job("Hello Nguyen. How are you? Fine", "en", options, False).segments
+    assert [s.seconds if isinstance(s, Pause) else s.text for s in got] == ["Hello new yen.", 0.5, "How are you?", 0.5, "Fine"]

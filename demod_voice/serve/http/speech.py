@@ -8,8 +8,8 @@ a real status code; one that fails later ends its stream early (SSE: an ``error`
 A client that goes away cancels its job, which frees its worker.
 
 ``instructions`` (OpenAI's style prompt for its gpt-4o voices) is accepted; a speaking pace it asks
-for ("slowly", "quickly") becomes the rate, the rest is ignored and logged (Piper and XTTS take no
-prompt). ``input`` may be SSML (``<speak>...``); ``normalize`` and ``lexicon`` say how it is read
+for ("slowly", "quickly") becomes the rate and pauses it asks for silence after each sentence; the
+rest is ignored and logged (Piper and XTTS take no prompt). ``input`` may be SSML (``<speak>...``); ``normalize`` and ``lexicon`` say how it is read
 (docs/pronunciation.md).
 """
 
@@ -54,7 +54,8 @@ class SpeechRequest(BaseModel):
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4 (1: the voice's own)")
     instructions: Optional[str] = Field(None, description="OpenAI's style prompt: a pace it asks for (slowly, quickly) sets "
-                                                          "the rate; the rest is ignored (Piper and XTTS take no prompt)")
+                                                          "the rate, pauses it asks for become silence after each sentence; the rest "
+                                                          "is ignored (Piper and XTTS take no prompt)")
     stream_format: Literal["audio", "sse"] = "audio"
     normalize: bool = Field(True, description="Spell out numbers, money, dates, abbreviations, URLs (false: leave them to the engine)")
     lexicon: Optional[Union[dict, list, str]] = Field(None, description="This request's own pronunciations: {WORD: PHONEMES or "

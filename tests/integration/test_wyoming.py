@@ -343,6 +343,24 @@ def test_a_full_queue_and_a_deadline_are_error_events(server):
     assert server.ctx.engine.stats()["cancelled"] == cancelled + 1
 
 
+def test_one_connection_holds_at_most_max_queued_requests(server):
+    """Issue 26 item 6: a connection's unanswered requests count against engine.max_queued, running ones included
+    (the engine's own bound counts only those still waiting)."""
+    long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(20))
+
+    async def five_at_once():
+        async with server.client() as client:
+            for _ in range(5):
+                await client.write_event(Synthesize(text=long_text, voice=SynthesizeVoice(name="tiny-single")).event())
+            return [await read_reply(client, "audio-stop") for _ in range(5)]
+
+    with limits(server, engine={"max_queued": 3}):
+        replies = run(five_at_once())
+    assert [bool(r.pcm) for r in replies] == [True, True, True, False, False]
+    for reply in replies[3:]:
+        assert reply.errors[0].code == "QueueFull" and "this connection has 3 requests not yet answered" in reply.errors[0].text
+
+
 def test_four_clients_at_once_each_get_their_own_complete_stream(server):
     texts = ["One short line.", "A second line, a little longer than the first.", "Three. Sentences. Here.",
              "The fourth client asks for this sentence, and then another one after it."]

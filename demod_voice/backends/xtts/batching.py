@@ -175,48 +175,47 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
         eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1], num_return_sequences=1,
         output_attentions=False, output_hidden_states=True, return_dict_in_generate=True, **sampling,
     )
-    decode = _StreamDecoder(model, speed, chunk_tokens, overlap)
+    decode = _StreamDecoder(model, speed, overlap)
     for codes, hidden in steps:
-        for index, row in enumerate(rows):
-            if row.done:
-                continue
-            row.latents.append(hidden[index: index + 1])
-            row.pending += 1
-            stopped = int(codes[index]) == gpt.stop_audio_token
-            yield from decode.step(index, row, final=False) if row.pending >= chunk_tokens else ()
-            if stopped:
-                yield from decode.finish(index, row)
-    for index, row in enumerate(rows):  # rows that reached the most tokens without a stop
-        if not row.done:
-            yield from decode.finish(index, row)
+        active = [index for index, row in enumerate(rows) if not row.done]
+        for index in active:
+            rows[index].latents.append(hidden[index: index + 1])
+            rows[index].pending += 1
+        yield from decode.pieces([(i, rows[i]) for i in active if rows[i].pending >= chunk_tokens], final=False)
+        yield from decode.pieces([(i, rows[i]) for i in active if int(codes[i]) == gpt.stop_audio_token], final=True)
+    # rows that reached the most tokens without a stop
+    yield from decode.pieces([(index, row) for index, row in enumerate(rows) if not row.done], final=True)
 
 
 class _StreamDecoder:
-    """``Xtts.inference_stream``'s decoding of a row's latents so far, per row."""
+    """``Xtts.inference_stream``'s decoding of rows' latents so far. Rows due at one step hold as many
+    latents (they started together and none has stopped), so their HiFi-GAN runs are one batch."""
 
-    def __init__(self, model: Any, speed: float, chunk_tokens: int, overlap: int) -> None:
+    def __init__(self, model: Any, speed: float, overlap: int) -> None:
         self.model = model
         self.length_scale = 1.0 / max(speed, 0.05)
-        self.chunk_tokens = chunk_tokens
         self.overlap = overlap
 
-    def step(self, index: int, row: _Row, final: bool) -> Iterator[tuple[int, Any]]:
+    def pieces(self, due: list[tuple[int, _Row]], final: bool) -> Iterator[tuple[int, Optional[Any]]]:
+        """Each due row's next piece (``final``: its last, then ``(row, None)``)."""
         import numpy as np
         import torch
         import torch.nn.functional as F
 
-        latents = torch.cat(row.latents, dim=0)[None, :]
-        if self.length_scale != 1.0:
-            latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
-        wav = self.model.hifigan_decoder(latents, g=row.speaker)
-        piece, row.previous, row.overlap = self.model.handle_chunks(wav.squeeze(), row.previous, row.overlap, self.overlap,
-                                                                    is_final=final)
-        row.pending = 0
-        yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
-
-    def finish(self, index: int, row: _Row) -> Iterator[tuple[int, Optional[Any]]]:
-        """The row's last piece (what ``inference_stream`` decodes once its generator ends), then its end."""
-        yield from self.step(index, row, final=True)
-        row.done = True
-        row.latents = []
-        yield index, None
+        by_length: dict[int, list[tuple[int, _Row]]] = {}
+        for index, row in due:
+            by_length.setdefault(len(row.latents), []).append((index, row))
+        for group in by_length.values():
+            latents = torch.stack([torch.cat(row.latents, dim=0) for _, row in group])
+            if self.length_scale != 1.0:
+                latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
+            wavs = self.model.hifigan_decoder(latents, g=torch.cat([row.speaker for _, row in group]))
+            for (index, row), wav in zip(group, wavs.reshape(len(group), -1), strict=True):
+                piece, row.previous, row.overlap = self.model.handle_chunks(wav, row.previous, row.overlap, self.overlap,
+                                                                            is_final=final)
+                row.pending = 0
+                yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
+                if final:
+                    row.done = True
+                    row.latents = []
+                    yield index, None

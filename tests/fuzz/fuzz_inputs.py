@@ -5,7 +5,7 @@
 
 Targets: csv (the batch CSV reader), config (the config file and a DEMOD_VOICE_* variable),
 split (text splitting), confine (output-path confinement, symlinks included), profile (voice
-profile import). Each input must give a clean result or a ``DemodVoiceError``; any other
+profile import), rows (a client's batch file against the server's row policy). Each input must give a clean result or a ``DemodVoiceError``; any other
 exception, or a broken property, is a finding (atheris stops and writes ``crash-*``).
 
 Without atheris (it has no wheel for some Pythons) the same targets run on a random-mutation
@@ -20,7 +20,7 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -44,7 +44,7 @@ if atheris is not None and "--fallback" not in sys.argv:
 from demod_voice.audio.text import split_sentences  # noqa: E402
 from demod_voice.batch import read_rows  # noqa: E402
 from demod_voice.config import Config, _leaf_keys, load_config  # noqa: E402
-from demod_voice.errors import DemodVoiceError  # noqa: E402
+from demod_voice.errors import DemodVoiceError, InputError  # noqa: E402
 from demod_voice.paths import confined_output  # noqa: E402
 from demod_voice.voices.profiles import read_profile, write_profile  # noqa: E402
 
@@ -123,6 +123,38 @@ def fuzz_confine(data: bytes) -> None:
         node = node.parent
 
 
+_RULES = None
+
+
+def fuzz_rows(data: bytes) -> None:
+    """A client's batch file against the server's row policy: what passes names only what the job holds."""
+    from demod_voice.audio.writer import FORMATS
+    from demod_voice.batch.rows import RemoteRules, check_remote_row
+
+    def piper(name: str) -> str:
+        if name != "voice":
+            raise InputError(f"no Piper voice {name!r}")
+        return "/voices/voice.onnx"
+
+    rules = RemoteRules(200, {"me.wav": "refs/0.wav"}, lambda name: name == "bob", piper, None)
+    try:
+        rows = read_rows(_file("remote.csv", data))
+    except DemodVoiceError:
+        return
+    for row in rows:
+        try:
+            checked = check_remote_row(row.values, rules)
+        except DemodVoiceError:
+            continue
+        output = PurePosixPath(checked["output"])
+        if output.is_absolute() or ".." in output.parts or output.suffix.lower() not in FORMATS or "\x00" in checked["text"]:
+            raise AssertionError(f"row {row.values!r} passed as {checked!r}")
+        if any(r and r != "refs/0.wav" for r in checked["reference"].split("|")) or checked["model"] not in ("", "/voices/voice.onnx"):
+            raise AssertionError(f"row {row.values!r} names something the job does not hold: {checked!r}")
+        if checked["text"].strip() == "-" or len(checked["text"]) > 200:
+            raise AssertionError(f"row {row.values!r} passed with the text {checked['text'][:40]!r}")
+
+
 def fuzz_profile(data: bytes) -> None:
     try:
         read_profile(_file("import.npz", data))
@@ -141,6 +173,8 @@ def _seeds(target: str) -> list[bytes]:
         return [b"\x50Hello there. How are you? Fine, thanks: a long, long clause." * 3, "\x10你好。我很好！".encode()]
     if target == "confine":
         return [b"a/b.wav", b"../x.wav", b"@sub/x.wav", b"sub/up/link/x.wav"]
+    if target == "rows":
+        return [b"text,output,reference\nHi.,a.wav,me.wav\n-,b.wav,\n", b"text,output,model,voice\nHi.,s/a.flac,voice,\nYo.,.,,bob\n"]
     buffer = io.BytesIO()
     path = WORK / "seed.npz"
     write_profile(path, "seed", "model", ["ab" * 32], np.ones((1, 4, 8), np.float32), np.ones((1, 8, 1), np.float32))
@@ -148,7 +182,8 @@ def _seeds(target: str) -> list[bytes]:
     return [buffer.getvalue()]
 
 
-TARGETS = {"csv": fuzz_csv, "config": fuzz_config, "split": fuzz_split, "confine": fuzz_confine, "profile": fuzz_profile}
+TARGETS = {"csv": fuzz_csv, "config": fuzz_config, "split": fuzz_split, "confine": fuzz_confine, "profile": fuzz_profile,
+           "rows": fuzz_rows}
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:

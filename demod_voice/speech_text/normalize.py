@@ -20,6 +20,7 @@ Pass = Callable[[str, Table], str]
 
 _URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_LONG_DIGITS = re.compile(rf"\d{{{num.MAX_DIGITS + 1},}}")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
 _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
@@ -54,6 +55,8 @@ def normalize(text: str, language: str) -> str:
         return text
     passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _money, _percentages, _units, _ordinals,
                                 _abbreviations, _years, _numbers) if table.months else (_numbers,)
+    # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
+    text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
     for step in passes:
         text = step(text, table)
     return re.sub(r"[ \t]{2,}", " ", text)

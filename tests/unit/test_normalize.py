@@ -117,3 +117,10 @@ def test_version_strings_and_codes_are_not_mangled():
 def test_english_outside_the_us_reads_day_first():
     assert normalize("on 12/05/2026", "en-gb") == "on May twelfth, twenty twenty-six"
     assert normalize("on 12/05/2026", "en_US") == "on December fifth, twenty twenty-six"
+
+
+def test_numbers_too_long_or_unknown_to_num2words_never_fail():
+    assert normalize("card 12345678901234567", "en").startswith("card one two three four five six seven eight nine zero one")
+    for language in ("en", "de", "pl", "ru", "tr", "cs", "ja", "ko", "ar", "hu"):
+        for text in ("1" * 40, "$" + "9" * 30, "1" * 5000, "1." + "5" * 500 + " km", "3.5", "1,000,000,000,000,000,000,000"):
+            assert isinstance(normalize(text, language), str)

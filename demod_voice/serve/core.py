@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import Config, ServeSettings, cache_root
+from demod_voice.serve.auth import KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ class ServeContext:
     """The server's own files: batch jobs (``batch/``), voice side-cars (``voices/``)."""
     log_level: int = logging.WARNING
     """Log level handed to workers."""
-    keys: Any = None
-    """The :class:`~demod_voice.serve.auth.KeyRing`; ``None`` when the server runs without keys."""
+    keys: Optional[KeyRing] = None
+    """The accepted API keys; ``None`` when the server runs without keys."""
     metrics: Any = None
     """The :class:`~demod_voice.serve.metrics.Metrics` of this server."""
     started: float = field(default_factory=time.time)

@@ -90,7 +90,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
     from demod_voice.voices.profiles import read_profile
 
-    form = await _form(request)
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
@@ -119,7 +119,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
     from demod_voice.backends.xtts.request import normalise_language
 
-    form = await _form(request)
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     name = check_voice_id(str(form.get("name") or ""))
     try:
         language = normalise_language(str(form.get("language") or ctx.config.xtts.language))
@@ -137,11 +137,6 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         profile = await _condition(ctx, name, references, target)
     _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2)}, status_code=201)
-
-
-async def _form(request: Request, max_files: int = MAX_FILES + 1) -> Any:
-    """The multipart form (:func:`demod_voice.serve.uploads.read_form`)."""
-    return await read_form(request, request.app.state.ctx.settings.limits, max_files)
 
 
 def _server_model(ctx: Any) -> str:

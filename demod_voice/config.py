@@ -38,6 +38,8 @@ class EngineSettings:
     workers: int = _opt(0, "Worker processes per model for batch (each loads its own copy of the model); 0: by the model's "
                            "size, one per core (up to 8, one thread each) for a light model such as a Piper voice, one for "
                            "a heavy one such as XTTS (all threads).", minimum=0)
+    threads_per_worker: int = _opt(0, "Intra-op threads of each worker's engine; 0: the cores shared out among a model's "
+                                      "workers (all of them for a lone worker).", minimum=0)
     max_jobs_per_worker: int = _opt(
         200, "Replace a worker after it has served this many jobs (bounds memory growth).", minimum=1
     )

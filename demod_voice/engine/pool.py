@@ -109,7 +109,9 @@ class Pool:
         self.spec = spec
         self.queues: dict[Priority, deque] = {p: deque() for p in Priority}
         self.slots = [Slot() for _ in range(max(1, workers))]
-        self.threads = max(1, (os.cpu_count() or 1) // len(self.slots)) if len(self.slots) > 1 else 0
+        shared = max(1, (os.cpu_count() or 1) // len(self.slots)) if len(self.slots) > 1 else 0
+        self.threads = self.settings.threads_per_worker or shared
+        """Threads each worker's engine runs (0: all the cores); ``engine.threads_per_worker`` or the cores shared out."""
         self.load_deaths = 0
         self.ever_ready = False
         self.pinned = False

@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--voice", help="a Piper voice (.onnx with its .onnx.json) instead of a generated one")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--words", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=0, help="engine and server workers (0: the defaults)")
+    parser.add_argument("--threads", type=int, default=0, help="engine.threads_per_worker (0: the default)")
     args = parser.parse_args()
     from piper.voice import PiperVoice
 
@@ -71,8 +73,10 @@ def main() -> int:
     peer = PiperVoice.load(str(model))
     ours = PiperBackend()
     ours.load(job("x").spec)
-    engine = EngineService(EngineSettings(), workers=0)
-    server = start_server(folder / "serve", {"serve": {"piper_voices": [str(model)]}}, "--preload", name)
+    engine = EngineService(EngineSettings(threads_per_worker=args.threads), workers=args.workers)
+    config = {"serve": {"piper_voices": [str(model)], **({"workers": args.workers} if args.workers else {})},
+              **({"engine": {"threads_per_worker": args.threads}} if args.threads else {})}
+    server = start_server(folder / "serve", config, "--preload", name)
     stages: dict[str, list[float]] = {k: [] for k in ("peer", "front", "window", "job", "engine", "http")}
     try:
         wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200, 120, 0.2)
@@ -120,7 +124,8 @@ def report(stages: dict[str, list[float]], args: argparse.Namespace, model: Path
     p50 = {key: statistics.median(values) * 1000 for key, values in stages.items()}
     print(f"voice {model.name} ({model.stat().st_size / 1e6:.0f} MB), {args.words}-word lines, {args.runs} runs, "
           f"{os.cpu_count()} cores, load average {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
-          f"first window {FIRST_WINDOW} s of audio, {ours.batcher.context} frames of context")
+          f"first window {FIRST_WINDOW} s of audio, {ours.batcher.context} frames of context; workers "
+          f"{args.workers or 'default'}, threads per worker {args.threads or 'default'} (in-process rows: all cores)")
     rows = [
         ("peer: PiperVoice, whole first sentence", "peer", None),
         ("ours in-process: front of the first sentence", "front", None),

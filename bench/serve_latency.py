@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="serve's workers for the voice (0: serve's default; "
                                                                  "the peer is one threaded process)")
     parser.add_argument("--lines", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=0, help="engine.threads_per_worker (0: the default)")
     args = parser.parse_args()
 
     load_start = os.getloadavg()
@@ -165,7 +166,8 @@ def main() -> None:
     idle_rss = rss_mb(idle.pid)
     idle.stop()
 
-    config = {"serve": {"piper_voices": [str(model)], **({"workers": args.workers} if args.workers else {})}}
+    config = {"serve": {"piper_voices": [str(model)], **({"workers": args.workers} if args.workers else {})},
+              **({"engine": {"threads_per_worker": args.threads}} if args.threads else {})}
     server = start_server(folder / "serve", config, "--preload", name)
     try:
         wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200, 120, 0.2)
@@ -197,7 +199,7 @@ def main() -> None:
 
     p50 = statistics.median
     load_end = os.getloadavg()
-    workers = args.workers or "default"
+    workers = f"{args.workers or 'default'} workers x {args.threads or 'default'} threads"
     print(f"voice: generated Piper {args.size} ({model.stat().st_size / 1e6:.0f} MB), {os.cpu_count()} CPU cores, "
           f"load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end (1-minute)")
     print(f"first audio, 10-word lines: serve TTFB p50 {p50(ttfb10) * 1000:.1f} ms vs in-process PiperVoice whole first "
@@ -205,7 +207,7 @@ def main() -> None:
     print(f"first audio, 3-word phrase: serve TTFB p50 {p50(ttfb3) * 1000:.1f} ms (goal < 50 ms), "
           f"p95 {pct(ttfb3, 0.95) * 1000:.1f} ms; in-process PiperVoice p50 {p50(floor3) * 1000:.1f} ms "
           f"(ratio {p50(ttfb3) / p50(floor3):.2f})")
-    print(f"{args.clients} clients x {args.requests} requests: serve ({workers} workers) {args.requests / serve_s:.2f} req/s, "
+    print(f"{args.clients} clients x {args.requests} requests: serve ({workers}) {args.requests / serve_s:.2f} req/s, "
           f"p95 {pct(serve_lat, 0.95) * 1000:.0f} ms, {serve_fail} failed | piper.http_server {args.requests / peer_s:.2f} req/s, "
           f"p95 {pct(peer_lat, 0.95) * 1000:.0f} ms, {peer_fail} failed")
     print(f"  throughput ratio {peer_s / serve_s:.2f}x (goal >= 1.3), p95 ratio {pct(serve_lat, 0.95) / pct(peer_lat, 0.95):.2f} "

@@ -120,6 +120,18 @@ def test_a_page_event_cannot_read_a_server_file(server):
     assert not copies, "Gradio copied the config into its cache"
 
 
+def test_a_call_naming_a_server_file_is_refused_before_gradio_reads_it(server):
+    """The page's first layer (ui/guard.py): any JSON call to the page's API that names a file outside Gradio's upload
+    folder is refused (403) before Gradio parses it, so Gradio neither copies it nor logs a traceback about it."""
+    page = Page(server.url)
+    log_start = len(server.log_text())
+    for path in (str(server.folder / "config.yaml"), f"{server.uploads}/../config.yaml", "http://127.0.0.1:1/x.wav"):
+        answer = page.call("dv-ref-files", "change", {"dv-key": ENROLL, "dv-ref-files": [file_data(path)]})
+        assert answer["status"] == 403 and "uploaded through this page" in answer["text"] and "config" not in answer["text"]
+    logged = server.log_text()[log_start:]
+    assert "Traceback" not in logged and "refused a call naming 1 file(s) outside the upload folder" in logged
+
+
 def upload(server, name: str, data: bytes, key: str = SPEAK) -> dict:
     """A file sent the way the page sends it: Gradio's upload route (which needs a key on this server)."""
     answer = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", (name, data))],

@@ -56,6 +56,20 @@ def test_a_file_input_must_be_an_upload(tmp_path):
         assert str(tmp_path) not in str(caught.value) and "upload" in str(caught.value)
 
 
+def test_the_page_guard_finds_file_inputs_outside_the_uploads(tmp_path):
+    from demod_voice.serve.ui.guard import foreign_files
+
+    uploads = tmp_path / "uploads"
+    (uploads / "abc").mkdir(parents=True)
+    inside = {"path": str(uploads / "abc" / "ref.wav"), "meta": {"_type": "gradio.FileData"}}
+    outside = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}
+    sneaky = {"path": str(uploads / "abc" / ".." / ".." / "config.yaml"), "orig_name": "ref.wav"}
+    call = {"data": [None, [inside, outside], {"value": sneaky}, "text with /etc/passwd in it", {"path": 3}],
+            "fn_index": 4, "session_hash": "x"}
+    assert foreign_files(call, uploads.resolve()) == 2
+    assert foreign_files({"data": [inside, None, "plain"]}, uploads.resolve()) == 0
+
+
 def test_messages_lose_their_paths():
     assert redact("Error opening '/tmp/gradio/0a1b/config.yaml': Format not recognised.") == \
         "Error opening 'config.yaml': Format not recognised."

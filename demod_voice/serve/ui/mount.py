@@ -20,8 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from starlette.middleware import Middleware
+
 from demod_voice.config import cache_root
 from demod_voice.serve.core import data_dir_for
+from demod_voice.serve.ui.guard import FileInputGuard, UploadGuard
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,11 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     from demod_voice.serve.ui.tabs import build_page
 
     add_routes(app, lambda: app.state.ctx, path)
-    app.add_middleware(UploadGuard, path=f"{path}/gradio_api/upload")
-    keyed = bool(config.serve.keys or config.serve.keys_file)
     uploads = Path(gradio_utils.get_upload_folder()).resolve()
+    app.add_middleware(UploadGuard, path=f"{path}/gradio_api/upload")
+    # Innermost (after the request guard's body cap): a call naming a file that was not uploaded never reaches Gradio.
+    app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))
+    keyed = bool(config.serve.keys or config.serve.keys_file)
     blocks = build_page(app, config, keyed, uploads)
     # No folder of the server's is served or copied (allowed_paths empty; its own folders blocked), and Gradio's errors
     # stay in the log (show_error off): the page's own events answer in words, with no paths.
@@ -56,7 +61,8 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
                         max_file_size=int(config.serve.limits.max_upload_mb * 1_000_000), ssr_mode=False, mcp_server=False, pwa=False)
     # Gradio checks that an event's file inputs were uploaded (lie inside its upload folder) only once an app has
     # "launched"; a mounted app never does, and then any server path a client names is copied into its cache and
-    # served. This turns Gradio's own check on; every event checks its files again (actions.uploaded).
+    # served. This turns Gradio's own check on; FileInputGuard refuses such a call before it, and every event checks
+    # its files again after it (actions.uploaded).
     blocks.has_launched = True
 
 
@@ -69,28 +75,3 @@ def blocked_paths(config: Any, uploads: Path) -> list[str]:
     paths = [Path(os.path.realpath(p)) for p in found]
     keep = [uploads, Path(tempfile.gettempdir()).resolve()]
     return [str(p) for p in paths if not any(k.is_relative_to(p) for k in keep)]
-
-
-class UploadGuard:
-    """With API keys, a file upload to the page needs a key with the ``speak`` scope, like the API's uploads
-    (the page's script sends the key field as ``Authorization``). Without keys the server is loopback-only."""
-
-    def __init__(self, app: Any, path: str) -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
-        if scope["type"] == "http" and scope.get("path") == self.path and ctx is not None and ctx.keys is not None:
-            from demod_voice.serve.auth import AuthFailed
-
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-            try:
-                ctx.keys.check(headers.get("authorization"), "speak")
-            except AuthFailed as err:
-                from fastapi.responses import JSONResponse
-
-                answer = JSONResponse({"detail": f"{err}; enter your key in the page's 'API key' field first"}, status_code=err.status)
-                await answer(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -1,0 +1,125 @@
+"""What the page's routes check before Gradio sees a request: a key for uploads, and no file input outside the uploads.
+
+Gradio's API (``{page}/gradio_api/queue/join``, ``call/...``, ``run/...``) takes an event's inputs
+as JSON, and a file input there is a ``FileData`` object whose ``path`` the client writes. Gradio
+copies whatever that path names into its cache (and serves the copy) unless its own check is on;
+:class:`FileInputGuard` refuses such a request outright, before Gradio parses it, so a named
+server path never reaches Gradio at all. The events check each file again
+(:func:`demod_voice.serve.ui.actions.uploaded`), and Gradio's own check is on as well
+(:func:`demod_voice.serve.ui.mount.mount_ui`): three layers, each enough on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from demod_voice.serve import auth
+
+log = logging.getLogger(__name__)
+
+MAX_JSON = 2_000_000
+"""Bytes of a JSON call to the page's API this guard reads (an event's inputs are text and file references)."""
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+class UploadGuard:
+    """With API keys, a file upload to the page needs a key with the ``speak`` scope, like the API's uploads
+    (the page's script sends the key field as ``Authorization``). Without keys the server is loopback-only."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        if scope["type"] == "http" and scope.get("path") == self.path and ctx is not None and ctx.keys is not None:
+            try:
+                auth.authorize(ctx.keys, _headers(scope).get("authorization"), "speak")
+            except auth.AuthFailed as err:
+                answer = JSONResponse({"detail": f"{err}; enter your key in the page's 'API key' field first"}, status_code=err.status)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def is_file_input(value: Any) -> bool:
+    """A ``FileData`` as Gradio recognises one (a ``path`` and Gradio's type tag), or anything shaped like it."""
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        return False
+    meta = value.get("meta")
+    return (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "orig_name" in value or "url" in value
+
+
+def foreign_files(value: Any, uploads: Path) -> int:
+    """How many file inputs in ``value`` (a JSON document) point outside the folder ``uploads``."""
+    if is_file_input(value):
+        real = Path(os.path.realpath(value["path"]))
+        return 0 if real.is_relative_to(uploads) else 1
+    if isinstance(value, dict):
+        return sum(foreign_files(item, uploads) for item in value.values())
+    if isinstance(value, list):
+        return sum(foreign_files(item, uploads) for item in value)
+    return 0
+
+
+class FileInputGuard:
+    """Refuse (403) a JSON call to the page's API that names a file outside Gradio's upload folder."""
+
+    def __init__(self, app: Any, prefix: str, uploads: Path) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.uploads = Path(os.path.realpath(uploads))
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").startswith(self.prefix) \
+                or "json" not in _headers(scope).get("content-type", ""):
+            await self.app(scope, receive, send)
+            return
+        messages, body = await _read(receive)
+        refusal = self._check(body)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        pending = list(messages)
+
+        async def replay() -> dict:
+            return pending.pop(0) if pending else await receive()
+
+        await self.app(scope, replay, send)
+
+    def _check(self, body: bytes) -> Any:
+        if len(body) > MAX_JSON:
+            return JSONResponse({"detail": f"a call to the page is limited to {MAX_JSON // 1_000_000} MB"}, status_code=413)
+        try:
+            document = json.loads(body)
+            foreign = foreign_files(document, self.uploads)
+        except (ValueError, RecursionError):
+            return None  # not JSON Gradio can read either: it answers for itself
+        if foreign:
+            log.warning("web page: refused a call naming %d file(s) outside the upload folder", foreign)
+            return JSONResponse({"detail": "a file input must be a file uploaded through this page; upload it again"}, status_code=403)
+        return None
+
+
+async def _read(receive: Any) -> tuple[list[dict], bytes]:
+    """The request's body messages (to replay) and its bytes, reading no more than :data:`MAX_JSON` + 1."""
+    messages, size, parts = [], 0, []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        parts.append(message.get("body", b""))
+        size += len(parts[-1])
+        if size > MAX_JSON or not message.get("more_body"):
+            break
+    return messages, b"".join(parts)

@@ -57,6 +57,16 @@ def _chapter(takes: list[Planned], settings: master.MasterSettings) -> tuple[Any
     return audio, rate, cues
 
 
+def _timed(takes: list[Planned], cues: list[master.Cue], verdicts: dict) -> list[master.Cue]:
+    """Cues with their words timed where the recogniser heard the take (``--verify``)."""
+    out = []
+    for planned, cue in zip(takes, cues, strict=True):
+        verdict = verdicts.get(planned.key)
+        words = captions.word_times(cue, verdict.words) if verdict is not None and verdict.words else ()
+        out.append(dataclasses.replace(cue, words=words) if words else cue)
+    return out
+
+
 def finish(request: BookRequest, outcome: BookOutcome, folder: Path, progress: Progress) -> None:
     """Master and write every chapter, the captions and the report."""
     lossy = not request.track_format or request.track_format in (".mp3", ".opus")
@@ -65,7 +75,7 @@ def finish(request: BookRequest, outcome: BookOutcome, folder: Path, progress: P
     layout = []  # (length in samples, rate, cues) per chapter
     for takes in outcome.plan:
         audio, rate, cues = _chapter(takes, settings)
-        layout.append((len(audio), rate, cues))
+        layout.append((len(audio), rate, _timed(takes, cues, outcome.verdicts)))
     rates = {rate for _, rate, _ in layout}
     if len(rates) != 1:
         raise RuntimeFailure("the takes hold different sample rates; delete the folder of takes and run again")
@@ -99,7 +109,7 @@ def _m4b(request: BookRequest, outcome: BookOutcome, layout: list, audio: Iterat
     if request.captions:
         cues, offset = [], 0.0
         for length, _, chapter_cues in layout:
-            cues += [dataclasses.replace(c, start=c.start + offset, end=c.end + offset) for c in chapter_cues]
+            cues += [c.shifted(offset) for c in chapter_cues]
             offset += length / rate
         target = request.output.with_suffix(f".{request.captions}")
         _write_captions(target, cues, request.captions)

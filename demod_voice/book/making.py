@@ -7,6 +7,7 @@ in a worker like any backend, never in the process that called.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -101,6 +102,7 @@ def _hear(engine: Any, spec: Any, ledger: verify.Ledger, takes: list[Planned], l
         planned = by_audio[verify.heard_audio(job)]
         seconds = verify.speech_seconds(planned.path)
         verdict = verify.judge(planned.take.text, str(value.get("text", "")), seconds, request.wer_threshold, planned.job.text)
+        verdict = dataclasses.replace(verdict, words=verify.heard_words(value))
         ledger.record(planned.key, planned.path, verdict)
         progress.advance(len(planned.take.text), titles[planned.take.chapter])
 

@@ -48,6 +48,15 @@ class Cue:
     start: float
     end: float
     text: str
+    offset: float = 0.0
+    """Where the take's file starts in the chapter's time line (its own times plus this are the chapter's)."""
+    words: tuple[tuple[float, str], ...] = ()
+    """Each word of :attr:`text` with its start, where known (:func:`demod_voice.book.captions.word_times`)."""
+
+    def shifted(self, seconds: float) -> Cue:
+        """The same cue ``seconds`` later (a chapter placed in the whole book)."""
+        return Cue(self.take, self.start + seconds, self.end + seconds, self.text, self.offset + seconds,
+                   tuple((at + seconds, word) for at, word in self.words))
 
 
 def speech_bounds(samples: Any, rate: int) -> tuple[int, int]:
@@ -87,7 +96,8 @@ def assemble(takes: list[tuple[Any, float, str]], rate: int, settings: MasterSet
         else:
             cut, lead = samples, 0
         speech = (end - start) if end > start else len(samples)
-        cues.append(Cue(number, (position + lead) / rate, (position + lead + speech) / rate, text))
+        skipped = max(0, start - margin) if end > start else 0
+        cues.append(Cue(number, (position + lead) / rate, (position + lead + speech) / rate, text, (position - skipped) / rate))
         parts.append(cut)
         position += len(cut)
         if number < len(takes) - 1:

@@ -45,6 +45,8 @@ class Verdict:
     """Speech duration of the take (its silence trimmed)."""
     problem: str = ""
     """Why it fails (empty: it passes)."""
+    words: tuple[tuple[float, float, str], ...] = ()
+    """What the recogniser heard word by word: (start, end, word), seconds into the take's file."""
 
     @property
     def ok(self) -> bool:
@@ -137,11 +139,12 @@ class Ledger:
             return None
         if not entry or entry.get("size") != size:
             return None
-        return Verdict(entry["wer"], entry["heard"], entry["seconds"], entry.get("problem", ""))
+        words = tuple((float(w[0]), float(w[1]), str(w[2])) for w in entry.get("words") or () if len(w) == 3)
+        return Verdict(entry["wer"], entry["heard"], entry["seconds"], entry.get("problem", ""), words)
 
     def record(self, key: str, path: Path, verdict: Verdict) -> None:
         entry = {"key": key, "size": path.stat().st_size, "wer": verdict.wer, "heard": verdict.heard,
-                 "seconds": verdict.seconds, "problem": verdict.problem}
+                 "seconds": verdict.seconds, "problem": verdict.problem, "words": [list(w) for w in verdict.words]}
         try:
             if self._handle is None:
                 self._handle = open(self.path, "a", encoding="utf-8")  # closed in close()
@@ -172,6 +175,15 @@ def hear_job(spec: LoadSpec, path: Path, language: str, label: str) -> Synthesis
     """The job that hears one take file (with word timings, for captions); its value's ``text`` is the transcript."""
     job = whisper.recognise_job(spec, path, language, label=f"hearing {label}", word_timestamps=True)
     return dataclasses.replace(job, together="hear", together_limit=HEAR_TOGETHER)
+
+
+def heard_words(value: dict) -> tuple[tuple[float, float, str], ...]:
+    """A recogniser job's words as (start, end, word), seconds into the file it heard."""
+    out = []
+    for item in value.get("words") or ():
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            out.append((float(item[0]), float(item[1]), str(item[2])))
+    return tuple(out)
 
 
 def heard_audio(job: SynthesisJob) -> str:

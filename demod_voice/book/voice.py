@@ -1,6 +1,12 @@
-"""Which voice reads the book: one typed request, checked once before any take is planned, from which
-the backend's own request side (``make_job``) makes each take's job with the take's words and file.
+"""Which voice reads the book, found through the backends' registry like every front door finds one,
+checked once before any take is planned; each take's job is then made by the backend's own request
+side with the take's words and file.
 
+A named voice (a Piper voice by path or installed name, a saved voice profile, a plugin's voice)
+is resolved once (:meth:`RequestSide.resolve`) and every take is a job of it
+(:meth:`RequestSide.job`), as a speech request is; reference recordings to clone from are a row
+(:meth:`RequestSide.row_job`), as in ``batch``. Either way the request side reads the take's
+words (:mod:`demod_voice.speech_text`: normalisation, lexicons) once, when it makes the job.
 Pauses between sentences are the book's (its takes are trimmed and spaced at mastering), so the
 backend adds none.
 """
@@ -11,19 +17,16 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from demod_voice.backends import registry
-from demod_voice.backends.piper.request import PiperRequest
-from demod_voice.backends.piper.request import make_job as piper_job
-from demod_voice.backends.xtts.request import XttsRequest
-from demod_voice.backends.xtts.request import make_job as xtts_job
-from demod_voice.config import Config, cache_root
+from demod_voice.backends.plugin import RequestSide, RowInput, Scope, Speech
+from demod_voice.config import Config, PiperSettings, cache_root
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import InputError
-from demod_voice.models.registry import is_installed, looks_like_name, resolve_piper_model
+from demod_voice.models.registry import looks_like_name, resolve_piper_model
 from demod_voice.speech_text.prepare import TextOptions
-from demod_voice.voices.profiles import load_named, profiles_dir
+from demod_voice.voices.profiles import profiles_dir
 
 PLACEHOLDER = "placeholder"
 
@@ -33,79 +36,119 @@ class VoiceChoice:
     """How the CLI or the server named the voice."""
 
     voice: Optional[str] = None
-    """A Piper voice (an ``.onnx`` path or an installed name) or a saved XTTS voice profile."""
+    """A voice by name (an installed Piper voice, a saved voice profile, a plugin's voice) or a Piper ``.onnx`` path."""
     references: tuple[str, ...] = ()
-    """Reference recordings: an XTTS clone."""
+    """Reference recordings to clone from (a backend that claims rows with a ``reference``: XTTS)."""
     speaker: Optional[str] = None
-    """Speaker of a multi-speaker Piper voice."""
+    """Speaker of a multi-speaker voice."""
     language: Optional[str] = None
-    """XTTS language (a Piper voice speaks its own)."""
+    """The language a cloned voice speaks (a Piper voice speaks its own)."""
     backend: Optional[str] = None
-    """``piper``, ``tinygrad`` or ``xtts``; ``None``: from the voice."""
+    """A registered backend's name; ``None``: the first that offers the voice."""
 
 
 @dataclass(frozen=True)
 class Reader:
-    """The voice that reads a book: the backend's typed request with an empty text, checked once, and the backend's
-    own ``make_job`` that turns it into each take's job. ``make_job`` reads the take's words as the voice should say
-    them (:mod:`demod_voice.speech_text`: normalisation, lexicons), so a take's text is prepared exactly once."""
+    """The voice that reads a book: its backend's request side and how a take's job is made."""
 
-    request: Any
-    """A :class:`PiperRequest` or :class:`XttsRequest` (its ``reading`` says how texts are read)."""
-    make: Callable[[Any], SynthesisJob]
-    """The backend's ``make_job``."""
+    side: RequestSide
+    """The backend's request side."""
+    make: Callable[[str, str], SynthesisJob]
+    """``(words, output file) -> job``, by the request side (which prepares the words, once)."""
     template: SynthesisJob
     """The job for a placeholder text: what every take shares (the model, the options)."""
 
     @property
     def take_chars(self) -> int:
         """Most characters of one take: what the backend's request side says it speaks well."""
-        return registry.request_side(self.template.spec.backend).take_chars
+        return self.side.take_chars
 
     def job(self, text: str, output: str, label: str) -> SynthesisJob:
         """A take's job: its own words (read by the backend) into its own file."""
-        return dataclasses.replace(self.make(dataclasses.replace(self.request, text=text, output=output)), label=label)
+        return dataclasses.replace(self.make(text, output), label=label)
 
 
 def reader_for(choice: VoiceChoice, config: Config, reading: Optional[TextOptions] = None, progress: bool = False) -> Reader:
     """The checked voice every take is read with; :class:`InputError` when the voice cannot be used."""
-    cache = cache_root(config)
     reading = reading or TextOptions()
-    backend = choice.backend or _guess_backend(choice, cache)
-    if backend == "xtts":
-        settings = dataclasses.replace(config.xtts, sentence_silence=0.0)
-        if choice.language:
-            settings = dataclasses.replace(settings, language=choice.language)
-        profile = load_named(cache, choice.voice) if choice.voice and not choice.references else None
-        refs = tuple(str(Path(r).expanduser().absolute()) for r in choice.references)
-        request: Any = XttsRequest(refs, PLACEHOLDER, PLACEHOLDER, settings, str(cache), config.device, profile, stream=False,
-                                   reading=reading)
-        return Reader(request, xtts_job, xtts_job(request))
+    cache = cache_root(config)
+    config = _for_takes(config, choice)
+    if choice.references:
+        return _cloned(choice, config, cache, reading, progress)
     if not choice.voice:
         raise InputError("name the voice that reads the book: --voice VOICE (a Piper voice, or a saved XTTS voice), "
                          "or --reference FILE to clone one")
+    speech = dataclasses.replace(_resolved(choice, config, cache, progress), reading=reading)
+
+    def make(text: str, output: str) -> SynthesisJob:
+        return speech.side.job(speech, text, 1.0, output)
+
+    return Reader(speech.side, make, make(PLACEHOLDER, PLACEHOLDER))
+
+
+def _for_takes(config: Config, choice: VoiceChoice) -> Config:
+    """The settings takes are made with: no pause after a take (mastering spaces them); XTTS in batches of sentences,
+    not token streaming (nobody listens to a take as it is made); Piper voices on the engine asked for."""
+    piper = dataclasses.replace(config.piper, sentence_silence=0.0)
+    if choice.backend in piper_engines():
+        piper = dataclasses.replace(piper, backend=choice.backend)
+    return dataclasses.replace(config, piper=piper, xtts=dataclasses.replace(config.xtts, sentence_silence=0.0),
+                               serve=dataclasses.replace(config.serve, xtts_token_streaming=False))
+
+
+def piper_engines() -> tuple[str, ...]:
+    """The engines ``piper.backend`` may choose: the Piper side offers those voices, the setting picks what runs them."""
+    return tuple(next(f for f in dataclasses.fields(PiperSettings) if f.name == "backend").metadata["choices"])
+
+
+def _resolved(choice: VoiceChoice, config: Config, cache: Path, progress: bool) -> Speech:
+    """The voice as the first request side that offers it resolves it (a Piper ``.onnx`` path is offered as a file)."""
+    name = str(choice.voice)
+    path = Path(name).expanduser()
+    if not path.exists() and looks_like_name(name) and not _offered(choice, config, cache, (), name):
+        path = Path(resolve_piper_model(name, config.models.catalog_url, cache, config.models.auto_download, progress))
+    files = (str(path.absolute()),) if path.exists() else ()
+    voice_id = path.name[: -len(".onnx")] if files and path.name.endswith(".onnx") else name
+    found = _offered(choice, config, cache, files, voice_id)
+    if found is None:
+        raise InputError(f"there is no voice '{name}': name an installed Piper voice ('demod-voice models list'), a saved "
+                         "voice ('demod-voice voices list') or a Piper .onnx file")
+    side, voice, scope = found
+    if choice.language and voice.by_model:
+        raise InputError("--language is for cloned (XTTS) voices; a Piper voice speaks its own language")
+    return side.resolve(scope, voice, choice.speaker, choice.language)
+
+
+def _offered(choice: VoiceChoice, config: Config, cache: Path, files: tuple[str, ...], voice_id: str) -> Optional[tuple]:
+    """(side, voice, scope) of the first request side offering ``voice_id`` (only the one named by ``--backend``)."""
+    scope = Scope(config, cache, profiles_dir(cache), voice_paths=files)
+    named = choice.backend and choice.backend not in piper_engines()
+    for side in [registry.request_side(str(choice.backend))] if named else registry.request_sides():
+        voice = side.find(scope, voice_id)
+        if voice is not None:
+            return side, voice, scope
+    return None
+
+
+def _cloned(choice: VoiceChoice, config: Config, cache: Path, reading: TextOptions, progress: bool) -> Reader:
+    """A voice cloned from reference recordings: each take a row of the backend that claims rows with references."""
+    values = {"reference": "|".join(str(Path(r).expanduser().absolute()) for r in choice.references)}
     if choice.language:
-        raise InputError("--language is for XTTS voices; a Piper voice speaks its own language")
-    model = choice.voice
-    path = Path(model).expanduser()
-    if not path.exists() and looks_like_name(model):
-        model = resolve_piper_model(model, config.models.catalog_url, cache, config.models.auto_download, progress)
-    settings = dataclasses.replace(config.piper, sentence_silence=0.0)
-    request = PiperRequest(str(Path(model).expanduser().absolute()), PLACEHOLDER, PLACEHOLDER, settings, config.device, str(cache),
-                           speaker=choice.speaker, backend=backend, reading=reading)
-    return Reader(request, piper_job, piper_job(request))
+        values["language"] = choice.language
+    sides = [registry.request_side(choice.backend)] if choice.backend else registry.request_sides()
+    side = next((s for s in sides if s.claims_row(values, config)), None)
+    if side is None:
+        who = f"the {choice.backend} backend never" if choice.backend else "no installed backend"
+        raise InputError(f"{who} clones a voice from reference recordings; --reference is for XTTS (pip install 'demod-voice[xtts]')")
+    row = RowInput(values, PLACEHOLDER, Path(PLACEHOLDER), Path.cwd(), config, cache, progress=progress, reading=reading)
 
+    def make(text: str, output: str) -> SynthesisJob:
+        return side.row_job(dataclasses.replace(row, text=text, output=Path(output)))
 
-def _guess_backend(choice: VoiceChoice, cache: Path) -> str:
-    if choice.references:
-        return "xtts"
-    voice = choice.voice or ""
-    if voice and not voice.endswith(".onnx") and not is_installed(voice, cache) and (profiles_dir(cache) / f"{voice}.npz").exists():
-        return "xtts"
-    return "piper"
+    return Reader(side, make, make(PLACEHOLDER, PLACEHOLDER))
 
 
 def language_of(template: SynthesisJob, book_language: str) -> str:
-    """The language the takes are spoken in: XTTS's setting, else the book's, else English."""
+    """The language the takes are spoken in: the job's own (a cloned voice's), else the book's, else English."""
     language = getattr(template.options, "language", None)
     return (language or book_language or "en").split("-")[0].lower()

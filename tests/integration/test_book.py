@@ -158,7 +158,10 @@ def test_captions_follow_the_speech(joe, tmp_path):
 
     md = tmp_path / "b.md"
     md.write_text(f"# One\n\n{SENTENCES[0]} {SENTENCES[1]}\n\n{SENTENCES[2]}\n\n# Two\n\n{SENTENCES[4]}\n")
-    done = book(str(md), "--voice", str(joe), "-o", str(tmp_path / "b.m4b"), "--captions", "vtt", "--sentence-pause", "0.5")
+    config = tmp_path / "config.yaml"
+    config.write_text("piper:\n  noise_scale: 0.0\n  noise_w_scale: 0.0\n")  # the same speech every run: no borderline tails
+    done = book(str(md), "--config", str(config), "--voice", str(joe), "-o", str(tmp_path / "b.m4b"), "--captions", "vtt",
+                "--sentence-pause", "0.5")
     assert done.returncode == 0, done.stderr
     cues = captions.parse((tmp_path / "b.vtt").read_text())
     assert [text for _, _, text in cues] == ["One", SENTENCES[0], SENTENCES[1], SENTENCES[2], "Two", SENTENCES[4]]
@@ -171,12 +174,30 @@ def test_captions_follow_the_speech(joe, tmp_path):
         assert abs(lo / rate + last / rate - end) <= 0.05, f"{text!r} ends at {lo / rate + last / rate:.3f}, cue {end:.3f}"
 
 
+def test_word_times_follow_the_recogniser_and_fill_what_it_heard_differently():
+    from demod_voice.book import captions
+    from demod_voice.book.master import Cue
+
+    cue = Cue(0, 10.0, 12.0, "It cost $3.50, she said.", offset=9.9)
+    heard = [(0.1, 0.3, "It"), (0.35, 0.6, "cost"), (0.65, 1.2, "three dollars fifty"), (1.3, 1.5, "she"), (1.55, 2.0, "said.")]
+    timed = captions.word_times(cue, heard)
+    assert [word for _, word in timed] == cue.text.split()
+    # "$3.50," (heard as words) follows "cost" by the share of the gap that "cost" takes in letters (4 of 4 + 6)
+    assert [round(at, 3) for at, _ in timed] == [10.0, 10.25, round(10.25 + (11.2 - 10.25) * 4 / 10, 3), 11.2, 11.45]
+    rendered = captions.render([captions.Cue(0, 10.0, 12.0, cue.text, words=timed)], "vtt")
+    assert "It <00:00:10.250>cost <00:00:10.630>$3.50, <00:00:11.200>she <00:00:11.450>said." in rendered
+    assert captions.parse(rendered) == [(10.0, 12.0, cue.text)]
+    assert captions.word_times(cue, [(0.1, 0.5, "something"), (0.6, 1.0, "else")]) == ()  # garbled: no word times
+
+
 def _manifest_lines(folder: Path) -> list[dict]:
     path = folder / ".demod-voice-manifest.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def test_verify_remakes_a_spoiled_take_and_keeps_the_good_one(joe, tmp_path):
+    from demod_voice.book import captions
+
     txt = tmp_path / "b.txt"
     txt.write_text(f"{SENTENCES[0]}\n\n{SENTENCES[1]}\n\n{SENTENCES[4]}\n")
     out = tmp_path / "b.m4b"
@@ -194,8 +215,15 @@ def test_verify_remakes_a_spoiled_take_and_keeps_the_good_one(joe, tmp_path):
     spoiled.write_bytes(other.read_bytes())
     with open(folder / ".demod-voice-manifest.jsonl", "a") as handle:
         handle.write(json.dumps({**by_text[str(spoiled)], "size": spoiled.stat().st_size}) + "\n")
-    second = book(str(txt), "--voice", str(joe), "-o", str(out), "--verify", "--retakes", "2")
+    second = book(str(txt), "--voice", str(joe), "-o", str(out), "--verify", "--retakes", "2", "--captions", "vtt")
     assert second.returncode == 0, second.stderr
+    # Words timed from the recogniser's word timestamps: most words of each sentence tagged, rising, inside their cue.
+    document = out.with_suffix(".vtt").read_text()
+    for (start, end, text), tags in zip(captions.parse(document), captions.word_tags(document), strict=True):
+        assert len(tags) >= len(text.split()) // 2, (text, tags)
+        times = [at for at, _ in tags]
+        assert times == sorted(set(times)) and all(start < at < end for at in times), (start, end, tags)
+        assert all(word in text.split()[1:] for _, word in tags), (text, tags)  # the book's words; the first is at the cue's start
     assert "failed verification; remaking them" in second.stderr.decode()
     heard = [json.loads(line) for line in (folder / "verified.jsonl").read_text().splitlines()]
     key = by_text[str(spoiled)]["key"]

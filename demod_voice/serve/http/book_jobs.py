@@ -67,8 +67,7 @@ def book_request(ctx: Any, folder: Path, state: dict, budget: Budget) -> BookReq
     """The typed request of a book job, from what ``POST /v1/books`` checked and saved in its state."""
     options = state["options"]
     voice = options["voice"]
-    choice = VoiceChoice(voice["path"] if voice["kind"] == "piper" else voice["name"], (), voice.get("speaker"), voice.get("language"),
-                         ctx.config.piper.backend if voice["kind"] == "piper" else "xtts")
+    choice = VoiceChoice(voice.get("path") or voice["name"], (), voice.get("speaker"), voice.get("language"))
     fmt = options.get("format", "m4b")
     return BookRequest(
         source=folder / state["source"], output=output_of(folder, options), config=ctx.config, voice=choice,

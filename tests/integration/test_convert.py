@@ -95,7 +95,7 @@ def test_sample_rate_mismatch_and_stdout(vc_model, sources, references, tmp_path
 
 def test_windows_join_within_tolerance_of_whole(vc_model, sources, references, tmp_path):
     """At tau 0 (no noise) a source converted in 2 s windows overlapping by 1 s equals its whole-clip
-    conversion within 1% RMS (stated in docs/conversion.md); the source embedding is the same for both."""
+    conversion within 0.1% RMS (stated in docs/conversion.md); the source embedding is the same for both."""
     same = {"DEMOD_VOICE_CONVERT_TAU": "0", "DEMOD_VOICE_CONVERT_SOURCE_EMBEDDING_SECONDS": "60"}
     whole, windowed = tmp_path / "whole.wav", tmp_path / "windowed.wav"
     assert run_cli("convert", str(sources["long.wav"]), "--reference", str(references["ref.wav"]), "-o", str(whole),
@@ -105,7 +105,7 @@ def test_windows_join_within_tolerance_of_whole(vc_model, sources, references, t
     assert done.returncode == 0, done.stderr.decode()
     a, b = converted(whole), converted(windowed)
     assert len(a) == len(b)
-    assert np.sqrt(np.mean((a - b) ** 2) / np.mean(a ** 2)) < 0.01
+    assert np.sqrt(np.mean((a - b) ** 2) / np.mean(a ** 2)) < 1e-3
 
 
 def test_profiles_as_targets(vc_model, xtts_model, sources, references, tmp_path):
@@ -193,6 +193,15 @@ def server(tmp_path_factory, vc_model, xtts_model):
     live.stop(signal.SIGKILL)
 
 
+def streamed_samples(data: bytes):
+    import io
+
+    av = pytest.importorskip("av")
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        return np.concatenate([frame.to_ndarray().astype(np.float32).reshape(-1) for frame in container.decode(stream)])
+
+
 def post_conversion(server, files, key=ENROLL, **data):
     import httpx
 
@@ -222,10 +231,10 @@ def test_http_conversion(server, vc_model, sources, references, tmp_path):
 
     enrolled = httpx.post(server.url + "/v1/voices", data={"name": "fay"}, files=[("files", ("ref.wav", references["ref.wav"].read_bytes()))],
                           headers={"Authorization": f"Bearer {ENROLL}"}, timeout=300)
-    assert enrolled.status_code == 201, enrolled.text
-    mp3 = post_conversion(server, [source], voice="fay", response_format="flac")
-    assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/flac"
-    samples, _ = soundfile.read(io.BytesIO(mp3.content), dtype="float32")
+    assert enrolled.status_code == 201, (enrolled.text, server.log_text()[-3000:])
+    flac = post_conversion(server, [source], voice="fay", response_format="flac")
+    assert flac.status_code == 200 and flac.headers["content-type"] == "audio/flac"
+    samples = streamed_samples(flac.content)  # a streamed FLAC does not know its length up front: read it through FFmpeg
     assert abs(len(samples) - len(served)) < HOP and np.sqrt(np.mean(samples ** 2)) > 1e-4
 
     long = tmp_path / "long.wav"
@@ -246,3 +255,25 @@ def test_http_conversion(server, vc_model, sources, references, tmp_path):
         message = answer.json()["error"]["message"]
         assert words in message and str(server.folder) not in message, message
     assert not list(server.folder.rglob("convert-*"))  # no upload left behind
+
+
+def test_batch_rows_with_a_source(vc_model, sources, references, tmp_path):
+    sheet = tmp_path / "rows.csv"
+    shutil.copy(sources["short.wav"], tmp_path / "line1.wav")
+    shutil.copy(references["ref.wav"], tmp_path / "ref.wav")
+    sheet.write_text("source,reference,output\nline1.wav,ref.wav,line1-converted.wav\n")
+    out = tmp_path / "out"
+    done = run_cli("batch", str(sheet), "--output-dir", str(out), env=env_for(tmp_path, vc_model))
+    assert done.returncode == 0, done.stderr.decode()
+    made = converted(out / "line1-converted.wav")
+    cli = tmp_path / "cli.wav"
+    assert run_cli("convert", str(sources["short.wav"]), "--reference", str(references["ref.wav"]), "-o", str(cli),
+                   env=env_for(tmp_path, vc_model)).returncode == 0
+    assert np.array_equal(made, converted(cli))  # a row is the same job as the command
+    again = run_cli("-v", "batch", str(sheet), "--output-dir", str(out), env=env_for(tmp_path, vc_model))
+    assert again.returncode == 0 and "worker" not in again.stderr.decode()  # resumed: done already, no model loaded
+
+    sheet.write_text("source,text,reference,output\nline1.wav,Hello,ref.wav,x.wav\nmissing.wav,,ref.wav,y.wav\n")
+    bad = run_cli("batch", str(sheet), "--output-dir", str(out), env=env_for(tmp_path, vc_model))
+    message = bad.stderr.decode()
+    assert bad.returncode == 3 and "leave 'text' empty" in message and "missing.wav" in message and "not found" in message

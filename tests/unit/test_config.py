@@ -102,7 +102,7 @@ def test_merge_does_not_mutate_inputs():
 def test_default_file_documents_every_key_and_loads_to_defaults(tmp_path):
     text = render_default_file()
     data = yaml.safe_load(text)
-    assert set(data) == {"device", "cache_dir", "engine", "piper", "xtts", "models", "preprocess", "serve"}
+    assert set(data) == {"device", "cache_dir", "engine", "piper", "xtts", "convert", "models", "preprocess", "book", "serve"}
     assert text.count("# ") >= 9  # a comment per key and section
     path = tmp_path / "sub" / "config.yaml"
     write_default_file(path)

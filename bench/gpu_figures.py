@@ -41,11 +41,11 @@ from batch_piper import lines  # noqa: E402
 
 from demod_voice.backends.piper.engine import PiperBackend  # noqa: E402
 from demod_voice.backends.piper.request import PiperOptions  # noqa: E402
-from demod_voice.backends.xtts.engine import model_identity  # noqa: E402
 from demod_voice.backends.xtts.request import XttsRequest, make_job  # noqa: E402
 from demod_voice.config import EngineSettings, XttsSettings  # noqa: E402
 from demod_voice.engine.jobs import LoadSpec  # noqa: E402
 from demod_voice.engine.service import EngineService  # noqa: E402
+from demod_voice.models.registry import model_identity  # noqa: E402
 from demod_voice.voices.profiles import Profile  # noqa: E402
 
 TEXT = "Stream number {n} reads the first of its two sentences. Then it reads the second one, a little longer."

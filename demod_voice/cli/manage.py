@@ -17,7 +17,15 @@ from demod_voice.errors import ConfigError, InputError
 from demod_voice.health import deep_checks, installed_voices, run_checks
 from demod_voice.logs import PROG
 from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
-from demod_voice.models.registry import installed_piper_voices, is_embedded, load_catalog, piper_dir, remove_model, resolve_piper_model
+from demod_voice.models.registry import (
+    installed_piper_voices,
+    installed_xtts_identity,
+    is_embedded,
+    load_catalog,
+    piper_dir,
+    remove_model,
+    resolve_piper_model,
+)
 from demod_voice.paths import os_error
 from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
@@ -193,7 +201,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
         print(render(report))
     else:
-        profile = import_profile(cache, Path(args.file), force=args.force)
+        profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache))
         print(f"imported {profile.name} (model {profile.model[:12]})")
 
 

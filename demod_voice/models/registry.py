@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,6 +53,30 @@ def resolve_xtts(
         raise InputError(f"XTTS-v2 is not downloaded yet, and downloading it needs its licence accepted: {LICENSE_HELP}; "
                          "or point --model-dir at a local checkpoint")
     return folder, RELEASED_XTTS
+
+
+def model_identity(folder: Path) -> str:
+    """What XTTS latents and voice profiles are tied to, from content alone so it travels between machines:
+    config.json, model.pth's size, and its first and last MiB (hashing all 1.9 GB would take seconds)."""
+    weights = folder / "model.pth"
+    size = weights.stat().st_size
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    digest.update(str(size).encode())
+    with open(weights, "rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:32]
+
+
+def installed_xtts_identity(model_dir: Optional[str], cache: Path) -> str:
+    """The identity of the XTTS model this configuration speaks with, or "" when none is installed yet (a
+    profile then has nothing to be compared with; it is checked again when the model loads)."""
+    try:
+        folder, fetch = resolve_xtts(model_dir, cache, accepted=False, env={})
+        return "" if fetch else model_identity(folder)
+    except (InputError, OSError):
+        return ""
 
 
 # --- Piper voices by name ----------------------------------------------------------------------

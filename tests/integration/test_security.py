@@ -66,8 +66,12 @@ def known(config: dict) -> dict:
 
 def _profile(folder: Path, name: str, xtts_model: Path, model: str = "") -> Path:
     """A profile file shaped for the tiny XTTS model (random latents), tied to ``model`` (default: that model)."""
-    from demod_voice.backends.xtts.engine import model_identity
     from demod_voice.voices.profiles import write_profile
+
+    try:
+        from demod_voice.models.registry import model_identity
+    except ImportError:  # the code before A3's move (so that the module runs against it)
+        from demod_voice.backends.xtts.engine import model_identity
 
     rng = np.random.default_rng(0)
     path = folder / f"{name}.npz"
@@ -413,6 +417,19 @@ def test_item12_a_profile_made_with_another_model_is_refused_at_import(server, t
     assert answer.status_code == 201, answer.text
     assert httpx.delete(server.url + "/v1/voices/friend", headers=auth(ENROLL), timeout=10).status_code == 200
 
+
+
+def test_item12_the_cli_refuses_a_profile_made_with_another_model_at_import(tmp_path, xtts_model):
+    """``voices import`` compares the profile's model with the configured one, as the server's import does."""
+    env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "DEMOD_VOICE_XTTS_MODEL_DIR": str(xtts_model)}
+    stranger = _profile(tmp_path, "stranger", xtts_model, model="0123456789abcdef0123456789abcdef")
+    done = run_cli("voices", "import", str(stranger), env=env)
+    assert done.returncode == 3 and "another XTTS model" in done.stderr.decode(), done.stderr.decode()
+    assert not (tmp_path / "cache" / "profiles" / "stranger.npz").exists()
+    assert str(tmp_path) not in done.stderr.decode()
+    friend = _profile(tmp_path / "same", "friend", xtts_model)
+    done = run_cli("voices", "import", str(friend), env=env)
+    assert done.returncode == 0 and (tmp_path / "cache" / "profiles" / "friend.npz").is_file(), done.stderr.decode()
 
 # --- item 4: batch jobs within the speech limits, owned, bounded, deletable, expiring --------------
 

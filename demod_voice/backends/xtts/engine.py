@@ -5,7 +5,6 @@ split into sentences within the language's limit, never truncated."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import logging
 import os
@@ -22,6 +21,7 @@ from demod_voice.backends.xtts.request import SAMPLE_RATE, EnrollOptions, XttsOp
 from demod_voice.config import XttsSettings
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError, RuntimeFailure
+from demod_voice.models.registry import model_identity
 from demod_voice.speech_text.perform import perform
 from demod_voice.speech_text.script import Speak
 from demod_voice.voices.profiles import Profile
@@ -402,17 +402,3 @@ def download_released(name: str, cache: Path) -> None:
     except Exception as err:  # noqa: BLE001 - network and hub failures come in many types
         raise RuntimeFailure(f"could not download {name} ({type(err).__name__}: {err}); if offline, put config.json, "
                              f"model.pth and vocab.json in a folder and pass --model-dir") from None
-
-
-def model_identity(folder: Path) -> str:
-    """What latents and profiles are tied to, from content alone so it travels between machines:
-    config.json, model.pth's size, and its first and last MiB (hashing all 1.9 GB would take seconds)."""
-    weights = folder / "model.pth"
-    size = weights.stat().st_size
-    digest = hashlib.sha256((folder / "config.json").read_bytes())
-    digest.update(str(size).encode())
-    with open(weights, "rb") as handle:
-        digest.update(handle.read(1 << 20))
-        handle.seek(max(0, size - (1 << 20)))
-        digest.update(handle.read(1 << 20))
-    return digest.hexdigest()[:32]

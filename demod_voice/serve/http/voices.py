@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from demod_voice.backends.xtts.request import make_enroll_job
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
+from demod_voice.models.registry import installed_xtts_identity
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
@@ -141,14 +142,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
 
 def _server_model(ctx: Any) -> str:
     """The identity of the XTTS model this server speaks with ("" when it is not installed yet: nothing to compare)."""
-    from demod_voice.backends.xtts.engine import model_identity
-    from demod_voice.models.registry import resolve_xtts
-
-    try:
-        folder, fetch = resolve_xtts(ctx.config.xtts.model_dir, ctx.cache, ctx.config.xtts.accept_license)
-        return "" if fetch else model_identity(folder)
-    except (DemodVoiceError, OSError):
-        return ""
+    return installed_xtts_identity(ctx.config.xtts.model_dir, ctx.cache)
 
 
 def _refuse_existing(target: Path, name: str, form: Any) -> None:

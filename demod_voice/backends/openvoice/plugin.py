@@ -3,14 +3,20 @@ name a ``source`` recording to convert (into a ``reference`` recording's voice, 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Optional
 
-from demod_voice.backends.openvoice.request import MODEL_FILES, ConvertRequest, make_jobs, released_dir
+from demod_voice.backends.openvoice.request import MODEL_FILES, ConvertRequest, make_jobs, released_dir, resolve_converter
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, WouldFetch
-from demod_voice.config import Config
+from demod_voice.checks import OK, WARN, Check
+from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.voices.profiles import load_named
+
+NAMES = ("openvoice_v2", "openvoice")
+"""What ``models download`` / ``models path`` call the released converter."""
 
 
 class ConvertSide(RequestSide):
@@ -21,6 +27,7 @@ class ConvertSide(RequestSide):
     url = "https://github.com/myshell-ai/OpenVoice"
     engine = "demod_voice.backends.openvoice.engine:OpenVoiceBackend"
     takes_text = False
+    claim_priority = 10  # rows with a 'source' (and a 'voice') are conversions, before XTTS claims the 'voice'
 
     def claims_row(self, values: dict[str, str], config: Config) -> bool:
         return bool(values.get("source"))
@@ -39,6 +46,24 @@ class ConvertSide(RequestSide):
         request = ConvertRequest((str(row.path(v["source"])),), (str(row.output),), settings, str(row.cache), references, profile,
                                  row.config.device, row.progress)
         return make_jobs(request)[0]
+
+    def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
+        if name not in NAMES:
+            return None
+        return resolve_converter(dataclasses.replace(scope.config.convert, model_dir=None), scope.cache, progress)
+
+    def model_path(self, scope: Scope, name: str) -> Optional[Path]:
+        return released_dir(scope.cache) if name in NAMES else None
+
+    def checks(self, config: Config) -> list[Check]:
+        """Whether a converter is there (the engine libraries are XTTS's, checked by its side)."""
+        settings = config.convert
+        folder = Path(settings.model_dir).expanduser() if settings.model_dir else released_dir(cache_root(config))
+        if all((folder / name).is_file() for name in MODEL_FILES):
+            return [Check("voice conversion", OK, f"OpenVoice converter in {folder}", needed_by=(self.name,))]
+        fix = ("put config.json and checkpoint.pth in it" if settings.model_dir else
+               "demod-voice models download openvoice_v2 (131 MB, MIT licence); the first 'convert' downloads it too")
+        return [Check("voice conversion", WARN, f"no OpenVoice converter in {folder}", fix, (self.name,))]
 
     def models(self, scope: Scope) -> list[ModelEntry]:
         folder = released_dir(scope.cache)

@@ -243,6 +243,7 @@ def test_the_original_tools_documented_row_runs_as_written(xtts_model, reference
 
 
 def test_the_cache_paths_in_the_readme_are_the_ones_used(tmp_path, piper_voice):
+    from demod_voice.backends.whisper.request import recogniser_spec
     from demod_voice.health import installed_voices
     from demod_voice.models.registry import piper_dir, released_xtts_dir
     from demod_voice.voices.profiles import profiles_dir
@@ -250,8 +251,9 @@ def test_the_cache_paths_in_the_readme_are_the_ones_used(tmp_path, piper_voice):
 
     readme = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
     cache = Path("<cache>")
+    whisper = Path(recogniser_spec("de", None, str(cache)).model).parent  # where a named Whisper model is downloaded
     used = {piper_dir(cache), released_xtts_dir(cache).parents[1], latents_dir(cache), profiles_dir(cache),
-            cache / "onnx", cache / "tinygrad"}
+            cache / "onnx", cache / "tinygrad", whisper}
     mentioned = {Path(m) for m in re.findall(r"<cache>/[a-z]+(?=/)", readme)}
     assert mentioned and mentioned <= {Path(str(p)) for p in used}, mentioned - used
     voice_cache = re.search(r"\*\*Voice cache\*\*.*?`(<cache>/[a-z]+)/`", readme, re.S).group(1)
@@ -265,7 +267,9 @@ def test_the_cache_paths_in_the_readme_are_the_ones_used(tmp_path, piper_voice):
     piper_dir(real).mkdir(parents=True)
     shutil.copy(piper_voice, piper_dir(real) / "v.onnx")
     shutil.copy(f"{piper_voice}.json", piper_dir(real) / "v.onnx.json")
-    assert installed_voices(real) == [str(piper_dir(real) / "v.onnx")]
+    # the cache's voices first, then voices embedded in installed packages (the voice extra's en_US-joe-medium)
+    assert installed_voices(real)[:1] == [str(piper_dir(real) / "v.onnx")]
+    assert all(str(real) not in voice for voice in installed_voices(real)[1:])
 
 
 def test_a_dry_run_downloads_nothing_and_says_what_it_would_fetch(tmp_path):

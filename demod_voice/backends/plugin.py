@@ -188,6 +188,9 @@ class RequestSide:
     """``package.module:Class`` of the engine side, imported only in workers."""
     generic_models: tuple[str, ...] = ()
     """``model`` values that mean "this backend" but pick no voice (``xtts``); the first is listed in ``/v1/models``."""
+    claim_priority: int = 0
+    """Batch rows without a ``backend`` column are offered to :meth:`claims_row` of higher priorities first
+    (equal ones in registry order): a converter's rows (with a ``source``) before a cloned voice's."""
     takes_text: bool = True
     """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
     take_chars: int = 400

@@ -29,10 +29,10 @@ GROUP = "demod_voice.backends"
 """The entry-point group third-party backends are declared in."""
 
 BUILTIN: dict[str, str] = {
-    "openvoice": "demod_voice.backends.openvoice.plugin:ConvertSide",  # first: it claims rows with a 'source', before XTTS's
     "piper": "demod_voice.backends.piper.plugin:PiperSide",
     "xtts": "demod_voice.backends.xtts.plugin:XttsSide",
     "tinygrad": "demod_voice.backends.tinygrad.plugin:TinygradSide",
+    "openvoice": "demod_voice.backends.openvoice.plugin:ConvertSide",  # claims rows with a 'source' first (claim_priority)
 }
 """Built-in request sides, in registry order (``health``, listings); third-party ones follow."""
 

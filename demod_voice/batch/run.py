@@ -166,7 +166,7 @@ def _row_side(values: dict[str, str], config: Config) -> Any:
         if named not in registry.names():
             raise InputError(f"unknown backend '{values['backend']}'; choose one of {', '.join(registry.names())}")
         return registry.request_side(named)
-    for side in registry.request_sides():
+    for side in sorted(registry.request_sides(), key=lambda side: -side.claim_priority):  # stable: registry order within one
         if side.claims_row(values, config):
             return side
     return registry.request_side(config.piper.backend)

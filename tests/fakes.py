@@ -1,7 +1,7 @@
 """A fake backend for orchestration tests of the engine only (it proves nothing about a real engine).
 
 Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` sleeps between
-chunks, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
+chunks, ``mute`` makes nothing for 30 s, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
 first text ``refuse`` makes ``synthesize_together`` raise at once. With ``FAKE_HANDED`` set,
 each hand-over (one job or several together) appends a line of their texts to that file.
 Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../slow-load`` takes a second, ``.../flaky``
@@ -51,6 +51,8 @@ class FakeBackend(Backend):
                 raise RuntimeError("engine exploded")
             if word == "slow":
                 time.sleep(0.2)
+            if word == "mute":
+                time.sleep(30.0)
             if word == "hog":
                 self.hog = bytearray(300 * 2**20)
                 time.sleep(2.0)

@@ -121,10 +121,12 @@ class EngineService:
         return [task.handle for task in tasks]
 
     def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None,
-            sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output)) -> list[JobResult]:
+            sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
+            watch: Callable[[], None] = lambda: None) -> list[JobResult]:
         """Run jobs as batch work and wait for all; results in the order given. ``on_result`` runs on
-        the calling thread as each job ends; if it raises, the rest is cancelled and the error re-raised.
-        Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`."""
+        the calling thread as each job ends, ``watch`` about five times a second while it waits (a job's
+        time budget: its jobs may make no audio for long); if either raises, the rest is cancelled and the
+        error re-raised. Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`."""
         done: queue.SimpleQueue = queue.SimpleQueue()
         handles: list[JobHandle] = []
         try:
@@ -132,7 +134,7 @@ class EngineService:
             for handle in handles:
                 handle.add_done_callback(done.put)
             for _ in handles:
-                on_result(_get(done))
+                on_result(_get(done, watch))
         except KeyboardInterrupt:
             self._cancel_and_wait(handles)
             _deliver_finished(done, on_result)
@@ -328,13 +330,13 @@ class _Tee:
         self._sink.abort()
 
 
-def _get(done: queue.SimpleQueue) -> JobResult:
-    # A timed wait, so Ctrl-C reaches the main thread promptly.
+def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> JobResult:
+    # A timed wait, so Ctrl-C reaches the main thread promptly, and ``watch`` may end the run.
     while True:
         try:
             return done.get(timeout=0.2)
         except queue.Empty:
-            continue
+            watch()
 
 
 def _deliver_finished(done: queue.SimpleQueue, on_result: Callable[[JobResult], None]) -> None:

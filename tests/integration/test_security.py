@@ -510,6 +510,29 @@ def test_item4_the_budget_counts_audio_time_and_a_delete():
         deleted.check()
 
 
+@pytest.mark.parametrize("how", ["time", "delete"])
+def test_item4_a_row_that_makes_no_audio_is_cut_at_the_budget(tmp_path, how):
+    """The job's time budget (and a delete) end a run while its row is still silent: a watchdog, not a check at the
+    next chunk written (the fake's ``mute`` row makes nothing for 30 s)."""
+    from demod_voice.config import EngineSettings
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+    from demod_voice.engine.service import EngineService
+    from demod_voice.serve.http.job_store import Budget, BudgetedEngine, BudgetExceeded
+
+    engine = EngineService(EngineSettings(cancel_kill_after=0.5), workers=1)
+    try:
+        budget = Budget(10**9, 1.0 if how == "time" else 60.0)
+        if how == "delete":
+            threading.Timer(1.0, budget.cancel).start()
+        job = SynthesisJob(LoadSpec("fakes:FakeBackend", "/models/fake"), "mute then words", str(tmp_path / "row.wav"))
+        started = time.monotonic()
+        with pytest.raises(BudgetExceeded, match="max_batch_seconds" if how == "time" else "deleted"):
+            BudgetedEngine(engine, budget).run([job])
+        assert time.monotonic() - started < 10, "the silent row ran on past its budget"
+        assert not (tmp_path / "row.wav").exists()
+    finally:
+        engine.shutdown()
+
 def test_item4_finished_jobs_expire(tmp_path):
     from types import SimpleNamespace
 

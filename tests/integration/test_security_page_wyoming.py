@@ -256,6 +256,11 @@ def test_a_streamed_job_whose_reader_stops_is_paused_and_resumes(piper_voice, tm
         assert isinstance(stalled.result(TIMEOUT).error, Cancelled)
         after = engine.submit(job("The worker is free again."))
         assert after.result(TIMEOUT).ok and time.monotonic() - started < 15
+
+        monkeypatch.setattr(handles, "MAX_PAUSE", 2.0)  # the backstop for a reader gone for good
+        forgotten = engine.submit(job(MANY))
+        assert isinstance(forgotten.result(TIMEOUT).error, Cancelled)
+        assert engine.submit(job("Free once more.")).result(TIMEOUT).ok
     finally:
         engine.shutdown()
 

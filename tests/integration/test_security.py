@@ -550,6 +550,26 @@ def test_item4_finished_jobs_expire(tmp_path):
     assert expire_jobs(ctx, at=time.time() + 10**6) == []
 
 
+def test_item4_finished_jobs_expire_while_the_server_runs(tmp_path):
+    """Expiry also runs on a timer: a server that makes no new job still deletes finished ones (batch and book)."""
+    from fastapi.testclient import TestClient
+
+    from demod_voice.config import load_config
+    from demod_voice.serve.http.app import create_app
+    from demod_voice.serve.http.job_store import write_state
+
+    config, _ = load_config(overrides={"serve.data_dir": str(tmp_path), "serve.batch_keep_hours": 0.001,
+                                       "book.serve_keep_hours": 0.001})
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    with TestClient(create_app(config), base_url="http://localhost") as client:
+        assert client.get("/healthz").status_code == 200
+        for kind, job_id, state in [("batch", "a" * 24, "done"), ("books", "b" * 24, "failed"), ("batch", "c" * 24, "running")]:
+            (tmp_path / kind / job_id / "out").mkdir(parents=True)
+            write_state(tmp_path / kind / job_id, id=job_id, state=state, finished=old if state != "running" else None)
+        assert wait_until(lambda: not (tmp_path / "batch" / ("a" * 24)).exists() and not (tmp_path / "books" / ("b" * 24)).exists(),
+                          timeout=15), "finished jobs were kept past serve.batch_keep_hours while the server ran"
+        assert (tmp_path / "batch" / ("c" * 24)).is_dir()
+
 # --- item 5: a row's '-' is text, never standard input ------------------------------------------------
 
 

@@ -24,6 +24,9 @@ from demod_voice.config import Config
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.http import job_store
+from demod_voice.serve.http.batch_jobs import BATCH
+from demod_voice.serve.http.book_jobs import BOOK
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
 
@@ -50,6 +53,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
         app.state.ctx = ctx
         stop = asyncio.Event()
         tasks = [asyncio.create_task(door(ctx, stop=stop)) for door in front_doors]
+        tasks.append(asyncio.create_task(job_store.expire_while_running(ctx, (BATCH, BOOK), stop)))
         try:
             yield
         finally:

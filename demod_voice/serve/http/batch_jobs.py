@@ -7,7 +7,7 @@ a budget: ``serve.limits.max_batch_output_mb`` of audio (counted as 16-bit sampl
 written, so a row is stopped mid-way, not after a 375 MB file exists) and
 ``serve.limits.max_batch_seconds``; passing either, or a ``DELETE``, ends it. A key may have
 ``serve.limits.max_batch_jobs_per_key`` jobs queued or running; finished jobs are deleted
-``serve.batch_keep_hours`` after they end (checked at start and whenever a job is made). What batch
+``serve.batch_keep_hours`` after they end (checked at start, whenever a job is made, and on a timer). What batch
 jobs share with the other kinds of long job (ownership, caps, expiry, delete, budgets) lives in
 :mod:`demod_voice.serve.http.job_store`.
 """

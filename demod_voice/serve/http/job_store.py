@@ -10,6 +10,7 @@ engine writes, so a job is stopped mid-way rather than after the fact.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import json
 import logging
@@ -139,6 +140,26 @@ def expire_jobs(ctx: Any, kind: JobKind, at: Optional[float] = None) -> list[str
     if gone:
         log.info("deleted %d finished %s job(s) older than %g h (%s)", len(gone), kind.name, hours, kind.keep_setting)
     return gone
+
+
+def expiry_interval(hours: float) -> float:
+    """Seconds between looks for expired jobs while the server runs: a tenth of the keep time, from 1 s to 10 min."""
+    return min(600.0, max(1.0, hours * 360.0))
+
+
+async def expire_while_running(ctx: Any, kinds: tuple[JobKind, ...], stop: asyncio.Event) -> None:
+    """Delete expired jobs of ``kinds`` every :func:`expiry_interval` until ``stop`` is set (a server that runs for
+    weeks and makes no new job still frees the disk its finished jobs held)."""
+    while True:
+        hours = [kind.keep_hours(ctx) for kind in kinds if kind.keep_hours(ctx)]
+        try:
+            await asyncio.wait_for(stop.wait(), expiry_interval(min(hours)) if hours else 600.0)
+            return
+        except asyncio.TimeoutError:
+            pass
+        for kind in kinds:
+            if jobs_dir(ctx, kind).is_dir():
+                await asyncio.to_thread(expire_jobs, ctx, kind)
 
 
 def unfinished(ctx: Any, kind: JobKind) -> list[str]:

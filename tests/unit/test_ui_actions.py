@@ -137,3 +137,25 @@ def test_a_page_stream_is_read_live_by_every_reader_and_whole_afterwards():
     samples, rate = soundfile.read(io.BytesIO(stream.download.whole()), dtype="float32")
     assert rate == 16000 and len(samples) == 4800 and samples.max() == pytest.approx(0.25, abs=1e-3)
     assert stream.filename == "speech.wav"
+
+
+def test_kept_page_results_are_bounded_in_bytes(monkeypatch):
+    """The page keeps finished results for their download links: the oldest go first once they hold KEEP_BYTES."""
+    from collections import OrderedDict
+
+    from demod_voice.audio.encode import StreamEncoder
+    from demod_voice.serve.ui import stream as ui_stream
+
+    monkeypatch.setattr(ui_stream, "KEEP_BYTES", 3000)
+
+    def result(token, size, done=True):
+        track = ui_stream.Track("wav", StreamEncoder("wav", 16000), parts=[b"x" * size])
+        return ui_stream.SpeechStream(token, token, track, track, done=done)
+
+    async def scenario():
+        table = OrderedDict((t, result(t, 1000, done=t != "busy")) for t in ("busy", "old", "mid", "new"))
+        ui_stream._prune(table)
+        return list(table)
+
+    assert asyncio.run(scenario()) == ["busy", "mid", "new"]  # the oldest finished one went; the unfinished stays
+

@@ -39,6 +39,8 @@ KEEP = 48
 """How many finished results are kept for their download links."""
 KEEP_SECONDS = 30 * 60.0
 """How long a result stays downloadable."""
+KEEP_BYTES = 256 * 2**20
+"""Bytes of finished results kept (both encodings together): past it the oldest go first, whatever their age."""
 EXTENSIONS = {"opus": "ogg", "pcm": "raw"}
 
 
@@ -142,12 +144,23 @@ def streams(ctx: Any) -> OrderedDict:
     return ctx.extras.setdefault("ui_streams", OrderedDict())
 
 
+def _size(stream: SpeechStream) -> int:
+    return sum(len(part) for track in stream.tracks() for part in track.parts)
+
+
 def _prune(table: OrderedDict) -> None:
+    """Forget finished results past :data:`KEEP`, :data:`KEEP_SECONDS` or :data:`KEEP_BYTES`, oldest first."""
     now = time.monotonic()
     for token in list(table):
         stream = table[token]
         if stream.done and (len(table) > KEEP or now - stream.created > KEEP_SECONDS):
             del table[token]
+    held = sum(_size(stream) for stream in table.values())
+    for token in list(table):
+        if held <= KEEP_BYTES:
+            break
+        if table[token].done:
+            held -= _size(table.pop(token))
 
 
 def _player_format() -> str:

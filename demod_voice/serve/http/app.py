@@ -21,14 +21,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
 from demod_voice.config import Config
+from demod_voice.engine.service import EngineService
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
+from demod_voice.serve.core import build_context
 from demod_voice.serve.errors import ApiError, from_engine
-from demod_voice.serve.http import job_store
+from demod_voice.serve.http import batch as jobs_api
+from demod_voice.serve.http import books as books_api
+from demod_voice.serve.http import conversions, job_store
+from demod_voice.serve.http import lexicons as lexicons_api
+from demod_voice.serve.http import speech as openai
+from demod_voice.serve.http import voices as voices_api
+from demod_voice.serve.http.batch import resume_jobs, stop_jobs
 from demod_voice.serve.http.batch_jobs import BATCH
-from demod_voice.serve.http.book_jobs import BOOK
+from demod_voice.serve.http.book_jobs import BOOK, resume_books
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
+from demod_voice.serve.metrics import Metrics, RequestCounter
+from demod_voice.serve.voices import piper_voices, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +49,6 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     """The app. ``engine``: an engine to use (left running at exit); ``None``: one is started and stopped here.
     ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
     in a task from start-up until ``event`` is set at shutdown."""
-    from demod_voice.serve.http import batch as jobs_api
-    from demod_voice.serve.http import books as books_api
-    from demod_voice.serve.http import conversions
-    from demod_voice.serve.http import lexicons as lexicons_api
-    from demod_voice.serve.http import speech as openai
-    from demod_voice.serve.http import voices as voices_api
-    from demod_voice.serve.metrics import RequestCounter
-
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await asyncio.to_thread(_start, config, engine, keys, preload, log_level, workers)
@@ -87,15 +89,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
 
 def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, ...]], log_level: int, workers: Optional[int]) -> Any:
     """Engine, context, metrics, preloading, batch jobs left unfinished by the last run (on a thread: it may block)."""
-    from demod_voice.serve.core import build_context
-    from demod_voice.serve.http.batch import resume_jobs
-    from demod_voice.serve.http.book_jobs import resume_books
-    from demod_voice.serve.metrics import Metrics
-    from demod_voice.serve.voices import resolve_voice
-
     if engine is None:
-        from demod_voice.engine.service import EngineService
-
         engine = EngineService(config.engine, workers=workers or config.serve.workers, log_level=log_level)
     ctx = build_context(config, engine, log_level, keys, Metrics(engine), preload)
     for name in ctx.preload:
@@ -109,14 +103,10 @@ def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, 
 
 
 def _piper_names(ctx: Any) -> set[str]:
-    from demod_voice.serve.voices import piper_voices
-
     return set(piper_voices(ctx))
 
 
 def _stop(ctx: Any, owned: bool) -> None:
-    from demod_voice.serve.http.batch import stop_jobs
-
     if owned:
         ctx.engine.shutdown(grace=0.0)  # uvicorn has already given requests their grace period
     stop_jobs(ctx)

@@ -135,7 +135,7 @@ def _cloned(choice: VoiceChoice, config: Config, cache: Path, reading: TextOptio
     values = {"reference": "|".join(str(Path(r).expanduser().absolute()) for r in choice.references)}
     if choice.language:
         values["language"] = choice.language
-    sides = [registry.request_side(choice.backend)] if choice.backend else registry.request_sides()
+    sides = [registry.request_side(choice.backend)] if choice.backend else sorted(registry.request_sides(), key=lambda s: -s.claim_priority)
     side = next((s for s in sides if s.claims_row(values, config)), None)
     if side is None:
         who = f"the {choice.backend} backend never" if choice.backend else "no installed backend"

@@ -137,19 +137,24 @@ def test_batch_size_one_runs_one_sentence_per_run(single, piper_voice, tmp_path)
     assert_same(got, alone(piper_voice, TEXT, QUIET))
 
 
-def test_prepared_graph_is_split_at_the_decoder_and_cached(piper_voice, tmp_path):
+def test_prepared_graph_is_split_at_the_flow_and_the_decoder_and_cached(piper_voice, tmp_path):
     import onnx
 
     prepared = batching.prepare(str(piper_voice), str(tmp_path))
-    assert isinstance(prepared.front, str) and isinstance(prepared.decoder, str)
+    assert all(isinstance(part, str) for part in (prepared.front, prepared.flow, prepared.decoder))
     again = batching.prepare(str(piper_voice), str(tmp_path))  # second time from the cache
-    assert again.cached and not prepared.cached and (again.front, again.decoder) == (prepared.front, prepared.decoder)
-    front, decoder = onnx.load(prepared.front), onnx.load(prepared.decoder)
+    assert again.cached and not prepared.cached and again == dataclasses.replace(prepared, cached=True)
+    front, flow, decoder = onnx.load(prepared.front), onnx.load(prepared.flow), onnx.load(prepared.decoder)
     durations = {p.key: p.value for p in front.metadata_props}[MARK]
-    assert [o.name for o in front.graph.output][-1] == durations
-    assert [i.name for i in decoder.graph.input] == [o.name for o in front.graph.output][:-1]
+    made = [o.name for o in front.graph.output]
+    assert made[-1] == durations
+    assert {i.name for i in flow.graph.input} <= set(made[:-1])  # the prior sample, the frame mask
+    assert [i.name for i in decoder.graph.input] == [o.name for o in flow.graph.output]
     assert all(node.name.startswith("/dec/") or node.op_type in ("Constant", "Unsqueeze", "Squeeze")
                for node in decoder.graph.node)
+    convolutions = [node for node in flow.graph.node if node.op_type == "Conv"]
+    assert convolutions and all(node.name.startswith("/flow/") for node in convolutions)
+    assert not any(node.name.startswith(("/flow/", "/dec/")) for node in front.graph.node)
 
 
 def test_a_graph_whose_decoder_cannot_be_cut_gets_masks_and_the_same_audio(piper_voice, tmp_path, monkeypatch):

@@ -187,8 +187,8 @@ def test_optimised_graph_is_cached_reused_and_rebuilt_when_damaged(piper_voice, 
     first = run_cli("piper-infer", str(piper_voice), LONG, "-o", str(tmp_path / "cold.wav"), *args, env=env)
     assert first.returncode == 0, first.stderr.decode()
     entries = list((cache / "onnx").iterdir())
-    # the graphs prepared for batched sentences (front and decoder) and their optimised forms
-    assert len(entries) == 4 and all(entry.suffix == ".onnx" for entry in entries)
+    # the graphs prepared for batched sentences (front, flow and decoder) and their optimised forms
+    assert len(entries) == 6 and all(entry.suffix == ".onnx" for entry in entries)
     warm = run_cli("piper-infer", str(piper_voice), LONG, "-o", str(tmp_path / "warm.wav"), *args, env=env)
     assert warm.returncode == 0, warm.stderr.decode()
     cold_audio, _ = soundfile.read(str(tmp_path / "cold.wav"), dtype="int16")
@@ -200,4 +200,4 @@ def test_optimised_graph_is_cached_reused_and_rebuilt_when_damaged(piper_voice, 
     repaired = run_cli("piper-infer", str(piper_voice), SHORT, "-o", str(tmp_path / "again.wav"), env=env)
     assert repaired.returncode == 0, repaired.stderr.decode()
     assert "damaged" in repaired.stderr.decode()
-    assert len([entry for entry in (cache / "onnx").iterdir() if entry.stat().st_size > 1000]) == 4
+    assert len([entry for entry in (cache / "onnx").iterdir() if entry.stat().st_size > 1000]) == 6

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 MAX_PADDED_IDS = 2048
 """At most this many padded phoneme ids per batch (B x longest): bounds a batch's activations."""
 
-VERSION = "3"
+VERSION = "4"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` changes what it writes."""
 
 
@@ -34,6 +34,8 @@ class Prepared:
     """The batched part (the whole masked graph when ``decoder`` is ``None``)."""
     decoder: Any = None
     """The per-item decoder of a split graph."""
+    flow: Any = None
+    """The flow, cut off the front of a split graph where it can be (then it runs in windows too)."""
     cached: bool = False
     """Read from the cache (a damaged entry is prepared again with ``fresh``)."""
 
@@ -44,9 +46,9 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     sentence at a time)."""
     names = _cache_paths(model_path, cache_dir)
     if names is not None and not fresh:
-        front, decoder, masked = names
-        if front.is_file() and decoder.is_file():
-            return Prepared(str(front), str(decoder), cached=True)
+        front, decoder, masked, flow = names
+        if front.is_file() and decoder.is_file():  # the front is written last: the others are complete
+            return Prepared(str(front), str(decoder), str(flow) if flow.is_file() else None, cached=True)
         if masked.is_file():
             return Prepared(str(masked), cached=True)
     try:
@@ -60,16 +62,22 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     durations = graph.expose_durations(model)
     if durations is None:
         return None
-    parts = graph.split_graph(model, durations)
-    if parts is None:
+    split = graph.split_graph(model, durations)
+    if split is None:
         graph.add_masks(model)
-        parts = (model,)
-    data = [part.SerializeToString() for part in parts]
+        parts = {"masked": model}
+    else:
+        front, decoder = split
+        cut = graph.split_flow(front, durations)
+        parts = {"decoder": decoder, "front": front} if cut is None else {"flow": cut[1], "decoder": decoder, "front": cut[0]}
+    data = {role: part.SerializeToString() for role, part in parts.items()}
     if names is not None:
-        targets = names[:2] if len(data) == 2 else names[2:]
-        if all(_write(target, blob) for target, blob in zip(targets, data, strict=True)):
-            return Prepared(*map(str, targets))
-    return Prepared(*data)
+        paths = dict(zip(("front", "decoder", "masked", "flow"), names, strict=True))
+        if all(_write(paths[role], blob) for role, blob in data.items()):  # in order: the front last
+            data = {role: str(paths[role]) for role in data}
+    if "masked" in data:
+        return Prepared(data["masked"])
+    return Prepared(data["front"], data["decoder"], data.get("flow"))
 
 
 def _write(target: Path, data: bytes) -> bool:
@@ -84,33 +92,44 @@ def _write(target: Path, data: bytes) -> bool:
     return True
 
 
-def _cache_paths(model_path: str, cache_dir: Optional[str]) -> Optional[tuple[Path, Path, Path]]:
+def _cache_paths(model_path: str, cache_dir: Optional[str]) -> Optional[tuple[Path, Path, Path, Path]]:
     if not cache_dir:
         return None
     stat = os.stat(model_path)
     key = f"{os.path.realpath(model_path)}|{stat.st_size}|{stat.st_mtime_ns}|batching-{VERSION}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     folder, stem = Path(cache_dir) / "onnx", Path(model_path).stem
-    return folder / f"{stem}-front-{digest}.onnx", folder / f"{stem}-decoder-{digest}.onnx", folder / f"{stem}-masked-{digest}.onnx"
+    return (folder / f"{stem}-front-{digest}.onnx", folder / f"{stem}-decoder-{digest}.onnx", folder / f"{stem}-masked-{digest}.onnx",
+            folder / f"{stem}-flow-{digest}.onnx")
 
 
 class BatchSession:
-    """Runs prepared graphs: ``batch()`` for several sentences, ``run()`` as piper's single-sentence session."""
+    """Runs prepared graphs: ``batch()`` for several sentences, ``stream()`` for one sentence in windows,
+    ``run()`` as piper's single-sentence session."""
 
     def __init__(self, prepared: Prepared, open_session: Callable[[Any], Any]) -> None:
         self.front = open_session(prepared.front)
         self.decoder = open_session(prepared.decoder) if prepared.decoder is not None else None
+        self.flow = open_session(prepared.flow) if prepared.flow is not None else None
         self.durations: str = self.front.get_modelmeta().custom_metadata_map[MARK]
         outputs = [o.name for o in self.front.get_outputs()]
-        # split: the front's outputs are the decoder's inputs and the durations; masked: audio first.
+        # split: the front's outputs feed the flow (if cut off) and the decoder, and the durations; masked: audio first.
         self.boundary = [name for name in outputs if name != self.durations] if self.decoder else []
         self.wanted = self.boundary + [self.durations] if self.decoder else [outputs[0], self.durations]
-        self.context, self.hop = 0, 0
-        """Frames of context a decoder window needs on each side, and audio samples per frame
-        (both 0: the decoder cannot be run in windows)."""
-        if self.decoder is not None:
-            said = self.decoder.get_modelmeta().custom_metadata_map.get(WINDOWS, "0,0")
-            self.context, self.hop = (int(v) for v in said.split(","))
+        self.context, self.hop, self.flow_context = 0, 0, 0
+        """Frames of context a decoder window (a flow window) needs on each side, and audio samples
+        per frame (0: the decoder cannot be run in windows)."""
+        if self.decoder is None:
+            return
+        self.context, self.hop = _windows(self.decoder)
+        made = set(self.boundary)
+        if self.flow is not None:
+            self.flow_context = _windows(self.flow)[0]
+            if not {i.name for i in self.flow.get_inputs()} <= made:
+                raise RuntimeError("the prepared front does not make the flow's inputs")
+            made |= {o.name for o in self.flow.get_outputs()}
+        if not {i.name for i in self.decoder.get_inputs()} <= made:
+            raise RuntimeError("the prepared graphs do not make the decoder's inputs")
 
     def get_providers(self) -> list[str]:
         """onnxruntime's providers of the session(s)."""
@@ -127,39 +146,53 @@ class BatchSession:
         """One front run for ``ids`` (one list per sentence); each sentence's raw audio, trimmed to its length."""
         values, frames = self._front(ids, scales, speaker)
         if self.decoder is None:
-            return _trimmed(values[0].reshape(len(ids), -1), frames)
-        return [self.decoder.run(None, self._item(values, frames, row))[0].reshape(-1) for row in range(len(ids))]
+            return _trimmed(values[self.wanted[0]].reshape(len(ids), -1), frames)
+        if self.flow is not None:  # the flow masks its padding: batched, each item gets what it gets alone
+            values.update(_run(self.flow, values))
+        return [_run(self.decoder, self._item(values, frames, row))[self._audio].reshape(-1) for row in range(len(ids))]
+
+    @property
+    def _audio(self) -> str:
+        return self.decoder.get_outputs()[0].name
 
     def stream(self, ids: Sequence[int], scales: Any, speaker: Optional[int], first: int, most: int) -> Iterator[Any]:
         """One sentence's raw audio in pieces, as soon as each is made: the front once, then the
-        decoder over windows of frames, the first ``first`` frames long, each next one twice the
-        last up to ``most``. Each window reads :attr:`context` frames beyond each side and keeps
+        decoder (and the flow, when it is cut off) over windows of frames, the first ``first``
+        frames long, each next one twice the last up to ``most``. Each window reads
+        :attr:`context` frames beyond each side (the flow :attr:`flow_context` more) and keeps
         its middle, which equals the whole sentence's audio there; joined, the pieces are what
         :meth:`batch` gives (to float rounding)."""
-        import numpy as np
-
         values, frames = self._front([ids], scales, speaker)
-        inputs = self._item(values, frames, 0)
-        count, context = int(frames[0]), self.context
-        if not context or count <= first:
-            yield self.decoder.run(None, inputs)[0].reshape(-1)
+        item = self._item(values, frames, 0)
+        count = int(frames[0])
+        if not self.context or count <= first:
+            yield self._window(item, count, 0, count)
             return
-        timed = {name for name, value in inputs.items() if value.shape[-1] == count}
         start, core = 0, max(1, first)
         while start < count:
             take = count - start if count - start < core + core // 2 else core  # no small last window
-            low, high = max(0, start - context), min(count, start + take + context)
-            feeds = {name: np.ascontiguousarray(value[..., low:high]) if name in timed else value for name, value in inputs.items()}
-            audio = self.decoder.run(None, feeds)[0].reshape(-1)
-            if len(audio) != (high - low) * self.hop:
-                raise RuntimeError(f"the decoder gave {len(audio)} samples for {high - low} frames, not {self.hop} each")
+            low, high = max(0, start - self.context), min(count, start + take + self.context)
+            audio = self._window(item, count, low, high)
             offset = (start - low) * self.hop
             yield audio[offset: offset + take * self.hop]
             start += take
             core = min(2 * core, max(most, first))
 
-    def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> tuple[list[Any], Any]:
-        """The front's outputs for ``ids`` padded into one batch, and each sentence's frame count."""
+    def _window(self, item: dict[str, Any], count: int, low: int, high: int) -> Any:
+        """The decoder's audio for frames [low, high) of a sentence of ``count`` frames (its edges
+        computed as if the sentence ended there: the caller keeps the middle)."""
+        feeds = dict(item)
+        if self.flow is not None:
+            flow_low, flow_high = max(0, low - self.flow_context), min(count, high + self.flow_context)
+            made = _run(self.flow, _frames(item, count, flow_low, flow_high))
+            feeds.update(_frames(made, flow_high - flow_low, low - flow_low, high - flow_low))
+        audio = _run(self.decoder, _frames(feeds, count, low, high))[self._audio].reshape(-1)
+        if self.hop and len(audio) != (high - low) * self.hop:
+            raise RuntimeError(f"the decoder gave {len(audio)} samples for {high - low} frames, not {self.hop} each")
+        return audio
+
+    def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> tuple[dict[str, Any], Any]:
+        """The front's outputs by name for ``ids`` padded into one batch, and each sentence's frame count."""
         import numpy as np
 
         count = len(ids)
@@ -169,16 +202,40 @@ class BatchSession:
         feeds = {"input": padded, "input_lengths": np.array([len(item) for item in ids], dtype=np.int64), "scales": scales}
         if speaker is not None:
             feeds["sid"] = np.full(count, speaker, dtype=np.int64)
-        *values, widths = self.front.run(self.wanted, feeds)
+        values = dict(zip(self.wanted, self.front.run(self.wanted, feeds), strict=True))
+        widths = values.pop(self.durations)
         frames = np.maximum(widths.reshape(count, -1).sum(axis=1), 1).astype(np.int64)
         return values, frames
 
-    def _item(self, values: list[Any], frames: Any, row: int) -> dict[str, Any]:
-        """The decoder's inputs for one sentence of a batch: its own frames only, so the decoder
-        sees exactly what it sees one at a time."""
+    @staticmethod
+    def _item(values: dict[str, Any], frames: Any, row: int) -> dict[str, Any]:
+        """One sentence's tensors from a batch: its own frames only, so what follows sees exactly
+        what it sees one at a time."""
         longest = int(frames.max())
         return {name: (v[row : row + 1, ..., : frames[row]] if v.shape[-1] == longest else v[row : row + 1])
-                for name, v in zip(self.boundary, values, strict=True)}
+                for name, v in values.items()}
+
+
+def _run(session: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """``session`` on the values it takes; its outputs by name."""
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {i.name: values[i.name] for i in session.get_inputs()}), strict=True))
+
+
+def _frames(values: dict[str, Any], count: int, low: int, high: int) -> dict[str, Any]:
+    """Frames [low, high) of each of ``values`` that spans ``count`` frames; the others as they are."""
+    import numpy as np
+
+    if (low, high) == (0, count):
+        return values
+    return {name: np.ascontiguousarray(v[..., low:high]) if v.shape[-1] == count else v for name, v in values.items()}
+
+
+def _windows(session: Any) -> tuple[int, int]:
+    """(context, samples per frame) a prepared part was written with (:data:`WINDOWS`); (0, 0) if none."""
+    said = session.get_modelmeta().custom_metadata_map.get(WINDOWS, "0,0")
+    context, hop = (int(v) for v in said.split(","))
+    return context, hop
 
 
 def _trimmed(audio: Any, frames: Any) -> list[Any]:

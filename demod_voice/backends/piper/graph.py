@@ -49,6 +49,9 @@ PREFIX = "dv_batch"
 DECODER_SCOPE = "/dec/"
 """Node-name prefix of the VITS decoder in torch's ONNX export (module scopes, torch >= 1.13)."""
 
+FLOW_SCOPE = "/flow/"
+"""Node-name prefix of the VITS flow in the same exports."""
+
 
 def expose_durations(model: Any) -> Optional[str]:
     """Make the durations an output and the speaker id per item (in place); return the durations' name.
@@ -104,6 +107,46 @@ def split_graph(model: Any, durations: str) -> Optional[tuple[Any, Any]]:
     entry = front.metadata_props.add()
     entry.key, entry.value = MARK, durations
     return front, decoder
+
+
+def split_flow(front: Any, durations: str) -> Optional[tuple[Any, Any]]:
+    """(front, flow) from a split-off front: the flow (VITS's normalizing flow, which turns the
+    prior sample into the decoder's input, about half the front's work) becomes a part of its
+    own that can run in windows of frames like the decoder. The new front ends in the flow's
+    inputs (prior sample, frame mask, speaker), the decoder's other inputs and the durations.
+    ``None`` when the flow cannot be cut off cleanly (no ``/flow/`` scope names, a layer whose
+    reach is not known): the flow then stays in the front."""
+    from onnx import shape_inference
+
+    scoped = [n for n in front.graph.node if n.name.startswith(FLOW_SCOPE)]
+    if not scoped:
+        return None
+    variable = _input_dependent(front)
+    made = set().union(*(_downstream(front, out) for n in scoped for out in n.output))
+    cut = list(dict.fromkeys(name for n in scoped for name in n.input if name in variable and name not in made))
+    cut = _before_quantization(front, cut, variable)
+    decoder_inputs = [o.name for o in front.graph.output if o.name != durations]
+    targets = [name for name in decoder_inputs if name in made]
+    flow_nodes = _needed(front, targets, stop=set(cut))
+    inside = {o for n in flow_nodes for o in n.output}
+    if not cut or not targets or any(name in variable and name not in cut and name not in inside
+                                     for n in flow_nodes for name in n.input):
+        log.debug("not cutting the flow off: its inputs are not a clean cut (%s)", cut)
+        return None
+    types = {v.name: v.type.tensor_type.elem_type for v in shape_inference.infer_shapes(front).graph.value_info}
+    cut_infos = [_value_info(name, types.get(name, 1)) for name in cut]
+    passed = [o for o in front.graph.output if o.name not in targets and o.name not in cut]
+    new_front = _submodel(front, _needed(front, cut + [o.name for o in passed], stop=set()), list(front.graph.input),
+                          cut_infos + passed)
+    flow = _submodel(front, flow_nodes, cut_infos, [o for o in front.graph.output if o.name in targets])
+    context, scale = receptive_field(flow)
+    if not context or scale != 1:
+        log.debug("not cutting the flow off: its reach is not known")
+        return None
+    for model, key, value in ((flow, WINDOWS, f"{context},1"), (new_front, MARK, durations)):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    return new_front, flow
 
 
 QUANTIZE_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear")

@@ -26,7 +26,10 @@ Either way a batched sentence equals its one-at-a-time audio to float rounding
 The split decoder also streams: :func:`receptive_field` reads from its convolutions how many
 frames on each side can change a frame's audio, so a sentence can be decoded in windows of
 frames that overlap by that much, each window's middle equal to the whole sentence's audio
-there (:meth:`~demod_voice.backends.piper.batching.BatchSession.stream`).
+there (:meth:`~demod_voice.backends.piper.batching.BatchSession.stream`). Where its scope names
+allow, the flow (about half of the front's work) is cut off the front too (:func:`split_flow`)
+and runs in windows with its own reach, so a stream waits for the text encoder and the
+durations only before its first window.
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ async def speak(ctx: Any, choice: Any, text: str, fmt: str, speed: float, label:
 def summary(stream: Any) -> str:
     """One line about a finished result."""
     if stream.error:
-        return f"Could not speak: {stream.error}"
+        return f"Could not speak: {redact(stream.error)}"
     first = f"; first audio after {stream.first_audio:.2f} s" if stream.first_audio is not None else ""
     return f"Made {stream.seconds:.1f} s of audio{first}."
 
@@ -361,7 +361,7 @@ def progress_text(state: dict) -> str:
     if state.get("failed"):
         line += f", {state['failed']} failed"
     if state.get("error"):
-        line += f". {state['error']}"
+        line += f". {redact(state['error'])}"
     return line + "."
 
 

@@ -30,11 +30,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from demod_voice.audio.encode import StreamEncoder, media_type
-from demod_voice.errors import DemodVoiceError
+from demod_voice.engine.handles import Priority
+from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.lexicons import reading_for
-from demod_voice.serve.limits import check_input, deadline_error
+from demod_voice.serve.limits import check_input, deadline_error, queue_full
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ router = APIRouter(dependencies=[Depends(require("speak"))])
 
 class SpeechRequest(BaseModel):
     """OpenAI's ``CreateSpeechRequest``."""
-
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field("tts-1", description="A Piper voice, or tts-1 / tts-1-hd / gpt-4o-mini-tts / xtts (the voice decides)")
@@ -72,10 +72,6 @@ def voice_id(voice: Union[str, dict]) -> str:
 @router.post("/v1/audio/speech")
 async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Speaker) -> StreamingResponse:
     """Speak ``input``; the audio streams as it is made."""
-    from demod_voice.engine.handles import Priority
-    from demod_voice.errors import QueueFull
-    from demod_voice.serve.limits import queue_full
-
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
     check_input(body.input, ctx.settings.limits)
@@ -170,7 +166,6 @@ class _Deadlined(StreamingResponse):
 
 class _Run:
     """One speech response being streamed."""
-
     def __init__(self, ctx: Any, handle: Any, kind: str, started: float, deadline: float, characters: int) -> None:
         self.ctx = ctx
         self.handle = handle

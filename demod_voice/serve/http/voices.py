@@ -20,17 +20,18 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from demod_voice.backends.xtts.request import make_enroll_job
+from demod_voice.backends.xtts.request import make_enroll_job, normalise_language
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.models.registry import installed_xtts_identity
+from demod_voice.paths import write_text_atomic
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
-from demod_voice.serve.uploads import read_form
+from demod_voice.serve.limits import _shown, check_voice_id, deadline_error, queue_full, save_upload
+from demod_voice.serve.uploads import decode_reference, read_form
 from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
 from demod_voice.voices.making import save_enrolled
-from demod_voice.voices.profiles import check_made_with
+from demod_voice.voices.profiles import check_made_with, read_profile
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 """Reading voices: every ``speak`` key."""
@@ -89,8 +90,6 @@ async def download(voice_id: str, ctx: Context) -> FileResponse:
 @manage.post("/v1/voices/import", status_code=201)
 async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
-    from demod_voice.voices.profiles import read_profile
-
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
@@ -118,8 +117,6 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
 @manage.post("/v1/voices", status_code=201)
 async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
-    from demod_voice.backends.xtts.request import normalise_language
-
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     name = check_voice_id(str(form.get("name") or ""))
     try:
@@ -152,9 +149,6 @@ def _refuse_existing(target: Path, name: str, form: Any) -> None:
 
 async def _decoded(ctx: Any, uploads: list, work: Path) -> list[tuple[Path, float]]:
     """Each upload saved under our own name and decoded to WAV in a child process; the total length is bounded."""
-    from demod_voice.serve.limits import _shown
-    from demod_voice.serve.uploads import decode_reference
-
     limits = ctx.settings.limits
     out: list[tuple[Path, float]] = []
     total = 0.0
@@ -193,8 +187,6 @@ async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], 
 
 
 def _write_side(ctx: Any, name: str, language: str) -> None:
-    from demod_voice.paths import write_text_atomic
-
     side = ctx.data_dir / "voices" / f"{name}.json"
     side.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(side, json.dumps({"language": language}))

@@ -28,8 +28,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from demod_voice.audio.encode import StreamEncoder
+from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.lexicons import read_by
+from demod_voice.serve.limits import check_input
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,12 @@ EXTENSIONS = {"opus": "ogg", "pcm": "raw"}
 @dataclass
 class Track:
     """One encoding of a job's audio, readable by any number of requests while it grows."""
-
     fmt: str
     """Response format (``wav``, ``mp3``, ...)."""
     encoder: Any
     """Its :class:`~demod_voice.audio.encode.StreamEncoder`."""
     parts: list = field(default_factory=list)
     """Encoded bytes so far, in order."""
-
     def whole(self) -> bytes:
         """The finished file; a WAV gets its real lengths (the streamed header said 'unknown')."""
         data = b"".join(self.parts)
@@ -68,7 +69,6 @@ class Track:
 @dataclass
 class SpeechStream:
     """One job's audio for the page: a player track and a download track (the same one for MP3)."""
-
     token: str
     """Unguessable id in the URL."""
     label: str
@@ -89,7 +89,6 @@ class SpeechStream:
     """Seconds from submission to the first chunk."""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Set (and replaced) whenever bytes arrive or the job ends."""
-
     def _notify(self) -> None:
         event, self.changed = self.changed, asyncio.Event()
         event.set()
@@ -173,9 +172,6 @@ def _player_format() -> str:
 async def start_speech(ctx: Any, choice: Any, text: str, fmt: str, speed: float = 1.0, label: str = "speech") -> SpeechStream:
     """Submit ``text`` for ``choice`` (a resolved :class:`~demod_voice.serve.voices.VoiceChoice`) and start
     encoding its audio. Raises at once what the API would refuse: bad input, a full queue."""
-    from demod_voice.audio.encode import StreamEncoder
-    from demod_voice.engine.handles import Priority
-    from demod_voice.serve.limits import check_input
 
     check_input(text, ctx.settings.limits)
     player_fmt = _player_format()

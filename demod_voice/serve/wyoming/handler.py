@@ -33,6 +33,8 @@ from wyoming.info import Describe
 from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
+from demod_voice.audio.chunks import to_int16
+from demod_voice.engine.service import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull, RuntimeFailure
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
@@ -128,7 +130,6 @@ def _answerable(err: Exception) -> DemodVoiceError:
 @dataclass(frozen=True)
 class WyomingOptions:
     """How the Wyoming server listens and speaks."""
-
     uri: str = "tcp://127.0.0.1:10200"
     """``tcp://HOST:PORT`` (or ``unix://PATH``); loopback by default: Wyoming has no authentication."""
     zeroconf: Optional[str] = None
@@ -141,7 +142,6 @@ class WyomingOptions:
 
 class SentenceStream:
     """Text arriving in pieces (from an LLM); gives each sentence as soon as it is complete."""
-
     def __init__(self) -> None:
         self.pending = ""
         self.seen = False
@@ -173,7 +173,6 @@ class SentenceStream:
 @dataclass
 class _Request:
     """One answer being sent: a ``synthesize``, or a whole streaming session."""
-
     voice: Any = None
     """The :class:`~demod_voice.serve.voices.VoiceChoice`."""
     streaming: bool = False
@@ -188,7 +187,6 @@ class _Request:
 
 class WyomingHandler(AsyncEventHandler):
     """One client connection."""
-
     def __init__(self, ctx: Any, options: WyomingOptions, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         super().__init__(reader, writer)
         self.ctx = ctx
@@ -304,7 +302,6 @@ class WyomingHandler(AsyncEventHandler):
 
     def _speak(self, request: _Request, text: str) -> None:
         """Submit the job now (the engine starts while earlier audio is still being sent); send its audio in turn."""
-        from demod_voice.engine.service import Priority
 
         limit = self.ctx.settings.limits.max_input_chars
         try:
@@ -393,7 +390,6 @@ class WyomingHandler(AsyncEventHandler):
             self.handles.discard(handle)
 
     async def _send_samples(self, request: _Request, chunk: Any) -> None:
-        from demod_voice.audio.chunks import to_int16
 
         if not request.rate:
             request.rate = chunk.sample_rate

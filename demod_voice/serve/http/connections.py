@@ -5,7 +5,10 @@ at the next byte, so a client that opens connections and trickles a byte now and
 nothing at all) keeps each one, and its buffers, for as long as it likes. :func:`protocol` makes
 uvicorn's HTTP/1.1 protocol (h11) close a connection whose request headers are not complete
 ``serve.header_timeout_seconds`` after it opened (or after its last response), and close at
-once a connection that arrives while ``serve.max_connections`` are open.
+once a connection that arrives while ``serve.max_connections`` are open. A connection the server has
+closed but whose client takes none of what is still buffered for it (an answer cut at its deadline
+for a client that does not read: asyncio's close waits for the buffer to drain) is dropped after
+:data:`STUCK_SECONDS` to :data:`STUCK_SECONDS` x 2.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import logging
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+STUCK_SECONDS = 5.0
+"""How often a connection is looked at for being closed with a buffer its client does not take."""
 
 
 def protocol(header_timeout: float, max_connections: int) -> type:
@@ -36,6 +42,9 @@ class _Bounded:
     header_timeout: float
     max_connections: int
     _header_timer: Any = None
+    _reaper: Any = None
+    _stuck = 0
+    """Bytes buffered for the client of a closing connection at the last look."""
 
     def connection_made(self, transport: Any) -> None:
         crowded = len(self.connections) >= self.max_connections
@@ -45,10 +54,27 @@ class _Bounded:
             transport.close()
             return
         self._arm()
+        self._reaper = self.loop.call_later(STUCK_SECONDS, self._reap)
 
     def connection_lost(self, exc: Any) -> None:
         self._disarm()
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
         super().connection_lost(exc)
+
+    def _reap(self) -> None:
+        """Drop a connection that was closed with data still buffered for a client that took none of it since the
+        last look (uvicorn closes, rather than aborts, after an answer cut short). A client that is reading, however
+        slowly, keeps it."""
+        held = self.transport.get_write_buffer_size() if self.transport.is_closing() else 0
+        if held and held == self._stuck:
+            log.info("dropping a closed connection whose client took nothing for %g s", STUCK_SECONDS)
+            self._reaper = None
+            self.transport.abort()
+            return
+        self._stuck = held
+        self._reaper = self.loop.call_later(STUCK_SECONDS, self._reap)
 
     def handle_events(self) -> None:
         super().handle_events()

@@ -66,13 +66,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif nxt in on_stack:
                 low[node] = min(low[node], index[nxt])
         if low[node] == index[node]:
-            group = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                group.append(top)
-                if top == node:
-                    break
+            group = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            on_stack.difference_update(group)
             if len(group) > 1:
                 found.append(sorted(group))
 

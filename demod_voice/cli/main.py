@@ -19,8 +19,8 @@ from demod_voice import __version__
 from demod_voice.cli.batch import _add_batch, _add_piper_preprocess
 from demod_voice.cli.book import _add_book
 from demod_voice.cli.common import log_level
-from demod_voice.cli.lexicon import _add_lexicon
 from demod_voice.cli.convert import _add_convert
+from demod_voice.cli.lexicon import _add_lexicon
 from demod_voice.cli.serve import _add_serve
 from demod_voice.cli.synth import _add_piper_infer, _add_xtts_zero_shot
 from demod_voice.cli.train import _add_piper_export, _add_piper_train

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Optional
 
 from demod_voice.errors import InputError
+from demod_voice.speech_text.prepare import text_problem
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 """The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``)."""
@@ -81,15 +82,6 @@ def _parse(text: str, path: Path) -> list[Row]:
             rows.append(Row(start, values))
         start = reader.line_num + 1
     return rows
-
-
-def text_problem(text: str) -> Optional[str]:
-    """What makes ``text`` unspeakable whatever its length (``None``: nothing)."""
-    if "\x00" in text:
-        return "holds a NUL character"
-    if any("\ud800" <= ch <= "\udfff" for ch in text):
-        return "holds a lone surrogate (not valid Unicode)"
-    return None
 
 
 def row_text(value: str, max_chars: Optional[int] = None) -> str:

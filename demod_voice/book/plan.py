@@ -58,6 +58,8 @@ class BookRequest:
     """A running :class:`~demod_voice.engine.service.EngineService` (the server's); ``None``: one for this book."""
     executor: Any = None
     """The executor for an engine made here (``None``: local workers)."""
+    book: Optional[Book] = None
+    """The book already read from ``source`` (the server reads uploads in a limited child process); ``None``: read here."""
 
 
 @dataclass

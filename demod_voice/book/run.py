@@ -30,7 +30,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     progress = progress or Progress()
     settings = request.config.book
     limits = EpubLimits(settings.max_epub_members, settings.max_member_mb << 20, settings.max_unpacked_mb << 20)
-    book = read_book(request.source, limits, request.keep_front_matter, settings.max_chars)
+    book = request.book or read_book(request.source, limits, request.keep_front_matter, settings.max_chars)
     if request.dry_run:
         return BookOutcome(book)
     assemble.check_output(request)

@@ -24,7 +24,9 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         """The JSON body."""
-        return {"error": {"message": str(self), "type": self.kind, "code": self.code}}
+        # A message may quote what a client sent: a lone surrogate in it would fail the JSON encoding (a 500).
+        message = str(self).encode("utf-8", "backslashreplace").decode("utf-8")
+        return {"error": {"message": message, "type": self.kind, "code": self.code}}
 
 
 def from_engine(err: DemodVoiceError) -> ApiError:

@@ -25,7 +25,7 @@ import yaml
 from demod_voice.errors import InputError
 from demod_voice.speech_text.script import Override, Part, check_phonemes
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 """A lexicon's name (its file name without the suffix)."""
 SUFFIXES = (".tsv", ".yaml", ".yml")
 MAX_ENTRIES = 10000
@@ -143,6 +143,8 @@ def parse(text: str, fmt: str, where: str) -> Lexicon:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise InputError(f"{where}: not valid YAML{at}") from None
+    except RecursionError:
+        raise InputError(f"{where}: nested too deeply to be a lexicon") from None
     return from_data(data, where)
 
 

@@ -94,11 +94,25 @@ def _paused(item: Union[Piece, Pause], seconds: float) -> list[Union[Piece, Paus
     return out[:-1] if out else [item]
 
 
+def text_problem(text: str) -> Optional[str]:
+    """What makes ``text`` unspeakable whatever its length (``None``: nothing)."""
+    if "\x00" in text:
+        return "holds a NUL character"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "holds a lone surrogate (not valid Unicode)"
+    return None
+
+
 def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool, languages: Collection[str] = (),
             known_phonemes: Optional[Collection[str]] = None) -> Prepared:
     """What a backend's job speaks for ``text``: see :func:`.script.render` for the backend's arguments.
 
-    Raises :class:`InputError` for SSML that cannot be spoken and for text with nothing to say."""
+    Raises :class:`InputError` for SSML that cannot be spoken, for text with nothing to say, and for text no engine can
+    take (a NUL, a lone surrogate: every front door, Wyoming and books included, gets a one-line refusal, not a worker's
+    error)."""
+    problem = text_problem(text)
+    if problem:
+        raise InputError(f"the text {problem}; send plain UTF-8 text")
     segments, warnings = render(prepare(text, language, options), reads_phonemes, languages, language, known_phonemes)
     for warning in warnings:
         log.warning("%s", warning)

@@ -96,6 +96,8 @@ class _Builder:
         p.CharacterDataHandler = self._characters
         try:
             p.Parse(text, True)
+        except UnicodeEncodeError:  # expat is given UTF-8: a lone surrogate cannot be
+            raise SsmlError("the SSML holds a lone surrogate (not valid Unicode); send UTF-8 text") from None
         except expat.ExpatError as err:
             raise SsmlError(f"the SSML is not well-formed XML: {expat.ErrorString(err.code)} at line {err.lineno}, "
                             f"column {err.offset + 1}") from None

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from demod_voice.book.isolated import load_read
 from demod_voice.book.master import MasterSettings
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress
 from demod_voice.book.run import run_book
@@ -34,6 +35,8 @@ BOOK = JobKind("book", "books", lambda ctx: ctx.config.book.serve_max_jobs_per_k
 SHOWN = ("id", "state", "stage", "done", "total", "chapter", "chapters", "takes", "audio_seconds", "failed_verification",
          "outputs", "error", "created", "finished")
 """What ``GET /v1/books/{id}`` shows of ``job.json``."""
+READ = "read.json"
+"""The book as the upload check read it in its child process; the job reads this, never the upload itself."""
 WRITE_EVERY = 1.0
 """Seconds between progress writes to ``job.json``."""
 
@@ -69,8 +72,10 @@ def book_request(ctx: Any, folder: Path, state: dict, budget: Budget) -> BookReq
     voice = options["voice"]
     choice = VoiceChoice(voice.get("path") or voice["name"], (), voice.get("speaker"), voice.get("language"))
     fmt = options.get("format", "m4b")
+    read = folder / READ
     return BookRequest(
         source=folder / state["source"], output=output_of(folder, options), config=ctx.config, voice=choice,
+        book=load_read(read) if read.is_file() else None,
         track_format="" if fmt == "m4b" else f".{fmt}", captions=options.get("captions", ""), verify=bool(options.get("verify")),
         retakes=int(options.get("retakes", 2)), master=MasterSettings(float(options.get("loudness", -18.0)),
                                                                      float(options.get("true_peak", -1.0))),

@@ -23,12 +23,13 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from demod_voice.book.read import EpubLimits, read_book
+from demod_voice.book.isolated import read_isolated
+from demod_voice.book.read import EpubLimits
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http import job_store
-from demod_voice.serve.http.book_jobs import BOOK, client_report, client_text, output_of, progress, start_book
+from demod_voice.serve.http.book_jobs import BOOK, READ, client_report, client_text, output_of, progress, start_book
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.limits import _shown, save_upload
 from demod_voice.serve.uploads import read_form
@@ -182,8 +183,9 @@ def _voice(ctx: Any, form: Any) -> dict:
 
 
 def _check_book(ctx: Any, source: Path) -> dict:
-    """Read the book as its job will (EPUB caps, no entities, characters bounded): 413 when over the book's limits,
-    400 for anything unreadable; messages name the book's file, never a server path."""
+    """Read the book in a limited child process (EPUB caps, no entities, characters bounded), and keep what it read for
+    the job (``read.json``): 413 when over the book's limits, 400 for anything unreadable; messages name the book's
+    file, never a server path."""
     settings = ctx.config.book
     if source.stat().st_size > settings.serve_max_upload_mb * 1_000_000:
         raise ApiError(413, f"'{source.name}' is larger than {settings.serve_max_upload_mb:g} MB (book.serve_max_upload_mb)",
@@ -191,7 +193,7 @@ def _check_book(ctx: Any, source: Path) -> dict:
     limits = EpubLimits(settings.max_epub_members, settings.max_member_mb << 20, settings.max_unpacked_mb << 20)
     serve_limit = settings.serve_max_chars <= settings.max_chars
     try:
-        book = read_book(source, limits, max_chars=min(settings.max_chars, settings.serve_max_chars))
+        book = read_isolated(source, limits, min(settings.max_chars, settings.serve_max_chars), source.parent / READ)
     except InputError as err:
         message = client_text(str(err), source.parent)
         if "book.max_chars" in message:

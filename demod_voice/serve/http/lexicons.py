@@ -101,6 +101,8 @@ def _parse_body(body: bytes, content_type: str, name: str) -> Lexicon:
                 data: Any = json.loads(text) if text.strip() else {}
             except json.JSONDecodeError as err:
                 raise InputError(f"lexicon {name}: not valid JSON (line {err.lineno}, column {err.colno})") from None
+            except RecursionError:
+                raise InputError(f"lexicon {name}: nested too deeply to be a lexicon") from None
             return from_data(data, f"lexicon {name}")
         return parse(text, "yaml", f"lexicon {name}")
     except InputError as err:

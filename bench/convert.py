@@ -54,7 +54,7 @@ def make_audio(folder: Path, files: int, seconds: float) -> tuple[list[Path], Pa
 
 def prime_hub(hub: Path, model: Path) -> None:
     """The converter where ``huggingface_hub.snapshot_download`` finds myshell-ai/OpenVoiceV2 offline."""
-    snapshot = hub / "hub" / "models--myshell-ai--OpenVoiceV2" / "snapshots" / "0" * 40
+    snapshot = hub / "hub" / "models--myshell-ai--OpenVoiceV2" / "snapshots" / ("0" * 40)
     (snapshot / "converter").mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "checkpoint.pth"):
         target = snapshot / "converter" / name
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     audio = args.files * args.seconds
     load = os.getloadavg()
     print(f"voice conversion, {args.files} files of {args.seconds:g} s ({audio:g} s of audio), OpenVoice v2 shapes, random weights")
-    print(f"load average before/after: {load[2]:.2f} (15 min) {load[0]:.2f} (1 min); {os.cpu_count()} cores")
+    print(f"load average at the end: {load[0]:.2f} (1 min), {load[2]:.2f} (15 min); {os.cpu_count()} cores")
     base_a, base_b = figures["(a) coqui tts, once per file"], figures["(b) coqui Python loop, one process"]
     for name, seconds in figures.items():
         print(f"{name:<48} {seconds:8.1f} s   RTF {seconds / audio:6.2f}   x{base_a / seconds:5.2f} vs (a)   x{base_b / seconds:5.2f} vs (b)")

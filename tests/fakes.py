@@ -4,7 +4,8 @@ Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` s
 chunks, ``mute`` makes nothing for 30 s, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
 first text ``refuse`` makes ``synthesize_together`` raise at once. With ``FAKE_HANDED`` set,
 each hand-over (one job or several together) appends a line of their texts to that file.
-Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../slow-load`` takes a second, ``.../flaky``
+Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../slow-load`` takes a second (``slower-load`` 14 s),
+``.../flaky``
 loads once and then raises (marker file ``FAKE_FLAKY``).
 """
 
@@ -31,6 +32,8 @@ class FakeBackend(Backend):
             os._exit(3)
         if spec.model.endswith("slow-load"):
             time.sleep(1.0)
+        if spec.model.endswith("slower-load"):
+            time.sleep(14.0)
         if spec.model.endswith("flaky"):
             marker = os.environ["FAKE_FLAKY"]
             if os.path.exists(marker):

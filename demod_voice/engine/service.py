@@ -147,8 +147,14 @@ class EngineService:
     def _cancel_and_wait(self, handles: list[JobHandle]) -> None:
         for handle in handles:
             handle.cancel()
+        deadline = time.monotonic() + self.settings.cancel_kill_after + 10
         for handle in handles:
-            handle.result(timeout=self.settings.cancel_kill_after + 10)
+            try:
+                handle.result(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                # A worker still loading its model stops the job once loaded (the pool's rule): the run's own error,
+                # the one being raised, is what its caller must see, not this wait's.
+                log.info("%s was cancelled; it ends once its worker is ready", handle.job.describe())
 
     def preload(self, spec: LoadSpec) -> None:
         """Start the model's workers now and keep them loaded (no idle unloading)."""

@@ -533,6 +533,23 @@ def test_item4_a_row_that_makes_no_audio_is_cut_at_the_budget(tmp_path, how):
     finally:
         engine.shutdown()
 
+def test_item4_a_job_cut_while_its_worker_loads_says_why_and_names_no_path(tmp_path):
+    """A budget passed while the row's worker still loads its model (the cancel then waits for the load): the run ends
+    with the budget's error, which the job's state shows, not the cancel wait's TimeoutError, which named the row's
+    output path on the server."""
+    from demod_voice.config import EngineSettings
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+    from demod_voice.engine.service import EngineService
+    from demod_voice.serve.http.job_store import Budget, BudgetedEngine, BudgetExceeded
+
+    engine = EngineService(EngineSettings(cancel_kill_after=0.1), workers=1)
+    try:
+        job = SynthesisJob(LoadSpec("fakes:FakeBackend", "/models/slower-load"), "words", str(tmp_path / "row.wav"))
+        with pytest.raises(BudgetExceeded, match="max_batch_seconds"):
+            BudgetedEngine(engine, Budget(10**9, 1.0)).run([job])
+    finally:
+        engine.shutdown()
+
 def test_item4_finished_jobs_expire(tmp_path):
     from types import SimpleNamespace
 

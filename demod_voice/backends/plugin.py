@@ -193,6 +193,9 @@ class RequestSide:
     (equal ones in registry order): a converter's rows (with a ``source``) before a cloned voice's."""
     takes_text: bool = True
     """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
+    converts: bool = False
+    """It re-speaks recordings in another voice (voice conversion, :meth:`conversion_jobs`): ``convert``,
+    ``POST /v1/audio/conversions``, the page's Convert tab and batch rows with a ``source``."""
     take_chars: int = 400
     """Most characters of text one job should hold for the engine to speak it well: long-form clients (``book``) cut
     their text into takes of at most this many, at sentence, then clause, then word boundaries."""
@@ -219,6 +222,12 @@ class RequestSide:
     def adjust(self, speech: Speech, variation: Optional[float], temperature: Optional[float]) -> Speech:
         """Apply the web page's sliders: ``variation`` (how much delivery varies) and ``temperature`` (sampling)."""
         return speech
+
+    def conversion_jobs(self, scope: Scope, sources: list[str], outputs: list[str], references: list[str],
+                        voice: Optional[str], progress: bool = False) -> list[SynthesisJob]:
+        """One job per source recording (checked here), re-speaking it into ``output`` (``-``: the handle) in the voice
+        of the recordings ``references`` or of the voice profile ``voice`` (one of the two)."""
+        raise InputError(f"the {self.label or self.name} backend does not convert recordings")
 
     # --- batch rows ---------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """``convert``: recordings re-spoken in another voice (their words, timing and intonation kept).
 
 Same pattern as the other cli modules: ``_add_convert`` declares, ``_cmd_convert`` turns the
-arguments into a :class:`~demod_voice.backends.openvoice.request.ConvertRequest`; the engine runs
-one job per source.
+arguments into a call of the registry's converter (:func:`demod_voice.backends.registry.converter`);
+the engine runs one job per source.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.audio.writer import check_output
-from demod_voice.backends.openvoice.request import ConvertRequest, make_jobs
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.config import cache_root
 from demod_voice.engine.jobs import STDOUT
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import InputError
-from demod_voice.voices.profiles import load_named
+from demod_voice.voices.profiles import profiles_dir
 
 CONVERT_FLAGS = ("tau", "seed", "window_seconds", "overlap_seconds", "model_dir")
 
@@ -45,17 +46,10 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_convert(args: argparse.Namespace) -> int:
     config = load_settings(args, {f"convert.{key}": getattr(args, key) for key in CONVERT_FLAGS})
     cache = cache_root(config)
-    request = ConvertRequest(
-        sources=tuple(args.sources),
-        outputs=outputs_for(args.sources, args.output),
-        settings=config.convert,
-        cache_dir=str(cache),
-        references=tuple(args.reference or ()),
-        profile=load_named(cache, args.voice) if args.voice else None,
-        device=config.device,
-        progress=show_progress(args),
-    )
-    results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(make_jobs(request))
+    jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
+                                                list(outputs_for(args.sources, args.output)), list(args.reference or ()), args.voice,
+                                                show_progress(args))
+    results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
     failed = [result for result in results if result.error is not None]
     if failed:
         raise failed[0].error

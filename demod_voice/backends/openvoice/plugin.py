@@ -27,6 +27,7 @@ class ConvertSide(RequestSide):
     url = "https://github.com/myshell-ai/OpenVoice"
     engine = "demod_voice.backends.openvoice.engine:OpenVoiceBackend"
     takes_text = False
+    converts = True
     claim_priority = 10  # rows with a 'source' (and a 'voice') are conversions, before XTTS claims the 'voice'
 
     def claims_row(self, values: dict[str, str], config: Config) -> bool:
@@ -46,6 +47,13 @@ class ConvertSide(RequestSide):
         request = ConvertRequest((str(row.path(v["source"])),), (str(row.output),), settings, str(row.cache), references, profile,
                                  row.config.device, row.progress)
         return make_jobs(request)[0]
+
+    def conversion_jobs(self, scope: Scope, sources: list[str], outputs: list[str], references: list[str],
+                        voice: Optional[str], progress: bool = False) -> list[SynthesisJob]:
+        profile = load_named(scope.cache, voice) if voice else None
+        request = ConvertRequest(tuple(sources), tuple(outputs), scope.config.convert, str(scope.cache), tuple(references), profile,
+                                 scope.config.device, progress)
+        return make_jobs(request)
 
     def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
         if name not in NAMES:

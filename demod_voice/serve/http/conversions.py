@@ -23,14 +23,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from demod_voice.audio.encode import FORMATS, StreamEncoder, media_type
-from demod_voice.backends.openvoice.request import SAMPLE_RATE, ConvertRequest, make_jobs
+from demod_voice.backends import registry
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
-from demod_voice.serve.voices import load_profile
+from demod_voice.serve.voices import load_profile, scope
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,39 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
     form = await read_form(request, ctx.settings.limits, MAX_REFERENCES + 2)
+    fmt, source, references, voice = _parts(form)
+    if voice:
+        _profile(ctx, voice)  # 404 for an unknown voice, before any upload is decoded
+    work = Path(tempfile.mkdtemp(dir=ctx.data_dir, prefix="convert-"))
+    try:
+        wavs = await _decoded(ctx, [source, *references], work)
+        converter = registry.converter()
+        job = (await asyncio.to_thread(converter.conversion_jobs, scope(ctx), [str(wavs[0])], ["-"], [str(p) for p in wavs[1:]],
+                                       voice or None))[0]
+        handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
+    except QueueFull as err:
+        shutil.rmtree(work, ignore_errors=True)
+        raise queue_full(err) from None
+    except DemodVoiceError as err:
+        shutil.rmtree(work, ignore_errors=True)
+        problem = from_engine(err)
+        raise ApiError(problem.status, _without(str(err), work), problem.kind, problem.code) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    encoders: list[StreamEncoder] = []
+    body = _stream(ctx, handle, fmt, encoders, work)
+    try:
+        first = await body.__anext__()  # errors before any audio are still a status code
+    except BaseException:
+        await body.aclose()
+        raise
+    return StreamingResponse(_prepend(first, body), media_type=media_type(fmt),
+                             headers={"X-Sample-Rate": str(encoders[0].output_rate), "Cache-Control": "no-store"})
+
+
+def _parts(form: Any) -> tuple[str, Any, list, str]:
+    """(response format, the source upload, reference uploads, voice id) from the form, or the 4xx saying what is wrong."""
     fmt = str(form.get("response_format") or "wav")
     if fmt not in FORMATS:
         raise ApiError(400, f"unknown response_format '{fmt[:20]}'; use one of {', '.join(FORMATS)}", code="bad_format")
@@ -60,33 +93,7 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
                             "(recordings), one of the two", code="missing_voice")
     if len(references) > MAX_REFERENCES:
         raise ApiError(413, f"at most {MAX_REFERENCES} reference files per conversion", code="too_many_files")
-    profile = _profile(ctx, voice) if voice else None
-    work = Path(tempfile.mkdtemp(dir=ctx.data_dir, prefix="convert-"))
-    try:
-        wavs = await _decoded(ctx, [source, *references], work)
-        request_ = ConvertRequest(sources=(str(wavs[0]),), outputs=("-",), settings=ctx.config.convert, cache_dir=str(ctx.cache),
-                                  references=tuple(str(p) for p in wavs[1:]), profile=profile, device=ctx.config.device)
-        job = (await asyncio.to_thread(make_jobs, request_))[0]
-        handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
-    except QueueFull as err:
-        shutil.rmtree(work, ignore_errors=True)
-        raise queue_full(err) from None
-    except DemodVoiceError as err:
-        shutil.rmtree(work, ignore_errors=True)
-        problem = from_engine(err)
-        raise ApiError(problem.status, _without(str(err), work), problem.kind, problem.code) from None
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    encoder = StreamEncoder(fmt, SAMPLE_RATE)
-    body = _stream(ctx, handle, encoder, work)
-    try:
-        first = await body.__anext__()  # errors before any audio are still a status code
-    except BaseException:
-        await body.aclose()
-        raise
-    return StreamingResponse(_prepend(first, body), media_type=media_type(fmt),
-                             headers={"X-Sample-Rate": str(encoder.output_rate), "Cache-Control": "no-store"})
+    return fmt, source, references, voice
 
 
 def _profile(ctx: Any, voice: str) -> Any:
@@ -109,8 +116,9 @@ async def _decoded(ctx: Any, uploads: list, work: Path) -> list[Path]:
     return out
 
 
-async def _stream(ctx: Any, handle: Any, encoder: StreamEncoder, work: Path) -> AsyncIterator[bytes]:
-    """The encoded audio; the first item comes once the first chunk is made (an error before it raises)."""
+async def _stream(ctx: Any, handle: Any, fmt: str, encoders: list, work: Path) -> AsyncIterator[bytes]:
+    """The encoded audio; the first item comes once the first chunk is made (an error before it raises). The encoder
+    is made for the first chunk's rate (the converter's) and appended to ``encoders`` for the caller's headers."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.settings.limits.deadline_seconds
     stream = handle.stream()
@@ -125,10 +133,15 @@ async def _stream(ctx: Any, handle: Any, encoder: StreamEncoder, work: Path) -> 
                 raise deadline_error(ctx.settings.limits.deadline_seconds) from None
             except DemodVoiceError as err:
                 raise from_engine(err) from None
+            if not encoders:
+                encoders.append(StreamEncoder(fmt, chunk.sample_rate))
+            encoder = encoders[0]
             data = await asyncio.to_thread(functools.partial(encoder.feed, chunk.samples))
             started = True
             yield data
-        yield await asyncio.to_thread(encoder.close)
+        if not encoders:
+            raise ApiError(500, "the conversion made no audio", "server_error", "no_audio")
+        yield await asyncio.to_thread(encoders[0].close)
     except ApiError as err:
         if not started:
             raise

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, failed, uploaded
+from demod_voice.serve.voices import load_profile
 
 KEEP_SECONDS = 3600.0
 """Seconds a converted file handed to the browser is kept (Gradio serves its own copy)."""
@@ -37,7 +38,7 @@ def convert_tab(page: Any) -> None:
             ctx = context(page.app)
             authorize(ctx, key, "enroll")
             source = _source(page, recorded, sent)
-            name = _cloned(picked)
+            name = _cloned(ctx, picked)
             started = time.perf_counter()
             target = await convert_file(page.app, key, source, name)
         except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
@@ -55,12 +56,12 @@ def _source(page: Any, recorded: Any, sent: Any) -> Upload:
     return uploaded(item, page.uploads)
 
 
-def _cloned(picked: str) -> str:
-    """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice's id."""
-    kind, _, name = (picked or "").partition("|")
+def _cloned(ctx: Any, picked: str) -> str:
+    """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice (one with a profile)."""
+    _, _, name = (picked or "").partition("|")
     if not name:
         raise UiError("Pick the voice to convert into.")
-    if kind != "xtts":
+    if load_profile(ctx, name) is None:
         raise UiError("Conversion needs a cloned voice (enroll one in the Clone tab); Piper voices are not made from recordings.")
     return name
 

@@ -159,3 +159,42 @@ def test_kept_page_results_are_bounded_in_bytes(monkeypatch):
 
     assert asyncio.run(scenario()) == ["busy", "mid", "new"]  # the oldest finished one went; the unfinished stays
 
+
+
+def test_a_player_stream_ends_for_a_client_that_does_not_read(monkeypatch):
+    """Issue 26 item 6 on the page: ``/ui/audio/TOKEN`` follows a result live; a client that stops reading blocks
+    the server's send, and the stream is cut at the deadline (plus READ_GRACE) instead of waiting forever."""
+    from fastapi import FastAPI
+
+    from demod_voice.audio.encode import StreamEncoder
+    from demod_voice.serve.ui import stream as ui_stream
+
+    monkeypatch.setattr(ui_stream, "READ_GRACE", 0.0)
+    ctx = SimpleNamespace(extras={}, settings=SimpleNamespace(limits=SimpleNamespace(deadline_seconds=0.5)))
+    app = FastAPI()
+    ui_stream.add_routes(app, lambda: ctx)
+
+    async def scenario():
+        track = ui_stream.Track("wav", StreamEncoder("wav", 16000))
+        live = ui_stream.SpeechStream("tok", "speech", track, track)  # never finishes
+        live.add(np.full(1600, 0.25, dtype=np.float32), 16000)
+        ui_stream.streams(ctx)["tok"] = live
+        sent = []
+
+        async def send(message):
+            sent.append(message["type"])
+            if message["type"] == "http.response.body":
+                await asyncio.Event().wait()  # the client takes nothing
+
+        async def receive():
+            await asyncio.Event().wait()
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": "/ui/audio/tok", "raw_path": b"/ui/audio/tok", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(app(scope, receive, send), timeout=10)
+        return sent, asyncio.get_running_loop().time() - started
+
+    sent, seconds = asyncio.run(scenario())
+    assert sent == ["http.response.start", "http.response.body"] and 0.4 < seconds < 5

@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from starlette.responses import StreamingResponse
+
 from demod_voice.audio.encode import StreamEncoder
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError
@@ -42,6 +44,9 @@ KEEP = 48
 """How many finished results are kept for their download links."""
 KEEP_SECONDS = 30 * 60.0
 """How long a result stays downloadable."""
+READ_GRACE = 30.0
+"""Seconds past ``serve.limits.deadline_seconds`` (from its request) that a player's live stream may wait on a client
+that does not read before it is cut."""
 KEEP_BYTES = 256 * 2**20
 """Bytes of finished results kept (both encodings together): past it the oldest go first, whatever their age."""
 EXTENSIONS = {"opus": "ogg", "pcm": "raw"}
@@ -229,11 +234,28 @@ def _count(ctx: Any, handle: Any, kind: str) -> None:
     ctx.metrics.finished(kind, first, result.seconds, result.audio_seconds)
 
 
+class _Cut(StreamingResponse):
+    """A live stream that ends at ``until`` (the event loop's clock) even while its client does not read: the
+    server's ``send`` then waits for the socket, where nothing else would end it."""
+
+    def __init__(self, body: AsyncIterator[bytes], until: float, **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self.until = until
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            async with asyncio.timeout_at(self.until):
+                await super().stream_response(send)
+        except TimeoutError:
+            log.info("web page: a player's stream was cut: its client did not take it in time (serve.limits.deadline_seconds)")
+            await self.body_iterator.aclose()
+
+
 def add_routes(app: Any, ctx_of: Any, prefix: str = "/ui") -> None:
     """``GET {prefix}/audio/{token}`` (live, for the player) and ``.../download`` (the file), ahead of the page's mount.
     ``ctx_of()`` returns the server's context (it exists once the app has started)."""
     from fastapi import HTTPException
-    from fastapi.responses import Response, StreamingResponse
+    from fastapi.responses import Response
 
     def find(token: str) -> SpeechStream:
         stream = streams(ctx_of()).get(token)
@@ -248,8 +270,8 @@ def add_routes(app: Any, ctx_of: Any, prefix: str = "/ui") -> None:
             raise HTTPException(422, stream.error)
         if stream.done:
             return Response(stream.player.whole(), media_type=stream.player.encoder.media_type)
-        return StreamingResponse(stream.read(stream.player), media_type=stream.player.encoder.media_type,
-                                 headers={"Cache-Control": "no-store"})
+        until = asyncio.get_running_loop().time() + ctx_of().settings.limits.deadline_seconds + READ_GRACE
+        return _Cut(stream.read(stream.player), until, media_type=stream.player.encoder.media_type, headers={"Cache-Control": "no-store"})
 
     @app.get(prefix + "/audio/{token}/download", include_in_schema=False)
     async def page_download(token: str) -> Any:

@@ -116,3 +116,15 @@ def test_without_the_recogniser_installed_it_says_which_extra(tmp_path):
     done = run_cli("voices", "check", JOE, env=env(tmp_path, PYTHONPATH=str(shadow.parent)))
     err = done.stderr.decode()
     assert done.returncode != 0 and "pip install 'demod-voice[asr]'" in err and "Traceback" not in err
+
+
+def test_a_cloned_voice_profile_is_checked_through_its_own_backend(tmp_path, xtts_model, references):
+    """A cloned (XTTS) voice goes through the XTTS backend's jobs; the tiny random model says nothing, so only the run is checked."""
+    e = env(tmp_path, DEMOD_VOICE_XTTS_MODEL_DIR=str(xtts_model), DEMOD_VOICE_XTTS_MAX_NEW_TOKENS="24")
+    added = run_cli("voices", "add", "alice", str(references["ref.wav"]), env=e)
+    assert added.returncode == 0, added.stderr.decode()
+    (tmp_path / "one.txt").write_text("Good morning to you.\n")
+    done = run_cli("voices", "check", "alice", "--text", str(tmp_path / "one.txt"), env=e)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    assert out.startswith("voice alice (en), heard by Whisper tiny.en (packaged)") and figure(out, "word error rate") >= 0.0

@@ -136,3 +136,24 @@ def test_a_real_graph_that_is_not_vits_is_refused_by_what_it_lacks(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(InputError, match="has no text encoder .*not a Piper VITS export.*use --backend piper"):
         read_vits_weights(path)
+
+
+def test_real_graphs_that_are_not_piper_voices_are_refused_saying_what_they_lack(joe_voice, tmp_path):
+    """Silero VAD (a real ONNX model that faster-whisper ships) and the joe voice with its decoder's up-sampling cut out."""
+    import onnx
+
+    from demod_voice.backends.tinygrad.onnx_weights import read_vits_weights
+    from demod_voice.errors import InputError
+
+    faster_whisper = pytest.importorskip("faster_whisper")
+    vad = Path(faster_whisper.__file__).parent / "assets" / "silero_vad_v6.onnx"
+    if vad.is_file():
+        with pytest.raises(InputError, match="has no phoneme embedding gathered by the input 'input'.*use --backend piper"):
+            read_vits_weights(vad)
+    model = onnx.load(str(joe_voice))
+    kept = [node for node in model.graph.node if node.op_type != "ConvTranspose"]
+    del model.graph.node[:]
+    model.graph.node.extend(kept)
+    onnx.save(model, str(tmp_path / "cut.onnx"))
+    with pytest.raises(InputError, match="has no up-sampling in the decoder"):
+        read_vits_weights(tmp_path / "cut.onnx")

@@ -385,6 +385,23 @@ def test_item7_the_result_zip_holds_no_server_path(server):
     assert sorted(json.loads(line)["output"] for line in report.splitlines()) == ["one.wav", "sub/two.flac"]
 
 
+def test_item7_a_batch_jobs_error_names_no_server_path(tmp_path):
+    """The engine names a failed row by its output path ("its worker died while synthesising /srv/.../out/r1.wav"):
+    the job's state, which its client reads, names the row by its place in the job only."""
+    from types import SimpleNamespace
+
+    from demod_voice.serve.http import batch_jobs
+
+    folder = tmp_path / "batch" / ("e" * 24)
+    (folder / "out").mkdir(parents=True)
+    batch_jobs.write_state(folder, id="e" * 24, state="running")
+    row = folder / "out" / "r1.wav"
+    outcome = SimpleNamespace(not_run=0, failed=1, done=0, skipped=0,
+                              errors=[f"{row}: its worker died while synthesising {row}; that job failed"])
+    batch_jobs._finish(SimpleNamespace(draining=threading.Event()), folder, outcome)
+    error = batch_jobs.read_state(folder)["error"]
+    assert "r1.wav" in error and str(tmp_path) not in error, error
+
 @pytest.mark.parametrize("output,says", [(".", "not a file name"), ("x.exe", "must end in"), ("sub/", "not a file name"),
                                          ("../up.wav", "inside the job"), ("/abs.wav", "inside the job")])
 def test_item7_bad_outputs_are_refused_at_the_row_check(server, output, says):

@@ -28,6 +28,7 @@ from demod_voice.serve.http.job_store import (
     BudgetedEngine,
     BudgetExceeded,
     JobKind,
+    client_text,
     leave_state,
     now,
     read_state,
@@ -105,10 +106,10 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
         _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
-        leave_state(folder, state=final, error=str(err), finished=now())
+        leave_state(folder, state=final, error=client_text(str(err), folder), finished=now())
     except Exception as err:  # noqa: BLE001 - a job thread must leave a state behind, whatever happened
         log.exception("batch job %s failed", job_id)
-        leave_state(folder, state="failed", error=f"{type(err).__name__}: {err}", finished=now())
+        leave_state(folder, state="failed", error=client_text(f"{type(err).__name__}: {err}", folder), finished=now())
 
 
 def _logged(job_id: str) -> Any:
@@ -125,7 +126,7 @@ def _finish(ctx: Any, folder: Path, outcome: Any) -> None:
     # Rows cancelled by a shutdown count as failed: the job is taken up again at the next start.
     final = "interrupted" if ctx.draining.is_set() and (outcome.not_run or outcome.failed) else "done"
     leave_state(folder, state=final, done=outcome.done + outcome.skipped, failed=outcome.failed, skipped=outcome.skipped,
-           error="; ".join(outcome.errors[:3]) or None, finished=now())
+           error=client_text("; ".join(outcome.errors[:3]), folder) or None, finished=now())
 
 
 def resume_jobs(ctx: Any) -> list[str]:

@@ -100,6 +100,14 @@ def leave_state(folder: Path, **state: Any) -> None:
             pass  # deleted while it ended
 
 
+def client_text(message: str, folder: Path) -> str:
+    """A message with the job's folder taken out: the engine names a job by its output path, which a client must not
+    see (its outputs are named relative to the job)."""
+    for prefix in (str(folder / "out") + "/", str(folder) + "/", str(folder)):
+        message = message.replace(prefix, "")
+    return message
+
+
 def now() -> str:
     """UTC now, as job states write it."""
     return time.strftime(STAMP, time.gmtime())

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from live_server import alive, children, metric, start_server, wait_until
 
+from demod_voice.engine.sizing import MOST_LIGHT_WORKERS
+
 openai = pytest.importorskip("openai")
 av = pytest.importorskip("av")
 
@@ -87,7 +89,9 @@ def test_health_ready_and_preloaded(server):
     assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
     assert wait_until(lambda: httpx.get(server.url + "/readyz").status_code == 200, 60)
     assert "tiny-multi.onnx" in httpx.get(server.url + "/readyz").json()["models"]
-    assert metric(metrics(server), "demod_voice_loaded_models", 'backend="piper",model="tiny-multi.onnx"') == 1
+    # its workers: by default one per core for a Piper voice (engine/sizing.py)
+    workers = min(os.cpu_count() or 1, MOST_LIGHT_WORKERS)
+    assert metric(metrics(server), "demod_voice_loaded_models", 'backend="piper",model="tiny-multi.onnx"') == workers
 
 
 def test_every_format_with_create(client):

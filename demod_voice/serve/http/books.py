@@ -2,7 +2,8 @@
 ``GET /v1/books/{id}`` progress, ``/result`` the ``.m4b`` (or a zip of the chapter files, captions
 and report), ``DELETE /v1/books/{id}`` stops the book and deletes it with its files.
 
-The upload is read on the server as ``demod-voice book`` reads a file (:mod:`demod_voice.book.read`):
+The upload is read as ``demod-voice book`` reads a file (:mod:`demod_voice.book.read`), but in a child process with
+memory and CPU limits (:mod:`demod_voice.book.isolated`), never in the server; its job reads what the child read:
 an EPUB's members are counted and capped before anything is inflated, and its XML is parsed with
 entity expansion off (a package that declares entities is refused). A book is refused up front
 when it cannot be read, holds nothing to read or more than ``book.serve_max_chars``. Voices are the

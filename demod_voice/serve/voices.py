@@ -161,12 +161,16 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
         return _alias(ctx, voice, aliases[voice], language)
     if named_model is not None:
         return speak_with(ctx, named_model, voice or None, language)
-    if not voice:  # a request that names no voice gets the configured default
+    named = bool(voice)
+    if not named:  # a request that names no voice gets the configured default
         voice = ctx.config.piper.default_voice
     found = find_voice(ctx, voice) if voice else None
     if found is not None:
         return speak_with(ctx, found, None, language)
     names = ", ".join(v.id for v in list_voices(ctx)[:30]) or "none yet (enroll one with POST /v1/voices)"
+    if not named:
+        raise UnknownVoice(f"the request names no voice and the default voice is not installed here: use one of {names} "
+                           "(GET /v1/audio/voices)")
     raise UnknownVoice(f"there is no voice '{_shown(voice)}': use one of {names} (GET /v1/audio/voices)")
 
 

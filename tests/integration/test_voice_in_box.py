@@ -3,6 +3,8 @@ name like a downloaded voice, listed with the installed ones, and spoken when no
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import soundfile
 from conftest import run_cli
@@ -104,3 +106,27 @@ def test_a_lone_voice_file_is_not_spoken_as_text(tmp_path, piper_voice):
 def test_without_the_package_the_default_says_which_extra_brings_it(tmp_path):
     done = run_cli("piper-infer", "Hello.", "-o", str(tmp_path / "x.wav"), env=hide_the_package(tmp_path))
     assert done.returncode != 0 and "pip install 'demod-voice[voice]'" in done.stderr.decode()
+
+
+def test_serve_resolves_a_request_without_a_voice_to_the_default(tmp_path, piper_voice):
+    from demod_voice.config import load_config
+    from demod_voice.engine.service import EngineService
+    from demod_voice.serve.core import build_context
+    from demod_voice.serve.voices import UnknownVoice, resolve_voice
+
+    folder = tmp_path / "cache" / "piper"
+    folder.mkdir(parents=True)
+    (folder / "mine.onnx").write_bytes(piper_voice.read_bytes())
+    (folder / "mine.onnx.json").write_bytes(Path(f"{piper_voice}.json").read_bytes())
+    for default, expected in (("mine", "mine"), ("not-installed-anywhere", None)):
+        config, _ = load_config(None, env={**env(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg"), "DEMOD_VOICE_PIPER_DEFAULT_VOICE": default})
+        engine = EngineService(config.engine, workers=1)
+        try:
+            ctx = build_context(config, engine)
+            if expected is None:
+                with pytest.raises(UnknownVoice, match="names no voice and the default voice is not installed here"):
+                    resolve_voice(ctx, "tts-1", "")
+            else:
+                assert Path(resolve_voice(ctx, "tts-1", None).spec.model).name == "mine.onnx"
+        finally:
+            engine.shutdown()

@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from demod_voice import devices
+    from demod_voice.backends.piper.quantize import quantize_voice
     from demod_voice.backends.piper.request import PiperOptions
     from demod_voice.models.fidelity import log_mel_distance
-    from demod_voice.models.quantize import quantize_voice
 
     devices.THREADS = args.threads
     model = voice_path(args.size)

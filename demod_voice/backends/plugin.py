@@ -160,6 +160,22 @@ class WouldFetch(Exception):
 
 
 @dataclass(frozen=True)
+class Quantized:
+    """A smaller copy of a model that ``models quantize`` wrote (:meth:`RequestSide.quantize`)."""
+
+    model: Path
+    """The copy."""
+    config: Optional[Path]
+    """Its settings file written beside it (a Piper voice's ``.onnx.json``), if any."""
+    method: str
+    """How it was made (``static``, ``dynamic``)."""
+    float_bytes: int
+    """Size of the original."""
+    int8_bytes: int
+    """Size of the copy."""
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """An installed model, as ``models list`` prints it."""
 
@@ -193,6 +209,9 @@ class RequestSide:
     (equal ones in registry order): a converter's rows (with a ``source``) before a cloned voice's."""
     takes_text: bool = True
     """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
+    clones: bool = False
+    """Its voices are made from reference recordings (:meth:`enroll_job`) and kept as voice profiles: ``voices add``,
+    ``POST /v1/voices``, the page's Clone and Voices tabs, and voice conversion's targets are its voices."""
     converts: bool = False
     """It re-speaks recordings in another voice (voice conversion, :meth:`conversion_jobs`): ``convert``,
     ``POST /v1/audio/conversions``, the page's Convert tab and batch rows with a ``source``."""
@@ -223,6 +242,18 @@ class RequestSide:
         """Apply the web page's sliders: ``variation`` (how much delivery varies) and ``temperature`` (sampling)."""
         return speech
 
+    # --- making voices (backends that :attr:`clones`) ---------------------------------------------
+
+    def enroll_language(self, scope: Scope, language: str) -> str:
+        """The language a new voice is enrolled with, as this backend writes it (``""``: its configured default);
+        raise :class:`InputError` for one it cannot speak."""
+        return language
+
+    def enroll_job(self, scope: Scope, references: list[str], label: str) -> SynthesisJob:
+        """A job whose value is a new voice's conditioning, made from the recordings ``references`` (checked here);
+        :func:`demod_voice.voices.making.save_enrolled` writes that value as a voice profile."""
+        raise InputError(f"the {self.label or self.name} backend does not make voices from recordings")
+
     def conversion_jobs(self, scope: Scope, sources: list[str], outputs: list[str], references: list[str],
                         voice: Optional[str], progress: bool = False) -> list[SynthesisJob]:
         """One job per source recording (checked here), re-speaking it into ``output`` (``-``: the handle) in the voice
@@ -252,6 +283,11 @@ class RequestSide:
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         """Where installed model ``name`` is, if it is this backend's (``None``: not its name)."""
+        return None
+
+    def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:
+        """Write a smaller (INT8) copy of model ``name`` to ``output`` (``None``: beside it) if the model is this backend's
+        (``None``: not its name); ``text``: calibration text in the voice's language (``None``: the backend's own)."""
         return None
 
     def checks(self, config: Config) -> list[Check]:

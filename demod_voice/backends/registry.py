@@ -143,6 +143,15 @@ def request_side(name: str) -> RequestSide:
     return side
 
 
+def cloner() -> RequestSide:
+    """The backend that makes voices from recordings (the first whose ``clones`` is set): ``voices add``, ``POST /v1/voices``,
+    the page's Clone and Voices tabs; :class:`UsageError` when none is registered."""
+    side = next((side for side in load().sides.values() if side.clones), None)
+    if side is None:
+        raise UsageError("no backend here makes voices from recordings; 'demod-voice health' lists the backends")
+    return side
+
+
 def converter() -> RequestSide:
     """The backend that re-speaks recordings in another voice (the first whose ``converts`` is set): ``convert``,
     ``POST /v1/audio/conversions``, the page's Convert tab; :class:`UsageError` when none is registered."""

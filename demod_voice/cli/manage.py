@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from demod_voice.backends import registry
@@ -16,19 +17,16 @@ from demod_voice.config import Config, cache_root, config_path, to_dict, write_d
 from demod_voice.errors import ConfigError, InputError
 from demod_voice.health import deep_checks, installed_voices, run_checks
 from demod_voice.logs import PROG
-from demod_voice.models.quantize import CALIBRATION_TEXT, quantize_voice
 from demod_voice.models.registry import (
     installed_piper_voices,
     installed_xtts_identity,
-    is_embedded,
     load_catalog,
-    piper_dir,
     remove_model,
-    resolve_piper_model,
 )
-from demod_voice.paths import os_error
+from demod_voice.paths import check_output_path, os_error
 from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
+from demod_voice.voices.making import add_voice
 from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
 
 # --- models ------------------------------------------------------------------
@@ -117,18 +115,16 @@ def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_quantize(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from pathlib import Path
-
-
-    model = resolve_piper_model(args.name, config.models.catalog_url, cache, auto_download=False)
-    output = Path(args.output) if args.output else None
-    if output is None and is_embedded(Path(model)):  # package data is read-only: the copy goes where downloaded voices go
-        piper_dir(cache).mkdir(parents=True, exist_ok=True)
-        output = piper_dir(cache) / f"{Path(model).stem}-int8.onnx"
-    done = quantize_voice(Path(model), output, args.method, args.text or CALIBRATION_TEXT)
+    """The first backend (registry order) that knows the name writes the copy."""
+    scope = _scope(config, cache)
+    output = Path(args.output).expanduser() if args.output else None
+    done = next((made for side in registry.request_sides() if (made := side.quantize(scope, args.name, output, args.method, args.text))), None)
+    if done is None:
+        raise InputError(f"no backend can quantize a model called '{args.name}'; 'demod-voice models list' shows them")
     if not getattr(args, "quiet", False):
+        beside = f" and its {done.config.name[len(done.model.name):] or done.config.name}" if done.config else ""
         print(f"{PROG}: wrote {done.model} ({done.method} INT8, {done.int8_bytes / 1e6:.1f} MB, "
-              f"{done.int8_bytes / done.float_bytes:.2f}x the float voice) and its .onnx.json", file=sys.stderr)
+              f"{done.int8_bytes / done.float_bytes:.2f}x the float voice){beside}", file=sys.stderr)
     print(done.model)
 
 
@@ -178,12 +174,7 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 
 def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    from pathlib import Path
-
-
     if args.action == "add":
-        from demod_voice.voices.making import add_voice
-
         profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args))
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
     elif args.action == "list":
@@ -193,8 +184,6 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         load_named(cache, args.name)
         (profiles_dir(cache) / f"{args.name}.npz").unlink()
     elif args.action == "export":
-        from demod_voice.paths import check_output_path
-
         export_profile(cache, args.name, check_output_path(Path(args.file)))
     elif args.action == "check":
         texts = read_sentences(Path(args.text)) if args.text else None

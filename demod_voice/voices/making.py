@@ -1,7 +1,8 @@
 """Enrollment: a voice's conditioning is computed by an engine job and kept as a named profile.
 
 Both front doors enroll the same way: ``voices add`` (CLI) and ``POST /v1/voices`` (server)
-build one enrollment job (:func:`~demod_voice.backends.xtts.request.make_enroll_job`), the
+ask the backend that makes voices from recordings (:func:`~demod_voice.backends.registry.cloner`)
+for one enrollment job (:meth:`~demod_voice.backends.plugin.RequestSide.enroll_job`), the
 engine runs it in a worker, and the job's value (the latents, the model's identity, the
 references' hashes and their first seconds of audio for voice conversion) is written here as
 the profile. No engine library is loaded in the calling process.
@@ -13,12 +14,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from demod_voice.backends.xtts.request import ENROLL_VALUE_KEYS, make_enroll_job
+from demod_voice.backends import registry
+from demod_voice.backends.plugin import Scope
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.handles import JobResult
 from demod_voice.engine.service import run_one
 from demod_voice.errors import InputError, RuntimeFailure
 from demod_voice.voices.profiles import Profile, check_name, profiles_dir, read_profile, write_profile
+
+ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "references", "reference_audio", "reference_lengths",
+                     "reference_rate")
+"""What an enrollment job's value holds: a profile's contents (see :meth:`XttsBackend.enroll
+<demod_voice.backends.xtts.engine.XttsBackend.enroll>`)."""
 
 
 def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING) -> Profile:
@@ -28,7 +35,7 @@ def add_voice(name: str, references: list[str], config: Config, force: bool = Fa
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
-    job = make_enroll_job(references, config.xtts, str(cache), config.device, label=f"enroll {name}")
+    job = registry.cloner().enroll_job(Scope(config, cache, profiles_dir(cache)), references, label=f"enroll {name}")
     return save_enrolled(target, name, run_one(job, config.engine, log_level))
 
 

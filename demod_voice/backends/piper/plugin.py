@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Optional
 
 from demod_voice.backends.piper.checks import piper_checks
+from demod_voice.backends.piper.quantize import CALIBRATION_TEXT, quantize_voice
 from demod_voice.backends.piper.request import PiperRequest, make_job, read_voice_config
-from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, UnknownVoice, Voice, WouldFetch
+from demod_voice.backends.plugin import ModelEntry, Quantized, RequestSide, RowInput, Scope, Speech, UnknownVoice, Voice, WouldFetch
 from demod_voice.checks import Check
 from demod_voice.config import Config
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
@@ -22,8 +23,10 @@ from demod_voice.errors import InputError
 from demod_voice.models.registry import (
     download_piper_voice,
     installed_piper_voices,
+    is_embedded,
     is_installed,
     looks_like_name,
+    piper_dir,
     resolve_piper_model,
 )
 
@@ -135,6 +138,14 @@ class PiperSide(RequestSide):
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
+
+    def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:
+        """Piper's catch-all, as for downloads: a name that is no voice here is an error naming what to give."""
+        model = Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
+        if output is None and is_embedded(model):  # package data is read-only: the copy goes where downloaded voices go
+            piper_dir(scope.cache).mkdir(parents=True, exist_ok=True)
+            output = piper_dir(scope.cache) / f"{model.stem}-int8.onnx"
+        return quantize_voice(model, output, method, text or CALIBRATION_TEXT)
 
     def checks(self, config: Config) -> list[Check]:
         return piper_checks(config.device)

@@ -6,6 +6,7 @@ may name ``tinygrad`` in its ``backend`` column), so it lists no voices or model
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from demod_voice.backends.piper.plugin import PiperSide
@@ -37,6 +38,9 @@ class TinygradSide(PiperSide):
 
     def model_path(self, scope: Scope, name: str) -> None:
         return None
+
+    def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> None:
+        return None  # Piper's voices are quantized by Piper's side
 
     def checks(self, config: Config) -> list[Check]:
         return check_tinygrad(config.device)

@@ -14,7 +14,7 @@ from typing import Optional
 
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, Voice
 from demod_voice.backends.xtts.checks import xtts_checks
-from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_job, normalise_language
+from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_enroll_job, make_job, normalise_language
 from demod_voice.checks import Check
 from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
@@ -43,6 +43,7 @@ class XttsSide(RequestSide):
     url = "https://github.com/idiap/coqui-ai-TTS"
     engine = "demod_voice.backends.xtts.engine:XttsBackend"
     generic_models = ("xtts", "xtts_v2")
+    clones = True
     take_chars = 240
     """XTTS-v2's English limit is 250 characters (its tokenizer warns past it, and the GPT garbles long inputs)."""
 
@@ -123,6 +124,15 @@ class XttsSide(RequestSide):
         request: XttsRequest = speech.request
         settings = dataclasses.replace(request.settings, temperature=float(temperature))
         return dataclasses.replace(speech, request=dataclasses.replace(request, settings=settings))
+
+    # --- making voices ----------------------------------------------------------------------------
+
+    def enroll_language(self, scope: Scope, language: str) -> str:
+        return normalise_language(language or scope.config.xtts.language)
+
+    def enroll_job(self, scope: Scope, references: list[str], label: str) -> SynthesisJob:
+        config = scope.config
+        return make_enroll_job(references, config.xtts, str(scope.cache), config.device, label=label)
 
     # --- batch rows ---------------------------------------------------------------------------
 

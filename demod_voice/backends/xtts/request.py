@@ -64,17 +64,13 @@ class XttsRequest:
 @dataclass(frozen=True)
 class EnrollOptions:
     """An enrollment job: the worker computes the voice's conditioning and gives it back as the
-    job's value (:func:`make_enroll_job`), with what conversion needs (the references' audio)."""
+    job's value (:func:`make_enroll_job`; its keys: :data:`demod_voice.voices.making.ENROLL_VALUE_KEYS`), with what
+    conversion needs (the references' audio)."""
 
     references: tuple[Reference, ...]
     """Checked reference recordings."""
     keep_seconds: float = 30.0
     """Seconds of reference audio (all references together) kept in the result for voice conversion."""
-
-
-ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "references", "reference_audio", "reference_lengths",
-                     "reference_rate")
-"""What an enrollment job's value holds (see :meth:`XttsBackend.enroll <demod_voice.backends.xtts.engine.XttsBackend.enroll>`)."""
 
 
 def make_enroll_job(references: tuple[str, ...] | list[str], settings: XttsSettings, cache_dir: str, device: str = "cpu",

@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from demod_voice.backends.xtts.request import make_enroll_job, normalise_language
+from demod_voice.backends import registry
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.models.registry import installed_xtts_identity
@@ -29,7 +29,7 @@ from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import _shown, check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
-from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
+from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile
 
@@ -46,7 +46,7 @@ def _describe(ctx: Any, name: str) -> dict:
     profile = load_profile(ctx, name)
     if profile is None:
         raise ApiError(404, f"there is no voice '{name}' (GET /v1/voices lists them)", code="unknown_voice")
-    return {"id": profile.name, "name": profile.name, "kind": "xtts", "language": voice_language(ctx, name),
+    return {"id": profile.name, "name": profile.name, "kind": registry.cloner().name, "language": voice_language(ctx, name),
             "created": profile.created, "references": len(profile.references), "model": profile.model, "digest": profile.digest}
 
 
@@ -120,7 +120,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     name = check_voice_id(str(form.get("name") or ""))
     try:
-        language = normalise_language(str(form.get("language") or ctx.config.xtts.language))
+        language = registry.cloner().enroll_language(scope(ctx), str(form.get("language") or ""))
     except InputError as err:
         raise ApiError(400, str(err), code="bad_language") from None
     uploads = [item for field in FILE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
@@ -165,7 +165,7 @@ async def _decoded(ctx: Any, uploads: list, work: Path) -> list[tuple[Path, floa
 async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path) -> Any:
     """An enrollment job: a worker computes the voice's conditioning; its value becomes the profile."""
     try:
-        job = make_enroll_job([str(p) for p, _ in references], ctx.config.xtts, str(ctx.cache), ctx.config.device, label=f"enroll {name}")
+        job = registry.cloner().enroll_job(scope(ctx), [str(p) for p, _ in references], label=f"enroll {name}")
         handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     except QueueFull as err:
         raise queue_full(err) from None

@@ -1,4 +1,5 @@
-"""INT8 copies of Piper voices: ``demod-voice models quantize VOICE [-o OUT]``.
+"""INT8 copies of Piper voices: ``demod-voice models quantize VOICE [-o OUT]`` (reached through
+:meth:`PiperSide.quantize <demod_voice.backends.piper.plugin.PiperSide.quantize>`).
 
 onnxruntime's quantization tools, two ways:
 
@@ -22,11 +23,14 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.backends.piper import graph
+from demod_voice.backends.piper.request import locate_voice
+from demod_voice.backends.plugin import Quantized
 from demod_voice.errors import DependencyError, InputError
+from demod_voice.paths import check_output_path
 
 log = logging.getLogger(__name__)
 
@@ -45,33 +49,14 @@ QUANTIZED_OPS = ("Conv", "ConvTranspose")
 """Operators made INT8: nearly all of a Piper voice's weights and compute are convolutions."""
 
 
-@dataclass(frozen=True)
-class QuantizeResult:
-    """What ``quantize_voice`` wrote."""
-
-    model: Path
-    """The INT8 ``.onnx``."""
-    config: Path
-    """Its ``.onnx.json``."""
-    method: str
-    """``static`` or ``dynamic``."""
-    float_bytes: int
-    """Size of the float voice."""
-    int8_bytes: int
-    """Size of the INT8 copy."""
-
-
 def default_output(model: Path) -> Path:
     """``voice.onnx`` -> ``voice-int8.onnx`` beside it (so an installed voice's copy has a name too)."""
     return model.with_name(f"{model.name[: -len('.onnx')]}-int8.onnx")
 
 
 def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "static", text: str = CALIBRATION_TEXT,
-                   config_path: Optional[Path] = None) -> QuantizeResult:
+                   config_path: Optional[Path] = None) -> Quantized:
     """Write an INT8 copy of the Piper voice ``model`` (with its ``.onnx.json``) to ``output``."""
-    from demod_voice.backends.piper.request import locate_voice
-    from demod_voice.paths import check_output_path
-
     if method not in METHODS:
         raise InputError(f"unknown quantization method '{method}'; use one of: {', '.join(METHODS)}")
     _check_dependencies()
@@ -98,7 +83,7 @@ def quantize_voice(model: Path, output: Optional[Path] = None, method: str = "st
         partial.write_text(json.dumps(voice_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(partial, config_out)
         os.replace(quantized, output)
-    return QuantizeResult(output, config_out, method, model.stat().st_size, output.stat().st_size)
+    return Quantized(output, config_out, method, model.stat().st_size, output.stat().st_size)
 
 
 def _check_dependencies() -> None:
@@ -113,8 +98,6 @@ def _prepare(model: Path, target: Path) -> Optional[tuple[str, str]]:
     """The float graph prepared for batching (durations exposed; decoder masks only where it cannot
     be split at load), saved to ``target``; the metadata mark to carry over."""
     import onnx
-
-    from demod_voice.backends.piper import graph
 
     try:
         model_proto = onnx.load(str(model))
@@ -133,11 +116,11 @@ def _restore_mark(path: Path, mark: Optional[tuple[str, str]]) -> None:
 
     if mark is None:
         return
-    graph = onnx.load(str(path))
-    if mark[0] not in {p.key for p in graph.metadata_props}:
-        entry = graph.metadata_props.add()
+    proto = onnx.load(str(path))
+    if mark[0] not in {p.key for p in proto.metadata_props}:
+        entry = proto.metadata_props.add()
         entry.key, entry.value = mark
-        onnx.save(graph, str(path))
+        onnx.save(proto, str(path))
 
 
 def calibration_feeds(voice_config: dict[str, Any], text: str) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput
+from demod_voice.backends.whisper.checks import check_recogniser
 from demod_voice.checks import EVERY, FAIL, OK, WARN, Check, dist_version
 from demod_voice.config import cache_root, load_config
 from demod_voice.engine.service import EngineRun
@@ -147,6 +148,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
             report.checks.extend(future.result())
     report.checks.extend(check_plugins())
     report.checks.append(check_ffmpeg())
+    report.checks.append(check_recogniser())
     report.checks.extend(extra() for extra in extras)
     if deep is not None:
         report.checks.extend(deep())

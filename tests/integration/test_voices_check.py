@@ -128,3 +128,14 @@ def test_a_cloned_voice_profile_is_checked_through_its_own_backend(tmp_path, xtt
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr.decode()
     assert out.startswith("voice alice (en), heard by Whisper tiny.en (packaged)") and figure(out, "word error rate") >= 0.0
+
+
+def test_health_reports_the_recogniser(tmp_path, monkeypatch):
+    from demod_voice.backends.whisper import checks
+
+    done = run_cli("health", "--json", env=env(tmp_path))
+    found = {c["name"]: c for c in json.loads(done.stdout)["checks"]}["recogniser"]
+    assert found["status"] == "ok" and "Whisper tiny.en" in found["detail"]
+    monkeypatch.setattr(checks, "dist_version", lambda name: None)
+    missing = checks.check_recogniser()
+    assert missing.status == "warn" and "demod-voice[asr]" in missing.fix and missing.needed_by == ()

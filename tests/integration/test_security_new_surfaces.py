@@ -256,3 +256,86 @@ def test_huge_numbers_are_read_quickly(text):
     started = time.monotonic()
     prepare(text, "en", TextOptions())
     assert time.monotonic() - started < 20
+
+
+# --- a conversion's answer to a client that does not read ------------------------------------------------
+
+
+class EndlessConversion:
+    """A job's handle whose audio never ends (a long conversion): as fast as the answer takes it, until cancelled."""
+
+    cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def done(self) -> bool:
+        return self.cancelled
+
+    async def stream(self):
+        import asyncio
+
+        import numpy as np
+
+        from demod_voice.audio.chunks import AudioChunk
+
+        while not self.cancelled:
+            yield AudioChunk(np.full(22050, 0.1, dtype=np.float32), 22050)
+            await asyncio.sleep(0)
+
+
+async def answer_a_client_that_never_reads(route, ctx, files: list, timeout: float) -> bool:
+    """Call ``route(request, ctx)`` with a multipart body of ``files``, then send its answer to a client that reads
+    nothing (the first body message blocks for good); whether the answer ended within ``timeout`` seconds."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    built = httpx.Request("POST", "http://x/", files=files)
+    body, messages = built.read(), [{"type": "http.request", "body": built.read(), "more_body": False}]
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
+             "headers": [(b"content-type", built.headers["content-type"].encode()), (b"content-length", str(len(body)).encode())]}
+
+    async def receive():
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()
+
+    async def never_drains(message):
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()
+
+    response = await route(Request(scope, receive), ctx)
+    try:
+        await asyncio.wait_for(response(scope, receive, never_drains), timeout=timeout)
+    except asyncio.TimeoutError:
+        return False
+    return True
+
+
+def test_fix_a_conversion_answer_is_cut_at_its_deadline_while_its_client_does_not_read(tmp_path, monkeypatch):
+    """Speech answers were cut at their deadline while blocked on a client that does not read; a conversion's answer
+    was a plain stream: it, its job, its decoded uploads and the connection were held for as long as the client kept
+    the socket open. Driven in-process (the converter and the engine stood in for: this is about the answer)."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    import numpy as np
+    import soundfile
+
+    from demod_voice.serve.http import conversions
+
+    handle = EndlessConversion()
+    monkeypatch.setattr(conversions.registry, "converter", lambda: SimpleNamespace(conversion_jobs=lambda *a: [object()]))
+    monkeypatch.setattr(conversions, "scope", lambda ctx: None)
+    limits = SimpleNamespace(max_upload_mb=2.0, max_reference_seconds=20.0, deadline_seconds=1.0)
+    ctx = SimpleNamespace(draining=threading.Event(), data_dir=tmp_path, settings=SimpleNamespace(limits=limits),
+                          engine=SimpleNamespace(submit=lambda job, priority, bounded: handle))
+    wav = io.BytesIO()
+    soundfile.write(wav, np.full(16000, 0.1, dtype=np.float32), 16000, format="WAV")
+    files = [("file", ("a.wav", wav.getvalue())), ("references", ("r.wav", wav.getvalue()))]
+    ended = asyncio.run(answer_a_client_that_never_reads(conversions.convert, ctx, files, limits.deadline_seconds + 15))
+    assert ended, "the conversion's answer was not cut at its deadline: its client held it"
+    assert handle.cancelled
+    assert not list(tmp_path.glob("convert-*")), "the decoded uploads were left behind"

@@ -28,6 +28,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
+from demod_voice.serve.http.speech import SEND_GRACE
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
 from demod_voice.serve.voices import load_profile, scope
@@ -68,14 +69,35 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
         shutil.rmtree(work, ignore_errors=True)
         raise
     encoders: list[StreamEncoder] = []
-    body = _stream(ctx, handle, fmt, encoders, work)
+    deadline = asyncio.get_running_loop().time() + ctx.settings.limits.deadline_seconds
+    body = _stream(ctx, handle, fmt, encoders, work, deadline)
     try:
         first = await body.__anext__()  # errors before any audio are still a status code
     except BaseException:
         await body.aclose()
         raise
-    return StreamingResponse(_prepend(first, body), media_type=media_type(fmt),
-                             headers={"X-Sample-Rate": str(encoders[0].output_rate), "Cache-Control": "no-store"})
+    return CutAtDeadline(handle, deadline, _prepend(first, body), media_type=media_type(fmt),
+                         headers={"X-Sample-Rate": str(encoders[0].output_rate), "Cache-Control": "no-store"})
+
+
+class CutAtDeadline(StreamingResponse):
+    """A conversion's answer ends at its deadline even while its client does not read (as speech answers do): the
+    server's ``send`` then waits on the socket, where the body's own deadline checks never run, so the job, its
+    temporary files and the connection were held for as long as the client kept the socket open."""
+
+    def __init__(self, handle: Any, deadline: float, body: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self.handle = handle
+        self.deadline = deadline
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            async with asyncio.timeout_at(self.deadline + SEND_GRACE):
+                await super().stream_response(send)
+        except TimeoutError:
+            log.warning("conversion stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
+            self.handle.cancel()
+            await self.body_iterator.aclose()
 
 
 def _parts(form: Any) -> tuple[str, Any, list, str]:
@@ -116,11 +138,10 @@ async def _decoded(ctx: Any, uploads: list, work: Path) -> list[Path]:
     return out
 
 
-async def _stream(ctx: Any, handle: Any, fmt: str, encoders: list, work: Path) -> AsyncIterator[bytes]:
+async def _stream(ctx: Any, handle: Any, fmt: str, encoders: list, work: Path, deadline: float) -> AsyncIterator[bytes]:
     """The encoded audio; the first item comes once the first chunk is made (an error before it raises). The encoder
     is made for the first chunk's rate (the converter's) and appended to ``encoders`` for the caller's headers."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.settings.limits.deadline_seconds
     stream = handle.stream()
     started = False
     try:

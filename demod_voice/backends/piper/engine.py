@@ -1,10 +1,8 @@
 """Piper's worker side: one ``PiperVoice`` on one onnxruntime session, imported inside ``load``.
 
 Sentences go through the voice in batches (:mod:`.batching`): those of one text, and those of
-batch rows handed over together (one voice, one set of options). A job on its own (``piper-infer``,
-a streamed ``-o -`` or ``serve`` request) runs its first sentence alone, so its first audio is not
-held back for a batch; and a file and a stream of one text are made in the same batches, so they
-hold the same samples.
+batch rows handed over together (one voice, one set of options). A file job on its own
+(``piper-infer -o x.wav``) runs its first sentence alone, then the rest in batches.
 
 A streamed job (its output is ``-``: ``-o -``, every ``serve`` request) on a split voice goes
 sentence by sentence, each through the decoder in windows of frames (:meth:`BatchSession.stream`):

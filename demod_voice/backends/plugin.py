@@ -215,6 +215,9 @@ class RequestSide:
     converts: bool = False
     """It re-speaks recordings in another voice (voice conversion, :meth:`conversion_jobs`): ``convert``,
     ``POST /v1/audio/conversions``, the page's Convert tab and batch rows with a ``source``."""
+    row_models: bool = False
+    """A batch row's ``model`` column (and a run's default ``--model``, the page's "voice for rows without one") names one
+    of its voice files; remote rows may name there only the voice files the server offers."""
     take_chars: int = 400
     """Most characters of text one job should hold for the engine to speak it well: long-form clients (``book``) cut
     their text into takes of at most this many, at sentence, then clause, then word boundaries."""

@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
+from demod_voice.backends import registry
 from demod_voice.errors import InputError
 from demod_voice.speech_text.prepare import text_problem
+from demod_voice.voices.profiles import NAME
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 """The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``)."""
@@ -143,8 +145,6 @@ class RemoteRules:
 
 def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
     """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
-    from demod_voice.voices.profiles import NAME
-
     row = {key: values.get(key, "") for key in OUTPUT_COLUMNS}
     row["text"] = row_text(row["text"], rules.max_input_chars)
     row["output"] = output_name(row["output"], remote=True).replace("\\", "/")
@@ -157,12 +157,19 @@ def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str,
     if row["voice"] and (not NAME.fullmatch(row["voice"]) or not rules.voice_exists(row["voice"])):
         raise InputError(f"there is no enrolled voice '{row['voice'][:80]}'")
     if row["model"]:
-        if row["reference"] or row["voice"] or row["backend"].lower() == "xtts":
+        if row["reference"] or row["voice"] or not _takes_model_files(row["backend"]):
             raise InputError("the model column is for Piper voices here; XTTS rows use the server's XTTS model")
         row["model"] = rules.piper_path(row["model"])
     elif not (row["reference"] or row["voice"]) and rules.default_model is None:
         raise InputError("a Piper row needs a voice: fill the 'model' column or send the form field 'model'")
     return row
+
+
+def _takes_model_files(backend: str) -> bool:
+    """Whether a row naming ``backend`` may name a voice file in ``model`` (none named: the default, Piper's voices; an
+    unknown name is refused when the row is run, with the names there are)."""
+    side = registry.load().sides.get(backend.strip().lower()) if backend.strip() else None
+    return side is None or side.row_models
 
 
 def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:

@@ -145,7 +145,7 @@ def _dbfs(value: float) -> float:
 def voice_request(voice: str, config: Config, cache: Path, progress: bool = False) -> tuple[str, dict[str, str], str]:
     """(backend, request values, language) for a Piper voice (name or path) or a cloned voice profile."""
     if looks_like_name(voice) and (profiles_dir(cache) / f"{voice}.npz").is_file():
-        return "xtts", {"voice": voice}, config.xtts.language
+        return registry.cloner().name, {"voice": voice}, config.xtts.language
     model = Path(resolve_piper_model(voice, config.models.catalog_url, cache, config.models.auto_download, progress))
     if not model.is_file():
         raise InputError(f"voice {voice} not found: give an installed voice's name, an .onnx file or a voice profile's name")

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.backends import registry
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve import auth
 
@@ -167,6 +168,49 @@ def voice_options(ctx: Any) -> list[tuple[str, str]]:
         else:
             options.append((f"{voice.id} {voice.describe}", f"{voice.kind}|{voice.id}"))
     return options
+
+
+KEEP_DOWNLOADS = 3600.0
+"""Seconds a file handed to the browser is kept (Gradio serves its own copy)."""
+
+
+def download_dir() -> Path:
+    """A new folder for a file the page hands to the browser (a profile, a zip, a converted recording), under the
+    temporary folder where Gradio may serve it; folders older than :data:`KEEP_DOWNLOADS` are removed on the way."""
+    import shutil
+    import time
+
+    root = Path(tempfile.gettempdir()) / f"demod-voice-ui-{os.getpid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    for old in root.iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > KEEP_DOWNLOADS:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+def cloned_value(name: str) -> str:
+    """The pickers' value of the cloned voice ``name`` (one just enrolled, renamed or imported)."""
+    return f"{registry.cloner().name}|{name}"
+
+
+def is_cloned(kind: str) -> bool:
+    """Whether a picker value's ``KIND`` is a backend whose voices are cloned (profiles: rename, delete, convert into)."""
+    side = registry.load().sides.get(kind)
+    return side is not None and side.clones
+
+
+def row_model_names(values: list[str]) -> list[str]:
+    """Voices among the pickers' ``values`` that a batch row's ``model`` may name (the batch tab's default voice)."""
+    names = set()
+    for value in values:
+        kind, _, rest = value.partition("|")
+        side = registry.load().sides.get(kind)
+        if side is not None and side.row_models:
+            names.add(rest.partition("|")[0])
+    return sorted(names)
 
 
 def voice_rows(ctx: Any) -> list[list[str]]:

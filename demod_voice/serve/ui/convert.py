@@ -4,18 +4,12 @@ recording re-spoken in it beside the original. The page is a client of ``POST /v
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, failed, uploaded
+from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, uploaded
 from demod_voice.serve.voices import load_profile
-
-KEEP_SECONDS = 3600.0
-"""Seconds a converted file handed to the browser is kept (Gradio serves its own copy)."""
 
 
 def convert_tab(page: Any) -> None:
@@ -70,19 +64,6 @@ async def convert_file(app: Any, key: str, source: Upload, voice: str) -> Path:
     """``POST /v1/audio/conversions`` with the upload and the voice; the WAV answer saved where Gradio may serve it."""
     parts = [("file", (source.name, source.path.read_bytes(), "application/octet-stream"))]
     response = await call_api(app, "POST", "/v1/audio/conversions", key, data={"voice": voice, "response_format": "wav"}, files=parts)
-    target = _download_dir() / f"{Path(source.name).stem or 'recording'}-as-{voice}.wav"
+    target = download_dir() / f"{Path(source.name).stem or 'recording'}-as-{voice}.wav"
     target.write_bytes(response.content)
     return target
-
-
-def _download_dir() -> Path:
-    """A new folder under the temporary folder (where Gradio may serve files); old ones are removed on the way."""
-    root = Path(tempfile.gettempdir()) / f"demod-voice-convert-{os.getpid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    for old in root.iterdir():
-        try:
-            if time.time() - old.stat().st_mtime > KEEP_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    return Path(tempfile.mkdtemp(dir=root))

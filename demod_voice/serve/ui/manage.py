@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from functools import partial
-from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.serve.ui.actions import (
@@ -18,9 +15,12 @@ from demod_voice.serve.ui.actions import (
     batch_start,
     call_api,
     choose,
+    cloned_value,
     context,
+    download_dir,
     failed,
     health_text,
+    is_cloned,
     progress_text,
     rename_profile,
     speak,
@@ -28,27 +28,6 @@ from demod_voice.serve.ui.actions import (
     uploaded,
 )
 from demod_voice.serve.ui.page import EMPTY_PLAYER, player_html
-
-KEEP_DOWNLOADS = 3600.0
-"""Seconds a file handed to the browser is kept (Gradio serves its own copy)."""
-
-
-def _download_dir() -> Path:
-    """A new folder for a file the page hands to the browser (a profile, a zip), under the temporary folder where
-    Gradio may serve it; folders older than :data:`KEEP_DOWNLOADS` are removed on the way."""
-    import shutil
-    import time
-
-    root = Path(tempfile.gettempdir()) / f"demod-voice-ui-{os.getpid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    for old in root.iterdir():
-        try:
-            if time.time() - old.stat().st_mtime > KEEP_DOWNLOADS:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
-    return Path(tempfile.mkdtemp(dir=root))
-
 
 # --- Voices ------------------------------------------------------------------------------------
 
@@ -103,7 +82,7 @@ async def _fetch_profile(page: Any, key: str, picked: str) -> list:
     try:
         name = _profile_name(picked)
         response = await call_api(page.app, "GET", f"/v1/voices/{name}/download", key)
-        target = _download_dir() / f"{name}.npz"
+        target = download_dir() / f"{name}.npz"
         target.write_bytes(response.content)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return [gr.update(visible=False), failed(err)]
@@ -139,7 +118,7 @@ async def _rename(page: Any, key: str, picked: str, new: str) -> list:
         rename_profile(ctx, old, new)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
-    return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", f"xtts|{new}")
+    return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", cloned_value(new))
 
 
 async def _import(page: Any, key: str, upload: Any) -> list:
@@ -152,14 +131,14 @@ async def _import(page: Any, key: str, upload: Any) -> list:
         name = response.json()["id"]
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
-    return _changed(page, key, f"**Done.** Imported **{name}**.", f"xtts|{name}")
+    return _changed(page, key, f"**Done.** Imported **{name}**.", cloned_value(name))
 
 
 def _profile_name(picked: str) -> str:
     kind, _, rest = (picked or "").partition("|")
     if not picked:
         raise UiError("Pick a voice first.")
-    if kind != "xtts":
+    if not is_cloned(kind):
         raise UiError("Only cloned voices are profiles; Piper voices are model files on the server "
                       "('demod-voice models remove NAME' removes one there).")
     return rest
@@ -231,7 +210,7 @@ async def _tick(page: Any, key: str, job_id: str) -> list:
         if state["state"] in ("queued", "running"):
             return [progress_text(state), gr.skip(), gr.skip()]
         archive = await call_api(page.app, "GET", f"/v1/batch/{job_id}/result", key)
-        target = _download_dir() / f"batch-{job_id[:8]}.zip"
+        target = download_dir() / f"batch-{job_id[:8]}.zip"
         target.write_bytes(archive.content)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return [failed(err), gr.Timer(active=False), gr.skip()]

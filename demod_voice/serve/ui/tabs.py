@@ -18,8 +18,10 @@ from demod_voice.serve.ui.actions import (
     call_api,
     check_files,
     choose,
+    cloned_value,
     context,
     failed,
+    row_model_names,
     speak,
     summary,
     uploaded,
@@ -110,8 +112,8 @@ def refreshed(page: Page, key: str, selected: str = "") -> list:
     for index, _ in enumerate(page.pickers):
         chosen = selected if selected in values else (values[min(index, len(values) - 1)] if values else None)
         pickers.append(gr.update(choices=options, value=chosen))
-    piper = sorted({value.split("|")[1] for value in values if value.startswith("piper|")})
-    return [*pickers, gr.update(value=rows), gr.update(choices=[("(each row names its voice)", "")] + [(n, n) for n in piper])]
+    models = row_model_names(values)
+    return [*pickers, gr.update(value=rows), gr.update(choices=[("(each row names its voice)", "")] + [(n, n) for n in models])]
 
 
 # --- Clone -------------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ def clone_tab(page: Page) -> None:
             await enroll_files(page.app, key, voice, lang, files)
         except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
             return [failed(err), *[gr.skip()] * (len(page.pickers) + 2)]
-        return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, f"xtts|{voice}")]
+        return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, cloned_value(voice))]
 
     page.later.append(lambda: enroll_button.click(enroll, [page.key, name, language, recording, files], [status, *page.refresh_outputs()]))
 

@@ -7,6 +7,7 @@ Items of the issue that live in the web page and Wyoming are tested in ``test_se
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import os
@@ -498,6 +499,19 @@ def test_item4_a_key_may_have_only_so_many_jobs_at_once(server):
         assert httpx.delete(f"{server.url}/v1/batch/{job_id}", headers=auth(SPEAK2), timeout=60).status_code == 200
     assert post_batch(server, "text,output\nHello.,a.wav\n", key=SPEAK2).status_code == 202
 
+
+def test_item4_the_per_key_cap_holds_for_requests_sent_at_once(server):
+    """The cap was checked before the request's body was read and the job written after: eight batches posted at
+    once by one key all passed a cap of two. The job's place is now taken before anything is awaited."""
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_batch(server, LONG_ROWS, key=ADMIN), range(8)))
+    accepted = [a.json()["id"] for a in answers if a.status_code == 202]
+    try:
+        assert all(a.status_code in (202, 429) for a in answers), [a.text for a in answers]
+        assert len(accepted) <= 2, f"{len(accepted)} jobs accepted at once from one key (max_batch_jobs_per_key: 2)"
+    finally:
+        for job_id in accepted:
+            httpx.delete(f"{server.url}/v1/batch/{job_id}", headers=auth(ADMIN), timeout=60)
 
 def test_item4_a_job_stops_at_its_output_budget(server):
     job_id = post_batch(server, LONG_ROWS, key=ENROLL).json()["id"]

@@ -146,6 +146,25 @@ def test_a_book_belongs_to_its_key(server):
     assert httpx.delete(server.url + f"/v1/books/{job}", headers=auth(ADMIN), timeout=60).status_code == 200
 
 
+def test_fix_the_per_key_cap_on_books_holds_for_requests_sent_at_once(server):
+    """The cap (book.serve_max_jobs_per_key, 1) was checked before the upload was read and the book written after it
+    was read: six books posted at once by one key were all accepted."""
+    import concurrent.futures
+
+    def post(_):
+        return httpx.post(server.url + "/v1/books", headers=auth(SPEAK), files={"book": ("a.txt", b"Hello there.\n" * 200)},
+                          data={"voice": server.voice}, timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(post, range(6)))
+    accepted = [a.json()["id"] for a in answers if a.status_code == 202]
+    try:
+        assert all(a.status_code in (202, 429) for a in answers), [a.text for a in answers]
+        assert len(accepted) <= 1, f"{len(accepted)} books accepted at once from one key (book.serve_max_jobs_per_key: 1)"
+    finally:
+        for job in accepted:
+            httpx.delete(server.url + f"/v1/books/{job}", headers=auth(SPEAK), timeout=60)
+
 # --- lexicons -------------------------------------------------------------------------------------------
 
 

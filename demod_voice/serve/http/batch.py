@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import re
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Optional
@@ -27,14 +26,14 @@ from fastapi.responses import FileResponse, StreamingResponse
 from demod_voice.batch.rows import RemoteRules, check_remote_row, check_remote_rows, clones
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
+from demod_voice.serve.http import job_store
 from demod_voice.serve.http.batch_jobs import (
     ACTIVE,
+    BATCH,
     JOB_ID,
-    check_quota,
     delete_job,
     expire_jobs,
     job_dir,
-    jobs_dir,
     now,
     progress,
     read_state,
@@ -67,19 +66,18 @@ __all__ = ["JOB_ID", "check_rows", "remote_rules", "resume_jobs", "router", "sto
 async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     """Multipart: ``csv`` (the batch file), ``references`` (files the CSV names), optional ``model`` (default Piper voice)."""
     await asyncio.to_thread(expire_jobs, ctx)
-    check_quota(ctx, caller.owner)
-    form = await read_form(request, ctx.settings.limits, max_files=64)
-    sheet = form.get("csv") or form.get("file")
-    if not hasattr(sheet, "read"):
-        raise ApiError(400, "send the batch file as the multipart field 'csv'", code="missing_file")
-    uploads = [item for field in REFERENCE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
-    if uploads and not caller.may("enroll"):
-        raise _needs_enroll()
-    job_id = secrets.token_hex(12)
-    folder = jobs_dir(ctx) / job_id
-    (folder / "refs").mkdir(parents=True)
-    (folder / "out").mkdir()
+    folder = job_store.reserve(ctx, BATCH, caller.owner)  # the cap, and this job's place under it, before any await
+    job_id = folder.name
     try:
+        form = await read_form(request, ctx.settings.limits, max_files=64)
+        sheet = form.get("csv") or form.get("file")
+        if not hasattr(sheet, "read"):
+            raise ApiError(400, "send the batch file as the multipart field 'csv'", code="missing_file")
+        uploads = [item for field in REFERENCE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
+        if uploads and not caller.may("enroll"):
+            raise _needs_enroll()
+        (folder / "refs").mkdir()
+        (folder / "out").mkdir()
         text = await _read_csv(ctx, sheet, folder)
         model = _piper_path(ctx, str(form.get("model") or "")) if form.get("model") else None
         refs = await _save_references(ctx, uploads, folder)

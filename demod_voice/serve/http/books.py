@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import shutil
 import zipfile
 from pathlib import Path
@@ -51,20 +50,13 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     ``verify`` (true/false), ``retakes``, ``loudness`` (LUFS), ``true_peak`` (dBTP), ``language`` and ``speaker``
     (of the voice), ``normalize`` (true/false)."""
     await asyncio.to_thread(job_store.expire_jobs, ctx, BOOK)
-    job_store.check_quota(ctx, BOOK, caller.owner)
-    form = await read_form(request, ctx.settings.limits, max_files=1)
-    upload = form.get("book") or form.get("file")
-    if not hasattr(upload, "read"):
-        raise ApiError(400, "send the book (.txt, .md or .epub) as the multipart field 'book'", code="missing_file")
-    suffix = Path(str(upload.filename or "")).suffix.lower()
-    if suffix not in KINDS:
-        raise ApiError(400, f"'{_shown(upload.filename)}' is not a book this server reads: send a .txt, .md or .epub file",
-                       code="bad_book")
-    options = _options(ctx, form)
-    job_id = secrets.token_hex(12)
-    folder = job_store.jobs_dir(ctx, BOOK) / job_id
-    (folder / "out").mkdir(parents=True)
+    folder = job_store.reserve(ctx, BOOK, caller.owner)  # the cap, and this book's place under it, before any await
+    job_id = folder.name
     try:
+        form = await read_form(request, ctx.settings.limits, max_files=1)
+        upload, suffix = _upload(form)
+        options = _options(ctx, form)
+        (folder / "out").mkdir()
         saved = await save_upload(upload, folder, ctx.settings.limits, suffix)
         shown = Path(str(upload.filename)).name
         source = saved.rename(folder / (shown if PLAIN_NAME.fullmatch(shown) else f"book{suffix}"))
@@ -110,6 +102,18 @@ async def result(job_id: str, ctx: Context, caller: Speaker, archive: bool = Fal
 
 
 # --- checking the request -------------------------------------------------------------------------
+
+
+def _upload(form: Any) -> tuple[Any, str]:
+    """The book's upload and its suffix (400 when missing or of a kind this server does not read)."""
+    upload = form.get("book") or form.get("file")
+    if not hasattr(upload, "read"):
+        raise ApiError(400, "send the book (.txt, .md or .epub) as the multipart field 'book'", code="missing_file")
+    suffix = Path(str(upload.filename or "")).suffix.lower()
+    if suffix not in KINDS:
+        raise ApiError(400, f"'{_shown(upload.filename)}' is not a book this server reads: send a .txt, .md or .epub file",
+                       code="bad_book")
+    return upload, suffix
 
 
 def _options(ctx: Any, form: Any) -> dict:

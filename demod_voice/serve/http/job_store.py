@@ -15,6 +15,7 @@ import calendar
 import json
 import logging
 import re
+import secrets
 import shutil
 import threading
 import time
@@ -32,6 +33,8 @@ JOB_ID = re.compile(r"[0-9a-f]{24}")
 """A job id (checked with ``fullmatch``)."""
 ACTIVE = ("queued", "running", "interrupted")
 """States of an unfinished job."""
+CHECKING = "checking"
+"""A job whose request is still being read and checked: it holds its key's place (:func:`reserve`)."""
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 _THREADS: dict[str, threading.Thread] = {}
 _BUDGETS: dict[str, Budget] = {}
@@ -122,11 +125,23 @@ def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
             state = json.loads(state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        active += state.get("owner", "") == owner and state.get("state") in ACTIVE
+        active += state.get("owner", "") == owner and state.get("state") in (*ACTIVE, CHECKING)
     if active >= limit:
         raise ApiError(429, f"this key has {active} {kind.name} jobs queued or running; at most {limit} at once "
                             f"({kind.per_key_setting}): wait for one to finish, or delete one", "rate_limit_error",
                        "too_many_jobs", {"Retry-After": "10"})
+
+
+def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
+    """Check ``owner``'s cap and take a place for a new job of ``kind`` in one step, before the request's body is read
+    (nothing awaited between the two, so requests sent at once cannot all pass the cap): its folder, with a job.json
+    in state ``checking``. The caller fills it in, or removes the folder when the request is refused."""
+    check_quota(ctx, kind, owner)
+    job_id = secrets.token_hex(12)
+    folder = jobs_dir(ctx, kind) / job_id
+    folder.mkdir(parents=True)
+    write_state(folder, id=job_id, owner=owner, state=CHECKING, created=now(), finished=None)
+    return folder
 
 
 def expire_jobs(ctx: Any, kind: JobKind, at: Optional[float] = None) -> list[str]:
@@ -171,12 +186,16 @@ async def expire_while_running(ctx: Any, kinds: tuple[JobKind, ...], stop: async
 
 
 def unfinished(ctx: Any, kind: JobKind) -> list[str]:
-    """Ids of jobs of ``kind`` left queued, running or interrupted (by the last run of the server)."""
+    """Ids of jobs of ``kind`` left queued, running or interrupted (by the last run of the server); requests it was
+    still checking when it stopped are deleted."""
     found = []
     for state_file in sorted(jobs_dir(ctx, kind).glob("*/job.json")):
         try:
             state = json.loads(state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
+            continue
+        if state.get("state") == CHECKING:
+            shutil.rmtree(state_file.parent, ignore_errors=True)
             continue
         if JOB_ID.fullmatch(state_file.parent.name) and state.get("state") in ACTIVE:
             found.append(state_file.parent.name)

@@ -6,9 +6,10 @@ renamed into place once complete, so a failure or Ctrl-C leaves nothing half-wri
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -54,50 +55,34 @@ def write_m4b(path: Path, lengths: list[int], chapters: Iterable[Any], titles: l
         total += length
     marks = [{"id": n + 1, "start": round(start * 1000 / rate), "end": round((starts[n + 1] if n + 1 < len(starts) else total) * 1000 / rate),
               "time_base": Fraction(1, 1000), "metadata": {"title": title}} for n, (start, title) in enumerate(zip(starts, titles, strict=True))]
-    tmp = temp_beside(path)
-    try:
-        # mp4 rather than FFmpeg's ipod muxer: the latter refuses the cover's attached picture stream.
-        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            stream = out.add_stream("aac", rate=rate, layout="mono")
-            stream.bit_rate = bit_rate
-            _metadata(out, tags)
-            out.metadata["genre"] = "Audiobook"
-            out.set_chapters(marks)
-            cover = _cover_stream(out, tags)
-            for samples in chapters:
-                _encode(out, stream, samples, rate)
-            _flush(out, stream)
-            if cover is not None:
-                _cover_packet(av, out, cover, tags.cover)
-        _commit(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise write_error(path, err) from None
-        raise
+    # mp4 rather than FFmpeg's ipod muxer: the latter refuses the cover's attached picture stream.
+    with _written(path) as tmp, av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        stream = out.add_stream("aac", rate=rate, layout="mono")
+        stream.bit_rate = bit_rate
+        _metadata(out, tags)
+        out.metadata["genre"] = "Audiobook"
+        out.set_chapters(marks)
+        cover = _cover_stream(out, tags)
+        for samples in chapters:
+            _encode(out, stream, samples, rate)
+        _flush(out, stream)
+        if cover is not None:
+            _cover_packet(av, out, cover, tags.cover)
 
 
 def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, number: int, count: int) -> None:
     """One chapter as a tagged ``.mp3``/``.opus``/``.flac`` file."""
     av = _av()
     container, codec, bit_rate = TRACK_FORMATS[path.suffix.lower()]
-    tmp = temp_beside(path)
-    try:
-        with av.open(str(tmp), "w", format=container) as out:
-            out_rate = 48000 if codec == "libopus" else rate
-            stream = out.add_stream(codec, rate=out_rate, layout="mono")
-            if bit_rate:
-                stream.bit_rate = bit_rate
-            _metadata(out, tags)
-            out.metadata.update({"title": title, "track": f"{number}/{count}", "genre": "Audiobook"})
-            _encode(out, stream, samples, rate)
-            _flush(out, stream)
-        _commit(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise write_error(path, err) from None
-        raise
+    with _written(path) as tmp, av.open(str(tmp), "w", format=container) as out:
+        out_rate = 48000 if codec == "libopus" else rate
+        stream = out.add_stream(codec, rate=out_rate, layout="mono")
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        _metadata(out, tags)
+        out.metadata.update({"title": title, "track": f"{number}/{count}", "genre": "Audiobook"})
+        _encode(out, stream, samples, rate)
+        _flush(out, stream)
 
 
 def track_name(number: int, title: str, suffix: str) -> str:
@@ -178,11 +163,22 @@ def _image_size(data: bytes, kind: str) -> Optional[tuple[int, int]]:
     return None
 
 
-def _commit(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def _written(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write: synced and renamed over ``path`` when the block ends well (after the
+    container inside it is closed), removed when it does not; an :class:`OSError` becomes one line naming ``path``."""
+    tmp = temp_beside(path)
+    try:
+        yield tmp
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise write_error(path, err) from None
+        raise
 
 
 def decode(path: Path) -> tuple[Any, int]:

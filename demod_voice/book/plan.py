@@ -57,7 +57,7 @@ class BookRequest:
     engine: Any = None
     """A running :class:`~demod_voice.engine.service.EngineService` (the server's); ``None``: one for this book."""
     executor: Any = None
-    """The executor for an engine made here (``None``: local workers)."""
+    """The executor for an engine made here (``None``: the one ``engine.executor`` names)."""
     book: Optional[Book] = None
     """The book already read from ``source`` (the server reads uploads in a limited child process); ``None``: read here."""
 

@@ -18,6 +18,8 @@ from demod_voice.book import assemble, making
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress, plan_book, work_dir
 from demod_voice.book.read import EpubLimits, read_book
 from demod_voice.book.voice import reader_for
+from demod_voice.engine.executors.choose import choose_executor, workers_per_model
+from demod_voice.engine.service import EngineService
 from demod_voice.errors import RuntimeFailure
 from demod_voice.paths import os_error
 from demod_voice.resume import Manifest, OutputLock
@@ -45,7 +47,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
         manifest = Manifest(folder)
         try:
             outcome = BookOutcome(book, plan_book(book, request, reader, folder))
-            with _engine(request) as engine:
+            with _engine(request, progress) as engine:
                 making.synthesise(engine, request, manifest, outcome, progress)
                 if request.verify and not outcome.failed:
                     making.verify_takes(engine, request, manifest, outcome, progress)
@@ -59,19 +61,25 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
 
 
 class _engine:
-    """The server's engine as given, or one for this book (shut down at the end)."""
+    """The server's engine as given, or one for this book (shut down at the end) on the executor ``engine.executor``
+    names (:mod:`demod_voice.engine.executors.choose`, as for every front door)."""
 
-    def __init__(self, request: BookRequest) -> None:
+    def __init__(self, request: BookRequest, progress: Progress) -> None:
         self.request = request
+        self.progress = progress
         self.own: Any = None
 
     def __enter__(self) -> Any:
-        from demod_voice.engine.service import EngineService
-
         if self.request.engine is not None:
             return self.request.engine
         settings = self.request.config.engine
-        self.own = EngineService(settings, self.request.workers, self.request.log_level, self.request.executor,
+        executor = self.request.executor or choose_executor(settings, self.request.log_level)
+        workers = workers_per_model(executor, settings, self.request.workers)
+        cluster = getattr(executor, "cluster", None)
+        if cluster is not None:
+            self.progress.say(f"Ray cluster at {cluster.address}: {cluster.nodes} node(s), {cluster.cpus:g} CPU(s), "
+                              f"{cluster.gpus:g} GPU(s); {workers} worker(s) per model")
+        self.own = EngineService(settings, workers, self.request.log_level, executor,
                                  max_loaded_models=settings.max_loaded_models or 2)
         return self.own
 

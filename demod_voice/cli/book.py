@@ -31,7 +31,7 @@ def _add_book(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="an .m4b file, or a folder for one file per chapter with --format")
     p.add_argument("--voice", metavar="VOICE", help="a Piper voice (.onnx path or installed name) or a saved XTTS voice")
     p.add_argument("--reference", action="append", default=[], metavar="FILE", help="reference recording to clone (XTTS); repeatable")
-    p.add_argument("--backend", choices=("piper", "tinygrad", "xtts"), help="engine (default: from the voice)")
+    p.add_argument("--backend", metavar="NAME", help="a backend's name ('demod-voice health' lists them; default: from the voice)")
     p.add_argument("-s", "--speaker", help="speaker number or name of a multi-speaker Piper voice")
     p.add_argument("-l", "--language", help="language of an XTTS voice (default: xtts.language)")
     p.add_argument("--xtts-model", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
@@ -66,7 +66,6 @@ def _cmd_book(args: argparse.Namespace) -> int:
     if args.retakes < 0 or not 0 < args.wer:
         raise UsageError("--retakes must be 0 or more and --wer above 0")
     quiet = bool(getattr(args, "quiet", False))
-    executor, workers = _executor(config, args, quiet)
     request = BookRequest(
         source=Path(args.input).expanduser().absolute(), output=output, config=config,
         voice=VoiceChoice(args.voice, tuple(args.reference), args.speaker, args.language, args.backend),
@@ -75,7 +74,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
         sentence_pause=args.sentence_pause, paragraph_pause=args.paragraph_pause, keep_front_matter=args.keep_front_matter,
         reading=reading_from_args(args, cache_root(config), args.voice or ""),
         dry_run=args.dry_run, work_dir=Path(args.work_dir).expanduser().absolute() if args.work_dir else None,
-        workers=workers, log_level=log_level(args), executor=executor)
+        workers=config.engine.workers, log_level=log_level(args))
     bar = _Bar(show_progress(args), quiet)
     try:
         outcome = run_book(request, bar.progress())
@@ -89,19 +88,6 @@ def _cmd_book(args: argparse.Namespace) -> int:
         raise error
     _summary(outcome, request, quiet)
     return 0
-
-
-def _executor(config: Any, args: argparse.Namespace, quiet: bool) -> tuple[Any, int]:
-    if config.engine.executor != "ray" or args.dry_run:
-        return None, config.engine.workers  # 0: each model's pool sized from its files and the cores
-    from demod_voice.engine.executors.ray import RayExecutor
-
-    executor = RayExecutor(config.engine, log_level=log_level(args))
-    workers = args.workers or executor.cluster.slots(config.engine.ray_num_cpus)
-    if not quiet:
-        print(f"{PROG}: Ray cluster at {executor.cluster.address}: {executor.cluster.nodes} node(s); {workers} worker(s) per model",
-              file=sys.stderr)
-    return executor, workers
 
 
 def _summary(outcome: Any, request: BookRequest, quiet: bool) -> None:

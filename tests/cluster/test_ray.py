@@ -293,6 +293,31 @@ def test_serve_runs_its_workers_on_ray(cluster, piper_voice, tmp_path):
             server.wait(10)
 
 
+def test_book_runs_its_workers_on_ray(cluster, piper_voice, tmp_path):
+    """``book --ray`` chooses its executor where every front door does (engine/executors/choose.py): the takes are
+    made by Ray actors, the cluster is named once, and the audiobook is written."""
+    book = tmp_path / "b.txt"
+    book.write_text("CHAPTER ONE\n\nA short chapter read on a cluster.\n\nCHAPTER TWO\n\nAnd a second one.\n", encoding="utf-8")
+    before = set(actor_pids())
+    log = tmp_path / "book.log"
+    with open(log, "wb") as sink:
+        run = subprocess.Popen(cluster.command(sys.executable, str(BIN), "book", str(book), "-o", str(tmp_path / "b.m4b"),
+                                               "--voice", str(piper_voice), "--ray", f"127.0.0.1:{PORT}"),
+                               stdout=subprocess.DEVNULL, stderr=sink, env={**cluster.env, "DEMOD_VOICE_ENGINE_RAY_NUM_CPUS": "0.5"})
+    try:
+        wait_for(lambda: set(actor_pids()) - before or run.poll() is not None, timeout=300)
+        actors = set(actor_pids()) - before  # the actors end with the command: looked for while it runs
+        assert run.wait(300) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+    err = log.read_text(errors="replace")
+    assert actors, "no Ray worker actor made the takes"
+    assert err.count(f"Ray cluster at 127.0.0.1:{PORT}") == 1 and "worker(s) per model" in err
+    assert (tmp_path / "b.m4b").stat().st_size > 1000
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -39,14 +39,10 @@ from typing import Any, Union
 import numpy as np
 import pytest
 
-SENTENCES: tuple[str, ...] = (
-    "The sun was warm and the children played in the park.",
-    "Please bring me a glass of water from the kitchen.",
-    "We walked home slowly after a long day at work.",
-    "My brother bought a new car last summer.",
-    "The old man sat by the window and read a book.",
-    "Take your coat because it will rain tomorrow.",
-)
+from demod_voice.voices.check import ENGLISH_SAMPLES
+
+SENTENCES: tuple[str, ...] = ENGLISH_SAMPLES
+"""Common words a recogniser hears right (the product's own sample sentences, voices/check.py)."""
 TEXT = " ".join(SENTENCES)
 """All six as one text (about 17 s of speech): one transcription per path keeps the tests fast."""
 SHORT_TEXT = " ".join(SENTENCES[:2])

@@ -17,16 +17,12 @@ import pytest
 from conftest import BIN, run_cli, voiced_signal
 from processes import wait_for
 
+from demod_voice.voices.check import ENGLISH_SAMPLES
+
 pytestmark = pytest.mark.skipif(not Path("/usr/bin/ffprobe").exists(), reason="ffprobe (FFmpeg) reads the results back")
 
-SENTENCES = (
-    "The sun was warm and the children played in the park.",
-    "Please bring me a glass of water from the kitchen.",
-    "We walked home slowly after a long day at work.",
-    "My brother bought a new car last summer.",
-    "The old man sat by the window and read a book.",
-    "Take your coat because it will rain tomorrow.",
-)
+SENTENCES = ENGLISH_SAMPLES
+"""Common words a recogniser hears right (the product's own sample sentences, voices/check.py)."""
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
                     "53de0000000c4944415408d763f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
 

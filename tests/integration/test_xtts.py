@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import run_cli, voiced_signal
+from xtts_rules import StopAfterMultipleOf
 
 FAST = ("--max-new-tokens", "24")
 
@@ -151,25 +152,11 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     # with greedy decoding every sentence must come out as coqui's own inference makes it alone,
     # also when the rows are sentences of different requests in different voices.
     torch = pytest.importorskip("torch")
-    from transformers import LogitsProcessor, LogitsProcessorList
+    from transformers import LogitsProcessorList
 
     from demod_voice.backends.xtts import batching as xtts_batch
     from demod_voice.backends.xtts.engine import XttsBackend
     from demod_voice.engine.jobs import LoadSpec
-
-    class StopAfterMultipleOf(LogitsProcessor):
-        """Random weights never pick the stop token; this makes each row stop after its first code that
-        is a multiple of ``n``: a rule of the row's own tokens, so alone and in a batch it stops alike."""
-
-        def __init__(self, n, gpt):
-            self.n, self.start, self.stop = n, gpt.start_audio_token, gpt.stop_audio_token
-
-        def __call__(self, input_ids, scores):
-            last = input_ids[:, -1]
-            hit = (last % self.n == 0) & (last != self.start)
-            scores[hit] = -float("inf")
-            scores[hit, self.stop] = 0.0
-            return scores
 
     backend = XttsBackend()
     backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))

@@ -7,27 +7,13 @@ import dataclasses
 
 import numpy as np
 import pytest
+from xtts_rules import StopAfterMultipleOf
 
 from demod_voice.backends.xtts import engine as xtts_engine
 from demod_voice.backends.xtts.request import XttsOptions
 from demod_voice.config import XttsSettings
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.voices.references import check_references
-
-
-class StopAfterMultipleOf:
-    """Random weights never pick the stop token; this stops each row after its first code that is a
-    multiple of ``n``: a rule of the row's own tokens, so alone and in a batch it stops alike."""
-
-    def __init__(self, n, gpt):
-        self.n, self.start, self.stop = n, gpt.start_audio_token, gpt.stop_audio_token
-
-    def __call__(self, input_ids, scores):
-        last = input_ids[:, -1]
-        hit = (last % self.n == 0) & (last != self.start)
-        scores[hit] = -float("inf")
-        scores[hit, self.stop] = 0.0
-        return scores
 
 
 @pytest.fixture(scope="module")

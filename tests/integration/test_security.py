@@ -598,6 +598,21 @@ def test_item4_finished_jobs_expire(tmp_path):
     assert expire_jobs(ctx, at=time.time() + 10**6) == []
 
 
+def test_item4_a_job_being_checked_holds_its_keys_place_until_a_restart(tmp_path):
+    """A request still being read holds its place under the key's cap; one left by a stop is deleted at start."""
+    from types import SimpleNamespace
+
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.http import job_store
+    from demod_voice.serve.http.batch_jobs import BATCH
+
+    ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(limits=SimpleNamespace(max_batch_jobs_per_key=1)))
+    held = job_store.reserve(ctx, BATCH, "owner-a")
+    with pytest.raises(ApiError, match="max_batch_jobs_per_key"):
+        job_store.reserve(ctx, BATCH, "owner-a")
+    assert job_store.reserve(ctx, BATCH, "owner-b").is_dir()  # per key
+    assert job_store.unfinished(ctx, BATCH) == [] and not held.exists()
+
 def test_item4_finished_jobs_expire_while_the_server_runs(tmp_path):
     """Expiry also runs on a timer: a server that makes no new job still deletes finished ones (batch and book)."""
     from fastapi.testclient import TestClient

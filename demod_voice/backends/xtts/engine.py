@@ -121,6 +121,7 @@ class XttsBackend(Backend):
             gpt_latent, speaker = self._from_profile(options.profile) if options.profile else self.conditioning(options.references)
             limit = self.model.tokenizer.char_limits.get(options.language.split("-")[0], 250)
             queues.append([_Sentence(text, options.language, gpt_latent, speaker) for text in split_sentences(job.text, limit)])
+        log.info("%d streamed jobs made together, their chunks interleaved", len(jobs))
         return self._rounds(queues, opts.settings)
 
     def _rounds(self, queues: list[list[_Sentence]], s: XttsSettings) -> Iterator[tuple[int, Optional[AudioChunk]]]:

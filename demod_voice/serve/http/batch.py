@@ -142,21 +142,7 @@ async def result(job_id: str, ctx: Context, caller: Speaker) -> FileResponse:
 
 def _zip(folder: Path) -> Path:
     """The outputs and the report, whose paths are made relative to the job's output folder (no server path leaves)."""
-    import zipfile
-
-    from demod_voice.paths import atomic_path
-
-    target = folder / "result.zip"
-    if target.is_file():
-        return target
-    out = folder / "out"
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for path in sorted(out.rglob("*")):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                archive.write(path, str(path.relative_to(out)))
-        if (folder / "report.jsonl").is_file():
-            archive.writestr("report.jsonl", _client_report(folder))
-    return target
+    return job_store.result_zip(folder, folder / "report.jsonl", "report.jsonl", _client_report)
 
 
 def _client_report(folder: Path) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +25,6 @@ from fastapi.responses import FileResponse
 from demod_voice.book.isolated import read_isolated
 from demod_voice.book.read import EpubLimits
 from demod_voice.errors import InputError
-from demod_voice.paths import atomic_path
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http import job_store
 from demod_voice.serve.http.book_jobs import BOOK, READ, client_report, client_text, output_of, progress, start_book
@@ -210,15 +208,5 @@ def _check_book(ctx: Any, source: Path) -> dict:
 
 def _zip(folder: Path) -> Path:
     """Every output (the .m4b or chapter files), the captions and the report, by name (no server path leaves)."""
-    target = folder / "result.zip"
-    if target.is_file():
-        return target
-    out = folder / "out"
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for path in sorted(out.rglob("*")):
-            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-                archive.write(path, str(path.relative_to(out)))
-        if (folder / "takes" / "report.json").is_file():
-            archive.writestr("report.json", client_report(folder))
-    return target
+    return job_store.result_zip(folder, folder / "takes" / "report.json", "report.json", client_report)
 

@@ -19,12 +19,14 @@ import secrets
 import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.errors import InputError
+from demod_voice.paths import atomic_path
 from demod_voice.serve.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,22 @@ def client_text(message: str, folder: Path) -> str:
     for prefix in (str(folder / "out") + "/", str(folder) + "/", str(folder)):
         message = message.replace(prefix, "")
     return message
+
+
+def result_zip(folder: Path, report: Path, report_name: str, client_report: Callable[[Path], str]) -> Path:
+    """A finished job's ``result.zip`` (made once, atomically): every file under ``out/`` by its name inside the job (no
+    link, no dot file), then ``report`` (when there is one) as ``report_name``, as its client may see it (no server path)."""
+    target = folder / "result.zip"
+    if target.is_file():
+        return target
+    out = folder / "out"
+    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        for path in sorted(out.rglob("*")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+                archive.write(path, str(path.relative_to(out)))
+        if report.is_file():
+            archive.writestr(report_name, client_report(folder))
+    return target
 
 
 def now() -> str:

@@ -11,7 +11,8 @@ tests/fixtures/make_vc_model.py unless --model-dir names a folder):
   (c) ``demod-voice convert SRC --reference REF -o OUT``, once per file;
   (d) ``demod-voice convert SRC... --reference REF -o DIR``: every file in one run (the model loads once).
 Prints wall times, ratios against (a) and (b), the real-time factor, and the load average (figures
-from a shared machine mean little: run it on a quiet one). ``--smoke`` runs it tiny, to check it works.
+from a shared machine mean little: run it on a quiet one). ``--smoke`` runs it tiny, to check it works;
+``--gpu`` runs every peer on CUDA (coqui's ``--device cuda``, demod-voice's ``--gpu``): the RTF on a GPU.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ COQUI_MODEL = "voice_conversion_models/multilingual/multi-dataset/openvoice_v2"
 LOOP = """
 import sys, time
 from TTS.api import TTS
-api = TTS(model_name=sys.argv[1], progress_bar=False)
+api = TTS(model_name=sys.argv[1], progress_bar=False).to("cuda" if sys.argv[3].endswith("+cuda") else "cpu")
 for source in sys.argv[4:]:
-    api.voice_conversion_to_file(source_wav=source, target_wav=sys.argv[2], file_path=sys.argv[3] + "/" + source.rsplit("/", 1)[-1])
+    folder = sys.argv[3].removesuffix("+cuda")
+    api.voice_conversion_to_file(source_wav=source, target_wav=sys.argv[2], file_path=folder + "/" + source.rsplit("/", 1)[-1])
 """
 
 
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of each source")
     parser.add_argument("--model-dir", type=Path, help="an OpenVoice converter folder (default: generated)")
     parser.add_argument("--smoke", action="store_true", help="2 files of 1 s: check the bench runs, figures mean nothing")
+    parser.add_argument("--gpu", action="store_true", help="run every peer on CUDA")
     args = parser.parse_args(argv)
     if args.smoke:
         args.files, args.seconds = 2, 1.0
@@ -95,14 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                "TTS_HOME": str(work / "tts-home"), "DEMOD_VOICE_CACHE_DIR": str(work / "cache"),
                "DEMOD_VOICE_CONVERT_MODEL_DIR": str(model.absolute())}
         tts = str(Path(sys.executable).parent / "tts")
-        demod = [sys.executable, str(ROOT / "bin" / "demod-voice")]
+        demod = [sys.executable, str(ROOT / "bin" / "demod-voice"), *(["--gpu"] if args.gpu else [])]
+        device = ["--device", "cuda"] if args.gpu else []
         out = work / "out"
         for name in ("a", "b", "c", "d"):
             (out / name).mkdir(parents=True)
         figures = {
-            "(a) coqui tts, once per file": sum(timed([tts, "--model_name", COQUI_MODEL, "--source_wav", str(s), "--target_wav",
+            "(a) coqui tts, once per file": sum(timed([tts, *device, "--model_name", COQUI_MODEL, "--source_wav", str(s), "--target_wav",
                                                        str(reference), "--out_path", str(out / "a" / s.name)], env) for s in sources),
-            "(b) coqui Python loop, one process": timed([sys.executable, "-c", LOOP, COQUI_MODEL, str(reference), str(out / "b"),
+            "(b) coqui Python loop, one process": timed([sys.executable, "-c", LOOP, COQUI_MODEL, str(reference),
+                                                         str(out / "b") + ("+cuda" if args.gpu else ""),
                                                          *map(str, sources)], env),
             "(c) demod-voice convert, once per file": sum(timed([*demod, "convert", str(s), "--reference", str(reference), "-o",
                                                                  str(out / "c" / s.name)], env) for s in sources),
@@ -111,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         }
     audio = args.files * args.seconds
     load = os.getloadavg()
-    print(f"voice conversion, {args.files} files of {args.seconds:g} s ({audio:g} s of audio), OpenVoice v2 shapes, random weights")
+    print(f"voice conversion, {args.files} files of {args.seconds:g} s ({audio:g} s of audio), OpenVoice v2 shapes, random weights, "
+          f"{'CUDA' if args.gpu else 'CPU'}")
     print(f"load average at the end: {load[0]:.2f} (1 min), {load[2]:.2f} (15 min); {os.cpu_count()} cores")
     base_a, base_b = figures["(a) coqui tts, once per file"], figures["(b) coqui Python loop, one process"]
     for name, seconds in figures.items():

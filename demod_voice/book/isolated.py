@@ -21,6 +21,7 @@ from typing import Any
 from demod_voice.book.read import Book, Chapter, EpubLimits, Skipped, read_book
 from demod_voice.errors import InputError
 from demod_voice.paths import write_text_atomic
+from demod_voice.speech_text.prepare import text_problem
 
 MEMORY_LIMIT = 1 << 30
 """Address space of the reading child (bytes)."""
@@ -85,8 +86,20 @@ def _child() -> None:
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
     members, member_bytes, total_bytes, max_chars = (int(value) for value in sys.argv[3:7])
     try:
-        save_read(read_book(source, EpubLimits(members, member_bytes, total_bytes), max_chars=max_chars), target)
+        book = read_book(source, EpubLimits(members, member_bytes, total_bytes), max_chars=max_chars)
+        _check_text(book, source.name)
+        save_read(book, target)
     except InputError as err:
         print(json.dumps({"error": str(err)}))
         return
     print(json.dumps({}))
+
+
+def _check_text(book: Book, name: str) -> None:
+    """:class:`InputError` for text no engine can take (a NUL, a lone surrogate), refused at upload rather than take by
+    take once the book runs."""
+    for chapter in book.chapters:
+        for text in (chapter.title, *chapter.paragraphs):
+            problem = text_problem(text)
+            if problem:
+                raise InputError(f"{name}: chapter '{chapter.title[:40]}' {problem}; save the book as plain UTF-8 text")

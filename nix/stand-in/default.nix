@@ -10,7 +10,7 @@ let
   pythonNames = [
     "anyascii" "av" "click" "cython" "docopt" "einops" "fastapi" "faster-whisper" "filelock" "fsspec" "httpx" "huggingface-hub" "hypothesis" "inflect" "jiwer" "librosa" "lightning" "lxml" "markdown-it-py"
     "matplotlib" "num2words" "numba" "numpy" "onnx" "onnxruntime" "packaging" "pathvalidate" "prometheus-client" "psutil" "pysbd" "pytest" "python-multipart"
-    "pyyaml" "regex" "requests" "rich" "safetensors" "scipy" "setuptools" "six" "soundfile" "tensorboard" "tokenizers"
+    "pyyaml" "regex" "requests" "rich" "safetensors" "scipy" "setuptools" "six" "soundfile" "soxr" "tensorboard" "tokenizers"
     "torch" "torchaudio" "tqdm" "transformers" "typer" "typing-extensions" "uvicorn" "wyoming" "zeroconf"
   ];
 

@@ -52,6 +52,18 @@ def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
     conditioned on its own voice. ``sampling`` holds ``generate``'s keywords as ``Xtts.inference``
     takes them (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, max_new_tokens, ...).
     """
+    gpt = model.gpt
+    latents, speakers, tokens, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
+    codes = gpt.gpt_inference.generate(inputs, **keywords)[:, inputs.shape[-1]:]
+    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), latent, spk, speed)
+            for text_tokens, row, latent, spk in zip(tokens, codes, latents, speakers, strict=True)]
+
+
+def _started(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any,
+             sampling: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], Any, dict[str, Any]]:
+    """A batch made ready for the GPT, as :func:`generate` and :func:`generate_stream` both start one: each row's
+    latents, speaker and text tokens; the left-padded prompts stored as the GPT's prefix; the start inputs; and the
+    keywords of coqui's ``generate`` (with ``sampling`` over its defaults)."""
     import torch
 
     gpt = model.gpt
@@ -63,14 +75,10 @@ def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
     gpt.gpt_inference.store_prefix_emb(prompt)
     inputs = torch.ones(mask.shape, dtype=torch.long, device=mask.device)
     inputs[:, -1] = gpt.start_audio_token
-    sampling = {"do_sample": True, "num_beams": 1, **sampling}
-    codes = gpt.gpt_inference.generate(
-        inputs, attention_mask=mask, bos_token_id=gpt.start_audio_token, pad_token_id=gpt.stop_audio_token,
-        eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1],
-        num_return_sequences=1, output_attentions=False, **sampling,
-    )[:, inputs.shape[-1]:]
-    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), latent, spk, speed)
-            for text_tokens, row, latent, spk in zip(tokens, codes, latents, speakers, strict=True)]
+    keywords = {"attention_mask": mask, "bos_token_id": gpt.start_audio_token, "pad_token_id": gpt.stop_audio_token,
+                "eos_token_id": gpt.stop_audio_token, "max_length": gpt.max_gen_mel_tokens + inputs.shape[-1],
+                "num_return_sequences": 1, "output_attentions": False, "do_sample": True, "num_beams": 1, **sampling}
+    return latents, speakers, tokens, inputs, keywords
 
 
 def _per_row(value: Any, count: int, single: type) -> list[Any]:
@@ -158,23 +166,10 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
     gives for its sentence alone (greedy, or with a rule of the row's own tokens: equal to float
     rounding; a test checks it).
     """
-    import torch
-
     gpt = model.gpt
-    languages = _per_row(language, len(texts), str)
-    latents = _per_row(gpt_latent, len(texts), torch.Tensor)
-    rows = [_Row(spk) for spk in _per_row(speaker, len(texts), torch.Tensor)]
-    tokens = [_text_tokens(model, text, lang) for text, lang in zip(texts, languages, strict=True)]
-    prompt, mask = _prompts(gpt, latents, tokens)
-    gpt.gpt_inference.store_prefix_emb(prompt)
-    inputs = torch.ones(mask.shape, dtype=torch.long, device=mask.device)
-    inputs[:, -1] = gpt.start_audio_token
-    sampling = {"do_sample": True, "num_beams": 1, **sampling}
-    steps = gpt.gpt_inference.generate_stream(
-        inputs, attention_mask=mask, bos_token_id=gpt.start_audio_token, pad_token_id=gpt.stop_audio_token,
-        eos_token_id=gpt.stop_audio_token, max_length=gpt.max_gen_mel_tokens + inputs.shape[-1], num_return_sequences=1,
-        output_attentions=False, output_hidden_states=True, return_dict_in_generate=True, **sampling,
-    )
+    _, speakers, _, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
+    rows = [_Row(spk) for spk in speakers]
+    steps = gpt.gpt_inference.generate_stream(inputs, output_hidden_states=True, return_dict_in_generate=True, **keywords)
     decode = _StreamDecoder(model, speed, overlap)
     for codes, hidden in steps:
         active = [index for index, row in enumerate(rows) if not row.done]

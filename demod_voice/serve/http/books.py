@@ -31,7 +31,7 @@ from demod_voice.serve.http.book_jobs import BOOK, READ, client_report, client_t
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.limits import _shown, save_upload
 from demod_voice.serve.uploads import read_form
-from demod_voice.serve.voices import load_profile, piper_voices
+from demod_voice.serve.voices import find_voice, profile_path
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 
@@ -163,26 +163,28 @@ def _flag(form: Any, name: str, default: bool) -> bool:
 
 
 def _voice(ctx: Any, form: Any) -> dict:
-    """The voice that reads the book: a Piper voice this server offers, or an enrolled voice."""
+    """The voice that reads the book: any voice this server offers (``GET /v1/audio/voices``), found as a speech request
+    finds one (cloned voices before voices that are models of their own; backends in registry order)."""
     name = _field(form, "voice") or ""
     language = _field(form, "language") or None
     speaker = _field(form, "speaker") or None
     if not name:
         raise ApiError(400, "name the voice that reads the book in the field 'voice' (GET /v1/audio/voices lists them)", code="missing_voice")
-    voices = piper_voices(ctx)
-    if name in voices and str(voices[name]).endswith(".onnx"):
-        if language:
-            raise ApiError(400, "'language' is for enrolled (XTTS) voices; a Piper voice speaks its own", code="bad_option")
-        return {"kind": "piper", "name": name, "path": str(voices[name]), "speaker": speaker}
-    try:
-        profile = load_profile(ctx, name)
-    except InputError as err:
-        raise ApiError(400, str(err), code="bad_voice_id") from None
-    if profile is None:
+    found = find_voice(ctx, name)
+    if found is None:
+        try:
+            profile_path(ctx, name)  # a name that could form a path is refused as such
+        except InputError as err:
+            raise ApiError(400, str(err), code="bad_voice_id") from None
         raise ApiError(404, f"there is no voice '{_shown(name)}' on this server (GET /v1/audio/voices)", code="unknown_voice")
+    if found.by_model:
+        if language:
+            raise ApiError(400, f"'language' is for cloned voices; '{_shown(name)}' speaks its own", code="bad_option")
+        model = found.model_path or ""
+        return {"kind": found.kind, "name": name, "path": model if Path(model).is_file() else "", "speaker": speaker}
     if speaker:
-        raise ApiError(400, "'speaker' is for Piper voices; an enrolled voice has one speaker", code="bad_option")
-    return {"kind": "xtts", "name": name, "language": language}
+        raise ApiError(400, "'speaker' is for voices with several speakers; a cloned voice has one", code="bad_option")
+    return {"kind": found.kind, "name": name, "language": language}
 
 
 def _check_book(ctx: Any, source: Path) -> dict:

@@ -49,7 +49,8 @@ def fetch(url: str, dest: Path, size: Optional[int] = None, md5: Optional[str] =
                 with response:
                     # Without a size to check against, the server's own length is: a connection that
                     # drops early must not leave a short file that looks complete.
-                    size = size or _stream(response, part, url, have, size, progress)
+                    told = _stream(response, part, url, have, size, progress)
+                    size = size if size is not None else told
         _verify(part, url, size, md5)
     except OSError as err:  # the network's errors are Offline already: these are the disk's
         raise os_error(f"cannot save the download of {url} in {dest.parent}", err) from None

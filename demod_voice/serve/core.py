@@ -47,6 +47,8 @@ class ServeContext:
     """Their :class:`~demod_voice.engine.jobs.LoadSpec` (filled at start-up)."""
     in_flight: int = 0
     """HTTP requests being answered, probes aside (counted by :mod:`demod_voice.serve.http.guard`; a drain waits for them)."""
+    profile_cache: dict = field(default_factory=dict)
+    """Voice profiles read by this server, by file, with the (mtime, size) they were read at."""
     extras: dict = field(default_factory=dict)
     """Room for other front doors (Wyoming, web UI) to keep their own state."""
 

@@ -76,23 +76,20 @@ def profile_path(ctx: Any, name: str) -> Path:
     return ctx.profiles / f"{name}.npz"
 
 
-_PROFILES: dict[Path, tuple[tuple[int, int], Profile]] = {}
-
-
 def load_profile(ctx: Any, name: str) -> Optional[Profile]:
     """Profile ``name``, or ``None`` when there is none (cached until its file changes)."""
     path = profile_path(ctx, name)
     try:
         stat = path.stat()
     except FileNotFoundError:
-        _PROFILES.pop(path, None)
+        ctx.profile_cache.pop(path, None)
         return None
     stamp = (stat.st_mtime_ns, stat.st_size)
-    cached = _PROFILES.get(path)
+    cached = ctx.profile_cache.get(path)
     if cached and cached[0] == stamp:
         return cached[1]
     profile = read_profile(path)
-    _PROFILES[path] = (stamp, profile)
+    ctx.profile_cache[path] = (stamp, profile)
     return profile
 
 

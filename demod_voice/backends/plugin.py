@@ -207,6 +207,9 @@ class RequestSide:
     claim_priority: int = 0
     """Batch rows without a ``backend`` column are offered to :meth:`claims_row` of higher priorities first
     (equal ones in registry order): a converter's rows (with a ``source``) before a cloned voice's."""
+    catch_all: bool = False
+    """It answers every model name it is asked about (an error for names it does not know): model lookups
+    (``models download``, ``models path``) ask it after every other backend."""
     takes_text: bool = True
     """Its jobs speak a text (a batch row without one is refused); a converter's rows name a recording instead."""
     clones: bool = False

@@ -87,10 +87,15 @@ def _models_list(args: argparse.Namespace, config: Any, cache: Any) -> None:
             print(f"{model.kind:<6} {model.name:<40} {size:>9}  {model.path}")
 
 
+def _lookup_order() -> list:
+    """Request sides for a model name: a catch-all (Piper: any name may be a catalog voice) after the others."""
+    return sorted(registry.request_sides(), key=lambda side: side.catch_all)
+
+
 def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
     """The first backend (registry order) that knows the name downloads it."""
     scope = _scope(config, cache)
-    for side in registry.request_sides():
+    for side in _lookup_order():
         path = side.download(scope, args.name, show_progress(args))
         if path is not None:
             print(path)
@@ -106,7 +111,7 @@ def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:
     scope = _scope(config, cache)
-    for side in registry.request_sides():
+    for side in _lookup_order():
         path = side.model_path(scope, args.name)
         if path is not None:
             print(path)

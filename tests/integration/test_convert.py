@@ -156,6 +156,8 @@ def test_released_converter_downloads_into_the_cache(vc_model, sources, referenc
     with CatalogServer(hub) as server:
         server.cut_once["converter/checkpoint.pth"] = 1 << 20  # a dropped connection, once: the next run resumes
         env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "DEMOD_VOICE_CONVERT_URL": server.url + "converter/", **FAST}
+        missing = run_cli("models", "path", "openvoice_v2", env=env)  # the converter answers for its name, not Piper's catalog
+        assert missing.returncode != 0 and "models download openvoice_v2" in missing.stderr.decode(), missing.stderr.decode()
         first = run_cli("convert", str(sources["short.wav"]), "--reference", str(references["ref.wav"]), "-o", str(tmp_path / "a.wav"), env=env)
         assert first.returncode != 0 and not (tmp_path / "a.wav").exists()
         done = run_cli("convert", str(sources["short.wav"]), "--reference", str(references["ref.wav"]), "-o", str(tmp_path / "a.wav"), env=env)
@@ -167,6 +169,7 @@ def test_released_converter_downloads_into_the_cache(vc_model, sources, referenc
         assert run_cli("convert", str(sources["short.wav"]), "--reference", str(references["ref.wav"]), "-o", str(tmp_path / "b.wav"),
                        env=env).returncode == 0
         assert len(server.requests) == requests  # once in the cache, never fetched again
+        assert run_cli("models", "path", "openvoice_v2", env=env).stdout.decode().strip() == str(folder)
 
 
 # --- HTTP -------------------------------------------------------------------------------------

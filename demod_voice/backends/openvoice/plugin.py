@@ -61,7 +61,12 @@ class ConvertSide(RequestSide):
         return resolve_converter(dataclasses.replace(scope.config.convert, model_dir=None), scope.cache, progress)
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
-        return released_dir(scope.cache) if name in NAMES else None
+        if name not in NAMES:
+            return None
+        folder = released_dir(scope.cache)
+        if not all((folder / file).is_file() for file in MODEL_FILES):
+            raise InputError(f"{name} is not downloaded: run 'demod-voice models download {name}'")
+        return folder
 
     def checks(self, config: Config) -> list[Check]:
         """Whether a converter is there (the engine libraries are XTTS's, checked by its side)."""

@@ -58,6 +58,7 @@ class PiperSide(RequestSide):
     label = "Piper"
     url = "https://github.com/OHF-Voice/piper1-gpl"
     engine = "demod_voice.backends.piper.engine:PiperBackend"
+    catch_all = True  # any name may be a catalog voice
     row_models = True
     take_chars = 400
     """Piper speaks any length (one sentence at a time); takes stay sentence-sized so each can be checked and remade alone."""

@@ -17,7 +17,7 @@ from typing import Any, Optional
 OK, WARN, FAIL = "ok", "warn", "fail"
 EVERY = ("*",)
 """``needed_by`` of a check every backend needs (the interpreter, the config)."""
-PROBE_TIMEOUT = 60.0
+PROBE_TIMEOUT = 120.0
 
 
 @dataclass

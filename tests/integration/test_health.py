@@ -45,7 +45,7 @@ def test_text_report_has_a_line_per_check_and_a_verdict():
 def test_hidden_package_fails_its_backend_with_a_fix(tmp_path):
     env = shim(tmp_path, {"onnxruntime/__init__.py": "raise ImportError('onnxruntime hidden by the test')\n"})
     code, report, checks = health(env=env)
-    assert code == 0 and report["usable_backends"] == ["xtts"]
+    assert code == 0 and report["usable_backends"] == ["xtts", "openvoice"]
     assert checks["piper"]["status"] == "fail"
     assert "onnxruntime hidden by the test" in checks["piper"]["detail"]
     assert "pip install" in checks["piper"]["fix"]
@@ -103,7 +103,7 @@ def test_xtts_licence_state_is_reported(xtts_model):
 def test_onnxruntime_and_onnxruntime_gpu_together_are_flagged(tmp_path):
     env = shim(tmp_path, {"onnxruntime_gpu-1.23.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: onnxruntime-gpu\nVersion: 1.23.0\n"})
     code, report, checks = health(env=env)
-    assert code == 0 and report["usable_backends"] == ["xtts", "tinygrad"]
+    assert code == 0 and report["usable_backends"] == ["xtts", "tinygrad", "openvoice"]
     assert checks["onnxruntime build"]["status"] == "fail"
     assert "onnxruntime-gpu 1.23.0" in checks["onnxruntime build"]["detail"]
     assert "uninstall" in checks["onnxruntime build"]["fix"]

@@ -28,6 +28,8 @@ KNOWN_BAD = [
     ("transformers", "5.24", "coqui-tts", "breaks XTTS generation ('NoneType' object has no attribute 'get_seq_length')",
      "pip install transformers==5.23.0"),
 ]
+# Backends that run on coqui-tts and torch: XTTS, and the OpenVoice converter built from coqui's classes.
+COQUI_USERS = ("xtts", "openvoice")
 CUDA_ONLY_MARKERS = ("libnvrtc", "libcudart", "libcuda", "Could not load this library", "_torchaudio")
 
 
@@ -42,9 +44,9 @@ def check_known_bad() -> list[Check]:
     for package, bad, partner, why, fix in KNOWN_BAD:
         version, other = dist_version(package), dist_version(partner)
         if version and other and version.startswith(bad):
-            checks.append(Check(f"{package} version", FAIL, f"{package} {version} with {partner} {other} {why}", fix, ("xtts",)))
+            checks.append(Check(f"{package} version", FAIL, f"{package} {version} with {partner} {other} {why}", fix, COQUI_USERS))
         elif version:
-            checks.append(Check(f"{package} version", OK, f"{package} {version}", needed_by=("xtts",)))
+            checks.append(Check(f"{package} version", OK, f"{package} {version}", needed_by=COQUI_USERS))
     return checks
 
 
@@ -55,9 +57,9 @@ def check_xtts(device: str, model_dir: Optional[str], cache: Path, accepted: boo
         if any(marker in error for marker in CUDA_ONLY_MARKERS):
             error = f"a CUDA-only build next to CPU torch: {error}"
             fix = "python -m demod_voice.fixups torchaudio-cpu (torchaudio), or pip install torchcodec==0.13.0 (torchcodec)"
-        return [Check("xtts", FAIL, f"cannot import coqui-tts/torch/torchaudio/torchcodec: {error}", fix, ("xtts",))]
+        return [Check("xtts", FAIL, f"cannot import coqui-tts/torch/torchaudio/torchcodec: {error}", fix, COQUI_USERS)]
     build = f"CUDA {result['cuda_build']}" if result["cuda_build"] else "CPU-only"
-    checks = [Check("xtts", OK, f"coqui-tts {result['coqui']}, torch {result['torch']} ({build})", needed_by=("xtts",))]
+    checks = [Check("xtts", OK, f"coqui-tts {result['coqui']}, torch {result['torch']} ({build})", needed_by=COQUI_USERS)]
     devices = ", ".join(result["devices"]) or "none"
     status = WARN if device == "gpu" and not result["cuda"] else OK
     checks.append(Check("xtts --gpu", status, f"CUDA devices: {devices}; --gpu would run on {'CUDA' if result['cuda'] else 'CPU'}",

@@ -21,6 +21,7 @@ from typing import Any
 from demod_voice.book.read import Book, Chapter, EpubLimits, Skipped, read_book
 from demod_voice.errors import InputError
 from demod_voice.paths import write_text_atomic
+from demod_voice.sandbox import confine
 from demod_voice.speech_text.prepare import text_problem
 
 MEMORY_LIMIT = 1 << 30
@@ -67,22 +68,9 @@ def load_read(path: Path) -> Book:
     return Book(data["title"], data.get("author", ""), data.get("language", ""), cover, data.get("cover_type", ""), chapters, skipped)
 
 
-def _limit() -> None:
-    import ctypes
-    import resource
-    import signal
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
-    try:  # PR_SET_PDEATHSIG: a reader never outlives a killed server
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 def _child() -> None:
     """In the child: read ``argv[1]``, save it at ``argv[2]``; print one JSON line (``{}`` or ``{"error": ...}``)."""
-    _limit()  # here, not in preexec_fn: the server has threads, and fork-then-run-Python is unsafe there
+    confine(MEMORY_LIMIT, CPU_SECONDS)
     source, target = Path(sys.argv[1]), Path(sys.argv[2])
     members, member_bytes, total_bytes, max_chars = (int(value) for value in sys.argv[3:7])
     try:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from demod_voice.sandbox import confine
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.limits import check_content_length, upload_limit
 
@@ -75,22 +76,9 @@ def _without_paths(message: str, *paths: Path) -> str:
     return message
 
 
-def _limits() -> None:
-    import ctypes
-    import resource
-    import signal
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
-    try:  # PR_SET_PDEATHSIG: a decoder never outlives a killed server
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 def _child() -> None:
     """In the child: decode ``argv[1]`` to a WAV at ``argv[2]``, at most ``argv[3]`` seconds; print one JSON line."""
-    _limits()  # here, not in preexec_fn: the server has threads, and fork-then-run-Python is unsafe there
+    confine(MEMORY_LIMIT, CPU_SECONDS)
     source, target, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     try:
         seconds = _decode(source, target, max_seconds)

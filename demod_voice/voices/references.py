@@ -56,7 +56,8 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
     path = Path(path_text).expanduser().absolute()
     if not path.is_file():
         raise InputError(f"reference audio {path} not found; check the path (or give a saved voice with --voice)")
-    seconds, audio = _read_start(path, max_seconds)
+    seconds, audio, _ = read_start(path, max_seconds, "reference",
+                                   "(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {name} ref.wav")
     if len(audio) == 0:
         raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
     if seconds < MIN_SECONDS:
@@ -64,23 +65,27 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
     return Reference(str(path), _sha256(path), seconds), _judge(path, audio, seconds)
 
 
-def _read_start(path: Path, max_seconds: float) -> tuple[float, Any]:
-    """(duration in seconds, the first CHECK_SECONDS as a float32 array of shape (frames, channels))."""
+def read_start(path: Path, max_seconds: float, what: str, cut_hint: str) -> tuple[float, Any, int]:
+    """(duration in seconds, the first CHECK_SECONDS as a float32 array of shape (frames, channels), sample rate).
+
+    A file longer than ``max_seconds`` (by its header) is refused before any of it is decoded; ``what``
+    names it in messages ("reference", "source"), ``cut_hint`` (``{name}``, ``{max}``) says how to shorten it.
+    """
     import soundfile
 
     try:
         info = soundfile.info(str(path))
         seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
         if seconds > max_seconds:
-            raise InputError(f"reference {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
-                             f"(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {path.name} ref.wav")
+            raise InputError(f"{what} {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
+                             + cut_hint.format(name=path.name, max=f"{max_seconds:.0f}"))
         frames = int(CHECK_SECONDS * info.samplerate) if info.samplerate else -1
         audio, rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
-        raise InputError(f"reference {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
+        raise InputError(f"{what} {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
     if not seconds:
         seconds = len(audio) / rate if rate else 0.0
-    return seconds, audio
+    return seconds, audio, rate
 
 
 def _judge(path: Path, audio: Any, seconds: float) -> list[str]:

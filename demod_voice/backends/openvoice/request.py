@@ -21,7 +21,7 @@ from demod_voice.errors import InputError
 from demod_voice.models.download import Offline, fetch
 from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import MAX_SECONDS as MAX_REFERENCE_SECONDS
-from demod_voice.voices.references import Reference, check_references
+from demod_voice.voices.references import Reference, check_references, read_start
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ MODEL_FILES = ("config.json", "checkpoint.pth")
 MIN_SOURCE_SECONDS = 0.1
 SILENT_PEAK = 1e-3
 CLIPPED_SHARE = 0.01
-CHECK_SECONDS = 60.0
-"""Seconds of a source decoded to judge its level and clipping."""
 
 
 @dataclass(frozen=True)
@@ -109,21 +107,12 @@ def reference_target(paths: tuple[str, ...], max_seconds: float = MAX_REFERENCE_
 def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     """(absolute path, warnings) for a source recording; unusable audio raises :class:`InputError` in one line."""
     import numpy as np
-    import soundfile
 
     path = Path(path_text).expanduser().absolute()
     if not path.is_file():
         raise InputError(f"source audio {path} not found; check the path")
-    try:
-        info = soundfile.info(str(path))
-        seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
-        if seconds > max_seconds:
-            raise InputError(f"source {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
-                             f"(convert.max_source_seconds); cut it, e.g. ffmpeg -t {max_seconds:.0f} -i {path.name} part.wav")
-        audio, rate = soundfile.read(str(path), frames=int(CHECK_SECONDS * info.samplerate), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
-        raise InputError(f"source {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
-    seconds = seconds or (len(audio) / rate if rate else 0.0)
+    seconds, audio, rate = read_start(path, max_seconds, "source",
+                                      "(convert.max_source_seconds); cut it, e.g. ffmpeg -t {max} -i {name} part.wav")
     if len(audio) == 0 or seconds < MIN_SOURCE_SECONDS:
         raise InputError(f"source {path.name} holds no audio to convert ({seconds:.2f} s)")
     peak = float(np.abs(audio.mean(axis=1)).max())

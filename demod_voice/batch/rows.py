@@ -15,11 +15,15 @@ is refused by the other with the same words, and a row that passes is never refu
 - remote rows may name a ``reference`` only among the files uploaded with them (cloning: the
   ``enroll`` scope, see :func:`clones`), a ``voice`` only among enrolled profiles, a ``model`` only
   among the Piper voices the server offers.
+- ``source`` (a conversion row: that recording re-spoken in the ``reference``'s or ``voice``'s voice,
+  no ``text``): a remote row names one of the source recordings uploaded with it, never a path on the
+  server; converting clones a voice, so it needs the ``enroll`` scope too.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +37,8 @@ from demod_voice.voices.profiles import NAME
 
 COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 """The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``)."""
-OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice")
-"""The columns a checked remote CSV is written with (no ``source``: a remote row cannot name a server file)."""
+OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
+"""The columns a checked remote CSV is written with (``reference`` and ``source`` name only files uploaded with the job)."""
 MAX_PROBLEMS_SHOWN = 5
 
 
@@ -123,8 +127,9 @@ def output_name(value: str, remote: bool) -> str:
 
 
 def clones(values: Mapping[str, str]) -> bool:
-    """Whether a row clones a voice from recordings (``reference``): that needs the ``enroll`` scope."""
-    return bool((values.get("reference") or "").strip())
+    """Whether a row clones a voice from recordings (``reference``) or converts a recording into a voice (``source``,
+    as ``POST /v1/audio/conversions`` does): both need the ``enroll`` scope."""
+    return bool((values.get("reference") or "").strip() or (values.get("source") or "").strip())
 
 
 @dataclass(frozen=True)
@@ -141,12 +146,28 @@ class RemoteRules:
     """The path of a Piper voice the server offers (:class:`InputError` for one it does not)."""
     default_model: Optional[str] = None
     """The job's Piper voice for rows without a ``model`` (already a path)."""
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Uploaded source recordings for conversion rows: the name a row gives -> the path the job keeps it at."""
 
 
 def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
     """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
     row = {key: values.get(key, "") for key in OUTPUT_COLUMNS}
+    if row["source"]:
+        return _conversion_row(row, rules)
     row["text"] = row_text(row["text"], rules.max_input_chars)
+    _check_names(row, rules)
+    if row["model"]:
+        if row["reference"] or row["voice"] or not _takes_model_files(row["backend"]):
+            raise InputError("the model column is for Piper voices here; XTTS rows use the server's XTTS model")
+        row["model"] = rules.piper_path(row["model"])
+    elif not (row["reference"] or row["voice"]) and rules.default_model is None:
+        raise InputError("a Piper row needs a voice: fill the 'model' column or send the form field 'model'")
+    return row
+
+
+def _check_names(row: dict[str, str], rules: RemoteRules) -> None:
+    """The output, references and voice of ``row`` checked against the job; references rewritten to the job's files."""
     row["output"] = output_name(row["output"], remote=True).replace("\\", "/")
     if row["reference"]:
         names = [n.strip() for n in row["reference"].split("|") if n.strip()]
@@ -156,12 +177,28 @@ def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str,
         row["reference"] = "|".join(rules.references[n] for n in names)
     if row["voice"] and (not NAME.fullmatch(row["voice"]) or not rules.voice_exists(row["voice"])):
         raise InputError(f"there is no enrolled voice '{row['voice'][:80]}'")
+
+
+def _conversion_row(row: dict[str, str], rules: RemoteRules) -> dict[str, str]:
+    """A remote conversion row: its ``source`` one of the recordings uploaded with the job (never a server path), no
+    text, and a target voice (``reference`` or ``voice``)."""
+    name = row["source"]
+    if name not in rules.sources:
+        raise InputError(f"source '{name[:80]}' was not uploaded with the batch (send the recording as a 'sources' file and "
+                         "give its file name in the source column)")
+    if row["text"]:
+        raise InputError("a conversion row keeps its source's words: leave 'text' empty (or drop 'source' to speak the text)")
     if row["model"]:
-        if row["reference"] or row["voice"] or not _takes_model_files(row["backend"]):
-            raise InputError("the model column is for Piper voices here; XTTS rows use the server's XTTS model")
-        row["model"] = rules.piper_path(row["model"])
-    elif not (row["reference"] or row["voice"]) and rules.default_model is None:
-        raise InputError("a Piper row needs a voice: fill the 'model' column or send the form field 'model'")
+        raise InputError("a conversion row takes no 'model': say the voice to convert into with 'reference' or 'voice'")
+    backend = row["backend"].strip().lower()
+    side = registry.load().sides.get(backend) if backend else None
+    if backend and (side is None or not side.converts):
+        raise InputError(f"backend '{backend[:40]}' does not convert recordings; leave 'backend' empty in a conversion row")
+    _check_names(row, rules)
+    if bool(row["reference"]) == bool(row["voice"]):
+        raise InputError("a conversion row needs the voice to convert into: 'reference' (recordings uploaded with the batch) "
+                         "or 'voice' (an enrolled voice), one of the two")
+    row["source"] = rules.sources[name]
     return row
 
 

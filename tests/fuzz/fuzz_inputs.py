@@ -136,7 +136,7 @@ def fuzz_rows(data: bytes) -> None:
             raise InputError(f"no Piper voice {name!r}")
         return "/voices/voice.onnx"
 
-    rules = RemoteRules(200, {"me.wav": "refs/0.wav"}, lambda name: name == "bob", piper, None)
+    rules = RemoteRules(200, {"me.wav": "refs/0.wav"}, lambda name: name == "bob", piper, None, {"take.wav": "srcs/0.wav"})
     try:
         rows = read_rows(_file("remote.csv", data))
     except DemodVoiceError:
@@ -149,7 +149,8 @@ def fuzz_rows(data: bytes) -> None:
         output = PurePosixPath(checked["output"])
         if output.is_absolute() or ".." in output.parts or output.suffix.lower() not in FORMATS or "\x00" in checked["text"]:
             raise AssertionError(f"row {row.values!r} passed as {checked!r}")
-        if any(r and r != "refs/0.wav" for r in checked["reference"].split("|")) or checked["model"] not in ("", "/voices/voice.onnx"):
+        if (any(r and r != "refs/0.wav" for r in checked["reference"].split("|")) or checked["model"] not in ("", "/voices/voice.onnx")
+                or checked["source"] not in ("", "srcs/0.wav")):
             raise AssertionError(f"row {row.values!r} names something the job does not hold: {checked!r}")
         if checked["text"].strip() == "-" or len(checked["text"]) > 200:
             raise AssertionError(f"row {row.values!r} passed with the text {checked['text'][:40]!r}")
@@ -174,7 +175,8 @@ def _seeds(target: str) -> list[bytes]:
     if target == "confine":
         return [b"a/b.wav", b"../x.wav", b"@sub/x.wav", b"sub/up/link/x.wav"]
     if target == "rows":
-        return [b"text,output,reference\nHi.,a.wav,me.wav\n-,b.wav,\n", b"text,output,model,voice\nHi.,s/a.flac,voice,\nYo.,.,,bob\n"]
+        return [b"text,output,reference\nHi.,a.wav,me.wav\n-,b.wav,\n", b"text,output,model,voice\nHi.,s/a.flac,voice,\nYo.,.,,bob\n",
+                b"source,output,reference,voice\ntake.wav,c.wav,me.wav,\n/etc/x.wav,d.wav,,bob\n"]
     buffer = io.BytesIO()
     path = WORK / "seed.npz"
     write_profile(path, "seed", "model", ["ab" * 32], np.ones((1, 4, 8), np.float32), np.ones((1, 8, 1), np.float32))

@@ -280,3 +280,82 @@ def test_batch_rows_with_a_source(vc_model, sources, references, tmp_path):
     bad = run_cli("batch", str(sheet), "--output-dir", str(out), env=env_for(tmp_path, vc_model))
     message = bad.stderr.decode()
     assert bad.returncode == 3 and "leave 'text' empty" in message and "missing.wav" in message and "not found" in message
+
+
+def post_batch(server, sheet: str, files=(), key=ENROLL):
+    import httpx
+
+    parts = [("csv", ("rows.csv", sheet.encode())), *files]
+    return httpx.post(server.url + "/v1/batch", files=parts, timeout=300, headers={"Authorization": f"Bearer {key}"})
+
+
+def finished_job(server, job: str, key=ENROLL, timeout: float = 300) -> dict:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{server.url}/v1/batch/{job}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+        if state["state"] not in ("queued", "running", "interrupted"):
+            return state
+        time.sleep(0.5)
+    raise AssertionError(f"batch job {job} did not finish in {timeout} s: {server.log_text()[-3000:]}")
+
+
+def test_server_batch_conversion_rows(server, vc_model, sources, references, tmp_path):
+    """``POST /v1/batch`` with conversion rows: each row's ``source`` names a recording uploaded as a ``sources`` file
+    (never a server path), decoded like any upload; the rows' audio equals the command's conversion of the same source."""
+    import io
+    import zipfile
+
+    import httpx
+
+    auth = {"Authorization": f"Bearer {ENROLL}"}
+    reference = ("references", ("ref.wav", references["ref.wav"].read_bytes()))
+    takes = [("sources", ("take-1.wav", sources["short.wav"].read_bytes())), ("sources", ("take-2.wav", sources["long.wav"].read_bytes()))]
+    sheet = "source,reference,output\ntake-1.wav,ref.wav,one.wav\ntake-2.wav,ref.wav,sub/two.flac\n"
+    jobs = server.folder / "cache"
+    assert post_batch(server, sheet, [*takes, reference], key=SPEAK).status_code == 403  # converting needs the enroll scope
+    refused = post_batch(server, sheet, [reference], key=SPEAK)  # the rows alone (no upload) are refused for the scope too
+    assert refused.status_code == 403 and "'enroll'" in refused.json()["error"]["message"]
+
+    created = post_batch(server, sheet, [*takes, reference])
+    assert created.status_code == 202, created.text
+    job = created.json()["id"]
+    state = finished_job(server, job)
+    assert (state["state"], state["done"], state["failed"]) == ("done", 2, 0), (state, server.log_text()[-3000:])
+    result = httpx.get(f"{server.url}/v1/batch/{job}/result", headers=auth, timeout=60)
+    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+        made = {name: soundfile.read(io.BytesIO(archive.read(name)), dtype="float32") for name in ("one.wav", "sub/two.flac")}
+        report = archive.read("report.jsonl").decode()
+    assert str(server.folder) not in report and "srcs" not in report
+    for (name, (audio, rate)), source in zip(made.items(), ("short.wav", "long.wav"), strict=True):
+        cli = tmp_path / f"{source}.cli.wav"
+        assert run_cli("convert", str(sources[source]), "--reference", str(references["ref.wav"]), "-o", str(cli),
+                       env=env_for(tmp_path, vc_model)).returncode == 0
+        assert rate == RATE and len(audio) == len(converted(cli)), name
+        assert np.abs(audio - converted(cli)).max() <= 2 / 32768, name  # the same conversion as the command's
+
+    folder = next(path for path in jobs.rglob(job) if path.is_dir())
+    assert (folder / "srcs").is_dir()
+    assert httpx.delete(f"{server.url}/v1/batch/{job}", headers=auth, timeout=60).json()["deleted"]
+    assert not folder.exists()
+
+    cases = [
+        ("source,reference,output\n/etc/passwd,ref.wav,a.wav\n", [reference], "'/etc/passwd' was not uploaded"),  # a server path
+        ("source,reference,output\nsrcs/0.wav,ref.wav,a.wav\n", [*takes, reference], "'srcs/0.wav' was not uploaded"),  # the job's own name
+        ("source,reference,output\nnot-sent.wav,ref.wav,a.wav\n", [*takes, reference], "'not-sent.wav' was not uploaded"),
+        ("source,text,reference,output\ntake-1.wav,Hello,ref.wav,a.wav\n", [*takes, reference], "leave 'text' empty"),
+        ("source,output\ntake-1.wav,a.wav\n", takes, "'reference'"),
+        ("source,reference,output\nref.wav,ref.wav,a.wav\n", [reference], "'ref.wav' was not uploaded"),  # a reference is no source
+    ]
+    for sheet, files, words in cases:
+        answer = post_batch(server, sheet, files)
+        assert answer.status_code == 400, (sheet, answer.text)
+        message = answer.json()["error"]["message"]
+        assert words in message and "\n" not in message and str(server.folder) not in message, message
+    bad_upload = post_batch(server, "source,reference,output\nx.wav,ref.wav,a.wav\n", [("sources", ("x.wav", b"RIFF" + bytes(3000))), reference])
+    assert bad_upload.status_code == 400 and "x.wav" in bad_upload.json()["error"]["message"]
+    assert str(server.folder) not in bad_upload.text
+    assert not [path for path in jobs.rglob("*") if path.parent.name == "batch"]  # nothing left of refused or deleted jobs

@@ -1,4 +1,4 @@
-"""Batch as a job API: ``POST /v1/batch`` (a CSV and its reference recordings) -> a job id;
+"""Batch as a job API: ``POST /v1/batch`` (a CSV, its reference recordings and its source recordings) -> a job id;
 ``GET /v1/batch/{id}`` progress, ``/events`` the same as a server-sent event stream,
 ``/result`` a zip of the outputs and the report, ``DELETE /v1/batch/{id}`` stops the job and
 deletes it with its files.
@@ -6,7 +6,10 @@ deletes it with its files.
 The CSV is the ``batch`` command's format, checked row by row against the policy for remote rows
 (:mod:`demod_voice.batch.rows`): nothing in it may reach outside the job, each row's text is at
 most ``serve.limits.max_input_chars``, and rows that clone a voice from uploaded recordings need
-the ``enroll`` scope. A job belongs to the key that made it: another key gets 404 for it. How jobs
+the ``enroll`` scope. Conversion rows (a ``source`` column, no text) name a recording uploaded as
+a ``sources`` file, never a server path; like ``POST /v1/audio/conversions`` they need the ``enroll``
+scope, and their uploads get what references get: the upload size limit, decoding in a confined
+child process, ``serve.limits.max_reference_seconds`` per file. A job belongs to the key that made it: another key gets 404 for it. How jobs
 are kept, bounded and run: :mod:`demod_voice.serve.http.batch_jobs`.
 """
 
@@ -55,6 +58,9 @@ FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 """An uploaded reference's name as rows give it (``fullmatch``)."""
 FILE_NAME_RULE = "letters, digits, '_', '.', '-'; no folders"
 REFERENCE_FIELDS = ("references", "reference", "files")
+SOURCE_FIELDS = ("sources", "sources[]")
+MAX_FILES = 64
+"""Reference and source files one job may upload, together."""
 
 __all__ = ["JOB_ID", "check_rows", "remote_rules", "resume_jobs", "router", "stop_jobs"]
 
@@ -64,24 +70,27 @@ __all__ = ["JOB_ID", "check_rows", "remote_rules", "resume_jobs", "router", "sto
 
 @router.post("/v1/batch", status_code=202)
 async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
-    """Multipart: ``csv`` (the batch file), ``references`` (files the CSV names), optional ``model`` (default Piper voice)."""
+    """Multipart: ``csv`` (the batch file), ``references`` and ``sources`` (files the CSV names), optional ``model`` (default
+    Piper voice)."""
     await asyncio.to_thread(expire_jobs, ctx)
     folder = job_store.reserve(ctx, BATCH, caller.owner)  # the cap, and this job's place under it, before any await
     job_id = folder.name
     try:
-        form = await read_form(request, ctx.settings.limits, max_files=64)
+        form = await read_form(request, ctx.settings.limits, max_files=MAX_FILES + 1)
         sheet = form.get("csv") or form.get("file")
         if not hasattr(sheet, "read"):
             raise ApiError(400, "send the batch file as the multipart field 'csv'", code="missing_file")
         uploads = [item for field in REFERENCE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
-        if uploads and not caller.may("enroll"):
+        source_uploads = [item for field in SOURCE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
+        if (uploads or source_uploads) and not caller.may("enroll"):
             raise _needs_enroll()
-        (folder / "refs").mkdir()
-        (folder / "out").mkdir()
+        for name in ("refs", "srcs", "out"):
+            (folder / name).mkdir()
         text = await _read_csv(ctx, sheet, folder)
         model = _piper_path(ctx, str(form.get("model") or "")) if form.get("model") else None
         refs = await _save_references(ctx, uploads, folder)
-        total = await asyncio.to_thread(_check_and_write, ctx, text, refs, folder, model, caller)
+        sources = await _save_references(ctx, source_uploads, folder, "srcs", "source")
+        total = await asyncio.to_thread(_check_and_write, ctx, text, refs, folder, model, caller, sources)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -166,23 +175,27 @@ def _client_report(folder: Path) -> str:
 
 
 def _needs_enroll() -> ApiError:
-    return ApiError(403, "cloning a voice from reference recordings needs a key with the 'enroll' scope; use enrolled voices "
-                         "(the 'voice' column) or Piper voices with this key", "permission_error", "needs_enroll")
+    return ApiError(403, "cloning a voice from reference recordings or converting source recordings needs a key with the 'enroll' "
+                         "scope; use enrolled voices (the 'voice' column) or Piper voices with this key", "permission_error",
+                    "needs_enroll")
 
 
-async def _save_references(ctx: Any, uploads: list, folder: Path) -> dict[str, str]:
-    """Uploaded references, decoded to WAV under our own names; base name as the CSV gives it -> path relative to the CSV."""
-    refs: dict[str, str] = {}
+async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "refs", kind: str = "reference") -> dict[str, str]:
+    """Uploaded recordings (``kind``), decoded to WAV in a confined child under our own names in ``folder/sub``; the base
+    name as the CSV gives it -> the path relative to the CSV."""
+    saved_names: dict[str, str] = {}
     for index, upload in enumerate(uploads):
         name = str(upload.filename or "")
         if not _plain_name(name):
-            raise ApiError(400, f"reference file name '{_shown(name)}' is not a plain file name ({FILE_NAME_RULE})", code="bad_file_name")
-        saved = await save_upload(upload, folder / "refs", ctx.settings.limits)
-        wav = folder / "refs" / f"{index}.wav"
+            raise ApiError(400, f"{kind} file name '{_shown(name)}' is not a plain file name ({FILE_NAME_RULE})", code="bad_file_name")
+        if kind == "source" and name in saved_names:
+            raise ApiError(400, f"two source files are named '{name}'; give each recording its own name", code="bad_file_name")
+        saved = await save_upload(upload, folder / sub, ctx.settings.limits)
+        wav = folder / sub / f"{index}.wav"
         await asyncio.to_thread(decode_reference, saved, wav, ctx.settings.limits.max_reference_seconds, name)
         saved.unlink()
-        refs[name] = f"refs/{index}.wav"
-    return refs
+        saved_names[name] = f"{sub}/{index}.wav"
+    return saved_names
 
 
 def _plain_name(name: str) -> bool:
@@ -206,7 +219,7 @@ def _piper_path(ctx: Any, name: str) -> str:
     return str(voices[name])
 
 
-def remote_rules(ctx: Any, references: dict[str, str], model: Optional[str]) -> RemoteRules:
+def remote_rules(ctx: Any, references: dict[str, str], model: Optional[str], sources: Optional[dict[str, str]] = None) -> RemoteRules:
     """What rows sent to this server may name (for the batch API and the web page alike)."""
 
     def piper(name: str) -> str:
@@ -215,10 +228,12 @@ def remote_rules(ctx: Any, references: dict[str, str], model: Optional[str]) -> 
         except ApiError as err:
             raise InputError(str(err)) from None
 
-    return RemoteRules(ctx.settings.limits.max_input_chars, references, lambda name: load_profile(ctx, name) is not None, piper, model)
+    return RemoteRules(ctx.settings.limits.max_input_chars, references, lambda name: load_profile(ctx, name) is not None, piper, model,
+                       sources or {})
 
 
-def check_rows(ctx: Any, rows: list, references: dict[str, str], model: Optional[str], caller: Any) -> str:
+def check_rows(ctx: Any, rows: list, references: dict[str, str], model: Optional[str], caller: Any,
+               sources: Optional[dict[str, str]] = None) -> str:
     """Rows from a client checked against this server's policy: the CSV its job runs; :class:`ApiError` (400/403/413)."""
     limit = ctx.settings.limits.max_batch_rows
     if not rows:
@@ -228,12 +243,13 @@ def check_rows(ctx: Any, rows: list, references: dict[str, str], model: Optional
     if any(clones(row.values) for row in rows) and not caller.may("enroll"):
         raise _needs_enroll()
     try:
-        return check_remote_rows(rows, remote_rules(ctx, references, model))
+        return check_remote_rows(rows, remote_rules(ctx, references, model, sources))
     except InputError as err:
         raise ApiError(400, str(err), code="bad_rows") from None
 
 
-def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, model: Optional[str], caller: Any) -> int:
+def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, model: Optional[str], caller: Any,
+                     sources: dict[str, str]) -> int:
     """Every row checked against what this job may use; the rewritten CSV saved as ``input.csv``; rows counted."""
     from demod_voice.batch import read_rows
 
@@ -245,7 +261,7 @@ def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, mo
         raise ApiError(400, str(err).replace(str(raw), "the batch file"), code="bad_csv") from None
     finally:
         raw.unlink()
-    (folder / "input.csv").write_text(check_rows(ctx, rows, refs, model, caller), encoding="utf-8")
+    (folder / "input.csv").write_text(check_rows(ctx, rows, refs, model, caller, sources), encoding="utf-8")
     return len(rows)
 
 

@@ -1,7 +1,8 @@
 """The server's batch jobs on disk and while they run: owned by a key, bounded, deletable, expiring.
 
 A job is a folder ``<data_dir>/batch/<id>/`` holding ``job.json`` (its state and its owner),
-``input.csv`` (the checked rows), ``refs/`` (decoded references), ``out/`` (the audio) and
+``input.csv`` (the checked rows), ``refs/`` (decoded references), ``srcs/`` (decoded source recordings of
+conversion rows), ``out/`` (the audio) and
 ``report.jsonl``. It runs in a thread as a client of the server's engine (batch priority), within
 a budget: ``serve.limits.max_batch_output_mb`` of audio (counted as 16-bit samples while they are
 written, so a row is stopped mid-way, not after a 375 MB file exists) and

@@ -18,6 +18,7 @@ from typing import Any
 
 from demod_voice.book import captions, master, mux
 from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress
+from demod_voice.book.timings import Timings
 from demod_voice.errors import InputError, RuntimeFailure
 from demod_voice.paths import check_output_path, os_error, write_text_atomic
 
@@ -57,12 +58,14 @@ def _chapter(takes: list[Planned], settings: master.MasterSettings) -> tuple[Any
     return audio, rate, cues
 
 
-def _timed(takes: list[Planned], cues: list[master.Cue], verdicts: dict) -> list[master.Cue]:
-    """Cues with their words timed where the recogniser heard the take (``--verify``)."""
+def _timed(takes: list[Planned], cues: list[master.Cue], verdicts: dict, spoken: Timings) -> list[master.Cue]:
+    """Cues with their words timed: by the voice's own timings where it gave them with the take (Piper's
+    durations: where it put each word, exact for what it made), else where the recogniser heard them (``--verify``)."""
     out = []
     for planned, cue in zip(takes, cues, strict=True):
         verdict = verdicts.get(planned.key)
-        words = captions.word_times(cue, verdict.words) if verdict is not None and verdict.words else ()
+        known = spoken.words(planned.key, planned.path) or (verdict.words if verdict is not None else ())
+        words = captions.word_times(cue, known) if known else ()
         out.append(dataclasses.replace(cue, words=words) if words else cue)
     return out
 
@@ -73,9 +76,10 @@ def finish(request: BookRequest, outcome: BookOutcome, folder: Path, progress: P
     settings = dataclasses.replace(request.master, headroom=mux.LOSSY_HEADROOM if lossy else 0.0)
     progress.say(f"mastering {len(outcome.plan)} chapter(s)")
     layout = []  # (length in samples, rate, cues) per chapter
+    spoken = Timings(folder)
     for takes in outcome.plan:
         audio, rate, cues = _chapter(takes, settings)
-        layout.append((len(audio), rate, _timed(takes, cues, outcome.verdicts)))
+        layout.append((len(audio), rate, _timed(takes, cues, outcome.verdicts, spoken)))
     rates = {rate for _, rate, _ in layout}
     if len(rates) != 1:
         raise RuntimeFailure("the takes hold different sample rates; delete the folder of takes and run again")

@@ -1,9 +1,11 @@
 """Captions for the finished audio: one cue per take (a sentence, or a few short ones), in SRT or WebVTT.
 
-Where a take was heard back by the recogniser (``--verify``), WebVTT cues also time each word
-(``<hh:mm:ss.mmm>`` before it, as karaoke-style players show them): the book's words are aligned
-with the recogniser's by their letters, and a word the recogniser heard differently takes its time
-from its neighbours. SRT has no word timing.
+Where the voice gave word timings with a take (Piper, from its durations: :mod:`.timings`) or the
+recogniser heard the take back (``--verify``), WebVTT cues also time each word (``<hh:mm:ss.mmm>``
+before it, as karaoke-style players show them), the voice's timings first: the book's words are
+aligned with the spoken (heard) ones by their letters; a stretch of the book's words said
+differently ("$3.50" spoken "three dollars fifty") starts where its spoken words start, and its
+other words take their time from their neighbours by length. SRT has no word timing.
 """
 
 from __future__ import annotations
@@ -103,12 +105,16 @@ def word_times(cue: Cue, heard: Sequence[tuple[float, float, str]]) -> tuple[tup
     ours = [_letters(token) for token in tokens]
     theirs = [_letters(word) for _, _, word in heard]
     starts: list = [None] * len(tokens)
-    matched = 0
+    matched, ours_at, theirs_at = 0, 0, 0
     for block in difflib.SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks():
+        if ours_at < block.a and theirs_at < block.b:
+            # Words said differently ("$3.50" said "three dollars fifty"): the first starts where the first of those was heard.
+            starts[ours_at] = heard[theirs_at][0] + cue.offset
         for i in range(block.size):
             if ours[block.a + i]:
                 starts[block.a + i] = heard[block.b + i][0] + cue.offset
                 matched += 1
+        ours_at, theirs_at = block.a + block.size, block.b + block.size
     if matched < MIN_MATCHED * len(tokens):
         return ()
     return tuple(zip(_fill(starts, [len(t) for t in tokens], cue.start, cue.end), tokens, strict=True))

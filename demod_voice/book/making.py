@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from demod_voice.book import verify
 from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress, work_dir
+from demod_voice.book.timings import Timings
 from demod_voice.book.voice import language_of
 from demod_voice.config import cache_root
 from demod_voice.engine.handles import JobResult
@@ -42,19 +43,24 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
     titles = _titles(outcome)
     progress.start(stage, sum(len(p.take.text) for p in todo.values()))
     by_output = {p.job.output: p for p in todo.values()}
+    timings = Timings(work_dir(request))
 
     def finished(result: JobResult) -> None:
         planned = by_output[result.job.output]
         progress.advance(len(planned.take.text), titles[planned.take.chapter])
         if result.ok:
             manifest.record(result.job, planned.key)
+            timings.record(planned.key, planned.path, result.value)  # the voice's own word timings, where it gave them
             outcome.made += 1
             return
         if isinstance(result.error, OutputFull):
             raise OutputFull(f"{result.job.describe()}: {result.error}")
         outcome.failed.append(f"{result.job.describe()}: {result.error}")
 
-    engine.run([p.job for p in todo.values()], on_result=finished)
+    try:
+        engine.run([p.job for p in todo.values()], on_result=finished)
+    finally:
+        timings.close()
 
 
 def _titles(outcome: BookOutcome) -> dict[int, str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -20,10 +18,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.backends.whisper import request as whisper
+from demod_voice.book.ledger import JsonLines
 from demod_voice.book.master import speech_bounds
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import RuntimeFailure
-from demod_voice.paths import os_error
 
 MIN_CHARS_PER_SECOND = 4.0
 """Slower than this (speech seconds per character of text): too long for its text."""
@@ -110,25 +108,16 @@ LEDGER = "verified.jsonl"
 
 
 class Ledger:
-    """Verdicts by take, appended one line per write (a torn last line is dropped on reading).
-    A verdict holds for the take file of the size it was heard at; a remade take is heard again."""
+    """Verdicts by take (:class:`~demod_voice.book.ledger.JsonLines`). A verdict holds for the take file of the
+    size it was heard at; a remade take is heard again."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / LEDGER
+        self.lines = JsonLines(folder, LEDGER)
+        self.path = self.lines.path
         self.entries: dict[str, dict] = {}
-        try:
-            data = self.path.read_bytes() if self.path.is_file() else b""
-        except OSError as err:
-            raise os_error(f"cannot read {self.path}", err) from None
-        complete, _, torn = data.rpartition(b"\n")
-        if torn:
-            with contextlib.suppress(OSError):
-                os.truncate(self.path, len(complete) + 1 if complete else 0)
-        for line in complete.decode("utf-8", "replace").splitlines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                entry = json.loads(line)
+        for entry in self.lines.read:
+            if isinstance(entry.get("key"), str):
                 self.entries[entry["key"]] = entry
-        self._handle: Any = None
 
     def verdict(self, key: str, path: Path) -> Optional[Verdict]:
         """The verdict on the take file at ``path`` as it is now; ``None`` if it was never heard."""
@@ -139,26 +128,19 @@ class Ledger:
             return None
         if not entry or entry.get("size") != size:
             return None
-        words = tuple((float(w[0]), float(w[1]), str(w[2])) for w in entry.get("words") or () if len(w) == 3)
-        return Verdict(entry["wer"], entry["heard"], entry["seconds"], entry.get("problem", ""), words)
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            words = tuple((float(w[0]), float(w[1]), str(w[2])) for w in entry.get("words") or () if len(w) == 3)
+            return Verdict(entry["wer"], entry["heard"], entry["seconds"], entry.get("problem", ""), words)
+        return None
 
     def record(self, key: str, path: Path, verdict: Verdict) -> None:
         entry = {"key": key, "size": path.stat().st_size, "wer": verdict.wer, "heard": verdict.heard,
                  "seconds": verdict.seconds, "problem": verdict.problem, "words": [list(w) for w in verdict.words]}
-        try:
-            if self._handle is None:
-                self._handle = open(self.path, "a", encoding="utf-8")  # closed in close()
-            self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-        except OSError as err:
-            raise os_error(f"cannot record a verdict in {self.path}", err) from None
+        self.lines.append(entry, "a verdict")
         self.entries[key] = entry
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        self.lines.close()
 
 
 HEAR_TOGETHER = 16

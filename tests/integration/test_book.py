@@ -178,9 +178,12 @@ def test_word_times_follow_the_recogniser_and_fill_what_it_heard_differently():
     heard = [(0.1, 0.3, "It"), (0.35, 0.6, "cost"), (0.65, 1.2, "three dollars fifty"), (1.3, 1.5, "she"), (1.55, 2.0, "said.")]
     timed = captions.word_times(cue, heard)
     assert [word for _, word in timed] == cue.text.split()
-    # "$3.50," (heard as words) follows "cost" by the share of the gap that "cost" takes in letters (4 of 4 + 6)
-    assert [round(at, 3) for at, _ in timed] == [10.0, 10.25, round(10.25 + (11.2 - 10.25) * 4 / 10, 3), 11.2, 11.45]
-    rendered = captions.render([captions.Cue(0, 10.0, 12.0, cue.text, words=timed)], "vtt")
+    # "$3.50," heard as other words starts where they were heard
+    assert [round(at, 3) for at, _ in timed] == [10.0, 10.25, 10.55, 11.2, 11.45]
+    # not heard at all: it follows "cost" by the share of the gap that "cost" takes in letters (4 of 4 + 6)
+    dropped = captions.word_times(cue, heard[:2] + heard[3:])
+    assert [round(at, 3) for at, _ in dropped] == [10.0, 10.25, round(10.25 + (11.2 - 10.25) * 4 / 10, 3), 11.2, 11.45]
+    rendered = captions.render([captions.Cue(0, 10.0, 12.0, cue.text, words=dropped)], "vtt")
     assert "It <00:00:10.250>cost <00:00:10.630>$3.50, <00:00:11.200>she <00:00:11.450>said." in rendered
     assert captions.parse(rendered) == [(10.0, 12.0, cue.text)]
     assert captions.word_times(cue, [(0.1, 0.5, "something"), (0.6, 1.0, "else")]) == ()  # garbled: no word times

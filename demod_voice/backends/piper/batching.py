@@ -142,9 +142,10 @@ class BatchSession:
         audio = self.batch([list(ids)], feeds["scales"], None if sid is None else int(sid.reshape(-1)[0]))[0]
         return [audio.reshape(1, 1, 1, -1)]
 
-    def batch(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> list[Any]:
-        """One front run for ``ids`` (one list per sentence); each sentence's raw audio, trimmed to its length."""
-        values, frames = self._front(ids, scales, speaker)
+    def batch(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int], durations: Optional[list] = None) -> list[Any]:
+        """One front run for ``ids`` (one list per sentence); each sentence's raw audio, trimmed to its length.
+        ``durations``, when given, gets each sentence's frames per phoneme id appended (word timings, :mod:`.timing`)."""
+        values, frames = self._front(ids, scales, speaker, durations)
         if self.decoder is None:
             return _trimmed(values[self.wanted[0]].reshape(len(ids), -1), frames)
         if self.flow is not None:  # the flow masks its padding: batched, each item gets what it gets alone
@@ -155,14 +156,15 @@ class BatchSession:
     def _audio(self) -> str:
         return self.decoder.get_outputs()[0].name
 
-    def stream(self, ids: Sequence[int], scales: Any, speaker: Optional[int], first: int, most: int) -> Iterator[Any]:
+    def stream(self, ids: Sequence[int], scales: Any, speaker: Optional[int], first: int, most: int,
+               durations: Optional[list] = None) -> Iterator[Any]:
         """One sentence's raw audio in pieces, as soon as each is made: the front once, then the
         decoder (and the flow, when it is cut off) over windows of frames, the first ``first``
         frames long, each next one twice the last up to ``most``. Each window reads
         :attr:`context` frames beyond each side (the flow :attr:`flow_context` more) and keeps
         its middle, which equals the whole sentence's audio there; joined, the pieces are what
-        :meth:`batch` gives (to float rounding)."""
-        values, frames = self._front([ids], scales, speaker)
+        :meth:`batch` gives (to float rounding). ``durations`` as for :meth:`batch`, filled before the first window."""
+        values, frames = self._front([ids], scales, speaker, durations)
         item = self._item(values, frames, 0)
         count = int(frames[0])
         if not self.context or count <= first:
@@ -191,8 +193,10 @@ class BatchSession:
             raise RuntimeError(f"the decoder gave {len(audio)} samples for {high - low} frames, not {self.hop} each")
         return audio
 
-    def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int]) -> tuple[dict[str, Any], Any]:
-        """The front's outputs by name for ``ids`` padded into one batch, and each sentence's frame count."""
+    def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int],
+               durations: Optional[list] = None) -> tuple[dict[str, Any], Any]:
+        """The front's outputs by name for ``ids`` padded into one batch, and each sentence's frame count
+        (each sentence's frames per id appended to ``durations`` when given)."""
         import numpy as np
 
         count = len(ids)
@@ -204,7 +208,10 @@ class BatchSession:
             feeds["sid"] = np.full(count, speaker, dtype=np.int64)
         values = dict(zip(self.wanted, self.front.run(self.wanted, feeds), strict=True))
         widths = values.pop(self.durations)
-        frames = np.maximum(widths.reshape(count, -1).sum(axis=1), 1).astype(np.int64)
+        widths = widths.reshape(count, -1)
+        frames = np.maximum(widths.sum(axis=1), 1).astype(np.int64)
+        if durations is not None:
+            durations.extend(widths[row, : len(item)].copy() for row, item in enumerate(ids))
         return values, frames
 
     @staticmethod

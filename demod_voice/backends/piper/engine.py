@@ -18,19 +18,21 @@ stream whatever the worker made before.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.backends.piper import timing
 from demod_voice.backends.piper.batching import release_memory
 from demod_voice.backends.piper.request import PiperOptions, read_voice_config
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
 from demod_voice.speech_text.perform import perform
 from demod_voice.speech_text.script import Speak
@@ -43,6 +45,8 @@ MOST_WINDOW = 3.0
 """Seconds of audio in a streamed sentence's largest decoder window (also bounds the decoder's memory)."""
 WARM_UP = "Hello, this is a short sentence to warm the voice up."
 """Spoken once at load: the first request does not pay onnxruntime's first run, and streams get the voice's level."""
+WORD_PHONEMES = 20_000
+"""Words whose phonemes (for word timings) are kept; the cache is emptied when it grows past this."""
 
 
 class PiperBackend(Backend):
@@ -55,6 +59,7 @@ class PiperBackend(Backend):
         """The :class:`~demod_voice.backends.piper.batching.BatchSession` of the voice; ``None``: one sentence at a time."""
         self.level = 0.0
         """Raw peak of the warm-up sentence: what a streamed sentence is scaled by (0: unknown)."""
+        self._word_phonemes: dict[str, str] = {}
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         try:
@@ -151,10 +156,15 @@ class PiperBackend(Backend):
                 yield with_pauses(([AudioChunk(a, rate)] for a in self.sentences(job.text, syn)), opts.sentence_silence, rate)
             return
         texts = [self.phoneme_ids(job.text) for job in jobs]
-        spoken = self.batched([ids for text in texts for ids in text], syn, opts.batch_size, first_alone=len(jobs) == 1)
-        for text in texts:
-            sentences = ([AudioChunk(audio, rate)] for audio in itertools.islice(spoken, len(text)))
-            yield with_pauses(sentences, opts.sentence_silence, rate)
+        widths: dict[int, Any] = {}
+        spoken = self.batched([ids for text in texts for ids in text], syn, opts.batch_size, first_alone=len(jobs) == 1, widths=widths)
+        first = 0
+        for job, text in zip(jobs, texts, strict=True):
+            lengths: list[int] = []
+            sentences = _measured(([AudioChunk(audio, rate)] for audio in itertools.islice(spoken, len(text))), lengths)
+            durations = functools.partial(lambda low, high: [widths.pop(i, None) for i in range(low, high)], first, first + len(text))
+            yield self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, durations, lengths, opts.sentence_silence)
+            first += len(text)
 
     def streamed(self, job: SynthesisJob, syn: Any, opts: PiperOptions) -> Iterator[AudioChunk]:
         """A streamed job's audio: sentence by sentence, each in decoder windows as they are made."""
@@ -163,9 +173,52 @@ class PiperBackend(Backend):
         first = max(1, math.ceil(FIRST_WINDOW * rate / hop))
         most = max(first, math.ceil(MOST_WINDOW * rate / hop))
         scales, speaker = self._feeds(syn)
-        sentences = (self._windows(self.batcher.stream(ids, scales, speaker, first, most), syn, rate)
-                     for ids in self.phoneme_ids(job.text))
-        return with_pauses(sentences, opts.sentence_silence, rate)
+        text = self.phoneme_ids(job.text)
+        durations: list = []
+        lengths: list[int] = []
+        sentences = _measured((self._windows(self.batcher.stream(ids, scales, speaker, first, most, durations), syn, rate)
+                               for ids in text), lengths)
+        return self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, lambda: durations, lengths,
+                           opts.sentence_silence)
+
+    def _timed(self, job: SynthesisJob, chunks: Iterator[AudioChunk], text: list[list[int]], durations: Callable[[], list],
+               lengths: list[int], pause: float) -> Iterator[Any]:
+        """A job's chunks, then its words' timings as its value (:meth:`word_value`; none if they cannot be had)."""
+        yield from chunks
+        value = self.word_value(job.text, text, durations(), lengths, pause)
+        if value:
+            yield JobValue(value)
+
+    def word_value(self, text: str, ids: list[list[int]], durations: list, lengths: list[int], pause: float) -> dict:
+        """``{"words": [[start, end, word], ...], "timing": how, "seconds": by the durations}`` for a job whose
+        sentences had ``ids``, lasted ``durations`` frames per id and ``lengths`` samples, ``pause`` seconds apart
+        (:mod:`.timing`); ``{}`` when any of that is missing. Word timings are a by-product: they never fail a job."""
+        rate = self.voice.config.sample_rate
+        if not ids or len(durations) != len(ids) or len(lengths) != len(ids) or any(d is None for d in durations):
+            return {}
+        gap, start, sentences = int(round(pause * rate)), 0, []
+        for sentence, widths, length in zip(ids, durations, lengths, strict=True):
+            # The decoder's hop where the graph was split (read from its convolutions), else what the audio shows.
+            hop = self.batcher.hop or length // max(int(round(float(sum(widths)))), 1)
+            sentences.append(timing.Sentence(sentence, widths, start, hop))
+            start += length + gap
+        try:
+            words, how = timing.word_times(text, sentences, self.voice.config.phoneme_id_map, rate, self.word_phonemes)
+        except Exception as err:  # noqa: BLE001 - a by-product; the audio is what the job is for
+            log.debug("no word timings for %r: %s: %s", text[:40], type(err).__name__, err)
+            return {}
+        if not words:
+            return {}
+        return {"words": words, "timing": how, "seconds": round(timing.spoken_seconds(sentences, gap, rate), 4)}
+
+    def word_phonemes(self, word: str) -> str:
+        """A word's phonemes spoken alone (espeak, through piper's phonemizer), kept for the next time."""
+        known = self._word_phonemes.get(word)
+        if known is None:
+            if len(self._word_phonemes) >= WORD_PHONEMES:
+                self._word_phonemes.clear()
+            known = self._word_phonemes[word] = " ".join("".join(p) for p in self.voice.phonemize(word))
+        return known
 
     def _windows(self, pieces: Iterator[Any], syn: Any, rate: int) -> Iterator[AudioChunk]:
         """A sentence's raw windows, finished as :func:`finish` does but with a gain fixed at the first window."""
@@ -204,8 +257,10 @@ class PiperBackend(Backend):
         """The phoneme ids of each sentence of ``text``, as piper makes them (empty sentences dropped)."""
         return [self.voice.phonemes_to_ids(phonemes) for phonemes in self.voice.phonemize(text) if phonemes]
 
-    def batched(self, sentences: list[list[int]], syn: Any, size: int, first_alone: bool = False) -> Iterator[Any]:
-        """Each sentence's finished audio in order, made in batches of up to ``size`` similar lengths."""
+    def batched(self, sentences: list[list[int]], syn: Any, size: int, first_alone: bool = False,
+                widths: Optional[dict[int, Any]] = None) -> Iterator[Any]:
+        """Each sentence's finished audio in order, made in batches of up to ``size`` similar lengths
+        (and, into ``widths`` by index, its frames per phoneme id, as each batch is made)."""
         from demod_voice.backends.piper import batching
 
         scales, speaker = self._feeds(syn)
@@ -218,7 +273,10 @@ class PiperBackend(Backend):
         following = 0
         for group in order:
             started = time.perf_counter()
-            audio = self.batcher.batch([sentences[i] for i in group], scales, speaker)
+            found: Optional[list] = [] if widths is not None else None
+            audio = self.batcher.batch([sentences[i] for i in group], scales, speaker, found)
+            if widths is not None:
+                widths.update(zip(group, found, strict=True))
             release_memory()
             log.debug("%d sentence(s) in one batch in %.2f s", len(group), time.perf_counter() - started)
             done.update(zip(group, audio, strict=True))
@@ -239,6 +297,19 @@ class PiperBackend(Backend):
         if config.num_speakers <= 1:
             return scales, None
         return scales, config.default_speaker_id if syn.speaker_id is None else syn.speaker_id
+
+
+def _measured(sentences: Iterator[Iterator[AudioChunk]], lengths: list[int]) -> Iterator[Iterator[AudioChunk]]:
+    """``sentences`` as they are, each one's samples counted into ``lengths`` as it passes."""
+    for chunks in sentences:
+        lengths.append(0)
+        yield _counted(chunks, lengths)
+
+
+def _counted(chunks: Iterator[AudioChunk], lengths: list[int]) -> Iterator[AudioChunk]:
+    for chunk in chunks:
+        lengths[-1] += len(chunk.samples)
+        yield chunk
 
 
 def _peak(audio: Any) -> float:

@@ -14,7 +14,7 @@ from demod_voice.backends.piper.engine import PiperBackend
 from demod_voice.backends.piper.graph import MARK
 from demod_voice.backends.piper.request import PiperOptions, PiperRequest, make_job
 from demod_voice.config import PiperSettings
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, JobValue, LoadSpec, SynthesisJob
 
 # Sentences of very different lengths, so every batch pads some of them.
 TEXT = ("Hi. The quick brown fox jumps over the lazy dog near the quiet river bank this morning. "
@@ -96,7 +96,8 @@ def test_rows_handed_over_together_share_batches_and_keep_their_own_audio(single
     jobs = [SynthesisJob(single_spec(piper_voice), text, str(tmp_path / f"{i}.wav"), options=QUIET) for i, text in enumerate(texts)]
     single.batcher.front = counting = Counting(single.batcher.front)
     try:
-        got = [[chunk.samples for chunk in chunks] for chunks in single.synthesize_together(jobs)]
+        # (each job's chunks end with its word timings, a JobValue)
+        got = [[chunk.samples for chunk in chunks if not isinstance(chunk, JobValue)] for chunks in single.synthesize_together(jobs)]
     finally:
         single.batcher.front = counting.session
     assert counting.batches == [4]  # four sentences of three rows in one run

@@ -135,12 +135,15 @@ class PiperBackend(Backend):
             log.debug("warm-up sentence failed: %s", err)
 
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
+        """The job's audio alone (its word timings, which only the worker's ``synthesize_together`` gives, left out)."""
         for chunks in self.synthesize_together([job]):
-            yield from chunks
+            yield from (chunk for chunk in chunks if isinstance(chunk, AudioChunk))
 
-    def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[AudioChunk]]:
+    def synthesize_together(self, jobs: list[SynthesisJob]) -> Iterator[Iterator[Any]]:
         """The sentences of all ``jobs`` (one voice, one set of options) go through the voice in
-        batches; each job's chunks follow in text order."""
+        batches; each job's chunks follow in text order, then (where the durations are known: a
+        batched or streamed voice, text without SSML) a :class:`JobValue` with its words' timings
+        (:meth:`word_value`), which the worker sends as the job's value."""
         opts: PiperOptions = jobs[0].options or PiperOptions()
         if any(job.segments for job in jobs):  # SSML: pieces at their own rates, exact pauses between
             for job in jobs:

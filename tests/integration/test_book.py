@@ -168,6 +168,15 @@ def test_captions_follow_the_speech(joe, tmp_path):
         first, last = master.speech_bounds(samples[lo:hi], rate)
         assert abs(lo / rate + first / rate - start) <= 0.05, f"{text!r} starts at {lo / rate + first / rate:.3f}, cue {start:.3f}"
         assert abs(lo / rate + last / rate - end) <= 0.05, f"{text!r} ends at {lo / rate + last / rate:.3f}, cue {end:.3f}"
+    # Without --verify, Piper's own word timings (its durations) time every word after each cue's first, rising, inside it
+    # (where they lie in the audio: tests/integration/test_piper_word_times.py).
+    document = (tmp_path / "b.vtt").read_text()
+    for (start, end, text), tags in zip(cues, captions.word_tags(document), strict=True):
+        assert [word for _, word in tags] == text.split()[1:], (text, tags)
+        times = [at for at, _ in tags]
+        assert times == sorted(set(times)) and all(start < at < end for at in times), (start, end, tags)
+    folder = tmp_path / "b.m4b.takes"
+    assert (folder / "timings.jsonl").is_file() and not (folder / "verified.jsonl").exists()
 
 
 def test_word_times_follow_the_recogniser_and_fill_what_it_heard_differently():

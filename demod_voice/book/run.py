@@ -2,10 +2,11 @@
 
 The folder (``OUTPUT.takes`` beside the output unless ``work_dir`` says) holds one file per take,
 named by the fingerprint of everything that shapes its audio (voice, options, words), the
-manifest of finished takes (:class:`~demod_voice.resume.Manifest`, as ``batch`` keeps it) and the
-verdicts of ``verified.jsonl`` and the voice's word timings of ``timings.jsonl`` (:mod:`.timings`). Ctrl-C, a crash or a full disk costs only the takes in flight; a
-rerun makes only takes whose file is missing or whose words changed (edit one chapter: only its
-takes change fingerprints). One run at a time holds the folder (:class:`~demod_voice.resume.OutputLock`).
+manifest of finished takes (:class:`~demod_voice.resume.Manifest`, as ``batch`` keeps it), the
+verdicts of ``verified.jsonl`` and the voice's word timings of ``timings.jsonl`` (:mod:`.timings`).
+Ctrl-C, a crash or a full disk costs only the takes in flight; a rerun makes only takes whose file
+is missing or whose words changed (edit one chapter: only its takes change fingerprints). One run
+at a time holds the folder (:class:`~demod_voice.resume.OutputLock`).
 """
 
 from __future__ import annotations

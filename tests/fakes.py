@@ -66,6 +66,10 @@ class FakeBackend(Backend):
         if handed:
             with open(handed, "a") as log:
                 log.write("|".join(job.text for job in jobs) + "\n")
+        waiting = os.environ.get("FAKE_WAITING")
+        if waiting:
+            with open(waiting, "a") as log:
+                log.write("".join(f"{job.text}:{job.waiting}\n" for job in jobs))
         if jobs[0].text.startswith("refuse"):
             raise RuntimeError("cannot batch these")
         return super().synthesize_together(jobs)

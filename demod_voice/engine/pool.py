@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Protocol
 
 from demod_voice.audio.chunks import AudioChunk
@@ -163,8 +163,9 @@ class Pool:
             slot.handover = list(tasks)
             slot.index = 0
             self._begin(slot)
+            behind = self.waiting()
             try:
-                slot.worker.send([t.job for t in tasks])
+                slot.worker.send([replace(t.job, waiting=behind) if behind else t.job for t in tasks])
             except WorkerDied as died:
                 self._died(slot, str(died))
 

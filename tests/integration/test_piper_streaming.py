@@ -157,3 +157,31 @@ def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe):
         # a client that began playing at the first chunk needs this one when the earlier ones end
         assert when - first <= played, f"underrun: chunk at {when - first:.3f} s, needed by {played:.3f} s"
         played += len(samples) / rate
+
+
+def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny, tmp_path, monkeypatch):
+    # The decoder and the flow keep onnxruntime's arena (its high-water mark): their runs must stay
+    # under a fixed size, for a file job's long sentence and for a stream decoded whole under load.
+    batcher = tiny.batcher
+    runs: list[int] = []
+    window = batcher._window
+    monkeypatch.setattr(batcher, "_window", lambda item, count, low, high: runs.append(high - low) or window(item, count, low, high))
+    longest = batcher.most + batcher.most // 2 + 2 * batcher.context
+    spec = LoadSpec("piper", "voice.onnx")
+    text = " ".join([LONG.rstrip(".")] * 4) + "."  # one sentence of ~four times LONG's frames
+    ids = tiny.phoneme_ids(text)[0]
+    scales, speaker = tiny._feeds(tiny.synthesis_config(QUIET))
+    frames = int(batcher._front([ids], scales, speaker)[1][0])
+    assert frames > 2 * longest, "the sentence should be longer than any one run"
+    for output, waiting in ((str(tmp_path / "x.wav"), 0), (STDOUT, 3), (STDOUT, 0)):
+        runs.clear()
+        audio = np.concatenate([c.samples for c in tiny.synthesize(SynthesisJob(spec, text, output, options=QUIET, waiting=waiting))])
+        assert len(runs) > 1 and max(runs) <= longest, (output, waiting, runs)
+        assert abs(len(audio) - frames * batcher.hop) <= batcher.hop
+    # under load a streamed sentence is not cut into small first windows
+    runs.clear()
+    list(tiny.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET, waiting=1)))
+    assert len(runs) == 1
+    runs.clear()
+    list(tiny.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET)))
+    assert len(runs) > 1

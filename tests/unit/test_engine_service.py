@@ -285,6 +285,22 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         svc.shutdown()
 
 
+def test_a_worker_is_told_how_many_jobs_wait_behind_the_one_it_is_given(tmp_path, monkeypatch):
+    # (Piper decodes a streamed sentence whole, not in windows, when others wait: docs/performance.md)
+    told = tmp_path / "waiting"
+    monkeypatch.setenv("FAKE_WAITING", str(told))
+    svc = EngineService(EngineSettings(workers=1))
+    try:
+        assert svc.submit(job("warm")).result(timeout=30).ok
+        running = svc.submit(job("slow slow slow"))
+        time.sleep(0.2)  # handed over: nothing was queued behind it then
+        handles = [running, *(svc.submit(job(f"queued{i}")) for i in range(3))]
+        assert all(h.result(timeout=30).ok for h in handles)
+        assert told.read_text().splitlines() == ["warm:0", "slow slow slow:0", "queued0:2", "queued1:1", "queued2:0"]
+    finally:
+        svc.shutdown()
+
+
 def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):
     # The cancel reaches the worker before it has loaded; it must not be killed for being slow to
     # stop a job it has not started (that would throw away the model it was loading).

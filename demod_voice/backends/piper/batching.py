@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 MAX_PADDED_IDS = 2048
 """At most this many padded phoneme ids per batch (B x longest): bounds a batch's activations."""
 
+GROWTH = 4
+"""Each streamed window is this many times the last (up to the most). Every window recomputes its
+context, so fewer windows cost less: a 10-word sentence on a medium voice, one thread, CPU time,
+first window 13 frames: 342 ms doubling, 296 ms growing 4x, 240 ms whole (/tmp scripts, load 2-3).
+Each next window is still ready long before the audio already sent has played (test_piper_streaming)."""
+
 VERSION = "4"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` changes what it writes."""
 
@@ -107,10 +113,11 @@ class BatchSession:
     """Runs prepared graphs: ``batch()`` for several sentences, ``stream()`` for one sentence in windows,
     ``run()`` as piper's single-sentence session."""
 
-    def __init__(self, prepared: Prepared, open_session: Callable[[Any], Any]) -> None:
+    def __init__(self, prepared: Prepared, open_session: Callable[..., Any]) -> None:
         self.front = open_session(prepared.front)
-        self.decoder = open_session(prepared.decoder) if prepared.decoder is not None else None
-        self.flow = open_session(prepared.flow) if prepared.flow is not None else None
+        # the decoder and the flow run in windows of bounded size (:attr:`most`): they may keep an arena
+        self.decoder = open_session(prepared.decoder, bounded=True) if prepared.decoder is not None else None
+        self.flow = open_session(prepared.flow, bounded=True) if prepared.flow is not None else None
         self.durations: str = self.front.get_modelmeta().custom_metadata_map[MARK]
         outputs = [o.name for o in self.front.get_outputs()]
         # split: the front's outputs feed the flow (if cut off) and the decoder, and the durations; masked: audio first.
@@ -119,6 +126,10 @@ class BatchSession:
         self.context, self.hop, self.flow_context = 0, 0, 0
         """Frames of context a decoder window (a flow window) needs on each side, and audio samples
         per frame (0: the decoder cannot be run in windows)."""
+        self.most = 0
+        """Frames in the largest decoder run of :meth:`batch` (0: whole sentences); the backend sets it from
+        the voice's rate. With onnxruntime's arena on (:mod:`demod_voice.devices`), the arena holds what the
+        largest run needed, so bounded runs keep a worker's memory flat whatever its sentences' lengths."""
         if self.decoder is None:
             return
         self.context, self.hop = _windows(self.decoder)
@@ -145,12 +156,18 @@ class BatchSession:
     def batch(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int], durations: Optional[list] = None) -> list[Any]:
         """One front run for ``ids`` (one list per sentence); each sentence's raw audio, trimmed to its length.
         ``durations``, when given, gets each sentence's frames per phoneme id appended (word timings, :mod:`.timing`)."""
+        import numpy as np
+
         values, frames = self._front(ids, scales, speaker, durations)
         if self.decoder is None:
             return _trimmed(values[self.wanted[0]].reshape(len(ids), -1), frames)
-        if self.flow is not None:  # the flow masks its padding: batched, each item gets what it gets alone
-            values.update(_run(self.flow, values))
-        return [_run(self.decoder, self._item(values, frames, row))[self._audio].reshape(-1) for row in range(len(ids))]
+        # each sentence through the flow and the decoder alone (batching them measured no faster on a CPU), in
+        # windows of at most :attr:`most` frames: a decoder run's memory is bounded whatever the sentence's length
+        out = []
+        for row in range(len(ids)):
+            pieces = list(self.windows(self._item(values, frames, row), int(frames[row]), self.most, self.most))
+            out.append(pieces[0] if len(pieces) == 1 else np.concatenate(pieces))
+        return out
 
     @property
     def _audio(self) -> str:
@@ -160,14 +177,17 @@ class BatchSession:
                durations: Optional[list] = None) -> Iterator[Any]:
         """One sentence's raw audio in pieces, as soon as each is made: the front once, then the
         decoder (and the flow, when it is cut off) over windows of frames, the first ``first``
-        frames long, each next one twice the last up to ``most``. Each window reads
+        frames long, each next :data:`GROWTH` times the last up to ``most``. Each window reads
         :attr:`context` frames beyond each side (the flow :attr:`flow_context` more) and keeps
         its middle, which equals the whole sentence's audio there; joined, the pieces are what
         :meth:`batch` gives (to float rounding). ``durations`` as for :meth:`batch`, filled before the first window."""
         values, frames = self._front([ids], scales, speaker, durations)
-        item = self._item(values, frames, 0)
-        count = int(frames[0])
-        if not self.context or count <= first:
+        yield from self.windows(self._item(values, frames, 0), int(frames[0]), first, most)
+
+    def windows(self, item: dict[str, Any], count: int, first: int, most: int) -> Iterator[Any]:
+        """The audio of one sentence's ``count`` frames (its front's outputs: ``item``) in windows, the first
+        ``first`` frames long, each next :data:`GROWTH` times the last, up to ``most`` (0: one window)."""
+        if not self.context or not first or count <= first + first // 2:
             yield self._window(item, count, 0, count)
             return
         start, core = 0, max(1, first)
@@ -178,7 +198,7 @@ class BatchSession:
             offset = (start - low) * self.hop
             yield audio[offset: offset + take * self.hop]
             start += take
-            core = min(2 * core, max(most, first))
+            core = min(GROWTH * core, max(most, first))
 
     def _window(self, item: dict[str, Any], count: int, low: int, high: int) -> Any:
         """The decoder's audio for frames [low, high) of a sentence of ``count`` frames (its edges

@@ -6,8 +6,10 @@ batch rows handed over together (one voice, one set of options). A file job on i
 
 A streamed job (its output is ``-``: ``-o -``, every ``serve`` request) on a split voice goes
 sentence by sentence, each through the decoder in windows of frames (:meth:`BatchSession.stream`):
-its first audio needs the front of the first sentence and one window of ~0.3 s, not the whole
-sentence. The joined windows are the sentence's audio, but piper scales each finished sentence
+its first audio needs the front of the first sentence and one window of ~0.15 s, not the whole
+sentence. When other jobs wait for the voice's workers, a streamed sentence is decoded in one run
+instead: its first audio waits in the queue anyway, and the windows' overlap costs CPU time
+(~20% of a sentence's) that the jobs behind it need. The joined windows are the sentence's audio, but piper scales each finished sentence
 to its own peak, which a stream cannot know before it ends: a streamed sentence is scaled by the
 voice's level instead (the peak of a warm-up sentence spoken at load at zero noise, the same in
 every worker), or by its first window's peak where that is higher, then clipped. Its level is
@@ -39,10 +41,10 @@ from demod_voice.speech_text.script import Speak
 
 log = logging.getLogger(__name__)
 
-FIRST_WINDOW = 0.3
-"""Seconds of audio in a streamed sentence's first decoder window (later ones double, up to :data:`MOST_WINDOW`)."""
+FIRST_WINDOW = 0.15
+"""Seconds of audio in a streamed sentence's first decoder window (later ones grow, up to :data:`MOST_WINDOW`)."""
 MOST_WINDOW = 3.0
-"""Seconds of audio in a streamed sentence's largest decoder window (also bounds the decoder's memory)."""
+"""Seconds of audio in the largest decoder run, streamed or not: bounds a worker's memory."""
 WARM_UP = "Hello, this is a short sentence to warm the voice up."
 """Spoken once at load: the first request does not pay onnxruntime's first run, and streams get the voice's level."""
 WORD_PHONEMES = 20_000
@@ -79,6 +81,7 @@ class PiperBackend(Backend):
                     if self.batcher else "one sentence at a time")
         if self.streams():
             batching += f", streamed in decoder windows ({self.batcher.context} frames of context)"
+            self.batcher.most = math.ceil(MOST_WINDOW * config.sample_rate / self.batcher.hop)
         self.warm_up()
         detail = f"{detail}; {batching}; loaded in {time.perf_counter() - started:.2f} s"
         return LoadInfo(device=device, detail=detail, sample_rate=config.sample_rate, warnings=warnings)
@@ -93,9 +96,9 @@ class PiperBackend(Backend):
 
         warnings: list[str] = []
 
-        def opened(model: Any) -> Any:
+        def opened(model: Any, bounded: bool = False) -> Any:
             # bytes (nothing cached) have no file identity to key the optimised-graph cache by
-            session, said = onnx_session(model, spec.device, spec.cache_dir if isinstance(model, str) else None)
+            session, said = onnx_session(model, spec.device, spec.cache_dir if isinstance(model, str) else None, bounded)
             warnings.extend(w for w in said if w not in warnings)
             return session
 
@@ -170,11 +173,11 @@ class PiperBackend(Backend):
             first += len(text)
 
     def streamed(self, job: SynthesisJob, syn: Any, opts: PiperOptions) -> Iterator[AudioChunk]:
-        """A streamed job's audio: sentence by sentence, each in decoder windows as they are made."""
+        """A streamed job's audio: sentence by sentence, each in decoder windows as they are made; with
+        jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
         rate = self.voice.config.sample_rate
-        hop = self.batcher.hop
-        first = max(1, math.ceil(FIRST_WINDOW * rate / hop))
-        most = max(first, math.ceil(MOST_WINDOW * rate / hop))
+        most = self.batcher.most
+        first = most if job.waiting else min(most, max(1, math.ceil(FIRST_WINDOW * rate / self.batcher.hop)))
         scales, speaker = self._feeds(syn)
         text = self.phoneme_ids(job.text)
         durations: list = []

@@ -4,7 +4,7 @@
 let
   ps = python.pkgs;
   runtimeDeps = p: with p; [
-    pyyaml num2words numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six soxr tinygrad onnx
+    pyyaml num2words numpy soundfile tqdm piper-tts onnxruntime coqui-tts torch torchaudio torchcodec transformers six soxr librosa tinygrad onnx
     # demod-voice serve: the HTTP API, in-process audio encoding, metrics, and the Wyoming server.
     fastapi uvicorn python-multipart av prometheus-client wyoming zeroconf
     # The voice in the box, and the recogniser of `voices check` (faster-whisper, Whisper tiny.en, jiwer).

@@ -10,9 +10,12 @@ tests/fixtures/make_vc_model.py unless --model-dir names a folder):
   (b) a plain coqui Python loop in one process: ``TTS(model_name).voice_conversion_to_file`` per file;
   (c) ``demod-voice convert SRC --reference REF -o OUT``, once per file;
   (d) ``demod-voice convert SRC... --reference REF -o DIR``: every file in one run (the model loads once).
-Prints wall times, ratios against (a) and (b), the real-time factor, and the load average (figures
-from a shared machine mean little: run it on a quiet one). ``--smoke`` runs it tiny, to check it works;
-``--gpu`` runs every peer on CUDA (coqui's ``--device cuda``, demod-voice's ``--gpu``): the RTF on a GPU.
+Prints wall times, ratios against (a) and (b), the real-time factor, and the load average at the start
+and the end (figures from a shared machine mean little: run it on a quiet one). ``--long SECONDS``
+adds one long source converted by (e) coqui's Python call (the whole clip at once) and (f) demod-voice
+(in windows), with each one's peak resident memory: the time and memory of long sources.
+``--smoke`` runs it tiny, to check it works; ``--gpu`` runs every peer on CUDA (coqui's ``--device
+cuda``, demod-voice's ``--gpu``): the RTF on a GPU.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 COQUI_MODEL = "voice_conversion_models/multilingual/multi-dataset/openvoice_v2"
+PEAK = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True)
+sys.stderr.buffer.write(done.stderr[-1500:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(done.returncode)
+"""
+"""Run a command; print the peak resident size (KB) of the largest process in its tree (a worker, for demod-voice)."""
 LOOP = """
 import sys, time
 from TTS.api import TTS
@@ -68,11 +79,29 @@ def prime_hub(hub: Path, model: Path) -> None:
 
 
 def timed(command: list[str], env: dict) -> float:
+    return timed_peak(command, env)[0]
+
+
+def timed_peak(command: list[str], env: dict) -> tuple[float, int]:
+    """(wall seconds, peak resident MB of the largest process the command ran) for one run."""
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, timeout=3600)
+    done = subprocess.run([sys.executable, "-c", PEAK, *command], env=env, capture_output=True, timeout=3600)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:3])}... failed ({done.returncode}): {done.stderr.decode()[-1500:]}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, int(done.stdout.split()[-1]) // 1024
+
+
+def long_source(work: Path, seconds: float, reference: Path, demod: list[str], env: dict, gpu: bool) -> dict[str, tuple[float, int]]:
+    """(e) coqui and (f) demod-voice on one long source: wall time and peak memory."""
+    (work / "long").mkdir()
+    source = make_audio(work / "long", 1, seconds)[0][0]
+    out = work / "out"
+    return {
+        "(e) coqui Python, one long source (whole clip)": timed_peak([sys.executable, "-c", LOOP, COQUI_MODEL, str(reference),
+                                                                    str(out / "e") + ("+cuda" if gpu else ""), str(source)], env),
+        "(f) demod-voice convert, one long source (windows)": timed_peak([*demod, "convert", str(source), "--reference",
+                                                                          str(reference), "-o", str(out / "f" / source.name)], env),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, help="an OpenVoice converter folder (default: generated)")
     parser.add_argument("--smoke", action="store_true", help="2 files of 1 s: check the bench runs, figures mean nothing")
     parser.add_argument("--gpu", action="store_true", help="run every peer on CUDA")
+    parser.add_argument("--long", type=float, default=0.0, metavar="SECONDS", help="also one source this long: time and peak memory")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.files, args.seconds = 2, 1.0
+        args.files, args.seconds, args.long = 2, 1.0, min(args.long, 40.0)
+    started_load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-convert-") as work_dir:
         work = Path(work_dir)
         model = args.model_dir
@@ -101,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         demod = [sys.executable, str(ROOT / "bin" / "demod-voice"), *(["--gpu"] if args.gpu else [])]
         device = ["--device", "cuda"] if args.gpu else []
         out = work / "out"
-        for name in ("a", "b", "c", "d"):
+        for name in ("a", "b", "c", "d", "e", "f"):
             (out / name).mkdir(parents=True)
         figures = {
             "(a) coqui tts, once per file": sum(timed([tts, *device, "--model_name", COQUI_MODEL, "--source_wav", str(s), "--target_wav",
@@ -114,14 +145,17 @@ def main(argv: list[str] | None = None) -> int:
             "(d) demod-voice convert, all files in one run": timed([*demod, "convert", *map(str, sources), "--reference",
                                                                     str(reference), "-o", str(out / "d")], env),
         }
+        long = long_source(work, args.long, reference, demod, env, args.gpu) if args.long else {}
     audio = args.files * args.seconds
     load = os.getloadavg()
     print(f"voice conversion, {args.files} files of {args.seconds:g} s ({audio:g} s of audio), OpenVoice v2 shapes, random weights, "
           f"{'CUDA' if args.gpu else 'CPU'}")
-    print(f"load average at the end: {load[0]:.2f} (1 min), {load[2]:.2f} (15 min); {os.cpu_count()} cores")
+    print(f"load average (1 min): {started_load[0]:.2f} at the start, {load[0]:.2f} at the end; {os.cpu_count()} cores")
     base_a, base_b = figures["(a) coqui tts, once per file"], figures["(b) coqui Python loop, one process"]
     for name, seconds in figures.items():
-        print(f"{name:<48} {seconds:8.1f} s   RTF {seconds / audio:6.2f}   x{base_a / seconds:5.2f} vs (a)   x{base_b / seconds:5.2f} vs (b)")
+        print(f"{name:<52} {seconds:8.1f} s   RTF {seconds / audio:6.2f}   x{base_a / seconds:5.2f} vs (a)   x{base_b / seconds:5.2f} vs (b)")
+    for name, (seconds, peak) in long.items():
+        print(f"{name:<52} {seconds:8.1f} s   RTF {seconds / args.long:6.2f}   peak {peak:6d} MB   ({args.long:g} s source)")
     if args.smoke:
         print("(smoke run: the figures mean nothing)")
     return 0

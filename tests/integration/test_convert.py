@@ -344,7 +344,7 @@ def test_server_batch_conversion_rows(server, vc_model, sources, references, tmp
 
     cases = [
         ("source,reference,output\n/etc/passwd,ref.wav,a.wav\n", [reference], "'/etc/passwd' was not uploaded"),  # a server path
-        ("source,reference,output\nsrcs/0.wav,ref.wav,a.wav\n", [*takes, reference], "'srcs/0.wav' was not uploaded"),  # the job's own name
+        ("source,reference,output\nsrcs/0/take-1.wav,ref.wav,a.wav\n", [*takes, reference], "'srcs/0/take-1.wav' was not uploaded"),
         ("source,reference,output\nnot-sent.wav,ref.wav,a.wav\n", [*takes, reference], "'not-sent.wav' was not uploaded"),
         ("source,text,reference,output\ntake-1.wav,Hello,ref.wav,a.wav\n", [*takes, reference], "leave 'text' empty"),
         ("source,output\ntake-1.wav,a.wav\n", takes, "'reference'"),
@@ -359,3 +359,12 @@ def test_server_batch_conversion_rows(server, vc_model, sources, references, tmp
     assert bad_upload.status_code == 400 and "x.wav" in bad_upload.json()["error"]["message"]
     assert str(server.folder) not in bad_upload.text
     assert not [path for path in jobs.rglob("*") if path.parent.name == "batch"]  # nothing left of refused or deleted jobs
+
+    silent = io.BytesIO()
+    soundfile.write(silent, np.zeros(RATE, np.float32), RATE, format="WAV")
+    failing = post_batch(server, "source,reference,output\nquiet-take.flac,ref.wav,a.wav\n",
+                         [("sources", ("quiet-take.flac", silent.getvalue())), reference])
+    assert failing.status_code == 202, failing.text
+    state = finished_job(server, failing.json()["id"])  # refused when the job checks its rows: named as its client named it
+    assert state["state"] == "failed" and "quiet-take" in state["error"] and "silent" in state["error"], state
+    assert str(server.folder) not in state["error"] and "srcs" not in state["error"], state

@@ -181,8 +181,9 @@ def _needs_enroll() -> ApiError:
 
 
 async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "refs", kind: str = "reference") -> dict[str, str]:
-    """Uploaded recordings (``kind``), decoded to WAV in a confined child under our own names in ``folder/sub``; the base
-    name as the CSV gives it -> the path relative to the CSV."""
+    """Uploaded recordings (``kind``), decoded to WAV in a confined child at ``folder/sub/<index>/<the upload's stem>.wav``
+    (a message about the file then names it as its client does); the base name as the CSV gives it -> the path relative
+    to the CSV."""
     saved_names: dict[str, str] = {}
     for index, upload in enumerate(uploads):
         name = str(upload.filename or "")
@@ -191,10 +192,11 @@ async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "re
         if kind == "source" and name in saved_names:
             raise ApiError(400, f"two source files are named '{name}'; give each recording its own name", code="bad_file_name")
         saved = await save_upload(upload, folder / sub, ctx.settings.limits)
-        wav = folder / sub / f"{index}.wav"
-        await asyncio.to_thread(decode_reference, saved, wav, ctx.settings.limits.max_reference_seconds, name)
+        relative = f"{sub}/{index}/{Path(name).stem}.wav"
+        (folder / relative).parent.mkdir()
+        await asyncio.to_thread(decode_reference, saved, folder / relative, ctx.settings.limits.max_reference_seconds, name)
         saved.unlink()
-        saved_names[name] = f"{sub}/{index}.wav"
+        saved_names[name] = relative
     return saved_names
 
 

@@ -7,6 +7,7 @@ masked graph. :class:`BatchSession` runs either; :func:`groups` chooses the batc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -298,15 +299,20 @@ def release_memory() -> None:
     for reuse, so a worker's resident set swung with the longest recent sentence. Trimming after
     each batch keeps it at what is live.
     """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's ``malloc_trim``, looked up once (``find_library`` runs a subprocess: ~1 ms a call); ``None`` elsewhere."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        trim = getattr(libc, "malloc_trim", None)
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
     except OSError:
-        return
-    if trim is not None:
-        trim(0)
+        return None
 

@@ -359,30 +359,44 @@ def noise_warning(path: str) -> str:
 # --- batch -------------------------------------------------------------------------------------
 
 
-def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], model: Optional[str]) -> tuple[list[list[str]], str, bool]:
-    """Each row of an uploaded batch file with the server's own check of it: (table, summary, all rows ok)."""
+PAGE_WORDS = {
+    "(send the recording as a 'sources' file and give its file name in the source column)":
+        "(upload it under 'Source recordings the CSV names', and give its file name in the source column)",
+    "(send it as a 'references' file)": "(upload it under 'Reference recordings the CSV names')",
+}
+"""The row policy's advice to API clients, in the words of the page's own inputs."""
+
+
+def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], model: Optional[str],
+               sources: tuple[Upload, ...] = ()) -> tuple[list[list[str]], str, bool]:
+    """Each row of an uploaded batch file with the server's own check of it (the policy ``POST /v1/batch`` applies, with
+    the references and source recordings uploaded beside it): (table, summary, all rows ok)."""
     from demod_voice.batch import read_rows
+    from demod_voice.batch.rows import check_remote_row
     from demod_voice.errors import InputError
     from demod_voice.serve.errors import ApiError
-    from demod_voice.serve.http.batch import _checked_row, _piper_path
+    from demod_voice.serve.http.batch import _piper_path, remote_rules
 
     if sheet is None:
-        return [], "Upload a batch file (CSV with the columns text, output and reference, voice or model).", False
+        return [], ("Upload a batch file (CSV with the columns text, output and reference, voice or model; or source and "
+                    "reference or voice to convert recordings)."), False
     try:
         rows = read_rows(sheet.path)
         piper = _piper_path(ctx, model) if model else None
     except (InputError, ApiError) as err:
         raise UiError(redact(str(err).replace(str(sheet.path), sheet.name))) from None
-    uploaded = {r.name: r.name for r in references}
+    rules = remote_rules(ctx, {r.name: r.name for r in references}, piper, {s.name: s.name for s in sources})
     table, bad = [], 0
     for row in rows:
         try:
-            _checked_row(ctx, row.values, uploaded, piper)
+            check_remote_row(row.values, rules)
             verdict = "ok"
         except (ApiError, InputError) as err:
-            verdict, bad = redact(str(err)), bad + 1
+            verdict, bad = page_words(redact(str(err))), bad + 1
         voice = row.values.get("voice") or row.values.get("reference") or row.values.get("model") or model or ""
-        table.append([str(row.line), row.values.get("text", "")[:60], voice, row.values.get("output", ""), verdict])
+        source = row.values.get("source", "")
+        text = f"(converts {source[:50]})" if source else row.values.get("text", "")[:60]
+        table.append([str(row.line), text, voice, row.values.get("output", ""), verdict])
     if not rows:
         return table, "The batch file has a header but no rows.", False
     if bad:
@@ -390,12 +404,25 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
     return table, f"All {len(rows)} rows can be made.", True
 
 
-async def batch_start(app: Any, key: Optional[str], sheet: Upload, references: list[Upload], model: Optional[str]) -> dict:
-    """``POST /v1/batch`` with the uploaded files (under the names the browser gave them)."""
+def page_words(text: str) -> str:
+    """A row check's message with its advice to API clients put in the page's terms (:data:`PAGE_WORDS`)."""
+    for api, page in PAGE_WORDS.items():
+        text = text.replace(api, page)
+    return text
+
+
+async def batch_start(app: Any, key: Optional[str], sheet: Upload, references: list[Upload], model: Optional[str],
+                      sources: tuple[Upload, ...] = ()) -> dict:
+    """``POST /v1/batch`` with the uploaded files (under the names the browser gave them): the CSV, its references and
+    its source recordings (conversion rows); the API applies its upload limits, decoding and scopes to each."""
     files = [("csv", (sheet.name, sheet.path.read_bytes(), "text/csv"))]
     files += [("references", (r.name, r.path.read_bytes(), "application/octet-stream")) for r in references]
+    files += [("sources", (s.name, s.path.read_bytes(), "application/octet-stream")) for s in sources]
     data = {"model": model} if model else {}
-    return (await call_api(app, "POST", "/v1/batch", key, files=files, data=data)).json()
+    try:
+        return (await call_api(app, "POST", "/v1/batch", key, files=files, data=data)).json()
+    except UiError as err:
+        raise UiError(page_words(str(err))) from None
 
 
 def progress_text(state: dict) -> str:

@@ -151,10 +151,12 @@ def batch_tab(page: Any) -> None:
     import gradio as gr
 
     gr.Markdown("A CSV with the columns `text`, `output` and one of `reference` (a file uploaded here), `voice` (a cloned voice) "
-                "or `model` (a Piper voice); optional `language`, `speaker`. Each row is checked before anything runs.")
+                "or `model` (a Piper voice); optional `language`, `speaker`. A row with a `source` (a recording uploaded here) and no "
+                "`text` converts that recording into the voice of its `reference` or `voice`. Each row is checked before anything runs.")
     with gr.Row():
         sheet = gr.File(label="Batch file (CSV)", file_types=[".csv"], elem_id="dv-batch-csv")
         references = gr.File(file_count="multiple", label="Reference recordings the CSV names", elem_id="dv-batch-refs")
+        sources = gr.File(file_count="multiple", label="Source recordings the CSV names (to convert)", elem_id="dv-batch-sources")
         page.piper_picker = gr.Dropdown([("(each row names its voice)", "")], value="", label="Piper voice for rows without one",
                                         elem_id="dv-batch-model")
     rows = gr.Dataframe(headers=["line", "text", "voice", "output", "check"], interactive=False, elem_id="dv-batch-rows",
@@ -166,35 +168,37 @@ def batch_tab(page: Any) -> None:
     job = gr.State("")
     timer = gr.Timer(1.0, active=False)
 
-    for trigger in (sheet.change, references.change, page.piper_picker.change):
-        trigger(partial(_check_batch, page), [page.key, sheet, references, page.piper_picker], [rows, check_status])
-    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker], [job, progress, timer, result])
+    for trigger in (sheet.change, references.change, sources.change, page.piper_picker.change):
+        trigger(partial(_check_batch, page), [page.key, sheet, references, page.piper_picker, sources], [rows, check_status])
+    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result])
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
 
 
-async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str) -> list:
+async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs: Any = None) -> list:
     import gradio as gr
 
     try:
         ctx = context(page.app)
         authorize(ctx, key, "speak")
         sheet, references = _batch_files(page, csv_file, refs)
-        table, text, _ = await asyncio.to_thread(batch_rows, ctx, sheet, references, model or None)
+        sources = _uploads(page, srcs)
+        table, text, _ = await asyncio.to_thread(batch_rows, ctx, sheet, references, model or None, sources)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return [gr.update(value=[]), failed(err)]
     return [gr.update(value=table), text]
 
 
-async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str) -> list:
+async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs: Any = None) -> list:
     import gradio as gr
 
     try:
         ctx = context(page.app)
         authorize(ctx, key, "speak")
         sheet, references = _batch_files(page, csv_file, refs)
+        sources = _uploads(page, srcs)
         if sheet is None:
             raise UiError("Upload a batch file first.")
-        state = await batch_start(page.app, key, sheet, references, model or None)
+        state = await batch_start(page.app, key, sheet, references, model or None, sources)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return ["", failed(err), gr.Timer(active=False), gr.update(visible=False)]
     return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
@@ -220,7 +224,12 @@ async def _tick(page: Any, key: str, job_id: str) -> list:
 def _batch_files(page: Any, csv_file: Any, refs: Any) -> tuple[Optional[Upload], list[Upload]]:
     """The batch file and the references, each checked to be an upload."""
     sheet = uploaded(csv_file, page.uploads) if csv_file else None
-    return sheet, [uploaded(item, page.uploads) for item in refs or []]
+    return sheet, list(_uploads(page, refs))
+
+
+def _uploads(page: Any, items: Any) -> tuple[Upload, ...]:
+    """Files of a multiple-file input, each checked to be an upload (never a server path a script names)."""
+    return tuple(uploaded(item, page.uploads) for item in items or [])
 
 
 # --- Health ------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,12 @@ FORMATS = ("demod-voice-profile/1", FORMAT)
 """Formats read: 1 (latents only) and 2 (latents and the references' audio)."""
 NAME = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 r"""A voice id. Use ``fullmatch``; the ``\A``/``\Z`` anchors also keep ``match`` from taking "name\n" (``$`` would)."""
+REENROLL_CLI = "make it again with 'demod-voice voices add {name} REFERENCE... --force', or convert with --reference"
+"""How the command line tells its user to make a profile again (``{name}``: the voice), e.g. a format-1 one to convert into."""
+REENROLL_HTTP = ("enroll it again from its recordings (POST /v1/voices with force=true, or the web page's Clone tab), "
+                 "or convert into reference recordings instead")
+"""The same advice for the server's clients (API and web page), who have no command line."""
+_REENROLL: ContextVar[str] = ContextVar("demod_voice_reenroll", default=REENROLL_CLI)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,23 @@ class Profile:
     """int64 array: samples of each reference in ``reference_audio``."""
     reference_rate: int = 0
     """Sample rate of ``reference_audio``."""
+
+
+@contextmanager
+def reenroll_advice(advice: str) -> Iterator[None]:
+    """Within the block (this thread or task, and what it starts with its context: ``asyncio.to_thread``), a message
+    asking to make a profile again says ``advice``: a front door other than the command line (the server) gives its own
+    words without a parameter passed through every layer between it and the backend that finds the problem."""
+    token = _REENROLL.set(advice)
+    try:
+        yield
+    finally:
+        _REENROLL.reset(token)
+
+
+def reenroll_text(name: str) -> str:
+    """How to make profile ``name`` again, in the words of the front door at work (:func:`reenroll_advice`)."""
+    return _REENROLL.get().format(name=name)
 
 
 def profiles_dir(cache: Path) -> Path:

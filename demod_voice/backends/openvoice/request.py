@@ -19,7 +19,7 @@ from demod_voice.config import ConvertSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.download import Offline, fetch
-from demod_voice.voices.profiles import Profile
+from demod_voice.voices.profiles import Profile, reenroll_text
 from demod_voice.voices.references import MAX_SECONDS as MAX_REFERENCE_SECONDS
 from demod_voice.voices.references import Reference, check_references, read_start
 
@@ -92,7 +92,7 @@ def profile_target(profile: Profile) -> Target:
     """The target a profile holds; a profile made before conversion existed says so."""
     if profile.reference_audio is None or not len(profile.reference_audio):
         raise InputError(f"voice profile '{profile.name}' was made before voice conversion existed and keeps no reference audio; "
-                         f"make it again with 'demod-voice voices add {profile.name} REFERENCE... --force', or convert with --reference")
+                         + reenroll_text(profile.name))
     return Target(audio=profile.reference_audio, lengths=profile.reference_lengths, rate=profile.reference_rate,
                   key=f"profile:{profile.digest}")
 

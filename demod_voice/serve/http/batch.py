@@ -26,7 +26,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from demod_voice.batch.rows import RemoteRules, check_remote_row, check_remote_rows, clones
+from demod_voice.batch.rows import RemoteRules, check_remote_rows, clones
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http import job_store
@@ -265,11 +265,3 @@ def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, mo
         raw.unlink()
     (folder / "input.csv").write_text(check_rows(ctx, rows, refs, model, caller, sources), encoding="utf-8")
     return len(rows)
-
-
-def _checked_row(ctx: Any, values: dict[str, str], refs: dict[str, str], model: Optional[str]) -> dict[str, str]:
-    """One row against this server's policy (kept for the web page until it calls :func:`remote_rules` itself)."""
-    try:
-        return check_remote_row(values, remote_rules(ctx, refs, model))
-    except InputError as err:
-        raise ApiError(400, str(err), code="bad_rows") from None

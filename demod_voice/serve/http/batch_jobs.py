@@ -35,6 +35,7 @@ from demod_voice.serve.http.job_store import (
     read_state,
     write_state,
 )
+from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
                                workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
                                progress=False, log_level=ctx.log_level, on_progress=_logged(job_id), engine=BudgetedEngine(ctx.engine, budget),
                                lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
-        _finish(ctx, folder, run_batch(request))
+        with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, not with the command line
+            _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
         leave_state(folder, state=final, error=client_text(str(err), folder), finished=now())

@@ -32,6 +32,7 @@ from demod_voice.serve.http.speech import SEND_GRACE
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
 from demod_voice.serve.voices import load_profile, scope
+from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
     try:
         wavs = await _decoded(ctx, [source, *references], work)
         converter = registry.converter()
-        job = (await asyncio.to_thread(converter.conversion_jobs, scope(ctx), [str(wavs[0])], ["-"], [str(p) for p in wavs[1:]],
-                                       voice or None))[0]
+        with reenroll_advice(REENROLL_HTTP):  # to_thread runs the check with this task's context, advice included
+            job = (await asyncio.to_thread(converter.conversion_jobs, scope(ctx), [str(wavs[0])], ["-"], [str(p) for p in wavs[1:]],
+                                           voice or None))[0]
         handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     except QueueFull as err:
         shutil.rmtree(work, ignore_errors=True)

@@ -110,6 +110,9 @@ def test_a_page_event_cannot_read_a_server_file(server):
     answers = [page.call("dv-ref-files", "change", {"dv-ref-files": [file_data(str(secret))]}),
                page.call("dv-record", "change", {"dv-record": file_data(str(secret))}),
                page.call("dv-batch-csv", "change", {"dv-batch-csv": file_data(str(secret), "rows.csv")}),
+               page.call("dv-batch-sources", "change", {"dv-batch-sources": [file_data(str(secret), "take.wav")]}),
+               page.call("dv-batch-start", "click", {"dv-batch-csv": file_data(str(secret), "rows.csv"),
+                                                     "dv-batch-sources": [file_data(str(secret), "take.wav")]}),
                page.call("dv-enroll", "click", {"dv-clone-name": "stolen", "dv-ref-files": [file_data(str(secret))]}),
                page.call("dv-import", "click", {"dv-import-file": file_data(str(secret), "p.npz")})]
     text = json.dumps(answers)

@@ -58,3 +58,33 @@ def test_streamed_jobs_made_together_stream_interleaved_and_equal_alone(backend,
         for a, b in zip(mine, theirs, strict=True):
             np.testing.assert_allclose(a, b, atol=1e-5)
     assert len({sum(map(len, chunks)) for chunks in alone}) == len(jobs)  # each row stopped at its own step
+
+
+def test_due_rows_are_decoded_one_at_a_time_each_piece_out_before_the_next_decode(backend, references, monkeypatch):
+    """The HiFi-GAN decoder is compute-bound: a batch of due rows saved nothing and held every row's
+    piece until all were decoded. Each piece now comes out right after its own decode."""
+    import torch
+
+    from demod_voice.backends.xtts import batching
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+            self.batches: list[int] = []
+
+        def forward(self, latents, g=None):
+            self.batches.append(latents.shape[0])
+            return self.inner(latents, g=g)
+
+    counting = Counting(backend.model.hifigan_decoder)
+    monkeypatch.setattr(backend.model, "hifigan_decoder", counting)
+    gpt_latent, speaker = backend.conditioning(check_references((str(references["ref.wav"]),)))
+    decoded_before = []
+    with torch.inference_mode():
+        for _, piece in batching.generate_stream(backend.model, ["The same words for every row."] * 3, "en", gpt_latent, speaker,
+                                                 chunk_tokens=4, top_k=1, max_new_tokens=12):
+            if piece is not None:
+                decoded_before.append(len(counting.batches))
+    assert len(decoded_before) >= 3 and set(counting.batches) == {1}
+    assert decoded_before == list(range(1, len(decoded_before) + 1))

@@ -183,8 +183,12 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
 
 
 class _StreamDecoder:
-    """``Xtts.inference_stream``'s decoding of rows' latents so far. Rows due at one step hold as many
-    latents (they started together and none has stopped), so their HiFi-GAN runs are one batch."""
+    """``Xtts.inference_stream``'s decoding of rows' latents so far, one row at a time.
+
+    The HiFi-GAN decoder is compute-bound: on 2 CPU cores a batch of 4 chunks cost 5.3x the CPU
+    of one (``bench/xtts_profile.py``), so a batch saves nothing and made every due row wait for
+    all of them. One at a time, the first due row's piece is out after one decode, the k-th after
+    k, and each row's decode is exactly the one it gets alone."""
 
     def __init__(self, model: Any, speed: float, overlap: int) -> None:
         self.model = model
@@ -192,25 +196,21 @@ class _StreamDecoder:
         self.overlap = overlap
 
     def pieces(self, due: list[tuple[int, _Row]], final: bool) -> Iterator[tuple[int, Optional[Any]]]:
-        """Each due row's next piece (``final``: its last, then ``(row, None)``)."""
+        """Each due row's next piece (``final``: its last, then ``(row, None)``), each yielded as soon as it is decoded."""
         import numpy as np
         import torch
         import torch.nn.functional as F
 
-        by_length: dict[int, list[tuple[int, _Row]]] = {}
         for index, row in due:
-            by_length.setdefault(len(row.latents), []).append((index, row))
-        for group in by_length.values():
-            latents = torch.stack([torch.cat(row.latents, dim=0) for _, row in group])
+            latents = torch.cat(row.latents, dim=0).unsqueeze(0)
             if self.length_scale != 1.0:
                 latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
-            wavs = self.model.hifigan_decoder(latents, g=torch.cat([row.speaker for _, row in group]))
-            for (index, row), wav in zip(group, wavs.reshape(len(group), -1), strict=True):
-                piece, row.previous, row.overlap = self.model.handle_chunks(wav, row.previous, row.overlap, self.overlap,
-                                                                            is_final=final)
-                row.pending = 0
-                yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
-                if final:
-                    row.done = True
-                    row.latents = []
-                    yield index, None
+            wav = self.model.hifigan_decoder(latents, g=row.speaker)
+            piece, row.previous, row.overlap = self.model.handle_chunks(wav.squeeze(), row.previous, row.overlap, self.overlap,
+                                                                        is_final=final)
+            row.pending = 0
+            yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
+            if final:
+                row.done = True
+                row.latents = []
+                yield index, None

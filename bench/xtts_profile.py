@@ -96,6 +96,26 @@ def firsts_together(model, batching, latent, speaker, rows: int, chunk: int) -> 
     return sorted(seen.values())
 
 
+def gemm_timings(repeat: int) -> dict[int, float]:
+    """Milliseconds of one of the GPT's 1024x4096 products (transformers' Conv1D: ``addmm(bias, x, W[in, out])``)
+    for 1, 4 and 16 rows, best of ``repeat`` runs of 50."""
+    import torch
+
+    weight, bias = torch.randn(1024, 4096), torch.randn(4096)
+    taken = {}
+    for rows in (1, 4, 16):
+        x = torch.randn(rows, 1024)
+        torch.addmm(bias, x, weight)
+        runs = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for _ in range(50):
+                torch.addmm(bias, x, weight)
+            runs.append((time.perf_counter() - started) / 50 * 1e3)
+        taken[rows] = min(runs)
+    return taken
+
+
 def show(name: str, one: tuple[float, float], many: tuple[float, float], rows: int) -> None:
     print(f"{name:<34} batch 1: {one[0]:7.3f} s wall {one[1]:7.3f} s CPU | batch {rows}: {many[0]:7.3f} s wall "
           f"{many[1]:7.3f} s CPU | batch {rows} / batch 1: {many[0] / one[0]:.2f}x wall")
@@ -144,11 +164,13 @@ def main() -> None:
         decode = {n: best(decodes[n]) for n in decodes}
         whole = best([decode_timing(model, speaker, 1, args.tokens) for _ in range(repeat)])
         alone = best([first_alone(model, latent, speaker, chunk) for _ in range(repeat)])
+        gemm = gemm_timings(repeat)
         together = min((firsts_together(model, batching, latent, speaker, rows, chunk) for _ in range(repeat)), key=lambda f: f[-1])
     print(f"full XTTS-v2 shapes, '{TEXT}' ({args.tokens} tokens), chunk {chunk} tokens, best of {repeat}; "
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     show("GPT prefill (prompt -> 1st token)", prefill[1], prefill[rows], rows)
     show("GPT decode step", step[1], step[rows], rows)
+    print(f"{'  one 1024x4096 product (Conv1D)':<34} " + " | ".join(f"{n} row(s): {ms:.2f} ms" for n, ms in gemm.items()))
     show(f"HiFi-GAN decode, {chunk} tokens", decode[1], decode[rows], rows)
     print(f"{'HiFi-GAN decode, ' + str(args.tokens) + ' tokens':<34} batch 1: {whole[0]:7.3f} s wall {whole[1]:7.3f} s CPU "
           "(inference_stream decodes all latents so far at every chunk)")

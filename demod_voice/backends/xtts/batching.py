@@ -185,9 +185,9 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
 class _StreamDecoder:
     """``Xtts.inference_stream``'s decoding of rows' latents so far, one row at a time.
 
-    The HiFi-GAN decoder is compute-bound: on 2 CPU cores a batch of 4 chunks cost 5.3x the CPU
-    of one (``bench/xtts_profile.py``), so a batch saves nothing and made every due row wait for
-    all of them. One at a time, the first due row's piece is out after one decode, the k-th after
+    The HiFi-GAN decoder is compute-bound: a batch of 4 20-token chunks costs 4.5x the CPU of one
+    (one thread; ``bench/xtts_profile.py`` measures it at the worker's threads), so a batch saves
+    nothing and made every due row wait for all of them. One at a time, the first due row's piece is out after one decode, the k-th after
     k, and each row's decode is exactly the one it gets alone."""
 
     def __init__(self, model: Any, speed: float, overlap: int) -> None:

@@ -18,6 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The real-voice fixtures (a speech recogniser, the released joe voice, the peer's WER): see tests/intelligibility.py.
 from intelligibility import joe_voice, peer_wer, recogniser  # noqa: E402, F401
 
+# Piper backends loaded in this process (joe_backend, tiny_backend): see tests/piper_loaded.py.
+from piper_loaded import joe_backend, tiny_backend  # noqa: E402, F401
+
 
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path_factory, monkeypatch):

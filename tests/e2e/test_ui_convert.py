@@ -49,14 +49,7 @@ def test_convert_tab(server, references, tmp_path):
     source = tmp_path / "line.wav"
     soundfile.write(str(source), voiced_signal(1.5, 22050), 22050)
     with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 860})
-        page.set_default_timeout(WAIT)
-        page.goto(server.url + "/ui/")
-        page.wait_for_selector("#dv-enroll")
-        page.locator("#dv-key :is(input, textarea)").fill(SPEAK_KEY)
-        page.keyboard.press("Tab")
-        page.get_by_role("tab", name="Convert", exact=True).click()
+        browser, page = _open_tab(driver, server, SPEAK_KEY, "Convert")
         page.set_input_files("#dv-convert-file input[type=file]", str(source))
         page.locator("#dv-convert-voice input").click()
         page.locator("#dv-convert-voice [role=option]", has_text="gus").first.click()
@@ -94,14 +87,7 @@ def test_batch_tab_converts_an_uploaded_source(server, references, tmp_path):
     sheet = tmp_path / "convert.csv"
     sheet.write_text("source,reference,output\ntake-1.wav,ref.wav,take-1-ref.wav\n", encoding="utf-8")
     with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 860})
-        page.set_default_timeout(WAIT)
-        page.goto(server.url + "/ui/")
-        page.wait_for_selector("#dv-enroll")
-        page.locator("#dv-key :is(input, textarea)").fill(ENROLL_KEY)
-        page.keyboard.press("Tab")
-        page.get_by_role("tab", name="Batch", exact=True).click()
+        browser, page = _open_tab(driver, server, ENROLL_KEY, "Batch")
         page.set_input_files("#dv-batch-csv input[type=file]", str(sheet))
         status = _text(page, "#dv-batch-checks", "rows")
         assert "cannot be made" in status, status  # nothing uploaded yet: the row says where to put its recording
@@ -121,6 +107,19 @@ def test_batch_tab_converts_an_uploaded_source(server, references, tmp_path):
     assert {"take-1-ref.wav", "report.jsonl"} <= set(archive.namelist())
     samples, rate = soundfile.read(io.BytesIO(archive.read("take-1-ref.wav")), dtype="float32")
     assert rate == 22050 and abs(len(samples) - int(1.5 * 22050)) < 256 and np.sqrt(np.mean(samples ** 2)) > 1e-4
+
+
+def _open_tab(driver, server, key: str, tab: str):
+    """(browser, page): the page opened in Chromium with ``key`` entered and ``tab`` shown."""
+    browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+    page = browser.new_page(viewport={"width": 1100, "height": 860})
+    page.set_default_timeout(WAIT)
+    page.goto(server.url + "/ui/")
+    page.wait_for_selector("#dv-enroll")
+    page.locator("#dv-key :is(input, textarea)").fill(key)
+    page.keyboard.press("Tab")
+    page.get_by_role("tab", name=tab, exact=True).click()
+    return browser, page
 
 
 def _text(page, selector: str, pattern: str) -> str:

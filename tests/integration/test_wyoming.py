@@ -374,7 +374,10 @@ def test_four_clients_at_once_each_get_their_own_complete_stream(server):
     for text, voice, reply in zip(texts, voices, concurrent, strict=True):
         alone = run(synthesize(server, text, voice))
         assert not reply.errors and len(reply.pcm) > 0
-        assert np.array_equal(reply.samples(), alone.samples())  # complete, and nobody else's audio
+        # complete, and nobody else's audio: the same samples, but for float rounding (alone, the stream is decoded in
+        # windows; with others waiting, each sentence whole: docs/performance.md)
+        concurrent_samples, alone_samples = reply.samples().astype(np.int32), alone.samples().astype(np.int32)
+        assert len(concurrent_samples) == len(alone_samples) and np.max(np.abs(concurrent_samples - alone_samples)) <= 1
 
 
 def test_text_over_the_limit_is_an_error_event(server):

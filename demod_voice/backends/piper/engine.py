@@ -14,7 +14,8 @@ to its own peak, which a stream cannot know before it ends: a streamed sentence 
 voice's level instead (the peak of a warm-up sentence spoken at load at zero noise, the same in
 every worker), or by its first window's peak where that is higher, then clipped. Its level is
 therefore within a few dB of the file's, not its exact samples; the same request gives the same
-stream whatever the worker made before.
+stream whatever the worker made before, and whether it was decoded in windows or whole (to float
+rounding: within one 16-bit step).
 """
 
 from __future__ import annotations
@@ -177,12 +178,14 @@ class PiperBackend(Backend):
         jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
         rate = self.voice.config.sample_rate
         most = self.batcher.most
-        first = most if job.waiting else min(most, max(1, math.ceil(FIRST_WINDOW * rate / self.batcher.hop)))
+        window = min(most, max(1, math.ceil(FIRST_WINDOW * rate / self.batcher.hop)))
+        first = most if job.waiting else window
         scales, speaker = self._feeds(syn)
         text = self.phoneme_ids(job.text)
         durations: list = []
         lengths: list[int] = []
-        sentences = _measured((self._windows(self.batcher.stream(ids, scales, speaker, first, most, durations), syn, rate)
+        head = window * self.batcher.hop  # the gain comes from the same samples whatever the windows
+        sentences = _measured((self._windows(self.batcher.stream(ids, scales, speaker, first, most, durations), syn, rate, head)
                                for ids in text), lengths)
         return self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, lambda: durations, lengths,
                            opts.sentence_silence)
@@ -226,14 +229,17 @@ class PiperBackend(Backend):
             known = self._word_phonemes[word] = " ".join("".join(p) for p in self.voice.phonemize(word))
         return known
 
-    def _windows(self, pieces: Iterator[Any], syn: Any, rate: int) -> Iterator[AudioChunk]:
-        """A sentence's raw windows, finished as :func:`finish` does but with a gain fixed at the first window."""
+    def _windows(self, pieces: Iterator[Any], syn: Any, rate: int, head: int) -> Iterator[AudioChunk]:
+        """A sentence's raw windows, finished as :func:`finish` does but with a gain fixed by its first ``head``
+        samples (the first window of a stream decoded in windows): a sentence decoded whole, under load, gets
+        the same gain, so the same request gives the same stream either way (to float rounding: within one
+        16-bit step)."""
         import numpy as np
 
         gain = 1.0
         for index, raw in enumerate(pieces):
             if index == 0 and syn.normalize_audio:
-                gain = 1.0 / max(self.level, _peak(raw), 1e-8)
+                gain = 1.0 / max(self.level, _peak(raw[:head]), 1e-8)
             yield AudioChunk(np.clip(raw * (gain * syn.volume), -1.0, 1.0).astype(np.float32), rate)
         release_memory()
 

@@ -49,6 +49,11 @@ def lines(count: int, words: int) -> list[str]:
     return out
 
 
+PEER_SPIN_SECONDS = 0.1
+"""Pause after each in-process ``PiperVoice`` run before the request is sent: piper's session (onnxruntime's
+defaults) keeps its intra-op threads spinning for a while after a run, which took CPU from the server's worker."""
+
+
 def voice_path(size: str) -> Path:
     cache = Path(tempfile.gettempdir()) / "demod-voice-bench"
     model = cache / f"{size}.onnx"
@@ -77,6 +82,7 @@ def first_audio(url: str, model: Path, name: str, texts: list[str]) -> tuple[lis
             start = time.perf_counter()
             next(iter(voice.synthesize(text)))
             floor = time.perf_counter() - start
+            time.sleep(PEER_SPIN_SECONDS)  # the peer's onnxruntime threads spin on after a run: let them go idle
             start = time.perf_counter()
             with client.stream("POST", url + "/v1/audio/speech", json={"model": name, "input": text, "response_format": "pcm"}) as r:
                 r.raise_for_status()

@@ -95,7 +95,9 @@ def test_a_full_disk_stops_the_batch_at_its_row_and_resumes_once_space_is_freed(
 
 def test_a_second_batch_into_a_folder_in_use_is_refused_and_a_killed_one_leaves_no_lock(piper_voice, tmp_path):
     out = tmp_path / "out"
-    csv_file = rows_csv(tmp_path, 30)
+    # enough rows that the first run is still at work when the second starts: 30 rows of the tiny voice took
+    # 1.3 s in all, about what the second run needs to start (this test failed once in CI with 30)
+    csv_file = rows_csv(tmp_path, 400)
     first = start("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice))
     wait_for(lambda: len(manifest_lines(out)) >= 1)
     second = run_cli("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice))
@@ -108,7 +110,7 @@ def test_a_second_batch_into_a_folder_in_use_is_refused_and_a_killed_one_leaves_
     third = run_cli("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice))
     assert third.returncode == 0, third.stderr.decode()
     entries = [json.loads(line) for line in manifest_lines(out)]  # every line whole: never interleaved
-    assert sorted({Path(e["output"]).name for e in entries}) == outputs(out) and len(outputs(out)) == 30
+    assert sorted({Path(e["output"]).name for e in entries}) == outputs(out) and len(outputs(out)) == 400
 
 
 def test_a_torn_last_manifest_line_is_ignored_and_cut_off(piper_voice, tmp_path):

@@ -60,7 +60,7 @@ class SynthesisJob:
     ``Speak`` and ``Pause``), when the text needs them (SSML); ``None``: ``text`` is spoken as it is."""
     waiting: int = 0
     """Set by the engine when it hands the job to a worker: how many jobs for the same model were
-    still queued behind it. A backend may trade first audio for throughput when it is not 0 (Piper
+    still queued behind it that no other free worker could take at once. A backend may trade first audio for throughput when it is not 0 (Piper
     then decodes a streamed sentence whole rather than in windows: its first audio waits in the queue
     anyway, and windows cost CPU time that the jobs behind it need)."""
 

@@ -163,7 +163,8 @@ class Pool:
             slot.handover = list(tasks)
             slot.index = 0
             self._begin(slot)
-            behind = self.waiting()
+            # jobs left in the queue that no other free slot takes at once (each takes at least one)
+            behind = max(0, self.waiting() - sum(1 for other in self.slots if other is not slot and not other.tasks and not other.retired))
             try:
                 slot.worker.send([replace(t.job, waiting=behind) if behind else t.job for t in tasks])
             except WorkerDied as died:

@@ -285,35 +285,42 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         svc.shutdown()
 
 
-def test_a_worker_is_told_how_many_jobs_wait_behind_the_one_it_is_given(tmp_path, monkeypatch):
-    # (Piper decodes a streamed sentence whole, not in windows, when others wait: docs/performance.md)
+@pytest.fixture
+def telling(tmp_path, monkeypatch):
+    """``start(workers)``: an engine whose fake workers write ``text:waiting`` for each job they are given,
+    and the file they write it to. (Piper decodes a streamed sentence whole, not in windows, when others
+    wait: docs/performance.md.)"""
     told = tmp_path / "waiting"
     monkeypatch.setenv("FAKE_WAITING", str(told))
-    svc = EngineService(EngineSettings(), workers=1)
-    try:
-        assert svc.submit(job("warm")).result(timeout=30).ok
-        running = svc.submit(job("slow slow slow"))
-        time.sleep(0.2)  # handed over: nothing was queued behind it then
-        handles = [running, *(svc.submit(job(f"queued{i}")) for i in range(3))]
-        assert all(h.result(timeout=30).ok for h in handles)
-        assert told.read_text().splitlines() == ["warm:0", "slow slow slow:0", "queued0:2", "queued1:1", "queued2:0"]
-    finally:
+    services = []
+
+    def start(workers: int) -> tuple[EngineService, Path]:
+        services.append(EngineService(EngineSettings(), workers=workers))
+        return services[-1], told
+
+    yield start
+    for svc in services:
         svc.shutdown()
 
 
-def test_jobs_that_free_workers_take_at_once_do_not_count_as_waiting(tmp_path, monkeypatch):
-    told = tmp_path / "waiting"
-    monkeypatch.setenv("FAKE_WAITING", str(told))
-    svc = EngineService(EngineSettings(), workers=2)
-    try:
-        assert all(h.result(timeout=30).ok for h in svc.submit_many([(job("warm slow"), None), (job("warm slow"), None)]))
-        handles = svc.submit_many([(job(f"job{i} slow"), None) for i in range(3)])
-        assert all(h.result(timeout=30).ok for h in handles)
-        # two free workers take two of the three at once: only the third waits behind each of them
-        told_jobs = [line for line in told.read_text().splitlines() if line.startswith("job")]
-        assert sorted(told_jobs) == ["job0 slow:1", "job1 slow:1", "job2 slow:0"]
-    finally:
-        svc.shutdown()
+def test_a_worker_is_told_how_many_jobs_wait_behind_the_one_it_is_given(telling):
+    svc, told = telling(1)
+    assert svc.submit(job("warm")).result(timeout=30).ok
+    running = svc.submit(job("slow slow slow"))
+    time.sleep(0.2)  # handed over: nothing was queued behind it then
+    handles = [running, *(svc.submit(job(f"queued{i}")) for i in range(3))]
+    assert all(h.result(timeout=30).ok for h in handles)
+    assert told.read_text().splitlines() == ["warm:0", "slow slow slow:0", "queued0:2", "queued1:1", "queued2:0"]
+
+
+def test_jobs_that_free_workers_take_at_once_do_not_count_as_waiting(telling):
+    svc, told = telling(2)
+    assert all(h.result(timeout=30).ok for h in svc.submit_many([(job("warm slow"), None), (job("warm slow"), None)]))
+    handles = svc.submit_many([(job(f"job{i} slow"), None) for i in range(3)])
+    assert all(h.result(timeout=30).ok for h in handles)
+    # two free workers take two of the three at once: only the third waits behind each of them
+    told_jobs = [line for line in told.read_text().splitlines() if line.startswith("job")]
+    assert sorted(told_jobs) == ["job0 slow:1", "job1 slow:1", "job2 slow:0"]
 
 
 def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):

@@ -103,6 +103,18 @@ class OutputLock:
             self._fd = None
 
 
+def whole_lines(path: Path, what: str) -> tuple[list[str], Optional[int]]:
+    """The complete lines of an append-only file (none if it is missing) and, when its last line was cut short
+    (a crash mid-write), where that torn line starts, for the caller to cut it off; ``None`` otherwise.
+    ``what`` names the file in the error when it cannot be read."""
+    try:
+        data = path.read_bytes() if path.is_file() else b""
+    except OSError as err:
+        raise os_error(f"cannot read {what}", err) from None
+    complete, _, torn = data.rpartition(b"\n")
+    return complete.decode("utf-8", "replace").splitlines(), (len(complete) + 1 if complete else 0) if torn else None
+
+
 class Manifest:
     """Append-only record of finished outputs in the output folder (written only under :class:`OutputLock`)."""
 
@@ -110,16 +122,12 @@ class Manifest:
         self.path = folder / MANIFEST
         self.entries: dict[str, dict[str, Any]] = {}
         self._fd: Optional[int] = None
-        try:
-            data = self.path.read_bytes() if self.path.is_file() else b""
-        except OSError as err:
-            raise os_error(f"cannot read the manifest {self.path}", err) from None
-        complete, _, torn = data.rpartition(b"\n")
-        if torn:
+        lines, torn_at = whole_lines(self.path, f"the manifest {self.path}")
+        if torn_at is not None:
             # A line cut short by a crash (or a full disk): dropped, and cut off so the next entry starts a line.
             log.info("ignoring a torn last line in %s", self.path)
-            self._truncate(len(complete) + 1 if complete else 0)
-        for line in complete.decode("utf-8", "replace").splitlines():
+            self._truncate(torn_at)
+        for line in lines:
             try:
                 entry = json.loads(line)
                 self.entries[entry["output"]] = entry

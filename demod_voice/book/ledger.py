@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.paths import os_error
+from demod_voice.resume import whole_lines
 
 
 class JsonLines:
@@ -19,15 +20,11 @@ class JsonLines:
     def __init__(self, folder: Path, name: str) -> None:
         self.path = folder / name
         self.read: list[dict] = []
-        try:
-            data = self.path.read_bytes() if self.path.is_file() else b""
-        except OSError as err:
-            raise os_error(f"cannot read {self.path}", err) from None
-        complete, _, torn = data.rpartition(b"\n")
-        if torn:
+        lines, torn_at = whole_lines(self.path, str(self.path))
+        if torn_at is not None:
             with contextlib.suppress(OSError):
-                os.truncate(self.path, len(complete) + 1 if complete else 0)
-        for line in complete.decode("utf-8", "replace").splitlines():
+                os.truncate(self.path, torn_at)
+        for line in lines:
             with contextlib.suppress(ValueError):
                 entry = json.loads(line)
                 if isinstance(entry, dict):

@@ -107,30 +107,43 @@ def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], 
     levels = onnxruntime.GraphOptimizationLevel
     cached = _optimized_path(model, providers, cache_dir)
     if cached is not None and cached.is_file():
-        options = _options(bounded)
-        options.graph_optimization_level = levels.ORT_DISABLE_ALL  # already optimised
         try:
-            return onnxruntime.InferenceSession(str(cached), sess_options=options, providers=providers)
+            return _from_cache(cached, providers, bounded)
         except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
             log.warning("discarding a damaged optimised-graph cache entry %s (%s)", cached, err)
             cached.unlink(missing_ok=True)
     options = _options(bounded)
-    # EXTENDED, not ALL: ALL adds layout transforms tied to this CPU, which must not be cached.
-    options.graph_optimization_level = levels.ORT_ENABLE_EXTENDED
     tmp = None
     if cached is not None and _writable_folder(cached.parent):
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
         options.optimized_model_filepath = str(tmp)
+        # EXTENDED, not ALL, for the file: ALL adds layout transforms tied to this CPU, which must not be cached.
+        options.graph_optimization_level = levels.ORT_ENABLE_EXTENDED
+    else:
+        options.graph_optimization_level = levels.ORT_ENABLE_ALL
     try:
         session = onnxruntime.InferenceSession(model, sess_options=options, providers=providers)
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         raise
-    if tmp is not None and tmp.is_file():
-        os.replace(tmp, cached)
-        log.debug("cached the optimised graph of %s as %s", model, cached)
-    return session
+    if tmp is None or not tmp.is_file():
+        return session
+    os.replace(tmp, cached)
+    log.debug("cached the optimised graph of %s as %s", model, cached)
+    # the session made the file without the layout transforms; one from the file has them (~10-100 ms)
+    return _from_cache(cached, providers, bounded)
+
+
+def _from_cache(cached: Path, providers: list[Any], bounded: bool) -> Any:
+    """A session of an optimised graph from the cache: onnxruntime's CPU-specific layout transforms
+    (blocked "NCHWc" convolutions, which :mod:`demod_voice.backends.piper.layout` makes a Piper voice's
+    decoder use) are applied at load, on top of the cached ones."""
+    import onnxruntime
+
+    options = _options(bounded)
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return onnxruntime.InferenceSession(str(cached), sess_options=options, providers=providers)
 
 
 def _optimized_path(model: str, providers: list[Any], cache_dir: Optional[str]) -> Optional[Path]:

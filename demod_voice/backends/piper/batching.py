@@ -29,8 +29,8 @@ context, so fewer windows cost less: a 10-word sentence on a medium voice, one t
 first window 13 frames: 342 ms doubling, 296 ms growing 4x, 240 ms whole (/tmp scripts, load 2-3).
 Each next window is still ready long before the audio already sent has played (test_piper_streaming)."""
 
-VERSION = "4"
-"""Part of the cache key of prepared graphs: bump when :mod:`.graph` changes what it writes."""
+VERSION = "5"
+"""Part of the cache key of prepared graphs: bump when :mod:`.graph` or :mod:`.layout` changes what it writes."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     except ImportError:
         log.warning("the onnx package is missing, so sentences run one at a time; install it with: pip install onnx")
         return None
-    from demod_voice.backends.piper import graph
+    from demod_voice.backends.piper import graph, layout
 
     model = onnx.load(model_path)
     durations = graph.expose_durations(model)
@@ -76,6 +76,9 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     else:
         front, decoder = split
         cut = graph.split_flow(front, durations)
+        for part in (decoder, None if cut is None else cut[1]):  # the two parts that are all convolutions over time
+            if part is not None:
+                layout.lift(part)
         parts = {"decoder": decoder, "front": front} if cut is None else {"flow": cut[1], "decoder": decoder, "front": cut[0]}
     data = {role: part.SerializeToString() for role, part in parts.items()}
     if names is not None:

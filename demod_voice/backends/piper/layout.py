@@ -155,7 +155,7 @@ class _Rewrite:
         kept = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         kept.update(attributes)
         outputs = [f"{PREFIX}_{name}" if name else "" for name in node.output]
-        for name, twin in zip(node.output, outputs):
+        for name, twin in zip(node.output, outputs, strict=True):
             if name:
                 self.four[name] = twin
         # the node keeps its name (its module scope, which :mod:`.graph` and the tests read): it replaces the old one

@@ -187,7 +187,7 @@ class _Rewrite:
         return self._copy(node, [source, twin, *node.input[2:]], **changed)
 
     def _elementwise(self, node: Any) -> Optional[Any]:
-        if not any(name in self.four and name not in self.shapes for name in node.input):
+        if not any((name in self.four and name not in self.shapes) or name in self.inputs for name in node.input):
             return None
         inputs = []
         for name in node.input:

@@ -42,6 +42,7 @@ def parts(voice: Path) -> tuple[bytes, dict[str, tuple[bytes, bytes]]]:
 
     model = onnx.load(str(voice))
     durations = graph.expose_durations(model)
+    series = layout.time_series(model)
     split = graph.split_graph(model, durations) if durations else None
     if split is None:
         raise SystemExit(f"{voice}: the decoder cannot be split off, so nothing is lifted")
@@ -51,7 +52,7 @@ def parts(voice: Path) -> tuple[bytes, dict[str, tuple[bytes, bytes]]]:
     out = {}
     for role, part in found.items():
         plain = part.SerializeToString()
-        layout.lift(part)
+        layout.lift(part, series)
         out[role] = (plain, part.SerializeToString())
     return (front if cut is None else cut[0]).SerializeToString(), out
 

@@ -132,7 +132,11 @@ def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], 
     os.replace(tmp, cached)
     log.debug("cached the optimised graph of %s as %s", model, cached)
     # the session made the file without the layout transforms; one from the file has them (~10-100 ms)
-    return _from_cache(cached, providers, bounded)
+    try:
+        return _from_cache(cached, providers, bounded)
+    except Exception as err:  # noqa: BLE001 - e.g. another process found the entry damaged and removed it
+        log.debug("reopening %s from the cache failed (%s); keeping the session without layout transforms", cached, err)
+        return session
 
 
 def _from_cache(cached: Path, providers: list[Any], bounded: bool) -> Any:

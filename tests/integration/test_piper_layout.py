@@ -32,17 +32,18 @@ def run(model, feeds: dict[str, np.ndarray], level=None) -> tuple[list[np.ndarra
 
 
 def conv1d_graph() -> onnx.ModelProto:
-    """Convolutions over time with, between them, what the rewrite lifts (an activation, a residual
-    add, a channel slice, a split, a concatenation, zeros shaped like a tensor, a time slice) and
-    what it does not (a time pad, a transpose), and two inputs, one a [batch, 1, time] mask."""
+    """Convolutions over time (one transposed, with output padding) with, between them, what the rewrite
+    lifts (an activation, a mask, a residual add, a channel slice on a negative axis from a Constant node,
+    a split, zeros shaped like a tensor, a concatenation, a time slice) and what it does not (a pad, a
+    transpose); inputs [batch, 8, time] and a [batch, 1, time] mask."""
     rng = np.random.default_rng(3)
     weights = {
-        "w1": rng.standard_normal((16, 8, 3)).astype(np.float32), "b1": rng.standard_normal(16).astype(np.float32),
-        "w2": rng.standard_normal((16, 16, 5)).astype(np.float32),
-        "wt": rng.standard_normal((24, 8, 4)).astype(np.float32),
-        "starts": np.array([0], np.int64), "ends": np.array([8], np.int64), "axis1": np.array([1], np.int64),
+        "w1": rng.standard_normal((16, 8, 3)).astype(np.float32) * 0.3, "b1": rng.standard_normal(16).astype(np.float32),
+        "w2": rng.standard_normal((16, 16, 5)).astype(np.float32) * 0.3,
+        "wt": rng.standard_normal((16, 8, 4)).astype(np.float32) * 0.3,
+        "starts": np.array([0], np.int64), "ends": np.array([4], np.int64),
         "t_starts": np.array([1], np.int64), "t_ends": np.array([-1], np.int64), "axis2": np.array([2], np.int64),
-        "halves": np.array([8, 8], np.int64), "pads": np.array([0, 0, 2, 0, 0, 2], np.int64), "two": np.array(2.0, np.float32),
+        "halves": np.array([4, 4], np.int64), "pads": np.array([0, 0, 2, 0, 0, 2], np.int64), "two": np.array(2.0, np.float32),
     }
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3], pads=[1, 1], dilations=[1]),
@@ -51,8 +52,10 @@ def conv1d_graph() -> onnx.ModelProto:
         helper.make_node("Conv", ["m1", "w2"], ["c2"], kernel_shape=[5], pads=[4, 4], dilations=[2]),
         helper.make_node("Add", ["c2", "c1"], ["r"]),
         helper.make_node("Div", ["r", "two"], ["d"]),
-        helper.make_node("Slice", ["d", "starts", "ends", "axis1"], ["s"]),
-        helper.make_node("Split", ["d", "halves"], ["h0", "h1"], axis=1),
+        helper.make_node("ConvTranspose", ["d", "wt"], ["up"], kernel_shape=[4], strides=[2], pads=[1, 1], output_padding=[1]),
+        helper.make_node("Constant", [], ["channel_axis"], value=helper.make_tensor("a", TensorProto.INT64, [1], [-2])),
+        helper.make_node("Slice", ["up", "starts", "ends", "channel_axis"], ["s"]),
+        helper.make_node("Split", ["up", "halves"], ["h0", "h1"], axis=1),
         helper.make_node("Shape", ["h1"], ["shape"]),
         helper.make_node("ConstantOfShape", ["shape"], ["zeros"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
         helper.make_node("Add", ["h1", "zeros"], ["z"]),
@@ -60,43 +63,70 @@ def conv1d_graph() -> onnx.ModelProto:
         helper.make_node("Slice", ["cat", "t_starts", "t_ends", "axis2"], ["trimmed"]),
         helper.make_node("Pad", ["trimmed", "pads"], ["padded"]),
         helper.make_node("Tanh", ["padded"], ["t"]),
-        helper.make_node("ConvTranspose", ["t", "wt"], ["up"], kernel_shape=[4], strides=[2], pads=[1, 1]),
-        helper.make_node("Transpose", ["up"], ["out"], perm=[0, 2, 1]),
+        helper.make_node("Transpose", ["t"], ["out"], perm=[0, 2, 1]),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None),
-                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, None)],
+    series = ["batch", "channels", "time"]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, series),
+                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, series)],
                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, None),
                                helper.make_tensor_value_info("c1", TensorProto.FLOAT, None)],
                               initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def feeds_for(model: onnx.ModelProto, frames: int = 40) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"x": rng.standard_normal((2, 8, frames)).astype(np.float32), "mask": (rng.random((2, 1, frames)) > 0.2).astype(np.float32)}
+
+
 def test_a_lifted_graph_gives_the_same_outputs_and_squeezes_back_only_where_needed():
     model = conv1d_graph()
-    rng = np.random.default_rng(0)
-    feeds = {"x": rng.standard_normal((2, 8, 40)).astype(np.float32), "mask": (rng.random((2, 1, 40)) > 0.2).astype(np.float32)}
+    feeds = feeds_for(model)
     before, _ = run(model, feeds)
-    assert layout.lift(model) > 10
+    assert layout.time_series(model) >= {"x", "mask"}
+    assert layout.lift(model, layout.time_series(model)) > 10
     weights = {i.name: len(i.dims) for i in model.graph.initializer}
-    ranks = {n.op_type: weights[n.input[1]] for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")}
-    # the two convolutions before the pad run in 4-D; after the pad (not lifted) the graph stays 3-D
-    assert ranks == {"Conv": 4, "ConvTranspose": 3}
-    # the pad and the output c1 read 3-D forms (two squeezes), the two inputs are lifted once each
-    assert [n.op_type for n in model.graph.node].count("Squeeze") == 2
-    assert [n.op_type for n in model.graph.node].count("Unsqueeze") == 2
+    assert sorted((n.op_type, weights[n.input[1]]) for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose")) == [
+        ("Conv", 4), ("Conv", 4), ("ConvTranspose", 4)]
+    # the pad (not lifted) and the output c1 read 3-D forms (two squeezes); each input is lifted once
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Squeeze") == 2 and ops.count("Unsqueeze") == 2
     after, _ = run(model, feeds)
     assert [a.shape for a in after] == [b.shape for b in before]
     for a, b in zip(after, before, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # sums taken in another order
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # the same sums in another order
 
 
-def test_a_graph_without_convolutions_over_time_is_left_as_it_was():
+def test_an_input_not_known_to_be_3d_is_never_given_the_unit_axis():
     model = conv1d_graph()
-    kept = [n for n in model.graph.node if n.op_type not in ("Conv", "ConvTranspose")]
+    model.graph.input[1].CopyFrom(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, "time"]))  # 2-D now
+    feeds = feeds_for(model)
+    feeds["mask"] = feeds["mask"][:1, 0]
+    before, _ = run(model, feeds)
+    assert "mask" not in layout.time_series(model)
+    layout.lift(model, layout.time_series(model))
+    assert not any(n.op_type == "Unsqueeze" and n.input[0] == "mask" for n in model.graph.node)
+    after, _ = run(model, feeds)
+    for a, b in zip(after, before, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_a_graph_whose_convolutions_cannot_be_lifted_is_left_as_it_was():
+    """Weights that are not plain initializers (an INT8 voice's come through DequantizeLinear) keep the graph 1-D."""
+    model = conv1d_graph()
+    scale = numpy_helper.from_array(np.array(0.01, np.float32), "scale")
+    quantized = numpy_helper.from_array(np.zeros((16, 8, 3), np.int8), "w1_q")
+    model.graph.initializer.extend([scale, quantized])
+    model.graph.node.insert(0, helper.make_node("DequantizeLinear", ["w1_q", "scale"], ["w1_dq"]))
+    nodes = [n for n in model.graph.node if n.op_type not in ("Conv", "ConvTranspose") or n.input[1] == "w1"]
+    for node in nodes:
+        if node.op_type == "Conv":
+            node.input[1] = "w1_dq"
     del model.graph.node[:]
-    model.graph.node.extend([helper.make_node("Relu", ["x"], ["out"])] + [helper.make_node("Identity", ["x"], ["c1"])])
+    model.graph.node.extend(nodes[:3])  # the dequantization, the one convolution, its activation
+    model.graph.output[0].name = "a1"
     before = model.SerializeToString()
-    assert kept and layout.lift(model) == 0
+    assert layout.lift(model, layout.time_series(model)) == 0
     assert model.SerializeToString() == before
 
 
@@ -135,19 +165,23 @@ def backend_part(voice: Path, cache: Path, role: str) -> str:
     return str({"front": front, "decoder": decoder, "flow": flow}[role])
 
 
-def test_onnxruntime_gives_the_lifted_decoder_its_blocked_kernels(piper_voice, tmp_path):
-    """The premise of the rewrite, held on this onnxruntime: at ORT_ENABLE_ALL (how the cached parts
-    are opened, demod_voice.devices) the decoder's convolutions run as NCHWc kernels."""
+def test_onnxruntime_gives_the_cached_decoder_its_blocked_kernels(piper_voice, tmp_path):
+    """The premise of the rewrite, held on this onnxruntime: the decoder's optimised graph as the cache keeps
+    it, opened at ORT_ENABLE_ALL as demod_voice.devices opens it, runs its convolutions as NCHWc kernels."""
+    from demod_voice.devices import CPU_PROVIDER, _optimized_path, onnx_session
+
     prepared = batching.prepare(str(piper_voice), str(tmp_path))
-    model = onnx.load(prepared.decoder)
+    onnx_session(prepared.decoder, "cpu", str(tmp_path), bounded=True)  # optimises it and writes the cache entry
+    cached = _optimized_path(prepared.decoder, [CPU_PROVIDER], str(tmp_path))
+    model = onnx.load(str(cached))
     weights = {i.name: list(i.dims) for i in model.graph.initializer}
-    first = next(n for n in model.graph.node if n.op_type == "Conv")
+    first = next(n for n in model.graph.node if n.op_type in ("Conv", "FusedConv") and weights.get(n.input[1]))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.enable_profiling = True
     options.profile_file_prefix = str(tmp_path / "profile")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(prepared.decoder, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(cached), options, providers=["CPUExecutionProvider"])
     session.run(None, {session.get_inputs()[0].name: np.zeros((1, weights[first.input[1]][1], 30), np.float32)})
     events = json.loads(Path(session.end_profiling()).read_text())
     kernels = {e["args"].get("op_name") for e in events if e.get("cat") == "Node"}
@@ -164,3 +198,23 @@ def test_sessions_from_the_optimised_graph_cache_get_the_layout_transforms(piper
         levels.append(session.get_session_options().graph_optimization_level)
     assert levels == [ort.GraphOptimizationLevel.ORT_ENABLE_ALL] * 2
     assert len(list((tmp_path / "onnx").glob("*decoder*.onnx"))) == 2  # the prepared part and its optimised graph
+
+
+def test_a_failed_reopen_from_the_cache_keeps_the_session_just_made(piper_voice, tmp_path, monkeypatch):
+    """Another process may remove a cache entry (as damaged) between its write and the reopen: the voice still loads."""
+    from demod_voice import devices
+
+    prepared = batching.prepare(str(piper_voice), str(tmp_path))
+
+    def gone(*args, **kwargs):
+        raise FileNotFoundError("removed meanwhile")
+
+    monkeypatch.setattr(devices, "_from_cache", gone)
+    session, warnings = devices.onnx_session(prepared.decoder, "cpu", str(tmp_path), bounded=True)
+    assert warnings == []
+    assert session.get_session_options().graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    model = onnx.load(prepared.decoder)
+    weights = {i.name: list(i.dims) for i in model.graph.initializer}
+    first = next(n for n in model.graph.node if n.op_type == "Conv")
+    audio = session.run(None, {session.get_inputs()[0].name: np.zeros((1, weights[first.input[1]][1], 20), np.float32)})[0]
+    assert audio.size > 0

@@ -29,7 +29,7 @@ context, so fewer windows cost less: a 10-word sentence on a medium voice, one t
 first window 13 frames: 342 ms doubling, 296 ms growing 4x, 240 ms whole (/tmp scripts, load 2-3).
 Each next window is still ready long before the audio already sent has played (test_piper_streaming)."""
 
-VERSION = "5"
+VERSION = "6"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` or :mod:`.layout` changes what it writes."""
 
 
@@ -84,16 +84,18 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     decoder (and the flow) begin, their convolutions lifted to 2-D (:mod:`.layout`); else masked."""
     from demod_voice.backends.piper import graph, layout
 
+    series = layout.time_series(model)
     split = graph.split_graph(model, durations)
     if split is None:
         graph.add_masks(model)
         return {"masked": model}
     front, decoder = split
     cut = graph.split_flow(front, durations)
-    layout.lift(decoder)
+    # lifted only now: the splits have read each part's reach from its 1-D convolutions (graph.receptive_field)
+    layout.lift(decoder, series)
     if cut is None:
         return {"decoder": decoder, "front": front}
-    layout.lift(cut[1])  # the flow: convolutions over time too
+    layout.lift(cut[1], series)  # the flow: convolutions over time too
     return {"flow": cut[1], "decoder": decoder, "front": cut[0]}
 
 

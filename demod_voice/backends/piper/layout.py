@@ -31,30 +31,46 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "LeakyRelu", "Relu", "Tanh"
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
 
 
-def lift(model: Any) -> int:
+def time_series(model: Any) -> set[str]:
+    """Tensors of ``model`` that onnx's shape inference finds 3-D (in a VITS: ``[batch, channels, time]``),
+    graph inputs included: what :func:`lift` may give the unit axis. Read on the whole voice, before it is split,
+    since the split parts' inputs carry no shapes."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model)
+    values = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    return {v.name for v in values if v.type.tensor_type.HasField("shape") and len(v.type.tensor_type.shape.dim) == 3}
+
+
+def lift(model: Any, series: set[str]) -> int:
     """Rewrite ``model`` (an ``onnx.ModelProto``, in place) to run its 1-D work in 4-D; return how many nodes now do.
 
-    Every graph input must be ``[batch, channels, time]`` (a split-off decoder's or flow's are)."""
+    ``series``: names known to be 3-D (:func:`time_series`); only graph inputs among them are lifted, and the rest
+    of the graph only from those. A graph below opset 13 (``Squeeze`` with axes as an attribute) is left alone."""
     from onnx import numpy_helper
 
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset < 13:
+        return 0
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
     constants = {node.output[0]: numpy_helper.to_array(node.attribute[0].t)
                  for node in graph.node if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"}
-    readers: dict[str, set[str]] = {}
+    outputs = {o.name for o in graph.output}
+    readers: dict[str, set[str]] = {name: {"(graph output)"} for name in outputs}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, set()).add(node.op_type)
-    rewrite = _Rewrite(weights, constants, {i.name for i in graph.input}, readers)
+    rewrite = _Rewrite(weights, constants, {i.name for i in graph.input} & series, readers)
     for node in graph.node:
         rewrite.visit(node)
     if not rewrite.convolutions:  # nothing that runs faster in 4-D
         return 0
-    for output in graph.output:
-        rewrite.lower(output.name)
+    for name in outputs:
+        rewrite.lower(name)
     del graph.node[:]
-    graph.node.extend(rewrite.nodes)
-    used = {name for node in graph.node for name in node.input}
+    graph.node.extend(_live(rewrite.nodes, outputs))
+    used = {name for node in graph.node for name in node.input} | outputs
     kept = [init for init in list(graph.initializer) + rewrite.added if init.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
@@ -104,7 +120,7 @@ class _Rewrite:
         self.flat.add(name)
 
     def _raise(self, name: str) -> Optional[str]:
-        """The 4-D twin of ``name``: made for a graph input on first use; ``None`` for any other 3-D tensor."""
+        """The 4-D twin of ``name``: made for a 3-D graph input on first use; ``None`` for any other tensor."""
         if name in self.four:
             return self.four[name]
         if name not in self.inputs:
@@ -163,7 +179,7 @@ class _Rewrite:
 
     def _convolution(self, node: Any) -> Optional[Any]:
         weight = self.weights.get(node.input[1]) if len(node.input) > 1 else None
-        if weight is None or len(weight.dims) != 3 or node.input[0] in self.shapes:
+        if weight is None or len(weight.dims) != 3 or self.four.get(node.input[0]) in self.shapes:
             return None
         from onnx import helper, numpy_helper
 
@@ -187,7 +203,7 @@ class _Rewrite:
         return self._copy(node, [source, twin, *node.input[2:]], **changed)
 
     def _elementwise(self, node: Any) -> Optional[Any]:
-        if not any((name in self.four and name not in self.shapes) or name in self.inputs for name in node.input):
+        if not any((name in self.four and self.four[name] not in self.shapes) or name in self.inputs for name in node.input):
             return None
         inputs = []
         for name in node.input:
@@ -220,6 +236,16 @@ class _Rewrite:
         if any(twin is None or twin in self.shapes for twin in twins):
             return None
         return self._copy(node, twins + rest, **attributes)
+
+
+def _live(nodes: list[Any], outputs: set[str]) -> list[Any]:
+    """``nodes`` less those whose outputs nothing reads (an input's 4-D twin made for a node that then stayed 3-D)."""
+    needed, kept = set(outputs), []
+    for node in reversed(nodes):
+        if any(name in needed for name in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    return kept[::-1]
 
 
 def _moved(axis: int) -> int:

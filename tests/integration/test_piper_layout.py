@@ -91,10 +91,19 @@ def test_a_lifted_graph_gives_the_same_outputs_and_squeezes_back_only_where_need
     # the pad (not lifted) and the output c1 read 3-D forms (two squeezes); each input is lifted once
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("Squeeze") == 2 and ops.count("Unsqueeze") == 2
+    assert_nothing_left_over(model)
     after, _ = run(model, feeds)
     assert [a.shape for a in after] == [b.shape for b in before]
     for a, b in zip(after, before, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # the same sums in another order
+
+
+def assert_nothing_left_over(model: onnx.ModelProto) -> None:
+    """Every weight and node of a lifted graph is read: onnxruntime warns on stderr of each unused initializer
+    (which broke `piper-infer -o -`'s quiet stderr, tests/integration/test_failure_paths.py)."""
+    read = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    assert [i.name for i in model.graph.initializer if i.name not in read] == []
+    assert [n.name for n in model.graph.node if not any(out in read for out in n.output)] == []
 
 
 def test_an_input_not_known_to_be_3d_is_never_given_the_unit_axis():
@@ -149,6 +158,8 @@ def test_a_voice_run_in_4d_is_piper_own_audio_at_zero_noise(which, piper_multi_v
     weights = {i.name: len(i.dims) for i in onnx.load(backend_part(voice, tmp_path, "decoder")).graph.initializer}
     decoder = onnx.load(backend_part(voice, tmp_path, "decoder"))
     assert all(weights[n.input[1]] == 4 for n in decoder.graph.node if n.op_type in ("Conv", "ConvTranspose"))
+    for role in ("decoder", "flow"):
+        assert_nothing_left_over(onnx.load(backend_part(voice, tmp_path, role)))
     job = SynthesisJob(LoadSpec("piper", str(voice), model_config=f"{voice}.json"), SENTENCE, str(tmp_path / "x.wav"),
                        options=PiperOptions(noise_scale=0.0, noise_w_scale=0.0))
     got = [chunk.samples for chunk in backend.synthesize(job)]

@@ -4,9 +4,9 @@ onnxruntime's CPU provider has two convolution paths: im2col and a GEMM, for any
 "NCHWc" kernels that keep channels in blocks of the vector width and convolve directly, which
 its layout optimisation (``ORT_ENABLE_ALL``) gives 2-D convolutions only. A VITS decoder and
 flow are 1-D: every convolution there took the first path. Run in 2-D, ``[batch, channels, 1,
-time]`` with ``[out, in, 1, kernel]`` weights, the same sums are taken in another order (audio
-equal to float rounding, ~1e-8 on a 0.03 peak), and a Piper medium voice's decoder ran 12% faster
-here (one thread, 1.4 s of audio: 71.3 ms against 62.5 ms median, ``bench/piper_layout.py``).
+time]`` with ``[out, in, 1, kernel]`` weights, the same sums are taken in another order (the released
+joe voice's decoder: < 1e-6 apart on a 0.2-0.5 peak), and that decoder ran in 0.86-0.90x the time, its
+flow in 0.93-0.94x for windows of 120 frames and more (one thread, ``bench/piper_layout.py``).
 
 :func:`lift` rewrites a graph in place: its inputs are given the unit axis at 2 once, every node
 that can work on the 4-D form does (convolutions, element-wise operations, slices, splits and

@@ -22,11 +22,9 @@ from tests.piper_loaded import loaded_piper  # noqa: E402
 SENTENCE = "The quick brown fox jumps over the lazy dog near the riverbank at dawn."
 
 
-def run(model, feeds: dict[str, np.ndarray], level=None) -> tuple[list[np.ndarray], ort.InferenceSession]:
+def run(model, feeds: dict[str, np.ndarray]) -> tuple[list[np.ndarray], ort.InferenceSession]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    if level is not None:
-        options.graph_optimization_level = level
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return session.run(None, feeds), session
 
@@ -155,8 +153,8 @@ def test_a_voice_run_in_4d_is_piper_own_audio_at_zero_noise(which, piper_multi_v
     else:
         voice = piper_multi_voice
     backend = loaded_piper(voice, tmp_path)
-    weights = {i.name: len(i.dims) for i in onnx.load(backend_part(voice, tmp_path, "decoder")).graph.initializer}
     decoder = onnx.load(backend_part(voice, tmp_path, "decoder"))
+    weights = {i.name: len(i.dims) for i in decoder.graph.initializer}
     assert all(weights[n.input[1]] == 4 for n in decoder.graph.node if n.op_type in ("Conv", "ConvTranspose"))
     for role in ("decoder", "flow"):
         assert_nothing_left_over(onnx.load(backend_part(voice, tmp_path, role)))

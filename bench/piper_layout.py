@@ -42,12 +42,13 @@ def parts(voice: Path) -> tuple[bytes, dict[str, tuple[bytes, bytes]]]:
 
     model = onnx.load(str(voice))
     durations = graph.expose_durations(model)
-    series = layout.time_series(model)
     split = graph.split_graph(model, durations) if durations else None
     if split is None:
         raise SystemExit(f"{voice}: the decoder cannot be split off, so nothing is lifted")
     front, decoder = split
-    cut = graph.split_flow(front, durations)
+    shapes = graph.value_shapes(model)
+    cut = graph.split_flow(front, durations, shapes)
+    series = layout.time_series(shapes)
     found = {"decoder": decoder} if cut is None else {"flow": cut[1], "decoder": decoder}
     out = {}
     for role, part in found.items():

@@ -84,13 +84,14 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     decoder (and the flow) begin, their convolutions lifted to 2-D (:mod:`.layout`); else masked."""
     from demod_voice.backends.piper import graph, layout
 
-    series = layout.time_series(model)
     split = graph.split_graph(model, durations)
     if split is None:
         graph.add_masks(model)
         return {"masked": model}
     front, decoder = split
-    cut = graph.split_flow(front, durations)
+    shapes = graph.value_shapes(model)  # one shape inference, for the flow's cut and for the lifting
+    cut = graph.split_flow(front, durations, shapes)
+    series = layout.time_series(shapes)
     # lifted only now: the splits have read each part's reach from its 1-D convolutions (graph.receptive_field)
     layout.lift(decoder, series)
     if cut is None:

@@ -112,15 +112,28 @@ def split_graph(model: Any, durations: str) -> Optional[tuple[Any, Any]]:
     return front, decoder
 
 
-def split_flow(front: Any, durations: str) -> Optional[tuple[Any, Any]]:
+def value_shapes(model: Any) -> dict[str, tuple[int, int]]:
+    """Each tensor's (element type, rank) as onnx's shape inference finds them, graph inputs and outputs
+    included (rank -1: not known). Read once on a whole voice, it serves the parts split off it, whose
+    cut inputs carry no types or shapes of their own."""
+    from onnx import shape_inference
+
+    inferred = shape_inference.infer_shapes(model).graph
+    found = {}
+    for value in [*inferred.value_info, *inferred.input, *inferred.output]:
+        tensor = value.type.tensor_type
+        found[value.name] = (tensor.elem_type, len(tensor.shape.dim) if tensor.HasField("shape") else -1)
+    return found
+
+
+def split_flow(front: Any, durations: str, shapes: Optional[dict[str, tuple[int, int]]] = None) -> Optional[tuple[Any, Any]]:
     """(front, flow) from a split-off front: the flow (VITS's normalizing flow, which turns the
     prior sample into the decoder's input, about half the front's work) becomes a part of its
     own that can run in windows of frames like the decoder. The new front ends in the flow's
     inputs (prior sample, frame mask, speaker), the decoder's other inputs and the durations.
     ``None`` when the flow cannot be cut off cleanly (no ``/flow/`` scope names, a layer whose
-    reach is not known): the flow then stays in the front."""
-    from onnx import shape_inference
-
+    reach is not known): the flow then stays in the front. ``shapes``: :func:`value_shapes` of the whole voice
+    (read from ``front`` when not given)."""
     scoped = [n for n in front.graph.node if n.name.startswith(FLOW_SCOPE)]
     if not scoped:
         return None
@@ -136,8 +149,8 @@ def split_flow(front: Any, durations: str) -> Optional[tuple[Any, Any]]:
                                      for n in flow_nodes for name in n.input):
         log.debug("not cutting the flow off: its inputs are not a clean cut (%s)", cut)
         return None
-    types = {v.name: v.type.tensor_type.elem_type for v in shape_inference.infer_shapes(front).graph.value_info}
-    cut_infos = [_value_info(name, types.get(name, 1)) for name in cut]
+    shapes = value_shapes(front) if shapes is None else shapes
+    cut_infos = [_value_info(name, shapes[name][0] if name in shapes else 1) for name in cut]
     passed = [o for o in front.graph.output if o.name not in targets and o.name not in cut]
     new_front = _submodel(front, _needed(front, cut + [o.name for o in passed], stop=set()), list(front.graph.input),
                           cut_infos + passed)

@@ -31,15 +31,10 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "LeakyRelu", "Relu", "Tanh"
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
 
 
-def time_series(model: Any) -> set[str]:
-    """Tensors of ``model`` that onnx's shape inference finds 3-D (in a VITS: ``[batch, channels, time]``),
-    graph inputs included: what :func:`lift` may give the unit axis. Read on the whole voice, before it is split,
-    since the split parts' inputs carry no shapes."""
-    from onnx import shape_inference
-
-    inferred = shape_inference.infer_shapes(model)
-    values = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-    return {v.name for v in values if v.type.tensor_type.HasField("shape") and len(v.type.tensor_type.shape.dim) == 3}
+def time_series(shapes: dict[str, tuple[int, int]]) -> set[str]:
+    """The 3-D tensors (in a VITS: ``[batch, channels, time]``) among :func:`.graph.value_shapes` of the whole
+    voice: what :func:`lift` may give the unit axis (the split parts' inputs carry no shapes of their own)."""
+    return {name for name, (_, rank) in shapes.items() if rank == 3}
 
 
 def lift(model: Any, series: set[str]) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 from piper_loaded import loaded_piper
 
 from demod_voice.backends.piper import engine as piper_engine
-from demod_voice.backends.piper import graph
+from demod_voice.backends.piper import batching, graph
 from demod_voice.backends.piper.engine import PiperBackend
 from demod_voice.backends.piper.request import PiperOptions
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
@@ -147,9 +147,18 @@ def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny_ba
     # under a fixed size, for a file job's long sentence and for a stream decoded whole under load.
     batcher = tiny_backend.batcher
     runs: list[int] = []
-    window = batcher._window
-    monkeypatch.setattr(batcher, "_window", lambda item, count, low, high: runs.append(high - low) or window(item, count, low, high))
+    flow_runs: list[int] = []
+    window, run = batcher._window, batching._run
+    monkeypatch.setattr(batcher, "_window", lambda item, count, low, high, *rest: runs.append(high - low) or window(item, count, low, high, *rest))
+
+    def counted(session, values):
+        if session is batcher.flow:
+            flow_runs.append(max(v.shape[-1] for v in values.values()))
+        return run(session, values)
+
+    monkeypatch.setattr(batching, "_run", counted)
     longest = batcher.most + batcher.most // 2 + 2 * batcher.context
+    longest_flow = (1 + batching.GROWTH) * batcher.most + 2 * (batcher.context + batcher.flow_context)
     spec = LoadSpec("piper", "voice.onnx")
     text = " ".join([LONG.rstrip(".")] * 4) + "."  # one sentence of ~four times LONG's frames
     ids = tiny_backend.phoneme_ids(text)[0]
@@ -160,6 +169,8 @@ def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny_ba
         runs.clear()
         audio = np.concatenate([c.samples for c in tiny_backend.synthesize(SynthesisJob(spec, text, output, options=QUIET, waiting=waiting))])
         assert len(runs) > 1 and max(runs) <= longest, (output, waiting, runs)
+        assert batcher.flow is None or (flow_runs and max(flow_runs) <= longest_flow), (output, waiting, flow_runs)
+        flow_runs.clear()
         assert abs(len(audio) - frames * batcher.hop) <= batcher.hop
     # under load a streamed sentence is not cut into small first windows
     runs.clear()
@@ -181,3 +192,36 @@ def test_a_stream_decoded_whole_under_load_is_the_stream_decoded_in_windows(tiny
     alone_audio, loaded_audio = np.concatenate(alone), np.concatenate(loaded)
     assert len(alone_audio) == len(loaded_audio)
     assert float(np.max(np.abs(alone_audio - loaded_audio))) < 1e-4
+
+
+def test_the_flow_runs_ahead_of_the_decoder_windows(joe_backend, monkeypatch):
+    # past a stream's small first window, one flow run makes the frames of the windows after it (its context paid
+    # once); a file job's sentence of a few decoder windows takes one flow run
+    batcher = joe_backend.batcher
+    scales, speaker = joe_backend._feeds(joe_backend.synthesis_config(QUIET))
+    ids = joe_backend.phoneme_ids(LONG)[0]
+    frames = int(batcher._front([ids], scales, speaker)[1][0])
+    most = 200
+    assert 3 * most < frames <= (1 + batching.GROWTH) * most, frames
+    runs: dict[str, list[int]] = {"flow": [], "decoder": []}
+    run = batching._run
+
+    def counted(session, values):
+        runs["flow" if session is batcher.flow else "decoder"].append(max(v.shape[-1] for v in values.values()))
+        return run(session, values)
+
+    monkeypatch.setattr(batching, "_run", counted)
+    streamed = list(batcher.stream(ids, scales, speaker, 10, most))
+    # windows of 10, 40, 160, 200...: the first alone, the second's run makes the third's frames too, the fourth's the rest
+    assert len(runs["decoder"]) == len(streamed) > 4 and len(runs["flow"]) == 3, runs
+    assert runs["flow"][0] <= 10 + 2 * (batcher.context + batcher.flow_context)  # the first window's own frames only
+    for key in runs:
+        runs[key].clear()
+    saved = batcher.most
+    try:
+        batcher.most = most
+        whole = batcher.batch([ids], scales, speaker)[0]
+    finally:
+        batcher.most = saved
+    assert len(runs["decoder"]) > 2 and len(runs["flow"]) == 1, runs
+    assert float(np.max(np.abs(np.concatenate(streamed) - whole))) < 1e-5 * max(1.0, float(np.max(np.abs(whole))))

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -200,32 +200,49 @@ class BatchSession:
 
     def windows(self, item: dict[str, Any], count: int, first: int, most: int) -> Iterator[Any]:
         """The audio of one sentence's ``count`` frames (its front's outputs: ``item``) in windows, the first
-        ``first`` frames long, each next :data:`GROWTH` times the last, up to ``most`` (0: one window)."""
+        ``first`` frames long, each next :data:`GROWTH` times the last, up to ``most`` (0: one window).
+
+        The flow runs ahead of the decoder: past a stream's small first window, a flow run makes the frames of
+        its window and of :data:`GROWTH` times as many after it, so the flow's context (33 frames each side on a
+        medium voice) is paid once for several decoder windows (its activations are per frame: ~1 MB a tensor
+        at ``most``, a small part of the decoder's per-sample ones). A file's sentence of up to ~5 windows
+        takes one flow run."""
         if not self.context or not first or count <= first + first // 2:
             yield self._window(item, count, 0, count)
             return
-        start, core = 0, max(1, first)
+        start, core, kept = 0, max(1, first), _Flowed()
         while start < count:
             take = count - start if count - start < core + core // 2 else core  # no small last window
             low, high = max(0, start - self.context), min(count, start + take + self.context)
-            audio = self._window(item, count, low, high)
+            # a stream's small first window waits for its own frames only: its audio is the first a listener hears
+            reach = high if core < most and start == 0 else min(count, high + GROWTH * core)
+            audio = self._window(item, count, low, high, reach, kept)
             offset = (start - low) * self.hop
             yield audio[offset: offset + take * self.hop]
             start += take
             core = min(GROWTH * core, max(most, first))
 
-    def _window(self, item: dict[str, Any], count: int, low: int, high: int) -> Any:
+    def _window(self, item: dict[str, Any], count: int, low: int, high: int, reach: Optional[int] = None,
+                kept: Optional[_Flowed] = None) -> Any:
         """The decoder's audio for frames [low, high) of a sentence of ``count`` frames (its edges
-        computed as if the sentence ended there: the caller keeps the middle)."""
+        computed as if the sentence ended there: the caller keeps the middle). The flow's frames come
+        from ``kept`` when its last run made them, else from a run over [low, ``reach``) (default ``high``)."""
         feeds = dict(item)
         if self.flow is not None:
-            flow_low, flow_high = max(0, low - self.flow_context), min(count, high + self.flow_context)
-            made = _run(self.flow, _frames(item, count, flow_low, flow_high))
-            feeds.update(_frames(made, flow_high - flow_low, low - flow_low, high - flow_low))
+            feeds.update(self._flowed(item, count, low, high, high if reach is None else reach, kept or _Flowed()))
         audio = _run(self.decoder, _frames(feeds, count, low, high))[self._audio].reshape(-1)
         if self.hop and len(audio) != (high - low) * self.hop:
             raise RuntimeError(f"the decoder gave {len(audio)} samples for {high - low} frames, not {self.hop} each")
         return audio
+
+    def _flowed(self, item: dict[str, Any], count: int, low: int, high: int, reach: int, kept: _Flowed) -> dict[str, Any]:
+        """The flow's outputs for frames [low, high): from ``kept``'s run if it made them, else from a new run whose
+        outputs hold for [low, reach) (it reads :attr:`flow_context` frames more on each side), kept for the next window."""
+        if not (kept.low <= low and high <= kept.high):
+            run_low, run_high = max(0, low - self.flow_context), min(count, reach + self.flow_context)
+            kept.outputs = _run(self.flow, _frames(item, count, run_low, run_high))
+            kept.low, kept.high, kept.start, kept.count = low, reach, run_low, run_high - run_low
+        return _frames(kept.outputs, kept.count, low - kept.start, high - kept.start)
 
     def _front(self, ids: Sequence[Sequence[int]], scales: Any, speaker: Optional[int],
                durations: Optional[list] = None) -> tuple[dict[str, Any], Any]:
@@ -255,6 +272,18 @@ class BatchSession:
         longest = int(frames.max())
         return {name: (v[row : row + 1, ..., : frames[row]] if v.shape[-1] == longest else v[row : row + 1])
                 for name, v in values.items()}
+
+
+@dataclass
+class _Flowed:
+    """The flow's last run for one sentence: its outputs (``count`` frames from frame ``start``) hold
+    for frames [low, high) (the rest lacked their context)."""
+
+    low: int = 0
+    high: int = 0
+    start: int = 0
+    count: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 def _run(session: Any, values: dict[str, Any]) -> dict[str, Any]:

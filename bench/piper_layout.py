@@ -1,12 +1,13 @@
-"""Benchmark: a Piper voice's decoder and flow with their convolutions in 1-D (as exported) and in 2-D
-(demod_voice.backends.piper.layout), in one run, one thread, on the same inputs.
+"""Benchmark: a Piper voice's decoder and flow with their convolutions in 1-D (as exported), in 2-D
+(demod_voice.backends.piper.layout.lift) and, for the decoder, in 2-D kept in onnxruntime's channel blocks
+(layout.blocked: what the workers run), in one run, one thread, on the same inputs.
 
     .venv/bin/python bench/piper_layout.py [--voice PATH.onnx] [--frames 30,120,258] [--runs 15]
 
 Without --voice: the released voice of the `voice` extra (joe) when installed, else the generated
 medium voice bench/piper_infer.py makes. Each part is opened the way the workers open it
-(onnxruntime's optimisations at ORT_ENABLE_ALL, one intra-op thread), the two forms alternated run
-by run; medians in ms, and the largest difference in their outputs.
+(onnxruntime's optimisations at ORT_ENABLE_ALL, one intra-op thread), the forms alternated run
+by run; medians in ms, each form's ratio to 1-D and its largest difference from 1-D's outputs.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def default_voice() -> Path:
         return voice_path("medium")
 
 
-def parts(voice: Path) -> tuple[bytes, dict[str, tuple[bytes, bytes]]]:
-    """The voice's front, and (as exported, lifted) serialised graphs of its flow and decoder."""
+def parts(voice: Path) -> tuple[bytes, dict[str, list[tuple[str, bytes]]]]:
+    """The voice's front, and serialised graphs of its flow and decoder by form ("1-D" as exported, "2-D", and
+    the decoder's "blocks"), as :func:`demod_voice.backends.piper.batching._parts` makes them."""
     import onnx
 
     from demod_voice.backends.piper import graph, layout
@@ -52,9 +54,12 @@ def parts(voice: Path) -> tuple[bytes, dict[str, tuple[bytes, bytes]]]:
     found = {"decoder": decoder} if cut is None else {"flow": cut[1], "decoder": decoder}
     out = {}
     for role, part in found.items():
-        plain = part.SerializeToString()
+        forms = [("1-D", part.SerializeToString())]
         layout.lift(part, series)
-        out[role] = (plain, part.SerializeToString())
+        forms.append(("2-D", part.SerializeToString()))
+        if role == "decoder" and layout.blocked(part):
+            forms.append(("blocks", part.SerializeToString()))
+        out[role] = forms
     return (front if cut is None else cut[0]).SerializeToString(), out
 
 
@@ -67,7 +72,7 @@ def session(model: bytes):
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def real_inputs(front: bytes, parts: dict[str, tuple[bytes, bytes]]) -> dict[str, object]:
+def real_inputs(front: bytes, parts: dict[str, list[tuple[str, bytes]]]) -> dict[str, object]:
     """Every tensor the flow and the decoder read, from the front on 400 phoneme ids (noise at piper's defaults)."""
     import numpy as np
 
@@ -79,8 +84,8 @@ def real_inputs(front: bytes, parts: dict[str, tuple[bytes, bytes]]) -> dict[str
         feeds["sid"] = np.array([0], np.int64)
     names = [o.name for o in made.get_outputs()]
     values.update(zip(names, made.run(names, feeds), strict=True))
-    for plain, _ in parts.values():
-        part = session(plain)
+    for forms in parts.values():
+        part = session(forms[0][1])
         names = [o.name for o in part.get_outputs()]
         values.update(zip(names, part.run(names, {i.name: values[i.name] for i in part.get_inputs()}), strict=True))
     return values
@@ -99,25 +104,28 @@ def main(argv: list[str] | None = None) -> int:
           f"medians of {args.runs} runs alternated")
     front, found = parts(voice)
     values = real_inputs(front, found)
-    total = [0.0, 0.0]
-    for role, (plain, lifted) in found.items():
-        sessions = [session(plain), session(lifted)]
+    total = {"1-D": 0.0, "workers": 0.0}  # the workers' form: the last of each part's
+    for role, forms in found.items():
+        sessions = [session(model) for _, model in forms]
         for frames in (int(f) for f in args.frames.split(",")):
             given = {i.name: np.ascontiguousarray(values[i.name][..., :frames]) for i in sessions[0].get_inputs()}
             outputs = [s.run(None, given)[0] for s in sessions]
-            times: list[list[float]] = [[], []]
+            times: list[list[float]] = [[] for _ in sessions]
             for _ in range(args.runs):
                 for k, s in enumerate(sessions):
                     start = time.perf_counter()
                     s.run(None, given)
                     times[k].append(time.perf_counter() - start)
-            one, two = (statistics.median(t) * 1000 for t in times)
-            total[0] += one
-            total[1] += two
+            medians = [statistics.median(t) * 1000 for t in times]
+            total["1-D"] += medians[0]
+            total["workers"] += medians[-1]
             peak = float(np.max(np.abs(outputs[0])))
-            print(f"  {role:7s} {frames:4d} frames: 1-D {one:7.1f} ms   2-D {two:7.1f} ms   ratio {two / one:.2f}   "
-                  f"largest difference {float(np.max(np.abs(outputs[0] - outputs[1]))):.1e} (peak {peak:.2g})")
-    print(f"all parts and sizes: 2-D / 1-D = {total[1] / total[0]:.2f}; load average {os.getloadavg()[0]:.2f} at the end")
+            cells = [f"1-D {medians[0]:6.1f} ms"] + [
+                f"{name} {ms:6.1f} ms ({ms / medians[0]:.2f}x, differs {float(np.max(np.abs(outputs[0] - out))):.0e})"
+                for (name, _), ms, out in zip(forms[1:], medians[1:], outputs[1:], strict=True)]
+            print(f"  {role:7s} {frames:4d} frames (peak {peak:.2g}): " + "   ".join(cells))
+    print(f"all parts and sizes, the workers' form / 1-D = {total['workers'] / total['1-D']:.2f}; "
+          f"load average {os.getloadavg()[0]:.2f} at the end")
     return 0
 
 

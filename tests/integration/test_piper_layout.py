@@ -138,6 +138,79 @@ def test_a_graph_whose_convolutions_cannot_be_lifted_is_left_as_it_was():
     assert model.SerializeToString() == before
 
 
+def upsampling_graph() -> onnx.ModelProto:
+    """A decoder's shape in small: upsamplings (transposed convolutions: a HiFi-GAN one with a bias, one with
+    uneven pads and output padding, and one trimmed past its end, which stays), residual sums and the
+    activations before the convolutions; input [batch, 8, time]."""
+    rng = np.random.default_rng(5)
+    weights = {
+        "u1": rng.standard_normal((8, 16, 16)).astype(np.float32) * 0.2, "u1b": rng.standard_normal(16).astype(np.float32),
+        "c1": rng.standard_normal((16, 16, 3)).astype(np.float32) * 0.2, "c2": rng.standard_normal((16, 16, 3)).astype(np.float32) * 0.2,
+        "u2": rng.standard_normal((16, 8, 5)).astype(np.float32) * 0.2,
+        "u3": rng.standard_normal((8, 8, 4)).astype(np.float32) * 0.2,
+        "post": rng.standard_normal((1, 8, 7)).astype(np.float32) * 0.2,
+    }
+    nodes = [
+        helper.make_node("ConvTranspose", ["x", "u1", "u1b"], ["up1"], kernel_shape=[16], strides=[8], pads=[4, 4]),
+        helper.make_node("LeakyRelu", ["up1"], ["a1"], alpha=0.1),  # reads an upsampling
+        helper.make_node("Conv", ["a1", "c1"], ["h1"], kernel_shape=[3], pads=[1, 1]),
+        helper.make_node("Add", ["h1", "up1"], ["r1"]),
+        helper.make_node("LeakyRelu", ["r1"], ["a2"], alpha=0.1),  # reads a sum
+        helper.make_node("Conv", ["a2", "c2"], ["h2"], kernel_shape=[3], pads=[2, 2], dilations=[2]),
+        helper.make_node("LeakyRelu", ["h2"], ["a3"], alpha=0.1),  # follows its convolution alone: fused as it is
+        helper.make_node("Add", ["a3", "r1"], ["r2"]),
+        helper.make_node("ConvTranspose", ["r2", "u2"], ["up2"], kernel_shape=[5], strides=[2], pads=[1, 2], output_padding=[1]),
+        helper.make_node("ConvTranspose", ["up2", "u3"], ["up3"], kernel_shape=[4], strides=[4], output_padding=[1]),
+        helper.make_node("LeakyRelu", ["up3"], ["a4"], alpha=0.01),
+        helper.make_node("Conv", ["a4", "post"], ["p"], kernel_shape=[7], pads=[3, 3]),
+        helper.make_node("Tanh", ["p"], ["out"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, "time"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_upsamplings_and_activations_kept_in_channel_blocks_give_the_same_outputs():
+    model = upsampling_graph()
+    x = {"x": np.random.default_rng(1).standard_normal((2, 8, 23)).astype(np.float32)}
+    before = run(model, x)[0]
+    layout.lift(model, layout.time_series(value_shapes(model)))
+    lifted = run(model, x)[0]
+    # two upsamplings become convolutions per phase; the one trimmed past its end (output padding 1 on a kernel of
+    # its stride) stays; the activations that read a sum or an upsampling get a 1x1 convolution in front
+    assert layout.blocked(model) == 2 + 3
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("ConvTranspose") == 1 and ops.count("Transpose") == 2
+    produced = {out: node for node in model.graph.node for out in node.output}
+    fed = [produced[n.input[0]] for n in model.graph.node if n.op_type == "LeakyRelu"]
+    assert sum(f.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in f.attribute) for f in fed) == 3
+    assert_nothing_left_over(model)
+    after = run(model, x)[0]
+    assert after.shape == before.shape
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(after, lifted, rtol=1e-5, atol=1e-6)
+
+
+def test_a_voice_decoder_runs_its_sums_and_activations_in_channel_blocks(piper_voice, tmp_path):
+    """What blocked() is for, held on this onnxruntime: in the decoder's graph as onnxruntime optimises it for
+    the workers, no sum or activation reads a tensor taken out of the blocks (a ReorderOutput)."""
+    from demod_voice.devices import _options
+
+    prepared = batching.prepare(str(piper_voice), str(tmp_path))
+    options = _options(bounded=True)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(prepared.decoder, options, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(tmp_path / "optimised.onnx"))
+    produced = {out: node.op_type for node in model.graph.node for out in node.output}
+    ops = [n.op_type for n in model.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("ReorderInput") > 0
+    readers = [(n.op_type, n.name) for n in model.graph.node if n.op_type in ("Add", "LeakyRelu", "Div")
+               and any(produced.get(name) == "ReorderOutput" for name in n.input)]
+    assert readers == []
+
+
 def piper_own(voice: Path, text: str) -> list[np.ndarray]:
     """piper's own audio per sentence at zero noise, on the voice's unchanged graph."""
     from piper.config import SynthesisConfig

@@ -10,8 +10,8 @@ import time
 import numpy as np
 from piper_loaded import loaded_piper
 
-from demod_voice.backends.piper import engine as piper_engine
 from demod_voice.backends.piper import batching, graph
+from demod_voice.backends.piper import engine as piper_engine
 from demod_voice.backends.piper.engine import PiperBackend
 from demod_voice.backends.piper.request import PiperOptions
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob

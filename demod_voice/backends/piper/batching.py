@@ -29,7 +29,7 @@ context, so fewer windows cost less: a 10-word sentence on a medium voice, one t
 first window 13 frames: 342 ms doubling, 296 ms growing 4x, 240 ms whole (/tmp scripts, load 2-3).
 Each next window is still ready long before the audio already sent has played (test_piper_streaming)."""
 
-VERSION = "6"
+VERSION = "7"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` or :mod:`.layout` changes what it writes."""
 
 
@@ -94,6 +94,7 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     series = layout.time_series(shapes)
     # lifted only now: the splits have read each part's reach from its 1-D convolutions (graph.receptive_field)
     layout.lift(decoder, series)
+    layout.blocked(decoder)  # its upsamplings and pre-activations in onnxruntime's channel blocks too
     if cut is None:
         return {"decoder": decoder, "front": front}
     layout.lift(cut[1], series)  # the flow: convolutions over time too

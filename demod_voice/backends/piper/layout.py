@@ -63,14 +63,159 @@ def lift(model: Any, series: set[str]) -> int:
         return 0
     for name in outputs:
         rewrite.lower(name)
-    del graph.node[:]
-    graph.node.extend(_live(rewrite.nodes, outputs))
-    used = {name for node in graph.node for name in node.input} | outputs
-    kept = [init for init in list(graph.initializer) + rewrite.added if init.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _replace(graph, _live(rewrite.nodes, outputs), rewrite.added)
     log.debug("layout: %d nodes run in 4-D", rewrite.lifted)
     return rewrite.lifted
+
+
+def blocked(model: Any) -> int:
+    """Keep a lifted decoder (:func:`lift`) in onnxruntime's channel blocks from end to end (``model`` in place);
+    return how many nodes were changed.
+
+    Two kinds of node sent a HiFi-GAN decoder's tensors out of the blocks and back around every convolution
+    (reorders, and the residual sums and activations on the plain layout: ~25% of its time):
+
+    - a transposed convolution (each upsampling) has no blocked kernel. Upsampling by ``s`` with a kernel of
+      ``k`` taps is ``s`` convolutions of ``ceil(k / s)`` taps over the input, one per output phase: one
+      ``Conv`` with ``s`` times the output channels, interleaved into time (reshape, transpose, reshape, trim);
+    - a ``LeakyRelu`` that does not follow a convolution it can be fused into (the residual blocks'
+      pre-activations, which read a sum) has no blocked kernel either. In front of it, a depthwise 1x1
+      convolution of ones (one multiply per value) takes it: onnxruntime fuses the activation into that.
+
+    After each upsampling the same 1x1 convolution brings its output into the blocks. The released joe
+    voice's decoder took 0.915x the time (120 and 400 frames, one thread) with the same audio (< 6e-8 apart).
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    readers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for output in graph.output:
+        readers[output.name] = readers.get(output.name, 0) + 1
+    producers = {name: node for node in graph.node for name in node.output}
+    channels = _channels(graph, weights)
+    nodes, added, changed = [], [], 0
+    for node in graph.node:
+        if node.op_type == "ConvTranspose":
+            made = _polyphase(node, weights)
+            if made is not None:
+                nodes.extend(made[0])
+                added.extend(made[1])
+                changed += 1
+                continue
+        elif node.op_type == "LeakyRelu" and node.input[0] in channels:
+            source = producers.get(node.input[0])
+            if source is None or source.op_type != "Conv" or readers.get(node.input[0], 0) > 1:
+                name = f"{PREFIX}_{node.output[0]}_ones"
+                added.append(numpy_helper.from_array(_ones(channels[node.input[0]]), name))
+                nodes.append(_depthwise(node.input[0], name, f"{PREFIX}_{node.output[0]}_in", channels[node.input[0]],
+                                        f"{node.name or PREFIX + '_' + node.output[0]}/blocks"))
+                node.input[0] = f"{PREFIX}_{node.output[0]}_in"
+                changed += 1
+        nodes.append(node)
+    if changed:
+        _replace(graph, nodes, added)
+        log.debug("layout: %d nodes kept in channel blocks", changed)
+    return changed
+
+
+def _channels(graph: Any, weights: dict[str, Any]) -> dict[str, int]:
+    """Channels of the 4-D tensors that lifted convolutions make, and of what element-wise nodes make from them."""
+    known: dict[str, int] = {}
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type in CONVOLUTIONS and len(node.input) > 1 else None
+        if weight is not None and len(weight.dims) == 4 and weight.dims[2] == 1:
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            known[node.output[0]] = weight.dims[0] if node.op_type == "Conv" else weight.dims[1] * group
+        elif node.op_type in ELEMENTWISE:
+            found = [known[name] for name in node.input if name in known]
+            if found:
+                known[node.output[0]] = found[0]
+    return known
+
+
+def _polyphase(node: Any, weights: dict[str, Any]) -> Optional[tuple[list[Any], list[Any]]]:
+    """A lifted transposed convolution as a blocked ``Conv`` per output phase and an interleave; ``None`` when it
+    is not one this rewrites (grouped, dilated, strided in height, shaped by ``output_shape``, or trimmed past its end)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if (weight is None or len(weight.dims) != 4 or weight.dims[2] != 1 or attributes.get("group", 1) != 1
+            or any(d != 1 for d in attributes.get("dilations", [1, 1])) or "output_shape" in attributes
+            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", b"", "NOTSET", "")):
+        return None
+    strides = list(attributes.get("strides", [1, 1]))
+    pads = list(attributes.get("pads", [0, 0, 0, 0]))
+    extra = list(attributes.get("output_padding", [0, 0]))
+    if strides[0] != 1 or pads[0] or pads[2] or extra[0]:
+        return None
+    w = numpy_helper.to_array(weight)  # [in, out, 1, k]
+    inputs, outputs, _, k = w.shape
+    s, start = strides[1], pads[1]
+    taps = -(-k // s)
+    tail = taps * s + pads[3] - k - extra[1]  # samples past the kept ones at the end
+    if tail < 0:
+        return None
+    padded = np.zeros((inputs, outputs, taps * s), dtype=w.dtype)
+    padded[..., :k] = w[:, :, 0, :]
+    # output channel c * s + r, tap j: phase r of channel c reads input frame q - j through kernel tap r + j * s
+    phases = padded.reshape(inputs, outputs, taps, s)[:, :, ::-1, :].transpose(1, 3, 0, 2).reshape(outputs * s, inputs, 1, taps)
+    base = f"{PREFIX}_{node.output[0]}"
+    scope = node.name or base  # the new nodes keep the old one's module scope (which :mod:`.graph` and the tests read)
+    added = [numpy_helper.from_array(np.ascontiguousarray(phases), f"{base}_phases"),
+             numpy_helper.from_array(_int64([0, outputs, s, -1]), f"{base}_split"),
+             numpy_helper.from_array(_int64([0, outputs, 1, -1]), f"{base}_joined"),
+             numpy_helper.from_array(_int64([start]), f"{base}_start"),
+             numpy_helper.from_array(_int64([-tail if tail else 2**62]), f"{base}_end"),
+             numpy_helper.from_array(_int64([3]), f"{base}_time"),
+             numpy_helper.from_array(_ones(outputs), f"{base}_ones")]
+    conv = [node.input[0], f"{base}_phases"]
+    if len(node.input) > 2 and node.input[2]:
+        bias = numpy_helper.to_array(weights[node.input[2]]) if node.input[2] in weights else None
+        if bias is None:
+            return None
+        added.append(numpy_helper.from_array(np.repeat(bias, s), f"{base}_bias"))
+        conv.append(f"{base}_bias")
+    nodes = [
+        helper.make_node("Conv", conv, [f"{base}_phased"], name=scope, kernel_shape=[1, taps],
+                         pads=[0, taps - 1, 0, taps - 1]),
+        helper.make_node("Reshape", [f"{base}_phased", f"{base}_split"], [f"{base}_by_phase"], name=f"{scope}/by_phase"),
+        helper.make_node("Transpose", [f"{base}_by_phase"], [f"{base}_interleaved"], name=f"{scope}/interleaved", perm=[0, 1, 3, 2]),
+        helper.make_node("Reshape", [f"{base}_interleaved", f"{base}_joined"], [f"{base}_series"], name=f"{scope}/series"),
+        helper.make_node("Slice", [f"{base}_series", f"{base}_start", f"{base}_end", f"{base}_time"], [f"{base}_trimmed"],
+                         name=f"{scope}/trimmed"),
+        _depthwise(f"{base}_trimmed", f"{base}_ones", node.output[0], outputs, f"{scope}/blocks"),
+    ]
+    return nodes, added
+
+
+def _depthwise(source: str, ones: str, target: str, channels: int, name: str) -> Any:
+    """A depthwise 1x1 convolution of ones: the identity, as a node onnxruntime runs in channel blocks."""
+    from onnx import helper
+
+    return helper.make_node("Conv", [source, ones], [target], name=name, group=channels, kernel_shape=[1, 1])
+
+
+def _ones(channels: int) -> Any:
+    import numpy as np
+
+    return np.ones((channels, 1, 1, 1), dtype=np.float32)
+
+
+def _replace(graph: Any, nodes: list[Any], added: list[Any]) -> None:
+    """``graph``'s nodes replaced by ``nodes``; its initializers and ``added`` kept where a node reads them (onnxruntime
+    warns on stderr of each one nothing reads)."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [init for init in list(graph.initializer) + added if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
 
 
 class _Rewrite:

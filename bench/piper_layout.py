@@ -1,6 +1,6 @@
 """Benchmark: a Piper voice's decoder and flow with their convolutions in 1-D (as exported), in 2-D
-(demod_voice.backends.piper.layout.lift) and, for the decoder, in 2-D kept in onnxruntime's channel blocks
-(layout.blocked: what the workers run), in one run, one thread, on the same inputs.
+(demod_voice.backends.piper.layout.lift) and in 2-D kept in onnxruntime's channel blocks (layout.blocked, and
+for the flow layout.unmasked: what the workers run), in one run, one thread, on the same inputs.
 
     .venv/bin/python bench/piper_layout.py [--voice PATH.onnx] [--frames 30,120,258] [--runs 15]
 
@@ -57,7 +57,9 @@ def parts(voice: Path) -> tuple[bytes, dict[str, list[tuple[str, bytes]]]]:
         forms = [("1-D", part.SerializeToString())]
         layout.lift(part, series)
         forms.append(("2-D", part.SerializeToString()))
-        if role == "decoder" and layout.blocked(part):
+        if role == "flow":
+            layout.unmasked(part, layout.frame_masks(shapes) & {n.output[0] for n in cut[0].graph.node if n.op_type == "Cast"})
+        if layout.blocked(part):
             forms.append(("blocks", part.SerializeToString()))
         out[role] = forms
     return (front if cut is None else cut[0]).SerializeToString(), out
@@ -108,13 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     for role, forms in found.items():
         sessions = [session(model) for _, model in forms]
         for frames in (int(f) for f in args.frames.split(",")):
-            given = {i.name: np.ascontiguousarray(values[i.name][..., :frames]) for i in sessions[0].get_inputs()}
-            outputs = [s.run(None, given)[0] for s in sessions]
+            # each form's own inputs (a flow in blocks has no frame mask: all ones in a window of one sentence)
+            given = [{i.name: np.ascontiguousarray(values[i.name][..., :frames]) for i in s.get_inputs()} for s in sessions]
+            outputs = [s.run(None, feeds)[0] for s, feeds in zip(sessions, given, strict=True)]
             times: list[list[float]] = [[] for _ in sessions]
             for _ in range(args.runs):
                 for k, s in enumerate(sessions):
                     start = time.perf_counter()
-                    s.run(None, given)
+                    s.run(None, given[k])
                     times[k].append(time.perf_counter() - start)
             medians = [statistics.median(t) * 1000 for t in times]
             total["1-D"] += medians[0]

@@ -211,6 +211,74 @@ def test_a_voice_decoder_runs_its_sums_and_activations_in_channel_blocks(piper_v
     assert readers == []
 
 
+def wavenet_graph() -> onnx.ModelProto:
+    """A flow's WaveNet layer in small: input x [batch, 8, time] and a frame mask [batch, 1, time]. The layer
+    masks its input, adds a missing speaker term (zeros shaped like its gate), slices the whole batch axis,
+    splits the gate into its tanh and sigmoid halves and the next convolution's output into residual and skip
+    halves, and masks again: what layout.unmasked and layout.blocked take out of a voice's flow."""
+    rng = np.random.default_rng(7)
+    weights = {
+        "w_in": rng.standard_normal((16, 8, 3)).astype(np.float32) * 0.3, "b_in": rng.standard_normal(16).astype(np.float32),
+        "w_rs": rng.standard_normal((16, 8, 1)).astype(np.float32) * 0.3, "b_rs": rng.standard_normal(16).astype(np.float32),
+        "zero": np.array([0], np.int64), "all": np.array([2**63 - 1], np.int64), "one": np.array([1], np.int64),
+        "half": np.array([8], np.int64), "full": np.array([16], np.int64),
+    }
+    nodes = [
+        helper.make_node("Mul", ["x", "mask"], ["xm"]),
+        helper.make_node("Conv", ["xm", "w_in", "b_in"], ["h"], kernel_shape=[3], pads=[1, 1]),
+        helper.make_node("Shape", ["h"], ["h_shape"]),
+        helper.make_node("ConstantOfShape", ["h_shape"], ["zeros"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+        helper.make_node("Add", ["h", "zeros"], ["h_g"]),
+        helper.make_node("Slice", ["h_g", "zero", "all", "zero", "one"], ["h_b"]),  # the whole batch axis
+        helper.make_node("Slice", ["h_b", "zero", "half", "one"], ["t_in"]),
+        helper.make_node("Slice", ["h_b", "half", "full", "one"], ["s_in"]),
+        helper.make_node("Tanh", ["t_in"], ["t"]),
+        helper.make_node("Sigmoid", ["s_in"], ["g"]),
+        helper.make_node("Mul", ["t", "g"], ["acts"]),
+        helper.make_node("Conv", ["acts", "w_rs", "b_rs"], ["rs"], kernel_shape=[1]),
+        helper.make_node("Slice", ["rs", "zero", "half", "one"], ["res"]),
+        helper.make_node("Slice", ["rs", "half", "full", "one"], ["skip"]),
+        helper.make_node("Add", ["xm", "res"], ["x2"]),
+        helper.make_node("Mul", ["x2", "mask"], ["masked"]),
+        helper.make_node("Mul", ["skip", "mask"], ["skipped"]),
+        helper.make_node("Add", ["masked", "skipped"], ["out"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8, "time"]),
+                                           helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["batch", 1, "time"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              initializer=[numpy_helper.from_array(v, k) for k, v in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_flow_without_its_mask_and_its_slices_gives_the_same_outputs():
+    model = wavenet_graph()
+    x = np.random.default_rng(2).standard_normal((1, 8, 31)).astype(np.float32)
+    before = run(model, {"x": x, "mask": np.ones((1, 1, 31), np.float32)})[0]
+    assert layout.frame_masks(value_shapes(model)) == {"mask"}  # [batch, 1, time]; x has 8 channels
+    layout.lift(model, layout.time_series(value_shapes(model)))
+    assert layout.unmasked(model, {"mask"}) == "mask"
+    assert [i.name for i in model.graph.input] == ["x"]
+    assert {p.key: p.value for p in model.metadata_props}[layout.ONES] == "mask"
+    assert layout.blocked(model) == 2 + 4  # the gate's convolution and the residual-and-skip one split, their 4 slices gone
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Conv") == 4 and "Slice" not in ops and "ConstantOfShape" not in ops
+    assert ops.count("Mul") == 1  # the gate's product; those with the mask are gone
+    produced = {out: node.op_type for node in model.graph.node for out in node.output}
+    assert {produced[n.input[0]] for n in model.graph.node if n.op_type in ("Tanh", "Sigmoid")} == {"Conv"}  # fusable
+    assert_nothing_left_over(model)
+    np.testing.assert_allclose(run(model, {"x": x})[0], before, rtol=1e-6, atol=1e-6)
+
+
+def test_a_mask_read_by_anything_but_products_stays():
+    model = wavenet_graph()
+    model.graph.node.append(helper.make_node("Sub", ["mask", "out"], ["other"]))
+    model.graph.output.append(helper.make_tensor_value_info("other", TensorProto.FLOAT, None))
+    layout.lift(model, layout.time_series(value_shapes(model)))
+    before = model.SerializeToString()
+    assert layout.unmasked(model, {"mask"}) is None
+    assert model.SerializeToString() == before
+
+
 def piper_own(voice: Path, text: str) -> list[np.ndarray]:
     """piper's own audio per sentence at zero noise, on the voice's unchanged graph."""
     from piper.config import SynthesisConfig

@@ -8,6 +8,7 @@ import shutil
 import time
 
 import numpy as np
+import pytest
 from piper_loaded import loaded_piper
 
 from demod_voice.backends.piper import batching, graph
@@ -225,3 +226,18 @@ def test_the_flow_runs_ahead_of_the_decoder_windows(joe_backend, monkeypatch):
         batcher.most = saved
     assert len(runs["decoder"]) > 2 and len(runs["flow"]) == 1, runs
     assert float(np.max(np.abs(np.concatenate(streamed) - whole))) < 1e-5 * max(1.0, float(np.max(np.abs(whole))))
+
+
+def test_a_flow_prepared_without_its_mask_refuses_a_run_whose_mask_is_not_all_ones(joe_backend):
+    # layout.unmasked took the frame mask out of the prepared flow: right only while each run's mask is ones
+    batcher = joe_backend.batcher
+    assert batcher.ones is not None and batcher.ones not in {i.name for i in batcher.flow.get_inputs()}
+    scales, speaker = joe_backend._feeds(joe_backend.synthesis_config(QUIET))
+    values, frames = batcher._front([joe_backend.phoneme_ids("Hello there.")[0]], scales, speaker)
+    item = batcher._item(values, frames, 0)
+    count = int(frames[0])
+    assert len(batcher._window(item, count, 0, count)) == count * batcher.hop
+    item[batcher.ones] = item[batcher.ones].copy()
+    item[batcher.ones][..., count // 2] = 0
+    with pytest.raises(RuntimeError, match="frame mask"):
+        batcher._window(item, count, 0, count)

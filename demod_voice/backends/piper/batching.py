@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.backends.piper.graph import MARK, WINDOWS
+from demod_voice.backends.piper.layout import ONES
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ context, so fewer windows cost less: a 10-word sentence on a medium voice, one t
 first window 13 frames: 342 ms doubling, 296 ms growing 4x, 240 ms whole (/tmp scripts, load 2-3).
 Each next window is still ready long before the audio already sent has played (test_piper_streaming)."""
 
-VERSION = "7"
+VERSION = "8"
 """Part of the cache key of prepared graphs: bump when :mod:`.graph` or :mod:`.layout` changes what it writes."""
 
 
@@ -98,6 +99,11 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     if cut is None:
         return {"decoder": decoder, "front": front}
     layout.lift(cut[1], series)  # the flow: convolutions over time too
+    # each flow run is one sentence's own frames, so its frame mask ([batch, 1, time], cast from a comparison in the
+    # front) holds ones there
+    casts = {node.output[0] for node in cut[0].graph.node if node.op_type == "Cast"}
+    layout.unmasked(cut[1], layout.frame_masks(shapes) & casts)
+    layout.blocked(cut[1])
     return {"flow": cut[1], "decoder": decoder, "front": cut[0]}
 
 
@@ -139,6 +145,8 @@ class BatchSession:
         self.boundary = [name for name in outputs if name != self.durations] if self.decoder else []
         self.wanted = self.boundary + [self.durations] if self.decoder else [outputs[0], self.durations]
         self.context, self.hop, self.flow_context = 0, 0, 0
+        self.ones: Optional[str] = None
+        """The flow's frame mask, taken out of it when prepared (:func:`.layout.unmasked`): every run's must be all ones."""
         """Frames of context a decoder window (a flow window) needs on each side, and audio samples
         per frame (0: the decoder cannot be run in windows)."""
         self.most = 0
@@ -151,6 +159,7 @@ class BatchSession:
         made = set(self.boundary)
         if self.flow is not None:
             self.flow_context = _windows(self.flow)[0]
+            self.ones = self.flow.get_modelmeta().custom_metadata_map.get(ONES)
             if not {i.name for i in self.flow.get_inputs()} <= made:
                 raise RuntimeError("the prepared front does not make the flow's inputs")
             made |= {o.name for o in self.flow.get_outputs()}
@@ -241,6 +250,8 @@ class BatchSession:
         outputs hold for [low, reach) (it reads :attr:`flow_context` frames more on each side), kept for the next window."""
         if not (kept.low <= low and high <= kept.high):
             run_low, run_high = max(0, low - self.flow_context), min(count, reach + self.flow_context)
+            if self.ones is not None and not (item[self.ones][..., run_low:run_high] == 1).all():
+                raise RuntimeError("the flow was prepared for whole frames, but this run's frame mask is not all ones")
             kept.outputs = _run(self.flow, _frames(item, count, run_low, run_high))
             kept.low, kept.high, kept.start, kept.count = low, reach, run_low, run_high - run_low
         return _frames(kept.outputs, kept.count, low - kept.start, high - kept.start)

@@ -112,21 +112,23 @@ def split_graph(model: Any, durations: str) -> Optional[tuple[Any, Any]]:
     return front, decoder
 
 
-def value_shapes(model: Any) -> dict[str, tuple[int, int]]:
-    """Each tensor's (element type, rank) as onnx's shape inference finds them, graph inputs and outputs
-    included (rank -1: not known). Read once on a whole voice, it serves the parts split off it, whose
-    cut inputs carry no types or shapes of their own."""
+def value_shapes(model: Any) -> dict[str, tuple[int, int, int]]:
+    """Each tensor's (element type, rank, channels: the size of its axis 1) as onnx's shape inference finds them,
+    graph inputs and outputs included (-1: not known). Read once on a whole voice, it serves the parts split off
+    it, whose cut inputs carry no types or shapes of their own."""
     from onnx import shape_inference
 
     inferred = shape_inference.infer_shapes(model).graph
     found = {}
     for value in [*inferred.value_info, *inferred.input, *inferred.output]:
         tensor = value.type.tensor_type
-        found[value.name] = (tensor.elem_type, len(tensor.shape.dim) if tensor.HasField("shape") else -1)
+        dims = tensor.shape.dim if tensor.HasField("shape") else None
+        channels = dims[1].dim_value if dims is not None and len(dims) > 1 and dims[1].HasField("dim_value") else -1
+        found[value.name] = (tensor.elem_type, -1 if dims is None else len(dims), channels)
     return found
 
 
-def split_flow(front: Any, durations: str, shapes: Optional[dict[str, tuple[int, int]]] = None) -> Optional[tuple[Any, Any]]:
+def split_flow(front: Any, durations: str, shapes: Optional[dict[str, tuple[int, int, int]]] = None) -> Optional[tuple[Any, Any]]:
     """(front, flow) from a split-off front: the flow (VITS's normalizing flow, which turns the
     prior sample into the decoder's input, about half the front's work) becomes a part of its
     own that can run in windows of frames like the decoder. The new front ends in the flow's

@@ -30,11 +30,19 @@ ELEMENTWISE = frozenset({"Add", "Sub", "Mul", "Div", "LeakyRelu", "Relu", "Tanh"
 
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
 
+ONES = "demod_voice.ones"
+"""Metadata key of a prepared part: the frame-mask input :func:`unmasked` took out, which must hold only ones."""
 
-def time_series(shapes: dict[str, tuple[int, int]]) -> set[str]:
+
+def time_series(shapes: dict[str, tuple[int, int, int]]) -> set[str]:
     """The 3-D tensors (in a VITS: ``[batch, channels, time]``) among :func:`.graph.value_shapes` of the whole
     voice: what :func:`lift` may give the unit axis (the split parts' inputs carry no shapes of their own)."""
-    return {name for name, (_, rank) in shapes.items() if rank == 3}
+    return {name for name, (_, rank, _) in shapes.items() if rank == 3}
+
+
+def frame_masks(shapes: dict[str, tuple[int, int, int]]) -> set[str]:
+    """The ``[batch, 1, time]`` tensors among :func:`.graph.value_shapes`: what :func:`unmasked` may take for a frame mask."""
+    return {name for name, (_, rank, channels) in shapes.items() if rank == 3 and channels == 1}
 
 
 def lift(model: Any, series: set[str]) -> int:
@@ -68,58 +76,245 @@ def lift(model: Any, series: set[str]) -> int:
     return rewrite.lifted
 
 
-def blocked(model: Any) -> int:
-    """Keep a lifted decoder (:func:`lift`) in onnxruntime's channel blocks from end to end (``model`` in place);
-    return how many nodes were changed.
+def unmasked(model: Any, masks: set[str]) -> Optional[str]:
+    """Take a frame mask out of a lifted part run one sentence at a time over its own frames (the flow), where
+    it holds only ones; return its name (also written as :data:`ONES` in the part's metadata), or ``None``.
 
-    Two kinds of node sent a HiFi-GAN decoder's tensors out of the blocks and back around every convolution
-    (reorders, and the residual sums and activations on the plain layout: ~25% of its time):
-
-    - a transposed convolution (each upsampling) has no blocked kernel. Upsampling by ``s`` with a kernel of
-      ``k`` taps is ``s`` convolutions of ``ceil(k / s)`` taps over the input, one per output phase: one
-      ``Conv`` with ``s`` times the output channels, interleaved into time (reshape, transpose, reshape, trim);
-    - a ``LeakyRelu`` that does not follow a convolution it can be fused into (the residual blocks'
-      pre-activations, which read a sum) has no blocked kernel either. In front of it, a depthwise 1x1
-      convolution of ones (one multiply per value) takes it: onnxruntime fuses the activation into that.
-
-    After each upsampling the same 1x1 convolution brings its output into the blocks. The released joe
-    voice's decoder took 0.915x the time (120 and 400 frames, one thread) with the same audio (< 6e-8 apart).
-    """
-    from onnx import numpy_helper
-
+    ``masks``: candidate graph inputs (what the front makes with a ``Cast``, a 0/1 mask). One whose every reader
+    is a product drops out with those products (``x * 1`` is ``x``), and so do the other steps that change
+    nothing (:func:`_neutral`): sums with zeros that ``ConstantOfShape`` makes (a single-speaker VITS's missing
+    speaker term), products with their ``Exp(-0)``, whole-batch slices. Those steps on the plain layout, some
+    broadcast, took the flow out of onnxruntime's channel blocks at every layer; the caller
+    (:class:`~.batching.BatchSession`) checks each run's mask is all ones."""
     graph = model.graph
-    weights = {init.name: init for init in graph.initializer}
-    readers: dict[str, int] = {}
+    inputs = {i.name for i in graph.input}
+    twins = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Unsqueeze" and node.input[0] in inputs}
+    readers: dict[str, set[str]] = {}
     for node in graph.node:
         for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
-    for output in graph.output:
-        readers[output.name] = readers.get(output.name, 0) + 1
-    producers = {name: node for node in graph.node for name in node.output}
-    channels = _channels(graph, weights)
+            readers.setdefault(twins.get(name, name), set()).add(node.op_type)
+    mask = next((name for name in masks & inputs if readers.get(name, set()) <= {"Mul", "Unsqueeze"}), None)
+    if mask is None:
+        return None
+    ones = {mask} | {twin for twin, source in twins.items() if source == mask}
+    kept = _neutral(graph, ones)
+    if any(name in ones for node in kept for name in node.input if node.op_type != "Unsqueeze"):
+        return None  # read by something else after all: leave the part as it was
+    inputs_kept = [i for i in graph.input if i.name != mask]
+    del graph.input[:]
+    graph.input.extend(inputs_kept)
+    _replace(graph, _live(kept, {o.name for o in graph.output}), [])
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONES, mask
+    log.debug("layout: the frame mask %s taken out", mask)
+    return mask
+
+
+def _neutral(graph: Any, ones: set[str]) -> list[Any]:
+    """``graph``'s nodes less the steps that change nothing, each reader of one reading its input instead: a
+    product with ``ones`` (or with ``Exp`` of zeros), a sum with zeros (``ConstantOfShape`` of 0, negated or not),
+    a slice of the whole batch axis. Only where the kept operand is a lifted series (so the step's shape is its own:
+    the voices in the tests hold it) and the step's output is not the graph's. ``graph`` is not changed."""
+    from onnx import helper
+
+    outputs = {o.name for o in graph.output}
+    series = set(_channels(graph, {init.name: init for init in graph.initializer}))
+    constants = _constants(graph)
+    ones, zeros = set(ones), set()
+    same: dict[str, str] = {}
+    kept: list[Any] = []
+    for node in graph.node:
+        node = _renamed(node, same)
+        op, out = node.op_type, node.output[0] if node.output else ""
+        if op == "ConstantOfShape":
+            value = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "value"), None)
+            if value is None or not _array(value).any():
+                zeros.add(out)
+        elif op == "Neg" and node.input[0] in zeros:
+            zeros.add(out)
+        elif op == "Exp" and node.input[0] in zeros:
+            ones.add(out)
+        if out in outputs:
+            kept.append(node)
+            continue
+        kept_input = _passed(node, ones, zeros, constants)
+        if kept_input is not None and (kept_input in series or kept_input.startswith(f"{PREFIX}_")):
+            same[out] = kept_input
+            continue
+        kept.append(node)
+    return kept
+
+
+def _passed(node: Any, ones: set[str], zeros: set[str], constants: dict[str, Any]) -> Optional[str]:
+    """The input a node passes through unchanged (a product with ones, a sum with zeros, a whole-batch slice), or ``None``."""
+    if node.op_type in ("Mul", "Add") and len(node.input) == 2:
+        neutral = ones if node.op_type == "Mul" else zeros
+        other = [name for name in node.input if name not in neutral]
+        return other[0] if len(other) == 1 else None
+    if node.op_type == "Slice" and len(node.input) >= 4:
+        given = [constants.get(name) for name in node.input[1:]]
+        if all(v is not None and v.size == 1 for v in given) and int(given[2].reshape(-1)[0]) == 0 \
+                and int(given[0].reshape(-1)[0]) == 0 and int(given[1].reshape(-1)[0]) >= 2**31 - 1 \
+                and (len(given) < 4 or int(given[3].reshape(-1)[0]) == 1):
+            return node.input[0]
+    return None
+
+
+def _renamed(node: Any, same: dict[str, str]) -> Any:
+    """``node`` reading, for each input, what ``same`` says it equals (in place)."""
+    for index, name in enumerate(node.input):
+        while name in same:
+            name = same[name]
+        node.input[index] = name
+    return node
+
+
+def _constants(graph: Any) -> dict[str, Any]:
+    """The values of ``Constant`` nodes' and initializers' tensors by name (as arrays)."""
+    found = {init.name: _array(init) for init in graph.initializer if len(init.dims) <= 1}
+    found.update({node.output[0]: _array(node.attribute[0].t) for node in graph.node
+                  if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"})
+    return found
+
+
+def blocked(model: Any) -> int:
+    """Keep a lifted part (:func:`lift`) in onnxruntime's channel blocks from end to end (``model`` in place);
+    return how many nodes were changed.
+
+    Three kinds of node sent its tensors out of the blocks and back around its convolutions (reorders, and
+    element-wise steps on the plain layout: ~25% of a HiFi-GAN decoder's time, ~11% of a flow's):
+
+    - a transposed convolution (each upsampling of a decoder) has no blocked kernel. Upsampling by ``s`` with a
+      kernel of ``k`` taps is ``s`` convolutions of ``ceil(k / s)`` taps over the input, one per output phase:
+      one ``Conv`` with ``s`` times the output channels, interleaved into time (reshape, transpose, reshape,
+      trim), after which a depthwise 1x1 convolution of ones (one multiply per value) brings it into the blocks;
+    - a ``LeakyRelu`` that does not follow a convolution it can be fused into (a decoder's residual blocks'
+      pre-activations, which read a sum) has no blocked kernel either: the same 1x1 convolution in front of it
+      takes it as its fused activation. The released joe voice's decoder took 0.915x the time (120 and 400
+      frames, one thread) with the same audio (< 6e-8 apart);
+    - a channel slice: a convolution whose output only channel slices read (a flow's WaveNet layers: the gate's
+      tanh and sigmoid halves, the residual and skip halves) becomes one convolution per slice, each half's
+      activation fused into its own (with :func:`unmasked`, a medium voice's flow took 0.94-0.95x the time,
+      120 and 500 frames, with the same output bit for bit).
+    """
+    graph = model.graph
+    blocks = _Blocks(graph)
     nodes, added, changed = [], [], 0
     for node in graph.node:
-        if node.op_type == "ConvTranspose":
-            made = _polyphase(node, weights)
-            if made is not None:
-                nodes.extend(made[0])
-                added.extend(made[1])
-                changed += 1
-                continue
-        elif node.op_type == "LeakyRelu" and node.input[0] in channels:
-            source = producers.get(node.input[0])
-            if source is None or source.op_type != "Conv" or readers.get(node.input[0], 0) > 1:
-                name = f"{PREFIX}_{node.output[0]}_ones"
-                added.append(numpy_helper.from_array(_ones(channels[node.input[0]]), name))
-                nodes.append(_depthwise(node.input[0], name, f"{PREFIX}_{node.output[0]}_in", channels[node.input[0]],
-                                        f"{node.name or PREFIX + '_' + node.output[0]}/blocks"))
-                node.input[0] = f"{PREFIX}_{node.output[0]}_in"
-                changed += 1
-        nodes.append(node)
+        made = blocks.rewrite(node)
+        if made is None:
+            nodes.append(node)
+            continue
+        nodes.extend(made[0])
+        added.extend(made[1])
+        changed += 1
     if changed:
-        _replace(graph, nodes, added)
+        _replace(graph, _live(nodes, {o.name for o in graph.output}), added)
         log.debug("layout: %d nodes kept in channel blocks", changed)
     return changed
+
+
+class _Blocks:
+    """What :func:`blocked` reads of a graph, and each node's replacement."""
+
+    def __init__(self, graph: Any) -> None:
+        self.weights = {init.name: init for init in graph.initializer}
+        self.readers: dict[str, int] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.readers[name] = self.readers.get(name, 0) + 1
+        for output in graph.output:
+            self.readers[output.name] = self.readers.get(output.name, 0) + 1
+        self.producers = {name: node for node in graph.node for name in node.output}
+        self.channels = _channels(graph, self.weights)
+        self.shares: dict[str, list[tuple[int, int, str]]] = {}
+        """A convolution's output -> the (start, end) channels each slice reading it takes, and that slice's output."""
+        for (conv, (start, end)), output in _channel_slices(graph, self.weights).items():
+            self.shares.setdefault(conv, []).append((start, end, output))
+        self.sliced = {output for shares in self.shares.values() for _, _, output in shares}
+
+    def rewrite(self, node: Any) -> Optional[tuple[list[Any], list[Any]]]:
+        """(nodes, initializers) that replace ``node``, or ``None`` to keep it as it is."""
+        if node.op_type == "Slice" and node.output[0] in self.sliced:
+            return [], []  # made by its share of the convolution
+        if node.op_type == "Conv" and node.output[0] in self.shares:
+            made = [_share(node, self.weights, start, end, output) for start, end, output in self.shares[node.output[0]]]
+            return [m[0] for m in made], [init for m in made for init in m[1]]
+        if node.op_type == "ConvTranspose":
+            return _polyphase(node, self.weights)
+        if node.op_type == "LeakyRelu" and node.input[0] in self.channels:
+            source = self.producers.get(node.input[0])
+            if source is None or source.op_type != "Conv" or self.readers.get(node.input[0], 0) > 1:
+                return self._fusable(node)
+        return None
+
+    def _fusable(self, node: Any) -> tuple[list[Any], list[Any]]:
+        """An activation with a depthwise 1x1 convolution of ones in front, which onnxruntime fuses it into."""
+        from onnx import numpy_helper
+
+        count, source = self.channels[node.input[0]], node.input[0]
+        ones, made = f"{PREFIX}_{node.output[0]}_ones", f"{PREFIX}_{node.output[0]}_in"
+        node.input[0] = made
+        depthwise = _depthwise(source, ones, made, count, f"{node.name or PREFIX + '_' + node.output[0]}/blocks")
+        return [depthwise, node], [numpy_helper.from_array(_ones(count), ones)]
+
+
+def _channel_slices(graph: Any, weights: dict[str, Any]) -> dict[tuple[str, tuple[int, int]], str]:
+    """Lifted convolutions whose output only channel slices read: (its output, (start, end)) -> each slice's output.
+    Each slice is then its own convolution of those output channels (a WaveNet layer's gate halves, its residual
+    and skip halves), which onnxruntime can fuse an activation into and keep in channel blocks."""
+    constants = _constants(graph)
+
+    def value(name: str) -> Optional[list[int]]:
+        array = constants.get(name)
+        return None if array is None else [int(v) for v in array.reshape(-1)]
+
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    found: dict[tuple[str, tuple[int, int]], str] = {}
+    for node in graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "Conv" and len(node.input) > 1 else None
+        if weight is None or len(weight.dims) != 4 or weight.dims[2] != 1 or node.output[0] in outputs:
+            continue
+        if any(a.name == "group" and a.i != 1 for a in node.attribute):
+            continue
+        count, shares = weight.dims[0], {}
+        for reader in readers.get(node.output[0], []):
+            given = [value(name) for name in reader.input[1:]] if reader.op_type == "Slice" and reader.input[0] == node.output[0] else []
+            if (len(given) < 3 or any(v is None or len(v) != 1 for v in given) or given[2][0] not in (1, -3)
+                    or (len(given) > 3 and given[3] != [1])):
+                shares = {}
+                break
+            start, end = (min(max(v[0] + count if v[0] < 0 else v[0], 0), count) for v in given[:2])
+            if end <= start:
+                shares = {}
+                break
+            shares[(node.output[0], (start, end))] = reader.output[0]
+        found.update(shares)
+    return found
+
+
+def _share(node: Any, weights: dict[str, Any], start: int, end: int, output: str) -> tuple[Any, list[Any]]:
+    """The convolution ``node`` for its output channels [start, end) only, writing ``output``."""
+    from onnx import helper, numpy_helper
+
+    base = f"{PREFIX}_{output}"
+    added = [numpy_helper.from_array(_array(weights[node.input[1]])[start:end], f"{base}_weight")]
+    inputs = [node.input[0], f"{base}_weight"]
+    if len(node.input) > 2 and node.input[2]:
+        added.append(numpy_helper.from_array(_array(weights[node.input[2]])[start:end], f"{base}_bias"))
+        inputs.append(f"{base}_bias")
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return helper.make_node("Conv", inputs, [output], name=f"{node.name or base}/{start}-{end}", **attributes), added
+
+
+def _array(tensor: Any) -> Any:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor)
 
 
 def _channels(graph: Any, weights: dict[str, Any]) -> dict[str, int]:

@@ -58,7 +58,8 @@ def parts(voice: Path) -> tuple[bytes, dict[str, list[tuple[str, bytes]]]]:
         layout.lift(part, series)
         forms.append(("2-D", part.SerializeToString()))
         if role == "flow":
-            layout.unmasked(part, layout.frame_masks(shapes) & {n.output[0] for n in cut[0].graph.node if n.op_type == "Cast"})
+            casts = {n.output[0] for n in cut[0].graph.node if n.op_type == "Cast"}
+            layout.unmasked(part, layout.frame_masks(shapes) & casts, layout.wide_series(shapes))
         if layout.blocked(part):
             forms.append(("blocks", part.SerializeToString()))
         out[role] = forms

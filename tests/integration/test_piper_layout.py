@@ -254,9 +254,10 @@ def test_a_flow_without_its_mask_and_its_slices_gives_the_same_outputs():
     model = wavenet_graph()
     x = np.random.default_rng(2).standard_normal((1, 8, 31)).astype(np.float32)
     before = run(model, {"x": x, "mask": np.ones((1, 1, 31), np.float32)})[0]
-    assert layout.frame_masks(value_shapes(model)) == {"mask"}  # [batch, 1, time]; x has 8 channels
-    layout.lift(model, layout.time_series(value_shapes(model)))
-    assert layout.unmasked(model, {"mask"}) == "mask"
+    shapes = value_shapes(model)
+    assert layout.frame_masks(shapes) == {"mask"} and "x" in layout.wide_series(shapes)  # [batch, 1, time]; x has 8 channels
+    layout.lift(model, layout.time_series(shapes))
+    assert layout.unmasked(model, {"mask"}, layout.wide_series(shapes)) == "mask"
     assert [i.name for i in model.graph.input] == ["x"]
     assert {p.key: p.value for p in model.metadata_props}[layout.ONES] == "mask"
     assert layout.blocked(model) == 2 + 4  # the gate's convolution and the residual-and-skip one split, their 4 slices gone
@@ -273,9 +274,25 @@ def test_a_mask_read_by_anything_but_products_stays():
     model = wavenet_graph()
     model.graph.node.append(helper.make_node("Sub", ["mask", "out"], ["other"]))
     model.graph.output.append(helper.make_tensor_value_info("other", TensorProto.FLOAT, None))
-    layout.lift(model, layout.time_series(value_shapes(model)))
+    shapes = value_shapes(model)
+    layout.lift(model, layout.time_series(shapes))
     before = model.SerializeToString()
-    assert layout.unmasked(model, {"mask"}) is None
+    assert layout.unmasked(model, {"mask"}, layout.wide_series(shapes)) is None
+    assert model.SerializeToString() == before
+
+
+def test_a_mask_product_that_broadcasts_another_operand_stays():
+    """A product of the mask with a [batch, 1, 1] operand (not a series: its shape is the mask's) keeps the mask."""
+    model = wavenet_graph()
+    model.graph.input.append(helper.make_tensor_value_info("gain", TensorProto.FLOAT, ["batch", 1, 1]))
+    model.graph.node.append(helper.make_node("Mul", ["gain", "mask"], ["gained"]))
+    model.graph.node.append(helper.make_node("Add", ["out", "gained"], ["out2"]))
+    model.graph.output[0].name = "out2"
+    shapes = value_shapes(model)
+    layout.lift(model, layout.time_series(shapes))
+    before = model.SerializeToString()
+    assert layout.unmasked(model, {"mask"}, layout.wide_series(shapes)) is None  # gone over every node, then given up
+    assert model.SerializeToString() == before
     assert model.SerializeToString() == before
 
 

@@ -102,7 +102,7 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     # each flow run is one sentence's own frames, so its frame mask ([batch, 1, time], cast from a comparison in the
     # front) holds ones there
     casts = {node.output[0] for node in cut[0].graph.node if node.op_type == "Cast"}
-    layout.unmasked(cut[1], layout.frame_masks(shapes) & casts)
+    layout.unmasked(cut[1], layout.frame_masks(shapes) & casts, layout.wide_series(shapes))
     layout.blocked(cut[1])
     return {"flow": cut[1], "decoder": decoder, "front": cut[0]}
 
@@ -145,10 +145,10 @@ class BatchSession:
         self.boundary = [name for name in outputs if name != self.durations] if self.decoder else []
         self.wanted = self.boundary + [self.durations] if self.decoder else [outputs[0], self.durations]
         self.context, self.hop, self.flow_context = 0, 0, 0
-        self.ones: Optional[str] = None
-        """The flow's frame mask, taken out of it when prepared (:func:`.layout.unmasked`): every run's must be all ones."""
         """Frames of context a decoder window (a flow window) needs on each side, and audio samples
         per frame (0: the decoder cannot be run in windows)."""
+        self.ones: Optional[str] = None
+        """The flow's frame mask, taken out of it when prepared (:func:`.layout.unmasked`): every run's must be all ones."""
         self.most = 0
         """Frames in the largest decoder run of :meth:`batch` (0: whole sentences); the backend sets it from
         the voice's rate. With onnxruntime's arena on (:mod:`demod_voice.devices`), the arena holds what the

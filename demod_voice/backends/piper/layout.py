@@ -45,6 +45,11 @@ def frame_masks(shapes: dict[str, tuple[int, int, int]]) -> set[str]:
     return {name for name, (_, rank, channels) in shapes.items() if rank == 3 and channels == 1}
 
 
+def wide_series(shapes: dict[str, tuple[int, int, int]]) -> set[str]:
+    """The ``[batch, channels, time]`` tensors with more than one channel among :func:`.graph.value_shapes`."""
+    return {name for name, (_, rank, channels) in shapes.items() if rank == 3 and channels > 1}
+
+
 def lift(model: Any, series: set[str]) -> int:
     """Rewrite ``model`` (an ``onnx.ModelProto``, in place) to run its 1-D work in 4-D; return how many nodes now do.
 
@@ -76,11 +81,12 @@ def lift(model: Any, series: set[str]) -> int:
     return rewrite.lifted
 
 
-def unmasked(model: Any, masks: set[str]) -> Optional[str]:
+def unmasked(model: Any, masks: set[str], wide: set[str]) -> Optional[str]:
     """Take a frame mask out of a lifted part run one sentence at a time over its own frames (the flow), where
     it holds only ones; return its name (also written as :data:`ONES` in the part's metadata), or ``None``.
 
-    ``masks``: candidate graph inputs (what the front makes with a ``Cast``, a 0/1 mask). One whose every reader
+    ``masks``: candidate graph inputs (``[batch, 1, time]``, made with a ``Cast``: a 0/1 mask); ``wide``: the graph
+    inputs with more than one channel (:func:`frame_masks` and :func:`wide_series` of the whole voice). A mask whose every reader
     is a product drops out with those products (``x * 1`` is ``x``), and so do the other steps that change
     nothing (:func:`_neutral`): sums with zeros that ``ConstantOfShape`` makes (a single-speaker VITS's missing
     speaker term), products with their ``Exp(-0)``, whole-batch slices. Those steps on the plain layout, some
@@ -97,7 +103,8 @@ def unmasked(model: Any, masks: set[str]) -> Optional[str]:
     if mask is None:
         return None
     ones = {mask} | {twin for twin, source in twins.items() if source == mask}
-    kept = _neutral(graph, ones)
+    starts = {twin for twin, source in twins.items() if source in wide}
+    kept = _neutral(graph, ones, starts | (wide & inputs))
     if any(name in ones for node in kept for name in node.input if node.op_type != "Unsqueeze"):
         return None  # read by something else after all: leave the part as it was
     inputs_kept = [i for i in graph.input if i.name != mask]
@@ -110,20 +117,24 @@ def unmasked(model: Any, masks: set[str]) -> Optional[str]:
     return mask
 
 
-def _neutral(graph: Any, ones: set[str]) -> list[Any]:
+def _neutral(graph: Any, ones: set[str], wide: set[str]) -> list[Any]:
     """``graph``'s nodes less the steps that change nothing, each reader of one reading its input instead: a
     product with ``ones`` (or with ``Exp`` of zeros), a sum with zeros (``ConstantOfShape`` of 0, negated or not),
-    a slice of the whole batch axis. Only where the kept operand is a lifted series (so the step's shape is its own:
-    the voices in the tests hold it) and the step's output is not the graph's. ``graph`` is not changed."""
+    a slice of the whole batch axis. Only where the kept operand is a full series: made from ``wide`` (inputs with
+    channels and a time axis) or by a convolution, through element-wise steps, splits, slices and concatenations,
+    so the step's shape is its own (a ``[batch, 1, 1]`` operand broadcast over a mask's time would not be);
+    and not where the step's output is the graph's. ``graph`` is not changed (the list holds copies)."""
     from onnx import helper
 
     outputs = {o.name for o in graph.output}
-    series = set(_channels(graph, {init.name: init for init in graph.initializer}))
+    series = set(_channels(graph, {init.name: init for init in graph.initializer})) | wide
     constants = _constants(graph)
     ones, zeros = set(ones), set()
     same: dict[str, str] = {}
     kept: list[Any] = []
-    for node in graph.node:
+    for original in graph.node:
+        node = type(original)()
+        node.CopyFrom(original)  # renamed on a copy: a caller that gives up keeps the graph as it was
         node = _renamed(node, same)
         op, out = node.op_type, node.output[0] if node.output else ""
         if op == "ConstantOfShape":
@@ -138,9 +149,11 @@ def _neutral(graph: Any, ones: set[str]) -> list[Any]:
             kept.append(node)
             continue
         kept_input = _passed(node, ones, zeros, constants)
-        if kept_input is not None and (kept_input in series or kept_input.startswith(f"{PREFIX}_")):
+        if kept_input is not None and kept_input in series:
             same[out] = kept_input
             continue
+        if op in ELEMENTWISE | {"Split", "Slice", "Concat"} and any(name in series for name in node.input):
+            series.update(node.output)
         kept.append(node)
     return kept
 
@@ -289,7 +302,7 @@ def _channel_slices(graph: Any, weights: dict[str, Any]) -> dict[tuple[str, tupl
                 shares = {}
                 break
             start, end = (min(max(v[0] + count if v[0] < 0 else v[0], 0), count) for v in given[:2])
-            if end <= start:
+            if end <= start or (node.output[0], (start, end)) in shares:  # two slices alike: one share could not make both
                 shares = {}
                 break
             shares[(node.output[0], (start, end))] = reader.output[0]

@@ -168,8 +168,11 @@ def batch_tab(page: Any) -> None:
     job = gr.State("")
     timer = gr.Timer(1.0, active=False)
 
-    for trigger in (sheet.change, references.change, sources.change, page.piper_picker.change):
-        trigger(partial(_check_batch, page), [page.key, sheet, references, page.piper_picker, sources], [rows, check_status])
+    # One listener for every input: a check still running when another upload lands is followed by one more check of
+    # what the page then holds ("always_last"), so an older check never answers last (four listeners ran at once and
+    # could: two files uploaded in quick succession left the first upload's verdict on the page).
+    gr.on([sheet.change, references.change, sources.change, page.piper_picker.change], partial(_check_batch, page),
+          [page.key, sheet, references, page.piper_picker, sources], [rows, check_status], trigger_mode="always_last")
     start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result])
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
 

@@ -146,8 +146,8 @@ def clone_tab(page: Page) -> None:
             return failed(err)
         return text
 
-    recording.change(check, [page.key, recording, files], [checks])
-    files.change(check, [page.key, recording, files], [checks])
+    # one listener for both inputs, as the Batch tab's (manage.batch_tab): an older check never answers last
+    gr.on([recording.change, files.change], check, [page.key, recording, files], [checks], trigger_mode="always_last")
 
     async def enroll(key: str, voice: str, lang: str, recorded: Any, sent: Any) -> list:
         import gradio as gr

@@ -55,21 +55,16 @@ def lift(model: Any, series: set[str]) -> int:
 
     ``series``: names known to be 3-D (:func:`time_series`); only graph inputs among them are lifted, and the rest
     of the graph only from those. A graph below opset 13 (``Squeeze`` with axes as an attribute) is left alone."""
-    from onnx import numpy_helper
-
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if opset < 13:
         return 0
     graph = model.graph
     weights = {init.name: init for init in graph.initializer}
-    constants = {node.output[0]: numpy_helper.to_array(node.attribute[0].t)
-                 for node in graph.node if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"}
     outputs = {o.name for o in graph.output}
-    readers: dict[str, set[str]] = {name: {"(graph output)"} for name in outputs}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, set()).add(node.op_type)
-    rewrite = _Rewrite(weights, constants, {i.name for i in graph.input} & series, readers)
+    readers = {name: {node.op_type for node in nodes} for name, nodes in _readers(graph).items()}
+    for name in outputs:
+        readers.setdefault(name, set()).add("(graph output)")
+    rewrite = _Rewrite(weights, _constant_nodes(graph), {i.name for i in graph.input} & series, readers)
     for node in graph.node:
         rewrite.visit(node)
     if not rewrite.convolutions:  # nothing that runs faster in 4-D
@@ -96,9 +91,8 @@ def unmasked(model: Any, masks: set[str], wide: set[str]) -> Optional[str]:
     inputs = {i.name for i in graph.input}
     twins = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Unsqueeze" and node.input[0] in inputs}
     readers: dict[str, set[str]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(twins.get(name, name), set()).add(node.op_type)
+    for name, nodes in _readers(graph).items():
+        readers.setdefault(twins.get(name, name), set()).update(node.op_type for node in nodes)
     mask = next((name for name in masks & inputs if readers.get(name, set()) <= {"Mul", "Unsqueeze"}), None)
     if mask is None:
         return None
@@ -185,8 +179,22 @@ def _renamed(node: Any, same: dict[str, str]) -> Any:
 def _constants(graph: Any) -> dict[str, Any]:
     """The values of ``Constant`` nodes' and initializers' tensors by name (as arrays)."""
     found = {init.name: _array(init) for init in graph.initializer if len(init.dims) <= 1}
-    found.update({node.output[0]: _array(node.attribute[0].t) for node in graph.node
-                  if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"})
+    found.update(_constant_nodes(graph))
+    return found
+
+
+def _constant_nodes(graph: Any) -> dict[str, Any]:
+    """The values of ``Constant`` nodes' tensors by their output's name (as arrays)."""
+    return {node.output[0]: _array(node.attribute[0].t) for node in graph.node
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value"}
+
+
+def _readers(graph: Any) -> dict[str, list[Any]]:
+    """The nodes that read each tensor, by name (graph outputs not counted)."""
+    found: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            found.setdefault(name, []).append(node)
     return found
 
 
@@ -232,12 +240,11 @@ class _Blocks:
 
     def __init__(self, graph: Any) -> None:
         self.weights = {init.name: init for init in graph.initializer}
-        self.readers: dict[str, int] = {}
-        for node in graph.node:
-            for name in node.input:
-                self.readers[name] = self.readers.get(name, 0) + 1
-        for output in graph.output:
-            self.readers[output.name] = self.readers.get(output.name, 0) + 1
+        outputs = {o.name for o in graph.output}
+        self.readers = {name: len(nodes) + (name in outputs) for name, nodes in _readers(graph).items()}
+        """How many nodes (or the graph's output) read each tensor."""
+        for name in outputs - set(self.readers):
+            self.readers[name] = 1
         self.producers = {name: node for node in graph.node for name in node.output}
         self.channels = _channels(graph, self.weights)
         self.shares: dict[str, list[tuple[int, int, str]]] = {}
@@ -282,10 +289,7 @@ def _channel_slices(graph: Any, weights: dict[str, Any]) -> dict[tuple[str, tupl
         array = constants.get(name)
         return None if array is None else [int(v) for v in array.reshape(-1)]
 
-    readers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = _readers(graph)
     outputs = {o.name for o in graph.output}
     found: dict[tuple[str, tuple[int, int]], str] = {}
     for node in graph.node:

@@ -17,3 +17,22 @@ class StopAfterMultipleOf:
         scores[hit] = -float("inf")
         scores[hit, self.stop] = 0.0
         return scores
+
+
+def load_louder(backend, spec):
+    """Load ``spec`` into ``backend`` with the GPT's attention weights 10x (at random init attention barely
+    moves the codes; louder, each text gets its own). The weights are scaled before the backend lays them
+    out for oneDNN on a CPU, as its load does, so the tests run the products the workers run."""
+    import pytest
+    import torch
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(backend), "_pack", lambda self: 0)
+        backend.load(spec)
+    with torch.no_grad():
+        for block in backend.model.gpt.gpt.h:
+            block.attn.c_attn.weight.mul_(10.0)
+            block.attn.c_proj.weight.mul_(10.0)
+    if backend.device == "cpu":
+        assert backend._pack() > 0
+    return backend

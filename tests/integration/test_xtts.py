@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import run_cli, voiced_signal
-from xtts_rules import StopAfterMultipleOf
+from xtts_rules import StopAfterMultipleOf, load_louder
 
 FAST = ("--max-new-tokens", "24")
 
@@ -119,9 +119,10 @@ def test_incomplete_model_folder(references, tmp_path):
     assert_clean_failure(done, "lacks model.pth, vocab.json", tmp_path)
 
 
-def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
+def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path, monkeypatch):
     # The backend builds XTTS without drawing random initial weights (they are all overwritten by the
     # checkpoint); every parameter and buffer, shared ones included, must equal coqui's own load.
+    # (Before the GPT's products are laid out for oneDNN: the next test holds those to the dense ones.)
     torch = pytest.importorskip("torch")
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
@@ -130,6 +131,7 @@ def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
     from demod_voice.engine.jobs import LoadSpec
 
     backend = XttsBackend()
+    monkeypatch.setattr(XttsBackend, "_pack", lambda self: 0)
     backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
     config = XttsConfig()
     config.load_json(str(xtts_model / "config.json"))
@@ -146,6 +148,43 @@ def test_fast_load_gives_the_same_model_as_coqui_load(xtts_model, tmp_path):
     assert [name for name in reference if not torch.equal(fast[name], reference[name])] == []
 
 
+def test_on_a_cpu_the_gpt_products_go_through_onednn_with_the_checkpoint_weights_and_give_the_dense_outputs(xtts_model, tmp_path, monkeypatch):
+    # A CPU worker lays each of the GPT's Conv1D weights out for oneDNN once at load (steps of several rows
+    # no longer repack them per call): the same weights, the same hidden states to float rounding.
+    torch = pytest.importorskip("torch")
+    from transformers.pytorch_utils import Conv1D
+
+    from demod_voice.backends.xtts import packed
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+
+    if not packed.usable():
+        pytest.skip("this torch has no oneDNN")
+    spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
+    fast = XttsBackend()
+    info = fast.load(spec)
+    with monkeypatch.context() as patch:
+        patch.setattr(XttsBackend, "_pack", lambda self: 0)
+        dense = XttsBackend()
+        dense.load(spec)
+    layers = len(dense.model.gpt.gpt.h)
+    assert f"{4 * layers} GPT products through oneDNN" in info.detail
+    assert not any(isinstance(m, Conv1D) for m in fast.model.gpt.modules())
+    for mine, theirs in zip(fast.model.gpt.gpt.h, dense.model.gpt.gpt.h, strict=True):
+        for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            a, b = mine.get_submodule(name), theirs.get_submodule(name)
+            assert isinstance(a, packed.PackedConv1D)
+            assert torch.equal(a.weight.to_dense().t(), b.weight) and torch.equal(a.bias.to_dense(), b.bias)
+    width = dense.model.gpt.gpt.config.n_embd
+    for rows in (1, 3):  # one request, and rows of requests sharing a step
+        embeds = torch.randn(rows, 7, width, generator=torch.Generator().manual_seed(rows))
+        with torch.inference_mode():
+            mine = fast.model.gpt.gpt(inputs_embeds=embeds).last_hidden_state
+            theirs = dense.model.gpt.gpt(inputs_embeds=embeds).last_hidden_state
+        assert mine.shape == theirs.shape == (rows, 7, width)
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("voices", ["one voice", "a voice per sentence"])
 def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path, voices):
     # The batched path left-pads prompts of different lengths and lets rows stop at different steps;
@@ -158,17 +197,12 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     from demod_voice.backends.xtts.engine import XttsBackend
     from demod_voice.engine.jobs import LoadSpec
 
-    backend = XttsBackend()
-    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    backend = load_louder(XttsBackend(), LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
     model = backend.model
     first = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
     second = model.get_conditioning_latents(audio_path=[str(references["ref.flac"])])
     assert not torch.equal(first[1], second[1])
     rows = [first, first, first] if voices == "one voice" else [first, second, first]
-    with torch.no_grad():  # at random init attention barely moves the codes; louder, each text gets its own
-        for block in model.gpt.gpt.h:
-            block.attn.c_attn.weight.mul_(10.0)
-            block.attn.c_proj.weight.mul_(10.0)
     texts = ["A rather longer sentence comes first, with a clause.", "Short.", "Then one in between."]
     sampling = {"do_sample": False, "repetition_penalty": 10.0, "max_new_tokens": 40,
                 "logits_processor": LogitsProcessorList([StopAfterMultipleOf(13, model.gpt)])}

@@ -7,7 +7,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from xtts_rules import StopAfterMultipleOf
+from xtts_rules import StopAfterMultipleOf, load_louder
 
 from demod_voice.backends.xtts import engine as xtts_engine
 from demod_voice.backends.xtts.request import XttsOptions
@@ -18,14 +18,9 @@ from demod_voice.voices.references import check_references
 
 @pytest.fixture(scope="module")
 def backend(xtts_model, tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    loaded = xtts_engine.XttsBackend()
-    loaded.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path_factory.mktemp("xtts-cache"))))
-    with torch.no_grad():  # at random init attention barely moves the codes; louder, each text gets its own
-        for block in loaded.model.gpt.gpt.h:
-            block.attn.c_attn.weight.mul_(10.0)
-            block.attn.c_proj.weight.mul_(10.0)
-    return loaded
+    pytest.importorskip("torch")
+    spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path_factory.mktemp("xtts-cache")))
+    return load_louder(xtts_engine.XttsBackend(), spec)
 
 
 def test_streamed_jobs_made_together_stream_interleaved_and_equal_alone(backend, references, monkeypatch):

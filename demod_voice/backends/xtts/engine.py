@@ -68,11 +68,13 @@ class XttsBackend(Backend):
                 model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
         except Exception as err:  # noqa: BLE001 - torch and coqui raise many kinds for a bad file
             raise InputError(f"cannot load the XTTS checkpoint in {folder}: {type(err).__name__}: {err}") from None
+        params = sum(p.numel() for p in model.parameters()) / 1e6
         self.model = model.to(self.device)
+        packed = self._pack() if self.device == "cpu" else 0
         self.identity = model_identity(folder)
         self.cache_dir = spec.cache_dir
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        detail = f"XTTS {params:.1f}M parameters, torch {torch.__version__}; loaded in {time.perf_counter() - started:.1f} s"
+        products = f"; {packed} GPT products through oneDNN" if packed else ""
+        detail = f"XTTS {params:.1f}M parameters, torch {torch.__version__}{products}; loaded in {time.perf_counter() - started:.1f} s"
         return LoadInfo(device=self.device, detail=detail, sample_rate=SAMPLE_RATE, warnings=warnings)
 
     def synthesize(self, job: SynthesisJob) -> Iterator[AudioChunk]:
@@ -209,6 +211,14 @@ class XttsBackend(Backend):
         self.model = self.model.to("cpu")
         self.device = "cpu"
         torch.cuda.empty_cache()
+        self._pack()
+
+    def _pack(self) -> int:
+        """On a CPU, the GPT's weight products through oneDNN with weights laid out once (:mod:`.packed`:
+        1.5x faster steps alone, 2.3x for 4 rows sharing a step); how many were replaced."""
+        from demod_voice.backends.xtts import packed
+
+        return packed.pack(self.model.gpt)
 
     def _from_profile(self, profile: Profile) -> tuple[Any, Any]:
         import torch

@@ -257,6 +257,7 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
     # The streamed path (-o -): before any audio left, the sentence reruns after the fall-back;
     # after audio left, rerunning would repeat it, so the job fails with a clear error instead.
     torch = pytest.importorskip("torch")
+    from demod_voice.backends.xtts import batching as xtts_batch
     from demod_voice.backends.xtts.engine import XttsBackend
     from demod_voice.backends.xtts.request import XttsOptions
     from demod_voice.config import XttsSettings
@@ -267,10 +268,10 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
     spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
     backend = XttsBackend()
     backend.load(spec)
-    real, calls = backend.model.inference_stream, []
+    real, calls = xtts_batch.generate_stream, []
 
     def fails_once(*args, **kwargs):
-        calls.append(args[0])
+        calls.append(args[1])
         stream = real(*args, **kwargs)
         if len(calls) == 1 and when == "after its first chunk":
             yield next(stream)
@@ -278,7 +279,7 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         yield from stream
 
-    monkeypatch.setattr(backend.model, "inference_stream", fails_once)
+    monkeypatch.setattr(xtts_batch, "generate_stream", fails_once)
     options = XttsOptions(check_references([str(references["ref.wav"])]), "en",
                           XttsSettings(max_new_tokens=8, sentence_silence=0.0), stream=True)
     job = SynthesisJob(spec=spec, text="One sentence only.", output="-", options=options)
@@ -289,3 +290,54 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
     else:
         with pytest.raises(RuntimeFailure, match="in the middle of a streamed sentence"):
             list(backend.synthesize(job))
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.3])
+def test_a_streamed_sentence_equals_coquis_inference_stream_with_each_chunk_decoded_over_its_own_frames(
+        xtts_model, references, tmp_path, monkeypatch, speed):
+    # coqui's inference_stream runs the HiFi-GAN over all of a sentence's latents at every chunk and keeps
+    # the new part: n chunks cost 1 + 2 + ... + n. Ours runs it from the decoder's receptive field before
+    # the new samples: the same chunks (lengths, cross-fades, samples to float rounding), and every decode
+    # after the first reads about a chunk's frames, never the sentence so far.
+    torch = pytest.importorskip("torch")
+    from transformers import LogitsProcessorList
+
+    from demod_voice.backends.xtts import batching as xtts_batch
+    from demod_voice.backends.xtts import engine as xtts_engine
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.backends.xtts.request import XttsOptions
+    from demod_voice.config import XttsSettings
+    from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+    from demod_voice.voices.references import check_references
+
+    spec = LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path))
+    backend = load_louder(XttsBackend(), spec)
+    model = backend.model
+    refs = check_references((str(references["ref.wav"]),))
+    latent, speaker = backend.conditioning(refs)
+    rule = LogitsProcessorList([StopAfterMultipleOf(97, model.gpt)])  # stops late, or at the 40-token cap
+    chunk_tokens, text = 4, "A rather longer sentence comes first, with a clause."
+    with torch.inference_mode():
+        theirs = [c.float().numpy().reshape(-1) for c in model.inference_stream(
+            text, "en", latent, speaker, speed=speed, stream_chunk_size=chunk_tokens, enable_text_splitting=False,
+            top_k=1, max_new_tokens=40, logits_processor=rule)]
+    generator = model.hifigan_decoder.waveform_decoder
+    seen: list[int] = []
+    hook = generator.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    settings = XttsSettings(top_k=1, max_new_tokens=40, stream_chunk_size=chunk_tokens, speed=speed, sentence_silence=0.0)
+    sampling = xtts_engine._sampling
+    monkeypatch.setattr(xtts_engine, "_sampling", lambda s: {**sampling(s), "logits_processor": rule})
+    job = SynthesisJob(spec, text, "-", options=XttsOptions(refs, "en", settings, stream=True))
+    mine = [c.samples for c in backend.synthesize(job)]
+    hook.remove()
+    assert len(theirs) >= 5  # several chunks, so the later decodes are windows
+    assert [len(c) for c in mine] == [len(c) for c in theirs]
+    for a, b in zip(mine, theirs, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    context = xtts_batch.decoder_context(generator)
+    hop = xtts_batch.decoder_hop(generator)
+    assert context is not None and hop == 256
+    per_chunk = int(np.ceil(chunk_tokens * 1024 / hop * 24000 / 22050 / speed)) + 1024 // hop + 2
+    assert len(seen) == len(theirs)
+    assert max(seen[1:]) <= per_chunk + context  # a chunk's frames, the overlap and the context: not the sentence so far
+    assert seen[-1] < seen[0] + (len(seen) - 1) * per_chunk - context  # coqui's last decode reads every frame

@@ -151,7 +151,8 @@ class _Row:
     speaker: Any
     latents: list = field(default_factory=list)
     pending: int = 0
-    previous: Any = None
+    made: int = 0
+    """Samples of the sentence's waveform so far (the length of coqui's ``wav_gen_prev``; 0: none yet)."""
     overlap: Any = None
     done: bool = False
 
@@ -183,17 +184,29 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
 
 
 class _StreamDecoder:
-    """``Xtts.inference_stream``'s decoding of rows' latents so far, one row at a time.
+    """``Xtts.inference_stream``'s decoding of rows' latents so far, one row at a time, the HiFi-GAN over the
+    new frames only.
+
+    coqui decodes *all* of a sentence's latents at every chunk and keeps the part after what it sent:
+    a sentence of n chunks costs 1 + 2 + ... + n chunks' decoding (a 100-token sentence in 20-token chunks,
+    15 chunks' worth). The decoder's output at a sample depends only on the input frames within its
+    receptive field (:func:`decoder_context`, from its layers), so here the latents so far are upsampled
+    as coqui does (cheap, and exactly its frames, ends included) and the HiFi-GAN runs from
+    ``decoder_context`` frames before the first sample coqui would keep: the same samples to float rounding,
+    each chunk for about its own frames. The cross-fade is coqui's ``handle_chunks`` on those samples.
 
     The HiFi-GAN decoder is compute-bound: a batch of 4 20-token chunks costs 4.5x the CPU of one
     (one thread; ``bench/xtts_profile.py`` measures it at the worker's threads), so a batch saves
-    nothing and made every due row wait for all of them. One at a time, the first due row's piece is out after one decode, the k-th after
-    k, and each row's decode is exactly the one it gets alone."""
+    nothing and made every due row wait for all of them. One at a time, the first due row's piece is out
+    after one decode, the k-th after k, and each row's decode is exactly the one it gets alone."""
 
     def __init__(self, model: Any, speed: float, overlap: int) -> None:
         self.model = model
         self.length_scale = 1.0 / max(speed, 0.05)
         self.overlap = overlap
+        generator = model.hifigan_decoder.waveform_decoder
+        self.context = decoder_context(generator)
+        self.hop = decoder_hop(generator) if self.context is not None else 0
 
     def pieces(self, due: list[tuple[int, _Row]], final: bool) -> Iterator[tuple[int, Optional[Any]]]:
         """Each due row's next piece (``final``: its last, then ``(row, None)``), each yielded as soon as it is decoded."""
@@ -205,12 +218,97 @@ class _StreamDecoder:
             latents = torch.cat(row.latents, dim=0).unsqueeze(0)
             if self.length_scale != 1.0:
                 latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
-            wav = self.model.hifigan_decoder(latents, g=row.speaker)
-            piece, row.previous, row.overlap = self.model.handle_chunks(wav.squeeze(), row.previous, row.overlap, self.overlap,
-                                                                        is_final=final)
+            wav, offset = self._decode(latents, row)
+            piece = self._crossfaded(row, wav, offset, final)
             row.pending = 0
             yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
             if final:
                 row.done = True
                 row.latents = []
                 yield index, None
+
+    def _decode(self, latents: Any, row: _Row) -> tuple[Any, int]:
+        """The sentence's waveform so far from a little before the first sample the cross-fade reads, and where that is."""
+        hifi = self.model.hifigan_decoder
+        if self.context is None or not row.made:
+            return hifi(latents, g=row.speaker).squeeze(), 0
+        frames = frames_of(hifi, latents)
+        first = max(0, (row.made - self.overlap) // self.hop - self.context)
+        wav = hifi.waveform_decoder(frames[..., first:], g=row.speaker).squeeze()
+        if first * self.hop + wav.shape[-1] != frames.shape[-1] * self.hop:  # not the layout reasoned about: all of it
+            return hifi(latents, g=row.speaker).squeeze(), 0
+        return wav, first * self.hop
+
+    def _crossfaded(self, row: _Row, wav: Any, offset: int, final: bool) -> Any:
+        """coqui's ``handle_chunks`` on the waveform from sample ``offset`` on: the samples after those sent, less
+        the overlap; their first ``overlap`` faded in over the last chunk's kept tail (in place, as coqui does);
+        the new tail kept for the next chunk (none after the last)."""
+        import torch
+
+        length, overlap = offset + wav.shape[-1], self.overlap
+        start = row.made - overlap - offset if row.made else 0
+        chunk = wav[start: None if final else max(0, wav.shape[-1] - overlap)]
+        if row.overlap is not None:
+            if overlap > len(chunk):  # a last chunk shorter than the overlap: the rest as it is
+                row.made, row.overlap = length, None
+                return wav[start:]
+            fade_in = chunk[:overlap] * torch.linspace(0.0, 1.0, overlap).to(chunk.device)
+            chunk[:overlap] = row.overlap * torch.linspace(1.0, 0.0, overlap).to(row.overlap.device)
+            chunk[:overlap] += fade_in
+        row.overlap = None if final else wav[max(0, wav.shape[-1] - overlap):]
+        row.made = length
+        return chunk
+
+
+def frames_of(hifi: Any, latents: Any) -> Any:
+    """The HiFi-GAN's input frames for ``latents``: upsampled to its hop and sample rate as ``HifiDecoder`` does."""
+    import torch.nn.functional as F
+
+    frames = F.interpolate(latents.transpose(1, 2), scale_factor=[hifi.ar_mel_length_compression / hifi.output_hop_length],
+                           mode="linear").squeeze(1)
+    if hifi.output_sample_rate != hifi.input_sample_rate:
+        frames = F.interpolate(frames, scale_factor=[hifi.output_sample_rate / hifi.input_sample_rate], mode="linear").squeeze(0)
+    return frames
+
+
+def decoder_hop(generator: Any) -> int:
+    """Output samples per input frame of a HiFi-GAN generator: its upsamplings' strides multiplied."""
+    hop = 1
+    for up in generator.ups:
+        hop *= up.stride[0]
+    return hop
+
+
+def decoder_context(generator: Any) -> Optional[int]:
+    """At most how many input frames on each side of an output sample a HiFi-GAN generator reads: each
+    convolution's reach at the rate it runs, summed along the way (every parallel block counted, which
+    over-counts: safe); ``None`` for a generator not laid out as coqui's ``HifiganGenerator`` (its chunks
+    are then decoded from the sentence's start, as coqui does)."""
+    import math
+
+    import torch
+
+    def reach(module: Any) -> int:
+        """Samples on either side that ``module``'s 1-D convolutions read, one after another, at its own rate."""
+        total = 0
+        for conv in module.modules():
+            if isinstance(conv, torch.nn.Conv1d):
+                if not isinstance(conv.padding, tuple) or conv.stride[0] != 1:
+                    raise TypeError("a convolution not padded by numbers, or strided")
+                span = (conv.kernel_size[0] - 1) * conv.dilation[0]
+                total += max(conv.padding[0], span - conv.padding[0])
+        return total
+
+    try:
+        blocks, kinds = list(generator.resblocks), int(generator.num_kernels)
+        frames, rate = float(reach(generator.conv_pre)), 1
+        for stage, up in enumerate(generator.ups):
+            if not isinstance(up, torch.nn.ConvTranspose1d) or up.kernel_size[0] - 2 * up.padding[0] != up.stride[0]:
+                return None
+            frames += math.ceil(up.kernel_size[0] / up.stride[0]) / rate
+            rate *= up.stride[0]
+            frames += sum(reach(block) for block in blocks[stage * kinds:(stage + 1) * kinds]) / rate
+        frames += reach(generator.conv_post) / rate
+    except (AttributeError, TypeError):
+        return None
+    return math.ceil(frames) + 1

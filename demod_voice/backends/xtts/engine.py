@@ -293,15 +293,19 @@ class XttsBackend(Backend):
             yield from (AudioChunk(s, SAMPLE_RATE) for s in self._stream(sentence, opts, gpt_latent, speaker))
 
     def _stream(self, sentence: str, opts: XttsOptions, gpt_latent: Any, speaker: Any) -> Iterator[Any]:
+        """One sentence's audio as ``Xtts.inference_stream`` makes it (to float rounding), each chunk decoded
+        over its own frames (:func:`.batching.generate_stream` with one row)."""
+        from demod_voice.backends.xtts import batching as xtts_batch
+
         s = opts.settings
         # The model may have moved to the CPU after an out-of-memory error; latents follow it.
         gpt_latent, speaker = gpt_latent.to(self.device), speaker.to(self.device)
         with self._inference(s):
-            stream = self.model.inference_stream(sentence, opts.language, gpt_latent, speaker, speed=s.speed,
-                                                 stream_chunk_size=s.stream_chunk_size, enable_text_splitting=False,
-                                                 **_sampling(s))
-            for chunk in stream:
-                yield chunk.float().cpu().numpy().reshape(-1)
+            pieces = xtts_batch.generate_stream(self.model, [sentence], [opts.language], [gpt_latent], [speaker], speed=s.speed,
+                                                chunk_tokens=s.stream_chunk_size, **_sampling(s))
+            for _, samples in pieces:
+                if samples is not None:
+                    yield samples
 
 
 def piece_job(job: SynthesisJob, piece: Speak) -> SynthesisJob:

@@ -332,8 +332,8 @@ def test_a_streamed_sentence_equals_coquis_inference_stream_with_each_chunk_deco
     hook.remove()
     assert len(theirs) >= 5  # several chunks, so the later decodes are windows
     assert [len(c) for c in mine] == [len(c) for c in theirs]
-    for a, b in zip(mine, theirs, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    for a, b in zip(mine, theirs, strict=True):  # ~2e-8 apart here; with 4 frames of context, ~2e-5
+        np.testing.assert_allclose(a, b, atol=1e-6)
     context = xtts_batch.decoder_context(generator)
     hop = xtts_batch.decoder_hop(generator)
     assert context is not None and hop == 256

@@ -281,9 +281,10 @@ def decoder_hop(generator: Any) -> int:
 
 def decoder_context(generator: Any) -> Optional[int]:
     """At most how many input frames on each side of an output sample a HiFi-GAN generator reads: each
-    convolution's reach at the rate it runs, summed along the way (every parallel block counted, which
-    over-counts: safe); ``None`` for a generator not laid out as coqui's ``HifiganGenerator`` (its chunks
-    are then decoded from the sentence's start, as coqui does)."""
+    convolution's reach at the rate it runs, summed along the way; a stage's parallel residual blocks read
+    the same input, so the stage reaches as far as its farthest block (upsamplings counted at a whole
+    ``ceil(kernel / stride)`` input samples: a little over). ``None`` for a generator not laid out as coqui's
+    ``HifiganGenerator``: its chunks are then decoded from the sentence's start, as coqui does."""
     import math
 
     import torch
@@ -307,7 +308,7 @@ def decoder_context(generator: Any) -> Optional[int]:
                 return None
             frames += math.ceil(up.kernel_size[0] / up.stride[0]) / rate
             rate *= up.stride[0]
-            frames += sum(reach(block) for block in blocks[stage * kinds:(stage + 1) * kinds]) / rate
+            frames += max(reach(block) for block in blocks[stage * kinds:(stage + 1) * kinds]) / rate
         frames += reach(generator.conv_post) / rate
     except (AttributeError, TypeError):
         return None

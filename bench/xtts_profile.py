@@ -8,10 +8,11 @@ in wall seconds and process CPU seconds (all threads), at batch 1 and batch ``--
 
 - the GPT's prefill (voice latent + text prompt, the first forward, which gives the first token),
 - one GPT decode step (mean over the next ``--chunk`` steps),
-- one HiFi-GAN decode of a ``--chunk``-token chunk (what each streamed chunk costs; coqui's
-  ``inference_stream`` decodes the latents *so far*, so later chunks cost more: also the whole sentence),
-- the first audio of ``Xtts.inference_stream`` alone and of ``batching.generate_stream`` for the rows
-  together (each row's first piece), as the engine runs them,
+- one HiFi-GAN decode of a ``--chunk``-token chunk (what a streamed chunk costs: the worker decodes a chunk's
+  frames and the decoder's context; coqui's ``inference_stream`` decodes the latents *so far*, whose cost
+  the whole sentence's decode shows),
+- the first audio of one sentence alone and of ``batching.generate_stream`` for the rows together (each
+  row's first piece), as the engine runs them,
 
 then the model of first audio alone (prefill + chunk steps + one decode) against the measured one,
 and the lower bound on the last row's first audio when the rows share the cores: batched prefill +
@@ -74,8 +75,12 @@ def decode_timing(model, speaker, rows: int, tokens: int) -> tuple[float, float]
 
 
 def first_alone(model, latent, speaker, chunk: int) -> tuple[float, float]:
+    """First audio of one sentence as a worker streams it alone (``generate_stream`` with one row, which gives
+    ``Xtts.inference_stream``'s chunks)."""
+    from demod_voice.backends.xtts import batching
+
     clock = Clock()
-    stream = model.inference_stream(TEXT, "en", latent, speaker, stream_chunk_size=chunk, enable_text_splitting=False, top_k=1)
+    stream = batching.generate_stream(model, [TEXT], "en", latent, speaker, chunk_tokens=chunk, top_k=1)
     next(stream)
     taken = clock.lap()
     stream.close()
@@ -96,23 +101,33 @@ def firsts_together(model, batching, latent, speaker, rows: int, chunk: int) -> 
     return sorted(seen.values())
 
 
-def gemm_timings(repeat: int) -> dict[int, float]:
-    """Milliseconds of one of the GPT's 1024x4096 products (transformers' Conv1D: ``addmm(bias, x, W[in, out])``)
-    for 1, 4 and 16 rows, best of ``repeat`` runs of 50."""
+def gemm_timings(repeat: int) -> dict[str, dict[int, float]]:
+    """Milliseconds of one of the GPT's 1024x4096 products for 1, 4 and 16 rows, best of ``repeat`` runs of 50:
+    as transformers' ``Conv1D`` makes it (``addmm(bias, x, W[in, out])``) and as the worker makes it on a CPU
+    (``backends/xtts/packed.py``: oneDNN, the weight laid out once). One weight: it stays in cache, so these are
+    lower than in the model, whose 1.5 GB of weights come from memory."""
     import torch
+    from transformers.pytorch_utils import Conv1D
 
-    weight, bias = torch.randn(1024, 4096), torch.randn(4096)
-    taken = {}
-    for rows in (1, 4, 16):
-        x = torch.randn(rows, 1024)
-        torch.addmm(bias, x, weight)
-        runs = []
-        for _ in range(repeat):
-            started = time.perf_counter()
-            for _ in range(50):
-                torch.addmm(bias, x, weight)
-            runs.append((time.perf_counter() - started) / 50 * 1e3)
-        taken[rows] = min(runs)
+    from demod_voice.backends.xtts import packed
+
+    dense = Conv1D(4096, 1024)
+    products = {"addmm": dense}
+    if packed.usable():
+        products["packed"] = packed.PackedConv1D(dense)
+    taken: dict[str, dict[int, float]] = {}
+    with torch.inference_mode():
+        for name, product in products.items():
+            for rows in (1, 4, 16):
+                x = torch.randn(rows, 1024)
+                product(x)
+                runs = []
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    for _ in range(50):
+                        product(x)
+                    runs.append((time.perf_counter() - started) / 50 * 1e3)
+                taken.setdefault(name, {})[rows] = min(runs)
     return taken
 
 
@@ -170,12 +185,13 @@ def main() -> None:
           f"load average {load_start[0]:.2f} {load_start[1]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     show("GPT prefill (prompt -> 1st token)", prefill[1], prefill[rows], rows)
     show("GPT decode step", step[1], step[rows], rows)
-    print(f"{'  one 1024x4096 product (Conv1D)':<34} " + " | ".join(f"{n} row(s): {ms:.2f} ms" for n, ms in gemm.items()))
+    for name, timings in gemm.items():
+        print(f"{'  one 1024x4096 product, ' + name:<34} " + " | ".join(f"{n} row(s): {ms:.2f} ms" for n, ms in timings.items()))
     show(f"HiFi-GAN decode, {chunk} tokens", decode[1], decode[rows], rows)
     print(f"{'HiFi-GAN decode, ' + str(args.tokens) + ' tokens':<34} batch 1: {whole[0]:7.3f} s wall {whole[1]:7.3f} s CPU "
-          "(inference_stream decodes all latents so far at every chunk)")
+          "(what coqui's inference_stream pays at its last chunk; the worker decodes a chunk's frames and context)")
     model_alone = prefill[1][0] + chunk * step[1][0] + decode[1][0]
-    print(f"first audio alone: model prefill + {chunk} steps + decode = {model_alone:.2f} s; inference_stream measured "
+    print(f"first audio alone: model prefill + {chunk} steps + decode = {model_alone:.2f} s; measured "
           f"{alone[0]:.2f} s wall ({alone[1]:.2f} s CPU)")
     gpt_rows = prefill[rows][0] + chunk * step[rows][0]
     one_decode = min(decode[1][0], decode[rows][0] / rows)  # generate_stream decodes due rows one at a time

@@ -4,10 +4,11 @@ XTTS's GPT is transformers' GPT-2, whose layers multiply with ``Conv1D``: ``addm
 with ``W`` stored ``[in, out]``. On a CPU that goes to MKL, which for more than one row packs the
 whole weight on every call: a decode step of 4 rows (requests sharing the GPT's steps) read the
 ~1.5 GB of weights about three times. Here each ``Conv1D`` becomes a product through oneDNN with
-its weight turned ``[out, in]`` and handed to oneDNN once. Measured on the 2-core machine, quiet,
-full XTTS-v2 shapes (``bench/xtts_profile.py``): a decode step 0.094 s -> 0.061 s alone and
-0.243 s -> 0.107 s for 4 rows, the prefill 0.47 s -> 0.39 s, first audio alone 2.66 s -> 1.87 s.
-Outputs move by float rounding (~2e-6 on a 1024x4096 product), as between any two GEMM libraries.
+its weight turned ``[out, in]`` and laid out once for :data:`ROWS`-row products. Measured on the 2-core
+machine, quiet, full XTTS-v2 shapes (``bench/xtts_profile.py``'s timings): a decode step 0.094 s ->
+0.069 s alone and 0.235 s -> 0.076 s for 4 rows, the prefill 0.57 s -> 0.32 s, first audio alone
+2.55 s -> 1.91 s. Outputs move by float rounding (~2e-6 on a 1024x4096 product), as between any two
+GEMM libraries.
 
 Imported only by a worker that runs XTTS on a CPU (torch and transformers are loaded by then).
 """

@@ -33,6 +33,8 @@ def load_louder(backend, spec):
         for block in backend.model.gpt.gpt.h:
             block.attn.c_attn.weight.mul_(10.0)
             block.attn.c_proj.weight.mul_(10.0)
-    if backend.device == "cpu":
+    from demod_voice.backends.xtts import packed
+
+    if backend.device == "cpu" and packed.usable():
         assert backend._pack() > 0
     return backend

@@ -15,7 +15,7 @@ Imported only by a worker that runs XTTS on a CPU (torch and transformers are lo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from transformers.pytorch_utils import Conv1D
@@ -55,8 +55,20 @@ class PackedConv1D(torch.nn.Module):
 
 
 def usable() -> bool:
-    """Whether this torch has oneDNN on the CPU with its linear kernels (the official CPU wheels do)."""
-    return bool(torch.backends.mkldnn.is_available()) and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    """Whether this torch lays out and multiplies weights through oneDNN on the CPU (the official CPU wheels do):
+    tried once on a small product, so a build without those kernels keeps the dense ``Conv1D``."""
+    global _USABLE
+    if _USABLE is None:
+        try:
+            probe = Conv1D(8, 16)
+            with torch.inference_mode():
+                _USABLE = bool(torch.allclose(PackedConv1D(probe)(torch.ones(2, 16)), probe(torch.ones(2, 16)), atol=1e-5))
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _USABLE = False
+    return _USABLE
+
+
+_USABLE: Optional[bool] = None
 
 
 def pack(module: Any) -> int:

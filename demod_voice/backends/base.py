@@ -40,3 +40,8 @@ class Backend(ABC):
         each consumed before the next is asked for. A backend that batches across jobs overrides this."""
         for job in jobs:
             yield self.synthesize(job)
+
+    def idle(self) -> None:
+        """Called by a local worker that has had no job for a moment (``engine.worker.IDLE_SECONDS``), once per
+        pause: a backend that keeps freed memory for its next job may give it back here. Nothing by default."""
+        return None

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[tuple], None]
 
+IDLE_SECONDS = 0.5
+"""A worker with no job for this long calls its backend's ``idle()`` (where it has one) once, then waits on: memory a
+busy backend keeps for its next job goes back while none comes (:meth:`Backend.idle`)."""
+
 
 def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
     """Load the backend for ``spec``: ``(backend, ("ready", info))`` or ``(None, ("failed", kind, message))``."""
@@ -175,8 +179,11 @@ def serve(conn: Any, spec: LoadSpec) -> None:
     if backend is None:
         return
     control = _Control(conn)
+    idle = getattr(backend, "idle", None)
     while not control.stop:
         try:
+            if idle is not None and not conn.poll(IDLE_SECONDS):
+                idle()
             jobs = conn.recv()
         except (EOFError, OSError):
             return

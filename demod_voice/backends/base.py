@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from demod_voice.audio.chunks import AudioChunk
+from demod_voice.devices import release_memory
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 
 
@@ -43,5 +44,6 @@ class Backend(ABC):
 
     def idle(self) -> None:
         """Called by a local worker that has had no job for a moment (``engine.worker.IDLE_SECONDS``), once per
-        pause: a backend that keeps freed memory for its next job may give it back here. Nothing by default."""
-        return None
+        pause: memory kept for the next job goes back to the system (by default the heap's freed memory,
+        :func:`demod_voice.devices.release_memory`)."""
+        release_memory()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import sys
 import threading
 import time
 from multiprocessing import Pipe
 
 import numpy as np
+import pytest
 
+from demod_voice import devices
 from demod_voice.audio.chunks import AudioChunk
 from demod_voice.backends.base import Backend, LoadInfo
 from demod_voice.engine import worker
@@ -60,3 +65,33 @@ def test_idle_is_called_once_per_pause_and_not_between_jobs_in_a_row(monkeypatch
         ours.send(None)
         thread.join(10)
     assert not thread.is_alive()
+
+
+class Plain(Backend):
+    def load(self, spec):
+        return LoadInfo(device="cpu")
+
+    def synthesize(self, job):
+        yield from ()
+
+
+def _anon_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or devices._malloc_trim() is None, reason="glibc's malloc_trim")
+def test_the_default_idle_gives_freed_heap_memory_back():
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(64 * 1024) for _ in range(2048)]  # 128 MiB on the heap (under glibc's mmap threshold)
+    for block in blocks:
+        ctypes.memset(block, 1, 64 * 1024)
+    for block in blocks[:-1]:  # the last one stays: the freed memory below it is kept for reuse, not returned
+        libc.free(block)
+    kept = _anon_mib()
+    Plain().idle()
+    given = kept - _anon_mib()
+    libc.free(blocks[-1])
+    assert given > 100, f"idle() gave back {given:.0f} MiB of 128 MiB freed"

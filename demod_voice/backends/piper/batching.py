@@ -7,7 +7,6 @@ masked graph. :class:`BatchSession` runs either; :func:`groups` chooses the batc
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import Any, Optional
 
 from demod_voice.backends.piper.graph import MARK, WINDOWS
 from demod_voice.backends.piper.layout import ONES
+from demod_voice.devices import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -347,30 +347,3 @@ def groups(lengths: Sequence[int], most: int, max_padded: int = MAX_PADDED_IDS) 
         order = order[:-size]
     out.reverse()
     return out
-
-
-def release_memory() -> None:
-    """Give freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere).
-
-    With onnxruntime's arena off (the front), a batch's activations are malloc'd and freed each run;
-    glibc keeps freed memory for reuse, so a worker's resident set climbed with the largest batch so far.
-    :meth:`BatchSession.batch` trims after each batch's front; a streamed sentence (one sentence's front,
-    smaller) is not trimmed after, and the backend trims when its worker goes idle (``PiperBackend.idle``).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Optional[Callable[[int], int]]:
-    """glibc's ``malloc_trim``, looked up once (``find_library`` runs a subprocess: ~1 ms a call); ``None`` elsewhere."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    except OSError:
-        return None
-

@@ -33,7 +33,6 @@ from typing import Any, Optional
 from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.backends.base import Backend, LoadInfo
 from demod_voice.backends.piper import timing
-from demod_voice.backends.piper.batching import release_memory
 from demod_voice.backends.piper.request import PiperOptions, read_voice_config
 from demod_voice.engine.jobs import STDOUT, JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
@@ -121,12 +120,6 @@ class PiperBackend(Backend):
         providers = session.get_providers()
         device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
-
-    def idle(self) -> None:
-        """Called by the worker when no job has come for a moment: the heap's freed memory (the fronts' activations,
-        which run without an arena) goes back to the system. Not after every sentence: giving it back and touching it
-        again costs ~1.3% of a streamed sentence's CPU time (/tmp scripts, medium voice), and a busy worker needs it again at once."""
-        release_memory()
 
     def streams(self) -> bool:
         """Whether streamed jobs go through the decoder in windows (a split voice whose decoder's reach is known)."""

@@ -6,7 +6,9 @@ On the full-size XTTS-v2-shaped checkpoint of ``bench/xtts_concurrent.py`` (rand
 stop), with one voice's latents for every row (the work does not depend on the voice), it times,
 in wall seconds and process CPU seconds (all threads), at batch 1 and batch ``--rows``:
 
-- the GPT's prefill (voice latent + text prompt, the first forward, which gives the first token),
+- the GPT's prefill (the first forward, which gives the first token: the text prompt and the start token, the
+  voice latent's rows coming from the keys and values the model keeps for the voice, as for every sentence after a
+  voice's first),
 - one GPT decode step (mean over the next ``--chunk`` steps),
 - one HiFi-GAN decode of a ``--chunk``-token chunk (what a streamed chunk costs: the worker decodes a chunk's
   frames and the decoder's context; coqui's ``inference_stream`` decodes the latents *so far*, whose cost

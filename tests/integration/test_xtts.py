@@ -292,6 +292,69 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
             list(backend.synthesize(job))
 
 
+def test_a_voices_prompt_rows_go_through_the_gpt_once_and_each_sentence_starts_from_them(xtts_model, references, tmp_path, monkeypatch):
+    # A sentence's prompt is its voice's 32 latent rows, then its text. The GPT's keys and values over the voice rows
+    # are the same for every sentence in that voice: they are worked out once per voice and kept, and a sentence's
+    # first step runs its text rows and the start token only (its audio against coqui's whole-prompt inference: the
+    # batched and streamed equality tests in this file, which run this path).
+    torch = pytest.importorskip("torch")
+    from transformers import LogitsProcessorList
+
+    from demod_voice.backends.xtts import batching as xtts_batch
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+
+    backend = load_louder(XttsBackend(), LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    model = backend.model
+    first = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
+    second = model.get_conditioning_latents(audio_path=[str(references["ref.flac"])])
+    rows: list[int] = []
+    hook = model.gpt.gpt_inference.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True)
+    texts = ["A rather longer sentence comes first.", "Short."]
+    greedy = {"do_sample": False, "max_new_tokens": 12, "logits_processor": LogitsProcessorList([StopAfterMultipleOf(7, model.gpt)])}
+    with torch.inference_mode():
+        before = model.inference(texts[1], "en", first[0], first[1], **greedy)["wav"]
+    sampling = {"top_k": 1, "max_new_tokens": 12,  # the streamed generation samples: greedy is top_k 1
+                "logits_processor": LogitsProcessorList([StopAfterMultipleOf(7, model.gpt)])}
+
+    def spoken(voices):  # streamed: the GPT runs for the generation only (no latent pass after it)
+        rows.clear()
+        audio: dict[int, list] = {0: [], 1: []}
+        with torch.inference_mode():
+            for row, piece in xtts_batch.generate_stream(model, texts, "en", [v[0] for v in voices], [v[1] for v in voices],
+                                                         chunk_tokens=5, **sampling):
+                if piece is not None:
+                    audio[row].append(piece)
+        return [np.concatenate(audio[row]) for row in (0, 1)]
+
+    voice_rows = first[0].shape[1]
+    widths = [len(model.tokenizer.encode(t.lower(), lang="en")) + 2 for t in texts]  # text tokens and their start/stop marks
+    fresh = spoken([first, second])
+    assert rows[:3] == [voice_rows, voice_rows, max(widths) + 1]  # each voice once, then the text rows and the start token
+    assert set(rows[3:]) == {1}
+    kept = spoken([first, second])
+    assert rows[0] == max(widths) + 1 and set(rows[1:]) == {1}  # both voices kept: no voice rows through the GPT
+    for a, b in zip(kept, fresh, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    monkeypatch.setattr(xtts_batch, "VOICES_KEPT", 1)
+    spoken([first, second])  # both kept: nothing to work out, and nothing is let go until a voice is added
+    assert rows[0] == max(widths) + 1
+    third = model.get_conditioning_latents(audio_path=[str(references["ref.ogg"])])
+    spoken([third, second])  # a new voice: the others are let go, so the second row's is worked out again too
+    assert rows[:3] == [voice_rows, voice_rows, max(widths) + 1]
+    kept_voices = len(model.gpt.gpt_inference.voices)
+    assert kept_voices == 1  # the one used last
+    spoken([second, second])
+    assert rows[0] == max(widths) + 1
+    rows.clear()
+    with torch.inference_mode():  # coqui's own inference on the same model still reads its whole prompt, as before
+        after = model.inference(texts[1], "en", first[0], first[1], **greedy)["wav"]
+    hook.remove()
+    assert rows[0] == voice_rows + widths[1] + 1
+    np.testing.assert_allclose(after, before, atol=1e-6)
+
+
 @pytest.mark.parametrize("speed", [1.0, 1.3])
 def test_a_streamed_sentence_equals_coquis_inference_stream_with_each_chunk_decoded_over_its_own_frames(
         xtts_model, references, tmp_path, monkeypatch, speed):

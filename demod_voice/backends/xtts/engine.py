@@ -210,6 +210,9 @@ class XttsBackend(Backend):
         log.warning("the GPU ran out of memory; moving XTTS to the CPU and retrying (slower)")
         self.model = self.model.to("cpu")
         self.device = "cpu"
+        kept = getattr(self.model.gpt.gpt_inference, "voices", None)
+        if kept:
+            kept.clear()  # voices' keys and values worked out on the GPU (batching._voice_cache): their memory goes too
         torch.cuda.empty_cache()
         self._pack()
 

@@ -185,6 +185,17 @@ def test_on_a_cpu_the_gpt_products_go_through_onednn_with_the_checkpoint_weights
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-4)
 
 
+def two_voices(xtts_model, references, tmp_path):
+    """The test model loaded louder (:func:`xtts_rules.load_louder`) and two voices' (latent, speaker) from it."""
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+
+    backend = load_louder(XttsBackend(), LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    model = backend.model
+    return (model, model.get_conditioning_latents(audio_path=[str(references["ref.wav"])]),
+            model.get_conditioning_latents(audio_path=[str(references["ref.flac"])]))
+
+
 @pytest.mark.parametrize("voices", ["one voice", "a voice per sentence"])
 def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path, voices):
     # The batched path left-pads prompts of different lengths and lets rows stop at different steps;
@@ -194,13 +205,8 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     from transformers import LogitsProcessorList
 
     from demod_voice.backends.xtts import batching as xtts_batch
-    from demod_voice.backends.xtts.engine import XttsBackend
-    from demod_voice.engine.jobs import LoadSpec
 
-    backend = load_louder(XttsBackend(), LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
-    model = backend.model
-    first = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
-    second = model.get_conditioning_latents(audio_path=[str(references["ref.flac"])])
+    model, first, second = two_voices(xtts_model, references, tmp_path)
     assert not torch.equal(first[1], second[1])
     rows = [first, first, first] if voices == "one voice" else [first, second, first]
     texts = ["A rather longer sentence comes first, with a clause.", "Short.", "Then one in between."]
@@ -301,13 +307,8 @@ def test_a_voices_prompt_rows_go_through_the_gpt_once_and_each_sentence_starts_f
     from transformers import LogitsProcessorList
 
     from demod_voice.backends.xtts import batching as xtts_batch
-    from demod_voice.backends.xtts.engine import XttsBackend
-    from demod_voice.engine.jobs import LoadSpec
 
-    backend = load_louder(XttsBackend(), LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
-    model = backend.model
-    first = model.get_conditioning_latents(audio_path=[str(references["ref.wav"])])
-    second = model.get_conditioning_latents(audio_path=[str(references["ref.flac"])])
+    model, first, second = two_voices(xtts_model, references, tmp_path)
     rows: list[int] = []
     hook = model.gpt.gpt_inference.transformer.register_forward_pre_hook(
         lambda module, args, kwargs: rows.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True)

@@ -200,7 +200,9 @@ def two_voices(xtts_model, references, tmp_path):
 def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, references, tmp_path, voices):
     # The batched path left-pads prompts of different lengths and lets rows stop at different steps;
     # with greedy decoding every sentence must come out as coqui's own inference makes it alone,
-    # also when the rows are sentences of different requests in different voices.
+    # also when the rows are sentences of different requests in different voices. coqui runs the GPT once more over
+    # prompt and codes for the latents the HiFi-GAN decodes; ours are the GPT's outputs as it generated: no forward
+    # runs more rows than a voice's latent or a prompt's text and start token.
     torch = pytest.importorskip("torch")
     from transformers import LogitsProcessorList
 
@@ -212,12 +214,18 @@ def test_sentences_generated_together_equal_coqui_one_at_a_time(xtts_model, refe
     texts = ["A rather longer sentence comes first, with a clause.", "Short.", "Then one in between."]
     sampling = {"do_sample": False, "repetition_penalty": 10.0, "max_new_tokens": 40,
                 "logits_processor": LogitsProcessorList([StopAfterMultipleOf(13, model.gpt)])}
+    forwards: list[int] = []
+    hook = model.gpt.gpt.register_forward_pre_hook(lambda module, args, kwargs: forwards.append(kwargs["inputs_embeds"].shape[1]),
+                                                   with_kwargs=True)
     with torch.inference_mode():
         if voices == "one voice":
             together = xtts_batch.generate(model, texts, "en", first[0], first[1], speed=1.2, **sampling)
         else:
             together = xtts_batch.generate(model, texts, ["en", "en", "en"], [r[0] for r in rows], [r[1] for r in rows],
                                            speed=1.2, **sampling)
+        hook.remove()
+        widest = max(len(model.tokenizer.encode(t.lower(), lang="en")) + 3 for t in texts)  # text, its marks, the start token
+        assert max(forwards) == max(first[0].shape[1], widest) and forwards.count(1) == len(forwards) - 1 - len({id(r) for r in rows})
         alone = [model.inference(text, "en", latent, spk, speed=1.2, **sampling)["wav"]
                  for text, (latent, spk) in zip(texts, rows, strict=True)]
     assert [len(w) for w in together] == [len(w) for w in alone]

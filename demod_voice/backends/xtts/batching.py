@@ -8,10 +8,11 @@ Here the sentences' prompts (voice latent, then text) are left-padded to one len
 attention mask, so each row's audio tokens start at the same step and carry the same positions
 as when the sentence is generated alone (the GPT has no absolute positions of its own;
 mel positions count from the start-of-audio token). Sampling, the repetition penalty and the
-stop token work per row in ``transformers``' ``generate``. Each sentence's codes then go through
-the same latent pass, speed change and HiFi-GAN decoder as in ``Xtts.inference``, one at a time
-(they are compute-bound already). With greedy decoding the audio equals coqui's sentence by
-sentence (a test checks it); with sampling it is drawn from the same distribution.
+stop token work per row in ``transformers``' ``generate``. Each sentence's latents (the GPT's outputs
+as it generated, which coqui's ``Xtts.inference`` works out again in one more forward over prompt and
+codes) then go through the same speed change and HiFi-GAN decoder, one at a time (they are
+compute-bound already). With greedy decoding the audio equals coqui's sentence by sentence (a test
+checks it); with sampling it is drawn from the same distribution.
 
 A prompt is the voice latent's 32 rows, then the text's ~15. The GPT's keys and values over a voice's rows are the
 same in every sentence in that voice, so they are worked out once per voice and kept (:func:`_voice_cache`, the
@@ -60,11 +61,24 @@ def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
     conditioned on its own voice. ``sampling`` holds ``generate``'s keywords as ``Xtts.inference``
     takes them (temperature, top_k, top_p, repetition_penalty, length_penalty, do_sample, max_new_tokens, ...).
     """
+    import torch
+
     gpt = model.gpt
-    latents, speakers, tokens, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
-    codes = gpt.gpt_inference.generate(inputs, **keywords)[:, inputs.shape[-1]:]
-    return [_decode(model, text_tokens, _until_stop(row, gpt.stop_audio_token), latent, spk, speed)
-            for text_tokens, row, latent, spk in zip(tokens, codes, latents, speakers, strict=True)]
+    _, speakers, _, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
+    # The GPT's output at each step's input (the start token, then every code but the last) is the latent the
+    # HiFi-GAN decodes: coqui's inference runs the GPT once more over prompt and codes for them (its "latent pass",
+    # the same sums in one forward), its inference_stream keeps them as they come, as this does.
+    states: list[Any] = []
+    hook = gpt.gpt_inference.transformer.register_forward_hook(lambda module, args, out: states.append(out[0][:, -1]))
+    try:
+        codes = gpt.gpt_inference.generate(inputs, **keywords)[:, inputs.shape[-1]:]
+    finally:
+        hook.remove()
+    if len(states) != codes.shape[-1]:
+        raise RuntimeError(f"the GPT ran {len(states)} steps for {codes.shape[-1]} codes")
+    hidden = gpt.final_norm(torch.stack(states, dim=1))
+    return [_decode(model, hidden[index: index + 1, : _until_stop(row, gpt.stop_audio_token).shape[-1]], spk, speed)
+            for index, (row, spk) in enumerate(zip(codes, speakers, strict=True))]
 
 
 def _started(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any,
@@ -225,17 +239,11 @@ def _until_stop(row: Any, stop: int) -> Any:
     return (row[: int(stops[0]) + 1] if len(stops) else row).unsqueeze(0)
 
 
-def _decode(model: Any, text_tokens: Any, codes: Any, gpt_latent: Any, speaker: Any, speed: float) -> Any:
-    """The latent pass, speed and HiFi-GAN decoder of ``Xtts.inference`` for one sentence."""
+def _decode(model: Any, latents: Any, speaker: Any, speed: float) -> Any:
+    """The speed change and HiFi-GAN decoder of ``Xtts.inference`` for one sentence's latents ``[1, codes, dim]``."""
     import numpy as np
-    import torch
     import torch.nn.functional as F
 
-    gpt = model.gpt
-    device = text_tokens.device
-    latents = gpt(text_tokens, torch.tensor([text_tokens.shape[-1]], device=device), codes,
-                  torch.tensor([codes.shape[-1] * gpt.code_stride_len], device=device),
-                  cond_latents=gpt_latent, return_attentions=False, return_latent=True)
     length_scale = 1.0 / max(speed, 0.05)
     if length_scale != 1.0:
         latents = F.interpolate(latents.transpose(1, 2), scale_factor=length_scale, mode="linear").transpose(1, 2)

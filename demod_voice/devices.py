@@ -178,7 +178,7 @@ def release_memory() -> None:
 
     glibc keeps memory freed by the engines (onnxruntime without its arena, torch on a CPU) for reuse, so a
     worker's resident set stays at the most any recent run needed. A worker calls this when it goes idle
-    (:meth:`~demod_voice.backends.base.Backend.idle`): an XTTS worker then holds ~70-90 MB less of its ~1.9 GB,
+    (:meth:`~demod_voice.backends.base.Backend.idle`): an XTTS worker then holds 65-90 MB less of its ~1.9 GB,
     a Piper worker the activations of its last fronts. Not after each run: giving memory back and touching it again
     costs ~1.3% of a streamed Piper sentence's CPU time (medium voice, /tmp scripts). Piper's batches also trim after
     their front (:meth:`~demod_voice.backends.piper.batching.BatchSession.batch`), whose activations are the largest.

@@ -187,7 +187,7 @@ class BatchSession:
             return _trimmed(values[self.wanted[0]].reshape(len(ids), -1), frames)
         # the front runs without an arena: its activations (20-50 MB for a batch of 8 medium-voice sentences) go back
         # now, not after the decodes, so a worker holds them only while the front runs (mean resident of `batch`'s
-        # two workers and its own process on 120 rows: 690-710 MB trimmed after the decodes, 592-593 MB here, /tmp scripts)
+        # two workers and its own process on 120 rows: 688-711 MB trimmed after the decodes, 592-594 MB here, /tmp scripts)
         release_memory()
         # each sentence through the flow and the decoder alone (batching them measured no faster on a CPU), in
         # windows of at most :attr:`most` frames: a decoder run's memory is bounded whatever the sentence's length

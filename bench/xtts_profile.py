@@ -57,7 +57,7 @@ def best(runs: list[tuple[float, float]]) -> tuple[float, float]:
 
 def gpt_timings(model, batching, latent, speaker, rows: int, chunk: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """(prefill, mean step) of ``rows`` rows, each (wall, cpu)."""
-    _, _, _, inputs, keywords = batching._started(model, [TEXT] * rows, "en", [latent] * rows, [speaker] * rows,
+    _, inputs, keywords = batching._started(model, [TEXT] * rows, "en", [latent] * rows, [speaker] * rows,
                                                   {"top_k": 1, "max_new_tokens": chunk + 1})
     clock = Clock()
     steps = model.gpt.gpt_inference.generate_stream(inputs, output_hidden_states=True, return_dict_in_generate=True, **keywords)

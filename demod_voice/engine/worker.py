@@ -183,7 +183,7 @@ def serve(conn: Any, spec: LoadSpec) -> None:
     while not control.stop:
         try:
             if idle is not None and not conn.poll(IDLE_SECONDS):
-                idle()
+                _idle(idle)
             jobs = conn.recv()
         except (EOFError, OSError):
             return
@@ -193,6 +193,14 @@ def serve(conn: Any, spec: LoadSpec) -> None:
             continue  # a cancel that arrived after its job was answered
         control.cancelled.clear()
         answer(conn.send, backend, jobs if isinstance(jobs, list) else [jobs], control.check)
+
+
+def _idle(idle: Callable[[], None]) -> None:
+    """A backend's ``idle()``: an optimisation, so its failure is logged and the worker waits on for jobs."""
+    try:
+        idle()
+    except Exception:  # noqa: BLE001 - a plugin's idle() must not end a resident worker
+        log.debug("idle() failed:\n%s", traceback.format_exc())
 
 
 def prepare(log_level: int, threads: int, parent_path: Optional[list[str]] = None) -> None:

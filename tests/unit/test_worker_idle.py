@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import sys
@@ -44,15 +45,26 @@ def _answers(conn, count: int) -> list[tuple]:
     return got
 
 
-def test_idle_is_called_once_per_pause_and_not_between_jobs_in_a_row(monkeypatch):
-    backend = Recording()
+@contextlib.contextmanager
+def _serving(backend, monkeypatch, idle_seconds: float):
+    """``worker.serve`` on a thread with ``backend`` loaded; yields the parent's end once it said ready, stops it after."""
     monkeypatch.setattr(worker, "load_backend", lambda spec: (backend, ("ready", backend.load(spec))))
-    monkeypatch.setattr(worker, "IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(worker, "IDLE_SECONDS", idle_seconds)
     ours, theirs = Pipe()
     thread = threading.Thread(target=worker.serve, args=(theirs, SPEC), daemon=True)
     thread.start()
     try:
         assert ours.recv()[0] == "ready"
+        yield ours
+    finally:
+        ours.send(None)
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_idle_is_called_once_per_pause_and_not_between_jobs_in_a_row(monkeypatch):
+    backend = Recording()
+    with _serving(backend, monkeypatch, 0.2) as ours:
         time.sleep(1.0)  # a pause of several IDLE_SECONDS: one call, not one per IDLE_SECONDS
         assert backend.events == ["idle"]
         # as the engine does under load: the next hand-over as soon as the last is answered
@@ -61,10 +73,21 @@ def test_idle_is_called_once_per_pause_and_not_between_jobs_in_a_row(monkeypatch
             _answers(ours, 1)
         time.sleep(1.0)
         assert backend.events == ["idle", "first", "second", "third", "idle"]
-    finally:
-        ours.send(None)
-        thread.join(10)
-    assert not thread.is_alive()
+
+
+class Failing(Recording):
+    def idle(self) -> None:
+        super().idle()
+        raise RuntimeError("a plugin's idle() failed")
+
+
+def test_a_failing_idle_leaves_the_worker_answering(monkeypatch):
+    backend = Failing()
+    with _serving(backend, monkeypatch, 0.1) as ours:
+        time.sleep(0.5)
+        ours.send([SynthesisJob(SPEC, "after", "-")])
+        _answers(ours, 1)
+        assert backend.events == ["idle", "after"]
 
 
 class Plain(Backend):

@@ -64,7 +64,7 @@ def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
     import torch
 
     gpt = model.gpt
-    _, speakers, _, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
+    speakers, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
     # The GPT's output at each step's input (the start token, then every code but the last) is the latent the
     # HiFi-GAN decodes: coqui's inference runs the GPT once more over prompt and codes for them (its "latent pass",
     # the same sums in one forward), its inference_stream keeps them as they come, as this does.
@@ -82,10 +82,10 @@ def generate(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
 
 
 def _started(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any,
-             sampling: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], Any, dict[str, Any]]:
+             sampling: dict[str, Any]) -> tuple[list[Any], Any, dict[str, Any]]:
     """A batch made ready for the GPT, as :func:`generate` and :func:`generate_stream` both start one: each row's
-    latents, speaker and text tokens; the left-padded prompts stored as the GPT's prefix; the start inputs; and the
-    keywords of coqui's ``generate`` (with ``sampling`` over its defaults)."""
+    speaker; the left-padded prompts stored as the GPT's prefix (their voice rows in the cache the keywords carry);
+    the start inputs; and the keywords of coqui's ``generate`` (with ``sampling`` over its defaults)."""
     import torch
 
     gpt = model.gpt
@@ -108,7 +108,7 @@ def _started(model: Any, texts: Sequence[str], language: Union[str, Sequence[str
         keywords["past_key_values"] = _voice_cache(inference, latents)
         inference.voice_rows = latents[0].shape[1]
         keywords["attention_mask"] = torch.cat([mask.new_ones(mask.shape[0], inference.voice_rows), mask], dim=1)
-    return latents, speakers, tokens, inputs, keywords
+    return speakers, inputs, keywords
 
 
 VOICES_KEPT = 8
@@ -122,7 +122,6 @@ def _prefixed(inference: Any) -> Any:
     cls = _prefixed_class()
     if not isinstance(inference, cls):
         inference.__class__ = cls
-        inference.voice_rows = 0
         inference.voices = OrderedDict()
     return inference
 
@@ -275,7 +274,7 @@ def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Seque
     rounding; a test checks it).
     """
     gpt = model.gpt
-    _, speakers, _, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
+    speakers, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
     rows = [_Row(spk) for spk in speakers]
     steps = gpt.gpt_inference.generate_stream(inputs, output_hidden_states=True, return_dict_in_generate=True, **keywords)
     decode = _StreamDecoder(model, speed, overlap)

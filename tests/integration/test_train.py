@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,7 +45,7 @@ def one_error_line(err: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def prepared(lj_dataset, tmp_path_factory) -> SimpleNamespace:
+def prepared(lj_dataset, tmp_path_factory) -> Iterator[SimpleNamespace]:
     """piper-preprocess output, cut to four clips: two training steps of two clips per epoch."""
     base = tmp_path_factory.mktemp("train")
     out = base / "prepared"
@@ -51,7 +53,8 @@ def prepared(lj_dataset, tmp_path_factory) -> SimpleNamespace:
     assert done.returncode == 0, done.stderr.decode()
     metadata = out / "metadata.csv"
     metadata.write_text("\n".join(metadata.read_text().splitlines()[:4]) + "\n")
-    return SimpleNamespace(folder=out, stderr=done.stderr.decode(), base=base)
+    yield SimpleNamespace(folder=out, stderr=done.stderr.decode(), base=base)
+    shutil.rmtree(base, ignore_errors=True)  # the module's checkpoints (~0.6 GB each) go with it
 
 
 @pytest.fixture(scope="module")

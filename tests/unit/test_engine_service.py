@@ -285,6 +285,19 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         svc.shutdown()
 
 
+def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together(tmp_path, monkeypatch):
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    jobs = [SynthesisJob(SPEC, f"row{i}", str(tmp_path / f"o{i}.wav"), together="voice", together_limit=4) for i in range(20)]
+    assert all(result.ok for result in EngineRun(EngineSettings(), workers=2).run(jobs))
+    groups = [line.split("|") for line in handed.read_text().splitlines()]
+    assert sorted(text for group in groups for text in group) == sorted(job.text for job in jobs)
+    # 20 rows in fours while more than two fours are left, then an even share of what is left for each of the two
+    # workers: 4, 4, 4, 4, then 2 of the last 4, 1 of the last 2 and the last (before: 4, 4, 4, 4, 4, the fifth
+    # four on one worker while the other idles)
+    assert sorted(len(group) for group in groups) == [1, 1, 2, 4, 4, 4, 4]
+
+
 @pytest.fixture
 def telling(tmp_path, monkeypatch):
     """``start(workers)``: an engine whose fake workers write ``text:waiting`` for each job they are given,

@@ -37,6 +37,7 @@ from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeF
 from demod_voice.paths import confined_output, os_error
 from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
 from demod_voice.speech_text import scopes
+from demod_voice.speech_text.prepare import TextOptions
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,10 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     problems: list[str] = []
     jobs: list[tuple[Row, SynthesisJob]] = []
     seen: dict[Path, int] = {}
+    readings: dict[Optional[str], TextOptions] = {}
     for row in rows:
         try:
-            job = _row_job(row, request)
+            job = _row_job(row, request, readings)
         except WouldFetch as fetch:
             if fetches is not None:
                 fetches.setdefault(f"{fetch.kind}:{fetch}", []).append(row.line)
@@ -140,16 +142,18 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     return jobs
 
 
-def _row_job(row: Row, request: BatchRequest) -> SynthesisJob:
+def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], TextOptions]) -> SynthesisJob:
+    """``readings``: how each voice's rows are read, kept for the run (its lexicons read once per voice, not per row)."""
     v = row.values
     side = _row_side(v, request.config)
     # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
     text = row_text(v.get("text", "")) if side.takes_text else ""
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
+    voice = v.get("model") or v.get("voice") or request.model
+    if voice not in readings:
+        readings[voice] = scopes.reading(scopes.store(cache_root(request.config)), request.normalize, extra=request.lexicons, voice=voice)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
-                         request.dry_run, request.progress,
-                         reading=scopes.reading(scopes.store(cache_root(request.config)), request.normalize, extra=request.lexicons,
-                                                voice=v.get("model") or v.get("voice") or request.model))
+                         request.dry_run, request.progress, reading=readings[voice])
     try:
         job = side.row_job(row_input)
     except WouldFetch as fetch:

@@ -205,8 +205,8 @@ class Pool:
         no more than an even share among idle slots so that each of them gets some. Batch work takes
         no more than an even share among all the pool's slots either (the busy ones come back for
         theirs): its last hand-overs shrink, so the workers finish together instead of one running
-        a whole last batch while the others idle (120 bench rows, 2 workers: one idled the last
-        ~2 s of 27 s with batches of 8)."""
+        a whole last batch while the others idle (120 bench rows, 2 workers, batches of 8: one
+        idled the last 0.5-2.7 s of a 24-30 s run; now 0.1-0.5 s in five runs of six, docs/performance.md)."""
         queue = next(q for q in self.queues.values() if q)
         first = queue.popleft()
         key = first.job.together

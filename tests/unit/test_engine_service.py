@@ -292,7 +292,7 @@ def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together(tmp_pat
     assert all(result.ok for result in EngineRun(EngineSettings(), workers=2).run(jobs))
     groups = [line.split("|") for line in handed.read_text().splitlines()]
     assert sorted(text for group in groups for text in group) == sorted(job.text for job in jobs)
-    # 20 rows in fours while more than two fours are left, then an even share of what is left for each of the two
+    # 20 rows in fours while two fours or more are left, then an even share of what is left for each of the two
     # workers: 4, 4, 4, 4, then 2 of the last 4, 1 of the last 2 and the last (before: 4, 4, 4, 4, 4, the fifth
     # four on one worker while the other idles)
     assert sorted(len(group) for group in groups) == [1, 1, 2, 4, 4, 4, 4]

@@ -267,11 +267,16 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
     by_output = {job.output: (row, key) for row, job, key in todo}
     _tell(request, Progress("start", total=len(todo)))
 
+    recorded: set[str] = set()
+
     def finished(result) -> None:
         row, key = by_output[result.job.output]
+        if result.job.output in recorded:
+            return  # given again: Ctrl-C or SIGTERM came while it was being recorded (EngineService.run)
         if result.ok:
             _tell(request, Progress("row", failed=outcome.failed))
             manifest.record(result.job, key)
+            recorded.add(result.job.output)
             outcome.done += 1
             report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
             return

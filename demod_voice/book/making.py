@@ -45,11 +45,16 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
     by_output = {p.job.output: p for p in todo.values()}
     timings = Timings(work_dir(request))
 
+    recorded: set[str] = set()
+
     def finished(result: JobResult) -> None:
+        if result.job.output in recorded:
+            return  # given again: Ctrl-C or SIGTERM came while it was being recorded (EngineService.run)
         planned = by_output[result.job.output]
         progress.advance(len(planned.take.text), titles[planned.take.chapter])
         if result.ok:
             manifest.record(result.job, planned.key)
+            recorded.add(result.job.output)
             timings.record(planned.key, planned.path, result.value)  # the voice's own word timings, where it gave them
             outcome.made += 1
             return

@@ -126,17 +126,23 @@ class EngineService:
         """Run jobs as batch work and wait for all; results in the order given. ``on_result`` runs on
         the calling thread as each job ends, ``watch`` about five times a second while it waits (a job's
         time budget: its jobs may make no audio for long); if either raises, the rest is cancelled and the
-        error re-raised. Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`."""
+        error re-raised. Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`; every
+        finished job reaches ``on_result`` first, the one it was handling when Ctrl-C came a second time."""
         done: queue.SimpleQueue = queue.SimpleQueue()
         handles: list[JobHandle] = []
+        current: Optional[JobResult] = None
         try:
             handles = self.submit_many([(job, sink_factory(job)) for job in jobs], Priority.BATCH)
             for handle in handles:
                 handle.add_done_callback(done.put)
             for _ in handles:
-                on_result(_get(done, watch))
+                current = _get(done, watch)
+                on_result(current)
+                current = None
         except KeyboardInterrupt:
             self._cancel_and_wait(handles)
+            if current is not None:  # Ctrl-C came while ``on_result`` had it: given again (batch and book skip what they recorded)
+                done.put(current)
             _deliver_finished(done, on_result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:

@@ -285,17 +285,33 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         svc.shutdown()
 
 
-def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together(tmp_path, monkeypatch):
-    handed = tmp_path / "handed"
-    monkeypatch.setenv("FAKE_HANDED", str(handed))
-    jobs = [SynthesisJob(SPEC, f"row{i}", str(tmp_path / f"o{i}.wav"), together="voice", together_limit=4) for i in range(20)]
-    assert all(result.ok for result in EngineRun(EngineSettings(), workers=2).run(jobs))
-    groups = [line.split("|") for line in handed.read_text().splitlines()]
-    assert sorted(text for group in groups for text in group) == sorted(job.text for job in jobs)
-    # 20 rows in fours while two fours or more are left, then an even share of what is left for each of the two
-    # workers: 4, 4, 4, 4, then 2 of the last 4, 1 of the last 2 and the last (before: 4, 4, 4, 4, 4, the fifth
-    # four on one worker while the other idles)
-    assert sorted(len(group) for group in groups) == [1, 1, 2, 4, 4, 4, 4]
+def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together():
+    from types import SimpleNamespace
+
+    from demod_voice.engine.pool import Pool, Task
+
+    def pool_with(waiting: int, held: int, priority: Priority) -> tuple[Pool, list[Task]]:
+        """Two slots: the second busy with ``held`` jobs, ``waiting`` jobs of one voice in the queue (at most 4 together)."""
+        pool = Pool(SimpleNamespace(settings=EngineSettings()), SPEC, 2)
+        made = [Task(job(f"row{i}", together="voice", together_limit=4), None, None, priority) for i in range(waiting + held)]
+        pool.slots[1].tasks.extend(made[waiting:])
+        for task in made[:waiting]:
+            pool.add(task)
+        return pool, made
+
+    # batch work near its end: 3 wait and the other worker still has 1 of its hand-over: 2 now, 1 left for it (before: 3)
+    pool, made = pool_with(3, 1, Priority.BATCH)
+    assert pool._take(pool.slots[0]) == made[:2] and pool.waiting() == 1
+    # far from the end, hand-overs are full; at the start two idle workers share evenly, the second after the first
+    pool, made = pool_with(10, 2, Priority.BATCH)
+    assert len(pool._take(pool.slots[0])) == 4
+    pool, made = pool_with(6, 0, Priority.BATCH)
+    first = pool._take(pool.slots[0])
+    pool.slots[0].tasks.extend(first)
+    assert len(first) == 3 and len(pool._take(pool.slots[1])) == 3
+    # interactive work goes as before: what waits, up to the limit, to the free worker
+    pool, made = pool_with(3, 1, Priority.INTERACTIVE)
+    assert pool._take(pool.slots[0]) == made[:3]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import describe_exit
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.engine.service import EngineRun, EngineService, Priority, QueueFull
-from demod_voice.errors import Cancelled
+from demod_voice.errors import Cancelled, Interrupted
 
 SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
 
@@ -312,6 +312,22 @@ def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together():
     # interactive work goes as before: what waits, up to the limit, to the free worker
     pool, made = pool_with(3, 1, Priority.INTERACTIVE)
     assert pool._take(pool.slots[0]) == made[:3]
+
+
+def test_a_job_whose_recording_ctrl_c_cut_short_is_given_again(tmp_path):
+    """Ctrl-C (or SIGTERM) while ``on_result`` handles a finished job: that job reaches ``on_result`` once more, so a
+    batch records its finished output (CI once saw 4 outputs and 3 manifest lines after a SIGTERM)."""
+    seen = []
+
+    def on_result(result) -> None:
+        seen.append(result.job.output)
+        if len(seen) == 1:
+            raise KeyboardInterrupt  # as the signal handler raises it, before the caller recorded anything
+
+    jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav")) for i, text in enumerate(["one", "two slow slow slow"])]
+    with pytest.raises(Interrupted):
+        EngineRun(EngineSettings()).run(jobs, on_result=on_result)
+    assert seen[:2] == [jobs[0].output, jobs[0].output] and os.path.exists(jobs[0].output)
 
 
 @pytest.fixture

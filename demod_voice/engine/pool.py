@@ -202,11 +202,7 @@ class Pool:
 
     def _take(self, slot: Slot) -> list[Task]:
         """The next job, with later ones that may be made together with it: up to its limit, and
-        no more than an even share among idle slots so that each of them gets some. Batch work takes
-        no more than an even share of all that is left either, what the busy slots still hold counted
-        in (they come back for more): its last hand-overs shrink, so the workers finish together
-        instead of one running a whole last batch while the others idle (120 bench rows, 2 workers, batches of 8: one
-        idled the last 0.5-2.7 s of a 24-30 s run; now 0.1-0.5 s in five runs of six, docs/performance.md)."""
+        no more than an even share among idle slots so that each of them gets some."""
         queue = next(q for q in self.queues.values() if q)
         first = queue.popleft()
         key = first.job.together
@@ -216,9 +212,6 @@ class Pool:
         same = [task for task in queue if task.job.together == key and not task.cancelled]
         idle = sum(1 for s in self.slots if not s.tasks and not s.retired)
         share = -(-(len(same) + 1) // max(1, idle))
-        if first.priority == Priority.BATCH:
-            held = sum(len(s.tasks) for s in self.slots if s is not slot and not s.retired)
-            share = min(share, -(-(len(same) + 1 + held) // max(1, sum(1 for s in self.slots if not s.retired))))
         taken = [first] + same[: min(limit, share) - 1]
         chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
         self.queues[first.priority] = deque(task for task in queue if id(task) not in chosen)

@@ -285,35 +285,6 @@ def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypat
         svc.shutdown()
 
 
-def test_the_last_batch_hand_overs_shrink_so_the_workers_finish_together():
-    from types import SimpleNamespace
-
-    from demod_voice.engine.pool import Pool, Task
-
-    def pool_with(waiting: int, held: int, priority: Priority) -> tuple[Pool, list[Task]]:
-        """Two slots: the second busy with ``held`` jobs, ``waiting`` jobs of one voice in the queue (at most 4 together)."""
-        pool = Pool(SimpleNamespace(settings=EngineSettings()), SPEC, 2)
-        made = [Task(job(f"row{i}", together="voice", together_limit=4), None, None, priority) for i in range(waiting + held)]
-        pool.slots[1].tasks.extend(made[waiting:])
-        for task in made[:waiting]:
-            pool.add(task)
-        return pool, made
-
-    # batch work near its end: 3 wait and the other worker still has 1 of its hand-over: 2 now, 1 left for it (before: 3)
-    pool, made = pool_with(3, 1, Priority.BATCH)
-    assert pool._take(pool.slots[0]) == made[:2] and pool.waiting() == 1
-    # far from the end, hand-overs are full; at the start two idle workers share evenly, the second after the first
-    pool, made = pool_with(10, 2, Priority.BATCH)
-    assert len(pool._take(pool.slots[0])) == 4
-    pool, made = pool_with(6, 0, Priority.BATCH)
-    first = pool._take(pool.slots[0])
-    pool.slots[0].tasks.extend(first)
-    assert len(first) == 3 and len(pool._take(pool.slots[1])) == 3
-    # interactive work goes as before: what waits, up to the limit, to the free worker
-    pool, made = pool_with(3, 1, Priority.INTERACTIVE)
-    assert pool._take(pool.slots[0]) == made[:3]
-
-
 def test_a_job_whose_recording_ctrl_c_cut_short_is_given_again(tmp_path):
     """Ctrl-C (or SIGTERM) while ``on_result`` handles a finished job: that job reaches ``on_result`` once more, so a
     batch records its finished output (CI once saw 4 outputs and 3 manifest lines after a SIGTERM)."""

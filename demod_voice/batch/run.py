@@ -274,10 +274,12 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if result.job.output in recorded:
             return  # given again: Ctrl-C or SIGTERM came while it was being recorded (EngineService.run)
         if result.ok:
-            _tell(request, Progress("row", failed=outcome.failed))
-            manifest.record(result.job, key)
+            # marked before the manifest's write and fsync (where a signal most often lands): given again, it is not
+            # written twice
             recorded.add(result.job.output)
+            manifest.record(result.job, key)
             outcome.done += 1
+            _tell(request, Progress("row", failed=outcome.failed))
             report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
             return
         outcome.failed += 1

@@ -53,8 +53,8 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
         planned = by_output[result.job.output]
         progress.advance(len(planned.take.text), titles[planned.take.chapter])
         if result.ok:
+            recorded.add(result.job.output)  # before the manifest's write and fsync: given again, it is not written twice
             manifest.record(result.job, planned.key)
-            recorded.add(result.job.output)
             timings.record(planned.key, planned.path, result.value)  # the voice's own word timings, where it gave them
             outcome.made += 1
             return

@@ -127,7 +127,8 @@ class EngineService:
         the calling thread as each job ends, ``watch`` about five times a second while it waits (a job's
         time budget: its jobs may make no audio for long); if either raises, the rest is cancelled and the
         error re-raised. Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`; every
-        finished job reaches ``on_result`` first, the one it was handling when Ctrl-C came a second time."""
+        finished job reaches ``on_result`` first, and the one ``on_result`` was handling when Ctrl-C came is given
+        to it again (so ``on_result`` must skip a job it has already recorded)."""
         done: queue.SimpleQueue = queue.SimpleQueue()
         handles: list[JobHandle] = []
         current: Optional[JobResult] = None

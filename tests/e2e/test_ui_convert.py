@@ -59,7 +59,7 @@ def test_convert_tab(server, references, tmp_path):
 
         page.locator("#dv-key :is(input, textarea)").fill(ENROLL_KEY)
         page.keyboard.press("Tab")
-        page.wait_for_timeout(1500)  # a new key refreshes every voice picker: pick again once it has
+        page.wait_for_timeout(1500)  # a new key refreshes every voice picker; each keeps a voice the key may use
         page.locator("#dv-convert-voice input").click()
         page.locator("#dv-convert-voice [role=option]", has_text="gus").first.click()
         page.click("#dv-convert")

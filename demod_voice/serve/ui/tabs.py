@@ -7,6 +7,7 @@ and returns what the page shows; a failure becomes a sentence in the tab's statu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +89,19 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
             wire()
         outputs = page.refresh_outputs()
         blocks.load(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
-        page.key.change(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+        # a new key keeps each picker's voice where that key may use it too (a person who typed their key after
+        # choosing a voice keeps the choice; the refresh may also come in after they chose again)
+        page.key.change(lambda key, *chosen: refreshed(page, key, current=chosen), inputs=[page.key, *page.pickers], outputs=outputs)
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
     # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
     blocks.queue(default_concurrency_limit=None)
     return blocks
 
 
-def refreshed(page: Page, key: str, selected: str = "") -> list:
-    """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing)."""
+def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] = ()) -> list:
+    """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing).
+    A picker shows ``selected`` if that is among them, else its ``current`` voice (in :attr:`Page.pickers`' order)
+    if that is, else a voice by its place."""
     import gradio as gr
 
     from demod_voice.serve.ui.actions import voice_rows
@@ -110,7 +115,8 @@ def refreshed(page: Page, key: str, selected: str = "") -> list:
     values = [value for _, value in options]
     pickers = []
     for index, _ in enumerate(page.pickers):
-        chosen = selected if selected in values else (values[min(index, len(values) - 1)] if values else None)
+        kept = current[index] if index < len(current) else None
+        chosen = selected if selected in values else kept if kept in values else (values[min(index, len(values) - 1)] if values else None)
         pickers.append(gr.update(choices=options, value=chosen))
     models = row_model_names(values)
     return [*pickers, gr.update(value=rows), gr.update(choices=[("(each row names its voice)", "")] + [(n, n) for n in models])]

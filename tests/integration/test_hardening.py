@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import soundfile
 from conftest import BIN, run_cli, voiced_signal
-from processes import children, wait_for
+from processes import wait_for
 
 from demod_voice.errors import InputError
 
@@ -230,8 +229,9 @@ def test_sigterm_ends_one_synthesis_with_exit_143_and_no_output(command, piper_v
     else:
         args = ["xtts-zero-shot", str(references["ref.wav"]), text, "--model-dir", str(xtts_model), "-o", str(output)]
     proc = start(*args, env={**os.environ, "DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"})
-    wait_for(lambda: children(proc.pid) != [])
-    time.sleep(1.0)
+    # mid-synthesis: some audio is in the output's partial file (a fixed wait after the worker started could, on a
+    # fast machine, come after the last sentence)
+    wait_for(lambda: any(p.stat().st_size > 4096 for p in tmp_path.glob(".o.wav.*.partial")))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     err = err.decode()

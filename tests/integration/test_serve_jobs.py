@@ -41,12 +41,25 @@ def test_deadline_is_504_and_queue_full_is_429(setup):
     # A voice's first request waits for its worker to load, which takes longer than the 0.2 s deadline.
     cold = speak(url, "tiny-single")
     assert cold.status_code == 504 and "deadline_seconds" in cold.json()["error"]["message"]
+    # Two requests take the voice's two worker places and one may wait (max_queued 1) until its 0.2 s deadline:
+    # a 429 needs two arriving within 0.2 s of each other. Eight clients made beforehand and released together,
+    # so that making clients on a busy machine does not spread the arrivals.
     answers: list[httpx.Response] = []
-    threads = [threading.Thread(target=lambda: answers.append(speak(url, "tiny-multi"))) for _ in range(4)]
+    clients = [httpx.Client(timeout=30) for _ in range(8)]
+    start = threading.Barrier(len(clients))
+
+    def one(client: httpx.Client) -> None:
+        start.wait()
+        answers.append(client.post(url + "/v1/audio/speech", json={"model": "tiny-multi", "input": "Hello there.",
+                                                                    "response_format": "wav"}))
+
+    threads = [threading.Thread(target=one, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
+    for client in clients:
+        client.close()
     codes = sorted(r.status_code for r in answers)
     assert 429 in codes and set(codes) <= {429, 504, 200}, codes
     busy = next(r for r in answers if r.status_code == 429)

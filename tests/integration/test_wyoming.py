@@ -20,14 +20,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pytest
 import soundfile
 from conftest import BIN, run_cli
-from processes import children
+from processes import alive, children, wait_for
 
 wyoming = pytest.importorskip("wyoming")
 
@@ -420,6 +419,7 @@ def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_listening(port, process)
+        wait_for(lambda: children(process.pid) != [], timeout=60)  # --preload's workers start beside the listener
         workers = children(process.pid)
         long_text = " ".join(f"Sentence {i} goes on." for i in range(40))
 
@@ -442,8 +442,7 @@ def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
     assert "tiny-single" in names and "alice" in names
     assert not reply.errors and len(reply.pcm) > 0
     assert workers and "Wyoming on tcp://127.0.0.1" in process.stderr.read().decode()
-    time.sleep(1)
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # no worker outlives the server
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)  # no worker outlives the server
 
 
 def test_cli_refuses_what_cannot_work(server):
@@ -488,8 +487,7 @@ def test_cli_serves_wyoming_beside_http_on_one_engine(server):
             process.kill()
             process.wait()
     assert not spoken.errors and len(spoken.pcm) > 0 and len(pcm) > 0
-    time.sleep(1)
-    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)
 
 
 def server_at(port: int) -> Server:

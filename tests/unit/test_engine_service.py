@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from processes import alive
+from processes import alive, wait_for
 
 from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import describe_exit
@@ -273,7 +273,7 @@ def test_ctrl_c_while_a_worker_starts_prints_no_worker_traceback():
 def test_requests_arriving_together_are_handed_over_together(tmp_path, monkeypatch):
     handed = tmp_path / "handed"
     monkeypatch.setenv("FAKE_HANDED", str(handed))
-    svc = EngineService(EngineSettings(together_wait_ms=300))
+    svc = EngineService(EngineSettings(together_wait_ms=1000))  # ample for the second client's 50 ms on a busy machine
     try:
         assert svc.submit(job("warm")).result(timeout=30).ok  # the worker is loaded and idle
         first = svc.submit(job("first", together="voice", together_limit=4))
@@ -323,7 +323,8 @@ def test_a_worker_is_told_how_many_jobs_wait_behind_the_one_it_is_given(telling)
     svc, told = telling(1)
     assert svc.submit(job("warm")).result(timeout=30).ok
     running = svc.submit(job("slow slow slow"))
-    time.sleep(0.2)  # handed over: nothing was queued behind it then
+    # handed over (the fake worker writes what it is given): nothing was queued behind it then
+    wait_for(lambda: told.exists() and len(told.read_text().splitlines()) == 2, timeout=30)
     handles = [running, *(svc.submit(job(f"queued{i}")) for i in range(3))]
     assert all(h.result(timeout=30).ok for h in handles)
     assert told.read_text().splitlines() == ["warm:0", "slow slow slow:0", "queued0:2", "queued1:1", "queued2:0"]
@@ -342,7 +343,7 @@ def test_jobs_that_free_workers_take_at_once_do_not_count_as_waiting(telling):
 def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):
     # The cancel reaches the worker before it has loaded; it must not be killed for being slow to
     # stop a job it has not started (that would throw away the model it was loading).
-    svc = EngineService(EngineSettings(cancel_kill_after=0.2))
+    svc = EngineService(EngineSettings(cancel_kill_after=0.6))  # below the fake's 1 s load, which it must not count
     started = []
     svc.on_worker_start = started.append
     try:

@@ -198,3 +198,23 @@ def test_a_player_stream_ends_for_a_client_that_does_not_read(monkeypatch):
 
     sent, seconds = asyncio.run(scenario())
     assert sent == ["http.response.start", "http.response.body"] and 0.4 < seconds < 5
+
+
+def test_a_new_key_keeps_each_pickers_voice_where_the_key_may_use_it(monkeypatch, tmp_path):
+    """The pickers' refresh after a key is typed keeps each picker's voice if the key may use it (it used to reset
+    every picker to a voice by its place: a choice made before typing the key, or made again while the refresh
+    was on its way, was lost)."""
+    from demod_voice.serve.ui import tabs
+
+    options = [("Alice", "piper|alice"), ("Bob", "piper|bob"), ("Gus", "xtts|gus")]
+    monkeypatch.setattr(tabs, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(tabs, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(tabs, "voice_options", lambda ctx: options)
+    monkeypatch.setattr("demod_voice.serve.ui.actions.voice_rows", lambda ctx: [])
+    page = tabs.Page(None, None, tmp_path)
+    page.pickers = [object(), object(), object()]
+    chosen = tabs.refreshed(page, "key", current=("xtts|gus", "piper|gone", None))[:3]
+    assert [update["value"] for update in chosen] == ["xtts|gus", "piper|bob", "xtts|gus"]  # kept; by place; by place
+    assert all(update["choices"] == options for update in chosen)
+    enrolled = tabs.refreshed(page, "key", "piper|alice", current=("xtts|gus", "piper|bob", None))[:3]
+    assert [update["value"] for update in enrolled] == ["piper|alice"] * 3  # a voice just enrolled is shown everywhere

@@ -134,6 +134,19 @@ def finished_rows(out: Path) -> int:
     return len(manifest.read_text().splitlines()) if manifest.exists() else 0
 
 
+def test_a_long_file_says_it_is_being_checked_first(piper_voice, tmp_path):
+    from demod_voice.batch.run import SAY_CHECKING
+
+    for count in (3, SAY_CHECKING):
+        csv_file = write_csv(tmp_path / f"rows{count}.csv", "text,output\n" + "".join(f"Row {i}.,r{i}.wav\n" for i in range(count)))
+        done = run_cli("batch", str(csv_file), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "--dry-run")
+        assert done.returncode == 0, done.stderr.decode()
+        said = f"checking {count} rows before any is made" in done.stderr.decode()
+        assert said == (count >= SAY_CHECKING), done.stderr.decode()
+    quiet = run_cli("-q", "batch", str(csv_file), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "--dry-run")
+    assert quiet.returncode == 0 and "checking" not in quiet.stderr.decode()
+
+
 def test_a_worker_killed_mid_batch_costs_a_retry_not_the_batch(piper_voice, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

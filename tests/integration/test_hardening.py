@@ -35,6 +35,14 @@ def partials(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if p.name.endswith(".partial")]
 
 
+def size(path: Path) -> int:
+    """``path``'s size; 0 once it is gone (a partial file renamed to its output, or removed)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def manifest_lines(folder: Path) -> list[str]:
     path = folder / MANIFEST
     return path.read_text().splitlines() if path.exists() else []
@@ -231,7 +239,7 @@ def test_sigterm_ends_one_synthesis_with_exit_143_and_no_output(command, piper_v
     proc = start(*args, env={**os.environ, "DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"})
     # mid-synthesis: some audio is in the output's partial file (a fixed wait after the worker started could, on a
     # fast machine, come after the last sentence)
-    wait_for(lambda: any(p.stat().st_size > 4096 for p in tmp_path.glob(".o.wav.*.partial")))
+    wait_for(lambda: any(size(p) > 4096 for p in tmp_path.glob(".o.wav.*.partial")))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     err = err.decode()

@@ -32,8 +32,9 @@ def setup(tmp_path_factory, piper_voice, piper_multi_voice):
     state["server"].stop(signal.SIGKILL)
 
 
-def speak(url: str, voice: str) -> httpx.Response:
-    return httpx.post(url + "/v1/audio/speech", json={"model": voice, "input": "Hello there.", "response_format": "wav"}, timeout=30)
+def speak(url: str, voice: str, client=httpx) -> httpx.Response:
+    """One short request, through ``client`` (an ``httpx.Client`` made beforehand, or a new connection)."""
+    return client.post(url + "/v1/audio/speech", json={"model": voice, "input": "Hello there.", "response_format": "wav"}, timeout=30)
 
 
 def test_deadline_is_504_and_queue_full_is_429(setup):
@@ -50,8 +51,7 @@ def test_deadline_is_504_and_queue_full_is_429(setup):
 
     def one(client: httpx.Client) -> None:
         start.wait()
-        answers.append(client.post(url + "/v1/audio/speech", json={"model": "tiny-multi", "input": "Hello there.",
-                                                                    "response_format": "wav"}))
+        answers.append(speak(url, "tiny-multi", client))
 
     threads = [threading.Thread(target=one, args=(client,)) for client in clients]
     for thread in threads:

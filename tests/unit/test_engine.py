@@ -8,8 +8,9 @@ from pathlib import Path
 import soundfile
 
 from demod_voice.config import EngineSettings
+from demod_voice.engine.handles import Priority
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.engine.service import EngineRun
+from demod_voice.engine.service import EngineRun, EngineService
 
 SPEC = LoadSpec("fakes:FakeBackend", "/models/fake")
 
@@ -118,12 +119,36 @@ def test_jobs_with_one_together_key_are_handed_over_at_once(tmp_path, monkeypatc
     assert soundfile.info(str(tmp_path / "other.wav")).frames == 1600 and soundfile.info(str(tmp_path / "out4.wav")).frames == 800
 
 
-def test_several_workers_get_even_shares_of_a_together_run(tmp_path, monkeypatch):
+def handed_sizes(handed: Path) -> list[int]:
+    return [len(line.split("|")) for line in handed.read_text().splitlines()]
+
+
+def test_batch_work_on_several_workers_is_handed_over_in_shrinking_shares(tmp_path, monkeypatch):
     handed = tmp_path / "handed.txt"
     monkeypatch.setenv("FAKE_HANDED", str(handed))
-    results = EngineRun(EngineSettings(), workers=2).run(together(tmp_path, *"abcdef", limit=16))
-    assert all(r.ok for r in results)
-    assert sorted(len(line.split("|")) for line in handed.read_text().splitlines()) == [3, 3]
+    engine = EngineRun(EngineSettings(), workers=2)
+    started = []
+    engine.on_worker_start = started.append
+    results = engine.run(together(tmp_path, *(f"row{i}" for i in range(40)), limit=16))
+    assert all(r.ok for r in results) and len(started) == 2
+    # each hand-over is a quarter (1 / (2 x 2 workers)) of what waits, rounded up: the last ones are single rows, so
+    # the workers run out of work together; the two workers write their lines in whatever order they get them
+    assert sorted(handed_sizes(handed), reverse=True) == [10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]
+    handed.unlink()
+    EngineRun(EngineSettings(), workers=1).run(together(tmp_path, *(f"row{i}" for i in range(40)), limit=16))
+    assert handed_sizes(handed) == [16, 16, 8]  # one worker: whole hand-overs, nobody to wait for
+
+
+def test_interactive_jobs_arriving_together_are_shared_evenly_among_idle_workers(tmp_path, monkeypatch):
+    handed = tmp_path / "handed.txt"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    svc = EngineService(EngineSettings(), workers=2)
+    try:
+        handles = svc.submit_many([(job, None) for job in together(tmp_path, *"abcdef", limit=16)], priority=Priority.INTERACTIVE)
+        assert all(h.result(timeout=30).ok for h in handles)
+    finally:
+        svc.shutdown()
+    assert sorted(handed_sizes(handed)) == [3, 3]
 
 
 def test_a_failure_fails_the_rest_of_its_hand_over_and_nothing_else(tmp_path):

@@ -207,7 +207,7 @@ class Pool:
         Batch work on several workers also takes no more than a ``1 / (2 x workers)`` share of what waits, so its
         hand-overs shrink as the queue empties and the workers run out of work together (guided scheduling). With
         whole hand-overs to the end, one worker ran its last one alone: 120 bench rows on 2 workers, one idled the
-        last 0.8-1.2 s of a 20-22 s run (the other's CPU time sampled every 20 ms, ``docs/performance.md``)."""
+        last 0.84-1.26 s of a 17-22 s run, and 0.08-0.35 s with these shares (CPU time sampled every 20 ms, ``docs/performance.md``)."""
         queue = next(q for q in self.queues.values() if q)
         first = queue.popleft()
         key = first.job.together

@@ -129,13 +129,14 @@ def test_batch_work_on_several_workers_is_handed_over_in_shrinking_shares(tmp_pa
     engine = EngineRun(EngineSettings(), workers=2)
     started = []
     engine.on_worker_start = started.append
-    results = engine.run(together(tmp_path, *(f"row{i}" for i in range(40)), limit=16))
+    rows = [f"row{i}" for i in range(40)]
+    results = engine.run(together(tmp_path, *rows, limit=16))
     assert all(r.ok for r in results) and len(started) == 2
     # each hand-over is a quarter (1 / (2 x 2 workers)) of what waits, rounded up: the last ones are single rows, so
     # the workers run out of work together; the two workers write their lines in whatever order they get them
     assert sorted(handed_sizes(handed), reverse=True) == [10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1]
     handed.unlink()
-    EngineRun(EngineSettings(), workers=1).run(together(tmp_path, *(f"row{i}" for i in range(40)), limit=16))
+    EngineRun(EngineSettings(), workers=1).run(together(tmp_path, *rows, limit=16))
     assert handed_sizes(handed) == [16, 16, 8]  # one worker: whole hand-overs, nobody to wait for
 
 

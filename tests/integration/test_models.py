@@ -42,6 +42,22 @@ def test_download_list_path_remove(catalog, tmp_path, piper_voice):
     assert not installed.exists()
 
 
+def test_a_downloaded_voice_is_prepared_so_its_first_use_prepares_nothing(catalog, tmp_path):
+    e = env(catalog, tmp_path)
+    done = run_cli("models", "download", NAME, env=e)
+    assert done.returncode == 0, done.stderr.decode()
+    folder = tmp_path / "cache" / "onnx"
+    made = sorted(p.name for p in folder.iterdir())
+    # the voice's prepared graphs, and onnxruntime's optimised graph of each beside it
+    parts = [name for name in made if name.startswith(f"{NAME}-front-") and name.count("-") == NAME.count("-") + 2]
+    assert parts and len(made) >= 4, made
+    out = tmp_path / "first.wav"
+    first = run_cli("piper-infer", NAME, "The first words of a new voice.", "-o", str(out), env=e)
+    assert first.returncode == 0, first.stderr.decode()
+    assert soundfile.info(str(out)).frames > 0
+    assert sorted(p.name for p in folder.iterdir()) == made
+
+
 def test_piper_infer_by_name_downloads_when_allowed(catalog, tmp_path):
     out = tmp_path / "hello.wav"
     refused = run_cli("piper-infer", NAME, "Hello.", "-o", str(out), env=env(catalog, tmp_path))

@@ -9,6 +9,7 @@ is this one under another name).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +50,9 @@ def voice_length_scale(model: str) -> float:
     """The voice's own ``inference.length_scale`` (what speed 1 means for it)."""
     voice = read_voice_config(Path(f"{model}.json"))
     return float((voice.get("inference") or {}).get("length_scale", 1.0))
+
+
+log = logging.getLogger(__name__)
 
 
 class PiperSide(RequestSide):
@@ -136,7 +140,16 @@ class PiperSide(RequestSide):
         return [ModelEntry(self.name, path.stem, path, path.stat().st_size) for path in installed_piper_voices(scope.cache)]
 
     def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
-        return download_piper_voice(name, scope.config.models.catalog_url, scope.cache, progress=progress)
+        """The voice, then its graphs prepared for this machine into the cache, so its first use loads them from there."""
+        path = download_piper_voice(name, scope.config.models.catalog_url, scope.cache, progress=progress)
+        from demod_voice.backends.piper.batching import make_ready
+
+        try:
+            make_ready(str(path), str(scope.cache), scope.config.device)
+        except Exception as err:  # noqa: BLE001 - onnx and onnxruntime raise their own untyped errors
+            log.warning("%s is installed; its graphs could not be prepared now (%s), so its first use prepares them",
+                        path.name, type(err).__name__)
+        return path
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))

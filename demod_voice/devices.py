@@ -107,7 +107,7 @@ def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], 
     import onnxruntime
 
     levels = onnxruntime.GraphOptimizationLevel
-    cached = _optimized_path(model, providers, cache_dir)
+    cached = optimized_path(model, providers, cache_dir)
     if cached is not None and cached.is_file():
         try:
             return _from_cache(cached, providers, bounded)
@@ -152,7 +152,7 @@ def _from_cache(cached: Path, providers: list[Any], bounded: bool) -> Any:
     return onnxruntime.InferenceSession(str(cached), sess_options=options, providers=providers)
 
 
-def _optimized_path(model: str, providers: list[Any], cache_dir: Optional[str]) -> Optional[Path]:
+def optimized_path(model: str, providers: list[Any], cache_dir: Optional[str]) -> Optional[Path]:
     """Where the optimised graph of ``model`` lives, keyed by file identity, onnxruntime version and providers."""
     if not cache_dir:
         return None

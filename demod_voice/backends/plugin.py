@@ -291,6 +291,11 @@ class RequestSide:
         """Where installed model ``name`` is, if it is this backend's (``None``: not its name)."""
         return None
 
+    def cache_files(self, scope: Scope, name: str) -> list[Path]:
+        """What this backend keeps in the cache for installed model ``name`` (prepared or optimised graphs), which
+        ``models remove`` takes away with it; asked before the model's files go, as the entries are keyed by them."""
+        return []
+
     def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:
         """Write a smaller (INT8) copy of model ``name`` to ``output`` (``None``: beside it) if the model is this backend's
         (``None``: not its name); ``text``: calibration text in the voice's language (``None``: the backend's own)."""

@@ -104,9 +104,14 @@ def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    """The model's files, then what its backend kept in the cache for it (found first: keyed by the files)."""
+    scope = _scope(config, cache)
+    kept = [path for side in _lookup_order() for path in side.cache_files(scope, args.name)]
     for path in remove_model(args.name, cache):
         if not getattr(args, "quiet", False):
             print(f"{PROG}: removed {path}", file=sys.stderr)
+    for path in kept:
+        path.unlink(missing_ok=True)
 
 
 def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:

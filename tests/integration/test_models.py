@@ -38,8 +38,12 @@ def test_download_list_path_remove(catalog, tmp_path, piper_voice):
     available = run_cli("models", "list", "--available", env=e).stdout.decode()
     assert f"* {NAME}" in available and "  en_US-broken-x_low" in available
     assert run_cli("models", "path", NAME, env=e).stdout.decode().strip() == str(installed)
+    prepared = [p.name for p in (tmp_path / "cache" / "onnx").iterdir() if p.name.startswith(f"{NAME}-")]
+    assert prepared
     assert run_cli("models", "remove", NAME, env=e).returncode == 0
     assert not installed.exists()
+    # what the download prepared for the voice goes with it
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir() if p.name.startswith(f"{NAME}-")] == []
 
 
 def test_a_downloaded_voice_is_prepared_so_its_first_use_prepares_nothing(catalog, tmp_path):

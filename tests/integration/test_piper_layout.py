@@ -336,11 +336,11 @@ def backend_part(voice: Path, cache: Path, role: str) -> str:
 def test_onnxruntime_gives_the_cached_decoder_its_blocked_kernels(piper_voice, tmp_path):
     """The premise of the rewrite, held on this onnxruntime: the decoder's optimised graph as the cache keeps
     it, opened at ORT_ENABLE_ALL as demod_voice.devices opens it, runs its convolutions as NCHWc kernels."""
-    from demod_voice.devices import CPU_PROVIDER, _optimized_path, onnx_session
+    from demod_voice.devices import CPU_PROVIDER, onnx_session, optimized_path
 
     prepared = batching.prepare(str(piper_voice), str(tmp_path))
     onnx_session(prepared.decoder, "cpu", str(tmp_path), bounded=True)  # optimises it and writes the cache entry
-    cached = _optimized_path(prepared.decoder, [CPU_PROVIDER], str(tmp_path))
+    cached = optimized_path(prepared.decoder, [CPU_PROVIDER], str(tmp_path))
     model = onnx.load(str(cached))
     weights = {i.name: list(i.dims) for i in model.graph.initializer}
     first = next(n for n in model.graph.node if n.op_type in ("Conv", "FusedConv") and weights.get(n.input[1]))

@@ -93,6 +93,17 @@ def make_ready(model_path: str, cache_dir: str, device: str) -> None:
             onnx_session(part, device, cache_dir)
 
 
+def cache_files(model_path: str, cache_dir: str) -> list[Path]:
+    """The cache's entries for the voice at ``model_path`` as it is now: its prepared graphs and onnxruntime's optimised
+    graph of each of them and of the voice itself (for the CPU and, where onnxruntime has one, the CUDA provider)."""
+    from demod_voice.devices import onnx_providers, optimized_path
+
+    parts = [Path(model_path), *(p for p in _cache_paths(model_path, cache_dir) or () if p.is_file())]
+    providers = [onnx_providers(device)[0] for device in ("cpu", "gpu")]
+    found = {*parts[1:], *(optimized_path(str(part), chosen, cache_dir) for part in parts for chosen in providers)}
+    return sorted(p for p in found if p is not None and p.is_file())
+
+
 def _parts(model: Any, durations: str) -> dict[str, Any]:
     """The prepared graphs by role, in the order they are written (the front last): split where the
     decoder (and the flow) begin, their convolutions lifted to 2-D (:mod:`.layout`); else masked."""

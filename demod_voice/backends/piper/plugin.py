@@ -154,6 +154,14 @@ class PiperSide(RequestSide):
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
 
+    def cache_files(self, scope: Scope, name: str) -> list[Path]:
+        model = piper_dir(scope.cache) / f"{name}.onnx"
+        if not looks_like_name(name) or not model.is_file():
+            return []
+        from demod_voice.backends.piper.batching import cache_files
+
+        return cache_files(str(model), str(scope.cache))
+
     def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:
         """Piper's catch-all, as for downloads: a name that is no voice here is an error naming what to give."""
         model = Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))

@@ -99,7 +99,10 @@ def cache_files(model_path: str, cache_dir: str) -> list[Path]:
     from demod_voice.devices import onnx_providers, optimized_path
 
     parts = [Path(model_path), *(p for p in _cache_paths(model_path, cache_dir) or () if p.is_file())]
-    providers = [onnx_providers(device)[0] for device in ("cpu", "gpu")]
+    try:
+        providers = [onnx_providers(device)[0] for device in ("cpu", "gpu")]
+    except ImportError:  # no onnxruntime here: it optimised nothing
+        providers = []
     found = {*parts[1:], *(optimized_path(str(part), chosen, cache_dir) for part in parts for chosen in providers)}
     return sorted(p for p in found if p is not None and p.is_file())
 

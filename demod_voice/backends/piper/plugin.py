@@ -31,6 +31,8 @@ from demod_voice.models.registry import (
     resolve_piper_model,
 )
 
+log = logging.getLogger(__name__)
+
 
 def voice_files(scope: Scope) -> dict[str, Path]:
     """Piper voices by name: those a server offers (``serve.piper_voices``) first, then installed ones."""
@@ -50,9 +52,6 @@ def voice_length_scale(model: str) -> float:
     """The voice's own ``inference.length_scale`` (what speed 1 means for it)."""
     voice = read_voice_config(Path(f"{model}.json"))
     return float((voice.get("inference") or {}).get("length_scale", 1.0))
-
-
-log = logging.getLogger(__name__)
 
 
 class PiperSide(RequestSide):

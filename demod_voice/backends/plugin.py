@@ -291,9 +291,9 @@ class RequestSide:
         """Where installed model ``name`` is, if it is this backend's (``None``: not its name)."""
         return None
 
-    def cache_files(self, scope: Scope, name: str) -> list[Path]:
-        """What this backend keeps in the cache for installed model ``name`` (prepared or optimised graphs), which
-        ``models remove`` takes away with it; asked before the model's files go, as the entries are keyed by them."""
+    def forget_cache(self, scope: Scope, name: str) -> list[Path]:
+        """Remove what this backend keeps in the cache for installed model ``name`` (prepared or optimised graphs) and
+        return it: ``models remove`` calls it before the model's files go (the entries may be keyed by them)."""
         return []
 
     def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
-from demod_voice.cli.common import load_settings, log_level, show_progress
+from demod_voice.cli.common import load_settings, log, log_level, show_progress
 from demod_voice.config import Config, cache_root, config_path, to_dict, write_default_file
 from demod_voice.errors import ConfigError, InputError
 from demod_voice.health import deep_checks, installed_voices, run_checks
@@ -104,14 +104,16 @@ def _models_download(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 
 def _models_remove(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    """The model's files, then what its backend kept in the cache for it (found first: keyed by the files)."""
+    """What the model's backend keeps in the cache for it (keyed by the model's files, so first), then its files."""
     scope = _scope(config, cache)
-    kept = [path for side in _lookup_order() for path in side.cache_files(scope, args.name)]
+    for side in _lookup_order():
+        try:
+            side.forget_cache(scope, args.name)
+        except Exception as err:  # noqa: BLE001 - the cache is the backend's; the model's removal goes on without it
+            log.debug("%s: could not clear the cache entries of %s (%s)", side.name, args.name, err)
     for path in remove_model(args.name, cache):
         if not getattr(args, "quiet", False):
             print(f"{PROG}: removed {path}", file=sys.stderr)
-    for path in kept:
-        path.unlink(missing_ok=True)
 
 
 def _models_path(args: argparse.Namespace, config: Any, cache: Any) -> None:

@@ -24,7 +24,7 @@ from conftest import BIN, voiced_signal
 
 RATE = 22050
 SHORT, LONG = 6.0, 30.0
-"""Seconds of the two sources, both longer than a window (3 s here): 25-60 s for the test on two cores, with the load."""
+"""Seconds of the two sources, both longer than a window (3 s here): 17-60 s for the test on two cores, with the load."""
 MARGIN_MB = 150
 """How much more the long source's conversion may take at peak. Measured here (windowed, 3 s windows): 706-771 MB for
 sources of 6, 15 and 30 s alike, from run to run, and once in CI 683 MB for 6 s and 783 MB for 20 s (the peak moves

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import socket
+from pathlib import Path
 
 import pytest
 import soundfile
@@ -18,6 +20,11 @@ def catalog(tmp_path, piper_voice):
     root.mkdir()
     publish_voice(root, NAME, piper_voice)
     publish_voice(root, "en_US-broken-x_low", piper_voice, corrupt_md5=True)
+    publish_voice(root, f"{NAME}-copy", piper_voice)  # a name that begins with the other's
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not an onnx graph")
+    garbage.with_name("garbage.onnx.json").write_bytes(Path(f"{piper_voice}.json").read_bytes())
+    publish_voice(root, "en_US-garbage-x_low", garbage)  # its checksum is right: only onnxruntime finds it unreadable
     with CatalogServer(root) as server:
         yield server
 
@@ -38,12 +45,28 @@ def test_download_list_path_remove(catalog, tmp_path, piper_voice):
     available = run_cli("models", "list", "--available", env=e).stdout.decode()
     assert f"* {NAME}" in available and "  en_US-broken-x_low" in available
     assert run_cli("models", "path", NAME, env=e).stdout.decode().strip() == str(installed)
-    prepared = [p.name for p in (tmp_path / "cache" / "onnx").iterdir() if p.name.startswith(f"{NAME}-")]
-    assert prepared
+    assert run_cli("models", "download", f"{NAME}-copy", env=e).returncode == 0
+    copy = cache_entries(tmp_path, f"{NAME}-copy")
+    assert cache_entries(tmp_path, NAME) and copy
     assert run_cli("models", "remove", NAME, env=e).returncode == 0
     assert not installed.exists()
-    # what the download prepared for the voice goes with it
-    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir() if p.name.startswith(f"{NAME}-")] == []
+    # what the download prepared for the voice goes with it; the other voice's entries stay, though its name begins alike
+    assert cache_entries(tmp_path, NAME) == [] and cache_entries(tmp_path, f"{NAME}-copy") == copy
+
+
+def cache_entries(tmp_path, name: str) -> list[str]:
+    """The cache's prepared and optimised graphs of voice ``name`` (names: the voice's, then hex digests and roles)."""
+    pattern = re.compile(rf"{re.escape(name)}(-(front|decoder|flow|masked))?(-[0-9a-f]{{32}})+\.onnx")
+    return sorted(p.name for p in (tmp_path / "cache" / "onnx").iterdir() if pattern.fullmatch(p.name))
+
+
+def test_a_voice_onnxruntime_cannot_read_is_installed_with_a_one_line_warning(catalog, tmp_path):
+    done = run_cli("models", "download", "en_US-garbage-x_low", env=env(catalog, tmp_path))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert (tmp_path / "cache" / "piper" / "en_US-garbage-x_low.onnx").read_bytes() == b"not an onnx graph"
+    warned = [line for line in err.splitlines() if "could not be prepared" in line]
+    assert len(warned) == 1 and "first use prepares them" in warned[0] and "Traceback" not in err, err
 
 
 def test_a_downloaded_voice_is_prepared_so_its_first_use_prepares_nothing(catalog, tmp_path):
@@ -53,8 +76,7 @@ def test_a_downloaded_voice_is_prepared_so_its_first_use_prepares_nothing(catalo
     folder = tmp_path / "cache" / "onnx"
     made = sorted(p.name for p in folder.iterdir())
     # the voice's prepared graphs, and onnxruntime's optimised graph of each beside it
-    parts = [name for name in made if name.startswith(f"{NAME}-front-") and name.count("-") == NAME.count("-") + 2]
-    assert parts and len(made) >= 4, made
+    assert made == cache_entries(tmp_path, NAME) and len(made) >= 4, made
     out = tmp_path / "first.wav"
     first = run_cli("piper-infer", NAME, "The first words of a new voice.", "-o", str(out), env=e)
     assert first.returncode == 0, first.stderr.decode()

@@ -81,16 +81,17 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
 
 
 def make_ready(model_path: str, cache_dir: str, device: str) -> None:
-    """Prepare the voice's graphs into ``cache_dir`` and have onnxruntime optimise each as a worker's first load
-    does (:func:`~demod_voice.devices.onnx_session`): run when a voice is installed, so that its first use loads
-    both from the cache (a medium voice: ~1.2 s of each worker's first load, ~0.1 s from the cache)."""
+    """Prepare the voice's graphs into ``cache_dir`` and have onnxruntime optimise each, opened as a worker's first
+    load opens them (:class:`BatchSession`, :func:`~demod_voice.devices.onnx_session`): run when a voice is installed,
+    so that its first use loads both from the cache (a medium voice: ~1.2 s of each worker's first load, ~0.1 s from
+    the cache). Raises what onnx or onnxruntime raise for a voice they cannot read."""
     from demod_voice.devices import onnx_session
 
+    def opened(model: Any, bounded: bool = False) -> Any:
+        return onnx_session(model, device, cache_dir, bounded)[0]
+
     prepared = prepare(model_path, cache_dir)
-    parts = [prepared.front, prepared.decoder, prepared.flow] if prepared else [model_path]
-    for part in parts:
-        if isinstance(part, str):
-            onnx_session(part, device, cache_dir)
+    BatchSession(prepared, opened) if prepared else opened(model_path)
 
 
 def cache_files(model_path: str, cache_dir: str) -> list[Path]:
@@ -101,7 +102,7 @@ def cache_files(model_path: str, cache_dir: str) -> list[Path]:
     parts = [Path(model_path), *(p for p in _cache_paths(model_path, cache_dir) or () if p.is_file())]
     try:
         providers = [onnx_providers(device)[0] for device in ("cpu", "gpu")]
-    except ImportError:  # no onnxruntime here: it optimised nothing
+    except Exception:  # noqa: BLE001 - no usable onnxruntime here (not installed, or its libraries fail to load)
         providers = []
     found = {*parts[1:], *(optimized_path(str(part), chosen, cache_dir) for part in parts for chosen in providers)}
     return sorted(p for p in found if p is not None and p.is_file())
@@ -374,3 +375,9 @@ def groups(lengths: Sequence[int], most: int, max_padded: int = MAX_PADDED_IDS) 
         order = order[:-size]
     out.reverse()
     return out
+
+
+if __name__ == "__main__":  # ``make_ready`` in a child process: python -m demod_voice.backends.piper.batching MODEL CACHE DEVICE
+    import sys
+
+    make_ready(*sys.argv[1:4])

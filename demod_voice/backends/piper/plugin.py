@@ -30,8 +30,56 @@ from demod_voice.models.registry import (
     piper_dir,
     resolve_piper_model,
 )
+from demod_voice.paths import name_problem
 
 log = logging.getLogger(__name__)
+
+
+PREPARE_SECONDS = 600
+"""The most a voice's preparation at install may take (a medium voice: ~1 s here)."""
+
+
+def prepare_installed(model: Path, scope: Scope) -> None:
+    """Prepare an installed voice's graphs into the cache as its first use would (:func:`.batching.make_ready`), in a
+    child process: onnx and onnxruntime stay out of this one, and whatever happens there (a voice onnxruntime cannot
+    read, a crash) leaves the installed voice as it is, to be prepared on its first use. Skipped where the voice would
+    not run on onnxruntime (``piper.backend`` tinygrad) or onnxruntime is missing."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if scope.config.piper.backend != "piper" or importlib.util.find_spec("onnxruntime") is None:
+        return
+    command = [sys.executable, "-m", "demod_voice.backends.piper.batching", str(model), str(scope.cache), scope.config.device]
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              timeout=PREPARE_SECONDS, text=True)
+        failed = done.returncode != 0
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1] if failed else ""
+    except (OSError, subprocess.TimeoutExpired) as err:
+        failed, why = True, type(err).__name__
+    if failed:
+        log.warning("%s is installed, but its graphs could not be prepared now (%s); its first use prepares them",
+                    model.name, why[:200])
+
+
+def _cache_files(scope: Scope, name: str) -> list[Path]:
+    """The cache's entries for installed voice ``name`` as it is now (:func:`.batching.cache_files`)."""
+    model = piper_dir(scope.cache) / f"{name}.onnx"
+    if name_problem(name) or not model.is_file():
+        return []
+    from demod_voice.backends.piper.batching import cache_files
+
+    return cache_files(str(model), str(scope.cache))
+
+
+def _forget(entries: list[Path]) -> None:
+    """Cache entries removed, as far as they can be (a cache entry left behind costs disk space, nothing else)."""
+    for entry in entries:
+        try:
+            entry.unlink(missing_ok=True)
+        except OSError as err:
+            log.debug("could not remove %s from the cache (%s)", entry, err)
 
 
 def voice_files(scope: Scope) -> dict[str, Path]:
@@ -139,27 +187,21 @@ class PiperSide(RequestSide):
         return [ModelEntry(self.name, path.stem, path, path.stat().st_size) for path in installed_piper_voices(scope.cache)]
 
     def download(self, scope: Scope, name: str, progress: bool) -> Optional[Path]:
-        """The voice, then its graphs prepared for this machine into the cache, so its first use loads them from there."""
+        """The voice, then its graphs prepared for this machine into the cache (:func:`prepare_installed`), so its
+        first use loads them from there; what the cache held for the copy it replaces goes."""
+        before = _cache_files(scope, name)
         path = download_piper_voice(name, scope.config.models.catalog_url, scope.cache, progress=progress)
-        from demod_voice.backends.piper.batching import make_ready
-
-        try:
-            make_ready(str(path), str(scope.cache), scope.config.device)
-        except Exception as err:  # noqa: BLE001 - onnx and onnxruntime raise their own untyped errors
-            log.warning("%s is installed; its graphs could not be prepared now (%s), so its first use prepares them",
-                        path.name, type(err).__name__)
+        prepare_installed(path, scope)
+        _forget([entry for entry in before if entry not in set(_cache_files(scope, path.stem))])
         return path
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:
         return Path(resolve_piper_model(name, scope.config.models.catalog_url, scope.cache, auto_download=False))
 
-    def cache_files(self, scope: Scope, name: str) -> list[Path]:
-        model = piper_dir(scope.cache) / f"{name}.onnx"
-        if not looks_like_name(name) or not model.is_file():
-            return []
-        from demod_voice.backends.piper.batching import cache_files
-
-        return cache_files(str(model), str(scope.cache))
+    def forget_cache(self, scope: Scope, name: str) -> list[Path]:
+        entries = _cache_files(scope, name)
+        _forget(entries)
+        return entries
 
     def quantize(self, scope: Scope, name: str, output: Optional[Path], method: str, text: Optional[str]) -> Optional[Quantized]:
         """Piper's catch-all, as for downloads: a name that is no voice here is an error naming what to give."""

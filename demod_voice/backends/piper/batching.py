@@ -91,7 +91,10 @@ def make_ready(model_path: str, cache_dir: str, device: str) -> None:
         return onnx_session(model, device, cache_dir, bounded)[0]
 
     prepared = prepare(model_path, cache_dir)
-    BatchSession(prepared, opened) if prepared else opened(model_path)
+    if prepared:
+        BatchSession(prepared, opened)  # opening each part optimises it into the cache
+    else:
+        opened(model_path)
 
 
 def cache_files(model_path: str, cache_dir: str) -> list[Path]:

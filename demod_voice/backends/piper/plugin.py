@@ -192,7 +192,8 @@ class PiperSide(RequestSide):
         before = _cache_files(scope, name)
         path = download_piper_voice(name, scope.config.models.catalog_url, scope.cache, progress=progress)
         prepare_installed(path, scope)
-        _forget([entry for entry in before if entry not in set(_cache_files(scope, path.stem))])
+        now = set(_cache_files(scope, path.stem))
+        _forget([entry for entry in before if entry not in now])
         return path
 
     def model_path(self, scope: Scope, name: str) -> Optional[Path]:

@@ -62,7 +62,8 @@ def onnx_providers(device: str) -> tuple[list[Any], list[str]]:
     ]
 
 
-def onnx_session(model: str | bytes, device: str, cache_dir: Optional[str] = None, bounded: bool = False) -> tuple[Any, list[str]]:
+def onnx_session(model: str | bytes, device: str, cache_dir: Optional[str] = None, bounded: bool = False,
+                 wide: bool = False) -> tuple[Any, list[str]]:
     """An ``InferenceSession`` for ``model`` on ``device``, falling back to CPU when CUDA fails to start.
 
     Returns the session and the warnings to report. With ``cache_dir``, the graph that
@@ -74,27 +75,43 @@ def onnx_session(model: str | bytes, device: str, cache_dir: Optional[str] = Non
     page-faulted in: a 10-word sentence on a medium voice took 293 ms of CPU time against 240 ms
     with the decoder's and the flow's arenas (one thread), for ~80 MB more resident per worker,
     flat over sentences of 5 to 200 words.
+    ``wide``: the session may use twice this process's thread share (:func:`session_threads`).
     """
     providers, warnings = onnx_providers(device)
     try:
-        session = _cached_session(model, providers, cache_dir, bounded)
+        session = _cached_session(model, providers, cache_dir, bounded, wide)
     except Exception as err:  # noqa: BLE001 - a CUDA start failure comes as a generic runtime error
         if providers == [CPU_PROVIDER]:
             raise
         warnings.append(f"the CUDA provider failed to start ({err}); running on CPU")
-        session = _cached_session(model, [CPU_PROVIDER], cache_dir, bounded)
+        session = _cached_session(model, [CPU_PROVIDER], cache_dir, bounded, wide)
     used = session.get_providers()
     if device == "gpu" and CUDA_PROVIDER not in used and not warnings:
         warnings.append(f"--gpu was asked for, but onnxruntime gave this session only {', '.join(used)}; running on CPU")
     return session, warnings
 
 
-def _options(bounded: bool = False) -> Any:
+def session_threads(wide: bool = False) -> int:
+    """Intra-op threads of a session in this process (0: onnxruntime's choice, all the cores).
+
+    ``wide``: twice the process's share, at most the cores, for a short step that every request waits for and
+    that threads speed up: a Piper voice's front (text encoder and durations), run before a stream's first audio.
+    Measured (generated medium voice, 2 cores, workers of one thread, threads not spinning, the Wyoming bench's
+    lines): the front 12.5-12.9 ms on two threads against 15.6-16.6 ms on one, the first chunk 27.5-28.7 ms against
+    30.5-30.9 ms; with both workers busy, sentences made in 15 s 312 / 313 against 309 / 318 (every session of
+    the worker on two threads: 289 / 296 against 327 / 321, so only the front gets them). ``/tmp/s12`` scripts."""
+    if not THREADS:
+        return 0
+    return min(os.cpu_count() or 1, 2 * THREADS) if wide else THREADS
+
+
+def _options(bounded: bool = False, wide: bool = False) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    if THREADS:
-        options.intra_op_num_threads = THREADS
+    threads = session_threads(wide)
+    if threads:
+        options.intra_op_num_threads = threads
     spinning = TUNING.spinning if TUNING.spinning is not None else not THREADS
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -103,18 +120,18 @@ def _options(bounded: bool = False) -> Any:
     return options
 
 
-def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], bounded: bool = False) -> Any:
+def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], bounded: bool = False, wide: bool = False) -> Any:
     import onnxruntime
 
     levels = onnxruntime.GraphOptimizationLevel
     cached = optimized_path(model, providers, cache_dir)
     if cached is not None and cached.is_file():
         try:
-            return _from_cache(cached, providers, bounded)
+            return _from_cache(cached, providers, bounded, wide)
         except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
             log.warning("discarding a damaged optimised-graph cache entry %s (%s)", cached, err)
             cached.unlink(missing_ok=True)
-    options = _options(bounded)
+    options = _options(bounded, wide)
     tmp = None
     if cached is not None and _writable_folder(cached.parent):
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}.partial")
@@ -135,19 +152,19 @@ def _cached_session(model: str, providers: list[Any], cache_dir: Optional[str], 
     log.debug("cached the optimised graph of %s as %s", model, cached)
     # the session made the file without the layout transforms; one from the file has them (~10-100 ms)
     try:
-        return _from_cache(cached, providers, bounded)
+        return _from_cache(cached, providers, bounded, wide)
     except Exception as err:  # noqa: BLE001 - e.g. another process found the entry damaged and removed it
         log.debug("reopening %s from the cache failed (%s); keeping the session without layout transforms", cached, err)
         return session
 
 
-def _from_cache(cached: Path, providers: list[Any], bounded: bool) -> Any:
+def _from_cache(cached: Path, providers: list[Any], bounded: bool, wide: bool = False) -> Any:
     """A session of an optimised graph from the cache: onnxruntime's CPU-specific layout transforms
     (blocked "NCHWc" convolutions, which :mod:`demod_voice.backends.piper.layout` makes a Piper voice's
     decoder use) are applied at load, on top of the cached ones."""
     import onnxruntime
 
-    options = _options(bounded)
+    options = _options(bounded, wide)
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     return onnxruntime.InferenceSession(str(cached), sess_options=options, providers=providers)
 

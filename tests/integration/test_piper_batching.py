@@ -158,6 +158,21 @@ def test_prepared_graph_is_split_at_the_flow_and_the_decoder_and_cached(piper_vo
     assert not any(node.name.startswith(("/flow/", "/dec/")) for node in front.graph.node)
 
 
+@pytest.mark.parametrize(("share", "cores", "front"), [(1, 2, 2), (1, 1, 1), (2, 8, 4), (0, 2, 0)])
+def test_a_workers_front_gets_twice_its_thread_share_and_the_windows_keep_it(piper_voice, tmp_path, monkeypatch, share,
+                                                                            cores, front):
+    # the front runs before every stream's first audio: a worker with a share of the cores runs it on twice its
+    # share (at most the cores); the flow and the decoder, most of a sentence's work, keep the share (0: all cores)
+    from demod_voice import devices
+
+    monkeypatch.setattr(devices, "THREADS", share)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: cores)
+    backend = loaded(piper_voice, tmp_path)
+    threads = {part: getattr(backend.batcher, part).get_session_options().intra_op_num_threads
+               for part in ("front", "flow", "decoder")}
+    assert threads == {"front": front, "flow": share, "decoder": share}
+
+
 def test_a_graph_whose_decoder_cannot_be_cut_gets_masks_and_the_same_audio(piper_voice, tmp_path, monkeypatch):
     # a graph where neither scope names nor structure locate the decoder gets frame masks before
     # its convolutions instead; the audio must be the same all the same.

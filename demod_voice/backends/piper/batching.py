@@ -87,8 +87,8 @@ def make_ready(model_path: str, cache_dir: str, device: str) -> None:
     the cache). Raises what onnx or onnxruntime raise for a voice they cannot read."""
     from demod_voice.devices import onnx_session
 
-    def opened(model: Any, bounded: bool = False) -> Any:
-        return onnx_session(model, device, cache_dir, bounded)[0]
+    def opened(model: Any, bounded: bool = False, wide: bool = False) -> Any:
+        return onnx_session(model, device, cache_dir, bounded, wide)[0]
 
     prepared = prepare(model_path, cache_dir)
     if prepared:
@@ -166,7 +166,9 @@ class BatchSession:
     ``run()`` as piper's single-sentence session."""
 
     def __init__(self, prepared: Prepared, open_session: Callable[..., Any]) -> None:
-        self.front = open_session(prepared.front)
+        """``open_session(model, bounded=False, wide=False)`` opens each part (:func:`~demod_voice.devices.onnx_session`):
+        a split voice's front is ``wide``, as it runs before every stream's first audio and is ~15% of a sentence."""
+        self.front = open_session(prepared.front, wide=prepared.decoder is not None)
         # the decoder and the flow run in windows of bounded size (:attr:`most`): they may keep an arena
         self.decoder = open_session(prepared.decoder, bounded=True) if prepared.decoder is not None else None
         self.flow = open_session(prepared.flow, bounded=True) if prepared.flow is not None else None

@@ -96,9 +96,9 @@ class PiperBackend(Backend):
 
         warnings: list[str] = []
 
-        def opened(model: Any, bounded: bool = False) -> Any:
+        def opened(model: Any, bounded: bool = False, wide: bool = False) -> Any:
             # bytes (nothing cached) have no file identity to key the optimised-graph cache by
-            session, said = onnx_session(model, spec.device, spec.cache_dir if isinstance(model, str) else None, bounded)
+            session, said = onnx_session(model, spec.device, spec.cache_dir if isinstance(model, str) else None, bounded, wide)
             warnings.extend(w for w in said if w not in warnings)
             return session
 

@@ -171,7 +171,8 @@ def variants(model: Path, texts: list[str], cache: Path) -> list[tuple[str, floa
     for threads, spin, _ in settings:
         if (threads, spin) not in sessions:
             devices.THREADS, devices.TUNING = threads, devices.OnnxTuning(spinning=spin)
-            sessions[threads, spin] = batching.BatchSession(prepared, lambda m, bounded=False, wide=False: devices.onnx_session(m, "cpu", str(cache), bounded, wide)[0])
+            sessions[threads, spin] = batching.BatchSession(
+                prepared, lambda m, bounded=False, wide=False: devices.onnx_session(m, "cpu", str(cache), bounded, wide)[0])
     times: dict[tuple, list[tuple[float, float]]] = {s: [] for s in settings}
     for round_ in range(3):
         for threads, spin, size in settings:

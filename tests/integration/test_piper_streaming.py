@@ -143,6 +143,27 @@ def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe_back
         played += len(samples) / rate
 
 
+def test_a_later_sentence_starts_with_a_window_as_long_as_the_audio_already_sent(tiny_backend, tmp_path, monkeypatch):
+    # only a stream's first sentence needs a small first window; a later one has the audio sent before it to be made
+    # in, so it starts with a window that long (up to the most) and recomputes less context
+    batcher = tiny_backend.batcher
+    starts: list[int] = []
+    stream = batcher.stream
+    monkeypatch.setattr(batcher, "stream", lambda ids, scales, speaker, first, most, *rest: starts.append(first)
+                        or stream(ids, scales, speaker, first, most, *rest))
+    text = "Hi there. And a middling sentence to follow it. " + LONG + " The end."
+    chunks = [samples for _, samples in streamed(tiny_backend, text)]
+    spec = LoadSpec("piper", "voice.onnx")
+    sentences = [len(chunk.samples) for chunk in tiny_backend.synthesize(SynthesisJob(spec, text, str(tmp_path / "x.wav"), options=QUIET))]
+    assert len(sentences) == len(starts) == 4
+    hop, rate = batcher.hop, tiny_backend.voice.config.sample_rate
+    window = int(np.ceil(piper_engine.FIRST_WINDOW * rate / hop))
+    sent = [sum(sentences[:index]) // hop for index in range(4)]
+    assert starts == [min(batcher.most, max(window, frames)) for frames in sent]
+    assert window < starts[1] < batcher.most == starts[3], (starts, batcher.most)
+    assert len(np.concatenate(chunks)) == sum(sentences)
+
+
 def test_every_decoder_run_is_bounded_whatever_the_sentence_and_the_load(tiny_backend, tmp_path, monkeypatch):
     # The decoder and the flow keep onnxruntime's arena (its high-water mark): their runs must stay
     # under a fixed size, for a file job's long sentence and for a stream decoded whole under load.

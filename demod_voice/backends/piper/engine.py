@@ -173,8 +173,9 @@ class PiperBackend(Backend):
             first += len(text)
 
     def streamed(self, job: SynthesisJob, syn: Any, opts: PiperOptions) -> Iterator[AudioChunk]:
-        """A streamed job's audio: sentence by sentence, each in decoder windows as they are made; with
-        jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
+        """A streamed job's audio: sentence by sentence, each in decoder windows as they are made, the first
+        sentence's first window small (:data:`FIRST_WINDOW`), a later sentence's as long as the audio already
+        sent; with jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
         rate = self.voice.config.sample_rate
         most = self.batcher.most
         window = min(most, max(1, math.ceil(FIRST_WINDOW * rate / self.batcher.hop)))
@@ -183,9 +184,17 @@ class PiperBackend(Backend):
         text = self.phoneme_ids(job.text)
         durations: list = []
         lengths: list[int] = []
-        head = window * self.batcher.hop  # the gain comes from the same samples whatever the windows
-        sentences = _measured((self._windows(self.batcher.stream(ids, scales, speaker, first, most, durations), syn, rate, head)
-                               for ids in text), lengths)
+        hop = self.batcher.hop
+        head = window * hop  # the gain comes from the same samples whatever the windows
+
+        def spoken(ids: list[int]) -> Iterator[AudioChunk]:
+            # A later sentence starts with a window as long as the audio already sent (``lengths``, up to the most):
+            # a listener has that much to play while it is made, ~40x what it takes on a core, and a sentence in
+            # fewer windows recomputes less context (docs/performance.md, "Audio before the sentence is done").
+            start = min(most, max(first, sum(lengths) // hop))
+            return self._windows(self.batcher.stream(ids, scales, speaker, start, most, durations), syn, rate, head)
+
+        sentences = _measured((spoken(ids) for ids in text), lengths)
         return self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, lambda: durations, lengths,
                            opts.sentence_silence)
 

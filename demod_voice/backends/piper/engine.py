@@ -176,15 +176,14 @@ class PiperBackend(Backend):
         """A streamed job's audio: sentence by sentence, each in decoder windows as they are made, the first
         sentence's first window small (:data:`FIRST_WINDOW`), a later sentence's as long as the audio already
         sent; with jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
-        rate = self.voice.config.sample_rate
+        rate, hop = self.voice.config.sample_rate, self.batcher.hop
         most = self.batcher.most
-        window = min(most, max(1, math.ceil(FIRST_WINDOW * rate / self.batcher.hop)))
+        window = min(most, max(1, math.ceil(FIRST_WINDOW * rate / hop)))
         first = most if job.waiting else window
         scales, speaker = self._feeds(syn)
         text = self.phoneme_ids(job.text)
         durations: list = []
         lengths: list[int] = []
-        hop = self.batcher.hop
         head = window * hop  # the gain comes from the same samples whatever the windows
 
         def spoken(ids: list[int]) -> Iterator[AudioChunk]:

@@ -228,6 +228,25 @@ def test_item2_the_pages_routes_are_guarded_the_same(server):
     assert post.status_code == 403 and post.json()["error"]["code"] == "cross_origin", post.text
 
 
+def test_the_guards_refusals_are_counted_in_the_metrics(server):
+    """An admin sees failed keys, foreign origins and bodies too large in ``requests_total`` (the request counter runs
+    outside the guard; it ran inside, so the guard's answers were never counted)."""
+    def refused(status: str) -> float:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("demod_voice_requests_total{") and f'status="{status}"' in line)
+
+    before = {status: refused(status) for status in ("401", "403", "413")}
+    for guess in ("guess-1", "guess-2"):
+        assert httpx.get(server.url + "/v1/models", headers={"Authorization": f"Bearer {guess}"}, timeout=10).status_code == 401
+    assert httpx.post(server.url + "/v1/audio/speech", json={"input": "Hi."}, headers={**auth(), "Origin": "https://evil.example"},
+                      timeout=10).status_code == 403
+    status, data = raw(server, f"POST /v1/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ENROLL}\r\n"
+                               "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 50000000")
+    assert status == 413, data[:300]
+    assert refused("401") >= before["401"] + 2 and refused("403") >= before["403"] + 1 and refused("413") >= before["413"] + 1
+
+
 @pytest.mark.parametrize("host,name", [("Example.ORG.", "example.org"), ("[::1]:80", "::1"), ("127.0.0.1:5002", "127.0.0.1"),
                                        ("::1", "::1"), ("[::1", ""), ("", "")])
 def test_item2_host_names_are_read_as_browsers_send_them(host, name):

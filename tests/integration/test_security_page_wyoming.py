@@ -137,6 +137,39 @@ def test_a_call_naming_a_server_file_is_refused_before_gradio_reads_it(server):
     assert "Traceback" not in logged and "refused a call naming 1 file(s) outside the upload folder" in logged
 
 
+@pytest.mark.parametrize("content_type", ["Application/JSON", None, "application/vnd.call+json", "text/plain"])
+def test_a_call_naming_a_server_file_is_refused_whatever_its_content_type(server, content_type):
+    """FastAPI reads a body as JSON with no Content-Type at all and with any spelling of a JSON type; the first layer
+    looked for a lower-case "json" only, so such a call went on to Gradio (whose own check then held, with a traceback
+    in the log naming the path)."""
+    page = Page(server.url)
+    dependency = page.event("dv-ref-files", "change")
+    names = {c["id"]: c["props"].get("elem_id") for c in page.config["components"]}
+    values = {"dv-key": ENROLL, "dv-ref-files": [file_data(str(server.folder / "config.yaml"))]}
+    body = json.dumps({"data": [values.get(names.get(i)) for i in dependency["inputs"]], "fn_index": dependency["id"],
+                       "trigger_id": page.ids["dv-ref-files"], "session_hash": uuid.uuid4().hex[:10], "event_data": None})
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    answer = httpx.post(page.url + "/gradio_api/queue/join", content=body.encode(), headers=headers, timeout=TIMEOUT)
+    assert answer.status_code == 403 and "uploaded through this page" in answer.text, (answer.status_code, answer.text[:300])
+
+
+def test_the_page_cannot_be_framed_or_read_by_another_sites_page(server):
+    """security.md: no CORS unless serve.cors_origins names the site. Gradio by itself lets any localhost page read the
+    page's routes (with credentials), and nothing kept another site from framing the page, whose own posts then pass
+    the origin check (clickjacking a keyless loopback server into deleting a voice)."""
+    page = httpx.get(server.url + "/ui/", timeout=TIMEOUT)
+    assert page.status_code == 200
+    assert page.headers.get("content-security-policy") == "frame-ancestors 'self'"
+    assert page.headers.get("x-frame-options") == "SAMEORIGIN"
+    for origin in ("http://localhost:3000", "http://127.0.0.1:9", "https://evil.example"):
+        read = httpx.get(server.url + "/ui/config", headers={"Origin": origin}, timeout=TIMEOUT)
+        assert read.status_code == 200 and not any(k.lower().startswith("access-control-") for k in read.headers), read.headers
+        preflight = httpx.options(server.url + "/ui/gradio_api/queue/join", timeout=TIMEOUT,
+                                  headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                                           "Access-Control-Request-Headers": "content-type"})
+        assert "access-control-allow-origin" not in preflight.headers, preflight.headers
+
+
 def upload(server, name: str, data: bytes, key: str = SPEAK) -> dict:
     """A file sent the way the page sends it: Gradio's upload route (which needs a key on this server)."""
     answer = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", (name, data))],

@@ -81,9 +81,10 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
-    app.add_middleware(RequestCounter)
     check_exposure(config.serve, keys is not None)
     app.add_middleware(Guard, settings=config.serve, keys=keys)
+    # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.
+    app.add_middleware(RequestCounter)
     return app
 
 

@@ -125,7 +125,7 @@ def body_limit(path: str, content_type: str, limits: Any) -> int:
 
 
 class Guard:
-    """The ASGI middleware (outermost but for Starlette's own error handler)."""
+    """The ASGI middleware (outermost but for the request counter and Starlette's own error handler)."""
 
     def __init__(self, app: Any, settings: Any, keys: Any = None) -> None:
         self.app = app

@@ -71,6 +71,14 @@ def foreign_files(value: Any, uploads: Path) -> int:
     return 0
 
 
+def may_be_json(content_type: str) -> bool:
+    """Whether FastAPI may read a body of ``content_type`` as JSON: when there is none, and for any spelling of a JSON
+    type (it compares without regard to case, and takes ``application/...+json``). Only forms are left out: a form is
+    never read as JSON, and the page's uploads (multipart) go to the upload route."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind not in ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 class FileInputGuard:
     """Refuse (403) a JSON call to the page's API that names a file outside Gradio's upload folder."""
 
@@ -81,7 +89,7 @@ class FileInputGuard:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").startswith(self.prefix) \
-                or "json" not in _headers(scope).get("content-type", ""):
+                or not may_be_json(_headers(scope).get("content-type", "")):
             await self.app(scope, receive, send)
             return
         messages, body = await _read(receive)
@@ -123,3 +131,39 @@ async def _read(receive: Any) -> tuple[list[dict], bytes]:
         if size > MAX_JSON or not message.get("more_body"):
             break
     return messages, b"".join(parts)
+
+
+class PageHeaders:
+    """The page's answers (under ``prefix``): not to be framed by another site's page (``frame-ancestors``: this
+    server and ``serve.trusted_origins``, for a dashboard that embeds the page; ``X-Frame-Options: SAMEORIGIN`` too
+    when none is trusted), and no cross-origin reads unless ``serve.cors_origins`` names the origin (Gradio allows
+    any ``localhost`` page by itself; its ``Access-Control-*`` headers are dropped for other origins)."""
+
+    def __init__(self, app: Any, prefix: str, settings: Any) -> None:
+        self.app = app
+        self.prefix = prefix
+        trusted = [str(o).strip().rstrip("/") for o in (settings.trusted_origins or ())]
+        self.cors = {str(o).strip().rstrip("/") for o in (settings.cors_origins or ())}
+        self.frames = " ".join(["'self'", *(o for o in trusted if o and o != "*")])
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.app(scope, receive, send)
+            return
+        origin = _headers(scope).get("origin", "").strip().rstrip("/")
+        shared = "*" in self.cors or origin in self.cors
+
+        async def headed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", [])
+                        if shared or not k.lower().startswith(b"access-control-")]
+                kept = [(k, v) for k, v in kept if k.lower() not in (b"x-frame-options", b"content-security-policy")]
+                kept.append((b"content-security-policy", f"frame-ancestors {self.frames}".encode("latin-1")))
+                if self.frames == "'self'":
+                    kept.append((b"x-frame-options", b"SAMEORIGIN"))
+                kept.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": kept}
+            await send(message)
+
+        await self.app(scope, receive, headed)

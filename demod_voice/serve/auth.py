@@ -3,7 +3,7 @@
 Keys come from ``serve.keys`` (KEY -> scopes) and ``serve.keys_file`` (``KEY scope,scope`` a
 line). Only their SHA-256 digests are kept in memory, and a presented key is looked up by its
 digest, so neither the comparison's timing nor a memory dump gives a key away. ``admin``
-includes the other two. Without any key the server is open, which :func:`check_bind` allows
+includes the other two, ``enroll`` includes ``speak`` (docs/security.md). Without any key the server is open, which :func:`check_bind` allows
 only on a loopback address unless ``--insecure-no-auth`` says otherwise.
 """
 
@@ -22,6 +22,8 @@ from demod_voice.errors import ConfigError, UsageError
 log = logging.getLogger(__name__)
 
 SCOPES = ("speak", "enroll", "admin")
+IMPLIED = {"admin": frozenset(SCOPES), "enroll": frozenset({"speak"})}
+"""What a scope brings besides itself: a key that may manage voices may also speak with them and list them."""
 
 
 class AuthFailed(Exception):
@@ -88,11 +90,12 @@ class Caller:
     owner: str
     """Stable id derived from the key's digest; batch jobs belong to it."""
     scopes: frozenset[str]
-    """The key's scopes (``admin`` includes the others); all of them without keys."""
+    """The key's scopes (``admin`` includes the others, ``enroll`` includes ``speak``: :data:`IMPLIED`); all of them
+    without keys."""
 
     def may(self, scope: str) -> bool:
         """Whether this caller has ``scope``."""
-        return scope in self.scopes or "admin" in self.scopes
+        return scope in self.scopes or any(scope in IMPLIED.get(held, ()) for held in self.scopes)
 
 
 ANONYMOUS = Caller("", frozenset(SCOPES))

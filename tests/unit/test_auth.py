@@ -31,6 +31,18 @@ def test_scopes_from_config_and_file(tmp_path):
     assert err.value.status == 403 and "'enroll'" in str(err.value)
 
 
+def test_an_enroll_key_may_speak_and_list_what_it_manages():
+    """docs/security.md: an ``enroll`` key may do what a ``speak`` key may, plus manage voices. An enroll-only key could
+    delete a voice but got 403 listing voices or speaking with them."""
+    ring = KeyRing({"enroll-key-1234": frozenset({"enroll"}), "speak-key-12345": frozenset({"speak"})})
+    for scope in ("speak", "enroll"):
+        ring.check("Bearer enroll-key-1234", scope)
+    for key, scope in (("enroll-key-1234", "admin"), ("speak-key-12345", "enroll"), ("speak-key-12345", "admin")):
+        with pytest.raises(AuthFailed) as err:
+            ring.check(f"Bearer {key}", scope)
+        assert err.value.status == 403
+
+
 @pytest.mark.parametrize("header,status", [(None, 401), ("", 401), ("Basic abc", 401), ("Bearer", 401),
                                            ("Bearer wrong-key-0000", 401), ("Bearer config-key-12345", 401)])
 def test_missing_malformed_or_wrong_keys_are_401(header, status):

@@ -170,6 +170,17 @@ def test_the_page_cannot_be_framed_or_read_by_another_sites_page(server):
         assert "access-control-allow-origin" not in preflight.headers, preflight.headers
 
 
+def test_a_client_without_a_key_cannot_fill_the_log_with_tracebacks(server):
+    """Gradio's event stream for a session it does not know raises after the stream began; each such request (no key
+    needed) wrote a 100-line traceback to the server's log."""
+    log_start = len(server.log_text())
+    for session in ("nobody", "nobody-else"):
+        answer = httpx.get(f"{server.url}/ui/gradio_api/queue/data", params={"session_hash": session}, timeout=TIMEOUT)
+        assert answer.status_code == 200 and "session_not_found" in answer.text, answer.text[:300]
+    time.sleep(0.5)
+    assert "Traceback" not in server.log_text()[log_start:]
+
+
 def upload(server, name: str, data: bytes, key: str = SPEAK) -> dict:
     """A file sent the way the page sends it: Gradio's upload route (which needs a key on this server)."""
     answer = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", (name, data))],

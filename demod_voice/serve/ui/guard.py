@@ -11,6 +11,7 @@ server path never reaches Gradio at all. The events check each file again
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -137,7 +138,11 @@ class PageHeaders:
     """The page's answers (under ``prefix``): not to be framed by another site's page (``frame-ancestors``: this
     server and ``serve.trusted_origins``, for a dashboard that embeds the page; ``X-Frame-Options: SAMEORIGIN`` too
     when none is trusted), and no cross-origin reads unless ``serve.cors_origins`` names the origin (Gradio allows
-    any ``localhost`` page by itself; its ``Access-Control-*`` headers are dropped for other origins)."""
+    any ``localhost`` page by itself; its ``Access-Control-*`` headers are dropped for other origins).
+
+    An error Gradio raises after its answer began (its event stream for a session it does not know raises 404 once
+    the stream has started) ends that answer with one line in the log (the traceback at ``-vv``), not a traceback that
+    any client without a key could fill the log with."""
 
     def __init__(self, app: Any, prefix: str, settings: Any) -> None:
         self.app = app
@@ -153,9 +158,12 @@ class PageHeaders:
             return
         origin = _headers(scope).get("origin", "").strip().rstrip("/")
         shared = "*" in self.cors or origin in self.cors
+        started = False
 
         async def headed(message: dict) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 kept = [(k, v) for k, v in message.get("headers", [])
                         if shared or not k.lower().startswith(b"access-control-")]
                 kept = [(k, v) for k, v in kept if k.lower() not in (b"x-frame-options", b"content-security-policy")]
@@ -166,4 +174,12 @@ class PageHeaders:
                 message = {**message, "headers": kept}
             await send(message)
 
-        await self.app(scope, receive, headed)
+        try:
+            await self.app(scope, receive, headed)
+        except Exception as err:  # noqa: BLE001 - only once the answer began: before that, the server's error handler answers
+            if not started:
+                raise
+            log.info("web page: %s %s failed after its answer began (%s)", scope.get("method"), path, type(err).__name__)
+            log.debug("the page's error:", exc_info=True)
+            with contextlib.suppress(Exception):  # end the answer (a finished one refuses this)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -42,6 +42,16 @@ class ConfigError(InputError):
     """The config file or a ``DEMOD_VOICE_*`` variable is invalid."""
 
 
+class ModelMissing(InputError):
+    """A model that the work needs is not on this machine: not downloaded, or a configured folder missing or incomplete.
+    ``str(err)`` tells a command's user what to pass; :attr:`server_message` is what a server's client is told (the
+    administrator's part, with no paths and no command-line flags), with a 503."""
+
+    def __init__(self, message: str, server_message: str) -> None:
+        super().__init__(message)
+        self.server_message = server_message
+
+
 class DependencyError(DemodVoiceError):
     """A Python package or system program that the command needs is missing or broken."""
 
@@ -81,6 +91,7 @@ class Interrupted(DemodVoiceError):
 
 _BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted, Cancelled,
                                             OutputFull, OutputBusy, PipeClosed)}
+"""Kinds rebuilt from the wire (a :class:`ModelMissing` raised in a worker arrives as an :class:`InputError`)."""
 
 
 def to_wire(error: DemodVoiceError) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.download import Offline, fetch
 from demod_voice.paths import check_plain_name, name_problem
 
@@ -41,17 +41,22 @@ def resolve_xtts(
     if model_dir:
         folder = Path(model_dir).expanduser().absolute()
         if not folder.is_dir():
-            raise InputError(f"XTTS model folder {folder} not found; check --model-dir (a folder with config.json, model.pth, vocab.json)")
+            raise ModelMissing(f"XTTS model folder {folder} not found; check --model-dir (a folder with config.json, model.pth, vocab.json)",
+                               "this server's XTTS model folder (xtts.model_dir) is missing; its administrator must correct it")
         missing = missing_xtts_files(folder)
         if missing:
-            raise InputError(f"XTTS model folder {folder} lacks {', '.join(missing)}; a checkpoint needs {', '.join(XTTS_FILES)}")
+            raise ModelMissing(f"XTTS model folder {folder} lacks {', '.join(missing)}; a checkpoint needs {', '.join(XTTS_FILES)}",
+                               f"this server's XTTS model folder (xtts.model_dir) lacks {', '.join(missing)}; its administrator "
+                               "must complete it")
         return folder, None
     folder = released_xtts_dir(cache)
     if not missing_xtts_files(folder):
         return folder, None
     if not (accepted or env.get("COQUI_TOS_AGREED") == "1"):
-        raise InputError(f"XTTS-v2 is not downloaded yet, and downloading it needs its licence accepted: {LICENSE_HELP}; "
-                         "or point --model-dir at a local checkpoint")
+        raise ModelMissing(f"XTTS-v2 is not downloaded yet, and downloading it needs its licence accepted: {LICENSE_HELP}; "
+                           "or point --model-dir at a local checkpoint",
+                           "this server has no XTTS-v2 model yet, so it cannot clone voices; its administrator can install it "
+                           "('demod-voice models download xtts-v2 --accept-license') or set xtts.model_dir")
     return folder, RELEASED_XTTS
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from demod_voice.backends.plugin import UnknownVoice
-from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, QueueFull
+from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull
 
 
 class ApiError(Exception):
@@ -29,12 +29,20 @@ class ApiError(Exception):
         return {"error": {"message": message, "type": self.kind, "code": self.code}}
 
 
+def client_text(err: BaseException) -> str:
+    """What a client of any front door (HTTP, Wyoming, the page) reads for ``err``: a missing model in the
+    administrator's words (:class:`~demod_voice.errors.ModelMissing`), anything else as it is."""
+    return err.server_message if isinstance(err, ModelMissing) else str(err)
+
+
 def from_engine(err: DemodVoiceError) -> ApiError:
     """The HTTP answer for an error raised by voice resolution or the engine."""
     if isinstance(err, QueueFull):
         return queue_full(err)
     if isinstance(err, UnknownVoice):
         return ApiError(404, str(err), code="unknown_voice")
+    if isinstance(err, ModelMissing):  # the server's to fix, not the client's: no paths, no command-line flags
+        return ApiError(503, client_text(err), "server_error", "model_missing")
     if isinstance(err, InputError):
         return ApiError(400, str(err), code="bad_input")
     if isinstance(err, DependencyError):

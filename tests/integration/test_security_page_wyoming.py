@@ -181,6 +181,17 @@ def test_a_client_without_a_key_cannot_fill_the_log_with_tracebacks(server):
     assert "Traceback" not in server.log_text()[log_start:]
 
 
+def test_cloning_on_a_server_without_xtts_is_the_servers_503_with_no_path_or_client_flag(server):
+    """This server has no XTTS model: an enrollment was a 400 (the client's fault) telling an HTTP client to pass
+    --accept-license or --model-dir; with xtts.model_dir set to a missing folder it named that folder."""
+    answer = httpx.post(f"{server.url}/v1/voices", headers={"Authorization": f"Bearer {ENROLL}"}, data={"name": "alice"},
+                        files=[("files", ("ref.flac", flac(8.0, 22050, 1), "audio/flac"))], timeout=TIMEOUT)
+    error = answer.json()["error"]
+    assert answer.status_code == 503 and error["code"] == "model_missing", answer.text
+    assert "administrator" in error["message"] and "--model-dir" not in error["message"], error
+    assert str(server.folder) not in answer.text and "COQUI_TOS_AGREED" not in answer.text
+
+
 def upload(server, name: str, data: bytes, key: str = SPEAK) -> dict:
     """A file sent the way the page sends it: Gradio's upload route (which needs a key on this server)."""
     answer = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", (name, data))],

@@ -69,3 +69,19 @@ def test_queue_full_is_429_with_retry_after():
     assert err.status == 429 and err.headers == {"Retry-After": "3"}
     assert from_engine(QueueFull("full")).status == 429
     assert from_engine(UnknownVoice("no such voice")).status == 404
+
+
+def test_a_missing_model_is_the_servers_503_in_the_administrators_words(tmp_path):
+    """The CLI's words name the folder and the flags to pass; a server's client gets neither (docs/security.md)."""
+    from demod_voice.errors import InputError, ModelMissing
+    from demod_voice.models.registry import resolve_xtts
+    from demod_voice.serve.errors import client_text, from_engine
+
+    for model_dir in (None, str(tmp_path / "no-such-folder")):
+        with pytest.raises(ModelMissing) as caught:
+            resolve_xtts(model_dir, tmp_path / "cache", False, env={})
+        assert isinstance(caught.value, InputError) and ("--model-dir" in str(caught.value) or "no-such-folder" in str(caught.value))
+        problem = from_engine(caught.value)
+        assert problem.status == 503 and problem.code == "model_missing"
+        assert str(tmp_path) not in str(problem) and "--model-dir" not in str(problem) and "administrator" in str(problem)
+        assert client_text(caught.value) == str(problem)

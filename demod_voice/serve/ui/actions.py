@@ -22,6 +22,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve import auth
+from demod_voice.serve.errors import client_text
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def context(app: Any) -> Any:
 def failed(err: BaseException) -> str:
     """What the page shows for a failure: the sentence (without server paths), never a traceback."""
     if isinstance(err, (UiError, DemodVoiceError)):
-        return f"**Error:** {redact(str(err))}"
+        return f"**Error:** {redact(client_text(err))}"
     log.exception("web page action failed", exc_info=err)
     return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
 

@@ -36,6 +36,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from demod_voice.audio.chunks import to_int16
 from demod_voice.engine.service import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull, RuntimeFailure
+from demod_voice.serve.errors import client_text
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
 
@@ -362,7 +363,7 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _error(self, err: Exception) -> None:
         log.info("Wyoming: %s", err)
-        text = str(err)
+        text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"
         await self.write_event(Error(text=text, code=type(err).__name__).event())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 from demod_voice.sandbox import confine
 from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import check_content_length, upload_limit
+from demod_voice.serve.limits import _shown, check_content_length, save_upload, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,29 @@ MEMORY_LIMIT = 1 << 30
 CPU_SECONDS = 60
 TIMEOUT = 90
 MAX_RATE = 48000
+
+
+async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool) -> list[tuple[Path, float]]:
+    """Each upload saved under a name of ours, then decoded (:func:`decode_reference`) to ``work/INDEX/NAME.wav``, NAME
+    the client's file name made safe, so that a later check naming the file (too short, silent) names the client's file,
+    not ours. ``shared``: their lengths together within ``serve.limits.max_reference_seconds`` (an enrollment's
+    references); else each of them (a conversion's source and references). ``(wav, seconds)`` for each."""
+    import asyncio
+
+    out: list[tuple[Path, float]] = []
+    total = 0.0
+    for index, upload in enumerate(uploads):
+        saved = await save_upload(upload, work, limits)
+        shown = _shown(upload.filename)
+        stem = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in Path(shown).stem).strip(". ") or "recording"
+        wav = work / str(index) / f"{stem[:60]}.wav"
+        wav.parent.mkdir()
+        budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds
+        seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown)
+        saved.unlink()
+        total += seconds
+        out.append((wav, seconds))
+    return out
 
 
 def decode_reference(source: Path, target: Path, max_seconds: float, shown_name: str) -> float:
@@ -59,6 +83,10 @@ async def read_form(request: Any, limits: Any, max_files: int) -> Any:
     body the parser cannot read."""
     from starlette.exceptions import HTTPException
 
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise ApiError(415, "send this as a multipart/form-data form, its files as file fields "
+                            "(curl -F name=alice -F files=@ref.wav)", code="not_a_form")
     check_content_length(request.headers, limits)
     try:
         return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
@@ -88,9 +116,17 @@ def _child() -> None:
         return
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
         Path(target).unlink(missing_ok=True)
-        print(json.dumps({"error": f"{type(err).__name__}: {_without_paths(str(err), Path(source), Path(target))[:200]}"}))
+        print(json.dumps({"error": _plain(err, Path(source), Path(target))}))
         return
     print(json.dumps({"seconds": seconds}))
+
+
+def _plain(err: Exception, *paths: Path) -> str:
+    """A decoder's failure in a client's words: what is wrong with the file, not the decoder's class or errno."""
+    text = _without_paths(str(err), *paths)
+    if type(err).__name__ == "InvalidDataError" or "Invalid data found" in text:
+        return "not a format FFmpeg recognises"
+    return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip()[:200] or type(err).__name__
 
 
 class _TooLong(Exception):

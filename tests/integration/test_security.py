@@ -392,6 +392,44 @@ def test_item7_a_non_audio_upload_is_400_without_a_server_path(server):
     assert "notes.wav" in message and str(server.folder) not in message and "/tmp" not in message and "upload-" not in message, message
 
 
+def test_unreadable_bodies_are_answered_with_what_to_send(server):
+    """Each answer says what to send, with a code: Starlette's and pydantic's own words ("There was an error parsing the
+    body" with no code, "'body': Input should be a valid dictionary"), a form route taking JSON as a voice named ''."""
+    speech = server.url + "/v1/audio/speech"
+    plain = httpx.post(speech, content=json.dumps({"input": "Hi."}), headers={**auth(), "Content-Type": "text/plain"}, timeout=30)
+    assert plain.status_code == 400 and "JSON object" in plain.json()["error"]["message"], plain.text
+    latin = httpx.post(speech, content=b'{"input": "H\xe9llo"}', headers={**auth(), "Content-Type": "application/json"}, timeout=30)
+    assert latin.status_code == 400 and latin.json()["error"]["code"] == "invalid_request", latin.text
+    assert "UTF-8" in latin.json()["error"]["message"] and "There was an error" not in latin.text
+    voices = server.url + "/v1/voices"
+    as_json = httpx.post(voices, json={"name": "x"}, headers=auth(ENROLL), timeout=30)
+    assert as_json.status_code == 415 and as_json.json()["error"]["code"] == "not_a_form" and "multipart" in as_json.text, as_json.text
+    broken = httpx.post(voices, content=b"--QQ\r\nnonsense\r\n", timeout=30,
+                        headers={**auth(ENROLL), "Content-Type": "multipart/form-data; boundary=ZZ"})
+    assert broken.status_code == 400 and broken.json()["error"]["code"], broken.text
+    assert "multipart" in broken.json()["error"]["message"], broken.text
+    numbered = httpx.post(speech, json={"model": "tiny-single", "input": "Hi.", "voice": 7, "response_format": "wav"}, headers=auth(),
+                          timeout=60)  # a speaker by number, as docs/serve.md allows: not a type error
+    assert "valid string" not in numbered.text and "voice.str" not in numbered.text, numbered.text
+
+
+def test_an_upload_over_the_limit_and_a_bad_recording_are_told_in_the_clients_terms(server):
+    """The 413 said "the request body is 3.00 MB; this server accepts at most 3.00 MB" (the limit with the form's
+    allowance, not the setting); a file FFmpeg cannot read said "(InvalidDataError: [Errno 1094995529] ...)"; a
+    reference too short was "reference-0.wav", the server's name for it, not the one the client sent."""
+    status, data = raw(server, f"POST /v1/voices HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ENROLL}\r\n"
+                               "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 2500000")
+    message = error_of(data)["message"]
+    assert status == 413 and "up to 1 MB (serve.limits.max_upload_mb)" in message and "2.5 MB" in message, message
+    junk = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": "junk"},
+                      files={"files": ("junk.bin", bytes(range(256)) * 64)}, timeout=60)
+    assert junk.status_code == 400 and "junk.bin" in junk.text, junk.text
+    assert "Errno" not in junk.text and "InvalidDataError" not in junk.text, junk.text
+    short = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": "shorty"},
+                       files={"files": ("my take.wav", wav_bytes(0.4))}, timeout=60)
+    assert short.status_code == 400 and "my take.wav" in short.text and "reference-0" not in short.text, short.text
+
+
 def test_item7_the_result_zip_holds_no_server_path(server):
     created = post_batch(server, "text,output\nHello there.,one.wav\nAnd again.,sub/two.flac\n")
     assert created.status_code == 202, created.text

@@ -466,6 +466,34 @@ def test_wyoming_garbage_is_answered_with_an_error_event_then_a_clean_close(serv
     assert "Task exception was never retrieved" not in logged and "Traceback" not in logged, logged
 
 
+@pytest.mark.parametrize("data, words", [({"text": 123}, "'text' must be a string"), ({}, "'text' must be a string"),
+                                         ({"text": "Hi.", "voice": "tiny"}, "'voice' must be an object")])
+def test_a_synthesize_event_with_fields_of_the_wrong_type_says_which_without_python_internals(server, data, words):
+    """``{"text": 123}`` was answered "malformed 'synthesize' event (AttributeError: 'int' object has no attribute
+    'strip')"; a missing text "(KeyError: 'text')"."""
+    sock = wyoming_socket(server)
+    sock.settimeout(TIMEOUT)
+    try:
+        sock.sendall(wyoming_event("synthesize", data))
+        raw = b""
+        while b'"error"' not in raw:
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            raw += piece
+        time.sleep(0.2)
+        sock.setblocking(False)
+        try:
+            raw += sock.recv(65536)
+        except BlockingIOError:
+            pass
+    finally:
+        sock.close()
+    errors = [e for e in wyoming_events(raw) if e["type"] == "error"]
+    assert errors and words in errors[0]["data"]["text"], raw[:500]
+    assert "Error:" not in errors[0]["data"]["text"] and "object has no attribute" not in errors[0]["data"]["text"]
+
+
 def test_a_wyoming_client_that_never_reads_holds_little_and_is_closed_after_its_deadline(server):
     """Issue 26 item 6: one Wyoming connection sending 100 synthesize events without reading reached 1.27 GB. Now
     a connection holds at most engine.max_queued requests, each job pauses with a bounded buffer, and past the

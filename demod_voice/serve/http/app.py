@@ -150,7 +150,9 @@ def _error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         # Starlette's own refusals (no such route, a body it could not parse) in the API's error shape.
         kind = "invalid_request_error" if err.status_code < 500 else "server_error"
-        body = ApiError(err.status_code, str(err.detail), kind, {404: "not_found", 405: "method_not_allowed"}.get(err.status_code)).body()
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
+        body = ApiError(err.status_code, _unreadable(request, str(err.detail)) if err.status_code == 400 else str(err.detail), kind,
+                        code).body()
         return JSONResponse(body, status_code=err.status_code, headers=dict(err.headers or {}))
 
     @app.exception_handler(AuthFailed)
@@ -169,6 +171,16 @@ def _error_handlers(app: FastAPI) -> None:
         return JSONResponse(ApiError(400, _validation_message(err), code="invalid_request").body(), status_code=400)
 
 
+def _unreadable(request: Request, detail: str) -> str:
+    """Starlette's words for a body it could not parse, as what to send instead."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind.startswith("multipart/"):
+        return "the upload is not a valid multipart/form-data body: send the files as a form (curl -F 'files=@ref.wav')"
+    if detail.startswith("There was an error parsing the body"):
+        return "the request body could not be read: send a JSON object in UTF-8 (Content-Type: application/json)"
+    return detail
+
+
 def _validation_message(err: RequestValidationError) -> str:
     """One line from pydantic's list of problems."""
     problems = err.errors()
@@ -177,6 +189,8 @@ def _validation_message(err: RequestValidationError) -> str:
     first = problems[0]
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON"
+    if tuple(first.get("loc", ())) == ("body",):  # not a JSON object at all (a string, a list, text/plain)
+        return "the request body must be a JSON object (Content-Type: application/json)"
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     return f"'{where}': {first.get('msg', 'invalid')}{more}"

@@ -29,8 +29,8 @@ from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.http.speech import SEND_GRACE
-from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
-from demod_voice.serve.uploads import decode_reference, read_form
+from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full
+from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import load_profile, scope
 from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
@@ -54,7 +54,7 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
         _profile(ctx, voice)  # 404 for an unknown voice, before any upload is decoded
     work = Path(tempfile.mkdtemp(dir=ctx.data_dir, prefix="convert-"))
     try:
-        wavs = await _decoded(ctx, [source, *references], work)
+        wavs = [wav for wav, _ in await decode_uploads([source, *references], work, ctx.settings.limits, shared=False)]
         converter = registry.converter()
         with reenroll_advice(REENROLL_HTTP):  # to_thread runs the check with this task's context, advice included
             job = (await asyncio.to_thread(converter.conversion_jobs, scope(ctx), [str(wavs[0])], ["-"], [str(p) for p in wavs[1:]],
@@ -127,19 +127,6 @@ def _profile(ctx: Any, voice: str) -> Any:
     return profile
 
 
-async def _decoded(ctx: Any, uploads: list, work: Path) -> list[Path]:
-    """Each upload saved under our own name and decoded to WAV in a child process, as enrollment's references are."""
-    limits = ctx.settings.limits
-    out = []
-    for index, upload in enumerate(uploads):
-        saved = await save_upload(upload, work, limits)
-        wav = work / f"{'source' if index == 0 else f'reference-{index}'}.wav"
-        await asyncio.to_thread(decode_reference, saved, wav, limits.max_reference_seconds, _shown(upload.filename))
-        saved.unlink()
-        out.append(wav)
-    return out
-
-
 async def _stream(ctx: Any, handle: Any, fmt: str, encoders: list, work: Path, deadline: float) -> AsyncIterator[bytes]:
     """The encoded audio; the first item comes once the first chunk is made (an error before it raises). The encoder
     is made for the first chunk's rate (the converter's) and appended to ``encoders`` for the caller's headers."""
@@ -179,12 +166,6 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
     yield first
     async for data in rest:
         yield data
-
-
-def _shown(filename: Any) -> str:
-    """An upload's name as messages show it: its last part, printable, bounded."""
-    name = Path(str(filename or "upload")).name
-    return "".join(c if c.isprintable() else "?" for c in name)[:80] or "upload"
 
 
 def _without(message: str, work: Path) -> str:

@@ -55,14 +55,24 @@ class BodyTooLarge(HTTPException):
     """A body that grew past its limit while it was read (an HTTPException, so that FastAPI's body
     parsing lets it through instead of calling it a malformed body)."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than this server accepts ({limit / 1e6:.2f} MB; "
-                              "serve.limits.max_upload_mb for uploads, serve.limits.max_input_chars for JSON)")
-        self.limit = limit
+    def __init__(self, problem: ApiError) -> None:
+        super().__init__(413, str(problem))
+        self.problem = problem
 
     def api_error(self) -> ApiError:
         """The JSON answer."""
-        return ApiError(413, str(self.detail), code="body_too_large")
+        return self.problem
+
+
+def too_large(path: str, content_type: str, limits: Any, declared: Optional[int] = None) -> ApiError:
+    """The 413 for a body over :func:`body_limit`: the limit in the setting's own terms (an upload's megabytes, a text's
+    characters), and the body's size when it was announced."""
+    size = f"the request body is {declared / 1e6:.1f} MB" if declared is not None else "the request body is too large"
+    if is_upload(path, content_type):
+        return ApiError(413, f"{size}; this server takes uploads of up to {limits.max_upload_mb:g} MB "
+                             "(serve.limits.max_upload_mb)", code="upload_too_large")
+    return ApiError(413, f"{size}; this server takes JSON bodies with up to {limits.max_input_chars} characters of text "
+                         "(serve.limits.max_input_chars)", code="body_too_large")
 
 
 def check_exposure(settings: Any, keyed: bool) -> None:
@@ -117,9 +127,14 @@ def origin_allowed(origin: str, host: str, settings: Any) -> bool:
     return bool(parts.netloc) and parts.netloc.lower() == host.strip().lower()
 
 
+def is_upload(path: str, content_type: str) -> bool:
+    """A multipart body, or anything for the page: limited by ``serve.limits.max_upload_mb``."""
+    return content_type.strip().lower().startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
+
+
 def body_limit(path: str, content_type: str, limits: Any) -> int:
     """Bytes the body of a request may hold (see the module docstring)."""
-    if content_type.lower().startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/"):
+    if is_upload(path, content_type):
         return upload_limit(limits) + 1_000_000
     return JSON_BASE + JSON_PER_CHAR * limits.max_input_chars
 
@@ -147,8 +162,9 @@ class Guard:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        limit = body_limit(scope.get("path", ""), headers.get("content-type", ""), self.settings.limits)
-        await self._run(scope, _capped(receive, limit), send)
+        path, kind = scope.get("path", ""), headers.get("content-type", "")
+        limit = body_limit(path, kind, self.settings.limits)
+        await self._run(scope, _capped(receive, limit, lambda: too_large(path, kind, self.settings.limits)), send)
 
     def _refusal(self, scope: dict, headers: dict[str, str]) -> Optional[ApiError]:
         """The refusal the headers alone call for, or ``None``."""
@@ -191,12 +207,9 @@ class Guard:
             return None
         if not declared.strip().isdigit():
             return ApiError(400, "the Content-Length header is not a number", code="bad_length")
-        limit = body_limit(path, headers.get("content-type", ""), self.settings.limits)
-        if int(declared) > limit:
-            return ApiError(413, f"the request body is {int(declared) / 1e6:.2f} MB; this server accepts at most "
-                                 f"{limit / 1e6:.2f} MB here (serve.limits.max_upload_mb for uploads, "
-                                 "serve.limits.max_input_chars for JSON)",
-                            code="upload_too_large" if "multipart/" in headers.get("content-type", "") else "body_too_large")
+        kind = headers.get("content-type", "")
+        if int(declared) > body_limit(path, kind, self.settings.limits):
+            return too_large(path, kind, self.settings.limits, int(declared))
         return None
 
     async def _run(self, scope: dict, receive: Any, send: Any) -> None:
@@ -244,8 +257,8 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable())[:80]
 
 
-def _capped(receive: Any, limit: int) -> Any:
-    """``receive`` that raises :class:`BodyTooLarge` once the body passes ``limit`` bytes."""
+def _capped(receive: Any, limit: int, problem: Any) -> Any:
+    """``receive`` that raises :class:`BodyTooLarge` (``problem()``'s answer) once the body passes ``limit`` bytes."""
     seen = 0
 
     async def wrapped() -> dict:
@@ -254,7 +267,7 @@ def _capped(receive: Any, limit: int) -> Any:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge(limit)
+                raise BodyTooLarge(problem())
         return message
 
     return wrapped

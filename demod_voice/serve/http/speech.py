@@ -27,7 +27,7 @@ from typing import Any, Literal, Optional, Union
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from demod_voice.audio.encode import StreamEncoder, media_type
 from demod_voice.engine.handles import Priority
@@ -49,8 +49,8 @@ class SpeechRequest(BaseModel):
 
     model: str = Field("tts-1", description="A Piper voice, or tts-1 / tts-1-hd / gpt-4o-mini-tts / xtts (the voice decides)")
     input: str = Field(..., description="Text to speak (serve.limits.max_input_chars at most)")
-    voice: Union[str, dict] = Field("", description="A voice id (GET /v1/audio/voices), a speaker of the Piper voice in model, "
-                                                    "or {\"id\": ...}")
+    voice: Union[StrictStr, StrictInt, dict] = Field("", description="A voice id (GET /v1/audio/voices), a speaker of the Piper "
+                                                                     "voice in model (a name or a number), or {\"id\": ...}")
     response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
     speed: float = Field(1.0, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4 (1: the voice's own)")
     instructions: Optional[str] = Field(None, description="OpenAI's style prompt: a pace it asks for (slowly, quickly) sets "
@@ -62,11 +62,11 @@ class SpeechRequest(BaseModel):
                                                       "{phonemes, say, match_case}}, a list of entries, or TSV text")
 
 
-def voice_id(voice: Union[str, dict]) -> str:
-    """OpenAI lets ``voice`` be a string or ``{"id": ...}``."""
+def voice_id(voice: Union[str, int, dict]) -> str:
+    """OpenAI lets ``voice`` be a string or ``{"id": ...}``; a speaker of a multi-speaker voice may be a number."""
     if isinstance(voice, dict):
         return str(voice.get("id", ""))
-    return voice
+    return str(voice)
 
 
 @router.post("/v1/audio/speech")

@@ -27,8 +27,8 @@ from demod_voice.models.registry import installed_xtts_identity
 from demod_voice.paths import write_text_atomic
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.limits import _shown, check_voice_id, deadline_error, queue_full, save_upload
-from demod_voice.serve.uploads import decode_reference, read_form
+from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
+from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile
@@ -131,7 +131,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     target = profile_path(ctx, name)
     _refuse_existing(target, name, form)
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
-        references = await _decoded(ctx, uploads, Path(work))
+        references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
         profile = await _condition(ctx, name, references, target)
     _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2)}, status_code=201)
@@ -145,21 +145,6 @@ def _server_model(ctx: Any) -> str:
 def _refuse_existing(target: Path, name: str, form: Any) -> None:
     if target.exists() and str(form.get("force") or "").lower() not in ("1", "true", "yes"):
         raise ApiError(409, f"a voice '{name}' exists already: delete it first, or send force=true", code="voice_exists")
-
-
-async def _decoded(ctx: Any, uploads: list, work: Path) -> list[tuple[Path, float]]:
-    """Each upload saved under our own name and decoded to WAV in a child process; the total length is bounded."""
-    limits = ctx.settings.limits
-    out: list[tuple[Path, float]] = []
-    total = 0.0
-    for index, upload in enumerate(uploads):
-        saved = await save_upload(upload, work, limits)
-        wav = work / f"reference-{index}.wav"
-        seconds = await asyncio.to_thread(decode_reference, saved, wav, limits.max_reference_seconds - total, _shown(upload.filename))
-        saved.unlink()
-        total += seconds
-        out.append((wav, seconds))
-    return out
 
 
 async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path) -> Any:

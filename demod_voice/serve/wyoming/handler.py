@@ -120,6 +120,20 @@ def _length(header: dict, key: str, limit: int) -> int:
     return value
 
 
+def _shape(event: Event) -> Optional[str]:
+    """What is wrong with the fields of a synthesis event (``text`` a string, ``voice`` an object of strings), or ``None``."""
+    if not (Synthesize.is_type(event.type) or SynthesizeChunk.is_type(event.type) or SynthesizeStart.is_type(event.type)):
+        return None
+    data = event.data or {}
+    if not SynthesizeStart.is_type(event.type) and not isinstance(data.get("text"), str):
+        return "'text' must be a string"
+    voice = data.get("voice")
+    if voice is not None and not (isinstance(voice, dict) and all(isinstance(voice.get(k), (str, type(None))) for k in
+                                                                   ("name", "language", "speaker"))):
+        return "'voice' must be an object whose 'name', 'language' and 'speaker' are strings"
+    return None
+
+
 def _answerable(err: Exception) -> DemodVoiceError:
     """``err`` as the client may read it: our own errors as they are; anything else logged here, named there."""
     if isinstance(err, DemodVoiceError):
@@ -232,10 +246,16 @@ class WyomingHandler(AsyncEventHandler):
             log.info("Wyoming: the client did not read the error; closing")
 
     async def handle_event(self, event: Event) -> bool:
+        problem = _shape(event)
+        if problem is not None:
+            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event: {problem}")))
+            return True
         try:
             self._dispatch(event)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
-            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event ({type(err).__name__}: {err})")))
+            log.debug("Wyoming: malformed %r event: %s: %s", event.type, type(err).__name__, err)
+            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event: its fields are not the Wyoming "
+                                                      "protocol's")))
         return True
 
     def _dispatch(self, event: Event) -> None:

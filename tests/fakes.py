@@ -3,8 +3,7 @@
 Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` sleeps between
 chunks, ``mute`` makes nothing for 30 s, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
 first text ``refuse`` makes ``synthesize_together`` raise at once. With ``FAKE_HANDED`` set,
-each hand-over (one job or several together) appends a line of their texts to that file; with ``FAKE_WAITING``,
-``text:waiting`` for each job handed over and ``told later:count`` for each ``jobs_waiting`` hint.
+each hand-over (one job or several together) appends a line of their texts to that file.
 Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../slow-load`` takes a second (``slower-load`` 14 s),
 ``.../flaky``
 loads once and then raises (marker file ``FAKE_FLAKY``).
@@ -74,12 +73,6 @@ class FakeBackend(Backend):
         if jobs[0].text.startswith("refuse"):
             raise RuntimeError("cannot batch these")
         return super().synthesize_together(jobs)
-
-    def jobs_waiting(self, count):
-        waiting = os.environ.get("FAKE_WAITING")
-        if waiting:
-            with open(waiting, "a") as log:
-                log.write(f"told later:{count}\n")
 
 
 class InterleavingFakeBackend(FakeBackend):

@@ -47,10 +47,3 @@ class Backend(ABC):
         pause: memory kept for the next job goes back to the system (by default the heap's freed memory,
         :func:`demod_voice.devices.release_memory`)."""
         release_memory()
-
-    def jobs_waiting(self, count: int) -> None:
-        """Called by a local worker between two chunks of a hand-over when ``count`` jobs for this model have come to
-        wait behind it with no free worker to take them (once per hand-over; a job handed over with others already
-        waiting has :attr:`SynthesisJob.waiting <demod_voice.engine.jobs.SynthesisJob.waiting>` instead). A backend may
-        then make the rest of its jobs for throughput rather than first audio. A hint: by default nothing."""
-        del count

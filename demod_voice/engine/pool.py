@@ -96,8 +96,6 @@ class Slot:
     """Every job of the hand-over by position, answered or not: a worker that makes them together
     (:mod:`.protocol`) tags each message with the position it is about."""
     cancel_deadline: Optional[float] = None
-    told: bool = False
-    """Whether the worker knows that jobs wait behind this hand-over (``SynthesisJob.waiting``, or ``("waiting", n)``)."""
     jobs_served: int = 0
     retired: bool = False
 
@@ -167,28 +165,10 @@ class Pool:
             self._begin(slot)
             # jobs left in the queue that no other free slot takes at once (each takes at least one)
             behind = max(0, self.waiting() - sum(1 for other in self.slots if other is not slot and not other.tasks and not other.retired))
-            slot.told = bool(behind)
             try:
                 slot.worker.send([replace(t.job, waiting=behind) if behind else t.job for t in tasks])
             except WorkerDied as died:
                 self._died(slot, str(died))
-        self._tell_waiting()
-
-    def _tell_waiting(self) -> None:
-        """Tell each busy worker, once per hand-over, when jobs have come to wait that no free worker takes
-        (``("waiting", n)``): a Piper stream handed over with nobody behind it then makes the rest of its audio in
-        larger runs, which cost less CPU than the small windows for first audio (docs/performance.md). Requests that
-        arrive a few milliseconds apart, as a household's or an app's burst does, find the first ones handed over alone."""
-        behind = self.waiting() - sum(1 for slot in self.slots if not slot.tasks and not slot.retired)
-        if behind <= 0:
-            return
-        for slot in self.slots:
-            if slot.tasks and not slot.told and slot.worker is not None:
-                slot.told = True
-                try:
-                    slot.worker.send(protocol.waiting(behind))
-                except WorkerDied as died:
-                    self._died(slot, str(died))
 
     def start_worker(self, slot: Slot) -> bool:
         if not self.host.make_room(self):

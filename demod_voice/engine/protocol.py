@@ -1,8 +1,7 @@
 """The messages between the engine and a worker, in one place.
 
 Parent -> worker: a list of :class:`~demod_voice.engine.jobs.SynthesisJob` (a hand-over: one job,
-or jobs with one ``together`` key), ``("cancel", index)`` or ``("waiting", count)`` while it runs (jobs now
-queued behind it that no free worker takes: a hint, which a worker or executor may ignore), or ``None`` to stop.
+or jobs with one ``together`` key), ``("cancel", index)`` while it runs, or ``None`` to stop.
 
 Worker -> parent: first ``("ready", LoadInfo)`` or ``("failed", kind, message)``; then, for each
 job of a hand-over, any number of ``("chunk", samples, rate, index)`` and ``("value", data, index)``,
@@ -34,11 +33,6 @@ def done(index: int) -> tuple:
 def error(kind: str, message: str, index: int) -> tuple:
     """Job ``index`` failed (``kind``: the error class's name on the wire)."""
     return ("error", kind, message, index)
-
-
-def waiting(count: int) -> tuple:
-    """``count`` jobs for the worker's model now wait behind its hand-over with no free worker to take them."""
-    return ("waiting", count)
 
 
 def tagged(message: tuple, index: int) -> tuple:

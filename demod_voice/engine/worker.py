@@ -151,15 +151,12 @@ def _failure(err: Exception) -> tuple:
 
 
 class _Control:
-    """Messages the parent may send while a job runs: ``("cancel", index)``, ``("waiting", count)`` (passed to the
-    backend's ``jobs_waiting``, :meth:`Backend.jobs_waiting <demod_voice.backends.base.Backend.jobs_waiting>`) or
-    ``None`` (stop)."""
+    """Messages the parent may send while a job runs: ``("cancel", index)`` or ``None`` (stop)."""
 
-    def __init__(self, conn: Any, on_waiting: Optional[Callable[[int], None]] = None) -> None:
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.stop = False
         self.cancelled: set[int] = set()
-        self.on_waiting = on_waiting
 
     def check(self, index: int) -> bool:
         """True when the job at ``index`` of the current hand-over should stop now."""
@@ -170,8 +167,6 @@ class _Control:
                     self.stop = True
                 elif isinstance(message, tuple) and message[:1] == ("cancel",):
                     self.cancelled.add(message[1])
-                elif isinstance(message, tuple) and message[:1] == ("waiting",) and self.on_waiting is not None:
-                    _hint(self.on_waiting, message[1])
         except (EOFError, OSError):
             self.stop = True
         return self.stop or index in self.cancelled
@@ -183,7 +178,7 @@ def serve(conn: Any, spec: LoadSpec) -> None:
     conn.send(message)
     if backend is None:
         return
-    control = _Control(conn, getattr(backend, "jobs_waiting", None))
+    control = _Control(conn)
     idle = getattr(backend, "idle", None)
     while not control.stop:
         try:
@@ -198,14 +193,6 @@ def serve(conn: Any, spec: LoadSpec) -> None:
             continue  # a cancel that arrived after its job was answered
         control.cancelled.clear()
         answer(conn.send, backend, jobs if isinstance(jobs, list) else [jobs], control.check)
-
-
-def _hint(on_waiting: Callable[[int], None], count: int) -> None:
-    """A backend's ``jobs_waiting(count)``: a hint, so its failure is logged and the job goes on."""
-    try:
-        on_waiting(count)
-    except Exception:  # noqa: BLE001 - a plugin's hint handler must not fail the job it is running
-        log.debug("jobs_waiting() failed:\n%s", traceback.format_exc())
 
 
 def _idle(idle: Callable[[], None]) -> None:

@@ -216,45 +216,6 @@ def test_a_stream_decoded_whole_under_load_is_the_stream_decoded_in_windows(tiny
     assert float(np.max(np.abs(alone_audio - loaded_audio))) < 1e-4
 
 
-def test_a_stream_told_that_jobs_now_wait_makes_the_rest_in_runs_of_the_most(tiny_backend, monkeypatch):
-    # handed over with nobody behind it, a stream starts in small windows; once the engine says jobs have come to wait
-    # (``jobs_waiting``, between two chunks), its next window takes the rest of the sentence up to the most and every
-    # later sentence starts at the most, as a job handed over with ``waiting`` does; the audio is the same stream's
-    monkeypatch.setattr(tiny_backend, "level", 1e-6)
-    batcher = tiny_backend.batcher
-    runs: list[tuple[int, int, int]] = []
-    window = batcher._window
-    monkeypatch.setattr(batcher, "_window", lambda item, count, low, high, *rest: runs.append((count, low, high))
-                        or window(item, count, low, high, *rest))
-    spec = LoadSpec("piper", "voice.onnx")
-    text = LONG + " And a middling sentence to follow it, with a few more words. The end."
-    alone = [c.samples for c in tiny_backend.synthesize(SynthesisJob(spec, text, STDOUT, options=QUIET))]
-    windowed = list(runs)
-    runs.clear()
-    told = []
-    for chunk in tiny_backend.synthesize(SynthesisJob(spec, text, STDOUT, options=QUIET)):
-        if not told:
-            tiny_backend.jobs_waiting(2)  # as the worker passes on ("waiting", 2) after sending the first chunk
-        told.append(chunk.samples)
-    first_window = int(np.ceil(piper_engine.FIRST_WINDOW * tiny_backend.voice.config.sample_rate / batcher.hop))
-    assert runs[0] == windowed[0] and runs[0][2] - runs[0][1] <= first_window + batcher.context
-    count = runs[0][0]
-    rest = [run for run in runs[1:] if run[0] == count]  # the first sentence's later runs: the most, no small last one
-    left, expected = count - first_window, 0
-    while left > 0:
-        left -= left if left < batcher.most + batcher.most // 2 else batcher.most
-        expected += 1
-    assert len(rest) == expected and len(rest) < len([run for run in windowed if run[0] == count]), (runs, count)
-    later = [run for run in runs if run[0] != count]  # each later sentence in one run (shorter than the most)
-    assert len(later) == 2 and all(high - low == sentence for sentence, low, high in later), later
-    assert len(runs) < len(windowed)
-    assert float(np.max(np.abs(np.concatenate(told) - np.concatenate(alone)))) < 1e-4
-    # a new hand-over starts afresh: small windows again
-    runs.clear()
-    list(tiny_backend.synthesize(SynthesisJob(spec, text, STDOUT, options=QUIET)))
-    assert runs == windowed
-
-
 def test_the_flow_runs_ahead_of_the_decoder_windows(joe_backend, monkeypatch):
     # past a stream's small first window, one flow run makes the frames of the windows after it (its context paid
     # once); a file job's sentence of a few decoder windows takes one flow run

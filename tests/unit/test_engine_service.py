@@ -327,11 +327,7 @@ def test_a_worker_is_told_how_many_jobs_wait_behind_the_one_it_is_given(telling)
     wait_for(lambda: told.exists() and len(told.read_text().splitlines()) == 2, timeout=30)
     handles = [running, *(svc.submit(job(f"queued{i}")) for i in range(3))]
     assert all(h.result(timeout=30).ok for h in handles)
-    lines = told.read_text().splitlines()
-    # the running job hears once, between two of its chunks, that jobs have come to wait behind it (1 to 3 of them,
-    # as the engine's thread saw them arrive), so that a stream can make the rest of its audio for throughput
-    assert lines[:2] == ["warm:0", "slow slow slow:0"] and lines[3:] == ["queued0:2", "queued1:1", "queued2:0"], lines
-    assert lines[2] in {"told later:1", "told later:2", "told later:3"}, lines
+    assert told.read_text().splitlines() == ["warm:0", "slow slow slow:0", "queued0:2", "queued1:1", "queued2:0"]
 
 
 def test_jobs_that_free_workers_take_at_once_do_not_count_as_waiting(telling):
@@ -342,8 +338,6 @@ def test_jobs_that_free_workers_take_at_once_do_not_count_as_waiting(telling):
     # two free workers take two of the three at once: only the third waits behind each of them
     told_jobs = [line for line in told.read_text().splitlines() if line.startswith("job")]
     assert sorted(told_jobs) == ["job0 slow:1", "job1 slow:1", "job2 slow:0"]
-    # each was handed over knowing the third waited: none is told again
-    assert not [line for line in told.read_text().splitlines() if line.startswith("told later")]
 
 
 def test_a_job_cancelled_while_its_worker_loads_costs_no_reload(tmp_path):

@@ -235,22 +235,19 @@ class BatchSession:
         return self.decoder.get_outputs()[0].name
 
     def stream(self, ids: Sequence[int], scales: Any, speaker: Optional[int], first: int, most: int,
-               durations: Optional[list] = None, hurried: Callable[[], bool] = lambda: False) -> Iterator[Any]:
+               durations: Optional[list] = None) -> Iterator[Any]:
         """One sentence's raw audio in pieces, as soon as each is made: the front once, then the
         decoder (and the flow, when it is cut off) over windows of frames, the first ``first``
         frames long, each next :data:`GROWTH` times the last up to ``most``. Each window reads
         :attr:`context` frames beyond each side (the flow :attr:`flow_context` more) and keeps
         its middle, which equals the whole sentence's audio there; joined, the pieces are what
-        :meth:`batch` gives (to float rounding). ``durations`` as for :meth:`batch`, filled before the first window;
-        ``hurried`` as for :meth:`windows`."""
+        :meth:`batch` gives (to float rounding). ``durations`` as for :meth:`batch`, filled before the first window."""
         values, frames = self._front([ids], scales, speaker, durations)
-        yield from self.windows(self._item(values, frames, 0), int(frames[0]), first, most, hurried)
+        yield from self.windows(self._item(values, frames, 0), int(frames[0]), first, most)
 
-    def windows(self, item: dict[str, Any], count: int, first: int, most: int,
-                hurried: Callable[[], bool] = lambda: False) -> Iterator[Any]:
+    def windows(self, item: dict[str, Any], count: int, first: int, most: int) -> Iterator[Any]:
         """The audio of one sentence's ``count`` frames (its front's outputs: ``item``) in windows, the first
-        ``first`` frames long, each next :data:`GROWTH` times the last, up to ``most`` (0: one window); once
-        ``hurried()`` (asked after each window: jobs have come to wait for the worker), the next ones ``most``.
+        ``first`` frames long, each next :data:`GROWTH` times the last, up to ``most`` (0: one window).
 
         The flow runs ahead of the decoder: past a stream's small first window, a flow run makes the frames of
         its window and of :data:`GROWTH` times as many after it, so the flow's context (33 frames each side on a
@@ -270,7 +267,7 @@ class BatchSession:
             offset = (start - low) * self.hop
             yield audio[offset: offset + take * self.hop]
             start += take
-            core = max(most, first) if hurried() else min(GROWTH * core, max(most, first))
+            core = min(GROWTH * core, max(most, first))
 
     def _window(self, item: dict[str, Any], count: int, low: int, high: int, reach: Optional[int] = None,
                 kept: Optional[_Flowed] = None) -> Any:

@@ -62,8 +62,6 @@ class PiperBackend(Backend):
         self.level = 0.0
         """Raw peak of the warm-up sentence: what a streamed sentence is scaled by (0: unknown)."""
         self._word_phonemes: dict[str, str] = {}
-        self._waiting = 0
-        """Jobs the engine said have come to wait behind the current hand-over (:meth:`jobs_waiting`)."""
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         try:
@@ -150,7 +148,6 @@ class PiperBackend(Backend):
         batched or streamed voice, text without SSML) a :class:`JobValue` with its words' timings
         (:meth:`word_value`), which the worker sends as the job's value."""
         opts: PiperOptions = jobs[0].options or PiperOptions()
-        self._waiting = 0  # a new hand-over: what the engine said about the last one is old news
         if any(job.segments for job in jobs):  # SSML: pieces at their own rates, exact pauses between
             for job in jobs:
                 yield perform(job.segments, self.voice.config.sample_rate, lambda piece, job=job: self.synthesize(self.piece_job(job, piece)))
@@ -175,16 +172,10 @@ class PiperBackend(Backend):
             yield self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, durations, lengths, opts.sentence_silence)
             first += len(text)
 
-    def jobs_waiting(self, count: int) -> None:
-        """The engine's word that ``count`` jobs now wait behind this hand-over: a stream's next window, and every
-        later sentence, is made in one run up to :data:`MOST_WINDOW` (as for a job handed over with ``waiting``)."""
-        self._waiting = count
-
     def streamed(self, job: SynthesisJob, syn: Any, opts: PiperOptions) -> Iterator[AudioChunk]:
         """A streamed job's audio: sentence by sentence, each in decoder windows as they are made, the first
         sentence's first window small (:data:`FIRST_WINDOW`), a later sentence's as long as the audio already
-        sent; with jobs queued behind it (``job.waiting``, or from when :meth:`jobs_waiting` says so), in runs up
-        to :data:`MOST_WINDOW`."""
+        sent; with jobs queued behind it (``job.waiting``), each sentence in one run up to :data:`MOST_WINDOW`."""
         rate, hop = self.voice.config.sample_rate, self.batcher.hop
         most = self.batcher.most
         window = min(most, max(1, math.ceil(FIRST_WINDOW * rate / hop)))
@@ -195,15 +186,12 @@ class PiperBackend(Backend):
         lengths: list[int] = []
         head = window * hop  # the gain comes from the same samples whatever the windows
 
-        def hurried() -> bool:
-            return bool(job.waiting or self._waiting)
-
         def spoken(ids: list[int]) -> Iterator[AudioChunk]:
             # A later sentence starts with a window as long as the audio already sent (``lengths``, up to the most):
             # a listener has that much to play while it is made, ~40x what it takes on a core, and a sentence in
             # fewer windows recomputes less context (docs/performance.md, "Audio before the sentence is done").
-            start = most if hurried() else min(most, max(first, sum(lengths) // hop))
-            return self._windows(self.batcher.stream(ids, scales, speaker, start, most, durations, hurried), syn, rate, head)
+            start = min(most, max(first, sum(lengths) // hop))
+            return self._windows(self.batcher.stream(ids, scales, speaker, start, most, durations), syn, rate, head)
 
         sentences = _measured((spoken(ids) for ids in text), lengths)
         return self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, lambda: durations, lengths,

@@ -31,8 +31,7 @@ class WorkerHandle(Protocol):
     """Where the worker runs, for reports (``local``, a Ray node id)."""
 
     def send(self, jobs: Optional[list[SynthesisJob]]) -> None:
-        """Hand over jobs, a message about the current hand-over (``("cancel", index)``, ``("waiting", count)``:
-        :mod:`..protocol`) or ``None`` (stop); raise :class:`WorkerDied` if the worker is gone."""
+        """Hand over jobs (or ``None``: stop); raise :class:`WorkerDied` if the worker is gone."""
 
     def recv(self) -> tuple:
         """The next message; raise :class:`WorkerDied` when the worker has ended."""

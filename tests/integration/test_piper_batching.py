@@ -229,3 +229,25 @@ def test_requests_on_one_voice_and_settings_may_go_together(piper_voice):
     louder = make_job(dataclasses.replace(request, settings=dataclasses.replace(settings, volume=2.0)))
     assert louder.together != a.together
     assert make_job(dataclasses.replace(request, output=STDOUT)).together is None
+
+
+def test_a_sentence_with_no_full_stop_is_made_in_pieces_of_bounded_length(single, piper_voice, tmp_path):
+    """A batch row of 2,600 characters with no full stop took 1.5 GB and 22 s, one of 17,000 characters 20 GB (the OOM
+    killer): the voice expands phonemes to frames through a phonemes x frames matrix. Such a sentence is now cut after
+    clause marks into pieces of at most ``MOST_PHONEMES`` phonemes, nothing of it lost."""
+    from demod_voice.backends.piper import engine
+
+    text = ", ".join(["the quick brown fox jumps over the lazy dog"] * 60)  # ~2,700 characters, one sentence
+    [phonemes] = single.voice.phonemize(text)
+    assert len(phonemes) > 3 * engine.MOST_PHONEMES
+    pieces = list(engine.pieces(phonemes, engine.MOST_PHONEMES))
+    assert len(pieces) > 3 and all(len(piece) <= engine.MOST_PHONEMES and piece[-1] == "," for piece in pieces[:-1])
+    assert " ".join("".join(piece) for piece in pieces) == "".join(phonemes)  # only the spaces at the cuts go
+    ids = single.phoneme_ids(text)
+    assert ids == [single.voice.phonemes_to_ids(piece) for piece in pieces]
+    chunks = list(single.synthesize(SynthesisJob(single_spec(piper_voice), text, str(tmp_path / "x.wav"), options=QUIET)))
+    assert len(chunks) == len(pieces) and all(len(chunk.samples) > 0 for chunk in chunks)
+    # no clause mark: cut after a word; not even a space: cut where it must be
+    words = list(engine.pieces(list("ab cd " * 100), 50))
+    assert all(len(piece) <= 50 and piece[-1] != " " for piece in words) and " ".join("".join(p) for p in words) == ("ab cd " * 100).strip()
+    assert [len(piece) for piece in engine.pieces(list("x" * 120), 50)] == [50, 50, 20]

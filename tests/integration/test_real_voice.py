@@ -106,6 +106,19 @@ def test_batch_rows(recogniser, joe_voice, peer_wer, tmp_path):
     check_intelligible(word_error_rate(TEXT, heard), peer_wer, "batch rows")
 
 
+def test_a_row_with_no_full_stop_is_heard_in_its_pieces(recogniser, joe_voice, peer_wer, tmp_path):
+    """The six sample sentences twice, joined by commas: one sentence of ~610 phonemes, made in pieces cut after its
+    commas (engine.MOST_PHONEMES; a 2,700-character one took 26 s and 2.0 GB whole, 6.5 s and 0.4 GB in pieces)."""
+    from piper import PiperVoice
+
+    from demod_voice.backends.piper.engine import MOST_PHONEMES
+
+    text = ", ".join(sentence.rstrip(".") for sentence in SENTENCES * 2) + "."
+    assert [len(p) > MOST_PHONEMES for p in PiperVoice.load(str(joe_voice)).phonemize(text)] == [True]
+    speak_cli(str(joe_voice), text, "-o", str(tmp_path / "out.wav"))
+    check_intelligible(recogniser.wer(tmp_path / "out.wav", f"{TEXT} {TEXT}"), peer_wer, "piper-infer, one sentence in pieces")
+
+
 def test_int8_copy(recogniser, joe_voice, peer_wer, tmp_path):
     out = tmp_path / "joe-int8.onnx"
     done = run_cli("models", "quantize", str(joe_voice), "-o", str(out))

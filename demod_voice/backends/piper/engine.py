@@ -47,6 +47,12 @@ MOST_WINDOW = 3.0
 """Seconds of audio in the largest decoder run, streamed or not: bounds a worker's memory."""
 WARM_UP = "Hello, this is a short sentence to warm the voice up."
 """Spoken once at load: the first request does not pay onnxruntime's first run, and streams get the voice's level."""
+MOST_PHONEMES = 400
+"""Phonemes in one run of the voice: a longer sentence (a row with no full stop, a list joined by commas) is cut after
+its last clause mark, else its last word, before this many (:func:`pieces`). The voice expands phonemes to frames
+through a phonemes x frames matrix, so a sentence's memory grows with the square of its length: a 2,600-character
+sentence took 1.5 GB and 22 s, a 17,000-character one 20 GB (the machine's OOM killer), ~400 characters a few MB."""
+CLAUSE_MARKS = frozenset(",;:—–.!?")
 WORD_PHONEMES = 20_000
 """Words whose phonemes (for word timings) are kept; the cache is emptied when it grows past this."""
 
@@ -268,12 +274,14 @@ class PiperBackend(Backend):
 
     def sentences(self, text: str, syn: Any) -> Iterator[Any]:
         """Each sentence's audio (float32), as piper's ``PiperVoice.synthesize`` makes it, one at a time."""
-        for chunk in self.voice.synthesize(text, syn_config=syn):
-            yield chunk.audio_float_array
+        for ids in self.phoneme_ids(text):
+            yield finish(self.voice.phoneme_ids_to_audio(ids, syn), syn)
 
     def phoneme_ids(self, text: str) -> list[list[int]]:
-        """The phoneme ids of each sentence of ``text``, as piper makes them (empty sentences dropped)."""
-        return [self.voice.phonemes_to_ids(phonemes) for phonemes in self.voice.phonemize(text) if phonemes]
+        """The phoneme ids of each sentence of ``text``, as piper makes them (empty sentences dropped), a sentence of
+        more than :data:`MOST_PHONEMES` phonemes in pieces (:func:`pieces`)."""
+        return [self.voice.phonemes_to_ids(piece) for phonemes in self.voice.phonemize(text) if phonemes
+                for piece in pieces(phonemes, MOST_PHONEMES)]
 
     def batched(self, sentences: list[list[int]], syn: Any, size: int, first_alone: bool = False,
                 widths: Optional[dict[int, Any]] = None) -> Iterator[Any]:
@@ -327,6 +335,29 @@ def _counted(chunks: Iterator[AudioChunk], lengths: list[int]) -> Iterator[Audio
     for chunk in chunks:
         lengths[-1] += len(chunk.samples)
         yield chunk
+
+
+def pieces(phonemes: list[str], most: int) -> Iterator[list[str]]:
+    """One sentence's phonemes in pieces of at most ``most``, each cut after the last clause mark in its second half,
+    else after its last word, else at ``most``; a sentence no longer than ``most`` whole."""
+    if len(phonemes) <= most:
+        yield phonemes  # as piper makes it
+        return
+    start = 0
+    while start < len(phonemes):
+        window = phonemes[start: start + most]
+        cut = len(window)
+        if len(phonemes) - start > most:
+            cut = ([i + 1 for i in range(most - 1, most // 2, -1) if window[i] in CLAUSE_MARKS] or
+                   [i for i in range(most - 1, most // 4, -1) if window[i] == " "] or [most])[0]
+        piece = window[:cut]
+        while piece and piece[-1] == " ":
+            piece.pop()
+        if piece:
+            yield piece
+        start += cut
+        while start < len(phonemes) and phonemes[start] == " ":
+            start += 1
 
 
 def _peak(audio: Any) -> float:

@@ -24,6 +24,7 @@ HTML parser, which loads nothing from outside either.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 import zipfile
@@ -42,7 +43,15 @@ FRONT_MATTER = re.compile(
 FRONT_TYPES = {"cover", "titlepage", "halftitlepage", "copyright-page", "toc", "dedication", "acknowledgments",
                "colophon", "imprint", "index", "landmarks", "loi", "lot", "frontmatter-toc", "other-credits"}
 """EPUB structural types (``epub:type`` on the body or section, or the guide's ``type``) of front and back matter."""
-_TXT_HEADING = re.compile(r"^(chapter|part|book|prologue|epilogue)\b.{0,80}$", re.IGNORECASE)
+_ROMAN = r"(?=[mdclxvi])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+_NUMBER = (rf"(?:\d+|{_ROMAN}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:-\w+)?|one|two|three|four|five|six|"
+           r"seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|the \w+)")
+_TITLE = r"[^.!?;,\n]{0,70}[^.!?;,\s]"
+_TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:.\-–—]\s*|\s+){_TITLE})?|"
+                          rf"(?:prologue|epilogue)(?:\s*[:.\-–—]\s*{_TITLE})?)$", re.IGNORECASE)
+"""A plain-text chapter heading on a line of its own: "Chapter 4", "CHAPTER ONE", "Part II: Winter", "Book the First",
+"Prologue". A sentence that starts with one of those words ("Book him, he said.", "Part of her wanted to follow.") is
+text: it took a chapter's place, and its own words were dropped as a chapter with none."""
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
            "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
 _UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
@@ -125,9 +134,17 @@ def read_book(path: Path, limits: EpubLimits = EpubLimits(), keep_front_matter: 
     return book
 
 
+def speakable(paragraph: str) -> bool:
+    """Whether a paragraph has words to speak: a scene break ("***", "* * *", "---", "—", "…") has none, and is left
+    out (the paragraph pause before it stays): it was read aloud ("asterisk") or, with nothing a voice can say, failed
+    its take and with it the book."""
+    return any(ch.isalnum() for ch in paragraph)
+
+
 def _select(book: Book, keep_front_matter: bool) -> Book:
     kept: list[Chapter] = []
     for chapter in book.chapters:
+        chapter = dataclasses.replace(chapter, paragraphs=tuple(p for p in chapter.paragraphs if speakable(p)))
         if not chapter.paragraphs:
             book.skipped.append(Skipped(chapter.title, chapter.source, "no words"))
         elif not keep_front_matter and FRONT_MATTER.match(chapter.title):

@@ -131,6 +131,25 @@ def test_markdown_and_text_chapters(tmp_path):
         ("b", ("Copyright 2026.",)), ("CHAPTER ONE", ("A line that wraps here.",)), ("Chapter 2: Rain", ("It rained.",))]
 
 
+def test_dialogue_that_starts_like_a_heading_is_text_and_scene_breaks_are_left_out(piper_voice, tmp_path):
+    """"Book him, he said." made a chapter of itself and "Part of her wanted to follow." was dropped as a chapter with
+    no words; a paragraph of "---" (or "—", "…") failed its take and the whole book, and "***" was read aloud."""
+    lines = ["Chapter 1", "The detective stared at the suspect.", "Book him, he said.", "* * *", "Part of her wanted to follow.",
+             "---", "Book stores were closed by then.", "—", "…", "***", "She went home instead.", "Part Two: Home", "It rained."]
+    txt = tmp_path / "dlg.txt"
+    txt.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    from demod_voice.book.read import read_book
+
+    parsed = read_book(txt)
+    assert [(c.title, c.paragraphs) for c in parsed.chapters] == [
+        ("Chapter 1", ("The detective stared at the suspect.", "Book him, he said.", "Part of her wanted to follow.",
+                       "Book stores were closed by then.", "She went home instead.")), ("Part Two: Home", ("It rained.",))]
+    assert not parsed.skipped
+    done = book(str(txt), "--voice", str(piper_voice), "-o", str(tmp_path / "dlg.m4b"))
+    assert done.returncode == 0, done.stderr
+    assert [c["tags"]["title"] for c in ffprobe(tmp_path / "dlg.m4b")["chapters"]] == ["Chapter 1", "Part Two: Home"]
+
+
 def test_loudness_and_true_peak_per_chapter(joe, tmp_path):
     md = tmp_path / "b.md"
     md.write_text(f"# Loud\n\n{SENTENCES[0]} {SENTENCES[1]}\n\n# Quiet\n\n{SENTENCES[2]} {SENTENCES[3]}\n")

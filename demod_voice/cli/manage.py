@@ -26,8 +26,8 @@ from demod_voice.models.registry import (
 from demod_voice.paths import check_output_path, os_error
 from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
-from demod_voice.voices.making import add_voice
-from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir
+from demod_voice.voices.making import add_voice, check_free
+from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir, read_profile
 
 # --- models ------------------------------------------------------------------
 
@@ -202,6 +202,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
         print(render(report))
     else:
+        check_free(_scope(config, cache), read_profile(Path(args.file)).name)
         profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache))
         print(f"imported {profile.name} (model {profile.model[:12]})")
 

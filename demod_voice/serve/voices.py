@@ -159,9 +159,11 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     if named_model is not None:
         return speak_with(ctx, named_model, voice or None, language)
     named = bool(voice)
-    if not named:  # a request that names no voice gets the configured default
+    found = None
+    if not named:  # a request that names no voice gets the configured default, a model voice before a clone so named
         voice = ctx.config.piper.default_voice
-    found = find_voice(ctx, voice) if voice else None
+        found = find_voice(ctx, voice, models_only=True) if voice else None
+    found = found or (find_voice(ctx, voice) if voice else None)
     if found is not None:
         return speak_with(ctx, found, None, language)
     names = ", ".join(v.id for v in list_voices(ctx)[:30]) or "none yet (enroll one with POST /v1/voices)"

@@ -11,8 +11,9 @@ the profile. No engine library is loaded in the calling process.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
@@ -28,14 +29,39 @@ ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "reference
 <demod_voice.backends.xtts.engine.XttsBackend.enroll>`)."""
 
 
+class NameTaken(InputError):
+    """A new cloned voice's name names something else a request may ask for (:func:`check_free`)."""
+
+
+def check_free(where: Scope, name: str, reserved: Optional[Mapping[str, str]] = None) -> str:
+    """``name`` for a new cloned voice, unless it names something else that requests ask for by name: ``reserved`` (a
+    name -> what it is: a server's aliases and model names), the default voice, or a voice that is a model of its own
+    (an installed Piper voice). A clone called ``en_US-joe-medium`` took that voice's place in every request naming it,
+    and, as the default voice, in every request naming none (clones win a name over model voices)."""
+    what = (reserved or {}).get(name)
+    if what is None and name == where.config.piper.default_voice:
+        what = "the default voice (piper.default_voice)"
+    if what is None:
+        for side in registry.request_sides():
+            found = side.find(where, name)
+            if found is not None and found.by_model:
+                what = f"an installed {found.kind_label or found.kind} voice"
+                break
+    if what is not None:
+        raise NameTaken(f"'{name}' is {what} here; give the cloned voice another name")
+    return name
+
+
 def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING) -> Profile:
     """Enroll ``references`` as the profile ``name``: one engine job, then the profile is written."""
     check_name(name)
     cache = cache_root(config)
+    where = Scope(config, cache, profiles_dir(cache))
+    check_free(where, name)
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
-    job = registry.cloner().enroll_job(Scope(config, cache, profiles_dir(cache)), references, label=f"enroll {name}")
+    job = registry.cloner().enroll_job(where, references, label=f"enroll {name}")
     return save_enrolled(target, name, run_one(job, config.engine, log_level))
 
 

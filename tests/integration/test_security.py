@@ -430,6 +430,19 @@ def test_an_upload_over_the_limit_and_a_bad_recording_are_told_in_the_clients_te
     assert short.status_code == 400 and "my take.wav" in short.text and "reference-0" not in short.text, short.text
 
 
+@pytest.mark.parametrize("name, what", [("tiny-single", "installed"), ("en_US-joe-medium", "default voice"), ("tts-1", "model name")])
+def test_a_clone_cannot_take_the_name_of_a_voice_the_default_voice_or_a_model(server, name, what):
+    """Enrolling 'en_US-joe-medium' made every request that named no voice speak with the clone (clones win a name over
+    model voices), and listed the name twice; 'tts-1' was taken too. 409 before any upload is decoded."""
+    answer = httpx.post(server.url + "/v1/voices", headers=auth(ENROLL), data={"name": name},
+                        files={"files": ("ref.wav", wav_bytes(6.0))}, timeout=60)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "name_taken", answer.text
+    assert what in answer.json()["error"]["message"] and "another name" in answer.json()["error"]["message"]
+    listed = httpx.get(server.url + "/v1/audio/voices", headers=auth(), timeout=30).json()
+    ids = [voice["id"] for voice in listed.get("voices", listed.get("data", []))]
+    assert ids.count(name) <= 1, ids
+
+
 def test_item7_the_result_zip_holds_no_server_path(server):
     created = post_batch(server, "text,output\nHello there.,one.wav\nAnd again.,sub/two.flac\n")
     assert created.status_code == 202, created.text

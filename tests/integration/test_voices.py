@@ -100,3 +100,14 @@ def test_enrollment_is_an_engine_job(xtts_model, references, tmp_path):
     assert np.abs(profile.reference_audio).max() > 100
     with np.load(tmp_path / "home" / "profiles" / "dora.npz", allow_pickle=False) as data:
         assert FORMAT in str(data["meta"])
+
+
+def test_a_clone_cannot_take_the_name_of_an_installed_voice_or_the_default_voice(xtts_model, references, tmp_path):
+    """A clone called en_US-joe-medium (the released voice, the default) took its place in every request naming it or
+    none; ``voices check en_US-joe-medium`` then checked the clone. Refused before any enrollment work."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    shutil.copy(references["ref.wav"], tmp_path / "ref.wav")
+    done = run_cli("voices", "add", "en_US-joe-medium", str(tmp_path / "ref.wav"), env=home)
+    error = done.stderr.decode()
+    assert done.returncode == 3 and "'en_US-joe-medium' is the default voice" in error and "another name" in error, error
+    assert "Traceback" not in error and not list((tmp_path / "home").rglob("en_US-joe-medium.npz"))

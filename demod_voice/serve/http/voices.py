@@ -29,8 +29,8 @@ from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
-from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, scope, voice_language
-from demod_voice.voices.making import save_enrolled
+from demod_voice.serve.voices import generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
+from demod_voice.voices.making import NameTaken, check_free, save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
@@ -106,6 +106,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 check_made_with(profile, model)
             except InputError as err:
                 raise ApiError(400, str(err), code="other_model") from None
+        _free(ctx, profile.name)
         target = profile_path(ctx, profile.name)
         _refuse_existing(target, profile.name, form)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         raise ApiError(400, "send one or more reference recordings as the multipart field 'files'", code="missing_file")
     if len(uploads) > MAX_FILES:
         raise ApiError(413, f"at most {MAX_FILES} reference files per voice", code="too_many_files")
+    _free(ctx, name)
     target = profile_path(ctx, name)
     _refuse_existing(target, name, form)
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
@@ -140,6 +142,16 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
 def _server_model(ctx: Any) -> str:
     """The identity of the XTTS model this server speaks with ("" when it is not installed yet: nothing to compare)."""
     return installed_xtts_identity(ctx.config.xtts.model_dir, ctx.cache)
+
+
+def _free(ctx: Any, name: str) -> None:
+    """409 when a cloned voice called ``name`` would take the place of another voice, a voice alias or a model name."""
+    reserved = {**{model: "a model name" for model in generic_models() if model},
+                **{alias: "a voice alias (serve.voices)" for alias in ctx.settings.voices or {}}}
+    try:
+        check_free(scope(ctx), name, reserved)
+    except NameTaken as err:
+        raise ApiError(409, str(err), code="name_taken") from None
 
 
 def _refuse_existing(target: Path, name: str, form: Any) -> None:

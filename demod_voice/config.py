@@ -12,6 +12,7 @@ came from (the file, or the variable) and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -27,7 +28,8 @@ ENV_CONFIG_PATH = "DEMOD_VOICE_CONFIG"
 
 
 def _opt(default: Any, doc: str, **checks: Any) -> Any:
-    """A dataclass field with its documentation and value checks (``choices``, ``minimum``)."""
+    """A dataclass field with its documentation and value checks (``choices``, ``minimum``, ``maximum``; a float must be
+    finite)."""
     return field(default=default, metadata={"doc": doc, **checks})
 
 
@@ -213,7 +215,7 @@ class ServeSettings:
     """The HTTP server, ``demod-voice serve``."""
 
     host: str = _opt("127.0.0.1", "Address to listen on; anything but loopback needs API keys (or --insecure-no-auth).")
-    port: int = _opt(5002, "TCP port.", minimum=0)
+    port: int = _opt(5002, "TCP port.", minimum=0, maximum=65535)
     workers: int = _opt(0, "Worker processes per loaded model (requests to one voice run this many at once); 0: as "
                            "engine.workers 0 chooses (a worker per core for a Piper voice, one for XTTS).", minimum=0)
     preload: Optional[list] = _opt(None, "Voices loaded at start (names as requests give them in 'model' or 'voice'); /readyz waits for them.")
@@ -436,8 +438,12 @@ def _check_value(meta: Mapping[str, Any], dotted: str, value: Any, source: str) 
         return
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(f"{source}: '{dotted}' must be one of {', '.join(map(str, meta['choices']))}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison: silence with exit 0
+        raise ConfigError(f"{source}: '{dotted}' must be a finite number, got {value!r}")
     if "minimum" in meta and value < meta["minimum"]:
         raise ConfigError(f"{source}: '{dotted}' must be at least {meta['minimum']}, got {value!r}")
+    if "maximum" in meta and value > meta["maximum"]:
+        raise ConfigError(f"{source}: '{dotted}' must be at most {meta['maximum']}, got {value!r}")
 
 
 def _build(cls: type, data: Mapping[str, Any]) -> Any:

@@ -110,3 +110,28 @@ def test_default_file_documents_every_key_and_loads_to_defaults(tmp_path):
     with pytest.raises(ConfigError, match="--force"):
         write_default_file(path)
     write_default_file(path, force=True)
+
+
+@pytest.mark.parametrize("where", ["file", "env", "flag"])
+@pytest.mark.parametrize("key, value", [("piper.volume", "nan"), ("piper.noise_scale", "nan"), ("piper.length_scale", "inf"),
+                                        ("piper.sentence_silence", "-inf")])
+def test_a_number_that_is_not_finite_is_refused_wherever_it_is_set(tmp_path, where, key, value):
+    """NaN passes every ``minimum`` comparison: --volume nan or DEMOD_VOICE_PIPER_VOLUME=.nan made silent files with exit
+    0, and inf failed inside onnxruntime with its own log lines."""
+    section, name = key.split(".")
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
+    overrides = None
+    spelled = ("-." if value[0] == "-" else ".") + value.lstrip("-")  # YAML's spelling, which files and variables use
+    if where == "file":
+        write(tmp_path / "demod-voice" / "config.yaml", f"{section}:\n  {name}: {spelled}\n")
+    elif where == "env":
+        env[f"DEMOD_VOICE_{section.upper()}_{name.upper()}"] = spelled
+    else:
+        overrides = {key: float(value)}
+    with pytest.raises(ConfigError, match=f"'{key}' must be a finite number"):
+        load_config(env=env, overrides=overrides)
+
+
+def test_a_port_past_65535_is_refused():
+    with pytest.raises(ConfigError, match="'serve.port' must be at most 65535"):
+        load_config(env={}, overrides={"serve.port": 99999})

@@ -43,13 +43,15 @@ class ConfigError(InputError):
 
 
 class ModelMissing(InputError):
-    """A model that the work needs is not on this machine: not downloaded, or a configured folder missing or incomplete.
-    ``str(err)`` tells a command's user what to pass; :attr:`server_message` is what a server's client is told (the
-    administrator's part, with no paths and no command-line flags), with a 503."""
+    """A model or voice that the work needs is not usable on this machine: not downloaded, a configured folder missing or
+    incomplete, an installed voice profile damaged. ``str(err)`` tells a command's user what to do (paths included);
+    :attr:`server_message` is what a server's client is told (the administrator's part, with no paths and no
+    command-line flags), with a 503 and :attr:`code`."""
 
-    def __init__(self, message: str, server_message: str) -> None:
+    def __init__(self, message: str, server_message: str, code: str = "model_missing") -> None:
         super().__init__(message)
         self.server_message = server_message
+        self.code = code
 
 
 class DependencyError(DemodVoiceError):

@@ -42,7 +42,7 @@ def from_engine(err: DemodVoiceError) -> ApiError:
     if isinstance(err, UnknownVoice):
         return ApiError(404, str(err), code="unknown_voice")
     if isinstance(err, ModelMissing):  # the server's to fix, not the client's: no paths, no command-line flags
-        return ApiError(503, client_text(err), "server_error", "model_missing")
+        return ApiError(503, client_text(err), "server_error", err.code)
     if isinstance(err, InputError):
         return ApiError(400, str(err), code="bad_input")
     if isinstance(err, DependencyError):

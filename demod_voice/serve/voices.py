@@ -27,7 +27,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownVoice, Voice
 from demod_voice.errors import InputError
-from demod_voice.voices.profiles import NAME, Profile, read_profile
+from demod_voice.voices.profiles import NAME, Profile, read_installed
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def load_profile(ctx: Any, name: str) -> Optional[Profile]:
     cached = ctx.profile_cache.get(path)
     if cached and cached[0] == stamp:
         return cached[1]
-    profile = read_profile(path)
+    profile = read_installed(path)
     ctx.profile_cache[path] = (stamp, profile)
     return profile
 

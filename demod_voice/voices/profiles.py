@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.paths import atomic_path, copy_atomic
 
 FORMAT = "demod-voice-profile/2"
@@ -205,7 +205,17 @@ def load_named(cache: Path, name: str) -> Profile:
     if not path.is_file():
         raise InputError(f"there is no voice profile '{name}': 'demod-voice voices list' shows them; "
                          f"'demod-voice voices add {name} REFERENCE...' makes one")
-    return read_profile(path)
+    return read_installed(path)
+
+
+def read_installed(path: Path) -> Profile:
+    """An installed profile (``NAME.npz`` among the profiles): :func:`read_profile`, a damaged one a
+    :class:`~demod_voice.errors.ModelMissing` whose server message names the voice, not the server's file."""
+    try:
+        return read_profile(path)
+    except InputError as err:
+        raise ModelMissing(str(err), f"the voice '{path.stem}' is damaged on this server: delete it and enroll it again",
+                           "damaged_voice") from None
 
 
 def list_profiles(cache: Path) -> list[Profile]:

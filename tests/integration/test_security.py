@@ -443,6 +443,23 @@ def test_a_clone_cannot_take_the_name_of_a_voice_the_default_voice_or_a_model(se
     assert ids.count(name) <= 1, ids
 
 
+def test_a_damaged_voice_is_named_not_its_file(server):
+    """A profile damaged on the server's disk answered speech, lookups and downloads with the file's path ("/.../profiles/
+    broken.npz is not a demod-voice profile (...)") as the client's fault (400)."""
+    profiles = server.folder / "cache" / "demod-voice" / "profiles"
+    (profiles / "broken.npz").write_bytes(b"junk " * 40)
+    try:
+        answers = [httpx.post(server.url + "/v1/audio/speech", json={"model": "xtts", "voice": "broken", "input": "Hi."},
+                              headers=auth(), timeout=60),
+                   httpx.get(server.url + "/v1/voices/broken", headers=auth(ENROLL), timeout=30),
+                   httpx.get(server.url + "/v1/voices/broken/download", headers=auth(ENROLL), timeout=30)]
+        for answer in answers:
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "damaged_voice", answer.text
+            assert "'broken' is damaged" in answer.text and str(server.folder) not in answer.text and ".npz" not in answer.text
+    finally:
+        (profiles / "broken.npz").unlink()
+
+
 def test_item7_the_result_zip_holds_no_server_path(server):
     created = post_batch(server, "text,output\nHello there.,one.wav\nAnd again.,sub/two.flac\n")
     assert created.status_code == 202, created.text

@@ -20,7 +20,7 @@ from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.registry import XTTS_NAMES, missing_xtts_files, released_xtts_dir, resolve_xtts
-from demod_voice.voices.profiles import NAME, Profile, load_named, read_profile
+from demod_voice.voices.profiles import NAME, Profile, load_named, read_installed
 
 
 def spoken_language(code: str) -> str:
@@ -94,7 +94,7 @@ class XttsSide(RequestSide):
             cached = self._profiles.get(path)
         if cached and cached[0] == stamp:
             return cached[1]
-        profile = read_profile(path)
+        profile = read_installed(path)
         with self._lock:
             self._profiles[path] = (stamp, profile)
         return profile

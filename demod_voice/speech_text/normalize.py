@@ -201,13 +201,13 @@ def _percentages(text: str, table: Table) -> str:
 
 def _units(text: str, table: Table) -> str:
     units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
-    pattern = _compiled(table, rf"(?<![\w.,])(NUMBER)\s?({units})(?![\w/])")
+    pattern = _compiled(table, rf"(?<![\w.,])(-?)(NUMBER)\s?({units})(?![\w/])")
 
-    def said(m: re.Match[str]) -> str:
-        whole, fraction = num.parse_number(m.group(1), table)
-        forms = table.units[m.group(2)]
+    def said(m: re.Match[str]) -> str:  # "-5°C" is minus five ("5-10 kg" is a range: "-10" follows a digit, no match)
+        whole, fraction = num.parse_number(m.group(2), table)
+        forms = table.units[m.group(3)]
         noun = num.form(whole, forms, table) if not fraction else forms[-1] if table.code != "pl" else forms[1]
-        return f"{num.number(m.group(1), table)} {noun}"
+        return (f"{table.minus} " if m.group(1) else "") + f"{num.number(m.group(2), table)} {noun}"
 
     return pattern.sub(said, text)
 
@@ -237,6 +237,10 @@ def _abbreviation_pattern(table: Table) -> tuple[dict[str, str], re.Pattern[str]
     return spelled, re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in names) + r")(?!\w)(?=\s*(\S?))")
 
 
+_NOT_NAMES = frozenset({"The", "A", "An", "In", "At", "On", "Of", "To", "From", "By", "For", "And", "But", "Or", "With"})
+"""Capitalised words before "St." that are not a street's name ("The St. Lawrence")."""
+
+
 def _abbreviations(text: str, table: Table) -> str:
     spelled, pattern = _abbreviation_pattern(table)
 
@@ -246,7 +250,13 @@ def _abbreviations(text: str, table: Table) -> str:
         if table.code == "en" and written == "No." and not following.isdigit():
             return written  # "No." is only "number" before a number
         if table.code == "en" and written == "St.":
-            return "saint" if following.isupper() else "street" + ("." if not following else "")
+            # "St. Louis", "in St. Paul's": saint; after a name or a number ("Main St. She left.", "42nd St."): a street,
+            # whose full stop ends the sentence when a capital follows
+            before = m.string[: m.start()].split()[-1:]
+            street = bool(before) and (before[0][:1].isupper() or before[0][:1].isdigit()) and before[0] not in _NOT_NAMES
+            if following.isupper() and not street:
+                return "saint"
+            return "street" + ("." if not following or following.isupper() else "")
         ends = written.endswith(".") and written in table.sentence_final and (not following or following.isupper())
         return words + ("." if ends else "")
 

@@ -15,8 +15,8 @@ from demod_voice.paths import check_plain_name, name_problem
 RELEASED_XTTS = "tts_models/multilingual/multi-dataset/xtts_v2"
 XTTS_FILES = ("config.json", "model.pth", "vocab.json")
 LICENSE_HELP = (
-    "pass --accept-license, set 'xtts.accept_license: true' in the config, or export COQUI_TOS_AGREED=1 "
-    "(the Coqui Public Model License allows non-commercial use only; https://coqui.ai/cpml)"
+    "set 'xtts.accept_license: true' in the config or export COQUI_TOS_AGREED=1 (xtts-zero-shot and models download also "
+    "take --accept-license; the Coqui Public Model License allows non-commercial use only; https://coqui.ai/cpml)"
 )
 
 
@@ -54,7 +54,7 @@ def resolve_xtts(
         return folder, None
     if not (accepted or env.get("COQUI_TOS_AGREED") == "1"):
         raise ModelMissing(f"XTTS-v2 is not downloaded yet, and downloading it needs its licence accepted: {LICENSE_HELP}; "
-                           "or point --model-dir at a local checkpoint",
+                           "or set xtts.model_dir (--model-dir) to a local checkpoint",
                            "this server has no XTTS-v2 model yet, so it cannot clone voices; its administrator can install it "
                            "('demod-voice models download xtts-v2 --accept-license') or set xtts.model_dir")
     return folder, RELEASED_XTTS

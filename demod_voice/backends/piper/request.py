@@ -112,7 +112,7 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
         raise InputError(f"voice model {path} not found; check the path, or name an installed voice ('demod-voice models list')")
     config = Path(config_json).expanduser().absolute() if config_json else Path(f"{path}.json")
     if not config.is_file():
-        hint = "" if config_json else " (or pass --config-json PATH)"
+        hint = "" if config_json else " (piper-infer also takes --config-json PATH)"
         raise InputError(f"voice config {config} not found: a Piper voice needs its .onnx.json beside the .onnx{hint}")
     return path, config
 

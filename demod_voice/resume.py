@@ -119,6 +119,7 @@ class Manifest:
     """Append-only record of finished outputs in the output folder (written only under :class:`OutputLock`)."""
 
     def __init__(self, folder: Path) -> None:
+        self.folder = Path(os.path.abspath(folder))
         self.path = folder / MANIFEST
         self.entries: dict[str, dict[str, Any]] = {}
         self._fd: Optional[int] = None
@@ -130,9 +131,14 @@ class Manifest:
         for line in lines:
             try:
                 entry = json.loads(line)
-                self.entries[entry["output"]] = entry
+                self.entries[self._name(entry["output"])] = entry
             except (ValueError, KeyError, TypeError):
                 continue
+
+    def _name(self, output: str) -> str:
+        """An output's key: its path within the folder, so that a folder moved or copied elsewhere (another disk, another
+        mount) still resumes. Entries written with absolute paths (before) match where they were written."""
+        return os.path.normpath(os.path.relpath(output, self.folder) if os.path.isabs(output) else output)
 
     def _truncate(self, size: int) -> None:
         try:
@@ -142,7 +148,7 @@ class Manifest:
 
     def complete(self, job: SynthesisJob, key: str) -> bool:
         """True when the output exists as recorded for exactly these inputs."""
-        entry = self.entries.get(job.output)
+        entry = self.entries.get(self._name(os.path.abspath(job.output)))
         if not entry or entry.get("key") != key:
             return False
         try:
@@ -153,7 +159,7 @@ class Manifest:
     def record(self, job: SynthesisJob, key: str) -> None:
         """Append one entry as one write (a reader never sees half of two entries) and fsync it."""
         try:
-            entry = {"output": job.output, "key": key, "size": os.path.getsize(job.output)}
+            entry = {"output": self._name(os.path.abspath(job.output)), "key": key, "size": os.path.getsize(job.output)}
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             line = (json.dumps(entry) + "\n").encode("utf-8")
@@ -162,7 +168,7 @@ class Manifest:
             os.fsync(self._fd)
         except OSError as err:
             raise os_error(f"cannot record {job.describe()} in the manifest {self.path}", err) from None
-        self.entries[job.output] = entry
+        self.entries[entry["output"]] = entry
 
     def close(self) -> None:
         if self._fd is not None:

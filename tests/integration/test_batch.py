@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,3 +223,27 @@ def test_changed_inputs_are_redone(piper_voice, tmp_path):
     (out / "a.wav").write_bytes(b"truncated")  # a damaged output is not "complete"
     done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--report", str(tmp_path / "r.jsonl"))
     assert [r["status"] for r in sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])] == ["ok", "skipped"]
+
+
+def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_path):
+    """The manifest kept each output's absolute path: a folder copied to another disk (or mounted elsewhere) made every
+    row again ("40 done, 0 already complete")."""
+    csv_file = write_csv(tmp_path / "jobs.csv", "text,output\n" + "".join(f"Row number {i}.,sub/row{i}.wav\n" for i in range(3)))
+    (tmp_path / "out").mkdir()
+    first = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "out"))
+    assert first.returncode == 0, first.stderr.decode()
+    # a manifest written by an older version (absolute paths) still resumes where it was written
+    manifest = tmp_path / "out" / ".demod-voice-manifest.jsonl"
+    entries = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert all(not os.path.isabs(entry["output"]) for entry in entries)
+    manifest.write_text("".join(json.dumps({**e, "output": str(tmp_path / "out" / e["output"])}) + "\n" for e in entries))
+    in_place = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "out"))
+    assert in_place.returncode == 0 and "3 of 3 rows are already complete" in in_place.stderr.decode(), in_place.stderr.decode()
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    shutil.copytree(tmp_path / "out", tmp_path / "moved", copy_function=shutil.copy2)
+    again = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"))
+    assert again.returncode == 0 and "3 of 3 rows are already complete" in again.stderr.decode(), again.stderr.decode()
+    # an edit still remakes its row there
+    write_csv(csv_file, "text,output\n" + "".join(f"Row number {i}{'!' if i == 1 else '.'},sub/row{i}.wav\n" for i in range(3)))
+    edited = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"))
+    assert edited.returncode == 0 and "2 of 3 rows are already complete" in edited.stderr.decode(), edited.stderr.decode()

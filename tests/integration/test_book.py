@@ -237,12 +237,12 @@ def test_verify_remakes_a_spoiled_take_and_keeps_the_good_one(joe, tmp_path):
         by_text[entry["output"]] = entry
     # Three takes, one a sentence (a title made from the file name is not read). Spoil one take with another's
     # audio (a take the engine "made" wrong), and record it in the manifest as finished.
-    outputs = [e["output"] for e in entries]
-    spoiled, other = Path(outputs[1]), Path(outputs[2])
-    before = {Path(o): Path(o).read_bytes() for o in outputs}
+    outputs = [e["output"] for e in entries]  # paths within the takes folder
+    spoiled, other = folder / outputs[1], folder / outputs[2]
+    before = {folder / o: (folder / o).read_bytes() for o in outputs}
     spoiled.write_bytes(other.read_bytes())
     with open(folder / ".demod-voice-manifest.jsonl", "a") as handle:
-        handle.write(json.dumps({**by_text[str(spoiled)], "size": spoiled.stat().st_size}) + "\n")
+        handle.write(json.dumps({**by_text[outputs[1]], "size": spoiled.stat().st_size}) + "\n")
     second = book(str(txt), "--voice", str(joe), "-o", str(out), "--verify", "--retakes", "2", "--captions", "vtt")
     assert second.returncode == 0, second.stderr
     # Words timed from the recogniser's word timestamps: most words of each sentence tagged, rising, inside their cue.
@@ -254,14 +254,14 @@ def test_verify_remakes_a_spoiled_take_and_keeps_the_good_one(joe, tmp_path):
         assert all(word in text.split()[1:] for _, word in tags), (text, tags)  # the book's words; the first is at the cue's start
     assert "failed verification; remaking them" in second.stderr.decode()
     heard = [json.loads(line) for line in (folder / "verified.jsonl").read_text().splitlines()]
-    key = by_text[str(spoiled)]["key"]
+    key = by_text[outputs[1]]["key"]
     verdicts = [h for h in heard if h["key"] == key]
     assert len(entries) == 3 and verdicts[0]["problem"].startswith("word error rate")
     assert not verdicts[-1]["problem"] and verdicts[-1]["heard"] != verdicts[0]["heard"]
     # The good takes: each heard, the last word on each a pass. Takes are made with the voice's noise, so the recogniser
     # may now and then mishear a good one (90 of 90 heard right here); that one is remade like the spoiled one, and a
     # good take heard right the first time is kept as it was.
-    others = {e["key"]: Path(e["output"]) for e in entries if e["key"] != key}
+    others = {e["key"]: folder / e["output"] for e in entries if e["key"] != key}
     for other_key, path in others.items():
         said = [h for h in heard if h["key"] == other_key]
         assert said and not said[-1]["problem"], heard

@@ -20,7 +20,10 @@ def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
     if value == "-":
         stream = stdin if stdin is not None else sys.stdin
         try:
-            value = stream.read()
+            # Bytes, decoded here: in a C locale Python reads stdin with surrogateescape, and bad bytes became "a lone
+            # surrogate" later instead of this message.
+            raw = getattr(stream, "buffer", None)
+            value = raw.read().decode("utf-8") if raw is not None else stream.read()
         except UnicodeDecodeError as err:
             raise InputError(f"the text on stdin is not valid UTF-8 ({err.reason} at byte {err.start}); convert it with iconv") from None
     if not value.strip():

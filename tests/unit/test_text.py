@@ -29,3 +29,11 @@ def test_load_text_from_stdin_and_empty():
     assert load_text("-", io.StringIO("  spoken words \n")) == "spoken words"
     with pytest.raises(InputError, match="empty"):
         load_text("-", io.StringIO("\n"))
+
+
+def test_bytes_on_stdin_that_are_not_utf8_are_named_so_whatever_the_locale():
+    """In a C locale Python reads stdin with surrogateescape: bad bytes went on as "a lone surrogate (not valid Unicode)"."""
+    stdin = io.TextIOWrapper(io.BytesIO(b"Hello \xff\xfe world."), encoding="utf-8", errors="surrogateescape")
+    with pytest.raises(InputError, match=r"not valid UTF-8 \(invalid start byte at byte 6\); convert it with iconv"):
+        load_text("-", stdin)
+    assert load_text("-", io.TextIOWrapper(io.BytesIO("Héllo.".encode()), encoding="ascii", errors="surrogateescape")) == "Héllo."

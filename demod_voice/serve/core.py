@@ -7,6 +7,7 @@ made once at start-up by :func:`build_context` and closed once at shutdown.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import Config, ServeSettings, cache_root
+from demod_voice.errors import InputError
 from demod_voice.serve.auth import KeyRing
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,17 @@ class ServeContext:
         from demod_voice.voices.profiles import profiles_dir
 
         return profiles_dir(self.cache)
+
+
+def check_port_free(host: str, port: int, shown: str) -> None:
+    """Fail with one line before anything starts when a TCP port cannot be listened on (taken, or privileged)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as err:
+            raise InputError(f"cannot listen on {shown} ({err.strerror or err}); is another server on that port?") from None
 
 
 def data_dir_for(config: Config) -> Path:

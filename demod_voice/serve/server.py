@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from demod_voice.config import Config
 from demod_voice.errors import RuntimeFailure
+from demod_voice.serve.core import check_port_free
 from demod_voice.serve.http.connections import protocol
 from demod_voice.serve.lexicons import check_configured
 from demod_voice.serve.status import check_installed
@@ -54,6 +55,7 @@ def run(options: ServeOptions) -> int:
     keys = load_keys(settings)
     check_bind(settings.host, keys, options.insecure_no_auth)
     check_configured(options.config)
+    check_port_free(settings.host, settings.port, f"{settings.host}:{settings.port} (serve.port, --port)")
     app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
                      workers=settings.workers, front_doors=options.front_doors)
     if options.ui:

@@ -454,6 +454,17 @@ def test_cli_refuses_what_cannot_work(server):
     finally:
         taken.close()
     assert busy.returncode == 3 and "is another server on that port" in busy.stderr.decode()
+    # the HTTP port the same way: it was exit 1 and two lines, one of them uvicorn's raw "[Errno 98] ..."
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        http_busy = run_cli("serve", "--port", str(taken.getsockname()[1]), env=server.env)
+    finally:
+        taken.close()
+    said = http_busy.stderr.decode()
+    assert http_busy.returncode == 3 and "is another server on that port" in said and "Errno" not in said, said
+    assert len(said.strip().splitlines()) == 1, said
     bad = run_cli("serve", "--wyoming", "127.0.0.1:10200", env=server.env)
     assert bad.returncode == 3 and "tcp://HOST:PORT" in bad.stderr.decode()
     loop = run_cli("serve", "--wyoming", f"tcp://127.0.0.1:{free_port()}", "--no-http", "--zeroconf", env=server.env)

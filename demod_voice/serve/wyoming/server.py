@@ -22,6 +22,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from demod_voice.errors import DependencyError, InputError
+from demod_voice.serve.core import check_port_free
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +184,7 @@ def _check_port_free(uri: str) -> None:
     parsed = urlparse(uri)
     if parsed.scheme != "tcp":
         return
-    family = socket.AF_INET6 if ":" in (parsed.hostname or "") else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((parsed.hostname, parsed.port))
-        except OSError as err:
-            raise InputError(f"cannot listen on {uri} ({err.strerror or err}); is another server on that port?") from None
+    check_port_free(parsed.hostname or "", parsed.port or 0, uri)
 
 
 def wyoming_door(uri: str, zeroconf: Optional[str] = None) -> Callable[..., Any]:

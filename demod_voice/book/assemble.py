@@ -127,14 +127,46 @@ def _tracks(request: BookRequest, outcome: BookOutcome, layout: list, audio: Ite
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise os_error(f"cannot create the output folder {folder}", err) from None
+    written = []
     for number, (samples, title, (_, _, cues)) in enumerate(zip(audio, titles, layout, strict=True), 1):
         target = folder / mux.track_name(number, title, request.track_format)
         mux.write_track(target, samples, rate, tags, title, number, len(titles))
         outcome.outputs.append(target)
+        written.append(target.name)
         if request.captions:
             caption = target.with_suffix(f".{request.captions}")
             _write_captions(caption, cues, request.captions)
             outcome.outputs.append(caption)
+            written.append(caption.name)
+    _forget_earlier_tracks(folder, written)
+
+
+TRACKS = ".demod-voice-tracks.json"
+"""The chapter files the last run wrote into a per-chapter folder (names only)."""
+
+
+def _forget_earlier_tracks(folder: Path, written: list[str]) -> None:
+    """Remove the chapter files an earlier run of this book wrote here that this one did not (a chapter renamed or gone:
+    a player would play the old one), then record this run's. Only files named in our own record are ever removed."""
+    record = folder / TRACKS
+    try:
+        earlier = json.loads(record.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        earlier = []
+    stale = [name for name in earlier if isinstance(name, str) and name not in written and name == Path(name).name
+             and (folder / name).is_file()]
+    for name in stale:
+        try:
+            (folder / name).unlink()
+        except OSError as err:
+            log.warning("could not remove %s, a chapter file of an earlier run: %s", name, err.strerror or err)
+    if stale:
+        log.warning("removed %d file(s) of an earlier run that this book no longer has: %s", len(stale), ", ".join(stale[:6]) +
+                    (", ..." if len(stale) > 6 else ""))
+    try:
+        write_text_atomic(record, json.dumps({"files": written}))
+    except OSError as err:
+        log.warning("could not record the chapter files in %s: %s", record.name, err.strerror or err)
 
 
 def _write_captions(target: Path, cues: list[master.Cue], fmt: str) -> None:

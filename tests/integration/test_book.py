@@ -150,6 +150,23 @@ def test_dialogue_that_starts_like_a_heading_is_text_and_scene_breaks_are_left_o
     assert [c["tags"]["title"] for c in ffprobe(tmp_path / "dlg.m4b")["chapters"]] == ["Chapter 1", "Part Two: Home"]
 
 
+def test_chapter_files_of_an_earlier_run_that_the_book_no_longer_has_are_removed(piper_voice, tmp_path):
+    """A book edited (an epilogue cut, a chapter renamed) and made again into its folder kept the old chapters' files
+    beside the new ones, and a player played them. Files the runs did not write are never touched."""
+    txt = tmp_path / "story.txt"
+    txt.write_text("Chapter 1\n\nIt began.\n\nChapter 2: The Long Road\n\nIt went on.\n\nEpilogue\n\nIt ended.\n", encoding="utf-8")
+    out = tmp_path / "story"
+    first = book(str(txt), "--voice", str(piper_voice), "-o", str(out), "--format", "mp3", "--captions", "srt")
+    assert first.returncode == 0, first.stderr
+    (out / "cover.jpg").write_bytes(b"mine")
+    txt.write_text("Chapter 1\n\nIt began.\n\nChapter 2: The Road\n\nIt went on.\n", encoding="utf-8")
+    second = book(str(txt), "--voice", str(piper_voice), "-o", str(out), "--format", "mp3", "--captions", "srt")
+    assert second.returncode == 0, second.stderr
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert len(names) == 5 and names[-1] == "cover.jpg" and not any("Long" in n or "Epilogue" in n for n in names), names
+    assert "removed 4 file(s) of an earlier run" in second.stderr.decode(), second.stderr
+
+
 def test_loudness_and_true_peak_per_chapter(joe, tmp_path):
     md = tmp_path / "b.md"
     md.write_text(f"# Loud\n\n{SENTENCES[0]} {SENTENCES[1]}\n\n# Quiet\n\n{SENTENCES[2]} {SENTENCES[3]}\n")

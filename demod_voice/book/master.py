@@ -24,6 +24,14 @@ MARGIN = 0.02
 OVERSAMPLE = 4
 
 
+LOUDNESS = (-40.0, -5.0)
+"""The loudness targets a book may ask for, LUFS (louder than -5 cannot stay under a true-peak ceiling)."""
+TRUE_PEAK = (-12.0, 0.0)
+"""The true-peak ceilings a book may ask for, dBTP."""
+SECONDS = (0.0, 10.0)
+"""The silences and pauses a book may ask for, seconds."""
+
+
 @dataclass(frozen=True)
 class MasterSettings:
     """How chapters are finished."""

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from demod_voice.book.master import MasterSettings
+from demod_voice.book.master import LOUDNESS, SECONDS, TRUE_PEAK, MasterSettings
 from demod_voice.book.plan import BookRequest, Progress, dry_run_lines, work_dir
 from demod_voice.book.run import outcome_error, run_book
 from demod_voice.book.voice import VoiceChoice
@@ -65,6 +65,12 @@ def _cmd_book(args: argparse.Namespace) -> int:
         raise UsageError(f"-o must name an .m4b file, or a folder with --format mp3|opus|flac{hint}")
     if args.retakes < 0 or not 0 < args.wer:
         raise UsageError("--retakes must be 0 or more and --wer above 0")
+    for flag, value, (low, high) in (("--loudness", args.loudness, LOUDNESS), ("--true-peak", args.true_peak, TRUE_PEAK),
+                                     ("--lead-silence", args.lead_silence, SECONDS), ("--tail-silence", args.tail_silence, SECONDS),
+                                     ("--sentence-pause", args.sentence_pause, SECONDS),
+                                     ("--paragraph-pause", args.paragraph_pause, SECONDS)):
+        if not low <= value <= high:  # NaN too
+            raise UsageError(f"{flag} must be from {low:g} to {high:g}, got {value:g}")
     quiet = bool(getattr(args, "quiet", False))
     request = BookRequest(
         source=Path(args.input).expanduser().absolute(), output=output, config=config,

@@ -421,3 +421,13 @@ def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in lines[0], lines
     assert not out.exists() and not out.with_name(out.name + ".takes").exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--loudness", "10"), ("--true-peak", "nan"), ("--sentence-pause", "-5"), ("--lead-silence", "60")])
+def test_mastering_and_pause_flags_out_of_range_are_refused_as_the_server_refuses_them(tmp_path, flag, value):
+    """--loudness 10 made a book at -10.6 LUFS with its peaks over the ceiling; --sentence-pause -5 passed unremarked."""
+    txt = tmp_path / "b.txt"
+    txt.write_text("It rained.\n", encoding="utf-8")
+    done = book(str(txt), "-o", str(tmp_path / "b.m4b"), flag, value)
+    assert done.returncode == 2 and f"{flag} must be from" in done.stderr.decode(), done.stderr
+    assert not list(tmp_path.glob("b.m4b*"))

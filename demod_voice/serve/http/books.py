@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
 from demod_voice.book.isolated import read_isolated
+from demod_voice.book.master import LOUDNESS, TRUE_PEAK
 from demod_voice.book.read import EpubLimits
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
@@ -120,8 +121,8 @@ def _options(ctx: Any, form: Any) -> dict:
     captions = _choice(form, "captions", ("", "srt", "vtt"), "")
     retakes = int(_number(form, "retakes", 2, 0, MAX_RETAKES))
     return {"voice": _voice(ctx, form), "format": fmt, "captions": captions, "verify": _flag(form, "verify", False),
-            "retakes": retakes, "loudness": _number(form, "loudness", -18.0, -40.0, -5.0),
-            "true_peak": _number(form, "true_peak", -1.0, -12.0, 0.0), "normalize": _flag(form, "normalize", True)}
+            "retakes": retakes, "loudness": _number(form, "loudness", -18.0, *LOUDNESS),
+            "true_peak": _number(form, "true_peak", -1.0, *TRUE_PEAK), "normalize": _flag(form, "normalize", True)}
 
 
 def _field(form: Any, name: str) -> Optional[str]:

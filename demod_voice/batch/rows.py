@@ -65,12 +65,15 @@ def read_rows(path: Path) -> list[Row]:
     try:
         return _parse(text, path)
     except csv.Error as err:
+        if "field larger than field limit" in str(err):  # a cell of 131,072 characters: a long text, or a quote never closed
+            raise InputError(f"batch file {path} has a cell longer than {csv.field_size_limit():,} characters: split that text "
+                             "over several rows, or close the quote left open before it") from None
         raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
 
 
 def _parse(text: str, path: Path) -> list[Row]:
     reader = csv.DictReader(text.splitlines(keepends=True))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]  # "Text,Output" as a spreadsheet writes it
     if not header:
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
     unknown = [h for h in header if h not in COLUMNS]

@@ -114,6 +114,14 @@ def test_dry_run_and_header_errors(piper_voice, tmp_path):
     bad = write_csv(tmp_path / "bad.csv", "txt,output\nHello.,a.wav\n")
     done = run_cli("batch", str(bad), "--output-dir", str(tmp_path))
     assert done.returncode == 3 and "unknown column(s) txt" in done.stderr.decode()
+    # a spreadsheet's capitalised header is the same columns
+    capital = write_csv(tmp_path / "capital.csv", f"Text,Output,Model\nHello.,a.wav,{piper_voice}\n")
+    done = run_cli("batch", str(capital), "--output-dir", str(tmp_path), "--dry-run")
+    assert done.returncode == 0 and "1 rows are valid" in done.stderr.decode(), done.stderr.decode()
+    # a cell past the csv module's limit is named as what it is, not as a quoting problem
+    huge = write_csv(tmp_path / "huge.csv", "text,output\n" + "word " * 30_000 + ",a.wav\n")
+    done = run_cli("batch", str(huge), "--output-dir", str(tmp_path))
+    assert done.returncode == 3 and "a cell longer than 131,072 characters" in done.stderr.decode(), done.stderr.decode()
 
 
 def many_rows(folder: Path, voice: Path, n: int) -> Path:

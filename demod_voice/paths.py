@@ -144,10 +144,26 @@ def os_error(doing: str, err: OSError) -> DemodVoiceError:
 
 
 def temp_beside(target: Path) -> Path:
-    """A new empty hidden file in ``target``'s folder (same filesystem, so a rename is atomic)."""
+    """A new empty hidden file in ``target``'s folder (same filesystem, so a rename is atomic), with the mode a new file
+    gets under the umask (``mkstemp`` makes it 0600: reports, captions and books were readable by their owner only)."""
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+_UMASK: Optional[int] = None
+
+
+def umask() -> int:
+    """The process's umask (read once: reading it means setting it)."""
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
 
 
 @contextmanager

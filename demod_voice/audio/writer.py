@@ -113,7 +113,6 @@ class FileSink:
             self._file = None
             with open(self._tmp, "rb") as handle:
                 os.fsync(handle.fileno())
-            os.chmod(self._tmp, 0o666 & ~_umask())
             os.replace(self._tmp, self.path)
         except (OSError, RuntimeError) as err:  # as in write(): a closing flush can meet a full disk too
             self.abort()
@@ -210,12 +209,3 @@ def free_bytes(folder: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
-_UMASK: Optional[int] = None
-
-
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return _UMASK

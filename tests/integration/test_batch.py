@@ -251,6 +251,13 @@ def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_pat
     shutil.copytree(tmp_path / "out", tmp_path / "moved", copy_function=shutil.copy2)
     again = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"))
     assert again.returncode == 0 and "3 of 3 rows are already complete" in again.stderr.decode(), again.stderr.decode()
+    # files written through a temporary file get the mode new files get (mkstemp made them 0600: the report)
+    report_file = tmp_path / "moved" / "report.jsonl"
+    assert run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"),
+                   "--report", str(report_file)).returncode == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert oct(report_file.stat().st_mode & 0o777) == oct(0o666 & ~mask) == oct((tmp_path / "out" / "sub" / "row0.wav").stat().st_mode & 0o777)
     # an edit still remakes its row there
     write_csv(csv_file, "text,output\n" + "".join(f"Row number {i}{'!' if i == 1 else '.'},sub/row{i}.wav\n" for i in range(3)))
     edited = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"))

@@ -33,6 +33,11 @@ MAX_PAUSES = 300.0
 """Seconds of breaks one text may ask for in all."""
 
 STRENGTHS = {"none": 0.0, "x-weak": 0.1, "weak": 0.25, "medium": 0.4, "strong": 0.75, "x-strong": 1.2}
+RATE_RANGE = (0.25, 4.0)
+"""The rates a text may be spoken at, nested ``<prosody>`` multiplied: four nested ``rate="0.25"`` made 163 s of audio
+from two words, twelve a worker's out-of-memory."""
+LOUDEST = 10.0 ** (12.0 / 20.0)
+"""The most gain, nested ``<prosody volume>`` multiplied (+12 dB, as one may ask)."""
 RATES = {"x-slow": 0.5, "slow": 0.75, "medium": 1.0, "default": 1.0, "fast": 1.25, "x-fast": 1.6}
 VOLUMES = {"silent": 0.0, "x-soft": 0.35, "soft": 0.6, "medium": 1.0, "default": 1.0, "loud": 1.4, "x-loud": 1.8}
 NO_EFFECT = ("emphasis", "mark")
@@ -128,8 +133,13 @@ class _Builder:
         if tag in ("prosody", "lang", "p", "s", "break") or (tag == "speak" and attrs.get("xml:lang")):
             self._flush()
         if tag == "prosody":
-            frame = replace(frame, rate=top.rate * _rate(attrs.get("rate"), self._where()),
-                            volume=top.volume * _volume(attrs.get("volume"), self._where()))
+            rate = top.rate * _rate(attrs.get("rate"), self._where())
+            volume = top.volume * _volume(attrs.get("volume"), self._where())
+            held = (min(RATE_RANGE[1], max(RATE_RANGE[0], rate)), min(LOUDEST, volume))
+            if held != (rate, volume):
+                self.warnings.append(f"nested <prosody> at {self._where()} multiply to rate {rate:.3g}, volume {volume:.3g}; "
+                                     f"held at rate {held[0]:g}, volume {held[1]:.3g}")
+            frame = replace(frame, rate=held[0], volume=held[1])
             if "pitch" in attrs or "contour" in attrs or "range" in attrs:
                 self.warnings.append("<prosody> pitch, contour and range have no effect (rate and volume do)")
         elif tag in ("lang", "speak") and attrs.get("xml:lang"):
@@ -247,7 +257,7 @@ def _rate(value: Optional[str], where: str) -> float:
     if match:
         number = float(match.group(1))
         factor = (1.0 + number / 100.0 if value[0] in "+-" else number / 100.0) if match.group(2) else number
-        if 0.25 <= factor <= 4.0:
+        if RATE_RANGE[0] <= factor <= RATE_RANGE[1]:
             return factor
     raise SsmlError(f"<prosody rate=\"{value[:20]}\"> at {where}: use x-slow..x-fast, a percentage (80%) or a factor from 0.25 to 4")
 

@@ -28,6 +28,18 @@ def test_prosody_rate_and_volume_nest_and_multiply():
     assert [(s.text.strip(), s.rate, round(s.volume, 3)) for s in got] == [("slow", 0.5, 0.501), ("fast", 0.8, 0.501), ("plain", 1.0, 1.0)]
 
 
+def test_nested_prosody_is_held_within_one_tags_range():
+    """Four nested rate="0.25" made 163 s of audio from two words and twelve a worker's out-of-memory (the product was
+    unbounded, each tag within 0.25-4); nested +12 dB likewise."""
+    slow = "<speak>" + '<prosody rate="0.25">' * 12 + "Hello there" + "</prosody>" * 12 + "</speak>"
+    loud = "<speak>" + '<prosody rate="x-fast" volume="+12dB">' * 6 + "Hello there" + "</prosody>" * 6 + "</speak>"
+    for text, rate, volume in ((slow, 0.25, 1.0), (loud, 4.0, 10 ** 0.6)):
+        prepared = for_job(text, "en", TextOptions(), True)
+        pieces = [s for s in prepared.segments if isinstance(s, Speak)]
+        assert [(p.rate, round(p.volume, 3)) for p in pieces] == [(rate, round(volume, 3))]
+        assert any("nested <prosody>" in w and "held at" in w for w in prepared.warnings), prepared.warnings
+
+
 def test_say_as_sub_and_phoneme():
     got = for_job('<speak><say-as interpret-as="characters">ABC1</say-as> <say-as interpret-as="cardinal">1234</say-as> '
                   '<say-as interpret-as="ordinal">3</say-as> <say-as interpret-as="date" format="dmy">12/05/2026</say-as> '

@@ -28,6 +28,8 @@ class Table:
     """How the decimal mark is read."""
     minus: str = "minus"
     """How a leading minus is read."""
+    range_word: str = ""
+    """What a dash between two numbers is read as (``1990-1995``: "to"); empty: ranges are left as written."""
     months: tuple[str, ...] = ()
     """Month names, January first (empty: dates are left to the engine)."""
     date_order: str = "dmy"
@@ -53,7 +55,7 @@ class Table:
 
 
 EN = Table(
-    code="en",
+    code="en", range_word="to",
     months=("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
             "November", "December"),
     date_order="mdy",
@@ -82,7 +84,7 @@ EN = Table(
 )
 
 DE = Table(
-    code="de", group=".", decimal=",", decimal_word="Komma",
+    code="de", range_word="bis", group=".", decimal=",", decimal_word="Komma",
     months=("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November",
             "Dezember"),
     percent="Prozent",
@@ -106,7 +108,7 @@ DE = Table(
 )
 
 FR = Table(
-    code="fr", group="\u00a0\u202f ", decimal=",", decimal_word="virgule", minus="moins",
+    code="fr", range_word="à", group="\u00a0\u202f ", decimal=",", decimal_word="virgule", minus="moins",
     months=("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre",
             "décembre"),
     percent="pour cent",
@@ -131,7 +133,7 @@ FR = Table(
 )
 
 ES = Table(
-    code="es", group=".", decimal=",", decimal_word="coma", minus="menos",
+    code="es", range_word="a", group=".", decimal=",", decimal_word="coma", minus="menos",
     months=("enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre", "noviembre",
             "diciembre"),
     percent="por ciento",
@@ -155,7 +157,7 @@ ES = Table(
 )
 
 IT = Table(
-    code="it", group=".", decimal=",", decimal_word="virgola", minus="meno",
+    code="it", range_word="a", group=".", decimal=",", decimal_word="virgola", minus="meno",
     months=("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre", "ottobre",
             "novembre", "dicembre"),
     percent="per cento",
@@ -179,7 +181,7 @@ IT = Table(
 )
 
 PT = Table(
-    code="pt", group=".", decimal=",", decimal_word="vírgula", minus="menos",
+    code="pt", range_word="a", group=".", decimal=",", decimal_word="vírgula", minus="menos",
     months=("janeiro", "fevereiro", "março", "abril", "maio", "junho", "julho", "agosto", "setembro", "outubro", "novembro",
             "dezembro"),
     percent="por cento",
@@ -203,7 +205,7 @@ PT = Table(
 )
 
 NL = Table(
-    code="nl", group=".", decimal=",", decimal_word="komma", minus="min",
+    code="nl", range_word="tot", group=".", decimal=",", decimal_word="komma", minus="min",
     months=("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november",
             "december"),
     percent="procent",
@@ -225,7 +227,7 @@ NL = Table(
 )
 
 PL = Table(
-    code="pl", group=".\u00a0\u202f ", decimal=",", decimal_word="przecinek", minus="minus",
+    code="pl", range_word="do", group=".\u00a0\u202f ", decimal=",", decimal_word="przecinek", minus="minus",
     months=("stycznia", "lutego", "marca", "kwietnia", "maja", "czerwca", "lipca", "sierpnia", "września", "października",
             "listopada", "grudnia"),
     percent="procent",
@@ -256,6 +258,8 @@ EN_DMY = dataclasses.replace(EN, date_order="dmy")
 
 NUM2WORDS_ONLY = ("ar", "cs", "hu", "ja", "ko", "ru", "tr")
 """XTTS languages num2words reads numbers in, with no table of our own."""
+MINUS = {"ar": "سالب", "cs": "minus", "hu": "mínusz", "ja": "マイナス", "ko": "마이너스", "ru": "минус", "tr": "eksi"}
+"""How those languages read a leading minus (the English word was read in all of them)."""
 
 MISSING: dict[str, str] = {
     **{code: "numbers (cardinals and decimals) only, through num2words; no dates, times, currencies, units or abbreviations"
@@ -285,5 +289,6 @@ def numbers_only(language: str) -> Optional[Table]:
     if code in TABLES:
         return TABLES[code]
     if code in NUM2WORDS_ONLY:
-        return Table(code=code, group="", decimal="," if code in ("cs", "hu", "ru", "tr") else ".", decimal_word="")
+        return Table(code=code, group="", decimal="," if code in ("cs", "hu", "ru", "tr") else ".", decimal_word="",
+                     minus=MINUS.get(code, "-"))
     return None

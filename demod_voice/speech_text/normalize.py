@@ -21,6 +21,8 @@ Pass = Callable[[str, Table], str]
 _URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _LONG_DIGITS = re.compile(rf"\d{{{num.MAX_DIGITS + 1},}}")
+_SPACE_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:[\u00a0\u202f]\d{3})+|(?: \d{3}){2,})(?![\d]|[.,]\d)")
+_RANGE = re.compile(r"(?<![\w.,/+-])(\d+(?:[.,]\d+)?)\s?[-–—]\s?(\d+(?:[.,]\d+)?)(?![\w]|[.,]\d|[-–—]\d)")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
 _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
@@ -53,8 +55,12 @@ def normalize(text: str, language: str) -> str:
     table = numbers_only(language)
     if table is None:
         return text
-    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _money, _percentages, _units, _ordinals,
+    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _ranges, _money, _percentages, _units, _ordinals,
                                 _abbreviations, _years, _numbers) if table.months else (_numbers,)
+    # thousands grouped by spaces where the language's own separator is another ("1 000 000" was "one zero zero"): by a
+    # typographic space, or by plain spaces in two groups or more ("3 100 gram bars" stays two numbers)
+    if " " not in table.group:
+        text = _SPACE_GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
     for step in passes:
@@ -157,7 +163,19 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
              "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
 
 
+_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
+"""``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
+_WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-3]):[0-5]\d)\s+Uhr\b")
+
+
 def _times(text: str, table: Table) -> str:
+    if table.code == "en":
+        # "a.m." at a sentence's end holds its full stop too
+        text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +
+                                  ("." if m.group(3) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
+    elif table.code == "de":
+        text = _WRITTEN_UHR.sub(r"\1", text)  # "14:30 Uhr": the time is read with its "Uhr" ("vierzehn Uhr dreißig Uhr")
+
     def said(m: re.Match[str]) -> str:
         if m.group(0)[len(m.group(1))] == "h" and table.code != "fr":
             return m.group(0)  # 14h30 is French
@@ -177,6 +195,15 @@ def _telephones(text: str, table: Table) -> str:
     return _TELEPHONE.sub(said, text)
 
 
+def _ranges(text: str, table: Table) -> str:
+    """``1990-1995``, ``5-10``, ``2024–25``: the two numbers with the language's word between ("to"); each is then read by
+    the passes after this one (as a year, an amount, a plain number). The dash was read as a minus or joined the two
+    numbers' words ("nineteen ninety-one thousand nine hundred ninety-five")."""
+    if not table.range_word:
+        return text
+    return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}", text)
+
+
 def _money(text: str, table: Table) -> str:
     symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
     scale = r"(?:\s+(million|billion|trillion))?" if table.code == "en" else ""
@@ -187,10 +214,13 @@ def _money(text: str, table: Table) -> str:
             return f"{num.number(amount, table)} {magnitude} {currency[0][-1]}"
         return num.money(amount, currency, table)
 
-    before = _compiled(table, rf"(?<![\w])({symbols})\s?(NUMBER){scale}(?![\d])")
-    text = before.sub(lambda m: said(m.group(2), m.group(1), m.group(3) if scale else None), text)
-    after = _compiled(table, rf"(?<![\w.,])(NUMBER)\s?({symbols})(?![\w])")
-    return after.sub(lambda m: said(m.group(1), m.group(2), None), text)
+    def signed(minus: str, words: str) -> str:  # "-$5", "$-5", "-5 €": the minus is read ("-five dollars" lost it)
+        return f"{table.minus} {words}" if minus else words
+
+    before = _compiled(table, rf"(?<![\w-])(-?)({symbols})\s?(-?)(NUMBER){scale}(?![\d])")
+    text = before.sub(lambda m: signed(m.group(1) or m.group(3), said(m.group(4), m.group(2), m.group(5) if scale else None)), text)
+    after = _compiled(table, rf"(?<![\w.,-])(-?)(NUMBER)\s?({symbols})(?![\w])")
+    return after.sub(lambda m: signed(m.group(1), said(m.group(2), m.group(3), None)), text)
 
 
 def _percentages(text: str, table: Table) -> str:
@@ -201,7 +231,8 @@ def _percentages(text: str, table: Table) -> str:
 
 def _units(text: str, table: Table) -> str:
     units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
-    pattern = _compiled(table, rf"(?<![\w.,])(-?)(NUMBER)\s?({units})(?![\w/])")
+    # a unit's own dot before lower case or a comma is the abbreviation's, not a sentence's end ("5 ft. of rope")
+    pattern = _compiled(table, rf"(?<![\w.,])(-?)(NUMBER)\s?({units})(?![\w/])(?:\.(?=\s*[a-z,;]))?")
 
     def said(m: re.Match[str]) -> str:  # "-5°C" is minus five ("5-10 kg" is a range: "-10" follows a digit, no match)
         whole, fraction = num.parse_number(m.group(2), table)
@@ -250,10 +281,12 @@ def _abbreviations(text: str, table: Table) -> str:
         if table.code == "en" and written == "No." and not following.isdigit():
             return written  # "No." is only "number" before a number
         if table.code == "en" and written == "St.":
-            # "St. Louis", "in St. Paul's": saint; after a name or a number ("Main St. She left.", "42nd St."): a street,
+            # "St. Louis", "in St. Paul's": saint; after a name or an ordinal ("Main St. She left.", "42nd St."): a street,
             # whose full stop ends the sentence when a capital follows
             before = m.string[: m.start()].split()[-1:]
-            street = bool(before) and (before[0][:1].isupper() or before[0][:1].isdigit()) and before[0] not in _NOT_NAMES
+            # a house number before it is not a street's name ("5 St. Clair Ave."), an ordinal is ("42nd St.")
+            word = before[0] if before else ""
+            street = (word[:1].isupper() and word not in _NOT_NAMES) or (word[:1].isdigit() and not word.isdigit())
             if following.isupper() and not street:
                 return "saint"
             return "street" + ("." if not following or following.isupper() else "")
@@ -276,6 +309,7 @@ def _numbers(text: str, table: Table) -> str:
     def said(m: re.Match[str]) -> str:
         start = m.start()
         minus = m.group(1) and (start == 0 or not text[start - 1].isalnum())
-        return (f"{table.minus} " if minus else ("-" if m.group(1) else "")) + num.number(m.group(2), table)
+        sign = (f"{table.minus} " if table.minus != "-" else "-") if minus else ("-" if m.group(1) else "")
+        return sign + num.number(m.group(2), table)
 
     return pattern.sub(said, text)

@@ -22,7 +22,15 @@ CASES = {
         ("St. Louis and Main St.", "saint Louis and Main street."),
         ("She lived on Main St. She was happy.", "She lived on Main street. She was happy."),
         ("42nd St. is long; the St. Lawrence river, in St. Paul", "forty-second street is long; the saint Lawrence river, in saint Paul"),
-        ("It was -5°C outside, -10 kg and 5-10 kg", "It was minus five degrees Celsius outside, minus ten kilograms and five-ten kilograms"),
+        ("It was -5°C outside, -10 kg and 5-10 kg", "It was minus five degrees Celsius outside, minus ten kilograms and five to ten kilograms"),
+        ("From 1990-1995, in 2024–25, pages 10-12, 5–10%", "From nineteen ninety to nineteen ninety-five, in twenty twenty-four to "
+                                                            "twenty-five, pages ten to twelve, five to ten percent"),
+        ("The balance is -$5, $-2 and -€20.50.", "The balance is minus five dollars, minus two dollars and minus twenty euros and fifty cents."),
+        ("I live at 5 St. Clair Ave. in Toronto.", "I live at five saint Clair avenue in Toronto."),
+        ("We need 5 ft. of rope, 5 min., now", "We need five feet of rope, five minutes, now"),
+        ("Population: 1 000 000 people, 12\u202f000 more", "Population: one million people, twelve thousand more"),
+        ("at 7 am, from 3pm to 5 p.m. today. Up at 6 a.m. Then", "at seven AM, from three PM to five PM today. Up at six AM. Then"),
+        ("call 555-1234 on 2026-05-12", "call five five five, one two three four on May twelfth, twenty twenty-six"),
         ("apples, pears, etc. Then", "apples, pears, et cetera. Then"),
         ("mail me@example.com", "mail me at example dot com"),
         ("see https://www.example.com/a", "see www dot example dot com slash a"),
@@ -34,6 +42,8 @@ CASES = {
     ],
     "de": [
         ("Das kostet 3,50 €.", "Das kostet drei Euro und fünfzig Cent."),
+        ("Am 12.05.2026 um 14:30 Uhr, von 1990-1995", "Am zwölften Mai zweitausendsechsundzwanzig um vierzehn Uhr dreißig, von "
+                                                      "neunzehnhundertneunzig bis neunzehnhundertfünfundneunzig"),
         ("am 12.05.2026", "am zwölften Mai zweitausendsechsundzwanzig"),
         ("Der 3. Oktober", "Der dritte Oktober"),
         ("Berlin, 3. Oktober 1990", "Berlin, dritter Oktober neunzehnhundertneunzig"),
@@ -127,3 +137,9 @@ def test_numbers_too_long_or_unknown_to_num2words_never_fail():
     for language in ("en", "de", "pl", "ru", "tr", "cs", "ja", "ko", "ar", "hu"):
         for text in ("1" * 40, "$" + "9" * 30, "1" * 5000, "1." + "5" * 500 + " km", "3.5", "1,000,000,000,000,000,000,000"):
             assert isinstance(normalize(text, language), str)
+
+
+def test_a_language_with_numbers_only_reads_its_own_minus():
+    """Russian, Turkish, Japanese read "-5" with the English word "minus"."""
+    assert normalize("-5 градусов", "ru") == "минус пять градусов"
+    assert normalize("-5", "tr").startswith("eksi ")

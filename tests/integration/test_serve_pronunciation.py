@@ -78,6 +78,20 @@ def test_tsv_put_and_delete_by_empty_body(server):
     assert call(server, "GET", "/v1/lexicons/tsv", ADMIN).status_code == 404
 
 
+def test_a_lexicon_of_thousands_of_entries_fits_and_one_too_large_is_told_so(server):
+    """A 9,000-entry TSV (~180 KB, under the 10,000 entries a lexicon may hold) met the speech text's JSON body limit
+    (~113 KB here) and was refused naming serve.limits.max_input_chars."""
+    tsv = "".join(f"wordnumber{i}\tw\u025cːd\n" for i in range(9000)).encode()
+    assert len(tsv) > 180_000
+    answer = call(server, "PUT", "/v1/lexicons/big", ADMIN, content=tsv, headers={"Content-Type": "text/tab-separated-values"})
+    assert answer.status_code == 200 and len(answer.json()["entries"]) == 9000, answer.text[:300]
+    too_big = call(server, "PUT", "/v1/lexicons/big", ADMIN, content=b"x" * (1 << 20) + b"y",
+                   headers={"Content-Type": "text/tab-separated-values"})
+    assert too_big.status_code == 413 and "a lexicon may be at most 1024 KiB" in too_big.text, too_big.text
+    assert "max_input_chars" not in too_big.text
+    assert call(server, "PUT", "/v1/lexicons/big", ADMIN, json={"entries": []}).status_code == 200
+
+
 def test_narrower_lexicons_win_in_speech(server, piper_voice):
     """Spoken lengths tell which respelling was read (the voice is deterministic: noise off)."""
     short, long = len(speak(server, piper_voice, SHORT)[0]), len(speak(server, piper_voice, LONG)[0])

@@ -47,6 +47,9 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/v1/"
 PAGE_PREFIX = "/ui"
+LEXICONS = "/v1/lexicons/"
+LEXICON_BYTES = 1 << 20
+"""A lexicon's body (``PUT /v1/lexicons/NAME``), as ``serve.http.lexicons.MAX_BODY``."""
 JSON_BASE = 64 << 10
 JSON_PER_CHAR = 12
 
@@ -68,6 +71,8 @@ def too_large(path: str, content_type: str, limits: Any, declared: Optional[int]
     """The 413 for a body over :func:`body_limit`: the limit in the setting's own terms (an upload's megabytes, a text's
     characters), and the body's size when it was announced."""
     size = f"the request body is {declared / 1e6:.1f} MB" if declared is not None else "the request body is too large"
+    if path.startswith(LEXICONS):
+        return ApiError(413, f"{size}; a lexicon may be at most {LEXICON_BYTES // 1024} KiB: split it", code="too_large")
     if is_upload(path, content_type):
         return ApiError(413, f"{size}; this server takes uploads of up to {limits.max_upload_mb:g} MB "
                              "(serve.limits.max_upload_mb)", code="upload_too_large")
@@ -136,6 +141,8 @@ def body_limit(path: str, content_type: str, limits: Any) -> int:
     """Bytes the body of a request may hold (see the module docstring)."""
     if is_upload(path, content_type):
         return upload_limit(limits) + 1_000_000
+    if path.startswith(LEXICONS):  # its own cap (1 MiB, the route's): 10,000 entries; a speech text's made it ~113 KB
+        return LEXICON_BYTES
     return JSON_BASE + JSON_PER_CHAR * limits.max_input_chars
 
 

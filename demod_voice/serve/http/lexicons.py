@@ -19,13 +19,14 @@ from demod_voice.errors import InputError
 from demod_voice.serve.auth import Caller
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http.deps import Context, Speaker, require
+from demod_voice.serve.http.guard import LEXICON_BYTES
 from demod_voice.serve.lexicons import store
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.lexicon import Lexicon, check_name, from_data, parse, to_data
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 
-MAX_BODY = 1 << 20
+MAX_BODY = LEXICON_BYTES
 """Bytes of one PUT body."""
 
 

@@ -411,6 +411,9 @@ def test_unreadable_bodies_are_answered_with_what_to_send(server):
     numbered = httpx.post(speech, json={"model": "tiny-single", "input": "Hi.", "voice": 7, "response_format": "wav"}, headers=auth(),
                           timeout=60)  # a speaker by number, as docs/serve.md allows: not a type error
     assert "valid string" not in numbered.text and "voice.str" not in numbered.text, numbered.text
+    typed = httpx.post(speech, json={"model": "tiny-single", "input": "Hi.", "lexicon": 5}, headers=auth(), timeout=30)
+    assert typed.status_code == 400 and typed.json()["error"]["message"] == \
+        "'lexicon' is not of a type it takes: it takes an object, a list or a string", typed.text
 
 
 def test_an_upload_over_the_limit_and_a_bad_recording_are_told_in_the_clients_terms(server):

@@ -181,6 +181,32 @@ def _unreadable(request: Request, detail: str) -> str:
     return detail
 
 
+_KINDS = {"str": "a string", "int": "a whole number", "float": "a number", "bool": "true or false", "dict": "an object",
+          "list": "a list", "none": "null"}
+
+
+def _union_message(problems: list) -> Optional[str]:
+    """For a field that takes several types, pydantic names each member in the location ('lexicon.dict[any,any]: Input
+    should be a valid dictionary (and 2 more problem(s))'): one line naming the field and the types it takes."""
+    first = [str(part) for part in problems[0].get("loc", ()) if part != "body"]
+    if not first or not _is_type_tag(first[-1]):
+        return None
+    field = first[:-1]
+    kinds = []
+    for problem in problems:
+        loc = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        if loc[:-1] == field and _is_type_tag(loc[-1]):
+            kind = _KINDS.get(loc[-1].split("[", 1)[0].lower())
+            if kind and kind not in kinds:
+                kinds.append(kind)
+    takes = f": it takes {', '.join(kinds[:-1])} or {kinds[-1]}" if len(kinds) > 1 else ""
+    return f"'{'.'.join(field)}' is not of a type it takes{takes}"
+
+
+def _is_type_tag(part: str) -> bool:
+    return part.split("[", 1)[0].lower() in _KINDS or part.startswith(("function-", "json-or-python", "union["))
+
+
 def _validation_message(err: RequestValidationError) -> str:
     """One line from pydantic's list of problems."""
     problems = err.errors()
@@ -191,6 +217,9 @@ def _validation_message(err: RequestValidationError) -> str:
         return "the request body is not valid JSON"
     if tuple(first.get("loc", ())) == ("body",):  # not a JSON object at all (a string, a list, text/plain)
         return "the request body must be a JSON object (Content-Type: application/json)"
+    union = _union_message(problems)
+    if union is not None:
+        return union
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     return f"'{where}': {first.get('msg', 'invalid')}{more}"

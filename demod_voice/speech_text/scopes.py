@@ -43,6 +43,10 @@ def named_or_file(lexicons: LexiconStore, name: str) -> Lexicon:
     path = Path(name).expanduser()
     if path.suffix in (".tsv", ".yaml", ".yml") and path.is_file():
         return read_file(path)
+    if path.suffix in (".tsv", ".yaml", ".yml") or "/" in name:  # meant as a file ("is not a lexicon name" said otherwise)
+        what = "is a folder, not a lexicon file" if path.is_dir() else "not found"
+        raise InputError(f"lexicon file {name} {what}: give a .tsv or .yaml file, or a stored lexicon's name "
+                         "('demod-voice lexicon list')")
     found = lexicons.load(check_name(name))
     if found is None:
         raise InputError(f"there is no lexicon '{name}': list them with 'demod-voice lexicon list', or give a .tsv/.yaml file")

@@ -96,3 +96,14 @@ def test_a_phoneme_the_voice_does_not_know_is_refused():
 def test_lexicon_words_are_not_normalised():
     options = TextOptions(lexicon=lex(("Dr.", "", "drive")))
     assert for_job("Dr. 5", "en", options, False).text == "drive five"
+
+
+def test_a_lexicon_file_that_is_not_there_is_named_as_a_missing_file(tmp_path):
+    """``--lexicon /x/nosuch.tsv`` said "'/x/nosuch.tsv' is not a lexicon name: letters, digits...". """
+    store = LexiconStore(tmp_path / "lexicons")
+    for name in (str(tmp_path / "nosuch.tsv"), str(tmp_path / "sub" / "names")):
+        with pytest.raises(InputError, match="not found: give a .tsv or .yaml file") as caught:
+            scopes.named_or_file(store, name)
+        assert "is not a lexicon name" not in str(caught.value)
+    with pytest.raises(InputError, match="there is no lexicon 'names'"):
+        scopes.named_or_file(store, "names")

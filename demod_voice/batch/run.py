@@ -120,7 +120,7 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     In a dry run, rows whose voice would be downloaded first are valid but get no job; ``fetches``
     collects them (``backend:name`` -> lines).
     """
-    problems: list[str] = []
+    problems: dict[str, list[int]] = {}  # message -> the lines it is about (a bad lexicon is every row's: said once)
     jobs: list[tuple[Row, SynthesisJob]] = []
     seen: dict[Path, int] = {}
     readings: dict[Optional[str], TextOptions] = {}
@@ -132,20 +132,28 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
                 fetches.setdefault(f"{fetch.kind}:{fetch}", []).append(row.line)
             continue
         except DemodVoiceError as err:
-            problems.append(f"{request.csv_path.name}:{row.line}: {err}")
+            problems.setdefault(str(err), []).append(row.line)
             continue
         key = Path(job.output)
         if key in seen:
-            problems.append(f"{request.csv_path.name}:{row.line}: output '{row.values['output']}' is also written by line {seen[key]}")
+            problems.setdefault(f"output '{row.values['output']}' is also written by line {seen[key]}", []).append(row.line)
             continue
         seen[key] = row.line
         jobs.append((row, job))
     if problems:
-        for problem in problems:
-            log.error("%s", problem)
-        first = problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} more, listed above)"
-        raise InputError(f"{len(problems)} row(s) of {request.csv_path.name} have problems; nothing was synthesised: {first}")
+        said = [f"{request.csv_path.name}:{_lines(lines)}: {message}" for message, lines in problems.items()]
+        for line in said:
+            log.error("%s", line)
+        rows = sum(len(lines) for lines in problems.values())
+        first = said[0] if len(said) == 1 else f"{said[0]} (and {len(said) - 1} more, listed above)"
+        raise InputError(f"{rows} row(s) of {request.csv_path.name} have problems; nothing was synthesised: {first}")
     return jobs
+
+
+def _lines(lines: list[int]) -> str:
+    """``7``, or ``2, 3, 5`` for rows with one problem, ``2, 3, 4, 5, 6, ... (40 rows)`` for many."""
+    shown = ", ".join(map(str, lines[:5]))
+    return shown if len(lines) <= 5 else f"{shown}, ... ({len(lines)} rows)"
 
 
 def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], TextOptions]) -> SynthesisJob:

@@ -262,3 +262,12 @@ def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_pat
     write_csv(csv_file, "text,output\n" + "".join(f"Row number {i}{'!' if i == 1 else '.'},sub/row{i}.wav\n" for i in range(3)))
     edited = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(tmp_path / "moved"))
     assert edited.returncode == 0 and "2 of 3 rows are already complete" in edited.stderr.decode(), edited.stderr.decode()
+
+
+def test_a_problem_every_row_shares_is_said_once_with_its_rows(tmp_path):
+    """One missing voice (or bad lexicon) named by 40 rows printed 41 lines."""
+    csv_file = write_csv(tmp_path / "same.csv", "text,output,model\n" + "".join(f"Row {i}.,r{i}.wav,missing.onnx\n" for i in range(40)))
+    done = run_cli("batch", str(csv_file), "--output-dir", str(tmp_path / "out"))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "40 row(s) of same.csv have problems" in err, err
+    assert "same.csv:2, 3, 4, 5, 6, ... (40 rows): " in err and err.count("missing.onnx") <= 2, err

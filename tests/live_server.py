@@ -91,3 +91,14 @@ def metric(text: str, name: str, labels: str = "") -> float:
         if line.startswith(wanted + " "):
             return float(line.split()[-1])
     return 0.0
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    """What ``sock`` sends until ``marker`` has come (or the peer closes)."""
+    data = b""
+    while marker not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        data += piece
+    return data

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import run_cli, voiced_signal
-from live_server import children, start_server, wait_until
+from live_server import children, read_until, start_server, wait_until
 
 pytest.importorskip("fastapi")
 
@@ -93,12 +93,7 @@ def raw(server, head: str, body: bytes = b"", timeout: float = 10.0) -> tuple[in
     """Send ``head`` (request line and headers, without the blank line) and ``body``; the status and what came back."""
     with socket.create_connection(("127.0.0.1", port(server)), timeout=timeout) as sock:
         sock.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            piece = sock.recv(65536)
-            if not piece:
-                break
-            data += piece
+        data = read_until(sock, b"\r\n\r\n")
         status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
         sock.settimeout(2.0)
         try:

@@ -19,7 +19,7 @@ from typing import Optional
 
 import httpx
 import pytest
-from live_server import free_port, metric, start_server
+from live_server import free_port, metric, read_until, start_server
 
 from demod_voice.serve.http.connections import STUCK_SECONDS
 from demod_voice.serve.http.speech import SEND_GRACE
@@ -475,12 +475,7 @@ def test_a_synthesize_event_with_fields_of_the_wrong_type_says_which_without_pyt
     sock.settimeout(TIMEOUT)
     try:
         sock.sendall(wyoming_event("synthesize", data))
-        raw = b""
-        while b'"error"' not in raw:
-            piece = sock.recv(65536)
-            if not piece:
-                break
-            raw += piece
+        raw = read_until(sock, b'"error"')
         time.sleep(0.2)
         sock.setblocking(False)
         try:

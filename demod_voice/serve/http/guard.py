@@ -21,8 +21,8 @@ refusals that need only the headers happen here, in an ASGI middleware:
    body without a length (chunked) is counted as it is read and cut off at the same size.
 
 Body sizes: a multipart upload (and anything for the page under ``/ui``) may be
-``serve.limits.max_upload_mb`` + 1 MB; any other body 64 KiB + 12 bytes per character of
-``serve.limits.max_input_chars`` (JSON escapes a character in at most 12 bytes).
+``serve.limits.max_upload_mb`` + 1 MB; a lexicon (``PUT /v1/lexicons/NAME``) 1 MiB; any other body 64 KiB + 12 bytes
+per character of ``serve.limits.max_input_chars`` (JSON escapes a character in at most 12 bytes).
 """
 
 from __future__ import annotations

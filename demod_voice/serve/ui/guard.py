@@ -166,7 +166,8 @@ class PageHeaders:
                 started = True
                 kept = [(k, v) for k, v in message.get("headers", [])
                         if shared or not k.lower().startswith(b"access-control-")]
-                kept = [(k, v) for k, v in kept if k.lower() not in (b"x-frame-options", b"content-security-policy")]
+                kept = [(k, v) for k, v in kept
+                        if k.lower() not in (b"x-frame-options", b"content-security-policy", b"x-content-type-options")]
                 kept.append((b"content-security-policy", f"frame-ancestors {self.frames}".encode("latin-1")))
                 if self.frames == "'self'":
                     kept.append((b"x-frame-options", b"SAMEORIGIN"))

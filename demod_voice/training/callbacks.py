@@ -78,8 +78,12 @@ class KeepNewest(lightning.pytorch.callbacks.ModelCheckpoint):
     ``keep`` stay, and ``last.ckpt`` is a link to the newest (what ``--resume`` reads)."""
 
     def __init__(self, folder: str, keep: int) -> None:
+        # No version counter: a process's first checkpoint records no ``last`` of its own (Lightning sets it after saving),
+        # so after a resume from it Lightning took the existing ``last.ckpt`` for another run's and linked
+        # ``last-v1.ckpt`` instead; ``--resume`` then went back to the older epoch, and ``epoch-2-v1.ckpt`` was kept
+        # beside ``epoch-2.ckpt``. The names here are ours alone: a file of the same name is this run's, replaced.
         super().__init__(dirpath=folder, filename="epoch-{done}", auto_insert_metric_name=False, monitor="done", mode="max",
-                         save_top_k=keep, save_last="link", every_n_epochs=1)
+                         save_top_k=keep, save_last="link", every_n_epochs=1, enable_version_counter=False)
 
     def _monitor_candidates(self, trainer: Any) -> dict[str, Any]:
         import torch

@@ -95,6 +95,21 @@ def test_two_epochs_with_one_line_each_then_resume_restores_epoch_and_optimiser(
     assert (trained.out / "checkpoints" / "last.ckpt").resolve().name == "epoch-3.ckpt"
 
 
+def test_resuming_a_run_whose_process_wrote_one_checkpoint_goes_on_from_the_newest(prepared):
+    """A process's first checkpoint records no last checkpoint of its own: resumed from it, Lightning linked
+    ``last-v1.ckpt`` to the next epoch and left ``last.ckpt`` on the old one, so the next ``--resume`` went back an epoch
+    (its work lost) and kept an ``epoch-2-v1.ckpt`` beside ``epoch-2.ckpt``."""
+    out = prepared.base / "one-at-a-time"
+    for epochs, said in (("1", "training from scratch"), ("2", "resumed after epoch 1"), ("3", "resumed after epoch 2")):
+        done, err = train(prepared.folder, out, "--epochs", epochs, "--export-every", "0", "--keep-checkpoints", "2",
+                          *(("--resume",) if epochs != "1" else ()))
+        assert done.returncode == 0 and said in err, err
+    files = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert files == ["epoch-2.ckpt", "epoch-3.ckpt", "last.ckpt"], files
+    assert (out / "checkpoints" / "last.ckpt").resolve().name == "epoch-3.ckpt"
+    shutil.rmtree(out / "checkpoints")
+
+
 def test_each_export_says_how_well_a_recogniser_hears_its_samples(trained):
     pytest.importorskip("faster_whisper", reason="the asr extra is not installed")
     line = next(line for line in trained.first_err.splitlines() if "epoch 2: voice and 1 sample(s)" in line)

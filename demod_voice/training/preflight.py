@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -93,7 +94,12 @@ def _rows(path: Path, multi: bool) -> list[tuple[int, str, str, str, list[int]]]
     width = 4 if multi else 3
     rows = []
     text = path.read_text(encoding="utf-8")
-    for line, row in enumerate(csv.reader(text.splitlines(), delimiter="|", quoting=csv.QUOTE_NONE), 1):
+    # Read as piper's training reads it (csv's quoting, lines split at line feeds only), so that what is checked here
+    # is what is trained on: read without quoting, a transcript opening with a quote passed here and was paired with
+    # another clip's phonemes there.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="|")
+    for row in reader:
+        line = reader.line_num
         if not row:
             continue
         if len(row) != width:

@@ -14,7 +14,9 @@ as ``../../x`` would read and write outside the dataset's folders, and is droppe
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
 import sys
@@ -344,11 +346,16 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
                          f"least {request.min_total_seconds:.0f} s ({request.min_total_seconds / 60:.1f} min): record more, "
                          "or lower --min-total-seconds for a quick test; metadata.csv was not written")
     kept = [r for r in results if r.status == "kept"]
-    speakers = sorted({r.speaker for r in kept if r.speaker})
-    lines = []
+    # Numbered in the order they first appear, as piper's training numbers them from metadata.csv: sorted names gave
+    # the dataset's config.json another numbering than the trained model's, and a voice exported with it swapped speakers.
+    speakers = list(dict.fromkeys(r.speaker for r in kept if r.speaker))
+    # Written as piper reads it, with csv's quoting: a transcript that starts with a quote ('"Every morning...') was read
+    # as a quoted field running into the next lines, pairing audio with another clip's phonemes.
+    table = io.StringIO()
+    writer = csv.writer(table, delimiter="|", lineterminator="\n")
     for r in kept:
         ids = " ".join(map(str, r.phoneme_ids))
-        lines.append(f"{r.clip_id}|{r.speaker}|{r.text}|{ids}" if speakers else f"{r.clip_id}|{r.text}|{ids}")
+        writer.writerow([r.clip_id, r.speaker, r.text, ids] if speakers else [r.clip_id, r.text, ids])
     config = PiperConfig(
         num_symbols=max(i[0] for i in DEFAULT_PHONEME_ID_MAP.values()) + 1, num_speakers=max(1, len(speakers)),
         sample_rate=request.settings.sample_rate, espeak_voice=request.settings.espeak_voice,
@@ -356,7 +363,7 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
         speaker_id_map={name: i for i, name in enumerate(speakers)},
     )
     write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(out / "metadata.csv", "\n".join(lines) + "\n")
+    write_text_atomic(out / "metadata.csv", table.getvalue())
 
 
 def _print_report(report: dict[str, Any]) -> None:

@@ -109,3 +109,31 @@ def test_bad_input(tmp_path, case, words):
     err = done.stderr.decode().strip()
     assert done.returncode == 3 and words in err and len(err.splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_transcripts_with_quotes_and_speakers_in_any_order_reach_the_trainer_as_written(multi_dataset, tmp_path):
+    """A transcript opening with a quote (a book's dialogue) was written raw: piper's trainer reads metadata.csv with csv
+    quoting, so that clip's text ran into the next lines and its audio met another clip's phonemes (two clips gone).
+    Speakers were numbered by sorted name in config.json and by first appearance in the trainer, so a voice exported
+    with the dataset's config swapped them."""
+    import csv
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(multi_dataset, src)
+    rows = [line.split("|") for line in (src / "metadata.csv").read_text(encoding="utf-8").splitlines() if line]
+    renamed = {"spk0": "zoe", "spk1": "adam", "spk2": "mia"}  # first seen: zoe, adam, mia; sorted: adam, mia, zoe
+    rows = [[clip, renamed[speaker], text] for clip, speaker, text in rows]
+    rows[1][2] = '"' + rows[1][2]  # a quote opened here, closed in a later clip, as in a book
+    rows[3][2] = rows[3][2].replace(" ", ' "', 1).rstrip(".") + '" he said.'
+    (src / "metadata.csv").write_text("".join("|".join(row) + "\n" for row in rows), encoding="utf-8")
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    assert done.returncode == 0, done.stderr.decode()
+    with open(out / "metadata.csv", encoding="utf-8") as handle:  # as piper.train's VitsDataModule reads it
+        read = list(csv.reader(handle, delimiter="|"))
+    assert len(read) == json.loads((out / "report.json").read_text())["kept"] == len(rows)
+    assert [r[2] for r in read] == [r[2] for r in rows] and all(len(r) == 4 for r in read)
+    config = json.loads((out / "config.json").read_text())
+    assert config["speaker_id_map"] == {"zoe": 0, "adam": 1, "mia": 2}
+    assert train_one_step(out, tmp_path / "train")["global_step"] >= 1  # piper's trainer takes it as written

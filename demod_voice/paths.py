@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import shutil
 import tempfile
@@ -11,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
-from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
+from demod_voice.errors import DemodVoiceError, InputError, OutputBusy, OutputFull, RuntimeFailure
+
+log = logging.getLogger(__name__)
 
 
 def check_output_path(path: Path) -> Path:
@@ -192,3 +195,52 @@ def copy_atomic(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+
+
+LOCK = ".demod-voice.lock"
+
+
+class OutputLock:
+    """One run per output folder (a batch, a book, a training run): an ``flock`` on a file in it. The kernel drops the
+    lock when its holders end, however they end, so a crashed run never leaves the folder stuck."""
+
+    def __init__(self, folder: Path, what: str = "batch") -> None:
+        self.path = folder / LOCK
+        self.what = what
+        self._fd: Optional[int] = None
+
+    def fileno(self) -> int:
+        """The locked file's descriptor: a child process given it holds the lock too, for as long as it lives."""
+        if self._fd is None:
+            raise ValueError("the lock is not held")
+        return self._fd
+
+    def __enter__(self) -> OutputLock:
+        import fcntl
+
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise os_error(f"cannot create the lock file {self.path}", err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise OutputBusy(f"output directory {self.path.parent} is in use by another {self.what} (pid {holder}); "
+                             "wait for it to finish, or choose another --output-dir") from None
+        except OSError as err:  # a filesystem without locks (some network mounts): run, but say what is unguarded
+            log.warning("cannot lock %s (%s); a second %s into this folder would not be noticed", self.path, err.strerror,
+                        self.what)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # only to name the holder in the message above
+        except OSError:
+            pass
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock; the file stays (removing it would race a new holder)
+            self._fd = None

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.engine.jobs import SynthesisJob
-from demod_voice.errors import OutputBusy
 from demod_voice.paths import os_error, temp_beside
 
 log = logging.getLogger(__name__)
@@ -60,47 +59,6 @@ def _content_digest(path: str) -> str:
 def _digest_of(path: str, size: int, mtime_ns: int) -> str:
     with open(path, "rb") as handle:
         return hashlib.sha256(handle.read()).hexdigest()
-
-
-LOCK = ".demod-voice.lock"
-
-
-class OutputLock:
-    """One batch per output folder: an ``flock`` on a file in it. The kernel drops the lock when
-    its holder ends, however it ends, so a crashed run never leaves the folder stuck."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK
-        self._fd: Optional[int] = None
-
-    def __enter__(self) -> OutputLock:
-        import fcntl
-
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise os_error(f"cannot create the lock file {self.path}", err) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
-            os.close(fd)
-            raise OutputBusy(f"output directory {self.path.parent} is in use by another batch (pid {holder}); "
-                             "wait for it to finish, or choose another --output-dir") from None
-        except OSError as err:  # a filesystem without locks (some network mounts): run, but say what is unguarded
-            log.warning("cannot lock %s (%s); a second batch into this folder would not be noticed", self.path, err.strerror)
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())  # only to name the holder in the message above
-        except OSError:
-            pass
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the lock; the file stays (removing it would race a new holder)
-            self._fd = None
 
 
 def whole_lines(path: Path, what: str) -> tuple[list[str], Optional[int]]:

@@ -34,8 +34,8 @@ from demod_voice.engine.executors.choose import choose_executor, workers_per_mod
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
-from demod_voice.paths import confined_output, os_error
-from demod_voice.resume import Manifest, OutputLock, Report, fingerprint
+from demod_voice.paths import OutputLock, confined_output, os_error
+from demod_voice.resume import Manifest, Report, fingerprint
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.prepare import TextOptions
 

@@ -6,7 +6,7 @@ manifest of finished takes (:class:`~demod_voice.resume.Manifest`, as ``batch`` 
 verdicts of ``verified.jsonl`` and the voice's word timings of ``timings.jsonl`` (:mod:`.timings`).
 Ctrl-C, a crash or a full disk costs only the takes in flight; a rerun makes only takes whose file
 is missing or whose words changed (edit one chapter: only its takes change fingerprints). One run
-at a time holds the folder (:class:`~demod_voice.resume.OutputLock`).
+at a time holds the folder (:class:`~demod_voice.paths.OutputLock`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from demod_voice.book.voice import reader_for
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.service import EngineService
 from demod_voice.errors import RuntimeFailure
-from demod_voice.paths import os_error
-from demod_voice.resume import Manifest, OutputLock
+from demod_voice.paths import OutputLock, os_error
+from demod_voice.resume import Manifest
 
 log = logging.getLogger(__name__)
 

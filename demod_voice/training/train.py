@@ -13,6 +13,7 @@ running piper-tts's own Lightning trainer, which reports events back through a p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
 from demod_voice.logs import PROG
-from demod_voice.paths import write_text_atomic
+from demod_voice.paths import OutputLock, write_text_atomic
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
 from demod_voice.training.bases import HUB, resolve_base
@@ -243,12 +244,17 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    read_end, write_end = os.pipe()
-    env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
+    env["DEMOD_VOICE_PARENT_PID"] = str(os.getpid())  # the runner ends with this process (runner.die_with_parent)
     done: dict[str, Any] = {}
-    with open(log_path, "ab") as log_file:
+    # A training run holds its folder (an flock the runner inherits: held while either lives), so a --resume cannot run
+    # beside a trainer left over from a closed terminal.
+    lock = OutputLock(folder, "training run") if spec["mode"] == "fit" else contextlib.nullcontext()
+    with lock, open(log_path, "ab") as log_file:
+        read_end, write_end = os.pipe()
+        env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
         process = subprocess.Popen([sys.executable, "-m", "demod_voice.training.runner", str(spec_path)], env=env,
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, pass_fds=(write_end,),
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                   pass_fds=(write_end, *((lock.fileno(),) if isinstance(lock, OutputLock) else ())),
                                    start_new_session=True)
         os.close(write_end)
         try:

@@ -110,6 +110,39 @@ def test_resuming_a_run_whose_process_wrote_one_checkpoint_goes_on_from_the_newe
     shutil.rmtree(out / "checkpoints")
 
 
+def test_the_trainer_ends_with_its_command_and_holds_its_folder_meanwhile(prepared):
+    """A closed terminal (SIGHUP) or kill -9 of ``piper-train`` left the trainer running in its own session until its
+    next epoch's end, and a ``--resume`` then trained beside it in the same folder."""
+    import os
+    import signal
+
+    from conftest import BIN
+    from processes import alive, children, wait_for
+
+    out = prepared.base / "orphan"
+    args = ["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(out), *TINY, "--export-every", "0"]
+    command = subprocess.Popen([sys.executable, str(BIN), *args, "--epochs", "40"], env={**os.environ, **ENV},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: (out / "checkpoints" / "last.ckpt").exists() or command.poll() is not None, timeout=300)
+        assert command.poll() is None, command.stderr.read().decode()
+        runners = children(command.pid)
+        assert runners
+        beside, err = train(prepared.folder, out, "--epochs", "40", "--resume", "--export-every", "0")
+        assert beside.returncode != 0 and "in use by another training run" in one_error_line(err), err
+        command.send_signal(signal.SIGKILL)
+        command.wait(timeout=30)
+        wait_for(lambda: not any(alive(pid) for pid in runners), timeout=60)  # it ended with its command
+    finally:
+        if command.poll() is None:
+            command.kill()
+        command.wait()
+    reached = json.loads((out / "train-state.json").read_text())["epochs_done"]
+    done, err = train(prepared.folder, out, "--epochs", str(reached + 1), "--resume", "--export-every", "0")
+    assert done.returncode == 0 and f"resumed after epoch {reached}" in err, err  # the folder is free again
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def test_each_export_says_how_well_a_recogniser_hears_its_samples(trained):
     pytest.importorskip("faster_whisper", reason="the asr extra is not installed")
     line = next(line for line in trained.first_err.splitlines() if "epoch 2: voice and 1 sample(s)" in line)

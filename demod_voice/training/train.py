@@ -14,9 +14,11 @@ running piper-tts's own Lightning trainer, which reports events back through a p
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,12 +124,15 @@ def run_training(request: TrainRequest) -> Outcome:
     quality = spec["quality"] or "medium"
     dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
     preflight.check_split(dataset, request.batch_size, request.validation_split)
+    if request.resume:
+        _check_same_shape(request.output_dir, dataset)
     base = None
     if request.base and not request.resume:
         base = resolve_base(request.base, request.cache or Path.cwd(), request.hub, request.progress)
     preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base))
     spec.update(clips=dataset.clips, dataset_texts=dataset.texts, base=str(base) if base else spec["base"])
     request.output_dir.mkdir(parents=True, exist_ok=True)
+    _forget_stale_features(request.output_dir / "cache", request.dataset_dir)
     if not request.resume:
         write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
     say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
@@ -143,10 +148,53 @@ def run_training(request: TrainRequest) -> Outcome:
     return outcome
 
 
+def _check_same_shape(out: Path, dataset: preflight.Dataset) -> None:
+    """A resumed run's dataset has the sample rate and speakers the model was made for (a 16 kHz dataset trained a
+    22.05 kHz model and exported a voice that claimed 16 kHz)."""
+    try:
+        model = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    rate, speakers = model.get("sample_rate"), model.get("num_speakers", 1)
+    if rate and rate != dataset.sample_rate:
+        raise InputError(f"the run in {out} trains a {rate} Hz voice but this dataset is {dataset.sample_rate} Hz: resume with "
+                         f"its own dataset (piper-preprocess --sample-rate {rate}), or start a new --output-dir")
+    if speakers != dataset.num_speakers:
+        raise InputError(f"the run in {out} trains {speakers} speaker(s) but this dataset has {dataset.num_speakers}: resume with "
+                         "its own dataset, or start a new --output-dir")
+
+
+def _forget_stale_features(cache: Path, dataset_dir: Path) -> None:
+    """Empty the trainer's feature cache when the dataset changed since it was filled. piper's trainer keys a clip's
+    cached audio and spectrogram by its row and the start of its text, so a clip recorded again (or rows reordered)
+    went on training from the old recording after a --resume."""
+    stamp = cache / ".dataset"
+    now = _dataset_stamp(dataset_dir)
+    try:
+        known = stamp.read_text(encoding="utf-8")
+    except OSError:
+        known = None
+    if known == now:
+        return
+    if known is not None or (cache.is_dir() and any(cache.iterdir())):
+        shutil.rmtree(cache, ignore_errors=True)
+        log.info("the dataset changed since the trainer's feature cache was made: it is made again")
+    cache.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stamp, now)
+
+
+def _dataset_stamp(dataset_dir: Path) -> str:
+    """What the cached features depend on: metadata.csv's bytes and each clip's size and time."""
+    digest = hashlib.sha256((dataset_dir / "metadata.csv").read_bytes())
+    for wav in sorted((dataset_dir / "wavs").glob("*.wav")):
+        stat = wav.stat()
+        digest.update(f"{wav.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _check_request(request: TrainRequest) -> None:
     out = request.output_dir
-    if request.install_to is not None:
-        check_voice_name(request.name)
+    check_voice_name(request.name)  # the voice is written as NAME.onnx in the output folder, installed or not
     if request.resume:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")

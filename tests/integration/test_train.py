@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import soundfile
 from conftest import FIXTURES, run_cli
@@ -140,6 +141,39 @@ def test_the_trainer_ends_with_its_command_and_holds_its_folder_meanwhile(prepar
     reached = json.loads((out / "train-state.json").read_text())["epochs_done"]
     done, err = train(prepared.folder, out, "--epochs", str(reached + 1), "--resume", "--export-every", "0")
     assert done.returncode == 0 and f"resumed after epoch {reached}" in err, err  # the folder is free again
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_a_resume_checks_its_dataset_and_forgets_features_of_clips_recorded_again(prepared, tmp_path):
+    """--resume took a 16 kHz dataset for a 22.05 kHz run (the voice then claimed 16 kHz), and went on training from
+    a clip's old recording after it was recorded again (piper's feature cache is keyed by row and text)."""
+    out = prepared.base / "re-recorded"
+    done, err = train(prepared.folder, out, "--epochs", "1", "--export-every", "0")
+    assert done.returncode == 0, err
+    cached = {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir() if p.suffix == ".pt"}
+    assert cached
+    other = tmp_path / "at-16k"
+    shutil.copytree(prepared.folder, other)
+    config = json.loads((other / "config.json").read_text())
+    config["audio"]["sample_rate"] = 16000
+    (other / "config.json").write_text(json.dumps(config))
+    for wav in (other / "wavs").glob("*.wav"):  # the same clips at 16 kHz, as piper-preprocess --sample-rate 16000 makes them
+        audio, rate = soundfile.read(str(wav))
+        times = np.arange(int(len(audio) * 16000 / rate)) / 16000
+        soundfile.write(str(wav), np.interp(times, np.arange(len(audio)) / rate, audio), 16000, subtype="PCM_16")
+    refused, err = train(other, out, "--epochs", "2", "--resume")
+    assert refused.returncode == 3 and "trains a 22050 Hz voice but this dataset is 16000 Hz" in one_error_line(err), err
+    # a clip recorded again (here: written again) empties the feature cache, and the trainer makes it anew
+    clip = sorted((prepared.folder / "wavs").glob("*.wav"))[0]
+    audio, rate = soundfile.read(str(clip), dtype="int16")
+    soundfile.write(str(clip), audio, rate, subtype="PCM_16")
+    again, err = train(prepared.folder, out, "--epochs", "2", "--resume", "--export-every", "0")
+    assert again.returncode == 0 and "resumed after epoch 1" in err, err
+    remade = {p.name: p.stat().st_mtime_ns for p in (out / "cache").iterdir() if p.suffix == ".pt"}
+    assert remade and all(remade[name] != when for name, when in cached.items() if name in remade)
+    # and a --name that is not a plain name is refused before any training, installed or not
+    named, err = train(prepared.folder, prepared.base / "named", "--epochs", "1", "--name", "voices/en_US-me-medium")
+    assert named.returncode == 3 and "cannot be a voice name" in one_error_line(err) and not (prepared.base / "named").exists()
     shutil.rmtree(out, ignore_errors=True)
 
 

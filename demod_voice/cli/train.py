@@ -51,7 +51,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
     from demod_voice.cli.common import load_settings
     from demod_voice.config import cache_root
     from demod_voice.errors import UsageError
-    from demod_voice.models.registry import piper_dir
+    from demod_voice.models.registry import EMBEDDED_VOICES, piper_dir
     from demod_voice.training.bases import HUB
     from demod_voice.training.train import TrainRequest, run_training
 
@@ -61,10 +61,16 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")
     output_dir = Path(args.output_dir).expanduser().absolute()
     config = load_settings(args)
+    name = args.name or output_dir.name
+    if args.install and (name == config.piper.default_voice or name in EMBEDDED_VOICES):
+        # installed under that name it would speak for every command that names that voice, or none
+        what = "the default voice (piper.default_voice)" if name == config.piper.default_voice else "a packaged voice"
+        raise UsageError(f"'{name}' is {what}; install the trained voice under another --name (and make it the default "
+                         "with piper.default_voice)")
     request = TrainRequest(
         dataset_dir=Path(args.dataset).expanduser().absolute(),
         output_dir=output_dir,
-        name=args.name or output_dir.name,
+        name=name,
         epochs=_positive(args.epochs, "--epochs"),
         batch_size=_positive(args.batch_size, "--batch-size"),
         quality=args.quality,

@@ -35,6 +35,9 @@ def load(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")
+    if path.suffix.lower() in (".onnx", ".json"):  # read as a pickle it was "not plain data", which says nothing useful
+        raise InputError(f"{path} is an exported voice, not a training checkpoint; an .onnx voice cannot be trained or "
+                         "exported again: use the .ckpt it was exported from")
     try:
         with torch.serialization.safe_globals(list(PATH_TYPES)):
             # Memory-mapped: the optimiser state of a released checkpoint (~2/3 of its ~800 MB) is never read.

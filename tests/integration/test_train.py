@@ -342,3 +342,15 @@ def test_refused_resume_without_a_run_and_a_second_run_in_the_same_folder(traine
     assert code == 3 and "already holds a training run: pass --resume" in one_error_line(capsys.readouterr().err)
     code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(trained.out), *TINY, "--resume", "--epochs", "3"])
     assert code == 2 and "has trained 3 epoch(s) already" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_trained_voice_is_not_installed_over_the_default_voice_and_an_onnx_is_not_a_checkpoint(trained, prepared, tmp_path, capsys):
+    """``--install --name en_US-joe-medium`` replaced the packaged default voice for every command naming none; an .onnx
+    given as a checkpoint was "Python objects that are not plain data (Weights only load failed...)"."""
+    code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(tmp_path / "o"), *TINY, "--name",
+                 "en_US-joe-medium", "--install"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2 and "'en_US-joe-medium' is the default voice" in line and not (tmp_path / "o").exists(), line
+    code = main(["piper-export", str(trained.voice), "-o", str(tmp_path / "again.onnx")])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 3 and "is an exported voice, not a training checkpoint" in line and "not plain data" not in line, line

@@ -1,8 +1,10 @@
-"""Limits for a child process that reads untrusted bytes (uploaded audio, an uploaded book)."""
+"""Limits for a child process that reads untrusted bytes (uploaded audio, an uploaded book), and the end of a child
+with its parent."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import resource
 import signal
 
@@ -17,7 +19,15 @@ def confine(memory_bytes: int, cpu_seconds: int) -> None:
     """
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    try:  # a reader never outlives a killed server
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    die_with_parent(signal.SIGKILL)  # a reader never outlives a killed server
+
+
+def die_with_parent(sig: int = signal.SIGTERM, parent: int = 0) -> None:
+    """Have this process sent ``sig`` when the process that started it ends, however it ends (Linux's parent-death
+    signal; elsewhere nothing). ``parent``: that process's pid, when known: if it has ended already, ``sig`` comes now."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
     except (OSError, AttributeError):
-        pass
+        return
+    if parent and os.getppid() != parent:
+        os.kill(os.getpid(), sig)

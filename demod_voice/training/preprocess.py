@@ -19,6 +19,8 @@ import hashlib
 import io
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from collections import Counter, defaultdict
@@ -29,6 +31,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import DependencyError, InputError
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
+from demod_voice.sandbox import die_with_parent
 from demod_voice.training.dataset import Entry, entry_problem, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
@@ -307,7 +310,9 @@ def _run_parallel(todo: list[tuple], request: PreprocessRequest, done: Any) -> N
 
     _phonemize("warm up", todo[0][3].espeak_voice)
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=request.workers, mp_context=context) as pool:
+    # the workers end with this process (a kill -9 of the command left them running)
+    with ProcessPoolExecutor(max_workers=request.workers, mp_context=context, initializer=die_with_parent,
+                             initargs=(signal.SIGTERM, os.getpid())) as pool:
         # Small chunks: workers take the next chunk when free, so the run ends at most one chunk apart
         # (clips differ: an mp3 decodes slower than a wav); 16 left a worker idle for 0.1 s at the end.
         results = pool.map(process_clip, *zip(*todo, strict=True), chunksize=max(1, min(4, len(todo) // (8 * request.workers))))

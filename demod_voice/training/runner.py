@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
+from demod_voice.sandbox import die_with_parent
 from demod_voice.training import quality as qualities
 
 log = logging.getLogger("demod_voice.training")
@@ -225,24 +226,11 @@ def export_checkpoint(spec: dict[str, Any], send: Events) -> None:
     send("done", voice=str(voice), quality=info["quality"], epochs=info["epoch"])
 
 
-def die_with_parent() -> None:
-    """End (SIGTERM, as the command's own Ctrl-C would) when the ``piper-train`` that started this process ends, however
-    it ends: a closed terminal (SIGHUP) or ``kill -9`` of the command left the trainer running in its own session, and a
-    ``--resume`` then trained beside it. Linux's parent-death signal; elsewhere nothing changes."""
-    parent = int(os.environ.get("DEMOD_VOICE_PARENT_PID", "0") or 0)
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if parent and os.getppid() != parent:  # the command ended before this line
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    die_with_parent()
+    # End (SIGTERM, as the command's own Ctrl-C would) when the piper-train that started this process ends, however it
+    # ends: a closed terminal or kill -9 of the command left the trainer running, and a --resume trained beside it.
+    die_with_parent(signal.SIGTERM, int(os.environ.get("DEMOD_VOICE_PARENT_PID", "0") or 0))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     send = Events()
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))

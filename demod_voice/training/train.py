@@ -292,7 +292,7 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    env["DEMOD_VOICE_PARENT_PID"] = str(os.getpid())  # the runner ends with this process (runner.die_with_parent)
+    env["DEMOD_VOICE_PARENT_PID"] = str(os.getpid())  # the runner ends with this process (sandbox.die_with_parent)
     done: dict[str, Any] = {}
     # A training run holds its folder (an flock the runner inherits: held while either lives), so a --resume cannot run
     # beside a trainer left over from a closed terminal.

@@ -55,12 +55,8 @@ def normalize(text: str, language: str) -> str:
     table = numbers_only(language)
     if table is None:
         return text
-    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _ranges, _money, _percentages, _units, _ordinals,
-                                _abbreviations, _years, _numbers) if table.months else (_numbers,)
-    # thousands grouped by spaces where the language's own separator is another ("1 000 000" was "one zero zero"): by a
-    # typographic space, or by plain spaces in two groups or more ("3 100 gram bars" stays two numbers)
-    if " " not in table.group:
-        text = _SPACE_GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
+    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _grouped, _ranges, _money, _percentages, _units,
+                                _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
     for step in passes:
@@ -193,6 +189,15 @@ def _telephones(text: str, table: Table) -> str:
         return ", ".join(num.digits(g, table) for g in groups)
 
     return _TELEPHONE.sub(said, text)
+
+
+def _grouped(text: str, table: Table) -> str:
+    """Thousands grouped by spaces where the language's own separator is another ("1 000 000" was "one zero zero"): by a
+    typographic space, or by plain spaces in two groups or more ("3 100 gram bars" stays two numbers). After the
+    telephone pass, so that "+1 555 123 456" is still read digit by digit."""
+    if " " in table.group:
+        return text
+    return _SPACE_GROUPED.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
 
 
 def _ranges(text: str, table: Table) -> str:

@@ -29,6 +29,7 @@ CASES = {
         ("I live at 5 St. Clair Ave. in Toronto.", "I live at five saint Clair avenue in Toronto."),
         ("We need 5 ft. of rope, 5 min., now", "We need five feet of rope, five minutes, now"),
         ("Population: 1 000 000 people, 12\u202f000 more", "Population: one million people, twelve thousand more"),
+        ("call +1 555 123 456", "call one, five five five, one two three, four five six"),
         ("at 7 am, from 3pm to 5 p.m. today. Up at 6 a.m. Then", "at seven AM, from three PM to five PM today. Up at six AM. Then"),
         ("call 555-1234 on 2026-05-12", "call five five five, one two three four on May twelfth, twenty twenty-six"),
         ("apples, pears, etc. Then", "apples, pears, et cetera. Then"),

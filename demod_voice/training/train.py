@@ -13,7 +13,6 @@ running piper-tts's own Lightning trainer, which reports events back through a p
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -132,13 +131,16 @@ def run_training(request: TrainRequest) -> Outcome:
     preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base))
     spec.update(clips=dataset.clips, dataset_texts=dataset.texts, base=str(base) if base else spec["base"])
     request.output_dir.mkdir(parents=True, exist_ok=True)
-    _forget_stale_features(request.output_dir / "cache", request.dataset_dir)
-    if not request.resume:
-        write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
-    say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
-                 f"{'resuming' if request.resume else 'fine-tuning ' + str(request.base) if request.base else 'training from scratch'}"
-                 f", {request.epochs} epoch(s), batch {request.batch_size}")
-    done = _run(request, spec, ProgressPrinter(request, state))
+    # A training run holds its folder from here (an flock the trainer inherits: held while either lives), so nothing
+    # below (the feature cache, the settings) touches a folder a leftover trainer still writes into.
+    with OutputLock(request.output_dir, "training run") as lock:
+        _forget_stale_features(request.output_dir / "cache", request.dataset_dir)
+        if not request.resume:
+            write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
+        say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
+                     f"{'resuming' if request.resume else 'fine-tuning ' + str(request.base) if request.base else 'training from scratch'}"
+                     f", {request.epochs} epoch(s), batch {request.batch_size}")
+        done = _run(request, spec, ProgressPrinter(request, state), lock)
     voice = Path(done["voice"])
     outcome = Outcome(voice, int(done["epochs"]))
     if request.install_to is not None:
@@ -282,8 +284,10 @@ def _duration(seconds: float) -> str:
 # --- the process ---------------------------------------------------------------------------------
 
 
-def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Run the runner with ``spec``; feed its events to ``on_event``; return its ``done`` event."""
+def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]], None],
+         lock: Optional[OutputLock] = None) -> dict[str, Any]:
+    """Run the runner with ``spec``; feed its events to ``on_event``; return its ``done`` event. ``lock``: the output
+    folder's, which the runner inherits (held while it lives, should this process end first)."""
     folder = Path(spec["output_dir"]) if spec["mode"] == "fit" else Path(spec["output"]).parent
     spec_path = folder / (".train-spec.json" if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.json")
     write_text_atomic(spec_path, json.dumps(spec))
@@ -294,16 +298,12 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["DEMOD_VOICE_PARENT_PID"] = str(os.getpid())  # the runner ends with this process (sandbox.die_with_parent)
     done: dict[str, Any] = {}
-    # A training run holds its folder (an flock the runner inherits: held while either lives), so a --resume cannot run
-    # beside a trainer left over from a closed terminal.
-    lock = OutputLock(folder, "training run") if spec["mode"] == "fit" else contextlib.nullcontext()
-    with lock, open(log_path, "ab") as log_file:
+    with open(log_path, "ab") as log_file:
         read_end, write_end = os.pipe()
         env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
         process = subprocess.Popen([sys.executable, "-m", "demod_voice.training.runner", str(spec_path)], env=env,
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                   pass_fds=(write_end, *((lock.fileno(),) if isinstance(lock, OutputLock) else ())),
-                                   start_new_session=True)
+                                   pass_fds=(write_end, *((lock.fileno(),) if lock is not None else ())), start_new_session=True)
         os.close(write_end)
         try:
             with os.fdopen(read_end, encoding="utf-8") as events:

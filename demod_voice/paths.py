@@ -161,11 +161,16 @@ _UMASK: Optional[int] = None
 
 
 def umask() -> int:
-    """The process's umask (read once: reading it means setting it)."""
+    """The process's umask, read once: from ``/proc`` where it is there, else by setting it and back (which, for a moment,
+    would give another thread's new file no mask)."""
     global _UMASK
     if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
+        try:
+            with open("/proc/self/status", encoding="ascii") as status:
+                _UMASK = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+        except (OSError, StopIteration, ValueError, IndexError):
+            _UMASK = os.umask(0)
+            os.umask(_UMASK)
     return _UMASK
 
 

@@ -40,6 +40,11 @@ def check_voice_id(name: str) -> str:
     return name
 
 
+def media_type(content_type: Optional[str]) -> str:
+    """A ``Content-Type`` header's type alone, lower case (``multipart/form-data; boundary=x`` -> ``multipart/form-data``)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def upload_limit(limits: Any) -> int:
     """Bytes one upload may hold."""
     return int(limits.max_upload_mb * 1_000_000)

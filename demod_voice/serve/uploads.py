@@ -18,7 +18,7 @@ from typing import Any
 
 from demod_voice.sandbox import confine
 from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import _shown, check_content_length, save_upload, upload_limit
+from demod_voice.serve.limits import _shown, check_content_length, media_type, save_upload, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool) -
     for index, upload in enumerate(uploads):
         saved = await save_upload(upload, work, limits)
         shown = _shown(upload.filename)
-        stem = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in Path(shown).stem).strip(". ") or "recording"
+        stem = Path(shown).stem.replace("\\", "_").strip(". ") or "recording"  # _shown: the last part, printable
         wav = work / str(index) / f"{stem[:60]}.wav"
         wav.parent.mkdir()
         budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds
@@ -83,8 +83,7 @@ async def read_form(request: Any, limits: Any, max_files: int) -> Any:
     body the parser cannot read."""
     from starlette.exceptions import HTTPException
 
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if media_type(request.headers.get("content-type")) not in ("multipart/form-data", "application/x-www-form-urlencoded"):
         raise ApiError(415, "send this as a multipart/form-data form, its files as file fields "
                             "(curl -F name=alice -F files=@ref.wav)", code="not_a_form")
     check_content_length(request.headers, limits)

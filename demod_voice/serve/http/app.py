@@ -37,6 +37,7 @@ from demod_voice.serve.http.batch_jobs import BATCH
 from demod_voice.serve.http.book_jobs import BOOK, resume_books
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
+from demod_voice.serve.limits import media_type
 from demod_voice.serve.metrics import Metrics, RequestCounter
 from demod_voice.serve.voices import piper_voices, resolve_voice
 
@@ -173,8 +174,7 @@ def _error_handlers(app: FastAPI) -> None:
 
 def _unreadable(request: Request, detail: str) -> str:
     """Starlette's words for a body it could not parse, as what to send instead."""
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind.startswith("multipart/"):
+    if media_type(request.headers.get("content-type")).startswith("multipart/"):
         return "the upload is not a valid multipart/form-data body: send the files as a form (curl -F 'files=@ref.wav')"
     if detail.startswith("There was an error parsing the body"):
         return "the request body could not be read: send a JSON object in UTF-8 (Content-Type: application/json)"

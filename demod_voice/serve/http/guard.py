@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException
 from demod_voice.errors import ConfigError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import upload_limit
+from demod_voice.serve.limits import media_type, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def origin_allowed(origin: str, host: str, settings: Any) -> bool:
 
 def is_upload(path: str, content_type: str) -> bool:
     """A multipart body, or anything for the page: limited by ``serve.limits.max_upload_mb``."""
-    return content_type.strip().lower().startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
+    return media_type(content_type).startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
 
 
 def body_limit(path: str, content_type: str, limits: Any) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from demod_voice.serve import auth
+from demod_voice.serve.limits import media_type
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ def may_be_json(content_type: str) -> bool:
     """Whether FastAPI may read a body of ``content_type`` as JSON: when there is none, and for any spelling of a JSON
     type (it compares without regard to case, and takes ``application/...+json``). Only forms are left out: a form is
     never read as JSON, and the page's uploads (multipart) go to the upload route."""
-    kind = content_type.split(";", 1)[0].strip().lower()
-    return kind not in ("multipart/form-data", "application/x-www-form-urlencoded")
+    return media_type(content_type) not in ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 class FileInputGuard:

@@ -12,7 +12,7 @@ from demod_voice.errors import ConfigError, InputError
 from demod_voice.serve.auth import Caller
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.instructions import pause_from_instructions, rate_from_instructions
-from demod_voice.speech_text.lexicon import LexiconStore
+from demod_voice.speech_text.lexicon import Lexicon, LexiconStore, check_name
 from demod_voice.speech_text.prepare import TextOptions
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,30 @@ def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normal
                  ", ".join(followed) or "nothing this server can follow", instructions)
     return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
                           voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
-                          own=scopes.request_lexicon(lexicon), rate=rate, sentence_pause=pause)
+                          own=request_own(ctx, lexicon, caller), rate=rate, sentence_pause=pause)
+
+
+def may_read(caller: Optional[Caller], name: str) -> bool:
+    """Whether ``caller`` may read the stored lexicon ``name``: the server's and the voices' any caller, a key's own
+    (``key.ID``) only that key, or an admin."""
+    own = scopes.key_lexicon(caller.owner) if caller and caller.owner else ""
+    return not name.startswith("key.") or name == own or bool(caller and caller.may("admin"))
+
+
+def request_own(ctx: Any, value: Any, caller: Optional[Caller]) -> Lexicon:
+    """A request's own ``lexicon``: its entries, TSV text, or (one word, no tab: as the CLI's ``--lexicon``) the name of
+    a stored lexicon the caller may read."""
+    if not (isinstance(value, str) and value.strip() and "\t" not in value and "\n" not in value.strip()):
+        return scopes.request_lexicon(value)
+    name = value.strip()
+    try:
+        found = store(ctx).load(check_name(name)) if may_read(caller, name) else None
+    except InputError:
+        found = None
+    if found is None:
+        raise InputError(f"the request's lexicon '{name[:60]}' is neither TSV (a line of WORD, a tab, PHONEMES per word) nor "
+                         "a stored lexicon this key may read: GET /v1/lexicons lists those")
+    return found
 
 
 def read_by(ctx: Any, speech: Any, caller: Optional[Caller] = None) -> Any:

@@ -105,6 +105,23 @@ def test_narrower_lexicons_win_in_speech(server, piper_voice):
     assert len(speak(server, piper_voice, "zork", ENROLL, lexicon={"zork": {"say": LONG}})[0]) == long  # the request's own
 
 
+def test_a_request_may_name_a_stored_lexicon_it_may_read(server, piper_voice):
+    """``"lexicon": "names"`` was read as a line of TSV ("'names' needs phonemes"); the CLI's ``--lexicon`` takes a stored
+    lexicon's name, and so does a request now, within what its key may read."""
+    short, long = len(speak(server, piper_voice, SHORT)[0]), len(speak(server, piper_voice, LONG)[0])
+    assert call(server, "PUT", "/v1/lexicons/spoken", ADMIN, json={"quux": {"say": LONG}}).status_code == 200
+    assert len(speak(server, piper_voice, "quux", lexicon="spoken")[0]) == long
+    mine = own_name(server, ENROLL)
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json={"quux": {"say": SHORT}}).status_code == 200
+    assert len(speak(server, piper_voice, "quux", ENROLL, lexicon=mine)[0]) == short
+    body = {"model": piper_voice.name[: -len(".onnx")], "input": "quux", "response_format": "wav"}
+    for name in (mine, "nosuchlexicon"):  # another key's lexicon reads as one that does not exist
+        answer = call(server, "POST", "/v1/audio/speech", SPEAK, json={**body, "lexicon": name})
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and "GET /v1/lexicons" in error["message"] and "needs phonemes" not in error["message"], error
+        assert "quux" not in error["message"] and "tomahto" not in answer.text
+
+
 def test_ssml_break_is_exact_silence_and_bad_ssml_a_400(server, piper_voice):
     samples, rate = speak(server, piper_voice, '<speak>Hello there.<break time="500ms"/>Good morning.</speak>')
     zero = np.concatenate([[False], samples == 0, [False]])

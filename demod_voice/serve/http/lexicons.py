@@ -20,7 +20,7 @@ from demod_voice.serve.auth import Caller
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.http.guard import LEXICON_BYTES
-from demod_voice.serve.lexicons import store
+from demod_voice.serve.lexicons import may_read, store
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.lexicon import Lexicon, check_name, from_data, parse, to_data
 
@@ -41,14 +41,10 @@ def _check_name(name: str) -> str:
         raise ApiError(400, str(err), code="invalid_name") from None
 
 
-def _may_read(caller: Caller, name: str) -> bool:
-    return not name.startswith("key.") or name == _own(caller) or caller.may("admin")
-
-
 @router.get("/v1/lexicons")
 async def list_lexicons(ctx: Context, caller: Speaker) -> dict:
     """The lexicons the caller may read, and the name of its key's own."""
-    names = [n for n in store(ctx).names() if _may_read(caller, n)]
+    names = [n for n in store(ctx).names() if may_read(caller, n)]
     return {"object": "list", "data": names, "own": _own(caller) or None, "server": list(getattr(ctx.settings, "lexicons", None) or [])}
 
 
@@ -56,7 +52,7 @@ async def list_lexicons(ctx: Context, caller: Speaker) -> dict:
 async def get_lexicon(name: str, ctx: Context, caller: Speaker) -> dict:
     """One lexicon's entries."""
     _check_name(name)
-    found = store(ctx).load(name) if _may_read(caller, name) else None
+    found = store(ctx).load(name) if may_read(caller, name) else None
     if found is None:
         raise ApiError(404, f"there is no lexicon '{name}' (GET /v1/lexicons lists them)", code="not_found")
     return {"name": name, "entries": to_data(found)}

@@ -59,7 +59,8 @@ class SpeechRequest(BaseModel):
     stream_format: Literal["audio", "sse"] = "audio"
     normalize: bool = Field(True, description="Spell out numbers, money, dates, abbreviations, URLs (false: leave them to the engine)")
     lexicon: Optional[Union[dict, list, str]] = Field(None, description="This request's own pronunciations: {WORD: PHONEMES or "
-                                                      "{phonemes, say, match_case}}, a list of entries, or TSV text")
+                                                      "{phonemes, say, match_case}}, a list of entries, TSV text, or a stored lexicon's name "
+                                                      "(one this key may read: GET /v1/lexicons)")
 
 
 def voice_id(voice: Union[str, int, dict]) -> str:

@@ -454,6 +454,10 @@ def test_a_damaged_voice_is_named_not_its_file(server):
         for answer in answers:
             assert answer.status_code == 503 and answer.json()["error"]["code"] == "damaged_voice", answer.text
             assert "'broken' is damaged" in answer.text and str(server.folder) not in answer.text and ".npz" not in answer.text
+        # Not offered where voices are listed (Open WebUI's list and Wyoming's describe were offering it; /v1/voices was not).
+        offered = httpx.get(server.url + "/v1/audio/voices", headers=auth(), timeout=30).json()["voices"]
+        enrolled = httpx.get(server.url + "/v1/voices", headers=auth(), timeout=30).json()["voices"]
+        assert "broken" not in [v["id"] for v in offered + enrolled], offered
     finally:
         (profiles / "broken.npz").unlink()
 

@@ -18,7 +18,7 @@ from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_enr
 from demod_voice.checks import Check
 from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.registry import XTTS_NAMES, missing_xtts_files, released_xtts_dir, resolve_xtts
 from demod_voice.voices.profiles import NAME, Profile, load_named, read_installed
 
@@ -57,7 +57,14 @@ class XttsSide(RequestSide):
         if not scope.profiles.is_dir():
             return []
         names = (path.name[: -len(".npz")] for path in sorted(scope.profiles.glob("*.npz")))
-        return [self._voice(scope, name) for name in names if NAME.match(name)]
+        return [self._voice(scope, name) for name in names if NAME.match(name) and self._readable(scope, name)]
+
+    def _readable(self, scope: Scope, name: str) -> bool:
+        """Whether profile ``name`` reads (a damaged one is not offered; naming it is answered as damaged)."""
+        try:
+            return self.profile(scope, name) is not None
+        except ModelMissing:
+            return False
 
     def find(self, scope: Scope, voice_id: str) -> Optional[Voice]:
         if not NAME.match(voice_id) or self.profile(scope, voice_id) is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -14,9 +15,11 @@ from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.config import cache_root
 from demod_voice.engine.service import run_one
 from demod_voice.errors import InputError
+from demod_voice.logs import PROG
 from demod_voice.speech_text import scopes
-from demod_voice.speech_text.lexicon import entry, to_tsv
+from demod_voice.speech_text.lexicon import entry, split_words, to_tsv
 from demod_voice.speech_text.prepare import TextOptions
+from demod_voice.speech_text.script import Override
 
 
 def add_reading_flags(p: argparse.ArgumentParser) -> None:
@@ -49,7 +52,7 @@ def _add_lexicon(sub: Any, common: argparse.ArgumentParser) -> None:
     remove.add_argument("word", metavar="WORD")
     test = actions.add_parser("test", parents=[common], help="speak WORD as written, then as the lexicon says")
     test.add_argument("word", metavar="WORD")
-    test.add_argument("-m", "--model", required=True, metavar="VOICE", help="a Piper voice (name or .onnx) to speak with")
+    test.add_argument("-m", "--model", metavar="VOICE", help="a Piper voice (name or .onnx) to speak with (default: piper.default_voice)")
     test.add_argument("-o", "--output", default="lexicon-test.wav", help="output file (default: lexicon-test.wav)")
     for action in (add, listing, remove, test):
         where = action.add_mutually_exclusive_group()
@@ -85,8 +88,11 @@ def _test(args: argparse.Namespace, config: Any, cache: Path, name: str) -> None
     """One job: the word as written (an SSML <sub>, which no lexicon touches), a pause, the word as the lexicon says."""
     word = args.word.strip()
     lexicon = scopes.named_or_file(scopes.store(cache), name)
+    if not any(isinstance(part, Override) for part in split_words(word, lexicon)):
+        print(f"{PROG}: '{word}' is not in lexicon {name}: both readings are the same; add it with "
+              f"'demod-voice lexicon add {word} --phonemes IPA' (or --say TEXT)", file=sys.stderr)
     text = f"<speak><sub alias={quoteattr(word)}>{escape(word)}</sub><break time=\"700ms\"/>{escape(word)}</speak>"
-    values = {"model": args.model}
+    values = {"model": args.model or config.piper.default_voice}
     request = RowInput(values, text, Path(check_output(args.output)), Path.cwd(), config, cache, progress=show_progress(args),
                        reading=TextOptions(normalize=False, lexicon=lexicon, ssml=True))
     job = registry.request_side(config.piper.backend).row_job(request)

@@ -160,6 +160,10 @@ def test_lexicon_commands(piper_voice, tmp_path):
     assert "Nguyen [[ŋwˈiən]]" in done.stdout.decode()  # as written, then the lexicon's phonemes
     samples, rate = soundfile.read(str(out), dtype="int16")
     assert zero_runs(samples, rate) == pytest.approx([0.7], abs=0.02)
+    # a word the lexicon does not hold is said so (both readings are the same); -m defaults to piper.default_voice
+    unknown = run_cli("lexicon", "test", "Qwerpo", "-o", str(tmp_path / "unknown.wav"))
+    assert unknown.returncode == 0 and (tmp_path / "unknown.wav").is_file(), unknown.stderr.decode()
+    assert "'Qwerpo' is not in lexicon default" in unknown.stderr.decode() and "lexicon add Qwerpo" in unknown.stderr.decode()
     # the voice's own lexicon ("win") is read over 'default' when speaking with that voice
     quiet = ("--noise-scale", "0", "--noise-w-scale", "0")
     assert run_cli("piper-infer", str(piper_voice), "Nguyen", "-o", str(tmp_path / "v.wav"), *quiet).returncode == 0

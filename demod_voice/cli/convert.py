@@ -46,9 +46,16 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_convert(args: argparse.Namespace) -> int:
     config = load_settings(args, {f"convert.{key}": getattr(args, key) for key in CONVERT_FLAGS})
     cache = cache_root(config)
-    jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
-                                                list(outputs_for(args.sources, args.output)), list(args.reference or ()), args.voice,
-                                                show_progress(args))
+    folder = Path(args.output)
+    made = len(args.sources) > 1 and args.output != STDOUT and not folder.exists()
+    try:
+        jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
+                                                    list(outputs_for(args.sources, args.output)), list(args.reference or ()),
+                                                    args.voice, show_progress(args))
+    except BaseException:
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a refused run leaves no folder of its own behind
+        raise
     results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
     failed = [result for result in results if result.error is not None]
     if failed:
@@ -64,8 +71,8 @@ def outputs_for(sources: list[str], output: str) -> tuple[str, ...]:
     folder = Path(output)
     if folder.suffix and not folder.is_dir():
         raise InputError(f"{len(sources)} sources need a folder for --output (or - for stdout), not the file name '{output}'")
-    folder.mkdir(parents=True, exist_ok=True)
     names = [Path(source).stem for source in sources]
     if len(set(names)) != len(names):
         raise InputError("two sources have the same file name; their outputs would overwrite each other: convert them in two runs")
+    folder.mkdir(parents=True, exist_ok=True)
     return tuple(check_output(str(folder / f"{name}.wav")) for name in names)

@@ -146,6 +146,12 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
         assert not out.exists()
     done = run_cli("convert", str(bad / "whole.flac"), "-o", str(tmp_path / "x.wav"), env=env)
     assert done.returncode == 2 and "--voice" in done.stderr.decode()
+    # several sources into a folder that does not exist yet: a refused run leaves no empty folder behind
+    folder = tmp_path / "converted"
+    done = run_cli("convert", str(bad / "whole.flac"), str(bad / "silent.wav"), "--reference", str(references["ref.wav"]),
+                   "-o", f"{folder}/", env=env)
+    assert done.returncode == 3 and "is silent" in done.stderr.decode(), done.stderr.decode()
+    assert not folder.exists()
 
 
 def test_released_converter_downloads_into_the_cache(vc_model, sources, references, tmp_path):

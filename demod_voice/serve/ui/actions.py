@@ -176,12 +176,14 @@ KEEP_DOWNLOADS = 3600.0
 
 
 def download_dir() -> Path:
-    """A new folder for a file the page hands to the browser (a profile, a zip, a converted recording), under the
-    temporary folder where Gradio may serve it; folders older than :data:`KEEP_DOWNLOADS` are removed on the way."""
+    """A new folder for a file the page hands to the browser (a profile, a zip, a converted recording), in the
+    page's own folder (:mod:`.scratch`, which Gradio serves from); folders older than :data:`KEEP_DOWNLOADS` are removed on the way."""
     import shutil
     import time
 
-    root = Path(tempfile.gettempdir()) / f"demod-voice-ui-{os.getpid()}"
+    from demod_voice.serve.ui import scratch
+
+    root = scratch.folder() / "downloads"
     root.mkdir(mode=0o700, exist_ok=True)
     for old in root.iterdir():
         try:

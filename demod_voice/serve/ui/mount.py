@@ -35,6 +35,12 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     """Mount the page on ``app`` (before it starts). Gradio's telemetry and version check are off."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    from demod_voice.serve.ui import scratch
+
+    # Gradio's upload folder and cache (people's recordings) are the page's own from here on, set before Gradio is
+    # imported (some of its modules read the folder then): private, and removed when the server stops.
+    scratch.folder()
+    _remove_at_shutdown(app, scratch.remove)
     try:
         import gradio as gr
     except ImportError:
@@ -67,6 +73,23 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     # served. This turns Gradio's own check on; FileInputGuard refuses such a call before it, and every event checks
     # its files again after it (actions.uploaded).
     blocks.has_launched = True
+
+
+def _remove_at_shutdown(app: Any, remove: Any) -> None:
+    """Run ``remove`` when the app's lifespan ends (wrapped before Gradio wraps it: after Gradio's own clean-up)."""
+    import contextlib
+
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        try:
+            async with inner(app) as state:
+                yield state
+        finally:
+            remove()
+
+    app.router.lifespan_context = lifespan
 
 
 def blocked_paths(config: Any, uploads: Path) -> list[str]:

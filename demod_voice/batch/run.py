@@ -34,7 +34,7 @@ from demod_voice.engine.executors.choose import choose_executor, workers_per_mod
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
-from demod_voice.paths import OutputLock, confined_output, os_error
+from demod_voice.paths import OutputLock, confined_output, os_error, sweep_partials
 from demod_voice.resume import Manifest, Report, fingerprint
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.prepare import TextOptions
@@ -214,6 +214,9 @@ def run_batch(request: BatchRequest) -> Outcome:
         return _dry_run(request, jobs, fetches)
     _make_output_dir(request.output_dir)
     with OutputLock(request.output_dir):
+        swept = sweep_partials(Path(job.output) for _, job in jobs)
+        if swept:
+            log.info("removed %d half-written file(s) left by an interrupted run", swept)
         manifest = Manifest(request.output_dir)
         try:
             return _run_locked(request, jobs, manifest)

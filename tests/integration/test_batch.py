@@ -264,6 +264,23 @@ def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_pat
     assert edited.returncode == 0 and "2 of 3 rows are already complete" in edited.stderr.decode(), edited.stderr.decode()
 
 
+def test_half_written_files_of_a_killed_run_are_removed_by_the_next(piper_voice, tmp_path):
+    """A run killed (SIGKILL, power) mid-file leaves its temporary file beside the output; they were never removed."""
+    from demod_voice.paths import temp_beside
+
+    csv_file = write_csv(tmp_path / "jobs.csv", "text,output\nOne.,sub/one.wav\nTwo.,two.wav\n")
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    left = [temp_beside(out / "sub" / "one.wav"), temp_beside(out / "two.wav")]  # named as a killed run's are
+    others = [out / ".notes.txt.abcdefgh.partial", out / "mine.partial"]  # not this batch's
+    for path in left + others:
+        path.write_bytes(b"RIFF half")
+    done = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(out), "-v")
+    assert done.returncode == 0, done.stderr.decode()
+    assert not any(path.exists() for path in left) and all(path.exists() for path in others)
+    assert "removed 2 half-written file(s)" in done.stderr.decode(), done.stderr.decode()
+
+
 def test_a_problem_every_row_shares_is_said_once_with_its_rows(tmp_path):
     """One missing voice (or bad lexicon) named by 40 rows printed 41 lines."""
     csv_file = write_csv(tmp_path / "same.csv", "text,output,model\n" + "".join(f"Row {i}.,r{i}.wav,missing.onnx\n" for i in range(40)))

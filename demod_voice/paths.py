@@ -133,7 +133,7 @@ def _inside(root: Path, absolute: Path) -> Optional[Path]:
 
 def os_error(doing: str, err: OSError) -> DemodVoiceError:
     """An ``OSError`` as one line saying what was being done: :class:`OutputFull` for a full disk or
-    quota, :class:`InputError` for permissions and read-only filesystems, else :class:`RuntimeFailure`."""
+    quota, :class:`InputError` for permissions, read-only filesystems and paths that are not there, else :class:`RuntimeFailure`."""
     cause = err.strerror or str(err) or type(err).__name__
     where = f" ({err.filename})" if err.filename and str(err.filename) not in doing else ""
     message = f"{doing}: {cause}{where}"
@@ -141,6 +141,8 @@ def os_error(doing: str, err: OSError) -> DemodVoiceError:
         return OutputFull(f"{message}; free some space and run the same command again")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InputError(f"{message}; check the folder's permissions, or choose another place")
+    if err.errno == errno.ENOENT:  # a folder that cannot be made there (under /proc), or a path gone while in use
+        return InputError(f"{message}; check the path, or choose another place")
     if err.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG):
         return InputError(f"{message}; a file stands where a folder should be (or the reverse): choose another path")
     return RuntimeFailure(message)

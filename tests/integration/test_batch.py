@@ -122,6 +122,10 @@ def test_dry_run_and_header_errors(piper_voice, tmp_path):
     huge = write_csv(tmp_path / "huge.csv", "text,output\n" + "word " * 30_000 + ",a.wav\n")
     done = run_cli("batch", str(huge), "--output-dir", str(tmp_path))
     assert done.returncode == 3 and "a cell longer than 131,072 characters" in done.stderr.decode(), done.stderr.decode()
+    # an output folder that cannot be made (a place that holds no folders) is the user's to change: exit 3, not 1
+    done = run_cli("batch", str(good), "--output-dir", "/proc/demod-voice-test/out")
+    assert done.returncode == 3 and "cannot create the output directory" in done.stderr.decode(), done.stderr.decode()
+    assert done.stderr.decode().count("\n") == 1 and "choose another" in done.stderr.decode()
 
 
 def many_rows(folder: Path, voice: Path, n: int) -> Path:

@@ -50,6 +50,18 @@ class Row:
     """1-based line of the row's first field."""
     values: dict[str, str]
     """Column -> stripped value."""
+    extra: tuple[str, ...] = ()
+    """Fields past the header's columns (an unquoted comma in a text: the row is refused, see :func:`check_shape`)."""
+
+
+def check_shape(row: Row) -> None:
+    """:class:`InputError` for a row with more fields than the header: its text held a comma and was not quoted, so
+    every column after it moved (the text cut short, the output taken from the text's end)."""
+    extra = [field for field in row.extra if field.strip()]
+    if extra:
+        raise InputError(f"the row has {len(row.extra)} field(s) more than the header's columns (the last: "
+                         f"'{extra[-1].strip()[:40]}'): put a text that holds a comma in double quotes, as in "
+                         '"Hello, world.",hello.wav')
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -88,7 +100,7 @@ def _parse(text: str, path: Path) -> list[Row]:
     for record in reader:
         values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
         if any(values.values()):
-            rows.append(Row(start, values))
+            rows.append(Row(start, values, tuple(record.get(None) or ())))
         start = reader.line_num + 1
     return rows
 
@@ -153,8 +165,12 @@ class RemoteRules:
     """Uploaded source recordings for conversion rows: the name a row gives -> the path the job keeps it at."""
 
 
-def check_remote_row(values: Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
-    """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
+def check_remote_row(read: Row | Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
+    """A remote row (a read :class:`Row`, or its values), checked and rewritten to name only what its job holds;
+    :class:`InputError` says what is wrong."""
+    if isinstance(read, Row):
+        check_shape(read)
+    values = read.values if isinstance(read, Row) else read
     row = {key: values.get(key, "") for key in OUTPUT_COLUMNS}
     if row["source"]:
         return _conversion_row(row, rules)
@@ -222,7 +238,7 @@ def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:
     writer.writeheader()
     for row in rows:
         try:
-            checked = check_remote_row(row.values, rules)
+            checked = check_remote_row(row, rules)
         except InputError as err:
             problems.append(f"line {row.line}: {err}")
             continue

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
-from demod_voice.batch.rows import Row, output_name, read_rows, row_text
+from demod_voice.batch.rows import Row, check_shape, output_name, read_rows, row_text
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
@@ -158,6 +158,7 @@ def _lines(lines: list[int]) -> str:
 
 def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], TextOptions]) -> SynthesisJob:
     """``readings``: how each voice's rows are read, kept for the run (its lexicons read once per voice, not per row)."""
+    check_shape(row)
     v = row.values
     side = _row_side(v, request.config)
     # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)

@@ -143,7 +143,7 @@ def fuzz_rows(data: bytes) -> None:
         return
     for row in rows:
         try:
-            checked = check_remote_row(row.values, rules)
+            checked = check_remote_row(row, rules)
         except DemodVoiceError:
             continue
         output = PurePosixPath(checked["output"])

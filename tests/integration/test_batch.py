@@ -122,6 +122,13 @@ def test_dry_run_and_header_errors(piper_voice, tmp_path):
     huge = write_csv(tmp_path / "huge.csv", "text,output\n" + "word " * 30_000 + ",a.wav\n")
     done = run_cli("batch", str(huge), "--output-dir", str(tmp_path))
     assert done.returncode == 3 and "a cell longer than 131,072 characters" in done.stderr.decode(), done.stderr.decode()
+    # a text holding an unquoted comma moved every column after it ("Hello" spoken into the file ' world.'): refused, saying
+    # why; a trailing empty field (as spreadsheets write) is not a problem
+    shifted = write_csv(tmp_path / "shifted.csv", f"text,output,model\nHello, world.,a.wav,{piper_voice}\nFine.,b.wav,{piper_voice},\n")
+    done = run_cli("batch", str(shifted), "--output-dir", str(tmp_path), "--dry-run")
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "shifted.csv:2: the row has 1 field(s) more than the header's columns" in err, err
+    assert "in double quotes" in err and "shifted.csv:3" not in err
     # an output folder that cannot be made (a place that holds no folders) is the user's to change: exit 3, not 1
     done = run_cli("batch", str(good), "--output-dir", "/proc/demod-voice-test/out")
     assert done.returncode == 3 and "cannot create the output directory" in done.stderr.decode(), done.stderr.decode()

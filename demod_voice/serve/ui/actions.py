@@ -392,7 +392,7 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
     table, bad = [], 0
     for row in rows:
         try:
-            check_remote_row(row.values, rules)
+            check_remote_row(row, rules)
             verdict = "ok"
         except (ApiError, InputError) as err:
             verdict, bad = page_words(redact(str(err))), bad + 1

@@ -806,7 +806,26 @@ def test_headers_trickled_slower_than_the_deadline_are_dropped(server):
     assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
 
 
+def test_a_body_trickled_slower_than_the_deadline_is_dropped(server):
+    """Headers in at once, then a byte of the announced body now and then: the connection stayed open for good, with or
+    without a key and whatever the route answered (a 404 too), so a keyless client held every connection slot."""
+    for target, headers in (("/nope", b""), ("/v1/audio/speech", f"Authorization: Bearer {SPEAK}\r\nContent-Type: application/json\r\n".encode())):
+        with socket.create_connection(("127.0.0.1", port(server)), timeout=5) as sock:
+            sock.sendall(f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3000\r\n".encode() + headers + b"\r\n")
+            assert HEADER_TIMEOUT - 0.5 < _closed_within(sock, HEADER_TIMEOUT + 8, trickle=b"{") < HEADER_TIMEOUT + 2.5, target
+    # a body sent slowly but steadily (here 2 KB/s, past the header deadline) is read whole and answered
+    body = json.dumps({"model": "tiny-single", "input": "Hello there.", "response_format": "wav"}).encode()[:-1] + b" " * 6000 + b"}"
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=30) as sock:
+        sock.sendall(f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SPEAK}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+        for start in range(0, len(body), 400):
+            sock.sendall(body[start:start + 400])
+            time.sleep(0.2)
+        assert sock.recv(64).startswith(b"HTTP/1.1 200"), "a steady slow body was cut"
+
+
 def test_connections_past_the_limit_are_closed_as_they_arrive(server):
+    said = server.log_text().count("are open (serve.max_connections)")
     socks = [socket.create_connection(("127.0.0.1", port(server)), timeout=5) for _ in range(MAX_CONNECTIONS + 6)]
     try:
         time.sleep(0.5)  # well within the header deadline: only the cap closes anything yet
@@ -817,6 +836,8 @@ def test_connections_past_the_limit_are_closed_as_they_arrive(server):
         for sock in socks:
             sock.close()
     assert wait_until(lambda: httpx.get(server.url + "/healthz", timeout=10).status_code == 200, 10)
+    # a line for the first refusal, not one per refused connection (anyone who can connect could fill the log)
+    assert server.log_text().count("are open (serve.max_connections)") - said <= 1, server.log_text()[-2000:]
 
 
 # --- a hostile corpus: every answer a clean 4xx in the API's shape, never a 5xx or a server path -----

@@ -5,7 +5,10 @@ at the next byte, so a client that opens connections and trickles a byte now and
 nothing at all) keeps each one, and its buffers, for as long as it likes. :func:`protocol` makes
 uvicorn's HTTP/1.1 protocol (h11) close a connection whose request headers are not complete
 ``serve.header_timeout_seconds`` after it opened (or after its last response), and close at
-once a connection that arrives while ``serve.max_connections`` are open. A connection the server has
+once a connection that arrives while ``serve.max_connections`` are open. A request's body gets the same time, and a
+second more for each :data:`MIN_BODY_RATE` bytes that arrive (as Apache's ``mod_reqtimeout``): a body trickled a byte at
+a time (which held the connection for good, whatever the route answered) is closed, a slow but steady upload is not.
+A connection the server has
 closed but whose client takes none of what is still buffered for it (an answer cut at its deadline
 for a client that does not read: asyncio's close waits for the buffer to drain) is dropped after
 :data:`STUCK_SECONDS` to :data:`STUCK_SECONDS` x 2.
@@ -20,6 +23,11 @@ log = logging.getLogger(__name__)
 
 STUCK_SECONDS = 5.0
 """How often a connection is looked at for being closed with a buffer its client does not take."""
+MIN_BODY_RATE = 500
+"""Bytes a second a request's body must average past its first ``serve.header_timeout_seconds``."""
+REFUSALS_SAID_EVERY = 60.0
+"""Seconds between two log lines about connections refused at ``serve.max_connections`` (one per connection let anyone
+who can connect fill the log)."""
 
 
 def protocol(header_timeout: float, max_connections: int) -> type:
@@ -36,6 +44,20 @@ def _waiting_for_headers(conn: Any) -> bool:
     return conn.their_state is h11.IDLE
 
 
+def _sending_body(conn: Any) -> bool:
+    """Whether an h11 connection's client is still sending its current request's body."""
+    import h11
+
+    return conn.their_state is h11.SEND_BODY
+
+
+class _Refusals:
+    """Connections refused at the cap, said once and then at most every :data:`REFUSALS_SAID_EVERY` seconds."""
+
+    said_at = float("-inf")
+    since = 0
+
+
 class _Bounded:
     """The bounds, mixed in before uvicorn's ``H11Protocol`` (whose attributes it uses)."""
 
@@ -46,18 +68,31 @@ class _Bounded:
     _stuck = 0
     """Bytes buffered for the client of a closing connection at the last look."""
 
+    _body_timer: Any = None
+    _body_started = 0.0
+    _body_bytes = 0
+
     def connection_made(self, transport: Any) -> None:
         crowded = len(self.connections) >= self.max_connections
         super().connection_made(transport)
         if crowded:
-            log.warning("closing a new connection: %d are open (serve.max_connections)", self.max_connections)
+            self._say_refused()
             transport.close()
             return
         self._arm()
         self._reaper = self.loop.call_later(STUCK_SECONDS, self._reap)
 
+    def _say_refused(self) -> None:
+        now = self.loop.time()
+        _Refusals.since += 1
+        if now - _Refusals.said_at >= REFUSALS_SAID_EVERY:
+            more = f" ({_Refusals.since} refused since the last such line)" if _Refusals.said_at > float("-inf") else ""
+            log.warning("closing new connections: %d are open (serve.max_connections)%s", self.max_connections, more)
+            _Refusals.said_at, _Refusals.since = now, 0
+
     def connection_lost(self, exc: Any) -> None:
         self._disarm()
+        self._disarm_body()
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
@@ -76,10 +111,41 @@ class _Bounded:
         self._stuck = held
         self._reaper = self.loop.call_later(STUCK_SECONDS, self._reap)
 
+    def data_received(self, data: bytes) -> None:
+        if self._body_timer is not None:
+            self._body_bytes += len(data)
+        super().data_received(data)
+
     def handle_events(self) -> None:
         super().handle_events()
         if not _waiting_for_headers(self.conn):
-            self._disarm()  # the headers are in: the body and the response have their own limits
+            self._disarm()  # the headers are in: the body has its own time (below), the response its deadline
+        if _sending_body(self.conn):
+            if self._body_timer is None and not self.transport.is_closing():
+                self._body_started, self._body_bytes = self.loop.time(), 0
+                self._body_timer = self.loop.call_later(self.header_timeout, self._body_late)
+        else:
+            self._disarm_body()
+
+    def _body_late(self) -> None:
+        """Close a connection whose body arrives slower than :data:`MIN_BODY_RATE` on average (past its first
+        ``header_timeout`` seconds); else look again when its time, at that rate, is up."""
+        self._body_timer = None
+        if not _sending_body(self.conn) or self.transport.is_closing():
+            return
+        spent = self.loop.time() - self._body_started
+        allowed = self.header_timeout + self._body_bytes / MIN_BODY_RATE
+        if spent >= allowed:
+            log.info("closing a connection whose request body arrived at under %d bytes a second (%d bytes in %.0f s)",
+                     MIN_BODY_RATE, self._body_bytes, spent)
+            self.transport.close()
+            return
+        self._body_timer = self.loop.call_later(allowed - spent, self._body_late)
+
+    def _disarm_body(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,25 +128,43 @@ def load_keys(settings: Any) -> Optional[KeyRing]:
     for number, (key, scopes) in enumerate((settings.keys or {}).items(), 1):
         keys[str(key)] = parse_scopes(scopes, f"serve.keys (key number {number}; keys are never shown)")
     if settings.keys_file:
-        keys.update(read_keys_file(Path(settings.keys_file).expanduser()))
+        path = Path(settings.keys_file).expanduser()
+        found = read_keys_file(path)
+        if not found:  # the administrator asked for keys: a file of comments is not "no keys, no auth"
+            raise ConfigError(f"the keys file {path} holds no keys: add a line 'KEY scope,scope' (a key of 8 characters or "
+                              "more, scopes among speak, enroll, admin), or leave serve.keys_file unset to serve without keys")
+        keys.update(found)
     return KeyRing(keys) if keys else None
 
 
+COMMENT = re.compile(r"(?:^|\s)#.*$")
+"""A comment in a keys file: from a ``#`` at the line's start or after a space (a ``#`` inside a key is the key's)."""
+
+
 def read_keys_file(path: Path) -> dict[str, frozenset[str]]:
-    """``KEY scope,scope`` a line; blank lines and ``#`` comments skipped."""
+    """``KEY scope,scope`` a line; blank lines and ``#`` comments skipped; a key on two lines refused. A file others may
+    read is said in the log."""
     try:
         text = path.read_text(encoding="utf-8")
+        mode = path.stat().st_mode
     except OSError as err:
         raise ConfigError(f"cannot read the keys file {path}: {err.strerror or err}") from None
-    keys = {}
+    keys: dict[str, frozenset[str]] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
+        line = COMMENT.sub("", line).strip()
         if not line:
             continue
         parts = line.split(None, 1)
         if len(parts) != 2:
             raise ConfigError(f"keys file {path}, line {number}: expected 'KEY scope,scope'")
+        if parts[0] in lines:
+            raise ConfigError(f"keys file {path}, line {number} repeats the key of line {lines[parts[0]]}: keep one line per key")
+        lines[parts[0]] = number
         keys[parts[0]] = parse_scopes(parts[1].replace(" ", ""), f"keys file {path}, line {number}")
+    if keys and mode & 0o077:
+        log.warning("other users can read the keys file %s (mode %o): anyone on this machine could take a key; "
+                    "chmod 600 it", path, mode & 0o777)
     return keys
 
 

@@ -74,6 +74,36 @@ def test_short_keys_and_bad_files_are_refused(tmp_path):
         read_keys_file(tmp_path / "missing")
 
 
+def test_a_keys_file_with_no_keys_is_refused_not_taken_for_no_auth(tmp_path, caplog):
+    """A keys file of comments only gave a server with no keys at all (every scope open to any local program), and on
+    0.0.0.0 a refusal telling the administrator to configure the keys file they had configured."""
+    empty = tmp_path / "keys"
+    empty.write_text("# keys: KEY scope,scope\n\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds no keys") as err:
+        load_keys(settings(None, str(empty)))
+    assert "KEY scope" in str(err.value)
+    # a key repeated on two lines is refused (the last line's scopes won, silently), naming lines, never the key
+    twice = tmp_path / "twice"
+    twice.write_text("same-key-123456 admin\nsame-key-123456 speak\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 2 repeats the key of line 1") as err:
+        read_keys_file(twice)
+    assert "same-key" not in str(err.value)
+    # a '#' inside a key is part of it; a comment starts at a '#' after a space or at the line's start
+    hashed = tmp_path / "hashed"
+    hashed.write_text("abc#def-123456 speak # the kitchen tablet\n", encoding="utf-8")
+    load_keys(settings(None, str(hashed))).check("Bearer abc#def-123456", "speak")
+    # a keys file others may read is said in the log (anyone on the machine could take a key)
+    hashed.chmod(0o644)
+    with caplog.at_level("WARNING"):
+        load_keys(settings(None, str(hashed)))
+    assert "other users can read" in caplog.text and "chmod 600" in caplog.text
+    hashed.chmod(0o600)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_keys(settings(None, str(hashed)))
+    assert "other users can read" not in caplog.text
+
+
 @pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("::1", True), ("[::1]", True), ("localhost", True),
                                            ("127.8.9.10", True), ("0.0.0.0", False), ("192.168.1.2", False), ("::", False),
                                            ("example.org", False)])

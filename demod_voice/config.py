@@ -11,6 +11,7 @@ came from (the file, or the variable) and the dotted key.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -457,9 +458,19 @@ def _build(cls: type, data: Mapping[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain data (for ``config show``)."""
-    return dataclasses.asdict(config)
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain data (for ``config show``), a secret field's value (``serve.keys``) as how many it holds: what
+    ``config show`` prints is pasted into bug reports."""
+    data = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            data[f.name] = to_dict(value)
+        elif f.metadata.get("secret") and value:
+            data[f.name] = f"{len(value)} keys (not shown)" if isinstance(value, dict) else "(not shown)"
+        else:
+            data[f.name] = copy.deepcopy(value)
+    return data
 
 
 def render_default_file() -> str:

@@ -63,6 +63,18 @@ def test_global_flags_before_and_after_subcommand(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["device"] == "gpu"
 
 
+def test_config_show_never_prints_a_key(capsys, tmp_path):
+    """``config show`` printed serve.keys in clear: what an administrator pastes into a bug report."""
+    config = tmp_path / "c.yaml"
+    config.write_text("serve:\n  keys:\n    supersecretkey123: [speak]\n    anothersecret456: admin\n")
+    for extra in ([], ["--json"]):
+        assert main(["--config", str(config), "config", "show", *extra]) == 0
+        out = capsys.readouterr().out
+        assert "supersecretkey123" not in out and "anothersecret456" not in out, out
+        shown = (json.loads(out) if extra else yaml.safe_load(out))["serve"]["keys"]
+        assert shown == "2 keys (not shown)", shown
+
+
 def test_config_init_then_show(isolated_config, capsys):
     assert main(["config", "init"]) == 0
     assert isolated_config.is_file()

@@ -9,6 +9,7 @@ Every test is bounded in time.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -19,7 +20,7 @@ from typing import Optional
 
 import httpx
 import pytest
-from live_server import free_port, metric, read_until, start_server
+from live_server import children, free_port, metric, read_until, start_server
 
 from demod_voice.serve.http.connections import STUCK_SECONDS
 from demod_voice.serve.http.speech import SEND_GRACE
@@ -402,6 +403,30 @@ def test_http_clients_that_never_read_hold_little_and_end_at_the_deadline(server
     answer = httpx.post(f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
                         json={"model": "tiny-single", "input": "The worker is free again.", "response_format": "wav"})
     assert answer.status_code == 200 and len(answer.content) > 1000
+
+
+def test_a_stream_cut_after_its_headers_ends_broken_not_as_a_whole_file(server):
+    """A worker killed (or the deadline passed) after the audio began ended the answer normally: a 200 whose WAV (no
+    length in its header) was short, which the OpenAI SDK and curl took for the whole file. Now the answer's last chunk
+    is never sent: the client sees a broken transfer. The server says why in one line, without a traceback."""
+    text = ("A long sentence for a stream that will be cut short by a worker dying under it. " * 24)[:1990]
+    log_start = len(server.log_text())
+    with httpx.stream("POST", f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
+                      json={"model": "tiny-single", "input": text, "response_format": "wav"}) as answer:
+        assert answer.status_code == 200
+        chunks = answer.iter_raw()
+        next(chunks)  # the audio has begun; the client reads no more for now, so the job waits for it (paused)
+        time.sleep(0.5)
+        for pid in children(server.pid):
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(httpx.TransportError):
+            for _ in chunks:
+                pass
+    log = server.log_text()[log_start:]
+    assert "speech stream ended early" in log and "Traceback" not in log and "Exception in ASGI" not in log, log[-3000:]
+    again = httpx.post(f"{server.url}/v1/audio/speech", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT,
+                       json={"model": "tiny-single", "input": "The server goes on.", "response_format": "wav"})
+    assert again.status_code == 200 and len(again.content) > 1000
 
 
 # --- Wyoming ------------------------------------------------------------------------------------------

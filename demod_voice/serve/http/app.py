@@ -37,6 +37,7 @@ from demod_voice.serve.http.batch_jobs import BATCH
 from demod_voice.serve.http.book_jobs import BOOK, resume_books
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
+from demod_voice.serve.http.streaming import quiet_uvicorn
 from demod_voice.serve.limits import media_type
 from demod_voice.serve.metrics import Metrics, RequestCounter
 from demod_voice.serve.voices import piper_voices, resolve_voice
@@ -66,6 +67,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
                 await asyncio.wait(tasks, timeout=config.serve.grace_seconds + 5)
             await asyncio.to_thread(_stop, ctx, engine is None)
 
+    quiet_uvicorn()  # a streamed answer cut short ends broken, said in one line, not uvicorn's traceback
     app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan,
                   description="Text to speech (Piper, XTTS-v2) with an OpenAI-compatible speech API and voice enrollment.")
     app.include_router(openai.router)

@@ -29,6 +29,7 @@ from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.http.speech import SEND_GRACE
+from demod_voice.serve.http.streaming import StreamBroken
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import load_profile, scope
@@ -100,6 +101,7 @@ class CutAtDeadline(StreamingResponse):
             log.warning("conversion stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
             self.handle.cancel()
             await self.body_iterator.aclose()
+            raise StreamBroken("the deadline passed while the client was not reading") from None
 
 
 def _parts(form: Any) -> tuple[str, Any, list, str]:
@@ -155,7 +157,8 @@ async def _stream(ctx: Any, handle: Any, fmt: str, encoders: list, work: Path, d
     except ApiError as err:
         if not started:
             raise
-        log.warning("conversion stream ended early: %s", err)  # headers are gone: end the stream short
+        log.warning("conversion stream ended early: %s", err)  # headers are gone: the answer ends broken (streaming.py)
+        raise StreamBroken(str(err)) from None
     finally:
         if not handle.done():
             handle.cancel()

@@ -34,6 +34,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, Speaker, require
+from demod_voice.serve.http.streaming import StreamBroken
 from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error, queue_full
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
@@ -163,6 +164,7 @@ class _Deadlined(StreamingResponse):
         except TimeoutError:
             self.run.cut()
             await self.body_iterator.aclose()
+            raise StreamBroken("the deadline passed while the client was not reading") from None
 
 
 class _Run:
@@ -209,8 +211,10 @@ class _Run:
             yield await _encode(encoder, None)
             self._finished()
         except (DemodVoiceError, ApiError) as err:
-            # Headers are gone: all that can be done is to end the stream short and say why in the log.
+            # Headers are gone: the answer ends broken (no last chunk: the client sees a cut transfer, not a short file
+            # taken for a whole one), and the log says why.
             log.warning("speech stream ended early: %s", err)
+            raise StreamBroken(str(err)) from None
         finally:
             self._release()
 

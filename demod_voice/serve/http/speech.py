@@ -181,8 +181,13 @@ class _Run:
     def cut(self) -> None:
         """The deadline passed while the client was not reading: cancel the job (freeing its worker)."""
         log.warning("speech stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
-        self.was_cut = True
-        self.ctx.metrics.cancelled.labels("deadline").inc()
+        self._ended_by_deadline()
+
+    def _ended_by_deadline(self) -> None:
+        """Count the cancellation once, as the deadline's (not also as the client's leaving), and free the worker."""
+        if not self.was_cut:
+            self.was_cut = True
+            self.ctx.metrics.cancelled.labels("deadline").inc()
         self.handle.cancel()
 
     async def _chunks(self, first: Any, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -197,7 +202,7 @@ class _Run:
             except StopAsyncIteration:
                 return
             except asyncio.TimeoutError:
-                self.ctx.metrics.cancelled.labels("deadline").inc()
+                self._ended_by_deadline()
                 raise deadline_error(self.ctx.settings.limits.deadline_seconds) from None
             yield chunk
 

@@ -67,7 +67,7 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
                                    "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
     p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
-    p.add_argument("--output-dir", metavar="DIR", default=".",
+    p.add_argument("-o", "--output-dir", metavar="DIR", default=".",
                    help="where outputs go (made if missing); nothing is written outside it unless --allow-outside-output-dir")
     p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
     p.add_argument("--workers", type=int, metavar="N",

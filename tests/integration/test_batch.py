@@ -286,7 +286,7 @@ def test_half_written_files_of_a_killed_run_are_removed_by_the_next(piper_voice,
     others = [out / ".notes.txt.abcdefgh.partial", out / "mine.partial"]  # not this batch's
     for path in left + others:
         path.write_bytes(b"RIFF half")
-    done = run_cli("batch", str(csv_file), "--model", str(piper_voice), "--output-dir", str(out), "-v")
+    done = run_cli("batch", str(csv_file), "--model", str(piper_voice), "-o", str(out), "-v")  # -o as the README's tour has it
     assert done.returncode == 0, done.stderr.decode()
     assert not any(path.exists() for path in left) and all(path.exists() for path in others)
     assert "removed 2 half-written file(s)" in done.stderr.decode(), done.stderr.decode()

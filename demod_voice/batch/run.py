@@ -33,7 +33,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
-from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
+from demod_voice.errors import Cancelled, DemodVoiceError, InputError, OutputFull, RuntimeFailure
 from demod_voice.paths import OutputLock, confined_output, os_error, sweep_partials
 from demod_voice.resume import Manifest, Report, fingerprint
 from demod_voice.speech_text import scopes
@@ -106,6 +106,8 @@ class Outcome:
     skipped: int = 0
     not_run: int = 0
     errors: list[str] = field(default_factory=list)
+    cancelled: int = 0
+    """Rows stopped by a cancellation (a server's drain): not failed, not run; the next run makes them."""
 
 
 SAY_CHECKING = 2000
@@ -301,6 +303,9 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
             outcome.done += 1
             _tell(request, Progress("row", failed=outcome.failed))
             report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
+            return
+        if isinstance(result.error, Cancelled):  # stopped, not failed: counted in not_run, made by the next run
+            outcome.cancelled += 1
             return
         outcome.failed += 1
         outcome.errors.append(f"{result.job.describe()}: {result.error}")

@@ -148,6 +148,30 @@ def test_killed_server_leaves_no_worker_and_its_batch_resumes(setup):
         assert len([n for n in archive.namelist() if n.endswith(".wav")]) == 40
 
 
+def test_a_batch_job_stopped_by_a_drain_says_only_what_happened_and_resumes(setup):
+    """A job whose rows a SIGTERM cancelled counted every row not yet made as failed, with the error "cancelled", and the
+    restarted server showed it running with those failures, the old error and a finish time (done + failed > total)."""
+    server = setup["server"]
+    text = "A sentence long enough that the batch is still running when the server is asked to stop, and then some more."
+    rows = "text,output,model\n" + "".join(f"\"{text} Row {i}.\",d{i}.wav,tiny-single\n" for i in range(50))
+    created = batch(server.url, rows)
+    assert created.status_code == 202
+    job = created.json()["id"]
+    state_file = setup["folder"] / "data" / "batch" / job / "job.json"
+    assert wait_until(lambda: (setup["folder"] / "data" / "batch" / job / "out" / "d1.wav").exists(), 60)
+    assert server.stop(signal.SIGTERM) == 0
+    stopped = json.loads(state_file.read_text())
+    assert stopped["state"] == "interrupted" and stopped["done"] < 50, stopped
+    assert stopped["failed"] == 0 and not stopped.get("error"), stopped
+
+    setup["server"] = start_server(setup["folder"], setup["config"])
+    seen = httpx.get(f"{setup['server'].url}/v1/batch/{job}", timeout=10).json()
+    if seen["state"] == "running":
+        assert seen["failed"] == 0 and not seen.get("error") and not seen.get("finished"), seen
+    final = wait_done(setup["server"].url, job)
+    assert final["state"] == "done" and final["done"] == 50 and final["failed"] == 0 and not final.get("error"), final
+
+
 def test_no_keys_means_loopback_only():
     started = time.monotonic()
     done = run_cli("serve", "--host", "0.0.0.0", "--port", "9")

@@ -100,7 +100,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
 
     folder = jobs_dir(ctx) / job_id
     try:
-        state = write_state(folder, state="running")
+        # taken up again (a restart): what the last run ended with is no longer the job's state
+        state = write_state(folder, state="running", failed=0, error=None, finished=None)
         request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config,
                                workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
                                progress=False, log_level=ctx.log_level, on_progress=_logged(job_id), engine=BudgetedEngine(ctx.engine, budget),
@@ -126,7 +127,7 @@ def _logged(job_id: str) -> Any:
 
 
 def _finish(ctx: Any, folder: Path, outcome: Any) -> None:
-    # Rows cancelled by a shutdown count as failed: the job is taken up again at the next start.
+    # Rows cancelled by a shutdown are neither done nor failed: the job is taken up again at the next start.
     final = "interrupted" if ctx.draining.is_set() and (outcome.not_run or outcome.failed) else "done"
     leave_state(folder, state=final, done=outcome.done + outcome.skipped, failed=outcome.failed, skipped=outcome.skipped,
            error=client_text("; ".join(outcome.errors[:3]), folder) or None, finished=now())

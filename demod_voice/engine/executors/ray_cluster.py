@@ -7,9 +7,11 @@ plain TCP connection first so that a typo fails in seconds. This module imports 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -75,7 +77,8 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
     if target == "local":
         options["include_dashboard"] = False  # only a Ray this process starts; a cluster has its own
     try:
-        ray.init(address=None if target == "local" else target, **options)
+        with _signals_kept():
+            ray.init(address=None if target == "local" else target, **options)
     except ConnectionError as err:
         raise RuntimeFailure(f"no Ray cluster at '{target}': {_first_line(err)}; start one with `ray start --head` "
                              "or pass --ray HOST:PORT") from None
@@ -90,6 +93,25 @@ def _describe(ray: Any, target: str, owned: bool) -> Cluster:
     cluster = Cluster(target, owned, nodes, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
     log.info("joined Ray at %s: %d node(s), %g CPU(s), %g GPU(s)", target, cluster.nodes, cluster.cpus, cluster.gpus)
     return cluster
+
+
+@contextlib.contextmanager
+def _signals_kept() -> Iterator[None]:
+    """Keep the command's SIGTERM and SIGINT handlers through ``ray.init``, which puts Ray's own in their place: a SIGTERM
+    then exited 15 with Ray's C++ dump instead of stopping the batch as Ctrl-C does (143, each finished output recorded)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _probe(target: str) -> None:

@@ -36,7 +36,28 @@ CUDA_ONLY_MARKERS = ("libnvrtc", "libcudart", "libcuda", "Could not load this li
 
 def xtts_checks(device: str, model_dir: Optional[str], cache: Path, accepted: bool) -> list[Check]:
     """Every check of the XTTS backend, in report order."""
-    return [*check_known_bad(), *check_xtts(device, model_dir, cache, accepted)]
+    checks = [*check_known_bad(), *check_xtts(device, model_dir, cache, accepted)]
+    if any(c.name == "xtts" and c.status == OK for c in checks):  # coqui-tts imports: which languages it can speak
+        checks.append(check_languages())
+    return checks
+
+
+def check_languages() -> Check:
+    """The languages XTTS cannot speak here for want of a package (Japanese, Chinese: coqui-tts's extras)."""
+    from demod_voice.backends.xtts.request import LANGUAGE_PACKAGES, language_ready
+    from demod_voice.errors import DependencyError
+
+    missing, fixes = [], []
+    for code in LANGUAGE_PACKAGES:
+        try:
+            language_ready(code)
+        except DependencyError as err:
+            missing.append(f"{LANGUAGE_PACKAGES[code][0]} ({code})")
+            fixes.append(str(err).rpartition(": ")[2])
+    if not missing:
+        return Check("xtts languages", OK, "all 17", needed_by=COQUI_USERS)
+    return Check("xtts languages", WARN, f"15 of 17: {', '.join(missing)} need packages not installed here", "; ".join(fixes),
+                 COQUI_USERS)
 
 
 def check_known_bad() -> list[Check]:

@@ -14,7 +14,7 @@ from typing import Optional
 
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, Voice
 from demod_voice.backends.xtts.checks import xtts_checks
-from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, make_enroll_job, make_job, normalise_language
+from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, language_ready, make_enroll_job, make_job, normalise_language
 from demod_voice.checks import Check
 from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
@@ -135,7 +135,7 @@ class XttsSide(RequestSide):
     # --- making voices ----------------------------------------------------------------------------
 
     def enroll_language(self, scope: Scope, language: str) -> str:
-        return normalise_language(language or scope.config.xtts.language)
+        return language_ready(normalise_language(language or scope.config.xtts.language))
 
     def enroll_job(self, scope: Scope, references: list[str], label: str) -> SynthesisJob:
         config = scope.config

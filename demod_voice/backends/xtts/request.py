@@ -11,7 +11,7 @@ from typing import Optional
 
 from demod_voice.config import XTTS_LANGUAGES, XttsSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
-from demod_voice.errors import InputError
+from demod_voice.errors import DependencyError, InputError
 from demod_voice.models.registry import resolve_xtts
 from demod_voice.speech_text.prepare import TextOptions, for_job
 from demod_voice.voices.profiles import Profile
@@ -94,9 +94,27 @@ def normalise_language(language: str) -> str:
     return code
 
 
+LANGUAGE_PACKAGES = {"ja": ("Japanese", ("cutlet", "fugashi", "unidic_lite"), "ja"), "zh-cn": ("Chinese", ("pypinyin",), "zh")}
+"""Languages coqui-tts speaks only with packages of its own extras (imported when the first sentence is tokenised):
+language code -> (its name, the modules, coqui-tts's extra that brings them)."""
+
+
+def language_ready(code: str) -> str:
+    """``code`` when XTTS can speak it here; a :class:`DependencyError` (exit 4, 503 on a server) naming what to install
+    when it needs a package that is missing (Japanese and Chinese failed at the first sentence with a raw import error)."""
+    import importlib.util
+
+    name, modules, extra = LANGUAGE_PACKAGES.get(code, ("", (), ""))
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    if missing:
+        raise DependencyError(f"XTTS needs {', '.join(missing)} to speak {name}, not installed on this machine: "
+                              f"pip install 'coqui-tts[{extra}]'")
+    return code
+
+
 def make_job(request: XttsRequest) -> SynthesisJob:
     """Check language, references and model; return the job. Reference warnings are logged here."""
-    language = normalise_language(request.settings.language)
+    language = language_ready(normalise_language(request.settings.language))
     references = check_references(request.references, request.settings.max_reference_seconds)
     if not references and request.profile is None:
         raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")

@@ -140,6 +140,9 @@ class RowInput:
     """Downloads may show progress on stderr."""
     reading: TextOptions = TextOptions()
     """How the text is read: normalisation, lexicons, SSML (:mod:`demod_voice.speech_text`)."""
+    listed: tuple[str, ...] = ()
+    """The reference recordings one by one (a command's arguments, whose file names may hold a ``|``), over
+    ``values["reference"]``."""
 
     def path(self, value: str) -> Path:
         """An input path: relative ones start from :attr:`base` (so a batch folder can move as a whole)."""

@@ -52,16 +52,24 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
     overrides = {f"xtts.{key}": getattr(args, key) for key in XTTS_FLAGS}
     overrides["xtts.accept_license"] = args.accept_license
     config = load_settings(args, overrides)
+    if args.text != "-" and Path(args.text).suffix.lower() in AUDIO_SUFFIXES and Path(args.text).is_file():
+        raise UsageError(f"'{args.text}' looks like a reference recording, not text: give the text to speak after the "
+                         "references (xtts-zero-shot REFERENCE... TEXT)")
     values = {"reference": "|".join(args.references), "voice": args.voice or ""}
-    _run_one(args, config, XTTS, values)
+    _run_one(args, config, XTTS, values, tuple(args.references))
     return 0
 
 
-def _run_one(args: argparse.Namespace, config: Any, backend: str, values: dict[str, str]) -> None:
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm")
+"""Suffixes of a recording given where the text should be (the text forgotten: it was spoken as the file's name)."""
+
+
+def _run_one(args: argparse.Namespace, config: Any, backend: str, values: dict[str, str], listed: tuple[str, ...] = ()) -> None:
     """Check the request with ``backend``'s request side, then run its one job on the configured executor."""
     request = RowInput(values, load_text(args.text), Path(check_output(args.output)), Path.cwd(), config, cache_root(config),
                        progress=show_progress(args),
-                       reading=reading_from_args(args, cache_root(config), values.get("model") or values.get("voice", "")))
+                       reading=reading_from_args(args, cache_root(config), values.get("model") or values.get("voice", "")),
+                       listed=listed)
     job = registry.request_side(backend).row_job(request)
     run_one(job, config.engine, log_level(args))
 

@@ -113,6 +113,24 @@ def test_a_language_whose_packages_are_missing_says_what_to_install(xtts_model, 
     assert f"pip install 'coqui-tts[{language[:2]}]'" in done.stderr.decode()
 
 
+def test_a_forgotten_text_is_refused_and_a_reference_may_hold_a_bar(xtts_model, references, tmp_path):
+    """``xtts-zero-shot a.wav b.mp3 -o out.wav`` cloned from a.wav and spoke "b.mp3" (exit 0); with one reference and no
+    text it said to give a reference. A file named ``a|b.wav`` was read as two references, "a" and "b.wav"."""
+    import shutil
+
+    second = tmp_path / "b.wav"
+    shutil.copy(references["ref.wav"], second)
+    done = run_cli("xtts-zero-shot", str(references["ref.wav"]), str(second), "-o", str(tmp_path / "o.wav"), "--model-dir", str(xtts_model))
+    assert_clean_failure(done, "looks like a reference recording, not text", tmp_path, code=2)
+    done = run_cli("xtts-zero-shot", str(second), "-o", str(tmp_path / "o.wav"), "--model-dir", str(xtts_model))
+    assert_clean_failure(done, "looks like a reference recording, not text", tmp_path, code=2)
+    barred = tmp_path / "take|1.wav"
+    shutil.copy(references["ref.wav"], barred)
+    done = clone(xtts_model, [barred], "Hello there.", tmp_path / "bar.wav")
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(tmp_path / "bar.wav")).frames > 0
+
+
 def test_unaccepted_licence_without_local_model_says_how_to_accept(references, tmp_path):
     done = run_cli("xtts-zero-shot", str(references["ref.wav"]), "Hello.", "-o", str(tmp_path / "o.wav"),
                    env={"COQUI_TOS_AGREED": ""})

@@ -148,7 +148,7 @@ class XttsSide(RequestSide):
 
     def row_job(self, row: RowInput) -> SynthesisJob:
         v = row.values
-        references = tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
+        references = row.listed or tuple(r.strip() for r in v.get("reference", "").split("|") if r.strip())
         if not references and not v.get("voice"):
             raise InputError("give at least one reference recording ('reference' column, REFERENCE arguments), "
                              "or a saved voice profile ('voice' column, --voice NAME)")

@@ -27,7 +27,7 @@ from demod_voice.paths import check_output_path, os_error
 from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
 from demod_voice.voices.making import add_voice, check_free
-from demod_voice.voices.profiles import export_profile, import_profile, list_profiles, load_named, profiles_dir, read_profile
+from demod_voice.voices.profiles import check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
 
 # --- models ------------------------------------------------------------------
 
@@ -190,11 +190,18 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args))
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
     elif args.action == "list":
-        for profile in list_profiles(cache):
+        for path in sorted(profiles_dir(cache).glob("*.npz")):
+            try:
+                profile = read_profile(path)
+            except InputError:  # said, with the way out: it was left out without a word
+                print(f"{path.stem:<24} damaged: remove it with 'demod-voice voices remove {path.stem}' and add it again")
+                continue
             print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
     elif args.action == "remove":
-        load_named(cache, args.name)
-        (profiles_dir(cache) / f"{args.name}.npz").unlink()
+        path = profiles_dir(cache) / f"{check_name(args.name)}.npz"
+        if not path.is_file():  # a damaged profile is removed too (reading it first refused that)
+            load_named(cache, args.name)  # the "no such voice" message
+        path.unlink()
     elif args.action == "export":
         export_profile(cache, args.name, check_output_path(Path(args.file)))
     elif args.action == "check":

@@ -20,7 +20,7 @@ from demod_voice.backends.plugin import Scope
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.handles import JobResult
 from demod_voice.engine.service import run_one
-from demod_voice.errors import InputError, RuntimeFailure
+from demod_voice.errors import InputError, ModelMissing, RuntimeFailure
 from demod_voice.voices.profiles import Profile, check_name, profiles_dir, read_profile, write_profile
 
 ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "references", "reference_audio", "reference_lengths",
@@ -43,7 +43,10 @@ def check_free(where: Scope, name: str, reserved: Optional[Mapping[str, str]] = 
         what = "the default voice (piper.default_voice)"
     if what is None:
         for side in registry.request_sides():
-            found = side.find(where, name)
+            try:
+                found = side.find(where, name)
+            except ModelMissing:  # a damaged profile of that name: not a model voice (``--force`` replaces it)
+                continue
             if found is not None and found.by_model:
                 what = f"an installed {found.kind_label or found.kind} voice"
                 break

@@ -47,6 +47,25 @@ def test_add_list_export_import_and_use(xtts_model, references, tmp_path):
     assert soundfile.info(str(tmp_path / "batch-out" / "b.wav")).frames > 0
 
 
+def test_a_damaged_profile_is_listed_as_such_and_can_be_removed_or_replaced(xtts_model, references, tmp_path):
+    """A damaged profile was left out of ``voices list`` without a word, and ``voices remove`` and ``voices add --force``
+    refused it ("... is not a demod-voice profile"): only deleting the file by hand got rid of it."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    profiles = tmp_path / "home" / "profiles"
+    profiles.mkdir(parents=True)
+    for name in ("broken", "again"):
+        (profiles / f"{name}.npz").write_bytes(b"junk " * 40)
+    listed = run_cli("voices", "list", env=home)
+    assert listed.returncode == 0 and "broken" in listed.stdout.decode() and "damaged" in listed.stdout.decode(), listed.stdout.decode()
+    assert "voices remove broken" in listed.stdout.decode()
+    removed = run_cli("voices", "remove", "broken", env=home)
+    assert removed.returncode == 0, removed.stderr.decode()
+    assert not (profiles / "broken.npz").exists()
+    replaced = run_cli("voices", "add", "again", str(references["ref.wav"]), "--force", env=home)
+    assert replaced.returncode == 0, replaced.stderr.decode()
+    assert load_named(tmp_path / "home", "again").name == "again"
+
+
 def test_profile_from_another_model_is_refused(xtts_model, references, tmp_path):
     home = cache_env(tmp_path, "home", xtts_model)
     assert run_cli("voices", "add", "bob", str(references["ref.wav"]), env=home).returncode == 0

@@ -73,6 +73,9 @@ def run(options: ServeOptions) -> int:
     try:
         server.run()
     except SystemExit as exit_:
+        failed = getattr(app.state, "start_error", None)
+        if failed is not None:  # the app's start-up refused (a --preload voice that does not exist): its own words
+            raise failed from None
         raise RuntimeFailure(f"could not serve on {settings.host}:{settings.port} (is the port in use? see the message above)") from exit_
     finally:
         for sig, handler in previous.items():

@@ -200,3 +200,15 @@ def test_the_server_process_imports_no_engine(piper_voice):
     done = subprocess.run([sys.executable, "-c", SERVER_IMPORTS, str(piper_voice)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_preload_voice_that_does_not_exist_stops_the_start_in_one_line(tmp_path):
+    """``serve --preload alloy`` printed 59 lines (a traceback) and then "could not serve (is the port in use?)" on a
+    free port."""
+    from live_server import free_port
+
+    done = run_cli("serve", "--port", str(free_port()), "--preload", "alloy",
+                   env={"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    err = done.stderr.decode().strip()
+    assert done.returncode == 3 and "there is no voice 'alloy'" in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "port" not in err, err

@@ -37,7 +37,7 @@ from demod_voice.serve.http.batch_jobs import BATCH
 from demod_voice.serve.http.book_jobs import BOOK, resume_books
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
-from demod_voice.serve.http.streaming import quiet_uvicorn
+from demod_voice.serve.http.streaming import StartFailed, quiet_uvicorn
 from demod_voice.serve.limits import media_type
 from demod_voice.serve.metrics import Metrics, RequestCounter
 from demod_voice.serve.voices import piper_voices, resolve_voice
@@ -53,7 +53,11 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     in a task from start-up until ``event`` is set at shutdown."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = await asyncio.to_thread(_start, config, engine, keys, preload, log_level, workers)
+        try:
+            ctx = await asyncio.to_thread(_start, config, engine, keys, preload, log_level, workers)
+        except DemodVoiceError as err:  # said by ``serve`` as its one-line error (uvicorn would print a traceback)
+            app.state.start_error = err
+            raise StartFailed(str(err)) from None
         app.state.ctx = ctx
         stop = asyncio.Event()
         tasks = [asyncio.create_task(door(ctx, stop=stop)) for door in front_doors]

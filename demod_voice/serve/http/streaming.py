@@ -13,15 +13,33 @@ from __future__ import annotations
 import logging
 
 
-class StreamBroken(Exception):
+class AlreadySaid(Exception):
+    """An exception raised to uvicorn for its effect (a connection closed, a start abandoned) whose reason the server
+    says itself, in one line: uvicorn's traceback for it is filtered out (:class:`QuietBroken`)."""
+
+
+class StreamBroken(AlreadySaid):
     """A streamed answer cut short after its headers: its connection is closed without the last chunk."""
 
 
+class StartFailed(AlreadySaid):
+    """The server could not start (a ``--preload`` voice that does not exist, ...): said by ``serve`` as its error."""
+
+
 class QuietBroken(logging.Filter):
-    """Drops uvicorn's traceback for a :class:`StreamBroken` (the reason is already in the log, in one line)."""
+    """Drops uvicorn's traceback for an :class:`AlreadySaid` (the reason is said in one line elsewhere)."""
+
+    start_failed = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], StreamBroken))
+        if record.exc_info and isinstance(record.exc_info[1], AlreadySaid):
+            return False
+        # a failed start-up reaches uvicorn as Starlette's traceback text, not as an exception, then as its own line
+        message = record.getMessage() if isinstance(record.msg, str) else ""
+        if message.startswith("Traceback") and f"{__name__}.StartFailed: " in message:
+            self.start_failed = True
+            return False
+        return not (self.start_failed and message == "Application startup failed. Exiting.")
 
 
 def quiet_uvicorn() -> None:

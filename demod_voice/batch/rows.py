@@ -40,6 +40,9 @@ COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "mod
 OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 """The columns a checked remote CSV is written with (``reference`` and ``source`` name only files uploaded with the job)."""
 MAX_PROBLEMS_SHOWN = 5
+MAX_OUTPUT_BYTES = 1024
+"""Bytes of a row's output path (Linux's paths end at 4,096 with the output folder's: one past them was an internal
+error that stopped the whole check)."""
 
 
 @dataclass
@@ -131,6 +134,9 @@ def output_name(value: str, remote: bool) -> str:
         raise InputError("the output is empty; give a file name such as 'line1.wav'")
     if any(ord(ch) < 32 for ch in text) or text_problem(text):
         raise InputError(f"output {text[:80]!r} holds a control character or invalid Unicode")
+    size = len(text.encode("utf-8"))
+    if size > MAX_OUTPUT_BYTES:
+        raise InputError(f"output '{text[:40]}...' is {size:,} bytes long; at most {MAX_OUTPUT_BYTES:,} (fewer folders or shorter names)")
     path = PurePosixPath(text.replace("\\", "/"))
     if remote and (path.is_absolute() or ".." in path.parts or text.startswith("~") or (len(text) > 1 and text[1] == ":")):
         raise InputError(f"output '{text[:80]}' must be a relative path inside the job (no '..', not absolute)")

@@ -129,6 +129,10 @@ def test_dry_run_and_header_errors(piper_voice, tmp_path):
     err = done.stderr.decode()
     assert done.returncode == 3 and "shifted.csv:2: the row has 1 field(s) more than the header's columns" in err, err
     assert "in double quotes" in err and "shifted.csv:3" not in err
+    # an output path past what the system's paths hold was an internal error (exit 1) that stopped the whole check
+    deep = write_csv(tmp_path / "deep.csv", "text,output\nHi.," + "/".join(["d" * 200] * 21) + "/x.wav\n")
+    done = run_cli("batch", str(deep), "--output-dir", str(tmp_path), "--model", str(piper_voice), "--dry-run")
+    assert done.returncode == 3 and "deep.csv:2: output" in done.stderr.decode() and "at most 1,024" in done.stderr.decode()
     # an output folder that cannot be made (a place that holds no folders) is the user's to change: exit 3, not 1
     done = run_cli("batch", str(good), "--output-dir", "/proc/demod-voice-test/out")
     assert done.returncode == 3 and "cannot create the output directory" in done.stderr.decode(), done.stderr.decode()

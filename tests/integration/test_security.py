@@ -899,6 +899,7 @@ CSVS = {
     "dash": "text,output\n-,a.wav\n",
     "too-long": f"text,output\n{'y' * (MAX_CHARS + 1)},a.wav\n",
     "not-utf8": b"text,output\n\xff\xfe\xfa,a.wav\n",
+    "path-past-path-max": "text,output\nHi.," + "/".join(["d" * 200] * 21) + "/x.wav\n",  # was 202, then a raw OSError
     "unquoted-comma": "text,output\nCall Bob, bob.wav,bob.wav\n",  # was made: "Call Bob" into 'bob.wav', the rest dropped
 }
 

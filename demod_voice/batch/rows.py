@@ -94,6 +94,10 @@ def _parse(text: str, path: Path) -> list[Row]:
     unknown = [h for h in header if h not in COLUMNS]
     missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
+    if len(header) == 1 and any(mark in header[0] for mark in ";\t"):  # a spreadsheet's export in another separator
+        which = "semicolons" if ";" in header[0] else "tabs"
+        raise InputError(f"batch file {path} is separated by {which}, not commas: save it as CSV with commas "
+                         "(in a spreadsheet: CSV UTF-8, comma-separated)")
     if unknown or missing or twice:
         problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
                    if missing else f"column(s) {', '.join(twice)} appear twice")

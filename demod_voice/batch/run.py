@@ -116,8 +116,10 @@ made, a silent wait otherwise (50,000 rows of ``bench/batch_piper.py``: a dry ru
 ~20 s, on a quiet 2-core machine)."""
 
 
-def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[str, list[int]]] = None) -> list[tuple[Row, SynthesisJob]]:
-    """Validate every row; raise one :class:`InputError` listing every problem with its line number.
+def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[str, list[int]]] = None,
+               say_problems: bool = True) -> list[tuple[Row, SynthesisJob]]:
+    """Validate every row; raise one :class:`RowProblems` listing every problem with its line number (each said in the
+    log too, unless ``say_problems`` is false: a server's client is told them in its answer).
 
     In a dry run, rows whose voice would be downloaded first are valid but get no job; ``fetches``
     collects them (``backend:name`` -> lines).
@@ -145,11 +147,20 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     if problems:
         said = [f"{request.csv_path.name}:{_lines(lines)}: {message}" for message, lines in problems.items()]
         for line in said:
-            log.error("%s", line)
+            log.log(logging.ERROR if say_problems else logging.DEBUG, "%s", line)
         rows = sum(len(lines) for lines in problems.values())
         first = said[0] if len(said) == 1 else f"{said[0]} (and {len(said) - 1} more, listed above)"
-        raise InputError(f"{rows} row(s) of {request.csv_path.name} have problems; nothing was synthesised: {first}")
+        raise RowProblems(f"{rows} row(s) of {request.csv_path.name} have problems; nothing was synthesised: {first}",
+                          [(message, lines) for message, lines in problems.items()])
     return jobs
+
+
+class RowProblems(InputError):
+    """Rows that cannot be made, all of them: :attr:`problems` holds each message with the lines it is about."""
+
+    def __init__(self, message: str, problems: list[tuple[str, list[int]]]) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 def _lines(lines: list[int]) -> str:

@@ -146,7 +146,7 @@ def resolve_speaker(voice: dict[str, Any], speaker: Optional[str], config_path: 
     if speaker.isdigit() and int(speaker) < count:
         return int(speaker) if count > 1 else None
     if count <= 1:
-        raise InputError(f"this voice has a single speaker; drop --speaker {speaker}")
+        raise InputError(f"this voice has a single speaker: leave the speaker out (it was '{speaker}')")
     listed = ", ".join(sorted(names, key=names.get)[:20]) or "none"
     raise InputError(
         f"speaker '{speaker}' is not in this voice ({config_path.name}): use a number from 0 to {count - 1} or a name ({listed})"

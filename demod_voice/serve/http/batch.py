@@ -26,7 +26,7 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
-from demod_voice.batch.rows import RemoteRules, check_remote_rows, clones
+from demod_voice.batch.rows import MAX_PROBLEMS_SHOWN, RemoteRules, check_remote_rows, clones
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http import job_store
@@ -260,8 +260,28 @@ def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, mo
     try:
         rows = read_rows(raw)
     except InputError as err:
-        raise ApiError(400, str(err).replace(str(raw), "the batch file"), code="bad_csv") from None
+        message = str(err).replace(f"batch file {raw}", "the batch file").replace(str(raw), "the batch file")
+        raise ApiError(400, message, code="bad_csv") from None
     finally:
         raw.unlink()
     (folder / "input.csv").write_text(check_rows(ctx, rows, refs, model, caller, sources), encoding="utf-8")
+    _check_as_run(ctx, folder, model)
     return len(rows)
+
+
+def _check_as_run(ctx: Any, folder: Path, model: Optional[str]) -> None:
+    """The checked rows through the job's own row checks (a dry run: nothing made or fetched), so that a row the job
+    would refuse (a speaker, language or backend its voice lacks) is this answer's 400 with every such line, not a job
+    that fails later with the first of them and "(and 3 more, listed above)" in a log its client cannot see."""
+    from demod_voice.batch import BatchRequest, build_jobs, read_rows
+    from demod_voice.batch.run import RowProblems
+
+    request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config, model=model,
+                           dry_run=True, progress=False, lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
+    try:
+        build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)
+    except RowProblems as err:
+        said = [f"line {', '.join(map(str, lines[:5]))}{'...' if len(lines) > 5 else ''}: {job_store.client_text(message, folder)}"
+                for message, lines in err.problems]
+        more = f" (and {len(said) - MAX_PROBLEMS_SHOWN} more)" if len(said) > MAX_PROBLEMS_SHOWN else ""
+        raise ApiError(400, "; ".join(said[:MAX_PROBLEMS_SHOWN]) + more, code="bad_rows") from None

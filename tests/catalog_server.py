@@ -10,8 +10,10 @@ import hashlib
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Optional
 
 
 class CatalogServer:
@@ -19,6 +21,7 @@ class CatalogServer:
         self.root = root
         self.requests: list[tuple[str, str]] = []  # (path, Range header)
         self.cut_once: dict[str, int] = {}
+        self.bytes_per_second: Optional[int] = None  # a slow mirror: bodies sent at this pace
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,7 +51,12 @@ class CatalogServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 cut = server.cut_once.pop(path, None)
-                self.wfile.write(body[:cut] if cut is not None else body)
+                body = body[:cut] if cut is not None else body
+                step = server.bytes_per_second // 10 if server.bytes_per_second else len(body) or 1
+                for start in range(0, len(body), step):
+                    self.wfile.write(body[start:start + step])
+                    if server.bytes_per_second:
+                        time.sleep(0.1)
                 if cut is not None:
                     self.wfile.flush()
                     self.close_connection = True

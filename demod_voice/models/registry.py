@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Optional
 
 from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.download import Offline, fetch
-from demod_voice.paths import check_plain_name, name_problem
+from demod_voice.paths import check_plain_name, name_problem, os_error
+
+log = logging.getLogger(__name__)
 
 RELEASED_XTTS = "tts_models/multilingual/multi-dataset/xtts_v2"
 XTTS_FILES = ("config.json", "model.pth", "vocab.json")
@@ -146,8 +150,10 @@ def load_catalog(base_url: str, cache: Path, refresh: bool = False, progress: bo
     target = piper_dir(cache) / CATALOG
     if refresh or not target.is_file():
         try:
-            part = fetch(base_url.rstrip("/") + "/" + CATALOG, target, progress=progress)
-            os.replace(part, target)
+            with _one_download(target.parent, CATALOG):
+                if refresh or not target.is_file():  # (another command may have fetched it meanwhile)
+                    part = fetch(base_url.rstrip("/") + "/" + CATALOG, target, progress=progress)
+                    os.replace(part, target)
         except Offline as err:
             if not target.is_file():
                 raise Offline(f"{err}; the voice catalog is needed to download voices by name "
@@ -181,6 +187,53 @@ def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool =
     if len(files) != 2:
         raise InputError(f"the catalog entry for {key} does not list an .onnx and an .onnx.json")
     folder = piper_dir(cache)
+    with _one_download(folder, key):
+        voice = folder / f"{key}.onnx"
+        if voice.is_file() and voice.with_name(f"{key}.onnx.json").is_file():
+            return voice  # another command downloaded it while this one waited
+        return _download_files(key, files, folder, base_url, progress)
+
+
+@contextlib.contextmanager
+def _one_download(folder: Path, key: str) -> Iterator[None]:
+    """One download of a voice at a time (an ``flock``): two at once wrote the same part files, and both failed, one
+    blaming the catalog ("is 63569920 bytes, the catalog says 63396846"). A second waits for the first."""
+    import fcntl
+
+    path = folder / f".{key}.download.lock"
+    said = False
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise os_error(f"cannot download into {folder}", err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not said:
+                log.warning("another download of %s is running; waiting for it to finish", key)
+                said = True
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: download unguarded, as before
+            break
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # the lock file still in place: this process holds the download
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed it when it finished: take a new one
+    try:
+        yield
+    finally:
+        try:
+            path.unlink()  # while held: a waiter sees its file gone and takes a new one
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _download_files(key: str, files: dict, folder: Path, base_url: str, progress: bool) -> Path:
     parts = {}
     try:
         for path, info in sorted(files.items(), key=lambda item: item[0].endswith(".onnx")):

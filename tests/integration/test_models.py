@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -118,6 +119,26 @@ def test_interrupted_download_resumes(catalog, tmp_path, piper_voice):
     assert (folder / f"{NAME}.onnx").read_bytes() == piper_voice.read_bytes()
     ranges = [r for p, r in catalog.requests if p == onnx_path]
     assert ranges == ["", "bytes=300000-"]
+
+
+def test_two_downloads_of_one_voice_at_once_both_end_with_it_installed(catalog, tmp_path, piper_voice):
+    """Both wrote the same part file, and both failed: one "is N bytes, the catalog says M" (blaming the catalog), the
+    other "No such file or directory" on the part file. The second now waits for the first."""
+    import subprocess
+    import sys
+
+    from conftest import BIN
+
+    catalog.bytes_per_second = 1_000_000  # the tiny voice takes ~2 s: the second starts while the first downloads
+    both = [subprocess.Popen([sys.executable, str(BIN), "models", "download", NAME], env={**os.environ, **env(catalog, tmp_path)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    ends = [process.communicate(timeout=120) for process in both]
+    for process, (_, err) in zip(both, ends, strict=True):
+        assert process.returncode == 0, err.decode()
+    assert any("waiting for it to finish" in err.decode() for _, err in ends), [err.decode() for _, err in ends]
+    folder = tmp_path / "cache" / "piper"
+    assert (folder / f"{NAME}.onnx").read_bytes() == piper_voice.read_bytes()
+    assert not list(folder.glob(".*.part"))
 
 
 def test_offline_error_says_where_to_put_files(tmp_path):

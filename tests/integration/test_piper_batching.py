@@ -251,3 +251,27 @@ def test_a_sentence_with_no_full_stop_is_made_in_pieces_of_bounded_length(single
     words = list(engine.pieces(list("ab cd " * 100), 50))
     assert all(len(piece) <= 50 and piece[-1] != " " for piece in words) and " ".join("".join(p) for p in words) == ("ab cd " * 100).strip()
     assert [len(piece) for piece in engine.pieces(list("x" * 120), 50)] == [50, 50, 20]
+
+
+def test_a_cache_that_cannot_be_written_keeps_no_partial_and_says_why(piper_voice, tmp_path, monkeypatch):
+    """On a full disk, preparing a voice left a ``.partial`` file per try that nothing removed, and installing the voice
+    warned "ValueError: stat: embedded null character in path" (the graphs' bytes taken for a path)."""
+    import errno
+    from pathlib import Path
+
+    from demod_voice.errors import OutputFull
+
+    real = Path.write_bytes
+
+    def full(self, data):
+        real(self, data[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OutputFull) as err:
+        batching.make_ready(str(piper_voice), str(tmp_path), "cpu")
+    assert "No space left on device" in str(err.value) and "free some space" in str(err.value), err.value
+    assert not [p.name for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
+    kept = batching.prepare(str(piper_voice), str(tmp_path))  # a worker's own load: runs from memory, as before
+    assert kept is not None and isinstance(kept.front, bytes)
+    assert not [p.name for p in tmp_path.rglob("*") if p.name.endswith(".partial")]

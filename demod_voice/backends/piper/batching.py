@@ -18,6 +18,7 @@ from typing import Any, Optional
 from demod_voice.backends.piper.graph import MARK, WINDOWS
 from demod_voice.backends.piper.layout import ONES
 from demod_voice.devices import release_memory
+from demod_voice.paths import os_error
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,11 @@ class Prepared:
     """Read from the cache (a damaged entry is prepared again with ``fresh``)."""
 
 
-def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> Optional[Prepared]:
+def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False, strict: bool = False) -> Optional[Prepared]:
     """The voice's graph prepared for batching, cached in ``cache_dir`` when given (``fresh``:
     prepared again, whatever is cached); ``None`` when it cannot be (the voice then runs one
-    sentence at a time)."""
+    sentence at a time). A cache that cannot be written leaves the parts in memory, or, ``strict``, raises the
+    disk's error in words (a full disk: :class:`~demod_voice.errors.OutputFull`)."""
     names = _cache_paths(model_path, cache_dir)
     if names is not None and not fresh:
         front, decoder, masked, flow = names
@@ -72,9 +74,7 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False) -> O
         return None
     data = {role: part.SerializeToString() for role, part in _parts(model, durations).items()}
     if names is not None:
-        paths = dict(zip(("front", "decoder", "masked", "flow"), names, strict=True))
-        if all(_write(paths[role], blob) for role, blob in data.items()):  # in order: the front last
-            data = {role: str(paths[role]) for role in data}
+        data = _kept(dict(zip(("front", "decoder", "masked", "flow"), names, strict=True)), data, model_path, strict)
     if "masked" in data:
         return Prepared(data["masked"])
     return Prepared(data["front"], data["decoder"], data.get("flow"))
@@ -90,7 +90,7 @@ def make_ready(model_path: str, cache_dir: str, device: str) -> None:
     def opened(model: Any, bounded: bool = False, wide: bool = False) -> Any:
         return onnx_session(model, device, cache_dir, bounded, wide)[0]
 
-    prepared = prepare(model_path, cache_dir)
+    prepared = prepare(model_path, cache_dir, strict=True)
     if prepared:
         BatchSession(prepared, opened)  # opening each part optimises it into the cache
     else:
@@ -138,16 +138,31 @@ def _parts(model: Any, durations: str) -> dict[str, Any]:
     return {"flow": cut[1], "decoder": decoder, "front": cut[0]}
 
 
-def _write(target: Path, data: bytes) -> bool:
+def _kept(paths: dict[str, Path], data: dict[str, bytes], model_path: str, strict: bool) -> dict[str, Any]:
+    """The parts written into the cache (their paths), or, when the cache cannot be written, kept in memory (their
+    bytes) or, ``strict``, the disk's error in words."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        for role, blob in data.items():  # in order: the front last
+            _write(paths[role], blob)
+    except OSError as err:
+        if strict:
+            raise os_error(f"cannot keep the voice's prepared graphs in {paths['front'].parent}", err) from None
+        log.debug("could not cache the prepared graphs of %s (%s)", model_path, err)
+        return data
+    return {role: str(paths[role]) for role in data}
+
+
+def _write(target: Path, data: bytes) -> None:
+    """``data`` into ``target`` through a temporary file, removed when the write fails (a full disk kept one for each
+    try, which nothing removed)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
         partial.write_bytes(data)
         os.replace(partial, target)
-    except OSError as err:
-        log.debug("could not cache a batching graph in %s (%s)", target, err)
-        return False
-    return True
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _cache_paths(model_path: str, cache_dir: Optional[str]) -> Optional[tuple[Path, Path, Path, Path]]:
@@ -385,4 +400,10 @@ def groups(lengths: Sequence[int], most: int, max_padded: int = MAX_PADDED_IDS) 
 if __name__ == "__main__":  # ``make_ready`` in a child process: python -m demod_voice.backends.piper.batching MODEL CACHE DEVICE
     import sys
 
-    make_ready(*sys.argv[1:4])
+    from demod_voice.errors import DemodVoiceError
+
+    try:
+        make_ready(*sys.argv[1:4])
+    except DemodVoiceError as failed:  # the last line of stderr is what the installing command says
+        print(failed, file=sys.stderr)
+        sys.exit(1)

@@ -341,11 +341,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+ENV_NOT_SETTINGS = ("DEMOD_VOICE_CONFIG", "DEMOD_VOICE_EVENTS_FD", "DEMOD_VOICE_PARENT_PID", "DEMOD_VOICE_TEST_")
+"""``DEMOD_VOICE_`` variables that are not settings (the config file's path, what a process tells its children, the
+test suite's), by name or prefix."""
+
+
 def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
-    """Read ``DEMOD_VOICE_<SECTION>_<KEY>`` (or ``DEMOD_VOICE_<KEY>`` at top level) for every known key."""
+    """Read ``DEMOD_VOICE_<SECTION>_<KEY>`` (or ``DEMOD_VOICE_<KEY>`` at top level) for every known key; a
+    ``DEMOD_VOICE_`` variable that names no setting is warned about (a misspelt one was ignored without a word)."""
     layer: dict[str, Any] = {}
-    for dotted in _leaf_keys(Config):
-        name = ENV_PREFIX + dotted.replace(".", "_").upper()
+    known = {ENV_PREFIX + dotted.replace(".", "_").upper(): dotted for dotted in _leaf_keys(Config)}
+    _warn_unknown_variables(env, known)
+    for name, dotted in known.items():
         if name not in env:
             continue
         import yaml  # here, not above: most runs set no variable and need not pay 12 ms for it
@@ -362,6 +369,17 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         _check_layer(Config, part, "", f"environment variable {name}")
         layer = _deep_merge(layer, part)
     return layer
+
+
+def _warn_unknown_variables(env: Mapping[str, str], known: Mapping[str, str]) -> None:
+    import difflib
+    import logging
+
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known and not name.startswith(ENV_NOT_SETTINGS):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            hint = f" (did you mean {close[0]}?)" if close else " ('demod-voice config show' lists the settings)"
+            logging.getLogger(__name__).warning("the environment variable %s names no setting; it is ignored%s", name, hint)
 
 
 def _leaf_keys(cls: type, prefix: str = "") -> list[str]:

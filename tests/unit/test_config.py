@@ -31,6 +31,17 @@ def test_precedence_defaults_file_env_flags(tmp_path):
     assert config.engine.retries == 1  # default
 
 
+def test_a_misspelt_variable_is_warned_about_not_ignored_without_a_word(tmp_path, caplog):
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_PIPER_LENGHT_SCALE": "1.2", "DEMOD_VOICE_TEST_CACHE": "/x",
+           "DEMOD_VOICE_PIPER_LENGTH_SCALE": "2.0"}
+    with caplog.at_level("WARNING"):
+        config, _ = load_config(env=env)
+    assert config.piper.length_scale == 2.0
+    assert "DEMOD_VOICE_PIPER_LENGHT_SCALE names no setting" in caplog.text
+    assert "did you mean DEMOD_VOICE_PIPER_LENGTH_SCALE?" in caplog.text
+    assert "DEMOD_VOICE_TEST_CACHE" not in caplog.text and caplog.text.count("names no setting") == 1
+
+
 def test_explicit_path_beats_variable_and_default(tmp_path):
     write(tmp_path / "demod-voice" / "config.yaml", "device: gpu\n")
     by_var = write(tmp_path / "var.yaml", "engine:\n  retries: 3\n")

@@ -14,7 +14,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log, log_level, show_progress
 from demod_voice.config import Config, cache_root, config_path, to_dict, write_default_file
-from demod_voice.errors import ConfigError, InputError
+from demod_voice.errors import ConfigError, InputError, UsageError
 from demod_voice.health import deep_checks, installed_voices, run_checks
 from demod_voice.logs import PROG
 from demod_voice.models.registry import (
@@ -157,7 +157,7 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
     remove.add_argument("name", metavar="NAME")
     export = actions.add_parser("export", parents=[common], help="write a profile to one portable file")
     export.add_argument("name", metavar="NAME")
-    export.add_argument("file", metavar="FILE")
+    export.add_argument("file", metavar="FILE", help="where the profile goes (an .npz), or - for standard output")
     imp = actions.add_parser("import", parents=[common], help="install a profile file")
     imp.add_argument("file", metavar="FILE")
     imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
@@ -203,7 +203,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
             load_named(cache, args.name)  # the "no such voice" message
         path.unlink()
     elif args.action == "export":
-        export_profile(cache, args.name, check_output_path(Path(args.file)))
+        _export(cache, args.name, args.file)
     elif args.action == "check":
         texts = read_sentences(Path(args.text)) if args.text else None
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
@@ -212,6 +212,19 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         check_free(_scope(config, cache), read_profile(Path(args.file)).name)
         profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache))
         print(f"imported {profile.name} (model {profile.model[:12]})")
+
+
+def _export(cache: Any, name: str, file: str) -> None:
+    """``voices export NAME FILE``; ``-``, as everywhere else, is standard output (it made a file called '-')."""
+    if file != "-":
+        export_profile(cache, name, check_output_path(Path(file)))
+        return
+    if sys.stdout.isatty():
+        raise UsageError("a voice profile is binary: redirect standard output to a file (voices export NAME - > NAME.npz), "
+                         "or give a file name")
+    load_named(cache, name)  # verified, as export_profile does
+    sys.stdout.buffer.write((profiles_dir(cache) / f"{name}.npz").read_bytes())
+    sys.stdout.buffer.flush()
 
 
 # --- health ------------------------------------------------------------------

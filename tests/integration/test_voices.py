@@ -28,6 +28,9 @@ def test_add_list_export_import_and_use(xtts_model, references, tmp_path):
     assert "alice" in run_cli("voices", "list", env=home).stdout.decode()
     exported = tmp_path / "alice.voice.npz"
     assert run_cli("voices", "export", "alice", str(exported), env=home).returncode == 0
+    piped = run_cli("voices", "export", "alice", "-", env=home, cwd=tmp_path)  # '-': standard output, not a file called '-'
+    assert piped.returncode == 0 and piped.stdout == exported.read_bytes(), piped.stderr.decode()
+    assert not (tmp_path / "-").exists()
 
     away = cache_env(tmp_path, "away", xtts_model)  # a clean cache, as on another machine
     imported = run_cli("voices", "import", str(exported), env=away)

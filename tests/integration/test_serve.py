@@ -206,6 +206,18 @@ def test_enroll_speak_download_delete_import(server, client, references):
     assert response.status_code == 201, response.text
     made = response.json()
     assert made["id"] == "alice" and made["references"] == 2 and made["language"] == "en" and made["seconds"] > 15
+    assert made["warnings"] == [], made["warnings"]
+    # what the reference checks say reaches the client, as the command line shows it (it went only to the server's log)
+    import soundfile
+    from conftest import voiced_signal
+
+    short = io.BytesIO()
+    soundfile.write(short, voiced_signal(3.5, 22050), 22050, format="WAV")
+    brief = enroll(server, "brief", [("files", ("phone take.wav", short.getvalue(), "audio/wav"))])
+    assert brief.status_code == 201, brief.text
+    assert any("phone take.wav is only 3.5 s" in line for line in brief.json()["warnings"]), brief.json()
+    assert str(server.folder) not in brief.text
+    assert httpx.delete(server.url + "/v1/voices/brief", headers=auth()).json()["deleted"] is True
     assert not (server.folder / "ref.flac").exists() and not (server.folder / "cache" / "ref.flac").exists()
     assert httpx.get(server.url + "/v1/voices/alice", headers=auth(SPEAK)).json()["digest"] == made["digest"]
     assert "alice" in {v["id"] for v in httpx.get(server.url + "/v1/audio/voices", headers=auth(SPEAK)).json()["voices"]}

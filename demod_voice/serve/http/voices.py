@@ -32,6 +32,7 @@ from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import NameTaken, check_free, save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile
+from demod_voice.voices.references import check_reference
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 """Reading voices: every ``speak`` key."""
@@ -134,9 +135,23 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     _refuse_existing(target, name, form)
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
+        warnings = await asyncio.to_thread(_warnings, references, ctx.settings.limits.max_reference_seconds)
         profile = await _condition(ctx, name, references, target)
     _write_side(ctx, name, language)
-    return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2)}, status_code=201)
+    return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
+                        status_code=201)
+
+
+def _warnings(references: list, max_seconds: float) -> list[str]:
+    """What the reference checks say about the recordings (too short, clipped, noisy), for the client as the command line
+    shows them to its user: they went only to the server's log. (Read once: the enrollment's own check reuses it.)"""
+    said: list[str] = []
+    for wav, _ in references:
+        try:
+            said += check_reference(str(wav), max_seconds)[1]
+        except InputError:
+            continue  # refused by the enrollment itself, in its own words
+    return said
 
 
 def _server_model(ctx: Any) -> str:

@@ -153,6 +153,14 @@ class RowInput:
 class UnknownVoice(InputError):
     """The request names a voice, speaker or model that does not exist here (HTTP 404)."""
 
+    code = "unknown_voice"
+
+
+class UnknownModel(UnknownVoice):
+    """The request's ``model`` names no model here (HTTP 404, ``unknown_model``)."""
+
+    code = "unknown_model"
+
 
 class WouldFetch(Exception):
     """A dry run met a row whose model would be downloaded first: the row is valid, and nothing is fetched.

@@ -40,7 +40,7 @@ def from_engine(err: DemodVoiceError) -> ApiError:
     if isinstance(err, QueueFull):
         return queue_full(err)
     if isinstance(err, UnknownVoice):
-        return ApiError(404, str(err), code="unknown_voice")
+        return ApiError(404, str(err), code=err.code)
     if isinstance(err, ModelMissing):  # the server's to fix, not the client's: no paths, no command-line flags
         return ApiError(503, client_text(err), "server_error", err.code)
     if isinstance(err, InputError):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.backends import registry
-from demod_voice.backends.plugin import Scope, Speech, UnknownVoice, Voice
+from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
 from demod_voice.voices.profiles import NAME, Profile, read_installed
 
@@ -153,7 +153,7 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     if model and model not in generic_models():
         named_model = find_voice(ctx, model, models_only=True)
         if named_model is None:
-            raise UnknownVoice(f"there is no model '{_shown(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
+            raise UnknownModel(f"there is no model '{_shown(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
     if voice in aliases:
         return _alias(ctx, voice, aliases[voice], language)
     if named_model is not None:

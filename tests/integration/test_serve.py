@@ -192,6 +192,19 @@ def test_bad_requests(server, payload, code, words):
     assert words in response.json()["error"]["message"]
 
 
+def test_models_and_voices_are_named_for_what_they_are(server, client):
+    """An unknown model was answered with the code ``unknown_voice``; ``models.retrieve("tts-1")`` (an app checking its
+    model) was a bare 404 "Not Found"; deleting an installed voice said "there is no voice" though it is listed."""
+    response = httpx.post(server.url + "/v1/audio/speech", json={"model": "whisper-1", "voice": "alloy", "input": "Hi"}, headers=auth(SPEAK))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_model", response.text
+    assert client.models.retrieve("tts-1").id == "tts-1"
+    code, body = status_of(lambda: client.models.retrieve("whisper-1"))
+    assert code == 404 and body["code"] == "unknown_model", body
+    installed = next(v["id"] for v in httpx.get(server.url + "/v1/audio/voices", headers=auth(SPEAK)).json()["voices"] if v["kind"] == "piper")
+    refused = httpx.delete(f"{server.url}/v1/voices/{installed}", headers=auth(ENROLL))
+    assert refused.status_code == 409 and "installed" in refused.json()["error"]["message"], refused.text
+
+
 # --- voices -------------------------------------------------------------------------------------
 
 

@@ -276,6 +276,14 @@ async def models(ctx: Context) -> dict:
                                        for name in list_models(ctx)]}
 
 
+@router.get("/v1/models/{model_id}")
+async def model(model_id: str, ctx: Context) -> dict:
+    """One model, as OpenAI's ``models.retrieve`` asks for it (an app checking its model before speaking)."""
+    if model_id not in list_models(ctx):
+        raise ApiError(404, f"there is no model '{model_id[:80]}' (GET /v1/models lists them)", code="unknown_model")
+    return {"id": model_id, "object": "model", "created": int(ctx.started), "owned_by": "demod-voice"}
+
+
 @router.get("/v1/audio/models")
 async def audio_models(ctx: Context) -> dict:
     """Speech models in the shape Open WebUI reads from a custom OpenAI endpoint: ``{"models": [{"id"}]}``."""

@@ -29,7 +29,7 @@ from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
-from demod_voice.serve.voices import generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
+from demod_voice.serve.voices import find_voice, generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import NameTaken, check_free, save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile
 from demod_voice.voices.references import check_reference
@@ -75,7 +75,12 @@ async def delete(voice_id: str, ctx: Context) -> dict:
     """Remove an enrolled voice."""
     path = profile_path(ctx, check_voice_id(voice_id))
     if not path.is_file():
-        raise ApiError(404, f"there is no voice '{voice_id}'", code="unknown_voice")
+        other = find_voice(ctx, voice_id)  # a voice the server offers that is not enrolled here (an installed Piper voice)
+        if other is not None:
+            raise ApiError(409, f"'{voice_id}' is an installed {other.kind_label or other.kind} voice, not an enrolled one: "
+                                "only enrolled voices are deleted here (the server's administrator removes installed ones)",
+                           code="not_enrolled")
+        raise ApiError(404, f"there is no enrolled voice '{voice_id}' (GET /v1/voices lists them)", code="unknown_voice")
     path.unlink()
     remove_side_files(ctx, voice_id)
     return {"id": voice_id, "deleted": True}

@@ -25,6 +25,8 @@ def check_output_path(path: Path) -> Path:
     path = path.expanduser().absolute()
     if path.is_dir():
         raise InputError(f"output {path} is a directory; give a file name such as {path / 'speech.wav'}")
+    if path.exists() and not path.is_file():  # written beside and renamed over: a device would be replaced by a file
+        raise InputError(f"output {path} is not a regular file (a device, a pipe or a socket); give a file name")
     parent = path.parent
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")

@@ -260,8 +260,10 @@ def _run_locked(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], man
         _synthesise(todo, request, manifest, report, outcome)
     finally:
         outcome.not_run = len(todo) - outcome.done - outcome.failed
-        report.close()
-        _summary(request, outcome, time.perf_counter() - started)
+        try:
+            report.close()
+        finally:  # a report that cannot be written (a full disk) still leaves the run's summary
+            _summary(request, outcome, time.perf_counter() - started)
     return outcome
 
 

@@ -296,6 +296,21 @@ def test_half_written_files_of_a_killed_run_are_removed_by_the_next(piper_voice,
     assert "removed 2 half-written file(s)" in done.stderr.decode(), done.stderr.decode()
 
 
+def test_a_report_or_output_that_is_a_device_or_pipe_is_refused_not_replaced(piper_voice, tmp_path):
+    """``--report /dev/full`` (a full disk, to try) replaced the device with a regular file: a report is written beside
+    and renamed over its path, which for root renames over anything. A pipe here, which needs no root."""
+    import stat
+
+    pipe = tmp_path / "report.fifo"
+    os.mkfifo(pipe)
+    csv_file = write_csv(tmp_path / "jobs.csv", "text,output\nOne.,a.wav\n")
+    done = run_cli("batch", str(csv_file), "--model", str(piper_voice), "-o", str(tmp_path / "out"), "--report", str(pipe))
+    assert done.returncode == 3 and "is not a regular file" in done.stderr.decode(), done.stderr.decode()
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    done = run_cli("lexicon", "test", "Hello", "-m", str(piper_voice), "-o", str(pipe))
+    assert done.returncode == 3 and stat.S_ISFIFO(pipe.stat().st_mode), done.stderr.decode()
+
+
 def test_a_problem_every_row_shares_is_said_once_with_its_rows(tmp_path):
     """One missing voice (or bad lexicon) named by 40 rows printed 41 lines."""
     csv_file = write_csv(tmp_path / "same.csv", "text,output,model\n" + "".join(f"Row {i}.,r{i}.wav,missing.onnx\n" for i in range(40)))

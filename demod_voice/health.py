@@ -93,7 +93,9 @@ def check_config(explicit: Optional[str]) -> list[Check]:
     try:
         config, used = load_config(explicit)
     except ConfigError as err:
-        return [Check("config", FAIL, str(err), "correct the file, or write a fresh one with 'demod-voice config init --force'")]
+        # not 'config init --force' first: it would replace the administrator's file, keys and all, for a typo
+        return [Check("config", FAIL, f"{err}; every command stops on it",
+                      "correct the file (or move it aside, then 'demod-voice config init' writes a fresh one)")]
     checks = [Check("config", OK, str(used) if used else "no file; using defaults")]
     checks.append(check_cache(cache_root(config)))
     return checks

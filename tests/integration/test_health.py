@@ -115,7 +115,7 @@ def test_bad_config_file_fails_with_fix(isolated_config):
     code, report, checks = health()
     assert code == 1 and report["usable_backends"] == []  # a broken config breaks every command
     assert checks["config"]["status"] == "fail" and "'engine.retries'" in checks["config"]["detail"]
-    assert "config init" in checks["config"]["fix"]
+    assert "config init" in checks["config"]["fix"] and "--force" not in checks["config"]["fix"]  # it would replace the keys too
 
 
 def test_unwritable_cache_is_a_warning_not_a_failure():

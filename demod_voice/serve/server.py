@@ -111,7 +111,8 @@ class _Server:
                 for server in getattr(self, "servers", []):
                     for sock in server.sockets:
                         host, port = sock.getsockname()[:2]
-                        print(f"demod-voice: serving on http://{host}:{port}", file=sys.stderr, flush=True)
+                        shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
+                        print(f"demod-voice: serving on http://{shown}:{port}", file=sys.stderr, flush=True)
 
             def handle_exit(self, sig: int, frame: Any) -> None:
                 ctx = getattr(app.state, "ctx", None)

@@ -45,12 +45,17 @@ def fetch(url: str, dest: Path, size: Optional[int] = None, md5: Optional[str] =
             have = 0
         if size is None or have < size:
             response = _open(url, have)
+            told = have if response is None else None  # nothing past what is here (416): the server's file ends there
             if response is not None:
                 with response:
                     # Without a size to check against, the server's own length is: a connection that
                     # drops early must not leave a short file that looks complete.
                     told = _stream(response, part, url, have, size, progress)
                     size = size if size is not None else told
+            if size is not None and told is not None and told < size:  # not a cut: "run again to resume" would loop
+                part.unlink(missing_ok=True)
+                raise InputError(f"{url} is {told:,} bytes on the server, the catalog says {size:,}: the mirror and the "
+                                 "catalog disagree (check models.catalog_url); nothing was kept")
         _verify(part, url, size, md5)
     except OSError as err:  # the network's errors are Offline already: these are the disk's
         raise os_error(f"cannot save the download of {url} in {dest.parent}", err) from None

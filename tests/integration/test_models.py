@@ -141,6 +141,22 @@ def test_two_downloads_of_one_voice_at_once_both_end_with_it_installed(catalog, 
     assert not list(folder.glob(".*.part"))
 
 
+def test_a_mirror_file_shorter_than_the_catalog_says_is_named_not_resumed_forever(catalog, tmp_path):
+    """The mirror's .onnx is shorter than the catalog's size: every run said "stopped at N of M bytes; run the same
+    command again to resume", and the next got a 416 and said it again."""
+    import json
+
+    listed = json.loads((catalog.root / "voices.json").read_text())
+    onnx = next(path for path in listed[NAME]["files"] if path.endswith(".onnx"))
+    served = catalog.root / onnx
+    served.write_bytes(served.read_bytes()[:-1000])  # the catalog still says the whole size
+    for _ in range(2):
+        done = run_cli("models", "download", NAME, env=env(catalog, tmp_path))
+        err = done.stderr.decode()
+        assert done.returncode == 3 and "the mirror and the catalog disagree" in err and "resume" not in err, err
+    assert not list((tmp_path / "cache" / "piper").glob(f".{NAME}.onnx.part"))
+
+
 def test_offline_error_says_where_to_put_files(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -362,8 +362,8 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (dict, list)):
-            value = raw
+        if isinstance(value, (dict, list)) and not _matches(_leaf_type(dotted), value):
+            value = raw  # a mapping or list only where the setting takes one (serve.keys, serve.preload)
         part: dict[str, Any] = {}
         _set_dotted(part, dotted, value)
         _check_layer(Config, part, "", f"environment variable {name}")
@@ -380,6 +380,15 @@ def _warn_unknown_variables(env: Mapping[str, str], known: Mapping[str, str]) ->
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
             hint = f" (did you mean {close[0]}?)" if close else " ('demod-voice config show' lists the settings)"
             logging.getLogger(__name__).warning("the environment variable %s names no setting; it is ignored%s", name, hint)
+
+
+def _leaf_type(dotted: str) -> Any:
+    """The declared type of the setting ``dotted``."""
+    cls: Any = Config
+    *sections, leaf = dotted.split(".")
+    for section in sections:
+        cls = typing.get_type_hints(cls)[section]
+    return typing.get_type_hints(cls)[leaf]
 
 
 def _leaf_keys(cls: type, prefix: str = "") -> list[str]:
@@ -415,7 +424,8 @@ def _type_name(tp: Any) -> str:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if args:
         return " or ".join(_type_name(a) for a in args) + " or null"
-    return {float: "a number", int: "a whole number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+    names = {float: "a number", int: "a whole number", str: "a string", bool: "true or false", dict: "a mapping", list: "a list"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _matches(tp: Any, value: Any) -> bool:
@@ -485,7 +495,7 @@ def to_dict(config: Any) -> dict[str, Any]:
         if dataclasses.is_dataclass(value):
             data[f.name] = to_dict(value)
         elif f.metadata.get("secret") and value:
-            data[f.name] = f"{len(value)} keys (not shown)" if isinstance(value, dict) else "(not shown)"
+            data[f.name] = f"{len(value)} key{'' if len(value) == 1 else 's'} (not shown)" if isinstance(value, dict) else "(not shown)"
         else:
             data[f.name] = copy.deepcopy(value)
     return data

@@ -42,6 +42,17 @@ def test_a_misspelt_variable_is_warned_about_not_ignored_without_a_word(tmp_path
     assert "DEMOD_VOICE_TEST_CACHE" not in caplog.text and caplog.text.count("names no setting") == 1
 
 
+def test_a_mapping_setting_may_come_from_a_variable(tmp_path):
+    """``DEMOD_VOICE_SERVE_KEYS`` (a container's way to pass keys) was always a string, refused as "must be <class
+    'dict'> or null"."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_SERVE_KEYS": "{kitchen-key-123: speak}"}
+    assert load_config(env=env)[0].serve.keys == {"kitchen-key-123": "speak"}
+    with pytest.raises(ConfigError, match="'serve.keys' must be a mapping or null, got a str"):
+        load_config(env={**env, "DEMOD_VOICE_SERVE_KEYS": "kitchen-key-123"})
+    with pytest.raises(ConfigError, match="'piper.volume' must be a number"):  # a list only where the setting takes one
+        load_config(env={**env, "DEMOD_VOICE_PIPER_VOLUME": "[1, 2]"})
+
+
 def test_explicit_path_beats_variable_and_default(tmp_path):
     write(tmp_path / "demod-voice" / "config.yaml", "device: gpu\n")
     by_var = write(tmp_path / "var.yaml", "engine:\n  retries: 3\n")

@@ -54,6 +54,8 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
     Cached per path: a batch of thousands of rows cloning one voice reads and hashes it once.
     """
     path = Path(path_text).expanduser().absolute()
+    if path.is_dir():
+        raise InputError(f"reference audio {path} is a folder; give the recordings in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise InputError(f"reference audio {path} not found; check the path (or give a saved voice with --voice)")
     seconds, audio, _ = read_start(path, max_seconds, "reference",

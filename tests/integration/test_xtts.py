@@ -81,12 +81,13 @@ def bad_refs(tmp_path):
     soundfile.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype="float32"), 22050)
     soundfile.write(str(tmp_path / "blip.wav"), voiced_signal(0.4, 22050), 22050)
     soundfile.write(str(tmp_path / "silent.wav"), np.zeros(22050 * 5, dtype="float32"), 22050)
+    (tmp_path / "takes").mkdir()  # a folder of recordings, given as one (it said "not found")
 
 
 @pytest.mark.parametrize(
     "ref, words",
     [("missing.wav", "not found; check the path"), ("notes.wav", "not audio that can be read"), ("empty.wav", "zero length"),
-     ("blip.wav", "too short"), ("silent.wav", "is silent")],
+     ("blip.wav", "too short"), ("silent.wav", "is silent"), ("takes", "is a folder; give the recordings in it")],
 )
 def test_bad_references(xtts_model, tmp_path, ref, words):
     bad_refs(tmp_path)

@@ -109,6 +109,8 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     import numpy as np
 
     path = Path(path_text).expanduser().absolute()
+    if path.is_dir():
+        raise InputError(f"source audio {path} is a folder; give the recordings in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise InputError(f"source audio {path} not found; check the path")
     seconds, audio, rate = read_start(path, max_seconds, "source",

@@ -372,7 +372,8 @@ def test_server_batch_conversion_rows(server, vc_model, sources, references, tmp
     soundfile.write(silent, np.zeros(RATE, np.float32), RATE, format="WAV")
     failing = post_batch(server, "source,reference,output\nquiet-take.flac,ref.wav,a.wav\n",
                          [("sources", ("quiet-take.flac", silent.getvalue())), reference])
-    assert failing.status_code == 202, failing.text
-    state = finished_job(server, failing.json()["id"])  # refused when the job checks its rows: named as its client named it
-    assert state["state"] == "failed" and "quiet-take" in state["error"] and "silent" in state["error"], state
-    assert str(server.folder) not in state["error"] and "srcs" not in state["error"], state
+    # refused by the rows' own checks, now at the upload (it was a 202, then a failed job): named as its client named it
+    assert failing.status_code == 400, failing.text
+    error = failing.json()["error"]["message"]
+    assert "line 2" in error and "quiet-take" in error and "silent" in error, error
+    assert str(server.folder) not in failing.text and "srcs" not in failing.text, failing.text

@@ -275,11 +275,13 @@ def _check_as_run(ctx: Any, folder: Path, model: Optional[str]) -> None:
     that fails later with the first of them and "(and 3 more, listed above)" in a log its client cannot see."""
     from demod_voice.batch import BatchRequest, build_jobs, read_rows
     from demod_voice.batch.run import RowProblems
+    from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config, model=model,
                            dry_run=True, progress=False, lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
     try:
-        build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)
+        with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, as the job itself says
+            build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)
     except RowProblems as err:
         said = [f"line {', '.join(map(str, lines[:5]))}{'...' if len(lines) > 5 else ''}: {job_store.client_text(message, folder)}"
                 for message, lines in err.problems]

@@ -343,10 +343,12 @@ def test_item10_keys_of_the_wrong_type_show_no_part_of_the_key(tmp_path):
     from demod_voice.config import load_config
     from demod_voice.errors import ConfigError
 
-    for env in ({"DEMOD_VOICE_SERVE_KEYS": f"{SECRET}: speak"}, {"DEMOD_VOICE_SERVE_KEYS": SECRET}):
+    for env in ({"DEMOD_VOICE_SERVE_KEYS": f"[{SECRET}, speak]"}, {"DEMOD_VOICE_SERVE_KEYS": SECRET}):
         with pytest.raises(ConfigError) as err:
             load_config(env=env)
         assert "serve.keys" in str(err.value) and _shows_no_part_of(str(err.value)), err.value
+    # a mapping is the right type (a container's way to pass keys): taken, and still shown nowhere
+    assert load_config(env={"DEMOD_VOICE_SERVE_KEYS": f"{{{SECRET}: speak}}"})[0].serve.keys == {SECRET: "speak"}
 
 
 # --- item 7: odd input gets a 400 that says what to do, and no server path --------------------------

@@ -23,7 +23,7 @@ import pytest
 from live_server import children, free_port, metric, read_until, start_server
 
 from demod_voice.serve.http.connections import STUCK_SECONDS
-from demod_voice.serve.http.speech import SEND_GRACE
+from demod_voice.serve.http.streaming import SEND_GRACE
 from demod_voice.serve.wyoming.handler import WRITE_TIMEOUT
 
 pytest.importorskip("gradio")

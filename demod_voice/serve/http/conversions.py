@@ -28,8 +28,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.http.speech import SEND_GRACE
-from demod_voice.serve.http.streaming import StreamBroken
+from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import load_profile, scope
@@ -79,29 +78,14 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
     except BaseException:
         await body.aclose()
         raise
-    return CutAtDeadline(handle, deadline, _prepend(first, body), media_type=media_type(fmt),
+    return CutAtDeadline(_prepend(first, body), deadline, functools.partial(_cut, handle), media_type=media_type(fmt),
                          headers={"X-Sample-Rate": str(encoders[0].output_rate), "Cache-Control": "no-store"})
 
 
-class CutAtDeadline(StreamingResponse):
-    """A conversion's answer ends at its deadline even while its client does not read (as speech answers do): the
-    server's ``send`` then waits on the socket, where the body's own deadline checks never run, so the job, its
-    temporary files and the connection were held for as long as the client kept the socket open."""
-
-    def __init__(self, handle: Any, deadline: float, body: AsyncIterator[bytes], **kwargs: Any) -> None:
-        super().__init__(body, **kwargs)
-        self.handle = handle
-        self.deadline = deadline
-
-    async def stream_response(self, send: Any) -> None:
-        try:
-            async with asyncio.timeout_at(self.deadline + SEND_GRACE):
-                await super().stream_response(send)
-        except TimeoutError:
-            log.warning("conversion stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
-            self.handle.cancel()
-            await self.body_iterator.aclose()
-            raise StreamBroken("the deadline passed while the client was not reading") from None
+def _cut(handle: Any) -> None:
+    """A conversion's answer reached its deadline while its client did not read: its job is cancelled."""
+    log.warning("conversion stream cut at its deadline (serve.limits.deadline_seconds): the client did not read its audio")
+    handle.cancel()
 
 
 def _parts(form: Any) -> tuple[str, Any, list, str]:

@@ -34,7 +34,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, Speaker, require
-from demod_voice.serve.http.streaming import StreamBroken
+from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken
 from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error, queue_full
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
@@ -97,7 +97,7 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Sp
     body_iter = run.sse(encoder, first, stream) if body.stream_format == "sse" else run.audio(encoder, first, stream)
     kind = "text/event-stream" if body.stream_format == "sse" else media_type(body.response_format)
     headers = {"X-Sample-Rate": str(encoder.output_rate), "Cache-Control": "no-store"}
-    return _Deadlined(run, body_iter, media_type=kind, headers=headers)
+    return CutAtDeadline(body_iter, deadline, run.cut, media_type=kind, headers=headers)
 
 
 async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIterator[Any], deadline: float) -> Any:
@@ -142,29 +142,6 @@ async def _disconnected(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-SEND_GRACE = 2.0
-"""Seconds past its deadline a response may stay blocked on a client that does not read before it is cut."""
-
-
-class _Deadlined(StreamingResponse):
-    """A streamed answer that ends at its deadline even while the client does not read: the server's ``send``
-    then waits for the socket to drain, where the body's own deadline checks never run. The job (paused by
-    then: its reader is behind) is cancelled and the connection closed."""
-
-    def __init__(self, run: _Run, body: AsyncIterator[bytes], **kwargs: Any) -> None:
-        super().__init__(body, **kwargs)
-        self.run = run
-
-    async def stream_response(self, send: Any) -> None:
-        try:
-            async with asyncio.timeout_at(self.run.deadline + SEND_GRACE):
-                await super().stream_response(send)
-        except TimeoutError:
-            self.run.cut()
-            await self.body_iterator.aclose()
-            raise StreamBroken("the deadline passed while the client was not reading") from None
 
 
 class _Run:

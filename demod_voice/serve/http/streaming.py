@@ -10,7 +10,15 @@ uvicorn's "Exception in ASGI application" traceback for it is filtered out (:cla
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+SEND_GRACE = 2.0
+"""Seconds past its deadline a response may stay blocked on a client that does not read before it is cut."""
 
 
 class AlreadySaid(Exception):
@@ -24,6 +32,28 @@ class StreamBroken(AlreadySaid):
 
 class StartFailed(AlreadySaid):
     """The server could not start (a ``--preload`` voice that does not exist, ...): said by ``serve`` as its error."""
+
+
+class CutAtDeadline(StreamingResponse):
+    """A streamed answer (speech, a conversion) that ends at its deadline even while its client does not read: the
+    server's ``send`` then waits for the socket to drain, where the body's own deadline checks never run, so the job
+    and the connection were held for as long as the client kept the socket open. At ``deadline`` + :data:`SEND_GRACE`,
+    ``cut`` is called (it cancels the job, paused by then: its reader is behind), the body is closed and the answer
+    ends broken."""
+
+    def __init__(self, body: AsyncIterator[bytes], deadline: float, cut: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self.deadline = deadline
+        self.cut = cut
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            async with asyncio.timeout_at(self.deadline + SEND_GRACE):
+                await super().stream_response(send)
+        except TimeoutError:
+            self.cut()
+            await self.body_iterator.aclose()
+            raise StreamBroken("the deadline passed while the client was not reading") from None
 
 
 class QuietBroken(logging.Filter):

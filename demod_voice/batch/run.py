@@ -106,8 +106,6 @@ class Outcome:
     skipped: int = 0
     not_run: int = 0
     errors: list[str] = field(default_factory=list)
-    cancelled: int = 0
-    """Rows stopped by a cancellation (a server's drain): not failed, not run; the next run makes them."""
 
 
 SAY_CHECKING = 2000
@@ -317,8 +315,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
             _tell(request, Progress("row", failed=outcome.failed))
             report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
             return
-        if isinstance(result.error, Cancelled):  # stopped, not failed: counted in not_run, made by the next run
-            outcome.cancelled += 1
+        if isinstance(result.error, Cancelled):  # stopped (a server's drain), not failed: not run, made by the next run
             return
         outcome.failed += 1
         outcome.errors.append(f"{result.job.describe()}: {result.error}")

@@ -218,17 +218,6 @@ def read_installed(path: Path) -> Profile:
                            "damaged_voice") from None
 
 
-def list_profiles(cache: Path) -> list[Profile]:
-    """Every readable profile; damaged ones are skipped (``voices list`` reports them)."""
-    out = []
-    for path in sorted(profiles_dir(cache).glob("*.npz")):
-        try:
-            out.append(read_profile(path))
-        except InputError:
-            continue
-    return out
-
-
 def export_profile(cache: Path, name: str, target: Path) -> None:
     """Copy a verified profile to ``target`` (atomically)."""
     load_named(cache, name)

@@ -44,16 +44,11 @@ def xtts_checks(device: str, model_dir: Optional[str], cache: Path, accepted: bo
 
 def check_languages() -> Check:
     """The languages XTTS cannot speak here for want of a package (Japanese, Chinese: coqui-tts's extras)."""
-    from demod_voice.backends.xtts.request import LANGUAGE_PACKAGES, language_ready
-    from demod_voice.errors import DependencyError
+    from demod_voice.backends.xtts.request import LANGUAGE_PACKAGES, language_install, language_missing
 
-    missing, fixes = [], []
-    for code in LANGUAGE_PACKAGES:
-        try:
-            language_ready(code)
-        except DependencyError as err:
-            missing.append(f"{LANGUAGE_PACKAGES[code][0]} ({code})")
-            fixes.append(str(err).rpartition(": ")[2])
+    lacking = [code for code in LANGUAGE_PACKAGES if language_missing(code)]
+    missing = [f"{LANGUAGE_PACKAGES[code][0]} ({code})" for code in lacking]
+    fixes = [language_install(code) for code in lacking]
     if not missing:
         return Check("xtts languages", OK, "all 17", needed_by=COQUI_USERS)
     return Check("xtts languages", WARN, f"15 of 17: {', '.join(missing)} need packages not installed here", "; ".join(fixes),

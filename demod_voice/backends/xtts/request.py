@@ -99,16 +99,25 @@ LANGUAGE_PACKAGES = {"ja": ("Japanese", ("cutlet", "fugashi", "unidic_lite"), "j
 language code -> (its name, the modules, coqui-tts's extra that brings them)."""
 
 
+def language_missing(code: str) -> list[str]:
+    """The modules XTTS needs to speak ``code`` that are not installed here (none for most languages)."""
+    import importlib.util
+
+    return [module for module in LANGUAGE_PACKAGES.get(code, ("", (), ""))[1] if importlib.util.find_spec(module) is None]
+
+
+def language_install(code: str) -> str:
+    """The command that installs what XTTS needs to speak ``code`` (:data:`LANGUAGE_PACKAGES`)."""
+    return f"pip install 'coqui-tts[{LANGUAGE_PACKAGES[code][2]}]'"
+
+
 def language_ready(code: str) -> str:
     """``code`` when XTTS can speak it here; a :class:`DependencyError` (exit 4, 503 on a server) naming what to install
     when it needs a package that is missing (Japanese and Chinese failed at the first sentence with a raw import error)."""
-    import importlib.util
-
-    name, modules, extra = LANGUAGE_PACKAGES.get(code, ("", (), ""))
-    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    missing = language_missing(code)
     if missing:
-        raise DependencyError(f"XTTS needs {', '.join(missing)} to speak {name}, not installed on this machine: "
-                              f"pip install 'coqui-tts[{extra}]'")
+        raise DependencyError(f"XTTS needs {', '.join(missing)} to speak {LANGUAGE_PACKAGES[code][0]}, not installed on this "
+                              f"machine: {language_install(code)}")
     return code
 
 

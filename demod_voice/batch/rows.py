@@ -175,13 +175,10 @@ class RemoteRules:
     """Uploaded source recordings for conversion rows: the name a row gives -> the path the job keeps it at."""
 
 
-def check_remote_row(read: Row | Mapping[str, str], rules: RemoteRules) -> dict[str, str]:
-    """A remote row (a read :class:`Row`, or its values), checked and rewritten to name only what its job holds;
-    :class:`InputError` says what is wrong."""
-    if isinstance(read, Row):
-        check_shape(read)
-    values = read.values if isinstance(read, Row) else read
-    row = {key: values.get(key, "") for key in OUTPUT_COLUMNS}
+def check_remote_row(read: Row, rules: RemoteRules) -> dict[str, str]:
+    """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
+    check_shape(read)
+    row = {key: read.values.get(key, "") for key in OUTPUT_COLUMNS}
     if row["source"]:
         return _conversion_row(row, rules)
     row["text"] = row_text(row["text"], rules.max_input_chars)

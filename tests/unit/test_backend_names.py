@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from demod_voice.backends import registry
-from demod_voice.batch.rows import RemoteRules, check_remote_row
+from demod_voice.batch.rows import RemoteRules, Row, check_remote_row
 from demod_voice.errors import InputError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "demod_voice"
@@ -78,8 +78,8 @@ def test_a_remote_row_names_a_model_only_for_a_backend_whose_rows_take_voice_fil
     rules = RemoteRules(max_input_chars=100, references={}, voice_exists=lambda name: False,
                         piper_path=lambda name: f"voices/{name}.onnx")
     for backend in ("", "piper", "tinygrad", "Tinygrad"):
-        row = check_remote_row({"text": "Hello.", "output": "a.wav", "model": "tiny", "backend": backend}, rules)
+        row = check_remote_row(Row(2, {"text": "Hello.", "output": "a.wav", "model": "tiny", "backend": backend}), rules)
         assert row["model"] == "voices/tiny.onnx"
     assert not registry.request_side("xtts").row_models
     with pytest.raises(InputError, match="model column"):
-        check_remote_row({"text": "Hello.", "output": "a.wav", "model": "tiny", "backend": "xtts"}, rules)
+        check_remote_row(Row(2, {"text": "Hello.", "output": "a.wav", "model": "tiny", "backend": "xtts"}), rules)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from demod_voice.batch.rows import RemoteRules, check_remote_row, check_remote_rows, clones, read_rows
+from demod_voice.batch.rows import RemoteRules, Row, check_remote_row, check_remote_rows, clones, read_rows
 from demod_voice.errors import InputError
 
 RULES = RemoteRules(max_input_chars=100, references={"ref.wav": "refs/0.wav"}, voice_exists=lambda name: name == "bob",
@@ -12,10 +12,10 @@ RULES = RemoteRules(max_input_chars=100, references={"ref.wav": "refs/0.wav"}, v
 
 
 def test_a_conversion_row_is_rewritten_to_the_jobs_files():
-    row = check_remote_row({"source": "take 1.wav", "reference": "ref.wav", "output": "a.wav"}, RULES)
+    row = check_remote_row(Row(2, {"source": "take 1.wav", "reference": "ref.wav", "output": "a.wav"}), RULES)
     assert (row["source"], row["reference"], row["text"]) == ("srcs/0.wav", "refs/0.wav", "")
-    assert check_remote_row({"source": "take2.mp3", "voice": "bob", "output": "b/c.flac"}, RULES)["source"] == "srcs/1.wav"
-    assert check_remote_row({"text": "Hi.", "output": "t.wav", "voice": "bob"}, RULES)["source"] == ""  # text rows unchanged
+    assert check_remote_row(Row(2, {"source": "take2.mp3", "voice": "bob", "output": "b/c.flac"}), RULES)["source"] == "srcs/1.wav"
+    assert check_remote_row(Row(2, {"text": "Hi.", "output": "t.wav", "voice": "bob"}), RULES)["source"] == ""  # text rows unchanged
     assert clones({"source": "take2.mp3", "voice": "bob"}) and not clones({"text": "Hi.", "voice": "bob"})  # the enroll scope
 
 
@@ -35,7 +35,7 @@ def test_a_conversion_row_is_rewritten_to_the_jobs_files():
 ])
 def test_a_conversion_row_naming_what_the_job_does_not_hold_is_refused(values, words):
     with pytest.raises(InputError) as caught:
-        check_remote_row(values, RULES)
+        check_remote_row(Row(2, values), RULES)
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 

@@ -69,7 +69,8 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".",
                    help="where outputs go (made if missing); nothing is written outside it unless --allow-outside-output-dir")
-    p.add_argument("--model", metavar="VOICE", help="Piper voice for rows with no model column")
+    p.add_argument("--model", metavar="VOICE",
+                   help="Piper voice for rows with no model column (default: piper.default_voice, as piper-infer)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes per model (default: engine.workers; with --ray: as many as the cluster's CPUs hold)")
     p.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
@@ -95,7 +96,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         output_dir=Path(args.output_dir).absolute(),
         config=config,
         workers=(args.workers or 0) if on_ray else config.engine.workers,
-        model=args.model,
+        model=args.model or config.piper.default_voice or None,
         fail_fast=args.fail_fast,
         dry_run=args.dry_run,
         report=_report_path(args.report, Path(args.output_dir).absolute()) if args.report else None,

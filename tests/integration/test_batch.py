@@ -318,3 +318,13 @@ def test_a_problem_every_row_shares_is_said_once_with_its_rows(tmp_path):
     err = done.stderr.decode()
     assert done.returncode == 3 and "40 row(s) of same.csv have problems" in err, err
     assert "same.csv:2, 3, 4, 5, 6, ... (40 rows): " in err and err.count("missing.onnx") <= 2, err
+
+
+def test_rows_without_a_voice_use_the_default_voice_as_piper_infer_does(tmp_path):
+    """A CSV of text and outputs was refused ("a piper row needs a voice ... pass --model") where ``piper-infer TEXT``
+    speaks with ``piper.default_voice``: a batch's Piper rows now fall back to it too (the installed joe voice)."""
+    csv_file = write_csv(tmp_path / "lines.csv", "text,output\nGood morning.,one.wav\n")
+    done = run_cli("batch", str(csv_file), "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr.decode()
+    audio, rate = soundfile.read(tmp_path / "out" / "one.wav")
+    assert rate == 22050 and len(audio) > rate // 4  # the joe voice's rate; a second of speech

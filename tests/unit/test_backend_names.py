@@ -7,6 +7,7 @@ written as a string (``kind == "xtts"``, ``backend in ("piper", "tinygrad")``,
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,12 @@ def test_a_remote_row_names_a_model_only_for_a_backend_whose_rows_take_voice_fil
     assert not registry.request_side("xtts").row_models
     with pytest.raises(InputError, match="model column"):
         check_remote_row(Row(2, {"text": "Hello.", "output": "a.wav", "model": "tiny", "backend": "xtts"}), rules)
+
+
+def test_a_remote_row_without_a_voice_is_refused_only_where_the_job_has_no_default_voice():
+    rules = RemoteRules(max_input_chars=100, references={}, voice_exists=lambda name: False,
+                        piper_path=lambda name: f"voices/{name}.onnx")
+    with pytest.raises(InputError, match="needs a voice"):
+        check_remote_row(Row(2, {"text": "Hello.", "output": "a.wav"}), rules)
+    defaulted = dataclasses.replace(rules, default_model="voices/joe.onnx")
+    assert check_remote_row(Row(2, {"text": "Hello.", "output": "a.wav"}), defaulted)["model"] == ""

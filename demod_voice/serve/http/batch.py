@@ -87,7 +87,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
         for name in ("refs", "srcs", "out"):
             (folder / name).mkdir()
         text = await _read_csv(ctx, sheet, folder)
-        model = _piper_path(ctx, str(form.get("model") or "")) if form.get("model") else None
+        model = _piper_path(ctx, str(form.get("model"))) if form.get("model") else default_piper(ctx)
         refs = await _save_references(ctx, uploads, folder)
         sources = await _save_references(ctx, source_uploads, folder, "srcs", "source")
         total = await asyncio.to_thread(_check_and_write, ctx, text, refs, folder, model, caller, sources)
@@ -219,6 +219,14 @@ def _piper_path(ctx: Any, name: str) -> str:
     if name not in voices:
         raise ApiError(400, f"there is no Piper voice '{_shown(name)}' on this server (GET /v1/models)", code="unknown_voice")
     return str(voices[name])
+
+
+def default_piper(ctx: Any) -> Optional[str]:
+    """The job's voice for rows naming none, as for a speech request naming none: ``piper.default_voice`` where this
+    server offers it."""
+    offered = piper_voices(ctx)
+    name = ctx.config.piper.default_voice
+    return str(offered[name]) if name in offered else None
 
 
 def remote_rules(ctx: Any, references: dict[str, str], model: Optional[str], sources: Optional[dict[str, str]] = None) -> RemoteRules:

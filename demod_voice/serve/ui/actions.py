@@ -378,14 +378,14 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
     from demod_voice.batch.rows import check_remote_row
     from demod_voice.errors import InputError
     from demod_voice.serve.errors import ApiError
-    from demod_voice.serve.http.batch import _piper_path, remote_rules
+    from demod_voice.serve.http.batch import _piper_path, default_piper, remote_rules
 
     if sheet is None:
         return [], ("Upload a batch file (CSV with the columns text, output and reference, voice or model; or source and "
                     "reference or voice to convert recordings)."), False
     try:
         rows = read_rows(sheet.path)
-        piper = _piper_path(ctx, model) if model else None
+        piper = _piper_path(ctx, model) if model else default_piper(ctx)
     except (InputError, ApiError) as err:
         raise UiError(redact(str(err).replace(str(sheet.path), sheet.name))) from None
     rules = remote_rules(ctx, {r.name: r.name for r in references}, piper, {s.name: s.name for s in sources})

@@ -157,7 +157,7 @@ def batch_tab(page: Any) -> None:
         sheet = gr.File(label="Batch file (CSV)", file_types=[".csv"], elem_id="dv-batch-csv")
         references = gr.File(file_count="multiple", label="Reference recordings the CSV names", elem_id="dv-batch-refs")
         sources = gr.File(file_count="multiple", label="Source recordings the CSV names (to convert)", elem_id="dv-batch-sources")
-        page.piper_picker = gr.Dropdown([("(each row names its voice)", "")], value="", label="Piper voice for rows without one",
+        page.piper_picker = gr.Dropdown([("(the default voice)", "")], value="", label="Piper voice for rows without one",
                                         elem_id="dv-batch-model")
     rows = gr.Dataframe(headers=["line", "text", "voice", "output", "check"], interactive=False, elem_id="dv-batch-rows",
                         label="Row checks")

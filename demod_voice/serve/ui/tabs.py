@@ -119,7 +119,7 @@ def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] =
         chosen = selected if selected in values else kept if kept in values else (values[min(index, len(values) - 1)] if values else None)
         pickers.append(gr.update(choices=options, value=chosen))
     models = row_model_names(values)
-    return [*pickers, gr.update(value=rows), gr.update(choices=[("(each row names its voice)", "")] + [(n, n) for n in models])]
+    return [*pickers, gr.update(value=rows), gr.update(choices=[("(the default voice)", "")] + [(n, n) for n in models])]
 
 
 # --- Clone -------------------------------------------------------------------------------------

@@ -175,7 +175,8 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
     # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
     text = row_text(v.get("text", "")) if side.takes_text else ""
     output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
-    voice = v.get("model") or v.get("voice") or request.model
+    # the voice whose lexicons read the row: --model (or the default voice) only for rows that speak with it
+    voice = v.get("model") or v.get("voice") or (request.model if side.row_models else None)
     if voice not in readings:
         readings[voice] = scopes.reading(scopes.store(cache_root(request.config)), request.normalize, extra=request.lexicons, voice=voice)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,

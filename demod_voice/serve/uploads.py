@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, without_paths
 from demod_voice.sandbox import confine
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.limits import _shown, check_content_length, media_type, save_upload, upload_limit
@@ -72,7 +72,7 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
         raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds)",
                        code="reference_too_long")
     if answer.get("error"):
-        why = _without_paths(str(answer["error"]), source, target)
+        why = without_paths(str(answer["error"]), source, target)
         raise ApiError(400, f"'{shown_name}' is not audio that can be read ({why}); use wav, flac, mp3, ogg, m4a...",
                        code="bad_audio")
     return float(answer["seconds"])
@@ -95,70 +95,18 @@ async def read_form(request: Any, limits: Any, max_files: int) -> Any:
         raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
 
 
-def _without_paths(message: str, *paths: Path) -> str:
-    """A decoder's message with the server's file names taken out (FFmpeg quotes the path it failed on)."""
-    for path in paths:
-        for form in (f"'{path}'", f'"{path}"', str(path), str(path.parent)):
-            message = message.replace(form, "the file")
-    return message
-
-
 def _child() -> None:
     """In the child: decode ``argv[1]`` to a WAV at ``argv[2]``, at most ``argv[3]`` seconds; print one JSON line."""
     confine(MEMORY_LIMIT, CPU_SECONDS)
     source, target, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     try:
-        seconds = _decode(source, target, max_seconds)
-    except _TooLong:
+        seconds = decode_to_wav(source, target, max_seconds, MAX_RATE)
+    except TooLong:
         Path(target).unlink(missing_ok=True)
         print(json.dumps({"error": "too_long"}))
         return
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
         Path(target).unlink(missing_ok=True)
-        print(json.dumps({"error": _plain(err, Path(source), Path(target))}))
+        print(json.dumps({"error": plain_error(err, Path(source), Path(target))}))
         return
     print(json.dumps({"seconds": seconds}))
-
-
-def _plain(err: Exception, *paths: Path) -> str:
-    """A decoder's failure in a client's words: what is wrong with the file, not the decoder's class or errno."""
-    text = _without_paths(str(err), *paths)
-    if type(err).__name__ == "InvalidDataError" or "Invalid data found" in text:
-        return "not a format FFmpeg recognises"
-    return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip()[:200] or type(err).__name__
-
-
-class _TooLong(Exception):
-    pass
-
-
-def _decode(source: str, target: str, max_seconds: float) -> float:
-    import wave
-
-    import av
-
-    with av.open(source, metadata_errors="ignore") as container:
-        if not container.streams.audio:
-            raise ValueError("no audio stream in it")
-        stream = container.streams.audio[0]
-        rate = min(int(stream.rate or stream.codec_context.sample_rate or 0) or MAX_RATE, MAX_RATE)
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        frames = 0
-        with wave.open(target, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            for frame in container.decode(stream):
-                for piece in resampler.resample(frame):
-                    data = piece.to_ndarray().astype("<i2").tobytes()
-                    frames += len(data) // 2
-                    if frames > max_seconds * rate:
-                        raise _TooLong()
-                    out.writeframes(data)
-            for piece in resampler.resample(None):
-                data = piece.to_ndarray().astype("<i2").tobytes()
-                frames += len(data) // 2
-                out.writeframes(data)
-    if frames == 0:
-        raise ValueError("it holds no audio")
-    return frames / rate

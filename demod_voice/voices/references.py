@@ -58,54 +58,107 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
         raise InputError(f"reference audio {path} is a folder; give the recordings in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise InputError(f"reference audio {path} not found; check the path (or give a saved voice with --voice)")
-    seconds, audio, _ = read_start(path, max_seconds, "reference",
-                                   "(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {name} ref.wav")
+    cut = "(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {name} ref.wav"
+    readable = readable_path(path, max_seconds, "reference", cut)
+    seconds, audio, _ = read_start(readable, max_seconds, "reference", cut, path.name)
     if len(audio) == 0:
         raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
     if seconds < MIN_SECONDS:
         raise InputError(f"reference {path.name} is {seconds:.2f} s long, too short to clone from; {ADVICE}")
-    return Reference(str(path), _sha256(path), seconds), _judge(path, audio, seconds)
+    return Reference(str(readable), _sha256(readable), seconds), _judge(path.name, audio, seconds)
 
 
-def read_start(path: Path, max_seconds: float, what: str, cut_hint: str) -> tuple[float, Any, int]:
+def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: str = "") -> tuple[float, Any, int]:
     """(duration in seconds, the first CHECK_SECONDS as a float32 array of shape (frames, channels), sample rate).
 
     A file longer than ``max_seconds`` (by its header) is refused before any of it is decoded; ``what``
-    names it in messages ("reference", "source"), ``cut_hint`` (``{name}``, ``{max}``) says how to shorten it.
+    names it in messages ("reference", "source") with ``name`` (default: the file's), ``cut_hint`` (``{name}``,
+    ``{max}``) says how to shorten it.
     """
     import soundfile
 
+    name = name or path.name
     try:
         info = soundfile.info(str(path))
         seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
         if seconds > max_seconds:
-            raise InputError(f"{what} {path.name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
-                             + cut_hint.format(name=path.name, max=f"{max_seconds:.0f}"))
+            raise InputError(f"{what} {name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
+                             + cut_hint.format(name=name, max=f"{max_seconds:.0f}"))
         frames = int(CHECK_SECONDS * info.samplerate) if info.samplerate else -1
         audio, rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
-        raise InputError(f"{what} {path.name} is not audio that can be read ({err}); use wav, flac, ogg or mp3") from None
+        raise InputError(f"{what} {name} is not audio that can be read ({err}); use wav, flac, ogg, mp3 or m4a") from None
     if not seconds:
         seconds = len(audio) / rate if rate else 0.0
     return seconds, audio, rate
 
 
-def _judge(path: Path, audio: Any, seconds: float) -> list[str]:
+_DECODED: dict[tuple[str, int, int], Path] = {}
+"""Recordings decoded in this process: (path, size, mtime) -> the WAV made of it."""
+
+
+def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> Path:
+    """``path`` when libsndfile reads it (wav, flac, ogg, mp3); else a WAV that FFmpeg (through PyAV, as the server's
+    uploads are) decodes from it, in a folder of this process's removed when it exits: a phone's ``.m4a`` or ``.aac``,
+    a video's sound track. :class:`InputError` for what neither reads, in one line."""
+    import soundfile
+
+    try:
+        soundfile.info(str(path))
+        return path
+    except (RuntimeError, soundfile.LibsndfileError):
+        pass
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key in _DECODED and _DECODED[key].is_file():
+        return _DECODED[key]
+    try:
+        from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error
+    except ImportError:  # pragma: no cover - PyAV comes with the serve and book extras
+        raise InputError(f"{what} {path.name} is not wav, flac, ogg or mp3; convert it (ffmpeg -i {path.name} "
+                         f"{path.stem}.wav) or install PyAV (pip install av) to read it") from None
+    target = _scratch() / f"{len(_DECODED)}-{path.stem[:60]}.wav"
+    try:
+        decode_to_wav(str(path), str(target), max_seconds)
+    except TooLong:
+        target.unlink(missing_ok=True)
+        raise InputError(f"{what} {path.name} is over the {max_seconds:.0f} s limit "
+                         + cut_hint.format(name=path.name, max=f"{max_seconds:.0f}")) from None
+    except Exception as err:  # noqa: BLE001 - PyAV's many errors: the file is not audio it can read
+        target.unlink(missing_ok=True)
+        raise InputError(f"{what} {path.name} is not audio that can be read ({plain_error(err, path, target)}); use wav, flac, "
+                         "ogg, mp3 or m4a") from None
+    _DECODED[key] = target
+    return target
+
+
+@functools.lru_cache(maxsize=1)
+def _scratch() -> Path:
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="demod-voice-decoded-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _judge(name: str, audio: Any, seconds: float) -> list[str]:
     """Refuse silence; warn about length and clipping."""
     import numpy as np
 
     mono = audio.mean(axis=1)
     peak = float(np.abs(mono).max())
     if peak < SILENT_PEAK:
-        raise InputError(f"reference {path.name} is silent (peak {peak:.5f}); {ADVICE}")
+        raise InputError(f"reference {name} is silent (peak {peak:.5f}); {ADVICE}")
     warnings = []
     if seconds < GOOD_SECONDS[0]:
-        warnings.append(f"reference {path.name} is only {seconds:.1f} s; the clone will be rough ({ADVICE})")
+        warnings.append(f"reference {name} is only {seconds:.1f} s; the clone will be rough ({ADVICE})")
     if seconds > GOOD_SECONDS[1]:
-        warnings.append(f"reference {path.name} is {seconds:.0f} s; only its start is used ({ADVICE})")
+        warnings.append(f"reference {name} is {seconds:.0f} s; only its start is used ({ADVICE})")
     clipped = float((np.abs(audio) >= 0.999).mean())
     if clipped > CLIPPED_SHARE:
-        warnings.append(f"reference {path.name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
+        warnings.append(f"reference {name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
     return warnings
 
 

@@ -133,3 +133,25 @@ def test_a_clone_cannot_take_the_name_of_an_installed_voice_or_the_default_voice
     error = done.stderr.decode()
     assert done.returncode == 3 and "'en_US-joe-medium' is the default voice" in error and "another name" in error, error
     assert "Traceback" not in error and not list((tmp_path / "home").rglob("en_US-joe-medium.npz"))
+
+
+def test_a_phone_recording_in_m4a_clones_and_converts_from_the_command_line(xtts_model, vc_model, references, tmp_path):
+    """A phone's voice memo (.m4a, AAC) was refused by ``voices add``, ``xtts-zero-shot`` and ``convert`` ("Format not
+    recognised ... use wav, flac, ogg or mp3") though the server took it: FFmpeg now decodes it for them too."""
+    memo = tmp_path / "memo.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(references["ref.wav"]), "-c:a", "aac", str(memo)], check=True)
+    home = {**cache_env(tmp_path, "home", xtts_model), "DEMOD_VOICE_CONVERT_MODEL_DIR": str(vc_model)}
+    added = run_cli("voices", "add", "memo", str(memo), env=home)
+    assert added.returncode == 0, added.stderr.decode()
+    spoken = run_cli("xtts-zero-shot", str(memo), "Hello from my phone.", "-o", str(tmp_path / "x.wav"), env=home)
+    assert spoken.returncode == 0, spoken.stderr.decode()
+    converted = run_cli("convert", str(memo), "--reference", str(references["ref.wav"]), "-o", str(tmp_path / "c.wav"), env=home)
+    assert converted.returncode == 0, converted.stderr.decode()
+    assert soundfile.info(str(tmp_path / "c.wav")).frames > 0
+
+    junk = tmp_path / "junk.m4a"
+    junk.write_bytes(b"not audio at all " * 64)
+    refused = run_cli("voices", "add", "junk", str(junk), env=home)
+    said = refused.stderr.decode()
+    assert refused.returncode == 3 and len(said.strip().splitlines()) == 1, said
+    assert "junk.m4a is not audio that can be read (not a format FFmpeg recognises)" in said and str(tmp_path) not in said

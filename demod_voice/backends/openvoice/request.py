@@ -21,7 +21,7 @@ from demod_voice.errors import InputError
 from demod_voice.models.download import Offline, fetch
 from demod_voice.voices.profiles import Profile, reenroll_text
 from demod_voice.voices.references import MAX_SECONDS as MAX_REFERENCE_SECONDS
-from demod_voice.voices.references import Reference, check_references, read_start
+from demod_voice.voices.references import Reference, check_references, read_start, readable_path
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
         raise InputError(f"source audio {path} is a folder; give the recordings in it (e.g. {path}/*.wav)")
     if not path.is_file():
         raise InputError(f"source audio {path} not found; check the path")
-    seconds, audio, rate = read_start(path, max_seconds, "source",
-                                      "(convert.max_source_seconds); cut it, e.g. ffmpeg -t {max} -i {name} part.wav")
+    cut = "(convert.max_source_seconds); cut it, e.g. ffmpeg -t {max} -i {name} part.wav"
+    readable = readable_path(path, max_seconds, "source", cut)
+    seconds, audio, rate = read_start(readable, max_seconds, "source", cut, path.name)
     if len(audio) == 0 or seconds < MIN_SOURCE_SECONDS:
         raise InputError(f"source {path.name} holds no audio to convert ({seconds:.2f} s)")
     peak = float(np.abs(audio.mean(axis=1)).max())
@@ -127,7 +128,7 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     if rate < 16000:
         warnings.append(f"source {path.name} is sampled at {rate} Hz; it is converted at {SAMPLE_RATE} Hz, and what it lacks above "
                         f"{rate // 2} Hz stays missing")
-    return str(path), warnings
+    return str(readable), warnings
 
 
 def resolve_converter(settings: ConvertSettings, cache: Path, progress: bool = False) -> Path:
@@ -179,8 +180,8 @@ def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
     folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
     spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir)
     return [SynthesisJob(spec=spec, text="(convert)", output=output, options=ConvertOptions(source, target, settings, _sha256(source)),
-                         label="" if output != STDOUT else f"{Path(source).name} converted")
-            for source, output in zip(sources, request.outputs, strict=True)]
+                         label="" if output != STDOUT else f"{Path(given).name} converted")
+            for source, given, output in zip(sources, request.sources, request.outputs, strict=True)]
 
 
 def _sha256(path: str) -> str:

@@ -4,7 +4,7 @@ One server (tiny generated Piper voices and XTTS model, API keys on) and one bro
 module; each test opens a fresh page. Audio is checked where the page plays it: the player's
 stream is fetched again and decoded, and the element must really have played. The page's
 timings (first paint, time to first audio) are printed (``-s`` shows them); they are figures,
-not assertions. ``DEMOD_VOICE_UI_SCREENSHOTS=DIR`` also writes a picture of each tab into DIR
+not assertions. ``DEMOD_VOICE_TEST_UI_SCREENSHOTS=DIR`` also writes a picture of each tab into DIR
 (the README's, under ``docs/``).
 """
 
@@ -30,7 +30,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 SPEAK_KEY, ENROLL_KEY, ADMIN_KEY = "speak-key-0001", "enroll-key-0002", "admin-key-0003"
 TABS = ("Clone", "Speak", "Compare", "Voices", "Batch", "Health")
 WAIT = 60_000
-SCREENSHOTS = os.environ.get("DEMOD_VOICE_UI_SCREENSHOTS")  # read at import: the suite's fixtures clear DEMOD_VOICE_* variables
+SCREENSHOTS = os.environ.get("DEMOD_VOICE_TEST_UI_SCREENSHOTS")  # read at import: the suite's fixtures clear DEMOD_VOICE_* variables
 
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
@@ -126,7 +126,7 @@ def check_played(page, player: str, rate: int) -> float:
 
 
 def shoot(page, name: str, tmp_path: Path) -> None:
-    """A picture of the page; also into $DEMOD_VOICE_UI_SCREENSHOTS when set (the README's pictures)."""
+    """A picture of the page; also into $DEMOD_VOICE_TEST_UI_SCREENSHOTS when set (the README's pictures)."""
     target = tmp_path / f"ui-{name}.png"
     page.screenshot(path=str(target))
     if SCREENSHOTS:

@@ -293,15 +293,17 @@ def load_config(
     explicit_path: Optional[str] = None,
     env: Mapping[str, str] = os.environ,
     overrides: Optional[Mapping[str, Any]] = None,
+    without_file: bool = False,
 ) -> tuple[Config, Optional[Path]]:
     """Build the effective :class:`Config` and return it with the file it read (``None`` if none).
 
-    ``overrides`` maps dotted keys to values from command-line flags; ``None`` values are ignored.
+    ``overrides`` maps dotted keys to values from command-line flags; ``None`` values are ignored. ``without_file``:
+    the defaults, the environment and the flags only (``health`` checks the rest so when the file is broken).
     """
     path, required = config_path(explicit_path, env)
     layers: list[dict[str, Any]] = []
     used: Optional[Path] = None
-    if path.is_file() or required:
+    if not without_file and (path.is_file() or required):
         layers.append(_read_yaml(path))
         used = path
     layers.append(_env_layer(env))

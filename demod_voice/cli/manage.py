@@ -13,7 +13,7 @@ from typing import Any
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log, log_level, show_progress
-from demod_voice.config import Config, cache_root, config_path, to_dict, write_default_file
+from demod_voice.config import Config, cache_root, config_path, load_config, to_dict, write_default_file
 from demod_voice.errors import ConfigError, InputError, UsageError
 from demod_voice.health import deep_checks, installed_voices, run_checks
 from demod_voice.logs import PROG
@@ -244,8 +244,12 @@ def _add_health(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_health(args: argparse.Namespace) -> int:
     try:
         config = load_settings(args)
-    except ConfigError:
-        config = Config(device=getattr(args, "device", None) or "cpu")  # the report says what is wrong
+    except ConfigError:  # the report says what is wrong; the rest is checked with the environment's settings, if they hold
+        try:
+            config = load_config(getattr(args, "config", None), overrides={"device": getattr(args, "device", None)},
+                                 without_file=True)[0]
+        except ConfigError:
+            config = Config(device=getattr(args, "device", None) or "cpu")
     deep = None
     if args.deep:
         cache = cache_root(config)

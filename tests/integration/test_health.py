@@ -118,6 +118,16 @@ def test_bad_config_file_fails_with_fix(isolated_config):
     assert "config init" in checks["config"]["fix"] and "--force" not in checks["config"]["fix"]  # it would replace the keys too
 
 
+def test_with_a_bad_config_file_the_rest_is_checked_with_the_environments_settings(isolated_config, tmp_path):
+    """The other checks ran on the defaults alone: ``DEMOD_VOICE_CACHE_DIR`` was dropped, so the converter was looked
+    for in ~/.cache."""
+    isolated_config.parent.mkdir(parents=True, exist_ok=True)
+    isolated_config.write_text("piper: [unclosed\n")
+    _, _, checks = health(env={"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "mine")})
+    assert checks["config"]["status"] == "fail"
+    assert str(tmp_path / "mine" / "convert") in checks["voice conversion"]["detail"], checks["voice conversion"]
+
+
 def test_unwritable_cache_is_a_warning_not_a_failure():
     code, _, checks = health(env={"DEMOD_VOICE_CACHE_DIR": "/proc/demod-voice-cache"})
     assert code == 0

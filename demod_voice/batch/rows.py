@@ -87,6 +87,10 @@ def read_rows(path: Path) -> list[Row]:
 
 
 def _parse(text: str, path: Path) -> list[Row]:
+    unclosed = _unclosed_quote(text)
+    if unclosed is not None:  # the rest of the file was read as one cell: "the output is empty" named the wrong fault
+        raise InputError(f"batch file {path}: the quote opened on line {unclosed} is never closed; close it (a quote inside "
+                         'a quoted text is written twice: "")')
     reader = csv.DictReader(text.splitlines(keepends=True))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]  # "Text,Output" as a spreadsheet writes it
     if not header:
@@ -110,6 +114,19 @@ def _parse(text: str, path: Path) -> list[Row]:
             rows.append(Row(start, values, tuple(record.get(None) or ())))
         start = reader.line_num + 1
     return rows
+
+
+def _unclosed_quote(text: str) -> Optional[int]:
+    """The line of the record whose quote runs to the end of the file, if one does."""
+    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    start = 1
+    try:
+        for _ in reader:
+            start = reader.line_num + 1
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            return start
+    return None
 
 
 def row_text(value: str, max_chars: Optional[int] = None) -> str:

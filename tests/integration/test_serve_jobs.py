@@ -117,6 +117,7 @@ def test_batch_job(setup):
     ("text,output,model,speaker\nHi.,a.wav,tiny-single,7\nHo.,b.wav,tiny-single,9\nHa.,c.wav,tiny-multi,12\n", None, 400,
      "line 2: this voice has a single speaker: leave the speaker out (it was '7'); line 3: "),
     ("text;output\nHi.;a.wav\n", None, 400, "the batch file is separated by semicolons, not commas"),
+    ("text,output\n\"Hi.,a.wav\nHo.,b.wav\n", None, 400, "the batch file: the quote opened on line 2 is never closed"),
 ])
 def test_batch_refusals(setup, rows, files, code, words):
     response = batch(setup["server"].url, rows, files)

@@ -47,3 +47,13 @@ def test_the_checked_csv_keeps_the_source_column(tmp_path):
     rows = read_rows(written)
     assert [(r.values["source"], r.values["reference"], r.values["text"]) for r in rows] == [("srcs/0.wav", "refs/0.wav", ""),
                                                                                             ("srcs/1.wav", "refs/0.wav", "")]
+
+
+def test_a_quote_never_closed_is_named_with_its_line(tmp_path):
+    """It was read as one cell to the end of the file, and reported as "the output is empty"."""
+    sheet = tmp_path / "rows.csv"
+    sheet.write_text('text,output\nFine.,a.wav\n"Hello there.,b.wav\nSecond line.,c.wav\n')
+    with pytest.raises(InputError, match="the quote opened on line 3 is never closed"):
+        read_rows(sheet)
+    sheet.write_text('text,output\n"Hello, ""there"".",a.wav\n"two\nlines",b.wav\n')  # quotes closed, one cell on two lines
+    assert [row.values["output"] for row in read_rows(sheet)] == ["a.wav", "b.wav"]

@@ -200,6 +200,7 @@ def _check_request(request: TrainRequest) -> None:
     if request.resume:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
+        _check_resumable(out / "checkpoints" / "last.ckpt")
         return
     if (out / "checkpoints").exists():
         raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --output-dir")
@@ -210,6 +211,24 @@ def _check_request(request: TrainRequest) -> None:
             if have != rate:
                 raise InputError(f"--quality {request.quality} voices are {rate} Hz but the dataset is {have} Hz: "
                                  f"re-run piper-preprocess --sample-rate {rate}, or choose another --quality")
+
+
+def _check_resumable(last: Path) -> None:
+    """``last.ckpt`` (a link to the newest checkpoint) is a whole checkpoint: one cut short (a full disk, a machine that
+    lost power while saving) ended a resume with torch's raw ``PytorchStreamReader failed reading zip archive``. A
+    checkpoint is a zip archive; a cut one has no central directory at its end."""
+    import zipfile
+
+    if zipfile.is_zipfile(last):
+        return
+    newest = last.resolve()
+    intact = sorted((p for p in last.parent.glob("epoch-*.ckpt") if p.resolve() != newest and zipfile.is_zipfile(p)),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    way = (f"resume from the one before it: ln -sfn {intact[0].name} {last}, then run the same command with --resume"
+           if intact else "no earlier checkpoint is whole: start the run again in a new --output-dir")
+    named = f" ({newest.name})" if newest.name != last.name else ""
+    raise InputError(f"the newest checkpoint {last.name}{named} is damaged (cut short: a full disk or a stop while it was "
+                     f"saved); {way}")
 
 
 def _spec(request: TrainRequest) -> dict[str, Any]:

@@ -82,3 +82,30 @@ def test_base_names_and_the_newest_released_checkpoint(tmp_path):
     cached.parent.mkdir()
     cached.write_bytes(b"y")
     assert bases.resolve_base("de_DE-thorsten-high", tmp_path, hub="http://127.0.0.1:9") == cached  # no network needed
+
+
+def test_a_resume_from_a_checkpoint_cut_short_says_which_earlier_one_to_use(tmp_path):
+    """A ``last.ckpt`` cut short (a full disk, a stop while saving) ended ``--resume`` with torch's raw
+    ``PytorchStreamReader failed reading zip archive``."""
+    import os
+    import zipfile
+
+    from demod_voice.training.train import _check_resumable
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "epoch-4.ckpt", "w") as whole:
+        whole.writestr("archive/data.pkl", b"x" * 100)
+    (folder / "epoch-5.ckpt").write_bytes((folder / "epoch-4.ckpt").read_bytes()[:60])
+    os.utime(folder / "epoch-4.ckpt", (1, 1))
+    (folder / "last.ckpt").symlink_to("epoch-5.ckpt")
+    with pytest.raises(InputError, match=r"last.ckpt \(epoch-5.ckpt\) is damaged .*ln -sfn epoch-4.ckpt "):
+        _check_resumable(folder / "last.ckpt")
+    (folder / "epoch-4.ckpt").unlink()
+    with pytest.raises(InputError, match="no earlier checkpoint is whole"):
+        _check_resumable(folder / "last.ckpt")
+    (folder / "last.ckpt").unlink()
+    (folder / "last.ckpt").symlink_to("epoch-9.ckpt")
+    with zipfile.ZipFile(folder / "epoch-9.ckpt", "w") as whole:
+        whole.writestr("archive/data.pkl", b"x")
+    _check_resumable(folder / "last.ckpt")  # a whole one passes

@@ -43,7 +43,10 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise InputError(f"{path} is not UTF-8 (line {line}, byte {err.start}); convert it, e.g. iconv -f latin1 -t utf-8") from None
-    rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines(), delimiter="|", quoting=csv.QUOTE_NONE), 1) if row]
+    # lines end at \n (or \r\n) only, as piper's own reader has them: str.splitlines also splits at U+2028, U+0085 and
+    # form feeds inside a text, which shifted every later line's number and broke that line in two
+    lines = text.replace("\r\n", "\n").split("\n")
+    rows = [(n, row) for n, row in enumerate(csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE), 1) if row]
     if not rows:
         raise InputError(f"{path} is empty")
     widths = {len(row) for _, row in rows}

@@ -109,3 +109,16 @@ def test_a_resume_from_a_checkpoint_cut_short_says_which_earlier_one_to_use(tmp_
     with zipfile.ZipFile(folder / "epoch-9.ckpt", "w") as whole:
         whole.writestr("archive/data.pkl", b"x")
     _check_resumable(folder / "last.ckpt")  # a whole one passes
+
+
+def test_a_transcript_line_holding_a_line_separator_keeps_its_number_and_its_text(tmp_path):
+    """``str.splitlines`` also splits at U+2028 (and U+0085, form feeds): the line broke in two and every later line's
+    number in the messages moved by one."""
+    from demod_voice.training.dataset import read_metadata
+
+    (tmp_path / "metadata.csv").write_text("a|One line.\nb|Two\u2028lines in one.\nc|Three.\n", encoding="utf-8")
+    entries, _ = read_metadata(tmp_path)
+    assert [(e.line, e.clip_id) for e in entries] == [(1, "a"), (2, "b"), (3, "c")] and "\u2028" in entries[1].text
+    (tmp_path / "metadata.csv").write_text("a|One.\r\nb|Two\u2028x.\r\nc|Three||\r\nd|Four.\r\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"line\(s\) 3 differ"):
+        read_metadata(tmp_path)

@@ -78,12 +78,20 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return previous[-1] / len(ref)
 
 
-def judge(text: str, heard: str, seconds: float, threshold: float, spoken: str = "") -> Verdict:
+def judge(text: str, heard: str, seconds: float, threshold: float, spoken: str = "", language: str = "") -> Verdict:
     """The verdict on one take: WER over ``threshold``, or a length far from what the text needs, fails it.
 
     ``spoken`` is the text as the voice was given it (numbers spelled out): a recogniser may write what it
-    hears either way ("$3.50" or "three dollars fifty"), so the better of the two scores counts."""
-    wer = min(word_error_rate(text, heard), word_error_rate(spoken, heard) if spoken else 1e9)
+    hears either way ("$3.50" or "three dollars fifty"), or in a third way of its own ("12/05/2026 at 9:05 pm" heard as
+    "December 5th, 2026 at 9.05pm"), which is compared in ``language``'s spoken form too; the best score counts."""
+    scores = [word_error_rate(text, heard)]
+    if spoken:
+        scores.append(word_error_rate(spoken, heard))
+        if language:
+            from demod_voice.speech_text.normalize import normalize
+
+            scores.append(word_error_rate(spoken, normalize(heard, language)))
+    wer = min(scores)
     chars = len(text)
     problem = ""
     if seconds <= 0.05:

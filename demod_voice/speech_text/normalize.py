@@ -161,6 +161,8 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
 
 _HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
+_DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
+"""``9.05pm``, ``11.30 a.m.``: British English writes the minutes after a full stop (only with am/pm: 9.05 is a number)."""
 _WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-3]):[0-5]\d)\s+Uhr\b")
 
 
@@ -169,6 +171,8 @@ def _times(text: str, table: Table) -> str:
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +
                                   ("." if m.group(3) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
+        text = _DOTTED_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), int(m.group(2)), m.group(3).lower(), table) +
+                                    ("." if m.group(4) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
     elif table.code == "de":
         text = _WRITTEN_UHR.sub(r"\1", text)  # "14:30 Uhr": the time is read with its "Uhr" ("vierzehn Uhr dreißig Uhr")
 

@@ -31,6 +31,7 @@ CASES = {
         ("Population: 1 000 000 people, 12\u202f000 more", "Population: one million people, twelve thousand more"),
         ("call +1 555 123 456", "call one, five five five, one two three, four five six"),
         ("at 7 am, from 3pm to 5 p.m. today. Up at 6 a.m. Then", "at seven AM, from three PM to five PM today. Up at six AM. Then"),
+        ("at 9.05pm, 11.30 a.m. Then 9.05 kg", "at nine oh five PM, eleven thirty AM. Then nine point zero five kilograms"),
         ("call 555-1234 on 2026-05-12", "call five five five, one two three four on May twelfth, twenty twenty-six"),
         ("apples, pears, etc. Then", "apples, pears, et cetera. Then"),
         ("mail me@example.com", "mail me at example dot com"),

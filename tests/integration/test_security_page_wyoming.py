@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -222,6 +223,20 @@ def checked(page: Page, files: list, key: Optional[str]) -> str:
     answer = page.call("dv-ref-files", "change", {"dv-key": key, "dv-ref-files": files})
     assert answer.get("success"), answer
     return answer["output"]["data"][0]
+
+
+def test_gradios_other_routes_that_take_a_body_need_the_key_too(server):
+    """``process_recording`` (Gradio's screen-recording route, which the page does not use) took a 25 MB upload without
+    a key, re-encoded it with ffmpeg and left the result in the page's folder; only ``upload`` asked for the key."""
+    before = sorted(p.name for p in Path(tempfile.gettempdir()).glob("demod-voice-page-*/**/*"))
+    for route in ("process_recording", "component_server", "stream/abc", "run-history/connect", "upload"):
+        answer = httpx.post(f"{server.url}/ui/gradio_api/{route}", files=[("video", ("a.mp4", b"\0" * 64, "video/mp4"))],
+                            timeout=TIMEOUT)
+        assert answer.status_code == 401 and "needs an API key" in answer.json()["detail"], (route, answer.text)
+    assert sorted(p.name for p in Path(tempfile.gettempdir()).glob("demod-voice-page-*/**/*")) == before
+    event = httpx.post(f"{server.url}/ui/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"},
+                       timeout=TIMEOUT)
+    assert event.status_code != 401  # the event calls check the key their inputs carry
 
 
 def test_every_page_event_needs_the_key_and_scope_the_api_would(server):

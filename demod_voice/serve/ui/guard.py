@@ -33,17 +33,25 @@ def _headers(scope: dict) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
-class UploadGuard:
-    """With API keys, a file upload to the page needs a key with the ``speak`` scope, like the API's uploads
-    (the page's script sends the key field as ``Authorization``). Without keys the server is loopback-only."""
+EVENT_CALLS = ("queue/join", "run/", "api/", "call/", "reset", "cancel")
+"""The page's event calls (after ``gradio_api/``): each event checks the key its inputs carry, as the API would."""
 
-    def __init__(self, app: Any, path: str) -> None:
+
+class KeyGuard:
+    """With API keys, every other POST to the page's Gradio API needs a key with the ``speak`` scope, as the API's
+    uploads do (the page's script sends the key field as ``Authorization`` with its uploads): file uploads, and
+    Gradio's other routes that take a body (``process_recording`` re-encoded any upload with ffmpeg, keyless, and
+    left the result in the page's folder). Without keys the server is loopback-only."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
         self.app = app
-        self.path = path
+        self.prefix = prefix
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
-        if scope["type"] == "http" and scope.get("path") == self.path and ctx is not None and ctx.keys is not None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(self.prefix) \
+                and not path[len(self.prefix):].startswith(EVENT_CALLS) and ctx is not None and ctx.keys is not None:
             try:
                 auth.authorize(ctx.keys, _headers(scope).get("authorization"), "speak")
             except auth.AuthFailed as err:

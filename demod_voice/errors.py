@@ -42,6 +42,11 @@ class ConfigError(InputError):
     """The config file or a ``DEMOD_VOICE_*`` variable is invalid."""
 
 
+class NothingToSpeak(InputError):
+    """The text has no words a voice can say once read (a scene break, a bare pause): the only error a ``book`` take may
+    be left out for; every other one stops the book (a lexicon typo dropped every sentence naming a character)."""
+
+
 class ModelMissing(InputError):
     """A model or voice that the work needs is not usable on this machine: not downloaded, a configured folder missing or
     incomplete, an installed voice profile damaged. ``str(err)`` tells a command's user what to do (paths included);
@@ -91,8 +96,8 @@ class Interrupted(DemodVoiceError):
     exit_code = 130
 
 
-_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, DependencyError, Interrupted, Cancelled,
-                                            OutputFull, OutputBusy, PipeClosed)}
+_BY_NAME = {cls.__name__: cls for cls in (RuntimeFailure, UsageError, InputError, ConfigError, NothingToSpeak, DependencyError,
+                                            Interrupted, Cancelled, OutputFull, OutputBusy, PipeClosed)}
 """Kinds rebuilt from the wire (a :class:`ModelMissing` raised in a worker arrives as an :class:`InputError`)."""
 
 

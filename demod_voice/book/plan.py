@@ -16,7 +16,7 @@ from demod_voice.book.takes import Take, TakeRules, chapter_takes, estimate_seco
 from demod_voice.book.voice import Reader, VoiceChoice
 from demod_voice.config import Config
 from demod_voice.engine.jobs import SynthesisJob
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, NothingToSpeak
 from demod_voice.resume import fingerprint
 from demod_voice.speech_text.prepare import TextOptions
 
@@ -112,7 +112,9 @@ def work_dir(request: BookRequest) -> Path:
 
 def plan_book(book: Book, request: BookRequest, reader: Reader, folder: Path) -> list[list[Planned]]:
     """Every chapter's takes with their jobs; the job's output is the take's file, named by its fingerprint.
-    A take with nothing to speak (a scene break of asterisks) is left out."""
+    A take with nothing to speak (a scene break of asterisks) is left out; any other take the voice cannot be given (a
+    lexicon entry in phonemes it does not know, SSML it cannot read) stops the book with the backend's own message,
+    before any take is made: left out, every sentence naming a misspelt character went missing with exit 0."""
     rules = TakeRules(reader.take_chars, sentence_pause=request.sentence_pause, paragraph_pause=request.paragraph_pause)
     plan = []
     for takes in chapter_takes(book, rules):
@@ -121,9 +123,12 @@ def plan_book(book: Book, request: BookRequest, reader: Reader, folder: Path) ->
             label = f"chapter {take.chapter + 1}, take {take.index + 1}"
             try:
                 job = reader.job(take.text, "", label)
-            except InputError as err:
+            except NothingToSpeak as err:
                 log.info("%s (%r) is left out: %s", label, take.text[:40], err)
                 continue
+            except InputError as err:
+                where = f"chapter {take.chapter + 1} ({book.chapters[take.chapter].title[:40]}), take {take.index + 1}"
+                raise InputError(f"{where} ({take.text[:40]!r}): {err}") from None
             key = fingerprint(job)
             planned.append(Planned(take, dataclasses.replace(job, output=str(folder / "takes" / f"{key[:24]}.flac")), key))
         plan.append(planned)

@@ -39,6 +39,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     assemble.check_output(request)
     reader = reader_for(request.voice, request.config, request.reading)
     folder = work_dir(request)
+    outcome = BookOutcome(book, plan_book(book, request, reader, folder))  # a take the voice cannot be given: nothing made
     try:
         (folder / "takes").mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -47,7 +48,6 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     with OutputLock(folder):
         manifest = Manifest(folder)
         try:
-            outcome = BookOutcome(book, plan_book(book, request, reader, folder))
             with _engine(request, progress) as engine:
                 making.synthesise(engine, request, manifest, outcome, progress)
                 if request.verify and not outcome.failed:

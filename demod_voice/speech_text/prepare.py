@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, NothingToSpeak
 from demod_voice.speech_text import ssml
 from demod_voice.speech_text.lexicon import EMPTY, Lexicon, split_words
 from demod_voice.speech_text.normalize import normalize
@@ -117,7 +117,7 @@ def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool
     for warning in warnings:
         log.warning("%s", warning)
     if not segments:
-        raise InputError("the text has nothing to speak; give some words")
+        raise NothingToSpeak("the text has nothing to speak; give some words")
     plain = plain_text(segments)
     if plain is not None:
         return Prepared(plain, None, warnings)

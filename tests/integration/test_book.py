@@ -431,3 +431,23 @@ def test_mastering_and_pause_flags_out_of_range_are_refused_as_the_server_refuse
     done = book(str(txt), "-o", str(tmp_path / "b.m4b"), flag, value)
     assert done.returncode == 2 and f"{flag} must be from" in done.stderr.decode(), done.stderr
     assert not list(tmp_path.glob("b.m4b*"))
+
+
+@pytest.mark.parametrize("case", ["lexicon", "ssml"])
+def test_a_take_the_voice_cannot_be_given_stops_the_book_before_any_take_is_made(piper_voice, tmp_path, case):
+    """A lexicon entry in phonemes the voice does not know, or a ``<speak>`` paragraph with an unknown tag, left its
+    sentences out of the book (every sentence naming that character), exit 0. Only a take with nothing to speak is."""
+    txt = tmp_path / "b.txt"
+    lines = ["Chapter 1", "It rained.", "Mr. Nguyen waited.", "It stopped."]
+    if case == "ssml":
+        lines[2] = "<speak>This is a <shout>test</shout></speak>"
+    txt.write_text("\n\n".join(lines) + "\n", encoding="utf-8")
+    lexicon = tmp_path / "names.tsv"
+    lexicon.write_text("Nguyen\tq§Q\n", encoding="utf-8")
+    out = tmp_path / "b.m4b"
+    done = book(str(txt), "--voice", str(piper_voice), "-o", str(out), "--lexicon", str(lexicon))
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    words = "uses phoneme(s)" if case == "lexicon" else "<shout>"
+    assert "chapter 1 (Chapter 1), take 3" in lines[0] and words in lines[0], lines
+    assert not out.exists() and not out.with_name(out.name + ".takes").exists()

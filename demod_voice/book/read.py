@@ -18,7 +18,8 @@ Rules a reader can see (``book --dry-run`` lists what each did):
 
 An EPUB is a zip of XML from anywhere: member count and sizes are capped before anything is
 inflated, members are read with a byte cap (a zip's declared sizes can lie), XML that declares
-entities is refused, and XML is parsed with entity expansion, DTD loading and network access off. Content documents go through lxml's
+entities is refused, a DRM-protected EPUB is refused (font obfuscation is not DRM), and XML is parsed with entity
+expansion, DTD loading and network access off. Content documents go through lxml's
 HTML parser, which loads nothing from outside either.
 """
 
@@ -56,6 +57,9 @@ _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "
            "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
 _UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
 _EPUB_NS = "http://www.idpf.org/2007/ops"
+_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
+"""``encryption.xml``'s other use, font obfuscation (IDPF, Adobe): fonts mangled against copying, the text left as it is;
+such an EPUB is read. Any other method (AES: Adobe ADEPT, Readium LCP, store DRM) makes a member ciphertext."""
 _OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/"}
 
 
@@ -289,11 +293,34 @@ class _Epub:
                              f"({limits.max_total_bytes >> 20}); it is not read")
         self.names = {i.filename for i in infos}
         self.read_bytes = 0
+        self.encrypted: set[str] = set()
+        """Members held as ciphertext: one read is a DRM refusal, not text (:meth:`refuse_drm`)."""
+
+    def refuse_drm(self) -> None:
+        """Refuse a DRM-protected EPUB (Adobe ADEPT's ``rights.xml``), and note the members ``encryption.xml`` encrypts
+        by other means than font obfuscation: lxml's HTML parser made text of their ciphertext, and a book of it was
+        minutes of babble with bytes in its captions, exit 0."""
+        if "META-INF/rights.xml" in self.names:
+            raise self.drm("META-INF/rights.xml")
+        if "META-INF/encryption.xml" not in self.names:
+            return
+        for data in self.xml("META-INF/encryption.xml").iter():
+            if _local(data.tag) != "EncryptedData":
+                continue
+            method = next((e.get("Algorithm") for e in data.iter() if _local(e.tag) == "EncryptionMethod"), None)
+            uri = next((e.get("URI") for e in data.iter() if _local(e.tag) == "CipherReference"), None)
+            if uri and method not in _OBFUSCATION:
+                self.encrypted.add(_join("", uri))
+
+    def drm(self, why: str) -> InputError:
+        return InputError(f"{self.name} is DRM-protected ({why}); it cannot be read: use a DRM-free copy")
 
     def read(self, name: str) -> bytes:
         """A member's bytes, at most ``max_member_bytes`` whatever the zip declares."""
         if name not in self.names:
             raise InputError(f"{self.name} is not a valid EPUB: it names {name!r}, which it does not hold")
+        if name in self.encrypted:
+            raise self.drm(f"META-INF/encryption.xml encrypts {name}")
         try:
             with self.zip.open(name) as handle:
                 data = handle.read(self.limits.max_member_bytes + 1)
@@ -336,6 +363,7 @@ class _Epub:
 def _read_epub(path: Path, limits: EpubLimits) -> Book:
     epub = _Epub(path, limits)
     with epub.zip:
+        epub.refuse_drm()
         container = epub.xml("META-INF/container.xml")
         rootfile = next((e.get("full-path") for e in container.iter() if _local(e.tag) == "rootfile" and e.get("full-path")), None)
         if not rootfile:

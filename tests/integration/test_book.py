@@ -451,3 +451,36 @@ def test_a_take_the_voice_cannot_be_given_stops_the_book_before_any_take_is_made
     words = "uses phoneme(s)" if case == "lexicon" else "<shout>"
     assert "chapter 1 (Chapter 1), take 3" in lines[0] and words in lines[0], lines
     assert not out.exists() and not out.with_name(out.name + ".takes").exists()
+
+
+ENCRYPTION = ('<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+              'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:EncryptionMethod Algorithm="{method}"/>'
+              '<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData></enc:EncryptedData></encryption>')
+
+
+@pytest.mark.parametrize("case", ["aes", "adept", "font-obfuscation"])
+def test_a_drm_protected_epub_is_refused_and_font_obfuscation_is_read(piper_voice, tmp_path, case):
+    """An EPUB whose content documents are ciphertext was "read": minutes of babble, bytes in the captions, exit 0.
+    encryption.xml that only obfuscates fonts (IDPF, Adobe) is an ordinary EPUB."""
+    epub = make_epub(tmp_path / "b.epub", [("One", [SENTENCES[0]]), ("Two", [SENTENCES[1]])])
+    with zipfile.ZipFile(epub, "a") as z:
+        if case == "aes":
+            z.writestr("META-INF/encryption.xml", ENCRYPTION.format(method="http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+                                                                    uri="OEBPS/ch2.xhtml"))
+        elif case == "adept":
+            z.writestr("META-INF/rights.xml", '<adept:rights xmlns:adept="http://ns.adobe.com/adept"/>')
+        else:
+            z.writestr("META-INF/encryption.xml", ENCRYPTION.format(method="http://www.idpf.org/2008/embedding",
+                                                                    uri="OEBPS/fonts/a.otf"))
+            z.writestr("OEBPS/fonts/a.otf", bytes(range(256)))
+    out = tmp_path / "b.m4b"
+    if case == "font-obfuscation":
+        done = book(str(epub), "--voice", str(piper_voice), "-o", str(out), "--dry-run")
+        assert done.returncode == 0 and "2 chapter(s)" in done.stdout.decode(), done.stderr
+        return
+    done = book(str(epub), "--voice", str(piper_voice), "-o", str(out), "--captions", "srt")
+    lines = done.stderr.decode().strip().splitlines()
+    why = "META-INF/encryption.xml encrypts OEBPS/ch2.xhtml" if case == "aes" else "META-INF/rights.xml"
+    assert done.returncode == 3 and lines == [f"demod-voice: error: b.epub is DRM-protected ({why}); it cannot be read: "
+                                              "use a DRM-free copy"], done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.epub"]

@@ -112,8 +112,8 @@ def _hear(engine: Any, spec: Any, ledger: verify.Ledger, takes: list[Planned], l
     def heard(job: SynthesisJob, value: dict) -> None:
         planned = by_audio[verify.heard_audio(job)]
         seconds = verify.speech_seconds(planned.path)
-        verdict = verify.judge(planned.take.text, str(value.get("text", "")), seconds, request.wer_threshold, planned.job.text,
-                               language)
+        verdict = verify.judge(planned.take.reading, str(value.get("text", "")), seconds, request.wer_threshold,
+                               planned.job.text, language)
         verdict = dataclasses.replace(verdict, words=verify.heard_words(value))
         ledger.record(planned.key, planned.path, verdict)
         progress.advance(len(planned.take.text), titles[planned.take.chapter])

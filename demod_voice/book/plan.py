@@ -122,7 +122,7 @@ def plan_book(book: Book, request: BookRequest, reader: Reader, folder: Path) ->
         for take in takes:
             label = f"chapter {take.chapter + 1}, take {take.index + 1}"
             try:
-                job = reader.job(take.text, "", label)
+                job = reader.job(take.reading, "", label)
             except NothingToSpeak as err:
                 log.info("%s (%r) is left out: %s", label, take.text[:40], err)
                 continue

@@ -53,6 +53,8 @@ _TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:
 """A plain-text chapter heading on a line of its own: "Chapter 4", "CHAPTER ONE", "Part II: Winter", "Book the First",
 "Prologue". A sentence that starts with one of those words ("Book him, he said.", "Part of her wanted to follow.") is
 text: it took a chapter's place, and its own words were dropped as a chapter with none."""
+_HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
+_ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
            "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
 _UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
@@ -143,6 +145,20 @@ def speakable(paragraph: str) -> bool:
     out (the paragraph pause before it stays): it was read aloud ("asterisk") or, with nothing a voice can say, failed
     its take and with it the book."""
     return any(ch.isalnum() for ch in paragraph)
+
+
+def said_title(title: str) -> str:
+    """How a chapter's heading is said where that is not as it is written: a Roman numeral in capitals after Chapter,
+    Part or Book, in a heading of the form the reader takes for one (:data:`_TXT_HEADING`), as a number ("CHAPTER XIV":
+    "CHAPTER 14", "PART II Winter": "PART 2, Winter"), which normalisation then says; espeak-ng said "Roman fourteen".
+    Empty for any other title; running text is never read this way ("I", "MIX")."""
+    found = _HEADING_ROMAN.match(title) if _TXT_HEADING.match(title) else None
+    if found is None or not found[2].isupper():
+        return ""
+    keyword, numeral, space, rest = found.groups()
+    digits = [_ROMAN_VALUES[letter] for letter in numeral.lower()]
+    value = sum(-d if d < after else d for d, after in zip(digits, [*digits[1:], 0], strict=True))
+    return f"{keyword}{value}" + (f", {rest}" if space and rest[:1].isalnum() else f"{space}{rest}")
 
 
 def _select(book: Book, keep_front_matter: bool) -> Book:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from demod_voice.audio.text import split_sentences
-from demod_voice.book.read import Book
+from demod_voice.book.read import Book, said_title
 
 SHORT_TAKE = 24
 """A sentence shorter than this is joined to the next one of its paragraph."""
@@ -34,6 +34,14 @@ class Take:
     the backend's request side reads them (numbers spelled out, lexicon words: :mod:`demod_voice.speech_text`), once."""
     pause: float
     """Seconds of silence after it (a sentence pause, or a paragraph pause after a paragraph's last take)."""
+    said: str = ""
+    """The words as they are meant where that is not as written (a heading's Roman numeral as a number:
+    :func:`~demod_voice.book.read.said_title`); empty: ``text``."""
+
+    @property
+    def reading(self) -> str:
+        """What the voice is given and verification hears for: :attr:`said`, else :attr:`text`."""
+        return self.said or self.text
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,12 @@ def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
     """Every chapter's takes, in reading order."""
     out = []
     for number, chapter in enumerate(book.chapters):
-        paragraphs = ([chapter.title] if rules.speak_titles and chapter.titled else []) + list(chapter.paragraphs)
+        title = rules.speak_titles and chapter.titled
+        said = said_title(chapter.title) if title else ""
         takes: list[Take] = []
-        for paragraph in paragraphs:
+        if said:  # a heading said otherwise than written is one take: short, and its words are not cut apart
+            takes.append(Take(number, 0, chapter.title, rules.paragraph_pause, said))
+        for paragraph in ([chapter.title] if title and not said else []) + list(chapter.paragraphs):
             pieces = group(split_sentences(paragraph, rules.max_chars), rules.max_chars)
             for position, piece in enumerate(pieces):
                 last = position == len(pieces) - 1

@@ -484,3 +484,27 @@ def test_a_drm_protected_epub_is_refused_and_font_obfuscation_is_read(piper_voic
     assert done.returncode == 3 and lines == [f"demod-voice: error: b.epub is DRM-protected ({why}); it cannot be read: "
                                               "use a DRM-free copy"], done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.epub"]
+
+
+def test_a_headings_roman_numeral_is_said_as_a_number_and_running_text_is_not(piper_voice, tmp_path):
+    """"CHAPTER XIV" was said "Chapter Roman fourteen" (espeak-ng's reading), and no retake could fix it. The chapter
+    mark and captions keep the heading as written; a Roman-looking word in the text ("I", "MIX") is left alone."""
+    from demod_voice.book.plan import BookRequest, plan_book
+    from demod_voice.book.read import read_book
+    from demod_voice.book.voice import VoiceChoice, reader_for
+    from demod_voice.config import load_config
+
+    txt = tmp_path / "roman.txt"
+    txt.write_text("PART II Winter\n\nSnow fell.\n\nCHAPTER XIV\n\nI saw MIX at the door, and Chapter VI of it.\n\n"
+                   "Chapter IV: The Storm\n\nIt rained.\n\nChapter 5\n\nDone.\n", encoding="utf-8")
+    config, _ = load_config()
+    parsed = read_book(txt)
+    assert [c.title for c in parsed.chapters] == ["PART II Winter", "CHAPTER XIV", "Chapter IV: The Storm", "Chapter 5"]
+    request = BookRequest(txt, tmp_path / "roman.m4b", config, VoiceChoice())
+    plan = plan_book(parsed, request, reader_for(VoiceChoice(str(piper_voice)), config), tmp_path / "takes")
+    titles = [chapter[0] for chapter in plan]
+    assert [p.take.text for p in titles] == [c.title for c in parsed.chapters]  # captions: as written
+    assert [p.take.reading for p in titles] == ["PART 2, Winter", "CHAPTER 14", "Chapter 4: The Storm", "Chapter 5"]
+    assert [p.job.text.lower() for p in titles[:3]] == ["part two, winter", "chapter fourteen", "chapter four: the storm"]
+    text = plan[1][1]
+    assert text.take.reading == "I saw MIX at the door, and Chapter VI of it." and "MIX" in text.job.text

@@ -3,8 +3,10 @@
 Rules a reader can see (``book --dry-run`` lists what each did):
 
 - ``.txt``: paragraphs are separated by blank lines (hard-wrapped lines are joined); a paragraph
-  that is one short line starting with Chapter, Part, Book, Prologue or Epilogue starts a chapter.
-  No such line: the whole text is one chapter named after the file.
+  that is one short line starting with Chapter, Part, Book, Prologue or Epilogue (or such a line and
+  the chapter's title on the next) starts a chapter. No such line: the whole text is one chapter
+  named after the file. A Project Gutenberg file is read between its START and END lines, its
+  header's Title and Author taken as the book's.
 - Markdown: headings are chapters. With one level-1 heading and level-2 headings below it, the
   level-1 heading is the book's title and level-2 headings are chapters; otherwise the highest
   level used is. Lower headings are read as paragraphs; code blocks, raw HTML and images are not read.
@@ -53,6 +55,9 @@ _TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:
 """A plain-text chapter heading on a line of its own: "Chapter 4", "CHAPTER ONE", "Part II: Winter", "Book the First",
 "Prologue". A sentence that starts with one of those words ("Book him, he said.", "Part of her wanted to follow.") is
 text: it took a chapter's place, and its own words were dropped as a chapter with none."""
+_PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b[^\n]*$",
+                      re.IGNORECASE | re.MULTILINE)
+"""Project Gutenberg's lines around a book's own text ("*** START OF THE PROJECT GUTENBERG EBOOK ALICE ***")."""
 _HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
@@ -198,22 +203,54 @@ def clean(text: str) -> str:
 
 def _read_txt(text: str, path: Path) -> Book:
     book = Book(title=path.stem)
-    title, source, paragraphs, titled = path.stem, f"{path.name}:1", [], False
-    line = 1
-    for block in re.split(r"\n[ \t]*\n", text.replace("\r\n", "\n")):
+    text, line = _gutenberg(text.replace("\r\n", "\n"), book)
+    title, source, paragraphs, titled = book.title, f"{path.name}:{line}", [], False
+    for block in re.split(r"\n[ \t]*\n", text):
         start = line
         line += block.count("\n") + 2
         paragraph = clean(block)
         if not paragraph:
             continue
-        if "\n" not in block.strip() and _TXT_HEADING.match(paragraph):
+        heading = _txt_heading(block)
+        if heading:
             if paragraphs or titled:
                 book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))
-            title, source, paragraphs, titled = paragraph, f"{path.name}:{start}", [], True
+            title, source, paragraphs, titled = heading, f"{path.name}:{start}", [], True
             continue
         paragraphs.append(paragraph)
     book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))
     return book
+
+
+def _txt_heading(block: str) -> str:
+    """The chapter heading a paragraph is ("" if none): one line of the heading grammar (:data:`_TXT_HEADING`), or such
+    a line with the chapter's title on the next, Project Gutenberg's form ("CHAPTER I." / "The Beginning": "CHAPTER I.
+    The Beginning"), which was read as text and left the book one chapter."""
+    lines = [clean(line) for line in block.strip().split("\n")]
+    if not _TXT_HEADING.match(lines[0]) or len(lines) > 2:
+        return ""
+    if len(lines) == 1:
+        return lines[0]
+    name = lines[1][:-1] if lines[1].endswith(".") and lines[1].isupper() else lines[1]  # "THE END." is a title, "It ended." not
+    if _TXT_HEADING.match(lines[1]) or not re.fullmatch(_TITLE, name):
+        return ""  # two headings (a list of contents), or a sentence after a heading
+    return f"{lines[0]} {name}" if lines[0][-1] in ".:-–—" else f"{lines[0]}: {name}"
+
+
+def _gutenberg(text: str, book: Book) -> tuple[str, int]:
+    """A Project Gutenberg file's own text, between its ``*** START OF THE PROJECT GUTENBERG EBOOK ... ***`` and
+    ``*** END OF ...`` lines, with the line it starts on; its header's Title and Author as the book's. Read whole, the
+    header went into the first chapter and some 18,000 characters of licence into the last. Other text: as it is."""
+    start = _PG_MARK.search(text)
+    if start is None or start["which"].upper() != "START":
+        return text, 1
+    header = text[:start.start()]
+    for key in ("title", "author"):
+        found = re.search(rf"^{key}:[ \t]*(\S.*(?:\n[ \t]+\S.*)*)", header, re.IGNORECASE | re.MULTILINE)
+        if found:
+            setattr(book, key, clean(found[1]))
+    end = next((m for m in _PG_MARK.finditer(text, start.end()) if m["which"].upper() == "END"), None)
+    return text[start.end():end.start() if end else len(text)], text.count("\n", 0, start.end()) + 1
 
 
 # --- Markdown --------------------------------------------------------------------------------

@@ -508,3 +508,32 @@ def test_a_headings_roman_numeral_is_said_as_a_number_and_running_text_is_not(pi
     assert [p.job.text.lower() for p in titles[:3]] == ["part two, winter", "chapter fourteen", "chapter four: the storm"]
     text = plan[1][1]
     assert text.take.reading == "I saw MIX at the door, and Chapter VI of it." and "MIX" in text.job.text
+
+
+def test_a_project_gutenberg_text_is_read_between_its_markers_with_its_title_author_and_headings(tmp_path):
+    """The header went into the first chapter and the licence into the last, the title was the file's name, and
+    "CHAPTER I." with the title on the next line was read as text: the book was one chapter."""
+    from demod_voice.book.read import read_book
+
+    txt = tmp_path / "pg11234.txt"
+    txt.write_text(
+        "The Project Gutenberg eBook of The Tiny Tale, by Jane Doe\n\nThis eBook is for the use of anyone anywhere.\n\n"
+        "Title: The Tiny Tale\n       Being a Mouse's Story\n\nAuthor: Jane Doe\n\nRelease Date: March 3, 2004 [eBook #11234]\n\n"
+        "*** START OF THIS PROJECT GUTENBERG E-BOOK THE TINY TALE ***\n\n\n"
+        "CONTENTS\n\nCHAPTER I. The Beginning\nCHAPTER II. The End\n\n"
+        "CHAPTER I.\nThe Beginning\n\nOnce upon a time there was a very small mouse who lived in a\nvery large house.\n\n"
+        "CHAPTER II\nTHE END.\n\nAnd the mouse lived happily ever after.\n\n"
+        "*** END OF THIS PROJECT GUTENBERG E-BOOK THE TINY TALE ***\n\nTHE FULL PROJECT GUTENBERG LICENSE\n\n"
+        "Section 1. General Terms of Use.\n", encoding="utf-8")
+    parsed = read_book(txt)
+    assert (parsed.title, parsed.author) == ("The Tiny Tale Being a Mouse's Story", "Jane Doe")
+    assert [(c.title, c.paragraphs, c.source) for c in parsed.chapters] == [
+        ("The Tiny Tale Being a Mouse's Story", ("CONTENTS", "CHAPTER I. The Beginning CHAPTER II. The End"), "pg11234.txt:12"),
+        ("CHAPTER I. The Beginning", ("Once upon a time there was a very small mouse who lived in a very large house.",),
+         "pg11234.txt:20"),
+        ("CHAPTER II: THE END", ("And the mouse lived happily ever after.",), "pg11234.txt:26")]
+    assert not parsed.chapters[0].titled
+    plain = tmp_path / "plain.txt"
+    plain.write_text("Chapter 1\nIt was a dark night.\n\nTitle: not a header\n", encoding="utf-8")
+    assert [(c.title, c.paragraphs) for c in read_book(plain).chapters] == [
+        ("plain", ("Chapter 1 It was a dark night.", "Title: not a header"))]

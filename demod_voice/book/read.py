@@ -438,7 +438,7 @@ def _read_epub(path: Path, limits: EpubLimits) -> Book:
 
 def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: dict[str, str], guide: dict[str, str],
                    book: Book) -> None:
-    current: Optional[tuple[str, str, list[str]]] = None
+    current: Optional[Chapter] = None
     for ref in spine.iterfind("opf:itemref", _OPF_NS):
         item = manifest.get(ref.get("idref"))
         if item is None or "html" not in (item.get("media-type") or ""):
@@ -449,22 +449,34 @@ def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: d
             continue
         root = epub.html(name)
         kind = _epub_type(root) or guide.get(name, "")
-        title = titles.get(name) or (None if titles and current else _first_heading(root))
+        title = titles.get(name) or (None if titles and current else _document_title(root, book, current))
         if kind in FRONT_TYPES:
             book.skipped.append(Skipped(title or name, name, f"front or back matter (epub:type {kind})"))
             continue
         paragraphs = html_paragraphs(root)
-        if title is None and current is not None:
-            current[2].extend(paragraphs)  # a document the contents do not name continues the chapter before it
+        if title is None and current is not None:  # a document the contents do not name continues the chapter before it
+            current = dataclasses.replace(current, paragraphs=current.paragraphs + tuple(paragraphs))
             continue
-        title = title or f"Chapter {len(book.chapters) + 1}"
-        if paragraphs and clean(paragraphs[0]).lower() == clean(title).lower():
+        if paragraphs and title and clean(paragraphs[0]).lower() == clean(title).lower():
             paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
         if current is not None:
-            book.chapters.append(Chapter(current[0], tuple(current[2]), current[1]))
-        current = (title, name, paragraphs)
+            book.chapters.append(current)
+        # no title of its own: one for the chapter marks, never spoken
+        current = Chapter(title or f"Chapter {len(book.chapters) + 1}", tuple(paragraphs), name, titled=title is not None)
     if current is not None:
-        book.chapters.append(Chapter(current[0], tuple(current[2]), current[1]))
+        book.chapters.append(current)
+
+
+def _document_title(root: Any, book: Book, current: Optional[Chapter]) -> Optional[str]:
+    """A document's title where no table of contents names it: its first heading, else its ``<title>`` (then the
+    front-matter rule sees a "Copyright" page, read as "Chapter 1" before) unless that is the book's title or the
+    chapter's before it (one chapter split over files); ``None``: it has none."""
+    heading = _first_heading(root)
+    if heading:
+        return heading
+    found = root.find(".//head/title")
+    title = clean(found.text_content()) if found is not None else ""
+    return title if title and title not in (book.title, current.title if current else "") else None
 
 
 def html_paragraphs(root: Any) -> list[str]:

@@ -34,9 +34,10 @@ def joe() -> Path:
 
 
 def make_epub(path: Path, chapters: list[tuple[str, list[str]]], title: str = "A Test Book", author: str = "Ann Author",
-              opf_extra: str = "", cover: bool = True) -> Path:
-    """A small EPUB 3: cover page (epub:type cover), nav with the chapter titles, one XHTML per chapter."""
-    items, spine, nav = [], [], []
+              opf_extra: str = "", cover: bool = True, nav: bool = True, doc_titles: tuple[str, ...] = ()) -> Path:
+    """A small EPUB 3: cover page (epub:type cover), nav with the chapter titles (unless not ``nav``), one XHTML per
+    chapter (with an ``<h1>`` unless its heading is empty, and ``<title>`` from ``doc_titles``, else "x")."""
+    items, spine, links = [], [], []
     docs = {}
     if cover:
         docs["cover.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body '
@@ -46,14 +47,17 @@ def make_epub(path: Path, chapters: list[tuple[str, list[str]]], title: str = "A
         spine.append('<itemref idref="cover"/>')
     for number, (heading, paragraphs) in enumerate(chapters, 1):
         body = "".join(f"<p>{p}<sup><a epub:type=\"noteref\" href=\"#n\">{number}</a></sup></p>" for p in paragraphs)
+        h1 = f"<h1>{heading}</h1>" if heading else ""
+        doc_title = doc_titles[number - 1] if doc_titles else "x"
         docs[f"ch{number}.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
-                                     f'<head><title>x</title><style>p {{}}</style></head><body><h1>{heading}</h1>{body}</body></html>')
+                                     f'<head><title>{doc_title}</title><style>p {{}}</style></head><body>{h1}{body}</body></html>')
         items.append(f'<item id="c{number}" href="ch{number}.xhtml" media-type="application/xhtml+xml"/>')
         spine.append(f'<itemref idref="c{number}"/>')
-        nav.append(f'<li><a href="ch{number}.xhtml">{heading}</a></li>')
-    docs["nav.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body>'
-                         f'<nav epub:type="toc"><ol>{"".join(nav)}</ol></nav></body></html>')
-    items.append('<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
+        links.append(f'<li><a href="ch{number}.xhtml">{heading}</a></li>')
+    if nav:
+        docs["nav.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body>'
+                             f'<nav epub:type="toc"><ol>{"".join(links)}</ol></nav></body></html>')
+        items.append('<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>')
     opf = (f'<?xml version="1.0"?>{opf_extra}<package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
            '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
            f'<dc:title>{title}</dc:title><dc:creator>{author}</dc:creator><dc:language>en</dc:language></metadata>'
@@ -537,3 +541,20 @@ def test_a_project_gutenberg_text_is_read_between_its_markers_with_its_title_aut
     plain.write_text("Chapter 1\nIt was a dark night.\n\nTitle: not a header\n", encoding="utf-8")
     assert [(c.title, c.paragraphs) for c in read_book(plain).chapters] == [
         ("plain", ("Chapter 1 It was a dark night.", "Title: not a header"))]
+
+
+def test_an_epub_without_contents_takes_each_documents_title_and_never_speaks_a_made_up_one(tmp_path):
+    """Without nav or NCX, a copyright page with no heading was read as "Chapter 1", and that made-up title was spoken."""
+    from demod_voice.book.read import read_book
+    from demod_voice.book.takes import TakeRules, chapter_takes
+
+    epub = make_epub(tmp_path / "b.epub", [("", ["Copyright 2026 Ann Author. All rights reserved."]), ("", [SENTENCES[0]]),
+                                           ("", [SENTENCES[1]]), ("Two", [SENTENCES[2]]), ("", [SENTENCES[3]])],
+                     cover=False, nav=False, doc_titles=("Copyright", "The Storm", "The Storm", "x", "A Test Book"))
+    parsed = read_book(epub)
+    assert [(c.title, c.paragraphs, c.titled) for c in parsed.chapters] == [
+        ("The Storm", (SENTENCES[0], SENTENCES[1]), True), ("Two", (SENTENCES[2], SENTENCES[3]), True)]
+    assert [(s.title, s.reason) for s in parsed.skipped] == [("Copyright", "front or back matter (by its title)")]
+    untitled = read_book(make_epub(tmp_path / "u.epub", [("", [SENTENCES[0]])], cover=False, nav=False, doc_titles=("A Test Book",)))
+    assert [(c.title, c.titled) for c in untitled.chapters] == [("Chapter 1", False)]
+    assert [t.text for t in chapter_takes(untitled, TakeRules())[0]] == [SENTENCES[0]]

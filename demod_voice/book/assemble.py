@@ -18,9 +18,10 @@ from typing import Any
 
 from demod_voice.book import captions, master, mux
 from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress
+from demod_voice.book.read import Book
 from demod_voice.book.timings import Timings
 from demod_voice.errors import InputError, RuntimeFailure
-from demod_voice.paths import check_output_path, os_error, write_text_atomic
+from demod_voice.paths import check_output_path, os_error, sweep_partials, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def finish(request: BookRequest, outcome: BookOutcome, folder: Path, progress: P
         _m4b(request, outcome, layout, mastered(), tags, titles, rate)
     outcome.audio_seconds = sum(length for length, _, _ in layout) / rate
     _unverified(outcome, layout, rate, bool(request.track_format))
-    write_report(folder / "report.json", outcome)
+    write_report(folder / REPORT, outcome)
 
 
 def _m4b(request: BookRequest, outcome: BookOutcome, layout: list, audio: Iterator[Any], tags: mux.Tags, titles: list[str],
@@ -141,20 +142,41 @@ def _tracks(request: BookRequest, outcome: BookOutcome, layout: list, audio: Ite
     _forget_earlier_tracks(folder, written)
 
 
+REPORT = "report.json"
+"""The run's report, in the folder of takes."""
 TRACKS = ".demod-voice-tracks.json"
 """The chapter files the last run wrote into a per-chapter folder (names only)."""
+
+
+def sweep(request: BookRequest, book: Book, folder: Path) -> None:
+    """Remove what a killed run left half-written beside this book's outputs (``.NAME.*.partial``, :func:`temp_beside`:
+    a 10-hour book's m4b is hundreds of MB), the chapter files of an earlier run included; done under the folder of
+    takes' lock, so no other run of this book is writing them."""
+    if request.track_format:
+        names = [mux.track_name(n, c.title, request.track_format) for n, c in enumerate(book.chapters, 1)]
+        tracks = [request.output / name for name in (*names, *_recorded(request.output))]
+        targets = [*tracks, *(t.with_suffix(f".{fmt}") for t in tracks for fmt in captions.FORMATS), request.output / TRACKS]
+    else:
+        targets = [request.output, *(request.output.with_suffix(f".{fmt}") for fmt in captions.FORMATS)]
+    removed = sweep_partials([*targets, folder / REPORT])
+    if removed:
+        log.info("removed %d half-written file(s) left by an interrupted run", removed)
+
+
+def _recorded(folder: Path) -> list[str]:
+    """The chapter files the last run recorded in ``folder`` (plain names only: the record is read, never trusted)."""
+    try:
+        earlier = json.loads((folder / TRACKS).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in earlier if isinstance(name, str) and name == Path(name).name and name not in ("", ".", "..")]
 
 
 def _forget_earlier_tracks(folder: Path, written: list[str]) -> None:
     """Remove the chapter files an earlier run of this book wrote here that this one did not (a chapter renamed or gone:
     a player would play the old one), then record this run's. Only files named in our own record are ever removed."""
     record = folder / TRACKS
-    try:
-        earlier = json.loads(record.read_text(encoding="utf-8")).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        earlier = []
-    stale = [name for name in earlier if isinstance(name, str) and name not in written and name == Path(name).name
-             and (folder / name).is_file()]
+    stale = [name for name in _recorded(folder) if name not in written and (folder / name).is_file()]
     for name in stale:
         try:
             (folder / name).unlink()

@@ -46,6 +46,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
         raise os_error(f"cannot create the folder of takes {folder}", err) from None
     started = time.perf_counter()
     with OutputLock(folder):
+        assemble.sweep(request, book, folder)
         manifest = Manifest(folder)
         try:
             with _engine(request, progress) as engine:

@@ -558,3 +558,30 @@ def test_an_epub_without_contents_takes_each_documents_title_and_never_speaks_a_
     untitled = read_book(make_epub(tmp_path / "u.epub", [("", [SENTENCES[0]])], cover=False, nav=False, doc_titles=("A Test Book",)))
     assert [(c.title, c.titled) for c in untitled.chapters] == [("Chapter 1", False)]
     assert [t.text for t in chapter_takes(untitled, TakeRules())[0]] == [SENTENCES[0]]
+
+
+@pytest.mark.parametrize("fmt", ["m4b", "mp3"])
+def test_a_run_removes_what_a_killed_run_left_half_written_beside_its_outputs(piper_voice, tmp_path, fmt):
+    """kill -9 while mastering left ``.b.m4b.XXXX.partial`` (as big as the book) that no later run removed. Only this
+    book's own outputs' partials go: another file's, and files of other names, stay."""
+    txt = tmp_path / "b.txt"
+    txt.write_text("Chapter 1\n\nIt rained all day long.\n", encoding="utf-8")
+    if fmt == "m4b":
+        out, args = tmp_path / "b.m4b", ()
+        left = [".b.m4b.k2j4x9a1.partial", ".b.srt.0h3n2kq1.partial"]
+    else:
+        out, args = tmp_path / "b", ("--format", "mp3")
+        out.mkdir()
+        (out / ".demod-voice-tracks.json").write_text(json.dumps({"files": ["01 Old.mp3"]}))
+        left = ["b/.01 Chapter 1.mp3.7hd8s2la.partial", "b/.01 Old.mp3.x1.partial", "b/.01 Chapter 1.vtt.q1.partial",
+                "b/..demod-voice-tracks.json.z9.partial"]
+    left.append("b.m4b.takes/.report.json.m2.partial")
+    kept = [".other.m4b.k2j4x9a1.partial", "b.m4b.k2j4x9a1.partial", "b/.mine.mp3.a1.partial"]
+    for name in left + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"half")
+    done = book(str(txt), "--voice", str(piper_voice), "-o", str(out), *args,
+                "--work-dir", str(tmp_path / "b.m4b.takes"))
+    assert done.returncode == 0, done.stderr
+    assert [name for name in left if (tmp_path / name).exists()] == []
+    assert [name for name in kept if (tmp_path / name).exists()] == kept

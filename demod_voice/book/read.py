@@ -28,6 +28,7 @@ HTML parser, which loads nothing from outside either.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import posixpath
 import re
 import zipfile
@@ -58,6 +59,8 @@ text: it took a chapter's place, and its own words were dropped as a chapter wit
 _PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b[^\n]*$",
                       re.IGNORECASE | re.MULTILINE)
 """Project Gutenberg's lines around a book's own text ("*** START OF THE PROJECT GUTENBERG EBOOK ALICE ***")."""
+_COVERS = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+"""The cover images an m4b holds, by their first bytes (a manifest's media type can be wrong)."""
 _HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
@@ -68,6 +71,8 @@ _OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/e
 """``encryption.xml``'s other use, font obfuscation (IDPF, Adobe): fonts mangled against copying, the text left as it is;
 such an EPUB is read. Any other method (AES: Adobe ADEPT, Readium LCP, store DRM) makes a member ciphertext."""
 _OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -577,10 +582,16 @@ def _epub_cover(epub: _Epub, opf: Any, manifest: dict, base: str, book: Book) ->
     if item is None:
         meta = next((m.get("content") for m in opf.iterfind(".//opf:metadata/opf:meta", _OPF_NS) if m.get("name") == "cover"), None)
         item = manifest.get(meta) if meta else None
-    if item is None or item.get("media-type") not in ("image/jpeg", "image/png"):
+    if item is None:
         return
-    book.cover = epub.read(_join(base, item.get("href", "")))
-    book.cover_type = item.get("media-type")
+    name = _join(base, item.get("href", ""))
+    data = epub.read(name) if name in epub.names else b""
+    kind = next((kind for kind, magic in _COVERS.items() if data.startswith(magic)), "") if data else ""
+    if not kind:
+        why = "is not a PNG or JPEG image" if data else "is not in it"
+        log.warning("%s: its cover %s %s; the book is made without a cover", epub.name, name, why)
+        return
+    book.cover, book.cover_type = data, kind
 
 
 def _dc(opf: Any, name: str) -> str:

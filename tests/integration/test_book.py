@@ -585,3 +585,28 @@ def test_a_run_removes_what_a_killed_run_left_half_written_beside_its_outputs(pi
     assert done.returncode == 0, done.stderr
     assert [name for name in left if (tmp_path / name).exists()] == []
     assert [name for name in kept if (tmp_path / name).exists()] == kept
+
+
+@pytest.mark.parametrize("case", ["missing", "gif", "junk", "jpeg"])
+def test_a_cover_the_epub_lacks_or_that_is_no_png_or_jpeg_is_a_warning_and_the_book_is_read(piper_voice, tmp_path, case):
+    """A cover named in the manifest but not in the zip refused the whole EPUB ("not a valid EPUB"); a GIF cover was
+    dropped without a word."""
+    from demod_voice.book.read import read_book
+
+    made = make_epub(tmp_path / "made.epub", [("One", [SENTENCES[0]])])
+    epub = tmp_path / "b.epub"
+    cover = {"gif": b"GIF89a\x01\x00\x01\x00", "junk": b"<html>not an image</html>", "jpeg": b"\xff\xd8\xff\xe0 a jpeg"}.get(case)
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(epub, "w") as z:
+        for info in source.infolist():
+            if info.filename != "OEBPS/cover.png":
+                z.writestr(info, source.read(info))
+            elif cover is not None:
+                z.writestr(info, cover)
+    parsed = read_book(epub)
+    assert [c.title for c in parsed.chapters] == ["One"]
+    assert (parsed.cover, parsed.cover_type) == ((cover, "image/jpeg") if case == "jpeg" else (None, ""))
+    done = book(str(epub), "--voice", str(piper_voice), "-o", str(tmp_path / "b.m4b"), "--dry-run")
+    assert done.returncode == 0 and "One" in done.stdout.decode(), done.stderr
+    why = {"missing": "is not in it", "jpeg": ""}.get(case, "is not a PNG or JPEG image")
+    warning = f"b.epub: its cover OEBPS/cover.png {why}; the book is made without a cover"
+    assert done.stderr.decode().strip().splitlines() == ([f"demod-voice: warning: {warning}"] if why else []), done.stderr

@@ -239,9 +239,12 @@ class OutputLock:
     """One run per output folder (a batch, a book, a training run): an ``flock`` on a file in it. The kernel drops the
     lock when its holders end, however they end, so a crashed run never leaves the folder stuck."""
 
-    def __init__(self, folder: Path, what: str = "batch") -> None:
+    def __init__(self, folder: Path, what: str = "batch", option: str = "--output-dir") -> None:
         self.path = folder / LOCK
         self.what = what
+        """What runs there, in messages ("batch", "book")."""
+        self.option = option
+        """The option that names another folder (``--work-dir`` for a book's folder of takes)."""
         self._fd: Optional[int] = None
 
     def fileno(self) -> int:
@@ -262,8 +265,8 @@ class OutputLock:
         except BlockingIOError:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise OutputBusy(f"output directory {self.path.parent} is in use by another {self.what} (pid {holder}); "
-                             "wait for it to finish, or choose another --output-dir") from None
+            raise OutputBusy(f"{self.path.parent} is in use by another {self.what} (pid {holder}); "
+                             f"wait for it to finish, or choose another {self.option}") from None
         except OSError as err:  # a filesystem without locks (some network mounts): run, but say what is unguarded
             log.warning("cannot lock %s (%s); a second %s into this folder would not be noticed", self.path, err.strerror,
                         self.what)

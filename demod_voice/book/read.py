@@ -132,6 +132,8 @@ def read_book(path: Path, limits: EpubLimits = EpubLimits(), keep_front_matter: 
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".md", ".markdown", ".epub"):
         raise InputError(f"cannot tell what kind of book {path.name} is: give a .txt, .md or .epub file")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give the book's .txt, .md or .epub file")
     if not path.is_file():
         raise InputError(f"book {path} not found; check the path")
     if suffix == ".epub":
@@ -145,8 +147,11 @@ def read_book(path: Path, limits: EpubLimits = EpubLimits(), keep_front_matter: 
         raise InputError(f"{path.name} holds {total} characters to read, more than book.max_chars ({max_chars}); "
                          "split it, or raise the limit")
     if not book.chapters:
-        why = f" ({len(book.skipped)} part(s) skipped as front matter or empty; --keep-front-matter reads them)" if book.skipped else ""
-        raise InputError(f"{path.name} has no text to read{why}")
+        front = sum(s.reason.startswith("front or back matter") for s in book.skipped)
+        if front:  # only without --keep-front-matter: with it, nothing is skipped as such
+            raise InputError(f"{path.name} has no text to read ({front} part(s) skipped as front or back matter; "
+                             "--keep-front-matter reads them)")
+        raise InputError(f"{path.name} has no words to read; check that it is the book you meant")
     return book
 
 

@@ -45,7 +45,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     except OSError as err:
         raise os_error(f"cannot create the folder of takes {folder}", err) from None
     started = time.perf_counter()
-    with OutputLock(folder):
+    with OutputLock(folder, "book", "--work-dir"):
         assemble.sweep(request, book, folder)
         manifest = Manifest(folder)
         try:

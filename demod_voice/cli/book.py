@@ -60,6 +60,9 @@ def _cmd_book(args: argparse.Namespace) -> int:
                                   "engine.ray_address": args.ray, "xtts.model_dir": args.xtts_model})
     output = Path(args.output).expanduser().absolute()
     track = f".{args.format}" if args.format else ""
+    if track and output.suffix.lower() in (".m4b", *TRACKS):
+        raise UsageError(f"-o {args.output} with --format {args.format}: per-chapter files need a folder as -o "
+                         f"(-o {output.stem}/ --format {args.format}), or leave out --format for one .m4b")
     if not track and output.suffix.lower() != ".m4b":
         hint = f" (per-chapter {output.suffix} files: -o FOLDER --format {output.suffix[1:]})" if output.suffix.lower() in TRACKS else ""
         raise UsageError(f"-o must name an .m4b file, or a folder with --format mp3|opus|flac{hint}")

@@ -610,3 +610,37 @@ def test_a_cover_the_epub_lacks_or_that_is_no_png_or_jpeg_is_a_warning_and_the_b
     why = {"missing": "is not in it", "jpeg": ""}.get(case, "is not a PNG or JPEG image")
     warning = f"b.epub: its cover OEBPS/cover.png {why}; the book is made without a cover"
     assert done.stderr.decode().strip().splitlines() == ([f"demod-voice: warning: {warning}"] if why else []), done.stderr
+
+
+@pytest.mark.parametrize("case", ["empty-with-keep", "busy", "m4b-with-format", "folder"])
+def test_messages_say_what_is_wrong_with_a_book(piper_voice, tmp_path, case):
+    """The empty book's advice to use --keep-front-matter came back when it was given; a second run spoke of "another
+    batch" and --output-dir; -o x.m4b --format mp3 made a folder named x.m4b; a folder was "not found"."""
+    from demod_voice.paths import OutputLock
+
+    source, out, args = tmp_path / "b.txt", tmp_path / "b.m4b", ["--voice", str(piper_voice)]
+    source.write_text("It rained.\n", encoding="utf-8")
+    code, words = 3, ""
+    if case == "empty-with-keep":
+        source.write_text("Chapter 1\n\n* * *\n", encoding="utf-8")
+        args.append("--keep-front-matter")
+        words = "b.txt has no words to read; check that it is the book you meant"
+    elif case == "m4b-with-format":
+        args += ["--format", "mp3"]
+        code, words = 2, f"-o {out} with --format mp3: per-chapter files need a folder as -o (-o b/ --format mp3), or leave out --format for one .m4b"
+    elif case == "folder":
+        source = tmp_path / "dir.txt"
+        source.mkdir()
+        words = f"{source} is a folder; give the book's .txt, .md or .epub file"
+    if case != "busy":
+        done = book(str(source), "-o", str(out), *args)
+        assert done.returncode == code and done.stderr.decode().splitlines() == [f"demod-voice: error: {words}"], done.stderr
+        assert not out.exists() and not out.with_name("b.m4b.takes").exists()
+        return
+    folder = tmp_path / "b.m4b.takes"
+    folder.mkdir()
+    with OutputLock(folder, "book"):
+        done = book(str(source), "-o", str(out), *args)
+    assert done.returncode == 1 and done.stderr.decode().splitlines() == [
+        f"demod-voice: error: {folder} is in use by another book (pid {os.getpid()}); wait for it to finish, or choose "
+        "another --work-dir"], done.stderr

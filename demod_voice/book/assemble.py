@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.book import captions, master, mux
+from demod_voice.book.contents import Book
 from demod_voice.book.plan import BookOutcome, BookRequest, Planned, Progress
-from demod_voice.book.read import Book
 from demod_voice.book.timings import Timings
 from demod_voice.errors import InputError, RuntimeFailure
 from demod_voice.paths import check_output_path, os_error, sweep_partials, write_text_atomic

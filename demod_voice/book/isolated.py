@@ -18,7 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from demod_voice.book.read import Book, Chapter, EpubLimits, Skipped, read_book
+from demod_voice.book.contents import Book, Chapter, EpubLimits, Skipped
+from demod_voice.book.read import read_book
 from demod_voice.errors import InputError
 from demod_voice.paths import write_text_atomic
 from demod_voice.sandbox import confine

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.book.contents import Book
 from demod_voice.book.master import MasterSettings
-from demod_voice.book.read import Book
 from demod_voice.book.takes import Take, TakeRules, chapter_takes, estimate_seconds
 from demod_voice.book.voice import Reader, VoiceChoice
 from demod_voice.config import Config

@@ -16,8 +16,9 @@ import time
 from typing import Any, Optional
 
 from demod_voice.book import assemble, making
+from demod_voice.book.contents import EpubLimits
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress, plan_book, work_dir
-from demod_voice.book.read import EpubLimits, read_book
+from demod_voice.book.read import read_book
 from demod_voice.book.voice import reader_for
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.service import EngineService

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from demod_voice.audio.text import split_sentences
-from demod_voice.book.read import Book, said_title
+from demod_voice.book.contents import Book
+from demod_voice.book.read import said_title
 
 SHORT_TAKE = 24
 """A sentence shorter than this is joined to the next one of its paragraph."""

@@ -22,9 +22,9 @@ from typing import Any, Optional
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
+from demod_voice.book.contents import EpubLimits
 from demod_voice.book.isolated import read_isolated
 from demod_voice.book.master import LOUDNESS, TRUE_PEAK
-from demod_voice.book.read import EpubLimits
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.http import job_store

@@ -1,0 +1,314 @@
+"""EPUB books: the spine gives the reading order and the table of contents the chapters and their titles (rules in
+:mod:`.read`). An EPUB is a zip of XML from anywhere: its caps are checked before anything is inflated, XML that declares
+entities is refused, a DRM-protected EPUB is refused, and content documents go through lxml's HTML parser, which loads
+nothing from outside."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import posixpath
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import unquote
+
+from demod_voice.book.contents import FRONT_TYPES, Book, Chapter, EpubLimits, Skipped, clean
+from demod_voice.errors import DependencyError, InputError
+
+log = logging.getLogger(__name__)
+
+_COVERS = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
+"""The cover images an m4b holds, by their first bytes (a manifest's media type can be wrong)."""
+_BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
+           "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
+_UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
+_EPUB_NS = "http://www.idpf.org/2007/ops"
+_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
+"""``encryption.xml``'s other use, font obfuscation (IDPF, Adobe): fonts mangled against copying, the text left as it is;
+such an EPUB is read. Any other method (AES: Adobe ADEPT, Readium LCP, store DRM) makes a member ciphertext."""
+_OPF_NS = {"opf": "http://www.idpf.org/2007/opf", "dc": "http://purl.org/dc/elements/1.1/"}
+
+
+def _lxml() -> Any:
+    try:
+        from lxml import etree, html
+    except ImportError:
+        raise DependencyError("reading EPUB needs lxml; install it with: pip install 'demod-voice[book]'") from None
+    return etree, html
+
+
+class _Epub:
+    """The zip, opened with its caps checked before anything is inflated."""
+
+    def __init__(self, path: Path, limits: EpubLimits) -> None:
+        self.name = path.name
+        self.limits = limits
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            raise InputError(f"{path.name} is not a readable EPUB (not a zip: {err}); check the file") from None
+        infos = self.zip.infolist()
+        if len(infos) > limits.max_members:
+            raise InputError(f"{path.name} holds {len(infos)} files, more than book.max_epub_members ({limits.max_members}); "
+                             "it is not read")
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_total_bytes:
+            raise InputError(f"{path.name} unpacks to {declared >> 20} MB, more than book.max_unpacked_mb "
+                             f"({limits.max_total_bytes >> 20}); it is not read")
+        self.names = {i.filename for i in infos}
+        self.read_bytes = 0
+        self.encrypted: set[str] = set()
+        """Members held as ciphertext: one read is a DRM refusal, not text (:meth:`refuse_drm`)."""
+
+    def refuse_drm(self) -> None:
+        """Refuse a DRM-protected EPUB (Adobe ADEPT's ``rights.xml``), and note the members ``encryption.xml`` encrypts
+        by other means than font obfuscation: lxml's HTML parser made text of their ciphertext, and a book of it was
+        minutes of babble with bytes in its captions, exit 0."""
+        if "META-INF/rights.xml" in self.names:
+            raise self.drm("META-INF/rights.xml")
+        if "META-INF/encryption.xml" not in self.names:
+            return
+        for data in self.xml("META-INF/encryption.xml").iter():
+            if _local(data.tag) != "EncryptedData":
+                continue
+            method = next((e.get("Algorithm") for e in data.iter() if _local(e.tag) == "EncryptionMethod"), None)
+            uri = next((e.get("URI") for e in data.iter() if _local(e.tag) == "CipherReference"), None)
+            if uri and method not in _OBFUSCATION:
+                self.encrypted.add(_join("", uri))
+
+    def drm(self, why: str) -> InputError:
+        return InputError(f"{self.name} is DRM-protected ({why}); it cannot be read: use a DRM-free copy")
+
+    def read(self, name: str) -> bytes:
+        """A member's bytes, at most ``max_member_bytes`` whatever the zip declares."""
+        if name not in self.names:
+            raise InputError(f"{self.name} is not a valid EPUB: it names {name!r}, which it does not hold")
+        if name in self.encrypted:
+            raise self.drm(f"META-INF/encryption.xml encrypts {name}")
+        try:
+            with self.zip.open(name) as handle:
+                data = handle.read(self.limits.max_member_bytes + 1)
+        except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, NotImplementedError) as err:
+            raise InputError(f"{self.name}: cannot unpack {name} ({err}); the EPUB is damaged") from None
+        if len(data) > self.limits.max_member_bytes:
+            raise InputError(f"{self.name}: {name} unpacks to more than book.max_member_mb "
+                             f"({self.limits.max_member_bytes >> 20} MB); the EPUB is not read")
+        self.read_bytes += len(data)
+        if self.read_bytes > self.limits.max_total_bytes:
+            raise InputError(f"{self.name} unpacks to more than book.max_unpacked_mb ({self.limits.max_total_bytes >> 20} MB); "
+                             "it is not read")
+        return data
+
+    def xml(self, name: str) -> Any:
+        """Parse a member as XML: one that declares entities is refused; no entity expansion, no DTD, no network, no
+        huge trees either way."""
+        etree, _ = _lxml()
+        data = self.read(name)
+        if b"<!ENTITY" in data:
+            raise InputError(f"{self.name}: {name} declares XML entities (<!ENTITY>), which no EPUB needs and XXE attacks use; "
+                             "it is not read")
+        parser = etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False, remove_pis=True)
+        try:
+            return etree.fromstring(data, parser)
+        except etree.XMLSyntaxError as err:
+            raise InputError(f"{self.name}: {name} is not well-formed XML ({err.msg}); the EPUB is damaged") from None
+
+    def html(self, name: str) -> Any:
+        """Parse a content document with lxml's HTML parser (it loads no DTD and nothing from outside)."""
+        etree, html = _lxml()
+        data = self.read(name)
+        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False)
+        try:
+            return html.document_fromstring(data, parser=parser)
+        except (etree.ParserError, ValueError) as err:
+            raise InputError(f"{self.name}: {name} is not readable (X)HTML ({err}); the EPUB is damaged") from None
+
+
+def read_epub(path: Path, limits: EpubLimits) -> Book:
+    epub = _Epub(path, limits)
+    with epub.zip:
+        epub.refuse_drm()
+        container = epub.xml("META-INF/container.xml")
+        rootfile = next((e.get("full-path") for e in container.iter() if _local(e.tag) == "rootfile" and e.get("full-path")), None)
+        if not rootfile:
+            raise InputError(f"{path.name} is not a valid EPUB: META-INF/container.xml names no package document")
+        opf = epub.xml(rootfile)
+        base = posixpath.dirname(rootfile)
+        manifest = {item.get("id"): item for item in opf.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
+        book = Book(title=_dc(opf, "title") or path.stem, author=_dc(opf, "creator"), language=_dc(opf, "language"))
+        _epub_cover(epub, opf, manifest, base, book)
+        titles = _epub_toc(epub, opf, manifest, base)
+        guide = {_join(base, r.get("href", "")).partition("#")[0]: r.get("type", "")
+                 for r in opf.iterfind(".//opf:guide/opf:reference", _OPF_NS)}
+        spine = opf.find(".//opf:spine", _OPF_NS)
+        if spine is None:
+            raise InputError(f"{path.name} is not a valid EPUB: its package document has no spine")
+        _epub_chapters(epub, spine, manifest, base, titles, guide, book)
+    return book
+
+
+def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: dict[str, str], guide: dict[str, str],
+                   book: Book) -> None:
+    current: Optional[Chapter] = None
+    for ref in spine.iterfind("opf:itemref", _OPF_NS):
+        item = manifest.get(ref.get("idref"))
+        if item is None or "html" not in (item.get("media-type") or ""):
+            continue
+        name = _join(base, item.get("href", ""))
+        if ref.get("linear") == "no":
+            book.skipped.append(Skipped(titles.get(name, name), name, "marked non-linear in the spine"))
+            continue
+        root = epub.html(name)
+        kind = _epub_type(root) or guide.get(name, "")
+        title = titles.get(name) or (None if titles and current else _document_title(root, book, current))
+        if kind in FRONT_TYPES:
+            book.skipped.append(Skipped(title or name, name, f"front or back matter (epub:type {kind})"))
+            continue
+        paragraphs = html_paragraphs(root)
+        if title is None and current is not None:  # a document the contents do not name continues the chapter before it
+            current = dataclasses.replace(current, paragraphs=current.paragraphs + tuple(paragraphs))
+            continue
+        if paragraphs and title and clean(paragraphs[0]).lower() == clean(title).lower():
+            paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
+        if current is not None:
+            book.chapters.append(current)
+        # no title of its own: one for the chapter marks, never spoken
+        current = Chapter(title or f"Chapter {len(book.chapters) + 1}", tuple(paragraphs), name, titled=title is not None)
+    if current is not None:
+        book.chapters.append(current)
+
+
+def _document_title(root: Any, book: Book, current: Optional[Chapter]) -> Optional[str]:
+    """A document's title where no table of contents names it: its first heading, else its ``<title>`` (then the
+    front-matter rule sees a "Copyright" page, read as "Chapter 1" before) unless that is the book's title or the
+    chapter's before it (one chapter split over files); ``None``: it has none."""
+    heading = _first_heading(root)
+    if heading:
+        return heading
+    found = root.find(".//head/title")
+    title = clean(found.text_content()) if found is not None else ""
+    return title if title and title not in (book.title, current.title if current else "") else None
+
+
+def html_paragraphs(root: Any) -> list[str]:
+    """The readable text of an (X)HTML tree as paragraphs: block elements end a paragraph;
+    scripts, styles, images, navigation and footnote references are not read."""
+    body = root.find(".//body")
+    text = _Paragraphs()
+    text.walk(body if body is not None else root)
+    text.flush()
+    return text.out
+
+
+class _Paragraphs:
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.current: list[str] = []
+
+    def flush(self) -> None:
+        text = clean("".join(self.current))
+        if text:
+            self.out.append(text)
+        self.current.clear()
+
+    def walk(self, element: Any) -> None:
+        tag = _local(element.tag)
+        if tag in _UNREAD or _noteref(element):
+            self.current.append(element.tail or "")
+            return
+        block = tag in _BLOCKS
+        if block:
+            self.flush()
+        if element.text and tag:
+            self.current.append(element.text)
+        for child in element:
+            self.walk(child)
+        if block:
+            self.flush()
+        self.current.append(element.tail or "")
+
+
+def _noteref(element: Any) -> bool:
+    """A footnote reference (a superscript number a listener need not hear)."""
+    return "noteref" in (element.get(f"{{{_EPUB_NS}}}type") or element.get("epub:type") or "").split()
+
+
+def _first_heading(root: Any) -> Optional[str]:
+    for tag in ("h1", "h2", "h3"):
+        found = root.find(f".//{tag}")
+        if found is not None:
+            text = clean(found.text_content())
+            if text:
+                return text
+    return None
+
+
+def _epub_type(root: Any) -> str:
+    for element in (root.find(".//body"), root.find(".//body/section")):
+        if element is not None:
+            for key in (f"{{{_EPUB_NS}}}type", "epub:type"):
+                value = element.get(key)
+                if value:
+                    return value.split()[0].lower()
+    return ""
+
+
+def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> dict[str, str]:
+    """Document -> its first title in the table of contents (EPUB 3 nav, else the NCX)."""
+    titles: dict[str, str] = {}
+    nav = next((i for i in manifest.values() if "nav" in (i.get("properties") or "").split()), None)
+    if nav is not None:
+        name = _join(base, nav.get("href", ""))
+        root = epub.html(name)
+        toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
+        for link in (toc if toc is not None else root).iter("a"):
+            href, text = link.get("href"), clean(link.text_content())
+            if href and text:
+                titles.setdefault(_join(posixpath.dirname(name), href).partition("#")[0], text)
+        if titles:
+            return titles
+    spine = opf.find(".//opf:spine", _OPF_NS)
+    ncx = manifest.get(spine.get("toc")) if spine is not None else None
+    if ncx is None:
+        return titles
+    name = _join(base, ncx.get("href", ""))
+    root = epub.xml(name)
+    for point in root.iter():
+        if _local(point.tag) != "navPoint":
+            continue
+        label = next((clean("".join(t.itertext())) for t in point.iter() if _local(t.tag) == "text"), "")
+        content = next((c.get("src") for c in point if _local(c.tag) == "content"), None)
+        if content and label:
+            titles.setdefault(_join(posixpath.dirname(name), content).partition("#")[0], label)
+    return titles
+
+
+def _epub_cover(epub: _Epub, opf: Any, manifest: dict, base: str, book: Book) -> None:
+    item = next((i for i in manifest.values() if "cover-image" in (i.get("properties") or "").split()), None)
+    if item is None:
+        meta = next((m.get("content") for m in opf.iterfind(".//opf:metadata/opf:meta", _OPF_NS) if m.get("name") == "cover"), None)
+        item = manifest.get(meta) if meta else None
+    if item is None:
+        return
+    name = _join(base, item.get("href", ""))
+    data = epub.read(name) if name in epub.names else b""
+    kind = next((kind for kind, magic in _COVERS.items() if data.startswith(magic)), "") if data else ""
+    if not kind:
+        why = "is not a PNG or JPEG image" if data else "is not in it"
+        log.warning("%s: its cover %s %s; the book is made without a cover", epub.name, name, why)
+        return
+    book.cover, book.cover_type = data, kind
+
+
+def _dc(opf: Any, name: str) -> str:
+    found = opf.find(f".//opf:metadata/dc:{name}", _OPF_NS)
+    return clean("".join(found.itertext())) if found is not None else ""
+
+
+def _join(base: str, href: str) -> str:
+    return posixpath.normpath(posixpath.join(base, unquote(href))) if href else ""
+
+
+def _local(tag: Any) -> str:
+    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""

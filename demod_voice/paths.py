@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -220,6 +220,56 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def atomic_paths(*targets: Path) -> Iterator[tuple[Path, ...]]:
+    """:func:`atomic_path` for files that belong together (a voice's ``.onnx`` and ``.onnx.json``): yield a temporary
+    path per target; when all are written they replace their targets, and on any failure none does, so each target is as
+    it was (a failed export over a voice left the new config beside the old model, which then spoke it silently)."""
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            temps.append(temp_beside(target))
+        yield tuple(temps)
+        _replace_together(temps, targets)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def _replace_together(temps: Sequence[Path], targets: Sequence[Path]) -> None:
+    """Rename each temporary over its target; should a rename fail, the targets renamed before it get their old files
+    back (kept meanwhile under a second name: a hard link, no copy) or go, where there were none."""
+    done: list[tuple[Path, Optional[Path]]] = []
+    try:
+        for tmp, target in zip(temps, targets, strict=True):
+            done.append((target, _second_name(target)))
+            os.replace(tmp, target)
+    except BaseException:
+        for target, old in reversed(done):
+            if old is not None:
+                os.replace(old, target)
+            else:
+                target.unlink(missing_ok=True)
+        raise
+    finally:
+        for _, old in done:
+            if old is not None:
+                old.unlink(missing_ok=True)
+
+
+def _second_name(target: Path) -> Optional[Path]:
+    """A hidden hard link to ``target``'s file (removed like any ``.partial`` if a killed run leaves it), or ``None``."""
+    if not target.is_file():
+        return None
+    old = temp_beside(target)
+    old.unlink()  # only its unique name is wanted
+    try:
+        os.link(target, old)
+    except OSError:  # a filesystem without hard links: this target cannot be put back
+        return None
+    return old
+
+
 def write_text_atomic(target: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     with atomic_path(target) as tmp:
@@ -230,6 +280,13 @@ def copy_atomic(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+
+
+def copy_together(*pairs: tuple[Path, Path]) -> None:
+    """Copy each (source, target) pair: all targets replaced, or none (:func:`atomic_paths`)."""
+    with atomic_paths(*(target for _, target in pairs)) as temps:
+        for (source, _), tmp in zip(pairs, temps, strict=True):
+            shutil.copyfile(source, tmp)
 
 
 LOCK = ".demod-voice.lock"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.paths import atomic_path, write_text_atomic
+from demod_voice.paths import atomic_path, atomic_paths, os_error
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def generator(hparams: dict[str, Any], state: dict[str, Any]) -> Any:
 
 
 def export_onnx(gen: Any, path: Path) -> None:
-    """Write ``gen`` to ``path`` as a Piper voice graph (atomically)."""
+    """Write ``gen`` to ``path`` as a Piper voice graph."""
     import torch
 
     def infer_forward(text, text_lengths, scales, sid=None):
@@ -57,13 +57,12 @@ def export_onnx(gen: Any, path: Path) -> None:
         sequence = torch.randint(low=0, high=gen.n_vocab, size=(1, 50), dtype=torch.long)
     sid = torch.LongTensor([0]) if gen.n_speakers > 1 else None
     args = (sequence, torch.LongTensor([sequence.size(1)]), torch.FloatTensor([0.667, 1.0, 0.8]), sid)
-    with atomic_path(path) as tmp:
-        torch.onnx.export(
-            model=gen, args=args, f=str(tmp), opset_version=OPSET, dynamo=False,
-            input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
-            dynamic_axes={"input": {0: "batch_size", 1: "phonemes"}, "input_lengths": {0: "batch_size"},
-                          "output": {0: "batch_size", 2: "time"}},
-        )
+    torch.onnx.export(
+        model=gen, args=args, f=str(path), opset_version=OPSET, dynamo=False,
+        input_names=INPUT_NAMES, output_names=OUTPUT_NAMES,
+        dynamic_axes={"input": {0: "batch_size", 1: "phonemes"}, "input_lengths": {0: "batch_size"},
+                      "output": {0: "batch_size", 2: "time"}},
+    )
 
 
 def voice_config(dataset_config: Optional[dict[str, Any]], hparams: dict[str, Any], language: str) -> dict[str, Any]:
@@ -84,10 +83,14 @@ def voice_config(dataset_config: Optional[dict[str, Any]], hparams: dict[str, An
 
 
 def write_voice(gen: Any, onnx_path: Path, config: dict[str, Any]) -> Path:
-    """Export ``gen`` and its config beside it; the ``.onnx.json`` is written first, so an ``.onnx`` always has one."""
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(Path(f"{onnx_path}.json"), json.dumps(config, ensure_ascii=False, indent=2) + "\n")
-    export_onnx(gen, onnx_path)
+    """Export ``gen`` and its config beside it, both or neither: on a failure the voice that was there stays as it was."""
+    try:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_paths(onnx_path, Path(f"{onnx_path}.json")) as (onnx_tmp, config_tmp):
+            config_tmp.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+            export_onnx(gen, onnx_tmp)
+    except OSError as err:
+        raise os_error(f"cannot write the voice {onnx_path}", err) from None
     return onnx_path
 
 

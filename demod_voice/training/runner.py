@@ -193,15 +193,11 @@ class Exporter:
 
     def finish(self, epochs_done: int) -> Path:
         """The final voice, ``<name>.onnx`` + ``.onnx.json`` in the output folder (the last epoch's export)."""
-        from demod_voice.paths import copy_atomic
+        from demod_voice.training.train import copy_voice
 
         if self.last is None or self.last[0] != epochs_done:
             raise RuntimeFailure(f"training ended after epoch {epochs_done} without an export of it; rerun with --resume")
-        source = self.last[1]
-        target = self.out / f"{self.name}.onnx"
-        copy_atomic(Path(f"{source}.json"), Path(f"{target}.json"))
-        copy_atomic(source, target)
-        return target
+        return copy_voice(self.last[1], self.out / f"{self.name}.onnx")
 
 
 # --- export alone --------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
 from demod_voice.logs import PROG
-from demod_voice.paths import OutputLock, write_text_atomic
+from demod_voice.paths import OutputLock, copy_together, os_error, write_text_atomic
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
 from demod_voice.training.bases import HUB, resolve_base
@@ -392,12 +392,17 @@ def check_voice_name(name: str) -> None:
 
 
 def install_voice(voice: Path, folder: Path, name: str) -> Path:
-    """Copy ``voice`` and its ``.onnx.json`` into the voice folder as ``name`` (config first, as downloads do)."""
-    from demod_voice.paths import copy_atomic
-
+    """Copy ``voice`` and its ``.onnx.json`` into the voice folder as ``name``."""
     check_voice_name(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.onnx"
-    copy_atomic(Path(f"{voice}.json"), Path(f"{target}.json"))
-    copy_atomic(voice, target)
+    return copy_voice(voice, folder / f"{name}.onnx")
+
+
+def copy_voice(voice: Path, target: Path) -> Path:
+    """Copy ``voice`` and its ``.onnx.json`` to ``target`` (+ ``.json``), both or neither: on a failure (a full disk) a
+    voice already there stays as it was, never its old model beside the new config."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        copy_together((voice, target), (Path(f"{voice}.json"), Path(f"{target}.json")))
+    except OSError as err:
+        raise os_error(f"cannot write the voice {target}", err) from None
     return target

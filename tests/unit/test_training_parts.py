@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import pathlib
 
 import pytest
 
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, OutputFull
 from demod_voice.training import checkpoints, quality
 from demod_voice.training.train import _duration, install_voice
 
@@ -122,3 +123,78 @@ def test_a_transcript_line_holding_a_line_separator_keeps_its_number_and_its_tex
     (tmp_path / "metadata.csv").write_text("a|One.\r\nb|Two\u2028x.\r\nc|Three||\r\nd|Four.\r\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"line\(s\) 3 differ"):
         read_metadata(tmp_path)
+
+
+def _full_disk(*_args, **_kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _voice(folder: pathlib.Path, model: bytes, config: str) -> pathlib.Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "me.onnx").write_bytes(model)
+    (folder / "me.onnx.json").write_text(config)
+    return folder / "me.onnx"
+
+
+def _files(folder: pathlib.Path) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
+
+
+def test_a_failed_export_leaves_the_voice_that_was_there_or_nothing(tmp_path, monkeypatch):
+    """The ``.onnx.json`` was written first and kept when the ``.onnx`` failed: the old model then spoke with the new
+    config (German phonemes for an English voice), and an empty folder got a config without a model."""
+    from demod_voice.training import export
+
+    def half_then_full(gen, path):
+        path.write_bytes(b"half a graph")
+        _full_disk()
+
+    monkeypatch.setattr(export, "export_onnx", half_then_full)
+    voice = _voice(tmp_path / "old", b"old model", '{"espeak": {"voice": "en-us"}}')
+    for folder in (tmp_path / "old", tmp_path / "empty"):
+        before = _files(folder)
+        with pytest.raises(OutputFull, match=r"cannot write the voice .*me\.onnx: No space left on device; free some space"):
+            export.write_voice(None, folder / "me.onnx", {"espeak": {"voice": "de"}})
+        assert _files(folder) == before  # no new config beside the old model, no .partial left
+    monkeypatch.setattr(export, "export_onnx", lambda gen, path: path.write_bytes(b"new model"))
+    export.write_voice(None, voice, {"espeak": {"voice": "de"}})
+    assert voice.read_bytes() == b"new model" and '"de"' in (tmp_path / "old" / "me.onnx.json").read_text()
+
+
+def test_a_voice_is_copied_or_installed_whole_or_not_at_all(tmp_path, monkeypatch):
+    from demod_voice import paths
+
+    source = _voice(tmp_path / "new", b"new model", "new config")
+    installed = _voice(tmp_path / "cache", b"old model", "old config")
+    real_copy = paths.shutil.copyfile
+    monkeypatch.setattr(paths.shutil, "copyfile", lambda src, dst: _full_disk() if str(src).endswith(".json") else real_copy(src, dst))
+    with pytest.raises(OutputFull, match="cannot write the voice"):
+        install_voice(source, tmp_path / "cache", "me")
+    assert _files(tmp_path / "cache") == {"me.onnx": b"old model", "me.onnx.json": b"old config"}
+    from demod_voice.training.train import copy_voice  # piper-train's final voice
+
+    with pytest.raises(OutputFull):
+        copy_voice(source, tmp_path / "final" / "me.onnx")
+    assert _files(tmp_path / "final") == {}
+    monkeypatch.setattr(paths.shutil, "copyfile", real_copy)
+    assert install_voice(source, tmp_path / "cache", "me") == installed
+    assert _files(tmp_path / "cache") == {"me.onnx": b"new model", "me.onnx.json": b"new config"}
+
+
+def test_files_written_together_are_put_back_when_a_later_rename_fails(tmp_path, monkeypatch):
+    from demod_voice import paths
+
+    first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    first.write_text("old a")
+    real_replace = paths.os.replace
+
+    def replace(src, dst):
+        if pathlib.Path(dst) == third:
+            _full_disk()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(paths.os, "replace", replace)
+    with pytest.raises(OSError), paths.atomic_paths(first, second, third) as temps:
+        for tmp in temps:
+            tmp.write_text("new")
+    assert _files(tmp_path) == {"a": b"old a"}

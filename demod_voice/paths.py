@@ -137,7 +137,8 @@ def os_error(doing: str, err: OSError) -> DemodVoiceError:
     """An ``OSError`` as one line saying what was being done: :class:`OutputFull` for a full disk or
     quota, :class:`InputError` for permissions, read-only filesystems and paths that are not there, else :class:`RuntimeFailure`."""
     cause = err.strerror or str(err) or type(err).__name__
-    where = f" ({err.filename})" if err.filename and str(err.filename) not in doing else ""
+    named = err.filename and str(err.filename) not in doing and not str(err.filename).endswith(".partial")  # gone by now
+    where = f" ({err.filename})" if named else ""
     message = f"{doing}: {cause}{where}"
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         return OutputFull(f"{message}; free some space and run the same command again")

@@ -309,15 +309,20 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     folder's, which the runner inherits (held while it lives, should this process end first)."""
     folder = Path(spec["output_dir"]) if spec["mode"] == "fit" else Path(spec["output"]).parent
     spec_path = folder / (".train-spec.json" if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.json")
-    write_text_atomic(spec_path, json.dumps(spec))
     log_path = folder / (LOG if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.log")
+    try:
+        write_text_atomic(spec_path, json.dumps(spec))
+        log_file = open(log_path, "ab")  # noqa: SIM115 - closed by the with below
+    except OSError as err:  # a nearly full disk: the few bytes of the process's settings did not fit
+        spec_path.unlink(missing_ok=True)
+        raise os_error(f"cannot write in {folder}", err) from None
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env["DEMOD_VOICE_PARENT_PID"] = str(os.getpid())  # the runner ends with this process (sandbox.die_with_parent)
     done: dict[str, Any] = {}
-    with open(log_path, "ab") as log_file:
+    with log_file:
         read_end, write_end = os.pipe()
         env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
         process = subprocess.Popen([sys.executable, "-m", "demod_voice.training.runner", str(spec_path)], env=env,

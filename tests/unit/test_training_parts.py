@@ -198,3 +198,22 @@ def test_files_written_together_are_put_back_when_a_later_rename_fails(tmp_path,
         for tmp in temps:
             tmp.write_text("new")
     assert _files(tmp_path) == {"a": b"old a"}
+
+
+def test_an_export_that_cannot_write_its_settings_says_the_disk_is_full(tmp_path, monkeypatch, capsys):
+    """``piper-export`` on a nearly full disk was ``internal error: OSError: [Errno 28] ...; rerun with -vv and report it``."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+
+    def full(target, text):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{target.parent}/.{target.name}.x1y2.partial")
+
+    monkeypatch.setattr(train, "write_text_atomic", full)
+    checkpoint = tmp_path / "some.ckpt"
+    checkpoint.write_bytes(b"never read")
+    out = tmp_path / "voices"
+    out.mkdir()
+    assert main(["piper-export", str(checkpoint), "-o", str(out / "me.onnx")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"demod-voice: error: cannot write in {out}: No space left on device; free some space and run the same command again"
+    assert list(out.iterdir()) == []

@@ -130,7 +130,10 @@ def run_training(request: TrainRequest) -> Outcome:
         base = resolve_base(request.base, request.cache or Path.cwd(), request.hub, request.progress)
     preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base))
     spec.update(clips=dataset.clips, dataset_texts=dataset.texts, base=str(base) if base else spec["base"])
-    request.output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        request.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a read-only place (root passes every permission check before this)
+        raise os_error(f"cannot create {request.output_dir}", err) from None
     # A training run holds its folder from here (an flock the trainer inherits: held while either lives), so nothing
     # below (the feature cache, the settings) touches a folder a leftover trainer still writes into.
     with OutputLock(request.output_dir, "training run") as lock:

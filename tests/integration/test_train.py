@@ -354,3 +354,21 @@ def test_a_trained_voice_is_not_installed_over_the_default_voice_and_an_onnx_is_
     code = main(["piper-export", str(trained.voice), "-o", str(tmp_path / "again.onnx")])
     line = one_error_line(capsys.readouterr().err)
     assert code == 3 and "is an exported voice, not a training checkpoint" in line and "not plain data" not in line, line
+
+
+def test_refused_output_dir_in_a_read_only_place(prepared, tmp_path, capsys, monkeypatch):
+    """It was ``internal error: OSError: [Errno 30] Read-only file system``; piper-preprocess says this line."""
+    import errno
+    import pathlib
+
+    out = tmp_path / "read-only" / "run"
+    real_mkdir = pathlib.Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == out:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    assert refused(capsys, prepared.folder, out) == (f"demod-voice: error: cannot create {out}: Read-only file system; "
+                                                     "check the folder's permissions, or choose another place")

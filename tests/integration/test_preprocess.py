@@ -137,3 +137,14 @@ def test_transcripts_with_quotes_and_speakers_in_any_order_reach_the_trainer_as_
     config = json.loads((out / "config.json").read_text())
     assert config["speaker_id_map"] == {"zoe": 0, "adam": 1, "mia": 2}
     assert train_one_step(out, tmp_path / "train")["global_step"] >= 1  # piper's trainer takes it as written
+
+
+def test_an_unknown_espeak_voice_is_refused_before_any_work(lj_dataset, tmp_path):
+    """``--language en_US`` (a voice name's spelling) was ``internal error: RuntimeError: Failed to set voice`` after the audio
+    work, leaving a resume state and an empty wavs/."""
+    out = tmp_path / "prepared"
+    done = preprocess(lj_dataset, out, "--language", "en_US")
+    err = done.stderr.decode().strip()
+    assert done.returncode == 3 and err == ("demod-voice: error: unknown espeak-ng voice 'en_US': use e.g. en-us "
+                                            "(espeak-ng --voices lists them)"), err
+    assert not out.exists()

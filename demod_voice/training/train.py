@@ -385,6 +385,8 @@ def run_export(request: ExportRequest) -> Path:
         raise InputError(f"checkpoint {request.checkpoint} does not exist")
     if request.config is not None and not request.config.is_file():
         raise InputError(f"voice config {request.config} does not exist")
+    if request.config is None:  # the voice config names the espeak voice otherwise
+        preflight.check_espeak_voice(request.language)
     spec = {"mode": "export", "checkpoint": str(request.checkpoint), "output": str(request.output),
             "config": str(request.config) if request.config else None, "language": request.language}
     done = _run(request, spec, lambda event: say(request, event["text"]) if event["event"] == "note" else None)

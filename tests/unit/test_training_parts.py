@@ -217,3 +217,17 @@ def test_an_export_that_cannot_write_its_settings_says_the_disk_is_full(tmp_path
     err = capsys.readouterr().err.strip()
     assert err == f"demod-voice: error: cannot write in {out}: No space left on device; free some space and run the same command again"
     assert list(out.iterdir()) == []
+
+
+def test_an_export_with_an_unknown_espeak_voice_is_refused_before_any_work(tmp_path, capsys):
+    """``piper-export --language en_US`` exited 0 with a voice that failed in piper-infer ("Failed to set voice")."""
+    pytest.importorskip("piper.phonemize_espeak")
+    from demod_voice.cli.main import main
+
+    checkpoint = tmp_path / "some.ckpt"
+    checkpoint.write_bytes(b"never read")
+    for given, example in (("en_US", "en-us"), ("de_DE", "de"), ("xx-yy", "en-us")):
+        assert main(["piper-export", str(checkpoint), "-o", str(tmp_path / "me.onnx"), "--language", given]) == 3
+        assert capsys.readouterr().err.strip() == (f"demod-voice: error: unknown espeak-ng voice '{given}': use e.g. {example} "
+                                                   "(espeak-ng --voices lists them)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["some.ckpt"]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import inspect
 import logging
 import pathlib
+import re
 from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.errors import InputError
+from demod_voice.paths import os_error
 from demod_voice.training import quality as qualities
 
 log = logging.getLogger(__name__)
@@ -28,7 +30,6 @@ PATH_TYPES = (pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pat
 
 def load(path: Path) -> dict[str, Any]:
     """The checkpoint as plain data; :class:`InputError` for anything that is not a Piper training checkpoint."""
-    import pickle
     import zipfile
 
     import torch
@@ -43,15 +44,32 @@ def load(path: Path) -> dict[str, Any]:
             # Memory-mapped: the optimiser state of a released checkpoint (~2/3 of its ~800 MB) is never read.
             mmap = zipfile.is_zipfile(path)
             ckpt = torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise InputError(f"{path} holds Python objects that are not plain data ({reason}); refusing to unpickle it") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise InputError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0][:200]})") from None
+    except OSError as err:
+        raise os_error(f"cannot read the checkpoint {path}", err) from None
+    except Exception as err:  # noqa: BLE001 - torch's loaders raise IndexError, KeyError, EOFError... for junk
+        raise _unreadable(path, err) from None
     if not isinstance(ckpt, dict) or not any(k.startswith("model_g.") for k in ckpt.get("state_dict", {})):
         raise InputError(f"{path} is not a Piper training checkpoint (it has no model_g weights); an .onnx voice cannot be "
                          "trained further: use the .ckpt it was exported from")
     return ckpt
+
+
+def _unreadable(path: Path, err: Exception) -> InputError:
+    """Why torch could not load ``path`` as plain data, in a line: a forbidden object named, a damaged checkpoint, or a
+    file that is no checkpoint at all (a wav given as --base was ``IndexError: pop from empty list``)."""
+    import pickle
+
+    text = str(err)
+    forbidden = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if isinstance(err, pickle.UnpicklingError) and forbidden:
+        return InputError(f"{path} holds Python objects that are not plain data ({forbidden.group(1)}); refusing to unpickle it")
+    with open(path, "rb") as head:
+        zipped = head.read(4) == b"PK\x03\x04"  # what torch.save writes; an older torch wrote a bare pickle
+    if zipped:
+        first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(err).__name__
+        return InputError(f"{path} is not a readable PyTorch checkpoint ({first}): it is damaged or cut short (a full disk "
+                          "or a stop while it was saved); use another checkpoint")
+    return InputError(f"{path} is not a PyTorch checkpoint; give a .ckpt file that piper-train or Piper's trainer saved")
 
 
 def known_hparams() -> set[str]:

@@ -372,3 +372,12 @@ def test_refused_output_dir_in_a_read_only_place(prepared, tmp_path, capsys, mon
     monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
     assert refused(capsys, prepared.folder, out) == (f"demod-voice: error: cannot create {out}: Read-only file system; "
                                                      "check the folder's permissions, or choose another place")
+
+
+def test_a_file_that_is_no_checkpoint_is_refused_in_one_line(tmp_path):
+    """A wav or a text file as the checkpoint (or --base) was ``IndexError: pop from empty list`` or ``KeyError: 105``."""
+    (tmp_path / "fake.ckpt").write_text("hi\n")
+    done = run_cli("piper-export", str(tmp_path / "fake.ckpt"), "-o", str(tmp_path / "x.onnx"))
+    line = one_error_line(done.stderr.decode())
+    assert done.returncode == 3 and f"{tmp_path / 'fake.ckpt'} is not a PyTorch checkpoint; give a .ckpt file" in line, line
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.onnx.json").exists()

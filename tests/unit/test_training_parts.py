@@ -231,3 +231,26 @@ def test_an_export_with_an_unknown_espeak_voice_is_refused_before_any_work(tmp_p
         assert capsys.readouterr().err.strip() == (f"demod-voice: error: unknown espeak-ng voice '{given}': use e.g. {example} "
                                                    "(espeak-ng --voices lists them)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["some.ckpt"]
+
+
+def test_a_file_that_is_no_checkpoint_or_a_damaged_one_is_named_so_in_one_line(tmp_path):
+    """A wav or a text file given as a checkpoint was ``IndexError: pop from empty list`` or ``KeyError: 105``; a damaged
+    one was cut at 200 characters, mid-sentence."""
+    torch = pytest.importorskip("torch")
+    import zipfile
+
+    junk = {"clip.wav": b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(28), "fake.ckpt": b"hi\n", "empty.ckpt": b"",
+            "noise.ckpt": bytes(range(256)) * 8}
+    for name, data in junk.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(InputError) as caught:
+            checkpoints.load(tmp_path / name)
+        assert str(caught.value) == (f"{tmp_path / name} is not a PyTorch checkpoint; give a .ckpt file that piper-train or "
+                                     "Piper's trainer saved")
+    whole = tmp_path / "whole.ckpt"
+    torch.save({"state_dict": {"model_g.w": torch.zeros(2)}}, whole)
+    assert zipfile.is_zipfile(whole) and set(checkpoints.load(whole)) == {"state_dict"}
+    (tmp_path / "cut.ckpt").write_bytes(whole.read_bytes()[:300])
+    with pytest.raises(InputError, match=r"cut\.ckpt is not a readable PyTorch checkpoint \(PytorchStreamReader failed reading zip "
+                                         r"archive: failed finding central directory\): it is damaged or cut short .*; use another"):
+        checkpoints.load(tmp_path / "cut.ckpt")

@@ -93,13 +93,15 @@ def _looks_like_speakers(column: list[str]) -> bool:
 
 
 def find_audio(input_dir: Path, clip_id: str) -> Optional[Path]:
-    """``wavs/<id>`` with any supported extension (or ``id`` already carrying one)."""
+    """``wavs/<id>`` with any supported extension, in lower or upper case (``clip20.WAV``, as Windows tools name them), or
+    ``id`` already carrying one."""
     folder = input_dir / "wavs"
     direct = folder / clip_id
     if direct.suffix.lower() in AUDIO_EXTENSIONS and direct.is_file():
         return direct
     for ext in AUDIO_EXTENSIONS:
-        candidate = folder / f"{clip_id}{ext}"
-        if candidate.is_file():
-            return candidate
+        for spelled in (ext, ext.upper()):
+            candidate = folder / f"{clip_id}{spelled}"
+            if candidate.is_file():
+                return candidate
     return None

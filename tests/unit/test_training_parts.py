@@ -254,3 +254,14 @@ def test_a_file_that_is_no_checkpoint_or_a_damaged_one_is_named_so_in_one_line(t
     with pytest.raises(InputError, match=r"cut\.ckpt is not a readable PyTorch checkpoint \(PytorchStreamReader failed reading zip "
                                          r"archive: failed finding central directory\): it is damaged or cut short .*; use another"):
         checkpoints.load(tmp_path / "cut.ckpt")
+
+
+def test_a_clip_with_an_upper_case_extension_is_found(tmp_path):
+    """``clip20.WAV`` (as Windows tools name files) was dropped as "missing audio" though it was there."""
+    from demod_voice.training.dataset import find_audio
+
+    (tmp_path / "wavs").mkdir()
+    for name in ("clip20.WAV", "clip21.flac", "clip22.MP3"):
+        (tmp_path / "wavs" / name).write_bytes(b"x")
+    assert [find_audio(tmp_path, clip).name for clip in ("clip20", "clip21", "clip22")] == ["clip20.WAV", "clip21.flac", "clip22.MP3"]
+    assert find_audio(tmp_path, "clip23") is None

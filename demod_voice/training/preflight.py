@@ -147,9 +147,8 @@ def check_split(dataset: Dataset, batch_size: int, validation_split: float) -> i
     """The training split's size, which must exceed the batch size (piper drops the last partial batch)."""
     train = dataset.clips - int(dataset.clips * validation_split)
     if train <= batch_size:
-        fit = f"lower --batch-size to {train - 1} or less" if train > 1 else "record more clips"
-        raise InputError(f"the training split has {train} clip(s), not more than the batch size {batch_size}: {fit}, "
-                         "or record more")
+        fit = f"lower --batch-size to {train - 1} or less, or record more clips" if train > 1 else "record more clips"
+        raise InputError(f"the training split has {train} clip(s), not more than the batch size {batch_size}: {fit}")
     return train
 
 

@@ -265,3 +265,16 @@ def test_a_clip_with_an_upper_case_extension_is_found(tmp_path):
         (tmp_path / "wavs" / name).write_bytes(b"x")
     assert [find_audio(tmp_path, clip).name for clip in ("clip20", "clip21", "clip22")] == ["clip20.WAV", "clip21.flac", "clip22.MP3"]
     assert find_audio(tmp_path, "clip23") is None
+
+
+def test_a_split_too_small_for_the_batch_says_what_to_do_once():
+    """One clip with --batch-size 1 said "record more clips, or record more"."""
+    from demod_voice.training.preflight import Dataset, check_split
+
+    def split(clips, batch):
+        with pytest.raises(InputError) as caught:
+            check_split(Dataset(pathlib.Path("d"), clips, 22050, 166, 1, "en-us", 0), batch, 0.05)
+        return str(caught.value)
+
+    assert split(1, 1) == "the training split has 1 clip(s), not more than the batch size 1: record more clips"
+    assert split(4, 4).endswith("not more than the batch size 4: lower --batch-size to 3 or less, or record more clips")

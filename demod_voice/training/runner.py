@@ -142,8 +142,7 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     hparams, state = model_hparams(spec, data_facts, send)
     model = VitsModel(**hparams)
     if state is not None:
-        copied, total = checkpoints.warm_start(model, state)
-        send.say(f"warm start: {copied} of {total} weight tensors copied from the base; the rest start fresh")
+        send.say(warm_start_note(*checkpoints.warm_start(model, state)))
         del state
     data = VitsDataModule(
         csv_path=dataset / "metadata.csv", audio_dir=dataset / "wavs", cache_dir=out / "cache",
@@ -165,6 +164,11 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if spec["resume"] else None)
     final = exporter.finish(trainer.current_epoch)
     send("done", voice=str(final), epochs=trainer.current_epoch)
+
+
+def warm_start_note(copied: int, total: int) -> str:
+    """What a warm start took from the base ("the rest start fresh" only where there is a rest)."""
+    return f"warm start: {copied} of {total} weight tensors copied from the base{'; the rest start fresh' if copied < total else ''}"
 
 
 class Exporter:

@@ -278,3 +278,11 @@ def test_a_split_too_small_for_the_batch_says_what_to_do_once():
 
     assert split(1, 1) == "the training split has 1 clip(s), not more than the batch size 1: record more clips"
     assert split(4, 4).endswith("not more than the batch size 4: lower --batch-size to 3 or less, or record more clips")
+
+
+def test_a_warm_start_speaks_of_fresh_weights_only_when_there_are_some():
+    """Every tensor copied still said "784 of 784 ... copied from the base; the rest start fresh"."""
+    from demod_voice.training import runner
+
+    assert runner.warm_start_note(784, 784) == "warm start: 784 of 784 weight tensors copied from the base"
+    assert runner.warm_start_note(780, 784).endswith("784 weight tensors copied from the base; the rest start fresh")

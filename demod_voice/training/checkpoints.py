@@ -104,7 +104,7 @@ def _plain(value: Any) -> Any:
 
 
 def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """What a checkpoint is: symbols, speakers, sample rate, quality, epoch (read from the weights where possible)."""
+    """What a checkpoint is: symbols, speakers, sample rate, quality, epochs trained (read from the weights where possible)."""
     state = ckpt["state_dict"]
     hparams = ckpt.get("hyper_parameters", {})
     emb = state.get("model_g.enc_p.emb.weight")
@@ -116,7 +116,8 @@ def describe(ckpt: dict[str, Any]) -> dict[str, Any]:
         "gin_channels": int(speakers.shape[1]) if speakers is not None else 0,
         "sample_rate": int(sample_rate) if sample_rate else None,
         "quality": qualities.detect(hparams, sample_rate),
-        "epoch": ckpt.get("epoch"),
+        # Lightning saves the 0-based index of the epoch it was in: epoch-2.ckpt (two epochs trained) holds 1.
+        "epochs": ckpt["epoch"] + 1 if isinstance(ckpt.get("epoch"), int) else None,
         "global_step": ckpt.get("global_step"),
     }
 

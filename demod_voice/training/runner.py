@@ -94,7 +94,7 @@ def base_hparams(spec: dict[str, Any], data: dict[str, Any], send: Events) -> tu
     notes = checkpoints.check_base(info, path, data, spec.get("quality"))
     hparams, dropped = checkpoints.clean_hparams(ckpt.get("hyper_parameters", {}))
     send.say(f"base {path.name}: {info['quality'] or 'custom-size'} voice, {info['num_speakers']} speaker(s), "
-             f"{info['num_symbols']} symbols, saved at epoch {info['epoch'] if info['epoch'] is not None else '?'}")
+             f"{info['num_symbols']} symbols, {info['epochs'] if info['epochs'] is not None else '?'} epoch(s) trained")
     if dropped:
         send.say(f"base cleaned: dropped hyper-parameters this piper-tts does not take or must not load: {', '.join(dropped)}")
     for note in notes:
@@ -223,7 +223,7 @@ def export_checkpoint(spec: dict[str, Any], send: Events) -> None:
     config = json.loads(Path(spec["config"]).read_text(encoding="utf-8")) if spec.get("config") else None
     voice = export.write_voice(export.generator(hparams, ckpt["state_dict"]), Path(spec["output"]),
                                export.voice_config(config, hparams, spec.get("language") or "en-us"))
-    send("done", voice=str(voice), quality=info["quality"], epochs=info["epoch"])
+    send("done", voice=str(voice), quality=info["quality"], epochs=info["epochs"])
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -223,7 +223,7 @@ def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):
     assert tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base))["plain_load_refused"]
     done, err = train(prepared.folder, tmp_path / "tuned", "--base", str(base), "--epochs", "1", "--name", "tuned-voice", "--install")
     assert done.returncode == 0, err
-    assert "base old-release.ckpt: tiny voice, 1 speaker(s), 166 symbols, saved at epoch 1999" in err
+    assert "base old-release.ckpt: tiny voice, 1 speaker(s), 166 symbols, 2000 epoch(s) trained" in err  # epoch index 1999
     assert "dropped hyper-parameters this piper-tts does not take or must not load: dataset, max_phoneme_ids, show_plot, " \
            "vocoder_warmstart_ckpt, warmstart_ckpt" in err
     copied = next(line for line in err.splitlines() if "warm start:" in line).split("warm start: ")[1].split()

@@ -286,3 +286,9 @@ def test_a_warm_start_speaks_of_fresh_weights_only_when_there_are_some():
 
     assert runner.warm_start_note(784, 784) == "warm start: 784 of 784 weight tensors copied from the base"
     assert runner.warm_start_note(780, 784).endswith("784 weight tensors copied from the base; the rest start fresh")
+
+
+def test_a_checkpoint_says_how_many_epochs_it_trained():
+    """epoch-2.ckpt was described as "saved at epoch 1": Lightning stores the 0-based index of the epoch it was in."""
+    assert checkpoints.describe({"state_dict": {}, "epoch": 1})["epochs"] == 2
+    assert checkpoints.describe({"state_dict": {}})["epochs"] is None

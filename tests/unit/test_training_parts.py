@@ -292,3 +292,12 @@ def test_a_checkpoint_says_how_many_epochs_it_trained():
     """epoch-2.ckpt was described as "saved at epoch 1": Lightning stores the 0-based index of the epoch it was in."""
     assert checkpoints.describe({"state_dict": {}, "epoch": 1})["epochs"] == 2
     assert checkpoints.describe({"state_dict": {}})["epochs"] is None
+
+
+def test_resume_with_quality_is_refused(tmp_path, capsys):
+    """``--resume --quality low`` on an x_low run resumed the x_low voice silently (``--resume --base`` was refused)."""
+    from demod_voice.cli.main import main
+
+    code = main(["piper-train", "--dataset", str(tmp_path), "--output-dir", str(tmp_path / "run"), "--resume", "--quality", "low"])
+    assert code == 2 and "--resume continues the run at its own size: leave out --quality" in capsys.readouterr().err
+

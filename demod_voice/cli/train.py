@@ -111,7 +111,7 @@ def _cmd_piper_export(args: argparse.Namespace) -> int:
     from demod_voice.paths import check_output_path
     from demod_voice.training.train import ExportRequest, run_export
 
-    output = check_output_path(Path(args.output))
+    output = check_output_path(Path(args.output), example="voice.onnx")
     if output.suffix != ".onnx":
         from demod_voice.errors import UsageError
 

@@ -301,3 +301,10 @@ def test_resume_with_quality_is_refused(tmp_path, capsys):
     code = main(["piper-train", "--dataset", str(tmp_path), "--output-dir", str(tmp_path / "run"), "--resume", "--quality", "low"])
     assert code == 2 and "--resume continues the run at its own size: leave out --quality" in capsys.readouterr().err
 
+
+def test_an_export_into_a_folder_suggests_a_voice_file_name(tmp_path, capsys):
+    """``piper-export -o DIR`` suggested DIR/speech.wav, which it then refused for not ending in .onnx."""
+    from demod_voice.cli.main import main
+
+    assert main(["piper-export", str(tmp_path / "x.ckpt"), "-o", str(tmp_path)]) == 3
+    assert f"give a file name such as {tmp_path / 'voice.onnx'}" in capsys.readouterr().err

@@ -59,8 +59,6 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         raise UsageError("--validation-split must be between 0 and 0.5")
     if args.resume and args.base:
         raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")
-    if args.resume and args.quality:
-        raise UsageError("--quality is chosen when a run starts; --resume continues the run at its own size: leave out --quality")
     output_dir = Path(args.output_dir).expanduser().absolute()
     config = load_settings(args)
     name = args.name or output_dir.name

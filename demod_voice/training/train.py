@@ -240,6 +240,9 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
     spec["sentences"] = list(request.sentences)
     if request.resume:
         first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
+        if request.quality and first.get("quality") and request.quality != first["quality"]:  # the same command may rerun
+            raise UsageError(f"the run in {request.output_dir} trains a {first['quality']} voice: --resume continues it at "
+                             f"that size; give --quality {first['quality']} or leave it out (it was silently ignored)")
         for key in ("name", "quality", "base", "validation_split", "seed"):
             spec[key] = first.get(key, spec[key])
         spec["sentences"] = list(request.sentences) or first.get("sentences", [])

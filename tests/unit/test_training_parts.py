@@ -294,17 +294,17 @@ def test_a_checkpoint_says_how_many_epochs_it_trained():
     assert checkpoints.describe({"state_dict": {}})["epochs"] is None
 
 
-def test_resume_with_quality_is_refused(tmp_path, capsys):
-    """``--resume --quality low`` on an x_low run resumed the x_low voice silently (``--resume --base`` was refused)."""
-    from demod_voice.cli.main import main
+def test_a_resume_keeps_its_size_and_refuses_another_quality(tmp_path):
+    """``--resume --quality low`` on an x_low run resumed the x_low voice without a word; rerunning the same command
+    with --resume (as the product says to after Ctrl-C) keeps working."""
+    import json
 
-    code = main(["piper-train", "--dataset", str(tmp_path), "--output-dir", str(tmp_path / "run"), "--resume", "--quality", "low"])
-    assert code == 2 and "--resume continues the run at its own size: leave out --quality" in capsys.readouterr().err
+    from demod_voice.errors import UsageError
+    from demod_voice.training.train import SPEC, TrainRequest, _spec
 
-
-def test_an_export_into_a_folder_suggests_a_voice_file_name(tmp_path, capsys):
-    """``piper-export -o DIR`` suggested DIR/speech.wav, which it then refused for not ending in .onnx."""
-    from demod_voice.cli.main import main
-
-    assert main(["piper-export", str(tmp_path / "x.ckpt"), "-o", str(tmp_path)]) == 3
-    assert f"give a file name such as {tmp_path / 'voice.onnx'}" in capsys.readouterr().err
+    (tmp_path / SPEC).write_text(json.dumps({"name": "me", "quality": "x_low", "base": None, "validation_split": 0.05,
+                                             "seed": 1234}))
+    for same in ("x_low", None):
+        assert _spec(TrainRequest(tmp_path, tmp_path, "me", resume=True, quality=same))["quality"] == "x_low"
+    with pytest.raises(UsageError, match="trains a x_low voice: --resume continues it at that size; give --quality x_low"):
+        _spec(TrainRequest(tmp_path, tmp_path, "me", resume=True, quality="low"))

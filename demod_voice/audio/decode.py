@@ -61,4 +61,6 @@ def plain_error(err: Exception, *paths: Path) -> str:
     text = without_paths(str(err), *paths)
     if type(err).__name__ == "InvalidDataError" or "Invalid data found" in text:
         return "not a format FFmpeg recognises"
+    if "End of file" in text:  # "End of file: 'the file'": a header of a format with nothing after it
+        return "it ends before any audio"
     return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip()[:200] or type(err).__name__

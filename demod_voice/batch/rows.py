@@ -25,7 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Optional
@@ -252,26 +252,36 @@ def _takes_model_files(backend: str) -> bool:
     return side is None or side.row_models
 
 
-def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:
-    """Every remote row checked; the CSV the job runs, or one
-    :class:`InputError` naming the first problems by line."""
-    problems = []
+def remote_verdicts(rows: list[Row], rules: RemoteRules) -> Iterator[tuple[Row, Optional[dict[str, str]], str]]:
+    """Each remote row with its rewritten values, or ``None`` and what is wrong with it: its own checks, then an output
+    an earlier row writes too (the job's check and the page's table of rows give the same verdicts)."""
     outputs: dict[str, int] = {}
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(OUTPUT_COLUMNS))
-    writer.writeheader()
     for row in rows:
         try:
             checked = check_remote_row(row, rules)
         except InputError as err:
-            problems.append(f"line {row.line}: {err}")
+            yield row, None, str(err)
             continue
         key = str(PurePosixPath(checked["output"]))
         if key in outputs:
-            problems.append(f"line {row.line}: output '{checked['output'][:80]}' is also written by line {outputs[key]}")
+            yield row, None, f"output '{checked['output'][:80]}' is also written by line {outputs[key]}"
             continue
         outputs[key] = row.line
-        writer.writerow(checked)
+        yield row, checked, ""
+
+
+def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:
+    """Every remote row checked; the CSV the job runs, or one
+    :class:`InputError` naming the first problems by line."""
+    problems = []
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(OUTPUT_COLUMNS))
+    writer.writeheader()
+    for row, checked, problem in remote_verdicts(rows, rules):
+        if checked is None:
+            problems.append(f"line {row.line}: {problem}")
+        else:
+            writer.writerow(checked)
     if problems:
         more = f" (and {len(problems) - MAX_PROBLEMS_SHOWN} more)" if len(problems) > MAX_PROBLEMS_SHOWN else ""
         raise InputError("; ".join(problems[:MAX_PROBLEMS_SHOWN]) + more)

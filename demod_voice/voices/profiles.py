@@ -148,7 +148,9 @@ def read_profile(path: Path) -> Profile:
     except IsADirectoryError:
         raise InputError(f"{path} is a folder, not a voice profile file") from None
     except Exception as err:  # noqa: BLE001 - any bytes may arrive: zipfile and numpy fail in many ways (CRC, versions, encryption)
-        raise InputError(f"{path} is not a demod-voice profile ({type(err).__name__}: {' '.join(str(err).split())[:200]})") from None
+        why = " ".join(str(err).split())[:200] or type(err).__name__  # the class's name told a person nothing ("ValueError")
+        raise InputError(f"{path} is not a demod-voice profile ({why}); export one with 'voices export' (or the page's Voices "
+                         "tab)") from None
     if not isinstance(meta, dict) or meta.get("format") not in FORMATS:
         raise InputError(f"{path} is not a demod-voice profile (format {str(meta.get('format'))[:40]!r})" if isinstance(meta, dict) else
                          f"{path} is not a demod-voice profile (its metadata is not a mapping)")
@@ -176,8 +178,8 @@ def _check_members(path: Path) -> None:
         raise ValueError(f"{path.stat().st_size} bytes, more than a profile's {MAX_BYTES >> 20} MiB")
     try:
         archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as err:
-        raise ValueError(f"not a zip archive: {err}") from None
+    except zipfile.BadZipFile:
+        raise ValueError("not a zip archive") from None
     with archive:
         infos = {info.filename: info for info in archive.infolist()}
         expected = {**MEMBERS, **AUDIO_MEMBERS} if "reference_audio.npy" in infos else MEMBERS

@@ -242,9 +242,12 @@ def test_voices_sample_download_rename_delete_import(page, tmp_path):
     profile.write_bytes(page.request.get(href if href.startswith("http") else page.url + href, timeout=WAIT).body())
     with np.load(profile, allow_pickle=False) as data:
         assert '"name": "alice"' in str(data["meta"])
+    type_in(page, "#dv-new-name", "tts-1")  # a clone renamed to a model name (or the default voice) took its place
+    page.click("#dv-rename")
+    assert "is a model name here" in text_of(page, "#dv-voices-status", "name here|now called")
     type_in(page, "#dv-new-name", "alicia")
     page.click("#dv-rename")
-    assert "now called" in text_of(page, "#dv-voices-status", "called|Error")
+    assert "now called" in text_of(page, "#dv-voices-status", "now called|alicia")  # not the refusal still shown
     table = text_of(page, "#dv-voice-table", "alicia")
     assert "alice\n" not in table and "alice\t" not in table
     page.click("#dv-delete")
@@ -288,6 +291,10 @@ def test_wrong_key_and_empty_text_are_said_in_words(page):
     page.click("#dv-speak")
     status = text_of(page, "#dv-speak-status", "empty")
     assert "the text is empty" in status and "Traceback" not in status
+    type_in(page, "#dv-text", "<speak><prosody rate='x'>bad ssml</prosody></speak>")  # the message quotes the tag
+    page.click("#dv-speak")
+    status = text_of(page, "#dv-speak-status", "x-slow")  # it showed a bare "Error:", the tag and all after it dropped
+    assert '<prosody rate="x">' in status and "x-fast" in status, status
     open_tab(page, "Voices")
     pick(page, "#dv-voices-pick", "tiny-single (Piper, en-us)")
     page.click("#dv-delete")
@@ -306,7 +313,7 @@ def test_compare_two_voices_side_by_side(page, tmp_path):
     shoot(page, "compare", tmp_path)
 
 
-def test_batch_checks_rows_runs_and_downloads(page, tmp_path):
+def test_batch_checks_rows_runs_and_downloads(page, server, tmp_path):
     use_key(page, SPEAK_KEY)
     open_tab(page, "Batch")
     bad = tmp_path / "bad.csv"
@@ -322,8 +329,11 @@ def test_batch_checks_rows_runs_and_downloads(page, tmp_path):
     good.write_text("text,output,model\nThe first line.,one.wav,tiny-single\nThe second line.,two.flac,tiny-multi\n", encoding="utf-8")
     page.set_input_files("#dv-batch-csv input[type=file]", str(good))
     assert "All 2 rows can be made" in text_of(page, "#dv-batch-checks", "All 2|cannot")
-    page.click("#dv-batch-start")
+    before = {p for p in server.folder.rglob("*") if p.parent.name == "batch" and p.is_dir()}
+    page.dblclick("#dv-batch-start")  # a double click started two jobs, one of them out of sight
     assert "2 of 2 rows made" in text_of(page, "#dv-batch-progress", "Done|Error")
+    started = {p for p in server.folder.rglob("*") if p.parent.name == "batch" and p.is_dir()} - before
+    assert len(started) == 1, started
     with page.expect_download() as fetched:
         page.click("#dv-batch-download")
     archive = zipfile.ZipFile(fetched.value.path())

@@ -253,6 +253,14 @@ def test_every_page_event_needs_the_key_and_scope_the_api_would(server):
     assert "needs an API key" in rows["output"]["data"][1]
     rows = page.call("dv-batch-csv", "change", {"dv-key": SPEAK, "dv-batch-csv": sheet, "dv-batch-model": ""})
     assert "All 1 rows can be made" in rows["output"]["data"][1]
+    # the row checks said "All 3 rows can be made", then Start refused the key's scope, or two rows writing one output
+    sheet = upload(server, "rows.csv", b"text,output,model,reference\nhi,a.wav,tiny-single,\nho,a.wav,tiny-single,\n"
+                                       b"hey,b.wav,,mine.flac\n")
+    mine = upload(server, "mine.flac", flac(7.0, 22050, 1))
+    rows = page.call("dv-batch-csv", "change", {"dv-key": SPEAK, "dv-batch-csv": sheet, "dv-batch-refs": [mine], "dv-batch-model": ""})
+    verdicts = [line[-1] for line in rows["output"]["data"][0]["value"]["data"]]
+    assert verdicts[0] == "ok" and "also written by line 2" in verdicts[1] and "'enroll' scope" in verdicts[2], verdicts
+    assert "2 of 3 rows cannot be made" in rows["output"]["data"][1]
 
 
 def _rss_peak_reset(pid: int) -> None:

@@ -11,7 +11,18 @@ import pytest
 import soundfile
 from conftest import voiced_signal
 
-from demod_voice.serve.ui.actions import UiError, Upload, api_message, authorize, check_files, noise_warning, progress_text, redact, uploaded
+from demod_voice.serve.ui.actions import (
+    UiError,
+    Upload,
+    api_message,
+    authorize,
+    check_files,
+    failed,
+    noise_warning,
+    progress_text,
+    redact,
+    uploaded,
+)
 
 
 def test_reference_checks_name_each_problem(tmp_path):
@@ -218,3 +229,29 @@ def test_a_new_key_keeps_each_pickers_voice_where_the_key_may_use_it(monkeypatch
     assert all(update["choices"] == options for update in chosen)
     enrolled = tabs.refreshed(page, "key", "piper|alice", current=("xtts|gus", "piper|bob", None))[:3]
     assert [update["value"] for update in enrolled] == ["piper|alice"] * 3  # a voice just enrolled is shown everywhere
+
+
+def test_page_messages_lose_the_api_clients_hints_and_show_as_written():
+    """The page said "(GET /v1/audio/voices)" (cut to "(GET voices)"), "send force=true", and a message quoting SSML
+    showed as a bare "Error:" (the tag taken for HTML and dropped with all after it)."""
+    from demod_voice.serve.ui.actions import as_text, page_words
+
+    assert page_words("there is no voice 'dbl' here (GET /v1/audio/voices)") == "there is no voice 'dbl' here"
+    assert page_words("a lexicon (one this key may read: GET /v1/lexicons)") == "a lexicon (one this key may read)"
+    assert "force=true" not in page_words("a voice 'alice' exists already: delete it first, or send force=true")
+    shown = failed(UiError('<prosody rate="x"> at line 1: use x-slow..x-fast or [a](b)'))
+    assert shown == "**Error:** " + as_text('<prosody rate="x"> at line 1: use x-slow..x-fast or [a](b)')
+    assert "&lt;prosody" in shown and "\\[a\\](b)" in shown
+
+
+def test_a_file_that_is_not_audio_or_not_a_profile_is_said_in_words(tmp_path):
+    """"(End of file: the file)" and "(ValueError: not a zip archive: File is not a zip file)" reached the page."""
+    from demod_voice.audio.decode import plain_error
+    from demod_voice.errors import InputError
+    from demod_voice.voices.profiles import read_profile
+
+    assert plain_error(EOFError(f"[Errno 541478725] End of file: '{tmp_path}/x.wav'"), tmp_path / "x.wav") == "it ends before any audio"
+    (tmp_path / "fake.npz").write_bytes(b"junk " * 20)
+    with pytest.raises(InputError) as refused:
+        read_profile(tmp_path / "fake.npz")
+    assert "(not a zip archive)" in str(refused.value) and "Error" not in str(refused.value)

@@ -112,7 +112,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 check_made_with(profile, model)
             except InputError as err:
                 raise ApiError(400, str(err), code="other_model") from None
-        _free(ctx, profile.name)
+        free_name(ctx, profile.name)
         target = profile_path(ctx, profile.name)
         _refuse_existing(target, profile.name, form)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         raise ApiError(400, "send one or more reference recordings as the multipart field 'files'", code="missing_file")
     if len(uploads) > MAX_FILES:
         raise ApiError(413, f"at most {MAX_FILES} reference files per voice", code="too_many_files")
-    _free(ctx, name)
+    free_name(ctx, name)
     target = profile_path(ctx, name)
     _refuse_existing(target, name, form)
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
@@ -164,7 +164,7 @@ def _server_model(ctx: Any) -> str:
     return installed_xtts_identity(ctx.config.xtts.model_dir, ctx.cache)
 
 
-def _free(ctx: Any, name: str) -> None:
+def free_name(ctx: Any, name: str) -> None:
     """409 when a cloned voice called ``name`` would take the place of another voice, a voice alias or a model name."""
     reserved = {**{model: "a model name" for model in generic_models() if model},
                 **{alias: "a voice alias (serve.voices)" for alias in ctx.settings.voices or {}}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import html
 import logging
 import os
 import re
@@ -51,7 +52,7 @@ def context(app: Any) -> Any:
 def failed(err: BaseException) -> str:
     """What the page shows for a failure: the sentence (without server paths), never a traceback."""
     if isinstance(err, (UiError, DemodVoiceError)):
-        return f"**Error:** {redact(client_text(err))}"
+        return f"**Error:** {as_text(redact(page_words(client_text(err))))}"
     log.exception("web page action failed", exc_info=err)
     return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
 
@@ -116,9 +117,28 @@ def uploaded(item: Any, folder: Path) -> Upload:
 _PATH = re.compile(r"(?<![\w:/.])(?:~|\.{1,2})?/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
 
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def as_text(text: str) -> str:
+    """``text`` shown as it is written in the page's Markdown: a message quoting SSML (``<prosody rate="x"> ...``) was
+    taken for an HTML tag and dropped with all that followed it (the page showed a bare "Error:"), and a file name's
+    brackets made a link."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+
+
 def redact(text: str) -> str:
     """``text`` with every file path cut to its last part: no server path reaches the page."""
     return _PATH.sub(lambda match: match.group(1) or "(folder)", str(text))
+
+
+def may(ctx: Any, key: Optional[str], scope: str) -> bool:
+    """Whether the page's key field holds a key with ``scope`` (see :func:`authorize`)."""
+    try:
+        authorize(ctx, key, scope)
+    except UiError:
+        return False
+    return True
 
 
 def headers(key: Optional[str]) -> dict:
@@ -272,13 +292,16 @@ def rename_profile(ctx: Any, old: str, new: str) -> None:
 
     from demod_voice.errors import InputError
     from demod_voice.paths import write_text_atomic
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.http.voices import free_name
     from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
     from demod_voice.voices.profiles import check_name, write_profile
 
     try:
         check_name(new)
+        free_name(ctx, new)  # a clone renamed to the default voice took its place in every API request naming it
         profile = load_profile(ctx, old)
-    except InputError as err:
+    except (InputError, ApiError) as err:
         raise UiError(str(err)) from None
     if profile is None:
         raise UiError(f"There is no cloned voice '{old}' (Piper voices are files on the server and keep their names).")
@@ -366,16 +389,19 @@ PAGE_WORDS = {
     "(send the recording as a 'sources' file and give its file name in the source column)":
         "(upload it under 'Source recordings the CSV names', and give its file name in the source column)",
     "(send it as a 'references' file)": "(upload it under 'Reference recordings the CSV names')",
+    "delete it first, or send force=true": "delete it first (Voices tab), or choose another name",
 }
 """The row policy's advice to API clients, in the words of the page's own inputs."""
 
 
 def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], model: Optional[str],
-               sources: tuple[Upload, ...] = ()) -> tuple[list[list[str]], str, bool]:
+               sources: tuple[Upload, ...] = (), may_enroll: bool = True) -> tuple[list[list[str]], str, bool]:
     """Each row of an uploaded batch file with the server's own check of it (the policy ``POST /v1/batch`` applies, with
-    the references and source recordings uploaded beside it): (table, summary, all rows ok)."""
+    the references and source recordings uploaded beside it, and the key's scope: ``may_enroll``): (table, summary, all
+    rows ok). Rows the job would refuse are marked here (two rows writing one output, a clone with a speak key: "All
+    rows can be made", then Start refused)."""
     from demod_voice.batch import read_rows
-    from demod_voice.batch.rows import check_remote_row
+    from demod_voice.batch.rows import clones, remote_verdicts
     from demod_voice.errors import InputError
     from demod_voice.serve.errors import ApiError
     from demod_voice.serve.http.batch import _piper_path, default_piper, remote_rules
@@ -390,12 +416,11 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
         raise UiError(redact(str(err).replace(str(sheet.path), sheet.name))) from None
     rules = remote_rules(ctx, {r.name: r.name for r in references}, piper, {s.name: s.name for s in sources})
     table, bad = [], 0
-    for row in rows:
-        try:
-            check_remote_row(row, rules)
-            verdict = "ok"
-        except (ApiError, InputError) as err:
-            verdict, bad = page_words(redact(str(err))), bad + 1
+    for row, checked, problem in remote_verdicts(rows, rules):
+        if checked is not None and clones(row.values) and not may_enroll:
+            problem = "cloning from a reference or converting a recording needs a key with the 'enroll' scope"
+        verdict = "ok" if not problem else page_words(redact(problem))
+        bad += bool(problem)
         voice = row.values.get("voice") or row.values.get("reference") or row.values.get("model") or model or ""
         source = row.values.get("source", "")
         text = f"(converts {source[:50]})" if source else row.values.get("text", "")[:60]
@@ -407,11 +432,16 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
     return table, f"All {len(rows)} rows can be made.", True
 
 
+_API_HINT = re.compile(r"\s*\((?:``)?GET /v1/[^)]*\)|: GET /v1/[\w/]+(?=\))")
+"""An API client's hint in a message ("(GET /v1/audio/voices)", "(one this key may read: GET /v1/lexicons)"): the page
+shows its lists itself."""
+
+
 def page_words(text: str) -> str:
-    """A row check's message with its advice to API clients put in the page's terms (:data:`PAGE_WORDS`)."""
+    """A message with its advice to API clients put in the page's terms (:data:`PAGE_WORDS`), its API hints left out."""
     for api, page in PAGE_WORDS.items():
         text = text.replace(api, page)
-    return text
+    return _API_HINT.sub("", text)
 
 
 async def batch_start(app: Any, key: Optional[str], sheet: Upload, references: list[Upload], model: Optional[str],

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, uploaded
+from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, is_cloned, uploaded
 from demod_voice.serve.voices import load_profile
 
 
@@ -20,6 +20,7 @@ def convert_tab(page: Any) -> None:
         recording = gr.Audio(sources=["microphone"], type="filepath", label="Record in the browser", elem_id="dv-convert-record")
         upload = gr.File(label="Or upload a recording (wav, flac, ogg, mp3)", elem_id="dv-convert-file")
     voice = gr.Dropdown([], label="Voice to convert into (cloned voices)", elem_id="dv-convert-voice")
+    page.cloned_only.add(len(page.pickers))
     page.pickers.append(voice)
     button = gr.Button("Convert", variant="primary", elem_id="dv-convert")
     with gr.Row():
@@ -52,10 +53,10 @@ def _source(page: Any, recorded: Any, sent: Any) -> Upload:
 
 def _cloned(ctx: Any, picked: str) -> str:
     """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice (one with a profile)."""
-    _, _, name = (picked or "").partition("|")
+    kind, _, name = (picked or "").partition("|")
     if not name:
         raise UiError("Pick the voice to convert into.")
-    if load_profile(ctx, name) is None:
+    if not is_cloned(kind) or load_profile(ctx, name) is None:  # a Piper voice's id is 'name|speaker'
         raise UiError("Conversion needs a cloned voice (enroll one in the Clone tab); Piper voices are not made from recordings.")
     return name
 

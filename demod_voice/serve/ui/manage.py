@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from functools import partial
 from typing import Any, Optional
 
@@ -21,6 +22,7 @@ from demod_voice.serve.ui.actions import (
     failed,
     health_text,
     is_cloned,
+    may,
     progress_text,
     rename_profile,
     speak,
@@ -185,10 +187,15 @@ async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str
         authorize(ctx, key, "speak")
         sheet, references = _batch_files(page, csv_file, refs)
         sources = _uploads(page, srcs)
-        table, text, _ = await asyncio.to_thread(batch_rows, ctx, sheet, references, model or None, sources)
+        table, text, _ = await asyncio.to_thread(batch_rows, ctx, sheet, references, model or None, sources, may(ctx, key, "enroll"))
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return [gr.update(value=[]), failed(err)]
     return [gr.update(value=table), text]
+
+
+SAME_START_SECONDS = 3.0
+"""A second Start of the same batch file, with the same files and key, this soon after the first is the first (a double
+click started two jobs: the page showed one, the other ran out of sight and counted against the key's jobs)."""
 
 
 async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs: Any = None) -> list:
@@ -201,7 +208,13 @@ async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs
         sources = _uploads(page, srcs)
         if sheet is None:
             raise UiError("Upload a batch file first.")
-        state = await batch_start(page.app, key, sheet, references, model or None, sources)
+        same = (key, model, str(sheet.path), *(str(r.path) for r in references), *(str(s.path) for s in sources))
+        started = page.batch_starts.get(same)
+        if started is None or time.monotonic() - started[0] > SAME_START_SECONDS:
+            started = (time.monotonic(), asyncio.ensure_future(batch_start(page.app, key, sheet, references, model or None, sources)))
+            page.batch_starts = {k: v for k, v in page.batch_starts.items() if time.monotonic() - v[0] <= SAME_START_SECONDS}
+            page.batch_starts[same] = started
+        state = await asyncio.shield(started[1])
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return ["", failed(err), gr.Timer(active=False), gr.update(visible=False)]
     return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False)]

@@ -22,6 +22,7 @@ from demod_voice.serve.ui.actions import (
     cloned_value,
     context,
     failed,
+    is_cloned,
     row_model_names,
     speak,
     summary,
@@ -43,8 +44,12 @@ class Page:
         self.key: Any = None
         self.pickers: list = []
         """Every voice dropdown (refreshed when voices change)."""
+        self.cloned_only: set[int] = set()
+        """Places in :attr:`pickers` of those that offer cloned voices only (Convert's: a conversion needs a profile)."""
         self.voice_table: Any = None
         self.piper_picker: Any = None
+        self.batch_starts: dict = {}
+        """Batch jobs started from this page lately: what was started -> (when, the start's task) (:func:`.manage._begin`)."""
         self.later: list = []
         """Events wired once every tab exists (they update components of other tabs)."""
 
@@ -112,13 +117,16 @@ def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] =
         options, rows = voice_options(ctx), voice_rows(ctx)
     except UiError:
         options, rows = [], []
-    values = [value for _, value in options]
+    every = [value for _, value in options]
+    cloned = [(label, value) for label, value in options if is_cloned(value.partition("|")[0])]
     pickers = []
     for index, _ in enumerate(page.pickers):
+        offered = cloned if index in page.cloned_only else options
+        values = [value for _, value in offered]
         kept = current[index] if index < len(current) else None
         chosen = selected if selected in values else kept if kept in values else (values[min(index, len(values) - 1)] if values else None)
-        pickers.append(gr.update(choices=options, value=chosen))
-    models = row_model_names(values)
+        pickers.append(gr.update(choices=offered, value=chosen))
+    models = row_model_names(every)
     return [*pickers, gr.update(value=rows), gr.update(choices=[("(the default voice)", "")] + [(n, n) for n in models])]
 
 

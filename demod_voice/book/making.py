@@ -27,17 +27,7 @@ from demod_voice.resume import Manifest
 def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: BookOutcome, progress: Progress,
                only: Optional[set[str]] = None, stage: str = "synthesis") -> None:
     """Make every take whose file is missing (or only those in ``only``); one job per distinct take."""
-    todo: dict[str, Planned] = {}
-    count = 0
-    for planned in (p for chapter in outcome.plan for p in chapter):
-        count += 1
-        if (only is None and manifest.complete(planned.job, planned.key)) or (only is not None and planned.key not in only):
-            continue
-        todo.setdefault(planned.key, planned)
-    if only is None:
-        outcome.reused = count - len(todo)
-        if outcome.reused:
-            progress.say(f"{outcome.reused} of {count} takes are already made (folder of takes); {len(todo)} to make")
+    todo = _to_make(manifest, outcome, progress, only)
     if not todo:
         return
     titles = _titles(outcome)
@@ -98,6 +88,24 @@ def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome:
         outcome.verdicts = {key: ledger.verdict(key, p.path) for key, p in distinct.items()}
     finally:
         ledger.close()
+
+
+def _to_make(manifest: Manifest, outcome: BookOutcome, progress: Progress, only: Optional[set[str]]) -> dict[str, Planned]:
+    """The takes to make by key: those in ``only``, else every one not made yet (said, with how many are)."""
+    if only is not None:
+        return {p.key: p for chapter in outcome.plan for p in chapter if p.key in only}
+    todo: dict[str, Planned] = {}
+    distinct, made = set(), set()  # by take: a text said twice in a book is one take (a first run said "1 of 4 ... made")
+    for planned in (p for chapter in outcome.plan for p in chapter):
+        distinct.add(planned.key)
+        if manifest.complete(planned.job, planned.key):
+            made.add(planned.key)
+        else:
+            todo.setdefault(planned.key, planned)
+    outcome.reused = len(made)
+    if made:
+        progress.say(f"{len(made)} of {len(distinct)} takes are already made (folder of takes); {len(todo)} to make")
+    return todo
 
 
 def _hear(engine: Any, spec: Any, ledger: verify.Ledger, takes: list[Planned], language: str, request: BookRequest,

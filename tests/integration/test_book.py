@@ -356,6 +356,10 @@ def test_verify_lists_every_take_of_a_random_xtts_model(xtts_model, tmp_path):
 def test_resume_after_a_kill_and_only_an_edited_chapter_is_remade(piper_voice, tmp_path):
     chapters = "\n\n".join(f"Chapter {n}\n\n" + " ".join(f"Sentence {w} of chapter {n} is here." for w in range(1, 13))
                            for n in (1, 2, 3))
+    twice = tmp_path / "twice.txt"  # a first run of a book that says one thing twice made it once, and said so:
+    twice.write_text("Chapter 1\n\nThe same line.\n\nChapter 2\n\nThe same line.\n")  # "1 of 4 takes are already made"
+    first = book(str(twice), "--voice", str(piper_voice), "-o", str(tmp_path / "twice.m4b"))
+    assert first.returncode == 0 and "already made" not in first.stderr.decode(), first.stderr
     txt = tmp_path / "b.txt"
     txt.write_text(chapters)
     out = tmp_path / "b.m4b"

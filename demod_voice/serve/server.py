@@ -80,6 +80,9 @@ def run(options: ServeOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    failed = getattr(app.state, "door_error", None)
+    if failed is not None:  # another front door (Wyoming) failed and stopped the server: its own words, not exit 0
+        raise failed
     if not server.started:
         raise RuntimeFailure(f"the server did not start on {settings.host}:{settings.port} (see the message above)")
     return 0

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -471,6 +472,29 @@ def test_cli_refuses_what_cannot_work(server):
     assert loop.returncode == 3 and "loopback" in loop.stderr.decode()
     alone = run_cli("serve", "--no-http", env=server.env)
     assert alone.returncode == 2 and "--wyoming" in alone.stderr.decode()
+
+
+def in_own_network(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """``demod-voice ARGS`` in a network namespace of its own with only loopback up: no route to the mDNS group
+    (as on a machine whose network is not up yet), and no packet leaves this machine."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode:
+        pytest.skip("needs unshare -n (root) for a network namespace with loopback only")
+    command = shlex.join([sys.executable, str(BIN), *args])
+    return subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && exec {command}"], env={**os.environ, **env},
+                          capture_output=True, timeout=TIMEOUT)
+
+
+def test_zeroconf_without_a_network_route_is_a_failed_start_in_one_line(server):
+    """hE item 1: with --no-http it was 'internal error: OSError'; beside HTTP two tracebacks and exit 0 (a supervisor
+    took it for a clean stop and did not restart it)."""
+    for alone in (["--no-http"], ["--port", "5093"]):
+        done = in_own_network("serve", "--wyoming", "tcp://0.0.0.0:10293", "--zeroconf", "kitchen", *alone, env=server.env)
+        said = done.stderr.decode()
+        assert done.returncode == 3, said
+        assert "Traceback" not in said and "never retrieved" not in said, said
+        last = said.strip().splitlines()[-1]
+        assert last.startswith("demod-voice: error: --zeroconf: could not announce the Wyoming server over mDNS"), said
+        assert "drop --zeroconf" in last and "network is up" in last
 
 
 def test_cli_serves_wyoming_beside_http_on_one_engine(server):

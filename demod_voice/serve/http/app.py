@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
@@ -61,6 +63,8 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
         app.state.ctx = ctx
         stop = asyncio.Event()
         tasks = [asyncio.create_task(door(ctx, stop=stop)) for door in front_doors]
+        for task in tasks:
+            task.add_done_callback(partial(_door_ended, app))
         tasks.append(asyncio.create_task(job_store.expire_while_running(ctx, (BATCH, BOOK), stop)))
         try:
             yield
@@ -93,6 +97,16 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.
     app.add_middleware(RequestCounter)
     return app
+
+
+def _door_ended(app: FastAPI, task: asyncio.Task) -> None:
+    """A front door that failed (Wyoming could not be announced) stops the whole server, which then exits with
+    its error (``app.state.door_error``): a supervisor must see a failure, not a clean stop."""
+    if task.cancelled() or task.exception() is None:
+        return
+    app.state.door_error = task.exception()
+    log.info("a front door failed (%s); stopping the server", app.state.door_error)
+    signal.raise_signal(signal.SIGTERM)  # drains what HTTP is answering, as any stop does
 
 
 def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, ...]], log_level: int, workers: Optional[int]) -> Any:

@@ -113,7 +113,11 @@ class WyomingServer:
         except OSError as err:
             raise InputError(f"cannot listen on {uri} ({err.strerror or err}); is another server on that port?") from None
         if self.options.zeroconf:
-            self._zeroconf = await advertise(uri, self.options.zeroconf)
+            try:
+                self._zeroconf = await advertise(uri, self.options.zeroconf)
+            except BaseException:
+                await self.server.stop()  # not announced: not serving either
+                raise
         print(f"demod-voice: Wyoming on {uri}", file=sys.stderr, flush=True)
 
     def busy(self) -> int:
@@ -148,18 +152,22 @@ async def advertise(uri: str, name: str) -> Any:
         raise DependencyError("--zeroconf needs the zeroconf package: pip install 'demod-voice[wyoming]'") from None
     parsed = urlparse(uri)
     host = parsed.hostname or ""
-    if host in ("0.0.0.0", "::", ""):
-        # Advertise the address other machines reach us on: the one on the route to the mDNS group.
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.connect(("224.0.0.251", 5353))
-            host = probe.getsockname()[0]
-        finally:
-            probe.close()
-    zeroconf = AsyncZeroconf()
-    info = AsyncServiceInfo("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.",
-                            addresses=[socket.inet_aton(host)], port=parsed.port)
-    await zeroconf.async_register_service(info)
+    zeroconf = None
+    try:
+        if host in ("0.0.0.0", "::", ""):
+            # Advertise the address other machines reach us on: the one on the route to the mDNS group.
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.connect(("224.0.0.251", 5353))
+                host = probe.getsockname()[0]
+        zeroconf = AsyncZeroconf()
+        info = AsyncServiceInfo("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.",
+                                addresses=[socket.inet_aton(host)], port=parsed.port)
+        await zeroconf.async_register_service(info)
+    except OSError as err:  # no route to the mDNS group yet: a server started before the network is up
+        if zeroconf is not None:
+            await zeroconf.async_close()
+        raise InputError(f"--zeroconf: could not announce the Wyoming server over mDNS ({err.strerror or err}); start it once "
+                         "the network is up, or drop --zeroconf and add it in Home Assistant by host and port") from err
     log.info("Wyoming: advertised as %s on %s:%s", name, host, parsed.port)
     return zeroconf
 
@@ -196,15 +204,7 @@ def wyoming_door(uri: str, zeroconf: Optional[str] = None) -> Callable[..., Any]
         raise InputError(f"--zeroconf with {uri}: Home Assistant on another machine could not connect to a loopback "
                          "address; listen on tcp://0.0.0.0:PORT (no authentication: see the README) or drop --zeroconf")
 
-    async def door(ctx: Any, stop: asyncio.Event) -> None:
-        try:
-            await run_wyoming(uri, ctx, zeroconf, stop=stop)
-        except Exception:  # noqa: BLE001 - beside HTTP, a failed Wyoming start must not pass in silence
-            log.exception("the Wyoming server failed; stopping")
-            signal.raise_signal(signal.SIGTERM)
-            raise
-
-    return door
+    return partial(run_wyoming, uri, zeroconf=zeroconf)  # a failure stops the app, which exits with it
 
 
 def serve_alone(uri: str, zeroconf: Optional[str], config: Any, preload: Optional[tuple[str, ...]], log_level: int) -> int:

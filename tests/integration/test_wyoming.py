@@ -236,6 +236,18 @@ def test_unknown_voice_gets_an_error_event_and_the_connection_stays(server):
     assert not good.errors and len(good.pcm) > 0
 
 
+def test_a_damaged_voice_is_said_to_be_damaged(server):
+    """hE item 2: a profile damaged on disk was 'there is no voice ... here'; HTTP says 503 damaged_voice."""
+    damaged = server.ctx.profiles / "broken.npz"
+    damaged.write_bytes(b"PK\x03\x04 cut short")
+    try:
+        reply = run(synthesize(server, "Hello.", SynthesizeVoice(name="broken")))
+    finally:
+        damaged.unlink()
+    assert [e.text for e in reply.errors] == ["the voice 'broken' is damaged on this server: delete it and enroll it again"]
+    assert reply.events[-1].type == "audio-stop" and not reply.pcm
+
+
 def test_streaming_flow_speaks_each_sentence_when_complete(server):
     first, second = "The first sentence is here. ", "And then the second one arrives later"
 

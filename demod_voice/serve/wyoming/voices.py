@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from demod_voice import __version__
 from demod_voice.backends import registry
-from demod_voice.serve.voices import UnknownVoice, list_voices, resolve_offered, resolve_voice
+from demod_voice.serve.voices import UnknownVoice, find_voice, list_voices, resolve_offered, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +120,22 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
 def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: Optional[str], speaker: Optional[str],
            default: Optional[str] = None) -> Any:
     """A :class:`~demod_voice.serve.voices.VoiceChoice` for a Wyoming request's voice."""
-    voice, spoken = pick(voices, name, language, default)
+    try:
+        voice, spoken = pick(voices, name, language, default)
+    except UnknownVoice:
+        if name:
+            _unlisted(ctx, name, speaker)
+        raise
     if voice.kind == "alias":
         return resolve_voice(ctx, None, voice.name, speaker or spoken or None)
     if voice.picks_language:
         return resolve_offered(ctx, voice.kind, voice.name, None, speaker or spoken or None)
     return resolve_offered(ctx, voice.kind, voice.name, speaker or None)
+
+
+def _unlisted(ctx: Any, name: str, speaker: Optional[str]) -> None:
+    """A name left out of the list may still be one the server knows: a damaged voice profile, or an alias whose
+    target is missing or damaged. Raise what HTTP says for it (``damaged_voice`` in the administrator's words)."""
+    if name in (ctx.settings.voices or {}):
+        resolve_voice(ctx, None, name, speaker)
+    find_voice(ctx, name)

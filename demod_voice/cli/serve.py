@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from demod_voice.cli.common import load_settings, log_level
+from demod_voice.serve.wyoming.server import DEFAULT_URI
 
 
 def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -20,8 +21,9 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="listen on a non-loopback address without API keys (anyone who can reach it can use it)")
     p.add_argument("--ui", action="store_true", help="also serve the web page at /ui (clone, speak, compare, voices, batch, "
                    "health; needs the ui extra: pip install 'demod-voice[ui]')")
-    p.add_argument("--wyoming", metavar="URI", help="also speak Home Assistant's Wyoming protocol on URI, such as "
-                   "tcp://127.0.0.1:10200 (Wyoming has no authentication: see the README before binding wider)")
+    p.add_argument("--wyoming", nargs="?", const=DEFAULT_URI, metavar="URI",
+                   help=f"also speak Home Assistant's Wyoming protocol on URI (default: {DEFAULT_URI}, the conventional port; "
+                   "Wyoming has no authentication: see the README before binding wider)")
     p.add_argument("--zeroconf", nargs="?", const="demod-voice", metavar="NAME",
                    help="announce the Wyoming server over mDNS for Home Assistant's discovery (default name: demod-voice)")
     p.add_argument("--no-http", action="store_true", help="serve only Wyoming (with --wyoming)")
@@ -43,5 +45,5 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     elif args.no_http or args.zeroconf:
         from demod_voice.errors import UsageError
 
-        raise UsageError("--no-http and --zeroconf go with --wyoming URI (the Wyoming server)")
+        raise UsageError("--no-http and --zeroconf go with --wyoming [URI] (the Wyoming server)")
     return run(options)

@@ -424,6 +424,21 @@ def test_listen_addresses():
             check_uri(bad)
 
 
+def test_wyoming_flag_alone_takes_the_conventional_address():
+    """hE item 3: README's tour line ``serve --ui --wyoming`` was 'expected one argument'."""
+    from conftest import ROOT
+
+    from demod_voice.cli.main import build_parser
+    from demod_voice.serve.wyoming.server import DEFAULT_URI
+
+    parser = build_parser()
+    (tour,) = [line.split("#")[0] for line in (ROOT / "README.md").read_text().splitlines() if "serve --ui --wyoming" in line]
+    assert parser.parse_args(shlex.split(tour)[1:]).wyoming == DEFAULT_URI == "tcp://127.0.0.1:10200"
+    assert parser.parse_args(["serve", "--wyoming", "--no-http"]).wyoming == DEFAULT_URI
+    assert parser.parse_args(["serve", "--wyoming", "unix:///tmp/w.sock"]).wyoming == "unix:///tmp/w.sock"
+    assert parser.parse_args(["serve"]).wyoming is None
+
+
 def test_cli_serves_wyoming_alone_and_drains_on_sigterm(server):
     """``demod-voice serve --wyoming URI --no-http``: the real command; SIGTERM mid-stream lets the stream finish, exit 0."""
     port = free_port()

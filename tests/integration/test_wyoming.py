@@ -209,6 +209,20 @@ def test_voice_by_speaker_and_by_language(server):
     assert not by_language.errors and len(by_language.pcm) > 0 and by_language.start.rate == 22050
 
 
+def test_a_language_alone_picks_a_piper_voice_before_a_cloned_one(server):
+    """hE item 4: ``language: en`` matched a cloned voice's ``en`` exactly before Piper's ``en_US`` by family."""
+    from demod_voice.serve.wyoming.voices import WyomingVoice, pick
+
+    clone = WyomingVoice("alice", "xtts", ("en", "de", "fr"), ("en", "de", "fr"), picks_language=True)
+    piper_gb, piper_us = WyomingVoice("gb", "piper", ("en_GB",)), WyomingVoice("us", "piper", ("en_US",))
+    voices = [piper_gb, piper_us, clone]
+    assert pick(voices, None, "en", None) == (piper_gb, None)
+    assert pick(voices, None, "en-us", None) == (piper_us, None)  # exact before family, within Piper's
+    assert pick(voices, None, "de", None) == (clone, "de")
+    reply = run(synthesize(server, "Hello.", SynthesizeVoice(language="en")))
+    assert not reply.errors and reply.start.rate == 22050  # Piper's, not XTTS's 24000
+
+
 def test_cloned_voice_speaks_at_24k(server):
     reply = run(synthesize(server, "Hello from a cloned voice.", SynthesizeVoice(name="alice")))
     assert not reply.errors, reply.errors

@@ -93,8 +93,8 @@ def _same_family(a: str, b: str) -> bool:
 def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str], default: Optional[str]) -> tuple[WyomingVoice, Optional[str]]:
     """The voice a request means, and the language to speak when it was chosen by one.
 
-    By name; else by language (exact, then the same family: ``en`` finds ``en_US``; Piper voices
-    before cloned ones); else ``default``, else the first Piper voice. :class:`InputError` when none fits.
+    By name; else by language (Piper voices before cloned ones; within each, exact, then the same
+    family: ``en`` finds ``en_US``); else ``default``, else the first Piper voice. :class:`InputError` when none fits.
     """
     if not voices:
         raise UnknownVoice("no voices are installed: 'demod-voice models download NAME' adds a Piper voice, "
@@ -105,16 +105,28 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
             raise UnknownVoice(f"there is no voice '{name}' here; 'describe' lists them ({', '.join(list(by_name)[:20])})")
         return by_name[name], None
     if language:
-        for test in (_same, _same_family):
-            for voice in voices:
-                if any(test(own, language) for own in voice.languages):
-                    return voice, (language if voice.picks_language else None)
+        voice = _by_language(voices, language)
+        if voice is not None:
+            return voice, (language if voice.picks_language else None)
         raise UnknownVoice(f"no voice here speaks '{language}' ({', '.join(sorted({v.languages[0] for v in voices}))} do)")
     if default:
         if default not in by_name:
             raise UnknownVoice(f"the default Wyoming voice '{default}' is not installed")
         return by_name[default], None
     return voices[0], None
+
+
+def _by_language(voices: list[WyomingVoice], language: str) -> Optional[WyomingVoice]:
+    """The first voice speaking ``language``: Piper voices (exact, then the same family) before cloned ones (the
+    same), aliases last. A cloned voice lists the bare family (``en``) and would otherwise win over ``en_US``."""
+    groups = ([voice for voice in voices if voice.kind != "alias" and not voice.picks_language],
+              [voice for voice in voices if voice.picks_language], [voice for voice in voices if voice.kind == "alias"])
+    for group in groups:
+        for test in (_same, _same_family):
+            for voice in group:
+                if any(test(own, language) for own in voice.languages):
+                    return voice
+    return None
 
 
 def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: Optional[str], speaker: Optional[str],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import shlex
 import shutil
@@ -260,6 +261,31 @@ def test_a_damaged_voice_is_said_to_be_damaged(server):
         damaged.unlink()
     assert [e.text for e in reply.errors] == ["the voice 'broken' is damaged on this server: delete it and enroll it again"]
     assert reply.events[-1].type == "audio-stop" and not reply.pcm
+
+
+def test_a_malformed_synthesize_still_ends_with_audio_stop(server):
+    """hE item 5: a synthesize whose fields were wrong got an error and never audio-stop (a client reading until it
+    waited for its own timeout)."""
+    from wyoming.event import async_read_event
+
+    lines = [{"type": "synthesize", "data": {"text": 5}}, {"type": "synthesize", "data": {}},
+             {"type": "synthesize", "data": {"text": "hi", "voice": "tiny-single"}},
+             {"type": "synthesize-start", "data": {"voice": "tiny-single"}}, {"type": "synthesize-stop"}]
+
+    async def exchange():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+            events = []
+            while not events or events[-1].type != "synthesize-stopped":
+                events.append(await async_read_event(reader))
+            return events
+        finally:
+            writer.close()
+
+    events = run(exchange())
+    assert [event.type for event in events] == ["error", "audio-stop"] * 3 + ["error", "synthesize-stopped"]
+    assert all(event.data["code"] == "BadEvent" for event in events if event.type == "error")
 
 
 def test_streaming_flow_speaks_each_sentence_when_complete(server):
@@ -540,7 +566,6 @@ def test_zeroconf_without_a_network_route_is_a_failed_start_in_one_line(server):
 
 def test_cli_serves_wyoming_beside_http_on_one_engine(server):
     """``serve --wyoming URI --port P``: both front doors in one process; a voice warm for one is warm for the other."""
-    import json
     import urllib.request
 
     port, http = free_port(), free_port()

@@ -247,22 +247,31 @@ class WyomingHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         problem = _shape(event)
-        if problem is not None:
-            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event: {problem}")))
-            return True
-        try:
-            self._dispatch(event)
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            log.debug("Wyoming: malformed %r event: %s: %s", event.type, type(err).__name__, err)
-            self._later(partial(self._error, BadEvent(f"malformed '{event.type}' event: its fields are not the Wyoming "
-                                                      "protocol's")))
+        if problem is None:
+            try:
+                self._dispatch(event)
+                return True
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                log.debug("Wyoming: malformed %r event: %s: %s", event.type, type(err).__name__, err)
+                problem = "its fields are not the Wyoming protocol's"
+        self._malformed(event, BadEvent(f"malformed '{event.type}' event: {problem}"))
         return True
+
+    def _malformed(self, event: Event, err: BadEvent) -> None:
+        """Refuse an event whose fields are wrong with ``err``; the answer it opens still ends as any answer does
+        (``audio-stop`` after a ``synthesize``, ``synthesize-stopped`` after a stream it starts)."""
+        if Synthesize.is_type(event.type) and self.stream is None:
+            self._synthesize(None, "", refused=err)
+        elif SynthesizeStart.is_type(event.type):
+            self._start_stream(None, refused=err)
+        else:
+            self._later(partial(self._error, err))
 
     def _dispatch(self, event: Event) -> None:
         if Describe.is_type(event.type):
             self._later(self._describe)
         elif SynthesizeStart.is_type(event.type):
-            self._start_stream(SynthesizeStart.from_event(event))
+            self._start_stream(SynthesizeStart.from_event(event).voice)
         elif SynthesizeChunk.is_type(event.type):
             self._stream_text(SynthesizeChunk.from_event(event).text)
         elif SynthesizeStop.is_type(event.type):
@@ -270,22 +279,22 @@ class WyomingHandler(AsyncEventHandler):
         elif Synthesize.is_type(event.type):
             synthesize = Synthesize.from_event(event)
             if self.stream is None:
-                self._synthesize(synthesize)
+                self._synthesize(synthesize.voice, synthesize.text)
             elif not self.stream[1].seen:
                 # Inside a stream Home Assistant repeats the whole text for older servers (ignored, it came in
                 # chunks); a client that sends no chunks at all gets this text spoken.
                 self._stream_text(synthesize.text)
 
-    def _synthesize(self, synthesize: Synthesize) -> None:
-        request = self._open(synthesize.voice, streaming=False)
-        if not request.failed and synthesize.text.strip():
-            self._speak(request, synthesize.text.strip())
+    def _synthesize(self, voice: Any, text: str, refused: Optional[DemodVoiceError] = None) -> None:
+        request = self._open(voice, streaming=False, refused=refused)
+        if not request.failed and text.strip():
+            self._speak(request, text.strip())
         self._later(partial(self._audio_stop, request))
 
-    def _start_stream(self, start: SynthesizeStart) -> None:
+    def _start_stream(self, voice: Any, refused: Optional[DemodVoiceError] = None) -> None:
         if self.stream is not None:  # a new session without a stop: end the old one first
             self._stop_stream()
-        self.stream = (self._open(start.voice, streaming=True), SentenceStream())
+        self.stream = (self._open(voice, streaming=True, refused=refused), SentenceStream())
 
     def _stream_text(self, text: str) -> None:
         if self.stream is None:
@@ -308,10 +317,13 @@ class WyomingHandler(AsyncEventHandler):
         self._later(partial(self._audio_stop, request))
         self._later(self._stopped)
 
-    def _open(self, voice: Any, streaming: bool) -> _Request:
-        """A new answer with its voice chosen; an unknown voice queues an ``error`` event and fails it."""
+    def _open(self, voice: Any, streaming: bool, refused: Optional[DemodVoiceError] = None) -> _Request:
+        """A new answer with its voice chosen; an unknown voice (or ``refused``: the request itself is wrong) queues
+        an ``error`` event and fails it."""
         request = _Request(streaming=streaming)
         try:
+            if refused is not None:
+                raise refused
             if self.ctx.draining.is_set():
                 raise Draining("the server is shutting down; try again in a moment")
             request.voice = choose(self.ctx, wyoming_voices(self.ctx), getattr(voice, "name", None), getattr(voice, "language", None),

@@ -288,6 +288,14 @@ def test_a_malformed_synthesize_still_ends_with_audio_stop(server):
     assert all(event.data["code"] == "BadEvent" for event in events if event.type == "error")
 
 
+def test_empty_text_is_an_error_event(server):
+    """hE item 6: empty or blank text got a bare audio-stop (HTTP says 400 empty_input)."""
+    for text in ("", "   \n "):
+        reply = run(synthesize(server, text, SynthesizeVoice(name="tiny-single")))
+        assert [e.text for e in reply.errors] == ["'text' is empty: give the text to speak"] and not reply.pcm
+        assert [event.type for event in reply.events] == ["error", "audio-stop"]
+
+
 def test_streaming_flow_speaks_each_sentence_when_complete(server):
     first, second = "The first sentence is here. ", "And then the second one arrives later"
 

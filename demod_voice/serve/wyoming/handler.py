@@ -286,8 +286,10 @@ class WyomingHandler(AsyncEventHandler):
                 self._stream_text(synthesize.text)
 
     def _synthesize(self, voice: Any, text: str, refused: Optional[DemodVoiceError] = None) -> None:
+        if refused is None and not text.strip():  # as HTTP's empty_input: a silent empty answer says nothing
+            refused = InputError("'text' is empty: give the text to speak")
         request = self._open(voice, streaming=False, refused=refused)
-        if not request.failed and text.strip():
+        if not request.failed:
             self._speak(request, text.strip())
         self._later(partial(self._audio_stop, request))
 

@@ -251,6 +251,14 @@ def test_unknown_voice_gets_an_error_event_and_the_connection_stays(server):
     assert not good.errors and len(good.pcm) > 0
 
 
+def test_a_speaker_on_a_single_speaker_voice_is_refused(server):
+    """hE item 7: a speaker a single-speaker Piper voice does not have was ignored (docs: unknown speakers are errors)."""
+    reply = run(synthesize(server, "Hello.", SynthesizeVoice(name="tiny-single", speaker="3")))
+    assert [(e.code, e.text) for e in reply.errors] == [("UnknownVoice", "the voice 'tiny-single' has a single speaker: "
+                                                                          "leave 'speaker' out")]
+    assert not reply.pcm and reply.events[-1].type == "audio-stop"
+
+
 def test_a_damaged_voice_is_said_to_be_damaged(server):
     """hE item 2: a profile damaged on disk was 'there is no voice ... here'; HTTP says 503 damaged_voice."""
     damaged = server.ctx.profiles / "broken.npz"

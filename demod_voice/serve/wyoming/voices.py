@@ -142,6 +142,8 @@ def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: 
         return resolve_voice(ctx, None, voice.name, speaker or spoken or None)
     if voice.picks_language:
         return resolve_offered(ctx, voice.kind, voice.name, None, speaker or spoken or None)
+    if speaker and not voice.speakers:  # HTTP ignores OpenAI's mandatory 'voice' here; Wyoming's speaker is optional
+        raise UnknownVoice(f"the voice '{voice.name}' has a single speaker: leave 'speaker' out")
     return resolve_offered(ctx, voice.kind, voice.name, speaker or None)
 
 

@@ -411,6 +411,39 @@ def test_a_full_queue_and_a_deadline_are_error_events(server):
     assert server.ctx.engine.stats()["cancelled"] == cancelled + 1
 
 
+def test_an_answer_cut_at_shutdown_gets_an_error_event(server):
+    """hE item 8: an answer still streaming when the grace period ended was cut with no word (a client could not tell
+    a shutdown from a network failure). A second server on the module's context, with a short grace."""
+    from demod_voice.serve.wyoming.server import run_wyoming
+
+    port = free_port()
+    stopping: list[asyncio.Event] = []
+
+    async def serve():
+        stopping.append(asyncio.Event())
+        await run_wyoming(f"tcp://127.0.0.1:{port}", server.ctx, stop=stopping[0], grace=0.2)
+
+    served = asyncio.run_coroutine_threadsafe(serve(), server.loop)
+    _wait_listening(port)
+    long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(80))
+
+    async def cut():
+        async with server_at(port).client() as client:
+            await client.write_event(Synthesize(text=long_text, voice=SynthesizeVoice(name="tiny-single")).event())
+            assert AudioStart.is_type((await client.read_event()).type)
+            server.loop.call_soon_threadsafe(stopping[0].set)
+            events = []
+            while (event := await client.read_event()) is not None:
+                events.append(event)
+            return events
+
+    events = run(cut())
+    served.result(30)
+    assert events[-1].type == "error" and "audio-stop" not in [event.type for event in events]
+    said = Error.from_event(events[-1])
+    assert said.code == "Draining" and said.text.startswith("the server is shutting down") and "try again" in said.text
+
+
 def test_one_connection_holds_at_most_max_queued_requests(server):
     """Issue 26 item 6: a connection's unanswered requests count against engine.max_queued, running ones included
     (the engine's own bound counts only those still waiting)."""

@@ -52,6 +52,9 @@ MAX_PAYLOAD = 64 * 1024
 WRITE_TIMEOUT = 10.0
 """Seconds one event (other than audio, which has the request's deadline) may wait for a client that does not read."""
 
+CUT_TIMEOUT = 1.0
+"""Seconds the ``error`` event telling that an answer was cut at shutdown may wait for the client to read it."""
+
 
 class Draining(DemodVoiceError):
     """The server stopped taking requests (SIGTERM)."""
@@ -395,12 +398,12 @@ class WyomingHandler(AsyncEventHandler):
         voices = await asyncio.to_thread(wyoming_voices, self.ctx)
         await self.write_event(info_event(voices))
 
-    async def _error(self, err: Exception) -> None:
+    async def _error(self, err: Exception, timeout: float = WRITE_TIMEOUT) -> None:
         log.info("Wyoming: %s", err)
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"
-        await self.write_event(Error(text=text, code=type(err).__name__).event())
+        await self.write_event(Error(text=text, code=type(err).__name__).event(), timeout)
 
     async def _audio(self, request: _Request, handle: Any, deadline: float) -> None:
         """Send one job's audio as the engine makes it; past its deadline the job is cancelled."""
@@ -455,9 +458,17 @@ class WyomingHandler(AsyncEventHandler):
         """True while this connection has audio to send."""
         return bool(self.handles) or not self.outbox.empty() or self._sending
 
-    async def disconnect(self) -> None:
-        """The client went away (or the server stops): cancel its jobs, stop sending."""
+    async def disconnect(self, cut: Optional[DemodVoiceError] = None) -> None:
+        """The client went away (or the server stops): cancel its jobs, stop sending. ``cut``: why an answer still
+        in progress ends here (the server stops), told to a client that still reads, so that it can tell a
+        shutdown from a network failure."""
+        answering = self.busy()
         for handle in list(self.handles):
             handle.cancel()
         self.sender.cancel()
         await asyncio.gather(self.sender, return_exceptions=True)
+        if cut is not None and answering and not self.writer.is_closing():
+            try:
+                await self._error(cut, timeout=CUT_TIMEOUT)
+            except (ConnectionError, OSError) as err:
+                log.debug("Wyoming: could not say why the answer was cut (%s)", err)

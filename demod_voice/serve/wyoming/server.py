@@ -136,9 +136,11 @@ class WyomingServer:
         deadline = loop.time() + grace
         while self.busy() and loop.time() < deadline:
             await asyncio.sleep(0.05)
+        from demod_voice.serve.wyoming.handler import Draining
+
+        cut = Draining("the server is shutting down and cut this answer short; try again in a moment")
+        await asyncio.gather(*(handler.disconnect(cut) for handler in list(self.handlers)))
         await self.server.stop()
-        for handler in list(self.handlers):
-            await handler.disconnect()
         if self._zeroconf is not None:
             await self._zeroconf.async_close()
         log.info("Wyoming server stopped")

@@ -6,6 +6,7 @@ made once at start-up by :func:`build_context` and closed once at shutdown.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -75,7 +76,18 @@ def check_port_free(host: str, port: int, shown: str) -> None:
         try:
             probe.bind((host.strip("[]"), port))
         except OSError as err:
-            raise InputError(f"cannot listen on {shown} ({err.strerror or err}); is another server on that port?") from None
+            raise cannot_listen(shown, err) from None
+
+
+_LISTEN_HINTS = {errno.EADDRINUSE: "is another server on that port?",
+                 errno.EADDRNOTAVAIL: "that address is not one of this machine's: give one it has, or 0.0.0.0 for all",
+                 errno.EACCES: "a port below 1024 needs privileges: give a higher one"}
+
+
+def cannot_listen(shown: str, err: OSError) -> InputError:
+    """One line for a socket that cannot listen on ``shown``, with the hint that fits why."""
+    hint = _LISTEN_HINTS.get(err.errno, "give another address or port")
+    return InputError(f"cannot listen on {shown} ({err.strerror or err}); {hint}")
 
 
 def data_dir_for(config: Config) -> Path:

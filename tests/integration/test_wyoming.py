@@ -582,6 +582,9 @@ def test_cli_refuses_what_cannot_work(server):
     said = http_busy.stderr.decode()
     assert http_busy.returncode == 3 and "is another server on that port" in said and "Errno" not in said, said
     assert len(said.strip().splitlines()) == 1, said
+    # hE item 9: an address this machine does not have was asked "is another server on that port?"
+    foreign = run_cli("serve", "--wyoming", f"tcp://192.0.2.1:{free_port()}", "--no-http", env=server.env)  # bind only
+    assert foreign.returncode == 3 and "not one of this machine's" in foreign.stderr.decode(), foreign.stderr.decode()
     bad = run_cli("serve", "--wyoming", "127.0.0.1:10200", env=server.env)
     assert bad.returncode == 3 and "tcp://HOST:PORT" in bad.stderr.decode()
     loop = run_cli("serve", "--wyoming", f"tcp://127.0.0.1:{free_port()}", "--no-http", "--zeroconf", env=server.env)

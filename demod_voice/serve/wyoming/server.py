@@ -22,7 +22,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from demod_voice.errors import DependencyError, InputError
-from demod_voice.serve.core import check_port_free
+from demod_voice.serve.core import cannot_listen, check_port_free
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class WyomingServer:
         try:
             await self.server.start(self._handler)
         except OSError as err:
-            raise InputError(f"cannot listen on {uri} ({err.strerror or err}); is another server on that port?") from None
+            raise cannot_listen(uri, err) from None
         if self.options.zeroconf:
             try:
                 self._zeroconf = await advertise(uri, self.options.zeroconf)

@@ -259,6 +259,17 @@ def test_a_speaker_on_a_single_speaker_voice_is_refused(server):
     assert not reply.pcm and reply.events[-1].type == "audio-stop"
 
 
+def test_a_chunk_outside_a_stream_says_what_to_send(server):
+    """hE item 9: it said 'synthesize-chunk outside synthesize-start/synthesize-stop', not what to do."""
+    async def exchange():
+        async with server.client() as client:
+            await client.write_event(SynthesizeChunk(text="Hello.").event())
+            return Error.from_event(await client.read_event())
+
+    said = run(exchange())
+    assert said.text == "synthesize-chunk outside a stream: send synthesize-start first (and synthesize-stop at the end)"
+
+
 def test_a_damaged_voice_is_said_to_be_damaged(server):
     """hE item 2: a profile damaged on disk was 'there is no voice ... here'; HTTP says 503 damaged_voice."""
     damaged = server.ctx.profiles / "broken.npz"

@@ -303,7 +303,8 @@ class WyomingHandler(AsyncEventHandler):
 
     def _stream_text(self, text: str) -> None:
         if self.stream is None:
-            self._later(partial(self._error, InputError("synthesize-chunk outside synthesize-start/synthesize-stop")))
+            self._later(partial(self._error, InputError("synthesize-chunk outside a stream: send synthesize-start "
+                                                           "first (and synthesize-stop at the end)")))
             return
         request, sentences = self.stream
         for sentence in sentences.add(text, self.ctx.settings.limits.max_input_chars):

@@ -183,6 +183,26 @@ def test_describe_lists_piper_and_cloned_voices(server):
     assert "XTTS" in alice.description and "Piper" in voices["tiny-single"].description
 
 
+def test_an_alias_of_a_cloned_voice_lists_its_languages_as_speakers(server):
+    """hE item 9: ``serve.voices: {kitchen: {profile: alice}}`` was listed with no speakers, so Home Assistant could
+    not pick its language (the server took ``speaker: de`` for it all the same)."""
+    ctx = server.ctx
+    config = ctx.config
+    ctx.config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, voices={"kitchen": {"profile": "alice"}}))
+    try:
+        async def describe():
+            async with server.client() as client:
+                await client.write_event(Describe().event())
+                return Info.from_event(await client.read_event())
+
+        voices = {voice.name: voice for voice in run(describe()).tts[0].voices}
+    finally:
+        ctx.config = config
+    kitchen, alice = voices["kitchen"], voices["alice"]
+    assert kitchen.languages == alice.languages and [s.name for s in kitchen.speakers] == [s.name for s in alice.speakers]
+    assert "de" in [s.name for s in kitchen.speakers]
+
+
 def test_piper_audio_is_piper_infer_audio(server, tmp_path):
     reply = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-single")))
     assert not reply.errors and reply.start.rate == 22050

@@ -61,8 +61,10 @@ def wyoming_voices(ctx: Any) -> list[WyomingVoice]:
         out.setdefault(info.id, voice)
     for alias, target in (ctx.settings.voices or {}).items():
         aimed = out.get(str(target.get("profile") or target.get("model") or "") if isinstance(target, dict) else str(target))
-        if aimed is not None:
-            out.setdefault(alias, WyomingVoice(alias, "alias", aimed.languages, (), f"{alias} ({aimed.description})"))
+        if aimed is not None:  # an alias of a cloned voice keeps the speakers that pick its language; of Piper's, its own
+            speakers = aimed.speakers if aimed.picks_language else ()
+            out.setdefault(alias, WyomingVoice(alias, "alias", aimed.languages, speakers, f"{alias} ({aimed.description})",
+                                               aimed.picks_language))
     return list(out.values())
 
 
@@ -120,7 +122,8 @@ def _by_language(voices: list[WyomingVoice], language: str) -> Optional[WyomingV
     """The first voice speaking ``language``: Piper voices (exact, then the same family) before cloned ones (the
     same), aliases last. A cloned voice lists the bare family (``en``) and would otherwise win over ``en_US``."""
     groups = ([voice for voice in voices if voice.kind != "alias" and not voice.picks_language],
-              [voice for voice in voices if voice.picks_language], [voice for voice in voices if voice.kind == "alias"])
+              [voice for voice in voices if voice.kind != "alias" and voice.picks_language],
+              [voice for voice in voices if voice.kind == "alias"])
     for group in groups:
         for test in (_same, _same_family):
             for voice in group:

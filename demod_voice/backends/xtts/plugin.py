@@ -14,9 +14,17 @@ from typing import Optional
 
 from demod_voice.backends.plugin import ModelEntry, RequestSide, RowInput, Scope, Speech, Voice
 from demod_voice.backends.xtts.checks import xtts_checks
-from demod_voice.backends.xtts.request import SAMPLE_RATE, XttsRequest, language_ready, make_enroll_job, make_job, normalise_language
+from demod_voice.backends.xtts.request import (
+    SAMPLE_RATE,
+    XttsRequest,
+    language_ready,
+    make_enroll_job,
+    make_job,
+    normalise_language,
+    ready_languages,
+)
 from demod_voice.checks import Check
-from demod_voice.config import XTTS_LANGUAGES, Config, cache_root
+from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
 from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.registry import XTTS_NAMES, missing_xtts_files, released_xtts_dir, resolve_xtts
@@ -73,7 +81,7 @@ class XttsSide(RequestSide):
 
     def _voice(self, scope: Scope, name: str) -> Voice:
         own = self.voice_language(scope, name)
-        languages = (own, *(code for code in XTTS_LANGUAGES if code != own))
+        languages = (own, *(code for code in ready_languages() if code != own))
         return Voice(name, name, self.name, language=own, sample_rate=SAMPLE_RATE, languages=languages,
                      speaker_picks_language=True, kind_label="cloned voice, XTTS", describe=f"— cloned voice (XTTS, {own})")
 

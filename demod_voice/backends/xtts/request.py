@@ -4,6 +4,7 @@ the job built, with no engine import."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,13 @@ def language_missing(code: str) -> list[str]:
     import importlib.util
 
     return [module for module in LANGUAGE_PACKAGES.get(code, ("", (), ""))[1] if importlib.util.find_spec(module) is None]
+
+
+@functools.lru_cache(maxsize=1)
+def ready_languages() -> tuple[str, ...]:
+    """The languages XTTS can speak on this machine (all 17 but those whose packages are missing), as a server offers
+    them: Wyoming's ``describe`` offered Japanese and Chinese, which then failed for want of coqui-tts's extras."""
+    return tuple(code for code in XTTS_LANGUAGES if not language_missing(code))
 
 
 def language_install(code: str) -> str:

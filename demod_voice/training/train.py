@@ -318,7 +318,7 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     log_path = folder / (LOG if spec["mode"] == "fit" else f".{Path(spec['output']).name}.export.log")
     try:
         write_text_atomic(spec_path, json.dumps(spec))
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed by the with below
+        log_file = open(log_path, "ab" if spec["mode"] == "fit" else "wb")  # noqa: SIM115 - closed by the with below
     except OSError as err:  # a nearly full disk: the few bytes of the process's settings did not fit
         spec_path.unlink(missing_ok=True)
         raise os_error(f"cannot write in {folder}", err) from None
@@ -356,6 +356,8 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
         raise from_wire(done["kind"], done["message"] + hint)
     if code != 0 or not done:
         raise RuntimeFailure(f"the training process died (exit code {code}): {_last_line(log_path)}; the whole log is in {log_path}")
+    if spec["mode"] != "fit":  # an export's log is for its failure: one per export was left in the voice's folder for good
+        log_path.unlink(missing_ok=True)
     return done
 
 

@@ -209,6 +209,7 @@ def test_exported_voices_compute_what_the_checkpoint_computes(trained, tmp_path)
     done = run_cli("piper-export", str(trained.out / "checkpoints" / "last.ckpt"), "-o", str(exported),
                    "--voice-config", str(trained.out / "voice-config.json"))
     assert done.returncode == 0, done.stderr.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.onnx", "again.onnx.json"]  # its hidden log was left too
     assert json.loads(Path(f"{exported}.json").read_text()) == json.loads(Path(f"{trained.voice}.json").read_text())
     result = tool("compare", str(trained.out / "checkpoints" / "last.ckpt"), str(trained.voice), str(exported))
     assert result["samples"] > 0

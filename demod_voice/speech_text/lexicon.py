@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,10 +66,25 @@ class Lexicon:
 EMPTY = Lexicon()
 
 
+APOSTROPHES = "'\u2019\u02bc"
+"""Apostrophes a text may write a word with (``O'Brien``, ``O’Brien``): one entry matches them all."""
+
+
+def written_form(word: str) -> str:
+    """``word`` as entries are kept and texts are matched: Unicode's composed form (an "é" typed as e and an accent
+    missed "Chloé" typed the other way, and made two entries that look alike), apostrophes as ``'``."""
+    word = unicodedata.normalize("NFC", word)
+    return "".join("'" if ch in APOSTROPHES else ch for ch in word)
+
+
 def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = False, where: str = "lexicon") -> Entry:
     """A checked entry; :class:`InputError` says what is wrong."""
     if not isinstance(word, str) or not word.strip() or len(word) > MAX_WORD or any(not ch.isprintable() for ch in word):
         raise InputError(f"{where}: a word must be 1 to {MAX_WORD} printable characters")
+    if word.strip().startswith("#"):  # a lexicon file's comment: the entry was said added, then never read back
+        raise InputError(f"{where}: a word may not start with '#' (in a lexicon file that starts a comment); write "
+                         f"'{word.strip()[1:]}' instead")
+    word = written_form(word)
     if not isinstance(phonemes, str) or not isinstance(respell, str) or not isinstance(match_case, bool):
         raise InputError(f"{where}: phonemes and say must be text, match_case true or false")
     if not phonemes.strip() and not respell.strip():
@@ -101,7 +117,7 @@ def _matcher(lexicon: Lexicon) -> tuple[Optional[re.Pattern[str]], dict[str, Ent
     alternatives = []
     # longest first, exact case before any case, so the regex's first alternative is the one that wins
     for item in sorted(lexicon.entries, key=lambda e: (-len(e.word), not e.match_case)):
-        body = re.escape(item.word).replace(r"\ ", r"\s+")
+        body = re.escape(item.word).replace(r"\ ", r"\s+").replace("'", f"[{APOSTROPHES}]")
         body = f"(?:{body})" if item.match_case else f"(?i:{body})"
         before = r"(?<!\w)" if item.word[:1].isalnum() or item.word[:1] == "_" else ""
         after = r"(?!\w)" if item.word[-1:].isalnum() or item.word[-1:] == "_" else ""
@@ -114,11 +130,13 @@ def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Pa
     pattern, exact, loose = _matcher(lexicon)
     if pattern is None:
         return [text]
+    text = unicodedata.normalize("NFC", text)  # as entries are kept (:func:`written_form`)
     parts: list[Part] = []
     position = 0
     for match in pattern.finditer(text):
         written = match.group(0)
-        found = exact.get(" ".join(written.split())) or loose.get(" ".join(written.split()).casefold())
+        key = written_form(" ".join(written.split()))
+        found = exact.get(key) or loose.get(key.casefold())
         if found is None:
             continue
         if match.start() > position:
@@ -257,7 +275,7 @@ class LexiconStore:
     def remove(self, name: str, word: str) -> bool:
         """Remove ``word`` (any case; both a case-matching and a loose entry) from lexicon ``name``; whether it was there."""
         lexicon = self.load(name) or EMPTY
-        kept = tuple(e for e in lexicon.entries if e.word.casefold() != word.strip().casefold())
+        kept = tuple(e for e in lexicon.entries if e.word.casefold() != written_form(word.strip()).casefold())
         if len(kept) == len(lexicon.entries):
             return False
         self.save(name, Lexicon(kept, name))

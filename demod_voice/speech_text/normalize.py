@@ -25,7 +25,7 @@ _SPACE_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:[\u00a0\u202f]\d{3})+|(?: 
 _RANGE = re.compile(r"(?<![\w.,/+-])(\d+(?:[.,]\d+)?)\s?[-–—]\s?(\d+(?:[.,]\d+)?)(?![\w]|[.,]\d|[-–—]\d)")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
-_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
+_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
@@ -120,8 +120,11 @@ def _dates(text: str, table: Table) -> str:
     text = _NUMERIC_DATE.sub(numeric, text)
     months = "|".join(table.months)
     if table.code == "en":
-        pattern = _compile(rf"\b({months})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", 0)
-        text = pattern.sub(lambda m: date_words(int(m.group(2)), table.months.index(m.group(1)) + 1,
+        # a month's abbreviation too ("Jan. 5, 2026": the abbreviations pass, later, made it "January five")
+        short = {written: month for written, month in table.abbreviations.items() if month in table.months}
+        named = "|".join([*table.months, *map(re.escape, short)])
+        pattern = _compile(rf"\b({named})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", 0)
+        text = pattern.sub(lambda m: date_words(int(m.group(2)), table.months.index(short.get(m.group(1), m.group(1))) + 1,
                                                 int(m.group(3)) if m.group(3) else None, table) or m.group(0), text)
     elif table.code in ("de", "pl"):
         dot = r"\." if table.code == "de" else r"\.?"
@@ -163,7 +166,7 @@ _HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
 _DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
 """``9.05pm``, ``11.30 a.m.``: British English writes the minutes after a full stop (only with am/pm: 9.05 is a number)."""
-_WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-3]):[0-5]\d)\s+Uhr\b")
+_WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-4]):[0-5]\d)\s+Uhr\b")
 
 
 def _times(text: str, table: Table) -> str:
@@ -180,7 +183,7 @@ def _times(text: str, table: Table) -> str:
         if m.group(0)[len(m.group(1))] == "h" and table.code != "fr":
             return m.group(0)  # 14h30 is French
         hour = int(m.group(1))
-        if m.group(3) and hour > 12:
+        if (m.group(3) and hour > 12) or (hour == 24 and m.group(2) != "00"):  # 24:00, midnight, ends a day; 24:30 is none
             return m.group(0)
         return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()])
 
@@ -319,6 +322,9 @@ def _numbers(text: str, table: Table) -> str:
         start = m.start()
         minus = m.group(1) and (start == 0 or not text[start - 1].isalnum())
         sign = (f"{table.minus} " if table.minus != "-" else "-") if minus else ("-" if m.group(1) else "")
-        return sign + num.number(m.group(2), table)
+        written = m.group(2)
+        if len(written) > 1 and written[0] == "0" and written[1].isdigit():  # "007", a ZIP code "02134": digits, not 7
+            return sign + num.digits(written, table)
+        return sign + num.number(written, table)
 
     return pattern.sub(said, text)

@@ -107,3 +107,21 @@ def test_a_lexicon_file_that_is_not_there_is_named_as_a_missing_file(tmp_path):
         assert "is not a lexicon name" not in str(caught.value)
     with pytest.raises(InputError, match="there is no lexicon 'names'"):
         scopes.named_or_file(store, "names")
+
+
+def test_a_word_matches_however_unicode_and_apostrophes_write_it():
+    """"Nguyễn" typed decomposed (NFD) missed the composed entry and a curly O’Brien missed O'Brien; adding "Chloé" both
+    ways made two entries that look alike."""
+    import unicodedata
+
+    lexicon = lex(("Nguyễn", "", "win"), ("O'Brien", "", "oh bryan"))
+    text = unicodedata.normalize("NFD", "Mr. Nguyễn met O’Brien and O'Brien.")
+    assert [p.respell for p in split_words(text, lexicon) if isinstance(p, Override)] == ["win", "oh bryan", "oh bryan"]
+    both = merge(lex((unicodedata.normalize("NFD", "Chloé"), "", "klo-ay")), lex(("Chloé", "", "klo-eh")))
+    assert [(e.word, e.respell) for e in both.entries] == [("Chloé", "klo-eh")]
+
+
+def test_a_word_starting_with_a_hash_is_refused_not_lost(tmp_path):
+    """A lexicon file's '#' starts a comment: "#hash" was said added, then never read back (nor removable)."""
+    with pytest.raises(InputError, match="may not start with '#'"):
+        LexiconStore(tmp_path).add("tags", entry("#hash", "", "hashtag"))

@@ -32,6 +32,9 @@ CASES = {
         ("call +1 555 123 456", "call one, five five five, one two three, four five six"),
         ("at 7 am, from 3pm to 5 p.m. today. Up at 6 a.m. Then", "at seven AM, from three PM to five PM today. Up at six AM. Then"),
         ("at 9.05pm, 11.30 a.m. Then 9.05 kg", "at nine oh five PM, eleven thirty AM. Then nine point zero five kilograms"),
+        ("Agent 007, ZIP code 02134, 0.5 kg", "Agent zero zero seven, ZIP code zero two one three four, zero point five kilograms"),
+        ("at 24:00, not 23:59", "at twenty-four o'clock, not twenty-three fifty-nine"),
+        ("Jan. 5, 2026 and Sept. 3", "January fifth, twenty twenty-six and September third"),
         ("call 555-1234 on 2026-05-12", "call five five five, one two three four on May twelfth, twenty twenty-six"),
         ("apples, pears, etc. Then", "apples, pears, et cetera. Then"),
         ("mail me@example.com", "mail me at example dot com"),
@@ -43,6 +46,7 @@ CASES = {
         ("1 kg", "one kilogram"),
     ],
     "de": [
+        ("PLZ 01067, um 24:00 Uhr", "PLZ null eins null sechs sieben, um vierundzwanzig Uhr"),
         ("Das kostet 3,50 €.", "Das kostet drei Euro und fünfzig Cent."),
         ("Am 12.05.2026 um 14:30 Uhr, von 1990-1995", "Am zwölften Mai zweitausendsechsundzwanzig um vierzehn Uhr dreißig, von "
                                                       "neunzehnhundertneunzig bis neunzehnhundertfünfundneunzig"),

@@ -14,7 +14,7 @@ from demod_voice.backends.plugin import RowInput
 from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.config import cache_root
 from demod_voice.engine.service import run_one
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.logs import PROG
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.lexicon import entry, split_words, to_tsv
@@ -67,6 +67,8 @@ def _cmd_lexicon(args: argparse.Namespace) -> int:
     lexicons = scopes.store(cache)
     name = scopes.voice_lexicon(args.voice) if args.voice else (args.lexicon or scopes.DEFAULT)
     if args.action == "add":
+        if args.voice:
+            _check_voice(args.voice, config, cache)
         path = lexicons.add(name, entry(args.word, args.phonemes, args.say, args.match_case, where="lexicon add"))
         print(f"{args.word.strip()}: added to lexicon {name} ({path})")
     elif args.action == "remove":
@@ -82,6 +84,32 @@ def _cmd_lexicon(args: argparse.Namespace) -> int:
     else:
         _test(args, config, cache, name)
     return 0
+
+
+def _check_voice(voice: str, config: Any, cache: Path) -> None:
+    """``--voice`` names a voice file that exists or a voice installed here (a typo made a lexicon nothing reads, and
+    ``../evil`` was kept as ``voice.evil``); a name not installed yet is warned about (its lexicon waits for it)."""
+    from demod_voice.backends.plugin import Scope
+    from demod_voice.voices.profiles import NAME, profiles_dir
+
+    if "/" in voice:
+        if not Path(voice).expanduser().is_file():
+            raise InputError(f"voice file {voice} not found; give an .onnx voice that exists, or an installed voice's name")
+        return
+    voice = voice[: -len(".onnx")] if voice.endswith(".onnx") else voice  # the lexicon is named by the stem
+    if not NAME.match(voice):
+        raise InputError(f"'{voice}' is not a voice name (letters, digits, '_', '.' or '-'); see 'demod-voice models list'")
+    scope = Scope(config, cache, profiles_dir(cache))
+
+    def found(side: Any) -> bool:
+        try:
+            return side.find(scope, voice) is not None
+        except ModelMissing:  # a damaged profile of that name: the voice is there
+            return True
+
+    if not any(found(side) for side in registry.request_sides()):
+        print(f"{PROG}: warning: no voice '{voice}' is installed here (demod-voice models list, voices list); its lexicon "
+              "is kept for when one is", file=sys.stderr)
 
 
 def _test(args: argparse.Namespace, config: Any, cache: Path, name: str) -> None:

@@ -169,6 +169,13 @@ def test_lexicon_commands(piper_voice, tmp_path):
     assert run_cli("piper-infer", str(piper_voice), "Nguyen", "-o", str(tmp_path / "v.wav"), *quiet).returncode == 0
     assert run_cli("piper-infer", str(piper_voice), "win", "-o", str(tmp_path / "w.wav"), *quiet).returncode == 0
     assert np.array_equal(soundfile.read(str(tmp_path / "v.wav"))[0], soundfile.read(str(tmp_path / "w.wav"))[0])
+    # a voice named with a typo is warned about (its lexicon waits for it); one that is no name is refused
+    typo = run_cli("lexicon", "add", "Nguyen", "--say", "win", "--voice", "en_US-joe-meduim")
+    assert typo.returncode == 0 and "no voice 'en_US-joe-meduim' is installed here" in typo.stderr.decode(), typo.stderr
+    for wrong in ("../evil", "a b"):
+        refused = run_cli("lexicon", "add", "Nguyen", "--say", "win", "--voice", wrong)
+        assert refused.returncode == 3 and len(refused.stderr.decode().strip().splitlines()) == 1, refused.stderr
+    assert "voice.evil" not in run_cli("lexicon", "list").stdout.decode()
     bad = run_cli("lexicon", "remove", "Nobody")
     assert bad.returncode == 3 and bad.stderr.decode().strip() == (
         "demod-voice: error: 'Nobody' is not in lexicon default; see 'demod-voice lexicon list --lexicon default'")

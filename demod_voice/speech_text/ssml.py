@@ -175,7 +175,7 @@ class _Builder:
     def _check_attrs(self, tag: str, attrs: dict) -> None:
         needed = {"say-as": "interpret-as", "sub": "alias", "phoneme": "ph", "lang": "xml:lang"}.get(tag)
         if needed and needed not in attrs:
-            raise SsmlError(f"<{tag}> needs a {needed} attribute ({self._where()})")
+            raise SsmlError(f"<{tag}> needs {'an' if needed[:1] in 'aeiou' else 'a'} {needed} attribute ({self._where()})")
 
     def _end(self, tag: str) -> None:
         frame = self.stack.pop()

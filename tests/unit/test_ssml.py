@@ -94,6 +94,8 @@ def test_lexicon_and_normalisation_apply_inside_ssml_text():
     ("<speak><say-as interpret-as='cardinal'>many</say-as></speak>", "needs a number"),
     ("<speak><say-as interpret-as='characters'><break/></say-as></speak>", "holds text only"),
     ("<p>x</p>", "must start with <speak>"),
+    ("<speak><sub>x</sub></speak>", "<sub> needs an alias attribute"),  # "needs a alias"
+    ("<speak><phoneme>x</phoneme></speak>", "<phoneme> needs a ph attribute"),
 ])
 def test_bad_ssml_is_refused_with_a_place_and_a_reason(text, says):
     with pytest.raises(SsmlError) as caught:

@@ -231,7 +231,8 @@ class ServeSettings:
                                                  "besides the server's own and serve.cors_origins; '*' any, only with API keys.")
     header_timeout_seconds: float = _opt(10.0, "A connection must send a request's headers within this many seconds (slow "
                                                "clients are dropped).", minimum=0.1)
-    max_connections: int = _opt(256, "Open connections at once (HTTP); more are closed as they arrive.", minimum=1)
+    max_connections: int = _opt(256, "Open connections at once (HTTP; Wyoming counts its own); more are closed as they arrive.",
+                                minimum=1)
     batch_keep_hours: float = _opt(24.0, "Finished batch jobs and their files are deleted this long after they end (0: kept).",
                                    minimum=0.0)
     voices: Optional[dict] = _opt(None, "Voice aliases, as clients name them (OpenAI's alloy, echo...): NAME -> {model: PIPER_VOICE, "

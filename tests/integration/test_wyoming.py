@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -683,3 +684,72 @@ def test_cli_serves_wyoming_beside_http_on_one_engine(server):
 
 def server_at(port: int) -> Server:
     return Server(f"tcp://127.0.0.1:{port}", port, {}, None)
+
+
+@contextlib.contextmanager
+def serve_settings(server, **changed):
+    """The server's ``serve`` settings changed for a test (they are read per connection and per event)."""
+    config = server.ctx.config
+    server.ctx.config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, **changed))
+    try:
+        yield
+    finally:
+        server.ctx.config = config
+
+
+def test_half_events_deep_json_and_too_many_connections_are_bounded(server, caplog):
+    """A security review: half an event line held its connection for good (a thousand took every file the server could
+    open, and its log grew by 200 MB of tracebacks); JSON nested 60 KB deep dropped the connection with a traceback and no
+    error event; Wyoming had no connection cap."""
+    from wyoming.event import async_read_event
+
+    async def half_line() -> tuple[list, float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        started = time.monotonic()
+        writer.write(b'{"type": "synth')
+        events = []
+        while (event := await asyncio.wait_for(async_read_event(reader), 10)) is not None:
+            events.append(event)
+        writer.close()
+        return events, time.monotonic() - started
+
+    async def deep() -> list:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"[" * 30000 + b"]" * 30000 + b"\n")
+        events = [await asyncio.wait_for(async_read_event(reader), 10)]
+        writer.close()
+        return events
+
+    async def crowd(count: int) -> list[bool]:
+        """Open ``count`` connections (kept open); whether each is closed by the server at once."""
+        pairs = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(count)]
+        await asyncio.sleep(0.5)
+        closed = [reader.at_eof() or await _closed(reader) for reader, _ in pairs]
+        for _, writer in pairs:
+            writer.close()
+        return closed
+
+    with serve_settings(server, header_timeout_seconds=1.0):
+        events, seconds = run(half_line())
+    assert [e.type for e in events] == ["error"] and "did not arrive within 1 s" in events[0].data["text"] and seconds < 5
+    (error,) = run(deep())
+    assert error.type == "error" and "nested too deeply" in error.data["text"]
+    assert not [r for r in caplog.records if "RecursionError" in r.getMessage() or r.exc_info]
+    with serve_settings(server, max_connections=3):
+        assert run(crowd(4)) == [False, False, False, True]
+    assert run(synthesize(server, "Still here.", SynthesizeVoice(name="tiny-single"))).pcm  # and it serves on
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1), 0.3) == b""
+    except (TimeoutError, ConnectionError):
+        return False
+
+
+def test_a_clients_newline_cannot_forge_a_log_line(server, caplog):
+    caplog.set_level(logging.INFO, logger="demod_voice")
+    reply = run(synthesize(server, "Hi.", SynthesizeVoice(name="x\ndemod-voice: error: forged")))
+    assert reply.errors
+    assert not [r for r in caplog.records if "\n" in r.getMessage() and "forged" in r.getMessage()]
+    assert any("x\\ndemod-voice: error: forged" in r.getMessage() for r in caplog.records)

@@ -54,6 +54,13 @@ WRITE_TIMEOUT = 10.0
 
 CUT_TIMEOUT = 1.0
 """Seconds the ``error`` event telling that an answer was cut at shutdown may wait for the client to read it."""
+IDLE_SECONDS = 300.0
+"""Seconds a connection with nothing to send may wait for its next event before it is closed (Home Assistant opens one
+per request)."""
+MIN_EVENT_RATE = 500
+"""Bytes a second an event must average once its first byte is in, past ``serve.header_timeout_seconds`` (as HTTP's
+request bodies: :data:`demod_voice.serve.http.connections.MIN_BODY_RATE`); half an event line held its connection for
+good, and a thousand of them every file the server could open."""
 
 
 class Draining(DemodVoiceError):
@@ -73,17 +80,23 @@ def max_data(ctx: Any) -> int:
     return max(MAX_LINE, 4 * ctx.settings.limits.max_input_chars + 4096)
 
 
-async def read_event(reader: asyncio.StreamReader, data_limit: int) -> Optional[Event]:
-    """The next event, read within the caps; ``None`` when the client has finished. :class:`BadEvent` for anything
-    that is not a Wyoming event this server takes (what follows it can no longer be read)."""
+async def read_event(reader: asyncio.StreamReader, data_limit: int, seconds: float = 10.0, first: bytes = b"") -> Optional[Event]:
+    """The next event, read within the caps (``first``: its first byte, already read); ``None`` when the client has
+    finished. :class:`BadEvent` for anything that is not a Wyoming event this server takes (what follows it can no longer
+    be read), or that is not in within ``seconds`` and a second more for each :data:`MIN_EVENT_RATE` bytes of it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
     try:
-        line = await reader.readuntil(b"\n")
+        async with asyncio.timeout_at(deadline):
+            line = first + (await reader.readuntil(b"\n") if first != b"\n" else b"")
     except asyncio.IncompleteReadError as err:
-        if err.partial.strip():
+        if (first + err.partial).strip():
             raise BadEvent("the connection ended in the middle of an event") from None
         return None
     except asyncio.LimitOverrunError:
         raise BadEvent(f"an event line is longer than {MAX_LINE} bytes; send the text in the event's data (data_length)") from None
+    except TimeoutError:
+        raise BadEvent(f"an event line did not arrive within {seconds:g} s (serve.header_timeout_seconds)") from None
     header = _json(line, "an event line")
     kind = header.get("type")
     if not isinstance(kind, str) or not kind.strip():
@@ -94,11 +107,14 @@ async def read_event(reader: asyncio.StreamReader, data_limit: int) -> Optional[
     data_length = _length(header, "data_length", data_limit)
     payload_length = _length(header, "payload_length", MAX_PAYLOAD)
     try:
-        if data_length:
-            data = {**data, **_json(await reader.readexactly(data_length), f"the data of a '{kind[:40]}' event")}
-        payload = await reader.readexactly(payload_length) if payload_length else None
+        async with asyncio.timeout_at(deadline + (data_length + payload_length) / MIN_EVENT_RATE):
+            if data_length:
+                data = {**data, **_json(await reader.readexactly(data_length), f"the data of a '{kind[:40]}' event")}
+            payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         raise BadEvent("the connection ended in the middle of an event") from None
+    except TimeoutError:
+        raise BadEvent(f"an event's data arrived at under {MIN_EVENT_RATE} bytes a second") from None
     return Event(type=kind, data=data, payload=payload)
 
 
@@ -107,6 +123,8 @@ def _json(raw: bytes, what: str) -> dict:
         value = json.loads(raw)
     except ValueError:  # UnicodeDecodeError too
         raise BadEvent(f"{what} is not JSON: each event is one line of JSON with a 'type'") from None
+    except RecursionError:  # [[[...]]] 60 KB deep: the connection was dropped with a traceback in the log, no error event
+        raise BadEvent(f"{what} is nested too deeply: each event is one line of JSON with a 'type'") from None
     if not isinstance(value, dict):
         raise BadEvent(f"{what} is not a JSON object")
     return value
@@ -221,9 +239,9 @@ class WyomingHandler(AsyncEventHandler):
         """Read events until the client leaves; a connection reset is a client leaving, not an error. An event that
         cannot be read is answered with an ``error`` event, then the connection is closed. Nothing escapes: this runs
         as a task nobody awaits."""
-        limit = max_data(self.ctx)
+        limit, seconds = max_data(self.ctx), self.ctx.settings.header_timeout_seconds
         try:
-            while (event := await read_event(self.reader, limit)) is not None:
+            while (first := await self._first_byte()) and (event := await read_event(self.reader, limit, seconds, first)):
                 await self.handle_event(event)
         except BadEvent as err:
             await self._refuse(err)
@@ -234,6 +252,20 @@ class WyomingHandler(AsyncEventHandler):
         finally:
             await self.disconnect()
             self.writer.close()
+
+    async def _first_byte(self) -> bytes:
+        """The next event's first byte, however long the client waits while this connection has audio to send or
+        :data:`IDLE_SECONDS` while it has none (then the connection is closed); ``b""`` when the client has finished."""
+        while True:
+            try:
+                async with asyncio.timeout(IDLE_SECONDS):
+                    return await self.reader.readexactly(1)
+            except asyncio.IncompleteReadError:
+                return b""
+            except TimeoutError:
+                if not self.busy():
+                    log.info("Wyoming: closing a connection idle for %g s", IDLE_SECONDS)
+                    return b""
 
     async def _refuse(self, err: BadEvent) -> None:
         """Stop this connection's jobs; send what is already answered, then the ``error`` event saying why (the
@@ -400,7 +432,8 @@ class WyomingHandler(AsyncEventHandler):
         await self.write_event(info_event(voices))
 
     async def _error(self, err: Exception, timeout: float = WRITE_TIMEOUT) -> None:
-        log.info("Wyoming: %s", err)
+        # a client's words in the log, its control characters escaped (a newline in a voice name forged a log line)
+        log.info("Wyoming: %s", "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(err)))
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"

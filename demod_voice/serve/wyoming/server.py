@@ -14,6 +14,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
@@ -80,6 +81,28 @@ def check_uri(uri: str) -> str:
     return uri
 
 
+class _Refused:
+    """A connection over ``serve.max_connections``: closed at once, said in the log at most once a minute."""
+
+    said_at = float("-inf")
+    since = 0
+
+    def __init__(self, writer: asyncio.StreamWriter, most: int) -> None:
+        self.writer, self.most = writer, most
+
+    async def run(self) -> None:
+        now = time.monotonic()
+        _Refused.since += 1
+        if now - _Refused.said_at >= 60.0:
+            log.warning("Wyoming: closing new connections: %d are open (serve.max_connections; %d refused since the last "
+                        "such line)", self.most, _Refused.since)
+            _Refused.said_at, _Refused.since = now, 0
+        self.writer.transport.abort()
+
+    async def stop(self) -> None:
+        self.writer.transport.abort()
+
+
 class WyomingServer:
     """The listening socket and its connections."""
 
@@ -93,6 +116,8 @@ class WyomingServer:
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
         from demod_voice.serve.wyoming.handler import WyomingHandler
 
+        if len(self.handlers) >= self.ctx.settings.max_connections:  # each one held a file: a thousand took them all
+            return _Refused(writer, self.ctx.settings.max_connections)
         handler = WyomingHandler(self.ctx, self.options, reader, writer)
         self.handlers.add(handler)
         return handler

@@ -583,3 +583,23 @@ def test_the_page_refuses_foreign_hosts_and_cross_site_posts(server):
     own = {"Origin": server.url, "Authorization": f"Bearer {ENROLL}"}
     assert httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], headers=own,
                       timeout=TIMEOUT).status_code == 200
+
+
+def test_the_pages_endless_streams_cannot_take_every_connection(server):
+    """A security review: ``GET /ui/gradio_api/heartbeat/x`` needs no key (a browser's event stream can send none) and
+    never ends: 256 of them held every connection and locked every keyed client out. One client may hold an eighth of
+    ``serve.max_connections`` (256: 32) of them, all clients half; then 503."""
+    port = int(server.url.rsplit(":", 1)[1])
+    held = []
+    try:
+        statuses = []
+        for n in range(33):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            raw.sendall(f"GET /ui/gradio_api/heartbeat/probe{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            statuses.append(raw.recv(64).split(b" ")[1])
+            held.append(raw)
+        assert statuses == [b"200"] * 32 + [b"503"], statuses
+        assert httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT).status_code == 200
+    finally:
+        for raw in held:
+            raw.close()

@@ -61,6 +61,43 @@ class KeyGuard:
         await self.app(scope, receive, send)
 
 
+PAGE_STREAMS = ("heartbeat/", "queue/data", "upload_progress")
+"""Gradio's answers that stay open (after ``gradio_api/``): keyless, as a browser's event stream can send no key."""
+
+
+class StreamGuard:
+    """The page's open-ended answers (:data:`PAGE_STREAMS`) may hold at most half of ``serve.max_connections``, and one
+    client at most an eighth: 256 keyless heartbeat streams, which never end, held every connection and locked every
+    keyed client out. Over either, 503 with Retry-After."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.open: dict[str, int] = {}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        if scope["type"] != "http" or not path.startswith(self.prefix) or not path[len(self.prefix):].startswith(PAGE_STREAMS) \
+                or ctx is None:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("", 0))[0]
+        most = ctx.settings.max_connections
+        if sum(self.open.values()) >= max(1, most // 2) or self.open.get(client, 0) >= max(1, most // 8):
+            answer = JSONResponse({"detail": "too many of this page's streams are open; close some of its tabs, or try again "
+                                             "in a minute"}, status_code=503, headers={"Retry-After": "60"})
+            await answer(scope, receive, send)
+            return
+        self.open[client] = self.open.get(client, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[client] -= 1
+            if not self.open[client]:
+                del self.open[client]
+
+
 def is_file_input(value: Any) -> bool:
     """A ``FileData`` as Gradio recognises one (a ``path`` and Gradio's type tag), or anything shaped like it."""
     if not isinstance(value, dict) or not isinstance(value.get("path"), str):

@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 
 from demod_voice.config import cache_root
 from demod_voice.serve.core import data_dir_for
-from demod_voice.serve.ui.guard import FileInputGuard, KeyGuard, PageHeaders
+from demod_voice.serve.ui.guard import FileInputGuard, KeyGuard, PageHeaders, StreamGuard
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     # naming a file that was not uploaded never reaches Gradio.
     app.user_middleware.append(Middleware(PageHeaders, prefix=path, settings=config.serve))
     app.user_middleware.append(Middleware(KeyGuard, prefix=f"{path}/gradio_api/"))
+    app.user_middleware.append(Middleware(StreamGuard, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))
     keyed = bool(config.serve.keys or config.serve.keys_file)
     blocks = build_page(app, config, keyed, uploads)

@@ -185,6 +185,8 @@ def test_input_too_long_is_413(client):
     (b'{"model": "nomodel", "voice": "alloy", "input": "Hi"}', 404, "no model 'nomodel'"),
     (b'{"model": "tts-1", "voice": "../../etc/passwd", "input": "Hi"}', 404, "no voice"),
     (b'{"model": "tts-1", "voice": "alloy", "input": "   "}', 400, "empty"),
+    # an object without its id spoke with the default voice, 200
+    (b'{"model": "tts-1", "voice": {"name": "alice"}, "input": "Hi"}', 400, "'voice' as an object needs its 'id'"),
 ])
 def test_bad_requests(server, payload, code, words):
     response = httpx.post(server.url + "/v1/audio/speech", content=payload, headers={**auth(SPEAK), "content-type": "application/json"})

@@ -67,7 +67,11 @@ class SpeechRequest(BaseModel):
 def voice_id(voice: Union[str, int, dict]) -> str:
     """OpenAI lets ``voice`` be a string or ``{"id": ...}``; a speaker of a multi-speaker voice may be a number."""
     if isinstance(voice, dict):
-        return str(voice.get("id", ""))
+        if not isinstance(voice.get("id"), (str, int)) or isinstance(voice.get("id"), bool) or not str(voice["id"]).strip():
+            # {"name": "alice"} spoke with the default voice, 200: the client meant a voice and got another
+            raise ApiError(400, "'voice' as an object needs its 'id': {\"id\": \"alice\"} (GET /v1/audio/voices lists them)",
+                           code="bad_voice")
+        return str(voice["id"])
     return str(voice)
 
 

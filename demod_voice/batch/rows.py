@@ -27,7 +27,7 @@ import dataclasses
 import io
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Optional
 
 from demod_voice.backends import registry
@@ -252,22 +252,42 @@ def _takes_model_files(backend: str) -> bool:
     return side is None or side.row_models
 
 
+class OutputPlaces:
+    """The outputs of a batch's rows so far: a row writing one again, or into another's file as if it were a folder
+    (``x.wav`` and ``x.wav/y.wav``: both passed the checks, then one row failed with 'Is a directory'), is refused."""
+
+    def __init__(self) -> None:
+        self.files: dict[PurePath, int] = {}
+        self.folders: dict[PurePath, int] = {}
+
+    def clash(self, path: PurePath, shown: str, line: int) -> str:
+        """Why row ``line`` may not write ``path`` (``shown`` as its row wrote it), or "" (then it is taken)."""
+        shown = shown[:80]
+        if path in self.files:
+            return f"output '{shown}' is also written by line {self.files[path]}"
+        if path in self.folders:
+            return f"output '{shown}' is a folder that line {self.folders[path]} writes into; give it another name"
+        inside = next((parent for parent in path.parents if parent in self.files), None)
+        if inside is not None:
+            return f"output '{shown}' is inside line {self.files[inside]}'s output, a file; give it another folder"
+        self.files[path] = line
+        for parent in path.parents:
+            self.folders.setdefault(parent, line)
+        return ""
+
+
 def remote_verdicts(rows: list[Row], rules: RemoteRules) -> Iterator[tuple[Row, Optional[dict[str, str]], str]]:
     """Each remote row with its rewritten values, or ``None`` and what is wrong with it: its own checks, then an output
     an earlier row writes too (the job's check and the page's table of rows give the same verdicts)."""
-    outputs: dict[str, int] = {}
+    places = OutputPlaces()
     for row in rows:
         try:
             checked = check_remote_row(row, rules)
         except InputError as err:
             yield row, None, str(err)
             continue
-        key = str(PurePosixPath(checked["output"]))
-        if key in outputs:
-            yield row, None, f"output '{checked['output'][:80]}' is also written by line {outputs[key]}"
-            continue
-        outputs[key] = row.line
-        yield row, checked, ""
+        clash = places.clash(PurePosixPath(checked["output"]), checked["output"], row.line)
+        yield (row, None, clash) if clash else (row, checked, "")
 
 
 def check_remote_rows(rows: list[Row], rules: RemoteRules) -> str:

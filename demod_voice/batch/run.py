@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
-from demod_voice.batch.rows import Row, check_shape, output_name, read_rows, row_text
+from demod_voice.batch.rows import OutputPlaces, Row, check_shape, output_name, read_rows, row_text
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
@@ -124,7 +124,7 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
     """
     problems: dict[str, list[int]] = {}  # message -> the lines it is about (a bad lexicon is every row's: said once)
     jobs: list[tuple[Row, SynthesisJob]] = []
-    seen: dict[Path, int] = {}
+    places = OutputPlaces()
     readings: dict[Optional[str], TextOptions] = {}
     for row in rows:
         try:
@@ -136,11 +136,10 @@ def build_jobs(rows: list[Row], request: BatchRequest, fetches: Optional[dict[st
         except DemodVoiceError as err:
             problems.setdefault(str(err), []).append(row.line)
             continue
-        key = Path(job.output)
-        if key in seen:
-            problems.setdefault(f"output '{row.values['output']}' is also written by line {seen[key]}", []).append(row.line)
+        clash = places.clash(Path(job.output), row.values["output"], row.line)
+        if clash:
+            problems.setdefault(clash, []).append(row.line)
             continue
-        seen[key] = row.line
         jobs.append((row, job))
     if problems:
         said = [f"{request.csv_path.name}:{_lines(lines)}: {message}" for message, lines in problems.items()]

@@ -57,3 +57,13 @@ def test_a_quote_never_closed_is_named_with_its_line(tmp_path):
         read_rows(sheet)
     sheet.write_text('text,output\n"Hello, ""there"".",a.wav\n"two\nlines",b.wav\n')  # quotes closed, one cell on two lines
     assert [row.values["output"] for row in read_rows(sheet)] == ["a.wav", "b.wav"]
+
+
+def test_an_output_inside_another_rows_output_is_refused():
+    """``x.wav`` and ``x.wav/y.wav`` both passed the row checks; then one row failed with 'Is a directory'."""
+    rows = [Row(2, {"text": "One.", "output": "x.wav", "model": "tiny"}), Row(3, {"text": "Two.", "output": "x.wav/y.wav", "model": "tiny"})]
+    with pytest.raises(InputError, match="line 3: output 'x.wav/y.wav' is inside line 2's output, a file"):
+        check_remote_rows(rows, RULES)
+    with pytest.raises(InputError, match="line 3: output 'x.wav' is a folder that line 2 writes into"):
+        check_remote_rows([Row(2, rows[1].values), Row(3, rows[0].values)], RULES)
+    check_remote_rows([Row(2, {**rows[0].values, "output": "a/x.wav"}), Row(3, {**rows[1].values, "output": "a/y.wav"})], RULES)

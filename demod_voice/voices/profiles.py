@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,9 +121,13 @@ def write_profile(path: Path, name: str, model: str, references: list[str], gpt:
     meta["digest"] = _digest(meta, *arrays.values())
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        os.fchmod(handle.fileno(), PRIVATE)
         np.savez(handle, **arrays, meta=np.array(json.dumps(meta)))
 
 
+PRIVATE = 0o600
+"""A profile is someone's voice: its file is its owner's alone (enrolled ones were readable by every local user, imported
+ones not)."""
 MAX_BYTES = 16 << 20
 """A profile is ~130 kB; anything much larger is not one, and is refused before it is decompressed."""
 MEMBERS = {"gpt_cond_latent.npy": "float32", "speaker_embedding.npy": "float32", "meta.npy": "str"}
@@ -244,5 +250,7 @@ def import_profile(cache: Path, source: Path, force: bool = False, model: str = 
     if target.exists() and not force:
         raise InputError(f"a voice profile '{profile.name}' exists already; remove it first or pass --force")
     target.parent.mkdir(parents=True, exist_ok=True)
-    copy_atomic(source, target)
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, PRIVATE)
     return profile

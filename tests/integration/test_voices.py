@@ -35,6 +35,8 @@ def test_add_list_export_import_and_use(xtts_model, references, tmp_path):
     away = cache_env(tmp_path, "away", xtts_model)  # a clean cache, as on another machine
     imported = run_cli("voices", "import", str(exported), env=away)
     assert imported.returncode == 0, imported.stderr.decode()
+    for where in ("home", "away"):  # someone's voice: enrolled profiles were readable by every local user
+        assert (tmp_path / where / "profiles" / "alice.npz").stat().st_mode & 0o777 == 0o600
     out = tmp_path / "by-name.wav"
     spoken = run_cli("-v", "xtts-zero-shot", "--voice", "alice", "Hello by name.", "-o", str(out), env=away)
     assert spoken.returncode == 0, spoken.stderr.decode()

@@ -77,6 +77,7 @@ def test_a_markdown_book_becomes_an_m4b_with_its_chapters_and_only_its_key_sees_
     state = wait_book(server, job_id)
     assert state["state"] == "done", state["error"]
     assert state["chapters"] == 2 and state["audio_seconds"] > 0, state
+    assert state["done"] == state["total"] > 0, state  # a done book said "done 0" of 67
     assert sorted(state["outputs"]) == ["book.m4b", "book.srt"]
 
     answer = httpx.get(f"{server.url}/v1/books/{job_id}/result", headers=auth(OWNER), timeout=60)

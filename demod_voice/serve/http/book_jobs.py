@@ -136,7 +136,10 @@ def _finish(ctx: Any, folder: Path, outcome: BookOutcome) -> None:
         leave_state(folder, state=final, error=error, finished=now())
         return
     out = folder / "out"
-    leave_state(folder, state="done", stage="done", chapters=len(outcome.book.chapters), takes=sum(len(c) for c in outcome.plan),
+    # progress is written at most every WRITE_EVERY seconds: a done book said "done 0" of its last stage's total
+    total = read_state(folder).get("total") if (folder / "job.json").is_file() else None
+    leave_state(folder, state="done", stage="done", done=total, chapters=len(outcome.book.chapters),
+                takes=sum(len(c) for c in outcome.plan),
                 audio_seconds=round(outcome.audio_seconds, 2), failed_verification=len(outcome.unverified),
                 outputs=[str(p.relative_to(out)) for p in outcome.outputs if p.is_relative_to(out)], error=None, finished=now())
 

@@ -603,3 +603,16 @@ def test_the_pages_endless_streams_cannot_take_every_connection(server):
     finally:
         for raw in held:
             raw.close()
+
+
+def test_a_scripted_call_with_a_choice_the_page_does_not_offer_is_said_in_words_and_logs_nothing(server):
+    """A keyless script's Speak with a voice the page never offered it got Gradio's raw "Value: xtts|alice is not in the
+    list of choices: []", and the server printed a 25-line traceback for each such call."""
+    page = Page(server.url)
+    log_start = len(server.log_text())
+    for _ in range(3):
+        answer = page.call("dv-speak", "click", {"dv-voice": "xtts|alice", "dv-text": "hi", "dv-format": "wav"})
+        said = json.dumps(answer)
+        assert "not offered here" in said and "list of choices" not in said, said
+    time.sleep(0.5)
+    assert "Traceback" not in server.log_text()[log_start:]

@@ -58,6 +58,27 @@ def failed(err: BaseException) -> str:
 
 
 
+def picker(*args: Any, **kwargs: Any) -> Any:
+    """A ``gr.Dropdown`` whose refusal of a value it does not offer is said in the page's words and stays out of the
+    log: Gradio's own ("Value: x is not in the list of choices: [...]") reached a scripted caller as it was, and printed a
+    traceback for each call, keyless."""
+    import gradio as gr
+    from gradio.exceptions import Error
+
+    dropdown = gr.Dropdown(*args, **kwargs)
+    checked = dropdown.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return checked(payload)
+        except Error:
+            raise Error("That choice is not offered here (any more): reload the page and pick again.",
+                        print_exception=False) from None
+
+    dropdown.preprocess = preprocess
+    return dropdown
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, is_cloned, uploaded
+from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, is_cloned, picker, uploaded
 from demod_voice.serve.voices import load_profile
 
 
@@ -19,7 +19,7 @@ def convert_tab(page: Any) -> None:
     with gr.Row():
         recording = gr.Audio(sources=["microphone"], type="filepath", label="Record in the browser", elem_id="dv-convert-record")
         upload = gr.File(label="Or upload a recording (wav, flac, ogg, mp3)", elem_id="dv-convert-file")
-    voice = gr.Dropdown([], label="Voice to convert into (cloned voices)", elem_id="dv-convert-voice")
+    voice = picker([], label="Voice to convert into (cloned voices)", elem_id="dv-convert-voice")
     page.cloned_only.add(len(page.pickers))
     page.pickers.append(voice)
     button = gr.Button("Convert", variant="primary", elem_id="dv-convert")

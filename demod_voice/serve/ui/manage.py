@@ -23,6 +23,7 @@ from demod_voice.serve.ui.actions import (
     health_text,
     is_cloned,
     may,
+    picker,
     progress_text,
     rename_profile,
     speak,
@@ -40,7 +41,7 @@ def voices_tab(page: Any) -> None:
     page.voice_table = gr.Dataframe(headers=["voice", "kind", "language", "speakers"], interactive=False, elem_id="dv-voice-table",
                                     label="Voices on this server")
     with gr.Row():
-        voice = gr.Dropdown([], label="Voice", elem_id="dv-voices-pick", scale=3)
+        voice = picker([], label="Voice", elem_id="dv-voices-pick", scale=3)
         sample = gr.Button("Play a sample", elem_id="dv-sample")
         download = gr.Button("Download the profile", elem_id="dv-profile-download")
         delete = gr.Button("Delete", variant="stop", elem_id="dv-delete")
@@ -159,7 +160,7 @@ def batch_tab(page: Any) -> None:
         sheet = gr.File(label="Batch file (CSV)", file_types=[".csv"], elem_id="dv-batch-csv")
         references = gr.File(file_count="multiple", label="Reference recordings the CSV names", elem_id="dv-batch-refs")
         sources = gr.File(file_count="multiple", label="Source recordings the CSV names (to convert)", elem_id="dv-batch-sources")
-        page.piper_picker = gr.Dropdown([("(the default voice)", "")], value="", label="Piper voice for rows without one",
+        page.piper_picker = picker([("(the default voice)", "")], value="", label="Piper voice for rows without one",
                                         elem_id="dv-batch-model")
     rows = gr.Dataframe(headers=["line", "text", "voice", "output", "check"], interactive=False, elem_id="dv-batch-rows",
                         label="Row checks")

@@ -23,6 +23,7 @@ from demod_voice.serve.ui.actions import (
     context,
     failed,
     is_cloned,
+    picker,
     row_model_names,
     speak,
     summary,
@@ -146,7 +147,7 @@ def clone_tab(page: Page) -> None:
     checks = gr.Markdown("Record or upload a reference to see its checks.", elem_id="dv-ref-checks")
     with gr.Row():
         name = gr.Textbox(label="Name of the new voice", placeholder="letters, digits, _ . -", elem_id="dv-clone-name")
-        language = gr.Dropdown(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language it speaks", elem_id="dv-clone-lang")
+        language = picker(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language it speaks", elem_id="dv-clone-lang")
         enroll_button = gr.Button("Enroll the voice", variant="primary", elem_id="dv-enroll")
     status = gr.Markdown("", elem_id="dv-clone-status")
 
@@ -217,10 +218,10 @@ def speak_tab(page: Page) -> None:
 
     text = gr.Textbox(label="Text", lines=4, value="Hello! This is demod-voice speaking.", elem_id="dv-text")
     with gr.Row():
-        voice = gr.Dropdown([], label="Voice", elem_id="dv-voice", scale=3)
-        language = gr.Dropdown(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language (cloned voices)",
+        voice = picker([], label="Voice", elem_id="dv-voice", scale=3)
+        language = picker(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language (cloned voices)",
                                elem_id="dv-language")
-        fmt = gr.Dropdown(FORMATS, value="wav", label="Download format", elem_id="dv-format")
+        fmt = picker(FORMATS, value="wav", label="Download format", elem_id="dv-format")
     page.pickers.append(voice)
     with gr.Accordion("Speed and settings", open=False):
         settings = settings_row(page, "")
@@ -257,7 +258,7 @@ def compare_tab(page: Page) -> None:
     with gr.Row():
         for side in ("a", "b"):
             with gr.Column():
-                voice = gr.Dropdown([], label=f"Voice {side.upper()}", elem_id=f"dv-compare-voice-{side}")
+                voice = picker([], label=f"Voice {side.upper()}", elem_id=f"dv-compare-voice-{side}")
                 page.pickers.append(voice)
                 settings = settings_row(page, f"-{side}")
                 player = gr.HTML(EMPTY_PLAYER, elem_id=f"dv-compare-player-{side}", js_on_load=None)

@@ -112,14 +112,14 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _DECODED and _DECODED[key].is_file():
         return _DECODED[key]
-    try:
-        from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error
-    except ImportError:  # pragma: no cover - PyAV comes with the serve and book extras
-        raise InputError(f"{what} {path.name} is not wav, flac, ogg or mp3; convert it (ffmpeg -i {path.name} "
-                         f"{path.stem}.wav) or install PyAV (pip install av) to read it") from None
+    from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error
+
     target = _scratch() / f"{len(_DECODED)}-{path.stem[:60]}.wav"
     try:
         decode_to_wav(str(path), str(target), max_seconds)
+    except ModuleNotFoundError:  # PyAV comes with the serve and book extras
+        raise InputError(f"{what} {path.name} is not wav, flac, ogg or mp3; convert it (ffmpeg -i {path.name} "
+                         f"{path.stem}.wav) or install PyAV (pip install av) to read it") from None
     except TooLong:
         target.unlink(missing_ok=True)
         raise InputError(f"{what} {path.name} is over the {max_seconds:.0f} s limit "

@@ -69,3 +69,42 @@ def test_the_executor_modules_import_no_ray():
             "print('ray' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+class FakeRay:
+    """A stand-in for the ``ray`` module: records ``ray.init``'s arguments; one node with ``cpus`` CPUs."""
+
+    def __init__(self, cpus: float = 2.0, init_error: Exception | None = None) -> None:
+        self.cpus = cpus
+        self.init_error = init_error
+        self.inits: list[dict] = []
+        self.initialized = False
+
+    def is_initialized(self) -> bool:
+        return self.initialized
+
+    def init(self, **options) -> None:
+        self.inits.append(options)
+        if self.init_error is not None:
+            raise self.init_error
+        self.initialized = True
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": self.cpus}
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": self.cpus}}]
+
+
+@pytest.fixture
+def fake_ray(monkeypatch):
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    return fake
+
+
+def test_local_starts_a_private_ray_even_when_a_cluster_runs_here(fake_ray):
+    """``ray.init(address=None)`` joins the cluster `ray start` made on the machine (and hung for minutes once that head
+    had died); ``address="local"`` always starts a new one."""
+    cluster = connect("local")
+    assert fake_ray.inits[0]["address"] == "local" and cluster.owned

@@ -78,7 +78,8 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
         options["include_dashboard"] = False  # only a Ray this process starts; a cluster has its own
     try:
         with _signals_kept():
-            ray.init(address=None if target == "local" else target, **options)
+            # "local", not None: None joins a cluster `ray start` made here (or hangs on its stale address)
+            ray.init(address=target, **options)
     except ConnectionError as err:
         raise RuntimeFailure(f"no Ray cluster at '{target}': {_first_line(err)}; start one with `ray start --head` "
                              "or pass --ray HOST:PORT") from None

@@ -384,7 +384,7 @@ class EngineRun:
                                 max_loaded_models=self.settings.max_loaded_models or 1)
         service.on_worker_start = self.on_worker_start
         try:
-            return service.run(jobs, on_result, self.sink_factory)
+            return service.run(jobs, on_result, self.sink_factory, watch=service.executor.check)
         finally:
             service.shutdown()
 

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,14 +53,24 @@ class Namespace:
     def close(self) -> None:
         """End every process in the namespace (the cluster's daemons and workers), and only those:
         `ray stop` would end every Ray on the machine."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+        self.holder.wait()
+
+    def pids(self) -> list[int]:
+        """Every process in the namespace (the holder too)."""
         ours = os.readlink(f"/proc/{self.holder.pid}/ns/net")
+        found = []
         for entry in Path("/proc").iterdir():
             try:
                 if entry.name.isdigit() and os.readlink(entry / "ns" / "net") == ours:
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (OSError, ValueError):
+                    found.append(int(entry.name))
+            except OSError:
                 continue
-        self.holder.wait()
+        return found
 
 
 @pytest.fixture(scope="module")
@@ -343,3 +354,39 @@ def test_rows_of_a_released_voice_on_two_nodes_are_heard(cluster, recogniser, jo
     assert done.returncode == 0, done.stderr.decode()
     heard = " ".join(recogniser.transcribe(tmp_path / "out" / f"j{i}.wav") for i in range(len(rows)))
     check_intelligible(word_error_rate(TEXT, heard), peer_wer, "Ray rows")
+
+
+def test_a_head_that_dies_mid_batch_stops_it_with_one_line_and_the_report(piper_voice, tmp_path):
+    """Ray ends the driver itself 60 s after the head's processes die (Ray's C++ line, no summary, no report, half-written
+    outputs left). A cluster of its own: this one is killed. (`ray stop` is not covered: Ray ends the driver at once,
+    when it next speaks to its dead raylet, before Python can act.)"""
+    ray_tmp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        ns = Namespace(env)
+    except OSError as err:
+        pytest.skip(f"cannot make a network namespace here ({err}); Ray tests need one")
+    out, port = tmp_path / "out", PORT + 1
+    try:
+        head = ns.run(RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--num-cpus", "1",
+                      "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", timeout=120)
+        assert head.returncode == 0, head.stderr.decode()[-2000:]
+        proc = subprocess.Popen(ns.command(sys.executable, str(BIN), "batch", str(many_rows(tmp_path, piper_voice, 60)), "--output-dir",
+                                           str(out), "--model", str(piper_voice), "--ray", f"127.0.0.1:{port}", "--report",
+                                           str(tmp_path / "r.jsonl")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        wait_for(lambda: finished_rows(out) >= 3, timeout=180)
+        for pid in [p for p in ns.pids() if _cmdline(p).split(b"\0")[0].endswith((b"gcs_server", b"raylet"))]:
+            os.kill(pid, signal.SIGTERM)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        ns.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    said = err.decode().strip()
+    assert proc.returncode == 1 and time.monotonic() - started < 30, said
+    assert f"error: the Ray cluster at 127.0.0.1:{port} went away" in said and "rerun the same command" in said, said
+    assert "Traceback" not in said and "rpc_client" not in said and " not run in " in said, said
+    done = finished_rows(out)
+    assert [r["status"] for r in report(tmp_path / "r.jsonl")] == ["ok"] * done and len(audio_files(out)) == done
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
+

@@ -55,6 +55,10 @@ class Executor(Protocol):
     def start_worker(self, spec: LoadSpec, log_level: int, threads: int) -> WorkerHandle:
         """A new worker that loads ``spec`` and then answers jobs (its first message says how loading went)."""
 
+    def check(self) -> None:
+        """Raise a :class:`~demod_voice.errors.DemodVoiceError` when workers can no longer run (a cluster gone);
+        called a few times a second while a run waits."""
+
     def close(self) -> None:
         """Release what the executor holds (connections to a cluster)."""
 

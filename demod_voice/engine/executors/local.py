@@ -37,6 +37,9 @@ class LocalExecutor:
     def start_worker(self, spec: LoadSpec, log_level: int, threads: int) -> WorkerProcess:
         return WorkerProcess(spec, log_level, threads)
 
+    def check(self) -> None:
+        """Local workers need nothing outside this machine."""
+
     def close(self) -> None:
         """Nothing is held between workers."""
 

@@ -35,6 +35,7 @@ from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import WorkerDied
 from demod_voice.engine.executors.ray_cluster import Cluster, connect
 from demod_voice.engine.jobs import LoadSpec
+from demod_voice.errors import RuntimeFailure
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ PLACEMENT_WARNING_SECONDS = 30.0
 """A worker not placed by then is reported once (the cluster may lack the CPUs or GPUs it reserves)."""
 RELEASE_AFTER_SECONDS = 2.0
 """A worker still waiting for room this long makes an idle worker of another model give its room up."""
+CHECK_EVERY_SECONDS = 1.0
+"""How often a run checks that the cluster's head still answers: Ray ends the driver process itself when its head
+goes (at once after `ray stop`, 60 s after a crash), before the report and the summary could be written."""
 
 
 class RayExecutor:
@@ -58,12 +62,32 @@ class RayExecutor:
         self._spares: dict[LoadSpec, list[tuple[Any, int]]] = {}
         self._live: weakref.WeakSet[RayWorker] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._head = _head_address()
+        self._checked = time.monotonic()
+        self.gone: Optional[str] = None
+        """Why the cluster is gone (its head stopped answering), once it is: nothing is sent to it any more."""
+
+    def check(self) -> None:
+        """Raise :class:`RuntimeFailure` once the cluster's head stops answering (checked every
+        :data:`CHECK_EVERY_SECONDS`): the run then stops as after Ctrl-C, its finished rows recorded."""
+        if self.gone is None and self._head is not None and time.monotonic() - self._checked >= CHECK_EVERY_SECONDS:
+            self._checked = time.monotonic()
+            host, _, port = self._head.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=CHECK_EVERY_SECONDS):
+                    pass
+            except OSError as err:
+                self.gone = f"its head at {self._head} stopped answering: {err.strerror or type(err).__name__}"
+        if self.gone is not None:
+            raise RuntimeFailure(f"the Ray cluster at {self.cluster.address} went away ({self.gone}); finished rows are kept: "
+                                 "rerun the same command to resume")
 
     def start_worker(self, spec: LoadSpec, log_level: int, threads: int) -> RayWorker:
         """A worker for ``spec``: an actor Ray restarted after a death, else a new one.
 
         ``threads`` (the engine's share of this machine's cores) is not used: an actor gets as
         many threads as the CPUs it reserves on its node (``engine.ray_num_cpus``)."""
+        self.check()
         with self._lock:
             spares = self._spares.get(spec)
             spare = spares.pop() if spares else None
@@ -121,6 +145,8 @@ class RayExecutor:
         with self._lock:
             spares = [actor for kept in self._spares.values() for actor, _ in kept]
             self._spares.clear()
+        if self.gone is not None:  # nothing to end, and Ray's calls would wait for the head
+            return
         for actor in spares:
             _kill(actor)
         if self.cluster.owned and ray.is_initialized():
@@ -163,8 +189,8 @@ class RayWorker:
     def send(self, jobs: Any) -> None:
         """Hand over jobs (a list, or one job), ``("cancel", index)`` for a job of the current
         hand-over, or ``None`` (stop); raises :class:`WorkerDied` once the actor is gone."""
-        if self._ended is not None or self._killed:
-            raise WorkerDied(self._ended or "the Ray worker was stopped")
+        if self._ended is not None or self._killed or self.executor.gone is not None:
+            raise WorkerDied(self._ended or self.executor.gone or "the Ray worker was stopped")
         if jobs is None:
             self._handovers.put(None)
         elif isinstance(jobs, tuple):
@@ -201,7 +227,7 @@ class RayWorker:
         self._killed = True
         self.idle_since = None
         # Only an actor that had loaded its model is worth Ray's restart: one that died loading is ended.
-        if not (self._died and self.pid and self.executor.keep_restarted(self.spec, self.actor, self.deaths + 1)):
+        if self.executor.gone is None and not (self._died and self.pid and self.executor.keep_restarted(self.spec, self.actor, self.deaths + 1)):
             _kill(self.actor)
         self.conn.close()
 
@@ -284,6 +310,16 @@ def _kill(actor: Any) -> None:
         ray.kill(actor, no_restart=True)
     except Exception as err:  # noqa: BLE001 - already gone, or the cluster is: nothing left to end
         log.debug("ray.kill: %s", err)
+
+
+def _head_address() -> Optional[str]:
+    """``HOST:PORT`` of the cluster's head (its GCS), for :meth:`RayExecutor.check`; ``None`` when Ray does not say."""
+    import ray
+
+    try:
+        return ray.get_runtime_context().gcs_address or None
+    except Exception:  # noqa: BLE001 - a Ray client connection has none: unchecked, as before
+        return None
 
 
 def _free(ray: Any) -> str:

@@ -108,3 +108,18 @@ def test_local_starts_a_private_ray_even_when_a_cluster_runs_here(fake_ray):
     had died); ``address="local"`` always starts a new one."""
     cluster = connect("local")
     assert fake_ray.inits[0]["address"] == "local" and cluster.owned
+
+
+def test_a_cluster_that_refuses_the_connection_is_not_called_missing(monkeypatch):
+    """Ray 2.60's `ray start` wants a token: a driver given HOST:PORT got 'no Ray cluster at ...; start one'."""
+    with socket.socket() as listening:  # the probe finds something there, as it finds a running head
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        for said in (f"Failed to connect to Ray cluster at {address}", "Unauthenticated: InvalidAuthToken"):
+            monkeypatch.setitem(sys.modules, "ray", FakeRay(init_error=ConnectionError(said)))
+            with pytest.raises(RuntimeFailure) as err:
+                connect(address)
+            message = str(err.value)
+            assert message.startswith(f"the Ray cluster at {address} refused the connection") and "no Ray cluster" not in message
+            assert "RAY_AUTH_MODE=token" in message and "--ray auto" in message and "\n" not in message

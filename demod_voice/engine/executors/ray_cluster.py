@@ -80,12 +80,25 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
         with _signals_kept():
             # "local", not None: None joins a cluster `ray start` made here (or hangs on its stale address)
             ray.init(address=target, **options)
-    except ConnectionError as err:
-        raise RuntimeFailure(f"no Ray cluster at '{target}': {_first_line(err)}; start one with `ray start --head` "
-                             "or pass --ray HOST:PORT") from None
+    except ConnectionError as err:  # something answers there (probed): a cluster that would not let us in
+        raise RuntimeFailure(_refused(target, err)) from None
     except Exception as err:  # noqa: BLE001 - version mismatches, bad addresses: one line for the user
         raise RuntimeFailure(f"could not join the Ray cluster at '{target}': {type(err).__name__}: {_first_line(err)}") from None
     return _describe(ray, target, owned=True)
+
+
+AUTH_HINT = ("set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or the token file `ray start` wrote) here, "
+             "or run on a node of the cluster with --ray auto")
+
+
+def _refused(target: str, err: ConnectionError) -> str:
+    """The error for a cluster that answered but refused the driver: Ray 2.60's `ray start` asks for a token by default,
+    and a driver given an address does not send it (Ray says so only in its own log line)."""
+    said = _first_line(err)
+    if any(word in said.lower() for word in ("auth", "token")):
+        return f"the Ray cluster at {target} refused the connection: it wants its authentication token ({said}); {AUTH_HINT}"
+    return (f"the Ray cluster at {target} refused the connection ({said}); if it uses token authentication "
+            f"(`ray start`'s default), {AUTH_HINT}")
 
 
 def _describe(ray: Any, target: str, owned: bool) -> Cluster:

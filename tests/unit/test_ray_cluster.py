@@ -93,7 +93,10 @@ class FakeRay:
         return {"CPU": self.cpus}
 
     def nodes(self) -> list[dict]:
-        return [{"Alive": True, "Resources": {"CPU": self.cpus}}]
+        return [{"Alive": True, "Resources": {"CPU": self.cpus}}, {"Alive": False, "Resources": {"CPU": 64.0}}]
+
+    def shutdown(self) -> None:
+        self.initialized = False
 
 
 @pytest.fixture
@@ -123,3 +126,14 @@ def test_a_cluster_that_refuses_the_connection_is_not_called_missing(monkeypatch
             message = str(err.value)
             assert message.startswith(f"the Ray cluster at {address} refused the connection") and "no Ray cluster" not in message
             assert "RAY_AUTH_MODE=token" in message and "--ray auto" in message and "\n" not in message
+
+
+def test_actors_larger_than_every_node_fail_at_once(fake_ray):
+    """Ray waits for ever for a node that can hold them (autoscaler lines every 35 s)."""
+    from demod_voice.config import EngineSettings
+    from demod_voice.engine.executors.ray import RayExecutor
+
+    with pytest.raises(ConfigError, match=r"^engine.ray_num_cpus 4 is more than any node of the Ray cluster has \(2 CPUs"):
+        RayExecutor(EngineSettings(ray_num_cpus=4.0), address="local")
+    assert not fake_ray.initialized  # the Ray it started is shut down
+    assert RayExecutor(EngineSettings(ray_num_cpus=2.0), address="local").cluster.node_cpus == 2.0

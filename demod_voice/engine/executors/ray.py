@@ -35,7 +35,7 @@ from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import WorkerDied
 from demod_voice.engine.executors.ray_cluster import Cluster, connect
 from demod_voice.engine.jobs import LoadSpec
-from demod_voice.errors import RuntimeFailure
+from demod_voice.errors import ConfigError, RuntimeFailure
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,14 @@ class RayExecutor:
         self._spares: dict[LoadSpec, list[tuple[Any, int]]] = {}
         self._live: weakref.WeakSet[RayWorker] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._head = _head_address()
-        self._checked = time.monotonic()
         self.gone: Optional[str] = None
         """Why the cluster is gone (its head stopped answering), once it is: nothing is sent to it any more."""
+        self._head = _head_address()
+        self._checked = time.monotonic()
+        if settings.ray_num_cpus > self.cluster.node_cpus:  # Ray would wait for such a node for ever
+            self.close()
+            raise ConfigError(f"engine.ray_num_cpus {settings.ray_num_cpus:g} is more than any node of the Ray cluster has "
+                              f"({self.cluster.node_cpus:g} CPUs on the largest); lower it")
 
     def check(self) -> None:
         """Raise :class:`RuntimeFailure` once the cluster's head stops answering (checked every

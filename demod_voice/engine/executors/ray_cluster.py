@@ -37,6 +37,8 @@ class Cluster:
     """CPUs of the whole cluster."""
     gpus: float
     """GPUs of the whole cluster."""
+    node_cpus: float = 0.0
+    """CPUs of its largest node: an actor reserving more is never placed."""
 
     def slots(self, num_cpus: float) -> int:
         """How many actors reserving ``num_cpus`` each fit on the cluster at once (at least 1)."""
@@ -103,8 +105,9 @@ def _refused(target: str, err: ConnectionError) -> str:
 
 def _describe(ray: Any, target: str, owned: bool) -> Cluster:
     resources = ray.cluster_resources()
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-    cluster = Cluster(target, owned, nodes, float(resources.get("CPU", 0)), float(resources.get("GPU", 0)))
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    node_cpus = max((float(node.get("Resources", {}).get("CPU", 0)) for node in alive), default=0.0)
+    cluster = Cluster(target, owned, len(alive), float(resources.get("CPU", 0)), float(resources.get("GPU", 0)), node_cpus)
     log.info("joined Ray at %s: %d node(s), %g CPU(s), %g GPU(s)", target, cluster.nodes, cluster.cpus, cluster.gpus)
     return cluster
 

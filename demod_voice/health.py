@@ -25,6 +25,7 @@ from demod_voice.backends.plugin import RowInput
 from demod_voice.backends.whisper.checks import check_recogniser
 from demod_voice.checks import EVERY, FAIL, OK, WARN, Check, dist_version
 from demod_voice.config import cache_root, load_config
+from demod_voice.engine.executors.ray_cluster import check_ray
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import ConfigError, DemodVoiceError
 from demod_voice.models.registry import installed_piper_voices
@@ -151,6 +152,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
     report.checks.extend(check_plugins())
     report.checks.append(check_ffmpeg())
     report.checks.append(check_recogniser())
+    report.checks.append(check_ray(config.engine.executor, config.engine.ray_address))
     report.checks.extend(extra() for extra in extras)
     if deep is not None:
         report.checks.extend(deep())

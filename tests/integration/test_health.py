@@ -141,3 +141,14 @@ def test_deep_loads_and_speaks_each_voice(piper_voice, tmp_path):
     assert checks[f"voice {piper_voice.name}"]["status"] == "ok"
     assert "loaded and spoke" in checks[f"voice {piper_voice.name}"]["detail"]
     assert checks["voice gone.onnx"]["status"] == "fail"
+
+
+def test_ray_is_reported_and_fails_every_backend_when_the_executor_needs_it(tmp_path):
+    _, _, checks = health()
+    assert checks["ray"]["status"] == "ok" and checks["ray"]["detail"].startswith("Ray 2.")
+    env = {**shim(tmp_path, {"ray/__init__.py": "raise ModuleNotFoundError('No module named ray')\n"}),
+           "DEMOD_VOICE_ENGINE_EXECUTOR": "ray"}
+    code, report, checks = health(env=env)
+    assert code == 1 and report["usable_backends"] == []
+    assert checks["ray"]["status"] == "fail" and "engine.executor is ray" in checks["ray"]["detail"]
+    assert "pip install 'demod-voice[ray]'" in checks["ray"]["fix"]

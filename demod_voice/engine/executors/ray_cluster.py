@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from demod_voice.checks import EVERY, FAIL, OK, Check, dist_version, probe
 from demod_voice.errors import DependencyError, InputError, RuntimeFailure
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,20 @@ def import_ray() -> Any:
     except ImportError as err:
         raise DependencyError(f"the Ray executor needs Ray ({err}); install it with {INSTALL_HINT}") from None
     return ray
+
+
+def check_ray(executor: str, address: Optional[str]) -> Check:
+    """``health``'s line on Ray: with ``engine.executor: ray``, Ray is imported in a child interpreter and every backend
+    fails without it (each command's workers run on it); else its version from metadata, for ``--ray``."""
+    if executor != "ray":
+        version = dist_version("ray")
+        found = f"Ray {version}" if version else "Ray is not installed"
+        return Check("ray", OK, f"{found} (engine.executor: local; needed only by --ray)", needed_by=())
+    found, why = probe("import json, ray; print(json.dumps({'version': ray.__version__}))")
+    if found is None:
+        return Check("ray", FAIL, f"engine.executor is ray but Ray cannot be imported ({why})", f"install it with {INSTALL_HINT}",
+                     EVERY)
+    return Check("ray", OK, f"Ray {found['version']}; engine.executor: ray at {resolve_address(address)}", needed_by=())
 
 
 def resolve_address(address: Optional[str]) -> str:

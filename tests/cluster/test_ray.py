@@ -6,6 +6,7 @@ Ctrl-C and resume, and the errors a user meets. One cluster serves the whole mod
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -356,32 +358,38 @@ def test_rows_of_a_released_voice_on_two_nodes_are_heard(cluster, recogniser, jo
     check_intelligible(word_error_rate(TEXT, heard), peer_wer, "Ray rows")
 
 
+@contextlib.contextmanager
+def private_namespace(**env: str) -> Iterator[Namespace]:
+    """A namespace of its own, for a test that stops its cluster or starts a private Ray (`--ray local`)."""
+    ray_tmp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
+    try:
+        ns = Namespace({**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0", **env})
+    except OSError as err:
+        pytest.skip(f"cannot make a network namespace here ({err}); Ray tests need one")
+    try:
+        yield ns
+    finally:
+        ns.close()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
 def test_a_head_that_dies_mid_batch_stops_it_with_one_line_and_the_report(piper_voice, tmp_path):
     """Ray ends the driver itself 60 s after the head's processes die (Ray's C++ line, no summary, no report, half-written
     outputs left). A cluster of its own: this one is killed. (`ray stop` is not covered: Ray ends the driver at once,
     when it next speaks to its dead raylet, before Python can act.)"""
-    ray_tmp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit in 107 bytes
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    try:
-        ns = Namespace(env)
-    except OSError as err:
-        pytest.skip(f"cannot make a network namespace here ({err}); Ray tests need one")
     out, port = tmp_path / "out", PORT + 1
-    try:
+    with private_namespace(RAY_AUTH_MODE="disabled") as ns:
         head = ns.run(RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--num-cpus", "1",
                       "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", timeout=120)
         assert head.returncode == 0, head.stderr.decode()[-2000:]
         proc = subprocess.Popen(ns.command(sys.executable, str(BIN), "batch", str(many_rows(tmp_path, piper_voice, 60)), "--output-dir",
                                            str(out), "--model", str(piper_voice), "--ray", f"127.0.0.1:{port}", "--report",
-                                           str(tmp_path / "r.jsonl")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                           str(tmp_path / "r.jsonl")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ns.env)
         wait_for(lambda: finished_rows(out) >= 3, timeout=180)
         for pid in [p for p in ns.pids() if _cmdline(p).split(b"\0")[0].endswith((b"gcs_server", b"raylet"))]:
             os.kill(pid, signal.SIGTERM)
         started = time.monotonic()
         _, err = proc.communicate(timeout=120)
-    finally:
-        ns.close()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     said = err.decode().strip()
     assert proc.returncode == 1 and time.monotonic() - started < 30, said
     assert f"error: the Ray cluster at 127.0.0.1:{port} went away" in said and "rerun the same command" in said, said
@@ -390,3 +398,19 @@ def test_a_head_that_dies_mid_batch_stops_it_with_one_line_and_the_report(piper_
     assert [r["status"] for r in report(tmp_path / "r.jsonl")] == ["ok"] * done and len(audio_files(out)) == done
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
 
+
+
+def test_rays_own_lines_stay_off_stderr_unless_verbose(piper_voice, tmp_path):
+    """Ray's token-auth warning, its C++ "Failed to determine local IP via external connectivity" line and coloured
+    ``(raylet)`` lines reached stderr by default and with -q (a private Ray: token authentication on, as Ray 2.60 has it)."""
+    csv_file = write_csv(tmp_path / "two.csv", f"text,output,model\nHello there.,a.wav,{piper_voice}\nA second row.,b.wav,{piper_voice}\n")
+    said = {}
+    with private_namespace() as ns:
+        for flag in ("-q", "", "-v"):
+            done = ns.run(sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(tmp_path / f"out{flag}"), "--ray",
+                          "local", *([flag] if flag else []), timeout=240)
+            said[flag] = done.stderr.decode()
+            assert done.returncode == 0, said[flag]
+    assert said["-q"] == ""
+    assert all(line.startswith("demod-voice: ") for line in said[""].splitlines()) and "2 done" in said[""], said[""]
+    assert "network_util.cc" in said["-v"] or "authentication" in said["-v"], said["-v"]  # Ray's lines: kept for -v

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -89,12 +90,11 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
         return _describe(ray, target, owned=False)
     if target != "local":
         _probe(target)
-    options: dict[str, Any] = {"namespace": "demod-voice", "log_to_driver": True,
-                               "logging_level": logging.INFO if log_level <= logging.DEBUG else logging.WARNING}
+    options = _quiet_unless_verbose(log_level)
     if target == "local":
         options["include_dashboard"] = False  # only a Ray this process starts; a cluster has its own
     try:
-        with _signals_kept():
+        with _signals_kept(), _stderr_hidden(log_level > logging.INFO):
             # "local", not None: None joins a cluster `ray start` made here (or hangs on its stale address)
             ray.init(address=target, **options)
     except ConnectionError as err:  # something answers there (probed): a cluster that would not let us in
@@ -116,6 +116,17 @@ def _refused(target: str, err: ConnectionError) -> str:
         return f"the Ray cluster at {target} refused the connection: it wants its authentication token ({said}); {AUTH_HINT}"
     return (f"the Ray cluster at {target} refused the connection ({said}); if it uses token authentication "
             f"(`ray start`'s default), {AUTH_HINT}")
+
+
+def _quiet_unless_verbose(log_level: int) -> dict[str, Any]:
+    """``ray.init`` options (and, before Ray starts, its C++ log level) that keep Ray's own lines (the token warning,
+    "Failed to determine local IP", coloured ``(raylet)`` and autoscaler lines) off stderr unless -v: they crowded out
+    the command's one-line messages, even with -q. Only ``RAY_BACKEND_LOG_LEVEL`` a user set is kept."""
+    verbose = log_level <= logging.INFO
+    if not verbose:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    return {"namespace": "demod-voice", "log_to_driver": verbose,
+            "logging_level": logging.INFO if log_level <= logging.DEBUG else logging.WARNING if verbose else logging.CRITICAL}
 
 
 def _describe(ray: Any, target: str, owned: bool) -> Cluster:
@@ -144,6 +155,25 @@ def _signals_kept() -> Iterator[None]:
         for sig, handler in kept.items():
             if handler is not None:
                 signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _stderr_hidden(hide: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null through ``ray.init`` when ``hide``: Ray's C++ side writes lines there before
+    any log level applies ("Failed to determine local IP via external connectivity", the token-auth refusal), and
+    what went wrong reaches the user as this module's one-line error."""
+    if not hide:
+        yield
+        return
+    sys.stderr.flush()
+    kept = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
 
 
 def _probe(target: str) -> None:

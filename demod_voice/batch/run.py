@@ -30,7 +30,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import RowInput, WouldFetch
 from demod_voice.batch.rows import OutputPlaces, Row, check_shape, output_name, read_rows, row_text
 from demod_voice.config import Config, cache_root
-from demod_voice.engine.executors.choose import choose_executor, workers_per_model
+from demod_voice.engine.executors.choose import check_executor, choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import Cancelled, DemodVoiceError, InputError, OutputFull, RuntimeFailure
@@ -224,6 +224,8 @@ def run_batch(request: BatchRequest) -> Outcome:
     jobs = build_jobs(rows, request, fetches)
     if request.dry_run:
         return _dry_run(request, jobs, fetches)
+    if request.engine is None:
+        check_executor(request.config.engine)
     _make_output_dir(request.output_dir)
     with OutputLock(request.output_dir):
         swept = sweep_partials(Path(job.output) for _, job in jobs)

@@ -47,7 +47,7 @@ def test_an_address_nothing_listens_on_fails_in_seconds():
     with pytest.raises(RuntimeFailure, match="cannot reach"):
         ray_cluster._probe(f"ray://127.0.0.1:{port}")
     assert time.monotonic() - started < 5
-    with pytest.raises(InputError, match="is not HOST:PORT"):
+    with pytest.raises(InputError, match="must be HOST:PORT"):
         ray_cluster._probe("nonsense")
 
 
@@ -137,3 +137,20 @@ def test_actors_larger_than_every_node_fail_at_once(fake_ray):
         RayExecutor(EngineSettings(ray_num_cpus=4.0), address="local")
     assert not fake_ray.initialized  # the Ray it started is shut down
     assert RayExecutor(EngineSettings(ray_num_cpus=2.0), address="local").cluster.node_cpus == 2.0
+
+
+@pytest.mark.parametrize(("address", "said"), [
+    ("http://127.0.0.1:6390", "must be HOST:PORT, ray://HOST:PORT, auto or local"),  # the dashboard's URL
+    ("127.0.0.1:99999", "99999 is not a valid port"),
+    ("ray://127.0.0.1:0", "0 is not a valid port"),
+    ("nonsense", "must be HOST:PORT"),
+])
+def test_an_address_that_cannot_be_one_is_refused_before_anything_is_made(address, said, piper_voice, tmp_path, capsys):
+    from demod_voice.cli.main import main
+
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text("text,output\nHello.,a.wav\n", encoding="utf-8")
+    assert main(["batch", str(csv_file), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "--ray", address]) == 3
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert not (tmp_path / "out").exists()

@@ -10,6 +10,7 @@ from demod_voice.config import EngineSettings
 from demod_voice.engine.executors import Executor
 from demod_voice.engine.executors.local import LocalExecutor
 from demod_voice.engine.executors.ray import RayExecutor
+from demod_voice.engine.executors.ray_cluster import check_address
 
 EXECUTORS: dict[str, Callable[[EngineSettings, int], Executor]] = {
     "local": lambda settings, log_level: LocalExecutor(),
@@ -21,6 +22,13 @@ EXECUTORS: dict[str, Callable[[EngineSettings, int], Executor]] = {
 def choose_executor(settings: EngineSettings, log_level: int = logging.WARNING) -> Executor:
     """The executor ``engine.executor`` names: local subprocess workers, or actors on a Ray cluster."""
     return EXECUTORS[settings.executor](settings, log_level)
+
+
+def check_executor(settings: EngineSettings) -> None:
+    """Raise now what choosing the executor would raise for its settings alone (a Ray address that cannot be one), so
+    that a command refuses before it makes anything."""
+    if settings.executor == "ray":
+        check_address(settings.ray_address)
 
 
 def workers_per_model(executor: Executor, settings: EngineSettings, requested: int) -> int:

@@ -181,16 +181,32 @@ def _probe(target: str) -> None:
     hostport = _bootstrap_address(target)
     if hostport is None:
         return
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise InputError(f"Ray address '{target}' is not HOST:PORT, ray://HOST:PORT, auto or local")
+    host, port = _host_port(target, hostport)
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
+        with socket.create_connection((host, port), timeout=PROBE_SECONDS):
             pass
     except OSError as err:
         reason = err.strerror or type(err).__name__
         raise RuntimeFailure(f"cannot reach the Ray cluster at {hostport} ({reason}): is `ray start --head` running there, "
                              "and is the port open from here?") from None
+
+
+def check_address(address: Optional[str]) -> None:
+    """Raise :class:`InputError` for an address that cannot be one (a URL's ``http://``, a port out of range), before a
+    command makes anything; ``auto`` and ``local`` pass."""
+    target = resolve_address(address)
+    if target not in ("auto", "local"):
+        _host_port(target, _bootstrap_address(target))
+
+
+def _host_port(target: str, hostport: str) -> tuple[str, int]:
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or "/" in host:
+        raise InputError(f"Ray address '{target}' must be HOST:PORT, ray://HOST:PORT, auto or local "
+                         "(the GCS port `ray start --head` printed, not the dashboard's http:// address)")
+    if not 0 < int(port) < 65536:
+        raise InputError(f"Ray address '{target}': {port} is not a valid port (1 to 65535)")
+    return host.strip("[]"), int(port)
 
 
 def _bootstrap_address(target: str) -> Optional[str]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,7 +333,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
     if request.engine is not None:
         engine = request.engine
     else:
-        executor, workers = _executor(request) if todo else (None, 1)
+        executor, workers = _executor(request, todo) if todo else (None, 1)
         engine = EngineRun(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
     try:
         engine.run([job for _, job, _ in todo], on_result=finished)
@@ -345,12 +346,13 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         _tell(request, Progress("end"))
 
 
-def _executor(request: BatchRequest) -> tuple[Any, int]:
+def _executor(request: BatchRequest, todo: list) -> tuple[Any, int]:
     """The executor ``engine.executor`` names and the workers per model (on Ray, ``--workers 0``: as many
-    actors as the cluster's CPUs hold, ``engine.ray_num_cpus`` each)."""
+    actors as the cluster's CPUs hold, ``engine.ray_num_cpus`` each), no more than the rows of the model with most."""
     settings = request.config.engine
     executor = choose_executor(settings, request.log_level)
-    workers = workers_per_model(executor, settings, request.workers)
+    most_rows = max(Counter(job.spec for _, job, _ in todo).values())
+    workers = workers_per_model(executor, settings, request.workers, most_rows)
     cluster = getattr(executor, "cluster", None)
     if cluster is not None:
         _say(request, f"Ray cluster at {cluster.address}: {cluster.nodes} node(s), "

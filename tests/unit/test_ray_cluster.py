@@ -154,3 +154,16 @@ def test_an_address_that_cannot_be_one_is_refused_before_anything_is_made(addres
     err = capsys.readouterr().err
     assert said in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_gets_no_more_workers_than_its_rows():
+    """Each actor loads its model: engine.ray_num_cpus 0.01 on 2 CPUs started 199 actors per model for 40 rows."""
+    from demod_voice.config import EngineSettings
+    from demod_voice.engine.executors.choose import workers_per_model
+
+    class OnRay:
+        cluster = Cluster("auto", False, nodes=1, cpus=2.0, gpus=0.0, node_cpus=2.0)
+
+    assert workers_per_model(OnRay(), EngineSettings(ray_num_cpus=0.01), 0, most_jobs=40) == 40
+    assert workers_per_model(OnRay(), EngineSettings(ray_num_cpus=0.01), 0) == 199  # rows unknown (book); 2 // 0.01
+    assert workers_per_model(OnRay(), EngineSettings(), 16, most_jobs=3) == 3

@@ -31,11 +31,11 @@ def check_executor(settings: EngineSettings) -> None:
         check_address(settings.ray_address)
 
 
-def workers_per_model(executor: Executor, settings: EngineSettings, requested: int) -> int:
+def workers_per_model(executor: Executor, settings: EngineSettings, requested: int, most_jobs: int = 0) -> int:
     """Workers per model: ``requested``; 0 means sized per model from its files and the cores
     (:mod:`demod_voice.engine.sizing`), or on a Ray cluster as many actors as its CPUs hold
-    (``engine.ray_num_cpus`` each)."""
+    (``engine.ray_num_cpus`` each). Never more than ``most_jobs``, the most jobs one model has (when known): each worker
+    loads its model (``engine.ray_num_cpus: 0.01`` on 2 CPUs started 199 actors per model for 40 rows)."""
     cluster = getattr(executor, "cluster", None)
-    if requested <= 0 and cluster is not None:
-        return cluster.slots(settings.ray_num_cpus)
-    return max(0, requested)
+    workers = cluster.slots(settings.ray_num_cpus) if requested <= 0 and cluster is not None else max(0, requested)
+    return min(workers, most_jobs) if most_jobs > 0 else workers

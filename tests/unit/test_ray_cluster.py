@@ -167,3 +167,16 @@ def test_a_model_gets_no_more_workers_than_its_rows():
     assert workers_per_model(OnRay(), EngineSettings(ray_num_cpus=0.01), 0, most_jobs=40) == 40
     assert workers_per_model(OnRay(), EngineSettings(ray_num_cpus=0.01), 0) == 199  # rows unknown (book); 2 // 0.01
     assert workers_per_model(OnRay(), EngineSettings(), 16, most_jobs=3) == 3
+
+
+def test_an_address_nothing_listens_on_is_refused_before_the_output_folder_is_made(piper_voice, tmp_path, capsys):
+    """The refused run left the folder with its lock file and an empty subfolder."""
+    pytest.importorskip("ray")
+    from demod_voice.cli.main import main
+
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text("text,output\nHello.,o/a.wav\n", encoding="utf-8")
+    code = main(["batch", str(csv_file), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice), "--ray",
+                 f"127.0.0.1:{closed_port()}"])
+    assert code == 1 and "cannot reach the Ray cluster" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -192,11 +192,12 @@ def _probe(target: str) -> None:
 
 
 def check_address(address: Optional[str]) -> None:
-    """Raise :class:`InputError` for an address that cannot be one (a URL's ``http://``, a port out of range), before a
-    command makes anything; ``auto`` and ``local`` pass."""
+    """Raise, before a command makes anything, what joining ``address`` would raise at once: Ray not installed, an address
+    that cannot be one (a URL's ``http://``, a port out of range), nothing listening there."""
+    import_ray()
     target = resolve_address(address)
-    if target not in ("auto", "local"):
-        _host_port(target, _bootstrap_address(target))
+    if target != "local":
+        _probe(target)
 
 
 def _host_port(target: str, hostport: str) -> tuple[str, int]:

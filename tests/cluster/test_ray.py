@@ -405,12 +405,19 @@ def test_rays_own_lines_stay_off_stderr_unless_verbose(piper_voice, tmp_path):
     ``(raylet)`` lines reached stderr by default and with -q (a private Ray: token authentication on, as Ray 2.60 has it)."""
     csv_file = write_csv(tmp_path / "two.csv", f"text,output,model\nHello there.,a.wav,{piper_voice}\nA second row.,b.wav,{piper_voice}\n")
     said = {}
-    with private_namespace() as ns:
+    with private_namespace(HOME=str(tmp_path / "home")) as ns:  # `ray start` writes its token under HOME
         for flag in ("-q", "", "-v"):
             done = ns.run(sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(tmp_path / f"out{flag}"), "--ray",
                           "local", *([flag] if flag else []), timeout=240)
             said[flag] = done.stderr.decode()
             assert done.returncode == 0, said[flag]
+        head = ns.run(RAY, "start", "--head", "--port", str(PORT + 2), "--include-dashboard", "false", "--num-cpus", "1",
+                      "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", timeout=120)
+        assert head.returncode == 0, head.stderr.decode()[-2000:]
+        done = ns.run(sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(tmp_path / "auto"), "--ray", "auto", timeout=240)
+        said["auto"] = done.stderr.decode()  # the address lookup said it could not reach 8.8.8.8, twice
+        assert done.returncode == 0, said["auto"]
     assert said["-q"] == ""
-    assert all(line.startswith("demod-voice: ") for line in said[""].splitlines()) and "2 done" in said[""], said[""]
+    for run in ("", "auto"):
+        assert all(line.startswith("demod-voice: ") for line in said[run].splitlines()) and "2 done" in said[run], said[run]
     assert "network_util.cc" in said["-v"] or "authentication" in said["-v"], said["-v"]  # Ray's lines: kept for -v

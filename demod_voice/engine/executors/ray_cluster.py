@@ -219,7 +219,8 @@ def _bootstrap_address(target: str) -> Optional[str]:
     try:  # where `ray start` on this machine recorded its address (Ray's own lookup; private, so guarded)
         from ray._private.services import canonicalize_bootstrap_address
 
-        return canonicalize_bootstrap_address("auto")
+        with _stderr_hidden(True):  # its C++ side says it cannot reach 8.8.8.8 on a machine without a route out
+            return canonicalize_bootstrap_address("auto")
     except ConnectionError:
         raise RuntimeFailure("no Ray cluster was started on this machine (address auto): start one with "
                              "`ray start --head`, set RAY_ADDRESS, or pass --ray HOST:PORT") from None

@@ -138,6 +138,8 @@ class EngineService:
                 handle.add_done_callback(done.put)
             for _ in handles:
                 current = _get(done, watch)
+                if not current.ok:  # the failure may be the run's (a Ray head gone), not the row's: asked before it counts
+                    watch()
                 on_result(current)
                 current = None
         except KeyboardInterrupt:

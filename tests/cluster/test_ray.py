@@ -382,7 +382,7 @@ def test_a_head_that_dies_mid_batch_stops_it_with_one_line_and_the_report(piper_
         head = ns.run(RAY, "start", "--head", "--port", str(port), "--include-dashboard", "false", "--num-cpus", "1",
                       "--node-ip-address", "127.0.0.1", "--object-store-memory", str(200 * 2**20), "--disable-usage-stats", timeout=120)
         assert head.returncode == 0, head.stderr.decode()[-2000:]
-        proc = subprocess.Popen(ns.command(sys.executable, str(BIN), "batch", str(many_rows(tmp_path, piper_voice, 60)), "--output-dir",
+        proc = subprocess.Popen(ns.command(sys.executable, str(BIN), "batch", str(many_rows(tmp_path, piper_voice, 600)), "--output-dir",
                                            str(out), "--model", str(piper_voice), "--ray", f"127.0.0.1:{port}", "--report",
                                            str(tmp_path / "r.jsonl")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ns.env)
         wait_for(lambda: finished_rows(out) >= 3, timeout=180)
@@ -397,7 +397,6 @@ def test_a_head_that_dies_mid_batch_stops_it_with_one_line_and_the_report(piper_
     done = finished_rows(out)
     assert [r["status"] for r in report(tmp_path / "r.jsonl")] == ["ok"] * done and len(audio_files(out)) == done
     assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
-
 
 
 def test_rays_own_lines_stay_off_stderr_unless_verbose(piper_voice, tmp_path):

@@ -735,6 +735,7 @@ def test_half_events_deep_json_and_too_many_connections_are_bounded(server, capl
     (error,) = run(deep())
     assert error.type == "error" and "nested too deeply" in error.data["text"]
     assert not [r for r in caplog.records if "RecursionError" in r.getMessage() or r.exc_info]
+    time.sleep(0.5)  # the connections above have ended
     with serve_settings(server, max_connections=3):
         assert run(crowd(4)) == [False, False, False, True]
     assert run(synthesize(server, "Still here.", SynthesizeVoice(name="tiny-single"))).pcm  # and it serves on

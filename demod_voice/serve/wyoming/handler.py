@@ -231,6 +231,8 @@ class WyomingHandler(AsyncEventHandler):
         self.handles: set[Any] = set()
         self.stream: Optional[tuple[_Request, SentenceStream]] = None
         self._sending = False
+        self.ended = False
+        """The connection is over (a handler may outlive it until the garbage collector's next pass)."""
         self.sender = asyncio.create_task(self._send_loop(), name="wyoming sender")
 
     # --- reading: every event is answered later, in order, by the sender -------------------------
@@ -250,6 +252,7 @@ class WyomingHandler(AsyncEventHandler):
         except Exception:  # noqa: BLE001 - a bug must end this connection, not surface as an unretrieved task error
             log.exception("Wyoming: internal error; closing the connection")
         finally:
+            self.ended = True
             await self.disconnect()
             self.writer.close()
 

@@ -116,7 +116,8 @@ class WyomingServer:
     def _handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
         from demod_voice.serve.wyoming.handler import WyomingHandler
 
-        if len(self.handlers) >= self.ctx.settings.max_connections:  # each one held a file: a thousand took them all
+        live = sum(1 for handler in list(self.handlers) if not handler.ended)
+        if live >= self.ctx.settings.max_connections:  # each one held a file: a thousand took them all
             return _Refused(writer, self.ctx.settings.max_connections)
         handler = WyomingHandler(self.ctx, self.options, reader, writer)
         self.handlers.add(handler)

@@ -51,11 +51,24 @@ def _sending_body(conn: Any) -> bool:
     return conn.their_state is h11.SEND_BODY
 
 
-class _Refusals:
-    """Connections refused at the cap, said once and then at most every :data:`REFUSALS_SAID_EVERY` seconds."""
+class Refusals:
+    """Connections refused at ``serve.max_connections``, said once and then at most every :data:`REFUSALS_SAID_EVERY`
+    seconds with how many were refused since (one line per connection let anyone who can connect fill the log)."""
 
-    said_at = float("-inf")
-    since = 0
+    def __init__(self, door: str = "") -> None:
+        self.door = door
+        self.said_at = float("-inf")
+        self.since = 0
+
+    def refused(self, now: float, most: int) -> None:
+        self.since += 1
+        if now - self.said_at >= REFUSALS_SAID_EVERY:
+            more = f" ({self.since} refused since the last such line)" if self.said_at > float("-inf") else ""
+            log.warning("%sclosing new connections: %d are open (serve.max_connections)%s", self.door, most, more)
+            self.said_at, self.since = now, 0
+
+
+HTTP_REFUSALS = Refusals()
 
 
 class _Bounded:
@@ -76,19 +89,11 @@ class _Bounded:
         crowded = len(self.connections) >= self.max_connections
         super().connection_made(transport)
         if crowded:
-            self._say_refused()
+            HTTP_REFUSALS.refused(self.loop.time(), self.max_connections)
             transport.close()
             return
         self._arm()
         self._reaper = self.loop.call_later(STUCK_SECONDS, self._reap)
-
-    def _say_refused(self) -> None:
-        now = self.loop.time()
-        _Refusals.since += 1
-        if now - _Refusals.said_at >= REFUSALS_SAID_EVERY:
-            more = f" ({_Refusals.since} refused since the last such line)" if _Refusals.said_at > float("-inf") else ""
-            log.warning("closing new connections: %d are open (serve.max_connections)%s", self.max_connections, more)
-            _Refusals.said_at, _Refusals.since = now, 0
 
     def connection_lost(self, exc: Any) -> None:
         self._disarm()

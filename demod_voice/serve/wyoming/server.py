@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from demod_voice.errors import DependencyError, InputError
 from demod_voice.serve.core import cannot_listen, check_port_free
+from demod_voice.serve.http.connections import Refusals
 
 log = logging.getLogger(__name__)
 
@@ -82,21 +83,15 @@ def check_uri(uri: str) -> str:
 
 
 class _Refused:
-    """A connection over ``serve.max_connections``: closed at once, said in the log at most once a minute."""
+    """A connection over ``serve.max_connections``: closed at once (said as HTTP's are, :class:`Refusals`)."""
 
-    said_at = float("-inf")
-    since = 0
+    said = Refusals("Wyoming: ")
 
     def __init__(self, writer: asyncio.StreamWriter, most: int) -> None:
         self.writer, self.most = writer, most
 
     async def run(self) -> None:
-        now = time.monotonic()
-        _Refused.since += 1
-        if now - _Refused.said_at >= 60.0:
-            log.warning("Wyoming: closing new connections: %d are open (serve.max_connections; %d refused since the last "
-                        "such line)", self.most, _Refused.since)
-            _Refused.said_at, _Refused.since = now, 0
+        _Refused.said.refused(time.monotonic(), self.most)
         self.writer.transport.abort()
 
     async def stop(self) -> None:

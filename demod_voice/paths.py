@@ -7,7 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -289,6 +289,54 @@ def copy_together(*pairs: tuple[Path, Path]) -> None:
     with atomic_paths(*(target for _, target in pairs)) as temps:
         for (source, _), tmp in zip(pairs, temps, strict=True):
             shutil.copyfile(source, tmp)
+
+
+@contextmanager
+def one_at_a_time(path: Path, waiting: Optional[Callable[[], None]] = None,
+                  failed: Optional[Callable[[OSError], Exception]] = None) -> Iterator[None]:
+    """One holder at a time of the ``flock`` on ``path`` (made, with its folder, when missing): a second process waits
+    for the first (``waiting()`` is called once when it has to) and then runs. The holder removes the file, so a waiter
+    that finds its file gone takes a new one. The kernel drops a lock when its holder ends, however it ends.
+
+    A lock file that cannot be made raises ``failed(err)``, or without ``failed`` runs unguarded, as on a filesystem
+    without locks (some network mounts)."""
+    import fcntl
+
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if failed is not None:
+                raise failed(err) from None
+            log.debug("cannot make the lock file %s (%s); running unguarded", path, err)
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+                waiting = None
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: unguarded
+            os.close(fd)
+            yield
+            return
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # the lock file still in place: this process holds it
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed it when it finished: take a new one
+    try:
+        yield
+    finally:
+        try:
+            path.unlink()  # while held: a waiter sees its file gone and takes a new one
+        except OSError:
+            pass
+        os.close(fd)
 
 
 LOCK = ".demod-voice.lock"

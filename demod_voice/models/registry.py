@@ -6,13 +6,13 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
 from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.download import Offline, fetch
-from demod_voice.paths import check_plain_name, name_problem, os_error
+from demod_voice.paths import check_plain_name, name_problem, one_at_a_time, os_error
 
 log = logging.getLogger(__name__)
 
@@ -194,43 +194,12 @@ def download_piper_voice(name: str, base_url: str, cache: Path, progress: bool =
         return _download_files(key, files, folder, base_url, progress)
 
 
-@contextlib.contextmanager
-def _one_download(folder: Path, key: str) -> Iterator[None]:
-    """One download of a voice at a time (an ``flock``): two at once wrote the same part files, and both failed, one
-    blaming the catalog ("is 63569920 bytes, the catalog says 63396846"). A second waits for the first."""
-    import fcntl
-
-    path = folder / f".{key}.download.lock"
-    said = False
-    while True:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise os_error(f"cannot download into {folder}", err) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if not said:
-                log.warning("another download of %s is running; waiting for it to finish", key)
-                said = True
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # a filesystem without locks: download unguarded, as before
-            break
-        try:
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break  # the lock file still in place: this process holds the download
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # the holder removed it when it finished: take a new one
-    try:
-        yield
-    finally:
-        try:
-            path.unlink()  # while held: a waiter sees its file gone and takes a new one
-        except OSError:
-            pass
-        os.close(fd)
+def _one_download(folder: Path, key: str) -> contextlib.AbstractContextManager[None]:
+    """One download of a voice at a time: two at once wrote the same part files, and both failed, one blaming the
+    catalog ("is 63569920 bytes, the catalog says 63396846"). A second waits for the first."""
+    return one_at_a_time(folder / f".{key}.download.lock",
+                         waiting=lambda: log.warning("another download of %s is running; waiting for it to finish", key),
+                         failed=lambda err: os_error(f"cannot download into {folder}", err))
 
 
 def _download_files(key: str, files: dict, folder: Path, base_url: str, progress: bool) -> Path:

@@ -294,3 +294,50 @@ def test_a_cache_that_cannot_be_written_keeps_no_partial_and_says_why(piper_voic
     kept = batching.prepare(str(piper_voice), str(tmp_path))  # a worker's own load: runs from memory, as before
     assert kept is not None and isinstance(kept.front, bytes)
     assert not [p.name for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
+
+
+STARTS_TOGETHER = """
+import os, sys, time
+from demod_voice.backends.piper import batching
+from demod_voice.backends.piper.engine import PiperBackend
+from demod_voice.engine.jobs import LoadSpec
+
+voice, cache, go, log = sys.argv[1:5]
+parts = batching._parts
+
+def counted(*args, **kwargs):
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(0.5)  # a medium voice takes ~1 s here: room for the others to start preparing too
+    return parts(*args, **kwargs)
+
+batching._parts = counted
+open(go + "." + str(os.getpid()), "w").close()  # imported: ready
+while not os.path.exists(go):
+    time.sleep(0.01)
+backend = PiperBackend()
+backend.load(LoadSpec("piper", voice, model_config=voice + ".json", cache_dir=cache))
+print("streams" if backend.streams() else "whole")
+"""
+
+
+def test_workers_starting_on_a_cold_voice_at_once_prepare_it_once(piper_voice, tmp_path):
+    """serve's and batch's workers load a voice at the same moment: one prepares it, the others wait and read the cache
+    (they each prepared the same files side by side)."""
+    import subprocess
+    import sys
+    import time
+
+    go, log, cache = tmp_path / "go", tmp_path / "prepared-by", tmp_path / "cache"
+    workers = [subprocess.Popen([sys.executable, "-c", STARTS_TOGETHER, str(piper_voice), str(cache), str(go), str(log)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("go.*"))) < 3 and time.monotonic() < deadline:  # all three imported and waiting
+        assert all(worker.poll() is None for worker in workers), [worker.communicate() for worker in workers]
+        time.sleep(0.05)
+    go.touch()
+    ends = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], [err for _, err in ends]
+    assert [out.strip() for out, _ in ends] == ["streams"] * 3
+    assert len(log.read_text().split()) == 1, log.read_text()
+    assert not list((cache / "onnx").glob(".*lock")), "the holder removes its lock file"

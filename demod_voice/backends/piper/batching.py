@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,7 +19,7 @@ from typing import Any, Optional
 from demod_voice.backends.piper.graph import MARK, WINDOWS
 from demod_voice.backends.piper.layout import ONES
 from demod_voice.devices import release_memory
-from demod_voice.paths import os_error
+from demod_voice.paths import one_at_a_time, os_error
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,19 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False, stri
     return Prepared(data["front"], data["decoder"], data.get("flow"))
 
 
+def one_preparer(model_path: str, cache_dir: Optional[str]) -> AbstractContextManager[None]:
+    """Held while a process prepares the voice at ``model_path`` into ``cache_dir`` and opens its parts (which caches
+    onnxruntime's optimised graphs): the workers that start on a voice at once (``batch``'s and ``serve``'s, one per
+    core) prepared it side by side, each ~1 s of a core and ~0.3 GB for the same files; now one does and the others
+    wait for it and then load it from the cache (~0.15 s). Unguarded without a cache or where one cannot be locked."""
+    names = _cache_paths(model_path, cache_dir)
+    if names is None:
+        return nullcontext()
+    front = names[0]
+    return one_at_a_time(front.with_name(f".{front.stem}.prepare.lock"),
+                         waiting=lambda: log.debug("waiting for another process preparing %s", model_path))
+
+
 def make_ready(model_path: str, cache_dir: str, device: str) -> None:
     """Prepare the voice's graphs into ``cache_dir`` and have onnxruntime optimise each, opened as a worker's first
     load opens them (:class:`BatchSession`, :func:`~demod_voice.devices.onnx_session`): run when a voice is installed,
@@ -90,11 +104,12 @@ def make_ready(model_path: str, cache_dir: str, device: str) -> None:
     def opened(model: Any, bounded: bool = False, wide: bool = False) -> Any:
         return onnx_session(model, device, cache_dir, bounded, wide)[0]
 
-    prepared = prepare(model_path, cache_dir, strict=True)
-    if prepared:
-        BatchSession(prepared, opened)  # opening each part optimises it into the cache
-    else:
-        opened(model_path)
+    with one_preparer(model_path, cache_dir):
+        prepared = prepare(model_path, cache_dir, strict=True)
+        if prepared:
+            BatchSession(prepared, opened)  # opening each part optimises it into the cache
+        else:
+            opened(model_path)
 
 
 def cache_files(model_path: str, cache_dir: str) -> list[Path]:

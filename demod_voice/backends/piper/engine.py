@@ -97,7 +97,7 @@ class PiperBackend(Backend):
 
         The voice's graph prepared for batches (:mod:`.batching`) when it can be; ``self.batcher``
         is then that session, else ``None`` and sentences run one at a time."""
-        from demod_voice.backends.piper.batching import BatchSession, prepare
+        from demod_voice.backends.piper.batching import BatchSession, one_preparer, prepare
         from demod_voice.devices import onnx_session
 
         warnings: list[str] = []
@@ -109,16 +109,17 @@ class PiperBackend(Backend):
             return session
 
         try:
-            prepared = prepare(spec.model, spec.cache_dir)
-            try:
-                session = BatchSession(prepared, opened) if prepared else opened(spec.model)
-            except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
-                if prepared is None or not prepared.cached:
-                    raise
-                log.warning("discarding damaged batching graphs of %s in the cache (%s); preparing them again", spec.model,
-                            type(err).__name__)
-                prepared = prepare(spec.model, spec.cache_dir, fresh=True)
-                session = BatchSession(prepared, opened) if prepared else opened(spec.model)
+            with one_preparer(spec.model, spec.cache_dir):  # the workers starting on a cold voice: one prepares it
+                prepared = prepare(spec.model, spec.cache_dir)
+                try:
+                    session = BatchSession(prepared, opened) if prepared else opened(spec.model)
+                except Exception as err:  # noqa: BLE001 - a damaged cache entry is rebuilt, not fatal
+                    if prepared is None or not prepared.cached:
+                        raise
+                    log.warning("discarding damaged batching graphs of %s in the cache (%s); preparing them again", spec.model,
+                                type(err).__name__)
+                    prepared = prepare(spec.model, spec.cache_dir, fresh=True)
+                    session = BatchSession(prepared, opened) if prepared else opened(spec.model)
         except Exception as err:  # noqa: BLE001 - onnx and onnxruntime raise their own untyped errors
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None

@@ -84,8 +84,9 @@ def prepare(model_path: str, cache_dir: Optional[str], fresh: bool = False, stri
 def one_preparer(model_path: str, cache_dir: Optional[str]) -> AbstractContextManager[None]:
     """Held while a process prepares the voice at ``model_path`` into ``cache_dir`` and opens its parts (which caches
     onnxruntime's optimised graphs): the workers that start on a voice at once (``batch``'s and ``serve``'s, one per
-    core) prepared it side by side, each ~1 s of a core and a peak of 435 MB against 193 MB from the cache (medium voice); now one does and the others
-    wait for it and then load it from the cache (~0.15 s). Unguarded without a cache or where one cannot be locked."""
+    core) prepared it side by side, each ~1 s of a core and a peak of 435 MB against 193 MB from the cache (medium
+    voice); now one does and the others wait for it and then load it from the cache (~0.15 s). Unguarded without a
+    cache or where one cannot be locked."""
     names = _cache_paths(model_path, cache_dir)
     if names is None:
         return nullcontext()

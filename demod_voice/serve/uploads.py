@@ -78,14 +78,14 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
     return float(answer["seconds"])
 
 
-async def read_form(request: Any, limits: Any, max_files: int) -> Any:
+async def read_form(request: Any, limits: Any, max_files: int, example: str) -> Any:
     """A request's multipart form, parts bounded (the body as a whole was bounded by the request guard); 400 for a
-    body the parser cannot read."""
+    body the parser cannot read. ``example``: the endpoint's own fields as curl sends them, for the 415."""
     from starlette.exceptions import HTTPException
 
     if media_type(request.headers.get("content-type")) not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise ApiError(415, "send this as a multipart/form-data form, its files as file fields "
-                            "(curl -F name=alice -F files=@ref.wav)", code="not_a_form")
+        raise ApiError(415, f"send this as a multipart/form-data form, its files as file fields (curl {example})",
+                       code="not_a_form")
     check_content_length(request.headers, limits)
     try:
         return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))

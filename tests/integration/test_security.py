@@ -412,6 +412,11 @@ def test_unreadable_bodies_are_answered_with_what_to_send(server):
     voices = server.url + "/v1/voices"
     as_json = httpx.post(voices, json={"name": "x"}, headers=auth(ENROLL), timeout=30)
     assert as_json.status_code == 415 and as_json.json()["error"]["code"] == "not_a_form" and "multipart" in as_json.text, as_json.text
+    for route, field in (("/v1/voices", "files=@"), ("/v1/books", "book=@"), ("/v1/batch", "csv=@"),
+                         ("/v1/audio/conversions", "file=@"), ("/v1/voices/import", "file=@")):
+        answer = httpx.post(server.url + route, json={"name": "x"}, headers=auth(ENROLL), timeout=30)
+        # each route's own fields (every one said the voices' "-F name=alice -F files=@ref.wav")
+        assert answer.status_code == 415 and field in answer.json()["error"]["message"], (route, answer.text)
     broken = httpx.post(voices, content=b"--QQ\r\nnonsense\r\n", timeout=30,
                         headers={**auth(ENROLL), "Content-Type": "multipart/form-data; boundary=ZZ"})
     assert broken.status_code == 400 and broken.json()["error"]["code"], broken.text

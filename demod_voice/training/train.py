@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
 from demod_voice.logs import PROG
-from demod_voice.paths import OutputLock, copy_together, os_error, write_text_atomic
+from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_text_atomic
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
 from demod_voice.training.bases import HUB, resolve_base
@@ -202,6 +202,9 @@ def _check_request(request: TrainRequest) -> None:
     check_voice_name(request.name)  # the voice is written as NAME.onnx in the output folder, installed or not
     if request.resume:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
+            if (out / LOCK).is_file():  # a run started there has not written its first checkpoint yet: say it is busy
+                with OutputLock(out, "training run"):
+                    pass
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
         _check_resumable(out / "checkpoints" / "last.ckpt")
         return

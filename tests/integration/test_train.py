@@ -339,6 +339,14 @@ def test_refused_quality_at_the_wrong_sample_rate(prepared, tmp_path, capsys):
 
 def test_refused_resume_without_a_run_and_a_second_run_in_the_same_folder(trained, prepared, tmp_path, capsys):
     assert "no training run to resume" in refused(capsys, prepared.folder, tmp_path / "empty", "--resume")
+    from demod_voice.paths import OutputLock
+
+    starting = tmp_path / "starting"  # a run in its first epoch: its folder held, no checkpoint yet
+    starting.mkdir()
+    with OutputLock(starting, "training run"):
+        code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(starting), *TINY, "--resume"])
+    line = one_error_line(capsys.readouterr().err)  # it said "there is no training run to resume"
+    assert code == 1 and "is in use by another training run" in line and "no training run" not in line, line
     code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(trained.out), *TINY])
     assert code == 3 and "already holds a training run: pass --resume" in one_error_line(capsys.readouterr().err)
     code = main(["piper-train", "--dataset", str(prepared.folder), "--output-dir", str(trained.out), *TINY, "--resume", "--epochs", "3"])

@@ -5,8 +5,10 @@ Rules a reader can see (``book --dry-run`` lists what each did):
 - ``.txt``: paragraphs are separated by blank lines (hard-wrapped lines are joined); a paragraph
   that is one short line starting with Chapter, Part, Book, Prologue or Epilogue (or such a line and
   the chapter's title on the next) starts a chapter. No such line: the whole text is one chapter
-  named after the file. A Project Gutenberg file is read between its START and END lines, its
-  header's Title and Author taken as the book's.
+  named after the file. A one-line paragraph that is a front or back matter title ("Contents") starts
+  such a chapter, skipped with what follows it up to the next heading (a list of contents). Picture
+  marks ("[Illustration: ...]") are not read. A Project Gutenberg file is read between its START and
+  END lines, its header's Title and Author taken as the book's, its credits ("Produced by ...") left out.
 - Markdown: headings are chapters. With one level-1 heading and level-2 headings below it, the
   level-1 heading is the book's title and level-2 headings are chapters; otherwise the highest
   level used is. Lower headings are read as paragraphs; code blocks, raw HTML and images are not read.
@@ -49,6 +51,11 @@ text: it took a chapter's place, and its own words were dropped as a chapter wit
 _PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b[^\n]*$",
                       re.IGNORECASE | re.MULTILINE)
 """Project Gutenberg's lines around a book's own text ("*** START OF THE PROJECT GUTENBERG EBOOK ALICE ***")."""
+_ILLUSTRATION = re.compile(r"\[(?:illustration|picture)(?::[^\]]*)?\]", re.IGNORECASE)
+"""Where a text marks a picture ("[Illustration]", "[Illustration: Alice and the Rabbit]", Project Gutenberg's form):
+not read (it was, as words)."""
+_CREDITS = re.compile(r"^(?:produced by|e-?text prepared by|transcribed (?:from|by)|transcriber['’]?s note)\b", re.IGNORECASE)
+"""Who made a Project Gutenberg text, the first lines after its START line: not read."""
 _HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 log = logging.getLogger(__name__)
@@ -137,13 +144,17 @@ def _read_txt(text: str, path: Path) -> Book:
     book = Book(title=path.stem)
     text, line = _gutenberg(text.replace("\r\n", "\n"), book)
     title, source, paragraphs, titled = book.title, f"{path.name}:{line}", [], False
+    gutenberg = line > 1  # read from after its START line
     for block in re.split(r"\n[ \t]*\n", text):
-        start = line
+        start = line + block[:len(block) - len(block.lstrip())].count("\n")  # after more than one blank line
         line += block.count("\n") + 2
-        paragraph = clean(block)
+        paragraph = clean(_ILLUSTRATION.sub(" ", block))
         if not paragraph:
             continue
-        heading = _txt_heading(block)
+        if gutenberg and not titled and not paragraphs and _CREDITS.match(paragraph):
+            book.skipped.append(Skipped(paragraph[:60], f"{path.name}:{start}", "Project Gutenberg's credits"))
+            continue
+        heading = _txt_heading(block) or (paragraph if "\n" not in block.strip() and FRONT_MATTER.match(paragraph) else "")
         if heading:
             if paragraphs or titled:
                 book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))

@@ -527,20 +527,25 @@ def test_a_project_gutenberg_text_is_read_between_its_markers_with_its_title_aut
     txt.write_text(
         "The Project Gutenberg eBook of The Tiny Tale, by Jane Doe\n\nThis eBook is for the use of anyone anywhere.\n\n"
         "Title: The Tiny Tale\n       Being a Mouse's Story\n\nAuthor: Jane Doe\n\nRelease Date: March 3, 2004 [eBook #11234]\n\n"
-        "*** START OF THIS PROJECT GUTENBERG E-BOOK THE TINY TALE ***\n\n\n"
+        "*** START OF THIS PROJECT GUTENBERG E-BOOK THE TINY TALE ***\n\n\nProduced by Ann Volunteer and the Online\n"
+        "Distributed Proofreading Team\n\n[Illustration]\n\n"
         "CONTENTS\n\nCHAPTER I. The Beginning\nCHAPTER II. The End\n\n"
         "CHAPTER I.\nThe Beginning\n\nOnce upon a time there was a very small mouse who lived in a\nvery large house.\n\n"
+        "[Illustration: The mouse at the door]\n\n"
         "CHAPTER II\nTHE END.\n\nAnd the mouse lived happily ever after.\n\n"
         "*** END OF THIS PROJECT GUTENBERG E-BOOK THE TINY TALE ***\n\nTHE FULL PROJECT GUTENBERG LICENSE\n\n"
         "Section 1. General Terms of Use.\n", encoding="utf-8")
     parsed = read_book(txt)
     assert (parsed.title, parsed.author) == ("The Tiny Tale Being a Mouse's Story", "Jane Doe")
+    # the credits, the picture marks and the list of contents were read as an untitled first chapter and as text
     assert [(c.title, c.paragraphs, c.source) for c in parsed.chapters] == [
-        ("The Tiny Tale Being a Mouse's Story", ("CONTENTS", "CHAPTER I. The Beginning CHAPTER II. The End"), "pg11234.txt:12"),
         ("CHAPTER I. The Beginning", ("Once upon a time there was a very small mouse who lived in a very large house.",),
-         "pg11234.txt:20"),
-        ("CHAPTER II: THE END", ("And the mouse lived happily ever after.",), "pg11234.txt:26")]
-    assert not parsed.chapters[0].titled
+         "pg11234.txt:25"),
+        ("CHAPTER II: THE END", ("And the mouse lived happily ever after.",), "pg11234.txt:33")]
+    assert [(s.title, s.source, s.reason) for s in parsed.skipped] == [
+        ("Produced by Ann Volunteer and the Online Distributed Proofre", "pg11234.txt:15", "Project Gutenberg's credits"),
+        ("CONTENTS", "pg11234.txt:20", "front or back matter (by its title)")]
+    assert [c.title for c in read_book(txt, keep_front_matter=True).chapters][0] == "CONTENTS"
     plain = tmp_path / "plain.txt"
     plain.write_text("Chapter 1\nIt was a dark night.\n\nTitle: not a header\n", encoding="utf-8")
     assert [(c.title, c.paragraphs) for c in read_book(plain).chapters] == [

@@ -318,14 +318,19 @@ def _needed(model: Any, outputs: list[str], stop: set[str]) -> list[Any]:
 
 
 def _submodel(model: Any, nodes: list[Any], inputs: list[Any], outputs: list[Any]) -> Any:
-    from onnx import helper
+    import onnx
 
     used = {name for node in nodes for name in node.input}
     inputs = [i for i in inputs if i.name in used or i.name in {o.name for o in outputs}]
-    graph = helper.make_graph(nodes, model.graph.name, inputs, outputs,
-                              initializer=[i for i in model.graph.initializer if i.name in used])
-    sub = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
-    sub.producer_name = model.producer_name
+    # filled in place: onnx.helper's make_graph and make_model copy the weights once each (~0.2 s a medium voice)
+    sub = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
+    sub.opset_import.extend(model.opset_import)
+    graph = sub.graph
+    graph.name = model.graph.name
+    graph.node.extend(nodes)
+    graph.input.extend(inputs)
+    graph.output.extend(outputs)
+    graph.initializer.extend(i for i in model.graph.initializer if i.name in used)
     return sub
 
 

@@ -375,6 +375,26 @@ def test_a_released_voice_spoken_through_the_page_is_heard(page, recogniser, joe
     check_intelligible(recogniser.wer(streamed, SHORT_TEXT), recogniser.wer_of_samples(samples, rate, SHORT_TEXT), "the page")
 
 
+def test_a_voice_enrolled_elsewhere_is_offered_once_a_tab_is_opened(page, server, references):
+    """A voice enrolled by another page or an API client was offered only after a reload of this page."""
+    import httpx
+
+    use_key(page)
+    open_tab(page, "Speak")
+    page.locator("#dv-voice input").click()
+    page.wait_for_selector("#dv-voice [role=option]")
+    assert not page.locator("#dv-voice [role=option][aria-label^='bob ']").count()
+    page.keyboard.press("Escape")
+    answer = httpx.post(server.url + "/v1/voices", headers={"Authorization": f"Bearer {ENROLL_KEY}"}, data={"name": "bob"},
+                        files={"files": ("ref.wav", references["ref.wav"].read_bytes())}, timeout=120)
+    assert answer.status_code == 201, answer.text
+    open_tab(page, "Compare")
+    open_tab(page, "Speak")
+    page.locator("#dv-voice input").click()
+    page.wait_for_selector("#dv-voice [role=option][aria-label='bob — cloned voice (XTTS, en)']")
+    httpx.delete(server.url + "/v1/voices/bob", headers={"Authorization": f"Bearer {ENROLL_KEY}"}, timeout=60)
+
+
 def test_a_server_that_goes_away_is_said_so_and_the_browser_speaks(page, server):
     """Last: it stops the module's server."""
     use_key(page, SPEAK_KEY)

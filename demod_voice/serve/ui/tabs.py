@@ -76,28 +76,26 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
             gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
             page.key = gr.Textbox(label="API key", type="password", visible=keyed, elem_id="dv-key", scale=0, min_width=260,
                                   placeholder="the key your administrator gave you")
+        tabs = []
         with gr.Tabs():
-            with gr.Tab("Clone", id="clone"):
-                clone_tab(page)
-            with gr.Tab("Speak", id="speak"):
-                speak_tab(page)
-            with gr.Tab("Compare", id="compare"):
-                compare_tab(page)
-            with gr.Tab("Convert", id="convert"):
-                convert_tab(page)
-            with gr.Tab("Voices", id="voices"):
-                ui_manage.voices_tab(page)
-            with gr.Tab("Batch", id="batch"):
-                ui_manage.batch_tab(page)
-            with gr.Tab("Health", id="health"):
-                ui_manage.health_tab(page)
+            for name, build in (("Clone", clone_tab), ("Speak", speak_tab), ("Compare", compare_tab), ("Convert", convert_tab),
+                                ("Voices", ui_manage.voices_tab), ("Batch", ui_manage.batch_tab), ("Health", ui_manage.health_tab)):
+                with gr.Tab(name, id=name.lower()) as tab:
+                    build(page)
+                tabs.append(tab)
         for wire in page.later:
             wire()
         outputs = page.refresh_outputs()
         blocks.load(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+
+        def keeping(key: str, *chosen: Any) -> list:
+            return refreshed(page, key, current=chosen)
+
         # a new key keeps each picker's voice where that key may use it too (a person who typed their key after
         # choosing a voice keeps the choice; the refresh may also come in after they chose again)
-        page.key.change(lambda key, *chosen: refreshed(page, key, current=chosen), inputs=[page.key, *page.pickers], outputs=outputs)
+        page.key.change(keeping, inputs=[page.key, *page.pickers], outputs=outputs)
+        for tab in tabs:  # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API)
+            tab.select(keeping, inputs=[page.key, *page.pickers], outputs=outputs, show_progress="hidden")
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
     # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
     blocks.queue(default_concurrency_limit=None)

@@ -52,6 +52,9 @@ class Table:
     """Feminine forms of the numbers hours are read with (``una`` in Spanish)."""
     ordinal_suffixes: Optional[str] = None
     """A regular expression for the suffix written after an ordinal's digits (``st|nd|rd|th``)."""
+    headings: tuple[str, ...] = ()
+    """Words that number what follows them (``Chapter``, ``No.``): a number written with leading zeros after one is read
+    as the number ("Chapter 01" is chapter one); elsewhere leading zeros make a code, read digit by digit ("Agent 007")."""
 
 
 EN = Table(
@@ -81,6 +84,9 @@ EN = Table(
     sentence_final=frozenset({"etc.", "Co.", "Ltd.", "Inc.", "St.", "Ave.", "Rd.", "Jr.", "Sr."}),
     symbols={".": "dot", "@": "at", "/": "slash", ":": "colon", "-": "dash", "_": "underscore"},
     ordinal_suffixes=r"st|nd|rd|th",
+    headings=("chapter", "part", "track", "episode", "volume", "vol.", "book", "section", "act", "scene", "lesson", "unit",
+              "step", "level", "round", "season", "disc", "disk", "issue", "page", "figure", "fig.", "table", "verse", "stage",
+              "item", "exercise", "question", "no.", "number", "day", "week", "psalm", "canto", "movement", "op."),
 )
 
 DE = Table(
@@ -105,6 +111,8 @@ DE = Table(
     sentence_final=frozenset({"usw.", "Str.", "u.a."}),
     symbols={".": "Punkt", "@": "at", "/": "Schrägstrich", ":": "Doppelpunkt", "-": "Bindestrich", "_": "Unterstrich"},
     feminine={1: "ein"},
+    headings=("Kapitel", "Teil", "Band", "Folge", "Nr.", "Nummer", "Seite", "Abschnitt", "Lektion", "Staffel", "Akt", "Szene",
+              "Track", "Tag", "Woche", "Schritt", "Stufe", "Runde", "Ausgabe", "Abbildung", "Abb.", "Tabelle"),
 )
 
 FR = Table(

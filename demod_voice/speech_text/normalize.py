@@ -55,7 +55,7 @@ def normalize(text: str, language: str) -> str:
     table = numbers_only(language)
     if table is None:
         return text
-    passes: tuple[Pass, ...] = (_addresses, _dates, _times, _telephones, _grouped, _ranges, _money, _percentages, _units,
+    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, _telephones, _grouped, _ranges, _money, _percentages, _units,
                                 _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
@@ -82,6 +82,24 @@ def spell_address(address: str, table: Table) -> str:
 def _addresses(text: str, table: Table) -> str:
     text = _URL.sub(lambda m: spell_address(m.group(0), table), text)
     return _EMAIL.sub(lambda m: spell_address(m.group(0), table), text)
+
+
+@functools.lru_cache(maxsize=32)
+def _heading_pattern(table: Table) -> re.Pattern[str]:
+    """A heading word (its plural too: "Chapters 01-03"), a number with leading zeros, and perhaps a range's second."""
+    words = "|".join(re.escape(w) + ("" if w.endswith(".") else "s?") for w in sorted(table.headings, key=len, reverse=True))
+    number = r"0+(\d{1,4})(?!\d|[:/.,]\d)"
+    return re.compile(rf"(?<![\w.])((?:{words})(?!\w)\s*#?\s*){number}(?:(\s?[-–—]\s?)0*(\d{{1,4}})(?!\d|[:/.,]\d))?",
+                      re.IGNORECASE)
+
+
+def _headings(text: str, table: Table) -> str:
+    """``Chapter 01``, ``Track 07``, ``No. 05``: the number, not its digits ("chapter zero one"), which a number with leading
+    zeros is everywhere else ("Agent 007", a ZIP code)."""
+    if not table.headings:
+        return text
+    return _heading_pattern(table).sub(lambda m: m.group(1) + str(int(m.group(2))) +
+                                       (m.group(3) + str(int(m.group(4))) if m.group(4) else ""), text)
 
 
 def date_words(day: int, month: int, year: Optional[int], table: Table, before: str = "") -> Optional[str]:

@@ -149,3 +149,21 @@ def test_a_language_with_numbers_only_reads_its_own_minus():
     """Russian, Turkish, Japanese read "-5" with the English word "minus"."""
     assert normalize("-5 градусов", "ru") == "минус пять градусов"
     assert normalize("-5", "tr").startswith("eksi ")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Chapter 01", "Chapter one"),
+    ("CHAPTER 001: The Beginning", "CHAPTER one: The Beginning"),
+    ("Part 02, Track 07 and Episode 010", "Part two, Track seven and Episode ten"),
+    ("No. 05 in the list", "number five in the list"),
+    ("Chapters 01-03.", "Chapters one to three."),
+    ("Agent 007 and ZIP code 02134, PIN 0427", "Agent zero zero seven and ZIP code zero two one three four, PIN zero four two seven"),
+    ("Track 07 at 09:30", "Track seven at nine thirty"),
+])
+def test_a_number_with_leading_zeros_after_a_heading_word_is_the_number(written, said):
+    """"Chapter 01" was read "chapter zero one": leading zeros make a code only where no heading word numbers it."""
+    assert normalize(written, "en") == said
+
+
+def test_a_german_heading_number_is_the_number_too():
+    assert normalize("Kapitel 03, PLZ 01067", "de") == "Kapitel drei, PLZ null eins null sechs sieben"

@@ -29,8 +29,16 @@ _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
-_TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b"
-                        r"|\b\d{3}-\d{4}\b")
+_TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b")
+_PHONE_SHAPES = (
+    re.compile(r"(?<![\w.,/+-])\d{3}([. ])\d{3}\1\d{4}(?![\w]|[.,-]\d)"),  # 555.123.4567, 555 123 4567
+    re.compile(r"(?<![\w.,/+-])\d{2,4}(?:-\d{2,4}){2,}(?![\w]|[.,-]\d)"),  # 555-123-4567, 123-45-6789
+    re.compile(r"(?<![\w.,/+-])\d{3} \d{3} (?!000\b)\d{3}(?![\w]|[ .,]\d)"),  # 555 123 456 (not 100 000 000: a number)
+    re.compile(r"(?<![\w.,/+-])(?<!\d )0\d{2,4}(?: \d{3,4}){1,2}(?![\w]|[ .,]\d)|(?<![\w.,/+-])0\d{2,4} \d{5,8}\b"),  # 020 7946 0958, 030 1234567
+    re.compile(r"\b\d{3}-\d{4}\b"),  # 555-1234
+)
+"""Telephone numbers written with no ``+`` or brackets, in groups: each group is read digit by digit (those in spaced groups
+not where the language groups a number's thousands with spaces: "123 456 789" is a number in French)."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -213,7 +221,11 @@ def _telephones(text: str, table: Table) -> str:
         groups = re.findall(r"\d+", m.group(0))
         return ", ".join(num.digits(g, table) for g in groups)
 
-    return _TELEPHONE.sub(said, text)
+    text = _TELEPHONE.sub(said, text)
+    for shape in _PHONE_SHAPES:
+        if " " not in table.group or " " not in shape.pattern:
+            text = shape.sub(said, text)
+    return text
 
 
 def _grouped(text: str, table: Table) -> str:

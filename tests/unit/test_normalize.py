@@ -167,3 +167,24 @@ def test_a_number_with_leading_zeros_after_a_heading_word_is_the_number(written,
 
 def test_a_german_heading_number_is_the_number_too():
     assert normalize("Kapitel 03, PLZ 01067", "de") == "Kapitel drei, PLZ null eins null sechs sieben"
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Call 555-123-4567.", "Call five five five, one two three, four five six seven."),
+    ("(555) 123-4567", "five five five, one two three, four five six seven"),
+    ("+1 555 123 4567", "one, five five five, one two three, four five six seven"),
+    ("call 555 123 456 now", "call five five five, one two three, four five six now"),
+    ("or 555.123.4567, or 555 123 4567", "or five five five, one two three, four five six seven, or five five five, one two three, "
+                                         "four five six seven"),
+    ("SSN 123-45-6789", "SSN one two three, four five, six seven eight nine"),
+    ("London 020 7946 0958", "London zero two zero, seven nine four six, zero nine five eight"),
+    ("100 000 000 people, 1 000 000 more", "one hundred million people, one million more"),
+])
+def test_telephone_numbers_in_groups_are_read_digit_by_digit(written, said):
+    """"555 123 456" was one number (five hundred fifty-five million...), "555-123-4567" half a number and a minus."""
+    assert normalize(written, "en") == said
+
+
+def test_spaced_groups_stay_a_number_where_the_language_groups_thousands_with_spaces():
+    assert normalize("123 456 789 habitants", "fr") == "cent vingt-trois millions quatre cent cinquante-six mille sept cent " \
+                                                      "quatre-vingt-neuf habitants"

@@ -246,6 +246,13 @@ def _ranges(text: str, table: Table) -> str:
     return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}", text)
 
 
+def spans_range(before: str, after: str) -> bool:
+    """Whether the dash where ``before`` ends or ``after`` starts is a range's ("1990-" and "1995", "10" and "-20"): text
+    cut there by a tag is read in pieces, and the dash alone was read as a minus or not at all."""
+    joined = before + after
+    return any(m.end(1) <= len(before) <= m.start(2) for m in _RANGE.finditer(joined))
+
+
 def _money(text: str, table: Table) -> str:
     symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
     scale = r"(?:\s+(million|billion|trillion))?" if table.code == "en" else ""

@@ -20,7 +20,7 @@ from xml.parsers import expat
 from demod_voice.errors import InputError
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import numbers_only
-from demod_voice.speech_text.normalize import date_words
+from demod_voice.speech_text.normalize import date_words, spans_range
 from demod_voice.speech_text.script import Override, Part, Pause, Piece, Script, check_phonemes
 
 MAX_CHARS = 100_000
@@ -85,6 +85,10 @@ class _Builder:
         self.parts: list[Part] = []
         self.text: list[str] = []
         self.leaf_text: list[str] = []
+        self.tail = ""
+        """The end of the text read so far, as written (a range cut by a tag is seen whole)."""
+        self.held = ""
+        """A dash that ended the last text after a number, kept until what follows says whether it is a range's."""
         self.warnings: list[str] = []
         self.elements = 0
         self.pauses = 0.0
@@ -180,7 +184,11 @@ class _Builder:
     def _end(self, tag: str) -> None:
         frame = self.stack.pop()
         if tag in LEAF:
-            self.parts.extend(self._leaf(frame, "".join(self.leaf_text)))
+            content = "".join(self.leaf_text)
+            joined = self._bridged(content, frame.language or self.language)  # "10-<say-as ...>20</say-as>"
+            if joined != content:
+                self.parts.append(joined[: len(joined) - len(content.lstrip())] if content.strip() else joined)
+            self.parts.extend(self._leaf(frame, content))
             self.leaf_text = []
         if tag in ("prosody", "lang", "p", "s") or (tag == "speak" and frame.attrs.get("xml:lang")):
             self._flush(frame)
@@ -199,7 +207,31 @@ class _Builder:
         self.text = []
         if text:
             frame = frame or (self.stack[-1] if self.stack else None)
-            self.parts.extend(self.words(text, (frame.language if frame else None) or self.language))
+            language = (frame.language if frame else None) or self.language
+            text = self._bridged(text, language)
+            if text:
+                self.parts.extend(self.words(text, language))
+
+    def _bridged(self, text: str, language: str) -> str:
+        """``text`` with a range's dash cut from it by a tag read as the range word: "1990-<prosody>1995</prosody>" and
+        "<prosody>1990</prosody>-1995" were "nineteen ninety- nineteen ninety-five" and "...minus one thousand...". A dash
+        that ends ``text`` after a number is held until the next text shows what it is."""
+        table = numbers_only(language)
+        word = table.range_word if table else ""
+        held, self.held = self.held, ""
+        tail = self.tail + held
+        leading = re.match(r"\s?[-–—]", text)
+        if word and held and spans_range(tail, text):
+            text = f" {word} {text.lstrip()}"
+        elif word and not held and leading and spans_range(tail, text):
+            text = f" {word} {text[leading.end():].lstrip()}"
+        else:
+            text = held + text  # not a range: a minus ("-<prosody>5</prosody>" is minus five), a hyphen
+        trailing = re.search(r"(?:(?<=\d)\s?|(?<!\S))[-–—]\s?$", text)
+        if trailing:
+            self.held, text = text[trailing.start():], text[: trailing.start()]
+        self.tail = (tail + text)[-40:]
+        return text
 
     def _flush(self, frame: Optional[_Frame] = None) -> None:
         """End the current piece (with the prosody of ``frame``, else of the innermost open element)."""

@@ -156,3 +156,20 @@ def test_sentence_pauses_become_exact_pauses_between_sentences():
     options = TextOptions(sentence_pause=0.5, lexicon=Lexicon((entry("Nguyen", "", "new yen"),)))
     got = for_job("Hello Nguyen. How are you? Fine", "en", options, False).segments
     assert [s.seconds if isinstance(s, Pause) else s.text for s in got] == ["Hello new yen.", 0.5, "How are you?", 0.5, "Fine"]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ('1990-<prosody rate="slow">1995</prosody>', "nineteen ninety to nineteen ninety-five"),
+    ('from <prosody rate="slow">1990</prosody>-1995', "from nineteen ninety to nineteen ninety-five"),
+    ('pages 10<break time="200ms"/>-20', "pages ten to twenty"),
+    ('pages 10 - <prosody rate="slow">20</prosody>', "pages ten to twenty"),
+    ('open 9-<prosody rate="slow">5</prosody>', "open nine to five"),
+    ('10-<say-as interpret-as="cardinal">20</say-as>', "ten to twenty"),
+    ('<prosody rate="slow">1990-1995</prosody>', "nineteen ninety to nineteen ninety-five"),
+    ('It was -<prosody rate="slow">5</prosody> degrees', "It was minus five degrees"),
+    ('a well-<prosody rate="slow">known</prosody> fact', "a well- known fact"),
+])
+def test_a_range_cut_by_a_tag_is_read_as_a_range(text, said):
+    """Each piece between tags was normalised alone: "1990-" and "1995" were "nineteen ninety-" and "nineteen ninety-five",
+    "-1995" after a tag "minus one thousand nine hundred ninety-five"."""
+    assert " ".join(for_job(f"<speak>{text}</speak>", "en", TextOptions(), True).text.split()) == said

@@ -272,6 +272,13 @@ def _money(text: str, table: Table) -> str:
     return after.sub(lambda m: signed(m.group(1), said(m.group(2), m.group(3), None)), text)
 
 
+def read_money(written: str, table: Table) -> Optional[str]:
+    """``written`` whole as one amount of money (``$42.01``, ``42.01 EUR``, ``-€5``); ``None`` when it is not one."""
+    written = written.strip()
+    said = _money(written, table) if table.currencies else written
+    return said if said != written and not re.search(r"\d", said) else None
+
+
 def _percentages(text: str, table: Table) -> str:
     pattern = _compiled(table, r"(?<![\w.,])(-?)(NUMBER)\s?%")
     return pattern.sub(lambda m: (f"{table.minus} " if m.group(1) else "") + f"{num.number(m.group(2), table)} {table.percent}",

@@ -1,7 +1,7 @@
 """An SSML subset, parsed with expat with every door to entity expansion shut.
 
 Accepted: ``<speak>`` (the root), ``<break time strength>``, ``<prosody rate volume>``,
-``<say-as interpret-as="characters|spell-out|cardinal|number|ordinal|date|telephone">``,
+``<say-as interpret-as="characters|spell-out|digits|cardinal|number|ordinal|date|telephone|currency">`` (:mod:`.say_as`),
 ``<sub alias>``, ``<phoneme alphabet="ipa" ph>``, ``<p>``, ``<s>``, ``<lang xml:lang>``; and
 ``<emphasis>`` and ``<mark>``, spoken without effect and with a warning. Any other tag is an error
 naming its line and column. A document type declaration (the way to entity expansion, external
@@ -18,9 +18,9 @@ from typing import Optional
 from xml.parsers import expat
 
 from demod_voice.errors import InputError
-from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import numbers_only
-from demod_voice.speech_text.normalize import date_words, spans_range
+from demod_voice.speech_text.normalize import spans_range
+from demod_voice.speech_text.say_as import SayAsError, read
 from demod_voice.speech_text.script import Override, Part, Pause, Piece, Script, check_phonemes
 
 MAX_CHARS = 100_000
@@ -262,7 +262,11 @@ class _Builder:
             return [attrs["alias"]]
         if frame.tag == "phoneme":
             return [Override(content.strip(), check_phonemes(attrs["ph"], f"<phoneme> at {self._where()}"), "", "ssml")]
-        return [" " + _say_as(attrs["interpret-as"], attrs.get("format", ""), content.strip(), language, self._where()) + " "]
+        kind = attrs["interpret-as"]
+        try:
+            return [" " + read(kind, attrs.get("format", ""), content.strip(), language) + " "]
+        except SayAsError as err:
+            raise SsmlError(f"<say-as interpret-as=\"{kind[:20]}\"> at {self._where()}: {err}") from None
 
 
 def _same(code: str, language: str) -> bool:
@@ -304,39 +308,3 @@ def _volume(value: Optional[str], where: str) -> float:
     if match and -40.0 <= float(match.group(1)) <= 12.0:
         return 10.0 ** (float(match.group(1)) / 20.0)
     raise SsmlError(f"<prosody volume=\"{value[:20]}\"> at {where}: use silent, x-soft..x-loud or decibels from -40dB to +12dB")
-
-
-def _say_as(kind: str, fmt: str, content: str, language: str, where: str) -> str:
-    table = numbers_only(language)
-    if kind in ("characters", "spell-out"):
-        return " ".join(num.words(int(ch), table) if ch.isdigit() and table else ch for ch in content if not ch.isspace())
-    if table is None:
-        raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where}: there are no number words for language '{language}'")
-    digits = re.sub(r"[^\d]", "", content)
-    if kind == "telephone":
-        groups = re.findall(r"\d+", content)
-        if not groups:
-            raise SsmlError(f"<say-as interpret-as=\"telephone\"> at {where} holds no digits")
-        return ", ".join(num.digits(g, table) for g in groups)
-    if kind in ("cardinal", "number", "ordinal"):
-        if not digits or len(digits) > 15:
-            raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where} needs a number of up to 15 digits, not '{content[:20]}'")
-        if kind == "ordinal":
-            return num.ordinal(int(digits), table)
-        return (f"{table.minus} " if content.startswith("-") else "") + num.number(content.lstrip("+-"), table)
-    if kind == "date":
-        said = _date(fmt or ("mdy" if table.date_order == "mdy" else "dmy"), content, table)
-        if said is None:
-            raise SsmlError(f"<say-as interpret-as=\"date\"> at {where}: '{content[:20]}' is not a date in format {fmt or 'dmy/mdy/ymd'}")
-        return said
-    raise SsmlError(f"<say-as interpret-as=\"{kind}\"> at {where}: use characters, cardinal, ordinal, date or telephone")
-
-
-def _date(fmt: str, content: str, table: object) -> Optional[str]:
-    values = [int(v) for v in re.findall(r"\d+", content)]
-    if len(values) != len(fmt) or any(ch not in "dmy" for ch in fmt):
-        return None
-    found = dict(zip(fmt, values, strict=True))
-    if "d" not in found or "m" not in found:
-        return None
-    return date_words(found["d"], found["m"], found.get("y"), table)  # type: ignore[arg-type]

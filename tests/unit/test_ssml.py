@@ -173,3 +173,39 @@ def test_a_range_cut_by_a_tag_is_read_as_a_range(text, said):
     """Each piece between tags was normalised alone: "1990-" and "1995" were "nineteen ninety-" and "nineteen ninety-five",
     "-1995" after a tag "minus one thousand nine hundred ninety-five"."""
     assert " ".join(for_job(f"<speak>{text}</speak>", "en", TextOptions(), True).text.split()) == said
+
+
+@pytest.mark.parametrize(("say_as", "said"), [
+    ('interpret-as="cardinal">+5', "plus five"),
+    ('interpret-as="cardinal">\u22125', "minus five"),  # the minus sign lost its sign
+    ('interpret-as="cardinal">-1,234.5', "minus one thousand two hundred thirty-four point five"),
+    ('interpret-as="ordinal">21st', "twenty-first"),
+    ('interpret-as="characters">ab-7', "A B dash seven"),  # a lone "a" is the article to espeak
+    ('interpret-as="digits">2026', "two zero two six"),
+    ('interpret-as="date" format="ym">2026-05', "May twenty twenty-six"),
+    ('interpret-as="date" format="my">5/1999', "May nineteen ninety-nine"),
+    ('interpret-as="date" format="d">12', "twelfth"),
+    ('interpret-as="date" format="m">12', "December"),
+    ('interpret-as="date" format="y">1999', "nineteen ninety-nine"),
+    ('interpret-as="date">2026-05-12', "May twelfth, twenty twenty-six"),  # no format: a four-digit first field is the year
+    ('interpret-as="date" format="mdy">02/29/2024', "February twenty-ninth, twenty twenty-four"),
+    ('interpret-as="currency">$42.01', "forty-two dollars and one cent"),
+    ('interpret-as="currency">42.01 EUR', "forty-two euros and one cent"),
+])
+def test_say_as_reads_what_the_w3c_note_and_its_common_extensions_define(say_as, said):
+    """ym, my, d, m and y dates were refused, "digits" and "currency" were unknown, "+5" was "five" and "−5" "five"."""
+    assert for_job(f"<speak><say-as {say_as}</say-as></speak>", "en", TextOptions(), True).text.strip() == said
+
+
+@pytest.mark.parametrize(("say_as", "says"), [
+    ('interpret-as="ordinal">1.5', "needs a whole number"),  # was "fifteenth"
+    ('interpret-as="cardinal">12abc', "needs a number"),  # was "twelve"
+    ('interpret-as="date" format="mdy">02/30/2026', "is not a date"),  # was "February thirtieth"
+    ('interpret-as="date" format="xyz">1/2/3', "formats: mdy, dmy, ymd, ym, my, md, dm, d, m, y"),
+    ('interpret-as="currency">42', "needs an amount with a currency"),
+    ('interpret-as="shout">42', "use one of characters"),
+])
+def test_say_as_content_that_is_not_what_it_says_is_refused(say_as, says):
+    with pytest.raises(SsmlError) as caught:
+        prepare(f"<speak><say-as {say_as}</say-as></speak>", "en", TextOptions(ssml=True))
+    assert says in str(caught.value) and "<say-as interpret-as=" in str(caught.value)

@@ -1,0 +1,134 @@
+"""SSML ``<say-as>``: what its content is read as, after the W3C note "SSML 1.0 say-as attribute values" (cardinal,
+ordinal, characters, date with its ten formats, telephone) and the common extensions (digits, currency).
+
+:func:`read` raises :class:`SayAsError` with what is wrong; :mod:`.ssml` adds the tag's place.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from typing import Optional
+
+from demod_voice.speech_text import numbers as num
+from demod_voice.speech_text.languages import Table, numbers_only
+from demod_voice.speech_text.normalize import date_words, read_money
+
+KINDS = ("characters", "spell-out", "digits", "cardinal", "number", "ordinal", "date", "telephone", "currency")
+DATE_FORMATS = ("mdy", "dmy", "ymd", "ym", "my", "md", "dm", "d", "m", "y")
+"""The note's date formats: which of day, month and year the content holds, in its order."""
+PLUS = {"en": "plus", "de": "plus", "fr": "plus", "es": "más", "it": "più", "pt": "mais", "nl": "plus", "pl": "plus"}
+"""How a leading ``+`` is read (``<say-as interpret-as="cardinal">+5</say-as>``)."""
+MINUS_SIGNS = "-\u2212\u2013"
+"""A hyphen-minus, the minus sign, and the en dash that word processors make of it."""
+
+
+class SayAsError(ValueError):
+    """Content that cannot be read as its ``interpret-as`` says."""
+
+
+def read(kind: str, fmt: str, content: str, language: str) -> str:
+    """``content`` read as ``kind`` (``format`` ``fmt``, may be empty) in ``language``."""
+    table = numbers_only(language)
+    if kind in ("characters", "spell-out"):
+        return characters(content, table)
+    if kind not in KINDS:
+        raise SayAsError(f"use one of {', '.join(KINDS)}")
+    if table is None:
+        raise SayAsError(f"there are no number words for language '{language}'")
+    if kind == "digits":
+        if not re.fullmatch(r"[\d\s]+", content):
+            raise SayAsError(f"needs digits only, not '{content[:20]}'")
+        return num.digits(content, table)
+    if kind == "telephone":
+        groups = re.findall(r"\d+", content)
+        if not groups:
+            raise SayAsError("holds no digits")
+        return ", ".join(num.digits(g, table) for g in groups)
+    if kind in ("cardinal", "number"):
+        return cardinal(content, table)
+    if kind == "ordinal":
+        return ordinal(content, table)
+    if kind == "currency":
+        said = read_money(content, table)
+        if said is None:
+            raise SayAsError(f"needs an amount with a currency symbol or code ($42.01, 42.01 EUR), not '{content[:20]}'")
+        return said
+    said = date(fmt or _default_date_format(content, table), content, table)
+    if said is None:
+        raise SayAsError(f"'{content[:20]}' is not a date in format {fmt or 'mdy/dmy/ymd'} "
+                         f"(formats: {', '.join(DATE_FORMATS)})")
+    return said
+
+
+def characters(content: str, table: Optional[Table]) -> str:
+    """Each character on its own: letters as capitals (espeak reads a lone "a" as the article), digits as words, the
+    symbols the language has words for (``-`` dash, ``.`` dot) as those words; other marks are not read."""
+    out = []
+    for ch in content:
+        if ch.isspace():
+            continue
+        if ch.isdigit() and table:
+            out.append(num.words(int(ch), table))
+        elif ch.isalpha():
+            out.append(ch.upper())
+        elif table and ch in table.symbols:
+            out.append(table.symbols[ch])
+    return " ".join(out)
+
+
+def _sign(content: str, table: Table) -> tuple[str, str]:
+    """(the sign's word or "", the content without its sign)."""
+    stripped = content.strip()
+    if stripped[:1] and stripped[0] in MINUS_SIGNS:
+        return table.minus if table.minus != "-" else "minus", stripped[1:].lstrip()
+    if stripped.startswith("+"):
+        return PLUS.get(table.code, ""), stripped[1:].lstrip()
+    return "", stripped
+
+
+def cardinal(content: str, table: Table) -> str:
+    """A signed whole or decimal number in the language's writing (``-5``, ``+3``, ``1,234.5``)."""
+    sign, written = _sign(content, table)
+    grouped = rf"\d{{1,3}}(?:[{re.escape(table.group)}]\d{{3}})+|" if table.group else ""
+    if not re.fullmatch(rf"(?:{grouped}\d+)(?:{re.escape(table.decimal)}\d+)?", written) or len(re.sub(r"\D", "", written)) > 15:
+        raise SayAsError(f"needs a number of up to 15 digits, not '{content.strip()[:20]}'")
+    return f"{sign} {num.number(written, table)}".strip()
+
+
+def ordinal(content: str, table: Table) -> str:
+    """A whole number read as an ordinal; its written suffix (``21st``, ``3e``) may be there."""
+    suffix = rf"(?:{table.ordinal_suffixes})?" if table.ordinal_suffixes else ""
+    match = re.fullmatch(rf"(\d{{1,15}}){suffix}\.?", content.strip())
+    if not match:
+        raise SayAsError(f"needs a whole number of up to 15 digits, not '{content.strip()[:20]}'")
+    return num.ordinal(int(match.group(1)), table)
+
+
+def _default_date_format(content: str, table: Table) -> str:
+    """No format: a four-digit first field is a year (ISO ``2026-05-12``), else the language's own order."""
+    return "ymd" if re.match(r"\s*\d{4}\D", content) else "mdy" if table.date_order == "mdy" else "dmy"
+
+
+def date(fmt: str, content: str, table: Table) -> Optional[str]:
+    """A date in one of :data:`DATE_FORMATS`; ``None`` when the content is not one (a wrong count of fields, no such
+    day: 30 February)."""
+    values = [int(v) for v in re.findall(r"\d+", content)]
+    if fmt not in DATE_FORMATS or len(values) != len(fmt) or not table.months:
+        return None
+    found = dict(zip(fmt, values, strict=True))
+    day, month, year = found.get("d"), found.get("m"), found.get("y")
+    if month is not None and not 1 <= month <= 12:
+        return None
+    if day is not None:
+        longest = calendar.monthrange(year or 2000, month)[1] if month else 31  # 2000: a leap year, 29 February is one
+        if not 1 <= day <= longest:
+            return None
+        if month is not None:
+            return date_words(day, month, year, table)
+        return num.ordinal(day, table)
+    said_year = num.words(year, table, "year") if year is not None else ""
+    if month is None:
+        return said_year
+    joint = " de " if table.code in ("es", "pt") else " "
+    return table.months[month - 1] + (joint + said_year if said_year else "")

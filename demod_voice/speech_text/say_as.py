@@ -36,28 +36,35 @@ def read(kind: str, fmt: str, content: str, language: str) -> str:
         raise SayAsError(f"use one of {', '.join(KINDS)}")
     if table is None:
         raise SayAsError(f"there are no number words for language '{language}'")
-    if kind == "digits":
-        if not re.fullmatch(r"[\d\s]+", content):
-            raise SayAsError(f"needs digits only, not '{content[:20]}'")
-        return num.digits(content, table)
-    if kind == "telephone":
-        groups = re.findall(r"\d+", content)
-        if not groups:
-            raise SayAsError("holds no digits")
-        return ", ".join(num.digits(g, table) for g in groups)
-    if kind in ("cardinal", "number"):
-        return cardinal(content, table)
-    if kind == "ordinal":
-        return ordinal(content, table)
-    if kind == "currency":
-        said = read_money(content, table)
+    if kind == "date":
+        said = date(fmt or _default_date_format(content, table), content, table)
         if said is None:
-            raise SayAsError(f"needs an amount with a currency symbol or code ($42.01, 42.01 EUR), not '{content[:20]}'")
+            raise SayAsError(f"'{content[:20]}' is not a date in format {fmt or 'mdy/dmy/ymd'} "
+                             f"(formats: {', '.join(DATE_FORMATS)})")
         return said
-    said = date(fmt or _default_date_format(content, table), content, table)
+    return _READERS[kind](content, table)
+
+
+def digits(content: str, table: Table) -> str:
+    """Each digit on its own."""
+    if not re.fullmatch(r"[\d\s]+", content):
+        raise SayAsError(f"needs digits only, not '{content[:20]}'")
+    return num.digits(content, table)
+
+
+def telephone(content: str, table: Table) -> str:
+    """Each group of digits digit by digit, a pause between groups."""
+    groups = re.findall(r"\d+", content)
+    if not groups:
+        raise SayAsError("holds no digits")
+    return ", ".join(num.digits(g, table) for g in groups)
+
+
+def currency(content: str, table: Table) -> str:
+    """An amount with its currency's symbol or code."""
+    said = read_money(content, table)
     if said is None:
-        raise SayAsError(f"'{content[:20]}' is not a date in format {fmt or 'mdy/dmy/ymd'} "
-                         f"(formats: {', '.join(DATE_FORMATS)})")
+        raise SayAsError(f"needs an amount with a currency symbol or code ($42.01, 42.01 EUR), not '{content[:20]}'")
     return said
 
 
@@ -132,3 +139,7 @@ def date(fmt: str, content: str, table: Table) -> Optional[str]:
         return said_year
     joint = " de " if table.code in ("es", "pt") else " "
     return table.months[month - 1] + (joint + said_year if said_year else "")
+
+
+_READERS = {"digits": digits, "telephone": telephone, "cardinal": cardinal, "number": cardinal, "ordinal": ordinal,
+            "currency": currency}

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Optional
 
+from demod_voice.speech_text import english
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import Table, numbers_only
 
@@ -63,8 +64,9 @@ def normalize(text: str, language: str) -> str:
     table = numbers_only(language)
     if table is None:
         return text
-    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, _telephones, _grouped, _ranges, _money, _percentages, _units,
-                                _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
+    own = english.PASSES if table.code == "en" else ()
+    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, _telephones, *own, _grouped, _ranges, _money, _percentages,
+                                _units, _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
     for step in passes:

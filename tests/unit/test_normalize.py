@@ -188,3 +188,28 @@ def test_telephone_numbers_in_groups_are_read_digit_by_digit(written, said):
 def test_spaced_groups_stay_a_number_where_the_language_groups_thousands_with_spaces():
     assert normalize("123 456 789 habitants", "fr") == "cent vingt-trois millions quatre cent cinquante-six mille sept cent " \
                                                       "quatre-vingt-neuf habitants"
+
+
+NARRATED = [  # what a narrator reads, and what it was read as before (espeak's or ours)
+    ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),  # "Roman eight"
+    ("Louis XIV, Elizabeth I and Pope John Paul II", "Louis the fourteenth, Elizabeth the first and Pope John Paul the second"),
+    ("After World War II, in Chapter IV", "After World War two, in Chapter four"),
+    ("World War I ended. Then I left, and I think so.", "World War one ended. Then I left, and I think so."),  # "I" stays
+    ("Rocky IV, Super Bowl LV, Washington DC, size XL, Malcolm X", "Rocky four, Super Bowl fifty-five, Washington DC, size XL, Malcolm X"),
+    ("Add 1/2 cup and 1 1/2 tbsp, 3/4 of it, 2¾ miles", "Add one half cup and one and a half tbsp, three quarters of it, "
+                                                      "two and three quarters miles"),  # "one/two"
+    ("open 24/7, 7/13", "open twenty-four seven, seven/thirteen"),
+    ("2+2=4 and 10 - 3 = 7, 3 × 4", "two plus two equals four and ten minus three equals seven, three times four"),  # "ten to three"
+    ("the 1990s, the '90s, the 2010s, the 1800s, in his 60s", "the nineteen nineties, the nineties, the twenty-tens, "
+                                                             "the eighteen hundreds, in his sixties"),  # "2010s" as digits
+    ("He is 5'10\" and it is 3 ft 2 in long", "He is five feet ten inches and it is three feet two inches long"),  # "two in"
+    ("€3,50, 3,50 €, $.50, 5¢ and .5 kg", "three euros and fifty cents, three euros and fifty cents, fifty cents, five cents "
+                                          "and zero point five kilograms"),  # "three euros,50", "$.50", "five¢"
+    ("#ThrowbackThursday and #blessed, the #1 hit, in C#", "hashtag Throwback Thursday and hashtag blessed, the number one hit, in C#"),
+    ("update to v2.1.3", "update to version 2.1.3"),  # "vee" / "be"
+]
+
+
+@pytest.mark.parametrize(("written", "said"), NARRATED)
+def test_what_a_narrator_meets_is_read_as_a_reader_would(written, said):
+    assert normalize(written, "en") == said

@@ -26,14 +26,14 @@ _SPACE_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:[\u00a0\u202f]\d{3})+|(?: 
 _RANGE = re.compile(r"(?<![\w.,/+-])(\d+(?:[.,]\d+)?)\s?[-–—]\s?(\d+(?:[.,]\d+)?)(?![\w]|[.,]\d|[-–—]\d)")
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
-_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?]|$))?(?![\d:])", re.IGNORECASE)
+_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?–—-]|$))?(?![\d:])", re.IGNORECASE)
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
 _TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b")
 _PHONE_SHAPES = (
     re.compile(r"(?<![\w.,/+-])\d{3}([. ])\d{3}\1\d{4}(?![\w]|[.,-]\d)"),  # 555.123.4567, 555 123 4567
-    re.compile(r"(?<![\w.,/+-])\d{2,4}(?:-\d{2,4}){2,}(?![\w]|[.,-]\d)"),  # 555-123-4567, 123-45-6789
+    re.compile(r"(?<![\w.,/+-])(?:1-)?\d{2,4}(?:-\d{2,4}){2,}(?![\w]|[.,-]\d)"),  # 555-123-4567, 1-800-555-1234, 123-45-6789
     re.compile(r"(?<![\w.,/+-])\d{3} \d{3} (?!000\b)\d{3}(?![\w]|[ .,]\d)"),  # 555 123 456 (not 100 000 000: a number)
     re.compile(r"(?<![\w.,/+-])(?<!\d )0\d{2,4}(?: \d{3,4}){1,2}(?![\w]|[ .,]\d)|(?<![\w.,/+-])0\d{2,4} \d{5,8}\b"),  # 020 7946 0958, 030 1234567
     re.compile(r"\b\d{3}-\d{4}\b"),  # 555-1234
@@ -190,10 +190,11 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
              "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
 
 
-_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
+_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.–—-]|$)", re.IGNORECASE)
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
 _DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
 """``9.05pm``, ``11.30 a.m.``: British English writes the minutes after a full stop (only with am/pm: 9.05 is a number)."""
+_MERIDIEM_RANGE = re.compile(r"(?<=[AP]M)\s?[-–—]\s?(?=\w)")
 _WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-4]):[0-5]\d)\s+Uhr\b")
 
 
@@ -215,7 +216,9 @@ def _times(text: str, table: Table) -> str:
             return m.group(0)
         return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()])
 
-    return _TIME.sub(said, text)
+    text = _TIME.sub(said, text)
+    # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
+    return _MERIDIEM_RANGE.sub(" to ", text) if table.code == "en" else text
 
 
 def _telephones(text: str, table: Table) -> str:
@@ -245,7 +248,9 @@ def _ranges(text: str, table: Table) -> str:
     numbers' words ("nineteen ninety-one thousand nine hundred ninety-five")."""
     if not table.range_word:
         return text
-    return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}", text)
+    # the same number twice is no range: "a 50-50 chance" is fifty-fifty
+    return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}" if m.group(1) != m.group(2) else
+                      f"{num.number(m.group(1), table)}-{num.number(m.group(2), table)}", text)
 
 
 def spans_range(before: str, after: str) -> bool:
@@ -255,21 +260,26 @@ def spans_range(before: str, after: str) -> bool:
     return any(m.end(1) <= len(before) <= m.start(2) for m in _RANGE.finditer(joined))
 
 
+SCALES = {"K": "thousand", "k": "thousand", "M": "million", "mn": "million", "B": "billion", "bn": "billion", "tn": "trillion"}
+"""English scales written as a letter after an amount ("$50K", "$2bn", "1.5M downloads")."""
+
+
 def _money(text: str, table: Table) -> str:
     symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
-    scale = r"(?:\s+(million|billion|trillion))?" if table.code == "en" else ""
+    scale = r"(?:\s+(million|billion|trillion)\b|(K|k|M|mn|B|bn|tn)(?!\w))?" if table.code == "en" else ""
 
     def said(amount: str, symbol: str, magnitude: Optional[str]) -> str:
         currency = table.currencies[symbol]
-        if magnitude:  # "$3 million": the amount, its scale, the plural unit
-            return f"{num.number(amount, table)} {magnitude} {currency[0][-1]}"
+        if magnitude:  # "$3 million", "$50K": the amount, its scale, the plural unit (was "fifty dollarsK")
+            return f"{num.number(amount, table)} {SCALES.get(magnitude, magnitude)} {currency[0][-1]}"
         return num.money(amount, currency, table)
 
     def signed(minus: str, words: str) -> str:  # "-$5", "$-5", "-5 €": the minus is read ("-five dollars" lost it)
         return f"{table.minus} {words}" if minus else words
 
     before = _compiled(table, rf"(?<![\w-])(-?)({symbols})\s?(-?)(NUMBER){scale}(?![\d])")
-    text = before.sub(lambda m: signed(m.group(1) or m.group(3), said(m.group(4), m.group(2), m.group(5) if scale else None)), text)
+    text = before.sub(lambda m: signed(m.group(1) or m.group(3), said(m.group(4), m.group(2), (m.group(5) or m.group(6))
+                                                                   if scale else None)), text)
     after = _compiled(table, rf"(?<![\w.,-])(-?)(NUMBER)\s?({symbols})(?![\w])")
     return after.sub(lambda m: signed(m.group(1), said(m.group(2), m.group(3), None)), text)
 
@@ -330,6 +340,12 @@ _NOT_NAMES = frozenset({"The", "A", "An", "In", "At", "On", "Of", "To", "From", 
 """Capitalised words before "St." that are not a street's name ("The St. Lawrence")."""
 
 
+def _after_name(m: re.Match[str]) -> bool:
+    """Whether the word before ``m`` is a capitalised name (a street's: "Elm Dr."), not a sentence's first word."""
+    before = m.string[: m.start()].split()[-1:]
+    return bool(before) and before[0][:1].isupper() and before[0] not in _NOT_NAMES
+
+
 def _abbreviations(text: str, table: Table) -> str:
     spelled, pattern = _abbreviation_pattern(table)
 
@@ -338,6 +354,8 @@ def _abbreviations(text: str, table: Table) -> str:
         words = spelled[written]
         if table.code == "en" and written == "No." and not following.isdigit():
             return written  # "No." is only "number" before a number
+        if table.code == "en" and written == "Dr." and not following.isupper() and _after_name(m):
+            return "drive" + ("." if not following else "")  # "12 Elm Dr. in Ohio" (was "Elm doctor"); "Dr. Who": doctor
         if table.code == "en" and written == "St.":
             # "St. Louis", "in St. Paul's": saint; after a name or an ordinal ("Main St. She left.", "42nd St."): a street,
             # whose full stop ends the sentence when a capital follows

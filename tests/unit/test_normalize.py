@@ -213,3 +213,18 @@ NARRATED = [  # what a narrator reads, and what it was read as before (espeak's 
 @pytest.mark.parametrize(("written", "said"), NARRATED)
 def test_what_a_narrator_meets_is_read_as_a_reader_would(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("He lives at 12 Elm Dr. in Ohio. Dr. Jones lives on Oak Dr.", "He lives at twelve Elm drive in Ohio. doctor Jones lives on "
+                                                                 "Oak drive."),  # "Elm doctor"
+    ("She earned $50K, then $2bn; 1.5M downloads", "She earned fifty thousand dollars, then two billion dollars; one point five "
+                                                   "million downloads"),  # "fifty dollarsK"
+    ("Call 1-800-555-1234.", "Call one, eight zero zero, five five five, one two three four."),  # "one to eight hundred-five..."
+    ("open 9am-5pm, or 9:00 a.m.–5:30 p.m.", "open nine AM to five PM, or nine AM to five thirty PM"),  # "9am-five PM"
+    ("a 50-50 chance, a 3-2 win", "a fifty-fifty chance, a three to two win"),  # "fifty to fifty"
+    ("3 hrs 20 mins, 10x faster, a 3x3 grid", "three hours twenty minutes, ten times faster, a three by three grid"),
+    ("see pp. 10-20, Fig. 3; Gen. Lee", "see pages ten to twenty, figure three; general Lee"),
+])
+def test_more_of_what_a_narrator_meets(written, said):
+    assert normalize(written, "en") == said

@@ -169,14 +169,15 @@ _VERSION = re.compile(r"(?<![\w.])v(\d+(?:\.\d+)+|\d+\b)(?![\w])")
 
 
 def _tags(text: str, table: Table) -> str:
-    """#1: number one; #ThrowbackThursday: hashtag Throwback Thursday; v2.1.3: version 2.1.3 (espeak said "sharp" or
-    nothing for #, "vee" or "be" for v)."""
+    """#1: number one; #ThrowbackThursday: hashtag Throwback Thursday; @jack: at jack; v2.1.3: version 2.1.3 (Whisper
+    heard "#blessed" as "U-SASH BLUST", "v2.1.3" as "be 2.1.3")."""
 
     def hashtag(m: re.Match[str]) -> str:
         if m.group(1):
             return f"number {m.group(1)}"
         return "hashtag " + re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|_", " ", m.group(2)).replace("  ", " ")
 
+    text = _HANDLE.sub(r"at \1", text)  # "@jack" (an e-mail address was read before: its "@" is gone)
     return _VERSION.sub(r"version \1", _HASHTAG.sub(hashtag, text))
 
 
@@ -191,5 +192,46 @@ def _multiples(text: str, table: Table) -> str:
     return _TIMES.sub(r"\1 times", _BY.sub(r"\1 by \2", text))
 
 
-PASSES = (_tags, _amounts, _fractions, _sums, _decades, _feet_inches, _roman, _multiples)
+_IPV4 = re.compile(r"(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\w]|\.\d)")
+_DIALLED = re.compile(r"\b((?:call|dial|ring)(?:s|ed|ing|led|ling)?\s+)(911|999|112|111|000|211|311|411|988)(?![\w]|[.,]\d)",
+                      re.IGNORECASE)
+"""An emergency or service number after "call" or "dial"."""
+
+
+def _codes(text: str, table: Table) -> str:
+    """192.168.1.1: one hundred ninety-two dot one hundred sixty-eight dot one dot one (left to espeak, whose reading of
+    four dotted numbers varies); call 911: nine one one (was "nine hundred eleven")."""
+
+    def address(m: re.Match[str]) -> str:
+        parts = [int(g) for g in m.groups()]
+        if any(p > 255 for p in parts) or re.search(r"(?:version|release)\s*$", m.string[: m.start()], re.IGNORECASE):
+            return m.group(0)
+        return f" {table.symbols['.']} ".join(num.words(p, table) for p in parts)
+
+    text = _IPV4.sub(address, text)
+    return _DIALLED.sub(lambda m: m.group(1) + num.digits(m.group(2), table), text)
+
+
+_DAY_MONTH = re.compile(r"(?<![\w.,/])(\d{1,2})(?:st|nd|rd|th)?\s+(January|February|March|April|May|June|July|August|September|"
+                        r"October|November|December)\b(?:,?\s+(\d{4})\b)?")
+
+
+def _day_month(text: str, table: Table) -> str:
+    """4 July 1776, 4th July: the fourth of July, seventeen seventy-six (was "four July"), as British books write dates."""
+
+    def said(m: re.Match[str]) -> str:
+        day = int(m.group(1))
+        if not 1 <= day <= 31:
+            return m.group(0)
+        year = f", {num.words(int(m.group(3)), table, 'year')}" if m.group(3) else ""
+        article = "" if re.search(r"\bthe\s+$", m.string[: m.start()], re.IGNORECASE) else "the "
+        return f"{article}{num.ordinal(day, table)} of {m.group(2)}{year}"
+
+    return _DAY_MONTH.sub(said, text)
+
+
+_HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
+
+
+PASSES = (_tags, _amounts, _fractions, _sums, _decades, _feet_inches, _roman, _multiples, _codes, _day_month)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

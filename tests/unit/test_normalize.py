@@ -228,3 +228,16 @@ def test_what_a_narrator_meets_is_read_as_a_reader_would(written, said):
 ])
 def test_more_of_what_a_narrator_meets(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The IP is 192.168.1.1, version 1.2.3.4", "The IP is one hundred ninety-two dot one hundred sixty-eight dot one dot one, "
+                                               "version 1.2.3.4"),
+    ("Call 911. Dial 999 now. Call 100 people.", "Call nine one one. Dial nine nine nine now. Call one hundred people."),
+    ("He was born 4 July 1776; the 1 May deadline", "He was born the fourth of July, seventeen seventy-six; the first of May "
+                                                    "deadline"),  # "four July"
+    ("Ask @jack or mail me@x.org", "Ask at jack or mail me at x dot org"),
+    ("It's 25° outside", "It's twenty-five degrees outside"),  # "twenty-five°"
+])
+def test_addresses_numbers_to_dial_british_dates_and_degrees(written, said):
+    assert normalize(written, "en") == said

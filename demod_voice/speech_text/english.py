@@ -28,7 +28,10 @@ REGNAL = frozenset({"Henry", "Edward", "George", "William", "Richard", "Charles"
 TITLES = frozenset({"King", "Queen", "Pope", "Emperor", "Empress", "Tsar", "Czar", "Tsarina", "Prince", "Princess", "Duke",
                     "Duchess", "Pharaoh", "Kaiser", "Sultan", "Shah", "Count", "Countess", "Lord", "Saint", "St."})
 """Titles before a ruler's name (King Olaf V): the numeral after the name is regnal whatever the name."""
-_ROMAN_AFTER = re.compile(r"(?<![\w.'’-])([A-Z][\w.'’-]*)(\s+)([IVXLCDM]+)(?![\w'’-])(?!\.\w)")
+_ROMAN_AFTER = re.compile(r"(?<![\w.'’-])([A-Za-z][\w.'’-]*)(\s+)([IVXLCDM]+)(?![\w'’-])(?!\.\w)")
+_WORLD_WAR = re.compile(r"\bWW(I{1,2})\b")
+_REGNAL_I_AFTER = re.compile(r"\s*(?:[,.;:!?)\]'’\"]|$|(?:of|and|or|was|had|were)\b)")
+"""What may follow a ruler's "I" (Mary I, queen; Elizabeth I and II): anything else is the pronoun ("Henry I think")."""
 
 
 def roman_value(written: str) -> int:
@@ -42,8 +45,8 @@ def roman_value(written: str) -> int:
 def _roman(text: str, table: Table) -> str:
     """Henry VIII: Henry the Eighth; World War II, Chapter IV: two, four; Rocky IV, Apollo XIII: four, thirteen. The
     pronoun "I" is never a numeral except after a heading word (World War I, Chapter I) or a ruler's name (Elizabeth I);
-    a word in capitals before it (DC, XL, MIX) is left alone unless it is a heading word (CHAPTER IV). espeak read each
-    as "Roman eight"."""
+    a word in capitals before it (DC, XL, MIX) is left alone unless it is a heading word (CHAPTER IV, type II). WWII is
+    World War two. espeak read each as "Roman eight"."""
 
     def said(m: re.Match[str]) -> str:
         word, space, numeral = m.groups()
@@ -52,7 +55,11 @@ def _roman(text: str, table: Table) -> str:
         titled = bool(before) and before[0] in TITLES
         heading = word.lower() in ROMAN_HEADINGS
         regnal = (word in REGNAL or titled) and not heading
+        if numeral == "I" and (word[0].islower() or (regnal and not titled and not _REGNAL_I_AFTER.match(m.string, m.end()))):
+            return m.group(0)  # "in part I think", "Henry I think so": the pronoun
         if not value or (numeral == "I" and not (heading or regnal)) or (len(numeral) == 1 and numeral not in "IV"):
+            return m.group(0)
+        if word[0].islower() and not heading:
             return m.group(0)
         if not (heading or regnal) and (value > 39 or (word.isupper() and len(word) > 1)):
             return m.group(0)
@@ -60,6 +67,7 @@ def _roman(text: str, table: Table) -> str:
             return f"{word}{space}the {num.ordinal(value, table)}"
         return f"{word}{space}{num.words(value, table)}"
 
+    text = _WORLD_WAR.sub(lambda m: f"World War {num.words(len(m.group(1)), table)}", text)
     return _ROMAN_AFTER.sub(said, text)
 
 

@@ -241,3 +241,13 @@ def test_more_of_what_a_narrator_meets(written, said):
 ])
 def test_addresses_numbers_to_dial_british_dates_and_degrees(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Henry I think so. James I know. King James I ruled.", "Henry I think so. James I know. King James the first ruled."),
+    ("In part I think. Type II diabetes, a phase III trial", "In part I think. Type two diabetes, a phase three trial"),
+    ("After WWII and WWI", "After World War two and World War one"),
+])
+def test_the_pronoun_i_after_a_name_stays_and_lower_case_headings_read_roman_numerals(written, said):
+    """"Henry I think so" was "Henry the first think so"; "type II" and "WWII" were left to espeak ("Roman two")."""
+    assert normalize(written, "en") == said

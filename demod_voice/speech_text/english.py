@@ -51,7 +51,7 @@ def _roman(text: str, table: Table) -> str:
     def said(m: re.Match[str]) -> str:
         word, space, numeral = m.groups()
         value = roman_value(numeral)
-        before = m.string[: m.start()].split()[-1:]
+        before = m.string[max(0, m.start() - 24): m.start()].split()[-1:]  # a window: "Then I" matches often
         titled = bool(before) and before[0] in TITLES
         heading = word.lower() in ROMAN_HEADINGS
         regnal = (word in REGNAL or titled) and not heading
@@ -212,7 +212,8 @@ def _codes(text: str, table: Table) -> str:
 
     def address(m: re.Match[str]) -> str:
         parts = [int(g) for g in m.groups()]
-        if any(p > 255 for p in parts) or re.search(r"(?:version|release)\s*$", m.string[: m.start()], re.IGNORECASE):
+        if any(p > 255 for p in parts) or re.search(r"(?:version|release)\s*$", m.string[max(0, m.start() - 12): m.start()],
+                                                                  re.IGNORECASE):
             return m.group(0)
         return f" {table.symbols['.']} ".join(num.words(p, table) for p in parts)
 
@@ -232,7 +233,7 @@ def _day_month(text: str, table: Table) -> str:
         if not 1 <= day <= 31:
             return m.group(0)
         year = f", {num.words(int(m.group(3)), table, 'year')}" if m.group(3) else ""
-        article = "" if re.search(r"\bthe\s+$", m.string[: m.start()], re.IGNORECASE) else "the "
+        article = "" if re.search(r"\bthe\s+$", m.string[max(0, m.start() - 8): m.start()], re.IGNORECASE) else "the "
         return f"{article}{num.ordinal(day, table)} of {m.group(2)}{year}"
 
     return _DAY_MONTH.sub(said, text)

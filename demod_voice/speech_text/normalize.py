@@ -342,7 +342,7 @@ _NOT_NAMES = frozenset({"The", "A", "An", "In", "At", "On", "Of", "To", "From", 
 
 def _after_name(m: re.Match[str]) -> bool:
     """Whether the word before ``m`` is a capitalised name (a street's: "Elm Dr."), not a sentence's first word."""
-    before = m.string[: m.start()].split()[-1:]
+    before = m.string[max(0, m.start() - 40): m.start()].split()[-1:]
     return bool(before) and before[0][:1].isupper() and before[0] not in _NOT_NAMES
 
 

@@ -112,6 +112,16 @@ def _headings(text: str, table: Table) -> str:
                                        (m.group(3) + str(int(m.group(4))) if m.group(4) else ""), text)
 
 
+def after_heading(before: str, text: str, language: str) -> str:
+    """``text`` with a leading number's zeros dropped when ``before`` ends with a heading word ("Chapter " and "01", cut
+    apart by an SSML tag)."""
+    table = numbers_only(language)
+    if table is None or not table.headings or not re.match(r"\s*#?\s*0", text):
+        return text
+    joined = _headings(before + text, table)
+    return joined[len(before):] if joined.startswith(before) and joined != before + text else text
+
+
 def date_words(day: int, month: int, year: Optional[int], table: Table, before: str = "") -> Optional[str]:
     """A date read the language's way (``May twelfth, twenty twenty-six``); ``None`` if it is not a date.
 

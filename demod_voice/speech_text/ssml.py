@@ -19,7 +19,7 @@ from xml.parsers import expat
 
 from demod_voice.errors import InputError
 from demod_voice.speech_text.languages import numbers_only
-from demod_voice.speech_text.normalize import spans_range
+from demod_voice.speech_text.normalize import after_heading, spans_range
 from demod_voice.speech_text.say_as import SayAsError, read
 from demod_voice.speech_text.script import Override, Part, Pause, Piece, Script, check_phonemes
 
@@ -227,6 +227,7 @@ class _Builder:
             text = f" {word} {text[leading.end():].lstrip()}"
         else:
             text = held + text  # not a range: a minus ("-<prosody>5</prosody>" is minus five), a hyphen
+        text = after_heading(tail, text, language)  # "Chapter <prosody>01</prosody>": chapter one
         trailing = re.search(r"(?:(?<=\d)\s?|(?<!\S))[-–—]\s?$", text)
         if trailing:
             self.held, text = text[trailing.start():], text[: trailing.start()]

@@ -209,3 +209,10 @@ def test_say_as_content_that_is_not_what_it_says_is_refused(say_as, says):
     with pytest.raises(SsmlError) as caught:
         prepare(f"<speak><say-as {say_as}</say-as></speak>", "en", TextOptions(ssml=True))
     assert says in str(caught.value) and "<say-as interpret-as=" in str(caught.value)
+
+
+def test_a_heading_number_cut_by_a_tag_is_still_the_number():
+    """"Chapter <prosody>01</prosody>" was "Chapter zero one": the number was normalised without its heading word."""
+    got = for_job('<speak>Chapter <prosody rate="slow">01</prosody>. Agent <prosody rate="slow">007</prosody></speak>', "en",
+                  TextOptions(), True)
+    assert " ".join(got.text.split()) == "Chapter one . Agent zero zero seven"

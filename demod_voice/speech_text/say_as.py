@@ -12,11 +12,14 @@ from typing import Optional
 
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import Table, numbers_only
-from demod_voice.speech_text.normalize import date_words, read_money
+from demod_voice.speech_text.normalize import date_words, read_money, time_words
 
-KINDS = ("characters", "spell-out", "digits", "cardinal", "number", "ordinal", "date", "telephone", "currency")
+KINDS = ("characters", "spell-out", "digits", "cardinal", "number", "ordinal", "date", "time", "telephone", "currency")
 DATE_FORMATS = ("mdy", "dmy", "ymd", "ym", "my", "md", "dm", "d", "m", "y")
 """The note's date formats: which of day, month and year the content holds, in its order."""
+TIME_FORMATS = ("hms12", "hms24", "hm12", "hm24", "h12", "h24")
+"""The note's time formats: hours, minutes, seconds, on a 12- or 24-hour clock."""
+_TIME = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?(?:[:.](\d{2}))?\s*(?:([aApP])\.?\s?[mM]\.?)?")
 PLUS = {"en": "plus", "de": "plus", "fr": "plus", "es": "más", "it": "più", "pt": "mais", "nl": "plus", "pl": "plus"}
 """How a leading ``+`` is read (``<say-as interpret-as="cardinal">+5</say-as>``)."""
 MINUS_SIGNS = "-\u2212\u2013"
@@ -42,7 +45,29 @@ def read(kind: str, fmt: str, content: str, language: str) -> str:
             raise SayAsError(f"'{content[:20]}' is not a date in format {fmt or 'mdy/dmy/ymd'} "
                              f"(formats: {', '.join(DATE_FORMATS)})")
         return said
+    if kind == "time":
+        return time(fmt, content, table)
     return _READERS[kind](content, table)
+
+
+def time(fmt: str, content: str, table: Table) -> str:
+    """A clock time (``14:30``, ``2:30pm``, ``09:05:30``) read as the language reads times; ``format`` says 12 or 24 hours."""
+    match = _TIME.fullmatch(content.strip())
+    if fmt and fmt not in TIME_FORMATS:
+        raise SayAsError(f"format=\"{fmt[:20]}\" is no time format (formats: {', '.join(TIME_FORMATS)})")
+    if not match:
+        raise SayAsError(f"'{content.strip()[:20]}' is not a time such as 14:30 or 2:30pm")
+    hour, minute, second = (int(g) if g else 0 for g in match.groups()[:3])
+    meridiem = (match.group(4) or "").lower()
+    twelve = fmt.endswith("12") or bool(meridiem)
+    if minute > 59 or second > 59 or hour > (12 if twelve else 24) or (twelve and hour == 0):
+        raise SayAsError(f"'{content.strip()[:20]}' is no time on a {12 if twelve else 24}-hour clock")
+    said = time_words(hour, minute, meridiem, table)
+    if second:
+        if table.code != "en":
+            raise SayAsError("seconds are read in English only; give hours and minutes")
+        said += f" and {num.words(second, table)} second{'s' if second != 1 else ''}"
+    return said
 
 
 def digits(content: str, table: Table) -> str:

@@ -216,3 +216,18 @@ def test_a_heading_number_cut_by_a_tag_is_still_the_number():
     got = for_job('<speak>Chapter <prosody rate="slow">01</prosody>. Agent <prosody rate="slow">007</prosody></speak>', "en",
                   TextOptions(), True)
     assert " ".join(got.text.split()) == "Chapter one . Agent zero zero seven"
+
+
+@pytest.mark.parametrize(("say_as", "said"), [
+    ('interpret-as="time">14:30', "fourteen thirty"),
+    ('interpret-as="time" format="hms12">2:30pm', "two thirty PM"),
+    ('interpret-as="time" format="hms24">09:05:30', "nine oh five and thirty seconds"),
+])
+def test_say_as_time_reads_a_clock_time(say_as, said):
+    """interpret-as="time" (in the W3C note) was refused as unknown."""
+    assert for_job(f"<speak><say-as {say_as}</say-as></speak>", "en", TextOptions(), True).text.strip() == said
+
+
+def test_say_as_time_refuses_what_is_no_time_on_its_clock():
+    with pytest.raises(SsmlError, match="no time on a 12-hour clock"):
+        prepare('<speak><say-as interpret-as="time" format="hm12">13:30</say-as></speak>', "en", TextOptions(ssml=True))

@@ -1,7 +1,7 @@
 """An SSML subset, parsed with expat with every door to entity expansion shut.
 
 Accepted: ``<speak>`` (the root), ``<break time strength>``, ``<prosody rate volume>``,
-``<say-as interpret-as="characters|spell-out|digits|cardinal|number|ordinal|date|telephone|currency">`` (:mod:`.say_as`),
+``<say-as interpret-as="characters|spell-out|digits|cardinal|number|ordinal|date|time|telephone|currency">`` (:mod:`.say_as`),
 ``<sub alias>``, ``<phoneme alphabet="ipa" ph>``, ``<p>``, ``<s>``, ``<lang xml:lang>``; and
 ``<emphasis>`` and ``<mark>``, spoken without effect and with a warning. Any other tag is an error
 naming its line and column. A document type declaration (the way to entity expansion, external

@@ -121,6 +121,17 @@ def test_numbers_and_money_are_heard_as_words(recogniser, joe_voice, tmp_path):
     assert "december" not in plain, plain
 
 
+def test_roman_numerals_chapter_numbers_and_fractions_are_heard_as_a_reader_says_them(recogniser, joe_voice, tmp_path):
+    """Left to espeak, "Henry VIII" is heard as "Henry Roman 8" and "1/2" as "1-slash 2"; "Chapter 01" was "zero one"."""
+    text = "Chapter 01. King Henry VIII was king. Add 1/2 cup."
+    said = heard(recogniser, joe_voice, text, tmp_path / "narrated.wav").lower()
+    assert "roman" not in said and "slash" not in said and "zero" not in said, said
+    assert "chapter 1" in said or "chapter one" in said, said
+    assert any(f"henry {eighth}" in said for eighth in ("viii", "the 8th", "the eighth")), said
+    plain = heard(recogniser, joe_voice, text, tmp_path / "plain.wav", "--no-normalize").lower()
+    assert "roman" in plain, plain  # the control: espeak's own reading
+
+
 def test_a_lexicon_entry_is_heard(recogniser, joe_voice, tmp_path):
     lexicon = tmp_path / "fruit.tsv"
     lexicon.write_text("ZQX\ttʃˈɑːklət\tchocolate\n", encoding="utf-8")  # espeak-ng's own IPA for "chocolate"

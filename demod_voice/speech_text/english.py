@@ -146,6 +146,16 @@ def _decades(text: str, table: Table) -> str:
     return _DECADE.sub(said, text)
 
 
+_EARLY_YEAR = re.compile(r"\b((?:in|of|year|since|from|until|till|by|before|after|circa|AD|A\.D\.)\s+)(10[1-9]\d)(?![\w]|[.,]\d)"
+                         r"(?!\s+(?:years|people|men|women|days|times|miles|pages|words|ships|soldiers|troops)\b)")
+
+
+def _early_years(text: str, table: Table) -> str:
+    """In 1066: in ten sixty-six (was "one thousand sixty-six"; years from 1100 are read as years anywhere, these after a
+    word that says a year follows)."""
+    return _EARLY_YEAR.sub(lambda m: m.group(1) + num.words(int(m.group(2)), table, "year"), text)
+
+
 _FEET_INCHES = re.compile(r"(?<![\w.,])(\d+)(?:\s?ft\.?|\s?['’′])\s?(\d{1,2})(?:\s?in\b\.?|\s?[\"”″])")
 
 
@@ -242,5 +252,5 @@ def _day_month(text: str, table: Table) -> str:
 _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 
-PASSES = (_tags, _amounts, _fractions, _sums, _decades, _feet_inches, _roman, _multiples, _codes, _day_month)
+PASSES = (_tags, _amounts, _fractions, _sums, _decades, _early_years, _feet_inches, _roman, _multiples, _codes, _day_month)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

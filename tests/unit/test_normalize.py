@@ -251,3 +251,9 @@ def test_addresses_numbers_to_dial_british_dates_and_degrees(written, said):
 def test_the_pronoun_i_after_a_name_stays_and_lower_case_headings_read_roman_numerals(written, said):
     """"Henry I think so" was "Henry the first think so"; "type II" and "WWII" were left to espeak ("Roman two")."""
     assert normalize(written, "en") == said
+
+
+def test_a_year_before_1100_is_a_year_after_a_word_that_says_so():
+    """"in 1066" was "in one thousand sixty-six"."""
+    assert normalize("In 1066 his army won; in 1066 years; 1066 people", "en") == \
+        "In ten sixty-six his army won; in one thousand sixty-six years; one thousand sixty-six people"

@@ -146,7 +146,7 @@ def _decades(text: str, table: Table) -> str:
     return _DECADE.sub(said, text)
 
 
-_EARLY_YEAR = re.compile(r"\b((?:in|of|year|since|from|until|till|by|before|after|circa|AD|A\.D\.)\s+)(10[1-9]\d)(?![\w]|[.,]\d)"
+_EARLY_YEAR = re.compile(r"\b((?i:in|of|year|since|from|until|till|by|before|after|circa|AD|A\.D\.)\s+)(10[1-9]\d)(?![\w]|[.,]\d)"
                          r"(?!\s+(?:years|people|men|women|days|times|miles|pages|words|ships|soldiers|troops)\b)")
 
 

@@ -185,7 +185,8 @@ class _Builder:
         frame = self.stack.pop()
         if tag in LEAF:
             content = "".join(self.leaf_text)
-            joined = self._bridged(content, frame.language or self.language)  # "10-<say-as ...>20</say-as>"
+            # "10-<say-as ...>20</say-as>"; the say-as reads its own content's sign and zeros ("10<say-as ...>-5</say-as>")
+            joined = self._bridged(content, frame.language or self.language, leaf=True)
             if joined != content:
                 self.parts.append(joined[: len(joined) - len(content.lstrip())] if content.strip() else joined)
             self.parts.extend(self._leaf(frame, content))
@@ -212,7 +213,7 @@ class _Builder:
             if text:
                 self.parts.extend(self.words(text, language))
 
-    def _bridged(self, text: str, language: str) -> str:
+    def _bridged(self, text: str, language: str, leaf: bool = False) -> str:
         """``text`` with a range's dash cut from it by a tag read as the range word: "1990-<prosody>1995</prosody>" and
         "<prosody>1990</prosody>-1995" were "nineteen ninety- nineteen ninety-five" and "...minus one thousand...". A dash
         that ends ``text`` after a number is held until the next text shows what it is."""
@@ -223,11 +224,12 @@ class _Builder:
         leading = re.match(r"\s?[-–—]", text)
         if word and held and spans_range(tail, text):
             text = f" {word} {text.lstrip()}"
-        elif word and not held and leading and spans_range(tail, text):
+        elif word and not held and not leaf and leading and spans_range(tail, text):
             text = f" {word} {text[leading.end():].lstrip()}"
         else:
             text = held + text  # not a range: a minus ("-<prosody>5</prosody>" is minus five), a hyphen
-        text = after_heading(tail, text, language)  # "Chapter <prosody>01</prosody>": chapter one
+        if not leaf:
+            text = after_heading(tail, text, language)  # "Chapter <prosody>01</prosody>": chapter one
         trailing = re.search(r"(?:(?<=\d)\s?|(?<!\S))[-–—]\s?$", text)
         if trailing:
             self.held, text = text[trailing.start():], text[: trailing.start()]

@@ -231,3 +231,9 @@ def test_say_as_time_reads_a_clock_time(say_as, said):
 def test_say_as_time_refuses_what_is_no_time_on_its_clock():
     with pytest.raises(SsmlError, match="no time on a 12-hour clock"):
         prepare('<speak><say-as interpret-as="time" format="hm12">13:30</say-as></speak>', "en", TextOptions(ssml=True))
+
+
+def test_a_say_as_reads_its_own_sign_after_a_number():
+    """A leading minus inside a say-as after a number is the say-as's (it was about to become a range's "to")."""
+    got = for_job('<speak>10<say-as interpret-as="cardinal">-5</say-as></speak>', "en", TextOptions(), True)
+    assert " ".join(got.text.split()) == "ten minus five"

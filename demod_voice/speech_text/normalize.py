@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Optional
 
-from demod_voice.speech_text import english
+from demod_voice.speech_text import english, telephones
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import Table, numbers_only
 
@@ -30,18 +30,6 @@ _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
-_TELEPHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?|\(\d{2,4}\)[ .-]?)\d{2,4}(?:[ .-]\d{2,4}){1,4}\b")
-_PHONE_SHAPES = (
-    re.compile(r"(?<![\w.,/+-])\d{3}([. ])\d{3}\1\d{4}(?![\w]|[.,-]\d)"),  # 555.123.4567, 555 123 4567
-    re.compile(r"(?<![\w.,/+-])(?:1-)?\d{2,4}(?:-\d{2,4}){2,}(?![\w]|[.,-]\d)"),  # 555-123-4567, 1-800-555-1234, 123-45-6789
-    re.compile(r"(?<![\w.,/+-])\d{3} \d{3} (?!000\b)\d{3}(?![\w]|[ .,]\d)"),  # 555 123 456 (not 100 000 000: a number)
-    re.compile(r"(?<![\w.,/+-])(?<!\d )0\d{2,4}(?: \d{3,4}){1,2}(?![\w]|[ .,]\d)|(?<![\w.,/+-])0\d{2,4} \d{5,8}\b"),  # 020 7946 0958, 030 1234567
-    re.compile(r"\b\d{3}-\d{4}\b"),  # 555-1234
-)
-"""Telephone numbers written with no ``+`` or brackets, in groups: each group is read digit by digit (those in spaced groups
-not where the language groups a number's thousands with spaces: "123 456 789" is a number in French)."""
-
-
 @functools.lru_cache(maxsize=32)
 def _number_re(table: Table) -> str:
     grouped = rf"\d{{1,3}}(?:[{re.escape(table.group)}]\d{{3}})+(?!\d)|" if table.group else ""
@@ -65,7 +53,7 @@ def normalize(text: str, language: str) -> str:
     if table is None:
         return text
     own = english.PASSES if table.code == "en" else ()
-    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, _telephones, *own, _grouped, _ranges, _money, _percentages,
+    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, telephones.said, *own, _grouped, _ranges, _money, _percentages,
                                 _units, _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
@@ -229,18 +217,6 @@ def _times(text: str, table: Table) -> str:
     text = _TIME.sub(said, text)
     # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
     return _MERIDIEM_RANGE.sub(" to ", text) if table.code == "en" else text
-
-
-def _telephones(text: str, table: Table) -> str:
-    def said(m: re.Match[str]) -> str:
-        groups = re.findall(r"\d+", m.group(0))
-        return ", ".join(num.digits(g, table) for g in groups)
-
-    text = _TELEPHONE.sub(said, text)
-    for shape in _PHONE_SHAPES:
-        if " " not in table.group or " " not in shape.pattern:
-            text = shape.sub(said, text)
-    return text
 
 
 def _grouped(text: str, table: Table) -> str:

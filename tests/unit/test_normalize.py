@@ -257,3 +257,11 @@ def test_a_year_before_1100_is_a_year_after_a_word_that_says_so():
     """"in 1066" was "in one thousand sixty-six"."""
     assert normalize("In 1066 his army won; in 1066 years; 1066 people", "en") == \
         "In ten sixty-six his army won; in one thousand sixty-six years; one thousand sixty-six people"
+
+
+def test_a_range_after_a_plural_heading_is_no_telephone_number():
+    """'pages 100-1000' was read as the telephone number 'one zero zero, one zero zero zero'."""
+    assert normalize("See pages 100-1000.", "en") == "See pages one hundred to one thousand."
+    assert normalize("Read chapters 101-1203 next.", "en").startswith("Read chapters one hundred one to ")
+    assert normalize("Call 555-1234 now.", "en") == "Call five five five, one two three four now."
+    assert normalize("Call number 555-1234.", "en") == "Call number five five five, one two three four."

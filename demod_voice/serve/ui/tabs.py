@@ -7,6 +7,7 @@ and returns what the page shows; a failure becomes a sentence in the tab's statu
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -86,20 +87,40 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
         for wire in page.later:
             wire()
         outputs = page.refresh_outputs()
-        blocks.load(lambda key: refreshed(page, key), inputs=[page.key], outputs=outputs)
+        seen = gr.State("")
+        """What the pickers were last given (:func:`offered`): a tab's select refreshes them only when it changed."""
+        blocks.load(lambda key: [*refreshed(page, key), offered(page, key)], inputs=[page.key], outputs=[*outputs, seen])
 
         def keeping(key: str, *chosen: Any) -> list:
-            return refreshed(page, key, current=chosen)
+            return [*refreshed(page, key, current=chosen), offered(page, key)]
+
+        def if_changed(key: str, known: str, *chosen: Any) -> list:
+            # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API) was offered only
+            # after a reload; an unchanged list is left alone, so that a picker opened at once stays open
+            return [gr.skip()] * (len(outputs) + 1) if offered(page, key) == known else keeping(key, *chosen)
 
         # a new key keeps each picker's voice where that key may use it too (a person who typed their key after
         # choosing a voice keeps the choice; the refresh may also come in after they chose again)
-        page.key.change(keeping, inputs=[page.key, *page.pickers], outputs=outputs)
-        for tab in tabs:  # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API)
-            tab.select(keeping, inputs=[page.key, *page.pickers], outputs=outputs, show_progress="hidden")
+        page.key.change(keeping, inputs=[page.key, *page.pickers], outputs=[*outputs, seen])
+        for tab in tabs:
+            tab.select(if_changed, inputs=[page.key, seen, *page.pickers], outputs=[*outputs, seen], show_progress="hidden")
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
     # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
     blocks.queue(default_concurrency_limit=None)
     return blocks
+
+
+def offered(page: Page, key: str) -> str:
+    """A digest of the voices ``key`` is offered and the voice table's rows, to tell whether they changed."""
+    from demod_voice.serve.ui.actions import voice_rows
+
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "speak")
+        listed = repr((voice_options(ctx), voice_rows(ctx)))
+    except UiError:
+        listed = ""
+    return hashlib.sha256(listed.encode()).hexdigest()
 
 
 def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] = ()) -> list:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Optional
+
+from demod_voice.sandbox import python_child
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 EVERY = ("*",)
@@ -49,7 +50,7 @@ def probe(code: str, timeout: float = PROBE_TIMEOUT) -> tuple[Optional[dict[str,
 
     Engine imports are tried this way so that a broken install can neither hang nor crash ``health``."""
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(python_child(code), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None, f"importing it took longer than {timeout:.0f} s"
     if done.returncode != 0:

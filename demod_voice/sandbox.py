@@ -7,8 +7,23 @@ import ctypes
 import os
 import resource
 import signal
+import sys
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+"""The folder holding this ``demod_voice`` package: where a child interpreter imports it from."""
+
+
+def python_child(code: str = "", module: str = "") -> list[str]:
+    """The command for a fresh interpreter of this Python that runs ``code``, or ``module`` as ``python -m`` would, and
+    imports this ``demod_voice``. ``python -c`` and ``-m`` put the working folder first on the import path, so a child
+    started where a folder named ``demod_voice`` (or ``ctypes``) lay ran that code: another checkout's, or whatever a
+    downloaded folder held. The first statement (``sys`` is built in) puts this package's folder in its place."""
+    run = code or f"import runpy; runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    first = (f"import sys; sys.path[0:1] = [{PACKAGE_ROOT!r}] if sys.path and sys.path[0] in ('', '.') "
+             f"else [{PACKAGE_ROOT!r}, *sys.path[0:1]]\n")
+    return [sys.executable, "-c", first + run]
 
 
 def confine(memory_bytes: int, cpu_seconds: int) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, without_paths
-from demod_voice.sandbox import confine
+from demod_voice.sandbox import confine, python_child
 from demod_voice.serve.errors import ApiError
 from demod_voice.serve.limits import _shown, check_content_length, media_type, save_upload, upload_limit
 
@@ -57,7 +57,7 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
 
     400 when it is not decodable audio (or holds none), 413 when longer than ``max_seconds``.
     """
-    command = [sys.executable, "-c", "from demod_voice.serve.uploads import _child; _child()", str(source), str(target), str(max_seconds)]
+    command = [*python_child("from demod_voice.serve.uploads import _child; _child()"), str(source), str(target), str(max_seconds)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

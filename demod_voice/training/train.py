@@ -29,6 +29,7 @@ from typing import Any, Optional
 from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
 from demod_voice.logs import PROG
 from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_text_atomic
+from demod_voice.sandbox import python_child
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
 from demod_voice.training.bases import HUB, resolve_base
@@ -334,7 +335,7 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     with log_file:
         read_end, write_end = os.pipe()
         env["DEMOD_VOICE_EVENTS_FD"] = str(write_end)
-        process = subprocess.Popen([sys.executable, "-m", "demod_voice.training.runner", str(spec_path)], env=env,
+        process = subprocess.Popen([*python_child(module="demod_voice.training.runner"), str(spec_path)], env=env,
                                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                    pass_fds=(write_end, *((lock.fileno(),) if lock is not None else ())), start_new_session=True)
         os.close(write_end)

@@ -278,3 +278,24 @@ def test_missing_input_files_say_not_found_and_what_to_do(what, references, tmp_
         hint = "metadata.csv and wavs/"
     err = done.stderr.decode().strip()
     assert done.returncode == 3 and "not found" in err and hint in err and len(err.splitlines()) == 1, err
+
+
+def test_a_demod_voice_folder_where_a_command_starts_is_not_imported_by_its_children(piper_voice, xtts_model, references, tmp_path):
+    """``python -c`` and ``-m`` put the working folder first on the import path: a worker (and every other child: the
+    training runner, upload and book readers, health's probes) started in a folder holding a ``demod_voice`` folder ran
+    that code (another checkout's, or a downloaded folder's)."""
+    here = tmp_path / "downloaded"
+    fake = here / "demod_voice"
+    (fake / "engine").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    planted = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for name in ("__init__.py", "engine/__init__.py", "engine/worker.py"):
+        (fake / name).write_text(planted)
+    done = run_cli("piper-infer", str(piper_voice), "Hello there.", "-o", str(tmp_path / "a.wav"), cwd=here)
+    assert done.returncode == 0, done.stderr.decode()
+    done = run_cli("xtts-zero-shot", "--model-dir", str(xtts_model), str(references["ref.wav"]), "Hi.", "-o", str(tmp_path / "b.wav"),
+                   cwd=here)
+    assert done.returncode == 0, done.stderr.decode()
+    run_cli("health", cwd=here)
+    assert not marker.exists(), marker.read_text()
+    assert soundfile.info(str(tmp_path / "a.wav")).frames > 0

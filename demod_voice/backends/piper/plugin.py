@@ -46,11 +46,12 @@ def prepare_installed(model: Path, scope: Scope) -> None:
     not run on onnxruntime (``piper.backend`` tinygrad) or onnxruntime is missing."""
     import importlib.util
     import subprocess
-    import sys
+
+    from demod_voice.sandbox import python_child
 
     if scope.config.piper.backend != "piper" or importlib.util.find_spec("onnxruntime") is None:
         return
-    command = [sys.executable, "-m", "demod_voice.backends.piper.batching", str(model), str(scope.cache), scope.config.device]
+    command = [*python_child(module="demod_voice.backends.piper.batching"), str(model), str(scope.cache), scope.config.device]
     try:
         done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               timeout=PREPARE_SECONDS, text=True)

@@ -19,6 +19,7 @@ from typing import Optional
 
 from demod_voice.engine.executors import WorkerDied, describe_exit
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+from demod_voice.sandbox import python_child
 
 _BOOT = (
     "import ctypes, os, signal, sys\n"
@@ -58,7 +59,7 @@ class WorkerProcess:
         with theirs:
             # stdout=2: whatever an engine prints lands on stderr; stdout may be carrying our audio.
             self.process = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(os.getpid())],
+                [*python_child(_BOOT), str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env, start_new_session=True,
             )
         self.conn = Connection(ours.detach())

@@ -93,9 +93,13 @@ def _parse(text: str, path: Path) -> list[Row]:
                          'a quoted text is written twice: "")')
     reader = csv.DictReader(text.splitlines(keepends=True))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]  # "Text,Output" as a spreadsheet writes it
-    if not header:
+    if not any(header):
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
-    unknown = [h for h in header if h not in COLUMNS]
+    # A spreadsheet's export often ends its lines in empty columns with no name ("text,output,,"): ignored while
+    # they stay empty (they were refused as "unknown column(s) , ")
+    nameless = {f"(column {i + 1})": i + 1 for i, h in enumerate(header) if not h}
+    header = [h or f"(column {i + 1})" for i, h in enumerate(header)]
+    unknown = [h for h in header if h not in COLUMNS and h not in nameless]
     missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
     if len(header) == 1 and any(mark in header[0] for mark in ";\t"):  # a spreadsheet's export in another separator
@@ -110,6 +114,10 @@ def _parse(text: str, path: Path) -> list[Row]:
     rows, start = [], 2
     for record in reader:
         values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
+        for name, number in nameless.items():
+            if values.pop(name, ""):
+                raise InputError(f"batch file {path}: column {number} has no name in the header, but line {start} has a value "
+                                 f"in it; name it ({', '.join(COLUMNS)}) or delete the column")
         if any(values.values()):
             rows.append(Row(start, values, tuple(record.get(None) or ())))
         start = reader.line_num + 1

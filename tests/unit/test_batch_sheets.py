@@ -1,0 +1,34 @@
+"""Batch files as spreadsheets export them: what ``read_rows`` takes and what it refuses, in one line that says what to do."""
+
+from __future__ import annotations
+
+import pytest
+
+from demod_voice.batch.rows import read_rows
+from demod_voice.errors import InputError
+
+
+def test_empty_nameless_columns_at_the_end_of_a_spreadsheet_export_are_ignored(tmp_path):
+    # LibreOffice and Excel end every line in empty columns once a cell out there was touched
+    sheet = tmp_path / "lines.csv"
+    sheet.write_bytes("\ufeffText,Output,,\r\nHello.,a.wav,,\r\n,,,\r\nBye.,b.wav,,\r\n".encode())
+    rows = read_rows(sheet)
+    assert [(row.line, row.values) for row in rows] == [(2, {"text": "Hello.", "output": "a.wav"}),
+                                                       (4, {"text": "Bye.", "output": "b.wav"})]
+
+
+def test_a_nameless_column_that_holds_a_value_is_refused_with_its_place(tmp_path):
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text("text,output,\nHello.,a.wav,\nBye.,b.wav,keep me\n")
+    with pytest.raises(InputError) as caught:
+        read_rows(sheet)
+    message = str(caught.value)
+    assert "column 3 has no name in the header, but line 3 has a value in it" in message
+    assert "name it" in message and "delete the column" in message and "\n" not in message
+
+
+def test_a_header_of_commas_alone_is_an_empty_file(tmp_path):
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text(",,\nHello.,a.wav,\n")
+    with pytest.raises(InputError, match="is empty; the first line must be a header"):
+        read_rows(sheet)

@@ -336,7 +336,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         executor, workers = _executor(request, todo) if todo else (None, 1)
         engine = EngineRun(request.config.engine, workers=workers, log_level=request.log_level, executor=executor)
     try:
-        engine.run([job for _, job, _ in todo], on_result=finished)
+        engine.run([job for _, job, _ in todo], on_result=finished, keep=False)
     except _Stop as stop:
         _tell(request, Progress("end"))
         if stop.error is not None:

@@ -53,7 +53,7 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
         outcome.failed.append(f"{result.job.describe()}: {result.error}")
 
     try:
-        engine.run([p.job for p in todo.values()], on_result=finished)
+        engine.run([p.job for p in todo.values()], on_result=finished, keep=False)
     finally:
         timings.close()
 

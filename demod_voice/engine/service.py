@@ -122,34 +122,41 @@ class EngineService:
 
     def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None,
             sink_factory: Callable[[SynthesisJob], Sink] = lambda job: open_sink(job.output),
-            watch: Callable[[], None] = lambda: None) -> list[JobResult]:
+            watch: Callable[[], None] = lambda: None, keep: bool = True) -> list[JobResult]:
         """Run jobs as batch work and wait for all; results in the order given. ``on_result`` runs on
         the calling thread as each job ends, ``watch`` about five times a second while it waits (a job's
         time budget: its jobs may make no audio for long); if either raises, the rest is cancelled and the
         error re-raised. Ctrl-C cancels everything (no partial outputs) and raises :class:`Interrupted`; every
         finished job reaches ``on_result`` first, and the one ``on_result`` was handling when Ctrl-C came is given
-        to it again (so ``on_result`` must skip a job it has already recorded)."""
+        to it again (so ``on_result`` must skip a job it has already recorded). ``keep=False``: each result reaches
+        ``on_result`` alone and is let go after it, and none is returned (a batch of 50,000 rows kept every row's
+        result, with a Piper row's word timings, until its end: its memory grew with every row)."""
         done: queue.SimpleQueue = queue.SimpleQueue()
+        unfinished: dict[int, JobHandle] = {}
         handles: list[JobHandle] = []
         current: Optional[JobResult] = None
         try:
             handles = self.submit_many([(job, sink_factory(job)) for job in jobs], Priority.BATCH)
+            unfinished = {id(handle): handle for handle in handles}
             for handle in handles:
-                handle.add_done_callback(done.put)
-            for _ in handles:
-                current = _get(done, watch)
+                handle.add_done_callback(lambda result, handle=handle: done.put((handle, result)))
+            if not keep:
+                handles = []
+            for _ in range(len(unfinished)):
+                handle, current = _get(done, watch)
+                unfinished.pop(id(handle), None)
                 if not current.ok:  # the failure may be the run's (a Ray head gone), not the row's: asked before it counts
                     watch()
                 on_result(current)
                 current = None
         except KeyboardInterrupt:
-            self._cancel_and_wait(handles)
+            self._cancel_and_wait(list(unfinished.values()))
             if current is not None:  # Ctrl-C came while ``on_result`` had it: given again (batch and book skip what they recorded)
-                done.put(current)
+                done.put((None, current))
             _deliver_finished(done, on_result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
-            self._cancel_and_wait(handles)
+            self._cancel_and_wait(list(unfinished.values()))
             raise
         return [handle.result() for handle in handles]
 
@@ -345,7 +352,7 @@ class _Tee:
         self._sink.abort()
 
 
-def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> JobResult:
+def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> tuple[JobHandle, JobResult]:
     # A timed wait, so Ctrl-C reaches the main thread promptly, and ``watch`` may end the run.
     while True:
         try:
@@ -358,7 +365,7 @@ def _deliver_finished(done: queue.SimpleQueue, on_result: Callable[[JobResult], 
     """After Ctrl-C: outputs that were finished before it still reach ``on_result`` (a batch's manifest)."""
     while True:
         try:
-            result = done.get_nowait()
+            _, result = done.get_nowait()
         except queue.Empty:
             return
         if result.ok:
@@ -378,15 +385,17 @@ class EngineRun:
         self.executor = executor
         self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
 
-    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None) -> list[JobResult]:
-        """Run every job; return results in the order given. Ctrl-C raises :class:`Interrupted`."""
+    def run(self, jobs: Iterable[SynthesisJob], on_result: Callable[[JobResult], None] = lambda result: None,
+            keep: bool = True) -> list[JobResult]:
+        """Run every job; return results in the order given (``keep=False``: none, each let go after ``on_result``).
+        Ctrl-C raises :class:`Interrupted`."""
         # One model after another, as the rows of a batch come (memory stays that of one model),
         # unless the config allows more.
         service = EngineService(self.settings, self.workers, self.log_level, self.executor,
                                 max_loaded_models=self.settings.max_loaded_models or 1)
         service.on_worker_start = self.on_worker_start
         try:
-            return service.run(jobs, on_result, self.sink_factory, watch=service.executor.check)
+            return service.run(jobs, on_result, self.sink_factory, watch=service.executor.check, keep=keep)
         finally:
             service.shutdown()
 

@@ -332,8 +332,8 @@ class BudgetedEngine:
         self.budget = budget
 
     def run(self, jobs: Any, on_result: Callable[[Any], None] = lambda result: None,
-            sink_factory: Optional[Callable[[Any], Any]] = None) -> list:
-        """The engine's ``run``; ``sink_factory`` as there (default: the job's output file)."""
+            sink_factory: Optional[Callable[[Any], Any]] = None, keep: bool = True) -> list:
+        """The engine's ``run``; ``sink_factory`` and ``keep`` as there (default: the job's output file)."""
         from demod_voice.audio.writer import open_sink
 
         make = sink_factory or (lambda job: open_sink(job.output))
@@ -346,4 +346,4 @@ class BudgetedEngine:
         # watch: the budget is also checked while no job writes (a row still making its first audio, a recogniser's
         # job that makes none), so a run is cut at its time budget or a delete, not when its current job ends.
         return self.engine.run(jobs, on_result=checked, sink_factory=lambda job: _BudgetSink(make(job), self.budget),
-                               watch=self.budget.check)
+                               watch=self.budget.check, keep=keep)

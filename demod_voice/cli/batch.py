@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,22 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+LINE_EVERY = 60.0
+"""Seconds between the progress lines of a run whose stderr is no terminal (a log file, ``nohup``): no bar there,
+and a run of 50,000 rows said nothing for hours."""
+
+
 class Console:
     """How a batch run looks on a terminal: a bar of rows on stderr, one line per failed row, status lines
-    (unless ``quiet``)."""
+    (unless ``quiet``). Where stderr is no terminal, a line of rows made, failures and time left every
+    :data:`LINE_EVERY` seconds stands for the bar."""
 
     def __init__(self, bar: bool, quiet: bool) -> None:
         self.show_bar = bar
         self.quiet = quiet
         self.bar: Any = None
+        self.total = self.made = 0
+        self.started = self.said = 0.0
 
     def __call__(self, event: Any) -> None:
         from tqdm import tqdm
@@ -134,14 +143,27 @@ class Console:
         elif event.kind == "start":
             self.bar = tqdm(total=event.total, unit="row", disable=not self.show_bar or not event.total, dynamic_ncols=True,
                             file=sys.stderr)
+            self.total, self.made, self.started = event.total, 0, time.monotonic()
+            self.said = self.started
         elif event.kind == "row" and self.bar is not None:
             self.bar.update(1)
+            self.made += 1
             if event.message:
                 tqdm.write(f"{PROG}: error: {event.message}", file=sys.stderr)
                 self.bar.set_postfix(failed=event.failed, refresh=False)
+            if self.bar.disable and not self.quiet and time.monotonic() - self.said >= LINE_EVERY:
+                self.said = time.monotonic()
+                print(f"{PROG}: {self._line(self.made, event.failed)}", file=sys.stderr, flush=True)
         elif event.kind == "end" and self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def _line(self, made: int, failed: int) -> str:
+        """``1,234 of 50,000 rows (2%), 3 failed; about 3 h 12 min left`` (rows made or failed so far)."""
+        left = (self.total - made) * (time.monotonic() - self.started) / max(made, 1)
+        minutes = round(left / 60)
+        when = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min" if minutes else "under a minute"
+        return f"{made:,} of {self.total:,} rows ({100 * made // max(self.total, 1)}%), {failed} failed; about {when} left"
 
 
 def _report_path(value: str, output_dir: Path) -> Path:

@@ -32,3 +32,21 @@ def test_a_long_run_keeps_no_result_of_the_rows_it_has_made(piper_voice, tmp_pat
     assert outcome.done == 120 and len(alive) == 120
     # the worker's hand-over of rows (kept until the next one) and the one being recorded: not one per row made
     assert max(alive) <= ROWS_PER_BATCH * config.piper.batch_size + 1, alive
+
+
+def test_a_run_into_a_log_file_says_how_far_it_is_with_a_line_now_and_then(piper_voice, tmp_path, monkeypatch, capsys):
+    # stderr sent to a file (nohup, cron): no bar there, and a night's run said nothing until its summary
+    from demod_voice.cli import batch as cli_batch
+    from demod_voice.cli.main import main
+
+    monkeypatch.setattr(cli_batch, "LINE_EVERY", 0.0, raising=False)
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text(_rows(3) + "...,nothing.wav\n")
+    code = main(["batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice), "--workers", "1"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1  # the row of dots has nothing to say: it fails alone
+    lines = [line for line in err if " of 4 rows (" in line]
+    assert len(lines) == 4, err
+    assert lines[-1].startswith("demod-voice: 4 of 4 rows (100%), 1 failed; about ") and lines[-1].endswith(" left")
+    assert main(["-q", "batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice)]) == 1
+    assert not [line for line in capsys.readouterr().err.splitlines() if " rows (" in line]  # -q: errors only

@@ -16,8 +16,8 @@ def _rows(n: int) -> str:
 
 
 def test_a_long_run_keeps_no_result_of_the_rows_it_has_made(piper_voice, tmp_path):
-    # Every row's result (a Piper row's with its word timings, ~3 KB for a short line, more for a long one) was
-    # kept until the run's end: the parent grew ~4 KB a row (20 MB over 5,000 rows), linearly with the rows.
+    # Every row's result, with a Piper row's word timings (~3 KB in memory for a short line, ~26 KB for a 100-word
+    # one), was kept until the run's end: the parent grew with every row made.
     sheet = tmp_path / "lines.csv"
     sheet.write_text(_rows(120))
     config, _ = load_config(without_file=True, overrides={"engine.workers": 1})

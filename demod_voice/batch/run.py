@@ -229,7 +229,9 @@ def run_batch(request: BatchRequest) -> Outcome:
         check_executor(request.config.engine)
     _make_output_dir(request.output_dir)
     with OutputLock(request.output_dir):
-        swept = sweep_partials(Path(job.output) for _, job in jobs)
+        # the report's own temporary too, where the lock covers it (a kill -9 left one per killed run)
+        report = [request.report] if request.report and request.report.is_relative_to(request.output_dir) else []
+        swept = sweep_partials([*(Path(job.output) for _, job in jobs), *report])
         if swept:
             log.info("removed %d half-written file(s) left by an interrupted run", swept)
         manifest = Manifest(request.output_dir)

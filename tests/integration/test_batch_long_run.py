@@ -50,3 +50,29 @@ def test_a_run_into_a_log_file_says_how_far_it_is_with_a_line_now_and_then(piper
     assert lines[-1].startswith("demod-voice: 4 of 4 rows (100%), 1 failed; about ") and lines[-1].endswith(" left")
     assert main(["-q", "batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice)]) == 1
     assert not [line for line in capsys.readouterr().err.splitlines() if " rows (" in line]  # -q: errors only
+
+
+def test_the_report_a_killed_run_left_half_written_is_removed_by_the_next(piper_voice, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import BIN
+    from processes import wait_for
+
+    out = tmp_path / "out"
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text(_rows(60))
+    command = [sys.executable, str(BIN), "batch", str(sheet), "-o", str(out), "--model", str(piper_voice), "--workers", "1",
+               "--report", str(out / "report.jsonl")]
+    first = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (out / ".demod-voice-manifest.jsonl").is_file(), 120)
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+    assert [p.name for p in out.glob(".report.jsonl.*.partial")]  # what the kill left
+    done = subprocess.run(command, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert not list(out.glob(".*.partial")) and (out / "report.jsonl").is_file()

@@ -263,10 +263,12 @@ def _run_locked(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], man
         _synthesise(todo, request, manifest, report, outcome)
     finally:
         outcome.not_run = len(todo) - outcome.done - outcome.failed
+        written = False
         try:
             report.close()
-        finally:  # a report that cannot be written (a full disk) still leaves the run's summary
-            _summary(request, outcome, time.perf_counter() - started)
+            written = True
+        finally:  # a report that cannot be written (a full disk) still leaves the run's summary, which names none
+            _summary(request, outcome, time.perf_counter() - started, request.report if written else None)
     return outcome
 
 
@@ -372,11 +374,11 @@ def _tell(request: BatchRequest, event: Progress) -> None:
         request.on_progress(event)
 
 
-def _summary(request: BatchRequest, outcome: Outcome, seconds: float) -> None:
+def _summary(request: BatchRequest, outcome: Outcome, seconds: float, report: Optional[Path]) -> None:
     parts = [f"{outcome.done} done", f"{outcome.failed} failed", f"{outcome.skipped} already complete"]
     if outcome.not_run:
         parts.append(f"{outcome.not_run} not run")
-    where = f"; report: {request.report}" if request.report else ""
+    where = f"; report: {report}" if report else ""
     _say(request, f"batch: {', '.join(parts)} in {seconds:.1f} s{where}")
 
 

@@ -97,6 +97,21 @@ def test_a_full_disk_stops_the_batch_at_its_row_and_resumes_once_space_is_freed(
     assert all(soundfile.info(str(small_disk / name)).frames > 0 for name in outputs(small_disk))
 
 
+def test_a_report_on_a_full_disk_is_one_error_and_the_summary_names_no_report(piper_voice, small_disk, tmp_path):
+    # the summary said "report: PATH" of a report that was never written
+    (small_disk / "filler").write_bytes(b"\0" * (2 * 1024 * 1024 - 8192))
+    csv_file = rows_csv(tmp_path, 200)
+    done = run_cli("batch", str(csv_file), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice),
+                   "--report", str(small_disk / "report.jsonl"))
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if "error:" in line] == [
+        f"demod-voice: error: cannot write the report {small_disk / 'report.jsonl'}: No space left on device; "
+        "free some space and run the same command again"], err
+    assert "batch: " in err and "; report:" not in err, err
+    assert not (small_disk / "report.jsonl").exists() and partials(small_disk) == []
+
+
 # --- two runs, one folder ------------------------------------------------------------------------
 
 

@@ -107,7 +107,8 @@ def _parse(text: str, path: Path) -> list[Row]:
         raise InputError(f"batch file {path} is separated by {which}, not commas: save it as CSV with commas "
                          "(in a spreadsheet: CSV UTF-8, comma-separated)")
     if unknown or missing or twice:
-        problem = (f"unknown column(s) {', '.join(unknown)}" if unknown else f"missing column(s) {', '.join(missing)}"
+        # a spreadsheet's own columns (an id, notes) are the usual unknown ones: say what to do with them
+        problem = (f"unknown column(s) {', '.join(unknown)} (delete or rename them)" if unknown else f"missing column(s) {', '.join(missing)}"
                    if missing else f"column(s) {', '.join(twice)} appear twice")
         raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required)")
     reader.fieldnames = header

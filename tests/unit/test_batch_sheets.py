@@ -32,3 +32,11 @@ def test_a_header_of_commas_alone_is_an_empty_file(tmp_path):
     sheet.write_text(",,\nHello.,a.wav,\n")
     with pytest.raises(InputError, match="is empty; the first line must be a header"):
         read_rows(sheet)
+
+
+def test_a_sheets_own_columns_are_refused_saying_what_to_do(tmp_path):
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text("id,text,output,notes\n1,Hello.,a.wav,take two\n")
+    with pytest.raises(InputError) as caught:
+        read_rows(sheet)
+    assert "unknown column(s) id, notes (delete or rename them); columns are reference, text, output" in str(caught.value)

@@ -52,6 +52,8 @@ class ServeContext:
     """HTTP requests being answered, probes aside (counted by :mod:`demod_voice.serve.http.guard`; a drain waits for them)."""
     profile_cache: dict = field(default_factory=dict)
     """Voice profiles read by this server, by file, with the (mtime, size) they were read at."""
+    enrolling: set = field(default_factory=set)
+    """Names of cloned voices whose enrollment or import is under way (a second one of the same name is refused)."""
     extras: dict = field(default_factory=dict)
     """Room for other front doors (Wyoming, web UI) to keep their own state."""
 

@@ -14,6 +14,8 @@ import asyncio
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +116,11 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 raise ApiError(400, str(err), code="other_model") from None
         free_name(ctx, profile.name)
         target = profile_path(ctx, profile.name)
-        _refuse_existing(target, profile.name, form)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(saved), target)
-    _write_side(ctx, profile.name, str(form.get("language") or ctx.config.xtts.language))
+        with claimed(ctx, profile.name):
+            _refuse_existing(target, profile.name, form)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(saved), target)
+            _write_side(ctx, profile.name, str(form.get("language") or ctx.config.xtts.language))
     return JSONResponse(_describe(ctx, profile.name), status_code=201)
 
 
@@ -138,11 +141,11 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     free_name(ctx, name)
     target = profile_path(ctx, name)
     _refuse_existing(target, name, form)
-    with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
+    with claimed(ctx, name), tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
         warnings = await asyncio.to_thread(_warnings, references, ctx.settings.limits.max_reference_seconds)
         profile = await _condition(ctx, name, references, target)
-    _write_side(ctx, name, language)
+        _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
                         status_code=201)
 
@@ -172,6 +175,22 @@ def free_name(ctx: Any, name: str) -> None:
         check_free(scope(ctx), name, reserved)
     except NameTaken as err:
         raise ApiError(409, str(err), code="name_taken") from None
+
+
+@contextmanager
+def claimed(ctx: Any, name: str) -> Iterator[None]:
+    """The name ``name`` held by this request until its voice is stored (or it failed): 409 while another request holds
+    it. Two enrollments of one name at once were each answered 201 with their own digest, and only the last one written
+    was kept: the other client spoke with a voice it had not enrolled. (The check and the claim run on the event loop
+    with no await between them, so no second request can come between them.)"""
+    if name in ctx.enrolling:
+        raise ApiError(409, f"a voice '{name}' is being enrolled by another request right now: wait for that one to finish "
+                            "(then send force=true to replace it), or give this voice another name", code="voice_busy")
+    ctx.enrolling.add(name)
+    try:
+        yield
+    finally:
+        ctx.enrolling.discard(name)
 
 
 def _refuse_existing(target: Path, name: str, form: Any) -> None:

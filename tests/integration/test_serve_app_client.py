@@ -1,0 +1,91 @@
+"""``serve`` as an app's back end sees it: a voice enrolled once from a phone's recording, then spoken with on every
+button press, renamed, replaced; and the mistakes app developers make, each answered with a JSON error of the right
+4xx, one line saying what to do, no server path, nothing half-stored. One live server on 127.0.0.1, tiny models."""
+
+from __future__ import annotations
+
+import io
+import signal
+import threading
+
+import httpx
+import pytest
+from live_server import start_server
+
+SPEAK, ENROLL, OTHER = "speak-key-0101", "enroll-key-0102", "enroll-key-0103"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, piper_voice, xtts_model):
+    folder = tmp_path_factory.mktemp("app-serve")
+    config = {
+        "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
+        "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24, "sentence_silence": 0.0},
+        "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", OTHER: "speak,enroll"},
+                  "piper_voices": [str(piper_voice)],
+                  "limits": {"max_upload_mb": 2.0, "max_reference_seconds": 30.0}},
+    }
+    live = start_server(folder, config)
+    yield live
+    live.stop(signal.SIGKILL)
+
+
+def auth(key: str = ENROLL) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def recording(seconds: float = 8.0, level: float = 0.3) -> bytes:
+    import soundfile
+    from conftest import voiced_signal
+
+    out = io.BytesIO()
+    soundfile.write(out, voiced_signal(seconds, 22050, level=level), 22050, format="WAV")
+    return out.getvalue()
+
+
+def enroll(server, name, data: bytes, key: str = ENROLL, **fields) -> httpx.Response:
+    return httpx.post(server.url + "/v1/voices", data={"name": name, **fields}, files=[("files", ("take.wav", data, "audio/wav"))],
+                      headers=auth(key), timeout=120)
+
+
+def refused(server, response: httpx.Response, status: int, code: str) -> str:
+    """The refusal's message, after checking what every refusal must be."""
+    assert response.status_code == status, (response.status_code, response.text)
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    message = error["message"]
+    assert message and "\n" not in message and str(server.folder) not in message and "/tmp/" not in message, message
+    return message
+
+
+def profiles(server) -> list[str]:
+    return sorted(p.name for p in server.folder.rglob("profiles/*.npz"))
+
+
+def test_one_name_enrolled_twice_at_once(server):
+    """Three enrollments of one name at once were each answered 201 with its own digest, and only the last written was
+    kept: two apps were told their voice was stored while another's was. Now one is enrolled and the others are told
+    that the name is busy."""
+    takes = [recording(8.0 + i, level=0.2 + 0.1 * i) for i in range(3)]
+    start = threading.Barrier(3)
+    answers: list[httpx.Response] = [None] * 3  # type: ignore[list-item]
+
+    def run(i: int) -> None:
+        start.wait()
+        answers[i] = enroll(server, "race", takes[i], key=(ENROLL, OTHER, ENROLL)[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    made = [a for a in answers if a.status_code == 201]
+    assert len(made) == 1, [(a.status_code, a.text[:200]) for a in answers]
+    for answer in answers:
+        if answer is not made[0]:
+            assert "wait" in refused(server, answer, 409, "voice_busy")
+    stored = httpx.get(server.url + "/v1/voices/race", headers=auth(SPEAK)).json()
+    assert stored["digest"] == made[0].json()["digest"]
+    assert profiles(server).count("race.npz") == 1
+    # once it is stored, the name is free to be replaced as before
+    assert enroll(server, "race", takes[0], force="true").status_code == 201

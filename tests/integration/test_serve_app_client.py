@@ -89,3 +89,22 @@ def test_one_name_enrolled_twice_at_once(server):
     assert profiles(server).count("race.npz") == 1
     # once it is stored, the name is free to be replaced as before
     assert enroll(server, "race", takes[0], force="true").status_code == 201
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"model": "tts-1", "voice_id": "tiny-single", "input": "Hello."}, "voice"),
+    ({"model": "tts-1", "voice": "tiny-single", "text": "Hello."}, "input"),
+    ({"model": "tts-1", "voice": "tiny-single", "input": "Hello.", "format": "wav"}, "response_format"),
+    ({"model_id": "tiny-single", "input": "Hello."}, "model"),
+])
+def test_fields_named_as_other_speech_apis_name_them(server, body, field):
+    """``voice_id`` spoke with the default voice and ``format: wav`` answered mp3, both 200: the app played the wrong
+    voice or could not play the answer, and nothing said why."""
+    response = httpx.post(server.url + "/v1/audio/speech", json=body, headers=auth(SPEAK), timeout=60)
+    assert f"send it as '{field}'" in refused(server, response, 400, "invalid_request")
+
+
+def test_a_field_sent_with_its_own_name_too_is_still_ignored(server):
+    body = {"model": "tts-1", "voice": "tiny-single", "speaker": 3, "input": "Hello.", "response_format": "wav"}
+    response = httpx.post(server.url + "/v1/audio/speech", json=body, headers=auth(SPEAK), timeout=60)
+    assert response.status_code == 200 and response.content[:4] == b"RIFF", response.text[:200]

@@ -235,6 +235,8 @@ def _validation_message(err: RequestValidationError) -> str:
     first = problems[0]
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON"
+    if first.get("type") == openai.MISNAMED:
+        return str(first.get("msg"))
     if tuple(first.get("loc", ())) == ("body",):  # not a JSON object at all (a string, a list, text/plain)
         return "the request body must be a JSON object (Content-Type: application/json)"
     union = _union_message(problems)

@@ -27,7 +27,8 @@ from typing import Any, Literal, Optional, Union
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from demod_voice.audio.encode import StreamEncoder, media_type
 from demod_voice.engine.handles import Priority
@@ -43,10 +44,36 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 
+OTHER_NAMES = {
+    "input": ("text", "prompt"),
+    "voice": ("voice_id", "voiceId", "voice_name", "speaker", "speaker_id"),
+    "response_format": ("format", "output_format", "outputFormat", "audio_format", "responseFormat"),
+    "model": ("model_id", "modelId"),
+    "speed": ("rate", "speaking_rate"),
+}
+"""Names other speech APIs (and their SDKs) give OpenAI's fields. Unknown fields are ignored, as other clients send
+their own; but one of these sent without the field it stands for is a mistake: ``voice_id`` spoke with the default
+voice and ``format: wav`` answered mp3, both 200, and the app played the wrong thing."""
+MISNAMED = "misnamed_field"
+"""The pydantic error type of such a field (:func:`demod_voice.serve.http.app` words it as its message alone)."""
+
 
 class SpeechRequest(BaseModel):
     """OpenAI's ``CreateSpeechRequest``."""
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_names(cls, data: Any) -> Any:
+        """400 for a field named as another API names it (:data:`OTHER_NAMES`) when the field itself is missing."""
+        if isinstance(data, dict):
+            for field, others in OTHER_NAMES.items():
+                sent = next((name for name in others if name in data), None)
+                if sent is not None and field not in data:
+                    raise PydanticCustomError(MISNAMED, "'{sent}' is not a field of this API: send it as '{field}' "
+                                                        "(OpenAI's speech fields: model, input, voice, response_format, speed)",
+                                              {"sent": sent, "field": field})
+        return data
 
     model: str = Field("tts-1", description="A Piper voice, or tts-1 / tts-1-hd / gpt-4o-mini-tts / xtts (the voice decides)")
     input: str = Field(..., description="Text to speak (serve.limits.max_input_chars at most)")

@@ -45,6 +45,22 @@ def media_type(content_type: Optional[str]) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+FORM_ROUTES = {"/v1/voices": "-F name=alice -F files=@ref.wav", "/v1/voices/import": "-F file=@alice.npz",
+               "/v1/batch": "-F csv=@rows.csv -F references=@ref.wav", "/v1/books": "-F book=@novel.epub -F voice=en_US-joe-medium",
+               "/v1/audio/conversions": "-F file=@take.wav -F voice=alice"}
+"""The POST routes that read a multipart form (through :func:`demod_voice.serve.uploads.read_form`), each with its own
+fields as curl sends them, for the 415 (every route said the voices' fields)."""
+
+
+def not_a_form(path: str) -> ApiError:
+    """415 for a form route sent something else (JSON, or a recording as the raw body)."""
+    example = FORM_ROUTES.get(path.rstrip("/"), "-F name=value -F file=@file")
+    return ApiError(415, f"send this as a multipart/form-data form, its files as file fields (curl {example})", code="not_a_form")
+
+
 def upload_limit(limits: Any) -> int:
     """Bytes one upload may hold."""
     return int(limits.max_upload_mb * 1_000_000)

@@ -18,7 +18,7 @@ from typing import Any
 from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, without_paths
 from demod_voice.sandbox import confine, python_child
 from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import _shown, check_content_length, media_type, save_upload, upload_limit
+from demod_voice.serve.limits import FORM_TYPES, _shown, check_content_length, media_type, not_a_form, save_upload, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,13 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
     return float(answer["seconds"])
 
 
-async def read_form(request: Any, limits: Any, max_files: int, example: str) -> Any:
+async def read_form(request: Any, limits: Any, max_files: int) -> Any:
     """A request's multipart form, parts bounded (the body as a whole was bounded by the request guard); 400 for a
-    body the parser cannot read. ``example``: the endpoint's own fields as curl sends them, for the 415."""
+    body the parser cannot read."""
     from starlette.exceptions import HTTPException
 
-    if media_type(request.headers.get("content-type")) not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise ApiError(415, f"send this as a multipart/form-data form, its files as file fields (curl {example})",
-                       code="not_a_form")
+    if media_type(request.headers.get("content-type")) not in FORM_TYPES:
+        raise not_a_form(request.url.path)
     check_content_length(request.headers, limits)
     try:
         return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))

@@ -108,3 +108,14 @@ def test_a_field_sent_with_its_own_name_too_is_still_ignored(server):
     body = {"model": "tts-1", "voice": "tiny-single", "speaker": 3, "input": "Hello.", "response_format": "wav"}
     response = httpx.post(server.url + "/v1/audio/speech", json=body, headers=auth(SPEAK), timeout=60)
     assert response.status_code == 200 and response.content[:4] == b"RIFF", response.text[:200]
+
+
+@pytest.mark.parametrize("seconds", [1.0, 8.0])
+def test_a_recording_posted_as_the_raw_body(server, seconds):
+    """A phone app uploading the file as the body (not a form): 415 saying to send a form, whatever its size. A body
+    larger than a JSON request may be was answered 413 "JSON bodies with up to 4096 characters of text"."""
+    before = profiles(server)
+    response = httpx.post(server.url + "/v1/voices?name=raw", content=recording(seconds),
+                          headers={**auth(), "Content-Type": "audio/wav"}, timeout=60)
+    assert "multipart/form-data" in refused(server, response, 415, "not_a_form")
+    assert profiles(server) == before

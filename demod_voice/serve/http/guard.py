@@ -17,7 +17,10 @@ refusals that need only the headers happen here, in an ASGI middleware:
    in JSON, not a bare 500.
 4. API routes (``/v1/``) need a valid key when the server has keys (401, before the body); the
    scope a route needs is checked by its router (:mod:`demod_voice.serve.http.deps`).
-5. A body announced longer than the request may be (``Content-Length``) is refused (413), and a
+5. A route that reads a form (:data:`FORM_ROUTES`) sent anything else is refused (415 ``not_a_form``), whatever its
+   size: a recording posted as the raw body was answered 413 "JSON bodies with up to 4096 characters of text"
+   when it was larger than a JSON body may be (and 415 when smaller).
+6. A body announced longer than the request may be (``Content-Length``) is refused (413), and a
    body without a length (chunked) is counted as it is read and cut off at the same size.
 
 Body sizes: a multipart upload (and anything for the page under ``/ui``) may be
@@ -39,7 +42,7 @@ from starlette.exceptions import HTTPException
 from demod_voice.errors import ConfigError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import media_type, upload_limit
+from demod_voice.serve.limits import FORM_ROUTES, FORM_TYPES, media_type, not_a_form, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,8 @@ class Guard:
                 self.keys.identify(headers.get("authorization"))
             except AuthFailed as err:
                 return ApiError(err.status, str(err), "authentication_error", headers={"WWW-Authenticate": "Bearer"})
+        if method == "POST" and path.rstrip("/") in FORM_ROUTES and media_type(headers.get("content-type")) not in FORM_TYPES:
+            return not_a_form(path)
         return self._oversized(path, headers)
 
     def _foreign(self, method: str, headers: dict[str, str]) -> Optional[ApiError]:

@@ -98,7 +98,7 @@ async def download(voice_id: str, ctx: Context) -> FileResponse:
 @manage.post("/v1/voices/import", status_code=201)
 async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
-    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, example="-F file=@alice.npz")
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
@@ -127,7 +127,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
 @manage.post("/v1/voices", status_code=201)
 async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
-    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, example="-F name=alice -F files=@ref.wav")
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     name = check_voice_id(str(form.get("name") or ""))
     try:
         language = registry.cloner().enroll_language(scope(ctx), str(form.get("language") or ""))

@@ -119,3 +119,10 @@ def test_a_recording_posted_as_the_raw_body(server, seconds):
                           headers={**auth(), "Content-Type": "audio/wav"}, timeout=60)
     assert "multipart/form-data" in refused(server, response, 415, "not_a_form")
     assert profiles(server) == before
+
+
+def test_an_enrollment_without_a_name(server):
+    """Said "'' is not a valid voice id" to a client that had sent no name at all."""
+    response = httpx.post(server.url + "/v1/voices", data={"voice_name": "mine"}, files=[("files", ("take.wav", recording()))],
+                          headers=auth(), timeout=60)
+    assert "'name'" in refused(server, response, 400, "missing_name")

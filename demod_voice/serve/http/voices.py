@@ -128,7 +128,10 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
 async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
-    name = check_voice_id(str(form.get("name") or ""))
+    if not str(form.get("name") or "").strip():  # was "'' is not a valid voice id": the client had sent no name at all
+        raise ApiError(400, "give the voice a name in the multipart field 'name' (letters, digits, '_', '.' or '-'): "
+                            "requests then speak with it as \"voice\": NAME", code="missing_name")
+    name = check_voice_id(str(form.get("name")))
     try:
         language = registry.cloner().enroll_language(scope(ctx), str(form.get("language") or ""))
     except InputError as err:

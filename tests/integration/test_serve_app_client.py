@@ -126,3 +126,12 @@ def test_an_enrollment_without_a_name(server):
     response = httpx.post(server.url + "/v1/voices", data={"voice_name": "mine"}, files=[("files", ("take.wav", recording()))],
                           headers=auth(), timeout=60)
     assert "'name'" in refused(server, response, 400, "missing_name")
+
+
+def test_routes_and_methods_that_do_not_exist_say_what_to_do(server):
+    """Were "Not Found" and "Method Not Allowed"."""
+    missing = httpx.post(server.url + "/v1/voices/someone/rename", json={"name": "x"}, headers=auth())
+    assert "/docs" in refused(server, missing, 404, "not_found")
+    wrong = httpx.put(server.url + "/v1/voices/someone", json={"name": "x"}, headers=auth())
+    message = refused(server, wrong, 405, "method_not_allowed")
+    assert "PUT /v1/voices/someone" in message and "GET" in message and "DELETE" in message

@@ -172,9 +172,9 @@ def _error_handlers(app: FastAPI) -> None:
         # Starlette's own refusals (no such route, a body it could not parse) in the API's error shape.
         kind = "invalid_request_error" if err.status_code < 500 else "server_error"
         code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(err.status_code)
-        body = ApiError(err.status_code, _unreadable(request, str(err.detail)) if err.status_code == 400 else str(err.detail), kind,
-                        code).body()
-        return JSONResponse(body, status_code=err.status_code, headers=dict(err.headers or {}))
+        headers = dict(err.headers or {})
+        body = ApiError(err.status_code, _starlette_message(request, err.status_code, str(err.detail), headers), kind, code).body()
+        return JSONResponse(body, status_code=err.status_code, headers=headers)
 
     @app.exception_handler(AuthFailed)
     async def auth_failed(request: Request, err: AuthFailed) -> JSONResponse:
@@ -190,6 +190,36 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse(ApiError(400, _validation_message(err), code="invalid_request").body(), status_code=400)
+
+
+def _starlette_message(request: Request, status: int, detail: str, headers: dict[str, str]) -> str:
+    """Starlette's refusal in words that say what to do: its own were "Not Found" and "Method Not Allowed" (an app
+    that guessed ``PATCH /v1/voices/ID`` or a path with a typo learnt nothing from them)."""
+    asked = f"{request.method} {_shown_path(request.url.path)}"
+    if status == 400:
+        return _unreadable(request, detail)
+    if status == 404 and detail == "Not Found":
+        return f"there is no {asked} here: the routes are listed at /docs (OpenAPI: /openapi.json)"
+    if status == 405 and detail == "Method Not Allowed":
+        allowed = _methods_of(request)
+        if allowed:  # Starlette's Allow names the first route of the path only (one route per method here)
+            headers["Allow"] = ", ".join(allowed)
+        return f"{asked} is not a method this route takes" + (f": it takes {', '.join(allowed)}" if allowed else "") + " (see /docs)"
+    return detail
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route of the request's path takes (each asked of the routes as the same request would be)."""
+    from starlette.routing import Match
+
+    return [method for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)]
+
+
+def _shown_path(path: str) -> str:
+    """A request's path, safe to echo: printable, at most 80 characters."""
+    text = "".join(ch for ch in path if ch.isprintable())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _unreadable(request: Request, detail: str) -> str:

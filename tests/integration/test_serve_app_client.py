@@ -135,3 +135,27 @@ def test_routes_and_methods_that_do_not_exist_say_what_to_do(server):
     wrong = httpx.put(server.url + "/v1/voices/someone", json={"name": "x"}, headers=auth())
     message = refused(server, wrong, 405, "method_not_allowed")
     assert "PUT /v1/voices/someone" in message and "GET" in message and "DELETE" in message
+
+
+def test_rename_an_enrolled_voice(server):
+    """The page could rename a voice; an app could not (no route: its users' voices kept their first names)."""
+    assert enroll(server, "first-name", recording()).status_code == 201
+    assert enroll(server, "taken", recording(level=0.25)).status_code == 201
+    digest = httpx.get(server.url + "/v1/voices/first-name", headers=auth(SPEAK)).json()["digest"]
+
+    rename = lambda old, new, key=ENROLL: httpx.patch(f"{server.url}/v1/voices/{old}", json={"name": new}, headers=auth(key))  # noqa: E731
+    assert "PATCH" in httpx.put(server.url + "/v1/voices/first-name", headers=auth()).json()["error"]["message"]
+    refused(server, rename("first-name", "new-name", SPEAK), 403, None)
+    refused(server, rename("first-name", "taken"), 409, "voice_exists")
+    refused(server, rename("first-name", "tts-1"), 409, "name_taken")
+    refused(server, rename("first-name", "../x"), 400, "bad_voice_id")
+    refused(server, rename("nobody", "new-name"), 404, "unknown_voice")
+    refused(server, rename("tiny-single", "new-name"), 409, "not_enrolled")
+    response = rename("first-name", "new-name")
+    assert response.status_code == 200 and response.json()["id"] == "new-name", response.text
+    assert response.json()["digest"] != digest  # the name is part of the digest
+    refused(server, httpx.get(server.url + "/v1/voices/first-name", headers=auth(SPEAK)), 404, "unknown_voice")
+    assert "first-name.npz" not in profiles(server) and "new-name.npz" in profiles(server)
+    spoken = httpx.post(server.url + "/v1/audio/speech", json={"voice": "new-name", "input": "Hi.", "response_format": "wav"},
+                        headers=auth(SPEAK), timeout=120)
+    assert spoken.status_code == 200 and spoken.content[:4] == b"RIFF", spoken.text[:200]

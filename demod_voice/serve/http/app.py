@@ -90,7 +90,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     if config.serve.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "DELETE"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
     check_exposure(config.serve, keys is not None)
     app.add_middleware(Guard, settings=config.serve, keys=keys)

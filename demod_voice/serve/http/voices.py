@@ -1,4 +1,4 @@
-"""Voice enrollment: ``/v1/voices`` (enroll, list, show, delete, download, import).
+"""Voice enrollment: ``/v1/voices`` (enroll, list, show, rename, delete, download, import).
 
 Enrolling (multipart: ``name``, one or more reference files in any format, ``language``)
 decodes each upload in a child process, checks the references, then submits the enrollment
@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field, StrictStr
 
 from demod_voice.backends import registry
 from demod_voice.engine.handles import Priority
@@ -33,7 +34,7 @@ from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full,
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import find_voice, generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import NameTaken, check_free, save_enrolled
-from demod_voice.voices.profiles import check_made_with, read_profile
+from demod_voice.voices.profiles import check_made_with, read_profile, write_profile
 from demod_voice.voices.references import check_reference
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
@@ -77,15 +78,51 @@ async def delete(voice_id: str, ctx: Context) -> dict:
     """Remove an enrolled voice."""
     path = profile_path(ctx, check_voice_id(voice_id))
     if not path.is_file():
-        other = find_voice(ctx, voice_id)  # a voice the server offers that is not enrolled here (an installed Piper voice)
-        if other is not None:
-            raise ApiError(409, f"'{voice_id}' is an installed {other.kind_label or other.kind} voice, not an enrolled one: "
-                                "only enrolled voices are deleted here (the server's administrator removes installed ones)",
-                           code="not_enrolled")
-        raise ApiError(404, f"there is no enrolled voice '{voice_id}' (GET /v1/voices lists them)", code="unknown_voice")
+        raise _not_enrolled(ctx, voice_id, "deleted")
     path.unlink()
     remove_side_files(ctx, voice_id)
     return {"id": voice_id, "deleted": True}
+
+
+def _not_enrolled(ctx: Any, voice_id: str, done: str) -> ApiError:
+    """The refusal for ``voice_id`` when no profile has that name: an installed voice (409) or nothing (404)."""
+    other = find_voice(ctx, voice_id)  # a voice the server offers that is not enrolled here (an installed Piper voice)
+    if other is not None:
+        return ApiError(409, f"'{voice_id}' is an installed {other.kind_label or other.kind} voice, not an enrolled one: "
+                             f"only enrolled voices are {done} here (the server's administrator manages installed ones)",
+                        code="not_enrolled")
+    return ApiError(404, f"there is no enrolled voice '{voice_id}' (GET /v1/voices lists them)", code="unknown_voice")
+
+
+class Rename(BaseModel):
+    """``PATCH /v1/voices/{id}``'s body."""
+
+    name: StrictStr = Field(..., description="The voice's new name (letters, digits, '_', '.' or '-')")
+
+
+@manage.patch("/v1/voices/{voice_id}")
+async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
+    """Give an enrolled voice a new name, its recordings not sent again: its conditioning is written under the new name
+    (the name is part of the profile's digest), its language kept, the old name removed."""
+    old, new = check_voice_id(voice_id), check_voice_id(change.name)
+    profile = load_profile(ctx, old)
+    if profile is None:
+        raise _not_enrolled(ctx, old, "renamed")
+    if new == old:
+        return _describe(ctx, old)
+    free_name(ctx, new)
+    target = profile_path(ctx, new)
+    with claimed(ctx, old), claimed(ctx, new):
+        if target.exists():
+            raise ApiError(409, f"a voice '{new}' exists already: pick another name, or delete that one first", code="voice_exists")
+        language = voice_language(ctx, old)
+        await asyncio.to_thread(write_profile, target, new, profile.model, list(profile.references), profile.gpt_cond_latent,
+                                profile.speaker_embedding, profile.reference_audio, profile.reference_lengths,
+                                profile.reference_rate)
+        _write_side(ctx, new, language)
+        profile_path(ctx, old).unlink(missing_ok=True)
+        remove_side_files(ctx, old)
+    return _describe(ctx, new)
 
 
 @manage.get("/v1/voices/{voice_id}/download")

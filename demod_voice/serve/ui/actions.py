@@ -306,39 +306,6 @@ def summary(stream: Any) -> str:
     return f"Made {stream.seconds:.1f} s of audio{first}."
 
 
-def rename_profile(ctx: Any, old: str, new: str) -> None:
-    """A cloned voice under a new name: its latents rewritten with the new name (the name is part of the
-    profile's digest), its language kept, the old one removed."""
-    import json
-
-    from demod_voice.errors import InputError
-    from demod_voice.paths import write_text_atomic
-    from demod_voice.serve.errors import ApiError
-    from demod_voice.serve.http.voices import free_name
-    from demod_voice.serve.voices import load_profile, profile_path, remove_side_files, voice_language
-    from demod_voice.voices.profiles import check_name, write_profile
-
-    try:
-        check_name(new)
-        free_name(ctx, new)  # a clone renamed to the default voice took its place in every API request naming it
-        profile = load_profile(ctx, old)
-    except (InputError, ApiError) as err:
-        raise UiError(str(err)) from None
-    if profile is None:
-        raise UiError(f"There is no cloned voice '{old}' (Piper voices are files on the server and keep their names).")
-    target = profile_path(ctx, new)
-    if target.exists():
-        raise UiError(f"A voice '{new}' exists already: pick another name, or delete that one first.")
-    language = voice_language(ctx, old)
-    write_profile(target, new, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
-                  profile.reference_audio, profile.reference_lengths, profile.reference_rate)
-    side = ctx.data_dir / "voices" / f"{new}.json"
-    side.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(side, json.dumps({"language": language}))
-    profile_path(ctx, old).unlink()
-    remove_side_files(ctx, old)
-
-
 # --- references ------------------------------------------------------------------------------
 
 

@@ -25,7 +25,6 @@ from demod_voice.serve.ui.actions import (
     may,
     picker,
     progress_text,
-    rename_profile,
     speak,
     summary,
     uploaded,
@@ -115,10 +114,8 @@ async def _remove(page: Any, key: str, picked: str) -> list:
 async def _rename(page: Any, key: str, picked: str, new: str) -> list:
     new = (new or "").strip()
     try:
-        ctx = context(page.app)
-        authorize(ctx, key, "enroll")
         old = _profile_name(picked)
-        rename_profile(ctx, old, new)
+        await call_api(page.app, "PATCH", f"/v1/voices/{old}", key, json={"name": new})
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
     return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", cloned_value(new))

@@ -28,6 +28,7 @@ from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.voices.check import check_voice, read_sentences, render
 from demod_voice.voices.making import add_voice, check_free
 from demod_voice.voices.profiles import check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
+from demod_voice.voices.references import forget_latents
 
 # --- models ------------------------------------------------------------------
 
@@ -201,7 +202,12 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         path = profiles_dir(cache) / f"{check_name(args.name)}.npz"
         if not path.is_file():  # a damaged profile is removed too (reading it first refused that)
             load_named(cache, args.name)  # the "no such voice" message
+        try:
+            references = read_profile(path).references
+        except InputError:
+            references = ()
         path.unlink()
+        forget_latents(cache, references)  # the voice cache's copy of its conditioning goes with it
     elif args.action == "export":
         _export(cache, args.name, args.file)
     elif args.action == "check":

@@ -28,6 +28,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
 from demod_voice.voices.profiles import NAME, Profile, read_installed
+from demod_voice.voices.references import forget_latents
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,11 @@ def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
     return speak_with(ctx, found, None if speaker is None else str(speaker), language)
 
 
-def remove_side_files(ctx: Any, name: str) -> None:
-    """Forget what the server kept about a profile besides its file."""
+def remove_side_files(ctx: Any, name: str, references: tuple[str, ...] = ()) -> None:
+    """Forget what the server kept about a profile besides its file: its side-car, and (for a voice deleted, given its
+    ``references``' hashes) the latents the voice cache kept of its recordings."""
+    if references:
+        forget_latents(ctx.cache, references)
     side = ctx.data_dir / "voices" / f"{name}.json"
     try:
         os.unlink(side)

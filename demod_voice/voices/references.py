@@ -227,3 +227,25 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
             np.savez(handle, gpt_cond_latent=gpt_cond_latent, speaker_embedding=speaker_embedding, meta=np.array(json.dumps(meta)))
     except OSError as err:
         log.warning("could not cache the voice latents in %s (%s); they will be recomputed next time", target.parent, err)
+
+
+def forget_latents(cache: Path, references: tuple[str, ...] | list[str]) -> int:
+    """Remove the cached latents made from exactly these references (their SHA-256, in order): a deleted voice's
+    conditioning stayed in the voice cache, from which the voice could be made again without its recordings.
+    Returns how many entries went."""
+    import numpy as np
+
+    wanted = list(references)
+    gone = 0
+    if not wanted:
+        return gone
+    for path in sorted(latents_dir(Path(cache)).glob("*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                made_from = json.loads(str(data["meta"])).get("references")
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue  # not an entry this code wrote: left alone
+        if made_from == wanted:
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone

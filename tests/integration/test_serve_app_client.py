@@ -159,3 +159,14 @@ def test_rename_an_enrolled_voice(server):
     spoken = httpx.post(server.url + "/v1/audio/speech", json={"voice": "new-name", "input": "Hi.", "response_format": "wav"},
                         headers=auth(SPEAK), timeout=120)
     assert spoken.status_code == 200 and spoken.content[:4] == b"RIFF", spoken.text[:200]
+
+
+def test_a_deleted_voice_leaves_no_conditioning_behind(server):
+    """DELETE removed the profile and its side-car, but the voice cache kept the latents made from its recordings."""
+    latents = lambda: sorted(p.name for p in server.folder.rglob("latents/*.npz"))  # noqa: E731
+    before = latents()
+    assert enroll(server, "short-lived", recording(7.0, level=0.45)).status_code == 201
+    assert len(latents()) == len(before) + 1
+    assert httpx.delete(server.url + "/v1/voices/short-lived", headers=auth(OTHER)).json()["deleted"] is True
+    assert latents() == before and "short-lived.npz" not in profiles(server)
+    assert not list(server.folder.rglob("voices/short-lived.json"))

@@ -157,3 +157,19 @@ def test_a_phone_recording_in_m4a_clones_and_converts_from_the_command_line(xtts
     said = refused.stderr.decode()
     assert refused.returncode == 3 and len(said.strip().splitlines()) == 1, said
     assert "junk.m4a is not audio that can be read (not a format FFmpeg recognises)" in said and str(tmp_path) not in said
+
+
+def test_removing_a_voice_removes_its_conditioning_from_the_voice_cache(tmp_path):
+    """``voices remove`` deleted the profile but the voice cache kept the latents made from its recordings: the voice
+    could be made again from them without the recordings. Latents of other recordings stay."""
+    from demod_voice.voices.profiles import write_profile
+    from demod_voice.voices.references import latents_dir, save_latents
+
+    cache = tmp_path / "home"
+    gpt, speaker = np.zeros((1, 32, 64), np.float32), np.zeros((1, 512, 1), np.float32)
+    write_profile(cache / "profiles" / "bob.npz", "bob", "model-x", ["a" * 64, "b" * 64], gpt, speaker)
+    save_latents(str(cache), "bobs", gpt, speaker, {"references": ["a" * 64, "b" * 64], "model": "model-x"})
+    save_latents(str(cache), "other", gpt, speaker, {"references": ["a" * 64], "model": "model-x"})
+    removed = run_cli("voices", "remove", "bob", env={"DEMOD_VOICE_CACHE_DIR": str(cache)})
+    assert removed.returncode == 0, removed.stderr.decode()
+    assert sorted(p.name for p in latents_dir(cache).iterdir()) == ["other.npz"]

@@ -79,9 +79,19 @@ async def delete(voice_id: str, ctx: Context) -> dict:
     path = profile_path(ctx, check_voice_id(voice_id))
     if not path.is_file():
         raise _not_enrolled(ctx, voice_id, "deleted")
+    references = _references_of(ctx, voice_id)
     path.unlink()
-    remove_side_files(ctx, voice_id)
+    remove_side_files(ctx, voice_id, references)
     return {"id": voice_id, "deleted": True}
+
+
+def _references_of(ctx: Any, voice_id: str) -> tuple[str, ...]:
+    """The hashes of the recordings a profile was made from (none for a damaged one: it is deleted all the same)."""
+    try:
+        profile = load_profile(ctx, voice_id)
+    except DemodVoiceError:
+        return ()
+    return profile.references if profile is not None else ()
 
 
 def _not_enrolled(ctx: Any, voice_id: str, done: str) -> ApiError:

@@ -60,7 +60,21 @@ def plain_error(err: Exception, *paths: Path) -> str:
     """A decoder's failure in a person's words: what is wrong with the file, not the decoder's class, errno or path."""
     text = without_paths(str(err), *paths)
     if type(err).__name__ == "InvalidDataError" or "Invalid data found" in text:
+        if paths and _is_mp4(paths[0]):
+            # A phone's recorder writes an .m4a's index (its moov box) when it stops: one sent before that, or cut short,
+            # reads as "not a format FFmpeg recognises", which sent app developers looking for a codec problem.
+            return "an MP4/M4A file without its index: the recording was not finished (stop the recorder before sending it) " \
+                   "or the file was cut short"
         return "not a format FFmpeg recognises"
     if "End of file" in text:  # "End of file: 'the file'": a header of a format with nothing after it
         return "it ends before any audio"
     return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip()[:200] or type(err).__name__
+
+
+def _is_mp4(path: Path) -> bool:
+    """Whether ``path`` starts as an MP4 family file does (an ``ftyp`` box)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(12)[4:8] == b"ftyp"
+    except OSError:
+        return False

@@ -170,3 +170,32 @@ def test_a_deleted_voice_leaves_no_conditioning_behind(server):
     assert httpx.delete(server.url + "/v1/voices/short-lived", headers=auth(OTHER)).json()["deleted"] is True
     assert latents() == before and "short-lived.npz" not in profiles(server)
     assert not list(server.folder.rglob("voices/short-lived.json"))
+
+
+def m4a(seconds: float) -> bytes:
+    """AAC in an MP4 container as a phone records it (the index, the moov box, written when the recording stops)."""
+    import av
+    import numpy as np
+    from conftest import voiced_signal
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="ipod") as box:
+        stream = box.add_stream("aac", rate=44100, layout="mono")
+        samples = (voiced_signal(seconds, 44100) * 32767).astype(np.int16)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="s16", layout="mono")
+            frame.sample_rate = 44100
+            box.mux(stream.encode(frame))
+        box.mux(stream.encode(None))
+    return out.getvalue()
+
+
+def test_an_m4a_sent_before_the_recording_was_finished(server):
+    """An .m4a without its index (uploaded before the recorder stopped, or cut short) was "not a format FFmpeg
+    recognises": app developers went looking for a codec problem."""
+    whole = m4a(8.0)
+    assert enroll(server, "phone", whole, force="true").status_code == 201  # the whole file is fine
+    response = httpx.post(server.url + "/v1/voices", data={"name": "unfinished"}, headers=auth(), timeout=60,
+                          files=[("files", ("take.m4a", whole[: len(whole) // 2], "audio/mp4"))])
+    assert "recording was not finished" in refused(server, response, 400, "bad_audio")
+    assert "unfinished.npz" not in profiles(server)

@@ -120,5 +120,8 @@ def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool
         raise NothingToSpeak("the text has nothing to speak; give some words")
     plain = plain_text(segments)
     if plain is not None:
+        if not reads_phonemes and not any(ch.isalnum() for ch in plain):
+            # A Piper voice's phonemizer found nothing in "..." or "-" (400); XTTS made a second of sounds from them (200).
+            raise NothingToSpeak("the text has no words to speak (only punctuation or symbols); give some words")
         return Prepared(plain, None, warnings)
     return Prepared(spoken_text(segments) or "(pause)", segments, warnings)

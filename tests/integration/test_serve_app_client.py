@@ -199,3 +199,17 @@ def test_an_m4a_sent_before_the_recording_was_finished(server):
                           files=[("files", ("take.m4a", whole[: len(whole) // 2], "audio/mp4"))])
     assert "recording was not finished" in refused(server, response, 400, "bad_audio")
     assert "unfinished.npz" not in profiles(server)
+
+
+@pytest.mark.parametrize("text", ["...", "-", "\u200b", "!?"])
+def test_text_with_nothing_to_say_is_refused_for_a_cloned_voice_as_for_a_piper_voice(server, text):
+    """A Piper voice answered "..." with 400 (its phonemizer found nothing in it); a cloned voice answered 200 with a
+    second of sounds made from nothing, which an app played as its user's voice babbling."""
+    if "dots.npz" not in profiles(server):
+        assert enroll(server, "dots", recording(level=0.35), force="true").status_code == 201
+    response = httpx.post(server.url + "/v1/audio/speech", json={"voice": "dots", "input": text, "response_format": "wav"},
+                          headers=auth(SPEAK), timeout=120)
+    assert "give some words" in refused(server, response, 400, "bad_input")
+    words = httpx.post(server.url + "/v1/audio/speech", json={"voice": "dots", "input": "Hi.", "response_format": "wav"},
+                       headers=auth(SPEAK), timeout=120)
+    assert words.status_code == 200 and words.content[:4] == b"RIFF", words.text[:200]

@@ -123,7 +123,7 @@ class XttsSide(RequestSide):
         settings = dataclasses.replace(config.xtts, language=spoken)
         request = XttsRequest(references=(), text="", output=STDOUT, settings=settings, cache_dir=str(scope.cache),
                               device=config.device, profile=profile, stream=config.serve.xtts_token_streaming)
-        spec = make_job(dataclasses.replace(request, text=".")).spec
+        spec = make_job(dataclasses.replace(request, text="a")).spec  # a word: punctuation alone is refused as nothing to say
         return Speech(self, voice.id, spec, SAMPLE_RATE, request)
 
     def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:

@@ -213,3 +213,10 @@ def test_text_with_nothing_to_say_is_refused_for_a_cloned_voice_as_for_a_piper_v
     words = httpx.post(server.url + "/v1/audio/speech", json={"voice": "dots", "input": "Hi.", "response_format": "wav"},
                        headers=auth(SPEAK), timeout=120)
     assert words.status_code == 200 and words.content[:4] == b"RIFF", words.text[:200]
+
+
+def test_showing_an_installed_voice_says_it_is_not_an_enrolled_one(server):
+    """``GET /v1/voices/tiny-single`` said "there is no voice 'tiny-single'" of a voice GET /v1/audio/voices lists."""
+    response = httpx.get(server.url + "/v1/voices/tiny-single", headers=auth(SPEAK))
+    assert "installed" in refused(server, response, 404, "not_enrolled")
+    refused(server, httpx.get(server.url + "/v1/voices/nobody", headers=auth(SPEAK)), 404, "unknown_voice")

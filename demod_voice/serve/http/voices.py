@@ -49,6 +49,10 @@ MAX_FILES = 8
 def _describe(ctx: Any, name: str) -> dict:
     profile = load_profile(ctx, name)
     if profile is None:
+        other = find_voice(ctx, name)  # "there is no voice" for a voice /v1/audio/voices lists sent clients looking for a typo
+        if other is not None:
+            raise ApiError(404, f"'{name}' is an installed {other.kind_label or other.kind} voice, not an enrolled one: "
+                                "/v1/voices shows enrolled voices, GET /v1/audio/voices lists every voice", code="not_enrolled")
         raise ApiError(404, f"there is no voice '{name}' (GET /v1/voices lists them)", code="unknown_voice")
     return {"id": profile.name, "name": profile.name, "kind": registry.cloner().name, "language": voice_language(ctx, name),
             "created": profile.created, "references": len(profile.references), "model": profile.model, "digest": profile.digest}

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -23,7 +24,13 @@ log = logging.getLogger(__name__)
 MIN_SECONDS = 1.0
 GOOD_SECONDS = (6.0, 30.0)
 SILENT_PEAK = 1e-3
+QUIET_PEAK = 0.03
+"""A peak below this (-30 dBFS) is warned about: the conditioning hears little more than the noise floor."""
 CLIPPED_SHARE = 0.01
+LEAD_SECONDS = 2.0
+"""Silence before the first sound longer than this is warned about: XTTS learns a voice from a recording's first seconds."""
+SOUND_FROM_PEAK = 0.05
+"""A sample louder than this share of the peak (-26 dB) counts as the start of the sound."""
 ADVICE = "a good reference is 6-30 s of one person speaking clearly, no music or noise, not clipped"
 
 
@@ -60,12 +67,12 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
         raise InputError(f"reference audio {path} not found; check the path (or give a saved voice with --voice)")
     cut = "(xtts.max_reference_seconds); cut a 6-30 s piece of it, e.g. ffmpeg -t 30 -i {name} ref.wav"
     readable = readable_path(path, max_seconds, "reference", cut)
-    seconds, audio, _ = read_start(readable, max_seconds, "reference", cut, path.name)
+    seconds, audio, rate = read_start(readable, max_seconds, "reference", cut, path.name)
     if len(audio) == 0:
         raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
     if seconds < MIN_SECONDS:
         raise InputError(f"reference {path.name} is {seconds:.2f} s long, too short to clone from; {ADVICE}")
-    return Reference(str(readable), _sha256(readable), seconds), _judge(path.name, audio, seconds)
+    return Reference(str(readable), _sha256(readable), seconds), _judge(path.name, audio, seconds, rate)
 
 
 def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: str = "") -> tuple[float, Any, int]:
@@ -143,22 +150,33 @@ def _scratch() -> Path:
     return folder
 
 
-def _judge(name: str, audio: Any, seconds: float) -> list[str]:
-    """Refuse silence; warn about length and clipping."""
+def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
+    """Refuse silence; warn about length, clipping, a low level and a long silence before the sound."""
     import numpy as np
 
     mono = audio.mean(axis=1)
     peak = float(np.abs(mono).max())
     if peak < SILENT_PEAK:
         raise InputError(f"reference {name} is silent (peak {peak:.5f}); {ADVICE}")
+    lead = int(np.argmax(np.abs(mono) > SOUND_FROM_PEAK * peak)) / rate
+    cut = f"ffmpeg -ss {lead - 0.5:.1f} -i {shlex.quote(name)} ref.wav"
+    if lead >= GOOD_SECONDS[1]:  # XTTS-v2 hears a recording's first 30 s: all of it silence
+        raise InputError(f"reference {name} is silent for its first {lead:.0f} s, and the voice is learnt from a recording's first "
+                         f"30 s: cut the silence off ({cut})")
     warnings = []
     if seconds < GOOD_SECONDS[0]:
         warnings.append(f"reference {name} is only {seconds:.1f} s; the clone will be rough ({ADVICE})")
     if seconds > GOOD_SECONDS[1]:
         warnings.append(f"reference {name} is {seconds:.0f} s; only its start is used ({ADVICE})")
+    if lead > LEAD_SECONDS:  # a phone left recording before anyone spoke: XTTS clones the silence with the voice
+        warnings.append(f"reference {name} starts with {lead:.1f} s of silence, and the voice is learnt from a recording's first "
+                        f"seconds: cut it off ({cut})")
     clipped = float((np.abs(audio) >= 0.999).mean())
     if clipped > CLIPPED_SHARE:
         warnings.append(f"reference {name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
+    if peak < QUIET_PEAK:
+        warnings.append(f"reference {name} is very quiet (peak {20 * np.log10(peak):.0f} dBFS), too little above the noise for a "
+                        f"good clone: record closer to the microphone, or raise its level (ffmpeg -i {shlex.quote(name)} -af loudnorm ref.wav)")
     return warnings
 
 

@@ -1,0 +1,52 @@
+"""The reference checks on the recordings people really have (phone memos with silence first, quiet ones)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import voiced_signal
+
+from demod_voice.errors import InputError
+from demod_voice.voices.references import check_reference
+
+RATE = 16000
+
+
+def recording(tmp_path, name, *parts):
+    path = tmp_path / name
+    soundfile.write(str(path), np.concatenate(parts).astype(np.float32), RATE)
+    return str(path)
+
+
+def silence(seconds):
+    return np.zeros(int(seconds * RATE), np.float32)
+
+
+def test_a_clear_recording_passes_without_a_word(tmp_path):
+    _, warnings = check_reference(recording(tmp_path, "clear.wav", silence(0.5), voiced_signal(8.0, RATE)))
+    assert warnings == []
+
+
+def test_silence_before_the_speech_is_warned_about_with_the_cut_that_removes_it(tmp_path):
+    """A phone memo with 20 s of silence before anyone spoke was cloned without a word: XTTS learns the voice from a
+    recording's first seconds (the generated model's first 10 s: two memos with different voices after the silence gave
+    identical profiles)."""
+    _, warnings = check_reference(recording(tmp_path, "Mémo vocal 1.wav", silence(20.0), voiced_signal(8.0, RATE)))
+    assert len(warnings) == 1, warnings
+    assert "starts with 20.0 s of silence" in warnings[0]
+    assert "ffmpeg -ss 19.5 -i 'Mémo vocal 1.wav' ref.wav" in warnings[0]
+
+
+def test_a_recording_silent_for_all_that_xtts_hears_is_refused(tmp_path):
+    with pytest.raises(InputError) as refused:
+        check_reference(recording(tmp_path, "memo.wav", silence(35.0), voiced_signal(8.0, RATE)))
+    message = str(refused.value)
+    assert "silent for its first 35 s" in message and "ffmpeg -ss 34.5 -i memo.wav ref.wav" in message
+    assert "\n" not in message
+
+
+def test_a_very_quiet_recording_is_warned_about(tmp_path):
+    _, warnings = check_reference(recording(tmp_path, "quiet.wav", voiced_signal(8.0, RATE, level=0.002)))
+    assert len(warnings) == 1 and "very quiet (peak -54 dBFS)" in warnings[0], warnings
+    assert "record closer to the microphone" in warnings[0]

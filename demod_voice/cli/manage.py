@@ -161,6 +161,7 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("file", metavar="FILE", help="where the profile goes (an .npz), or - for standard output")
     imp = actions.add_parser("import", parents=[common], help="install a profile file")
     imp.add_argument("file", metavar="FILE")
+    imp.add_argument("--name", metavar="NEW", help="install it under this name instead of the one it was exported with")
     imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
     check = actions.add_parser("check", parents=[common], help="speak sample sentences and report how well a recogniser hears them",
                                description="Speak sample sentences with VOICE, transcribe them with Whisper (in a worker) and print "
@@ -215,8 +216,9 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
         print(render(report))
     else:
-        check_free(_scope(config, cache), read_profile(Path(args.file)).name)
-        profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache))
+        check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name)
+        profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache),
+                                 name=args.name or "")
         print(f"imported {profile.name} (model {profile.model[:12]})")
 
 

@@ -106,13 +106,14 @@ def _digest(meta: dict[str, Any], *arrays: Any) -> str:
 
 
 def write_profile(path: Path, name: str, model: str, references: list[str], gpt: Any, speaker: Any,
-                  audio: Any = None, lengths: Any = None, rate: int = 0) -> None:
-    """Write a profile file atomically; with ``audio`` (int16), ``lengths`` and ``rate`` in format 2."""
+                  audio: Any = None, lengths: Any = None, rate: int = 0, created: str = "") -> None:
+    """Write a profile file atomically; with ``audio`` (int16), ``lengths`` and ``rate`` in format 2; ``created``
+    (default: now) keeps a renamed profile's date."""
     import numpy as np
 
     gpt, speaker = np.ascontiguousarray(gpt, dtype=np.float32), np.ascontiguousarray(speaker, dtype=np.float32)
     meta = {"format": FORMAT if audio is not None else FORMATS[0], "name": name, "model": model, "references": references,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "created": created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     arrays = {"gpt_cond_latent": gpt, "speaker_embedding": speaker}
     if audio is not None:
         meta["reference_rate"] = int(rate)
@@ -241,14 +242,21 @@ def check_made_with(profile: Profile, model: str) -> Profile:
     return profile
 
 
-def import_profile(cache: Path, source: Path, force: bool = False, model: str = "") -> Profile:
-    """Verify ``source`` (made with the XTTS model ``model``, when given) and install it under its own name."""
+def import_profile(cache: Path, source: Path, force: bool = False, model: str = "", name: str = "") -> Profile:
+    """Verify ``source`` (made with the XTTS model ``model``, when given) and install it under its own name, or ``name``
+    (two people's exports of a voice both called 'me' can live side by side)."""
     profile = read_profile(source)
     if model:
         check_made_with(profile, model)
-    target = profiles_dir(cache) / f"{profile.name}.npz"
+    name = check_name(name) if name else profile.name
+    target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
-        raise InputError(f"a voice profile '{profile.name}' exists already; remove it first or pass --force")
+        raise InputError(f"a voice profile '{name}' exists already; import this one under another name (--name NEW), "
+                         "or replace it (--force)")
+    if name != profile.name:  # the name is inside the file, under its digest: written again, not copied
+        write_profile(target, name, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
+                      profile.reference_audio, profile.reference_lengths, profile.reference_rate, created=profile.created)
+        return read_profile(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile
 from conftest import ROOT, run_cli
 
-from demod_voice.voices.profiles import FORMAT, load_named
+from demod_voice.voices.profiles import FORMAT, load_named, read_profile, write_profile
 
 FAST = {"DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}
 
@@ -173,3 +173,28 @@ def test_removing_a_voice_removes_its_conditioning_from_the_voice_cache(tmp_path
     removed = run_cli("voices", "remove", "bob", env={"DEMOD_VOICE_CACHE_DIR": str(cache)})
     assert removed.returncode == 0, removed.stderr.decode()
     assert sorted(p.name for p in latents_dir(cache).iterdir()) == ["other.npz"]
+
+
+def test_two_exports_of_one_name_can_both_be_imported(tmp_path):
+    """Two people's exports of a voice both called 'me': the second was refused ("remove it first or pass --force"), so one of
+    them had to go. ``--name`` installs it under another name, the same voice, still verified and private."""
+    rng = np.random.default_rng(3)
+    exports = []
+    for who in ("ann", "bob"):
+        path = tmp_path / who / "me.voice.npz"
+        write_profile(path, "me", "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)), rng.standard_normal((1, 8, 1)),
+                      rng.integers(-999, 999, 2400), [2400], 24000)
+        exports.append(path)
+    env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}
+    assert run_cli("voices", "import", str(exports[0]), env=env).returncode == 0
+    again = run_cli("voices", "import", str(exports[1]), env=env)
+    err = again.stderr.decode().strip()
+    assert again.returncode == 3 and len(err.splitlines()) == 1 and "--name NEW" in err, err
+    renamed = run_cli("voices", "import", str(exports[1]), "--name", "bob-me", env=env)
+    assert renamed.returncode == 0 and "imported bob-me" in renamed.stdout.decode(), renamed.stderr.decode()
+    cache = tmp_path / "cache"
+    mine, theirs, sent = load_named(cache, "me"), load_named(cache, "bob-me"), read_profile(exports[1])
+    assert theirs.name == "bob-me" and theirs.created == sent.created
+    assert np.array_equal(theirs.gpt_cond_latent, sent.gpt_cond_latent) and np.array_equal(theirs.reference_audio, sent.reference_audio)
+    assert not np.array_equal(mine.gpt_cond_latent, theirs.gpt_cond_latent)
+    assert (cache / "profiles" / "bob-me.npz").stat().st_mode & 0o777 == 0o600

@@ -100,6 +100,23 @@ def test_unsupported_language_lists_the_17(xtts_model, references, tmp_path):
     assert_clean_failure(done, "use one of: en, es, fr, de, it, pt, pl, tr, ru, nl, cs, ar, zh-cn, ja, hu, ko, hi", tmp_path)
 
 
+@pytest.mark.parametrize(("language", "meant"), [("english", "en"), ("Français", "fr"), ("deu", "de")])
+def test_a_language_given_by_its_name_says_the_code_meant(xtts_model, references, tmp_path, language, meant):
+    """``-l english`` (or ``deu``) was refused with the list of 17 codes and no word about which one it is."""
+    done = clone(xtts_model, [references["ref.wav"]], "Hallo.", tmp_path / "o.wav", "--language", language)
+    assert_clean_failure(done, f"did you mean '{meant}'? use one of: en, es", tmp_path)
+
+
+def test_a_language_with_a_region_is_spoken_as_the_language(xtts_model, references, tmp_path):
+    """``-l en-US`` was refused on the command line while the server took ``de_DE`` as ``de``."""
+    from demod_voice.backends.xtts.request import normalise_language
+
+    assert [normalise_language(code) for code in ("en-US", "pt_BR", "EN", "zh", "zh-CN", "fr-ca")] == ["en", "pt", "en", "zh-cn", "zh-cn", "fr"]
+    done = clone(xtts_model, [references["ref.wav"]], "Hello.", tmp_path / "us.wav", "--language", "en-US")
+    assert done.returncode == 0, done.stderr.decode()
+    assert soundfile.info(str(tmp_path / "us.wav")).frames > 0
+
+
 @pytest.mark.parametrize(("language", "module", "name", "text"), [("ja", "cutlet", "Japanese", "こんにちは。"),
                                                                ("zh-cn", "pypinyin", "Chinese", "你好。")])
 def test_a_language_whose_packages_are_missing_says_what_to_install(xtts_model, references, tmp_path, language, module, name, text):

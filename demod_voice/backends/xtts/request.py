@@ -87,12 +87,31 @@ def make_enroll_job(references: tuple[str, ...] | list[str], settings: XttsSetti
 
 
 def normalise_language(language: str) -> str:
-    """``EN`` -> ``en``, ``zh`` -> ``zh-cn``; anything unsupported raises :class:`InputError` listing the 17."""
-    code = language.strip().lower()
-    code = "zh-cn" if code in ("zh", "zh_cn") else code
+    """``EN`` -> ``en``, ``zh`` -> ``zh-cn``, ``en-US``/``pt_BR`` -> ``en``/``pt`` (as the server already took them);
+    anything unsupported raises :class:`InputError` listing the 17, with the code meant when it was a language's name
+    (``english``) or three-letter code (``deu``)."""
+    code = language.strip().lower().replace("_", "-")
     if code not in XTTS_LANGUAGES:
-        raise InputError(f"XTTS cannot speak language '{language}'; use one of: {', '.join(XTTS_LANGUAGES)}")
+        code = code.split("-")[0]
+    code = "zh-cn" if code == "zh" else code
+    if code not in XTTS_LANGUAGES:
+        meant = LANGUAGE_NAMES.get(code)
+        hint = f"did you mean '{meant}'? " if meant else ""
+        raise InputError(f"XTTS cannot speak language '{language}'; {hint}use one of: {', '.join(XTTS_LANGUAGES)}")
     return code
+
+
+LANGUAGE_NAMES = {
+    **dict.fromkeys(("english", "eng"), "en"), **dict.fromkeys(("spanish", "español", "espanol", "spa"), "es"),
+    **dict.fromkeys(("french", "français", "francais", "fra", "fre"), "fr"), **dict.fromkeys(("german", "deutsch", "deu", "ger"), "de"),
+    **dict.fromkeys(("italian", "italiano", "ita"), "it"), **dict.fromkeys(("portuguese", "português", "portugues", "por"), "pt"),
+    **dict.fromkeys(("polish", "polski", "pol"), "pl"), **dict.fromkeys(("turkish", "türkçe", "turkce", "tur"), "tr"),
+    **dict.fromkeys(("russian", "rus"), "ru"), **dict.fromkeys(("dutch", "nederlands", "nld", "dut"), "nl"),
+    **dict.fromkeys(("czech", "čeština", "cestina", "ces", "cze"), "cs"), **dict.fromkeys(("arabic", "ara"), "ar"),
+    **dict.fromkeys(("chinese", "mandarin", "zho", "chi", "cmn"), "zh-cn"), **dict.fromkeys(("japanese", "jpn"), "ja"),
+    **dict.fromkeys(("hungarian", "magyar", "hun"), "hu"), **dict.fromkeys(("korean", "kor"), "ko"), **dict.fromkeys(("hindi", "hin"), "hi"),
+}
+"""A language's name (in English, and in its own words where written in Latin letters) or ISO 639-2/3 code -> the code meant."""
 
 
 LANGUAGE_PACKAGES = {"ja": ("Japanese", ("cutlet", "fugashi", "unidic_lite"), "ja"), "zh-cn": ("Chinese", ("pypinyin",), "zh")}

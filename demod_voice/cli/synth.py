@@ -55,9 +55,20 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
     if args.text != "-" and Path(args.text).suffix.lower() in AUDIO_SUFFIXES and Path(args.text).is_file():
         raise UsageError(f"'{args.text}' looks like a reference recording, not text: give the text to speak after the "
                          "references (xtts-zero-shot REFERENCE... TEXT)")
+    _refuse_a_path_as_text(args.text, "xtts-zero-shot REFERENCE...")
     values = {"reference": "|".join(args.references), "voice": args.voice or ""}
     _run_one(args, config, XTTS, values, tuple(args.references))
     return 0
+
+
+def _refuse_a_path_as_text(text: str, command: str) -> None:
+    """A file or folder named where the text goes was spoken as its name ("script dot t x t", exit 0): refused, saying
+    how a file's words are read. Only a word with a path's shape is looked up: "Hello." never names a file."""
+    if text == "-" or len(text.split()) != 1 or not ("/" in text or Path(text).suffix) or not Path(text).exists():
+        return
+    if Path(text).is_dir():
+        raise UsageError(f"'{text}' is a folder, not text: give the text to speak after the references ({command} TEXT)")
+    raise UsageError(f"'{text}' is a file, not text: to speak what it holds, read it from standard input ({command} - < '{text}')")
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm")
@@ -104,6 +115,7 @@ def _cmd_piper_infer(args: argparse.Namespace) -> int:
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
     if args.model is None and args.text.endswith(".onnx"):
         raise UsageError(f"'{args.text}' looks like a voice, not text: give the text after it (piper-infer VOICE TEXT)")
+    _refuse_a_path_as_text(args.text, "piper-infer VOICE")
     values = {"model": args.model or config.piper.default_voice, "speaker": args.speaker or "", "config_json": args.config_json or ""}
     _run_one(args, config, config.piper.backend, values)
     return 0

@@ -149,6 +149,17 @@ def test_a_forgotten_text_is_refused_and_a_reference_may_hold_a_bar(xtts_model, 
     assert soundfile.info(str(tmp_path / "bar.wav")).frames > 0
 
 
+def test_a_file_or_folder_given_as_the_text_is_refused(xtts_model, references, tmp_path):
+    """``xtts-zero-shot me.wav script.txt`` cloned the voice and spoke "script.txt" (exit 0); a folder the same way."""
+    script = tmp_path / "script.txt"
+    script.write_text("Hello from my script.")
+    done = clone(xtts_model, [references["ref.wav"]], str(script), tmp_path / "o.wav")
+    assert_clean_failure(done, f"is a file, not text: to speak what it holds, read it from standard input (xtts-zero-shot "
+                               f"REFERENCE... - < '{script}')", tmp_path, code=2)
+    done = clone(xtts_model, [references["ref.wav"]], f"{tmp_path}/", tmp_path / "o.wav")
+    assert_clean_failure(done, "is a folder, not text", tmp_path, code=2)
+
+
 def test_unaccepted_licence_without_local_model_says_how_to_accept(references, tmp_path):
     done = run_cli("xtts-zero-shot", str(references["ref.wav"]), "Hello.", "-o", str(tmp_path / "o.wav"),
                    env={"COQUI_TOS_AGREED": ""})

@@ -28,7 +28,7 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("convert", parents=[common], help="re-speak recordings in another voice (voice conversion, OpenVoice v2)",
                        description="Convert each SOURCE recording into the voice of a saved profile (--voice) or of reference "
                                    "recordings (--reference): the words, timing and intonation stay the source's.")
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="recordings to convert (wav, flac, ogg, mp3; any sample rate)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="recordings to convert (wav, flac, ogg, mp3, m4a/aac...; any sample rate)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--voice", metavar="PROFILE", help="a saved voice profile ('voices add') to convert into")
     target.add_argument("--reference", nargs="+", metavar="REF", help="reference recordings of the voice to convert into")

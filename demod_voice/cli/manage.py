@@ -150,7 +150,8 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = actions.add_parser("add", parents=[common], help="make a profile from reference recordings")
     add.add_argument("name", metavar="NAME")
-    add.add_argument("references", nargs="+", metavar="REFERENCE")
+    add.add_argument("references", nargs="+", metavar="REFERENCE",
+                     help="recordings of the voice (wav, flac, ogg, mp3, m4a/aac...); 6-30 s of clear speech in all")
     add.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
     add.add_argument("--force", action="store_true", help="replace an existing profile of that name")
     actions.add_parser("list", parents=[common], help="list profiles")

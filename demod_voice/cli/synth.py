@@ -27,7 +27,7 @@ def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("xtts-zero-shot", parents=[common], help="clone a voice from reference audio with XTTS-v2",
                        description="Speak TEXT in the voice of the REFERENCE recording(s) with XTTS-v2 (17 languages). "
                                    "A good reference is 6-30 s of one person speaking clearly.")
-    p.add_argument("references", nargs="*", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3); several allowed")
+    p.add_argument("references", nargs="*", metavar="REFERENCE", help="reference audio (wav, flac, ogg, mp3, m4a/aac...); several allowed")
     p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
     p.add_argument("-o", "--output", default="output.wav",
                    help="output file (.wav .flac .ogg .mp3), or - to stream raw 16-bit PCM at 24 kHz (default: output.wav)")

@@ -107,3 +107,11 @@ def test_verbose_error_shows_traceback(tmp_path):
     done = run_cli("-vv", "piper-infer", str(tmp_path / "missing.onnx"), "hello", "-o", str(tmp_path / "o.wav"))
     assert done.returncode == 3
     assert "Traceback" in done.stderr.decode()
+
+
+@pytest.mark.parametrize("command", [("xtts-zero-shot",), ("voices", "add"), ("convert",)])
+def test_help_names_the_phone_formats_that_are_read(command, capsys):
+    """The help of the commands that take recordings said (wav, flac, ogg, mp3) or nothing; a phone's m4a is read too."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    assert "m4a/aac" in " ".join(capsys.readouterr().out.split())

@@ -90,7 +90,7 @@ def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: s
         seconds = info.frames / info.samplerate if info.samplerate and info.frames > 0 else 0.0
         if seconds > max_seconds:
             raise InputError(f"{what} {name} is {seconds / 60:.1f} min long, over the {max_seconds:.0f} s limit "
-                             + cut_hint.format(name=name, max=f"{max_seconds:.0f}"))
+                             + cut_hint.format(name=shlex.quote(name), max=f"{max_seconds:.0f}"))
         frames = int(CHECK_SECONDS * info.samplerate) if info.samplerate else -1
         audio, rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
@@ -125,12 +125,12 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
     try:
         decode_to_wav(str(path), str(target), max_seconds)
     except ModuleNotFoundError:  # PyAV comes with the serve and book extras
-        raise InputError(f"{what} {path.name} is not wav, flac, ogg or mp3; convert it (ffmpeg -i {path.name} "
-                         f"{path.stem}.wav) or install PyAV (pip install av) to read it") from None
+        raise InputError(f"{what} {path.name} is not wav, flac, ogg or mp3; convert it (ffmpeg -i {shlex.quote(path.name)} "
+                         f"{shlex.quote(path.stem + '.wav')}) or install PyAV (pip install av) to read it") from None
     except TooLong:
         target.unlink(missing_ok=True)
         raise InputError(f"{what} {path.name} is over the {max_seconds:.0f} s limit "
-                         + cut_hint.format(name=path.name, max=f"{max_seconds:.0f}")) from None
+                         + cut_hint.format(name=shlex.quote(path.name), max=f"{max_seconds:.0f}")) from None
     except Exception as err:  # noqa: BLE001 - PyAV's many errors: the file is not audio it can read
         target.unlink(missing_ok=True)
         raise InputError(f"{what} {path.name} is not audio that can be read ({plain_error(err, path, target)}); use wav, flac, "

@@ -50,3 +50,11 @@ def test_a_very_quiet_recording_is_warned_about(tmp_path):
     _, warnings = check_reference(recording(tmp_path, "quiet.wav", voiced_signal(8.0, RATE, level=0.002)))
     assert len(warnings) == 1 and "very quiet (peak -54 dBFS)" in warnings[0], warnings
     assert "record closer to the microphone" in warnings[0]
+
+
+def test_the_cut_for_a_too_long_recording_works_on_a_name_with_spaces(tmp_path):
+    """The advice was 'ffmpeg -t 30 -i Mémo vocal.wav ref.wav': pasted into a shell, three arguments and a failure."""
+    path = recording(tmp_path, "Mémo vocal.wav", voiced_signal(12.0, RATE))
+    with pytest.raises(InputError) as refused:
+        check_reference(path, 10.0)
+    assert "ffmpeg -t 30 -i 'Mémo vocal.wav' ref.wav" in str(refused.value)

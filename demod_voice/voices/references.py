@@ -110,12 +110,15 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
     a video's sound track. :class:`InputError` for what neither reads, in one line."""
     import soundfile
 
+    stat = path.stat()
+    if not stat.st_size:  # "not a format FFmpeg recognises" said nothing of what went wrong
+        raise InputError(f"{what} {path.name} is an empty file (0 bytes): the recording was not saved, or its copy was cut off; "
+                         "copy it again")
     try:
         soundfile.info(str(path))
         return path
     except (RuntimeError, soundfile.LibsndfileError):
         pass
-    stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _DECODED and _DECODED[key].is_file():
         return _DECODED[key]

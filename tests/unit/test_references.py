@@ -58,3 +58,11 @@ def test_the_cut_for_a_too_long_recording_works_on_a_name_with_spaces(tmp_path):
     with pytest.raises(InputError) as refused:
         check_reference(path, 10.0)
     assert "ffmpeg -t 30 -i 'Mémo vocal.wav' ref.wav" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["memo.m4a", "take.wav"])
+def test_an_empty_file_is_called_empty(tmp_path, name):
+    """A 0-byte memo.m4a (a phone's upload cut off) was 'not audio that can be read (not a format FFmpeg recognises)'."""
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"is an empty file \(0 bytes\).*copy it again"):
+        check_reference(str(tmp_path / name))

@@ -31,6 +31,8 @@ LEAD_SECONDS = 2.0
 """Silence before the first sound longer than this is warned about: XTTS learns a voice from a recording's first seconds."""
 SOUND_FROM_PEAK = 0.05
 """A sample louder than this share of the peak (-26 dB) counts as the start of the sound."""
+NOISY_DB = 20.0
+"""A reference whose quietest moments are less than this far below its speech is called noisy (music, a fan, a busy room)."""
 ADVICE = "a good reference is 6-30 s of one person speaking clearly, no music or noise, not clipped"
 
 
@@ -177,10 +179,31 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
     clipped = float((np.abs(audio) >= 0.999).mean())
     if clipped > CLIPPED_SHARE:
         warnings.append(f"reference {name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
+    noise = noise_note(mono, rate)
+    if noise:
+        warnings.append(f"reference {name} {noise}")
     if peak < QUIET_PEAK:
         warnings.append(f"reference {name} is very quiet (peak {20 * np.log10(peak):.0f} dBFS), too little above the noise for a "
                         f"good clone: record closer to the microphone, or raise its level (ffmpeg -i {shlex.quote(name)} -af loudnorm ref.wav)")
     return warnings
+
+
+def noise_note(mono: Any, rate: int) -> str:
+    """``sounds noisy: ...`` when the quiet moments (between words) are not much quieter than the speech: background noise,
+    music, or no pauses at all; else "". (The page said it; the command line, with the same file, did not.)"""
+    import numpy as np
+
+    frame = max(1, int(rate * 0.03))
+    count = len(mono) // frame
+    if count < 10:
+        return ""
+    rms = np.sqrt((mono[: count * frame].reshape(count, frame) ** 2).mean(axis=1)) + 1e-9
+    floor, speech = np.percentile(rms, 10), np.percentile(rms, 95)
+    ratio_db = 20 * np.log10(speech / floor)
+    if ratio_db >= NOISY_DB:
+        return ""
+    return (f"sounds noisy: its quietest moments are only {ratio_db:.0f} dB below the speech; "
+            "record somewhere quieter, closer to the microphone, with pauses between sentences")
 
 
 _WARNED: set[str] = set()

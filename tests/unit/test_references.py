@@ -66,3 +66,11 @@ def test_an_empty_file_is_called_empty(tmp_path, name):
     (tmp_path / name).write_bytes(b"")
     with pytest.raises(InputError, match=r"is an empty file \(0 bytes\).*copy it again"):
         check_reference(str(tmp_path / name))
+
+
+def test_music_or_noise_under_the_voice_is_warned_about_on_the_command_line_too(tmp_path):
+    """A song given as the reference cloned without a word on the command line; the page called the same file noisy."""
+    t = np.arange(10 * RATE) / RATE
+    chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) + 0.02 * np.random.default_rng(0).standard_normal(len(t))
+    _, warnings = check_reference(recording(tmp_path, "song.wav", chord))
+    assert len(warnings) == 1 and "reference song.wav sounds noisy" in warnings[0], warnings

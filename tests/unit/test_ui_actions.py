@@ -18,11 +18,11 @@ from demod_voice.serve.ui.actions import (
     authorize,
     check_files,
     failed,
-    noise_warning,
     progress_text,
     redact,
     uploaded,
 )
+from demod_voice.voices.references import noise_note
 
 
 def test_reference_checks_name_each_problem(tmp_path):
@@ -91,7 +91,8 @@ def test_messages_lose_their_paths():
 
 def test_noise_check_passes_speech_with_pauses(tmp_path):
     soundfile.write(str(tmp_path / "clean.flac"), voiced_signal(6.0, 16000), 16000)
-    assert noise_warning(str(tmp_path / "clean.flac")) == ""
+    audio, rate = soundfile.read(str(tmp_path / "clean.flac"), dtype="float32")
+    assert noise_note(audio, rate) == ""
 
 
 def test_the_key_field_is_checked_like_the_api_header():

@@ -27,8 +27,6 @@ from demod_voice.serve.errors import client_text
 
 log = logging.getLogger(__name__)
 
-NOISY_DB = 20.0
-"""A reference whose quietest moments are less than this far below its speech is called noisy."""
 
 
 class UiError(Exception):
@@ -342,32 +340,10 @@ def _check_one(upload: Upload, decoded: Path, max_seconds: float) -> list[str]:
         reference, warnings = check_reference(str(decoded))
     except (ApiError, InputError) as err:
         raise UiError(str(err).replace(decoded.name, upload.name)) from None
-    noisy = noise_warning(str(decoded))
-    warnings = [w.replace(decoded.name, upload.name) for w in [*warnings, noisy] if w]
+    warnings = [w.replace(decoded.name, upload.name) for w in warnings]  # the noise check among them
     if warnings:
         return [f"- **Warning, {upload.name}** ({reference.seconds:.1f} s): {redact(warning)}" for warning in warnings]
     return [f"- **OK, {upload.name}**: {reference.seconds:.1f} s, clear"]
-
-
-def noise_warning(path: str) -> str:
-    """A warning when the quiet moments (between words) are not much quieter than the speech: background noise.
-    ``path`` is a file the server made (a decoded upload), never the browser's own bytes."""
-    import numpy as np
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    mono = audio.mean(axis=1)
-    frame = max(1, int(rate * 0.03))
-    count = len(mono) // frame
-    if count < 10:
-        return ""
-    rms = np.sqrt((mono[: count * frame].reshape(count, frame) ** 2).mean(axis=1)) + 1e-9
-    floor, speech = np.percentile(rms, 10), np.percentile(rms, 95)
-    ratio_db = 20 * np.log10(speech / floor)
-    if ratio_db >= NOISY_DB:
-        return ""
-    return (f"sounds noisy: its quietest moments are only {ratio_db:.0f} dB below the speech; "
-            "record somewhere quieter, closer to the microphone, with pauses between sentences")
 
 
 # --- batch -------------------------------------------------------------------------------------

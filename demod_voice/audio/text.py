@@ -15,7 +15,7 @@ _CLAUSE_END = re.compile(r"(?<=[,，、—–])\s*")
 def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
     """Return the text given on the command line, or read from stdin when ``value`` is ``-``.
 
-    Raises :class:`InputError` for text that is empty or only white space, or stdin that is not UTF-8.
+    Raises :class:`InputError` for text that is empty, only white space or holds no letter or digit, or stdin that is not UTF-8.
     """
     if value == "-":
         stream = stdin if stdin is not None else sys.stdin
@@ -28,6 +28,8 @@ def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
             raise InputError(f"the text on stdin is not valid UTF-8 ({err.reason} at byte {err.start}); convert it with iconv") from None
     if not value.strip():
         raise InputError("the text is empty; give the words to speak, or '-' to read them from stdin")
+    if not any(char.isalnum() for char in value):  # "..." or emoji: XTTS made sound of it anyway (exit 0)
+        raise InputError(f"the text {value.strip()[:40]!r} holds no words, only punctuation or symbols; give the words to speak")
     return value.strip()
 
 

@@ -37,3 +37,15 @@ def test_bytes_on_stdin_that_are_not_utf8_are_named_so_whatever_the_locale():
     with pytest.raises(InputError, match=r"not valid UTF-8 \(invalid start byte at byte 6\); convert it with iconv"):
         load_text("-", stdin)
     assert load_text("-", io.TextIOWrapper(io.BytesIO("Héllo.".encode()), encoding="ascii", errors="surrogateescape")) == "Héllo."
+
+
+@pytest.mark.parametrize("text", ["...", "🙂🙂🙂", "?! —"])
+def test_text_without_a_word_is_refused(text):
+    """``xtts-zero-shot me.wav "..."`` made sound of it and exited 0."""
+    with pytest.raises(InputError, match="holds no words, only punctuation or symbols"):
+        load_text(text)
+
+
+@pytest.mark.parametrize("text", ["こんにちは", "42", "Ça va ?"])
+def test_text_of_any_script_or_digits_is_kept(text):
+    assert load_text(text) == text

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from demod_voice.audio.chunks import AudioChunk
 from demod_voice.devices import release_memory
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+
+T = TypeVar("T")
+
+
+def in_turn(run: Iterator[T], counts: Iterable[int]) -> Iterator[Iterator[T]]:
+    """Each job's share of one run made for several (``counts``: its items, in order), for
+    :meth:`Backend.synthesize_together`. A share given up part way (its job cancelled) is taken off
+    the run before the next share starts: the next job, perhaps another client's, was sent the rest
+    of it as its own audio."""
+    for count in counts:
+        share = itertools.islice(run, count)
+        yield share
+        for _ in share:
+            pass
 
 
 @dataclass

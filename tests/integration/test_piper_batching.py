@@ -105,6 +105,21 @@ def test_rows_handed_over_together_share_batches_and_keep_their_own_audio(single
         assert_same(audio, alone(piper_voice, text, QUIET))
 
 
+def test_a_row_cancelled_part_way_leaves_the_next_rows_their_own_audio(single, piper_voice, tmp_path):
+    """Rows handed over together read their sentences from one batched run in turn: a row given up after its first
+    sentence (cancelled: a DELETE of its batch job, its time budget, Ctrl-C) left its other sentences there, and the
+    next row, perhaps another client's, was sent them as its own audio."""
+    from demod_voice.engine import worker
+
+    texts = ["First one here. It has a second sentence. And a third one too.", "Totally different words for the other row."]
+    jobs = [SynthesisJob(single_spec(piper_voice), text, str(tmp_path / f"{i}.wav"), options=QUIET) for i, text in enumerate(texts)]
+    sent: list = []
+    worker.answer(sent.append, single, jobs, cancelled=lambda index: index == 0 and len(sent) > 0)
+    assert [m[0] for m in sent if m[-1] == 0] == ["chunk", "error"]  # its first sentence, then Cancelled
+    theirs = [m[1] for m in sent if m[0] == "chunk" and m[-1] == 1]
+    assert_same(theirs, alone(piper_voice, texts[1], QUIET))
+
+
 def test_a_job_on_its_own_runs_its_first_sentence_alone(single, piper_voice, tmp_path):
     # (a streamed job goes sentence by sentence in decoder windows: tests/integration/test_piper_streaming.py)
     job = SynthesisJob(single_spec(piper_voice), TEXT, str(tmp_path / "x.wav"), options=QUIET)

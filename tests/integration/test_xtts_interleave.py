@@ -75,3 +75,26 @@ def test_due_rows_are_decoded_one_at_a_time_each_piece_out_before_the_next_decod
     hook.remove()
     assert len(decoded_before) >= 3 and set(batches) == {1}
     assert decoded_before == list(range(1, len(decoded_before) + 1))
+
+
+def test_a_row_cancelled_part_way_leaves_the_next_row_its_own_audio(backend, references, monkeypatch):
+    """Rows made together read their sentences from one batched run in turn: a row given up after its first sentence
+    left its second there, and the next row was sent it as its own audio."""
+    from transformers import LogitsProcessorList
+
+    from demod_voice.engine import worker
+
+    sampling = xtts_engine._sampling
+    rule = LogitsProcessorList([StopAfterMultipleOf(13, backend.model.gpt)])
+    monkeypatch.setattr(xtts_engine, "_sampling", lambda s: {**sampling(s), "logits_processor": rule})
+    settings = dataclasses.replace(XttsSettings(), top_k=1, max_new_tokens=40, sentence_silence=0.0)
+    refs = check_references((str(references["ref.wav"]),))
+    texts = ["A rather longer sentence comes first, with a clause. And then a second one here. A third one.", "Short."]
+    spec = LoadSpec(backend="xtts", model="xtts")
+    jobs = [SynthesisJob(spec, text, f"{i}.wav", options=XttsOptions(refs, "en", settings)) for i, text in enumerate(texts)]
+    mine = [chunk.samples for chunk in backend.synthesize(jobs[1])]
+    sent: list = []
+    worker.answer(sent.append, backend, jobs, cancelled=lambda index: index == 0 and len(sent) > 0)
+    assert [m[0] for m in sent if m[-1] == 0] == ["chunk", "error"]  # its first sentence, then Cancelled
+    theirs = [m[1] for m in sent if m[0] == "chunk" and m[-1] == 1]
+    assert [len(c) for c in theirs] == [len(c) for c in mine], ([len(c) for c in theirs], [len(c) for c in mine])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 import logging
 import math
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk, with_pauses
-from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.backends.base import Backend, LoadInfo, in_turn
 from demod_voice.backends.piper import timing
 from demod_voice.backends.piper.request import PiperOptions, read_voice_config
 from demod_voice.engine.jobs import STDOUT, JobValue, LoadSpec, SynthesisJob
@@ -172,9 +171,9 @@ class PiperBackend(Backend):
         widths: dict[int, Any] = {}
         spoken = self.batched([ids for text in texts for ids in text], syn, opts.batch_size, first_alone=len(jobs) == 1, widths=widths)
         first = 0
-        for job, text in zip(jobs, texts, strict=True):
+        for job, text, own in zip(jobs, texts, in_turn(spoken, map(len, texts)), strict=True):
             lengths: list[int] = []
-            sentences = _measured(([AudioChunk(audio, rate)] for audio in itertools.islice(spoken, len(text))), lengths)
+            sentences = _measured(([AudioChunk(audio, rate)] for audio in own), lengths)
             durations = functools.partial(lambda low, high: [widths.pop(i, None) for i in range(low, high)], first, first + len(text))
             yield self._timed(job, with_pauses(sentences, opts.sentence_silence, rate), text, durations, lengths, opts.sentence_silence)
             first += len(text)

@@ -5,7 +5,6 @@ split into sentences within the language's limit, never truncated."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
 import time
@@ -16,7 +15,7 @@ from typing import Any, Optional
 
 from demod_voice.audio.chunks import AudioChunk, with_pauses
 from demod_voice.audio.text import split_sentences
-from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.backends.base import Backend, LoadInfo, in_turn
 from demod_voice.backends.xtts.request import SAMPLE_RATE, EnrollOptions, XttsOptions
 from demod_voice.config import XttsSettings
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
@@ -106,8 +105,8 @@ class XttsBackend(Backend):
             counts.append(len(texts))
         opts = jobs[0].options
         spoken = self._streamed(sentences, opts) if opts.stream else self._batched(sentences, opts)
-        for count in counts:
-            yield with_pauses(itertools.islice(spoken, count), opts.settings.sentence_silence, SAMPLE_RATE)
+        for share in in_turn(spoken, counts):
+            yield with_pauses(share, opts.settings.sentence_silence, SAMPLE_RATE)
 
     def interleaved(self, jobs: list[SynthesisJob]) -> Optional[Iterator[tuple[int, Optional[AudioChunk]]]]:
         """Streamed jobs handed over together (one set of sampling settings, any voices): their

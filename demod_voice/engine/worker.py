@@ -76,6 +76,11 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
         if failure is not None:
             tag(failure)
             continue
+        if all(cancelled(later) for later in range(index, len(jobs))):  # Ctrl-C, a DELETE of their batch job: stop here
+            _close(spoken)  # (the next job's turn made the rest of each job it took off the run: seconds of a hand-over)
+            for later in range(index, len(jobs)):
+                _send_tagged(send, later, ("error", "Cancelled", "cancelled"))
+            return
         failure = _answer_one(tag, spoken, functools.partial(cancelled, index))
         if failure is not None and failure[1] == "Cancelled":
             tag(failure)
@@ -117,11 +122,15 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
             send(protocol.tagged(failure, index))
         return
     finally:
-        close = getattr(pieces, "close", None)
-        if close:
-            close()
+        _close(pieces)
     for index in sorted(waiting):
         send(protocol.done(index))
+
+
+def _close(iterator: Any) -> None:
+    close = getattr(iterator, "close", None)
+    if close:
+        close()
 
 
 def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable[[], bool]) -> Optional[tuple]:
@@ -130,9 +139,7 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
         chunks = next(spoken)
         for chunk in chunks:
             if cancelled():
-                close = getattr(chunks, "close", None)
-                if close:
-                    close()
+                _close(chunks)
                 return ("error", "Cancelled", "cancelled")
             if isinstance(chunk, JobValue):
                 send(("value", chunk.data))

@@ -72,3 +72,29 @@ def test_a_failure_while_made_together_fails_each_unfinished_job_once(service):
     results = [h.result(timeout=30) for h in handles]
     assert results[1].ok  # it was complete before the failure
     assert isinstance(results[0].error, RuntimeFailure) and "engine exploded" in str(results[0].error)
+
+
+def test_a_hand_over_cancelled_whole_stops_its_shared_run_at_once():
+    """Ctrl-C (or a DELETE of the batch job) cancels every job of a hand-over: each job's turn made the rest of the one
+    before it off the shared run, so the worker made the whole hand-over before answering, past the engine's
+    cancel_kill_after (a warning and a killed worker on every Ctrl-C of a batch)."""
+    from demod_voice.audio.chunks import AudioChunk
+    from demod_voice.backends.base import in_turn
+
+    class SharedRun:
+        made = 0
+
+        def synthesize_together(self, jobs):
+            counts = [len(j.text.split()) for j in jobs]
+
+            def run():
+                for _ in range(sum(counts)):
+                    SharedRun.made += 1
+                    yield AudioChunk(np.zeros(8, np.float32), 8000)
+
+            yield from in_turn(run(), counts)
+
+    sent: list = []
+    answer(sent.append, SharedRun(), [job("a b c d e"), job("f g h i j"), job("k l m n o")], cancelled=lambda index: bool(sent))
+    assert [(m[0], protocol.job_index(m)) for m in sent] == [("chunk", 0), ("error", 0), ("error", 1), ("error", 2)]
+    assert SharedRun.made <= 2, SharedRun.made  # the first chunk (and no more than one ahead), not all fifteen

@@ -17,9 +17,9 @@ refusals that need only the headers happen here, in an ASGI middleware:
    in JSON, not a bare 500.
 4. API routes (``/v1/``) need a valid key when the server has keys (401, before the body); the
    scope a route needs is checked by its router (:mod:`demod_voice.serve.http.deps`).
-5. A route that reads a form (:data:`FORM_ROUTES`) sent anything else is refused (415 ``not_a_form``), whatever its
-   size: a recording posted as the raw body was answered 413 "JSON bodies with up to 4096 characters of text"
-   when it was larger than a JSON body may be (and 415 when smaller).
+5. A route that reads a form (:data:`FORM_ROUTES`) sent anything else larger than a JSON body may be is refused
+   (415 ``not_a_form``): a recording posted as the raw body was answered 413 "JSON bodies with up to 4096 characters
+   of text" (a smaller one gets its 415 from the route, after the key's scope: 403 first).
 6. A body announced longer than the request may be (``Content-Length``) is refused (413), and a
    body without a length (chunked) is counted as it is read and cut off at the same size.
 
@@ -191,8 +191,6 @@ class Guard:
                 self.keys.identify(headers.get("authorization"))
             except AuthFailed as err:
                 return ApiError(err.status, str(err), "authentication_error", headers={"WWW-Authenticate": "Bearer"})
-        if method == "POST" and path.rstrip("/") in FORM_ROUTES and media_type(headers.get("content-type")) not in FORM_TYPES:
-            return not_a_form(path)
         return self._oversized(path, headers)
 
     def _foreign(self, method: str, headers: dict[str, str]) -> Optional[ApiError]:
@@ -221,6 +219,8 @@ class Guard:
             return ApiError(400, "the Content-Length header is not a number", code="bad_length")
         kind = headers.get("content-type", "")
         if int(declared) > body_limit(path, kind, self.settings.limits):
+            if path.rstrip("/") in FORM_ROUTES and media_type(kind) not in FORM_TYPES:  # a recording as the raw body
+                return not_a_form(path)  # not "JSON bodies with up to ..." (a smaller one gets its 415 from the route)
             return too_large(path, kind, self.settings.limits, int(declared))
         return None
 

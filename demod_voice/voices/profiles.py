@@ -242,6 +242,13 @@ def check_made_with(profile: Profile, model: str) -> Profile:
     return profile
 
 
+def write_renamed(profile: Profile, target: Path, name: str, created: str = "") -> None:
+    """``profile`` written to ``target`` under ``name``: the name is inside the file, under its digest, so it is written
+    again, not copied (``created``: as :func:`write_profile`)."""
+    write_profile(target, name, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
+                  profile.reference_audio, profile.reference_lengths, profile.reference_rate, created=created)
+
+
 def import_profile(cache: Path, source: Path, force: bool = False, model: str = "", name: str = "") -> Profile:
     """Verify ``source`` (made with the XTTS model ``model``, when given) and install it under its own name, or ``name``
     (two people's exports of a voice both called 'me' can live side by side)."""
@@ -253,9 +260,8 @@ def import_profile(cache: Path, source: Path, force: bool = False, model: str = 
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; import this one under another name (--name NEW), "
                          "or replace it (--force)")
-    if name != profile.name:  # the name is inside the file, under its digest: written again, not copied
-        write_profile(target, name, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
-                      profile.reference_audio, profile.reference_lengths, profile.reference_rate, created=profile.created)
+    if name != profile.name:
+        write_renamed(profile, target, name, created=profile.created)
         return read_profile(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:

@@ -34,7 +34,7 @@ from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full,
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import find_voice, generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
 from demod_voice.voices.making import NameTaken, check_free, save_enrolled
-from demod_voice.voices.profiles import check_made_with, read_profile, write_profile
+from demod_voice.voices.profiles import check_made_with, read_profile, write_renamed
 from demod_voice.voices.references import check_reference
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
@@ -130,9 +130,7 @@ async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
         if target.exists():
             raise ApiError(409, f"a voice '{new}' exists already: pick another name, or delete that one first", code="voice_exists")
         language = voice_language(ctx, old)
-        await asyncio.to_thread(write_profile, target, new, profile.model, list(profile.references), profile.gpt_cond_latent,
-                                profile.speaker_embedding, profile.reference_audio, profile.reference_lengths,
-                                profile.reference_rate)
+        await asyncio.to_thread(write_renamed, profile, target, new)
         _write_side(ctx, new, language)
         profile_path(ctx, old).unlink(missing_ok=True)
         remove_side_files(ctx, old)

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from demod_voice.serve.ui.actions import (
     FORMATS,
@@ -88,17 +88,22 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
             wire()
         outputs = page.refresh_outputs()
         seen = gr.State("")
-        """What the pickers were last given (:func:`offered`): a tab's select refreshes them only when it changed."""
-        blocks.load(lambda key: [*refreshed(page, key), offered(page, key)], inputs=[page.key], outputs=[*outputs, seen])
+        """What the pickers were last given (:func:`digest`): a tab's select refreshes them only when it changed."""
+
+        def drawn(key: str, chosen: Sequence[Any] = (), listing: Optional[tuple[list, list]] = None) -> list:
+            listing = listing or listed(page, key)
+            return [*refreshed(page, key, current=chosen, listing=listing), digest(listing)]
 
         def keeping(key: str, *chosen: Any) -> list:
-            return [*refreshed(page, key, current=chosen), offered(page, key)]
+            return drawn(key, chosen)
 
         def if_changed(key: str, known: str, *chosen: Any) -> list:
             # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API) was offered only
             # after a reload; an unchanged list is left alone, so that a picker opened at once stays open
-            return [gr.skip()] * (len(outputs) + 1) if offered(page, key) == known else keeping(key, *chosen)
+            listing = listed(page, key)
+            return [gr.skip()] * (len(outputs) + 1) if digest(listing) == known else drawn(key, chosen, listing)
 
+        blocks.load(drawn, inputs=[page.key], outputs=[*outputs, seen])
         # a new key keeps each picker's voice where that key may use it too (a person who typed their key after
         # choosing a voice keeps the choice; the refresh may also come in after they chose again)
         page.key.change(keeping, inputs=[page.key, *page.pickers], outputs=[*outputs, seen])
@@ -110,33 +115,32 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
     return blocks
 
 
-def offered(page: Page, key: str) -> str:
-    """A digest of the voices ``key`` is offered and the voice table's rows, to tell whether they changed."""
+def listed(page: Page, key: str) -> tuple[list, list]:
+    """The voices ``key`` is offered (``(label, value)`` pairs) and the voice table's rows; none for a key that may not
+    speak."""
     from demod_voice.serve.ui.actions import voice_rows
 
     try:
         ctx = context(page.app)
         authorize(ctx, key, "speak")
-        listed = repr((voice_options(ctx), voice_rows(ctx)))
+        return voice_options(ctx), voice_rows(ctx)
     except UiError:
-        listed = ""
-    return hashlib.sha256(listed.encode()).hexdigest()
+        return [], []
 
 
-def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] = ()) -> list:
-    """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing).
-    A picker shows ``selected`` if that is among them, else its ``current`` voice (in :attr:`Page.pickers`' order)
-    if that is, else a voice by its place."""
+def digest(listing: tuple[list, list]) -> str:
+    """A digest of what :func:`listed` gave, to tell whether it changed."""
+    return hashlib.sha256(repr(listing).encode()).hexdigest()
+
+
+def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] = (),
+              listing: Optional[tuple[list, list]] = None) -> list:
+    """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing), from
+    ``listing`` (:func:`listed`, made now when not given). A picker shows ``selected`` if that is among them, else its
+    ``current`` voice (in :attr:`Page.pickers`' order) if that is, else a voice by its place."""
     import gradio as gr
 
-    from demod_voice.serve.ui.actions import voice_rows
-
-    try:
-        ctx = context(page.app)
-        authorize(ctx, key, "speak")
-        options, rows = voice_options(ctx), voice_rows(ctx)
-    except UiError:
-        options, rows = [], []
+    options, rows = listing or listed(page, key)
     every = [value for _, value in options]
     cloned = [(label, value) for label, value in options if is_cloned(value.partition("|")[0])]
     pickers = []

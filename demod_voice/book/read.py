@@ -38,6 +38,7 @@ from typing import Any, Optional
 from demod_voice.book.contents import FRONT_MATTER, Book, Chapter, EpubLimits, Skipped, clean
 from demod_voice.book.epub import read_epub
 from demod_voice.errors import DependencyError, InputError
+from demod_voice.speech_text.english import roman_value
 
 _ROMAN = r"(?=[mdclxvi])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
 _NUMBER = (rf"(?:\d+|{_ROMAN}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:-\w+)?|one|two|three|four|five|six|"
@@ -57,7 +58,6 @@ not read (it was, as words)."""
 _CREDITS = re.compile(r"^(?:produced by|e-?text prepared by|transcribed (?:from|by)|transcriber['’]?s note)\b", re.IGNORECASE)
 """Who made a Project Gutenberg text, the first lines after its START line: not read."""
 _HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
-_ROMAN_VALUES = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100, "d": 500, "m": 1000}
 log = logging.getLogger(__name__)
 
 
@@ -105,8 +105,7 @@ def said_title(title: str) -> str:
     if found is None or not found[2].isupper():
         return ""
     keyword, numeral, space, rest = found.groups()
-    digits = [_ROMAN_VALUES[letter] for letter in numeral.lower()]
-    value = sum(-d if d < after else d for d, after in zip(digits, [*digits[1:], 0], strict=True))
+    value = roman_value(numeral)
     return f"{keyword}{value}" + (f", {rest}" if space and rest[:1].isalnum() else f"{space}{rest}")
 
 

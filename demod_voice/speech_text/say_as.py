@@ -13,6 +13,7 @@ from typing import Optional
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import Table, numbers_only
 from demod_voice.speech_text.normalize import date_words, read_money, time_words
+from demod_voice.speech_text.telephones import in_groups
 
 KINDS = ("characters", "spell-out", "digits", "cardinal", "number", "ordinal", "date", "time", "telephone", "currency")
 DATE_FORMATS = ("mdy", "dmy", "ymd", "ym", "my", "md", "dm", "d", "m", "y")
@@ -79,10 +80,10 @@ def digits(content: str, table: Table) -> str:
 
 def telephone(content: str, table: Table) -> str:
     """Each group of digits digit by digit, a pause between groups."""
-    groups = re.findall(r"\d+", content)
-    if not groups:
+    said = in_groups(content, table)
+    if not said:
         raise SayAsError("holds no digits")
-    return ", ".join(num.digits(g, table) for g in groups)
+    return said
 
 
 def currency(content: str, table: Table) -> str:

@@ -21,13 +21,17 @@ _PHONE_SHAPES = (
 not where the language groups a number's thousands with spaces: "123 456 789" is a number in French)."""
 
 
+def in_groups(number: str, table: Table) -> str:
+    """Each group of digits in ``number`` digit by digit, a pause between groups ("" when it holds none)."""
+    return ", ".join(num.digits(group, table) for group in re.findall(r"\d+", number))
+
+
 def said(text: str, table: Table) -> str:
     """Telephone numbers read digit by digit, group by group (a pass of :func:`.normalize.normalize`)."""
 
 
     def digits(m: re.Match[str]) -> str:
-        groups = re.findall(r"\d+", m.group(0))
-        return ", ".join(num.digits(g, table) for g in groups)
+        return in_groups(m.group(0), table)
 
     def local(m: re.Match[str]) -> str:  # "555-1234", unless a plural heading says it is a range ("pages 100-1000")
         return m.group(0) if _ranged(table).search(m.string, 0, m.start()) else digits(m)

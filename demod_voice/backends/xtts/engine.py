@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from demod_voice.voices.references import Reference, latent_key, load_latents, s
 
 log = logging.getLogger(__name__)
 
+LATENTS_KEPT = 64
+"""Reference sets whose conditioning a worker keeps in memory (~130 KB each); older ones are read back from the disk cache."""
+
 class XttsBackend(Backend):
     """Runs in a worker: one coqui ``Xtts`` model."""
 
@@ -36,7 +40,9 @@ class XttsBackend(Backend):
         self.device = "cpu"
         self.identity = ""
         self.cache_dir: Optional[str] = None
-        self._latents: dict[str, tuple[Any, Any]] = {}
+        self._latents: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        """Conditioning of the :data:`LATENTS_KEPT` reference sets used last (a server cloning from every upload grew it
+        by ~130 KB per new recording, without end)."""
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         started = time.perf_counter()
@@ -209,6 +215,7 @@ class XttsBackend(Backend):
         log.warning("the GPU ran out of memory; moving XTTS to the CPU and retrying (slower)")
         self.model = self.model.to("cpu")
         self.device = "cpu"
+        self._latents.clear()  # on the GPU: a voice used before would be handed to the model, now on the CPU, from there
         kept = getattr(self.model.gpt.gpt_inference, "voices", None)
         if kept:
             kept.clear()  # voices' keys and values worked out on the GPU (batching._voice_cache): their memory goes too
@@ -241,6 +248,7 @@ class XttsBackend(Backend):
         key = latent_key(list(references), self.identity, params)
         names = ", ".join(Path(r.path).name for r in references)
         if key in self._latents:
+            self._latents.move_to_end(key)
             return self._latents[key]
         cached = load_latents(self.cache_dir, key)
         if cached is not None:
@@ -258,6 +266,8 @@ class XttsBackend(Backend):
                          {"references": [r.sha256 for r in references], "model": self.identity, "params": params})
             latents = (gpt_latent, speaker)
         self._latents[key] = latents
+        while len(self._latents) > LATENTS_KEPT:
+            self._latents.popitem(last=False)  # the disk cache keeps it: a later request reads it back in milliseconds
         return latents
 
     def enroll(self, opts: EnrollOptions) -> JobValue:

@@ -107,6 +107,8 @@ class Outcome:
     skipped: int = 0
     not_run: int = 0
     errors: list[str] = field(default_factory=list)
+    row_faults: int = 0
+    """Failed rows whose own text or settings cannot be made (an :class:`InputError`): a rerun fails them again."""
 
 
 SAY_CHECKING = 2000
@@ -325,6 +327,7 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if isinstance(result.error, Cancelled):  # stopped (a server's drain), not failed: not run, made by the next run
             return
         outcome.failed += 1
+        outcome.row_faults += isinstance(result.error, InputError)
         outcome.errors.append(f"{result.job.describe()}: {result.error}")
         report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error), where=result.where)
         if isinstance(result.error, OutputFull):
@@ -384,6 +387,13 @@ def _summary(request: BatchRequest, outcome: Outcome, seconds: float, report: Op
 
 def outcome_error(outcome: Outcome) -> Optional[DemodVoiceError]:
     """The error to exit with: none only when every row is complete."""
-    if outcome.failed or outcome.not_run:
+    if not (outcome.failed or outcome.not_run):
+        return None
+    retried = outcome.failed - outcome.row_faults + outcome.not_run
+    if not outcome.row_faults:
         return RuntimeFailure(f"{outcome.failed} row(s) failed, {outcome.not_run} not run; rerun the same command to retry them")
-    return None
+    # a row whose text cannot be said fails the same way on every rerun: "rerun to retry" alone sent people round
+    change = f"{outcome.row_faults} of them because of the row itself (its line above or in the report): change those rows"
+    again = f", then rerun the same command ({retried} other row(s) are retried, finished ones skipped)" if retried else \
+        " and rerun the same command (finished rows are skipped)"
+    return RuntimeFailure(f"{outcome.failed} row(s) failed, {outcome.not_run} not run; {change}{again}")

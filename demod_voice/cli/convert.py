@@ -52,11 +52,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
                                                     list(outputs_for(args.sources, args.output)), list(args.reference or ()),
                                                     args.voice, show_progress(args))
+        results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
     except BaseException:
         if made and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()  # a refused run leaves no folder of its own behind
+            folder.rmdir()  # a refused or interrupted run leaves no empty folder of its own behind
         raise
-    results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
     failed = [result for result in results if result.error is not None]
     if failed:
         raise failed[0].error

@@ -41,6 +41,10 @@ class PoolHost(Protocol):
     executor: Executor
     log_level: int
 
+    @property
+    def stopping(self) -> bool:
+        """A run is being stopped as a whole (Ctrl-C, SIGTERM, its own error): a worker killed part way is asked for."""
+
     def make_room(self, pool: Pool) -> bool:
         """Whether ``pool`` may start a worker now (placement; may unload idle models)."""
 
@@ -460,7 +464,10 @@ class Pool:
             if slot.worker is None:
                 continue
             if slot.cancel_deadline is not None and now > slot.cancel_deadline and slot.tasks:
-                log.warning("worker %s did not stop a cancelled job in time; killing it", slot.worker.pid)
+                # stopping the whole run (Ctrl-C): asked for, and no worker is started again; a warning told people
+                # their own Ctrl-C of a conversion was something to worry about
+                (log.info if self.host.stopping else log.warning)(
+                    "worker %s did not stop a cancelled job in time; killing it", slot.worker.pid)
                 self._died(slot, "cancelled")
                 continue
             rss = slot.worker.rss_bytes() or 0

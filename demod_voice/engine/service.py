@@ -85,6 +85,7 @@ class EngineService:
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
         self._closing = False
+        self._runs_stopping = 0
         self._warned: set[str] = set()
         self._wake_at: Optional[float] = None
         self._stats = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "worker_starts": 0, "worker_restarts": 0}
@@ -160,17 +161,26 @@ class EngineService:
             raise
         return [handle.result() for handle in handles]
 
+    @property
+    def stopping(self) -> bool:
+        """A run of this engine is being stopped as a whole (:meth:`run`'s Ctrl-C or error): its kills are asked for."""
+        return self._runs_stopping > 0
+
     def _cancel_and_wait(self, handles: list[JobHandle]) -> None:
-        for handle in handles:
-            handle.cancel()
-        deadline = time.monotonic() + self.settings.cancel_kill_after + 10
-        for handle in handles:
-            try:
-                handle.result(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                # A worker still loading its model stops the job once loaded (the pool's rule): the run's own error,
-                # the one being raised, is what its caller must see, not this wait's.
-                log.info("%s was cancelled; it ends once its worker is ready", handle.job.describe())
+        self._runs_stopping += 1
+        try:
+            for handle in handles:
+                handle.cancel()
+            deadline = time.monotonic() + self.settings.cancel_kill_after + 10
+            for handle in handles:
+                try:
+                    handle.result(timeout=max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    # A worker still loading its model stops the job once loaded (the pool's rule): the run's own error,
+                    # the one being raised, is what its caller must see, not this wait's.
+                    log.info("%s was cancelled; it ends once its worker is ready", handle.job.describe())
+        finally:
+            self._runs_stopping -= 1
 
     def preload(self, spec: LoadSpec) -> None:
         """Start the model's workers now and keep them loaded (no idle unloading)."""

@@ -377,3 +377,33 @@ def test_server_batch_conversion_rows(server, vc_model, sources, references, tmp
     error = failing.json()["error"]["message"]
     assert "line 2" in error and "quiet-take" in error and "silent" in error, error
     assert str(server.folder) not in failing.text and "srcs" not in failing.text, failing.text
+
+
+def test_a_stopped_conversion_into_a_new_folder_leaves_no_folder_and_no_warning(vc_model, references, tmp_path):
+    """SIGTERM (or Ctrl-C) part way through a conversion of several sources: the folder it made went with the
+    outputs it had begun, and the worker it had to kill was a warning, as if something had gone wrong."""
+    import os
+    import signal
+    import time
+
+    first, second = tmp_path / "first.wav", tmp_path / "second.wav"
+    for path in (first, second):
+        soundfile.write(str(path), voiced_signal(40.0, RATE), RATE)
+    folder = tmp_path / "made-by-the-run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bin" / "demod-voice"), "convert", str(first), str(second),
+                             "--reference", str(references["ref.wav"]), "--window-seconds", "4", "--overlap-seconds", "1",
+                             "-o", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, **env_for(tmp_path, vc_model, DEMOD_VOICE_ENGINE_CANCEL_KILL_AFTER="0.1")})
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder.is_dir() and any(p.name.endswith(".partial") for p in folder.iterdir())):
+            assert proc.poll() is None and time.monotonic() < deadline, "the conversion never began its first output"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err.decode()
+    assert not folder.exists(), sorted(p.name for p in folder.iterdir())
+    assert "warning" not in err.decode(), err.decode()
+    assert err.decode().strip().splitlines()[-1].startswith("demod-voice: error: terminated (SIGTERM)"), err.decode()

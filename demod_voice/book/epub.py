@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import posixpath
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Optional
@@ -118,11 +119,26 @@ class _Epub:
         """Parse a content document with lxml's HTML parser (it loads no DTD and nothing from outside)."""
         etree, html = _lxml()
         data = self.read(name)
-        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False)
+        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False,
+                                 encoding=_xhtml_encoding(data))
         try:
             return html.document_fromstring(data, parser=parser)
         except (etree.ParserError, ValueError) as err:
             raise InputError(f"{self.name}: {name} is not readable (X)HTML ({err}); the EPUB is damaged") from None
+
+
+def _xhtml_encoding(data: bytes) -> Optional[str]:
+    """The encoding of a content document: an XML document without a byte order mark or an encoding declaration is
+    UTF-8 (as EPUB's XHTML must be); lxml's HTML parser took it for Latin-1, and "Été" was read as "Ã‰tÃ©" (a heading
+    so garbled no longer matched its title, and was read twice). ``None``: a BOM or a declaration says, or the bytes are
+    no UTF-8 (the parser's own guess, as before)."""
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or re.match(rb"\s*<\?xml[^>]*encoding", data):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return "utf-8"
 
 
 def read_epub(path: Path, limits: EpubLimits) -> Book:

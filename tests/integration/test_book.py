@@ -653,3 +653,12 @@ def test_messages_say_what_is_wrong_with_a_book(piper_voice, tmp_path, case):
     assert done.returncode == 1 and done.stderr.decode().splitlines() == [
         f"demod-voice: error: {folder} is in use by another book (pid {os.getpid()}); wait for it to finish, or choose "
         "another --work-dir"], done.stderr
+
+
+def test_an_epub_document_without_an_xml_declaration_is_read_as_utf8(tmp_path):
+    """XHTML without ``<?xml ... encoding?>`` is UTF-8; lxml's HTML parser took it for Latin-1: "Été" was read "Ã‰tÃ©",
+    and the garbled heading, no longer its title, was read as well."""
+    from demod_voice.book.read import read_book
+
+    epub = make_epub(tmp_path / "b.epub", [("Été à Montréal", ["“Come here,” said Zoë."])], cover=False)
+    assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("Été à Montréal", ("“Come here,” said Zoë.",))]

@@ -245,9 +245,24 @@ class _Paragraphs:
         self.current.append(element.tail or "")
 
 
+_NOTES = {"noteref", "footnote", "footnotes", "endnote", "endnotes", "rearnote", "rearnotes", "doc-noteref", "doc-footnote",
+          "doc-endnote", "doc-endnotes"}
+"""``epub:type`` and DPUB-ARIA ``role`` values of note references and of the notes themselves: neither is read. A note
+read where it is printed ("1. A footnote body.") broke into the chapter's text."""
+_NOTE_MARK = re.compile(r"[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3})[\])]?")
+"""What a link to a note shows ("2", "[12]", "*", "†")."""
+
+
 def _noteref(element: Any) -> bool:
-    """A footnote reference (a superscript number a listener need not hear)."""
-    return "noteref" in (element.get(f"{{{_EPUB_NS}}}type") or element.get("epub:type") or "").split()
+    """A footnote reference (a superscript number a listener need not hear) or a note: marked by ``epub:type`` or
+    ``role``, or a link within the book whose text is a note mark alone (EPUB 2 has no types; most books mark a note
+    ``<sup><a href="notes.xhtml#n2">2</a></sup>``: "the map2" was read "the map two")."""
+    kinds = f"{element.get(f'{{{_EPUB_NS}}}type') or element.get('epub:type') or ''} {element.get('role') or ''}".split()
+    if _NOTES.intersection(kinds):
+        return True
+    href = element.get("href") or ""
+    return (_local(element.tag) == "a" and "#" in href and "://" not in href
+            and _NOTE_MARK.fullmatch(clean(element.text_content())) is not None)
 
 
 def _first_heading(root: Any) -> Optional[str]:

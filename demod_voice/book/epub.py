@@ -154,18 +154,19 @@ def read_epub(path: Path, limits: EpubLimits) -> Book:
         manifest = {item.get("id"): item for item in opf.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
         book = Book(title=_dc(opf, "title") or path.stem, author=_dc(opf, "creator"), language=_dc(opf, "language"))
         _epub_cover(epub, opf, manifest, base, book)
-        titles = _epub_toc(epub, opf, manifest, base)
+        titles, sections = _epub_toc(epub, opf, manifest, base)
         guide = {_join(base, r.get("href", "")).partition("#")[0]: r.get("type", "")
                  for r in opf.iterfind(".//opf:guide/opf:reference", _OPF_NS)}
         spine = opf.find(".//opf:spine", _OPF_NS)
         if spine is None:
             raise InputError(f"{path.name} is not a valid EPUB: its package document has no spine")
-        _epub_chapters(epub, spine, manifest, base, titles, guide, book)
+        _epub_chapters(epub, spine, manifest, base, (titles, sections), guide, book)
     return book
 
 
-def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: dict[str, str], guide: dict[str, str],
-                   book: Book) -> None:
+def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, toc: tuple[dict[str, str], dict[str, dict[str, str]]],
+                   guide: dict[str, str], book: Book) -> None:
+    titles, sections = toc
     current: Optional[Chapter] = None
     for ref in spine.iterfind("opf:itemref", _OPF_NS):
         item = manifest.get(ref.get("idref"))
@@ -181,18 +182,25 @@ def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, titles: d
         if kind in FRONT_TYPES:
             book.skipped.append(Skipped(title or name, name, f"front or back matter (epub:type {kind})"))
             continue
-        paragraphs = html_paragraphs(root)
+        (paragraphs, _), *later = _parts(root, sections.get(name, {}))
         if title is None and current is not None:  # a document the contents do not name continues the chapter before it
             current = dataclasses.replace(current, paragraphs=current.paragraphs + tuple(paragraphs))
-            continue
-        if paragraphs and title and clean(paragraphs[0]).lower() == clean(title).lower():
-            paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
-        if current is not None:
+        else:
+            if current is not None:
+                book.chapters.append(current)
+            current = _chapter(title, paragraphs, name, len(book.chapters))
+        for part, (part_title, anchor) in later:  # the contents name a place inside the document: a chapter starts there
             book.chapters.append(current)
-        # no title of its own: one for the chapter marks, never spoken
-        current = Chapter(title or f"Chapter {len(book.chapters) + 1}", tuple(paragraphs), name, titled=title is not None)
+            current = _chapter(part_title, part, f"{name}#{anchor}", len(book.chapters))
     if current is not None:
         book.chapters.append(current)
+
+
+def _chapter(title: Optional[str], paragraphs: list[str], source: str, before: int) -> Chapter:
+    if paragraphs and title and clean(paragraphs[0]).lower() == clean(title).lower():
+        paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
+    # no title of its own: one for the chapter marks, never spoken
+    return Chapter(title or f"Chapter {before + 1}", tuple(paragraphs), source, titled=title is not None)
 
 
 def _document_title(root: Any, book: Book, current: Optional[Chapter]) -> Optional[str]:
@@ -210,17 +218,28 @@ def _document_title(root: Any, book: Book, current: Optional[Chapter]) -> Option
 def html_paragraphs(root: Any) -> list[str]:
     """The readable text of an (X)HTML tree as paragraphs: block elements end a paragraph;
     scripts, styles, images, navigation and footnote references are not read."""
+    return _parts(root, {})[0][0]
+
+
+def _parts(root: Any, anchors: dict[str, str]) -> list[tuple[list[str], tuple[str, str]]]:
+    """A document's paragraphs cut where the elements with the ids of ``anchors`` (id -> title) begin: the first part,
+    then each part with its (title, id). A book in one document, its chapters named by the contents as
+    ``book.xhtml#c2``, was one chapter with one mark."""
     body = root.find(".//body")
-    text = _Paragraphs()
+    text = _Paragraphs(dict(anchors))
     text.walk(body if body is not None else root)
     text.flush()
-    return text.out
+    cuts = [(0, ("", ""))] + text.cuts + [(len(text.out), ("", ""))]
+    return [(text.out[start:end], mark) for (start, mark), (end, _) in zip(cuts, cuts[1:], strict=False)]
 
 
 class _Paragraphs:
-    def __init__(self) -> None:
+    def __init__(self, anchors: Optional[dict[str, str]] = None) -> None:
         self.out: list[str] = []
         self.current: list[str] = []
+        self.anchors = anchors or {}
+        self.cuts: list[tuple[int, tuple[str, str]]] = []
+        """Where a part starts: (its first paragraph's index, (its title, its anchor))."""
 
     def flush(self) -> None:
         text = clean("".join(self.current))
@@ -230,6 +249,10 @@ class _Paragraphs:
 
     def walk(self, element: Any) -> None:
         tag = _local(element.tag)
+        anchor = element.get("id")
+        if anchor in self.anchors:
+            self.flush()
+            self.cuts.append((len(self.out), (self.anchors.pop(anchor), anchor)))
         if tag in _UNREAD or _noteref(element):
             self.current.append(element.tail or "")
             return
@@ -285,34 +308,48 @@ def _epub_type(root: Any) -> str:
     return ""
 
 
-def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> dict[str, str]:
-    """Document -> its first title in the table of contents (EPUB 3 nav, else the NCX)."""
+def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Document -> its first title in the table of contents (EPUB 3 nav, else the NCX); and document -> its later entries
+    that name a place in it (id -> title), where chapters start inside it."""
     titles: dict[str, str] = {}
+    sections: dict[str, dict[str, str]] = {}
+    for href, text in _nav_entries(epub, manifest, base) or _ncx_entries(epub, opf, manifest, base):
+        document, _, anchor = href.partition("#")
+        if document not in titles:
+            titles[document] = text
+        elif anchor:
+            sections.setdefault(document, {}).setdefault(anchor, text)
+    return titles, sections
+
+
+def _nav_entries(epub: _Epub, manifest: dict, base: str) -> list[tuple[str, str]]:
+    """The EPUB 3 nav's entries in order: (href from the package's folder, title)."""
     nav = next((i for i in manifest.values() if "nav" in (i.get("properties") or "").split()), None)
-    if nav is not None:
-        name = _join(base, nav.get("href", ""))
-        root = epub.html(name)
-        toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
-        for link in (toc if toc is not None else root).iter("a"):
-            href, text = link.get("href"), clean(link.text_content())
-            if href and text:
-                titles.setdefault(_join(posixpath.dirname(name), href).partition("#")[0], text)
-        if titles:
-            return titles
+    if nav is None:
+        return []
+    name = _join(base, nav.get("href", ""))
+    root = epub.html(name)
+    toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
+    links = ((link.get("href"), clean(link.text_content())) for link in (toc if toc is not None else root).iter("a"))
+    return [(_join(posixpath.dirname(name), href), text) for href, text in links if href and text]
+
+
+def _ncx_entries(epub: _Epub, opf: Any, manifest: dict, base: str) -> list[tuple[str, str]]:
+    """The EPUB 2 NCX's entries in order: (href from the package's folder, title)."""
     spine = opf.find(".//opf:spine", _OPF_NS)
     ncx = manifest.get(spine.get("toc")) if spine is not None else None
     if ncx is None:
-        return titles
+        return []
     name = _join(base, ncx.get("href", ""))
-    root = epub.xml(name)
-    for point in root.iter():
+    entries = []
+    for point in epub.xml(name).iter():
         if _local(point.tag) != "navPoint":
             continue
         label = next((clean("".join(t.itertext())) for t in point.iter() if _local(t.tag) == "text"), "")
         content = next((c.get("src") for c in point if _local(c.tag) == "content"), None)
         if content and label:
-            titles.setdefault(_join(posixpath.dirname(name), content).partition("#")[0], label)
-    return titles
+            entries.append((_join(posixpath.dirname(name), content), label))
+    return entries
 
 
 def _epub_cover(epub: _Epub, opf: Any, manifest: dict, base: str, book: Book) -> None:

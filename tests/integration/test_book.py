@@ -34,9 +34,11 @@ def joe() -> Path:
 
 
 def make_epub(path: Path, chapters: list[tuple[str, list[str]]], title: str = "A Test Book", author: str = "Ann Author",
-              opf_extra: str = "", cover: bool = True, nav: bool = True, doc_titles: tuple[str, ...] = ()) -> Path:
-    """A small EPUB 3: cover page (epub:type cover), nav with the chapter titles (unless not ``nav``), one XHTML per
-    chapter (with an ``<h1>`` unless its heading is empty, and ``<title>`` from ``doc_titles``, else "x")."""
+              opf_extra: str = "", cover: bool = True, nav: bool = True, doc_titles: tuple[str, ...] = (),
+              more_links: tuple[tuple[str, str], ...] = ()) -> Path:
+    """A small EPUB 3: cover page (epub:type cover), nav with the chapter titles (unless not ``nav``) and ``more_links``
+    (href, title), one XHTML per chapter (with an ``<h1>`` unless its heading is empty, and ``<title>`` from
+    ``doc_titles``, else "x")."""
     items, spine, links = [], [], []
     docs = {}
     if cover:
@@ -54,6 +56,7 @@ def make_epub(path: Path, chapters: list[tuple[str, list[str]]], title: str = "A
         items.append(f'<item id="c{number}" href="ch{number}.xhtml" media-type="application/xhtml+xml"/>')
         spine.append(f'<itemref idref="c{number}"/>')
         links.append(f'<li><a href="ch{number}.xhtml">{heading}</a></li>')
+    links += [f'<li><a href="{href}">{text}</a></li>' for href, text in more_links]
     if nav:
         docs["nav.xhtml"] = ('<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops"><body>'
                              f'<nav epub:type="toc"><ol>{"".join(links)}</ol></nav></body></html>')
@@ -675,3 +678,15 @@ def test_footnote_marks_and_notes_are_not_read_however_an_epub_marks_them(tmp_pa
             '<p>E = mc<sup>2</sup>, said <a href="ch2.xhtml#top">chapter 2</a>.')
     epub = make_epub(tmp_path / "b.epub", [("One", [text])], cover=False)
     assert read_book(epub).chapters[0].paragraphs == ("He looked at the map and sighed.", "E = mc2, said chapter 2.")
+
+
+def test_chapters_the_contents_name_inside_one_document_are_chapters(tmp_path):
+    """Contents entries ``ch1.xhtml#c2`` (a book in one document, as Project Gutenberg's EPUBs are): the whole document
+    was one chapter with one mark, titled by its first entry."""
+    from demod_voice.book.read import read_book
+
+    one = f'{SENTENCES[0]}</p><h2 id="c2">Two</h2><p>{SENTENCES[1]}</p><p id="c3">{SENTENCES[2]}'
+    epub = make_epub(tmp_path / "b.epub", [("One", [one]), ("Four", [SENTENCES[3]])], cover=False,
+                     more_links=(("ch1.xhtml#c3", "Three"), ("ch1.xhtml#c2", "Two")))
+    assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [
+        ("One", (SENTENCES[0],)), ("Two", (SENTENCES[1],)), ("Three", (SENTENCES[2],)), ("Four", (SENTENCES[3],))]

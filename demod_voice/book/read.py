@@ -57,6 +57,9 @@ _ILLUSTRATION = re.compile(r"\[(?:illustration|picture)(?::[^\]]*)?\]", re.IGNOR
 not read (it was, as words)."""
 _CREDITS = re.compile(r"^(?:produced by|e-?text prepared by|transcribed (?:from|by)|transcriber['’]?s note)\b", re.IGNORECASE)
 """Who made a Project Gutenberg text, the first lines after its START line: not read."""
+_MD_NOTE = re.compile(r"\[\^[^\]\s]+\]")
+"""A Markdown footnote's mark ("[^1]", "[^note]", as Pandoc and GitHub write them; CommonMark leaves it as text): not read,
+and a paragraph that starts with one and a colon is the note itself, not read either; both were read aloud."""
 _HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
@@ -237,11 +240,11 @@ def _read_markdown(text: str, path: Path) -> Book:
 
 
 def _md_paragraphs(tokens: list[Any]) -> list[str]:
-    """Paragraphs, list items and lower headings, in order; code, HTML and images are not read."""
+    """Paragraphs, list items and lower headings, in order; code, HTML, images and footnotes are not read."""
     out = []
     for token in tokens:
-        if token.type == "inline":
-            text = clean(_inline_text(token))
+        if token.type == "inline" and not re.match(rf"{_MD_NOTE.pattern}:", token.content.lstrip()):
+            text = clean(_MD_NOTE.sub("", _inline_text(token)))
             if text:
                 out.append(text)
     return out

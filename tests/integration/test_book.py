@@ -690,3 +690,12 @@ def test_chapters_the_contents_name_inside_one_document_are_chapters(tmp_path):
                      more_links=(("ch1.xhtml#c3", "Three"), ("ch1.xhtml#c2", "Two")))
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [
         ("One", (SENTENCES[0],)), ("Two", (SENTENCES[1],)), ("Three", (SENTENCES[2],)), ("Four", (SENTENCES[3],))]
+
+
+def test_markdown_footnotes_are_not_read(tmp_path):
+    """CommonMark leaves Pandoc's and GitHub's footnotes as text: "words.[^1]" and the note "[^1]: A note." were read."""
+    from demod_voice.book.read import read_book
+
+    md = tmp_path / "b.md"
+    md.write_text("## One\n\nFinal words.[^1] More[^note-2].\n\n[^1]: A note.\n\n[^note-2]: Another note.\n")
+    assert read_book(md).chapters[0].paragraphs == ("Final words. More.",)

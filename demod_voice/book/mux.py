@@ -181,6 +181,24 @@ def _written(path: Path) -> Iterator[Path]:
         raise
 
 
+def read_marks(path: Path) -> tuple[list[tuple[float, str]], Tags]:
+    """A file's chapter marks (start in seconds, title), in order, and its tags and cover (PNG or JPEG)."""
+    av = _av()
+    with av.open(str(path)) as container:
+        marks = sorted((float(c["start"] * c["time_base"]), c.get("metadata", {}).get("title", "")) for c in container.chapters())
+        meta = container.metadata
+        cover, cover_type = None, ""
+        for stream in container.streams.video:
+            kind = {"mjpeg": "image/jpeg", "png": "image/png"}.get(stream.codec_context.name, "")
+            if kind and stream.disposition & av.stream.Disposition.attached_pic:
+                packet = next(iter(container.demux(stream)), None)
+                cover, cover_type = (bytes(packet), kind) if packet is not None and packet.size else (None, "")
+                break
+    tags = Tags(meta.get("title") or meta.get("album") or "", meta.get("artist") or meta.get("album_artist") or "",
+                meta.get("language") or "", cover, cover_type)
+    return marks, tags
+
+
 def decode(path: Path) -> tuple[Any, int]:
     """A file's audio as mono float32 samples and their rate (for checks and tests)."""
     import numpy as np

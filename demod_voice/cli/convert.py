@@ -8,6 +8,7 @@ the engine runs one job per source.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from demod_voice.audio.writer import check_output
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
-from demod_voice.config import cache_root
+from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import STDOUT
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import InputError
+from demod_voice.paths import check_output_path
 from demod_voice.voices.profiles import profiles_dir
 
 CONVERT_FLAGS = ("tau", "seed", "window_seconds", "overlap_seconds", "model_dir")
@@ -33,8 +35,8 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--voice", metavar="PROFILE", help="a saved voice profile ('voices add') to convert into")
     target.add_argument("--reference", nargs="+", metavar="REF", help="reference recordings of the voice to convert into")
     p.add_argument("-o", "--output", default="converted.wav",
-                   help="output file (.wav .flac .ogg .mp3); a folder with several sources; or - for raw 16-bit PCM at "
-                        "22.05 kHz on stdout (default: converted.wav)")
+                   help="output file (.wav .flac .ogg .mp3, or .m4b: an audiobook with the source's chapter marks); a "
+                        "folder with several sources; or - for raw 16-bit PCM at 22.05 kHz on stdout (default: converted.wav)")
     p.add_argument("--model-dir", metavar="DIR", help="an OpenVoice converter folder (default: the released OpenVoice v2, downloaded once)")
     p.add_argument("--tau", type=float, help="content encoder noise (default 0.3; 0: the same output every run)")
     p.add_argument("--seed", type=int, help="random seed of that noise (default 0)")
@@ -45,12 +47,34 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     config = load_settings(args, {f"convert.{key}": getattr(args, key) for key in CONVERT_FLAGS})
+    if Path(args.output).suffix.lower() == ".m4b":
+        return _convert_audiobook(args, config)
+    return _convert(args, config, args.output)
+
+
+def _convert_audiobook(args: argparse.Namespace, config: Config) -> int:
+    """An audiobook converted into an ``.m4b`` that keeps its chapter marks, tags and cover: the conversion is made into
+    a hidden folder beside the output (a book's audio is large), then muxed with the source's marks. An ``.m4b`` output
+    was refused ("cannot tell the audio format"), and a ``.flac`` one had no chapters, title or cover."""
+    from demod_voice.book.rechapter import write_like
+
+    if len(args.sources) != 1:
+        raise InputError(f"an .m4b output is one audiobook: give one source, not {len(args.sources)}")
+    output = check_output_path(Path(args.output), "book.m4b")
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
+        converted = Path(work) / "converted.flac"
+        _convert(args, config, str(converted))
+        write_like(converted, Path(args.sources[0]), output)
+    return 0
+
+
+def _convert(args: argparse.Namespace, config: Config, output: str) -> int:
     cache = cache_root(config)
-    folder = Path(args.output)
-    made = len(args.sources) > 1 and args.output != STDOUT and not folder.exists()
+    folder = Path(output)
+    made = len(args.sources) > 1 and output != STDOUT and not folder.exists()
     try:
         jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
-                                                    list(outputs_for(args.sources, args.output)), list(args.reference or ()),
+                                                    list(outputs_for(args.sources, output)), list(args.reference or ()),
                                                     args.voice, show_progress(args))
         results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
     except BaseException:

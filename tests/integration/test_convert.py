@@ -407,3 +407,23 @@ def test_a_stopped_conversion_into_a_new_folder_leaves_no_folder_and_no_warning(
     assert not folder.exists(), sorted(p.name for p in folder.iterdir())
     assert "warning" not in err.decode(), err.decode()
     assert err.decode().strip().splitlines()[-1].startswith("demod-voice: error: terminated (SIGTERM)"), err.decode()
+
+
+def test_an_audiobook_converted_into_an_m4b_keeps_its_chapters_tags_and_cover(vc_model, references, tmp_path):
+    """``-o book.m4b`` was refused ("cannot tell the audio format"), and a converted ``.flac`` had no chapters or title."""
+    from demod_voice.book import mux
+
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+                        "53de0000000c4944415408d763f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+    lengths = [int(1.2 * RATE), int(0.9 * RATE)]
+    source = tmp_path / "book.m4b"
+    mux.write_m4b(source, lengths, [voiced_signal(n / RATE, RATE) for n in lengths], ["One: Été", "Two"], RATE,
+                  mux.Tags("A Book", "Ann Author", cover=png, cover_type="image/png"))
+    out = tmp_path / "book-me.m4b"
+    done = run_cli("convert", str(source), "--reference", str(references["ref.wav"]), "-o", str(out), env=env_for(tmp_path, vc_model))
+    assert done.returncode == 0, done.stderr.decode()
+    (marks, tags), (theirs, source_tags) = mux.read_marks(out), mux.read_marks(source)
+    assert [title for _, title in marks] == ["One: Été", "Two"]
+    assert [round(start, 2) for start, _ in marks] == [round(start, 2) for start, _ in theirs]
+    assert tags == source_tags
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book-me.m4b", "book.m4b"]  # nothing of the work left

@@ -11,6 +11,7 @@ other words take their time from their neighbours by length. SRT has no word tim
 from __future__ import annotations
 
 import difflib
+import html
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -37,8 +38,9 @@ def render(cues: Iterable[Cue], fmt: str) -> str:
     separator = "," if fmt == "srt" else "."
     blocks = ["WEBVTT"] if fmt == "vtt" else []
     for number, cue in enumerate(cues, 1):
-        text = _timed_text(cue) if fmt == "vtt" and cue.words else cue.text
-        text = text.replace("-->", "->").strip()
+        text = cue.text.replace("-->", "->").strip()
+        if fmt == "vtt":
+            text = _timed_text(cue) if cue.words else _escaped(text)
         timing = f"{stamp(cue.start, separator)} --> {stamp(cue.end, separator)}"
         blocks.append(f"{number}\n{timing}\n{text}")
     return "\n\n".join(blocks) + "\n"
@@ -53,7 +55,7 @@ def parse(document: str) -> list[tuple[float, float, str]]:
         if timing is None:
             continue
         start, _, end = lines[timing].partition("-->")
-        cues.append((_seconds(start), _seconds(end), TAG.sub("", " ".join(lines[timing + 1:]))))
+        cues.append((_seconds(start), _seconds(end), html.unescape(TAG.sub("", " ".join(lines[timing + 1:])))))
     return cues
 
 
@@ -74,7 +76,7 @@ def word_tags(document: str) -> list[list[tuple[float, str]]]:
         timing = next((i for i, line in enumerate(lines) if "-->" in line), None)
         if timing is not None:
             text = " ".join(lines[timing + 1:])
-            out.append([(_seconds(at), word) for at, word in re.findall(r"<(\d\d:\d\d:\d\d\.\d{3})>(\S+)", text)])
+            out.append([(_seconds(at), html.unescape(word)) for at, word in re.findall(r"<(\d\d:\d\d:\d\d\.\d{3})>(\S+)", text)])
     return out
 
 
@@ -83,12 +85,19 @@ def _timed_text(cue: Cue) -> str:
     rising, and before its end: a word whose time would not be is left untagged)."""
     parts, last = [], cue.start
     for number, (at, word) in enumerate(cue.words):
+        word = _escaped(word.replace("-->", "->"))
         if number and last < at < cue.end:
             parts.append(f"<{stamp(at)}>{word}")
             last = at
         else:
             parts.append(word)
     return " ".join(parts)
+
+
+def _escaped(text: str) -> str:
+    """Cue text as WebVTT wants it: ``&``, ``<`` and ``>`` as character references ("Fish & Chips" stays text; a "<"
+    opened a tag, and players hid the words after it)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _letters(word: str) -> str:

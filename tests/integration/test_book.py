@@ -699,3 +699,16 @@ def test_markdown_footnotes_are_not_read(tmp_path):
     md = tmp_path / "b.md"
     md.write_text("## One\n\nFinal words.[^1] More[^note-2].\n\n[^1]: A note.\n\n[^note-2]: Another note.\n")
     assert read_book(md).chapters[0].paragraphs == ("Final words. More.",)
+
+
+def test_webvtt_cue_text_escapes_what_would_be_markup():
+    """"&" and "<" went into WebVTT cues as they were: "x <3 y" opened a tag, and players hid the words after it."""
+    from demod_voice.book import captions
+    from demod_voice.book.master import Cue
+
+    text = "Fish & Chips, he wrote <3 to her."
+    plain = captions.render([Cue(0, 1.0, 2.0, text)], "vtt")
+    timed = captions.render([Cue(0, 1.0, 2.0, text, words=tuple((1.0 + n / 10, w) for n, w in enumerate(text.split())))], "vtt")
+    assert "Fish &amp; Chips, he wrote &lt;3 to her." in plain
+    assert "<00:00:01.500>&lt;3 " in timed
+    assert captions.parse(plain) == captions.parse(timed) == [(1.0, 2.0, text)]

@@ -197,10 +197,30 @@ def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, toc: tupl
 
 
 def _chapter(title: Optional[str], paragraphs: list[str], source: str, before: int) -> Chapter:
-    if paragraphs and title and clean(paragraphs[0]).lower() == clean(title).lower():
-        paragraphs = paragraphs[1:]  # the heading is the title, spoken once as such
+    paragraphs = paragraphs[_heading_paragraphs(title, paragraphs):]  # the heading is the title, spoken once as such
     # no title of its own: one for the chapter marks, never spoken
     return Chapter(title or f"Chapter {before + 1}", tuple(paragraphs), source, titled=title is not None)
+
+
+def _heading_paragraphs(title: Optional[str], paragraphs: list[str]) -> int:
+    """How many leading paragraphs are the title over again: by their letters and digits, so a heading written over
+    lines ("Chapter 1<br/>The Storm") or punctuated otherwise than the contents ("1 The Storm" for "1. The Storm") is
+    the title too; it was read after it."""
+    wanted = _letters(title or "")
+    if not wanted:
+        return 0
+    seen = ""
+    for count, paragraph in enumerate(paragraphs[:3], 1):
+        seen += _letters(paragraph)
+        if not wanted.startswith(seen):
+            return 0
+        if seen == wanted:
+            return count
+    return 0
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
 def _document_title(root: Any, book: Book, current: Optional[Chapter]) -> Optional[str]:
@@ -330,6 +350,8 @@ def _nav_entries(epub: _Epub, manifest: dict, base: str) -> list[tuple[str, str]
     name = _join(base, nav.get("href", ""))
     root = epub.html(name)
     toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
+    for br in root.iter("br"):  # "Chapter 1<br/>The Storm" is "Chapter 1 The Storm", not "Chapter 1The Storm"
+        br.tail = " " + (br.tail or "")
     links = ((link.get("href"), clean(link.text_content())) for link in (toc if toc is not None else root).iter("a"))
     return [(_join(posixpath.dirname(name), href), text) for href, text in links if href and text]
 

@@ -712,3 +712,18 @@ def test_webvtt_cue_text_escapes_what_would_be_markup():
     assert "Fish &amp; Chips, he wrote &lt;3 to her." in plain
     assert "<00:00:01.500>&lt;3 " in timed
     assert captions.parse(plain) == captions.parse(timed) == [(1.0, 2.0, text)]
+
+
+def test_a_heading_written_over_lines_or_punctuated_otherwise_is_read_once_as_the_title(tmp_path):
+    """A heading "Chapter 1<br/>The Storm" (two paragraphs) or "1 The Storm" under a contents entry "1. The Storm" was
+    read after the title; the contents' "Chapter 1<br/>The Storm" was the title "Chapter 1The Storm"."""
+    from demod_voice.book.read import read_book
+
+    made = make_epub(tmp_path / "a.epub", [("Chapter 1<br/>The Storm", [SENTENCES[0]]), ("1 The Rain", [SENTENCES[1]])],
+                     cover=False)
+    epub = tmp_path / "b.epub"
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(epub, "w") as z:  # the contents say "1. The Rain"
+        for name in source.namelist():
+            z.writestr(name, source.read(name).replace(b">1 The Rain</a>", b">1. The Rain</a>"))
+    assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [
+        ("Chapter 1 The Storm", (SENTENCES[0],)), ("1. The Rain", (SENTENCES[1],))]

@@ -10,6 +10,8 @@ from demod_voice.errors import InputError
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:。！？；…])\s+|(?<=[。！？])")
 _CLAUSE_END = re.compile(r"(?<=[,，、—–])\s*")
+_NOT_AN_END = re.compile(r"(?:\b(?:Mrs?|Ms|Mx|Dr|Prof|Sr|Jr|St|Mt|Fr|Rev|Capt|Col|Gen|Lt|Sgt|Gov|Sen|Hon|vs)|(?<![\w.])[A-Z])\.$")
+"""A full stop that ends a title or an initial before a name ("Mr. Smith", "J. R. R. Tolkien"), not a sentence."""
 
 
 def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
@@ -40,10 +42,25 @@ def split_sentences(text: str, limit: int) -> list[str]:
     then between words, and a single word over the limit is cut where it must be.
     """
     pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(" ".join(text.split())):
-        if sentence.strip():
-            pieces.extend(_fit(sentence.strip(), limit))
+    for sentence in _sentences(" ".join(text.split())):
+        pieces.extend(_fit(sentence, limit))
     return pieces
+
+
+def _sentences(text: str) -> list[str]:
+    """Sentences, where a full stop after a title or an initial ("Mr. Smith", "J. R. Tolkien"), or an end mark that a
+    lowercase word follows ("at 3 p.m. on Monday", "“Stop!” he cried."), ends none: a book's takes broke there, each
+    with a sentence's pause and falling voice ("see Mister. [pause] Smith about the boat")."""
+    out: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if out and (_NOT_AN_END.search(out[-1]) or (piece[0].islower() and out[-1][-1] not in ";:；")):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return out
 
 
 def _fit(sentence: str, limit: int) -> list[str]:

@@ -25,6 +25,13 @@ def test_sentences_are_kept_whole_when_they_fit():
     assert split_sentences("你好。我很好！谢谢", 82) == ["你好。", "我很好！", "谢谢"]
 
 
+def test_a_title_an_initial_or_a_lowercase_word_after_a_full_stop_ends_no_sentence():
+    """A book's takes broke at "Mr." and "J.", and before "on" after "p.m.": each piece got a sentence's pause."""
+    text = "They went to see Mr. Smith at 3 p.m. on Monday. By J. R. R. Tolkien. “Stop!” he cried. Then; after: it."
+    assert split_sentences(text, 250) == ["They went to see Mr. Smith at 3 p.m. on Monday.", "By J. R. R. Tolkien.",
+                                          "“Stop!” he cried.", "Then;", "after:", "it."]
+
+
 def test_load_text_from_stdin_and_empty():
     assert load_text("-", io.StringIO("  spoken words \n")) == "spoken words"
     with pytest.raises(InputError, match="empty"):

@@ -86,8 +86,9 @@ def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, num
 
 
 def track_name(number: int, title: str, suffix: str) -> str:
-    """``03 The Storm.mp3``: the number keeps the order; the title loses characters file systems refuse."""
-    safe = re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", " ", title).strip(" .") or "Chapter"
+    """``03 The Storm.mp3``: the number keeps the order; the title loses characters file systems refuse (and the double
+    space they left: "Chapter One: Été" was "01 Chapter One  Été.mp3")."""
+    safe = " ".join(re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", " ", title).split()).strip(" .") or "Chapter"  # "One: Été": "One Été"
     return f"{number:02d} {safe[:80]}{suffix}"
 
 

@@ -727,3 +727,9 @@ def test_a_heading_written_over_lines_or_punctuated_otherwise_is_read_once_as_th
             z.writestr(name, source.read(name).replace(b">1 The Rain</a>", b">1. The Rain</a>"))
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [
         ("Chapter 1 The Storm", (SENTENCES[0],)), ("1. The Rain", (SENTENCES[1],))]
+
+
+def test_a_chapter_files_name_has_no_double_space_where_a_character_was_left_out():
+    from demod_voice.book.mux import track_name
+
+    assert track_name(1, "Chapter One: Été / Part 2 ", ".mp3") == "01 Chapter One Été Part 2.mp3"

@@ -57,8 +57,14 @@ class Verdict:
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words, accents and punctuation folded, apostrophes kept inside words."""
-    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'").lower()
+    """Lower-case words, accents and punctuation folded, apostrophes kept inside words. Accents were not folded: an
+    English recogniser writes "Zoe" and "cafe", and a take saying "Zoë's café" right failed and was remade."""
+    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'").lower())
+    kept: list[str] = []  # the marks over Latin letters only: other scripts' marks (Devanagari's vowel signs) are not accents
+    for ch in text:
+        if not (unicodedata.combining(ch) and kept and kept[-1].isascii() and kept[-1].isalpha()):
+            kept.append(ch)
+    text = unicodedata.normalize("NFKC", "".join(kept))
     text = re.sub(r"[^\w' ]+", " ", text)
     text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     return text.split()

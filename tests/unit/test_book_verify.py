@@ -22,3 +22,9 @@ def test_a_take_that_says_something_else_still_fails():
     spoken = normalize(TEXT, "en")
     verdict = judge(TEXT, "Doctor Smith left on March 3rd, 1999 at 4.10am.", 3.5, 0.35, spoken, "en")
     assert not verdict.ok and verdict.problem.startswith("word error rate")
+
+
+def test_accents_are_folded_as_a_recogniser_writes_them():
+    """An English recogniser writes "Zoe" and "cafe": a take saying "Zoë's naïve café" right failed at WER 0.75."""
+    verdict = judge("Zoë said naïve café.", "Zoe said naive cafe.", 1.5, 0.35)
+    assert verdict.ok and verdict.wer == 0.0, verdict

@@ -206,37 +206,66 @@ def _read_markdown(text: str, path: Path) -> Book:
         from markdown_it import MarkdownIt
     except ImportError:
         raise DependencyError("reading Markdown needs markdown-it-py; install it with: pip install 'demod-voice[book]'") from None
+    book = Book(title=path.stem)
+    text, line = _front_matter(text, book)
     tokens = MarkdownIt("commonmark").parse(text)
     levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
-    book = Book(title=path.stem)
     if not levels:
-        book.chapters.append(Chapter(path.stem, tuple(_md_paragraphs(tokens)), f"{path.name}:1", titled=False))
+        book.chapters.append(Chapter(book.title, tuple(_md_paragraphs(tokens)), f"{path.name}:{line}", titled=False))
         return book
     chapter_level = min(levels)
     if levels.count(1) == 1 and 2 in levels:
         chapter_level = 2
-    sections: list[tuple[str, str, list[Any]]] = [(path.stem, f"{path.name}:1", [])]
+    sections: list[tuple[str, str, list[Any]]] = [(book.title, f"{path.name}:{line}", [])]
+    named = book.title != path.stem  # by the front matter: a title of the book's own, read
     index = 0
     while index < len(tokens):
         token = tokens[index]
         if token.type == "heading_open" and int(token.tag[1]) <= chapter_level:
             heading = clean(_inline_text(tokens[index + 1]))
-            line = f"{path.name}:{(token.map or [0])[0] + 1}"
+            where = f"{path.name}:{(token.map or [0])[0] + line}"
             if int(token.tag[1]) < chapter_level:
                 book.title = heading or book.title
+                named = named or bool(heading)
             else:
-                sections.append((heading or f"Chapter {len(sections)}", line, []))
+                sections.append((heading or f"Chapter {len(sections)}", where, []))
             index += 3
             continue
         sections[-1][2].append(token)
         index += 1
     first_title, first_source, first_tokens = sections[0]
-    if not _md_paragraphs(first_tokens):
+    intro = bool(_md_paragraphs(first_tokens))
+    if not intro:
         sections = sections[1:]
     else:
         sections[0] = (book.title, first_source, first_tokens)
-    book.chapters = [Chapter(title, tuple(_md_paragraphs(body)), source) for title, source, body in sections]
+    # the text before the first heading is read under the book's title, which is not spoken when it is the file's name
+    book.chapters = [Chapter(title, tuple(_md_paragraphs(body)), source, titled=named or not (intro and number == 0))
+                     for number, (title, source, body) in enumerate(sections)]
     return book
+
+
+def _front_matter(text: str, book: Book) -> tuple[str, int]:
+    """A Markdown file's YAML front matter (``---`` lines around ``title: ...``, as Pandoc and static site generators
+    write it) taken off the text, its title, author and language the book's; with the line the text goes on from. It
+    was read aloud as the first chapter ("title colon The Long Road author colon..."), under the file's name."""
+    found = re.match(r"---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|$)", text, re.DOTALL)
+    if found is None:
+        return text, 1
+    import yaml
+
+    try:
+        meta = yaml.safe_load(found[1])
+    except yaml.YAMLError:
+        return text, 1  # not front matter after all: read as it is
+    if not isinstance(meta, dict):
+        return text, 1
+    for key, names in (("title", ("title",)), ("author", ("author", "creator")), ("language", ("lang", "language"))):
+        value = next((meta[name] for name in names if meta.get(name)), None)
+        value = ", ".join(map(str, value)) if isinstance(value, list) else value
+        if value is not None:
+            setattr(book, key, clean(str(value)))
+    return text[found.end():], found[0].count("\n") + 1
 
 
 def _md_paragraphs(tokens: list[Any]) -> list[str]:

@@ -733,3 +733,18 @@ def test_a_chapter_files_name_has_no_double_space_where_a_character_was_left_out
     from demod_voice.book.mux import track_name
 
     assert track_name(1, "Chapter One: Été / Part 2 ", ".mp3") == "01 Chapter One Été Part 2.mp3"
+
+
+def test_markdown_front_matter_is_the_books_title_and_author_and_a_file_name_is_not_spoken(tmp_path):
+    """YAML front matter was read aloud as a first chapter ("title colon ..."), under the file's name, which was spoken
+    too (as it was for any text before the first heading)."""
+    from demod_voice.book.read import read_book
+    from demod_voice.book.takes import TakeRules, chapter_takes
+
+    md = tmp_path / "draft.md"
+    md.write_text("---\ntitle: The Long Road\nauthor: [Ann Author, Bo Writer]\nlang: en\n---\n\n# One\n\nIt began.\n")
+    parsed = read_book(md)
+    assert (parsed.title, parsed.author, parsed.language) == ("The Long Road", "Ann Author, Bo Writer", "en")
+    assert [(c.title, c.paragraphs, c.source) for c in parsed.chapters] == [("One", ("It began.",), "draft.md:7")]
+    md.write_text("Before any heading.\n\n# One\n\nIt began.\n")
+    assert [t.text for t in chapter_takes(read_book(md), TakeRules())[0]] == ["Before any heading."]

@@ -289,9 +289,10 @@ class _Paragraphs:
 
 
 _NOTES = {"noteref", "footnote", "footnotes", "endnote", "endnotes", "rearnote", "rearnotes", "doc-noteref", "doc-footnote",
-          "doc-endnote", "doc-endnotes"}
-"""``epub:type`` and DPUB-ARIA ``role`` values of note references and of the notes themselves: neither is read. A note
-read where it is printed ("1. A footnote body.") broke into the chapter's text."""
+          "doc-endnote", "doc-endnotes", "pagebreak", "doc-pagebreak"}
+"""``epub:type`` and DPUB-ARIA ``role`` values of note references, of the notes themselves and of the printed book's page
+numbers: none is read. A note read where it is printed ("1. A footnote body.") broke into the chapter's text, and a page
+number into a sentence ("the old 212 house")."""
 _NOTE_MARK = re.compile(r"[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3})[\])]?")
 """What a link to a note shows ("2", "[12]", "*", "†")."""
 

@@ -667,15 +667,16 @@ def test_an_epub_document_without_an_xml_declaration_is_read_as_utf8(tmp_path):
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("Été à Montréal", ("“Come here,” said Zoë.",))]
 
 
-def test_footnote_marks_and_notes_are_not_read_however_an_epub_marks_them(tmp_path):
+def test_footnote_marks_notes_and_page_numbers_are_not_read_however_an_epub_marks_them(tmp_path):
     """Only ``epub:type="noteref"`` was known: EPUB 2's linked superscripts ("the map2": "map two"), DPUB-ARIA roles and
-    the notes themselves (``<aside epub:type="footnote">``, an endnotes section) were read in the middle of the chapter."""
+    the notes themselves (``<aside epub:type="footnote">``, an endnotes section) and printed page numbers
+    (``epub:type="pagebreak"``) were read in the middle of the chapter."""
     from demod_voice.book.read import read_book
 
     text = ('He looked at the map<sup><a href="notes.xhtml#n2">2</a></sup> and<a role="doc-noteref" href="#n3">[3]</a> sighed.'
             '</p><aside epub:type="footnote" id="n3"><p>3. A note.</p></aside><aside role="doc-footnote"><p>4. Another.</p>'
             '</aside><section epub:type="endnotes"><ol><li><p>5. An endnote.</p></li></ol></section>'
-            '<p>E = mc<sup>2</sup>, said <a href="ch2.xhtml#top">chapter 2</a>.')
+            '<p>E = mc<sup>2</sup>, said <span epub:type="pagebreak" id="p12">12</span><a href="ch2.xhtml#top">chapter 2</a>.')
     epub = make_epub(tmp_path / "b.epub", [("One", [text])], cover=False)
     assert read_book(epub).chapters[0].paragraphs == ("He looked at the map and sighed.", "E = mc2, said chapter 2.")
 

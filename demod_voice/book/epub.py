@@ -145,6 +145,9 @@ def read_epub(path: Path, limits: EpubLimits) -> Book:
     epub = _Epub(path, limits)
     with epub.zip:
         epub.refuse_drm()
+        if "META-INF/container.xml" not in epub.names:  # said "it names 'META-INF/container.xml', which it does not hold"
+            raise InputError(f"{path.name} is not a valid EPUB: it has no META-INF/container.xml (a zip of pages is not an "
+                             "EPUB); convert it with an EPUB editor such as Calibre, or give the text as .txt or .md")
         container = epub.xml("META-INF/container.xml")
         rootfile = next((e.get("full-path") for e in container.iter() if _local(e.tag) == "rootfile" and e.get("full-path")), None)
         if not rootfile:

@@ -390,7 +390,7 @@ def test_resume_after_a_kill_and_only_an_edited_chapter_is_remade(piper_voice, t
     assert re.search(r"38 of 39 takes are already made \(folder of takes\); 1 to make", edited.stderr.decode()), edited.stderr
 
 
-@pytest.mark.parametrize("case", ["not-a-zip", "too-many-members", "entity", "empty", "unwritable", "m4a"])
+@pytest.mark.parametrize("case", ["not-a-zip", "no-container", "too-many-members", "entity", "empty", "unwritable", "m4a"])
 def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
     out = tmp_path / "b.m4b"
     env = None
@@ -398,6 +398,11 @@ def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
         source = tmp_path / "b.epub"
         source.write_bytes(b"PK\x03\x04 not really a zip")
         words = "not a readable EPUB"
+    elif case == "no-container":  # a zip of pages: "it names 'META-INF/container.xml', which it does not hold"
+        source = tmp_path / "b.epub"
+        with zipfile.ZipFile(source, "w") as z:
+            z.writestr("ch1.xhtml", f"<html><body><p>{SENTENCES[0]}</p></body></html>")
+        words = "b.epub is not a valid EPUB: it has no META-INF/container.xml"
     elif case == "too-many-members":
         source = make_epub(tmp_path / "b.epub", [("One", [SENTENCES[0]])])
         config = tmp_path / "config.yaml"

@@ -207,7 +207,7 @@ def _read_markdown(text: str, path: Path) -> Book:
     except ImportError:
         raise DependencyError("reading Markdown needs markdown-it-py; install it with: pip install 'demod-voice[book]'") from None
     book = Book(title=path.stem)
-    text, line = _front_matter(text, book)
+    text, line = _front_matter(text.replace("\r\n", "\n"), book)  # Windows line endings: the front matter was text
     tokens = MarkdownIt("commonmark").parse(text)
     levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
     if not levels:

@@ -748,9 +748,11 @@ def test_markdown_front_matter_is_the_books_title_and_author_and_a_file_name_is_
     from demod_voice.book.takes import TakeRules, chapter_takes
 
     md = tmp_path / "draft.md"
-    md.write_text("---\ntitle: The Long Road\nauthor: [Ann Author, Bo Writer]\nlang: en\n---\n\n# One\n\nIt began.\n")
-    parsed = read_book(md)
-    assert (parsed.title, parsed.author, parsed.language) == ("The Long Road", "Ann Author, Bo Writer", "en")
-    assert [(c.title, c.paragraphs, c.source) for c in parsed.chapters] == [("One", ("It began.",), "draft.md:7")]
+    for newline in ("\n", "\r\n"):
+        md.write_bytes("---\ntitle: The Long Road\nauthor: [Ann Author, Bo Writer]\nlang: en\n---\n\n# One\n\nIt began.\n"
+                       .replace("\n", newline).encode())
+        parsed = read_book(md)
+        assert (parsed.title, parsed.author, parsed.language) == ("The Long Road", "Ann Author, Bo Writer", "en")
+        assert [(c.title, c.paragraphs, c.source) for c in parsed.chapters] == [("One", ("It began.",), "draft.md:7")]
     md.write_text("Before any heading.\n\n# One\n\nIt began.\n")
     assert [t.text for t in chapter_takes(read_book(md), TakeRules())[0]] == ["Before any heading."]

@@ -276,7 +276,7 @@ class _Paragraphs:
         if anchor in self.anchors:
             self.flush()
             self.cuts.append((len(self.out), (self.anchors.pop(anchor), anchor)))
-        if tag in _UNREAD or _noteref(element):
+        if tag in _UNREAD or _noteref(element) or _boilerplate(element):
             self.current.append(element.tail or "")
             return
         block = tag in _BLOCKS
@@ -298,6 +298,12 @@ numbers: none is read. A note read where it is printed ("1. A footnote body.") b
 number into a sentence ("the old 212 house")."""
 _NOTE_MARK = re.compile(r"[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3})[\])]?")
 """What a link to a note shows ("2", "[12]", "*", "†")."""
+
+
+def _boilerplate(element: Any) -> bool:
+    """Project Gutenberg's header and licence in its EPUBs (``<section class="pg-boilerplate pgfooter">``), not read, as
+    in its text files: the licence was the book's last chapter, some 18,000 characters read aloud."""
+    return "pg-boilerplate" in (element.get("class") or "").split() or element.get("id") in ("pg-header", "pg-footer")
 
 
 def _noteref(element: Any) -> bool:

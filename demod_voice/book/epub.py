@@ -296,6 +296,9 @@ _NOTES = {"noteref", "footnote", "footnotes", "endnote", "endnotes", "rearnote",
 """``epub:type`` and DPUB-ARIA ``role`` values of note references, of the notes themselves and of the printed book's page
 numbers: none is read. A note read where it is printed ("1. A footnote body.") broke into the chapter's text, and a page
 number into a sentence ("the old 212 house")."""
+_NOTE_CLASSES = {"footnote", "footnotes", "endnote", "endnotes", "pagenum"}
+"""Classes that mark notes and page numbers where no type does (Project Gutenberg's ``<div class="footnote">`` and
+``<span class="pagenum">[Pg 12]</span>``, which was read "P g twelve" inside a sentence)."""
 _NOTE_MARK = re.compile(r"[\[(]?(?:\d{1,3}|[*†‡§¶]{1,3})[\])]?")
 """What a link to a note shows ("2", "[12]", "*", "†")."""
 
@@ -311,7 +314,7 @@ def _noteref(element: Any) -> bool:
     ``role``, or a link within the book whose text is a note mark alone (EPUB 2 has no types; most books mark a note
     ``<sup><a href="notes.xhtml#n2">2</a></sup>``: "the map2" was read "the map two")."""
     kinds = f"{element.get(f'{{{_EPUB_NS}}}type') or element.get('epub:type') or ''} {element.get('role') or ''}".split()
-    if _NOTES.intersection(kinds):
+    if _NOTES.intersection(kinds) or _NOTE_CLASSES.intersection((element.get("class") or "").split()):
         return True
     href = element.get("href") or ""
     return (_local(element.tag) == "a" and "#" in href and "://" not in href

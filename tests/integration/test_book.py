@@ -760,12 +760,15 @@ def test_markdown_front_matter_is_the_books_title_and_author_and_a_file_name_is_
 
 def test_project_gutenbergs_header_and_licence_in_an_epub_are_not_read(tmp_path):
     """Read between its START and END lines in a text file, a Project Gutenberg EPUB's header and licence were read:
-    the licence as a last chapter of some 18,000 characters."""
+    the licence as a last chapter of some 18,000 characters; and its page numbers ("[Pg 12]") and footnotes (classes,
+    no types) were read too."""
     from demod_voice.book.read import read_book
 
     header = '<section class="pg-boilerplate pgheader" id="pg-header"><h2>The Project Gutenberg eBook of Tests</h2></section>'
     footer = ('<section class="pg-boilerplate pgfooter" id="pg-footer"><h2 id="pg-footer-heading">THE FULL PROJECT GUTENBERG '
               'LICENSE</h2><p>To protect the Project Gutenberg mission...</p></section>')
-    epub = make_epub(tmp_path / "b.epub", [("One", [f"</p>{header}<p>{SENTENCES[0]}</p>{footer}<p>"])], cover=False,
+    text = SENTENCES[0].replace(" and ", ' <span class="pagenum"><a id="Page_12">[Pg 12]</a></span>and ')
+    note = '<div class="footnote"><p><a id="fn1" href="#r1">[1]</a> A note.</p></div>'
+    epub = make_epub(tmp_path / "b.epub", [("One", [f"</p>{header}<p>{text}</p>{note}{footer}<p>"])], cover=False,
                      more_links=(("ch1.xhtml#pg-footer-heading", "THE FULL PROJECT GUTENBERG LICENSE"),))
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("One", (SENTENCES[0],))]

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -308,6 +309,35 @@ def test_a_damaged_voice_is_said_to_be_damaged(server):
         damaged.unlink()
     assert [e.text for e in reply.errors] == ["the voice 'broken' is damaged on this server: delete it and enroll it again"]
     assert reply.events[-1].type == "audio-stop" and not reply.pcm
+
+
+def _describe_names(server: Server) -> list[str]:
+    async def describe():
+        async with server.client() as client:
+            await client.write_event(Describe().event())
+            return Info.from_event(await client.read_event())
+
+    return [voice.name for voice in run(describe()).tts[0].voices]
+
+
+def test_a_damaged_piper_voice_is_not_offered_and_is_named_not_its_file(server, piper_voice):
+    """hwy item 1: a Piper voice whose .onnx.json was cut short was listed by describe and, first by name, became the
+    default voice: every request naming none got 'voice config /srv/.../a-broken.onnx.json is not readable JSON'."""
+    piper = Path(server.env["DEMOD_VOICE_CACHE_DIR"]) / "piper"
+    shutil.copy(piper_voice, piper / "a-broken.onnx")
+    (piper / "a-broken.onnx.json").write_text('{"audio": ')
+    try:
+        listed = _describe_names(server)
+        default = run(synthesize(server, "Hello."))
+        named = run(synthesize(server, "Hello.", SynthesizeVoice(name="a-broken")))
+    finally:
+        for suffix in (".onnx", ".onnx.json"):
+            (piper / f"a-broken{suffix}").unlink()
+    assert "a-broken" not in listed and "tiny-single" in listed
+    assert not default.errors and len(default.pcm) > 0
+    assert [(e.code, e.text) for e in named.errors] == [("ModelMissing", "the voice 'a-broken' is damaged on this server: "
+                                                                         "download it again")]
+    assert named.events[-1].type == "audio-stop" and not named.pcm
 
 
 def test_a_malformed_synthesize_still_ends_with_audio_stop(server):

@@ -20,7 +20,7 @@ from demod_voice.backends.plugin import ModelEntry, Quantized, RequestSide, RowI
 from demod_voice.checks import Check
 from demod_voice.config import Config
 from demod_voice.engine.jobs import STDOUT, SynthesisJob
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.registry import (
     download_piper_voice,
     installed_piper_voices,
@@ -97,6 +97,23 @@ def voice_files(scope: Scope) -> dict[str, Path]:
     return found
 
 
+def installed_config(name: str, model: Path) -> dict:
+    """The ``.onnx.json`` of a voice a server offers; a damaged one a :class:`~demod_voice.errors.ModelMissing` whose
+    server message names the voice, not the server's file."""
+    try:
+        return read_voice_config(Path(f"{model}.json"))
+    except InputError as err:
+        raise ModelMissing(str(err), f"the voice '{name}' is damaged on this server: download it again", "damaged_voice") from None
+
+
+def _readable(model: Path) -> bool:
+    try:
+        read_voice_config(Path(f"{model}.json"))
+    except InputError:
+        return False
+    return True
+
+
 def voice_length_scale(model: str) -> float:
     """The voice's own ``inference.length_scale`` (what speed 1 means for it)."""
     voice = read_voice_config(Path(f"{model}.json"))
@@ -116,7 +133,9 @@ class PiperSide(RequestSide):
     """Piper speaks any length (one sentence at a time); takes stay sentence-sized so each can be checked and remade alone."""
 
     def voices(self, scope: Scope) -> list[Voice]:
-        return [self._voice(name, model) for name, model in sorted(voice_files(scope).items())]
+        # A damaged voice is not offered (listed first by name, it became Wyoming's default voice, which then failed
+        # every request); naming it is answered as damaged.
+        return [self._voice(name, model) for name, model in sorted(voice_files(scope).items()) if _readable(model)]
 
     def find(self, scope: Scope, voice_id: str) -> Optional[Voice]:
         model = voice_files(scope).get(voice_id)
@@ -125,7 +144,7 @@ class PiperSide(RequestSide):
     def _voice(self, name: str, model: Path) -> Voice:
         try:
             voice = read_voice_config(Path(f"{model}.json"))
-        except InputError:
+        except InputError:  # still found by name (its name is taken; resolving it says it is damaged)
             return Voice(name, name, self.name, by_model=True, kind_label=self.label, describe=f"({self.label})", model_path=str(model))
         names = voice.get("speaker_id_map") or {}
         speakers = tuple(sorted(names, key=names.get))
@@ -138,7 +157,7 @@ class PiperSide(RequestSide):
         model = voice_files(scope).get(voice.id)
         if model is None:
             raise UnknownVoice(f"Piper voice '{voice.id}' is not installed")
-        data = read_voice_config(Path(f"{model}.json"))
+        data = installed_config(voice.id, model)
         if speaker == voice.id:
             speaker = None  # the voice named twice (model and voice): its default speaker
         if speaker is not None and int(data.get("num_speakers", 1)) <= 1 and speaker not in (data.get("speaker_id_map") or {}):

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from demod_voice import __version__
 from demod_voice.backends import registry
-from demod_voice.serve.voices import UnknownVoice, find_voice, list_voices, resolve_offered, resolve_voice
+from demod_voice.serve.voices import UnknownVoice, find_voice, list_voices, resolve_offered, resolve_voice, speak_with
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,10 @@ def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: 
 
 def _unlisted(ctx: Any, name: str, speaker: Optional[str]) -> None:
     """A name left out of the list may still be one the server knows: a damaged voice profile, or an alias whose
-    target is missing or damaged. Raise what HTTP says for it (``damaged_voice`` in the administrator's words)."""
+    target is missing or damaged, or a Piper voice whose config is damaged. Raise what HTTP says for it (``damaged_voice``
+    in the administrator's words)."""
     if name in (ctx.settings.voices or {}):
         resolve_voice(ctx, None, name, speaker)
-    find_voice(ctx, name)
+    voice = find_voice(ctx, name)
+    if voice is not None:  # a damaged Piper voice is found by name and says so when resolved
+        speak_with(ctx, voice, speaker)

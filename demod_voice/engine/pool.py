@@ -20,6 +20,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Optional, Protocol
 
 from demod_voice.audio.chunks import AudioChunk
@@ -28,7 +29,7 @@ from demod_voice.engine import protocol
 from demod_voice.engine.executors import Executor, WorkerDied, WorkerHandle
 from demod_voice.engine.handles import JobHandle, JobResult, Priority
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.errors import Cancelled, DemodVoiceError, RuntimeFailure, from_wire
+from demod_voice.errors import Cancelled, DemodVoiceError, InputError, ModelMissing, RuntimeFailure, from_wire
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,7 @@ class Pool:
     def _load_failed(self, slot: Slot, error: DemodVoiceError) -> None:
         self._drop_worker(slot, stop=True)
         self._requeue(slot, 0)
-        self._give_up(slot, error)
+        self._give_up(slot, unloadable(self.spec, error))
 
     def _give_up(self, slot: Slot, error: DemodVoiceError) -> None:
         """This worker cannot load the model: if another one has, retire this place and let the
@@ -502,3 +503,14 @@ class Pool:
                 task.cancelled = True
                 self.finish(task, None)
             self._drop_worker(slot, stop=not kill)
+
+
+def unloadable(spec: LoadSpec, error: DemodVoiceError) -> DemodVoiceError:
+    """A worker's refusal to load ``spec`` as a server's client may read it. An :class:`InputError` (a model file
+    damaged or not a model) names the file; as a :class:`ModelMissing` the command line still reads that, and a client
+    of the server reads the voice's name (a truncated Piper voice answered every Wyoming request with the server's path)."""
+    if not isinstance(error, InputError) or isinstance(error, ModelMissing):
+        return error
+    name = Path(spec.model).name.removesuffix(".onnx")
+    return ModelMissing(str(error), f"the voice '{name}' cannot be loaded on this server (its model file is damaged): "
+                        "install it again", "damaged_voice")

@@ -340,6 +340,22 @@ def test_a_damaged_piper_voice_is_not_offered_and_is_named_not_its_file(server, 
     assert named.events[-1].type == "audio-stop" and not named.pcm
 
 
+def test_a_piper_voice_that_cannot_load_is_named_not_its_file(server, piper_voice):
+    """hwy item 2: a Piper voice whose .onnx was cut short answered 'cannot load voice /srv/.../a-cut.onnx: not a usable
+    ONNX model (...)' to every Wyoming client: the server's path."""
+    piper = Path(server.env["DEMOD_VOICE_CACHE_DIR"]) / "piper"
+    (piper / "a-cut.onnx").write_bytes(piper_voice.read_bytes()[:100_000])
+    shutil.copy(f"{piper_voice}.json", piper / "a-cut.onnx.json")
+    try:
+        reply = run(synthesize(server, "Hello.", SynthesizeVoice(name="a-cut")))
+    finally:
+        for suffix in (".onnx", ".onnx.json"):
+            (piper / f"a-cut{suffix}").unlink()
+    assert [(e.code, e.text) for e in reply.errors] == [("ModelMissing", "the voice 'a-cut' cannot be loaded on this server "
+                                                                         "(its model file is damaged): install it again")]
+    assert reply.events[-1].type == "audio-stop" and not reply.pcm
+
+
 def test_a_malformed_synthesize_still_ends_with_audio_stop(server):
     """hE item 5: a synthesize whose fields were wrong got an error and never audio-stop (a client reading until it
     waited for its own timeout)."""

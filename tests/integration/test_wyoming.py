@@ -457,6 +457,30 @@ def test_disconnect_mid_stream_cancels_the_job(server):
     assert not after.errors and len(after.pcm) > 0
 
 
+def test_a_client_that_shuts_its_sending_side_still_gets_its_answers(server):
+    """hwy item 3: a client that shut its sending side after its events (``nc -N``, ``write_eof()``) got nothing back,
+    not even the info for a describe: the end of its events was taken for it going away and the answers dropped."""
+    from wyoming.event import async_read_event
+
+    async def exchange():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for event in (Describe().event(), Synthesize(text="Hello.", voice=SynthesizeVoice(name="tiny-single")).event()):
+                writer.write(json.dumps({"type": event.type, "data": event.data}).encode() + b"\n")
+            writer.write_eof()
+            events = []
+            while (event := await async_read_event(reader)) is not None:
+                events.append(event)
+            return events
+        finally:
+            writer.close()
+
+    events = run(exchange())
+    types = [event.type for event in events]
+    assert types[0] == "info" and types[1] == "audio-start" and types[-1] == "audio-stop", types
+    assert sum(len(event.payload or b"") for event in events if AudioChunk.is_type(event.type)) > 0
+
+
 @contextlib.contextmanager
 def limits(server, **changes):
     """The running server's limits changed for one test (the context is read on every request)."""

@@ -245,6 +245,7 @@ class WyomingHandler(AsyncEventHandler):
         try:
             while (first := await self._first_byte()) and (event := await read_event(self.reader, limit, seconds, first)):
                 await self.handle_event(event)
+            await self._finish()
         except BadEvent as err:
             await self._refuse(err)
         except (ConnectionError, OSError) as err:
@@ -255,6 +256,12 @@ class WyomingHandler(AsyncEventHandler):
             self.ended = True
             await self.disconnect()
             self.writer.close()
+
+    async def _finish(self) -> None:
+        """The client sent its last event: send the answers it asked for. It may have shut only its sending side (as
+        ``nc -N`` does: a describe got nothing back); one that has gone fails the next write, which cancels its jobs."""
+        self.outbox.put_nowait(None)
+        await asyncio.wait({self.sender})
 
     async def _first_byte(self) -> bytes:
         """The next event's first byte, however long the client waits while this connection has audio to send or

@@ -824,3 +824,21 @@ def test_a_clients_newline_cannot_forge_a_log_line(server, caplog):
     assert reply.errors
     assert not [r for r in caplog.records if "\n" in r.getMessage() and "forged" in r.getMessage()]
     assert any("x\\ndemod-voice: error: forged" in r.getMessage() for r in caplog.records)
+
+
+def test_what_the_administrator_must_fix_is_logged_at_the_default_level(server, piper_voice, caplog):
+    """hwy item 4: a damaged voice failed every request naming it and the log, at its default level (warnings), said
+    nothing: the reason was logged at INFO, beside the clients' own mistakes."""
+    caplog.set_level(logging.WARNING, logger="demod_voice")
+    piper = Path(server.env["DEMOD_VOICE_CACHE_DIR"]) / "piper"
+    shutil.copy(piper_voice, piper / "a-broken.onnx")
+    (piper / "a-broken.onnx.json").write_text('{"audio": ')
+    try:
+        damaged = run(synthesize(server, "Hello.", SynthesizeVoice(name="a-broken")))
+        unknown = run(synthesize(server, "Hello.", SynthesizeVoice(name="nobody")))
+    finally:
+        for suffix in (".onnx", ".onnx.json"):
+            (piper / f"a-broken{suffix}").unlink()
+    assert damaged.errors and unknown.errors
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.getMessage().startswith("Wyoming: ")]
+    assert len(warned) == 1 and "a-broken.onnx.json is not readable JSON" in warned[0], warned

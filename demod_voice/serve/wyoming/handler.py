@@ -35,7 +35,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from demod_voice.audio.chunks import to_int16
 from demod_voice.engine.service import Priority
-from demod_voice.errors import DemodVoiceError, InputError, QueueFull, RuntimeFailure
+from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull, RuntimeFailure
 from demod_voice.serve.errors import client_text
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
@@ -153,6 +153,14 @@ def _shape(event: Event) -> Optional[str]:
                                                                    ("name", "language", "speaker"))):
         return "'voice' must be an object whose 'name', 'language' and 'speaker' are strings"
     return None
+
+
+def _servers_to_fix(err: Exception) -> bool:
+    """Whether ``err`` is the server's to fix (a model damaged or missing, a package missing, a failed synthesis), not
+    the client's (its request, a full queue, a cancellation)."""
+    if isinstance(err, (ModelMissing, DependencyError)):
+        return True
+    return isinstance(err, RuntimeFailure) and not isinstance(err, (QueueFull, Cancelled))
 
 
 def _answerable(err: Exception) -> DemodVoiceError:
@@ -442,8 +450,10 @@ class WyomingHandler(AsyncEventHandler):
         await self.write_event(info_event(voices))
 
     async def _error(self, err: Exception, timeout: float = WRITE_TIMEOUT) -> None:
-        # a client's words in the log, its control characters escaped (a newline in a voice name forged a log line)
-        log.info("Wyoming: %s", "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(err)))
+        # a client's words in the log, its control characters escaped (a newline in a voice name forged a log line);
+        # what the server's administrator must fix at the default level (a damaged voice failed every request unlogged)
+        log.log(logging.WARNING if _servers_to_fix(err) else logging.INFO, "Wyoming: %s",
+                "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(err)))
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"

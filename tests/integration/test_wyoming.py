@@ -44,6 +44,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from demod_voice.backends.xtts.request import language_missing  # noqa: E402
 from demod_voice.config import XTTS_LANGUAGES  # noqa: E402
 
+MAX_EVENT_DATA = 64 * 1024
 TEXT = "The quick brown fox jumps over the lazy dog. It was not amused!"
 TIMEOUT = 120
 
@@ -594,6 +595,27 @@ def test_text_over_the_limit_is_an_error_event(server):
     limit = server.ctx.settings.limits.max_input_chars
     reply = run(synthesize(server, "word " * (limit // 5 + 10), SynthesizeVoice(name="tiny-single")))
     assert len(reply.errors) == 1 and "max_input_chars" in reply.errors[0].text and not reply.pcm
+
+
+def test_a_text_too_long_for_one_event_says_what_to_send(server):
+    """hwy item 5: a text over the event cap got "'data_length' is 100012 bytes; this server takes at most 65536", not
+    what to do."""
+    from wyoming.event import async_read_event
+
+    text = "This is one sentence of a long story. " * (MAX_EVENT_DATA // 38 + 10)
+
+    async def too_long():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            body = json.dumps({"text": text, "voice": {"name": "tiny-single"}}).encode()
+            writer.write(json.dumps({"type": "synthesize", "data_length": len(body)}).encode() + b"\n" + body)
+            return len(body), Error.from_event(await async_read_event(reader))
+        finally:
+            writer.close()
+
+    size, said = run(too_long())
+    assert said.code == "BadEvent" and said.text.startswith(f"'data_length' is {size} bytes")
+    assert said.text.endswith("send a longer text in pieces, as a stream (synthesize-start, synthesize-chunk events, synthesize-stop)")
 
 
 def test_sentences_are_complete_at_their_end_and_white_space():

@@ -137,8 +137,13 @@ def _length(header: dict, key: str, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise BadEvent(f"'{key}' must be a whole number of bytes, not {json.dumps(value)[:40]}")
     if value > limit:
-        raise BadEvent(f"'{key}' is {value} bytes; this server takes at most {limit}")
+        raise BadEvent(f"'{key}' is {value} bytes; this server takes at most {limit}{_TOO_LONG.get(key, '')}")
     return value
+
+
+_TOO_LONG = {"data_length": ": send a longer text in pieces, as a stream (synthesize-start, synthesize-chunk events, synthesize-stop)",
+             "payload_length": ": a speech server is sent text, in the event's data"}
+"""What to do about an event over a cap (a long text got only its size in bytes)."""
 
 
 def _shape(event: Event) -> Optional[str]:

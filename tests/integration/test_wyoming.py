@@ -864,3 +864,33 @@ def test_what_the_administrator_must_fix_is_logged_at_the_default_level(server, 
     assert damaged.errors and unknown.errors
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.getMessage().startswith("Wyoming: ")]
     assert len(warned) == 1 and "a-broken.onnx.json is not readable JSON" in warned[0], warned
+
+
+def test_a_lone_surrogate_in_a_voice_name_is_an_error_event(server, caplog):
+    """hwy item 6: a voice name, speaker or language holding a lone surrogate was quoted in the error, whose UTF-8
+    encoding then failed: a traceback in the log, the connection closed, no error event and no audio-stop."""
+    from wyoming.event import async_read_event
+
+    voices = [{"name": "\ud800"}, {"name": "tiny-multi", "speaker": "\ud800"}, {"name": "alice", "speaker": "\ud800"},
+              {"language": "\ud800"}, {"name": "tiny-single"}]
+
+    async def exchange():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            replies = []
+            for voice in voices:  # json.dumps escapes the surrogate: the line is valid JSON
+                writer.write(json.dumps({"type": "synthesize", "data": {"text": "Hi.", "voice": voice}}).encode() + b"\n")
+                events = [await async_read_event(reader)]
+                while events[-1] is not None and events[-1].type != "audio-stop":
+                    events.append(await async_read_event(reader))
+                replies.append(events)
+            return replies
+        finally:
+            writer.close()
+
+    *bad, good = run(exchange())
+    for events in bad:
+        assert [getattr(event, "type", "closed") for event in events] == ["error", "audio-stop"], events
+        assert "\\ud800" in Error.from_event(events[0]).text
+    assert good[-1].type == "audio-stop" and any(AudioChunk.is_type(event.type) for event in good)
+    assert not [r for r in caplog.records if r.exc_info]

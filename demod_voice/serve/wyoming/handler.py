@@ -462,6 +462,9 @@ class WyomingHandler(AsyncEventHandler):
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"
+        # a message may quote what the client sent: a lone surrogate in a voice name failed the UTF-8 encoding of the
+        # event (a traceback, the connection closed, no error event)
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         await self.write_event(Error(text=text, code=type(err).__name__).event(), timeout)
 
     async def _audio(self, request: _Request, handle: Any, deadline: float) -> None:

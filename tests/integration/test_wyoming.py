@@ -724,6 +724,30 @@ def test_cli_refuses_what_cannot_work(server):
     assert alone.returncode == 2 and "--wyoming" in alone.stderr.decode()
 
 
+def test_a_unix_socket_path_is_taken_only_when_nothing_lives_there(server, tmp_path):
+    """hwy item 7: ``--wyoming unix://PATH`` removed whatever was at PATH before listening (the wyoming package's
+    start): a file named by mistake was deleted, and a second server silently took a live socket from the first."""
+    from demod_voice.serve.wyoming.server import wyoming_door
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    on_file = run_cli("serve", "--wyoming", f"unix://{notes}", "--no-http", env=server.env)
+    assert on_file.returncode == 3 and "is a file, not a socket" in on_file.stderr.decode(), on_file.stderr.decode()
+    assert notes.read_text() == "keep me"
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(tmp_path / "live.sock"))
+    live.listen()
+    try:
+        on_live = run_cli("serve", "--wyoming", f"unix://{tmp_path / 'live.sock'}", "--no-http", env=server.env)
+    finally:
+        live.close()
+    assert on_live.returncode == 3 and "another server is listening on it" in on_live.stderr.decode(), on_live.stderr.decode()
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(tmp_path / "stale.sock"))  # bound, never listening: left by a server that stopped
+    stale.close()
+    assert callable(wyoming_door(f"unix://{tmp_path / 'stale.sock'}"))
+
+
 def in_own_network(*args: str, env: dict) -> subprocess.CompletedProcess:
     """``demod-voice ARGS`` in a network namespace of its own with only loopback up: no route to the mDNS group
     (as on a machine whose network is not up yet), and no packet leaves this machine."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -211,11 +212,37 @@ async def run_wyoming(uri: str, ctx: Any, zeroconf: Optional[str] = None, stop: 
 
 
 def _check_port_free(uri: str) -> None:
-    """Fail before anything starts when the TCP port is taken (beside HTTP, a late failure would go unseen)."""
+    """Fail before anything starts when the TCP port is taken (beside HTTP, a late failure would go unseen), or the
+    ``unix://`` path is not free to take."""
     parsed = urlparse(uri)
+    if parsed.scheme == "unix":
+        _check_socket_path(parsed.path, uri)
+        return
     if parsed.scheme != "tcp":
         return
     check_port_free(parsed.hostname or "", parsed.port or 0, uri)
+
+
+def _check_socket_path(path: str, uri: str) -> None:
+    """The wyoming package removes whatever is at a socket's path before it listens: a file given by mistake was
+    deleted, and a second server took a live socket from the first. Only a socket nobody listens on is replaced."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise InputError(f"cannot listen on {uri} ({err.strerror or err}); give another path") from None
+    if not stat.S_ISSOCK(mode):
+        raise InputError(f"cannot listen on {uri}: that path is a file, not a socket; give a path where nothing is yet")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2)
+        try:
+            probe.connect(path)
+        except OSError:
+            return  # left by a server that has stopped: taken over
+    raise InputError(f"cannot listen on {uri}: another server is listening on it; stop it or give another path")
 
 
 def wyoming_door(uri: str, zeroconf: Optional[str] = None) -> Callable[..., Any]:

@@ -213,6 +213,25 @@ def test_an_alias_of_a_cloned_voice_lists_its_languages_as_speakers(server):
     assert "de" in [s.name for s in kitchen.speakers]
 
 
+def test_a_speaker_asked_of_a_piper_alias_is_refused(server):
+    """hwy item 8: ``serve.voices: {radio: {model: tiny-multi, speaker: speaker_1}}`` (listed with no speakers) took
+    ``speaker: speaker_2`` and spoke speaker_1, silently (a speaker on a single-speaker voice is refused: 808190f)."""
+    ctx = server.ctx
+    config = ctx.config
+    aliases = {"radio": {"model": "tiny-multi", "speaker": "speaker_1"}, "plain": "tiny-single"}
+    ctx.config = dataclasses.replace(config, serve=dataclasses.replace(config.serve, voices=aliases))
+    try:
+        asked = [run(synthesize(server, "Hello.", SynthesizeVoice(name=name, speaker="speaker_2"))) for name in aliases]
+        own = run(synthesize(server, "Hello.", SynthesizeVoice(name="radio")))
+    finally:
+        ctx.config = config
+    for name, reply in zip(aliases, asked, strict=True):
+        assert [(e.code, e.text) for e in reply.errors] == [("UnknownVoice", f"the voice '{name}' (an alias) takes no "
+                                                                             "speaker: leave 'speaker' out")]
+        assert not reply.pcm and reply.events[-1].type == "audio-stop"
+    assert not own.errors and len(own.pcm) > 0
+
+
 def test_piper_audio_is_piper_infer_audio(server, tmp_path):
     reply = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-single")))
     assert not reply.errors and reply.start.rate == 22050

@@ -142,6 +142,8 @@ def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: 
             _unlisted(ctx, name, speaker)
         raise
     if voice.kind == "alias":
+        if speaker and not voice.picks_language:  # it went on as a language the Piper voice ignores: its own speaker spoke
+            raise UnknownVoice(f"the voice '{voice.name}' (an alias) takes no speaker: leave 'speaker' out")
         return resolve_voice(ctx, None, voice.name, speaker or spoken or None)
     if voice.picks_language:
         return resolve_offered(ctx, voice.kind, voice.name, None, speaker or spoken or None)

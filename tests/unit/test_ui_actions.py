@@ -256,3 +256,31 @@ def test_a_file_that_is_not_audio_or_not_a_profile_is_said_in_words(tmp_path):
     with pytest.raises(InputError) as refused:
         read_profile(tmp_path / "fake.npz")
     assert "(not a zip archive)" in str(refused.value) and "Error" not in str(refused.value)
+
+
+def test_a_name_typed_with_spaces_is_enrolled_shown_and_picked_as_the_server_stores_it(monkeypatch, tmp_path):
+    """"carl " (a space typed after the name) was enrolled as "carl", but the page said "Enrolled **carl **" (shown with
+    its asterisks) and picked the new voice nowhere (it looked for "carl " among the voices)."""
+    from demod_voice.serve.ui import tabs
+    from demod_voice.serve.ui.actions import cloned_value
+
+    sent = {}
+
+    async def call_api(app, method, path, key, **kwargs):
+        sent.update(kwargs["data"])
+        return SimpleNamespace(json=lambda: {"id": kwargs["data"]["name"]})
+
+    ctx = SimpleNamespace(settings=SimpleNamespace(limits=SimpleNamespace(max_reference_seconds=60.0)))
+    monkeypatch.setattr(tabs, "context", lambda app: ctx)
+    monkeypatch.setattr(tabs, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(tabs, "check_files", lambda files, seconds: ("ok", True))
+    monkeypatch.setattr(tabs, "call_api", call_api)
+    monkeypatch.setattr(tabs, "voice_options", lambda ctx: [("carl", cloned_value("carl")), ("Bob", "piper|bob")])
+    monkeypatch.setattr("demod_voice.serve.ui.actions.voice_rows", lambda ctx: [])
+    (tmp_path / "ref.wav").write_bytes(b"RIFF")
+    page = tabs.Page(None, None, tmp_path)
+    page.pickers = [object(), object()]
+    status, *pickers = asyncio.run(tabs.enroll(page, "", "carl ", "en", None, [str(tmp_path / "ref.wav")]))
+    assert sent["name"] == "carl"
+    assert status == "**Done.** Enrolled **carl**: it is in every voice list now."
+    assert [update["value"] for update in pickers[:2]] == [cloned_value("carl")] * 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -187,22 +188,26 @@ def clone_tab(page: Page) -> None:
     # one listener for both inputs, as the Batch tab's (manage.batch_tab): an older check never answers last
     gr.on([recording.change, files.change], check, [page.key, recording, files], [checks], trigger_mode="always_last")
 
-    async def enroll(key: str, voice: str, lang: str, recorded: Any, sent: Any) -> list:
-        import gradio as gr
+    page.later.append(lambda: enroll_button.click(partial(enroll, page), [page.key, name, language, recording, files],
+                                                  [status, *page.refresh_outputs()]))
 
-        try:
-            ctx = context(page.app)
-            authorize(ctx, key, "enroll")
-            files = references(page, recorded, sent)
-            text, usable = await asyncio.to_thread(check_files, files, ctx.settings.limits.max_reference_seconds)
-            if not usable:
-                raise UiError("Not enrolled: " + text.splitlines()[-1])
-            await enroll_files(page.app, key, voice, lang, files)
-        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
-            return [failed(err), *[gr.skip()] * (len(page.pickers) + 2)]
-        return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, cloned_value(voice))]
 
-    page.later.append(lambda: enroll_button.click(enroll, [page.key, name, language, recording, files], [status, *page.refresh_outputs()]))
+async def enroll(page: Page, key: str, voice: str, lang: str, recorded: Any, sent: Any) -> list:
+    """The Enroll button: check the references, enroll them as ``voice`` and pick the new voice in every list."""
+    import gradio as gr
+
+    voice = (voice or "").strip()  # "carl " was enrolled as "carl", but shown as "**carl **" and picked nowhere
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "enroll")
+        files = references(page, recorded, sent)
+        text, usable = await asyncio.to_thread(check_files, files, ctx.settings.limits.max_reference_seconds)
+        if not usable:
+            raise UiError("Not enrolled: " + text.splitlines()[-1])
+        await enroll_files(page.app, key, voice, lang, files)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [failed(err), *[gr.skip()] * (len(page.pickers) + 2)]
+    return [f"**Done.** Enrolled **{voice}**: it is in every voice list now.", *refreshed(page, key, cloned_value(voice))]
 
 
 def references(page: Page, recorded: Any, sent: Any) -> list[Upload]:

@@ -331,6 +331,11 @@ def test_batch_checks_rows_runs_and_downloads(page, server, tmp_path):
     assert "All 2 rows can be made" in text_of(page, "#dv-batch-checks", "All 2|cannot")
     before = {p for p in server.folder.rglob("*") if p.parent.name == "batch" and p.is_dir()}
     page.dblclick("#dv-batch-start")  # a double click started two jobs, one of them out of sight
+    text_of(page, "#dv-batch-progress", "Batch [0-9a-f]+")
+    page.reload()  # the page forgot the job: it ran on out of sight, its results out of reach
+    page.wait_for_selector("#dv-enroll")
+    use_key(page, SPEAK_KEY)  # the job is this key's: shown again once the key is typed
+    open_tab(page, "Batch")
     assert "2 of 2 rows made" in text_of(page, "#dv-batch-progress", "Done|Error")
     started = {p for p in server.folder.rglob("*") if p.parent.name == "batch" and p.is_dir()} - before
     assert len(started) == 1, started

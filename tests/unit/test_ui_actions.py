@@ -284,3 +284,27 @@ def test_a_name_typed_with_spaces_is_enrolled_shown_and_picked_as_the_server_sto
     assert sent["name"] == "carl"
     assert status == "**Done.** Enrolled **carl**: it is in every voice list now."
     assert [update["value"] for update in pickers[:2]] == [cloned_value("carl")] * 2
+
+
+def test_a_batch_job_started_before_a_reload_is_shown_again(monkeypatch):
+    """A reload lost the batch job: it ran on out of sight, and its results could not be downloaded from the page. The
+    job this browser started last is looked up again; nothing is shown for one that is gone or another key's."""
+    from demod_voice.serve.ui import manage
+
+    asked = []
+
+    async def call_api(app, method, path, key, **kwargs):
+        asked.append((method, path, key))
+        if path.endswith("/gone"):
+            raise UiError("no batch job 'gone' here")
+        return SimpleNamespace(json=lambda: {"id": "abc123", "state": "running", "total": 3, "done": 1})
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    page = SimpleNamespace(app=None)
+    job, progress, timer, result = asyncio.run(manage._resume(page, "key", "abc123", ""))
+    assert (job, progress) == ("abc123", "Batch abc123: running, 1 of 3 rows made.")
+    assert timer.active is True and result["visible"] is False
+    assert asked == [("GET", "/v1/batch/abc123", "key")]
+    for saved, shown in (("gone", ""), ("", ""), ("abc123", "abc123"), ("../voices/x", ""), (None, "")):
+        assert asyncio.run(manage._resume(page, "key", saved, shown)) == [{"__type__": "update"}] * 4, (saved, shown)  # unchanged
+    assert len(asked) == 2  # the job shown already, and what is not a job id, are not asked for

@@ -166,6 +166,10 @@ def batch_tab(page: Any) -> None:
     progress = gr.Markdown("", elem_id="dv-batch-progress")
     result = gr.DownloadButton("Download the results (zip)", visible=False, elem_id="dv-batch-download")
     job = gr.State("")
+    saved = gr.BrowserState("", storage_key="demod-voice-batch-job", render=False)
+    """The last job started in this browser: a reload (or a second tab) shows it again instead of losing it. Drawn
+    outside the tabs (page.later): in a tab it is read from the browser only once that tab is opened, after the load."""
+    page.later.append(saved.render)
     timer = gr.Timer(1.0, active=False)
 
     # One listener for every input: a check still running when another upload lands is followed by one more check of
@@ -173,8 +177,11 @@ def batch_tab(page: Any) -> None:
     # could: two files uploaded in quick succession left the first upload's verdict on the page).
     gr.on([sheet.change, references.change, sources.change, page.piper_picker.change], partial(_check_batch, page),
           [page.key, sheet, references, page.piper_picker, sources], [rows, check_status], trigger_mode="always_last")
-    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result])
+    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result, saved])
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
+    # a key typed after the reload may be the one the job belongs to
+    gr.on([page.blocks.load, page.key.change], partial(_resume, page), [page.key, saved, job], [job, progress, timer, result],
+          show_progress="hidden")
 
 
 async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs: Any = None) -> list:
@@ -214,8 +221,23 @@ async def _begin(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs
             page.batch_starts[same] = started
         state = await asyncio.shield(started[1])
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
-        return ["", failed(err), gr.Timer(active=False), gr.update(visible=False)]
-    return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
+        return ["", failed(err), gr.Timer(active=False), gr.update(visible=False), gr.skip()]
+    return [state["id"], progress_text(state), gr.Timer(active=True), gr.update(visible=False), state["id"]]
+
+
+async def _resume(page: Any, key: str, saved: str, shown: str) -> list:
+    """The batch job this browser started last, shown again after a reload (its progress, then its download): the page
+    forgot it, and the job ran on out of sight with no way to get its results. Silent when there is none, or when it is
+    not this key's or no longer kept (the watch :func:`_tick` then takes over)."""
+    import gradio as gr
+
+    if not isinstance(saved, str) or not saved.isalnum() or shown:  # a job id is hex (job_store); anything else is not one
+        return [gr.skip()] * 4
+    try:
+        state = (await call_api(page.app, "GET", f"/v1/batch/{saved}", key)).json()
+    except UiError:
+        return [gr.skip()] * 4
+    return [saved, progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
 
 
 async def _tick(page: Any, key: str, job_id: str) -> list:

@@ -55,6 +55,8 @@ class Page:
         """Batch jobs started from this page lately: what was started -> (when, the start's task) (:func:`.manage._begin`)."""
         self.later: list = []
         """Events wired once every tab exists (they update components of other tabs)."""
+        self.blocks: Any = None
+        """The page's ``gr.Blocks`` (for its ``load`` event), set as soon as it is opened."""
 
     def refresh_outputs(self) -> list:
         """What :func:`refreshed` returns values for, in its order."""
@@ -74,6 +76,7 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
     page = Page(app, config, uploads)
     # Uploads and handed-out files leave Gradio's cache after an hour (checked every 10 minutes).
     with gr.Blocks(title="demod-voice", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
+        page.blocks = blocks
         with gr.Row():
             gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
             page.key = gr.Textbox(label="API key", type="password", visible=keyed, elem_id="dv-key", scale=0, min_width=260,

@@ -237,7 +237,8 @@ def test_page_messages_lose_the_api_clients_hints_and_show_as_written():
     showed as a bare "Error:" (the tag taken for HTML and dropped with all after it)."""
     from demod_voice.serve.ui.actions import as_text, page_words
 
-    assert page_words("there is no voice 'dbl' here (GET /v1/audio/voices)") == "there is no voice 'dbl' here"
+    assert page_words("there is no voice 'dbl' here (GET /v1/audio/voices)").endswith("'dbl' here (any more: it was deleted or "
+                                                                                  "renamed): pick another voice")
     assert page_words("a lexicon (one this key may read: GET /v1/lexicons)") == "a lexicon (one this key may read)"
     assert "force=true" not in page_words("a voice 'alice' exists already: delete it first, or send force=true")
     shown = failed(UiError('<prosody rate="x"> at line 1: use x-slow..x-fast or [a](b)'))
@@ -308,3 +309,11 @@ def test_a_batch_job_started_before_a_reload_is_shown_again(monkeypatch):
     for saved, shown in (("gone", ""), ("", ""), ("abc123", "abc123"), ("../voices/x", ""), (None, "")):
         assert asyncio.run(manage._resume(page, "key", saved, shown)) == [{"__type__": "update"}] * 4, (saved, shown)  # unchanged
     assert len(asked) == 2  # the job shown already, and what is not a job id, are not asked for
+
+
+def test_a_voice_gone_since_it_was_picked_is_said_with_what_to_do():
+    """A voice deleted in another tab (or by another person) and still picked here: the page said only "there is no voice
+    'carl' here" (the API's hint for its clients cut off), and nothing about what to do."""
+    for api in ("there is no voice 'carl' here (GET /v1/audio/voices)", "there is no voice 'carl' (GET /v1/voices lists them)"):
+        assert failed(UiError(api)) == ("**Error:** there is no voice 'carl' here (any more: it was deleted or renamed): "
+                                        "pick another voice")

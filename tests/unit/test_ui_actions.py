@@ -317,3 +317,21 @@ def test_a_voice_gone_since_it_was_picked_is_said_with_what_to_do():
     for api in ("there is no voice 'carl' here (GET /v1/audio/voices)", "there is no voice 'carl' (GET /v1/voices lists them)"):
         assert failed(UiError(api)) == ("**Error:** there is no voice 'carl' here (any more: it was deleted or renamed): "
                                         "pick another voice")
+
+
+def test_rename_with_no_new_name_says_to_type_one(monkeypatch):
+    """Rename with the 'New name' field left empty said "'' is not a valid voice id: use letters, digits, ..."."""
+    from demod_voice.serve.ui import manage
+    from demod_voice.serve.ui.actions import cloned_value
+
+    asked = []
+
+    async def call_api(app, method, path, key, **kwargs):  # the API's answer
+        asked.append(path)
+        raise UiError(f"'{kwargs['json']['name']}' is not a valid voice id: use letters, digits, '_', '.' or '-'")
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    page = SimpleNamespace(app=None, refresh_outputs=lambda: [object()] * 3)
+    status, *unchanged = asyncio.run(manage._rename(page, "", cloned_value("anna"), "  "))
+    assert status == "**Error:** Type the new name of anna in 'New name' first." and not asked
+    assert unchanged == [{"__type__": "update"}] * 3

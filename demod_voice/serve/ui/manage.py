@@ -115,6 +115,8 @@ async def _rename(page: Any, key: str, picked: str, new: str) -> list:
     new = (new or "").strip()
     try:
         old = _profile_name(picked)
+        if not new:  # the API's answer was "'' is not a valid voice id"
+            raise UiError(f"Type the new name of {old} in 'New name' first.")
         await call_api(page.app, "PATCH", f"/v1/voices/{old}", key, json={"name": new})
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)

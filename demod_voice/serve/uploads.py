@@ -69,8 +69,8 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
         log.debug("decoder child ended with %s: %s", done.returncode, done.stderr[-2000:])
         raise ApiError(400, f"'{shown_name}' could not be decoded as audio (the decoder failed)", code="bad_audio") from None
     if answer.get("error") == "too_long":
-        raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds)",
-                       code="reference_too_long")
+        raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds): "
+                            "send a shorter part of it (6-30 s is enough for a voice reference)", code="reference_too_long")
     if answer.get("error"):
         why = without_paths(str(answer["error"]), source, target)
         raise ApiError(400, f"'{shown_name}' is not audio that can be read ({why}); use wav, flac, mp3, ogg, m4a...",

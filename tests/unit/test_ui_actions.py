@@ -44,6 +44,7 @@ def test_reference_checks_name_each_problem(tmp_path):
     assert "quiet.wav is silent" in text and "too short" in text and "sounds noisy" in text
     assert "Cannot use text.wav" in text and "not audio that can be read" in text
     assert "Cannot use long.flac" in text and "longer than 10 s" in text
+    assert "send a shorter part of it" in text  # it said only how long is too long, not what to do
     assert str(tmp_path) not in text and "decoded.wav" not in text
     assert check_files([], 10.0) == ("Record or upload a reference: 6-30 s of one person speaking clearly.", False)
 

@@ -336,3 +336,35 @@ def test_rename_with_no_new_name_says_to_type_one(monkeypatch):
     status, *unchanged = asyncio.run(manage._rename(page, "", cloned_value("anna"), "  "))
     assert status == "**Error:** Type the new name of anna in 'New name' first." and not asked
     assert unchanged == [{"__type__": "update"}] * 3
+
+
+def test_deleting_or_renaming_a_voice_leaves_the_other_tabs_voices_as_picked(monkeypatch, tmp_path):
+    """Deleting a voice in the Voices tab put other voices in every picker, by their place: the Speak tab's tiny-single
+    became the first cloned voice, so Speak then spoke in a voice nobody had picked. A renamed voice is shown under its
+    new name where it was picked, and nowhere else."""
+    from demod_voice.serve.ui import manage, tabs
+
+    listing = [[("Alice", "piper|alice"), ("Bob", "piper|bob"), ("Gus", "xtts|gus"), ("Ann", "xtts|ann")]]
+
+    async def call_api(app, method, path, key, **kwargs):
+        if method == "DELETE":
+            listing[0] = [option for option in listing[0] if option[1] != "xtts|" + path.rsplit("/", 1)[-1]]
+        else:
+            listing[0] = [("Gustav", "xtts|gustav") if value == "xtts|gus" else (label, value) for label, value in listing[0]]
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    monkeypatch.setattr(manage, "cloned_value", lambda name: f"xtts|{name}")
+    monkeypatch.setattr(manage, "is_cloned", lambda kind: kind == "xtts")
+    monkeypatch.setattr(tabs, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(tabs, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(tabs, "voice_options", lambda ctx: listing[0])
+    monkeypatch.setattr(tabs, "is_cloned", lambda kind: kind == "xtts")
+    monkeypatch.setattr("demod_voice.serve.ui.actions.voice_rows", lambda ctx: [])
+    monkeypatch.setattr(tabs, "row_model_names", lambda values: [])
+    page = tabs.Page(None, None, tmp_path)
+    page.pickers = [object(), object(), object()]  # Speak, Compare, Voices
+    _, *renamed = asyncio.run(manage._rename(page, "", "xtts|gus", "gustav", "xtts|gus", "piper|bob", "xtts|gus"))
+    assert [update["value"] for update in renamed[:3]] == ["xtts|gustav", "piper|bob", "xtts|gustav"]
+    _, *after = asyncio.run(manage._remove(page, "", "xtts|gustav", "piper|alice", "piper|bob", "xtts|gustav"))
+    assert [update["value"] for update in after[:2]] == ["piper|alice", "piper|bob"]  # kept
+    assert after[2]["value"] in {"piper|alice", "piper|bob", "xtts|ann"}  # the deleted voice's picker shows another one

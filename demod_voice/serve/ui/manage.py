@@ -57,8 +57,10 @@ def voices_tab(page: Any) -> None:
 
     sample.click(partial(_play, page), [page.key, voice], [player, status])
     download.click(partial(_fetch_profile, page), [page.key, voice], [profile_file, status])
-    page.later.append(lambda: delete.click(partial(_remove, page), [page.key, voice], [status, *page.refresh_outputs()]))
-    page.later.append(lambda: rename.click(partial(_rename, page), [page.key, voice, new_name], [status, *page.refresh_outputs()]))
+    # each picker's voice goes with them: a refresh by place put another voice in the Speak and Compare tabs' pickers
+    page.later.append(lambda: delete.click(partial(_remove, page), [page.key, voice, *page.pickers], [status, *page.refresh_outputs()]))
+    page.later.append(lambda: rename.click(partial(_rename, page), [page.key, voice, new_name, *page.pickers],
+                                           [status, *page.refresh_outputs()]))
     page.later.append(lambda: import_button.click(partial(_import, page), [page.key, imported], [status, *page.refresh_outputs()]))
 
 
@@ -92,8 +94,10 @@ async def _fetch_profile(page: Any, key: str, picked: str) -> list:
                                                         "demod-voice server)."]
 
 
-def _changed(page: Any, key: str, message: str, selected: str = "") -> list:
-    return [message, *page.refreshed(key, selected)]
+def _changed(page: Any, key: str, message: str, selected: str = "", current: tuple = ()) -> list:
+    """``message`` and every picker refreshed: ``selected`` shown in all if given, else each keeps its ``current`` voice
+    (in the order of the page's pickers) where it still exists."""
+    return [message, *page.refreshed(key, selected, current)]
 
 
 def _unchanged(page: Any, err: BaseException) -> list:
@@ -102,16 +106,16 @@ def _unchanged(page: Any, err: BaseException) -> list:
     return [failed(err), *[gr.skip()] * len(page.refresh_outputs())]
 
 
-async def _remove(page: Any, key: str, picked: str) -> list:
+async def _remove(page: Any, key: str, picked: str, *current: Any) -> list:
     try:
         name = _profile_name(picked)
         await call_api(page.app, "DELETE", f"/v1/voices/{name}", key)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
-    return _changed(page, key, f"**Done.** Deleted **{name}**.")
+    return _changed(page, key, f"**Done.** Deleted **{name}**.", current=current)
 
 
-async def _rename(page: Any, key: str, picked: str, new: str) -> list:
+async def _rename(page: Any, key: str, picked: str, new: str, *current: Any) -> list:
     new = (new or "").strip()
     try:
         old = _profile_name(picked)
@@ -120,7 +124,8 @@ async def _rename(page: Any, key: str, picked: str, new: str) -> list:
         await call_api(page.app, "PATCH", f"/v1/voices/{old}", key, json={"name": new})
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
-    return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", cloned_value(new))
+    current = tuple(cloned_value(new) if value == picked else value for value in current)  # where it was picked
+    return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", current=current)
 
 
 async def _import(page: Any, key: str, upload: Any) -> list:

@@ -62,9 +62,9 @@ class Page:
         """What :func:`refreshed` returns values for, in its order."""
         return [*self.pickers, self.voice_table, self.piper_picker]
 
-    def refreshed(self, key: str, selected: str = "") -> list:
+    def refreshed(self, key: str, selected: str = "", current: Sequence[Any] = ()) -> list:
         """:func:`refreshed` for this page (what the other tabs' modules call: they never import this one)."""
-        return refreshed(self, key, selected)
+        return refreshed(self, key, selected, current)
 
 
 def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:

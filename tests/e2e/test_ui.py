@@ -291,6 +291,11 @@ def test_wrong_key_and_empty_text_are_said_in_words(page):
     page.click("#dv-speak")
     status = text_of(page, "#dv-speak-status", "empty")
     assert "the text is empty" in status and "Traceback" not in status
+    type_in(page, "#dv-text", "...")  # nothing to say: the result fails once it is made
+    page.click("#dv-speak")
+    assert "produced no audio" in text_of(page, "#dv-speak-status", "Could not speak")
+    # its Download link stayed, and led to an error answer that the browser dropped without a word
+    page.wait_for_selector("#dv-player a.dv-download", state="detached", timeout=10_000)
     type_in(page, "#dv-text", "<speak><prosody rate='x'>bad ssml</prosody></speak>")  # the message quotes the tag
     page.click("#dv-speak")
     status = text_of(page, "#dv-speak-status", "x-slow")  # it showed a bare "Error:", the tag and all after it dropped

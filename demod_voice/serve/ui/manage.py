@@ -77,7 +77,7 @@ async def _play(page: Any, key: str, picked: str) -> Any:
         return
     yield player_html(stream.token, stream.filename, "wav", stream.player.encoder.media_type), "Playing a sample…"
     await stream.finished()
-    yield gr.skip(), summary(stream)
+    yield (EMPTY_PLAYER if stream.error else gr.skip()), summary(stream)  # nothing to download from a failed one
 
 
 async def _fetch_profile(page: Any, key: str, picked: str) -> list:

@@ -272,7 +272,8 @@ def speak_tab(page: Page) -> None:
             return
         yield player_html(stream.token, stream.filename, form, stream.player.encoder.media_type), "Speaking…"
         await stream.finished()
-        yield gr.skip(), ("**Error:** " if stream.error else "") + summary(stream)
+        # a failed result has nothing to download: its link led to an error answer the browser dropped without a word
+        yield (EMPTY_PLAYER if stream.error else gr.skip()), ("**Error:** " if stream.error else "") + summary(stream)
 
     button.click(run, [page.key, text, voice, language, fmt, *settings], [player, status])
 
@@ -313,7 +314,8 @@ def compare_tab(page: Page) -> None:
         yield players[0], players[1], "Speaking…"
         for stream in streams:
             await stream.finished()
-        yield gr.skip(), gr.skip(), " · ".join(f"{side}: {summary(s)}" for side, s in zip("AB", streams, strict=True))
+        said = " · ".join(f"{side}: {summary(s)}" for side, s in zip("AB", streams, strict=True))
+        yield *(EMPTY_PLAYER if s.error else gr.skip() for s in streams), said
 
     inputs = [page.key, text]
     for voice, settings, _ in sides:

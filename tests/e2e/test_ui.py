@@ -250,6 +250,12 @@ def test_voices_sample_download_rename_delete_import(page, tmp_path):
     assert "now called" in text_of(page, "#dv-voices-status", "now called|alicia")  # not the refusal still shown
     table = text_of(page, "#dv-voice-table", "alicia")
     assert "alice\n" not in table and "alice\t" not in table
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#dv-delete")  # one tap deleted the voice for good: it asks first now
+    assert "Not deleted" in text_of(page, "#dv-voices-status", "Not deleted|Deleted|Error")
+    assert asked and "alicia" in asked[0] and "alicia" in page.inner_text("#dv-voice-table")
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#dv-delete")
     assert "Deleted alicia" in text_of(page, "#dv-voices-status", "Deleted|Error")
     page.set_input_files("#dv-import-file input[type=file]", str(profile))

@@ -365,6 +365,26 @@ def test_deleting_or_renaming_a_voice_leaves_the_other_tabs_voices_as_picked(mon
     page.pickers = [object(), object(), object()]  # Speak, Compare, Voices
     _, *renamed = asyncio.run(manage._rename(page, "", "xtts|gus", "gustav", "xtts|gus", "piper|bob", "xtts|gus"))
     assert [update["value"] for update in renamed[:3]] == ["xtts|gustav", "piper|bob", "xtts|gustav"]
-    _, *after = asyncio.run(manage._remove(page, "", "xtts|gustav", "piper|alice", "piper|bob", "xtts|gustav"))
+    _, *after = asyncio.run(manage._remove(page, "", "xtts|gustav", True, "piper|alice", "piper|bob", "xtts|gustav"))
     assert [update["value"] for update in after[:2]] == ["piper|alice", "piper|bob"]  # kept
     assert after[2]["value"] in {"piper|alice", "piper|bob", "xtts|ann"}  # the deleted voice's picker shows another one
+
+
+def test_delete_deletes_only_what_the_person_said_yes_to(monkeypatch):
+    """One tap on Delete deleted a voice for good; the browser now asks, and a "no" deletes nothing."""
+    from demod_voice.serve.ui import manage
+
+    asked = []
+
+    async def call_api(app, method, path, key, **kwargs):
+        asked.append((method, path))
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    monkeypatch.setattr(manage, "is_cloned", lambda kind: kind == "xtts")
+    page = SimpleNamespace(app=None, refresh_outputs=lambda: [object()] * 2, refreshed=lambda key, selected, current: [{}, {}])
+    assert asyncio.run(manage._remove(page, "", "xtts|gus", False, "xtts|gus")) == ["Not deleted.", *[{"__type__": "update"}] * 2]
+    assert not asked
+    assert asyncio.run(manage._remove(page, "", "xtts|gus", True, "xtts|gus"))[0] == "**Done.** Deleted **gus**."
+    assert asked == [("DELETE", "/v1/voices/gus")]
+    question = manage.confirm_delete()  # what the browser runs first (tests/e2e/test_ui.py answers it)
+    assert "window.confirm(" in question and '["xtts"]' in question  # asked for cloned voices only

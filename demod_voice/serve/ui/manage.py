@@ -58,10 +58,33 @@ def voices_tab(page: Any) -> None:
     sample.click(partial(_play, page), [page.key, voice], [player, status])
     download.click(partial(_fetch_profile, page), [page.key, voice], [profile_file, status])
     # each picker's voice goes with them: a refresh by place put another voice in the Speak and Compare tabs' pickers
-    page.later.append(lambda: delete.click(partial(_remove, page), [page.key, voice, *page.pickers], [status, *page.refresh_outputs()]))
+    sure = gr.Checkbox(False, visible=False)
+    """Whether the person said yes to deleting (set by :data:`CONFIRM_DELETE` in the browser)."""
+    page.later.append(lambda: delete.click(partial(_remove, page), [page.key, voice, sure, *page.pickers],
+                                           [status, *page.refresh_outputs()], js=confirm_delete()))
     page.later.append(lambda: rename.click(partial(_rename, page), [page.key, voice, new_name, *page.pickers],
                                            [status, *page.refresh_outputs()]))
     page.later.append(lambda: import_button.click(partial(_import, page), [page.key, imported], [status, *page.refresh_outputs()]))
+
+
+CONFIRM_DELETE = """(key, picked, confirmed, ...rest) => {
+  const [kind, name] = (picked || '').split('|');
+  const sure = !name || !CLONED.includes(kind)
+    || window.confirm(`Delete the voice ${name} for good? Download its profile first to keep a copy.`);
+  return [key, picked, sure, ...rest];
+}"""
+"""Delete asks first (one tap deleted a voice for good): the browser's answer goes with the event. ``CLONED`` (the kinds
+whose voices are profiles, :func:`confirm_delete`): a Piper voice is refused by the server, with no question first."""
+
+
+def confirm_delete() -> str:
+    """:data:`CONFIRM_DELETE` with the kinds of voices that are profiles."""
+    import json
+
+    from demod_voice.backends import registry
+
+    kinds = sorted(name for name, side in registry.load().sides.items() if side.clones)
+    return CONFIRM_DELETE.replace("CLONED", json.dumps(kinds))
 
 
 async def _play(page: Any, key: str, picked: str) -> Any:
@@ -106,7 +129,11 @@ def _unchanged(page: Any, err: BaseException) -> list:
     return [failed(err), *[gr.skip()] * len(page.refresh_outputs())]
 
 
-async def _remove(page: Any, key: str, picked: str, *current: Any) -> list:
+async def _remove(page: Any, key: str, picked: str, sure: bool, *current: Any) -> list:
+    import gradio as gr
+
+    if picked and not sure:
+        return ["Not deleted.", *[gr.skip()] * len(page.refresh_outputs())]
     try:
         name = _profile_name(picked)
         await call_api(page.app, "DELETE", f"/v1/voices/{name}", key)

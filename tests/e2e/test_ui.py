@@ -312,6 +312,17 @@ def test_wrong_key_and_empty_text_are_said_in_words(page):
     assert "Only cloned voices" in text_of(page, "#dv-voices-status", "Error")
 
 
+def test_a_player_whose_audio_is_gone_says_why(page):
+    """A player whose result the server no longer keeps (or that failed) said only "The audio could not be made.": the
+    script read a ``detail`` field, and the server's errors are ``{"error": {"message"}}``."""
+    use_key(page, SPEAK_KEY)
+    open_tab(page, "Speak")
+    page.evaluate("""() => document.querySelector('#dv-player').insertAdjacentHTML('beforeend',
+        '<div class="dv-player-box" id="dv-gone"><audio class="dv-player" data-src="audio/not-kept-any-more"></audio>'
+        + '<span class="dv-player-error"></span></div>')""")
+    assert "speak the text again" in text_of(page, "#dv-gone .dv-player-error", ".")
+
+
 def test_compare_two_voices_side_by_side(page, tmp_path):
     use_key(page, SPEAK_KEY)
     open_tab(page, "Compare")

@@ -37,7 +37,10 @@ HEAD = """
     }
     if (!response.ok) {
       let message = 'The audio could not be made.';
-      try { message = (await response.json()).detail || message; } catch (err) { /* not JSON */ }
+      try {  // the server's errors are {"error": {"message"}} (a bare {"detail"} from elsewhere)
+        const body = await response.json();
+        message = (body.error && body.error.message) || body.detail || message;
+      } catch (err) { /* not JSON */ }
       say(audio, message);
       return;
     }

@@ -937,3 +937,30 @@ def test_a_lone_surrogate_in_a_voice_name_is_an_error_event(server, caplog):
         assert "\\ud800" in Error.from_event(events[0]).text
     assert good[-1].type == "audio-stop" and any(AudioChunk.is_type(event.type) for event in good)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_long_streamed_reply_gives_each_sentence_the_deadline_from_its_turn(server):
+    """An LLM's long reply streamed in a slow voice: every sentence came in at once, and each one's deadline counted
+    from then, so a sentence behind many others ran out of time while waiting its turn and the reply was cut."""
+    sentence = "This sentence of the long answer has quite a few words in it, to take the voice a little while. "
+    count = 40
+
+    async def stream():
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            await client.write_event(SynthesizeChunk(text=sentence * count).event())
+            await client.write_event(SynthesizeStop().event())
+            started = time.monotonic()
+            reply = await read_reply(client, SynthesizeStopped().event().type)
+            return reply, time.monotonic() - started
+
+    run(synthesize(server, sentence.strip(), SynthesizeVoice(name="tiny-single")))  # the voice loaded and warm
+    alone = time.monotonic()
+    one = run(synthesize(server, sentence.strip(), SynthesizeVoice(name="tiny-single")))
+    alone = time.monotonic() - alone
+    deadline = max(0.3, 5 * alone)  # each sentence has time enough for itself; the whole reply has not
+    with limits(server, serve={"deadline_seconds": deadline}):
+        reply, took = run(stream())
+    assert took > deadline, f"the reply took {took:.2f} s, within one deadline ({deadline:.2f} s): the test says nothing"
+    assert not reply.errors, [e.text for e in reply.errors]
+    assert len(reply.pcm) == count * len(one.pcm)

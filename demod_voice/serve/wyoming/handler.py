@@ -410,8 +410,7 @@ class WyomingHandler(AsyncEventHandler):
             self._later(partial(self._error, _answerable(err)))
             return
         self.handles.add(handle)
-        deadline = asyncio.get_running_loop().time() + self.ctx.settings.limits.deadline_seconds
-        self._later(partial(self._audio, request, handle, deadline))
+        self._later(partial(self._audio, request, handle))
 
     def _later(self, send: Callable[[], Awaitable[None]]) -> None:
         self.outbox.put_nowait(send)
@@ -467,13 +466,15 @@ class WyomingHandler(AsyncEventHandler):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         await self.write_event(Error(text=text, code=type(err).__name__).event(), timeout)
 
-    async def _audio(self, request: _Request, handle: Any, deadline: float) -> None:
-        """Send one job's audio as the engine makes it; past its deadline the job is cancelled."""
+    async def _audio(self, request: _Request, handle: Any) -> None:
+        """Send one job's audio as the engine makes it; past its deadline the job is cancelled. The deadline counts
+        from the job's turn to be sent: an LLM's reply streamed in a slow voice came in all at once, and a sentence
+        whose deadline counted from then ran out of time behind the sentences before it (the reply was cut)."""
         try:
             if request.failed:
                 handle.cancel()
                 return
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout(self.ctx.settings.limits.deadline_seconds):
                 async for chunk in handle.stream():
                     await self._send_samples(request, chunk)
         except TimeoutError:

@@ -964,3 +964,20 @@ def test_a_long_streamed_reply_gives_each_sentence_the_deadline_from_its_turn(se
     assert took > deadline, f"the reply took {took:.2f} s, within one deadline ({deadline:.2f} s): the test says nothing"
     assert not reply.errors, [e.text for e in reply.errors]
     assert len(reply.pcm) == count * len(one.pcm)
+
+
+def test_a_huge_voice_name_is_refused_without_being_quoted_back(server):
+    """A 50,000-character voice name was quoted whole in the error event and in the server's log line."""
+    name = "x" * 50_000
+
+    async def ask():
+        async with server.client() as client:
+            await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name=name)).event())
+            refused = await read_reply(client, "audio-stop")
+            await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name="tiny-single")).event())
+            return refused, await read_reply(client, "audio-stop")
+
+    refused, after = run(ask())
+    (error,) = refused.errors
+    assert "50000 characters" in error.text and len(error.text) < 300 and not refused.pcm, error.text[:300]
+    assert not after.errors and len(after.pcm) > 0  # the connection serves the next request

@@ -146,6 +146,10 @@ _TOO_LONG = {"data_length": ": send a longer text in pieces, as a stream (synthe
 """What to do about an event over a cap (a long text got only its size in bytes)."""
 
 
+MAX_NAME = 200
+"""Characters a voice's name, language or speaker may have in a request (the longest here are a few dozen)."""
+
+
 def _shape(event: Event) -> Optional[str]:
     """What is wrong with the fields of a synthesis event (``text`` a string, ``voice`` an object of strings), or ``None``."""
     if not (Synthesize.is_type(event.type) or SynthesizeChunk.is_type(event.type) or SynthesizeStart.is_type(event.type)):
@@ -157,6 +161,9 @@ def _shape(event: Event) -> Optional[str]:
     if voice is not None and not (isinstance(voice, dict) and all(isinstance(voice.get(k), (str, type(None))) for k in
                                                                    ("name", "language", "speaker"))):
         return "'voice' must be an object whose 'name', 'language' and 'speaker' are strings"
+    for key in ("name", "language", "speaker"):
+        if voice and len(voice.get(key) or "") > MAX_NAME:  # quoted back whole: a 50,000-character name in the error and the log
+            return f"the voice's '{key}' is {len(voice[key])} characters; names are at most {MAX_NAME} ('describe' lists them)"
     return None
 
 

@@ -8,6 +8,8 @@ Layouts: ``id|text``; ``id|text|normalized`` (LJSpeech: the normalized text is s
 from __future__ import annotations
 
 import csv
+import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -92,9 +94,10 @@ def _looks_like_speakers(column: list[str]) -> bool:
     return all(value and " " not in value.strip() and len(value) <= 32 for value in column) and len(distinct) <= max(1, len(column) // 2)
 
 
-def find_audio(input_dir: Path, clip_id: str) -> Optional[Path]:
+def find_audio(input_dir: Path, clip_id: str, index: Optional[dict[str, Path]] = None) -> Optional[Path]:
     """``wavs/<id>`` with any supported extension, in lower or upper case (``clip20.WAV``, as Windows tools name them), or
-    ``id`` already carrying one."""
+    ``id`` already carrying one. ``index`` (from :func:`audio_index`) also finds a name spelled in another Unicode form
+    than the metadata's: macOS writes ``café.wav`` with a separate accent (NFD) while a typed ``café`` is one letter (NFC)."""
     folder = input_dir / "wavs"
     direct = folder / clip_id
     if direct.suffix.lower() in AUDIO_EXTENSIONS and direct.is_file():
@@ -104,4 +107,20 @@ def find_audio(input_dir: Path, clip_id: str) -> Optional[Path]:
             candidate = folder / f"{clip_id}{spelled}"
             if candidate.is_file():
                 return candidate
-    return None
+    return index.get(unicodedata.normalize("NFC", clip_id)) if index else None
+
+
+def audio_index(input_dir: Path) -> dict[str, Path]:
+    """The audio files in ``wavs/`` by their NFC name and stem (in :data:`AUDIO_EXTENSIONS`' order of preference)."""
+    files: list[Path] = []
+    try:
+        with os.scandir(input_dir / "wavs") as listing:
+            files = [Path(entry.path) for entry in listing if entry.is_file()]
+    except OSError:
+        return {}
+    index: dict[str, Path] = {}
+    rank = {ext: n for n, ext in enumerate(AUDIO_EXTENSIONS)}
+    for path in sorted((p for p in files if p.suffix.lower() in rank), key=lambda p: rank[p.suffix.lower()]):
+        index.setdefault(unicodedata.normalize("NFC", path.stem), path)
+        index.setdefault(unicodedata.normalize("NFC", path.name), path)
+    return index

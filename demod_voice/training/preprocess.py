@@ -33,7 +33,7 @@ from demod_voice.errors import DependencyError, InputError
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
 from demod_voice.training import preflight
-from demod_voice.training.dataset import Entry, entry_problem, find_audio, read_metadata
+from demod_voice.training.dataset import Entry, audio_index, entry_problem, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,7 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
         raise os_error(f"cannot create {wavs}", err) from None
     previous = _load_state(request.output_dir)
     results, todo, seen = [], [], set()
+    index = audio_index(request.input_dir)
     for entry in entries:
         problem = entry_problem(entry)
         if problem:
@@ -249,7 +250,7 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
             results.append(ClipResult(entry.clip_id, entry.line, "dropped", "duplicate id", speaker=entry.speaker))
             continue
         seen.add(entry.clip_id)
-        source = find_audio(request.input_dir, entry.clip_id)
+        source = find_audio(request.input_dir, entry.clip_id, index)
         key = fingerprint(entry, source, request.settings)
         old = previous.get(entry.clip_id)
         if old and old.fingerprint == key and (old.status == "dropped" or (wavs / f"{entry.clip_id}.wav").is_file()):

@@ -148,3 +148,22 @@ def test_an_unknown_espeak_voice_is_refused_before_any_work(lj_dataset, tmp_path
     assert done.returncode == 3 and err == ("demod-voice: error: unknown espeak-ng voice 'en_US': use e.g. en-us "
                                             "(espeak-ng --voices lists them)"), err
     assert not out.exists()
+
+
+def test_a_file_name_in_another_unicode_form_than_the_metadata_is_found(lj_dataset, tmp_path):
+    """macOS names ``café.wav`` with a separate accent (NFD); the id typed in metadata.csv is one letter (NFC): the clip
+    was dropped as "missing audio" though it was there."""
+    import shutil
+    import unicodedata
+
+    src = tmp_path / "src"
+    shutil.copytree(lj_dataset, src)
+    (src / "wavs" / "clip000.wav").rename(src / "wavs" / unicodedata.normalize("NFD", "café 0.wav"))
+    metadata = src / "metadata.csv"
+    metadata.write_text(metadata.read_text(encoding="utf-8").replace("clip000|", "café 0|"), encoding="utf-8")
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 12 and report["dropped_by_reason"]["missing audio"] == 1, report["dropped_clips"]
+    assert (out / "wavs" / "café 0.wav").is_file()

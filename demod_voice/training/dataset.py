@@ -17,7 +17,8 @@ from typing import Optional
 from demod_voice.errors import InputError
 
 LAYOUTS = ("auto", "ljspeech", "multi")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac")
+"""What a clip's file may end in: libsndfile reads the first five, FFmpeg (through PyAV) the rest."""
 
 
 @dataclass(frozen=True)

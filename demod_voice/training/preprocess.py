@@ -45,6 +45,8 @@ CLIPPED_SHARE = 0.001
 TRIM_DB = 40.0
 PAD_SECONDS = 0.1
 TARGET_RMS_DB = -20.0
+RAW_LIMIT = 4
+"""A recording over this many times the longest clip is too long before its silence is trimmed."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +148,9 @@ class _Drop(Exception):
 
 def _prepare_audio(path: Path, settings: Settings) -> Any:
     import numpy as np
-    import soundfile
     import soxr
 
-    try:
-        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError):
-        raise _Drop("unreadable audio") from None
+    audio, rate = _read_audio(path, settings.max_seconds * RAW_LIMIT)
     mono = audio.mean(axis=1)
     if len(mono) == 0 or np.abs(mono).max() < PEAK_SILENT:
         raise _Drop("silent audio")
@@ -167,6 +165,42 @@ def _prepare_audio(path: Path, settings: Settings) -> Any:
     if seconds > settings.max_seconds:
         raise _Drop("too long")
     return _normalise(mono)
+
+
+def _read_audio(path: Path, limit: float) -> tuple[Any, int]:
+    """The recording as float samples ``[frames, channels]`` and its rate; what libsndfile cannot read (a phone's
+    ``.m4a``) is decoded by FFmpeg through PyAV, up to ``limit`` seconds."""
+    import soundfile
+
+    try:
+        soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError):
+        return _decode_other(path, limit)
+    try:
+        audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError):
+        raise _Drop("unreadable audio") from None
+    return audio, rate
+
+
+def _decode_other(path: Path, limit: float) -> tuple[Any, int]:
+    import tempfile
+
+    import soundfile
+
+    from demod_voice.audio.decode import TooLong, decode_to_wav
+
+    with tempfile.TemporaryDirectory(prefix="demod-voice-clip-") as folder:
+        target = Path(folder) / "clip.wav"
+        try:
+            decode_to_wav(str(path), str(target), limit)
+        except ModuleNotFoundError:  # PyAV comes with the preprocess extra
+            raise _Drop("unreadable audio (not wav, flac, ogg or mp3: convert it, or pip install av)") from None
+        except TooLong:
+            raise _Drop("too long") from None
+        except Exception:  # noqa: BLE001 - PyAV's many errors: the file is not audio it can read
+            raise _Drop("unreadable audio") from None
+        return soundfile.read(str(target), dtype="float32", always_2d=True)
 
 
 def _trim(audio: Any, rate: int) -> Any:

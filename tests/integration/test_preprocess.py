@@ -167,3 +167,30 @@ def test_a_file_name_in_another_unicode_form_than_the_metadata_is_found(lj_datas
     report = json.loads((out / "report.json").read_text())
     assert report["kept"] == 12 and report["dropped_by_reason"]["missing audio"] == 1, report["dropped_clips"]
     assert (out / "wavs" / "café 0.wav").is_file()
+
+
+def test_a_phones_m4a_recording_is_read(lj_dataset, tmp_path):
+    """A phone's voice memo (AAC in an .m4a) beside the wavs was dropped as "missing audio" though it was there."""
+    import shutil
+
+    import av
+    import numpy as np
+
+    src = tmp_path / "src"
+    shutil.copytree(lj_dataset, src)
+    audio, rate = soundfile.read(str(src / "wavs" / "clip000.wav"), dtype="int16")
+    (src / "wavs" / "clip000.wav").unlink()
+    with av.open(str(src / "wavs" / "clip000.m4a"), "w", format="ipod") as box:
+        stream = box.add_stream("aac", rate=rate, layout="mono")
+        for start in range(0, len(audio), 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, start:start + 1024]), format="s16", layout="mono")
+            frame.sample_rate = rate
+            box.mux(stream.encode(frame))
+        box.mux(stream.encode(None))
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 12 and report["dropped_by_reason"]["missing audio"] == 1, report["dropped_clips"]
+    info = soundfile.info(str(out / "wavs" / "clip000.wav"))
+    assert (info.samplerate, info.channels) == (22050, 1) and info.duration > 1.0

@@ -308,3 +308,4 @@ def test_a_resume_keeps_its_size_and_refuses_another_quality(tmp_path):
         assert _spec(TrainRequest(tmp_path, tmp_path, "me", resume=True, quality=same))["quality"] == "x_low"
     with pytest.raises(UsageError, match="trains a x_low voice: --resume continues it at that size; give --quality x_low"):
         _spec(TrainRequest(tmp_path, tmp_path, "me", resume=True, quality="low"))
+

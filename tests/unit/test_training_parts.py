@@ -309,3 +309,21 @@ def test_a_resume_keeps_its_size_and_refuses_another_quality(tmp_path):
     with pytest.raises(UsageError, match="trains a x_low voice: --resume continues it at that size; give --quality x_low"):
         _spec(TrainRequest(tmp_path, tmp_path, "me", resume=True, quality="low"))
 
+
+def test_a_recording_far_too_long_is_dropped_without_being_decoded(tmp_path, monkeypatch):
+    """A clip is decoded whole into float samples: an hour-long recording in the dataset took 1.4 GB in each worker
+    before it was dropped as too long."""
+    import numpy as np
+    import soundfile
+
+    from demod_voice.training import preprocess
+
+    path = tmp_path / "hour.wav"
+    soundfile.write(str(path), np.zeros((16000 * 70, 2), dtype=np.int16), 16000)  # 70 s: over 4 x 15 s
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the whole recording was decoded")
+
+    monkeypatch.setattr(soundfile, "read", no_decoding)
+    with pytest.raises(preprocess._Drop, match="too long"):
+        preprocess._prepare_audio(path, preprocess.Settings())

@@ -45,6 +45,8 @@ CLIPPED_SHARE = 0.001
 TRIM_DB = 40.0
 PAD_SECONDS = 0.1
 TARGET_RMS_DB = -20.0
+SHOWN = 20
+"""Dropped clips printed one per line (all are in report.json)."""
 RAW_LIMIT = 4
 """A recording over this many times the longest clip is too long before its silence is trimmed (and is not decoded)."""
 
@@ -372,10 +374,33 @@ def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, 
         "layout": layout, "sample_rate": request.settings.sample_rate, "espeak_voice": request.settings.espeak_voice,
         "clips": len(results), "kept": len(kept), "dropped": len(results) - len(kept),
         "dropped_by_reason": dict(Counter(r.reason for r in results if r.status == "dropped")),
-        "dropped_clips": [{"id": r.clip_id, "line": r.line, "reason": r.reason} for r in results if r.status == "dropped"],
+        "dropped_clips": [{"id": r.clip_id, "line": r.line, "reason": r.reason, "fix": fix(r, request.settings)}
+                          for r in results if r.status == "dropped"],
         "seconds": round(total, 2), "hours_per_speaker": {k: round(v, 6) for k, v in sorted(hours.items())},
         "processed": processed,
     }
+
+
+FIXES = {
+    "missing audio": "no wavs/{id}.wav (or {formats}) is there: add the recording, or delete the line",
+    "unreadable audio": "the file is damaged or not audio: export it again as wav or flac",
+    "empty transcript": "type what is said after the |",
+    "unphonemisable text": "espeak-ng found nothing to say in the text: check it, and --language",
+    "duplicate id": "an earlier line has this id: give the clip its own id and file name",
+    "silent audio": "the recording holds no sound: record it again",
+    "clipped audio": "the recording is too loud (its peaks are cut off): record it again at a lower level",
+    "too short": "under {min:g} s of speech once silence is trimmed: record a longer sentence",
+    "too long": "over {max:g} s of speech: split it into sentences (or raise preprocess.max_clip_seconds)",
+}
+"""What to do about each reason a clip is dropped (printed with it, and in report.json)."""
+
+
+def fix(result: ClipResult, settings: Settings) -> str:
+    """What to do about a dropped clip ("" for a reason that says it itself)."""
+    from demod_voice.training.dataset import AUDIO_EXTENSIONS
+
+    text = FIXES.get(result.reason.split(" (")[0], "")
+    return text.format(id=result.clip_id, formats=", ".join(AUDIO_EXTENSIONS[1:]), min=settings.min_seconds, max=settings.max_seconds)
 
 
 def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report: dict[str, Any]) -> None:
@@ -415,8 +440,11 @@ def _print_report(report: dict[str, Any]) -> None:
     reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(report["dropped_by_reason"].items())) or "none"
     print(f"demod-voice: {report['kept']} of {report['clips']} clips kept ({report['seconds'] / 60:.1f} min); "
           f"dropped: {reasons}", file=sys.stderr)
-    for clip in report["dropped_clips"][:20]:
-        print(f"demod-voice:   line {clip['line']} {clip['id']}: {clip['reason']}", file=sys.stderr)
+    for clip in report["dropped_clips"][:SHOWN]:
+        print(f"demod-voice:   line {clip['line']} {clip['id']}: {clip['reason']}{'; ' + clip['fix'] if clip['fix'] else ''}",
+              file=sys.stderr)
+    if len(report["dropped_clips"]) > SHOWN:
+        print(f"demod-voice:   and {len(report['dropped_clips']) - SHOWN} more dropped clip(s): see report.json", file=sys.stderr)
     for speaker, hours in report["hours_per_speaker"].items():
         print(f"demod-voice:   speaker {speaker}: {hours * 60:.1f} min", file=sys.stderr)
     done = report["processed"]

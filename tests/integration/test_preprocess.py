@@ -194,3 +194,18 @@ def test_a_phones_m4a_recording_is_read(lj_dataset, tmp_path):
     assert report["kept"] == 12 and report["dropped_by_reason"]["missing audio"] == 1, report["dropped_clips"]
     info = soundfile.info(str(out / "wavs" / "clip000.wav"))
     assert (info.samplerate, info.channels) == (22050, 1) and info.duration > 1.0
+
+
+def test_each_dropped_clip_says_what_to_do(lj_dataset, tmp_path):
+    """A hand-typed metadata.csv's faults were listed as "line 16 missing: missing audio", with nothing on what to do."""
+    out = tmp_path / "prepared"
+    done = preprocess(lj_dataset, out)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("demod-voice:   line ")]
+    assert len(lines) == 5 and all("; " in line for line in lines), lines
+    assert ("demod-voice:   line 16 missing: missing audio; no wavs/missing.wav (or .flac, .ogg, .mp3, .opus, .m4a, .aac) is there: add the "
+            "recording, or delete the line") in lines
+    assert "demod-voice:   line 17 clip000: duplicate id; an earlier line has this id: give the clip its own id and file name" in lines
+    report = json.loads((out / "report.json").read_text())
+    assert all(clip["fix"] for clip in report["dropped_clips"])

@@ -33,6 +33,8 @@ class Entry:
     """What is spoken."""
     speaker: Optional[str] = None
     """Speaker name (multi-speaker layout)."""
+    header: bool = False
+    """A first line of column titles (``id|text``), not a clip."""
 
 
 def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], str]:
@@ -60,11 +62,13 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
         raise InputError(f"{path}: every line needs the same columns, id|text, id|text|normalized or id|speaker|text; "
                          f"line(s) {shown} differ")
     width = widths.pop()
+    header = rows[0] if _is_header(rows[0][1]) else None
+    rows = rows[1:] if header else rows
     if width == 3 and layout == "auto":
         layout = "multi" if _looks_like_speakers([row[1] for _, row in rows]) else "ljspeech"
     elif width == 2:
         layout = "ljspeech"
-    entries = []
+    entries = [Entry(header[0], header[1][0].strip(), "", header=True)] if header else []
     for n, row in rows:
         if width == 2:
             entries.append(Entry(n, row[0].strip(), row[1].strip()))
@@ -88,6 +92,16 @@ def entry_problem(entry: Entry) -> Optional[str]:
         if problem:
             return f"unsafe speaker name (it has {problem})"
     return None
+
+
+ID_TITLES = {"id", "file", "filename", "file_name", "name", "audio", "audio_file", "wav", "path", "clip", "utterance", "utt"}
+COLUMN_TITLES = {"text", "transcript", "transcription", "sentence", "normalized", "normalized_text", "normalised", "speaker",
+                 "speaker_id", "speaker_name", "voice"}
+
+
+def _is_header(row: list[str]) -> bool:
+    """Whether a first line holds column titles (``id|text``, ``file|speaker|transcript``), as a spreadsheet writes them."""
+    return row[0].strip().lower() in ID_TITLES and all(cell.strip().lower() in COLUMN_TITLES for cell in row[1:])
 
 
 def _looks_like_speakers(column: list[str]) -> bool:

@@ -209,3 +209,22 @@ def test_each_dropped_clip_says_what_to_do(lj_dataset, tmp_path):
     assert "demod-voice:   line 17 clip000: duplicate id; an earlier line has this id: give the clip its own id and file name" in lines
     report = json.loads((out / "report.json").read_text())
     assert all(clip["fix"] for clip in report["dropped_clips"])
+
+
+def test_a_header_row_is_skipped_as_such(multi_dataset, tmp_path):
+    """A metadata.csv saved from a spreadsheet opens with its column titles: ``id|speaker|text`` was taken for a clip and
+    dropped as "missing audio", sending the user to look for a recording named ``id``."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(multi_dataset, src)
+    metadata = src / "metadata.csv"
+    metadata.write_text("ID|Speaker|Text\n" + metadata.read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "line 1 ID: header row; column titles, not a clip: skipped (nothing to do)" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["layout"] == "multi" and report["kept"] == 9 and report["dropped_by_reason"] == {"header row": 1}
+    assert json.loads((out / "config.json").read_text())["speaker_id_map"] == {"spk0": 0, "spk1": 1, "spk2": 2}

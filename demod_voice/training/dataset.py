@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -33,8 +34,8 @@ class Entry:
     """What is spoken."""
     speaker: Optional[str] = None
     """Speaker name (multi-speaker layout)."""
-    header: bool = False
-    """A first line of column titles (``id|text``), not a clip."""
+    problem: str = ""
+    """Why the line is no clip at all: a header row, or a count of columns unlike the other lines'."""
 
 
 def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], str]:
@@ -54,21 +55,25 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     rows = [(n, row) for n, row in enumerate(csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE), 1) if row]
     if not rows:
         raise InputError(f"{path} is empty")
-    widths = {len(row) for _, row in rows}
-    bad = [n for n, row in rows if len(row) not in (2, 3)]
-    if bad or len(widths) > 1:
-        lines = bad or [n for n, row in rows if len(row) != len(rows[0][1])]
+    counts = Counter(len(row) for _, row in rows if len(row) in (2, 3))
+    width = counts.most_common(1)[0][0] if counts else 0
+    odd = [(n, row) for n, row in rows if len(row) != width]
+    if not width or len(odd) * 10 > len(rows):  # no shape most lines share: the file is wrong, not a line or two
+        lines = [n for n, _ in odd] if width else [n for n, _ in rows]
         shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
         raise InputError(f"{path}: every line needs the same columns, id|text, id|text|normalized or id|speaker|text; "
                          f"line(s) {shown} differ")
-    width = widths.pop()
-    header = rows[0] if _is_header(rows[0][1]) else None
+    # A line or two typed with a | too many or too few (a | in the text) is dropped with its line number, not the whole run.
+    rows = [(n, row) for n, row in rows if len(row) == width]
+    header = rows[0] if rows and _is_header(rows[0][1]) else None
     rows = rows[1:] if header else rows
     if width == 3 and layout == "auto":
         layout = "multi" if _looks_like_speakers([row[1] for _, row in rows]) else "ljspeech"
     elif width == 2:
         layout = "ljspeech"
-    entries = [Entry(header[0], header[1][0].strip(), "", header=True)] if header else []
+    entries = [Entry(header[0], header[1][0].strip(), "", problem="header row")] if header else []
+    entries += [Entry(n, row[0].strip(), "", problem=f"wrong column count ({len(row)}; the other lines have {width})")
+                for n, row in odd]
     for n, row in rows:
         if width == 2:
             entries.append(Entry(n, row[0].strip(), row[1].strip()))

@@ -281,8 +281,8 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     results, todo, seen = [], [], set()
     index = audio_index(request.input_dir)
     for entry in entries:
-        if entry.header:
-            results.append(ClipResult(entry.clip_id, entry.line, "dropped", "header row"))
+        if entry.problem:
+            results.append(ClipResult(entry.clip_id, entry.line, "dropped", entry.problem))
             continue
         problem = entry_problem(entry)
         if problem:
@@ -386,6 +386,7 @@ def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, 
 
 FIXES = {
     "header row": "column titles, not a clip: skipped (nothing to do)",
+    "wrong column count": "a | too many or too few (one inside the text?): make the line like the others",
     "missing audio": "no wavs/{id}.wav (or {formats}) is there: add the recording, or delete the line",
     "unreadable audio": "the file is damaged or not audio: export it again as wav or flac",
     "empty transcript": "type what is said after the |",

@@ -228,3 +228,21 @@ def test_a_header_row_is_skipped_as_such(multi_dataset, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["layout"] == "multi" and report["kept"] == 9 and report["dropped_by_reason"] == {"header row": 1}
     assert json.loads((out / "config.json").read_text())["speaker_id_map"] == {"spk0": 0, "spk1": 1, "spk2": 2}
+
+
+def test_a_line_with_a_pipe_too_many_is_dropped_not_the_run(lj_dataset, tmp_path):
+    """One hand-typed line with a | inside its text refused the whole dataset ("every line needs the same columns")."""
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(lj_dataset, src)
+    metadata = src / "metadata.csv"
+    metadata.write_text(metadata.read_text(encoding="utf-8") + "clip004|Rice is | often | served.\n", encoding="utf-8")
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert ("line 18 clip004: wrong column count (4; the other lines have 3); a | too many or too few (one inside the text?): "
+            "make the line like the others") in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["kept"] == 12 and report["clips"] == 18

@@ -100,8 +100,10 @@ def _add_piper_export(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="the .ckpt file")
     p.add_argument("-o", "--output", required=True, metavar="VOICE.onnx", help="where the voice goes")
     p.add_argument("--voice-config", metavar="JSON", help="the training's voice config (the dataset's config.json); default: "
+                                                      "the piper-train run's when the checkpoint is in its checkpoints/, else "
                                                       "built from the checkpoint with the default phoneme map")
-    p.add_argument("--language", default="en-us", metavar="VOICE", help="espeak-ng voice when no --voice-config is given (default: en-us)")
+    p.add_argument("--language", metavar="VOICE", help="espeak-ng voice when no --voice-config is given (default: the run's, "
+                                                     "else en-us)")
     p.set_defaults(func=_cmd_piper_export)
 
 

@@ -89,8 +89,10 @@ class ExportRequest:
     checkpoint: Path
     output: Path
     config: Optional[Path] = None
-    """The training's voice config (``config.json`` of the dataset); default: built from the checkpoint."""
-    language: str = "en-us"
+    """The training's voice config (``config.json`` of the dataset); default: the piper-train run's own when the checkpoint
+    is in one (``RUN/checkpoints/``), else built from the checkpoint."""
+    language: Optional[str] = None
+    """The espeak-ng voice when no voice config is given or found (``None``: the run's, else ``en-us``)."""
     progress: bool = True
 
 
@@ -394,12 +396,24 @@ def run_export(request: ExportRequest) -> Path:
         raise InputError(f"checkpoint {request.checkpoint} does not exist")
     if request.config is not None and not request.config.is_file():
         raise InputError(f"voice config {request.config} does not exist")
-    if request.config is None:  # the voice config names the espeak voice otherwise
-        preflight.check_espeak_voice(request.language)
+    config = request.config or (_run_voice_config(request.checkpoint) if request.language is None else None)
+    if config is None:  # the voice config names the espeak voice otherwise
+        preflight.check_espeak_voice(request.language or "en-us")
+    elif request.config is None:
+        say(request, f"voice config: {config} (the training run's: its language, phoneme map and speaker names)")
     spec = {"mode": "export", "checkpoint": str(request.checkpoint), "output": str(request.output),
-            "config": str(request.config) if request.config else None, "language": request.language}
+            "config": str(config) if config else None, "language": request.language or "en-us"}
     done = _run(request, spec, lambda event: say(request, event["text"]) if event["event"] == "note" else None)
     return Path(done["voice"])
+
+
+def _run_voice_config(checkpoint: Path) -> Optional[Path]:
+    """The voice config of the piper-train run holding ``checkpoint`` (``RUN/checkpoints/epoch-K.ckpt``), if any: built from
+    the checkpoint alone, a run's voice spoke with en-us phonemes whatever its language, and its speakers lost their names."""
+    if checkpoint.parent.name != "checkpoints":
+        return None
+    config = checkpoint.parent.parent / "voice-config.json"
+    return config if config.is_file() else None
 
 
 def check_voice_name(name: str) -> None:

@@ -219,6 +219,25 @@ def test_exported_voices_compute_what_the_checkpoint_computes(trained, tmp_path)
         assert voice["max_abs_diff"] < 1e-5 * max(1.0, result["peak"])
 
 
+def test_a_runs_checkpoint_exports_with_the_runs_voice_config(trained, tmp_path):
+    """``piper-export RUN/checkpoints/epoch-K.ckpt -o voice.onnx`` built the .onnx.json from the checkpoint alone: a voice
+    trained on en-gb (or any language) spoke with en-us phonemes, and a run's speakers became speaker_0, speaker_1."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-3.ckpt").symlink_to(trained.out / "checkpoints" / "last.ckpt")
+    config = json.loads((trained.out / "voice-config.json").read_text())
+    config["espeak"]["voice"] = "en-gb"  # as a run on an en-gb dataset has it
+    (run / "voice-config.json").write_text(json.dumps(config))
+    exported = tmp_path / "voice.onnx"
+    done = run_cli("piper-export", str(run / "checkpoints" / "epoch-3.ckpt"), "-o", str(exported))
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert json.loads(Path(f"{exported}.json").read_text()) == config
+    assert f"voice config: {run / 'voice-config.json'} (the training run's" in err
+    again = run_cli("piper-export", str(run / "checkpoints" / "epoch-3.ckpt"), "-o", str(exported), "--language", "de")
+    assert again.returncode == 0 and json.loads(Path(f"{exported}.json").read_text())["espeak"]["voice"] == "de"
+
+
 def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):
     base = tmp_path / "old-release.ckpt"
     assert tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base))["plain_load_refused"]

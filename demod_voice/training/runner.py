@@ -27,6 +27,8 @@ log = logging.getLogger("demod_voice.training")
 EVENTS_FD = "DEMOD_VOICE_EVENTS_FD"
 MODEL_FILE = "model.json"
 VOICE_CONFIG = "voice-config.json"
+SCRATCH = ".tmp"
+"""The trainer's temporary folder, inside the output folder (on the checkpoints' filesystem)."""
 
 
 class Events:
@@ -136,6 +138,7 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     from demod_voice.training.callbacks import EpochReport, ExportEvery, KeepNewest
 
     out, dataset = Path(spec["output_dir"]), Path(spec["dataset_dir"])
+    keep_scratch_in(out / SCRATCH)
     lightning.seed_everything(spec["seed"], verbose=False)  # the same train/validation split on every resume
     accelerator, precision = choose_device(spec["device"], spec["precision"], send)
     data_facts = dataset_facts(dataset)
@@ -164,6 +167,19 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     trainer.fit(model, datamodule=data, ckpt_path=str(resume_from) if spec["resume"] else None)
     final = exporter.finish(trainer.current_epoch)
     send("done", voice=str(final), epochs=trainer.current_epoch)
+
+
+def keep_scratch_in(folder: Path) -> None:
+    """Make ``folder`` (emptied first: a stopped save leaves its part there) this process's temporary folder. Lightning
+    saves a checkpoint into a temporary file and moves it into place: in $TMPDIR, a tmpfs /tmp held each ~0.6-0.9 GB
+    checkpoint in memory, refused it when smaller (ENOSPC), and the move across filesystems was a copy that a stop
+    could cut short in checkpoints/. Beside the checkpoints the move is a rename, whole or not at all."""
+    import shutil
+    import tempfile
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(folder)
 
 
 def warm_start_note(copied: int, total: int) -> str:

@@ -6,6 +6,7 @@ running piper-tts's own Lightning trainer, which reports events back through a p
     train.json          the run's settings (``--resume`` reads them back)
     model.json          the model's hyper-parameters, fixed at the first start
     train.log           everything the trainer printed (read it when a run fails)
+    .tmp/               the trainer's temporary files (a checkpoint being saved), emptied at each start
     checkpoints/        the newest --keep-checkpoints epochs; last.ckpt links to the newest
     samples/epoch-K/    the voice as of epoch K, and sample sentences it spoke
     <name>.onnx(.json)  the final voice

@@ -238,6 +238,30 @@ def test_a_runs_checkpoint_exports_with_the_runs_voice_config(trained, tmp_path)
     assert again.returncode == 0 and json.loads(Path(f"{exported}.json").read_text())["espeak"]["voice"] == "de"
 
 
+@pytest.fixture
+def small_tmpdir(tmp_path):
+    """A 16 MB tmpfs as $TMPDIR, as a small tmpfs /tmp is (root only; skipped, saying why, where mounting is not allowed)."""
+    folder = tmp_path / "small-tmp"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'})")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_checkpoints_are_saved_beside_the_run_not_in_tmpdir(prepared, small_tmpdir, tmp_path):
+    """Lightning saves a checkpoint into a temporary file and moves it into place: in $TMPDIR, so a tmpfs /tmp held each
+    ~0.6 GB checkpoint in memory, refused it when smaller (a failed run with plenty of room in --output-dir), and the
+    move across filesystems was a copy that a stop could cut short."""
+    import zipfile
+
+    out = tmp_path / "voice"
+    done, err = train(prepared.folder, out, "--epochs", "1", "--export-every", "0", env={"TMPDIR": str(small_tmpdir)})
+    assert done.returncode == 0, err
+    assert zipfile.is_zipfile(out / "checkpoints" / "epoch-1.ckpt") and list((out / ".tmp").iterdir()) == []
+
+
 def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):
     base = tmp_path / "old-release.ckpt"
     assert tool("stale", str(trained.out / "checkpoints" / "last.ckpt"), str(base))["plain_load_refused"]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,9 +122,11 @@ def run_training(request: TrainRequest) -> Outcome:
     _check_request(request)
     spec = _spec(request)
     state = _load_state(request.output_dir) if request.resume else {}
-    if request.resume and request.epochs <= state.get("epochs_done", 0):
-        raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
-                         f"pass --epochs larger than that to train on")
+    if request.resume:
+        state["epochs_done"] = _epochs_saved(request.output_dir, state)
+        if request.epochs <= state["epochs_done"]:
+            raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
+                             f"pass --epochs larger than that to train on")
     quality = spec["quality"] or "medium"
     dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
     preflight.check_split(dataset, request.batch_size, request.validation_split)
@@ -264,6 +267,14 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
     exports = (request.epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
     cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes
     return (request.keep_checkpoints + 1) * checkpoint + exports + cache
+
+
+def _epochs_saved(out: Path, state: dict[str, Any]) -> int:
+    """Epochs in the newest checkpoint (``last.ckpt`` links to ``epoch-K.ckpt``), which ``--resume`` goes on from. The
+    progress state counts an epoch as it ends, before its checkpoint is saved: after a save that failed (a full disk) or a
+    stop in between, it said 5 while the newest checkpoint held 4, and ``--resume --epochs 5`` was refused as done."""
+    match = re.fullmatch(r"epoch-(\d+)\.ckpt", (out / "checkpoints" / "last.ckpt").resolve().name)
+    return int(match.group(1)) if match else int(state.get("epochs_done", 0))
 
 
 def _load_state(folder: Path) -> dict[str, Any]:

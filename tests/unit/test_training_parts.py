@@ -327,3 +327,26 @@ def test_a_recording_far_too_long_is_dropped_without_being_decoded(tmp_path, mon
     monkeypatch.setattr(soundfile, "read", no_decoding)
     with pytest.raises(preprocess._Drop, match="too long"):
         preprocess._prepare_audio(path, preprocess.Settings())
+
+
+def test_a_resume_counts_the_epochs_its_newest_checkpoint_holds(tmp_path):
+    """The progress state counts an epoch as it ends, before its checkpoint is saved: after a save that failed (a full
+    $TMPDIR) the state said 5 while last.ckpt was epoch-4.ckpt, and ``--resume --epochs 5`` was refused as done."""
+    import json
+    import zipfile
+
+    from demod_voice.errors import InputError, UsageError
+    from demod_voice.training.train import SPEC, STATE, TrainRequest, run_training
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with zipfile.ZipFile(run / "checkpoints" / "epoch-4.ckpt", "w") as whole:
+        whole.writestr("archive/data.pkl", b"x")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-4.ckpt")
+    (run / "model.json").write_text("{}")
+    (run / SPEC).write_text(json.dumps({"name": "me", "quality": "tiny", "base": None, "validation_split": 0.05, "seed": 1234}))
+    (run / STATE).write_text(json.dumps({"epochs_done": 5}))
+    with pytest.raises(UsageError, match="has trained 4 epoch"):
+        run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=4, resume=True, progress=False))
+    with pytest.raises(InputError, match="dataset"):  # past the epoch check, to the (missing) dataset
+        run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=5, resume=True, progress=False))

@@ -99,11 +99,28 @@ def data_dir_for(config: Config) -> Path:
     return cache_root(config) / "serve"
 
 
+PRIVATE_DIR = 0o700
+"""The mode of the folders the server keeps people's files in (its data folder, each job's folder)."""
+
+
+def make_private(folder: Path) -> None:
+    """Make the server's data folder, readable by the server's user alone; say so in the log when one that exists lets
+    other users in (it holds clients' texts, recordings and audio: under the usual umask every local user could read
+    them). Its jobs' folders are private whatever its mode."""
+    if not folder.is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    mode = folder.stat().st_mode
+    if mode & 0o077:
+        log.warning("other users can open the server's data folder %s (mode %o): it holds clients' texts, recordings and "
+                    "audio; chmod 700 it", folder, mode & 0o777)
+
+
 def build_context(config: Config, engine: Any, log_level: int = logging.WARNING, keys: Any = None,
                   metrics: Any = None, preload: Optional[tuple[str, ...]] = None) -> ServeContext:
     """A context for ``config`` around a started engine."""
     data = data_dir_for(config)
-    data.mkdir(parents=True, exist_ok=True)
+    make_private(data)
     chosen = tuple(preload if preload is not None else (config.serve.preload or ()))
     return ServeContext(config=config, engine=engine, cache=cache_root(config), data_dir=data, log_level=log_level,
                         keys=keys, metrics=metrics, preload=chosen)

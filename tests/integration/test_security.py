@@ -583,6 +583,18 @@ def test_item4_a_job_belongs_to_the_key_that_made_it(server):
     assert job_folder(server, job_id).is_dir()
 
 
+def test_a_jobs_files_and_the_data_folder_are_the_servers_alone(server):
+    """A job holds its client's text and audio (and reference recordings): under the usual umask (022) its folder and the
+    data folder were 0755 and every local user could read them."""
+    created = post_batch(server, "text,output\nPrivate words.,a.wav\n", key=SPEAK)
+    job_id = created.json()["id"]
+    assert wait_job(server, job_id)["state"] == "done"
+    folder = job_folder(server, job_id)
+    for path in (folder, folder.parent.parent):
+        assert path.stat().st_mode & 0o777 == 0o700, (path.name, oct(path.stat().st_mode))
+    assert (folder / "input.csv").is_file()
+
+
 def test_item4_delete_stops_a_job_and_removes_its_files(server):
     created = post_batch(server, LONG_ROWS, key=SPEAK)
     job_id = created.json()["id"]

@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path
+from demod_voice.serve.core import PRIVATE_DIR
 from demod_voice.serve.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,10 @@ def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
     check_quota(ctx, kind, owner)
     job_id = secrets.token_hex(12)
     folder = jobs_dir(ctx, kind) / job_id
-    folder.mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # A job holds people's texts, recordings and audio: its folder is the server's alone, whatever the umask and the
+    # data folder's mode (every job was readable by every local user under the usual umask 022).
+    folder.mkdir(mode=PRIVATE_DIR)
     write_state(folder, id=job_id, owner=owner, state=CHECKING, created=now(), finished=None)
     return folder
 

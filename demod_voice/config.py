@@ -209,6 +209,9 @@ class ServeLimits:
                                       "files pass it.", minimum=0.01)
     max_batch_seconds: float = _opt(3600.0, "Seconds one batch job may run; its remaining rows are cancelled then.", minimum=1.0)
     max_batch_jobs_per_key: int = _opt(4, "Batch jobs one API key may have queued or running at once (more: 429).", minimum=1)
+    max_page_storage_mb: float = _opt(1000.0, "Disk space the web page's files (uploads, recordings, downloads) may take, all "
+                                      "together, in MB; past it the page's uploads get 507 until older files go (an hour after "
+                                      "they were made).", minimum=1.0)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ server path never reaches Gradio at all. The events check each file again
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -21,7 +22,9 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from demod_voice.serve import auth
+from demod_voice.serve.http.guard import body_limit
 from demod_voice.serve.limits import media_type
+from demod_voice.serve.ui import scratch
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,45 @@ class KeyGuard:
                 await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class UploadSpace:
+    """The page's uploads (every POST to its Gradio API but an event call, as :class:`KeyGuard`) may fill its folder up to
+    ``serve.limits.max_page_storage_mb``, counting the bodies still arriving; past it, 507 until older files go
+    (:func:`demod_voice.serve.ui.scratch.used_bytes` removes them an hour after they were made). Gradio removes uploads
+    after an hour but bounds nothing within it: a ``speak`` key (any client, on a server without keys) could fill the disk
+    26 MB a request, as fast as the network carries them."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.arriving = 0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(self.prefix) \
+                or path[len(self.prefix):].startswith(EVENT_CALLS) or ctx is None:
+            await self.app(scope, receive, send)
+            return
+        limits = ctx.settings.limits
+        declared = _headers(scope).get("content-length", "")
+        size = int(declared) if declared.isdigit() else body_limit(path, "", limits)
+        used = await asyncio.to_thread(scratch.used_bytes)
+        room = int(limits.max_page_storage_mb * 1_000_000)
+        if used + self.arriving + size > room:  # no await between this check and the count: requests at once add up
+            log.warning("web page: refused an upload, the page's files take %.0f MB of %g (serve.limits.max_page_storage_mb)",
+                        (used + self.arriving) / 1e6, limits.max_page_storage_mb)
+            answer = JSONResponse({"detail": "the page's upload space is full: try again in a while (its files are removed an "
+                                             "hour after they were made), or ask the administrator to raise "
+                                             "serve.limits.max_page_storage_mb"}, status_code=507, headers={"Retry-After": "600"})
+            await answer(scope, receive, send)
+            return
+        self.arriving += size
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.arriving -= size
 
 
 PAGE_STREAMS = ("heartbeat/", "queue/data", "upload_progress")

@@ -12,6 +12,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -35,6 +36,45 @@ def folder() -> Path:
     os.environ["GRADIO_TEMP_DIR"] = str(_folder)
     atexit.register(remove)
     return _folder
+
+
+KEEP_SECONDS = 3600.0
+"""How long a file of the page's (an upload, a download) is kept, as Gradio's own clean-up (``delete_cache``, which runs every
+ten minutes) keeps it; :func:`used_bytes` removes what is older as it measures, so that a full page has room again at once."""
+KEPT = frozenset({"vibe_edit_history"})
+"""Gradio's own entries of the folder, never removed while the server runs."""
+
+
+def used_bytes(keep: float = KEEP_SECONDS, at: Optional[float] = None) -> int:
+    """The disk space the page's folder takes, once its entries older than ``keep`` seconds are removed (blocks, not
+    sizes: a thousand files of a byte take a thousand blocks)."""
+    root = folder()
+    at = time.time() if at is None else at
+    used = 0
+    for entry in root.iterdir():
+        try:
+            if entry.name not in KEPT and at - entry.lstat().st_mtime > keep:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                continue
+        except OSError:
+            continue
+        used += _blocks(entry)
+    return used
+
+
+def _blocks(entry: Path) -> int:
+    """Bytes of disk ``entry`` (a file or a folder and what it holds) takes."""
+    total = 0
+    try:
+        total += entry.lstat().st_blocks * 512
+        if not entry.is_dir() or entry.is_symlink():
+            return total
+        for parent, folders, files in os.walk(entry):
+            for name in (*folders, *files):
+                total += os.lstat(os.path.join(parent, name)).st_blocks * 512
+    except OSError:
+        pass
+    return total
 
 
 def remove() -> None:

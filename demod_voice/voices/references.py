@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,8 +267,13 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
         return
     target = latents_dir(Path(folder)) / f"{key}.npz"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.parent.is_dir():
+            target.parent.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+        # The conditioning is the cloned voice itself, as a profile is (0600): they were written under the umask (0644),
+        # where any local user could take the clone.
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             np.savez(handle, gpt_cond_latent=gpt_cond_latent, speaker_embedding=speaker_embedding, meta=np.array(json.dumps(meta)))
     except OSError as err:
         log.warning("could not cache the voice latents in %s (%s); they will be recomputed next time", target.parent, err)

@@ -459,6 +459,22 @@ def test_a_clone_cannot_take_the_name_of_a_voice_the_default_voice_or_a_model(se
     assert ids.count(name) <= 1, ids
 
 
+def test_a_cloned_voices_conditioning_is_the_servers_alone(tmp_path):
+    """A profile is written 0600 ("someone's voice"), but the voice cache kept the same conditioning latents of an
+    enrollment's recordings (``POST /v1/voices``, ``voices add``, a batch or conversion with references) under the umask
+    (0644): any local user could take the clone from there. (Called directly: enrolling here would load XTTS in the
+    module's server, which the drain test needs unloaded.)"""
+    from demod_voice.voices.references import latents_dir, load_latents, save_latents
+
+    cache = tmp_path / "cache"  # (under the usual umask, 022: the mode every file got)
+    save_latents(str(cache), "k" * 40, np.zeros((1, 32, 64), np.float32), np.zeros((1, 512, 1), np.float32),
+                 {"references": ["a" * 64], "model": "model-x"})
+    entry = latents_dir(cache) / f"{'k' * 40}.npz"
+    assert entry.stat().st_mode & 0o777 == 0o600, oct(entry.stat().st_mode)
+    assert latents_dir(cache).stat().st_mode & 0o777 == 0o700, oct(latents_dir(cache).stat().st_mode)
+    assert load_latents(str(cache), "k" * 40) is not None
+
+
 def test_a_damaged_voice_is_named_not_its_file(server):
     """A profile damaged on the server's disk answered speech, lookups and downloads with the file's path ("/.../profiles/
     broken.npz is not a demod-voice profile (...)") as the client's fault (400)."""

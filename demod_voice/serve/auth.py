@@ -9,6 +9,7 @@ only on a loopback address unless ``--insecure-no-auth`` says otherwise.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import logging
@@ -46,8 +47,15 @@ def parse_scopes(value: Any, where: str) -> frozenset[str]:
         raise ConfigError(f"{where}: scopes must be a list or a comma-separated string of {', '.join(SCOPES)}")
     scopes = frozenset(str(item).strip() for item in items if str(item).strip())
     unknown = sorted(scopes - set(SCOPES))
-    if unknown or not scopes:
-        raise ConfigError(f"{where}: unknown or missing scope(s) {', '.join(unknown) or '(none)'}; use {', '.join(SCOPES)}")
+    if not scopes:
+        raise ConfigError(f"{where}: no scope; give one or more of {', '.join(SCOPES)}")
+    if unknown:
+        # The unknown words are never shown: a key and its scopes swapped, or two keys on one line, put the key here
+        # (and the message in the log). A near miss is named by the scope it is near.
+        near = sorted({close for word in unknown for close in difflib.get_close_matches(word.lower(), SCOPES, n=1, cutoff=0.6)})
+        hint = f" (did you mean {' or '.join(near)}?)" if near else " (the key comes first, then its scopes)"
+        raise ConfigError(f"{where}: {len(unknown)} unknown scope(s), not shown in case one is a key{hint}; use "
+                          f"{', '.join(SCOPES)}")
     return scopes
 
 

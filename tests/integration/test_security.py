@@ -350,6 +350,30 @@ def test_item10_a_bad_scope_in_the_config_shows_no_part_of_the_key(tmp_path):
     assert _shows_no_part_of(err), err
 
 
+@pytest.mark.parametrize("line", [f"speak {SECRET}", f"{SECRET} speak, {SECRET[::-1]} enroll", f"{SECRET} speak extra-{SECRET}"])
+def test_a_key_in_the_place_of_a_scope_is_not_shown(tmp_path, line):
+    """A keys file with a key and its scope swapped, or two keys on a line, printed the key as the "unknown scope" in the
+    error (which goes to the service's log, readable by more people than the keys file)."""
+    keys = tmp_path / "keys"
+    keys.write_text(line + "\n", encoding="utf-8")
+    keys.chmod(0o600)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"serve:\n  keys_file: {keys}\n", encoding="utf-8")
+    done = run_cli("serve", "--config", str(config), "--port", "0")
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "line 1" in err and "scope" in err and "Traceback" not in err, err
+    assert _shows_no_part_of(err) and _shows_no_part_of(err, SECRET[::-1]), err
+
+
+def test_a_mistyped_scope_is_named_by_the_scope_it_is_near():
+    from demod_voice.errors import ConfigError
+    from demod_voice.serve.auth import parse_scopes
+
+    with pytest.raises(ConfigError) as err:
+        parse_scopes("speek,admin", "serve.keys (key number 1)")
+    assert "did you mean speak?" in str(err.value) and "speek" not in str(err.value), err.value
+
+
 def test_item10_keys_of_the_wrong_type_show_no_part_of_the_key(tmp_path):
     from demod_voice.config import load_config
     from demod_voice.errors import ConfigError

@@ -274,6 +274,22 @@ def test_item2_a_wildcard_host_or_origin_needs_keys():
         create_app(config, keys=KeyRing({"config-key-1234": frozenset({"speak"})}))
 
 
+def test_a_wildcard_cors_origin_needs_keys_too():
+    """``serve.cors_origins: ['*']`` trusts every origin for state changes and lets every page read the answers: on a
+    server without keys any site the user visited could clone, delete and speak through it, while the same ``*`` in
+    ``serve.trusted_origins`` (which opens less) was refused."""
+    from demod_voice.config import load_config
+    from demod_voice.errors import ConfigError
+    from demod_voice.serve.auth import KeyRing
+    from demod_voice.serve.http.app import create_app
+
+    config, _ = load_config(overrides={"serve.cors_origins": ["https://chat.example.org", "*"]})
+    with pytest.raises(ConfigError, match=r"serve\.cors_origins .*needs API keys"):
+        create_app(config)
+    create_app(config, keys=KeyRing({"config-key-1234": frozenset({"speak"})}))
+    create_app(load_config(overrides={"serve.cors_origins": ["https://chat.example.org"]})[0])
+
+
 def test_item2_allowed_hosts_and_trusted_origins_open_what_they_name():
     from fastapi.testclient import TestClient
 

@@ -84,8 +84,10 @@ def too_large(path: str, content_type: str, limits: Any, declared: Optional[int]
 
 
 def check_exposure(settings: Any, keyed: bool) -> None:
-    """``*`` in ``serve.allowed_hosts`` or ``serve.trusted_origins`` opens the server to every web page: only with keys."""
-    for name in ("allowed_hosts", "trusted_origins"):
+    """``*`` in ``serve.allowed_hosts``, ``serve.trusted_origins`` or ``serve.cors_origins`` opens the server to every web
+    page: only with keys. (``cors_origins`` was not checked, though its ``*`` trusts every origin and lets every page read
+    the answers too.)"""
+    for name in ("allowed_hosts", "trusted_origins", "cors_origins"):
         if "*" in (getattr(settings, name) or ()) and not keyed:
             raise ConfigError(f"serve.{name} holds '*', which lets any web page drive this server; that needs API keys "
                               "(serve.keys or serve.keys_file): list the names instead, or configure keys")

@@ -648,3 +648,22 @@ def test_zz_the_pages_uploads_cannot_fill_the_disk(server):
         os.utime(path.parent, (hour_ago, hour_ago))
     upload(server, "after.bin", blob)  # room again: the files of an hour ago are gone
     assert made and not any(path.exists() for path in made)
+
+
+def test_a_scripted_call_with_inputs_the_page_never_sends_logs_no_traceback(server):
+    """A security review: a keyless script's Speak with a slider left empty (``null``), a number given as text, or a file
+    input that is not a file printed Gradio's 40-line traceback for each call (a hundred calls, four thousand lines):
+    anyone who can connect could fill the log. Now one line each, and the caller is told in words."""
+    page = Page(server.url)
+    log_start = len(server.log_text())
+    calls = [("dv-speak", "click", {"dv-voice": "tiny-single|tiny-single", "dv-text": "hi", "dv-format": "wav", "dv-speed": None}),
+             ("dv-speak", "click", {"dv-voice": "tiny-single|tiny-single", "dv-text": "hi", "dv-format": "wav", "dv-speed": "fast"}),
+             ("dv-ref-files", "change", {"dv-ref-files": [{"path": 5, "meta": {"_type": "gradio.FileData"}}]}),
+             ("dv-speak", "click", {"dv-voice": "tiny-single|tiny-single", "dv-text": {"a": 1}, "dv-format": "wav", "dv-speed": 1.0})]
+    for elem_id, trigger, values in calls:
+        answer = page.call(elem_id, trigger, values)
+        said = json.dumps(answer)
+        assert answer.get("success") is False and "reload the page" in said and "Traceback" not in said, said
+    time.sleep(0.5)
+    logged = server.log_text()[log_start:]
+    assert "Traceback" not in logged and len(logged.splitlines()) <= 2 * len(calls), logged[-3000:]

@@ -77,6 +77,30 @@ def picker(*args: Any, **kwargs: Any) -> Any:
     return dropdown
 
 
+def quiet_refusals(blocks: Any) -> None:
+    """Make an event whose inputs Gradio cannot take (a slider sent ``null``, a number sent as text, a file input that is
+    no file) fail in the page's words, with one line in the log (the traceback at ``-vv``): Gradio printed its 40-line
+    traceback for each such call, keyless, so anyone who could connect could fill the log. The page's own event
+    functions answer every failure in words themselves (:func:`failed`); what reaches this is Gradio's reading of the
+    inputs, or a fault of the page's that a user should not see either."""
+    from gradio.exceptions import Error
+
+    process = blocks.process_api
+
+    async def process_api(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await process(*args, **kwargs)
+        except Error:
+            raise
+        except Exception as err:  # noqa: BLE001 - any input a script makes up; said in one line
+            log.info("web page: refused an event's inputs (%s)", type(err).__name__)
+            log.debug("the event's error:", exc_info=True)
+            raise Error("This call's inputs are not what the page sends: reload the page and try again.",
+                        print_exception=False) from None
+
+    blocks.process_api = process_api
+
+
 # --- keys --------------------------------------------------------------------------------------
 
 

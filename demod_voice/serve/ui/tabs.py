@@ -26,6 +26,7 @@ from demod_voice.serve.ui.actions import (
     failed,
     is_cloned,
     picker,
+    quiet_refusals,
     row_model_names,
     speak,
     summary,
@@ -116,6 +117,7 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
     # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
     blocks.queue(default_concurrency_limit=None)
+    quiet_refusals(blocks)
     return blocks
 
 

@@ -213,6 +213,17 @@ def test_item2_a_cross_site_post_is_refused(server, header):
     assert own.status_code == 200, own.text
 
 
+@pytest.mark.parametrize("header", [{"Origin": "http://[::1"}, {"Origin": "http://a]b:1"}, {"Referer": "http://[evil/page"}])
+def test_an_unreadable_origin_is_refused_not_a_server_error(server, header):
+    """An ``Origin`` or ``Referer`` that is not a URL Python can split ("http://[::1") was a 500 with a 40-line traceback in
+    the log, for any client without a key: a foreign origin, refused (403) like any other."""
+    log_start = len(server.log_text())
+    answer = httpx.post(server.url + "/v1/audio/speech", json={"input": "hi"}, headers=header, timeout=10)
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_origin", answer.text
+    time.sleep(0.2)
+    assert "Traceback" not in server.log_text()[log_start:]
+
+
 def test_item2_the_pages_routes_are_guarded_the_same(server):
     """The guard runs before routing: /ui (the page, when mounted) meets the same Host and Origin checks as the API."""
     for path in ("/ui/", "/ui/gradio_api/upload", "/healthz"):

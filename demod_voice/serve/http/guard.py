@@ -131,7 +131,10 @@ def origin_allowed(origin: str, host: str, settings: Any) -> bool:
         return True
     if origin in ("", "null"):
         return False
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # "http://[::1": no page's origin (it was a 500 and a traceback in the log, keyless)
+        return False
     # Same site: the page came from this server (by the same name and port it is addressed by now). The scheme
     # is not compared: behind a TLS proxy the page is https and the request reaches us as http.
     return bool(parts.netloc) and parts.netloc.lower() == host.strip().lower()
@@ -205,8 +208,11 @@ class Guard:
             return None
         origin = headers.get("origin")
         if origin is None and headers.get("referer"):
-            parts = urlsplit(headers["referer"])
-            origin = f"{parts.scheme}://{parts.netloc}"
+            try:
+                parts = urlsplit(headers["referer"])
+                origin = f"{parts.scheme}://{parts.netloc}"
+            except ValueError:  # unreadable: judged as it is (no page of ours), not a 500
+                origin = headers["referer"]
         if origin is not None and not origin_allowed(origin, host, self.settings):
             return ApiError(403, f"requests from pages at '{_printable(origin)}' are not accepted here: add the origin to "
                                  "serve.trusted_origins to allow it", "permission_error", "cross_origin")

@@ -921,6 +921,28 @@ def test_a_body_trickled_slower_than_the_deadline_is_dropped(server):
         assert sock.recv(64).startswith(b"HTTP/1.1 200"), "a steady slow body was cut"
 
 
+def test_one_key_cannot_hold_every_connection(server):
+    """A security review: one ``speak`` key held every one of ``serve.max_connections`` (event streams of its running
+    batch, result zips it never read) and every other key was refused. A key may have a quarter of them open; then 429,
+    and other keys are served. (Held here by requests whose bodies have not arrived: open until the body deadline.)"""
+    most = MAX_CONNECTIONS // 4
+    head = (f"POST /v1/audio/speech HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SPEAK}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n").encode()
+    held = []
+    try:
+        for _ in range(most):
+            held.append(socket.create_connection(("127.0.0.1", port(server)), timeout=5))
+            held[-1].sendall(head)
+        time.sleep(0.3)
+        status, data = raw(server, head.decode("latin-1").rstrip("\r\n"), timeout=5)
+        assert status == 429 and error_of(data)["code"] == "too_many_open" and "max_connections" in error_of(data)["message"], data
+        assert httpx.get(server.url + "/v1/models", headers=auth(SPEAK2), timeout=5).status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+    assert wait_until(lambda: httpx.get(server.url + "/v1/models", headers=auth(SPEAK), timeout=5).status_code == 200, 10)
+
+
 def test_connections_past_the_limit_are_closed_as_they_arrive(server):
     said = server.log_text().count("are open (serve.max_connections)")
     socks = [socket.create_connection(("127.0.0.1", port(server)), timeout=5) for _ in range(MAX_CONNECTIONS + 6)]

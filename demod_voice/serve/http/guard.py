@@ -154,6 +154,10 @@ def body_limit(path: str, content_type: str, limits: Any) -> int:
     return JSON_BASE + JSON_PER_CHAR * limits.max_input_chars
 
 
+KEY_SHARE = 4
+"""One API key may have at most ``serve.max_connections`` // this many requests open at once (a quarter)."""
+
+
 class Guard:
     """The ASGI middleware (outermost but for the request counter and Starlette's own error handler)."""
 
@@ -161,6 +165,8 @@ class Guard:
         self.app = app
         self.settings = settings
         self.keys = keys
+        self.open: dict[str, int] = {}
+        """Requests being answered, by the owner id of their key (:meth:`_per_key`)."""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -179,7 +185,31 @@ class Guard:
             return
         path, kind = scope.get("path", ""), headers.get("content-type", "")
         limit = body_limit(path, kind, self.settings.limits)
-        await self._run(scope, _capped(receive, limit, lambda: too_large(path, kind, self.settings.limits)), send)
+        owner = self._owner(scope, headers)
+        if owner is not None:
+            most = max(2, self.settings.max_connections // KEY_SHARE)
+            if self.open.get(owner, 0) >= most:
+                await _answer(send, ApiError(429, f"this API key has {most} requests open at once, as many as one key may "
+                                                  f"(a quarter of serve.max_connections): wait for some to finish",
+                                             "rate_limit_error", "too_many_open", {"Retry-After": "5"}))
+                return
+            self.open[owner] = self.open.get(owner, 0) + 1
+        try:
+            await self._run(scope, _capped(receive, limit, lambda: too_large(path, kind, self.settings.limits)), send)
+        finally:
+            if owner is not None:
+                self.open[owner] -= 1
+                if not self.open[owner]:
+                    del self.open[owner]
+
+    def _owner(self, scope: dict, headers: dict[str, str]) -> Optional[str]:
+        """The owner id of an API request's key (already found valid by :meth:`_refusal`), to bound what one key holds
+        open: one ``speak`` key's event streams of a running batch, or result downloads it never read, held every one
+        of ``serve.max_connections`` and locked every other key out. ``None`` for anything else (the page's streams have
+        their own bound; a server without keys listens on loopback only)."""
+        if self.keys is None or not scope.get("path", "").startswith(API_PREFIX) or scope.get("method") == "OPTIONS":
+            return None
+        return self.keys.identify(headers.get("authorization"))[0]
 
     def _refusal(self, scope: dict, headers: dict[str, str]) -> Optional[ApiError]:
         """The refusal the headers alone call for, or ``None``."""

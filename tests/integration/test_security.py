@@ -611,6 +611,21 @@ def test_item12_a_profile_made_with_another_model_is_refused_at_import(server, t
 
 
 
+def test_an_imported_voices_language_is_checked_as_an_enrollments(server, tmp_path, xtts_model):
+    """``POST /v1/voices/import`` kept any ``language`` text (half a megabyte of markup here) beside the voice and listed it
+    to every key in each ``GET /v1/voices``; enrollment checks it, and now import does too."""
+    path = _profile(tmp_path, "tongue", xtts_model)
+    profiles = server.folder / "cache" / "demod-voice" / "profiles"
+    answer = httpx.post(server.url + "/v1/voices/import", headers=auth(ENROLL), data={"language": "<b>" + "x" * 500_000},
+                        files={"file": ("tongue.npz", path.read_bytes())}, timeout=60)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_language", answer.text[:300]
+    assert len(answer.content) < 2000 and not (profiles / "tongue.npz").exists()
+    answer = httpx.post(server.url + "/v1/voices/import", headers=auth(ENROLL), data={"language": "de"},
+                        files={"file": ("tongue.npz", path.read_bytes())}, timeout=60)
+    assert answer.status_code == 201 and answer.json()["language"] == "de", answer.text
+    assert httpx.delete(server.url + "/v1/voices/tongue", headers=auth(ENROLL), timeout=10).status_code == 200
+
+
 def test_item12_the_cli_refuses_a_profile_made_with_another_model_at_import(tmp_path, xtts_model):
     """``voices import`` compares the profile's model with the configured one, as the server's import does."""
     env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "DEMOD_VOICE_XTTS_MODEL_DIR": str(xtts_model)}

@@ -151,6 +151,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
+    language = _language(ctx, form)  # checked as an enrollment's: any text (a megabyte, markup) was kept and listed to all
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         saved = await save_upload(upload, Path(work), ctx.settings.limits, ".npz")
         try:
@@ -169,7 +170,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
             _refuse_existing(target, profile.name, form)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(saved), target)
-            _write_side(ctx, profile.name, str(form.get("language") or ctx.config.xtts.language))
+            _write_side(ctx, profile.name, language)
     return JSONResponse(_describe(ctx, profile.name), status_code=201)
 
 
@@ -181,10 +182,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         raise ApiError(400, "give the voice a name in the multipart field 'name' (letters, digits, '_', '.' or '-'): "
                             "requests then speak with it as \"voice\": NAME", code="missing_name")
     name = check_voice_id(str(form.get("name")))
-    try:
-        language = registry.cloner().enroll_language(scope(ctx), str(form.get("language") or ""))
-    except InputError as err:
-        raise ApiError(400, str(err), code="bad_language") from None
+    language = _language(ctx, form)
     uploads = [item for field in FILE_FIELDS for item in form.getlist(field) if hasattr(item, "read")]
     if not uploads:
         raise ApiError(400, "send one or more reference recordings as the multipart field 'files'", code="missing_file")
@@ -200,6 +198,17 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
                         status_code=201)
+
+
+def _language(ctx: Any, form: Any) -> str:
+    """The form's ``language`` (the server's ``xtts.language`` when none), one the cloning backend speaks (400 otherwise).
+    Its first 40 printable characters are what is checked (no language code is longer), as the refusal names what it was
+    given: it echoed the whole field, a megabyte of it."""
+    text = "".join(ch for ch in str(form.get("language") or "") if ch.isprintable())[:40]
+    try:
+        return registry.cloner().enroll_language(scope(ctx), text)
+    except InputError as err:
+        raise ApiError(400, str(err), code="bad_language") from None
 
 
 def _warnings(references: list, max_seconds: float) -> list[str]:

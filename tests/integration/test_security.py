@@ -958,6 +958,48 @@ def test_one_key_cannot_hold_every_connection(server):
     assert wait_until(lambda: httpx.get(server.url + "/v1/models", headers=auth(SPEAK), timeout=5).status_code == 200, 10)
 
 
+def test_a_file_answer_to_a_client_that_never_reads_is_cut(monkeypatch):
+    """A security review: a batch's result zip (or a book's, or a voice download) sent to a client that never read held
+    its connection for as long as the client kept it open: a key's downloads held connections for good. Any piece of an
+    answer now waits at most ``deadline_seconds`` + ``STALL_GRACE`` on its client (here 0.3 s in all), then the answer
+    is cut."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from starlette.responses import Response
+
+    from demod_voice.serve.http import guard
+
+    monkeypatch.setattr(guard, "STALL_GRACE", 0.2, raising=False)
+    settings = SimpleNamespace(host="127.0.0.1", allowed_hosts=None, trusted_origins=None, cors_origins=None, max_connections=8,
+                               limits=SimpleNamespace(deadline_seconds=0.1, max_input_chars=100, max_upload_mb=1.0))
+    never = asyncio.Event()
+    sent: list[str] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message["type"])
+        if message["type"] == "http.response.body":
+            await never.wait()  # a client that takes nothing: the socket's buffer never drains
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    app = guard.Guard(Response(b"z" * 100_000, media_type="application/zip"), settings)
+    scope = {"type": "http", "method": "GET", "path": "/v1/batch/x/result", "headers": [(b"host", b"127.0.0.1")]}
+
+    async def run() -> BaseException:
+        try:
+            await asyncio.wait_for(app(scope, receive, send), 10)
+        except BaseException as err:  # noqa: BLE001 - the outcome is what is checked
+            return err
+        raise AssertionError("the answer finished, though its client took nothing")
+
+    started = time.monotonic()
+    err = asyncio.run(run())
+    assert type(err).__name__ == "StreamBroken" and time.monotonic() - started < 5, repr(err)
+    assert sent == ["http.response.start", "http.response.body"]
+
+
 def test_connections_past_the_limit_are_closed_as_they_arrive(server):
     said = server.log_text().count("are open (serve.max_connections)")
     socks = [socket.create_connection(("127.0.0.1", port(server)), timeout=5) for _ in range(MAX_CONNECTIONS + 6)]

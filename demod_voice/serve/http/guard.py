@@ -42,6 +42,7 @@ from starlette.exceptions import HTTPException
 from demod_voice.errors import ConfigError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.errors import ApiError
+from demod_voice.serve.http.streaming import StreamBroken
 from demod_voice.serve.limits import FORM_ROUTES, FORM_TYPES, media_type, not_a_form, upload_limit
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,11 @@ def body_limit(path: str, content_type: str, limits: Any) -> int:
     return JSON_BASE + JSON_PER_CHAR * limits.max_input_chars
 
 
+STALL_GRACE = 35.0
+"""Seconds past ``serve.limits.deadline_seconds`` that one piece of any answer may wait on a client that takes none of it:
+past every answer's own bound (a speech stream's ``SEND_GRACE``, the page player's ``READ_GRACE``), for the answers that
+have none. A file answer (a batch's or a book's zip, a voice's download) sent to a client that never read held its
+connection for as long as the client kept it open."""
 KEY_SHARE = 4
 """One API key may have at most ``serve.max_connections`` // this many requests open at once (a quarter)."""
 
@@ -266,11 +272,13 @@ class Guard:
         """Run the app; answer in JSON for a body cut off at its limit, or a request cancelled by the end of a drain."""
         started = False
 
+        bounded = _stall_bounded(send, scope, self.settings.limits.deadline_seconds + STALL_GRACE)
+
         async def tracked(message: dict) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-            await send(message)
+            await bounded(message)
 
         ctx = _context(scope)
         counted = ctx is not None and scope.get("path") not in PROBES
@@ -305,6 +313,24 @@ def _context(scope: dict) -> Any:
 
 def _printable(text: str) -> str:
     return "".join(ch for ch in text if ch.isprintable())[:80]
+
+
+def _stall_bounded(send: Any, scope: dict, stall: float) -> Any:
+    """``send`` whose each piece of a body waits at most ``stall`` seconds on its client (:data:`STALL_GRACE`); past it the
+    answer is cut (:class:`StreamBroken`: uvicorn closes the connection, the reason said here in one line)."""
+
+    async def bounded(message: dict) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        try:
+            async with asyncio.timeout(stall):
+                await send(message)
+        except TimeoutError:
+            log.warning("%s %s: its client took nothing for %g s; the answer was cut", scope.get("method"), scope.get("path"), stall)
+            raise StreamBroken(f"the client took nothing for {stall:g} s") from None
+
+    return bounded
 
 
 def _capped(receive: Any, limit: int, problem: Any) -> Any:

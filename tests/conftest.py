@@ -92,6 +92,17 @@ def xtts_model(tmp_path_factory) -> Path:
     return _generated(tmp_path_factory, "xtts-tiny", "make_xtts_model.py", "--size", "tiny")
 
 
+def small_tmpfs(folder: Path, size: str, instead: str = ""):
+    """A tmpfs of ``size`` mounted on the new folder ``folder`` (root only), unmounted after; the test is skipped, saying
+    why (and ``instead``: what else covers it), where mounting is not allowed. For a fixture to ``yield from``."""
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}){instead}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 def voiced_signal(seconds: float, rate: int, channels: int = 1, level: float = 0.3):
     """A speech-like test signal: a 120 Hz harmonic source under a 4 Hz syllable envelope."""
     import numpy as np

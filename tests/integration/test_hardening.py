@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import BIN, run_cli, voiced_signal
+from conftest import BIN, run_cli, small_tmpfs, voiced_signal
 from processes import wait_for
 
 from demod_voice.errors import InputError
@@ -64,14 +64,7 @@ def start(*args: str, **kwargs) -> subprocess.Popen:
 @pytest.fixture
 def small_disk(tmp_path):
     """A 2 MB tmpfs (root only); the test is skipped, saying why, where mounting is not allowed."""
-    folder = tmp_path / "small"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}); "
-                    "test_failure_paths.py covers the writer's full-disk error with an injected one")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    yield from small_tmpfs(tmp_path / "small", "2m", "; test_failure_paths.py covers the writer's full-disk error with an injected one")
 
 
 def test_a_full_disk_stops_the_batch_at_its_row_and_resumes_once_space_is_freed(piper_voice, small_disk, tmp_path):

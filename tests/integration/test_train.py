@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile
-from conftest import FIXTURES, run_cli
+from conftest import FIXTURES, run_cli, small_tmpfs
 
 from demod_voice.cli.main import main
 
@@ -241,13 +241,7 @@ def test_a_runs_checkpoint_exports_with_the_runs_voice_config(trained, tmp_path)
 @pytest.fixture
 def small_tmpdir(tmp_path):
     """A 16 MB tmpfs as $TMPDIR, as a small tmpfs /tmp is (root only; skipped, saying why, where mounting is not allowed)."""
-    folder = tmp_path / "small-tmp"
-    folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'})")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    yield from small_tmpfs(tmp_path / "small-tmp", "16m")
 
 
 def test_checkpoints_are_saved_beside_the_run_not_in_tmpdir(prepared, small_tmpdir, tmp_path):

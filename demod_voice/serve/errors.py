@@ -24,9 +24,13 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         """The JSON body."""
-        # A message may quote what a client sent: a lone surrogate in it would fail the JSON encoding (a 500).
-        message = str(self).encode("utf-8", "backslashreplace").decode("utf-8")
-        return {"error": {"message": message, "type": self.kind, "code": self.code}}
+        return {"error": {"message": sendable(str(self)), "type": self.kind, "code": self.code}}
+
+
+def sendable(message: str) -> str:
+    """``message`` as UTF-8 can carry it: a message may quote what a client sent, and a lone surrogate in it failed the
+    answer's encoding (an HTTP 500; a Wyoming connection closed with a traceback). Such characters are escaped (``\\ud800``)."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def client_text(err: BaseException) -> str:

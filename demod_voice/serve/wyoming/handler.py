@@ -36,7 +36,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from demod_voice.audio.chunks import to_int16
 from demod_voice.engine.service import Priority
 from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull, RuntimeFailure
-from demod_voice.serve.errors import client_text
+from demod_voice.serve.errors import client_text, sendable
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
 
@@ -468,10 +468,7 @@ class WyomingHandler(AsyncEventHandler):
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"
-        # a message may quote what the client sent: a lone surrogate in a voice name failed the UTF-8 encoding of the
-        # event (a traceback, the connection closed, no error event)
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-        await self.write_event(Error(text=text, code=type(err).__name__).event(), timeout)
+        await self.write_event(Error(text=sendable(text), code=type(err).__name__).event(), timeout)
 
     async def _audio(self, request: _Request, handle: Any) -> None:
         """Send one job's audio as the engine makes it; past its deadline the job is cancelled. The deadline counts

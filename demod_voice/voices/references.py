@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path
+from demod_voice.voices.profiles import PRIVATE
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +274,7 @@ def save_latents(folder: Optional[str], key: str, gpt_cond_latent: Any, speaker_
         # The conditioning is the cloned voice itself, as a profile is (0600): they were written under the umask (0644),
         # where any local user could take the clone.
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
+            os.fchmod(handle.fileno(), PRIVATE)
             np.savez(handle, gpt_cond_latent=gpt_cond_latent, speaker_embedding=speaker_embedding, meta=np.array(json.dumps(meta)))
     except OSError as err:
         log.warning("could not cache the voice latents in %s (%s); they will be recomputed next time", target.parent, err)

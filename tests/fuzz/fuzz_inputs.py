@@ -14,9 +14,11 @@ loop over the seeds for the given time: ``--fallback`` forces that mode.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -49,6 +51,9 @@ from demod_voice.paths import confined_output  # noqa: E402
 from demod_voice.voices.profiles import read_profile, write_profile  # noqa: E402
 
 WORK = Path(tempfile.mkdtemp(prefix="dv-fuzz-"))
+KEEP_WORK = False
+"""Set once an input is saved in ``WORK`` for the finding's reader; otherwise the folder goes when the run ends."""
+atexit.register(lambda: KEEP_WORK or shutil.rmtree(WORK, ignore_errors=True))
 KEYS = _leaf_keys(Config)
 
 
@@ -206,6 +211,7 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
 
 def fallback(target: str, seconds: float, seed: int = 0) -> int:
     """Mutate the seeds at random for ``seconds``; return the number of inputs tried (raises on a finding)."""
+    global KEEP_WORK
     rng = random.Random(seed)
     pool = _seeds(target)
     run = TARGETS[target]
@@ -216,6 +222,7 @@ def fallback(target: str, seconds: float, seed: int = 0) -> int:
         try:
             run(data)
         except Exception:
+            KEEP_WORK = True
             _file(f"crash-{target}", data)
             print(f"finding in {target}: input saved as {WORK / f'crash-{target}'}", file=sys.stderr)
             raise

@@ -9,9 +9,11 @@ Cases per test: ``HYPOTHESIS_PROFILE=ci`` (the default here) runs 300 examples p
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -34,6 +36,7 @@ settings.register_profile("deep", max_examples=5000, deadline=None, database=Non
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="dv-properties-"))
+atexit.register(shutil.rmtree, SCRATCH, True)  # each run left its folder in /tmp
 
 
 def scratch_file(name: str, data: bytes) -> Path:
@@ -171,7 +174,8 @@ def output_root():
     os.symlink(root / "sub", root / "inner")  # a link that stays inside is still a link
     os.symlink("..", root / "sub" / "up")
     os.symlink(root / "missing", root / "dangling")
-    return root
+    yield root
+    shutil.rmtree(base, ignore_errors=True)
 
 
 segments = st.sampled_from(["a", "b.wav", "..", ".", "", "link", "inner", "sub", "up", "dangling", "~", "x" * 300,

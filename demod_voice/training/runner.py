@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.errors import DemodVoiceError, InputError, RuntimeFailure
+from demod_voice.errors import DemodVoiceError, InputError, OutputFull, RuntimeFailure
 from demod_voice.sandbox import die_with_parent
 from demod_voice.training import quality as qualities
 
@@ -257,9 +257,29 @@ def main(argv: Optional[list[str]] = None) -> int:
         return err.exit_code
     except Exception as err:  # noqa: BLE001 - anything else from the trainer becomes one line for the user
         traceback.print_exc()
-        send("error", kind="RuntimeFailure", message=f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
-        return 1
+        failure = full_disk(spec, err) or RuntimeFailure(f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}")
+        send("error", kind=type(failure).__name__, message=str(failure))
+        return failure.exit_code
     return 0
+
+
+def full_disk(spec: dict[str, Any], err: BaseException) -> Optional[OutputFull]:
+    """The run's end as one line when ``err`` (or what it wraps) is a full disk or quota: the folder and what to do,
+    the part of a checkpoint that did not fit removed from the scratch folder (it held the space to be freed)."""
+    import errno
+    import shutil
+
+    cause: Optional[BaseException] = err
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    out = Path(spec["output_dir"])
+    shutil.rmtree(out / SCRATCH, ignore_errors=True)
+    (out / SCRATCH).mkdir(exist_ok=True)
+    again = "run the same command with --resume" if spec["mode"] == "fit" and (out / "checkpoints" / "last.ckpt").exists() \
+        else "run the same command again"
+    return OutputFull(f"cannot save in {out}: {cause.strerror or 'the disk is full'}; free some space and {again}")
 
 
 if __name__ == "__main__":

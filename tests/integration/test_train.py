@@ -7,6 +7,7 @@ checkpoint). Torch never loads in the test process: checkpoints are read by test
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import soundfile
-from conftest import FIXTURES, run_cli, small_tmpfs
+from conftest import BIN, FIXTURES, run_cli, small_tmpfs
 
 from demod_voice.cli.main import main
 
@@ -254,6 +255,38 @@ def test_checkpoints_are_saved_beside_the_run_not_in_tmpdir(prepared, small_tmpd
     done, err = train(prepared.folder, out, "--epochs", "1", "--export-every", "0", env={"TMPDIR": str(small_tmpdir)})
     assert done.returncode == 0, err
     assert zipfile.is_zipfile(out / "checkpoints" / "epoch-1.ckpt") and list((out / ".tmp").iterdir()) == []
+
+
+@pytest.fixture
+def filling_disk(tmp_path):
+    """A 1.2 GB tmpfs for --output-dir: room enough at the start, less once something else fills it."""
+    yield from small_tmpfs(tmp_path / "filling", "1200m")
+
+
+def test_a_disk_that_fills_during_training_says_where_and_what_to_do(prepared, filling_disk):
+    """A checkpoint that no longer fitted (the disk filled after the start's free-space check) ended the run with the
+    raw ``OSError: [Errno 28] No space left on device`` and "the whole log is in ...": neither the full folder nor what
+    to do. The part of the checkpoint was left in the run's .tmp/, holding space the user must free."""
+    out = filling_disk / "voice"
+    command = [sys.executable, str(BIN), "piper-train", "--dataset", str(prepared.folder), "--output-dir", str(out), *TINY,
+               "--epochs", "1", "--export-every", "0"]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, **ENV}, text=True)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "started:" in line:  # training has begun; another program now fills the disk
+            free = shutil.disk_usage(filling_disk).free
+            with open(filling_disk / "other-program.bin", "wb") as filler:
+                for _ in range((free - 48 * 2**20) // 2**20):
+                    filler.write(bytes(2**20))
+    process.wait(timeout=300)
+    err = "".join(lines)
+    line = one_error_line(err)
+    assert process.returncode != 0 and "started:" in err, err
+    assert "No space left on device" in line and str(out) in line and "free some space" in line, line
+    assert "OSError" not in line and "Errno" not in line and "whole log" not in line, line
+    assert list((out / ".tmp").iterdir()) == []
 
 
 def test_fine_tune_from_a_stale_base_and_install(trained, prepared, tmp_path):

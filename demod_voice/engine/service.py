@@ -14,9 +14,11 @@ on an engine started for it and shut down after (``batch``, the one-shot command
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Pipe, wait
@@ -39,6 +41,8 @@ __all__ = ["EngineRun", "EngineService", "JobHandle", "JobResult", "PoolInfo", "
 
 TICK = 0.5
 """Seconds between timer checks (cancel deadlines, memory, idle models) while work is running."""
+WINDOW = 256
+"""At least this many jobs of one model queued at once by :meth:`EngineService.run` (the rest wait in the run)."""
 
 
 @dataclass
@@ -133,33 +137,36 @@ class EngineService:
         ``on_result`` alone and is let go after it, and none is returned (a batch of 50,000 rows kept every row's
         result, with a Piper row's word timings, until its end: its memory grew with every row)."""
         done: queue.SimpleQueue = queue.SimpleQueue()
-        unfinished: dict[int, JobHandle] = {}
-        handles: list[JobHandle] = []
+        jobs = list(jobs)
+        feed = _Feed(jobs, self._window(jobs), keep)
         current: Optional[JobResult] = None
         try:
-            handles = self.submit_many([(job, sink_factory(job)) for job in jobs], Priority.BATCH)
-            unfinished = {id(handle): handle for handle in handles}
-            for handle in handles:
-                handle.add_done_callback(lambda result, handle=handle: done.put((handle, result)))
-            if not keep:
-                handles = []
-            for _ in range(len(unfinished)):
+            for spec in list(feed.waiting):
+                feed.submit(self, spec, sink_factory, done)
+            for _ in range(len(feed.jobs)):
                 handle, current = _get(done, watch)
-                unfinished.pop(id(handle), None)
+                feed.finished(handle)
                 if not current.ok:  # the failure may be the run's (a Ray head gone), not the row's: asked before it counts
                     watch()
                 on_result(current)
                 current = None
+                feed.submit(self, handle.job.spec, sink_factory, done)
         except KeyboardInterrupt:
-            self._cancel_and_wait(list(unfinished.values()))
+            self._cancel_and_wait(list(feed.unfinished.values()))
             if current is not None:  # Ctrl-C came while ``on_result`` had it: given again (batch and book skip what they recorded)
                 done.put((None, current))
             _deliver_finished(done, on_result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
-            self._cancel_and_wait(list(unfinished.values()))
+            self._cancel_and_wait(list(feed.unfinished.values()))
             raise
-        return [handle.result() for handle in handles]
+        return [handle.result() for handle in feed.kept if handle is not None]
+
+    def _window(self, jobs: list[SynthesisJob]) -> int:
+        """Jobs of one model that :meth:`run` keeps queued at once: enough for every worker's fullest hand-overs under
+        guided scheduling (a ``1 / (2 x workers)`` share of what waits), at least :data:`WINDOW`."""
+        together = max((job.together_limit for job in jobs), default=1)
+        return max(WINDOW, 4 * (self.workers or os.cpu_count() or 1) * together)
 
     @property
     def stopping(self) -> bool:
@@ -360,6 +367,44 @@ class _Tee:
 
     def abort(self) -> None:
         self._sink.abort()
+
+
+class _Feed:
+    """A run's jobs, handed to the engine a window at a time per model: a batch of 50,000 rows made a task, a handle
+    and a sink for every row up front (290 MB in the parent before the first row), and each hand-over read the whole
+    queue. Per model, so that models take their turns as they did with every job queued (``engine.max_loaded_models``:
+    one model's rows, then the next's, not a model swap every window); in the order given within a model."""
+
+    def __init__(self, jobs: list[SynthesisJob], window: int, keep: bool) -> None:
+        self.jobs = jobs
+        self.window = window
+        self.waiting: dict[LoadSpec, deque[int]] = {}
+        for position, job in enumerate(jobs):
+            self.waiting.setdefault(job.spec, deque()).append(position)
+        self.queued: Counter[LoadSpec] = Counter()
+        self.unfinished: dict[int, JobHandle] = {}
+        self.kept: list[Optional[JobHandle]] = [None] * len(jobs) if keep else []
+        """Every job's handle by position (``keep``), for the results in the order given."""
+
+    def submit(self, service: EngineService, spec: LoadSpec, sink_factory: Callable[[SynthesisJob], Sink],
+               done: queue.SimpleQueue) -> None:
+        """Queue more of ``spec``'s jobs once fewer than half the window wait, up to the window (the dispatcher sees
+        many at once, as it groups them for workers); each reports to ``done`` as it ends."""
+        waiting = self.waiting.get(spec)
+        if not waiting or self.queued[spec] > self.window // 2:
+            return
+        positions = [waiting.popleft() for _ in range(min(len(waiting), self.window - self.queued[spec]))]
+        self.queued[spec] += len(positions)
+        handles = service.submit_many([(self.jobs[i], sink_factory(self.jobs[i])) for i in positions], Priority.BATCH)
+        for position, handle in zip(positions, handles, strict=True):
+            self.unfinished[id(handle)] = handle
+            handle.add_done_callback(lambda result, handle=handle: done.put((handle, result)))
+            if self.kept:
+                self.kept[position] = handle
+
+    def finished(self, handle: JobHandle) -> None:
+        self.unfinished.pop(id(handle), None)
+        self.queued[handle.job.spec] -= 1
 
 
 def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> tuple[JobHandle, JobResult]:

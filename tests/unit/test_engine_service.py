@@ -410,3 +410,49 @@ def test_an_executor_that_cannot_start_a_worker_fails_the_jobs_not_the_engine():
         assert svc.submit(job("b")).result(timeout=30).ok  # the engine goes on
     finally:
         svc.shutdown()
+
+
+class _Counted:
+    """A sink that keeps only how much audio it was given."""
+
+    retryable = True
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def write(self, chunk) -> None:
+        self.samples += len(chunk.samples)
+
+    def commit(self) -> float:
+        return self.samples / 8000
+
+    def abort(self) -> None:
+        self.samples = 0
+
+
+def test_a_long_run_queues_a_window_per_model_and_models_still_take_turns(tmp_path, monkeypatch):
+    """``run`` made a task, a handle and a sink for every job before the first was made (a 50,000-row batch: 290 MB in
+    the parent up front, and every hand-over read the whole queue). Now each model's jobs wait in the run and at most a
+    window of them is queued; models still take their turns (one model's jobs, then the next's) and results come back
+    in the order given."""
+    from demod_voice.engine import service as engine_service
+
+    monkeypatch.setattr(engine_service, "WINDOW", 40, raising=False)
+    handed = tmp_path / "handed"
+    monkeypatch.setenv("FAKE_HANDED", str(handed))
+    first, second = LoadSpec("fakes:FakeBackend", "/models/first"), LoadSpec("fakes:FakeBackend", "/models/second")
+    jobs = [job(f"{'a' if i % 2 else 'b'}{i}", first if i % 2 else second) for i in range(240)]
+    svc = EngineService(EngineSettings(), max_loaded_models=1)
+    queued = []
+
+    def on_result(result) -> None:
+        queued.append(max(p.waiting + p.busy for p in svc.pools()))
+
+    try:
+        results = svc.run(jobs, on_result=on_result, sink_factory=lambda job: _Counted())
+    finally:
+        svc.shutdown()
+    assert [r.job.text for r in results] == [j.text for j in jobs] and all(r.ok for r in results)
+    texts = handed.read_text().replace("|", "\n").split()
+    assert texts == [f"b{i}" for i in range(0, 240, 2)] + [f"a{i}" for i in range(1, 240, 2)]
+    assert len(queued) == 240 and max(queued) <= 40, max(queued)

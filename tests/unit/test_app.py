@@ -54,3 +54,21 @@ def test_keys_guard_every_route_but_the_probes():
         headers = {"Authorization": "Bearer speak-key-0001"}
         assert client.get("/v1/models", headers=headers).status_code == 200
         assert client.post("/v1/voices/import", headers=headers).status_code == 403
+
+
+def test_a_preflight_of_the_openai_sdk_from_a_listed_origin_is_allowed():
+    """The official OpenAI JavaScript client (``dangerouslyAllowBrowser``) sends its ``X-Stainless-*`` headers on every
+    request; the preflight allowed only Authorization and Content-Type, so it failed (400 "Disallowed CORS headers") and
+    a browser app using the SDK could not reach the server at all."""
+    sent = ("authorization,content-type,x-stainless-lang,x-stainless-package-version,x-stainless-os,x-stainless-arch,"
+            "x-stainless-runtime,x-stainless-runtime-version,x-stainless-retry-count,x-stainless-timeout,openai-project")
+    preflight = {"Origin": "https://chat.example", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": sent}
+    with app({"serve.cors_origins": ["https://chat.example"]}) as client:
+        answer = client.options("/v1/audio/speech", headers=preflight)
+        assert answer.status_code == 200, answer.text
+        allowed = {h.strip().lower() for h in answer.headers["access-control-allow-headers"].split(",")}
+        assert set(sent.split(",")) <= allowed, allowed
+        assert answer.headers["access-control-allow-origin"] == "https://chat.example"
+        other = client.options("/v1/audio/speech", headers={**preflight, "Access-Control-Request-Headers": "x-forwarded-for"})
+        assert other.status_code == 400  # only the SDKs' own headers, not one a proxy is trusted for
+

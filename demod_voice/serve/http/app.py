@@ -46,6 +46,13 @@ from demod_voice.serve.voices import piper_voices, resolve_voice
 
 log = logging.getLogger(__name__)
 
+SDK_HEADERS = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch", "X-Stainless-Runtime",
+               "X-Stainless-Runtime-Version", "X-Stainless-Retry-Count", "X-Stainless-Timeout", "X-Stainless-Read-Timeout",
+               "X-Stainless-Async", "X-Stainless-Helper-Method", "OpenAI-Organization", "OpenAI-Project")
+"""Headers the official OpenAI clients send on every request (JavaScript's in a browser too): a CORS preflight that
+refused them kept every browser app using the SDK from the server. Named one by one rather than ``*``: a page may not
+set a header a proxy is trusted for (uvicorn believes ``X-Forwarded-*`` from loopback)."""
+
 
 def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Optional[tuple[str, ...]] = None,
                log_level: int = logging.WARNING, workers: Optional[int] = None,
@@ -91,7 +98,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type"])
+                           allow_headers=["Authorization", "Content-Type", *SDK_HEADERS])
     check_exposure(config.serve, keys is not None)
     app.add_middleware(Guard, settings=config.serve, keys=keys)
     # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.

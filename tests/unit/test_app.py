@@ -72,3 +72,20 @@ def test_a_preflight_of_the_openai_sdk_from_a_listed_origin_is_allowed():
         other = client.options("/v1/audio/speech", headers={**preflight, "Access-Control-Request-Headers": "x-forwarded-for"})
         assert other.status_code == 400  # only the SDKs' own headers, not one a proxy is trusted for
 
+
+def test_a_listed_origins_page_can_read_the_guards_refusals():
+    """A 401 (no key, a wrong or revoked key) and a 413 told by the headers are answered by the guard, before the app,
+    and went out without CORS headers: the browser hid them, and the app saw "Failed to fetch" instead of an error
+    that says what to do."""
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"})})
+    page = {"Origin": "https://chat.example"}
+    with app({"serve.cors_origins": ["https://chat.example"], "serve.limits.max_input_chars": 10}, keys=keys) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong-key-0002"}):
+            answer = client.post("/v1/audio/speech", json=SPEECH, headers={**page, **headers})
+            assert answer.status_code == 401 and answer.json()["error"]["message"], answer.text
+            assert answer.headers.get("access-control-allow-origin") == "https://chat.example", answer.headers
+        big = client.post("/v1/audio/speech", content=b"{" + b" " * 100_000 + b"}",
+                          headers={**page, "Authorization": "Bearer speak-key-0001", "Content-Type": "application/json"})
+        assert big.status_code == 413 and big.headers.get("access-control-allow-origin") == "https://chat.example", big.headers
+        elsewhere = client.post("/v1/audio/speech", json=SPEECH, headers={"Origin": "https://evil.example"})
+        assert elsewhere.status_code == 403 and "access-control-allow-origin" not in elsewhere.headers

@@ -94,13 +94,15 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     app.include_router(conversions.router)
     _health_routes(app)
     _error_handlers(app)
+    check_exposure(config.serve, keys is not None)
+    app.add_middleware(Guard, settings=config.serve, keys=keys)
     if config.serve.cors_origins:
+        # Outside the guard: its refusals (a bad key, a body too large) went out without CORS headers, and the browser
+        # hid them from the page ("Failed to fetch"). A preflight it answers itself carries no key and reaches nothing.
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", *SDK_HEADERS])
-    check_exposure(config.serve, keys is not None)
-    app.add_middleware(Guard, settings=config.serve, keys=keys)
     # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.
     app.add_middleware(RequestCounter)
     return app

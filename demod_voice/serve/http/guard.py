@@ -165,7 +165,7 @@ KEY_SHARE = 4
 
 
 class Guard:
-    """The ASGI middleware (outermost but for the request counter and Starlette's own error handler)."""
+    """The ASGI middleware (outermost but for the request counter, CORS where configured, and Starlette's own error handler)."""
 
     def __init__(self, app: Any, settings: Any, keys: Any = None) -> None:
         self.app = app

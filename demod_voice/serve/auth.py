@@ -31,9 +31,12 @@ IMPLIED = {"admin": frozenset(SCOPES), "enroll": frozenset({"speak"})}
 class AuthFailed(Exception):
     """A request without a valid key (401) or whose key lacks the scope (403)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
+        """The error's ``code`` for clients (OpenAI's ``invalid_api_key`` for a key it does not know): an app tells a key
+        to ask the user for again from a scope to ask the administrator for, without reading the message."""
 
 
 def _digest(key: str) -> str:
@@ -77,14 +80,14 @@ class KeyRing:
 
         The owner id is derived from the key's digest (never the key): batch jobs belong to it."""
         if not authorization:
-            raise AuthFailed(401, "this server needs an API key: send 'Authorization: Bearer KEY'")
+            raise AuthFailed(401, "this server needs an API key: send 'Authorization: Bearer KEY'", "missing_api_key")
         kind, _, key = authorization.strip().partition(" ")
         if kind.lower() != "bearer" or not key.strip():
-            raise AuthFailed(401, "malformed Authorization header: send 'Authorization: Bearer KEY'")
+            raise AuthFailed(401, "malformed Authorization header: send 'Authorization: Bearer KEY'", "invalid_api_key")
         digest = _digest(key.strip())
         scopes = self._scopes.get(digest)
         if scopes is None:
-            raise AuthFailed(401, "the API key is not valid")
+            raise AuthFailed(401, "the API key is not valid: send one the server's administrator gave you", "invalid_api_key")
         return hashlib.sha256(f"owner:{digest}".encode()).hexdigest()[:16], scopes
 
     def check(self, authorization: Optional[str], scope: str) -> str:
@@ -121,7 +124,7 @@ def authorize(keys: Optional[KeyRing], authorization: Optional[str], scope: str)
     owner, scopes = keys.identify(authorization)
     caller = Caller(owner, scopes)
     if not caller.may(scope):
-        raise AuthFailed(403, f"this API key may not do this: it needs the '{scope}' scope")
+        raise AuthFailed(403, f"this API key may not do this: it needs the '{scope}' scope", "missing_scope")
     return caller
 
 

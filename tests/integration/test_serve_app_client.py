@@ -145,7 +145,7 @@ def test_rename_an_enrolled_voice(server):
 
     rename = lambda old, new, key=ENROLL: httpx.patch(f"{server.url}/v1/voices/{old}", json={"name": new}, headers=auth(key))  # noqa: E731
     assert "PATCH" in httpx.put(server.url + "/v1/voices/first-name", headers=auth()).json()["error"]["message"]
-    refused(server, rename("first-name", "new-name", SPEAK), 403, None)
+    refused(server, rename("first-name", "new-name", SPEAK), 403, "missing_scope")
     refused(server, rename("first-name", "taken"), 409, "voice_exists")
     refused(server, rename("first-name", "tts-1"), 409, "name_taken")
     refused(server, rename("first-name", "../x"), 400, "bad_voice_id")

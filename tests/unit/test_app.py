@@ -89,3 +89,23 @@ def test_a_listed_origins_page_can_read_the_guards_refusals():
         assert big.status_code == 413 and big.headers.get("access-control-allow-origin") == "https://chat.example", big.headers
         elsewhere = client.post("/v1/audio/speech", json=SPEECH, headers={"Origin": "https://evil.example"})
         assert elsewhere.status_code == 403 and "access-control-allow-origin" not in elsewhere.headers
+
+
+@pytest.mark.parametrize("authorization, status, code", [
+    (None, 401, "missing_api_key"),
+    ("Basic c3BlYWs6a2V5", 401, "invalid_api_key"),
+    ("Bearer wrong-key-0002", 401, "invalid_api_key"),
+    ("Bearer speak-key-0001", 403, "missing_scope"),
+])
+def test_a_refused_key_says_which_refusal_in_its_code(authorization, status, code):
+    """Every other refusal had a ``code``; these had ``null``, so an app using the OpenAI client (``err.code``) could not
+    tell a key to ask its user for again (OpenAI's ``invalid_api_key``) from a scope to ask the administrator for."""
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"})})
+    headers = {} if authorization is None else {"Authorization": authorization}
+    with app(keys=keys) as client:
+        for method, path in (("delete", "/v1/voices/someone"), ("put", "/v1/lexicons/server.x")):
+            answer = getattr(client, method)(path, headers=headers)
+            assert answer.status_code == status, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == code and error["type"] == ("authentication_error" if status == 401 else "permission_error"), error
+            assert ":" in error["message"], error  # says what to do

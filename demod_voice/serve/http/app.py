@@ -188,7 +188,7 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AuthFailed)
     async def auth_failed(request: Request, err: AuthFailed) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
-        body = ApiError(err.status, str(err), "authentication_error" if err.status == 401 else "permission_error").body()
+        body = ApiError(err.status, str(err), "authentication_error" if err.status == 401 else "permission_error", err.code).body()
         return JSONResponse(body, status_code=err.status, headers=headers)
 
     @app.exception_handler(DemodVoiceError)

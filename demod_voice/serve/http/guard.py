@@ -231,7 +231,7 @@ class Guard:
             try:
                 self.keys.identify(headers.get("authorization"))
             except AuthFailed as err:
-                return ApiError(err.status, str(err), "authentication_error", headers={"WWW-Authenticate": "Bearer"})
+                return ApiError(err.status, str(err), "authentication_error", err.code, {"WWW-Authenticate": "Bearer"})
         return self._oversized(path, headers)
 
     def _foreign(self, method: str, headers: dict[str, str]) -> Optional[ApiError]:

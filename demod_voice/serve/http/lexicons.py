@@ -67,7 +67,7 @@ async def put_lexicon(name: str, request: Request, ctx: Context, caller: Speaker
         raise ApiError(403, "a key may write only its own lexicon (GET /v1/lexicons names it)", "permission_error")
     needed = "enroll" if own else "admin"
     if not caller.may(needed):
-        raise ApiError(403, f"this API key may not do this: it needs the '{needed}' scope", "permission_error")
+        raise ApiError(403, f"this API key may not do this: it needs the '{needed}' scope", "permission_error", "missing_scope")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY:
         raise ApiError(413, f"a lexicon may be at most {MAX_BODY // 1024} KiB; split it", code="too_large")

@@ -109,3 +109,16 @@ def test_a_refused_key_says_which_refusal_in_its_code(authorization, status, cod
             error = answer.json()["error"]
             assert error["code"] == code and error["type"] == ("authentication_error" if status == 401 else "permission_error"), error
             assert ":" in error["message"], error  # says what to do
+
+
+@pytest.mark.parametrize("method, path", [("post", "/audio/speech"), ("get", "/models"), ("get", "/voices/alice")])
+def test_a_client_whose_base_url_lacks_v1_is_told_so(method, path):
+    """``OpenAI(base_url="http://127.0.0.1:5002")`` (without ``/v1``) asks for ``/audio/speech``: the answer was "there is
+    no POST /audio/speech here: the routes are listed at /docs", which does not say that the whole API is under /v1."""
+    with app() as client:
+        answer = getattr(client, method)(path)
+        error = answer.json()["error"]
+        assert answer.status_code == 404 and error["code"] == "not_found", answer.text
+        assert f"/v1{path}" in error["message"] and "base_url" in error["message"], error
+        elsewhere = client.get("/v2/nothing").json()["error"]["message"]
+        assert "/v1/v2" not in elsewhere and "/docs" in elsewhere, elsewhere

@@ -208,6 +208,9 @@ def _starlette_message(request: Request, status: int, detail: str, headers: dict
     if status == 400:
         return _unreadable(request, detail)
     if status == 404 and detail == "Not Found":
+        if _under_v1(request):
+            return (f"there is no {asked} here: the API is under /v1 ({request.method} /v1{_shown_path(request.url.path)}); "
+                    "an OpenAI client's base_url ends in /v1")
         return f"there is no {asked} here: the routes are listed at /docs (OpenAPI: /openapi.json)"
     if status == 405 and detail == "Method Not Allowed":
         allowed = _methods_of(request)
@@ -223,6 +226,18 @@ def _methods_of(request: Request) -> list[str]:
 
     return [method for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
             if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)]
+
+
+def _under_v1(request: Request) -> bool:
+    """Whether the path names a route once ``/v1`` is put before it: the mistake of an OpenAI client whose ``base_url``
+    is the server's address alone."""
+    from starlette.routing import Match
+
+    path = request.url.path
+    if path.startswith("/v1/"):
+        return False
+    scope = {**request.scope, "path": "/v1" + path}
+    return any(route.matches(scope)[0] != Match.NONE for route in request.app.routes)
 
 
 def _shown_path(path: str) -> str:

@@ -22,7 +22,7 @@ def server(tmp_path_factory, piper_voice, xtts_model):
         "piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
         "xtts": {"model_dir": str(xtts_model), "max_new_tokens": 24, "sentence_silence": 0.0},
         "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", OTHER: "speak,enroll"},
-                  "piper_voices": [str(piper_voice)],
+                  "piper_voices": [str(piper_voice)], "voices": {"nova": {"profile": "aliased"}, "echo": "aliased"},
                   "limits": {"max_upload_mb": 2.0, "max_reference_seconds": 30.0}},
     }
     live = start_server(folder, config)
@@ -220,3 +220,20 @@ def test_showing_an_installed_voice_says_it_is_not_an_enrolled_one(server):
     response = httpx.get(server.url + "/v1/voices/tiny-single", headers=auth(SPEAK))
     assert "installed" in refused(server, response, 404, "not_enrolled")
     refused(server, httpx.get(server.url + "/v1/voices/nobody", headers=auth(SPEAK)), 404, "unknown_voice")
+
+
+def test_a_voice_an_alias_speaks_with_is_not_renamed_or_deleted_from_under_it(server):
+    """Any enroll key could rename or delete the voice that ``serve.voices`` maps ``nova`` to: every app speaking with
+    ``nova`` then got 404 "there is no voice profile 'aliased' (GET /v1/voices lists them)", a name it never sent."""
+    assert enroll(server, "aliased", recording(level=0.35)).status_code == 201
+    speak = lambda voice: httpx.post(server.url + "/v1/audio/speech", json={"voice": voice, "input": "Hi.", "response_format": "wav"},  # noqa: E731
+                                     headers=auth(SPEAK), timeout=120)
+    assert speak("nova").status_code == 200
+    renamed = httpx.patch(server.url + "/v1/voices/aliased", json={"name": "moved"}, headers=auth(OTHER))
+    assert "alias 'nova'" in refused(server, renamed, 409, "voice_in_use") or "alias 'echo'" in renamed.json()["error"]["message"]
+    assert "serve.voices" in refused(server, httpx.delete(server.url + "/v1/voices/aliased", headers=auth(OTHER)), 409, "voice_in_use")
+    assert "aliased.npz" in profiles(server) and "moved.npz" not in profiles(server)
+    for voice in ("nova", "echo"):
+        spoken = speak(voice)
+        assert spoken.status_code == 200 and spoken.content[:4] == b"RIFF", spoken.text[:200]
+    assert enroll(server, "aliased", recording(level=0.3), key=OTHER, force="true").status_code == 201  # replaced, not removed

@@ -83,6 +83,7 @@ async def delete(voice_id: str, ctx: Context) -> dict:
     path = profile_path(ctx, check_voice_id(voice_id))
     if not path.is_file():
         raise _not_enrolled(ctx, voice_id, "deleted")
+    not_aliased(ctx, voice_id, "deleted")
     references = _references_of(ctx, voice_id)
     path.unlink()
     remove_side_files(ctx, voice_id, references)
@@ -124,6 +125,7 @@ async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
         raise _not_enrolled(ctx, old, "renamed")
     if new == old:
         return _describe(ctx, old)
+    not_aliased(ctx, old, "renamed")
     free_name(ctx, new)
     target = profile_path(ctx, new)
     with claimed(ctx, old), claimed(ctx, new):
@@ -236,6 +238,17 @@ def free_name(ctx: Any, name: str) -> None:
         check_free(scope(ctx), name, reserved)
     except NameTaken as err:
         raise ApiError(409, str(err), code="name_taken") from None
+
+
+def not_aliased(ctx: Any, name: str, done: str) -> None:
+    """409 when a voice alias (``serve.voices``) speaks with enrolled voice ``name``: renamed or deleted, the alias was left
+    naming nothing, and every app that spoke with it got 404 "there is no voice profile ..." for a name it never sent."""
+    for alias, target in (ctx.settings.voices or {}).items():
+        named = target.get("profile") if isinstance(target, dict) else target
+        if str(named or "") == name:
+            raise ApiError(409, f"the voice alias '{alias}' (serve.voices) speaks with '{name}': it cannot be {done} until the "
+                                "server's administrator points the alias elsewhere (it may still be replaced with force=true)",
+                           code="voice_in_use")
 
 
 @contextmanager

@@ -122,3 +122,15 @@ def test_a_client_whose_base_url_lacks_v1_is_told_so(method, path):
         assert f"/v1{path}" in error["message"] and "base_url" in error["message"], error
         elsewhere = client.get("/v2/nothing").json()["error"]["message"]
         assert "/v1/v2" not in elsewhere and "/docs" in elsewhere, elsewhere
+
+
+@pytest.mark.parametrize("method, path, status", [("post", "/v1/audio/voices", 405), ("delete", "/v1/audio/voices/alice", 404)])
+def test_the_openai_clients_voice_routes_point_to_enrollment(method, path, status):
+    """``client.audio.voices.create(name=..., audio_sample=...)`` was told "POST /v1/audio/voices is not a method this
+    route takes: it takes GET", and ``voices.delete`` "there is no DELETE /v1/audio/voices/alice here"."""
+    with app() as client:
+        answer = getattr(client, method)(path)
+        message = answer.json()["error"]["message"]
+        assert answer.status_code == status, answer.text
+        assert "POST /v1/voices" in message and "DELETE /v1/voices/ID" in message, message
+        assert client.get("/v1/audio/voices").status_code == 200

@@ -46,6 +46,8 @@ from demod_voice.serve.voices import piper_voices, resolve_voice
 
 log = logging.getLogger(__name__)
 
+OPENAI_VOICES = "/v1/audio/voices"
+"""Where OpenAI's client creates and deletes custom voices (``client.audio.voices.create``); here it only lists voices."""
 SDK_HEADERS = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch", "X-Stainless-Runtime",
                "X-Stainless-Runtime-Version", "X-Stainless-Retry-Count", "X-Stainless-Timeout", "X-Stainless-Read-Timeout",
                "X-Stainless-Async", "X-Stainless-Helper-Method", "OpenAI-Organization", "OpenAI-Project")
@@ -207,6 +209,10 @@ def _starlette_message(request: Request, status: int, detail: str, headers: dict
     asked = f"{request.method} {_shown_path(request.url.path)}"
     if status == 400:
         return _unreadable(request, detail)
+    if status in (404, 405) and request.method in ("POST", "DELETE") and request.url.path.rstrip("/").startswith(OPENAI_VOICES):
+        # the OpenAI client's audio.voices.create / delete: "it takes GET" left the app to find the enrollment routes
+        return (f"{asked} is OpenAI's custom-voice route, which this server does not offer: enroll a voice with POST "
+                "/v1/voices (multipart 'name' and 'files') and delete it with DELETE /v1/voices/ID (see /docs)")
     if status == 404 and detail == "Not Found":
         if _under_v1(request):
             return (f"there is no {asked} here: the API is under /v1 ({request.method} /v1{_shown_path(request.url.path)}); "

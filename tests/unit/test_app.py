@@ -134,3 +134,12 @@ def test_the_openai_clients_voice_routes_point_to_enrollment(method, path, statu
         assert answer.status_code == status, answer.text
         assert "POST /v1/voices" in message and "DELETE /v1/voices/ID" in message, message
         assert client.get("/v1/audio/voices").status_code == 200
+
+
+def test_a_listed_origins_page_may_read_retry_after_and_the_sample_rate():
+    """A page reads only the CORS-safelisted response headers unless the server exposes more: a browser app was told
+    nothing of a 429's Retry-After (serve.md: "429 with Retry-After"), of X-Sample-Rate, or of a download's file name."""
+    with app({"serve.cors_origins": ["https://chat.example"]}) as client:
+        answer = client.post("/v1/audio/speech", json=SPEECH, headers={"Origin": "https://chat.example"})
+        exposed = {h.strip().lower() for h in answer.headers.get("access-control-expose-headers", "").split(",")}
+        assert {"retry-after", "x-sample-rate", "content-disposition"} <= exposed, answer.headers

@@ -46,6 +46,9 @@ from demod_voice.serve.voices import piper_voices, resolve_voice
 
 log = logging.getLogger(__name__)
 
+EXPOSED_HEADERS = ("Retry-After", "X-Sample-Rate", "Content-Disposition")
+"""Response headers a listed origin's page may read besides the safelisted ones: a 429's wait, a stream's rate, a
+download's file name (a browser hides every other header from the page)."""
 OPENAI_VOICES = "/v1/audio/voices"
 """Where OpenAI's client creates and deletes custom voices (``client.audio.voices.create``); here it only lists voices."""
 SDK_HEADERS = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS", "X-Stainless-Arch", "X-Stainless-Runtime",
@@ -104,7 +107,7 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", *SDK_HEADERS])
+                           allow_headers=["Authorization", "Content-Type", *SDK_HEADERS], expose_headers=EXPOSED_HEADERS)
     # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.
     app.add_middleware(RequestCounter)
     return app

@@ -143,3 +143,14 @@ def test_a_listed_origins_page_may_read_retry_after_and_the_sample_rate():
         answer = client.post("/v1/audio/speech", json=SPEECH, headers={"Origin": "https://chat.example"})
         exposed = {h.strip().lower() for h in answer.headers.get("access-control-expose-headers", "").split(",")}
         assert {"retry-after", "x-sample-rate", "content-disposition"} <= exposed, answer.headers
+
+
+@pytest.mark.parametrize("body", [b"[object Object]", b"{'input': 'Hi.'}", b'{"input": "Hi.",}'])
+def test_a_body_that_is_not_json_says_what_to_send(body):
+    """``fetch(url, {body: {...}})`` without ``JSON.stringify`` sends "[object Object]", Python's ``str(dict)`` single quotes:
+    each was told "the request body is not valid JSON", which says neither where nor what to send."""
+    with app() as client:
+        answer = client.post("/v1/audio/speech", content=body, headers={"Content-Type": "application/json"})
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["code"] == "invalid_request", answer.text
+        assert "JSON.stringify" in error["message"] and "json.dumps" in error["message"] and "character" in error["message"], error

@@ -290,6 +290,16 @@ def _is_type_tag(part: str) -> bool:
     return part.split("[", 1)[0].lower() in _KINDS or part.startswith(("function-", "json-or-python", "union["))
 
 
+def _not_json(problem: dict) -> str:
+    """Where a body stopped being JSON, and what to send (an object left to ``fetch`` unstringified arrives as "[object
+    Object]", a Python dict sent as its ``str`` has single quotes)."""
+    loc = problem.get("loc", ())
+    at = f" at character {loc[-1]}" if len(loc) > 1 and isinstance(loc[-1], int) else ""
+    why = str((problem.get("ctx") or {}).get("error", ""))[:80]
+    return (f"the request body is not valid JSON{at}" + (f" ({why})" if why else "") +
+            ": send a JSON object in UTF-8 (JSON.stringify in JavaScript, json.dumps in Python)")
+
+
 def _validation_message(err: RequestValidationError) -> str:
     """One line from pydantic's list of problems."""
     problems = err.errors()
@@ -297,7 +307,7 @@ def _validation_message(err: RequestValidationError) -> str:
         return "the request is not valid"
     first = problems[0]
     if first.get("type") == "json_invalid":
-        return "the request body is not valid JSON"
+        return _not_json(first)
     if first.get("type") == openai.MISNAMED:
         return str(first.get("msg"))
     if tuple(first.get("loc", ())) == ("body",):  # not a JSON object at all (a string, a list, text/plain)

@@ -92,6 +92,8 @@ class EngineService:
         self._runs_stopping = 0
         self._warned: set[str] = set()
         self._wake_at: Optional[float] = None
+        self._request_seconds: Optional[float] = None
+        """How long the last requests (interactive jobs) took to make, averaged (for a full queue's ``Retry-After``)."""
         self._stats = {"submitted": 0, "completed": 0, "failed": 0, "cancelled": 0, "worker_starts": 0, "worker_restarts": 0}
 
     # --- client side (any thread) --------------------------------------------------------------
@@ -248,7 +250,10 @@ class EngineService:
             pass
 
     def _retry_after(self, waiting: int) -> float:
-        return max(1.0, round(waiting / max(1, self.workers)))
+        """Seconds until the ``waiting`` requests have been handed to the workers, at the time the last ones took (1 s
+        a request before any ended: a fixed 1 s a request told an app's client to retry after 1 s while the requests
+        it had let through took 17 and 26 s, so the client's retries were spent at once)."""
+        return max(1.0, round(waiting * (self._request_seconds or 1.0) / max(1, self.workers)))
 
     # --- engine side (its own thread) -----------------------------------------------------------
 
@@ -345,6 +350,9 @@ class EngineService:
             self._tasks.pop(id(task.handle), None)
             key = "completed" if error is None else "cancelled" if task.cancelled else "failed"
             self._stats[key] += 1
+            if error is None and task.priority == Priority.INTERACTIVE:
+                took = time.perf_counter() - task.started
+                self._request_seconds = took if self._request_seconds is None else 0.7 * self._request_seconds + 0.3 * took
 
 
 class _Tee:

@@ -107,6 +107,23 @@ def test_a_full_queue_refuses_with_a_retry_time():
         svc.shutdown()
 
 
+def test_a_full_queue_tells_a_retry_time_from_how_long_requests_take():
+    """``Retry-After`` was a fixed second per waiting request: an app's client retried after 2 s while each request took
+    many (17 and 26 s measured with XTTS), so its retries were spent at once."""
+    svc = EngineService(EngineSettings(max_queued=2))
+    try:
+        assert svc.submit(job("slow " * 15)).result(timeout=60).ok  # a request that takes 3 s
+        held = []
+        with pytest.raises(QueueFull) as refused:
+            for _ in range(2 + MOST_TAKEN + 1):
+                held.append(svc.submit(job("slow " * 15), bounded=True))
+        assert refused.value.retry_after >= 2 * 3  # two requests wait, each ~3 s on the one worker
+        for handle in held:
+            handle.cancel()
+    finally:
+        svc.shutdown()
+
+
 MOST_TAKEN = 4
 """Jobs the engine's workers may have taken off the queue by the time the next is submitted (hand-overs hold a few)."""
 

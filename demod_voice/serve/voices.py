@@ -102,11 +102,13 @@ def voice_language(ctx: Any, name: str) -> str:
 
 def list_voices(ctx: Any) -> list[Voice]:
     """Every voice a request may name: aliases, voices that are not models of their own (cloned voices),
-    then those that are (Piper voices); backends in registry order."""
+    then those that are (Piper voices); backends in registry order. A cloned voice with an alias's name (enrolled
+    before the alias was configured) is not one: ``voice`` with that name speaks with the alias."""
     aliases = [Voice(alias, f"{alias} ({_describe_alias(target)})", "alias") for alias, target in (ctx.settings.voices or {}).items()]
     where = scope(ctx)
     offered = [voice for side in registry.request_sides() for voice in side.voices(where)]
-    return aliases + [v for v in offered if not v.by_model] + [v for v in offered if v.by_model]
+    hidden = {alias.id for alias in aliases}
+    return aliases + [v for v in offered if not v.by_model and v.id not in hidden] + [v for v in offered if v.by_model]
 
 
 def list_models(ctx: Any) -> list[str]:

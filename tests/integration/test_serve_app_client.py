@@ -237,3 +237,15 @@ def test_a_voice_an_alias_speaks_with_is_not_renamed_or_deleted_from_under_it(se
         spoken = speak(voice)
         assert spoken.status_code == 200 and spoken.content[:4] == b"RIFF", spoken.text[:200]
     assert enroll(server, "aliased", recording(level=0.3), key=OTHER, force="true").status_code == 201  # replaced, not removed
+
+
+def test_an_enrolled_voice_an_alias_hides_is_not_listed_as_speakable(server):
+    """A voice enrolled as ``nova`` before ``serve.voices`` gave that name to an alias was listed twice by
+    GET /v1/audio/voices, though ``voice: nova`` speaks with the alias: an app picking the clone got the alias."""
+    import shutil
+
+    assert enroll(server, "shadowed", recording(level=0.3)).status_code == 201
+    stored = next(server.folder.rglob("profiles/shadowed.npz"))
+    shutil.copy(stored, stored.with_name("nova.npz"))
+    ids = [voice["id"] for voice in httpx.get(server.url + "/v1/audio/voices", headers=auth(SPEAK)).json()["voices"]]
+    assert ids.count("nova") == 1 and "shadowed" in ids, ids

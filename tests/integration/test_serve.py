@@ -194,6 +194,17 @@ def test_bad_requests(server, payload, code, words):
     assert words in response.json()["error"]["message"]
 
 
+def test_null_optional_fields_are_taken_as_not_sent(server):
+    """Typed clients send ``"speed": null`` (and the like) for a field left unset, as OpenAI takes it; each was a 400
+    here ("speed: Input should be a valid number"). A null ``input`` is still refused."""
+    unset = {"model": None, "voice": "alloy", "input": "Hi.", "response_format": None, "speed": None, "stream_format": None,
+             "normalize": None, "instructions": None, "lexicon": None}
+    response = httpx.post(server.url + "/v1/audio/speech", json=unset, headers=auth(SPEAK), timeout=120)
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/mpeg", response.text[:300]
+    refused = httpx.post(server.url + "/v1/audio/speech", json={"voice": "alloy", "input": None}, headers=auth(SPEAK), timeout=120)
+    assert refused.status_code == 400 and "input" in refused.json()["error"]["message"], refused.text
+
+
 def test_models_and_voices_are_named_for_what_they_are(server, client):
     """An unknown model was answered with the code ``unknown_voice``; ``models.retrieve("tts-1")`` (an app checking its
     model) was a bare 404 "Not Found"; deleting an installed voice said "there is no voice" though it is listed."""

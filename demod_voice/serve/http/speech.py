@@ -65,8 +65,11 @@ class SpeechRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _other_names(cls, data: Any) -> Any:
-        """400 for a field named as another API names it (:data:`OTHER_NAMES`) when the field itself is missing."""
+        """400 for a field named as another API names it (:data:`OTHER_NAMES`) when the field itself is missing. A
+        ``null`` optional field is one not sent, as OpenAI takes it (typed clients send ``"speed": null`` for a rate
+        left unset; it was a 400)."""
         if isinstance(data, dict):
+            data = {name: value for name, value in data.items() if value is not None or name == "input"}
             for field, others in OTHER_NAMES.items():
                 sent = next((name for name in others if name in data), None)
                 if sent is not None and field not in data:

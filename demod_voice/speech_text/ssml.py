@@ -62,11 +62,14 @@ class _Frame:
     attrs: dict
 
 
+SSML_STARTS = ("<speak", "<?xml", "<!DOCTYPE")
+"""How an SSML document starts: an XML declaration or a DOCTYPE also makes it SSML, so that a hostile document is
+refused, not read aloud."""
+
+
 def is_ssml(text: str) -> bool:
     """Text that is an SSML document (starts with ``<speak``, after an optional XML declaration)."""
-    head = text.lstrip()
-    # an XML declaration or a DOCTYPE also makes it SSML, so that a hostile document is refused, not read aloud
-    return head.startswith(("<speak", "<?xml", "<!DOCTYPE"))
+    return text.lstrip().startswith(SSML_STARTS)
 
 
 def parse(text: str, language: str, words: Words) -> Script:

@@ -25,3 +25,28 @@ def test_unknown_ssml_tag_is_an_error_event(server):  # noqa: F811
     reply = run(synthesize(server, "<speak><shout>hi</shout></speak>", SynthesizeVoice(name="tiny-single")))
     assert [e.text for e in reply.errors] == [
         "unknown SSML tag <shout> at line 1, column 8; supported: speak, break, prosody, say-as, sub, phoneme, p, s, lang, emphasis, mark"]
+
+
+def test_ssml_sent_as_a_stream_is_spoken_whole(server):  # noqa: F811
+    """Home Assistant sends a streaming server its whole message as synthesize-chunk events (and repeats it in a
+    synthesize it tells us to ignore): an SSML document cut at its first sentence end was refused as not well-formed."""
+    from test_wyoming import read_reply
+    from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
+
+    text = '<speak>Hello there. <break time="400ms"/>Good morning.</speak>'
+
+    async def stream(pieces):
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            for piece in pieces:
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="tiny-single")).event())
+            await client.write_event(SynthesizeStop().event())
+            return await read_reply(client, SynthesizeStopped().event().type)
+
+    whole = run(synthesize(server, text, SynthesizeVoice(name="tiny-single")))
+    assert not whole.errors and whole.pcm
+    for pieces in ([text], [text[i: i + 7] for i in range(0, len(text), 7)]):
+        reply = run(stream(pieces))
+        assert not reply.errors, [e.text for e in reply.errors]
+        assert reply.pcm == whole.pcm

@@ -39,12 +39,14 @@ from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, Inpu
 from demod_voice.serve.errors import client_text, sendable
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
+from demod_voice.speech_text.ssml import SSML_STARTS
 
 log = logging.getLogger(__name__)
 
 WIDTH, CHANNELS = 2, 1  # 16-bit mono, what every backend gives
 # A sentence is complete at end punctuation (and closing quotes) followed by white space, or at a CJK full stop.
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
+_SSML_END = "</speak>"
 MAX_LINE = 64 * 1024
 """Bytes of one event line (the reader's own limit: asyncio's default for a stream)."""
 MAX_PAYLOAD = 64 * 1024
@@ -197,7 +199,9 @@ class WyomingOptions:
 
 
 class SentenceStream:
-    """Text arriving in pieces (from an LLM); gives each sentence as soon as it is complete."""
+    """Text arriving in pieces (from an LLM); gives each sentence as soon as it is complete, and an SSML document
+    whole once it closes (Home Assistant streams every message to a streaming server: a document cut at its first
+    sentence end was refused as not well-formed)."""
     def __init__(self) -> None:
         self.pending = ""
         self.seen = False
@@ -205,11 +209,25 @@ class SentenceStream:
 
     def add(self, text: str, limit: int = 0) -> list[str]:
         """Append ``text``; return the sentences it completed. Text running past ``limit`` characters
-        without a sentence end is given in pieces cut between words (memory stays bounded)."""
+        without a sentence end is given in pieces cut between words (memory stays bounded); an SSML document
+        past ``limit`` is given whole, to be refused as too long."""
         self.pending += text
         self.seen = self.seen or bool(text.strip())
         out = []
-        while (match := _SENTENCE_END.search(self.pending)) is not None:
+        while True:
+            if self._in_ssml():
+                end = self.pending.find(_SSML_END)
+                if end < 0:
+                    if limit and len(self.pending) > limit:
+                        out.append(self.pending.strip())
+                        self.pending = ""
+                    return out
+                document, self.pending = self.pending[: end + len(_SSML_END)].strip(), self.pending[end + len(_SSML_END):]
+                out.append(document)
+                continue
+            match = _SENTENCE_END.search(self.pending)
+            if match is None:
+                break
             sentence, self.pending = self.pending[: match.end()].strip(), self.pending[match.end():]
             if sentence:
                 out.append(sentence)
@@ -219,6 +237,11 @@ class SentenceStream:
             out.append(self.pending[:cut].strip())
             self.pending = self.pending[cut:].lstrip()
         return out
+
+    def _in_ssml(self) -> bool:
+        """Whether the text held starts an SSML document (or may yet: ``<spe`` waits for what follows)."""
+        head = self.pending.lstrip()
+        return bool(head) and any(head.startswith(start) or start.startswith(head) for start in SSML_STARTS)
 
     def finish(self) -> str:
         """The rest (the last sentence, without its end)."""

@@ -192,7 +192,7 @@ def _from_mapping(value: Mapping[str, Any], where: str) -> Entry:
     if unknown:
         raise InputError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}; use word, phonemes, say, match_case")
     return entry(value.get("word"), value.get("phonemes", value.get("ipa", "")) or "", value.get("say", value.get("respell", "")) or "",
-                 bool(value.get("match_case", False)), where)
+                 False if value.get("match_case") is None else value["match_case"], where)
 
 
 def _tsv_entries(text: str, where: str) -> list[Entry]:

@@ -125,3 +125,13 @@ def test_a_word_starting_with_a_hash_is_refused_not_lost(tmp_path):
     """A lexicon file's '#' starts a comment: "#hash" was said added, then never read back (nor removable)."""
     with pytest.raises(InputError, match="may not start with '#'"):
         LexiconStore(tmp_path).add("tags", entry("#hash", "", "hashtag"))
+
+
+@pytest.mark.parametrize("value", ["false", "no", "0", 1])
+def test_match_case_that_is_not_true_or_false_is_refused(value):
+    """``{"match_case": "false"}`` (JSON over HTTP, a quoted YAML value) made the entry match its exact case only: the
+    string was taken as true."""
+    with pytest.raises(InputError, match="match_case true or false"):
+        scopes.request_lexicon({"US": {"say": "you ess", "match_case": value}})
+    assert parse("entries: [{word: US, say: you ess, match_case: false}]", "yaml", "y").entries[0].match_case is False
+    assert parse("entries: [{word: US, say: you ess, match_case: null}]", "yaml", "y").entries[0].match_case is False

@@ -153,6 +153,7 @@ def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Pa
 
 def parse(text: str, fmt: str, where: str) -> Lexicon:
     """A lexicon from a file's text; ``fmt`` is ``tsv`` or ``yaml`` (JSON is YAML)."""
+    text = text.removeprefix("\ufeff")  # Notepad's and Excel's byte order mark: not part of the first word
     if fmt == "tsv":
         return Lexicon(_cap(_tsv_entries(text, where), where))
     try:
@@ -317,8 +318,10 @@ def read_file(path: Path, name: str = "") -> Lexicon:
 def _read(path: Path, name: str) -> Lexicon:
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read lexicon {name or path.name} ({getattr(err, 'strerror', None) or type(err).__name__})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"lexicon {name or path.name} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as err:
+        raise InputError(f"cannot read lexicon {name or path.name} ({err.strerror or type(err).__name__})") from None
     fmt = "tsv" if path.suffix == ".tsv" else "yaml"
     lexicon = parse(text, fmt, f"lexicon {name or path.name}")
     return Lexicon(lexicon.entries, name or path.stem)

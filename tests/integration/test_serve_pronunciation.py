@@ -156,3 +156,18 @@ def test_instructions_asking_for_pauses_put_silence_between_sentences(server, pi
     edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
     runs = [(end - start) / rate for start, end in zip(edges[::2], edges[1::2], strict=True) if end - start > 0.1 * rate]
     assert runs == pytest.approx([0.25], abs=0.02)
+
+
+def test_a_lexicon_put_with_a_byte_order_mark_is_read(server):
+    """A file saved by Notepad (``curl --data-binary @names.tsv``) starts with a byte order mark: TSV said "a word must
+    be 1 to 100 printable characters", JSON "not valid JSON (line 1, column 1)"."""
+    tsv = call(server, "PUT", "/v1/lexicons/bom", ADMIN, content="\ufeffNguyen\tŋwˈiən\n".encode(),
+               headers={"Content-Type": "text/tab-separated-values"})
+    assert tsv.status_code == 200 and tsv.json()["entries"][0]["word"] == "Nguyen", tsv.text
+    json_body = call(server, "PUT", "/v1/lexicons/bom", ADMIN, content='\ufeff{"Nguyen": "ŋwˈiən"}'.encode(),
+                     headers={"Content-Type": "application/json"})
+    assert json_body.status_code == 200 and json_body.json()["entries"][0]["word"] == "Nguyen", json_body.text
+    wide = call(server, "PUT", "/v1/lexicons/bom", ADMIN, content="Nguyen\tŋwˈiən\n".encode("utf-16"),
+                headers={"Content-Type": "text/tab-separated-values"})
+    assert wide.status_code == 400 and wide.json()["error"]["message"] == "the lexicon is not UTF-8 text; send it as UTF-8"
+    assert call(server, "PUT", "/v1/lexicons/bom", ADMIN, json={"entries": []}).status_code == 200

@@ -135,3 +135,20 @@ def test_match_case_that_is_not_true_or_false_is_refused(value):
         scopes.request_lexicon({"US": {"say": "you ess", "match_case": value}})
     assert parse("entries: [{word: US, say: you ess, match_case: false}]", "yaml", "y").entries[0].match_case is False
     assert parse("entries: [{word: US, say: you ess, match_case: null}]", "yaml", "y").entries[0].match_case is False
+
+
+def test_a_lexicon_file_saved_with_a_byte_order_mark_reads_and_one_not_in_utf8_says_so(tmp_path):
+    """Notepad and Excel save UTF-8 with a byte order mark: its first word was refused as "a word must be 1 to 100
+    printable characters"; a UTF-16 file said only "(UnicodeDecodeError)"."""
+    from demod_voice.speech_text.lexicon import read_file
+
+    for name, text in (("names.tsv", "Nguyen\tŋwˈiən\tnew yen\n"), ("names.yaml", "entries:\n  - {word: Nguyen, say: new yen}\n")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8-sig")
+        assert [e.word for e in read_file(path).entries] == ["Nguyen"]
+    assert [e.word for e in parse("\ufeffNguyen\tŋwˈiən\n", "tsv", "t").entries] == ["Nguyen"]
+    wide = tmp_path / "wide.tsv"
+    wide.write_text("Nguyen\tŋwˈiən\n", encoding="utf-16")
+    with pytest.raises(InputError) as caught:
+        read_file(wide)
+    assert str(caught.value) == "lexicon wide.tsv is not UTF-8 text; save it as UTF-8"

@@ -87,9 +87,9 @@ async def put_lexicon(name: str, request: Request, ctx: Context, caller: Speaker
 
 def _parse_body(body: bytes, content_type: str, name: str) -> Lexicon:
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8-sig")  # a file saved with a byte order mark (curl --data-binary @names.tsv)
     except UnicodeDecodeError:
-        raise ApiError(400, "the lexicon is not UTF-8 text", code="invalid_lexicon") from None
+        raise ApiError(400, "the lexicon is not UTF-8 text; send it as UTF-8", code="invalid_lexicon") from None
     try:
         if "tab-separated" in content_type or content_type.startswith("text/plain"):
             return parse(text, "tsv", f"lexicon {name}")

@@ -108,41 +108,61 @@ def merge(*lexicons: Optional[Lexicon]) -> Lexicon:
 # --- matching ----------------------------------------------------------------------------------
 
 
+_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+"""Thai, kana and CJK ideographs: scripts written without spaces between words, so that one of their characters next
+to a word does not make it part of a longer word ("重庆" in "我去重庆了", "OpenAI" in "我喜欢OpenAI的产品")."""
+_UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
+_RUNS = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
+"""Text cut where it passes between those scripts and any other: a word's edges are looked for within its run (a
+lookaround class of those ranges in every entry's pattern made a lexicon of 200 entries take a second to compile)."""
+def _edged(ch: str) -> bool:
+    """Whether a word that starts or ends with ``ch`` must not go on into more letters there (no: a character of a
+    script without spaces, or punctuation such as the end of "C++")."""
+    return (ch.isalnum() or ch == "_") and _UNSPACED_CHAR.match(ch) is None
+
+
 @functools.lru_cache(maxsize=64)
-def _matcher(lexicon: Lexicon) -> tuple[Optional[re.Pattern[str]], dict[str, Entry], dict[str, Entry]]:
+def _index(lexicon: Lexicon) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """The entries by word, exact and in any case."""
     exact = {e.word: e for e in lexicon.entries if e.match_case}
     loose = {e.word.casefold(): e for e in lexicon.entries if not e.match_case}
-    if not exact and not loose:
-        return None, exact, loose
+    return exact, loose
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(entries: tuple[Entry, ...]) -> re.Pattern[str]:
+    """One pattern for ``entries``."""
     alternatives = []
     # longest first, exact case before any case, so the regex's first alternative is the one that wins
-    for item in sorted(lexicon.entries, key=lambda e: (-len(e.word), not e.match_case)):
+    for item in sorted(entries, key=lambda e: (-len(e.word), not e.match_case)):
         body = re.escape(item.word).replace(r"\ ", r"\s+").replace("'", f"[{APOSTROPHES}]")
         body = f"(?:{body})" if item.match_case else f"(?i:{body})"
-        before = r"(?<!\w)" if item.word[:1].isalnum() or item.word[:1] == "_" else ""
-        after = r"(?!\w)" if item.word[-1:].isalnum() or item.word[-1:] == "_" else ""
+        before = r"(?<!\w)" if _edged(item.word[:1]) else ""
+        after = r"(?!\w)" if _edged(item.word[-1:]) else ""
         alternatives.append(f"{before}{body}{after}")
-    return re.compile("|".join(alternatives)), exact, loose
+    return re.compile("|".join(alternatives))
 
 
 def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Part]:
     """``text`` as plain runs and :class:`Override` words, for each whole-word match of an entry."""
-    pattern, exact, loose = _matcher(lexicon)
-    if pattern is None:
+    exact, loose = _index(lexicon)
+    if not lexicon.entries:
         return [text]
     text = unicodedata.normalize("NFC", text)  # as entries are kept (:func:`written_form`)
+    pattern = _pattern(lexicon.entries)
     parts: list[Part] = []
     position = 0
-    for match in pattern.finditer(text):
-        written = match.group(0)
-        key = written_form(" ".join(written.split()))
-        found = exact.get(key) or loose.get(key.casefold())
-        if found is None:
-            continue
-        if match.start() > position:
-            parts.append(text[position : match.start()])
-        parts.append(Override(written, found.phonemes, found.respell, source))
-        position = match.end()
+    for run in _RUNS.finditer(text):
+        for match in pattern.finditer(run.group(0)):
+            written = match.group(0)
+            key = written_form(" ".join(written.split()))
+            found = exact.get(key) or loose.get(key.casefold())
+            if found is None:
+                continue
+            if run.start() + match.start() > position:
+                parts.append(text[position : run.start() + match.start()])
+            parts.append(Override(written, found.phonemes, found.respell, source))
+            position = run.start() + match.end()
     if position < len(text):
         parts.append(text[position:])
     return parts

@@ -152,3 +152,14 @@ def test_a_lexicon_file_saved_with_a_byte_order_mark_reads_and_one_not_in_utf8_s
     with pytest.raises(InputError) as caught:
         read_file(wide)
     assert str(caught.value) == "lexicon wide.tsv is not UTF-8 text; save it as UTF-8"
+
+
+def test_words_in_scripts_written_without_spaces_match():
+    """Chinese and Japanese put no space between words: "重庆" in "我去重庆了" and "OpenAI" in "我喜欢OpenAI的产品" were
+    never matched, as if inside a longer word (every ideograph counts as a letter of one)."""
+    lexicon = lex(("重庆", "", "Chongqing"), ("OpenAI", "", "Open A I"), ("東京", "", "Tokyo"))
+    assert for_job("我去重庆了。我喜欢OpenAI的产品。", "zh-cn", TextOptions(lexicon=lexicon), False).text == (
+        "我去Chongqing了。我喜欢Open A I的产品。")
+    assert for_job("東京へ行きます", "ja", TextOptions(lexicon=lexicon), False).text == "Tokyoへ行きます"
+    # still whole words among letters and digits of other scripts
+    assert for_job("OpenAIs OpenAI2 xOpenAI", "en", TextOptions(lexicon=lexicon), False).text == "OpenAIs OpenAI2 xOpenAI"

@@ -274,6 +274,11 @@ NUM2WORDS_ONLY = ("ar", "cs", "hu", "ja", "ko", "ru", "tr")
 """XTTS languages num2words reads numbers in, with no table of our own."""
 MINUS = {"ar": "سالب", "cs": "minus", "hu": "mínusz", "ja": "マイナス", "ko": "마이너스", "ru": "минус", "tr": "eksi"}
 """How those languages read a leading minus (the English word was read in all of them)."""
+DECIMAL = {"ar": "فاصلة", "hu": "egész", "ja": "点", "ru": "запятая", "tr": "virgül"}
+"""How those languages read a decimal mark where num2words cannot say it ("3,5" was left as written; num2words reads
+it "üçvirgülelli" in Turkish). Czech and Korean take num2words' own word."""
+SPACE_GROUPED = ("cs", "hu", "ru")
+"""Those languages write thousands with spaces ("1 000" was "один ноль ноль ноль")."""
 
 MISSING: dict[str, str] = {
     **{code: "numbers (cardinals and decimals) only, through num2words; no dates, times, currencies, units or abbreviations"
@@ -303,6 +308,7 @@ def numbers_only(language: str) -> Optional[Table]:
     if code in TABLES:
         return TABLES[code]
     if code in NUM2WORDS_ONLY:
-        return Table(code=code, group="", decimal="," if code in ("cs", "hu", "ru", "tr") else ".", decimal_word="",
+        return Table(code=code, group="\u00a0\u202f " if code in SPACE_GROUPED else "",
+                     decimal="," if code in ("cs", "hu", "ru", "tr") else ".", decimal_word=DECIMAL.get(code, ""),
                      minus=MINUS.get(code, "-"))
     return None

@@ -145,6 +145,22 @@ def test_numbers_too_long_or_unknown_to_num2words_never_fail():
             assert isinstance(normalize(text, language), str)
 
 
+@pytest.mark.parametrize(("language", "written", "said"), [
+    ("ru", "3,5 и 1 000", "три запятая пять и одна тысяча"),
+    ("tr", "3,5", "üç virgül beş"),
+    ("hu", "3,5", "három egész öt"),
+    ("ar", "3.5", "ثلاثة فاصلة خمسة"),
+    ("ja", "3.5", "三 点 五"),
+    ("cs", "3,5 a 1 000", "tři celá pět a tisíc"),
+    ("hu", "1 000 000", "egymillió"),
+])
+def test_a_language_with_numbers_only_reads_decimals_and_thousands(language, written, said):
+    """The docs say these languages get cardinals and decimals: "3,5" was left as written in Russian, Turkish, Hungarian,
+    Arabic and Japanese (num2words has no word for the mark, or "üçvirgülelli"), and Russian "1 000" (thousands written
+    with a space) was "один ноль ноль ноль"."""
+    assert normalize(written, language) == said
+
+
 def test_a_language_with_numbers_only_reads_its_own_minus():
     """Russian, Turkish, Japanese read "-5" with the English word "minus"."""
     assert normalize("-5 градусов", "ru") == "минус пять градусов"

@@ -326,10 +326,21 @@ _NOT_NAMES = frozenset({"The", "A", "An", "In", "At", "On", "Of", "To", "From", 
 """Capitalised words before "St." that are not a street's name ("The St. Lawrence")."""
 
 
+_ORDINAL_WORD = re.compile(r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|teenth|"
+                           r"tieth|hundredth|thousandth)\Z")
+"""An English ordinal as the ordinals pass has already spelled it ("42nd" is "forty-second" when "St." is read)."""
+
+
+def _word_before(m: re.Match[str]) -> str:
+    """The word just before ``m``; empty when there is none or punctuation ends it ("Paris, St. Louis": no street's name)."""
+    before = m.string[max(0, m.start() - 40): m.start()].split()[-1:]
+    return before[0] if before and before[0][-1:].isalnum() else ""
+
+
 def _after_name(m: re.Match[str]) -> bool:
     """Whether the word before ``m`` is a capitalised name (a street's: "Elm Dr."), not a sentence's first word."""
-    before = m.string[max(0, m.start() - 40): m.start()].split()[-1:]
-    return bool(before) and before[0][:1].isupper() and before[0] not in _NOT_NAMES
+    word = _word_before(m)
+    return word[:1].isupper() and word not in _NOT_NAMES
 
 
 def _abbreviations(text: str, table: Table) -> str:
@@ -345,10 +356,9 @@ def _abbreviations(text: str, table: Table) -> str:
         if table.code == "en" and written == "St.":
             # "St. Louis", "in St. Paul's": saint; after a name or an ordinal ("Main St. She left.", "42nd St."): a street,
             # whose full stop ends the sentence when a capital follows
-            before = m.string[: m.start()].split()[-1:]
             # a house number before it is not a street's name ("5 St. Clair Ave."), an ordinal is ("42nd St.")
-            word = before[0] if before else ""
-            street = (word[:1].isupper() and word not in _NOT_NAMES) or (word[:1].isdigit() and not word.isdigit())
+            word = _word_before(m)
+            street = _after_name(m) or (word[:1].isdigit() and not word.isdigit()) or bool(_ORDINAL_WORD.search(word))
             if following.isupper() and not street:
                 return "saint"
             return "street" + ("." if not following or following.isupper() else "")

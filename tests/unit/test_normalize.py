@@ -161,6 +161,19 @@ def test_a_language_with_numbers_only_reads_decimals_and_thousands(language, wri
     assert normalize(written, language) == said
 
 
+@pytest.mark.parametrize(("written", "said"), [
+    ("Paris, St. Louis and Rome", "Paris, saint Louis and Rome"),
+    ("I met Mr. X, St. Louis was hot.", "I met mister X, saint Louis was hot."),
+    ("Take 42nd St. She left.", "Take forty-second street. She left."),
+    ("Jones, Dr. and nurse", "Jones, doctor and nurse"),
+    ("Main St. She left. Elm Dr. is near.", "Main street. She left. Elm drive is near."),
+])
+def test_a_street_is_named_by_the_word_just_before_it(written, said):
+    """"Paris, St. Louis" was "Paris, street. Louis" (a name across a comma made it a street, with a full stop), and
+    "42nd St. She left." was "forty-second saint She left." (the ordinal, already in words, was not seen)."""
+    assert normalize(written, "en") == said
+
+
 def test_a_language_with_numbers_only_reads_its_own_minus():
     """Russian, Turkish, Japanese read "-5" with the English word "minus"."""
     assert normalize("-5 градусов", "ru") == "минус пять градусов"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from demod_voice.audio.text import split_sentences
 from demod_voice.book.contents import Book
 from demod_voice.book.read import said_title
+from demod_voice.speech_text.ssml import is_ssml, written_words
 
 SHORT_TAKE = 24
 """A sentence shorter than this is joined to the next one of its paragraph."""
@@ -37,7 +38,8 @@ class Take:
     """Seconds of silence after it (a sentence pause, or a paragraph pause after a paragraph's last take)."""
     said: str = ""
     """The words as they are meant where that is not as written (a heading's Roman numeral as a number:
-    :func:`~demod_voice.book.read.said_title`); empty: ``text``."""
+    :func:`~demod_voice.book.read.said_title`; a ``<speak>`` paragraph's document, whose words without tags are
+    :attr:`text`); empty: ``text``."""
 
     @property
     def reading(self) -> str:
@@ -67,6 +69,10 @@ def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
         if said:  # a heading said otherwise than written is one take: short, and its words are not cut apart
             takes.append(Take(number, 0, chapter.title, rules.paragraph_pause, said))
         for paragraph in ([chapter.title] if title and not said else []) + list(chapter.paragraphs):
+            if is_ssml(paragraph):  # one document, spoken whole: cut at its sentence ends, it was not well-formed XML
+                words = written_words(paragraph)
+                takes.append(Take(number, len(takes), words or paragraph, rules.paragraph_pause, paragraph if words else ""))
+                continue
             pieces = group(split_sentences(paragraph, rules.max_chars), rules.max_chars)
             for position, piece in enumerate(pieces):
                 last = position == len(pieces) - 1

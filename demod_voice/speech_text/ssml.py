@@ -72,6 +72,30 @@ def is_ssml(text: str) -> bool:
     return text.lstrip().startswith(SSML_STARTS)
 
 
+def written_words(text: str) -> str:
+    """The words of an SSML document as written, without its tags (what a book's captions show); ``""`` when it is not
+    well-formed or declares anything (:func:`parse` says what is wrong)."""
+    if len(text) > MAX_CHARS:
+        return ""
+    pieces: list[str] = []
+    parser = expat.ParserCreate()
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+
+    def refuse(*_: object) -> None:
+        raise SsmlError("SSML may not hold a document type declaration")
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.CharacterDataHandler = pieces.append
+    # a break, a sentence or a paragraph parts words ("<s>One</s><s>Two</s>"); other tags sit inside a sentence
+    parser.StartElementHandler = lambda tag, _attrs: pieces.append(" " if tag in ("break", "p", "s") else "")
+    parser.EndElementHandler = lambda tag: pieces.append(" " if tag in ("p", "s") else "")
+    try:
+        parser.Parse(text, True)
+    except (expat.ExpatError, SsmlError, UnicodeEncodeError):
+        return ""
+    return " ".join("".join(pieces).split())
+
+
 def parse(text: str, language: str, words: Words) -> Script:
     """The script of an SSML document spoken in ``language`` (the voice's); :class:`SsmlError` for bad or hostile input."""
     if len(text) > MAX_CHARS:

@@ -469,6 +469,28 @@ def test_a_take_the_voice_cannot_be_given_stops_the_book_before_any_take_is_made
     assert not out.exists() and not out.with_name(out.name + ".takes").exists()
 
 
+def test_a_speak_paragraph_is_one_take_and_its_captions_show_its_words_not_its_tags(piper_voice, tmp_path):
+    """A ``<speak>`` paragraph was cut at its sentence ends like any other: a document of two ordinary sentences stopped
+    the book ("the SSML is not well-formed XML: no element found"); one of short sentences, joined back, put its tags in
+    the captions."""
+    from demod_voice.book.read import read_book
+    from demod_voice.book.takes import TakeRules, chapter_takes
+
+    document = ('<speak>It was a dark and stormy night in the city. <break time="1s"/>The rain fell in torrents, except '
+                'at occasional intervals &amp; gusts.</speak>')
+    txt = tmp_path / "b.txt"
+    txt.write_text(f"Chapter 1\n\nIt was a quiet morning in the old town.\n\n{document}\n", encoding="utf-8")
+    takes = chapter_takes(read_book(txt), TakeRules())[0]
+    assert [(t.text, t.reading) for t in takes[-1:]] == [(
+        "It was a dark and stormy night in the city. The rain fell in torrents, except at occasional intervals & gusts.",
+        document)]
+    out = tmp_path / "b.m4b"
+    done = book(str(txt), "--voice", str(piper_voice), "-o", str(out), "--captions", "srt")
+    assert done.returncode == 0, done.stderr.decode()
+    captions = out.with_suffix(".srt").read_text(encoding="utf-8")
+    assert "stormy night in the city. The rain" in captions and "<" not in captions and "break" not in captions, captions
+
+
 ENCRYPTION = ('<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
               'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:EncryptionMethod Algorithm="{method}"/>'
               '<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData></enc:EncryptedData></encryption>')

@@ -40,6 +40,9 @@ def read(kind: str, fmt: str, content: str, language: str) -> str:
         raise SayAsError(f"use one of {', '.join(KINDS)}")
     if table is None:
         raise SayAsError(f"there are no number words for language '{language}'")
+    if (kind == "date" and not table.months) or (kind == "currency" and not table.currencies):
+        what = "dates" if kind == "date" else "amounts of money"
+        raise SayAsError(f"{what} are not read in language '{language}' (numbers only); write it in words")
     if kind == "date":
         said = date(fmt or _default_date_format(content, table), content, table)
         if said is None:

@@ -211,6 +211,18 @@ def test_say_as_content_that_is_not_what_it_says_is_refused(say_as, says):
     assert says in str(caught.value) and "<say-as interpret-as=" in str(caught.value)
 
 
+@pytest.mark.parametrize(("say_as", "says"), [
+    ('interpret-as="date">2026-05-12', "dates are not read in language 'ru' (numbers only)"),
+    ('interpret-as="currency">$5', "amounts of money are not read in language 'ru' (numbers only)"),
+])
+def test_say_as_a_language_reads_numbers_only_in_says_so(say_as, says):
+    """In Russian (numbers only), "2026-05-12" was "not a date in format mdy/dmy/ymd" and "$5" "needs an amount with a
+    currency symbol or code": both wrong about the content."""
+    with pytest.raises(SsmlError) as caught:
+        prepare(f"<speak><say-as {say_as}</say-as></speak>", "ru", TextOptions(ssml=True))
+    assert says in str(caught.value)
+
+
 def test_a_heading_number_cut_by_a_tag_is_still_the_number():
     """"Chapter <prosody>01</prosody>" was "Chapter zero one": the number was normalised without its heading word."""
     got = for_job('<speak>Chapter <prosody rate="slow">01</prosody>. Agent <prosody rate="slow">007</prosody></speak>', "en",

@@ -119,7 +119,8 @@ def _part(part: Part, reads_phonemes: bool, known: Optional[Collection[str]], wa
     if reads_phonemes and part.phonemes:
         unknown = sorted({ch for ch in part.phonemes if ch != " "} - set(known)) if known is not None else []
         if unknown:
-            raise InputError(f"the pronunciation of '{part.written}' ({part.source}) uses phoneme(s) {' '.join(unknown)} "
+            named = ", ".join(f"'{ch}' (U+{ord(ch):04X})" for ch in unknown)  # a combining mark alone shows as nothing
+            raise InputError(f"the pronunciation of '{part.written}' ({part.source}) uses phoneme(s) {named} "
                              "that this voice does not know; use the voice's espeak-ng IPA symbols")
         return f"[[{part.phonemes}]]"
     if part.respell:

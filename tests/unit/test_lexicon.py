@@ -182,3 +182,12 @@ def test_a_lexicon_of_the_most_entries_reads_a_text_at_once():
     said = for_job(text, "en", TextOptions(lexicon=lexicon), False).text
     assert time.perf_counter() - started < 3.0  # under a second here; a pattern of every entry took 10 s
     assert said.startswith("We flew from big apple to the you ess, then to knew towns and Chongqing. ")
+
+
+def test_a_phoneme_the_voice_does_not_know_is_named_so_that_it_can_be_seen():
+    """An unknown combining mark (a diaeresis, a tie bar) was printed alone after a space, where it shows as nothing or
+    over the space: "uses phoneme(s) ̈ that this voice does not know". Each is named by its code point too."""
+    options = TextOptions(lexicon=lex(("Zorb", "zˈɔː\u0308b", "")))
+    with pytest.raises(InputError) as caught:
+        for_job("Zorb", "en", options, True, known_phonemes=set("zˈɔːb"))
+    assert "uses phoneme(s) '\u0308' (U+0308) that this voice does not know" in str(caught.value)

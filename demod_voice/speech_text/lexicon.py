@@ -79,6 +79,10 @@ def written_form(word: str) -> str:
 
 def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = False, where: str = "lexicon") -> Entry:
     """A checked entry; :class:`InputError` says what is wrong."""
+    if isinstance(word, (bool, int, float)):  # YAML 1.1: No, Yes, On, Off are true or false; 007 is 7
+        said = str(word).lower() if isinstance(word, bool) else str(word)
+        raise InputError(f"{where}: the word was read as {said}, not as text (YAML reads No, Yes, On, Off as true or false, "
+                         "007 as 7); put it in quotes ('No': nˈoʊ)")
     if not isinstance(word, str) or not word.strip() or len(word) > MAX_WORD or any(not ch.isprintable() for ch in word):
         raise InputError(f"{where}: a word must be 1 to {MAX_WORD} printable characters")
     if word.strip().startswith("#"):  # a lexicon file's comment: the entry was said added, then never read back
@@ -213,9 +217,9 @@ def from_data(data: Any, where: str) -> Lexicon:
     if isinstance(data, Mapping):
         for word, value in data.items():
             if isinstance(value, Mapping):
-                items.append(_from_mapping({"word": word, **value}, f"{where}, '{word}'"))
+                items.append(_from_mapping({"word": word, **value}, f"{where}, '{word}'" if isinstance(word, str) else where))
             else:
-                items.append(entry(word, value if isinstance(value, str) else "", where=f"{where}, '{word}'"))
+                items.append(entry(word, value if isinstance(value, str) else "", where=f"{where}, '{word}'" if isinstance(word, str) else where))
     elif isinstance(data, list):
         for number, value in enumerate(data, 1):
             if not isinstance(value, Mapping):

@@ -191,3 +191,13 @@ def test_a_phoneme_the_voice_does_not_know_is_named_so_that_it_can_be_seen():
     with pytest.raises(InputError) as caught:
         for_job("Zorb", "en", options, True, known_phonemes=set("zˈɔːb"))
     assert "uses phoneme(s) '\u0308' (U+0308) that this voice does not know" in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "word"), [("No: nˈoʊ\n", "false"), ("entries: [{word: On, say: on tario}]", "true"),
+                                            ("007: dˈʌbəl ˈoʊ sˈɛvən\n", "7")])
+def test_a_word_yaml_reads_as_true_false_or_a_number_says_to_quote_it(text, word):
+    """YAML 1.1 reads No, Yes, On and Off as true or false, and 007 as 7: "No: nˈoʊ" said "'False': a word must be 1 to
+    100 printable characters", naming a word the user never wrote."""
+    with pytest.raises(InputError) as caught:
+        parse(text, "yaml", "lexicon names.yaml")
+    assert f"the word was read as {word}, not as text" in str(caught.value) and "put it in quotes" in str(caught.value)

@@ -244,6 +244,9 @@ def _tsv_entries(text: str, where: str) -> list[Entry]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         cells = line.rstrip("\r\n").split("\t")
+        if len(cells) == 1 and " " in line.strip():  # an editor turned the tabs into spaces
+            raise InputError(f"{where}, line {number}: no TAB in '{line.strip()[:60]}'; separate the word, its phonemes and "
+                             "its respelling with TABs, not spaces")
         if len(cells) > 4:
             raise InputError(f"{where}, line {number}: expected 'word<TAB>phonemes<TAB>respelling<TAB>flags'")
         cells += [""] * (4 - len(cells))

@@ -201,3 +201,12 @@ def test_a_word_yaml_reads_as_true_false_or_a_number_says_to_quote_it(text, word
     with pytest.raises(InputError) as caught:
         parse(text, "yaml", "lexicon names.yaml")
     assert f"the word was read as {word}, not as text" in str(caught.value) and "put it in quotes" in str(caught.value)
+
+
+def test_a_tsv_line_written_with_spaces_for_tabs_says_to_use_tabs():
+    """An editor that turns tabs into spaces made "Nguyen  ŋwˈiən  new yen" one word with no pronunciation: the error
+    named that whole line as the word and asked for phonemes it could see."""
+    with pytest.raises(InputError) as caught:
+        parse("Nguyen  ŋwˈiən  new yen\n", "tsv", "lexicon names.tsv")
+    assert str(caught.value) == ("lexicon names.tsv, line 1: no TAB in 'Nguyen  ŋwˈiən  new yen'; separate the word, its "
+                                 "phonemes and its respelling with TABs, not spaces")

@@ -294,7 +294,8 @@ class LexiconStore:
         """The stored lexicons' names."""
         if not self.folder.is_dir():
             return []
-        return sorted({p.name.rsplit(".", 1)[0] for p in self.folder.iterdir() if p.suffix in SUFFIXES and NAME.match(p.stem)})
+        return sorted({p.name.rsplit(".", 1)[0] for p in self.folder.iterdir()
+                       if p.suffix in SUFFIXES and NAME.match(p.stem) and not p.stem.endswith(SUFFIXES)})
 
     def load(self, name: str) -> Optional[Lexicon]:
         """Lexicon ``name``, or ``None`` when there is none."""
@@ -337,6 +338,10 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME.match(name) or ".." in name:
         raise InputError(f"'{str(name)[:80]}' is not a lexicon name: letters, digits, '_', '.' or '-' (up to 64, not starting "
                          "with . - _)")
+    if name.endswith(SUFFIXES):  # "--lexicon names.tsv" reads a file: stored as names.tsv.tsv, it was never read
+        stem, suffix = name.rsplit(".", 1)
+        raise InputError(f"'{name}' names a lexicon file, not a stored lexicon: give the name without .{suffix} ('{stem}'), "
+                         "or edit the file itself")
     return name
 
 

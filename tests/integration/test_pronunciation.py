@@ -194,3 +194,17 @@ def test_lexicon_commands(piper_voice, tmp_path):
         "demod-voice: error: 'Nobody' is not in lexicon default; see 'demod-voice lexicon list --lexicon default'")
     assert run_cli("lexicon", "remove", "nguyen").returncode == 0
     assert "Nguyen" not in run_cli("lexicon", "list", "--lexicon", "default").stdout.decode()
+
+
+def test_lexicon_add_to_a_name_that_reads_as_a_file_is_refused(tmp_path):
+    """``lexicon add Zorb --lexicon names.tsv`` beside a names.tsv stored 'names.tsv.tsv' in the cache and said "added";
+    every speaking command's ``--lexicon names.tsv`` reads the file (or, without one, says it is not found), so the entry
+    was never read."""
+    (tmp_path / "names.tsv").write_text("Nguyen\tŋwˈiən\n", encoding="utf-8")
+    for name in ("names.tsv", "names.yaml"):
+        done = run_cli("lexicon", "add", "Zorb", "--say", "zork", "--lexicon", name, cwd=tmp_path)
+        assert done.returncode == 3 and done.stderr.decode().strip().splitlines() == [
+            f"demod-voice: error: '{name}' names a lexicon file, not a stored lexicon: give the name without "
+            f"{name[name.index('.'):]} ('names'), or edit the file itself"], done.stderr
+    assert "names" not in run_cli("lexicon", "list").stdout.decode()
+    assert (tmp_path / "names.tsv").read_text(encoding="utf-8") == "Nguyen\tŋwˈiən\n"

@@ -25,7 +25,7 @@ def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
             # Bytes, decoded here: in a C locale Python reads stdin with surrogateescape, and bad bytes became "a lone
             # surrogate" later instead of this message.
             raw = getattr(stream, "buffer", None)
-            value = raw.read().decode("utf-8") if raw is not None else stream.read()
+            value = raw.read().decode("utf-8-sig") if raw is not None else stream.read()  # -sig: Notepad's byte order mark
         except UnicodeDecodeError as err:
             raise InputError(f"the text on stdin is not valid UTF-8 ({err.reason} at byte {err.start}); convert it with iconv") from None
     if not value.strip():

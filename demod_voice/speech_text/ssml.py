@@ -68,8 +68,9 @@ refused, not read aloud."""
 
 
 def is_ssml(text: str) -> bool:
-    """Text that is an SSML document (starts with ``<speak``, after an optional XML declaration)."""
-    return text.lstrip().startswith(SSML_STARTS)
+    """Text that is an SSML document (starts with ``<speak``, after an optional XML declaration, white space and a byte
+    order mark: a document saved by Notepad was read aloud, tags and all)."""
+    return text.lstrip().lstrip("\ufeff").startswith(SSML_STARTS)
 
 
 def written_words(text: str) -> str:
@@ -98,6 +99,8 @@ def written_words(text: str) -> str:
 
 def parse(text: str, language: str, words: Words) -> Script:
     """The script of an SSML document spoken in ``language`` (the voice's); :class:`SsmlError` for bad or hostile input."""
+    if text.lstrip().startswith("\ufeff"):  # a byte order mark (is_ssml): dropped, the lines kept for messages
+        text = text.replace("\ufeff", "", 1)
     if len(text) > MAX_CHARS:
         raise SsmlError(f"the SSML is longer than {MAX_CHARS} characters; split it into several requests")
     return _Builder(language, words).run(text)

@@ -208,3 +208,12 @@ def test_lexicon_add_to_a_name_that_reads_as_a_file_is_refused(tmp_path):
             f"{name[name.index('.'):]} ('names'), or edit the file itself"], done.stderr
     assert "names" not in run_cli("lexicon", "list").stdout.decode()
     assert (tmp_path / "names.tsv").read_text(encoding="utf-8") == "Nguyen\tŋwˈiən\n"
+
+
+def test_ssml_on_stdin_from_a_file_with_a_byte_order_mark_is_read_as_ssml(piper_voice, tmp_path):
+    """``piper-infer VOICE - < notes.txt`` with a file saved by Notepad spoke the tags aloud (no break, 3x as long)."""
+    out = tmp_path / "bom.wav"
+    done = run_cli("piper-infer", str(piper_voice), "-", "-o", str(out), input="\ufeff".encode() + BREAKS.encode())
+    assert done.returncode == 0, done.stderr.decode()
+    samples, rate = soundfile.read(str(out), dtype="int16")
+    assert zero_runs(samples, rate) == pytest.approx([0.3, 1.2], abs=0.02)

@@ -249,3 +249,12 @@ def test_a_say_as_reads_its_own_sign_after_a_number():
     """A leading minus inside a say-as after a number is the say-as's (it was about to become a range's "to")."""
     got = for_job('<speak>10<say-as interpret-as="cardinal">-5</say-as></speak>', "en", TextOptions(), True)
     assert " ".join(got.text.split()) == "ten minus five"
+
+
+def test_ssml_after_a_byte_order_mark_is_ssml():
+    """A document saved by Notepad starts with a byte order mark: it was read as plain text, tags and all ("less than
+    speak greater than..."), three times as long."""
+    text = '\ufeff<speak>Hello <break time="500ms"/> there.</speak>'
+    assert is_ssml(text)
+    got = for_job(text, "en", TextOptions(), True)
+    assert [type(s).__name__ for s in got.segments] == ["Speak", "Pause", "Speak"] and "<" not in got.text

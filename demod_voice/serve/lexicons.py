@@ -17,6 +17,11 @@ from demod_voice.speech_text.prepare import TextOptions
 
 log = logging.getLogger(__name__)
 
+SPOKEN_GROWTH = 12
+"""What a request's text may grow to when read, times ``serve.limits.max_input_chars``: numbers spelled out make text up
+to ~8x as long ("£1,777,777.77", "¾"); a lexicon's respellings had no bound (a worker spoke one request for its whole
+deadline)."""
+
 
 def store(ctx: Any) -> LexiconStore:
     """The lexicons the server keeps (the cache folder's ``lexicons/``, shared with ``demod-voice lexicon``)."""
@@ -33,7 +38,8 @@ def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normal
                  ", ".join(followed) or "nothing this server can follow", instructions)
     return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
                           voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
-                          own=request_own(ctx, lexicon, caller), rate=rate, sentence_pause=pause)
+                          own=request_own(ctx, lexicon, caller), rate=rate, sentence_pause=pause,
+                          max_spoken=SPOKEN_GROWTH * ctx.settings.limits.max_input_chars)
 
 
 def may_read(caller: Optional[Caller], name: str) -> bool:

@@ -17,7 +17,7 @@ from demod_voice.errors import InputError, NothingToSpeak
 from demod_voice.speech_text import ssml
 from demod_voice.speech_text.lexicon import EMPTY, Lexicon, split_words
 from demod_voice.speech_text.normalize import normalize
-from demod_voice.speech_text.script import Part, Pause, Piece, Script, Segment, plain_text, render, spoken_text
+from demod_voice.speech_text.script import Part, Pause, Piece, Script, Segment, Speak, plain_text, render, spoken_text
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ class TextOptions:
     """A speaking rate on top of the voice's (OpenAI ``instructions``), multiplied into every piece."""
     sentence_pause: float = 0.0
     """Seconds of exact silence after each sentence (OpenAI ``instructions`` asking for pauses); 0: none added."""
+    max_spoken: int = 0
+    """Characters the text may grow to when read (lexicon respellings and phonemes, SSML, normalisation); 0: no bound.
+    A server sets it: a one-letter word respelled in 400 characters made a 4,000-character request 780,000 to speak."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,10 @@ def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool
         log.warning("%s", warning)
     if not segments:
         raise NothingToSpeak("the text has nothing to speak; give some words")
+    spoken = sum(len(s.text) for s in segments if isinstance(s, Speak))
+    if options.max_spoken and spoken > options.max_spoken:
+        raise InputError(f"the text grows to {spoken} characters when read (lexicon respellings, SSML, numbers spelled out); "
+                         f"this server speaks at most {options.max_spoken} per request: shorten the text or the respellings")
     plain = plain_text(segments)
     if plain is not None:
         if not reads_phonemes and not any(ch.isalnum() for ch in plain):

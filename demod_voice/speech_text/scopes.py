@@ -72,7 +72,7 @@ def request_lexicon(value: Any) -> Lexicon:
 
 def reading(lexicons: LexiconStore, normalize: bool = True, server: Iterable[str] = (), voice: Optional[str] = None,
             key_id: Optional[str] = None, own: Lexicon = EMPTY, extra: Iterable[str] = (), rate: float = 1.0,
-            sentence_pause: float = 0.0) -> TextOptions:
+            sentence_pause: float = 0.0, max_spoken: int = 0) -> TextOptions:
     """How a request's text is read: its lexicons merged by scope (server < voice < key < ``extra`` < ``own``)."""
     layers = [server_lexicons(lexicons, server)]
     if voice:
@@ -81,4 +81,5 @@ def reading(lexicons: LexiconStore, normalize: bool = True, server: Iterable[str
         layers.append(lexicons.load(key_lexicon(key_id)))
     layers += [named_or_file(lexicons, name) for name in extra]
     layers.append(own)
-    return TextOptions(normalize=normalize, lexicon=merge(*layers), rate=rate, sentence_pause=sentence_pause)
+    return TextOptions(normalize=normalize, lexicon=merge(*layers), rate=rate, sentence_pause=sentence_pause,
+                       max_spoken=max_spoken)

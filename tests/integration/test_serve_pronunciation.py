@@ -171,3 +171,19 @@ def test_a_lexicon_put_with_a_byte_order_mark_is_read(server):
                 headers={"Content-Type": "text/tab-separated-values"})
     assert wide.status_code == 400 and wide.json()["error"]["message"] == "the lexicon is not UTF-8 text; send it as UTF-8"
     assert call(server, "PUT", "/v1/lexicons/bom", ADMIN, json={"entries": []}).status_code == 200
+
+
+def test_a_request_whose_lexicon_multiplies_its_text_is_refused_at_once(server, piper_voice):
+    """serve.limits.max_input_chars bounds a request's work, but its own lexicon may respell a one-letter word in 400
+    characters: 4,000 characters of "a a a" made some 780,000 to speak, and a worker spoke them for the whole deadline
+    (120 s, cut mid-stream). What the text grows to when read is bounded too (plain text with numbers grows up to ~8x)."""
+    import time
+
+    body = {"model": piper_voice.name[: -len(".onnx")], "input": "a " * 400, "response_format": "wav",
+            "lexicon": {"a": {"say": "a very long respelling of one short word " * 9}}}
+    started = time.perf_counter()
+    answer = call(server, "POST", "/v1/audio/speech", SPEAK, json=body)
+    assert answer.status_code == 400 and time.perf_counter() - started < 30, answer.text
+    message = answer.json()["error"]["message"]
+    assert message.startswith("the text grows to ") and "this server speaks at most 49152 per request" in message, message
+    assert "\n" not in message

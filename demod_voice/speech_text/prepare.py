@@ -56,9 +56,41 @@ class Prepared:
 def words(text: str, language: str, options: TextOptions) -> list[Part]:
     """Plain ``text`` as lexicon words and (normalised) text between them."""
     parts = split_words(text, options.lexicon)
-    if options.normalize:
-        parts = [normalize(part, language) if isinstance(part, str) else part for part in parts]
-    return parts
+    if not options.normalize:
+        return parts
+    if len(parts) > 1:
+        around = _normalized_around(parts, language)
+        if around is not None:
+            return around
+    return [normalize(part, language) if isinstance(part, str) else part for part in parts]
+
+
+_STAND_IN = str.maketrans("0123456789", "bfghjknpqr")
+"""Letters that write a lexicon word's stand-in: no vowel, no Roman numeral, nothing normalisation reads."""
+
+
+def _normalized_around(parts: list[Part], language: str) -> Optional[list[Part]]:
+    """The text around lexicon words normalised as one text, each word stood in for by a made-up word of its case:
+    normalised alone, "Call Dr. " (no capital after it) was "Call drive." and "Dr. Nguyen" became "drive. new yen".
+    ``None`` when a stand-in did not come back whole (then each run is normalised alone)."""
+    held: dict[str, Part] = {}
+    written = []
+    for number, part in enumerate(parts):
+        if isinstance(part, str):
+            written.append(part)
+            continue
+        stand_in = f"zw{str(number).translate(_STAND_IN)}zw"
+        stand_in = stand_in.capitalize() if part.written[:1].isupper() else stand_in
+        held[stand_in] = part
+        written.append(stand_in)
+    text = "".join(written)
+    if any(text.count(stand_in) != 1 for stand_in in held):
+        return None
+    said = normalize(text, language)
+    pieces = re.split("(" + "|".join(held) + ")", said)
+    if sorted(p for p in pieces if p in held) != sorted(held):
+        return None
+    return [held[piece] if piece in held else piece for piece in pieces if piece]
 
 
 def prepare(text: str, language: str, options: TextOptions = TextOptions()) -> Script:

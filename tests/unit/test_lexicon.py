@@ -210,3 +210,13 @@ def test_a_tsv_line_written_with_spaces_for_tabs_says_to_use_tabs():
         parse("Nguyen  ŋwˈiən  new yen\n", "tsv", "lexicon names.tsv")
     assert str(caught.value) == ("lexicon names.tsv, line 1: no TAB in 'Nguyen  ŋwˈiən  new yen'; separate the word, its "
                                  "phonemes and its respelling with TABs, not spaces")
+
+
+@pytest.mark.parametrize("text", ["Call Dr. Nguyen now.", "We flew to St. Louis today.", "Elm Dr. Nguyen is here.",
+                                  "Main St. She left Nguyen.", "No. 5 Nguyen", "Chapter 01 Nguyen", "King Louis XIV was king."])
+def test_text_around_a_lexicon_word_is_read_as_around_any_word(text):
+    """The text on each side of a lexicon word was normalised alone: "Call Dr. Nguyen now." was "Call drive. new yen
+    now." (no capital after "Dr." in its run, and a full stop added), "St. Louis" was "street. Louis". With entries
+    that say each word as written, the reading is the one without a lexicon."""
+    same = lex(("Nguyen", "", "Nguyen"), ("Louis", "", "Louis"))
+    assert for_job(text, "en", TextOptions(lexicon=same), False).text == for_job(text, "en", TextOptions(), False).text

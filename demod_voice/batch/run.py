@@ -95,7 +95,11 @@ class BatchRequest:
     normalize: bool = True
     """Spell out numbers, money, dates, abbreviations and URLs in the rows' text (``--no-normalize``: leave them to the engine)."""
     lexicons: tuple[str, ...] = ()
-    """Lexicons (names or files) read over ``default`` and each row's voice's own (``--lexicon``; the server's ``serve.lexicons``)."""
+    """Lexicons (names or files) read over ``default`` and each row's voice's own (``--lexicon``)."""
+    server_lexicons: tuple[str, ...] = ()
+    """The server's ``serve.lexicons``: read after ``default`` and under each row's voice's own, as a speech request reads them."""
+    key_id: Optional[str] = None
+    """The API key a server's job was made with: its own lexicon (``key.ID``) is read over the voice's."""
 
 
 @dataclass
@@ -180,7 +184,8 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
     # the voice whose lexicons read the row: --model (or the default voice) only for rows that speak with it
     voice = v.get("model") or v.get("voice") or (request.model if side.row_models else None)
     if voice not in readings:
-        readings[voice] = scopes.reading(scopes.store(cache_root(request.config)), request.normalize, extra=request.lexicons, voice=voice)
+        readings[voice] = scopes.reading(scopes.store(cache_root(request.config)), request.normalize, server=request.server_lexicons,
+                                         voice=voice, key_id=request.key_id, extra=request.lexicons)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress, reading=readings[voice])
     try:

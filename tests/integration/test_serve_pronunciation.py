@@ -18,9 +18,12 @@ LONG = "this is a much longer sentence, with a great many words in it, spoken sl
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, piper_voice):
+    folder = tmp_path_factory.mktemp("serve-lexicons")
+    (folder / "served.tsv").write_text(f"quuxx\t\t{LONG}\n", encoding="utf-8")  # a serve.lexicons file: only "quuxx"
     config = {"piper": {"noise_scale": 0.0, "noise_w_scale": 0.0},
-              "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", ADMIN: "admin"}, "piper_voices": [str(piper_voice)]}}
-    live = start_server(tmp_path_factory.mktemp("serve-lexicons"), config)
+              "serve": {"keys": {SPEAK: "speak", ENROLL: "speak,enroll", ADMIN: "admin"}, "piper_voices": [str(piper_voice)],
+                        "lexicons": [str(folder / "served.tsv")]}}
+    live = start_server(folder, config)
     yield live
     live.stop(signal.SIGKILL)
 
@@ -187,3 +190,41 @@ def test_a_request_whose_lexicon_multiplies_its_text_is_refused_at_once(server, 
     message = answer.json()["error"]["message"]
     assert message.startswith("the text grows to ") and "this server speaks at most 49152 per request" in message, message
     assert "\n" not in message
+
+
+def batch_lengths(server, key, rows: list[str]) -> list[int]:
+    """Samples of each row's output of an HTTP batch job (rows of text, spoken by the module's voice)."""
+    import csv
+    import time
+    import zipfile
+
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["text", "output"])
+    writer.writerows([text, f"{number}.wav"] for number, text in enumerate(rows))
+    answer = call(server, "POST", "/v1/batch", key, data={"model": "tiny-single"},
+                  files=[("csv", ("rows.csv", table.getvalue().encode()))])
+    assert answer.status_code in (200, 201, 202), answer.text
+    job = answer.json()["id"]
+    for _ in range(240):
+        state = call(server, "GET", f"/v1/batch/{job}", key).json()
+        if state["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.25)
+    assert state["state"] == "done" and not state["failed"], state
+    archive = zipfile.ZipFile(io.BytesIO(call(server, "GET", f"/v1/batch/{job}/result", key).content))
+    names = {name.rsplit("/", 1)[-1]: name for name in archive.namelist()}
+    return [len(soundfile.read(io.BytesIO(archive.read(names[f"{number}.wav"])), dtype="int16")[0]) for number in range(len(rows))]
+
+
+def test_a_batch_job_reads_the_lexicons_a_speech_request_reads(server, piper_voice):
+    """An HTTP batch read its rows with the server's lexicons only, and serve.lexicons over the voice's own: a key's own
+    lexicon ("every request with that key reads it") was not read, and a voice's entry lost to a serve.lexicons one."""
+    short, long = speak(server, piper_voice, SHORT)[0], speak(server, piper_voice, LONG)[0]
+    voice = "voice." + piper_voice.name[: -len(".onnx")]
+    assert call(server, "PUT", f"/v1/lexicons/{voice}", ADMIN, json={"quuxx": {"say": SHORT}}).status_code == 200
+    mine = own_name(server, ENROLL)
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json={"blorp": {"say": LONG}}).status_code == 200
+    assert len(speak(server, piper_voice, "quuxx")[0]) == len(short)  # speech: the voice's over serve.lexicons
+    assert len(speak(server, piper_voice, "blorp", ENROLL)[0]) == len(long)  # speech: the key's own
+    assert batch_lengths(server, ENROLL, ["quuxx", "blorp"]) == [len(short), len(long)]

@@ -286,7 +286,7 @@ def _check_as_run(ctx: Any, folder: Path, model: Optional[str]) -> None:
     from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config, model=model,
-                           dry_run=True, progress=False, lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
+                           dry_run=True, progress=False, server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
     try:
         with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, as the job itself says
             build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)

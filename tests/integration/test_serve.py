@@ -267,6 +267,19 @@ def test_enroll_speak_download_delete_import(server, client, references):
     assert imported.status_code == 201 and imported.json()["digest"] == made["digest"]
     wav = client.audio.speech.create(model="tts-1", voice="alice", input="Hi there.", response_format="wav").content
     assert decode("wav", wav)[1] == 24000
+    # a second export called 'alice' (a friend's) goes in under another name, as `voices import --name` does; the import
+    # took no name, and its 409 said only to delete the voice there or replace it
+    clash = httpx.post(server.url + "/v1/voices/import", files={"file": ("alice.npz", profile.content)}, headers=auth(), timeout=60)
+    assert clash.status_code == 409 and "'name'" in clash.json()["error"]["message"], clash.text
+    other = httpx.post(server.url + "/v1/voices/import", files={"file": ("alice.npz", profile.content)}, data={"name": "alice-2"},
+                       headers=auth(), timeout=60)
+    assert other.status_code == 201 and other.json()["id"] == "alice-2", other.text
+    assert httpx.get(server.url + "/v1/voices/alice-2/download", headers=auth()).status_code == 200
+    wav = client.audio.speech.create(model="tts-1", voice="alice-2", input="Hi there.", response_format="wav").content
+    assert decode("wav", wav)[1] == 24000
+    bad = httpx.post(server.url + "/v1/voices/import", files={"file": ("alice.npz", profile.content)}, data={"name": "../x"},
+                     headers=auth(), timeout=60)
+    assert bad.status_code == 400 and "not a valid voice id" in bad.json()["error"]["message"], bad.text
 
 
 def test_hostile_uploads(server, references, tmp_path):

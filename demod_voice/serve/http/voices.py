@@ -148,11 +148,13 @@ async def download(voice_id: str, ctx: Context) -> FileResponse:
 
 @manage.post("/v1/voices/import", status_code=201)
 async def import_voice(request: Request, ctx: Context) -> JSONResponse:
-    """Install a downloaded profile (multipart ``file``; ``force=true`` replaces one of the same name)."""
+    """Install a downloaded profile (multipart ``file``; ``name`` installs it under another name than it was exported with,
+    as ``voices import --name`` does: two people's exports both called 'me'; ``force=true`` replaces one of the same name)."""
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
+    renamed = check_voice_id(str(form.get("name"))) if str(form.get("name") or "").strip() else ""
     language = _language(ctx, form)  # checked as an enrollment's: any text (a megabyte, markup) was kept and listed to all
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         saved = await save_upload(upload, Path(work), ctx.settings.limits, ".npz")
@@ -166,14 +168,18 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 check_made_with(profile, model)
             except InputError as err:
                 raise ApiError(400, str(err), code="other_model") from None
-        free_name(ctx, profile.name)
-        target = profile_path(ctx, profile.name)
-        with claimed(ctx, profile.name):
-            _refuse_existing(target, profile.name, form)
+        name = renamed or profile.name
+        free_name(ctx, name)
+        target = profile_path(ctx, name)
+        with claimed(ctx, name):
+            _refuse_existing(target, name, form, "import it under another name (the field 'name'), ")
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(saved), target)
-            _write_side(ctx, profile.name, language)
-    return JSONResponse(_describe(ctx, profile.name), status_code=201)
+            if name == profile.name:
+                shutil.move(str(saved), target)
+            else:  # the name is inside the file, under its digest
+                await asyncio.to_thread(write_renamed, profile, target, name)
+            _write_side(ctx, name, language)
+    return JSONResponse(_describe(ctx, name), status_code=201)
 
 
 @manage.post("/v1/voices", status_code=201)
@@ -267,9 +273,9 @@ def claimed(ctx: Any, name: str) -> Iterator[None]:
         ctx.enrolling.discard(name)
 
 
-def _refuse_existing(target: Path, name: str, form: Any) -> None:
+def _refuse_existing(target: Path, name: str, form: Any, other: str = "") -> None:
     if target.exists() and str(form.get("force") or "").lower() not in ("1", "true", "yes"):
-        raise ApiError(409, f"a voice '{name}' exists already: delete it first, or send force=true", code="voice_exists")
+        raise ApiError(409, f"a voice '{name}' exists already: delete it first, {other}or send force=true", code="voice_exists")
 
 
 async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path) -> Any:

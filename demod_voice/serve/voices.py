@@ -190,12 +190,14 @@ def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
     if target.get("profile"):
         found = find_voice(ctx, str(target["profile"]))
         if found is None:
-            raise UnknownVoice(f"there is no voice profile '{target['profile']}' (GET /v1/voices lists them)")
+            raise UnknownVoice(f"voice alias '{name}' names the voice '{_shown(str(target['profile']))}', which is not enrolled "
+                               "here: enroll it under that name, or ask the administrator to change serve.voices")
         return speak_with(ctx, found, None, language)
     model = str(target.get("model", ""))
     found = find_voice(ctx, model, models_only=True)
     if found is None:
-        raise UnknownVoice(f"voice alias '{name}' names voice '{model}', which is not installed")
+        raise UnknownVoice(f"voice alias '{name}' names the voice '{_shown(model)}', which is not installed here: ask the "
+                           "administrator to install it or to change serve.voices")
     speaker = target.get("speaker")
     return speak_with(ctx, found, None if speaker is None else str(speaker), language)
 

@@ -249,3 +249,24 @@ def test_an_enrolled_voice_an_alias_hides_is_not_listed_as_speakable(server):
     shutil.copy(stored, stored.with_name("nova.npz"))
     ids = [voice["id"] for voice in httpx.get(server.url + "/v1/audio/voices", headers=auth(SPEAK)).json()["voices"]]
     assert ids.count("nova") == 1 and "shadowed" in ids, ids
+
+
+def test_an_alias_to_a_voice_not_enrolled_names_the_alias_and_what_to_do(tmp_path):
+    """``serve.voices: {shimmer: {profile: ghost}}`` with no voice 'ghost' answered "there is no voice profile 'ghost'
+    (GET /v1/voices lists them)" to an app that sent 'shimmer', a name it never sent and a list that could not help."""
+    from demod_voice.config import load_config
+    from demod_voice.engine.service import EngineService
+    from demod_voice.serve.core import build_context
+    from demod_voice.serve.voices import UnknownVoice, resolve_voice
+
+    path = tmp_path / "config.yaml"
+    path.write_text("serve:\n  voices:\n    shimmer: {profile: ghost}\n")
+    config, _ = load_config(str(path), env={"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    engine = EngineService(config.engine, workers=1)
+    try:
+        with pytest.raises(UnknownVoice) as refused:
+            resolve_voice(build_context(config, engine), "tts-1", "shimmer")
+    finally:
+        engine.shutdown()
+    said = str(refused.value)
+    assert "alias 'shimmer'" in said and "'ghost'" in said and "serve.voices" in said and str(tmp_path) not in said, said

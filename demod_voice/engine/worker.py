@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Optional
 
+from demod_voice.audio.chunks import AudioChunk
 from demod_voice.engine import protocol
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
-from demod_voice.errors import DemodVoiceError, to_wire
+from demod_voice.errors import DemodVoiceError, RuntimeFailure, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
             send(protocol.tagged(_failure(err), index))
         return
     if pieces is not None:
-        _answer_interleaved(send, pieces, len(jobs), cancelled)
+        _answer_interleaved(send, pieces, len(jobs), cancelled, jobs[0].spec.backend)
         return
     failure: Optional[tuple] = None
     try:
@@ -81,7 +82,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
             for later in range(index, len(jobs)):
                 _send_tagged(send, later, ("error", "Cancelled", "cancelled"))
             return
-        failure = _answer_one(tag, spoken, functools.partial(cancelled, index))
+        failure = _answer_one(tag, spoken, functools.partial(cancelled, index), jobs[index].spec.backend)
         if failure is not None and failure[1] == "Cancelled":
             tag(failure)
             failure = None
@@ -100,11 +101,13 @@ def _send_tagged(send: Send, index: int, message: tuple) -> None:
     send(protocol.tagged(message, index))
 
 
-def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: int, cancelled: Callable[[int], bool]) -> None:
+def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: int, cancelled: Callable[[int], bool],
+                        backend: str) -> None:
     """Send ``(index, chunk)`` pieces as they come (``(index, None)``: that job is complete); a job
     cancelled meanwhile is answered ``Cancelled`` and its later pieces dropped. Once every job is
     answered the generator is closed (work for cancelled jobs alone stops there)."""
     waiting = set(range(count))
+    rates: dict[int, int] = {}
     try:
         for index, chunk in pieces:
             _drop_cancelled(send, waiting, cancelled)
@@ -113,7 +116,7 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
                     send(protocol.done(index))
                     waiting.discard(index)
                 else:
-                    send(protocol.chunk(chunk.samples, chunk.sample_rate, index))
+                    send(protocol.chunk(*checked_chunk(chunk, backend, rates, index), index))
             if not waiting:
                 break
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
@@ -133,8 +136,9 @@ def _close(iterator: Any) -> None:
         close()
 
 
-def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable[[], bool]) -> Optional[tuple]:
+def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable[[], bool], backend: str) -> Optional[tuple]:
     """Send the next job's chunks; return its error message, or ``None`` when it is done."""
+    rates: dict[int, int] = {}
     try:
         chunks = next(spoken)
         for chunk in chunks:
@@ -144,10 +148,35 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
             if isinstance(chunk, JobValue):
                 send(("value", chunk.data))
                 continue
-            send(("chunk", chunk.samples, chunk.sample_rate))
+            send(("chunk", *checked_chunk(chunk, backend, rates, 0)))
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
         return _failure(err)
     return None
+
+
+def checked_chunk(chunk: Any, backend: str, rates: dict[int, int], index: int) -> tuple[Any, int]:
+    """``(samples, rate)`` of a chunk a backend yielded for job ``index``, as the parent takes them: 1-D float32 and a
+    positive int that stays the same for the whole job (``rates`` remembers it). Anything else fails the job with a
+    :class:`RuntimeFailure` naming the backend and what to fix: a plugin's int16, stereo or rate-less audio would
+    otherwise reach an output as noise, or fail in the parent far from its cause."""
+    import numpy as np
+
+    contract = "a backend yields AudioChunk(samples, sample_rate) with mono float32 samples in [-1, 1]"
+    if not isinstance(chunk, AudioChunk):
+        raise RuntimeFailure(f"the {backend} backend yielded a {type(chunk).__name__}; {contract}")
+    try:
+        samples = np.asarray(chunk.samples)
+    except Exception as err:  # noqa: BLE001 - whatever the plugin put there, the job fails with one line
+        raise RuntimeFailure(f"the {backend} backend yielded samples numpy cannot read ({type(err).__name__}); {contract}") from None
+    if samples.dtype.kind != "f" or samples.ndim != 1:
+        raise RuntimeFailure(f"the {backend} backend yielded {samples.dtype} samples of shape {samples.shape}; {contract}")
+    rate = chunk.sample_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise RuntimeFailure(f"the {backend} backend yielded a chunk with sample rate {rate!r}; {contract}, sample_rate a positive int")
+    if rates.setdefault(index, int(rate)) != rate:
+        raise RuntimeFailure(f"the {backend} backend changed its sample rate within one job ({rates[index]}, then {rate}); "
+                             "resample to one rate per job")
+    return samples.astype(np.float32, copy=False), int(rate)
 
 
 def _failure(err: Exception) -> tuple:

@@ -1,0 +1,79 @@
+"""What a backend yields is checked in the worker: audio a plugin gets wrong (int16, stereo, no rate, a bare array)
+fails its job with one line naming the backend and the contract, instead of reaching an output as noise or failing
+in the parent (a 0-d array used to end the engine's thread; a rate of 0 was answered as the client's fault)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.backends.base import Backend, LoadInfo
+from demod_voice.engine import worker
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
+
+TONE = np.sin(np.linspace(0, 100, 1600)).astype(np.float32) * 0.5
+
+
+class Yields(Backend):
+    """Yields the chunks it was made with, for every job."""
+
+    def __init__(self, *chunks) -> None:
+        self.chunks = chunks
+
+    def load(self, spec):
+        return LoadInfo(device="cpu", sample_rate=16000)
+
+    def synthesize(self, job):
+        yield from self.chunks
+
+
+class Interleaved(Yields):
+    """Makes its jobs together, as XTTS does: ``(index, chunk)`` pieces, ``(index, None)`` at each job's end."""
+
+    def interleaved(self, jobs):
+        for index in range(len(jobs)):
+            for chunk in self.chunks:
+                yield index, chunk
+            yield index, None
+
+
+def _answer(backend: Backend, count: int = 1) -> list[tuple]:
+    sent: list[tuple] = []
+    jobs = [SynthesisJob(spec=LoadSpec("beep", "/models/beep"), text="Hi.", output="-") for _ in range(count)]
+    worker.answer(sent.append, backend, jobs)
+    return sent
+
+
+def _errors(sent: list[tuple]) -> list[str]:
+    return [message[2] for message in sent if message[0] == "error"]
+
+
+@pytest.mark.parametrize(("chunk", "said"), [
+    (AudioChunk((TONE * 32767).astype(np.int16), 16000), "yielded int16 samples of shape (1600,)"),
+    (AudioChunk(np.stack([TONE, TONE], axis=1), 16000), "yielded float32 samples of shape (1600, 2)"),
+    (AudioChunk(np.float32(0.1), 16000), "yielded float32 samples of shape ()"),
+    (AudioChunk(["a", "b"], 16000), "yielded <U1 samples"),
+    (TONE, "yielded a ndarray"),
+    (AudioChunk(TONE, 0), "sample rate 0"),
+    (AudioChunk(TONE, 16000.0), "sample rate 16000.0"),
+])
+@pytest.mark.parametrize("backend", [Yields, Interleaved])
+def test_audio_off_the_contract_fails_the_job_naming_the_backend(backend, chunk, said):
+    sent = _answer(backend(AudioChunk(TONE, 16000), chunk), count=2 if backend is Interleaved else 1)
+    errors = _errors(sent)
+    assert errors and all(error.startswith("the beep backend ") and said in error for error in errors), sent
+    assert all("mono float32 samples in [-1, 1]" in error for error in errors)
+    assert all(message[1] is TONE for message in sent if message[0] == "chunk")  # only the good chunk went out
+
+
+def test_a_rate_that_changes_within_a_job_fails_it():
+    errors = _errors(_answer(Yields(AudioChunk(TONE, 16000), AudioChunk(TONE, 24000))))
+    assert errors == ["the beep backend changed its sample rate within one job (16000, then 24000); resample to one rate per job"]
+
+
+def test_audio_on_the_contract_goes_out_as_float32_mono():
+    sent = _answer(Yields(AudioChunk(TONE.astype(np.float64), np.int64(16000)), AudioChunk(list(TONE[:10]), 16000)))
+    chunks = [message for message in sent if message[0] == "chunk"]
+    assert [(c[1].dtype, c[1].shape, type(c[2])) for c in chunks] == [(np.float32, (1600,), int), (np.float32, (10,), int)]
+    assert sent[-1][0] == "done"

@@ -129,10 +129,19 @@ def check_ffmpeg() -> Check:
 
 
 def check_plugins() -> list[Check]:
-    """Backends declared (entry point ``demod_voice.backends``) that could not be loaded: each fails only itself."""
-    return [Check(f"backend {failed.name}", FAIL, f"from {failed.source}: {failed.error}",
-                  f"reinstall or remove the package that declares it ({failed.target})", (failed.name,))
+    """Backends declared (entry point ``demod_voice.backends``) that could not be loaded: each fails only itself. One
+    refused because its name was taken fails no backend: the one registered under that name works on."""
+    registered = set(registry.names())
+    return [Check(f"backend {failed.name}", FAIL, f"from {failed.source}: {failed.error}", _plugin_fix(failed, registered),
+                  () if failed.name in registered else (failed.name,))
             for failed in registry.failures()]
+
+
+def _plugin_fix(failed: registry.PluginFailure, registered: set[str]) -> str:
+    if failed.name in registered:
+        return (f"give it a name of its own, in its entry point and its RequestSide's 'name' ({failed.target}), "
+                f"or remove the package that declares it")
+    return f"reinstall or remove the package that declares it ({failed.target})"
 
 
 def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Callable[[], list[Check]]] = None,
@@ -142,7 +151,7 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
     ffmpeg, ``extras`` (the front doors': serve, Wyoming), and ``deep`` (model load-and-speak checks)."""
     started = time.perf_counter()
     sides = registry.request_sides()
-    report = Report(backends=[side.name for side in sides] + [failed.name for failed in registry.failures()])
+    report = Report(backends=list(dict.fromkeys([side.name for side in sides] + [failed.name for failed in registry.failures()])))
     with ThreadPoolExecutor(max_workers=max(1, len(sides))) as pool:
         running = [pool.submit(side.checks, config) for side in sides]
         report.checks.append(check_python())

@@ -105,10 +105,13 @@ def load() -> Registry:
         if _loaded is not None:
             return _loaded
         registry = Registry({}, [])
+        sources: dict[str, str] = {}
         for name, source, target in _declared():
             if name in registry.sides:
-                registry.failures.append(PluginFailure(name, source, target, f"the name '{name}' is already taken"))
+                holder = "a built-in backend" if sources[name] == "built-in" else f"the backend from {sources[name]}"
+                registry.failures.append(PluginFailure(name, source, target, f"the name '{name}' is already taken by {holder}"))
                 continue
+            sources[name] = source
             try:
                 registry.sides[name] = _load_side(name, target)
             except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others

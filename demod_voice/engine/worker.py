@@ -49,7 +49,7 @@ def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
         return None, ("failed", *to_wire(err))
     except Exception as err:  # noqa: BLE001 - any engine failure must reach the parent as a message
         log.debug("load failed:\n%s", traceback.format_exc())
-        return None, ("failed", "RuntimeFailure", f"could not load {spec.model}: {type(err).__name__}: {err}")
+        return None, ("failed", "RuntimeFailure", f"could not load {spec.model} ({spec.backend} backend): {type(err).__name__}: {err}")
     return backend, ("ready", info)
 
 
@@ -62,7 +62,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
         pieces = together(jobs) if together is not None and len(jobs) > 1 else None
     except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
         for index in range(len(jobs)):
-            send(protocol.tagged(_failure(err), index))
+            send(protocol.tagged(_failure(err, jobs[0].spec.backend), index))
         return
     if pieces is not None:
         _answer_interleaved(send, pieces, len(jobs), cancelled, jobs[0].spec.backend)
@@ -71,7 +71,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
     try:
         spoken = backend.synthesize_together(jobs)
     except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
-        failure = _failure(err)
+        failure = _failure(err, jobs[0].spec.backend)
     for index in range(len(jobs)):
         tag = functools.partial(_send_tagged, send, index)
         if failure is not None:
@@ -120,7 +120,7 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
             if not waiting:
                 break
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
-        failure = _failure(err)
+        failure = _failure(err, backend)
         for index in sorted(waiting):
             send(protocol.tagged(failure, index))
         return
@@ -150,7 +150,7 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
                 continue
             send(("chunk", *checked_chunk(chunk, backend, rates, 0)))
     except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
-        return _failure(err)
+        return _failure(err, backend)
     return None
 
 
@@ -179,11 +179,11 @@ def checked_chunk(chunk: Any, backend: str, rates: dict[int, int], index: int) -
     return samples.astype(np.float32, copy=False), int(rate)
 
 
-def _failure(err: Exception) -> tuple:
+def _failure(err: Exception, backend: str) -> tuple:
     if isinstance(err, DemodVoiceError):
         return ("error", *to_wire(err))
     log.debug("job failed:\n%s", traceback.format_exc())
-    return ("error", "RuntimeFailure", f"synthesis failed: {type(err).__name__}: {err}")
+    return ("error", "RuntimeFailure", f"synthesis failed ({backend} backend): {type(err).__name__}: {err}")
 
 
 class _Control:

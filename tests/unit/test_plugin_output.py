@@ -77,3 +77,34 @@ def test_audio_on_the_contract_goes_out_as_float32_mono():
     chunks = [message for message in sent if message[0] == "chunk"]
     assert [(c[1].dtype, c[1].shape, type(c[2])) for c in chunks] == [(np.float32, (1600,), int), (np.float32, (10,), int)]
     assert sent[-1][0] == "done"
+
+
+class Raises(Yields):
+    """Fails as a plugin's code does by accident: a plain exception, in load or part way through a job."""
+
+    def load(self, spec):
+        raise RuntimeError("model.npz is damaged")
+
+    def synthesize(self, job):
+        yield AudioChunk(TONE, 16000)
+        raise ValueError("beep exploded")
+
+
+class InterleavedRaises(Raises):
+    def interleaved(self, jobs):
+        yield 0, AudioChunk(TONE, 16000)
+        raise ValueError("beep exploded")
+
+
+@pytest.mark.parametrize("backend", [Raises, InterleavedRaises])
+def test_a_plugin_exception_names_the_backend(backend):
+    assert _errors(_answer(backend(), count=2)) == ["synthesis failed (beep backend): ValueError: beep exploded"] * 2
+
+
+def test_a_plugin_that_fails_to_load_is_named(monkeypatch):
+    from demod_voice.backends import registry
+
+    monkeypatch.setattr(registry, "create_backend", lambda name: Raises())
+    loaded, said = worker.load_backend(LoadSpec("beep", "/models/beep"))
+    assert loaded is None
+    assert said == ("failed", "RuntimeFailure", "could not load /models/beep (beep backend): RuntimeError: model.npz is damaged")

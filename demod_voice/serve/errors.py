@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from demod_voice.backends.plugin import UnknownVoice
-from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull
+from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull, RuntimeFailure
+
+_PATH = re.compile(r"(?<![\w:/.])(?:~|\.{1,2})?/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
 
 
 class ApiError(Exception):
@@ -33,10 +36,19 @@ def sendable(message: str) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def redact(text: str) -> str:
+    """``text`` with every file path cut to its last part: no server path reaches a client."""
+    return _PATH.sub(lambda match: match.group(1) or "(folder)", str(text))
+
+
 def client_text(err: BaseException) -> str:
     """What a client of any front door (HTTP, Wyoming, the page) reads for ``err``: a missing model in the
-    administrator's words (:class:`~demod_voice.errors.ModelMissing`), anything else as it is."""
-    return err.server_message if isinstance(err, ModelMissing) else str(err)
+    administrator's words (:class:`~demod_voice.errors.ModelMissing`), a failure of the work with its paths cut to their
+    last part (a backend's load error names its model file, a plugin's exception whatever file it opened: the server's
+    layout is not the client's business), anything else as it is (a refusal may quote what the client sent)."""
+    if isinstance(err, ModelMissing):
+        return err.server_message
+    return redact(str(err)) if isinstance(err, RuntimeFailure) else str(err)
 
 
 def from_engine(err: DemodVoiceError) -> ApiError:
@@ -50,10 +62,10 @@ def from_engine(err: DemodVoiceError) -> ApiError:
     if isinstance(err, InputError):
         return ApiError(400, str(err), code="bad_input")
     if isinstance(err, DependencyError):
-        return ApiError(503, str(err), "server_error", "missing_dependency")
+        return ApiError(503, client_text(err), "server_error", "missing_dependency")
     if isinstance(err, Cancelled):
-        return ApiError(503, str(err), "server_error", "cancelled")
-    return ApiError(500, str(err), "server_error", "synthesis_failed")
+        return ApiError(503, client_text(err), "server_error", "cancelled")
+    return ApiError(500, client_text(err), "server_error", "synthesis_failed")
 
 
 def queue_full(err: Any) -> ApiError:

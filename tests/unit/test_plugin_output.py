@@ -108,3 +108,26 @@ def test_a_plugin_that_fails_to_load_is_named(monkeypatch):
     loaded, said = worker.load_backend(LoadSpec("beep", "/models/beep"))
     assert loaded is None
     assert said == ("failed", "RuntimeFailure", "could not load /models/beep (beep backend): RuntimeError: model.npz is damaged")
+
+
+def test_clients_read_a_backend_failure_without_the_server_paths(monkeypatch):
+    """A plugin's load error (and the worker's own words) name the model file on the server; HTTP and Wyoming
+    clients read its last part only, the server's log keeps the whole line."""
+    from demod_voice.backends import registry
+    from demod_voice.errors import InputError, RuntimeFailure, from_wire
+    from demod_voice.serve.errors import client_text, from_engine
+
+    model = "/srv/voices/cache/beep/a.npz"
+
+    class MissingModel(Yields):
+        def load(self, spec):
+            open(spec.model, "rb")
+
+    monkeypatch.setattr(registry, "create_backend", lambda name: MissingModel())
+    _, (_, kind, message) = worker.load_backend(LoadSpec("beep", model))
+    failed = from_wire(kind, message)
+    assert isinstance(failed, RuntimeFailure) and model in str(failed)
+    for said in (client_text(failed), from_engine(failed).body()["error"]["message"]):
+        assert said == "could not load a.npz (beep backend): FileNotFoundError: [Errno 2] No such file or directory: 'a.npz'"
+    asked = InputError("no voice called '/x/y/z'")  # the client's own words come back as they were sent
+    assert client_text(asked) == from_engine(asked).body()["error"]["message"] == "no voice called '/x/y/z'"

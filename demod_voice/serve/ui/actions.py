@@ -23,7 +23,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve import auth
-from demod_voice.serve.errors import client_text
+from demod_voice.serve.errors import client_text, redact
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,6 @@ def uploaded(item: Any, folder: Path) -> Upload:
     return Upload(real, shown)
 
 
-_PATH = re.compile(r"(?<![\w:/.])(?:~|\.{1,2})?/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
-
-
 _MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
 
 
@@ -168,11 +165,6 @@ def as_text(text: str) -> str:
     taken for an HTML tag and dropped with all that followed it (the page showed a bare "Error:"), and a file name's
     brackets made a link."""
     return _MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def redact(text: str) -> str:
-    """``text`` with every file path cut to its last part: no server path reaches the page."""
-    return _PATH.sub(lambda match: match.group(1) or "(folder)", str(text))
 
 
 def may(ctx: Any, key: Optional[str], scope: str) -> bool:

@@ -8,6 +8,7 @@ need it; a backend is usable when none of its checks failed.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ from demod_voice.models.registry import installed_piper_voices
 from demod_voice.paths import can_create_in
 
 __all__ = ["FAIL", "OK", "WARN", "Check", "Report", "dist_version", "run_checks"]
+
+log = logging.getLogger(__name__)
 
 MIN_FREE_BYTES = 2 * 1024**3
 
@@ -137,6 +140,17 @@ def check_plugins() -> list[Check]:
             for failed in registry.failures()]
 
 
+def _side_checks(side: Any, future: Any) -> list[Check]:
+    """A backend's own checks; a ``checks()`` that raises fails that backend only (a plugin's bug must not stop ``health``,
+    the command that tells what is wrong with it)."""
+    try:
+        return list(future.result())
+    except Exception as err:  # noqa: BLE001 - reported as the backend's failed check
+        log.debug("the %s backend's checks() failed", side.name, exc_info=err)
+        return [Check(f"backend {side.name}", FAIL, f"its checks() failed: {type(err).__name__}: {err}",
+                      f"fix or remove the package that provides the {side.name} backend (-vv: the traceback)", (side.name,))]
+
+
 def _plugin_fix(failed: registry.PluginFailure, registered: set[str]) -> str:
     if failed.name in registered:
         return (f"give it a name of its own, in its entry point and its RequestSide's 'name' ({failed.target}), "
@@ -156,8 +170,8 @@ def run_checks(explicit_config: Optional[str], config: Any, deep: Optional[Calla
         running = [pool.submit(side.checks, config) for side in sides]
         report.checks.append(check_python())
         report.checks.extend(check_config(explicit_config))
-        for future in running:
-            report.checks.extend(future.result())
+        for side, future in zip(sides, running, strict=True):
+            report.checks.extend(_side_checks(side, future))
     report.checks.extend(check_plugins())
     report.checks.append(check_ffmpeg())
     report.checks.append(check_recogniser())

@@ -12,16 +12,18 @@ A plugin that fails to load (an import error, a wrong type, a name taken) is rec
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
+import traceback
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Optional
 
 from demod_voice.backends.base import Backend
 from demod_voice.backends.plugin import RequestSide
-from demod_voice.errors import UsageError
+from demod_voice.errors import DemodVoiceError, RuntimeFailure, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,54 @@ _lock = threading.RLock()
 _loaded: Optional[Registry] = None
 
 
+_LISTINGS: dict[str, Any] = {"voices": list, "models": list, "find": lambda: None}
+"""A plugin's request-side methods that feed listings shared by every backend (``/v1/models``, Wyoming's ``describe``,
+``models list``, a voice looked up by name): when its own code raises, its entries are left out and the others listed."""
+_CALLS = ("resolve", "job", "adjust", "claims_row", "row_job", "enroll_language", "enroll_job", "conversion_jobs",
+          "download", "model_path", "forget_cache", "quantize")
+"""A plugin's request-side methods that serve one request: when its own code raises, that request fails with one line
+naming the backend (:class:`RuntimeFailure`), as an engine side's error does."""
+_warned: set[tuple[str, str]] = set()
+
+
+def _listing(name: str, method: str, call: Any, empty: Any) -> Any:
+    @functools.wraps(call)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except DemodVoiceError:
+            raise
+        except Exception as err:  # noqa: BLE001 - one plugin's bug must not empty every backend's listing
+            log.debug("the %s backend's %s() failed:\n%s", name, method, traceback.format_exc())
+            if (name, method) not in _warned:
+                _warned.add((name, method))
+                log.warning("the %s backend's %s() failed (%s: %s); its entries are left out (-vv: the traceback)",
+                            name, method, type(err).__name__, err)
+            return empty()
+    return guarded
+
+
+def _call(name: str, method: str, call: Any) -> Any:
+    @functools.wraps(call)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except DemodVoiceError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a plugin's bug fails its request, in one line naming it
+            log.debug("the %s backend's %s() failed:\n%s", name, method, traceback.format_exc())
+            raise RuntimeFailure(f"the {name} backend's {method}() failed: {type(err).__name__}: {err}") from None
+    return guarded
+
+
+def _guard(side: RequestSide) -> None:
+    """Wrap a third-party request side's methods (:data:`_LISTINGS`, :data:`_CALLS`) on the instance."""
+    for method, empty in _LISTINGS.items():
+        setattr(side, method, _listing(side.name, method, getattr(side, method), empty))
+    for method in _CALLS:
+        setattr(side, method, _call(side.name, method, getattr(side, method)))
+
+
 def _load_side(name: str, target: str) -> RequestSide:
     """Import ``package.module:attr`` and return the request side it names (a subclass, instantiated, or an instance)."""
     module_name, _, attr = target.partition(":")
@@ -113,7 +163,10 @@ def load() -> Registry:
                 continue
             sources[name] = source
             try:
-                registry.sides[name] = _load_side(name, target)
+                side = _load_side(name, target)
+                if source != "built-in":
+                    _guard(side)
+                registry.sides[name] = side
             except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others
                 log.info("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
                 registry.failures.append(PluginFailure(name, source, target, f"{type(err).__name__}: {err}"))

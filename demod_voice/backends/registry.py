@@ -189,14 +189,19 @@ def request_sides() -> list[RequestSide]:
 
 def request_side(name: str) -> RequestSide:
     """The request side called ``name``; :class:`UsageError` naming the others when there is none."""
-    registry = load()
-    side = registry.sides.get(name)
+    side = load().sides.get(name)
     if side is None:
-        failed = next((f for f in registry.failures if f.name == name), None)
-        if failed is not None:
-            raise UsageError(f"backend '{name}' is installed but could not be loaded ({failed.error}); 'demod-voice health' says more")
-        raise UsageError(f"unknown backend '{name}'; choose one of {', '.join(registry.sides)}")
+        raise UsageError(missing(name))
     return side
+
+
+def missing(name: str) -> str:
+    """Why there is no backend called ``name``, in one line: its plugin failed to load (and why), or the names there are."""
+    registry = load()
+    failed = next((f for f in registry.failures if f.name == name), None)
+    if failed is not None:
+        return f"backend '{name}' is installed but could not be loaded ({failed.error}); 'demod-voice health' says more"
+    return f"unknown backend '{name}'; choose one of {', '.join(registry.sides)}"
 
 
 def cloner() -> RequestSide:

@@ -202,7 +202,7 @@ def _row_side(values: dict[str, str], config: Config) -> Any:
     named = values.get("backend", "").lower()
     if named:
         if named not in registry.names():
-            raise InputError(f"unknown backend '{values['backend']}'; choose one of {', '.join(registry.names())}")
+            raise InputError(registry.missing(named))
         return registry.request_side(named)
     for side in sorted(registry.request_sides(), key=lambda side: -side.claim_priority):  # stable: registry order within one
         if side.claims_row(values, config):

@@ -84,6 +84,16 @@ def test_cli_lists_its_models_and_batch_rows_name_it(site, tmp_path):
     assert refused.returncode != 0 and b"bad.csv:2: a sine row needs a model" in refused.stderr
 
 
+def test_a_batch_row_naming_a_plugin_that_failed_to_load_says_why(site, tmp_path):
+    """It said "unknown backend 'broken'; choose one of ..." although the backend is installed."""
+    sheet = tmp_path / "rows.csv"
+    sheet.write_text("text,output,backend\nHi.,a.wav,broken\n", encoding="utf-8")
+    done = run_cli("batch", str(sheet), "--output-dir", str(tmp_path / "out"), env=env_for(site, tmp_path))
+    assert done.returncode == 3
+    assert (b"rows.csv:2: backend 'broken' is installed but could not be loaded (ModuleNotFoundError: No module named "
+            b"'demod_voice_sine_missing_dependency'); 'demod-voice health' says more\n") in done.stderr, done.stderr
+
+
 def test_a_plugin_that_fails_to_load_is_reported_and_breaks_nothing(loaded):
     assert "sine" in registry.names() and "broken" not in registry.names()
     failed = {f.name: f for f in registry.failures()}

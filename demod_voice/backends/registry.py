@@ -12,9 +12,11 @@ A plugin that fails to load (an import error, a wrong type, a name taken) is rec
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
+import sys
 import threading
 import traceback
 from dataclasses import dataclass
@@ -163,11 +165,13 @@ def load() -> Registry:
                 continue
             sources[name] = source
             try:
-                side = _load_side(name, target)
+                # stdout carries data (raw audio, JSON): a plugin that prints while it is imported writes to stderr.
+                with contextlib.redirect_stdout(sys.stderr):
+                    side = _load_side(name, target)
                 if source != "built-in":
                     _guard(side)
                 registry.sides[name] = side
-            except Exception as err:  # noqa: BLE001 - a broken plugin must never break the others
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) must never break the others
                 log.info("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
                 registry.failures.append(PluginFailure(name, source, target, f"{type(err).__name__}: {err}"))
         _loaded = registry

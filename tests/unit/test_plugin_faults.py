@@ -88,3 +88,30 @@ def test_health_reports_its_failing_checks_as_its_own(ctx, monkeypatch):
     failed = [(c.name, c.detail, c.needed_by) for c in report.checks if c.status == FAIL]
     assert failed == [("backend buggy", "its checks() failed: KeyError: 'checks'", ("buggy",))]
     assert report.usable == [name for name in registry.names() if name != "buggy"]
+
+
+def test_a_plugin_that_exits_or_prints_while_imported_breaks_nothing(tmp_path, monkeypatch, capsys):
+    """``sys.exit("needs torch")`` in a plugin's module ended every command (``models list`` printed that and exit 1);
+    a ``print`` there went to stdout ahead of ``health --json``'s JSON and ``-o -``'s raw audio."""
+    (tmp_path / "exits_side.py").write_text('import sys\nsys.exit("exits_side needs torch")\n', encoding="utf-8")
+    (tmp_path / "chatty_side.py").write_text(textwrap.dedent('''
+        from demod_voice.backends.plugin import RequestSide
+        print("chatty loaded")
+
+        class Chatty(RequestSide):
+            name = "chatty"
+            engine = "chatty_side:Engine"
+    '''), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    declared = [(name, "built-in", target) for name, target in registry.BUILTIN.items()]
+    monkeypatch.setattr(registry, "_declared", lambda: [*declared, ("chatty", "chatty-tts", "chatty_side:Chatty"),
+                                                        ("exits", "exits-tts", "exits_side:Side")])
+    try:
+        registry.reload()
+        assert registry.names() == [*registry.BUILTIN, "chatty"]
+        assert [(f.name, f.error) for f in registry.failures()] == [("exits", "SystemExit: exits_side needs torch")]
+        said = capsys.readouterr()
+        assert said.out == "" and "chatty loaded" in said.err
+    finally:
+        monkeypatch.undo()
+        registry.reload()

@@ -39,7 +39,8 @@ busy backend keeps for its next job goes back while none comes (:meth:`Backend.i
 
 
 def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
-    """Load the backend for ``spec``: ``(backend, ("ready", info))`` or ``(None, ("failed", kind, message))``."""
+    """Load the backend for ``spec``: ``(backend, ("ready", info))`` or ``(None, ("failed", kind, message))``. A backend's
+    ``sys.exit`` (here and in :func:`answer`) is its failure too: the worker lives on and the message says what it said."""
     from demod_voice.backends.registry import create_backend
 
     try:
@@ -47,7 +48,7 @@ def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
         info = backend.load(spec)
     except DemodVoiceError as err:
         return None, ("failed", *to_wire(err))
-    except Exception as err:  # noqa: BLE001 - any engine failure must reach the parent as a message
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any engine failure must reach the parent as a message
         log.debug("load failed:\n%s", traceback.format_exc())
         return None, ("failed", "RuntimeFailure", f"could not load {spec.model} ({spec.backend} backend): {type(err).__name__}: {err}")
     return backend, ("ready", info)
@@ -60,7 +61,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
     try:
         together = getattr(backend, "interleaved", None)
         pieces = together(jobs) if together is not None and len(jobs) > 1 else None
-    except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
         for index in range(len(jobs)):
             send(protocol.tagged(_failure(err, jobs[0].spec.backend), index))
         return
@@ -70,7 +71,7 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
     failure: Optional[tuple] = None
     try:
         spoken = backend.synthesize_together(jobs)
-    except Exception as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
         failure = _failure(err, jobs[0].spec.backend)
     for index in range(len(jobs)):
         tag = functools.partial(_send_tagged, send, index)
@@ -119,7 +120,7 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
                     send(protocol.chunk(*checked_chunk(chunk, backend, rates, index), index))
             if not waiting:
                 break
-    except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent, which decides
         failure = _failure(err, backend)
         for index in sorted(waiting):
             send(protocol.tagged(failure, index))
@@ -149,7 +150,7 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
                 send(("value", chunk.data))
                 continue
             send(("chunk", *checked_chunk(chunk, backend, rates, 0)))
-    except Exception as err:  # noqa: BLE001 - reported to the parent, which decides
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent, which decides
         return _failure(err, backend)
     return None
 
@@ -179,7 +180,7 @@ def checked_chunk(chunk: Any, backend: str, rates: dict[int, int], index: int) -
     return samples.astype(np.float32, copy=False), int(rate)
 
 
-def _failure(err: Exception, backend: str) -> tuple:
+def _failure(err: BaseException, backend: str) -> tuple:
     if isinstance(err, DemodVoiceError):
         return ("error", *to_wire(err))
     log.debug("job failed:\n%s", traceback.format_exc())

@@ -131,3 +131,24 @@ def test_clients_read_a_backend_failure_without_the_server_paths(monkeypatch):
         assert said == "could not load a.npz (beep backend): FileNotFoundError: [Errno 2] No such file or directory: 'a.npz'"
     asked = InputError("no voice called '/x/y/z'")  # the client's own words come back as they were sent
     assert client_text(asked) == from_engine(asked).body()["error"]["message"] == "no voice called '/x/y/z'"
+
+
+class Exits(Yields):
+    """Calls ``sys.exit`` as library code sometimes does: it ended the worker, whose job was retried on a fresh one that
+    exited too ("the worker exited with code 1 while synthesising ..."), its words only on the server's stderr."""
+
+    def load(self, spec):
+        raise SystemExit("needs a GPU")
+
+    def synthesize(self, job):
+        yield AudioChunk(TONE, 16000)
+        raise SystemExit("gave up")
+
+
+def test_a_plugin_calling_sys_exit_fails_its_job_and_the_worker_lives_on(monkeypatch):
+    from demod_voice.backends import registry
+
+    assert _errors(_answer(Exits(), count=2)) == ["synthesis failed (beep backend): SystemExit: gave up"] * 2
+    monkeypatch.setattr(registry, "create_backend", lambda name: Exits())
+    _, said = worker.load_backend(LoadSpec("beep", "/models/beep"))
+    assert said == ("failed", "RuntimeFailure", "could not load /models/beep (beep backend): SystemExit: needs a GPU")

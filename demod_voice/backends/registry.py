@@ -173,6 +173,7 @@ def load() -> Registry:
                 registry.sides[name] = side
             except (Exception, SystemExit) as err:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) must never break the others
                 log.info("backend %s (%s) could not be loaded: %s: %s", name, source, type(err).__name__, err)
+                log.debug("backend %s (%s) could not be loaded:\n%s", name, source, traceback.format_exc())
                 registry.failures.append(PluginFailure(name, source, target, f"{type(err).__name__}: {err}"))
         _loaded = registry
         return registry

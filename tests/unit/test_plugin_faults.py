@@ -115,3 +115,22 @@ def test_a_plugin_that_exits_or_prints_while_imported_breaks_nothing(tmp_path, m
     finally:
         monkeypatch.undo()
         registry.reload()
+
+
+def test_the_traceback_of_a_plugin_that_fails_to_load_is_there_at_debug(tmp_path, monkeypatch, caplog):
+    """``-v`` says which plugin failed and why in a line; ``-vv`` showed nothing more, so its author could not see where."""
+    import logging
+
+    (tmp_path / "broken_side.py").write_text("import json\n\n\ndef helper():\n    return json.nope\n\n\nhelper()\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_declared", lambda: [("broken", "broken-tts", "broken_side:Side")])
+    caplog.set_level(logging.DEBUG, logger=registry.__name__)
+    try:
+        registry.reload()
+        lines = [record.getMessage() for record in caplog.records]
+        assert "backend broken (broken-tts) could not be loaded: AttributeError: module 'json' has no attribute 'nope'" in lines
+        debug = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+        assert any("Traceback" in line and "broken_side.py\", line 5, in helper" in line for line in debug), debug
+    finally:
+        monkeypatch.undo()
+        registry.reload()

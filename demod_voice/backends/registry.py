@@ -24,7 +24,7 @@ from importlib import metadata
 from typing import Any, Optional
 
 from demod_voice.backends.base import Backend
-from demod_voice.backends.plugin import RequestSide
+from demod_voice.backends.plugin import ModelEntry, RequestSide, Voice
 from demod_voice.errors import DemodVoiceError, RuntimeFailure, UsageError
 
 log = logging.getLogger(__name__)
@@ -77,9 +77,10 @@ _lock = threading.RLock()
 _loaded: Optional[Registry] = None
 
 
-_LISTINGS: dict[str, Any] = {"voices": list, "models": list, "find": lambda: None}
+_LISTINGS: dict[str, type] = {"voices": Voice, "models": ModelEntry, "find": Voice}
 """A plugin's request-side methods that feed listings shared by every backend (``/v1/models``, Wyoming's ``describe``,
-``models list``, a voice looked up by name): when its own code raises, its entries are left out and the others listed."""
+``models list``, a voice looked up by name), and what they give (a list of it; ``find``: one or ``None``): when its own
+code raises, or gives something else, its entries are left out and the others listed."""
 _CALLS = ("resolve", "job", "adjust", "claims_row", "row_job", "enroll_language", "enroll_job", "conversion_jobs",
           "download", "model_path", "forget_cache", "quantize")
 """A plugin's request-side methods that serve one request: when its own code raises, that request fails with one line
@@ -87,11 +88,25 @@ naming the backend (:class:`RuntimeFailure`), as an engine side's error does."""
 _warned: set[tuple[str, str]] = set()
 
 
-def _listing(name: str, method: str, call: Any, empty: Any) -> Any:
+def _given(method: str, found: Any, kind: type) -> Any:
+    """``found`` when it is what ``method`` must give (see :data:`_LISTINGS`); else :class:`TypeError` saying what it is."""
+    if method == "find":
+        if found is not None and not isinstance(found, kind):
+            raise TypeError(f"gave a {type(found).__name__}, not a {kind.__name__} or None")
+    elif not isinstance(found, (list, tuple)):
+        raise TypeError(f"gave a {type(found).__name__}, not a list of {kind.__name__}")
+    elif odd := [item for item in found if not isinstance(item, kind)]:
+        raise TypeError(f"gave a list holding a {type(odd[0]).__name__}, not only {kind.__name__}s")
+    return found
+
+
+def _listing(name: str, method: str, call: Any, kind: type) -> Any:
+    empty = (lambda: None) if method == "find" else list
+
     @functools.wraps(call)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
-            return call(*args, **kwargs)
+            return _given(method, call(*args, **kwargs), kind)
         except DemodVoiceError:
             raise
         except Exception as err:  # noqa: BLE001 - one plugin's bug must not empty every backend's listing
@@ -119,8 +134,8 @@ def _call(name: str, method: str, call: Any) -> Any:
 
 def _guard(side: RequestSide) -> None:
     """Wrap a third-party request side's methods (:data:`_LISTINGS`, :data:`_CALLS`) on the instance."""
-    for method, empty in _LISTINGS.items():
-        setattr(side, method, _listing(side.name, method, getattr(side, method), empty))
+    for method, kind in _LISTINGS.items():
+        setattr(side, method, _listing(side.name, method, getattr(side, method), kind))
     for method in _CALLS:
         setattr(side, method, _call(side.name, method, getattr(side, method)))
 

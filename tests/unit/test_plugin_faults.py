@@ -66,6 +66,21 @@ def test_shared_listings_leave_out_only_the_failing_plugin(ctx):
     assert registry.request_side("buggy").models(scope) == []
 
 
+@pytest.mark.parametrize(("module", "given", "said"), [("none_side", "None", "gave a NoneType, not a list of Voice"),
+                                                       ("names_side", "['b']", "gave a list holding a str, not only Voices")])
+def test_a_listing_of_the_wrong_kind_is_left_out(module, given, said, ctx, tmp_path, monkeypatch, caplog):
+    """``voices()`` giving ``None`` or names made ``/v1/models`` and Wyoming's ``describe`` fail for every backend."""
+    from demod_voice.serve.voices import list_models, list_voices
+
+    (tmp_path / f"{module}.py").write_text(PLUGIN.replace('raise KeyError("voices.json")', f"return {given}"), encoding="utf-8")
+    declared = registry._declared()
+    monkeypatch.setattr(registry, "_declared", lambda: [*declared[:-1], ("buggy", "buggy-tts", f"{module}:Buggy")])
+    monkeypatch.setattr(registry, "_warned", set())
+    registry.reload()
+    assert list_voices(ctx) and "xtts" in list_models(ctx)
+    assert f"the buggy backend's voices() failed (TypeError: {said})" in caplog.text
+
+
 def test_a_request_it_serves_fails_in_one_line_naming_it(ctx):
     from demod_voice.backends.plugin import Scope, Voice
 

@@ -116,8 +116,8 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
                 if chunk is None:
                     send(protocol.done(index))
                     waiting.discard(index)
-                else:
-                    send(protocol.chunk(*checked_chunk(chunk, backend, rates, index), index))
+                elif len(samples := checked_chunk(chunk, backend, rates, index)[0]):  # see _answer_one
+                    send(protocol.chunk(samples, rates[index], index))
             if not waiting:
                 break
     except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent, which decides
@@ -149,7 +149,9 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
             if isinstance(chunk, JobValue):
                 send(("value", chunk.data))
                 continue
-            send(("chunk", *checked_chunk(chunk, backend, rates, 0)))
+            samples, rate = checked_chunk(chunk, backend, rates, 0)
+            if len(samples):  # an empty chunk carries nothing: a job of only those made "no audio", not an empty file
+                send(("chunk", samples, rate))
     except (Exception, SystemExit) as err:  # noqa: BLE001 - reported to the parent, which decides
         return _failure(err, backend)
     return None

@@ -152,3 +152,12 @@ def test_a_plugin_calling_sys_exit_fails_its_job_and_the_worker_lives_on(monkeyp
     monkeypatch.setattr(registry, "create_backend", lambda name: Exits())
     _, said = worker.load_backend(LoadSpec("beep", "/models/beep"))
     assert said == ("failed", "RuntimeFailure", "could not load /models/beep (beep backend): SystemExit: needs a GPU")
+
+
+@pytest.mark.parametrize("backend", [Yields, Interleaved])
+def test_empty_chunks_are_no_audio(backend):
+    """A job of zero-length chunks only was "done": batch wrote a 44-byte WAV and HTTP answered 200 with no audio,
+    while a job of no chunks is "the text produced no audio". Empty chunks are not sent; the rest is."""
+    sent = _answer(backend(AudioChunk(np.zeros(0, dtype=np.float32), 16000), AudioChunk(TONE, 16000)))
+    assert [message[0] for message in sent] == ["chunk", "done"] and sent[0][1] is TONE
+    assert [message[0] for message in _answer(backend(AudioChunk(np.zeros(0, dtype=np.float32), 16000)))] == ["done"]

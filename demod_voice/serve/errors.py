@@ -36,6 +36,17 @@ def sendable(message: str) -> str:
     return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def quoted(text: Any, most: int = 80) -> str:
+    """What a message may quote of a client's text: its printable characters, at most ``most`` (cut with ``...``)."""
+    shown = "".join(ch for ch in str(text) if ch.isprintable())
+    return shown if len(shown) <= most else shown[: most - 3] + "..."
+
+
+def file_name_shown(name: Any) -> str:
+    """A client's file name, safe to quote: its last part (after either slash), printable, short."""
+    return quoted(str(name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()) or "(unnamed)"
+
+
 def redact(text: str) -> str:
     """``text`` with every file path cut to its last part: no server path reaches a client."""
     return _PATH.sub(lambda match: match.group(1) or "(folder)", str(text))

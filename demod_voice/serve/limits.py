@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.batch.rows import text_problem
-from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import ApiError, file_name_shown
 from demod_voice.serve.errors import queue_full as queue_full  # defined beside ApiError (no errors <-> limits circle)
 from demod_voice.voices.profiles import NAME
 
@@ -86,7 +86,7 @@ async def save_upload(upload: Any, folder: Path, limits: Any, suffix: str = "") 
             while block := await upload.read(READ_BLOCK):
                 size += len(block)
                 if size > limit:
-                    raise ApiError(413, f"upload '{_shown(upload.filename)}' is larger than {limits.max_upload_mb:g} MB "
+                    raise ApiError(413, f"upload '{file_name_shown(upload.filename)}' is larger than {limits.max_upload_mb:g} MB "
                                         "(serve.limits.max_upload_mb)", code="upload_too_large")
                 handle.write(block)
     except BaseException:
@@ -94,14 +94,8 @@ async def save_upload(upload: Any, folder: Path, limits: Any, suffix: str = "") 
         raise
     if size == 0:
         os.unlink(name)
-        raise ApiError(400, f"upload '{_shown(upload.filename)}' is empty", code="empty_upload")
+        raise ApiError(400, f"upload '{file_name_shown(upload.filename)}' is empty", code="empty_upload")
     return Path(name)
-
-
-def _shown(filename: Optional[str]) -> str:
-    """A client's file name, safe to echo: its last component, printable, short."""
-    base = os.path.basename(str(filename or "")).strip()
-    return "".join(ch for ch in base if ch.isprintable())[:80] or "(unnamed)"
 
 
 def deadline_error(seconds: float) -> ApiError:

@@ -17,8 +17,8 @@ from typing import Any
 
 from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, without_paths
 from demod_voice.sandbox import confine, python_child
-from demod_voice.serve.errors import ApiError
-from demod_voice.serve.limits import FORM_TYPES, _shown, check_content_length, media_type, not_a_form, save_upload, upload_limit
+from demod_voice.serve.errors import ApiError, file_name_shown
+from demod_voice.serve.limits import FORM_TYPES, check_content_length, media_type, not_a_form, save_upload, upload_limit
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool) -
     total = 0.0
     for index, upload in enumerate(uploads):
         saved = await save_upload(upload, work, limits)
-        shown = _shown(upload.filename)
-        stem = Path(shown).stem.replace("\\", "_").strip(". ") or "recording"  # _shown: the last part, printable
+        shown = file_name_shown(upload.filename)
+        stem = Path(shown).stem.replace("\\", "_").strip(". ") or "recording"  # the last part, printable
         wav = work / str(index) / f"{stem[:60]}.wav"
         wav.parent.mkdir()
         budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
+from demod_voice.serve.errors import quoted
 from demod_voice.voices.profiles import NAME, Profile, read_installed
 from demod_voice.voices.references import forget_latents
 
@@ -143,7 +144,7 @@ def resolve_offered(ctx: Any, kind: str, voice_id: str, speaker: Optional[str] =
     """Resolve voice ``voice_id`` of backend ``kind`` (a voice picker's value)."""
     found = registry.request_side(kind).find(scope(ctx), voice_id)
     if found is None:
-        raise UnknownVoice(f"there is no voice '{_shown(voice_id)}' here (GET /v1/audio/voices)")
+        raise UnknownVoice(f"there is no voice '{quoted(voice_id)}' here (GET /v1/audio/voices)")
     return speak_with(ctx, found, speaker, language)
 
 
@@ -156,7 +157,7 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     if model and model not in generic_models():
         named_model = find_voice(ctx, model, models_only=True)
         if named_model is None:
-            raise UnknownModel(f"there is no model '{_shown(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
+            raise UnknownModel(f"there is no model '{quoted(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
     if voice in aliases:
         return _alias(ctx, voice, aliases[voice], language)
     if named_model is not None:
@@ -173,13 +174,7 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     if not named:
         raise UnknownVoice(f"the request names no voice and the default voice is not installed here: use one of {names} "
                            "(GET /v1/audio/voices)")
-    raise UnknownVoice(f"there is no voice '{_shown(voice)}': use one of {names} (GET /v1/audio/voices)")
-
-
-def _shown(name: str) -> str:
-    """A client's name, safe to echo in a message: printable, at most 80 characters."""
-    text = "".join(ch for ch in name if ch.isprintable())
-    return text if len(text) <= 80 else text[:77] + "..."
+    raise UnknownVoice(f"there is no voice '{quoted(voice)}': use one of {names} (GET /v1/audio/voices)")
 
 
 def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
@@ -190,13 +185,13 @@ def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
     if target.get("profile"):
         found = find_voice(ctx, str(target["profile"]))
         if found is None:
-            raise UnknownVoice(f"voice alias '{name}' names the voice '{_shown(str(target['profile']))}', which is not enrolled "
+            raise UnknownVoice(f"voice alias '{name}' names the voice '{quoted(str(target['profile']))}', which is not enrolled "
                                "here: enroll it under that name, or ask the administrator to change serve.voices")
         return speak_with(ctx, found, None, language)
     model = str(target.get("model", ""))
     found = find_voice(ctx, model, models_only=True)
     if found is None:
-        raise UnknownVoice(f"voice alias '{name}' names the voice '{_shown(model)}', which is not installed here: ask the "
+        raise UnknownVoice(f"voice alias '{name}' names the voice '{quoted(model)}', which is not installed here: ask the "
                            "administrator to install it or to change serve.voices")
     speaker = target.get("speaker")
     return speak_with(ctx, found, None if speaker is None else str(speaker), language)

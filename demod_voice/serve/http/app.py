@@ -27,7 +27,7 @@ from demod_voice.engine.service import EngineService
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
 from demod_voice.serve.core import build_context
-from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.errors import ApiError, from_engine, quoted
 from demod_voice.serve.http import batch as jobs_api
 from demod_voice.serve.http import books as books_api
 from demod_voice.serve.http import conversions, job_store
@@ -209,7 +209,7 @@ def _error_handlers(app: FastAPI) -> None:
 def _starlette_message(request: Request, status: int, detail: str, headers: dict[str, str]) -> str:
     """Starlette's refusal in words that say what to do: its own were "Not Found" and "Method Not Allowed" (an app
     that guessed ``PATCH /v1/voices/ID`` or a path with a typo learnt nothing from them)."""
-    asked = f"{request.method} {_shown_path(request.url.path)}"
+    asked = f"{request.method} {quoted(request.url.path)}"
     if status == 400:
         return _unreadable(request, detail)
     if status in (404, 405) and request.method in ("POST", "DELETE") and request.url.path.rstrip("/").startswith(OPENAI_VOICES):
@@ -218,7 +218,7 @@ def _starlette_message(request: Request, status: int, detail: str, headers: dict
                 "/v1/voices (multipart 'name' and 'files') and delete it with DELETE /v1/voices/ID (see /docs)")
     if status == 404 and detail == "Not Found":
         if _under_v1(request):
-            return (f"there is no {asked} here: the API is under /v1 ({request.method} /v1{_shown_path(request.url.path)}); "
+            return (f"there is no {asked} here: the API is under /v1 ({request.method} /v1{quoted(request.url.path)}); "
                     "an OpenAI client's base_url ends in /v1")
         return f"there is no {asked} here: the routes are listed at /docs (OpenAPI: /openapi.json)"
     if status == 405 and detail == "Method Not Allowed":
@@ -247,12 +247,6 @@ def _under_v1(request: Request) -> bool:
         return False
     scope = {**request.scope, "path": "/v1" + path}
     return any(route.matches(scope)[0] != Match.NONE for route in request.app.routes)
-
-
-def _shown_path(path: str) -> str:
-    """A request's path, safe to echo: printable, at most 80 characters."""
-    text = "".join(ch for ch in path if ch.isprintable())
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _unreadable(request: Request, detail: str) -> str:

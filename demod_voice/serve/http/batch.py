@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from demod_voice.batch.rows import MAX_PROBLEMS_SHOWN, RemoteRules, check_remote_rows, clones
 from demod_voice.errors import InputError
-from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import ApiError, quoted
 from demod_voice.serve.http import job_store
 from demod_voice.serve.http.batch_jobs import (
     ACTIVE,
@@ -46,7 +46,7 @@ from demod_voice.serve.http.batch_jobs import (
     write_state,
 )
 from demod_voice.serve.http.deps import Context, Speaker, require
-from demod_voice.serve.limits import _shown, save_upload
+from demod_voice.serve.limits import save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
 from demod_voice.serve.voices import load_profile, piper_voices
 
@@ -188,7 +188,7 @@ async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "re
     for index, upload in enumerate(uploads):
         name = str(upload.filename or "")
         if not _plain_name(name):
-            raise ApiError(400, f"{kind} file name '{_shown(name)}' is not a plain file name ({FILE_NAME_RULE})", code="bad_file_name")
+            raise ApiError(400, f"{kind} file name '{quoted(name)}' is not a plain file name ({FILE_NAME_RULE})", code="bad_file_name")
         if kind == "source" and name in saved_names:
             raise ApiError(400, f"two source files are named '{name}'; give each recording its own name", code="bad_file_name")
         saved = await save_upload(upload, folder / sub, ctx.settings.limits)
@@ -217,7 +217,7 @@ async def _read_csv(ctx: Any, sheet: Any, folder: Path) -> str:
 def _piper_path(ctx: Any, name: str) -> str:
     voices = piper_voices(ctx)
     if name not in voices:
-        raise ApiError(400, f"there is no Piper voice '{_shown(name)}' on this server (GET /v1/models)", code="unknown_voice")
+        raise ApiError(400, f"there is no Piper voice '{quoted(name)}' on this server (GET /v1/models)", code="unknown_voice")
     return str(voices[name])
 
 

@@ -26,11 +26,11 @@ from demod_voice.book.contents import EpubLimits
 from demod_voice.book.isolated import read_isolated
 from demod_voice.book.master import LOUDNESS, TRUE_PEAK
 from demod_voice.errors import InputError
-from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import ApiError, file_name_shown, quoted
 from demod_voice.serve.http import job_store
 from demod_voice.serve.http.book_jobs import BOOK, READ, client_report, client_text, output_of, progress, start_book
 from demod_voice.serve.http.deps import Context, Speaker, require
-from demod_voice.serve.limits import _shown, save_upload
+from demod_voice.serve.limits import save_upload
 from demod_voice.serve.uploads import read_form
 from demod_voice.serve.voices import find_voice, profile_path
 
@@ -110,7 +110,7 @@ def _upload(form: Any) -> tuple[Any, str]:
         raise ApiError(400, "send the book (.txt, .md or .epub) as the multipart field 'book'", code="missing_file")
     suffix = Path(str(upload.filename or "")).suffix.lower()
     if suffix not in KINDS:
-        raise ApiError(400, f"'{_shown(upload.filename)}' is not a book this server reads: send a .txt, .md or .epub file",
+        raise ApiError(400, f"'{file_name_shown(upload.filename)}' is not a book this server reads: send a .txt, .md or .epub file",
                        code="bad_book")
     return upload, suffix
 
@@ -137,7 +137,7 @@ def _choice(form: Any, name: str, choices: tuple[str, ...], default: str) -> str
     if value is None:
         return default
     if value.lower() not in choices:
-        raise ApiError(400, f"'{name}' must be one of {', '.join(c for c in choices if c)}, not '{_shown(value)}'", code="bad_option")
+        raise ApiError(400, f"'{name}' must be one of {', '.join(c for c in choices if c)}, not '{quoted(value)}'", code="bad_option")
     return value.lower()
 
 
@@ -150,7 +150,7 @@ def _number(form: Any, name: str, default: float, low: float, high: float) -> fl
     except ValueError:
         number = float("nan")
     if not low <= number <= high:
-        raise ApiError(400, f"'{name}' must be a number from {low:g} to {high:g}, not '{_shown(value)}'", code="bad_option")
+        raise ApiError(400, f"'{name}' must be a number from {low:g} to {high:g}, not '{quoted(value)}'", code="bad_option")
     return number
 
 
@@ -159,7 +159,7 @@ def _flag(form: Any, name: str, default: bool) -> bool:
     if value is None or value == "":
         return default
     if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise ApiError(400, f"'{name}' must be true or false, not '{_shown(value)}'", code="bad_option")
+        raise ApiError(400, f"'{name}' must be true or false, not '{quoted(value)}'", code="bad_option")
     return value.lower() in ("true", "1", "yes")
 
 
@@ -177,10 +177,10 @@ def _voice(ctx: Any, form: Any) -> dict:
             profile_path(ctx, name)  # a name that could form a path is refused as such
         except InputError as err:
             raise ApiError(400, str(err), code="bad_voice_id") from None
-        raise ApiError(404, f"there is no voice '{_shown(name)}' on this server (GET /v1/audio/voices)", code="unknown_voice")
+        raise ApiError(404, f"there is no voice '{quoted(name)}' on this server (GET /v1/audio/voices)", code="unknown_voice")
     if found.by_model:
         if language:
-            raise ApiError(400, f"'language' is for cloned voices; '{_shown(name)}' speaks its own", code="bad_option")
+            raise ApiError(400, f"'language' is for cloned voices; '{quoted(name)}' speaks its own", code="bad_option")
         model = found.model_path or ""
         return {"kind": found.kind, "name": name, "path": model if Path(model).is_file() else "", "speaker": speaker}
     if speaker:

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException
 
 from demod_voice.errors import ConfigError
 from demod_voice.serve.auth import AuthFailed
-from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import ApiError, quoted
 from demod_voice.serve.http.streaming import StreamBroken
 from demod_voice.serve.limits import FORM_ROUTES, FORM_TYPES, media_type, not_a_form, upload_limit
 
@@ -238,7 +238,7 @@ class Guard:
         """A request addressed to another name (DNS rebinding), or a state change asked by another site's page."""
         host = headers.get("host", "")
         if "host" in headers and not host_allowed(host, self.settings):
-            return ApiError(400, f"this server is not '{_printable(host_name(host))}': add the name to serve.allowed_hosts if "
+            return ApiError(400, f"this server is not '{quoted(host_name(host))}': add the name to serve.allowed_hosts if "
                                  "clients reach it by that name", code="bad_host")
         if method in SAFE_METHODS:
             return None
@@ -250,7 +250,7 @@ class Guard:
             except ValueError:  # unreadable: judged as it is (no page of ours), not a 500
                 origin = headers["referer"]
         if origin is not None and not origin_allowed(origin, host, self.settings):
-            return ApiError(403, f"requests from pages at '{_printable(origin)}' are not accepted here: add the origin to "
+            return ApiError(403, f"requests from pages at '{quoted(origin)}' are not accepted here: add the origin to "
                                  "serve.trusted_origins to allow it", "permission_error", "cross_origin")
         return None
 
@@ -309,10 +309,6 @@ def _headers(scope: dict) -> dict[str, str]:
 
 def _context(scope: dict) -> Any:
     return getattr(getattr(scope.get("app"), "state", None), "ctx", None)
-
-
-def _printable(text: str) -> str:
-    return "".join(ch for ch in text if ch.isprintable())[:80]
 
 
 def _stall_bounded(send: Any, scope: dict, stall: float) -> Any:

@@ -28,7 +28,7 @@ from typing import Any, Optional
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path
 from demod_voice.serve.core import PRIVATE_DIR
-from demod_voice.serve.errors import ApiError
+from demod_voice.serve.errors import ApiError, quoted
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def job_dir(ctx: Any, kind: JobKind, job_id: str, owner: str) -> Path:
     """The folder of job ``job_id`` if ``owner`` made it: 400 for a malformed id, 404 for a job that does not exist
     or belongs to another key (the same answer)."""
     if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
-        raise ApiError(400, f"'{''.join(c for c in str(job_id) if c.isprintable())[:40]}' is not a {kind.name} job id", code="bad_job_id")
+        raise ApiError(400, f"'{quoted(job_id, 40)}' is not a {kind.name} job id", code="bad_job_id")
     folder = jobs_dir(ctx, kind) / job_id
     try:
         state = read_state(folder)

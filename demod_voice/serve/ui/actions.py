@@ -23,7 +23,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve import auth
-from demod_voice.serve.errors import client_text, redact
+from demod_voice.serve.errors import client_text, file_name_shown, redact
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,6 @@ class Upload:
     """The name to show: the client's file name, its last part, printable and short."""
 
 
-def shown_name(text: Any) -> str:
-    """A client's file name, safe to echo: its last component, printable, at most 80 characters."""
-    base = str(text or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return "".join(ch for ch in base if ch.isprintable())[:80] or "(unnamed)"
-
-
 def uploaded(item: Any, folder: Path) -> Upload:
     """The file behind a page input, only when it lies inside Gradio's upload folder ``folder``.
 
@@ -143,7 +137,7 @@ def uploaded(item: Any, folder: Path) -> Upload:
     upload route did not put there (a server file named by a script, a link out of the folder)
     is refused, and the answer names neither path."""
     raw = item if isinstance(item, (str, Path)) else getattr(item, "path", None) or getattr(item, "name", None)
-    shown = shown_name(getattr(item, "orig_name", None) or raw)
+    shown = file_name_shown(getattr(item, "orig_name", None) or raw)
     if not raw:
         raise UiError(f"'{shown}' was not uploaded: upload the file again.")
     try:

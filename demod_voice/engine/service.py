@@ -155,9 +155,8 @@ class EngineService:
                 feed.submit(self, handle.job.spec, sink_factory, done)
         except KeyboardInterrupt:
             self._cancel_and_wait(list(feed.unfinished.values()))
-            if current is not None:  # Ctrl-C came while ``on_result`` had it: given again (batch and book skip what they recorded)
-                done.put((None, current))
-            _deliver_finished(done, on_result)
+            for result in _finished(current, feed.unfinished.values()):
+                on_result(result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
             self._cancel_and_wait(list(feed.unfinished.values()))
@@ -424,15 +423,18 @@ def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> t
             watch()
 
 
-def _deliver_finished(done: queue.SimpleQueue, on_result: Callable[[JobResult], None]) -> None:
-    """After Ctrl-C: outputs that were finished before it still reach ``on_result`` (a batch's manifest)."""
-    while True:
-        try:
-            _, result = done.get_nowait()
-        except queue.Empty:
-            return
-        if result.ok:
-            on_result(result)
+def _finished(current: Optional[JobResult], handles: Iterable[JobHandle]) -> list[JobResult]:
+    """After Ctrl-C: the jobs that ended well and are still to reach ``on_result``. The one ``on_result`` had when Ctrl-C
+    came is given again (batch and book skip what they recorded). The others are found by their handles, not by the
+    ``done`` queue: the signal's handler runs just after a wait returns, so a result the wait had just taken off the
+    queue was lost with it (its output stayed on disk, missing from the batch's manifest and report, once in three
+    interrupted runs)."""
+    results = [current] if current is not None and current.ok else []
+    for handle in handles:
+        result = handle.result() if handle.done() else None
+        if result is not None and result.ok and result is not current:
+            results.append(result)
+    return results
 
 
 class EngineRun:

@@ -14,6 +14,10 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +27,30 @@ from demod_voice.paths import os_error, temp_beside
 log = logging.getLogger(__name__)
 
 MANIFEST = ".demod-voice-manifest.jsonl"
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends, then act as they would have: a finished row's manifest line, count
+    and report line are written together. (Python runs a signal's handler after the call it came in returns, most
+    often the manifest's fsync: the line was on disk, the row missing from the report and the summary's count.) On
+    the main thread only, and only for signals that have a Python handler; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    held = {number: signal.getsignal(number) for number in HELD_SIGNALS}
+    held = {number: handler for number, handler in held.items() if callable(handler)}
+    for number in held:
+        signal.signal(number, lambda signum, frame: came.append(signum))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        for number in dict.fromkeys(came):
+            signal.raise_signal(number)
 
 
 def fingerprint(job: SynthesisJob) -> str:

@@ -36,7 +36,7 @@ from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import Cancelled, DemodVoiceError, InputError, OutputFull, RuntimeFailure
 from demod_voice.paths import OutputLock, confined_output, os_error, sweep_partials
-from demod_voice.resume import Manifest, Report, fingerprint
+from demod_voice.resume import Manifest, Report, fingerprint, signals_held
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.prepare import TextOptions
 
@@ -321,13 +321,12 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if result.job.output in recorded:
             return  # given again: Ctrl-C or SIGTERM came while it was being recorded (EngineService.run)
         if result.ok:
-            # marked before the manifest's write and fsync (where a signal most often lands): given again, it is not
-            # written twice
-            recorded.add(result.job.output)
-            manifest.record(result.job, key)
-            outcome.done += 1
+            with signals_held():  # all of the row's record or none of it: given again, it is not written twice
+                manifest.record(result.job, key)
+                outcome.done += 1
+                report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
+                recorded.add(result.job.output)
             _tell(request, Progress("row", failed=outcome.failed))
-            report.add(row.line, "ok", result.job.output, result.audio_seconds, result.seconds, where=result.where)
             return
         if isinstance(result.error, Cancelled):  # stopped (a server's drain), not failed: not run, made by the next run
             return

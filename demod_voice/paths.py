@@ -17,11 +17,11 @@ from demod_voice.errors import DemodVoiceError, InputError, OutputBusy, OutputFu
 log = logging.getLogger(__name__)
 
 
-def check_output_path(path: Path, example: str = "speech.wav") -> Path:
+def check_output_path(path: Path, example: str = "speech.wav", flag: str = "--output") -> Path:
     """Return ``path`` made absolute if a file can be created there; else raise :class:`InputError`.
 
     Checked up front so that a typo in the directory fails in milliseconds, not after a model load. ``example``: the file
-    name a directory given as the output is told to add.
+    name a directory given as the output is told to add; ``flag``: the option that named it.
     """
     path = path.expanduser().absolute()
     if path.is_dir():
@@ -30,9 +30,13 @@ def check_output_path(path: Path, example: str = "speech.wav") -> Path:
         raise InputError(f"output {path} is not a regular file (a device, a pipe or a socket); give a file name")
     parent = path.parent
     if not parent.is_dir():
+        # "create it first (mkdir -p ...)" was the advice for a folder that is a file too, where mkdir fails
+        blocker = next((folder for folder in (parent, *parent.parents) if folder.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise InputError(f"{blocker} is a file, not a folder, so {path.name} cannot be made in {parent}; choose another path")
         raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     if not can_create_in(parent):
-        raise InputError(f"output directory {parent} is not writable; choose another --output")
+        raise InputError(f"output directory {parent} is not writable; choose another {flag}")
     return path
 
 

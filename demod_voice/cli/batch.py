@@ -173,4 +173,4 @@ def _report_path(value: str, output_dir: Path) -> Path:
     path = Path(value).expanduser().absolute()
     if path.parent.is_relative_to(output_dir) and not path.parent.is_dir():
         return path
-    return check_output_path(path)
+    return check_output_path(path, example="report.jsonl", flag="--report")

@@ -355,3 +355,19 @@ def test_a_signal_right_after_a_rows_manifest_line_still_reports_the_row(piper_v
     assert made >= 1 and len(outputs(out)) == made
     assert [r["status"] for r in report(tmp_path / "r.jsonl")] == ["ok"] * made
     assert f"batch: {made} done" in capsys.readouterr().err
+
+
+def test_a_report_in_a_folder_that_is_a_file_says_so(piper_voice, tmp_path):
+    """``--report notes/r.jsonl`` where ``notes`` is a file was told "does not exist; create it first (mkdir -p notes)",
+    which fails; a report given as a folder was told to add ``speech.wav``."""
+    sheet = write_csv(tmp_path / "rows.csv", "text,output\nHello.,a.wav\n")
+    (tmp_path / "notes").write_text("mine")
+    for report_at in ("notes/r.jsonl", "notes/deeper/r.jsonl"):
+        done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice), "--report", report_at, cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode == 3 and err.count("\n") == 1, err
+        assert f"{tmp_path / 'notes'} is a file, not a folder" in err and "mkdir" not in err, err
+    (tmp_path / "reports").mkdir()
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice), "--report", "reports", cwd=tmp_path)
+    assert done.returncode == 3 and str(tmp_path / "reports" / "report.jsonl") in done.stderr.decode(), done.stderr.decode()
+    assert (tmp_path / "notes").read_text() == "mine" and not (tmp_path / "out").exists()

@@ -34,7 +34,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.executors.choose import check_executor, choose_executor, workers_per_model
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
-from demod_voice.errors import Cancelled, DemodVoiceError, InputError, OutputFull, RuntimeFailure
+from demod_voice.errors import Cancelled, DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
 from demod_voice.paths import OutputLock, confined_output, os_error, sweep_partials
 from demod_voice.resume import Manifest, Report, fingerprint, signals_held
 from demod_voice.speech_text import scopes
@@ -244,6 +244,8 @@ def run_batch(request: BatchRequest) -> Outcome:
         manifest = Manifest(request.output_dir)
         try:
             return _run_locked(request, jobs, manifest)
+        except Interrupted as err:  # an overnight run's log ends here: its last line says how to go on
+            raise Interrupted(f"{err}; rerun the same command to make the rest (finished rows are skipped)") from None
         finally:
             manifest.close()
 

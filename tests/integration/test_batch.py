@@ -202,6 +202,8 @@ def test_ctrl_c_stops_cleanly_and_a_rerun_does_only_the_rest(piper_voice, tmp_pa
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err.decode()
     assert "interrupted" in err.decode() and "not run" in err.decode()
+    # the last line of an overnight run's log says how to go on
+    assert "rerun the same command to make the rest" in err.decode().strip().splitlines()[-1], err.decode()
     first = finished_rows(out)
     assert 5 <= first < 60
     assert len(outputs(out)) == first  # finished files intact, no partial ones

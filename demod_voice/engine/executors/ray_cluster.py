@@ -101,7 +101,25 @@ def connect(address: Optional[str] = None, log_level: int = logging.WARNING) -> 
         raise RuntimeFailure(_refused(target, err)) from None
     except Exception as err:  # noqa: BLE001 - version mismatches, bad addresses: one line for the user
         raise RuntimeFailure(f"could not join the Ray cluster at '{target}': {type(err).__name__}: {_first_line(err)}") from None
+    _cluster_errors_logged()
     return _describe(ray, target, owned=True)
+
+
+def _cluster_errors_logged() -> None:
+    """Send the errors the cluster publishes to the driver ("A worker died or was killed ...", "Task ... will be
+    retried") to this module's log (stderr at -v), where the engine's own warning already says what happened. Ray's
+    listener thread printed them, coloured and prefixed ``(raylet)``, on stdout whatever ``log_to_driver`` says. It looks
+    its printer up at each message; the actors' log lines (-v) keep theirs, bound when Ray started."""
+    from ray._private import worker as ray_worker
+
+    if not callable(getattr(ray_worker, "print_to_stdstream", None)):
+        return
+
+    def logged(data: dict, ignore_prefix: bool = False) -> None:
+        for line in data.get("lines") or ():
+            log.info("Ray (%s): %s", data.get("pid") or "cluster", line)
+
+    ray_worker.print_to_stdstream = logged
 
 
 AUTH_HINT = ("set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN, or the token file `ray start` wrote) here, "

@@ -55,6 +55,8 @@ def can_create_in(directory: Path) -> bool:
 
 NAME_MAX = 255
 """Bytes in one file name on every common filesystem."""
+TEMP_EXTRA = len("..XXXXXXXX.partial")
+"""Bytes :func:`temp_beside` adds to an output's name (``.NAME.XXXXXXXX.partial``): the output's own name leaves room."""
 OUTSIDE_FLAG = "--allow-outside-output-dir"
 
 
@@ -111,9 +113,12 @@ def confined_output(root: Path, value: str, allow_outside: bool = False) -> Path
         raise InputError(f"output '{text}' names the output directory itself; give a file name")
     if ".." in path.parts:
         raise InputError(f"output '{text}' climbs out of the output directory with '..'")
-    long = [part for part in path.parts if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]
+    long = [part for part in path.parts[:-1] if len(part.encode("utf-8", "surrogatepass")) > NAME_MAX]
     if long:
-        raise InputError(f"output '{text[:80]}...' has a name longer than {NAME_MAX} bytes")
+        raise InputError(f"output '{text[:80]}...' has a folder name longer than {NAME_MAX} bytes")
+    # a name the filesystem takes but its temporary file does not failed at write time, "rerun to retry" on every rerun
+    if len(path.name.encode("utf-8", "surrogatepass")) > NAME_MAX - TEMP_EXTRA:
+        raise InputError(f"output '{text[:80]}...' has a file name longer than {NAME_MAX - TEMP_EXTRA} bytes; shorten it")
     return _unlinked(root, path, text)
 
 

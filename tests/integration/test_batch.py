@@ -373,3 +373,17 @@ def test_a_report_in_a_folder_that_is_a_file_says_so(piper_voice, tmp_path):
     done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice), "--report", "reports", cwd=tmp_path)
     assert done.returncode == 3 and str(tmp_path / "reports" / "report.jsonl") in done.stderr.decode(), done.stderr.decode()
     assert (tmp_path / "notes").read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+def test_an_output_name_too_long_for_its_temporary_file_is_refused_before_any_row(piper_voice, tmp_path):
+    """A name of 238 to 255 bytes passed the check, then its row failed at write time ('File name too long': the
+    temporary file beside it adds 18 bytes) and the last line said to rerun, which failed the same way every time."""
+    longest = "a" * 233 + ".wav"
+    sheet = write_csv(tmp_path / "rows.csv", f"text,output\nOne.,{'b' * 236}.wav\nTwo.,{longest}\n")
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "rows.csv:2: " in err and "file name longer than 237 bytes" in err, err
+    assert not (tmp_path / "out").exists()
+    sheet.write_text(f"text,output\nTwo.,{longest}\n")
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice))
+    assert done.returncode == 0 and outputs(tmp_path / "out") == [longest], done.stderr.decode()

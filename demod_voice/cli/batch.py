@@ -162,8 +162,8 @@ class Console:
         """``1,234 of 50,000 rows (2%), 3 failed; about 3 h 12 min left`` (rows made or failed so far)."""
         left = (self.total - made) * (time.monotonic() - self.started) / max(made, 1)
         minutes = round(left / 60)
-        when = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min" if minutes else "under a minute"
-        return f"{made:,} of {self.total:,} rows ({100 * made // max(self.total, 1)}%), {failed} failed; about {when} left"
+        when = f"about {minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"about {minutes} min" if minutes else "under a minute"
+        return f"{made:,} of {self.total:,} rows ({100 * made // max(self.total, 1)}%), {failed} failed; {when} left"
 
 
 def _report_path(value: str, output_dir: Path) -> Path:

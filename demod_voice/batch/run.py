@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,8 +36,8 @@ from demod_voice.engine.executors.choose import check_executor, choose_executor,
 from demod_voice.engine.jobs import SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import Cancelled, DemodVoiceError, InputError, Interrupted, OutputFull, RuntimeFailure
-from demod_voice.paths import OutputLock, confined_output, os_error, sweep_partials
-from demod_voice.resume import Manifest, Report, fingerprint, signals_held
+from demod_voice.paths import LOCK, OutputLock, confined_output, os_error, sweep_partials
+from demod_voice.resume import MANIFEST, Manifest, Report, fingerprint, signals_held
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.prepare import TextOptions
 
@@ -230,6 +231,7 @@ def run_batch(request: BatchRequest) -> Outcome:
     if len(rows) >= SAY_CHECKING:
         _say(request, f"checking {len(rows)} rows before any is made")
     jobs = build_jobs(rows, request, fetches)
+    _check_report(request, jobs)
     if request.dry_run:
         return _dry_run(request, jobs, fetches)
     if request.engine is None:
@@ -248,6 +250,22 @@ def run_batch(request: BatchRequest) -> Outcome:
             raise Interrupted(f"{err}; rerun the same command to make the rest (finished rows are skipped)") from None
         finally:
             manifest.close()
+
+
+def _check_report(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]]) -> None:
+    """:class:`InputError` for a report that names a file the run reads or keeps: the report is renamed over it at the end
+    (``--report jobs.csv`` replaced the batch file with the report, the manifest lost every finished row)."""
+    if request.report is None:
+        return
+    kept = {request.csv_path: "the batch file itself", request.output_dir / MANIFEST: "the output folder's manifest",
+            request.output_dir / LOCK: "the output folder's lock"}
+    kept.update((Path(job.output), f"the output of line {row.line}") for row, job in jobs)
+    report = os.path.realpath(request.report)
+    for path, what in kept.items():
+        # the same place however written (through a linked folder); a link of another name is replaced, not its file
+        if path.name == request.report.name and os.path.realpath(path) == report:
+            raise InputError(f"--report {request.report} is {what}, which the report would replace; give another file, "
+                             f"such as {request.output_dir / 'report.jsonl'}")
 
 
 def _run_locked(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], manifest: Manifest) -> Outcome:

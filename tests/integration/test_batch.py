@@ -387,3 +387,17 @@ def test_an_output_name_too_long_for_its_temporary_file_is_refused_before_any_ro
     sheet.write_text(f"text,output\nTwo.,{longest}\n")
     done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--model", str(piper_voice))
     assert done.returncode == 0 and outputs(tmp_path / "out") == [longest], done.stderr.decode()
+
+
+def test_a_report_that_would_replace_the_batch_file_or_the_manifest_is_refused(piper_voice, tmp_path):
+    """The report is renamed over the file it names when the run ends: ``--report jobs.csv`` replaced the user's batch
+    file with the report (exit 0), and a report named as the manifest made the next run redo every row."""
+    sheet = write_csv(tmp_path / "jobs.csv", "text,output\nHello.,a.wav\nTwo.,b.wav\n")
+    written = sheet.read_bytes()
+    out = tmp_path / "out"
+    for report_at, what in (("jobs.csv", "the batch file itself"), ("out/../jobs.csv", "the batch file itself"),
+                            ("out/.demod-voice-manifest.jsonl", "the output folder's manifest"), ("out/b.wav", "the output of line 3")):
+        done = run_cli("batch", str(sheet), "-o", str(out), "--model", str(piper_voice), "--report", report_at, cwd=tmp_path)
+        err = done.stderr.decode()
+        assert done.returncode == 3 and f"is {what}, which the report would replace" in err and err.count("\n") == 1, err
+    assert sheet.read_bytes() == written and not out.exists()

@@ -181,7 +181,8 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
     side = _row_side(v, request.config)
     # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
     text = row_text(v.get("text", "")) if side.takes_text else ""
-    output = confined_output(request.output_dir, output_name(v.get("output", ""), remote=False), request.allow_outside)
+    name = output_name(v.get("output", ""), remote=False)
+    output = _free_place(confined_output(request.output_dir, name, request.allow_outside), name)
     # the voice whose lexicons read the row: --model (or the default voice) only for rows that speak with it
     voice = v.get("model") or v.get("voice") or (request.model if side.row_models else None)
     if voice not in readings:
@@ -195,6 +196,16 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
         fetch.kind = side.name
         raise
     return dataclasses.replace(job, label=f"{request.csv_path.name}:{row.line}")
+
+
+def _free_place(output: Path, name: str) -> Path:
+    """``output``, unless a folder (or a device, a pipe) stands there: its row failed at write time ("Is a directory"),
+    and the last line said to rerun, which failed it again every time."""
+    if output.is_dir():
+        raise InputError(f"output '{name[:80]}' is a folder; give the row another file name")
+    if output.exists() and not output.is_file():
+        raise InputError(f"output '{name[:80]}' is not a regular file (a device, a pipe or a socket); give the row another file name")
+    return output
 
 
 def _row_side(values: dict[str, str], config: Config) -> Any:

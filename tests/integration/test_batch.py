@@ -401,3 +401,15 @@ def test_a_report_that_would_replace_the_batch_file_or_the_manifest_is_refused(p
         err = done.stderr.decode()
         assert done.returncode == 3 and f"is {what}, which the report would replace" in err and err.count("\n") == 1, err
     assert sheet.read_bytes() == written and not out.exists()
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_row(piper_voice, tmp_path):
+    """A folder where a row's output goes failed that row at write time ("Is a directory"), and the last line said to
+    rerun the same command, which failed it again every time."""
+    out = tmp_path / "out"
+    (out / "two.wav").mkdir(parents=True)
+    sheet = write_csv(tmp_path / "rows.csv", "text,output\nOne.,one.wav\nTwo.,two.wav\n")
+    done = run_cli("batch", str(sheet), "-o", str(out), "--model", str(piper_voice))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "rows.csv:3: output 'two.wav' is a folder; give the row another file name" in err, err
+    assert outputs(out) == [] and (out / "two.wav").is_dir()

@@ -74,7 +74,7 @@ def read_rows(path: Path) -> list[Row]:
     except FileNotFoundError:
         raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
     except UnicodeDecodeError as err:
-        raise InputError(f"batch file {path} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
+        raise InputError(_not_utf8(path, err)) from None
     except OSError as err:
         raise InputError(f"cannot read batch file {path}: {err.strerror or err}") from None
     try:
@@ -84,6 +84,16 @@ def read_rows(path: Path) -> list[Row]:
             raise InputError(f"batch file {path} has a cell longer than {csv.field_size_limit():,} characters: split that text "
                              "over several rows, or close the quote left open before it") from None
         raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
+
+
+def _not_utf8(path: Path, err: UnicodeDecodeError) -> str:
+    """Where the file stops being UTF-8 (a line, not only a byte, in a file of thousands of lines), or that it is UTF-16
+    (a spreadsheet's "Unicode text" export)."""
+    data = err.object
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return f"batch file {path} is UTF-16, not UTF-8; save it as CSV UTF-8 (comma-separated)"
+    line = data.count(b"\n", 0, err.start) + 1
+    return f"batch file {path} is not UTF-8 (line {line}, byte {err.start}); save it as UTF-8"
 
 
 def _parse(text: str, path: Path) -> list[Row]:

@@ -361,10 +361,11 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
             return
         if isinstance(result.error, Cancelled):  # stopped (a server's drain), not failed: not run, made by the next run
             return
-        outcome.failed += 1
-        outcome.row_faults += isinstance(result.error, InputError)
-        outcome.errors.append(f"{result.job.describe()}: {result.error}")
-        report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error), where=result.where)
+        with signals_held():  # counted and reported together, as a finished row is
+            outcome.failed += 1
+            outcome.row_faults += isinstance(result.error, InputError)
+            outcome.errors.append(f"{result.job.describe()}: {result.error}")
+            report.add(row.line, "failed", result.job.output, 0.0, result.seconds, str(result.error), where=result.where)
         if isinstance(result.error, OutputFull):
             _tell(request, Progress("row", failed=outcome.failed))
             raise _Stop(OutputFull(f"{result.job.describe()}: {result.error}"))

@@ -40,6 +40,20 @@ def check_output_path(path: Path, example: str = "speech.wav", flag: str = "--ou
     return path
 
 
+
+def not_an_input(output: str, inputs: Iterable[str]) -> None:
+    """Raise :class:`InputError` when ``output`` is one of the recordings the job reads: written over, the recording was
+    gone (``convert take.wav -o take.wav``, ``convert *.wav -o .`` in the takes' own folder, or a batch row whose output
+    names its source replaced the user's takes with their conversions, exit 0). ``-`` (stdout) is no file."""
+    for given in inputs:
+        try:
+            same = output != "-" and os.path.samefile(output, given)
+        except OSError:  # either does not exist (yet): not the same file
+            same = False
+        if same:
+            raise InputError(f"output {output} is the recording {given} itself: writing it would replace that recording; "
+                             "give another output name or folder")
+
 def can_create_in(directory: Path) -> bool:
     """Try it: permission bits say nothing for root, read-only mounts or full quotas."""
     if not os.access(directory, os.W_OK | os.X_OK):

@@ -20,7 +20,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import STDOUT
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import InputError
-from demod_voice.paths import check_output_path
+from demod_voice.paths import check_output_path, not_an_input
 from demod_voice.voices.profiles import profiles_dir
 
 CONVERT_FLAGS = ("tau", "seed", "window_seconds", "overlap_seconds", "model_dir")
@@ -61,6 +61,7 @@ def _convert_audiobook(args: argparse.Namespace, config: Config) -> int:
     if len(args.sources) != 1:
         raise InputError(f"an .m4b output is one audiobook: give one source, not {len(args.sources)}")
     output = check_output_path(Path(args.output), "book.m4b")
+    not_an_input(str(output), [*args.sources, *(args.reference or ())])
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as work:
         converted = Path(work) / "converted.flac"
         _convert(args, config, str(converted))

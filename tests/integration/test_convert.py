@@ -427,3 +427,23 @@ def test_an_audiobook_converted_into_an_m4b_keeps_its_chapters_tags_and_cover(vc
     assert [round(start, 2) for start, _ in marks] == [round(start, 2) for start, _ in theirs]
     assert tags == source_tags
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book-me.m4b", "book.m4b"]  # nothing of the work left
+
+
+def test_an_output_that_is_a_source_is_refused_and_the_recording_kept(vc_model, references, tmp_path):
+    """``convert take.wav -o take.wav``, ``convert *.wav -o .`` in the takes' own folder, or a batch row whose output
+    names its source, replaced the recordings with their conversions (exit 0): the user's takes were gone. Now refused
+    before any work, the recordings untouched."""
+    takes = tmp_path / "takes"
+    takes.mkdir()
+    for name in ("a.wav", "b.flac", "bob.wav"):
+        soundfile.write(str(takes / name), voiced_signal(1.0, RATE), RATE)
+    (takes / "rows.csv").write_text("source,reference,output\na.wav,bob.wav,a.wav\n")
+    kept = {path.name: path.read_bytes() for path in takes.iterdir()}
+    env = env_for(tmp_path, vc_model)
+    for args in (["convert", "a.wav", "--reference", "bob.wav", "-o", "a.wav"], ["convert", "a.wav", "b.flac", "--reference", "bob.wav", "-o", "."],
+                 ["convert", "./b.flac", "--reference", "bob.wav", "-o", str(takes / "b.flac")],
+                 ["convert", "a.wav", "--reference", "bob.wav", "-o", "bob.wav"], ["batch", "rows.csv", "--output-dir", "."]):
+        done = run_cli(*args, env=env, cwd=takes)
+        message = done.stderr.decode()
+        assert done.returncode == 3 and "itself" in message and "Traceback" not in message, (args, message)
+        assert {path.name: path.read_bytes() for path in takes.iterdir()} == kept, args

@@ -19,6 +19,7 @@ from demod_voice.config import ConvertSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
 from demod_voice.models.download import Offline, fetch
+from demod_voice.paths import not_an_input
 from demod_voice.voices.profiles import Profile, reenroll_text
 from demod_voice.voices.references import MAX_SECONDS as MAX_REFERENCE_SECONDS
 from demod_voice.voices.references import Reference, check_references, read_start, readable_path
@@ -177,6 +178,8 @@ def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
         for warning in warnings:
             log.warning("%s", warning)
         sources.append(source)
+    for output in request.outputs:
+        not_an_input(output, [*request.sources, *request.references])
     folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
     spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir)
     return [SynthesisJob(spec=spec, text="(convert)", output=output, options=ConvertOptions(source, target, settings, _sha256(source)),

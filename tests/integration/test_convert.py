@@ -268,6 +268,46 @@ def test_http_conversion(server, vc_model, sources, references, tmp_path):
     assert not list(server.folder.rglob("convert-*"))  # no upload left behind
 
 
+
+def test_a_client_that_leaves_before_the_audio_cancels_its_conversion(server, references, tmp_path):
+    """A client gone before the first audio (a timeout, a closed tab) left its conversion running on the one converter
+    until the deadline (120 s by default, then the worker was killed for not stopping); speech was cancelled already."""
+    import socket
+    import time
+    import uuid
+
+    from live_server import metric, wait_until
+
+    def metrics() -> str:
+        import httpx
+
+        return httpx.get(server.url + "/metrics", timeout=10).text
+
+    source = io_wav(voiced_signal(9.0, RATE))
+    boundary = uuid.uuid4().hex.encode()
+    parts = [(b"file", b"take.wav", source), (b"references", b"ref.wav", references["ref.wav"].read_bytes())]
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n\r\n%s\r\n" % (boundary, *part)
+                    for part in parts) + b"--%s--\r\n" % boundary
+    host = server.url.removeprefix("http://")
+    before = metric(metrics(), "demod_voice_cancelled_requests_total", 'reason="client_gone"')
+    with socket.create_connection(tuple(host.split(":")), timeout=30) as sock:
+        sock.sendall(b"POST /v1/audio/conversions HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                     b"Content-Type: multipart/form-data; boundary=%s\r\nContent-Length: %d\r\n\r\n%s"
+                     % (host.encode(), ENROLL.encode(), boundary, len(body), body))
+        assert wait_until(lambda: metric(metrics(), "demod_voice_running_jobs") == 1, 120), server.log_text()[-2000:]
+        time.sleep(0.5)
+    assert wait_until(lambda: metric(metrics(), "demod_voice_cancelled_requests_total", 'reason="client_gone"') == before + 1, 15)
+    assert wait_until(lambda: metric(metrics(), "demod_voice_running_jobs") == 0, 30)
+    assert wait_until(lambda: not list(server.folder.rglob("convert-*")), 10)  # its upload went with it
+
+
+def io_wav(samples) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
 def test_batch_rows_with_a_source(vc_model, sources, references, tmp_path):
     sheet = tmp_path / "rows.csv"
     shutil.copy(sources["short.wav"], tmp_path / "line1.wav")

@@ -28,7 +28,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
-from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken
+from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken, client_gone
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import load_profile, scope
@@ -74,12 +74,30 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
     deadline = asyncio.get_running_loop().time() + ctx.settings.limits.deadline_seconds
     body = _stream(ctx, handle, fmt, encoders, work, deadline)
     try:
-        first = await body.__anext__()  # errors before any audio are still a status code
+        first = await _first_audio(ctx, request, body)  # errors before any audio are still a status code
     except BaseException:
         await body.aclose()
         raise
     return CutAtDeadline(_prepend(first, body), deadline, functools.partial(_cut, handle), media_type=media_type(fmt),
                          headers={"X-Sample-Rate": str(encoders[0].output_rate), "Cache-Control": "no-store"})
+
+
+async def _first_audio(ctx: Any, request: Request, body: AsyncIterator[bytes]) -> bytes:
+    """The answer's first bytes, unless the client leaves first: its conversion is then cancelled (``body``'s own
+    ``finally``), not left to run to the deadline on the one converter while nobody waits for it."""
+    first = asyncio.ensure_future(body.__anext__())
+    gone = asyncio.ensure_future(client_gone(request))
+    try:
+        await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not first.done():
+            first.cancel()
+            await asyncio.wait({first})  # the body's cleanup (job cancelled, upload removed) has run
+    if first.cancelled():
+        ctx.metrics.cancelled.labels("client_gone").inc()
+        raise ApiError(499, "the client went away", code="client_closed")
+    return first.result()
 
 
 def _cut(handle: Any) -> None:

@@ -35,7 +35,7 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, QueueFull
 from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, Speaker, require
-from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken
+from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken, client_gone
 from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error, queue_full
 from demod_voice.serve.voices import list_models, list_voices, resolve_voice
@@ -139,7 +139,7 @@ async def _first_chunk(ctx: Any, request: Request, handle: Any, stream: AsyncIte
     loop = asyncio.get_running_loop()
     first = asyncio.ensure_future(stream.__anext__())
     first.add_done_callback(_retrieved)  # however it ends (a cancelled job raises in it), nobody else may look
-    gone = asyncio.ensure_future(_disconnected(request))
+    gone = asyncio.ensure_future(client_gone(request))
     try:
         done, _ = await asyncio.wait({first, gone}, timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
@@ -168,14 +168,6 @@ def _retrieved(future: asyncio.Future) -> None:
     """Mark a future's exception as seen (asyncio would log "Task exception was never retrieved" with a traceback)."""
     if not future.cancelled():
         future.exception()
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the client has closed the connection (the body was read already)."""
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 class _Run:

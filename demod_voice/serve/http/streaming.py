@@ -77,3 +77,12 @@ def quiet_uvicorn() -> None:
     logger = logging.getLogger("uvicorn.error")
     if not any(isinstance(f, QuietBroken) for f in logger.filters):
         logger.addFilter(QuietBroken())
+
+
+async def client_gone(request: Any) -> None:
+    """Returns when the client has closed the connection (the body was read already): raced against a job's first
+    audio, so that a client that gave up does not keep a worker busy until the deadline."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

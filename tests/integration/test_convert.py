@@ -135,10 +135,11 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
     soundfile.write(str(bad / "silent.wav"), np.zeros(RATE, np.float32), RATE)
     soundfile.write(str(bad / "long.wav"), voiced_signal(3.0, 8000), 8000)
     (bad / "empty.wav").write_bytes(b"")
+    soundfile.write(str(bad / "blip.wav"), good[: RATE // 20], RATE)  # 0.05 s: it said "holds no audio", and not what to do
     (bad / "takes").mkdir()  # a folder of recordings given as one source (it said "not found")
     cases = {"noise.wav": "not audio that can be read", "cut.flac": "cut.flac", "silent.wav": "is silent",
              "long.wav": "convert.max_source_seconds", "empty.wav": "empty.wav", "missing.wav": "not found",
-             "takes": "is a folder"}
+             "takes": "is a folder", "blip.wav": "at least 0.1 s"}
     env = env_for(tmp_path, vc_model, DEMOD_VOICE_CONVERT_MAX_SOURCE_SECONDS="2")
     for name, words in cases.items():
         out = tmp_path / f"{name}.out.wav"

@@ -118,7 +118,8 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     readable = readable_path(path, max_seconds, "source", cut)
     seconds, audio, rate = read_start(readable, max_seconds, "source", cut, path.name)
     if len(audio) == 0 or seconds < MIN_SOURCE_SECONDS:
-        raise InputError(f"source {path.name} holds no audio to convert ({seconds:.2f} s)")
+        raise InputError(f"source {path.name} is {seconds:.2f} s long; a source needs at least {MIN_SOURCE_SECONDS:g} s of audio "
+                         "to convert: record or cut a longer take")
     peak = float(np.abs(audio.mean(axis=1)).max())
     if peak < SILENT_PEAK:
         raise InputError(f"source {path.name} is silent (peak {peak:.5f}); there is nothing to convert")

@@ -8,6 +8,7 @@ the engine runs one job per source.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,8 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
     target.add_argument("--reference", nargs="+", metavar="REF", help="reference recordings of the voice to convert into")
     p.add_argument("-o", "--output", default="converted.wav",
                    help="output file (.wav .flac .ogg .mp3, or .m4b: an audiobook with the source's chapter marks); a "
-                        "folder with several sources; or - for raw 16-bit PCM at 22.05 kHz on stdout (default: converted.wav)")
+                        "folder (ending in /, or one that exists: FOLDER/NAME.wav for each source); or - for raw 16-bit PCM "
+                        "at 22.05 kHz on stdout (default: converted.wav)")
     p.add_argument("--model-dir", metavar="DIR", help="an OpenVoice converter folder (default: the released OpenVoice v2, downloaded once)")
     p.add_argument("--tau", type=float, help="content encoder noise (default 0.3; 0: the same output every run)")
     p.add_argument("--seed", type=int, help="random seed of that noise (default 0)")
@@ -72,7 +74,7 @@ def _convert_audiobook(args: argparse.Namespace, config: Config) -> int:
 def _convert(args: argparse.Namespace, config: Config, output: str) -> int:
     cache = cache_root(config)
     folder = Path(output)
-    made = len(args.sources) > 1 and output != STDOUT and not folder.exists()
+    made = into_folder(args.sources, output) and not folder.exists()
     try:
         jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
                                                     list(outputs_for(args.sources, output)), list(args.reference or ()),
@@ -88,13 +90,20 @@ def _convert(args: argparse.Namespace, config: Config, output: str) -> int:
     return 0
 
 
+def into_folder(sources: list[str], output: str) -> bool:
+    """Whether each source goes to ``FOLDER/NAME.wav``: several sources, or a folder named as one (an existing folder,
+    or a name ending in ``/``). ``convert takes/*.wav -o converted/`` was refused ("cannot tell the audio format of
+    'converted/'") when the pattern matched one take, and done when it matched two."""
+    return output != STDOUT and (len(sources) > 1 or output.endswith(("/", os.sep)) or Path(output).is_dir())
+
+
 def outputs_for(sources: list[str], output: str) -> tuple[str, ...]:
     """One checked output per source: the file (one source), ``-`` (all to stdout, one after another),
-    or ``FOLDER/NAME.wav`` for each of several sources."""
-    if output == STDOUT or len(sources) == 1:
+    or ``FOLDER/NAME.wav`` for each source (:func:`into_folder`)."""
+    if not into_folder(sources, output):
         return tuple(check_output(output) for _ in sources)
     folder = Path(output)
-    if folder.suffix and not folder.is_dir():
+    if folder.suffix and not folder.is_dir() and not output.endswith(("/", os.sep)):
         raise InputError(f"{len(sources)} sources need a folder for --output (or - for stdout), not the file name '{output}'")
     names = [Path(source).stem for source in sources]
     if len(set(names)) != len(names):

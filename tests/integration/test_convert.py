@@ -157,6 +157,21 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
     assert not folder.exists()
 
 
+
+def test_one_source_into_a_folder(vc_model, references, tmp_path):
+    """``-o converted/`` (or an existing folder) with one source writes ``converted/NAME.wav``, as it does for several:
+    ``convert takes/*.wav -o converted/`` was refused ("cannot tell the audio format of 'converted/'") when the pattern
+    matched one take, and an existing folder was "a directory; give a file name such as .../speech.wav"."""
+    take = tmp_path / "take.flac"
+    soundfile.write(str(take), voiced_signal(1.0, RATE), RATE)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    for output, made in ((f"{tmp_path / 'converted'}/", tmp_path / "converted" / "take.wav"), (str(existing), existing / "take.wav")):
+        done = run_cli("convert", str(take), "--reference", str(references["ref.wav"]), "-o", output, env=env_for(tmp_path, vc_model))
+        assert done.returncode == 0, done.stderr.decode()
+        assert len(converted(made)) == soundfile.info(str(take)).frames
+        assert sorted(path.name for path in made.parent.iterdir()) == ["take.wav"]
+
 def test_released_converter_downloads_into_the_cache(vc_model, sources, references, tmp_path):
     hub = tmp_path / "hub"
     (hub / "converter").mkdir(parents=True)

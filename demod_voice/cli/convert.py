@@ -48,6 +48,11 @@ def _add_convert(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    if args.voice and Path(args.voice).expanduser().is_file():
+        # it said "there is no voice profile 'bob.wav': ... voices add bob.wav REFERENCE...", or for refs/bob.wav that it
+        # "cannot name a voice": neither said that a recording is given with --reference
+        raise InputError(f"--voice takes a saved voice's name and '{args.voice}' is a file: convert into a recording with "
+                         f"--reference {args.voice}, or save it as a voice first (demod-voice voices add NAME {args.voice})")
     config = load_settings(args, {f"convert.{key}": getattr(args, key) for key in CONVERT_FLAGS})
     if Path(args.output).suffix.lower() == ".m4b":
         return _convert_audiobook(args, config)

@@ -149,6 +149,11 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
         assert not out.exists()
     done = run_cli("convert", str(bad / "whole.flac"), "-o", str(tmp_path / "x.wav"), env=env)
     assert done.returncode == 2 and "--voice" in done.stderr.decode()
+    # a recording given as --voice: it was told to make a profile named after the file, or that a path "cannot name a voice"
+    for given in ("whole.flac", str(bad / "whole.flac")):
+        done = run_cli("convert", str(bad / "long.wav"), "--voice", given, "-o", str(tmp_path / "x.wav"), env=env, cwd=bad)
+        message = done.stderr.decode()
+        assert done.returncode == 3 and f"--reference {given}" in message and message.count("\n") == 1, message
     # several sources into a folder that does not exist yet: a refused run leaves no empty folder behind
     folder = tmp_path / "converted"
     done = run_cli("convert", str(bad / "whole.flac"), str(bad / "silent.wav"), "--reference", str(references["ref.wav"]),

@@ -29,11 +29,12 @@ TIMEOUT = 90
 MAX_RATE = 48000
 
 
-async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool) -> list[tuple[Path, float]]:
+async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool, sources: int = 0) -> list[tuple[Path, float]]:
     """Each upload saved under a name of ours, then decoded (:func:`decode_reference`) to ``work/INDEX/NAME.wav``, NAME
     the client's file name made safe, so that a later check naming the file (too short, silent) names the client's file,
     not ours. ``shared``: their lengths together within ``serve.limits.max_reference_seconds`` (an enrollment's
-    references); else each of them (a conversion's source and references). ``(wav, seconds)`` for each."""
+    references); else each of them (a conversion's source and references). The first ``sources`` uploads are recordings to
+    convert, not references (what a too long one is told differs). ``(wav, seconds)`` for each."""
     import asyncio
 
     out: list[tuple[Path, float]] = []
@@ -45,17 +46,19 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool) -
         wav = work / str(index) / f"{stem[:60]}.wav"
         wav.parent.mkdir()
         budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds
-        seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown)
+        seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown, index < sources)
         saved.unlink()
         total += seconds
         out.append((wav, seconds))
     return out
 
 
-def decode_reference(source: Path, target: Path, max_seconds: float, shown_name: str) -> float:
+def decode_reference(source: Path, target: Path, max_seconds: float, shown_name: str, to_convert: bool = False) -> float:
     """Decode ``source`` into a WAV at ``target`` in a child process; return its seconds.
 
-    400 when it is not decodable audio (or holds none), 413 when longer than ``max_seconds``.
+    400 when it is not decodable audio (or holds none), 413 when longer than ``max_seconds``: a reference is told that a
+    part of it is enough, a recording ``to_convert`` (a conversion's source, whose every second is wanted) how to have it
+    converted whole.
     """
     command = [*python_child("from demod_voice.serve.uploads import _child; _child()"), str(source), str(target), str(max_seconds)]
     try:
@@ -69,8 +72,10 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
         log.debug("decoder child ended with %s: %s", done.returncode, done.stderr[-2000:])
         raise ApiError(400, f"'{shown_name}' could not be decoded as audio (the decoder failed)", code="bad_audio") from None
     if answer.get("error") == "too_long":
+        advice = (f"convert it in parts of up to {max_seconds:g} s, or whole with 'demod-voice convert' on the command line"
+                  if to_convert else "send a shorter part of it (6-30 s is enough for a voice reference)")
         raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds): "
-                            "send a shorter part of it (6-30 s is enough for a voice reference)", code="reference_too_long")
+                            f"{advice}", code="reference_too_long")
     if answer.get("error"):
         why = without_paths(str(answer["error"]), source, target)
         raise ApiError(400, f"'{shown_name}' is not audio that can be read ({why}); use wav, flac, mp3, ogg, m4a...",

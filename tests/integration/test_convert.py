@@ -273,7 +273,9 @@ def test_http_conversion(server, vc_model, sources, references, tmp_path):
     soundfile.write(str(long), voiced_signal(12.0, 8000), 8000)
     cases = [
         ([("file", ("x.wav", os.urandom(20000))), reference], {}, 400, "x.wav"),
-        ([("file", ("long.wav", long.read_bytes())), reference], {}, 413, "max_reference_seconds"),
+        # a source too long was told that "6-30 s is enough for a voice reference": it is no reference, all of it is wanted
+        ([("file", ("long.wav", long.read_bytes())), reference], {}, 413, "convert it in parts of up to 10 s"),
+        ([source, ("references", ("long.wav", long.read_bytes()))], {}, 413, "enough for a voice reference"),
         ([source], {}, 400, "'voice'"),
         ([source, reference], {"voice": "fay"}, 400, "one of the two"),
         ([source], {"voice": "nobody"}, 404, "nobody"),

@@ -194,7 +194,8 @@ async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "re
         saved = await save_upload(upload, folder / sub, ctx.settings.limits)
         relative = f"{sub}/{index}/{Path(name).stem}.wav"
         (folder / relative).parent.mkdir()
-        await asyncio.to_thread(decode_reference, saved, folder / relative, ctx.settings.limits.max_reference_seconds, name)
+        await asyncio.to_thread(decode_reference, saved, folder / relative, ctx.settings.limits.max_reference_seconds, name,
+                                kind == "source")
         saved.unlink()
         saved_names[name] = relative
     return saved_names

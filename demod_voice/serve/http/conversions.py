@@ -54,7 +54,7 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
         _profile(ctx, voice)  # 404 for an unknown voice, before any upload is decoded
     work = Path(tempfile.mkdtemp(dir=ctx.data_dir, prefix="convert-"))
     try:
-        wavs = [wav for wav, _ in await decode_uploads([source, *references], work, ctx.settings.limits, shared=False)]
+        wavs = [wav for wav, _ in await decode_uploads([source, *references], work, ctx.settings.limits, shared=False, sources=1)]
         converter = registry.converter()
         with reenroll_advice(REENROLL_HTTP):  # to_thread runs the check with this task's context, advice included
             job = (await asyncio.to_thread(converter.conversion_jobs, scope(ctx), [str(wavs[0])], ["-"], [str(p) for p in wavs[1:]],

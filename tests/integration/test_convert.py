@@ -163,6 +163,20 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
 
 
 
+
+def test_speech_written_over_its_reference_is_refused(xtts_model, tmp_path):
+    """The same loss when speaking: ``xtts-zero-shot bob.wav TEXT -o bob.wav`` replaced the reference with the speech
+    (exit 0), as did a batch row whose output names its reference."""
+    soundfile.write(str(tmp_path / "bob.wav"), voiced_signal(6.0, RATE), RATE)
+    (tmp_path / "rows.csv").write_text("reference,text,output\nbob.wav,Hello.,bob.wav\n")
+    kept = (tmp_path / "bob.wav").read_bytes()
+    for args in (["xtts-zero-shot", "bob.wav", "Hello.", "-o", "bob.wav"], ["batch", "rows.csv", "--output-dir", "."]):
+        done = run_cli(*args, env={"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache"), "DEMOD_VOICE_XTTS_MODEL_DIR": str(xtts_model),
+                                   "DEMOD_VOICE_XTTS_MAX_NEW_TOKENS": "24"}, cwd=tmp_path)
+        message = done.stderr.decode()
+        assert done.returncode == 3 and "itself" in message and "Traceback" not in message, (args, message)
+        assert (tmp_path / "bob.wav").read_bytes() == kept, args
+
 def test_one_source_into_a_folder(vc_model, references, tmp_path):
     """``-o converted/`` (or an existing folder) with one source writes ``converted/NAME.wav``, as it does for several:
     ``convert takes/*.wav -o converted/`` was refused ("cannot tell the audio format of 'converted/'") when the pattern

@@ -14,6 +14,7 @@ from demod_voice.config import XTTS_LANGUAGES, XttsSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
 from demod_voice.models.registry import resolve_xtts
+from demod_voice.paths import not_an_input
 from demod_voice.speech_text.prepare import TextOptions, for_job
 from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import Reference, check_references
@@ -154,6 +155,7 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     references = check_references(request.references, request.settings.max_reference_seconds)
     if not references and request.profile is None:
         raise InputError("give at least one reference recording, or --voice NAME for a saved voice profile")
+    not_an_input(request.output, request.references)  # 'xtts-zero-shot bob.wav TEXT -o bob.wav' replaced the reference
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
     spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)

@@ -1,6 +1,6 @@
 """One exception family; each kind carries the exit code ``cli.main`` returns for it.
 
-Exit codes (documented in the README):
+Exit codes (documented in docs/cli.md):
     0  success
     1  runtime failure: synthesis failed, a worker died, a model would not run
     2  usage error: the command line itself is wrong (argparse uses 2 as well)

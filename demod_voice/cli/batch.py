@@ -56,7 +56,7 @@ def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
     if not getattr(args, "quiet", False):
         low = " --quality low" if report["sample_rate"] == 16000 else ""
         print(f"{PROG}: ready for training: {PROG} piper-train --dataset {output_dir} --output-dir VOICE_DIR{low} "
-              "[--base CHECKPOINT] (see README, 'Train your own Piper voice')", file=sys.stderr)
+              "[--base CHECKPOINT] (see docs/training.md, 'Train your own Piper voice')", file=sys.stderr)
     return 0
 
 

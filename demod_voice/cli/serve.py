@@ -23,7 +23,7 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
                    "health; needs the ui extra: pip install 'demod-voice[ui]')")
     p.add_argument("--wyoming", nargs="?", const=DEFAULT_URI, metavar="URI",
                    help=f"also speak Home Assistant's Wyoming protocol on URI (default: {DEFAULT_URI}, the conventional port; "
-                   "Wyoming has no authentication: see the README before binding wider)")
+                   "Wyoming has no authentication: see docs/wyoming.md before binding wider)")
     p.add_argument("--zeroconf", nargs="?", const="demod-voice", metavar="NAME",
                    help="announce the Wyoming server over mDNS for Home Assistant's discovery (default name: demod-voice)")
     p.add_argument("--no-http", action="store_true", help="serve only Wyoming (with --wyoming)")

@@ -31,7 +31,7 @@ def _add_xtts_zero_shot(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("text", metavar="TEXT", help="text to speak, or - to read it from stdin")
     p.add_argument("-o", "--output", default="output.wav",
                    help="output file (.wav .flac .ogg .mp3), or - to stream raw 16-bit PCM at 24 kHz (default: output.wav)")
-    p.add_argument("-l", "--language", help="language of the text (default: en; see the README for the 17 codes)")
+    p.add_argument("-l", "--language", help="language of the text (default: en; the 17 codes are in docs/cli.md)")
     p.add_argument("--voice", metavar="NAME", help="a saved voice profile (see 'voices add') instead of REFERENCE files")
     p.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
     p.add_argument("--accept-license", action="store_true", default=None,

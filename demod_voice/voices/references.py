@@ -233,7 +233,7 @@ def _sha256(path: Path) -> str:
 
 
 def latents_dir(cache: Path) -> Path:
-    """The voice cache: conditioning latents, one ``.npz`` per key (README: "Voice cache")."""
+    """The voice cache: conditioning latents, one ``.npz`` per key (docs/cli.md: "Voice cache")."""
     return Path(cache) / "latents"
 
 

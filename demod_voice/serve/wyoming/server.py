@@ -126,7 +126,7 @@ class WyomingServer:
         uri = check_uri(self.options.uri)
         if self.options.zeroconf and is_loopback(uri):
             raise InputError(f"--zeroconf with {uri}: Home Assistant on another machine could not connect to a loopback "
-                             "address; listen on tcp://0.0.0.0:PORT (no authentication: see the README) or drop --zeroconf")
+                             "address; listen on tcp://0.0.0.0:PORT (no authentication: see docs/wyoming.md) or drop --zeroconf")
         if not is_loopback(uri):
             log.warning("Wyoming listens on %s: anyone who can reach it may use the voices (Wyoming has no authentication)", uri)
         self.server = AsyncServer.from_uri(uri)
@@ -252,7 +252,7 @@ def wyoming_door(uri: str, zeroconf: Optional[str] = None) -> Callable[..., Any]
     _check_port_free(uri)
     if zeroconf and is_loopback(uri):
         raise InputError(f"--zeroconf with {uri}: Home Assistant on another machine could not connect to a loopback "
-                         "address; listen on tcp://0.0.0.0:PORT (no authentication: see the README) or drop --zeroconf")
+                         "address; listen on tcp://0.0.0.0:PORT (no authentication: see docs/wyoming.md) or drop --zeroconf")
 
     return partial(run_wyoming, uri, zeroconf=zeroconf)  # a failure stops the app, which exits with it
 

@@ -25,6 +25,7 @@ from demod_voice.models.registry import (
 )
 from demod_voice.paths import check_output_path, os_error
 from demod_voice.serve.status import SERVER_CHECKS
+from demod_voice.serve.voices import reserved_names
 from demod_voice.voices.check import check_voice, read_sentences, render
 from demod_voice.voices.making import add_voice, check_free
 from demod_voice.voices.profiles import check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
@@ -190,7 +191,8 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 
 def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
     if args.action == "add":
-        profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args))
+        profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args),
+                            reserved=reserved_names(config.serve.voices))
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
     elif args.action == "list":
         for path in sorted(profiles_dir(cache).glob("*.npz")):
@@ -217,7 +219,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
         print(render(report))
     else:
-        check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name)
+        check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name, reserved_names(config.serve.voices))
         profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache),
                                  name=args.name or "")
         print(f"imported {profile.name} (model {profile.model[:12]})")

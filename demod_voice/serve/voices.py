@@ -54,6 +54,13 @@ def generic_models() -> tuple[str, ...]:
     return (*GENERIC_MODELS, *(name for side in registry.request_sides() for name in side.generic_models))
 
 
+def reserved_names(aliases: Optional[Any]) -> dict[str, str]:
+    """Names a cloned voice may not take, with what each one is: the model names requests give (``tts-1``, ``xtts``)
+    and the voice aliases of ``serve.voices`` (``aliases``). The server and ``voices add``/``import`` refuse the same."""
+    return {**{model: "a model name" for model in generic_models() if model},
+            **{alias: "a voice alias (serve.voices)" for alias in aliases or {}}}
+
+
 # --- what exists ---------------------------------------------------------------------------------
 
 

@@ -55,12 +55,14 @@ def check_free(where: Scope, name: str, reserved: Optional[Mapping[str, str]] = 
     return name
 
 
-def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING) -> Profile:
-    """Enroll ``references`` as the profile ``name``: one engine job, then the profile is written."""
+def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING,
+              reserved: Optional[Mapping[str, str]] = None) -> Profile:
+    """Enroll ``references`` as the profile ``name``: one engine job, then the profile is written. ``reserved``: names
+    it may not take besides voices (see :func:`check_free`)."""
     check_name(name)
     cache = cache_root(config)
     where = Scope(config, cache, profiles_dir(cache))
-    check_free(where, name)
+    check_free(where, name, reserved)
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")

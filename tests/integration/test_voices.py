@@ -198,3 +198,20 @@ def test_two_exports_of_one_name_can_both_be_imported(tmp_path):
     assert np.array_equal(theirs.gpt_cond_latent, sent.gpt_cond_latent) and np.array_equal(theirs.reference_audio, sent.reference_audio)
     assert not np.array_equal(mine.gpt_cond_latent, theirs.gpt_cond_latent)
     assert (cache / "profiles" / "bob-me.npz").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_clone_cannot_take_a_model_name_or_an_alias_from_the_command_line(tmp_path):
+    """docs/security.md: a clone named as a model (``tts-1``, ``xtts``) or a ``serve.voices`` alias is refused by
+    ``voices add`` and ``voices import`` (exit 3) as the server refuses it (409); the CLI let both through, exit 0."""
+    (tmp_path / "config.yaml").write_text("serve:\n  voices:\n    nova: {profile: alice}\n")
+    env = {"DEMOD_VOICE_CONFIG": str(tmp_path / "config.yaml"), "DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}
+    rng = np.random.default_rng(5)
+    write_profile(tmp_path / "p.npz", "alice", "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)),
+                  rng.standard_normal((1, 8, 1)), rng.integers(-999, 999, 2400), [2400], 24000)
+    (tmp_path / "ref.wav").write_bytes(b"")  # never read: the name is refused before any work
+    for name, what in (("tts-1", "a model name"), ("xtts", "a model name"), ("nova", "a voice alias")):
+        for args in (("voices", "add", name, str(tmp_path / "ref.wav")), ("voices", "import", str(tmp_path / "p.npz"), "--name", name)):
+            done = run_cli(*args, env=env)
+            said = done.stderr.decode()
+            assert done.returncode == 3 and f"'{name}' is {what}" in said and len(said.strip().splitlines()) == 1, (args, said)
+    assert not list((tmp_path / "cache").rglob("*.npz"))

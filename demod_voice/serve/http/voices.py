@@ -32,7 +32,7 @@ from demod_voice.serve.errors import ApiError, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
-from demod_voice.serve.voices import find_voice, generic_models, load_profile, profile_path, remove_side_files, scope, voice_language
+from demod_voice.serve.voices import find_voice, load_profile, profile_path, remove_side_files, reserved_names, scope, voice_language
 from demod_voice.voices.making import NameTaken, check_free, save_enrolled
 from demod_voice.voices.profiles import check_made_with, read_profile, write_renamed
 from demod_voice.voices.references import check_reference
@@ -238,10 +238,8 @@ def _server_model(ctx: Any) -> str:
 
 def free_name(ctx: Any, name: str) -> None:
     """409 when a cloned voice called ``name`` would take the place of another voice, a voice alias or a model name."""
-    reserved = {**{model: "a model name" for model in generic_models() if model},
-                **{alias: "a voice alias (serve.voices)" for alias in ctx.settings.voices or {}}}
     try:
-        check_free(scope(ctx), name, reserved)
+        check_free(scope(ctx), name, reserved_names(ctx.settings.voices))
     except NameTaken as err:
         raise ApiError(409, str(err), code="name_taken") from None
 

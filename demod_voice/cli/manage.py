@@ -35,12 +35,13 @@ from demod_voice.voices.references import forget_latents
 
 
 def _add_models(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("models", parents=[common], help="list, download and remove Piper voices and XTTS-v2",
-                       description="Manage models in the cache: Piper voices from the voice catalog, and XTTS-v2.")
+    p = sub.add_parser("models", parents=[common], help="list, download and remove Piper voices, XTTS-v2 and the voice converter",
+                       description="Manage models in the cache: Piper voices from the voice catalog, XTTS-v2 and OpenVoice v2's "
+                                   "converter (convert).")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("list", parents=[common], help="installed models (--available: the whole catalog)")
     show.add_argument("--available", action="store_true", help="list every voice in the catalog")
-    get = actions.add_parser("download", parents=[common], help="download a Piper voice by name, or xtts_v2")
+    get = actions.add_parser("download", parents=[common], help="download a Piper voice by name, xtts_v2, or openvoice_v2 (the converter)")
     get.add_argument("name", metavar="NAME")
     get.add_argument("--accept-license", action="store_true", default=None, help="accept the CPML licence (for xtts_v2)")
     remove = actions.add_parser("remove", parents=[common], help="delete an installed model")

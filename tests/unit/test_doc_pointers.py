@@ -54,3 +54,15 @@ def test_messages_name_no_readme_section():
         if re.search(r"see (the )?README", line)
     ]
     assert offenders == []
+
+
+def test_models_download_help_names_every_model_it_takes_by_name():
+    """``models download openvoice_v2`` works (and ``health`` tells users to run it), but the help named only Piper
+    voices and xtts_v2."""
+    from demod_voice.backends.openvoice.plugin import NAMES as CONVERTER_NAMES
+    from demod_voice.models.registry import XTTS_NAMES
+
+    models = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["models"]
+    download = next(a for a in models._actions if isinstance(a, argparse._SubParsersAction))._choices_actions
+    said = next(action.help for action in download if action.dest == "download")
+    assert XTTS_NAMES[0] in said and CONVERTER_NAMES[0] in said, said

@@ -12,6 +12,7 @@ voice's (``voice.NAME``) > the server's (``serve.lexicons``, and ``default``).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import re
@@ -116,12 +117,20 @@ _UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 """Thai, kana and CJK ideographs: scripts written without spaces between words, so that one of their characters next
 to a word does not make it part of a longer word ("重庆" in "我去重庆了", "OpenAI" in "我喜欢OpenAI的产品")."""
 _UNSPACED_CHAR = re.compile(f"[{_UNSPACED}]")
-_RUNS = re.compile(f"[{_UNSPACED}]+|[^{_UNSPACED}]+")
-"""Text cut where it passes between those scripts and any other: a word's edges are looked for within its run (a
-lookaround class of those ranges in every entry's pattern made a lexicon of 200 entries take a second to compile)."""
+_SEAM = re.compile(f"(?<=[{_UNSPACED}])(?=[^\\W{_UNSPACED}])|(?<=[^\\W{_UNSPACED}])(?=[{_UNSPACED}])")
+"""Where text passes between those scripts and a letter or digit of any other. A NUL put there (text and entries alike)
+makes a word's edge there (a lookaround class of those ranges in every entry's pattern made a lexicon of 200 entries take
+a second to compile), and a word written in both ("卡拉OK", "Tシャツ") still matches: text looked at one script at a time
+never held it."""
 _TOKEN = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
 """A word of text (one character of a script without spaces), case-folded: an entry can match only a text holding its
 first word."""
+
+
+def _seamed(text: str) -> tuple[str, list[int]]:
+    """``text`` with a NUL at each :data:`_SEAM`, and where each NUL went (to find a match's place in ``text``)."""
+    seams = [at + count for count, at in enumerate(match.start() for match in _SEAM.finditer(text))]
+    return _SEAM.sub("\0", text), seams
 
 
 def _tokens(text: str) -> list[str]:
@@ -153,7 +162,7 @@ def _pattern(entries: tuple[Entry, ...]) -> re.Pattern[str]:
     alternatives = []
     # longest first, exact case before any case, so the regex's first alternative is the one that wins
     for item in sorted(entries, key=lambda e: (-len(e.word), not e.match_case)):
-        body = re.escape(item.word).replace(r"\ ", r"\s+").replace("'", f"[{APOSTROPHES}]")
+        body = re.escape(_seamed(item.word)[0]).replace(r"\ ", r"\s+").replace("'", f"[{APOSTROPHES}]")
         body = f"(?:{body})" if item.match_case else f"(?i:{body})"
         before = r"(?<!\w)" if _edged(item.word[:1]) else ""
         after = r"(?!\w)" if _edged(item.word[-1:]) else ""
@@ -174,17 +183,18 @@ def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Pa
     pattern = _pattern(relevant)
     parts: list[Part] = []
     position = 0
-    for run in _RUNS.finditer(text):
-        for match in pattern.finditer(run.group(0)):
-            written = match.group(0)
-            key = written_form(" ".join(written.split()))
-            found = exact.get(key) or loose.get(key.casefold())
-            if found is None:
-                continue
-            if run.start() + match.start() > position:
-                parts.append(text[position : run.start() + match.start()])
-            parts.append(Override(written, found.phonemes, found.respell, source))
-            position = run.start() + match.end()
+    seamed, seams = _seamed(text)
+    for match in pattern.finditer(seamed):
+        start, end = (at - bisect.bisect_left(seams, at) for at in match.span())
+        written = text[start:end]
+        key = written_form(" ".join(written.split()))
+        found = exact.get(key) or loose.get(key.casefold())
+        if found is None:
+            continue
+        if start > position:
+            parts.append(text[position:start])
+        parts.append(Override(written, found.phonemes, found.respell, source))
+        position = end
     if position < len(text):
         parts.append(text[position:])
     return parts

@@ -165,6 +165,17 @@ def test_words_in_scripts_written_without_spaces_match():
     assert for_job("OpenAIs OpenAI2 xOpenAI", "en", TextOptions(lexicon=lexicon), False).text == "OpenAIs OpenAI2 xOpenAI"
 
 
+def test_a_word_written_in_two_scripts_matches():
+    """Words of Chinese and Japanese mix scripts ("卡拉OK", "Tシャツ", "3D打印"): text was looked at one script at a time
+    (the runs between scripts), so such an entry never matched, not even as the whole text."""
+    lexicon = lex(("卡拉OK", "", "kala oukei"), ("Tシャツ", "", "tii shatsu"), ("3D打印", "", "san di da yin"))
+    options = TextOptions(lexicon=lexicon, normalize=False)
+    assert for_job("我们去唱卡拉OK吧", "zh-cn", options, False).text == "我们去唱kala oukei吧"
+    assert for_job("Tシャツを買った", "ja", options, False).text == "tii shatsuを買った"
+    assert for_job("我喜欢3D打印。", "zh-cn", options, False).text == "我喜欢san di da yin。"
+    assert for_job("卡拉OKs xTシャツ", "zh-cn", options, False).text == "卡拉OKs xTシャツ"  # still whole words
+
+
 def test_a_lexicon_of_the_most_entries_reads_a_text_at_once():
     """A lexicon may hold 10,000 entries (MAX_ENTRIES); one pattern of them all took 4 s to compile and 0.8 s more for
     every thousand characters read (20 minutes more for a book of a million characters). Only entries whose first word

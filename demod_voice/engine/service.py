@@ -251,8 +251,10 @@ class EngineService:
     def _retry_after(self, waiting: int) -> float:
         """Seconds until the ``waiting`` requests have been handed to the workers, at the time the last ones took (1 s
         a request before any ended: a fixed 1 s a request told an app's client to retry after 1 s while the requests
-        it had let through took 17 and 26 s, so the client's retries were spent at once)."""
-        return max(1.0, round(waiting * (self._request_seconds or 1.0) / max(1, self.workers)))
+        it had let through took 17 and 26 s, so the client's retries were spent at once). Without a configured number,
+        a model's workers are as many as its pool was given (one per core for a light voice: they were counted as one)."""
+        workers = self.workers or max((len(pool.slots) for pool in list(self._pools.values())), default=1)
+        return max(1.0, round(waiting * (self._request_seconds or 1.0) / max(1, workers)))
 
     # --- engine side (its own thread) -----------------------------------------------------------
 

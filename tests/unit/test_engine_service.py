@@ -124,6 +124,21 @@ def test_a_full_queue_tells_a_retry_time_from_how_long_requests_take():
         svc.shutdown()
 
 
+def test_a_retry_time_counts_the_workers_a_model_was_given_by_default(monkeypatch):
+    """With ``workers`` 0 (the server's default: one per core for a light voice) the waiting requests were divided
+    among one worker: four workers and 8 s a request told a client to come back after 32 s for four waiting, not 8 s."""
+    from demod_voice.engine import service as engine_service
+
+    monkeypatch.setattr(engine_service, "default_workers", lambda spec: 4)
+    svc = EngineService(EngineSettings(), workers=0)
+    try:
+        assert svc.submit(job("a")).result(timeout=30).ok  # the model's pool, with its four workers
+        svc._request_seconds = 8.0
+        assert svc._retry_after(4) == 8
+    finally:
+        svc.shutdown()
+
+
 MOST_TAKEN = 4
 """Jobs the engine's workers may have taken off the queue by the time the next is submitted (hand-overs hold a few)."""
 

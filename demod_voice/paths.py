@@ -37,6 +37,8 @@ def check_output_path(path: Path, example: str = "speech.wav", flag: str = "--ou
         raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
     if not can_create_in(parent):
         raise InputError(f"output directory {parent} is not writable; choose another {flag}")
+    if len(path.name.encode("utf-8", "surrogatepass")) > NAME_MAX - TEMP_EXTRA:  # its temporary file's name would not fit
+        raise InputError(f"output file name '{path.name[:40]}...' is longer than {NAME_MAX - TEMP_EXTRA} bytes; shorten it")
     return path
 
 

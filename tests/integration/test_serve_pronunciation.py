@@ -228,3 +228,16 @@ def test_a_batch_job_reads_the_lexicons_a_speech_request_reads(server, piper_voi
     assert len(speak(server, piper_voice, "quuxx")[0]) == len(short)  # speech: the voice's over serve.lexicons
     assert len(speak(server, piper_voice, "blorp", ENROLL)[0]) == len(long)  # speech: the key's own
     assert batch_lengths(server, ENROLL, ["quuxx", "blorp"]) == [len(short), len(long)]
+
+
+def test_a_batch_job_is_checked_with_the_keys_own_lexicon_as_it_will_be_run(server, piper_voice):
+    """A batch job reads its key's own lexicon when it runs, but its rows were checked without it: a row whose word the
+    key respells in phonemes the voice lacks was taken (202), then failed in a job its client could only poll."""
+    mine = own_name(server, ENROLL)
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json={"zorbix": {"phonemes": "q§Q"}}).status_code == 200
+    spoken = call(server, "POST", "/v1/audio/speech", ENROLL, json={"model": "tts-1", "voice": piper_voice.name[: -len(".onnx")], "input": "zorbix"})
+    assert spoken.status_code == 400 and "does not know" in spoken.json()["error"]["message"], spoken.text
+    answer = call(server, "POST", "/v1/batch", ENROLL, data={"model": "tiny-single"},
+                  files=[("csv", ("rows.csv", b"text,output\nzorbix,a.wav\n"))])
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_rows", answer.text
+    assert "line 2: " in answer.json()["error"]["message"] and "does not know" in answer.json()["error"]["message"]

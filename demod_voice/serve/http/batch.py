@@ -274,11 +274,11 @@ def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, mo
     finally:
         raw.unlink()
     (folder / "input.csv").write_text(check_rows(ctx, rows, refs, model, caller, sources), encoding="utf-8")
-    _check_as_run(ctx, folder, model)
+    _check_as_run(ctx, folder, model, getattr(caller, "owner", None) or None)
     return len(rows)
 
 
-def _check_as_run(ctx: Any, folder: Path, model: Optional[str]) -> None:
+def _check_as_run(ctx: Any, folder: Path, model: Optional[str], key_id: Optional[str] = None) -> None:
     """The checked rows through the job's own row checks (a dry run: nothing made or fetched), so that a row the job
     would refuse (a speaker, language or backend its voice lacks) is this answer's 400 with every such line, not a job
     that fails later with the first of them and "(and 3 more, listed above)" in a log its client cannot see."""
@@ -287,7 +287,8 @@ def _check_as_run(ctx: Any, folder: Path, model: Optional[str]) -> None:
     from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config, model=model,
-                           dry_run=True, progress=False, server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()))
+                           dry_run=True, progress=False, server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()),
+                           key_id=key_id)  # read as the job reads them (batch_jobs._run): the key's own lexicon too
     try:
         with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, as the job itself says
             build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)

@@ -101,6 +101,9 @@ class BatchRequest:
     """The server's ``serve.lexicons``: read after ``default`` and under each row's voice's own, as a speech request reads them."""
     key_id: Optional[str] = None
     """The API key a server's job was made with: its own lexicon (``key.ID``) is read over the voice's."""
+    max_spoken: int = 0
+    """Characters a row's text may grow to when read (:attr:`TextOptions.max_spoken`): a server's bound, as on a speech
+    request; 0: none."""
 
 
 @dataclass
@@ -187,7 +190,7 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
     voice = v.get("model") or v.get("voice") or (request.model if side.row_models else None)
     if voice not in readings:
         readings[voice] = scopes.reading(scopes.store(cache_root(request.config)), request.normalize, server=request.server_lexicons,
-                                         voice=voice, key_id=request.key_id, extra=request.lexicons)
+                                         voice=voice, key_id=request.key_id, extra=request.lexicons, max_spoken=request.max_spoken)
     row_input = RowInput(v, text, output, request.csv_path.parent, request.config, cache_root(request.config), request.model,
                          request.dry_run, request.progress, reading=readings[voice])
     try:

@@ -241,3 +241,17 @@ def test_a_batch_job_is_checked_with_the_keys_own_lexicon_as_it_will_be_run(serv
                   files=[("csv", ("rows.csv", b"text,output\nzorbix,a.wav\n"))])
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_rows", answer.text
     assert "line 2: " in answer.json()["error"]["message"] and "does not know" in answer.json()["error"]["message"]
+
+
+def test_a_batch_row_whose_keys_lexicon_multiplies_its_text_is_refused_as_a_request_is(server):
+    """A speech request's text may grow to 12 x serve.limits.max_input_chars when read; a batch job reads the key's own
+    lexicon too (3622780) but had no such bound: a row of 4,000 characters of "qq qq" was taken (202) and made some
+    700,000 characters to speak, a worker's hours."""
+    mine = own_name(server, ENROLL)
+    long = {"qq": {"say": "a very long respelling of one short word " * 9}}
+    assert call(server, "PUT", f"/v1/lexicons/{mine}", ENROLL, json=long).status_code == 200
+    rows = "text,output\n" + f"{'qq ' * 1300},a.wav\n"
+    answer = call(server, "POST", "/v1/batch", ENROLL, data={"model": "tiny-single"}, files=[("csv", ("rows.csv", rows.encode()))])
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "bad_rows", answer.text
+    message = answer.json()["error"]["message"]
+    assert message.startswith("line 2: the text grows to ") and "at most 49152 per request" in message, message

@@ -46,6 +46,7 @@ from demod_voice.serve.http.batch_jobs import (
     write_state,
 )
 from demod_voice.serve.http.deps import Context, Speaker, require
+from demod_voice.serve.lexicons import SPOKEN_GROWTH
 from demod_voice.serve.limits import save_upload
 from demod_voice.serve.uploads import decode_reference, read_form
 from demod_voice.serve.voices import load_profile, piper_voices
@@ -288,7 +289,7 @@ def _check_as_run(ctx: Any, folder: Path, model: Optional[str], key_id: Optional
 
     request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config, model=model,
                            dry_run=True, progress=False, server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()),
-                           key_id=key_id)  # read as the job reads them (batch_jobs._run): the key's own lexicon too
+                           key_id=key_id, max_spoken=SPOKEN_GROWTH * ctx.settings.limits.max_input_chars)  # as the job reads them
     try:
         with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, as the job itself says
             build_jobs(read_rows(request.csv_path), request, {}, say_problems=False)

@@ -35,6 +35,7 @@ from demod_voice.serve.http.job_store import (
     read_state,
     write_state,
 )
+from demod_voice.serve.lexicons import SPOKEN_GROWTH
 from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
         request = BatchRequest(csv_path=folder / "input.csv", output_dir=folder / "out", config=ctx.config,
                                workers=ctx.settings.workers, model=state.get("model"), report=folder / "report.jsonl",
                                progress=False, log_level=ctx.log_level, on_progress=_logged(job_id), engine=BudgetedEngine(ctx.engine, budget),
-                               server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()), key_id=state.get("owner") or None)
+                               server_lexicons=tuple(str(name) for name in ctx.settings.lexicons or ()), key_id=state.get("owner") or None,
+                               max_spoken=SPOKEN_GROWTH * ctx.settings.limits.max_input_chars)
         with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, not with the command line
             _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:

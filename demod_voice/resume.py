@@ -41,16 +41,27 @@ def signals_held() -> Iterator[None]:
         return
     came: list[int] = []
     held = {number: signal.getsignal(number) for number in HELD_SIGNALS}
-    held = {number: handler for number, handler in held.items() if callable(handler)}
-    for number in held:
-        signal.signal(number, lambda signum, frame: came.append(signum))
+    swapped: list[tuple[int, Any]] = []
     try:
+        # a handler may run (and raise) between two swaps: what was swapped is put back however the block ends
+        for number, handler in held.items():
+            if callable(handler):
+                swapped.append((number, handler))
+                signal.signal(number, lambda signum, frame: came.append(signum))
         yield
     finally:
-        for number, handler in held.items():
-            signal.signal(number, handler)
+        _put_back(swapped)
         for number in dict.fromkeys(came):
             signal.raise_signal(number)
+
+
+def _put_back(handlers: list[tuple[int, Any]]) -> None:
+    """Each signal's handler back, the later ones too when a handler just put back runs and raises."""
+    if handlers:
+        try:
+            signal.signal(*handlers[0])
+        finally:
+            _put_back(handlers[1:])
 
 
 def fingerprint(job: SynthesisJob) -> str:

@@ -37,7 +37,7 @@ def render(cues: Iterable[Cue], fmt: str) -> str:
     """The cues as an SRT or WebVTT document (times in the file's own time line)."""
     separator = "," if fmt == "srt" else "."
     blocks = ["WEBVTT"] if fmt == "vtt" else []
-    for number, cue in enumerate(cues, 1):
+    for number, cue in enumerate((cue for cue in cues if cue.text.strip()), 1):  # a take of pauses only shows nothing
         text = cue.text.replace("-->", "->").strip()
         if fmt == "vtt":
             text = _timed_text(cue) if cue.words else _escaped(text)

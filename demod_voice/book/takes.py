@@ -70,8 +70,9 @@ def chapter_takes(book: Book, rules: TakeRules) -> list[list[Take]]:
             takes.append(Take(number, 0, chapter.title, rules.paragraph_pause, said))
         for paragraph in ([chapter.title] if title and not said else []) + list(chapter.paragraphs):
             if is_ssml(paragraph):  # one document, spoken whole: cut at its sentence ends, it was not well-formed XML
-                words = written_words(paragraph)
-                takes.append(Take(number, len(takes), words or paragraph, rules.paragraph_pause, paragraph if words else ""))
+                words = written_words(paragraph)  # "": only pauses (no caption); None: its error is the take's
+                takes.append(Take(number, len(takes), paragraph if words is None else words, rules.paragraph_pause,
+                                  "" if words is None else paragraph))
                 continue
             pieces = group(split_sentences(paragraph, rules.max_chars), rules.max_chars)
             for position, piece in enumerate(pieces):

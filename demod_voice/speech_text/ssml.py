@@ -73,11 +73,11 @@ def is_ssml(text: str) -> bool:
     return text.lstrip().lstrip("\ufeff").startswith(SSML_STARTS)
 
 
-def written_words(text: str) -> str:
-    """The words of an SSML document as written, without its tags (what a book's captions show); ``""`` when it is not
-    well-formed or declares anything (:func:`parse` says what is wrong)."""
+def written_words(text: str) -> Optional[str]:
+    """The words of an SSML document as written, without its tags (what a book's captions show; ``""``: a document of
+    pauses only); ``None`` when it is not well-formed or declares anything (:func:`parse` says what is wrong)."""
     if len(text) > MAX_CHARS:
-        return ""
+        return None
     pieces: list[str] = []
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -93,7 +93,7 @@ def written_words(text: str) -> str:
     try:
         parser.Parse(text, True)
     except (expat.ExpatError, SsmlError, UnicodeEncodeError):
-        return ""
+        return None
     return " ".join("".join(pieces).split())
 
 

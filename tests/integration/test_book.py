@@ -491,6 +491,24 @@ def test_a_speak_paragraph_is_one_take_and_its_captions_show_its_words_not_its_t
     assert "stormy night in the city. The rain" in captions and "<" not in captions and "break" not in captions, captions
 
 
+def test_a_speak_paragraph_of_only_a_pause_is_heard_as_a_pause_and_shows_no_caption(piper_voice, tmp_path):
+    """A ``<speak>`` paragraph with no words (a deliberate pause between scenes) was captioned with its tags:
+    '<speak><break time="1500ms"/></speak>' on screen for a second and a half."""
+    txt = tmp_path / "b.txt"
+    txt.write_text('Chapter 1\n\nIt rained all day in the town.\n\n<speak><break time="1500ms"/></speak>\n\n'
+                   "Then it stopped raining at last.\n", encoding="utf-8")
+    out = tmp_path / "b.m4b"
+    done = book(str(txt), "--voice", str(piper_voice), "-o", str(out), "--captions", "srt")
+    assert done.returncode == 0, done.stderr.decode()
+    from demod_voice.book.captions import parse
+
+    captions = out.with_suffix(".srt").read_text(encoding="utf-8")
+    cues = parse(captions)
+    assert [text for _, _, text in cues] == ["Chapter 1", "It rained all day in the town.", "Then it stopped raining at last."]
+    assert "<" not in captions and "break" not in captions, captions
+    assert cues[2][0] - cues[1][1] > 1.5, cues  # the pause is still heard between them
+
+
 ENCRYPTION = ('<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
               'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:EncryptionMethod Algorithm="{method}"/>'
               '<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData></enc:EncryptedData></encryption>')

@@ -66,7 +66,8 @@ def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome:
     """Hear every take not yet heard; remake failing ones up to ``retakes`` times, keeping the best take of each."""
     ledger = verify.Ledger(work_dir(request))
     try:
-        distinct = {p.key: p for chapter in outcome.plan for p in chapter}
+        # a take of pauses only (a <speak> scene break) has no words to hear: "no speech in it" is what was meant
+        distinct = {p.key: p for chapter in outcome.plan for p in chapter if p.take.text.strip()}
         if not distinct:
             return
         language = language_of(next(iter(distinct.values())).job, outcome.book.language)

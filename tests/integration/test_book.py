@@ -509,6 +509,19 @@ def test_a_speak_paragraph_of_only_a_pause_is_heard_as_a_pause_and_shows_no_capt
     assert cues[2][0] - cues[1][1] > 1.5, cues  # the pause is still heard between them
 
 
+def test_verify_does_not_hear_a_take_of_pauses_only(joe, tmp_path):
+    """--verify heard a ``<speak>`` paragraph of only a pause, found "no speech in it", remade it and warned that it still
+    failed verification (listed in the report for a person to listen to: a silence that was meant)."""
+    txt = tmp_path / "b.txt"
+    txt.write_text(f'{SENTENCES[0]}\n\n<speak><break time="1500ms"/></speak>\n\n{SENTENCES[1]}\n', encoding="utf-8")
+    out = tmp_path / "b.m4b"
+    done = book(str(txt), "--voice", str(joe), "-o", str(out), "--verify", "--retakes", "1")
+    err = done.stderr.decode()
+    assert done.returncode == 0 and "failed verification" not in err and "fails verification" not in err, err
+    report = json.loads((tmp_path / "b.m4b.takes" / "report.json").read_text(encoding="utf-8"))
+    assert report["failed_verification"] == [], report
+
+
 ENCRYPTION = ('<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
               'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:EncryptionMethod Algorithm="{method}"/>'
               '<enc:CipherData><enc:CipherReference URI="{uri}"/></enc:CipherData></enc:EncryptedData></encryption>')

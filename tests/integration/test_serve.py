@@ -274,6 +274,7 @@ def test_enroll_speak_download_delete_import(server, client, references):
     other = httpx.post(server.url + "/v1/voices/import", files={"file": ("alice.npz", profile.content)}, data={"name": "alice-2"},
                        headers=auth(), timeout=60)
     assert other.status_code == 201 and other.json()["id"] == "alice-2", other.text
+    assert other.json()["created"] == made["created"]  # the voice's own date, as `voices import --name` keeps it
     assert httpx.get(server.url + "/v1/voices/alice-2/download", headers=auth()).status_code == 200
     wav = client.audio.speech.create(model="tts-1", voice="alice-2", input="Hi there.", response_format="wav").content
     assert decode("wav", wav)[1] == 24000

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import signal
 import threading
+import time
 
 import httpx
 import pytest
@@ -141,7 +142,8 @@ def test_rename_an_enrolled_voice(server):
     """The page could rename a voice; an app could not (no route: its users' voices kept their first names)."""
     assert enroll(server, "first-name", recording()).status_code == 201
     assert enroll(server, "taken", recording(level=0.25)).status_code == 201
-    digest = httpx.get(server.url + "/v1/voices/first-name", headers=auth(SPEAK)).json()["digest"]
+    shown = httpx.get(server.url + "/v1/voices/first-name", headers=auth(SPEAK)).json()
+    digest = shown["digest"]
 
     rename = lambda old, new, key=ENROLL: httpx.patch(f"{server.url}/v1/voices/{old}", json={"name": new}, headers=auth(key))  # noqa: E731
     assert "PATCH" in httpx.put(server.url + "/v1/voices/first-name", headers=auth()).json()["error"]["message"]
@@ -151,8 +153,10 @@ def test_rename_an_enrolled_voice(server):
     refused(server, rename("first-name", "../x"), 400, "bad_voice_id")
     refused(server, rename("nobody", "new-name"), 404, "unknown_voice")
     refused(server, rename("tiny-single", "new-name"), 409, "not_enrolled")
+    time.sleep(1.1)  # a rename in a later second than the enrollment: it kept the rename's time as the voice's date
     response = rename("first-name", "new-name")
     assert response.status_code == 200 and response.json()["id"] == "new-name", response.text
+    assert response.json()["created"] == shown["created"]
     assert response.json()["digest"] != digest  # the name is part of the digest
     refused(server, httpx.get(server.url + "/v1/voices/first-name", headers=auth(SPEAK)), 404, "unknown_voice")
     assert "first-name.npz" not in profiles(server) and "new-name.npz" in profiles(server)

@@ -132,7 +132,7 @@ async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
         if target.exists():
             raise ApiError(409, f"a voice '{new}' exists already: pick another name, or delete that one first", code="voice_exists")
         language = voice_language(ctx, old)
-        await asyncio.to_thread(write_renamed, profile, target, new)
+        await asyncio.to_thread(write_renamed, profile, target, new, profile.created)
         _write_side(ctx, new, language)
         profile_path(ctx, old).unlink(missing_ok=True)
         remove_side_files(ctx, old)
@@ -177,7 +177,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
             if name == profile.name:
                 shutil.move(str(saved), target)
             else:  # the name is inside the file, under its digest
-                await asyncio.to_thread(write_renamed, profile, target, name)
+                await asyncio.to_thread(write_renamed, profile, target, name, profile.created)
             _write_side(ctx, name, language)
     return JSONResponse(_describe(ctx, name), status_code=201)
 

@@ -56,6 +56,7 @@ def not_an_input(output: str, inputs: Iterable[str]) -> None:
             raise InputError(f"output {output} is the recording {given} itself: writing it would replace that recording; "
                              "give another output name or folder")
 
+
 def can_create_in(directory: Path) -> bool:
     """Try it: permission bits say nothing for root, read-only mounts or full quotas."""
     if not os.access(directory, os.W_OK | os.X_OK):

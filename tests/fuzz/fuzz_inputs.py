@@ -50,10 +50,14 @@ from demod_voice.errors import DemodVoiceError, InputError  # noqa: E402
 from demod_voice.paths import confined_output  # noqa: E402
 from demod_voice.voices.profiles import read_profile, write_profile  # noqa: E402
 
-WORK = Path(tempfile.mkdtemp(prefix="dv-fuzz-"))
+SHARED_WORK = "DV_FUZZ_WORK"
+"""Set by ``all`` for the run of each target: its folder, which ``all`` removes. libFuzzer ends a target's process
+without Python's exit handlers, so a folder of the target's own stayed in /tmp after every CI run."""
+WORK = Path(os.environ.get(SHARED_WORK) or tempfile.mkdtemp(prefix="dv-fuzz-"))
 KEEP_WORK = False
 """Set once an input is saved in ``WORK`` for the finding's reader; otherwise the folder goes when the run ends."""
-atexit.register(lambda: KEEP_WORK or shutil.rmtree(WORK, ignore_errors=True))
+if SHARED_WORK not in os.environ:
+    atexit.register(lambda: KEEP_WORK or shutil.rmtree(WORK, ignore_errors=True))
 KEYS = _leaf_keys(Config)
 
 
@@ -246,9 +250,11 @@ def main(argv: list[str]) -> int:
     if target == "all":
         import subprocess
 
+        global KEEP_WORK
         for name in TARGETS:
-            done = subprocess.run([sys.executable, __file__, name, *options])
+            done = subprocess.run([sys.executable, __file__, name, *options], env={**os.environ, SHARED_WORK: str(WORK)})
             if done.returncode:
+                KEEP_WORK = True  # a finding's input may be in it
                 return done.returncode
         return 0
     if target not in TARGETS:

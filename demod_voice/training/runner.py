@@ -270,15 +270,18 @@ def full_disk(spec: dict[str, Any], err: BaseException) -> Optional[OutputFull]:
     import shutil
 
     cause: Optional[BaseException] = err
-    while cause is not None and not (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)):
+    for _ in range(20):  # a chain of causes, not followed for ever
+        if cause is None or isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            break
         cause = cause.__cause__ or cause.__context__
-    if cause is None:
+    if not isinstance(cause, OSError) or cause.errno not in (errno.ENOSPC, errno.EDQUOT):
         return None
+    if spec["mode"] != "fit":  # piper-export: the voice's folder
+        return OutputFull(f"cannot save in {Path(spec['output']).parent}: {cause.strerror or 'the disk is full'}; free some "
+                          "space and run the same command again")
     out = Path(spec["output_dir"])
-    shutil.rmtree(out / SCRATCH, ignore_errors=True)
-    (out / SCRATCH).mkdir(exist_ok=True)
-    again = "run the same command with --resume" if spec["mode"] == "fit" and (out / "checkpoints" / "last.ckpt").exists() \
-        else "run the same command again"
+    shutil.rmtree(out / SCRATCH, ignore_errors=True)  # made again by the next run (keep_scratch_in)
+    again = "run the same command with --resume" if (out / "checkpoints" / "last.ckpt").exists() else "run the same command again"
     return OutputFull(f"cannot save in {out}: {cause.strerror or 'the disk is full'}; free some space and {again}")
 
 

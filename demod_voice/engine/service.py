@@ -160,6 +160,11 @@ class EngineService:
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
             self._cancel_and_wait(list(feed.unfinished.values()))
+            try:  # the run's own end (a Ray head gone, --fail-fast): outputs finished meanwhile are recorded too
+                for result in _finished(None, feed.unfinished.values()):
+                    on_result(result)
+            except Exception:  # noqa: BLE001 - recording them failed as well (a full disk): the first error is the one
+                log.debug("a finished job could not be recorded after the run failed", exc_info=True)
             raise
         return [handle.result() for handle in feed.kept if handle is not None]
 
@@ -426,11 +431,11 @@ def _get(done: queue.SimpleQueue, watch: Callable[[], None] = lambda: None) -> t
 
 
 def _finished(current: Optional[JobResult], handles: Iterable[JobHandle]) -> list[JobResult]:
-    """After Ctrl-C: the jobs that ended well and are still to reach ``on_result``. The one ``on_result`` had when Ctrl-C
-    came is given again (batch and book skip what they recorded). The others are found by their handles, not by the
-    ``done`` queue: the signal's handler runs just after a wait returns, so a result the wait had just taken off the
-    queue was lost with it (its output stayed on disk, missing from the batch's manifest and report, once in three
-    interrupted runs)."""
+    """After Ctrl-C (or the run's own failure, ``current`` then ``None``): the jobs that ended well and are still to
+    reach ``on_result``. The one ``on_result`` had when Ctrl-C came is given again (batch and book skip what they
+    recorded). The others are found by their handles, not by the ``done`` queue: the signal's handler runs just after a
+    wait returns, so a result the wait had just taken off the queue was lost with it (its output stayed on disk, missing
+    from the batch's manifest and report, once in three interrupted runs; a Ray head's death lost one the same way)."""
     results = [current] if current is not None and current.ok else []
     for handle in handles:
         result = handle.result() if handle.done() else None

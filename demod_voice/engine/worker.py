@@ -160,7 +160,7 @@ def _answer_one(send: Send, spoken: Iterator[Iterator[Any]], cancelled: Callable
 def checked_chunk(chunk: Any, backend: str, rates: dict[int, int], index: int) -> tuple[Any, int]:
     """``(samples, rate)`` of a chunk a backend yielded for job ``index``, as the parent takes them: 1-D float32 and a
     positive int that stays the same for the whole job (``rates`` remembers it). Anything else fails the job with a
-    :class:`RuntimeFailure` naming the backend and what to fix: a plugin's int16, stereo or rate-less audio would
+    :class:`RuntimeFailure` naming the backend and what to fix: a plugin's int16, stereo, NaN or rate-less audio would
     otherwise reach an output as noise, or fail in the parent far from its cause."""
     import numpy as np
 
@@ -173,6 +173,8 @@ def checked_chunk(chunk: Any, backend: str, rates: dict[int, int], index: int) -
         raise RuntimeFailure(f"the {backend} backend yielded samples numpy cannot read ({type(err).__name__}); {contract}") from None
     if samples.dtype.kind != "f" or samples.ndim != 1:
         raise RuntimeFailure(f"the {backend} backend yielded {samples.dtype} samples of shape {samples.shape}; {contract}")
+    if not np.isfinite(samples).all():  # NaN became 0 or -32768 in a 16-bit file, NaN in a float one: noise or clicks
+        raise RuntimeFailure(f"the {backend} backend yielded samples that are not numbers (NaN or infinite); {contract}")
     rate = chunk.sample_rate
     if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
         raise RuntimeFailure(f"the {backend} backend yielded a chunk with sample rate {rate!r}; {contract}, sample_rate a positive int")

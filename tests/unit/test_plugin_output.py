@@ -55,6 +55,8 @@ def _errors(sent: list[tuple]) -> list[str]:
     (AudioChunk(np.float32(0.1), 16000), "yielded float32 samples of shape ()"),
     (AudioChunk(["a", "b"], 16000), "yielded <U1 samples"),
     (TONE, "yielded a ndarray"),
+    (AudioChunk(np.where(np.arange(1600) == 800, np.nan, TONE).astype(np.float32), 16000), "samples that are not numbers"),
+    (AudioChunk(np.where(np.arange(1600) == 800, np.inf, TONE).astype(np.float32), 16000), "samples that are not numbers"),
     (AudioChunk(TONE, 0), "sample rate 0"),
     (AudioChunk(TONE, 16000.0), "sample rate 16000.0"),
 ])

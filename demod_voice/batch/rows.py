@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -67,26 +68,29 @@ def check_shape(row: Row) -> None:
                          '"Hello, world.",hello.wav')
 
 
-def read_rows(path: Path) -> list[Row]:
-    """Parse the CSV; raise :class:`InputError` for an unreadable file, a missing header or unknown columns."""
+def read_rows(path: Path, stdin: bool = False) -> list[Row]:
+    """Parse the CSV (``stdin``: read from standard input, ``path`` only naming it); raise :class:`InputError` for an
+    unreadable file, a missing header or unknown columns."""
+    shown = "on stdin" if stdin else str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = sys.stdin.buffer.read() if stdin else path.read_bytes()
+        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it
     except FileNotFoundError:
         raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
     except UnicodeDecodeError as err:
-        raise InputError(_not_utf8(path, err)) from None
+        raise InputError(_not_utf8(shown, err)) from None
     except OSError as err:
-        raise InputError(f"cannot read batch file {path}: {err.strerror or err}") from None
+        raise InputError(f"cannot read batch file {shown}: {err.strerror or err}") from None
     try:
-        return _parse(text, path)
+        return _parse(text, shown)
     except csv.Error as err:
         if "field larger than field limit" in str(err):  # a cell of 131,072 characters: a long text, or a quote never closed
-            raise InputError(f"batch file {path} has a cell longer than {csv.field_size_limit():,} characters: split that text "
+            raise InputError(f"batch file {shown} has a cell longer than {csv.field_size_limit():,} characters: split that text "
                              "over several rows, or close the quote left open before it") from None
-        raise InputError(f"batch file {path} is not readable CSV ({err}); check its quotes") from None
+        raise InputError(f"batch file {shown} is not readable CSV ({err}); check its quotes") from None
 
 
-def _not_utf8(path: Path, err: UnicodeDecodeError) -> str:
+def _not_utf8(path: str, err: UnicodeDecodeError) -> str:
     """Where the file stops being UTF-8 (a line, not only a byte, in a file of thousands of lines), or that it is UTF-16
     (a spreadsheet's "Unicode text" export)."""
     data = err.object
@@ -96,7 +100,7 @@ def _not_utf8(path: Path, err: UnicodeDecodeError) -> str:
     return f"batch file {path} is not UTF-8 (line {line}, byte {err.start}); save it as UTF-8"
 
 
-def _parse(text: str, path: Path) -> list[Row]:
+def _parse(text: str, path: str) -> list[Row]:
     unclosed = _unclosed_quote(text)
     if unclosed is not None:  # the rest of the file was read as one cell: "the output is empty" named the wrong fault
         raise InputError(f"batch file {path}: the quote opened on line {unclosed} is never closed; close it (a quote inside "

@@ -66,7 +66,7 @@ class BatchRequest:
     """A ``batch`` request as typed values, built by the CLI."""
 
     csv_path: Path
-    """The CSV file."""
+    """The CSV file (with ``stdin``: ``stdin`` in the current folder, where its rows' relative paths start)."""
     output_dir: Path
     """Where relative outputs land; nothing is written outside it."""
     config: Config
@@ -79,6 +79,8 @@ class BatchRequest:
     """Stop at the first failed row."""
     dry_run: bool = False
     """Validate only."""
+    stdin: bool = False
+    """The batch file is read from standard input (``batch -``, a CSV made by another program)."""
     report: Optional[Path] = None
     """JSON-lines report path."""
     progress: bool = True
@@ -238,9 +240,9 @@ class _Stop(Exception):
 
 def run_batch(request: BatchRequest) -> Outcome:
     """Validate, then synthesise every row not already complete. Raises on bad rows, a full disk or interruption."""
-    rows = read_rows(request.csv_path)
+    rows = read_rows(request.csv_path, stdin=request.stdin)
     if not rows:
-        raise InputError(f"batch file {request.csv_path} has a header but no rows")
+        raise InputError(f"batch file {'on stdin' if request.stdin else request.csv_path} has a header but no rows")
     fetches: dict[str, list[int]] = {}
     if len(rows) >= SAY_CHECKING:
         _say(request, f"checking {len(rows)} rows before any is made")
@@ -271,8 +273,9 @@ def _check_report(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]]) -
     (``--report jobs.csv`` replaced the batch file with the report, the manifest lost every finished row)."""
     if request.report is None:
         return
-    kept = {request.csv_path: "the batch file itself", request.output_dir / MANIFEST: "the output folder's manifest",
-            request.output_dir / LOCK: "the output folder's lock"}
+    kept = {request.output_dir / MANIFEST: "the output folder's manifest", request.output_dir / LOCK: "the output folder's lock"}
+    if not request.stdin:
+        kept[request.csv_path] = "the batch file itself"
     kept.update((Path(job.output), f"the output of line {row.line}") for row, job in jobs)
     report = os.path.realpath(request.report)
     for path, what in kept.items():

@@ -67,7 +67,8 @@ def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("batch", parents=[common], help="synthesise every row of a CSV file",
                        description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
                                    "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
-    p.add_argument("batch_file", metavar="BATCH_FILE", help="CSV file with a header row")
+    p.add_argument("batch_file", metavar="BATCH_FILE",
+                   help="CSV file with a header row; - reads it from stdin (relative paths in it start from the current folder)")
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".",
                    help="where outputs go (made if missing); nothing is written outside it unless --allow-outside-output-dir")
     p.add_argument("--model", metavar="VOICE",
@@ -93,7 +94,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                                   "engine.ray_address": args.ray})
     on_ray = config.engine.executor == "ray"
     request = BatchRequest(
-        csv_path=Path(args.batch_file).absolute(),
+        csv_path=Path("stdin" if args.batch_file == "-" else args.batch_file).absolute(),
+        stdin=args.batch_file == "-",
         output_dir=Path(args.output_dir).absolute(),
         config=config,
         workers=(args.workers or 0) if on_ray else config.engine.workers,

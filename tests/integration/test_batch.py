@@ -429,3 +429,25 @@ def test_a_batch_file_not_in_utf8_says_the_line_or_that_it_is_utf16(tmp_path):
         assert done.returncode == 3 and said[sheet.name].count("\n") == 1, said[sheet.name]
     assert "is not UTF-8 (line 3, byte 26); save it as UTF-8" in said["latin.csv"]
     assert "is UTF-16, not UTF-8; save it as CSV UTF-8" in said["wide.csv"]
+
+
+def test_a_batch_file_on_stdin_reads_its_paths_from_the_current_folder(piper_voice, tmp_path):
+    """``batch -``: a CSV another program writes (``make-rows | demod-voice batch - -o out``) was "batch file ./- not
+    found"; ``/dev/stdin`` read it, but its rows' relative voices and references were looked for in /dev."""
+    here = tmp_path / "here"
+    here.mkdir()
+    for suffix in ("", ".json"):
+        shutil.copy(f"{piper_voice}{suffix}", here / f"v.onnx{suffix}")
+    rows = "text,output,model\nFrom a pipe.,a.wav,v.onnx\nAnd another line.,b.wav,v.onnx\n"
+    done = run_cli("batch", "-", "-o", "out", "--report", "r.jsonl", input=rows, cwd=here)
+    assert done.returncode == 0, done.stderr.decode()
+    assert outputs(here / "out") == ["a.wav", "b.wav"]
+    assert [r["status"] for r in report(here / "r.jsonl")] == ["ok", "ok"]
+    again = run_cli("batch", "-", "-o", "out", input=rows, cwd=here)  # resumable as a file is
+    assert again.returncode == 0 and "2 already complete" in again.stderr.decode(), again.stderr.decode()
+    bad = run_cli("batch", "-", "-o", "out", input="text\nNo output column.\n", cwd=here)
+    said = bad.stderr.decode()
+    assert bad.returncode == 3 and said.count("\n") == 1 and "batch file on stdin: missing column(s) output" in said, said
+    unknown = run_cli("batch", "-", "-o", "out", input="text,output,model\nWhich voice?,c.wav,nowhere.onnx\n", cwd=here)
+    said = unknown.stderr.decode()
+    assert unknown.returncode == 3 and "stdin:2" in said and str(tmp_path) not in said.replace(str(here), ""), said

@@ -9,6 +9,7 @@ kept around speech).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ RANGE_DB = 40.0
 MARGIN = 0.02
 """Seconds of a take's own silence kept before and after its speech."""
 OVERSAMPLE = 4
+BLOCK = 1 << 20
+"""Samples mastered at a time (under a minute at 22.05 kHz): the working memory of mastering a chapter of any length."""
+FILTER_REACH = 64
+"""Input samples on either side that one oversampled sample depends on (scipy's default filter spans 10)."""
 
 
 LOUDNESS = (-40.0, -5.0)
@@ -117,25 +122,59 @@ def assemble(takes: list[tuple[Any, float, str]], rate: int, settings: MasterSet
 
 
 def loudness(samples: Any, rate: int) -> float:
-    """Integrated loudness in LUFS (BS.1770-4, gated); ``-inf`` for silence or audio under 0.4 s."""
+    """Integrated loudness in LUFS (BS.1770-4, gated); ``-inf`` for silence or audio under 0.4 s.
+
+    Measured a block at a time, as pyloudnorm's meter measures it (its K-weighting filters, carried from block to block,
+    its 400 ms gating blocks every 100 ms): the meter itself took some 24 bytes per sample at once, so a chapter of a
+    few hours (a book without chapter headings is one) ran out of memory after every take was made."""
+    import numpy as np
+    from scipy.signal import lfilter
+
+    if len(samples) < int(0.4 * rate) + 1:
+        return float("-inf")
+    stages = [(f.b, f.a, f.passband_gain) for f in _k_weighting(rate)]
+    states = [np.zeros(max(len(a), len(b)) - 1) for b, a, _ in stages]
+    edges = [int(0.4 * (k * 0.25) * rate) for k in range(len(samples) * 10 // rate + 5)]  # 100 ms segments, as the meter cuts them
+    energy = np.zeros(len(edges) - 1)
+    per_chunk = max(1, BLOCK * 10 // rate)  # segments at a time
+    for first in range(0, len(edges) - 1, per_chunk):
+        last = min(first + per_chunk, len(edges) - 1)
+        part = np.asarray(samples[edges[first]: edges[last]], np.float64)
+        for n, (b, a, gain) in enumerate(stages):
+            part, states[n] = lfilter(b, a, part, zi=states[n])
+            part = part * gain
+        bounds = np.asarray(edges[first: last + 1]) - edges[first]
+        squares = np.concatenate([[0.0], np.cumsum(part * part)])
+        energy[first:last] = squares[np.minimum(bounds[1:], len(part))] - squares[np.minimum(bounds[:-1], len(part))]
+    blocks = int(np.round((len(samples) / rate - 0.4) / 0.1)) + 1
+    z = np.convolve(energy, np.ones(4), "valid")[:blocks] / (0.4 * rate)
+    with np.errstate(divide="ignore"):
+        level = -0.691 + 10 * np.log10(z)
+    gated = z[level >= -70.0]
+    if not len(gated):
+        return float("-inf")
+    relative = -0.691 + 10 * np.log10(gated.mean()) - 10.0
+    kept = z[(level > relative) & (level > -70.0)]
+    with np.errstate(divide="ignore"):
+        return float(-0.691 + 10 * np.log10(kept.mean())) if len(kept) else float("-inf")
+
+
+def _k_weighting(rate: int) -> list[Any]:
+    """BS.1770's K-weighting as pyloudnorm builds it: a high shelf, then a high pass."""
     try:
-        import pyloudnorm
+        from pyloudnorm.iirfilter import IIRfilter
     except ImportError:
         raise DependencyError("loudness needs pyloudnorm; install it with: pip install 'demod-voice[book]'") from None
     import numpy as np
 
-    if len(samples) < int(0.4 * rate) + 1:
-        return float("-inf")
-    with np.errstate(divide="ignore"):
-        return float(pyloudnorm.Meter(rate).integrated_loudness(np.asarray(samples, np.float64)))
+    return [IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, rate, "high_shelf"), IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")]
 
 
 def true_peak(samples: Any, rate: int) -> float:
     """True peak in dBTP: the signal's peak 4x oversampled (BS.1770-4 annex 2)."""
     import numpy as np
 
-    envelope = peak_envelope(samples)
-    peak = float(envelope.max()) if len(envelope) else 0.0
+    peak = max((float(envelope.max()) for _, envelope in _envelopes(samples, 0) if len(envelope)), default=0.0)
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
@@ -152,8 +191,23 @@ def peak_envelope(samples: Any) -> Any:
     return np.maximum(up.reshape(len(x), OVERSAMPLE).max(axis=1), np.abs(x))
 
 
-def limit(samples: Any, rate: int, ceiling_db: float, lookahead: float = 0.005) -> Any:
-    """Gain under a look-ahead envelope so that the true peak stays at or under ``ceiling_db``.
+def _envelopes(samples: Any, reach: int) -> Iterator[tuple[slice, Any]]:
+    """:func:`peak_envelope` a block of :data:`BLOCK` samples at a time, each computed over ``reach`` +
+    :data:`FILTER_REACH` samples more on either side (the oversampling filter's own reach), so that it is the
+    envelope of the whole signal there: ``(block, envelope over block widened by reach)``. A whole chapter at once took
+    some 50 bytes per sample."""
+    extra = reach + FILTER_REACH
+    for start in range(0, len(samples), BLOCK):
+        end = min(len(samples), start + BLOCK)
+        lo, hi = max(0, start - extra), min(len(samples), end + extra)
+        envelope = peak_envelope(samples[lo:hi])
+        keep = max(0, start - reach) - lo
+        yield slice(start, end), envelope[keep: len(envelope) - (hi - min(len(samples), end + reach))]
+
+
+def limit(samples: Any, rate: int, ceiling_db: float, lookahead: float = 0.005, scale: float = 1.0) -> Any:
+    """``samples`` times ``scale``, under a gain from a look-ahead envelope so that the true peak stays at or under
+    ``ceiling_db``; float32, computed a block at a time.
 
     The gain each sample needs is spread over the look-ahead window on both sides (a moving
     minimum), then smoothed by a moving average no wider than that window, so the gain at every
@@ -161,16 +215,17 @@ def limit(samples: Any, rate: int, ceiling_db: float, lookahead: float = 0.005) 
     import numpy as np
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
-    x = np.asarray(samples, np.float64)
     ceiling = 10 ** (ceiling_db / 20)
-    envelope = peak_envelope(x)
-    if not len(x) or envelope.max() <= ceiling:
-        return x.astype(np.float32)
-    need = np.minimum(1.0, ceiling / np.maximum(envelope, 1e-12))
     hold = max(1, int(lookahead * rate))
-    gain = minimum_filter1d(need, size=2 * hold + 1, mode="nearest")
-    gain = uniform_filter1d(gain, size=hold, mode="nearest")
-    return (x * gain).astype(np.float32)
+    reach = 2 * hold  # the moving minimum's and the average's widths
+    out = np.empty(len(samples), np.float32)
+    for block, envelope in _envelopes(samples, reach):
+        lo = max(0, block.start - reach)
+        need = np.minimum(1.0, ceiling / np.maximum(envelope * abs(scale), 1e-12))
+        gain = minimum_filter1d(need, size=2 * hold + 1, mode="nearest")
+        gain = uniform_filter1d(gain, size=hold, mode="nearest")[block.start - lo: block.stop - lo]
+        out[block] = np.asarray(samples[block], np.float64) * (scale * gain)
+    return out
 
 
 def normalise(samples: Any, rate: int, settings: MasterSettings) -> Any:
@@ -186,8 +241,8 @@ def normalise(samples: Any, rate: int, settings: MasterSettings) -> Any:
             return x  # silence, or too short to measure: nothing to aim at
         if abs(measured - settings.loudness) < 0.2 and true_peak(x, rate) <= ceiling:
             break
-        x = limit(x * np.float32(10 ** ((settings.loudness - measured) / 20)), rate, ceiling - 0.1)
+        x = limit(x, rate, ceiling - 0.1, scale=10 ** ((settings.loudness - measured) / 20))
     peak = true_peak(x, rate)
     if peak > ceiling:
-        x = x * np.float32(10 ** ((ceiling - peak - 0.05) / 20))
+        x *= np.float32(10 ** ((ceiling - peak - 0.05) / 20))  # x is limit()'s: a peak over means it ran
     return x

@@ -106,11 +106,11 @@ def _encode(out: Any, stream: Any, samples: Any, rate: int) -> None:
     import numpy as np
 
     av = _av()
-    x = np.ascontiguousarray(np.clip(np.asarray(samples, np.float32), -1.0, 1.0))
     resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate) if stream.rate != rate else None
     step = 1 << 16
-    for start in range(0, len(x), step):
-        frame = av.AudioFrame.from_ndarray(x[None, start: start + step], format="flt", layout="mono")
+    for start in range(0, len(samples), step):  # clipped a frame at a time: a copy of a long chapter took 4 bytes a sample
+        x = np.ascontiguousarray(np.clip(np.asarray(samples[start: start + step], np.float32), -1.0, 1.0))
+        frame = av.AudioFrame.from_ndarray(x[None], format="flt", layout="mono")
         frame.sample_rate = rate
         for piece in (resampler.resample(frame) if resampler else [frame]):
             for packet in stream.encode(piece):

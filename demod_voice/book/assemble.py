@@ -37,6 +37,9 @@ def check_output(request: BookRequest) -> None:
             raise InputError(f"output directory {parent} does not exist; create it first (mkdir -p {parent})")
         check_output_path(parent / ".demod-voice-book-probe")
         return
+    if request.output.is_dir():  # check_output_path's advice ("such as x.m4b/speech.wav") names a file a book refuses
+        raise InputError(f"{request.output} is a folder; give the .m4b file's name (-o {request.output / 'book.m4b'}), "
+                         "or add --format mp3 (or opus, flac) for one file per chapter in it")
     check_output_path(request.output)
 
 

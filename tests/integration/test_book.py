@@ -390,7 +390,7 @@ def test_resume_after_a_kill_and_only_an_edited_chapter_is_remade(piper_voice, t
     assert re.search(r"38 of 39 takes are already made \(folder of takes\); 1 to make", edited.stderr.decode()), edited.stderr
 
 
-@pytest.mark.parametrize("case", ["not-a-zip", "no-container", "too-many-members", "entity", "empty", "unwritable", "m4a"])
+@pytest.mark.parametrize("case", ["not-a-zip", "no-container", "too-many-members", "entity", "empty", "unwritable", "m4a", "folder"])
 def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
     out = tmp_path / "b.m4b"
     env = None
@@ -427,6 +427,11 @@ def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
         source.write_text(SENTENCES[0])
         out = tmp_path / "missing" / "b.m4b"
         words = "does not exist"
+    elif case == "folder":  # "give a file name such as b.m4b/speech.wav": a name the book then refused
+        source = tmp_path / "b.txt"
+        source.write_text(SENTENCES[0])
+        out.mkdir()
+        words = f"{out} is a folder; give the .m4b file's name (-o {out / 'book.m4b'}), or add --format mp3"
     else:
         source = tmp_path / "b.txt"
         source.write_text(SENTENCES[0])
@@ -436,7 +441,7 @@ def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
     assert done.returncode in (2, 3), done.stderr
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in lines[0], lines
-    assert not out.exists() and not out.with_name(out.name + ".takes").exists()
+    assert (not out.exists() or not any(out.iterdir())) and not out.with_name(out.name + ".takes").exists()
 
 
 @pytest.mark.parametrize("flag, value", [("--loudness", "10"), ("--true-peak", "nan"), ("--sentence-pause", "-5"), ("--lead-silence", "60")])

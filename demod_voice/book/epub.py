@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 _COVERS = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 """The cover images an m4b holds, by their first bytes (a manifest's media type can be wrong)."""
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
-           "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer", "td", "th"}
+           "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer"}
+_CELLS = {"td", "th"}
+"""A table's cells: a row is one paragraph, its cells said one after another with a comma between them (each cell was a
+paragraph of its own, "Ann" and "31" a paragraph pause apart); what a cell holds in paragraphs is run on."""
 _UNREAD = {"script", "style", "head", "title", "svg", "math", "object", "iframe", "nav", "img", "audio", "video"}
 _EPUB_NS = "http://www.idpf.org/2007/ops"
 _OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
@@ -263,6 +266,8 @@ class _Paragraphs:
         self.anchors = anchors or {}
         self.cuts: list[tuple[int, tuple[str, str]]] = []
         """Where a part starts: (its first paragraph's index, (its title, its anchor))."""
+        self.cells = 0
+        """How deep in table cells the walk is: inside one, a block element ends no paragraph."""
 
     def flush(self) -> None:
         text = clean("".join(self.current))
@@ -279,16 +284,31 @@ class _Paragraphs:
         if tag in _UNREAD or _noteref(element) or _boilerplate(element):
             self.current.append(element.tail or "")
             return
-        block = tag in _BLOCKS
-        if block:
-            self.flush()
+        cell = tag in _CELLS
+        if cell:
+            self.next_cell()
+        block = tag in _BLOCKS and not self.cells
+        self.edge(tag, block)
         if element.text and tag:
             self.current.append(element.text)
+        self.cells += cell
         for child in element:
             self.walk(child)
+        self.cells -= cell
+        self.edge(tag, block)
+        self.current.append(element.tail or "")
+
+    def edge(self, tag: str, block: bool) -> None:
+        """A block element's start or end: a paragraph's end, or inside a table cell a space."""
         if block:
             self.flush()
-        self.current.append(element.tail or "")
+        elif tag in _BLOCKS:
+            self.current.append(" ")
+
+    def next_cell(self) -> None:
+        """A comma between a row's cells, where the cell before does not end in punctuation of its own."""
+        text = clean("".join(self.current))
+        self.current[:] = [text, ", " if text and text[-1] not in ",.;:!?" else " "]
 
 
 _NOTES = {"noteref", "footnote", "footnotes", "endnote", "endnotes", "rearnote", "rearnotes", "doc-noteref", "doc-footnote",

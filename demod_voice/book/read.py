@@ -208,7 +208,7 @@ def _read_markdown(text: str, path: Path) -> Book:
         raise DependencyError("reading Markdown needs markdown-it-py; install it with: pip install 'demod-voice[book]'") from None
     book = Book(title=path.stem)
     text, line = _front_matter(text.replace("\r\n", "\n"), book)  # Windows line endings: the front matter was text
-    tokens = MarkdownIt("commonmark").parse(text)
+    tokens = MarkdownIt("commonmark").enable("table").parse(text)  # a GFM table was one run-on paragraph of its pipes
     levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
     if not levels:
         book.chapters.append(Chapter(book.title, tuple(_md_paragraphs(tokens)), f"{path.name}:{line}", titled=False))
@@ -270,13 +270,27 @@ def _front_matter(text: str, book: Book) -> tuple[str, int]:
 
 def _md_paragraphs(tokens: list[Any]) -> list[str]:
     """Paragraphs, list items and lower headings, in order; code, HTML, images and footnotes are not read."""
-    out = []
+    out: list[str] = []
+    row: Optional[list[str]] = None  # a table row's cells: one paragraph, as an EPUB's table rows are read
     for token in tokens:
-        if token.type == "inline" and not re.match(rf"{_MD_NOTE.pattern}:", token.content.lstrip()):
+        if token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close" and row is not None:
+            out.extend([_row(row)] if row else [])
+            row = None
+        elif token.type == "inline" and not re.match(rf"{_MD_NOTE.pattern}:", token.content.lstrip()):
             text = clean(_MD_NOTE.sub("", _inline_text(token)))
             if text:
-                out.append(text)
+                (out if row is None else row).append(text)
     return out
+
+
+def _row(cells: list[str]) -> str:
+    """A table row's cells said one after another, a comma between them where a cell does not end in punctuation."""
+    said = [cells[0]]
+    for before, cell in zip(cells, cells[1:], strict=False):
+        said.append(f"{' ' if before[-1] in ',.;:!?' else ', '}{cell}")
+    return "".join(said)
 
 
 def _inline_text(token: Any) -> str:

@@ -830,3 +830,18 @@ def test_project_gutenbergs_header_and_licence_in_an_epub_are_not_read(tmp_path)
     epub = make_epub(tmp_path / "b.epub", [("One", [f"</p>{header}<p>{text}</p>{note}{footer}<p>"])], cover=False,
                      more_links=(("ch1.xhtml#pg-footer-heading", "THE FULL PROJECT GUTENBERG LICENSE"),))
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("One", (SENTENCES[0],))]
+
+
+def test_a_table_row_is_read_as_one_paragraph_with_its_cells_in_turn(tmp_path):
+    """Each cell of an EPUB table was a paragraph of its own ("Name", "Age", "Ann", "31", a paragraph pause apart, each a
+    take a recogniser can barely judge), and a Markdown (GFM) table was one run-on paragraph of pipes and dashes."""
+    from demod_voice.book.read import read_book
+
+    table = ('Here is a table.</p><table><tr><th>Name</th><th>Age</th></tr><tr><td><p>Ann</p><p>Lee</p></td><td>31</td>'
+             '</tr><tr><td>Bob.</td><td></td><td>4</td></tr></table><p>That was the table.')
+    epub = make_epub(tmp_path / "b.epub", [("One", [table])], cover=False)
+    rows = ("Here is a table.", "Name, Age", "Ann Lee, 31", "Bob. 4", "That was the table.")
+    assert read_book(epub).chapters[0].paragraphs == rows
+    md = tmp_path / "b.md"
+    md.write_text("# One\n\nHere is a table.\n\n| Name | Age |\n|---|---|\n| Ann Lee | 31 |\n| Bob. | 4 |\n\nThat was the table.\n")
+    assert read_book(md).chapters[0].paragraphs == rows

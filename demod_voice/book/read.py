@@ -133,10 +133,14 @@ def _read_text(path: Path, max_chars: int) -> str:
         raise InputError(f"cannot read {path}: {err.strerror or err}") from None
     if max_chars and len(data) > 8 * max_chars:
         raise InputError(f"{path.name} is {len(data) >> 20} MB, far more than book.max_chars ({max_chars}) allows; split it")
+    # Windows' "Unicode" text (Notepad's, Word's) is UTF-16 with a byte-order mark, which says so: it was "not UTF-8 (byte 0)"
+    encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as err:
-        raise InputError(f"{path.name} is not UTF-8 (byte {err.start}); save it as UTF-8") from None
+        line = data.count(b"\n", 0, err.start) + 1  # a byte's offset alone is hard to find in a book
+        wanted = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise InputError(f"{path.name} is not {wanted} (line {line}, byte {err.start}); save it as UTF-8") from None
 
 
 # --- plain text ------------------------------------------------------------------------------

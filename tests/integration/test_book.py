@@ -845,3 +845,19 @@ def test_a_table_row_is_read_as_one_paragraph_with_its_cells_in_turn(tmp_path):
     md = tmp_path / "b.md"
     md.write_text("# One\n\nHere is a table.\n\n| Name | Age |\n|---|---|\n| Ann Lee | 31 |\n| Bob. | 4 |\n\nThat was the table.\n")
     assert read_book(md).chapters[0].paragraphs == rows
+
+
+def test_a_utf16_text_is_read_and_one_not_in_utf8_says_its_line(tmp_path):
+    """Windows' "Unicode" text (UTF-16 with its byte-order mark) was refused as "not UTF-8 (byte 0)"; a stray Latin-1 byte
+    in a book of thousands of lines was only "byte 41503"."""
+    from demod_voice.book.read import read_book
+    from demod_voice.errors import InputError
+
+    for name, heading in (("b.txt", "Chapter 1: Été"), ("b.md", "# Chapter 1: Été")):
+        wide = tmp_path / name
+        wide.write_bytes(f"{heading}\r\n\r\nCafé au lait.\r\n".encode("utf-16"))
+        assert [(c.title, c.paragraphs) for c in read_book(wide).chapters] == [("Chapter 1: Été", ("Café au lait.",))], name
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Chapter 1\n\nOne.\n\nCafé olé.\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"^latin\.txt is not UTF-8 \(line 5, byte 20\); save it as UTF-8$"):
+        read_book(latin)

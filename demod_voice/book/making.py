@@ -18,7 +18,7 @@ from demod_voice.book.timings import Timings
 from demod_voice.book.voice import language_of
 from demod_voice.config import cache_root
 from demod_voice.engine.handles import JobResult
-from demod_voice.engine.jobs import SynthesisJob
+from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import OutputFull
 from demod_voice.paths import os_error
 from demod_voice.resume import Manifest
@@ -62,17 +62,30 @@ def _titles(outcome: BookOutcome) -> dict[int, str]:
     return {n: f"{n + 1}/{len(outcome.book.chapters)} {c.title[:40]}" for n, c in enumerate(outcome.book.chapters)}
 
 
-def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome: BookOutcome, progress: Progress) -> None:
-    """Hear every take not yet heard; remake failing ones up to ``retakes`` times, keeping the best take of each."""
+def hearing(request: BookRequest, outcome: BookOutcome) -> Optional[tuple[LoadSpec, str]]:
+    """The recogniser of ``--verify`` and the language it hears, ready before any take is made (``None``: no take has
+    words to hear). A language or ``book.asr_model`` it cannot hear, a missing ``asr`` extra or a model that cannot be
+    downloaded stopped the book after every take was made: a night's synthesis, and no audiobook in the morning."""
+    takes = [p for chapter in outcome.plan for p in chapter if p.take.text.strip()]
+    if not takes:
+        return None
+    language = language_of(takes[0].job, outcome.book.language)
+    spec = verify.recogniser_spec(language, request.config.book.asr_model, request.config.device, cache_root(request.config))
+    verify.ready(spec)
+    return spec, language
+
+
+def verify_takes(engine: Any, request: BookRequest, manifest: Manifest, outcome: BookOutcome, progress: Progress,
+                 recogniser: Optional[tuple[LoadSpec, str]]) -> None:
+    """Hear every take not yet heard with ``recogniser`` (:func:`hearing`); remake failing ones up to ``retakes`` times,
+    keeping the best take of each."""
     ledger = verify.Ledger(work_dir(request))
     try:
         # a take of pauses only (a <speak> scene break) has no words to hear: "no speech in it" is what was meant
         distinct = {p.key: p for chapter in outcome.plan for p in chapter if p.take.text.strip()}
-        if not distinct:
+        if not distinct or recogniser is None:
             return
-        language = language_of(next(iter(distinct.values())).job, outcome.book.language)
-        settings = request.config.book
-        spec = verify.recogniser_spec(language, settings.asr_model, request.config.device, cache_root(request.config))
+        spec, language = recogniser
         unheard = [p for p in distinct.values() if ledger.verdict(p.key, p.path) is None]
         _hear(engine, spec, ledger, unheard, language, request, progress, outcome, "verification")
         for attempt in range(1, request.retakes + 1):

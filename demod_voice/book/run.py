@@ -41,6 +41,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     reader = reader_for(request.voice, request.config, request.reading)
     folder = work_dir(request)
     outcome = BookOutcome(book, plan_book(book, request, reader, folder))  # a take the voice cannot be given: nothing made
+    recogniser = making.hearing(request, outcome) if request.verify else None
     try:
         (folder / "takes").mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -53,7 +54,7 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
             with _engine(request, progress) as engine:
                 making.synthesise(engine, request, manifest, outcome, progress)
                 if request.verify and not outcome.failed:
-                    making.verify_takes(engine, request, manifest, outcome, progress)
+                    making.verify_takes(engine, request, manifest, outcome, progress, recogniser)
         finally:
             manifest.close()
         if outcome.failed:

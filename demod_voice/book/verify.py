@@ -167,6 +167,11 @@ def recogniser_spec(language: str, model: str, device: str, cache: Path) -> Load
     return whisper.recogniser_spec(language, model or None, str(cache), device)
 
 
+def ready(spec: LoadSpec) -> None:
+    """The recogniser of ``spec`` can run: its package is installed and its model on disk (downloaded now when named)."""
+    whisper.ready(spec)
+
+
 def hear_job(spec: LoadSpec, path: Path, language: str, label: str) -> SynthesisJob:
     """The job that hears one take file (with word timings, for captions); its value's ``text`` is the transcript."""
     job = whisper.recognise_job(spec, path, language, label=f"hearing {label}", word_timestamps=True)

@@ -861,3 +861,24 @@ def test_a_utf16_text_is_read_and_one_not_in_utf8_says_its_line(tmp_path):
     latin.write_bytes("Chapter 1\n\nOne.\n\nCafé olé.\n".encode("latin-1"))
     with pytest.raises(InputError, match=r"^latin\.txt is not UTF-8 \(line 5, byte 20\); save it as UTF-8$"):
         read_book(latin)
+
+
+@pytest.mark.parametrize("case", ["unknown-model", "english-only-model"])
+def test_a_recogniser_verify_cannot_use_stops_the_book_before_any_take_is_made(piper_voice, tmp_path, case):
+    """The recogniser was chosen only once every take was made: a ``book.asr_model`` misspelt, or one that hears English
+    only for a French book (or a model that could not be downloaded, or no asr extra) ended a night's synthesis with no
+    audiobook. It is checked, and a named model downloaded, before the first take."""
+    source = tmp_path / "b.md"
+    if case == "unknown-model":
+        source.write_text("# One\n\nThe sun was warm.\n")
+        model, words = "tnyi", "unknown Whisper model 'tnyi'"
+    else:
+        source.write_text("---\ntitle: Le Livre\nlang: fr\n---\n\n# Un\n\nIl fait beau.\n")
+        model, words = "tiny.en", "the Whisper model 'tiny.en' hears English only"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"book:\n  asr_model: {model}\n")
+    out = tmp_path / "b.m4b"
+    done = book(str(source), "--voice", str(piper_voice), "-o", str(out), "--verify", env={"DEMOD_VOICE_CONFIG": str(config)})
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1 and words in lines[0], lines
+    assert not out.exists() and not list((tmp_path / "b.m4b.takes").glob("takes/*")), "takes were made first"

@@ -92,6 +92,18 @@ def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: st
     return LoadSpec(BACKEND, str(target), device, cache_dir=cache_dir, fetch=model)
 
 
+def ready(spec: LoadSpec) -> None:
+    """Raise unless the recogniser of ``spec`` can load: faster-whisper installed, and a model named rather than found
+    downloaded now (by the worker's own download, :func:`~demod_voice.backends.whisper.engine.fetch_model`), so that a
+    caller with hours of work ahead of it fails in seconds, not when it first hears something."""
+    if importlib.util.find_spec("faster_whisper") is None:
+        raise missing_recogniser_hint()
+    if spec.fetch and not (Path(spec.model) / "model.bin").is_file():
+        from demod_voice.backends.whisper.engine import fetch_model
+
+        fetch_model(spec.fetch, Path(spec.model))
+
+
 def recogniser_name(spec: LoadSpec) -> str:
     """How messages name the recogniser of ``spec``: ``tiny.en (packaged)``, a downloaded name, or a folder's name."""
     if spec.fetch:

@@ -44,11 +44,17 @@ _ROMAN = r"(?=[mdclxvi])m{0,3}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0
 _NUMBER = (rf"(?:\d+|{_ROMAN}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:-\w+)?|one|two|three|four|five|six|"
            r"seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|the \w+)")
 _TITLE = r"[^.!?;,\n]{0,70}[^.!?;,\s]"
+_ROMAN_CAPS = r"(?=[CLXVI])C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
+"""A chapter's number in Roman capitals, I to CCCXCIX: without M and D, words such as "MIX" and "DIM" are no numbers."""
 _TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:.\-–—]\s*|\s+){_TITLE})?|"
-                          rf"(?:prologue|epilogue)(?:\s*[:.\-–—]\s*{_TITLE})?)$", re.IGNORECASE)
+                          rf"(?:prologue|epilogue)(?:\s*[:.\-–—]\s*{_TITLE})?|"
+                          rf"(?-i:{_ROMAN_CAPS})(?:\.(?:\s+{_TITLE})?)?)$", re.IGNORECASE)
 """A plain-text chapter heading on a line of its own: "Chapter 4", "CHAPTER ONE", "Part II: Winter", "Book the First",
-"Prologue". A sentence that starts with one of those words ("Book him, he said.", "Part of her wanted to follow.") is
-text: it took a chapter's place, and its own words were dropped as a chapter with none."""
+"Prologue", or a Roman numeral in capitals alone ("IV", "IV.") or with a title ("I. A SCANDAL IN BOHEMIA"), as many
+classics number their chapters (such a book was one chapter of many hours); a number alone is not one (a scanned book's
+page numbers are). A sentence that starts with one of
+those words ("Book him, he said.", "Part of her wanted to follow.") is text: it took a chapter's place, and its own
+words were dropped as a chapter with none."""
 _PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b[^\n]*$",
                       re.IGNORECASE | re.MULTILINE)
 """Project Gutenberg's lines around a book's own text ("*** START OF THE PROJECT GUTENBERG EBOOK ALICE ***")."""
@@ -60,7 +66,7 @@ _CREDITS = re.compile(r"^(?:produced by|e-?text prepared by|transcribed (?:from|
 _MD_NOTE = re.compile(r"\[\^[^\]\s]+\]")
 """A Markdown footnote's mark ("[^1]", "[^note]", as Pandoc and GitHub write them; CommonMark leaves it as text): not read,
 and a paragraph that starts with one and a colon is the note itself, not read either; both were read aloud."""
-_HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
+_HEADING_ROMAN = re.compile(rf"^((?:chapter|part|book)\s+|)({_ROMAN})\b(\s*)(.*)$", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
 
@@ -101,14 +107,18 @@ def speakable(paragraph: str) -> bool:
 
 def said_title(title: str) -> str:
     """How a chapter's heading is said where that is not as it is written: a Roman numeral in capitals after Chapter,
-    Part or Book, in a heading of the form the reader takes for one (:data:`_TXT_HEADING`), as a number ("CHAPTER XIV":
-    "CHAPTER 14", "PART II Winter": "PART 2, Winter"), which normalisation then says; espeak-ng said "Roman fourteen".
+    Part or Book or alone at its start ("IV. The Storm"), in a heading of the form the reader takes for one
+    (:data:`_TXT_HEADING`), as a number ("CHAPTER XIV": "CHAPTER 14", "PART II Winter": "PART 2, Winter"), which
+    normalisation then says; espeak-ng said "Roman fourteen".
     Empty for any other title; running text is never read this way ("I", "MIX")."""
-    found = _HEADING_ROMAN.match(title) if _TXT_HEADING.match(title) else None
+    heading = _TXT_HEADING.match(title) or _TXT_HEADING.match(title.partition(":")[0])  # "II" over "The Return": "II: The Return"
+    found = _HEADING_ROMAN.match(title) if heading else None
     if found is None or not found[2].isupper():
         return ""
     keyword, numeral, space, rest = found.groups()
     value = roman_value(numeral)
+    if not keyword:  # a numeral alone, "IV." or "I. A SCANDAL IN BOHEMIA": "4." was "I V"
+        return f"{value}{space}{rest}"
     return f"{keyword}{value}" + (f", {rest}" if space and rest[:1].isalnum() else f"{space}{rest}")
 
 

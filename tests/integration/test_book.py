@@ -882,3 +882,26 @@ def test_a_recogniser_verify_cannot_use_stops_the_book_before_any_take_is_made(p
     lines = done.stderr.decode().strip().splitlines()
     assert done.returncode == 3 and len(lines) == 1 and words in lines[0], lines
     assert not out.exists() and not list((tmp_path / "b.m4b.takes").glob("takes/*")), "takes were made first"
+
+
+def test_chapters_numbered_by_a_numeral_alone_are_chapters_and_their_number_is_said(piper_voice, tmp_path):
+    """Many classics number their chapters with a Roman numeral alone ("I.", "II" with the title on the next line, "III. A
+    SCANDAL IN BOHEMIA"): only Chapter, Part or Book made a heading, so such a book was one chapter of many hours, with
+    "I." read as a paragraph. The numeral is said as a number; a number alone (a scanned book's page number), a numbered
+    line with words ("1. Buy milk") and a capitalised word that spells a numeral ("MIX") stay text."""
+    from demod_voice.book.plan import BookRequest, plan_book
+    from demod_voice.book.read import read_book
+    from demod_voice.book.voice import VoiceChoice, reader_for
+    from demod_voice.config import load_config
+
+    txt = tmp_path / "b.txt"
+    txt.write_text("I.\n\nThe river ran cold.\n\nII\nThe Return\n\nHe came back.\n\nIII. A SCANDAL IN BOHEMIA\n\nIt was late.\n\n"
+                   "12\n\nDone.\n\n1. Buy milk\n\nMIX\n", encoding="utf-8")
+    parsed = read_book(txt)
+    assert [(c.title, c.paragraphs) for c in parsed.chapters] == [
+        ("I.", ("The river ran cold.",)), ("II: The Return", ("He came back.",)),
+        ("III. A SCANDAL IN BOHEMIA", ("It was late.", "12", "Done.", "1. Buy milk", "MIX"))]
+    config, _ = load_config()
+    request = BookRequest(txt, tmp_path / "b.m4b", config, VoiceChoice())
+    plan = plan_book(parsed, request, reader_for(VoiceChoice(str(piper_voice)), config), tmp_path / "takes")
+    assert [chapter[0].take.reading for chapter in plan] == ["1.", "2: The Return", "3. A SCANDAL IN BOHEMIA"]

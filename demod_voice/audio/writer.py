@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Optional, Protocol
 
 from demod_voice.audio.chunks import AudioChunk, to_int16
 from demod_voice.engine.jobs import STDOUT
-from demod_voice.errors import DemodVoiceError, DependencyError, InputError, OutputFull, PipeClosed, RuntimeFailure
+from demod_voice.errors import DemodVoiceError, DependencyError, InputError, NothingToSpeak, OutputFull, PipeClosed, RuntimeFailure
 from demod_voice.paths import check_output_path, temp_beside
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class FileSink:
     def commit(self) -> float:
         """Close, fsync and rename into place; return the duration in seconds."""
         if self._file is None:
-            raise InputError("the text produced no audio (nothing speakable in it?)")
+            raise NothingToSpeak("the text produced no audio (nothing speakable in it?)")
         try:
             self._file.close()
             self._file = None
@@ -151,7 +151,7 @@ class StreamedSink:
 
     def commit(self) -> float:
         if self._rate == 0:
-            raise InputError("the text produced no audio (nothing speakable in it?)")
+            raise NothingToSpeak("the text produced no audio (nothing speakable in it?)")
         return self._frames / self._rate
 
     def abort(self) -> None:

@@ -453,6 +453,39 @@ def test_a_stream_without_chunks_speaks_its_synthesize_text(server):
     assert not reply.errors and reply.pcm == alone.pcm and len(alone.pcm) > 0
 
 
+async def stream(server: Server, pieces: list[str], voice: Optional[SynthesizeVoice]) -> Reply:
+    """Home Assistant's streaming flow: start, the pieces, the whole text again, stop."""
+    async with server.client() as client:
+        await client.write_event(SynthesizeStart(voice=voice).event())
+        for piece in pieces:
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        await client.write_event(Synthesize(text="".join(pieces), voice=voice).event())
+        await client.write_event(SynthesizeStop().event())
+        return await read_reply(client, SynthesizeStopped().event().type)
+
+
+def test_a_sentence_with_nothing_to_say_does_not_silence_the_rest_of_a_stream(server):
+    """An LLM's reply streamed with a sentence that is only ``...``: its 'no audio' error failed the whole answer, so
+    Home Assistant (which reads past error events) played the first sentence, or with a cloned voice nothing at all."""
+    pieces = ["Sure. ", "... ", "The kitchen light is on now."]
+    reply = run(stream(server, pieces, SynthesizeVoice(name="tiny-single")))
+    alone = [run(synthesize(server, text, SynthesizeVoice(name="tiny-single"))).pcm for text in ("Sure.", pieces[2])]
+    assert not reply.errors, [e.text for e in reply.errors]
+    assert reply.pcm == alone[0] + alone[1] and len(alone[1]) > 0
+    cloned = run(stream(server, ["Sure. ", "--- ", "The light is on."], SynthesizeVoice(name="alice", speaker="en")))
+    assert not cloned.errors and len(cloned.pcm) > 0, [e.text for e in cloned.errors]
+    assert [event.type for event in cloned.events][-2:] == ["audio-stop", "synthesize-stopped"]
+
+
+def test_a_stream_with_nothing_to_say_at_all_ends_with_an_error_event(server):
+    """Sentences with nothing to say are skipped; when nothing at all was said the stream still says why."""
+    for voice in (SynthesizeVoice(name="tiny-single"), SynthesizeVoice(name="alice", speaker="en")):
+        reply = run(stream(server, ["... ", "---"], voice))
+        said = "the text produced no audio" if voice.name == "tiny-single" else "the text has no words to speak"
+        assert [(e.code, e.text.split(" (")[0]) for e in reply.errors] == [("NothingToSpeak", said)]
+        assert [event.type for event in reply.events] == ["error", "synthesize-stopped"] and not reply.pcm
+
+
 def test_disconnect_mid_stream_cancels_the_job(server):
     engine = server.ctx.engine
     long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(60))

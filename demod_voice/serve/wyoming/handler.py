@@ -35,7 +35,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from demod_voice.audio.chunks import to_int16
 from demod_voice.engine.service import Priority
-from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull, RuntimeFailure
+from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, NothingToSpeak, QueueFull, RuntimeFailure
 from demod_voice.serve.errors import client_text, sendable
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
@@ -262,6 +262,9 @@ class _Request:
     """Sample rate once ``audio-start`` was sent."""
     samples: int = 0
     """Samples sent so far (for timestamps)."""
+    unspoken: Optional[DemodVoiceError] = None
+    """In a stream: why a sentence had nothing to say (``...`` alone, a markdown rule). It is skipped and the rest spoken:
+    Home Assistant reads past an ``error`` event, and a reply went silent from there on. Told only if nothing was spoken."""
 
 
 class WyomingHandler(AsyncEventHandler):
@@ -436,8 +439,9 @@ class WyomingHandler(AsyncEventHandler):
                                 "read their audio first", retry_after=1.0)
             handle = self.ctx.engine.submit(read_by(self.ctx, request.voice).job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
         except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
-            request.failed = True
-            self._later(partial(self._error, _answerable(err)))
+            if not self._skipped(request, err):
+                request.failed = True
+                self._later(partial(self._error, _answerable(err)))
             return
         self.handles.add(handle)
         self._later(partial(self._audio, request, handle))
@@ -510,8 +514,9 @@ class WyomingHandler(AsyncEventHandler):
             seconds = self.ctx.settings.limits.deadline_seconds
             await self._error(Timeout(f"the speech was not done within {seconds:g} s (serve.limits.deadline_seconds); it was cancelled"))
         except DemodVoiceError as err:
-            request.failed = True
-            await self._error(err)
+            if not self._skipped(request, err):
+                request.failed = True
+                await self._error(err)
         finally:
             if not handle.done():  # the client went away while its audio was being sent
                 handle.cancel()
@@ -531,10 +536,22 @@ class WyomingHandler(AsyncEventHandler):
             await self.write_event(AudioChunk(rate=request.rate, width=WIDTH, channels=CHANNELS, audio=piece,
                                               timestamp=timestamp).event(), None)
 
+    @staticmethod
+    def _skipped(request: _Request, err: Exception) -> bool:
+        """Whether ``err`` only says that one sentence of a stream had nothing to say: kept for the end, not sent."""
+        if not (request.streaming and isinstance(err, NothingToSpeak)):
+            return False
+        log.debug("Wyoming: a sentence of a stream is skipped: %s", err)
+        request.unspoken = request.unspoken or err
+        return True
+
     async def _audio_stop(self, request: _Request) -> None:
         """End an answer. A ``synthesize`` always ends with ``audio-stop`` (after an error too, so that
-        clients reading until it finish); a streaming session only when audio was started."""
+        clients reading until it finish); a streaming session only when audio was started (else, when its sentences
+        had nothing to say, with the ``error`` saying so)."""
         if request.streaming and not request.rate:
+            if request.unspoken is not None and not request.failed:
+                await self._error(request.unspoken)
             return
         event = AudioStop(timestamp=request.samples * 1000 // request.rate if request.rate else 0).event()
         if request.rate:

@@ -486,6 +486,27 @@ def test_a_stream_with_nothing_to_say_at_all_ends_with_an_error_event(server):
         assert [event.type for event in reply.events] == ["error", "synthesize-stopped"] and not reply.pcm
 
 
+def test_a_stream_with_no_text_is_an_error_event(server):
+    """A stream with no text (start then stop; or blank chunks) ended with a bare synthesize-stopped, while an empty
+    synthesize says "'text' is empty". Home Assistant reads past the error to synthesize-stopped, as before."""
+    async def empty(chunks: list[str]) -> tuple[Reply, Reply]:
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            for text in chunks:
+                await client.write_event(SynthesizeChunk(text=text).event())
+            await client.write_event(SynthesizeStop().event())
+            refused = await read_reply(client, SynthesizeStopped().event().type)
+            await client.write_event(Synthesize(text="Hello.", voice=SynthesizeVoice(name="tiny-single")).event())
+            return refused, await read_reply(client, "audio-stop")
+
+    for chunks in ([], ["", " \n "]):
+        refused, after = run(empty(chunks))
+        assert [event.type for event in refused.events] == ["error", "synthesize-stopped"]
+        assert [(e.code, e.text) for e in refused.errors] == [("InputError", "the stream held no text: send the text to speak in "
+                                                               "synthesize-chunk events before synthesize-stop")]
+        assert not after.errors and len(after.pcm) > 0  # the connection serves the next request
+
+
 def test_disconnect_mid_stream_cancels_the_job(server):
     engine = server.ctx.engine
     long_text = " ".join(f"This is sentence number {i} of a long story." for i in range(60))

@@ -547,11 +547,12 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _audio_stop(self, request: _Request) -> None:
         """End an answer. A ``synthesize`` always ends with ``audio-stop`` (after an error too, so that
-        clients reading until it finish); a streaming session only when audio was started (else, when its sentences
-        had nothing to say, with the ``error`` saying so)."""
+        clients reading until it finish); a streaming session only when audio was started, else with an ``error``
+        saying why there was none (as an empty ``synthesize`` gets: wyoming-piper said nothing)."""
         if request.streaming and not request.rate:
-            if request.unspoken is not None and not request.failed:
-                await self._error(request.unspoken)
+            if not request.failed:
+                await self._error(request.unspoken or InputError(
+                    "the stream held no text: send the text to speak in synthesize-chunk events before synthesize-stop"))
             return
         event = AudioStop(timestamp=request.samples * 1000 // request.rate if request.rate else 0).event()
         if request.rate:

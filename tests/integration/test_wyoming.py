@@ -273,6 +273,25 @@ def test_a_language_alone_picks_a_piper_voice_before_a_cloned_one(server):
     assert not reply.errors and reply.start.rate == 22050  # Piper's, not XTTS's 24000
 
 
+def test_a_request_naming_no_voice_gets_the_configured_default_voice(server):
+    """Home Assistant names no voice unless one was picked for its pipeline: such requests got the first voice by name
+    (installing one named 'amy' changed what the kitchen speaker said), not ``piper.default_voice`` as HTTP does."""
+    def unnamed(default: str) -> Reply:
+        config = server.ctx.config
+        server.ctx.config = dataclasses.replace(config, piper=dataclasses.replace(config.piper, default_voice=default))
+        try:
+            return run(synthesize(server, "Good morning."))
+        finally:
+            server.ctx.config = config
+
+    first = _describe_names(server)[0]
+    single, listed_first = (run(synthesize(server, "Good morning.", SynthesizeVoice(name=name))) for name in ("tiny-single", first))
+    assert first != "tiny-single" and single.pcm != listed_first.pcm
+    assert unnamed("tiny-single").pcm == single.pcm
+    assert unnamed("alice").start.rate == 24000  # a cloned voice, in its own language
+    assert unnamed("en_GB-not-installed").pcm == listed_first.pcm  # not installed here: the first voice, as before
+
+
 def test_cloned_voice_speaks_at_24k(server):
     reply = run(synthesize(server, "Hello from a cloned voice.", SynthesizeVoice(name="alice")))
     assert not reply.errors, reply.errors

@@ -92,11 +92,14 @@ def _same_family(a: str, b: str) -> bool:
     return a.replace("-", "_").split("_")[0].lower() == b.replace("-", "_").split("_")[0].lower()
 
 
-def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str], default: Optional[str]) -> tuple[WyomingVoice, Optional[str]]:
+def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str], default: Optional[str],
+         preferred: Optional[str] = None) -> tuple[WyomingVoice, Optional[str]]:
     """The voice a request means, and the language to speak when it was chosen by one.
 
     By name; else by language (Piper voices before cloned ones; within each, exact, then the same
-    family: ``en`` finds ``en_US``); else ``default``, else the first Piper voice. :class:`InputError` when none fits.
+    family: ``en`` finds ``en_US``); else ``default``, else ``preferred`` where it is listed (``piper.default_voice``,
+    as HTTP speaks: Home Assistant names no voice unless one was picked), else the first Piper voice.
+    :class:`InputError` when none fits.
     """
     if not voices:
         raise UnknownVoice("no voices are installed: 'demod-voice models download NAME' adds a Piper voice, "
@@ -115,7 +118,7 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
         if default not in by_name:
             raise UnknownVoice(f"the default Wyoming voice '{default}' is not installed")
         return by_name[default], None
-    return voices[0], None
+    return by_name.get(preferred or "", voices[0]), None
 
 
 def _by_language(voices: list[WyomingVoice], language: str) -> Optional[WyomingVoice]:
@@ -136,7 +139,7 @@ def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: 
            default: Optional[str] = None) -> Any:
     """A :class:`~demod_voice.serve.voices.VoiceChoice` for a Wyoming request's voice."""
     try:
-        voice, spoken = pick(voices, name, language, default)
+        voice, spoken = pick(voices, name, language, default, ctx.config.piper.default_voice)
     except UnknownVoice:
         if name:
             _unlisted(ctx, name, speaker)

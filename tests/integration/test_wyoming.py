@@ -687,6 +687,12 @@ def test_text_over_the_limit_is_an_error_event(server):
     limit = server.ctx.settings.limits.max_input_chars
     reply = run(synthesize(server, "word " * (limit // 5 + 10), SynthesizeVoice(name="tiny-single")))
     assert len(reply.errors) == 1 and "max_input_chars" in reply.errors[0].text and not reply.pcm
+    # what to do: a long text streams (sentence by sentence); in a stream only an SSML document can be that long
+    assert reply.errors[0].text.endswith("send a longer text in pieces, as a stream (synthesize-start, synthesize-chunk events, "
+                                         "synthesize-stop)")
+    document = stream(server, ["<speak>" + "word " * (limit // 5 + 10) + "</speak>"], SynthesizeVoice(name="tiny-single"))
+    (error,) = run(document).errors
+    assert error.text.endswith("(serve.limits.max_input_chars): send SSML documents of fewer characters, one after another")
 
 
 def test_a_text_too_long_for_one_event_says_what_to_send(server):

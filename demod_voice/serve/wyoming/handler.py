@@ -433,7 +433,9 @@ class WyomingHandler(AsyncEventHandler):
         limit = self.ctx.settings.limits.max_input_chars
         try:
             if len(text) > limit:
-                raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request (serve.limits.max_input_chars)")
+                advice = ": send SSML documents of fewer characters, one after another" if request.streaming else _TOO_LONG["data_length"]
+                raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request "
+                                 f"(serve.limits.max_input_chars){advice}")
             if len(self.handles) >= self.ctx.engine.settings.max_queued:
                 raise QueueFull(f"this connection has {len(self.handles)} requests not yet answered (engine.max_queued); "
                                 "read their audio first", retry_after=1.0)

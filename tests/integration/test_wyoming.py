@@ -664,6 +664,24 @@ def test_one_connection_holds_at_most_max_queued_requests(server):
         assert reply.errors[0].code == "QueueFull" and "this connection has 3 requests not yet answered" in reply.errors[0].text
 
 
+def test_a_stream_longer_than_the_queue_is_spoken_whole(server, monkeypatch):
+    """A long reply streamed at once (an LLM's story; a long text Home Assistant streams whole) had more sentences than
+    engine.max_queued: the stream was refused whole (QueueFull) and Home Assistant, reading past the error, played
+    nothing. Its sentences now wait their turn in the server, a few ahead of the one being sent."""
+    from demod_voice.serve.wyoming import handler
+
+    sentence = "Line one of the story."
+    one = run(synthesize(server, sentence, SynthesizeVoice(name="tiny-single")))
+    with limits(server, engine={"max_queued": 3}):
+        reply = run(stream(server, [f"{sentence} " * 12], SynthesizeVoice(name="tiny-single")))
+        assert not reply.errors, [e.text for e in reply.errors]
+        assert reply.pcm == one.pcm * 12  # every sentence, once, in order
+        monkeypatch.setattr(handler, "STREAM_WAITING", 4)  # what may wait is bounded: a client streaming text for ever
+        flood = run(stream(server, [f"{sentence} " * 12], SynthesizeVoice(name="tiny-single")))
+    assert [e.code for e in flood.errors] == ["QueueFull"] and "sentences waiting for their turn" in flood.errors[0].text
+    assert [event.type for event in flood.events][-1] == "synthesize-stopped"
+
+
 def test_four_clients_at_once_each_get_their_own_complete_stream(server):
     texts = ["One short line.", "A second line, a little longer than the first.", "Three. Sentences. Here.",
              "The fourth client asks for this sentence, and then another one after it."]

@@ -21,8 +21,9 @@ import asyncio
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Optional
 
@@ -148,6 +149,14 @@ _TOO_LONG = {"data_length": ": send a longer text in pieces, as a stream (synthe
 """What to do about an event over a cap (a long text got only its size in bytes)."""
 
 
+STREAM_AHEAD = 8
+"""Sentences of a stream handed to the engine ahead of the one being sent (made while it plays); the next ones wait here,
+as text. A long reply comes in faster than it is spoken: past ``engine.max_queued`` sentences the whole stream was
+refused (``QueueFull``), and Home Assistant, which reads past ``error`` events, played nothing of it."""
+STREAM_WAITING = 4096
+"""Sentences of one stream that may wait for their turn (a client streaming text for ever is stopped there)."""
+
+
 MAX_NAME = 200
 """Characters a voice's name, language or speaker may have in a request (the longest here are a few dozen)."""
 
@@ -262,9 +271,18 @@ class _Request:
     """Sample rate once ``audio-start`` was sent."""
     samples: int = 0
     """Samples sent so far (for timestamps)."""
+    waiting: deque = field(default_factory=deque)
+    """A stream's sentences (:class:`_Sentence`) not yet handed to the engine: :data:`STREAM_AHEAD` are ahead already."""
     unspoken: Optional[DemodVoiceError] = None
     """In a stream: why a sentence had nothing to say (``...`` alone, a markdown rule). It is skipped and the rest spoken:
     Home Assistant reads past an ``error`` event, and a reply went silent from there on. Told only if nothing was spoken."""
+
+
+@dataclass(eq=False)
+class _Sentence:
+    """The text of one job, and its engine handle once handed over."""
+    text: str
+    handle: Any = None
 
 
 class WyomingHandler(AsyncEventHandler):
@@ -277,6 +295,8 @@ class WyomingHandler(AsyncEventHandler):
         self.handles: set[Any] = set()
         self.stream: Optional[tuple[_Request, SentenceStream]] = None
         self._sending = False
+        self.refused = False
+        """An event could not be read: what is answered is sent, nothing more is handed to the engine."""
         self.ended = False
         """The connection is over (a handler may outlive it until the garbage collector's next pass)."""
         self.sender = asyncio.create_task(self._send_loop(), name="wyoming sender")
@@ -326,6 +346,7 @@ class WyomingHandler(AsyncEventHandler):
     async def _refuse(self, err: BadEvent) -> None:
         """Stop this connection's jobs; send what is already answered, then the ``error`` event saying why (the
         caller closes the connection). A client that does not read them is not waited for long."""
+        self.refused = True
         for handle in list(self.handles):
             handle.cancel()
         self._later(partial(self._error, err))
@@ -428,25 +449,52 @@ class WyomingHandler(AsyncEventHandler):
         return request
 
     def _speak(self, request: _Request, text: str) -> None:
-        """Submit the job now (the engine starts while earlier audio is still being sent); send its audio in turn."""
-
+        """Hand the job to the engine now (it starts while earlier audio is still being sent), or, in a stream already
+        :data:`STREAM_AHEAD` jobs ahead, when the sentences before it are sent (:meth:`_top_up`); send its audio in turn."""
         limit = self.ctx.settings.limits.max_input_chars
+        sentence, waits = _Sentence(text), False
+        if len(text) > limit:
+            advice = ": send SSML documents of fewer characters, one after another" if request.streaming else _TOO_LONG["data_length"]
+            refused: Optional[DemodVoiceError] = InputError(f"the text has {len(text)} characters; this server takes at most {limit} "
+                                                            f"per request (serve.limits.max_input_chars){advice}")
+        elif request.streaming and (request.waiting or len(self.handles) >= self._ahead()):
+            refused = QueueFull(f"this stream has {len(request.waiting)} sentences waiting for their turn; read their audio "
+                                "first", retry_after=1.0) if len(request.waiting) >= STREAM_WAITING else None
+            waits = refused is None
+            if waits:
+                request.waiting.append(sentence)
+        else:
+            refused = self._submit(request, sentence)
+        if refused is not None:
+            request.failed = True
+            self._later(partial(self._error, refused))
+        elif waits or sentence.handle is not None:
+            self._later(partial(self._audio, request, sentence))
+
+    def _submit(self, request: _Request, sentence: _Sentence) -> Optional[DemodVoiceError]:
+        """Hand ``sentence`` to the engine; the error to tell when it cannot be (``None``: handed, or skipped)."""
         try:
-            if len(text) > limit:
-                advice = ": send SSML documents of fewer characters, one after another" if request.streaming else _TOO_LONG["data_length"]
-                raise InputError(f"the text has {len(text)} characters; this server takes at most {limit} per request "
-                                 f"(serve.limits.max_input_chars){advice}")
             if len(self.handles) >= self.ctx.engine.settings.max_queued:
                 raise QueueFull(f"this connection has {len(self.handles)} requests not yet answered (engine.max_queued); "
                                 "read their audio first", retry_after=1.0)
-            handle = self.ctx.engine.submit(read_by(self.ctx, request.voice).job(text, label="wyoming"), priority=Priority.INTERACTIVE, bounded=True)
+            job = read_by(self.ctx, request.voice).job(sentence.text, label="wyoming")
+            sentence.handle = self.ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
         except Exception as err:  # noqa: BLE001 - every failure is answered with an error event
-            if not self._skipped(request, err):
+            return None if self._skipped(request, err) else _answerable(err)
+        self.handles.add(sentence.handle)
+        return None
+
+    def _ahead(self) -> int:
+        """Jobs a stream hands to the engine ahead of the one being sent (a connection holds ``engine.max_queued``)."""
+        return min(STREAM_AHEAD, self.ctx.engine.settings.max_queued)
+
+    async def _top_up(self, request: _Request) -> None:
+        """Hand a stream's waiting sentences to the engine, up to :data:`STREAM_AHEAD` ahead of the one being sent."""
+        while request.waiting and len(self.handles) < self._ahead() and not (request.failed or self.refused):
+            refused = self._submit(request, request.waiting.popleft())
+            if refused is not None:
                 request.failed = True
-                self._later(partial(self._error, _answerable(err)))
-            return
-        self.handles.add(handle)
-        self._later(partial(self._audio, request, handle))
+                await self._error(refused)
 
     def _later(self, send: Callable[[], Awaitable[None]]) -> None:
         self.outbox.put_nowait(send)
@@ -499,10 +547,14 @@ class WyomingHandler(AsyncEventHandler):
             text += f" (retry after {err.retry_after:.1f} s)"
         await self.write_event(Error(text=sendable(text), code=type(err).__name__).event(), timeout)
 
-    async def _audio(self, request: _Request, handle: Any) -> None:
+    async def _audio(self, request: _Request, sentence: _Sentence) -> None:
         """Send one job's audio as the engine makes it; past its deadline the job is cancelled. The deadline counts
         from the job's turn to be sent: an LLM's reply streamed in a slow voice came in all at once, and a sentence
         whose deadline counted from then ran out of time behind the sentences before it (the reply was cut)."""
+        await self._top_up(request)
+        handle = sentence.handle
+        if handle is None:  # never handed to the engine: skipped, or its answer failed before its turn
+            return
         try:
             if request.failed:
                 handle.cancel()

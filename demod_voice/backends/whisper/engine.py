@@ -8,34 +8,18 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from demod_voice.backends.base import Backend, LoadInfo
-from demod_voice.backends.whisper.request import missing_recogniser_hint
+from demod_voice.backends.whisper.request import fetch_model, missing_recogniser_hint
 from demod_voice.engine.jobs import JobValue, LoadSpec, SynthesisJob
 from demod_voice.errors import InputError
 
 log = logging.getLogger(__name__)
 RATE = 16000
 """Whisper hears 16 kHz mono."""
-
-
-def fetch_model(name: str, folder: Path) -> None:
-    """Download the faster-whisper model ``name`` into ``folder`` (kept: later loads find it there)."""
-    from faster_whisper import download_model
-
-    log.warning("downloading Whisper model '%s' into the cache (once)", name)
-    try:
-        with warnings.catch_warnings():  # faster-whisper passes an argument huggingface_hub deprecated; not the user's concern
-            warnings.simplefilter("ignore")
-            download_model(name, output_dir=str(folder))
-    except Exception as err:  # noqa: BLE001 - the hub client raises many kinds; the user needs one line
-        raise InputError(f"could not download the Whisper model '{name}' ({type(err).__name__}); check the name and the network") from None
-    if not (folder / "model.bin").is_file():
-        raise InputError(f"the download of the Whisper model '{name}' has no model.bin; check the name")
 
 
 class WhisperBackend(Backend):

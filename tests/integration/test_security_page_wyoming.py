@@ -50,12 +50,19 @@ def server(tmp_path_factory, piper_voice):
 
     config["serve"]["limits"] = {k: v for k, v in config["serve"]["limits"].items() if k in ServeLimits.__dataclass_fields__}
     uploads = folder / "gradio-uploads"  # Gradio's upload folder and cache, this server's own
+    # Whatever the server would fetch from the network on a client's behalf goes to this loopback socket instead (and
+    # nowhere else), where a test can see it arrive.
+    outbound = socket.create_server(("127.0.0.1", 0))
+    trap = f"http://127.0.0.1:{outbound.getsockname()[1]}"
     live = start_server(folder, config, "--ui", "--wyoming", f"tcp://127.0.0.1:{wyoming_port}", timeout=120,
-                        env={"GRADIO_TEMP_DIR": str(uploads)})
+                        env={"GRADIO_TEMP_DIR": str(uploads), "HTTP_PROXY": trap, "HTTPS_PROXY": trap, "ALL_PROXY": trap,
+                             "NO_PROXY": "", "http_proxy": trap, "https_proxy": trap, "all_proxy": trap, "no_proxy": ""})
     live.wyoming_port = wyoming_port
     live.uploads = uploads
+    live.outbound = outbound
     yield live
     live.stop(signal.SIGKILL)
+    outbound.close()
 
 
 # --- the page, through Gradio's queue --------------------------------------------------------------
@@ -129,6 +136,36 @@ def test_a_page_event_cannot_read_a_server_file(server):
     assert SPEAK not in text and ENROLL not in text
     copies = [p for p in server.uploads.rglob("*") if p.is_file() and SPEAK in p.read_text(errors="replace")]
     assert not copies, "Gradio copied the config into its cache"
+
+
+def outbound_requests(server, wait: float) -> list[bytes]:
+    """The first bytes of each connection the server opened to the network (its proxy, the fixture's socket) within
+    ``wait`` seconds."""
+    seen = []
+    server.outbound.settimeout(wait)
+    try:
+        while True:
+            conn, _ = server.outbound.accept()
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    seen.append(conn.recv(200))
+                except OSError:
+                    seen.append(b"")
+    except OSError:
+        return seen
+
+
+@pytest.mark.parametrize("route", ["file=", "file/"])
+def test_the_pages_file_route_fetches_no_url_for_a_client(server, route):
+    """Gradio's file route, given an http(s) URL, fetched it from the server and streamed the answer back to any client,
+    keyless (an open proxy at the server's address; a URL at a private address was first looked up at dns.google). The
+    page serves only its own files: refused before Gradio, and the server reaches out to nothing."""
+    urls = (f"http://127.0.0.1:1/{route[:-1]}.wav", f"https://intranet-{route[:-1]}.invalid/a.png", "HTTP://127.0.0.1:1/y")
+    answers = {url: httpx.get(f"{server.url}/ui/gradio_api/{route}{url}", timeout=TIMEOUT) for url in urls}
+    assert outbound_requests(server, 3.0) == []
+    for url, answer in answers.items():
+        assert answer.status_code == 403 and "fetches no URL" in answer.text, (url, answer.status_code, answer.text)
 
 
 def test_a_call_naming_a_server_file_is_refused_before_gradio_reads_it(server):

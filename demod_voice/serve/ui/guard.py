@@ -7,6 +7,9 @@ copies whatever that path names into its cache (and serves the copy) unless its 
 server path never reaches Gradio at all. The events check each file again
 (:func:`demod_voice.serve.ui.actions.uploaded`), and Gradio's own check is on as well
 (:func:`demod_voice.serve.ui.mount.mount_ui`): three layers, each enough on its own.
+
+Gradio's file route (``file=``) also takes an ``http(s)://`` URL instead of a path, and then fetches it from the server
+and streams it back, to anyone, without a key; :class:`FileInputGuard` refuses that too: the page shows only its own files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +171,22 @@ def may_be_json(content_type: str) -> bool:
     return media_type(content_type) not in ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
+FILE_ROUTES = ("file=", "file/")
+"""Gradio's routes that serve a file (after ``gradio_api/``)."""
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+"""What Gradio would fetch rather than read: a target that starts with a scheme (it fetches ``http://`` and ``https://``)."""
+
+
+def names_a_url(rest: str) -> bool:
+    """Whether a GET of ``gradio_api/`` + ``rest`` asks Gradio's file route for a URL."""
+    return rest.startswith(FILE_ROUTES) and URL.match(rest[5:].lstrip()) is not None  # after "file=" or "file/"
+
+
 class FileInputGuard:
-    """Refuse (403) a JSON call to the page's API that names a file outside Gradio's upload folder."""
+    """Refuse (403) a JSON call to the page's API that names a file outside Gradio's upload folder, and a request for
+    a URL from Gradio's file route: given one, Gradio fetched any public address from the server and streamed the
+    answer back, to a client without a key (an open proxy; for a name that resolves to no public address it asked
+    dns.google, naming the name). The page never asks for one."""
 
     def __init__(self, app: Any, prefix: str, uploads: Path) -> None:
         self.app = app
@@ -176,7 +194,12 @@ class FileInputGuard:
         self.uploads = Path(os.path.realpath(uploads))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").startswith(self.prefix) \
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.prefix) and names_a_url(path[len(self.prefix):]):
+            refusal = JSONResponse({"detail": "the page serves only its own files: it fetches no URL"}, status_code=403)
+            await refusal(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope.get("method") != "POST" or not path.startswith(self.prefix) \
                 or not may_be_json(_headers(scope).get("content-type", "")):
             await self.app(scope, receive, send)
             return

@@ -18,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -222,6 +223,19 @@ def test_a_client_without_a_key_cannot_fill_the_log_with_tracebacks(server):
         assert answer.status_code == 200 and "session_not_found" in answer.text, answer.text[:300]
     time.sleep(0.5)
     assert "Traceback" not in server.log_text()[log_start:]
+
+
+def test_a_client_without_a_key_cannot_write_into_the_log(server):
+    """Gradio's custom_component route printed the words of its path on the server's output before looking anything up:
+    any client, keyless, wrote what it liked into the log (a forged line, a terminal escape, tens of KB a request). The
+    page has no custom component: the route is not Gradio's to answer."""
+    log_start = len(server.log_text())
+    forged = "demod-voice: warning: forged-by-a-client"
+    for name in (forged, "\x1b[2J" + forged, forged + "-" * 4000):
+        answer = httpx.get(f"{server.url}/ui/gradio_api/custom_component/{quote(name)}/client/x/y.js", timeout=TIMEOUT)
+        assert answer.status_code == 404, answer.text
+    time.sleep(0.5)
+    assert "forged-by-a-client" not in server.log_text()[log_start:]
 
 
 def test_cloning_on_a_server_without_xtts_is_the_servers_503_with_no_path_or_client_flag(server):

@@ -107,6 +107,26 @@ class UploadSpace:
             self.arriving -= size
 
 
+UNUSED_ROUTES = ("custom_component/",)
+"""Gradio's routes (after ``gradio_api/``) the page never asks for: ``custom_component/`` printed what a client wrote in
+its path (up to the request line's limit, terminal escapes and all) on the server's standard output, keyless."""
+
+
+class UnusedRoutes:
+    """Answer 404 for :data:`UNUSED_ROUTES` before Gradio sees them (the page has no custom component)."""
+
+    def __init__(self, app: Any, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.prefix) and path[len(self.prefix):].startswith(UNUSED_ROUTES):
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 PAGE_STREAMS = ("heartbeat/", "queue/data", "upload_progress")
 """Gradio's answers that stay open (after ``gradio_api/``): keyless, as a browser's event stream can send no key."""
 

@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 
 from demod_voice.config import cache_root
 from demod_voice.serve.core import data_dir_for
-from demod_voice.serve.ui.guard import FileInputGuard, KeyGuard, PageHeaders, StreamGuard, UploadSpace
+from demod_voice.serve.ui.guard import FileInputGuard, KeyGuard, PageHeaders, StreamGuard, UnusedRoutes, UploadSpace
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,12 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     add_routes(app, lambda: app.state.ctx, path)
     uploads = Path(gradio_utils.get_upload_folder()).resolve()
     # Inside the request guard (its Host, origin and body checks come first), in this order: the page's headers on every
-    # answer, the key for uploads (and every other POST but an event call), the room they may take, and innermost (after
-    # the body cap) a call naming a file that was not uploaded never reaches Gradio.
+    # answer, the key for uploads (and every other POST but an event call), no route of Gradio's the page never uses, the
+    # room uploads may take, and innermost (after the body cap) a call naming a file that was not uploaded never reaches
+    # Gradio.
     app.user_middleware.append(Middleware(PageHeaders, prefix=path, settings=config.serve))
     app.user_middleware.append(Middleware(KeyGuard, prefix=f"{path}/gradio_api/"))
+    app.user_middleware.append(Middleware(UnusedRoutes, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(UploadSpace, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(StreamGuard, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))

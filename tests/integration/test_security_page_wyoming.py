@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from live_server import children, free_port, metric, read_until, start_server
+from live_server import children, free_port, metric, read_until, start_server, wait_until
 
 from demod_voice.serve.http.connections import STUCK_SECONDS
 from demod_voice.serve.http.streaming import SEND_GRACE
@@ -638,6 +638,53 @@ def test_the_page_refuses_foreign_hosts_and_cross_site_posts(server):
     own = {"Origin": server.url, "Authorization": f"Bearer {ENROLL}"}
     assert httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], headers=own,
                       timeout=TIMEOUT).status_code == 200
+
+
+def largest_page_file() -> str:
+    """The path under ``/ui`` of the largest file Gradio's page serves by itself (a script or WebAssembly of megabytes)."""
+    import gradio
+
+    frontend = Path(gradio.__file__).parent / "templates" / "frontend"
+    files = [p for folder in ("assets", "static") for p in (frontend / folder).rglob("*") if p.is_file()]
+    return "/ui/" + max(files, key=lambda p: p.stat().st_size).relative_to(frontend).as_posix()
+
+
+def closed_by_the_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes ``sock`` within ``within`` seconds (what it sent before is read and dropped)."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+def test_a_client_without_a_key_cannot_hold_every_connection_with_the_pages_files(server):
+    """A security review: any client, keyless, could ask for one of the page's large files (Gradio's scripts, up to 31 MB)
+    on connection after connection and never read: each waited deadline_seconds + 35 s a piece, and 256 of them held every
+    connection and locked every keyed client out (only Gradio's endless streams were counted). Every request of the page
+    counts: one client an eighth of serve.max_connections (32), then 503; the API keeps its share."""
+    port = int(server.url.rsplit(":", 1)[1])
+    path = largest_page_file()
+    held = []
+    try:
+        statuses = []
+        for _ in range(33):
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            raw.settimeout(10)
+            raw.connect(("127.0.0.1", port))
+            raw.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            statuses.append(raw.recv(64).split(b" ")[1])
+            held.append(raw)
+        assert statuses == [b"200"] * 32 + [b"503"], (path, statuses)
+        assert closed_by_the_server(held[-1], 2.0), "a refused connection was kept open"
+        assert httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT).status_code == 200
+    finally:
+        for raw in held:
+            raw.close()
+    assert wait_until(lambda: httpx.get(f"{server.url}/ui/", timeout=TIMEOUT).status_code == 200, 20.0)
 
 
 def test_the_pages_endless_streams_cannot_take_every_connection(server):

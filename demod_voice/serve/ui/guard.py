@@ -127,14 +127,13 @@ class UnusedRoutes:
         await self.app(scope, receive, send)
 
 
-PAGE_STREAMS = ("heartbeat/", "queue/data", "upload_progress")
-"""Gradio's answers that stay open (after ``gradio_api/``): keyless, as a browser's event stream can send no key."""
-
-
 class StreamGuard:
-    """The page's open-ended answers (:data:`PAGE_STREAMS`) may hold at most half of ``serve.max_connections``, and one
-    client at most an eighth: 256 keyless heartbeat streams, which never end, held every connection and locked every
-    keyed client out. Over either, 503 with Retry-After."""
+    """The page's requests (under ``prefix``, the page's path) may hold at most half of ``serve.max_connections``, and one
+    client at most an eighth; over either, 503 with Retry-After. None needs a key: Gradio's streams (``heartbeat``,
+    ``queue/data``) never end, and the page's files (31 MB of Gradio's own scripts among them) wait as long as a client
+    takes nothing of them (``serve.limits.deadline_seconds`` + 35 s a piece, :data:`demod_voice.serve.http.guard.STALL_GRACE`).
+    256 heartbeats, or 256 downloads of a large script never read (until 2026-12-07: only the streams were counted), held
+    every connection and locked every keyed client out."""
 
     def __init__(self, app: Any, prefix: str) -> None:
         self.app = app
@@ -144,15 +143,14 @@ class StreamGuard:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
         ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
-        if scope["type"] != "http" or not path.startswith(self.prefix) or not path[len(self.prefix):].startswith(PAGE_STREAMS) \
-                or ctx is None:
+        if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")) or ctx is None:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("", 0))[0]
         most = ctx.settings.max_connections
         if sum(self.open.values()) >= max(1, most // 2) or self.open.get(client, 0) >= max(1, most // 8):
-            answer = JSONResponse({"detail": "too many of this page's streams are open; close some of its tabs, or try again "
-                                             "in a minute"}, status_code=503, headers={"Retry-After": "60"})
+            answer = JSONResponse({"detail": "too many of this page's requests are open; close some of its tabs, or try again "
+                                             "in a minute"}, status_code=503, headers={"Retry-After": "60", "Connection": "close"})
             await answer(scope, receive, send)
             return
         self.open[client] = self.open.get(client, 0) + 1

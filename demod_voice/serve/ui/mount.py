@@ -63,7 +63,7 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     app.user_middleware.append(Middleware(KeyGuard, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(UnusedRoutes, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(UploadSpace, prefix=f"{path}/gradio_api/"))
-    app.user_middleware.append(Middleware(StreamGuard, prefix=f"{path}/gradio_api/"))
+    app.user_middleware.append(Middleware(StreamGuard, prefix=path))
     app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))
     keyed = bool(config.serve.keys or config.serve.keys_file)
     blocks = build_page(app, config, keyed, uploads)

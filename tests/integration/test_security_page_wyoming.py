@@ -707,6 +707,28 @@ def test_the_pages_endless_streams_cannot_take_every_connection(server):
             raw.close()
 
 
+def test_the_proxy_in_the_docs_gives_the_server_each_clients_own_address(server):
+    """The server takes a client's address from X-Forwarded-For on a connection from loopback (uvicorn's default), and
+    the page's share of connections is counted by it: nginx as docs/security.md showed it passed each client's own header
+    on, so a client through the proxy named a new address on each request (here: 33 streams, all taken, past the eighth
+    one address may hold). The example now replaces the header with the address nginx saw."""
+    port = int(server.url.rsplit(":", 1)[1])
+    held = []
+    try:
+        for n in range(33):
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+            raw.sendall(f"GET /ui/gradio_api/heartbeat/xff{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        f"X-Forwarded-For: 198.51.100.{n}\r\n\r\n".encode())
+            assert raw.recv(64).split(b" ")[1] == b"200"
+            held.append(raw)
+    finally:
+        for raw in held:
+            raw.close()
+    security = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    nginx = security.split("```nginx", 1)[1].split("```", 1)[0]
+    assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", nginx), nginx
+
+
 def test_a_scripted_call_with_a_choice_the_page_does_not_offer_is_said_in_words_and_logs_nothing(server):
     """A keyless script's Speak with a voice the page never offered it got Gradio's raw "Value: xtts|alice is not in the
     list of choices: []", and the server printed a 25-line traceback for each such call."""

@@ -31,11 +31,14 @@ def _add_serve(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from demod_voice.config import config_path
     from demod_voice.serve.server import ServeOptions, run
 
     config = load_settings(args, {"serve.host": args.host, "serve.port": args.port, "serve.workers": args.workers})
+    path, _ = config_path(args.config)
     options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
-                           preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui)
+                           preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui,
+                           config_file=path if path.is_file() else None)
     if args.wyoming:
         from demod_voice.serve.wyoming.server import serve_alone, wyoming_door
 

@@ -148,6 +148,24 @@ def load_keys(settings: Any) -> Optional[KeyRing]:
     return KeyRing(keys) if keys else None
 
 
+def check_config_file(path: Optional[Path]) -> None:
+    """Say in the log when the config file ``path`` holds API keys (``serve.keys``) and other users can read it, as
+    :func:`read_keys_file` says of a keys file (``config init`` writes the file with the umask's mode, 0644 as a rule)."""
+    if path is None:
+        return
+    import yaml
+
+    try:
+        mode = path.stat().st_mode
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # the config was read a moment ago: whatever changed since is not this check's to report
+    serve = data.get("serve") if isinstance(data, dict) else None
+    if isinstance(serve, dict) and serve.get("keys") and mode & 0o077:
+        log.warning("other users can read the config file %s (mode %o), which holds API keys (serve.keys): anyone on this "
+                    "machine could take a key; chmod 600 it, or move the keys to serve.keys_file", path, mode & 0o777)
+
+
 COMMENT = re.compile(r"(?:^|\s)#.*$")
 """A comment in a keys file: from a ``#`` at the line's start or after a space (a ``#`` inside a key is the key's)."""
 

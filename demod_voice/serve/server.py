@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import Config
@@ -41,6 +42,8 @@ class ServeOptions:
     """Other servers started with this one on its context (Wyoming): async callables ``door(ctx, stop=event)``."""
     ui: bool = False
     """Also mount the web page at ``/ui`` (:mod:`demod_voice.serve.ui.mount`)."""
+    config_file: Optional[Path] = None
+    """The config file read (``None``: none): its keys (``serve.keys``) are warned about when other users can read it."""
 
 
 def run(options: ServeOptions) -> int:
@@ -48,11 +51,12 @@ def run(options: ServeOptions) -> int:
     check_installed()
     import uvicorn
 
-    from demod_voice.serve.auth import check_bind, load_keys
+    from demod_voice.serve.auth import check_bind, check_config_file, load_keys
     from demod_voice.serve.http.app import create_app
 
     settings = options.config.serve
     keys = load_keys(settings)
+    check_config_file(options.config_file)
     check_bind(settings.host, keys, options.insecure_no_auth)
     check_configured(options.config)
     check_port_free(settings.host, settings.port, f"{settings.host}:{settings.port} (serve.port, --port)")

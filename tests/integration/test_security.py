@@ -377,6 +377,25 @@ def test_item10_a_bad_scope_in_the_config_shows_no_part_of_the_key(tmp_path):
     assert _shows_no_part_of(err), err
 
 
+def test_a_config_file_others_can_read_with_keys_in_it_is_said_in_the_log(tmp_path):
+    """A keys file other users can read was said in the log at start; keys written in the config file itself
+    (``serve.keys``), which ``config init`` makes with the umask's mode (0644), were not. (The server stops at its busy
+    port, after the keys are read.)"""
+    config = tmp_path / "config.yaml"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        config.write_text(f"serve:\n  port: {busy.getsockname()[1]}\n  keys:\n    {SECRET}: speak\n", encoding="utf-8")
+        said = {}
+        for mode in (0o644, 0o600):
+            config.chmod(mode)
+            done = run_cli("serve", "--config", str(config))
+            said[mode] = done.stderr.decode()
+            assert done.returncode != 0 and "Traceback" not in said[mode] and _shows_no_part_of(said[mode]), said[mode]
+    assert "other users can read the config file" in said[0o644] and "chmod 600" in said[0o644], said[0o644]
+    assert "other users can read" not in said[0o600], said[0o600]
+
+
 @pytest.mark.parametrize("line", [f"speak {SECRET}", f"{SECRET} speak, {SECRET[::-1]} enroll", f"{SECRET} speak extra-{SECRET}"])
 def test_a_key_in_the_place_of_a_scope_is_not_shown(tmp_path, line):
     """A keys file with a key and its scope swapped, or two keys on a line, printed the key as the "unknown scope" in the

@@ -388,3 +388,36 @@ def test_delete_deletes_only_what_the_person_said_yes_to(monkeypatch):
     assert asked == [("DELETE", "/v1/voices/gus")]
     question = manage.confirm_delete()  # what the browser runs first (tests/e2e/test_ui.py answers it)
     assert "window.confirm(" in question and '["xtts"]' in question  # asked for cloned voices only
+
+
+def test_a_path_a_client_wrote_reaches_the_log_as_printable_text_only(caplog):
+    """A keyless ``GET /ui/gradio_api/call/x%1b%5b2J.../abc`` (Gradio's answer fails once begun) put the decoded terminal
+    escape into the log line that says so, and so could any answer cut for a client that does not read: a client wrote
+    control characters into the administrator's terminal. Paths are logged by their printable characters."""
+    from demod_voice.serve.http import guard as http_guard
+    from demod_voice.serve.ui.guard import PageHeaders
+
+    async def begun_then_failed(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("Gradio's stream for an event it does not know")
+
+    async def stuck(message):
+        if message["type"] == "http.response.body":
+            await asyncio.sleep(5)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def nothing(message):
+        return None
+
+    settings = SimpleNamespace(trusted_origins=None, cors_origins=None)
+    path = "/ui/gradio_api/call/x\x1b[2J\x1b]0;forged\x07/abc"
+    scope = {"type": "http", "method": "GET", "path": path, "headers": []}
+    with caplog.at_level("INFO"):
+        asyncio.run(PageHeaders(begun_then_failed, "/ui", settings)(scope, receive, nothing))
+        cut = http_guard._stall_bounded(stuck, {**scope, "path": "/v1/batch/\x1b[2Jforged/result"}, 0.05)
+        with pytest.raises(http_guard.StreamBroken):
+            asyncio.run(cut({"type": "http.response.body", "body": b"z"}))
+    assert "failed after its answer began" in caplog.text and "the answer was cut" in caplog.text, caplog.text
+    assert "forged" in caplog.text and "\x1b" not in caplog.text and "\x07" not in caplog.text, repr(caplog.text)

@@ -293,7 +293,7 @@ class Guard:
             if ctx is None or not ctx.draining.is_set():
                 raise
             # uvicorn cancels what is left at the end of the grace period: an answer, not a traceback and a bare 500.
-            log.info("%s %s cancelled at the end of the grace period", scope.get("method"), scope.get("path"))
+            log.info("%s %s cancelled at the end of the grace period", scope.get("method"), quoted(scope.get("path", ""), 200))
             if not started:
                 await _answer(send, ApiError(503, "the server shut down before this request finished; retry on another "
                                                   "instance", "server_error", "shutting_down"))
@@ -323,7 +323,8 @@ def _stall_bounded(send: Any, scope: dict, stall: float) -> Any:
             async with asyncio.timeout(stall):
                 await send(message)
         except TimeoutError:
-            log.warning("%s %s: its client took nothing for %g s; the answer was cut", scope.get("method"), scope.get("path"), stall)
+            log.warning("%s %s: its client took nothing for %g s; the answer was cut", scope.get("method"),
+                        quoted(scope.get("path", ""), 200), stall)  # a client's path, escapes decoded: its printable part
             raise StreamBroken(f"the client took nothing for {stall:g} s") from None
 
     return bounded

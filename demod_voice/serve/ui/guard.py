@@ -26,6 +26,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from demod_voice.serve import auth
+from demod_voice.serve.errors import quoted
 from demod_voice.serve.http.guard import body_limit
 from demod_voice.serve.limits import media_type
 from demod_voice.serve.ui import scratch
@@ -308,7 +309,8 @@ class PageHeaders:
         except Exception as err:  # noqa: BLE001 - only once the answer began: before that, the server's error handler answers
             if not started:
                 raise
-            log.info("web page: %s %s failed after its answer began (%s)", scope.get("method"), path, type(err).__name__)
+            log.info("web page: %s %s failed after its answer began (%s)", scope.get("method"), quoted(path, 200),
+                     type(err).__name__)  # the path as a client wrote it, escapes decoded: its printable part only
             log.debug("the page's error:", exc_info=True)
             with contextlib.suppress(Exception):  # end the answer (a finished one refuses this)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})

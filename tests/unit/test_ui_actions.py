@@ -421,3 +421,28 @@ def test_a_path_a_client_wrote_reaches_the_log_as_printable_text_only(caplog):
             asyncio.run(cut({"type": "http.response.body", "body": b"z"}))
     assert "failed after its answer began" in caplog.text and "the answer was cut" in caplog.text, caplog.text
     assert "forged" in caplog.text and "\x1b" not in caplog.text and "\x07" not in caplog.text, repr(caplog.text)
+
+
+def test_a_profile_is_imported_under_the_name_typed_for_it(monkeypatch, tmp_path):
+    """Importing a profile whose name exists said "import it under another name (the field 'name'), or send force=true":
+    the page had no such field. 'Import as' is sent as the API's ``name``, and the refusal points to it."""
+    from demod_voice.serve.ui import manage
+
+    sent = []
+
+    async def call_api(app, method, path, key, **kwargs):
+        sent.append((path, kwargs["data"]))
+        if not kwargs["data"]:  # the API's answer for a name that exists
+            raise UiError("a voice 'anna' exists already: delete it first, import it under another name (the field 'name'), "
+                          "or send force=true")
+        return SimpleNamespace(json=lambda: {"id": kwargs["data"]["name"]})
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    (tmp_path / "anna.npz").write_bytes(b"PK")
+    page = SimpleNamespace(app=None, uploads=tmp_path, refresh_outputs=lambda: [object()] * 2,
+                           refreshed=lambda key, selected, current: [selected, selected])
+    refused = asyncio.run(manage._import(page, "", str(tmp_path / "anna.npz"), "  "))
+    assert refused[0] == "**Error:** a voice 'anna' exists already: delete it first, or type another name in 'Import as'"
+    done = asyncio.run(manage._import(page, "", str(tmp_path / "anna.npz"), " anna2 "))
+    assert done[0] == "**Done.** Imported **anna2**." and sent[-1] == ("/v1/voices/import", {"name": "anna2"})
+    assert done[1:] == [manage.cloned_value("anna2")] * 2  # picked in every list

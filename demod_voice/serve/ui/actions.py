@@ -364,6 +364,8 @@ PAGE_WORDS = {
         "(upload it under 'Source recordings the CSV names', and give its file name in the source column)",
     "(send it as a 'references' file)": "(upload it under 'Reference recordings the CSV names')",
     "delete it first, or send force=true": "delete it first (Voices tab), or choose another name",
+    "delete it first, import it under another name (the field 'name'), or send force=true":
+        "delete it first, or type another name in 'Import as'",
     "' here (GET /v1/audio/voices)": "' here (any more: it was deleted or renamed): pick another voice",
     "' (GET /v1/voices lists them)": "' here (any more: it was deleted or renamed): pick another voice",
 }

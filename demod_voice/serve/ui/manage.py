@@ -52,6 +52,7 @@ def voices_tab(page: Any) -> None:
         rename = gr.Button("Rename", elem_id="dv-rename")
     with gr.Row():
         imported = gr.File(label="Import a profile (.npz downloaded from a demod-voice server)", file_types=[".npz"], elem_id="dv-import-file")
+        import_name = gr.Textbox(label="Import as (optional)", placeholder="the name it was exported with", elem_id="dv-import-name")
         import_button = gr.Button("Import", elem_id="dv-import")
     status = gr.Markdown("", elem_id="dv-voices-status")
 
@@ -64,7 +65,7 @@ def voices_tab(page: Any) -> None:
                                            [status, *page.refresh_outputs()], js=confirm_delete()))
     page.later.append(lambda: rename.click(partial(_rename, page), [page.key, voice, new_name, *page.pickers],
                                            [status, *page.refresh_outputs()]))
-    page.later.append(lambda: import_button.click(partial(_import, page), [page.key, imported], [status, *page.refresh_outputs()]))
+    page.later.append(lambda: import_button.click(partial(_import, page), [page.key, imported, import_name], [status, *page.refresh_outputs()]))
 
 
 CONFIRM_DELETE = """(key, picked, confirmed, ...rest) => {
@@ -155,12 +156,15 @@ async def _rename(page: Any, key: str, picked: str, new: str, *current: Any) -> 
     return _changed(page, key, f"**Done.** **{old}** is now called **{new}**.", current=current)
 
 
-async def _import(page: Any, key: str, upload: Any) -> list:
+async def _import(page: Any, key: str, upload: Any, name: str = "") -> list:
+    """Import a downloaded profile, under the name typed in 'Import as' if any (two people's exports both called 'me':
+    the page said "import it under another name (the field 'name')" and had no such field)."""
+    name = (name or "").strip()
     try:
         if not upload:
             raise UiError("Choose a profile file (.npz) to import first.")
         profile = uploaded(upload, page.uploads)
-        response = await call_api(page.app, "POST", "/v1/voices/import", key,
+        response = await call_api(page.app, "POST", "/v1/voices/import", key, data={"name": name} if name else {},
                                   files=[("file", (profile.name, profile.path.read_bytes(), "application/octet-stream"))])
         name = response.json()["id"]
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page

@@ -446,3 +446,20 @@ def test_a_profile_is_imported_under_the_name_typed_for_it(monkeypatch, tmp_path
     done = asyncio.run(manage._import(page, "", str(tmp_path / "anna.npz"), " anna2 "))
     assert done[0] == "**Done.** Imported **anna2**." and sent[-1] == ("/v1/voices/import", {"name": "anna2"})
     assert done[1:] == [manage.cloned_value("anna2")] * 2  # picked in every list
+
+
+def test_a_piper_voice_on_the_voices_tab_is_refused_without_a_terminal_command(monkeypatch):
+    """Delete, Rename or Download on a Piper voice said "'demod-voice models remove NAME' removes one there": a command the
+    page's user cannot run. It says what was refused and whose the voice is, and calls nothing."""
+    from demod_voice.serve.ui import manage
+
+    async def call_api(app, method, path, key, **kwargs):
+        raise AssertionError("no API call for a Piper voice")
+
+    monkeypatch.setattr(manage, "call_api", call_api)
+    page = SimpleNamespace(app=None, refresh_outputs=lambda: [object()])
+    said = [asyncio.run(manage._remove(page, "", "piper|tiny-multi|speaker_1", True))[0],
+            asyncio.run(manage._rename(page, "", "piper|tiny-multi|speaker_1", "x"))[0],
+            asyncio.run(manage._fetch_profile(page, "", "piper|tiny-multi|speaker_1"))[1]]
+    assert said == [f"**Error:** Only cloned voices can be {done} here: tiny-multi came with this server (its administrator "
+                    "installs and removes such voices)." for done in ("deleted", "renamed", "downloaded")]

@@ -108,7 +108,7 @@ async def _fetch_profile(page: Any, key: str, picked: str) -> list:
     import gradio as gr
 
     try:
-        name = _profile_name(picked)
+        name = _profile_name(picked, "downloaded")
         response = await call_api(page.app, "GET", f"/v1/voices/{name}/download", key)
         target = download_dir() / f"{name}.npz"
         target.write_bytes(response.content)
@@ -136,7 +136,7 @@ async def _remove(page: Any, key: str, picked: str, sure: bool, *current: Any) -
     if picked and not sure:
         return ["Not deleted.", *[gr.skip()] * len(page.refresh_outputs())]
     try:
-        name = _profile_name(picked)
+        name = _profile_name(picked, "deleted")
         await call_api(page.app, "DELETE", f"/v1/voices/{name}", key)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
         return _unchanged(page, err)
@@ -146,7 +146,7 @@ async def _remove(page: Any, key: str, picked: str, sure: bool, *current: Any) -
 async def _rename(page: Any, key: str, picked: str, new: str, *current: Any) -> list:
     new = (new or "").strip()
     try:
-        old = _profile_name(picked)
+        old = _profile_name(picked, "renamed")
         if not new:  # the API's answer was "'' is not a valid voice id"
             raise UiError(f"Type the new name of {old} in 'New name' first.")
         await call_api(page.app, "PATCH", f"/v1/voices/{old}", key, json={"name": new})
@@ -172,13 +172,15 @@ async def _import(page: Any, key: str, upload: Any, name: str = "") -> list:
     return _changed(page, key, f"**Done.** Imported **{name}**.", cloned_value(name))
 
 
-def _profile_name(picked: str) -> str:
+def _profile_name(picked: str, done: str) -> str:
+    """The cloned voice's name in a picker's value; a voice of another kind is refused in words that say why (the page
+    named a terminal command, 'demod-voice models remove NAME', that its users do not have)."""
     kind, _, rest = (picked or "").partition("|")
     if not picked:
         raise UiError("Pick a voice first.")
     if not is_cloned(kind):
-        raise UiError("Only cloned voices are profiles; Piper voices are model files on the server "
-                      "('demod-voice models remove NAME' removes one there).")
+        raise UiError(f"Only cloned voices can be {done} here: {rest.partition('|')[0]} came with this server "
+                      "(its administrator installs and removes such voices).")
     return rest
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import threading
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -77,3 +79,57 @@ def test_the_advice_is_the_command_lines_outside_the_server():
         bare.join()
     assert seen == {"to_thread": REENROLL_HTTP, "bare": REENROLL_CLI.format(name="ann")}
     assert reenroll_text("ann") == REENROLL_CLI.format(name="ann")
+
+
+def test_a_missing_converter_is_the_administrators_to_fix_and_names_no_server_folder(tmp_path, monkeypatch):
+    """A server that could not download the converter answered 500 with "to install it by hand, put OpenVoice v2's
+    converter/config.json and checkpoint.pth in /home/.../convert/OpenVoiceV2": a folder of the server, and a fix only its
+    administrator can make (the web page's Convert tab showed it to its user). The command line keeps that advice."""
+    from demod_voice.backends.openvoice.request import ConvertRequest, make_jobs
+    from demod_voice.config import ConvertSettings
+    from demod_voice.errors import ModelMissing
+    from demod_voice.serve.errors import from_engine
+
+    take = tmp_path / "take.wav"
+    take.write_bytes(_take(tmp_path))
+    with socket.socket() as closed:  # a port nothing listens on: the download is refused at once
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/converter/"
+    request = ConvertRequest(sources=(str(take),), outputs=(str(tmp_path / "out.wav"),), references=(str(take),),
+                             settings=ConvertSettings(url=url), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ModelMissing) as missing:
+        make_jobs(request)
+    assert "put OpenVoice v2's converter/config.json and checkpoint.pth in" in str(missing.value)  # the command line's
+    answer = from_engine(missing.value)
+    assert answer.status == 503 and answer.code == "model_missing", (answer.status, answer.code)
+    assert "its administrator can install it" in str(answer) and str(tmp_path) not in str(answer) and "put " not in str(answer)
+    from demod_voice.serve.http import conversions
+
+    monkeypatch.setattr(conversions.registry, "converter", lambda: SimpleNamespace(conversion_jobs=lambda *args: make_jobs(request)))
+    monkeypatch.setattr(conversions, "scope", lambda ctx: None)
+    refused = asyncio.run(_convert_in_process(tmp_path))
+    assert (refused.status, str(refused)) == (503, str(answer))  # the route answered with the command line's words
+
+
+async def _convert_in_process(tmp_path):
+    """What ``POST /v1/audio/conversions`` raises for a take and a reference (the converter stood in for by the caller)."""
+    from starlette.requests import Request
+
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.http import conversions
+
+    limits = SimpleNamespace(max_upload_mb=2.0, max_reference_seconds=20.0, deadline_seconds=10.0)
+    ctx = SimpleNamespace(draining=threading.Event(), data_dir=tmp_path, settings=SimpleNamespace(limits=limits))
+    built = httpx.Request("POST", "http://x/", files=[("file", ("a.wav", _take(tmp_path))), ("references", ("r.wav", _take(tmp_path)))])
+    body = built.read()
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"",
+             "headers": [(b"content-type", built.headers["content-type"].encode()), (b"content-length", str(len(body)).encode())]}
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        await conversions.convert(Request(scope, receive), ctx)
+    except ApiError as err:
+        return err
+    raise AssertionError("the conversion was not refused")

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from demod_voice.config import ConvertSettings
 from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.download import Offline, fetch
 from demod_voice.paths import not_an_input
 from demod_voice.voices.profiles import Profile, reenroll_text
@@ -32,6 +32,9 @@ SAMPLE_RATE = 22050
 HOP = 256
 """Output samples per spectrogram frame."""
 MODEL_FILES = ("config.json", "checkpoint.pth")
+SERVER_MISSING = ("this server cannot convert voices yet: its voice converter (OpenVoice v2) is not installed; its administrator "
+                  "can install it ('demod-voice models download openvoice_v2')")
+"""What a server's client is told when the converter is missing (the command line's words name the server's folders)."""
 MIN_SOURCE_SECONDS = 0.1
 SILENT_PEAK = 1e-3
 CLIPPED_SHARE = 0.01
@@ -139,8 +142,10 @@ def resolve_converter(settings: ConvertSettings, cache: Path, progress: bool = F
         folder = Path(settings.model_dir).expanduser().absolute()
         missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
         if missing:
-            raise InputError(f"the converter folder {folder} lacks {', '.join(missing)}; it needs config.json and checkpoint.pth "
-                             f"(OpenVoice v2's converter/ folder)")
+            raise ModelMissing(f"the converter folder {folder} lacks {', '.join(missing)}; it needs config.json and checkpoint.pth "
+                               f"(OpenVoice v2's converter/ folder)",
+                               f"this server's voice converter folder (convert.model_dir) lacks {', '.join(missing)}; its "
+                               "administrator must complete it")
         return folder
     folder = released_dir(cache)
     if all((folder / name).is_file() for name in MODEL_FILES):
@@ -181,7 +186,10 @@ def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
         sources.append(source)
     for output in request.outputs:
         not_an_input(output, [*request.sources, *request.references])
-    folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
+    try:
+        folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
+    except Offline as err:  # a server's client (the web page's user) was told where to put files on the server
+        raise ModelMissing(str(err), SERVER_MISSING) from None
     spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir)
     return [SynthesisJob(spec=spec, text="(convert)", output=output, options=ConvertOptions(source, target, settings, _sha256(source)),
                          label="" if output != STDOUT else f"{Path(given).name} converted")

@@ -65,8 +65,8 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
         raise queue_full(err) from None
     except DemodVoiceError as err:
         shutil.rmtree(work, ignore_errors=True)
-        problem = from_engine(err)
-        raise ApiError(problem.status, _without(str(err), work), problem.kind, problem.code) from None
+        problem = from_engine(err)  # its words for a client: a missing converter named the server's folders
+        raise ApiError(problem.status, _without(str(problem), work), problem.kind, problem.code) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -182,6 +182,11 @@ def test_bad_uploads_show_their_errors(page, tmp_path):
     page.click("#dv-enroll")
     status = text_of(page, "#dv-clone-status", "Error")
     assert "Not enrolled" in status
+    # over serve.limits.max_upload_mb (25 MB): Gradio's own toast said "exceed the maximum allowed size of 23.8 Mb"
+    page.set_input_files("#dv-ref-files input[type=file]", {"name": "long.wav", "mimeType": "audio/wav", "buffer": b"\0" * 26_000_000})
+    toast = text_of(page, "[data-testid='toast-text']", "long.wav")
+    assert toast == ('Not uploaded: "long.wav" is larger than the 25 MB a file this server takes. Send a smaller file, or a shorter '
+                     'recording (6-30 s is enough for a voice).')
 
 
 def test_a_recording_made_in_the_browser_is_checked(driver, server, tmp_path):

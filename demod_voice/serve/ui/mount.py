@@ -49,7 +49,7 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
         raise DependencyError("serve --ui needs Gradio: pip install 'demod-voice[ui]'") from None
     from gradio import utils as gradio_utils
 
-    from demod_voice.serve.ui.page import CSS, HEAD, theme
+    from demod_voice.serve.ui.page import CSS, head, theme
     from demod_voice.serve.ui.stream import add_routes
     from demod_voice.serve.ui.tabs import build_page
 
@@ -69,7 +69,8 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     blocks = build_page(app, config, keyed, uploads)
     # No folder of the server's is served or copied (allowed_paths empty; its own folders blocked), and Gradio's errors
     # stay in the log (show_error off): the page's own events answer in words, with no paths.
-    gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS, head=HEAD,
+    gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS,
+                        head=head(config.serve.limits.max_upload_mb),
                         show_error=False, allowed_paths=[], blocked_paths=blocked_paths(config, uploads),
                         max_file_size=int(config.serve.limits.max_upload_mb * 1_000_000), ssr_mode=False, mcp_server=False, pwa=False)
     # Gradio checks that an event's file inputs were uploaded (lie inside its upload folder) only once an app has

@@ -74,8 +74,19 @@ HEAD = """
     audio.src = URL.createObjectURL(media);
     media.addEventListener('sourceopen', () => feed(audio, url, mime, media), {once: true});
   }
+  // Gradio's own refusal of a file over the upload limit said "File(s) exceed the maximum allowed size of 23.8 Mb" (its
+  // MiB, for a limit set as 25 MB) and nothing of what to do: it is said again in the page's words.
+  const TOO_BIG = /^File\\(s\\) exceed the maximum allowed size of [\\d.]+ \\w+: (.+)$/;
+  function reword(toast) {
+    const found = TOO_BIG.exec(toast.textContent.trim());
+    if (found) {
+      toast.textContent = `Not uploaded: ${found[1]} is larger than the MAX_UPLOAD_MB MB a file this server takes. `
+        + 'Send a smaller file, or a shorter recording (6-30 s is enough for a voice).';
+    }
+  }
   // Gradio draws a tab's contents when it is opened: new players and fallbacks are found as they appear.
   const scan = () => {
+    document.querySelectorAll('[data-testid="toast-text"]').forEach(reword);
     document.querySelectorAll('audio.dv-player[data-src]').forEach(attach);
     const down = document.body && document.body.dataset.dvServer === 'down';
     document.querySelectorAll('.dv-fallback').forEach((e) => { e.style.display = down ? 'block' : 'none'; });
@@ -157,6 +168,11 @@ CSS = """
 .dv-player-error { color: #b3261e; font-weight: 600; }
 .dv-error { color: #b3261e; }
 """
+
+
+def head(max_upload_mb: float) -> str:
+    """:data:`HEAD` for a server that takes uploads of up to ``max_upload_mb`` (``serve.limits.max_upload_mb``)."""
+    return HEAD.replace("MAX_UPLOAD_MB", f"{max_upload_mb:g}")
 
 
 def theme() -> object:

@@ -463,3 +463,16 @@ def test_a_piper_voice_on_the_voices_tab_is_refused_without_a_terminal_command(m
             asyncio.run(manage._fetch_profile(page, "", "piper|tiny-multi|speaker_1"))[1]]
     assert said == [f"**Error:** Only cloned voices can be {done} here: tiny-multi came with this server (its administrator "
                     "installs and removes such voices)." for done in ("deleted", "renamed", "downloaded")]
+
+
+def test_the_compare_tabs_two_sides_have_labels_of_their_own():
+    """Both sides of Compare labelled their sliders "Speed", "Variation ...", "Temperature ...": a screen reader heard each
+    twice, and not which voice it set."""
+    pytest.importorskip("gradio")
+    from demod_voice.serve.ui import tabs
+
+    page = SimpleNamespace(config=SimpleNamespace(xtts=SimpleNamespace(temperature=0.75)))
+    a, b = ([slider.label for slider in tabs.settings_row(page, f"-{side}", side.upper())] for side in "ab")
+    assert a == ["Speed of voice A", "Variation of voice A (Piper voices: noise scale)", "Temperature of voice A (cloned voices)"]
+    assert not set(a) & set(b)
+    assert [slider.label for slider in tabs.settings_row(page, "")][0] == "Speed"  # the Speak tab's one set

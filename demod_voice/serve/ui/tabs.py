@@ -233,13 +233,15 @@ async def enroll_files(app: Any, key: str, name: str, language: str, files: list
 # --- Speak -------------------------------------------------------------------------------------
 
 
-def settings_row(page: Page, suffix: str) -> list:
-    """Speed and the backends' main settings."""
+def settings_row(page: Page, suffix: str, side: str = "") -> list:
+    """Speed and the backends' main settings; ``side`` ("A", "B") is said in their labels (the Compare tab's two sides had
+    the same ones: a screen reader heard "Speed" twice, and not which voice it set)."""
     import gradio as gr
 
-    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed", elem_id=f"dv-speed{suffix}")
-    variation = gr.Slider(0.0, 1.0, value=0.667, step=0.01, label="Variation (Piper voices: noise scale)", elem_id=f"dv-variation{suffix}")
-    temperature = gr.Slider(0.05, 1.5, value=page.config.xtts.temperature, step=0.05, label="Temperature (cloned voices)",
+    of = f" of voice {side}" if side else ""
+    speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label=f"Speed{of}", elem_id=f"dv-speed{suffix}")
+    variation = gr.Slider(0.0, 1.0, value=0.667, step=0.01, label=f"Variation{of} (Piper voices: noise scale)", elem_id=f"dv-variation{suffix}")
+    temperature = gr.Slider(0.05, 1.5, value=page.config.xtts.temperature, step=0.05, label=f"Temperature{of} (cloned voices)",
                             elem_id=f"dv-temperature{suffix}")
     return [speed, variation, temperature]
 
@@ -294,7 +296,7 @@ def compare_tab(page: Page) -> None:
             with gr.Column():
                 voice = picker([], label=f"Voice {side.upper()}", elem_id=f"dv-compare-voice-{side}")
                 page.pickers.append(voice)
-                settings = settings_row(page, f"-{side}")
+                settings = settings_row(page, f"-{side}", side.upper())
                 player = gr.HTML(EMPTY_PLAYER, elem_id=f"dv-compare-player-{side}", js_on_load=None)
                 sides.append((voice, settings, player))
     button = gr.Button("Compare", variant="primary", elem_id="dv-compare")

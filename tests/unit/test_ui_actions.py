@@ -476,3 +476,17 @@ def test_the_compare_tabs_two_sides_have_labels_of_their_own():
     assert a == ["Speed of voice A", "Variation of voice A (Piper voices: noise scale)", "Temperature of voice A (cloned voices)"]
     assert not set(a) & set(b)
     assert [slider.label for slider in tabs.settings_row(page, "")][0] == "Speed"  # the Speak tab's one set
+
+
+def test_a_key_typed_while_the_page_loads_still_shows_the_batch_job(tmp_path):
+    """After a reload, the batch job was looked up on the page's load (with no key yet: refused) and again when the key was
+    typed; a key typed while the first look-up was on its way was dropped (Gradio's "once" for a load event), and the
+    job stayed out of sight (tests/e2e/test_ui.py's batch test failed about one run in two). The look-up runs again
+    after the pending one."""
+    pytest.importorskip("gradio")
+    from demod_voice.config import Config
+    from demod_voice.serve.ui.tabs import build_page
+
+    blocks = build_page(SimpleNamespace(state=SimpleNamespace()), Config(), True, tmp_path)
+    resume = [fn for fn in blocks.fns.values() if getattr(getattr(fn.fn, "func", fn.fn), "__name__", "") == "_resume"]
+    assert [(fn.trigger_mode, [target[1] for target in fn.targets]) for fn in resume] == [("always_last", ["load", "change"])]

@@ -219,9 +219,10 @@ def batch_tab(page: Any) -> None:
           [page.key, sheet, references, page.piper_picker, sources], [rows, check_status], trigger_mode="always_last")
     start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result, saved])
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
-    # a key typed after the reload may be the one the job belongs to
+    # a key typed after the reload may be the one the job belongs to; typed while the load's look-up (keyless: refused) was
+    # still on its way, it was dropped ("once", gr.on's default for a load) and the job stayed out of sight
     gr.on([page.blocks.load, page.key.change], partial(_resume, page), [page.key, saved, job], [job, progress, timer, result],
-          show_progress="hidden")
+          show_progress="hidden", trigger_mode="always_last")
 
 
 async def _check_batch(page: Any, key: str, csv_file: Any, refs: Any, model: str, srcs: Any = None) -> list:

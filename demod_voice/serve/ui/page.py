@@ -84,9 +84,23 @@ HEAD = """
         + 'Send a smaller file, or a shorter recording (6-30 s is enough for a voice).';
     }
   }
+  // Gradio names every upload area "Click to upload or drop files" and every slider's reset "Reset to default value": a
+  // screen reader heard the Batch tab's three upload areas alike, and not which file each one takes. Each is named after
+  // its field's label.
+  const GENERIC = {'button.upload-container': '[data-testid="block-label"]', 'button.reset-button': '[data-testid="block-info"]'};
+  function nameAfterLabel(selector, labelSelector) {
+    document.querySelectorAll(selector).forEach((button) => {
+      const label = button.closest('.block') && button.closest('.block').querySelector(labelSelector);
+      const said = button.getAttribute('aria-label') || '';
+      if (!label || button.dataset.dvNamed === said) return;
+      button.setAttribute('aria-label', `${label.textContent.trim()}: ${said.charAt(0).toLowerCase()}${said.slice(1)}`);
+      button.dataset.dvNamed = button.getAttribute('aria-label');
+    });
+  }
   // Gradio draws a tab's contents when it is opened: new players and fallbacks are found as they appear.
   const scan = () => {
     document.querySelectorAll('[data-testid="toast-text"]').forEach(reword);
+    Object.entries(GENERIC).forEach(([selector, label]) => nameAfterLabel(selector, label));
     document.querySelectorAll('audio.dv-player[data-src]').forEach(attach);
     const down = document.body && document.body.dataset.dvServer === 'down';
     document.querySelectorAll('.dv-fallback').forEach((e) => { e.style.display = down ? 'block' : 'none'; });

@@ -490,3 +490,23 @@ def test_a_key_typed_while_the_page_loads_still_shows_the_batch_job(tmp_path):
     blocks = build_page(SimpleNamespace(state=SimpleNamespace()), Config(), True, tmp_path)
     resume = [fn for fn in blocks.fns.values() if getattr(getattr(fn.fn, "func", fn.fn), "__name__", "") == "_resume"]
     assert [(fn.trigger_mode, [target[1] for target in fn.targets]) for fn in resume] == [("always_last", ["load", "change"])]
+
+
+def test_a_voice_gone_since_it_was_picked_for_a_conversion_is_said_so(monkeypatch, tmp_path):
+    """A cloned voice deleted in another tab while it was picked in Convert: the page said "Conversion needs a cloned voice
+    (enroll one in the Clone tab); Piper voices are not made from recordings", as if it were a Piper voice."""
+    from demod_voice.serve.ui import convert
+    from demod_voice.serve.ui.actions import cloned_value
+
+    async def call_api(app, method, path, key, **kwargs):  # the API's answer for a voice it does not have
+        raise UiError(f"there is no voice '{kwargs['data']['voice']}' (GET /v1/voices lists them)")
+
+    monkeypatch.setattr(convert, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(convert, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(convert, "call_api", call_api)
+    (tmp_path / "take.wav").write_bytes(b"RIFF")
+    page = SimpleNamespace(app=None, uploads=tmp_path)
+    said = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), cloned_value("anna2")))
+    assert said == [None, None, "**Error:** there is no voice 'anna2' here (any more: it was deleted or renamed): pick another voice"]
+    piper = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), "piper|tiny-multi|speaker_1"))
+    assert "Piper voices are not made from recordings" in piper[2]

@@ -5,11 +5,11 @@ recording re-spoken in it beside the original. The page is a client of ``POST /v
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, is_cloned, picker, uploaded
-from demod_voice.serve.voices import load_profile
 
 
 def convert_tab(page: Any) -> None:
@@ -28,20 +28,22 @@ def convert_tab(page: Any) -> None:
         converted = gr.Audio(type="filepath", label="Converted", interactive=False, elem_id="dv-convert-result")
     status = gr.Markdown("", elem_id="dv-convert-status")
 
-    async def run(key: str, recorded: Any, sent: Any, picked: str) -> list:
-        try:
-            ctx = context(page.app)
-            authorize(ctx, key, "enroll")
-            source = _source(page, recorded, sent)
-            name = _cloned(ctx, picked)
-            started = time.perf_counter()
-            target = await convert_file(page.app, key, source, name)
-        except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
-            return [None, None, failed(err)]
-        return [str(source.path), str(target), f"**Done.** {source.name} in the voice of **{name}** "
-                                               f"({time.perf_counter() - started:.1f} s)."]
+    button.click(partial(convert, page), [page.key, recording, upload, voice], [original, converted, status])
 
-    button.click(run, [page.key, recording, upload, voice], [original, converted, status])
+
+async def convert(page: Any, key: str, recorded: Any, sent: Any, picked: str) -> list:
+    """The Convert button: the recording (or upload) re-spoken in the picked cloned voice, beside the original."""
+    try:
+        ctx = context(page.app)
+        authorize(ctx, key, "enroll")
+        source = _source(page, recorded, sent)
+        name = _cloned(picked)
+        started = time.perf_counter()
+        target = await convert_file(page.app, key, source, name)
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [None, None, failed(err)]
+    return [str(source.path), str(target), f"**Done.** {source.name} in the voice of **{name}** "
+                                           f"({time.perf_counter() - started:.1f} s)."]
 
 
 def _source(page: Any, recorded: Any, sent: Any) -> Upload:
@@ -51,12 +53,13 @@ def _source(page: Any, recorded: Any, sent: Any) -> Upload:
     return uploaded(item, page.uploads)
 
 
-def _cloned(ctx: Any, picked: str) -> str:
-    """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice (one with a profile)."""
+def _cloned(picked: str) -> str:
+    """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice (one with a profile). One that is gone
+    since it was picked is the API's to say (it was called a Piper voice here, "not made from recordings")."""
     kind, _, name = (picked or "").partition("|")
     if not name:
         raise UiError("Pick the voice to convert into.")
-    if not is_cloned(kind) or load_profile(ctx, name) is None:  # a Piper voice's id is 'name|speaker'
+    if not is_cloned(kind):  # a Piper voice's id is 'name|speaker'
         raise UiError("Conversion needs a cloned voice (enroll one in the Clone tab); Piper voices are not made from recordings.")
     return name
 

@@ -510,3 +510,12 @@ def test_a_voice_gone_since_it_was_picked_for_a_conversion_is_said_so(monkeypatc
     assert said == [None, None, "**Error:** there is no voice 'anna2' here (any more: it was deleted or renamed): pick another voice"]
     piper = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), "piper|tiny-multi|speaker_1"))
     assert "Piper voices are not made from recordings" in piper[2]
+
+
+def test_a_name_being_enrolled_elsewhere_is_said_without_the_apis_option():
+    """Two tabs enrolling one name at once: the second was told "(then send force=true to replace it)", which nothing on
+    the page can send."""
+    api = ("a voice 'twin' is being enrolled by another request right now: wait for that one to finish (then send force=true "
+           "to replace it), or give this voice another name")
+    assert failed(UiError(api)) == ("**Error:** a voice 'twin' is being enrolled by another request right now: wait for that "
+                                    "one to finish, or give this voice another name")

@@ -154,3 +154,19 @@ def test_a_body_that_is_not_json_says_what_to_send(body):
         error = answer.json()["error"]
         assert answer.status_code == 400 and error["code"] == "invalid_request", answer.text
         assert "JSON.stringify" in error["message"] and "json.dumps" in error["message"] and "character" in error["message"], error
+
+
+def test_the_api_page_loads_one_release_of_swagger_ui_checked_by_its_hash():
+    """FastAPI's /docs ran ``swagger-ui-dist@5`` from a CDN, whatever 5.x it served, unchecked, as the server's own page
+    (same-site: on a server without keys it could clone or delete voices); /redoc the same for ReDoc."""
+    import re
+
+    with app() as client:
+        page = client.get("/docs")
+        assert page.status_code == 200 and "/openapi.json" in page.text
+        files = re.findall(r'(?:src|href)="(https://[^"]+)" integrity="(sha384-[A-Za-z0-9+/=]{64})" crossorigin="anonymous"', page.text)
+        assert sorted(url.rsplit("/", 1)[1] for url, _ in files) == ["swagger-ui-bundle.js", "swagger-ui.css"], page.text
+        assert all(re.search(r"@\d+\.\d+\.\d+/", url) for url, _ in files), files  # one release, not a range
+        assert len(re.findall(r"<script[^>]* src=", page.text)) == len(re.findall(r"<link[^>]* href=", page.text)) == 1
+        assert client.get("/redoc").status_code == 404
+        assert client.get("/openapi.json").json()["info"]["title"] == "demod-voice"

@@ -34,6 +34,7 @@ from demod_voice.serve.http import conversions, job_store
 from demod_voice.serve.http import lexicons as lexicons_api
 from demod_voice.serve.http import speech as openai
 from demod_voice.serve.http import voices as voices_api
+from demod_voice.serve.http.api_docs import add_docs
 from demod_voice.serve.http.batch import resume_jobs, stop_jobs
 from demod_voice.serve.http.batch_jobs import BATCH
 from demod_voice.serve.http.book_jobs import BOOK, resume_books
@@ -88,8 +89,9 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
             await asyncio.to_thread(_stop, ctx, engine is None)
 
     quiet_uvicorn()  # a streamed answer cut short ends broken, said in one line, not uvicorn's traceback
-    app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="demod-voice", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Text to speech (Piper, XTTS-v2) with an OpenAI-compatible speech API and voice enrollment.")
+    add_docs(app)  # Swagger UI's files pinned and checked (api_docs.py)
     app.include_router(openai.router)
     app.include_router(voices_api.router)
     app.include_router(voices_api.manage)

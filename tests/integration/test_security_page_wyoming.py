@@ -238,6 +238,15 @@ def test_a_client_without_a_key_cannot_write_into_the_log(server):
     assert "forged-by-a-client" not in server.log_text()[log_start:]
 
 
+def test_the_pages_usage_figures_are_not_told_to_a_client_without_a_key(server):
+    """Gradio's ``monitoring/summary`` (outside ``gradio_api/``) answered any client, keyless, with each of the page's
+    actions, how often it ran and failed and how long it took; the page never asks for it."""
+    for path in ("monitoring/summary", "monitoring", "monitoring/"):
+        answer = httpx.get(f"{server.url}/ui/{path}", timeout=TIMEOUT)
+        assert answer.status_code == 404 and "functions" not in answer.text, (path, answer.text[:200])
+    assert httpx.get(f"{server.url}/ui/", timeout=TIMEOUT).status_code == 200  # the page itself is served
+
+
 def test_cloning_on_a_server_without_xtts_is_the_servers_503_with_no_path_or_client_flag(server):
     """This server has no XTTS model: an enrollment was a 400 (the client's fault) telling an HTTP client to pass
     --accept-license or --model-dir; with xtts.model_dir set to a missing folder it named that folder."""

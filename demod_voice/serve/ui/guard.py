@@ -108,9 +108,10 @@ class UploadSpace:
             self.arriving -= size
 
 
-UNUSED_ROUTES = ("custom_component/",)
-"""Gradio's routes (after ``gradio_api/``) the page never asks for: ``custom_component/`` printed what a client wrote in
-its path (up to the request line's limit, terminal escapes and all) on the server's standard output, keyless."""
+UNUSED_ROUTES = ("gradio_api/custom_component/", "monitoring/")
+"""Gradio's routes (after the page's path) the page never asks for: ``custom_component/`` printed what a client wrote in
+its path (up to the request line's limit, terminal escapes and all) on the server's standard output, keyless;
+``monitoring/summary`` told any client, keyless, how often each of the page's actions ran, failed and how long it took."""
 
 
 class UnusedRoutes:
@@ -122,7 +123,7 @@ class UnusedRoutes:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith(self.prefix) and path[len(self.prefix):].startswith(UNUSED_ROUTES):
+        if scope["type"] == "http" and path.startswith(self.prefix) and (path[len(self.prefix):] + "/").startswith(UNUSED_ROUTES):
             await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
             return
         await self.app(scope, receive, send)

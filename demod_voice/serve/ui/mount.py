@@ -61,7 +61,7 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     # Gradio.
     app.user_middleware.append(Middleware(PageHeaders, prefix=path, settings=config.serve))
     app.user_middleware.append(Middleware(KeyGuard, prefix=f"{path}/gradio_api/"))
-    app.user_middleware.append(Middleware(UnusedRoutes, prefix=f"{path}/gradio_api/"))
+    app.user_middleware.append(Middleware(UnusedRoutes, prefix=f"{path}/"))
     app.user_middleware.append(Middleware(UploadSpace, prefix=f"{path}/gradio_api/"))
     app.user_middleware.append(Middleware(StreamGuard, prefix=path))
     app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))

@@ -33,6 +33,18 @@ def voice_lexicon(voice: str) -> str:
     return f"voice.{stem}"
 
 
+def _voice_layer(lexicons: LexiconStore, voice: str) -> Optional[Lexicon]:
+    """A voice's own lexicon; none for a voice whose name no lexicon can have (a Piper file 'My Voice.onnx', 'Zoë.onnx',
+    or a mistyped --voice 'my voice'): no such lexicon can be stored, and the voice itself was refused with
+    "'voice.My Voice' is not a lexicon name" before it was even looked for."""
+    name = voice_lexicon(voice)
+    try:
+        check_name(name)
+    except InputError:
+        return None
+    return lexicons.load(name)
+
+
 def key_lexicon(key_id: str) -> str:
     """The name of an API key's own lexicon."""
     return f"key.{key_id}"
@@ -76,7 +88,7 @@ def reading(lexicons: LexiconStore, normalize: bool = True, server: Iterable[str
     """How a request's text is read: its lexicons merged by scope (server < voice < key < ``extra`` < ``own``)."""
     layers = [server_lexicons(lexicons, server)]
     if voice:
-        layers.append(lexicons.load(voice_lexicon(voice)))
+        layers.append(_voice_layer(lexicons, voice))
     if key_id:
         layers.append(lexicons.load(key_lexicon(key_id)))
     layers += [named_or_file(lexicons, name) for name in extra]

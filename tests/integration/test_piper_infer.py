@@ -128,6 +128,16 @@ def test_onnx_without_json(piper_voice, tmp_path):
     assert done.returncode == 0, done.stderr.decode()
 
 
+@pytest.mark.parametrize("name", ["My Voice", "Zoë"])
+def test_a_voice_file_named_with_a_space_or_an_accent_speaks(piper_voice, tmp_path, name):
+    # its own lexicon's name ('voice.My Voice') is no lexicon name: the voice was refused with "is not a lexicon name"
+    voice = tmp_path / f"{name}.onnx"
+    shutil.copy(piper_voice, voice)
+    shutil.copy(f"{piper_voice}.json", f"{voice}.json")
+    speak(voice, SHORT, tmp_path / "o.wav")
+    assert soundfile.info(str(tmp_path / "o.wav")).frames > 0
+
+
 def test_corrupt_onnx(piper_voice, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"this is not a model" * 100)

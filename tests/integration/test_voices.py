@@ -106,6 +106,13 @@ def test_unknown_voice_name(xtts_model, tmp_path):
     assert done.returncode == 3 and "voices add nobody" in done.stderr.decode()
 
 
+def test_a_voice_name_with_a_space_is_refused_as_a_voice_name_not_a_lexicon_name(xtts_model, tmp_path):
+    done = run_cli("xtts-zero-shot", "--voice", "my voice", "Hi.", "-o", str(tmp_path / "o.wav"),
+                   env=cache_env(tmp_path, "c", xtts_model))
+    said = done.stderr.decode()
+    assert done.returncode == 3 and "'my voice' cannot name a voice" in said and "lexicon" not in said, said
+
+
 def test_enrollment_is_an_engine_job(xtts_model, references, tmp_path):
     """``voices add`` submits one enrollment job: the CLI process imports no engine library, and the
     job's value (latents and the references' first seconds for voice conversion) becomes the profile."""

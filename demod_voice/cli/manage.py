@@ -229,7 +229,8 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
 def _export(cache: Any, name: str, file: str) -> None:
     """``voices export NAME FILE``; ``-``, as everywhere else, is standard output (it made a file called '-')."""
     if file != "-":
-        export_profile(cache, name, check_output_path(Path(file)))
+        # a folder as FILE was told "give a file name such as DIR/speech.wav", and an unwritable one "choose another --output"
+        export_profile(cache, name, check_output_path(Path(file), example=f"{name}.voice.npz", flag="FILE"))
         return
     if sys.stdout.isatty():
         raise UsageError("a voice profile is binary: redirect standard output to a file (voices export NAME - > NAME.npz), "

@@ -100,6 +100,16 @@ def test_tampered_profile_is_refused(xtts_model, references, tmp_path):
     assert done.returncode == 3 and "is not a demod-voice profile" in done.stderr.decode()
 
 
+def test_export_into_a_folder_names_a_profile_file(xtts_model, references, tmp_path):
+    home = cache_env(tmp_path, "home", xtts_model)
+    assert run_cli("voices", "add", "alice", str(references["ref.wav"]), env=home).returncode == 0
+    (tmp_path / "usb").mkdir()
+    done = run_cli("voices", "export", "alice", str(tmp_path / "usb"), env=home)
+    said = done.stderr.decode()
+    assert done.returncode == 3 and f"such as {tmp_path / 'usb' / 'alice.voice.npz'}" in said and ".wav" not in said, said
+    assert list((tmp_path / "usb").iterdir()) == []
+
+
 def test_unknown_voice_name(xtts_model, tmp_path):
     done = run_cli("xtts-zero-shot", "--voice", "nobody", "Hi.", "-o", str(tmp_path / "o.wav"),
                    env=cache_env(tmp_path, "c", xtts_model))

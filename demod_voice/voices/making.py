@@ -70,11 +70,12 @@ def add_voice(name: str, references: list[str], config: Config, force: bool = Fa
     return save_enrolled(target, name, run_one(job, config.engine, log_level))
 
 
-def save_enrolled(target: Path, name: str, result: JobResult) -> Profile:
-    """Write an enrollment job's value as the profile ``target`` (atomically) and read it back verified."""
+def save_enrolled(target: Path, name: str, result: JobResult, language: str = "") -> Profile:
+    """Write an enrollment job's value as the profile ``target`` (atomically) and read it back verified (``language``: the
+    one it was enrolled to speak, kept in the profile)."""
     value: Any = result.value
     if not isinstance(value, dict) or any(key not in value for key in ENROLL_VALUE_KEYS):
         raise RuntimeFailure(f"the enrollment of '{name}' ended without its conditioning; run it again with -vv to see why")
     write_profile(target, name, value["model"], list(value["references"]), value["gpt_cond_latent"], value["speaker_embedding"],
-                  value["reference_audio"], value["reference_lengths"], value["reference_rate"])
+                  value["reference_audio"], value["reference_lengths"], value["reference_rate"], language=language)
     return read_profile(target)

@@ -66,6 +66,8 @@ class Profile:
     """int64 array: samples of each reference in ``reference_audio``."""
     reference_rate: int = 0
     """Sample rate of ``reference_audio``."""
+    language: str = ""
+    """The language it was enrolled to speak (the server's enrollments; "" when none was kept: the command line's)."""
 
 
 @contextmanager
@@ -106,14 +108,17 @@ def _digest(meta: dict[str, Any], *arrays: Any) -> str:
 
 
 def write_profile(path: Path, name: str, model: str, references: list[str], gpt: Any, speaker: Any,
-                  audio: Any = None, lengths: Any = None, rate: int = 0, created: str = "") -> None:
+                  audio: Any = None, lengths: Any = None, rate: int = 0, created: str = "", language: str = "") -> None:
     """Write a profile file atomically; with ``audio`` (int16), ``lengths`` and ``rate`` in format 2; ``created``
-    (default: now) keeps a renamed profile's date."""
+    (default: now) keeps a renamed profile's date; ``language``, when given, travels with it (a download imported on
+    another server speaks it)."""
     import numpy as np
 
     gpt, speaker = np.ascontiguousarray(gpt, dtype=np.float32), np.ascontiguousarray(speaker, dtype=np.float32)
     meta = {"format": FORMAT if audio is not None else FORMATS[0], "name": name, "model": model, "references": references,
             "created": created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if language:  # only when given: a profile without one has the digest it always had
+        meta["language"] = language
     arrays = {"gpt_cond_latent": gpt, "speaker_embedding": speaker}
     if audio is not None:
         meta["reference_rate"] = int(rate)
@@ -167,12 +172,15 @@ def read_profile(path: Path) -> Profile:
     if not (isinstance(name, str) and isinstance(model, str) and isinstance(created, str) and isinstance(references, list)
             and all(isinstance(r, str) for r in references)):
         raise InputError(f"{path} is not a demod-voice profile (its name, model, references or date is missing or not text)")
+    language = meta.get("language", "")
+    if not (isinstance(language, str) and len(language) <= 40):
+        raise InputError(f"{path} is not a demod-voice profile (its language is not a language code)")
     rate = meta.get("reference_rate", 0)
     if audio is not None and not (isinstance(rate, int) and 8000 <= rate <= 48000 and int(audio[1].sum()) == len(audio[0])
                                   and (audio[1] > 0).all()):
         raise InputError(f"{path} is not a demod-voice profile (its reference audio does not match its lengths or rate)")
     return Profile(check_name(name), model, tuple(references), created, gpt, speaker, meta["digest"],
-                   *(audio or (None, None)), rate if audio is not None else 0)
+                   *(audio or (None, None)), rate if audio is not None else 0, language)
 
 
 def _check_members(path: Path) -> None:
@@ -242,11 +250,12 @@ def check_made_with(profile: Profile, model: str) -> Profile:
     return profile
 
 
-def write_renamed(profile: Profile, target: Path, name: str, created: str = "") -> None:
+def write_renamed(profile: Profile, target: Path, name: str, created: str = "", language: str = "") -> None:
     """``profile`` written to ``target`` under ``name``: the name is inside the file, under its digest, so it is written
-    again, not copied (``created``: as :func:`write_profile`)."""
+    again, not copied (``created``: as :func:`write_profile`; ``language``: a new one, default its own)."""
     write_profile(target, name, profile.model, list(profile.references), profile.gpt_cond_latent, profile.speaker_embedding,
-                  profile.reference_audio, profile.reference_lengths, profile.reference_rate, created=created)
+                  profile.reference_audio, profile.reference_lengths, profile.reference_rate, created=created,
+                  language=language or profile.language)
 
 
 def import_profile(cache: Path, source: Path, force: bool = False, model: str = "", name: str = "") -> Profile:

@@ -165,6 +165,28 @@ def test_rename_an_enrolled_voice(server):
     assert spoken.status_code == 200 and spoken.content[:4] == b"RIFF", spoken.text[:200]
 
 
+def test_a_downloaded_voice_imported_again_keeps_its_language(server):
+    """The language lived only in the server's side-car: a French voice downloaded, deleted and imported (or imported on
+    another server) came back as English, and spoke French text with English rules."""
+    assert enroll(server, "marie", recording(level=0.35), language="fr").status_code == 201
+    saved = httpx.get(server.url + "/v1/voices/marie/download", headers=auth(), timeout=60).content
+    assert httpx.delete(server.url + "/v1/voices/marie", headers=auth()).status_code == 200
+    imported = lambda **fields: httpx.post(server.url + "/v1/voices/import", data=fields,  # noqa: E731
+                                           files={"file": ("marie.npz", saved)}, headers=auth(), timeout=60)
+    response = imported()
+    assert response.status_code == 201 and response.json()["language"] == "fr", response.text
+    response = imported(name="marie-2")
+    assert response.status_code == 201 and response.json()["language"] == "fr", response.text
+    response = imported(name="marie-3", language="de")  # the field still says otherwise when given
+    assert response.status_code == 201 and response.json()["language"] == "de", response.text
+    renamed = httpx.patch(server.url + "/v1/voices/marie-2", json={"name": "marie-4"}, headers=auth())
+    assert renamed.json()["language"] == "fr", renamed.text
+    assert httpx.delete(server.url + "/v1/voices/marie-4", headers=auth()).status_code == 200
+    saved = httpx.get(server.url + "/v1/voices/marie-3/download", headers=auth(), timeout=60).content
+    assert httpx.delete(server.url + "/v1/voices/marie-3", headers=auth()).status_code == 200
+    assert imported(name="marie-3").json()["language"] == "de"
+
+
 def test_a_deleted_voice_leaves_no_conditioning_behind(server):
     """DELETE removed the profile and its side-car, but the voice cache kept the latents made from its recordings."""
     latents = lambda: sorted(p.name for p in server.folder.rglob("latents/*.npz"))  # noqa: E731

@@ -132,7 +132,7 @@ async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
         if target.exists():
             raise ApiError(409, f"a voice '{new}' exists already: pick another name, or delete that one first", code="voice_exists")
         language = voice_language(ctx, old)
-        await asyncio.to_thread(write_renamed, profile, target, new, profile.created)
+        await asyncio.to_thread(write_renamed, profile, target, new, profile.created, language)
         _write_side(ctx, new, language)
         profile_path(ctx, old).unlink(missing_ok=True)
         remove_side_files(ctx, old)
@@ -155,7 +155,8 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
     renamed = check_voice_id(str(form.get("name"))) if str(form.get("name") or "").strip() else ""
-    language = _language(ctx, form)  # checked as an enrollment's: any text (a megabyte, markup) was kept and listed to all
+    # checked as an enrollment's: any text (a megabyte, markup) was kept and listed to all; none: the file's own, below
+    given = _language(ctx, form) if form.get("language") else ""
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         saved = await save_upload(upload, Path(work), ctx.settings.limits, ".npz")
         try:
@@ -168,16 +169,18 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 check_made_with(profile, model)
             except InputError as err:
                 raise ApiError(400, str(err), code="other_model") from None
+        # the language it was enrolled with travels in the file: a French voice downloaded and imported spoke English
+        language = given or _language(ctx, {"language": profile.language})
         name = renamed or profile.name
         free_name(ctx, name)
         target = profile_path(ctx, name)
         with claimed(ctx, name):
             _refuse_existing(target, name, form, "import it under another name (the field 'name'), ")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if name == profile.name:
+            if name == profile.name and given in ("", profile.language):
                 shutil.move(str(saved), target)
-            else:  # the name is inside the file, under its digest
-                await asyncio.to_thread(write_renamed, profile, target, name, profile.created)
+            else:  # the name and language are inside the file, under its digest
+                await asyncio.to_thread(write_renamed, profile, target, name, profile.created, given)
             _write_side(ctx, name, language)
     return JSONResponse(_describe(ctx, name), status_code=201)
 
@@ -202,7 +205,7 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     with claimed(ctx, name), tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
         warnings = await asyncio.to_thread(_warnings, references, ctx.settings.limits.max_reference_seconds)
-        profile = await _condition(ctx, name, references, target)
+        profile = await _condition(ctx, name, references, target, language)
         _write_side(ctx, name, language)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
                         status_code=201)
@@ -276,7 +279,7 @@ def _refuse_existing(target: Path, name: str, form: Any, other: str = "") -> Non
         raise ApiError(409, f"a voice '{name}' exists already: delete it first, {other}or send force=true", code="voice_exists")
 
 
-async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path) -> Any:
+async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], target: Path, language: str) -> Any:
     """An enrollment job: a worker computes the voice's conditioning; its value becomes the profile."""
     try:
         job = registry.cloner().enroll_job(scope(ctx), [str(p) for p, _ in references], label=f"enroll {name}")
@@ -295,7 +298,7 @@ async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], 
     if result.error is not None:
         raise from_engine(result.error)
     try:
-        return await asyncio.to_thread(save_enrolled, target, name, result)
+        return await asyncio.to_thread(save_enrolled, target, name, result, language)
     except DemodVoiceError as err:
         raise from_engine(err) from None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from demod_voice.cli.lexicon import add_reading_flags, reading_from_args
 from demod_voice.config import cache_root
 from demod_voice.engine.service import run_one
 from demod_voice.errors import UsageError
+from demod_voice.voices.profiles import installs_as, is_profile_file
 
 XTTS = "xtts"
 """The backend ``xtts-zero-shot`` speaks with (``piper-infer``'s is ``piper.backend``)."""
@@ -56,6 +58,9 @@ def _cmd_xtts_zero_shot(args: argparse.Namespace) -> int:
         raise UsageError(f"'{args.text}' looks like a reference recording, not text: give the text to speak after the "
                          "references (xtts-zero-shot REFERENCE... TEXT)")
     _refuse_a_path_as_text(args.text, "xtts-zero-shot REFERENCE...")
+    if args.voice and is_profile_file(Path(args.voice)):  # was "'alice.voice.npz' cannot name a voice: use letters, ..."
+        raise UsageError(f"{args.voice} is a voice profile file: --voice takes an installed voice's name; install it first "
+                         f"(demod-voice voices import {shlex.quote(args.voice)}), then use --voice {installs_as(Path(args.voice))}")
     values = {"reference": "|".join(args.references), "voice": args.voice or ""}
     _run_one(args, config, XTTS, values, tuple(args.references))
     return 0

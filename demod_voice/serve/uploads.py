@@ -19,6 +19,7 @@ from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, withou
 from demod_voice.sandbox import confine, python_child
 from demod_voice.serve.errors import ApiError, file_name_shown
 from demod_voice.serve.limits import FORM_TYPES, check_content_length, media_type, not_a_form, save_upload, upload_limit
+from demod_voice.voices.profiles import is_profile_file
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
                   if to_convert else "send a shorter part of it (6-30 s is enough for a voice reference)")
         raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds): "
                             f"{advice}", code="reference_too_long")
+    if answer.get("error") == "profile":  # a downloaded voice sent as a recording: "not a format FFmpeg recognises"
+        raise ApiError(400, f"'{shown_name}' is a saved voice (a profile downloaded from /v1/voices/ID/download), not a "
+                            "recording: install it with POST /v1/voices/import (multipart field 'file')", code="bad_audio")
     if answer.get("error"):
         why = without_paths(str(answer["error"]), source, target)
         raise ApiError(400, f"'{shown_name}' is not audio that can be read ({why}); use wav, flac, mp3, ogg, m4a...",
@@ -111,6 +115,6 @@ def _child() -> None:
         return
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
         Path(target).unlink(missing_ok=True)
-        print(json.dumps({"error": plain_error(err, Path(source), Path(target))}))
+        print(json.dumps({"error": "profile" if is_profile_file(Path(source)) else plain_error(err, Path(source), Path(target))}))
         return
     print(json.dumps({"seconds": seconds}))

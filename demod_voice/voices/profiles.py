@@ -183,6 +183,26 @@ def read_profile(path: Path) -> Profile:
                    *(audio or (None, None)), rate if audio is not None else 0, language)
 
 
+def is_profile_file(path: Path) -> bool:
+    """Whether ``path`` is shaped as a profile file is (a zip with a profile's members): an exported voice given where a
+    recording goes, which was told it is "not a format FFmpeg recognises; use wav, flac, ogg, mp3 or m4a"."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return set(MEMBERS) <= set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def installs_as(path: Path) -> str:
+    """The name profile file ``path`` installs as ("NAME" when it does not read as a profile)."""
+    try:
+        return read_profile(path).name
+    except InputError:
+        return "NAME"
+
+
 def _check_members(path: Path) -> None:
     """Refuse anything but the three expected ``.npy`` members with sane headers and bounded sizes."""
     import zipfile

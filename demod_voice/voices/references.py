@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path
-from demod_voice.voices.profiles import PRIVATE
+from demod_voice.voices.profiles import PRIVATE, installs_as, is_profile_file
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,9 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
                          + cut_hint.format(name=shlex.quote(path.name), max=f"{max_seconds:.0f}")) from None
     except Exception as err:  # noqa: BLE001 - PyAV's many errors: the file is not audio it can read
         target.unlink(missing_ok=True)
+        if is_profile_file(path):
+            raise InputError(f"{what} {path.name} is a saved voice (an exported voice profile), not a recording: install it "
+                             f"(demod-voice voices import {shlex.quote(path.name)}), then use --voice {installs_as(path)}") from None
         raise InputError(f"{what} {path.name} is not audio that can be read ({plain_error(err, path, target)}); use wav, flac, "
                          "ogg, mp3 or m4a") from None
     _DECODED[key] = target

@@ -187,6 +187,17 @@ def test_a_downloaded_voice_imported_again_keeps_its_language(server):
     assert imported(name="marie-3").json()["language"] == "de"
 
 
+def test_a_downloaded_voice_sent_as_a_recording_is_told_to_go_to_import(server):
+    """A voice's download sent to POST /v1/voices as its recording was 'not a format FFmpeg recognises; use wav, ...'."""
+    assert enroll(server, "to-send", recording(level=0.4)).status_code == 201
+    saved = httpx.get(server.url + "/v1/voices/to-send/download", headers=auth(), timeout=60).content
+    response = httpx.post(server.url + "/v1/voices", data={"name": "sent-back"}, files=[("files", ("to-send.npz", saved))],
+                          headers=auth(), timeout=60)
+    message = refused(server, response, 400, "bad_audio")
+    assert "'to-send.npz' is a saved voice" in message and "POST /v1/voices/import" in message, message
+    assert "sent-back.npz" not in profiles(server)
+
+
 def test_a_deleted_voice_leaves_no_conditioning_behind(server):
     """DELETE removed the profile and its side-car, but the voice cache kept the latents made from its recordings."""
     latents = lambda: sorted(p.name for p in server.folder.rglob("latents/*.npz"))  # noqa: E731

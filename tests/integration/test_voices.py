@@ -123,6 +123,16 @@ def test_a_voice_name_with_a_space_is_refused_as_a_voice_name_not_a_lexicon_name
     assert done.returncode == 3 and "'my voice' cannot name a voice" in said and "lexicon" not in said, said
 
 
+def test_an_exported_voice_file_given_to_voice_says_to_import_it_first(xtts_model, tmp_path):
+    """``--voice alice.voice.npz`` (the file a friend sent) was told "'alice.voice.npz' cannot name a voice: use letters"."""
+    given = tmp_path / "alice.voice.npz"
+    write_profile(given, "alice", "m" * 32, ["0" * 64], np.zeros((1, 32, 8), "float32"), np.zeros((1, 8, 1), "float32"))
+    done = run_cli("xtts-zero-shot", "--voice", str(given), "Hi.", "-o", str(tmp_path / "o.wav"),
+                   env=cache_env(tmp_path, "c", xtts_model))
+    said = done.stderr.decode()
+    assert done.returncode == 2 and f"install it first (demod-voice voices import {given}), then use --voice alice" in said, said
+
+
 def test_enrollment_is_an_engine_job(xtts_model, references, tmp_path):
     """``voices add`` submits one enrollment job: the CLI process imports no engine library, and the
     job's value (latents and the references' first seconds for voice conversion) becomes the profile."""

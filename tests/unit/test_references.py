@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 import soundfile
@@ -74,3 +76,15 @@ def test_music_or_noise_under_the_voice_is_warned_about_on_the_command_line_too(
     chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) + 0.02 * np.random.default_rng(0).standard_normal(len(t))
     _, warnings = check_reference(recording(tmp_path, "song.wav", chord))
     assert len(warnings) == 1 and "reference song.wav sounds noisy" in warnings[0], warnings
+
+
+@pytest.mark.parametrize("name", ["alice.voice.npz", "Zoë's voice.npz"])
+def test_an_exported_voice_given_as_the_reference_says_how_to_use_it(tmp_path, name):
+    """A friend's exported voice given where a recording goes was 'not a format FFmpeg recognises; use wav, flac, ...'."""
+    from demod_voice.voices.profiles import write_profile
+
+    write_profile(tmp_path / name, "alice", "m" * 32, ["0" * 64], np.zeros((1, 32, 8), "float32"), np.zeros((1, 8, 1), "float32"))
+    with pytest.raises(InputError, match=r"is a saved voice .*not a recording: install it \(demod-voice voices import .*\), "
+                                         r"then use --voice alice$") as caught:
+        check_reference(str(tmp_path / name))
+    assert f"import {shlex.quote(name)})" in str(caught.value)  # one word for a shell, spaces and quotes and all

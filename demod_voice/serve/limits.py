@@ -14,7 +14,7 @@ from typing import Any, Optional
 from demod_voice.batch.rows import text_problem
 from demod_voice.serve.errors import ApiError, file_name_shown
 from demod_voice.serve.errors import queue_full as queue_full  # defined beside ApiError (no errors <-> limits circle)
-from demod_voice.voices.profiles import NAME
+from demod_voice.voices.profiles import NAME, name_rule
 
 READ_BLOCK = 1 << 16
 
@@ -35,8 +35,7 @@ def check_input(text: str, limits: Any) -> str:
 def check_voice_id(name: str) -> str:
     """A voice id: letters, digits, ``_ . -``, up to 64, not starting with ``. - _`` (never a path)."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise ApiError(400, f"'{str(name)[:80]}' is not a valid voice id: use letters, digits, '_', '.' or '-' "
-                            "(up to 64 characters, not starting with . - _)", code="bad_voice_id")
+        raise ApiError(400, f"'{str(name)[:80]}' is not a valid voice id: {name_rule(name)}", code="bad_voice_id")
     return name
 
 

@@ -28,7 +28,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
 from demod_voice.serve.errors import quoted
-from demod_voice.voices.profiles import NAME, Profile, read_installed
+from demod_voice.voices.profiles import NAME, Profile, name_rule, read_installed
 from demod_voice.voices.references import forget_latents
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ piper_voices = model_files
 def profile_path(ctx: Any, name: str) -> Path:
     """The file of profile ``name``; :class:`InputError` for a name that could form a path."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        raise InputError(f"'{name}' is not a valid voice id: letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
+        raise InputError(f"'{str(name)[:80]}' is not a valid voice id: {name_rule(name)}")
     return ctx.profiles / f"{name}.npz"
 
 

@@ -92,10 +92,30 @@ def profiles_dir(cache: Path) -> Path:
     return cache / "profiles"
 
 
+NAME_RULE = "use ASCII letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)"
+"""What a voice's name may hold, as refusals say it."""
+
+
+def name_like(name: str) -> str:
+    """A voice name made of ``name`` (accents dropped, spaces and other signs as '-'), as a refusal's example: "'Zoë' cannot
+    name a voice: use letters" was told a person whose name has only letters; "" when none can be made."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode()
+    made = re.sub(r"[^A-Za-z0-9_.-]+", "-", plain).lstrip("._-")[:64].rstrip("-")
+    return made if NAME.fullmatch(made) else ""
+
+
+def name_rule(name: str) -> str:
+    """:data:`NAME_RULE`, and a name like ``name`` that would do."""
+    like = name_like(name)
+    return f"{NAME_RULE}, e.g. '{like}'" if like and like != name else NAME_RULE
+
+
 def check_name(name: str) -> str:
     """Profile names become file names: letters, digits, ``_ . -``, up to 64 characters."""
     if not isinstance(name, str) or not NAME.fullmatch(name):  # match() would let a trailing newline through ($)
-        raise InputError(f"{name[:80]!r} cannot name a voice: use letters, digits, '_', '.' or '-' (up to 64, not starting with . - _)")
+        raise InputError(f"{str(name)[:80]!r} cannot name a voice: {name_rule(name)}")
     return name
 
 

@@ -38,6 +38,19 @@ def test_good_voice_ids():
         assert check_voice_id(name) == name
 
 
+@pytest.mark.parametrize("name, like", [("Zoë", "Zoe"), ("my voice", "my-voice"), ("José María", "Jose-Maria")])
+def test_a_name_refused_as_a_voice_id_is_shown_one_that_would_do(name, like):
+    """'Zoë' was told "use letters, digits, ..." though it holds only letters; "my voice" got no example either."""
+    from demod_voice.errors import InputError
+    from demod_voice.voices.profiles import check_name
+
+    message = status(check_voice_id, name)[1]
+    assert "ASCII letters" in message and message.endswith(f"e.g. '{like}'"), message
+    assert check_voice_id(like) == like
+    with pytest.raises(InputError, match=f"cannot name a voice: use ASCII letters.*e.g. '{like}'$"):
+        check_name(name)
+
+
 def test_declared_body_size():
     check_content_length({"content-length": "100"}, LIMITS)
     assert status(check_content_length, {"content-length": str(10**9)}, LIMITS)[0] == 413

@@ -71,6 +71,18 @@ def plain_error(err: Exception, *paths: Path) -> str:
     return re.sub(r"\[Errno -?\d+\]\s*", "", text).strip()[:200] or type(err).__name__
 
 
+def looks_like_audio(path: Path) -> bool:
+    """Whether ``path`` starts as a recording does (wav, flac, ogg, WebM, mp3, ADTS aac, an MP4/M4A), by its first bytes
+    alone: nothing is decoded (the server asks this of uploads in its own process)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    frame_sync = len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0  # mp3 and ADTS frames
+    return head[:4] in (b"RIFF", b"fLaC", b"OggS", b"\x1aE\xdf\xa3") or head[:3] == b"ID3" or head[4:8] == b"ftyp" or frame_sync
+
+
 def _is_mp4(path: Path) -> bool:
     """Whether ``path`` starts as an MP4 family file does (an ``ftyp`` box)."""
     try:

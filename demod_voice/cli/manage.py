@@ -6,10 +6,12 @@ Same pattern as the other cli modules: ``_add_<name>`` declares, ``_cmd_<name>``
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from demod_voice.audio.decode import looks_like_audio
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log, log_level, show_progress
@@ -220,10 +222,18 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         report = check_voice(args.name, config, texts, args.asr_model, args.language, log_level(args), show_progress(args))
         print(render(report))
     else:
-        check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name, reserved_names(config.serve.voices))
-        profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache),
-                                 name=args.name or "")
-        print(f"imported {profile.name} (model {profile.model[:12]})")
+        _import(args, config, cache)
+
+
+def _import(args: argparse.Namespace, config: Any, cache: Any) -> None:
+    """``voices import FILE [--name NEW] [--force]``."""
+    if looks_like_audio(Path(args.file)):  # was "... is not a demod-voice profile (not a zip archive); export one"
+        raise InputError(f"{args.file} is a recording, not a voice profile: make a voice of it (demod-voice voices add "
+                         f"{args.name or 'NAME'} {shlex.quote(args.file)}); import takes a file from 'voices export'")
+    check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name, reserved_names(config.serve.voices))
+    profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache),
+                             name=args.name or "")
+    print(f"imported {profile.name} (model {profile.model[:12]})")
 
 
 def _export(cache: Any, name: str, file: str) -> None:

@@ -198,6 +198,16 @@ def test_a_downloaded_voice_sent_as_a_recording_is_told_to_go_to_import(server):
     assert "sent-back.npz" not in profiles(server)
 
 
+def test_a_recording_sent_to_import_is_told_to_enroll_it(server):
+    """A recording sent to /v1/voices/import was "not a demod-voice profile (not a zip archive); export one with 'voices
+    export'": the command line's words, to an app that had meant to enroll."""
+    response = httpx.post(server.url + "/v1/voices/import", data={"name": "from-a-take"}, files={"file": ("Mémo 1.m4a", m4a(8.0))},
+                          headers=auth(), timeout=60)
+    message = refused(server, response, 400, "bad_profile")
+    assert message.startswith("'Mémo 1.m4a' is a recording, not a voice profile: enroll it with POST /v1/voices"), message
+    assert "from-a-take.npz" not in profiles(server)
+
+
 def test_a_deleted_voice_leaves_no_conditioning_behind(server):
     """DELETE removed the profile and its side-car, but the voice cache kept the latents made from its recordings."""
     latents = lambda: sorted(p.name for p in server.folder.rglob("latents/*.npz"))  # noqa: E731

@@ -133,6 +133,16 @@ def test_an_exported_voice_file_given_to_voice_says_to_import_it_first(xtts_mode
     assert done.returncode == 2 and f"install it first (demod-voice voices import {given}), then use --voice alice" in said, said
 
 
+def test_a_recording_given_to_import_says_to_add_it(xtts_model, references, tmp_path):
+    """``voices import memo.m4a`` was told "... is not a demod-voice profile (not a zip archive); export one with 'voices export'"."""
+    given = tmp_path / "Mémo vocal.wav"
+    shutil.copy(references["ref.wav"], given)
+    done = run_cli("voices", "import", str(given), "--name", "memo", env=cache_env(tmp_path, "c", xtts_model))
+    said = done.stderr.decode()
+    assert done.returncode == 3 and f"is a recording, not a voice profile: make a voice of it (demod-voice voices add memo '{given}')" in said, said
+    assert not (tmp_path / "c" / "profiles").exists()
+
+
 def test_enrollment_is_an_engine_job(xtts_model, references, tmp_path):
     """``voices add`` submits one enrollment job: the CLI process imports no engine library, and the
     job's value (latents and the references' first seconds for voice conversion) becomes the profile."""

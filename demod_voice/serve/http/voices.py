@@ -23,12 +23,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field, StrictStr
 
+from demod_voice.audio.decode import looks_like_audio
 from demod_voice.backends import registry
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.models.registry import installed_xtts_identity
 from demod_voice.paths import write_text_atomic
-from demod_voice.serve.errors import ApiError, from_engine
+from demod_voice.serve.errors import ApiError, file_name_shown, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
@@ -159,6 +160,10 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     given = _language(ctx, form) if form.get("language") else ""
     with tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         saved = await save_upload(upload, Path(work), ctx.settings.limits, ".npz")
+        if looks_like_audio(saved):  # was "... is not a demod-voice profile (not a zip archive); export one with 'voices export'"
+            raise ApiError(400, f"'{file_name_shown(upload.filename)}' is a recording, not a voice profile: enroll it with POST "
+                                "/v1/voices (fields 'name' and 'files'); import takes a file from /v1/voices/ID/download",
+                           code="bad_profile")
         try:
             profile = await asyncio.to_thread(read_profile, saved)
         except InputError as err:

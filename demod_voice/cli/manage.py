@@ -15,6 +15,7 @@ from demod_voice.audio.decode import looks_like_audio
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log, log_level, show_progress
+from demod_voice.cli.synth import AUDIO_SUFFIXES
 from demod_voice.config import Config, cache_root, config_path, load_config, to_dict, write_default_file
 from demod_voice.errors import ConfigError, InputError, UsageError
 from demod_voice.health import deep_checks, installed_voices, run_checks
@@ -238,6 +239,12 @@ def _import(args: argparse.Namespace, config: Any, cache: Any) -> None:
 
 def _export(cache: Any, name: str, file: str) -> None:
     """``voices export NAME FILE``; ``-``, as everywhere else, is standard output (it made a file called '-')."""
+    recording = file != "-" and looks_like_audio(Path(file))
+    if recording or Path(file).suffix.lower() in AUDIO_SUFFIXES:
+        # 'voices export alice alice.wav' replaced the recording alice.wav with the profile: the voice's recording was gone
+        raise UsageError(f"{file} is {'a recording' if recording else 'an audio file name'}, and a voice profile is not audio: "
+                         f"give the profile its own file ({name}.voice.npz); to hear the voice, speak with it "
+                         f"(xtts-zero-shot --voice {name} TEXT -o OUT.wav)")
     if file != "-":
         # a folder as FILE was told "give a file name such as DIR/speech.wav", and an unwritable one "choose another --output"
         export_profile(cache, name, check_output_path(Path(file), example=f"{name}.voice.npz", flag="FILE"))

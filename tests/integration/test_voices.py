@@ -110,6 +110,22 @@ def test_export_into_a_folder_names_a_profile_file(xtts_model, references, tmp_p
     assert list((tmp_path / "usb").iterdir()) == []
 
 
+def test_export_to_a_recording_s_name_leaves_the_recording(xtts_model, references, tmp_path):
+    """``voices export alice alice.wav`` replaced the recording alice.wav with the profile (exit 0)."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    take = tmp_path / "alice.wav"
+    shutil.copy(references["ref.wav"], take)
+    assert run_cli("voices", "add", "alice", str(take), env=home).returncode == 0
+    before = take.read_bytes()
+    for target in (take, tmp_path / "alice.m4a", tmp_path / "take"):
+        if target.name == "take":
+            target.write_bytes(before)  # a recording with no suffix
+        done = run_cli("voices", "export", "alice", str(target), env=home)
+        said = done.stderr.decode()
+        assert done.returncode == 2 and "a voice profile is not audio: give the profile its own file (alice.voice.npz)" in said, said
+    assert take.read_bytes() == before and (tmp_path / "take").read_bytes() == before and not (tmp_path / "alice.m4a").exists()
+
+
 def test_unknown_voice_name(xtts_model, tmp_path):
     done = run_cli("xtts-zero-shot", "--voice", "nobody", "Hi.", "-o", str(tmp_path / "o.wav"),
                    env=cache_env(tmp_path, "c", xtts_model))

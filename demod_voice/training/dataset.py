@@ -59,10 +59,8 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     width = counts.most_common(1)[0][0] if counts else 0
     odd = [(n, row) for n, row in rows if len(row) != width]
     if not width or len(odd) * 10 > len(rows):  # no shape most lines share: the file is wrong, not a line or two
-        lines = [n for n, _ in odd] if width else [n for n, _ in rows]
-        shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
         raise InputError(f"{path}: every line needs the same columns, id|text, id|text|normalized or id|speaker|text; "
-                         f"line(s) {shown} differ")
+                         f"{_columns_problem(rows, odd, width)}")
     # A line or two typed with a | too many or too few (a | in the text) is dropped with its line number, not the whole run.
     rows = [(n, row) for n, row in rows if len(row) == width]
     header = rows[0] if rows and _is_header(rows[0][1]) else None
@@ -82,6 +80,25 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
         else:
             entries.append(Entry(n, row[0].strip(), (row[2] or row[1]).strip()))
     return entries, layout
+
+
+SEPARATORS = (("\t", "tabs"), (",", "commas"), (";", "semicolons"))
+"""What a spreadsheet or another tool's metadata file separates its columns with, where piper's has ``|``."""
+
+
+def _columns_problem(rows: list[tuple[int, list[str]]], odd: list[tuple[int, list[str]]], width: int) -> str:
+    """Which lines break the columns, and how. A file saved with commas or tabs was told "line(s) 1, 2, 3 ... differ",
+    and one with a fourth column on every line the same: differ from what?"""
+    if all(len(row) == 1 for _, row in rows):
+        kind = next((name for mark, name in SEPARATORS if sum(mark in row[0] for _, row in rows) * 2 > len(rows)), None)
+        looks = f"they look separated by {kind}, " if kind else ""
+        return f"no line has a |: {looks}put a | between each line's id and its text (line {rows[0][0]}: {rows[0][1][0][:40]!r})"
+    if not width:
+        counts = Counter(len(row) for _, row in rows)
+        shapes = ", ".join(f"{n} line(s) of {count}" for count, n in counts.most_common(3))
+        return f"the lines have too many columns ({shapes}): remove the columns that are none of these"
+    lines = [n for n, _ in odd]
+    return f"line(s) {', '.join(map(str, lines[:10])) + (' ...' if len(lines) > 10 else '')} differ"
 
 
 def entry_problem(entry: Entry) -> Optional[str]:

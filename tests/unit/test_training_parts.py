@@ -125,6 +125,22 @@ def test_a_transcript_line_holding_a_line_separator_keeps_its_number_and_its_tex
         read_metadata(tmp_path)
 
 
+@pytest.mark.parametrize("lines, says", [
+    (["clip0,The birch canoe.", "clip1,Glue the sheet, then dry it.", "clip2,Rice."], "they look separated by commas, put a |"),
+    (["clip0\tThe birch canoe.", "clip1\tGlue the sheet."], "they look separated by tabs, put a |"),
+    (["clip0|me|The birch canoe.|the birch canoe", "clip1|me|Glue.|glue"], "too many columns (2 line(s) of 4)"),
+])
+def test_a_metadata_file_in_another_shape_says_what_is_wrong_with_it(tmp_path, lines, says):
+    """A spreadsheet's comma- or tab-separated file, or one with a column too many on every line, was refused with
+    "line(s) 1, 2, 3, ... differ": every line, differing from nothing the user could see."""
+    from demod_voice.training.dataset import read_metadata
+
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_metadata(tmp_path)
+    assert says in str(caught.value) and "differ" not in str(caught.value)
+
+
 def _full_disk(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -53,7 +53,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
     from demod_voice.errors import UsageError
     from demod_voice.models.registry import EMBEDDED_VOICES, piper_dir
     from demod_voice.training.bases import HUB
-    from demod_voice.training.train import TrainRequest, run_training
+    from demod_voice.training.train import TrainRequest, run_training, voice_name
 
     if not 0.0 <= args.validation_split < 0.5:
         raise UsageError("--validation-split must be between 0 and 0.5")
@@ -61,7 +61,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")
     output_dir = Path(args.output_dir).expanduser().absolute()
     config = load_settings(args)
-    name = args.name or output_dir.name
+    name = voice_name(output_dir, args.name, args.resume)
     if args.install and (name == config.piper.default_voice or name in EMBEDDED_VOICES):
         # installed under that name it would speak for every command that names that voice, or none
         what = "the default voice (piper.default_voice)" if name == config.piper.default_voice else "a packaged voice"

@@ -253,11 +253,27 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
         if request.quality and first.get("quality") and request.quality != first["quality"]:  # the same command may rerun
             raise UsageError(f"the run in {request.output_dir} trains a {first['quality']} voice: --resume continues it at "
                              f"that size; give --quality {first['quality']} or leave it out (it was silently ignored)")
+        if first.get("name") and request.name != first["name"]:  # its voice, samples and install are all under one name
+            raise UsageError(f"the run in {request.output_dir} makes the voice '{first['name']}': --resume keeps that name; "
+                             f"give --name {first['name']} or leave it out")
         for key in ("name", "quality", "base", "validation_split", "seed"):
             spec[key] = first.get(key, spec[key])
         spec["sentences"] = list(request.sentences) or first.get("sentences", [])
     spec["mode"] = "fit"
     return spec
+
+
+def voice_name(output_dir: Path, given: Optional[str], resume: bool) -> str:
+    """The voice's name: ``given``, else the run's own on ``--resume`` (its ``train.json``), else the output folder's. A
+    resume without ``--name`` installed the voice under the folder's name while the run's files kept the first one."""
+    if resume and given is None:
+        try:
+            first = json.loads((output_dir / SPEC).read_text(encoding="utf-8")).get("name")
+        except (OSError, ValueError, AttributeError):
+            first = None  # no run there: the resume is refused as such
+        if isinstance(first, str) and first:
+            return first
+    return given or output_dir.name
 
 
 def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset, base: Optional[Path]) -> int:

@@ -366,3 +366,26 @@ def test_a_resume_counts_the_epochs_its_newest_checkpoint_holds(tmp_path):
         run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=4, resume=True, progress=False))
     with pytest.raises(InputError, match="dataset"):  # past the epoch check, to the (missing) dataset
         run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=5, resume=True, progress=False))
+
+
+def test_a_resume_without_name_keeps_the_runs_voice_name_and_refuses_another(tmp_path, monkeypatch):
+    """``piper-train --resume --install`` without ``--name`` installed the voice as the output folder's name ('run') while
+    the run's own files were ``en_US-me-medium.onnx``; another ``--name`` on a resume was silently ignored but for the
+    install."""
+    import json
+
+    from demod_voice.cli.main import main
+    from demod_voice.errors import UsageError
+    from demod_voice.training import train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / train.SPEC).write_text(json.dumps({"name": "en_US-me-medium", "quality": "tiny", "base": None,
+                                              "validation_split": 0.05, "seed": 1234}))
+    asked = []
+    monkeypatch.setattr(train, "run_training", lambda request: asked.append(request) or train.Outcome(run / "x.onnx", 2))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert main(["piper-train", "--dataset", str(tmp_path), "--output-dir", str(run), "--resume", "--install", "-q"]) == 0
+    assert asked[0].name == "en_US-me-medium"
+    with pytest.raises(UsageError, match="makes the voice 'en_US-me-medium': --resume keeps that name; give --name en_US-me-medium"):
+        train._spec(train.TrainRequest(tmp_path, run, "mine", resume=True))

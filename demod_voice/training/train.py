@@ -125,6 +125,9 @@ def run_training(request: TrainRequest) -> Outcome:
     if request.resume:
         state["epochs_done"] = _epochs_saved(request.output_dir, state)
         if request.epochs <= state["epochs_done"]:
+            finished = _finished(request, spec["name"], state["epochs_done"])
+            if finished is not None:
+                return finished
             raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
                              f"pass --epochs larger than that to train on")
     quality = spec["quality"] or "medium"
@@ -157,6 +160,21 @@ def run_training(request: TrainRequest) -> Outcome:
         outcome.installed = install_voice(voice, request.install_to, request.name)
         say(request, f"installed as '{request.name}': {PROG} piper-infer {request.name} 'Some text.'")
     say(request, f"voice ready: {voice} ({PROG} piper-infer {voice} 'Some text.')")
+    return outcome
+
+
+def _finished(request: TrainRequest, name: str, epochs: int) -> Optional[Outcome]:
+    """``--install`` on a run already trained as far as asked: its voice of that epoch installed without training (there
+    was no way to install a voice trained without ``--install``: the same command with it was refused as done).
+    ``None`` when there is nothing to install (no ``--install``, or that epoch was never exported)."""
+    exported = request.output_dir / "samples" / f"epoch-{epochs}" / f"{name}.onnx"
+    if request.install_to is None or not exported.is_file() or not Path(f"{exported}.json").is_file():
+        return None
+    with OutputLock(request.output_dir, "training run"):  # not while a trainer is still writing there
+        say(request, f"the run has trained {epochs} epoch(s) already: installing its voice of epoch {epochs}")
+        voice = copy_voice(exported, request.output_dir / f"{name}.onnx")  # also when the run was stopped before it
+        outcome = Outcome(voice, epochs, install_voice(voice, request.install_to, name))
+    say(request, f"installed as '{name}': {PROG} piper-infer {name} 'Some text.'")
     return outcome
 
 

@@ -389,3 +389,32 @@ def test_a_resume_without_name_keeps_the_runs_voice_name_and_refuses_another(tmp
     assert asked[0].name == "en_US-me-medium"
     with pytest.raises(UsageError, match="makes the voice 'en_US-me-medium': --resume keeps that name; give --name en_US-me-medium"):
         train._spec(train.TrainRequest(tmp_path, run, "mine", resume=True))
+
+
+def test_a_finished_run_is_installed_by_the_same_command_with_install(tmp_path):
+    """A run trained without ``--install`` could not be installed: ``piper-train ... --resume --install`` with its
+    ``--epochs`` was refused as already trained ("pass --epochs larger than that"), and no other command installs one."""
+    import json
+    import zipfile
+
+    from demod_voice.errors import UsageError
+    from demod_voice.training.train import SPEC, TrainRequest, run_training
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with zipfile.ZipFile(run / "checkpoints" / "epoch-2.ckpt", "w") as whole:
+        whole.writestr("archive/data.pkl", b"x")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-2.ckpt")
+    (run / "model.json").write_text("{}")
+    (run / SPEC).write_text(json.dumps({"name": "me", "quality": "tiny", "base": None, "validation_split": 0.05, "seed": 1234}))
+    request = TrainRequest(tmp_path / "dataset", run, "me", epochs=2, resume=True, progress=False, install_to=tmp_path / "piper")
+    with pytest.raises(UsageError, match="has trained 2 epoch"):  # its last epoch was never exported: nothing to install
+        run_training(request)
+    _voice(run / "samples" / "epoch-2", b"epoch two", '{"audio": {"sample_rate": 22050}}')
+    outcome = run_training(request)
+    assert outcome.installed == tmp_path / "piper" / "me.onnx" and outcome.epochs == 2
+    assert _files(tmp_path / "piper") == _files(run / "samples" / "epoch-2") == {"me.onnx": b"epoch two",
+                                                                                  "me.onnx.json": b'{"audio": {"sample_rate": 22050}}'}
+    assert (run / "me.onnx").read_bytes() == b"epoch two"
+    with pytest.raises(UsageError, match="has trained 2 epoch"):  # without --install, a finished run is still finished
+        run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=2, resume=True, progress=False))

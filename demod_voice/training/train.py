@@ -400,7 +400,9 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
             _stop(process)
             if spec["mode"] == "fit" and (folder / "checkpoints" / "last.ckpt").exists():
                 raise Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on") from None
-            raise Interrupted(f"stopped before a checkpoint was written; nothing in {folder} to resume from") from None
+            # the first epoch was cut short: there is nothing to --resume, and the same command (without it) starts again
+            raise Interrupted(f"stopped before a checkpoint was written; nothing in {folder} to resume from: run the same "
+                              "command again (without --resume) to start over") from None
         finally:
             spec_path.unlink(missing_ok=True)
     if done.get("event") == "error":

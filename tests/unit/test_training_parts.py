@@ -418,3 +418,26 @@ def test_a_finished_run_is_installed_by_the_same_command_with_install(tmp_path):
     assert (run / "me.onnx").read_bytes() == b"epoch two"
     with pytest.raises(UsageError, match="has trained 2 epoch"):  # without --install, a finished run is still finished
         run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=2, resume=True, progress=False))
+
+
+def test_a_training_stopped_in_its_first_epoch_says_what_to_run(tmp_path, monkeypatch):
+    """Ctrl-C before the first checkpoint said only "nothing in RUN to resume from", while the same command with
+    --resume is what the product says after a later stop: the user was left to guess that the plain command starts over."""
+    import sys
+
+    from demod_voice.errors import Interrupted
+    from demod_voice.training import train
+
+    trainer = ("import os, time; events = os.fdopen(int(os.environ['DEMOD_VOICE_EVENTS_FD']), 'w'); "
+               "events.write('{\"event\": \"note\", \"text\": \"started\"}\\n'); events.flush(); time.sleep(60)")
+    monkeypatch.setattr(train, "python_child", lambda module: [sys.executable, "-c", trainer])
+
+    def ctrl_c(event):
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match=r"nothing in .* to resume from: run the same command again \(without --resume\)"):
+        train._run(None, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(Interrupted, match="the newest checkpoint is kept: run the same command with --resume"):
+        train._run(None, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)

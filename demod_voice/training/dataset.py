@@ -131,6 +131,23 @@ def _looks_like_speakers(column: list[str]) -> bool:
     return all(value and " " not in value.strip() and len(value) <= 32 for value in column) and len(distinct) <= max(1, len(column) // 2)
 
 
+def check_audio_folder(input_dir: Path) -> None:
+    """:class:`InputError` when ``input_dir`` has no ``wavs/`` folder, naming where its recordings are instead. Kept
+    beside metadata.csv (or in ``audio/``), every clip was dropped as "missing audio: add the recording"."""
+    if (input_dir / "wavs").is_dir():
+        return
+    places = [input_dir, *sorted(p for p in input_dir.iterdir() if p.is_dir())] if input_dir.is_dir() else []
+    for place in places:
+        found = sorted(p.name for p in place.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+        if found:
+            where, fix = (("beside metadata.csv", "move them into") if place == input_dir else
+                          (f"in {place.name}/", f"rename {place.name}/ to wavs/, or move them into"))
+            raise InputError(f"{input_dir} has no wavs/ folder; its {len(found)} recording(s) ({found[0]}, ...) are {where}: "
+                             f"{fix} {input_dir / 'wavs'}/")
+    raise InputError(f"{input_dir} has no wavs/ folder; a dataset needs metadata.csv (id|text per line) and the recordings "
+                     "in wavs/ (wavs/<id>.wav)")
+
+
 def find_audio(input_dir: Path, clip_id: str, index: Optional[dict[str, Path]] = None) -> Optional[Path]:
     """``wavs/<id>`` with any supported extension, in lower or upper case (``clip20.WAV``, as Windows tools name them), or
     ``id`` already carrying one. ``index`` (from :func:`audio_index`) also finds a name spelled in another Unicode form

@@ -33,7 +33,7 @@ from demod_voice.errors import DependencyError, InputError
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
 from demod_voice.training import preflight
-from demod_voice.training.dataset import Entry, audio_index, entry_problem, find_audio, read_metadata
+from demod_voice.training.dataset import Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     preflight.check_espeak_voice(request.settings.espeak_voice)
     check_dirs(request.input_dir, request.output_dir)
     entries, layout = read_metadata(request.input_dir, request.layout)
+    check_audio_folder(request.input_dir)
     wavs = request.output_dir / "wavs"
     try:
         wavs.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import soundfile
 from conftest import FIXTURES, run_cli
@@ -93,6 +94,8 @@ def test_too_little_speech_is_an_error_with_the_figure(lj_dataset, tmp_path):
     ("columns", "line(s) 2 differ"),
     ("encoding", "is not UTF-8 (line 2"),
     ("inside", "is inside the input directory"),
+    # recordings kept beside metadata.csv: every clip was dropped as "missing audio: add the recording"
+    ("beside", "has no wavs/ folder; its 1 recording(s) (a.wav, ...) are beside metadata.csv: move them into"),
 ])
 def test_bad_input(tmp_path, case, words):
     src = tmp_path / "src"
@@ -105,6 +108,10 @@ def test_bad_input(tmp_path, case, words):
     elif case == "inside":
         (src / "metadata.csv").write_text("a|Some text.\n")
         out = src / "prepared"
+    elif case == "beside":
+        (src / "metadata.csv").write_text("a|Some text.\n")
+        (src / "wavs").rmdir()
+        soundfile.write(str(src / "a.wav"), np.zeros(22050, dtype=np.int16), 22050)
     done = preprocess(src, out)
     err = done.stderr.decode().strip()
     assert done.returncode == 3 and words in err and len(err.splitlines()) == 1, err

@@ -106,7 +106,8 @@ def read_dataset(folder: Path, segment_samples: int) -> Dataset:
     _refuse(bad_ids, f"line(s) have phoneme ids outside the voice's {symbols} symbols",
             "re-run piper-preprocess (the ids come from its phoneme map)")
     _refuse(short, f"clip(s) are shorter than the training segment ({segment_samples / rate:.2f} s)",
-            "remove them from metadata.csv (piper-preprocess drops clips under --min-clip-seconds)")
+            f"remove them from metadata.csv, or set preprocess.min_clip_seconds to {segment_samples / rate:.2f} or more in the "
+            "config file and re-run piper-preprocess (it drops clips shorter than that)")
     return Dataset(folder, len(rows), rate, symbols, max(1, int(config.get("num_speakers", 1))),
                    config.get("espeak", {}).get("voice", "en-us"), size, [r[3] for r in rows[:3]])
 

@@ -74,12 +74,22 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
                 for n, row in odd]
     for n, row in rows:
         if width == 2:
-            entries.append(Entry(n, row[0].strip(), row[1].strip()))
+            entries.append(Entry(n, _clip_id(row[0]), row[1].strip()))
         elif layout == "multi":
-            entries.append(Entry(n, row[0].strip(), row[2].strip(), row[1].strip()))
+            entries.append(Entry(n, _clip_id(row[0]), row[2].strip(), row[1].strip()))
         else:
-            entries.append(Entry(n, row[0].strip(), (row[2] or row[1]).strip()))
+            entries.append(Entry(n, _clip_id(row[0]), (row[2] or row[1]).strip()))
     return entries, layout
+
+
+def _clip_id(cell: str) -> str:
+    """A line's clip id. ``wavs/clip1.wav``, the file's path in the dataset as some recording tools write it, is the file
+    ``clip1.wav`` there: it was dropped as an unsafe id (a path separator) on every line."""
+    clip = cell.strip()
+    for prefix in ("./wavs/", "wavs/"):
+        if clip.startswith(prefix):
+            return clip[len(prefix):]
+    return clip
 
 
 SEPARATORS = (("\t", "tabs"), (",", "commas"), (";", "semicolons"))

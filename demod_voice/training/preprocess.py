@@ -388,11 +388,12 @@ def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, 
 FIXES = {
     "header row": "column titles, not a clip: skipped (nothing to do)",
     "wrong column count": "a | too many or too few (one inside the text?): make the line like the others",
-    "missing audio": "no wavs/{id}.wav (or {formats}) is there: add the recording, or delete the line",
+    "missing audio": "no {file} is there: add the recording, or delete the line",
     "unreadable audio": "the file is damaged or not audio: export it again as wav or flac",
     "empty transcript": "type what is said after the |",
     "unphonemisable text": "espeak-ng found nothing to say in the text: check it, and --language",
     "duplicate id": "an earlier line has this id: give the clip its own id and file name",
+    "unsafe id": "an id is its recording's name in wavs/ (clip1 for wavs/clip1.wav), not a path: write the name alone",
     "silent audio": "the recording holds no sound: record it again",
     "clipped audio": "the recording is too loud (its peaks are cut off): record it again at a lower level",
     "too short": "under {min:g} s of speech once silence is trimmed: record a longer sentence",
@@ -406,7 +407,10 @@ def fix(result: ClipResult, settings: Settings) -> str:
     from demod_voice.training.dataset import AUDIO_EXTENSIONS
 
     text = FIXES.get(result.reason.split(" (")[0], "")
-    return text.format(id=result.clip_id, formats=", ".join(AUDIO_EXTENSIONS[1:]), min=settings.min_seconds, max=settings.max_seconds)
+    # an id that names its file (clip1.wav) is looked for as it is: "no wavs/clip1.wav.wav" sent the user to a wrong name
+    named = Path(result.clip_id).suffix.lower() in AUDIO_EXTENSIONS
+    file = f"wavs/{result.clip_id}" if named else f"wavs/{result.clip_id}.wav (or {', '.join(AUDIO_EXTENSIONS[1:])})"
+    return text.format(file=file, min=settings.min_seconds, max=settings.max_seconds)
 
 
 def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report: dict[str, Any]) -> None:

@@ -441,3 +441,20 @@ def test_a_training_stopped_in_its_first_epoch_says_what_to_run(tmp_path, monkey
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(Interrupted, match="the newest checkpoint is kept: run the same command with --resume"):
         train._run(None, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+
+
+def test_ids_written_as_the_recordings_path_or_file_name_are_found_and_named_rightly(tmp_path):
+    """``wavs/clip0.wav|...`` (the file's path in the dataset, as some recording tools write it) was dropped as an unsafe id
+    on every line, and a missing ``clip1.wav`` was reported as "no wavs/clip1.wav.wav"."""
+    from demod_voice.training import preprocess
+    from demod_voice.training.dataset import entry_problem, find_audio, read_metadata
+
+    (tmp_path / "wavs").mkdir()
+    (tmp_path / "wavs" / "clip0.wav").write_bytes(b"RIFF")
+    (tmp_path / "metadata.csv").write_text("wavs/clip0.wav|One.\n./wavs/clip1.wav|Two.\n../clip2.wav|Three.\n", encoding="utf-8")
+    entries, _ = read_metadata(tmp_path)
+    assert [e.clip_id for e in entries] == ["clip0.wav", "clip1.wav", "../clip2.wav"]
+    assert entry_problem(entries[0]) is None and find_audio(tmp_path, entries[0].clip_id) == tmp_path / "wavs" / "clip0.wav"
+    assert entry_problem(entries[2]) is not None  # a path that leaves wavs/ is still refused
+    missing = preprocess.ClipResult("clip1.wav", 2, "dropped", "missing audio")
+    assert preprocess.fix(missing, preprocess.Settings()) == "no wavs/clip1.wav is there: add the recording, or delete the line"

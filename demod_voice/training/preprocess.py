@@ -422,9 +422,12 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
     if not request.quiet:
         _print_report(report)
     if report["seconds"] < request.min_total_seconds:
+        # An earlier run's metadata.csv would still be trained on: the clips as they were then, lines deleted since included.
+        earlier = " (the earlier run's was removed: it listed the clips as they were then)" if (out / "metadata.csv").is_file() else ""
+        (out / "metadata.csv").unlink(missing_ok=True)
         raise InputError(f"the kept clips total {report['seconds']:.1f} s ({report['seconds'] / 60:.1f} min); training needs at "
                          f"least {request.min_total_seconds:.0f} s ({request.min_total_seconds / 60:.1f} min): record more, "
-                         "or lower --min-total-seconds for a quick test; metadata.csv was not written")
+                         f"or lower --min-total-seconds for a quick test; metadata.csv was not written{earlier}")
     kept = [r for r in results if r.status == "kept"]
     # Numbered in the order they first appear, as piper's training numbers them from metadata.csv: sorted names gave
     # the dataset's config.json another numbering than the trained model's, and a voice exported with it swapped speakers.

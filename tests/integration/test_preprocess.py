@@ -87,6 +87,11 @@ def test_too_little_speech_is_an_error_with_the_figure(lj_dataset, tmp_path):
     err = done.stderr.decode()
     assert done.returncode == 3 and "training needs at least 300 s" in err and "the kept clips total" in err
     assert not (out / "metadata.csv").exists() and (out / "report.json").exists()
+    # "metadata.csv was not written", but an earlier run's stayed, and piper-train went on training on the clips it listed
+    (out / "metadata.csv").write_text("deleted_since|A take the user threw away.|1 0 2\n")
+    again = run_cli("piper-preprocess", "--input-dir", str(lj_dataset), "--output-dir", str(out))
+    assert again.returncode == 3 and "(the earlier run's was removed" in again.stderr.decode()
+    assert not (out / "metadata.csv").exists()
 
 
 @pytest.mark.parametrize("case, words", [

@@ -2,7 +2,7 @@
 
 Layouts: ``id|text``; ``id|text|normalized`` (LJSpeech: the normalized text is spoken);
 ``id|speaker|text`` (multi-speaker). Three columns are told apart by ``--layout`` or, left to
-``auto``, by the middle column: speaker names are short, contain no spaces, and repeat.
+``auto``, by the middle column: speaker names are short and repeat, and are not the line's text again.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     header = rows[0] if rows and _is_header(rows[0][1]) else None
     rows = rows[1:] if header else rows
     if width == 3 and layout == "auto":
-        layout = "multi" if _looks_like_speakers([row[1] for _, row in rows]) else "ljspeech"
+        layout = "multi" if _looks_like_speakers([row for _, row in rows]) else "ljspeech"
     elif width == 2:
         layout = "ljspeech"
     entries = [Entry(header[0], header[1][0].strip(), "", problem="header row")] if header else []
@@ -136,9 +136,14 @@ def _is_header(row: list[str]) -> bool:
     return row[0].strip().lower() in ID_TITLES and all(cell.strip().lower() in COLUMN_TITLES for cell in row[1:])
 
 
-def _looks_like_speakers(column: list[str]) -> bool:
-    distinct = set(column)
-    return all(value and " " not in value.strip() and len(value) <= 32 for value in column) and len(distinct) <= max(1, len(column) // 2)
+def _looks_like_speakers(rows: list[list[str]]) -> bool:
+    """Whether three columns are id|speaker|text: the middle one short and repeating, and not the last one again (as
+    LJSpeech's text and normalized text mostly are). Names with a space ("Jane Doe") once made a multi-speaker dataset
+    id|text|normalized without a word, its voices trained as one."""
+    column = [row[1].strip() for row in rows]
+    same = sum(row[1].strip() == row[2].strip() for row in rows)
+    return (all(value and len(value) <= 32 for value in column) and len(set(column)) <= max(1, len(column) // 2)
+            and same * 2 <= len(rows))
 
 
 def check_audio_folder(input_dir: Path) -> None:

@@ -458,3 +458,19 @@ def test_ids_written_as_the_recordings_path_or_file_name_are_found_and_named_rig
     assert entry_problem(entries[2]) is not None  # a path that leaves wavs/ is still refused
     missing = preprocess.ClipResult("clip1.wav", 2, "dropped", "missing audio")
     assert preprocess.fix(missing, preprocess.Settings()) == "no wavs/clip1.wav is there: add the recording, or delete the line"
+
+
+def test_speaker_names_with_a_space_make_a_multi_speaker_dataset(tmp_path):
+    """``clip0|Jane Doe|Some text.`` was taken for LJSpeech's id|text|normalized (a name with a space was no speaker):
+    three people's recordings were prepared, and trained, as one voice without a word."""
+    from demod_voice.training.dataset import read_metadata
+
+    people = ["Jane Doe", "John Smith", "Ann Lee"]
+    lines = [f"clip{i}|{people[i % 3]}|Sentence number {i} is read here." for i in range(9)]
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    entries, layout = read_metadata(tmp_path)
+    assert layout == "multi" and [e.speaker for e in entries[:3]] == people
+    # LJSpeech's short lines, text and normalized text alike and repeated, are still text
+    (tmp_path / "metadata.csv").write_text("".join(f"c{i}|Yes.|Yes.\nd{i}|No.|No.\n" for i in range(4)), encoding="utf-8")
+    entries, layout = read_metadata(tmp_path)
+    assert layout == "ljspeech" and {e.text for e in entries} == {"Yes.", "No."} and entries[0].speaker is None

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.errors import DependencyError, InputError
+from demod_voice.errors import DependencyError, InputError, Interrupted
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
 from demod_voice.training import preflight
@@ -303,8 +303,12 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     log.info("%d clip(s) to process, %d unchanged since the last run", len(todo), len(results))
     started = time.perf_counter()
     state = _State(request.output_dir, results)
+    unchanged = len(results)
     try:
         _run_parallel(todo, request, state.add)
+    except KeyboardInterrupt:  # Ctrl-C said only "interrupted": not that the work done is kept, nor how to go on
+        raise Interrupted(f"stopped after {len(state.results) - unchanged} of {len(todo)} clip(s); they are kept: run the same "
+                          "command again to process the rest") from None
     finally:
         state.save()  # also when stopped: what finished is kept for the next run
     processing = {"clips": len(todo), "workers": request.workers, "seconds": round(time.perf_counter() - started, 3)}

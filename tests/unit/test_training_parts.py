@@ -474,3 +474,28 @@ def test_speaker_names_with_a_space_make_a_multi_speaker_dataset(tmp_path):
     (tmp_path / "metadata.csv").write_text("".join(f"c{i}|Yes.|Yes.\nd{i}|No.|No.\n" for i in range(4)), encoding="utf-8")
     entries, layout = read_metadata(tmp_path)
     assert layout == "ljspeech" and {e.text for e in entries} == {"Yes.", "No."} and entries[0].speaker is None
+
+
+def test_a_preprocess_stopped_with_ctrl_c_says_what_it_kept_and_how_to_go_on(tmp_path, monkeypatch):
+    """Ctrl-C printed only "interrupted": nothing said that the clips done were kept, nor that the same command goes on."""
+    from demod_voice.errors import Interrupted
+    from demod_voice.training import preprocess
+
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    for i in range(5):
+        (src / "wavs" / f"c{i}.wav").write_bytes(b"RIFF")
+    (src / "metadata.csv").write_text("".join(f"c{i}|Line {i}.\n" for i in range(5)), encoding="utf-8")
+    done = []
+
+    def process(entry, source, target, settings, key):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(entry.clip_id)
+        return preprocess.ClipResult(entry.clip_id, entry.line, "dropped", "silent audio", fingerprint=key)
+
+    monkeypatch.setattr(preprocess, "process_clip", process)
+    request = preprocess.PreprocessRequest(src, tmp_path / "out", preprocess.Settings(), progress=False, quiet=True)
+    with pytest.raises(Interrupted, match=r"stopped after 2 of 5 clip\(s\); they are kept: run the same command again"):
+        preprocess.run_preprocess(request)
+    assert sorted(preprocess._load_state(tmp_path / "out")) == ["c0", "c1"]

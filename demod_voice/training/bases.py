@@ -30,10 +30,19 @@ def checkpoints_dir(cache: Path) -> Path:
     return cache / "piper-checkpoints"
 
 
+def refuse_voice(path: Path) -> None:
+    """:class:`InputError` for an exported voice given where a training checkpoint belongs. Checked before any work: the
+    training process found it out only after it had started (half a minute, and a run folder made)."""
+    if path.suffix.lower() in (".onnx", ".json"):  # read as a pickle it was "not plain data", which says nothing useful
+        raise InputError(f"{path} is an exported voice, not a training checkpoint; an .onnx voice cannot be trained or "
+                         "exported again: use the .ckpt it was exported from")
+
+
 def resolve_base(base: str, cache: Path, hub: str = HUB, progress: bool = True) -> Path:
     """A local checkpoint for ``base``: the file itself, or the released checkpoint of that voice name."""
     path = Path(base).expanduser()
     if path.is_file():
+        refuse_voice(path)
         return path.absolute()
     match = NAME.match(base)
     if not match:

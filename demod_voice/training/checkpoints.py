@@ -18,6 +18,7 @@ from typing import Any, Optional
 from demod_voice.errors import InputError
 from demod_voice.paths import os_error
 from demod_voice.training import quality as qualities
+from demod_voice.training.bases import refuse_voice
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ def load(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist")
-    if path.suffix.lower() in (".onnx", ".json"):  # read as a pickle it was "not plain data", which says nothing useful
-        raise InputError(f"{path} is an exported voice, not a training checkpoint; an .onnx voice cannot be trained or "
-                         "exported again: use the .ckpt it was exported from")
+    refuse_voice(path)
     try:
         with torch.serialization.safe_globals(list(PATH_TYPES)):
             # Memory-mapped: the optimiser state of a released checkpoint (~2/3 of its ~800 MB) is never read.

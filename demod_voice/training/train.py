@@ -34,7 +34,7 @@ from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_t
 from demod_voice.sandbox import python_child
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
-from demod_voice.training.bases import HUB, resolve_base
+from demod_voice.training.bases import HUB, refuse_voice, resolve_base
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +442,7 @@ def run_export(request: ExportRequest) -> Path:
     preflight.check_dependencies()
     if not request.checkpoint.is_file():
         raise InputError(f"checkpoint {request.checkpoint} does not exist")
+    refuse_voice(request.checkpoint)
     if request.config is not None and not request.config.is_file():
         raise InputError(f"voice config {request.config} does not exist")
     config = request.config or (_run_voice_config(request.checkpoint) if request.language is None else None)

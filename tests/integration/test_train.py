@@ -438,6 +438,15 @@ def test_a_trained_voice_is_not_installed_over_the_default_voice_and_an_onnx_is_
     assert code == 3 and "is an exported voice, not a training checkpoint" in line and "not plain data" not in line, line
 
 
+def test_an_onnx_voice_given_as_base_is_refused_before_any_work(prepared, tmp_path, capsys):
+    """``--base voice.onnx`` (the voice a user has, not its .ckpt) was refused by the training process half a minute after
+    it started, leaving a run folder behind (train.json, cache/, .tmp/)."""
+    voice = tmp_path / "en_US-me-medium.onnx"
+    voice.write_bytes(b"an exported voice")
+    line = refused(capsys, prepared.folder, tmp_path / "o", "--base", str(voice))
+    assert "is an exported voice, not a training checkpoint" in line and not (tmp_path / "o").exists(), line
+
+
 def test_refused_output_dir_in_a_read_only_place(prepared, tmp_path, capsys, monkeypatch):
     """It was ``internal error: OSError: [Errno 30] Read-only file system``; piper-preprocess says this line."""
     import errno

@@ -128,7 +128,9 @@ def run_training(request: TrainRequest) -> Outcome:
             finished = _finished(request, spec["name"], state["epochs_done"])
             if finished is not None:
                 return finished
-            raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already; "
+            voice = request.output_dir / f"{spec['name']}.onnx"
+            mine = f" (its voice: {voice}; --install to install it)" if voice.is_file() and request.install_to is None else ""
+            raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already{mine}; "
                              f"pass --epochs larger than that to train on")
     quality = spec["quality"] or "medium"
     dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))

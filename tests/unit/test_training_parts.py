@@ -416,7 +416,8 @@ def test_a_finished_run_is_installed_by_the_same_command_with_install(tmp_path):
     assert _files(tmp_path / "piper") == _files(run / "samples" / "epoch-2") == {"me.onnx": b"epoch two",
                                                                                   "me.onnx.json": b'{"audio": {"sample_rate": 22050}}'}
     assert (run / "me.onnx").read_bytes() == b"epoch two"
-    with pytest.raises(UsageError, match="has trained 2 epoch"):  # without --install, a finished run is still finished
+    # without --install, a finished run is still finished, and says where its voice is and how to install it
+    with pytest.raises(UsageError, match=r"has trained 2 epoch\(s\) already \(its voice: .*/run/me.onnx; --install to install it\)"):
         run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=2, resume=True, progress=False))
 
 

@@ -345,22 +345,31 @@ def test_a_recording_far_too_long_is_dropped_without_being_decoded(tmp_path, mon
         preprocess._prepare_audio(path, preprocess.Settings())
 
 
+def _run_folder(run: pathlib.Path, epochs: int) -> pathlib.Path:
+    """A piper-train run of voice ``me`` whose newest checkpoint (a whole zip, as torch writes) holds ``epochs`` epochs."""
+    import json
+    import zipfile
+
+    from demod_voice.training.train import SPEC
+
+    (run / "checkpoints").mkdir(parents=True)
+    with zipfile.ZipFile(run / "checkpoints" / f"epoch-{epochs}.ckpt", "w") as whole:
+        whole.writestr("archive/data.pkl", b"x")
+    (run / "checkpoints" / "last.ckpt").symlink_to(f"epoch-{epochs}.ckpt")
+    (run / "model.json").write_text("{}")
+    (run / SPEC).write_text(json.dumps({"name": "me", "quality": "tiny", "base": None, "validation_split": 0.05, "seed": 1234}))
+    return run
+
+
 def test_a_resume_counts_the_epochs_its_newest_checkpoint_holds(tmp_path):
     """The progress state counts an epoch as it ends, before its checkpoint is saved: after a save that failed (a full
     $TMPDIR) the state said 5 while last.ckpt was epoch-4.ckpt, and ``--resume --epochs 5`` was refused as done."""
     import json
-    import zipfile
 
     from demod_voice.errors import InputError, UsageError
-    from demod_voice.training.train import SPEC, STATE, TrainRequest, run_training
+    from demod_voice.training.train import STATE, TrainRequest, run_training
 
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    with zipfile.ZipFile(run / "checkpoints" / "epoch-4.ckpt", "w") as whole:
-        whole.writestr("archive/data.pkl", b"x")
-    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-4.ckpt")
-    (run / "model.json").write_text("{}")
-    (run / SPEC).write_text(json.dumps({"name": "me", "quality": "tiny", "base": None, "validation_split": 0.05, "seed": 1234}))
+    run = _run_folder(tmp_path / "run", 4)
     (run / STATE).write_text(json.dumps({"epochs_done": 5}))
     with pytest.raises(UsageError, match="has trained 4 epoch"):
         run_training(TrainRequest(tmp_path / "dataset", run, "me", epochs=4, resume=True, progress=False))
@@ -394,19 +403,10 @@ def test_a_resume_without_name_keeps_the_runs_voice_name_and_refuses_another(tmp
 def test_a_finished_run_is_installed_by_the_same_command_with_install(tmp_path):
     """A run trained without ``--install`` could not be installed: ``piper-train ... --resume --install`` with its
     ``--epochs`` was refused as already trained ("pass --epochs larger than that"), and no other command installs one."""
-    import json
-    import zipfile
-
     from demod_voice.errors import UsageError
-    from demod_voice.training.train import SPEC, TrainRequest, run_training
+    from demod_voice.training.train import TrainRequest, run_training
 
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    with zipfile.ZipFile(run / "checkpoints" / "epoch-2.ckpt", "w") as whole:
-        whole.writestr("archive/data.pkl", b"x")
-    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-2.ckpt")
-    (run / "model.json").write_text("{}")
-    (run / SPEC).write_text(json.dumps({"name": "me", "quality": "tiny", "base": None, "validation_split": 0.05, "seed": 1234}))
+    run = _run_folder(tmp_path / "run", 2)
     request = TrainRequest(tmp_path / "dataset", run, "me", epochs=2, resume=True, progress=False, install_to=tmp_path / "piper")
     with pytest.raises(UsageError, match="has trained 2 epoch"):  # its last epoch was never exported: nothing to install
         run_training(request)

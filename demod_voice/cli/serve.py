@@ -35,7 +35,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from demod_voice.serve.server import ServeOptions, run
 
     config = load_settings(args, {"serve.host": args.host, "serve.port": args.port, "serve.workers": args.workers})
-    path, _ = config_path(args.config)
+    path, _ = config_path(getattr(args, "config", None))  # --config is absent unless given (SUPPRESS)
     options = ServeOptions(config=config, insecure_no_auth=args.insecure_no_auth,
                            preload=tuple(args.preload) if args.preload else None, log_level=log_level(args), ui=args.ui,
                            config_file=path if path.is_file() else None)

@@ -328,6 +328,7 @@ class Pool:
         elif slot.jobs_served >= self.settings.max_jobs_per_worker:
             log.debug("recycling worker %s after %d jobs", slot.worker.pid, slot.jobs_served)
             self._drop_worker(slot, stop=True)
+            self._keep_loaded(slot)
 
     def finish(self, task: Task, error: Optional[DemodVoiceError], audio_seconds: float = 0.0, where: str = "") -> None:
         """End a task: commit or abort its sink's state, report the result to its handle."""
@@ -355,6 +356,7 @@ class Pool:
         task = slot.tasks.popleft() if slot.tasks else None
         self._drop_worker(slot, stop=False)
         self._requeue(slot, max(1, handover // 2) if handover > 1 else 0)
+        self._keep_loaded(slot)
         if task is None:
             return
         if task.cancelled or task.error is not None:
@@ -371,6 +373,12 @@ class Pool:
         else:
             self.finish(task, RuntimeFailure(f"{reason} while synthesising {task.job.describe()}; that job failed "
                                              "(other jobs are unaffected)"))
+
+    def _keep_loaded(self, slot: Slot) -> None:
+        """A preloaded model keeps its workers: one recycled or dead is replaced now, not at the next job (``/readyz``
+        reads them, and a load balancer sends no job to a server that says it is not ready)."""
+        if self.pinned and slot.worker is None and not slot.retired and not self.host.stopping:
+            self.start_worker(slot)
 
     def _died_loading(self, slot: Slot, reason: str) -> None:
         self._drop_worker(slot, stop=False)

@@ -156,6 +156,21 @@ def test_idle_models_are_unloaded_after_the_timeout():
         svc.shutdown()
 
 
+def test_a_preloaded_model_stays_loaded_when_its_worker_is_recycled():
+    # serve --preload with one worker: the recycled worker was not replaced until the next request, so /readyz said
+    # 'loading' from then on, and a load balancer reading it sent no request that would have started one
+    svc = EngineService(EngineSettings(max_jobs_per_worker=1), workers=1)
+    started = []
+    svc.on_worker_start = started.append
+    try:
+        svc.preload(SPEC)
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+        assert svc.submit(job("a")).result(timeout=30).ok
+        wait_for(lambda: len(started) == 2 and svc.is_ready(SPEC), timeout=30)
+    finally:
+        svc.shutdown()
+
+
 def test_the_memory_budget_unloads_the_model_idle_longest():
     svc = EngineService(EngineSettings(memory_budget_mb=1))
     try:

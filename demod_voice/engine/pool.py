@@ -358,6 +358,8 @@ class Pool:
         self._requeue(slot, max(1, handover // 2) if handover > 1 else 0)
         self._keep_loaded(slot)
         if task is None:
+            log.warning("%s while idle (a worker of %s); %s", reason, self.spec.model,
+                        "another one is loading it" if slot.worker is not None else "another one starts with the next job")
             return
         if task.cancelled or task.error is not None:
             self.finish(task, None)

@@ -171,6 +171,25 @@ def test_a_preloaded_model_stays_loaded_when_its_worker_is_recycled():
         svc.shutdown()
 
 
+def test_a_preloaded_models_idle_worker_that_dies_is_replaced_and_said(caplog):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    svc = EngineService(EngineSettings(), workers=1)
+    started = []
+    svc.on_worker_start = started.append
+    try:
+        svc.preload(SPEC)
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+        os.kill(started[0].pid, signal.SIGKILL)
+        wait_for(lambda: len(started) == 2 and svc.is_ready(SPEC), timeout=30)
+        assert svc.stats()["worker_restarts"] == 1
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("killed by SIGKILL" in m and "/models/fake" in m for m in said), said
+    finally:
+        svc.shutdown()
+
+
 def test_the_memory_budget_unloads_the_model_idle_longest():
     svc = EngineService(EngineSettings(memory_budget_mb=1))
     try:

@@ -406,6 +406,8 @@ class Pool:
             log.warning("a worker of %s could not load it (%s); going on with the others", self.spec.model, error)
             slot.retired = True
             return
+        if self.pinned:  # no job of it may be waiting to carry the error: the server's log is where it is read
+            log.warning("could not load %s, a preloaded model: %s", self.spec.model, error)
         self.fail_waiting(error)
         self.load_deaths = 0
 

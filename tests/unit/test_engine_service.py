@@ -190,6 +190,20 @@ def test_a_preloaded_models_idle_worker_that_dies_is_replaced_and_said(caplog):
         svc.shutdown()
 
 
+def test_a_preloaded_model_that_cannot_load_is_said_in_the_log(caplog):
+    # serve --preload broken: /readyz said 'loading' for ever and the log said nothing at all
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    svc = EngineService(EngineSettings(), workers=1)
+    try:
+        svc.preload(LoadSpec("fakes:FakeBackend", "/models/broken"))
+        wait_for(lambda: any("cannot load /models/broken" in r.getMessage() for r in caplog.records), timeout=30)
+        assert not svc.is_ready(LoadSpec("fakes:FakeBackend", "/models/broken"))
+    finally:
+        svc.shutdown()
+
+
 def test_the_memory_budget_unloads_the_model_idle_longest():
     svc = EngineService(EngineSettings(memory_budget_mb=1))
     try:

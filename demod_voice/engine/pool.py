@@ -119,6 +119,8 @@ class Pool:
         """Threads each worker's engine runs (0: all the cores); ``engine.threads_per_worker`` or the cores shared out."""
         self.load_deaths = 0
         self.ever_ready = False
+        self.load_failed = False
+        """The last try to load the model failed, and no worker has loaded it since."""
         self.pinned = False
         self.last_used = time.monotonic()
         self.rss_seen = 0
@@ -275,6 +277,7 @@ class Pool:
     def _ready(self, slot: Slot, info: Any) -> None:
         slot.ready = True
         self.ever_ready = True
+        self.load_failed = False
         self.load_deaths = 0
         if slot.tasks and (slot.tasks[0].cancelled or slot.tasks[0].error is not None):
             slot.cancel_deadline = time.monotonic() + self.settings.cancel_kill_after
@@ -408,6 +411,7 @@ class Pool:
             return
         if self.pinned:  # no job of it may be waiting to carry the error: the server's log is where it is read
             log.warning("could not load %s, a preloaded model: %s", self.spec.model, error)
+        self.load_failed = True
         self.fail_waiting(error)
         self.load_deaths = 0
 

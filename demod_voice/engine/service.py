@@ -204,6 +204,11 @@ class EngineService:
         pool = self._pools.get(spec)
         return bool(pool and pool.ever_ready and pool.live_workers())
 
+    def load_failed(self, spec: LoadSpec) -> bool:
+        """True while the last try to load ``spec`` failed and no worker has loaded it since."""
+        pool = self._pools.get(spec)
+        return bool(pool and pool.load_failed and not pool.live_workers())
+
     def pools(self) -> list[PoolInfo]:
         """The models with workers or work, as seen now."""
         return [PoolInfo(p.spec, len(p.live_workers()), p.running(), p.waiting(), p.rss(), p.last_used, self.is_ready(p.spec))

@@ -229,3 +229,26 @@ def test_a_preload_voice_that_does_not_exist_stops_the_start_in_one_line(tmp_pat
     err = done.stderr.decode().strip()
     assert done.returncode == 3 and "there is no voice 'alloy'" in err, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "port" not in err, err
+
+
+def test_a_preloaded_voice_that_cannot_load_is_said_in_the_log_and_by_readyz(tmp_path, piper_voice, caplog):
+    """``serve --preload`` of a damaged voice: the log said nothing and ``/readyz`` answered 'loading' for ever."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from demod_voice.config import load_config
+    from demod_voice.serve.http.app import create_app
+
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(piper_voice.read_bytes()[:50000])
+    damaged.with_name("damaged.onnx.json").write_bytes(piper_voice.with_name(piper_voice.name + ".json").read_bytes())
+    config, _ = load_config(overrides={"serve.piper_voices": [str(damaged)], "cache_dir": str(tmp_path / "cache")},
+                            env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    caplog.set_level(logging.WARNING, logger="demod_voice")
+    with TestClient(create_app(config, preload=("damaged",), workers=1), base_url="http://127.0.0.1") as client:
+        assert wait_until(lambda: client.get("/readyz").json()["status"] != "loading", timeout=60)
+        ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json() == {"status": "failed", "failed": ["damaged.onnx"], "waiting_for": ["damaged.onnx"]}
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("could not load" in m and "damaged.onnx" in m for m in said), said

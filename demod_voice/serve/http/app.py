@@ -162,6 +162,9 @@ def _health_routes(app: FastAPI) -> None:
         waiting = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if not ctx.engine.is_ready(spec)]
         if ctx.draining.is_set():
             return JSONResponse({"status": "draining"}, status_code=503)
+        failed = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if ctx.engine.load_failed(spec)]
+        if failed:  # not 'loading': nothing is, and the server's log says why
+            return JSONResponse({"status": "failed", "failed": failed, "waiting_for": waiting}, status_code=503)
         if waiting:
             return JSONResponse({"status": "loading", "waiting_for": waiting}, status_code=503)
         return JSONResponse({"status": "ready", "models": [p.spec.model.rsplit("/", 1)[-1] for p in ctx.engine.pools() if p.ready]})

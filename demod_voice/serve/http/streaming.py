@@ -56,13 +56,28 @@ class CutAtDeadline(StreamingResponse):
             raise StreamBroken("the deadline passed while the client was not reading") from None
 
 
+UVICORN_CANCEL = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+UVICORN_CUT = "ASGI callable returned without completing response."
+
+
 class QuietBroken(logging.Filter):
-    """Drops uvicorn's traceback for an :class:`AlreadySaid` (the reason is said in one line elsewhere)."""
+    """Drops uvicorn's traceback for an :class:`AlreadySaid` (the reason is said in one line elsewhere), and says the
+    end of a drain's grace period in the server's words: uvicorn's two error lines for it (its cancel, then one per
+    request cut) read as a fault of the server, when a cut is what ``serve.grace_seconds`` promises."""
 
     start_failed = False
+    cancelling = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], AlreadySaid):
+            return False
+        if record.msg == UVICORN_CANCEL:
+            self.cancelling = True
+            record.msg = ("serve.grace_seconds is over: cancelling %s request(s) still in flight (a client still waiting "
+                          "for audio gets 503 shutting_down, one being answered a cut transfer)")
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        if self.cancelling and record.msg == UVICORN_CUT:
             return False
         # a failed start-up reaches uvicorn as Starlette's traceback text, not as an exception, then as its own line
         message = record.getMessage() if isinstance(record.msg, str) else ""

@@ -115,11 +115,21 @@ def _add_piper_infer(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_piper_infer)
 
 
+def _looks_like_a_voice(text: str, cache: Path) -> bool:
+    """A lone ``voice.onnx`` or voice name was spoken as its name by the default voice, exit 0, while the text piped
+    to stdin (``echo Hi | piper-infer en_US-joe-medium``, as piper's own command reads it) was ignored."""
+    from demod_voice.models.registry import is_installed
+    from demod_voice.training.bases import NAME
+
+    return text.endswith(".onnx") or bool(NAME.match(text)) or is_installed(text, cache)
+
+
 def _cmd_piper_infer(args: argparse.Namespace) -> int:
     keys = ("length_scale", "noise_scale", "noise_w_scale", "sentence_silence", "volume", "backend")
     config = load_settings(args, {f"piper.{key}": getattr(args, key) for key in keys})
-    if args.model is None and args.text.endswith(".onnx"):
-        raise UsageError(f"'{args.text}' looks like a voice, not text: give the text after it (piper-infer VOICE TEXT)")
+    if args.model is None and _looks_like_a_voice(args.text, cache_root(config)):
+        raise UsageError(f"'{args.text}' looks like a voice, not text: give the text after it (piper-infer VOICE TEXT), "
+                         f"or - to read it from stdin (piper-infer VOICE -)")
     _refuse_a_path_as_text(args.text, "piper-infer VOICE")
     values = {"model": args.model or config.piper.default_voice, "speaker": args.speaker or "", "config_json": args.config_json or ""}
     _run_one(args, config, config.piper.backend, values)

@@ -165,6 +165,18 @@ def test_speaker_on_single_speaker_voice(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "single speaker", tmp_path)
 
 
+@pytest.mark.parametrize("voice", ["en_US-lessac-medium", "house", "house.onnx"])
+def test_a_voice_alone_with_text_on_stdin_is_refused(piper_voice, tmp_path, voice):
+    # piper's own command reads stdin when no text is given: the voice's name was spoken instead, exit 0.
+    (tmp_path / "cache" / "demod-voice" / "piper").mkdir(parents=True)
+    shutil.copy(piper_voice, tmp_path / "cache" / "demod-voice" / "piper" / "house.onnx")
+    shutil.copy(f"{piper_voice}.json", tmp_path / "cache" / "demod-voice" / "piper" / "house.onnx.json")
+    done = run_cli("piper-infer", voice, "-o", str(tmp_path / "o.wav"), input="Hello there.\n",
+                   env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert_clean_failure(done, 2, "looks like a voice, not text", tmp_path)
+    assert "- to read it from stdin" in done.stderr.decode()
+
+
 @pytest.mark.parametrize("text, stdin", [("   ", None), ("-", "\n\n")])
 def test_empty_text(piper_voice, tmp_path, text, stdin):
     done = run_cli("piper-infer", str(piper_voice), text, "-o", str(tmp_path / "o.wav"), input=stdin)

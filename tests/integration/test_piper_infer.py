@@ -154,6 +154,22 @@ def test_json_that_is_not_a_voice_config(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "lacks 'num_speakers'", tmp_path)
 
 
+@pytest.mark.parametrize("dotted, value", [("audio.sample_rate", "22050"), ("num_speakers", 0), ("espeak.voice", 5)])
+def test_voice_config_with_a_wrong_value(piper_voice, tmp_path, dotted, value):
+    # A sample rate written as text failed inside the engine: "TypeError: can't multiply sequence...", exit 1.
+    model = tmp_path / "v.onnx"
+    shutil.copy(piper_voice, model)
+    config = json.loads(open(f"{piper_voice}.json", encoding="utf-8").read())
+    *parents, key = dotted.split(".")
+    node = config
+    for parent in parents:
+        node = node[parent]
+    node[key] = value
+    (tmp_path / "v.onnx.json").write_text(json.dumps(config))
+    done = run_cli("piper-infer", str(model), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, f"has '{dotted}' = {json.dumps(value)}, not", tmp_path)
+
+
 @pytest.mark.parametrize("speaker, words", [("7", "number from 0 to 2"), ("alice", "speaker_0, speaker_1, speaker_2")])
 def test_speaker_the_voice_lacks(piper_multi_voice, tmp_path, speaker, words):
     done = run_cli("piper-infer", str(piper_multi_voice), SHORT, "-o", str(tmp_path / "o.wav"), "--speaker", speaker)

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -19,6 +20,13 @@ from demod_voice.speech_text.prepare import Prepared, TextOptions, for_job
 log = logging.getLogger(__name__)
 
 REQUIRED_KEYS = ("num_speakers", "audio.sample_rate", "espeak.voice", "phoneme_id_map")
+VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "num_speakers": (lambda v: type(v) is int and v >= 1, "a whole number of at least 1"),
+    "audio.sample_rate": (lambda v: type(v) is int and v > 0, "a whole number of Hz"),
+    "espeak.voice": (lambda v: isinstance(v, str) and v != "", "an espeak-ng voice name"),
+    "phoneme_id_map": (lambda v: isinstance(v, dict) and v != {}, "a map of phonemes to ids"),
+}
+"""What each required key must hold: a wrong type failed deep in synthesis (``TypeError``, exit 1)."""
 ROWS_PER_BATCH = 4
 """Batch rows handed to a worker at once, in batches' worth (``piper.batch_size`` each): enough
 rows to group sentences of similar length, few enough that every worker gets a share."""
@@ -132,6 +140,9 @@ def read_voice_config(path: Path) -> dict[str, Any]:
             node = node.get(key) if isinstance(node, dict) else None
         if node is None:
             raise InputError(f"voice config {path} lacks '{dotted}'; is it a Piper .onnx.json?")
+        if not VALUE_CHECKS[dotted][0](node):
+            raise InputError(f"voice config {path} has '{dotted}' = {json.dumps(node)[:40]}, not {VALUE_CHECKS[dotted][1]}; "
+                             f"re-download the voice's .onnx.json")
     return data
 
 

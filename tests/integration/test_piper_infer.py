@@ -170,6 +170,18 @@ def test_voice_config_with_a_wrong_value(piper_voice, tmp_path, dotted, value):
     assert_clean_failure(done, 3, f"has '{dotted}' = {json.dumps(value)}, not", tmp_path)
 
 
+def test_voice_config_naming_an_espeak_voice_espeak_lacks(piper_voice, tmp_path):
+    # Each sentence failed in the worker: "synthesis failed (piper backend): RuntimeError: Failed to set voice", exit 1.
+    model = tmp_path / "v.onnx"
+    shutil.copy(piper_voice, model)
+    config = json.loads(open(f"{piper_voice}.json", encoding="utf-8").read())
+    config["espeak"]["voice"] = "en_US"
+    (tmp_path / "v.onnx.json").write_text(json.dumps(config))
+    done = run_cli("piper-infer", str(model), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, "unknown espeak-ng voice 'en_US': use e.g. en-us", tmp_path)
+    assert "'espeak.voice' of" in done.stderr.decode()
+
+
 @pytest.mark.parametrize("speaker, words", [("7", "number from 0 to 2"), ("alice", "speaker_0, speaker_1, speaker_2")])
 def test_speaker_the_voice_lacks(piper_multi_voice, tmp_path, speaker, words):
     done = run_cli("piper-infer", str(piper_multi_voice), SHORT, "-o", str(tmp_path / "o.wav"), "--speaker", speaker)

@@ -70,13 +70,15 @@ class PiperBackend(Backend):
 
     def load(self, spec: LoadSpec) -> LoadInfo:
         try:
-            from piper.config import PiperConfig, SynthesisConfig
+            from piper.config import PhonemeType, PiperConfig, SynthesisConfig
             from piper.voice import PiperVoice
         except ImportError as err:
             raise DependencyError(f"piper-tts is not installed ({err}); install it with: pip install 'demod-voice[piper]'") from None
 
         started = time.perf_counter()
         config = PiperConfig.from_dict(read_voice_config(Path(spec.model_config)))
+        if config.phoneme_type == PhonemeType.ESPEAK:
+            _check_espeak_voice(config.espeak_voice, spec.model_config)
         session, device, detail, warnings = self.open_session(spec)
         # piper's own PiperVoice does the text side (phonemes, ids, normalisation, volume) and
         # calls session.run for the audio, so every engine gives the same sentence the same ids.
@@ -322,6 +324,16 @@ class PiperBackend(Backend):
         if config.num_speakers <= 1:
             return scales, None
         return scales, config.default_speaker_id if syn.speaker_id is None else syn.speaker_id
+
+
+def _check_espeak_voice(voice: str, config: str) -> None:
+    """An espeak voice that espeak-ng lacks failed each sentence ("RuntimeError: Failed to set voice", exit 1)."""
+    from demod_voice.training.preflight import check_espeak_voice
+
+    try:
+        check_espeak_voice(voice)
+    except InputError as err:
+        raise InputError(f"{err}, in 'espeak.voice' of {config}") from None
 
 
 def _measured(sentences: Iterator[Iterator[AudioChunk]], lengths: list[int]) -> Iterator[Iterator[AudioChunk]]:

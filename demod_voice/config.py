@@ -87,10 +87,11 @@ class EngineSettings:
 class PiperSettings:
     """Defaults for ``piper-infer``; ``null`` means "use the value in the voice's .onnx.json"."""
 
-    length_scale: Optional[float] = _opt(None, "Phoneme length scale: > 1 speaks slower, < 1 faster.", minimum=0.01)
+    length_scale: Optional[float] = _opt(None, "Phoneme length scale: > 1 speaks slower, < 1 faster.", minimum=0.01,
+                                         maximum=100.0)
     noise_scale: Optional[float] = _opt(None, "Generator noise (variation in timbre).", minimum=0.0)
     noise_w_scale: Optional[float] = _opt(None, "Phoneme width noise (variation in rhythm).", minimum=0.0)
-    sentence_silence: float = _opt(0.0, "Seconds of silence after each sentence.", minimum=0.0)
+    sentence_silence: float = _opt(0.0, "Seconds of silence after each sentence.", minimum=0.0, maximum=60.0)
     volume: float = _opt(1.0, "Volume multiplier applied after normalisation.", minimum=0.0)
     batch_size: int = _opt(8, "Sentences (of one text, or of batch rows with one voice and settings) that go through the "
                               "voice in one run; 1 turns batching off.", minimum=1)

@@ -157,3 +157,10 @@ def test_a_number_that_is_not_finite_is_refused_wherever_it_is_set(tmp_path, whe
 def test_a_port_past_65535_is_refused():
     with pytest.raises(ConfigError, match="'serve.port' must be at most 65535"):
         load_config(env={}, overrides={"serve.port": 99999})
+
+
+@pytest.mark.parametrize("key, value, most", [("piper.length_scale", 1e9, "100.0"), ("piper.sentence_silence", 1e12, "60.0")])
+def test_a_length_or_silence_no_memory_holds_is_refused(key, value, most):
+    # Both went to the engine: onnxruntime's std::bad_alloc, or numpy's "Unable to allocate 78.3 PiB", exit 1.
+    with pytest.raises(ConfigError, match=f"'{key}' must be at most {most}"):
+        load_config(env={}, overrides={key: value})

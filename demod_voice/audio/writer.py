@@ -46,6 +46,8 @@ class Sink(Protocol):
 def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
     """Validate an output target before work starts; return it normalised (absolute path or ``-``)."""
     if output == STDOUT:
+        if stdout is None and sys.stdout is None:  # started with fd 1 closed ('>&-'): Python has no stdout at all
+            raise InputError("standard output is closed: pipe it (e.g. '| aplay -r RATE -f S16_LE -c 1') or use --output FILE.wav")
         stream = stdout or sys.stdout.buffer
         if stream.isatty():
             raise InputError("refusing to write raw audio to a terminal; pipe it (e.g. '| aplay -r RATE -f S16_LE -c 1') or use --output FILE.wav")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import soundfile
-from conftest import run_cli
+from conftest import BIN, run_cli
 
 SHORT = "Hello there."
 LONG = "Hello there. This sentence is a good deal longer than the first one, with several more words in it. And a third."
@@ -75,6 +77,14 @@ def test_raw_pcm_on_stdout_with_format_on_stderr(piper_voice, tmp_path):
     # the stream's sentences come in decoder windows, each scaled by the voice's level rather than
     # its own peak (not known before it ends): the file's audio, up to one gain per sentence
     assert np.corrcoef(pcm.astype(float), ref.astype(float))[0, 1] > 0.99
+
+
+def test_raw_pcm_to_a_closed_stdout(piper_voice, tmp_path):
+    # Started with fd 1 closed ('>&-'), Python has no sys.stdout: "internal error: AttributeError: 'NoneType' object has
+    # no attribute 'buffer'; ... report it", exit 1.
+    done = subprocess.run(["sh", "-c", 'exec "$0" "$@" >&-', sys.executable, str(BIN), "piper-infer", str(piper_voice), SHORT,
+                           "-o", "-"], capture_output=True, timeout=300, cwd=tmp_path)
+    assert_clean_failure(done, 3, "standard output is closed: pipe it", tmp_path)
 
 
 def test_text_from_stdin(piper_voice, tmp_path):

@@ -136,6 +136,10 @@ def test_onnx_without_json(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "needs its .onnx.json", tmp_path)
     done = run_cli("piper-infer", str(lonely), SHORT, "-o", str(tmp_path / "o.wav"), "--config-json", f"{piper_voice}.json")
     assert done.returncode == 0, done.stderr.decode()
+    (tmp_path / "o.wav").unlink()
+    # A mistyped --config-json was told its .onnx.json belongs beside the .onnx, which the flag is there to avoid.
+    done = run_cli("piper-infer", str(lonely), SHORT, "-o", str(tmp_path / "o.wav"), "--config-json", str(tmp_path / "typo.json"))
+    assert_clean_failure(done, 3, "typo.json not found: check the path given for the voice's .onnx.json", tmp_path)
 
 
 @pytest.mark.parametrize("name", ["My Voice", "Zoë"])

@@ -119,9 +119,11 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
             raise InputError(f"voice '{model}' not found: give the path of its .onnx file (with the .onnx.json beside it)")
         raise InputError(f"voice model {path} not found; check the path, or name an installed voice ('demod-voice models list')")
     config = Path(config_json).expanduser().absolute() if config_json else Path(f"{path}.json")
+    if config_json and not config.is_file():
+        raise InputError(f"voice config {config} not found: check the path given for the voice's .onnx.json")
     if not config.is_file():
-        hint = "" if config_json else " (piper-infer also takes --config-json PATH)"
-        raise InputError(f"voice config {config} not found: a Piper voice needs its .onnx.json beside the .onnx{hint}")
+        raise InputError(f"voice config {config} not found: a Piper voice needs its .onnx.json beside the .onnx "
+                         "(piper-infer also takes --config-json PATH)")
     return path, config
 
 

@@ -21,6 +21,8 @@ def load_text(value: str, stdin: Optional[TextIO] = None) -> str:
     """
     if value == "-":
         stream = stdin if stdin is not None else sys.stdin
+        if stream is None:  # started with fd 0 closed ('<&-'): Python has no stdin at all
+            raise InputError("standard input is closed: pipe the text in (echo TEXT | demod-voice ... -) or give it as an argument")
         try:
             # Bytes, decoded here: in a C locale Python reads stdin with surrogateescape, and bad bytes became "a lone
             # surrogate" later instead of this message.

@@ -87,6 +87,13 @@ def test_raw_pcm_to_a_closed_stdout(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "standard output is closed: pipe it", tmp_path)
 
 
+def test_text_from_a_closed_stdin(piper_voice, tmp_path):
+    # "internal error: AttributeError: 'NoneType' object has no attribute 'read'; ... report it", exit 1.
+    done = subprocess.run(["sh", "-c", 'exec "$0" "$@" <&-', sys.executable, str(BIN), "piper-infer", str(piper_voice), "-",
+                           "-o", str(tmp_path / "o.wav")], capture_output=True, timeout=300, cwd=tmp_path)
+    assert_clean_failure(done, 3, "standard input is closed: pipe the text in", tmp_path)
+
+
 def test_text_from_stdin(piper_voice, tmp_path):
     out = tmp_path / "stdin.wav"
     done = run_cli("piper-infer", str(piper_voice), "-", "-o", str(out), input=LONG)

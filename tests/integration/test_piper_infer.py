@@ -136,6 +136,20 @@ def test_missing_model(tmp_path):
     assert_clean_failure(done, 3, "not found; check the path", tmp_path)
 
 
+def test_a_voice_named_without_its_onnx_suffix(piper_voice, tmp_path):
+    # "voice 'house' is not installed: run 'demod-voice models download house'", while piper's own command speaks
+    # ./house.onnx; and "voices/house not found; check the path" for the file right there as voices/house.onnx.
+    (tmp_path / "voices").mkdir()
+    for folder in (tmp_path, tmp_path / "voices"):
+        shutil.copy(piper_voice, folder / "house.onnx")
+        shutil.copy(f"{piper_voice}.json", folder / "house.onnx.json")
+    done = run_cli("piper-infer", "house", SHORT, "-o", "o.wav", cwd=tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "c")})
+    assert_clean_failure(done, 3, "house.onnx is in this folder: give its path (./house.onnx)", tmp_path)
+    done = run_cli("piper-infer", "voices/house", SHORT, "-o", "o.wav", cwd=tmp_path)
+    assert_clean_failure(done, 3, "voices/house not found; did you mean", tmp_path)
+    assert done.stderr.decode().strip().endswith("voices/house.onnx?")
+
+
 def test_onnx_without_json(piper_voice, tmp_path):
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(piper_voice, lonely)

@@ -117,6 +117,8 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     if not path.is_file():
         if "/" not in model and not path.suffix:
             raise InputError(f"voice '{model}' not found: give the path of its .onnx file (with the .onnx.json beside it)")
+        if Path(f"{path}.onnx").is_file():
+            raise InputError(f"voice model {path} not found; did you mean {model}.onnx?")
         raise InputError(f"voice model {path} not found; check the path, or name an installed voice ('demod-voice models list')")
     config = Path(config_json).expanduser().absolute() if config_json else Path(f"{path}.json")
     if config_json and not config.is_file():

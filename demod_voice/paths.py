@@ -17,17 +17,18 @@ from demod_voice.errors import DemodVoiceError, InputError, OutputBusy, OutputFu
 log = logging.getLogger(__name__)
 
 
-def check_output_path(path: Path, example: str = "speech.wav", flag: str = "--output") -> Path:
+def check_output_path(path: Path, example: str = "speech.wav", flag: str = "--output", elsewhere: str = "") -> Path:
     """Return ``path`` made absolute if a file can be created there; else raise :class:`InputError`.
 
     Checked up front so that a typo in the directory fails in milliseconds, not after a model load. ``example``: the file
-    name a directory given as the output is told to add; ``flag``: the option that named it.
+    name a directory given as the output is told to add; ``flag``: the option that named it; ``elsewhere``: what a device
+    (``/dev/stdout``) is told to use instead of a file name.
     """
     path = path.expanduser().absolute()
     if path.is_dir():
         raise InputError(f"output {path} is a directory; give a file name such as {path / example}")
     if path.exists() and not path.is_file():  # written beside and renamed over: a device would be replaced by a file
-        raise InputError(f"output {path} is not a regular file (a device, a pipe or a socket); give a file name")
+        raise InputError(f"output {path} is not a regular file (a device, a pipe or a socket); give a file name{elsewhere}")
     parent = path.parent
     if not parent.is_dir():
         # "create it first (mkdir -p ...)" was the advice for a folder that is a file too, where mkdir fails

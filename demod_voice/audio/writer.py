@@ -52,7 +52,7 @@ def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
         if stream.isatty():
             raise InputError("refusing to write raw audio to a terminal; pipe it (e.g. '| aplay -r RATE -f S16_LE -c 1') or use --output FILE.wav")
         return STDOUT
-    path = check_output_path(Path(output))
+    path = check_output_path(Path(output), elsewhere=", or '-' for raw 16-bit PCM on stdout")  # piper's habit: -f /dev/stdout
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise InputError(f"cannot tell the audio format of '{output}': use a name ending in {', '.join(FORMATS)}, or '-' for raw PCM on stdout")

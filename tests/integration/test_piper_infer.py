@@ -87,6 +87,12 @@ def test_raw_pcm_to_a_closed_stdout(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "standard output is closed: pipe it", tmp_path)
 
 
+def test_output_to_a_device_names_the_stdout_spelling(piper_voice, tmp_path):
+    # "-o /dev/stdout | aplay" (piper's own "-f /dev/stdout") was told to "give a file name", never that '-' streams.
+    done = run_cli("piper-infer", str(piper_voice), SHORT, "-o", "/dev/stdout", cwd=tmp_path)
+    assert_clean_failure(done, 3, "or '-' for raw 16-bit PCM on stdout", tmp_path)
+
+
 def test_text_from_a_closed_stdin(piper_voice, tmp_path):
     # "internal error: AttributeError: 'NoneType' object has no attribute 'read'; ... report it", exit 1.
     done = subprocess.run(["sh", "-c", 'exec "$0" "$@" <&-', sys.executable, str(BIN), "piper-infer", str(piper_voice), "-",

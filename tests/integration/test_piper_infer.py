@@ -223,6 +223,17 @@ def test_voice_config_naming_an_espeak_voice_espeak_lacks(piper_voice, tmp_path)
     assert "'espeak.voice' of" in done.stderr.decode()
 
 
+@pytest.mark.parametrize("graph, config, words", [("single", "multi", "num_speakers 3, but v.onnx speaks one speaker"),
+                                                   ("multi", "single", "num_speakers 1, but v.onnx speaks several speakers")])
+def test_voice_config_of_another_voice(piper_voice, piper_multi_voice, tmp_path, graph, config, words):
+    # A one-speaker graph with a 3-speaker config: "synthesis failed: InvalidArgument: Invalid input name: sid", exit 1.
+    voices = {"single": piper_voice, "multi": piper_multi_voice}
+    shutil.copy(voices[graph], tmp_path / "v.onnx")
+    shutil.copy(f"{voices[config]}.json", tmp_path / "v.onnx.json")
+    done = run_cli("piper-infer", str(tmp_path / "v.onnx"), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, words, tmp_path)
+
+
 @pytest.mark.parametrize("speaker, words", [("7", "number from 0 to 2"), ("alice", "speaker_0, speaker_1, speaker_2")])
 def test_speaker_the_voice_lacks(piper_multi_voice, tmp_path, speaker, words):
     done = run_cli("piper-infer", str(piper_multi_voice), SHORT, "-o", str(tmp_path / "o.wav"), "--speaker", speaker)

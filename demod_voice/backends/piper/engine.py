@@ -125,6 +125,8 @@ class PiperBackend(Backend):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"cannot load voice {spec.model}: not a usable ONNX model ({first}); re-download it") from None
         self.batcher = session if prepared else None
+        _check_speakers(session.front if prepared else session, int(read_voice_config(Path(spec.model_config))["num_speakers"]),
+                        spec)
         providers = session.get_providers()
         device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
         return session, device, f"onnxruntime providers {', '.join(providers)}", warnings
@@ -324,6 +326,16 @@ class PiperBackend(Backend):
         if config.num_speakers <= 1:
             return scales, None
         return scales, config.default_speaker_id if syn.speaker_id is None else syn.speaker_id
+
+
+def _check_speakers(session: Any, count: int, spec: LoadSpec) -> None:
+    """A config from another voice (3 speakers for a one-speaker graph) failed every sentence ("Invalid input name: sid",
+    exit 1)."""
+    takes_speaker = "sid" in {i.name for i in session.get_inputs()}
+    if takes_speaker != (count > 1):
+        graph = "several speakers" if takes_speaker else "one speaker"
+        raise InputError(f"voice config {spec.model_config} says num_speakers {count}, but {Path(spec.model).name} speaks "
+                         f"{graph}: the two files are of different voices; give the .onnx.json that came with it")
 
 
 def _check_espeak_voice(voice: str, config: str) -> None:

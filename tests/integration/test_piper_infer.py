@@ -195,7 +195,8 @@ def test_json_that_is_not_a_voice_config(piper_voice, tmp_path):
     assert_clean_failure(done, 3, "lacks 'num_speakers'", tmp_path)
 
 
-@pytest.mark.parametrize("dotted, value", [("audio.sample_rate", "22050"), ("num_speakers", 0), ("espeak.voice", 5)])
+@pytest.mark.parametrize("dotted, value", [("audio.sample_rate", "22050"), ("num_speakers", 0), ("espeak.voice", 5),
+                                          ("inference.noise_scale", "x"), ("inference.length_scale", 0)])
 def test_voice_config_with_a_wrong_value(piper_voice, tmp_path, dotted, value):
     # A sample rate written as text failed inside the engine: "TypeError: can't multiply sequence...", exit 1.
     model = tmp_path / "v.onnx"

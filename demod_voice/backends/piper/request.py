@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "audio.sample_rate": (lambda v: type(v) is int and v > 0, "a whole number of Hz"),
     "espeak.voice": (lambda v: isinstance(v, str) and v != "", "an espeak-ng voice name"),
     "phoneme_id_map": (lambda v: isinstance(v, dict) and v != {}, "a map of phonemes to ids"),
+    # optional: the voice's own defaults ("noise_scale": "x" failed each sentence, exit 1)
+    "inference.noise_scale": (lambda v: _scale(v, 0.0), "a number of at least 0"),
+    "inference.length_scale": (lambda v: _scale(v, 0.01), "a number of at least 0.01"),
+    "inference.noise_w": (lambda v: _scale(v, 0.0), "a number of at least 0"),
 }
 """What each required key must hold: a wrong type failed deep in synthesis (``TypeError``, exit 1)."""
 ROWS_PER_BATCH = 4
@@ -129,6 +134,10 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     return path, config
 
 
+def _scale(value: Any, least: float) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= least
+
+
 @functools.lru_cache(maxsize=64)
 def read_voice_config(path: Path) -> dict[str, Any]:
     """Parse and sanity-check a Piper ``.onnx.json`` (cached: a batch names the same voice many times)."""
@@ -138,10 +147,12 @@ def read_voice_config(path: Path) -> dict[str, Any]:
         raise InputError(f"voice config {path} is not readable JSON ({err}); re-download the voice's .onnx.json") from None
     if not isinstance(data, dict):
         raise InputError(f"voice config {path} is not a JSON object; is it a Piper .onnx.json?")
-    for dotted in REQUIRED_KEYS:
+    for dotted in VALUE_CHECKS:
         node: Any = data
         for key in dotted.split("."):
             node = node.get(key) if isinstance(node, dict) else None
+        if node is None and dotted not in REQUIRED_KEYS:
+            continue
         if node is None:
             raise InputError(f"voice config {path} lacks '{dotted}'; is it a Piper .onnx.json?")
         if not VALUE_CHECKS[dotted][0](node):

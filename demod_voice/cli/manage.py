@@ -199,13 +199,7 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
                             reserved=reserved_names(config.serve.voices))
         print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
     elif args.action == "list":
-        for path in sorted(profiles_dir(cache).glob("*.npz")):
-            try:
-                profile = read_profile(path)
-            except InputError:  # said, with the way out: it was left out without a word
-                print(f"{path.stem:<24} damaged: remove it with 'demod-voice voices remove {path.stem}' and add it again")
-                continue
-            print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
+        _list_voices(args, cache)
     elif args.action == "remove":
         path = profiles_dir(cache) / f"{check_name(args.name)}.npz"
         if not path.is_file():  # a damaged profile is removed too (reading it first refused that)
@@ -224,6 +218,20 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
         print(render(report))
     else:
         _import(args, config, cache)
+
+
+def _list_voices(args: argparse.Namespace, cache: Any) -> None:
+    found = sorted(profiles_dir(cache).glob("*.npz"))
+    if not found and not getattr(args, "quiet", False):  # stdout stays empty for scripts; a person learns why
+        print("no voice profiles here yet: make one from a recording with 'demod-voice voices add NAME RECORDING' "
+              "(Piper voices are listed by 'demod-voice models list')", file=sys.stderr)
+    for path in found:
+        try:
+            profile = read_profile(path)
+        except InputError:  # said, with the way out: it was left out without a word
+            print(f"{path.stem:<24} damaged: remove it with 'demod-voice voices remove {path.stem}' and add it again")
+            continue
+        print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
 
 
 def _import(args: argparse.Namespace, config: Any, cache: Any) -> None:

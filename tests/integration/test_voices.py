@@ -268,3 +268,15 @@ def test_a_clone_cannot_take_a_model_name_or_an_alias_from_the_command_line(tmp_
             said = done.stderr.decode()
             assert done.returncode == 3 and f"'{name}' is {what}" in said and len(said.strip().splitlines()) == 1, (args, said)
     assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_an_empty_voices_list_says_how_to_make_one(xtts_model, tmp_path):
+    """``voices list`` with no profiles printed nothing at all (exit 0): a person could not tell an empty list from a
+    wrong cache, nor where trained Piper voices are. stdout stays empty for scripts; stderr says it, unless -q."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    listed = run_cli("voices", "list", env=home)
+    said = listed.stderr.decode()
+    assert listed.returncode == 0 and listed.stdout == b"" and said.count("\n") == 1, said
+    assert "demod-voice voices add NAME RECORDING" in said and "demod-voice models list" in said, said
+    quiet = run_cli("voices", "list", "-q", env=home)
+    assert quiet.returncode == 0 and quiet.stdout == b"" and quiet.stderr == b"", quiet.stderr.decode()

@@ -160,11 +160,13 @@ class EngineService:
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
             self._cancel_and_wait(list(feed.unfinished.values()))
-            try:  # the run's own end (a Ray head gone, --fail-fast): outputs finished meanwhile are recorded too
-                for result in _finished(None, feed.unfinished.values()):
+            # The run's own end (a Ray head gone, --fail-fast): outputs finished meanwhile are recorded too, each on
+            # its own (a server job's spent budget raises again after every one it records).
+            for result in _finished(None, feed.unfinished.values()):
+                try:
                     on_result(result)
-            except Exception:  # noqa: BLE001 - recording them failed as well (a full disk): the first error is the one
-                log.debug("a finished job could not be recorded after the run failed", exc_info=True)
+                except Exception:  # noqa: BLE001 - recording it failed as well (a full disk): the first error is the one
+                    log.debug("%s could not be recorded after the run failed", result.job.describe(), exc_info=True)
             raise
         return [handle.result() for handle in feed.kept if handle is not None]
 

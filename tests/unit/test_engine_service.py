@@ -578,3 +578,30 @@ def test_a_run_that_fails_as_a_whole_still_gives_its_finished_jobs_to_on_result(
         EngineRun(EngineSettings()).run(jobs, on_result=lambda result: seen.append(result.job.output), keep=False)
     made = [job.output for job in jobs if os.path.exists(job.output)]
     assert made and seen == made
+
+
+def test_a_run_ended_by_an_on_result_that_fails_each_time_still_gives_it_every_finished_job(tmp_path, monkeypatch):
+    """A server job's spent budget: its ``on_result`` records a job and then raises, every time. Of three jobs that
+    had ended and waited when the run failed, only the first was recorded: its error ended the recording of the rest
+    (their outputs stayed on disk, missing from the job's results)."""
+    from demod_voice.engine import service as engine_service
+    from demod_voice.errors import RuntimeFailure
+
+    real_get = engine_service._get
+    jobs = [SynthesisJob(SPEC, text, str(tmp_path / f"o{i}.wav")) for i, text in enumerate(["one", "two", "three"])]
+
+    def get_all_then_gone(done, watch=lambda: None):
+        for _ in jobs:  # every job ends (taken off the queue: the handles still tell) before the run fails
+            real_get(done, watch)
+        raise RuntimeFailure("the job's budget is spent")
+
+    monkeypatch.setattr(engine_service, "_get", get_all_then_gone)
+    seen = []
+
+    def record_then_refuse(result):
+        seen.append(result.job.output)
+        raise RuntimeFailure("the job's budget is spent")
+
+    with pytest.raises(RuntimeFailure, match="budget"):
+        EngineRun(EngineSettings()).run(jobs, on_result=record_then_refuse, keep=False)
+    assert sorted(seen) == [job.output for job in jobs]

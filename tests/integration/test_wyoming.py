@@ -682,6 +682,30 @@ def test_a_stream_longer_than_the_queue_is_spoken_whole(server, monkeypatch):
     assert [event.type for event in flood.events][-1] == "synthesize-stopped"
 
 
+def test_a_long_stream_followed_by_requests_sent_at_once_is_still_spoken_whole(server):
+    """A client that sends a long stream and then more requests before reading (a pipelining client; one connection
+    holds engine.max_queued): the requests went to the engine at once and took the stream's eight places ahead, so
+    each of its waiting sentences found no place at its turn and was dropped, silently (12 sentences: 8 spoken)."""
+    sentence = "Line one of the story."
+    one = run(synthesize(server, sentence, SynthesizeVoice(name="tiny-single")))
+
+    async def stream_then_eight():
+        async with server.client() as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event())
+            await client.write_event(SynthesizeChunk(text=f"{sentence} " * 12).event())
+            await client.write_event(SynthesizeStop().event())
+            for _ in range(8):
+                await client.write_event(Synthesize(text=sentence, voice=SynthesizeVoice(name="tiny-single")).event())
+            first = await read_reply(client, SynthesizeStopped().event().type)
+            return first, [await read_reply(client, "audio-stop") for _ in range(8)]
+
+    with limits(server, engine={"max_queued": 20}):
+        streamed, after = run(stream_then_eight())
+    assert not streamed.errors, [e.text for e in streamed.errors]
+    assert streamed.pcm == one.pcm * 12  # every sentence, once, in order
+    assert [reply.pcm == one.pcm for reply in after] == [True] * 8
+
+
 def test_four_clients_at_once_each_get_their_own_complete_stream(server):
     texts = ["One short line.", "A second line, a little longer than the first.", "Three. Sentences. Here.",
              "The fourth client asks for this sentence, and then another one after it."]

@@ -488,9 +488,12 @@ class WyomingHandler(AsyncEventHandler):
         """Jobs a stream hands to the engine ahead of the one being sent (a connection holds ``engine.max_queued``)."""
         return min(STREAM_AHEAD, self.ctx.engine.settings.max_queued)
 
-    async def _top_up(self, request: _Request) -> None:
-        """Hand a stream's waiting sentences to the engine, up to :data:`STREAM_AHEAD` ahead of the one being sent."""
-        while request.waiting and len(self.handles) < self._ahead() and not (request.failed or self.refused):
+    async def _top_up(self, request: _Request, turn: _Sentence) -> None:
+        """Hand a stream's waiting sentences to the engine, up to :data:`STREAM_AHEAD` ahead of the one being sent, and
+        ``turn``, the one to send now, whatever else the connection holds (requests sent after the stream may hold
+        those places: each sentence found none at its turn and was dropped)."""
+        while request.waiting and (len(self.handles) < self._ahead() or request.waiting[0] is turn) \
+                and not (request.failed or self.refused):
             refused = self._submit(request, request.waiting.popleft())
             if refused is not None:
                 request.failed = True
@@ -551,7 +554,7 @@ class WyomingHandler(AsyncEventHandler):
         """Send one job's audio as the engine makes it; past its deadline the job is cancelled. The deadline counts
         from the job's turn to be sent: an LLM's reply streamed in a slow voice came in all at once, and a sentence
         whose deadline counted from then ran out of time behind the sentences before it (the reply was cut)."""
-        await self._top_up(request)
+        await self._top_up(request, sentence)
         handle = sentence.handle
         if handle is None:  # never handed to the engine: skipped, or its answer failed before its turn
             return

@@ -72,6 +72,9 @@ def read_rows(path: Path, stdin: bool = False) -> list[Row]:
     """Parse the CSV (``stdin``: read from standard input, ``path`` only naming it); raise :class:`InputError` for an
     unreadable file, a missing header or unknown columns."""
     shown = "on stdin" if stdin else str(path)
+    if stdin and sys.stdin is None:  # started with no input at all (a service, a cron line, '<&-')
+        raise InputError("batch file on stdin: stdin is closed; pipe the CSV in (make-rows | demod-voice batch - ...) or give "
+                         "its file name")
     try:
         data = sys.stdin.buffer.read() if stdin else path.read_bytes()
         text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it

@@ -40,3 +40,11 @@ def test_a_sheets_own_columns_are_refused_saying_what_to_do(tmp_path):
     with pytest.raises(InputError) as caught:
         read_rows(sheet)
     assert "unknown column(s) id, notes (delete or rename them); columns are reference, text, output" in str(caught.value)
+
+
+def test_a_batch_file_on_a_closed_stdin_says_to_pipe_it_in(tmp_path, monkeypatch):
+    """``demod-voice batch - <&-`` (a service or cron line with no input) ended with 'internal error: AttributeError:
+    'NoneType' object has no attribute 'buffer''."""
+    monkeypatch.setattr("sys.stdin", None)
+    with pytest.raises(InputError, match=r"^batch file on stdin: stdin is closed; pipe the CSV in \(.*\) or give its file name$"):
+        read_rows(tmp_path / "stdin", stdin=True)

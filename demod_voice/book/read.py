@@ -46,6 +46,8 @@ _NUMBER = (rf"(?:\d+|{_ROMAN}|(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|
 _TITLE = r"[^.!?;,\n]{0,70}[^.!?;,\s]"
 _ROMAN_CAPS = r"(?=[CLXVI])C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 """A chapter's number in Roman capitals, I to CCCXCIX: without M and D, words such as "MIX" and "DIM" are no numbers."""
+_BARE_ROMAN = re.compile(rf"({_ROMAN_CAPS})\.?")
+"""A heading that is a Roman numeral alone ("IV", "IV."), with no title: a letter's signature ("L.") looks the same."""
 _TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:.\-–—]\s*|\s+){_TITLE})?|"
                           rf"(?:prologue|epilogue)(?:\s*[:.\-–—]\s*{_TITLE})?|"
                           rf"(?-i:{_ROMAN_CAPS})(?:\.(?:\s+{_TITLE})?)?)$", re.IGNORECASE)
@@ -161,6 +163,7 @@ def _read_txt(text: str, path: Path) -> Book:
     text, line = _gutenberg(text.replace("\r\n", "\n"), book)
     title, source, paragraphs, titled = book.title, f"{path.name}:{line}", [], False
     gutenberg = line > 1  # read from after its START line
+    numbered = 0  # the last numeral alone that was a heading (a story's sections, a part's chapters may count from I again)
     for block in re.split(r"\n[ \t]*\n", text):
         start = line + block[:len(block) - len(block.lstrip())].count("\n")  # after more than one blank line
         line += block.count("\n") + 2
@@ -171,6 +174,11 @@ def _read_txt(text: str, path: Path) -> Book:
             book.skipped.append(Skipped(paragraph[:60], f"{path.name}:{start}", "Project Gutenberg's credits"))
             continue
         heading = _txt_heading(block) or (paragraph if "\n" not in block.strip() and FRONT_MATTER.match(paragraph) else "")
+        bare = _BARE_ROMAN.fullmatch(heading)
+        if bare and bare[1]:
+            value = roman_value(bare[1])
+            # a numeral out of the book's order is text: a letter signed "L." or "C." began a chapter called "50."
+            heading, numbered = (heading, value) if value == 1 or numbered < value <= numbered + 2 else ("", numbered)
         if heading:
             if paragraphs or titled:
                 book.chapters.append(Chapter(title, tuple(paragraphs), source, titled))

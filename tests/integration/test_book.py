@@ -905,3 +905,20 @@ def test_chapters_numbered_by_a_numeral_alone_are_chapters_and_their_number_is_s
     request = BookRequest(txt, tmp_path / "b.m4b", config, VoiceChoice())
     plan = plan_book(parsed, request, reader_for(VoiceChoice(str(piper_voice)), config), tmp_path / "takes")
     assert [chapter[0].take.reading for chapter in plan] == ["1.", "2: The Return", "3. A SCANDAL IN BOHEMIA"]
+
+
+def test_a_letter_signed_with_an_initial_is_not_a_chapter(tmp_path):
+    """cacc085 made a Roman numeral alone a chapter heading, so a letter signed "L." (or "C.", "V.") inside a chapter
+    began a new chapter called "L." (said "50."), its signature dropped from the text. A numeral alone is a chapter when
+    it is I or one of the next two after the one before it (one heading lost to a typo costs no more than itself; a part
+    counts on or from I again); one with a title always is (a story's "II. THE RED-HEADED LEAGUE" after its sections)."""
+    from demod_voice.book.read import read_book
+
+    txt = tmp_path / "letters.txt"
+    txt.write_text("CHAPTER I\n\nMy dearest Mina, the roses bloom.\n\nYour loving friend,\n\nL.\n\nDear Lucy, the sea is calm.\n\n"
+                   "PART ONE\n\nI.\n\nThe ship came in.\n\nII\n\nIt was grey.\n\nC.\n\nPART TWO\n\nIV\n\nNo more.\n\n"
+                   "II. THE RED-HEADED LEAGUE\n\nI.\n\nA story.\n", encoding="utf-8")
+    assert [(c.title, c.paragraphs) for c in read_book(txt).chapters] == [
+        ("CHAPTER I", ("My dearest Mina, the roses bloom.", "Your loving friend,", "L.", "Dear Lucy, the sea is calm.")),
+        ("I.", ("The ship came in.",)), ("II", ("It was grey.", "C.")), ("IV", ("No more.",)),
+        ("I.", ("A story.",))]  # the story's title heads no words of its own: skipped as any empty chapter is

@@ -13,7 +13,6 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from demod_voice.errors import DependencyError, InputError
 
@@ -49,27 +48,6 @@ def check_dependencies() -> None:
             missing.append(package)
     if missing:
         raise DependencyError(f"piper-train needs {', '.join(missing)}: pip install 'demod-voice[piper-train]'")
-
-
-def check_espeak_voice(voice: str) -> None:
-    """:class:`InputError` unless piper-tts's espeak-ng has ``voice``, before any work: ``en_US`` (a voice name's spelling)
-    failed piper-preprocess only after the audio work, and piper-export made a voice that could not speak."""
-    from piper.phonemize_espeak import EspeakPhonemizer
-
-    phonemizer = EspeakPhonemizer()
-    if _speaks(phonemizer, voice):
-        return
-    language = voice.replace("_", "-").lower()
-    example = next((guess for guess in (language, language.split("-")[0]) if _speaks(phonemizer, guess)), "en-us")
-    raise InputError(f"unknown espeak-ng voice '{voice}': use e.g. {example} (espeak-ng --voices lists them)")
-
-
-def _speaks(phonemizer: Any, voice: str) -> bool:
-    try:
-        phonemizer.phonemize(voice, "a")
-    except RuntimeError:  # "Failed to set voice"
-        return False
-    return True
 
 
 def read_dataset(folder: Path, segment_samples: int) -> Dataset:

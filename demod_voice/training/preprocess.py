@@ -32,7 +32,7 @@ from typing import Any, Optional
 from demod_voice.errors import DependencyError, InputError, Interrupted
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
-from demod_voice.training import preflight
+from demod_voice.speech_text.espeak import check_espeak_voice
 from demod_voice.training.dataset import Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
         import soxr  # noqa: F401
     except ImportError as err:
         raise DependencyError(f"piper-preprocess needs piper-tts and soxr ({err}); pip install 'demod-voice[preprocess]'") from None
-    preflight.check_espeak_voice(request.settings.espeak_voice)
+    check_espeak_voice(request.settings.espeak_voice)
     check_dirs(request.input_dir, request.output_dir)
     entries, layout = read_metadata(request.input_dir, request.layout)
     check_audio_folder(request.input_dir)

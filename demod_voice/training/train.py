@@ -32,6 +32,7 @@ from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageErr
 from demod_voice.logs import PROG
 from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_text_atomic
 from demod_voice.sandbox import python_child
+from demod_voice.speech_text.espeak import check_espeak_voice
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
 from demod_voice.training.bases import HUB, refuse_voice, resolve_base
@@ -449,7 +450,7 @@ def run_export(request: ExportRequest) -> Path:
         raise InputError(f"voice config {request.config} does not exist")
     config = request.config or (_run_voice_config(request.checkpoint) if request.language is None else None)
     if config is None:  # the voice config names the espeak voice otherwise
-        preflight.check_espeak_voice(request.language or "en-us")
+        check_espeak_voice(request.language or "en-us")
     elif request.config is None:
         say(request, f"voice config: {config} (the training run's: its language, phoneme map and speaker names)")
     spec = {"mode": "export", "checkpoint": str(request.checkpoint), "output": str(request.output),

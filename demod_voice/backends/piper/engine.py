@@ -340,7 +340,7 @@ def _check_speakers(session: Any, count: int, spec: LoadSpec) -> None:
 
 def _check_espeak_voice(voice: str, config: str) -> None:
     """An espeak voice that espeak-ng lacks failed each sentence ("RuntimeError: Failed to set voice", exit 1)."""
-    from demod_voice.training.preflight import check_espeak_voice
+    from demod_voice.speech_text.espeak import check_espeak_voice
 
     try:
         check_espeak_voice(voice)

@@ -3,12 +3,14 @@
 Both serve the same generated medium Piper voice (random weights, Piper's real shape) on loopback;
 the same lines go to each, alternated line by line so that machine noise falls on both alike.
 
-    .venv/bin/python bench/wyoming_bench.py [--rounds 2] [--groups 4] [--workers 2]
+    .venv/bin/python bench/wyoming_bench.py [--rounds 2] [--groups 4] [--workers 2] [--int8]
 
 Measured with the wyoming package's own client: time to the first ``audio-chunk`` and to ``audio-stop``
 for one client at a time (a ``synthesize``, and Home Assistant's streaming flow fed word by word),
 then 4 clients at once (total time until all four streams are complete). Needs wyoming-piper
-(``pip install --no-deps wyoming-piper==2.5.2 sentence-stream``, as ``.ci/run`` does).
+(``pip install --no-deps wyoming-piper==2.5.2 sentence-stream``, as ``.ci/run`` does). ``--int8``: demod-voice serves
+the voice's INT8 copy (``models quantize``, static; made once beside the bench voice), wyoming-piper the float voice:
+what an administrator who chose the INT8 copy gets (its audio is not the float voice's: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -48,6 +50,17 @@ def voice() -> Path:
         subprocess.run([sys.executable, str(ROOT / "tests/fixtures/make_piper_voice.py"), str(model), "--size", "medium"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return model
+
+
+def int8_copy(model: Path) -> Path:
+    """The INT8 copy of ``model`` (``models quantize``'s static method), made once beside it."""
+    copy = model.with_name(f"{model.stem}-int8.onnx")
+    if not copy.exists():
+        from demod_voice.backends.piper.quantize import quantize_voice
+
+        print(f"quantizing {model.name} ...", file=sys.stderr)
+        quantize_voice(model, copy, "static")
+    return copy
 
 
 def free_port() -> int:
@@ -182,17 +195,20 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="times each line is sent to each server, one client at a time")
     parser.add_argument("--groups", type=int, default=4, help="groups of 4 concurrent clients per server")
     parser.add_argument("--workers", type=int, default=0, help="demod-voice workers for the voice (serve.workers; 0: its default)")
+    parser.add_argument("--int8", action="store_true", help="demod-voice serves the voice's INT8 copy (wyoming-piper the float voice)")
     args = parser.parse_args()
     model = voice()
+    ours_model = int8_copy(model) if args.int8 else model
     with tempfile.TemporaryDirectory(prefix="wyoming-bench.") as work:
         work = Path(work)
         peer, peer_port = start_wyoming_piper(model, work)
-        ours, our_port = start_demod_voice(model, work, args.workers)
+        ours, our_port = start_demod_voice(ours_model, work, args.workers)
         try:
             load = os.getloadavg()[0]
             asyncio.run(run(args, {"wyoming-piper": peer_port, "demod-voice": our_port}))
             print(f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores "
-                  f"(demod-voice: {args.workers or 'the default number of'} worker(s) for the voice)")
+                  f"(demod-voice: {args.workers or 'the default number of'} worker(s) for the voice"
+                  f"{', its INT8 copy' if args.int8 else ''})")
         finally:
             stop(ours)
             stop(peer)

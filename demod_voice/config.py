@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -213,6 +215,10 @@ class ServeLimits:
     max_page_storage_mb: float = _opt(1000.0, "Disk space the web page's files (uploads, recordings, downloads) may take, all "
                                       "together, in MB; past it the page's uploads get 507 until older files go (an hour after "
                                       "they were made).", minimum=1.0)
+    max_failed_keys: int = _opt(10, "Wrong API keys one client address may send in a minute (an IPv6 client: its "
+                                "serve.ipv6_prefix network; the clients of a proxy that names none: 10 times it, together); past "
+                                "it every key from that address gets 429 until the minute is over (0: no limit).", minimum=0,
+                                maximum=1000)
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,13 @@ class ServeSettings:
                                                "subdomains; '*' any, only with API keys). Other names: 400 (DNS rebinding).")
     trusted_origins: Optional[list] = _opt(None, "Web origins (https://chat.example.org) whose pages may POST or DELETE here, "
                                                  "besides the server's own and serve.cors_origins; '*' any, only with API keys.")
+    trusted_proxies: Optional[list] = _opt(None, "Reverse proxies (addresses or networks: [10.0.0.5], [10.0.0.0/24]) whose "
+                                                 "X-Forwarded-For names the client; null: a proxy on this machine (127.0.0.1, "
+                                                 "::1), or uvicorn's FORWARDED_ALLOW_IPS. A client's address counts its "
+                                                 "wrong keys and its share of the web page.")
+    ipv6_prefix: int = _opt(64, "Leading bits of an IPv6 client's address that tell it from others (64: its /64, which "
+                                "one machine commonly holds whole; 56 or 48 where one customer holds more).", minimum=16,
+                            maximum=128)
     header_timeout_seconds: float = _opt(10.0, "A connection must send a request's headers within this many seconds (slow "
                                                "clients are dropped).", minimum=0.1)
     max_connections: int = _opt(256, "Open connections at once (HTTP; Wyoming counts its own); more are closed as they arrive.",
@@ -334,7 +347,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
     try:
-        data = yaml.safe_load(text)
+        data = _load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -344,8 +357,76 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    data = _numbers(Config, data)
     _check_layer(Config, data, "", f"config file {path}")
     return data
+
+
+class _Numeral(str):
+    """A plain YAML scalar that YAML 1.2 reads as a number and PyYAML (YAML 1.1) as text: ``1e3``, ``1.5e3``, ``2E-1``."""
+
+
+_NUMERAL = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+"""Exponent forms YAML 1.1's float rule misses (it wants a dot and a signed exponent: ``1.0e+3``)."""
+
+
+@functools.cache
+def _loader() -> type:
+    """PyYAML's safe loader, which also marks the numerals YAML 1.1 leaves as text (:class:`_Numeral`). They stay text
+    unless their setting takes a number (:func:`_numbers`): a key in ``serve.keys`` written ``1234e5678`` is still that
+    key, and a quoted ``"5002"`` is still refused as text."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    tag = "tag:demod-voice,2026:numeral"
+    Loader.add_implicit_resolver(tag, _NUMERAL, list("-+.0123456789"))
+    Loader.add_constructor(tag, lambda loader, node: _Numeral(loader.construct_scalar(node)))
+    return Loader
+
+
+def _load_yaml(text: str) -> Any:
+    import yaml
+
+    return yaml.load(text, Loader=_loader())  # noqa: S506 - a safe loader (yaml.SafeLoader), with one text form marked
+
+
+def _numbers(cls: type, data: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``data`` with each :class:`_Numeral` a number where its setting takes one (``grace_seconds: 1e3`` was refused as
+    "must be a number, got '1e3'"), and plain text everywhere else."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    out: dict[Any, Any] = {}
+    for key, value in data.items():
+        tp = hints[key] if key in fields else None
+        if tp is not None and dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+            out[key] = _numbers(tp, value)
+        elif isinstance(value, _Numeral) and tp is not None and (_matches(tp, 0.0) or _matches(tp, 0)):
+            out[key] = float(value.replace("_", ""))
+        else:
+            out[_plain(key)] = _plain(value)
+    return out
+
+
+def _plain(value: Any, made: Optional[dict[int, Any]] = None) -> Any:
+    """``value`` with every :class:`_Numeral` in it (keys too) plain text again. YAML's anchors can make a list or
+    mapping hold itself (``a: &a [*a]``): ``made`` maps each one already begun to its copy, so the copy holds itself too
+    and the walk ends (the setting's check then refuses it in one line)."""
+    if isinstance(value, _Numeral):
+        return str(value)
+    made = {} if made is None else made
+    if id(value) in made:
+        return made[id(value)]
+    if isinstance(value, dict):
+        out: dict[Any, Any] = made.setdefault(id(value), {})
+        out.update((_plain(key, made), _plain(item, made)) for key, item in value.items())
+        return out
+    if isinstance(value, list):
+        items: list[Any] = made.setdefault(id(value), [])
+        items.extend(_plain(item, made) for item in value)
+        return items
+    return value
 
 
 ENV_NOT_SETTINGS = ("DEMOD_VOICE_CONFIG", "DEMOD_VOICE_EVENTS_FD", "DEMOD_VOICE_PARENT_PID", "DEMOD_VOICE_TEST_")
@@ -366,13 +447,14 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
 
         raw = env[name]
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = _load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         if isinstance(value, (dict, list)) and not _matches(_leaf_type(dotted), value):
             value = raw  # a mapping or list only where the setting takes one (serve.keys, serve.preload)
         part: dict[str, Any] = {}
         _set_dotted(part, dotted, value)
+        part = _numbers(Config, part)
         _check_layer(Config, part, "", f"environment variable {name}")
         layer = _deep_merge(layer, part)
     return layer
@@ -465,6 +547,8 @@ def _check_layer(cls: type, data: Mapping[str, Any], prefix: str, source: str) -
             continue
         if not _matches(tp, value):
             shown = f"a {type(value).__name__} (not shown: it may hold a secret)" if fields[key].metadata.get("secret") else repr(value)
+            if isinstance(value, float) and value.is_integer() and _matches(tp, 0):  # 1e3 is 1000.0 in YAML
+                shown += f" (write {int(value)})"
             raise ConfigError(f"{source}: '{dotted}' must be {_type_name(tp)}, got {shown}")
         _check_value(fields[key].metadata, dotted, value, source)
 

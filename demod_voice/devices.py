@@ -175,11 +175,19 @@ def optimized_path(model: str, providers: list[Any], cache_dir: Optional[str]) -
         return None
     import onnxruntime
 
-    stat = os.stat(model)
     names = [p[0] if isinstance(p, tuple) else p for p in providers]
-    key = f"{os.path.realpath(model)}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}|{','.join(names)}"
+    key = f"{file_identity(model)}|{onnxruntime.__version__}|{','.join(names)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return Path(cache_dir) / "onnx" / f"{Path(model).stem}-{digest}.onnx"
+
+
+def file_identity(path: str) -> str:
+    """What a cache entry derived from the file at ``path`` is keyed by: its real path, size, modification and change
+    times. The change time is set by the kernel at every write or rename: a voice replaced by one of the same size with
+    its modification time kept (``cp -p``, ``rsync -a``, files from a Nix store all dated 1970) was served from the old
+    voice's optimised graph."""
+    stat = os.stat(path)
+    return f"{os.path.realpath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
 
 
 def _writable_folder(folder: Path) -> bool:

@@ -27,12 +27,12 @@ from demod_voice.paths import os_error, temp_beside
 log = logging.getLogger(__name__)
 
 MANIFEST = ".demod-voice-manifest.jsonl"
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block ends, then act as they would have: a finished row's manifest line, count
+    """Ctrl-C, SIGTERM and SIGHUP wait until the block ends, then act as they would have: a finished row's manifest line, count
     and report line are written together. (Python runs a signal's handler after the call it came in returns, most
     often the manifest's fsync: the line was on disk, the row missing from the report and the summary's count.) On
     the main thread only, and only for signals that have a Python handler; elsewhere the block runs as it is."""

@@ -26,6 +26,16 @@ def python_child(code: str = "", module: str = "") -> list[str]:
     return [sys.executable, "-c", first + run]
 
 
+def reader_child(code: str) -> list[str]:
+    """:func:`python_child` for a short-lived reader of untrusted bytes (an upload being decoded, a book being read) that
+    ignores Ctrl-C, SIGTERM and SIGHUP from its first statement, before any import. The process that started it stops
+    it (its time limit; and :func:`confine` kills it with its parent): systemd's default stop (``KillMode=control-group``)
+    sends SIGTERM to every process of the service at once, and a reader that ended on it failed the upload the server
+    was draining as not audio at all ("the decoder failed", 400)."""
+    held = "import signal\nfor number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP): signal.signal(number, signal.SIG_IGN)\n"
+    return python_child(held + code)
+
+
 def confine(memory_bytes: int, cpu_seconds: int) -> None:
     """Cap this process's address space and CPU time, and have it killed when its parent dies.
 

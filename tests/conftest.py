@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,27 @@ def isolated_config(tmp_path_factory, monkeypatch):
     yield home / "demod-voice" / "config.yaml"
     for folder in (home, cache):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def process_state_put_back():
+    """What a test that runs the CLI in this process changes process-wide is put back when it ends: the root logger's
+    handlers and level (``configure_logging`` points them at the stderr of its time, a capture that pytest closes: the
+    next test's log records went to a closed file, '--- Logging error ---' in CI's output) and the SIGINT
+    handler (the Ctrl-C test of piped text found an earlier test's in place of Python's own). pytest's own capture
+    handlers come and go around each phase and are left to it."""
+    from demod_voice.logs import LogFormatter
+
+    root = logging.getLogger()
+    level = root.level
+    sigint = signal.getsignal(signal.SIGINT)
+    yield
+    for handler in root.handlers[:]:
+        if isinstance(handler.formatter, LogFormatter):
+            root.removeHandler(handler)
+    root.setLevel(level)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not sigint:
+        signal.signal(signal.SIGINT, sigint)
 
 
 def run_cli(*args: str, input: bytes | str | None = None, env: dict | None = None, cwd: Path | None = None):
@@ -112,6 +136,20 @@ def voiced_signal(seconds: float, rate: int, channels: int = 1, level: float = 0
     envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) ** 2
     mono = (level * source * envelope / np.abs(source * envelope).max()).astype("float32")
     return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+def video_without_sound(path: Path) -> Path:
+    """A short MP4 video with no audio stream (a screen recording exported without its sound)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", format="mp4") as box:
+        stream = box.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for _ in range(5):
+            box.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")))
+        box.mux(stream.encode(None))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,13 @@ Behaviour is steered by the job text: ``crash`` kills its own worker, ``slow`` s
 chunks, ``mute`` makes nothing for 30 s, ``fail`` raises, ``hog`` holds 300 MB; anything else yields a short tone per word. A
 first text ``refuse`` makes ``synthesize_together`` raise at once. With ``FAKE_HANDED`` set,
 each hand-over (one job or several together) appends a line of their texts to that file.
-Models: ``.../broken`` raises on load, ``.../dies-loading`` exits while loading, ``.../slow-load`` takes a second (``slower-load`` 14 s),
+Models: ``.../broken`` raises on load (``.../broken-until-mended``: until the file ``FAKE_MENDED`` exists; its
+worker exits while loading instead with ``FAKE_MENDED_DIES`` set), ``.../dies-loading`` exits while loading,
+``.../slow-load`` takes a second (``slower-load`` 14 s),
 ``.../flaky``
-loads once and then raises (marker file ``FAKE_FLAKY``).
+loads once and then raises (marker file ``FAKE_FLAKY``); ``.../dies-after-load`` loads, then its worker exits 0.2 s later,
+the first ``FAKE_DEATHS`` times (a count kept in the file ``FAKE_LOADS``; every time without it), sparing the one load
+that makes the marker file ``FAKE_SPARED``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ class FakeBackend(Backend):
     def load(self, spec):
         if spec.model.endswith("broken"):
             raise InputError(f"cannot load {spec.model}")
+        if spec.model.endswith("broken-until-mended") and not os.path.exists(os.environ["FAKE_MENDED"]):
+            if os.environ.get("FAKE_MENDED_DIES"):
+                os._exit(3)
+            raise InputError(f"cannot load {spec.model}: missing")
         if spec.model.endswith("dies-loading"):
             os._exit(3)
         if spec.model.endswith("slow-load"):
@@ -39,9 +47,31 @@ class FakeBackend(Backend):
             if os.path.exists(marker):
                 raise RuntimeError("out of memory while loading")
             open(marker, "w").close()
+        if spec.model.endswith("dies-after-load"):
+            self._die_soon()
         from demod_voice import devices
 
         return LoadInfo(device="cpu", detail=f"fake, threads={devices.THREADS}", sample_rate=RATE)
+
+    @staticmethod
+    def _die_soon():
+        spared = os.environ.get("FAKE_SPARED")
+        if spared:  # made with O_EXCL: of two workers loading at once exactly one is spared (a count file let both be)
+            try:
+                os.close(os.open(spared, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return
+            except FileExistsError:
+                pass
+        count = os.environ.get("FAKE_LOADS")
+        if count:
+            loads = int(open(count).read() or 0) + 1 if os.path.exists(count) else 1
+            with open(count, "w") as handle:
+                handle.write(str(loads))
+            if loads > int(os.environ.get("FAKE_DEATHS", "1000")):
+                return
+        import threading
+
+        threading.Thread(target=lambda: (time.sleep(0.2), os._exit(5)), daemon=True).start()
 
     def synthesize(self, job):
         marker = os.environ.get("FAKE_CRASH_ONCE")

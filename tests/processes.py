@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import re
+import select
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+BIN = Path(__file__).resolve().parent.parent / "bin" / "demod-voice"
 
 
 def wait_for(predicate, timeout: float = 120.0) -> None:
@@ -36,3 +43,20 @@ def alive(pid: int) -> bool:
         return False
     match = re.search(r"^State:\s+(\S)", status, re.M)
     return bool(match) and match.group(1) != "Z"
+
+
+def piped_cli(cwd: Path, *args: str) -> subprocess.Popen:
+    """``demod-voice ARGS`` with pipes on stdin, stdout and stderr, Ctrl-C at its default (a background shell ignores it)."""
+    return subprocess.Popen([sys.executable, str(BIN), *args], cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def read_within(stream, size: int, seconds: float) -> bytes:
+    """Up to ``size`` bytes of ``stream``, as many as come within ``seconds``."""
+    got, deadline = b"", time.monotonic() + seconds
+    while len(got) < size and select.select([stream], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        more = os.read(stream.fileno(), size - len(got))
+        if not more:
+            break
+        got += more
+    return got

@@ -24,14 +24,19 @@ def to_int16(samples: Any) -> Any:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
 
 
-def with_pauses(sentences: Iterable[Iterable[AudioChunk]], seconds: float, rate: int) -> Iterator[AudioChunk]:
-    """Each sentence's chunks in turn, with ``seconds`` of silence between sentences (none before the first)."""
+def silence(seconds: float, rate: int) -> AudioChunk:
+    """``seconds`` of silence at ``rate``."""
     import numpy as np
 
-    silence = np.zeros(int(round(seconds * rate)), dtype=np.float32)
+    return AudioChunk(np.zeros(int(round(seconds * rate)), dtype=np.float32), rate)
+
+
+def with_pauses(sentences: Iterable[Iterable[AudioChunk]], seconds: float, rate: int) -> Iterator[AudioChunk]:
+    """Each sentence's chunks in turn, with ``seconds`` of silence between sentences (none before the first)."""
+    pause = silence(seconds, rate)
     for index, chunks in enumerate(sentences):
-        if index and len(silence):
-            yield AudioChunk(silence, rate)
+        if index and len(pause.samples):
+            yield AudioChunk(pause.samples, rate)
         yield from chunks
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, Optional, Protocol
@@ -43,6 +44,10 @@ class Sink(Protocol):
     def retryable(self) -> bool: ...
 
 
+NOT_WRITTEN = (".m4a", ".aac", ".opus", ".webm", ".wma", ".aiff")
+"""Audio files people ask for (a phone's and an app's formats) that the writer does not make."""
+
+
 def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
     """Validate an output target before work starts; return it normalised (absolute path or ``-``)."""
     if output == STDOUT:
@@ -54,6 +59,10 @@ def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
         return STDOUT
     path = check_output_path(Path(output), elsewhere=", or '-' for raw 16-bit PCM on stdout")  # piper's habit: -f /dev/stdout
     suffix = path.suffix.lower()
+    if suffix in NOT_WRITTEN:  # was "cannot tell the audio format of 'hello.m4a'": it could, it cannot write it
+        made = shlex.quote(str(Path(output).with_suffix(".wav")))
+        raise InputError(f"{suffix[1:]} is not a format written here: use a name ending in {', '.join(FORMATS)} (then, for an "
+                         f"{suffix[1:]}: ffmpeg -i {made} {shlex.quote(output)}), or '-' for raw PCM on stdout")
     if suffix not in FORMATS:
         raise InputError(f"cannot tell the audio format of '{output}': use a name ending in {', '.join(FORMATS)}, or '-' for raw PCM on stdout")
     if suffix == ".mp3" and not _mp3_supported():
@@ -182,7 +191,8 @@ class StdoutSink(StreamedSink):
 
 FULL_BELOW = 1 << 20
 """Free bytes under which a write error that names no cause (libsndfile's "System error.") is taken for a full disk."""
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""The errors of a write that a full filesystem (or quota) gives."""
 
 
 def write_error(path: Path, err: BaseException) -> DemodVoiceError:
@@ -193,13 +203,19 @@ def write_error(path: Path, err: BaseException) -> DemodVoiceError:
     """
     if isinstance(err, DemodVoiceError):
         return err
-    code = getattr(err, "errno", None)
     cause = getattr(err, "strerror", None) or str(err) or type(err).__name__
-    if code in _FULL_ERRNOS or (code is None and free_bytes(path.parent) < FULL_BELOW):
+    if is_full(path.parent, err):
         free = free_bytes(path.parent)
         return OutputFull(f"cannot write {path}: no space left on its filesystem ({free // 1024} KiB free); "
                           "free some space and run the same command again")
     return RuntimeFailure(f"cannot write {path}: {cause}")
+
+
+def is_full(folder: Path, err: BaseException) -> bool:
+    """Whether writing in ``folder`` failed with ``err`` because its filesystem is full (or over quota); libsndfile's
+    errors carry no errno, so then the folder's free space decides."""
+    code = getattr(err, "errno", None)
+    return code in FULL_ERRNOS or (code is None and free_bytes(folder) < FULL_BELOW)
 
 
 def free_bytes(folder: Path) -> int:

@@ -38,6 +38,8 @@ class Chapter:
     """Where it came from (an EPUB document, a Markdown or text line), for messages."""
     titled: bool = True
     """The title is the book's own (a heading), so it is read; a title made up from a file name is not."""
+    part: bool = False
+    """Its contents entry has entries under it (EPUB): a part, kept and its title read with no words of its own."""
 
     @property
     def chars(self) -> int:

@@ -5,11 +5,13 @@ nothing from outside."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import logging
 import posixpath
 import re
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import unquote
@@ -23,6 +25,8 @@ _COVERS = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 """The cover images an m4b holds, by their first bytes (a manifest's media type can be wrong)."""
 _BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "li", "blockquote", "section", "article", "tr", "br",
            "dt", "dd", "figcaption", "pre", "hr", "aside", "header", "footer"}
+_INVISIBLE = "\u00ad\u200b\ufeff"
+"""What :func:`~demod_voice.book.contents.clean` removes besides white space."""
 _CELLS = {"td", "th"}
 """A table's cells: a row is one paragraph, its cells said one after another with a comma between them (each cell was a
 paragraph of its own, "Ann" and "31" a paragraph pause apart); what a cell holds in paragraphs is run on."""
@@ -119,15 +123,24 @@ class _Epub:
             raise InputError(f"{self.name}: {name} is not well-formed XML ({err.msg}); the EPUB is damaged") from None
 
     def html(self, name: str) -> Any:
-        """Parse a content document with lxml's HTML parser (it loads no DTD and nothing from outside)."""
+        """Parse a content document with lxml's HTML parser (it loads no DTD and nothing from outside); :class:`_NotText`
+        for binary data in its place."""
         etree, html = _lxml()
         data = self.read(name)
+        if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\0", b"\0<")):  # UTF-16 holds NULs
+            raise _NotText(f"{self.name}: {name} is not text (binary data, such as an image, where a page should be); the "
+                           "EPUB is damaged")
         parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False,
                                  encoding=_xhtml_encoding(data))
         try:
             return html.document_fromstring(data, parser=parser)
         except (etree.ParserError, ValueError) as err:
             raise InputError(f"{self.name}: {name} is not readable (X)HTML ({err}); the EPUB is damaged") from None
+
+
+class _NotText(InputError):
+    """A content document that is binary data (an image or a font listed as a page): the parser read its bytes as
+    Latin-1 letters, and a book spoke a chapter of them."""
 
 
 def _xhtml_encoding(data: bytes) -> Optional[str]:
@@ -160,69 +173,157 @@ def read_epub(path: Path, limits: EpubLimits) -> Book:
         manifest = {item.get("id"): item for item in opf.iterfind(".//opf:manifest/opf:item", _OPF_NS)}
         book = Book(title=_dc(opf, "title") or path.stem, author=_dc(opf, "creator"), language=_dc(opf, "language"))
         _epub_cover(epub, opf, manifest, base, book)
-        titles, sections = _epub_toc(epub, opf, manifest, base)
+        toc = _epub_toc(epub, opf, manifest, base)
         guide = {_join(base, r.get("href", "")).partition("#")[0]: r.get("type", "")
                  for r in opf.iterfind(".//opf:guide/opf:reference", _OPF_NS)}
         spine = opf.find(".//opf:spine", _OPF_NS)
         if spine is None:
             raise InputError(f"{path.name} is not a valid EPUB: its package document has no spine")
-        _epub_chapters(epub, spine, manifest, base, (titles, sections), guide, book)
+        _epub_chapters(epub, spine, manifest, base, _naming_pages(toc, spine, manifest, base, path.name), guide, book)
     return book
 
 
-def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, toc: tuple[dict[str, str], dict[str, dict[str, str]]],
-                   guide: dict[str, str], book: Book) -> None:
-    titles, sections = toc
+def _naming_pages(toc: _Contents, spine: Any, manifest: dict, base: str, name: str) -> _Contents:
+    """The contents, unless they name none of the spine's pages (links to another folder, as a converter left them): then
+    none, and each page is titled by its own heading. Every page continued the chapter before it (the contents name
+    them all), and a whole book was one chapter, its chapters' headings read as paragraphs."""
+    pages = {_join(base, item.get("href", "")) for item in (manifest.get(ref.get("idref")) for ref in spine.iterfind("opf:itemref", _OPF_NS))
+             if item is not None}
+    if not toc.titles or not pages.isdisjoint(toc.titles):
+        return toc
+    log.warning("%s: its table of contents names none of its pages; each page's own heading is taken as its chapter's title", name)
+    return _Contents()
+
+
+def _epub_chapters(epub: _Epub, spine: Any, manifest: dict, base: str, toc: _Contents, guide: dict[str, str],
+                   book: Book) -> None:
     current: Optional[Chapter] = None
     for ref in spine.iterfind("opf:itemref", _OPF_NS):
         item = manifest.get(ref.get("idref"))
         if item is None or "html" not in (item.get("media-type") or ""):
             continue
         name = _join(base, item.get("href", ""))
+        named = toc.titles.get(name, [])
         if ref.get("linear") == "no":
-            book.skipped.append(Skipped(titles.get(name, name), name, "marked non-linear in the spine"))
+            book.skipped.append(Skipped(named[0] if named else name, name, "marked non-linear in the spine"))
             continue
-        root = epub.html(name)
+        try:
+            root = epub.html(name)
+        except _NotText:
+            book.skipped.append(Skipped(named[0] if named else name, name, "not text (binary data, such as an image)"))
+            continue
         kind = _epub_type(root) or guide.get(name, "")
-        title = titles.get(name) or (None if titles and current else _document_title(root, book, current))
+        title = named[0] if named else (None if toc.titles and current else _document_title(root, book, current))
         if kind in FRONT_TYPES:
             book.skipped.append(Skipped(title or name, name, f"front or back matter (epub:type {kind})"))
             continue
-        (paragraphs, _), *later = _parts(root, sections.get(name, {}))
+        (paragraphs, _), *later = _parts(root, toc.sections.get(name, {}))
         if title is None and current is not None:  # a document the contents do not name continues the chapter before it
             current = dataclasses.replace(current, paragraphs=current.paragraphs + tuple(paragraphs))
         else:
             if current is not None:
                 book.chapters.append(current)
-            current = _chapter(title, paragraphs, name, len(book.chapters))
+            *whole, current = _titled(named or [title], paragraphs, name, len(book.chapters), toc.parts)
+            book.chapters.extend(whole)
         for part, (part_title, anchor) in later:  # the contents name a place inside the document: a chapter starts there
             book.chapters.append(current)
-            current = _chapter(part_title, part, f"{name}#{anchor}", len(book.chapters))
+            source = f"{name}#{anchor}"
+            current = _chapter(part_title, part, source, len(book.chapters), (source, part_title) in toc.parts)
     if current is not None:
         book.chapters.append(current)
 
 
-def _chapter(title: Optional[str], paragraphs: list[str], source: str, before: int) -> Chapter:
-    paragraphs = paragraphs[_heading_paragraphs(title, paragraphs):]  # the heading is the title, spoken once as such
+def _titled(titles: list[Optional[str]], paragraphs: list[str], source: str, before: int, parts: set[tuple[str, str]]) -> list[Chapter]:
+    """A document's chapters by the titles of the contents entries that name it whole: one, or a part and its first
+    chapter ("Part I" > "Chapter One", both ``part1.xhtml``), cut where the later title's heading is, else (under a
+    part) right after the part's. The part's title was the chapter's: the chapter's own was read as a paragraph and
+    marked nowhere. Flat contents that name a document again without its heading ("Chapter 1", then "Begin Reading")
+    leave it one chapter under the first title."""
+    if len(titles) == 1:
+        return [_chapter(titles[0], paragraphs, source, before, (source, titles[0]) in parts)]
+    headings = _Headings(titles, paragraphs)
+    chapters = []
+    begin = 0
+    for number, title in enumerate(titles):
+        part = (source, title) in parts  # entries nested under it: its chapter's heading may be left out of the page
+        lines = headings.lines(title, begin)
+        cut = len(paragraphs)
+        if number + 1 < len(titles):
+            found = headings.first(titles[number + 1], begin + lines)
+            if found is None and not part:
+                return [*chapters, _chapter(title, paragraphs[begin:], source, before + number, part, lines)]
+            cut = begin + lines if found is None else found
+        chapters.append(_chapter(title, paragraphs[begin:cut], source, before + number, part, lines))
+        begin = cut
+    return chapters
+
+
+def _chapter(title: Optional[str], paragraphs: list[str], source: str, before: int, part: bool = False,
+             heading: Optional[int] = None) -> Chapter:
+    """``heading``: how many of the first paragraphs are the title (``None``: found here)."""
+    heading = _heading_paragraphs(title, paragraphs) if heading is None else heading
+    paragraphs = paragraphs[heading:]  # the heading is the title, spoken once as such
     # no title of its own: one for the chapter marks, never spoken
-    return Chapter(title or f"Chapter {before + 1}", tuple(paragraphs), source, titled=title is not None)
+    return Chapter(title or f"Chapter {before + 1}", tuple(paragraphs), source, titled=title is not None, part=part)
+
+
+_HEADING_LINES = 3
+"""Paragraphs a heading may be written over."""
 
 
 def _heading_paragraphs(title: Optional[str], paragraphs: list[str]) -> int:
     """How many leading paragraphs are the title over again: by their letters and digits, so a heading written over
     lines ("Chapter 1<br/>The Storm") or punctuated otherwise than the contents ("1 The Storm" for "1. The Storm") is
     the title too; it was read after it."""
-    wanted = _letters(title or "")
+    return _heading_lines(_letters(title or ""), (_letters(p) for p in paragraphs[:_HEADING_LINES]))
+
+
+def _heading_lines(wanted: str, lines: Iterable[str]) -> int:
+    """How many of ``lines`` (paragraphs as their letters) spell ``wanted`` from the first: 0 for none."""
     if not wanted:
         return 0
     seen = ""
-    for count, paragraph in enumerate(paragraphs[:3], 1):
-        seen += _letters(paragraph)
+    for count, line in enumerate(lines, 1):
+        seen += line
         if not wanted.startswith(seen):
             return 0
         if seen == wanted:
             return count
     return 0
+
+
+class _Headings:
+    """Where a document's titles are written as headings, its paragraphs' letters worked out once: the next title's
+    heading is then a look-up. It was looked for paragraph by paragraph from each title's place, which took time growing
+    with titles x paragraphs: a document of parts whose chapters' headings only the contents hold was searched whole
+    for each chapter's."""
+
+    def __init__(self, titles: list[Optional[str]], paragraphs: list[str]) -> None:
+        self.letters = [_letters(p) for p in paragraphs]
+        wanted = {_letters(t or "") for t in titles} - {""}
+        longest = max(map(len, wanted), default=0)
+        self.places: dict[str, list[int]] = {}
+        """A title's letters -> the paragraphs its heading starts at, in order."""
+        for at in range(len(paragraphs)):
+            seen = ""
+            for line in self.letters[at:at + _HEADING_LINES]:
+                seen += line
+                if len(seen) > longest:
+                    break
+                if seen in wanted:
+                    places = self.places.setdefault(seen, [])
+                    if not places or places[-1] != at:  # once per place, though an empty line spells it again
+                        places.append(at)
+
+    def lines(self, title: Optional[str], at: int) -> int:
+        """How many paragraphs from ``at`` are ``title``'s heading (0: it is not there)."""
+        return _heading_lines(_letters(title or ""), self.letters[at:at + _HEADING_LINES])
+
+    def first(self, title: Optional[str], start: int) -> Optional[int]:
+        """The first paragraph from ``start`` on that ``title``'s heading starts at."""
+        places = self.places.get(_letters(title or ""), [])
+        found = bisect.bisect_left(places, start)
+        return places[found] if found < len(places) else None
 
 
 def _letters(text: str) -> str:
@@ -268,14 +369,18 @@ class _Paragraphs:
         """Where a part starts: (its first paragraph's index, (its title, its anchor))."""
         self.cells = 0
         """How deep in table cells the walk is: inside one, a block element ends no paragraph."""
+        self.number = ""
+        """A numbered list item's number ("3. "), said before its first words."""
 
     def flush(self) -> None:
         text = clean("".join(self.current))
-        if text:
-            self.out.append(text)
+        if text:  # an item that prints its own number (a list styled without one) is not numbered twice
+            self.out.append(text if not self.number or text.startswith(self.number.strip()) else self.number + text)
+            self.number = ""
         self.current.clear()
 
-    def walk(self, element: Any) -> None:
+    def walk(self, element: Any, number: str = "") -> None:
+        """Read ``element``; ``number``: its number as printed, for an item of a numbered list ("3. ")."""
         tag = _local(element.tag)
         anchor = element.get("id")
         if anchor in self.anchors:
@@ -288,27 +393,66 @@ class _Paragraphs:
         if cell:
             self.next_cell()
         block = tag in _BLOCKS and not self.cells
-        self.edge(tag, block)
+        self.edge(tag, block, number)
         if element.text and tag:
             self.current.append(element.text)
         self.cells += cell
-        for child in element:
-            self.walk(child)
+        for child, child_number in _numbered(element, tag):
+            self.walk(child, child_number)
         self.cells -= cell
         self.edge(tag, block)
         self.current.append(element.tail or "")
 
-    def edge(self, tag: str, block: bool) -> None:
-        """A block element's start or end: a paragraph's end, or inside a table cell a space."""
+    def edge(self, tag: str, block: bool, number: Optional[str] = None) -> None:
+        """A block element's start (with ``number``) or end: a paragraph's end, or inside a table cell a space. A numbered
+        list's item starts with its number, as it is printed ("2. Drop the seed in."): the numbers were lost, and with
+        them the order of a recipe's steps."""
         if block:
             self.flush()
         elif tag in _BLOCKS:
             self.current.append(" ")
+        if tag == "li":
+            self.number = number if block and number is not None else ""
 
     def next_cell(self) -> None:
         """A comma between a row's cells, where the cell before does not end in punctuation of its own."""
-        text = clean("".join(self.current))
-        self.current[:] = [text, ", " if text and text[-1] not in ",.;:!?" else " "]
+        last = self.trim_end()
+        self.current.append(", " if last and last not in ",.;:!?" else " ")
+
+    def trim_end(self) -> str:
+        """Drop what :func:`clean` drops at the end of the paragraph so far (white space, invisible characters), and return
+        its last character ("" for none). Cleaning the whole row at each cell took time growing with the square of a
+        row's cells; each character is dropped here once, and a piece kept whole is not copied."""
+        while self.current:
+            piece = self.current[-1]
+            end = len(piece)
+            while end and (piece[end - 1].isspace() or piece[end - 1] in _INVISIBLE):
+                end -= 1
+            if end:
+                if end < len(piece):
+                    self.current[-1] = piece[:end]
+                return piece[end - 1]
+            self.current.pop()
+        return ""
+
+
+def _numbered(element: Any, tag: str) -> Iterator[tuple[Any, str]]:
+    """``element``'s children, each with its number as printed: ``"3. "`` for the third ``<li>`` of an ``<ol>`` (counted
+    from its ``start``), else "". Counting each item's earlier siblings took time growing with the square of a list's
+    items (a list of 8,000 took 12 s)."""
+    if tag != "ol":
+        yield from ((child, "") for child in element)
+        return
+    try:
+        count = int(element.get("start") or 1)
+    except ValueError:
+        count = 1
+    for child in element:
+        if _local(child.tag) == "li":
+            yield child, f"{count}. "
+            count += 1
+        else:
+            yield child, ""
 
 
 _NOTES = {"noteref", "footnote", "footnotes", "endnote", "endnotes", "rearnote", "rearnotes", "doc-noteref", "doc-footnote",
@@ -361,22 +505,36 @@ def _epub_type(root: Any) -> str:
     return ""
 
 
-def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-    """Document -> its first title in the table of contents (EPUB 3 nav, else the NCX); and document -> its later entries
-    that name a place in it (id -> title), where chapters start inside it."""
-    titles: dict[str, str] = {}
-    sections: dict[str, dict[str, str]] = {}
-    for href, text in _nav_entries(epub, manifest, base) or _ncx_entries(epub, opf, manifest, base):
+@dataclasses.dataclass
+class _Contents:
+    """The table of contents (EPUB 3 nav, else the NCX) as the reader uses it."""
+
+    titles: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Document -> the titles of its entries that name it whole, in order: more than one is a part and its first
+    chapter in one document ("Part I" > "Chapter One", both ``part1.xhtml``)."""
+    sections: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict)
+    """Document -> its later entries that name a place in it (id -> title), where chapters start inside it."""
+    parts: set[tuple[str, str]] = dataclasses.field(default_factory=set)
+    """(href, title) of the entries with entries under them: parts (:attr:`Chapter.part`)."""
+
+
+def _epub_toc(epub: _Epub, opf: Any, manifest: dict, base: str) -> _Contents:
+    toc = _Contents()
+    named: set[tuple[str, str]] = set()  # (document, title) already in toc.titles: a list's `in` was titles x titles
+    for href, text, nested in _nav_entries(epub, manifest, base) or _ncx_entries(epub, opf, manifest, base):
         document, _, anchor = href.partition("#")
-        if document not in titles:
-            titles[document] = text
+        if nested:
+            toc.parts.add((href, text))
+        if document not in toc.titles or (not anchor and (document, text) not in named):
+            toc.titles.setdefault(document, []).append(text)
+            named.add((document, text))
         elif anchor:
-            sections.setdefault(document, {}).setdefault(anchor, text)
-    return titles, sections
+            toc.sections.setdefault(document, {}).setdefault(anchor, text)
+    return toc
 
 
-def _nav_entries(epub: _Epub, manifest: dict, base: str) -> list[tuple[str, str]]:
-    """The EPUB 3 nav's entries in order: (href from the package's folder, title)."""
+def _nav_entries(epub: _Epub, manifest: dict, base: str) -> list[tuple[str, str, bool]]:
+    """The EPUB 3 nav's entries in order: (href from the package's folder, title, whether entries are nested under it)."""
     nav = next((i for i in manifest.values() if "nav" in (i.get("properties") or "").split()), None)
     if nav is None:
         return []
@@ -385,12 +543,18 @@ def _nav_entries(epub: _Epub, manifest: dict, base: str) -> list[tuple[str, str]
     toc = next((n for n in root.iter("nav") if (n.get(f"{{{_EPUB_NS}}}type") or n.get("epub:type") or "") == "toc"), None)
     for br in root.iter("br"):  # "Chapter 1<br/>The Storm" is "Chapter 1 The Storm", not "Chapter 1The Storm"
         br.tail = " " + (br.tail or "")
-    links = ((link.get("href"), clean(link.text_content())) for link in (toc if toc is not None else root).iter("a"))
-    return [(_join(posixpath.dirname(name), href), text) for href, text in links if href and text]
+    links = ((link.get("href"), clean(link.text_content()), _nested(link)) for link in (toc if toc is not None else root).iter("a"))
+    return [(_join(posixpath.dirname(name), href), text, nested) for href, text, nested in links if href and text]
 
 
-def _ncx_entries(epub: _Epub, opf: Any, manifest: dict, base: str) -> list[tuple[str, str]]:
-    """The EPUB 2 NCX's entries in order: (href from the package's folder, title)."""
+def _nested(link: Any) -> bool:
+    """Whether a nav link's list item holds a list of entries of its own (``<li><a>Part I</a><ol>...``)."""
+    item = link.getparent()
+    return item is not None and any(_local(child.tag) in ("ol", "ul") for child in item)
+
+
+def _ncx_entries(epub: _Epub, opf: Any, manifest: dict, base: str) -> list[tuple[str, str, bool]]:
+    """The EPUB 2 NCX's entries in order: (href from the package's folder, title, whether entries are nested under it)."""
     spine = opf.find(".//opf:spine", _OPF_NS)
     ncx = manifest.get(spine.get("toc")) if spine is not None else None
     if ncx is None:
@@ -403,7 +567,7 @@ def _ncx_entries(epub: _Epub, opf: Any, manifest: dict, base: str) -> list[tuple
         label = next((clean("".join(t.itertext())) for t in point.iter() if _local(t.tag) == "text"), "")
         content = next((c.get("src") for c in point if _local(c.tag) == "content"), None)
         if content and label:
-            entries.append((_join(posixpath.dirname(name), content), label))
+            entries.append((_join(posixpath.dirname(name), content), label, any(_local(c.tag) == "navPoint" for c in point)))
     return entries
 
 

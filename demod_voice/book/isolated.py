@@ -22,7 +22,7 @@ from demod_voice.book.contents import Book, Chapter, EpubLimits, Skipped
 from demod_voice.book.read import read_book
 from demod_voice.errors import InputError
 from demod_voice.paths import write_text_atomic
-from demod_voice.sandbox import confine, python_child
+from demod_voice.sandbox import confine, reader_child
 from demod_voice.speech_text.prepare import text_problem
 
 MEMORY_LIMIT = 1 << 30
@@ -34,7 +34,7 @@ TIMEOUT = 90
 def read_isolated(source: Path, limits: EpubLimits, max_chars: int, target: Path) -> Book:
     """Read ``source`` as :func:`~demod_voice.book.read.read_book` does, in a limited child, and save what it read at
     ``target``; :class:`InputError` with the child's one-line message, or when it passes its memory or time."""
-    command = [*python_child("from demod_voice.book.isolated import _child; _child()"), str(source), str(target),
+    command = [*reader_child("from demod_voice.book.isolated import _child; _child()"), str(source), str(target),
                str(limits.max_members), str(limits.max_member_bytes), str(limits.max_total_bytes), str(max_chars)]
     too_much = (f"{source.name} could not be read within the server's limits for a book ({MEMORY_LIMIT >> 20} MB of memory, "
                 f"{CPU_SECONDS} s): send a smaller or simpler file")

@@ -19,7 +19,7 @@ from demod_voice.book.voice import language_of
 from demod_voice.config import cache_root
 from demod_voice.engine.handles import JobResult
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
-from demod_voice.errors import OutputFull
+from demod_voice.errors import ModelMissing, OutputFull
 from demod_voice.paths import os_error
 from demod_voice.resume import Manifest
 
@@ -50,6 +50,8 @@ def synthesise(engine: Any, request: BookRequest, manifest: Manifest, outcome: B
             return
         if isinstance(result.error, OutputFull):
             raise OutputFull(f"{result.job.describe()}: {result.error}")
+        if isinstance(result.error, ModelMissing):  # the voice cannot be loaded: no take can be made, whatever its words
+            raise result.error
         outcome.failed.append(f"{result.job.describe()}: {result.error}")
 
     try:
@@ -62,16 +64,18 @@ def _titles(outcome: BookOutcome) -> dict[int, str]:
     return {n: f"{n + 1}/{len(outcome.book.chapters)} {c.title[:40]}" for n, c in enumerate(outcome.book.chapters)}
 
 
-def hearing(request: BookRequest, outcome: BookOutcome) -> Optional[tuple[LoadSpec, str]]:
+def hearing(request: BookRequest, outcome: BookOutcome, fetch: bool = True) -> Optional[tuple[LoadSpec, str]]:
     """The recogniser of ``--verify`` and the language it hears, ready before any take is made (``None``: no take has
     words to hear). A language or ``book.asr_model`` it cannot hear, a missing ``asr`` extra or a model that cannot be
-    downloaded stopped the book after every take was made: a night's synthesis, and no audiobook in the morning."""
+    downloaded stopped the book after every take was made: a night's synthesis, and no audiobook in the morning.
+    Without ``fetch`` (a dry run) the model is chosen, not made ready (nor downloaded)."""
     takes = [p for chapter in outcome.plan for p in chapter if p.take.text.strip()]
     if not takes:
         return None
     language = language_of(takes[0].job, outcome.book.language)
     spec = verify.recogniser_spec(language, request.config.book.asr_model, request.config.device, cache_root(request.config))
-    verify.ready(spec)
+    if fetch:
+        verify.ready(spec)
     return spec, language
 
 

@@ -6,9 +6,11 @@ renamed into place once complete, so a failure or Ctrl-C leaves nothing half-wri
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,7 +73,7 @@ def write_m4b(path: Path, lengths: list[int], chapters: Iterable[Any], titles: l
 
 
 def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, number: int, count: int) -> None:
-    """One chapter as a tagged ``.mp3``/``.opus``/``.flac`` file."""
+    """One chapter as a tagged ``.mp3``/``.opus``/``.flac`` file, with the book's cover (players showed none)."""
     av = _av()
     container, codec, bit_rate = TRACK_FORMATS[path.suffix.lower()]
     with _written(path) as tmp, av.open(str(tmp), "w", format=container) as out:
@@ -81,6 +83,13 @@ def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, num
             stream.bit_rate = bit_rate
         _metadata(out, tags)
         out.metadata.update({"title": title, "track": f"{number}/{count}", "genre": "Audiobook"})
+        if container == "ogg":  # Ogg holds no picture stream: Vorbis comments carry it, as FLAC's picture block
+            picture = _picture_block(tags)
+            if picture:
+                out.metadata["METADATA_BLOCK_PICTURE"] = picture
+        cover = None if container == "ogg" else _cover_stream(out, tags)
+        if cover is not None:  # first: the MP3 and FLAC muxers hold every audio packet back until the picture has come
+            _cover_packet(av, out, cover, tags.cover)
         _encode(out, stream, samples, rate)
         _flush(out, stream)
 
@@ -136,6 +145,18 @@ def _cover_stream(out: Any, tags: Tags) -> Any:
     stream = out.add_mux_stream("mjpeg" if tags.cover_type == "image/jpeg" else "png", width=size[0], height=size[1])
     stream.disposition = av.stream.Disposition.attached_pic
     return stream
+
+
+def _picture_block(tags: Tags) -> str:
+    """The cover as a FLAC picture block (front cover) in base64, the ``METADATA_BLOCK_PICTURE`` comment players read
+    in Ogg files; empty without a cover whose size can be read."""
+    size = _image_size(tags.cover, tags.cover_type) if tags.cover and tags.cover_type in ("image/jpeg", "image/png") else None
+    if size is None or tags.cover is None:
+        return ""
+    mime = tags.cover_type.encode("ascii")
+    # type 3 (front cover), its MIME type, no description, width, height, colour depth, no palette, the image
+    block = struct.pack(">II", 3, len(mime)) + mime + struct.pack(">IIIIII", 0, size[0], size[1], 24, 0, len(tags.cover))
+    return base64.b64encode(block + tags.cover).decode("ascii")
 
 
 def _cover_packet(av: Any, out: Any, stream: Any, data: bytes) -> None:

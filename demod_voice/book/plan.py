@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -104,6 +104,8 @@ class BookOutcome:
     outputs: list[Path] = field(default_factory=list)
     audio_seconds: float = 0.0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """What a dry run found out about the voice, for its listing."""
 
 
 def work_dir(request: BookRequest) -> Path:
@@ -135,8 +137,9 @@ def plan_book(book: Book, request: BookRequest, reader: Reader, folder: Path) ->
     return plan
 
 
-def dry_run_lines(book: Book, rules_chars: int = 0) -> list[str]:
-    """What ``--dry-run`` prints: every chapter with its length and estimated time, and what was skipped and why."""
+def dry_run_lines(book: Book, notes: Iterable[str] = ()) -> list[str]:
+    """What ``--dry-run`` prints: every chapter with its length and estimated time, what was skipped and why, then
+    ``notes`` (what was found about the voice)."""
     lines = [f"{book.title}" + (f" by {book.author}" if book.author else "")]
     total = 0
     for number, chapter in enumerate(book.chapters, 1):
@@ -145,6 +148,7 @@ def dry_run_lines(book: Book, rules_chars: int = 0) -> list[str]:
     for skipped in book.skipped:
         lines.append(f"  skipped: {skipped.title[:50]} ({skipped.source}): {skipped.reason}")
     lines.append(f"  {len(book.chapters)} chapter(s), {total} characters, about {_clock(estimate_seconds(total))} of audio")
+    lines.extend(f"  {note}" for note in notes)
     return lines
 
 

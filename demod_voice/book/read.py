@@ -11,14 +11,16 @@ Rules a reader can see (``book --dry-run`` lists what each did):
   END lines, its header's Title and Author taken as the book's, its credits ("Produced by ...") left out.
 - Markdown: headings are chapters. With one level-1 heading and level-2 headings below it, the
   level-1 heading is the book's title and level-2 headings are chapters; otherwise the highest
-  level used is. Lower headings are read as paragraphs; code blocks, raw HTML and images are not read.
+  level used is, and the level below it too when every heading of that level is a part's ("# Part One" over "## Chapter
+  1"). Lower headings are read as paragraphs; code blocks, raw HTML and images are not read.
 - EPUB: the spine gives the reading order and the table of contents (EPUB 3 ``nav``, else EPUB 2
   ``toc.ncx``) the chapters and their titles; a spine document the contents do not name continues
   the chapter before it. Spine items marked ``linear="no"`` are skipped. Title, author, language
   and cover come from the package document.
 - Everywhere: a chapter whose title (or EPUB structural type) is front or back matter — cover,
   title page, copyright, contents, dedication, acknowledgements, colophon, index, "also by" — is
-  skipped unless ``keep_front_matter``; a chapter with no words is skipped.
+  skipped unless ``keep_front_matter``; a chapter with no words is skipped, unless it is a part over chapters
+  with words (:func:`is_part`).
 
 An EPUB is a zip of XML from anywhere: member count and sizes are capped before anything is
 inflated, members are read with a byte cap (a zip's declared sizes can lie), XML that declares
@@ -48,7 +50,9 @@ _ROMAN_CAPS = r"(?=[CLXVI])C{0,3}(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
 """A chapter's number in Roman capitals, I to CCCXCIX: without M and D, words such as "MIX" and "DIM" are no numbers."""
 _BARE_ROMAN = re.compile(rf"({_ROMAN_CAPS})\.?")
 """A heading that is a Roman numeral alone ("IV", "IV."), with no title: a letter's signature ("L.") looks the same."""
-_TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book)\s+{_NUMBER}(?:\.|(?:\s*[:.\-–—]\s*|\s+){_TITLE})?|"
+_NUMBERED = rf"\s+{_NUMBER}(?:\.|(?:\s*[:.\-–—]\s*|\s+){_TITLE})?"
+"""A heading's number and title after its Chapter, Part or Book: " 4", " II: Winter", " the First"."""
+_TXT_HEADING = re.compile(rf"^(?:(?:chapter|part|book){_NUMBERED}|"
                           rf"(?:prologue|epilogue)(?:\s*[:.\-–—]\s*{_TITLE})?|"
                           rf"(?-i:{_ROMAN_CAPS})(?:\.(?:\s+{_TITLE})?)?)$", re.IGNORECASE)
 """A plain-text chapter heading on a line of its own: "Chapter 4", "CHAPTER ONE", "Part II: Winter", "Book the First",
@@ -57,6 +61,8 @@ classics number their chapters (such a book was one chapter of many hours); a nu
 page numbers are). A sentence that starts with one of
 those words ("Book him, he said.", "Part of her wanted to follow.") is text: it took a chapter's place, and its own
 words were dropped as a chapter with none."""
+_PART_HEADING = re.compile(rf"^(?:part|book){_NUMBERED}$", re.IGNORECASE)
+"""A part's heading ("Part One", "PART II: Winter", "Book the First"), in any kind of book."""
 _PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK\b[^\n]*$",
                       re.IGNORECASE | re.MULTILINE)
 """Project Gutenberg's lines around a book's own text ("*** START OF THE PROJECT GUTENBERG EBOOK ALICE ***")."""
@@ -124,11 +130,28 @@ def said_title(title: str) -> str:
     return f"{keyword}{value}" + (f", {rest}" if space and rest[:1].isalnum() else f"{space}{rest}")
 
 
+def is_part(chapter: Chapter) -> bool:
+    """Whether a chapter is a part's heading: its contents entry has entries under it, or its title is a Part or Book
+    heading ("Part One", "PART II: Winter", "Book the First")."""
+    return chapter.titled and (chapter.part or _PART_HEADING.match(chapter.title) is not None)
+
+
+def _heads_words(chapters: list[Chapter], index: int) -> bool:
+    """Whether a chapter with no words of its own is a part over chapters with words, kept and its title read, as
+    audiobooks announce parts: a page that was only "Part One" was skipped, and a listener never heard it. Parts in a
+    list of contents whose lines are headings stand over chapters with no words, and stay unread."""
+    if not is_part(chapters[index]):
+        return False
+    kind = chapters[index].title.split()[0].casefold()  # a Book over its Parts; a Part after a Part is a list
+    below = next((c for c in chapters[index + 1:] if c.paragraphs or not is_part(c) or c.title.split()[0].casefold() == kind), None)
+    return below is not None and bool(below.paragraphs)
+
+
 def _select(book: Book, keep_front_matter: bool) -> Book:
     kept: list[Chapter] = []
-    for chapter in book.chapters:
-        chapter = dataclasses.replace(chapter, paragraphs=tuple(p for p in chapter.paragraphs if speakable(p)))
-        if not chapter.paragraphs:
+    chapters = [dataclasses.replace(c, paragraphs=tuple(p for p in c.paragraphs if speakable(p))) for c in book.chapters]
+    for index, chapter in enumerate(chapters):
+        if not chapter.paragraphs and not _heads_words(chapters, index):
             book.skipped.append(Skipped(chapter.title, chapter.source, "no words"))
         elif not keep_front_matter and FRONT_MATTER.match(chapter.title):
             book.skipped.append(Skipped(chapter.title, chapter.source, "front or back matter (by its title)"))
@@ -238,12 +261,13 @@ def _read_markdown(text: str, path: Path) -> Book:
     chapter_level = min(levels)
     if levels.count(1) == 1 and 2 in levels:
         chapter_level = 2
+    deepest = _chapter_depth(tokens, chapter_level, levels)
     sections: list[tuple[str, str, list[Any]]] = [(book.title, f"{path.name}:{line}", [])]
     named = book.title != path.stem  # by the front matter: a title of the book's own, read
     index = 0
     while index < len(tokens):
         token = tokens[index]
-        if token.type == "heading_open" and int(token.tag[1]) <= chapter_level:
+        if token.type == "heading_open" and int(token.tag[1]) <= deepest:
             heading = clean(_inline_text(tokens[index + 1]))
             where = f"{path.name}:{(token.map or [0])[0] + line}"
             if int(token.tag[1]) < chapter_level:
@@ -265,6 +289,15 @@ def _read_markdown(text: str, path: Path) -> Book:
     book.chapters = [Chapter(title, tuple(_md_paragraphs(body)), source, titled=named or not (intro and number == 0))
                      for number, (title, source, body) in enumerate(sections)]
     return book
+
+
+def _chapter_depth(tokens: list[Any], level: int, levels: list[int]) -> int:
+    """The lowest heading level that starts a chapter: ``level``, or the one below it when every heading at ``level`` is
+    a part's ("# Part One" over "## Chapter 1"): the chapters' headings were read as paragraphs, and only the parts had
+    chapter marks."""
+    headings = [clean(_inline_text(tokens[n + 1])) for n, t in enumerate(tokens) if t.type == "heading_open" and int(t.tag[1]) == level]
+    parts = all(_PART_HEADING.match(heading) for heading in headings)
+    return level + 1 if parts and level + 1 in levels else level
 
 
 def _front_matter(text: str, book: Book) -> tuple[str, int]:
@@ -294,7 +327,8 @@ def _md_paragraphs(tokens: list[Any]) -> list[str]:
     """Paragraphs, list items and lower headings, in order; code, HTML, images and footnotes are not read."""
     out: list[str] = []
     row: Optional[list[str]] = None  # a table row's cells: one paragraph, as an EPUB's table rows are read
-    for token in tokens:
+    numbers = _item_numbers(tokens)
+    for index, token in enumerate(tokens):
         if token.type == "tr_open":
             row = []
         elif token.type == "tr_close" and row is not None:
@@ -303,8 +337,26 @@ def _md_paragraphs(tokens: list[Any]) -> list[str]:
         elif token.type == "inline" and not re.match(rf"{_MD_NOTE.pattern}:", token.content.lstrip()):
             text = clean(_MD_NOTE.sub("", _inline_text(token)))
             if text:
-                (out if row is None else row).append(text)
+                (out if row is None else row).append(numbers.get(index, "") + text)
     return out
+
+
+def _item_numbers(tokens: list[Any]) -> dict[int, str]:
+    """Token index of each numbered list item's first words -> its number as printed (``"2. "``: the list's start and
+    the item's place, as CommonMark numbers them); the numbers were lost, and with them the order of a recipe's steps."""
+    numbers: dict[int, str] = {}
+    lists: list[Optional[int]] = []  # the next number of each open list, innermost last (None: a bullet list)
+    pending = ""
+    for index, token in enumerate(tokens):
+        if token.type in ("ordered_list_open", "bullet_list_open"):
+            lists.append(int(token.attrs.get("start", 1)) if token.type == "ordered_list_open" else None)
+        elif token.type in ("ordered_list_close", "bullet_list_close"):
+            lists.pop()
+        elif token.type == "list_item_open" and lists and lists[-1] is not None:
+            pending, lists[-1] = f"{lists[-1]}. ", lists[-1] + 1
+        elif token.type == "inline" and pending:
+            numbers[index], pending = pending, ""
+    return numbers
 
 
 def _row(cells: list[str]) -> str:

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.backends.plugin import WouldFetch
 from demod_voice.book import assemble, making
-from demod_voice.book.contents import EpubLimits
+from demod_voice.book.contents import Book, EpubLimits
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress, plan_book, work_dir
 from demod_voice.book.read import read_book
-from demod_voice.book.voice import reader_for
+from demod_voice.book.voice import Reader, language_trouble, reader_for
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.service import EngineService
-from demod_voice.errors import RuntimeFailure
+from demod_voice.errors import InputError, RuntimeFailure
 from demod_voice.paths import OutputLock, os_error
 from demod_voice.resume import Manifest
 
@@ -36,9 +38,10 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
     limits = EpubLimits(settings.max_epub_members, settings.max_member_mb << 20, settings.max_unpacked_mb << 20)
     book = request.book or read_book(request.source, limits, request.keep_front_matter, settings.max_chars)
     if request.dry_run:
-        return BookOutcome(book)
+        return _dry_run(request, book)
     assemble.check_output(request)
     reader = reader_for(request.voice, request.config, request.reading)
+    _warn_of_language(reader, book)
     folder = work_dir(request)
     outcome = BookOutcome(book, plan_book(book, request, reader, folder))  # a take the voice cannot be given: nothing made
     recogniser = making.hearing(request, outcome) if request.verify else None
@@ -62,6 +65,53 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
         assemble.finish(request, outcome, folder, progress)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _dry_run(request: BookRequest, book: Book) -> BookOutcome:
+    """The output and the voice checked as a run checks them before its first take, with nothing downloaded or made: a
+    dry run listed the chapters and said nothing of a misspelt voice, a speaker it lacks, a voice file that cannot be read,
+    a take it cannot be given or an output folder that is not there, which the night's run then met."""
+    outcome = BookOutcome(book)
+    if not request.voice.voice and not request.voice.references:  # the chapters alone, to see how the book is read
+        outcome.notes.append("voice: none named yet; a run needs --voice VOICE (or --reference FILE to clone one)")
+        return outcome
+    assemble.check_output(request)  # a folder that is not there, or read-only: the run's first words
+    try:
+        reader = reader_for(request.voice, request.config, request.reading, fetch=False)
+    except WouldFetch as fetch:
+        outcome.notes.append(f"voice: a run would first download {fetch} (models.auto_download is on), and check it then")
+        return outcome
+    _check_model_file(reader)
+    outcome.plan = plan_book(book, request, reader, work_dir(request))
+    _warn_of_language(reader, book)
+    if request.verify:  # a model --verify cannot use for the book's language, or one misspelt
+        making.hearing(request, outcome, fetch=False)
+    takes = sum(map(len, outcome.plan))
+    outcome.notes.append(f"voice: {reader.name}" + (f" ({reader.language})" if reader.language else "") +
+                         f" can be given all {takes} take(s) (its model is loaded when a run starts)")
+    return outcome
+
+
+def _check_model_file(reader: Reader) -> None:
+    """A voice's model file that cannot be read, or is empty (a download that stopped on a full disk), without loading it:
+    only a run's worker loads a model."""
+    model = Path(reader.template.spec.model)
+    if not model.is_file():
+        return
+    try:
+        with model.open("rb") as handle:
+            empty = not handle.read(1)
+    except OSError as err:
+        raise InputError(f"the model file of {reader.name}, {model}, cannot be read ({err.strerror or err}); check it, or download "
+                         "the voice again") from None
+    if empty:
+        raise InputError(f"the model file of {reader.name}, {model}, is empty (a download that stopped?); download the voice again")
+
+
+def _warn_of_language(reader: Reader, book: Book) -> None:
+    trouble = language_trouble(reader, book.language)
+    if trouble:
+        log.warning("%s", trouble)
 
 
 class _engine:

@@ -11,7 +11,7 @@ from typing import Any
 
 from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.cli.lexicon import add_reading_flags
-from demod_voice.logs import PROG
+from demod_voice.logs import PROG, line, say
 
 
 def _add_piper_preprocess(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -141,7 +141,7 @@ class Console:
 
         if event.kind == "status":
             if not self.quiet:
-                print(f"{PROG}: {event.message}", file=sys.stderr, flush=True)
+                say(event.message)
         elif event.kind == "start":
             self.bar = tqdm(total=event.total, unit="row", disable=not self.show_bar or not event.total, dynamic_ncols=True,
                             file=sys.stderr)
@@ -151,11 +151,11 @@ class Console:
             self.bar.update(1)
             self.made += 1
             if event.message:
-                tqdm.write(f"{PROG}: error: {event.message}", file=sys.stderr)
+                tqdm.write(line(f"error: {event.message}"), file=sys.stderr)
                 self.bar.set_postfix(failed=event.failed, refresh=False)
             if self.bar.disable and not self.quiet and time.monotonic() - self.said >= LINE_EVERY:
                 self.said = time.monotonic()
-                print(f"{PROG}: {self._line(self.made, event.failed)}", file=sys.stderr, flush=True)
+                say(self._line(self.made, event.failed))
         elif event.kind == "end" and self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -15,7 +15,7 @@ from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.cli.lexicon import add_reading_flags, reading_from_args
 from demod_voice.config import cache_root
 from demod_voice.errors import UsageError
-from demod_voice.logs import PROG
+from demod_voice.logs import line
 
 TRACKS = (".mp3", ".opus", ".flac")
 
@@ -33,7 +33,7 @@ def _add_book(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", action="append", default=[], metavar="FILE", help="reference recording to clone (XTTS); repeatable")
     p.add_argument("--backend", metavar="NAME", help="a backend's name ('demod-voice health' lists them; default: from the voice)")
     p.add_argument("-s", "--speaker", help="speaker number or name of a multi-speaker Piper voice")
-    p.add_argument("-l", "--language", help="language of an XTTS voice (default: xtts.language)")
+    p.add_argument("-l", "--language", help="language of an XTTS voice (default: a saved voice's own, else xtts.language)")
     p.add_argument("--xtts-model", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
     p.add_argument("--format", choices=("mp3", "opus", "flac"), help="one file per chapter in this format (OUTPUT is a folder)")
     p.add_argument("--captions", choices=("srt", "vtt"), help="also write captions with sentence timings")
@@ -90,7 +90,7 @@ def _cmd_book(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if args.dry_run:
-        print("\n".join(dry_run_lines(outcome.book)))
+        print("\n".join(dry_run_lines(outcome.book, outcome.notes)))
         return 0
     error = outcome_error(outcome)
     if error is not None:
@@ -101,15 +101,15 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def _summary(outcome: Any, request: BookRequest, quiet: bool) -> None:
     for take in outcome.unverified:
-        print(f"{PROG}: warning: chapter {take['chapter']} ({take['title'][:40]}) at {take['time']}: take {take['take']} "
-              f"still fails verification ({take['problem']}): {take['text'][:60]!r}", file=sys.stderr)
+        print(line(f"warning: chapter {take['chapter']} ({take['title'][:40]}) at {take['time']}: take {take['take']} "
+                   f"still fails verification ({take['problem']}): {take['text'][:60]!r}"), file=sys.stderr)
     if quiet:
         return
     hours = outcome.audio_seconds / 3600
     checked = f"; {len(outcome.unverified)} take(s) still failing verification" if request.verify else ""
-    print(f"{PROG}: book: {len(outcome.book.chapters)} chapter(s), {hours * 60:.1f} min of audio, {outcome.made} take(s) made, "
-          f"{outcome.reused} reused{checked} in {outcome.seconds:.1f} s; wrote {', '.join(str(p) for p in outcome.outputs[:3])}"
-          f"{' ...' if len(outcome.outputs) > 3 else ''}; report: {work_dir(request) / 'report.json'}", file=sys.stderr)
+    print(line(f"book: {len(outcome.book.chapters)} chapter(s), {hours * 60:.1f} min of audio, {outcome.made} take(s) made, "
+               f"{outcome.reused} reused{checked} in {outcome.seconds:.1f} s; wrote {', '.join(str(p) for p in outcome.outputs[:3])}"
+               f"{' ...' if len(outcome.outputs) > 3 else ''}; report: {work_dir(request) / 'report.json'}"), file=sys.stderr)
 
 
 class _Bar:
@@ -140,9 +140,9 @@ class _Bar:
         if self.quiet:
             return
         if self.bar is not None:
-            self.bar.write(f"{PROG}: {message}", file=sys.stderr)
+            self.bar.write(line(message), file=sys.stderr)
         else:
-            print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+            print(line(message), file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Voice cloning and text-to-speech: XTTS-v2 and Piper behind one command line.",
         epilog="Exit codes: 0 ok, 1 failed, 2 usage, 3 bad input, 4 missing dependency, 130 interrupted (Ctrl-C), "
-               "141 stdout closed by its reader, 143 terminated (SIGTERM).",
+               "129 its terminal closed (SIGHUP), 141 stdout closed by its reader, 143 terminated (SIGTERM).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _global_options(parser)
@@ -73,35 +74,66 @@ EXIT_PIPE = 141
 """128 + SIGPIPE: what a shell reports for a writer whose reader went away."""
 EXIT_TERMINATED = 143
 """128 + SIGTERM."""
+EXIT_HANGUP = 129
+"""128 + SIGHUP: the terminal (or ssh session, tmux window) the command ran in closed."""
+
+STOPS = {signal.SIGTERM: ("terminated (SIGTERM)", EXIT_TERMINATED),
+         signal.SIGHUP: ("hung up (SIGHUP: its terminal or ssh session closed)", EXIT_HANGUP)}
+"""Signals that stop a command as Ctrl-C does, with the words that replace "interrupted" and the exit code."""
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be, so that a stopped run cleans up exactly as after Ctrl-C."""
+    """SIGTERM (or SIGHUP), raised where Ctrl-C would be, so that a stopped run cleans up exactly as after Ctrl-C."""
 
 
 class _SigtermState:
-    fired = False
+    fired: Optional[int] = None
+    """The signal that stopped the command, if one did."""
 
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[_SigtermState]:
-    """While the command runs, SIGTERM raises :class:`Terminated` in the main thread (a second one kills outright)."""
+    """While the command runs, SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (a second SIGTERM kills
+    outright; a second SIGHUP is ignored: a closing terminal's shell and the terminal itself may both send one).
+    SIGHUP ignored when the command started (``nohup``) stays ignored. A closed ssh session ended a batch at once (the
+    default action of SIGHUP): no report, no last line saying how to go on, the rows being written left half-written."""
     state = _SigtermState()
 
     def handler(signum: int, frame: object) -> None:
-        state.fired = True
+        state.fired = signum
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if signum == signal.SIGHUP:
+            _leave_closed_terminal()
         raise Terminated()
 
+    previous: dict[int, object] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for number in STOPS:
+            if signal.getsignal(number) != signal.SIG_IGN:
+                previous[number] = signal.signal(number, handler)
     except ValueError:  # not the main thread (an embedding program): leave signals to it
         yield state
         return
     try:
         yield state
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler_before in previous.items():
+            signal.signal(number, handler_before)
+
+
+def _leave_closed_terminal() -> None:
+    """Point stdout and stderr at /dev/null where they are a terminal that has closed (it answers every write with EIO):
+    the batch's summary line, printed to the closed ssh session, failed the stop as "internal error: OSError" (exit 1),
+    while a log file (``2> run.log``) keeps its last lines."""
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")  # nothing, for a live terminal, a pipe or a file
+        except OSError as err:
+            if err.errno == errno.EIO:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 def _pipe_closed() -> int:
@@ -112,12 +144,13 @@ def _pipe_closed() -> int:
     return EXIT_PIPE
 
 
-def _stopped(err: BaseException, terminated: bool) -> int:
-    """Ctrl-C (130) or SIGTERM (143): one line; the engine has already removed unfinished outputs."""
+def _stopped(err: BaseException, signum: Optional[int]) -> int:
+    """Ctrl-C (130), SIGTERM (143) or SIGHUP (129): one line; the engine has already removed unfinished outputs."""
     message = str(err) if isinstance(err, Interrupted) else "interrupted"
-    if terminated:
-        log.error("%s", message.replace("interrupted", "terminated (SIGTERM)", 1))
-        return EXIT_TERMINATED
+    if signum in STOPS:
+        words, code = STOPS[signum]
+        log.error("%s", message.replace("interrupted", words, 1))
+        return code
     log.error("%s", message)
     return 130
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,8 @@ from demod_voice.paths import check_output_path, os_error
 from demod_voice.serve.status import SERVER_CHECKS
 from demod_voice.serve.voices import reserved_names
 from demod_voice.voices.check import check_voice, read_sentences, render
-from demod_voice.voices.making import add_voice, check_free
-from demod_voice.voices.profiles import check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
+from demod_voice.voices.making import add_voice, check_free, enroll_again
+from demod_voice.voices.profiles import MAX_BYTES, check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
 from demod_voice.voices.references import forget_latents
 
 # --- models ------------------------------------------------------------------
@@ -159,6 +160,8 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
                      help="recordings of the voice (wav, flac, ogg, mp3, m4a/aac...); 6-30 s of clear speech in all")
     add.add_argument("--model-dir", metavar="DIR", help="local XTTS checkpoint folder (default: the released XTTS-v2)")
     add.add_argument("--force", action="store_true", help="replace an existing profile of that name")
+    add.add_argument("-l", "--language", help="the language the voice speaks when xtts-zero-shot --voice NAME is given no -l "
+                                              "(kept in the profile; default: none kept, xtts.language is used)")
     actions.add_parser("list", parents=[common], help="list profiles")
     remove = actions.add_parser("remove", parents=[common], help="delete a profile")
     remove.add_argument("name", metavar="NAME")
@@ -166,8 +169,10 @@ def _add_voices(sub: Any, common: argparse.ArgumentParser) -> None:
     export.add_argument("name", metavar="NAME")
     export.add_argument("file", metavar="FILE", help="where the profile goes (an .npz), or - for standard output")
     imp = actions.add_parser("import", parents=[common], help="install a profile file")
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", help="a file from 'voices export', or - to read it from standard input")
     imp.add_argument("--name", metavar="NEW", help="install it under this name instead of the one it was exported with")
+    imp.add_argument("-l", "--language", help="the language the voice speaks when xtts-zero-shot --voice NAME is given no -l "
+                                              "(default: the one it was exported with)")
     imp.add_argument("--force", action="store_true", help="replace an existing profile of that name")
     check = actions.add_parser("check", parents=[common], help="speak sample sentences and report how well a recogniser hears them",
                                description="Speak sample sentences with VOICE, transcribe them with Whisper (in a worker) and print "
@@ -196,8 +201,9 @@ def _cmd_voices(args: argparse.Namespace) -> int:
 def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
     if args.action == "add":
         profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args),
-                            reserved=reserved_names(config.serve.voices))
-        print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}")
+                            reserved=reserved_names(config.serve.voices), language=args.language or "")
+        print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}"
+              + (f", speaks {profile.language}" if profile.language else ""))
     elif args.action == "list":
         _list_voices(args, cache)
     elif args.action == "remove":
@@ -231,18 +237,45 @@ def _list_voices(args: argparse.Namespace, cache: Any) -> None:
         except InputError:  # said, with the way out: it was left out without a word
             print(f"{path.stem:<24} damaged: remove it with 'demod-voice voices remove {path.stem}' and add it again")
             continue
-        print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}")
+        language = f"  language {profile.language}" if profile.language else ""
+        print(f"{profile.name:<24} model {profile.model[:12]}  {len(profile.references)} reference(s)  {profile.created}{language}")
 
 
 def _import(args: argparse.Namespace, config: Any, cache: Any) -> None:
-    """``voices import FILE [--name NEW] [--force]``."""
-    if looks_like_audio(Path(args.file)):  # was "... is not a demod-voice profile (not a zip archive); export one"
-        raise InputError(f"{args.file} is a recording, not a voice profile: make a voice of it (demod-voice voices add "
-                         f"{args.name or 'NAME'} {shlex.quote(args.file)}); import takes a file from 'voices export'")
-    check_free(_scope(config, cache), args.name or read_profile(Path(args.file)).name, reserved_names(config.serve.voices))
-    profile = import_profile(cache, Path(args.file), force=args.force, model=installed_xtts_identity(config.xtts.model_dir, cache),
-                             name=args.name or "")
-    print(f"imported {profile.name} (model {profile.model[:12]})")
+    """``voices import FILE [--name NEW] [-l L] [--force]``; FILE ``-`` is standard input, as ``voices export NAME -``
+    writes it (``ssh host demod-voice voices export me - | demod-voice voices import -`` was "no voice profile at -")."""
+    if args.file != "-":
+        _install(args, config, cache, Path(args.file))
+        return
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("voices import - reads a profile from standard input: pipe one in (demod-voice voices export NAME - | "
+                         "demod-voice voices import -), or give its file")
+    with tempfile.TemporaryDirectory(prefix="demod-voice-import-") as folder:
+        piped = Path(folder) / "stdin.npz"
+        piped.write_bytes(sys.stdin.buffer.read(MAX_BYTES + 1))  # one byte over is refused for its size
+        try:
+            _install(args, config, cache, piped)
+        except InputError as err:
+            raise InputError(str(err).replace(str(piped), "standard input")) from None
+
+
+def _install(args: argparse.Namespace, config: Any, cache: Any, file: Path) -> None:
+    if looks_like_audio(file):  # was "... is not a demod-voice profile (not a zip archive); export one"
+        recording = shlex.quote(args.file) if args.file != "-" else "RECORDING"
+        raise InputError(f"{file} is a recording, not a voice profile: make a voice of it (demod-voice voices add "
+                         f"{args.name or 'NAME'} {recording}); import takes a file from 'voices export'")
+    scope = _scope(config, cache)
+    sent = read_profile(file)
+    check_free(scope, args.name or sent.name, reserved_names(config.serve.voices))
+    language = registry.cloner().enroll_language(scope, args.language) if args.language else ""
+    model = installed_xtts_identity(config.xtts.model_dir, cache)
+    if model and sent.model != model:  # exported on a machine with another XTTS model: its latents do not fit this one
+        profile = enroll_again(sent, args.name or sent.name, config, force=args.force, log_level=log_level(args), language=language)
+        print(f"imported {profile.name}, made again from the recordings it holds for this machine's XTTS model "
+              f"({model[:12]}; it was made with {sent.model[:12]})" + (f", speaks {profile.language}" if profile.language else ""))
+        return
+    profile = import_profile(cache, file, force=args.force, model=model, name=args.name or "", language=language)
+    print(f"imported {profile.name} (model {profile.model[:12]})" + (f", speaks {profile.language}" if profile.language else ""))
 
 
 def _export(cache: Any, name: str, file: str) -> None:

@@ -36,6 +36,10 @@ def _add_piper_train(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("32", "16-mixed", "bf16-mixed"), default="32", help="GPU precision (default: 32)")
     p.add_argument("--validation-split", type=float, default=0.05, metavar="F", help="share of clips kept for validation (default: 0.05)")
     p.add_argument("--install", action="store_true", help="also install the voice into the voice cache as NAME")
+    p.add_argument("--asr-model", metavar="NAME", help="Whisper model that hears each export's samples for its WER: a faster-whisper "
+                                                     "name, hub id or folder (default: tiny.en, packaged, for English; tiny, "
+                                                     "downloaded on first use, for other languages)")
+    p.add_argument("--no-wer", action="store_true", help="do not score each export's samples with a speech recogniser")
     p.set_defaults(func=_cmd_piper_train)
 
 
@@ -86,7 +90,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         cache=cache_root(config),
         hub=args.hub_url or HUB,
         progress=not getattr(args, "quiet", False),
-        listen=EpochListener(config, log_level(args)),
+        listen=None if args.no_wer else EpochListener(config, log_level(args), args.asr_model),
     )
     outcome = run_training(request)
     print(outcome.installed or outcome.voice)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from stat import S_ISDIR
 from typing import Any, Optional
 
 STDOUT = "-"
@@ -24,6 +26,35 @@ class LoadSpec:
     """Folder where the backend may keep derived files (optimised graphs); ``None`` disables caching."""
     fetch: Optional[str] = None
     """A published model name the worker downloads into ``model`` when that folder is incomplete."""
+    version: tuple[int, ...] = ()
+    """The model's files as they were when the request was resolved (:func:`files_version`); ``()``: not tracked. Files
+    replaced at the same path make another spec, so the next request loads them on new workers while the old ones
+    finish what they took: a voice re-exported over the old one went on being spoken from the old model until a
+    restart."""
+
+    def place(self) -> LoadSpec:
+        """This spec whatever its files' version: specs that differ only in version are one model over time."""
+        return replace(self, version=())
+
+
+def files_version(*paths: str) -> tuple[int, ...]:
+    """Who ``paths`` are now: for each (a folder counts its files, one level down) the change time, modification time,
+    size and inode, the latest change time first, so that files replaced later compare greater. The change time is the
+    kernel's (a copy that keeps the old modification time, ``cp -p``, still changes it), and it is two ``stat`` calls
+    for a Piper voice (microseconds: it is read at every request). Raises :class:`OSError` for a path that is gone."""
+    stamps: list[int] = []
+    for path in paths:
+        for entry in _entries(path):
+            stamps += (entry.st_ctime_ns, entry.st_mtime_ns, entry.st_size, entry.st_ino)
+    return (max(stamps[::4], default=0), *stamps)
+
+
+def _entries(path: str) -> list[os.stat_result]:
+    stat = os.stat(path)
+    if not S_ISDIR(stat.st_mode):
+        return [stat]
+    with os.scandir(path) as found:
+        return [stat, *(entry.stat() for entry in sorted(found, key=lambda e: e.name) if entry.is_file())]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ needs no locks. The rules it keeps:
   and ``engine.retries`` last); jobs handed over with it go back uncharged, in smaller groups;
 - a load error the backend reports fails the model's waiting jobs at once, unless another worker
   of the model has loaded (then it was this worker's trouble: it is retired, the others go on);
-- a worker that dies while idle is simply replaced when next needed.
+- a worker that dies while idle is simply replaced when next needed;
+- a preloaded model is kept loaded: a worker of it that ends is replaced at once (after a growing wait when they keep
+  dying soon after loading), and one that failed to load is tried again after a wait that doubles from
+  ``RETRY_FIRST`` up to ``BACKOFF_MOST`` seconds, until it loads.
 """
 
 from __future__ import annotations
@@ -33,6 +36,21 @@ from demod_voice.errors import Cancelled, DemodVoiceError, InputError, ModelMiss
 
 log = logging.getLogger(__name__)
 
+STEADY_SECONDS = 60.0
+"""A preloaded model's worker that dies sooner than this after it loaded counts toward a crash loop; one that lives longer
+ends it."""
+SUPERSEDED_IDLE = 5.0
+"""Seconds a model's workers stay loaded, idle, after its files were replaced: an answer begun on them may still send
+sentences (Wyoming speaks a streamed text sentence by sentence); a worker started after them would load the new files."""
+BACKOFF_FIRST = 1.0
+"""Seconds before a preloaded model's worker is started again after its second quick death in a row; each further one
+doubles it."""
+BACKOFF_MOST = 60.0
+"""The longest wait between starts of a preloaded model's worker that keeps dying, and between tries to load a preloaded
+model that failed to load."""
+RETRY_FIRST = 5.0
+"""Seconds before a preloaded model that failed to load is tried again; each further failure in a row doubles it."""
+
 
 class PoolHost(Protocol):
     """What a pool needs from the engine that owns it (:class:`~demod_voice.engine.service.EngineService`):
@@ -46,8 +64,8 @@ class PoolHost(Protocol):
     def stopping(self) -> bool:
         """A run is being stopped as a whole (Ctrl-C, SIGTERM, its own error): a worker killed part way is asked for."""
 
-    def make_room(self, pool: Pool) -> bool:
-        """Whether ``pool`` may start a worker now (placement; may unload idle models)."""
+    def make_room(self, pool: Pool, evict: bool = True) -> bool:
+        """Whether ``pool`` may start a worker now (placement; may unload idle models if ``evict``)."""
 
     def note_worker_start(self, worker: WorkerHandle) -> None:
         """A worker started (counters, progress displays)."""
@@ -103,6 +121,10 @@ class Slot:
     cancel_deadline: Optional[float] = None
     jobs_served: int = 0
     retired: bool = False
+    ready_at: float = 0.0
+    """When its worker said it had loaded (``time.monotonic``)."""
+    loaded_rss: int = 0
+    """Its worker's resident memory when it said it had loaded (bytes): the model's own, before any text."""
 
 
 class Pool:
@@ -122,8 +144,23 @@ class Pool:
         self.load_failed = False
         """The last try to load the model failed, and no worker has loaded it since."""
         self.pinned = False
+        self.superseded = False
+        """Its model's files were replaced at the same path (a newer ``LoadSpec.version`` has a pool): it finishes what
+        it has and is unloaded once idle."""
         self.last_used = time.monotonic()
         self.rss_seen = 0
+        self.quick_deaths = 0
+        """Workers of a preloaded model that died in a row, each within ``STEADY_SECONDS`` of loading."""
+        self.quick_death_at = 0.0
+        """When the last of those died: only a worker loaded after it ends the crash loop by staying up."""
+        self.backoff = 0.0
+        """The wait before such a worker is started again, as last logged (0: at once)."""
+        self.restart_at: Optional[float] = None
+        """When the preloaded model's workers are started again (``time.monotonic``; ``None``: none is waiting)."""
+        self.load_failures = 0
+        """Tries in a row to load the preloaded model that failed (each tried again after a growing wait)."""
+        self.retry_said = ""
+        """The wait and the error last logged for it (logged again only when either changes)."""
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -177,8 +214,8 @@ class Pool:
             except WorkerDied as died:
                 self._died(slot, str(died))
 
-    def start_worker(self, slot: Slot) -> bool:
-        if not self.host.make_room(self):
+    def start_worker(self, slot: Slot, evict: bool = True) -> bool:
+        if not self.host.make_room(self, evict):
             return False
         try:
             slot.worker = self.host.executor.start_worker(self.spec, self.host.log_level, self.threads)
@@ -276,6 +313,18 @@ class Pool:
 
     def _ready(self, slot: Slot, info: Any) -> None:
         slot.ready = True
+        slot.ready_at = time.monotonic()
+        slot.loaded_rss = slot.worker.rss_bytes() or 0
+        if self._loaded_over_cap(slot):
+            cap = self.settings.worker_memory_cap_mb
+            self.host.warn_once(f"a worker of {self.spec.model} uses {slot.loaded_rss >> 20} MB with the model loaded, before "
+                                f"any text: more than engine.worker_memory_cap_mb ({cap} MB), so every job of it is ended; "
+                                f"raise the cap well above {slot.loaded_rss >> 20} MB (0: no cap)")
+        if self.load_failures:  # said before ever_ready: whoever sees the model ready (is_ready) finds the line in the log
+            log.warning("%s, a preloaded model, has loaded after %d failed %s", self.spec.model, self.load_failures,
+                        "try" if self.load_failures == 1 else "tries")
+            self.load_failures = 0
+            self.retry_said = ""
         self.ever_ready = True
         self.load_failed = False
         self.load_deaths = 0
@@ -357,12 +406,14 @@ class Pool:
         self.host.note_restart()
         handover = len(slot.tasks)
         task = slot.tasks.popleft() if slot.tasks else None
+        looping = task is None and self._count_death(slot, reason)  # (a job that kills its worker is that job's doing)
         self._drop_worker(slot, stop=False)
         self._requeue(slot, max(1, handover // 2) if handover > 1 else 0)
         self._keep_loaded(slot)
         if task is None:
-            log.warning("%s while idle (a worker of %s); %s", reason, self.spec.model,
-                        "another one is loading it" if slot.worker is not None else "another one starts with the next job")
+            if not looping:  # (in a crash loop the back-off's line says it, once per change, not once per death)
+                log.warning("%s while idle (a worker of %s); %s", reason, self.spec.model,
+                            "another one is loading it" if slot.worker is not None else "another one starts with the next job")
             return
         if task.cancelled or task.error is not None:
             self.finish(task, None)
@@ -381,17 +432,97 @@ class Pool:
 
     def _keep_loaded(self, slot: Slot) -> None:
         """A preloaded model keeps its workers: one recycled or dead is replaced now, not at the next job (``/readyz``
-        reads them, and a load balancer sends no job to a server that says it is not ready)."""
-        if self.pinned and slot.worker is None and not slot.retired and not self.host.stopping:
-            self.start_worker(slot)
+        reads them, and a load balancer sends no job to a server that says it is not ready). In a crash loop the
+        replacement waits (:meth:`_count_death`), and :meth:`tick` starts it."""
+        if not self.pinned or slot.worker is not None or slot.retired or self.host.stopping:
+            return
+        if self.backoff:
+            if self.restart_at is None:
+                self.restart_at = time.monotonic() + self.backoff
+                self.host.wake_in(self.backoff)
+            return
+        self.start_worker(slot)
+
+    def _count_death(self, slot: Slot, reason: str) -> bool:
+        """Count the death of a preloaded model's loaded, idle worker; whether the model is in a crash loop (its workers
+        die soon after loading, again and again). Each was started again at once: a model that loads and then dies burnt a
+        core and wrote a warning a second, for ever. From the second quick death in a row the next start waits, twice as
+        long each time up to ``BACKOFF_MOST``; the wait is logged when it changes."""
+        if not self.pinned:
+            return False
+        quick = time.monotonic() - slot.ready_at < STEADY_SECONDS
+        self.quick_deaths = self.quick_deaths + 1 if quick else 1
+        self.quick_death_at = time.monotonic()
+        if self.quick_deaths < 2:
+            self.backoff = 0.0
+            return False
+        wait = min(BACKOFF_MOST, BACKOFF_FIRST * 2 ** (self.quick_deaths - 2))
+        if wait != self.backoff:
+            self.backoff = wait
+            log.warning("the workers of %s, a preloaded model, keep dying soon after loading (%d in a row; the last: %s); "
+                        "starting the next in %g s%s", self.spec.model, self.quick_deaths, reason, wait,
+                        "" if wait < BACKOFF_MOST else f", then every {wait:g} s until one stays up {STEADY_SECONDS:g} s")
+        return True
+
+    def reload(self) -> None:
+        """A preloaded model unloaded to make room for another (``engine.max_loaded_models``, ``engine.memory_budget_mb``)
+        is loaded again as soon as that needs no other model unloaded: it stayed unloaded, and ``/readyz`` said 'loading',
+        until a request for it came. Unloading nothing, two preloaded models that do not fit together do not take turns.
+        One that failed to load is tried here too once its wait is over (``load_failures``): a retry refused room by
+        another model's running job was dropped, and the model was never tried again."""
+        if not self.pinned or self.live_workers() or self.busy() or self.restart_at is not None or self.host.stopping:
+            return
+        if self.load_failed and not self.load_failures:
+            return
+        for slot in self.slots:
+            if slot.worker is None and not slot.retired and not self.start_worker(slot, evict=False):
+                return
+
+    def crash_looping(self) -> bool:
+        """Whether the model's workers keep dying soon after loading, and none has stayed up since."""
+        return self.quick_deaths >= 2
+
+    def over_cap(self) -> bool:
+        """Whether every loaded worker of the model used more than ``engine.worker_memory_cap_mb`` when it had loaded,
+        before any text: each of its jobs is ended, whatever the text (at least one worker loaded)."""
+        loaded = [slot for slot in self.slots if slot.worker is not None and slot.ready]
+        return bool(loaded) and all(self._loaded_over_cap(slot) for slot in loaded)
+
+    def _loaded_over_cap(self, slot: Slot) -> bool:
+        """Whether ``slot``'s worker used more than ``engine.worker_memory_cap_mb`` once loaded, before any text."""
+        cap = self.settings.worker_memory_cap_mb
+        return bool(cap) and slot.loaded_rss > cap * 2**20
+
+    def _steady(self, now: float) -> None:
+        """End a crash loop once a worker has stayed up ``STEADY_SECONDS``; start the workers whose wait is over."""
+        if self.restart_at is not None:
+            if self.host.stopping or now >= self.restart_at:
+                self.restart_at = None
+                if not self.host.stopping:
+                    for slot in self.slots:
+                        if slot.worker is None and not slot.retired and not self.start_worker(slot):
+                            break
+            else:
+                self.host.wake_in(self.restart_at - now)
+        # a worker that was up before the deaths says nothing of the model's new ones: with two workers, one healthy since
+        # the start ended the loop of the other at every tick, which was then started again at once, for ever
+        if self.quick_deaths and any(s.ready and s.worker is not None and s.ready_at > self.quick_death_at
+                                     and now - s.ready_at >= STEADY_SECONDS for s in self.slots):
+            if self.backoff:
+                log.warning("a worker of %s has stayed up %g s: its crash loop is over", self.spec.model, STEADY_SECONDS)
+            self.quick_deaths = 0
+            self.backoff = 0.0
 
     def _died_loading(self, slot: Slot, reason: str) -> None:
         self._drop_worker(slot, stop=False)
         self._requeue(slot, 0)
         self.load_deaths += 1
         if self.load_deaths < self.settings.load_attempts:
-            log.warning("%s while loading %s; trying again (%d of %d)", reason, self.spec.model, self.load_deaths + 1,
-                        self.settings.load_attempts)
+            # (while a preloaded model is tried again after waits, its own line says each change, not each death)
+            (log.info if self.load_failures else log.warning)(
+                "%s while loading %s; trying again (%d of %d)", reason, self.spec.model, self.load_deaths + 1,
+                self.settings.load_attempts)
+            self._keep_loaded(slot)  # (a job waiting starts it anyway; a preloaded model may have none)
             return
         error = RuntimeFailure(f"could not load {self.spec.model}: the worker died while loading it ({reason}); "
                                "check the model file and free memory (engine.load_attempts)")
@@ -409,11 +540,28 @@ class Pool:
             log.warning("a worker of %s could not load it (%s); going on with the others", self.spec.model, error)
             slot.retired = True
             return
-        if self.pinned:  # no job of it may be waiting to carry the error: the server's log is where it is read
-            log.warning("could not load %s, a preloaded model: %s", self.spec.model, error)
         self.load_failed = True
         self.fail_waiting(error)
         self.load_deaths = 0
+        if self.pinned and not self.live_workers():  # (another worker still loading it decides when it ends)
+            self._retry_later(error)
+
+    def _retry_later(self, error: DemodVoiceError) -> None:
+        """A preloaded model that failed to load is tried again after a wait: it stayed unloaded, and ``/readyz`` said
+        'failed', until a request came, though the cause had often passed (its file being copied or restored at start,
+        memory short for a moment). No job of it may be waiting to carry the error: the server's log is where it is read,
+        once per change of the wait or of the error."""
+        self.load_failures += 1
+        wait = min(BACKOFF_MOST, RETRY_FIRST * 2 ** (self.load_failures - 1))
+        self.restart_at = time.monotonic() + wait
+        self.host.wake_in(wait)
+        said = f"{wait:g} {error}"
+        if said == self.retry_said:
+            return
+        self.retry_said = said
+        log.warning("could not load %s, a preloaded model: %s; /readyz says 'failed' until it loads: fix the cause (the "
+                    "server need not restart), it is tried again in %g s%s", self.spec.model, error, wait,
+                    f", then every {wait:g} s" if wait == BACKOFF_MOST else f", then after waits doubling up to {BACKOFF_MOST:g} s")
 
     def _requeue(self, slot: Slot, group_limit: int) -> None:
         """Jobs of the slot's hand-over go back to the front of the queue in order, uncharged:
@@ -491,17 +639,30 @@ class Pool:
             self.rss_seen = max(self.rss_seen, rss)
             if cap and rss > cap and slot.tasks:
                 task = slot.tasks[0]
-                task.error = RuntimeFailure(
-                    f"{task.job.describe()}: the model needed more than {self.settings.worker_memory_cap_mb} MB "
-                    "(engine.worker_memory_cap_mb); use a shorter text or raise the cap")
+                task.error = RuntimeFailure(f"{task.job.describe()}: {self._over_cap(slot)}")
                 self.host.note_restart()
                 self._drop_worker(slot, stop=False)
                 self.finish(slot.tasks.popleft(), None)
                 self._requeue(slot, 0)
+                self._keep_loaded(slot)
+        if self.pinned:
+            self._steady(now)
+        if self.superseded and not self.busy() and self.live_workers() and now - self.last_used > SUPERSEDED_IDLE:
+            log.info("unloading %s as it was before its files were replaced", self.spec.model)
+            self.stop()
         idle = self.settings.idle_timeout
         if idle and not self.pinned and not self.busy() and self.live_workers() and now - self.last_used > idle:
             log.info("unloading %s after %.0f s idle", self.spec.model, idle)
             self.stop()
+
+    def _over_cap(self, slot: Slot) -> str:
+        """Why ``slot``'s worker passed ``engine.worker_memory_cap_mb``, and what to do. "Use a shorter text" was said to
+        every request when the model alone, loaded, used more than the cap: no text could pass."""
+        cap = self.settings.worker_memory_cap_mb
+        if not slot.ready or self._loaded_over_cap(slot):
+            return (f"the voice itself needs more than {cap} MB (engine.worker_memory_cap_mb) "
+                    f"{'to load' if not slot.ready else 'loaded, before any text'}; the cap must be raised")
+        return f"the model needed more than {cap} MB (engine.worker_memory_cap_mb); use a shorter text or raise the cap"
 
     def fail_waiting(self, error: Optional[DemodVoiceError]) -> None:
         """End every job still waiting for a worker with ``error`` (``None``: as cancelled)."""

@@ -83,6 +83,8 @@ class EngineService:
         self.on_worker_start: Callable[[WorkerHandle], None] = lambda worker: None
         """Called on the engine's thread with each new worker (progress displays; tests reach the process)."""
         self._pools: dict[LoadSpec, Pool] = {}
+        self._newest: dict[LoadSpec, LoadSpec] = {}
+        """Per model (its spec without a version, :meth:`LoadSpec.place`), the newest version seen."""
         self._tasks: dict[int, Task] = {}
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = Pipe(duplex=False)
@@ -154,12 +156,12 @@ class EngineService:
                 current = None
                 feed.submit(self, handle.job.spec, sink_factory, done)
         except KeyboardInterrupt:
-            self._cancel_and_wait(list(feed.unfinished.values()))
+            self.cancel_and_wait(list(feed.unfinished.values()))
             for result in _finished(current, feed.unfinished.values()):
                 on_result(result)
             raise Interrupted("interrupted: finished outputs are intact, unfinished ones were removed") from None
         except BaseException:
-            self._cancel_and_wait(list(feed.unfinished.values()))
+            self.cancel_and_wait(list(feed.unfinished.values()))
             # The run's own end (a Ray head gone, --fail-fast): outputs finished meanwhile are recorded too, each on
             # its own (a server job's spent budget raises again after every one it records).
             for result in _finished(None, feed.unfinished.values()):
@@ -181,7 +183,9 @@ class EngineService:
         """A run of this engine is being stopped as a whole (:meth:`run`'s Ctrl-C or error): its kills are asked for."""
         return self._runs_stopping > 0
 
-    def _cancel_and_wait(self, handles: list[JobHandle]) -> None:
+    def cancel_and_wait(self, handles: list[JobHandle]) -> None:
+        """Stop a run as a whole (Ctrl-C, its own error): cancel ``handles`` and wait for them, a worker that does not stop
+        in time killed as asked for (:attr:`stopping`), not warned of."""
         self._runs_stopping += 1
         try:
             for handle in handles:
@@ -197,19 +201,32 @@ class EngineService:
         finally:
             self._runs_stopping -= 1
 
-    def preload(self, spec: LoadSpec) -> None:
-        """Start the model's workers now and keep them loaded (no idle unloading)."""
-        self._post(("preload", spec))
+    def preload(self, spec: LoadSpec, keep: bool = True) -> None:
+        """Start the model's workers now; ``keep``: keep them loaded (no idle unloading), else they are only a head start
+        for jobs soon to come, unloaded when idle, and a failure to load is told by the first job, not logged."""
+        self._post(("preload", (spec, keep)))
 
     def is_ready(self, spec: LoadSpec) -> bool:
-        """True once a worker of ``spec`` has loaded its model."""
-        pool = self._pools.get(spec)
+        """True once a worker of ``spec`` has loaded its model (of its newest version once its files were replaced)."""
+        pool = self._current(spec)
         return bool(pool and pool.ever_ready and pool.live_workers())
 
     def load_failed(self, spec: LoadSpec) -> bool:
         """True while the last try to load ``spec`` failed and no worker has loaded it since."""
-        pool = self._pools.get(spec)
+        pool = self._current(spec)
         return bool(pool and pool.load_failed and not pool.live_workers())
+
+    def crash_looping(self, spec: LoadSpec) -> bool:
+        """True while the workers of the preloaded ``spec`` keep dying soon after loading (each is started again after a
+        growing wait), and none has stayed up since."""
+        pool = self._current(spec)
+        return bool(pool and pool.crash_looping())
+
+    def over_memory_cap(self, spec: LoadSpec) -> bool:
+        """True while every loaded worker of ``spec`` used more than ``engine.worker_memory_cap_mb`` once loaded, before
+        any text: each of its jobs is ended for the cap (the log said to raise it)."""
+        pool = self._current(spec)
+        return bool(pool and pool.over_cap())
 
     def pools(self) -> list[PoolInfo]:
         """The models with workers or work, as seen now."""
@@ -310,8 +327,10 @@ class EngineService:
                 if task is not None:
                     self._pool(task.job.spec).cancel(task)
             elif kind == "preload":
-                pool = self._pool(item)
-                pool.pinned = True
+                spec, keep = item
+                pool = self._pool(spec)
+                pool = self._current(spec) or pool  # files replaced since it was resolved: preload them as they are now
+                pool.pinned = pool.pinned or keep
                 self._preload(pool)
             elif kind == "shutdown":
                 self._abandon(None)
@@ -326,7 +345,35 @@ class EngineService:
         pool = self._pools.get(spec)
         if pool is None:
             pool = self._pools[spec] = Pool(self, spec, self.workers or default_workers(spec))
+            self._supersede(pool)
         return pool
+
+    def _supersede(self, pool: Pool) -> None:
+        """A model's files replaced at the same path (a newer ``LoadSpec.version``): its older pools take no new work and
+        are unloaded once idle (:meth:`Pool.tick`), and a preloaded one's place passes to the newest. A pool for an older
+        version than one already seen (an answer resolved before the files were replaced, whose old workers are gone) is
+        superseded from the start."""
+        place = pool.spec.place()
+        newest = self._newest.get(place)
+        if not pool.spec.version or newest == pool.spec:
+            return
+        if newest is not None and newest.version > pool.spec.version:
+            pool.superseded = True
+            return
+        self._newest[place] = pool.spec
+        older = [p for p in self._pools.values() if p is not pool and p.spec.place() == place and not p.superseded]
+        for old in older:
+            old.superseded = True
+            log.info("the files of %s were replaced: new requests load them; its workers are unloaded once idle", old.spec.model)
+            if old.pinned:
+                old.pinned = False
+                pool.pinned = True
+                self._preload(pool)
+
+    def _current(self, spec: LoadSpec) -> Optional[Pool]:
+        """The pool that serves ``spec``'s model now: the newest version's once its files were replaced."""
+        newest = self._newest.get(spec.place()) if spec.version else None
+        return self._pools.get(newest if newest is not None and newest.version > spec.version else spec)
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -334,6 +381,8 @@ class EngineService:
             pool.tick(now)
             if not pool.busy() and not pool.live_workers() and not pool.pinned:
                 del self._pools[pool.spec]
+        for pool in list(self._pools.values()):  # after every unloading of this tick: the room it left is seen now
+            pool.reload()
 
     def _abandon(self, error: Optional[DemodVoiceError]) -> None:
         """Shut down: waiting jobs fail (or are cancelled), running ones are cancelled, workers stop."""
@@ -342,9 +391,9 @@ class EngineService:
             pool.stop(kill=True)
         self._pools.clear()
 
-    def make_room(self, pool: Pool) -> bool:
-        """Whether ``pool`` may start a worker now (the placement may unload idle models to make room)."""
-        return self.placement.admit(pool, list(self._pools.values()))
+    def make_room(self, pool: Pool, evict: bool = True) -> bool:
+        """Whether ``pool`` may start a worker now (the placement may unload idle models to make room, if ``evict``)."""
+        return self.placement.admit(pool, list(self._pools.values()), evict)
 
     def wake_in(self, seconds: float) -> None:
         """Have the engine's thread look again after ``seconds`` at the latest (engine thread only)."""

@@ -264,8 +264,11 @@ def prepare(log_level: int, threads: int, parent_path: Optional[list[str]] = Non
 def main() -> None:
     """Subprocess entry point: ``python -c '...main()' FD`` with FD one end of a socket pair."""
     sys.stdout = sys.stderr  # belt and braces: fd 1 is already the parent's stderr
-    # The engine owns the worker's fate: Ctrl-C and SIGTERM go to the parent, which stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The engine owns the worker's fate: Ctrl-C, SIGTERM and SIGHUP go to the parent, which stops us (by a message, or
+    # SIGKILL; and the kernel kills us when it ends). systemd's default stop (KillMode=control-group) sends SIGTERM to
+    # every process of the service at once: a worker that ended on it cut the answers the server was draining.
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     conn = Connection(int(sys.argv[1]))
     try:
         spec, log_level, parent_path, threads = conn.recv()

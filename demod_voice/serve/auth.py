@@ -62,6 +62,18 @@ def parse_scopes(value: Any, where: str) -> frozenset[str]:
     return scopes
 
 
+STRONG_LENGTH = 16
+"""Characters a key should have at least (``openssl rand -hex 24`` makes 48)."""
+STRONG_VARIETY = 8
+"""Different characters a key should hold at least (``passwordpassword`` holds 7)."""
+
+
+def is_weak(key: str) -> bool:
+    """A key short or simple enough that a client could guess it: the server accepts keys of 8 characters, an
+    8-letter word among them."""
+    return len(key) < STRONG_LENGTH or len(set(key)) < STRONG_VARIETY
+
+
 class KeyRing:
     """The accepted keys, by digest."""
 
@@ -70,7 +82,15 @@ class KeyRing:
         for key, scopes in keys.items():
             if len(key) < 8:
                 raise ConfigError("an API key must be at least 8 characters long (make one with: openssl rand -hex 24)")
+            if not (key.isascii() and key.isprintable()):
+                # a header's bytes are read as Latin-1 and a key is compared as UTF-8: a client could never send it
+                raise ConfigError("an API key must be printable ASCII (letters, digits, punctuation): one with other "
+                                  "characters can never be sent in a header as written (make one with: openssl rand -hex 24)")
             self._scopes[_digest(key)] = frozenset(scopes)
+        self.shortest = min((len(key) for key in keys), default=0)
+        """The length of the shortest key (never a key): a shorter one sent is no guess at one."""
+        self.weak = sum(1 for key in keys if is_weak(key))
+        """How many keys are short or simple (:func:`is_weak`), said at start on an address others can reach."""
 
     def __len__(self) -> int:
         return len(self._scopes)
@@ -214,3 +234,17 @@ def check_bind(host: str, keys: Optional[KeyRing], insecure_no_auth: bool) -> No
                          "serve.keys or serve.keys_file, bind to 127.0.0.1, or pass --insecure-no-auth if you mean it")
     if keys is None and not is_loopback(host):
         log.warning("serving on %s with no API keys (--insecure-no-auth): anyone who can reach it can use it", host)
+
+
+def warn_exposure(host: str, keys: Optional[KeyRing]) -> None:
+    """Say at start what a server others can reach exposes that the administrator may not know: it speaks plain HTTP
+    (keys, texts and voices cross the network as they are), and short or simple keys can be guessed. No key is shown."""
+    if is_loopback(host):
+        return
+    log.warning("serving on %s over plain HTTP: API keys, texts, recordings and audio cross the network unencrypted; put "
+                "a TLS proxy in front and keep serve.host at 127.0.0.1 "
+                "(docs/security.md, 'Behind a reverse proxy with TLS')", host)
+    if keys is not None and keys.weak:
+        log.warning("%d of the %d API keys are short or simple (under %d characters, or under %d different ones) on %s, "
+                    "which other machines can reach: a client could guess them; make keys with: openssl rand -hex 24",
+                    keys.weak, len(keys), STRONG_LENGTH, STRONG_VARIETY, host)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any, Optional
 from demod_voice.config import Config, ServeSettings, cache_root
 from demod_voice.errors import InputError
 from demod_voice.serve.auth import KeyRing
+from demod_voice.serve.throttle import FailedKeys
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class ServeContext:
     """Voice profiles read by this server, by file, with the (mtime, size) they were read at."""
     enrolling: set = field(default_factory=set)
     """Names of cloned voices whose enrollment or import is under way (a second one of the same name is refused)."""
+    failed_keys: Optional[FailedKeys] = None
+    """Wrong API keys by client address (:mod:`demod_voice.serve.throttle`); ``None`` without keys."""
     extras: dict = field(default_factory=dict)
     """Room for other front doors (Wyoming, web UI) to keep their own state."""
 
@@ -122,5 +126,22 @@ def build_context(config: Config, engine: Any, log_level: int = logging.WARNING,
     data = data_dir_for(config)
     make_private(data)
     chosen = tuple(preload if preload is not None else (config.serve.preload or ()))
+    failed = FailedKeys(config.serve.limits.max_failed_keys, metrics, keys.shortest,
+                        ipv6_prefix=config.serve.ipv6_prefix) if keys is not None else None
     return ServeContext(config=config, engine=engine, cache=cache_root(config), data_dir=data, log_level=log_level,
-                        keys=keys, metrics=metrics, preload=chosen)
+                        keys=keys, metrics=metrics, preload=chosen, failed_keys=failed)
+
+
+def drain_signals() -> tuple[int, ...]:
+    """The signals that drain the server: SIGTERM, Ctrl-C, and SIGHUP unless it was ignored when the server started
+    (``nohup``). A closed terminal or ssh session (SIGHUP) ended the server at once, as uvicorn leaves it, with the
+    requests in flight cut; it drains as on SIGTERM now. SIGHUP does not reload the config: restart the server."""
+    hangup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGTERM, signal.SIGINT, *hangup)
+
+
+def stop_named(sig: int) -> str:
+    """How the drain's log line names the signal that began it."""
+    if sig == signal.SIGHUP:
+        return "SIGHUP (its terminal or ssh session closed; SIGHUP does not reload: restart to read the config again)"
+    return "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name

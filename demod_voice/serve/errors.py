@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Optional
 
 from demod_voice.backends.plugin import UnknownVoice
 from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, QueueFull, RuntimeFailure
+from demod_voice.logs import printable
+
+log = logging.getLogger(__name__)
 
 _PATH = re.compile(r"(?<![\w:/.])(?:~|\.{1,2})?/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
 
@@ -62,8 +66,25 @@ def client_text(err: BaseException) -> str:
     return redact(str(err)) if isinstance(err, RuntimeFailure) else str(err)
 
 
+def servers_to_fix(err: Exception) -> bool:
+    """Whether ``err`` is the server's to fix (a model damaged or missing, a package missing, a failed synthesis), not
+    the client's (its request, a full queue, a cancellation)."""
+    if isinstance(err, (ModelMissing, DependencyError)):
+        return True
+    return isinstance(err, RuntimeFailure) and not isinstance(err, (QueueFull, Cancelled))
+
+
+def log_for_server(err: Exception) -> None:
+    """Say in the server's log, in the server's own words, a failure its administrator must fix (a voice damaged on its
+    disk answered 503 to every request and the log said nothing: the client's message names no path, by design, so
+    nobody could tell which file to install again)."""
+    if servers_to_fix(err):
+        log.warning("a request failed: %s", printable(str(err)))
+
+
 def from_engine(err: DemodVoiceError) -> ApiError:
-    """The HTTP answer for an error raised by voice resolution or the engine."""
+    """The HTTP answer for an error raised by voice resolution or the engine (:func:`log_for_server` first)."""
+    log_for_server(err)
     if isinstance(err, QueueFull):
         return queue_full(err)
     if isinstance(err, UnknownVoice):

@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from demod_voice.config import Config, cache_root
 from demod_voice.errors import ConfigError, InputError
+from demod_voice.logs import printable
 from demod_voice.serve.auth import Caller
 from demod_voice.speech_text import scopes
 from demod_voice.speech_text.instructions import pause_from_instructions, rate_from_instructions
@@ -34,8 +35,8 @@ def reading_for(ctx: Any, voice_id: str, caller: Optional[Caller] = None, normal
     rate, pause = rate_from_instructions(instructions), pause_from_instructions(instructions)
     if instructions:
         followed = [f"speaking rate x{rate}"] * (rate != 1.0) + [f"{pause} s after each sentence"] * (pause > 0)
-        log.info("instructions: %s; the rest is ignored (Piper and XTTS take no style prompt): %.80s",
-                 ", ".join(followed) or "nothing this server can follow", instructions)
+        log.info("instructions: %s; the rest is ignored (Piper and XTTS take no style prompt): %s",
+                 ", ".join(followed) or "nothing this server can follow", printable(instructions[:80]))  # a client's words
     return scopes.reading(store(ctx), normalize, server=getattr(ctx.settings, "lexicons", None) or (),
                           voice=voice_id.split(":", 1)[0] or None, key_id=caller.owner if caller and caller.owner else None,
                           own=request_own(ctx, lexicon, caller), rate=rate, sentence_pause=pause,

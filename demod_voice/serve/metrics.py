@@ -35,6 +35,9 @@ class Metrics:
         self.audio_seconds = Counter(f"{PREFIX}_audio_seconds", "Seconds of audio sent", ("backend",), registry=self.registry)
         self.cancelled = Counter(f"{PREFIX}_cancelled_requests", "Requests cancelled (client gone, deadline, shutdown)",
                                  ("reason",), registry=self.registry)
+        self.failed_keys = Counter(f"{PREFIX}_failed_keys", "Requests with an API key the server does not know (invalid), "
+                                   "and key checks refused for too many of them from one address (throttled)", ("outcome",),
+                                   registry=self.registry)
         self.engine = engine
         if engine is not None:
             self.registry.register(_EngineCollector(engine))
@@ -76,10 +79,14 @@ class _EngineCollector:
         yield jobs
         loaded = GaugeMetricFamily(f"{PREFIX}_loaded_models", "Workers per loaded model", labels=("backend", "model"))
         rss = GaugeMetricFamily(f"{PREFIX}_worker_resident_bytes", "Resident memory of each model's workers", labels=("backend", "model"))
-        for pool in self.engine.pools():
-            name = pool.spec.model.rsplit("/", 1)[-1]
-            loaded.add_metric((pool.spec.backend, name), pool.workers)
-            rss.add_metric((pool.spec.backend, name), pool.rss_bytes or 0)
+        workers: dict[tuple[str, str], list[int]] = {}
+        for pool in self.engine.pools():  # summed per name: a voice whose files were replaced has old and new workers a moment
+            figures = workers.setdefault((pool.spec.backend, pool.spec.model.rsplit("/", 1)[-1]), [0, 0])
+            figures[0] += pool.workers
+            figures[1] += pool.rss_bytes or 0
+        for labels, (count, resident) in workers.items():
+            loaded.add_metric(labels, count)
+            rss.add_metric(labels, resident)
         yield loaded
         yield rss
 

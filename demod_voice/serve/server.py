@@ -8,17 +8,19 @@ it ends (the engine's executor asks the kernel to kill them when their parent go
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
-import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import Config
 from demod_voice.errors import RuntimeFailure
-from demod_voice.serve.core import check_port_free
+from demod_voice.logs import say
+from demod_voice.serve.core import check_port_free, drain_signals, stop_named
 from demod_voice.serve.http.connections import protocol
 from demod_voice.serve.lexicons import check_configured
 from demod_voice.serve.status import check_installed
@@ -51,29 +53,34 @@ def run(options: ServeOptions) -> int:
     check_installed()
     import uvicorn
 
-    from demod_voice.serve.auth import check_bind, check_config_file, load_keys
+    from demod_voice.serve.auth import check_bind, check_config_file, load_keys, warn_exposure
+    from demod_voice.serve.clients import warn_unlisted
     from demod_voice.serve.http.app import create_app
 
     settings = options.config.serve
     keys = load_keys(settings)
     check_config_file(options.config_file)
     check_bind(settings.host, keys, options.insecure_no_auth)
+    warn_exposure(settings.host, keys)
+    warn_unlisted(settings)
     check_configured(options.config)
     check_port_free(settings.host, settings.port, f"{settings.host}:{settings.port} (serve.port, --port)")
     app = create_app(options.config, keys=keys, preload=options.preload, log_level=options.log_level,
-                     workers=settings.workers, front_doors=options.front_doors)
+                     workers=settings.workers, front_doors=options.front_doors, insecure_no_auth=options.insecure_no_auth)
     if options.ui:
         from demod_voice.serve.ui.mount import mount_ui
 
         mount_ui(app, options.config)
-    uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False,
+    # proxy_headers off: the app reads X-Forwarded-For itself, from serve.trusted_proxies only, keeping the socket's peer
+    # (serve/clients.py); uvicorn's own reading would replace the peer before the app saw it.
+    uv_config = uvicorn.Config(app, host=settings.host, port=settings.port, lifespan="on", access_log=False, proxy_headers=False,
                                log_level=logging.getLevelName(max(options.log_level, logging.INFO)).lower(),
                                timeout_graceful_shutdown=settings.grace_seconds, log_config=None,
                                http=protocol(settings.header_timeout_seconds, settings.max_connections))
     server = _Server(uv_config, app)
-    # uvicorn drains on SIGTERM/Ctrl-C, then raises the signal again for the handler it found: for the
-    # server a drained stop is a normal end (exit 0), so the handler it finds does nothing.
-    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # uvicorn drains on SIGTERM/Ctrl-C (and here SIGHUP), then raises the signal again for the handler it found: for
+    # the server a drained stop is a normal end (exit 0), so the handler it finds does nothing.
+    previous = {sig: signal.signal(sig, _stopped) for sig in drain_signals()}
     try:
         server.run()
     except SystemExit as exit_:
@@ -96,6 +103,27 @@ def _stopped(sig: int, frame: Any) -> None:
     """The signal that stopped the server, raised again by uvicorn once it has drained."""
 
 
+def _say_where(server: Any) -> None:
+    """One line on stderr for each address the started uvicorn ``server`` listens on."""
+    for listening in getattr(server, "servers", []):
+        for sock in listening.sockets:
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
+            say(f"serving on http://{shown}:{port}")
+
+
+@contextlib.contextmanager
+def _hangup_to(handler: Any) -> Iterator[None]:
+    """SIGHUP goes to ``handler`` in the block, unless it is ignored (``nohup``): uvicorn catches SIGTERM and Ctrl-C only,
+    and SIGHUP's default action ended the server on the spot."""
+    previous = {number: signal.signal(number, handler) for number in drain_signals() if number == signal.SIGHUP}
+    try:
+        yield
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, before)
+
+
 class _Server:
     """uvicorn's server, which also says where it listens, and drains on a signal while it still listens.
 
@@ -115,20 +143,27 @@ class _Server:
 
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets)
-                for server in getattr(self, "servers", []):
-                    for sock in server.sockets:
-                        host, port = sock.getsockname()[:2]
-                        shown = f"[{host}]" if ":" in host else host  # an IPv6 address in a URL is bracketed
-                        print(f"demod-voice: serving on http://{shown}:{port}", file=sys.stderr, flush=True)
+                _say_where(self)
 
             def handle_exit(self, sig: int, frame: Any) -> None:
                 ctx = getattr(app.state, "ctx", None)
+                if sig == signal.SIGHUP and self.drain_started is not None:
+                    return  # a closing terminal's shell and the terminal may both send one: not a second, insisting stop
                 if self.drain_started is not None or ctx is None:
                     super().handle_exit(sig, frame)
                     return
-                ctx.draining.set()
+                # marked first: a second signal may come while Event.set holds its lock (a signalled process group, and
+                # `timeout` or a wrapper passing the signal on, send two at once); its handler then waited on that lock in
+                # this same thread, for good: the server hung, listening and answering nothing
                 self.drain_started = time.monotonic()
-                log.info("draining: finishing requests in flight (up to %g s); new ones get 503", grace)
+                ctx.draining.set()
+                log.log(logging.WARNING if sig == signal.SIGHUP else logging.INFO,
+                        "%s: draining: finishing requests in flight (up to %g s); new ones get 503", stop_named(sig), grace)
+
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                with super().capture_signals(), _hangup_to(self.handle_exit):
+                    yield
 
             async def on_tick(self, counter: int) -> bool:
                 if self.drain_started is not None and not self.should_exit:

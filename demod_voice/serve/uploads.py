@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error, without_paths
-from demod_voice.sandbox import confine, python_child
+from demod_voice.audio.decode import NO_SOUND, NoSound, TooLong, decode_to_wav, plain_error, without_paths
+from demod_voice.sandbox import confine, reader_child
 from demod_voice.serve.errors import ApiError, file_name_shown
 from demod_voice.serve.limits import FORM_TYPES, check_content_length, media_type, not_a_form, save_upload, upload_limit
 from demod_voice.voices.profiles import is_profile_file
@@ -31,9 +31,9 @@ MAX_RATE = 48000
 
 
 async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool, sources: int = 0) -> list[tuple[Path, float]]:
-    """Each upload saved under a name of ours, then decoded (:func:`decode_reference`) to ``work/INDEX/NAME.wav``, NAME
-    the client's file name made safe, so that a later check naming the file (too short, silent) names the client's file,
-    not ours. ``shared``: their lengths together within ``serve.limits.max_reference_seconds`` (an enrollment's
+    """Each upload saved under a name of ours, then decoded (:func:`decode_reference`) to a WAV ``work/INDEX/NAME``, NAME
+    the client's file name made safe (:func:`decoded_name`), so that a later check naming the file (too short, silent)
+    names the client's file, not ours. ``shared``: their lengths together within ``serve.limits.max_reference_seconds`` (an enrollment's
     references); else each of them (a conversion's source and references). The first ``sources`` uploads are recordings to
     convert, not references (what a too long one is told differs). ``(wav, seconds)`` for each."""
     import asyncio
@@ -43,8 +43,7 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool, s
     for index, upload in enumerate(uploads):
         saved = await save_upload(upload, work, limits)
         shown = file_name_shown(upload.filename)
-        stem = Path(shown).stem.replace("\\", "_").strip(". ") or "recording"  # the last part, printable
-        wav = work / str(index) / f"{stem[:60]}.wav"
+        wav = work / str(index) / decoded_name(shown)
         wav.parent.mkdir()
         budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds
         seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown, index < sources)
@@ -54,6 +53,19 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool, s
     return out
 
 
+def decoded_name(name: str) -> str:
+    """The name a decoded upload is kept under: the client's own (its last part, printable), suffix and all, so that a
+    check naming the file names the file the client sent (a silent ``take.m4a`` was "reference take.wav is silent").
+    The content is a WAV whatever the suffix: the readers tell it by its header. ``.raw`` alone is taken by libsndfile
+    as headerless audio, so such a name ends in ``.wav``."""
+    name = name.replace("\\", "_").strip(". ") or "recording"
+    stem, dot, suffix = name.rpartition(".")
+    if not (dot and stem) or len(suffix) > 8 or " " in suffix:  # no suffix, or a dot inside a name ("Mr. Smith speaking")
+        stem, suffix = name, ""
+    suffix = "wav" if suffix.lower() == "raw" else suffix
+    return f"{stem[:60]}.{suffix}" if suffix else stem[:60]
+
+
 def decode_reference(source: Path, target: Path, max_seconds: float, shown_name: str, to_convert: bool = False) -> float:
     """Decode ``source`` into a WAV at ``target`` in a child process; return its seconds.
 
@@ -61,7 +73,7 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
     part of it is enough, a recording ``to_convert`` (a conversion's source, whose every second is wanted) how to have it
     converted whole.
     """
-    command = [*python_child("from demod_voice.serve.uploads import _child; _child()"), str(source), str(target), str(max_seconds)]
+    command = [*reader_child("from demod_voice.serve.uploads import _child; _child()"), str(source), str(target), str(max_seconds)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
@@ -77,6 +89,8 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
                   if to_convert else "send a shorter part of it (6-30 s is enough for a voice reference)")
         raise ApiError(413, f"'{shown_name}' is longer than {max_seconds:g} s of audio (serve.limits.max_reference_seconds): "
                             f"{advice}", code="reference_too_long")
+    if answer.get("error") == "no_sound":
+        raise ApiError(400, f"'{shown_name}' {NO_SOUND}", code="bad_audio")
     if answer.get("error") == "profile":  # a downloaded voice sent as a recording: "not a format FFmpeg recognises"
         raise ApiError(400, f"'{shown_name}' is a saved voice (a profile downloaded from /v1/voices/ID/download), not a "
                             "recording: install it with POST /v1/voices/import (multipart field 'file')", code="bad_audio")
@@ -108,10 +122,14 @@ def _child() -> None:
     confine(MEMORY_LIMIT, CPU_SECONDS)
     source, target, max_seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
     try:
-        seconds = decode_to_wav(source, target, max_seconds, MAX_RATE)
+        seconds = decode_to_wav(source, target, max_seconds, MAX_RATE, own_audio_only=True)
     except TooLong:
         Path(target).unlink(missing_ok=True)
         print(json.dumps({"error": "too_long"}))
+        return
+    except NoSound:
+        Path(target).unlink(missing_ok=True)
+        print(json.dumps({"error": "no_sound"}))
         return
     except Exception as err:  # noqa: BLE001 - any decoder failure is reported as one line
         Path(target).unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from typing import Any, Optional
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
+from demod_voice.models.registry import looks_like_name
 from demod_voice.serve.errors import quoted
 from demod_voice.voices.profiles import NAME, Profile, name_rule, read_installed
 from demod_voice.voices.references import forget_latents
@@ -45,8 +46,43 @@ VoiceChoice = Speech
 
 
 def scope(ctx: Any) -> Scope:
-    """What the backends' request sides look at for this server."""
-    return Scope(ctx.config, ctx.cache, ctx.profiles, ctx.data_dir, tuple(str(p) for p in ctx.settings.piper_voices or ()))
+    """What the backends' request sides look at for this server: ``piper.default_voice`` given as a file is offered too
+    (first: it is the one its name means), as ``serve.piper_voices`` are."""
+    default = (ctx.config.piper.default_voice or "").strip()
+    own = () if looks_like_name(default) else (str(Path(default).expanduser()),)
+    return Scope(ctx.config, ctx.cache, ctx.profiles, ctx.data_dir, own + tuple(str(p) for p in ctx.settings.piper_voices or ()))
+
+
+def default_voice(ctx: Any) -> str:
+    """The voice a request naming none gets: ``piper.default_voice``, a file (``/srv/voices/kitchen.onnx``) by its voice's
+    name (``kitchen``), as :func:`scope` offers it."""
+    return default_name(ctx.config)
+
+
+def default_name(config: Any) -> str:
+    """:func:`default_voice` from the config alone (the page's pickers, which know the config)."""
+    default = (config.piper.default_voice or "").strip()
+    return default if looks_like_name(default) else Path(default).name.removesuffix(".onnx")
+
+
+def default_file_missing(ctx: Any) -> bool:
+    """``piper.default_voice`` is a file (an administrator's choice: the stock default is a name) that no backend finds
+    under its name: a request naming no voice is refused (HTTP 404, a Wyoming ``error``), not spoken by another voice."""
+    default = (ctx.config.piper.default_voice or "").strip()
+    return bool(default) and not looks_like_name(default) and find_voice(ctx, default_voice(ctx)) is None
+
+
+def say_missing_default(ctx: Any) -> None:
+    """Log at start a ``piper.default_voice`` the server does not have, with what each front door does about it
+    (the administrator reads the log; clients never see the path)."""
+    default = (ctx.config.piper.default_voice or "").strip()
+    if default_file_missing(ctx):
+        log.warning("piper.default_voice %s is not a voice here (no such .onnx with its .onnx.json): requests naming "
+                    "no voice are refused; give an existing file or an installed voice's name", default)
+    elif default and default not in (ctx.settings.voices or {}) and find_voice(ctx, default_voice(ctx)) is None:
+        log.warning("piper.default_voice '%s' is not installed here: HTTP refuses requests naming no voice and Wyoming "
+                    "speaks the first voice listed; install it ('demod-voice models download %s' for a Piper voice), enroll "
+                    "a voice by that name, or name another", default, default)
 
 
 def generic_models() -> tuple[str, ...]:
@@ -165,6 +201,8 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
         named_model = find_voice(ctx, model, models_only=True)
         if named_model is None:
             raise UnknownModel(f"there is no model '{quoted(model)}': use one of {', '.join(list_models(ctx))} (GET /v1/models)")
+    if not voice and named_model is None and default_voice(ctx) in aliases:  # an alias as the default: as Wyoming speaks it
+        voice = default_voice(ctx)
     if voice in aliases:
         return _alias(ctx, voice, aliases[voice], language)
     if named_model is not None:
@@ -172,7 +210,7 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
     named = bool(voice)
     found = None
     if not named:  # a request that names no voice gets the configured default, a model voice before a clone so named
-        voice = ctx.config.piper.default_voice
+        voice = default_voice(ctx)
         found = find_voice(ctx, voice, models_only=True) if voice else None
     found = found or (find_voice(ctx, voice) if voice else None)
     if found is not None:
@@ -185,6 +223,12 @@ def resolve_voice(ctx: Any, model: Optional[str], voice: Optional[str], language
 
 
 def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
+    found, speaker = alias_target(ctx, name, target)
+    return speak_with(ctx, found, speaker, language)
+
+
+def alias_target(ctx: Any, name: str, target: Any) -> tuple[Voice, Optional[str]]:
+    """The voice alias ``name`` (``serve.voices``, whose value is ``target``) speaks with, and its speaker."""
     if isinstance(target, str):
         target = {"profile": target} if load_profile(ctx, target) is not None else {"model": target}
     if not isinstance(target, dict):
@@ -194,14 +238,14 @@ def _alias(ctx: Any, name: str, target: Any, language: Optional[str]) -> Speech:
         if found is None:
             raise UnknownVoice(f"voice alias '{name}' names the voice '{quoted(str(target['profile']))}', which is not enrolled "
                                "here: enroll it under that name, or ask the administrator to change serve.voices")
-        return speak_with(ctx, found, None, language)
+        return found, None
     model = str(target.get("model", ""))
     found = find_voice(ctx, model, models_only=True)
     if found is None:
         raise UnknownVoice(f"voice alias '{name}' names the voice '{quoted(model)}', which is not installed here: ask the "
                            "administrator to install it or to change serve.voices")
     speaker = target.get("speaker")
-    return speak_with(ctx, found, None if speaker is None else str(speaker), language)
+    return found, None if speaker is None else str(speaker)
 
 
 def remove_side_files(ctx: Any, name: str, references: tuple[str, ...] = ()) -> None:

@@ -7,6 +7,7 @@ numbers and before ranges, money and plain numbers.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from demod_voice.speech_text import numbers as num
@@ -28,7 +29,8 @@ REGNAL = frozenset({"Henry", "Edward", "George", "William", "Richard", "Charles"
 TITLES = frozenset({"King", "Queen", "Pope", "Emperor", "Empress", "Tsar", "Czar", "Tsarina", "Prince", "Princess", "Duke",
                     "Duchess", "Pharaoh", "Kaiser", "Sultan", "Shah", "Count", "Countess", "Lord", "Saint", "St."})
 """Titles before a ruler's name (King Olaf V): the numeral after the name is regnal whatever the name."""
-_ROMAN_AFTER = re.compile(r"(?<![\w.'’-])([A-Za-z][\w.'’-]*)(\s+)([IVXLCDM]+)(?![\w'’-])(?!\.\w)")
+_ROMAN_AFTER = re.compile(r"(?<![\w.'’-])([A-Za-z][\w.'’-]*)(\s+)([IVXLCDM]+)(?:(?=['’]s(?!\w))|(?![\w'’-]))(?!\.\w)")
+"""A word and the Roman numeral after it, which may own what follows (Henry VIII's wives)."""
 _WORLD_WAR = re.compile(r"\bWW(I{1,2})\b")
 _REGNAL_I_AFTER = re.compile(r"\s*(?:[,.;:!?)\]'’\"]|$|(?:of|and|or|was|had|were)\b)")
 """What may follow a ruler's "I" (Mary I, queen; Elizabeth I and II): anything else is the pronoun ("Henry I think")."""
@@ -71,6 +73,22 @@ def _roman(text: str, table: Table) -> str:
     return _ROMAN_AFTER.sub(said, text)
 
 
+_RATING = re.compile(r"(?<![\w.,/])(\b(?:rated|rating|scored?|scores):?\s+)?(\d{1,3}(?:\.\d)?)/(5|10|100)(?![\w/]|[.,]\d)"
+                     r"(?=(\s*(?:stars?|points?)\b)?)", re.IGNORECASE)
+
+
+def _ratings(text: str, table: Table) -> str:
+    """4.5/5 stars, rated 8/10: four point five out of five stars, rated eight out of ten (were "four point five/five",
+    "eight tenths")."""
+
+    def said(m: re.Match[str]) -> str:
+        if not (m.group(1) or m.group(4)):
+            return m.group(0)
+        return f"{m.group(1) or ''}{m.group(2)} out of {m.group(3)}"
+
+    return _RATING.sub(said, text)
+
+
 _UNICODE_FRACTIONS = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5), "⅖": (2, 5), "⅗": (3, 5),
                       "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
 _FRACTION = re.compile(r"(?<![\w./,-])(?:(\d+)(?:\s+|-))?(\d{1,2})/(\d{1,3})(?![\w/]|[.,]\d)"
@@ -102,13 +120,28 @@ def _fractions(text: str, table: Table) -> str:
             whole, top, bottom = m.group(1), int(m.group(2)), int(m.group(3))
             if bottom not in _DENOMINATORS or not 0 < top < bottom:
                 return m.group(0)
+        unit = table.units.get(m.group(6) or "")
         if not whole:
+            if unit:  # "3/4 tsp", "½ oz": three quarters of a teaspoon, half an ounce
+                one = unit[0]
+                article = "an" if one[0] in "aeiou" or one.startswith("hour") else "a"
+                return f"half {article} {one}" if (top, bottom) == (1, 2) else f"{fraction_words(top, bottom, table)} of {article} {one}"
             return fraction_words(top, bottom, table)
         if top == 1 and bottom in (2, 4):
-            return f"{num.words(int(whole), table)} and a {'half' if bottom == 2 else 'quarter'}"
-        return f"{num.words(int(whole), table)} and {fraction_words(top, bottom, table)}"
+            said = f"{num.words(int(whole), table)} and a {'half' if bottom == 2 else 'quarter'}"
+        else:
+            said = f"{num.words(int(whole), table)} and {fraction_words(top, bottom, table)}"
+        return said + (f" {unit[-1]}" if unit else "")  # "1 1/2 lb": one and a half pounds
 
-    return _FRACTION.sub(said, text)
+    return _measured(table).sub(said, text)
+
+
+@functools.lru_cache(maxsize=8)
+def _measured(table: Table) -> re.Pattern[str]:
+    """:data:`_FRACTION` and the unit that may follow it ("3/4 tsp", "1/2 kg": the unit was left as written, "three quarters
+    tsp", since the units pass reads a unit only after digits)."""
+    units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
+    return re.compile(rf"(?:{_FRACTION.pattern})(?:\s?({units})(?![\w/]|['’]s\b)(?:\.(?=\s*[a-z,;]))?)?")
 
 
 _OPERATORS = {"+": "plus", "-": "minus", "−": "minus", "×": "times", "*": "times", "÷": "divided by", "/": "divided by",
@@ -157,6 +190,39 @@ def _early_years(text: str, table: Table) -> str:
 
 
 _FEET_INCHES = re.compile(r"(?<![\w.,])(\d+)(?:\s?ft\.?|\s?['’′])\s?(\d{1,2})(?:\s?in\b\.?|\s?[\"”″])")
+_INCHES = re.compile(r"(?<![\w.,/])(\d+(?:\.\d+|/\d+)?)[\"”″](?:\s?[x×]\s?(\d+(?:\.\d+)?)[\"”″])?(?:\s?[x×]\s?(\d+(?:\.\d+)?)[\"”″])?")
+_MEASURE_WORDS = re.compile(r"\s*(?:[^\w\s]|$|(?:long|wide|tall|high|deep|thick|across|diagonal|of|and|or|in|to|by|at|on|from|with)\b)")
+"""What may follow a length said in full ("12 inches long"); before any other word it is an adjective ("a 15.6-inch screen")."""
+
+
+def _quote_marks(text: str) -> set[int]:
+    """Where a ``"`` after a digit closes a quotation ("Take 5"), not an inch mark: marks opened and closed in turn."""
+    closing, inside = set(), False
+    for mark in re.finditer(r"[\"“”″]", text):
+        after_digit = mark.start() > 0 and text[mark.start() - 1].isdigit()
+        if after_digit and not inside:
+            continue  # an inch mark
+        if after_digit:
+            closing.add(mark.start())
+        inside = not inside if mark.group(0) in "\"" else mark.group(0) == "“"
+    return closing
+
+
+def _inches(text: str, table: Table) -> str:
+    """15.6", 12" x 8", 3/4": fifteen point six inches, twelve by eight inch paper, three quarters inch (the mark was
+    dropped: heard "a 15.6 screen"; "3/4"" was "three quarters""). Before the fractions pass, which reads "3/4" after."""
+    if not re.search(r"\d[\"”″]", text):
+        return text
+    quotes = _quote_marks(text)
+
+    def said(m: re.Match[str]) -> str:
+        if m.end(1) in quotes:
+            return m.group(0)
+        sizes = [size for size in m.groups() if size]
+        plural = sizes != ["1"] and _MEASURE_WORDS.match(m.string, m.end()) is not None
+        return " by ".join(sizes) + (" inches" if plural else " inch")
+
+    return _INCHES.sub(said, text)
 
 
 def _feet_inches(text: str, table: Table) -> str:
@@ -171,18 +237,76 @@ def _feet_inches(text: str, table: Table) -> str:
 
 
 _DECIMAL_COMMA_MONEY = re.compile(r"(?<![\w.,])([€£$]\s?\d+),(\d{2})(?!\d|,\d)|(?<![\w.,])(\d+),(\d{2})(\s?[€£])")
+_DOTTED_MONEY = re.compile(r"(?<![\w.,])([€£$]\s?)(\d{1,3}(?:\.\d{3})+)(?:,(\d{2}))?(?!\d|[.,]\d)"
+                           r"(?!\s?(?:thousand|million|billion|trillion|bn|mn|[MmBkK])\b)"
+                           r"|(?<![\w.,])(\d{1,3}(?:\.\d{3})+)(?:,(\d{2}))?(\s?[€£])")
+"""€1.234,56 and 1.234,56 €: thousands grouped by dots (an amount has no third decimal), as Europe writes them. Not
+before a scale ("$1.234 billion" is one point two three four billion), and after a dollar or pound sign only with its
+cents after a comma or with two groups ("$3.599 a gallon", "$12.345 a share" are prices to a tenth of a cent)."""
+
+
+def _dotted_money(m: re.Match[str]) -> str:
+    if m.group(1) and m.group(1).strip() != "€" and not m.group(3) and m.group(2).count(".") == 1:
+        return m.group(0)
+    return ((m.group(1) or "") + (m.group(2) or m.group(4)).replace(".", "") +
+            (f".{m.group(3) or m.group(5)}" if m.group(3) or m.group(5) else "") + (m.group(6) or ""))
 _BARE_DECIMAL = re.compile(r"(?<![\w.,])([€£$]?)\.(\d+)(?![\w.])")
 
 
 def _amounts(text: str, table: Table) -> str:
-    """€3,50 (a euro amount written the European way in English text), $.50 and .5 kg: three euros and fifty cents, fifty
-    cents, zero point five kilograms (were "three euros,50", "$.50" and ".5 kg")."""
+    """€3,50 and €1.234,56 (euro amounts written the European way in English text), $.50 and .5 kg: three euros and fifty
+    cents, one thousand two hundred thirty-four euros and fifty-six cents, fifty cents, zero point five kilograms (were
+    "three euros,50", "one euro and twenty-three cents,56", "$.50" and ".5 kg")."""
+    text = _DOTTED_MONEY.sub(_dotted_money, text)
     text = _DECIMAL_COMMA_MONEY.sub(lambda m: f"{m.group(1)}.{m.group(2)}" if m.group(1) else f"{m.group(3)}.{m.group(4)}{m.group(5)}",
                                     text)
     return _BARE_DECIMAL.sub(lambda m: f"{m.group(1)}0.{m.group(2)}", text)
 
 
-_HASHTAG = re.compile(r"(?<![\w&#/])#(?:(\d+)\b|([A-Za-z][A-Za-z0-9_]*))")
+_PLUS_MINUS = re.compile(r"(?:±|\+/-|\+/−)\s?(?=[$€£]?\.?\d)")
+
+
+def _plus_minus(text: str, table: Table) -> str:
+    """±3%, +/- 0.5 mm, 1+/-2: plus or minus three percent, one plus or minus two. The sign was left as written: espeak
+    says it, but an engine reading text (XTTS) was given "±three percent", and "+/- 5" was heard "plus-slash-5". Written
+    against the number before it, the words are set apart from it ("1+/-2" was "1plus or minus two")."""
+
+    def said(m: re.Match[str]) -> str:
+        joined = m.start() > 0 and (m.string[m.start() - 1].isalnum() or m.string[m.start() - 1] in "%°)")
+        return (" " if joined else "") + "plus or minus "
+
+    return _PLUS_MINUS.sub(said, text)
+
+
+_AND_OVER = re.compile(r"(?<![\w.,+])(\d+(?:\.\d+)?)\+(?![\w+=/−(-]|\s\d)")
+
+
+def _and_over(text: str, table: Table) -> str:
+    """18+, 5+ years, $100+: eighteen plus (the sign was left as written, "eighteen+"). Not in a sum (2+2, 1 + 1)."""
+    return _AND_OVER.sub(r"\1 plus", text)
+
+
+_SCIENTIFIC = re.compile(r"(?<![\w.,#])(\d+(?:\.\d+)?)(?:[eE]|\s?[x×·]\s?10\^)([-+−]?)(\d{1,3})(?![\w^]|[.,]\d)")
+_POWER = re.compile(r"(?<![\w.,])(\d+)\^([-−]?)(\d{1,3})(?![\w^]|[.,]\d)")
+
+
+def _powers(text: str, table: Table) -> str:
+    """1e-3, 6.02e23, 3 x 10^8, 2^10: one times ten to the power of minus three..., two to the power of ten (heard "1e3"
+    and "3, X10, 8"). Not after "#": "#1e3" is a colour (was "number one times ten to the power of three")."""
+
+    def power(sign: str, exponent: str) -> str:
+        return f"to the power of {table.minus + ' ' if sign in '-−' and sign else ''}{exponent}"
+
+    text = _SCIENTIFIC.sub(lambda m: f"{m.group(1)} times ten {power(m.group(2), m.group(3))}", text)
+    return _POWER.sub(lambda m: f"{m.group(1)} {power(m.group(2), m.group(3))}", text)
+
+
+_COLOUR = re.compile(r"(?<![\w&#/])#(?:(?=[a-fA-F]*\d)(?=\d*[a-fA-F])([0-9a-fA-F]{6})|(?=[a-f]*\d)(?=\d*[a-f])([0-9a-f]{3}))"
+                     r"(?![\w-])")
+"""``#1e3``, ``#ff0000``: a colour's hex code, digits and letters a-f mixed (``#333``, ``#fff`` may be a number, a tag);
+of three, in small letters only: ``#A12``, ``#10A`` are a gate's, a flat's number ("hash A one two" was read)."""
+_HASHTAG = re.compile(r"(?<![\w&#/])#(?:(\d+)\b|([A-Z]{1,3}\d{2,}|\d+[A-Z])\b|([A-Za-z][A-Za-z0-9_]*|\d+(?!(?:st|nd|rd|th)\b)[A-Za-z]{2}\w*))")
+"""#1, #A123, #A12, #10A (an order's, a gate's, a flat's number: "number A one two three"), #ThrowbackThursday, #100DaysOfCode (hashtags)."""
 _VERSION = re.compile(r"(?<![\w.])v(\d+(?:\.\d+)+|\d+\b)(?![\w])")
 
 
@@ -190,24 +314,41 @@ def _tags(text: str, table: Table) -> str:
     """#1: number one; #ThrowbackThursday: hashtag Throwback Thursday; @jack: at jack; v2.1.3: version 2.1.3 (Whisper
     heard "#blessed" as "U-SASH BLUST", "v2.1.3" as "be 2.1.3")."""
 
+    def spelled(code: str) -> str:  # letters as capitals: espeak reads a lone "a" as the article
+        return " ".join(num.words(int(ch), table) if ch.isdigit() else ch.upper() for ch in code)
+
     def hashtag(m: re.Match[str]) -> str:
         if m.group(1):
             return f"number {m.group(1)}"
-        return "hashtag " + re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|_", " ", m.group(2)).replace("  ", " ")
+        if m.group(2):  # "order #A123" was "hashtag A one hundred twenty-three"
+            return f"number {spelled(m.group(2))}"
+        # "#100DaysOfCode" was left as written
+        return "hashtag " + re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])|_", " ", m.group(3)).replace("  ", " ")
 
     text = _HANDLE.sub(r"at \1", text)  # "@jack" (an e-mail address was read before: its "@" is gone)
+    text = _COLOUR.sub(lambda m: f"{table.symbols['#']} {spelled(m.group(1) or m.group(2))}", text)  # hash F F zero...
     return _VERSION.sub(r"version \1", _HASHTAG.sub(hashtag, text))
 
 
 _SCALED = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)(M|mn|B|bn)(?!\w)")
-_BY = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)\s?x\s?(\d+(?:\.\d+)?)(?![\w]|[.,]\d)")
+_KAY = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)[kK](?!\w)")
+"""A 5k run, 4K video, 10k followers: said "five K" (the text kept "5k" for engines reading text, XTTS)."""
+_PENCE = re.compile(r"(?<![\w.,$€£¥-])(\d{1,2})p(?!\w)")
+"""``25p``, ``a 50p coin``: pence (left as written); three digits and more are a video's lines ("1080p")."""
+_BY = re.compile(r"(?<![\w.,])\d+(?:\.\d+)?(?:\s?x\s?\d+(?:\.\d+)?)+(?!\d|[.,]\d|x)(?=(?:mm|cm|m|km|in|ft|px|p)?\b)")
+"""3x3, 10 x 20 x 30 cm, 10x20cm: each "x" between numbers is "by" (the second of three was "x": "ten by twenty x thirty");
+a length's unit may follow it at once, another unit not ("3 x 1.5V" is three cells)."""
 _TIMES = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)x(?![\w])")
 
 
 def _multiples(text: str, table: Table) -> str:
-    """1.5M downloads, 3x3, 10x faster: one point five million, three by three, ten times (were "1.5M", "3x3", "10x")."""
+    """1.5M downloads, 3x3, 10x faster, a 5k, 25p: one point five million, three by three, ten times, five K, twenty-five
+    pence (were "1.5M", "3x3", "10x", "5k", "25p")."""
     text = _SCALED.sub(lambda m: f"{m.group(1)} {'million' if m.group(2) in ('M', 'mn') else 'billion'}", text)
-    return _TIMES.sub(r"\1 times", _BY.sub(r"\1 by \2", text))
+    text = _KAY.sub(r"\1 K", text)
+    text = _PENCE.sub(lambda m: f"{m.group(1)} {'penny' if m.group(1) == '1' else 'pence'}", text)
+    text = _BY.sub(lambda m: re.sub(r"\s?x\s?", " by ", m.group(0)), text)
+    return _TIMES.sub(r"\1 times", text)
 
 
 _IPV4 = re.compile(r"(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\w]|\.\d)")
@@ -216,9 +357,60 @@ _DIALLED = re.compile(r"\b((?:call|dial|ring)(?:s|ed|ing|led|ling)?\s+)(911|999|
 """An emergency or service number after "call" or "dial"."""
 
 
+_CODE = re.compile(r"\b((?:code|PIN|OTP|passcode)(?:\s+(?:is|was))?:?\s+)(\d{3,8})(?![\w]|[.,]\d|\s+[a-z]+s\b)", re.IGNORECASE)
+"""A code to type or say back: "Your verification code is 483920", "zip code 90210", "PIN: 1234"."""
+_EXTENSION = re.compile(r"\b((?:(?:zero|one|two|three|four|five|six|seven|eight|nine) ){3})x(\d{1,5})\b")
+"""``555-0100 x23``: an extension after a telephone number (the telephone pass has read its digits already: three digit
+words before the "x")."""
+_ORDINAL_RANGE = re.compile(r"\b(\d+(?:st|nd|rd|th))\s?[-–]\s?(\d+(?:st|nd|rd|th))\b")
+"""``1st-3rd``: a range of ordinals ("first-third")."""
+
+
+_ISBN = re.compile(r"\b(ISBN(?:-1[03])?:?\s?)(97[89](?:[ -]?\d){10}|\d(?:[ -]?\d){8}[ -]?[\dX])(?![\w-]|[.,]\d)")
+"""``ISBN 978-3-16-148410-0``: read digit by digit, a pause between its groups (was "nine hundred seventy-eight-three-sixteen-...").
+Its thirteen digits or ten (the last may be X), no more: "ISBN 0-306-40615-2 12 copies" took the count into the ISBN."""
+_CIRCA = re.compile(r"(?<![\w.])(?:c|ca)\.\s?(?=\d{3,4}\b)")
+"""``c. 1850``, ``ca. 1850``: circa, before a year (was "c. eighteen fifty")."""
+_LABEL = re.compile(r"(?<![\w.])([abc])[.)][ \t]")
+"""A list's label ("a. 1990, b. 2000, c. 2010"; one a line)."""
+
+
+def _opener(text: str, at: int) -> str:
+    """What is written before ``at``, spaces aside: its last mark, or a line's start."""
+    return text[max(0, at - 40): at].rstrip(" \t")[-1:] or "\n"
+
+
+def _third_label(m: re.Match[str]) -> bool:
+    """Whether the "c." of ``m`` is a list's third label: the two labels just before it are "a." and "b.", and "b." is
+    set off as it is (after a comma, at a line's start), not "(b. 1809)", born."""
+    labels = list(_LABEL.finditer(m.string, max(0, m.start() - 200), m.start()))[-2:]
+    return ([label.group(1) for label in labels] == ["a", "b"] and
+            _opener(m.string, labels[1].start()) == _opener(m.string, m.start()))
+
+
+def _isbns(text: str, table: Table) -> str:
+    """ISBNs digit by digit; c. and ca. before a year as circa. Before the telephone pass's and the range pass's
+    readings of their digits and dashes."""
+
+    def isbn(m: re.Match[str]) -> str:
+        groups = [g for g in re.split(r"[ -]", m.group(2)) if g]
+        return m.group(1) + ", ".join(" ".join("X" if d == "X" else num.words(int(d), table) for d in g) for g in groups)
+
+    def circa(m: re.Match[str]) -> str:  # "a. 1990, b. 2000, c. 2010" was "... circa twenty ten"
+        return m.group(0) if m.group(0).startswith("c.") and _third_label(m) else "circa "
+
+    return _CIRCA.sub(circa, _ISBN.sub(isbn, text))
+
+
+def _ordinal_ranges(text: str, table: Table) -> str:
+    """1st-3rd: first to third. After the day-and-month pass ("3rd-5th March": the third to the fifth of March)."""
+    return _ORDINAL_RANGE.sub(r"\1 to \2", text)
+
+
 def _codes(text: str, table: Table) -> str:
     """192.168.1.1: one hundred ninety-two dot one hundred sixty-eight dot one dot one (left to espeak, whose reading of
-    four dotted numbers varies); call 911: nine one one (was "nine hundred eleven")."""
+    four dotted numbers varies); call 911: nine one one (was "nine hundred eleven"); code 483920: four eight three nine two
+    zero."""
 
     def address(m: re.Match[str]) -> str:
         parts = [int(g) for g in m.groups()]
@@ -227,30 +419,180 @@ def _codes(text: str, table: Table) -> str:
             return m.group(0)
         return f" {table.symbols['.']} ".join(num.words(p, table) for p in parts)
 
+    def typed(m: re.Match[str]) -> str:  # a unit after it says a measure: "a pin 300 mm long" was "three zero zero mm"
+        unit = re.match(r"\s?([^\s,;:!?]+?)\.?(?=[\s,;:!?]|$)", m.string[m.end():])
+        return m.group(0) if unit and unit.group(1) in table.units else m.group(1) + num.digits(m.group(2), table)
+
+    text = _EXTENSION.sub(r"\1extension \2", text)  # was "x23"
+    # digit by digit, as it is typed: "code is 483920" was "four hundred eighty-three thousand nine hundred twenty"
+    text = _CODE.sub(typed, text)
     text = _IPV4.sub(address, text)
     return _DIALLED.sub(lambda m: m.group(1) + num.digits(m.group(2), table), text)
 
 
-_DAY_MONTH = re.compile(r"(?<![\w.,/])(\d{1,2})(?:st|nd|rd|th)?\s+(January|February|March|April|May|June|July|August|September|"
-                        r"October|November|December)\b(?:,?\s+(\d{4})\b)?")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+          "December")
+SHORT_MONTHS = r"(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\b\.?"
+"""A month's abbreviation, with or without its dot: read as the month next to a day, as its full name is
+("7 Dec 2026" was "seven Dec twenty twenty-six": espeak said "seven December", not "the seventh of December")."""
+
+
+def month(written: str) -> str:
+    """The month ``written`` names in full or in short (``Dec.`` -> ``December``)."""
+    return next(name for name in MONTHS if name.startswith(written.rstrip(".")[:3]))
+
+
+_DAY_MONTH = re.compile(rf"(?<![\w.,/])(\d{{1,2}})(?:st|nd|rd|th)?(?:\s?[-–]\s?(\d{{1,2}})(?:st|nd|rd|th)?)?\s+"
+                        rf"({'|'.join(MONTHS)}|{SHORT_MONTHS})(?:\b|(?<=\.))(?:,?\s+(\d{{4}})\b)?")
 
 
 def _day_month(text: str, table: Table) -> str:
-    """4 July 1776, 4th July: the fourth of July, seventeen seventy-six (was "four July"), as British books write dates."""
+    """4 July 1776, 4th July, 1-15 Jan: the fourth of July, seventeen seventy-six (was "four July"), the first to the
+    fifteenth of January, as British books write dates."""
 
     def said(m: re.Match[str]) -> str:
-        day = int(m.group(1))
-        if not 1 <= day <= 31:
+        day, last = int(m.group(1)), int(m.group(2)) if m.group(2) else None
+        if not 1 <= day <= 31 or (last is not None and not day < last <= 31):
             return m.group(0)
-        year = f", {num.words(int(m.group(3)), table, 'year')}" if m.group(3) else ""
+        year = f", {num.words(int(m.group(4)), table, 'year')}" if m.group(4) else ""
         article = "" if re.search(r"\bthe\s+$", m.string[max(0, m.start() - 8): m.start()], re.IGNORECASE) else "the "
-        return f"{article}{num.ordinal(day, table)} of {m.group(2)}{year}"
+        # "on 3 Mar." at a sentence's end: the dot is the sentence's too
+        stop = "." if m.group(3).endswith(".") and not year and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""
+        days = num.ordinal(day, table) + (f" to the {num.ordinal(last, table)}" if last else "")  # "1-15 Jan" was "one-the fifteenth"
+        return f"{article}{days} of {month(m.group(3))}{year}{stop}"
 
     return _DAY_MONTH.sub(said, text)
+
+
+_RATIO = re.compile(r"(?<![\w.,:])(\d{1,3}):(\d{1,3})(?![\w:]|[.,]\d|[-–]\d)")
+_VERSE_BOOKS = frozenset({"Genesis", "Exodus", "Leviticus", "Numbers", "Deuteronomy", "Joshua", "Judges", "Ruth", "Samuel",
+                          "Kings", "Chronicles", "Ezra", "Nehemiah", "Esther", "Job", "Psalm", "Psalms", "Proverbs",
+                          "Ecclesiastes", "Song", "Songs", "Isaiah", "Jeremiah", "Lamentations", "Ezekiel", "Daniel", "Hosea",
+                          "Joel", "Amos", "Obadiah", "Jonah", "Micah", "Nahum", "Habakkuk", "Zephaniah", "Haggai", "Zechariah",
+                          "Malachi", "Matthew", "Mark", "Luke", "John", "Acts", "Romans", "Corinthians", "Galatians",
+                          "Ephesians", "Philippians", "Colossians", "Thessalonians", "Timothy", "Titus", "Philemon", "Hebrews",
+                          "James", "Peter", "Jude", "Revelation", "Sura", "Surah"})
+"""Books whose chapter and verse are written N:M (Genesis 1:1 is "Genesis one one", as John 3:16 is read as a time)."""
+
+
+def _ratios(text: str, table: Table) -> str:
+    """16:9, 1:1, 3:2, 1:100: sixteen to nine, one to one (was "sixteen:nine", heard "sixteen colon nine"). What the
+    time pass left: a minute of one digit or three is no time. After a capitalised word that does not open the sentence,
+    or a book of scripture, it is a chapter and verse (Genesis 1:1, Psalm 23:4): the two numbers."""
+
+    def said(m: re.Match[str]) -> str:
+        before = m.string[max(0, m.start() - 30): m.start()]
+        word = re.search(r"([A-Z][a-z]+)\s+$", before)
+        opens = word is not None and re.search(r"(?:^|[.!?:;]\s+|\n\s*)$", before[: word.start()]) is not None
+        if word and (word.group(1) in _VERSE_BOOKS or not opens):
+            return f"{m.group(1)} {m.group(2)}"
+        return f"{m.group(1)} to {m.group(2)}"
+
+    return _RATIO.sub(said, text)
+
+
+_BOOK_SHORT = {"Gen": "Genesis", "Ex": "Exodus", "Exod": "Exodus", "Lev": "Leviticus", "Num": "Numbers", "Deut": "Deuteronomy",
+               "Josh": "Joshua", "Judg": "Judges", "Sam": "Samuel", "Kgs": "Kings", "Chr": "Chronicles", "Chron": "Chronicles",
+               "Neh": "Nehemiah", "Esth": "Esther", "Ps": "Psalm", "Psa": "Psalm", "Prov": "Proverbs", "Eccl": "Ecclesiastes",
+               "Isa": "Isaiah", "Jer": "Jeremiah", "Lam": "Lamentations", "Ezek": "Ezekiel", "Dan": "Daniel", "Hos": "Hosea",
+               "Obad": "Obadiah", "Mic": "Micah", "Hab": "Habakkuk", "Zeph": "Zephaniah", "Hag": "Haggai", "Zech": "Zechariah",
+               "Mal": "Malachi", "Matt": "Matthew", "Mt": "Matthew", "Mk": "Mark", "Lk": "Luke", "Jn": "John", "Rom": "Romans",
+               "Cor": "Corinthians", "Gal": "Galatians", "Eph": "Ephesians", "Phil": "Philippians", "Col": "Colossians",
+               "Thess": "Thessalonians", "Tim": "Timothy", "Heb": "Hebrews", "Jas": "James", "Pet": "Peter", "Rev": "Revelation"}
+"""Books of scripture as references shorten them; before a chapter and verse "Gen. 1:1" is Genesis (was "general one to one")."""
+_NAMES_TOO = frozenset({"Ex", "Num", "Josh", "Sam", "Dan", "Mic", "Hab", "Mal", "Rom", "Col", "Phil", "Tim", "Pet", "Lam", "Matt",
+                        "Lev"})
+"""Short forms that are names or words as well ("Dan 3:15" may be a man at a time, "Matt 10:30" was "Matthew ten thirty"): a
+book only with their full stop."""
+_NUMBERED_BOOKS = ("Samuel", "Kings", "Chronicles", "Corinthians", "Thessalonians", "Timothy", "Peter", "John", "Sam", "Kgs",
+                   "Chr", "Chron", "Cor", "Thess", "Tim", "Pet", "Jn")
+_VERSE = re.compile(rf"\b(?:([1-3])\s+(?=(?:{'|'.join(_NUMBERED_BOOKS)})\b))?"
+                    rf"({'|'.join(sorted(_VERSE_BOOKS | set(_BOOK_SHORT), key=len, reverse=True))})\b(\.?)"
+                    r"\s*(\d{1,3}):([1-9]\d{0,2})(?:\s?[-–]\s?([1-9]\d{0,2}))?(?![\d:]|[.,]\d|\s?[ap]\.?m\b)")
+"""``1 Corinthians 13:4-7``, ``Gen. 1:1``: a book of scripture, its chapter and a verse or a range of verses."""
+
+
+def _verses(text: str, table: Table) -> str:
+    """1 Corinthians 13:4-7, John 3:16-18, Gen. 1:1: First Corinthians thirteen four to seven, John three sixteen to
+    eighteen, Genesis one one (were "one Corinthians thirteen:four to seven": the range hid the verse from the ratio pass;
+    "John three sixteen-eighteen": the time pass took "3:16"; "general one to one"). Before the time pass."""
+
+    def said(m: re.Match[str]) -> str:
+        numbered, written, dot = m.group(1), m.group(2), m.group(3)
+        if written in _NAMES_TOO and not dot:
+            return m.group(0)
+        book = (("First", "Second", "Third")[int(numbered) - 1] + " " if numbered else "") + _BOOK_SHORT.get(written, written)
+        verses = num.words(int(m.group(5)), table) + (f" to {num.words(int(m.group(6)), table)}" if m.group(6) else "")
+        return f"{book} {num.words(int(m.group(4)), table)} {verses}"
+
+    return _VERSE.sub(said, text)
+
+
+_LAP = re.compile(r"(?<![\d.,:])\b(\d{1,2}):([0-5]\d)\.(\d{1,3})(?![\d:]|[.,]\d)")
+"""``1:05.3``: a race's time, minutes, seconds and their tenths."""
+
+
+def _laps(text: str, table: Table) -> str:
+    """A lap of 1:05.3, 59:59.99: one oh five point three (the time pass took "1:05" and left ".3": "one oh five.3").
+    Before the time pass."""
+
+    def said(m: re.Match[str]) -> str:
+        seconds = int(m.group(2))
+        return (f"{num.words(int(m.group(1)), table)} {'oh ' if seconds < 10 else ''}{num.words(seconds, table) if seconds else 'oh'}"
+                f" {table.decimal_word} {num.digits(m.group(3), table)}")
+
+    return _LAP.sub(said, text)
+
+
+_WEEKDAYS = {"Mon": "Monday", "Tue": "Tuesday", "Tues": "Tuesday", "Wed": "Wednesday", "Thu": "Thursday", "Thur": "Thursday",
+             "Thurs": "Thursday", "Fri": "Friday", "Sat": "Saturday", "Sun": "Sunday"}
+_WEEKDAY = r"(?:Mon|Tues?|Wed|Thu(?:rs?)?|Fri|Sat|Sun)\.?"
+_WEEKDAY_RUN = re.compile(rf"(?<![\w.]){_WEEKDAY}(?:\s*(?:[-–—/,&]|\b(?:to|and|or|through|thru)\b)\s*{_WEEKDAY})+(?!\w)")
+_DATE_OR_TIME = (rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{SHORT_MONTHS}|(?:{'|'.join(MONTHS)})\b)|\d{{1,2}}(?:st|nd|rd|th)\b|"
+                 rf"\d{{1,2}}[:/]\d|\d{{1,2}}\s?[ap]\.?m\b|{SHORT_MONTHS}|(?:{'|'.join(MONTHS)})\b")
+"""What after a weekday's abbreviation says it is one: a date or a time (Sat 5 Dec, Sat 5th, Mon 9:00, Wed 9am, Fri Jan 7),
+not any number ("Sat 3 hours in the waiting room", "the Sun 5 times brighter": "Saturday", "Sunday")."""
+_WEEKDAY_ALONE = re.compile(rf"(?<![\w.])({_WEEKDAY})(?!\w)(?=(,?\s+(?:{_DATE_OR_TIME}))?)")
+_JOINERS = {"-": " to ", "–": " to ", "—": " to ", "/": ", ", ",": ", ", "&": " and "}
+
+
+def _weekday(written: str, following: str) -> str:
+    """A weekday's abbreviation as its name; its full stop kept where the sentence ends with it ("Open Mon. to Fri.")."""
+    stop = written.endswith(".") and re.match(r"\s*(?:[A-Z]|$)", following) is not None
+    return _WEEKDAYS[written.rstrip(".")] + ("." if stop else "")
+
+
+def _weekdays(text: str, table: Table) -> str:
+    """Mon-Fri, Mon. to Fri., Sat 5 Dec, Wed., Jan 7: Monday to Friday, Saturday... (espeak said "Mon to Fry"). An
+    abbreviation without its full stop ("Sun", "Sat", "Wed" are words too) only beside another weekday or before a date
+    or a time; "Sun." only so (the Sun.)."""
+
+    def run(m: re.Match[str]) -> str:
+        pieces = re.split(rf"({_WEEKDAY})(?!\w)", m.group(0))
+        said = []
+        for at, piece in enumerate(pieces):
+            if at % 2:
+                said.append(_weekday(piece, m.string[m.end():] if at == len(pieces) - 2 else "x"))
+            elif piece.strip() in _JOINERS:
+                said.append(_JOINERS[piece.strip()])
+            else:
+                said.append(piece)
+        return "".join(said)
+
+    def alone(m: re.Match[str]) -> str:
+        written = m.group(1)
+        if m.group(2) or (written.endswith(".") and written != "Sun."):
+            return _weekday(written, m.string[m.end():] if not m.group(2) else "x")
+        return written
+
+    return _WEEKDAY_ALONE.sub(alone, _WEEKDAY_RUN.sub(run, text))
 
 
 _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 
-PASSES = (_tags, _amounts, _fractions, _sums, _decades, _early_years, _feet_inches, _roman, _multiples, _codes, _day_month)
+EARLY = (_weekdays, _isbns, _verses, _laps)
+"""English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
+PASSES = (_plus_minus, _and_over, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums, _decades, _early_years,
+          _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

@@ -47,9 +47,11 @@ class Entry:
     match_case: bool = False
     """Only the exact case matches (``US`` but not ``us``)."""
 
-    def key(self) -> str:
-        """What identifies the entry within a lexicon (a narrower scope's equal key replaces it)."""
-        return self.word if self.match_case else self.word.casefold()
+    def key(self) -> tuple[bool, str]:
+        """What identifies the entry within a lexicon (a narrower scope's equal key replaces it). A match_case entry and
+        an any-case one are two entries even where their words fold alike (``nice`` the word, ``Nice`` the city, said
+        as written only in that case): they were refused as one word listed twice."""
+        return (self.match_case, self.word if self.match_case else fold(self.word))
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +80,13 @@ def written_form(word: str) -> str:
     return "".join("'" if ch in APOSTROPHES else ch for ch in word)
 
 
+def fold(text: str) -> str:
+    """``text`` as words are compared in any case: Unicode's full case folding (``Straße`` is ``STRASSE``), and a
+    dotted or dotless ``i`` as ``i`` (Turkish ``İzmir``, ``ısparta``: folded apart, a Turkish name typed in capitals,
+    or the same name typed without Turkish letters, missed its entry)."""
+    return text.casefold().replace("i\u0307", "i").replace("\u0131", "i")
+
+
 def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = False, where: str = "lexicon") -> Entry:
     """A checked entry; :class:`InputError` says what is wrong."""
     if isinstance(word, (bool, int, float)):  # YAML 1.1: No, Yes, On, Off are true or false; 007 is 7
@@ -102,7 +111,7 @@ def entry(word: Any, phonemes: Any = "", respell: Any = "", match_case: Any = Fa
 @functools.lru_cache(maxsize=256)
 def merge(*lexicons: Optional[Lexicon]) -> Lexicon:
     """One lexicon from several, broadest first: a later (narrower) entry replaces an earlier one with its key."""
-    chosen: dict[str, Entry] = {}
+    chosen: dict[tuple[bool, str], Entry] = {}
     for lexicon in lexicons:
         for item in (lexicon.entries if lexicon else ()):
             chosen.pop(item.key(), None)
@@ -134,7 +143,7 @@ def _seamed(text: str) -> tuple[str, list[int]]:
 
 
 def _tokens(text: str) -> list[str]:
-    return _TOKEN.findall(text.casefold())
+    return _TOKEN.findall(fold(text))
 
 
 def _edged(ch: str) -> bool:
@@ -151,7 +160,7 @@ def _index(lexicon: Lexicon) -> tuple[dict[str, tuple[Entry, ...]], dict[str, En
         tokens = _tokens(item.word)
         by_first.setdefault(tokens[0] if tokens else "", []).append(item)
     exact = {e.word: e for e in lexicon.entries if e.match_case}
-    loose = {e.word.casefold(): e for e in lexicon.entries if not e.match_case}
+    loose = {fold(e.word): e for e in lexicon.entries if not e.match_case}
     return {first: tuple(items) for first, items in by_first.items()}, exact, loose
 
 
@@ -162,12 +171,32 @@ def _pattern(entries: tuple[Entry, ...]) -> re.Pattern[str]:
     alternatives = []
     # longest first, exact case before any case, so the regex's first alternative is the one that wins
     for item in sorted(entries, key=lambda e: (-len(e.word), not e.match_case)):
-        body = re.escape(_seamed(item.word)[0]).replace(r"\ ", r"\s+").replace("'", f"[{APOSTROPHES}]")
+        body = _letters(_seamed(item.word)[0], item.match_case)
         body = f"(?:{body})" if item.match_case else f"(?i:{body})"
         before = r"(?<!\w)" if _edged(item.word[:1]) else ""
         after = r"(?!\w)" if _edged(item.word[-1:]) else ""
         alternatives.append(f"{before}{body}{after}")
     return re.compile("|".join(alternatives))
+
+
+_FOLDED = [(re.compile("ss|ß|ẞ", re.IGNORECASE), "(?:ss|ß|ẞ)"), (re.compile("[iİı]\u0307?", re.IGNORECASE), "[iİı]\u0307?")]
+"""Letters that a regex's own (simple) case folding does not match as :func:`fold` does, and what matches them all."""
+
+
+def _letters(word: str, match_case: bool) -> str:
+    """The pattern of ``word``'s characters: any run of spaces, any apostrophe, and in any case, :data:`_FOLDED`."""
+    pieces = []
+    at = 0
+    while at < len(word):
+        folded = None if match_case else next(((m, said) for form, said in _FOLDED if (m := form.match(word, at))), None)
+        if folded:
+            pieces.append(folded[1])
+            at = folded[0].end()
+            continue
+        ch = word[at]
+        pieces.append(r"\s+" if ch == " " else f"[{APOSTROPHES}]" if ch == "'" else re.escape(ch))
+        at += 1
+    return "".join(pieces)
 
 
 def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Part]:
@@ -188,7 +217,7 @@ def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Pa
         start, end = (at - bisect.bisect_left(seams, at) for at in match.span())
         written = text[start:end]
         key = written_form(" ".join(written.split()))
-        found = exact.get(key) or loose.get(key.casefold())
+        found = exact.get(key) or loose.get(fold(key))
         if found is None:
             continue
         if start > position:
@@ -203,13 +232,66 @@ def split_words(text: str, lexicon: Lexicon, source: str = "lexicon") -> list[Pa
 # --- files -------------------------------------------------------------------------------------
 
 
+class _RepeatedKey(Exception):
+    """A mapping in a YAML lexicon gives one key twice with different values."""
+
+    def __init__(self, key: Any, line: int, earlier: int, words: bool) -> None:
+        super().__init__(key)
+        self.key, self.line, self.earlier, self.words = key, line, earlier, words
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping with different values is :class:`_RepeatedKey`: PyYAML
+    keeps the last one silently (``Nguyen: a`` then ``Nguyen: b`` read ``b``, and an edit of the first line changed
+    nothing), where a TSV file's word listed twice is an error naming both lines."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        self._root = node
+        return super().construct_document(node)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, tuple[Any, int]] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = seen.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error says so
+                break
+            value = self.construct_object(value_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if earlier is not None and not _same(earlier[0], value, set()):
+                raise _RepeatedKey(key, line, earlier[1], node is getattr(self, "_root", None))
+            seen.setdefault(key, (value, line))
+        return super().construct_mapping(node, deep)
+
+
+def _same(a: Any, b: Any, met: set[tuple[int, int]]) -> bool:
+    """Whether two values a YAML document made are equal, each pair of lists or mappings compared once (``met``): ``!=``
+    compared a value's aliases again at every place they were used, and a key given twice with two such values, each
+    of ten aliases of ten aliases... (1 KB) took time growing tenfold with each level (minutes at ten)."""
+    if a is b:
+        return True
+    if type(a) is not type(b) or not isinstance(a, (list, dict)):
+        return type(a) is type(b) and a == b
+    if len(a) != len(b) or (isinstance(a, dict) and a.keys() != b.keys()):
+        return False
+    if (id(a), id(b)) in met:  # being compared, or found equal: its answer is the one being made
+        return True
+    met.add((id(a), id(b)))
+    pairs = zip(a, b, strict=True) if isinstance(a, list) else ((a[key], b[key]) for key in a)
+    return all(_same(x, y, met) for x, y in pairs)
+
+
 def parse(text: str, fmt: str, where: str) -> Lexicon:
     """A lexicon from a file's text; ``fmt`` is ``tsv`` or ``yaml`` (JSON is YAML)."""
     text = text.removeprefix("\ufeff")  # Notepad's and Excel's byte order mark: not part of the first word
     if fmt == "tsv":
         return Lexicon(_cap(_tsv_entries(text, where), where))
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = yaml.load(text, Loader=_Loader) if text.strip() else {}  # _Loader is a SafeLoader
+    except _RepeatedKey as err:
+        what = "listed twice with different pronunciations" if err.words else "given twice with different values"
+        raise InputError(f"{where}, line {err.line}: '{err.key}' is {what} (also at line {err.earlier}); keep one of the two") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -223,21 +305,22 @@ def from_data(data: Any, where: str) -> Lexicon:
     """A lexicon from parsed YAML/JSON: ``{entries: [...]}``, a list of entries, or ``{WORD: PHONEMES or {...}}``."""
     if isinstance(data, Mapping) and "entries" in data:
         data = data["entries"]
-    items: list[Entry] = []
+    items: dict[tuple[bool, str], tuple[Entry, str]] = {}
     if isinstance(data, Mapping):
         for word, value in data.items():
+            at = f"{where}, '{word}'" if isinstance(word, str) else where
             if isinstance(value, Mapping):
-                items.append(_from_mapping({"word": word, **value}, f"{where}, '{word}'" if isinstance(word, str) else where))
+                _once(items, _from_mapping({"word": word, **value}, at), where, "")
             else:
-                items.append(entry(word, value if isinstance(value, str) else "", where=f"{where}, '{word}'" if isinstance(word, str) else where))
+                _once(items, entry(word, value if isinstance(value, str) else "", where=at), where, "")
     elif isinstance(data, list):
         for number, value in enumerate(data, 1):
             if not isinstance(value, Mapping):
                 raise InputError(f"{where}: entry {number} must be a mapping such as {{word: Nguyen, phonemes: ŋwˈiən, say: new yen}}")
-            items.append(_from_mapping(value, f"{where}, entry {number}"))
+            _once(items, _from_mapping(value, f"{where}, entry {number}"), where, f"entry {number}")
     elif data is not None:
         raise InputError(f"{where}: expected entries (a list of {{word, phonemes, say}}) or a mapping WORD -> PHONEMES")
-    return Lexicon(_cap(items, where))
+    return Lexicon(_cap([item for item, _ in items.values()], where))
 
 
 def _from_mapping(value: Mapping[str, Any], where: str) -> Entry:
@@ -249,7 +332,7 @@ def _from_mapping(value: Mapping[str, Any], where: str) -> Entry:
 
 
 def _tsv_entries(text: str, where: str) -> list[Entry]:
-    items = []
+    items: dict[tuple[bool, str], tuple[Entry, str]] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -263,8 +346,21 @@ def _tsv_entries(text: str, where: str) -> list[Entry]:
         flags = {f.strip() for f in cells[3].split(",") if f.strip()}
         if flags - {"match_case"}:
             raise InputError(f"{where}, line {number}: unknown flag(s) {', '.join(sorted(flags - {'match_case'}))}; the one flag is match_case")
-        items.append(entry(cells[0], cells[1], cells[2], "match_case" in flags, f"{where}, line {number}"))
-    return items
+        _once(items, entry(cells[0], cells[1], cells[2], "match_case" in flags, f"{where}, line {number}"), where, f"line {number}")
+    return [item for item, _ in items.values()]
+
+
+def _once(items: dict[tuple[bool, str], tuple[Entry, str]], item: Entry, where: str, place: str) -> None:
+    """Keep ``item`` (found at ``place`` of ``where``, if it has one) in ``items`` by its key. A word listed again the same way is
+    kept once; listed with another pronunciation it is an error naming both places: which one was meant cannot be told,
+    and the later one winning silently hid the other line's edit."""
+    earlier = items.get(item.key())
+    if earlier is None:
+        items[item.key()] = (item, place)
+    elif (earlier[0].phonemes, earlier[0].respell) != (item.phonemes, item.respell):
+        also = f"also at {earlier[1]}" if earlier[1] else f"also as '{earlier[0].word}'"
+        raise InputError(f"{where}{', ' + place if place else ''}: '{item.word}' is listed twice with different "
+                         f"pronunciations ({also}); keep one of the two")
 
 
 def _cap(items: list[Entry], where: str) -> tuple[Entry, ...]:
@@ -332,7 +428,7 @@ class LexiconStore:
     def remove(self, name: str, word: str) -> bool:
         """Remove ``word`` (any case; both a case-matching and a loose entry) from lexicon ``name``; whether it was there."""
         lexicon = self.load(name) or EMPTY
-        kept = tuple(e for e in lexicon.entries if e.word.casefold() != written_form(word.strip()).casefold())
+        kept = tuple(e for e in lexicon.entries if fold(e.word) != fold(written_form(word.strip())))
         if len(kept) == len(lexicon.entries):
             return False
         self.save(name, Lexicon(kept, name))

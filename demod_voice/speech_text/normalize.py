@@ -21,12 +21,33 @@ Pass = Callable[[str, Table], str]
 
 _URL = re.compile(r"\b(?:(?:https?|ftp)://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)]", re.IGNORECASE)
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_MINUS_SIGN = re.compile(r"(?<![\w)])−(?=[$€£]?\.?\d)")
+"""A minus sign with no number or letter just before it ("10−3" and "x − 2" are subtractions)."""
 _LONG_DIGITS = re.compile(rf"\d{{{num.MAX_DIGITS + 1},}}")
 _SPACE_GROUPED = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:[\u00a0\u202f]\d{3})+|(?: \d{3}){2,})(?![\d]|[.,]\d)")
-_RANGE = re.compile(r"(?<![\w.,/+-])(\d+(?:[.,]\d+)?)\s?[-–—]\s?(\d+(?:[.,]\d+)?)(?![\w]|[.,]\d|[-–—]\d)")
+_RANGE = re.compile(r"(?<![\w.,/+-])(\d+(?:[.,]\d+)?)(?:\s?[-–]\s?|—)(\d+(?:[.,]\d+)?)(?![\w]|[.,]\d|[-–—]\d)")
+"""``5-10``, ``5 – 10``, ``1990—1995``: an em dash with a space beside it is a sentence's dash ("now $19.99 — 20% off" was
+"now nineteen dollars and ninety-nine cents to twenty percent off")."""
+_SIGNED_RANGE = re.compile(r"(?<![\w.,/+-])([$€£¥])?(\d+(?:[.,]\d+)?)(\s?%)?\s?[-–]\s?"
+                           r"(?=(?(1)\1)\d+(?:[.,]\d+)?(?(3)\s?%)(?![\d%]|[.,]\d|\s*=))")
+"""``$5-$10``, ``3.5%-4.0%``: a range whose two ends carry their sign (the second was left unread, "five dollars-$ten", or
+read as a minus, "three point five percentminus four point zero percent"). Not a sum: "$10 - $5 = $5"."""
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_TIMESTAMP = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:[.,](\d+))?)?"
+                        r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?(?![\w:+-])")
+"""``2026-12-07T09:30Z``: an ISO 8601 timestamp, a date and a time joined by ``T`` (was "twenty twenty-six-twelve-07T09:30Z",
+heard "2026 1200, 1799, 30Z": the ``T`` hid the date from the date pass)."""
 _NUMERIC_DATE = re.compile(r"\b(\d{1,2})([./-])(\d{1,2})\2(\d{4})\b")
-_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m\.?(?=[\s,;!?–—-]|$))?(?![\d:])", re.IGNORECASE)
+_SHORT_YEAR_DATE = re.compile(r"(?<![\d/.,])\b(\d{1,2})(/)(\d{1,2})/(\d{2})\b(?!/|[.,]\d)")
+"""``07/12/26``: a date with its year in two digits, read in English with the year as written ("July twelfth, twenty-six";
+was "zero seven/twelve/twenty-six")."""
+_WEEKDAY_DATE = re.compile(r"\b((?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)(\d{1,2})/(\d{1,2})(?![\d/]|[.,]\d|\s+of\b)")
+"""``Sunday 12/6``: a day and a month with no year, said to be a date by the weekday before it (was "twelve/six"); not a
+share of something ("on Friday 3/4 of the team left")."""
+_SECONDS_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3]):([0-5]\d):([0-5]\d)(?![\d:]|[.,]\d)")
+"""``14:30:15``: a clock time with its seconds, read in English as ``say-as time`` reads it (was "fourteen:thirty:fifteen",
+heard "fourteen colon thirty colon fifteen")."""
+_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m(\.)?(?=[\s,;!?–—-]|$))?(?![\d:])", re.IGNORECASE)
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
@@ -52,9 +73,11 @@ def normalize(text: str, language: str) -> str:
     table = numbers_only(language)
     if table is None:
         return text
-    own = english.PASSES if table.code == "en" else ()
-    passes: tuple[Pass, ...] = (_addresses, _headings, _dates, _times, telephones.said, *own, _grouped, _ranges, _money, _percentages,
+    own, early = (english.PASSES, english.EARLY) if table.code == "en" else ((), ())
+    passes: tuple[Pass, ...] = (_addresses, _headings, *early, _dates, _times, telephones.said, *own, _grouped, _ranges, _money, _percentages,
                                 _units, _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)
+    # a typeset minus sign (U+2212) before a number is its sign, as "-" is ("−10 °C" was "−ten degrees Celsius")
+    text = _MINUS_SIGN.sub("-", text)
     # a run of digits too long to be one number (an id, a code) is read digit by digit before any pass sees it
     text = _LONG_DIGITS.sub(lambda m: num.digits(m.group(0), table), text)
     for step in passes:
@@ -65,7 +88,9 @@ def normalize(text: str, language: str) -> str:
 def spell_address(address: str, table: Table) -> str:
     """``www.example.com/a`` -> ``www dot example dot com slash a``: each symbol its word, numbers read."""
     address = re.sub(r"^(?:https?|ftp)://", "", address, flags=re.IGNORECASE)
-    parts = re.split(r"([.@/:_-])", address)
+    # a query's and a fragment's marks (?=&#~) too, where the language names them ("docs?id=3" was heard "docks at equals")
+    marks = "".join(sorted(set(table.symbols) | set(".@/:_-")))
+    parts = re.split(f"([{re.escape(marks)}])", address)
     out = []
     for part in parts:
         if part in table.symbols:
@@ -133,25 +158,49 @@ def date_words(day: int, month: int, year: Optional[int], table: Table, before: 
     return f"{said_day}{joint}{name}" + (f"{joint}{said_year}" if year is not None else "")
 
 
+def _month_days(m: re.Match[str], table: Table) -> str:
+    """An English month and a day, or a range of days (``Jan 1-15``: January first to fifteenth), perhaps a year."""
+    day, last = int(m.group(2)), int(m.group(3)) if m.group(3) else None
+    if last is not None and not day < last <= 31:
+        return m.group(0)
+    said = date_words(day, english.MONTHS.index(english.month(m.group(1))) + 1, None, table)
+    if said is None:
+        return m.group(0)
+    said += f" to {num.ordinal(last, table)}" if last else ""
+    return said + (f", {num.words(int(m.group(4)), table, 'year')}" if m.group(4) else "")
+
+
 def _dates(text: str, table: Table) -> str:
     def iso(m: re.Match[str]) -> str:
         return date_words(int(m.group(3)), int(m.group(2)), int(m.group(1)), table, m.string[: m.start()]) or m.group(0)
 
-    def numeric(m: re.Match[str]) -> str:
+    def numeric(m: re.Match[str], short_year: bool = False) -> str:
         first, second, year = int(m.group(1)), int(m.group(3)), int(m.group(4))
         day, month = (second, first) if table.date_order == "mdy" and first <= 12 else (first, second)
-        return date_words(day, month, year, table, m.string[: m.start()]) or m.group(0)
+        if not short_year:
+            return date_words(day, month, year, table, m.string[: m.start()]) or m.group(0)
+        said = date_words(day, month, None, table)  # the year as written: '26 is twenty-six, '07 oh seven
+        return f"{said}, {'oh ' if year < 10 else ''}{num.words(year, table) if year else 'oh'}" if said else m.group(0)
 
+    text = _TIMESTAMP.sub(lambda m: timestamp_words(m, table), text)
     text = _ISO_DATE.sub(iso, text)
     text = _NUMERIC_DATE.sub(numeric, text)
+    if table.code == "en":
+        text = _SHORT_YEAR_DATE.sub(lambda m: numeric(m, short_year=True), text)
+
+        def weekday_date(m: re.Match[str]) -> str:
+            first, second = int(m.group(2)), int(m.group(3))
+            day, month = (second, first) if table.date_order == "mdy" else (first, second)
+            return m.group(1) + (date_words(day, month, None, table) or f"{m.group(2)}/{m.group(3)}")
+
+        text = _WEEKDAY_DATE.sub(weekday_date, text)
     months = "|".join(table.months)
     if table.code == "en":
-        # a month's abbreviation too ("Jan. 5, 2026": the abbreviations pass, later, made it "January five")
-        short = {written: month for written, month in table.abbreviations.items() if month in table.months}
-        named = "|".join([*table.months, *map(re.escape, short)])
-        pattern = _compile(rf"\b({named})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?:,?\s+(\d{{4}})\b)?", 0)
-        text = pattern.sub(lambda m: date_words(int(m.group(2)), table.months.index(short.get(m.group(1), m.group(1))) + 1,
-                                                int(m.group(3)) if m.group(3) else None, table) or m.group(0), text)
+        # a month's abbreviation too ("Jan. 5, 2026": the abbreviations pass, later, made it "January five"), with or without its dot
+        # and a range of days ("Jan 1-15": was "January first-fifteen")
+        pattern = _compile(rf"\b({months}|{english.SHORT_MONTHS})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b"
+                           r"(?:\s?[-–]\s?(\d{1,2})(?:st|nd|rd|th)?\b)?(?:,?\s+(\d{4})\b)?", 0)
+        text = pattern.sub(lambda m: _month_days(m, table), text)
     elif table.code in ("de", "pl"):
         dot = r"\." if table.code == "de" else r"\.?"
         pattern = _compile(rf"\b(\d{{1,2}}){dot}\s+({months})\b(?:\s+(\d{{4}})\b)?(?:\s+r\.)?", 0)
@@ -159,6 +208,30 @@ def _dates(text: str, table: Table) -> str:
                                                 int(m.group(3)) if m.group(3) else None, table, m.string[: m.start()])
                            or m.group(0), text)
     return text
+
+
+def timestamp_words(m: re.Match[str], table: Table) -> str:
+    """A :data:`_TIMESTAMP` read out: ``December seventh, twenty twenty-six at nine thirty UTC`` in English (the offset as
+    ``UTC plus five thirty``); elsewhere the date read, and the time and zone left to the passes after (``T`` and ``Z`` as
+    a space and ``UTC``)."""
+    date = date_words(int(m.group(3)), int(m.group(2)), int(m.group(1)), table, m.string[: m.start()])
+    if date is None:
+        return m.group(0)
+    hour, minute, second, zone = int(m.group(4)), int(m.group(5)), m.group(6), m.group(8) or ""
+    offset = re.sub(r"\D", "", zone)
+    hours, minutes = int(offset[:2] or 0), int(offset[2:] or 0)
+    if table.code != "en":  # "+01:00" alone was read as a time ("UTC +ein Uhr")
+        clock = m.group(0)[11:len(m.group(0)) - len(zone)]
+        return f"{date} {clock}" + (" UTC" if zone else "") + (f" {zone[0]}{hours}" + (f" {minutes}" if minutes else "")
+                                                                if hours or minutes else "")
+    if second and (m.group(7) or "").strip("0"):  # "09:30:00.000Z" is nine thirty, not "and zero point zero zero zero seconds"
+        said = time_words(hour, minute, "", table) + f" and {num.number(f'{second}.{m.group(7)}', table)} seconds"
+    else:
+        said = seconds_time(hour, minute, int(second or 0), "", table)
+    if zone:
+        said += " UTC" + (f" {'minus' if zone[0] == '-' else 'plus'} {num.words(hours, table)}" if hours or minutes else "")
+        said += f" {num.words(minutes, table)}" if minutes else ""
+    return f"{date} at {said}"
 
 
 def time_words(hour: int, minute: int, meridiem: str, table: Table, before: str = "") -> str:
@@ -172,6 +245,10 @@ def time_words(hour: int, minute: int, meridiem: str, table: Table, before: str 
     said_minute = num.words(minute, table) if minute else ""
     if code == "en":
         tail = f" {meridiem.upper()}M" if meridiem else ""  # capitals: espeak spells them out as letters
+        if not minute and not meridiem and hour in (0, 24):
+            return "midnight"  # "00:00" was "zero o'clock"
+        if not minute and not meridiem and hour > 12:
+            return f"{said_hour} hundred"  # on a 24-hour clock: "20:00" was "twenty o'clock"
         if not minute:
             return f"{said_hour} o'clock{tail}" if not meridiem else f"{said_hour}{tail}"
         return f"{said_hour} {'oh ' if minute < 10 else ''}{said_minute}{tail}"
@@ -183,6 +260,12 @@ def time_words(hour: int, minute: int, meridiem: str, table: Table, before: str 
     return " ".join(part for part in (said_hour, unit, conjunction if minute else "", said_minute) if part)
 
 
+def seconds_time(hour: int, minute: int, second: int, meridiem: str, table: Table) -> str:
+    """A clock time with seconds, in English: ``fourteen thirty and fifteen seconds``."""
+    said = time_words(hour, minute, meridiem, table)
+    return said + (f" and {num.words(second, table)} second{'s' if second != 1 else ''}" if second else "")
+
+
 _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szósta", "siódma", "ósma", "dziewiąta", "dziesiąta",
              "jedenasta", "dwunasta", "trzynasta", "czternasta", "piętnasta", "szesnasta", "siedemnasta", "osiemnasta",
              "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
@@ -190,30 +273,48 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
 
 _HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.–—-]|$)", re.IGNORECASE)
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
+_HOUR_RANGE = re.compile(r"(?<![\w.,:/-])(1[0-2]|0?[1-9])\s?[-–]\s?(?=(?:1[0-2]|0?[1-9])\s?[ap]\.?\s?m\b)", re.IGNORECASE)
+"""``2-3 p.m.``: a range of hours, its meridiem written once (was "two-three PM": the hour pass took "3 p.m." first)."""
 _DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
 """``9.05pm``, ``11.30 a.m.``: British English writes the minutes after a full stop (only with am/pm: 9.05 is a number)."""
 _MERIDIEM_RANGE = re.compile(r"(?<=[AP]M)\s?[-–—]\s?(?=\w)")
+_CLOCK_RANGE = re.compile(r"(?<![\d:])((?:[01]?\d|2[0-4])[:h][0-5]\d)(?:\s?[-–]\s?|—)(?=(?:[01]?\d|2[0-4])[:h][0-5]\d(?![\d:]))")
+"""``09:00-17:00``: opening hours, one time to another (the dash was left between them: "nine o'clock-seventeen hundred")."""
+_ZULU = re.compile(r"(?<![\d.,:])\b((?:[01]?\d|2[0-3]):[0-5]\d)Z\b")
+_RATIO_AFTER = re.compile(r"\s*(?:scale|ratio|odds|aspect)\b", re.IGNORECASE)
+_RATIO_BEFORE = re.compile(r"\b(?:ratio|ratios|odds|scale)(?:\s+(?:of|is|was|at))?\s+$", re.IGNORECASE)
 _WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-4]):[0-5]\d)\s+Uhr\b")
 
 
 def _times(text: str, table: Table) -> str:
     if table.code == "en":
+        text = _HOUR_RANGE.sub(r"\1 to ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +
                                   ("." if m.group(3) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
         text = _DOTTED_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), int(m.group(2)), m.group(3).lower(), table) +
                                     ("." if m.group(4) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
+        text = _SECONDS_TIME.sub(lambda m: seconds_time(int(m.group(1)), int(m.group(2)), int(m.group(3)), "", table), text)
     elif table.code == "de":
         text = _WRITTEN_UHR.sub(r"\1", text)  # "14:30 Uhr": the time is read with its "Uhr" ("vierzehn Uhr dreißig Uhr")
 
     def said(m: re.Match[str]) -> str:
         if m.group(0)[len(m.group(1))] == "h" and table.code != "fr":
             return m.group(0)  # 14h30 is French
+        if table.code == "en" and not m.group(3) and (_RATIO_AFTER.match(m.string, m.end()) or
+                                                      _RATIO_BEFORE.search(m.string[max(0, m.start() - 16): m.start()])):
+            return m.group(0)  # "a 1:50 scale model", "a ratio of 1:10": a ratio (was "one fifty")
         hour = int(m.group(1))
         if (m.group(3) and hour > 12) or (hour == 24 and m.group(2) != "00"):  # 24:00, midnight, ends a day; 24:30 is none
             return m.group(0)
-        return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()])
+        # "at 10:30pm. Then": the dot after "pm" ends the sentence too (it was dropped: "ten thirty PM Then")
+        stop = "." if m.group(4) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""
+        return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()]) + stop
 
+    if table.range_word:
+        text = _CLOCK_RANGE.sub(rf"\1 {table.range_word} ", text)
+    if table.code == "en":
+        text = _ZULU.sub(r"\1 UTC", text)  # "09:30Z" was "nine thirtyZ"
     text = _TIME.sub(said, text)
     # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
     return _MERIDIEM_RANGE.sub(" to ", text) if table.code == "en" else text
@@ -234,6 +335,8 @@ def _ranges(text: str, table: Table) -> str:
     numbers' words ("nineteen ninety-one thousand nine hundred ninety-five")."""
     if not table.range_word:
         return text
+    text = _SIGNED_RANGE.sub(lambda m: f"{m.group(0).rstrip(' -–')} {table.range_word} " if m.group(1) or m.group(3) else m.group(0),
+                             text)
     # the same number twice is no range: "a 50-50 chance" is fifty-fifty
     return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}" if m.group(1) != m.group(2) else
                       f"{num.number(m.group(1), table)}-{num.number(m.group(2), table)}", text)
@@ -246,13 +349,13 @@ def spans_range(before: str, after: str) -> bool:
     return any(m.end(1) <= len(before) <= m.start(2) for m in _RANGE.finditer(joined))
 
 
-SCALES = {"K": "thousand", "k": "thousand", "M": "million", "mn": "million", "B": "billion", "bn": "billion", "tn": "trillion"}
-"""English scales written as a letter after an amount ("$50K", "$2bn", "1.5M downloads")."""
+SCALES = {"K": "thousand", "k": "thousand", "M": "million", "m": "million", "mn": "million", "B": "billion", "bn": "billion", "tn": "trillion"}
+"""English scales written as a letter after an amount ("$50K", "$2bn", "£1.5m", "1.5M downloads")."""
 
 
 def _money(text: str, table: Table) -> str:
     symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
-    scale = r"(?:\s+(million|billion|trillion)\b|(K|k|M|mn|B|bn|tn)(?!\w))?" if table.code == "en" else ""
+    scale = r"(?:\s+(million|billion|trillion)\b|(K|k|M|m|mn|B|bn|tn)(?!\w))?" if table.code == "en" else ""
 
     def said(amount: str, symbol: str, magnitude: Optional[str]) -> str:
         currency = table.currencies[symbol]
@@ -283,12 +386,24 @@ def _percentages(text: str, table: Table) -> str:
                        text)
 
 
+_STREET_AFTER = re.compile(r"\s+(?:\d+(?:st|nd|rd|th)|[A-Z][a-z]+)(?:\s+[A-Z][a-z]+){0,3}\s+(?:St|Street|Ave|Avenue|Rd|Road|"
+                           r"Blvd|Boulevard|Dr|Drive|Ln|Lane|Way|Pl|Place|Ct|Court|Pkwy|Parkway|Hwy|Highway|Ter|Terrace)\b")
+"""A street's name and kind after a house number and a compass point ("120 W 45th St")."""
+
+
 def _units(text: str, table: Table) -> str:
     units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
     # a unit's own dot before lower case or a comma is the abbreviation's, not a sentence's end ("5 ft. of rope")
-    pattern = _compiled(table, rf"(?<![\w.,])(-?)(NUMBER)\s?({units})(?![\w/])(?:\.(?=\s*[a-z,;]))?")
+    # "128GB/256GB": a unit before a slash and another amount is read too
+    # "the 5 W's": a letter's plural, not a unit's ("five watts's")
+    pattern = _compiled(table, rf"(?<![\w.,])(-?)(NUMBER)\s?({units})(?!\w|['’]s\b|/(?!\d))(?:\.(?=\s*[a-z,;]))?")
 
     def said(m: re.Match[str]) -> str:  # "-5°C" is minus five ("5-10 kg" is a range: "-10" follows a digit, no match)
+        if len(m.group(3)) == 1 and m.group(3).isupper() and re.match(r"\.(?:\s?[A-Z]\.|\s)", m.string[m.end():]) and (
+                len(m.group(2)) == 4 or re.match(r"\.\s?[A-Z]\.", m.string[m.end():])):
+            return m.group(0)  # "in 1990 W. H. Auden wrote", "in 1990 W. Smith": an initial after a year, not watts ("3 x 1.5V.")
+        if m.group(3) == "W" and not m.group(1) and _STREET_AFTER.match(m.string, m.end()):
+            return f"{m.group(2)} West"  # "120 W 45th St", "5 W Main Street": in an address (was "one hundred twenty watts")
         whole, fraction = num.parse_number(m.group(2), table)
         forms = table.units[m.group(3)]
         noun = num.form(whole, forms, table) if not fraction else forms[-1] if table.code != "pl" else forms[1]
@@ -300,12 +415,14 @@ def _units(text: str, table: Table) -> str:
 def _ordinals(text: str, table: Table) -> str:
     if not table.ordinal_suffixes:
         return text
-    pattern = _compile(rf"\b(\d+)({table.ordinal_suffixes})(?!\w)", 0)
+    # "1,000th" grouped by commas (was "one,zeroth"); a language grouping by dots writes its ordinals with a dot
+    grouped = r"\d{1,3}(?:,\d{3})+|" if table.group == "," else ""
+    pattern = _compile(rf"\b({grouped}\d+)({table.ordinal_suffixes})(?!\w)", 0)
 
     def said(m: re.Match[str]) -> str:
         suffix = m.group(2)
         feminine = suffix.endswith("ª") or (table.code == "fr" and suffix.startswith(("re", "ère")))
-        return num.ordinal(int(m.group(1)), table, feminine)
+        return num.ordinal(int(m.group(1).replace(",", "")), table, feminine)
 
     return pattern.sub(said, text)
 
@@ -349,7 +466,7 @@ def _abbreviations(text: str, table: Table) -> str:
     def said(m: re.Match[str]) -> str:
         written, following = m.group(1), m.group(2)
         words = spelled[written]
-        if table.code == "en" and written == "No." and not following.isdigit():
+        if table.code == "en" and written in ("No.", "no.") and not following.isdigit():
             return written  # "No." is only "number" before a number
         if table.code == "en" and written == "Dr." and not following.isupper() and _after_name(m):
             return "drive" + ("." if not following else "")  # "12 Elm Dr. in Ohio" (was "Elm doctor"); "Dr. Who": doctor
@@ -368,11 +485,31 @@ def _abbreviations(text: str, table: Table) -> str:
     return pattern.sub(said, text)
 
 
+_COUNTED = re.compile(r"\s+(?!(?:was|has|does|is|as|this|his|its|us|plus|versus|thus|looks|seems|remains|marks|brings|sees|"
+                      r"means|makes|gives|shows|takes|comes|goes|feels|appears|proves|holds|keeps|continues|represents|"
+                      r"changes|begins|ends|starts|promises|becomes|needs|gets|puts|sets|opens|closes|follows|saw|ushers|"
+                      r"offers|leaves|turns|belongs|happens|matters|stands|lies|falls|rolls|arrives|passes|sits)\b)"
+                      r"[a-z]{2,}[^s\W]?s\b")
+"""A plural noun after a number: what it counts ("sold 2026 units"); not a verb a year may be the subject of
+("Looking ahead, 2025 looks bright": "two thousand twenty-five looks" was hreview3's find)."""
+_YEAR_CUE = re.compile(r"(?:^|[.!?;:(\[\"“]\s*|\b(?:in|of|since|from|until|till|by|before|after|circa|the|year|during|to|and|or|between|"
+                       r"early|late|mid|spring|summer|autumn|fall|winter|q[1-4]|h[12]|fy)\s+)$", re.IGNORECASE)
+"""What before a number says a year may follow ("in 1984", "the 2024 elections", a quarter's "Q3 2024 results"), or that a
+sentence or clause opens there."""
+
+
 def _years(text: str, table: Table) -> str:
     if table.code not in ("en", "de", "nl"):
         return text
     span = r"1[1-9]\d\d|20\d\d" if table.code == "en" else r"1[1-9]\d\d"
-    return _compile(rf"(?<![\w.,-])({span})(?![\w]|[.,]\d)", 0).sub(lambda m: num.words(int(m.group(1)), table, "year"), text)
+
+    def said(m: re.Match[str]) -> str:
+        # "there were 1984 copies", "we sold 2026 units": a count, not a year ("nineteen eighty-four copies")
+        if table.code == "en" and _COUNTED.match(m.string, m.end()) and not _YEAR_CUE.search(m.string[max(0, m.start() - 12): m.start()]):
+            return m.group(0)
+        return num.words(int(m.group(1)), table, "year")
+
+    return _compile(rf"(?<![\w.,-])({span})(?![\w]|[.,]\d)", 0).sub(said, text)
 
 
 def _numbers(text: str, table: Table) -> str:

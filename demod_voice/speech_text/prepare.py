@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from demod_voice.errors import InputError, NothingToSpeak
+from demod_voice.logs import printable
 from demod_voice.speech_text import ssml
 from demod_voice.speech_text.lexicon import EMPTY, Lexicon, split_words
 from demod_voice.speech_text.normalize import normalize
 from demod_voice.speech_text.script import Part, Pause, Piece, Script, Segment, Speak, plain_text, render, spoken_text
 
 log = logging.getLogger(__name__)
+
+MAX_WARNINGS_LOGGED = 5
+"""Warnings about one text said in the log, the rest counted in one line: each ``<lang>`` of another language is a
+warning of its own, and a speech request of a hundred of them wrote a hundred lines."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +154,10 @@ def for_job(text: str, language: str, options: TextOptions, reads_phonemes: bool
     if problem:
         raise InputError(f"the text {problem}; send plain UTF-8 text")
     segments, warnings = render(prepare(text, language, options), reads_phonemes, languages, language, known_phonemes)
-    for warning in warnings:
-        log.warning("%s", warning)
+    for warning in warnings[:MAX_WARNINGS_LOGGED]:
+        log.warning("%s", printable(warning))  # they quote the text (an SSML attribute): a newline in it forged a log line
+    if len(warnings) > MAX_WARNINGS_LOGGED:
+        log.warning("and %d more warnings about the same text", len(warnings) - MAX_WARNINGS_LOGGED)
     if not segments:
         raise NothingToSpeak("the text has nothing to speak; give some words")
     spoken = sum(len(s.text) for s in segments if isinstance(s, Speak))

@@ -12,7 +12,7 @@ from typing import Optional
 
 from demod_voice.speech_text import numbers as num
 from demod_voice.speech_text.languages import Table, numbers_only
-from demod_voice.speech_text.normalize import date_words, read_money, time_words
+from demod_voice.speech_text.normalize import date_words, read_money, seconds_time
 from demod_voice.speech_text.telephones import in_groups
 
 KINDS = ("characters", "spell-out", "digits", "cardinal", "number", "ordinal", "date", "time", "telephone", "currency")
@@ -66,12 +66,9 @@ def time(fmt: str, content: str, table: Table) -> str:
     twelve = fmt.endswith("12") or bool(meridiem)
     if minute > 59 or second > 59 or hour > (12 if twelve else 24) or (twelve and hour == 0):
         raise SayAsError(f"'{content.strip()[:20]}' is no time on a {12 if twelve else 24}-hour clock")
-    said = time_words(hour, minute, meridiem, table)
-    if second:
-        if table.code != "en":
-            raise SayAsError("seconds are read in English only; give hours and minutes")
-        said += f" and {num.words(second, table)} second{'s' if second != 1 else ''}"
-    return said
+    if second and table.code != "en":
+        raise SayAsError("seconds are read in English only; give hours and minutes")
+    return seconds_time(hour, minute, second, meridiem, table)
 
 
 def digits(content: str, table: Table) -> str:

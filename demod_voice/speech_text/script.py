@@ -104,7 +104,8 @@ def render(script: Script, reads_phonemes: bool, languages: Collection[str] = ()
             continue
         language = item.language
         if language is not None and language not in languages:
-            warnings.append(f"<lang xml:lang=\"{language}\"> cannot switch this voice's language"
+            shown = language if len(language) <= 40 else language[:37] + "..."  # a client's attribute, any length
+            warnings.append(f"<lang xml:lang=\"{shown}\"> cannot switch this voice's language"
                             f"{f' ({voice_language})' if voice_language else ''}: spoken in the voice's own")
             language = None
         text = "".join(_part(part, reads_phonemes, known_phonemes, warnings) for part in item.parts)

@@ -44,6 +44,10 @@ NO_EFFECT = ("emphasis", "mark")
 KNOWN = ("speak", "break", "prosody", "say-as", "sub", "phoneme", "p", "s", "lang", *NO_EFFECT)
 LEAF = ("say-as", "sub", "phoneme")
 """Elements that hold text only."""
+KEYWORD_VALUES = ("strength", "rate", "volume", "time", "interpret-as", "format", "alphabet")
+"""Attributes whose values are keywords and units, read in any case (``strength="Strong"``, ``rate="FAST"``,
+``interpret-as="Cardinal"``, ``time="1S"``) as the SSML readers people copy from take them; the others (``alias``,
+``ph``) are words and sounds, kept as written."""
 
 Words = Callable[[str, str], list[Part]]
 """Plain text and its language -> parts (lexicon words and normalised text)."""
@@ -62,15 +66,18 @@ class _Frame:
     attrs: dict
 
 
-SSML_STARTS = ("<speak", "<?xml", "<!DOCTYPE")
-"""How an SSML document starts: an XML declaration or a DOCTYPE also makes it SSML, so that a hostile document is
-refused, not read aloud."""
+SSML_STARTS = ("<speak", "<?xml", "<!doctype")
+"""How an SSML document starts, in any case (:func:`is_ssml`): an XML declaration or a DOCTYPE also makes it SSML, so that
+a hostile document is refused, not read aloud."""
+SSML_END = re.compile(r"</speak\s*>", re.IGNORECASE)
+"""How an SSML document ends, in any case (text streamed in pieces is held until it comes)."""
 
 
 def is_ssml(text: str) -> bool:
     """Text that is an SSML document (starts with ``<speak``, after an optional XML declaration, white space and a byte
-    order mark: a document saved by Notepad was read aloud, tags and all)."""
-    return text.lstrip().lstrip("\ufeff").startswith(SSML_STARTS)
+    order mark: a document saved by Notepad was read aloud, tags and all). Tags are read in any case: ``<SPEAK>`` was
+    read aloud, "speak" and every tag's name and attributes with the words."""
+    return text.lstrip().lstrip("\ufeff")[:9].lower().startswith(SSML_STARTS)
 
 
 def written_words(text: str) -> Optional[str]:
@@ -88,8 +95,8 @@ def written_words(text: str) -> Optional[str]:
     parser.StartDoctypeDeclHandler = refuse
     parser.CharacterDataHandler = pieces.append
     # a break, a sentence or a paragraph parts words ("<s>One</s><s>Two</s>"); other tags sit inside a sentence
-    parser.StartElementHandler = lambda tag, _attrs: pieces.append(" " if tag in ("break", "p", "s") else "")
-    parser.EndElementHandler = lambda tag: pieces.append(" " if tag in ("p", "s") else "")
+    parser.StartElementHandler = lambda tag, _attrs: pieces.append(" " if tag.lower() in ("break", "p", "s") else "")
+    parser.EndElementHandler = lambda tag: pieces.append(" " if tag.lower() in ("p", "s") else "")
     try:
         parser.Parse(text, True)
     except (expat.ExpatError, SsmlError, UnicodeEncodeError):
@@ -130,8 +137,9 @@ class _Builder:
         p.StartDoctypeDeclHandler = self._doctype
         p.EntityDeclHandler = self._entity
         p.ExternalEntityRefHandler = self._external
-        p.StartElementHandler = self._start
-        p.EndElementHandler = self._end
+        # names in any case (<SPEAK>, <Break TIME="1s"/>), as is_ssml takes them; keyword values too (KEYWORD_VALUES)
+        p.StartElementHandler = lambda tag, attrs: self._start(tag.lower(), _folded(attrs))
+        p.EndElementHandler = lambda tag: self._end(tag.lower())
         p.CharacterDataHandler = self._characters
         try:
             p.Parse(text, True)
@@ -139,7 +147,7 @@ class _Builder:
             raise SsmlError("the SSML holds a lone surrogate (not valid Unicode); send UTF-8 text") from None
         except expat.ExpatError as err:
             raise SsmlError(f"the SSML is not well-formed XML: {expat.ErrorString(err.code)} at line {err.lineno}, "
-                            f"column {err.offset + 1}") from None
+                            f"column {err.offset + 1}: {_repair(err, text)}") from None
         self._flush()
         items = tuple(item for item in self.items if not (isinstance(item, Pause) and item.seconds <= 0))
         return Script(items, tuple(dict.fromkeys(self.warnings)))  # type: ignore[arg-type]
@@ -302,6 +310,44 @@ class _Builder:
             raise SsmlError(f"<say-as interpret-as=\"{kind[:20]}\"> at {self._where()}: {err}") from None
 
 
+_CODES = expat.errors.codes
+_REPAIRS = {
+    _CODES[expat.errors.XML_ERROR_NO_ELEMENTS]: "the document ends before its closing tags: close each tag opened, the last "
+                                                "with </speak>",
+    _CODES[expat.errors.XML_ERROR_UNCLOSED_TOKEN]: "the document ends inside a tag: finish it with '>', and end the document "
+                                                   "with </speak>",
+    _CODES[expat.errors.XML_ERROR_TAG_MISMATCH]: "close each tag with its name as it was opened, the last opened first "
+                                                 "(<p><s>...</s></p>), and end the document with </speak>",
+    _CODES[expat.errors.XML_ERROR_JUNK_AFTER_DOC_ELEMENT]: "put all of the text inside the one <speak>...</speak>, or send "
+                                                           "each document on its own",
+    _CODES[expat.errors.XML_ERROR_UNDEFINED_ENTITY]: "SSML knows only &amp; &lt; &gt; &quot; &apos; and numbered ones "
+                                                     "(&#160;): write the character itself",
+    _CODES[expat.errors.XML_ERROR_DUPLICATE_ATTRIBUTE]: "give each attribute once",
+}
+"""What to do about expat's errors that SSML writers meet (a reply cut short, a stray ``&``); :func:`_repair`."""
+
+
+def _repair(err: expat.ExpatError, text: str) -> str:
+    """What to do about ``err``, an expat error in ``text`` (one short clause, for the end of the message)."""
+    if err.code in _REPAIRS:
+        return _REPAIRS[err.code]
+    lines = text.splitlines() or [""]
+    line = lines[min(err.lineno, len(lines)) - 1]
+    words = line[: err.offset + 1].rpartition(">")[2]  # expat points at or past the bad character ("AT&T": past the T)
+    if "&" in words:
+        return "write & in the words as &amp;"
+    if line[err.offset - 1: err.offset] == "<":
+        return "write < in the words as &lt;"
+    return ("put each attribute's value in quotes (<break time=\"1s\"/>), write & and < in the words as &amp; and &lt;; "
+            "or send the text without <speak> to have it read as plain text")
+
+
+def _folded(attrs: dict) -> dict:
+    """An element's attributes with their names in lower case, and the values of :data:`KEYWORD_VALUES` too."""
+    lowered = {name.lower(): value for name, value in attrs.items()}
+    return {name: value.lower() if name in KEYWORD_VALUES else value for name, value in lowered.items()}
+
+
 def _same(code: str, language: str) -> bool:
     return code.split("-")[0] == language.lower().split("-")[0]
 
@@ -337,7 +383,7 @@ def _volume(value: Optional[str], where: str) -> float:
     value = value.strip()
     if value in VOLUMES:
         return VOLUMES[value]
-    match = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)\s*dB", value)
+    match = re.fullmatch(r"([+-]?\d+(?:\.\d+)?)\s*db", value)  # folded: dB, DB
     if match and -40.0 <= float(match.group(1)) <= 12.0:
         return 10.0 ** (float(match.group(1)) / 20.0)
     raise SsmlError(f"<prosody volume=\"{value[:20]}\"> at {where}: use silent, x-soft..x-loud or decibels from -40dB to +12dB")

@@ -38,12 +38,25 @@ def refuse_voice(path: Path) -> None:
                          "exported again: use the .ckpt it was exported from")
 
 
+def refuse_folder(path: Path) -> None:
+    """:class:`InputError` for a folder given where a checkpoint file belongs (a piper-train run, its checkpoints/), naming
+    the checkpoint in it to give: "does not exist" was said of a folder that did."""
+    if not path.is_dir():
+        return
+    newest = next((p for p in (path / "checkpoints" / "last.ckpt", path / "last.ckpt") if p.is_file()), None)
+    if newest is None:
+        newest = max(path.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
+    instead = f": give the checkpoint in it, {newest}" if newest else "; give a .ckpt file"
+    raise InputError(f"{path} is a folder, not a checkpoint{instead}")
+
+
 def resolve_base(base: str, cache: Path, hub: str = HUB, progress: bool = True) -> Path:
     """A local checkpoint for ``base``: the file itself, or the released checkpoint of that voice name."""
     path = Path(base).expanduser()
     if path.is_file():
         refuse_voice(path)
         return path.absolute()
+    refuse_folder(path)
     match = NAME.match(base)
     if not match:
         raise InputError(f"base checkpoint {path} does not exist (a released one is named like en_US-lessac-medium)")

@@ -49,10 +49,7 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise InputError(f"{path} is not UTF-8 (line {line}, byte {err.start}); convert it, e.g. iconv -f latin1 -t utf-8") from None
-    # lines end at \n (or \r\n) only, as piper's own reader has them: str.splitlines also splits at U+2028, U+0085 and
-    # form feeds inside a text, which shifted every later line's number and broke that line in two
-    lines = text.replace("\r\n", "\n").split("\n")
-    rows = [(n, row) for n, row in enumerate(csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE), 1) if row]
+    rows = _rows(path, text)
     if not rows:
         raise InputError(f"{path} is empty")
     counts = Counter(len(row) for _, row in rows if len(row) in (2, 3))
@@ -63,6 +60,7 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
                          f"{_columns_problem(rows, odd, width)}")
     # A line or two typed with a | too many or too few (a | in the text) is dropped with its line number, not the whole run.
     rows = [(n, row) for n, row in rows if len(row) == width]
+    _refuse_speakerless_multi(path, rows, width, layout)
     header = rows[0] if rows and _is_header(rows[0][1]) else None
     rows = rows[1:] if header else rows
     if width == 3 and layout == "auto":
@@ -80,6 +78,52 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
         else:
             entries.append(Entry(n, _clip_id(row[0]), (row[2] or row[1]).strip()))
     return entries, layout
+
+
+def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """The file's lines that hold something, split at ``|``, with their 1-based numbers. A line the csv reader cannot take
+    (a carriage return inside it, a field over its size limit) is an :class:`InputError` naming it: "internal error"."""
+    # lines end at \n (or \r\n) only, as piper's own reader has them: str.splitlines also splits at U+2028, U+0085 and
+    # form feeds inside a text, which shifted every later line's number and broke that line in two. A file with no \n
+    # has classic Mac OS line ends, \r alone (as Excel for Mac's "CSV (Macintosh)" writes it).
+    lines = text.split("\r") if "\n" not in text else text.replace("\r\n", "\n").split("\n")
+    reader = csv.reader(lines, delimiter="|", quoting=csv.QUOTE_NONE)
+    try:
+        return [(n, row) for n, row in enumerate(reader, 1) if row]
+    except csv.Error as err:
+        why = f"cannot be read ({err})"
+        if "new-line" in str(err):
+            why = "holds a carriage return (\\r) inside it: remove it, or save the file with Unix (LF) or Windows (CRLF) line ends"
+        elif "field limit" in str(err):
+            why = (f"is over {csv.field_size_limit()} characters: a line is a clip's id and transcript; is this the dataset's "
+                   "metadata.csv?")
+        raise InputError(f"{path} line {reader.line_num} {why}") from None
+
+
+def _refuse_speakerless_multi(path: Path, rows: list[tuple[int, list[str]]], width: int, layout: str) -> None:
+    """``--layout multi`` on ``id|text`` lines: they were prepared as one speaker's voice without a word. On LJSpeech's
+    ``id|text|normalized`` lines each line's text became a speaker ("speaker The birch canoe slid on ...: 0.0 min")."""
+    if layout != "multi" or width not in (2, 3):
+        return
+    lines = [line for line in rows if not _is_header(line[1])]
+    n, row = lines[0] if lines else rows[0]
+    if width == 2:
+        raise InputError(f"--layout multi needs id|speaker|text lines, but the lines of {path} have two columns (id|text, "
+                         f"line {n}: {'|'.join(row)[:40]!r}): put each line's speaker between its id and its text, or leave "
+                         "out --layout multi for a single-speaker voice")
+    if _middle_is_text([line for _, line in lines]):
+        raise InputError(f"--layout multi needs id|speaker|text lines, but the middle column of {path} holds each line's text "
+                         f"(line {n}: {'|'.join(row)[:50]!r}): it looks like a single speaker's LJSpeech layout, "
+                         "id|text|normalized; pass --layout ljspeech (or leave out --layout) for a single-speaker voice")
+
+
+def _middle_is_text(rows: list[list[str]]) -> bool:
+    """Whether the middle of three columns is surely a transcript, never a speaker: the same as the line's last column on
+    most lines (LJSpeech's text and normalized text), or a sentence of its own on most lines, none said twice."""
+    middle = [row[1].strip() for row in rows]
+    same = sum(bool(value) and value == row[2].strip() for value, row in zip(middle, rows, strict=True))
+    sentences = sum(len(value.split()) >= 4 for value in middle)
+    return same * 2 > len(rows) or (len(set(middle)) == len(middle) and sentences * 2 > len(rows))
 
 
 def _clip_id(cell: str) -> str:
@@ -166,7 +210,9 @@ def check_audio_folder(input_dir: Path) -> None:
 def find_audio(input_dir: Path, clip_id: str, index: Optional[dict[str, Path]] = None) -> Optional[Path]:
     """``wavs/<id>`` with any supported extension, in lower or upper case (``clip20.WAV``, as Windows tools name them), or
     ``id`` already carrying one. ``index`` (from :func:`audio_index`) also finds a name spelled in another Unicode form
-    than the metadata's: macOS writes ``café.wav`` with a separate accent (NFD) while a typed ``café`` is one letter (NFC)."""
+    than the metadata's: macOS writes ``café.wav`` with a separate accent (NFD) while a typed ``café`` is one letter (NFC);
+    and one in other letter case (``C6.wav`` for ``c6``), as macOS and Windows find it: a dataset made there lost such clips
+    as "missing audio" here."""
     folder = input_dir / "wavs"
     direct = folder / clip_id
     if direct.suffix.lower() in AUDIO_EXTENSIONS and direct.is_file():
@@ -176,11 +222,19 @@ def find_audio(input_dir: Path, clip_id: str, index: Optional[dict[str, Path]] =
             candidate = folder / f"{clip_id}{spelled}"
             if candidate.is_file():
                 return candidate
-    return index.get(unicodedata.normalize("NFC", clip_id)) if index else None
+    if not index:
+        return None
+    name = unicodedata.normalize("NFC", clip_id)
+    return index.get(name) or index.get(_CASE + name.casefold())
+
+
+_CASE = "\0case:"
+"""Before a casefolded key of :func:`audio_index` (no file name holds a NUL)."""
 
 
 def audio_index(input_dir: Path) -> dict[str, Path]:
-    """The audio files in ``wavs/`` by their NFC name and stem (in :data:`AUDIO_EXTENSIONS`' order of preference)."""
+    """The audio files in ``wavs/`` by their NFC name and stem (in :data:`AUDIO_EXTENSIONS`' order of preference), and by
+    those casefolded after :data:`_CASE` where no other file's is the same."""
     files: list[Path] = []
     try:
         with os.scandir(input_dir / "wavs") as listing:
@@ -189,7 +243,26 @@ def audio_index(input_dir: Path) -> dict[str, Path]:
         return {}
     index: dict[str, Path] = {}
     rank = {ext: n for n, ext in enumerate(AUDIO_EXTENSIONS)}
-    for path in sorted((p for p in files if p.suffix.lower() in rank), key=lambda p: rank[p.suffix.lower()]):
-        index.setdefault(unicodedata.normalize("NFC", path.stem), path)
-        index.setdefault(unicodedata.normalize("NFC", path.name), path)
+    audio = [(path, unicodedata.normalize("NFC", path.stem), unicodedata.normalize("NFC", path.name))
+             for path in sorted((p for p in files if p.suffix.lower() in rank), key=lambda p: rank[p.suffix.lower()])]
+    spellings: dict[str, set[str]] = {}
+    for path, stem, name in audio:
+        index.setdefault(stem, path)
+        index.setdefault(name, path)
+        for key in (stem, name):
+            spellings.setdefault(key.casefold(), set()).add(key)
+    for path, stem, name in audio:  # c6 is C6.wav, not when both Ab.wav and aB.wav are there
+        for key in (stem, name):
+            if len(spellings[key.casefold()]) == 1:
+                index.setdefault(_CASE + key.casefold(), path)
     return index
+
+
+def unlisted_audio(entries: list[Entry], index: dict[str, Path]) -> list[str]:
+    """The names of the recordings in ``index`` (:func:`audio_index`) that no line of the metadata names, header and broken
+    lines included; found by the index alone, so no path is made of an id."""
+    named = set()
+    for entry in entries:
+        name = unicodedata.normalize("NFC", entry.clip_id)
+        named.add(index.get(name) or index.get(_CASE + name.casefold()))
+    return sorted({path.name for path in index.values() if path not in named})

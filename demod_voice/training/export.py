@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.errors import InputError
 from demod_voice.paths import atomic_path, atomic_paths, os_error
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,17 @@ def voice_config(dataset_config: Optional[dict[str, Any]], hparams: dict[str, An
         espeak_voice=language, phoneme_id_map=DEFAULT_PHONEME_ID_MAP, phoneme_type=PhonemeType.ESPEAK,
         speaker_id_map={f"speaker_{i}": i for i in range(speakers)} if speakers > 1 else {}, piper_version="1.8.0",
     ).to_dict()
+
+
+def check_fits(config: dict[str, Any], info: dict[str, Any], name: str) -> None:
+    """:class:`InputError` when the voice config ``name`` is another voice's than the checkpoint's (``info``, from
+    :func:`~demod_voice.training.checkpoints.describe`): a 22050 Hz voice exported with a 16 kHz dataset's config spoke
+    slow and low, and one of one speaker exported with a config of three was refused by piper-infer."""
+    rate, speakers = (config.get("audio") or {}).get("sample_rate"), config.get("num_speakers", 1)
+    if rate != info["sample_rate"] or speakers != info["num_speakers"]:
+        raise InputError(f"the voice config {name} is for a {rate} Hz voice of {speakers} speaker(s), but the checkpoint is a "
+                         f"{info['sample_rate']} Hz voice of {info['num_speakers']}: give its own training's config (the "
+                         "dataset's config.json), or leave out --voice-config")
 
 
 def write_voice(gen: Any, onnx_path: Path, config: dict[str, Any]) -> Path:

@@ -33,7 +33,7 @@ from demod_voice.errors import DependencyError, InputError, Interrupted
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
 from demod_voice.speech_text.espeak import check_espeak_voice
-from demod_voice.training.dataset import Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata
+from demod_voice.training.dataset import Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata, unlisted_audio
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class ClipResult:
     text: str = ""
     phoneme_ids: Optional[list[int]] = None
     fingerprint: str = ""
+    recorded_rate: int = 0
+    """The recording's own sample rate (0: not read)."""
 
 
 # --- per clip (runs in worker processes) -------------------------------------------------------
@@ -131,7 +133,7 @@ def _process_clip(entry: Entry, source: Optional[str], target: str, settings: Se
         result.reason = "empty transcript"
         return result
     try:
-        audio = _prepare_audio(Path(source), settings)
+        audio, result.recorded_rate = _prepare_audio(Path(source), settings)
     except _Drop as drop:
         result.reason = str(drop)
         return result
@@ -148,11 +150,14 @@ class _Drop(Exception):
     """A clip unfit for training; the message is the reason."""
 
 
-def _prepare_audio(path: Path, settings: Settings) -> Any:
+def _prepare_audio(path: Path, settings: Settings) -> tuple[Any, int]:
+    """The clip's samples ready to write, and the recording's own sample rate; :class:`_Drop` for a clip unfit to train."""
     import numpy as np
     import soxr
 
     audio, rate = _read_audio(path, settings.max_seconds * RAW_LIMIT)
+    if not np.isfinite(audio).all():  # a float file's NaN or infinity: every comparison below failed, and trimming raised
+        raise _Drop("invalid samples")
     mono = audio.mean(axis=1)
     if len(mono) == 0 or np.abs(mono).max() < PEAK_SILENT:
         raise _Drop("silent audio")
@@ -166,7 +171,7 @@ def _prepare_audio(path: Path, settings: Settings) -> Any:
         raise _Drop("too short")
     if seconds > settings.max_seconds:
         raise _Drop("too long")
-    return _normalise(mono)
+    return _normalise(mono), rate
 
 
 def _read_audio(path: Path, limit: float) -> tuple[Any, int]:
@@ -314,6 +319,8 @@ def run_preprocess(request: PreprocessRequest) -> dict[str, Any]:
     processing = {"clips": len(todo), "workers": request.workers, "seconds": round(time.perf_counter() - started, 3)}
     results.sort(key=lambda r: r.line)
     report = _report(results, layout, request, processing)
+    # a recording no line names was left out without a word (a dataset half transcribed lost the rest unseen)
+    report["unlisted"] = unlisted_audio(entries, index)
     try:
         _write_outputs(request, results, report)
     except OSError as err:
@@ -385,6 +392,7 @@ def _report(results: list[ClipResult], layout: str, request: PreprocessRequest, 
         "dropped_clips": [{"id": r.clip_id, "line": r.line, "reason": r.reason, "fix": fix(r, request.settings)}
                           for r in results if r.status == "dropped"],
         "seconds": round(total, 2), "hours_per_speaker": {k: round(v, 6) for k, v in sorted(hours.items())},
+        "recorded_below_rate": {r.clip_id: r.recorded_rate for r in kept if 0 < r.recorded_rate < request.settings.sample_rate},
         "processed": processed,
     }
 
@@ -399,6 +407,7 @@ FIXES = {
     "duplicate id": "an earlier line has this id: give the clip its own id and file name",
     "unsafe id": "an id is its recording's name in wavs/ (clip1 for wavs/clip1.wav), not a path: write the name alone",
     "silent audio": "the recording holds no sound: record it again",
+    "invalid samples": "the recording holds samples that are no numbers (NaN or infinity, in a float file): export it again",
     "clipped audio": "the recording is too loud (its peaks are cut off): record it again at a lower level",
     "too short": "under {min:g} s of speech once silence is trimmed: record a longer sentence",
     "too long": "over {max:g} s of speech: split it into sentences (or raise preprocess.max_clip_seconds)",
@@ -425,10 +434,13 @@ def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report
     write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     if not request.quiet:
         _print_report(report)
-    if report["seconds"] < request.min_total_seconds:
+    if not report["kept"] or report["seconds"] < request.min_total_seconds:
         # An earlier run's metadata.csv would still be trained on: the clips as they were then, lines deleted since included.
         earlier = " (the earlier run's was removed: it listed the clips as they were then)" if (out / "metadata.csv").is_file() else ""
         (out / "metadata.csv").unlink(missing_ok=True)
+        if not report["kept"]:  # with --min-total-seconds 0 an empty dataset was "ready for training", which then refused it
+            raise InputError(f"no clip was kept: all {report['clips']} were dropped (see above, and report.json): fix them and "
+                             f"run the same command again; metadata.csv was not written{earlier}")
         raise InputError(f"the kept clips total {report['seconds']:.1f} s ({report['seconds'] / 60:.1f} min); training needs at "
                          f"least {request.min_total_seconds:.0f} s ({request.min_total_seconds / 60:.1f} min): record more, "
                          f"or lower --min-total-seconds for a quick test; metadata.csv was not written{earlier}")
@@ -462,12 +474,32 @@ def _print_report(report: dict[str, Any]) -> None:
               file=sys.stderr)
     if len(report["dropped_clips"]) > SHOWN:
         print(f"demod-voice:   and {len(report['dropped_clips']) - SHOWN} more dropped clip(s): see report.json", file=sys.stderr)
+    if report["unlisted"]:
+        shown = ", ".join(report["unlisted"][:3]) + (", ..." if len(report["unlisted"]) > 3 else "")
+        print(f"demod-voice:   {len(report['unlisted'])} recording(s) in wavs/ have no line in metadata.csv ({shown}; all in "
+              "report.json): not used; add a line id|text for each to train on it", file=sys.stderr)
+    _print_low_rates(report)
     for speaker, hours in report["hours_per_speaker"].items():
         print(f"demod-voice:   speaker {speaker}: {hours * 60:.1f} min", file=sys.stderr)
     done = report["processed"]
     if done["clips"]:
         print(f"demod-voice:   processed {done['clips']} clip(s) in {done['seconds']:.1f} s with {done['workers']} worker(s) "
               f"({done['clips'] / max(done['seconds'], 1e-9):.0f} clips/s)", file=sys.stderr)
+
+
+def _print_low_rates(report: dict[str, Any]) -> None:
+    """Clips recorded below the dataset's rate (a phone's 8000 Hz, a headset's 16000 Hz) were upsampled without a word: the
+    voice learns their muffled sound, and says it at the higher rate."""
+    low = report["recorded_below_rate"]
+    if not low:
+        return
+    rates = ", ".join(f"{rate} Hz" for rate in sorted(set(low.values())))
+    shown = ", ".join(list(low)[:3]) + (", ..." if len(low) > 3 else "")
+    smaller = ("; or prepare them with --sample-rate 16000 for a low-quality voice"
+               if report["sample_rate"] > 16000 and min(low.values()) >= 16000 else "")
+    print(f"demod-voice:   {len(low)} kept clip(s) were recorded below {report['sample_rate']} Hz ({rates}: {shown}; all in "
+          f"report.json): they are upsampled, and the voice learns their muffled sound; record at {report['sample_rate']} Hz "
+          f"or more{smaller}", file=sys.stderr)
 
 
 def _load_state(folder: Path) -> dict[str, ClipResult]:

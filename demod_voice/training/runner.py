@@ -237,6 +237,8 @@ def export_checkpoint(spec: dict[str, Any], send: Events) -> None:
         raise InputError(f"{path} does not say its sample rate (no sample_rate hyper-parameter); it cannot be exported as a voice")
     hparams.update(num_symbols=info["num_symbols"], num_speakers=info["num_speakers"], gin_channels=info["gin_channels"])
     config = json.loads(Path(spec["config"]).read_text(encoding="utf-8")) if spec.get("config") else None
+    if config is not None:
+        export.check_fits(config, info, Path(spec["config"]).name)
     voice = export.write_voice(export.generator(hparams, ckpt["state_dict"]), Path(spec["output"]),
                                export.voice_config(config, hparams, spec.get("language") or "en-us"))
     send("done", voice=str(voice), quality=info["quality"], epochs=info["epochs"])

@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
-from demod_voice.logs import PROG
+from demod_voice.logs import PROG, line
 from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_text_atomic
 from demod_voice.sandbox import python_child
 from demod_voice.speech_text.espeak import check_espeak_voice
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
-from demod_voice.training.bases import HUB, refuse_voice, resolve_base
+from demod_voice.training.bases import HUB, refuse_folder, refuse_voice, resolve_base
+from demod_voice.training.heard import EpochListener
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Outcome:
 
 def say(request: Any, text: str) -> None:
     if request.progress:
-        print(f"{PROG}: {text}", file=sys.stderr, flush=True)
+        print(line(text), file=sys.stderr, flush=True)
 
 
 # --- piper-train ---------------------------------------------------------------------------------
@@ -136,6 +137,8 @@ def run_training(request: TrainRequest) -> Outcome:
     quality = spec["quality"] or "medium"
     dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
     preflight.check_split(dataset, request.batch_size, request.validation_split)
+    if isinstance(request.listen, EpochListener):
+        request.listen.check(dataset.espeak_voice)
     if request.resume:
         _check_same_shape(request.output_dir, dataset)
     base = None
@@ -228,6 +231,7 @@ def _dataset_stamp(dataset_dir: Path) -> str:
 def _check_request(request: TrainRequest) -> None:
     out = request.output_dir
     check_voice_name(request.name)  # the voice is written as NAME.onnx in the output folder, installed or not
+    _check_sentences(request.sentences)
     if request.resume:
         if not (out / "checkpoints" / "last.ckpt").exists() or not (out / "model.json").is_file():
             if (out / LOCK).is_file():  # a run started there has not written its first checkpoint yet: say it is busy
@@ -236,15 +240,26 @@ def _check_request(request: TrainRequest) -> None:
             raise InputError(f"there is no training run to resume in {out} (no checkpoints/last.ckpt); leave out --resume to start one")
         _check_resumable(out / "checkpoints" / "last.ckpt")
         return
-    if (out / "checkpoints").exists():
+    # a first checkpoint whose save failed (a full disk, a stop) leaves checkpoints/ empty: "run the same command again" was
+    # then refused as a run to --resume, and --resume as no run
+    if any((out / "checkpoints").glob("*.ckpt")):
         raise InputError(f"{out} already holds a training run: pass --resume to continue it, or choose a new --output-dir")
     if request.quality and request.base is None:
         rate = qualities.SAMPLE_RATES[request.quality]
         if rate and (request.dataset_dir / "config.json").is_file():
-            have = json.loads((request.dataset_dir / "config.json").read_text(encoding="utf-8"))["audio"]["sample_rate"]
+            have = preflight.read_config(request.dataset_dir / "config.json").sample_rate
             if have != rate:
                 raise InputError(f"--quality {request.quality} voices are {rate} Hz but the dataset is {have} Hz: "
                                  f"re-run piper-preprocess --sample-rate {rate}, or choose another --quality")
+
+
+def _check_sentences(sentences: tuple[str, ...]) -> None:
+    """Each ``--sample-text`` has something to speak: an empty one trained every epoch up to the first export, which then
+    ended the run with wave's "Error: # channels not specified" (the voice spoke no audio)."""
+    blank = next((text for text in sentences if not any(c.isalnum() for c in text)), None)
+    if blank is not None:
+        raise UsageError(f"--sample-text {blank!r} has no words to speak: give a sentence, or leave --sample-text out for "
+                         "the default ones")
 
 
 def _check_resumable(last: Path) -> None:
@@ -267,7 +282,8 @@ def _check_resumable(last: Path) -> None:
 
 def _spec(request: TrainRequest) -> dict[str, Any]:
     """What the training process is told; on ``--resume`` the first run's choices win."""
-    spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(request).items() if k not in ("install_to", "progress")}
+    # ``listen`` is the parent's (its settings held the whole config, API keys included, and were written to train.json)
+    spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(request).items() if k not in ("install_to", "progress", "listen")}
     spec["sentences"] = list(request.sentences)
     if request.resume:
         first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
@@ -400,16 +416,13 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
                         on_event(event)
             code = process.wait()
         except KeyboardInterrupt:
-            _stop(process)
-            if spec["mode"] == "fit" and (folder / "checkpoints" / "last.ckpt").exists():
-                raise Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on") from None
-            # the first epoch was cut short: there is nothing to --resume, and the same command (without it) starts again
-            raise Interrupted(f"stopped before a checkpoint was written; nothing in {folder} to resume from: run the same "
-                              "command again (without --resume) to start over") from None
+            raise _interrupted(request, spec, process, log_path) from None
         finally:
             spec_path.unlink(missing_ok=True)
     if done.get("event") == "error":
         hint = f"; the whole log is in {log_path}" if done["kind"] == "RuntimeFailure" else ""
+        if not hint and spec["mode"] != "fit":  # an export refused says why in its one line: its log was left behind
+            log_path.unlink(missing_ok=True)
         raise from_wire(done["kind"], done["message"] + hint)
     if code != 0 or not done:
         raise RuntimeFailure(f"the training process died (exit code {code}): {_last_line(log_path)}; the whole log is in {log_path}")
@@ -418,14 +431,41 @@ def _run(request: Any, spec: dict[str, Any], on_event: Callable[[dict[str, Any]]
     return done
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the training process's group; a checkpoint being written gets a moment to finish."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+def _interrupted(request: Any, spec: dict[str, Any], process: subprocess.Popen, log_path: Path) -> Interrupted:
+    """Ctrl-C: the process stopped, and what the user has and may run next."""
+    if spec["mode"] != "fit":  # an export ends at once; its voice is written whole or not at all
+        _stop(process, request)
+        log_path.unlink(missing_ok=True)  # kept for a failure; a stop's was left in the voice's folder
+        return Interrupted("the export was stopped: run the same command again to export the voice")
+    # the trainer ends after its step: silence for up to STOP_WAIT s read as a hang. Which checkpoint is kept is said once
+    # it has ended: at an epoch's end its checkpoint may be being saved right now.
+    say(request, f"stopping: the trainer finishes its current step (or the checkpoint it is saving) and ends, up to {STOP_WAIT} "
+                 "s; the steps since the newest checkpoint are not saved (Ctrl-C again ends it now)")
+    _stop(process, request)
+    folder = Path(spec["output_dir"])
+    if (folder / "checkpoints" / "last.ckpt").exists():
+        return Interrupted("training stopped; the newest checkpoint is kept: run the same command with --resume to go on")
+    # the first epoch was cut short: there is nothing to --resume, and the same command (without it) starts again
+    return Interrupted(f"stopped before a checkpoint was written; nothing in {folder} to resume from: run the same "
+                       "command again (without --resume) to start over")
+
+
+STOP_WAIT = 20
+"""Seconds the trainer gets to end its step after Ctrl-C (a CPU step of a medium voice takes ~16 s)."""
+
+
+def _stop(process: subprocess.Popen, request: Any) -> None:
+    """Stop the training process's group; its current step (or a checkpoint being written) gets a moment to finish, unless
+    a second Ctrl-C comes (it ended the command with a bare "interrupted" while the trainer went on)."""
+    for sig, wait in ((signal.SIGTERM, STOP_WAIT), (signal.SIGKILL, 5)):
         try:
             os.killpg(process.pid, sig)
             process.wait(timeout=wait)
             return
         except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+        except KeyboardInterrupt:
+            say(request, "ending it now")
             continue
 
 
@@ -443,12 +483,17 @@ def _last_line(path: Path) -> str:
 def run_export(request: ExportRequest) -> Path:
     """Export a checkpoint to ``request.output`` (+ ``.onnx.json``) in a separate process."""
     preflight.check_dependencies()
+    refuse_folder(request.checkpoint)
     if not request.checkpoint.is_file():
         raise InputError(f"checkpoint {request.checkpoint} does not exist")
     refuse_voice(request.checkpoint)
     if request.config is not None and not request.config.is_file():
         raise InputError(f"voice config {request.config} does not exist")
     config = request.config or (_run_voice_config(request.checkpoint) if request.language is None else None)
+    if config is not None:  # one that is not a voice's (train.json, a typo) failed after the checkpoint loaded, or was
+        # written as the voice's .onnx.json, a voice that piper-infer refused
+        preflight.read_config(config, "give the training's voice config: its dataset's config.json (piper-preprocess "
+                                      "wrote it) or a voice's .onnx.json")
     if config is None:  # the voice config names the espeak voice otherwise
         check_espeak_voice(request.language or "en-us")
     elif request.config is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.backends import registry
-from demod_voice.backends.plugin import RowInput
+from demod_voice.backends.plugin import RowInput, Scope
 from demod_voice.backends.whisper.request import base_language, recognise_job, recogniser_name, recogniser_spec
 from demod_voice.config import Config, cache_root
 from demod_voice.engine.jobs import SynthesisJob
@@ -145,7 +145,9 @@ def _dbfs(value: float) -> float:
 def voice_request(voice: str, config: Config, cache: Path, progress: bool = False) -> tuple[str, dict[str, str], str]:
     """(backend, request values, language) for a Piper voice (name or path) or a cloned voice profile."""
     if looks_like_name(voice) and (profiles_dir(cache) / f"{voice}.npz").is_file():
-        return registry.cloner().name, {"voice": voice}, config.xtts.language
+        cloner = registry.cloner()
+        found = cloner.find(Scope(config, cache, profiles_dir(cache)), voice)  # its own language: a French voice was heard as English
+        return cloner.name, {"voice": voice}, found.language if found is not None and found.language else config.xtts.language
     model = Path(resolve_piper_model(voice, config.models.catalog_url, cache, config.models.auto_download, progress))
     if not model.is_file():
         raise InputError(f"voice {voice} not found: give an installed voice's name, an .onnx file or a voice profile's name")

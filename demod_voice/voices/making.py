@@ -11,6 +11,7 @@ the profile. No engine library is loaded in the calling process.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -56,18 +57,48 @@ def check_free(where: Scope, name: str, reserved: Optional[Mapping[str, str]] = 
 
 
 def add_voice(name: str, references: list[str], config: Config, force: bool = False, log_level: int = logging.WARNING,
-              reserved: Optional[Mapping[str, str]] = None) -> Profile:
+              reserved: Optional[Mapping[str, str]] = None, language: str = "") -> Profile:
     """Enroll ``references`` as the profile ``name``: one engine job, then the profile is written. ``reserved``: names
-    it may not take besides voices (see :func:`check_free`)."""
+    it may not take besides voices (see :func:`check_free`); ``language``, when given, is kept in the profile (the
+    language it speaks when a request gives none, as a server's enrollment keeps its ``language``)."""
     check_name(name)
     cache = cache_root(config)
     where = Scope(config, cache, profiles_dir(cache))
     check_free(where, name, reserved)
+    language = registry.cloner().enroll_language(where, language) if language else ""
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
     job = registry.cloner().enroll_job(where, references, label=f"enroll {name}")
-    return save_enrolled(target, name, run_one(job, config.engine, log_level))
+    return save_enrolled(target, name, run_one(job, config.engine, log_level), language)
+
+
+def enroll_again(profile: Profile, name: str, config: Config, force: bool = False, log_level: int = logging.WARNING,
+                 language: str = "") -> Profile:
+    """``profile``, made with another XTTS model than this machine's, enrolled again as ``name`` from the first seconds of
+    its recordings that it holds (what ``voices export`` carries to another machine): its latents would not fit this model,
+    and the refusal asked for "its recordings", which the one importing it may never have had. ``language``: as
+    :func:`add_voice` (default: the profile's own)."""
+    with tempfile.TemporaryDirectory(prefix="demod-voice-again-") as folder:
+        paths = [str(path) for path, _ in recordings_of(profile, Path(folder))]
+        return add_voice(name, paths, config, force=force, log_level=log_level, language=language or profile.language)
+
+
+def recordings_of(profile: Profile, folder: Path) -> list[tuple[Path, float]]:
+    """The recordings' first seconds that ``profile`` holds, one WAV each in ``folder``: ``(wav, seconds)``, to enroll
+    it again for another XTTS model. :class:`InputError` for a profile that holds none (format 1: latents only)."""
+    import soundfile
+
+    if profile.reference_audio is None or not len(profile.reference_audio):
+        raise InputError(f"voice profile '{profile.name}' was made with another XTTS model ({profile.model[:12]}...) and holds "
+                         "no recordings to make it again from: enroll the voice again here from its recordings")
+    out, start = [], 0
+    for index, length in enumerate(int(n) for n in profile.reference_lengths):
+        path = folder / f"{profile.name}-{index + 1}.wav"
+        soundfile.write(str(path), profile.reference_audio[start:start + length], profile.reference_rate, subtype="PCM_16")
+        out.append((path, length / profile.reference_rate))
+        start += length
+    return out
 
 
 def save_enrolled(target: Path, name: str, result: JobResult, language: str = "") -> Profile:

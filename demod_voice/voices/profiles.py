@@ -176,9 +176,12 @@ def read_profile(path: Path) -> Profile:
             gpt, speaker = data["gpt_cond_latent"], data["speaker_embedding"]
             audio = (data["reference_audio"], data["reference_lengths"]) if "reference_audio" in data.files else None
     except FileNotFoundError:
-        raise InputError(f"no voice profile at {path}: file not found") from None
+        raise InputError(f"no voice profile at {path}: file not found; check the path") from None
     except IsADirectoryError:
         raise InputError(f"{path} is a folder, not a voice profile file") from None
+    except _CutOff:
+        raise InputError(f"{path} is cut off: a profile whose end is missing (a download or copy that did not finish); copy "
+                         "it again") from None
     except Exception as err:  # noqa: BLE001 - any bytes may arrive: zipfile and numpy fail in many ways (CRC, versions, encryption)
         why = " ".join(str(err).split())[:200] or type(err).__name__  # the class's name told a person nothing ("ValueError")
         raise InputError(f"{path} is not a demod-voice profile ({why}); export one with 'voices export' (or the page's Voices "
@@ -223,6 +226,11 @@ def installs_as(path: Path) -> str:
         return "NAME"
 
 
+class _CutOff(ValueError):
+    """A profile file whose end is missing: it was told "not a zip archive; export one with 'voices export'", when it was
+    one, its copy unfinished."""
+
+
 def _check_members(path: Path) -> None:
     """Refuse anything but the three expected ``.npy`` members with sane headers and bounded sizes."""
     import zipfile
@@ -234,6 +242,9 @@ def _check_members(path: Path) -> None:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
+        with open(path, "rb") as head:
+            if head.read(4) == b"PK\x03\x04":  # a zip's start without its end (the directory is written last)
+                raise _CutOff() from None
         raise ValueError("not a zip archive") from None
     with archive:
         infos = {info.filename: info for info in archive.infolist()}
@@ -298,9 +309,10 @@ def write_renamed(profile: Profile, target: Path, name: str, created: str = "", 
                   language=language or profile.language)
 
 
-def import_profile(cache: Path, source: Path, force: bool = False, model: str = "", name: str = "") -> Profile:
+def import_profile(cache: Path, source: Path, force: bool = False, model: str = "", name: str = "", language: str = "") -> Profile:
     """Verify ``source`` (made with the XTTS model ``model``, when given) and install it under its own name, or ``name``
-    (two people's exports of a voice both called 'me' can live side by side)."""
+    (two people's exports of a voice both called 'me' can live side by side), speaking its own language, or ``language``
+    (a checked code: one exported without a language, or with the wrong one, is set right as the server's import does)."""
     profile = read_profile(source)
     if model:
         check_made_with(profile, model)
@@ -309,8 +321,8 @@ def import_profile(cache: Path, source: Path, force: bool = False, model: str = 
     if target.exists() and not force:
         raise InputError(f"a voice profile '{name}' exists already; import this one under another name (--name NEW), "
                          "or replace it (--force)")
-    if name != profile.name:
-        write_renamed(profile, target, name, created=profile.created)
+    if name != profile.name or language not in ("", profile.language):  # both are inside the file, under its digest
+        write_renamed(profile, target, name, created=profile.created, language=language)
         return read_profile(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:

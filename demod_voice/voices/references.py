@@ -13,11 +13,12 @@ import json
 import logging
 import os
 import shlex
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.errors import InputError
+from demod_voice.errors import InputError, OutputFull, RuntimeFailure
 from demod_voice.paths import atomic_path
 from demod_voice.voices.profiles import PRIVATE, installs_as, is_profile_file
 
@@ -29,6 +30,8 @@ SILENT_PEAK = 1e-3
 QUIET_PEAK = 0.03
 """A peak below this (-30 dBFS) is warned about: the conditioning hears little more than the noise floor."""
 CLIPPED_SHARE = 0.01
+LOW_RATE = 16000
+"""A reference sampled below this (a phone call's 8 kHz) is warned about: XTTS copies its muffled sound into the clone."""
 LEAD_SECONDS = 2.0
 """Silence before the first sound longer than this is warned about: XTTS learns a voice from a recording's first seconds."""
 SOUND_FROM_PEAK = 0.05
@@ -86,6 +89,7 @@ def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: s
     names it in messages ("reference", "source") with ``name`` (default: the file's), ``cut_hint`` (``{name}``,
     ``{max}``) says how to shorten it.
     """
+    import numpy as np
     import soundfile
 
     name = name or path.name
@@ -99,6 +103,9 @@ def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: s
         audio, rate = soundfile.read(str(path), frames=frames, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OverflowError) as err:
         raise InputError(f"{what} {name} is not audio that can be read ({err}); use wav, flac, ogg, mp3 or m4a") from None
+    if not np.isfinite(audio).all():  # a damaged float recording: the engine failed on it ("synthesis failed", exit 1)
+        raise InputError(f"{what} {name} holds samples that are not numbers (NaN or infinity), as a damaged float recording "
+                         "does; export it again, e.g. as a 16-bit WAV")
     if not seconds:
         seconds = len(audio) / rate if rate else 0.0
     return seconds, audio, rate
@@ -118,15 +125,16 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
     if not stat.st_size:  # "not a format FFmpeg recognises" said nothing of what went wrong
         raise InputError(f"{what} {path.name} is an empty file (0 bytes): the recording was not saved, or its copy was cut off; "
                          "copy it again")
-    try:
-        soundfile.info(str(path))
-        return path
-    except (RuntimeError, soundfile.LibsndfileError):
-        pass
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _DECODED and _DECODED[key].is_file():
         return _DECODED[key]
-    from demod_voice.audio.decode import TooLong, decode_to_wav, plain_error
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError):
+        pass
+    else:
+        return _one_channel(path, info, key) if info.channels > 1 and info.duration <= max_seconds else path
+    from demod_voice.audio.decode import NO_SOUND, NoSound, TooLong, decode_to_wav, plain_error
 
     target = _scratch() / f"{len(_DECODED)}-{path.stem[:60]}.wav"
     try:
@@ -138,15 +146,67 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
         target.unlink(missing_ok=True)
         raise InputError(f"{what} {path.name} is over the {max_seconds:.0f} s limit "
                          + cut_hint.format(name=shlex.quote(path.name), max=f"{max_seconds:.0f}")) from None
+    except NoSound:
+        target.unlink(missing_ok=True)
+        raise InputError(f"{what} {path.name} {NO_SOUND}") from None
     except Exception as err:  # noqa: BLE001 - PyAV's many errors: the file is not audio it can read
         target.unlink(missing_ok=True)
-        if is_profile_file(path):
-            raise InputError(f"{what} {path.name} is a saved voice (an exported voice profile), not a recording: install it "
-                             f"(demod-voice voices import {shlex.quote(path.name)}), then use --voice {installs_as(path)}") from None
-        raise InputError(f"{what} {path.name} is not audio that can be read ({plain_error(err, path, target)}); use wav, flac, "
-                         "ogg, mp3 or m4a") from None
+        raise _undecoded(path, target, err, what, plain_error(err, path, target)) from None
     _DECODED[key] = target
     return target
+
+
+def _undecoded(path: Path, target: Path, err: BaseException, what: str, cause: str) -> Exception:
+    """What to say of a recording FFmpeg did not decode into ``target``: a full disk there (it said "not audio that can
+    be read (No space left on device)"), a saved voice given as a recording, or a file that is not audio."""
+    from demod_voice.audio.writer import is_full
+
+    if getattr(err, "errno", None) is not None and is_full(target.parent, err):  # the copy's disk, not the recording
+        return scratch_error(path, target.parent, err)
+    if is_profile_file(path):
+        return InputError(f"{what} {path.name} is a saved voice (an exported voice profile), not a recording: install it "
+                          f"(demod-voice voices import {shlex.quote(path.name)}), then use --voice {installs_as(path)}")
+    return InputError(f"{what} {path.name} is not audio that can be read ({cause}); use wav, flac, ogg, mp3 or m4a")
+
+
+def _one_channel(path: Path, info: Any, key: tuple[str, int, int]) -> Path:
+    """``path``, unless its channels cancel out when mixed (one of them with its polarity inverted): then a WAV of its
+    loudest channel, which the model hears instead of the silent mix (it was refused as "silent")."""
+    import soundfile
+
+    from demod_voice.audio.decode import cancelling_in
+
+    try:
+        start = soundfile.read(str(path), frames=int(CHECK_SECONDS * info.samplerate), dtype="float32", always_2d=True)[0]
+    except (RuntimeError, soundfile.LibsndfileError):
+        return path  # read_start says what is wrong with it
+    loudest = cancelling_in(start)
+    if loudest is None:
+        return path
+    target = _scratch() / f"{len(_DECODED)}-{path.stem[:60]}.wav"
+    try:
+        with soundfile.SoundFile(str(target), "w", info.samplerate, 1, subtype="PCM_16") as out:
+            for block in soundfile.blocks(str(path), blocksize=1 << 16, dtype="float32", always_2d=True):
+                out.write(block[:, loudest])
+    except BaseException as err:  # a full disk left the half-written WAV (and libsndfile's "System error." as the message)
+        target.unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)):
+            raise scratch_error(path, target.parent, err) from None
+        raise
+    log.info("the channels of %s cancel out when mixed (one is inverted): its channel %d is used", path.name, loudest + 1)
+    _DECODED[key] = target
+    return target
+
+
+def scratch_error(path: Path, folder: Path, err: BaseException) -> RuntimeFailure:
+    """One line for a recording's copy that could not be written to the temporary folder (:class:`OutputFull` when it is
+    full), naming the recording, not the folder."""
+    from demod_voice.audio.writer import is_full
+
+    if is_full(folder, err):
+        return OutputFull(f"no space left in the temporary folder for a copy of {path.name}: free some space there (or point "
+                          "TMPDIR at a folder with room) and try again")
+    return RuntimeFailure(f"cannot write a copy of {path.name} to the temporary folder: {getattr(err, 'strerror', None) or err}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,7 +224,9 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
     """Refuse silence; warn about length, clipping, a low level and a long silence before the sound."""
     import numpy as np
 
-    mono = audio.mean(axis=1)
+    from demod_voice.audio.decode import to_mono
+
+    mono = to_mono(audio)
     peak = float(np.abs(mono).max())
     if peak < SILENT_PEAK:
         raise InputError(f"reference {name} is silent (peak {peak:.5f}); {ADVICE}")
@@ -181,6 +243,9 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
     if lead > LEAD_SECONDS:  # a phone left recording before anyone spoke: XTTS clones the silence with the voice
         warnings.append(f"reference {name} starts with {lead:.1f} s of silence, and the voice is learnt from a recording's first "
                         f"seconds: cut it off ({cut})")
+    if rate < LOW_RATE:
+        warnings.append(f"reference {name} is sampled at {rate} Hz (a phone call's sound): it lacks everything above {rate // 2} Hz, "
+                        "and the clone will sound as muffled; record at 16 kHz or more (a phone's voice recorder does)")
     clipped = float((np.abs(audio) >= 0.999).mean())
     if clipped > CLIPPED_SHARE:
         warnings.append(f"reference {name} is clipped ({clipped:.1%} of samples at full scale); the clone will copy the distortion")
@@ -215,16 +280,44 @@ _WARNED: set[str] = set()
 
 
 def check_references(paths: tuple[str, ...] | list[str], max_seconds: float = MAX_SECONDS) -> tuple[Reference, ...]:
-    """Check each reference; log each warning once per process (a batch reusing a reference hears it once)."""
-    checked = []
-    for path in paths:
-        reference, warnings = check_reference(path, max_seconds)
+    """Check each reference; log each warning once per process (a batch reusing a reference hears it once). A recording
+    given twice (``take.wav`` and its copy ``take (1).wav``, both in ``*.wav``) is used once: it weighed twice in the
+    voice, over the other recordings."""
+    checked: list[Reference] = []
+    for reference, warnings, new in checked_once(paths, max_seconds):
         for warning in warnings:
             if warning not in _WARNED:
                 _WARNED.add(warning)
                 log.warning("%s", warning)
-        checked.append(reference)
+        if new:
+            checked.append(reference)
     return tuple(checked)
+
+
+def checked_once(paths: Iterable[str], max_seconds: float, skip_refused: bool = False) -> Iterator[tuple[Reference, list[str], bool]]:
+    """Each of ``paths`` checked (:func:`check_reference`): ``(reference, warnings, new)``, where ``new`` is false for a
+    recording given before under any name, whose one warning then says so (:func:`given_again`). ``skip_refused``: a
+    path the check refuses (:class:`InputError`) is passed over instead of raised."""
+    given: dict[str, str] = {}  # content hash -> the name it was first given under (not a decoded copy's)
+    for path in paths:
+        try:
+            reference, warnings = check_reference(path, max_seconds)
+        except InputError:
+            if skip_refused:
+                continue
+            raise
+        name, first = Path(path).name, given.get(reference.sha256)
+        if first is None:
+            given[reference.sha256] = name
+            yield reference, warnings, True
+        else:
+            yield reference, [given_again(name, first)], False
+
+
+def given_again(name: str, first: str) -> str:
+    """The warning for reference ``name``, the same recording as the reference ``first`` given before it."""
+    again = "given twice" if name == first else f"the same recording as {first}"
+    return f"reference {name} is {again}: it is used once"
 
 
 def _sha256(path: Path) -> str:

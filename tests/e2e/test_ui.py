@@ -163,6 +163,20 @@ def test_page_draws_and_says_how_fast(page, server):
     assert anonymous.status == 401 and "API key" in anonymous.json()["detail"], "uploads need a key, as the API's do"
 
 
+def test_a_phone_shows_the_title_across_the_screen(browser, server):
+    """On a phone (390 px) the key's box kept its width beside the title, which was squeezed into a 50 px column: "de",
+    "mo", "d-", "voi", "ce" a line each. The title takes the screen's width and the key's box goes under it."""
+    context = browser.new_context(viewport={"width": 390, "height": 800})
+    try:
+        phone = context.new_page()
+        phone.goto(server.url + "/ui/")
+        phone.wait_for_selector("#dv-enroll", timeout=WAIT)
+        title, key = phone.get_by_role("heading", name="demod-voice").bounding_box(), phone.locator("#dv-key").bounding_box()
+        assert title["width"] > 300 and key["y"] >= title["y"] + title["height"], (title, key)
+    finally:
+        context.close()
+
+
 def test_bad_uploads_show_their_errors(page, tmp_path):
     import soundfile
     from conftest import voiced_signal

@@ -137,9 +137,12 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
     (bad / "empty.wav").write_bytes(b"")
     soundfile.write(str(bad / "blip.wav"), good[: RATE // 20], RATE)  # 0.05 s: it said "holds no audio", and not what to do
     (bad / "takes").mkdir()  # a folder of recordings given as one source (it said "not found")
+    damaged = good.astype(np.float32)
+    damaged[RATE // 2] = np.nan  # a float recording with a sample that is no number: "synthesis failed (openvoice backend)", exit 1
+    soundfile.write(str(bad / "nan.wav"), damaged, RATE, subtype="FLOAT")
     cases = {"noise.wav": "not audio that can be read", "cut.flac": "cut.flac", "silent.wav": "is silent",
              "long.wav": "convert.max_source_seconds", "empty.wav": "empty.wav", "missing.wav": "not found",
-             "takes": "is a folder", "blip.wav": "at least 0.1 s"}
+             "takes": "is a folder", "blip.wav": "at least 0.1 s", "nan.wav": "not numbers (NaN or infinity)"}
     env = env_for(tmp_path, vc_model, DEMOD_VOICE_CONVERT_MAX_SOURCE_SECONDS="2")
     for name, words in cases.items():
         out = tmp_path / f"{name}.out.wav"
@@ -147,6 +150,8 @@ def test_hostile_sources_are_refused(vc_model, references, tmp_path):
         message = done.stderr.decode()
         assert done.returncode == 3 and words in message and message.count("\n") == 1 and "Traceback" not in message, (name, message)
         assert not out.exists()
+    done = run_cli("convert", str(bad / "whole.flac"), "--reference", str(bad / "nan.wav"), "-o", str(tmp_path / "x.wav"), env=env)
+    assert done.returncode == 3 and "reference nan.wav holds samples that are not numbers" in done.stderr.decode(), done.stderr
     done = run_cli("convert", str(bad / "whole.flac"), "-o", str(tmp_path / "x.wav"), env=env)
     assert done.returncode == 2 and "--voice" in done.stderr.decode()
     # a recording given as --voice: it was told to make a profile named after the file, or that a path "cannot name a voice"

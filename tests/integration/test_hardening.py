@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import soundfile
 from conftest import BIN, run_cli, small_tmpfs, voiced_signal
@@ -48,11 +49,13 @@ def manifest_lines(folder: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def start(*args: str, **kwargs) -> subprocess.Popen:
-    # SIGINT and SIGTERM at their defaults, as under a terminal or a service manager.
+def start(*args: str, hangup=signal.SIG_DFL, **kwargs) -> subprocess.Popen:
+    # SIGINT, SIGTERM and SIGHUP at their defaults, as under a terminal or a service manager (``hangup``: SIGHUP's
+    # disposition, SIG_IGN as under nohup).
     def defaults():
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, hangup)
 
     return subprocess.Popen([sys.executable, str(BIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             preexec_fn=defaults, **kwargs)
@@ -234,6 +237,96 @@ def test_sigterm_ends_a_batch_like_ctrl_c_with_exit_143(piper_voice, tmp_path):
     assert "terminated (SIGTERM)" in err and "not run" in err and "Traceback" not in err
     finished = len(manifest_lines(out))
     assert 3 <= finished < 60 and len(outputs(out)) == finished and partials(out) == []
+
+
+@pytest.mark.parametrize("log_file", [False, True], ids=["stderr-on-the-terminal", "stderr-to-a-log-file"])
+def test_a_closed_terminal_ends_a_batch_like_sigterm_with_its_report_and_exit_129(piper_voice, tmp_path, log_file):
+    """A closed ssh session or terminal (the kernel's SIGHUP) killed the batch on the spot: no report, no summary, no
+    line in the log saying how to go on, the rows being written left as hidden partial files (and a worker's
+    BrokenPipeError traceback in the log). Stopped as on SIGTERM, its summary then failed on the closed terminal
+    (EIO): "internal error", exit 1."""
+    import fcntl
+    import termios
+
+    out = tmp_path / "out"
+    csv_file = rows_csv(tmp_path, 60)
+    log = tmp_path / "run.log"
+    primary, terminal = os.openpty()
+
+    def on_the_terminal():  # its own session, the terminal its controlling one: as sshd starts a command
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, signal.SIG_DFL)
+
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, str(BIN), "batch", str(csv_file), "--output-dir", str(out), "--model",
+                                 str(piper_voice), "--report", str(out / "report.jsonl")], stdin=terminal, stdout=terminal,
+                                stderr=err if log_file else terminal, preexec_fn=on_the_terminal)
+    os.close(terminal)
+    try:
+        wait_for(lambda: _drained(primary) or len(manifest_lines(out)) >= 3)
+    finally:
+        os.close(primary)  # the terminal closes
+    assert proc.wait(timeout=120) == 129
+    finished = len(manifest_lines(out))
+    assert 3 <= finished < 60 and len(outputs(out)) == finished + 1 and partials(out) == []  # the rows and the report
+    report = [json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()]
+    assert sum(entry["status"] == "ok" for entry in report) == finished
+    if log_file:
+        said = log.read_text()
+        assert "hung up (SIGHUP" in said.splitlines()[-1] and "rerun the same command" in said and "Traceback" not in said, said
+
+
+def _drained(primary: int) -> bool:
+    """Read what the command wrote on its terminal (a full terminal would block it); always False."""
+    import select
+
+    while select.select([primary], [], [], 0)[0]:
+        try:
+            if not os.read(primary, 65536):
+                break
+        except OSError:
+            break
+    return False
+
+
+def test_a_batch_started_with_sighup_ignored_nohup_runs_on_after_one(piper_voice, tmp_path):
+    out = tmp_path / "out"
+    csv_file = rows_csv(tmp_path, 8, "Short.")
+    proc = start("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice), hangup=signal.SIG_IGN)
+    wait_for(lambda: len(manifest_lines(out)) >= 1 or proc.poll() is not None)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert len(manifest_lines(out)) == 8
+
+
+def test_a_closed_terminal_sighup_drains_the_server_as_sigterm_does(piper_voice, tmp_path):
+    """``serve`` on a terminal or over ssh: closing it (SIGHUP) ended the server at once, as uvicorn leaves it, cutting
+    the answer in flight (exit -1, killed). It drains now: the answer finishes, the log says why, exit 0."""
+    from live_server import start_server
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # the server inherits SIGHUP's default, as under a terminal
+    try:
+        server = start_server(tmp_path / "srv", {"serve": {"piper_voices": [str(piper_voice)], "grace_seconds": 60}})
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    text = " ".join(f"Sentence number {i} keeps the worker busy for a while." for i in range(40))
+    body = {"model": piper_voice.stem, "input": text, "response_format": "pcm"}
+    received = 0
+    try:
+        with httpx.stream("POST", server.url + "/v1/audio/speech", json=body, timeout=120) as answer:
+            assert answer.status_code == 200
+            for piece in answer.iter_bytes():  # a cut answer raises here (the server gone mid-body)
+                if not received:
+                    server.process.send_signal(signal.SIGHUP)
+                received += len(piece)
+        code = server.process.wait(60)
+    finally:
+        server.stop(signal.SIGKILL)
+    log = server.log_text()
+    assert code == 0 and "SIGHUP" in log and "draining" in log and "Traceback" not in log, log[-3000:]
 
 
 @pytest.mark.parametrize("command", ["piper-infer", "xtts-zero-shot"])

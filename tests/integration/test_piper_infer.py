@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 import soundfile
 from conftest import BIN, run_cli
+from processes import piped_cli, read_within
 
 SHORT = "Hello there."
 LONG = "Hello there. This sentence is a good deal longer than the first one, with several more words in it. And a third."
@@ -105,6 +108,94 @@ def test_text_from_stdin(piper_voice, tmp_path):
     done = run_cli("piper-infer", str(piper_voice), "-", "-o", str(out), input=LONG)
     assert done.returncode == 0, done.stderr.decode()
     assert soundfile.info(str(out)).duration > 1.0
+
+
+def _piped(voice, cwd, *extra):
+    """``piper-infer VOICE - -o -`` with pipes on both ends."""
+    return piped_cli(cwd, "piper-infer", str(voice), "-", "-o", "-", *extra)
+
+
+def test_piped_lines_are_spoken_as_they_come(piper_voice, tmp_path):
+    # `tail -f log | piper-infer VOICE - -o - | aplay`: stdin was read to its end first, so no audio came out until its
+    # writer closed it (piper's own command speaks each line as it comes).
+    flat = ("--noise-scale", "0", "--noise-w-scale", "0", "--sentence-silence", "0.25")
+    lines = ["Disk usage is at ninety percent", "Backup finished."]
+    alone = [run_cli("piper-infer", str(piper_voice), line, "-o", "-", *flat).stdout for line in lines]
+    proc = _piped(piper_voice, tmp_path, *flat)
+    try:
+        proc.stdin.write(f"{lines[0]}\n".encode())
+        proc.stdin.flush()
+        first = read_within(proc.stdout, len(alone[0]), 120)  # stdin still open
+        assert first == alone[0]
+        proc.stdin.write(b"-----\n")  # a line of only symbols is skipped
+        proc.stdin.flush()
+        time.sleep(0.5)
+        proc.stdin.write(f"{lines[1]}\n".encode())
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    assert rest == bytes(2 * round(0.25 * 22050)) + alone[1]
+
+
+def test_piped_text_stops_cleanly_on_ctrl_c(piper_voice, tmp_path):
+    proc = _piped(piper_voice, tmp_path)
+    try:
+        proc.stdin.write(b"Hello there.\n")
+        proc.stdin.flush()
+        assert len(read_within(proc.stdout, 1000, 120)) == 1000
+        proc.send_signal(signal.SIGINT)  # while it waits for the next line
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+    assert len(proc.stdout.read()) % 2 == 0  # whole samples
+    err = proc.stderr.read().decode().strip()
+    assert "interrupted" in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_piped_text_is_awaited_with_the_voice_loaded(piper_voice, tmp_path):
+    # The voice's worker started when the first sentence came: that sentence waited seconds more for it to load.
+    proc = _piped(piper_voice, tmp_path, "-v")
+    try:
+        said, deadline = b"", time.monotonic() + 120
+        while b"loaded in" not in said and time.monotonic() < deadline:
+            said += read_within(proc.stderr, 1, deadline - time.monotonic())
+        assert b"loaded in" in said, said.decode()  # no text written yet
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 3  # nothing to say
+    finally:
+        proc.kill()
+
+
+def test_a_piped_ssml_document_longer_than_the_cut_is_held_to_its_end(piper_voice, tmp_path):
+    # An SSML document that came in pieces was given up at 1000 characters without its </speak> (as text with no sentence
+    # end is cut there), then refused as not well-formed: text read whole holds a document of any length.
+    flat = ("--noise-scale", "0", "--noise-w-scale", "0")
+    head, tail = "<speak>Hello" + " " * 1100, "there.</speak>"
+    whole = run_cli("piper-infer", str(piper_voice), head + tail, "-o", "-", *flat)
+    assert whole.returncode == 0 and whole.stdout, whole.stderr.decode()
+    proc = _piped(piper_voice, tmp_path, *flat)
+    try:
+        proc.stdin.write(head.encode())
+        proc.stdin.flush()
+        time.sleep(0.5)  # read as a piece of its own
+        proc.stdin.write(tail.encode())
+        proc.stdin.close()
+        said = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    assert said == whole.stdout
+
+
+@pytest.mark.parametrize("text, words", [("\n\n", "the text is empty"), ("--- ***\n", "holds no words"),
+                                         (b"caf\xe9 au lait\n", "not valid UTF-8 (invalid continuation byte at byte 3)")])
+def test_piped_text_with_nothing_to_say(piper_voice, tmp_path, text, words):
+    done = run_cli("piper-infer", str(piper_voice), "-", "-o", "-", input=text)
+    assert done.returncode == 3 and done.stdout == b"", done.stderr.decode()
+    err = done.stderr.decode().strip()
+    assert words in err and len(err.splitlines()) == 1, err
 
 
 def test_multi_speaker_by_id_and_by_name(piper_multi_voice, tmp_path):

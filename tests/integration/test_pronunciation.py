@@ -134,6 +134,17 @@ def test_roman_numerals_chapter_numbers_and_fractions_are_heard_as_a_reader_says
     assert "roman" in plain, plain  # the control: espeak's own reading
 
 
+def test_weekdays_units_timestamps_and_ratios_are_heard_as_a_reader_says_them(recogniser, joe_voice, tmp_path):
+    """Left to espeak, "Mon. to Fri." was heard "Mon to Fry", "48 kHz" "48KHC", "16:9" "16.09" and an ISO timestamp
+    "2026-12-07930Z"."""
+    text = "Open Mon. to Fri. The track is 48 kHz, and the screen is 16:9. The build finished at 2026-12-07T09:30Z."
+    said = heard(recogniser, joe_voice, text, tmp_path / "technical.wav").lower()
+    for word in ("monday", "friday", "kilohertz", "december", "utc"):
+        assert word in said, said
+    plain = heard(recogniser, joe_voice, text, tmp_path / "plain.wav", "--no-normalize").lower()
+    assert "friday" not in plain and "kilohertz" not in plain and "december" not in plain, plain  # the control
+
+
 def test_a_lexicon_entry_is_heard(recogniser, joe_voice, tmp_path):
     lexicon = tmp_path / "fruit.tsv"
     lexicon.write_text("ZQX\ttʃˈɑːklət\tchocolate\n", encoding="utf-8")  # espeak-ng's own IPA for "chocolate"

@@ -31,6 +31,7 @@ SPEAK, SPEAK2, ENROLL, ADMIN = "speak-key-0001", "speak-key-0002", "enroll-key-0
 MAX_CHARS = 2000
 HEADER_TIMEOUT = 2.0
 MAX_CONNECTIONS = 24
+FAILED_KEYS = 5
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def server(tmp_path_factory, piper_voice, xtts_model):
             "header_timeout_seconds": HEADER_TIMEOUT,
             "max_connections": MAX_CONNECTIONS,
             "limits": {"max_input_chars": MAX_CHARS, "max_upload_mb": 1.0, "max_reference_seconds": 20.0, "deadline_seconds": 60.0,
-                       "max_batch_output_mb": 0.3, "max_batch_jobs_per_key": 2},
+                       "max_batch_output_mb": 0.3, "max_batch_jobs_per_key": 2, "max_failed_keys": FAILED_KEYS},
         },
     }
     _profile(folder / "cache" / "demod-voice" / "profiles", "bob", xtts_model)
@@ -253,6 +254,31 @@ def test_the_guards_refusals_are_counted_in_the_metrics(server):
     assert refused("401") >= before["401"] + 2 and refused("403") >= before["403"] + 1 and refused("413") >= before["413"] + 1
 
 
+def test_a_client_cannot_try_keys_as_fast_as_it_likes(server):
+    """Wrong keys were answered 401 as fast as a client sent them, nothing slowed, nothing said: past
+    serve.limits.max_failed_keys in a minute an address gets 429 with Retry-After and words saying what to do, its good
+    keys too; another address's good key still passes, and /metrics counts both. (Each client's address comes in
+    X-Forwarded-For, which uvicorn takes from loopback as from a proxy, so the module's other tests keep theirs.)"""
+    def failed_keys(outcome: str) -> float:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("demod_voice_failed_keys_total{") and f'outcome="{outcome}"' in line)
+
+    guesser, other = {"X-Forwarded-For": "198.51.100.23"}, {"X-Forwarded-For": "198.51.100.24"}
+    answers = [httpx.get(server.url + "/v1/models", headers={**guesser, **auth(f"guess-key-{i:05d}")}, timeout=10)
+               for i in range(FAILED_KEYS + 1)]
+    assert [a.status_code for a in answers] == [401] * FAILED_KEYS + [429], [a.text for a in answers]
+    refused = answers[-1]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60, refused.headers
+    error = refused.json()["error"]
+    assert error["code"] == "too_many_failed_keys" and "wait" in error["message"] and "guess-key" not in refused.text
+    assert httpx.get(server.url + "/v1/models", headers={**guesser, **auth()}, timeout=10).status_code == 429
+    assert httpx.get(server.url + "/v1/models", headers={**other, **auth()}, timeout=10).status_code == 200
+    assert httpx.get(server.url + "/v1/models", headers=auth(), timeout=10).status_code == 200
+    assert failed_keys("invalid") >= FAILED_KEYS and failed_keys("throttled") >= 2
+    assert "198.51.100.23 sent 5 wrong API keys" in server.log_text() and "guess-key" not in server.log_text()
+
+
 def test_made_up_methods_do_not_grow_the_metrics(server):
     """uvicorn takes any word as a method, and the request counter labelled each: 25,000 made-up methods grew
     ``/metrics`` to 46 MB and the server by 60 MB, keyless. They are counted as 'other'."""
@@ -267,7 +293,7 @@ def test_made_up_methods_do_not_grow_the_metrics(server):
 @pytest.mark.parametrize("host,name", [("Example.ORG.", "example.org"), ("[::1]:80", "::1"), ("127.0.0.1:5002", "127.0.0.1"),
                                        ("::1", "::1"), ("[::1", ""), ("", "")])
 def test_item2_host_names_are_read_as_browsers_send_them(host, name):
-    from demod_voice.serve.http.guard import host_name
+    from demod_voice.serve.clients import host_name
 
     assert host_name(host) == name
 
@@ -394,6 +420,32 @@ def test_a_config_file_others_can_read_with_keys_in_it_is_said_in_the_log(tmp_pa
             assert done.returncode != 0 and "Traceback" not in said[mode] and _shows_no_part_of(said[mode]), said[mode]
     assert "other users can read the config file" in said[0o644] and "chmod 600" in said[0o644], said[0o644]
     assert "other users can read" not in said[0o600], said[0o600]
+
+
+def test_a_server_others_can_reach_says_it_speaks_plain_http_and_how_many_keys_are_weak(tmp_path):
+    """On an address other machines reach, nothing said that the server speaks plain HTTP (keys and voices cross the
+    network as they are), nor that a key of 8 characters (an 8-letter word is taken) can be guessed. Both are said now,
+    one line each, no key shown; on loopback neither. (A TEST-NET address is no address of this machine's: the server
+    stops at its listen check, after the warnings, and listens nowhere.)"""
+    weak, strong = "qz7qz7qz7qz7qz7qz", "9c1f4e7a2b8d6f3e0a5c7b9d1e2f4a6c8b0d2e4f6a8c0e1f"
+    keys = tmp_path / "keys"
+    keys.write_text(f"{weak} speak\n{strong} admin\n", encoding="utf-8")
+    keys.chmod(0o600)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"serve:\n  keys_file: {keys}\n", encoding="utf-8")
+    config.chmod(0o600)
+    done = run_cli("serve", "--config", str(config), "--host", "192.0.2.1", "--port", "5999")
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "Traceback" not in err, err
+    assert "over plain HTTP" in err and "TLS proxy" in err, err
+    assert "1 of the 2 API keys are short or simple" in err and "openssl rand -hex 24" in err, err
+    assert _shows_no_part_of(err, weak) and _shows_no_part_of(err, strong), err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        done = run_cli("serve", "--config", str(config), "--port", str(busy.getsockname()[1]))
+    err = done.stderr.decode()
+    assert done.returncode != 0 and "plain HTTP" not in err and "short or simple" not in err, err
 
 
 @pytest.mark.parametrize("line", [f"speak {SECRET}", f"{SECRET} speak, {SECRET[::-1]} enroll", f"{SECRET} speak extra-{SECRET}"])

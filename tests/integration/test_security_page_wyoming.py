@@ -16,6 +16,7 @@ import socket
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
@@ -78,31 +79,35 @@ class Page:
         self.config = self.http.get(self.url + "/config").json()
         self.ids = {c["props"].get("elem_id"): c["id"] for c in self.config["components"] if c.get("props", {}).get("elem_id")}
 
-    def event(self, elem_id: str, trigger: str) -> dict:
-        """The dependency fired by ``trigger`` (``change``, ``click``) on the component ``elem_id``."""
+    def event(self, elem_id: str, trigger: str, which: int = 0) -> dict:
+        """The dependency fired by ``trigger`` (``change``, ``click``) on the component ``elem_id`` (the ``which``-th of
+        several, in the page's order)."""
         target = [self.ids[elem_id], trigger]
-        for dependency in self.config["dependencies"]:
-            if target in [list(t) for t in dependency["targets"]]:
-                return dependency
-        raise AssertionError(f"no {trigger} event on {elem_id}")
+        found = [d for d in self.config["dependencies"] if target in [list(t) for t in d["targets"]]]
+        if not found:
+            raise AssertionError(f"no {trigger} event on {elem_id}")
+        return found[which]
 
-    def call(self, elem_id: str, trigger: str, values: dict, headers: Optional[dict] = None) -> dict:
+    def call(self, elem_id: str, trigger: str, values: dict, headers: Optional[dict] = None, which: int = 0) -> dict:
         """Fire the event with ``values`` by input elem_id (others None); the last message of its run."""
-        dependency = self.event(elem_id, trigger)
+        dependency = self.event(elem_id, trigger, which)
         names = {c["id"]: c["props"].get("elem_id") for c in self.config["components"]}
         data = [values.get(names.get(i)) for i in dependency["inputs"]]
-        session = uuid.uuid4().hex[:10]
+        session = self.session = uuid.uuid4().hex[:10]
         joined = self.http.post(self.url + "/gradio_api/queue/join", headers=headers or {},
                                 json={"data": data, "fn_index": dependency["id"], "trigger_id": self.ids[elem_id],
                                       "session_hash": session, "event_data": None})
         if joined.status_code != 200:
             return {"msg": "refused", "status": joined.status_code, "text": joined.text}
         last: dict = {}
+        self.messages = []
+        """Every message of the last call's run (a toast is a ``log`` message)."""
         with self.http.stream("GET", self.url + "/gradio_api/queue/data", params={"session_hash": session}, headers=headers or {}) as events:
             for line in events.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 last = json.loads(line[5:])
+                self.messages.append(last)
                 if last.get("msg") in ("process_completed", "close_stream", "unexpected_error"):
                     break
         return last
@@ -238,6 +243,34 @@ def test_a_client_without_a_key_cannot_write_into_the_log(server):
     assert "forged-by-a-client" not in server.log_text()[log_start:]
 
 
+def test_a_client_without_a_key_cannot_have_a_sessions_inputs_written_to_disk(server):
+    """Gradio's ``deep_link`` route (the page has no deep link) wrote every input a session had sent, its API key field
+    among them, to a new file in the page's folder, keyless: any client, with whatever text an event call carried (up to
+    the page's body cap a call), a new file for each new text, outside ``serve.limits.max_page_storage_mb``."""
+    page = Page(server.url)
+    marker = f"deep-link-{uuid.uuid4().hex}"
+    page.call("dv-speak", "click", {"dv-text": marker, "dv-key": SPEAK})
+    answer = httpx.get(f"{server.url}/ui/gradio_api/deep_link", params={"session_hash": page.session}, timeout=TIMEOUT)
+    assert answer.status_code == 404, answer.text
+    written = [p for p in server.uploads.rglob("*.json") if marker in p.read_text(errors="replace")]
+    assert not written, written
+
+
+def test_a_client_without_a_key_cannot_have_megabytes_of_text_held_by_a_session(server):
+    """Gradio keeps every input a session sends in the server's memory for as long as it keeps the session (up to
+    10,000 sessions, none ever closed); an event call took the page's upload limit (``max_upload_mb`` + 1 MB), so any
+    client, keyless, had megabytes held per call. An event call is JSON and gets a JSON body's limit; the page's own
+    calls are far below it."""
+    page = Page(server.url)
+    dependency = page.event("dv-speak", "click")
+    data = ["x" * 500_000 if i == page.ids["dv-text"] else None for i in dependency["inputs"]]
+    joined = page.http.post(page.url + "/gradio_api/queue/join", json={"data": data, "fn_index": dependency["id"],
+                                                                     "trigger_id": page.ids["dv-speak"], "session_hash": "big0000001"})
+    assert joined.status_code == 413 and "max_input_chars" in joined.text, (joined.status_code, joined.text[:300])
+    words = page.call("dv-speak", "click", {"dv-text": "\u00e9" * 2000, "dv-key": SPEAK})  # the longest text, escaped by JSON
+    assert words.get("msg") == "process_completed", words
+
+
 def test_the_pages_usage_figures_are_not_told_to_a_client_without_a_key(server):
     """Gradio's ``monitoring/summary`` (outside ``gradio_api/``) answered any client, keyless, with each of the page's
     actions, how often it ran and failed and how long it took; the page never asks for it."""
@@ -325,6 +358,29 @@ def test_every_page_event_needs_the_key_and_scope_the_api_would(server):
     verdicts = [line[-1] for line in rows["output"]["data"][0]["value"]["data"]]
     assert verdicts[0] == "ok" and "also written by line 2" in verdicts[1] and "'enroll' scope" in verdicts[2], verdicts
     assert "2 of 3 rows cannot be made" in rows["output"]["data"][1]
+
+
+def test_a_client_cannot_try_keys_through_the_page_as_fast_as_it_likes(server):
+    """The page checks its key field in each event, and its upload route takes a key: both answered wrong keys as fast
+    as a script sent them. Past serve.limits.max_failed_keys (10 by default) in a minute an address is refused there
+    as on the API, its good keys too, while another address's key still passes. (Addresses come in X-Forwarded-For,
+    taken from loopback as from a proxy, so the module's other tests keep theirs.)"""
+    page = Page(server.url)
+
+    def health(key: str, address: str) -> str:
+        return page.call("dv-health-run", "click", {"dv-key": key}, headers={"X-Forwarded-For": address})["output"]["data"][0]
+
+    said = [health(f"page-guess-{i:05d}", "198.51.100.31") for i in range(10)]
+    assert all("not valid" in words for words in said), said
+    for key in ("page-guess-99999", ADMIN):
+        words = health(key, "198.51.100.31")
+        assert "Too many wrong API keys" in words and "wait" in words, words
+    assert "needs the 'admin' scope" in health(SPEAK, "198.51.100.32")
+    uploads = [httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], timeout=TIMEOUT,
+                          headers={"X-Forwarded-For": "198.51.100.33", "Authorization": f"Bearer upload-guess-{i:05d}"})
+               for i in range(11)]
+    assert [u.status_code for u in uploads] == [401] * 10 + [429], [u.text for u in uploads]
+    assert 1 <= int(uploads[-1].headers["retry-after"]) <= 60 and "wait" in uploads[-1].json()["detail"]
 
 
 def _rss_peak_reset(pid: int) -> None:
@@ -696,21 +752,41 @@ def test_a_client_without_a_key_cannot_hold_every_connection_with_the_pages_file
     assert wait_until(lambda: httpx.get(f"{server.url}/ui/", timeout=TIMEOUT).status_code == 200, 20.0)
 
 
+def heartbeats(server, tag: str, count: int, held: list, headers: Callable[[int], str]) -> list[bytes]:
+    """Open ``count`` of the page's endless heartbeat streams (sessions ``tag0``, ``tag1``, ...; the ``n``-th with
+    ``headers(n)``), kept in ``held``; the status each got."""
+    port = int(server.url.rsplit(":", 1)[1])
+    statuses = []
+    for n in range(count):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.sendall(f"GET /ui/gradio_api/heartbeat/{tag}{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers(n)}\r\n".encode())
+        statuses.append(raw.recv(64).split(b" ")[1])
+        held.append(raw)
+    return statuses
+
+
 def test_the_pages_endless_streams_cannot_take_every_connection(server):
     """A security review: ``GET /ui/gradio_api/heartbeat/x`` needs no key (a browser's event stream can send none) and
     never ends: 256 of them held every connection and locked every keyed client out. One client may hold an eighth of
     ``serve.max_connections`` (256: 32) of them, all clients half; then 503."""
-    port = int(server.url.rsplit(":", 1)[1])
     held = []
     try:
-        statuses = []
-        for n in range(33):
-            raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-            raw.sendall(f"GET /ui/gradio_api/heartbeat/probe{n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
-            statuses.append(raw.recv(64).split(b" ")[1])
-            held.append(raw)
+        statuses = heartbeats(server, "probe", 33, held, lambda n: "")
         assert statuses == [b"200"] * 32 + [b"503"], statuses
         assert httpx.get(f"{server.url}/v1/models", headers={"Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT).status_code == 200
+    finally:
+        for raw in held:
+            raw.close()
+
+
+def test_one_client_with_many_ipv6_addresses_holds_one_clients_share_of_the_page(server):
+    """One client may hold an eighth of serve.max_connections of the page's endless streams, counted by its address:
+    a client holding an IPv6 /64 (one machine commonly does) named a new address for each stream and took the page's
+    whole half (here 33 streams, all taken). Its addresses are one client now, as for its wrong keys (serve.ipv6_prefix)."""
+    held = []
+    try:
+        statuses = heartbeats(server, "ipv6", 33, held, lambda n: f"X-Forwarded-For: 2001:db8:7:7::{n + 1:x}\r\n")
+        assert statuses == [b"200"] * 32 + [b"503"], statuses
     finally:
         for raw in held:
             raw.close()
@@ -736,6 +812,38 @@ def test_the_proxy_in_the_docs_gives_the_server_each_clients_own_address(server)
     security = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     nginx = security.split("```nginx", 1)[1].split("```", 1)[0]
     assert re.search(r"proxy_set_header\s+X-Forwarded-For\s+\$remote_addr;", nginx), nginx
+
+
+def test_page_users_behind_a_proxy_that_hides_their_addresses_are_not_held_to_one_clients_share(server):
+    """Behind a proxy on this machine that sends no X-Forwarded-For (nginx's common recipe sets X-Real-IP only), every
+    person on the page had the proxy's address: all of them together got one client's eighth of serve.max_connections
+    (32; a busy tab holds up to 11), and nothing said why. The page's half still holds for them; the log says once what
+    the proxy should send. Wrong keys through it are counted for all its clients together (10 times max_failed_keys) and
+    for the person its X-Real-IP names: twelve people's wrong keys lock nobody else out."""
+    held = []
+    try:
+        statuses = heartbeats(server, "proxied", 40, held, lambda n: f"X-Real-IP: 203.0.113.{n}\r\nX-Forwarded-Proto: https\r\n")
+        assert statuses == [b"200"] * 40, statuses
+    finally:
+        for raw in held:
+            raw.close()
+    proxied = {"X-Real-IP": "203.0.113.99"}
+    for i in range(12):
+        answer = httpx.get(f"{server.url}/v1/models", timeout=TIMEOUT,
+                           headers={"X-Real-IP": f"203.0.113.{100 + i}", "Authorization": f"Bearer proxied-guess-{i:04d}"})
+        assert answer.status_code == 401, answer.text
+    assert httpx.get(f"{server.url}/v1/models", headers={**proxied, "Authorization": f"Bearer {SPEAK}"}, timeout=TIMEOUT).status_code == 200
+    page = Page(server.url)
+    for i in range(12):  # the page's key field and its upload route, through the same proxy
+        person = {"X-Real-IP": f"203.0.113.{120 + i}"}
+        words = page.call("dv-health-run", "click", {"dv-key": f"proxied-guess-{i:04d}"}, headers=person)["output"]["data"][0]
+        assert "not valid" in words, words
+        upload = httpx.post(f"{server.url}/ui/gradio_api/upload", files=[("files", ("a.wav", b"RIFF"))], timeout=TIMEOUT,
+                            headers={**person, "Authorization": f"Bearer proxied-guess-{i:04d}"})
+        assert upload.status_code == 401, upload.text
+    assert "needs the 'admin' scope" in page.call("dv-health-run", "click", {"dv-key": SPEAK}, headers=proxied)["output"]["data"][0]
+    said = [line for line in server.log_text().splitlines() if "does not say whose they are" in line]
+    assert len(said) == 1 and "X-Forwarded-For $remote_addr" in said[0], said
 
 
 def test_a_scripted_call_with_a_choice_the_page_does_not_offer_is_said_in_words_and_logs_nothing(server):
@@ -796,3 +904,30 @@ def test_a_scripted_call_with_inputs_the_page_never_sends_logs_no_traceback(serv
     time.sleep(0.5)
     logged = server.log_text()[log_start:]
     assert "Traceback" not in logged and len(logged.splitlines()) <= 2 * len(calls), logged[-3000:]
+
+
+def test_a_scripted_call_to_an_event_the_page_lacks_is_a_4xx_in_words(server):
+    """hpage (s19): Gradio's script routes answered a bare 500 "Internal Server Error" (nothing in the log) for an event
+    name the page lacks (``call/v2/nope``, ``call/nope``, ``run/nope``), an unknown ``fn_index``, and a ``call/v2``
+    argument the event does not take or one it needs left out. Each is now a 4xx with one line saying what to send."""
+    api = f"{server.url}/ui/gradio_api"  # 'health': the Health tab's checks, whose one argument is the key
+    ok = httpx.post(f"{api}/call/v2/health", json={"key": ""}, timeout=TIMEOUT)
+    assert ok.status_code == 200 and "event_id" in ok.json(), ok.text
+    calls = [("call/v2/nope", {"key": ""}, 404, "the page has no event 'nope' to call by call/v2: the events a script may call "
+                                                "are listed at /ui/gradio_api/info"),
+             ("call/v2/health", {"key": "", "extra": 1}, 400, "the event 'health' takes no argument 'extra': it takes key, as a "
+                                                            "JSON object of those names"),
+             ("call/v2/health", {}, 400, "the event 'health' needs 'key': it takes key, as a JSON object of those names"),
+             ("call/nope", {"data": [""]}, 404, "the page has no event 'nope': the events a script may call are listed at "
+                                                "/ui/gradio_api/info"),
+             ("run/nope", {"data": [""]}, 404, "the page has no event 'nope'"),
+             ("run/health", {"data": [""], "fn_index": 9999}, 404, "the page has no event number 9999 (fn_index)"),
+             ("queue/join", {"data": [], "fn_index": 9999, "session_hash": "x"}, 404, "the page has no event number 9999")]
+    log_start = len(server.log_text())
+    for route, body, status, says in calls:
+        answer = httpx.post(f"{api}/{route}", json=body, timeout=TIMEOUT)
+        assert (answer.status_code, answer.headers["content-type"]) == (status, "application/json"), (route, answer.text)
+        assert answer.json()["detail"].startswith(says) and not PATH_LIKE.search(answer.json()["detail"].replace("/ui/gradio_api/info", ""))
+    assert httpx.get(f"{api}/info", timeout=TIMEOUT).json()["named_endpoints"]["/health"]["parameters"][0]["parameter_name"] == "key"
+    time.sleep(0.5)
+    assert "Traceback" not in server.log_text()[log_start:]

@@ -187,6 +187,42 @@ def test_a_downloaded_voice_imported_again_keeps_its_language(server):
     assert imported(name="marie-3").json()["language"] == "de"
 
 
+def test_a_voice_downloaded_from_a_server_with_another_model_is_made_again_on_import(server, tmp_path):
+    """Downloaded from a server with another XTTS model, a voice was refused at import (400 ``other_model``, "enroll the
+    voice again here from its recordings"), which an app that enrolled it once no longer has. The download holds the
+    recordings' first seconds: it is made again from them for this server's model, speaking its language."""
+    from demod_voice.voices.profiles import read_profile, write_profile
+
+    made = enroll(server, "mover", recording(level=0.35), language="fr")
+    assert made.status_code == 201, made.text
+    here = made.json()["model"]
+    downloaded = tmp_path / "mover.npz"
+    downloaded.write_bytes(httpx.get(server.url + "/v1/voices/mover/download", headers=auth(), timeout=60).content)
+    assert httpx.delete(server.url + "/v1/voices/mover", headers=auth()).status_code == 200
+    sent = read_profile(downloaded)
+    elsewhere = tmp_path / "elsewhere.npz"  # as another server's model would have made it
+    write_profile(elsewhere, "mover", "0123456789abcdef0123456789abcdef", list(sent.references), sent.gpt_cond_latent,
+                  sent.speaker_embedding, sent.reference_audio, sent.reference_lengths, sent.reference_rate, language="fr")
+    response = httpx.post(server.url + "/v1/voices/import", files={"file": ("mover.npz", elsewhere.read_bytes())},
+                          headers=auth(), timeout=120)
+    assert response.status_code == 201, response.text
+    assert response.json()["model"] == here and response.json()["language"] == "fr", response.text
+    assert httpx.delete(server.url + "/v1/voices/mover", headers=auth()).status_code == 200
+
+
+def test_a_recording_sent_twice_is_enrolled_once_and_said(server):
+    """An app that sent the same take twice (a retry appended to the form) had it weigh double in the voice, without a
+    word: it is used once, and the warnings say so."""
+    take = recording(level=0.3)
+    files = [("files", ("take.wav", take, "audio/wav")), ("files", ("take-again.wav", take, "audio/wav")),
+             ("files", ("other.wav", recording(level=0.2), "audio/wav"))]
+    response = httpx.post(server.url + "/v1/voices", data={"name": "twice"}, files=files, headers=auth(), timeout=120)
+    assert response.status_code == 201, response.text
+    assert response.json()["references"] == 2, response.text
+    assert "reference take-again.wav is the same recording as take.wav: it is used once" in response.json()["warnings"]
+    assert httpx.delete(server.url + "/v1/voices/twice", headers=auth()).status_code == 200
+
+
 def test_a_downloaded_voice_sent_as_a_recording_is_told_to_go_to_import(server):
     """A voice's download sent to POST /v1/voices as its recording was 'not a format FFmpeg recognises; use wav, ...'."""
     assert enroll(server, "to-send", recording(level=0.4)).status_code == 201
@@ -219,18 +255,23 @@ def test_a_deleted_voice_leaves_no_conditioning_behind(server):
     assert not list(server.folder.rglob("voices/short-lived.json"))
 
 
-def m4a(seconds: float) -> bytes:
-    """AAC in an MP4 container as a phone records it (the index, the moov box, written when the recording stops)."""
+def m4a(seconds: float, level: float = 0.3, inverted: bool = False) -> bytes:
+    """AAC in an MP4 container as a phone records it (the index, the moov box, written when the recording stops);
+    ``inverted``: in stereo, the second channel the first with its polarity inverted."""
     import av
     import numpy as np
     from conftest import voiced_signal
 
     out = io.BytesIO()
+    layout = "stereo" if inverted else "mono"
     with av.open(out, "w", format="ipod") as box:
-        stream = box.add_stream("aac", rate=44100, layout="mono")
-        samples = (voiced_signal(seconds, 44100) * 32767).astype(np.int16)
-        for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="s16", layout="mono")
+        stream = box.add_stream("aac", rate=44100, layout=layout)
+        samples = (voiced_signal(seconds, 44100, level=level) * 32767).astype(np.int16)[None, :]
+        if inverted:
+            samples = np.stack([samples[0], -samples[0]], axis=1).reshape(1, -1)  # packed: L R L R ...
+        step = 2048 if inverted else 1024  # 1024 frames a piece
+        for start in range(0, samples.shape[1], step):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + step]), format="s16", layout=layout)
             frame.sample_rate = 44100
             box.mux(stream.encode(frame))
         box.mux(stream.encode(None))
@@ -246,6 +287,48 @@ def test_an_m4a_sent_before_the_recording_was_finished(server):
                           files=[("files", ("take.m4a", whole[: len(whole) // 2], "audio/mp4"))])
     assert "recording was not finished" in refused(server, response, 400, "bad_audio")
     assert "unfinished.npz" not in profiles(server)
+
+
+def test_a_phone_recording_is_named_as_it_was_sent(server):
+    """A silent ``take.m4a`` was refused as "reference take.wav is silent", and a short one warned about as "take.wav":
+    a file the app never sent (the name of the server's decoded copy)."""
+    response = httpx.post(server.url + "/v1/voices", data={"name": "hushed"}, headers=auth(), timeout=60,
+                          files=[("files", ("take.m4a", m4a(8.0, level=0.0), "audio/mp4"))])
+    message = refused(server, response, 400, "bad_input")
+    assert "take.m4a is silent" in message and "take.wav" not in message, message
+    short = httpx.post(server.url + "/v1/voices", data={"name": "brief", "force": "true"}, headers=auth(), timeout=120,
+                       files=[("files", ("Mémo 2.m4a", m4a(3.0), "audio/mp4"))])
+    assert short.status_code == 201, short.text
+    assert any("Mémo 2.m4a is only 3.0 s" in warning for warning in short.json()["warnings"]), short.json()
+
+
+def test_a_video_with_no_sound_says_so(server, tmp_path):
+    """A video without its sound was "not audio that can be read (no audio stream in it); use wav, flac, mp3, ogg, m4a..."."""
+    from conftest import video_without_sound
+
+    video = video_without_sound(tmp_path / "screen.mp4").read_bytes()
+    response = httpx.post(server.url + "/v1/voices", data={"name": "muted"}, headers=auth(), timeout=60,
+                          files=[("files", ("screen.mp4", video, "video/mp4"))])
+    message = refused(server, response, 400, "bad_audio")
+    assert message == "'screen.mp4' has no sound track (a video saved or exported without its sound): export it again with its sound"
+
+
+def test_a_phone_recording_whose_channels_cancel_out_is_enrolled_from_its_voice(server, tmp_path):
+    """A stereo recording with one channel inverted plays clearly, but the mix of its channels is silence: a wav was
+    refused as silent, and an m4a was enrolled from what AAC's rounding left of the mix (-60 dB: the clone of a hiss),
+    without a word. The loudest channel is enrolled instead."""
+    import numpy as np
+
+    from demod_voice.voices.profiles import read_profile
+
+    response = httpx.post(server.url + "/v1/voices", data={"name": "inverted", "force": "true"}, headers=auth(), timeout=120,
+                          files=[("files", ("stereo.m4a", m4a(8.0, inverted=True), "audio/mp4"))])
+    assert response.status_code == 201, response.text
+    assert response.json()["warnings"] == [], response.json()
+    saved = tmp_path / "inverted.npz"
+    saved.write_bytes(httpx.get(server.url + "/v1/voices/inverted/download", headers=auth(), timeout=60).content)
+    heard = read_profile(saved).reference_audio / 32768.0  # the recording's first seconds, as the voice was made from them
+    assert np.sqrt(np.mean(np.square(heard))) > 0.03, "enrolled from the silent mix, not from the voice"
 
 
 @pytest.mark.parametrize("text", ["...", "-", "\u200b", "!?"])

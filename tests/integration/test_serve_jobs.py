@@ -231,24 +231,51 @@ def test_a_preload_voice_that_does_not_exist_stops_the_start_in_one_line(tmp_pat
     assert len(err.splitlines()) == 1 and "Traceback" not in err and "port" not in err, err
 
 
-def test_a_preloaded_voice_that_cannot_load_is_said_in_the_log_and_by_readyz(tmp_path, piper_voice, caplog):
-    """``serve --preload`` of a damaged voice: the log said nothing and ``/readyz`` answered 'loading' for ever."""
-    import logging
-
-    from fastapi.testclient import TestClient
-
+def damaged_voice_config(tmp_path, piper_voice):
+    """A config whose one Piper voice, ``damaged``, is cut short on disk (as a download that stopped); and its path."""
     from demod_voice.config import load_config
-    from demod_voice.serve.http.app import create_app
 
     damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(piper_voice.read_bytes()[:50000])
     damaged.with_name("damaged.onnx.json").write_bytes(piper_voice.with_name(piper_voice.name + ".json").read_bytes())
     config, _ = load_config(overrides={"serve.piper_voices": [str(damaged)], "cache_dir": str(tmp_path / "cache")},
                             env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+    return config, damaged
+
+
+def test_a_preloaded_voice_that_cannot_load_is_said_in_the_log_and_by_readyz(tmp_path, piper_voice, caplog):
+    """``serve --preload`` of a damaged voice: the log said nothing and ``/readyz`` answered 'loading' for ever."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from demod_voice.serve.http.app import create_app
+
+    config, damaged = damaged_voice_config(tmp_path, piper_voice)
     caplog.set_level(logging.WARNING, logger="demod_voice")
     with TestClient(create_app(config, preload=("damaged",), workers=1), base_url="http://127.0.0.1") as client:
         assert wait_until(lambda: client.get("/readyz").json()["status"] != "loading", timeout=60)
         ready = client.get("/readyz")
-    assert ready.status_code == 503 and ready.json() == {"status": "failed", "failed": ["damaged.onnx"], "waiting_for": ["damaged.onnx"]}
+    assert ready.status_code == 503 and ready.json() == {"status": "failed", "failed": ["damaged"], "waiting_for": ["damaged"]}
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("could not load" in m and "damaged.onnx" in m for m in said), said
+
+
+def test_a_voice_that_cannot_load_for_a_request_is_said_in_the_server_log_and_to_the_client_without_a_path(
+        tmp_path, piper_voice, caplog):
+    """A voice damaged on the server's disk answered 503 ``damaged_voice`` (rightly without its path), and the server's
+    log said nothing: the administrator could not tell which file to install again."""
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from demod_voice.serve.http.app import create_app
+
+    config, damaged = damaged_voice_config(tmp_path, piper_voice)
+    caplog.set_level(logging.WARNING, logger="demod_voice")
+    with TestClient(create_app(config, workers=1), base_url="http://127.0.0.1") as client:
+        answer = client.post("/v1/audio/speech", json={"model": "damaged", "input": "Hello there.", "response_format": "wav"})
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "damaged_voice", answer.text
+    assert str(tmp_path) not in answer.text
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name.startswith("demod_voice")]
+    assert len([m for m in said if str(damaged) in m]) == 1, said

@@ -65,6 +65,8 @@ def test_server_lexicons_need_admin_and_a_keys_own_needs_enroll(server):
     ("word\n", "text/tab-separated-values", "needs phonemes"),
     ("{not json", "application/json", "not valid JSON"),
     ('{"entries": [{"word": "x", "phonemes": "[[x]]"}]}', "application/json", "brackets"),
+    ('{"Nguyen": {"say": "new yen"},\n "Nguyen": {"say": "win"}}', "application/json", "lexicon bad, line 2: 'Nguyen' is listed "
+     "twice with different pronunciations (also at line 1)"),  # the last one was kept silently
 ])
 def test_a_bad_lexicon_is_a_400_with_one_line(server, body, kind, says):
     answer = call(server, "PUT", "/v1/lexicons/bad", ADMIN, content=body, headers={"Content-Type": kind})

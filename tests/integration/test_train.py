@@ -239,6 +239,28 @@ def test_a_runs_checkpoint_exports_with_the_runs_voice_config(trained, tmp_path)
     assert again.returncode == 0 and json.loads(Path(f"{exported}.json").read_text())["espeak"]["voice"] == "de"
 
 
+@pytest.mark.parametrize("change", ["sample rate", "speakers"])
+def test_a_voice_config_of_another_voice_is_refused_and_nothing_is_left(trained, tmp_path, change):
+    """``piper-export --voice-config`` with another voice's config was written beside the export, exit 0: a 22050 Hz voice
+    with a 16 kHz dataset's config spoke slow and low; with a config of three speakers, piper-infer refused the voice."""
+    config = json.loads((trained.out / "voice-config.json").read_text())
+    if change == "sample rate":
+        config["audio"]["sample_rate"] = 16000
+    else:
+        config.update(num_speakers=3, speaker_id_map={"ann": 0, "bob": 1, "cy": 2})
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(config))
+    out = tmp_path / "voices"
+    out.mkdir()
+    done = run_cli("piper-export", str(trained.out / "checkpoints" / "last.ckpt"), "-o", str(out / "v.onnx"), "--voice-config",
+                   str(other))
+    said = {"sample rate": "a 16000 Hz voice of 1 speaker(s)", "speakers": "a 22050 Hz voice of 3 speaker(s)"}[change]
+    assert done.returncode == 3 and done.stderr.decode().strip().splitlines()[-1] == (
+        f"demod-voice: error: the voice config other.json is for {said}, but the checkpoint is a 22050 Hz voice of 1: give its "
+        "own training's config (the dataset's config.json), or leave out --voice-config"), done.stderr.decode()
+    assert not list(out.iterdir())  # no voice, and no hidden export log
+
+
 @pytest.fixture
 def small_tmpdir(tmp_path):
     """A 16 MB tmpfs as $TMPDIR, as a small tmpfs /tmp is (root only; skipped, saying why, where mounting is not allowed)."""

@@ -84,6 +84,29 @@ def test_profile_from_another_model_is_refused(xtts_model, references, tmp_path)
     assert not (tmp_path / "o.wav").exists()
 
 
+def test_a_voice_exported_with_another_model_is_made_again_on_import(xtts_model, references, tmp_path):
+    """Imported where another XTTS model is installed, a profile was refused ("enroll the voice again here from its
+    recordings"): the one importing it has only the export, which holds the recordings' first seconds. It is made again
+    from those, for this model, keeping its language."""
+    home = cache_env(tmp_path, "home", xtts_model)
+    added = run_cli("voices", "add", "dana", str(references["ref.wav"]), "-l", "fr", env=home)
+    assert added.returncode == 0, added.stderr.decode()
+    exported = tmp_path / "dana.voice.npz"
+    assert run_cli("voices", "export", "dana", str(exported), env=home).returncode == 0
+    other = tmp_path / "other-model"
+    shutil.copytree(xtts_model, other)
+    config = other / "config.json"
+    config.write_text(config.read_text().replace('"temperature": 0.85', '"temperature": 0.5'))
+    away = {**cache_env(tmp_path, "away", xtts_model), "DEMOD_VOICE_XTTS_MODEL_DIR": str(other)}
+    imported = run_cli("voices", "import", str(exported), env=away)
+    assert imported.returncode == 0, imported.stderr.decode()
+    assert "made again from the recordings it holds" in imported.stdout.decode()
+    here, sent = load_named(tmp_path / "away", "dana"), read_profile(exported)
+    assert here.model != sent.model and here.language == "fr" and len(here.references) == len(sent.references)
+    spoken = run_cli("-v", "xtts-zero-shot", "--voice", "dana", "Bonjour.", "-o", str(tmp_path / "o.wav"), env=away)
+    assert spoken.returncode == 0 and "conditioning skipped" in spoken.stderr.decode(), spoken.stderr.decode()
+
+
 def test_tampered_profile_is_refused(xtts_model, references, tmp_path):
     home = cache_env(tmp_path, "home", xtts_model)
     assert run_cli("voices", "add", "carol", str(references["ref.wav"]), env=home).returncode == 0
@@ -253,6 +276,64 @@ def test_two_exports_of_one_name_can_both_be_imported(tmp_path):
     assert (cache / "profiles" / "bob-me.npz").stat().st_mode & 0o777 == 0o600
 
 
+def test_an_imported_voice_can_be_given_its_language(tmp_path):
+    """``voices import`` took no language (the server's import takes one): a voice exported with the wrong language, or
+    none, spoke it wherever it was imported, and only a new ``voices add`` from its recordings could set it right.
+    ``-l`` sets it, checked as ``voices add -l`` checks it; without it the file's own is kept."""
+    rng = np.random.default_rng(4)
+    sent = tmp_path / "marie.voice.npz"
+    write_profile(sent, "marie", "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)), rng.standard_normal((1, 8, 1)),
+                  rng.integers(-999, 999, 2400), [2400], 24000, language="de")
+    env, cache = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}, tmp_path / "cache"
+    wrong = run_cli("voices", "import", str(sent), "-l", "french", env=env)
+    said = wrong.stderr.decode().strip()
+    assert wrong.returncode == 3 and "did you mean 'fr'?" in said and len(said.splitlines()) == 1, said
+    assert not list(cache.rglob("*.npz"))
+    done = run_cli("voices", "import", str(sent), "-l", "fr-FR", env=env)
+    assert done.returncode == 0 and done.stdout.decode() == "imported marie (model mmmmmmmmmmmm), speaks fr\n", done.stderr.decode()
+    kept = run_cli("voices", "import", str(sent), "--name", "marie-de", env=env)
+    assert kept.returncode == 0 and "speaks de" in kept.stdout.decode(), kept.stderr.decode()
+    marie, given = load_named(cache, "marie"), read_profile(sent)
+    assert (marie.language, load_named(cache, "marie-de").language, marie.created) == ("fr", "de", given.created)
+    assert np.array_equal(marie.gpt_cond_latent, given.gpt_cond_latent)
+    assert "language fr" in run_cli("voices", "list", env=env).stdout.decode()
+
+
+def test_a_profile_cut_off_or_missing_says_what_to_do(tmp_path):
+    """An export whose copy did not finish was "not a demod-voice profile (not a zip archive); export one with 'voices
+    export'", where it was one, and a wrong path "no voice profile at x.npz: file not found", with no way out."""
+    rng = np.random.default_rng(6)
+    whole = tmp_path / "marie.voice.npz"
+    write_profile(whole, "marie", "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)), rng.standard_normal((1, 8, 1)),
+                  rng.integers(-999, 999, 2400), [2400], 24000)
+    (tmp_path / "cut.npz").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}
+    for given, said in (("cut.npz", "is cut off: a profile whose end is missing (a download or copy that did not finish); "
+                                    "copy it again"), ("gone.npz", "gone.npz: file not found; check the path")):
+        done = run_cli("voices", "import", str(tmp_path / given), env=env)
+        err = done.stderr.decode().strip()
+        assert done.returncode == 3 and said in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def test_a_profile_piped_from_voices_export_is_imported(tmp_path):
+    """``voices export NAME -`` writes the profile to standard output, but ``voices import -`` was "no voice profile at -:
+    file not found" (``ssh host demod-voice voices export me - | demod-voice voices import -``)."""
+    rng = np.random.default_rng(7)
+    sent = tmp_path / "me.voice.npz"
+    write_profile(sent, "me", "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)), rng.standard_normal((1, 8, 1)),
+                  rng.integers(-999, 999, 2400), [2400], 24000)
+    env = {"DEMOD_VOICE_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_cli("voices", "import", "-", "--name", "piped", input=sent.read_bytes(), env=env)
+    assert done.returncode == 0 and "imported piped" in done.stdout.decode(), done.stderr.decode()
+    assert np.array_equal(load_named(tmp_path / "cache", "piped").gpt_cond_latent, read_profile(sent).gpt_cond_latent)
+    for given, said in ((b"junk", "standard input is not a demod-voice profile (not a zip archive)"),
+                        (sent.read_bytes()[:3000], "standard input is cut off")):
+        refused = run_cli("voices", "import", "-", input=given, env=env)
+        err = refused.stderr.decode().strip()
+        assert refused.returncode == 3 and err.startswith(f"demod-voice: error: {said}") and len(err.splitlines()) == 1, err
+
+
 def test_a_clone_cannot_take_a_model_name_or_an_alias_from_the_command_line(tmp_path):
     """docs/security.md: a clone named as a model (``tts-1``, ``xtts``) or a ``serve.voices`` alias is refused by
     ``voices add`` and ``voices import`` (exit 3) as the server refuses it (409); the CLI let both through, exit 0."""
@@ -280,3 +361,42 @@ def test_an_empty_voices_list_says_how_to_make_one(xtts_model, tmp_path):
     assert "demod-voice voices add NAME RECORDING" in said and "demod-voice models list" in said, said
     quiet = run_cli("voices", "list", "-q", env=home)
     assert quiet.returncode == 0 and quiet.stdout == b"" and quiet.stderr == b"", quiet.stderr.decode()
+
+
+def test_a_saved_voice_speaks_its_own_language_unless_told_another(xtts_model, references, tmp_path):
+    """A French voice (a server's enrollment with ``language=fr``, downloaded and imported, or ``voices add -l fr``) spoke
+    ``xtts.language``, English, on the command line when ``-l`` was not given: the language kept in its profile was read
+    by the server only. Now ``-l``, then the profile's, then ``xtts.language``."""
+    home = {**cache_env(tmp_path, "home", xtts_model), "DEMOD_VOICE_XTTS_LANGUAGE": "es"}
+    added = run_cli("voices", "add", "marie", str(references["ref.wav"]), "-l", "fr-FR", env=home)
+    assert added.returncode == 0 and "speaks fr" in added.stdout.decode(), added.stderr.decode()
+    assert "language fr" in run_cli("voices", "list", env=home).stdout.decode()
+    for flags, spoken in (((), "fr"), (("-l", "de"), "de")):
+        done = run_cli("-vv", "xtts-zero-shot", "--voice", "marie", "Bonjour.", *flags, "-o", str(tmp_path / "o.wav"), env=home)
+        said = done.stderr.decode()
+        assert done.returncode == 0 and f"character limit of '{spoken}'" in said, said
+
+
+def test_a_row_speaks_its_language_then_its_voices_then_the_configs(xtts_model, tmp_path):
+    """The same order for batch rows (a ``language`` column), and for what a saved voice is listed with (``book --voice``,
+    ``voices check``, the server): a profile with no language of its own speaks ``xtts.language``."""
+    import dataclasses
+
+    from demod_voice.backends import registry
+    from demod_voice.backends.plugin import RowInput, Scope
+    from demod_voice.config import Config
+
+    rng = np.random.default_rng(3)
+    for name, language in (("marie", "fr"), ("bob", "")):
+        write_profile(tmp_path / "profiles" / f"{name}.npz", name, "m" * 64, ["ab" * 32], rng.standard_normal((1, 4, 8)),
+                      rng.standard_normal((1, 8, 1)), language=language)
+    config = Config()
+    config = dataclasses.replace(config, xtts=dataclasses.replace(config.xtts, model_dir=str(xtts_model), language="es"))
+    side = registry.request_side("xtts")
+
+    def spoken(values: dict) -> str:
+        return side.row_job(RowInput(values, "Hello.", tmp_path / "x.wav", tmp_path, config, tmp_path)).options.language
+
+    assert (spoken({"voice": "marie"}), spoken({"voice": "marie", "language": "de"}), spoken({"voice": "bob"})) == ("fr", "de", "es")
+    scope = Scope(config, tmp_path, tmp_path / "profiles")
+    assert (side.find(scope, "marie").language, side.find(scope, "bob").language) == ("fr", "es")

@@ -261,6 +261,7 @@ def test_voice_by_speaker_and_by_language(server):
 
 def test_a_language_alone_picks_a_piper_voice_before_a_cloned_one(server):
     """hE item 4: ``language: en`` matched a cloned voice's ``en`` exactly before Piper's ``en_US`` by family."""
+    from demod_voice.serve.voices import UnknownVoice
     from demod_voice.serve.wyoming.voices import WyomingVoice, pick
 
     clone = WyomingVoice("alice", "xtts", ("en", "de", "fr"), ("en", "de", "fr"), picks_language=True)
@@ -269,6 +270,8 @@ def test_a_language_alone_picks_a_piper_voice_before_a_cloned_one(server):
     assert pick(voices, None, "en", None) == (piper_gb, None)
     assert pick(voices, None, "en-us", None) == (piper_us, None)  # exact before family, within Piper's
     assert pick(voices, None, "de", None) == (clone, "de")
+    with pytest.raises(UnknownVoice, match=r"^no voice here speaks 'xx': ask for one of de, en, en_GB, en_US, fr$"):
+        pick(voices, None, "xx", None)  # it said "(en, en_GB, en_US do)": the cloned voice's first language only
     reply = run(synthesize(server, "Hello.", SynthesizeVoice(language="en")))
     assert not reply.errors and reply.start.rate == 22050  # Piper's, not XTTS's 24000
 
@@ -290,6 +293,78 @@ def test_a_request_naming_no_voice_gets_the_configured_default_voice(server):
     assert unnamed("tiny-single").pcm == single.pcm
     assert unnamed("alice").start.rate == 24000  # a cloned voice, in its own language
     assert unnamed("en_GB-not-installed").pcm == listed_first.pcm  # not installed here: the first voice, as before
+
+
+def test_a_default_voice_given_as_a_file_is_the_one_spoken_for_a_request_naming_none(server, piper_voice, tmp_path):
+    """``piper.default_voice`` may be "a voice name or an .onnx path" (the config says so, and piper-infer takes either). A
+    path matched no voice's name: Wyoming spoke the first voice listed, and HTTP refused ("the default voice is not
+    installed here"). The file is now offered under its name, and spoken for a request naming no voice."""
+    from demod_voice.serve.voices import resolve_voice
+
+    kitchen = tmp_path / "voices" / "kitchen.onnx"
+    kitchen.parent.mkdir()
+    shutil.copy(piper_voice, kitchen)
+    shutil.copy(f"{piper_voice}.json", f"{kitchen}.json")
+    config = server.ctx.config
+    single = run(synthesize(server, "Good morning.", SynthesizeVoice(name="tiny-single")))
+    for default in (str(kitchen), str(Path(server.env["DEMOD_VOICE_CACHE_DIR"]) / "piper" / "tiny-single.onnx")):
+        server.ctx.config = dataclasses.replace(config, piper=dataclasses.replace(config.piper, default_voice=default))
+        try:
+            listed, unnamed = _describe_names(server), run(synthesize(server, "Good morning."))
+            http = resolve_voice(server.ctx, None, "")
+        finally:
+            server.ctx.config = config
+        name = Path(default).name.removesuffix(".onnx")
+        assert name in listed and unnamed.pcm == single.pcm and http.voice_id == name and http.spec.model == default
+    assert "kitchen" not in _describe_names(server)  # offered while it is the default voice only
+
+
+def test_a_default_voice_file_that_is_missing_is_said_at_start_and_refused_as_http_does(server, tmp_path, caplog):
+    """A ``piper.default_voice`` path that does not exist (a typo, a voice moved away): HTTP refused a request naming no
+    voice, while Wyoming spoke the first voice listed without a word, and nothing said so at start. Now the log says so
+    at start, and Wyoming answers an ``error`` saying what to do, with no server path in it."""
+    from demod_voice.serve.voices import UnknownVoice, resolve_voice, say_missing_default
+
+    gone = tmp_path / "private" / "kitchen.onnx"
+    config = server.ctx.config
+    server.ctx.config = dataclasses.replace(config, piper=dataclasses.replace(config.piper, default_voice=str(gone)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="demod_voice.serve.voices"):
+            say_missing_default(server.ctx)
+        unnamed = run(synthesize(server, "Good morning."))
+        named = run(synthesize(server, "Good morning.", SynthesizeVoice(name="tiny-single")))
+        with pytest.raises(UnknownVoice, match="names no voice"):
+            resolve_voice(server.ctx, None, "")
+    finally:
+        server.ctx.config = config
+    assert [record.levelno for record in caplog.records] == [logging.WARNING] and str(gone) in caplog.text
+    assert not unnamed.pcm and [e.code for e in unnamed.errors] == ["UnknownVoice"]
+    text = unnamed.errors[0].text
+    assert "piper.default_voice" in text and "tiny-single" in text and "private" not in text
+    assert not named.errors and named.pcm  # a named voice is spoken as before
+
+
+def test_an_alias_as_the_default_voice_is_spoken_by_http_as_by_wyoming(server, caplog):
+    """``piper.default_voice: kitchen`` with ``serve.voices: {kitchen: ...}``: Wyoming spoke the alias for a request naming
+    no voice, while HTTP refused the same request ("the default voice is not installed here: use one of kitchen, ...")
+    and the start-up said it was not installed."""
+    from demod_voice.serve.voices import resolve_voice, say_missing_default
+
+    config = server.ctx.config
+    server.ctx.config = dataclasses.replace(config, piper=dataclasses.replace(config.piper, default_voice="kitchen"),
+                                            serve=dataclasses.replace(config.serve, voices={"kitchen": {"model": "tiny-multi",
+                                                                                                      "speaker": "speaker_1"}}))
+    try:
+        with caplog.at_level(logging.WARNING, logger="demod_voice.serve.voices"):
+            say_missing_default(server.ctx)
+        unnamed = run(synthesize(server, "Good morning."))
+        http = resolve_voice(server.ctx, None, "")
+        named = resolve_voice(server.ctx, "tiny-multi", "speaker_1")
+    finally:
+        server.ctx.config = config
+    speaker = run(synthesize(server, "Good morning.", SynthesizeVoice(name="tiny-multi", speaker="speaker_1")))
+    assert not caplog.records and not unnamed.errors and unnamed.pcm == speaker.pcm
+    assert (http.voice_id, http.spec) == (named.voice_id, named.spec)
 
 
 def test_cloned_voice_speaks_at_24k(server):
@@ -393,6 +468,33 @@ def test_a_piper_voice_that_cannot_load_is_named_not_its_file(server, piper_voic
     assert [(e.code, e.text) for e in reply.errors] == [("ModelMissing", "the voice 'a-cut' cannot be loaded on this server "
                                                                          "(its model file is damaged): install it again")]
     assert reply.events[-1].type == "audio-stop" and not reply.pcm
+
+
+def test_a_piper_voice_of_several_speakers_without_names_offers_them_by_number(server, piper_multi_voice):
+    """hwy4 item 1: a Piper voice with num_speakers 3 and an empty speaker_id_map was listed with no speakers, so Home
+    Assistant offered none, and naming one ('1') was refused as 'the voice has a single speaker'; HTTP spoke each."""
+    piper = Path(server.env["DEMOD_VOICE_CACHE_DIR"]) / "piper"
+    config = json.loads(Path(f"{piper_multi_voice}.json").read_text())
+    shutil.copy(piper_multi_voice, piper / "a-numbered.onnx")
+    (piper / "a-numbered.onnx.json").write_text(json.dumps({**config, "speaker_id_map": {}}))
+
+    async def describe():
+        async with server.client() as client:
+            await client.write_event(Describe().event())
+            return Info.from_event(await client.read_event())
+
+    try:
+        listed = next(voice for voice in run(describe()).tts[0].voices if voice.name == "a-numbered")
+        spoken = [run(synthesize(server, TEXT, SynthesizeVoice(name="a-numbered", speaker=speaker))) for speaker in ("0", "1")]
+        named = run(synthesize(server, TEXT, SynthesizeVoice(name="tiny-multi", speaker="speaker_1")))
+        beyond = run(synthesize(server, TEXT, SynthesizeVoice(name="a-numbered", speaker="3")))
+    finally:
+        for suffix in (".onnx", ".onnx.json"):
+            (piper / f"a-numbered{suffix}").unlink()
+    assert [speaker.name for speaker in listed.speakers or []] == ["0", "1", "2"]
+    assert [reply.errors for reply in spoken] == [[], []]
+    assert spoken[0].pcm != spoken[1].pcm and spoken[1].pcm == named.pcm  # speaker 1 is the named voice's speaker_1
+    assert [e.text for e in beyond.errors] == ["speaker '3' is not in this voice (a-numbered.onnx.json): use a number from 0 to 2"]
 
 
 def test_a_malformed_synthesize_still_ends_with_audio_stop(server):
@@ -546,6 +648,39 @@ def test_disconnect_mid_stream_cancels_the_job(server):
     while engine.stats()["running"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert engine.stats()["running"] == 0  # its worker slot is free again
+    after = run(synthesize(server, "Served after that.", SynthesizeVoice(name="tiny-single")))
+    assert not after.errors and len(after.pcm) > 0
+
+
+def test_a_client_gone_in_the_middle_of_a_stream_has_its_sentences_cancelled_at_once(server):
+    """hwy4 item 2: a client that left with its stream open (Home Assistant cancelling a reply) was taken for one that
+    shut only its sending side: the engine went on making its sentences until a write failed (an XTTS stream's 8
+    sentences ahead: 8 s), and the next announcement waited behind them. Its end is seen as it shuts its side."""
+    from wyoming.event import async_read_event
+
+    engine = server.ctx.engine
+    sentences = " ".join(f"This is sentence number {i} of a reply nobody hears." for i in range(12))
+
+    async def leave_mid_stream():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            for event in (SynthesizeStart(voice=SynthesizeVoice(name="tiny-single")).event(), SynthesizeChunk(text=sentences).event()):
+                writer.write(json.dumps({"type": event.type, "data": event.data}).encode() + b"\n")
+            writer.write_eof()  # no synthesize-stop: the request is abandoned
+            events = []
+            while (event := await async_read_event(reader)) is not None:
+                events.append(event.type)
+            return events
+        finally:
+            writer.close()
+
+    cancelled = engine.stats()["cancelled"]
+    events = run(leave_mid_stream())
+    deadline = time.monotonic() + 30
+    while engine.stats()["running"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "audio-chunk" not in events, events
+    assert engine.stats()["cancelled"] > cancelled
     after = run(synthesize(server, "Served after that.", SynthesizeVoice(name="tiny-single")))
     assert not after.errors and len(after.pcm) > 0
 
@@ -759,18 +894,22 @@ def test_a_text_too_long_for_one_event_says_what_to_send(server):
 
 
 def test_sentences_are_complete_at_their_end_and_white_space():
-    from demod_voice.serve.wyoming.handler import SentenceStream
+    from demod_voice.audio.text import SentenceStream
+    from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS
 
-    stream = SentenceStream()
+    stream = SentenceStream(SSML_STARTS, SSML_END)
     assert stream.add("It costs 3.") == []  # "3." may go on as "3.5"
     assert stream.add("5 euros. Then") == ["It costs 3.5 euros."]
-    assert stream.add(' "Really?" she asked.') == ['Then "Really?"']
-    assert stream.add("\n") == ["she asked."]
+    assert stream.add(' "Really?" she asked.') == []  # a lowercase word goes on the sentence
+    assert stream.add("\n") == ['Then "Really?" she asked.']
     assert stream.add("你好。再见") == ["你好。"]
     assert stream.finish() == "再见" and stream.finish() == ""
     # No sentence end: cut to the limit, between words where it can.
     assert stream.add("a" * 12 + " bb cc dd", limit=10) == ["a" * 10, "aa bb cc"]
     assert stream.add(" ee ff", limit=10) == [] and stream.finish() == "dd ee ff"
+    # An SSML document is held whole until it closes, its tags in any case (<SPEAK> was cut at its sentence ends).
+    assert stream.add("<SPE") == [] and stream.add("AK>One. Two.</Speak") == [] and stream.add("> Three.") == ["<SPEAK>One. Two.</Speak>"]
+    assert stream.finish() == "Three."
 
 
 def test_listen_addresses():

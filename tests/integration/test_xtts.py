@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import run_cli, voiced_signal
+from processes import piped_cli, read_within
 from xtts_rules import StopAfterMultipleOf, load_louder
 
 FAST = ("--max-new-tokens", "24")
@@ -55,6 +56,28 @@ def test_streaming_to_stdout_yields_pcm(xtts_model, references):
     assert "24000 Hz, 1 channel" in done.stderr.decode()
     pcm = np.frombuffer(done.stdout, dtype="<i2")
     assert len(done.stdout) % 2 == 0 and len(pcm) > 1000 and np.abs(pcm).max() > 0
+
+
+def test_piped_text_is_spoken_sentence_by_sentence_as_it_comes(xtts_model, references, tmp_path):
+    # An LLM's reply piped in (`... | xtts-zero-shot REF - -o - | aplay`): stdin was read to its end first, so nothing
+    # was said until its writer closed it, where piper-infer speaks each sentence as it comes.
+    greedy = ("--top-k", "1", "--sentence-silence", "0.25")  # top-k 1: the same codes alone and piped
+    sentences = ["Hello there.", "Second one."]
+    alone = [clone(xtts_model, [references["ref.wav"]], text, "-", *greedy).stdout for text in sentences]
+    assert all(alone)
+    proc = piped_cli(tmp_path, "xtts-zero-shot", str(references["ref.wav"]), "-", "-o", "-", "--model-dir", str(xtts_model),
+                     *FAST, *greedy)
+    try:
+        proc.stdin.write(f"{sentences[0]} Sec".encode())  # the second sentence still being written
+        proc.stdin.flush()
+        assert read_within(proc.stdout, len(alone[0]), 120) == alone[0]  # stdin still open
+        proc.stdin.write(b"ond one.\n")
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    assert rest == bytes(2 * round(0.25 * 24000)) + alone[1]
 
 
 def test_short_reference_warns_with_advice(xtts_model, tmp_path):

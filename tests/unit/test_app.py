@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 pytest.importorskip("fastapi")
@@ -170,3 +172,99 @@ def test_the_api_page_loads_one_release_of_swagger_ui_checked_by_its_hash():
         assert len(re.findall(r"<script[^>]* src=", page.text)) == len(re.findall(r"<link[^>]* href=", page.text)) == 1
         assert client.get("/redoc").status_code == 404
         assert client.get("/openapi.json").json()["info"]["title"] == "demod-voice"
+
+
+def test_readyz_says_when_a_preloaded_voices_workers_keep_dying(monkeypatch):
+    """A voice whose workers die soon after loading, again and again, read as 'loading' one moment and 'ready' the next;
+    a probe could not tell it from a slow start."""
+    from live_server import wait_until
+
+    from demod_voice.engine import pool as engine_pool
+    from demod_voice.engine.jobs import LoadSpec
+
+    monkeypatch.setattr(engine_pool, "BACKOFF_FIRST", 5.0, raising=False)
+    spec = LoadSpec("fakes:FakeBackend", "/models/dies-after-load")
+    with app() as client:
+        ctx = client.app.state.ctx
+        ctx.preload = (*ctx.preload, "dies-after-load")
+        ctx.preload_specs.append(spec)
+        ctx.engine.preload(spec)
+        assert wait_until(lambda: client.get("/readyz").json()["status"] == "crash_loop", timeout=30), client.get("/readyz").json()
+        ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["crash_loop"] == ["dies-after-load"], ready.json()
+
+
+def test_readyz_says_when_a_preloaded_voice_is_over_the_memory_cap_once_loaded():
+    """engine.worker_memory_cap_mb below what the voice uses loaded: every request for it ended for the cap, and /readyz
+    said 'ready' (a load balancer kept sending requests that could only fail; hops3's found-and-left)."""
+    from live_server import wait_until
+
+    from demod_voice.engine.jobs import LoadSpec
+
+    spec = LoadSpec("fakes:FakeBackend", "/models/fake")
+    with app({"engine.worker_memory_cap_mb": 20}) as client:  # a fake worker, loaded, is well over 20 MB
+        ctx = client.app.state.ctx
+        ctx.preload = (*ctx.preload, "fake")
+        ctx.preload_specs.append(spec)
+        ctx.engine.preload(spec)
+        assert wait_until(lambda: ctx.engine.is_ready(spec), timeout=30)
+        ready = client.get("/readyz")
+    assert (ready.status_code, ready.json()) == (503, {"status": "over_memory_cap", "over_memory_cap": ["fake"]}), ready.json()
+    with app() as client:  # no cap: ready once loaded
+        ctx = client.app.state.ctx
+        ctx.preload = (*ctx.preload, "fake")
+        ctx.preload_specs.append(spec)
+        ctx.engine.preload(spec)
+        assert wait_until(lambda: client.get("/readyz").status_code == 200, timeout=30), client.get("/readyz").json()
+
+
+PROXIED = ({"X-Forwarded-For": "198.51.100.7"}, {"X-Real-IP": "198.51.100.7", "X-Forwarded-Proto": "https"}, {"Via": "1.1 edge"})
+
+
+def test_a_server_without_keys_refuses_what_came_through_a_reverse_proxy_unless_told(caplog):
+    """A server without keys listens on loopback only, so that no other machine can use it; a reverse proxy on the same
+    machine let every machine in, without a word (a remote client's request: 200). What carries a proxy's headers now
+    gets 403 in words, the probes excepted, unless --insecure-no-auth; a program on this machine is served as before;
+    the log says it once."""
+    with caplog.at_level(logging.WARNING, logger="demod_voice.serve.http.guard"), app() as client:
+        for headers in PROXIED:
+            answer = client.get("/v1/models", headers=headers)
+            assert answer.status_code == 403, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == "keys_needed_behind_proxy", error
+            assert "serve.keys_file" in error["message"] and "--insecure-no-auth" in error["message"], error
+            assert client.get("/healthz", headers=headers).status_code == 200
+        assert client.get("/v1/models").status_code == 200
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "no API keys" in said[0] and "--insecure-no-auth" in said[0], said
+    config, _ = load_config()
+    with TestClient(create_app(config, insecure_no_auth=True), base_url="http://localhost") as client:
+        assert all(client.get("/v1/models", headers=headers).status_code == 200 for headers in PROXIED)
+
+
+def test_a_full_data_folder_is_a_507_in_words_and_leaves_no_job_folder(tmp_path, monkeypatch):
+    """A full disk under the server's data folder answered ``POST /v1/books`` (and a book's result) with a bare 500
+    "Internal Server Error", a traceback in the log per request, and an empty job folder left for each. Another OS error
+    is still the internal error it is."""
+    import errno
+
+    from demod_voice import paths
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    book = {"files": [("book", ("a.md", b"# One\n\nHello there.\n"))], "data": {"voice": "nobody"}}
+    with app({"serve.data_dir": str(tmp_path / "serve")}) as client:
+        client.get("/healthz")
+        monkeypatch.setattr(paths, "write_text_atomic", full)
+        answer = client.post("/v1/books", **book)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (507, "disk_full"), answer.text
+        assert answer.json()["error"]["message"].startswith("the server has no disk space left for this request; try again later")
+        assert not list((tmp_path / "serve" / "books").iterdir()), "no empty job folder is left"
+
+    def denied(path, text):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(paths, "write_text_atomic", denied)
+    with TestClient(client.app, base_url="http://localhost", raise_server_exceptions=False) as other:
+        assert other.post("/v1/books", **book).status_code == 500  # not called a full disk

@@ -64,6 +64,15 @@ def test_check_output(tmp_path):
         check_output("-", stdout=_Tty())
 
 
+def test_an_output_in_a_format_not_written_says_so_and_how_to_get_it(tmp_path):
+    """``-o hello.m4a`` (a phone's format) was "cannot tell the audio format of 'hello.m4a'": it can tell; it does not write it."""
+    with pytest.raises(InputError) as refused:
+        check_output(str(tmp_path / "my hello.m4a"))
+    wav, m4a = tmp_path / "my hello.wav", tmp_path / "my hello.m4a"
+    assert str(refused.value) == (f"m4a is not a format written here: use a name ending in .wav, .flac, .ogg, .mp3 (then, for an "
+                                  f"m4a: ffmpeg -i '{wav}' '{m4a}'), or '-' for raw PCM on stdout")
+
+
 class _Tty(io.BytesIO):
     def isatty(self):
         return True

@@ -74,6 +74,22 @@ def test_short_keys_and_bad_files_are_refused(tmp_path):
         read_keys_file(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("key", ["clé-secrète-2026", "tab\there-and-more", "ключ-доступа-123"])
+def test_a_key_no_client_could_send_is_refused_at_start_without_showing_it(key, tmp_path):
+    """A header's bytes are read as Latin-1 and a key was compared as UTF-8, so a key with a character outside printable
+    ASCII, accepted at start, matched nothing a client sent (hkeys, s21): every request with it was a wrong key."""
+    with pytest.raises(ConfigError, match="printable ASCII") as refused:
+        load_keys(SimpleNamespace(keys={key: "speak"}, keys_file=None))
+    assert key not in str(refused.value)
+    listed = tmp_path / "keys"
+    listed.write_text(f"{key.replace(chr(9), '-')} speak\n", encoding="utf-8")
+    listed.chmod(0o600)
+    if key.isascii():
+        return
+    with pytest.raises(ConfigError, match="printable ASCII"):
+        load_keys(SimpleNamespace(keys=None, keys_file=str(listed)))
+
+
 def test_a_keys_file_with_no_keys_is_refused_not_taken_for_no_auth(tmp_path, caplog):
     """A keys file of comments only gave a server with no keys at all (every scope open to any local program), and on
     0.0.0.0 a refusal telling the administrator to configure the keys file they had configured."""

@@ -164,3 +164,25 @@ def test_a_length_or_silence_no_memory_holds_is_refused(key, value, most):
     # Both went to the engine: onnxruntime's std::bad_alloc, or numpy's "Unable to allocate 78.3 PiB", exit 1.
     with pytest.raises(ConfigError, match=f"'{key}' must be at most {most}"):
         load_config(env={}, overrides={key: value})
+
+
+@pytest.mark.parametrize("spelled, number", [("1e3", 1000.0), ("1.5e3", 1500.0), ("2E-1", 0.2), ("+5e+1", 50.0)])
+def test_an_exponent_is_a_number_in_a_file_and_a_variable(tmp_path, spelled, number):
+    """YAML 1.1 (PyYAML's rule) reads a float only with a dot and a signed exponent (``1.0e+3``): ``grace_seconds: 1e3``
+    and ``DEMOD_VOICE_SERVE_GRACE_SECONDS=1e3`` were text, refused as "must be a number, got '1e3'"."""
+    path = write(tmp_path / "c.yaml", f"serve:\n  grace_seconds: {spelled}\n")
+    assert load_config(str(path), env={})[0].serve.grace_seconds == number
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "DEMOD_VOICE_SERVE_GRACE_SECONDS": spelled}
+    assert load_config(env=env)[0].serve.grace_seconds == number
+
+
+def test_an_exponent_stays_text_where_the_setting_is_text_and_a_quoted_number_is_still_refused(tmp_path):
+    path = write(tmp_path / "c.yaml", "serve:\n  keys: {1234e5678: speak}\n  preload: [1e3]\n")
+    config = load_config(str(path), env={})[0]
+    assert config.serve.keys == {"1234e5678": "speak"} and config.serve.preload == ["1e3"]  # a key, a name: as written
+    assert type(next(iter(config.serve.keys))) is str and type(config.serve.preload[0]) is str
+    yaml.safe_dump(config.serve.keys)  # plain text (config show dumps the settings)
+    with pytest.raises(ConfigError, match=r"'serve.port' must be a whole number, got '5002'"):
+        load_config(str(write(tmp_path / "q.yaml", "serve:\n  port: '5002'\n")), env={})
+    with pytest.raises(ConfigError, match=r"'engine.max_queued' must be a whole number, got 1000.0 \(write 1000\)"):
+        load_config(str(write(tmp_path / "w.yaml", "engine:\n  max_queued: 1e3\n")), env={})

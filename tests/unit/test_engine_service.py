@@ -6,6 +6,7 @@ client sees. The real backends are proven in tests/integration.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -156,16 +157,27 @@ def test_idle_models_are_unloaded_after_the_timeout():
         svc.shutdown()
 
 
-def test_a_preloaded_model_stays_loaded_when_its_worker_is_recycled():
-    # serve --preload with one worker: the recycled worker was not replaced until the next request, so /readyz said
-    # 'loading' from then on, and a load balancer reading it sent no request that would have started one
-    svc = EngineService(EngineSettings(max_jobs_per_worker=1), workers=1)
+@pytest.mark.parametrize("settings, text, error, timeout", [
+    # recycled after its job: the worker was not replaced until the next request
+    ({"max_jobs_per_worker": 1}, "a", None, 30),
+    # a request grew the worker past engine.worker_memory_cap_mb, which ended it
+    ({"worker_memory_cap_mb": 200}, "hog", "worker_memory_cap_mb", 60),
+], ids=["recycled", "memory-cap"])
+def test_a_preloaded_models_worker_that_ends_after_a_job_is_started_again(settings, text, error, timeout):
+    """serve --preload with one worker: a worker recycled, or ended for its memory cap, was not replaced until the next
+    request, so ``/readyz`` said 'loading' from then on, and a load balancer reading it sent no request that would have
+    started one."""
+    svc = EngineService(EngineSettings(**settings), workers=1)
     started = []
     svc.on_worker_start = started.append
     try:
         svc.preload(SPEC)
         wait_for(lambda: svc.is_ready(SPEC), timeout=30)
-        assert svc.submit(job("a")).result(timeout=30).ok
+        result = svc.submit(job(text)).result(timeout=timeout)
+        if error is None:
+            assert result.ok, result.error
+        else:
+            assert error in str(result.error), result.error
         wait_for(lambda: len(started) == 2 and svc.is_ready(SPEC), timeout=30)
     finally:
         svc.shutdown()
@@ -204,6 +216,133 @@ def test_a_preloaded_model_that_cannot_load_is_said_in_the_log(caplog):
         svc.shutdown()
 
 
+@pytest.mark.parametrize("dies", [False, True], ids=["load-error", "worker-dies-loading"])
+def test_a_preloaded_model_that_failed_to_load_is_tried_again_after_growing_waits_until_it_loads(
+        caplog, tmp_path, monkeypatch, dies):
+    """serve --preload of a voice whose file was missing or unreadable for a moment at start: it was not tried again
+    until a request came, so ``/readyz`` said 'failed' for ever, and a load balancer sent no request."""
+    from demod_voice.engine import pool as engine_pool
+
+    monkeypatch.setattr(engine_pool, "RETRY_FIRST", 0.5, raising=False)
+    monkeypatch.setattr(engine_pool, "BACKOFF_MOST", 1.0)
+    mended = tmp_path / "mended"
+    monkeypatch.setenv("FAKE_MENDED", str(mended))
+    if dies:
+        monkeypatch.setenv("FAKE_MENDED_DIES", "1")
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    spec = LoadSpec("fakes:FakeBackend", "/models/broken-until-mended")
+    svc = EngineService(EngineSettings(), workers=1)
+    starts = []
+    svc.on_worker_start = lambda worker: starts.append(time.monotonic())
+    try:
+        svc.preload(spec)
+        per_try = 2 if dies else 1  # a worker that dies while loading is started again engine.load_attempts (2) times
+        wait_for(lambda: len(starts) >= per_try * 5, timeout=90)
+        assert not svc.is_ready(spec)  # never loaded before it is mended
+        wait_for(lambda: svc.load_failed(spec), timeout=10)  # between tries /readyz's 'failed' (a try's worker: not)
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "a preloaded model" in r.getMessage()]
+        assert "tried again in 0.5 s, then after waits doubling up to 1 s" in said[0], said
+        assert "/readyz says 'failed' until it loads" in said[0] and "/models/broken-until-mended" in said[0], said
+        assert len(said) == 2 and "tried again in 1 s, then every 1 s" in said[1], said  # the same error: said once more
+        mended.touch()
+        wait_for(lambda: svc.is_ready(spec), timeout=30)
+        assert not svc.load_failed(spec)
+        assert any("has loaded after" in r.getMessage() for r in caplog.records), caplog.text
+    finally:
+        svc.shutdown()
+    tries = [later - earlier for earlier, later in zip(starts[::per_try], starts[per_try::per_try], strict=False)]
+    assert tries[0] >= 0.5 and all(gap >= 1.0 for gap in tries[1:4]), tries
+
+
+def _dying_after_load(caplog, tmp_path, monkeypatch, waits, workers):
+    """A service for the fake model whose workers die soon after loading, with the back-off's first and longest wait and
+    the seconds a worker must stay up (``waits``) made short; the model's spec, the service and its workers' start times."""
+    from demod_voice.engine import pool as engine_pool
+
+    for name, value in zip(("BACKOFF_FIRST", "BACKOFF_MOST", "STEADY_SECONDS"), waits, strict=True):
+        monkeypatch.setattr(engine_pool, name, value, raising=False)
+    monkeypatch.setenv("FAKE_LOADS", str(tmp_path / "loads"))
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    svc = EngineService(EngineSettings(), workers=workers)
+    starts = []
+    svc.on_worker_start = lambda worker: starts.append(time.monotonic())
+    return LoadSpec("fakes:FakeBackend", "/models/dies-after-load"), svc, starts
+
+
+def test_a_preloaded_model_whose_workers_keep_dying_after_loading_is_started_again_after_growing_waits(
+        caplog, tmp_path, monkeypatch):
+    """A voice that loads and then dies (the OOM killer each time, a plugin's thread that crashes) was started again at
+    once, for ever: a core busy loading it, a warning a second in the log, and nothing a probe could see."""
+    monkeypatch.setenv("FAKE_DEATHS", "5")  # the sixth worker stays up
+    spec, svc, starts = _dying_after_load(caplog, tmp_path, monkeypatch, (0.5, 1.0, 2.0), workers=1)
+    try:
+        svc.preload(spec)
+        wait_for(lambda: len(starts) == 6, timeout=90)
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        backoff = [m for m in said if "keep dying soon after loading" in m]
+        assert len(backoff) == 2 and "starting the next in 0.5 s" in backoff[0] and "in 1 s, then every 1 s" in backoff[1], said
+        assert "the last: the worker exited with code 5" in backoff[0], backoff
+        assert sum("while idle" in m for m in said) == 1, said  # the first death; then once per change of the wait
+        gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+        waits = [0.0, 0.5, 1.0, 1.0, 1.0]  # each gap: the worker's load, its 0.2 s up, then the wait
+        assert all(gap >= wait + 0.2 for gap, wait in zip(gaps, waits, strict=True)), gaps
+        assert svc.crash_looping(spec)  # the sixth has not stayed up STEADY_SECONDS yet
+        wait_for(lambda: svc.is_ready(spec) and not svc.crash_looping(spec), timeout=30)
+    finally:
+        svc.shutdown()
+    assert any("crash loop is over" in r.getMessage() for r in caplog.records)
+    assert len(starts) == 6
+
+
+def test_a_healthy_worker_beside_one_that_keeps_dying_does_not_end_its_crash_loop(caplog, tmp_path, monkeypatch):
+    """A preloaded model on two workers, the first healthy and the second dying soon after each load: the first, up since
+    before the deaths, ended the crash loop at every tick once it had stayed up ``STEADY_SECONDS``, so the second was
+    started again at once after each death, for ever (the loop the back-off is for)."""
+    monkeypatch.setenv("FAKE_SPARED", str(tmp_path / "spared"))  # one load stays up; every other dies 0.2 s after loading
+    spec, svc, starts = _dying_after_load(caplog, tmp_path, monkeypatch, (1.0, 1.0, 3.0), workers=2)
+    try:
+        svc.preload(spec)
+        wait_for(lambda: len(starts) >= 9, timeout=120)
+    finally:
+        svc.shutdown()
+    gaps = [later - earlier for earlier, later in zip(starts[3:], starts[4:], strict=False)]
+    # from the second quick death on, each start of the dying worker waits the back-off (1 s) after its 0.2 s up
+    assert all(gap >= 1.2 for gap in gaps), gaps
+
+
+def test_jobs_that_kill_a_preloaded_models_worker_are_not_its_crash_loop():
+    """Two requests whose text kills the worker are those requests' doing: the voice is started again at once and
+    stays ready (a crash loop would have a load balancer drop the server for a minute)."""
+    svc = EngineService(EngineSettings(retries=0), workers=1)
+    try:
+        svc.preload(SPEC)
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+        for _ in range(2):
+            assert not svc.submit(job("crash")).result(timeout=30).ok
+        assert not svc.crash_looping(SPEC)
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+    finally:
+        svc.shutdown()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_worker_is_not_ended_by_a_stop_signal_sent_to_every_process_of_the_service(sig):
+    """``systemctl stop`` (systemd's default KillMode=control-group) sends SIGTERM to the server and to every worker at
+    once: the workers died on it, and the answers the server was draining were cut. The engine stops its workers."""
+    svc = EngineService(EngineSettings(retries=0), workers=1)
+    started = []
+    svc.on_worker_start = started.append
+    try:
+        handle = svc.submit(job("slow " * 10))
+        next(iter(handle.chunks(timeout=30)))  # it is running
+        os.kill(started[0].pid, sig)
+        assert handle.result(timeout=30).ok
+        assert alive(started[0].pid) and len(started) == 1
+    finally:
+        svc.shutdown()
+    wait_for(lambda: not alive(started[0].pid), timeout=30)  # stopped by the engine, as ever
+
+
 def test_the_memory_budget_unloads_the_model_idle_longest():
     svc = EngineService(EngineSettings(memory_budget_mb=1))
     try:
@@ -221,6 +360,26 @@ def test_a_worker_over_the_memory_cap_fails_its_job_with_a_clear_error():
         result = svc.submit(job("hog")).result(timeout=30)
         assert "needed more than 200 MB" in str(result.error)
         assert svc.submit(job("fine")).result(timeout=30).ok  # a fresh worker serves the next job
+    finally:
+        svc.shutdown()
+
+
+@pytest.mark.parametrize("preloaded", [True, False], ids=["preloaded", "loaded-for-the-job"])
+def test_a_memory_cap_below_the_loaded_model_is_said_to_the_administrator_and_not_blamed_on_the_text(caplog, preloaded):
+    """engine.worker_memory_cap_mb below what the voice uses loaded and idle: every request failed with "use a shorter
+    text or raise the cap" (a one-word text too), /readyz said ready, and the log said only that a request failed."""
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    svc = EngineService(EngineSettings(worker_memory_cap_mb=20), workers=1)  # a fake worker, loaded, is well over 20 MB
+    try:
+        if preloaded:
+            svc.preload(SPEC)
+            wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+            said = [r.getMessage() for r in caplog.records if "engine.worker_memory_cap_mb" in r.getMessage()]
+            assert len(said) == 1 and "before any text" in said[0] and "/models/fake" in said[0], said
+        for _ in range(2):
+            error = str(svc.submit(job("hi")).result(timeout=30).error)
+            assert "the voice itself needs more than 20 MB" in error and "the cap must be raised" in error, error
+            assert "shorter text" not in error, error
     finally:
         svc.shutdown()
 
@@ -495,6 +654,55 @@ def test_max_loaded_models_runs_models_one_after_another(tmp_path, monkeypatch):
         svc.shutdown()
 
 
+def test_a_preloaded_model_unloaded_for_another_is_loaded_again_once_that_one_is_unloaded(caplog):
+    """serve --preload A with engine.max_loaded_models: 1: a request for B unloaded A, which was not loaded again until a
+    request for A came; /readyz said 'loading' for ever (a load balancer then sends none), and the log said nothing."""
+    other = LoadSpec("fakes:FakeBackend", "/models/other")
+    caplog.set_level(logging.WARNING, logger="demod_voice.engine")
+    svc = EngineService(EngineSettings(idle_timeout=1.0), workers=1, max_loaded_models=1)
+    try:
+        svc.preload(SPEC)
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+        assert svc.submit(job("hello", other)).result(timeout=30).ok
+        assert not svc.is_ready(SPEC)  # unloaded to make room, and not loaded again while the other is loaded
+        said = [r.getMessage() for r in caplog.records if "a preloaded model, was unloaded" in r.getMessage()]
+        assert len(said) == 1 and "/readyz says 'loading' until it is loaded again" in said[0], said
+        wait_for(lambda: svc.is_ready(SPEC), timeout=30)
+        assert [p.spec for p in svc.pools() if p.workers] == [SPEC]
+    finally:
+        svc.shutdown()
+
+
+def test_a_preloaded_model_whose_files_were_replaced_passes_its_place_to_them_and_its_old_workers_go():
+    """A voice replaced at the same path while served: its jobs went on to the old model's workers (pools were keyed by
+    path) until a restart. Now a job for the new files (a newer ``LoadSpec.version``) starts new workers, which keep the
+    preload; the old ones finish their job and are unloaded once idle, and readiness follows the new files."""
+    old = LoadSpec("fakes:FakeBackend", "/models/slow-load", version=(1, 1))
+    new = LoadSpec("fakes:FakeBackend", "/models/slow-load", version=(2, 2))
+    svc = EngineService(EngineSettings(), workers=1)
+    started = []
+    svc.on_worker_start = started.append
+    try:
+        svc.preload(old)
+        wait_for(lambda: svc.is_ready(old), timeout=30)
+        running = svc.submit(job("slow slow slow", old))
+        wait_for(lambda: svc.stats()["running"] == 1, timeout=30)
+        answered = svc.submit(job("hello", new))
+        wait_for(lambda: not svc.is_ready(old), timeout=10)  # the preloaded voice as it is now is loading (1 s)
+        assert running.result(timeout=30).ok and answered.result(timeout=30).ok  # the running job ends on the old model
+        # the next sentence of an answer begun on the old files, soon after: still the old worker (no third)
+        assert svc.submit(job("next", old)).result(timeout=30).ok and len(started) == 2
+        wait_for(lambda: not alive(started[0].pid), timeout=30)  # idle SUPERSEDED_IDLE seconds: unloaded
+        wait_for(lambda: svc.is_ready(old) and svc.is_ready(new), timeout=30)
+        wait_for(lambda: [(p.spec, p.workers) for p in svc.pools()] == [(new, 1)], timeout=10)  # its pool let go after
+        stale = svc.submit(job("late", old))  # later, the old workers gone: a worker loads what is there now
+        assert stale.result(timeout=30).ok
+        wait_for(lambda: [p.spec for p in svc.pools()] == [new], timeout=30)  # and goes once idle; the preload stays
+        assert svc.is_ready(new)
+    finally:
+        svc.shutdown()
+
+
 def test_an_executor_that_cannot_start_a_worker_fails_the_jobs_not_the_engine():
     from demod_voice.engine.executors.local import LocalExecutor
 
@@ -605,3 +813,58 @@ def test_a_run_ended_by_an_on_result_that_fails_each_time_still_gives_it_every_f
     with pytest.raises(RuntimeFailure, match="budget"):
         EngineRun(EngineSettings()).run(jobs, on_result=record_then_refuse, keep=False)
     assert sorted(seen) == [job.output for job in jobs]
+
+
+def test_ctrl_c_of_text_piped_in_turn_kills_a_stubborn_worker_at_info(caplog):
+    """Ctrl-C of ``piper-infer VOICE - -o -`` (jobs made in turn, :func:`run_in_turn`) cancelled the job being made
+    without the engine knowing its run was being stopped: a worker that did not stop it in time was killed with a WARNING,
+    as if something had gone wrong, where a one-shot run's Ctrl-C says it at INFO."""
+    import _thread
+    import threading
+
+    from demod_voice.audio.writer import StreamedSink
+    from demod_voice.engine.in_turn import run_in_turn
+
+    class Dropped(StreamedSink):
+        def write(self, chunk):
+            self._sent(chunk)
+
+    timer = threading.Timer(2.0, _thread.interrupt_main)  # Ctrl-C while the worker is inside its 30 s ``mute``
+    # interrupt_main does nothing where SIGINT is ignored, as in a suite started in the background (`.ci/run &`): the
+    # run then went on for its 30 s and raised nothing
+    held = signal.signal(signal.SIGINT, signal.default_int_handler)
+    with caplog.at_level(logging.INFO, logger="demod_voice.engine"):
+        timer.start()
+        try:
+            with pytest.raises(Interrupted):
+                run_in_turn(iter([job("mute")]), Dropped(), EngineSettings(cancel_kill_after=0.2), logging.WARNING)
+        finally:
+            timer.cancel()
+            signal.signal(signal.SIGINT, held)
+    killed = [record.levelname for record in caplog.records if "did not stop a cancelled job in time" in record.getMessage()]
+    assert killed == ["INFO"], [(record.levelname, record.getMessage()) for record in caplog.records]
+
+
+def test_a_preloaded_models_retry_refused_for_room_is_made_once_there_is_room(tmp_path, monkeypatch):
+    """serve --preload A with engine.max_loaded_models: 1, A failing to load at start: when its retry came while a job of
+    another model was running, there was no room, the retry was dropped, and A was never tried again (/readyz 'failed'
+    for ever, though its file had been mended)."""
+    from demod_voice.engine import pool as engine_pool
+
+    monkeypatch.setattr(engine_pool, "RETRY_FIRST", 0.5)
+    monkeypatch.setattr(engine_pool, "BACKOFF_MOST", 1.0)
+    mended = tmp_path / "mended"
+    monkeypatch.setenv("FAKE_MENDED", str(mended))
+    spec = LoadSpec("fakes:FakeBackend", "/models/broken-until-mended")
+    other = LoadSpec("fakes:FakeBackend", "/models/other")
+    svc = EngineService(EngineSettings(idle_timeout=1.0), workers=1, max_loaded_models=1)
+    try:
+        svc.preload(spec)
+        wait_for(lambda: svc.load_failed(spec), timeout=30)
+        busy = svc.submit(job(" ".join(["slow"] * 15), other))  # ~3 s: the retry comes while it runs
+        time.sleep(1.5)
+        mended.touch()
+        assert busy.result(timeout=30).ok
+        wait_for(lambda: svc.is_ready(spec), timeout=20)
+    finally:
+        svc.shutdown()

@@ -231,3 +231,90 @@ def test_text_around_a_lexicon_word_is_read_as_around_any_word(text):
     that say each word as written, the reading is the one without a lexicon."""
     same = lex(("Nguyen", "", "Nguyen"), ("Louis", "", "Louis"))
     assert for_job(text, "en", TextOptions(lexicon=same), False).text == for_job(text, "en", TextOptions(), False).text
+
+
+@pytest.mark.parametrize("text, fmt, says", [
+    ("# names\nNguyen\tŋwˈiən\tnew yen\nZorb\t\tzork\nnguyen\t\twin\n", "tsv", "lexicon names.tsv, line 4: 'nguyen' is "
+     "listed twice with different pronunciations (also at line 2); keep one of the two"),
+    ("entries:\n  - {word: Nguyen, say: new yen}\n  - {word: NGUYEN, say: win}\n", "yaml", "lexicon names.tsv, entry 2: "
+     "'NGUYEN' is listed twice with different pronunciations (also at entry 1); keep one of the two"),
+    ('{"Nguyen": {"say": "new yen"}, "NGUYEN": {"say": "win"}}', "yaml", "lexicon names.tsv: 'NGUYEN' is listed twice "
+     "with different pronunciations (also as 'Nguyen'); keep one of the two"),
+])
+def test_a_word_listed_twice_with_different_pronunciations_names_both_places(text, fmt, says):
+    """A file with the same word on two lines read the last one silently: an edit of the first line changed nothing,
+    and which of the two was meant cannot be told from the file."""
+    with pytest.raises(InputError) as caught:
+        parse(text, fmt, "lexicon names.tsv")
+    assert str(caught.value) == says
+
+
+@pytest.mark.parametrize("text, says", [
+    ("Nguyen: ŋwˈiən\nZorb: zˈɔːɹb\nNguyen: wˈin\n", "line 3: 'Nguyen' is listed twice with different pronunciations "
+     "(also at line 1)"),
+    ('{"Nguyen": {"say": "new yen"},\n "Nguyen": {"say": "win"}}', "line 2: 'Nguyen' is listed twice with different "
+     "pronunciations (also at line 1)"),
+    ("entries:\n  - word: Nguyen\n    say: new yen\n    say: win\n", "line 4: 'say' is given twice with different values "
+     "(also at line 3)"),
+])
+def test_a_yaml_key_given_twice_names_both_lines(text, says):
+    """PyYAML keeps a mapping's last value for a key given twice: the first line's pronunciation was dropped silently."""
+    with pytest.raises(InputError) as caught:
+        parse(text, "yaml", "lexicon names.yaml")
+    assert str(caught.value) == f"lexicon names.yaml, {says}; keep one of the two"
+    assert [e.respell for e in parse("Nguyen: {say: new yen}\nNguyen: {say: new yen}\n", "yaml", "x").entries] == ["new yen"]
+
+
+def test_a_word_listed_twice_the_same_way_or_in_another_case_flag_is_read():
+    """Only a conflict is an error: the same line twice is one entry, and a match_case entry beside an any-case one is
+    two different entries (``US`` the country, ``us`` the word)."""
+    same = parse("Nguyen\t\tnew yen\nNguyen\t\tnew yen\n", "tsv", "lexicon names.tsv")
+    assert [e.respell for e in same.entries] == ["new yen"]
+    both = parse("US\t\tyou ess\tmatch_case\nus\t\tuss\n", "tsv", "lexicon names.tsv")
+    assert [(e.word, e.respell) for e in both.entries] == [("US", "you ess"), ("us", "uss")]
+
+
+@pytest.mark.parametrize("text, fmt", [("nice\t\tneese\tmatch_case\nNice\t\tneece\n", "tsv"),
+                                       ("entries:\n  - {word: Nice, say: neece}\n  - {word: nice, say: neese, match_case: true}\n",
+                                        "yaml")])
+def test_a_match_case_entry_and_an_any_case_entry_whose_words_fold_alike_are_two_entries(text, fmt):
+    """``nice`` only in that case and ``Nice`` in any case were refused as one word listed twice: each is read as its
+    flag says, the exact case first."""
+    lexicon = parse(text, fmt, "lexicon names.tsv")
+    assert sorted((e.word, e.match_case) for e in lexicon.entries) == [("Nice", False), ("nice", True)]
+    said = for_job("Nice is nice, NICE.", "en", TextOptions(lexicon=lexicon), False).text
+    assert said == "neece is neese, neece."
+
+
+@pytest.mark.parametrize("word, text", [("Straße", "die STRASSE"), ("Straße", "die Strasse"), ("Strasse", "die Straße"),
+                                        ("Gauß", "GAUSS"), ("İzmir", "IZMIR"), ("İzmir", "izmir"), ("Izmir", "İZMİR"),
+                                        ("istanbul", "İstanbul"), ("Istanbul", "ıstanbul")])
+def test_a_word_matches_in_any_case_as_unicode_folds_it(word, text):
+    """A regex's case-insensitive match folds one letter to one letter: ``Straße`` never matched ``STRASSE`` (as German
+    writes it in capitals), nor ``İzmir`` the same name typed in capitals or without Turkish letters."""
+    parts = split_words(text, lex((word, "", "said")))
+    assert [p.written for p in parts if isinstance(p, Override)] == [text.split()[-1]]
+
+
+def test_folding_keeps_words_whole_and_match_case_exact():
+    """``ss`` for ``ß`` does not let a word run on (``Gausss``), and a match_case entry keeps its own letters."""
+    assert split_words("Gausss and Gauss-Seidel", lex(("Gauß", "", "gowss")))[1:] == [Override("Gauss", "", "gowss", "lexicon"), "-Seidel"]
+    assert split_words("STRASSE", lex(("Straße", "", "x", True))) == ["STRASSE"]
+
+
+def test_a_word_given_twice_with_values_of_nested_aliases_is_compared_in_time():
+    """A 1 KB YAML lexicon giving one key twice, as two equal lists of ten aliases of ten aliases... (ten levels): the
+    check that the two values differ walked every alias again at every level, 10**10 steps (minutes of a core per upload)."""
+    import time
+
+    lines = ["a0: &a0 [x]", "b0: &b0 [x]"]
+    for level in range(1, 11):
+        lines += [f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]",
+                  f"b{level}: &b{level} [{', '.join([f'*b{level - 1}'] * 10)}]"]
+    text = "\n".join([*lines, "w: *a10", "w: *b10"])
+    started = time.monotonic()
+    with pytest.raises(InputError, match="'a0' needs phonemes"):  # the two are equal: the entries are judged next
+        parse(text, "yaml", "names.yaml")
+    assert time.monotonic() - started < 5
+    with pytest.raises(InputError, match="'Nguyen' is listed twice with different pronunciations"):
+        parse("Nguyen: [a, [b]]\nNguyen: [a, [c]]\n", "yaml", "names.yaml")

@@ -64,3 +64,16 @@ def test_requests_are_counted_by_route_template_and_status():
     assert sample(text, 'demod_voice_requests_total{method="GET",route="/v1/voices/{voice_id}",status="200"}') == 2
     assert sample(text, 'demod_voice_requests_total{method="GET",route="/v1/voices/{voice_id}",status="404"}') == 1
     assert sample(text, 'demod_voice_requests_total{method="GET",route="unmatched",status="404"}') == 1
+
+
+def test_a_model_with_two_pools_is_one_series():
+    """A voice whose files were replaced has its old workers (finishing) and new ones under one file name: two samples of
+    one series, which Prometheus refuses as duplicates."""
+    engine = FakeEngine()
+    spec = LoadSpec("piper", "/voices/en_US-x-medium.onnx", version=(1,))
+    engine.pools = lambda: [SimpleNamespace(spec=spec, workers=1, rss_bytes=100),
+                            SimpleNamespace(spec=LoadSpec("piper", spec.model, version=(2,)), workers=2, rss_bytes=200)]
+    text = Metrics(engine).render()[0].decode()
+    series = 'demod_voice_loaded_models{backend="piper",model="en_US-x-medium.onnx"}'
+    assert [row for row in text.splitlines() if row.startswith(series)] == [f"{series} 3.0"]
+    assert sample(text, 'demod_voice_worker_resident_bytes{backend="piper",model="en_US-x-medium.onnx"}') == 300

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import soundfile
 from conftest import voiced_signal
 
 from demod_voice.errors import InputError
+from demod_voice.voices import references
 from demod_voice.voices.references import check_reference
 
 RATE = 16000
@@ -88,3 +90,158 @@ def test_an_exported_voice_given_as_the_reference_says_how_to_use_it(tmp_path, n
                                          r"then use --voice alice$") as caught:
         check_reference(str(tmp_path / name))
     assert f"import {shlex.quote(name)})" in str(caught.value)  # one word for a shell, spaces and quotes and all
+
+
+@pytest.mark.parametrize("name", ["inverted.wav", "inverted.flac"])
+def test_a_recording_whose_channels_cancel_out_is_cloned_from_one_channel(tmp_path, name):
+    """A stereo recording with one channel's polarity inverted (a miswired microphone or interface) plays clearly, but
+    the mean of its channels, which the check and XTTS hear, is silence: it was refused as "silent". Its loudest channel
+    is used instead, by the check and by the model (the file handed on is one channel)."""
+    from demod_voice.voices.references import readable_path
+
+    voice = voiced_signal(8.0, RATE)
+    path = tmp_path / name
+    soundfile.write(str(path), np.stack([voice, -0.9 * voice], axis=1), RATE)
+    reference, warnings = check_reference(str(path))
+    assert warnings == [] and reference.seconds == pytest.approx(8.0)
+    heard, rate = soundfile.read(reference.path, dtype="float32", always_2d=True)
+    assert heard.shape[1] == 1 and rate == RATE and np.abs(heard).max() > 0.25
+    plain = tmp_path / "plain.wav"  # channels that do not cancel are handed on as they are
+    soundfile.write(str(plain), np.stack([voice, 0.5 * voice], axis=1), RATE)
+    assert readable_path(plain, 300.0, "reference", "") == plain
+
+
+def test_a_full_disk_while_writing_the_loudest_channel_leaves_nothing_half_written(tmp_path, monkeypatch):
+    """The loudest channel of a recording whose channels cancel out is written to a temporary WAV; a full disk there
+    (``/tmp`` on a small tmpfs) raised libsndfile's "System error." out of the check, as an internal error, and left the
+    half-written WAV in the temporary folder for as long as the process (a server) ran."""
+    import errno
+
+    from demod_voice.errors import OutputFull
+    from demod_voice.voices import references
+
+    voice = voiced_signal(8.0, RATE)  # three blocks of 65536 frames: the second write meets the full disk
+    path = tmp_path / "inverted.wav"
+    soundfile.write(str(path), np.stack([voice, -0.9 * voice], axis=1), RATE)
+    written = soundfile.SoundFile.write
+    calls = []
+
+    def filling(self, data):
+        calls.append(len(data))
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(self, data)
+
+    monkeypatch.setattr(soundfile.SoundFile, "write", filling)
+    before = set(references._scratch().iterdir())
+    with pytest.raises(OutputFull) as refused:
+        check_reference(str(path))
+    assert str(refused.value) == ("no space left in the temporary folder for a copy of inverted.wav: free some space there (or "
+                                  "point TMPDIR at a folder with room) and try again")
+    assert len(calls) == 2 and set(references._scratch().iterdir()) == before, "nothing half-written is left"
+
+
+def test_a_full_disk_while_decoding_a_phone_recording_is_not_blamed_on_the_recording(tmp_path, monkeypatch):
+    """An .m4a is decoded to a temporary WAV; a full disk there said "reference ref.m4a is not audio that can be read (No
+    space left on device); use wav, flac, ogg, mp3 or m4a" (exit 3): the recording was blamed, and nothing said to free
+    space. The half-written WAV is removed either way."""
+    import errno
+
+    from demod_voice.audio import decode
+    from demod_voice.errors import OutputFull
+
+    def filling(source, target, max_seconds):
+        Path(target).write_bytes(b"RIFF" + bytes(4000))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(decode, "decode_to_wav", filling)
+    (tmp_path / "ref.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))  # libsndfile does not read it: FFmpeg's turn
+    with pytest.raises(OutputFull, match=r"^no space left in the temporary folder for a copy of ref.m4a: free some space"):
+        check_reference(str(tmp_path / "ref.m4a"))
+    assert not [p for p in references._scratch().iterdir() if p.name.endswith("-ref.wav")], "nothing half-written is left"
+
+
+def test_an_m4a_whose_channels_cancel_out_decodes_to_one_of_them(tmp_path):
+    """The same recording from a phone (AAC, decoded by FFmpeg, as the server decodes every upload): FFmpeg's mix of the
+    channels was silence, and the upload was refused as silent."""
+    av = pytest.importorskip("av")
+    from demod_voice.audio.decode import decode_to_wav
+
+    voice = (voiced_signal(4.0, 44100) * 32767).astype(np.int16)
+    source = tmp_path / "inverted.m4a"
+    with av.open(str(source), "w", format="ipod") as box:
+        stream = box.add_stream("aac", rate=44100, layout="stereo")
+        samples = np.stack([voice, -voice], axis=1).reshape(1, -1)  # packed: L R L R ...
+        for start in range(0, samples.shape[1], 2048):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 2048]), format="s16", layout="stereo")
+            frame.sample_rate = 44100
+            box.mux(stream.encode(frame))
+        box.mux(stream.encode(None))
+    seconds = decode_to_wav(str(source), str(tmp_path / "out.wav"), 60.0)
+    heard, _ = soundfile.read(str(tmp_path / "out.wav"), dtype="float32")
+    assert seconds == pytest.approx(4.0, abs=0.1)
+    assert np.abs(heard).max() > 0.2, "the mix of the channels, which cancel out"
+
+
+def test_a_video_with_no_sound_says_so(tmp_path):
+    """A screen recording exported without its sound was "not audio that can be read (no audio stream in it); use wav,
+    flac, ogg, mp3 or m4a": the advice about formats was beside the point."""
+    pytest.importorskip("av")
+    from conftest import video_without_sound
+
+    path = video_without_sound(tmp_path / "screen.mp4")
+    with pytest.raises(InputError) as refused:
+        check_reference(str(path))
+    assert str(refused.value) == ("reference screen.mp4 has no sound track (a video saved or exported without its sound): "
+                                  "export it again with its sound")
+
+
+def test_a_phone_call_recording_is_warned_about(tmp_path):
+    """A reference recorded from a phone call (8 kHz) was cloned without a word, and the clone sounded as muffled."""
+    path = tmp_path / "call.wav"
+    soundfile.write(str(path), voiced_signal(8.0, 8000), 8000)
+    _, warnings = check_reference(str(path))
+    assert len(warnings) == 1 and "call.wav is sampled at 8000 Hz" in warnings[0] and "16 kHz" in warnings[0], warnings
+    _, none = check_reference(recording(tmp_path, "memo.wav", voiced_signal(8.0, RATE)))  # 16 kHz, as a phone's recorder: fine
+    assert none == []
+
+
+def test_an_upload_that_is_a_playlist_does_not_play_the_servers_files_back(tmp_path):
+    """A security review: the server's upload decoder (a confined child, for the page's references and conversions,
+    whose uploads keep the client's file name) read an HLS playlist as FFmpeg does, following its segments to any path
+    on the server: an upload ``take.m3u8`` naming a recording of the server's by its path was "3.0 s, clear", that
+    recording decoded as the client's reference (to clone, or convert and hear). A playlist is refused in words."""
+    av = pytest.importorskip("av")
+    from demod_voice.serve.errors import ApiError
+    from demod_voice.serve.uploads import decode_reference
+
+    theirs = tmp_path / "server" / "someone-elses.mp3"
+    theirs.parent.mkdir()
+    with av.open(str(theirs), "w") as box:
+        stream = box.add_stream("mp3", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray((voiced_signal(3.0, 16000) * 32767).astype(np.int16)[None, :], format="s16", layout="mono")
+        frame.sample_rate = 16000
+        box.mux(stream.encode(frame))
+        box.mux(stream.encode(None))
+    upload = tmp_path / "upload" / "take.m3u8"
+    upload.parent.mkdir()
+    upload.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{theirs}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(ApiError) as refused:
+        decode_reference(upload, tmp_path / "upload" / "decoded.wav", 60.0, "take.m3u8")
+    assert refused.value.status == 400 and "playlist" in str(refused.value) and str(tmp_path) not in str(refused.value)
+    assert not (tmp_path / "upload" / "decoded.wav").exists()
+    upload.write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{theirs.with_name('nothing.mp3')}\n#EXT-X-ENDLIST\n")
+    with pytest.raises(ApiError) as missing:
+        decode_reference(upload, tmp_path / "upload" / "decoded.wav", 60.0, "take.m3u8")
+    assert str(missing.value) == str(refused.value)  # the same words whether the file it names exists or not
+
+
+def test_a_recording_given_twice_is_used_once(tmp_path, caplog):
+    """``voices add me take.wav take-copy.wav other.wav``: the same recording twice weighed twice in the voice."""
+    take, copy, other = tmp_path / "take.wav", tmp_path / "take-copy.wav", tmp_path / "other.wav"
+    soundfile.write(take, voiced_signal(8.0, 22050), 22050)
+    copy.write_bytes(take.read_bytes())
+    soundfile.write(other, voiced_signal(8.0, 22050, level=0.2), 22050)
+    checked = references.check_references([str(take), str(copy), str(other)])
+    assert [Path(r.path).name for r in checked] == ["take.wav", "other.wav"]
+    assert "reference take-copy.wav is the same recording as take.wav: it is used once" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from demod_voice.errors import InputError
 from demod_voice.speech_text.lexicon import Lexicon, entry
 from demod_voice.speech_text.prepare import TextOptions, for_job, prepare
 from demod_voice.speech_text.script import Pause, Piece, Speak
-from demod_voice.speech_text.ssml import SsmlError, is_ssml
+from demod_voice.speech_text.ssml import SsmlError, is_ssml, written_words
 
 
 def segments(text, reads_phonemes=True, languages=(), options=None):
@@ -63,6 +64,26 @@ def test_lang_switches_where_the_backend_can_and_warns_where_it_cannot():
     assert all(s.language is None for s in one.segments) and any("cannot switch" in w for w in one.warnings)
 
 
+FORGED = "2026-12-07 12:00:00.000+00:00 demod-voice: error: forged by a client"
+
+
+def test_warnings_quoting_a_clients_text_are_one_log_line_each_and_few(caplog):
+    """The warnings about a text quote it (an SSML attribute, a word) and went to the server's log as they were: a
+    ``&#10;`` in ``xml:lang`` began a line of the client's own at the default level (HTTP with a ``speak`` key, Wyoming
+    with none), and each ``<lang>`` of another language was a line of its own."""
+    forged = f'<speak>Hello <lang xml:lang="x&#10;{FORGED}">there</lang> <lang xml:lang="{"q" * 5000}">you</lang></speak>'
+    with caplog.at_level(logging.WARNING, logger="demod_voice.speech_text.prepare"):
+        for_job(forged, "en", TextOptions(), True, ())
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 2 and all("\n" not in line and len(line) < 200 for line in said), said
+    caplog.clear()
+    many = " ".join(f'<lang xml:lang="l{i}">a</lang>' for i in range(40))
+    with caplog.at_level(logging.WARNING, logger="demod_voice.speech_text.prepare"):
+        for_job(f"<speak>{many}</speak>", "en", TextOptions(), True, ())
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 6 and "35 more" in said[-1], said
+
+
 def test_p_and_s_end_pieces_without_inventing_silence():
     got = segments("<speak><p><s>One.</s><s>Two.</s></p><p>Three.</p></speak>")
     assert [s.text for s in got] == ["One.", "Two.", "Three."]
@@ -77,6 +98,35 @@ def test_plain_text_and_one_plain_piece_need_no_segments():
     assert for_job("<speak>Just words.</speak>", "en", TextOptions(), True).segments is None
     assert for_job("Just words, 5.", "en", TextOptions(), True).text == "Just words, five."
     assert not is_ssml("I <3 you") and is_ssml("  <speak>x</speak>")
+
+
+def test_ssml_tags_in_capitals_are_read_as_ssml_not_aloud():
+    """``<SPEAK>Hi <BREAK TIME='1s'/> there.</SPEAK>`` was plain text: the voice said the tags' names and attributes with
+    the words (Wyoming: 52 audio chunks where the document gives 32)."""
+    upper = "<SPEAK>Hi <BREAK TIME='1s'/> <Say-As Interpret-As='characters'>ab</Say-As> there.</SPEAK>"
+    lower = "<speak>Hi <break time='1s'/> <say-as interpret-as='characters'>ab</say-as> there.</speak>"
+    assert is_ssml(upper) and is_ssml(" \ufeff<Speak>x</Speak>") and is_ssml("<?XML version='1.0'?><speak>x</speak>")
+    assert segments(upper) == segments(lower) and [s.seconds for s in segments(upper) if isinstance(s, Pause)] == [1.0]
+    assert written_words(upper) == written_words(lower) == "Hi ab there."
+    with pytest.raises(SsmlError, match="mismatched tag .*: close each tag with its name as it was opened"):
+        prepare("<SPEAK>x</speak>", "en")
+
+
+@pytest.mark.parametrize(("written", "lower"), [
+    ("<speak>a <break strength='Strong'/> b</speak>", "<speak>a <break strength='strong'/> b</speak>"),
+    ("<speak>a <break time='1.5S'/> b <break time='500MS'/></speak>", "<speak>a <break time='1.5s'/> b <break time='500ms'/></speak>"),
+    ("<speak><prosody rate='FAST' volume='X-Loud'>a</prosody> <prosody volume='+6DB'>b</prosody></speak>",
+     "<speak><prosody rate='fast' volume='x-loud'>a</prosody> <prosody volume='+6dB'>b</prosody></speak>"),
+    ("<speak><say-as interpret-as='Cardinal'>12</say-as> <say-as interpret-as='DATE' format='MDY'>1/2/2026</say-as></speak>",
+     "<speak><say-as interpret-as='cardinal'>12</say-as> <say-as interpret-as='date' format='mdy'>1/2/2026</say-as></speak>"),
+    ("<speak><phoneme alphabet='IPA' ph='tə'>to</phoneme> <sub alias='World Wide Web'>WWW</sub></speak>",
+     "<speak><phoneme alphabet='ipa' ph='tə'>to</phoneme> <sub alias='World Wide Web'>WWW</sub></speak>"),
+])
+def test_keyword_values_are_read_in_any_case_as_ssml_readers_do(written, lower):
+    """``<break strength="Strong"/>``, ``<prosody rate="FAST">`` and ``interpret-as="Cardinal"`` were refused ("use one of
+    ..."), though the names around them are read in any case and the SSML readers people copy from take them. Keyword
+    values are folded; an alias's words are kept as written."""
+    assert segments(written) == segments(lower)
 
 
 def test_lexicon_and_normalisation_apply_inside_ssml_text():
@@ -100,6 +150,30 @@ def test_lexicon_and_normalisation_apply_inside_ssml_text():
 def test_bad_ssml_is_refused_with_a_place_and_a_reason(text, says):
     with pytest.raises(SsmlError) as caught:
         prepare(text, "en", TextOptions(ssml=True))
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    # an LLM's reply cut short (Home Assistant streams it): the stream ends before </speak>
+    ("<speak>Sure. The light is on.", "no element found at line 1, column 30: the document ends before its closing tags: close "
+                                      "each tag opened, the last with </speak>"),
+    ("<speak>Tom & Jerry</speak>", "(invalid token) at line 1, column 13: write & in the words as &amp;"),
+    ("<speak>AT&T</speak>", ": write & in the words as &amp;"),
+    ("<speak>a < b</speak>", ": write < in the words as &lt;"),
+    ("<speak><break time=1s/></speak>", ": put each attribute's value in quotes (<break time=\"1s\"/>)"),
+    ("<speak>Hello&nbsp;there</speak>", "undefined entity at line 1, column 13: SSML knows only &amp; &lt; &gt; &quot; &apos; and "
+                                        "numbered ones (&#160;): write the character itself"),
+    ("<speak><p><s>x</p></s></speak>", "mismatched tag at line 1, column 17: close each tag with its name as it was opened, the "
+                                       "last opened first"),
+    ("<speak>a</speak> <speak>b</speak>", "junk after document element at line 1, column 18: put all of the text inside the one "
+                                          "<speak>...</speak>, or send each document on its own"),
+    ("<speak><break", "unclosed token at line 1, column 8: the document ends inside a tag: finish it with '>'"),
+])
+def test_ssml_that_is_not_well_formed_is_told_what_to_change(text, says):
+    """hwy (s19): "the SSML is not well-formed XML: no element found at line 1, column 16" said where, never what to do; an
+    LLM reply cut inside <speak> (Home Assistant then plays nothing) or a stray '&' got no more than expat's words."""
+    with pytest.raises(SsmlError) as caught:
+        prepare(text, "en")
     assert says in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -150,6 +224,21 @@ def test_instructions_map_pace_and_pauses_and_nothing_else():
     assert pause_from_instructions("Use long pauses for drama.") == 0.8
     assert pause_from_instructions("Read it without any pauses.") == 0.0
     assert pause_from_instructions(None) == 0.0
+
+
+def test_a_clients_instructions_reach_the_log_as_one_line(caplog, tmp_path):
+    """``instructions`` (any text a ``speak`` key sends) were logged as written, cut to 80 characters: a newline in them
+    began a line of the client's own in the server's log, and terminal escapes went to the administrator's terminal."""
+    from types import SimpleNamespace
+
+    from demod_voice.serve.lexicons import reading_for
+
+    ctx = SimpleNamespace(cache=tmp_path, settings=SimpleNamespace(lexicons=None, limits=SimpleNamespace(max_input_chars=4096)))
+    with caplog.at_level(logging.INFO, logger="demod_voice.serve.lexicons"):
+        options = reading_for(ctx, "voice", None, instructions=f"Speak slowly.\n\x1b[2J{FORGED}")
+    said = [record.getMessage() for record in caplog.records]
+    assert options.rate == 0.85 and len(said) == 1 and "slowly" in said[0], said
+    assert "\n" not in said[0] and "\x1b" not in said[0], said
 
 
 def test_sentence_pauses_become_exact_pauses_between_sentences():

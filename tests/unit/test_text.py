@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
-from demod_voice.audio.text import load_text, split_sentences
+from demod_voice.audio.text import SentenceStream, load_text, split_sentences
 from demod_voice.errors import InputError
 
 
@@ -56,3 +57,43 @@ def test_text_without_a_word_is_refused(text):
 @pytest.mark.parametrize("text", ["こんにちは", "42", "Ça va ?"])
 def test_text_of_any_script_or_digits_is_kept(text):
     assert load_text(text) == text
+
+
+def test_text_arriving_in_pieces_ends_no_sentence_at_a_title_or_an_initial():
+    """A stream (Wyoming's, piper-infer's piped stdin) gave "Dr." alone, spoken "Doctor." with a sentence's fall and
+    pause, and "J." and "R." the same; text read whole (split_sentences) kept them with the name."""
+    stream = SentenceStream()
+    assert stream.add("Dr. Smith and J. R. Tolkien met. Then") == ["Dr. Smith and J. R. Tolkien met."]
+    assert stream.add(" ask Mr.") == [] and stream.add(" Jones.\n") == ["Then ask Mr. Jones."]
+    assert stream.add("Ask Mr.") == [] and stream.add("\n\n") == ["Ask Mr."]  # a blank line ends it all the same
+
+
+def test_text_arriving_in_pieces_ends_no_sentence_before_a_lowercase_word_and_waits_for_nothing():
+    """A stream gave "at 5 p.m." and "on Monday." as two sentences, and '"Really?"' and "she asked.", each with a
+    sentence's fall and pause, where text read whole (split_sentences) keeps them one. What follows a mark is weighed
+    when it has come with it; a mark with nothing after it yet still ends its sentence at once (no caller waits)."""
+    text = 'We meet at 5 p.m. on Monday. "Really?" she asked. Yes. then no! Fine. '
+    whole = split_sentences(text, 250)
+    assert whole == ["We meet at 5 p.m. on Monday.", '"Really?" she asked.', "Yes. then no!", "Fine."]
+    stream = SentenceStream()
+    assert stream.add(text) == whole and stream.finish() == ""
+    tokens = [word if i == 0 else f" {word}" for i, word in enumerate(text.split())]  # an LLM's: the space goes with the word
+    said = [(i, sentence) for i, token in enumerate(tokens) for sentence in stream.add(token)]
+    assert said == [(7, whole[0]), (10, whole[1]), (13, whole[2])] and stream.finish() == "Fine."  # each at its next word
+    assert stream.add("Done. ") == ["Done."]  # nothing after it yet: given now, not held for what comes
+    assert stream.add("at 5 p.m.\n") == ["at 5 p.m."] and stream.add("on time.\n") == ["on time."]
+
+
+def test_initials_arriving_a_few_characters_at_a_time_are_weighed_once_each():
+    """Every piece weighed every end mark held again, each against all the text before it: a Wyoming client that sent
+    4 KB of initials ("A. A. A. ...", no sentence end among them) three characters per synthesize-chunk kept the
+    server's event loop busy for as long as this took (97 s here). Each mark is now weighed once, by the few characters
+    before it, and a title or an initial still ends no sentence."""
+    stream = SentenceStream()
+    started = time.perf_counter()
+    said = [sentence for _ in range(1365) for sentence in stream.add("A. ", 4096)]
+    took = time.perf_counter() - started
+    assert said == [] and took < 1.0, took
+    assert stream.add("Bob. Next", 4096) == ["A. " * 1365 + "Bob."] and stream.finish() == "Next"
+    assert stream.add("Ask Dr.") == [] and stream.add(" ") == [] and stream.add("\n") == [] and stream.add("\nOn") == ["Ask Dr."]
+    assert stream.add(" xCapt. Yes. ") == ["On xCapt.", "Yes."]  # "xCapt." is no title: the mark is weighed with what comes before

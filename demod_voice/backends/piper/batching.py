@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from demod_voice.backends.piper.graph import MARK, WINDOWS
 from demod_voice.backends.piper.layout import ONES
-from demod_voice.devices import release_memory
+from demod_voice.devices import file_identity, release_memory
 from demod_voice.paths import one_at_a_time, os_error
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,7 @@ def _write(target: Path, data: bytes) -> None:
 def _cache_paths(model_path: str, cache_dir: Optional[str]) -> Optional[tuple[Path, Path, Path, Path]]:
     if not cache_dir:
         return None
-    stat = os.stat(model_path)
-    key = f"{os.path.realpath(model_path)}|{stat.st_size}|{stat.st_mtime_ns}|batching-{VERSION}"
+    key = f"{file_identity(model_path)}|batching-{VERSION}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     folder, stem = Path(cache_dir) / "onnx", Path(model_path).stem
     return (folder / f"{stem}-front-{digest}.onnx", folder / f"{stem}-decoder-{digest}.onnx", folder / f"{stem}-masked-{digest}.onnx",

@@ -147,7 +147,10 @@ class PiperSide(RequestSide):
         except InputError:  # still found by name (its name is taken; resolving it says it is damaged)
             return Voice(name, name, self.name, by_model=True, kind_label=self.label, describe=f"({self.label})", model_path=str(model))
         names = voice.get("speaker_id_map") or {}
-        speakers = tuple(sorted(names, key=names.get))
+        # a voice of several speakers without names (an empty map) is spoken by number: listed as none, Wyoming refused
+        # every speaker of it as 'a single speaker' and Home Assistant could offer none
+        count = int(voice["num_speakers"])
+        speakers = tuple(sorted(names, key=names.get)) or (tuple(str(n) for n in range(count)) if count > 1 else ())
         language = str((voice.get("language") or {}).get("code") or (voice.get("espeak") or {}).get("voice") or "")
         describe = f"({self.label}, {language})" if language else f"({self.label})"
         return Voice(name, name, self.name, speakers, language, int(voice["audio"]["sample_rate"]), by_model=True,
@@ -169,6 +172,7 @@ class PiperSide(RequestSide):
             spec = make_job(dataclasses.replace(request, text=".")).spec  # checks the speaker now
         except InputError as err:
             raise UnknownVoice(str(err)) from None
+        request = dataclasses.replace(request, version=spec.version)  # the answer's every job on the files resolved now
         return Speech(self, voice.id if speaker is None else f"{voice.id}:{speaker}", spec, int(data["audio"]["sample_rate"]), request)
 
     def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:

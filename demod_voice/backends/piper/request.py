@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from demod_voice.config import PiperSettings
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob, files_version
 from demod_voice.errors import InputError
 from demod_voice.speech_text.prepare import Prepared, TextOptions, for_job
 
@@ -81,6 +81,9 @@ class PiperRequest:
     """Engine that runs the voice: ``piper`` (onnxruntime) or ``tinygrad``."""
     reading: TextOptions = TextOptions()
     """How the text is read: normalisation, lexicon (phonemes), SSML (:mod:`demod_voice.speech_text`)."""
+    version: tuple[int, ...] = ()
+    """The voice files' version a server resolved the voice with (``LoadSpec.version``): every job of one answer runs
+    on it, even if the files are replaced meanwhile; ``()``: read now."""
 
 
 def make_job(request: PiperRequest) -> SynthesisJob:
@@ -97,7 +100,8 @@ def make_job(request: PiperRequest) -> SynthesisJob:
         volume=settings.volume,
         batch_size=settings.batch_size,
     )
-    spec = LoadSpec(request.backend, str(model), request.device, str(config_path), request.cache_dir)
+    spec = LoadSpec(request.backend, str(model), request.device, str(config_path), request.cache_dir,
+                    version=request.version or voice_version(model, config_path))
     # Rows with one voice and the same options may be handed to one worker together, and their
     # sentences batched; a streamed job goes alone, so its first sentence is not held back.
     together = None if request.output == STDOUT else hashlib.sha256(repr((spec, options)).encode()).hexdigest()
@@ -134,13 +138,30 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     return path, config
 
 
+def voice_version(model: Path, config: Path) -> tuple[int, ...]:
+    """The version of a voice's ``.onnx`` and ``.onnx.json`` (:func:`~demod_voice.engine.jobs.files_version`)."""
+    try:
+        return files_version(str(model), str(config))
+    except OSError:
+        raise InputError("the voice's files were removed or replaced while they were read; try again") from None
+
+
 def _scale(value: Any, least: float) -> bool:
     return type(value) in (int, float) and math.isfinite(value) and value >= least
 
 
-@functools.lru_cache(maxsize=64)
 def read_voice_config(path: Path) -> dict[str, Any]:
-    """Parse and sanity-check a Piper ``.onnx.json`` (cached: a batch names the same voice many times)."""
+    """Parse and sanity-check a Piper ``.onnx.json`` (cached while the file stays the same: a batch names the same voice
+    many times, a server every request; one replaced, re-downloaded or re-exported, was read again only at a restart)."""
+    try:
+        stamp = files_version(str(path))
+    except OSError:
+        stamp = ()  # read, to say why it cannot be
+    return _read_voice_config(path, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_voice_config(path: Path, stamp: tuple[int, ...]) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -173,9 +194,7 @@ def resolve_speaker(voice: dict[str, Any], speaker: Optional[str], config_path: 
         return int(speaker) if count > 1 else None
     if count <= 1:
         raise InputError(f"this voice has a single speaker: leave the speaker out (it was '{speaker}')")
-    listed = ", ".join(sorted(names, key=names.get)[:20]) or "none"
-    raise InputError(
-        f"speaker '{speaker}' is not in this voice ({config_path.name}): use a number from 0 to {count - 1} or a name ({listed})"
-    )
+    listed = f" or a name ({', '.join(sorted(names, key=names.get)[:20])})" if names else ""  # not 'or a name (none)'
+    raise InputError(f"speaker '{speaker}' is not in this voice ({config_path.name}): use a number from 0 to {count - 1}{listed}")
 
 

@@ -13,6 +13,7 @@ str, "seconds": float}`` (``words`` only when asked for).
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import re
 import warnings
@@ -83,8 +84,7 @@ def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: st
         if packaged is not None:
             return LoadSpec(BACKEND, str(packaged), device, cache_dir=cache_dir)
         model = PACKAGED_MODEL if code in ("", "en") else MULTILINGUAL_DEFAULT
-    if model.endswith(".en") and code not in ("", "en"):
-        raise InputError(f"the Whisper model '{model}' hears English only; name a multilingual one (e.g. tiny) for '{language}'")
+    refuse_english_only(model, language)
     folder = Path(model).expanduser()
     if folder.is_dir():
         if not (folder / "model.bin").is_file():
@@ -94,6 +94,35 @@ def recogniser_spec(language: Optional[str], model: Optional[str], cache_dir: st
         raise InputError(f"unknown Whisper model '{model}'; use one of {', '.join(NAMES)}, a hub id (org/name) or a folder")
     target = Path(cache_dir) / "whisper" / model.replace("/", "--")
     return LoadSpec(BACKEND, str(target), device, cache_dir=cache_dir, fetch=model)
+
+
+MULTILINGUAL_VOCABULARY = 51865
+"""Tokens of a multilingual Whisper's vocabulary (English-only ones have 51864), as CTranslate2 tells them apart."""
+
+
+def english_only(model: str) -> bool:
+    """Whether the Whisper model ``model`` (a name, a hub id or a folder) hears English only: a ``.en`` name, or a folder
+    whose vocabulary is an English-only one's (the packaged tiny.en's folder is called ``model``)."""
+    if model.endswith(".en"):
+        return True
+    folder = Path(model).expanduser()
+    try:
+        if (folder / "vocabulary.txt").is_file():
+            with open(folder / "vocabulary.txt", encoding="utf-8") as lines:
+                return sum(1 for _ in lines) < MULTILINGUAL_VOCABULARY
+        if (folder / "vocabulary.json").is_file():
+            return len(json.loads((folder / "vocabulary.json").read_text(encoding="utf-8"))) < MULTILINGUAL_VOCABULARY
+    except (OSError, ValueError, TypeError):
+        return False  # an unreadable folder is refused as such when it loads
+    return False
+
+
+def refuse_english_only(model: str, language: Optional[str]) -> None:
+    """:class:`InputError` when ``model`` hears English only and ``language`` is another: its transcripts of that speech are
+    English words, and a word error rate of them means nothing."""
+    code = base_language(language)
+    if code not in ("", "en") and english_only(model):
+        raise InputError(f"the Whisper model '{model}' hears English only; name a multilingual one (e.g. tiny) for '{language}'")
 
 
 def fetch_model(name: str, folder: Path) -> None:
@@ -106,7 +135,11 @@ def fetch_model(name: str, folder: Path) -> None:
             warnings.simplefilter("ignore")
             download_model(name, output_dir=str(folder))
     except Exception as err:  # noqa: BLE001 - the hub client raises many kinds; the user needs one line
-        raise InputError(f"could not download the Whisper model '{name}' ({type(err).__name__}); check the name and the network") from None
+        kind = type(err).__name__
+        # huggingface_hub's error when the hub cannot be reached and nothing is cached: the name is not what is wrong
+        why = f"the hub cannot be reached ({kind}); check the network" if kind == "LocalEntryNotFoundError" else \
+            f"{kind}; check the name and the network"
+        raise InputError(f"could not download the Whisper model '{name}': {why}") from None
     if not (folder / "model.bin").is_file():
         raise InputError(f"the download of the Whisper model '{name}' has no model.bin; check the name")
 

@@ -86,14 +86,27 @@ class XttsSide(RequestSide):
                      speaker_picks_language=True, kind_label="cloned voice, XTTS", describe=f"— cloned voice (XTTS, {own})")
 
     def voice_language(self, scope: Scope, name: str) -> str:
-        """The language a profile was enrolled with (the server's side-car), else ``xtts.language``."""
+        """The language a profile was enrolled with (the server's side-car, else the one in the file), else
+        ``xtts.language``. (The command line and a server's profile without a side-car spoke ``xtts.language``: a French
+        voice downloaded from a server and imported spoke English there.)"""
+        return self._side_car_language(scope, name) or self._own_language(scope, name) or scope.config.xtts.language
+
+    @staticmethod
+    def _side_car_language(scope: Scope, name: str) -> str:
         if scope.data_dir is None:
-            return scope.config.xtts.language
+            return ""
         side = scope.data_dir / "voices" / f"{name}.json"
         try:
-            return str(json.loads(side.read_text(encoding="utf-8")).get("language") or scope.config.xtts.language)
+            return str(json.loads(side.read_text(encoding="utf-8")).get("language") or "")
         except (OSError, ValueError, AttributeError):
-            return scope.config.xtts.language
+            return ""
+
+    def _own_language(self, scope: Scope, name: str) -> str:
+        try:
+            profile = self.profile(scope, name) if NAME.match(name) else None
+        except ModelMissing:  # a damaged profile: refused when it is used, in its own words
+            return ""
+        return profile.language if profile is not None else ""
 
     def profile(self, scope: Scope, name: str) -> Optional[Profile]:
         """Profile ``name``, or ``None`` when there is none (kept until its file changes)."""
@@ -124,6 +137,7 @@ class XttsSide(RequestSide):
         request = XttsRequest(references=(), text="", output=STDOUT, settings=settings, cache_dir=str(scope.cache),
                               device=config.device, profile=profile, stream=config.serve.xtts_token_streaming)
         spec = make_job(dataclasses.replace(request, text="a")).spec  # a word: punctuation alone is refused as nothing to say
+        request = dataclasses.replace(request, version=spec.version)  # the answer's every job on the checkpoint resolved now
         return Speech(self, voice.id, spec, SAMPLE_RATE, request)
 
     def job(self, speech: Speech, text: str, speed: float, output: str) -> SynthesisJob:
@@ -166,8 +180,10 @@ class XttsSide(RequestSide):
         if v.get("speaker", "") not in ("", "0"):  # 0 is the original tool's default for every row
             raise InputError("the speaker column is for Piper voices; XTTS takes the voice from the reference (leave it empty or 0)")
         settings = row.config.xtts
-        if v.get("language"):
-            settings = dataclasses.replace(settings, language=v["language"])
+        # the row's (or -l's) language, else the one the voice was enrolled with, else xtts.language
+        language = v.get("language") or (profile.language if profile is not None else "")
+        if language:
+            settings = dataclasses.replace(settings, language=language)
         if v.get("model"):
             settings = dataclasses.replace(settings, model_dir=str(row.path(v["model"])))
         resolved = tuple(str(row.path(r)) for r in references)

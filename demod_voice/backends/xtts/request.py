@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from demod_voice.config import XTTS_LANGUAGES, XttsSettings
-from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob
+from demod_voice.engine.jobs import STDOUT, LoadSpec, SynthesisJob, files_version
 from demod_voice.errors import DependencyError, InputError
 from demod_voice.models.registry import resolve_xtts
 from demod_voice.paths import not_an_input
@@ -61,6 +61,9 @@ class XttsRequest:
     the GPT's steps), instead of whole sentences made in batches; ``None``: stream when writing to stdout."""
     reading: TextOptions = TextOptions()
     """How the text is read: normalisation, lexicon (respellings), SSML (:mod:`demod_voice.speech_text`)."""
+    version: tuple[int, ...] = ()
+    """The checkpoint folder's version a server resolved the voice with (``LoadSpec.version``): every job of one answer
+    runs on it, even if the checkpoint is replaced meanwhile; ``()``: read now."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,19 @@ def make_enroll_job(references: tuple[str, ...] | list[str], settings: XttsSetti
     if not checked:
         raise InputError("give at least one reference recording to enroll a voice")
     folder, fetch = resolve_xtts(settings.model_dir, Path(cache_dir), settings.accept_license)
-    spec = LoadSpec("xtts", str(folder), device, cache_dir=cache_dir, fetch=fetch)
+    spec = LoadSpec("xtts", str(folder), device, cache_dir=cache_dir, fetch=fetch, version=checkpoint_version(folder, fetch))
     return SynthesisJob(spec=spec, text="(enroll)", output=STDOUT, options=EnrollOptions(checked), label=label)
+
+
+def checkpoint_version(folder: Path, fetch: Optional[str]) -> tuple[int, ...]:
+    """The checkpoint folder's version (:func:`~demod_voice.engine.jobs.files_version`: its files, one ``stat`` each);
+    ``()`` for one still to be downloaded (its worker fetches it)."""
+    if fetch:
+        return ()
+    try:
+        return files_version(str(folder))
+    except OSError:
+        raise InputError("the XTTS model's files were removed or replaced while they were read; try again") from None
 
 
 def normalise_language(language: str) -> str:
@@ -158,7 +172,8 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     not_an_input(request.output, request.references)  # 'xtts-zero-shot bob.wav TEXT -o bob.wav' replaced the reference
     settings = request.settings
     folder, fetch = resolve_xtts(settings.model_dir, Path(request.cache_dir), settings.accept_license)
-    spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch)
+    spec = LoadSpec("xtts", str(folder), request.device, cache_dir=request.cache_dir, fetch=fetch,
+                    version=request.version or checkpoint_version(folder, fetch))
     stream = request.output == STDOUT if request.stream is None else request.stream
     options = XttsOptions(references, language, settings, stream=stream, profile=request.profile)
     # Jobs with the same sampling settings may be generated as one batch, their sentences together,

@@ -22,10 +22,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from demod_voice import __version__
+from demod_voice.audio.writer import FULL_ERRNOS
 from demod_voice.config import Config
 from demod_voice.engine.service import EngineService
 from demod_voice.errors import DemodVoiceError
 from demod_voice.serve.auth import AuthFailed
+from demod_voice.serve.clients import ClientAddress, trusted_proxies
 from demod_voice.serve.core import build_context
 from demod_voice.serve.errors import ApiError, from_engine, quoted
 from demod_voice.serve.http import batch as jobs_api
@@ -43,7 +45,7 @@ from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
 from demod_voice.serve.http.streaming import StartFailed, quiet_uvicorn
 from demod_voice.serve.limits import media_type
 from demod_voice.serve.metrics import Metrics, RequestCounter
-from demod_voice.serve.voices import piper_voices, resolve_voice
+from demod_voice.serve.voices import piper_voices, resolve_voice, say_missing_default
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,11 @@ set a header a proxy is trusted for (uvicorn believes ``X-Forwarded-*`` from loo
 
 def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Optional[tuple[str, ...]] = None,
                log_level: int = logging.WARNING, workers: Optional[int] = None,
-               front_doors: Sequence[Callable[..., Awaitable[None]]] = ()) -> FastAPI:
+               front_doors: Sequence[Callable[..., Awaitable[None]]] = (), insecure_no_auth: bool = False) -> FastAPI:
     """The app. ``engine``: an engine to use (left running at exit); ``None``: one is started and stopped here.
     ``front_doors``: other servers sharing the context (Wyoming), each awaited as ``door(ctx, stop=event)``
-    in a task from start-up until ``event`` is set at shutdown."""
+    in a task from start-up until ``event`` is set at shutdown. ``insecure_no_auth``: without keys, serve requests that
+    came through a reverse proxy too (otherwise 403: the proxy lets other machines in)."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -102,7 +105,8 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
     _health_routes(app)
     _error_handlers(app)
     check_exposure(config.serve, keys is not None)
-    app.add_middleware(Guard, settings=config.serve, keys=keys)
+    trusted_proxies(config.serve)  # an entry that is no address stops the start in words, not at the first request
+    app.add_middleware(Guard, settings=config.serve, keys=keys, insecure_no_auth=insecure_no_auth)
     if config.serve.cors_origins:
         # Outside the guard: its refusals (a bad key, a body too large) went out without CORS headers, and the browser
         # hid them from the page ("Failed to fetch"). A preflight it answers itself carries no key and reaches nothing.
@@ -110,8 +114,10 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", *SDK_HEADERS], expose_headers=EXPOSED_HEADERS)
-    # Outermost: the guard's refusals (a bad key, a foreign host or origin, a body too large) are counted too.
+    # Outside the guard: its refusals (a bad key, a foreign host or origin, a body too large) are counted too.
     app.add_middleware(RequestCounter)
+    # Outermost: who the request is from (a trusted proxy's client, the socket's peer otherwise), for every check after.
+    app.add_middleware(ClientAddress, settings=config.serve)
     return app
 
 
@@ -130,6 +136,7 @@ def _start(config: Config, engine: Any, keys: Any, preload: Optional[tuple[str, 
     if engine is None:
         engine = EngineService(config.engine, workers=workers or config.serve.workers, log_level=log_level)
     ctx = build_context(config, engine, log_level, keys, Metrics(engine), preload)
+    say_missing_default(ctx)
     for name in ctx.preload:
         choice = resolve_voice(ctx, name, name) if name in _piper_names(ctx) else resolve_voice(ctx, "", name)
         ctx.preload_specs.append(choice.spec)
@@ -159,14 +166,22 @@ def _health_routes(app: FastAPI) -> None:
     @app.get("/readyz", include_in_schema=False)
     async def readyz(ctx: Context) -> JSONResponse:
         """Ready once the preloaded voices are loaded (and not draining)."""
-        waiting = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if not ctx.engine.is_ready(spec)]
+        # each voice as --preload names it: their models' file names said 'xtts-v2' twice for 'alloy' and 'nova'
+        preloaded = list(zip(ctx.preload, ctx.preload_specs, strict=False))
+        waiting = [name for name, spec in preloaded if not ctx.engine.is_ready(spec)]
         if ctx.draining.is_set():
             return JSONResponse({"status": "draining"}, status_code=503)
-        failed = [spec.model.rsplit("/", 1)[-1] for spec in ctx.preload_specs if ctx.engine.load_failed(spec)]
+        failed = [name for name, spec in preloaded if ctx.engine.load_failed(spec)]
         if failed:  # not 'loading': nothing is, and the server's log says why
             return JSONResponse({"status": "failed", "failed": failed, "waiting_for": waiting}, status_code=503)
+        looping = [name for name, spec in preloaded if ctx.engine.crash_looping(spec)]
+        if looping:  # not 'loading' nor 'ready' (a worker may be up for a moment): its workers keep dying, the log says why
+            return JSONResponse({"status": "crash_loop", "crash_loop": looping, "waiting_for": waiting}, status_code=503)
         if waiting:
             return JSONResponse({"status": "loading", "waiting_for": waiting}, status_code=503)
+        capped = [name for name, spec in preloaded if ctx.engine.over_memory_cap(spec)]
+        if capped:  # loaded, but each request for it ends for engine.worker_memory_cap_mb: the log says to raise it
+            return JSONResponse({"status": "over_memory_cap", "over_memory_cap": capped}, status_code=503)
         return JSONResponse({"status": "ready", "models": [p.spec.model.rsplit("/", 1)[-1] for p in ctx.engine.pools() if p.ready]})
 
     @app.get("/metrics", include_in_schema=False)
@@ -209,6 +224,18 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, err: RequestValidationError) -> JSONResponse:
         return JSONResponse(ApiError(400, _validation_message(err), code="invalid_request").body(), status_code=400)
+
+    @app.exception_handler(OSError)
+    async def disk_full(request: Request, err: OSError) -> JSONResponse:
+        # a full data folder (a book's job.json, its result.zip, an upload) was a bare 500 "Internal Server Error" with a
+        # traceback per request; anything else stays the internal error it is
+        if err.errno not in FULL_ERRNOS:
+            raise err
+        log.warning("%s %s: the server's disk is full (%s); free some space in its data folder", request.method,
+                    quoted(request.url.path), err.strerror)
+        problem = ApiError(507, "the server has no disk space left for this request; try again later (its administrator "
+                                "must free some)", "server_error", "disk_full")
+        return JSONResponse(problem.body(), status_code=problem.status)
 
 
 def _starlette_message(request: Request, status: int, detail: str, headers: dict[str, str]) -> str:

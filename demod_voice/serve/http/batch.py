@@ -48,8 +48,8 @@ from demod_voice.serve.http.batch_jobs import (
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.lexicons import SPOKEN_GROWTH
 from demod_voice.serve.limits import save_upload
-from demod_voice.serve.uploads import decode_reference, read_form
-from demod_voice.serve.voices import load_profile, piper_voices
+from demod_voice.serve.uploads import decode_reference, decoded_name, read_form
+from demod_voice.serve.voices import default_voice, load_profile, piper_voices
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def _needs_enroll() -> ApiError:
 
 
 async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "refs", kind: str = "reference") -> dict[str, str]:
-    """Uploaded recordings (``kind``), decoded to WAV in a confined child at ``folder/sub/<index>/<the upload's stem>.wav``
+    """Uploaded recordings (``kind``), decoded to WAV in a confined child at ``folder/sub/<index>/<the upload's name>``
     (a message about the file then names it as its client does); the base name as the CSV gives it -> the path relative
     to the CSV."""
     saved_names: dict[str, str] = {}
@@ -193,7 +193,7 @@ async def _save_references(ctx: Any, uploads: list, folder: Path, sub: str = "re
         if kind == "source" and name in saved_names:
             raise ApiError(400, f"two source files are named '{name}'; give each recording its own name", code="bad_file_name")
         saved = await save_upload(upload, folder / sub, ctx.settings.limits)
-        relative = f"{sub}/{index}/{Path(name).stem}.wav"
+        relative = f"{sub}/{index}/{decoded_name(name)}"  # its own name: a silent take.m4a was called take.wav
         (folder / relative).parent.mkdir()
         await asyncio.to_thread(decode_reference, saved, folder / relative, ctx.settings.limits.max_reference_seconds, name,
                                 kind == "source")
@@ -227,7 +227,7 @@ def default_piper(ctx: Any) -> Optional[str]:
     """The job's voice for rows naming none, as for a speech request naming none: ``piper.default_voice`` where this
     server offers it."""
     offered = piper_voices(ctx)
-    name = ctx.config.piper.default_voice
+    name = default_voice(ctx)
     return str(offered[name]) if name in offered else None
 
 

@@ -15,17 +15,19 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from demod_voice.book.isolated import load_read
 from demod_voice.book.master import MasterSettings
 from demod_voice.book.plan import BookOutcome, BookRequest, Progress
 from demod_voice.book.run import run_book
 from demod_voice.book.voice import VoiceChoice
-from demod_voice.errors import DemodVoiceError
+from demod_voice.errors import DemodVoiceError, OutputFull
+from demod_voice.serve.errors import client_text as any_client_text
 from demod_voice.serve.http import job_store
 from demod_voice.serve.http.job_store import Budget, BudgetedEngine, BudgetExceeded, JobKind, leave_state, now, read_state, write_state
 from demod_voice.serve.lexicons import reading_for
+from demod_voice.serve.voices import UnknownVoice, find_voice, speak_with
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +119,58 @@ class _Reporter:
 
 def _run(ctx: Any, job_id: str, budget: Budget) -> None:
     folder = job_store.jobs_dir(ctx, BOOK) / job_id
+    voice: dict = {}
     try:
         state = write_state(folder, state="running")
+        voice = state["options"]["voice"]
+        trouble = _voice_trouble(ctx, voice)
+        if trouble is not None:
+            raise trouble
         outcome = run_book(book_request(ctx, folder, state, budget), _Reporter(folder).progress())
         _finish(ctx, folder, outcome)
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
-        leave_state(folder, state=final, error=client_text(str(err), folder), finished=now())
+        err = (_still_readable(ctx, voice) if voice else None) or err  # a voice gone while it read: that, not the worker's words
+        if isinstance(err, OutputFull):  # it said "free some space and run the same command again", a command's words
+            err = OutputFull("the server ran out of disk space while it read the book: send it again later (its administrator "
+                             "must free some space)")
+        leave_state(folder, state=final, error=_voice_named(client_text(any_client_text(err), folder), voice), finished=now())
     except Exception as err:  # noqa: BLE001 - a book's thread must leave a state behind, whatever happened
         log.exception("book %s failed", job_id)
         leave_state(folder, state="failed", error=client_text(f"{type(err).__name__}: {err}", folder), finished=now())
+
+
+def _still_readable(ctx: Any, voice: dict) -> Optional[DemodVoiceError]:
+    """:func:`_voice_trouble` after a book failed: a look that fails itself (its files unreadable) leaves the book's own
+    error standing, so that its final state is still written (raised here, it left the book "running", counted against its
+    key's cap)."""
+    try:
+        return _voice_trouble(ctx, voice)
+    except Exception:  # noqa: BLE001 - the book's error is the one to keep
+        log.debug("the book's voice could not be looked at again", exc_info=True)
+        return None
+
+
+def _voice_trouble(ctx: Any, voice: dict) -> Optional[DemodVoiceError]:
+    """Why the book's voice cannot read it now, or ``None``: checked as the book starts (or starts again after a restart),
+    and again when it failed. A voice deleted, renamed or damaged since the book was sent failed it with the server's
+    path and the command line's advice ("check the path, or name an installed voice ('demod-voice models list')")."""
+    model = voice.get("path") or ""
+    found = find_voice(ctx, voice["name"])
+    if found is None or (model and not Path(model).is_file()):
+        return UnknownVoice(f"the voice '{voice['name']}' is not on this server any more (deleted or renamed since the book "
+                            "was sent): send the book again with another voice (GET /v1/audio/voices)")
+    try:
+        speak_with(ctx, found, voice.get("speaker"), voice.get("language"))  # a damaged one says so in the administrator's words
+    except DemodVoiceError as err:
+        return err
+    return None
+
+
+def _voice_named(message: str, voice: dict) -> str:
+    """``message`` with the book's voice file named by the voice's name (a voice removed between the check and its use)."""
+    model = voice.get("path") or ""
+    return message.replace(f"{model}.json", f"{voice['name']}.onnx.json").replace(model, voice["name"]) if model else message
 
 
 def _finish(ctx: Any, folder: Path, outcome: BookOutcome) -> None:

@@ -25,14 +25,15 @@ from fastapi.responses import FileResponse
 from demod_voice.book.contents import EpubLimits
 from demod_voice.book.isolated import read_isolated
 from demod_voice.book.master import LOUDNESS, TRUE_PEAK
-from demod_voice.errors import InputError
-from demod_voice.serve.errors import ApiError, file_name_shown, quoted
+from demod_voice.book.voice import heard_speaker
+from demod_voice.errors import DemodVoiceError, InputError, ModelMissing
+from demod_voice.serve.errors import ApiError, file_name_shown, from_engine, quoted, redact
 from demod_voice.serve.http import job_store
 from demod_voice.serve.http.book_jobs import BOOK, READ, client_report, client_text, output_of, progress, start_book
 from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.limits import save_upload
 from demod_voice.serve.uploads import read_form
-from demod_voice.serve.voices import find_voice, profile_path
+from demod_voice.serve.voices import UnknownVoice, alias_target, find_voice, profile_path, speak_with
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 
@@ -171,6 +172,33 @@ def _voice(ctx: Any, form: Any) -> dict:
     speaker = _field(form, "speaker") or None
     if not name:
         raise ApiError(400, "name the voice that reads the book in the field 'voice' (GET /v1/audio/voices lists them)", code="missing_voice")
+    found, speaker = _found(ctx, name, speaker)
+    name = found.id
+    if found.by_model:
+        if language:
+            raise ApiError(400, f"'language' is for cloned voices; '{quoted(name)}' speaks its own", code="bad_option")
+        model = found.model_path or ""
+        if speaker:
+            _spoken(ctx, found, speaker)
+        return {"kind": found.kind, "name": name, "path": model if Path(model).is_file() else "", "speaker": speaker}
+    if speaker:
+        raise ApiError(400, "'speaker' is for voices with several speakers; a cloned voice has one", code="bad_option")
+    if language:
+        _spoken(ctx, found, None, language)
+    return {"kind": found.kind, "name": name, "language": language}
+
+
+def _found(ctx: Any, name: str, speaker: Optional[str]) -> tuple[Any, Optional[str]]:
+    """The voice ``name`` means, and the speaker: a voice alias (``serve.voices``, listed by ``GET /v1/audio/voices`` and
+    spoken by speech, but "no voice" here) is the voice it names, with its own speaker."""
+    aliases = ctx.settings.voices or {}
+    if name in aliases:
+        if speaker:
+            raise ApiError(400, f"'{quoted(name)}' is a voice alias with its own speaker: leave 'speaker' out", code="bad_option")
+        try:
+            return alias_target(ctx, name, aliases[name])
+        except UnknownVoice as err:
+            raise ApiError(404, str(err), code="unknown_voice") from None
     found = find_voice(ctx, name)
     if found is None:
         try:
@@ -178,14 +206,23 @@ def _voice(ctx: Any, form: Any) -> dict:
         except InputError as err:
             raise ApiError(400, str(err), code="bad_voice_id") from None
         raise ApiError(404, f"there is no voice '{quoted(name)}' on this server (GET /v1/audio/voices)", code="unknown_voice")
-    if found.by_model:
-        if language:
-            raise ApiError(400, f"'language' is for cloned voices; '{quoted(name)}' speaks its own", code="bad_option")
-        model = found.model_path or ""
-        return {"kind": found.kind, "name": name, "path": model if Path(model).is_file() else "", "speaker": speaker}
-    if speaker:
-        raise ApiError(400, "'speaker' is for voices with several speakers; a cloned voice has one", code="bad_option")
-    return {"kind": found.kind, "name": name, "language": language}
+    return found, speaker
+
+
+def _spoken(ctx: Any, voice: Any, speaker: Optional[str], language: Optional[str] = None) -> None:
+    """400 for a speaker the voice does not have, or a language it cannot speak, before the book is queued: the job read
+    it with the one speaker of a single-speaker voice without a word, and a speaker a voice of several lacks (or a
+    language like ``xx``) failed the book only once it ran."""
+    try:
+        speech = speak_with(ctx, voice, speaker, language)
+        if speaker:
+            heard_speaker(speech, voice.id, speaker)
+    except ModelMissing as err:  # damaged since it was listed: the server's to fix, in the administrator's words
+        raise from_engine(err) from None
+    except InputError as err:
+        raise ApiError(400, redact(str(err)), code="bad_option") from None
+    except DemodVoiceError as err:  # a language whose package is missing here (Chinese without pypinyin): 503
+        raise from_engine(err) from None
 
 
 def _check_book(ctx: Any, source: Path) -> dict:

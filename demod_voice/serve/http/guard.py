@@ -15,15 +15,19 @@ refusals that need only the headers happen here, in an ASGI middleware:
 3. While the server drains, everything but the probes gets 503 ``shutting_down``; a request still
    without a response when its task is cancelled at the end of the grace period gets the same,
    in JSON, not a bare 500.
-4. API routes (``/v1/``) need a valid key when the server has keys (401, before the body); the
-   scope a route needs is checked by its router (:mod:`demod_voice.serve.http.deps`).
+4. A server without keys refuses everything but the probes that carries a reverse proxy's headers (403
+   ``keys_needed_behind_proxy``): it listens on loopback so that no other machine may use it, and a proxy on the same
+   machine let every machine in (``--insecure-no-auth`` serves them). API routes (``/v1/``) need a valid key when the
+   server has keys (401, before the body); the
+   scope a route needs is checked by its router (:mod:`demod_voice.serve.http.deps`). An address that sent too many
+   wrong keys of late gets 429 (:mod:`demod_voice.serve.throttle`).
 5. A route that reads a form (:data:`FORM_ROUTES`) sent anything else larger than a JSON body may be is refused
    (415 ``not_a_form``): a recording posted as the raw body was answered 413 "JSON bodies with up to 4096 characters
    of text" (a smaller one gets its 415 from the route, after the key's scope: 403 first).
 6. A body announced longer than the request may be (``Content-Length``) is refused (413), and a
    body without a length (chunked) is counted as it is read and cut off at the same size.
 
-Body sizes: a multipart upload (and anything for the page under ``/ui``) may be
+Body sizes: a multipart upload (the page's under ``/ui`` among them) may be
 ``serve.limits.max_upload_mb`` + 1 MB; a lexicon (``PUT /v1/lexicons/NAME``) 1 MiB; any other body 64 KiB + 12 bytes
 per character of ``serve.limits.max_input_chars`` (JSON escapes a character in at most 12 bytes).
 """
@@ -40,17 +44,19 @@ from urllib.parse import urlsplit
 from starlette.exceptions import HTTPException
 
 from demod_voice.errors import ConfigError
+from demod_voice.serve import clients
 from demod_voice.serve.auth import AuthFailed
+from demod_voice.serve.clients import host_name
 from demod_voice.serve.errors import ApiError, quoted
 from demod_voice.serve.http.streaming import StreamBroken
 from demod_voice.serve.limits import FORM_ROUTES, FORM_TYPES, media_type, not_a_form, upload_limit
+from demod_voice.serve.throttle import TooManyFailedKeys, check_key
 
 log = logging.getLogger(__name__)
 
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 API_PREFIX = "/v1/"
-PAGE_PREFIX = "/ui"
 LEXICONS = "/v1/lexicons/"
 LEXICON_BYTES = 1 << 20
 """A lexicon's body (``PUT /v1/lexicons/NAME``), as ``serve.http.lexicons.MAX_BODY``."""
@@ -94,16 +100,6 @@ def check_exposure(settings: Any, keyed: bool) -> None:
                               "(serve.keys or serve.keys_file): list the names instead, or configure keys")
 
 
-def host_name(host: str) -> str:
-    """The name in a ``Host`` header: no port, no brackets, lower case, no trailing dot."""
-    host = host.strip()
-    if host.startswith("["):
-        return host[1:host.find("]")].lower() if "]" in host else ""
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    return host.rstrip(".").lower()
-
-
 def host_allowed(host: str, settings: Any) -> bool:
     """Whether a request's ``Host`` names this server (see the module docstring)."""
     name = host_name(host)
@@ -142,8 +138,10 @@ def origin_allowed(origin: str, host: str, settings: Any) -> bool:
 
 
 def is_upload(path: str, content_type: str) -> bool:
-    """A multipart body, or anything for the page: limited by ``serve.limits.max_upload_mb``."""
-    return media_type(content_type).startswith("multipart/") or path == PAGE_PREFIX or path.startswith(PAGE_PREFIX + "/")
+    """A multipart body (the page's uploads among them): limited by ``serve.limits.max_upload_mb``. The page's event
+    calls are JSON and get a JSON body's limit: Gradio keeps every input a session sent for as long as it keeps the
+    session (up to 10,000 of them, none ever closed), so a keyless call of 26 MB of text was 26 MB of the server's memory."""
+    return media_type(content_type).startswith("multipart/")
 
 
 def body_limit(path: str, content_type: str, limits: Any) -> int:
@@ -167,18 +165,27 @@ KEY_SHARE = 4
 class Guard:
     """The ASGI middleware (outermost but for the request counter, CORS where configured, and Starlette's own error handler)."""
 
-    def __init__(self, app: Any, settings: Any, keys: Any = None) -> None:
+    def __init__(self, app: Any, settings: Any, keys: Any = None, insecure_no_auth: bool = False) -> None:
         self.app = app
         self.settings = settings
         self.keys = keys
+        self.insecure_no_auth = insecure_no_auth
+        """Whether a server without keys was opened to other machines in so many words (``--insecure-no-auth``)."""
         self.open: dict[str, int] = {}
         """Requests being answered, by the owner id of their key (:meth:`_per_key`)."""
+        self.told_shared = False
+        """Whether the log has said that clients come through a proxy that hides their addresses."""
+        self.told_unlisted = False
+        """Whether the log has said that a peer not in ``serve.trusted_proxies`` sent proxy headers."""
+        self.told_open = False
+        """Whether the log has said that a server without keys refuses what comes through a proxy."""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        self._say_proxy(clients.of(scope))  # before any refusal: a guesser through a proxy may get nothing else
         problem = self._refusal(scope, headers)
         if problem is not None:
             if scope["type"] == "http":
@@ -224,15 +231,56 @@ class Guard:
         problem = self._foreign(method, headers)
         if problem is not None:
             return problem
+        if self.keys is None and not self.insecure_no_auth and path not in PROBES and clients.of(scope).proxied:
+            return ApiError(403, "this server has no API keys, and this request came through a reverse proxy, which lets "
+                                 "other machines in: its administrator must configure serve.keys_file (docs/security.md), or "
+                                 "start it with --insecure-no-auth to serve whoever the proxy lets through",
+                            "permission_error", "keys_needed_behind_proxy")
         ctx = _context(scope)
         if ctx is not None and ctx.draining.is_set() and path not in PROBES:
             return ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
         if path.startswith(API_PREFIX) and self.keys is not None and method != "OPTIONS":  # CORS preflights carry no key
             try:
-                self.keys.identify(headers.get("authorization"))
+                self._identify(scope, headers)
+            except TooManyFailedKeys as err:
+                return ApiError(429, str(err), "rate_limit_error", err.code, {"Retry-After": str(err.wait)})
             except AuthFailed as err:
                 return ApiError(err.status, str(err), "authentication_error", err.code, {"WWW-Authenticate": "Bearer"})
         return self._oversized(path, headers)
+
+    def _identify(self, scope: dict, headers: dict[str, str]) -> tuple[str, frozenset[str]]:
+        """The request's key, checked through the server's count of wrong keys by address (a client could try keys as
+        fast as it liked: serve.limits.max_failed_keys)."""
+        authorization = headers.get("authorization")
+        failed = getattr(_context(scope), "failed_keys", None)
+        return check_key(failed, clients.of(scope), authorization, lambda: self.keys.identify(authorization))
+
+    def _say_proxy(self, client: clients.Client) -> None:
+        """Say once that a server without keys refuses what comes through a proxy, once that clients come through a
+        proxy that does not say who they are, and once that a peer not trusted as a proxy sent proxy headers
+        (:mod:`demod_voice.serve.clients`)."""
+        if client.proxied and self.keys is None and not self.insecure_no_auth:
+            if not self.told_open:  # (it refuses them all: how it would count them does not matter)
+                self.told_open = True
+                log.warning("a request came through a reverse proxy (it carries proxy headers), and this server has no "
+                            "API keys: requests through a proxy are refused (403), as other machines reach the server "
+                            "through it; configure serve.keys_file (docs/security.md), or pass --insecure-no-auth to "
+                            "serve them without keys")
+            return
+        if client.shared and not self.told_shared:
+            self.told_shared = True
+            log.warning("requests come through a proxy at %s that does not say whose they are (no X-Forwarded-For): every "
+                        "client behind it has one address, so their wrong keys are counted together (%d times "
+                        "serve.limits.max_failed_keys) and the web page's share of connections is not split per client; "
+                        "have the proxy set it to the client's address (nginx: proxy_set_header X-Forwarded-For "
+                        "$remote_addr;)", client.address, clients.SHARED)
+        if client.unlisted and not self.told_unlisted:
+            self.told_unlisted = True
+            log.warning("requests from %s carry proxy headers (X-Forwarded-For, X-Real-IP, Forwarded, Via), but it is not in "
+                        "serve.trusted_proxies: they are not believed, and every client behind it counts as that one "
+                        "address (one client's %d wrong keys in a minute lock the others out); if it is your reverse "
+                        "proxy, add its address to serve.trusted_proxies", client.address,
+                        self.settings.limits.max_failed_keys)
 
     def _foreign(self, method: str, headers: dict[str, str]) -> Optional[ApiError]:
         """A request addressed to another name (DNS rebinding), or a state change asked by another site's page."""

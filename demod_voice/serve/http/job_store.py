@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import json
 import logging
 import re
@@ -81,9 +82,22 @@ def job_dir(ctx: Any, kind: JobKind, job_id: str, owner: str) -> Path:
     return folder
 
 
+_UNSAVED: dict[Path, dict] = {}
+"""Final states that could not be written (a full disk), by job folder: read as if written, and written at a later read
+once there is room. A book that failed for a full disk stayed "running" for as long as the server ran, and counted
+against its key's cap."""
+
+
 def read_state(folder: Path) -> dict:
-    """``job.json``."""
-    return json.loads((folder / "job.json").read_text(encoding="utf-8"))
+    """``job.json``, with a final state not yet written (:data:`_UNSAVED`) over it."""
+    state = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+    unsaved = _UNSAVED.get(folder)
+    if unsaved is not None:
+        state.update(unsaved)
+        with contextlib.suppress(OSError):
+            write_state(folder, **unsaved)
+            _UNSAVED.pop(folder, None)
+    return state
 
 
 def write_state(folder: Path, **changes: Any) -> dict:
@@ -102,8 +116,13 @@ def leave_state(folder: Path, **state: Any) -> None:
     if (folder / "job.json").is_file():
         try:
             write_state(folder, **state)
-        except OSError:
-            pass  # deleted while it ended
+        except OSError as err:
+            if folder.is_dir():  # not deleted while it ended: kept until it can be written
+                told = folder in _UNSAVED
+                _UNSAVED[folder] = {**_UNSAVED.get(folder, {}), **state}
+                if not told:  # once: progress is left here every second
+                    log.warning("job %s: its state could not be saved (%s); it is kept in memory until it can be", folder.name,
+                                err.strerror or err)
 
 
 def client_text(message: str, folder: Path) -> str:
@@ -141,7 +160,7 @@ def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
     active = 0
     for state_file in jobs_dir(ctx, kind).glob("*/job.json"):
         try:
-            state = json.loads(state_file.read_text(encoding="utf-8"))
+            state = read_state(state_file.parent)
         except (OSError, ValueError):
             continue
         active += state.get("owner", "") == owner and state.get("state") in (*ACTIVE, CHECKING)
@@ -162,7 +181,11 @@ def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
     # A job holds people's texts, recordings and audio: its folder is the server's alone, whatever the umask and the
     # data folder's mode (every job was readable by every local user under the usual umask 022).
     folder.mkdir(mode=PRIVATE_DIR)
-    write_state(folder, id=job_id, owner=owner, state=CHECKING, created=now(), finished=None)
+    try:
+        write_state(folder, id=job_id, owner=owner, state=CHECKING, created=now(), finished=None)
+    except BaseException:  # a full disk left an empty job folder for every request refused
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 
@@ -175,12 +198,13 @@ def expire_jobs(ctx: Any, kind: JobKind, at: Optional[float] = None) -> list[str
     gone = []
     for state_file in sorted(jobs_dir(ctx, kind).glob("*/job.json")):
         try:
-            state = json.loads(state_file.read_text(encoding="utf-8"))
+            state = read_state(state_file.parent)
             finished = calendar.timegm(time.strptime(state["finished"], STAMP))
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if state.get("state") not in ACTIVE and at - finished > hours * 3600:
             shutil.rmtree(state_file.parent, ignore_errors=True)
+            _UNSAVED.pop(state_file.parent, None)
             gone.append(state_file.parent.name)
     if gone:
         log.info("deleted %d finished %s job(s) older than %g h (%s)", len(gone), kind.name, hours, kind.keep_setting)
@@ -255,6 +279,7 @@ def delete_job(folder: Path, wait: float = 15.0) -> None:
     if thread is not None and thread.is_alive():
         thread.join(wait)
     shutil.rmtree(folder, ignore_errors=True)
+    _UNSAVED.pop(folder, None)
 
 
 def stop_jobs(timeout: float = 5.0) -> None:

@@ -85,6 +85,20 @@ async def put_lexicon(name: str, request: Request, ctx: Context, caller: Speaker
     return {"name": name, "entries": to_data(lexicon)}
 
 
+class _Repeated(Exception):
+    """A JSON object gives one key twice with different values."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; :class:`_Repeated` when a key is given twice with different values."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out and out[key] != value:
+            raise _Repeated(key)
+        out[key] = value
+    return out
+
+
 def _parse_body(body: bytes, content_type: str, name: str) -> Lexicon:
     try:
         text = body.decode("utf-8-sig")  # a file saved with a byte order mark (curl --data-binary @names.tsv)
@@ -95,7 +109,9 @@ def _parse_body(body: bytes, content_type: str, name: str) -> Lexicon:
             return parse(text, "tsv", f"lexicon {name}")
         if "json" in content_type:
             try:
-                data: Any = json.loads(text) if text.strip() else {}
+                data: Any = json.loads(text, object_pairs_hook=_once_each) if text.strip() else {}
+            except _Repeated:  # a key given twice (json keeps the last silently): the YAML reader names both lines
+                return parse(text, "yaml", f"lexicon {name}")
             except json.JSONDecodeError as err:
                 raise InputError(f"lexicon {name}: not valid JSON (line {err.lineno}, column {err.colno})") from None
             except RecursionError:

@@ -34,9 +34,9 @@ from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import find_voice, load_profile, profile_path, remove_side_files, reserved_names, scope, voice_language
-from demod_voice.voices.making import NameTaken, check_free, save_enrolled
-from demod_voice.voices.profiles import check_made_with, read_profile, write_renamed
-from demod_voice.voices.references import check_reference
+from demod_voice.voices.making import NameTaken, check_free, recordings_of, save_enrolled
+from demod_voice.voices.profiles import read_profile, write_renamed
+from demod_voice.voices.references import checked_once
 
 router = APIRouter(dependencies=[Depends(require("speak"))])
 """Reading voices: every ``speak`` key."""
@@ -169,9 +169,10 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
         except InputError as err:
             raise ApiError(400, str(err).replace(str(saved), f"'{upload.filename}'"), code="bad_profile") from None
         model = await asyncio.to_thread(_server_model, ctx)
-        if model:
+        again = bool(model) and profile.model != model  # downloaded from a server with another XTTS model: made again here
+        if again:
             try:
-                check_made_with(profile, model)
+                recordings = await asyncio.to_thread(recordings_of, profile, Path(work))
             except InputError as err:
                 raise ApiError(400, str(err), code="other_model") from None
         # the language it was enrolled with travels in the file: a French voice downloaded and imported spoke English
@@ -182,7 +183,9 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
         with claimed(ctx, name):
             _refuse_existing(target, name, form, "import it under another name (the field 'name'), ")
             target.parent.mkdir(parents=True, exist_ok=True)
-            if name == profile.name and given in ("", profile.language):
+            if again:
+                await _condition(ctx, name, recordings, target, language)
+            elif name == profile.name and given in ("", profile.language):
                 shutil.move(str(saved), target)
             else:  # the name and language are inside the file, under its digest
                 await asyncio.to_thread(write_renamed, profile, target, name, profile.created, given)
@@ -230,13 +233,9 @@ def _language(ctx: Any, form: Any) -> str:
 def _warnings(references: list, max_seconds: float) -> list[str]:
     """What the reference checks say about the recordings (too short, clipped, noisy), for the client as the command line
     shows them to its user: they went only to the server's log. (Read once: the enrollment's own check reuses it.)"""
-    said: list[str] = []
-    for wav, _ in references:
-        try:
-            said += check_reference(str(wav), max_seconds)[1]
-        except InputError:
-            continue  # refused by the enrollment itself, in its own words
-    return said
+    # refused ones are passed over: the enrollment itself refuses them, in its own words
+    checked = checked_once([str(wav) for wav, _ in references], max_seconds, skip_refused=True)
+    return [warning for _, warnings, _ in checked for warning in warnings]
 
 
 def _server_model(ctx: Any) -> str:

@@ -11,6 +11,7 @@ Every failure reaches the page as a :class:`UiError` holding one sentence.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import html
 import logging
@@ -22,8 +23,9 @@ from typing import Any, Optional
 
 from demod_voice.backends import registry
 from demod_voice.errors import DemodVoiceError
-from demod_voice.serve import auth
-from demod_voice.serve.errors import client_text, file_name_shown, redact
+from demod_voice.serve import auth, clients
+from demod_voice.serve.errors import client_text, file_name_shown, log_for_server, redact
+from demod_voice.serve.throttle import TooManyFailedKeys, check_key
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 
 class UiError(Exception):
     """A failure to show on the page, in words."""
+
+
+class KeysRefused(UiError):
+    """The client's keys are refused for now (too many wrong ones from its address): said even where the page would
+    otherwise show a failure as an empty list (:func:`demod_voice.serve.ui.tabs.listed`)."""
 
 
 FORMATS = ["mp3", "wav", "flac", "opus", "aac"]
@@ -50,6 +57,7 @@ def context(app: Any) -> Any:
 def failed(err: BaseException) -> str:
     """What the page shows for a failure: the sentence (without server paths), never a traceback."""
     if isinstance(err, (UiError, DemodVoiceError)):
+        log_for_server(err)
         return f"**Error:** {as_text(redact(page_words(client_text(err))))}"
     log.exception("web page action failed", exc_info=err)
     return f"**Error:** something went wrong on the server ({type(err).__name__}); its log has the details."
@@ -104,12 +112,39 @@ def quiet_refusals(blocks: Any) -> None:
 # --- keys --------------------------------------------------------------------------------------
 
 
+CLIENT: contextvars.ContextVar[Optional[clients.Client]] = contextvars.ContextVar("page_client", default=None)
+"""The client whose event runs (:func:`remember_clients`, as the request guard found it: :mod:`demod_voice.serve.clients`):
+its wrong keys are counted against it."""
+
+
+def remember_clients(blocks: Any) -> None:
+    """Let the page's key checks know whose event they check (:data:`CLIENT`, from the request Gradio hands its
+    ``process_api``): the key field is checked in the events, and a script could try keys there as fast as it liked."""
+    process = blocks.process_api
+
+    async def process_api(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request")
+        request = None if isinstance(request, list) else request
+        scope = getattr(getattr(request, "request", None), "scope", None)  # gr.Request around Starlette's
+        CLIENT.set(clients.of(scope) if isinstance(scope, dict) else None)
+        return await process(*args, **kwargs)
+
+    blocks.process_api = process_api
+
+
 def authorize(ctx: Any, key: Optional[str], scope: str) -> None:
     """Check the page's key field with the check every front door uses (:func:`demod_voice.serve.auth.authorize`;
-    no keys configured: open, loopback only); its refusal in the page's words."""
+    no keys configured: open, loopback only), through the server's count of wrong keys by address; its refusal in the
+    page's words."""
+    authorization = auth.bearer(key)
     try:
-        auth.authorize(ctx.keys, auth.bearer(key), scope)
+        check_key(getattr(ctx, "failed_keys", None), CLIENT.get() or clients.Client(""), authorization,
+                  lambda: auth.authorize(ctx.keys, authorization, scope))
     except auth.AuthFailed as err:
+        if isinstance(err, TooManyFailedKeys):
+            source = "through the proxy in front of this server" if err.shared else "from your address"
+            raise KeysRefused(f"Too many wrong API keys came {source}: wait {err.wait} s, then "
+                          "check the 'API key' field at the top of the page.") from None
         if err.status == 403:
             raise UiError(f"This API key may not do this: it needs the '{scope}' scope.") from None
         if key and key.strip():
@@ -174,11 +209,25 @@ def headers(key: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {key.strip()}"} if key and key.strip() else {}
 
 
+def as_client(app: Any, client: Optional[clients.Client]) -> Any:
+    """``app`` with each request in it made as ``client``'s (the page's event's): the page's calls to its own API came
+    from 127.0.0.1, so ten wrong keys from a program on this machine (or through a proxy that names no client) made every
+    page user's Import, Delete, Convert and batch answer "too many wrong API keys" for a minute."""
+    if client is None:
+        return app
+
+    async def asgi(scope: dict, receive: Any, send: Any) -> None:
+        scope[clients.CLIENT] = client
+        await app(scope, receive, send)
+
+    return asgi
+
+
 async def call_api(app: Any, method: str, path: str, key: Optional[str], **kwargs: Any) -> Any:
     """One request to the server's own API, in process; an error answer becomes a :class:`UiError` with its message."""
     import httpx
 
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=as_client(app, CLIENT.get()))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         response = await client.request(method, path, headers=headers(key), timeout=None, **kwargs)
     if response.status_code >= 400:
@@ -309,7 +358,7 @@ async def speak(ctx: Any, choice: Any, text: str, fmt: str, speed: float, label:
 def summary(stream: Any) -> str:
     """One line about a finished result."""
     if stream.error:
-        return f"Could not speak: {redact(stream.error)}"
+        return f"Could not speak: {redact(page_words(stream.error))}"
     first = f"; first audio after {stream.first_audio:.2f} s" if stream.first_audio is not None else ""
     return f"Made {stream.seconds:.1f} s of audio{first}."
 
@@ -416,11 +465,17 @@ _API_HINT = re.compile(r"\s*\((?:``)?GET /v1/[^)]*\)|: GET /v1/[\w/]+(?=\))")
 shows its lists itself."""
 
 
+_SETTING_HINT = re.compile(r"\s*\(serve\.[\w.]+\)")
+"""The server setting behind a limit ("(serve.limits.max_input_chars)"): its administrator's to change, words the page's
+user cannot act on."""
+
+
 def page_words(text: str) -> str:
-    """A message with its advice to API clients put in the page's terms (:data:`PAGE_WORDS`), its API hints left out."""
+    """A message with its advice to API clients put in the page's terms (:data:`PAGE_WORDS`), its API hints and setting
+    names left out."""
     for api, page in PAGE_WORDS.items():
         text = text.replace(api, page)
-    return _API_HINT.sub("", text)
+    return _SETTING_HINT.sub("", _API_HINT.sub("", text))
 
 
 async def batch_start(app: Any, key: Optional[str], sheet: Upload, references: list[Upload], model: Optional[str],

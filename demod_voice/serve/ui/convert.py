@@ -9,7 +9,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from demod_voice.serve.ui.actions import UiError, Upload, authorize, call_api, context, download_dir, failed, is_cloned, picker, uploaded
+from demod_voice.serve.ui.actions import (
+    UiError,
+    Upload,
+    authorize,
+    call_api,
+    context,
+    download_dir,
+    failed,
+    is_cloned,
+    picker,
+    uploaded,
+    voice_options,
+)
 
 
 def convert_tab(page: Any) -> None:
@@ -37,7 +49,7 @@ async def convert(page: Any, key: str, recorded: Any, sent: Any, picked: str) ->
         ctx = context(page.app)
         authorize(ctx, key, "enroll")
         source = _source(page, recorded, sent)
-        name = _cloned(picked)
+        name = _cloned(ctx, picked)
         started = time.perf_counter()
         target = await convert_file(page.app, key, source, name)
     except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
@@ -53,10 +65,13 @@ def _source(page: Any, recorded: Any, sent: Any) -> Upload:
     return uploaded(item, page.uploads)
 
 
-def _cloned(picked: str) -> str:
+def _cloned(ctx: Any, picked: str) -> str:
     """The voice pickers' values are ``backend|id``; a conversion needs a cloned voice (one with a profile). One that is gone
     since it was picked is the API's to say (it was called a Piper voice here, "not made from recordings")."""
     kind, _, name = (picked or "").partition("|")
+    if not name and not any(is_cloned(value.partition("|")[0]) for _, value in voice_options(ctx)):
+        # "Pick the voice to convert into" beside an empty list: there was nothing to pick
+        raise UiError("There is no cloned voice here yet: enroll one in the Clone tab first, then pick it here.")
     if not name:
         raise UiError("Pick the voice to convert into.")
     if not is_cloned(kind):  # a Piper voice's id is 'name|speaker'

@@ -21,14 +21,16 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from fastapi.responses import JSONResponse
 
-from demod_voice.serve import auth
+from demod_voice.audio.writer import free_bytes
+from demod_voice.serve import auth, clients
 from demod_voice.serve.errors import quoted
 from demod_voice.serve.http.guard import body_limit
 from demod_voice.serve.limits import media_type
+from demod_voice.serve.throttle import TooManyFailedKeys, check_key
 from demod_voice.serve.ui import scratch
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,14 @@ class KeyGuard:
         path = scope.get("path", "")
         if scope["type"] == "http" and scope.get("method") == "POST" and path.startswith(self.prefix) \
                 and not path[len(self.prefix):].startswith(EVENT_CALLS) and ctx is not None and ctx.keys is not None:
+            headers = _headers(scope)
+            authorization = headers.get("authorization")
             try:
-                auth.authorize(ctx.keys, _headers(scope).get("authorization"), "speak")
+                check_key(getattr(ctx, "failed_keys", None), clients.of(scope), authorization,
+                          lambda: auth.authorize(ctx.keys, authorization, "speak"))
+            except TooManyFailedKeys as err:
+                await JSONResponse({"detail": str(err)}, status_code=429, headers={"Retry-After": str(err.wait)})(scope, receive, send)
+                return
             except auth.AuthFailed as err:
                 answer = JSONResponse({"detail": f"{err}; enter your key in the page's 'API key' field first"}, status_code=err.status)
                 await answer(scope, receive, send)
@@ -90,16 +98,21 @@ class UploadSpace:
             return
         limits = ctx.settings.limits
         declared = _headers(scope).get("content-length", "")
-        size = int(declared) if declared.isdigit() else body_limit(path, "", limits)
+        size = int(declared) if declared.isdigit() else body_limit(path, _headers(scope).get("content-type", ""), limits)
         used = await asyncio.to_thread(scratch.used_bytes)
+        free = await asyncio.to_thread(free_bytes, scratch.folder())
         room = int(limits.max_page_storage_mb * 1_000_000)
         if used + self.arriving + size > room:  # no await between this check and the count: requests at once add up
             log.warning("web page: refused an upload, the page's files take %.0f MB of %g (serve.limits.max_page_storage_mb)",
                         (used + self.arriving) / 1e6, limits.max_page_storage_mb)
-            answer = JSONResponse({"detail": "the page's upload space is full: try again in a while (its files are removed an "
-                                             "hour after they were made), or ask the administrator to raise "
-                                             "serve.limits.max_page_storage_mb"}, status_code=507, headers={"Retry-After": "600"})
-            await answer(scope, receive, send)
+            await _full(scope, receive, send, "the page's upload space is full: try again in a while (its files are removed an "
+                                              "hour after they were made), or ask the administrator to raise "
+                                              "serve.limits.max_page_storage_mb")
+            return
+        if self.arriving + size > free:  # the disk itself: Gradio answered a bare 500 and left the upload half-written
+            log.warning("web page: refused an upload, the disk of the page's files has %.1f MB free", free / 1e6)
+            await _full(scope, receive, send, "the server's disk is full: try again later (its administrator must free some "
+                                              "space)")
             return
         self.arriving += size
         try:
@@ -108,10 +121,18 @@ class UploadSpace:
             self.arriving -= size
 
 
-UNUSED_ROUTES = ("gradio_api/custom_component/", "monitoring/")
+async def _full(scope: dict, receive: Any, send: Any, detail: str) -> None:
+    """507 with ``detail``, to try again in ten minutes."""
+    await JSONResponse({"detail": detail}, status_code=507, headers={"Retry-After": "600"})(scope, receive, send)
+
+
+UNUSED_ROUTES = ("gradio_api/custom_component/", "monitoring/", "gradio_api/deep_link/")
 """Gradio's routes (after the page's path) the page never asks for: ``custom_component/`` printed what a client wrote in
 its path (up to the request line's limit, terminal escapes and all) on the server's standard output, keyless;
-``monitoring/summary`` told any client, keyless, how often each of the page's actions ran, failed and how long it took."""
+``monitoring/summary`` told any client, keyless, how often each of the page's actions ran, failed and how long it took;
+``deep_link`` wrote a session's every input (its API key field among them, and whatever a keyless event call sent, up to
+the page's body cap a call) to a new file in the page's folder for each new content, keyless and outside
+``serve.limits.max_page_storage_mb``."""
 
 
 class UnusedRoutes:
@@ -135,7 +156,9 @@ class StreamGuard:
     ``queue/data``) never end, and the page's files (31 MB of Gradio's own scripts among them) wait as long as a client
     takes nothing of them (``serve.limits.deadline_seconds`` + 35 s a piece, :data:`demod_voice.serve.http.guard.STALL_GRACE`).
     256 heartbeats, or 256 downloads of a large script never read (until 2026-12-07: only the streams were counted), held
-    every connection and locked every keyed client out."""
+    every connection and locked every keyed client out. Clients of a proxy that hides their addresses
+    (:mod:`demod_voice.serve.clients`) have only the half: as one client they shared an eighth, which
+    three busy tabs filled."""
 
     def __init__(self, app: Any, prefix: str) -> None:
         self.app = app
@@ -148,9 +171,12 @@ class StreamGuard:
         if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")) or ctx is None:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("", 0))[0]
+        # behind a proxy that hides its clients' addresses all of them are one client: only the page's half holds
+        who = clients.of(scope)
+        shared = who.shared
+        client = "(clients of a proxy)" if shared else clients.client_id(who.address, ctx.settings.ipv6_prefix)
         most = ctx.settings.max_connections
-        if sum(self.open.values()) >= max(1, most // 2) or self.open.get(client, 0) >= max(1, most // 8):
+        if sum(self.open.values()) >= max(1, most // 2) or (not shared and self.open.get(client, 0) >= max(1, most // 8)):
             answer = JSONResponse({"detail": "too many of this page's requests are open; close some of its tabs, or try again "
                                              "in a minute"}, status_code=503, headers={"Retry-After": "60", "Connection": "close"})
             await answer(scope, receive, send)
@@ -228,12 +254,7 @@ class FileInputGuard:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        pending = list(messages)
-
-        async def replay() -> dict:
-            return pending.pop(0) if pending else await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replay(messages, receive), send)
 
     def _check(self, body: bytes) -> Any:
         if len(body) > MAX_JSON:
@@ -247,6 +268,83 @@ class FileInputGuard:
             log.warning("web page: refused a call naming %d file(s) outside the upload folder", foreign)
             return JSONResponse({"detail": "a file input must be a file uploaded through this page; upload it again"}, status_code=403)
         return None
+
+
+def _replay(messages: list[dict], receive: Any) -> Any:
+    """A ``receive`` that gives ``messages`` (read already) again, then what is left of the request."""
+    pending = list(messages)
+
+    async def replay() -> dict:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+CALLED = re.compile(r"(call/v2|call|run|api)/([^/]+)/?")
+"""Gradio's routes (after ``gradio_api/``) that call one of the page's events by its name."""
+
+
+class EventCalls:
+    """A script's call to an event the page does not have, or with arguments the event does not take, answered 404 or 400
+    with a line that says what to send. Gradio answered each with a bare 500 "Internal Server Error" (and nothing in the
+    log): an unknown name (``call/v2/NAME``, ``call/NAME``, ``run/NAME``), an unknown ``fn_index``, an argument
+    ``call/v2`` does not take, or one it needs left out. ``blocks`` is the page, built already."""
+
+    def __init__(self, app: Any, prefix: str, blocks: Any) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.blocks = blocks
+        self.parameters: dict[str, list[dict]] = {}
+        """``call/v2``'s events (Gradio's API description's names, without their ``/``) and their parameters."""
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        rest = path[len(self.prefix):] if path.startswith(self.prefix) else ""
+        called = CALLED.fullmatch(rest)
+        if scope["type"] != "http" or scope.get("method") != "POST" or not (called or rest == "queue/join"):
+            await self.app(scope, receive, send)
+            return
+        messages, body = await _read(receive)
+        try:
+            document = json.loads(body) if len(body) <= MAX_JSON else None
+        except (ValueError, RecursionError):
+            document = None  # not JSON: Gradio answers 422 for itself
+        problem = self._problem(called.groups() if called else ("queue", ""), document)
+        if problem is not None:
+            await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+            return
+        await self.app(scope, _replay(messages, receive), send)
+
+    def _problem(self, route: tuple[str, str], document: Any) -> Optional[tuple[int, str]]:
+        """(status, what to do) for a call Gradio would fail on, ``None`` for one it can take."""
+        kind, name = route
+        listed = f"the events a script may call are listed at {self.prefix}info"
+        index = document.get("fn_index") if isinstance(document, dict) else None
+        if isinstance(index, int) and not isinstance(index, bool) and index not in self.blocks.fns:
+            return 404, f"the page has no event number {index} (fn_index): {listed}"
+        if kind == "call/v2":
+            return self._arguments(name, document, listed)
+        if kind != "queue" and index is None and name not in {fn.api_name for fn in self.blocks.fns.values()}:
+            return 404, f"the page has no event '{quoted(name, 60)}': {listed}"
+        return None
+
+    def _arguments(self, name: str, document: Any, listed: str) -> Optional[tuple[int, str]]:
+        if not self.parameters:
+            self.parameters = {key.lstrip("/"): info["parameters"] for key, info in self.blocks.get_api_info()["named_endpoints"].items()}
+        if name not in self.parameters:
+            return 404, f"the page has no event '{quoted(name, 60)}' to call by call/v2: {listed}"
+        if not isinstance(document, dict):
+            return None  # not an object: Gradio answers 422 for itself
+        takes = [p.get("parameter_name") or "" for p in self.parameters[name]]
+        extra = [key for key in document if key not in takes and key != "oauth_token"]
+        needed = [p.get("parameter_name") or "" for p in self.parameters[name] if not p.get("parameter_has_default")]
+        missing = [key for key in needed if key not in document]
+        if not extra and not missing:
+            return None
+        takes_what = f"it takes {', '.join(takes)}" if takes else "it takes none"
+        if extra:
+            return 400, f"the event '{name}' takes no argument '{quoted(extra[0], 60)}': {takes_what}, as a JSON object of those names"
+        return 400, f"the event '{name}' needs '{missing[0]}': {takes_what}, as a JSON object of those names"
 
 
 async def _read(receive: Any) -> tuple[list[dict], bytes]:

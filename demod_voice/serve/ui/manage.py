@@ -57,6 +57,9 @@ def voices_tab(page: Any) -> None:
     status = gr.Markdown("", elem_id="dv-voices-status")
 
     sample.click(partial(_play, page), [page.key, voice], [player, status])
+    # a profile downloaded for one voice stayed on show beside the next voice picked ("carl.npz" under tiny-single); only
+    # the person's own pick hides it: a refresh after a delete keeps the copy they were told to save first
+    voice.input(_hidden, None, [profile_file], show_progress="hidden")
     download.click(partial(_fetch_profile, page), [page.key, voice], [profile_file, status])
     # each picker's voice goes with them: a refresh by place put another voice in the Speak and Compare tabs' pickers
     sure = gr.Checkbox(False, visible=False)
@@ -102,6 +105,13 @@ async def _play(page: Any, key: str, picked: str) -> Any:
     yield player_html(stream.token, stream.filename, "wav", stream.player.encoder.media_type), "Playing a sample…"
     await stream.finished()
     yield (EMPTY_PLAYER if stream.error else gr.skip()), summary(stream)  # nothing to download from a failed one
+
+
+def _hidden() -> Any:
+    """An update that hides a component and empties it."""
+    import gradio as gr
+
+    return gr.update(value=None, visible=False)
 
 
 async def _fetch_profile(page: Any, key: str, picked: str) -> list:
@@ -327,4 +337,4 @@ def health_tab(page: Any) -> None:
         except Exception as err:  # noqa: BLE001
             return failed(err)
 
-    button.click(run, [page.key], [report], concurrency_limit=1)  # the checks start child interpreters: one run at a time
+    button.click(run, [page.key], [report], concurrency_limit=1, api_name="health")  # the checks start child interpreters: one run at a time

@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 
 from demod_voice.config import cache_root
 from demod_voice.serve.core import data_dir_for
-from demod_voice.serve.ui.guard import FileInputGuard, KeyGuard, PageHeaders, StreamGuard, UnusedRoutes, UploadSpace
+from demod_voice.serve.ui.guard import EventCalls, FileInputGuard, KeyGuard, PageHeaders, StreamGuard, UnusedRoutes, UploadSpace
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ def mount_ui(app: Any, config: Any, path: str = PATH) -> None:
     app.user_middleware.append(Middleware(FileInputGuard, prefix=f"{path}/gradio_api/", uploads=uploads))
     keyed = bool(config.serve.keys or config.serve.keys_file)
     blocks = build_page(app, config, keyed, uploads)
+    # innermost of all: a script's call to an event the page does not have is said in words (Gradio's was a bare 500)
+    app.user_middleware.append(Middleware(EventCalls, prefix=f"{path}/gradio_api/", blocks=blocks))
     # No folder of the server's is served or copied (allowed_paths empty; its own folders blocked), and Gradio's errors
     # stay in the log (show_error off): the page's own events answer in words, with no paths.
     gr.mount_gradio_app(app, blocks, path=path, footer_links=[], run_history=False, theme=theme(), css=CSS,

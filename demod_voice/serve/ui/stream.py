@@ -33,7 +33,7 @@ from starlette.responses import StreamingResponse
 from demod_voice.audio.encode import StreamEncoder
 from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError
-from demod_voice.serve.errors import client_text
+from demod_voice.serve.errors import client_text, log_for_server
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.limits import check_input
 
@@ -214,6 +214,7 @@ async def _pump(ctx: Any, handle: Any, stream: SpeechStream, kind: str) -> None:
         handle.cancel()
         error = f"the speech was not finished within {ctx.settings.limits.deadline_seconds:g} s (serve.limits.deadline_seconds)"
     except DemodVoiceError as err:
+        log_for_server(err)
         error = client_text(err)
     except asyncio.CancelledError:
         handle.cancel()

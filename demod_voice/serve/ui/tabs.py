@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from demod_voice.serve.ui.actions import (
     FORMATS,
+    KeysRefused,
     UiError,
     Upload,
     authorize,
@@ -27,6 +28,7 @@ from demod_voice.serve.ui.actions import (
     is_cloned,
     picker,
     quiet_refusals,
+    remember_clients,
     row_model_names,
     speak,
     summary,
@@ -50,6 +52,9 @@ class Page:
         """Every voice dropdown (refreshed when voices change)."""
         self.cloned_only: set[int] = set()
         """Places in :attr:`pickers` of those that offer cloned voices only (Convert's: a conversion needs a profile)."""
+        self.default_first: set[int] = set()
+        """Places in :attr:`pickers` of those that start on the configured default voice (Speak's: what a request naming
+        none speaks), not on a voice by their place."""
         self.voice_table: Any = None
         self.piper_picker: Any = None
         self.batch_starts: dict = {}
@@ -79,7 +84,10 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
     with gr.Blocks(title="demod-voice", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         page.blocks = blocks
         with gr.Row():
-            gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
+            # a width of its own (a Markdown's min_width is not drawn): on a phone the key's box took the row, and the title
+            # was squeezed to a letter or three a line
+            with gr.Column(min_width=240):
+                gr.Markdown("# demod-voice\nClone a voice, speak with it, compare voices, run batches.")
             page.key = gr.Textbox(label="API key", type="password", visible=keyed, elem_id="dv-key", scale=0, min_width=260,
                                   placeholder="the key your administrator gave you")
         tabs = []
@@ -95,29 +103,27 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
         seen = gr.State("")
         """What the pickers were last given (:func:`digest`): a tab's select refreshes them only when it changed."""
 
-        def drawn(key: str, chosen: Sequence[Any] = (), listing: Optional[tuple[list, list]] = None) -> list:
-            listing = listing or listed(page, key)
+        def refresh(key: str, known: str, *chosen: Any) -> list:
+            # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API) was offered only
+            # after a reload; an unchanged list is left alone, so that a picker opened at once stays open. A new key
+            # keeps each picker's voice where that key may use it too (a person who typed their key after choosing a
+            # voice keeps the choice; the refresh may also come in after they chose again)
+            listing = listed(page, key)
+            if digest(listing) == known:
+                return [gr.skip()] * (len(outputs) + 1)
             return [*refreshed(page, key, current=chosen, listing=listing), digest(listing)]
 
-        def keeping(key: str, *chosen: Any) -> list:
-            return drawn(key, chosen)
-
-        def if_changed(key: str, known: str, *chosen: Any) -> list:
-            # a voice enrolled, renamed or deleted elsewhere (another tab, another person, the API) was offered only
-            # after a reload; an unchanged list is left alone, so that a picker opened at once stays open
-            listing = listed(page, key)
-            return [gr.skip()] * (len(outputs) + 1) if digest(listing) == known else drawn(key, chosen, listing)
-
-        blocks.load(drawn, inputs=[page.key], outputs=[*outputs, seen])
-        # a new key keeps each picker's voice where that key may use it too (a person who typed their key after
-        # choosing a voice keeps the choice; the refresh may also come in after they chose again)
-        page.key.change(keeping, inputs=[page.key, *page.pickers], outputs=[*outputs, seen])
-        for tab in tabs:
-            tab.select(if_changed, inputs=[page.key, seen, *page.pickers], outputs=[*outputs, seen], show_progress="hidden")
+        # One event for the page's load, a new key and each tab's select, run one at a time with the latest inputs
+        # after the pending one ("always_last"): as separate events, the load's listing for no key (or a tab's, selected
+        # before the key was typed) could come in after the key's and empty every picker until a reload
+        # (tests/e2e/test_ui_convert.py waited 120 s for a voice in CI)
+        gr.on([blocks.load, page.key.change, *[tab.select for tab in tabs]], refresh, inputs=[page.key, seen, *page.pickers],
+              outputs=[*outputs, seen], trigger_mode="always_last", show_progress="hidden")
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
     # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
     blocks.queue(default_concurrency_limit=None)
     quiet_refusals(blocks)
+    remember_clients(blocks)
     return blocks
 
 
@@ -130,6 +136,11 @@ def listed(page: Page, key: str) -> tuple[list, list]:
         ctx = context(page.app)
         authorize(ctx, key, "speak")
         return voice_options(ctx), voice_rows(ctx)
+    except KeysRefused as err:  # an empty list without a word left the person guessing what was wrong with their key
+        import gradio as gr
+
+        gr.Warning(str(err))
+        return [], []
     except UiError:
         return [], []
 
@@ -143,21 +154,36 @@ def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] =
               listing: Optional[tuple[list, list]] = None) -> list:
     """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing), from
     ``listing`` (:func:`listed`, made now when not given). A picker shows ``selected`` if that is among them, else its
-    ``current`` voice (in :attr:`Page.pickers`' order) if that is, else a voice by its place."""
+    ``current`` voice (in :attr:`Page.pickers`' order) if that is, else the default voice (:attr:`Page.default_first`),
+    else a voice by its place."""
     import gradio as gr
 
     options, rows = listing or listed(page, key)
     every = [value for _, value in options]
     cloned = [(label, value) for label, value in options if is_cloned(value.partition("|")[0])]
+    default = _default_value(page, every)
     pickers = []
     for index, _ in enumerate(page.pickers):
         offered = cloned if index in page.cloned_only else options
         values = [value for _, value in offered]
         kept = current[index] if index < len(current) else None
-        chosen = selected if selected in values else kept if kept in values else (values[min(index, len(values) - 1)] if values else None)
+        first = default if index in page.default_first and default in values else (values[min(index, len(values) - 1)] if values else None)
+        chosen = selected if selected in values else kept if kept in values else first
         pickers.append(gr.update(choices=offered, value=chosen))
     models = row_model_names(every)
     return [*pickers, gr.update(value=rows), gr.update(choices=[("(the default voice)", "")] + [(n, n) for n in models])]
+
+
+def _default_value(page: Page, values: list[str]) -> Optional[str]:
+    """The pickers' value of ``piper.default_voice`` (its first speaker's, for a voice of several), as a request naming
+    no voice resolves it (a voice that is a model of its own before another so named); ``None`` where it is not offered."""
+    from demod_voice.serve.voices import default_name
+
+    if page.config is None:
+        return None
+    name = default_name(page.config)
+    named = [value for value in values if value.split("|")[1:2] == [name]]
+    return next((value for value in named if value.count("|") == 2), named[0] if named else None)
 
 
 # --- Clone -------------------------------------------------------------------------------------
@@ -254,6 +280,7 @@ def speak_tab(page: Page) -> None:
     text = gr.Textbox(label="Text", lines=4, value="Hello! This is demod-voice speaking.", elem_id="dv-text")
     with gr.Row():
         voice = picker([], label="Voice", elem_id="dv-voice", scale=3)
+        page.default_first.add(len(page.pickers))
         language = picker(list(XTTS_LANGUAGES), value=page.config.xtts.language, label="Language (cloned voices)",
                                elem_id="dv-language")
         fmt = picker(FORMATS, value="wav", label="Download format", elem_id="dv-format")

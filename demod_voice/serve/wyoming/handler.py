@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,19 +34,17 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from demod_voice.audio.chunks import to_int16
+from demod_voice.audio.text import SentenceStream
 from demod_voice.engine.service import Priority
-from demod_voice.errors import Cancelled, DemodVoiceError, DependencyError, InputError, ModelMissing, NothingToSpeak, QueueFull, RuntimeFailure
-from demod_voice.serve.errors import client_text, sendable
+from demod_voice.errors import DemodVoiceError, InputError, NothingToSpeak, QueueFull, RuntimeFailure
+from demod_voice.serve.errors import client_text, printable, sendable, servers_to_fix
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
-from demod_voice.speech_text.ssml import SSML_STARTS
+from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS
 
 log = logging.getLogger(__name__)
 
 WIDTH, CHANNELS = 2, 1  # 16-bit mono, what every backend gives
-# A sentence is complete at end punctuation (and closing quotes) followed by white space, or at a CJK full stop.
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
-_SSML_END = "</speak>"
 MAX_LINE = 64 * 1024
 """Bytes of one event line (the reader's own limit: asyncio's default for a stream)."""
 MAX_PAYLOAD = 64 * 1024
@@ -178,14 +175,6 @@ def _shape(event: Event) -> Optional[str]:
     return None
 
 
-def _servers_to_fix(err: Exception) -> bool:
-    """Whether ``err`` is the server's to fix (a model damaged or missing, a package missing, a failed synthesis), not
-    the client's (its request, a full queue, a cancellation)."""
-    if isinstance(err, (ModelMissing, DependencyError)):
-        return True
-    return isinstance(err, RuntimeFailure) and not isinstance(err, (QueueFull, Cancelled))
-
-
 def _answerable(err: Exception) -> DemodVoiceError:
     """``err`` as the client may read it: our own errors as they are; anything else logged here, named there."""
     if isinstance(err, DemodVoiceError):
@@ -205,57 +194,6 @@ class WyomingOptions:
     """Audio samples per ``audio-chunk`` event."""
     default_voice: Optional[str] = None
     """Voice for requests that name none and give no language (``None``: the first listed)."""
-
-
-class SentenceStream:
-    """Text arriving in pieces (from an LLM); gives each sentence as soon as it is complete, and an SSML document
-    whole once it closes (Home Assistant streams every message to a streaming server: a document cut at its first
-    sentence end was refused as not well-formed)."""
-    def __init__(self) -> None:
-        self.pending = ""
-        self.seen = False
-        """Whether any text arrived."""
-
-    def add(self, text: str, limit: int = 0) -> list[str]:
-        """Append ``text``; return the sentences it completed. Text running past ``limit`` characters
-        without a sentence end is given in pieces cut between words (memory stays bounded); an SSML document
-        past ``limit`` is given whole, to be refused as too long."""
-        self.pending += text
-        self.seen = self.seen or bool(text.strip())
-        out = []
-        while True:
-            if self._in_ssml():
-                end = self.pending.find(_SSML_END)
-                if end < 0:
-                    if limit and len(self.pending) > limit:
-                        out.append(self.pending.strip())
-                        self.pending = ""
-                    return out
-                document, self.pending = self.pending[: end + len(_SSML_END)].strip(), self.pending[end + len(_SSML_END):]
-                out.append(document)
-                continue
-            match = _SENTENCE_END.search(self.pending)
-            if match is None:
-                break
-            sentence, self.pending = self.pending[: match.end()].strip(), self.pending[match.end():]
-            if sentence:
-                out.append(sentence)
-        while limit and len(self.pending) > limit:
-            cut = self.pending.rfind(" ", 1, limit)
-            cut = cut if cut > 0 else limit
-            out.append(self.pending[:cut].strip())
-            self.pending = self.pending[cut:].lstrip()
-        return out
-
-    def _in_ssml(self) -> bool:
-        """Whether the text held starts an SSML document (or may yet: ``<spe`` waits for what follows)."""
-        head = self.pending.lstrip()
-        return bool(head) and any(head.startswith(start) or start.startswith(head) for start in SSML_STARTS)
-
-    def finish(self) -> str:
-        """The rest (the last sentence, without its end)."""
-        rest, self.pending = self.pending.strip(), ""
-        return rest
 
 
 @dataclass
@@ -325,7 +263,14 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _finish(self) -> None:
         """The client sent its last event: send the answers it asked for. It may have shut only its sending side (as
-        ``nc -N`` does: a describe got nothing back); one that has gone fails the next write, which cancels its jobs."""
+        ``nc -N`` does: a describe got nothing back); one that has gone fails the next write, which cancels its jobs.
+        A stream left open (no ``synthesize-stop``) is a client gone in the middle of its request (Home Assistant
+        cancelling a reply): its jobs are cancelled now; waiting for a write to fail kept the engine making the audio
+        of sentences nobody would hear, and the household's next announcement waited behind them."""
+        if self.stream is not None:
+            log.info("Wyoming: the client left in the middle of a stream; its answer is cancelled")
+            self._abort()
+            return
         self.outbox.put_nowait(None)
         await asyncio.wait({self.sender})
 
@@ -408,7 +353,7 @@ class WyomingHandler(AsyncEventHandler):
     def _start_stream(self, voice: Any, refused: Optional[DemodVoiceError] = None) -> None:
         if self.stream is not None:  # a new session without a stop: end the old one first
             self._stop_stream()
-        self.stream = (self._open(voice, streaming=True, refused=refused), SentenceStream())
+        self.stream = (self._open(voice, streaming=True, refused=refused), SentenceStream(SSML_STARTS, SSML_END))
 
     def _stream_text(self, text: str) -> None:
         if self.stream is None:
@@ -543,8 +488,7 @@ class WyomingHandler(AsyncEventHandler):
     async def _error(self, err: Exception, timeout: float = WRITE_TIMEOUT) -> None:
         # a client's words in the log, its control characters escaped (a newline in a voice name forged a log line);
         # what the server's administrator must fix at the default level (a damaged voice failed every request unlogged)
-        log.log(logging.WARNING if _servers_to_fix(err) else logging.INFO, "Wyoming: %s",
-                "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(err)))
+        log.log(logging.WARNING if servers_to_fix(err) else logging.INFO, "Wyoming: %s", printable(str(err)))
         text = client_text(err)
         if getattr(err, "retry_after", None):
             text += f" (retry after {err.retry_after:.1f} s)"

@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from demod_voice.errors import DependencyError, InputError
-from demod_voice.serve.core import cannot_listen, check_port_free
+from demod_voice.logs import say
+from demod_voice.serve.core import cannot_listen, check_port_free, drain_signals, stop_named
 from demod_voice.serve.http.connections import Refusals
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class WyomingServer:
             except BaseException:
                 await self.server.stop()  # not announced: not serving either
                 raise
-        print(f"demod-voice: Wyoming on {uri}", file=sys.stderr, flush=True)
+        say(f"Wyoming on {uri}")
 
     def busy(self) -> int:
         """Connections with audio still to send."""
@@ -266,23 +266,28 @@ def serve_alone(uri: str, zeroconf: Optional[str], config: Any, preload: Optiona
 async def _alone(uri: str, zeroconf: Optional[str], config: Any, preload: Optional[tuple[str, ...]], log_level: int) -> int:
     from demod_voice.engine.service import EngineService
     from demod_voice.serve.core import build_context
+    from demod_voice.serve.voices import say_missing_default
 
     engine = EngineService(config.engine, workers=config.serve.workers, log_level=log_level)
     try:
         ctx = build_context(config, engine, log_level, preload=preload)
+        say_missing_default(ctx)
         _preload(ctx)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, partial(_drain, ctx, stop))
+        for sig in drain_signals():
+            loop.add_signal_handler(sig, partial(_drain, ctx, stop, sig))
         await run_wyoming(uri, ctx, zeroconf, stop=stop)
     finally:
         await asyncio.to_thread(engine.shutdown, 0.0)
     return 0
 
 
-def _drain(ctx: Any, stop: asyncio.Event) -> None:
-    log.info("draining: finishing answers in flight (up to %s s)", ctx.settings.grace_seconds)
+def _drain(ctx: Any, stop: asyncio.Event, sig: int) -> None:
+    if ctx.draining.is_set():
+        return  # a closing terminal's shell and the terminal may both send SIGHUP
+    log.log(logging.WARNING if sig == signal.SIGHUP else logging.INFO, "%s: draining: finishing answers in flight (up to %s s)",
+            stop_named(sig), ctx.settings.grace_seconds)
     ctx.draining.set()
     stop.set()
 

@@ -15,7 +15,16 @@ from typing import Any, Optional
 
 from demod_voice import __version__
 from demod_voice.backends import registry
-from demod_voice.serve.voices import UnknownVoice, find_voice, list_voices, resolve_offered, resolve_voice, speak_with
+from demod_voice.serve.voices import (
+    UnknownVoice,
+    default_file_missing,
+    default_voice,
+    find_voice,
+    list_voices,
+    resolve_offered,
+    resolve_voice,
+    speak_with,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +122,8 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
         voice = _by_language(voices, language)
         if voice is not None:
             return voice, (language if voice.picks_language else None)
-        raise UnknownVoice(f"no voice here speaks '{language}' ({', '.join(sorted({v.languages[0] for v in voices}))} do)")
+        spoken = sorted({own for voice in voices for own in voice.languages})  # a cloned voice's every language, not its first
+        raise UnknownVoice(f"no voice here speaks '{language}': ask for one of {', '.join(spoken)}")
     if default:
         if default not in by_name:
             raise UnknownVoice(f"the default Wyoming voice '{default}' is not installed")
@@ -138,8 +148,12 @@ def _by_language(voices: list[WyomingVoice], language: str) -> Optional[WyomingV
 def choose(ctx: Any, voices: list[WyomingVoice], name: Optional[str], language: Optional[str], speaker: Optional[str],
            default: Optional[str] = None) -> Any:
     """A :class:`~demod_voice.serve.voices.VoiceChoice` for a Wyoming request's voice."""
+    if not (name or language or default) and default_file_missing(ctx):  # HTTP refuses it too: not another voice's words
+        raise UnknownVoice("the request names no voice and the server's default voice (piper.default_voice) is missing: "
+                           f"name one ('describe' lists them: {', '.join(voice.name for voice in voices[:20])}), or ask "
+                           "the administrator to fix piper.default_voice")
     try:
-        voice, spoken = pick(voices, name, language, default, ctx.config.piper.default_voice)
+        voice, spoken = pick(voices, name, language, default, default_voice(ctx))
     except UnknownVoice:
         if name:
             _unlisted(ctx, name, speaker)

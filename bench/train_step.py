@@ -79,12 +79,16 @@ def measure(size: str, batch_size: int, precision: str, device: str, steps: int,
     import torch
     from piper.train.vits.lightning import VitsModel
 
+    from demod_voice.training import critic
     from demod_voice.training.quality import QUALITIES
 
     torch.manual_seed(0)
     hparams = dict(QUALITIES[size])
     num_symbols = json.loads((dataset / "config.json").read_text())["num_symbols"]
-    model = VitsModel(num_symbols=num_symbols, num_speakers=1, sample_rate=22050, batch_size=batch_size, mos_metric=None, **hparams).to(device)
+    model = VitsModel(num_symbols=num_symbols, num_speakers=1, sample_rate=22050, batch_size=batch_size, mos_metric=None, **hparams)
+    if size == "tiny":
+        model.model_d = critic.NarrowCritic()  # as piper-train trains tiny
+    model = model.to(device)
     model.train()
     batch = load_batch(dataset, batch_size, hparams.get("segment_size", 8192))
     batch = type(batch)(**{k: (v.to(device) if v is not None else None) for k, v in vars(batch).items()})

@@ -81,7 +81,7 @@ def known_hparams() -> set[str]:
 
 def clean_hparams(hparams: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Hyper-parameters this piper-tts accepts, paths as strings, no downloads; and the names dropped."""
-    known = known_hparams()
+    known = known_hparams() | {qualities.NARROW_CRITIC}
     clean, dropped = {}, []
     for key, value in hparams.items():
         if key not in known or key in DROPPED_ALWAYS:

@@ -36,7 +36,8 @@ def generator(hparams: dict[str, Any], state: dict[str, Any]) -> Any:
     from piper.train.vits.lightning import VitsModel
 
     model = VitsModel(**{**hparams, "mos_metric": None})
-    model.load_state_dict(state, strict=False)
+    # The generator's weights alone: a tiny run's narrow critic (training/critic.py) has other shapes than piper's.
+    model.load_state_dict({k: v for k, v in state.items() if k.startswith("model_g.")}, strict=False)
     gen = model.model_g
     gen.eval()
     with torch.no_grad():

@@ -191,6 +191,11 @@ def check_disk(folder: Path, need: int) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < need:
-        raise InputError(f"not enough free disk in {probe}: training needs about {need / 2**30:.1f} GiB (the kept checkpoints, "
-                         f"exports and the feature cache), {free / 2**30:.1f} GiB are free; free some, lower --keep-checkpoints, "
+        raise InputError(f"not enough free disk in {probe}: training needs about {_size(need)} (the kept checkpoints, "
+                         f"exports and the feature cache), {_size(free)} are free; free some, lower --keep-checkpoints, "
                          "or choose another --output-dir")
+
+
+def _size(count: int) -> str:
+    """``1.2 GiB``, or ``37 MiB`` under a GiB (a tiny voice's run needs some MiB, which said "0.0 GiB")."""
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{max(1, round(count / 2**20))} MiB"

@@ -2,8 +2,8 @@
 
 Plain data, parent side. ``x_low``, ``medium`` and ``high`` are the shapes Piper's released voices
 have (``low`` is ``medium``'s network at 16 kHz); ``tiny`` is the same graph with narrow layers and
-a short training segment, for tests and quick trials. Only the generator shrinks: Piper's
-discriminator has fixed sizes, so a tiny checkpoint is still ~570 MB.
+a short training segment, for tests and quick trials; its discriminator is a narrow one of the same
+layout (Piper's has fixed sizes, which kept a tiny checkpoint at ~570 MB).
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ PARAMETERS: dict[str, int] = {"x_low": 7_073_360, "low": 23_663_792, "medium": 2
 """Trainable generator parameters (measured with piper-tts 1.8.0, 256 symbols, one speaker)."""
 
 DISCRIMINATOR_PARAMETERS = 46_747_132
-"""Piper's multi-period discriminator, the same for every quality."""
+"""Piper's multi-period discriminator, the same for every quality but ``tiny``."""
+
+TINY_DISCRIMINATOR_PARAMETERS = 52_620
+"""The narrow critic ``tiny`` trains with instead (:mod:`demod_voice.training.critic`)."""
+
+NARROW_CRITIC = "narrow_critic"
+"""The hyper-parameter (``VitsModel`` keeps unknown ones) that gives a run the narrow critic: set for new tiny runs, so
+that a run begun before it existed resumes with piper's."""
 
 ARCHITECTURE_KEYS = ("inter_channels", "hidden_channels", "filter_channels", "n_layers", "resblock", "resblock_kernel_sizes",
                      "resblock_dilation_sizes", "upsample_rates", "upsample_initial_channel", "upsample_kernel_sizes")
@@ -75,7 +82,8 @@ def detect(hparams: dict[str, Any], sample_rate: Optional[int]) -> Optional[str]
 
 def checkpoint_bytes(quality: str) -> int:
     """Size of one training checkpoint: weights plus two AdamW moments, generator and discriminator."""
-    return (PARAMETERS[quality] + DISCRIMINATOR_PARAMETERS) * 4 * 3
+    critic = TINY_DISCRIMINATOR_PARAMETERS if quality == "tiny" else DISCRIMINATOR_PARAMETERS
+    return (PARAMETERS[quality] + critic) * 4 * 3
 
 
 def voice_bytes(quality: str) -> int:

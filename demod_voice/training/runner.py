@@ -118,6 +118,8 @@ def model_hparams(spec: dict[str, Any], data: dict[str, Any], send: Events) -> t
         hparams = scratch_hparams(spec.get("quality") or "medium", data)
     hparams.update(num_symbols=max(hparams.get("num_symbols", 0), data["num_symbols"]), num_speakers=data["num_speakers"],
                    sample_rate=data["sample_rate"], batch_size=spec["batch_size"], mos_metric=None, dataset=None)
+    if qualities.detect(hparams, data["sample_rate"]) == "tiny":
+        hparams[qualities.NARROW_CRITIC] = True  # saved with the run: a resume of an older tiny run keeps piper's critic
     hparams = json.loads(json.dumps(hparams))  # tuples to lists: what the saved copy will give back on resume
     (out / MODEL_FILE).write_text(json.dumps(hparams, indent=2) + "\n", encoding="utf-8")
     return hparams, state
@@ -134,7 +136,7 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     from piper.train.vits.dataset import VitsDataModule
     from piper.train.vits.lightning import VitsModel
 
-    from demod_voice.training import checkpoints
+    from demod_voice.training import checkpoints, critic
     from demod_voice.training.callbacks import EpochReport, ExportEvery, KeepNewest
 
     out, dataset = Path(spec["output_dir"]), Path(spec["dataset_dir"])
@@ -144,6 +146,8 @@ def fit(spec: dict[str, Any], send: Events) -> None:
     data_facts = dataset_facts(dataset)
     hparams, state = model_hparams(spec, data_facts, send)
     model = VitsModel(**hparams)
+    if hparams.get(qualities.NARROW_CRITIC):
+        model.model_d = critic.NarrowCritic()  # before the optimisers are made and a checkpoint or base is loaded
     if state is not None:
         send.say(warm_start_note(*checkpoints.warm_start(model, state)))
         del state

@@ -144,7 +144,7 @@ def run_training(request: TrainRequest) -> Outcome:
     base = None
     if request.base and not request.resume:
         base = resolve_base(request.base, request.cache or Path.cwd(), request.hub, request.progress)
-    preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base))
+    preflight.check_disk(request.output_dir, _disk_needed(request, quality, dataset, base, state.get("epochs_done", 0)))
     spec.update(clips=dataset.clips, dataset_texts=dataset.texts, base=str(base) if base else spec["base"])
     try:
         request.output_dir.mkdir(parents=True, exist_ok=True)
@@ -313,13 +313,21 @@ def voice_name(output_dir: Path, given: Optional[str], resume: bool) -> str:
     return given or output_dir.name
 
 
-def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset, base: Optional[Path]) -> int:
+def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset, base: Optional[Path], done: int) -> int:
+    """Bytes the run adds to its folder at its fullest. Each epoch saves a checkpoint before the oldest past
+    ``--keep-checkpoints`` is deleted, so the run holds one more than it keeps, at most, but never more new ones than it
+    has epochs left, and a resumed run's checkpoints are on disk already. Counting keep + 1 new checkpoints always
+    refused a one-epoch run (or a resume) that needed one, on a disk with room for two less than that."""
     checkpoint = qualities.checkpoint_bytes(quality) if quality in qualities.PARAMETERS else qualities.checkpoint_bytes("high")
     if base is not None:
         checkpoint = max(checkpoint, base.stat().st_size)
-    exports = (request.epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
+    epochs = max(1, request.epochs - done)
+    folder = request.output_dir / "checkpoints"
+    held = sum(1 for _ in folder.glob("epoch-*.ckpt")) if folder.is_dir() else 0
+    new = min(epochs, max(1, request.keep_checkpoints + 1 - held))
+    exports = (epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
     cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes
-    return (request.keep_checkpoints + 1) * checkpoint + exports + cache
+    return new * checkpoint + exports + cache
 
 
 def _epochs_saved(out: Path, state: dict[str, Any]) -> int:

@@ -1,7 +1,7 @@
 """``piper-train`` and ``piper-export`` on espeak-ng speech: a tiny voice trained, resumed, exported, spoken, fine-tuned.
 
-The training runs are shared by the module (each costs a process start, a few steps and ~0.6 GB of
-checkpoint). Torch never loads in the test process: checkpoints are read by tests/fixtures/checkpoint_tool.py.
+The training runs are shared by the module (each costs a process start, a few steps and ~8 MB of
+checkpoint: tiny's narrow critic). Torch never loads in the test process: checkpoints are read by tests/fixtures/checkpoint_tool.py.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def prepared(lj_dataset, tmp_path_factory) -> Iterator[SimpleNamespace]:
     metadata = out / "metadata.csv"
     metadata.write_text("\n".join(metadata.read_text().splitlines()[:4]) + "\n")
     yield SimpleNamespace(folder=out, stderr=done.stderr.decode(), base=base)
-    shutil.rmtree(base, ignore_errors=True)  # the module's checkpoints (~0.6 GB each) go with it
+    shutil.rmtree(base, ignore_errors=True)  # the module's runs go with it
 
 
 @pytest.fixture(scope="module")
@@ -263,13 +263,14 @@ def test_a_voice_config_of_another_voice_is_refused_and_nothing_is_left(trained,
 
 @pytest.fixture
 def small_tmpdir(tmp_path):
-    """A 16 MB tmpfs as $TMPDIR, as a small tmpfs /tmp is (root only; skipped, saying why, where mounting is not allowed)."""
-    yield from small_tmpfs(tmp_path / "small-tmp", "16m")
+    """A 4 MB tmpfs as $TMPDIR (less than a tiny checkpoint), as a small tmpfs /tmp is (root only; skipped, saying why,
+    where mounting is not allowed)."""
+    yield from small_tmpfs(tmp_path / "small-tmp", "4m")
 
 
 def test_checkpoints_are_saved_beside_the_run_not_in_tmpdir(prepared, small_tmpdir, tmp_path):
     """Lightning saves a checkpoint into a temporary file and moves it into place: in $TMPDIR, so a tmpfs /tmp held each
-    ~0.6 GB checkpoint in memory, refused it when smaller (a failed run with plenty of room in --output-dir), and the
+    checkpoint in memory (~0.6 GB for a medium voice), refused it when smaller (a failed run with plenty of room in --output-dir), and the
     move across filesystems was a copy that a stop could cut short."""
     import zipfile
 
@@ -277,12 +278,13 @@ def test_checkpoints_are_saved_beside_the_run_not_in_tmpdir(prepared, small_tmpd
     done, err = train(prepared.folder, out, "--epochs", "1", "--export-every", "0", env={"TMPDIR": str(small_tmpdir)})
     assert done.returncode == 0, err
     assert zipfile.is_zipfile(out / "checkpoints" / "epoch-1.ckpt") and list((out / ".tmp").iterdir()) == []
+    assert (out / "checkpoints" / "epoch-1.ckpt").stat().st_size > 4 * 2**20  # it would not have fitted in $TMPDIR
 
 
 @pytest.fixture
 def filling_disk(tmp_path):
-    """A 1.2 GB tmpfs for --output-dir: room enough at the start, less once something else fills it."""
-    yield from small_tmpfs(tmp_path / "filling", "1200m")
+    """A 64 MB tmpfs for --output-dir: room enough at the start, less once something else fills it."""
+    yield from small_tmpfs(tmp_path / "filling", "64m")
 
 
 def test_a_disk_that_fills_during_training_says_where_and_what_to_do(prepared, filling_disk):
@@ -300,7 +302,7 @@ def test_a_disk_that_fills_during_training_says_where_and_what_to_do(prepared, f
         if "started:" in line:  # training has begun; another program now fills the disk
             free = shutil.disk_usage(filling_disk).free
             with open(filling_disk / "other-program.bin", "wb") as filler:
-                for _ in range((free - 48 * 2**20) // 2**20):
+                for _ in range((free - 2 * 2**20) // 2**20):  # less than a tiny checkpoint (~8 MB) is left
                     filler.write(bytes(2**20))
     process.wait(timeout=300)
     err = "".join(lines)
@@ -421,9 +423,9 @@ def test_refused_not_enough_disk(prepared, tmp_path, capsys, monkeypatch):
     from demod_voice.training import preflight
 
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**8, 10**8))
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 3 * 2**20, 3 * 2**20))
     line = refused(capsys, prepared.folder, tmp_path / "o", "--epochs", "2")
-    assert "not enough free disk" in line and "0.1 GiB are free" in line
+    assert "not enough free disk" in line and "3 MiB are free" in line, line  # a tiny run's needs: MiB, not "0.0 GiB"
 
 
 def test_refused_quality_at_the_wrong_sample_rate(prepared, tmp_path, capsys):

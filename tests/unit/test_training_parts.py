@@ -33,6 +33,40 @@ def test_checkpoint_size_matches_the_released_medium_ones():
     assert 55e6 < quality.voice_bytes("medium") < 70e6  # and their .onnx ~63 MB
 
 
+def _needed(tmp_path, held: int, done: int, **request) -> float:
+    """Checkpoints' worth of disk a run asks for (exports and the feature cache are a few MB here)."""
+    from demod_voice.training.preflight import Dataset
+    from demod_voice.training.train import TrainRequest, _disk_needed
+
+    run = tmp_path / f"run-{held}-{done}-{request['epochs']}"
+    (run / "cache").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    for epoch in range(1, held + 1):
+        (run / "checkpoints" / f"epoch-{epoch}.ckpt").write_bytes(b"")
+    dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
+    asked = _disk_needed(TrainRequest(tmp_path, run, "v", export_every=1000, **request), "medium", dataset, None, done)
+    return asked / quality.checkpoint_bytes("medium")
+
+
+def test_the_disk_asked_for_is_the_checkpoints_the_run_adds_at_its_fullest(tmp_path):
+    """It asked for --keep-checkpoints + 1 checkpoints always: a one-epoch run or a resume of a run that already held its
+    checkpoints was refused on a disk with room for what it would write (CI's training tests, with ~1 GB free)."""
+    assert round(_needed(tmp_path, held=0, done=0, epochs=1, keep_checkpoints=2)) == 1
+    assert round(_needed(tmp_path, held=0, done=0, epochs=40, keep_checkpoints=2)) == 3  # a new save before the oldest goes
+    assert round(_needed(tmp_path, held=2, done=2, epochs=40, keep_checkpoints=2, resume=True)) == 1
+    assert round(_needed(tmp_path, held=1, done=1, epochs=40, keep_checkpoints=2, resume=True)) == 2
+
+
+def test_a_tiny_checkpoint_is_small_and_its_narrow_critic_has_the_size_it_is_counted_at():
+    """A tiny voice for tests and trials saved ~570 MB per checkpoint (piper's fixed-size discriminator); CI's disk had
+    not room for the training tests' runs."""
+    pytest.importorskip("torch")
+    from demod_voice.training.critic import NarrowCritic
+
+    assert sum(p.numel() for p in NarrowCritic().parameters()) == quality.TINY_DISCRIMINATOR_PARAMETERS
+    assert quality.checkpoint_bytes("tiny") < 20e6
+
+
 def test_a_base_at_another_rate_or_quality_is_refused_and_other_differences_noted():
     base = {"sample_rate": 22050, "quality": "medium", "num_symbols": 256, "num_speakers": 1}
     with pytest.raises(InputError, match="trained at 16000 Hz but the dataset is 22050 Hz"):
@@ -978,3 +1012,23 @@ def test_a_folder_given_as_a_checkpoint_names_the_checkpoint_in_it(tmp_path, mon
             bases.resolve_base(str(given), tmp_path / "cache")
     with pytest.raises(InputError, match=r"empty is a folder, not a checkpoint; give a .ckpt file$"):
         bases.resolve_base(str(tmp_path / "empty"), tmp_path / "cache")
+
+
+def test_new_tiny_runs_get_the_narrow_critic_and_a_resume_keeps_the_critic_its_run_began_with(tmp_path):
+    """The narrow critic is a hyper-parameter saved with the run (model.json): a tiny run begun before it existed holds
+    piper's critic in its checkpoints, which a resume must rebuild (the shapes differ: loading would fail)."""
+    from demod_voice.training.runner import MODEL_FILE, model_hparams
+
+    data = {"num_symbols": 166, "num_speakers": 1, "sample_rate": 22050}
+    for size, narrow in (("tiny", True), ("medium", None)):
+        out = tmp_path / size
+        out.mkdir()
+        spec = {"output_dir": str(out), "resume": False, "quality": size, "batch_size": 2}
+        hparams, _ = model_hparams(spec, data, SimpleNamespace())
+        assert hparams.get(quality.NARROW_CRITIC) is narrow
+        assert json.loads((out / MODEL_FILE).read_text()).get(quality.NARROW_CRITIC) is narrow
+    older = tmp_path / "older-tiny"
+    older.mkdir()
+    (older / MODEL_FILE).write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
+    hparams, _ = model_hparams({"output_dir": str(older), "resume": True}, data, SimpleNamespace())
+    assert quality.NARROW_CRITIC not in hparams

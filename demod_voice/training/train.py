@@ -323,7 +323,10 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
         checkpoint = max(checkpoint, base.stat().st_size)
     epochs = max(1, request.epochs - done)
     folder = request.output_dir / "checkpoints"
-    held = sum(1 for _ in folder.glob("epoch-*.ckpt")) if folder.is_dir() else 0
+    sizes = [p.stat().st_size for p in folder.glob("epoch-*.ckpt")] if folder.is_dir() else []
+    held = len(sizes)
+    # a resumed run saves what it holds: a tiny run begun before the narrow critic saves ~570 MB checkpoints, not ~8 MB
+    checkpoint = max([checkpoint, *sizes])
     new = min(epochs, max(1, request.keep_checkpoints + 1 - held))
     exports = (epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
     cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes

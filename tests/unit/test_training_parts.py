@@ -1032,3 +1032,21 @@ def test_new_tiny_runs_get_the_narrow_critic_and_a_resume_keeps_the_critic_its_r
     (older / MODEL_FILE).write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
     hparams, _ = model_hparams({"output_dir": str(older), "resume": True}, data, SimpleNamespace())
     assert quality.NARROW_CRITIC not in hparams
+
+
+def test_a_resumed_run_asks_for_disk_by_the_size_of_the_checkpoints_it_holds(tmp_path):
+    """A tiny run begun before the narrow critic (training/critic.py) resumes with piper's critic, ~570 MB a checkpoint:
+    the check counted ~8 MB (a tiny checkpoint now), let the resume start on a disk without room for one, and the run
+    ended at its first save with a full disk."""
+    from demod_voice.training.preflight import Dataset
+    from demod_voice.training.train import TrainRequest, _disk_needed
+
+    run = tmp_path / "older-tiny"
+    (run / "cache").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    for epoch in (1, 2):
+        with open(run / "checkpoints" / f"epoch-{epoch}.ckpt", "wb") as ckpt:
+            ckpt.truncate(568_669_317)  # sparse: the size an older tiny run's checkpoint has, no disk used
+    dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
+    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, resume=True)
+    assert _disk_needed(request, "tiny", dataset, None, 2) > 568_669_317

@@ -319,7 +319,7 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
     has epochs left, and a resumed run's checkpoints are on disk already. Counting keep + 1 new checkpoints always
     refused a one-epoch run (or a resume) that needed one, on a disk with room for two less than that."""
     checkpoint = qualities.checkpoint_bytes(quality) if quality in qualities.PARAMETERS else qualities.checkpoint_bytes("high")
-    if base is not None:
+    if base is not None and quality != "tiny":  # a new tiny run trains the narrow critic, whatever critic its base had
         checkpoint = max(checkpoint, base.stat().st_size)
     epochs = max(1, request.epochs - done)
     folder = request.output_dir / "checkpoints"

@@ -1050,3 +1050,19 @@ def test_a_resumed_run_asks_for_disk_by_the_size_of_the_checkpoints_it_holds(tmp
     dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
     request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, resume=True)
     assert _disk_needed(request, "tiny", dataset, None, 2) > 568_669_317
+
+
+def test_a_tiny_fine_tune_from_an_older_tiny_base_asks_for_disk_by_the_checkpoints_it_saves(tmp_path):
+    """A tiny run fine-tuned from a tiny base saved before the narrow critic (~570 MB: piper's critic) trains the narrow
+    critic, ~8 MB a checkpoint; the check counted the base's size for each, ~1.7 GB for three, and refused small disks."""
+    from demod_voice.training.preflight import Dataset
+    from demod_voice.training.train import TrainRequest, _disk_needed
+
+    base = tmp_path / "older-tiny.ckpt"
+    with open(base, "wb") as ckpt:
+        ckpt.truncate(568_669_317)  # sparse
+    run = tmp_path / "tuned"
+    (run / "cache").mkdir(parents=True)
+    dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
+    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, base=str(base))
+    assert _disk_needed(request, "tiny", dataset, base, 0) < 100e6

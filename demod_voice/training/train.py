@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from demod_voice.errors import InputError, Interrupted, RuntimeFailure, UsageError, from_wire
+from demod_voice.errors import InputError, Interrupted, OutputFull, RuntimeFailure, UsageError, from_wire
 from demod_voice.logs import PROG, line
 from demod_voice.paths import LOCK, OutputLock, copy_together, os_error, write_text_atomic
 from demod_voice.sandbox import python_child
@@ -163,7 +163,7 @@ def run_training(request: TrainRequest) -> Outcome:
     voice = Path(done["voice"])
     outcome = Outcome(voice, int(done["epochs"]))
     if request.install_to is not None:
-        outcome.installed = install_voice(voice, request.install_to, request.name)
+        outcome.installed = _install_trained(voice, request.install_to, request.name)
         say(request, f"installed as '{request.name}': {PROG} piper-infer {request.name} 'Some text.'")
     say(request, f"voice ready: {voice} ({PROG} piper-infer {voice} 'Some text.')")
     return outcome
@@ -536,6 +536,19 @@ def install_voice(voice: Path, folder: Path, name: str) -> Path:
     """Copy ``voice`` and its ``.onnx.json`` into the voice folder as ``name``."""
     check_voice_name(name)
     return copy_voice(voice, folder / f"{name}.onnx")
+
+
+def _install_trained(voice: Path, folder: Path, name: str) -> Path:
+    """``--install`` at the end of a training. A failure says that the voice is kept and the command that installs it: a
+    plain copy's advice ("run the same command again", "choose another path") was refused as a folder holding a run, or
+    read as starting over."""
+    try:
+        return install_voice(voice, folder, name)
+    except (InputError, OutputFull) as err:
+        cause = str(err).rsplit("; ", 1)[0]  # os_error's "doing: cause; advice", without its advice
+        fix = "free some space" if isinstance(err, OutputFull) else "fix that folder (or set cache_dir in the config)"
+        raise type(err)(f"{cause}; the trained voice is kept as {voice}: {fix}, then run the same command with --resume to "
+                        "install it (nothing is trained again)") from None
 
 
 def copy_voice(voice: Path, target: Path) -> Path:

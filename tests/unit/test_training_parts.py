@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import pathlib
@@ -1066,3 +1067,30 @@ def test_a_tiny_fine_tune_from_an_older_tiny_base_asks_for_disk_by_the_checkpoin
     dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
     request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, base=str(base))
     assert _disk_needed(request, "tiny", dataset, base, 0) < 100e6
+
+
+def test_an_install_that_fails_after_training_says_the_voice_is_kept_and_how_to_install_it(tmp_path, monkeypatch):
+    """``piper-train --install`` with a voice cache it could not write ended, after the whole training, with "...: choose
+    another path" (or "run the same command again", refused: the folder holds a run) and exit 3, as if the run failed."""
+    from demod_voice import paths
+    from demod_voice.training import train
+    from demod_voice.training.preflight import Dataset
+
+    voice = _voice(tmp_path / "run", b"model", "{}")
+    for step in ("check_dependencies", "check_split", "check_disk"):
+        monkeypatch.setattr(train.preflight, step, lambda *args: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 4, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
+    monkeypatch.setattr(train, "_run", lambda *args: {"voice": str(voice), "epochs": 1})
+    (tmp_path / "cache").write_text("a file where the voice cache should be")
+    request = train.TrainRequest(tmp_path, tmp_path / "run", "me", epochs=1, progress=False, install_to=tmp_path / "cache" / "piper")
+    with pytest.raises(InputError) as refused:
+        train.run_training(request)
+    message = str(refused.value)
+    assert "Not a directory" in message and f"the trained voice is kept as {voice}" in message
+    assert message.endswith("then run the same command with --resume to install it (nothing is trained again)")
+    assert "choose another" not in message
+    monkeypatch.setattr(paths.shutil, "copyfile", lambda src, dst: _full_disk())
+    with pytest.raises(OutputFull, match=r"No space left on device; the trained voice is kept as .*: free some space, then run "
+                                         r"the same command with --resume"):
+        train.run_training(dataclasses.replace(request, install_to=tmp_path / "piper"))

@@ -247,6 +247,21 @@ def test_a_voice_named_without_its_onnx_suffix(piper_voice, tmp_path):
     assert done.stderr.decode().strip().endswith("voices/house.onnx?")
 
 
+def test_a_training_runs_folder_or_checkpoint_is_pointed_to_its_voice(piper_voice, tmp_path):
+    """After piper-train, its output folder was "not found; check the path" (it is there), and a checkpoint was asked for
+    its ".ckpt.json beside the .onnx", as if it were a voice missing its config."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(piper_voice, run / "me.onnx")
+    shutil.copy(f"{piper_voice}.json", run / "me.onnx.json")
+    (run / "checkpoints" / "epoch-2.ckpt").write_bytes(b"PK\x03\x04")
+    done = run_cli("piper-infer", str(run), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, f"voice model {run} is a folder; give the voice's .onnx file in it: {run / 'me.onnx'}", tmp_path)
+    ckpt = run / "checkpoints" / "epoch-2.ckpt"
+    done = run_cli("piper-infer", str(ckpt), SHORT, "-o", str(tmp_path / "o.wav"))
+    assert_clean_failure(done, 3, f"{ckpt} is a training checkpoint, not a voice: export it first, demod-voice piper-export", tmp_path)
+
+
 def test_onnx_without_json(piper_voice, tmp_path):
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(piper_voice, lonely)

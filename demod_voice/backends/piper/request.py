@@ -123,6 +123,13 @@ def locate_voice(model: str, config_json: Optional[str]) -> tuple[Path, Path]:
     path = Path(model).expanduser().absolute()
     if model.endswith(".onnx.json"):
         raise InputError(f"'{model}' is the voice's config; give the .onnx file beside it as MODEL")
+    if path.is_dir():  # a training run's folder, say
+        inside = sorted(path.glob("*.onnx"))
+        such = f": {inside[0]}" if len(inside) == 1 else ""
+        raise InputError(f"voice model {path} is a folder; give the voice's .onnx file in it{such}")
+    if path.suffix == ".ckpt" and path.is_file():
+        raise InputError(f"{path} is a training checkpoint, not a voice: export it first, demod-voice piper-export {model} "
+                         "-o voice.onnx, and give that voice.onnx")
     if not path.is_file():
         if "/" not in model and not path.suffix:
             raise InputError(f"voice '{model}' not found: give the path of its .onnx file (with the .onnx.json beside it)")

@@ -318,6 +318,8 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
     ``--keep-checkpoints`` is deleted, so the run holds one more than it keeps, at most, but never more new ones than it
     has epochs left, and a resumed run's checkpoints are on disk already. Counting keep + 1 new checkpoints always
     refused a one-epoch run (or a resume) that needed one, on a disk with room for two less than that."""
+    if base is not None and request.quality is None:  # the base's size, known where it is a piper-train run's
+        quality = _run_quality(base) or quality
     checkpoint = qualities.checkpoint_bytes(quality) if quality in qualities.PARAMETERS else qualities.checkpoint_bytes("high")
     if base is not None and quality != "tiny":  # a new tiny run trains the narrow critic, whatever critic its base had
         checkpoint = max(checkpoint, base.stat().st_size)
@@ -331,6 +333,19 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
     exports = (epochs // max(1, request.export_every) + 2) * qualities.voice_bytes(quality)
     cache = 0 if (request.output_dir / "cache").is_dir() else 6 * dataset.wav_bytes
     return new * checkpoint + exports + cache
+
+
+def _run_quality(checkpoint: Path) -> Optional[str]:
+    """The quality of a checkpoint in a piper-train run's ``checkpoints/``, from the run's ``model.json`` (reading the
+    checkpoint itself needs torch); ``None`` elsewhere. A fine-tune from one's own tiny trial without ``--quality`` was
+    counted as a medium voice, ~850 MB a checkpoint for ~8 MB ones."""
+    if checkpoint.parent.name != "checkpoints":
+        return None
+    try:
+        hparams = json.loads((checkpoint.parent.parent / "model.json").read_text(encoding="utf-8"))
+        return qualities.detect(hparams, hparams.get("sample_rate"))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def _epochs_saved(out: Path, state: dict[str, Any]) -> int:

@@ -1094,3 +1094,23 @@ def test_an_install_that_fails_after_training_says_the_voice_is_kept_and_how_to_
     with pytest.raises(OutputFull, match=r"No space left on device; the trained voice is kept as .*: free some space, then run "
                                          r"the same command with --resume"):
         train.run_training(dataclasses.replace(request, install_to=tmp_path / "piper"))
+
+
+def test_a_fine_tune_from_a_piper_train_runs_checkpoint_asks_for_disk_at_that_runs_size(tmp_path):
+    """``--base RUN/checkpoints/epoch-5.ckpt`` without ``--quality`` (one's own tiny trial) was counted as a medium voice:
+    ~850 MB a checkpoint, ~2.8 GB for a run that writes ~30 MB. The run's model.json says its size."""
+    from demod_voice.training.preflight import Dataset
+    from demod_voice.training.train import TrainRequest, _disk_needed
+
+    trial = tmp_path / "trial"
+    (trial / "checkpoints").mkdir(parents=True)
+    base = trial / "checkpoints" / "epoch-5.ckpt"
+    base.write_bytes(b"x" * 8_316_889)
+    (trial / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050, "narrow_critic": True}))
+    run = tmp_path / "tuned"
+    (run / "cache").mkdir(parents=True)
+    dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
+    request = TrainRequest(tmp_path, run, "v", epochs=100, keep_checkpoints=2, base=str(base))
+    assert _disk_needed(request, "medium", dataset, base, 0) < 100e6
+    (trial / "model.json").write_text("{broken")  # a folder of another kind: counted as before
+    assert _disk_needed(request, "medium", dataset, base, 0) > 2e9

@@ -101,20 +101,38 @@ def decode_reference(source: Path, target: Path, max_seconds: float, shown_name:
     return float(answer["seconds"])
 
 
-async def read_form(request: Any, limits: Any, max_files: int) -> Any:
+async def read_form(request: Any, limits: Any, max_files: int, file_fields: tuple[str, ...] = ()) -> Any:
     """A request's multipart form, parts bounded (the body as a whole was bounded by the request guard); 400 for a
-    body the parser cannot read."""
+    body the parser cannot read, or one whose ``file_fields`` came as text (:func:`not_a_file`)."""
     from starlette.exceptions import HTTPException
 
     if media_type(request.headers.get("content-type")) not in FORM_TYPES:
         raise not_a_form(request.url.path)
     check_content_length(request.headers, limits)
     try:
-        return await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
+        form = await request.form(max_files=max_files, max_fields=16, max_part_size=min(upload_limit(limits), 1 << 20))
     except Exception as err:  # noqa: BLE001 - the multipart parser raises several kinds for a malformed body
+        if isinstance(err, HTTPException) and str(err.detail).startswith(TEXT_TOO_BIG):
+            raise not_a_file(file_fields[0] if file_fields else "file", "a form field of over 1 MiB") from None
         if isinstance(err, (ApiError, HTTPException)):  # HTTPException: the body passed its limit (guard.BodyTooLarge)
             raise
         raise ApiError(400, f"the multipart body could not be read ({type(err).__name__}: {str(err)[:120]})", code="bad_multipart") from None
+    for field in file_fields:
+        if any(isinstance(value, str) for value in form.getlist(field)):
+            raise not_a_file(field, f"the field '{field}'")
+    return form
+
+
+TEXT_TOO_BIG = ("Part exceeded maximum size", "Field exceeded maximum size")
+"""How Starlette begins its refusal of a text part over ``max_part_size`` (a file part has no such limit)."""
+
+
+def not_a_file(field: str, what: str) -> ApiError:
+    """400 for a file sent as a text part, with no file name: ``curl -F 'files=<take.m4a'`` (``<`` reads the file into a text
+    field), OkHttp's ``createFormData`` given no file name. It was "send ... as the multipart field 'files'", the field
+    the client had sent, or, over 1 MiB, "not a valid multipart/form-data body"."""
+    return ApiError(400, f"{what} came as text, not as a file: send each file as a file part with a file name "
+                         f"(curl -F '{field}=@FILE', not '{field}=<FILE')", code="not_a_file")
 
 
 def _child() -> None:

@@ -268,3 +268,20 @@ def test_a_full_data_folder_is_a_507_in_words_and_leaves_no_job_folder(tmp_path,
     monkeypatch.setattr(paths, "write_text_atomic", denied)
     with TestClient(client.app, base_url="http://localhost", raise_server_exceptions=False) as other:
         assert other.post("/v1/books", **book).status_code == 500  # not called a full disk
+
+
+@pytest.mark.parametrize("path, field", [("/v1/voices", "files"), ("/v1/voices/import", "file"), ("/v1/audio/conversions", "file"),
+                                         ("/v1/batch", "csv")])
+@pytest.mark.parametrize("size", [3000, 1_500_000])
+def test_a_file_sent_as_a_text_field_is_told_to_be_sent_as_a_file(path, field, size):
+    """``curl -F 'files=<take.m4a'`` (``<``, not ``@``) and OkHttp's ``createFormData("files", null, body)`` send the
+    recording as a text part, with no file name. The enrollment answered "send one or more reference recordings as the
+    multipart field 'files'", the field the app had just sent, and one over 1 MiB "the upload is not a valid
+    multipart/form-data body", which it was."""
+    with app() as client:
+        answer = client.post(path, data={"name": "alice"}, files=[(field, (None, b"\x1aE\xdf\xa3" + b"\x00" * size, "audio/webm"))])
+        error = answer.json()["error"]
+        assert answer.status_code == 400 and error["code"] == "not_a_file", answer.text
+        assert "as text" in error["message"] and "=@" in error["message"], error
+        if size < 1_000_000:
+            assert f"'{field}'" in error["message"], error

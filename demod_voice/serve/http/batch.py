@@ -77,7 +77,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     folder = job_store.reserve(ctx, BATCH, caller.owner)  # the cap, and this job's place under it, before any await
     job_id = folder.name
     try:
-        form = await read_form(request, ctx.settings.limits, max_files=MAX_FILES + 1)
+        form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, ("csv", "file", *REFERENCE_FIELDS, *SOURCE_FIELDS))
         sheet = form.get("csv") or form.get("file")
         if not hasattr(sheet, "read"):
             raise ApiError(400, "send the batch file as the multipart field 'csv'", code="missing_file")

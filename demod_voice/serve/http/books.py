@@ -53,7 +53,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     folder = job_store.reserve(ctx, BOOK, caller.owner)  # the cap, and this book's place under it, before any await
     job_id = folder.name
     try:
-        form = await read_form(request, ctx.settings.limits, max_files=1)
+        form = await read_form(request, ctx.settings.limits, 1, ("book", "file"))
         upload, suffix = _upload(form)
         options = _options(ctx, form)
         (folder / "out").mkdir()

@@ -48,7 +48,7 @@ async def convert(request: Request, ctx: Context) -> StreamingResponse:
     """Re-speak the uploaded source in the target voice; the audio streams as it is converted."""
     if ctx.draining.is_set():
         raise ApiError(503, "the server is shutting down; retry on another instance", "server_error", "shutting_down")
-    form = await read_form(request, ctx.settings.limits, MAX_REFERENCES + 2)
+    form = await read_form(request, ctx.settings.limits, MAX_REFERENCES + 2, SOURCE_FIELDS + REFERENCE_FIELDS)
     fmt, source, references, voice = _parts(form)
     if voice:
         _profile(ctx, voice)  # 404 for an unknown voice, before any upload is decoded

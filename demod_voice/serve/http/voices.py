@@ -151,7 +151,7 @@ async def download(voice_id: str, ctx: Context) -> FileResponse:
 async def import_voice(request: Request, ctx: Context) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``name`` installs it under another name than it was exported with,
     as ``voices import --name`` does: two people's exports both called 'me'; ``force=true`` replaces one of the same name)."""
-    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, ("file", *FILE_FIELDS))
     upload = next((form[f] for f in FILE_FIELDS if f in form and hasattr(form[f], "read")), None)
     if upload is None:
         raise ApiError(400, "send the profile file as the multipart field 'file'", code="missing_file")
@@ -196,7 +196,7 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
 @manage.post("/v1/voices", status_code=201)
 async def enroll(request: Request, ctx: Context) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
-    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1)
+    form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, FILE_FIELDS)
     if not str(form.get("name") or "").strip():  # was "'' is not a valid voice id": the client had sent no name at all
         raise ApiError(400, "give the voice a name in the multipart field 'name' (letters, digits, '_', '.' or '-'): "
                             "requests then speak with it as \"voice\": NAME", code="missing_name")

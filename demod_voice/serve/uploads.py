@@ -46,11 +46,25 @@ async def decode_uploads(uploads: list, work: Path, limits: Any, shared: bool, s
         wav = work / str(index) / decoded_name(shown)
         wav.parent.mkdir()
         budget = limits.max_reference_seconds - total if shared else limits.max_reference_seconds
-        seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown, index < sources)
+        try:
+            seconds = await asyncio.to_thread(decode_reference, saved, wav, budget, shown, index < sources)
+        except ApiError as err:
+            if err.code == "reference_too_long" and shared and out:
+                raise too_long_together(limits.max_reference_seconds, shown, total) from None
+            raise
         saved.unlink()
         total += seconds
         out.append((wav, seconds))
     return out
+
+
+def too_long_together(limit: float, shown: str, before: float) -> ApiError:
+    """413 for recordings of one voice longer than ``limit`` together, ``shown`` the one that went past it after ``before``
+    seconds in the ones before it. It was "'b.wav' is longer than 10 s of audio (serve.limits.max_reference_seconds)": what
+    was left of the limit, named as the limit, for a file of 20 s."""
+    return ApiError(413, f"the recordings are longer than {limit:g} s of audio together (serve.limits.max_reference_seconds, "
+                         f"all files of one voice): '{shown}' goes past it after {before:.1f} s in the files before it; send "
+                         "fewer or shorter recordings (6-30 s in all is enough for a voice reference)", code="reference_too_long")
 
 
 def decoded_name(name: str) -> str:

@@ -285,3 +285,27 @@ def test_a_file_sent_as_a_text_field_is_told_to_be_sent_as_a_file(path, field, s
         assert "as text" in error["message"] and "=@" in error["message"], error
         if size < 1_000_000:
             assert f"'{field}'" in error["message"], error
+
+
+def test_recordings_too_long_together_are_told_so_with_the_limit_for_all_of_them():
+    """Two 20 s takes under a 30 s limit were told "'b.wav' is longer than 10 s of audio (serve.limits.max_reference_seconds)":
+    what was left of the limit, named as the limit, for a file that is 20 s; the app's user shortened b.wav to 10 s and was
+    refused again with the limit that was left then."""
+    import io
+
+    import soundfile
+    from conftest import voiced_signal
+
+    def take(seconds: float) -> bytes:
+        out = io.BytesIO()
+        soundfile.write(out, voiced_signal(seconds, 16000), 16000, format="WAV")
+        return out.getvalue()
+
+    with app({"serve.limits.max_reference_seconds": 30.0}) as client:
+        answer = client.post("/v1/voices", data={"name": "alice"}, files=[("files", ("a.wav", take(20.0), "audio/wav")),
+                                                                          ("files", ("b.wav", take(20.0), "audio/wav"))])
+        error = answer.json()["error"]
+        assert answer.status_code == 413 and error["code"] == "reference_too_long", answer.text
+        assert "30 s" in error["message"] and "together" in error["message"] and "10 s" not in error["message"], error
+        alone = client.post("/v1/voices", data={"name": "alice"}, files=[("files", ("a.wav", take(31.0), "audio/wav"))])
+        assert alone.status_code == 413 and "'a.wav' is longer than 30 s" in alone.json()["error"]["message"], alone.text

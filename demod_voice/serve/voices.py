@@ -28,7 +28,7 @@ from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope, Speech, UnknownModel, UnknownVoice, Voice
 from demod_voice.errors import InputError
 from demod_voice.models.registry import looks_like_name
-from demod_voice.serve.errors import quoted
+from demod_voice.serve.errors import ApiError, quoted
 from demod_voice.voices.profiles import NAME, Profile, name_rule, read_installed
 from demod_voice.voices.references import forget_latents
 
@@ -136,6 +136,15 @@ def load_profile(ctx: Any, name: str) -> Optional[Profile]:
     profile = read_installed(path)
     ctx.profile_cache[path] = (stamp, profile)
     return profile
+
+
+def refuse_if_enrolling(ctx: Any, name: str) -> None:
+    """404 ``voice_enrolling`` (``Retry-After``) for a voice not there yet because its enrollment (an import, a rename to it)
+    is under way: an app whose enrollment timed out checks for it before sending it again, and was told "there is no
+    voice", took the enrollment for failed and sent it again."""
+    if name in ctx.enrolling:
+        raise ApiError(404, f"the voice '{quoted(name)}' is being enrolled right now: ask again in a few seconds",
+                       code="voice_enrolling", headers={"Retry-After": "3"})
 
 
 def voice_language(ctx: Any, name: str) -> str:

@@ -309,3 +309,18 @@ def test_recordings_too_long_together_are_told_so_with_the_limit_for_all_of_them
         assert "30 s" in error["message"] and "together" in error["message"] and "10 s" not in error["message"], error
         alone = client.post("/v1/voices", data={"name": "alice"}, files=[("files", ("a.wav", take(31.0), "audio/wav"))])
         assert alone.status_code == 413 and "'a.wav' is longer than 30 s" in alone.json()["error"]["message"], alone.text
+
+
+def test_a_voice_being_enrolled_is_said_to_be_so_to_an_app_that_looks_for_it():
+    """An app whose enrollment timed out checks ``GET /v1/voices/{id}`` before sending it again, as serve.md says: while the
+    first enrollment ran it was told "there is no voice 'alice'", took it as failed and sent it again (409 voice_busy), and
+    one that spoke with it was told "there is no voice 'alice': use one of ...". Both now say it is under way."""
+    with app() as client:
+        client.app.state.ctx.enrolling.add("alice")  # as claimed() holds the name while the worker conditions the voice
+        for answer in (client.get("/v1/voices/alice"), client.post("/v1/audio/speech", json={**SPEECH, "voice": "alice"})):
+            error = answer.json()["error"]
+            assert answer.status_code == 404 and error["code"] == "voice_enrolling", answer.text
+            assert "being enrolled" in error["message"] and "again in a few seconds" in error["message"], error
+            assert answer.headers["retry-after"].isdigit(), answer.headers
+        client.app.state.ctx.enrolling.discard("alice")
+        assert client.get("/v1/voices/alice").json()["error"]["code"] == "unknown_voice"

@@ -38,7 +38,7 @@ from demod_voice.serve.http.deps import Context, Speaker, require
 from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken, client_gone
 from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error, queue_full
-from demod_voice.serve.voices import list_models, list_voices, resolve_voice
+from demod_voice.serve.voices import UnknownVoice, list_models, list_voices, refuse_if_enrolling, resolve_voice
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Sp
     except QueueFull as err:
         raise queue_full(err) from None
     except DemodVoiceError as err:
+        if type(err) is UnknownVoice:
+            refuse_if_enrolling(ctx, voice_id(body.voice))
         raise from_engine(err) from None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.settings.limits.deadline_seconds

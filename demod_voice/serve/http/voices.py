@@ -33,7 +33,16 @@ from demod_voice.serve.errors import ApiError, file_name_shown, from_engine
 from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
-from demod_voice.serve.voices import find_voice, load_profile, profile_path, remove_side_files, reserved_names, scope, voice_language
+from demod_voice.serve.voices import (
+    find_voice,
+    load_profile,
+    profile_path,
+    refuse_if_enrolling,
+    remove_side_files,
+    reserved_names,
+    scope,
+    voice_language,
+)
 from demod_voice.voices.making import NameTaken, check_free, recordings_of, save_enrolled
 from demod_voice.voices.profiles import read_profile, write_renamed
 from demod_voice.voices.references import checked_once
@@ -50,6 +59,7 @@ MAX_FILES = 8
 def _describe(ctx: Any, name: str) -> dict:
     profile = load_profile(ctx, name)
     if profile is None:
+        refuse_if_enrolling(ctx, name)
         other = find_voice(ctx, name)  # "there is no voice" for a voice /v1/audio/voices lists sent clients looking for a typo
         if other is not None:
             raise ApiError(404, f"'{name}' is an installed {other.kind_label or other.kind} voice, not an enrolled one: "

@@ -324,3 +324,25 @@ def test_a_voice_being_enrolled_is_said_to_be_so_to_an_app_that_looks_for_it():
             assert answer.headers["retry-after"].isdigit(), answer.headers
         client.app.state.ctx.enrolling.discard("alice")
         assert client.get("/v1/voices/alice").json()["error"]["code"] == "unknown_voice"
+
+
+def test_speech_passes_the_language_it_is_asked_for_to_the_voice(monkeypatch):
+    """An app that speaks Spanish with a voice enrolled in English sent ``"language": "es"``: it was ignored without a word
+    (unknown fields are), and XTTS read the Spanish text as English, a 200. The web page and Wyoming give a cloned voice
+    the language to speak; the HTTP API now does too."""
+    from demod_voice.backends.plugin import UnknownVoice
+    from demod_voice.serve.http import speech
+
+    asked = []
+
+    def resolve(ctx, model, voice, language=None):
+        asked.append(language)
+        raise UnknownVoice("stop here")
+
+    monkeypatch.setattr(speech, "resolve_voice", resolve)
+    with app() as client:
+        assert client.post("/v1/audio/speech", json={**SPEECH, "language": "es"}).status_code == 404
+        assert client.post("/v1/audio/speech", json=SPEECH).status_code == 404
+        bad = client.post("/v1/audio/speech", json={**SPEECH, "language": "x" * 500})
+        assert bad.status_code == 400 and "'language'" in bad.json()["error"]["message"], bad.text
+    assert asked == ["es", None], asked

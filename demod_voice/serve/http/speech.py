@@ -88,6 +88,8 @@ class SpeechRequest(BaseModel):
                                                           "the rate, pauses it asks for become silence after each sentence; the rest "
                                                           "is ignored (Piper and XTTS take no prompt)")
     stream_format: Literal["audio", "sse"] = "audio"
+    language: Optional[str] = Field(None, max_length=40, description="Not OpenAI's: the language a cloned voice speaks the text "
+                                    "in (es, pt-BR, ...; by default the one it was enrolled with); a Piper voice speaks its own")
     normalize: bool = Field(True, description="Spell out numbers, money, dates, abbreviations, URLs (false: leave them to the engine)")
     lexicon: Optional[Union[dict, list, str]] = Field(None, description="This request's own pronunciations: {WORD: PHONEMES or "
                                                       "{phonemes, say, match_case}}, a list of entries, TSV text, or a stored lexicon's name "
@@ -113,7 +115,7 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Sp
     check_input(body.input, ctx.settings.limits)
     started = time.perf_counter()
     try:
-        choice = resolve_voice(ctx, body.model, voice_id(body.voice))
+        choice = resolve_voice(ctx, body.model, voice_id(body.voice), (body.language or "").strip() or None)
         choice = dataclasses.replace(choice, reading=reading_for(ctx, choice.voice_id, caller, body.normalize, body.lexicon,
                                                                  body.instructions))
         job = choice.job(body.input, body.speed, label=f"speech {choice.voice_id}")

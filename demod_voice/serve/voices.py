@@ -138,13 +138,17 @@ def load_profile(ctx: Any, name: str) -> Optional[Profile]:
     return profile
 
 
+ENROLLING_RETRY_AFTER = "3"
+"""``Retry-After`` (seconds) for a request that found a voice's enrollment under way: about what one takes."""
+
+
 def refuse_if_enrolling(ctx: Any, name: str) -> None:
     """404 ``voice_enrolling`` (``Retry-After``) for a voice not there yet because its enrollment (an import, a rename to it)
     is under way: an app whose enrollment timed out checks for it before sending it again, and was told "there is no
     voice", took the enrollment for failed and sent it again."""
     if name in ctx.enrolling:
         raise ApiError(404, f"the voice '{quoted(name)}' is being enrolled right now: ask again in a few seconds",
-                       code="voice_enrolling", headers={"Retry-After": "3"})
+                       code="voice_enrolling", headers={"Retry-After": ENROLLING_RETRY_AFTER})
 
 
 def voice_language(ctx: Any, name: str) -> str:

@@ -322,6 +322,9 @@ def test_a_voice_being_enrolled_is_said_to_be_so_to_an_app_that_looks_for_it():
             assert answer.status_code == 404 and error["code"] == "voice_enrolling", answer.text
             assert "being enrolled" in error["message"] and "again in a few seconds" in error["message"], error
             assert answer.headers["retry-after"].isdigit(), answer.headers
+        again = client.post("/v1/voices", data={"name": "alice"}, files=[("files", ("take.m4a", b"\0" * 100, "audio/mp4"))])
+        assert again.status_code == 409 and again.json()["error"]["code"] == "voice_busy", again.text
+        assert again.headers["retry-after"].isdigit(), again.headers  # when to look again, as the 404's
         client.app.state.ctx.enrolling.discard("alice")
         assert client.get("/v1/voices/alice").json()["error"]["code"] == "unknown_voice"
 

@@ -34,6 +34,7 @@ from demod_voice.serve.http.deps import Context, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import (
+    ENROLLING_RETRY_AFTER,
     find_voice,
     load_profile,
     profile_path,
@@ -280,7 +281,8 @@ def claimed(ctx: Any, name: str) -> Iterator[None]:
     with no await between them, so no second request can come between them.)"""
     if name in ctx.enrolling:
         raise ApiError(409, f"a voice '{name}' is being enrolled by another request right now: wait for that one to finish "
-                            "(then send force=true to replace it), or give this voice another name", code="voice_busy")
+                            "(then send force=true to replace it), or give this voice another name", code="voice_busy",
+                       headers={"Retry-After": ENROLLING_RETRY_AFTER})
     ctx.enrolling.add(name)
     try:
         yield

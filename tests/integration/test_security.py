@@ -254,6 +254,26 @@ def test_the_guards_refusals_are_counted_in_the_metrics(server):
     assert refused("401") >= before["401"] + 2 and refused("403") >= before["403"] + 1 and refused("413") >= before["413"] + 1
 
 
+def test_a_refused_request_is_said_in_the_log_with_its_address_and_code_but_no_key(server):
+    """An administrator whose client was refused (a mistyped key, a missing scope, a name not in serve.allowed_hosts)
+    found nothing in the log, even with -v: a refusal went only to /metrics' counts. At -v each is one line with the
+    request, the client's address (the one its proxy names), the status and the error's code; no key, no control
+    character of the path."""
+    wrong = "wrong-key-Zq81xT"
+    client = {"X-Forwarded-For": "198.51.100.77"}  # an address of its own: the module's other tests keep their key counts
+    assert httpx.get(server.url + "/v1/models", headers={**client, **auth(wrong)}, timeout=10).status_code == 401
+    assert httpx.delete(server.url + "/v1/voices/bob", headers={**client, **auth(SPEAK)}, timeout=10).status_code == 403
+    assert httpx.get(server.url + "/v1/models", headers={**client, **auth(), "Host": "rebind.example"}, timeout=10).status_code == 400
+    assert httpx.get(server.url + "/v1/x%0aforged%1b[31m", headers={**client, **auth()}, timeout=10).status_code == 404
+    said = ("refused GET /v1/models from 198.51.100.77: 401 invalid_api_key",
+            "refused DELETE /v1/voices/bob from 198.51.100.77: 403 missing_scope",
+            "refused GET /v1/models from 198.51.100.77: 400 bad_host",
+            "refused GET /v1/xforged[31m from 198.51.100.77: 404 not_found")
+    assert wait_until(lambda: all(line in server.log_text() for line in said), timeout=10), server.log_text()[-3000:]
+    assert wrong not in server.log_text() and SPEAK not in server.log_text()
+    assert "\x1b" not in server.log_text()
+
+
 def test_a_client_cannot_try_keys_as_fast_as_it_likes(server):
     """Wrong keys were answered 401 as fast as a client sent them, nothing slowed, nothing said: past
     serve.limits.max_failed_keys in a minute an address gets 429 with Retry-After and words saying what to do, its good

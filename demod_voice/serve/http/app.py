@@ -42,6 +42,7 @@ from demod_voice.serve.http.batch_jobs import BATCH
 from demod_voice.serve.http.book_jobs import BOOK, resume_books
 from demod_voice.serve.http.deps import Context
 from demod_voice.serve.http.guard import BodyTooLarge, Guard, check_exposure
+from demod_voice.serve.http.refusals import RefusalLog
 from demod_voice.serve.http.streaming import StartFailed, quiet_uvicorn
 from demod_voice.serve.limits import media_type
 from demod_voice.serve.metrics import Metrics, RequestCounter
@@ -114,8 +115,10 @@ def create_app(config: Config, engine: Any = None, keys: Any = None, preload: Op
 
         app.add_middleware(CORSMiddleware, allow_origins=list(config.serve.cors_origins), allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", *SDK_HEADERS], expose_headers=EXPOSED_HEADERS)
-    # Outside the guard: its refusals (a bad key, a foreign host or origin, a body too large) are counted too.
+    # Outside the guard: its refusals (a bad key, a foreign host or origin, a body too large) are counted too, and said
+    # in the log at -v (refusals.py).
     app.add_middleware(RequestCounter)
+    app.add_middleware(RefusalLog)
     # Outermost: who the request is from (a trusted proxy's client, the socket's peer otherwise), for every check after.
     app.add_middleware(ClientAddress, settings=config.serve)
     return app

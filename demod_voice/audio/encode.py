@@ -135,6 +135,19 @@ def wav_header(rate: int, data_bytes: Optional[int] = None) -> bytes:
             + b"data" + struct.pack("<I", size))
 
 
+UNSIGNED = {"fflags": "+bitexact"}
+"""Muxer options that leave FFmpeg's name and version out of a file (its ``encoder`` tag, ``Lavf62.12.102``): every
+MP3, Opus and FLAC answer told each client which FFmpeg build decodes the uploads it may send."""
+
+
+def unsigned(stream: Any) -> None:
+    """Leave FFmpeg's name and version out of what ``stream``'s encoder writes (AAC's ``Lavc62.28.102``; see
+    :data:`UNSIGNED`)."""
+    from av.codec.context import Flags
+
+    stream.codec_context.flags |= Flags.bitexact
+
+
 def _import_av() -> Any:
     try:
         import av
@@ -151,8 +164,9 @@ class _AvStream:
         self.rate = rate if not fmt.rates or rate in fmt.rates else _nearest_rate(rate, fmt.rates)
         self._in_rate = rate
         self._sink = _Collect()
-        self._container = self._avmod.open(self._sink, "w", format=fmt.container, options=dict(fmt.options))
+        self._container = self._avmod.open(self._sink, "w", format=fmt.container, options={**dict(fmt.options), **UNSIGNED})
         self._stream = self._container.add_stream(fmt.codec, rate=self.rate, layout="mono")
+        unsigned(self._stream)
         if fmt.bit_rate:
             self._stream.bit_rate = fmt.bit_rate
         self._pts = 0

@@ -17,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Optional
 
+from demod_voice.audio.encode import UNSIGNED, unsigned
 from demod_voice.audio.writer import write_error
 from demod_voice.errors import DependencyError
 from demod_voice.paths import temp_beside
@@ -58,8 +59,9 @@ def write_m4b(path: Path, lengths: list[int], chapters: Iterable[Any], titles: l
     marks = [{"id": n + 1, "start": round(start * 1000 / rate), "end": round((starts[n + 1] if n + 1 < len(starts) else total) * 1000 / rate),
               "time_base": Fraction(1, 1000), "metadata": {"title": title}} for n, (start, title) in enumerate(zip(starts, titles, strict=True))]
     # mp4 rather than FFmpeg's ipod muxer: the latter refuses the cover's attached picture stream.
-    with _written(path) as tmp, av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+    with _written(path) as tmp, av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart", **UNSIGNED}) as out:
         stream = out.add_stream("aac", rate=rate, layout="mono")
+        unsigned(stream)
         stream.bit_rate = bit_rate
         _metadata(out, tags)
         out.metadata["genre"] = "Audiobook"
@@ -76,9 +78,10 @@ def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, num
     """One chapter as a tagged ``.mp3``/``.opus``/``.flac`` file, with the book's cover (players showed none)."""
     av = _av()
     container, codec, bit_rate = TRACK_FORMATS[path.suffix.lower()]
-    with _written(path) as tmp, av.open(str(tmp), "w", format=container) as out:
+    with _written(path) as tmp, av.open(str(tmp), "w", format=container, options=UNSIGNED) as out:
         out_rate = 48000 if codec == "libopus" else rate
         stream = out.add_stream(codec, rate=out_rate, layout="mono")
+        unsigned(stream)
         if bit_rate:
             stream.bit_rate = bit_rate
         _metadata(out, tags)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 import numpy as np
@@ -95,3 +96,31 @@ def test_unknown_format_is_refused():
     with pytest.raises(InputError, match="unknown audio format 'ogg'"):
         StreamEncoder("ogg", 22050)
     assert set(FORMATS) == {"wav", "pcm", "flac", "mp3", "opus", "aac"}
+
+
+FFMPEG_VERSION = re.compile(rb"Lav[fc]\d+\.\d+\.\d+")
+"""FFmpeg's name and version as its muxers (Lavf62.12.102) and its AAC encoder (Lavc62.28.102) sign a file."""
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac"])
+def test_an_answer_does_not_say_which_ffmpeg_the_server_runs(fmt):
+    """Every MP3, Opus, AAC and FLAC answer carried FFmpeg's version (an encoder tag, a signature in the AAC stream): any
+    client with a speak key learnt the exact build that decodes the uploads it may send. The file still decodes."""
+    data, _, _ = encode(fmt, 24000, [tone(0.5, 24000)])
+    assert not FFMPEG_VERSION.search(data), FFMPEG_VERSION.search(data)
+    assert len(decode(data)[0]) > 0
+
+
+@pytest.mark.parametrize("suffix", [".m4b", ".mp3", ".opus", ".flac"])
+def test_a_books_files_do_not_say_which_ffmpeg_the_server_runs(suffix, tmp_path):
+    """The same for a book's files (an m4b, a chapter's track), which a client of the server's books API downloads."""
+    from demod_voice.book.mux import Tags, write_m4b, write_track
+
+    samples, path, tags = tone(0.5, 24000), tmp_path / f"book{suffix}", Tags("A Book", "Someone", "en")
+    if suffix == ".m4b":
+        write_m4b(path, [len(samples)], iter([samples]), ["One"], 24000, tags)
+    else:
+        write_track(path, samples, 24000, tags, "One", 1, 1)
+    data = path.read_bytes()
+    assert not FFMPEG_VERSION.search(data), FFMPEG_VERSION.search(data)
+    assert len(decode(data)[0]) > 0

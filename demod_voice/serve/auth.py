@@ -95,6 +95,11 @@ class KeyRing:
     def __len__(self) -> int:
         return len(self._scopes)
 
+    def by_scope(self) -> str:
+        """How many keys have each scope at most: ``1 admin, 1 enroll, 2 speak``."""
+        top = [next(scope for scope in reversed(SCOPES) if Caller("", scopes).may(scope)) for scopes in self._scopes.values()]
+        return ", ".join(f"{top.count(scope)} {scope}" for scope in reversed(SCOPES) if scope in top)
+
     def identify(self, authorization: Optional[str]) -> tuple[str, frozenset[str]]:
         """The key in an ``Authorization`` header: (its owner id, its scopes); :class:`AuthFailed` (401) without a valid one.
 
@@ -146,6 +151,16 @@ def authorize(keys: Optional[KeyRing], authorization: Optional[str], scope: str)
     if not caller.may(scope):
         raise AuthFailed(403, f"this API key may not do this: it needs the '{scope}' scope", "missing_scope")
     return caller
+
+
+def keys_said(keys: Optional[KeyRing]) -> str:
+    """What the start says of the server's keys, beside where it listens (never a key): how many of each scope, or that
+    there are none. A keys file or config the server did not read (another user's ``$XDG_CONFIG_HOME`` under systemd) left
+    it open to every program on the machine, and nothing said so."""
+    if keys is None:
+        return ("no API keys: every program that can reach the server may use it, clone voices and delete them (set "
+                "serve.keys or serve.keys_file to require keys: docs/security.md)")
+    return f"{len(keys)} API key(s) ({keys.by_scope()}): requests need 'Authorization: Bearer KEY'"
 
 
 def bearer(key: Optional[str]) -> Optional[str]:

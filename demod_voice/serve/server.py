@@ -20,6 +20,7 @@ from typing import Any, Optional
 from demod_voice.config import Config
 from demod_voice.errors import RuntimeFailure
 from demod_voice.logs import say
+from demod_voice.serve.auth import keys_said
 from demod_voice.serve.core import check_port_free, drain_signals, stop_named
 from demod_voice.serve.http.connections import protocol
 from demod_voice.serve.lexicons import check_configured
@@ -144,6 +145,9 @@ class _Server:
             async def startup(self, sockets: Any = None) -> None:
                 await super().startup(sockets)
                 _say_where(self)
+                ctx = getattr(app.state, "ctx", None)
+                if ctx is not None and self.started:
+                    say(keys_said(ctx.keys))
 
             def handle_exit(self, sig: int, frame: Any) -> None:
                 ctx = getattr(app.state, "ctx", None)

@@ -254,6 +254,14 @@ def test_the_guards_refusals_are_counted_in_the_metrics(server):
     assert refused("401") >= before["401"] + 2 and refused("403") >= before["403"] + 1 and refused("413") >= before["413"] + 1
 
 
+def test_the_start_says_how_many_keys_the_server_has_but_no_key(server):
+    """The start said where the server listens and nothing of its keys: an administrator could not tell a server that
+    needs keys from one whose keys file or config was never read (open to every program on the machine)."""
+    text = server.log_text()
+    assert "4 API key(s) (1 admin, 1 enroll, 2 speak): requests need 'Authorization: Bearer KEY'" in text, text[-2000:]
+    assert not any(key in text for key in (SPEAK, SPEAK2, ENROLL, ADMIN))
+
+
 def test_a_refused_request_is_said_in_the_log_with_its_address_and_code_but_no_key(server):
     """An administrator whose client was refused (a mistyped key, a missing scope, a name not in serve.allowed_hosts)
     found nothing in the log, even with -v: a refusal went only to /metrics' counts. At -v each is one line with the

@@ -133,3 +133,17 @@ def test_binding_without_keys():
         check_bind("0.0.0.0", None, False)
     check_bind("0.0.0.0", None, True)
     check_bind("0.0.0.0", KeyRing({"config-key-1234": frozenset({"speak"})}), False)
+
+
+def test_the_start_says_how_many_keys_of_each_scope_or_that_there_are_none():
+    """A server whose keys were not read (a config file it never saw) said only where it listened: nothing told its
+    administrator that every program could use it. The start says the keys' count by scope, never a key."""
+    from demod_voice.serve.auth import keys_said
+
+    assert keys_said(None).startswith("no API keys: every program that can reach the server may use it")
+    keys = {"speak-key-000001": "speak", "speak-key-000002": "speak", "enroll-key-00003": "speak,enroll",
+            "admin-key-000004": "admin"}
+    said = keys_said(load_keys(settings(keys)))
+    assert said.startswith("4 API key(s) (1 admin, 1 enroll, 2 speak)"), said
+    assert not any(key in said for key in keys)
+    assert keys_said(load_keys(settings({"speak-key-000001": "speak"}))).startswith("1 API key(s) (1 speak)")

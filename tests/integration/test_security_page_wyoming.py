@@ -863,6 +863,38 @@ def _disk_use(folder: Path) -> int:
     return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*"))
 
 
+def test_calls_without_a_key_do_not_queue_up_behind_the_health_checks(server):
+    """The Health tab's event ran one call at a time (Gradio's concurrency_limit=1) and checked the key inside the run:
+    while an administrator's checks ran (tens of seconds), every call without a key waited in Gradio's queue behind it,
+    each holding its inputs in the server's memory (1,500 keyless calls of 100 KB held 1.1 GB, and drained at ~20 a
+    second). Such a call is now refused at once; only an administrator's runs wait for each other."""
+    import concurrent.futures
+    import threading
+
+    admin = threading.Thread(target=lambda: Page(server.url).call("dv-health-run", "click", {"dv-key": ADMIN}), daemon=True)
+    admin.start()
+    time.sleep(1.0)  # the administrator's checks are running
+    page = Page(server.url)
+    event = page.event("dv-health-run", "click")
+
+    def join(number: int) -> int:
+        return page.http.post(page.url + "/gradio_api/queue/join",
+                              json={"data": ["x" * 1000], "fn_index": event["id"], "trigger_id": page.ids["dv-health-run"],
+                                    "session_hash": f"keyless{number:04d}", "event_data": None}).status_code
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(join, range(40))) == {200}
+        assert admin.is_alive(), "the administrator's checks ended before the keyless calls were made: nothing was tested"
+        assert wait_until(lambda: page.http.get(page.url + "/gradio_api/queue/status").json()["queue_size"] == 0, timeout=10), \
+            page.http.get(page.url + "/gradio_api/queue/status").text
+        started = time.monotonic()
+        answer = page.call("dv-health-run", "click", {"dv-key": ""})
+        assert "needs an API key" in json.dumps(answer) and time.monotonic() - started < 10, answer
+    finally:
+        admin.join(TIMEOUT * 3)
+
+
 def test_zz_the_pages_uploads_cannot_fill_the_disk(server):
     """A security review: nothing bounded the page's uploads within the hour Gradio keeps them, so a ``speak`` key could
     fill the disk through the page's upload route, 2 MB a request here (26 MB by default). The page's files may take

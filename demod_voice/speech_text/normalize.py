@@ -353,8 +353,15 @@ SCALES = {"K": "thousand", "k": "thousand", "M": "million", "m": "million", "mn"
 """English scales written as a letter after an amount ("$50K", "$2bn", "£1.5m", "1.5M downloads")."""
 
 
+@functools.lru_cache(maxsize=32)
+def _alternatives(names: tuple[str, ...]) -> str:
+    """``names`` as a pattern's alternatives, longest first. Built once: a normalize pass built them for every call, 0.2 ms
+    a piece, and an SSML document of 5,000 short elements took 1.7 s before it was refused."""
+    return "|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+
+
 def _money(text: str, table: Table) -> str:
-    symbols = "|".join(re.escape(s) for s in sorted(table.currencies, key=len, reverse=True))
+    symbols = _alternatives(tuple(table.currencies))
     scale = r"(?:\s+(million|billion|trillion)\b|(K|k|M|m|mn|B|bn|tn)(?!\w))?" if table.code == "en" else ""
 
     def said(amount: str, symbol: str, magnitude: Optional[str]) -> str:
@@ -392,7 +399,7 @@ _STREET_AFTER = re.compile(r"\s+(?:\d+(?:st|nd|rd|th)|[A-Z][a-z]+)(?:\s+[A-Z][a-
 
 
 def _units(text: str, table: Table) -> str:
-    units = "|".join(re.escape(u) for u in sorted(table.units, key=len, reverse=True))
+    units = _alternatives(tuple(table.units))
     # a unit's own dot before lower case or a comma is the abbreviation's, not a sentence's end ("5 ft. of rope")
     # "128GB/256GB": a unit before a slash and another amount is read too
     # "the 5 W's": a letter's plural, not a unit's ("five watts's")

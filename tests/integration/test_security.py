@@ -1252,8 +1252,11 @@ def test_item9_zz_a_drain_answers_503_in_json_and_readyz_says_draining(server):
     thread.start()
     assert wait_until(lambda: bool(set(children(server.pid)) - before), 20)  # its XTTS worker is starting
     server.process.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    ready = httpx.get(server.url + "/readyz", timeout=5)
+    # the drain begins when the server's main thread runs its signal handler: 0.3 s of sleep was not always enough on a
+    # loaded machine (the XTTS worker loading beside it), and /readyz still said 'ready'
+    readyz = lambda: httpx.get(server.url + "/readyz", timeout=5)  # noqa: E731
+    assert wait_until(lambda: readyz().status_code == 503, 10), "/readyz never said 'draining' after SIGTERM"
+    ready = readyz()
     assert ready.status_code == 503 and ready.json()["status"] == "draining", ready.text
     new = httpx.get(server.url + "/v1/models", headers=auth(), timeout=5)
     assert new.status_code == 503 and new.json()["error"]["code"] == "shutting_down", new.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -53,8 +54,9 @@ class LiveServer:
 def start_server(folder: Path, config: dict, *args: str, timeout: float = 60, env: Optional[dict] = None) -> LiveServer:
     """Write ``config`` to ``folder/config.yaml`` and start the server with it; wait until it listens."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = {**config, "serve": {**config.get("serve", {}), "port": port, "host": "127.0.0.1"}}
+    # port 0: the server binds a free port itself and says which; a port found free here and given to it could be taken
+    # (a client's connection, another server) in the seconds the server takes to start
+    config = {**config, "serve": {**config.get("serve", {}), "port": 0, "host": "127.0.0.1"}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     log = folder / "server.log"
     full_env = {**os.environ, "XDG_CACHE_HOME": str(folder / "cache"), "XDG_CONFIG_HOME": str(folder / "xdg"), **(env or {})}
@@ -62,10 +64,12 @@ def start_server(folder: Path, config: dict, *args: str, timeout: float = 60, en
     with open(log, "wb") as handle:
         process = subprocess.Popen([sys.executable, "-m", "demod_voice", "serve", "--config", str(folder / "config.yaml"), *args],
                                    stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=full_env, cwd=folder)
-    server = LiveServer(process, f"http://127.0.0.1:{port}", log, folder)
+    server = LiveServer(process, "", log, folder)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "serving on http://" in server.log_text():
+        where = re.search(r"serving on (http://127\.0\.0\.1:\d+)", server.log_text())
+        if where:
+            server.url = where.group(1)
             return server
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}:\n{server.log_text()}")

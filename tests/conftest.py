@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,22 @@ from intelligibility import joe_voice, peer_wer, recogniser  # noqa: E402, F401
 
 # Piper backends loaded in this process (joe_backend, tiny_backend): see tests/piper_loaded.py.
 from piper_loaded import joe_backend, tiny_backend  # noqa: E402, F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def earlier_runs_removed(tmp_path_factory):
+    """Earlier finished runs' base folders (pytest-of-USER/pytest-N) go before this run writes anything. pytest keeps
+    the last three and removes older ones only as a run ends; a failed run keeps all it made (the generated models, the
+    joe voice, what its failed tests wrote), so two or three failed runs held hundreds of MB of the space this run needs
+    (CI's /tmp had 0.3-1.4 GiB free). A folder with pytest's lock file (a run still going, or one that crashed) is left
+    alone, as pytest does; so is a base folder given with --basetemp."""
+    current = tmp_path_factory.getbasetemp()
+    if not (re.fullmatch(r"pytest-\d+", current.name) and current.parent.name.startswith("pytest-of-")):
+        return
+    for earlier in current.parent.glob("pytest-*"):
+        if (re.fullmatch(r"pytest-\d+", earlier.name) and earlier != current and not earlier.is_symlink()
+                and not (earlier / ".lock").exists()):
+            shutil.rmtree(earlier, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -133,15 +133,18 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
 
 def _by_language(voices: list[WyomingVoice], language: str) -> Optional[WyomingVoice]:
     """The first voice speaking ``language``: Piper voices (exact, then the same family) before cloned ones (the
-    same), aliases last. A cloned voice lists the bare family (``en``) and would otherwise win over ``en_US``."""
+    same), aliases last. A cloned voice lists the bare family (``en``) and would otherwise win over ``en_US``. Within
+    each, a voice whose own language it is (listed first) comes before one that speaks it too: every cloned voice
+    speaks all of XTTS's languages, so German went to the first listed (mum, enrolled in English), not to oma."""
     groups = ([voice for voice in voices if voice.kind != "alias" and not voice.picks_language],
               [voice for voice in voices if voice.kind != "alias" and voice.picks_language],
               [voice for voice in voices if voice.kind == "alias"])
     for group in groups:
-        for test in (_same, _same_family):
-            for voice in group:
-                if any(test(own, language) for own in voice.languages):
-                    return voice
+        for spoken in (lambda voice: voice.languages[:1], lambda voice: voice.languages):
+            for test in (_same, _same_family):
+                for voice in group:
+                    if any(test(own, language) for own in spoken(voice)):
+                        return voice
     return None
 
 

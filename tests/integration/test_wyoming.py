@@ -1241,3 +1241,15 @@ def test_a_huge_voice_name_is_refused_without_being_quoted_back(server):
     (error,) = refused.errors
     assert "50000 characters" in error.text and len(error.text) < 300 and not refused.pcm, error.text[:300]
     assert not after.errors and len(after.pcm) > 0  # the connection serves the next request
+
+
+def test_markdown_marks_in_an_assistants_reply_are_not_read_aloud(server):
+    """Home Assistant's LLM agents answer in Markdown: "**Done.** I set a timer for *ten minutes*." was read "asterisk
+    asterisk done asterisk asterisk ..." (wyoming-piper drops the stars); now as the words alone, in both flows."""
+    voice = SynthesizeVoice(name="tiny-single")
+    plain = run(synthesize(server, "Done. I set a timer for ten minutes.", voice))
+    marked = run(synthesize(server, "**Done.** I set a timer for *ten minutes*.", voice))
+    streamed = run(stream(server, ["**Do", "ne.** I set a ", "timer for *ten", " minutes*."], voice))
+    assert not (plain.errors or marked.errors or streamed.errors)
+    assert len(plain.pcm) > 0 and marked.pcm == plain.pcm
+    assert streamed.pcm == plain.pcm  # sentence by sentence as it came, no stars either

@@ -40,7 +40,8 @@ from demod_voice.errors import DemodVoiceError, InputError, NothingToSpeak, Queu
 from demod_voice.serve.errors import client_text, printable, sendable, servers_to_fix
 from demod_voice.serve.lexicons import read_by
 from demod_voice.serve.wyoming.voices import choose, info_event, wyoming_voices
-from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS
+from demod_voice.speech_text.markdown import unmarked
+from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS, is_ssml
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +398,7 @@ class WyomingHandler(AsyncEventHandler):
         """Hand the job to the engine now (it starts while earlier audio is still being sent), or, in a stream already
         :data:`STREAM_AHEAD` jobs ahead, when the sentences before it are sent (:meth:`_top_up`); send its audio in turn."""
         limit = self.ctx.settings.limits.max_input_chars
+        text = text if is_ssml(text) else unmarked(text)  # an LLM's **bold** was read "asterisk asterisk"
         sentence, waits = _Sentence(text), False
         if len(text) > limit:
             advice = ": send SSML documents of fewer characters, one after another" if request.streaming else _TOO_LONG["data_length"]

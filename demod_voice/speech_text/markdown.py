@@ -1,0 +1,26 @@
+"""Markdown's marks in a chat model's reply, dropped before it is read: ``**bold**``, ``*stressed*``, a ``* `` list
+item, a ``## `` heading. espeak-ng names each mark, so a Home Assistant assistant's "**Done.** I set a timer for *ten
+minutes*." was read "asterisk asterisk done asterisk asterisk ... asterisk ten minutes asterisk" (wyoming-piper drops the
+asterisks, through Home Assistant's sentence-stream). Arithmetic keeps its star: ``2 * 3`` and ``2*3`` are not emphasis.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3})(?=[^\s*])([^\n]*?[^\s*])\1(?![\w*])")
+"""A run of one to three stars against a word on its inside and not on its outside, closed by the same run on its line."""
+_ITEM = re.compile(r"^([ \t]*)\*[ \t]+(?=\S)", re.MULTILINE)
+"""A list item's star at the start of its line."""
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?=\S)", re.MULTILINE)
+"""An ATX heading's hashes (``#1 priority`` has no space after its hash: not a heading)."""
+
+
+def unmarked(text: str) -> str:
+    """``text`` without the Markdown marks a voice would name (emphasis stars, list stars, heading hashes)."""
+    text = _HEADING.sub("", _ITEM.sub(r"\1", text))
+    for _ in range(3):  # **bold with *stress* inside**: the outer pair first, then the inner
+        text, found = _EMPHASIS.subn(r"\2", text)
+        if not found:
+            break
+    return text

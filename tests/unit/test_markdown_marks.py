@@ -1,0 +1,25 @@
+"""Markdown marks dropped from what a Wyoming client asks to be read (speech_text/markdown.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from demod_voice.speech_text.markdown import unmarked
+
+
+@pytest.mark.parametrize(("written", "read"), [
+    ("**Done.** The light is on.", "Done. The light is on."),
+    ("I set a timer for *ten minutes*.", "I set a timer for ten minutes."),
+    ("***Very*** important, __not__ this.", "Very important, __not__ this."),
+    ("**Heating:** *on*, **lights:** off", "Heating: on, lights: off"),
+    ("**bold with *stress* inside**", "bold with stress inside"),
+    ("## Next steps\nCall me.", "Next steps\nCall me."),
+    ("Your list:\n* milk\n  * eggs\n* bread", "Your list:\nmilk\n  eggs\nbread"),
+])
+def test_marks_a_voice_would_name_are_dropped(written, read):
+    assert unmarked(written) == read
+
+
+@pytest.mark.parametrize("kept", ["2 * 3 = 6", "2*3*4 is 24", "#1 priority", "a * b * c", "5 ** 2", "rated 4*", "* "])
+def test_arithmetic_and_lone_marks_are_kept(kept):
+    assert unmarked(kept) == kept

@@ -1,7 +1,8 @@
 """Markdown's marks in a chat model's reply, dropped before it is read: ``**bold**``, ``*stressed*``, a ``* `` list
-item, a ``## `` heading. espeak-ng names each mark, so a Home Assistant assistant's "**Done.** I set a timer for *ten
-minutes*." was read "asterisk asterisk done asterisk asterisk ... asterisk ten minutes asterisk" (wyoming-piper drops the
-asterisks, through Home Assistant's sentence-stream). Arithmetic keeps its star: ``2 * 3`` and ``2*3`` are not emphasis.
+item, a ``## `` heading, a link's address (``[the forecast](https://...)`` is read "the forecast"). espeak-ng names
+each mark, so a Home Assistant assistant's "**Done.** I set a timer for *ten minutes*." was read "asterisk asterisk done
+asterisk asterisk ... asterisk ten minutes asterisk" (wyoming-piper drops the asterisks, through Home Assistant's
+sentence-stream). Arithmetic keeps its star: ``2 * 3`` and ``2*3`` are not emphasis.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ _ITEM = re.compile(r"^([ \t]*)\*[ \t]+(?=\S)", re.MULTILINE)
 _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?=\S)", re.MULTILINE)
 """An ATX heading's hashes (``#1 priority`` has no space after its hash: not a heading)."""
 
+_LINK = re.compile(r"(?<!!)\[([^\[\]\n]+)\]\((?:<[^<>\n]*>|[^\s()]+)(?:[ \t]+\"[^\"\n]*\")?\)")
+"""A link, ``[words](address "title")``: its words are read, not its address ("example dot com slash weather")."""
+
 
 def unmarked(text: str) -> str:
-    """``text`` without the Markdown marks a voice would name (emphasis stars, list stars, heading hashes)."""
-    text = _HEADING.sub("", _ITEM.sub(r"\1", text))
+    """``text`` without the Markdown marks a voice would name (emphasis stars, list stars, heading hashes, link addresses)."""
+    text = _LINK.sub(r"\1", _HEADING.sub("", _ITEM.sub(r"\1", text)))
     for _ in range(3):  # **bold with *stress* inside**: the outer pair first, then the inner
         text, found = _EMPHASIS.subn(r"\2", text)
         if not found:

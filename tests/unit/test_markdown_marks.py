@@ -15,11 +15,14 @@ from demod_voice.speech_text.markdown import unmarked
     ("**bold with *stress* inside**", "bold with stress inside"),
     ("## Next steps\nCall me.", "Next steps\nCall me."),
     ("Your list:\n* milk\n  * eggs\n* bread", "Your list:\nmilk\n  eggs\nbread"),
+    ("See the [weather report](https://example.com/weather?city=Bern) for details.", "See the weather report for details."),
+    ('[**Docs**](<https://example.com/a b> "The docs")', "Docs"),
 ])
 def test_marks_a_voice_would_name_are_dropped(written, read):
     assert unmarked(written) == read
 
 
-@pytest.mark.parametrize("kept", ["2 * 3 = 6", "2*3*4 is 24", "#1 priority", "a * b * c", "5 ** 2", "rated 4*", "* "])
+@pytest.mark.parametrize("kept", ["2 * 3 = 6", "2*3*4 is 24", "#1 priority", "a * b * c", "5 ** 2", "rated 4*", "* ",
+                                  "a [note] (aside)", "![a cat](cat.png)"])
 def test_arithmetic_and_lone_marks_are_kept(kept):
     assert unmarked(kept) == kept

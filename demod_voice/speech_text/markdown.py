@@ -19,6 +19,10 @@ _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?=\S)", re.MULTILINE)
 _LINK = re.compile(r"(?<!!)\[([^\[\]\n]+)\]\((?:<[^<>\n]*>|[^\s()]+)(?:[ \t]+\"[^\"\n]*\")?\)")
 """A link, ``[words](address "title")``: its words are read, not its address ("example dot com slash weather")."""
 
+_CUT_EMPHASIS = re.compile(r"^([ \t]*)\*{1,3}(?=\w)|(?<=[.!?…:])\*{1,3}(?=[ \t]*$)")
+"""A bold run that a stream's sentence end cut in two ("**Done." then "The light is on.**"): a star run before the text's
+first word, or after its closing punctuation."""
+
 
 def unmarked(text: str) -> str:
     """``text`` without the Markdown marks a voice would name (emphasis stars, list stars, heading hashes, link addresses)."""
@@ -27,4 +31,4 @@ def unmarked(text: str) -> str:
         text, found = _EMPHASIS.subn(r"\2", text)
         if not found:
             break
-    return text
+    return _CUT_EMPHASIS.sub(r"\1", text)

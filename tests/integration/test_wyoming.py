@@ -1253,3 +1253,5 @@ def test_markdown_marks_in_an_assistants_reply_are_not_read_aloud(server):
     assert not (plain.errors or marked.errors or streamed.errors)
     assert len(plain.pcm) > 0 and marked.pcm == plain.pcm
     assert streamed.pcm == plain.pcm  # sentence by sentence as it came, no stars either
+    bold = run(stream(server, ["**Done. I set a timer", " for ten minutes.**"], voice))  # one bold run, two sentences
+    assert not bold.errors and bold.pcm == plain.pcm

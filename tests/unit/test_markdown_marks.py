@@ -17,6 +17,7 @@ from demod_voice.speech_text.markdown import unmarked
     ("Your list:\n* milk\n  * eggs\n* bread", "Your list:\nmilk\n  eggs\nbread"),
     ("See the [weather report](https://example.com/weather?city=Bern) for details.", "See the weather report for details."),
     ('[**Docs**](<https://example.com/a b> "The docs")', "Docs"),
+    ("**Done.", "Done."), ("The light is on.**", "The light is on."),  # a stream's two sentences of one bold run
 ])
 def test_marks_a_voice_would_name_are_dropped(written, read):
     assert unmarked(written) == read

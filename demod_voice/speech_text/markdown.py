@@ -11,8 +11,9 @@ import re
 
 _EMPHASIS = re.compile(r"(?<![\w*])(\*{1,3})(?=[^\s*])([^\n]*?[^\s*])\1(?![\w*])")
 """A run of one to three stars against a word on its inside and not on its outside, closed by the same run on its line."""
-_ITEM = re.compile(r"^([ \t]*)\*[ \t]+(?=\S)", re.MULTILINE)
-"""A list item's star at the start of its line."""
+_ITEM = re.compile(r"^([ \t]*)(?:[-*+]|(\d{1,3}[.)]))[ \t]+(?=\S)([^\n]*)$", re.MULTILINE)
+"""A list item: its mark (``-``, ``*``, ``+``; a number is kept, and read) and its text."""
+_ENDED = (".", ",", ";", ":", "!", "?", "…")
 _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(?=\S)", re.MULTILINE)
 """An ATX heading's hashes (``#1 priority`` has no space after its hash: not a heading)."""
 
@@ -26,9 +27,16 @@ first word, or after its closing punctuation."""
 
 def unmarked(text: str) -> str:
     """``text`` without the Markdown marks a voice would name (emphasis stars, list stars, heading hashes, link addresses)."""
-    text = _LINK.sub(r"\1", _HEADING.sub("", _ITEM.sub(r"\1", text)))
+    text = _LINK.sub(r"\1", _HEADING.sub("", _ITEM.sub(_item, text)))
     for _ in range(3):  # **bold with *stress* inside**: the outer pair first, then the inner
         text, found = _EMPHASIS.subn(r"\2", text)
         if not found:
             break
     return _CUT_EMPHASIS.sub(r"\1", text)
+
+
+def _item(match: re.Match[str]) -> str:
+    """A list item's text without its mark, and a comma where it has no punctuation: items read one after another with
+    no pause ran together ("your list: milk eggs bread" was heard "your list, no cakes bread")."""
+    indent, number, words = match.group(1), match.group(2), match.group(3).rstrip()
+    return f"{indent}{number + ' ' if number else ''}{words}{'' if words.rstrip('*').endswith(_ENDED) else ','}"

@@ -1255,3 +1255,5 @@ def test_markdown_marks_in_an_assistants_reply_are_not_read_aloud(server):
     assert streamed.pcm == plain.pcm  # sentence by sentence as it came, no stars either
     bold = run(stream(server, ["**Done. I set a timer", " for ten minutes.**"], voice))  # one bold run, two sentences
     assert not bold.errors and bold.pcm == plain.pcm
+    items = run(stream(server, ["Your list:\n- milk\n- ", "eggs\n- bread\n"], voice))  # each item its pause, as its comma gives
+    assert not items.errors and items.pcm == run(synthesize(server, "Your list:\nmilk,\neggs,\nbread,", voice)).pcm

@@ -349,3 +349,33 @@ def test_speech_passes_the_language_it_is_asked_for_to_the_voice(monkeypatch):
         bad = client.post("/v1/audio/speech", json={**SPEECH, "language": "x" * 500})
         assert bad.status_code == 400 and "'language'" in bad.json()["error"]["message"], bad.text
     assert asked == ["es", None], asked
+
+
+def test_speech_reads_a_chat_models_markdown_as_its_words_unless_normalize_is_off(monkeypatch):
+    """An app reading a chat model's reply aloud sent "**Done.** See the [forecast](https://example.com/w)." and heard
+    "asterisk asterisk done asterisk asterisk ... example dot com"; Wyoming dropped the marks, HTTP did not. SSML and
+    ``normalize: false`` are spoken as sent."""
+    import dataclasses
+
+    from demod_voice.backends.plugin import UnknownVoice
+    from demod_voice.serve.http import speech
+
+    spoken = []
+
+    @dataclasses.dataclass
+    class Choice:
+        voice_id: str = "v"
+        kind: str = "piper"
+        reading: object = None
+
+        def job(self, text, speed, label):
+            spoken.append(text)
+            raise UnknownVoice("stop here")
+
+    monkeypatch.setattr(speech, "resolve_voice", lambda *args: Choice())
+    reply = "**Done.** See the [forecast](https://example.com/w)."
+    ssml = "<speak>**as sent**</speak>"
+    with app() as client:
+        for text, normalize in ((reply, True), (reply, False), (ssml, True)):
+            assert client.post("/v1/audio/speech", json={**SPEECH, "input": text, "normalize": normalize}).status_code == 404
+    assert spoken == ["Done. See the forecast.", reply, ssml], spoken

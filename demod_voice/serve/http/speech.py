@@ -39,6 +39,8 @@ from demod_voice.serve.http.streaming import CutAtDeadline, StreamBroken, client
 from demod_voice.serve.lexicons import reading_for
 from demod_voice.serve.limits import check_input, deadline_error, queue_full
 from demod_voice.serve.voices import UnknownVoice, list_models, list_voices, refuse_if_enrolling, resolve_voice
+from demod_voice.speech_text.markdown import unmarked
+from demod_voice.speech_text.ssml import is_ssml
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,9 @@ async def speech(body: SpeechRequest, request: Request, ctx: Context, caller: Sp
         choice = resolve_voice(ctx, body.model, voice_id(body.voice), (body.language or "").strip() or None)
         choice = dataclasses.replace(choice, reading=reading_for(ctx, choice.voice_id, caller, body.normalize, body.lexicon,
                                                                  body.instructions))
-        job = choice.job(body.input, body.speed, label=f"speech {choice.voice_id}")
+        # an app reading a chat model's reply aloud: its **bold** was read "asterisk asterisk" (normalize false: as sent)
+        text = body.input if not body.normalize or is_ssml(body.input) else unmarked(body.input)
+        job = choice.job(text, body.speed, label=f"speech {choice.voice_id}")
         handle = ctx.engine.submit(job, priority=Priority.INTERACTIVE, bounded=True)
     except QueueFull as err:
         raise queue_full(err) from None

@@ -189,7 +189,7 @@ def _early_years(text: str, table: Table) -> str:
     return _EARLY_YEAR.sub(lambda m: m.group(1) + num.words(int(m.group(2)), table, "year"), text)
 
 
-_FEET_INCHES = re.compile(r"(?<![\w.,])(\d+)(?:\s?ft\.?|\s?['’′])\s?(\d{1,2})(?:\s?in\b\.?|\s?[\"”″])")
+_FEET_INCHES = re.compile(r"(?<![\w.,])(\d+)(?:\s?ft\.?|\s?['’′])\s?(\d{1,2})(?:\s?in\b(?:\.(?=\s*[a-z,;]))?|\s?[\"”″])")
 _INCHES = re.compile(r"(?<![\w.,/])(\d+(?:\.\d+|/\d+)?)[\"”″](?:\s?[x×]\s?(\d+(?:\.\d+)?)[\"”″])?(?:\s?[x×]\s?(\d+(?:\.\d+)?)[\"”″])?")
 _MEASURE_WORDS = re.compile(r"\s*(?:[^\w\s]|$|(?:long|wide|tall|high|deep|thick|across|diagonal|of|and|or|in|to|by|at|on|from|with)\b)")
 """What may follow a length said in full ("12 inches long"); before any other word it is an adjective ("a 15.6-inch screen")."""
@@ -330,7 +330,9 @@ def _tags(text: str, table: Table) -> str:
     return _VERSION.sub(r"version \1", _HASHTAG.sub(hashtag, text))
 
 
-_SCALED = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)(M|mn|B|bn)(?!\w)")
+_SCALED = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)(M|mn|B|bn)(?!\w)(?=(\s+[a-z])?)")
+"""1.5M downloads, 7B parameters, 2bn: a scale. A whole number's lone M or B before no word in lower case is a flat's or a
+house's letter ("221B Baker Street", "Flat 4B,": was "two hundred twenty-one billion")."""
 _KAY = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)[kK](?!\w)")
 """A 5k run, 4K video, 10k followers: said "five K" (the text kept "5k" for engines reading text, XTTS)."""
 _PENCE = re.compile(r"(?<![\w.,$€£¥-])(\d{1,2})p(?!\w)")
@@ -341,10 +343,16 @@ a length's unit may follow it at once, another unit not ("3 x 1.5V" is three cel
 _TIMES = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)x(?![\w])")
 
 
+def _scaled(m: re.Match[str]) -> str:
+    if m.group(2) in ("M", "B") and "." not in m.group(1) and not m.group(3):
+        return f"{m.group(1)} {m.group(2)}"
+    return f"{m.group(1)} {'million' if m.group(2) in ('M', 'mn') else 'billion'}"
+
+
 def _multiples(text: str, table: Table) -> str:
     """1.5M downloads, 3x3, 10x faster, a 5k, 25p: one point five million, three by three, ten times, five K, twenty-five
     pence (were "1.5M", "3x3", "10x", "5k", "25p")."""
-    text = _SCALED.sub(lambda m: f"{m.group(1)} {'million' if m.group(2) in ('M', 'mn') else 'billion'}", text)
+    text = _SCALED.sub(_scaled, text)
     text = _KAY.sub(r"\1 K", text)
     text = _PENCE.sub(lambda m: f"{m.group(1)} {'penny' if m.group(1) == '1' else 'pence'}", text)
     text = _BY.sub(lambda m: re.sub(r"\s?x\s?", " by ", m.group(0)), text)

@@ -6,6 +6,7 @@ nothing from outside."""
 from __future__ import annotations
 
 import bisect
+import codecs
 import dataclasses
 import logging
 import posixpath
@@ -130,8 +131,10 @@ class _Epub:
         if b"\0" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\0", b"\0<")):  # UTF-16 holds NULs
             raise _NotText(f"{self.name}: {name} is not text (binary data, such as an image, where a page should be); the "
                            "EPUB is damaged")
-        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False,
-                                 encoding=_xhtml_encoding(data))
+        encoding = _xhtml_encoding(data)
+        if encoding not in (None, "utf-8"):  # Python's codecs, not libxml2's: it knows no "cp437" or "mac-roman"
+            data, encoding = data.decode(encoding, "replace").encode("utf-8"), "utf-8"
+        parser = html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False, encoding=encoding)
         try:
             return html.document_fromstring(data, parser=parser)
         except (etree.ParserError, ValueError) as err:
@@ -147,14 +150,27 @@ def _xhtml_encoding(data: bytes) -> Optional[str]:
     """The encoding of a content document: an XML document without a byte order mark or an encoding declaration is
     UTF-8 (as EPUB's XHTML must be); lxml's HTML parser took it for Latin-1, and "Été" was read as "Ã‰tÃ©" (a heading
     so garbled no longer matched its title, and was read twice). ``None``: a BOM or a declaration says, or the bytes are
-    no UTF-8 (the parser's own guess, as before)."""
-    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or re.match(rb"\s*<\?xml[^>]*encoding", data):
+    no UTF-8 (the parser's own guess, as before). Bytes that are no UTF-8 are read in the encoding their declaration
+    names ("windows-1252", "shift_jis"): the HTML parser reads no XML declaration, and each accented letter and curly
+    quote was a replacement character."""
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
         return None
+    declared = re.match(rb"\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)", data)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
+        return _declared(declared.group(1).decode("ascii")) if declared else None
+    return None if re.match(rb"\s*<\?xml[^>]*encoding", data) else "utf-8"
+
+
+def _declared(name: str) -> Optional[str]:
+    """``name`` when Python knows it as an encoding, but not UTF-16 or UTF-32 (the parser tells those by their bytes), else
+    ``None``."""
+    try:
+        codec = codecs.lookup(name)
+    except LookupError:
         return None
-    return "utf-8"
+    return None if codec.name.startswith(("utf-16", "utf-32")) else name
 
 
 def read_epub(path: Path, limits: EpubLimits) -> Book:

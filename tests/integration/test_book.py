@@ -878,6 +878,22 @@ def test_an_epub_document_without_an_xml_declaration_is_read_as_utf8(tmp_path):
     assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("Été à Montréal", ("“Come here,” said Zoë.",))]
 
 
+def test_an_epub_document_declared_in_a_windows_or_latin_encoding_is_read_in_it(tmp_path):
+    """``<?xml version="1.0" encoding="windows-1252"?>`` (older converters write it) was left to lxml's HTML parser, which
+    reads no XML declaration: every accented letter and curly quote was a replacement character ("Caf\ufffd")."""
+    from demod_voice.book.read import read_book
+
+    made = make_epub(tmp_path / "made.epub", [("Café", ["“Naïve,” she said — €5."])], cover=False)
+    epub = tmp_path / "b.epub"
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(epub, "w") as z:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "OEBPS/ch1.xhtml":
+                data = b'<?xml version="1.0" encoding="windows-1252"?>' + data.decode("utf-8").encode("cp1252")
+            z.writestr(name, data)
+    assert [(c.title, c.paragraphs) for c in read_book(epub).chapters] == [("Café", ("“Naïve,” she said — €5.",))]
+
+
 def test_footnote_marks_notes_and_page_numbers_are_not_read_however_an_epub_marks_them(tmp_path):
     """Only ``epub:type="noteref"`` was known: EPUB 2's linked superscripts ("the map2": "map two"), DPUB-ARIA roles and
     the notes themselves (``<aside epub:type="footnote">``, an endnotes section) and printed page numbers

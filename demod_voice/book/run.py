@@ -24,7 +24,7 @@ from demod_voice.book.read import read_book
 from demod_voice.book.voice import Reader, language_trouble, reader_for
 from demod_voice.engine.executors.choose import choose_executor, workers_per_model
 from demod_voice.engine.service import EngineService
-from demod_voice.errors import InputError, RuntimeFailure
+from demod_voice.errors import InputError, Interrupted, RuntimeFailure
 from demod_voice.paths import OutputLock, os_error
 from demod_voice.resume import Manifest
 
@@ -58,6 +58,9 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
                 making.synthesise(engine, request, manifest, outcome, progress)
                 if request.verify and not outcome.failed:
                     making.verify_takes(engine, request, manifest, outcome, progress, recogniser)
+        except Interrupted as err:  # an overnight run's log ends here: its last line says what is kept and how to go on
+            raise Interrupted(f"{err}; {_kept(manifest, outcome)} ({folder.name}); rerun the same command to make the "
+                              "rest") from None
         finally:
             manifest.close()
         if outcome.failed:
@@ -65,6 +68,13 @@ def run_book(request: BookRequest, progress: Optional[Progress] = None) -> BookO
         assemble.finish(request, outcome, folder, progress)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _kept(manifest: Manifest, outcome: BookOutcome) -> str:
+    """How many of the book's takes are made ("9 of 75 takes are made"), a take said twice in the book counted once."""
+    distinct = {p.key: p for chapter in outcome.plan for p in chapter}
+    made = sum(manifest.complete(p.job, key) for key, p in distinct.items())
+    return f"{made} of {len(distinct)} takes are made"
 
 
 def _dry_run(request: BookRequest, book: Book) -> BookOutcome:

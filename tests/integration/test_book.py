@@ -416,6 +416,29 @@ def test_resume_after_a_kill_and_only_an_edited_chapter_is_remade(piper_voice, t
     assert re.search(r"38 of 39 takes are already made \(folder of takes\); 1 to make", edited.stderr.decode()), edited.stderr
 
 
+def test_ctrl_c_says_how_many_takes_are_kept_and_to_rerun_the_same_command(piper_voice, tmp_path):
+    """Ctrl-C at 2 a.m. ended the log with batch's words, "finished outputs are intact, unfinished ones were removed": no
+    output was finished, and nothing said that the takes made are kept or how to go on (batch says to rerun)."""
+    txt = tmp_path / "b.txt"
+    txt.write_text("\n\n".join(f"Chapter {n}\n\n" + " ".join(f"Sentence {w} of chapter {n} is here." for w in range(1, 13))
+                               for n in (1, 2, 3)))
+    folder = tmp_path / "b.m4b.takes"
+    proc = subprocess.Popen([sys.executable, str(BIN), "book", str(txt), "--voice", str(piper_voice), "-o", str(tmp_path / "b.m4b"),
+                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_for(lambda: len(_manifest_lines(folder)) >= 3 or proc.poll() is not None, timeout=240)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err.decode()
+    last = err.decode().strip().splitlines()[-1]
+    kept = re.search(r"(\d+) of 39 takes are made \(b\.m4b\.takes\); rerun the same command to make the rest", last)
+    assert kept, last
+    assert int(kept[1]) == len({line["key"] for line in _manifest_lines(folder)}) >= 3, last
+
+
 @pytest.mark.parametrize("case", ["not-a-zip", "no-container", "too-many-members", "entity", "empty", "unwritable", "m4a", "folder"])
 def test_bad_books_and_outputs_are_one_line_errors(piper_voice, tmp_path, case):
     out = tmp_path / "b.m4b"

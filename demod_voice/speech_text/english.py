@@ -330,9 +330,11 @@ def _tags(text: str, table: Table) -> str:
     return _VERSION.sub(r"version \1", _HASHTAG.sub(hashtag, text))
 
 
-_SCALED = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)(M|mn|B|bn)(?!\w)(?=(\s+[a-z])?)")
-"""1.5M downloads, 7B parameters, 2bn: a scale. A whole number's lone M or B before no word in lower case is a flat's or a
-house's letter ("221B Baker Street", "Flat 4B,": was "two hundred twenty-one billion")."""
+_SCALED = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)(M|mn|B|bn)(?!\w)(?=(\s+(?!(?:on|in|at|of|to|and|or|is|was|has|had|"
+                     r"with|for|from|where|which|that|the|a|an)\b)[a-z])?)")
+"""1.5M downloads, 7B parameters, 2bn: a scale. A whole number's lone M or B before no word in lower case, or before a small
+word ("on", "was", "and"), is a flat's or a house's letter ("221B Baker Street", "Flat 4B,", "Room 12B on the third
+floor": was "two hundred twenty-one billion")."""
 _KAY = re.compile(r"(?<![\w.,$€£¥-])(\d+(?:\.\d+)?)[kK](?!\w)")
 """A 5k run, 4K video, 10k followers: said "five K" (the text kept "5k" for engines reading text, XTTS)."""
 _PENCE = re.compile(r"(?<![\w.,$€£¥-])(\d{1,2})p(?!\w)")

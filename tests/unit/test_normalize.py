@@ -495,6 +495,7 @@ def test_everyday_text_is_not_taken_for_what_it_resembles(written, said):
 @pytest.mark.parametrize(("written", "said"), [
     ("He lived at 221B Baker Street.", "He lived at two hundred twenty-one B Baker Street."),  # "twenty-one billion"
     ("Flat 4B, then 12M.", "Flat four B, then twelve M."),  # "four billion", "twelve million"
+    ("Room 12B on the third floor; 221B was his", "Room twelve B on the third floor; two hundred twenty-one B was his"),
     ("A 7B model, 5M users and 1.5B rows", "A seven billion model, five million users and one point five billion rows"),
     ("He was 5 ft 3 in. She was taller.", "He was five feet three inches. She was taller."),  # the sentence ran on
     ("a 3 ft 2 in. board", "a three feet two inches board"),

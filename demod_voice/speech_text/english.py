@@ -29,6 +29,9 @@ REGNAL = frozenset({"Henry", "Edward", "George", "William", "Richard", "Charles"
 TITLES = frozenset({"King", "Queen", "Pope", "Emperor", "Empress", "Tsar", "Czar", "Tsarina", "Prince", "Princess", "Duke",
                     "Duchess", "Pharaoh", "Kaiser", "Sultan", "Shah", "Count", "Countess", "Lord", "Saint", "St."})
 """Titles before a ruler's name (King Olaf V): the numeral after the name is regnal whatever the name."""
+_ROMAN_YEAR = re.compile(r"(?<![\w.'’-])M{1,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})(?![\w'’-])")
+"""A year in Roman numerals, as an old book prints one ("in the year MDCCCXII", "London: MDCCCXCV"): four letters or more
+from M on are no word, and the year's digits are then read as a year is (espeak spelled it, "M D C C C X I I")."""
 _ROMAN_AFTER = re.compile(r"(?<![\w.'’-])([A-Za-z][\w.'’-]*)(\s+)([IVXLCDM]+)(?:(?=['’]s(?!\w))|(?![\w'’-]))(?!\.\w)")
 """A word and the Roman numeral after it, which may own what follows (Henry VIII's wives)."""
 _WORLD_WAR = re.compile(r"\bWW(I{1,2})\b")
@@ -70,6 +73,7 @@ def _roman(text: str, table: Table) -> str:
         return f"{word}{space}{num.words(value, table)}"
 
     text = _WORLD_WAR.sub(lambda m: f"World War {num.words(len(m.group(1)), table)}", text)
+    text = _ROMAN_YEAR.sub(lambda m: str(roman_value(m.group(0))) if len(m.group(0)) >= 4 else m.group(0), text)
     return _ROMAN_AFTER.sub(said, text)
 
 

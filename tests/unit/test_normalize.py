@@ -502,3 +502,12 @@ def test_everyday_text_is_not_taken_for_what_it_resembles(written, said):
 ])
 def test_a_flat_or_house_letter_is_no_billion_and_inches_keep_a_sentence_end(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("In the year MDCCCXII he died.", "In the year eighteen twelve he died."),  # spelled letter by letter
+    ("London: MDCCCXCV", "London: eighteen ninety-five"),
+    ("MIX it, MCL and MD", "MIX it, MCL and MD"),  # three letters or fewer: words and abbreviations
+])
+def test_a_year_in_roman_numerals_is_read_as_a_year(written, said):
+    assert normalize(written, "en") == said

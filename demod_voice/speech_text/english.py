@@ -267,6 +267,28 @@ def _amounts(text: str, table: Table) -> str:
     return _BARE_DECIMAL.sub(lambda m: f"{m.group(1)}0.{m.group(2)}", text)
 
 
+_SHILLINGS = re.compile(r"(?<![\w.,])(£\s?\d+\s+)?(\d{1,2})s\.?\s?(?:(\d{1,2})d(?:\.(?=\s*[a-z,;]))?)?(?!\w)")
+"""£5 5s. 6d., 2s. 6d., £1 1s.: pounds, shillings and pence as books before 1971 print them (read "five seconds. 6d.")."""
+
+
+def _shillings(text: str, table: Table) -> str:
+    """2s. 6d., £3 10s.: two shillings and six pence, three pounds ten shillings. Shillings are read only with pence after
+    them or a pound amount before them: "5s" alone is a time in seconds."""
+
+    def said(m: re.Match[str]) -> str:
+        pounds, shillings, pence = m.group(1), int(m.group(2)), m.group(3)
+        if not pounds and pence is None:
+            return m.group(0)
+        words = f"{num.words(shillings, table)} {'shilling' if shillings == 1 else 'shillings'}"
+        if pence is not None:
+            words += f" and {num.words(int(pence), table)} {'penny' if pence == '1' else 'pence'}"
+        # a full stop the abbreviation took is a sentence's end again before a capital or the end
+        end = "." if m.group(0).endswith(".") and not re.match(r"\s*[a-z,;]", m.string[m.end():]) else ""
+        return f"{pounds or ''}{words}{end}"
+
+    return _SHILLINGS.sub(said, text)
+
+
 _PLUS_MINUS = re.compile(r"(?:±|\+/-|\+/−)\s?(?=[$€£]?\.?\d)")
 
 
@@ -607,6 +629,6 @@ _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 EARLY = (_weekdays, _isbns, _verses, _laps)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
-PASSES = (_plus_minus, _and_over, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums, _decades, _early_years,
+PASSES = (_plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums, _decades, _early_years,
           _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

@@ -511,3 +511,14 @@ def test_a_flat_or_house_letter_is_no_billion_and_inches_keep_a_sentence_end(wri
 ])
 def test_a_year_in_roman_numerals_is_read_as_a_year(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("He paid 5s. 6d. for it.", "He paid five shillings and six pence for it."),  # "five seconds. 6d."
+    ("It cost £5 5s. 6d. in all; 1s. 1d. left", "It cost five pounds five shillings and six pence in all; one shilling and one "
+                                                 "penny left"),
+    ("A fee of £1 1s. She paid.", "A fee of one pound one shilling. She paid."),
+    ("Wait 5s and retry. It took 5s. Then it ended.", "Wait five seconds and retry. It took five seconds. Then it ended."),
+])
+def test_pounds_shillings_and_pence_of_old_books_are_read_as_money(written, said):
+    assert normalize(written, "en") == said

@@ -9,7 +9,7 @@ kept around speech).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,22 @@ def true_peak(samples: Any, rate: int) -> float:
     import numpy as np
 
     peak = max((float(envelope.max()) for _, envelope in _envelopes(samples, 0) if len(envelope)), default=0.0)
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def true_peak_of(chunks: Iterable[Any]) -> float:
+    """The true peak (dBTP) of the signal ``chunks`` make in turn (a decoder's frames), measured a block at a time as
+    :func:`true_peak` measures an array: each block with the oversampling filter's reach on either side."""
+    import numpy as np
+
+    buffer, peak, start = np.zeros(0, np.float64), 0.0, 0
+    for chunk in chunks:
+        buffer = np.concatenate([buffer, np.asarray(chunk, np.float64).reshape(-1)])
+        if len(buffer) >= BLOCK + 2 * FILTER_REACH:
+            peak = max(peak, float(peak_envelope(buffer)[start: len(buffer) - FILTER_REACH].max()))
+            buffer, start = buffer[len(buffer) - 2 * FILTER_REACH:], FILTER_REACH
+    if len(buffer) > start:
+        peak = max(peak, float(peak_envelope(buffer)[start:].max()))
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 

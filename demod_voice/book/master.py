@@ -183,12 +183,18 @@ def true_peak_of(chunks: Iterable[Any]) -> float:
     :func:`true_peak` measures an array: each block with the oversampling filter's reach on either side."""
     import numpy as np
 
-    buffer, peak, start = np.zeros(0, np.float64), 0.0, 0
+    window = BLOCK + 2 * FILTER_REACH
+    pieces, held, peak, start = [], 0, 0.0, 0  # joined once a block's worth is held: joining at each frame copied it all
     for chunk in chunks:
-        buffer = np.concatenate([buffer, np.asarray(chunk, np.float64).reshape(-1)])
-        if len(buffer) >= BLOCK + 2 * FILTER_REACH:
-            peak = max(peak, float(peak_envelope(buffer)[start: len(buffer) - FILTER_REACH].max()))
-            buffer, start = buffer[len(buffer) - 2 * FILTER_REACH:], FILTER_REACH
+        pieces.append(np.asarray(chunk, np.float64).reshape(-1))
+        held += len(pieces[-1])
+        if held >= window:
+            buffer = np.concatenate(pieces)
+            while len(buffer) >= window:  # windows of true_peak's length: resample_poly took 8x as long on some others
+                peak = max(peak, float(peak_envelope(buffer[:window])[start: window - FILTER_REACH].max()))
+                buffer, start = buffer[window - 2 * FILTER_REACH:], FILTER_REACH
+            pieces, held = [buffer], len(buffer)
+    buffer = np.concatenate(pieces) if pieces else np.zeros(0)
     if len(buffer) > start:
         peak = max(peak, float(peak_envelope(buffer)[start:].max()))
     return 20 * np.log10(peak) if peak > 0 else float("-inf")

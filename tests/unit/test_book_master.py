@@ -79,3 +79,10 @@ def test_a_lossy_chapter_keeps_its_true_peak_under_the_ceiling_once_encoded(tmp_
     summary = done.stderr[done.stderr.rindex("Summary:"):]
     loud, peak = (float(re.search(pattern, summary)[1]) for pattern in (r"I:\s+(-?[\d.]+) LUFS", r"Peak:\s+(-?[\d.]+) dBFS"))
     assert peak <= -1.0 and abs(loud - -18) <= 2.0, (suffix, loud, peak)
+
+
+def test_the_true_peak_of_a_decoders_frames_is_the_true_peak_of_the_whole():
+    x = _speech_like(150.0)
+    x[RATE * 60 + 17] = 0.95  # a peak far into the chapter, in a block after the first
+    frames = (x[start: start + 1024] for start in range(0, len(x), 1024))
+    assert master.true_peak_of(frames) == pytest.approx(master.true_peak(x, RATE), abs=1e-6)

@@ -97,3 +97,13 @@ def test_initials_arriving_a_few_characters_at_a_time_are_weighed_once_each():
     assert stream.add("Bob. Next", 4096) == ["A. " * 1365 + "Bob."] and stream.finish() == "Next"
     assert stream.add("Ask Dr.") == [] and stream.add(" ") == [] and stream.add("\n") == [] and stream.add("\nOn") == ["Ask Dr."]
     assert stream.add(" xCapt. Yes. ") == ["On xCapt.", "Yes."]  # "xCapt." is no title: the mark is weighed with what comes before
+
+
+def test_an_abbreviation_before_a_number_ends_no_sentence():
+    """A book's take ended "he arrived at No." (said "no", with a sentence's fall) and the next began "10 Downing Street";
+    "Vol. 2", "Fig. 3", "pp. 12-15" broke the same way. A number after them is theirs; a word is a sentence's."""
+    text = ("After a long and tiring journey across the whole country, he arrived at No. 10 Downing Street. See Vol. 2, "
+            "Fig. 3 and pp. 12-15. The answer was No. Then he left.")
+    assert split_sentences(text, 250) == [
+        "After a long and tiring journey across the whole country, he arrived at No. 10 Downing Street.",
+        "See Vol. 2, Fig. 3 and pp. 12-15.", "The answer was No.", "Then he left."]

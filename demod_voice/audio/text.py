@@ -17,8 +17,9 @@ _CLAUSE_END = re.compile(r"(?<=[,，、—–])\s*")
 _NOT_AN_END = re.compile(r"(?:\b(?:Mrs?|Ms|Mx|Dr|Prof|Sr|Jr|St|Mt|Fr|Rev|Capt|Col|Gen|Lt|Sgt|Gov|Sen|Hon|vs)|(?<![\w.])[A-Z])\.$")
 """A full stop that ends a title or an initial before a name ("Mr. Smith", "J. R. R. Tolkien"), not a sentence."""
 _BEFORE_A_NUMBER = re.compile(r"\b(?:No|Nos|no|nos|Vol|Vols|vol|vols|Fig|Figs|fig|figs|pp?|Ch|ch|Art|art|Sec|sec|Op|op|Ex|ex|"
-                              r"Eq|eq|Ref|ref|Tab|tab|Pt|pt)\.$")
-"""An abbreviation whose full stop a number follows ("No. 10 Downing Street", "Vol. 2", "pp. 12-15"): no sentence's end.
+                              r"Eq|eq|Ref|ref|Tab|tab|Pt|pt)\.$|(?<![\w.])\d{1,2}s\.$")
+"""An abbreviation whose full stop a number follows ("No. 10 Downing Street", "Vol. 2", "pp. 12-15", shillings before
+pence: "2s. 6d."): no sentence's end.
 The take ended "he arrived at No." (said "no") and the next began with the number."""
 _TITLE_REACH = 8
 """Characters before a full stop that :data:`_NOT_AN_END` needs to see: its longest title (``Capt``) and the one before."""

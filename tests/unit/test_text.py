@@ -103,7 +103,7 @@ def test_an_abbreviation_before_a_number_ends_no_sentence():
     """A book's take ended "he arrived at No." (said "no", with a sentence's fall) and the next began "10 Downing Street";
     "Vol. 2", "Fig. 3", "pp. 12-15" broke the same way. A number after them is theirs; a word is a sentence's."""
     text = ("After a long and tiring journey across the whole country, he arrived at No. 10 Downing Street. See Vol. 2, "
-            "Fig. 3 and pp. 12-15. The answer was No. Then he left.")
+            "Fig. 3 and pp. 12-15. The answer was No. Then he left. He paid 2s. 6d. for it.")
     assert split_sentences(text, 250) == [
         "After a long and tiring journey across the whole country, he arrived at No. 10 Downing Street.",
-        "See Vol. 2, Fig. 3 and pp. 12-15.", "The answer was No.", "Then he left."]
+        "See Vol. 2, Fig. 3 and pp. 12-15.", "The answer was No.", "Then he left.", "He paid 2s. 6d. for it."]

@@ -65,9 +65,7 @@ def write_m4b(path: Path, lengths: list[int], chapters: Iterable[Any], titles: l
               "time_base": Fraction(1, 1000), "metadata": {"title": title}} for n, (start, title) in enumerate(zip(starts, titles, strict=True))]
     # mp4 rather than FFmpeg's ipod muxer: the latter refuses the cover's attached picture stream.
     with _written(path) as tmp, av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart", **UNSIGNED}) as out:
-        stream = out.add_stream(M4B_FORMAT[1], rate=rate, layout="mono")
-        unsigned(stream)
-        stream.bit_rate = bit_rate
+        stream = _audio_stream(out, M4B_FORMAT[1], rate, bit_rate)
         _metadata(out, tags)
         out.metadata["genre"] = "Audiobook"
         out.set_chapters(marks)
@@ -84,11 +82,7 @@ def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, num
     av = _av()
     container, codec, bit_rate = TRACK_FORMATS[path.suffix.lower()]
     with _written(path) as tmp, av.open(str(tmp), "w", format=container, options=UNSIGNED) as out:
-        out_rate = 48000 if codec == "libopus" else rate
-        stream = out.add_stream(codec, rate=out_rate, layout="mono")
-        unsigned(stream)
-        if bit_rate:
-            stream.bit_rate = bit_rate
+        stream = _audio_stream(out, codec, rate, bit_rate)
         _metadata(out, tags)
         out.metadata.update({"title": title, "track": f"{number}/{count}", "genre": "Audiobook"})
         if container == "ogg":  # Ogg holds no picture stream: Vorbis comments carry it, as FLAC's picture block
@@ -102,6 +96,16 @@ def write_track(path: Path, samples: Any, rate: int, tags: Tags, title: str, num
         _flush(out, stream)
 
 
+def _audio_stream(out: Any, codec: str, rate: int, bit_rate: Optional[int]) -> Any:
+    """The one mono audio stream of a book's file, set up alike wherever one is written (an m4b, a track, and the
+    in-memory copy :func:`decoded` measures the peak of: it was encoded without the bit-exact flag the files have)."""
+    stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate, layout="mono")
+    unsigned(stream)
+    if bit_rate:
+        stream.bit_rate = bit_rate
+    return stream
+
+
 def decoded(samples: Any, rate: int, suffix: str) -> Iterator[Any]:
     """``samples`` as a player decodes them from a file of ``suffix`` (``.m4b`` or a track format), encoded in memory as
     that file is, one decoded frame at a time: what its true peak is once the encoder has had them."""
@@ -110,10 +114,8 @@ def decoded(samples: Any, rate: int, suffix: str) -> Iterator[Any]:
     av = _av()
     container, codec, bit_rate = M4B_FORMAT if suffix == ".m4b" else TRACK_FORMATS[suffix]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=48000 if codec == "libopus" else rate, layout="mono")
-        if bit_rate:
-            stream.bit_rate = bit_rate
+    with av.open(buffer, "w", format=container, options=UNSIGNED) as out:
+        stream = _audio_stream(out, codec, rate, bit_rate)
         _encode(out, stream, samples, rate)
         _flush(out, stream)
     buffer.seek(0)

@@ -174,7 +174,8 @@ class XttsSettings:
     batch_sentences: int = _opt(16, "Sentences generated together, of one text or of batch rows with one voice (the GPT "
                                 "reads its weights once per step for all of them); 1: one at a time. Each costs up to "
                                 "~0.2 GB more memory.", minimum=1)
-    stream_chunk_size: int = _opt(20, "Audio tokens per streamed chunk with --output - (smaller: earlier first audio).", minimum=1)
+    stream_chunk_size: int = _opt(20, "Audio tokens per streamed chunk with --output - (smaller: earlier first audio; when n streams "
+                                      "share the GPT, each one's first piece comes after 1/n of it, at least 4).", minimum=1)
     max_reference_seconds: float = _opt(300.0, "Longer reference recordings are refused before they are decoded (XTTS uses "
                                         "only the start; a file that decodes to hours would only cost memory).", minimum=1.0)
 

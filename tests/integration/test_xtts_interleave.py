@@ -98,3 +98,49 @@ def test_a_row_cancelled_part_way_leaves_the_next_row_its_own_audio(backend, ref
     assert [m[0] for m in sent if m[-1] == 0] == ["chunk", "error"]  # its first sentence, then Cancelled
     theirs = [m[1] for m in sent if m[0] == "chunk" and m[-1] == 1]
     assert [len(c) for c in theirs] == [len(c) for c in mine], ([len(c) for c in theirs], [len(c) for c in mine])
+
+
+def test_a_batch_cuts_its_first_pieces_sooner_and_the_rest_where_alone_does(backend, references):
+    """Each due row is decoded in turn, so with every row's first piece at the chunk size the last of four streams
+    heard its first audio after four first-piece decodes, where alone it waits for one. In a batch of n the first
+    piece of a stream's first sentence is cut at chunk / n tokens: the n first decodes read no more frames together
+    than one lone first decode, the later cuts are alone's, and the audio is alone's but within the decoder's reach of
+    the one extra cut."""
+    from demod_voice.backends.xtts import batching
+
+    settings = dataclasses.replace(XttsSettings(), top_k=1, max_new_tokens=45, stream_chunk_size=20, sentence_silence=0.0)
+    refs = [check_references((str(references[name]),)) for name in ("ref.wav", "ref.flac", "ref.wav", "ref.flac")]
+    texts = ["The first voice speaks.", "A second, longer line of words.", "Three.", "And the fourth one here."]
+    spec = LoadSpec(backend="xtts", model="xtts")
+    jobs = [SynthesisJob(spec, text, "-", options=XttsOptions(voice, "en", settings, stream=True))
+            for text, voice in zip(texts, refs, strict=True)]
+    assert batching.first_chunks(len(jobs), 20) == 5 and batching.first_chunks(1, 20) == 20
+
+    decoder = backend.model.hifigan_decoder.waveform_decoder
+    frames: list[int] = []  # input frames of each HiFi-GAN run, in order
+    hook = decoder.register_forward_pre_hook(lambda module, args: frames.append(args[0].shape[-1]))
+    try:
+        alone = []
+        for job in jobs:
+            frames.clear()
+            alone.append([chunk.samples for chunk in backend.synthesize(job)])
+            lone_first = frames[0]
+        frames.clear()
+        together: list[list[np.ndarray]] = [[] for _ in jobs]
+        before_first: dict[int, int] = {}  # a job's place -> frames decoded before its first piece was out
+        for index, chunk in backend.interleaved(jobs):
+            if chunk is not None:
+                before_first.setdefault(index, sum(frames))
+                together[index].append(chunk.samples)
+    finally:
+        hook.remove()
+    assert max(before_first.values()) <= lone_first + len(jobs)  # the four first decodes: one lone first decode's frames
+
+    overlap = 1024  # coqui's overlap_wav_len: the samples cross-faded at each cut
+    for mine, theirs in zip(together, alone, strict=True):
+        assert len(mine) == len(theirs) + 1 and len(mine[0]) < len(theirs[0]) / 2
+        assert list(np.cumsum([len(c) for c in mine])[1:]) == list(np.cumsum([len(c) for c in theirs]))
+        # from the end of the extra cut's cross-fade on, alone's samples (the first piece, 5 tokens, lies wholly
+        # within the decoder's reach of its cut here: made without the frames after it, as any cut's end is)
+        a, b = np.concatenate(mine), np.concatenate(theirs)
+        np.testing.assert_allclose(a[len(mine[0]) + overlap:], b[len(mine[0]) + overlap:], atol=1e-5)

@@ -255,8 +255,9 @@ class _Row:
     """One row of a streamed batch: its latents so far and the state of coqui's chunk cross-fade."""
 
     speaker: Any
+    due: int
+    """The count of tokens at which the row's next piece is decoded."""
     latents: list = field(default_factory=list)
-    pending: int = 0
     made: int = 0
     """Samples of the sentence's waveform so far (the length of coqui's ``wav_gen_prev``; 0: none yet)."""
     overlap: Any = None
@@ -265,28 +266,49 @@ class _Row:
 
 def generate_stream(model: Any, texts: Sequence[str], language: Union[str, Sequence[str]], gpt_latent: Any, speaker: Any, *,
                     speed: float = 1.0, chunk_tokens: int = 20, overlap: int = 1024,
-                    **sampling: Any) -> Iterator[tuple[int, Optional[Any]]]:
+                    first_tokens: Optional[Sequence[int]] = None, **sampling: Any) -> Iterator[tuple[int, Optional[Any]]]:
     """``(row, waveform piece)`` as each row's audio is made, ``(row, None)`` once a row is complete.
 
     Arguments as :func:`generate`; ``chunk_tokens`` and ``overlap`` as ``inference_stream``'s
     ``stream_chunk_size`` and ``overlap_wav_len``. A row's pieces are those ``inference_stream``
     gives for its sentence alone (greedy, or with a rule of the row's own tokens: equal to float
-    rounding; a test checks it).
+    rounding; a test checks it). ``first_tokens``: per row, where its first piece is cut when that
+    is before ``chunk_tokens`` (:func:`first_chunks`); its later pieces are cut where they are
+    alone, at each multiple of ``chunk_tokens``, so only the first piece is split in two.
     """
     gpt = model.gpt
     speakers, inputs, keywords = _started(model, texts, language, gpt_latent, speaker, sampling)
-    rows = [_Row(spk) for spk in speakers]
+    firsts = first_tokens or [chunk_tokens] * len(speakers)
+    rows = [_Row(spk, due=max(1, min(first, chunk_tokens))) for spk, first in zip(speakers, firsts, strict=True)]
     steps = gpt.gpt_inference.generate_stream(inputs, output_hidden_states=True, return_dict_in_generate=True, **keywords)
     decode = _StreamDecoder(model, speed, overlap)
     for codes, hidden in steps:
         active = [index for index, row in enumerate(rows) if not row.done]
         for index in active:
             rows[index].latents.append(hidden[index: index + 1])
-            rows[index].pending += 1
-        yield from decode.pieces([(i, rows[i]) for i in active if rows[i].pending >= chunk_tokens], final=False)
+        due = [(i, rows[i]) for i in active if len(rows[i].latents) >= rows[i].due]
+        for _, row in due:
+            row.due = (len(row.latents) // chunk_tokens + 1) * chunk_tokens
+        yield from decode.pieces(due, final=False)
         yield from decode.pieces([(i, rows[i]) for i in active if int(codes[i]) == gpt.stop_audio_token], final=True)
     # rows that reached the most tokens without a stop
     yield from decode.pieces([(index, row) for index, row in enumerate(rows) if not row.done], final=True)
+
+
+FIRST_PIECE_LEAST = 4
+"""The fewest tokens a batch's first pieces are cut at (~0.17 s of audio, ~0.13 s sent before the cross-fade)."""
+
+
+def first_chunks(rows: int, chunk_tokens: int) -> int:
+    """Where the first piece of a stream's first sentence is cut when ``rows`` sentences go through the GPT together.
+
+    Due rows are decoded one after another (the HiFi-GAN is compute-bound: :class:`_StreamDecoder`), so with
+    every row's first piece at ``chunk_tokens`` the last of n rows heard its first audio after n first-piece
+    decodes, and after the n rows' steps, where alone it waits for one row's. Cut at ``chunk_tokens / n``, the n
+    first decodes together cost about one lone first decode, and the steps before them are fewer: the first
+    audio of each of them stays near what it gets alone. Only the first piece is split: later cuts are alone's.
+    """
+    return max(min(FIRST_PIECE_LEAST, chunk_tokens), -(-chunk_tokens // max(1, rows)))
 
 
 class _StreamDecoder:
@@ -326,7 +348,6 @@ class _StreamDecoder:
                 latents = F.interpolate(latents.transpose(1, 2), scale_factor=self.length_scale, mode="linear").transpose(1, 2)
             wav, offset = self._decode(latents, row)
             piece = self._crossfaded(row, wav, offset, final)
-            row.pending = 0
             yield index, np.asarray(piece.float().cpu(), dtype=np.float32).reshape(-1)
             if final:
                 row.done = True

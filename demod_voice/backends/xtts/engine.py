@@ -145,6 +145,9 @@ class XttsBackend(Backend):
         while any(queues):
             members = [index for index, queue in enumerate(queues) if queue]
             rows = [queues[index].pop(0) for index in members]
+            # a job's first sentence: nothing of it heard yet, so its first piece comes sooner the more share the batch
+            first = [s.stream_chunk_size if spoken[index] else xtts_batch.first_chunks(len(rows), s.stream_chunk_size)
+                     for index in members]
             for index in members:
                 if spoken[index] and len(silence):
                     yield index, AudioChunk(silence, SAMPLE_RATE)
@@ -152,7 +155,8 @@ class XttsBackend(Backend):
             with self._inference(s):
                 pieces = xtts_batch.generate_stream(
                     self.model, [r.text for r in rows], [r.language for r in rows], [r.gpt_latent.to(self.device) for r in rows],
-                    [r.speaker.to(self.device) for r in rows], speed=s.speed, chunk_tokens=s.stream_chunk_size, **_sampling(s))
+                    [r.speaker.to(self.device) for r in rows], speed=s.speed, chunk_tokens=s.stream_chunk_size, first_tokens=first,
+                    **_sampling(s))
                 for row, samples in pieces:
                     index = members[row]
                     if samples is not None:

@@ -26,6 +26,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".flac": ("FLAC", "PCM_16"),
     ".ogg": ("OGG", "VORBIS"),
     ".mp3": ("MP3", "MPEG_LAYER_III"),
+    ".opus": ("OGG", "OPUS"),  # through PyAV at 48 kHz (:class:`_EncodedFile`): libsndfile's takes no voice's 22,050 Hz
 }
 
 
@@ -44,7 +45,7 @@ class Sink(Protocol):
     def retryable(self) -> bool: ...
 
 
-NOT_WRITTEN = (".m4a", ".aac", ".opus", ".webm", ".wma", ".aiff")
+NOT_WRITTEN = (".m4a", ".aac", ".webm", ".wma", ".aiff")
 """Audio files people ask for (a phone's and an app's formats) that the writer does not make."""
 
 
@@ -65,9 +66,17 @@ def check_output(output: str, stdout: Optional[BinaryIO] = None) -> str:
                          f"{suffix[1:]}: ffmpeg -i {made} {shlex.quote(output)}), or '-' for raw PCM on stdout")
     if suffix not in FORMATS:
         raise InputError(f"cannot tell the audio format of '{output}': use a name ending in {', '.join(FORMATS)}, or '-' for raw PCM on stdout")
+    if suffix == ".opus" and not _opus_supported():
+        raise DependencyError("writing .opus needs PyAV: pip install av (it comes with 'demod-voice[serve]'); or write .ogg (Vorbis)")
     if suffix == ".mp3" and not _mp3_supported():
         raise DependencyError("this libsndfile cannot write mp3 (needs libsndfile >= 1.1); write .wav/.flac/.ogg or upgrade the soundfile package")
     return str(path)
+
+
+def _opus_supported() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("av") is not None
 
 
 def _mp3_supported() -> bool:
@@ -102,7 +111,7 @@ class FileSink:
                 self._open(chunk.sample_rate)
             # PCM outputs get the same integer samples as the stdout stream; lossy codecs take floats.
             self._file.write(to_int16(chunk.samples) if self._file.subtype == "PCM_16" else chunk.samples)
-        except (OSError, RuntimeError) as err:  # the OS's errors and libsndfile's (LibsndfileError is a RuntimeError)
+        except (OSError, RuntimeError, DemodVoiceError) as err:  # the OS's, libsndfile's (a RuntimeError), a missing PyAV
             self.abort()
             raise write_error(self.path, err) from None
         self._frames += len(chunk.samples)
@@ -113,6 +122,9 @@ class FileSink:
         fmt, subtype = FORMATS[self.path.suffix.lower()]
         self._tmp = temp_beside(self.path)
         self._rate = rate
+        if subtype == "OPUS":
+            self._file = _EncodedFile(self._tmp, "opus", rate)
+            return
         self._file = soundfile.SoundFile(str(self._tmp), mode="w", samplerate=rate, channels=1, format=fmt, subtype=subtype)
 
     def commit(self) -> float:
@@ -141,6 +153,29 @@ class FileSink:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+
+
+class _EncodedFile:
+    """A file written through :class:`~demod_voice.audio.encode.StreamEncoder` (the server's own opus: Ogg at 48 kHz,
+    resampled by FFmpeg), as a ``soundfile.SoundFile`` is written: ``write`` float samples, then ``close``."""
+
+    subtype = "ENCODED"
+
+    def __init__(self, path: Path, fmt: str, rate: int) -> None:
+        from demod_voice.audio.encode import StreamEncoder
+
+        self._encoder = StreamEncoder(fmt, rate)  # before the file is opened: a missing PyAV leaves nothing to close
+        self._handle: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close(), as a SoundFile is
+
+    def write(self, samples: Any) -> None:
+        self._handle.write(self._encoder.feed(samples))
+
+    def close(self) -> None:
+        try:
+            if not self._handle.closed:
+                self._handle.write(self._encoder.close())
+        finally:
+            self._handle.close()
 
 
 class StreamedSink:

@@ -250,6 +250,22 @@ def test_changed_inputs_are_redone(piper_voice, tmp_path):
     assert [r["status"] for r in sorted(report(tmp_path / "r.jsonl"), key=lambda r: r["row"])] == ["ok", "skipped"]
 
 
+def test_opus_rows_are_made_and_skipped_on_a_rerun(piper_voice, tmp_path):
+    """A row's ``line.opus`` refused the whole file ("must end in .wav, .flac, .ogg, .mp3") though the server speaks opus."""
+    import av
+
+    out = tmp_path / "out"
+    csv_file = write_csv(tmp_path / "j.csv", "text,output\r\nFirst.,a.opus\r\nSecond.,b.mp3\r\nThird.,c/c.flac\r\n", bom=True)
+    done = run_cli("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice))
+    assert done.returncode == 0, done.stderr.decode()
+    assert outputs(out) == ["a.opus", "b.mp3", "c/c.flac"]
+    with av.open(str(out / "a.opus")) as box:
+        assert (box.streams.audio[0].codec_context.name, box.streams.audio[0].rate) == ("opus", 48000)
+        assert sum(frame.samples for frame in box.decode(audio=0)) > 0.2 * 48000
+    again = run_cli("batch", str(csv_file), "--output-dir", str(out), "--model", str(piper_voice))
+    assert again.returncode == 0 and "0 done, 0 failed, 3 already complete" in again.stderr.decode(), again.stderr.decode()
+
+
 def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_path):
     """The manifest kept each output's absolute path: a folder copied to another disk (or mounted elsewhere) made every
     row again ("40 done, 0 already complete")."""

@@ -103,12 +103,25 @@ def _not_utf8(path: str, err: UnicodeDecodeError) -> str:
     return f"batch file {path} is not UTF-8 (line {line}, byte {err.start}); save it as UTF-8"
 
 
+def _delimiter(text: str) -> str:
+    """The header line's separator: a comma, or where the header holds none, a semicolon (a spreadsheet's CSV where the
+    decimal mark is a comma: Excel in German, French, Dutch... writes ``text;output`` even as "CSV UTF-8", and the
+    advice to save it comma-separated was one it could not follow) or a tab."""
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        for mark in ";\t":
+            if mark in header:
+                return mark
+    return ","
+
+
 def _parse(text: str, path: str) -> list[Row]:
-    unclosed = _unclosed_quote(text)
+    delimiter = _delimiter(text)
+    unclosed = _unclosed_quote(text, delimiter)
     if unclosed is not None:  # the rest of the file was read as one cell: "the output is empty" named the wrong fault
         raise InputError(f"batch file {path}: the quote opened on line {unclosed} is never closed; close it (a quote inside "
                          'a quoted text is written twice: "")')
-    reader = csv.DictReader(text.splitlines(keepends=True))
+    reader = csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]  # "Text,Output" as a spreadsheet writes it
     if not any(header):
         raise InputError(f"batch file {path} is empty; the first line must be a header such as 'reference,text,output'")
@@ -119,10 +132,6 @@ def _parse(text: str, path: str) -> list[Row]:
     unknown = [h for h in header if h not in COLUMNS and h not in nameless]
     missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
-    if len(header) == 1 and any(mark in header[0] for mark in ";\t"):  # a spreadsheet's export in another separator
-        which = "semicolons" if ";" in header[0] else "tabs"
-        raise InputError(f"batch file {path} is separated by {which}, not commas: save it as CSV with commas "
-                         "(in a spreadsheet: CSV UTF-8, comma-separated)")
     if unknown or missing or twice:
         # a spreadsheet's own columns (an id, notes) are the usual unknown ones: say what to do with them
         problem = (f"unknown column(s) {', '.join(unknown)} (delete or rename them)" if unknown else f"missing column(s) {', '.join(missing)}"
@@ -142,9 +151,9 @@ def _parse(text: str, path: str) -> list[Row]:
     return rows
 
 
-def _unclosed_quote(text: str) -> Optional[int]:
+def _unclosed_quote(text: str, delimiter: str) -> Optional[int]:
     """The line of the record whose quote runs to the end of the file, if one does."""
-    reader = csv.reader(text.splitlines(keepends=True), strict=True)
+    reader = csv.reader(text.splitlines(keepends=True), strict=True, delimiter=delimiter)
     start = 1
     try:
         for _ in reader:

@@ -48,3 +48,17 @@ def test_a_batch_file_on_a_closed_stdin_says_to_pipe_it_in(tmp_path, monkeypatch
     monkeypatch.setattr("sys.stdin", None)
     with pytest.raises(InputError, match=r"^batch file on stdin: stdin is closed; pipe the CSV in \(.*\) or give its file name$"):
         read_rows(tmp_path / "stdin", stdin=True)
+
+
+@pytest.mark.parametrize("mark", [";", "\t"])
+def test_a_sheet_saved_where_the_decimal_mark_is_a_comma_is_read(tmp_path, mark):
+    """Excel in German, French or Dutch saves "CSV UTF-8" with semicolons (its list separator): the file was refused
+    with advice to save it comma-separated, which such an Excel cannot do. Quotes, CRLF and a quoted newline as ever."""
+    sheet = tmp_path / "lines.csv"
+    sheet.write_bytes(f'\ufeffText{mark}Output\r\n"Hallo; Welt, 3,5 %."{mark}a.wav\r\n{mark}\r\n"Zwei\r\nZeilen."{mark}b.wav\r\n'.encode())
+    rows = read_rows(sheet)
+    assert [(row.line, row.values) for row in rows] == [(2, {"text": "Hallo; Welt, 3,5 %.", "output": "a.wav"}),
+                                                       (4, {"text": "Zwei\nZeilen.", "output": "b.wav"})]
+    shifted = tmp_path / "shifted.csv"  # an unquoted separator in a text still moves the columns after it, and is said
+    shifted.write_text(f"text{mark}output\nHallo{mark} Welt.{mark}a.wav\n")
+    assert [row.extra for row in read_rows(shifted)] == [("a.wav",)]

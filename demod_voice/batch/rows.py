@@ -36,10 +36,13 @@ from demod_voice.errors import InputError
 from demod_voice.speech_text.prepare import text_problem
 from demod_voice.voices.profiles import NAME
 
-COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
-"""The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``)."""
+COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source", "id")
+"""The columns a batch file may have (``text`` and ``output`` required; ``source`` may stand for ``text``, ``id`` for
+``output``: a row's own id, a spreadsheet's first column, names its file ``ID.wav`` where it has no output)."""
 OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend", "model", "voice", "source")
 """The columns a checked remote CSV is written with (``reference`` and ``source`` name only files uploaded with the job)."""
+FILE_COLUMNS = ("file", "filename", "file name", "file_name", "wav", "audio", "path")
+"""Headers people give the output's column: refused (``file`` could as well be an input), saying to rename it."""
 MAX_PROBLEMS_SHOWN = 5
 MAX_OUTPUT_BYTES = 1024
 """Bytes of a row's output path (Linux's paths end at 4,096 with the output folder's: one past them was an internal
@@ -130,13 +133,17 @@ def _parse(text: str, path: str) -> list[Row]:
     nameless = {f"(column {i + 1})": i + 1 for i, h in enumerate(header) if not h}
     header = [h or f"(column {i + 1})" for i, h in enumerate(header)]
     unknown = [h for h in header if h not in COLUMNS and h not in nameless]
-    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)]
+    missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)
+               and not (c == "output" and "id" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
     if unknown or missing or twice:
-        # a spreadsheet's own columns (an id, notes) are the usual unknown ones: say what to do with them
-        problem = (f"unknown column(s) {', '.join(unknown)} (delete or rename them)" if unknown else f"missing column(s) {', '.join(missing)}"
+        # a spreadsheet's own columns (notes, a file name) are the usual unknown ones: say what to do with them
+        named = next((h for h in unknown if h in FILE_COLUMNS), None)
+        what = f"rename '{named}' to 'output'" if named else "delete or rename them"
+        problem = (f"unknown column(s) {', '.join(unknown)} ({what})" if unknown else f"missing column(s) {', '.join(missing)}"
                    if missing else f"column(s) {', '.join(twice)} appear twice")
-        raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required)")
+        raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required; an id "
+                         "names ID.wav where there is no output)")
     reader.fieldnames = header
     rows, start = [], 2
     for record in reader:
@@ -145,10 +152,19 @@ def _parse(text: str, path: str) -> list[Row]:
             if values.pop(name, ""):
                 raise InputError(f"batch file {path}: column {number} has no name in the header, but line {start} has a value "
                                  f"in it; name it ({', '.join(COLUMNS)}) or delete the column")
+        if values.get("id") and not values.get("output"):
+            values["output"] = _named_by_id(values["id"])
         if any(values.values()):
             rows.append(Row(start, values, tuple(record.get(None) or ())))
         start = reader.line_num + 1
     return rows
+
+
+def _named_by_id(row_id: str) -> str:
+    """The output a row's ``id`` names: ``ID.wav``, or the id itself where it already ends in an audio format."""
+    from demod_voice.audio.writer import FORMATS
+
+    return row_id if PurePosixPath(row_id).suffix.lower() in FORMATS else f"{row_id}.wav"
 
 
 def _unclosed_quote(text: str, delimiter: str) -> Optional[int]:
@@ -181,13 +197,15 @@ def row_text(value: str, max_chars: Optional[int] = None) -> str:
     return text
 
 
-def output_name(value: str, remote: bool) -> str:
-    """A row's output as given, once it names an audio file (and, for a remote row, one inside its job)."""
+def output_name(value: str, remote: bool, ids: bool = False) -> str:
+    """A row's output as given, once it names an audio file (and, for a remote row, one inside its job); ``ids``: the
+    sheet has an ``id`` column (an empty output is then a row with neither)."""
     from demod_voice.audio.writer import FORMATS
 
     text = (value or "").strip()
     if not text:
-        raise InputError("the output is empty; give a file name such as 'line1.wav'")
+        raise InputError("the row has no id and no output; give it an id (it names ID.wav) or an output file name" if ids
+                         else "the output is empty; give a file name such as 'line1.wav'")
     if any(ord(ch) < 32 for ch in text) or text_problem(text):
         raise InputError(f"output {text[:80]!r} holds a control character or invalid Unicode")
     size = len(text.encode("utf-8"))
@@ -231,6 +249,8 @@ def check_remote_row(read: Row, rules: RemoteRules) -> dict[str, str]:
     """A remote row, checked and rewritten to name only what its job holds; :class:`InputError` says what is wrong."""
     check_shape(read)
     row = {key: read.values.get(key, "") for key in OUTPUT_COLUMNS}
+    if not row["output"]:  # said here, where the sheet's id column is known (the rewritten row has none)
+        output_name("", remote=True, ids="id" in read.values)
     if row["source"]:
         return _conversion_row(row, rules)
     row["text"] = row_text(row["text"], rules.max_input_chars)

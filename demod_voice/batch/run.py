@@ -186,7 +186,7 @@ def _row_job(row: Row, request: BatchRequest, readings: dict[Optional[str], Text
     side = _row_side(v, request.config)
     # the text as written: '-' reads stdin only as a command-line argument (a converter's rows have none)
     text = row_text(v.get("text", "")) if side.takes_text else ""
-    name = output_name(v.get("output", ""), remote=False)
+    name = output_name(v.get("output", ""), remote=False, ids="id" in v)
     output = _free_place(confined_output(request.output_dir, name, request.allow_outside), name)
     # the voice whose lexicons read the row: --model (or the default voice) only for rows that speak with it
     voice = v.get("model") or v.get("voice") or (request.model if side.row_models else None)

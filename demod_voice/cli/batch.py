@@ -66,7 +66,8 @@ def _cmd_piper_preprocess(args: argparse.Namespace) -> int:
 def _add_batch(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("batch", parents=[common], help="synthesise every row of a CSV file",
                        description="Synthesise the rows of BATCH_FILE (columns: reference, text, output, language, speaker, "
-                                   "backend, model, voice). Every row is checked first; finished rows are skipped on a rerun.")
+                                   "backend, model, voice; an id column names ID.wav for rows with no output). Every row is checked first; "
+                                   "finished rows are skipped on a rerun.")
     p.add_argument("batch_file", metavar="BATCH_FILE",
                    help="CSV file with a header row; - reads it from stdin (relative paths in it start from the current folder)")
     p.add_argument("-o", "--output-dir", metavar="DIR", default=".",

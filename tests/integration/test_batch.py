@@ -266,6 +266,24 @@ def test_opus_rows_are_made_and_skipped_on_a_rerun(piper_voice, tmp_path):
     assert again.returncode == 0 and "0 done, 0 failed, 3 already complete" in again.stderr.decode(), again.stderr.decode()
 
 
+def test_a_sheet_keyed_by_id_names_its_files_by_id(piper_voice, tmp_path):
+    """An Excel sheet with an ``id`` column and no output column was refused ("unknown column(s) id"): now each row's id
+    names its file, a rerun skips them, and two rows with one id are refused before any is made."""
+    out = tmp_path / "out"
+    sheet = write_csv(tmp_path / "lines.csv", 'ID,Text\r\n0001,Hello.\r\n0002,"Two\r\nlines."\r\n\r\n', bom=True)
+    done = run_cli("batch", str(sheet), "--output-dir", str(out), "--model", str(piper_voice))
+    assert done.returncode == 0, done.stderr.decode()
+    assert outputs(out) == ["0001.wav", "0002.wav"]
+    again = run_cli("batch", str(sheet), "--output-dir", str(out), "--model", str(piper_voice))
+    assert again.returncode == 0 and "0 done, 0 failed, 2 already complete" in again.stderr.decode(), again.stderr.decode()
+    twice = write_csv(tmp_path / "twice.csv", "id,text\n7,Hello.\n7,Again.\n,No id.\n")
+    done = run_cli("batch", str(twice), "--output-dir", str(tmp_path / "o2"), "--model", str(piper_voice))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "twice.csv:3: output '7.wav' is also written by line 2" in err, err
+    assert "twice.csv:4: the row has no id and no output; give it an id (it names ID.wav)" in err
+    assert not (tmp_path / "o2").exists()
+
+
 def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_path):
     """The manifest kept each output's absolute path: a folder copied to another disk (or mounted elsewhere) made every
     row again ("40 done, 0 already complete")."""

@@ -112,6 +112,7 @@ def test_batch_job(setup):
     ("text,output,voice\nHi.,ok.wav,../x\n", None, 400, "no enrolled voice"),
     ("text,output,reference\nHi.,ok.wav,a.wav\n", [("references", ("../a.wav", b"RIFF"))], 400, "not a plain file name"),
     ("nope,output\nHi.,ok.wav\n", None, 400, "unknown column"),
+    ("id,text,model\n,Hi.,tiny-single\n", None, 400, "line 2: the row has no id and no output; give it an id"),
     ("text,output,model\n" + "Hi.,x.wav,tiny-single\n" * 51, None, 413, "max_batch_rows"),
     # refused by the job's own row checks: was a 202, then a job failed with the first and "(and 3 more, listed above)"
     ("text,output,model,speaker\nHi.,a.wav,tiny-single,7\nHo.,b.wav,tiny-single,9\nHa.,c.wav,tiny-multi,12\n", None, 400,

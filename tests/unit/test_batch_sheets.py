@@ -39,7 +39,20 @@ def test_a_sheets_own_columns_are_refused_saying_what_to_do(tmp_path):
     sheet.write_text("id,text,output,notes\n1,Hello.,a.wav,take two\n")
     with pytest.raises(InputError) as caught:
         read_rows(sheet)
-    assert "unknown column(s) id, notes (delete or rename them); columns are reference, text, output" in str(caught.value)
+    assert "unknown column(s) notes (delete or rename them); columns are reference, text, output" in str(caught.value)
+    sheet.write_text("Text,File\nHello.,a.wav\n")
+    with pytest.raises(InputError, match=r"unknown column\(s\) file \(rename 'file' to 'output'\)"):
+        read_rows(sheet)
+
+
+def test_a_rows_id_names_its_output_where_it_has_none(tmp_path):
+    """A sheet of 50,000 lines keys its rows by an id column: it was refused ("unknown column(s) id"), and with the column
+    deleted the rows had no names to find their audio by. Now ``id`` names ``ID.wav`` where a row has no output."""
+    sheet = tmp_path / "lines.csv"
+    sheet.write_bytes("\ufeffID,Text\r\n0001,Hello.\r\nch2/0002,Bye.\r\nintro.mp3,Hi.\r\n".encode())
+    assert [(row.line, row.values["output"]) for row in read_rows(sheet)] == [(2, "0001.wav"), (3, "ch2/0002.wav"), (4, "intro.mp3")]
+    sheet.write_text("id,text,output\n1,Hello.,\n2,Bye.,bye.flac\n")  # an output of its own wins
+    assert [row.values["output"] for row in read_rows(sheet)] == ["1.wav", "bye.flac"]
 
 
 def test_a_batch_file_on_a_closed_stdin_says_to_pipe_it_in(tmp_path, monkeypatch):

@@ -141,6 +141,20 @@ def test_a_job_whose_rows_name_no_voice_speaks_with_the_default_voice(setup):
         assert archive.read("one.wav")[:4] == b"RIFF"
 
 
+def test_a_job_from_an_excel_sheet_keyed_by_id_with_opus_outputs(setup):
+    """A sheet as Excel saves it where the decimal mark is a comma (semicolons, BOM, CRLF), keyed by ``id``, with an opus
+    row: each was refused (400 "separated by semicolons", "unknown column(s) id", "must end in .wav, .flac, .ogg, .mp3")."""
+    url = setup["server"].url
+    created = batch(url, "\ufeffID;Text;Output;Model\r\n0001;Hello, there.;;tiny-single\r\n0002;Bye.;b.opus;tiny-single\r\n")
+    assert created.status_code == 202, created.text
+    state = wait_done(url, created.json()["id"])
+    assert state["state"] == "done" and state["done"] == 2 and state["failed"] == 0, state
+    result = httpx.get(f"{url}/v1/batch/{created.json()['id']}/result", timeout=60)
+    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+        assert set(archive.namelist()) == {"0001.wav", "b.opus", "report.jsonl"}
+        assert archive.read("0001.wav")[:4] == b"RIFF" and archive.read("b.opus")[:4] == b"OggS"
+
+
 def test_unknown_and_unfinished_jobs(setup):
     url = setup["server"].url
     assert httpx.get(f"{url}/v1/batch/{'0' * 24}").status_code == 404

@@ -80,7 +80,10 @@ def read_rows(path: Path, stdin: bool = False) -> list[Row]:
                          "its file name")
     try:
         data = sys.stdin.buffer.read() if stdin else path.read_bytes()
-        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it
+        # Excel's "Unicode Text" (tabs, UTF-16 with a byte-order mark, which says so; before Excel 2016 its only export
+        # that keeps an é) was refused as "UTF-16, not UTF-8", as the book reader once refused Notepad's
+        encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+        text = data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it
     except FileNotFoundError:
         raise InputError(f"batch file {path} not found; check the path (relative paths start from the current folder)") from None
     except UnicodeDecodeError as err:
@@ -97,11 +100,11 @@ def read_rows(path: Path, stdin: bool = False) -> list[Row]:
 
 
 def _not_utf8(path: str, err: UnicodeDecodeError) -> str:
-    """Where the file stops being UTF-8 (a line, not only a byte, in a file of thousands of lines), or that it is UTF-16
-    (a spreadsheet's "Unicode text" export)."""
+    """Where the file stops being UTF-8 (a line, not only a byte, in a file of thousands of lines), or UTF-16 (a
+    spreadsheet's "Unicode text" export, cut short or damaged)."""
     data = err.object
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return f"batch file {path} is UTF-16, not UTF-8; save it as CSV UTF-8 (comma-separated)"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # its byte-order mark says UTF-16; a line count of b"\n" would be wrong
+        return f"batch file {path} is not valid UTF-16 (byte {err.start}); save it as CSV UTF-8"
     line = data.count(b"\n", 0, err.start) + 1
     return f"batch file {path} is not UTF-8 (line {line}, byte {err.start}); save it as UTF-8"
 

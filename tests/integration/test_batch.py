@@ -449,20 +449,24 @@ def test_an_output_that_is_a_folder_is_refused_before_any_row(piper_voice, tmp_p
     assert outputs(out) == [] and (out / "two.wav").is_dir()
 
 
-def test_a_batch_file_not_in_utf8_says_the_line_or_that_it_is_utf16(tmp_path):
+def test_a_batch_file_not_in_utf8_says_the_line_or_that_it_is_utf16(piper_voice, tmp_path):
     """A stray Latin-1 byte in a file of thousands of lines was only "byte 41503"; a spreadsheet's "Unicode text" export
-    (UTF-16) was "not UTF-8 (byte 0)"."""
+    (UTF-16, tabs) was "not UTF-8 (byte 0)", then "UTF-16, not UTF-8": it is read now, as the book reader reads it."""
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text,output\nOne.,a.wav\nCafé olé.,b.wav\n".encode("latin-1"))
-    wide = tmp_path / "wide.csv"
-    wide.write_bytes("text,output\nOne.,a.wav\n".encode("utf-16"))
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes("text,output\nOne.,a.wav\n".encode("utf-16") + b"\x00\xd8")  # a lone surrogate
     said = {}
-    for sheet in (latin, wide):
+    for sheet in (latin, broken):
         done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--dry-run")
         said[sheet.name] = done.stderr.decode()
         assert done.returncode == 3 and said[sheet.name].count("\n") == 1, said[sheet.name]
     assert "is not UTF-8 (line 3, byte 26); save it as UTF-8" in said["latin.csv"]
-    assert "is UTF-16, not UTF-8; save it as CSV UTF-8" in said["wide.csv"]
+    assert "is not valid UTF-16 (byte " in said["broken.csv"] and "save it as CSV UTF-8" in said["broken.csv"]
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes("Text\tOutput\r\nCafé olé.\ta.wav\r\n".encode("utf-16"))
+    done = run_cli("batch", str(wide), "-o", str(tmp_path / "out"), "--model", str(piper_voice))
+    assert done.returncode == 0 and outputs(tmp_path / "out") == ["a.wav"], done.stderr.decode()
 
 
 def test_a_batch_file_on_stdin_reads_its_paths_from_the_current_folder(piper_voice, tmp_path):

@@ -200,7 +200,8 @@ def _profile_name(picked: str, done: str) -> str:
 def batch_tab(page: Any) -> None:
     import gradio as gr
 
-    gr.Markdown("A CSV with the columns `text`, `output` and one of `reference` (a file uploaded here), `voice` (a cloned voice) "
+    gr.Markdown("A CSV with the columns `text`, `output` (or an `id`: the row's file is then `ID.wav`; the extension picks "
+                "wav, flac, ogg, mp3 or opus) and one of `reference` (a file uploaded here), `voice` (a cloned voice) "
                 "or `model` (a Piper voice); optional `language`, `speaker`. A row with a `source` (a recording uploaded here) and no "
                 "`text` converts that recording into the voice of its `reference` or `voice`. Each row is checked before anything runs.")
     with gr.Row():

@@ -284,6 +284,17 @@ def test_a_sheet_keyed_by_id_names_its_files_by_id(piper_voice, tmp_path):
     assert not (tmp_path / "o2").exists()
 
 
+def test_a_piper_rows_language_is_fine_where_its_voice_speaks_it(piper_voice, tmp_path):
+    """A sheet giving every row its language (as its XTTS rows need) had each Piper row refused: "the language column is
+    for XTTS rows". The voice's own language (en, en-US, EN_us for an en-us voice) is accepted; another one is refused."""
+    sheet = write_csv(tmp_path / "lines.csv", "text,output,language\nA.,a.wav,en\nB.,b.wav,en-US\nC.,c.wav,EN_us\nD.,d.wav,\n")
+    done = run_cli("batch", str(sheet), "--output-dir", str(tmp_path / "out"), "--model", str(piper_voice))
+    assert done.returncode == 0 and outputs(tmp_path / "out") == ["a.wav", "b.wav", "c.wav", "d.wav"], done.stderr.decode()
+    other = write_csv(tmp_path / "other.csv", "text,output,language\nA.,a.wav,de\n")
+    done = run_cli("batch", str(other), "--output-dir", str(tmp_path / "o2"), "--model", str(piper_voice))
+    assert done.returncode == 3 and "other.csv:2: the row's language is 'de', but its Piper voice speaks en-us" in done.stderr.decode()
+
+
 def test_an_output_folder_moved_or_copied_elsewhere_resumes(piper_voice, tmp_path):
     """The manifest kept each output's absolute path: a folder copied to another disk (or mounted elsewhere) made every
     row again ("40 done, 0 already complete")."""

@@ -64,6 +64,21 @@ def prepare_installed(model: Path, scope: Scope) -> None:
                     model.name, why[:200])
 
 
+def _check_language(language: str, model: Path) -> None:
+    """A row's language, where the voice speaks it (a sheet's ``en`` on every row, as its XTTS rows need, was refused on
+    each Piper row: "the language column is for XTTS rows"); :class:`InputError` where it does not, or cannot say."""
+    try:
+        voice = read_voice_config(Path(f"{model}.json"))
+    except InputError:
+        voice = {}
+    speaks = str((voice.get("language") or {}).get("code") or (voice.get("espeak") or {}).get("voice") or "")
+    if not speaks:
+        raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language: leave it empty")
+    if language.replace("_", "-").split("-")[0].lower() != speaks.replace("_", "-").split("-")[0].lower():
+        raise InputError(f"the row's language is '{language[:20]}', but its Piper voice speaks {speaks}: choose a voice that "
+                         "speaks it, or leave the language empty")
+
+
 def _cache_files(scope: Scope, name: str) -> list[Path]:
     """The cache's entries for installed voice ``name`` as it is now (:func:`.batching.cache_files`)."""
     model = piper_dir(scope.cache) / f"{name}.onnx"
@@ -195,14 +210,14 @@ class PiperSide(RequestSide):
         model = v.get("model") or row.model
         if not model:
             raise InputError(f"a {self.name} row needs a voice: fill the 'model' column or pass --model")
-        if v.get("language"):
-            raise InputError("the language column is for XTTS rows; a Piper voice speaks its own language")
         config = row.config
         path = row.path(model)
         if not path.exists() and looks_like_name(model):
             if row.dry_run and config.models.auto_download and not is_installed(model, row.cache):
                 raise WouldFetch(model)
             path = Path(resolve_piper_model(model, config.models.catalog_url, row.cache, config.models.auto_download, row.progress))
+        if v.get("language"):
+            _check_language(v["language"], path)
         return make_job(PiperRequest(str(path), row.text, str(row.output), config.piper, config.device, str(row.cache),
                                      config_json=v.get("config_json") or None, speaker=v.get("speaker") or None, backend=self.name,
                                      reading=row.reading))

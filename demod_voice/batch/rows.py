@@ -43,6 +43,8 @@ OUTPUT_COLUMNS = ("reference", "text", "output", "language", "speaker", "backend
 """The columns a checked remote CSV is written with (``reference`` and ``source`` name only files uploaded with the job)."""
 FILE_COLUMNS = ("file", "filename", "file name", "file_name", "wav", "audio", "path")
 """Headers people give the output's column: refused (``file`` could as well be an input), saying to rename it."""
+WORKBOOKS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+"""How a workbook begins: a zip (.xlsx, .ods, .numbers) or an OLE file (Excel's .xls before 2007)."""
 MAX_PROBLEMS_SHOWN = 5
 MAX_OUTPUT_BYTES = 1024
 """Bytes of a row's output path (Linux's paths end at 4,096 with the output folder's: one past them was an internal
@@ -82,6 +84,9 @@ def read_rows(path: Path, stdin: bool = False) -> list[Row]:
         data = sys.stdin.buffer.read() if stdin else path.read_bytes()
         # Excel's "Unicode Text" (tabs, UTF-16 with a byte-order mark, which says so; before Excel 2016 its only export
         # that keeps an é) was refused as "UTF-16, not UTF-8", as the book reader once refused Notepad's
+        if data.startswith(WORKBOOKS):  # was "not UTF-8 (line 1, byte 10); save it as UTF-8"
+            raise InputError(f"batch file {shown} is a spreadsheet workbook (.xlsx, .ods, .xls), not CSV: save the sheet as "
+                             "CSV UTF-8 (File, Save As) and give that file")
         encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
         text = data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # as a text-mode read gives it
     except FileNotFoundError:

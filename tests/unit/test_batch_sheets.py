@@ -75,3 +75,12 @@ def test_a_sheet_saved_where_the_decimal_mark_is_a_comma_is_read(tmp_path, mark)
     shifted = tmp_path / "shifted.csv"  # an unquoted separator in a text still moves the columns after it, and is said
     shifted.write_text(f"text{mark}output\nHallo{mark} Welt.{mark}a.wav\n")
     assert [row.extra for row in read_rows(shifted)] == [("a.wav",)]
+
+
+@pytest.mark.parametrize("start", [b"PK\x03\x04\x14\x00\x06\x00\x08\x00", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00"])
+def test_a_workbook_given_for_the_csv_says_to_save_it_as_csv(tmp_path, start):
+    """``batch lines.xlsx`` (the sheet itself, not its CSV) said "not UTF-8 (line 1, byte 10); save it as UTF-8"."""
+    book = tmp_path / "lines.xlsx"
+    book.write_bytes(start + bytes(range(256)))
+    with pytest.raises(InputError, match=r"is a spreadsheet workbook \(\.xlsx, \.ods, \.xls\), not CSV: save the sheet as CSV UTF-8"):
+        read_rows(book)

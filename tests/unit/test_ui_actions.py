@@ -662,3 +662,20 @@ def test_a_limit_is_said_on_the_page_without_the_servers_setting_name():
     assert shown.endswith("this server takes at most 4096 per request: split the text") and "serve." not in shown, shown
     late = SimpleNamespace(error="the speech was not finished within 300 s (serve.limits.deadline_seconds)")
     assert summary(late) == "Could not speak: the speech was not finished within 300 s"
+
+
+def test_the_pages_queue_holds_as_many_waiting_calls_as_the_engine(tmp_path):
+    """Gradio's queue (calls waiting for one of its running places) had no bound: a flood of calls was held in memory,
+    each with its inputs, and every person's click waited behind all of it. It holds ``engine.max_queued`` calls, and
+    one more is refused at once (Gradio's 503: the page says the server is busy)."""
+    pytest.importorskip("gradio")
+    from demod_voice.config import load_config
+    from demod_voice.serve.ui.tabs import build_page
+
+    config, _ = load_config(env={}, overrides={"engine.max_queued": 3}, without_file=True)
+    blocks = build_page(SimpleNamespace(state=SimpleNamespace()), config, True, tmp_path)
+    queue = blocks._queue
+    waiting = queue.event_queue_per_concurrency_id.setdefault("flood", SimpleNamespace(queue=[]))
+    waiting.queue.extend([object()] * 3)
+    full = asyncio.run(queue.push(SimpleNamespace(fn_index=0), None, None))
+    assert full[0] is False and full[2] == "queue_full", full

@@ -120,8 +120,10 @@ def build_page(app: Any, config: Any, keyed: bool, uploads: Path) -> Any:
         gr.on([blocks.load, page.key.change, *[tab.select for tab in tabs]], refresh, inputs=[page.key, seen, *page.pickers],
               outputs=[*outputs, seen], trigger_mode="always_last", show_progress="hidden")
     # Gradio runs one call of each event at a time unless told otherwise: two people pressing Speak would
-    # wait for each other. The engine has its own bounded queue (429 words when full), so Gradio's is not bounded.
-    blocks.queue(default_concurrency_limit=None)
+    # wait for each other. Its queue (calls waiting for one of its 40 running places) holds as many as the engine's
+    # (engine.max_queued): unbounded, a flood of calls was held in memory, each with its inputs, and every person's
+    # click waited behind all of it. Past it a call is refused at once (503; the page says the server is busy).
+    blocks.queue(default_concurrency_limit=None, max_size=config.engine.max_queued)
     quiet_refusals(blocks)
     remember_clients(blocks)
     return blocks

@@ -213,6 +213,9 @@ class ServeLimits:
                                       "files pass it.", minimum=0.01)
     max_batch_seconds: float = _opt(3600.0, "Seconds one batch job may run; its remaining rows are cancelled then.", minimum=1.0)
     max_batch_jobs_per_key: int = _opt(4, "Batch jobs one API key may have queued or running at once (more: 429).", minimum=1)
+    max_voices_per_key: int = _opt(100, "Voices one API key may keep on the server (enrolled or imported by it and not deleted; "
+                                   "an admin key, and a server without keys, have no limit); more: HTTP 403 (0: no limit).",
+                                   minimum=0)
     max_page_storage_mb: float = _opt(1000.0, "Disk space the web page's files (uploads, recordings, downloads) may take, all "
                                       "together, in MB; past it the page's uploads get 507 until older files go (an hour after "
                                       "they were made).", minimum=1.0)

@@ -56,6 +56,8 @@ class ServeContext:
     """Voice profiles read by this server, by file, with the (mtime, size) they were read at."""
     enrolling: set = field(default_factory=set)
     """Names of cloned voices whose enrollment or import is under way (a second one of the same name is refused)."""
+    enrolling_owners: dict = field(default_factory=dict)
+    """The same names -> the owner id of the key whose request holds each (counted in that key's voices)."""
     failed_keys: Optional[FailedKeys] = None
     """Wrong API keys by client address (:mod:`demod_voice.serve.throttle`); ``None`` without keys."""
     extras: dict = field(default_factory=dict)

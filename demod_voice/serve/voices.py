@@ -19,6 +19,7 @@ such as ``xtts``; empty) leave the choice to ``voice``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -271,3 +272,21 @@ def remove_side_files(ctx: Any, name: str, references: tuple[str, ...] = ()) -> 
         os.unlink(side)
     except FileNotFoundError:
         pass
+
+
+def side_car(ctx: Any, name: str) -> dict:
+    """What the server keeps about enrolled voice ``name`` besides its profile (``language``, ``owner``); ``{}`` when
+    nothing, or nothing readable (a voice enrolled by the command line, or before the server kept it)."""
+    try:
+        found = json.loads((ctx.data_dir / "voices" / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def owned_voices(ctx: Any, owner: str) -> set[str]:
+    """The enrolled voices that the key with owner id ``owner`` enrolled or imported, and that are still there."""
+    folder = ctx.data_dir / "voices"
+    names = [side.name[: -len(".json")] for side in folder.glob("*.json")] if folder.is_dir() else []
+    return {name for name in names if NAME.fullmatch(name) and side_car(ctx, name).get("owner") == owner
+            and (ctx.profiles / f"{name}.npz").is_file()}

@@ -379,3 +379,35 @@ def test_speech_reads_a_chat_models_markdown_as_its_words_unless_normalize_is_of
         for text, normalize in ((reply, True), (reply, False), (ssml, True)):
             assert client.post("/v1/audio/speech", json={**SPEECH, "input": text, "normalize": normalize}).status_code == 404
     assert spoken == ["Done. See the forecast.", reply, ssml], spoken
+
+
+def test_one_key_cannot_fill_the_disk_with_voices(tmp_path):
+    """Any ``enroll`` key could enroll or import voices without end (a profile may be 16 MB), until the server's disk was
+    full. A key keeps at most ``serve.limits.max_voices_per_key``: one more is 403 ``too_many_voices`` saying what to do;
+    replacing one of its own, or one deleted first, is not one more; another key and an admin key are not held by it."""
+    import numpy as np
+
+    from demod_voice.voices.profiles import write_profile
+
+    profile = tmp_path / "me.npz"
+    write_profile(profile, "me", "m" * 32, ["0" * 64], np.zeros((1, 32, 8), "float32"), np.zeros((1, 8, 1), "float32"))
+    keys = KeyRing({"enroll-key-0001": frozenset({"enroll"}), "enroll-key-0002": frozenset({"enroll"}),
+                    "admin-key-0003": frozenset({"admin"})})
+
+    def imported(client: TestClient, key: str, name: str, **fields: str):
+        return client.post("/v1/voices/import", headers={"Authorization": f"Bearer {key}"}, data={"name": name, **fields},
+                           files=[("file", ("me.npz", profile.read_bytes(), "application/octet-stream"))])
+
+    with app({"serve.limits.max_voices_per_key": 2}, keys=keys) as client:
+        assert [imported(client, "enroll-key-0001", name).status_code for name in ("a", "b")] == [201, 201]
+        refused = imported(client, "enroll-key-0001", "c")
+        error = refused.json()["error"]
+        assert refused.status_code == 403 and error["code"] == "too_many_voices", refused.text
+        assert "keeps 2 voices" in error["message"] and "DELETE /v1/voices/ID" in error["message"], error
+        assert client.get("/v1/voices/c", headers={"Authorization": "Bearer enroll-key-0001"}).status_code == 404
+        assert imported(client, "enroll-key-0001", "a", force="true").status_code == 201  # its own, replaced
+        assert imported(client, "enroll-key-0002", "c").status_code == 201  # another key's own count
+        assert imported(client, "admin-key-0003", "d").status_code == 201
+        deleted = client.delete("/v1/voices/b", headers={"Authorization": "Bearer enroll-key-0001"})
+        assert deleted.status_code == 200, deleted.text
+        assert imported(client, "enroll-key-0001", "e").status_code == 201

@@ -48,3 +48,6 @@ def require(scope: str) -> Callable[[Request], Awaitable[Caller]]:
 
 Speaker = Annotated[Caller, Depends(require("speak"))]
 """The caller of a route every ``speak`` key may use (FastAPI caches it per request: checked once)."""
+
+Enroller = Annotated[Caller, Depends(require("enroll"))]
+"""The caller of a route that makes or changes voices (``enroll`` keys); enrolled voices count against its key."""

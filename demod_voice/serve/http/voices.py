@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
@@ -29,19 +29,22 @@ from demod_voice.engine.handles import Priority
 from demod_voice.errors import DemodVoiceError, InputError, QueueFull
 from demod_voice.models.registry import installed_xtts_identity
 from demod_voice.paths import write_text_atomic
+from demod_voice.serve.auth import Caller
 from demod_voice.serve.errors import ApiError, file_name_shown, from_engine
-from demod_voice.serve.http.deps import Context, require
+from demod_voice.serve.http.deps import Context, Enroller, require
 from demod_voice.serve.limits import check_voice_id, deadline_error, queue_full, save_upload
 from demod_voice.serve.uploads import decode_uploads, read_form
 from demod_voice.serve.voices import (
     ENROLLING_RETRY_AFTER,
     find_voice,
     load_profile,
+    owned_voices,
     profile_path,
     refuse_if_enrolling,
     remove_side_files,
     reserved_names,
     scope,
+    side_car,
     voice_language,
 )
 from demod_voice.voices.making import NameTaken, check_free, recordings_of, save_enrolled
@@ -145,7 +148,7 @@ async def rename(voice_id: str, change: Rename, ctx: Context) -> dict:
             raise ApiError(409, f"a voice '{new}' exists already: pick another name, or delete that one first", code="voice_exists")
         language = voice_language(ctx, old)
         await asyncio.to_thread(write_renamed, profile, target, new, profile.created, language)
-        _write_side(ctx, new, language)
+        _write_side(ctx, new, language, side_car(ctx, old).get("owner"))
         profile_path(ctx, old).unlink(missing_ok=True)
         remove_side_files(ctx, old)
     return _describe(ctx, new)
@@ -159,7 +162,7 @@ async def download(voice_id: str, ctx: Context) -> FileResponse:
 
 
 @manage.post("/v1/voices/import", status_code=201)
-async def import_voice(request: Request, ctx: Context) -> JSONResponse:
+async def import_voice(request: Request, ctx: Context, caller: Enroller) -> JSONResponse:
     """Install a downloaded profile (multipart ``file``; ``name`` installs it under another name than it was exported with,
     as ``voices import --name`` does: two people's exports both called 'me'; ``force=true`` replaces one of the same name)."""
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, ("file", *FILE_FIELDS))
@@ -191,8 +194,9 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
         name = renamed or profile.name
         free_name(ctx, name)
         target = profile_path(ctx, name)
-        with claimed(ctx, name):
+        with claimed(ctx, name, caller.owner):
             _refuse_existing(target, name, form, "import it under another name (the field 'name'), ")
+            within_quota(ctx, caller, name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if again:
                 await _condition(ctx, name, recordings, target, language)
@@ -200,12 +204,12 @@ async def import_voice(request: Request, ctx: Context) -> JSONResponse:
                 shutil.move(str(saved), target)
             else:  # the name and language are inside the file, under its digest
                 await asyncio.to_thread(write_renamed, profile, target, name, profile.created, given)
-            _write_side(ctx, name, language)
+            _write_side(ctx, name, language, caller.owner)
     return JSONResponse(_describe(ctx, name), status_code=201)
 
 
 @manage.post("/v1/voices", status_code=201)
-async def enroll(request: Request, ctx: Context) -> JSONResponse:
+async def enroll(request: Request, ctx: Context, caller: Enroller) -> JSONResponse:
     """Enroll a voice from reference recordings (multipart: ``name``, ``files`` (one or more), ``language``, ``force``)."""
     form = await read_form(request, ctx.settings.limits, MAX_FILES + 1, FILE_FIELDS)
     if not str(form.get("name") or "").strip():  # was "'' is not a valid voice id": the client had sent no name at all
@@ -221,11 +225,12 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     free_name(ctx, name)
     target = profile_path(ctx, name)
     _refuse_existing(target, name, form)
-    with claimed(ctx, name), tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
+    within_quota(ctx, caller, name)
+    with claimed(ctx, name, caller.owner), tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
         warnings = await asyncio.to_thread(_warnings, references, ctx.settings.limits.max_reference_seconds)
         profile = await _condition(ctx, name, references, target, language)
-        _write_side(ctx, name, language)
+        _write_side(ctx, name, language, caller.owner)
     return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
                         status_code=201)
 
@@ -274,7 +279,7 @@ def not_aliased(ctx: Any, name: str, done: str) -> None:
 
 
 @contextmanager
-def claimed(ctx: Any, name: str) -> Iterator[None]:
+def claimed(ctx: Any, name: str, owner: Optional[str] = None) -> Iterator[None]:
     """The name ``name`` held by this request until its voice is stored (or it failed): 409 while another request holds
     it. Two enrollments of one name at once were each answered 201 with their own digest, and only the last one written
     was kept: the other client spoke with a voice it had not enrolled. (The check and the claim run on the event loop
@@ -284,10 +289,13 @@ def claimed(ctx: Any, name: str) -> Iterator[None]:
                             "(then send force=true to replace it), or give this voice another name", code="voice_busy",
                        headers={"Retry-After": ENROLLING_RETRY_AFTER})
     ctx.enrolling.add(name)
+    if owner is not None:
+        ctx.enrolling_owners[name] = owner
     try:
         yield
     finally:
         ctx.enrolling.discard(name)
+        ctx.enrolling_owners.pop(name, None)
 
 
 def _refuse_existing(target: Path, name: str, form: Any, other: str = "") -> None:
@@ -319,7 +327,25 @@ async def _condition(ctx: Any, name: str, references: list[tuple[Path, float]], 
         raise from_engine(err) from None
 
 
-def _write_side(ctx: Any, name: str, language: str) -> None:
+def _write_side(ctx: Any, name: str, language: str, owner: Optional[str]) -> None:
+    """The voice's side-car: its language, and the owner id of the key that enrolled it (its share of
+    ``max_voices_per_key``; never the key itself)."""
     side = ctx.data_dir / "voices" / f"{name}.json"
     side.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(side, json.dumps({"language": language}))
+    write_text_atomic(side, json.dumps({"language": language, **({"owner": owner} if owner is not None else {})}))
+
+
+def within_quota(ctx: Any, caller: Caller, name: str) -> None:
+    """403 when ``caller``'s key keeps ``serve.limits.max_voices_per_key`` voices already (its enrollments under way
+    included; the voice ``name`` it replaces not counted): one key could fill the server's disk with voices, 16 MB each.
+    An admin key (every caller on a server without keys) has no limit. Called with no await before the name's claim, so
+    two requests of one key cannot both take the last place."""
+    limit = ctx.settings.limits.max_voices_per_key
+    if not limit or caller.may("admin"):
+        return
+    held = owned_voices(ctx, caller.owner) | {n for n, owner in ctx.enrolling_owners.items() if owner == caller.owner}
+    held.discard(name)
+    if len(held) >= limit:
+        raise ApiError(403, f"this API key keeps {len(held)} voices on this server, as many as one key may "
+                            f"(serve.limits.max_voices_per_key): delete one it no longer needs (DELETE /v1/voices/ID), "
+                            "replace one with force=true, or ask the server's administrator for more", code="too_many_voices")

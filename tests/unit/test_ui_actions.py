@@ -679,3 +679,19 @@ def test_the_pages_queue_holds_as_many_waiting_calls_as_the_engine(tmp_path):
     waiting.queue.extend([object()] * 3)
     full = asyncio.run(queue.push(SimpleNamespace(fn_index=0), None, None))
     assert full[0] is False and full[2] == "queue_full", full
+
+
+def test_a_key_with_as_many_voices_as_it_may_keep_is_told_on_the_page_what_it_can_do():
+    """The API's refusal says to DELETE a voice or send force=true: neither is anything the page's user can type."""
+    from pathlib import Path
+
+    pytest.importorskip("fastapi")
+    from demod_voice.serve.http.voices import within_quota
+
+    ctx = SimpleNamespace(settings=SimpleNamespace(limits=SimpleNamespace(max_voices_per_key=1)), enrolling_owners={"a": "k1"},
+                          data_dir=Path("/nonexistent"), profiles=Path("/nonexistent"))
+    with pytest.raises(Exception) as refused:
+        within_quota(ctx, SimpleNamespace(owner="k1", may=lambda scope: False), "b")
+    shown = failed(UiError(str(refused.value)))
+    assert "delete one it no longer needs (Voices tab) or ask" in shown, shown
+    assert "force=true" not in shown and "/v1/" not in shown and "serve." not in shown, shown

@@ -346,6 +346,6 @@ def within_quota(ctx: Any, caller: Caller, name: str) -> None:
     held = owned_voices(ctx, caller.owner) | {n for n, owner in ctx.enrolling_owners.items() if owner == caller.owner}
     held.discard(name)
     if len(held) >= limit:
-        raise ApiError(403, f"this API key keeps {len(held)} voices on this server, as many as one key may "
+        raise ApiError(403, f"this API key keeps {len(held)} voice{'s' if len(held) != 1 else ''} on this server, as many as one key may "
                             f"(serve.limits.max_voices_per_key): delete one it no longer needs (DELETE /v1/voices/ID), "
                             "replace one with force=true, or ask the server's administrator for more", code="too_many_voices")

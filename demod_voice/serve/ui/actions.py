@@ -416,6 +416,7 @@ PAGE_WORDS = {
     "delete it first, import it under another name (the field 'name'), or send force=true":
         "delete it first, or type another name in 'Import as'",
     " (then send force=true to replace it)": "",  # a second enrollment of one name at once: the page cannot replace a voice
+    " (DELETE /v1/voices/ID), replace one with force=true,": " (Voices tab)",  # a key with as many voices as it may keep
     "' here (GET /v1/audio/voices)": "' here (any more: it was deleted or renamed): pick another voice",
     "' (GET /v1/voices lists them)": "' here (any more: it was deleted or renamed): pick another voice",
 }

@@ -695,3 +695,29 @@ def test_a_key_with_as_many_voices_as_it_may_keep_is_told_on_the_page_what_it_ca
     shown = failed(UiError(str(refused.value)))
     assert "delete one it no longer needs (Voices tab) or ask" in shown, shown
     assert "force=true" not in shown and "/v1/" not in shown and "serve." not in shown, shown
+
+
+@pytest.mark.parametrize("origin, scheme", [("https://tts.example.org", "https"), ("http://tts.example.org", "http"),
+                                            ("https://other.example", "http"), ("", "http")])
+def test_files_an_event_hands_out_are_linked_with_the_scheme_the_page_was_loaded_with(origin, scheme):
+    """Behind a TLS proxy that passes Host but no X-Forwarded-Proto (security.md's nginx recipe), Gradio linked a
+    downloaded profile, a batch's zip, a conversion as http://tts.example.org/ui/gradio_api/file=...: the browser's
+    download failed (the proxy's port speaks TLS). The page's own https origin, on the server's own host, says how the
+    page was reached; another site's origin says nothing."""
+    pytest.importorskip("gradio")
+    from gradio.route_utils import get_root_url
+    from starlette.requests import Request
+
+    from demod_voice.serve.ui.guard import PageHeaders
+
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen["root"] = get_root_url(Request(scope), "/gradio_api/queue/join", None)
+
+    settings = SimpleNamespace(trusted_origins=None, cors_origins=None)
+    headers = [(b"host", b"tts.example.org"), *([(b"origin", origin.encode())] if origin else [])]
+    scope = {"type": "http", "method": "POST", "scheme": "http", "path": "/ui/gradio_api/queue/join", "root_path": "",
+             "query_string": b"", "headers": headers, "server": ("127.0.0.1", 5002)}
+    asyncio.run(PageHeaders(inner, "/ui", settings)(scope, None, None))
+    assert seen["root"] == f"{scheme}://tts.example.org/ui", seen

@@ -384,9 +384,15 @@ class PageHeaders:
         if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")):
             await self.app(scope, receive, send)
             return
-        origin = _headers(scope).get("origin", "").strip().rstrip("/")
+        headers = _headers(scope)
+        origin = headers.get("origin", "").strip().rstrip("/")
         shared = "*" in self.cors or origin in self.cors
         started = False
+        if origin == f"https://{headers.get('host', '')}" and "x-forwarded-proto" not in headers and scope.get("scheme") == "http":
+            # The page was loaded over https (a TLS proxy in front) that did not say so: Gradio wrote the links of the
+            # files an event hands out (a profile, a batch's zip, a conversion) as http://, which the browser could not
+            # fetch (the proxy's port speaks TLS; a plain port is mixed content). The page's own origin says it.
+            scope = {**scope, "headers": [*scope.get("headers", []), (b"x-forwarded-proto", b"https")]}
 
         async def headed(message: dict) -> None:
             nonlocal started

@@ -59,6 +59,9 @@ def configure_logging(level: int, times: Optional[bool] = None) -> None:
     logging.captureWarnings(True)
     if level > logging.DEBUG:
         logging.getLogger("py.warnings").setLevel(logging.ERROR)
+        # httpx says each request it sends at info: the web page's calls to the server's own API (in process) read, at
+        # -v, as requests the server sent out
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def line(message: str) -> str:

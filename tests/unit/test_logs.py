@@ -101,3 +101,28 @@ def test_a_books_and_a_trainings_progress_in_a_log_file_begin_as_the_logs_own_li
     lines = _lines_on(kind, tmp_path, BOOK_AND_TRAINING)
     assert len(lines) == 3 and "chapter 1: 12 takes made" in lines[0] and "epoch 1/2" in lines[1], lines
     assert all(bool(STAMPED.match(line)) == (kind == "file") for line in lines), lines
+
+
+@pytest.mark.parametrize("level, shown", [("INFO", False), ("DEBUG", True)])
+def test_the_pages_calls_to_its_own_api_are_not_logged_as_http_requests_at_v(level, shown):
+    """At ``serve -v`` every action on the web page (its calls to the server's own API, in process through httpx) added a
+    line "HTTP Request: POST http://127.0.0.1/v1/voices "HTTP/1.1 403 Forbidden"" beside the refusal's own line: an
+    administrator read it as a request the server sent out. httpx's request lines are for ``-vv``."""
+    code = f"""
+import asyncio, logging
+import httpx
+from demod_voice.logs import configure_logging
+configure_logging(logging.{level})
+
+async def app(scope, receive, send):
+    await send({{"type": "http.response.start", "status": 200, "headers": []}})
+    await send({{"type": "http.response.body", "body": b"{{}}"}})
+
+async def call():
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        await client.get("/v1/voices")
+
+asyncio.run(call())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert ("HTTP Request: GET http://127.0.0.1/v1/voices" in done.stderr) is shown, done.stderr

@@ -136,6 +136,9 @@ class BookSettings:
                                               "(4000: about 25 hours at 22.05 kHz); past it the book stops (state 'failed').",
                                       minimum=1.0)
     serve_max_seconds: float = _opt(86400.0, "Seconds one book on the server may run; then it stops (state 'failed').", minimum=1.0)
+    serve_max_kept_per_key: int = _opt(10, "Books one API key may have on the server, finished ones kept for download "
+                                           "included (each up to serve_max_output_mb); more: 403 until it deletes one or "
+                                           "one expires (serve_keep_hours). 0: no limit.", minimum=0)
     serve_keep_hours: float = _opt(72.0, "Finished books and their files are deleted from the server this long after they end "
                                          "(0: kept).", minimum=0.0)
 
@@ -213,6 +216,9 @@ class ServeLimits:
                                       "files pass it.", minimum=0.01)
     max_batch_seconds: float = _opt(3600.0, "Seconds one batch job may run; its remaining rows are cancelled then.", minimum=1.0)
     max_batch_jobs_per_key: int = _opt(4, "Batch jobs one API key may have queued or running at once (more: 429).", minimum=1)
+    max_batch_jobs_kept_per_key: int = _opt(50, "Batch jobs one API key may have on the server, finished ones kept for "
+                                                "download included (each up to max_batch_output_mb); more: 403 until it "
+                                                "deletes one or one expires (serve.batch_keep_hours). 0: no limit.", minimum=0)
     max_voices_per_key: int = _opt(100, "Voices one API key may keep on the server (enrolled or imported by it and not deleted; "
                                    "an admin key, and a server without keys, have no limit); more: HTTP 403 (0: no limit).",
                                    minimum=0)

@@ -411,3 +411,33 @@ def test_one_key_cannot_fill_the_disk_with_voices(tmp_path):
         deleted = client.delete("/v1/voices/b", headers={"Authorization": "Bearer enroll-key-0001"})
         assert deleted.status_code == 200, deleted.text
         assert imported(client, "enroll-key-0001", "e").status_code == 201
+
+
+def test_one_key_cannot_fill_the_disk_with_finished_batch_jobs():
+    """Finished batch jobs were bounded only by their keep time (24 h): a key could start one after another, each up to
+    max_batch_output_mb, until the server's disk was full. A key keeps at most max_batch_jobs_kept_per_key jobs, finished
+    ones included: one more is 403 ``too_many_kept_jobs`` naming its oldest to delete; another key is not held by it."""
+    from demod_voice.serve.http import job_store
+    from demod_voice.serve.http.batch_jobs import BATCH
+
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"}), "speak-key-0002": frozenset({"speak"})})
+    with app({"serve.limits.max_batch_jobs_kept_per_key": 3}, keys=keys) as client:
+        ctx = client.app.state.ctx
+        owner, _ = ctx.keys.identify("Bearer speak-key-0001")
+        made = []
+        for hour in (3, 1, 2):
+            folder = job_store.reserve(ctx, BATCH, owner)
+            job_store.write_state(folder, state="done", finished=f"2026-12-07T0{hour}:00:00Z")
+            made.append(folder.name)
+        refused = client.post("/v1/batch", headers={"Authorization": "Bearer speak-key-0001"},
+                              files=[("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))])
+        error = refused.json()["error"]
+        assert refused.status_code == 403 and error["code"] == "too_many_kept_jobs", refused.text
+        assert f"its oldest: {made[1]}, {made[2]}, {made[0]}" in error["message"] and "DELETE /v1/batch/ID" in error["message"], error
+        other = client.post("/v1/batch", headers={"Authorization": "Bearer speak-key-0002"},
+                            files=[("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))])
+        assert other.status_code != 403, other.text
+        assert client.delete(f"/v1/batch/{made[1]}", headers={"Authorization": "Bearer speak-key-0001"}).status_code == 200
+        again = client.post("/v1/batch", headers={"Authorization": "Bearer speak-key-0001"},
+                            files=[("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))])
+        assert again.status_code != 403, again.text

@@ -41,7 +41,8 @@ from demod_voice.voices.profiles import REENROLL_HTTP, reenroll_advice
 log = logging.getLogger(__name__)
 
 BATCH = JobKind("batch", "batch", lambda ctx: ctx.settings.limits.max_batch_jobs_per_key, "serve.limits.max_batch_jobs_per_key",
-                lambda ctx: ctx.settings.batch_keep_hours, "serve.batch_keep_hours")
+                lambda ctx: ctx.settings.batch_keep_hours, "serve.batch_keep_hours",
+                lambda ctx: ctx.settings.limits.max_batch_jobs_kept_per_key, "serve.limits.max_batch_jobs_kept_per_key")
 """Batch jobs, kept and bounded by :mod:`demod_voice.serve.http.job_store`."""
 
 __all__ = ["ACTIVE", "BATCH", "JOB_ID", "STAMP", "Budget", "BudgetExceeded", "BudgetedEngine", "check_quota", "delete_job",

@@ -32,7 +32,8 @@ from demod_voice.serve.voices import UnknownVoice, find_voice, speak_with
 log = logging.getLogger(__name__)
 
 BOOK = JobKind("book", "books", lambda ctx: ctx.config.book.serve_max_jobs_per_key, "book.serve_max_jobs_per_key",
-               lambda ctx: ctx.config.book.serve_keep_hours, "book.serve_keep_hours")
+               lambda ctx: ctx.config.book.serve_keep_hours, "book.serve_keep_hours",
+               lambda ctx: ctx.config.book.serve_max_kept_per_key, "book.serve_max_kept_per_key")
 """Books, kept and bounded by :mod:`demod_voice.serve.http.job_store`."""
 SHOWN = ("id", "state", "stage", "done", "total", "chapter", "chapters", "takes", "audio_seconds", "failed_verification",
          "outputs", "error", "created", "finished")

@@ -60,6 +60,10 @@ class JobKind:
     """Hours a finished job is kept (0: kept), from the context."""
     keep_setting: str
     """The config key of :attr:`keep_hours`, named in the log."""
+    kept_per_key: Callable[[Any], int] = lambda ctx: 0
+    """Jobs one key may have at all, finished ones kept for download included (0: no limit), from the context."""
+    kept_setting: str = ""
+    """The config key of :attr:`kept_per_key`, named in the 403."""
 
 
 def jobs_dir(ctx: Any, kind: JobKind) -> Path:
@@ -155,19 +159,32 @@ def now() -> str:
 
 
 def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
-    """429 when ``owner`` already has as many unfinished jobs of ``kind`` as a key may."""
-    limit = kind.per_key(ctx)
-    active = 0
+    """429 when ``owner`` already has as many unfinished jobs of ``kind`` as a key may; 403 when it has as many jobs at all
+    (finished ones kept for download included) as a key may keep: finished jobs were bounded only by their keep time, and
+    one key could fill the server's disk with them, one job after another."""
+    limit, kept_limit = kind.per_key(ctx), kind.kept_per_key(ctx)
+    active, finished = 0, []
     for state_file in jobs_dir(ctx, kind).glob("*/job.json"):
         try:
             state = read_state(state_file.parent)
         except (OSError, ValueError):
             continue
-        active += state.get("owner", "") == owner and state.get("state") in (*ACTIVE, CHECKING)
+        if state.get("owner", "") != owner:
+            continue
+        if state.get("state") in (*ACTIVE, CHECKING):
+            active += 1
+        else:
+            finished.append((str(state.get("finished") or ""), state_file.parent.name))
     if active >= limit:
         raise ApiError(429, f"this key has {active} {kind.name} jobs queued or running; at most {limit} at once "
                             f"({kind.per_key_setting}): wait for one to finish, or delete one", "rate_limit_error",
                        "too_many_jobs", {"Retry-After": "10"})
+    if kept_limit and active + len(finished) >= kept_limit:
+        oldest = ", ".join(job_id for _, job_id in sorted(finished)[:3])
+        raise ApiError(403, f"this key has {active + len(finished)} {kind.name} jobs on the server, as many as one key may keep "
+                            f"({kind.kept_setting}): download the results it needs and delete them (DELETE /v1/{kind.folder}/ID; "
+                            f"its oldest: {oldest or 'none finished yet'}); finished ones are also deleted once their keep "
+                            "time is over", code="too_many_kept_jobs")
 
 
 def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:

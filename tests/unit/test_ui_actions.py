@@ -721,3 +721,18 @@ def test_files_an_event_hands_out_are_linked_with_the_scheme_the_page_was_loaded
              "query_string": b"", "headers": headers, "server": ("127.0.0.1", 5002)}
     asyncio.run(PageHeaders(inner, "/ui", settings)(scope, None, None))
     assert seen["root"] == f"{scheme}://tts.example.org/ui", seen
+
+
+def test_a_key_with_as_many_batch_jobs_as_it_may_keep_is_told_on_the_page_what_it_can_do(tmp_path):
+    """The API's refusal says to DELETE the key's oldest jobs by id: the page has no such button."""
+    from demod_voice.serve.http import job_store
+    from demod_voice.serve.http.batch_jobs import BATCH
+
+    limits = SimpleNamespace(max_batch_jobs_per_key=4, max_batch_jobs_kept_per_key=1)
+    ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(limits=limits))
+    job_store.write_state(job_store.reserve(ctx, BATCH, "k1"), state="done", finished="2026-12-07T01:00:00Z")
+    with pytest.raises(Exception) as refused:
+        job_store.reserve(ctx, BATCH, "k1")
+    shown = failed(UiError(str(refused.value)))
+    assert shown.endswith("as many as one key may keep: wait, or ask the server's administrator; finished ones are deleted "
+                          "anyway once their keep time is over"), shown

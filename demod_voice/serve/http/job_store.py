@@ -182,8 +182,8 @@ def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
     if kept_limit and active + len(finished) >= kept_limit:
         oldest = ", ".join(job_id for _, job_id in sorted(finished)[:3])
         raise ApiError(403, f"this key has {active + len(finished)} {kind.name} jobs on the server, as many as one key may keep "
-                            f"({kind.kept_setting}): download the results it needs and delete them (DELETE /v1/{kind.folder}/ID; "
-                            f"its oldest: {oldest or 'none finished yet'}); finished ones are also deleted once their keep "
+                            f"({kind.kept_setting}): delete those whose results it has downloaded (DELETE /v1/{kind.folder}/ID; "
+                            f"its oldest: {oldest or 'none finished yet'}); finished ones are deleted anyway once their keep "
                             "time is over", code="too_many_kept_jobs")
 
 

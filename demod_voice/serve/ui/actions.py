@@ -417,6 +417,7 @@ PAGE_WORDS = {
         "delete it first, or type another name in 'Import as'",
     " (then send force=true to replace it)": "",  # a second enrollment of one name at once: the page cannot replace a voice
     " (DELETE /v1/voices/ID), replace one with force=true,": " (Voices tab)",  # a key with as many voices as it may keep
+    "delete those whose results it has downloaded": "wait, or ask the server's administrator",  # as many jobs as it may keep
     "' here (GET /v1/audio/voices)": "' here (any more: it was deleted or renamed): pick another voice",
     "' (GET /v1/voices lists them)": "' here (any more: it was deleted or renamed): pick another voice",
 }
@@ -461,7 +462,7 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
     return table, f"All {len(rows)} rows can be made.", True
 
 
-_API_HINT = re.compile(r"\s*\((?:``)?GET /v1/[^)]*\)|: GET /v1/[\w/]+(?=\))")
+_API_HINT = re.compile(r"\s*\((?:``)?(?:GET|DELETE) /v1/[^)]*\)|: GET /v1/[\w/]+(?=\))")
 """An API client's hint in a message ("(GET /v1/audio/voices)", "(one this key may read: GET /v1/lexicons)"): the page
 shows its lists itself."""
 

@@ -736,3 +736,44 @@ def test_a_key_with_as_many_batch_jobs_as_it_may_keep_is_told_on_the_page_what_i
     shown = failed(UiError(str(refused.value)))
     assert shown.endswith("as many as one key may keep: wait, or ask the server's administrator; finished ones are deleted "
                           "anyway once their keep time is over"), shown
+
+
+def test_one_client_cannot_take_every_place_in_the_pages_queue(tmp_path):
+    """With the queue bounded, one client's flood of calls filled all of it and every other person's click was refused
+    as "busy". A client may have an eighth of its places waiting; one more of its calls is a 503 with Retry-After, and
+    another client's call still goes in."""
+    pytest.importorskip("gradio")
+    import json
+
+    from demod_voice.config import load_config
+    from demod_voice.serve.ui.guard import EventCalls
+    from demod_voice.serve.ui.tabs import build_page
+
+    config, _ = load_config(env={}, overrides={"engine.max_queued": 16}, without_file=True)
+    blocks = build_page(SimpleNamespace(state=SimpleNamespace()), config, True, tmp_path)
+    flood = [SimpleNamespace(request=SimpleNamespace(scope={"client": ("203.0.113.5", 4000 + n)})) for n in range(2)]
+    blocks._queue.event_queue_per_concurrency_id.setdefault("flood", SimpleNamespace(queue=[])).queue.extend(flood)
+    passed = []
+
+    async def gradio(scope, receive, send):
+        passed.append(scope["client"][0])
+
+    def join(address: str) -> list:
+        sent = []
+        body = json.dumps({"data": [], "fn_index": next(iter(blocks.fns)), "session_hash": "s1"}).encode()
+        scope = {"type": "http", "method": "POST", "path": "/ui/gradio_api/queue/join", "client": (address, 5000),
+                 "headers": [(b"content-type", b"application/json")], "query_string": b""}
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        asyncio.run(EventCalls(gradio, "/ui/gradio_api/", blocks)(scope, receive, send))
+        return sent
+
+    refused = join("203.0.113.5")
+    assert refused and refused[0]["status"] == 503 and (b"retry-after", b"5") in refused[0]["headers"], refused
+    assert b"its share of the server's queue" in refused[1]["body"], refused
+    assert join("198.51.100.7") == [] and passed == ["198.51.100.7"]

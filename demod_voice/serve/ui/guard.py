@@ -43,6 +43,15 @@ def _headers(scope: dict) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+QUEUE_SHARE = 8
+"""One client may have at most this part of the places in Gradio's queue (``engine.max_queued``) waiting at once."""
+
+
+def _ipv6_prefix(scope: dict) -> int:
+    ctx = getattr(getattr(scope.get("app"), "state", None), "ctx", None)
+    return getattr(getattr(ctx, "settings", None), "ipv6_prefix", 64)
+
+
 EVENT_CALLS = ("queue/join", "run/", "api/", "call/", "reset", "cancel")
 """The page's event calls (after ``gradio_api/``): each event checks the key its inputs carry, as the API would."""
 
@@ -309,11 +318,31 @@ class EventCalls:
             document = json.loads(body) if len(body) <= MAX_JSON else None
         except (ValueError, RecursionError):
             document = None  # not JSON: Gradio answers 422 for itself
-        problem = self._problem(called.groups() if called else ("queue", ""), document)
+        problem = self._problem(called.groups() if called else ("queue", ""), document) or self._crowded(scope)
         if problem is not None:
-            await JSONResponse({"detail": problem[1]}, status_code=problem[0])(scope, receive, send)
+            headers = {"Retry-After": "5"} if problem[0] == 503 else None
+            await JSONResponse({"detail": problem[1]}, status_code=problem[0], headers=headers)(scope, receive, send)
             return
         await self.app(scope, _replay(messages, receive), send)
+
+    def _crowded(self, scope: dict) -> Optional[tuple[int, str]]:
+        """503 for a client that has its share (an eighth) of the places in Gradio's queue waiting already: one client's
+        flood of calls filled the whole queue, and every other person's click was refused as "busy". Clients of a proxy
+        that hides their addresses are one client: only the queue's own bound holds them."""
+        queue = getattr(self.blocks, "_queue", None)
+        size = getattr(queue, "max_size", None)
+        who = clients.of(scope)
+        if not size or who.shared:
+            return None
+        prefix = _ipv6_prefix(scope)
+        me = clients.client_id(who.address, prefix)
+        waiting = sum(1 for events in queue.event_queue_per_concurrency_id.values() for event in events.queue
+                      if getattr(event, "request", None) is not None
+                      and clients.client_id(clients.of(event.request.scope).address, prefix) == me)
+        if waiting < max(1, size // QUEUE_SHARE):
+            return None
+        return 503, (f"this client has {waiting} calls waiting for the page already, its share of the server's queue: wait "
+                     "for them to finish, then try again")
 
     def _problem(self, route: tuple[str, str], document: Any) -> Optional[tuple[int, str]]:
         """(status, what to do) for a call Gradio would fail on, ``None`` for one it can take."""

@@ -441,3 +441,12 @@ def test_one_key_cannot_fill_the_disk_with_finished_batch_jobs():
         again = client.post("/v1/batch", headers={"Authorization": "Bearer speak-key-0001"},
                             files=[("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))])
         assert again.status_code != 403, again.text
+
+
+def test_a_browser_asking_for_the_icon_is_neither_refused_nor_logged(caplog):
+    """The browser asks for /favicon.ico on each view of /docs and /ui/; it was a 404, an error in its console and, at
+    -v, a line 'refused GET /favicon.ico from ...: 404' in the server's log for every visitor."""
+    with caplog.at_level(logging.INFO), app() as client:
+        answer = client.get("/favicon.ico")
+    assert answer.status_code == 204 and not answer.content, answer
+    assert not [r for r in caplog.records if r.name.startswith("demod_voice") and "favicon" in r.getMessage()], caplog.text

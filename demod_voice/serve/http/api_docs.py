@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.36.0/"
 """One release of Swagger UI's files (the npm package's folder on the CDN)."""
@@ -28,6 +28,13 @@ def add_docs(app: FastAPI) -> None:
     async def docs(request: Request) -> HTMLResponse:
         spec = request.scope.get("root_path", "") + (app.openapi_url or "/openapi.json")
         return HTMLResponse(page(app.title, spec))
+
+    # The server's pages (this one; the web page, whose icon Gradio's script sets only once it runs) name no icon as
+    # they load, so the browser asked for /favicon.ico on every view: a 404 in its console, and at -v a "refused" line
+    # in the server's log for each visitor. There is no icon.
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)
 
 
 def page(title: str, spec: str) -> str:

@@ -284,10 +284,14 @@ _ZULU = re.compile(r"(?<![\d.,:])\b((?:[01]?\d|2[0-3]):[0-5]\d)Z\b")
 _RATIO_AFTER = re.compile(r"\s*(?:scale|ratio|odds|aspect)\b", re.IGNORECASE)
 _RATIO_BEFORE = re.compile(r"\b(?:ratio|ratios|odds|scale)(?:\s+(?:of|is|was|at))?\s+$", re.IGNORECASE)
 _WRITTEN_UHR = re.compile(r"\b((?:[01]?\d|2[0-4]):[0-5]\d)\s+Uhr\b")
+_WRITTEN_OCLOCK = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4]):([0-5]\d)(\s*o['’]\s?clock\b)", re.IGNORECASE)
+"""``10:00 o'clock``: a time written with its "o'clock" (was "ten o'clock o'clock")."""
 
 
 def _times(text: str, table: Table) -> str:
     if table.code == "en":
+        # on the hour, the hour and its o'clock; past it, the time alone ("10:30 o'clock" is ten thirty)
+        text = _WRITTEN_OCLOCK.sub(lambda m: m.group(1) + m.group(3) if m.group(2) == "00" else f"{m.group(1)}:{m.group(2)}", text)
         text = _HOUR_RANGE.sub(r"\1 to ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +

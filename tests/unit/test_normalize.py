@@ -522,3 +522,13 @@ def test_a_year_in_roman_numerals_is_read_as_a_year(written, said):
 ])
 def test_pounds_shillings_and_pence_of_old_books_are_read_as_money(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The meeting is at 10:00 o'clock.", "The meeting is at ten o'clock."),  # "ten o'clock o'clock"
+    ("at 9:00 o’clock, not 10:30 o'clock", "at nine o’clock, not ten thirty"),
+    ("at 10 o'clock", "at ten o'clock"),
+])
+def test_a_time_written_with_its_oclock_says_it_once(written, said):
+    assert normalize(written, "en") == said
+

@@ -165,13 +165,50 @@ def _sums(text: str, table: Table) -> str:
 
 _DECADE = re.compile(r"(?<![\w.,'’])(?:(1[1-9]|20)(\d)0|['’]?([1-9])0)['’]?s\b")
 _TENS = ("", "tens", "twenties", "thirties", "forties", "fifties", "sixties", "seventies", "eighties", "nineties")
+_AN_AGE_OR_ERA = re.compile(r"(?:\b(?:the|her|his|their|my|your|our|its|whose|early|mid|late)\s+|\bmid-)$", re.IGNORECASE)
+"""What before "30s" makes it a decade or an age ("the 30s", "in her 30s", "the late 80s")."""
+_SECONDS_BEFORE = re.compile(r"(?:(?:^|\s)(?:wait|waits|waited|waiting|after|every|within|take|takes|took|taking|last|lasts|"
+                             r"lasted|lasting|about|around|approximately|roughly|nearly|almost|than|only|just|least|another|"
+                             r"extra|additional|first|next|sleep)\s+|[~≈]|\b(?:timeout|time-out|interval|delay|timer|duration|"
+                             r"ttl|cooldown|latency|wait)\b[^.!?;\n]{0,20})$", re.IGNORECASE)
+_SECONDS_IF_ALONE = re.compile(r"(?:^|\s)(?:in|for)\s+$", re.IGNORECASE)
+"""Before seconds when nothing but a clause's end or a small word follows ("retry in 30s", "hold for 30s then release"),
+before a decade when a noun does ("in 80s style", "for 80s fans")."""
+_NOUN_AFTER = re.compile(r"\s+(?!(?:and|or|but|then|more|before|after|until|while|to|with|at|on|so|if|each|per|max|or)\b)[a-z]")
+_DURATION_AFTER = re.compile(r"\s*(?:(later|ago|left|remaining|each|apiece|per|long|max|elapsed|of\s+(?:silence|audio|video|"
+                             r"footage|rest|inactivity))|timeouts?|time-out|timers?|delays?|intervals?|wait|cooldown|countdown|"
+                             r"pause|rest|break|window|limit|TTL|poll|polling|retry|retries|sleep|grace|clip|video|ad|plank|"
+                             r"hold|sprint|intro)\b", re.IGNORECASE)
+"""What after "30s" makes it a duration: a noun it measures ("a 30s timeout": a thirty-second timeout) or a word that
+follows a length of time ("30s later": thirty seconds later)."""
+
+
+def _seconds(m: re.Match[str], table: Table) -> str:
+    """"30s" (two digits, no apostrophe) said as a duration when the words around it say so ("a 30s timeout", "wait 30s",
+    "the timeout is 30s"), else ``""``: a decade or an age ("the 30s", "in her 30s", "80s music")."""
+    if m.group(0)[0] in "'’" or not m.group(3):
+        return ""
+    seconds = num.words(int(m.group(3)) * 10, table)
+    after = _DURATION_AFTER.match(m.string, m.end())
+    if after:
+        return f"{seconds} seconds" if after.group(1) else f"{seconds}-second"
+    before = m.string[max(0, m.start() - 40): m.start()]
+    if _AN_AGE_OR_ERA.search(before):
+        return ""
+    if _SECONDS_BEFORE.search(before) or (_SECONDS_IF_ALONE.search(before) and not _NOUN_AFTER.match(m.string, m.end())):
+        return f"{seconds} seconds"
+    return ""
 
 
 def _decades(text: str, table: Table) -> str:
     """The 1990s, the '90s, the 2010s, the 1800s: the nineteen nineties, the nineties, the twenty-tens, the eighteen
-    hundreds (they were left to espeak, which read "2010s" as digits)."""
+    hundreds (they were left to espeak, which read "2010s" as digits). "30s" said to be a duration by the words around
+    it is thirty seconds ("a 30s timeout" was "a thirties timeout")."""
 
     def said(m: re.Match[str]) -> str:
+        duration = _seconds(m, table)
+        if duration:
+            return duration
         if m.group(3):  # '90s, 60s
             return _TENS[int(m.group(3))]
         century, tens = m.group(1), int(m.group(2))
@@ -181,6 +218,27 @@ def _decades(text: str, table: Table) -> str:
         return f"{head} hundreds" if tens == 0 else f"{head}-{_TENS[tens]}" if century == "20" else f"{head} {_TENS[tens]}"
 
     return _DECADE.sub(said, text)
+
+
+_COMPOUND_DURATION = re.compile(r"(?<![\w.,:])\d+[dhms](?:[ ]?\d+(?:ms|[hms]))+(?!\w)")
+"""``1m 30s``, ``2h 30m``, ``1d 4h``: a length of time in its units, largest first (was "one meter thirties", "two hours
+thirty meters")."""
+_DURATION_UNITS = {"d": ("day", 0), "h": ("hour", 1), "m": ("minute", 2), "s": ("second", 3), "ms": ("millisecond", 4)}
+
+
+def _durations(text: str, table: Table) -> str:
+    """1m 30s, 2h 30m, 1h30m: one minute and thirty seconds, two hours and thirty minutes. Each unit once, largest first,
+    or it is left as written. Before the decades pass ("30s") and the units pass ("m" is a meter alone)."""
+
+    def said(m: re.Match[str]) -> str:
+        parts = re.findall(r"(\d+)(ms|[dhms])", m.group(0))
+        ranks = [_DURATION_UNITS[unit][1] for _, unit in parts]
+        if ranks != sorted(set(ranks)):
+            return m.group(0)
+        words = [f"{num.words(int(n), table)} {_DURATION_UNITS[unit][0]}{'' if int(n) == 1 else 's'}" for n, unit in parts]
+        return ", ".join(words[:-1]) + f" and {words[-1]}"
+
+    return _COMPOUND_DURATION.sub(said, text)
 
 
 _EARLY_YEAR = re.compile(r"\b((?i:in|of|year|since|from|until|till|by|before|after|circa|AD|A\.D\.)\s+)(10[1-9]\d)(?![\w]|[.,]\d)"
@@ -629,6 +687,6 @@ _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 EARLY = (_weekdays, _isbns, _verses, _laps)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
-PASSES = (_plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums, _decades, _early_years,
-          _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
+PASSES = (_plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
+          _durations, _decades, _early_years, _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

@@ -532,3 +532,23 @@ def test_pounds_shillings_and_pence_of_old_books_are_read_as_money(written, said
 def test_a_time_written_with_its_oclock_says_it_once(written, said):
     assert normalize(written, "en") == said
 
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Set a 30s timeout.", "Set a thirty-second timeout."),  # "a thirties timeout"
+    ("Wait 30s, then retry in 10s. 20s later it was up.", "Wait thirty seconds, then retry in ten seconds. twenty seconds "
+                                                            "later it was up."),
+    ("The timeout is 60s; the 30s timer fired.", "The timeout is sixty seconds; the thirty-second timer fired."),
+    ("Polling every 10s, about 40s in all. Hold for 30s then release.", "Polling every ten seconds, about forty seconds in "
+                                                                        "all. Hold for thirty seconds then release."),
+    # a decade or an age stays one
+    ("In the 1930s, in her 30s, the late 80s, the '90s", "In the nineteen thirties, in her thirties, the late eighties, the nineties"),
+    ("80s music, a 90s sitcom, in 80s style, for 60s fans", "eighties music, a nineties sitcom, in eighties style, for sixties fans"),
+    ("10s of thousands", "tens of thousands"),
+    # a length of time in units, largest first ("one meter thirties", "two hours thirty meters")
+    ("It took 1m 30s, then 2h 30m and 1h30m.", "It took one minute and thirty seconds, then two hours and thirty minutes and "
+                                              "one hour and thirty minutes."),
+    ("uptime 1d 4h 3m; 5m 10s", "uptime one day, four hours and three minutes; five minutes and ten seconds"),
+    ("3m 5h", "three meters five hours"),
+])
+def test_seconds_written_30s_are_a_duration_where_the_words_around_say_so(written, said):
+    assert normalize(written, "en") == said

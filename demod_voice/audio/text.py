@@ -22,7 +22,8 @@ _BEFORE_A_NUMBER = re.compile(r"\b(?:No|Nos|no|nos|Vol|Vols|vol|vols|Fig|Figs|fi
 pence: "2s. 6d."): no sentence's end.
 The take ended "he arrived at No." (said "no") and the next began with the number."""
 _TITLE_REACH = 8
-"""Characters before a full stop that :data:`_NOT_AN_END` needs to see: its longest title (``Capt``) and the one before."""
+"""Characters before a full stop that :data:`_NOT_AN_END` and :data:`_BEFORE_A_NUMBER` need to see: the longest title
+(``Capt``) or abbreviation (``Vols``, ``12s``) and the character before."""
 # Text arriving in pieces: a sentence is complete at end punctuation (and closing quotes) followed by white space, at a
 # CJK full stop, or at a blank line.
 _ARRIVED_END = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|[。！？]+|\n\s*\n")
@@ -218,8 +219,11 @@ class SentenceStream:
             if _BLANK_LINE.search(match.group()):
                 return match
             stop = match.start() + len(match.group().rstrip())
-            goes_on = self.pending[match.end(): match.end() + 1].islower()
-            if not goes_on and not _NOT_AN_END.search(self.pending[max(0, stop - _TITLE_REACH): stop]):
+            after, before = self.pending[match.end(): match.end() + 1], self.pending[max(0, stop - _TITLE_REACH): stop]
+            # "No. 10", "Vol. 2", "pp. 12": the number is the abbreviation's, as split_sentences reads it (a stream ended
+            # a sentence "he lives at No." and began the next "10 Downing Street")
+            goes_on = after.islower() or (after.isdigit() and _BEFORE_A_NUMBER.search(before) is not None)
+            if not goes_on and not _NOT_AN_END.search(before):
                 return match
             if match.end() < len(self.pending):  # white space that more text may lengthen (into a blank line) is not final
                 self.checked = match.end()

@@ -107,3 +107,17 @@ def test_an_abbreviation_before_a_number_ends_no_sentence():
     assert split_sentences(text, 250) == [
         "After a long and tiring journey across the whole country, he arrived at No. 10 Downing Street.",
         "See Vol. 2, Fig. 3 and pp. 12-15.", "The answer was No.", "Then he left.", "He paid 2s. 6d. for it."]
+
+
+def test_text_arriving_in_pieces_ends_no_sentence_at_an_abbreviation_before_a_number():
+    """A stream (Wyoming's, piper-infer's piped stdin) still ended a sentence "he lives at No." (said "no", with a
+    sentence's fall) and began the next "10 Downing Street", which text read whole has kept together since 3b296c0."""
+    text = "He lives at No. 10 Downing Street. See Vol. 2, Fig. 3 and pp. 12-15. It cost 2s. 6d. Turn to p. 7 now. "
+    whole = split_sentences(text, 250)
+    assert whole == ["He lives at No. 10 Downing Street.", "See Vol. 2, Fig. 3 and pp. 12-15.", "It cost 2s. 6d.",
+                     "Turn to p. 7 now."]
+    stream = SentenceStream()
+    assert stream.add(text) == whole and stream.finish() == ""
+    tokens = [word if i == 0 else f" {word}" for i, word in enumerate(text.split())]  # an LLM's: the space goes with the word
+    assert [sentence for token in tokens for sentence in stream.add(token)] == whole[:-1] and stream.finish() == whole[-1]
+    assert stream.add("The answer was No. Then he left. ") == ["The answer was No.", "Then he left."]  # a word: a sentence's end

@@ -15,6 +15,7 @@ from typing import Optional
 
 from demod_voice.speech_text import english, telephones
 from demod_voice.speech_text import numbers as num
+from demod_voice.speech_text.emoji import unpictured
 from demod_voice.speech_text.languages import Table, numbers_only
 
 Pass = Callable[[str, Table], str]
@@ -67,9 +68,11 @@ def _compile(pattern: str, flags: int) -> re.Pattern[str]:
 
 
 def normalize(text: str, language: str) -> str:
-    """``text`` with what is written as symbols and digits spelled out in ``language``'s words.
+    """``text`` with what is written as symbols and digits spelled out in ``language``'s words, and without emoji
+    (:mod:`.emoji`: in any language, espeak-ng read their names).
 
-    Unchanged for a language normalisation knows nothing of (see :mod:`.languages`)."""
+    Otherwise unchanged for a language normalisation knows nothing of (see :mod:`.languages`)."""
+    text = unpictured(text)
     table = numbers_only(language)
     if table is None:
         return text

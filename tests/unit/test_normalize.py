@@ -552,3 +552,25 @@ def test_a_time_written_with_its_oclock_says_it_once(written, said):
 ])
 def test_seconds_written_30s_are_a_duration_where_the_words_around_say_so(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Sure! 😊 Here you go 🎉🎉", "Sure! Here you go"),  # "smiling face with smiling eyes ... party popper party popper"
+    ("- ✅ Milk\n- ❌ Eggs ⚠️", "- Milk\n- Eggs"),
+    ("Thumbs 👍🏽, family 👨‍👩‍👧, flag 🇺🇸, tick ✓ and ★", "Thumbs, family, flag, tick and"),  # "symbol two seven one three"
+    ("1️⃣ Preheat the oven", "one Preheat the oven"),  # a keycap digit is its digit
+    ("B♭ and F♯, 5 ™ ©, a → b", "B♭ and F♯, five ™ ©, a → b"),  # words' symbols are the engine's to say
+])
+def test_emoji_are_not_read_aloud(written, said):
+    assert normalize(written, "en") == said
+    assert normalize(written.replace("5", "x"), "sv") == said.replace("five", "x").replace("one ", "1 ")  # any language
+
+
+def test_text_of_emoji_alone_has_nothing_to_speak_and_without_normalizing_is_left_to_the_engine():
+    from demod_voice.errors import NothingToSpeak
+    from demod_voice.speech_text.prepare import TextOptions, for_job
+
+    with pytest.raises(NothingToSpeak):
+        for_job("🎉 👍", "en", TextOptions(), reads_phonemes=True)
+    assert for_job("<speak>Hi 👋 there</speak>", "en", TextOptions(), reads_phonemes=True).text == "Hi there"
+    assert for_job("Hi 👋", "en", TextOptions(normalize=False), reads_phonemes=True).text == "Hi 👋"

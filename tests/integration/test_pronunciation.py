@@ -145,6 +145,29 @@ def test_weekdays_units_timestamps_and_ratios_are_heard_as_a_reader_says_them(re
     assert "friday" not in plain and "kilohertz" not in plain and "december" not in plain, plain  # the control
 
 
+def test_an_assistants_answer_is_heard_without_emoji_names_and_with_seconds(recogniser, joe_voice, tmp_path):
+    """An assistant's answer: its emoji were read by name ("smiling face with smiling eyes", "white heavy check mark"), "a
+    30s timeout" was "a thirties timeout" and "1m 30s" "one meter thirties"."""
+    text = "Sure! 😊 I set a 30s timeout. Done ✅ It took 1m 30s."
+    said = heard(recogniser, joe_voice, text, tmp_path / "answer.wav").lower()
+    assert "smiling" not in said and "check" not in said and "30's" not in said and "meter" not in said, said
+    assert "30 second" in said or "thirty second" in said, said
+    assert "minute" in said, said
+    plain = heard(recogniser, joe_voice, text, tmp_path / "plain.wav", "--no-normalize").lower()
+    assert "smiling" in plain, plain  # the control: espeak names the emoji
+
+
+def test_a_streamed_number_after_no_is_heard_as_a_number(recogniser, joe_voice):
+    """Text piped in and streamed out (as an LLM's reply, or Wyoming's chunks) ended a sentence at "No." before "10":
+    heard "He lives at no, 10 Downing Street"."""
+    done = run_cli("piper-infer", str(joe_voice), "-", "-o", "-", "--noise-scale", "0", "--noise-w-scale", "0",
+                   input="He lives at No. 10 Downing Street.\n")
+    assert done.returncode == 0, done.stderr.decode()
+    rate = json.loads(Path(f"{joe_voice}.json").read_text())["audio"]["sample_rate"]
+    said = recogniser.transcribe_samples(np.frombuffer(done.stdout, dtype="<i2"), rate).lower()
+    assert "number 10" in said or "number ten" in said, said
+
+
 def test_a_lexicon_entry_is_heard(recogniser, joe_voice, tmp_path):
     lexicon = tmp_path / "fruit.tsv"
     lexicon.write_text("ZQX\ttʃˈɑːklət\tchocolate\n", encoding="utf-8")  # espeak-ng's own IPA for "chocolate"

@@ -362,6 +362,15 @@ def _plus_minus(text: str, table: Table) -> str:
     return _PLUS_MINUS.sub(said, text)
 
 
+_ABOUT = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=[(\[]))[~≈]\s?(?=[$€£¥₹]?\.?\d)", re.MULTILINE)
+"""``~300,000 km/s``, ``~24s``, ``≈ 5 min``: about (espeak said "tilde three hundred thousand")."""
+
+
+def _about(text: str, table: Table) -> str:
+    """~5 min, ≈ $20: about five minutes, about twenty dollars. Not between numbers ("1~5" is a range)."""
+    return _ABOUT.sub("about ", text)
+
+
 _AND_OVER = re.compile(r"(?<![\w.,+])(\d+(?:\.\d+)?)\+(?![\w+=/−(-]|\s\d)")
 
 
@@ -687,6 +696,6 @@ _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 EARLY = (_weekdays, _isbns, _verses, _laps)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
-PASSES = (_plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
+PASSES = (_about, _plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
           _durations, _decades, _early_years, _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

@@ -574,3 +574,13 @@ def test_text_of_emoji_alone_has_nothing_to_speak_and_without_normalizing_is_lef
         for_job("🎉 👍", "en", TextOptions(), reads_phonemes=True)
     assert for_job("<speak>Hi 👋 there</speak>", "en", TextOptions(), reads_phonemes=True).text == "Hi there"
     assert for_job("Hi 👋", "en", TextOptions(normalize=False), reads_phonemes=True).text == "Hi 👋"
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The speed of light is ~300,000 km/s, so ~24s (~5 min).", "The speed of light is about three hundred thousand kilometers "
+                                                               "per second, so about twenty-four seconds (about five minutes)."),
+    ("≈ $20, ~3.5%", "about twenty dollars, about three point five percent"),  # "tilde three point five percent"
+    ("cd ~/bin, x~5", "cd ~/bin, x~five"),  # a home folder, no number after a space
+])
+def test_a_tilde_before_a_number_is_about(written, said):
+    assert normalize(written, "en") == said

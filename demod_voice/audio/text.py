@@ -21,6 +21,9 @@ _BEFORE_A_NUMBER = re.compile(r"\b(?:No|Nos|no|nos|Vol|Vols|vol|vols|Fig|Figs|fi
 """An abbreviation whose full stop a number follows ("No. 10 Downing Street", "Vol. 2", "pp. 12-15", shillings before
 pence: "2s. 6d."): no sentence's end.
 The take ended "he arrived at No." (said "no") and the next began with the number."""
+_MERIDIEM = re.compile(r"\b[ap]\.m\.$", re.IGNORECASE)
+_ZONE = re.compile(r"\(?(?:[ECMP][SD]?T|AK[SD]?T|H[SD]?T|UTC|GMT|BST|CES?T|IST|JST|AE[SD]T)\b")
+"""A time zone after "p.m." ("at 7:30 p.m. ET on ESPN"): the full stop ends no sentence (the next began "ET", read "et")."""
 _TITLE_REACH = 8
 """Characters before a full stop that :data:`_NOT_AN_END` and :data:`_BEFORE_A_NUMBER` need to see: the longest title
 (``Capt``) or abbreviation (``Vols``, ``12s``) and the character before."""
@@ -125,7 +128,8 @@ def _sentences(text: str) -> list[str]:
         if not piece:
             continue
         if out and (_NOT_AN_END.search(out[-1]) or (piece[0].islower() and out[-1][-1] not in ";:；")
-                    or (piece[0].isdigit() and _BEFORE_A_NUMBER.search(out[-1]))):
+                    or (piece[0].isdigit() and _BEFORE_A_NUMBER.search(out[-1]))
+                    or (_MERIDIEM.search(out[-1]) and _ZONE.match(piece))):
             out[-1] = f"{out[-1]} {piece}"
         else:
             out.append(piece)
@@ -222,7 +226,8 @@ class SentenceStream:
             after, before = self.pending[match.end(): match.end() + 1], self.pending[max(0, stop - _TITLE_REACH): stop]
             # "No. 10", "Vol. 2", "pp. 12": the number is the abbreviation's, as split_sentences reads it (a stream ended
             # a sentence "he lives at No." and began the next "10 Downing Street")
-            goes_on = after.islower() or (after.isdigit() and _BEFORE_A_NUMBER.search(before) is not None)
+            goes_on = (after.islower() or (after.isdigit() and _BEFORE_A_NUMBER.search(before) is not None)
+                       or (_MERIDIEM.search(before) is not None and _ZONE.match(self.pending, match.end()) is not None))
             if not goes_on and not _NOT_AN_END.search(before):
                 return match
             if match.end() < len(self.pending):  # white space that more text may lengthen (into a blank line) is not final

@@ -291,6 +291,17 @@ _WRITTEN_OCLOCK = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4]):([0-5]\d)(\s*o['â€
 """``10:00 o'clock``: a time written with its "o'clock" (was "ten o'clock o'clock")."""
 
 
+_ZONE = re.compile(r"\s*\(?(?:[ECMP][SD]?T|AK[SD]?T|H[SD]?T|UTC|GMT|BST|CES?T|IST|JST|AE[SD]T)\b")
+"""A time zone after a time ("7:30 p.m. ET", "9 a.m. PST")."""
+
+
+def _ends_sentence(m: re.Match[str]) -> bool:
+    """Whether the full stop of an "a.m." or "p.m." that ``m`` ends is a sentence's too: a capital or the text's end
+    follows, not a time zone ("7:30 p.m. ET on ESPN" was cut at "PM.", and "ET" began a sentence, read as "et")."""
+    following = m.string[m.end():]
+    return re.match(r"\s*(?:[A-Z]|$)", following) is not None and not _ZONE.match(following)
+
+
 def _times(text: str, table: Table) -> str:
     if table.code == "en":
         # on the hour, the hour and its o'clock; past it, the time alone ("10:30 o'clock" is ten thirty)
@@ -298,9 +309,9 @@ def _times(text: str, table: Table) -> str:
         text = _HOUR_RANGE.sub(r"\1 to ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +
-                                  ("." if m.group(3) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
+                                  ("." if m.group(3) and _ends_sentence(m) else ""), text)
         text = _DOTTED_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), int(m.group(2)), m.group(3).lower(), table) +
-                                    ("." if m.group(4) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""), text)
+                                    ("." if m.group(4) and _ends_sentence(m) else ""), text)
         text = _SECONDS_TIME.sub(lambda m: seconds_time(int(m.group(1)), int(m.group(2)), int(m.group(3)), "", table), text)
     elif table.code == "de":
         text = _WRITTEN_UHR.sub(r"\1", text)  # "14:30 Uhr": the time is read with its "Uhr" ("vierzehn Uhr dreiÃŸig Uhr")
@@ -315,7 +326,7 @@ def _times(text: str, table: Table) -> str:
         if (m.group(3) and hour > 12) or (hour == 24 and m.group(2) != "00"):  # 24:00, midnight, ends a day; 24:30 is none
             return m.group(0)
         # "at 10:30pm. Then": the dot after "pm" ends the sentence too (it was dropped: "ten thirty PM Then")
-        stop = "." if m.group(4) and re.match(r"\s*(?:[A-Z]|$)", m.string[m.end():]) else ""
+        stop = "." if m.group(4) and _ends_sentence(m) else ""
         return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()]) + stop
 
     if table.range_word:

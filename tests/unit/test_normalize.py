@@ -584,3 +584,12 @@ def test_text_of_emoji_alone_has_nothing_to_speak_and_without_normalizing_is_lef
 ])
 def test_a_tilde_before_a_number_is_about(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The game starts at 7:30 p.m. ET on ESPN.", "The game starts at seven thirty PM ET on ESPN."),  # "PM. ET": "et"
+    ("Doors open at 9 a.m. PST daily, 9.05 p.m. (EST) too.", "Doors open at nine AM PST daily, nine oh five PM (EST) too."),
+    ("Up at 6 a.m. Then home at 10:30 p.m. The end", "Up at six AM. Then home at ten thirty PM. The end"),
+])
+def test_a_time_zone_after_pm_keeps_the_sentence_going(written, said):
+    assert normalize(written, "en") == said

@@ -121,3 +121,14 @@ def test_text_arriving_in_pieces_ends_no_sentence_at_an_abbreviation_before_a_nu
     tokens = [word if i == 0 else f" {word}" for i, word in enumerate(text.split())]  # an LLM's: the space goes with the word
     assert [sentence for token in tokens for sentence in stream.add(token)] == whole[:-1] and stream.finish() == whole[-1]
     assert stream.add("The answer was No. Then he left. ") == ["The answer was No.", "Then he left."]  # a word: a sentence's end
+
+
+def test_a_time_zone_after_pm_ends_no_sentence():
+    """"The game starts at 7:30 p.m. ET on ESPN." was cut at "p.m.": the next sentence began "ET", which espeak read as
+    the word "et", after a sentence's fall and pause."""
+    text = "The game starts at 7:30 p.m. ET on ESPN. Doors open at 9 a.m. (PST) daily. Up at 6 a.m. Then home. "
+    whole = ["The game starts at 7:30 p.m. ET on ESPN.", "Doors open at 9 a.m. (PST) daily.", "Up at 6 a.m.", "Then home."]
+    assert split_sentences(text, 250) == whole
+    stream = SentenceStream()
+    tokens = [word if i == 0 else f" {word}" for i, word in enumerate(text.split())]
+    assert [sentence for token in tokens for sentence in stream.add(token)] == whole[:-1] and stream.finish() == whole[-1]

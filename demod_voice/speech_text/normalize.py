@@ -49,6 +49,8 @@ _SECONDS_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3]):([0-5]\d):([0-5]\d)(
 """``14:30:15``: a clock time with its seconds, read in English as ``say-as time`` reads it (was "fourteen:thirty:fifteen",
 heard "fourteen colon thirty colon fifteen")."""
 _TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m(\.)?(?=[\s,;!?–—-]|$))?(?![\d:])", re.IGNORECASE)
+_MONTH_YEAR = re.compile(rf"\b({english.SHORT_MONTHS})\s+((?:1[1-9]|20)\d\d)\b(?![.,]\d)")
+"""``Oct 2023``, ``Sept. 2024``: a month's short name and a year."""
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
 _ARTICLE_DE = re.compile(r"\b(?:der|die|das)\s+$", re.IGNORECASE)
 _LOCATIVE_PL = re.compile(r"\b(?:o|po)\s+$", re.IGNORECASE)
@@ -204,6 +206,8 @@ def _dates(text: str, table: Table) -> str:
         pattern = _compile(rf"\b({months}|{english.SHORT_MONTHS})\s+(\d{{1,2}})(?:st|nd|rd|th)?\b"
                            r"(?:\s?[-–]\s?(\d{1,2})(?:st|nd|rd|th)?\b)?(?:,?\s+(\d{4})\b)?", 0)
         text = pattern.sub(lambda m: _month_days(m, table), text)
+        # a month's short name before a year alone ("released in Oct 2023": espeak said "act twenty twenty-three")
+        text = _MONTH_YEAR.sub(lambda m: f"{english.month(m.group(1))} {m.group(2)}", text)
     elif table.code in ("de", "pl"):
         dot = r"\." if table.code == "de" else r"\.?"
         pattern = _compile(rf"\b(\d{{1,2}}){dot}\s+({months})\b(?:\s+(\d{{4}})\b)?(?:\s+r\.)?", 0)

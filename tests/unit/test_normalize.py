@@ -593,3 +593,11 @@ def test_a_tilde_before_a_number_is_about(written, said):
 ])
 def test_a_time_zone_after_pm_keeps_the_sentence_going(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Version 3.12 was released in Oct 2023.", "Version three point one two was released in October twenty twenty-three."),
+    ("from Mar 2020 to Sept. 2021", "from March twenty twenty to September twenty twenty-one"),  # espeak: "act", "mar"
+])
+def test_a_months_short_name_before_a_year_is_the_month(written, said):
+    assert normalize(written, "en") == said

@@ -97,7 +97,7 @@ _UNICODE_FRACTIONS = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), 
                       "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
 _FRACTION = re.compile(r"(?<![\w./,-])(?:(\d+)(?:\s+|-))?(\d{1,2})/(\d{1,3})(?![\w/]|[.,]\d)"
                        r"|(?<![\w./,])(?:(\d+)\s?)?([" + "".join(_UNICODE_FRACTIONS) + r"])")
-_DENOMINATORS = frozenset({2, 3, 4, 5, 6, 8, 10, 12, 16, 32, 64, 100})
+DENOMINATORS = frozenset({2, 3, 4, 5, 6, 8, 10, 12, 16, 32, 64, 100})
 """Fractions read as fractions (others, "7/13", are left as written)."""
 _SLASHED = {"24/7": "twenty-four seven", "9/11": "nine eleven", "50/50": "fifty-fifty", "20/20": "twenty-twenty"}
 """Numbers with a slash that are said as words of their own."""
@@ -122,7 +122,7 @@ def _fractions(text: str, table: Table) -> str:
             whole, (top, bottom) = m.group(4), _UNICODE_FRACTIONS[m.group(5)]
         else:
             whole, top, bottom = m.group(1), int(m.group(2)), int(m.group(3))
-            if bottom not in _DENOMINATORS or not 0 < top < bottom:
+            if bottom not in DENOMINATORS or not 0 < top < bottom:
                 return m.group(0)
         unit = table.units.get(m.group(6) or "")
         if not whole:

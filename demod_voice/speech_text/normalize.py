@@ -45,6 +45,10 @@ was "zero seven/twelve/twenty-six")."""
 _WEEKDAY_DATE = re.compile(r"\b((?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+)(\d{1,2})/(\d{1,2})(?![\d/]|[.,]\d|\s+of\b)")
 """``Sunday 12/6``: a day and a month with no year, said to be a date by the weekday before it (was "twelve/six"); not a
 share of something ("on Friday 3/4 of the team left")."""
+_CUED_DATE = re.compile(r"(?:\b((?:on|by|until|till|through|thru|before|after|since|due|from|starting|effective|deadline:?)\s+)"
+                        r"|(?<![\w/.,-]))(\d{1,2})/(\d{1,2})(?![\w/]|[.,]\d)(?=(\s+(?:at|@)\s*\d)?)", re.IGNORECASE)
+"""``on 12/15``, ``12/15 at 10:00``: a month and a day with no year, said to be a date by a word before it or a time after it
+(was "twelve/fifteen", heard "twelve slash fifteen"); not "scored 12/15"."""
 _SECONDS_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3]):([0-5]\d):([0-5]\d)(?![\d:]|[.,]\d)")
 """``14:30:15``: a clock time with its seconds, read in English as ``say-as time`` reads it (was "fourteen:thirty:fifteen",
 heard "fourteen colon thirty colon fifteen")."""
@@ -199,6 +203,18 @@ def _dates(text: str, table: Table) -> str:
             return m.group(1) + (date_words(day, month, None, table) or f"{m.group(2)}/{m.group(3)}")
 
         text = _WEEKDAY_DATE.sub(weekday_date, text)
+
+        def cued_date(m: re.Match[str]) -> str:
+            first, second = int(m.group(2)), int(m.group(3))
+            fraction = first < second and second in english.DENOMINATORS and not re.match(
+                r"(?:on|due|since|starting|effective|deadline)\b", m.group(1) or "", re.IGNORECASE)
+            if not m.group(4) and (not m.group(1) or fraction):
+                return m.group(0)  # "scored 12/15"; "by 1/2", "from 1/4" are fractions, unless a time follows
+            day, month = (second, first) if table.date_order == "mdy" and first <= 12 else (first, second)
+            said = date_words(day, month, None, table)
+            return (m.group(1) or "") + said if said else m.group(0)
+
+        text = _CUED_DATE.sub(cued_date, text)
     months = "|".join(table.months)
     if table.code == "en":
         # a month's abbreviation too ("Jan. 5, 2026": the abbreviations pass, later, made it "January five"), with or without its dot

@@ -601,3 +601,14 @@ def test_a_time_zone_after_pm_keeps_the_sentence_going(written, said):
 ])
 def test_a_months_short_name_before_a_year_is_the_month(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The meeting is scheduled for 12/15 at 10:00 AM PST.", "The meeting is scheduled for December fifteenth at ten AM PST."),
+    ("Rent is due on 12/1, the store is open until 12/24.", "Rent is due on December first, the store is open until December "
+                                                             "twenty-fourth."),  # "twelve/one", heard "twelve slash one"
+    ("on 13/12, due 1/5", "on December thirteenth, due January fifth"),  # a day over 12 first is the day
+    ("scored 12/15, reduce by 1/2, from 1/4 to 3/4", "scored twelve/fifteen, reduce by one half, from one quarter to three quarters"),
+])
+def test_a_month_and_day_without_a_year_is_a_date_where_a_word_or_a_time_says_so(written, said):
+    assert normalize(written, "en") == said

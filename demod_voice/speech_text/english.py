@@ -93,6 +93,27 @@ def _ratings(text: str, table: Table) -> str:
     return _RATING.sub(said, text)
 
 
+_STAR_RATING = re.compile(r"(?<![\w.,])(\d+(?:\.\d+)?)\s?[★⭐]\ufe0f?(?!\s?(?:[★⭐☆]|\d))|(?<![★⭐☆])([★⭐]\ufe0f?){1,10}(☆{0,10})(?![★⭐☆])")
+"""``4.5★``, ``★★★★☆``: a rating in stars, which the emoji are otherwise dropped (:mod:`.emoji`)."""
+
+
+def stars(text: str) -> str:
+    """4.5★, ★★★★☆, ⭐⭐⭐: four point five stars, four out of five stars, three stars (the stars were dropped as emoji, and
+    "Joe's Pizza – 4.5★" read "four point five"). A lone star is decoration, dropped with the other emoji. Before the
+    emoji are dropped."""
+
+    def said(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"{m.group(1)} {'star' if m.group(1) == '1' else 'stars'}"
+        filled = len(re.findall("[★⭐]", m.group(0)))
+        empty = len(m.group(3))
+        if filled + empty < 2:
+            return m.group(0)
+        return f"{filled} out of {filled + empty} stars" if empty else f"{filled} stars"
+
+    return _STAR_RATING.sub(said, text) if ("★" in text or "⭐" in text) else text
+
+
 _UNICODE_FRACTIONS = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5), "⅖": (2, 5), "⅗": (3, 5),
                       "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
 _FRACTION = re.compile(r"(?<![\w./,-])(?:(\d+)(?:\s+|-))?(\d{1,2})/(\d{1,3})(?![\w/]|[.,]\d)"

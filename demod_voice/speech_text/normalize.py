@@ -78,8 +78,8 @@ def normalize(text: str, language: str) -> str:
     (:mod:`.emoji`: in any language, espeak-ng read their names).
 
     Otherwise unchanged for a language normalisation knows nothing of (see :mod:`.languages`)."""
-    text = unpictured(text)
     table = numbers_only(language)
+    text = unpictured(english.stars(text) if table is not None and table.code == "en" else text)
     if table is None:
         return text
     own, early = (english.PASSES, english.EARLY) if table.code == "en" else ((), ())

@@ -612,3 +612,12 @@ def test_a_months_short_name_before_a_year_is_the_month(written, said):
 ])
 def test_a_month_and_day_without_a_year_is_a_date_where_a_word_or_a_time_says_so(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Joe's Pizza – 4.5★ (1.2 mi)", "Joe's Pizza – four point five stars (one point two miles)"),  # "four point five"
+    ("Rated ★★★★☆, a 1★ review, ⭐⭐⭐", "Rated four out of five stars, a one star review, three stars"),
+    ("★ Tip: drink water", "Tip: drink water"),  # a lone star is decoration
+])
+def test_a_rating_in_stars_is_read_as_stars(written, said):
+    assert normalize(written, "en").strip() == said

@@ -436,6 +436,12 @@ _STREET_AFTER = re.compile(r"\s+(?:\d+(?:st|nd|rd|th)|[A-Z][a-z]+)(?:\s+[A-Z][a-
 """A street's name and kind after a house number and a compass point ("120 W 45th St")."""
 
 
+_MEASURED_NOUN = re.compile(r"\s+(?!(?:of|per|or|and|to|from|in|on|at|away|long|wide|tall|high|deep|thick|each|more|less|left|"
+                            r"ago|later|is|was|are|were|off|up|down|by|than|behind|ahead|before|after|into|with|for|or|so|"
+                            r"total|max|min|apart|across|too)\b)[a-z]{2,}\b")
+"""A noun after "a 20 min", which the amount and its unit describe: "a twenty-minute delay" (was "a twenty minutes delay")."""
+
+
 def _units(text: str, table: Table) -> str:
     units = _alternatives(tuple(table.units))
     # a unit's own dot before lower case or a comma is the abbreviation's, not a sentence's end ("5 ft. of rope")
@@ -451,6 +457,9 @@ def _units(text: str, table: Table) -> str:
             return f"{m.group(2)} West"  # "120 W 45th St", "5 W Main Street": in an address (was "one hundred twenty watts")
         whole, fraction = num.parse_number(m.group(2), table)
         forms = table.units[m.group(3)]
+        if table.code == "en" and not m.group(1) and " " not in forms[0] and _MEASURED_NOUN.match(m.string, m.end()) and \
+                re.search(r"\b(?:a|an)\s+$", m.string[max(0, m.start() - 4): m.start()], re.IGNORECASE):
+            return f"{num.number(m.group(2), table)}-{forms[0]}"  # "a 20 min delay": a twenty-minute delay
         noun = num.form(whole, forms, table) if not fraction else forms[-1] if table.code != "pl" else forms[1]
         return (f"{table.minus} " if m.group(1) else "") + f"{num.number(m.group(2), table)} {noun}"
 

@@ -349,7 +349,7 @@ TECHNICAL = [
     ("Looking ahead, 2025 looks bright, as 1999 marks an end and 2030 seems far, with 1984 copies", "Looking ahead, twenty "
      "twenty-five looks bright, as nineteen ninety-nine marks an end and twenty thirty seems far, with one thousand nine "
      "hundred eighty-four copies"),  # a year the subject of a verb was a count: "two thousand twenty-five looks bright"
-    ("3 x 1.5V. In 1990 W. Smith; a 5 V. rail", "three x one point five volts. In nineteen ninety W. Smith; a five volts rail"),
+    ("3 x 1.5V. In 1990 W. Smith; a 5 V. rail", "three x one point five volts. In nineteen ninety W. Smith; a five-volt rail"),
     # "1.5V." left as written: taken for an initial
     ("USD 1,299.00 incl. VAT, excl. shipping. Qty: 3, ref. no. 42, 12 pcs, w/ cable, w/o box, 5 per dept. Say no. Then",
      "one thousand two hundred ninety-nine dollars including VAT, excluding shipping. Quantity: three, reference number "
@@ -396,7 +396,7 @@ TECHNICAL = [
      "the queue; the Sun five times brighter; Monday nine o'clock, Wednesday nine AM, Saturday the fifth of December"),
     # "Saturday three hours", "the Sunday five times brighter": any number after it was taken for a date
     ("at 120 W 45th St, 5 W Main Street; a 60 W bulb, 100 W LED", "at one hundred twenty West forty-fifth St, five West Main "
-     "Street; a sixty watts bulb, one hundred watts LED"),  # "one hundred twenty watts forty-fifth street"
+     "Street; a sixty-watt bulb, one hundred watts LED"),  # "one hundred twenty watts forty-fifth street"
     ("the 5 W's of journalism, the 3 V’s", "the five W's of journalism, the three V’s"),  # "five watts's", "three volts’s"
 ]
 """What a technical book or a product list holds, with the reading each got before its fix in a comment."""
@@ -621,3 +621,14 @@ def test_a_month_and_day_without_a_year_is_a_date_where_a_word_or_a_time_says_so
 ])
 def test_a_rating_in_stars_is_read_as_stars(written, said):
     assert normalize(written, "en").strip() == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Traffic is heavy; expect a 20 min delay.", "Traffic is heavy; expect a twenty-minute delay."),  # "a twenty minutes delay"
+    ("a 5 km run, a 10 min walk away, an 8 GB stick, a 3 hr drive", "a five-kilometer run, a ten-minute walk away, an "
+                                                                   "eight-gigabyte stick, a three-hour drive"),
+    ("walk 5 km today, a 5 km or so, a 30 °C day", "walk five kilometers today, a five kilometers or so, a thirty degrees "
+                                                   "Celsius day"),
+])
+def test_an_amount_and_unit_before_its_noun_is_read_as_one_word(written, said):
+    assert normalize(written, "en") == said

@@ -326,7 +326,7 @@ def _times(text: str, table: Table) -> str:
     if table.code == "en":
         # on the hour, the hour and its o'clock; past it, the time alone ("10:30 o'clock" is ten thirty)
         text = _WRITTEN_OCLOCK.sub(lambda m: m.group(1) + m.group(3) if m.group(2) == "00" else f"{m.group(1)}:{m.group(2)}", text)
-        text = _HOUR_RANGE.sub(r"\1 to ", text)
+        text = _HOUR_RANGE.sub(lambda m: f"{m.group(1)} {_joiner(m, table)} ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +
                                   ("." if m.group(3) and _ends_sentence(m) else ""), text)
@@ -350,12 +350,25 @@ def _times(text: str, table: Table) -> str:
         return time_words(hour, int(m.group(2)), m.group(3) or "", table, m.string[: m.start()]) + stop
 
     if table.range_word:
-        text = _CLOCK_RANGE.sub(rf"\1 {table.range_word} ", text)
+        text = _CLOCK_RANGE.sub(lambda m: f"{m.group(1)} {_joiner(m, table)} ", text)
     if table.code == "en":
         text = _ZULU.sub(r"\1 UTC", text)  # "09:30Z" was "nine thirtyZ"
     text = _TIME.sub(said, text)
     # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
-    return _MERIDIEM_RANGE.sub(" to ", text) if table.code == "en" else text
+    return _MERIDIEM_RANGE.sub(lambda m: f" {_joiner(m, table)} ", text) if table.code == "en" else text
+
+
+_BETWEEN = re.compile(r"\bbetween\s+(?:(?:[a-z-]+\s+){1,3}[AP]M)?$", re.IGNORECASE)
+"""What is before a range's dash after "between": nothing ("between 2–4 PM"), or its first time already said ("between nine
+AM-5pm")."""
+
+
+def _joiner(m: re.Match[str], table: Table) -> str:
+    """The word a range's dash is read as: "and" after "between" in English ("between two and four PM"; was "between two
+    to four PM"), else the language's "to"."""
+    if table.code == "en" and _BETWEEN.search(m.string[max(0, m.start() - 40): m.start()]):
+        return "and"
+    return table.range_word or "to"
 
 
 def _grouped(text: str, table: Table) -> str:
@@ -373,10 +386,10 @@ def _ranges(text: str, table: Table) -> str:
     numbers' words ("nineteen ninety-one thousand nine hundred ninety-five")."""
     if not table.range_word:
         return text
-    text = _SIGNED_RANGE.sub(lambda m: f"{m.group(0).rstrip(' -–')} {table.range_word} " if m.group(1) or m.group(3) else m.group(0),
+    text = _SIGNED_RANGE.sub(lambda m: f"{m.group(0).rstrip(' -–')} {_joiner(m, table)} " if m.group(1) or m.group(3) else m.group(0),
                              text)
     # the same number twice is no range: "a 50-50 chance" is fifty-fifty
-    return _RANGE.sub(lambda m: f"{m.group(1)} {table.range_word} {m.group(2)}" if m.group(1) != m.group(2) else
+    return _RANGE.sub(lambda m: f"{m.group(1)} {_joiner(m, table)} {m.group(2)}" if m.group(1) != m.group(2) else
                       f"{num.number(m.group(1), table)}-{num.number(m.group(2), table)}", text)
 
 

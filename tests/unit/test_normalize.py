@@ -460,7 +460,7 @@ ANNOUNCED = [
     # "one thousand thirteen hPa", "thirty-five µg/m³", "four hundred twenty ppm": a sensor's units left as written
     ("Lap 1:05.3, best 59:59.99; at 9:30. 5 people", "Lap one oh five point three, best fifty-nine fifty-nine point nine nine; "
      "at nine thirty. five people"),  # "one oh five.3": the time pass took "1:05" and left ".3"
-    ("Open between 2-3 p.m., 9-11am and 10 – 12 pm; 9am-5pm; 2-3 drops", "Open between two to three PM, nine to eleven AM "
+    ("Open between 2-3 p.m., 9-11am and 10 – 12 pm; 9am-5pm; 2-3 drops", "Open between two and three PM, nine to eleven AM "
      "and ten to twelve PM; nine AM to five PM; two to three drops"),  # "two-three PM": the hour pass took "3 p.m." first
     ("Sunday 12/6 at 8pm; ships Tue 12/8, arrives Friday, 12/11; open 24/7; on Friday 3/4 of us left", "Sunday December "
      "sixth at eight PM; ships Tuesday December eighth, arrives Friday, December eleventh; open twenty-four seven; on Friday "
@@ -631,4 +631,14 @@ def test_a_rating_in_stars_is_read_as_stars(written, said):
                                                    "Celsius day"),
 ])
 def test_an_amount_and_unit_before_its_noun_is_read_as_one_word(written, said):
+    assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Your package will arrive between 2–4 PM.", "Your package will arrive between two and four PM."),  # "between two to four"
+    ("between 9am-5pm, between 09:00-17:00", "between nine AM and five PM, between nine o'clock and seventeen hundred"),
+    ("between 5-10 kg or $5-$10; from 2-4 PM, 1990-1995", "between five and ten kilograms or five dollars to ten dollars; from "
+                                                          "two to four PM, nineteen ninety to nineteen ninety-five"),
+])
+def test_a_range_after_between_is_read_with_and(written, said):
     assert normalize(written, "en") == said

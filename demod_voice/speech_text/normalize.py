@@ -317,9 +317,10 @@ _ZONE = re.compile(r"\s*\(?(?:[ECMP][SD]?T|AK[SD]?T|H[SD]?T|UTC|GMT|BST|CES?T|IS
 
 def _ends_sentence(m: re.Match[str]) -> bool:
     """Whether the full stop of an "a.m." or "p.m." that ``m`` ends is a sentence's too: a capital or the text's end
-    follows, not a time zone ("7:30 p.m. ET on ESPN" was cut at "PM.", and "ET" began a sentence, read as "et")."""
+    follows, or a line's end (a list's next item, "6:00am.\n3. Book..." ran on: "six AM three. Book"), not a time zone
+    ("7:30 p.m. ET on ESPN" was cut at "PM.", and "ET" began a sentence, read as "et")."""
     following = m.string[m.end():]
-    return re.match(r"\s*(?:[A-Z]|$)", following) is not None and not _ZONE.match(following)
+    return re.match(r"[ \t]*\n|\s*(?:[A-Z]|$)", following) is not None and not _ZONE.match(following)
 
 
 def _times(text: str, table: Table) -> str:

@@ -642,3 +642,10 @@ def test_an_amount_and_unit_before_its_noun_is_read_as_one_word(written, said):
 ])
 def test_a_range_after_between_is_read_with_and(written, said):
     assert normalize(written, "en") == said
+
+
+def test_am_or_pm_at_a_lines_end_keeps_its_full_stop():
+    """An assistant's numbered list: "2. ... at 6:00am.\\n3. Book ..." lost the full stop (a digit, not a capital, follows),
+    and the item ran into the next one's number: "at six AM three. Book"."""
+    assert normalize("2. The cheapest is at 6:00am.\n3. Book now.", "en") == "two. The cheapest is at six AM.\nthree. Book now."
+    assert normalize("Up at 9 a.m.\nthen 5 p.m. 4 people came", "en") == "Up at nine AM.\nthen five PM four people came"

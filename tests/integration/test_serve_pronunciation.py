@@ -149,6 +149,15 @@ def test_no_normalize_and_instructions(server, piper_voice):
     assert slow > 1.1 * len(speak(server, piper_voice, LONG)[0])
 
 
+def test_a_chat_replys_emoji_are_not_spoken_and_emoji_alone_is_a_400(server, piper_voice):
+    """A chat app's reply "Sure! 😊 Here you go 🎉" was read "smiling face with smiling eyes ... party popper"."""
+    assert np.array_equal(speak(server, piper_voice, "Sure! 😊 Here you go 🎉")[0], speak(server, piper_voice, "Sure! Here you go")[0])
+    assert not np.array_equal(*(speak(server, piper_voice, text, normalize=False)[0] for text in ("Hi 😊", "Hi")))  # as sent
+    body = {"model": piper_voice.name[: -len(".onnx")], "input": "🎉👍", "response_format": "wav"}
+    answer = call(server, "POST", "/v1/audio/speech", SPEAK, json=body)
+    assert answer.status_code == 400 and "nothing to speak" in answer.json()["error"]["message"], answer.text
+
+
 def test_a_missing_server_lexicon_stops_the_start(tmp_path, piper_voice):
     with pytest.raises(RuntimeError) as caught:
         start_server(tmp_path, {"serve": {"lexicons": ["nowhere"], "piper_voices": [str(piper_voice)]}})

@@ -86,3 +86,14 @@ def test_an_ssml_end_tag_inside_a_comment_does_not_end_a_streamed_document(serve
         assert not whole.errors and whole.pcm
         assert not reply.errors, [e.text for e in reply.errors]
         assert reply.pcm == whole.pcm
+
+
+def test_an_assistants_emoji_are_not_spoken_and_a_number_after_no_stays_in_its_sentence(server):  # noqa: F811
+    """An assistant's streamed reply: its emoji were read by name ("smiling face with smiling eyes", "party popper"), and
+    "No." before a number ended a sentence ("he lives at no" with a sentence's fall, then "10 Downing Street")."""
+    plain = streamed(server, ["Sure!", " Here you", " go."])
+    reply = streamed(server, ["Sure!", " 😊", " Here you", " go.", " 🎉"])
+    assert not reply.errors and reply.pcm == plain.pcm
+    whole = run(synthesize(server, "He lives at No. 10 Downing Street.", SynthesizeVoice(name="tiny-single")))
+    reply = streamed(server, ["He lives", " at No.", " 10 Downing", " Street."])
+    assert not whole.errors and not reply.errors and reply.pcm == whole.pcm

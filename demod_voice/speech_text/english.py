@@ -259,7 +259,7 @@ def _durations(text: str, table: Table) -> str:
         words = [f"{num.words(int(n), table)} {_DURATION_UNITS[unit][0]}{'' if int(n) == 1 else 's'}" for n, unit in parts]
         return ", ".join(words[:-1]) + f" and {words[-1]}"
 
-    return _COMPOUND_DURATION.sub(said, text)
+    return _COMPOUND_DURATION.sub(said, text) if re.search(r"\d[dhms]", text) else text
 
 
 _EARLY_YEAR = re.compile(r"\b((?i:in|of|year|since|from|until|till|by|before|after|circa|AD|A\.D\.)\s+)(10[1-9]\d)(?![\w]|[.,]\d)"
@@ -389,7 +389,7 @@ _ABOUT = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=[(\[]))[~≈]\s?(?=[$€£¥₹]?\.?
 
 def _about(text: str, table: Table) -> str:
     """~5 min, ≈ $20: about five minutes, about twenty dollars. Not between numbers ("1~5" is a range)."""
-    return _ABOUT.sub("about ", text)
+    return _ABOUT.sub("about ", text) if "~" in text or "≈" in text else text
 
 
 _AND_OVER = re.compile(r"(?<![\w.,+])(\d+(?:\.\d+)?)\+(?![\w+=/−(-]|\s\d)")

@@ -214,7 +214,7 @@ def _dates(text: str, table: Table) -> str:
             said = date_words(day, month, None, table)
             return (m.group(1) or "") + said if said else m.group(0)
 
-        text = _CUED_DATE.sub(cued_date, text)
+        text = _CUED_DATE.sub(cued_date, text) if "/" in text else text
     months = "|".join(table.months)
     if table.code == "en":
         # a month's abbreviation too ("Jan. 5, 2026": the abbreviations pass, later, made it "January five"), with or without its dot
@@ -326,7 +326,8 @@ def _ends_sentence(m: re.Match[str]) -> bool:
 def _times(text: str, table: Table) -> str:
     if table.code == "en":
         # on the hour, the hour and its o'clock; past it, the time alone ("10:30 o'clock" is ten thirty)
-        text = _WRITTEN_OCLOCK.sub(lambda m: m.group(1) + m.group(3) if m.group(2) == "00" else f"{m.group(1)}:{m.group(2)}", text)
+        if "clock" in text:
+            text = _WRITTEN_OCLOCK.sub(lambda m: m.group(1) + m.group(3) if m.group(2) == "00" else f"{m.group(1)}:{m.group(2)}", text)
         text = _HOUR_RANGE.sub(lambda m: f"{m.group(1)} {_joiner(m, table)} ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +

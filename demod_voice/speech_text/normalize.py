@@ -52,7 +52,7 @@ _CUED_DATE = re.compile(r"(?:\b((?:on|by|until|till|through|thru|before|after|si
 _SECONDS_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-3]):([0-5]\d):([0-5]\d)(?![\d:]|[.,]\d)")
 """``14:30:15``: a clock time with its seconds, read in English as ``say-as time`` reads it (was "fourteen:thirty:fifteen",
 heard "fourteen colon thirty colon fifteen")."""
-_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m(\.)?(?=[\s,;!?–—-]|$))?(?![\d:])", re.IGNORECASE)
+_TIME = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4])[:h]([0-5]\d)(?:\s?([ap])\.?\s?m(\.)?(?=[\s,;:!?)\]–—-]|$))?(?!\d|:\d)", re.IGNORECASE)
 _MONTH_YEAR = re.compile(rf"\b({english.SHORT_MONTHS})\s+((?:1[1-9]|20)\d\d)\b(?![.,]\d)")
 """``Oct 2023``, ``Sept. 2024``: a month's short name and a year."""
 _DATIVE_DE = re.compile(r"\b(?:am|vom|zum|dem|beim|den|bis zum)\s+$", re.IGNORECASE)
@@ -294,11 +294,11 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
              "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
 
 
-_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.–—-]|$)", re.IGNORECASE)
+_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;:!?.)\]–—-]|$)", re.IGNORECASE)
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
 _HOUR_RANGE = re.compile(r"(?<![\w.,:/-])(1[0-2]|0?[1-9])\s?[-–]\s?(?=(?:1[0-2]|0?[1-9])\s?[ap]\.?\s?m\b)", re.IGNORECASE)
 """``2-3 p.m.``: a range of hours, its meridiem written once (was "two-three PM": the hour pass took "3 p.m." first)."""
-_DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;!?.]|$)", re.IGNORECASE)
+_DOTTED_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\.([0-5]\d)\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;:!?.)\]]|$)", re.IGNORECASE)
 """``9.05pm``, ``11.30 a.m.``: British English writes the minutes after a full stop (only with am/pm: 9.05 is a number)."""
 _MERIDIEM_RANGE = re.compile(r"(?<=[AP]M)\s?[-–—]\s?(?=\w)")
 _CLOCK_RANGE = re.compile(r"(?<![\d:])((?:[01]?\d|2[0-4])[:h][0-5]\d)(?:\s?[-–]\s?|—)(?=(?:[01]?\d|2[0-4])[:h][0-5]\d(?![\d:]))")

@@ -649,3 +649,12 @@ def test_am_or_pm_at_a_lines_end_keeps_its_full_stop():
     and the item ran into the next one's number: "at six AM three. Book"."""
     assert normalize("2. The cheapest is at 6:00am.\n3. Book now.", "en") == "two. The cheapest is at six AM.\nthree. Book now."
     assert normalize("Up at 9 a.m.\nthen 5 p.m. 4 people came", "en") == "Up at nine AM.\nthen five PM four people came"
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Call at (10:30pm) or [9am]; at 10:30pm: bed", "Call at (ten thirty PM) or [nine AM]; at ten thirty PM: bed"),  # "thirtypm"
+    ("The deadline is EOD Friday (5pm), not (5 p.m.) or (9.30am)", "The deadline is EOD Friday (five PM), not (five PM) or (nine "
+                                                                   "thirty AM)"),
+])
+def test_am_or_pm_before_a_closing_bracket_or_a_colon_is_read(written, said):
+    assert normalize(written, "en") == said

@@ -392,6 +392,21 @@ def _about(text: str, table: Table) -> str:
     return _ABOUT.sub("about ", text) if "~" in text or "≈" in text else text
 
 
+_PER_WORDS = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour", "gal": "gallon", "kWh": "kilowatt hour", "lb": "pound",
+              "kg": "kilogram", "oz": "ounce", "mi": "mile", "km": "kilometer", "sq ft": "square foot", "pp": "person"}
+_PER = re.compile(r"(?<=[\d¢%])/(month|mo|year|yr|week|wk|day|night|hour|hr|person|pp|head|user|seat|gallon|gal|kWh|lb|kg|"
+                  r"oz|mile|mi|km|sq ft|unit|piece|page|item|ticket|share|serving)\b")
+"""``$4.99/month``, ``$3.45/gal``, ``15¢/kWh``: an amount for each of something (the slash was read, "cents slash month")."""
+
+
+def _per(text: str, table: Table) -> str:
+    """$4.99/month, $3.45/gal, 15¢/kWh, 2/day: four dollars and ninety-nine cents per month, ... per gallon, fifteen cents
+    per kilowatt hour, two per day. Before the money pass, which reads the amount."""
+    if "/" not in text:
+        return text
+    return _PER.sub(lambda m: f" per {_PER_WORDS.get(m.group(1), m.group(1))}", text)
+
+
 _AND_OVER = re.compile(r"(?<![\w.,+])(\d+(?:\.\d+)?)\+(?![\w+=/−(-]|\s\d)")
 
 
@@ -717,6 +732,6 @@ _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 EARLY = (_weekdays, _isbns, _verses, _laps)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
-PASSES = (_about, _plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
+PASSES = (_about, _per, _plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
           _durations, _decades, _early_years, _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

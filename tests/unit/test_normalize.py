@@ -658,3 +658,14 @@ def test_am_or_pm_at_a_lines_end_keeps_its_full_stop():
 ])
 def test_am_or_pm_before_a_closing_bracket_or_a_colon_is_read(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The fee is $4.99/month or $49.99/yr.", "The fee is four dollars and ninety-nine cents per month or forty-nine dollars and "
+                                             "ninety-nine cents per year."),  # "cents slash month"
+    ("Gas is $3.45/gal, power 15¢/kWh, 5%/year, take 2/day", "Gas is three dollars and forty-five cents per gallon, power fifteen "
+                                                            "cents per kilowatt hour, five percent per year, take two per day"),
+    ("24/7, 1/2 day, 100 km/h", "twenty-four seven, one half day, one hundred kilometers per hour"),
+])
+def test_an_amount_for_each_of_something_is_read_per(written, said):
+    assert normalize(written, "en") == said

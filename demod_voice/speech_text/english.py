@@ -692,6 +692,9 @@ _DATE_OR_TIME = (rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{SHORT_MONTHS}|(?:{'|'.join(M
 """What after a weekday's abbreviation says it is one: a date or a time (Sat 5 Dec, Sat 5th, Mon 9:00, Wed 9am, Fri Jan 7),
 not any number ("Sat 3 hours in the waiting room", "the Sun 5 times brighter": "Saturday", "Sunday")."""
 _WEEKDAY_ALONE = re.compile(rf"(?<![\w.])({_WEEKDAY})(?!\w)(?=(,?\s+(?:{_DATE_OR_TIME}))?)")
+_WEEKDAY_LABEL = re.compile(rf"^([ \t]*(?:[-*+•][ \t]+)?)({_WEEKDAY})(?=:)", re.MULTILINE)
+"""A weekday's abbreviation labelling a line ("Sat: 10:00–14:00", "Sun: closed", an assistant's opening hours or forecast):
+was read "sat", "sun"."""
 _JOINERS = {"-": " to ", "–": " to ", "—": " to ", "/": ", ", ",": ", ", "&": " and "}
 
 
@@ -703,8 +706,8 @@ def _weekday(written: str, following: str) -> str:
 
 def _weekdays(text: str, table: Table) -> str:
     """Mon-Fri, Mon. to Fri., Sat 5 Dec, Wed., Jan 7: Monday to Friday, Saturday... (espeak said "Mon to Fry"). An
-    abbreviation without its full stop ("Sun", "Sat", "Wed" are words too) only beside another weekday or before a date
-    or a time; "Sun." only so (the Sun.)."""
+    abbreviation without its full stop ("Sun", "Sat", "Wed" are words too) only beside another weekday, before a date
+    or a time, or labelling a line ("Sun: closed"); "Sun." only so (the Sun.)."""
 
     def run(m: re.Match[str]) -> str:
         pieces = re.split(rf"({_WEEKDAY})(?!\w)", m.group(0))
@@ -724,6 +727,7 @@ def _weekdays(text: str, table: Table) -> str:
             return _weekday(written, m.string[m.end():] if not m.group(2) else "x")
         return written
 
+    text = _WEEKDAY_LABEL.sub(lambda m: m.group(1) + _WEEKDAYS[m.group(2).rstrip(".")], text)
     return _WEEKDAY_ALONE.sub(alone, _WEEKDAY_RUN.sub(run, text))
 
 

@@ -669,3 +669,11 @@ def test_am_or_pm_before_a_closing_bracket_or_a_colon_is_read(written, said):
 ])
 def test_an_amount_for_each_of_something_is_read_per(written, said):
     assert normalize(written, "en") == said
+
+
+def test_a_weekday_labelling_a_line_is_the_day():
+    """An assistant's opening hours and forecasts label lines "Sat:", "Sun:", "**Mon:**": read "sat", "sun", "mon"."""
+    written = "Opening hours:\n- Mon–Fri: 9:00–17:30\n- Sat: 10:00–14:00\nSun: closed\n  Wed: rain"
+    assert normalize(written, "en") == ("Opening hours:\n- Monday to Friday: nine o'clock to seventeen thirty\n- Saturday: ten "
+                                        "o'clock to fourteen hundred\nSunday: closed\n Wednesday: rain")
+    assert normalize("The Sun: a star. Sat: yes", "en") == "The Sun: a star. Sat: yes"  # inside a line: words

@@ -478,7 +478,12 @@ def _units(text: str, table: Table) -> str:
         noun = num.form(whole, forms, table) if not fraction else forms[-1] if table.code != "pl" else forms[1]
         return (f"{table.minus} " if m.group(1) else "") + f"{num.number(m.group(2), table)} {noun}"
 
-    return pattern.sub(said, text)
+    text = pattern.sub(said, text)
+    if table.code == "en" and re.search(r"(?:thousand|million|billion|trillion) ", text):
+        # "54.6M km": the scale pass made it "54.6 million km", and the unit was left as written ("million km")
+        scaled = _compile(rf"\b(thousand|million|billion|trillion)\s({units})(?!\w|['’]s\b|/(?!\d))(?:\.(?=\s*[a-z,;]))?", 0)
+        text = scaled.sub(lambda m: f"{m.group(1)} {table.units[m.group(2)][-1]}", text)
+    return text
 
 
 def _ordinals(text: str, table: Table) -> str:

@@ -677,3 +677,10 @@ def test_a_weekday_labelling_a_line_is_the_day():
     assert normalize(written, "en") == ("Opening hours:\n- Monday to Friday: nine o'clock to seventeen thirty\n- Saturday: ten "
                                         "o'clock to fourteen hundred\nSunday: closed\n Wednesday: rain")
     assert normalize("The Sun: a star. Sat: yes", "en") == "The Sun: a star. Sat: yes"  # inside a line: words
+
+
+def test_a_unit_after_a_scaled_amount_is_read():
+    """"54.6M km" was "fifty-four point six million km": the scale pass spelled the M, and the unit after it was left."""
+    assert normalize("Mars is 54.6M km to 401M km away, a million km more; 3 million people", "en") == (
+        "Mars is fifty-four point six million kilometers to four hundred one million kilometers away, a million kilometers "
+        "more; three million people")

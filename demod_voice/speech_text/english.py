@@ -394,7 +394,7 @@ def _about(text: str, table: Table) -> str:
 
 _PER_WORDS = {"mo": "month", "yr": "year", "wk": "week", "hr": "hour", "gal": "gallon", "kWh": "kilowatt hour", "lb": "pound",
               "kg": "kilogram", "oz": "ounce", "mi": "mile", "km": "kilometer", "sq ft": "square foot", "pp": "person"}
-_PER = re.compile(r"(?<=[\d¢%])/(month|mo|year|yr|week|wk|day|night|hour|hr|person|pp|head|user|seat|gallon|gal|kWh|lb|kg|"
+_PER = re.compile(r"(?:(?<=[\d¢%])|(?<=\dx))/(month|mo|year|yr|week|wk|day|night|hour|hr|person|pp|head|user|seat|gallon|gal|kWh|lb|kg|"
                   r"oz|mile|mi|km|sq ft|unit|piece|page|item|ticket|share|serving)\b")
 """``$4.99/month``, ``$3.45/gal``, ``15¢/kWh``: an amount for each of something (the slash was read, "cents slash month")."""
 

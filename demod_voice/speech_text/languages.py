@@ -74,6 +74,9 @@ EN = Table(
            "kWh": ("kilowatt hour", "kilowatt hours"), "ms": ("millisecond", "milliseconds"), "min": ("minute", "minutes"),
            "h": ("hour", "hours"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"), "mins": ("minute", "minutes"),
            "sec": ("second", "seconds"), "secs": ("second", "seconds"), "yd": ("yard", "yards"), "yds": ("yard", "yards"),
+           # an assistant's shorthand ("in 5 yrs", "1-2 wks", "-450 pts" were left as written)
+           "yr": ("year", "years"), "yrs": ("year", "years"), "wk": ("week", "weeks"), "wks": ("week", "weeks"),
+           "mos": ("month", "months"), "pts": ("point", "points"),
            # a recipe's ("2 tsp baking powder" was left as written)
            "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"), "Tbsp": ("tablespoon", "tablespoons"),
            "fl oz": ("fluid ounce", "fluid ounces"), "qt": ("quart", "quarts"),

@@ -684,3 +684,10 @@ def test_a_unit_after_a_scaled_amount_is_read():
     assert normalize("Mars is 54.6M km to 401M km away, a million km more; 3 million people", "en") == (
         "Mars is fifty-four point six million kilometers to four hundred one million kilometers away, a million kilometers "
         "more; three million people")
+
+
+def test_an_assistants_shorthand_for_time_and_points_is_read():
+    """"a 23% drop in 5 yrs", "1–2 wks", "(−450 pts)", "2x/week" were left as written ("five yrs", "two times/week")."""
+    assert normalize("a drop in 5 yrs, for 1–2 wks or 6 mos (−450 pts), 2x/week; a 5 yr plan", "en") == (
+        "a drop in five years, for one to two weeks or six months (minus four hundred fifty points), two times per week; a "
+        "five-year plan")

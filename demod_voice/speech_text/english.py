@@ -501,6 +501,9 @@ _CODE = re.compile(r"\b((?:code|PIN|OTP|passcode)(?:\s+(?:is|was))?:?\s+)(\d{3,8
 _EXTENSION = re.compile(r"\b((?:(?:zero|one|two|three|four|five|six|seven|eight|nine) ){3})x(\d{1,5})\b")
 """``555-0100 x23``: an extension after a telephone number (the telephone pass has read its digits already: three digit
 words before the "x")."""
+_VANITY = re.compile(r"(?<![\w-])1[- ](8(?:00|88|77|66|55|44|33))[- ]([A-Z]{2,}(?:-[A-Z]+)*)(?![\w-])")
+"""``1-800-FLOWERS``: a toll-free number spelled as a word, said "one eight hundred flowers" (was "one to eight
+hundred-FLOWERS": the range pass took "1-800")."""
 _ORDINAL_RANGE = re.compile(r"\b(\d+(?:st|nd|rd|th))\s?[-–]\s?(\d+(?:st|nd|rd|th))\b")
 """``1st-3rd``: a range of ordinals ("first-third")."""
 
@@ -562,6 +565,8 @@ def _codes(text: str, table: Table) -> str:
         unit = re.match(r"\s?([^\s,;:!?]+?)\.?(?=[\s,;:!?]|$)", m.string[m.end():])
         return m.group(0) if unit and unit.group(1) in table.units else m.group(1) + num.digits(m.group(2), table)
 
+    text = _VANITY.sub(lambda m: f"one {'eight hundred' if m.group(1) == '800' else num.digits(m.group(1), table)} "
+                       + m.group(2).replace("-", " "), text)
     text = _EXTENSION.sub(r"\1extension \2", text)  # was "x23"
     # digit by digit, as it is typed: "code is 483920" was "four hundred eighty-three thousand nine hundred twenty"
     text = _CODE.sub(typed, text)

@@ -691,3 +691,10 @@ def test_an_assistants_shorthand_for_time_and_points_is_read():
     assert normalize("a drop in 5 yrs, for 1–2 wks or 6 mos (−450 pts), 2x/week; a 5 yr plan", "en") == (
         "a drop in five years, for one to two weeks or six months (minus four hundred fifty points), two times per week; a "
         "five-year plan")
+
+
+def test_a_toll_free_number_spelled_as_a_word_is_said_as_one():
+    """"Dial 1-800-FLOWERS" was "one to eight hundred-FLOWERS": the range pass took "1-800"."""
+    assert normalize("Dial 1-800-FLOWERS or 1-888-GO-FEDEX, not 1-800-555-0199", "en") == (
+        "Dial one eight hundred FLOWERS or one eight eight eight GO FEDEX, not one, eight zero zero, five five five, zero one "
+        "nine nine")

@@ -323,11 +323,27 @@ def _ends_sentence(m: re.Match[str]) -> bool:
     return re.match(r"[ \t]*\n|\s*(?:[A-Z]|$)", following) is not None and not _ZONE.match(following)
 
 
+_COUNTDOWN = re.compile(r"(?<![\d.,:])\b(?:(\d{1,2}):)?([0-5]?\d):([0-5]\d)(?![\d:]|[.,]\d)(?=\s+(?:remaining|left|to go|elapsed)\b)")
+"""``4:32 remaining``, ``1:05:00 left``: a timer's time, hours, minutes and seconds (was read as a clock, "four thirty-two")."""
+
+
+def _countdown(m: re.Match[str], table: Table) -> str:
+    """A :data:`_COUNTDOWN`'s parts that are not zero, each with its unit: four minutes and thirty-two seconds."""
+    if re.search(r"\b(?:at|by|until|till|from)\s+$", m.string[max(0, m.start() - 8): m.start()], re.IGNORECASE):
+        return m.group(0)  # "she came at 4:32 left early": a clock's time
+    parts = [(int(value), unit) for value, unit in zip(m.groups(), ("hour", "minute", "second"), strict=True) if value]
+    said = [f"{num.words(value, table)} {unit}{'' if value == 1 else 's'}" for value, unit in parts if value]
+    if not said:
+        return m.group(0)
+    return said[0] if len(said) == 1 else ", ".join(said[:-1]) + f" and {said[-1]}"
+
+
 def _times(text: str, table: Table) -> str:
     if table.code == "en":
         # on the hour, the hour and its o'clock; past it, the time alone ("10:30 o'clock" is ten thirty)
         if "clock" in text:
             text = _WRITTEN_OCLOCK.sub(lambda m: m.group(1) + m.group(3) if m.group(2) == "00" else f"{m.group(1)}:{m.group(2)}", text)
+        text = _COUNTDOWN.sub(lambda m: _countdown(m, table), text) if ":" in text else text
         text = _HOUR_RANGE.sub(lambda m: f"{m.group(1)} {_joiner(m, table)} ", text)
         # "a.m." at a sentence's end holds its full stop too
         text = _HOUR_MERIDIEM.sub(lambda m: time_words(int(m.group(1)), 0, m.group(2).lower(), table) +

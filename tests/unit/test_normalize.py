@@ -698,3 +698,14 @@ def test_a_toll_free_number_spelled_as_a_word_is_said_as_one():
     assert normalize("Dial 1-800-FLOWERS or 1-888-GO-FEDEX, not 1-800-555-0199", "en") == (
         "Dial one eight hundred FLOWERS or one eight eight eight GO FEDEX, not one, eight zero zero, five five five, zero one "
         "nine nine")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Timer 1: 4:32 remaining. Timer 2: 12:05 remaining.", "Timer one: four minutes and thirty-two seconds remaining. Timer "
+                                                           "two: twelve minutes and five seconds remaining."),  # "four thirty-two"
+    ("1:05:00 left on the clock, 0:45 to go, 10:00 elapsed", "one hour and five minutes left on the clock, forty-five seconds to "
+                                                             "go, ten minutes elapsed"),
+    ("She came at 4:32 left early; it left at 4:32.", "She came at four thirty-two left early; it left at four thirty-two."),
+])
+def test_a_timers_time_left_is_read_in_minutes_and_seconds(written, said):
+    assert normalize(written, "en") == said

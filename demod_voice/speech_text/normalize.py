@@ -467,6 +467,9 @@ _STREET_AFTER = re.compile(r"\s+(?:\d+(?:st|nd|rd|th)|[A-Z][a-z]+)(?:\s+[A-Z][a-
 """A street's name and kind after a house number and a compass point ("120 W 45th St")."""
 
 
+_FINANCE = re.compile(r"%|\b(?:rates?|yields?|spreads?|basis|hikes?|cuts?|Fed|bonds?|treasur(?:y|ies)|mortgages?|interest|"
+                      r"percent|inflation|coupon|bank)\b", re.IGNORECASE)
+"""Words near "bps" that make it basis points, not bits per second."""
 _MEASURED_NOUN = re.compile(r"\s+(?!(?:of|per|or|and|to|from|in|on|at|away|long|wide|tall|high|deep|thick|each|more|less|left|"
                             r"ago|later|is|was|are|were|off|up|down|by|than|behind|ahead|before|after|into|with|for|or|so|"
                             r"total|max|min|apart|across|too)\b)[a-z]{2,}\b")
@@ -488,6 +491,8 @@ def _units(text: str, table: Table) -> str:
             return f"{m.group(2)} West"  # "120 W 45th St", "5 W Main Street": in an address (was "one hundred twenty watts")
         whole, fraction = num.parse_number(m.group(2), table)
         forms = table.units[m.group(3)]
+        if m.group(3) == "bps" and table.code == "en" and _FINANCE.search(m.string, max(0, m.start() - 100), m.end() + 100):
+            forms = ("basis point", "basis points")  # "the Fed raised rates by 25 bps" (was "twenty-five bits per second")
         if table.code == "en" and not m.group(1) and " " not in forms[0] and _MEASURED_NOUN.match(m.string, m.end()) and \
                 re.search(r"\b(?:a|an)\s+$", m.string[max(0, m.start() - 4): m.start()], re.IGNORECASE):
             return f"{num.number(m.group(2), table)}-{forms[0]}"  # "a 20 min delay": a twenty-minute delay

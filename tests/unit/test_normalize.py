@@ -709,3 +709,12 @@ def test_a_toll_free_number_spelled_as_a_word_is_said_as_one():
 ])
 def test_a_timers_time_left_is_read_in_minutes_and_seconds(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The Fed raised rates by 25 bps.", "The Fed raised rates by twenty-five basis points."),  # "bits per second"
+    ("That's a 0.5% increase, or 50 bps.", "That's a zero point five percent increase, or fifty basis points."),
+    ("The link runs at 9600 bps.", "The link runs at nine thousand six hundred bits per second."),
+])
+def test_bps_near_rates_or_percentages_is_basis_points(written, said):
+    assert normalize(written, "en") == said

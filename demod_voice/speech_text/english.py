@@ -439,6 +439,18 @@ _HASHTAG = re.compile(r"(?<![\w&#/])#(?:(\d+)\b|([A-Z]{1,3}\d{2,}|\d+[A-Z])\b|([
 _VERSION = re.compile(r"(?<![\w.])v(\d+(?:\.\d+)+|\d+\b)(?![\w])")
 
 
+_VERSIONED = re.compile(r"\b((?:[Vv]ersion|[Rr]elease|Python|iOS|iPadOS|macOS|Android|Windows|Node|Java|Ubuntu|Debian|Fedora|"
+                        r"Firefox|Chrome|Kotlin|PHP)\s+)(\d+\.\d{2,})(?![\w]|[.,]\d)")
+"""``Python 3.12``, ``version 1.10``: a version's two numbers, the second of two digits or more, each read whole ("three point
+twelve"; the decimal reading said "three point one two"). A version of three numbers or more is left as written."""
+
+
+def _versions(text: str, table: Table) -> str:
+    """Python 3.12, release 1.10: Python three point twelve, release one point ten."""
+    return _VERSIONED.sub(lambda m: m.group(1) + " point ".join(num.words(int(part), table) for part in m.group(2).split(".")),
+                          text)
+
+
 def _tags(text: str, table: Table) -> str:
     """#1: number one; #ThrowbackThursday: hashtag Throwback Thursday; @jack: at jack; v2.1.3: version 2.1.3 (Whisper
     heard "#blessed" as "U-SASH BLUST", "v2.1.3" as "be 2.1.3")."""
@@ -741,6 +753,6 @@ _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 EARLY = (_weekdays, _isbns, _verses, _laps)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
-PASSES = (_about, _per, _plus_minus, _and_over, _shillings, _powers, _tags, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
+PASSES = (_about, _per, _plus_minus, _and_over, _shillings, _powers, _tags, _versions, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
           _durations, _decades, _early_years, _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)
 """English passes, in order: hashtags and versions before fractions (#1/2 is no fraction), sums before the range pass."""

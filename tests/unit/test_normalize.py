@@ -596,7 +596,7 @@ def test_a_time_zone_after_pm_keeps_the_sentence_going(written, said):
 
 
 @pytest.mark.parametrize(("written", "said"), [
-    ("Version 3.12 was released in Oct 2023.", "Version three point one two was released in October twenty twenty-three."),
+    ("Version 3.12 was released in Oct 2023.", "Version three point twelve was released in October twenty twenty-three."),
     ("from Mar 2020 to Sept. 2021", "from March twenty twenty to September twenty twenty-one"),  # espeak: "act", "mar"
 ])
 def test_a_months_short_name_before_a_year_is_the_month(written, said):
@@ -718,3 +718,9 @@ def test_a_timers_time_left_is_read_in_minutes_and_seconds(written, said):
 ])
 def test_bps_near_rates_or_percentages_is_basis_points(written, said):
     assert normalize(written, "en") == said
+
+
+def test_a_versions_two_numbers_are_each_read_whole():
+    """"Python 3.12" was read as a decimal, "three point one two"; a version of three numbers is left as written."""
+    assert normalize("Python 3.12, release 1.10 and v3.12; iOS 17.2, v2.1.3", "en") == (
+        "Python three point twelve, release one point ten and version three point twelve; iOS seventeen point two, version 2.1.3")

@@ -7,10 +7,11 @@ classic one gives the opset-15 graph with the input and output names every relea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import wave
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 OPSET = 15
 INPUT_NAMES = ["input", "input_lengths", "scales", "sid"]
 OUTPUT_NAMES = ["output"]
+CRITICS = ("MultiPeriodDiscriminator", "MultiResolutionDiscriminator")
+"""Piper's discriminators, which ``VitsModel`` builds beside the generator; an export needs none."""
 ENGLISH_SAMPLES = (
     "The quick brown fox jumps over the lazy dog.",
     "Would you like a cup of tea, or would you rather have coffee?",
@@ -31,18 +34,55 @@ ENGLISH_SAMPLES = (
 
 
 def generator(hparams: dict[str, Any], state: dict[str, Any]) -> Any:
-    """Piper's inference generator with ``state``'s weights, weight norm folded in, in eval mode."""
-    import torch
-    from piper.train.vits.lightning import VitsModel
+    """Piper's inference generator with ``state``'s weights, weight norm folded in, in eval mode.
 
-    model = VitsModel(**{**hparams, "mos_metric": None})
-    # The generator's weights alone: a tiny run's narrow critic (training/critic.py) has other shapes than piper's.
-    model.load_state_dict({k: v for k, v in state.items() if k.startswith("model_g.")}, strict=False)
+    :class:`InputError` when ``state`` lacks some of the generator's weights or holds them in other shapes: loaded
+    leniently, the missing ones kept their random start and the voice exported spoke noise without a word said.
+    """
+    import torch
+    from piper.train.vits import lightning
+
+    # Only the generator is exported: piper's critic (46.7 M parameters, 1.3 s of a tiny voice's export to build and
+    # initialise) and a tiny run's narrow one (training/critic.py, other shapes) are left out of the model built here.
+    with _no_critics(lightning):
+        model = lightning.VitsModel(**{**hparams, "mos_metric": None})
     gen = model.model_g
+    weights = {k.removeprefix("model_g."): v for k, v in state.items() if k.startswith("model_g.")}
+    _check_weights(gen.state_dict(), weights)
+    gen.load_state_dict(weights, strict=False)  # extra weights (none in piper's checkpoints) are not the voice's
     gen.eval()
     with torch.no_grad():
         gen.dec.remove_weight_norm()
     return gen
+
+
+@contextlib.contextmanager
+def _no_critics(lightning: Any) -> Iterator[None]:
+    """Piper's ``VitsModel`` built in this block gets empty modules for its critics (training only)."""
+    import torch
+
+    critics = {name: getattr(lightning, name) for name in CRITICS if hasattr(lightning, name)}
+    try:
+        for name in critics:
+            setattr(lightning, name, lambda **_: torch.nn.Module())
+        yield
+    finally:
+        for name, cls in critics.items():
+            setattr(lightning, name, cls)
+
+
+def _check_weights(own: dict[str, Any], given: dict[str, Any]) -> None:
+    """:class:`InputError` naming the first generator weight that ``given`` lacks or holds in another shape."""
+    missing = [name for name in own if name not in given]
+    if missing:
+        raise InputError(f"the checkpoint lacks {len(missing)} of the voice's {len(own)} generator weights (model_g."
+                         f"{missing[0]}{', ...' if len(missing) > 1 else ''}): it is not a whole Piper checkpoint; export "
+                         "another one (an earlier epoch's)")
+    for name, tensor in own.items():
+        if tuple(given[name].shape) != tuple(tensor.shape):
+            raise InputError(f"the checkpoint's weight model_g.{name} is {list(given[name].shape)}, but its hyper-parameters "
+                             f"make it {list(tensor.shape)}: its weights and settings are of different voices; export a "
+                             "checkpoint that piper-train or Piper's trainer saved unchanged")
 
 
 def export_onnx(gen: Any, path: Path) -> None:

@@ -1114,3 +1114,51 @@ def test_a_fine_tune_from_a_piper_train_runs_checkpoint_asks_for_disk_at_that_ru
     assert _disk_needed(request, "medium", dataset, base, 0) < 100e6
     (trial / "model.json").write_text("{broken")  # a folder of another kind: counted as before
     assert _disk_needed(request, "medium", dataset, base, 0) > 2e9
+
+
+def _tiny_model_state() -> tuple[dict, dict]:
+    """A tiny voice's hyper-parameters and its whole state (generator and narrow critic), as a run saves them."""
+    from piper.train.vits.lightning import VitsModel
+
+    from demod_voice.training import critic
+
+    hparams = {**quality.QUALITIES["tiny"], "num_symbols": 40, "sample_rate": 22050, "mos_metric": None,
+               quality.NARROW_CRITIC: True}
+    model = VitsModel(**hparams)
+    model.model_d = critic.NarrowCritic()
+    return hparams, model.state_dict()
+
+
+def test_an_export_builds_no_critic_and_gives_the_checkpoints_generator(monkeypatch):
+    """piper's critic (46.7 M parameters) was built and initialised at every export to be thrown away (1.3 s of a tiny
+    voice's 13.5 s export); the generator must still be the checkpoint's, weight for weight."""
+    import torch
+    from piper.train.vits import lightning
+
+    from demod_voice.training import export
+
+    hparams, state = _tiny_model_state()
+
+    def no_critic_here(**_):
+        raise AssertionError("an export built piper's critic")
+
+    monkeypatch.setattr(lightning, "MultiPeriodDiscriminator", no_critic_here)
+    gen = export.generator(hparams, state)
+    assert lightning.MultiPeriodDiscriminator is no_critic_here  # put back as it was
+    for name, tensor in gen.enc_p.state_dict().items():
+        assert torch.equal(tensor, state[f"model_g.enc_p.{name}"])
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda s: [s.pop(k) for k in [k for k in s if k.startswith("model_g.dec.")]], "lacks 30 of the voice's"),
+    (lambda s: s.update({"model_g.dec.conv_pre.weight": s["model_g.dec.conv_pre.weight"][:, :8]}), "model_g.dec.conv_pre.weight is"),
+])
+def test_an_export_of_a_checkpoint_missing_generator_weights_or_holding_other_shapes_is_refused(damage, says):
+    """Loaded leniently, a checkpoint without its decoder's weights exported a voice of random noise without a word."""
+    from demod_voice.training import export
+
+    hparams, state = _tiny_model_state()
+    damage(state)
+    with pytest.raises(InputError, match=re.escape(says)) as refused:
+        export.generator(hparams, state)
+    assert "\n" not in str(refused.value) and "export" in str(refused.value)

@@ -134,8 +134,8 @@ def run_training(request: TrainRequest) -> Outcome:
             mine = f" (its voice: {voice}; --install to install it)" if voice.is_file() and request.install_to is None else ""
             raise UsageError(f"the run in {request.output_dir} has trained {state['epochs_done']} epoch(s) already{mine}; "
                              f"pass --epochs larger than that to train on")
-    quality = spec["quality"] or "medium"
-    dataset = preflight.read_dataset(request.dataset_dir, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT))
+    quality, segment = _model_size(request, spec)
+    dataset = preflight.read_dataset(request.dataset_dir, segment)
     preflight.check_split(dataset, request.batch_size, request.validation_split)
     if isinstance(request.listen, EpochListener):
         request.listen.check(dataset.espeak_voice)
@@ -335,16 +335,44 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
     return new * checkpoint + exports + cache
 
 
+def _model_size(request: TrainRequest, spec: dict[str, Any]) -> tuple[str, int]:
+    """The quality of the voice trained and its training segment in samples (clips shorter than it are refused): the run's
+    own model on ``--resume``, a piper-train run's base's without ``--quality``, else ``--quality``'s (``medium``). A
+    fine-tune from one's own tiny trial, and its resumes, were checked with medium's 0.37 s segment, not tiny's 0.09 s,
+    and a resume of it was asked for disk as a medium voice's."""
+    quality = spec["quality"] or "medium"
+    model = None
+    if request.resume:
+        model = _run_model(request.output_dir)
+    elif spec["base"] and request.quality is None and Path(spec["base"]).parent.name == "checkpoints":
+        model = _run_model(Path(spec["base"]).parent.parent)
+    if model is None:
+        return quality, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT)
+    segment = model.get("segment_size", SEGMENT)
+    return _model_quality(model) or quality, segment if isinstance(segment, int) else SEGMENT
+
+
+def _run_model(run: Path) -> Optional[dict[str, Any]]:
+    """The hyper-parameters of the piper-train run in ``run`` (its ``model.json``); ``None`` when it holds none."""
+    try:
+        model = json.loads((run / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return model if isinstance(model, dict) else None
+
+
 def _run_quality(checkpoint: Path) -> Optional[str]:
     """The quality of a checkpoint in a piper-train run's ``checkpoints/``, from the run's ``model.json`` (reading the
     checkpoint itself needs torch); ``None`` elsewhere. A fine-tune from one's own tiny trial without ``--quality`` was
     counted as a medium voice, ~850 MB a checkpoint for ~8 MB ones."""
-    if checkpoint.parent.name != "checkpoints":
-        return None
+    model = _run_model(checkpoint.parent.parent) if checkpoint.parent.name == "checkpoints" else None
+    return _model_quality(model) if model is not None else None
+
+
+def _model_quality(model: dict[str, Any]) -> Optional[str]:
     try:
-        hparams = json.loads((checkpoint.parent.parent / "model.json").read_text(encoding="utf-8"))
-        return qualities.detect(hparams, hparams.get("sample_rate"))
-    except (OSError, ValueError, AttributeError, TypeError):
+        return qualities.detect(model, model.get("sample_rate"))
+    except (AttributeError, TypeError):  # a model.json of another shape: a size of its own
         return None
 
 

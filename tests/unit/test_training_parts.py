@@ -1162,3 +1162,45 @@ def test_an_export_of_a_checkpoint_missing_generator_weights_or_holding_other_sh
     with pytest.raises(InputError, match=re.escape(says)) as refused:
         export.generator(hparams, state)
     assert "\n" not in str(refused.value) and "export" in str(refused.value)
+
+
+def test_a_fine_tune_from_ones_own_tiny_run_and_its_resume_check_clips_against_tinys_segment(tmp_path, monkeypatch):
+    """``--base RUN/checkpoints/X.ckpt`` without ``--quality`` trains at the base run's size, but its clips were checked
+    against medium's 8192-sample segment (0.37 s): a dataset of short clips that a tiny voice trains on was refused, at
+    the start and at each ``--resume``, and the resume was asked for disk as a medium voice."""
+    from demod_voice.training import train
+    from demod_voice.training.preflight import Dataset
+
+    trial = tmp_path / "trial"
+    (trial / "checkpoints").mkdir(parents=True)
+    (trial / "checkpoints" / "epoch-5.ckpt").write_bytes(b"x" * 100)
+    tiny_model = json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050, "narrow_critic": True})
+    (trial / "model.json").write_text(tiny_model)
+    seen = []
+
+    def read_dataset(folder, segment):
+        seen.append(segment)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", read_dataset)
+    run = tmp_path / "tuned"
+    request = train.TrainRequest(tmp_path, run, "v", epochs=3, base=str(trial / "checkpoints" / "epoch-5.ckpt"), progress=False)
+    with pytest.raises(InputError, match="stop here"):
+        train.run_training(request)
+    (run / "checkpoints").mkdir(parents=True)  # the run as that fine-tune left it: its settings name no quality
+    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
+    (run / "model.json").write_text(tiny_model)
+    (run / "train.json").write_text(json.dumps({"name": "v", "quality": None, "base": request.base}))
+    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
+    with pytest.raises(InputError, match="stop here"):
+        train.run_training(dataclasses.replace(request, base=None, resume=True))
+    assert seen == [2048, 2048]
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train.preflight, "check_split", lambda *args: None)
+    asked = []
+    monkeypatch.setattr(train.preflight, "check_disk", lambda folder, size: asked.append(size) or _full_disk())
+    with pytest.raises(OSError):
+        train.run_training(dataclasses.replace(request, base=None, resume=True))
+    assert asked and asked[0] < 100e6

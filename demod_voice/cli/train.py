@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from demod_voice.cli.common import log_level
 from demod_voice.training.heard import EpochListener
@@ -23,15 +23,18 @@ def _add_piper_train(sub: Any, common: argparse.ArgumentParser) -> None:
                                                      "to download its checkpoint (recommended; default: train from scratch)")
     p.add_argument("--hub-url", default=None, help=argparse.SUPPRESS)  # a mirror of huggingface.co (and the tests' server)
     p.add_argument("--epochs", type=int, default=500, metavar="N", help="train until N epochs are done (default: 500)")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="clips per step (default: 16; lower it when memory runs out)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="clips per step (default: 16, or the run's own with --resume; "
+                                                                "lower it when memory runs out)")
     # "tiny" is accepted for tests and quick trials but not advertised.
     p.add_argument("--quality", choices=(*PUBLIC, "tiny"), metavar="{" + ",".join(PUBLIC) + "}",
                    help="voice size (default: the base's, or medium); x_low and low are 16000 Hz voices")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its newest checkpoint")
     p.add_argument("--name", metavar="NAME", help="voice name: NAME.onnx (default: the output folder's name)")
-    p.add_argument("--export-every", type=int, default=50, metavar="N",
-                   help="export the voice and speak samples into samples/epoch-K/ every N epochs (default: 50; 0: only at the end)")
-    p.add_argument("--keep-checkpoints", type=int, default=2, metavar="N", help="newest checkpoints kept (default: 2)")
+    p.add_argument("--export-every", type=int, metavar="N",
+                   help="export the voice and speak samples into samples/epoch-K/ every N epochs (default: 50, or the run's own "
+                        "with --resume; 0: only at the end)")
+    p.add_argument("--keep-checkpoints", type=int, metavar="N",
+                   help="newest checkpoints kept (default: 2, or the run's own with --resume)")
     p.add_argument("--sample-text", action="append", metavar="TEXT", help="a sentence to speak at each export (repeatable)")
     p.add_argument("--precision", choices=("32", "16-mixed", "bf16-mixed"), default="32", help="GPU precision (default: 32)")
     p.add_argument("--validation-split", type=float, default=0.05, metavar="F", help="share of clips kept for validation (default: 0.05)")
@@ -43,10 +46,10 @@ def _add_piper_train(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_piper_train)
 
 
-def _positive(value: int, flag: str, minimum: int = 1) -> int:
+def _positive(value: Optional[int], flag: str, minimum: int = 1) -> Optional[int]:
     from demod_voice.errors import UsageError
 
-    if value < minimum:
+    if value is not None and value < minimum:
         raise UsageError(f"{flag} must be at least {minimum}")
     return value
 

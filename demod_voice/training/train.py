@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -58,15 +58,17 @@ class TrainRequest:
     """The voice's name: ``<name>.onnx``, and its name in the voice cache with ``install``."""
     epochs: int = 500
     """Train until this many epochs are done (counting those before a ``--resume``)."""
-    batch_size: int = 16
+    batch_size: Optional[int] = None
+    """Clips per step; ``None``: the run's own on ``--resume``, else 16 (:data:`RUN_DEFAULTS`)."""
     quality: Optional[str] = None
     """Voice size; ``None``: the base checkpoint's, or ``medium`` from scratch."""
     base: Optional[str] = None
     """Checkpoint to fine-tune from (recommended): a path, or a released voice's name; ``None`` trains from scratch."""
     resume: bool = False
-    export_every: int = 50
-    """Export and speak the samples every this many epochs (and after the last)."""
-    keep_checkpoints: int = 2
+    export_every: Optional[int] = None
+    """Export and speak the samples every this many epochs (and after the last); ``None``: as :attr:`batch_size`."""
+    keep_checkpoints: Optional[int] = None
+    """The newest checkpoints kept; ``None``: as :attr:`batch_size`."""
     sentences: tuple[str, ...] = ()
     """Sample sentences (default: three English ones for English voices, else dataset lines)."""
     device: str = "auto"
@@ -84,6 +86,11 @@ class TrainRequest:
     listen: Optional[Callable[[Path, list[str]], str]] = None
     """Scores an export's samples (voice, sentences) -> a phrase for its progress line, such as its word error rate
     (:class:`~demod_voice.training.heard.EpochListener`); ``None``: not scored."""
+
+
+RUN_DEFAULTS = {"batch_size": 16, "export_every": 50, "keep_checkpoints": 2}
+"""Settings a ``--resume`` keeps as the run last had them unless given again, and their values for a new run. A resume
+typed without ``--batch-size`` trained at 16, and a small dataset started at 2 was refused ("lower --batch-size")."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ def say(request: Any, text: str) -> None:
 def run_training(request: TrainRequest) -> Outcome:
     """Check everything, train in a separate process, deliver the voice; errors are :class:`DemodVoiceError`."""
     preflight.check_dependencies()
+    request = _settled(request)
     _check_request(request)
     spec = _spec(request)
     state = _load_state(request.output_dir) if request.resume else {}
@@ -154,8 +162,8 @@ def run_training(request: TrainRequest) -> Outcome:
     # below (the feature cache, the settings) touches a folder a leftover trainer still writes into.
     with OutputLock(request.output_dir, "training run") as lock:
         _forget_stale_features(request.output_dir / "cache", request.dataset_dir)
-        if not request.resume:
-            write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
+        # on --resume too: the settings it goes on with are those the next --resume keeps (RUN_DEFAULTS)
+        write_text_atomic(request.output_dir / SPEC, json.dumps({k: v for k, v in spec.items() if k != "mode"}, indent=2) + "\n")
         say(request, f"dataset: {dataset.clips} clips at {dataset.sample_rate} Hz, {dataset.num_speakers} speaker(s); "
                      f"{'resuming' if request.resume else 'fine-tuning ' + str(request.base) if request.base else 'training from scratch'}"
                      f", {request.epochs} epoch(s), batch {request.batch_size}")
@@ -167,6 +175,21 @@ def run_training(request: TrainRequest) -> Outcome:
         say(request, f"installed as '{request.name}': {PROG} piper-infer {request.name} 'Some text.'")
     say(request, f"voice ready: {voice} ({PROG} piper-infer {voice} 'Some text.')")
     return outcome
+
+
+def _settled(request: TrainRequest) -> TrainRequest:
+    """``request`` with each of :data:`RUN_DEFAULTS` not given set: to the run's own on ``--resume``, else the default."""
+    first: dict[str, Any] = {}
+    if request.resume:
+        try:
+            first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            first = {}  # no run there: the resume is refused as such
+    settled = {}
+    for key, default in RUN_DEFAULTS.items():
+        kept = first.get(key) if isinstance(first, dict) else None
+        settled[key] = getattr(request, key) if getattr(request, key) is not None else kept if isinstance(kept, int) else default
+    return replace(request, **settled)
 
 
 def _finished(request: TrainRequest, name: str, epochs: int) -> Optional[Outcome]:

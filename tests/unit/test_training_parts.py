@@ -1049,7 +1049,7 @@ def test_a_resumed_run_asks_for_disk_by_the_size_of_the_checkpoints_it_holds(tmp
         with open(run / "checkpoints" / f"epoch-{epoch}.ckpt", "wb") as ckpt:
             ckpt.truncate(568_669_317)  # sparse: the size an older tiny run's checkpoint has, no disk used
     dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
-    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, resume=True)
+    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, export_every=50, resume=True)
     assert _disk_needed(request, "tiny", dataset, None, 2) > 568_669_317
 
 
@@ -1065,7 +1065,7 @@ def test_a_tiny_fine_tune_from_an_older_tiny_base_asks_for_disk_by_the_checkpoin
     run = tmp_path / "tuned"
     (run / "cache").mkdir(parents=True)
     dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
-    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, base=str(base))
+    request = TrainRequest(tmp_path, run, "v", quality="tiny", epochs=40, keep_checkpoints=2, export_every=50, base=str(base))
     assert _disk_needed(request, "tiny", dataset, base, 0) < 100e6
 
 
@@ -1110,7 +1110,7 @@ def test_a_fine_tune_from_a_piper_train_runs_checkpoint_asks_for_disk_at_that_ru
     run = tmp_path / "tuned"
     (run / "cache").mkdir(parents=True)
     dataset = Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
-    request = TrainRequest(tmp_path, run, "v", epochs=100, keep_checkpoints=2, base=str(base))
+    request = TrainRequest(tmp_path, run, "v", epochs=100, keep_checkpoints=2, export_every=50, base=str(base))
     assert _disk_needed(request, "medium", dataset, base, 0) < 100e6
     (trial / "model.json").write_text("{broken")  # a folder of another kind: counted as before
     assert _disk_needed(request, "medium", dataset, base, 0) > 2e9
@@ -1204,3 +1204,40 @@ def test_a_fine_tune_from_ones_own_tiny_run_and_its_resume_check_clips_against_t
     with pytest.raises(OSError):
         train.run_training(dataclasses.replace(request, base=None, resume=True))
     assert asked and asked[0] < 100e6
+
+
+def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_run_was_given(tmp_path, monkeypatch):
+    """``piper-train --batch-size 2`` on a small dataset, then the same command with ``--resume`` but without
+    ``--batch-size``: the resume trained at 16, and was refused ("lower --batch-size to 3 or less"). A setting given
+    again wins, and the next resume keeps it."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+    from demod_voice.training.preflight import Dataset
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
+    (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
+    (run / "train.json").write_text(json.dumps({"name": "run", "quality": "tiny", "batch_size": 2, "export_every": 5,
+                                                "keep_checkpoints": 4}))
+    split, ran = [], []
+    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
+    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 6, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train.preflight, "check_split", lambda dataset, batch, share: split.append(batch))
+    monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
+    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
+    monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
+    (tmp_path / "dataset").mkdir()
+    command = ["piper-train", "--dataset", str(tmp_path / "dataset"), "--output-dir", str(run), "--epochs", "3", "--resume",
+               "--no-wer", "-q"]
+    assert main(command) == 0
+    assert split == [2] and [ran[0][k] for k in ("batch_size", "export_every", "keep_checkpoints")] == [2, 5, 4]
+    assert main([*command, "--batch-size", "1", "--keep-checkpoints", "3"]) == 0
+    assert split[1] == 1 and [ran[1][k] for k in ("batch_size", "export_every", "keep_checkpoints")] == [1, 5, 3]
+    assert main(command) == 0
+    assert split[2] == 1 and ran[2]["keep_checkpoints"] == 3
+    (tmp_path / "new").mkdir()
+    assert main([*command[:4], str(tmp_path / "new"), *command[5:7], "--quality", "tiny", "--no-wer", "-q"]) == 0
+    assert split[3] == 16 and [ran[3][k] for k in ("batch_size", "export_every", "keep_checkpoints")] == [16, 50, 2]

@@ -138,6 +138,13 @@ def is_installed(name: str, cache: Path) -> bool:
     return in_cache or embedded_voice(name) is not None
 
 
+def name_over_folder(model: str, cache: Path) -> bool:
+    """Whether ``model``, a name that is also a folder here, means the voice installed by that name: a folder is no voice,
+    and piper-train names its voice after its output folder, so ``piper-train --output-dir me --install`` then
+    ``piper-infer me`` beside that folder was refused as "a folder" while the voice was installed."""
+    return not Path(model).expanduser().is_file() and is_installed(model, cache)
+
+
 def looks_like_name(model: str) -> bool:
     """``en_US-lessac-medium`` is a name; ``voices/x.onnx`` or ``x.onnx`` is a path."""
     return "/" not in model and not model.endswith((".onnx", ".json"))
@@ -222,7 +229,7 @@ def _download_files(key: str, files: dict, folder: Path, base_url: str, progress
 
 def resolve_piper_model(model: str, base_url: str, cache: Path, auto_download: bool, progress: bool = True) -> str:
     """A path for ``model``: itself if it is a file or a path, the installed voice if it is a name."""
-    if Path(model).expanduser().exists() or not looks_like_name(model):
+    if not looks_like_name(model) or Path(model).expanduser().exists() and not name_over_folder(model, cache):
         return model
     check_plain_name(model, "voice name")
     installed = piper_dir(cache) / f"{model}.onnx"

@@ -262,6 +262,25 @@ def test_a_training_runs_folder_or_checkpoint_is_pointed_to_its_voice(piper_voic
     assert_clean_failure(done, 3, f"{ckpt} is a training checkpoint, not a voice: export it first, demod-voice piper-export", tmp_path)
 
 
+
+def test_a_voice_installed_by_piper_train_is_spoken_by_name_beside_the_run_folder_it_is_named_after(piper_voice, tmp_path):
+    """``piper-train --output-dir me --install`` names the voice after its folder and says "piper-infer me": run there,
+    that was refused as "voice model .../me is a folder" though the voice was installed. The installed voice is spoken;
+    a folder of that name with no such voice installed is still pointed to its .onnx."""
+    run = tmp_path / "me"
+    run.mkdir()
+    shutil.copy(piper_voice, run / "me.onnx")
+    shutil.copy(f"{piper_voice}.json", run / "me.onnx.json")
+    cache = tmp_path / "cache"
+    done = run_cli("piper-infer", "me", SHORT, "-o", "o.wav", cwd=tmp_path, env={"XDG_CACHE_HOME": str(cache)})
+    assert_clean_failure(done, 3, f"voice model {run} is a folder; give the voice's .onnx file in it: {run / 'me.onnx'}", tmp_path)
+    (cache / "demod-voice" / "piper").mkdir(parents=True)
+    for suffix in (".onnx", ".onnx.json"):
+        shutil.copy(run / f"me{suffix}", cache / "demod-voice" / "piper" / f"me{suffix}")
+    done = run_cli("piper-infer", "me", SHORT, "-o", "o.wav", cwd=tmp_path, env={"XDG_CACHE_HOME": str(cache)})
+    assert done.returncode == 0, done.stderr.decode()
+    assert (tmp_path / "o.wav").stat().st_size > 1000
+
 def test_onnx_without_json(piper_voice, tmp_path):
     lonely = tmp_path / "lonely.onnx"
     shutil.copy(piper_voice, lonely)

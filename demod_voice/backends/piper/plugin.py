@@ -212,7 +212,8 @@ class PiperSide(RequestSide):
             raise InputError(f"a {self.name} row needs a voice: fill the 'model' column or pass --model")
         config = row.config
         path = row.path(model)
-        if not path.exists() and looks_like_name(model):
+        # a folder is no voice: one named as an installed voice (piper-train's run, say) means the voice
+        if looks_like_name(model) and (not path.exists() or path.is_dir() and is_installed(model, row.cache)):
             if row.dry_run and config.models.auto_download and not is_installed(model, row.cache):
                 raise WouldFetch(model)
             path = Path(resolve_piper_model(model, config.models.catalog_url, row.cache, config.models.auto_download, row.progress))

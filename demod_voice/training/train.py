@@ -179,17 +179,22 @@ def run_training(request: TrainRequest) -> Outcome:
 
 def _settled(request: TrainRequest) -> TrainRequest:
     """``request`` with each of :data:`RUN_DEFAULTS` not given set: to the run's own on ``--resume``, else the default."""
-    first: dict[str, Any] = {}
-    if request.resume:
-        try:
-            first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            first = {}  # no run there: the resume is refused as such
+    first = _run_settings(request.output_dir) if request.resume else {}
     settled = {}
     for key, default in RUN_DEFAULTS.items():
-        kept = first.get(key) if isinstance(first, dict) else None
+        kept = first.get(key)
         settled[key] = getattr(request, key) if getattr(request, key) is not None else kept if isinstance(kept, int) else default
     return replace(request, **settled)
+
+
+def _run_settings(out: Path) -> dict[str, Any]:
+    """The settings of the run in ``out`` (its ``train.json``), or none: a run folder without that file (copied without it,
+    say) ended a ``--resume`` with "internal error: FileNotFoundError"; it goes on with the settings given."""
+    try:
+        first = json.loads((out / SPEC).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return first if isinstance(first, dict) else {}
 
 
 def _finished(request: TrainRequest, name: str, epochs: int) -> Optional[Outcome]:
@@ -309,7 +314,7 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
     spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(request).items() if k not in ("install_to", "progress", "listen")}
     spec["sentences"] = list(request.sentences)
     if request.resume:
-        first = json.loads((request.output_dir / SPEC).read_text(encoding="utf-8"))
+        first = _run_settings(request.output_dir)
         if request.quality and first.get("quality") and request.quality != first["quality"]:  # the same command may rerun
             raise UsageError(f"the run in {request.output_dir} trains a {first['quality']} voice: --resume continues it at "
                              f"that size; give --quality {first['quality']} or leave it out (it was silently ignored)")

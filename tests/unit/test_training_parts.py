@@ -1241,3 +1241,6 @@ def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_
     (tmp_path / "new").mkdir()
     assert main([*command[:4], str(tmp_path / "new"), *command[5:7], "--quality", "tiny", "--no-wer", "-q"]) == 0
     assert split[3] == 16 and [ran[3][k] for k in ("batch_size", "export_every", "keep_checkpoints")] == [16, 50, 2]
+    (run / "train.json").unlink()  # a run copied without its settings: "internal error: FileNotFoundError" on --resume
+    assert main([*command, "--batch-size", "2"]) == 0
+    assert ran[4]["name"] == "run" and json.loads((run / "train.json").read_text())["batch_size"] == 2

@@ -33,9 +33,12 @@ CLIPPED_SHARE = 0.01
 LOW_RATE = 16000
 """A reference sampled below this (a phone call's 8 kHz) is warned about: XTTS copies its muffled sound into the clone."""
 LEAD_SECONDS = 2.0
-"""Silence before the first sound longer than this is warned about: XTTS learns a voice from a recording's first seconds."""
-SOUND_FROM_PEAK = 0.05
-"""A sample louder than this share of the peak (-26 dB) counts as the start of the sound."""
+"""Silence at a recording's start and end (together) longer than this is said to have been cut off (:func:`sound_span`)."""
+TRIM_DB = 35.0
+"""Sound at a reference's start and end more than this below its loudest moment is silence (a phone left recording, room
+noise): it is cut off before the voice is learnt (:func:`sound_span`)."""
+TRIM_MARGIN = 0.1
+"""Seconds kept either side of the sound that :func:`sound_span` finds (a soft first consonant, a last word's decay)."""
 NOISY_DB = 20.0
 """A reference whose quietest moments are less than this far below its speech is called noisy (music, a fan, a busy room)."""
 ADVICE = "a good reference is 6-30 s of one person speaking clearly, no music or noise, not clipped"
@@ -230,19 +233,22 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
     peak = float(np.abs(mono).max())
     if peak < SILENT_PEAK:
         raise InputError(f"reference {name} is silent (peak {peak:.5f}); {ADVICE}")
-    lead = int(np.argmax(np.abs(mono) > SOUND_FROM_PEAK * peak)) / rate
-    cut = f"ffmpeg -ss {lead - 0.5:.1f} -i {shlex.quote(name)} ref.wav"
-    if lead >= GOOD_SECONDS[1]:  # XTTS-v2 hears a recording's first 30 s: all of it silence
-        raise InputError(f"reference {name} is silent for its first {lead:.0f} s, and the voice is learnt from a recording's first "
-                         f"30 s: cut the silence off ({cut})")
+    start, end = sound_span(mono, rate, margin=0.0)
+    # a phone left recording before and after anyone spoke: the silence is cut off before the voice is learnt (the engine
+    # finds the same span); it was kept, and XTTS averaged silent stretches into the voice
+    lead, tail = start / rate, (len(mono) - end) / rate if len(mono) >= seconds * rate - 1 else 0.0  # tail: all was read
+    spoken = seconds - lead - tail
+    if spoken < MIN_SECONDS:
+        raise InputError(f"reference {name} holds only {spoken:.2f} s of sound in its {seconds:.1f} s, too little to clone from; "
+                         f"{ADVICE}")
     warnings = []
-    if seconds < GOOD_SECONDS[0]:
-        warnings.append(f"reference {name} is only {seconds:.1f} s; the clone will be rough ({ADVICE})")
-    if seconds > GOOD_SECONDS[1]:
+    if lead + tail > LEAD_SECONDS:
+        warnings.append(f"reference {name} {_silence_cut(lead, tail)}: cut off, the voice is learnt from the speech alone")
+    if spoken < GOOD_SECONDS[0]:
+        of = f" of sound in its {seconds:.1f} s" if lead + tail > LEAD_SECONDS else ""
+        warnings.append(f"reference {name} is only {spoken:.1f} s{of}; the clone will be rough ({ADVICE})")
+    if spoken > GOOD_SECONDS[1]:
         warnings.append(f"reference {name} is {seconds:.0f} s; only its start is used ({ADVICE})")
-    if lead > LEAD_SECONDS:  # a phone left recording before anyone spoke: XTTS clones the silence with the voice
-        warnings.append(f"reference {name} starts with {lead:.1f} s of silence, and the voice is learnt from a recording's first "
-                        f"seconds: cut it off ({cut})")
     if rate < LOW_RATE:
         warnings.append(f"reference {name} is sampled at {rate} Hz (a phone call's sound): it lacks everything above {rate // 2} Hz, "
                         "and the clone will sound as muffled; record at 16 kHz or more (a phone's voice recorder does)")
@@ -256,6 +262,31 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
         warnings.append(f"reference {name} is very quiet (peak {20 * np.log10(peak):.0f} dBFS), too little above the noise for a "
                         f"good clone: record closer to the microphone, or raise its level (ffmpeg -i {shlex.quote(name)} -af loudnorm ref.wav)")
     return warnings
+
+
+def _silence_cut(lead: float, tail: float) -> str:
+    """``has 2.5 s of silence before the speech and 4.0 s after it`` (either part left out when under 0.1 s)."""
+    parts = [f"{lead:.1f} s of silence before the speech"] if lead >= 0.05 else []
+    if tail >= 0.05:
+        parts.append(f"{tail:.1f} s after it" if parts else f"{tail:.1f} s of silence after the speech")
+    return "has " + " and ".join(parts)
+
+
+def sound_span(mono: Any, rate: int, margin: float = TRIM_MARGIN) -> tuple[int, int]:
+    """``(start, end)``: the samples of ``mono`` from its first to its last sound, ``margin`` seconds kept either side.
+    Sound is a 50 ms stretch less than :data:`TRIM_DB` below the loudest; all of ``mono`` when none is quieter."""
+    import numpy as np
+
+    frame = max(1, int(rate * 0.05))
+    count = len(mono) // frame
+    if count < 2:
+        return 0, len(mono)
+    level = np.sqrt(np.square(mono[: count * frame].astype(np.float64)).reshape(count, frame).mean(axis=1))
+    loud = np.flatnonzero(level > level.max() * 10 ** (-TRIM_DB / 20))
+    kept = int(margin * rate)
+    start = max(0, int(loud[0]) * frame - kept)
+    end = len(mono) if loud[-1] == count - 1 else min(len(mono), (int(loud[-1]) + 1) * frame + kept)
+    return start, end
 
 
 def noise_note(mono: Any, rate: int) -> str:

@@ -497,3 +497,47 @@ def test_a_streamed_sentence_equals_coquis_inference_stream_with_each_chunk_deco
     assert len(seen) == len(theirs)
     assert max(seen[1:]) <= per_chunk + context  # a chunk's frames, the overlap and the context: not the sentence so far
     assert seen[-1] < seen[0] + (len(seen) - 1) * per_chunk - context  # coqui's last decode reads every frame
+
+
+def _cosine_distance(a, b):
+    a, b = a.float().numpy().ravel(), b.float().numpy().ravel()
+    return 1 - float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))
+
+
+def test_silence_before_and_after_the_speech_is_left_out_of_the_voice(xtts_model, tmp_path):
+    """A phone memo with 2.5 s of silence before the speech and 4 s after it was cloned with the silence in it: one of
+    the conditioning's three 4 s chunks was silence, averaged into the voice (the GPT latent 22% off the same speech's,
+    the speaker embedding 0.012 away in cosine); now the silence is cut off first and the voices agree."""
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+    from demod_voice.voices.references import check_references
+
+    rate, speech = 22050, voiced_signal(6.0, 22050)
+
+    def memo(name, before, after):
+        path = tmp_path / name
+        soundfile.write(str(path), np.concatenate([np.zeros(int(before * rate)), speech, np.zeros(int(after * rate))]), rate)
+        return str(path)
+
+    backend = XttsBackend()
+    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path / "cache")))
+    clean = backend.conditioning(check_references((memo("clean.wav", 0.2, 0.2),)))
+    padded = backend.conditioning(check_references((memo("memo.wav", 2.5, 4.0),)))
+    latent_off = float((clean[0] - padded[0]).abs().max() / clean[0].abs().max())
+    assert latent_off < 0.01 and _cosine_distance(clean[1], padded[1]) < 0.006, (latent_off, _cosine_distance(clean[1], padded[1]))
+
+
+def test_a_recording_with_nothing_to_cut_gets_coquis_own_conditioning(xtts_model, references, tmp_path):
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+    from demod_voice.voices.references import check_references
+
+    backend = XttsBackend()
+    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path)))
+    config = backend.model.config
+    ours = backend.conditioning(check_references((str(references["ref.flac"]),)))
+    theirs = backend.model.get_conditioning_latents(
+        audio_path=[str(references["ref.flac"])], max_ref_length=config.max_ref_len, gpt_cond_len=config.gpt_cond_len,
+        gpt_cond_chunk_len=config.gpt_cond_chunk_len, sound_norm_refs=config.sound_norm_refs)
+    for mine, coqui in zip(ours, theirs, strict=True):
+        assert mine.shape == coqui.shape and float((mine - coqui).abs().max()) < 1e-5

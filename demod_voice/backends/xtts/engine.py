@@ -25,7 +25,7 @@ from demod_voice.models.registry import model_identity
 from demod_voice.speech_text.perform import perform
 from demod_voice.speech_text.script import Speak
 from demod_voice.voices.profiles import Profile
-from demod_voice.voices.references import Reference, latent_key, load_latents, save_latents
+from demod_voice.voices.references import TRIM_DB, Reference, latent_key, load_latents, save_latents, sound_span
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class XttsBackend(Backend):
 
         config = self.model.config
         params = {"gpt_cond_len": config.gpt_cond_len, "gpt_cond_chunk_len": config.gpt_cond_chunk_len,
-                  "max_ref_len": config.max_ref_len, "sound_norm_refs": config.sound_norm_refs}
+                  "max_ref_len": config.max_ref_len, "sound_norm_refs": config.sound_norm_refs, "trim_db": TRIM_DB}
         key = latent_key(list(references), self.identity, params)
         names = ", ".join(Path(r.path).name for r in references)
         if key in self._latents:
@@ -260,11 +260,7 @@ class XttsBackend(Backend):
             latents = (torch.from_numpy(cached[0]).to(self.device), torch.from_numpy(cached[1]).to(self.device))
         else:
             started = time.perf_counter()
-            gpt_latent, speaker = self.model.get_conditioning_latents(
-                audio_path=[r.path for r in references], max_ref_length=config.max_ref_len,
-                gpt_cond_len=config.gpt_cond_len, gpt_cond_chunk_len=config.gpt_cond_chunk_len,
-                sound_norm_refs=config.sound_norm_refs,
-            )
+            gpt_latent, speaker = self._latents_of(references)
             log.info("computed the voice latents of %s in %.1f s; cached for next time", names, time.perf_counter() - started)
             save_latents(self.cache_dir, key, gpt_latent.cpu().numpy(), speaker.cpu().numpy(),
                          {"references": [r.sha256 for r in references], "model": self.identity, "params": params})
@@ -273,6 +269,29 @@ class XttsBackend(Backend):
         while len(self._latents) > LATENTS_KEPT:
             self._latents.popitem(last=False)  # the disk cache keeps it: a later request reads it back in milliseconds
         return latents
+
+    def _latents_of(self, references: tuple[Reference, ...]) -> tuple[Any, Any]:
+        """coqui's ``get_conditioning_latents``, with each recording's silence at its start and end cut off first
+        (:func:`~demod_voice.voices.references.sound_span`, as the reference check says): kept, a phone memo's seconds
+        before and after the speech were averaged into the voice (a 4 s chunk of silence of three in a 12 s memo), and
+        the silence before it took the place of speech in the seconds the model hears (``max_ref_len``)."""
+        import torch
+        from TTS.tts.models.xtts import load_audio
+
+        config, rate = self.model.config, 22050  # the rate coqui's conditioning loads references at
+        audios, speakers = [], []
+        with torch.inference_mode():
+            for reference in references:
+                audio = load_audio(reference.path, rate)
+                start, end = sound_span(audio[0].numpy(), rate)
+                audio = audio[:, start:end][:, : rate * config.max_ref_len].to(self.device)
+                if config.sound_norm_refs:
+                    audio = (audio / torch.abs(audio).max()) * 0.75
+                speakers.append(self.model.get_speaker_embedding(audio, rate))
+                audios.append(audio)
+            gpt_latent = self.model.get_gpt_cond_latents(torch.cat(audios, dim=-1), rate, length=config.gpt_cond_len,
+                                                         chunk_length=config.gpt_cond_chunk_len)
+        return gpt_latent, torch.stack(speakers).mean(dim=0)
 
     def enroll(self, opts: EnrollOptions) -> JobValue:
         """A voice's conditioning as plain arrays (what a profile stores), and the first
@@ -285,7 +304,9 @@ class XttsBackend(Backend):
         for reference in opts.references:
             if left <= 0:
                 break
-            audio = load_audio(reference.path, SAMPLE_RATE).reshape(-1)[:left].numpy()
+            audio = load_audio(reference.path, SAMPLE_RATE).reshape(-1).numpy()
+            start, end = sound_span(audio, SAMPLE_RATE)  # the speech, as the conditioning hears it
+            audio = audio[start:end][:left]
             clips.append(np.round(audio * 32767).astype(np.int16))
             left -= len(clips[-1])
         return JobValue({"gpt_cond_latent": gpt_latent.detach().cpu().float().numpy(),

@@ -131,13 +131,17 @@ def readable_path(path: Path, max_seconds: float, what: str, cut_hint: str) -> P
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _DECODED and _DECODED[key].is_file():
         return _DECODED[key]
-    try:
-        info = soundfile.info(str(path))
-    except (RuntimeError, soundfile.LibsndfileError):
-        pass
-    else:
-        return _one_channel(path, info, key) if info.channels > 1 and info.duration <= max_seconds else path
-    from demod_voice.audio.decode import NO_SOUND, NoSound, TooLong, decode_to_wav, plain_error
+    from demod_voice.audio.decode import NO_SOUND, NoSound, TooLong, decode_to_wav, looks_like_audio, plain_error
+
+    # libsndfile's MP3 decoder prints its notes on a file named .mp3 that is not one (a web page saved by a failed
+    # download) to the process's stderr, three lines before the one saying what is wrong: FFmpeg judges such a file alone
+    if path.suffix.lower() != ".mp3" or looks_like_audio(path):
+        try:
+            info = soundfile.info(str(path))
+        except (RuntimeError, soundfile.LibsndfileError):
+            pass
+        else:
+            return _one_channel(path, info, key) if info.channels > 1 and info.duration <= max_seconds else path
 
     target = _scratch() / f"{len(_DECODED)}-{path.stem[:60]}.wav"
     try:

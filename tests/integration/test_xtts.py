@@ -541,3 +541,11 @@ def test_a_recording_with_nothing_to_cut_gets_coquis_own_conditioning(xtts_model
         gpt_cond_chunk_len=config.gpt_cond_chunk_len, sound_norm_refs=config.sound_norm_refs)
     for mine, coqui in zip(ours, theirs, strict=True):
         assert mine.shape == coqui.shape and float((mine - coqui).abs().max()) < 1e-5
+
+
+def test_a_page_saved_as_mp3_is_refused_in_one_line(xtts_model, tmp_path):
+    """A failed download saved as voice.mp3 (a web page) was refused after three lines of the MP3 decoder's own notes
+    ("Note: Illegal Audio-MPEG-Header 0x00000000 at offset 200.", "Note: Trying to resync...") on stderr."""
+    (tmp_path / "voice.mp3").write_text("<!DOCTYPE html><html><body>Not found</body></html>\n" * 4)
+    done = clone(xtts_model, [tmp_path / "voice.mp3"], "Hello.", tmp_path / "o.wav")
+    assert_clean_failure(done, "reference voice.mp3 is not audio that can be read", tmp_path)

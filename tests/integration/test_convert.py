@@ -529,3 +529,26 @@ def test_an_output_that_is_a_source_is_refused_and_the_recording_kept(vc_model, 
         message = done.stderr.decode()
         assert done.returncode == 3 and "itself" in message and "Traceback" not in message, (args, message)
         assert {path.name: path.read_bytes() for path in takes.iterdir()} == kept, args
+
+
+def test_silence_around_a_references_speech_is_left_out_of_the_target_voice(vc_model, tmp_path):
+    """``--reference memo.wav`` with 2.5 s of silence before the speech and 4 s after it was told "cut off, the voice is
+    learnt from the speech alone", as cloning from it is, but the converter's target embedding was still made from
+    the whole file, silence and all (0.0047 in cosine from the same speech's with this converter; now 0.00003)."""
+    from demod_voice.backends.openvoice.engine import OpenVoiceBackend
+    from demod_voice.backends.openvoice.request import reference_target
+    from demod_voice.engine.jobs import LoadSpec
+
+    speech = voiced_signal(6.0, RATE)
+
+    def memo(name, before, after):
+        path = tmp_path / name
+        soundfile.write(str(path), np.concatenate([np.zeros(int(before * RATE)), speech, np.zeros(int(after * RATE))]), RATE)
+        return str(path)
+
+    backend = OpenVoiceBackend()
+    backend.load(LoadSpec(backend="openvoice", model=str(vc_model), cache_dir=str(tmp_path)))
+    clean = backend.target(reference_target((memo("clean.wav", 0.1, 0.1),))).numpy().ravel()
+    padded = backend.target(reference_target((memo("memo.wav", 2.5, 4.0),))).numpy().ravel()
+    distance = 1 - float(clean @ padded) / float(np.linalg.norm(clean) * np.linalg.norm(padded))
+    assert distance < 0.001, distance

@@ -23,6 +23,7 @@ from demod_voice.backends.openvoice.request import SAMPLE_RATE, ConvertOptions, 
 from demod_voice.config import ConvertSettings
 from demod_voice.engine.jobs import LoadSpec, SynthesisJob
 from demod_voice.errors import DependencyError, InputError
+from demod_voice.voices.references import sound_span
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +116,24 @@ class OpenVoiceBackend(Backend):
             return self._targets[target.key]
         started = time.perf_counter()
         if target.references:
-            embedding = self.model._extract_target_se([r.path for r in target.references])
+            rate = self.model.config.audio.input_sample_rate
+            embedding = self.model._extract_target_se([_speech_of(self.torch, r.path, rate) for r in target.references])
         else:
             embedding = self.model._extract_target_se(_profile_clips(self.torch, target))
         log.info("target voice embedding in %.1f s", time.perf_counter() - started)
         self._targets[target.key] = embedding
         return embedding
+
+
+def _speech_of(torch: Any, path: str, rate: int) -> Any:
+    """A reference recording at ``rate`` as coqui reads it, its silence before and after the speech cut off, as a
+    profile's kept audio and XTTS's conditioning are (:func:`~demod_voice.voices.references.sound_span`): the
+    reference check said so, and the embedding was made from the whole file."""
+    import librosa
+
+    audio = librosa.load(path, sr=rate)[0]
+    start, end = sound_span(audio, rate)
+    return torch.from_numpy(audio[start:end])
 
 
 def _profile_clips(torch: Any, target: Target) -> list[Any]:

@@ -31,14 +31,15 @@ def test_a_worker_keeps_the_conditioning_of_the_voices_used_last_and_reads_older
 
     computed: list[str] = []
 
-    def conditioning_of(audio_path, **_):
-        computed.append(audio_path[0])
+    def conditioning_of(references):
+        computed.append(references[0].path)
         return torch.full((1, 2, 4), float(len(computed))), torch.zeros(1, 8, 1)
 
     backend = engine.XttsBackend()
     backend.cache_dir = str(tmp_path)
-    backend.model = types.SimpleNamespace(get_conditioning_latents=conditioning_of, config=types.SimpleNamespace(
+    backend.model = types.SimpleNamespace(config=types.SimpleNamespace(
         gpt_cond_len=6, gpt_cond_chunk_len=6, max_ref_len=10, sound_norm_refs=False))
+    backend._latents_of = conditioning_of  # the model's own work on the recordings; what is kept is under test here
     voices = [(Reference(f"/refs/{i}.wav", f"{i:064x}", 6.0),) for i in range(engine.LATENTS_KEPT + 5)]
     first = backend.conditioning(voices[0])
     for voice in voices[1:]:

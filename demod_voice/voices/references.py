@@ -282,15 +282,23 @@ def sound_span(mono: Any, rate: int, margin: float = TRIM_MARGIN) -> tuple[int, 
     import numpy as np
 
     frame = max(1, int(rate * 0.05))
-    count = len(mono) // frame
-    if count < 2:
+    if len(mono) // frame < 2:
         return 0, len(mono)
-    level = np.sqrt(np.square(mono[: count * frame].astype(np.float64)).reshape(count, frame).mean(axis=1))
+    level = _frame_levels(mono, frame)
+    count = len(level)
     loud = np.flatnonzero(level > level.max() * 10 ** (-TRIM_DB / 20))
     kept = int(margin * rate)
     start = max(0, int(loud[0]) * frame - kept)
     end = len(mono) if loud[-1] == count - 1 else min(len(mono), (int(loud[-1]) + 1) * frame + kept)
     return start, end
+
+
+def _frame_levels(mono: Any, frame: int) -> Any:
+    """The RMS level of each whole ``frame`` of samples of ``mono`` (float64; a part frame at the end is left out)."""
+    import numpy as np
+
+    count = len(mono) // frame
+    return np.sqrt(np.square(mono[: count * frame].astype(np.float64)).reshape(count, frame).mean(axis=1))
 
 
 def noise_note(mono: Any, rate: int) -> str:
@@ -299,10 +307,9 @@ def noise_note(mono: Any, rate: int) -> str:
     import numpy as np
 
     frame = max(1, int(rate * 0.03))
-    count = len(mono) // frame
-    if count < 10:
+    if len(mono) // frame < 10:
         return ""
-    rms = np.sqrt((mono[: count * frame].reshape(count, frame) ** 2).mean(axis=1)) + 1e-9
+    rms = _frame_levels(mono, frame) + 1e-9
     floor, speech = np.percentile(rms, 10), np.percentile(rms, 95)
     ratio_db = 20 * np.log10(speech / floor)
     if ratio_db >= NOISY_DB:

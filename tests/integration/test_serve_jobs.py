@@ -128,29 +128,27 @@ def test_batch_refusals(setup, rows, files, code, words):
     assert not any((setup["folder"] / "data" / "batch").glob("*/upload.csv"))
 
 
+def finished_archive(url: str, rows: str, count: int) -> zipfile.ZipFile:
+    """The result of a batch job of ``rows``, once all ``count`` of them are made and none failed."""
+    created = batch(url, rows)
+    assert created.status_code == 202, created.text
+    state = wait_done(url, created.json()["id"])
+    assert state["state"] == "done" and state["done"] == count and state["failed"] == 0, state
+    return zipfile.ZipFile(io.BytesIO(httpx.get(f"{url}/v1/batch/{created.json()['id']}/result", timeout=60).content))
+
+
 def test_a_job_whose_rows_name_no_voice_speaks_with_the_default_voice(setup):
     """As a speech request naming no voice gets ``piper.default_voice``, so do a job's rows (they were refused: "a Piper
     row needs a voice"); this server offers the installed joe voice."""
-    url = setup["server"].url
-    created = batch(url, "text,output\nGood morning.,one.wav\n")
-    assert created.status_code == 202, created.text
-    state = wait_done(url, created.json()["id"])
-    assert state["state"] == "done" and state["done"] == 1 and state["failed"] == 0, state
-    result = httpx.get(f"{url}/v1/batch/{created.json()['id']}/result", timeout=60)
-    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+    with finished_archive(setup["server"].url, "text,output\nGood morning.,one.wav\n", 1) as archive:
         assert archive.read("one.wav")[:4] == b"RIFF"
 
 
 def test_a_job_from_an_excel_sheet_keyed_by_id_with_opus_outputs(setup):
     """A sheet as Excel saves it where the decimal mark is a comma (semicolons, BOM, CRLF), keyed by ``id``, with an opus
     row: each was refused (400 "separated by semicolons", "unknown column(s) id", "must end in .wav, .flac, .ogg, .mp3")."""
-    url = setup["server"].url
-    created = batch(url, "\ufeffID;Text;Output;Model\r\n0001;Hello, there.;;tiny-single\r\n0002;Bye.;b.opus;tiny-single\r\n")
-    assert created.status_code == 202, created.text
-    state = wait_done(url, created.json()["id"])
-    assert state["state"] == "done" and state["done"] == 2 and state["failed"] == 0, state
-    result = httpx.get(f"{url}/v1/batch/{created.json()['id']}/result", timeout=60)
-    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+    rows = "\ufeffID;Text;Output;Model\r\n0001;Hello, there.;;tiny-single\r\n0002;Bye.;b.opus;tiny-single\r\n"
+    with finished_archive(setup["server"].url, rows, 2) as archive:
         assert set(archive.namelist()) == {"0001.wav", "b.opus", "report.jsonl"}
         assert archive.read("0001.wav")[:4] == b"RIFF" and archive.read("b.opus")[:4] == b"OggS"
 

@@ -108,23 +108,30 @@ class FakeBackend(Backend):
 class InterleavingFakeBackend(FakeBackend):
     """Makes the jobs of a hand-over at once, as XTTS streams a GPT batch: a chunk of each job in
     turn, job ``i``'s chunks at amplitude ``0.1 * (i + 1)``; ``slow`` sleeps before its chunk, ``fail``
-    raises."""
+    raises. Jobs that join (``more()``) come in at the next round, as XTTS takes them."""
 
-    def interleaved(self, jobs):
-        return self._rounds([job.text.split() for job in jobs])
+    def interleaved(self, jobs, more=None):
+        return self._rounds([job.text.split() for job in jobs], more)
 
-    def _rounds(self, words):
-        for step in range(max(map(len, words))):
+    def _rounds(self, words, more=None):
+        made = [0] * len(words)
+        ended: set[int] = set()
+        while len(ended) < len(words) or more is not None:
+            for job in more() if more is not None else ():
+                words.append(job.text.split())
+                made.append(0)
+            if len(ended) == len(words):
+                return
             for index, these in enumerate(words):
-                if step == len(these):
-                    yield index, None
-                if step >= len(these):
+                if index in ended:
                     continue
-                if these[step] == "fail":
+                if made[index] == len(these):
+                    ended.add(index)
+                    yield index, None
+                    continue
+                if these[made[index]] == "fail":
                     raise RuntimeError("engine exploded")
-                if these[step] == "slow":
+                if these[made[index]] == "slow":
                     time.sleep(0.1)
+                made[index] += 1
                 yield index, AudioChunk(np.full(RATE // 10, 0.1 * (index + 1), dtype=np.float32), RATE)
-        for index, these in enumerate(words):
-            if len(these) == max(map(len, words)):
-                yield index, None

@@ -86,6 +86,10 @@ class SynthesisJob:
     batch (XTTS: same voice and settings); ``None``: always one at a time."""
     together_limit: int = 1
     """The most jobs handed over at once."""
+    joins: bool = False
+    """A later job with the same ``together`` key may join this one's hand-over while it runs (``("join", offset,
+    jobs)``, :mod:`.protocol`): the backend takes it in between two of its rounds (XTTS streaming: the next sentence of
+    every job is one GPT batch), so a request that arrives while a long one streams waits for one round, not for all."""
     segments: Optional[tuple] = None
     """Pieces to speak in turn and exact pauses between them (:mod:`demod_voice.speech_text.script`'s
     ``Speak`` and ``Pause``), when the text needs them (SSML); ``None``: ``text`` is spoken as it is."""

@@ -213,6 +213,42 @@ class Pool:
                 slot.worker.send([replace(t.job, waiting=behind) if behind else t.job for t in tasks])
             except WorkerDied as died:
                 self._send_failed(slot, died)
+        self._join()
+
+    def _join(self) -> None:
+        """Jobs that wait while every worker is busy join a running hand-over that takes them (``SynthesisJob.joins``: an
+        XTTS stream takes them in at its next round, a sentence of each job), up to its limit. A request that came
+        while a long one streamed waited for all of it: a 40-word answer on the one XTTS worker of a server held every
+        other request for its whole length; now they wait for the sentence being made."""
+        if not self.waiting() or any(not slot.tasks and not slot.retired for slot in self.slots):
+            return
+        for slot in self.slots:
+            if not self.waiting():
+                return
+            if slot.retired or slot.worker is None or not slot.handover or not getattr(slot.worker, "joins", False):
+                continue
+            head = slot.handover[0]
+            if not head.job.joins or head.group_limit:  # (a group retried after a crash stays as small as it was cut)
+                continue
+            priority, queue = next((p, q) for p, q in self.queues.items() if q)
+            room = head.job.together_limit - len(slot.tasks)
+            taken = [task for task in queue if task.job.together == head.job.together and task.job.joins
+                     and not task.cancelled and not task.group_limit][:max(0, room)]
+            if not taken:
+                continue
+            chosen = {id(task) for task in taken}
+            self.queues[priority] = deque(task for task in queue if id(task) not in chosen)
+            offset = len(slot.handover)
+            for task in taken:
+                task.attempts += 1
+                task.started = time.perf_counter()
+            slot.tasks.extend(taken)
+            slot.handover.extend(taken)
+            log.debug("%d job(s) joined the hand-over of worker %s at place %d", len(taken), slot.worker.pid, offset)
+            try:
+                slot.worker.send(protocol.join(offset, [task.job for task in taken]))
+            except WorkerDied as died:
+                self._send_failed(slot, died)
 
     def start_worker(self, slot: Slot, evict: bool = True) -> bool:
         if not self.host.make_room(self, evict):

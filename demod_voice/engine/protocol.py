@@ -1,7 +1,8 @@
 """The messages between the engine and a worker, in one place.
 
 Parent -> worker: a list of :class:`~demod_voice.engine.jobs.SynthesisJob` (a hand-over: one job,
-or jobs with one ``together`` key), ``("cancel", index)`` while it runs, or ``None`` to stop.
+or jobs with one ``together`` key), ``("cancel", index)`` while it runs, ``("join", offset, jobs)``: more jobs of
+the running hand-over (of jobs that say ``joins``), at places ``offset`` on, or ``None`` to stop.
 
 Worker -> parent: first ``("ready", LoadInfo)`` or ``("failed", kind, message)``; then, for each
 job of a hand-over, any number of ``("chunk", samples, rate, index)`` and ``("value", data, index)``,
@@ -39,6 +40,18 @@ def tagged(message: tuple, index: int) -> tuple:
     """``message`` about job ``index`` (an untagged job message gets the index; others stay as they are)."""
     size = JOB_MESSAGES.get(message[0])
     return (*message, index) if size is not None and len(message) == size else message
+
+
+def join(offset: int, jobs: list) -> tuple:
+    """``jobs`` join the running hand-over at places ``offset``, ``offset + 1``, ..."""
+    return ("join", offset, jobs)
+
+
+def shifted(message: tuple, offset: int) -> tuple:
+    """A job message of a hand-over's later part answered on its own (jobs that joined once the rest was done): its
+    place counted from the hand-over's start."""
+    index = job_index(message)
+    return message if index is None or not offset else (*message[:-1], index + offset)
 
 
 def job_index(message: tuple) -> Optional[int]:

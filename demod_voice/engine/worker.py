@@ -54,19 +54,24 @@ def load_backend(spec: LoadSpec) -> tuple[Any, tuple]:
     return backend, ("ready", info)
 
 
-def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callable[[int], bool] = lambda index: False) -> None:
+def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callable[[int], bool] = lambda index: False,
+           joined: Optional[Callable[[], list[tuple[int, list[SynthesisJob]]]]] = None) -> None:
     """Answer every job of a hand-over. Once one fails the rest fail with the same error (the batch
     they were being made in is gone); the parent decides what to do with them. A job for which
-    ``cancelled(index)`` turns true between two chunks stops there and is answered ``Cancelled``."""
+    ``cancelled(index)`` turns true between two chunks stops there and is answered ``Cancelled``.
+
+    Jobs that say ``joins`` are made by the backend's ``interleaved(jobs, more)``, even alone, and ``more()`` gives it
+    the jobs that joined since (``joined()``: ``(offset, jobs)`` as the parent sent them); jobs that joined too late for
+    it are left in ``joined`` for the caller (:func:`answer_joined`)."""
+    waiting = set(range(len(jobs)))
     try:
-        together = getattr(backend, "interleaved", None)
-        pieces = together(jobs) if together is not None and len(jobs) > 1 else None
+        pieces = _interleaved(backend, jobs, None if joined is None else functools.partial(_take_joined, joined, waiting))
     except (Exception, SystemExit) as err:  # noqa: BLE001 - a backend that fails to start the batch fails its jobs
         for index in range(len(jobs)):
             send(protocol.tagged(_failure(err, jobs[0].spec.backend), index))
         return
     if pieces is not None:
-        _answer_interleaved(send, pieces, len(jobs), cancelled, jobs[0].spec.backend)
+        _answer_interleaved(send, pieces, waiting, cancelled, jobs[0].spec.backend)
         return
     failure: Optional[tuple] = None
     try:
@@ -91,6 +96,26 @@ def answer(send: Send, backend: Any, jobs: list[SynthesisJob], cancelled: Callab
         tag(failure or ("done",))
 
 
+def _take_joined(joined: Callable[[], list[tuple[int, list[SynthesisJob]]]], waiting: set[int]) -> list[SynthesisJob]:
+    """The jobs that joined since the last call, their places added to those ``waiting`` for an answer."""
+    taken: list[SynthesisJob] = []
+    for offset, extra in joined():
+        waiting.update(range(offset, offset + len(extra)))
+        taken += extra
+    return taken
+
+
+def _interleaved(backend: Any, jobs: list[SynthesisJob], more: Optional[Callable[[], list[SynthesisJob]]]) -> Optional[Iterator]:
+    """The backend's interleaved answer to ``jobs`` (``None``: it makes them in turn): jobs that may be joined go there
+    even alone, with ``more``."""
+    together = getattr(backend, "interleaved", None)
+    if together is None:
+        return None
+    if more is not None and jobs[0].joins:
+        return together(jobs, more)
+    return together(jobs) if len(jobs) > 1 else None
+
+
 def _drop_cancelled(send: Send, waiting: set[int], cancelled: Callable[[int], bool]) -> None:
     for index in sorted(waiting):
         if cancelled(index):
@@ -102,12 +127,12 @@ def _send_tagged(send: Send, index: int, message: tuple) -> None:
     send(protocol.tagged(message, index))
 
 
-def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: int, cancelled: Callable[[int], bool],
+def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], waiting: set[int], cancelled: Callable[[int], bool],
                         backend: str) -> None:
-    """Send ``(index, chunk)`` pieces as they come (``(index, None)``: that job is complete); a job
-    cancelled meanwhile is answered ``Cancelled`` and its later pieces dropped. Once every job is
-    answered the generator is closed (work for cancelled jobs alone stops there)."""
-    waiting = set(range(count))
+    """Send ``(index, chunk)`` pieces as they come (``(index, None)``: that job is complete; ``(index, error)``: that job
+    failed alone, as one that joined with a reference that cannot be read); a job cancelled meanwhile is answered
+    ``Cancelled`` and its later pieces dropped. ``waiting`` holds the places not yet answered (jobs that join are added
+    to it). Once every job is answered the generator is closed (work for cancelled jobs alone stops there)."""
     rates: dict[int, int] = {}
     try:
         for index, chunk in pieces:
@@ -115,6 +140,9 @@ def _answer_interleaved(send: Send, pieces: Iterator[tuple[int, Any]], count: in
             if index in waiting:
                 if chunk is None:
                     send(protocol.done(index))
+                    waiting.discard(index)
+                elif isinstance(chunk, BaseException):
+                    send(protocol.tagged(_failure(chunk, backend), index))
                     waiting.discard(index)
                 elif len(samples := checked_chunk(chunk, backend, rates, index)[0]):  # see _answer_one
                     send(protocol.chunk(samples, rates[index], index))
@@ -198,19 +226,63 @@ class _Control:
         self.conn = conn
         self.stop = False
         self.cancelled: set[int] = set()
+        self.joined: list[tuple[int, list[SynthesisJob]]] = []
+        """Jobs that joined the running hand-over, ``(offset, jobs)``, not yet taken."""
+        self.next: Optional[list] = None
+        """A hand-over read while looking for the others (the parent sends one only once the last is answered, so this
+        stays ``None``; kept, not dropped, if the order ever changes)."""
 
     def check(self, index: int) -> bool:
         """True when the job at ``index`` of the current hand-over should stop now."""
         try:
-            while not self.stop and self.conn.poll(0):
-                message = self.conn.recv()
-                if message is None:
-                    self.stop = True
-                elif isinstance(message, tuple) and message[:1] == ("cancel",):
-                    self.cancelled.add(message[1])
+            while not self.stop and self.next is None and self.conn.poll(0):
+                self.note(self.conn.recv())
         except (EOFError, OSError):
             self.stop = True
         return self.stop or index in self.cancelled
+
+    def note(self, message: Any) -> None:
+        """Keep what a message of the parent says about the running hand-over."""
+        if message is None:
+            self.stop = True
+        elif isinstance(message, list):
+            self.next = message
+        elif isinstance(message, tuple) and message[:1] == ("cancel",):
+            self.cancelled.add(message[1])
+        elif isinstance(message, tuple) and message[:1] == ("join",):
+            self.joined.append((message[1], message[2]))
+
+    def take_joined(self) -> list[tuple[int, list[SynthesisJob]]]:
+        """The jobs that joined since the last call, the parent's messages read first: only while a job of the
+        hand-over is unanswered (then no next hand-over can come)."""
+        self.check(-1)
+        return self.taken()
+
+    def taken(self) -> list[tuple[int, list[SynthesisJob]]]:
+        """The jobs that joined and were read, not yet taken."""
+        taken, self.joined = self.joined, []
+        return taken
+
+    def receive(self, wait: Optional[float]) -> Any:
+        """The parent's next message: a hand-over read meanwhile first; ``False`` when none came within ``wait``
+        seconds (``None``: wait for it)."""
+        if self.next is not None:
+            message, self.next = self.next, None
+            return message
+        if wait is not None and not self.conn.poll(wait):
+            return False
+        return self.conn.recv()
+
+
+def answer_joined(send: Send, backend: Any, control: _Control) -> None:
+    """Jobs that joined a hand-over too late for it (the backend had made its last round, or made the jobs in turn) are
+    answered now, each group as a hand-over of its own whose messages keep their places in the first one. What was read
+    is taken, not polled for: the hand-over is answered, so the parent's next message may be a new one (the loop reads
+    it); joins read while these are answered are taken in turn."""
+    while not control.stop and (pending := control.taken()):
+        for offset, jobs in pending:
+            answer(lambda message, offset=offset: send(protocol.shifted(message, offset)), backend, jobs,
+                   lambda index, offset=offset: control.check(index + offset))
 
 
 def serve(conn: Any, spec: LoadSpec) -> None:
@@ -223,17 +295,20 @@ def serve(conn: Any, spec: LoadSpec) -> None:
     idle = getattr(backend, "idle", None)
     while not control.stop:
         try:
-            if idle is not None and not conn.poll(IDLE_SECONDS):
+            jobs = control.receive(IDLE_SECONDS if idle is not None else None)
+            if jobs is False:
                 _idle(idle)
-            jobs = conn.recv()
+                jobs = control.receive(None)
         except (EOFError, OSError):
             return
         if jobs is None:
             return
-        if isinstance(jobs, tuple):
-            continue  # a cancel that arrived after its job was answered
-        control.cancelled.clear()
-        answer(conn.send, backend, jobs if isinstance(jobs, list) else [jobs], control.check)
+        if isinstance(jobs, tuple):  # a cancel that arrived after its job was answered, or jobs that joined it then
+            control.note(jobs)
+        else:
+            control.cancelled.clear()
+            answer(conn.send, backend, jobs if isinstance(jobs, list) else [jobs], control.check, control.take_joined)
+        answer_joined(conn.send, backend, control)
 
 
 def _idle(idle: Callable[[], None]) -> None:

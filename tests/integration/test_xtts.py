@@ -350,10 +350,12 @@ def test_an_out_of_memory_error_in_a_batch_reruns_the_batch_after_the_fallback(x
     assert len(chunks) == 2 and all(len(chunk.samples) > 0 for chunk in chunks)
 
 
+@pytest.mark.parametrize("path", ["alone", "joinable"])
 @pytest.mark.parametrize("when", ["before its first chunk", "after its first chunk"])
-def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, tmp_path, monkeypatch, caplog, when):
+def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, tmp_path, monkeypatch, caplog, when, path):
     # The streamed path (-o -): before any audio left, the sentence reruns after the fall-back;
-    # after audio left, rerunning would repeat it, so the job fails with a clear error instead.
+    # after audio left, rerunning would repeat it, so the job fails with a clear error instead. A stream that others
+    # may join (the server's, SynthesisJob.joins) is made in rounds (XttsBackend.interleaved) and does the same.
     torch = pytest.importorskip("torch")
     from demod_voice.backends.xtts import batching as xtts_batch
     from demod_voice.backends.xtts.engine import XttsBackend
@@ -381,13 +383,19 @@ def test_an_out_of_memory_error_in_a_streamed_sentence(xtts_model, references, t
     options = XttsOptions(check_references([str(references["ref.wav"])]), "en",
                           XttsSettings(max_new_tokens=8, sentence_silence=0.0), stream=True)
     job = SynthesisJob(spec=spec, text="One sentence only.", output="-", options=options)
+
+    def made(job):
+        if path == "alone":
+            return list(backend.synthesize(job))
+        return [chunk for _, chunk in backend.interleaved([job], lambda: []) if chunk is not None]
+
     if when == "before its first chunk":
-        chunks = list(backend.synthesize(job))
+        chunks = made(job)
         assert len(calls) == 2 and chunks and all(len(c.samples) for c in chunks)
         assert "the GPU ran out of memory; moving XTTS to the CPU" in caplog.text
     else:
         with pytest.raises(RuntimeFailure, match="in the middle of a streamed sentence"):
-            list(backend.synthesize(job))
+            made(job)
 
 
 def test_a_voices_prompt_rows_go_through_the_gpt_once_and_each_sentence_starts_from_them(xtts_model, references, tmp_path, monkeypatch):

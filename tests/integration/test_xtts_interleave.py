@@ -144,3 +144,42 @@ def test_a_batch_cuts_its_first_pieces_sooner_and_the_rest_where_alone_does(back
         # within the decoder's reach of its cut here: made without the frames after it, as any cut's end is)
         a, b = np.concatenate(mine), np.concatenate(theirs)
         np.testing.assert_allclose(a[len(mine[0]) + overlap:], b[len(mine[0]) + overlap:], atol=1e-5)
+
+
+def test_a_stream_that_joins_between_two_rounds_equals_alone_and_a_bad_one_fails_alone(backend, references, monkeypatch):
+    """A request that came while another streamed waited for all of the other's sentences; it now joins the running
+    batch at its next round (engine: ``SynthesisJob.joins``). Both streams are alone's, and a joined request whose voice
+    cannot be read fails alone while the batch goes on."""
+    from transformers import LogitsProcessorList
+
+    sampling = xtts_engine._sampling
+    rule = LogitsProcessorList([StopAfterMultipleOf(13, backend.model.gpt)])
+    monkeypatch.setattr(xtts_engine, "_sampling", lambda s: {**sampling(s), "logits_processor": rule})
+    settings = dataclasses.replace(XttsSettings(), top_k=1, max_new_tokens=40, stream_chunk_size=4, sentence_silence=0.1)
+    spec = LoadSpec(backend="xtts", model="xtts")
+
+    def job(text: str, refs) -> SynthesisJob:
+        return SynthesisJob(spec, text, "-", options=XttsOptions(refs, "en", settings, stream=True), joins=True)
+
+    running = job("A first sentence is being spoken. Then a second one. And a third.", check_references((str(references["ref.wav"]),)))
+    late = job("The late one.", check_references((str(references["ref.flac"]),)))
+    broken = job("Never heard.", (str(references["ref.wav"]) + ".gone",))
+    alone = [[chunk.samples for chunk in backend.synthesize(j)] for j in (running, late)]
+    arrivals = [[], [late, broken]]  # asked before each round: they come while the first sentence is made
+    together: list[list[np.ndarray]] = [[], [], []]
+    events: list[tuple[int, str]] = []
+    for index, piece in backend.interleaved([running], lambda: arrivals.pop(0) if arrivals else []):
+        if piece is None or isinstance(piece, BaseException):
+            events.append((index, "end" if piece is None else f"error {piece}"))
+        else:
+            events.append((index, "chunk"))
+            together[index].append(piece.samples)
+    said = [e for e in events if e[0] == 2]
+    assert len(said) == 1 and said[0][1].startswith("error")  # one error, and no audio
+    places = [e[0] for e in events]
+    assert places.index(0) < places.index(1) < len(places) - 1 - places[::-1].index(0)  # it came in while the first streamed
+    assert events[-1] == (0, "end") and (1, "end") in events and not together[2]
+    for mine, theirs in zip(together[:2], alone, strict=True):
+        assert [len(c) for c in mine] == [len(c) for c in theirs]
+        for a, b in zip(mine, theirs, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)

@@ -98,3 +98,74 @@ def test_a_hand_over_cancelled_whole_stops_its_shared_run_at_once():
     answer(sent.append, SharedRun(), [job("a b c d e"), job("f g h i j"), job("k l m n o")], cancelled=lambda index: bool(sent))
     assert [(m[0], protocol.job_index(m)) for m in sent] == [("chunk", 0), ("error", 0), ("error", 1), ("error", 2)]
     assert SharedRun.made <= 2, SharedRun.made  # the first chunk (and no more than one ahead), not all fifteen
+
+
+def joinable(text: str) -> SynthesisJob:
+    return SynthesisJob(SPEC, text, "-", together="same", together_limit=4, joins=True)
+
+
+def test_jobs_that_join_a_running_hand_over_are_made_from_its_next_round_with_their_own_places():
+    from fakes import InterleavingFakeBackend
+
+    sent: list = []
+    arrivals = [[], [(1, [joinable("x y")])], [], [(2, [joinable("z")])]]
+    answer(sent.append, InterleavingFakeBackend(), [joinable("a b c d")],
+           joined=lambda: arrivals.pop(0) if arrivals else [])
+    kinds = [(m[0], protocol.job_index(m)) for m in sent]
+    assert kinds == [("chunk", 0), ("chunk", 0), ("chunk", 1), ("chunk", 0), ("chunk", 1),
+                     ("chunk", 0), ("done", 1), ("chunk", 2), ("done", 0), ("done", 2)]
+    assert {float(m[1][0]) for m in sent if m[0] == "chunk" and m[3] == 2} == {np.float32(0.3)}  # the joined job's own audio
+
+
+def test_jobs_that_joined_after_the_last_round_are_answered_with_their_places_and_the_next_hand_over_after():
+    """The join came as the hand-over's last message went out: the worker's loop answers it at its place, and a hand-over
+    sent right behind it is answered next (one the worker read while looking for joins was lost: the engine hung)."""
+    import threading
+    from multiprocessing import Pipe
+
+    from demod_voice.engine.worker import serve
+
+    ours, theirs = Pipe()
+    worker = threading.Thread(target=serve, args=(theirs, SPEC), daemon=True)
+    worker.start()
+    assert ours.recv()[0] == "ready"
+    ours.send([joinable("a")])
+    said = [ours.recv(), ours.recv()]
+    ours.send(protocol.join(1, [joinable("b c")]))  # the parent had not yet read the first job's end
+    said += [ours.recv() for _ in range(3)]
+    ours.send([job("d")])  # the next hand-over, right behind
+    said += [ours.recv() for _ in range(2)]
+    ours.send(None)
+    worker.join(timeout=30)
+    assert [(m[0], protocol.job_index(m)) for m in said] == [
+        ("chunk", 0), ("done", 0), ("chunk", 1), ("chunk", 1), ("done", 1), ("chunk", 0), ("done", 0)]
+    assert not worker.is_alive()
+
+
+def test_a_request_that_comes_while_a_long_one_streams_joins_it_and_ends_first(service):
+    """A request that came while a long one streamed on the model's one worker waited for all of it (a 40-word XTTS
+    answer held every other request of the server); now it joins the running batch at its next round."""
+    started = []
+    service.on_worker_start = started.append
+    ended: dict[str, float] = {}
+    long = service.submit(joinable("slow " * 30))
+    long.add_done_callback(lambda result: ended.setdefault("long", time.perf_counter()))
+    next(iter(long.chunks(timeout=30)))  # it streams
+    short = service.submit(joinable("slow slow"))
+    short.add_done_callback(lambda result: ended.setdefault("short", time.perf_counter()))
+    chunks = [c.samples for c in short.chunks(timeout=30)]
+    assert short.result(timeout=30).ok and len(chunks) == 2
+    assert all(np.all(c == np.float32(0.2)) for c in chunks)  # made as the hand-over's second job, its own audio
+    assert long.result(timeout=30).ok and len(list(long.chunks(timeout=30))) == 29  # (its first was read above)
+    assert ended["short"] < ended["long"] and len(started) == 1
+
+
+def test_a_joined_job_cancelled_leaves_the_running_one_whole(service):
+    long = service.submit(joinable("slow " * 12))
+    next(iter(long.chunks(timeout=30)))
+    late = service.submit(joinable("slow " * 12))
+    next(iter(late.chunks(timeout=30)))  # it has joined
+    late.cancel()
+    assert isinstance(late.result(timeout=30).error, Cancelled)
+    assert long.result(timeout=30).ok and len(list(long.chunks(timeout=30))) == 11  # (its first was read above)
+    assert service.submit(joinable("slow")).result(timeout=30).ok  # the worker goes on

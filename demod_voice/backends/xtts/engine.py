@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +28,9 @@ from demod_voice.voices.profiles import Profile
 from demod_voice.voices.references import TRIM_DB, Reference, latent_key, load_latents, save_latents, sound_span
 
 log = logging.getLogger(__name__)
+
+STREAM_OUT_OF_MEMORY = "the GPU ran out of memory in the middle of a streamed sentence; rerun with --cpu"
+"""Audio of the sentence has gone out: making it again on the CPU would say its start twice."""
 
 LATENTS_KEPT = 64
 """Reference sets whose conditioning a worker keeps in memory (~130 KB each); older ones are read back from the disk cache."""
@@ -114,25 +117,50 @@ class XttsBackend(Backend):
         for share in in_turn(spoken, counts):
             yield with_pauses(share, opts.settings.sentence_silence, SAMPLE_RATE)
 
-    def interleaved(self, jobs: list[SynthesisJob]) -> Optional[Iterator[tuple[int, Optional[AudioChunk]]]]:
+    def interleaved(self, jobs: list[SynthesisJob],
+                    more: Optional[Callable[[], list[SynthesisJob]]] = None) -> Optional[Iterator[tuple[int, Any]]]:
         """Streamed jobs handed over together (one set of sampling settings, any voices): their
         sentences go through the GPT as one batch, a sentence of each job at a time, and each
         job's audio comes out as it is made, ``(job's place, chunk)``, ``(place, None)`` once the
-        job is complete (:func:`.batching.generate_stream`). ``None`` for jobs made in turn."""
+        job is complete (:func:`.batching.generate_stream`). ``None`` for jobs made in turn.
+
+        ``more()``, asked before each round, gives the jobs that joined meanwhile (``SynthesisJob.joins``): their
+        sentences go in from the next round, the first piece cut as a batch's are; one whose voice cannot be read is
+        answered ``(place, error)`` alone."""
         opts = jobs[0].options
         if not isinstance(opts, XttsOptions) or not opts.stream or any(job.segments for job in jobs):
             return None
-        queues = []
-        for job in jobs:
-            options: XttsOptions = job.options
-            gpt_latent, speaker = self._from_profile(options.profile) if options.profile else self.conditioning(options.references)
-            limit = self.model.tokenizer.char_limits.get(options.language.split("-")[0], 250)
-            queues.append([_Sentence(text, options.language, gpt_latent, speaker) for text in split_sentences(job.text, limit)])
-        log.info("%d streamed jobs made together, their chunks interleaved", len(jobs))
-        return self._rounds(queues, opts.settings)
+        queues = [self._queue_of(job) for job in jobs]
+        if len(jobs) > 1:
+            log.info("%d streamed jobs made together, their chunks interleaved", len(jobs))
+        return self._rounds(queues, opts.settings, more)
 
-    def _rounds(self, queues: list[list[_Sentence]], s: XttsSettings) -> Iterator[tuple[int, Optional[AudioChunk]]]:
-        """The next sentence of every job with sentences left, as one streamed batch, until none are left."""
+    def _queue_of(self, job: SynthesisJob) -> list[_Sentence]:
+        """A streamed job's sentences, each with its voice's conditioning."""
+        options: XttsOptions = job.options
+        gpt_latent, speaker = self._from_profile(options.profile) if options.profile else self.conditioning(options.references)
+        limit = self.model.tokenizer.char_limits.get(options.language.split("-")[0], 250)
+        return [_Sentence(text, options.language, gpt_latent, speaker) for text in split_sentences(job.text, limit)]
+
+    def _joined(self, queues: list[list[_Sentence]], spoken: list[bool],
+                more: Optional[Callable[[], list[SynthesisJob]]]) -> Iterator[tuple[int, Any]]:
+        """Take the jobs that joined since the last round: each gets the next place (its place in the hand-over)."""
+        for job in more() if more is not None else ():
+            spoken.append(False)
+            try:
+                queues.append(self._queue_of(job))
+            except (Exception, SystemExit) as err:  # noqa: BLE001 - the joined job fails alone; the batch goes on
+                queues.append([])
+                yield len(queues) - 1, err
+                continue
+            log.debug("a streamed job joined %d others between two rounds", sum(1 for q in queues[:-1] if q))
+            if not queues[-1]:
+                yield len(queues) - 1, None
+
+    def _rounds(self, queues: list[list[_Sentence]], s: XttsSettings,
+                more: Optional[Callable[[], list[SynthesisJob]]] = None) -> Iterator[tuple[int, Any]]:
+        """The next sentence of every job with sentences left, as one streamed batch, until none are left (jobs that
+        join meanwhile included)."""
         import numpy as np
 
         from demod_voice.backends.xtts import batching as xtts_batch
@@ -142,7 +170,10 @@ class XttsBackend(Backend):
         for index, queue in enumerate(queues):
             if not queue:
                 yield index, None
-        while any(queues):
+        while True:
+            yield from self._joined(queues, spoken, more)
+            if not any(queues):
+                return
             members = [index for index, queue in enumerate(queues) if queue]
             rows = [queues[index].pop(0) for index in members]
             # a job's first sentence: nothing of it heard yet, so its first piece comes sooner the more share the batch
@@ -152,17 +183,36 @@ class XttsBackend(Backend):
                 if spoken[index] and len(silence):
                     yield index, AudioChunk(silence, SAMPLE_RATE)
                 spoken[index] = True
+            yield from self._round(rows, [(index, not queues[index]) for index in members], first, s)
+
+    def _round(self, rows: list[_Sentence], members: list[tuple[int, bool]], first: list[int],
+               s: XttsSettings) -> Iterator[tuple[int, Any]]:
+        """One sentence of each member job as one streamed batch: ``(job's place, chunk)``, and ``(place, None)`` when
+        it was the job's last (``members``: each row's place and whether it is). A GPU out of memory before any audio
+        moves the model to the CPU and makes the round there, as a lone stream's sentence did."""
+        import torch
+
+        from demod_voice.backends.xtts import batching as xtts_batch
+
+        emitted = False
+        try:
             with self._inference(s):
                 pieces = xtts_batch.generate_stream(
                     self.model, [r.text for r in rows], [r.language for r in rows], [r.gpt_latent.to(self.device) for r in rows],
                     [r.speaker.to(self.device) for r in rows], speed=s.speed, chunk_tokens=s.stream_chunk_size, first_tokens=first,
                     **_sampling(s))
                 for row, samples in pieces:
-                    index = members[row]
+                    index, last = members[row]
                     if samples is not None:
+                        emitted = True
                         yield index, AudioChunk(samples, SAMPLE_RATE)
-                    elif not queues[index]:
+                    elif last:
                         yield index, None
+        except torch.cuda.OutOfMemoryError:
+            if emitted:
+                raise RuntimeFailure(STREAM_OUT_OF_MEMORY) from None
+            self._fall_back_to_cpu()
+            yield from self._round(rows, members, first, s)
 
     def _streamed(self, sentences: list[_Sentence], opts: XttsOptions) -> Iterator[Iterator[AudioChunk]]:
         """One sentence at a time through XTTS's streaming inference: audio as soon as it is made."""
@@ -325,7 +375,7 @@ class XttsBackend(Backend):
                 yield AudioChunk(samples, SAMPLE_RATE)
         except torch.cuda.OutOfMemoryError:
             if emitted:
-                raise RuntimeFailure("the GPU ran out of memory in the middle of a streamed sentence; rerun with --cpu") from None
+                raise RuntimeFailure(STREAM_OUT_OF_MEMORY) from None
             self._fall_back_to_cpu()
             yield from (AudioChunk(s, SAMPLE_RATE) for s in self._stream(sentence, opts, gpt_latent, speaker))
 

@@ -184,6 +184,7 @@ def make_job(request: XttsRequest) -> SynthesisJob:
     # XTTS reads text: lexicon words become their respellings; <lang> may switch to any of its languages
     text = for_job(request.text, language, request.reading, reads_phonemes=False, languages=XTTS_LANGUAGES)
     return SynthesisJob(spec=spec, text=text.text, output=request.output, options=options, segments=text.segments,
-                        together=together if text.segments is None else None, together_limit=settings.batch_sentences)
+                        together=together if text.segments is None else None, together_limit=settings.batch_sentences,
+                        joins=stream and text.segments is None)
 
 

@@ -29,6 +29,8 @@ class WorkerHandle(Protocol):
     """Process id of the worker (on its node)."""
     where: str
     """Where the worker runs, for reports (``local``, a Ray node id)."""
+    joins: bool
+    """Whether jobs may join a running hand-over (``("join", offset, jobs)``, :mod:`~demod_voice.engine.protocol`)."""
 
     def send(self, jobs: Optional[list[SynthesisJob]]) -> None:
         """Hand over jobs (or ``None``: stop); raise :class:`WorkerDied` if the worker is gone."""

@@ -49,6 +49,7 @@ class WorkerProcess:
     """Parent-side handle of one worker: a ``python`` subprocess joined to us by a socket pair."""
 
     where = "local"
+    joins = True  # (the worker reads the parent's messages while it answers: engine.worker.answer_joined)
 
     def __init__(self, spec: LoadSpec, log_level: int, threads: int = 0) -> None:
         self.spec = spec

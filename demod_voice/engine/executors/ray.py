@@ -160,6 +160,8 @@ class RayExecutor:
 class RayWorker:
     """Parent-side handle of one actor (see the module docstring)."""
 
+    joins = False  # (an actor takes hand-overs as its method calls: jobs wait for the running one to end)
+
     def __init__(self, executor: RayExecutor, spec: LoadSpec, actor: Any, deaths: int) -> None:
         self.spec = spec
         self.executor = executor

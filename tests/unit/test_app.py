@@ -450,3 +450,35 @@ def test_a_browser_asking_for_the_icon_is_neither_refused_nor_logged(caplog):
         answer = client.get("/favicon.ico")
     assert answer.status_code == 204 and not answer.content, answer
     assert not [r for r in caplog.records if r.name.startswith("demod_voice") and "favicon" in r.getMessage()], caplog.text
+
+
+@pytest.mark.parametrize("route,kind_name", [("/v1/batch", "BATCH"), ("/v1/books", "BOOK")])
+def test_a_key_lists_its_own_jobs_and_never_another_keys(route, kind_name):
+    """An app that lost a job's id had no way to find it again (no route listed a key's jobs), and its finished jobs
+    counted against its cap until they expired. ``GET /v1/batch`` and ``GET /v1/books`` list the caller's own, newest
+    first, as the job's own route shows each; another key's are never listed, nor a request still being checked."""
+    from demod_voice.serve.http import batch_jobs, book_jobs, job_store
+
+    kind = {"BATCH": batch_jobs.BATCH, "BOOK": book_jobs.BOOK}[kind_name]
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"}), "speak-key-0002": frozenset({"speak"})})
+    mine, theirs = {"Authorization": "Bearer speak-key-0001"}, {"Authorization": "Bearer speak-key-0002"}
+    with app({"serve.limits.max_batch_jobs_per_key": 5, "book.serve_max_jobs_per_key": 5}, keys=keys) as client:
+        ctx = client.app.state.ctx
+        assert client.get(route, headers=mine).json() == {"object": "list", "data": []}
+        owner, _ = ctx.keys.identify(mine["Authorization"])
+        other, _ = ctx.keys.identify(theirs["Authorization"])
+        made = []
+        for hour, state in ((1, "done"), (3, "running"), (2, "failed")):
+            folder = job_store.reserve(ctx, kind, owner)
+            job_store.write_state(folder, state=state, created=f"2026-12-07T0{hour}:00:00Z")
+            made.append(folder.name)
+        job_store.reserve(ctx, kind, owner)  # still being checked: no job yet
+        hidden = job_store.reserve(ctx, kind, other)
+        job_store.write_state(hidden, state="done")
+        listed = client.get(route, headers=mine)
+        assert listed.status_code == 200, listed.text
+        jobs = listed.json()["data"]
+        assert [(job["id"], job["state"]) for job in jobs] == [(made[1], "running"), (made[2], "failed"), (made[0], "done")]
+        assert jobs[0] == client.get(f"{route}/{made[1]}", headers=mine).json()
+        assert [job["id"] for job in client.get(route, headers=theirs).json()["data"]] == [hidden.name]
+        assert client.get(route).status_code == 401

@@ -1,5 +1,5 @@
 """Batch as a job API: ``POST /v1/batch`` (a CSV, its reference recordings and its source recordings) -> a job id;
-``GET /v1/batch/{id}`` progress, ``/events`` the same as a server-sent event stream,
+``GET /v1/batch/{id}`` progress (``GET /v1/batch``: every job of the caller's key), ``/events`` the same as a server-sent event stream,
 ``/result`` a zip of the outputs and the report, ``DELETE /v1/batch/{id}`` stops the job and
 deletes it with its files.
 
@@ -99,6 +99,12 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
                 created=now(), finished=None, model=model)
     start_job(ctx, job_id)
     return {"id": job_id, "state": "queued", "total": total}
+
+
+@router.get("/v1/batch")
+async def listed(ctx: Context, caller: Speaker) -> dict:
+    """This key's batch jobs, newest first, each as ``GET /v1/batch/{id}`` shows it (another key's are never listed)."""
+    return {"object": "list", "data": await asyncio.to_thread(job_store.owned, ctx, BATCH, caller.owner, progress)}
 
 
 @router.get("/v1/batch/{job_id}")

@@ -1,5 +1,5 @@
 """Books as a job API: ``POST /v1/books`` (a .txt, .md or .epub and a voice) -> a job id;
-``GET /v1/books/{id}`` progress, ``/result`` the ``.m4b`` (or a zip of the chapter files, captions
+``GET /v1/books/{id}`` progress (``GET /v1/books``: every book of the caller's key), ``/result`` the ``.m4b`` (or a zip of the chapter files, captions
 and report), ``DELETE /v1/books/{id}`` stops the book and deletes it with its files.
 
 The upload is read as ``demod-voice book`` reads a file (:mod:`demod_voice.book.read`), but in a child process with
@@ -69,6 +69,12 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
                           failed_verification=None, outputs=[], error=None, created=job_store.now(), finished=None)
     start_book(ctx, job_id)
     return {"id": job_id, "state": "queued", "title": summary["title"], "chapters": summary["chapters"], "chars": summary["chars"]}
+
+
+@router.get("/v1/books")
+async def listed(ctx: Context, caller: Speaker) -> dict:
+    """This key's books, newest first, each as ``GET /v1/books/{id}`` shows it (another key's are never listed)."""
+    return {"object": "list", "data": await asyncio.to_thread(job_store.owned, ctx, BOOK, caller.owner, progress)}
 
 
 @router.get("/v1/books/{job_id}")

@@ -86,6 +86,21 @@ def job_dir(ctx: Any, kind: JobKind, job_id: str, owner: str) -> Path:
     return folder
 
 
+def owned(ctx: Any, kind: JobKind, owner: str, show: Callable[[Path], dict]) -> list[dict]:
+    """``owner``'s jobs of ``kind`` as ``show`` shows each, newest first (requests still being checked, and jobs deleted
+    while the list is made, left out): what ``GET /v1/batch`` and ``GET /v1/books`` list, so that an app that lost a
+    job's id can find it again. Another key's jobs are never among them."""
+    found = []
+    for state_file in jobs_dir(ctx, kind).glob("*/job.json"):
+        try:
+            state = read_state(state_file.parent)
+            if JOB_ID.fullmatch(state_file.parent.name) and state.get("owner", "") == owner and state.get("state") != CHECKING:
+                found.append((str(state.get("created") or ""), state_file.parent.name, show(state_file.parent)))
+        except (OSError, ValueError):
+            continue
+    return [shown for _, _, shown in sorted(found, key=lambda item: item[:2], reverse=True)]
+
+
 _UNSAVED: dict[Path, dict] = {}
 """Final states that could not be written (a full disk), by job folder: read as if written, and written at a later read
 once there is room. A book that failed for a full disk stayed "running" for as long as the server ran, and counted

@@ -777,3 +777,29 @@ def test_one_client_cannot_take_every_place_in_the_pages_queue(tmp_path):
     assert refused and refused[0]["status"] == 503 and (b"retry-after", b"5") in refused[0]["headers"], refused
     assert b"its share of the server's queue" in refused[1]["body"], refused
     assert join("198.51.100.7") == [] and passed == ["198.51.100.7"]
+
+
+def test_the_voices_tab_picker_starts_on_a_cloned_voice(monkeypatch, tmp_path):
+    """The Voices tab's picker started on a Piper voice by its place among the pickers, where a person who just enrolled
+    or imported a voice comes to play, download, rename or delete it: they had to look for their own voice in the list
+    first. It starts on a cloned voice where there is one; the other pickers keep theirs."""
+    pytest.importorskip("gradio")
+    from demod_voice.config import Config
+    from demod_voice.serve.ui import tabs
+
+    options = [("Gus", "xtts|gus"), *((f"Piper {n}", f"piper|p{n}|") for n in range(12))]
+    monkeypatch.setattr(tabs, "context", lambda app: SimpleNamespace())
+    monkeypatch.setattr(tabs, "authorize", lambda ctx, key, scope: None)
+    monkeypatch.setattr(tabs, "voice_options", lambda ctx: options)
+    monkeypatch.setattr("demod_voice.serve.ui.actions.voice_rows", lambda ctx: [])
+    blocks = tabs.build_page(SimpleNamespace(state=SimpleNamespace()), Config(), True, tmp_path)
+    refresh = next(fn for fn in blocks.fns.values() if {"load", "select"} <= {target[1] for target in fn.targets})
+
+    def shown() -> dict:
+        return dict(zip((getattr(out, "elem_id", None) for out in refresh.outputs), refresh.fn("", "", *[None] * 10), strict=True))
+
+    first = shown()
+    assert first["dv-voices-pick"]["value"] == "xtts|gus", first["dv-voices-pick"]
+    assert first["dv-compare-voice-a"]["value"] == "piper|p0|"  # by its place, as before
+    del options[0]  # no cloned voice yet: a Piper voice, as before
+    assert shown()["dv-voices-pick"]["value"] in {value for _, value in options}

@@ -44,6 +44,7 @@ def voices_tab(page: Any) -> None:
         sample = gr.Button("Play a sample", elem_id="dv-sample")
         download = gr.Button("Download the profile", elem_id="dv-profile-download")
         delete = gr.Button("Delete", variant="stop", elem_id="dv-delete")
+    page.cloned_first.add(len(page.pickers))
     page.pickers.append(voice)
     player = gr.HTML(EMPTY_PLAYER, elem_id="dv-sample-player", js_on_load=None)
     profile_file = gr.File(label="Profile file", visible=False, elem_id="dv-profile-file")

@@ -55,6 +55,9 @@ class Page:
         self.default_first: set[int] = set()
         """Places in :attr:`pickers` of those that start on the configured default voice (Speak's: what a request naming
         none speaks), not on a voice by their place."""
+        self.cloned_first: set[int] = set()
+        """Places in :attr:`pickers` of those that start on a cloned voice where there is one (Voices': a person who
+        enrolled a voice comes there to play, download, rename or delete it; a Piper voice can only be played)."""
         self.voice_table: Any = None
         self.piper_picker: Any = None
         self.batch_starts: dict = {}
@@ -156,8 +159,8 @@ def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] =
               listing: Optional[tuple[list, list]] = None) -> list:
     """New choices for every voice picker and the voice table (after enrolling, renaming, deleting, importing), from
     ``listing`` (:func:`listed`, made now when not given). A picker shows ``selected`` if that is among them, else its
-    ``current`` voice (in :attr:`Page.pickers`' order) if that is, else the default voice (:attr:`Page.default_first`),
-    else a voice by its place."""
+    ``current`` voice (in :attr:`Page.pickers`' order) if that is, else the default voice (:attr:`Page.default_first`)
+    or the first cloned voice (:attr:`Page.cloned_first`), else a voice by its place."""
     import gradio as gr
 
     options, rows = listing or listed(page, key)
@@ -170,6 +173,8 @@ def refreshed(page: Page, key: str, selected: str = "", current: Sequence[Any] =
         values = [value for _, value in offered]
         kept = current[index] if index < len(current) else None
         first = default if index in page.default_first and default in values else (values[min(index, len(values) - 1)] if values else None)
+        if index in page.cloned_first and cloned:
+            first = cloned[0][1]
         chosen = selected if selected in values else kept if kept in values else first
         pickers.append(gr.update(choices=offered, value=chosen))
     models = row_model_names(every)

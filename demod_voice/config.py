@@ -219,6 +219,11 @@ class ServeLimits:
     max_batch_jobs_kept_per_key: int = _opt(50, "Batch jobs one API key may have on the server, finished ones kept for "
                                                 "download included (each up to max_batch_output_mb); more: 403 until it "
                                                 "deletes one or one expires (serve.batch_keep_hours). 0: no limit.", minimum=0)
+    max_storage_mb_per_key: float = _opt(20000.0, "Disk space one API key's batch jobs and books may take on the server, all "
+                                         "together (uploads, takes and outputs, finished ones kept for download included), "
+                                         "in MB: past it a new job is HTTP 403 until it deletes some or they expire, and a "
+                                         "job that would pass it as it writes is stopped (state 'failed'). 0: no limit.",
+                                         minimum=0.0)
     max_voices_per_key: int = _opt(100, "Voices one API key may keep on the server (enrolled or imported by it and not deleted; "
                                    "an admin key, and a server without keys, have no limit); more: HTTP 403 (0: no limit).",
                                    minimum=0)

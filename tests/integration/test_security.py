@@ -928,7 +928,7 @@ def test_item4_a_job_being_checked_holds_its_keys_place_until_a_restart(tmp_path
     from demod_voice.serve.http import job_store
     from demod_voice.serve.http.batch_jobs import BATCH
 
-    limits = SimpleNamespace(max_batch_jobs_per_key=1, max_batch_jobs_kept_per_key=0)
+    limits = SimpleNamespace(max_batch_jobs_per_key=1, max_batch_jobs_kept_per_key=0, max_storage_mb_per_key=0)
     ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(limits=limits))
     held = job_store.reserve(ctx, BATCH, "owner-a")
     with pytest.raises(ApiError, match="max_batch_jobs_per_key"):

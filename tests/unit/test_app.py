@@ -482,3 +482,63 @@ def test_a_key_lists_its_own_jobs_and_never_another_keys(route, kind_name):
         assert jobs[0] == client.get(f"{route}/{made[1]}", headers=mine).json()
         assert [job["id"] for job in client.get(route, headers=theirs).json()["data"]] == [hidden.name]
         assert client.get(route).status_code == 401
+
+
+def test_one_key_cannot_fill_the_disk_with_a_few_large_jobs():
+    """The per-key caps counted jobs, not bytes: a key could keep 50 batch jobs of up to 500 MB and 10 books of up to
+    4 GB each, far more than a server's disk. Its jobs of every kind take at most ``serve.limits.max_storage_mb_per_key``
+    on disk: past it a new batch job or book is 403 ``storage_quota_exceeded`` saying what to do; another key is not held
+    by it; deleting a job frees its place."""
+    from demod_voice.serve.http import job_store
+    from demod_voice.serve.http.batch_jobs import BATCH
+
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"}), "speak-key-0002": frozenset({"speak"})})
+    mine, theirs = {"Authorization": "Bearer speak-key-0001"}, {"Authorization": "Bearer speak-key-0002"}
+    sheet = [("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))]
+    with app({"serve.limits.max_storage_mb_per_key": 1}, keys=keys) as client:
+        ctx = client.app.state.ctx
+        owner, _ = ctx.keys.identify(mine["Authorization"])
+        big = job_store.reserve(ctx, BATCH, owner)
+        job_store.write_state(big, state="done", finished="2026-12-07T01:00:00Z")
+        (big / "out").mkdir()
+        (big / "out" / "long.wav").write_bytes(b"\0" * 1_100_000)
+        for route, files in (("/v1/batch", sheet), ("/v1/books", [("book", ("b.txt", b"Once upon a time.", "text/plain"))])):
+            refused = client.post(route, headers=mine, files=files, data={"voice": "nobody"})
+            error = refused.json()["error"]
+            assert refused.status_code == 403 and error["code"] == "storage_quota_exceeded", refused.text
+            assert "serve.limits.max_storage_mb_per_key" in error["message"] and "GET /v1/batch" in error["message"], error
+            assert "/" + str(ctx.data_dir).strip("/") not in error["message"]
+        other = client.post("/v1/batch", headers=theirs, files=sheet)
+        assert other.status_code != 403, other.text
+        assert client.delete(f"/v1/batch/{big.name}", headers=mine).status_code == 200
+        again = client.post("/v1/batch", headers=mine, files=sheet)
+        assert again.status_code != 403, again.text
+
+
+@pytest.mark.parametrize("kind_name", ["BATCH", "BOOK"])
+def test_a_running_job_stops_where_its_keys_disk_space_ends(monkeypatch, tmp_path, kind_name):
+    """A job that starts with room left could still write its whole budget (500 MB a batch job, 4 GB a book) past its
+    key's disk space. Its budget is cut to what its key's jobs may still take; passing it stops the job with words that
+    say what to do."""
+    from types import SimpleNamespace
+
+    from demod_voice.config import Config
+    from demod_voice.serve.http import batch_jobs, book_jobs, job_store
+
+    kind, start = {"BATCH": (batch_jobs.BATCH, batch_jobs.start_job), "BOOK": (book_jobs.BOOK, book_jobs.start_book)}[kind_name]
+    config = Config()
+    limits = SimpleNamespace(**{**vars(config.serve.limits), "max_storage_mb_per_key": 2, "max_batch_jobs_per_key": 4})
+    ctx = SimpleNamespace(data_dir=tmp_path, config=config, settings=SimpleNamespace(limits=limits))
+    earlier = job_store.reserve(ctx, kind, "k1")
+    job_store.write_state(earlier, state="done")
+    (earlier / "made.wav").write_bytes(b"\0" * 1_500_000)
+    folder = job_store.reserve(ctx, kind, "k1")
+    job_store.write_state(folder, state="queued")
+    started = {}
+    monkeypatch.setattr(job_store, "start_thread", lambda job_id, budget, target, name: started.update(budget=budget))
+    start(ctx, folder.name)
+    budget = started["budget"]
+    assert 400_000 < budget.max_bytes < 500_000, budget.max_bytes
+    budget.spend(100_000)
+    with pytest.raises(job_store.BudgetExceeded, match="max_storage_mb_per_key.*DELETE /v1/batch/ID"):
+        budget.spend(200_000)

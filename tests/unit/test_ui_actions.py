@@ -728,7 +728,7 @@ def test_a_key_with_as_many_batch_jobs_as_it_may_keep_is_told_on_the_page_what_i
     from demod_voice.serve.http import job_store
     from demod_voice.serve.http.batch_jobs import BATCH
 
-    limits = SimpleNamespace(max_batch_jobs_per_key=4, max_batch_jobs_kept_per_key=1)
+    limits = SimpleNamespace(max_batch_jobs_per_key=4, max_batch_jobs_kept_per_key=1, max_storage_mb_per_key=0)
     ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(limits=limits))
     job_store.write_state(job_store.reserve(ctx, BATCH, "k1"), state="done", finished="2026-12-07T01:00:00Z")
     with pytest.raises(Exception) as refused:

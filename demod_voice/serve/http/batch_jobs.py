@@ -93,7 +93,8 @@ def delete_job(ctx: Any, folder: Path, wait: float = 15.0) -> None:
 def start_job(ctx: Any, job_id: str) -> None:
     """Run (or resume) a job in its own thread."""
     limits = ctx.settings.limits
-    budget = Budget(int(limits.max_batch_output_mb * 1_000_000), limits.max_batch_seconds)
+    owner = read_state(jobs_dir(ctx) / job_id).get("owner", "")
+    budget = Budget(int(limits.max_batch_output_mb * 1_000_000), limits.max_batch_seconds).within(job_store.storage_room(ctx, owner))
     job_store.start_thread(job_id, budget, lambda: _run(ctx, job_id, budget), f"batch-{job_id[:8]}")
 
 

@@ -54,6 +54,7 @@ def start_book(ctx: Any, job_id: str) -> None:
     settings = ctx.config.book
     budget = Budget(int(settings.serve_max_output_mb * 1_000_000), settings.serve_max_seconds, "book.serve_max_output_mb",
                     "book.serve_max_seconds", "split the book", "takes")
+    budget.within(job_store.storage_room(ctx, read_state(job_store.jobs_dir(ctx, BOOK) / job_id).get("owner", "")))
     job_store.start_thread(job_id, budget, lambda: _run(ctx, job_id, budget), f"book-{job_id[:8]}")
 
 

@@ -40,6 +40,12 @@ ACTIVE = ("queued", "running", "interrupted")
 CHECKING = "checking"
 """A job whose request is still being read and checked: it holds its key's place (:func:`reserve`)."""
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
+STORAGE_SETTING = "serve.limits.max_storage_mb_per_key"
+"""The disk space one key's jobs of every kind may take together."""
+STORAGE_ADVICE = ("delete those whose results it has downloaded (GET /v1/batch and GET /v1/books list them; DELETE "
+                  "/v1/batch/ID, DELETE /v1/books/ID); finished ones are deleted anyway once their keep time is over")
+_KINDS: dict[str, JobKind] = {}
+"""Every kind of job made, by folder: a key's disk space is counted over all of them."""
 _THREADS: dict[str, threading.Thread] = {}
 _BUDGETS: dict[str, Budget] = {}
 
@@ -64,6 +70,9 @@ class JobKind:
     """Jobs one key may have at all, finished ones kept for download included (0: no limit), from the context."""
     kept_setting: str = ""
     """The config key of :attr:`kept_per_key`, named in the 403."""
+
+    def __post_init__(self) -> None:
+        _KINDS[self.folder] = self
 
 
 def jobs_dir(ctx: Any, kind: JobKind) -> Path:
@@ -202,11 +211,47 @@ def check_quota(ctx: Any, kind: JobKind, owner: str) -> None:
                             "time is over", code="too_many_kept_jobs")
 
 
+def storage_used(ctx: Any, owner: str) -> int:
+    """Bytes on disk of every job of ``owner``, of every kind (uploads, takes and outputs; finished ones included)."""
+    total = 0
+    for kind in _KINDS.values():
+        for state_file in jobs_dir(ctx, kind).glob("*/job.json"):
+            try:
+                if read_state(state_file.parent).get("owner", "") != owner:
+                    continue
+            except (OSError, ValueError):
+                continue
+            for path in state_file.parent.rglob("*"):
+                with contextlib.suppress(OSError):
+                    if path.is_file() and not path.is_symlink():
+                        total += path.stat().st_size
+    return total
+
+
+def storage_room(ctx: Any, owner: str) -> Optional[int]:
+    """Bytes ``owner``'s jobs may still take (``serve.limits.max_storage_mb_per_key``); ``None``: no limit."""
+    quota = ctx.settings.limits.max_storage_mb_per_key
+    if not quota:
+        return None
+    return max(0, int(quota * 1_000_000) - storage_used(ctx, owner))
+
+
+def check_storage(ctx: Any, owner: str) -> None:
+    """403 when ``owner``'s jobs take as much disk space as one key's may: the caps count jobs, and a few large ones
+    (a book may make 4 GB) could still fill the server's disk."""
+    room = storage_room(ctx, owner)
+    if room == 0:
+        quota = ctx.settings.limits.max_storage_mb_per_key
+        raise ApiError(403, f"this key's batch jobs and books take {quota:g} MB or more of the server's disk, as much as one "
+                            f"key's may ({STORAGE_SETTING}): {STORAGE_ADVICE}", code="storage_quota_exceeded")
+
+
 def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
     """Check ``owner``'s cap and take a place for a new job of ``kind`` in one step, before the request's body is read
     (nothing awaited between the two, so requests sent at once cannot all pass the cap): its folder, with a job.json
     in state ``checking``. The caller fills it in, or removes the folder when the request is refused."""
     check_quota(ctx, kind, owner)
+    check_storage(ctx, owner)
     job_id = secrets.token_hex(12)
     folder = jobs_dir(ctx, kind) / job_id
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -337,8 +382,19 @@ class Budget:
         self.settings = (bytes_setting, seconds_setting)
         self.advice = advice
         self.rest = rest
+        self.over = ""
+        """What a job stopped past :attr:`max_bytes` is told, when that is not its own budget (:meth:`within`)."""
         self._lock = threading.Lock()
         self._stop: Optional[BudgetExceeded] = None
+
+    def within(self, room: Optional[int]) -> Budget:
+        """This budget, cut to ``room`` (:func:`storage_room`: what its key's jobs may still take on disk) where that is
+        less: a job that would pass its key's disk space is stopped as it writes, like one past its own budget."""
+        if room is not None and room < self.max_bytes:
+            self.max_bytes = room
+            self.over = (f"this key's jobs passed the disk space one key's may take ({STORAGE_SETTING}); the job's remaining "
+                         f"{self.rest} were not made: {STORAGE_ADVICE}")
+        return self
 
     def cancel(self) -> None:
         """The job was deleted."""
@@ -349,7 +405,7 @@ class Budget:
         with self._lock:
             self.written += 2 * samples
             if self._stop is None and self.written > self.max_bytes:
-                self._stop = BudgetExceeded(f"the job's audio passed {self.max_bytes / 1e6:g} MB ({self.settings[0]}); "
+                self._stop = BudgetExceeded(self.over or f"the job's audio passed {self.max_bytes / 1e6:g} MB ({self.settings[0]}); "
                                             f"its remaining {self.rest} were not made: {self.advice}")
         self.check()
 

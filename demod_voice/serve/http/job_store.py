@@ -243,7 +243,7 @@ def check_storage(ctx: Any, owner: str) -> None:
     if room == 0:
         quota = ctx.settings.limits.max_storage_mb_per_key
         raise ApiError(403, f"this key's batch jobs and books take {quota:g} MB or more of the server's disk, as much as one "
-                            f"key's may ({STORAGE_SETTING}): {STORAGE_ADVICE}", code="storage_quota_exceeded")
+                            f"key's jobs may ({STORAGE_SETTING}): {STORAGE_ADVICE}", code="storage_quota_exceeded")
 
 
 def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
@@ -392,7 +392,7 @@ class Budget:
         less: a job that would pass its key's disk space is stopped as it writes, like one past its own budget."""
         if room is not None and room < self.max_bytes:
             self.max_bytes = room
-            self.over = (f"this key's jobs passed the disk space one key's may take ({STORAGE_SETTING}); the job's remaining "
+            self.over = (f"this key's jobs passed the disk space one key's jobs may take ({STORAGE_SETTING}); the job's remaining "
                          f"{self.rest} were not made: {STORAGE_ADVICE}")
         return self
 

@@ -64,12 +64,17 @@ def progress(folder: Path) -> dict:
     """The job's state for its owner, with rows finished so far (from the manifest while it runs)."""
     state = read_state(folder)
     if state.get("state") in ACTIVE:
-        manifest = folder / "out" / ".demod-voice-manifest.jsonl"
-        try:
-            state["done"] = sum(1 for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip())
-        except OSError:
-            state["done"] = 0
+        state["done"] = rows_made(folder)
     return {k: state.get(k) for k in ("id", "state", "total", "done", "failed", "skipped", "error", "created", "finished")}
+
+
+def rows_made(folder: Path) -> int:
+    """Rows the job has made so far (its manifest's lines)."""
+    manifest = folder / "out" / ".demod-voice-manifest.jsonl"
+    try:
+        return sum(1 for line in manifest.read_text(encoding="utf-8").splitlines() if line.strip())
+    except OSError:
+        return 0
 
 
 def check_quota(ctx: Any, owner: str) -> None:
@@ -114,7 +119,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
             _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
-        leave_state(folder, state=final, error=client_text(str(err), folder), finished=now())
+        # a job stopped mid-way (its budget, its key's disk space) said "done": 0 of the rows its result holds
+        leave_state(folder, state=final, done=rows_made(folder), error=client_text(str(err), folder), finished=now())
     except Exception as err:  # noqa: BLE001 - a job thread must leave a state behind, whatever happened
         log.exception("batch job %s failed", job_id)
         leave_state(folder, state="failed", error=client_text(f"{type(err).__name__}: {err}", folder), finished=now())

@@ -803,3 +803,41 @@ def test_the_voices_tab_picker_starts_on_a_cloned_voice(monkeypatch, tmp_path):
     assert first["dv-compare-voice-a"]["value"] == "piper|p0|"  # by its place, as before
     del options[0]  # no cloned voice yet: a Piper voice, as before
     assert shown()["dv-voices-pick"]["value"] in {value for _, value in options}
+
+
+def test_the_batch_tab_lists_the_keys_jobs_and_follows_one_picked(tmp_path):
+    """The Batch tab showed only the job this browser started last: one started in another browser, or before that one,
+    could not be found on the page, nor its results downloaded. It lists the key's own jobs (never another key's), newest
+    first; one picked is followed to its download like a job started here."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from demod_voice.config import load_config
+    from demod_voice.serve.auth import KeyRing
+    from demod_voice.serve.http import job_store
+    from demod_voice.serve.http.app import create_app
+    from demod_voice.serve.http.batch_jobs import BATCH
+    from demod_voice.serve.ui import manage
+
+    keys = KeyRing({"speak-key-0001": frozenset({"speak"}), "speak-key-0002": frozenset({"speak"})})
+    config, _ = load_config(overrides={"serve.data_dir": str(tmp_path / "data")})
+    with TestClient(create_app(config, keys=keys), base_url="http://localhost") as client:
+        ctx = client.app.state.ctx
+        owner, _ = ctx.keys.identify("Bearer speak-key-0001")
+        other, _ = ctx.keys.identify("Bearer speak-key-0002")
+        made = []
+        for hour, owned_by in ((1, owner), (2, owner), (3, other)):
+            folder = job_store.reserve(ctx, BATCH, owned_by)
+            job_store.write_state(folder, state="done", total=4, done=4, created=f"2026-12-07T0{hour}:00:00Z",
+                                  finished=f"2026-12-07T0{hour}:05:00Z")
+            made.append(folder.name)
+        page = SimpleNamespace(app=client.app)
+        listed = asyncio.run(manage._jobs(page, "speak-key-0001", made[0]))
+        assert listed["choices"] == [(f"{made[1][:8]}: done, 4 of 4 rows, 2026-12-07 02:00:00 UTC", made[1]),
+                                     (f"{made[0][:8]}: done, 4 of 4 rows, 2026-12-07 01:00:00 UTC", made[0])]
+        assert listed["value"] == made[0]  # the job on show
+        assert asyncio.run(manage._jobs(page, "", ""))["choices"] == []  # no key: nothing, and no error
+        job, progress, timer, result, saved = asyncio.run(manage._follow(page, "speak-key-0001", made[1]))
+        assert (job, saved, timer.active) == (made[1], made[1], True) and "4 of 4 rows" in progress
+        refused = asyncio.run(manage._follow(page, "speak-key-0001", made[2]))  # another key's, its id known
+        assert refused[1].startswith("**Error:**") and refused[0] == {"__type__": "update"}, refused

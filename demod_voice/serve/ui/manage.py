@@ -217,6 +217,7 @@ def batch_tab(page: Any) -> None:
     start = gr.Button("Start the batch", variant="primary", elem_id="dv-batch-start")
     progress = gr.Markdown("", elem_id="dv-batch-progress")
     result = gr.DownloadButton("Download the results (zip)", visible=False, elem_id="dv-batch-download")
+    mine = picker([], label="This key's batch jobs (pick one to follow it or download its results)", elem_id="dv-batch-jobs")
     job = gr.State("")
     saved = gr.BrowserState("", storage_key="demod-voice-batch-job", render=False)
     """The last job started in this browser: a reload (or a second tab) shows it again instead of losing it. Drawn
@@ -229,8 +230,12 @@ def batch_tab(page: Any) -> None:
     # could: two files uploaded in quick succession left the first upload's verdict on the page).
     gr.on([sheet.change, references.change, sources.change, page.piper_picker.change], partial(_check_batch, page),
           [page.key, sheet, references, page.piper_picker, sources], [rows, check_status], trigger_mode="always_last")
-    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources], [job, progress, timer, result, saved])
+    start.click(partial(_begin, page), [page.key, sheet, references, page.piper_picker, sources],
+                [job, progress, timer, result, saved]).then(partial(_jobs, page), [page.key, job], [mine], show_progress="hidden")
     timer.tick(partial(_tick, page), [page.key, job], [progress, timer, result])
+    mine.input(partial(_follow, page), [page.key, mine], [job, progress, timer, result, saved])
+    gr.on([page.blocks.load, page.key.change, progress.change], partial(_jobs, page), [page.key, job], [mine],
+          show_progress="hidden", trigger_mode="always_last")
     # a key typed after the reload may be the one the job belongs to; typed while the load's look-up (keyless: refused) was
     # still on its way, it was dropped ("once", gr.on's default for a load) and the job stayed out of sight
     gr.on([page.blocks.load, page.key.change], partial(_resume, page), [page.key, saved, job], [job, progress, timer, result],
@@ -291,6 +296,33 @@ async def _resume(page: Any, key: str, saved: str, shown: str) -> list:
     except UiError:
         return [gr.skip()] * 4
     return [saved, progress_text(state), gr.Timer(active=True), gr.update(visible=False)]
+
+
+async def _jobs(page: Any, key: str, shown: str) -> Any:
+    """The key's batch jobs (``GET /v1/batch``), newest first, the one on show picked: a job started in another browser,
+    or before the last one this browser started, could not be found again on the page, nor its results downloaded."""
+    import gradio as gr
+
+    try:
+        jobs = (await call_api(page.app, "GET", "/v1/batch", key)).json()["data"]
+    except UiError:
+        return gr.update(choices=[], value=None)
+    choices = [(f"{job['id'][:8]}: {job['state']}, {job.get('done') or 0} of {job.get('total') or 0} rows, "
+                f"{str(job.get('created') or '').replace('T', ' ').rstrip('Z')} UTC", job["id"]) for job in jobs]
+    return gr.update(choices=choices, value=shown if shown in {value for _, value in choices} else None)
+
+
+async def _follow(page: Any, key: str, picked: str) -> list:
+    """A job picked from the key's list: its progress, then its download, as for a job started here."""
+    import gradio as gr
+
+    if not isinstance(picked, str) or not picked.isalnum():
+        return [gr.skip()] * 5
+    try:
+        state = (await call_api(page.app, "GET", f"/v1/batch/{picked}", key)).json()
+    except Exception as err:  # noqa: BLE001 - every failure becomes words on the page
+        return [gr.skip(), failed(err), gr.Timer(active=False), gr.update(visible=False), gr.skip()]
+    return [picked, progress_text(state), gr.Timer(active=True), gr.update(visible=False), picked]
 
 
 async def _tick(page: Any, key: str, job_id: str) -> list:

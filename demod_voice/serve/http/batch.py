@@ -74,6 +74,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     """Multipart: ``csv`` (the batch file), ``references`` and ``sources`` (files the CSV names), optional ``model`` (default
     Piper voice)."""
     await asyncio.to_thread(expire_jobs, ctx)
+    await asyncio.to_thread(job_store.check_storage, ctx, caller.owner)
     folder = job_store.reserve(ctx, BATCH, caller.owner)  # the cap, and this job's place under it, before any await
     job_id = folder.name
     try:
@@ -97,7 +98,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
         raise
     write_state(folder, id=job_id, owner=caller.owner, state="queued", total=total, done=0, failed=0, skipped=0, error=None,
                 created=now(), finished=None, model=model)
-    start_job(ctx, job_id)
+    await asyncio.to_thread(start_job, ctx, job_id)  # its budget is cut to its key's room on disk: every file stat'ed
     return {"id": job_id, "state": "queued", "total": total}
 
 

@@ -50,6 +50,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     ``verify`` (true/false), ``retakes``, ``loudness`` (LUFS), ``true_peak`` (dBTP), ``language`` and ``speaker``
     (of the voice), ``normalize`` (true/false)."""
     await asyncio.to_thread(job_store.expire_jobs, ctx, BOOK)
+    await asyncio.to_thread(job_store.check_storage, ctx, caller.owner)
     folder = job_store.reserve(ctx, BOOK, caller.owner)  # the cap, and this book's place under it, before any await
     job_id = folder.name
     try:
@@ -67,7 +68,7 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
     job_store.write_state(folder, id=job_id, owner=caller.owner, state="queued", source=source.name, options=options, stage="queued",
                           done=0, total=summary["chars"], chapter=None, chapters=summary["chapters"], takes=None, audio_seconds=None,
                           failed_verification=None, outputs=[], error=None, created=job_store.now(), finished=None)
-    start_book(ctx, job_id)
+    await asyncio.to_thread(start_book, ctx, job_id)  # its budget is cut to its key's room on disk: every file stat'ed
     return {"id": job_id, "state": "queued", "title": summary["title"], "chapters": summary["chapters"], "chars": summary["chars"]}
 
 

@@ -238,7 +238,9 @@ def storage_room(ctx: Any, owner: str) -> Optional[int]:
 
 def check_storage(ctx: Any, owner: str) -> None:
     """403 when ``owner``'s jobs take as much disk space as one key's may: the caps count jobs, and a few large ones
-    (a book may make 4 GB) could still fill the server's disk."""
+    (a book may make 4 GB) could still fill the server's disk. It stats every file of the key's jobs: called in a
+    thread, before :func:`reserve` (requests sent at once may pass it together; each job's budget is then cut to
+    what is left, :meth:`Budget.within`)."""
     room = storage_room(ctx, owner)
     if room == 0:
         quota = ctx.settings.limits.max_storage_mb_per_key
@@ -251,7 +253,6 @@ def reserve(ctx: Any, kind: JobKind, owner: str) -> Path:
     (nothing awaited between the two, so requests sent at once cannot all pass the cap): its folder, with a job.json
     in state ``checking``. The caller fills it in, or removes the folder when the request is refused."""
     check_quota(ctx, kind, owner)
-    check_storage(ctx, owner)
     job_id = secrets.token_hex(12)
     folder = jobs_dir(ctx, kind) / job_id
     folder.parent.mkdir(parents=True, exist_ok=True)

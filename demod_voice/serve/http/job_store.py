@@ -15,6 +15,7 @@ import calendar
 import contextlib
 import json
 import logging
+import os
 import re
 import secrets
 import shutil
@@ -221,10 +222,17 @@ def storage_used(ctx: Any, owner: str) -> int:
                     continue
             except (OSError, ValueError):
                 continue
-            for path in state_file.parent.rglob("*"):
-                with contextlib.suppress(OSError):
-                    if path.is_file() and not path.is_symlink():
-                        total += path.stat().st_size
+            total += _folder_bytes(state_file.parent)
+    return total
+
+
+def _folder_bytes(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (a link counts as itself, never what it points to)."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
     return total
 
 

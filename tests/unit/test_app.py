@@ -542,3 +542,31 @@ def test_a_running_job_stops_where_its_keys_disk_space_ends(monkeypatch, tmp_pat
     budget.spend(100_000)
     with pytest.raises(job_store.BudgetExceeded, match="max_storage_mb_per_key.*DELETE /v1/batch/ID"):
         budget.spend(200_000)
+
+
+def test_a_job_stopped_by_a_limit_says_why_in_the_servers_log(monkeypatch, tmp_path, caplog):
+    """A batch job stopped at its key's disk space (or its own budget) was logged as "2 done, 0 failed, 28 not run" and
+    no more: its administrator could not tell a limit of theirs from a fault. The log says which limit stopped it."""
+    import threading
+    from types import SimpleNamespace
+
+    import demod_voice.batch
+    from demod_voice.config import Config
+    from demod_voice.serve.http import batch_jobs, job_store
+
+    config = Config()
+    ctx = SimpleNamespace(data_dir=tmp_path, config=config, settings=config.serve, engine=None, draining=threading.Event(),
+                          log_level=logging.INFO)
+    folder = job_store.reserve(ctx, batch_jobs.BATCH, "k1")
+    job_store.write_state(folder, state="queued")
+    budget = job_store.Budget(1000, 60).within(10)
+
+    def run_batch(request):
+        budget.spend(100)
+
+    monkeypatch.setattr(demod_voice.batch, "run_batch", run_batch)
+    with caplog.at_level(logging.INFO, logger="demod_voice"):
+        batch_jobs._run(ctx, folder.name, budget)
+    assert job_store.read_state(folder)["state"] == "failed"
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("demod_voice")]
+    assert any(f"batch job {folder.name} stopped: " in line and "max_storage_mb_per_key" in line for line in said), said

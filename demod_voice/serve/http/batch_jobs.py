@@ -118,6 +118,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
         with reenroll_advice(REENROLL_HTTP):  # its clients enroll over HTTP or on the page, not with the command line
             _finish(ctx, folder, run_batch(request))
     except DemodVoiceError as err:
+        if isinstance(err, BudgetExceeded):  # the log said "28 not run" and not why: a limit its administrator set
+            log.info("batch job %s stopped: %s", job_id, err)
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
         # a job stopped mid-way (its budget, its key's disk space) said "done": 0 of the rows its result holds
         leave_state(folder, state=final, done=rows_made(folder), error=client_text(str(err), folder), finished=now())

@@ -131,6 +131,8 @@ def _run(ctx: Any, job_id: str, budget: Budget) -> None:
         outcome = run_book(book_request(ctx, folder, state, budget), _Reporter(folder).progress())
         _finish(ctx, folder, outcome)
     except DemodVoiceError as err:
+        if isinstance(err, BudgetExceeded):  # said to its client alone: a limit its administrator set
+            log.info("book %s stopped: %s", job_id, err)
         final = "interrupted" if ctx.draining.is_set() and not isinstance(err, BudgetExceeded) else "failed"
         err = (_still_readable(ctx, voice) if voice else None) or err  # a voice gone while it read: that, not the worker's words
         if isinstance(err, OutputFull):  # it said "free some space and run the same command again", a command's words

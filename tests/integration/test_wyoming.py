@@ -893,6 +893,25 @@ def test_a_text_too_long_for_one_event_says_what_to_send(server):
     assert said.text.endswith("send a longer text in pieces, as a stream (synthesize-start, synthesize-chunk events, synthesize-stop)")
 
 
+def test_a_streamed_reply_too_long_for_one_event_is_spoken_whole(server, monkeypatch):
+    """Home Assistant streams a reply in chunks, then sends it whole again in one ``synthesize`` (for older servers).
+    A reply over the event cap (an LLM's long story: 72 KB) was cut there: that repeat was refused as a bad event, the
+    sentences not yet spoken were cancelled and the connection closed, with an error telling the client to stream the
+    text, which it was doing. The repeat is read past (the stream holds that text already); the reply is spoken whole."""
+    from demod_voice.serve.wyoming import handler
+
+    sentence = "This is one line of a long story that an assistant tells the kitchen, with more words in it than most. "
+    one = run(synthesize(server, sentence.strip(), SynthesizeVoice(name="tiny-single")))
+    monkeypatch.setattr(handler, "MAX_LINE", 1024)  # the cap: 4 bytes a character of max_input_chars, and 4 KB
+    with limits(server, serve={"max_input_chars": 200}):
+        cap = handler.max_data(server.ctx)
+        pieces = [sentence] * (cap // len(sentence) + 2)
+        assert len("".join(pieces)) > cap
+        reply = run(stream(server, pieces, SynthesizeVoice(name="tiny-single")))
+    assert not reply.errors, [e.text for e in reply.errors]
+    assert reply.pcm == one.pcm * len(pieces)  # every sentence, once, in order
+
+
 def test_sentences_are_complete_at_their_end_and_white_space():
     from demod_voice.audio.text import SentenceStream
     from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS

@@ -50,6 +50,8 @@ MAX_LINE = 64 * 1024
 """Bytes of one event line (the reader's own limit: asyncio's default for a stream)."""
 MAX_PAYLOAD = 64 * 1024
 """Bytes of one event's binary payload: a speech server is sent text, never audio."""
+JSON_CHAR = 12
+"""Bytes one character of text may take in an event's JSON (a character outside the BMP escaped: two ``\\uXXXX``)."""
 WRITE_TIMEOUT = 10.0
 """Seconds one event (other than audio, which has the request's deadline) may wait for a client that does not read."""
 
@@ -81,10 +83,13 @@ def max_data(ctx: Any) -> int:
     return max(MAX_LINE, 4 * ctx.settings.limits.max_input_chars + 4096)
 
 
-async def read_event(reader: asyncio.StreamReader, data_limit: int, seconds: float = 10.0, first: bytes = b"") -> Optional[Event]:
+async def read_event(reader: asyncio.StreamReader, data_limit: int, seconds: float = 10.0, first: bytes = b"",
+                     repeat: int = 0) -> Optional[Event]:
     """The next event, read within the caps (``first``: its first byte, already read); ``None`` when the client has
     finished. :class:`BadEvent` for anything that is not a Wyoming event this server takes (what follows it can no longer
-    be read), or that is not in within ``seconds`` and a second more for each :data:`MIN_EVENT_RATE` bytes of it."""
+    be read), or that is not in within ``seconds`` and a second more for each :data:`MIN_EVENT_RATE` bytes of it.
+    ``repeat``: bytes of a ``synthesize`` event's data, over the cap, that are read past and not kept (a stream's text
+    sent whole again, as Home Assistant does for older servers): it comes back with an empty text."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     try:
@@ -105,18 +110,28 @@ async def read_event(reader: asyncio.StreamReader, data_limit: int, seconds: flo
     data = header.get("data") or {}
     if not isinstance(data, dict):
         raise BadEvent(f"the 'data' of a '{kind[:40]}' event is not a JSON object")
-    data_length = _length(header, "data_length", data_limit)
+    passed = Synthesize.is_type(kind) and isinstance(header.get("data_length"), int) and data_limit < header["data_length"] <= repeat
+    data_length = _length(header, "data_length", repeat if passed else data_limit)
     payload_length = _length(header, "payload_length", MAX_PAYLOAD)
     try:
         async with asyncio.timeout_at(deadline + (data_length + payload_length) / MIN_EVENT_RATE):
             if data_length:
-                data = {**data, **_json(await reader.readexactly(data_length), f"the data of a '{kind[:40]}' event")}
+                data = {**data, **await _read_data(reader, data_length, kind, passed)}
             payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         raise BadEvent("the connection ended in the middle of an event") from None
     except TimeoutError:
         raise BadEvent(f"an event's data arrived at under {MIN_EVENT_RATE} bytes a second") from None
     return Event(type=kind, data=data, payload=payload)
+
+
+async def _read_data(reader: asyncio.StreamReader, length: int, kind: str, passed: bool) -> dict:
+    """An event's JSON data; ``passed``: a text sent again, read in pieces and dropped (``text`` empty)."""
+    if not passed:
+        return _json(await reader.readexactly(length), f"the data of a '{kind[:40]}' event")
+    for left in range(length, 0, -MAX_LINE):
+        await reader.readexactly(min(left, MAX_LINE))
+    return {"text": ""}
 
 
 def _json(raw: bytes, what: str) -> dict:
@@ -233,6 +248,8 @@ class WyomingHandler(AsyncEventHandler):
         self.outbox: asyncio.Queue[Optional[Callable[[], Awaitable[None]]]] = asyncio.Queue()
         self.handles: set[Any] = set()
         self.stream: Optional[tuple[_Request, SentenceStream]] = None
+        self.streamed = 0
+        """Characters of text the stream under way has received."""
         self._sending = False
         self.refused = False
         """An event could not be read: what is answered is sent, nothing more is handed to the engine."""
@@ -248,7 +265,8 @@ class WyomingHandler(AsyncEventHandler):
         as a task nobody awaits."""
         limit, seconds = max_data(self.ctx), self.ctx.settings.header_timeout_seconds
         try:
-            while (first := await self._first_byte()) and (event := await read_event(self.reader, limit, seconds, first)):
+            while (first := await self._first_byte()) and (event := await read_event(self.reader, limit, seconds, first,
+                                                                                       self._repeat())):
                 await self.handle_event(event)
             await self._finish()
         except BadEvent as err:
@@ -261,6 +279,12 @@ class WyomingHandler(AsyncEventHandler):
             self.ended = True
             await self.disconnect()
             self.writer.close()
+
+    def _repeat(self) -> int:
+        """Bytes the whole text of the stream under way may take in one ``synthesize`` event (Home Assistant sends it
+        after the chunks): :data:`JSON_CHAR` a character, and room for the voice. A reply longer than one event holds
+        (an LLM's long story) was cut where that event came: refused, its sentences not yet spoken were cancelled."""
+        return JSON_CHAR * self.streamed + MAX_LINE if self.stream is not None and self.stream[1].seen else 0
 
     async def _finish(self) -> None:
         """The client sent its last event: send the answers it asked for. It may have shut only its sending side (as
@@ -355,6 +379,7 @@ class WyomingHandler(AsyncEventHandler):
         if self.stream is not None:  # a new session without a stop: end the old one first
             self._stop_stream()
         self.stream = (self._open(voice, streaming=True, refused=refused), SentenceStream(SSML_STARTS, SSML_END))
+        self.streamed = 0
 
     def _stream_text(self, text: str) -> None:
         if self.stream is None:
@@ -362,6 +387,7 @@ class WyomingHandler(AsyncEventHandler):
                                                            "first (and synthesize-stop at the end)")))
             return
         request, sentences = self.stream
+        self.streamed += len(text)
         for sentence in sentences.add(text, self.ctx.settings.limits.max_input_chars):
             if not request.failed:
                 self._speak(request, sentence)

@@ -27,3 +27,17 @@ def test_a_piper_voice_still_comes_before_a_cloned_voice_enrolled_in_the_languag
     oma, piper_de = cloned("oma", "de"), WyomingVoice("de_DE-thorsten-medium", "piper", ("de_DE",))
     assert pick([oma, piper_de], None, "de", None) == (piper_de, None)
 
+
+
+def test_a_cloned_voice_named_with_a_language_speaks_that_language():
+    """A client that names a cloned voice and gives the language of its text (``{"name": "oma", "language": "fr"}``)
+    got it spoken in the voice's own language: the language was dropped once a name was given, and a French text was
+    read with German sounds. It is spoken in that language now, where the voice speaks it; else as before."""
+    mum, oma = cloned("mum", "en"), cloned("oma", "de")
+    piper_de = WyomingVoice("de_DE-thorsten-medium", "piper", ("de_DE",))
+    voices = [mum, oma, piper_de]
+    assert pick(voices, "oma", "fr", None) == (oma, "fr")
+    assert pick(voices, "mum", "de_DE", None) == (mum, "de_DE")
+    assert pick(voices, "oma", None, None) == (oma, None)  # no language: the voice's own, as before
+    assert pick(voices, "oma", "sv", None) == (oma, None)  # one it does not speak: the name decides, as Wyoming says
+    assert pick(voices, "de_DE-thorsten-medium", "fr", None) == (piper_de, None)  # a Piper voice speaks its own

@@ -103,11 +103,12 @@ def _same_family(a: str, b: str) -> bool:
 
 def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str], default: Optional[str],
          preferred: Optional[str] = None) -> tuple[WyomingVoice, Optional[str]]:
-    """The voice a request means, and the language to speak when it was chosen by one.
+    """The voice a request means, and the language to speak when it was chosen by one (or named with one).
 
-    By name; else by language (Piper voices before cloned ones; within each, exact, then the same
-    family: ``en`` finds ``en_US``); else ``default``, else ``preferred`` where it is listed (``piper.default_voice``,
-    as HTTP speaks: Home Assistant names no voice unless one was picked), else the first Piper voice.
+    By name (a voice whose speaker picks the language speaks ``language`` too, where it speaks it); else by language
+    (Piper voices before cloned ones; within each, exact, then the same family: ``en`` finds ``en_US``); else
+    ``default``, else ``preferred`` where it is listed (``piper.default_voice``, as HTTP speaks: Home Assistant names no
+    voice unless one was picked), else the first Piper voice.
     :class:`InputError` when none fits.
     """
     if not voices:
@@ -117,7 +118,9 @@ def pick(voices: list[WyomingVoice], name: Optional[str], language: Optional[str
     if name:
         if name not in by_name:
             raise UnknownVoice(f"there is no voice '{name}' here; 'describe' lists them ({', '.join(list(by_name)[:20])})")
-        return by_name[name], None
+        voice = by_name[name]  # a cloned voice speaks the language given with its name (a French text was read in German)
+        speaks = bool(language) and voice.picks_language and any(_same_family(own, language) for own in voice.languages)
+        return voice, (language if speaks else None)
     if language:
         voice = _by_language(voices, language)
         if voice is not None:

@@ -912,6 +912,33 @@ def test_a_streamed_reply_too_long_for_one_event_is_spoken_whole(server, monkeyp
     assert reply.pcm == one.pcm * len(pieces)  # every sentence, once, in order
 
 
+def test_choosing_a_voice_does_not_hold_up_the_other_rooms(server, monkeypatch):
+    """Each request's voice was chosen on the event loop, from the list of every voice read from disk: with an app's
+    300 enrolled voices beside Home Assistant's, 0.1 s a request (5 s for the first, reading them all), while every
+    other connection's audio waited. The choice is made off the loop; here it is made slow on purpose."""
+    from demod_voice.serve.wyoming import handler
+
+    real = handler.choose
+
+    def slow(*args, **kwargs):
+        time.sleep(3.0)
+        return real(*args, **kwargs)
+
+    async def two_rooms():
+        kitchen = asyncio.create_task(synthesize(server, "One.", SynthesizeVoice(name="tiny-single")))
+        await asyncio.sleep(0.5)
+        async with server.client() as client:
+            started = time.perf_counter()
+            await client.write_event(Describe().event())
+            assert Info.is_type((await client.read_event()).type)
+            return time.perf_counter() - started, await kitchen
+
+    monkeypatch.setattr(handler, "choose", slow)
+    took, kitchen = run(two_rooms())
+    assert not kitchen.errors and len(kitchen.pcm) > 0
+    assert took < 2.0, f"a describe waited {took:.1f} s for another connection's voice choice"
+
+
 def test_sentences_are_complete_at_their_end_and_white_space():
     from demod_voice.audio.text import SentenceStream
     from demod_voice.speech_text.ssml import SSML_END, SSML_STARTS

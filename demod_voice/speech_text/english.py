@@ -506,6 +506,27 @@ _IPV4 = re.compile(r"(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\w]
 _DIALLED = re.compile(r"\b((?:call|dial|ring)(?:s|ed|ing|led|ling)?\s+)(911|999|112|111|000|211|311|411|988)(?![\w]|[.,]\d)",
                       re.IGNORECASE)
 """An emergency or service number after "call" or "dial"."""
+_SERVICE = re.compile(r"(?<![\w.,$€£¥#/+-])([2-9]11|988)(?![\w%°'’]|[.,]\d|\s?[-–—/:x×+*=]\s?\d)")
+"""A service's three digits (211 to 911, 988) where no "call" or "dial" is before them: "the line at 311", "911 is the
+number" (were "three hundred eleven", "nine hundred eleven"), as a US reader says them."""
+_SERVICE_NOUNS = re.compile(r"\s+(?:calls?|callers?|lines?|operators?|dispatch(?:ers?)?|cent(?:er|re)s?|services?|hotlines?|"
+                            r"helplines?|apps?|systems?|requests?|reports?|relay|texts?|responders?|emergenc(?:y|ies))\b")
+"""What a service's number names after it ("the 311 line", "a 911 call"): the number is the service's."""
+_NOT_A_NOUN = frozenset({"is", "was", "are", "were", "will", "would", "can", "could", "should", "may", "might", "must", "and",
+                         "or", "but", "for", "if", "to", "on", "in", "at", "from", "with", "by", "as", "then", "so", "when",
+                         "now", "right", "first", "immediately", "again", "too", "also", "instead", "anytime", "directly",
+                         "has", "had", "does", "did", "answered", "answers", "said", "says", "sent", "told", "asked", "any",
+                         "today", "tonight", "back", "free", "yet"})
+"""Words after a number that do not make it a count ("311 people"): verbs and small words ("911 is the number")."""
+_COUNTED_BEFORE = frozenset({"in", "of", "from", "year", "years", "page", "pages", "p.", "pp.", "no.", "about", "around",
+                             "over", "under", "nearly", "almost", "than", "only", "just", "some", "exactly", "roughly",
+                             "approximately", "all", "those", "these", "first", "last", "top", "until", "since", "by", "ad",
+                             "bc", "circa", "c.", "ca.", "total", "was", "were", "reached", "hit", "rose", "fell", "grew",
+                             "had", "has", "have", "with", "scored", "weighed", "cost", "costs"})
+"""Words before a number that make it a count, a year or a page ("in 911", "page 311", "a total of 411")."""
+_SERVICE_CUES = re.compile(r"\b(?:call\w*|dial\w*|phon\w*|text\w*|line|hotline|helpline|number|emergenc\w*|crisis|"
+                           r"services?|operator|dispatch\w*|director\w*|report\w*|non-emergency)\b", re.IGNORECASE)
+"""Words in a sentence that say its 211 to 811 or 988 is a service to call (911 needs none)."""
 
 
 _CODE = re.compile(r"\b((?:code|PIN|OTP|passcode)(?:\s+(?:is|was))?:?\s+)(\d{3,8})(?![\w]|[.,]\d|\s+[a-z]+s\b)", re.IGNORECASE)
@@ -583,7 +604,31 @@ def _codes(text: str, table: Table) -> str:
     # digit by digit, as it is typed: "code is 483920" was "four hundred eighty-three thousand nine hundred twenty"
     text = _CODE.sub(typed, text)
     text = _IPV4.sub(address, text)
-    return _DIALLED.sub(lambda m: m.group(1) + num.digits(m.group(2), table), text)
+    text = _DIALLED.sub(lambda m: m.group(1) + num.digits(m.group(2), table), text)
+    return _SERVICE.sub(lambda m: num.digits(m.group(1), table) if _a_service(m) else m.group(0), text)
+
+
+def _a_service(m: re.Match[str]) -> bool:
+    """Whether the three digits of ``m`` (:data:`_SERVICE`) are a service to call: a service's word after them ("the 311
+    line"); else not a count (no noun after, "311 people"; no name before, "Room 311"; no "in", "page" or "of" before)
+    and, but for 911, a word of calling in the sentence ("the line at 311")."""
+    if _SERVICE_NOUNS.match(m.string, m.end()):
+        return True
+    after = re.match(r"\s+([A-Za-z]+)", m.string[m.end(): m.end() + 24])
+    if after and (after.group(1)[0].isupper() or after.group(1) not in _NOT_A_NOUN):
+        return False  # "311 people", "311 Main Street"
+    before = m.string[max(0, m.start() - 120): m.start()]
+    words = re.findall(r"\S+", before[-40:])
+    if words and not re.search(r"[,;:(\"“]$", words[-1]):
+        last = words[-1]
+        opens = len(words) == 1 and re.search(r"(?:^|[.!?\n]\s*)\S+\s*$", before) is not None or (
+            len(words) > 1 and re.search(r"[.!?]['\"”’]?$", words[-2]) is not None)
+        if last.lower() in _COUNTED_BEFORE or (last[0].isupper() and not opens):
+            return False  # "in 911", "Room 311"
+    if m.group(1) == "911":
+        return True
+    sentence = re.split(r"[.!?\n]", before)[-1] + re.split(r"[.!?\n]", m.string[m.end(): m.end() + 80])[0]
+    return _SERVICE_CUES.search(sentence) is not None
 
 
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",

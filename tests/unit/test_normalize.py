@@ -724,3 +724,18 @@ def test_a_versions_two_numbers_are_each_read_whole():
     """"Python 3.12" was read as a decimal, "three point one two"; a version of three numbers is left as written."""
     assert normalize("Python 3.12, release 1.10 and v3.12; iOS 17.2, v2.1.3", "en") == (
         "Python three point twelve, release one point ten and version three point twelve; iOS seventeen point two, version 2.1.3")
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("For a pothole, call the line at 311.", "For a pothole, call the line at three one one."),  # "three hundred eleven"
+    ("If it's an emergency, 911 is the number.", "If it's an emergency, nine one one is the number."),
+    ("The 311 line and a 911 call.", "The three one one line and a nine one one call."),
+    ("Call or text 988 any time.", "Call or text nine eight eight any time."),
+    # a count, a room, a year, an address: the number
+    ("Room 311 is on the left; 311 people came.", "Room three hundred eleven is on the left; three hundred eleven people came."),
+    ("In 911, the Vikings came. He scored 411.", "In nine hundred eleven, the Vikings came. He scored four hundred eleven."),
+    ("Call me at 311 Main Street.", "Call me at three hundred eleven Main Street."),
+    ("The total was 211, and the line grew.", "The total was two hundred eleven, and the line grew."),
+])
+def test_a_service_number_is_read_digit_by_digit_where_it_is_a_service(written, said):
+    assert normalize(written, "en") == said

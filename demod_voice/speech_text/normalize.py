@@ -294,7 +294,7 @@ _PL_HOURS = ("zero", "pierwsza", "druga", "trzecia", "czwarta", "piąta", "szós
              "dziewiętnasta", "dwudziesta", "dwudziesta pierwsza", "dwudziesta druga", "dwudziesta trzecia")
 
 
-_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;:!?.)\]–—-]|$)", re.IGNORECASE)
+_HOUR_MERIDIEM = re.compile(r"(?<![\d.,:])\b(1[0-2]|0?[1-9])\s?([ap])(?:\.\s?m(\.)|m)(?=[\s,;:!?.)\]–—/-]|$)", re.IGNORECASE)
 """``7 am``, ``3pm``, ``11 p.m.``: an hour with no minutes (espeak read "am" as the word)."""
 _HOUR_RANGE = re.compile(r"(?<![\w.,:/-])(1[0-2]|0?[1-9])\s?[-–]\s?(?=(?:1[0-2]|0?[1-9])\s?[ap]\.?\s?m\b)", re.IGNORECASE)
 """``2-3 p.m.``: a range of hours, its meridiem written once (was "two-three PM": the hour pass took "3 p.m." first)."""
@@ -313,6 +313,27 @@ _WRITTEN_OCLOCK = re.compile(r"(?<![\d.,:])\b([01]?\d|2[0-4]):([0-5]\d)(\s*o['�
 
 _ZONE = re.compile(r"\s*\(?(?:[ECMP][SD]?T|AK[SD]?T|H[SD]?T|UTC|GMT|BST|CES?T|IST|JST|AE[SD]T)\b")
 """A time zone after a time ("7:30 p.m. ET", "9 a.m. PST")."""
+
+
+_US_ZONES = {"E": "Eastern", "C": "Central", "M": "Mountain", "P": "Pacific"}
+_US_ZONE = re.compile(r"(?<= [AP]M|ock)(\s*\(?)([ECMP])([SD]?)T\b")
+"""A US time zone after a time said in words ("three PM ET", "nine AM PST"; "ten o'clock PT"): espeak read "ET" as "et",
+"PT" as "pt", and "PM EST" was heard "PMESD"."""
+_TWO_TIMES = re.compile(r"(?<= [AP]M|ock|UTC|GMT|BST|CET)(\s*\(?(?:Eastern|Central|Mountain|Pacific)"
+                        r"(?: (?:Standard|Daylight) Time)?\)?)?\s*/\s*(?=[a-z-]+(?: [a-z-]+)*? (?:[AP]M|o'clock)\b)")
+"""The slash between one time and another ("3pm ET / 12pm PT", "3pm/4pm"): the same time in two zones, or a choice of two
+(was read "slash")."""
+
+
+def _zones(text: str) -> str:
+    """US time zones after a time as a reader says them (Eastern, Pacific Standard Time), and the slash between two times as
+    a pause where a zone ends the first (the same moment elsewhere), else "or". After the time pass."""
+    text = _US_ZONE.sub(lambda m: m.group(1) + _US_ZONES[m.group(2)] + (
+        {"S": " Standard Time", "D": " Daylight Time"}[m.group(3)] if m.group(3) else ""), text)
+    if "/" not in text:
+        return text
+    return _TWO_TIMES.sub(lambda m: f"{m.group(1) or ''}, " if m.group(1) or m.string[m.start() - 3: m.start()].isupper() and
+                          m.string[m.start() - 3] != " " else " or ", text)
 
 
 def _ends_sentence(m: re.Match[str]) -> bool:
@@ -372,8 +393,10 @@ def _times(text: str, table: Table) -> str:
     if table.code == "en":
         text = _ZULU.sub(r"\1 UTC", text)  # "09:30Z" was "nine thirtyZ"
     text = _TIME.sub(said, text)
+    if table.code != "en":
+        return text
     # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
-    return _MERIDIEM_RANGE.sub(lambda m: f" {_joiner(m, table)} ", text) if table.code == "en" else text
+    return _zones(_MERIDIEM_RANGE.sub(lambda m: f" {_joiner(m, table)} ", text))
 
 
 _BETWEEN = re.compile(r"\bbetween\s+(?:(?:[a-z-]+\s+){1,3}[AP]M)?$", re.IGNORECASE)

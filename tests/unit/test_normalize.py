@@ -587,8 +587,9 @@ def test_a_tilde_before_a_number_is_about(written, said):
 
 
 @pytest.mark.parametrize(("written", "said"), [
-    ("The game starts at 7:30 p.m. ET on ESPN.", "The game starts at seven thirty PM ET on ESPN."),  # "PM. ET": "et"
-    ("Doors open at 9 a.m. PST daily, 9.05 p.m. (EST) too.", "Doors open at nine AM PST daily, nine oh five PM (EST) too."),
+    ("The game starts at 7:30 p.m. ET on ESPN.", "The game starts at seven thirty PM Eastern on ESPN."),  # "PM. ET": "et"
+    ("Doors open at 9 a.m. PST daily, 9.05 p.m. (EST) too.", "Doors open at nine AM Pacific Standard Time daily, nine oh five "
+                                                             "PM (Eastern Standard Time) too."),
     ("Up at 6 a.m. Then home at 10:30 p.m. The end", "Up at six AM. Then home at ten thirty PM. The end"),
 ])
 def test_a_time_zone_after_pm_keeps_the_sentence_going(written, said):
@@ -604,7 +605,7 @@ def test_a_months_short_name_before_a_year_is_the_month(written, said):
 
 
 @pytest.mark.parametrize(("written", "said"), [
-    ("The meeting is scheduled for 12/15 at 10:00 AM PST.", "The meeting is scheduled for December fifteenth at ten AM PST."),
+    ("The meeting is scheduled for 12/15 at 10:00 AM PST.", "The meeting is scheduled for December fifteenth at ten AM Pacific Standard Time."),
     ("Rent is due on 12/1, the store is open until 12/24.", "Rent is due on December first, the store is open until December "
                                                              "twenty-fourth."),  # "twelve/one", heard "twelve slash one"
     ("on 13/12, due 1/5", "on December thirteenth, due January fifth"),  # a day over 12 first is the day
@@ -738,4 +739,15 @@ def test_a_versions_two_numbers_are_each_read_whole():
     ("The total was 211, and the line grew.", "The total was two hundred eleven, and the line grew."),
 ])
 def test_a_service_number_is_read_digit_by_digit_where_it_is_a_service(written, said):
+    assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("The call is at 3pm ET / 12pm PT.", "The call is at three PM Eastern, twelve PM Pacific."),  # "PM ET slash", "PM pt"
+    ("Kickoff 8 p.m. EDT, 10:00 PT, 14:00 UTC / 9:00 CT", "Kickoff eight PM Eastern Daylight Time, ten o'clock Pacific, "
+                                                       "fourteen hundred UTC, nine o'clock Central"),
+    ("Come at 3pm/4pm, or 10:00/11:00.", "Come at three PM or four PM, or ten o'clock or eleven o'clock."),
+    ("Watch ET at 3pm. PT helps.", "Watch ET at three PM. PT helps."),  # no time before them: the film, physical therapy
+])
+def test_a_us_time_zone_after_a_time_is_its_name_and_a_slash_between_two_times_is_no_slash(written, said):
     assert normalize(written, "en") == said

@@ -114,6 +114,25 @@ def stars(text: str) -> str:
     return _STAR_RATING.sub(said, text) if ("★" in text or "⭐" in text) else text
 
 
+_HEARTS = "\u2764\u2665\U0001f493-\U0001f49f\U0001f5a4\U0001f90d\U0001f90e\U0001f9e1\U0001fa75-\U0001fa77"
+_HEART_VERB = re.compile(rf"(?<![\w'’])(I|[Ww]e|[Yy]ou|[Tt]hey|[Hh]e|[Ss]he|[Ee]veryone|[Ee]verybody)[ \t]+[{_HEARTS}]\ufe0f?"
+                         rf"(?=[ \t]+[\w\"“'‘])")
+"""A heart between a subject and what is loved ("I ❤️ NY", "We ♥ you"): the verb (the emoji pass dropped it: "I NY")."""
+
+
+def hearts(text: str) -> str:
+    """I ❤️ NY: I love NY; she ♥ cats: she loves cats. A heart anywhere else is decoration, dropped with the other emoji.
+    Before the emoji are dropped."""
+    if text.isascii():
+        return text
+    def said(m: re.Match[str]) -> str:
+        if m.group(1) != "I" and not re.search(r"(?:^|[.!?:;\n\"“(]|\band)\s*$", m.string[max(0, m.start() - 8): m.start()]):
+            return m.group(0)  # "Love you ❤️ bye": no subject, the heart is a sign-off's
+        return m.group(1) + (" loves" if m.group(1).lower() in ("he", "she", "everyone", "everybody") else " love")
+
+    return _HEART_VERB.sub(said, text)
+
+
 _UNICODE_FRACTIONS = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4), "⅕": (1, 5), "⅖": (2, 5), "⅗": (3, 5),
                       "⅘": (4, 5), "⅙": (1, 6), "⅚": (5, 6), "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8)}
 _FRACTION = re.compile(r"(?<![\w./,-])(?:(\d+)(?:\s+|-))?(\d{1,2})/(\d{1,3})(?![\w/]|[.,]\d)"

@@ -79,7 +79,7 @@ def normalize(text: str, language: str) -> str:
 
     Otherwise unchanged for a language normalisation knows nothing of (see :mod:`.languages`)."""
     table = numbers_only(language)
-    text = unpictured(english.stars(text) if table is not None and table.code == "en" else text)
+    text = unpictured(english.hearts(english.stars(text)) if table is not None and table.code == "en" else text)
     if table is None:
         return text
     own, early = (english.PASSES, english.EARLY) if table.code == "en" else ((), ())

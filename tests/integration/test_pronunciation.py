@@ -157,6 +157,18 @@ def test_an_assistants_answer_is_heard_without_emoji_names_and_with_seconds(reco
     assert "smiling" in plain, plain  # the control: espeak names the emoji
 
 
+def test_a_chat_answers_time_zones_and_heart_are_heard_as_a_reader_says_them(recogniser, joe_voice, tmp_path):
+    """"3pm ET / 12pm PT" was heard "3 pgm, the D-slash 12 pgm, pd", "PM EST" "PMESD", and "I ❤️ NY" "I am white" (the
+    heart dropped as an emoji)."""
+    text = "The call is at 3pm ET / 12pm PT. It ends at 5pm EST. I ❤️ NY."
+    said = heard(recogniser, joe_voice, text, tmp_path / "chat.wav").lower()
+    for word in ("eastern", "pacific", "standard time", "love"):
+        assert word in said, said
+    assert "slash" not in said, said
+    plain = heard(recogniser, joe_voice, text, tmp_path / "plain.wav", "--no-normalize").lower()
+    assert "eastern" not in plain and "pacific" not in plain, plain  # the control
+
+
 def test_a_streamed_number_after_no_is_heard_as_a_number(recogniser, joe_voice):
     """Text piped in and streamed out (as an LLM's reply, or Wyoming's chunks) ended a sentence at "No." before "10":
     heard "He lives at no, 10 Downing Street"."""

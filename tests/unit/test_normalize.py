@@ -751,3 +751,12 @@ def test_a_service_number_is_read_digit_by_digit_where_it_is_a_service(written, 
 ])
 def test_a_us_time_zone_after_a_time_is_its_name_and_a_slash_between_two_times_is_no_slash(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("I ❤️ NY", "I love NY"),  # "I NY": the heart was dropped as an emoji
+    ("We ♥ you! She 💙 cats.", "We love you! She loves cats."),
+    ("Thanks ❤️ see you. Love you ❤️ bye", "Thanks see you. Love you bye"),  # decoration, still dropped
+])
+def test_a_heart_between_a_subject_and_its_object_is_love(written, said):
+    assert normalize(written, "en") == said

@@ -556,6 +556,35 @@ words before the "x")."""
 _VANITY = re.compile(r"(?<![\w-])1[- ](8(?:00|88|77|66|55|44|33))[- ]([A-Z]{2,}(?:-[A-Z]+)*)(?![\w-])")
 """``1-800-FLOWERS``: a toll-free number spelled as a word, said "one eight hundred flowers" (was "one to eight
 hundred-FLOWERS": the range pass took "1-800")."""
+_HIGHWAY = re.compile(r"(?<![\w.-])(?:(I|US|SR|SH)-|((?:Interstate|Highway|Hwy\.?|Route|Rte\.?|State Route) ))(\d{1,3})"
+                      r"(?![\w]|[.,:]\d|\s?[-–/]\s?\d)")
+"""``I-405``, ``US-101``, ``Highway 101``, ``Route 128``: a road, its number of three digits read in two (was "I-four hundred
+five", "US-one hundred one")."""
+
+
+_LETTERED_ROAD = re.compile(r"(?<![\w.#/-])([ABM])([1-9]\d\d)(?=\(M\)|(?![\w]|[.,:]\d|\s?[-–/]\s?\d))")
+"""``A303``, ``M180``: a British road (or an airliner, A380) of three digits, read in two ("A three oh three"; was "A three
+hundred three")."""
+
+
+def road_number(number: int, table: Table) -> str:
+    """A road's number as a US driver says it: 5, 95; 405 "four oh five", 101 "one oh one", 280 "two eighty"."""
+    if number < 100 or number % 100 == 0:
+        return num.words(number, table)
+    rest = number % 100
+    return f"{num.words(number // 100, table)} {'oh ' if rest < 10 else ''}{num.words(rest, table)}"
+
+
+def _highways(text: str, table: Table) -> str:
+    """I-405, I-5, US-101, Highway 1: I four oh five, I five, US one oh one, Highway one (the dash was read as a range's
+    or a minus, the number as a count). Before the range and telephone passes' readings of dashes."""
+    # the letter joined to its number by dashes: "A three" was "uh three", the article
+    text = _LETTERED_ROAD.sub(lambda m: f"{m.group(1)}-" + road_number(int(m.group(2)), table).replace(" ", "-"), text)
+    if "-" not in text and not re.search(r"Interstate|Highway|Hwy|Route|Rte", text):
+        return text
+    return _HIGHWAY.sub(lambda m: (f"{m.group(1)} " if m.group(1) else m.group(2)) + road_number(int(m.group(3)), table), text)
+
+
 _ORDINAL_RANGE = re.compile(r"\b(\d+(?:st|nd|rd|th))\s?[-–]\s?(\d+(?:st|nd|rd|th))\b")
 """``1st-3rd``: a range of ordinals ("first-third")."""
 
@@ -815,7 +844,7 @@ def _weekdays(text: str, table: Table) -> str:
 _HANDLE = re.compile(r"(?<![\w@.])@([A-Za-z_]\w*)")
 
 
-EARLY = (_weekdays, _isbns, _verses, _laps)
+EARLY = (_weekdays, _isbns, _verses, _laps, _highways)
 """English passes before the dates and times ("Sat 5 Dec 9:00" is a weekday by the digits after it, "John 3:16-18" a verse)."""
 PASSES = (_about, _per, _plus_minus, _and_over, _shillings, _powers, _tags, _versions, _amounts, _feet_inches, _inches, _ratings, _fractions, _sums,
           _durations, _decades, _early_years, _roman, _multiples, _codes, _day_month, _ordinal_ranges, _ratios)

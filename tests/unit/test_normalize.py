@@ -760,3 +760,13 @@ def test_a_us_time_zone_after_a_time_is_its_name_and_a_slash_between_two_times_i
 ])
 def test_a_heart_between_a_subject_and_its_object_is_love(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("Take I-405 south to I-5, then I-280.", "Take I four oh five south to I five, then I two eighty."),  # "I-four hundred five"
+    ("US-101 north, Highway 1, Route 128, SR-91", "US one oh one north, Highway one, Route one twenty-eight, SR ninety-one"),
+    ("the A1, the M25 and the A303", "the A1, the M25 and the A-three-oh-three"),  # "A three hundred three"
+    ("pages 1-5, Room 405, 405-1234", "pages one to five, Room four hundred five, four zero five, one two three four"),
+])
+def test_a_roads_number_is_read_as_a_driver_says_it(written, said):
+    assert normalize(written, "en") == said

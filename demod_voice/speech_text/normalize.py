@@ -393,10 +393,8 @@ def _times(text: str, table: Table) -> str:
     if table.code == "en":
         text = _ZULU.sub(r"\1 UTC", text)  # "09:30Z" was "nine thirtyZ"
     text = _TIME.sub(said, text)
-    if table.code != "en":
-        return text
     # "9am-5pm", "9:00 a.m.-5:00 p.m.": nine AM to five PM (the dash joined the two)
-    return _zones(_MERIDIEM_RANGE.sub(lambda m: f" {_joiner(m, table)} ", text))
+    return _zones(_MERIDIEM_RANGE.sub(lambda m: f" {_joiner(m, table)} ", text)) if table.code == "en" else text
 
 
 _BETWEEN = re.compile(r"\bbetween\s+(?:(?:[a-z-]+\s+){1,3}[AP]M)?$", re.IGNORECASE)

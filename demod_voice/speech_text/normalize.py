@@ -33,6 +33,31 @@ _SIGNED_RANGE = re.compile(r"(?<![\w.,/+-])([$€£¥])?(\d+(?:[.,]\d+)?)(\s?%)?
                            r"(?=(?(1)\1)\d+(?:[.,]\d+)?(?(3)\s?%)(?![\d%]|[.,]\d|\s*=))")
 """``$5-$10``, ``3.5%-4.0%``: a range whose two ends carry their sign (the second was left unread, "five dollars-$ten", or
 read as a minus, "three point five percentminus four point zero percent"). Not a sum: "$10 - $5 = $5"."""
+_ELLIPSIS = re.compile(r"(?<=[^\W\d_])[ \t]*(?:\.{3}|…|\. \. \.)(?!\.)[ \t]*")
+"""An ellipsis after a word ("leaving... now?", "the minutes… and then"): espeak-ng dropped it and ran the two words into
+one ("leavingnow"), no pause at all."""
+_WORD_DASH = re.compile(r"(?<=[^\W\d_])(?:—|--|[ \t]+--[ \t]+)(?=[^\W\d_])")
+"""A dash between two words written without spaces or with two hyphens ("Wait—what?", "I have to--there's"): espeak-ng
+made no pause of it, as it does of a spaced dash."""
+
+
+def _ellipsis(m: re.Match[str]) -> str:
+    following = m.string[m.end(): m.end() + 1]
+    if following and following in "!?,;:.":
+        return ""  # "Wait...!"
+    if following.isalnum():
+        return ". " if following.isupper() else ", "
+    return "."  # the text's or a quotation's end
+
+
+def _pauses(text: str) -> str:
+    """An ellipsis after a word is a comma's pause before a word in lower case, a full stop's before anything else; a dash
+    between two words is a spaced one (a pause). Only between letters: "1990—1995" is a range, "--verbose" a flag."""
+    if "…" in text or "..." in text or ". . ." in text:
+        text = _ELLIPSIS.sub(_ellipsis, text)
+    return _WORD_DASH.sub(" — ", text) if "—" in text or "--" in text else text
+
+
 _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _TIMESTAMP = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})T([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:[.,](\d+))?)?"
                         r"(Z|[+-](?:[01]\d|2[0-3])(?::?[0-5]\d)?)?(?![\w:+-])")
@@ -82,6 +107,7 @@ def normalize(text: str, language: str) -> str:
     text = unpictured(english.hearts(english.stars(text)) if table is not None and table.code == "en" else text)
     if table is None:
         return text
+    text = _pauses(text)
     own, early = (english.PASSES, english.EARLY) if table.code == "en" else ((), ())
     passes: tuple[Pass, ...] = (_addresses, _headings, *early, _dates, _times, telephones.said, *own, _grouped, _ranges, _money, _percentages,
                                 _units, _ordinals, _abbreviations, _years, _numbers) if table.months else (_grouped, _numbers)

@@ -73,6 +73,23 @@ def phoneme_ids(voice: Path, text: str) -> list[list[int]]:
     return [piper.phonemes_to_ids(p) for p in piper.phonemize(text)]
 
 
+def phonemes(voice: Path, text: str) -> list[list[str]]:
+    """What piper-tts makes of a job's text: the phonemes of each sentence."""
+    from piper.config import PiperConfig
+    from piper.voice import PiperVoice
+
+    return PiperVoice(session=None, config=PiperConfig.from_dict(json.loads(Path(f"{voice}.json").read_text()))).phonemize(text)
+
+
+@pytest.mark.parametrize("text", ["You're leaving... now?", "the minutes… and then", "Wait—what?", "I have to--there's none."])
+def test_an_ellipsis_or_a_dash_between_two_words_is_a_pause(piper_voice, tmp_path, text):
+    """A novel's dialogue: espeak-ng made no pause of an ellipsis or an unspaced dash, and ran "leaving... now" into one
+    word ("leavingnow")."""
+    said = phonemes(piper_voice, piper_job(piper_voice, text, tmp_path).text)
+    first = said[0]
+    assert len(said) > 1 or any(mark in first[:-1] for mark in ",;."), said  # a pause inside, not only at the end
+
+
 def test_a_lexicon_entry_replaces_the_words_phoneme_ids(piper_voice, tmp_path):
     from piper.phoneme_ids import phonemes_to_ids
 

@@ -770,3 +770,13 @@ def test_a_heart_between_a_subject_and_its_object_is_love(written, said):
 ])
 def test_a_roads_number_is_read_as_a_driver_says_it(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ('"Wait—what?" she said. "You\'re leaving... now?"', '"Wait — what?" she said. "You\'re leaving, now?"'),  # "leavingnow"
+    ("the minutes… and then. I have to--there's none.", "the minutes, and then. I have to — there's none."),
+    ('I was going to..." Well... No. Wait...! The hours…', 'I was going to." Well. No. Wait! The hours.'),
+    ("Run it with --verbose, 1990—1995 and 1-5.", "Run it with --verbose, nineteen ninety to nineteen ninety-five and one to five."),
+])
+def test_an_ellipsis_or_a_dash_between_words_is_a_pause(written, said):
+    assert normalize(written, "en") == said

@@ -7,7 +7,7 @@ Rules a reader can see (``book --dry-run`` lists what each did):
   the chapter's title on the next) starts a chapter. No such line: the whole text is one chapter
   named after the file. A one-line paragraph that is a front or back matter title ("Contents") starts
   such a chapter, skipped with what follows it up to the next heading (a list of contents). Picture
-  marks ("[Illustration: ...]") are not read. A Project Gutenberg file is read between its START and
+  marks ("[Illustration: ...]") and footnotes ("late.[1]", "[1] A note.") are not read. A Project Gutenberg file is read between its START and
   END lines, its header's Title and Author taken as the book's, its credits ("Produced by ...") left out.
 - Markdown: headings are chapters. With one level-1 heading and level-2 headings below it, the
   level-1 heading is the book's title and level-2 headings are chapters; otherwise the highest
@@ -69,6 +69,12 @@ _PG_MARK = re.compile(r"^[ \t]*\*{3}[ \t]*(?P<which>START|END) OF (?:THE|THIS) P
 _ILLUSTRATION = re.compile(r"\[(?:illustration|picture)(?::[^\]]*)?\]", re.IGNORECASE)
 """Where a text marks a picture ("[Illustration]", "[Illustration: Alice and the Rabbit]", Project Gutenberg's form):
 not read (it was, as words)."""
+_TXT_NOTE_MARK = re.compile(r"(?<=[^\s\[\d])\[(\d{1,3})\](?![\[\w=(]|\.\w)")
+"""A footnote's mark in plain text, right after a word or its punctuation ("late.[1]", Project Gutenberg's form): not read
+(it was, "late. one")."""
+_TXT_NOTE = re.compile(r"^\[(?:(\d{1,3})\]\s|footnote\s+(\d{1,3})\s*:)", re.IGNORECASE)
+"""The note itself: a paragraph that starts with the number of a mark before it ("[1] A footnote.") or Project Gutenberg's
+"[Footnote 1: ...]": not read, as a Markdown or an EPUB book's notes are not."""
 _CREDITS = re.compile(r"^(?:produced by|e-?text prepared by|transcribed (?:from|by)|transcriber['’]?s note)\b", re.IGNORECASE)
 """Who made a Project Gutenberg text, the first lines after its START line: not read."""
 _MD_NOTE = re.compile(r"\[\^[^\]\s]+\]")
@@ -187,10 +193,16 @@ def _read_txt(text: str, path: Path) -> Book:
     title, source, paragraphs, titled = book.title, f"{path.name}:{line}", [], False
     gutenberg = line > 1  # read from after its START line
     numbered = 0  # the last numeral alone that was a heading (a story's sections, a part's chapters may count from I again)
+    marks: set[str] = set()  # footnotes' numbers marked so far
     for block in re.split(r"\n[ \t]*\n", text):
         start = line + block[:len(block) - len(block.lstrip())].count("\n")  # after more than one blank line
         line += block.count("\n") + 2
         paragraph = clean(_ILLUSTRATION.sub(" ", block))
+        note = _TXT_NOTE.match(paragraph)
+        if note and (note[1] is None or note[1] in marks):
+            continue
+        marks.update(_TXT_NOTE_MARK.findall(paragraph))
+        paragraph = _TXT_NOTE_MARK.sub("", paragraph)
         if not paragraph:
             continue
         if gutenberg and not titled and not paragraphs and _CREDITS.match(paragraph):

@@ -1037,6 +1037,17 @@ def test_markdown_footnotes_are_not_read(tmp_path):
     assert read_book(md).chapters[0].paragraphs == ("Final words. More.",)
 
 
+def test_plain_text_footnotes_are_not_read(tmp_path):
+    """A plain-text book's marks ("late.[1]", Project Gutenberg's form) were read "late. one", and the notes where they
+    are printed; a bracketed number with no mark before it, or in code, is text."""
+    from demod_voice.book.read import read_book
+
+    txt = tmp_path / "b.txt"
+    txt.write_text("Chapter 1\n\nIt was late.[1] Very[2] late.\n\n[1] A note.\n\n[Footnote 2: Another note.]\n\n"
+                   "See [3] and a[0].x too.\n\n[4] Not a note.\n")
+    assert read_book(txt).chapters[0].paragraphs == ("It was late. Very late.", "See [3] and a[0].x too.", "[4] Not a note.")
+
+
 def test_webvtt_cue_text_escapes_what_would_be_markup():
     """"&" and "<" went into WebVTT cues as they were: "x <3 y" opened a tag, and players hid the words after it."""
     from demod_voice.book import captions

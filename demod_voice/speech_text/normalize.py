@@ -36,7 +36,7 @@ read as a minus, "three point five percentminus four point zero percent"). Not a
 _ELLIPSIS = re.compile(r"(?<=[^\W\d_])[ \t]*(?:\.{3}|…|\. \. \.)(?!\.)[ \t]*")
 """An ellipsis after a word ("leaving... now?", "the minutes… and then"): espeak-ng dropped it and ran the two words into
 one ("leavingnow"), no pause at all."""
-_WORD_DASH = re.compile(r"(?<=[^\W\d_])(?:—|--|[ \t]+--[ \t]+)(?=[^\W\d_])")
+_WORD_DASH = re.compile(r"(?<=[^\W\d_])(?:—|--|[ \t]+--[ \t]+)(?=[^\W\d_])|(?<=\d)—(?=[^\W\d_])|(?<=[^\W\d_])—(?=\d)")
 """A dash between two words written without spaces or with two hyphens ("Wait—what?", "I have to--there's"): espeak-ng
 made no pause of it, as it does of a spaced dash."""
 
@@ -52,7 +52,8 @@ def _ellipsis(m: re.Match[str]) -> str:
 
 def _pauses(text: str) -> str:
     """An ellipsis after a word is a comma's pause before a word in lower case, a full stop's before anything else; a dash
-    between two words is a spaced one (a pause). Only between letters: "1990—1995" is a range, "--verbose" a flag."""
+    between two words is a spaced one (a pause), as is an em dash between a number and a word ("Chapter 19—The End"). Not
+    between numbers: "1990—1995" is a range; nor "--verbose", a flag."""
     if "…" in text or "..." in text or ". . ." in text:
         text = _ELLIPSIS.sub(_ellipsis, text)
     return _WORD_DASH.sub(" — ", text) if "—" in text or "--" in text else text

@@ -777,6 +777,7 @@ def test_a_roads_number_is_read_as_a_driver_says_it(written, said):
     ("the minutes… and then. I have to--there's none.", "the minutes, and then. I have to — there's none."),
     ('I was going to..." Well... No. Wait...! The hours…', 'I was going to." Well. No. Wait! The hours.'),
     ("Run it with --verbose, 1990—1995 and 1-5.", "Run it with --verbose, nineteen ninety to nineteen ninety-five and one to five."),
+    ("Chapter 19—The End", "Chapter nineteen — The End"),  # a heading's number and its title
 ])
 def test_an_ellipsis_or_a_dash_between_words_is_a_pause(written, said):
     assert normalize(written, "en") == said

@@ -121,16 +121,16 @@ def speakable(paragraph: str) -> bool:
 
 def said_title(title: str) -> str:
     """How a chapter's heading is said where that is not as it is written: a Roman numeral in capitals after Chapter,
-    Part or Book or alone at its start ("IV. The Storm"), in a heading of the form the reader takes for one
+    Part or Book (in lower case too, "Chapter iv") or alone at its start ("IV. The Storm"), in a heading of the form the reader takes for one
     (:data:`_TXT_HEADING`), as a number ("CHAPTER XIV": "CHAPTER 14", "PART II Winter": "PART 2, Winter"), which
     normalisation then says; espeak-ng said "Roman fourteen".
     Empty for any other title; running text is never read this way ("I", "MIX")."""
     heading = _TXT_HEADING.match(title) or _TXT_HEADING.match(title.partition(":")[0])  # "II" over "The Return": "II: The Return"
     found = _HEADING_ROMAN.match(title) if heading else None
-    if found is None or not found[2].isupper():
-        return ""
+    if found is None or not (found[2].isupper() or (found[1] and found[2].islower() and re.fullmatch(_ROMAN_CAPS, found[2].upper()))):
+        return ""  # "Chapter iv" as small capitals print it (was "chapter Roman four"); never a numeral alone in lower case
     keyword, numeral, space, rest = found.groups()
-    value = roman_value(numeral)
+    value = roman_value(numeral.upper())
     if not keyword:  # a numeral alone, "IV." or "I. A SCANDAL IN BOHEMIA": "4." was "I V"
         return f"{value}{space}{rest}"
     return f"{keyword}{value}" + (f", {rest}" if space and rest[:1].isalnum() else f"{space}{rest}")

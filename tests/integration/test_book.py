@@ -723,6 +723,20 @@ def test_a_headings_roman_numeral_is_said_as_a_number_and_running_text_is_not(pi
     assert text.take.reading == "I saw MIX at the door, and Chapter VI of it." and "MIX" in text.job.text
 
 
+def test_a_headings_roman_numeral_in_lower_case_is_said_as_a_number(tmp_path):
+    """Small capitals come out of some books as lower case ("Chapter iv"): espeak-ng said "chapter Roman four". A numeral
+    alone in lower case is no heading's ("i", "mix")."""
+    from demod_voice.book.read import read_book, said_title
+    from demod_voice.book.takes import TakeRules, chapter_takes
+
+    md = tmp_path / "small.md"
+    md.write_text("# Book\n\n## Chapter iv\n\nRain.\n\n## chapter xii. the storm\n\nWind.\n", encoding="utf-8")
+    takes = chapter_takes(read_book(md), TakeRules())
+    assert [chapter[0].said for chapter in takes] == ["Chapter 4", "chapter 12. the storm"]
+    assert [chapter[0].text for chapter in takes] == ["Chapter iv", "chapter xii. the storm"]  # captions: as written
+    assert said_title("iv") == said_title("Chapter mix") == ""
+
+
 def test_a_project_gutenberg_text_is_read_between_its_markers_with_its_title_author_and_headings(tmp_path):
     """The header went into the first chapter and the licence into the last, the title was the file's name, and
     "CHAPTER I." with the title on the next line was read as text: the book was one chapter."""

@@ -17,7 +17,7 @@ _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100, "D": 500, "M": 1000
 _ROMAN = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 ROMAN_HEADINGS = frozenset({"chapter", "chapters", "part", "book", "volume", "vol.", "act", "scene", "war", "phase", "stage",
                             "type", "class", "level", "article", "title", "section", "appendix", "episode", "season",
-                            "round", "grade", "category", "canto", "psalm", "movement", "no.", "number", "bowl", "league"})
+                            "round", "grade", "category", "canto", "psalm", "movement", "no.", "number", "bowl", "league", "ch."})
 """Words after which a Roman numeral is a number (Chapter IV, World War II, Super Bowl LV): read as a cardinal."""
 REGNAL = frozenset({"Henry", "Edward", "George", "William", "Richard", "Charles", "James", "Louis", "Elizabeth", "Mary",
                     "Pius", "Leo", "Gregory", "Benedict", "John", "Paul", "Innocent", "Clement", "Boniface", "Urban",

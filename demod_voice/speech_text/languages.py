@@ -139,7 +139,9 @@ EN = Table(
                    "dept.": "department",
                    # a technical book's ("as in eq. (4), cf. Sec. 3" was heard "as in Act 4, CDF, SEC-3")
                    "eq.": "equation", "eqs.": "equations", "cf.": "compare", "Sec.": "section", "Sect.": "section",
-                   "Figs.": "figures", "resp.": "respectively", "w.r.t.": "with respect to"},
+                   "Figs.": "figures", "resp.": "respectively", "w.r.t.": "with respect to",
+                   # a book's references, in lower case only before a number ("see ch. 4, vol. 2, p. 17": "ch four")
+                   "ch.": "chapter", "vol.": "volume", "fig.": "figure", "p.": "page", "sec.": "section"},
     sentence_final=frozenset({"etc.", "Co.", "Ltd.", "Inc.", "St.", "Ave.", "Rd.", "Jr.", "Sr.", "dept.", "pcs.", "qty."}),
     symbols={".": "dot", "@": "at", "/": "slash", ":": "colon", "-": "dash", "_": "underscore", "?": "question mark",
              "=": "equals", "&": "and", "#": "hash", "~": "tilde"},

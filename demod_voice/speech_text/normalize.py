@@ -582,6 +582,14 @@ def _abbreviation_pattern(table: Table) -> tuple[dict[str, str], re.Pattern[str]
     return spelled, re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in names) + r")(?!\w)(?=\s*(\S?))")
 
 
+_BEFORE_A_NUMBER = frozenset({"No.", "no.", "ch.", "vol.", "fig.", "p.", "P.", "sec.", "Sec."})
+"""Abbreviations that are words only before a number: "no.", and a book's references in lower case ("ch. 4", "p. 17")."""
+_NUMBER_AFTER = re.compile(r"\s*(?:\d|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+                           r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|"
+                           r"ninety|a hundred|one hundred)\b)")
+"""A number after an abbreviation, in digits or already in words (the Roman numeral pass's "vol. three")."""
+
+
 _NOT_NAMES = frozenset({"The", "A", "An", "In", "At", "On", "Of", "To", "From", "By", "For", "And", "But", "Or", "With"})
 """Capitalised words before "St." that are not a street's name ("The St. Lawrence")."""
 
@@ -609,8 +617,8 @@ def _abbreviations(text: str, table: Table) -> str:
     def said(m: re.Match[str]) -> str:
         written, following = m.group(1), m.group(2)
         words = spelled[written]
-        if table.code == "en" and written in ("No.", "no.") and not following.isdigit():
-            return written  # "No." is only "number" before a number
+        if table.code == "en" and written in _BEFORE_A_NUMBER and not _NUMBER_AFTER.match(m.string, m.end()):
+            return written  # "No." is only "number" before a number, "p." only "page" ("John P. Smith")
         if table.code == "en" and written == "Dr." and not following.isupper() and _after_name(m):
             return "drive" + ("." if not following else "")  # "12 Elm Dr. in Ohio" (was "Elm doctor"); "Dr. Who": doctor
         if table.code == "en" and written == "St.":

@@ -781,3 +781,12 @@ def test_a_roads_number_is_read_as_a_driver_says_it(written, said):
 ])
 def test_an_ellipsis_or_a_dash_between_words_is_a_pause(written, said):
     assert normalize(written, "en") == said
+
+
+@pytest.mark.parametrize(("written", "said"), [
+    ("See ch. 4, vol. 2, p. 17 and fig. 3; sec. 5.", "See chapter four, volume two, page seventeen and figure three; section five."),
+    ("In vol. III, ch. XII", "In volume three, chapter twelve"),  # "ch. XII" was "ch. XII", espeak's "Roman twelve"
+    ("John P. Smith waited 5 sec. then the p. of it", "John P. Smith waited five seconds then the p. of it"),  # no number after
+])
+def test_a_books_references_in_lower_case_are_read_before_a_number(written, said):
+    assert normalize(written, "en") == said

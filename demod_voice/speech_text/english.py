@@ -541,7 +541,9 @@ _COUNTED_BEFORE = frozenset({"in", "of", "from", "year", "years", "page", "pages
                              "over", "under", "nearly", "almost", "than", "only", "just", "some", "exactly", "roughly",
                              "approximately", "all", "those", "these", "first", "last", "top", "until", "since", "by", "ad",
                              "bc", "circa", "c.", "ca.", "total", "was", "were", "reached", "hit", "rose", "fell", "grew",
-                             "had", "has", "have", "with", "scored", "weighed", "cost", "costs"})
+                             "had", "has", "have", "with", "scored", "weighed", "cost", "costs", "chapter", "part", "section",
+                             "volume", "vol.", "room", "suite", "flight", "bus", "route", "apartment", "apt.", "unit", "floor",
+                             "figure", "fig.", "table", "item", "step", "verse", "track", "episode"})
 """Words before a number that make it a count, a year or a page ("in 911", "page 311", "a total of 411")."""
 _SERVICE_CUES = re.compile(r"\b(?:call\w*|dial\w*|phon\w*|text\w*|line|hotline|helpline|number|emergenc\w*|crisis|"
                            r"services?|operator|dispatch\w*|director\w*|report\w*|non-emergency)\b", re.IGNORECASE)

@@ -737,6 +737,8 @@ def test_a_versions_two_numbers_are_each_read_whole():
     ("In 911, the Vikings came. He scored 411.", "In nine hundred eleven, the Vikings came. He scored four hundred eleven."),
     ("Call me at 311 Main Street.", "Call me at three hundred eleven Main Street."),
     ("The total was 211, and the line grew.", "The total was two hundred eleven, and the line grew."),
+    ("Turn to chapter 911; in room 411, call the desk.", "Turn to chapter nine hundred eleven; in room four hundred eleven, call "
+                                                        "the desk."),
 ])
 def test_a_service_number_is_read_digit_by_digit_where_it_is_a_service(written, said):
     assert normalize(written, "en") == said

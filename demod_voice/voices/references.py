@@ -35,8 +35,14 @@ LOW_RATE = 16000
 LEAD_SECONDS = 2.0
 """Silence at a recording's start and end (together) longer than this is said to have been cut off (:func:`sound_span`)."""
 TRIM_DB = 35.0
-"""Sound at a reference's start and end more than this below its loudest moment is silence (a phone left recording, room
-noise): it is cut off before the voice is learnt (:func:`sound_span`)."""
+"""Sound at a reference's start and end more than this below its loudest moment is silence (a phone left recording): it
+is cut off before the voice is learnt (:func:`sound_span`)."""
+FLOOR_DB = 10.0
+"""Sound at a reference's start and end less than this above its noise floor (its quietest tenth) is silence too: room
+noise at -44 dBFS is less than 35 dB below the speech, and was kept and learnt as part of the voice."""
+SPEECH_DB = 15.0
+"""The silence threshold is never closer than this to the loudest moment: a recording with no pause at all has a noise
+"floor" of soft speech, which is not cut."""
 TRIM_MARGIN = 0.1
 """Seconds kept either side of the sound that :func:`sound_span` finds (a soft first consonant, a last word's decay)."""
 NOISY_DB = 20.0
@@ -278,7 +284,8 @@ def _silence_cut(lead: float, tail: float) -> str:
 
 def sound_span(mono: Any, rate: int, margin: float = TRIM_MARGIN) -> tuple[int, int]:
     """``(start, end)``: the samples of ``mono`` from its first to its last sound, ``margin`` seconds kept either side.
-    Sound is a 50 ms stretch less than :data:`TRIM_DB` below the loudest; all of ``mono`` when none is quieter."""
+    Sound is a 50 ms stretch less than :data:`TRIM_DB` below the loudest and at least :data:`FLOOR_DB` above the
+    recording's noise floor (:data:`SPEECH_DB` below the loudest at most); all of ``mono`` when none is quieter."""
     import numpy as np
 
     frame = max(1, int(rate * 0.05))
@@ -286,7 +293,9 @@ def sound_span(mono: Any, rate: int, margin: float = TRIM_MARGIN) -> tuple[int, 
         return 0, len(mono)
     level = _frame_levels(mono, frame)
     count = len(level)
-    loud = np.flatnonzero(level > level.max() * 10 ** (-TRIM_DB / 20))
+    top, floor = level.max(), np.percentile(level, 10)
+    threshold = max(top * 10 ** (-TRIM_DB / 20), min(floor * 10 ** (FLOOR_DB / 20), top * 10 ** (-SPEECH_DB / 20)))
+    loud = np.flatnonzero(level > threshold)
     kept = int(margin * rate)
     start = max(0, int(loud[0]) * frame - kept)
     end = len(mono) if loud[-1] == count - 1 else min(len(mono), (int(loud[-1]) + 1) * frame + kept)

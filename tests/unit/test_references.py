@@ -260,3 +260,30 @@ def test_a_recording_given_twice_is_used_once(tmp_path, caplog):
     checked = references.check_references([str(take), str(copy), str(other)])
     assert [Path(r.path).name for r in checked] == ["take.wav", "other.wav"]
     assert "reference take-copy.wav is the same recording as take.wav: it is used once" in caplog.text
+
+
+@pytest.mark.parametrize("noise_dbfs", [-60, -44, -35])
+def test_room_noise_before_and_after_the_speech_is_cut_off_as_silence_is(tmp_path, noise_dbfs):
+    """A memo with the room's noise (a fan, a street) before and after the speech at -44 dBFS kept all of it: "silence"
+    was a fixed 35 dB below the loudest moment, and the noise went into the voice with the speech. Silence is now judged
+    against the recording's own noise floor, as the speech is."""
+    rng = np.random.default_rng(0)
+
+    def noise(seconds):
+        return 10 ** (noise_dbfs / 20) * rng.standard_normal(int(seconds * RATE))
+
+    mono = np.concatenate([noise(2.0), voiced_signal(8.0, RATE) + noise(8.0), noise(3.0)]).astype(np.float32)
+    start, end = references.sound_span(mono, RATE, margin=0.0)
+    # the signal's last 100 ms fade into a dip between syllables, as quiet as the noise at -35 dBFS
+    assert (start / RATE, (len(mono) - end) / RATE) == pytest.approx((2.0, 3.0), abs=0.11)
+    _, warnings = check_reference(recording(tmp_path, "memo.wav", mono))
+    assert warnings[0].startswith("reference memo.wav has 2.0 s of silence before the speech and 3."), warnings
+
+
+def test_speech_from_its_first_moment_keeps_its_quiet_start(tmp_path):
+    """A recording that starts speaking at once, softly, over a quiet room: nothing of the speech is cut."""
+    rng = np.random.default_rng(0)
+    speech = voiced_signal(8.0, RATE)
+    speech[: RATE // 2] *= 0.1  # a first word 20 dB below the rest
+    mono = (speech + 10 ** (-60 / 20) * rng.standard_normal(len(speech))).astype(np.float32)
+    assert references.sound_span(mono, RATE, margin=0.0) == (0, len(mono))

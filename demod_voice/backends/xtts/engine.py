@@ -25,7 +25,7 @@ from demod_voice.models.registry import model_identity
 from demod_voice.speech_text.perform import perform
 from demod_voice.speech_text.script import Speak
 from demod_voice.voices.profiles import Profile
-from demod_voice.voices.references import TRIM_DB, Reference, latent_key, load_latents, save_latents, sound_span
+from demod_voice.voices.references import FLOOR_DB, TRIM_DB, Reference, latent_key, load_latents, save_latents, sound_span
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,8 @@ class XttsBackend(Backend):
 
         config = self.model.config
         params = {"gpt_cond_len": config.gpt_cond_len, "gpt_cond_chunk_len": config.gpt_cond_chunk_len,
-                  "max_ref_len": config.max_ref_len, "sound_norm_refs": config.sound_norm_refs, "trim_db": TRIM_DB}
+                  "max_ref_len": config.max_ref_len, "sound_norm_refs": config.sound_norm_refs, "trim_db": TRIM_DB,
+                  "trim_floor_db": FLOOR_DB}  # latents learnt with the room noise kept are not reused
         key = latent_key(list(references), self.identity, params)
         names = ", ".join(Path(r.path).name for r in references)
         if key in self._latents:

@@ -60,6 +60,9 @@ class Reference:
     """Content hash (the cache key ignores names and dates)."""
     seconds: float
     """Duration."""
+    speech: float = 0.0
+    """Seconds of sound in it: its silence at the start and end left out, as the voice is learnt (the first
+    :data:`CHECK_SECONDS` of a longer one are judged); 0 when it was not judged."""
 
 
 MAX_SECONDS = 300.0
@@ -88,7 +91,8 @@ def check_reference(path_text: str, max_seconds: float = MAX_SECONDS) -> tuple[R
         raise InputError(f"reference {path.name} holds no audio (zero length); {ADVICE}")
     if seconds < MIN_SECONDS:
         raise InputError(f"reference {path.name} is {seconds:.2f} s long, too short to clone from; {ADVICE}")
-    return Reference(str(readable), _sha256(readable), seconds), _judge(path.name, audio, seconds, rate)
+    speech, warnings = _judge(path.name, audio, seconds, rate)
+    return Reference(str(readable), _sha256(readable), seconds, round(speech, 2)), warnings
 
 
 def read_start(path: Path, max_seconds: float, what: str, cut_hint: str, name: str = "") -> tuple[float, Any, int]:
@@ -233,8 +237,9 @@ def _scratch() -> Path:
     return folder
 
 
-def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
-    """Refuse silence; warn about length, clipping, a low level and a long silence before the sound."""
+def _judge(name: str, audio: Any, seconds: float, rate: int) -> tuple[float, list[str]]:
+    """Refuse silence; warn about length, clipping, a low level and a long silence before the sound. (Seconds of sound in
+    it, the warnings.)"""
     import numpy as np
 
     from demod_voice.audio.decode import to_mono
@@ -271,7 +276,7 @@ def _judge(name: str, audio: Any, seconds: float, rate: int) -> list[str]:
     if peak < QUIET_PEAK:
         warnings.append(f"reference {name} is very quiet (peak {20 * np.log10(peak):.0f} dBFS), too little above the noise for a "
                         f"good clone: record closer to the microphone, or raise its level (ffmpeg -i {shlex.quote(name)} -af loudnorm ref.wav)")
-    return warnings
+    return spoken, warnings
 
 
 def _silence_cut(lead: float, tail: float) -> str:

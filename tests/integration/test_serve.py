@@ -283,6 +283,24 @@ def test_enroll_speak_download_delete_import(server, client, references):
     assert bad.status_code == 400 and "not a valid voice id" in bad.json()["error"]["message"], bad.text
 
 
+def test_an_enrollments_seconds_are_the_speech_it_was_learnt_from(server):
+    """A phone memo of 4 s of silence, 7 s of speech and 3 s of silence was answered "seconds": 14.0, beside a warning
+    that the silence was cut off: a user told a voice needs 6 s of speech could not tell whether this one had them. The
+    same memo sent twice (a copy) counted twice."""
+    import soundfile
+    from conftest import voiced_signal
+
+    rate = 22050
+    memo = io.BytesIO()
+    soundfile.write(memo, np.concatenate([np.zeros(4 * rate), voiced_signal(7.0, rate), np.zeros(3 * rate)]), rate, format="WAV")
+    files = [("files", ("memo.wav", memo.getvalue(), "audio/wav")), ("files", ("memo (1).wav", memo.getvalue(), "audio/wav"))]
+    made = enroll(server, "memo-seconds", files)
+    assert made.status_code == 201, made.text
+    assert made.json()["seconds"] == pytest.approx(7.0, abs=0.1), made.json()
+    assert any("4.0 s of silence before the speech" in line for line in made.json()["warnings"]), made.json()
+    httpx.delete(f"{server.url}/v1/voices/memo-seconds", headers=auth(ENROLL))
+
+
 def test_hostile_uploads(server, references, tmp_path):
     good = references["ref.wav"].read_bytes()
     flac = references["ref.flac"].read_bytes()

@@ -228,10 +228,10 @@ async def enroll(request: Request, ctx: Context, caller: Enroller) -> JSONRespon
     within_quota(ctx, caller, name)
     with claimed(ctx, name, caller.owner), tempfile.TemporaryDirectory(dir=ctx.data_dir) as work:
         references = await decode_uploads(uploads, Path(work), ctx.settings.limits, shared=True)
-        warnings = await asyncio.to_thread(_warnings, references, ctx.settings.limits.max_reference_seconds)
+        warnings, speech = await asyncio.to_thread(_checked, references, ctx.settings.limits.max_reference_seconds)
         profile = await _condition(ctx, name, references, target, language)
         _write_side(ctx, name, language, caller.owner)
-    return JSONResponse({**_describe(ctx, profile.name), "seconds": round(sum(s for _, s in references), 2), "warnings": warnings},
+    return JSONResponse({**_describe(ctx, profile.name), "seconds": round(speech, 2), "warnings": warnings},
                         status_code=201)
 
 
@@ -246,12 +246,14 @@ def _language(ctx: Any, form: Any) -> str:
         raise ApiError(400, str(err), code="bad_language") from None
 
 
-def _warnings(references: list, max_seconds: float) -> list[str]:
+def _checked(references: list, max_seconds: float) -> tuple[list[str], float]:
     """What the reference checks say about the recordings (too short, clipped, noisy), for the client as the command line
-    shows them to its user: they went only to the server's log. (Read once: the enrollment's own check reuses it.)"""
+    shows them to its user: they went only to the server's log; and the seconds of speech the voice is learnt from (their
+    silence at the start and end left out, a recording sent twice counted once: a memo's 12 s with 8 s of silence were
+    "seconds": 12 beside a warning of 4 s of sound). (Read once: the enrollment's own check reuses it.)"""
     # refused ones are passed over: the enrollment itself refuses them, in its own words
-    checked = checked_once([str(wav) for wav, _ in references], max_seconds, skip_refused=True)
-    return [warning for _, warnings, _ in checked for warning in warnings]
+    checked = list(checked_once([str(wav) for wav, _ in references], max_seconds, skip_refused=True))
+    return [warning for _, warnings, _ in checked for warning in warnings], sum(r.speech for r, _, new in checked if new)
 
 
 def _server_model(ctx: Any) -> str:

@@ -109,8 +109,15 @@ def reference_target(paths: tuple[str, ...], max_seconds: float = MAX_REFERENCE_
     return Target(references=references, key=f"references:{key}")
 
 
-def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
-    """(absolute path, warnings) for a source recording; unusable audio raises :class:`InputError` in one line."""
+_RATES_TOLD: set[int] = set()
+"""Source rates above the converter's that were said to come out at its rate (once each: a batch of a thousand takes)."""
+
+
+def check_source(path_text: str, max_seconds: float, output: str = STDOUT) -> tuple[str, list[str]]:
+    """(absolute path, warnings) for a source recording converted into the file ``output`` (``-``: a stream, whose rate
+    its reader is told); unusable audio raises :class:`InputError` in one line."""
+    import shlex
+
     import numpy as np
 
     path = Path(path_text).expanduser().absolute()
@@ -134,6 +141,13 @@ def check_source(path_text: str, max_seconds: float) -> tuple[str, list[str]]:
     if rate < 16000:
         warnings.append(f"source {path.name} is sampled at {rate} Hz; it is converted at {SAMPLE_RATE} Hz, and what it lacks above "
                         f"{rate // 2} Hz stays missing")
+    if rate > SAMPLE_RATE and output != STDOUT and rate not in _RATES_TOLD:
+        # a 48 kHz camera take came back at 22.05 kHz without a word, taken for a fault in a 48 kHz project
+        _RATES_TOLD.add(rate)
+        out = Path(output)
+        warnings.append(f"source {path.name} is sampled at {rate} Hz; its conversion comes out at {SAMPLE_RATE} Hz, the converter's "
+                        f"rate (it makes nothing above {SAMPLE_RATE // 2} Hz): resample the result if a {rate} Hz project needs it "
+                        f"(ffmpeg -i {shlex.quote(out.name)} -ar {rate} {shlex.quote(f'{out.stem}-{rate // 1000}k{out.suffix}')})")
     return str(readable), warnings
 
 
@@ -180,8 +194,8 @@ def make_jobs(request: ConvertRequest) -> list[SynthesisJob]:
     else:
         raise InputError("say which voice to convert into: --voice PROFILE or --reference RECORDING")
     sources = []
-    for path in request.sources:
-        source, warnings = check_source(path, settings.max_source_seconds)
+    for path, output in zip(request.sources, request.outputs, strict=True):
+        source, warnings = check_source(path, settings.max_source_seconds, output)
         for warning in warnings:
             log.warning("%s", warning)
         sources.append(source)

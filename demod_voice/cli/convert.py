@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from demod_voice.audio.writer import check_output
+from demod_voice.audio.chunks import AudioChunk
+from demod_voice.audio.writer import Sink, check_output, open_sink
 from demod_voice.backends import registry
 from demod_voice.backends.plugin import Scope
 from demod_voice.cli.common import load_settings, log_level, show_progress
 from demod_voice.config import Config, cache_root
-from demod_voice.engine.jobs import STDOUT
+from demod_voice.engine.jobs import STDOUT, SynthesisJob
 from demod_voice.engine.service import EngineRun
 from demod_voice.errors import InputError
 from demod_voice.paths import check_output_path, not_an_input
@@ -80,15 +82,18 @@ def _convert(args: argparse.Namespace, config: Config, output: str) -> int:
     cache = cache_root(config)
     folder = Path(output)
     made = into_folder(args.sources, output) and not folder.exists()
+    bar = _Bar(args.sources, show_progress(args))
     try:
         jobs = registry.converter().conversion_jobs(Scope(config, cache, profiles_dir(cache)), list(args.sources),
                                                     list(outputs_for(args.sources, output)), list(args.reference or ()),
                                                     args.voice, show_progress(args))
-        results = EngineRun(config.engine, workers=1, log_level=log_level(args)).run(jobs)
+        results = EngineRun(config.engine, workers=1, log_level=log_level(args), sink_factory=bar.sink).run(jobs)
     except BaseException:
         if made and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()  # a refused or interrupted run leaves no empty folder of its own behind
         raise
+    finally:
+        bar.close()
     failed = [result for result in results if result.error is not None]
     if failed:
         raise failed[0].error
@@ -115,3 +120,66 @@ def outputs_for(sources: list[str], output: str) -> tuple[str, ...]:
         raise InputError("two sources have the same file name; their outputs would overwrite each other: convert them in two runs")
     folder.mkdir(parents=True, exist_ok=True)
     return tuple(check_output(str(folder / f"{name}.wav")) for name in names)
+
+
+class _Bar:
+    """Seconds of the sources converted, as their audio is written: an hour's interview converted for many minutes
+    without a sign of life (the bar of other commands' long runs). Its total is the sources' length when their headers
+    tell it (an ``.m4a`` may not: then a count)."""
+
+    def __init__(self, sources: list[str], enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+        self.done = 0.0
+        self.sources = sources
+
+    def sink(self, job: SynthesisJob) -> Sink:
+        sink = open_sink(job.output)
+        if not self.enabled:
+            return sink
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=_seconds(self.sources), unit="s", desc="converting", dynamic_ncols=True, file=sys.stderr)
+        return _Counted(sink, self)
+
+    def advance(self, seconds: float) -> None:
+        before, self.done = int(self.done), self.done + seconds
+        if int(self.done) > before:
+            self.bar.update(int(self.done) - before)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Counted:
+    """A job's sink that moves the bar on by the seconds of each chunk it writes."""
+
+    def __init__(self, sink: Sink, bar: _Bar) -> None:
+        self.inner = sink
+        self.bar = bar
+
+    def write(self, chunk: AudioChunk) -> None:
+        self.inner.write(chunk)
+        self.bar.advance(len(chunk.samples) / chunk.sample_rate)
+
+    def commit(self) -> float:
+        return self.inner.commit()
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+    @property
+    def retryable(self) -> bool:
+        return self.inner.retryable
+
+
+def _seconds(sources: list[str]) -> Any:
+    """The sources' whole seconds together by their headers; ``None`` when one of them does not tell."""
+    import soundfile
+
+    try:
+        return int(sum(soundfile.info(source).duration for source in sources))
+    except (RuntimeError, soundfile.LibsndfileError, OSError):
+        return None

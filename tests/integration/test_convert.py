@@ -552,3 +552,14 @@ def test_silence_around_a_references_speech_is_left_out_of_the_target_voice(vc_m
     padded = backend.target(reference_target((memo("memo.wav", 2.5, 4.0),))).numpy().ravel()
     distance = 1 - float(clean @ padded) / float(np.linalg.norm(clean) * np.linalg.norm(padded))
     assert distance < 0.001, distance
+
+
+def test_a_long_conversion_shows_its_progress(vc_model, sources, references, tmp_path):
+    """An hour's interview converted for many minutes without a sign of life (the other long commands show a bar): the
+    seconds converted now move a bar on stderr, over the sources' length."""
+    out = tmp_path / "progress.wav"
+    done = run_cli("--progress", "convert", str(sources["long.wav"]), "--reference", str(references["ref.wav"]), "-o", str(out),
+                   "--window-seconds", "2", "--overlap-seconds", "1", env=env_for(tmp_path, vc_model))
+    assert done.returncode == 0, done.stderr.decode()
+    assert "converting: 100%" in done.stderr.decode() and "3/3" in done.stderr.decode(), done.stderr.decode()
+    assert abs(len(converted(out)) - soundfile.info(str(sources["long.wav"])).frames) < HOP

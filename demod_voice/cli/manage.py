@@ -33,7 +33,7 @@ from demod_voice.serve.voices import reserved_names
 from demod_voice.voices.check import check_voice, read_sentences, render
 from demod_voice.voices.making import add_voice, check_free, enroll_again
 from demod_voice.voices.profiles import MAX_BYTES, check_name, export_profile, import_profile, load_named, profiles_dir, read_profile
-from demod_voice.voices.references import forget_latents
+from demod_voice.voices.references import check_references, forget_latents
 
 # --- models ------------------------------------------------------------------
 
@@ -202,7 +202,9 @@ def _voices_action(args: argparse.Namespace, config: Any, cache: Any) -> None:
     if args.action == "add":
         profile = add_voice(args.name, args.references, config, force=args.force, log_level=log_level(args),
                             reserved=reserved_names(config.serve.voices), language=args.language or "")
-        print(f"{profile.name}: {len(profile.references)} reference(s), model {profile.model[:12]}"
+        # the seconds of speech it was learnt from (silence before and after cut off): what "6-30 s of speech" is judged by
+        speech = sum(r.speech for r in check_references(tuple(args.references), config.xtts.max_reference_seconds))
+        print(f"{profile.name}: {len(profile.references)} reference(s), {speech:.1f} s of speech, model {profile.model[:12]}"
               + (f", speaks {profile.language}" if profile.language else ""))
     elif args.action == "list":
         _list_voices(args, cache)

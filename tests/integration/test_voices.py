@@ -24,7 +24,8 @@ def test_add_list_export_import_and_use(xtts_model, references, tmp_path):
     home = cache_env(tmp_path, "home", xtts_model)
     added = run_cli("voices", "add", "alice", str(references["ref.wav"]), str(references["ref.flac"]), env=home)
     assert added.returncode == 0, added.stderr.decode()
-    assert "alice: 2 reference(s)" in added.stdout.decode()
+    # the seconds of speech it was learnt from, as an enrollment over HTTP answers: what "6-30 s of speech" means
+    assert "alice: 2 reference(s), 16.0 s of speech," in added.stdout.decode(), added.stdout.decode()
     assert "alice" in run_cli("voices", "list", env=home).stdout.decode()
     exported = tmp_path / "alice.voice.npz"
     assert run_cli("voices", "export", "alice", str(exported), env=home).returncode == 0

@@ -11,6 +11,7 @@ the profile. No engine library is loaded in the calling process.
 from __future__ import annotations
 
 import logging
+import shlex
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from demod_voice.config import Config, cache_root
 from demod_voice.engine.handles import JobResult
 from demod_voice.engine.service import run_one
 from demod_voice.errors import InputError, ModelMissing, RuntimeFailure
-from demod_voice.voices.profiles import Profile, check_name, profiles_dir, read_profile, write_profile
+from demod_voice.voices.profiles import Profile, check_name, import_taken, profiles_dir, read_profile, write_profile
 
 ENROLL_VALUE_KEYS = ("gpt_cond_latent", "speaker_embedding", "model", "references", "reference_audio", "reference_lengths",
                      "reference_rate")
@@ -68,7 +69,10 @@ def add_voice(name: str, references: list[str], config: Config, force: bool = Fa
     language = registry.cloner().enroll_language(where, language) if language else ""
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
-        raise InputError(f"a voice profile '{name}' exists already; pass --force to replace it")
+        # --force alone learnt the voice from the new recordings only: a second memo of the same person replaced the first
+        given = " ".join(shlex.quote(r) for r in references)
+        raise InputError(f"a voice profile '{name}' exists already: --force replaces it with these recordings alone; to learn it "
+                         f"from more recordings, give them all at once (demod-voice voices add {name} --force FIRST.wav {given})")
     job = registry.cloner().enroll_job(where, references, label=f"enroll {name}")
     return save_enrolled(target, name, run_one(job, config.engine, log_level), language)
 
@@ -79,6 +83,8 @@ def enroll_again(profile: Profile, name: str, config: Config, force: bool = Fals
     its recordings that it holds (what ``voices export`` carries to another machine): its latents would not fit this model,
     and the refusal asked for "its recordings", which the one importing it may never have had. ``language``: as
     :func:`add_voice` (default: the profile's own)."""
+    if not force and (profiles_dir(cache_root(config)) / f"{check_name(name)}.npz").exists():
+        raise import_taken(name)  # add_voice's refusal would name the recordings' copies, gone when it is read
     with tempfile.TemporaryDirectory(prefix="demod-voice-again-") as folder:
         paths = [str(path) for path, _ in recordings_of(profile, Path(folder))]
         return add_voice(name, paths, config, force=force, log_level=log_level, language=language or profile.language)

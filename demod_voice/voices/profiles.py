@@ -319,8 +319,7 @@ def import_profile(cache: Path, source: Path, force: bool = False, model: str = 
     name = check_name(name) if name else profile.name
     target = profiles_dir(cache) / f"{name}.npz"
     if target.exists() and not force:
-        raise InputError(f"a voice profile '{name}' exists already; import this one under another name (--name NEW), "
-                         "or replace it (--force)")
+        raise import_taken(name)
     if name != profile.name or language not in ("", profile.language):  # both are inside the file, under its digest
         write_renamed(profile, target, name, created=profile.created, language=language)
         return read_profile(target)
@@ -329,3 +328,9 @@ def import_profile(cache: Path, source: Path, force: bool = False, model: str = 
         shutil.copyfile(source, tmp)
         os.chmod(tmp, PRIVATE)
     return profile
+
+
+def import_taken(name: str) -> InputError:
+    """The refusal of an import under the name of a voice profile that exists (``--force`` not given)."""
+    return InputError(f"a voice profile '{name}' exists already; import this one under another name (--name NEW), "
+                      "or replace it (--force)")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -115,3 +116,38 @@ def test_help_names_the_phone_formats_that_are_read(command, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     assert "m4a/aac" in " ".join(capsys.readouterr().out.split())
+
+
+def test_adding_a_recording_to_a_saved_voice_says_how_to_keep_the_first_ones(capsys, tmp_path, monkeypatch):
+    """A second memo of the same person given to 'voices add ann' was told "pass --force to replace it": done, the voice
+    was learnt from the second memo alone and the first one's part in it was lost. The refusal says how to have both."""
+    monkeypatch.setenv("DEMOD_VOICE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "profiles").mkdir(parents=True)
+    (tmp_path / "cache" / "profiles" / "ann.npz").write_bytes(b"a profile")
+    second = str(tmp_path / "second memo.m4a")
+    assert main(["voices", "add", "ann", second]) == 3
+    err = capsys.readouterr().err
+    assert err.strip().endswith("a voice profile 'ann' exists already: --force replaces it with these recordings alone; "
+                                "to learn it from more recordings, give them all at once "
+                                f"(demod-voice voices add ann --force FIRST.wav {shlex.quote(second)})"), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_importing_another_models_voice_over_a_saved_one_names_no_passing_copy(capsys, tmp_path, monkeypatch, xtts_model):
+    """A voice exported from a machine with another XTTS model is made again here from the recordings it holds, copied to
+    a temporary folder: imported over a saved voice of its name, the refusal is the import's (--name NEW or --force),
+    not the one 'voices add' gives, which would name those copies, gone once it is read."""
+    import numpy as np
+
+    from demod_voice.voices.profiles import write_profile
+
+    monkeypatch.setenv("DEMOD_VOICE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DEMOD_VOICE_XTTS_MODEL_DIR", str(xtts_model))
+    (tmp_path / "cache" / "profiles").mkdir(parents=True)
+    (tmp_path / "cache" / "profiles" / "ann.npz").write_bytes(b"a profile")
+    write_profile(tmp_path / "ann.voice.npz", "ann", "m" * 32, ["0" * 64], np.zeros((1, 32, 8), "float32"),
+                  np.zeros((1, 8, 1), "float32"), np.zeros(24000, "int16"), np.array([24000]), 24000)
+    assert main(["voices", "import", str(tmp_path / "ann.voice.npz")]) == 3
+    err = capsys.readouterr().err
+    assert "a voice profile 'ann' exists already; import this one under another name (--name NEW), or replace it (--force)" in err
+    assert "demod-voice-again-" not in err, err

@@ -49,6 +49,17 @@ def test_reference_checks_name_each_problem(tmp_path):
     assert check_files([], 10.0) == ("Record or upload a reference: 6-30 s of one person speaking clearly.", False)
 
 
+def test_a_references_check_on_the_page_says_its_seconds_of_speech(tmp_path):
+    """A memo of 4 s of silence, 7 s of speech and 3 s of silence was "(14.0 s)" beside the warning that its silence was
+    cut off: whoever was asked for 6-30 s of speech could not tell whether it had them."""
+    memo = np.concatenate([np.zeros(4 * 22050), voiced_signal(7.0, 22050), np.zeros(3 * 22050)])
+    soundfile.write(str(tmp_path / "memo.wav"), memo, 22050)
+    soundfile.write(str(tmp_path / "good.wav"), voiced_signal(8.0, 22050), 22050)
+    text, usable = check_files([uploaded(str(tmp_path / name), tmp_path) for name in ("memo.wav", "good.wav")], 30.0)
+    assert usable and "**Warning, memo.wav** (7.0 s of speech in 14.0 s):" in text, text
+    assert "**OK, good.wav**: 8.0 s of speech, clear" in text, text
+
+
 def test_a_file_input_must_be_an_upload(tmp_path):
     """Gradio hands an event any path a client names: only files inside the upload folder are taken, and the answer
     names neither path."""

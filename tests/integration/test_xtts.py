@@ -535,6 +535,31 @@ def test_silence_before_and_after_the_speech_is_left_out_of_the_voice(xtts_model
     assert latent_off < 0.01 and _cosine_distance(clean[1], padded[1]) < 0.006, (latent_off, _cosine_distance(clean[1], padded[1]))
 
 
+def test_room_noise_before_and_after_the_speech_is_left_out_of_the_voice(xtts_model, tmp_path):
+    """A memo with a room's noise at -44 dBFS for 2.5 s before the speech and 4 s after it kept all of it (silence was a
+    fixed 35 dB below the loudest moment): the GPT latent 17% off the same speech's with 0.1 s of noise either side;
+    silence is now judged against the recording's own noise floor (0.1% off)."""
+    from demod_voice.backends.xtts.engine import XttsBackend
+    from demod_voice.engine.jobs import LoadSpec
+    from demod_voice.voices.references import check_references
+
+    rate, rng = 22050, np.random.default_rng(0)
+    speech = voiced_signal(6.0, rate) + 10 ** (-44 / 20) * rng.standard_normal(6 * rate)
+
+    def memo(name, before, after):
+        path = tmp_path / name
+        noise = [10 ** (-44 / 20) * rng.standard_normal(int(s * rate)) for s in (before, after)]
+        soundfile.write(str(path), np.concatenate([noise[0], speech, noise[1]]).astype(np.float32), rate)
+        return str(path)
+
+    backend = XttsBackend()
+    backend.load(LoadSpec(backend="xtts", model=str(xtts_model), cache_dir=str(tmp_path / "cache")))
+    clean = backend.conditioning(check_references((memo("clean.wav", 0.1, 0.1),)))
+    padded = backend.conditioning(check_references((memo("memo.wav", 2.5, 4.0),)))
+    latent_off = float((clean[0] - padded[0]).abs().max() / clean[0].abs().max())
+    assert latent_off < 0.01 and _cosine_distance(clean[1], padded[1]) < 0.001, (latent_off, _cosine_distance(clean[1], padded[1]))
+
+
 def test_a_recording_with_nothing_to_cut_gets_coquis_own_conditioning(xtts_model, references, tmp_path):
     from demod_voice.backends.xtts.engine import XttsBackend
     from demod_voice.engine.jobs import LoadSpec

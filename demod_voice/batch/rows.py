@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -117,8 +118,9 @@ def _not_utf8(path: str, err: UnicodeDecodeError) -> str:
 def _delimiter(text: str) -> str:
     """The header line's separator: a comma, or where the header holds none, a semicolon (a spreadsheet's CSV where the
     decimal mark is a comma: Excel in German, French, Dutch... writes ``text;output`` even as "CSV UTF-8", and the
-    advice to save it comma-separated was one it could not follow) or a tab."""
-    header = text.split("\n", 1)[0]
+    advice to save it comma-separated was one it could not follow) or a tab. Quoted names do not count: a comma in
+    ``text;output;"notes, misc"`` made the whole line one unknown column."""
+    header = re.sub(r'"[^"]*"', "", text.split("\n", 1)[0])
     if "," not in header:
         for mark in ";\t":
             if mark in header:

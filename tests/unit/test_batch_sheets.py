@@ -84,3 +84,17 @@ def test_a_workbook_given_for_the_csv_says_to_save_it_as_csv(tmp_path, start):
     book.write_bytes(start + bytes(range(256)))
     with pytest.raises(InputError, match=r"is a spreadsheet workbook \(\.xlsx, \.ods, \.xls\), not CSV: save the sheet as CSV UTF-8"):
         read_rows(book)
+
+
+def test_a_quoted_comma_in_a_semicolon_header_leaves_it_semicolon_separated(tmp_path):
+    """``Text;Output;"Notiz, intern"`` (a German Excel's header with a column name holding a comma) was read as
+    comma-separated: the whole line became one unknown column, ``text;output;"notiz``, and the rows were never read."""
+    sheet = tmp_path / "lines.csv"
+    sheet.write_text('"Text, gesprochen";Output\n"Hallo, Welt.";a.wav\n')
+    with pytest.raises(InputError, match=r"unknown column\(s\) text, gesprochen \(delete or rename them\)"):
+        read_rows(sheet)
+    sheet.write_text('Text;"Output";"Notiz, intern"\n"Hallo, Welt.";a.wav;\n')
+    with pytest.raises(InputError, match=r"unknown column\(s\) notiz, intern \(delete or rename them\)"):
+        read_rows(sheet)
+    sheet.write_text('"Text";"Output"\n"Hallo, Welt.";a.wav\n')
+    assert [row.values for row in read_rows(sheet)] == [{"text": "Hallo, Welt.", "output": "a.wav"}]

@@ -147,7 +147,10 @@ class RowInput:
     def path(self, value: str) -> Path:
         """An input path: relative ones start from :attr:`base` (so a batch folder can move as a whole)."""
         path = Path(value).expanduser()
-        return path if path.is_absolute() else self.base.absolute() / path
+        path = path if path.is_absolute() else self.base.absolute() / path
+        if "\\" in value and not path.exists():  # a sheet made on Windows: voices\joe.onnx names a folder's file
+            return self.path(value.replace("\\", "/"))
+        return path
 
 
 class UnknownVoice(InputError):

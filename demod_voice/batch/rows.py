@@ -222,13 +222,17 @@ def output_name(value: str, remote: bool, ids: bool = False) -> str:
     if size > MAX_OUTPUT_BYTES:
         raise InputError(f"output '{text[:40]}...' is {size:,} bytes long; at most {MAX_OUTPUT_BYTES:,} (fewer folders or shorter names)")
     path = PurePosixPath(text.replace("\\", "/"))
+    if not remote and len(text) > 2 and text[0].isalpha() and text[1] == ":" and text[2] in "\\/":
+        raise InputError(f"output '{text[:80]}' is a Windows drive path; give it relative to the output folder, such as "
+                         "'chapter1\\line1.wav'")
     if remote and (path.is_absolute() or ".." in path.parts or text.startswith("~") or (len(text) > 1 and text[1] == ":")):
         raise InputError(f"output '{text[:80]}' must be a relative path inside the job (no '..', not absolute)")
     if text.endswith(("/", "\\")) or path.name in ("", ".", ".."):
         raise InputError(f"output '{text[:80]}' is not a file name; give one such as 'line1.wav'")
     if path.suffix.lower() not in FORMATS:
         raise InputError(f"output '{text[:80]}' must end in {', '.join(FORMATS)}")
-    return text
+    # a sheet made on Windows names out\chapter1\line1.wav: its folders, not one file with backslashes in its name
+    return text.replace("\\", "/")
 
 
 def clones(values: Mapping[str, str]) -> bool:

@@ -500,3 +500,22 @@ def test_a_batch_file_on_stdin_reads_its_paths_from_the_current_folder(piper_voi
     unknown = run_cli("batch", "-", "-o", "out", input="text,output,model\nWhich voice?,c.wav,nowhere.onnx\n", cwd=here)
     said = unknown.stderr.decode()
     assert unknown.returncode == 3 and "stdin:2" in said and str(tmp_path) not in said.replace(str(here), ""), said
+
+
+def test_a_sheet_made_on_windows_names_folders_with_backslashes(piper_voice, tmp_path):
+    """A CSV made on Windows names ``out\\chapter1\\line1.wav`` and ``voices\\tiny.onnx``: the rows were written as files
+    named ``out\\chapter1\\line1.wav`` at the top of the output folder (exit 0), and the voice was not found. Now the
+    backslashes are folders, as they were where the sheet was made; a drive path (``C:\\...``) is refused before any row."""
+    (tmp_path / "voices").mkdir()
+    for suffix in (".onnx", ".onnx.json"):
+        shutil.copy(f"{piper_voice}{'' if suffix == '.onnx' else '.json'}", tmp_path / "voices" / f"tiny{suffix}")
+    sheet = write_csv(tmp_path / "rows.csv", "text,output,model\r\nOne.,out\\chapter1\\line1.wav,voices\\tiny.onnx\r\n"
+                                             "Two.,out\\chapter1\\line2.wav,\r\n")
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "made"), "--model", str(piper_voice))
+    assert done.returncode == 0, done.stderr.decode()
+    assert outputs(tmp_path / "made") == ["out/chapter1/line1.wav", "out/chapter1/line2.wav"]
+    sheet.write_text("text,output\nOne.,C:\\out\\line1.wav\nTwo.,out/chapter1\\line2.wav\n")
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "other"), "--model", str(piper_voice))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "rows.csv:2: output 'C:\\out\\line1.wav' is a Windows drive path; give it relative" in err, err
+    assert "Traceback" not in err and not (tmp_path / "other").exists()

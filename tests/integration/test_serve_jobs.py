@@ -153,6 +153,26 @@ def test_a_job_from_an_excel_sheet_keyed_by_id_with_opus_outputs(setup):
         assert archive.read("0001.wav")[:4] == b"RIFF" and archive.read("b.opus")[:4] == b"OggS"
 
 
+def test_a_job_from_a_unicode_text_sheet_runs_and_a_workbook_is_refused_saying_what_to_save(setup):
+    """Excel's "Unicode Text" (.txt: tabs, UTF-16 with its BOM), which ``batch`` and the page's row check take, was refused
+    by the job as "the batch file is not UTF-8 (byte 0)" once Start was pressed; a workbook sent as the batch file was
+    "not UTF-8 (byte 10)", where ``batch`` says to save the sheet as CSV UTF-8."""
+    url = setup["server"].url
+    sheet = "Text\tOutput\tModel\r\nHello, there.\tone.wav\ttiny-single\r\n".encode("utf-16")
+    created = httpx.post(url + "/v1/batch", files=[("csv", ("rows.txt", sheet, "text/plain"))], timeout=60)
+    assert created.status_code == 202, created.text
+    state = wait_done(url, created.json()["id"])
+    assert state["state"] == "done" and state["done"] == 1 and state["failed"] == 0, state
+    workbook = b"PK\x03\x04\x14\x00\x06\x00\x08\x00" + bytes(range(256))
+    refused = httpx.post(url + "/v1/batch", files=[("csv", ("rows.xlsx", workbook, "application/octet-stream"))], timeout=60)
+    error = refused.json()["error"]
+    assert refused.status_code == 400 and error["code"] == "bad_csv", refused.text
+    assert error["message"].startswith("the batch file is a spreadsheet workbook (.xlsx, .ods, .xls), not CSV: save the sheet as "
+                                       "CSV UTF-8"), error
+    assert str(setup["folder"]) not in error["message"]
+    assert not any((setup["folder"] / "data" / "batch").glob("*/upload.csv"))
+
+
 def test_unknown_and_unfinished_jobs(setup):
     url = setup["server"].url
     assert httpx.get(f"{url}/v1/batch/{'0' * 24}").status_code == 404

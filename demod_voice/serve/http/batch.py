@@ -88,11 +88,11 @@ async def create(request: Request, ctx: Context, caller: Speaker) -> dict:
             raise _needs_enroll()
         for name in ("refs", "srcs", "out"):
             (folder / name).mkdir()
-        text = await _read_csv(ctx, sheet, folder)
+        raw = await _read_csv(ctx, sheet, folder)
         model = _piper_path(ctx, str(form.get("model"))) if form.get("model") else default_piper(ctx)
         refs = await _save_references(ctx, uploads, folder)
         sources = await _save_references(ctx, source_uploads, folder, "srcs", "source")
-        total = await asyncio.to_thread(_check_and_write, ctx, text, refs, folder, model, caller, sources)
+        total = await asyncio.to_thread(_check_and_write, ctx, raw, refs, folder, model, caller, sources)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -213,14 +213,11 @@ def _plain_name(name: str) -> bool:
     return bool(FILE_NAME.fullmatch(name))
 
 
-async def _read_csv(ctx: Any, sheet: Any, folder: Path) -> str:
+async def _read_csv(ctx: Any, sheet: Any, folder: Path) -> Path:
+    """The uploaded batch file, as sent: read as ``batch`` reads one (a UTF-16 "Unicode Text" sheet, which the page's
+    check took, was refused here as "not UTF-8 (byte 0)", a workbook as "not UTF-8 (byte 10)")."""
     saved = await save_upload(sheet, folder, ctx.settings.limits, ".csv")
-    try:
-        return saved.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ApiError(400, f"the batch file is not UTF-8 (byte {err.start}); save it as UTF-8", code="bad_csv") from None
-    finally:
-        saved.unlink()
+    return saved.rename(folder / "upload.csv")
 
 
 def _piper_path(ctx: Any, name: str) -> str:
@@ -267,13 +264,12 @@ def check_rows(ctx: Any, rows: list, references: dict[str, str], model: Optional
         raise ApiError(400, str(err), code="bad_rows") from None
 
 
-def _check_and_write(ctx: Any, text: str, refs: dict[str, str], folder: Path, model: Optional[str], caller: Any,
+def _check_and_write(ctx: Any, raw: Path, refs: dict[str, str], folder: Path, model: Optional[str], caller: Any,
                      sources: dict[str, str]) -> int:
-    """Every row checked against what this job may use; the rewritten CSV saved as ``input.csv``; rows counted."""
+    """Every row of the upload ``raw`` checked against what this job may use; the rewritten CSV saved as ``input.csv``;
+    rows counted."""
     from demod_voice.batch import read_rows
 
-    raw = folder / "upload.csv"
-    raw.write_text(text, encoding="utf-8")
     try:
         rows = read_rows(raw)
     except InputError as err:

@@ -963,3 +963,17 @@ def test_a_scripted_call_to_an_event_the_page_lacks_is_a_4xx_in_words(server):
     assert httpx.get(f"{api}/info", timeout=TIMEOUT).json()["named_endpoints"]["/health"]["parameters"][0]["parameter_name"] == "key"
     time.sleep(0.5)
     assert "Traceback" not in server.log_text()[log_start:]
+
+
+def test_the_page_takes_a_tab_separated_sheet_and_tells_a_workbook_to_be_saved_as_csv(server):
+    """The batch file picker took only ``.csv``: Excel's "Unicode Text" (``.txt``, UTF-16, tabs) and a ``.tsv``, which
+    ``batch`` reads, and an ``.xlsx`` were all "Invalid file type. Please upload a file that is one of these formats:
+    ['.csv']". Now the first two are checked row by row, and the workbook is told to be saved as CSV UTF-8."""
+    page = Page(server.url)
+    text = "Text\tOutput\tModel\r\nHello, there.\tone.wav\ttiny-single\r\n"
+    for name, data in (("rows.txt", text.encode("utf-16")), ("rows.tsv", text.encode())):
+        rows = page.call("dv-batch-csv", "change", {"dv-key": SPEAK, "dv-batch-csv": upload(server, name, data), "dv-batch-model": ""})
+        assert rows.get("success") and "All 1 rows can be made" in rows["output"]["data"][1], (name, rows)
+    workbook = upload(server, "rows.xlsx", b"PK\x03\x04\x14\x00\x06\x00\x08\x00" + bytes(range(256)))
+    rows = page.call("dv-batch-csv", "change", {"dv-key": SPEAK, "dv-batch-csv": workbook, "dv-batch-model": ""})
+    assert "is a spreadsheet workbook (.xlsx, .ods, .xls), not CSV: save the sheet as CSV UTF-8" in rows["output"]["data"][1], rows

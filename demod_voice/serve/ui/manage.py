@@ -198,6 +198,10 @@ def _profile_name(picked: str, done: str) -> str:
 # --- Batch -------------------------------------------------------------------------------------
 
 
+SHEET_TYPES = [".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods"]
+"""What the batch file picker takes: what ``batch`` reads, and the workbooks its check tells to save as CSV UTF-8."""
+
+
 def batch_tab(page: Any) -> None:
     import gradio as gr
 
@@ -206,7 +210,9 @@ def batch_tab(page: Any) -> None:
                 "or `model` (a Piper voice); optional `language`, `speaker`. A row with a `source` (a recording uploaded here) and no "
                 "`text` converts that recording into the voice of its `reference` or `voice`. Each row is checked before anything runs.")
     with gr.Row():
-        sheet = gr.File(label="Batch file (CSV)", file_types=[".csv"], elem_id="dv-batch-csv")
+        # what batch reads (tab-separated .tsv, Excel's "Unicode Text" .txt) and a workbook, which the row check tells to
+        # save as CSV UTF-8: a .txt or .xlsx was "Invalid file type. Please upload a file that is one of these formats: ['.csv']"
+        sheet = gr.File(label="Batch file (CSV, or tab-separated .tsv / .txt)", file_types=SHEET_TYPES, elem_id="dv-batch-csv")
         references = gr.File(file_count="multiple", label="Reference recordings the CSV names", elem_id="dv-batch-refs")
         sources = gr.File(file_count="multiple", label="Source recordings the CSV names (to convert)", elem_id="dv-batch-sources")
         page.piper_picker = picker([("(the default voice)", "")], value="", label="Piper voice for rows without one",

@@ -146,6 +146,11 @@ def _parse(text: str, path: str) -> list[Row]:
     missing = [c for c in ("text", "output") if c not in header and not (c == "text" and "source" in header)
                and not (c == "output" and "id" in header)]
     twice = sorted({h for h in header if header.count(h) > 1})
+    if not any(h in COLUMNS for h in header):  # a list of lines (lines.txt, one text a line) was "unknown column(s) hello there."
+        first = text.split("\n", 1)[0].strip()
+        raise InputError(f"batch file {path} has no header: its first line ('{first[:40]}') names none of the columns; put a header "
+                         "line first, such as 'id,text' (each row is made as ID.wav) or 'text,output' (a text to be read as one "
+                         "recording is demod-voice book's)")
     if unknown or missing or twice:
         # a spreadsheet's own columns (notes, a file name) are the usual unknown ones: say what to do with them
         named = next((h for h in unknown if h in FILE_COLUMNS), None)

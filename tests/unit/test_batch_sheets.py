@@ -98,3 +98,15 @@ def test_a_quoted_comma_in_a_semicolon_header_leaves_it_semicolon_separated(tmp_
         read_rows(sheet)
     sheet.write_text('"Text";"Output"\n"Hallo, Welt.";a.wav\n')
     assert [row.values for row in read_rows(sheet)] == [{"text": "Hallo, Welt.", "output": "a.wav"}]
+
+
+def test_a_list_of_lines_with_no_header_says_to_put_one_first(tmp_path):
+    """A ``.txt`` of one text a line was refused as "unknown column(s) hello there. (delete or rename them)": its first line
+    was taken for a header of one column, and deleting it would have lost a row and said the same of the next."""
+    sheet = tmp_path / "lines.txt"
+    sheet.write_text("Hello, there.\nThe second line.\n")
+    with pytest.raises(InputError) as caught:
+        read_rows(sheet)
+    message = str(caught.value)
+    assert "has no header: its first line ('Hello, there.') names none of the columns; put a header line first, such as " \
+           "'id,text' (each row is made as ID.wav)" in message and "\n" not in message, message

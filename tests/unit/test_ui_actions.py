@@ -16,6 +16,7 @@ from demod_voice.serve.ui.actions import (
     Upload,
     api_message,
     authorize,
+    batch_rows,
     check_files,
     failed,
     progress_text,
@@ -852,3 +853,18 @@ def test_the_batch_tab_lists_the_keys_jobs_and_follows_one_picked(tmp_path):
         assert (job, saved, timer.active) == (made[1], made[1], True) and "4 of 4 rows" in progress
         refused = asyncio.run(manage._follow(page, "speak-key-0001", made[2]))  # another key's, its id known
         assert refused[1].startswith("**Error:**") and refused[0] == {"__type__": "update"}, refused
+
+
+def test_a_batch_file_over_the_servers_row_limit_is_said_on_the_page_before_start(tmp_path, monkeypatch):
+    """The page's check of a sheet of more rows than ``serve.limits.max_batch_rows`` said "All 12 rows can be made" (after
+    checking every row), then Start was refused with the job API's 413."""
+    sheet = tmp_path / "rows.csv"
+    sheet.write_text("text,output\n" + "".join(f"Row {i}.,{i}.wav\n" for i in range(12)))
+    ctx = SimpleNamespace(settings=SimpleNamespace(limits=SimpleNamespace(max_batch_rows=10, max_input_chars=100)))
+    monkeypatch.setattr("demod_voice.serve.http.batch.default_piper", lambda ctx: "voices/tiny.onnx")
+    ctx.settings.limits.max_batch_rows = 12
+    assert batch_rows(ctx, Upload(sheet, "rows.csv"), [], None)[1:] == ("All 12 rows can be made.", True)
+    ctx.settings.limits.max_batch_rows = 10
+    with pytest.raises(UiError, match=r"^The batch file has 12 rows; this server takes at most 10 per job "
+                                      r"\(serve.limits.max_batch_rows\): split it into several files.$"):
+        batch_rows(ctx, Upload(sheet, "rows.csv"), [], None)

@@ -443,6 +443,10 @@ def batch_rows(ctx: Any, sheet: Optional[Upload], references: list[Upload], mode
                     "reference or voice to convert recordings)."), False
     try:
         rows = read_rows(sheet.path)
+        limit = ctx.settings.limits.max_batch_rows  # past it, "All 12,000 rows can be made", then Start's 413
+        if len(rows) > limit:
+            raise UiError(f"The batch file has {len(rows):,} rows; this server takes at most {limit:,} per job "
+                          "(serve.limits.max_batch_rows): split it into several files.")
         piper = _piper_path(ctx, model) if model else default_piper(ctx)
     except (InputError, ApiError) as err:
         raise UiError(redact(str(err).replace(str(sheet.path), sheet.name))) from None

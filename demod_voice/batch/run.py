@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 class Progress:
     """One thing a run reports: ``status`` (a line for people: rows already complete, the summary, a dry run's findings,
     the cluster), ``start`` (``total`` rows to make), ``row`` (one row ended; ``message`` says why it failed, if it
-    did and the run goes on), ``end`` (no more rows)."""
+    did and the run goes on), ``end`` (no more rows; ``message``: a line for each error more rows than one failed with,
+    with all their lines)."""
 
     kind: str
     """``status``, ``start``, ``row`` or ``end``."""
@@ -352,6 +353,9 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
     _tell(request, Progress("start", total=len(todo)))
 
     recorded: set[str] = set()
+    said: dict[str, list[int]] = {}
+    """A failed row's error -> the lines that failed with it: said as it happens the first time, then once with all its
+    lines when the run ends (a voice that would not load wrote one line per row: 25,000 of them for 25,000 rows)."""
 
     def finished(result) -> None:
         row, key = by_output[result.job.output]
@@ -375,7 +379,9 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
         if isinstance(result.error, OutputFull):
             _tell(request, Progress("row", failed=outcome.failed))
             raise _Stop(OutputFull(f"{result.job.describe()}: {result.error}"))
-        _tell(request, Progress("row", f"{result.job.describe()}: {result.error}", failed=outcome.failed))
+        lines = said.setdefault(str(result.error), [])
+        lines.append(row.line)
+        _tell(request, Progress("row", f"{result.job.describe()}: {result.error}" if len(lines) == 1 else "", failed=outcome.failed))
         if request.fail_fast:
             raise _Stop()
 
@@ -392,7 +398,8 @@ def _synthesise(todo, request: BatchRequest, manifest: Manifest, report: Report,
             raise stop.error from None  # the disk is full: every later row would fail the same way
         log.error("stopping at the first failure (--fail-fast)")
     finally:
-        _tell(request, Progress("end"))
+        _tell(request, Progress("end", "\n".join(f"{request.csv_path.name}:{_lines(sorted(lines))}: {error}"
+                                                 for error, lines in said.items() if len(lines) > 1)))
 
 
 def _executor(request: BatchRequest, todo: list) -> tuple[Any, int]:

@@ -157,9 +157,12 @@ class Console:
             if self.bar.disable and not self.quiet and time.monotonic() - self.said >= LINE_EVERY:
                 self.said = time.monotonic()
                 say(self._line(self.made, event.failed))
-        elif event.kind == "end" and self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        elif event.kind == "end":
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            for repeated in filter(None, event.message.split("\n")):  # an error many rows met, said once with their lines
+                say(f"error: {repeated}")
 
     def _line(self, made: int, failed: int) -> str:
         """``1,234 of 50,000 rows (2%), 3 failed; 4.3 rows/s, about 3 h 12 min left`` (rows made or failed so far)."""

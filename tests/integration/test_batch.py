@@ -519,3 +519,20 @@ def test_a_sheet_made_on_windows_names_folders_with_backslashes(piper_voice, tmp
     err = done.stderr.decode()
     assert done.returncode == 3 and "rows.csv:2: output 'C:\\out\\line1.wav' is a Windows drive path; give it relative" in err, err
     assert "Traceback" not in err and not (tmp_path / "other").exists()
+
+
+def test_an_error_many_rows_fail_with_is_said_once_as_it_happens_and_once_with_all_its_lines(piper_voice, tmp_path):
+    """A voice that would not load failed each of its rows with a line of its own: 25,000 identical lines in an
+    overnight run's log for a sheet of 50,000, the other voice's rows lost among them. Now the first is said as it
+    happens and, when the run ends, the error once with all its lines (as the check says a problem many rows share)."""
+    (tmp_path / "broken.onnx").write_bytes(bytes(range(256)) * 20)
+    shutil.copy(f"{piper_voice}.json", tmp_path / "broken.onnx.json")
+    rows = "".join(f"Row {i}.,b/{i}.wav,broken.onnx\n" for i in range(12))
+    sheet = write_csv(tmp_path / "rows.csv", f"text,output,model\nGood.,good.wav,{piper_voice}\n{rows}")
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.jsonl"))
+    err = done.stderr.decode()
+    said = [line for line in err.splitlines() if "cannot load voice" in line]
+    assert done.returncode == 1 and len(said) == 2, err
+    assert "rows.csv:3, 4, 5, 6, 7, ... (12 rows): cannot load voice " in said[1] and "re-download it" in said[1], err
+    assert outputs(tmp_path / "out") == ["good.wav"] and "1 done, 12 failed" in err
+    assert sorted(entry["row"] for entry in report(tmp_path / "r.jsonl") if entry["status"] == "failed") == list(range(3, 15))

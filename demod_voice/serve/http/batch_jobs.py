@@ -132,7 +132,7 @@ def _logged(job_id: str) -> Any:
     """A job's progress, in the server's log (failed rows at info: the job's state says the rest)."""
 
     def progress(event: Any) -> None:
-        if event.message and event.kind in ("status", "row"):
+        if event.message and event.kind in ("status", "row", "end"):
             log.info("batch job %s: %s", job_id, event.message)
 
     return progress

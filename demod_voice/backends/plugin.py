@@ -146,6 +146,9 @@ class RowInput:
 
     def path(self, value: str) -> Path:
         """An input path: relative ones start from :attr:`base` (so a batch folder can move as a whole)."""
+        if len(value) > 2 and value[0].isalpha() and value[1] == ":" and value[2] in "\\/":  # was "/csv-folder/C:/voices/joe.onnx not found"
+            raise InputError(f"'{value[:80]}' is a path on a Windows drive; copy the file to this machine and give its path "
+                             "here (relative to the CSV's folder)")
         path = Path(value).expanduser()
         path = path if path.is_absolute() else self.base.absolute() / path
         if "\\" in value and not path.exists():  # a sheet made on Windows: voices\joe.onnx names a folder's file

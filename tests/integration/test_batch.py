@@ -519,6 +519,10 @@ def test_a_sheet_made_on_windows_names_folders_with_backslashes(piper_voice, tmp
     err = done.stderr.decode()
     assert done.returncode == 3 and "rows.csv:2: output 'C:\\out\\line1.wav' is a Windows drive path; give it relative" in err, err
     assert "Traceback" not in err and not (tmp_path / "other").exists()
+    sheet.write_text("text,output,model\nOne.,line1.wav,C:\\voices\\tiny.onnx\n")  # was "/CSV-FOLDER/C:/voices/tiny.onnx not found"
+    done = run_cli("batch", str(sheet), "-o", str(tmp_path / "other"))
+    err = done.stderr.decode()
+    assert done.returncode == 3 and "rows.csv:2: 'C:\\voices\\tiny.onnx' is a path on a Windows drive; copy the file" in err, err
 
 
 def test_an_error_many_rows_fail_with_is_said_once_as_it_happens_and_once_with_all_its_lines(piper_voice, tmp_path):

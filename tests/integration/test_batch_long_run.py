@@ -60,7 +60,8 @@ def test_a_run_into_a_log_file_says_how_far_it_is_with_a_line_now_and_then(piper
     lines = [line for line in err if " of 4 rows (" in line]
     assert len(lines) == 4, err
     assert lines[-1].startswith("demod-voice: 4 of 4 rows (100%), 1 failed; ") and lines[-1].endswith(" left")
-    assert re.search(r"; [\d.]+ rows/(s|min), under a minute left$", lines[-1]) and "about under" not in "".join(lines), lines  # was "about under a minute"
+    assert re.search(r"; [\d.]+ rows/(s|min), under a minute left$", lines[-1]), lines
+    assert "about under" not in "".join(lines), lines  # was "about under a minute"
     # a rerun would fail the row of dots again: told to change it, not to "rerun to retry" (sent round in circles)
     assert err[-1] == ("demod-voice: error: 1 row(s) failed, 0 not run; 1 of them because of the row itself (its line above "
                        "or in the report): change those rows and rerun the same command (finished rows are skipped)"), err

@@ -113,7 +113,8 @@ def test_batch_job(setup):
     ("text,output,reference\nHi.,ok.wav,a.wav\n", [("references", ("../a.wav", b"RIFF"))], 400, "not a plain file name"),
     ("nope,output\nHi.,ok.wav\n", None, 400, "unknown column"),
     ("id,text,model\n,Hi.,tiny-single\n", None, 400, "line 2: the row has no id and no output; give it an id"),
-    ("text,output,model\n" + "Hi.,x.wav,tiny-single\n" * 51, None, 413, "max_batch_rows"),
+    ("text,output,model\n" + "Hi.,x.wav,tiny-single\n" * 51, None, 413,
+     "at most 50 per job (serve.limits.max_batch_rows): split it into several jobs"),
     # refused by the job's own row checks: was a 202, then a job failed with the first and "(and 3 more, listed above)"
     ("text,output,model,speaker\nHi.,a.wav,tiny-single,7\nHo.,b.wav,tiny-single,9\nHa.,c.wav,tiny-multi,12\n", None, 400,
      "line 2: this voice has a single speaker: leave the speaker out (it was '7'); line 3: "),

@@ -255,7 +255,8 @@ def check_rows(ctx: Any, rows: list, references: dict[str, str], model: Optional
     if not rows:
         raise ApiError(400, "the batch file has a header but no rows", code="bad_csv")
     if len(rows) > limit:
-        raise ApiError(413, f"the batch has {len(rows)} rows; at most {limit} per job (serve.limits.max_batch_rows)", code="too_many_rows")
+        raise ApiError(413, f"the batch has {len(rows):,} rows; at most {limit:,} per job (serve.limits.max_batch_rows): split it into "
+                            "several jobs", code="too_many_rows")
     if any(clones(row.values) for row in rows) and not caller.may("enroll"):
         raise _needs_enroll()
     try:

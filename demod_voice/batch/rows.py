@@ -46,6 +46,8 @@ FILE_COLUMNS = ("file", "filename", "file name", "file_name", "wav", "audio", "p
 """Headers people give the output's column: refused (``file`` could as well be an input), saying to rename it."""
 WORKBOOKS = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 """How a workbook begins: a zip (.xlsx, .ods, .numbers) or an OLE file (Excel's .xls before 2007)."""
+SEP_HINT = re.compile(r'"?sep=([,;\t|])"?', re.IGNORECASE)
+"""Excel's separator line (``sep=;``), above a sheet's header."""
 MAX_PROBLEMS_SHOWN = 5
 MAX_OUTPUT_BYTES = 1024
 """Bytes of a row's output path (Linux's paths end at 4,096 with the output folder's: one past them was an internal
@@ -128,11 +130,21 @@ def _delimiter(text: str) -> str:
     return ","
 
 
+def _separated(text: str) -> tuple[str, str, int]:
+    """The sheet below its separator line, if it has one, the separator, and the lines above the header (0 or 1).
+    ``sep=;`` on a line of its own is the separator Excel is to use (scripts write it so that a sheet opens right in
+    every locale, and Excel keeps it): it was taken for the header, "unknown column(s) sep=;"."""
+    hint = SEP_HINT.fullmatch(text.split("\n", 1)[0].strip())
+    if hint:
+        return text.partition("\n")[2], hint.group(1), 1
+    return text, _delimiter(text), 0
+
+
 def _parse(text: str, path: str) -> list[Row]:
-    delimiter = _delimiter(text)
+    text, delimiter, above = _separated(text)
     unclosed = _unclosed_quote(text, delimiter)
     if unclosed is not None:  # the rest of the file was read as one cell: "the output is empty" named the wrong fault
-        raise InputError(f"batch file {path}: the quote opened on line {unclosed} is never closed; close it (a quote inside "
+        raise InputError(f"batch file {path}: the quote opened on line {unclosed + above} is never closed; close it (a quote inside "
                          'a quoted text is written twice: "")')
     reader = csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]  # "Text,Output" as a spreadsheet writes it
@@ -160,7 +172,7 @@ def _parse(text: str, path: str) -> list[Row]:
         raise InputError(f"batch file {path}: {problem}; columns are {', '.join(COLUMNS)} (text and output required; an id "
                          "names ID.wav where there is no output)")
     reader.fieldnames = header
-    rows, start = [], 2
+    rows, start = [], 2 + above
     for record in reader:
         values = {k: (v if isinstance(v, str) else "").strip() for k, v in record.items() if k is not None}
         for name, number in nameless.items():
@@ -171,7 +183,7 @@ def _parse(text: str, path: str) -> list[Row]:
             values["output"] = _named_by_id(values["id"])
         if any(values.values()):
             rows.append(Row(start, values, tuple(record.get(None) or ())))
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + above
     return rows
 
 

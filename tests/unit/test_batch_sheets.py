@@ -110,3 +110,17 @@ def test_a_list_of_lines_with_no_header_says_to_put_one_first(tmp_path):
     message = str(caught.value)
     assert "has no header: its first line ('Hello, there.') names none of the columns; put a header line first, such as " \
            "'id,text' (each row is made as ID.wav)" in message and "\n" not in message, message
+
+
+def test_a_separator_line_for_excel_above_the_header_is_read_as_the_separator(tmp_path):
+    """``sep=;`` on the first line (written by scripts so that Excel opens a sheet right in every locale, and kept by
+    Excel when it saves one) was taken for the header: "unknown column(s) sep=;"."""
+    sheet = tmp_path / "lines.csv"
+    sheet.write_bytes('\ufeffsep=;\r\nText;Output\r\n"Hallo, Welt.";a.wav\r\n"Zwei\r\nZeilen.";b.wav\r\nDrei.;c.wav\r\n'.encode())
+    rows = read_rows(sheet)
+    assert [(row.line, row.values) for row in rows] == [(3, {"text": "Hallo, Welt.", "output": "a.wav"}),
+                                                       (4, {"text": "Zwei\nZeilen.", "output": "b.wav"}),
+                                                       (6, {"text": "Drei.", "output": "c.wav"})]
+    sheet.write_text('sep=,\ntext,output\n"Open,a.wav\n')
+    with pytest.raises(InputError, match="the quote opened on line 3 is never closed"):
+        read_rows(sheet)

@@ -246,7 +246,7 @@ def run_batch(request: BatchRequest) -> Outcome:
         raise InputError(f"batch file {'on stdin' if request.stdin else request.csv_path} has a header but no rows")
     fetches: dict[str, list[int]] = {}
     if len(rows) >= SAY_CHECKING:
-        _say(request, f"checking {len(rows)} rows before any is made")
+        _say(request, f"checking {len(rows):,} rows before any is made")
     jobs = build_jobs(rows, request, fetches)
     _check_report(request, jobs)
     if request.dry_run:
@@ -300,7 +300,7 @@ def _run_locked(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], man
         else:
             todo.append((row, job, key))
     if outcome.skipped:
-        _say(request, f"{outcome.skipped} of {len(jobs)} rows are already complete (manifest); {len(todo)} to do")
+        _say(request, f"{outcome.skipped:,} of {len(jobs):,} rows are already complete (manifest); {len(todo):,} to do")
     started = time.perf_counter()
     try:
         for _, job, _ in todo:
@@ -337,9 +337,9 @@ def _dry_run(request: BatchRequest, jobs: list[tuple[Row, SynthesisJob]], fetche
     for key, lines in fetches.items():
         kind = key.partition(":")[0]
         counts[kind] = counts.get(kind, 0) + len(lines)
-    kinds = ", ".join(f"{n} {b}" for b, n in counts.items() if n)
+    kinds = ", ".join(f"{n:,} {b}" for b, n in counts.items() if n)
     valid = len(jobs) + sum(map(len, fetches.values()))
-    _say(request, f"{valid} rows are valid ({kinds}); dry run, nothing synthesised")
+    _say(request, f"{valid:,} rows are valid ({kinds}); dry run, nothing synthesised")
     for key, lines in sorted(fetches.items()):
         name = key.partition(":")[2]
         _say(request, f"a run would first download the voice {name} (models.auto_download is on; used by {len(lines)} row(s))")
@@ -427,9 +427,9 @@ def _tell(request: BatchRequest, event: Progress) -> None:
 
 
 def _summary(request: BatchRequest, outcome: Outcome, seconds: float, report: Optional[Path]) -> None:
-    parts = [f"{outcome.done} done", f"{outcome.failed} failed", f"{outcome.skipped} already complete"]
+    parts = [f"{outcome.done:,} done", f"{outcome.failed:,} failed", f"{outcome.skipped:,} already complete"]
     if outcome.not_run:
-        parts.append(f"{outcome.not_run} not run")
+        parts.append(f"{outcome.not_run:,} not run")
     where = f"; report: {report}" if report else ""
     _say(request, f"batch: {', '.join(parts)} in {seconds:.1f} s{where}")
 

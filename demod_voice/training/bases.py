@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import re
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from demod_voice.errors import InputError
 
@@ -48,6 +51,49 @@ def refuse_folder(path: Path) -> None:
         newest = max(path.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, default=None)
     instead = f": give the checkpoint in it, {newest}" if newest else "; give a .ckpt file"
     raise InputError(f"{path} is a folder, not a checkpoint{instead}")
+
+
+class _Inert:
+    """What :func:`hyper_parameters` makes of every object in a checkpoint's pickle that is not plain data (tensors,
+    storages, paths): nothing is called, imported or run."""
+
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, _state: Any) -> None:
+        pass
+
+    def __setitem__(self, _key: Any, _value: Any) -> None:
+        pass
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> _Inert:  # what a pickle makes of getattr(a class, a method)
+        return _Inert()
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return OrderedDict if (module, name) == ("collections", "OrderedDict") else _Inert
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Inert()
+
+
+def hyper_parameters(checkpoint: Path) -> Optional[dict[str, Any]]:
+    """The hyper-parameters a training checkpoint was saved with, read without torch (the parent has none) and without
+    running anything in it; ``None`` when they cannot be read (not a zip-format checkpoint, damaged, none saved). A base
+    outside a piper-train run without ``--quality`` was sized as a medium voice for its clip check and disk, whatever
+    it was."""
+    try:
+        with zipfile.ZipFile(checkpoint) as archive:
+            pickled = next((n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1), None)
+            if pickled is None or archive.getinfo(pickled).file_size > 64 * 2**20:
+                return None
+            with archive.open(pickled) as data:
+                ckpt = _PlainUnpickler(data).load()
+    except Exception:  # noqa: BLE001 - a damaged or foreign file: the training process says what is wrong with it
+        return None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    return hparams if isinstance(hparams, dict) else None
 
 
 def resolve_base(base: str, cache: Path, hub: str = HUB, progress: bool = True) -> Path:

@@ -35,7 +35,7 @@ from demod_voice.sandbox import python_child
 from demod_voice.speech_text.espeak import check_espeak_voice
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
-from demod_voice.training.bases import HUB, refuse_folder, refuse_voice, resolve_base
+from demod_voice.training.bases import HUB, hyper_parameters, refuse_folder, refuse_voice, resolve_base
 from demod_voice.training.heard import EpochListener
 
 log = logging.getLogger(__name__)
@@ -365,15 +365,15 @@ def _disk_needed(request: TrainRequest, quality: str, dataset: preflight.Dataset
 
 def _model_size(request: TrainRequest, spec: dict[str, Any]) -> tuple[str, int]:
     """The quality of the voice trained and its training segment in samples (clips shorter than it are refused): the run's
-    own model on ``--resume``, a piper-train run's base's without ``--quality``, else ``--quality``'s (``medium``). A
+    own model on ``--resume``, the base's without ``--quality``, else ``--quality``'s (``medium``). A
     fine-tune from one's own tiny trial, and its resumes, were checked with medium's 0.37 s segment, not tiny's 0.09 s,
     and a resume of it was asked for disk as a medium voice's."""
     quality = spec["quality"] or "medium"
     model = None
     if request.resume:
         model = _run_model(request.output_dir)
-    elif spec["base"] and request.quality is None and Path(spec["base"]).parent.name == "checkpoints":
-        model = _run_model(Path(spec["base"]).parent.parent)
+    elif spec["base"] and request.quality is None:
+        model = _base_model(Path(spec["base"]).expanduser())
     if model is None:
         return quality, qualities.QUALITIES.get(quality, {}).get("segment_size", SEGMENT)
     segment = model.get("segment_size", SEGMENT)
@@ -389,11 +389,17 @@ def _run_model(run: Path) -> Optional[dict[str, Any]]:
     return model if isinstance(model, dict) else None
 
 
-def _run_quality(checkpoint: Path) -> Optional[str]:
-    """The quality of a checkpoint in a piper-train run's ``checkpoints/``, from the run's ``model.json`` (reading the
-    checkpoint itself needs torch); ``None`` elsewhere. A fine-tune from one's own tiny trial without ``--quality`` was
-    counted as a medium voice, ~850 MB a checkpoint for ~8 MB ones."""
+def _base_model(checkpoint: Path) -> Optional[dict[str, Any]]:
+    """The hyper-parameters of a base checkpoint: its piper-train run's ``model.json`` when it is in a run's
+    ``checkpoints/``, else those saved in the checkpoint (read without torch); ``None`` when neither can be read."""
     model = _run_model(checkpoint.parent.parent) if checkpoint.parent.name == "checkpoints" else None
+    return model if model is not None else hyper_parameters(checkpoint) if checkpoint.is_file() else None
+
+
+def _run_quality(checkpoint: Path) -> Optional[str]:
+    """The quality of a base checkpoint (:func:`_base_model`); ``None`` when unknown. A fine-tune from one's own tiny trial
+    without ``--quality`` was counted as a medium voice, ~850 MB a checkpoint for ~8 MB ones."""
+    model = _base_model(checkpoint)
     return _model_quality(model) if model is not None else None
 
 

@@ -1244,3 +1244,52 @@ def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_
     (run / "train.json").unlink()  # a run copied without its settings: "internal error: FileNotFoundError" on --resume
     assert main([*command, "--batch-size", "2"]) == 0
     assert ran[4]["name"] == "run" and json.loads((run / "train.json").read_text())["batch_size"] == 2
+
+
+def test_a_base_outside_a_run_is_sized_by_the_hyper_parameters_it_was_saved_with(tmp_path, monkeypatch):
+    """``--base trial.ckpt`` (one's own tiny checkpoint, copied out of its run) without ``--quality`` trains at the base's
+    size, but its clips were checked against medium's 8192-sample segment and its disk asked for as a medium voice's
+    (~850 MB a checkpoint for ~3 MB ones). The checkpoint is read without torch and without running what it holds."""
+    import torch
+
+    from demod_voice.training import train
+    from demod_voice.training.bases import hyper_parameters
+    from demod_voice.training.preflight import Dataset
+
+    base = tmp_path / "trial.ckpt"
+    hparams = {**quality.QUALITIES["tiny"], "sample_rate": 22050, "dataset": [pathlib.PosixPath("/home/someone/data")]}
+    torch.save({"epoch": 4, "state_dict": {"model_g.enc_p.emb.weight": torch.zeros(3, 32)}, "hyper_parameters": hparams}, base)
+    assert hyper_parameters(base)["segment_size"] == 2048
+    seen, asked = [], []
+
+    def read_dataset(folder, segment):
+        seen.append(segment)
+        return Dataset(tmp_path, 10, 22050, 166, 1, "en-us", 0)
+
+    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", read_dataset)
+    monkeypatch.setattr(train.preflight, "check_split", lambda *args: None)
+    monkeypatch.setattr(train.preflight, "check_disk", lambda folder, size: asked.append(size) or _full_disk())
+    request = train.TrainRequest(tmp_path, tmp_path / "tuned", "v", epochs=3, base=str(base), progress=False)
+    with pytest.raises(OSError):
+        train.run_training(request)
+    assert seen == [2048] and asked[0] < 100e6
+
+
+class _Planted:
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.mark),))
+
+
+def test_a_checkpoints_hyper_parameters_are_read_without_running_what_it_holds(tmp_path):
+    import torch
+
+    from demod_voice.training.bases import hyper_parameters
+
+    planted = _Planted()
+    planted.mark = str(tmp_path / "ran")
+    torch.save({"state_dict": {}, "hyper_parameters": {"segment_size": 4096, "x": planted}}, tmp_path / "odd.ckpt")
+    assert hyper_parameters(tmp_path / "odd.ckpt")["segment_size"] == 4096 and not (tmp_path / "ran").exists()
+    (tmp_path / "cut.ckpt").write_bytes((tmp_path / "odd.ckpt").read_bytes()[:200])
+    (tmp_path / "text.ckpt").write_text("not a checkpoint")
+    assert hyper_parameters(tmp_path / "cut.ckpt") is None and hyper_parameters(tmp_path / "text.ckpt") is None

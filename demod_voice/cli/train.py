@@ -37,7 +37,8 @@ def _add_piper_train(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="newest checkpoints kept (default: 2, or the run's own with --resume)")
     p.add_argument("--sample-text", action="append", metavar="TEXT", help="a sentence to speak at each export (repeatable)")
     p.add_argument("--precision", choices=("32", "16-mixed", "bf16-mixed"), default="32", help="GPU precision (default: 32)")
-    p.add_argument("--validation-split", type=float, default=0.05, metavar="F", help="share of clips kept for validation (default: 0.05)")
+    p.add_argument("--validation-split", type=float, metavar="F", help="share of clips kept for validation (default: 0.05; a "
+                                                                      "--resume keeps the run's own)")
     p.add_argument("--install", action="store_true", help="also install the voice into the voice cache as NAME")
     p.add_argument("--asr-model", metavar="NAME", help="Whisper model that hears each export's samples for its WER: a faster-whisper "
                                                      "name, hub id or folder (default: tiny.en, packaged, for English; tiny, "
@@ -62,7 +63,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
     from demod_voice.training.bases import HUB
     from demod_voice.training.train import TrainRequest, run_training, voice_name
 
-    if not 0.0 <= args.validation_split < 0.5:
+    if args.validation_split is not None and not 0.0 <= args.validation_split < 0.5:
         raise UsageError("--validation-split must be between 0 and 0.5")
     if args.resume and args.base:
         raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")

@@ -74,8 +74,10 @@ class TrainRequest:
     device: str = "auto"
     """``auto`` (a GPU when torch sees one), ``gpu`` or ``cpu``."""
     precision: str = "32"
-    validation_split: float = 0.05
-    seed: int = 1234
+    validation_split: Optional[float] = None
+    """Share of clips held out for validation; ``None``: the run's own on ``--resume``, else 0.05 (:data:`RUN_FIXED`)."""
+    seed: Optional[int] = None
+    """Seed of the train/validation split (and the training); ``None``: as :attr:`validation_split`."""
     install_to: Optional[Path] = None
     """Copy the final voice into this voice folder (the cache's ``piper/``)."""
     cache: Optional[Path] = None
@@ -91,6 +93,11 @@ class TrainRequest:
 RUN_DEFAULTS = {"batch_size": 16, "export_every": 50, "keep_checkpoints": 2}
 """Settings a ``--resume`` keeps as the run last had them unless given again, and their values for a new run. A resume
 typed without ``--batch-size`` trained at 16, and a small dataset started at 2 was refused ("lower --batch-size")."""
+
+RUN_FIXED = {"validation_split": 0.05, "seed": 1234}
+"""Settings a ``--resume`` always keeps as the run began with them (given again otherwise, it says so), and their values for
+a new run: the clips a run holds out for validation stay the same on every resume. Another given on a resume was replaced
+by the run's own without a word."""
 
 
 @dataclass(frozen=True)
@@ -178,12 +185,22 @@ def run_training(request: TrainRequest) -> Outcome:
 
 
 def _settled(request: TrainRequest) -> TrainRequest:
-    """``request`` with each of :data:`RUN_DEFAULTS` not given set: to the run's own on ``--resume``, else the default."""
+    """``request`` with each of :data:`RUN_DEFAULTS` not given set: to the run's own on ``--resume``, else the default;
+    and each of :data:`RUN_FIXED` the run's own on ``--resume`` (another given is said to be unused), else as given."""
     first = _run_settings(request.output_dir) if request.resume else {}
     settled = {}
     for key, default in RUN_DEFAULTS.items():
         kept = first.get(key)
         settled[key] = getattr(request, key) if getattr(request, key) is not None else kept if isinstance(kept, int) else default
+    for key, default in RUN_FIXED.items():
+        given, kept = getattr(request, key), first.get(key)
+        if isinstance(kept, bool) or not isinstance(kept, (int, float)):
+            kept = None
+        if given is not None and kept is not None and given != kept:
+            flag = f"--{key.replace('_', '-')}" if key == "validation_split" else key
+            say(request, f"{flag} {given} is not used: the run keeps its own, {kept} (a resume holds out the same clips for "
+                         "validation as the run began with; start a new --output-dir for another)")
+        settled[key] = kept if kept is not None else given if given is not None else default
     return replace(request, **settled)
 
 
@@ -321,7 +338,7 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
         if first.get("name") and request.name != first["name"]:  # its voice, samples and install are all under one name
             raise UsageError(f"the run in {request.output_dir} makes the voice '{first['name']}': --resume keeps that name; "
                              f"give --name {first['name']} or leave it out")
-        for key in ("name", "quality", "base", "validation_split", "seed"):
+        for key in ("name", "quality", "base"):  # and validation_split, seed: _settled
             spec[key] = first.get(key, spec[key])
         spec["sentences"] = list(request.sentences) or first.get("sentences", [])
     spec["mode"] = "fit"

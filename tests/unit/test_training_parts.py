@@ -1293,3 +1293,38 @@ def test_a_checkpoints_hyper_parameters_are_read_without_running_what_it_holds(t
     (tmp_path / "cut.ckpt").write_bytes((tmp_path / "odd.ckpt").read_bytes()[:200])
     (tmp_path / "text.ckpt").write_text("not a checkpoint")
     assert hyper_parameters(tmp_path / "cut.ckpt") is None and hyper_parameters(tmp_path / "text.ckpt") is None
+
+
+def test_a_resume_says_that_it_keeps_the_runs_validation_split_and_checks_the_split_it_trains_with(tmp_path, monkeypatch, capsys):
+    """``--resume --validation-split 0.2`` on a run begun at 0.1 trained at 0.1 without a word (and checked the clips
+    against 0.2, a split it did not use). The run's own is kept, and said to be, with why."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+    from demod_voice.training.preflight import Dataset
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
+    (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
+    (run / "train.json").write_text(json.dumps({"name": "run", "quality": "tiny", "validation_split": 0.1, "seed": 7}))
+    split, ran = [], []
+    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
+    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 60, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train.preflight, "check_split", lambda dataset, batch, share: split.append(share))
+    monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
+    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
+    monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
+    (tmp_path / "dataset").mkdir()
+    command = ["piper-train", "--dataset", str(tmp_path / "dataset"), "--output-dir", str(run), "--epochs", "3", "--resume", "--no-wer"]
+    capsys.readouterr()
+    assert main([*command, "--validation-split", "0.2"]) == 0
+    err = capsys.readouterr().err
+    assert split == [0.1] and (ran[0]["validation_split"], ran[0]["seed"]) == (0.1, 7)
+    assert "--validation-split 0.2 is not used: the run keeps its own, 0.1" in err
+    assert main([*command, "--validation-split", "0.1"]) == 0 and main(command) == 0
+    assert "validation" not in capsys.readouterr().err and split[1:] == [0.1, 0.1]
+    (tmp_path / "new").mkdir()
+    assert main([*command[:4], str(tmp_path / "new"), *command[5:7], "--quality", "tiny", "--no-wer"]) == 0
+    assert split[3] == 0.05 and (ran[3]["validation_split"], ran[3]["seed"]) == (0.05, 1234)

@@ -18,7 +18,8 @@ def _add_piper_preprocess(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("piper-preprocess", parents=[common], help="prepare a recorded dataset for Piper training",
                        description="Turn a dataset (metadata.csv + wavs/) into what piper-tts's trainer reads: resampled, "
                                    "trimmed, normalised audio, phoneme ids, a voice config and a report of every dropped clip.")
-    p.add_argument("--input-dir", required=True, metavar="DIR", help="dataset folder with metadata.csv and wavs/")
+    p.add_argument("--input-dir", required=True, metavar="DIR", help="dataset folder with metadata.csv and wavs/ (or wavs/ with a .txt "
+                                                                "transcript beside each recording)")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="where the prepared dataset goes (outside the input)")
     p.add_argument("--language", default="en-us", metavar="VOICE", help="espeak-ng voice for phonemes (default: en-us)")
     p.add_argument("--sample-rate", type=int, choices=(16000, 22050), help="16000 for low-quality voices (default: 22050)")

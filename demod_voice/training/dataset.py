@@ -3,6 +3,8 @@
 Layouts: ``id|text``; ``id|text|normalized`` (LJSpeech: the normalized text is spoken);
 ``id|speaker|text`` (multi-speaker). Three columns are told apart by ``--layout`` or, left to
 ``auto``, by the middle column: speaker names are short and repeat, and are not the line's text again.
+A dataset without ``metadata.csv`` may have each recording's transcript beside it instead
+(``wavs/clip1.wav`` and ``wavs/clip1.txt``): :data:`TEXT_FILES`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from typing import Optional
 from demod_voice.errors import InputError
 
 LAYOUTS = ("auto", "ljspeech", "multi")
+TEXT_FILES = "text files"
+"""The layout of a dataset without ``metadata.csv`` whose recordings in ``wavs/`` each have a transcript beside them."""
+TRANSCRIPTS = (".normalized.txt", ".txt")
+"""What a recording's transcript beside it is named after its stem, in order of preference (LibriTTS has both)."""
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac")
 """What a clip's file may end in: libsndfile reads the first five, FFmpeg (through PyAV) the rest."""
 
@@ -42,7 +48,7 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     """Entries and the layout used; :class:`InputError` for a missing file, bad encoding or column counts."""
     path = input_dir / "metadata.csv"
     if not path.is_file():
-        raise InputError(f"{input_dir} has no metadata.csv; a dataset needs metadata.csv (id|text per line) and a wavs/ folder")
+        return _transcript_files(input_dir, layout), TEXT_FILES
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -78,6 +84,37 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
         else:
             entries.append(Entry(n, _clip_id(row[0]), (row[2] or row[1]).strip()))
     return entries, layout
+
+
+def _transcript_files(input_dir: Path, layout: str) -> list[Entry]:
+    """One entry per recording in ``wavs/``, its text read from the ``.txt`` beside it (numbered in name order). Such a
+    dataset was refused as having no metadata.csv, leaving the user to write one from the files by hand."""
+    folder = input_dir / "wavs"
+    if not folder.is_dir():
+        check_audio_folder(input_dir)
+    files = {p.name: p for p in folder.iterdir() if p.is_file()}
+    audio = sorted(p for p in files.values() if p.suffix.lower() in AUDIO_EXTENSIONS)
+    beside = {p: next((files[p.stem + end] for end in TRANSCRIPTS if p.stem + end in files), None) for p in audio}
+    if not any(beside.values()):
+        where = f"no recording in {folder.name}/ has a transcript beside it (clip1.txt for clip1.wav)" if audio else "wavs/ is empty"
+        raise InputError(f"{input_dir} has no metadata.csv, and {where}; a dataset needs metadata.csv (id|text per line) and "
+                         "the recordings in wavs/, or a .txt transcript beside each recording")
+    if layout == "multi":
+        raise InputError(f"--layout multi needs a metadata.csv of id|speaker|text lines; {input_dir} has a .txt transcript "
+                         "beside each recording: leave out --layout for a single-speaker voice")
+    entries = []
+    for n, (recording, transcript) in enumerate(beside.items(), 1):
+        if transcript is None:
+            entries.append(Entry(n, recording.stem, "", problem="missing transcript"))
+            continue
+        try:
+            text = " ".join(transcript.read_bytes().decode("utf-8-sig").split())
+        except UnicodeDecodeError:
+            raise InputError(f"{transcript.name} is not UTF-8; convert it, e.g. iconv -f latin1 -t utf-8") from None
+        except OSError as err:
+            raise InputError(f"cannot read {transcript.name} ({err.strerror or err})") from None
+        entries.append(Entry(n, recording.stem, text, problem="" if text else "empty transcript file"))
+    return entries
 
 
 def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
@@ -199,8 +236,12 @@ def check_audio_folder(input_dir: Path) -> None:
     for place in places:
         found = sorted(p.name for p in place.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
         if found:
-            where, fix = (("beside metadata.csv", "move them into") if place == input_dir else
-                          (f"in {place.name}/", f"rename {place.name}/ to wavs/, or move them into"))
+            # without metadata.csv, the recordings and the .txt transcripts beside them
+            listed = (input_dir / "metadata.csv").is_file()
+            here = "beside metadata.csv" if listed else f"in {input_dir.name}/ itself"
+            them = "them" if listed or not any(place.glob("*.txt")) else "them and their .txt transcripts"
+            where, fix = ((here, f"move {them} into") if place == input_dir else
+                          (f"in {place.name}/", f"rename {place.name}/ to wavs/, or move {them} into"))
             raise InputError(f"{input_dir} has no wavs/ folder; its {len(found)} recording(s) ({found[0]}, ...) are {where}: "
                              f"{fix} {input_dir / 'wavs'}/")
     raise InputError(f"{input_dir} has no wavs/ folder; a dataset needs metadata.csv (id|text per line) and the recordings "

@@ -33,7 +33,7 @@ from demod_voice.errors import DependencyError, InputError, Interrupted
 from demod_voice.paths import atomic_path, os_error, write_text_atomic
 from demod_voice.sandbox import die_with_parent
 from demod_voice.speech_text.espeak import check_espeak_voice
-from demod_voice.training.dataset import Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata, unlisted_audio
+from demod_voice.training.dataset import TEXT_FILES, Entry, audio_index, check_audio_folder, entry_problem, find_audio, read_metadata, unlisted_audio
 
 log = logging.getLogger(__name__)
 
@@ -403,6 +403,8 @@ FIXES = {
     "missing audio": "no {file} is there: add the recording, or delete the line",
     "unreadable audio": "the file is damaged or not audio: export it again as wav or flac",
     "empty transcript": "type what is said after the |",
+    "missing transcript": "no {id}.txt beside it in wavs/: write what is said into one",
+    "empty transcript file": "write what is said into {id}.txt",
     "unphonemisable text": "espeak-ng found nothing to say in the text: check it, and --language",
     "duplicate id": "an earlier line has this id: give the clip its own id and file name",
     "unsafe id": "an id is its recording's name in wavs/ (clip1 for wavs/clip1.wav), not a path: write the name alone",
@@ -423,7 +425,7 @@ def fix(result: ClipResult, settings: Settings) -> str:
     # an id that names its file (clip1.wav) is looked for as it is: "no wavs/clip1.wav.wav" sent the user to a wrong name
     named = Path(result.clip_id).suffix.lower() in AUDIO_EXTENSIONS
     file = f"wavs/{result.clip_id}" if named else f"wavs/{result.clip_id}.wav (or {', '.join(AUDIO_EXTENSIONS[1:])})"
-    return text.format(file=file, min=settings.min_seconds, max=settings.max_seconds)
+    return text.format(file=file, id=result.clip_id, min=settings.min_seconds, max=settings.max_seconds)
 
 
 def _write_outputs(request: PreprocessRequest, results: list[ClipResult], report: dict[str, Any]) -> None:
@@ -470,7 +472,8 @@ def _print_report(report: dict[str, Any]) -> None:
     print(f"demod-voice: {report['kept']} of {report['clips']} clips kept ({report['seconds'] / 60:.1f} min); "
           f"dropped: {reasons}", file=sys.stderr)
     for clip in report["dropped_clips"][:SHOWN]:
-        print(f"demod-voice:   line {clip['line']} {clip['id']}: {clip['reason']}{'; ' + clip['fix'] if clip['fix'] else ''}",
+        where = "" if report["layout"] == TEXT_FILES else f"line {clip['line']} "  # no line: a .txt beside each recording
+        print(f"demod-voice:   {where}{clip['id']}: {clip['reason']}{'; ' + clip['fix'] if clip['fix'] else ''}",
               file=sys.stderr)
     if len(report["dropped_clips"]) > SHOWN:
         print(f"demod-voice:   and {len(report['dropped_clips']) - SHOWN} more dropped clip(s): see report.json", file=sys.stderr)

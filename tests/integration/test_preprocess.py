@@ -101,6 +101,9 @@ def test_too_little_speech_is_an_error_with_the_figure(lj_dataset, tmp_path):
     ("inside", "is inside the input directory"),
     # recordings kept beside metadata.csv: every clip was dropped as "missing audio: add the recording"
     ("beside", "has no wavs/ folder; its 1 recording(s) (a.wav, ...) are beside metadata.csv: move them into"),
+    # and without metadata.csv, with the transcript beside each
+    ("beside-txt", "has no wavs/ folder; its 1 recording(s) (a.wav, ...) are in src/ itself: move them and their .txt "
+                   "transcripts into"),
 ])
 def test_bad_input(tmp_path, case, words):
     src = tmp_path / "src"
@@ -117,6 +120,10 @@ def test_bad_input(tmp_path, case, words):
         (src / "metadata.csv").write_text("a|Some text.\n")
         (src / "wavs").rmdir()
         soundfile.write(str(src / "a.wav"), np.zeros(22050, dtype=np.int16), 22050)
+    elif case == "beside-txt":
+        (src / "wavs").rmdir()
+        soundfile.write(str(src / "a.wav"), np.zeros(22050, dtype=np.int16), 22050)
+        (src / "a.txt").write_text("Some text.")
     done = preprocess(src, out)
     err = done.stderr.decode().strip()
     assert done.returncode == 3 and words in err and len(err.splitlines()) == 1, err
@@ -258,3 +265,32 @@ def test_a_line_with_a_pipe_too_many_is_dropped_not_the_run(lj_dataset, tmp_path
             "make the line like the others") in err
     report = json.loads((out / "report.json").read_text())
     assert report["kept"] == 12 and report["clips"] == 18
+
+
+def test_recordings_with_a_text_file_beside_each_are_a_dataset(lj_dataset, tmp_path):
+    """Recordings kept as ``wavs/clip1.wav`` + ``wavs/clip1.txt`` (as many recorders and corpora have them), no metadata.csv:
+    refused as "has no metadata.csv", leaving the user to write one by hand. Each .txt is the clip's transcript; a
+    recording without one (or with an empty one) is dropped saying so, by name, not by a line number."""
+    import shutil
+
+    src = tmp_path / "src"
+    (src / "wavs").mkdir(parents=True)
+    lines = [line.split("|") for line in (lj_dataset / "metadata.csv").read_text(encoding="utf-8").splitlines()[:6]]
+    for clip, text, _normalized in lines:
+        audio = next((lj_dataset / "wavs").glob(f"{clip}.*"))
+        shutil.copy(audio, src / "wavs" / audio.name)
+        if clip != "clip004":
+            (src / "wavs" / f"{clip}.txt").write_text("" if clip == "clip005" else text.replace(" the ", "\nthe "), encoding="utf-8")
+    out = tmp_path / "prepared"
+    done = preprocess(src, out)
+    err = done.stderr.decode()
+    assert done.returncode == 0, err
+    assert "demod-voice:   clip004: missing transcript; no clip004.txt beside it in wavs/: write what is said into one" in err
+    assert "demod-voice:   clip005: empty transcript file; write what is said into clip005.txt" in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["layout"] == "text files" and report["kept"] == 4 and not report["unlisted"]
+    rows = [line.split("|") for line in (out / "metadata.csv").read_text(encoding="utf-8").splitlines()]
+    assert [row[:2] for row in rows] == [[clip, text] for clip, text, _ in lines[:4]]
+    (src / "wavs" / "clip000.txt").write_bytes(b"caf\xe9")
+    done = preprocess(src, out)
+    assert done.returncode == 3 and "clip000.txt is not UTF-8" in done.stderr.decode(), done.stderr.decode()

@@ -10,6 +10,7 @@ A dataset without ``metadata.csv`` may have each recording's transcript beside i
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import unicodedata
 from collections import Counter
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Optional
 
 from demod_voice.errors import InputError
+
+log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "ljspeech", "multi")
 TEXT_FILES = "text files"
@@ -58,6 +61,7 @@ def read_metadata(input_dir: Path, layout: str = "auto") -> tuple[list[Entry], s
     rows = _rows(path, text)
     if not rows:
         raise InputError(f"{path} is empty")
+    rows = _other_separator(path, rows)
     counts = Counter(len(row) for _, row in rows if len(row) in (2, 3))
     width = counts.most_common(1)[0][0] if counts else 0
     odd = [(n, row) for n, row in rows if len(row) != width]
@@ -135,6 +139,44 @@ def _rows(path: Path, text: str) -> list[tuple[int, list[str]]]:
             why = (f"is over {csv.field_size_limit()} characters: a line is a clip's id and transcript; is this the dataset's "
                    "metadata.csv?")
         raise InputError(f"{path} line {reader.line_num} {why}") from None
+
+
+def _other_separator(path: Path, rows: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+    """``rows`` split at the commas, tabs or semicolons of a file without a ``|`` whose lines hold one of them (a
+    spreadsheet's CSV, or one a script wrote): such a file was refused, leaving every line to rewrite by hand. Quoted
+    fields are read as a spreadsheet writes them; where the lines do not split into the same columns (a comma in a text
+    that is not quoted), each line is the id before its first separator and the text after it."""
+    if not all(len(row) == 1 for _, row in rows):
+        return rows
+    mark, name = next(((m, n) for m, n in SEPARATORS if sum(m in row[0] for _, row in rows) * 2 > len(rows)), ("", ""))
+    if not mark:
+        return rows
+    try:
+        split = [(n, next(csv.reader([row[0]], delimiter=mark))) for n, row in rows]
+    except csv.Error:
+        split = []
+    widths = {len(row) for _, row in split if not _is_header(row)}
+    body = [row for _, row in split if not _is_header(row)]
+    if not (widths == {2} or (widths == {3} and (_looks_like_speakers(body) or _middle_is_text(body)))):
+        split = [(n, _first_split(row[0], mark)) for n, row in rows]
+        # id,speaker,text with a comma in a text: the speakers are still the short, repeating second column
+        three = [(n, [row[0], *_first_split(row[1], mark)] if len(row) == 2 else row) for n, row in split]
+        body = [row for _, row in three if not _is_header(row)]
+        if body and all(len(row) == 3 for row in body) and _looks_like_speakers(body):
+            split = three
+    log.warning("%s has no | in it: its lines are read as columns separated by %s (%s)", path.name, name,
+                mark.join(["id", "speaker", "text"] if any(len(row) == 3 for _, row in split) else ["id", "text"]))
+    return split
+
+
+def _first_split(line: str, mark: str) -> list[str]:
+    """``line`` as its id and its text, at its first ``mark``; a quoted text unquoted."""
+    if mark not in line:
+        return [line]
+    clip, text = line.split(mark, 1)
+    if text.startswith('"') and text.rstrip().endswith('"'):
+        text = next(csv.reader([text], delimiter=mark), [text])[0] if text.count('"') % 2 == 0 else text
+    return [clip, text]
 
 
 def _refuse_speakerless_multi(path: Path, rows: list[tuple[int, list[str]]], width: int, layout: str) -> None:

@@ -164,8 +164,7 @@ def test_a_transcript_line_holding_a_line_separator_keeps_its_number_and_its_tex
 
 
 @pytest.mark.parametrize("lines, says", [
-    (["clip0,The birch canoe.", "clip1,Glue the sheet, then dry it.", "clip2,Rice."], "they look separated by commas, put a |"),
-    (["clip0\tThe birch canoe.", "clip1\tGlue the sheet."], "they look separated by tabs, put a |"),
+    (["clip0 The birch canoe.", "clip1 Glue the sheet, then dry it."], "no line has a |: put a |"),
     (["clip0|me|The birch canoe.|the birch canoe", "clip1|me|Glue.|glue"], "too many columns (2 line(s) of 4)"),
 ])
 def test_a_metadata_file_in_another_shape_says_what_is_wrong_with_it(tmp_path, lines, says):
@@ -1328,3 +1327,26 @@ def test_a_resume_says_that_it_keeps_the_runs_validation_split_and_checks_the_sp
     (tmp_path / "new").mkdir()
     assert main([*command[:4], str(tmp_path / "new"), *command[5:7], "--quality", "tiny", "--no-wer"]) == 0
     assert split[3] == 0.05 and (ran[3]["validation_split"], ran[3]["seed"]) == (0.05, 1234)
+
+
+@pytest.mark.parametrize("lines, layout", [
+    # a spreadsheet's CSV quotes a text holding a comma; a hand-made one does not
+    (['clip0,The birch canoe.', 'clip1,"Glue the sheet, then dry it."', 'clip2,"He said ""rice""."'], "ljspeech"),
+    (["clip0,The birch canoe.", "clip1,Glue the sheet, then dry it.", "clip2,He said, sadly, rice."], "ljspeech"),
+    (["clip0,The birch canoe.", "clip1,Glue the sheet, then dry it.", "clip2,Well, he said rice."], "ljspeech"),
+    (["clip0\tThe birch canoe.", "clip1\tGlue the sheet, then dry it.", 'clip2\tHe said "rice".'], "ljspeech"),
+    (["file;text", "clip0;The birch canoe.", "clip1;Glue the sheet, then dry it.", "clip2;He said rice."], "ljspeech"),
+    (["clip0,jo,The birch canoe.", "clip1,jo,Glue the sheet, then dry it.", "clip2,al,He said rice.", "clip3,al,Go."], "multi"),
+])
+def test_a_metadata_file_separated_by_commas_tabs_or_semicolons_is_read(tmp_path, lines, layout, caplog):
+    """A two-column CSV (a spreadsheet's, or one a script wrote) was refused ("put a | between each line's id and its
+    text"), leaving the user to rewrite every line; it is read as its separator says, and the guess is said."""
+    from demod_voice.training.dataset import read_metadata
+
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    entries, found = read_metadata(tmp_path)
+    texts = {e.clip_id: e.text for e in entries if not e.problem}
+    assert found == layout and texts["clip0"] == "The birch canoe." and texts["clip1"] == "Glue the sheet, then dry it."
+    assert texts["clip2"] in ('He said "rice".', "He said, sadly, rice.", "Well, he said rice.", "He said rice.")
+    assert layout != "multi" or {e.speaker for e in entries} == {"jo", "al"}
+    assert "metadata.csv has no | in it" in caplog.text

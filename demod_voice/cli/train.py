@@ -61,14 +61,14 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
     from demod_voice.errors import UsageError
     from demod_voice.models.registry import EMBEDDED_VOICES, piper_dir
     from demod_voice.training.bases import HUB
-    from demod_voice.training.train import TrainRequest, run_training, voice_name
+    from demod_voice.training.train import TrainRequest, check_resumed_base, run_training, voice_name
 
     if args.validation_split is not None and not 0.0 <= args.validation_split < 0.5:
         raise UsageError("--validation-split must be between 0 and 0.5")
-    if args.resume and args.base:
-        raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")
     output_dir = Path(args.output_dir).expanduser().absolute()
     config = load_settings(args)
+    if args.resume and args.base:  # the run's own base: "the same command with --resume", as a stop tells a fine-tune
+        check_resumed_base(output_dir, args.base, cache_root(config))
     name = voice_name(output_dir, args.name, args.resume)
     if args.install and (name == config.piper.default_voice or name in EMBEDDED_VOICES):
         # installed under that name it would speak for every command that names that voice, or none
@@ -82,7 +82,7 @@ def _cmd_piper_train(args: argparse.Namespace) -> int:
         epochs=_positive(args.epochs, "--epochs"),
         batch_size=_positive(args.batch_size, "--batch-size"),
         quality=args.quality,
-        base=args.base,
+        base=None if args.resume else args.base,
         resume=args.resume,
         export_every=_positive(args.export_every, "--export-every", 0),
         keep_checkpoints=_positive(args.keep_checkpoints, "--keep-checkpoints"),

@@ -35,7 +35,7 @@ from demod_voice.sandbox import python_child
 from demod_voice.speech_text.espeak import check_espeak_voice
 from demod_voice.training import preflight
 from demod_voice.training import quality as qualities
-from demod_voice.training.bases import HUB, hyper_parameters, refuse_folder, refuse_voice, resolve_base
+from demod_voice.training.bases import HUB, checkpoints_dir, hyper_parameters, refuse_folder, refuse_voice, resolve_base
 from demod_voice.training.heard import EpochListener
 
 log = logging.getLogger(__name__)
@@ -343,6 +343,20 @@ def _spec(request: TrainRequest) -> dict[str, Any]:
         spec["sentences"] = list(request.sentences) or first.get("sentences", [])
     spec["mode"] = "fit"
     return spec
+
+
+def check_resumed_base(output_dir: Path, base: str, cache: Path) -> None:
+    """``--base`` given with ``--resume``: fine when it is the base the run was fine-tuned from (a stopped or failed
+    fine-tune is told to "run the same command with --resume", and that command holds --base: it was refused); else
+    :class:`UsageError`. The base is not read again: it is in the run's weights."""
+    first = _run_settings(output_dir).get("base")
+    if not isinstance(first, str) or not first:
+        raise UsageError("--base starts a new run; --resume continues one (its base is already in its weights): give one of them")
+    given = Path(base).expanduser()
+    if given.absolute() == Path(first) or Path(first) == checkpoints_dir(cache) / f"{base}.ckpt":
+        return
+    raise UsageError(f"the run in {output_dir} was fine-tuned from {first}: --resume goes on from its own checkpoints (that "
+                     "base is already in its weights); leave out --base, or start a new --output-dir to fine-tune from another")
 
 
 def voice_name(output_dir: Path, given: Optional[str], resume: bool) -> str:

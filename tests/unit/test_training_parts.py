@@ -1350,3 +1350,41 @@ def test_a_metadata_file_separated_by_commas_tabs_or_semicolons_is_read(tmp_path
     assert texts["clip2"] in ('He said "rice".', "He said, sadly, rice.", "Well, he said rice.", "He said rice.")
     assert layout != "multi" or {e.speaker for e in entries} == {"jo", "al"}
     assert "metadata.csv has no | in it" in caplog.text
+
+
+def test_a_stopped_fine_tune_goes_on_with_the_same_command_and_resume_as_it_is_told(tmp_path, monkeypatch, capsys):
+    """A fine-tune (``--base``, the recommended way) stopped with Ctrl-C said "run the same command with --resume to go on";
+    that command was refused ("--base starts a new run; --resume continues one"), as after a full disk. The run's own base
+    given again is taken as said; another is refused, naming the run's."""
+    from demod_voice.cli.main import main
+    from demod_voice.training import train
+    from demod_voice.training.preflight import Dataset
+
+    trial = tmp_path / "trial.ckpt"
+    trial.write_bytes(b"PK")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
+    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
+    (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
+    (run / "train.json").write_text(json.dumps({"name": "run", "quality": None, "base": str(trial), "batch_size": 2}))
+    ran = []
+    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
+    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 6, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train.preflight, "check_split", lambda *args: None)
+    monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
+    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
+    monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
+    (tmp_path / "dataset").mkdir()
+    monkeypatch.chdir(tmp_path)
+    command = ["piper-train", "--dataset", "dataset", "--output-dir", "run", "--epochs", "3", "--no-wer", "-q", "--resume"]
+    assert main([*command, "--base", "trial.ckpt"]) == 0
+    assert ran[0]["base"] == str(trial) and ran[0]["resume"] is True
+    other = tmp_path / "other.ckpt"
+    other.write_bytes(b"PK")
+    capsys.readouterr()
+    assert main([*command, "--base", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"was fine-tuned from {trial}" in err and "leave out --base" in err
+    assert len(ran) == 1

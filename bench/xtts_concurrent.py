@@ -9,7 +9,10 @@ voices' latents already cached): (a) each request submitted when the previous on
 share GPT batches, each sentence conditioned on its own voice. ``--mode stream`` (the default, as
 ``serve`` makes requests): token-streamed requests, whose chunks come interleaved from the shared
 batch; the goals: (b) <= 0.6x (a), and each request's first audio in (b) <= 1.3x its first audio in
-(a), where it ran alone. ``--mode batched``: whole sentences in batches (``xtts_token_streaming: false``). The checkpoint is XTTS-v2-shaped
+(a), where it ran alone. In stream mode, (c): a one-sentence request arriving while a six-sentence one streams (submitted at
+the long one's first audio), its first audio against its first audio alone: it joins the running batch at the next
+sentence round (before 2026-12-07 it waited for every sentence of the long one). ``--mode batched``: whole sentences
+in batches (``xtts_token_streaming: false``). The checkpoint is XTTS-v2-shaped
 with random weights that never sample the stop token, so every sentence runs to ``--tokens``
 audio tokens on both sides and makes the same amount of audio. Prints wall times, the ratio, RTF.
 """
@@ -76,8 +79,8 @@ def main() -> None:
     # The checkpoint's own audio-token limit ends every sentence (max_new_tokens would overrun its positions).
     settings = XttsSettings(model_dir=str(model), sentence_silence=0.0)
 
-    def request(index: int):
-        return make_job(XttsRequest(references=(str(refs[index]),), text=TEXTS[index % len(TEXTS)], output="-",
+    def request(index: int, text: str = ""):
+        return make_job(XttsRequest(references=(str(refs[index]),), text=text or TEXTS[index % len(TEXTS)], output="-",
                                     settings=settings, cache_dir=str(work), stream=args.mode == "stream"))
 
     service = EngineService(EngineSettings(), workers=1, log_level=logging.WARNING)
@@ -91,6 +94,11 @@ def main() -> None:
 
         one_by_one, audio, alone = timed_sequential(service, request, args.clients)
         together, firsts = timed_concurrent(service, request, args.clients)
+        late = None
+        if args.mode == "stream":
+            long_text = " ".join(f"This is sentence number {n} of a long answer that is still being read." for n in range(1, 7))
+            late_alone = service.submit(request(1, "A short question comes in.")).result().first_chunk_seconds or 0.0
+            late = (timed_late(service, request(0, long_text), request(1, "A short question comes in.")), late_alone)
     finally:
         service.shutdown()
     print(f"{args.size} XTTS, {args.mode} mode, {os.cpu_count()} cores, load average {load_start:.2f} at the start, "
@@ -102,6 +110,10 @@ def main() -> None:
     worst = max(firsts[i] / alone[i] for i in firsts)
     print(f"ratio (b)/(a): {together / one_by_one:.2f}  (goal <= 0.6); each client's first audio (b)/(a): worst {worst:.2f}x "
           f"(goal <= 1.3)")
+    if late is not None:
+        (first, long_left), alone_first = late
+        print(f"(c) one sentence arriving while a six-sentence request streams: first audio {first:.2f} s against "
+              f"{alone_first:.2f} s alone ({first / alone_first:.2f}x); the long request had {long_left:.2f} s left to run")
 
 
 def timed_sequential(service, request, clients: int) -> tuple[float, float, dict[int, float]]:
@@ -135,6 +147,21 @@ def timed_concurrent(service, request, clients: int) -> tuple[float, dict[int, f
     for thread in threads:
         thread.join()
     return time.perf_counter() - started, firsts
+
+
+def timed_late(service, long_job, short_job) -> tuple[float, float]:
+    """(the short request's first audio, submitted at the long one's first audio; seconds the long one ran after it)."""
+    running = service.submit(long_job)
+    chunks = iter(running.chunks())
+    next(chunks)
+    arrived = time.perf_counter()
+    short = service.submit(short_job)
+    for _ in chunks:
+        pass
+    long_left = time.perf_counter() - arrived
+    for _ in short.chunks():
+        pass
+    return short.result().first_chunk_seconds or 0.0, long_left
 
 
 def model_dir(size: str, tokens: int) -> Path:

@@ -1205,11 +1205,11 @@ def test_a_fine_tune_from_ones_own_tiny_run_and_its_resume_check_clips_against_t
     assert asked and asked[0] < 100e6
 
 
-def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_run_was_given(tmp_path, monkeypatch):
-    """``piper-train --batch-size 2`` on a small dataset, then the same command with ``--resume`` but without
-    ``--batch-size``: the resume trained at 16, and was refused ("lower --batch-size to 3 or less"). A setting given
-    again wins, and the next resume keeps it."""
-    from demod_voice.cli.main import main
+def _resumable_run(tmp_path: pathlib.Path, monkeypatch, train_json: dict, clips: int = 6,
+                   checked: str = "batch") -> tuple[pathlib.Path, list, list]:
+    """A run folder ``tmp_path/run`` with one checkpoint, a tiny model.json and ``train_json``, and a ``dataset`` folder;
+    the trainer's checks and its training faked. Returns the run, what each split check was given (``checked``: the
+    batch size or the validation share) and the specs trained."""
     from demod_voice.training import train
     from demod_voice.training.preflight import Dataset
 
@@ -1218,17 +1218,27 @@ def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_
     (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
     (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
     (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
-    (run / "train.json").write_text(json.dumps({"name": "run", "quality": "tiny", "batch_size": 2, "export_every": 5,
-                                                "keep_checkpoints": 4}))
+    (run / "train.json").write_text(json.dumps(train_json))
     split, ran = [], []
     monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
     monkeypatch.setattr(train, "_check_resumable", lambda last: None)
-    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 6, 22050, 166, 1, "en-us", 0))
-    monkeypatch.setattr(train.preflight, "check_split", lambda dataset, batch, share: split.append(batch))
+    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, clips, 22050, 166, 1, "en-us", 0))
+    monkeypatch.setattr(train.preflight, "check_split", lambda dataset, batch, share: split.append(batch if checked == "batch" else share))
     monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
     monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
     monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
     (tmp_path / "dataset").mkdir()
+    return run, split, ran
+
+
+def test_a_resume_keeps_the_batch_size_and_the_export_and_checkpoint_counts_the_run_was_given(tmp_path, monkeypatch):
+    """``piper-train --batch-size 2`` on a small dataset, then the same command with ``--resume`` but without
+    ``--batch-size``: the resume trained at 16, and was refused ("lower --batch-size to 3 or less"). A setting given
+    again wins, and the next resume keeps it."""
+    from demod_voice.cli.main import main
+
+    run, split, ran = _resumable_run(tmp_path, monkeypatch, {"name": "run", "quality": "tiny", "batch_size": 2,
+                                                             "export_every": 5, "keep_checkpoints": 4})
     command = ["piper-train", "--dataset", str(tmp_path / "dataset"), "--output-dir", str(run), "--epochs", "3", "--resume",
                "--no-wer", "-q"]
     assert main(command) == 0
@@ -1298,24 +1308,9 @@ def test_a_resume_says_that_it_keeps_the_runs_validation_split_and_checks_the_sp
     """``--resume --validation-split 0.2`` on a run begun at 0.1 trained at 0.1 without a word (and checked the clips
     against 0.2, a split it did not use). The run's own is kept, and said to be, with why."""
     from demod_voice.cli.main import main
-    from demod_voice.training import train
-    from demod_voice.training.preflight import Dataset
 
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
-    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
-    (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
-    (run / "train.json").write_text(json.dumps({"name": "run", "quality": "tiny", "validation_split": 0.1, "seed": 7}))
-    split, ran = [], []
-    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
-    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
-    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 60, 22050, 166, 1, "en-us", 0))
-    monkeypatch.setattr(train.preflight, "check_split", lambda dataset, batch, share: split.append(share))
-    monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
-    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
-    monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
-    (tmp_path / "dataset").mkdir()
+    run, split, ran = _resumable_run(tmp_path, monkeypatch, {"name": "run", "quality": "tiny", "validation_split": 0.1,
+                                                             "seed": 7}, clips=60, checked="share")
     command = ["piper-train", "--dataset", str(tmp_path / "dataset"), "--output-dir", str(run), "--epochs", "3", "--resume", "--no-wer"]
     capsys.readouterr()
     assert main([*command, "--validation-split", "0.2"]) == 0
@@ -1357,26 +1352,10 @@ def test_a_stopped_fine_tune_goes_on_with_the_same_command_and_resume_as_it_is_t
     that command was refused ("--base starts a new run; --resume continues one"), as after a full disk. The run's own base
     given again is taken as said; another is refused, naming the run's."""
     from demod_voice.cli.main import main
-    from demod_voice.training import train
-    from demod_voice.training.preflight import Dataset
 
     trial = tmp_path / "trial.ckpt"
     trial.write_bytes(b"PK")
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "epoch-1.ckpt").write_bytes(b"PK")
-    (run / "checkpoints" / "last.ckpt").symlink_to("epoch-1.ckpt")
-    (run / "model.json").write_text(json.dumps({**quality.QUALITIES["tiny"], "sample_rate": 22050}))
-    (run / "train.json").write_text(json.dumps({"name": "run", "quality": None, "base": str(trial), "batch_size": 2}))
-    ran = []
-    monkeypatch.setattr(train.preflight, "check_dependencies", lambda: None)
-    monkeypatch.setattr(train, "_check_resumable", lambda last: None)
-    monkeypatch.setattr(train.preflight, "read_dataset", lambda *args: Dataset(tmp_path, 6, 22050, 166, 1, "en-us", 0))
-    monkeypatch.setattr(train.preflight, "check_split", lambda *args: None)
-    monkeypatch.setattr(train.preflight, "check_disk", lambda *args: None)
-    monkeypatch.setattr(train, "_forget_stale_features", lambda *args: None)
-    monkeypatch.setattr(train, "_run", lambda request, spec, *args: ran.append(spec) or {"voice": str(run / "run.onnx"), "epochs": 3})
-    (tmp_path / "dataset").mkdir()
+    run, _, ran = _resumable_run(tmp_path, monkeypatch, {"name": "run", "quality": None, "base": str(trial), "batch_size": 2})
     monkeypatch.chdir(tmp_path)
     command = ["piper-train", "--dataset", "dataset", "--output-dir", "run", "--epochs", "3", "--no-wer", "-q", "--resume"]
     assert main([*command, "--base", "trial.ckpt"]) == 0

@@ -359,7 +359,8 @@ def test_compare_two_voices_side_by_side(page, tmp_path):
 def test_batch_checks_rows_runs_and_downloads(page, server, tmp_path):
     use_key(page, SPEAK_KEY)
     open_tab(page, "Batch")
-    for label in ("Batch file (CSV, or tab-separated .tsv / .txt)", "Reference recordings the CSV names", "Source recordings the CSV names (to convert)"):
+    for label in ("Batch file (CSV, or tab-separated .tsv / .txt)", "Reference recordings the CSV names",
+                  "Source recordings the CSV names (to convert)"):
         # each upload area is named after its field: all three were "Click to upload or drop files" to a screen reader
         playwright_api.expect(page.get_by_role("button", name=f"{label}: click to upload or drop files", exact=True)).to_have_count(1)
     bad = tmp_path / "bad.csv"

@@ -132,15 +132,29 @@ def test_after_its_first_audio_a_stream_stays_ahead_of_a_listener_at_1x(joe_back
     # its front, encoder and flow, runs whole before its first window; docs/performance.md)
     # Timed in the CPU seconds this process spent: what the windows' sizes control. (The wall clock of a
     # machine shared with other work measures them too; on a free core the two agree.)
+    # One try of three must keep ahead: a schedule whose windows are too large for the CPU underruns in every try,
+    # while a stall of the machine's own (a CI runner's, 1 run in ~30) shows in one (it failed by 1 ms once).
     streamed(joe_backend, "Warm.")
-    arrivals = streamed(joe_backend, LONG + " Hi there. And a final middling sentence to end the text.", PiperOptions(), time.process_time)
-    assert len(arrivals) > 6
+    underruns = []
+    for _ in range(3):
+        arrivals = streamed(joe_backend, LONG + " Hi there. And a final middling sentence to end the text.", PiperOptions(), time.process_time)
+        assert len(arrivals) > 6
+        underruns.append(_underrun(arrivals, rate))
+        if underruns[-1] is None:
+            break
+    assert underruns[-1] is None, underruns
+
+
+def _underrun(arrivals: list[tuple[float, np.ndarray]], rate: int) -> str | None:
+    """Where a client that began playing at the first chunk would have run dry (``None``: never)."""
     played = 0.0
     first = arrivals[0][0]
     for when, samples in arrivals:
-        # a client that began playing at the first chunk needs this one when the earlier ones end
-        assert when - first <= played, f"underrun: chunk at {when - first:.3f} s, needed by {played:.3f} s"
+        # it needs this chunk when the earlier ones end
+        if when - first > played:
+            return f"underrun: chunk at {when - first:.3f} s, needed by {played:.3f} s"
         played += len(samples) / rate
+    return None
 
 
 def test_a_later_sentence_starts_with_a_window_as_long_as_the_audio_already_sent(tiny_backend, tmp_path, monkeypatch):

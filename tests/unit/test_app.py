@@ -17,6 +17,14 @@ from demod_voice.serve.http.app import create_app  # noqa: E402
 SPEECH = {"model": "tts-1", "voice": "nobody", "input": "Hi."}
 
 
+
+def _hours_ago(hours: float) -> str:
+    """A job's time stamp ``hours`` before now: a fixed date falls out of the server's keep time (24 h) a day later."""
+    import datetime
+
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=hours)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
 def app(overrides=None, keys=None) -> TestClient:
     config, _ = load_config(overrides=overrides or {})
     return TestClient(create_app(config, keys=keys), base_url="http://localhost")  # "testserver" is not one of its names
@@ -427,7 +435,7 @@ def test_one_key_cannot_fill_the_disk_with_finished_batch_jobs():
         made = []
         for hour in (3, 1, 2):
             folder = job_store.reserve(ctx, BATCH, owner)
-            job_store.write_state(folder, state="done", finished=f"2026-12-07T0{hour}:00:00Z")
+            job_store.write_state(folder, state="done", finished=_hours_ago(10 - hour))
             made.append(folder.name)
         refused = client.post("/v1/batch", headers={"Authorization": "Bearer speak-key-0001"},
                               files=[("csv", ("rows.csv", b"text,output\nHi.,a.wav\n", "text/csv"))])
@@ -470,7 +478,7 @@ def test_a_key_lists_its_own_jobs_and_never_another_keys(route, kind_name):
         made = []
         for hour, state in ((1, "done"), (3, "running"), (2, "failed")):
             folder = job_store.reserve(ctx, kind, owner)
-            job_store.write_state(folder, state=state, created=f"2026-12-07T0{hour}:00:00Z")
+            job_store.write_state(folder, state=state, created=_hours_ago(10 - hour))
             made.append(folder.name)
         job_store.reserve(ctx, kind, owner)  # still being checked: no job yet
         hidden = job_store.reserve(ctx, kind, other)
@@ -499,7 +507,7 @@ def test_one_key_cannot_fill_the_disk_with_a_few_large_jobs():
         ctx = client.app.state.ctx
         owner, _ = ctx.keys.identify(mine["Authorization"])
         big = job_store.reserve(ctx, BATCH, owner)
-        job_store.write_state(big, state="done", finished="2026-12-07T01:00:00Z")
+        job_store.write_state(big, state="done", finished=_hours_ago(9))
         (big / "out").mkdir()
         (big / "out" / "long.wav").write_bytes(b"\0" * 1_100_000)
         for route, files in (("/v1/batch", sheet), ("/v1/books", [("book", ("b.txt", b"Once upon a time.", "text/plain"))])):

@@ -26,6 +26,13 @@ from demod_voice.serve.ui.actions import (
 from demod_voice.voices.references import noise_note
 
 
+def _hours_ago(hours: float) -> str:
+    """A job's time stamp ``hours`` before now: a fixed date falls out of the server's keep time (24 h) a day later."""
+    import datetime
+
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=hours)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
 def test_reference_checks_name_each_problem(tmp_path):
     soundfile.write(str(tmp_path / "good.wav"), voiced_signal(8.0, 22050), 22050)
     soundfile.write(str(tmp_path / "quiet.wav"), np.zeros(22050 * 3, dtype=np.float32), 22050)
@@ -742,7 +749,7 @@ def test_a_key_with_as_many_batch_jobs_as_it_may_keep_is_told_on_the_page_what_i
 
     limits = SimpleNamespace(max_batch_jobs_per_key=4, max_batch_jobs_kept_per_key=1, max_storage_mb_per_key=0)
     ctx = SimpleNamespace(data_dir=tmp_path, settings=SimpleNamespace(limits=limits))
-    job_store.write_state(job_store.reserve(ctx, BATCH, "k1"), state="done", finished="2026-12-07T01:00:00Z")
+    job_store.write_state(job_store.reserve(ctx, BATCH, "k1"), state="done", finished=_hours_ago(9))
     with pytest.raises(Exception) as refused:
         job_store.reserve(ctx, BATCH, "k1")
     shown = failed(UiError(str(refused.value)))
@@ -838,15 +845,16 @@ def test_the_batch_tab_lists_the_keys_jobs_and_follows_one_picked(tmp_path):
         owner, _ = ctx.keys.identify("Bearer speak-key-0001")
         other, _ = ctx.keys.identify("Bearer speak-key-0002")
         made = []
+        stamps = {hour: _hours_ago(10 - hour) for hour in (1, 2, 3)}
         for hour, owned_by in ((1, owner), (2, owner), (3, other)):
             folder = job_store.reserve(ctx, BATCH, owned_by)
-            job_store.write_state(folder, state="done", total=4, done=4, created=f"2026-12-07T0{hour}:00:00Z",
-                                  finished=f"2026-12-07T0{hour}:05:00Z")
+            job_store.write_state(folder, state="done", total=4, done=4, created=stamps[hour], finished=_hours_ago(9.9 - hour))
             made.append(folder.name)
         page = SimpleNamespace(app=client.app)
         listed = asyncio.run(manage._jobs(page, "speak-key-0001", made[0]))
-        assert listed["choices"] == [(f"{made[1][:8]}: done, 4 of 4 rows, 2026-12-07 02:00:00 UTC", made[1]),
-                                     (f"{made[0][:8]}: done, 4 of 4 rows, 2026-12-07 01:00:00 UTC", made[0])]
+        shown = [stamps[hour].replace("T", " ").replace("Z", " UTC") for hour in (2, 1)]
+        assert listed["choices"] == [(f"{made[1][:8]}: done, 4 of 4 rows, {shown[0]}", made[1]),
+                                     (f"{made[0][:8]}: done, 4 of 4 rows, {shown[1]}", made[0])]
         assert listed["value"] == made[0]  # the job on show
         assert asyncio.run(manage._jobs(page, "", ""))["choices"] == []  # no key: nothing, and no error
         job, progress, timer, result, saved = asyncio.run(manage._follow(page, "speak-key-0001", made[1]))

@@ -236,8 +236,7 @@ class Pool:
                      and not task.cancelled and not task.group_limit][:max(0, room)]
             if not taken:
                 continue
-            chosen = {id(task) for task in taken}
-            self.queues[priority] = deque(task for task in queue if id(task) not in chosen)
+            self._dequeue(priority, taken)
             offset = len(slot.handover)
             for task in taken:
                 task.attempts += 1
@@ -301,9 +300,13 @@ class Pool:
         if first.priority == Priority.BATCH and workers > 1:
             share = min(share, -(-(len(same) + 1) // (2 * workers)))
         taken = [first] + same[: min(limit, share) - 1]
-        chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
-        self.queues[first.priority] = deque(task for task in queue if id(task) not in chosen)
+        self._dequeue(first.priority, taken)
         return taken
+
+    def _dequeue(self, priority: Priority, taken: list[Task]) -> None:
+        """Take ``taken`` out of the ``priority`` queue."""
+        chosen = {id(task) for task in taken}  # by identity: jobs may hold arrays, which == cannot compare
+        self.queues[priority] = deque(task for task in self.queues[priority] if id(task) not in chosen)
 
     def _begin(self, slot: Slot) -> None:
         task = slot.tasks[0]
